@@ -77,3 +77,22 @@ def proto_c_library(name, srcs, deps = [], visibility = None):
         deps = deps,
         visibility = visibility,
     )
+
+def c_integration_test(name, copts = [], linkopts = [], deps = [], **kwargs):
+    """An integration test under tests/: a Check binary that starts real
+    processes, PostgreSQL and Redis through //tests/harness.
+
+    Tagged manual so `bazel test //...` (the unit tests) skips it; tools/dev
+    test builds every target tagged "integration" and runs it directly,
+    outside Bazel's sandbox, because it spawns servers (PostgreSQL as an
+    unprivileged user) and listens on loopback ports.
+    """
+    native.cc_test(
+        name = name,
+        copts = COPTS + copts,
+        linkopts = linkopts + LINK_CHECK,
+        deps = deps + ["//tests/harness"],
+        tags = ["manual", "integration"],
+        size = "large",
+        **kwargs
+    )
