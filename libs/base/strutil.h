@@ -1,6 +1,6 @@
 /*
  * strutil.h - small bounded string helpers, so no module reaches for
- * strcpy/strncpy/sprintf (see tools/lint/banned.sh).
+ * the unbounded string functions that tools/lint/banned.sh rejects.
  */
 #ifndef BASE_STRUTIL_H
 #define BASE_STRUTIL_H
