@@ -1,0 +1,364 @@
+/*
+ * rpc.h - the inter-service RPC layer: nng req/rep carrying protobuf
+ * envelopes, with deadlines, safe retries, discovery and metrics.
+ *
+ * On the wire every call is one rpc.v1.Request (proto/rpc/v1/rpc.proto):
+ * the fully qualified method ("orders.v1.Orders/CreateOrder"), the payload
+ * (the method's own serialised protobuf message), the request id, the time
+ * left for the whole call in milliseconds (relative, so the two hosts'
+ * clocks need not agree), the caller's token, tenant id, idempotency key
+ * and the attempt number. The reply is one rpc.v1.Response: a status code
+ * (rpc_status.h, numbered as gRPC), a message, field violations and the
+ * payload.
+ *
+ * SERVER
+ *
+ *   rpc_server *srv;
+ *   if (rpc_server_new(NULL, &srv) != ERR_OK) ...
+ *   if (rpc_server_register(srv, "orders.v1.Orders/CreateOrder",
+ *                           create_order, store) != ERR_OK) ...
+ *   if (rpc_server_start(srv, "tcp://0.0.0.0:7001") != ERR_OK) ...
+ *   ...
+ *   rpc_server_close(srv);   // on SIGTERM: drains, then frees
+ *
+ * The server listens with one nng rep0 socket and runs a fixed pool of
+ * worker threads, so N workers means at most N handlers run at once.
+ * Handlers may block (database calls): they never run on nng's own
+ * callback threads. A request is received as soon as a worker is free or
+ * while fewer than `queue_depth` requests wait for one; further requests
+ * wait in the transport (back-pressure), never in unbounded memory.
+ *
+ * Deadlines: a request's deadline is its arrival time plus the envelope's
+ * deadline_ms (or the server's default_deadline_ms when that is 0, capped
+ * at max_deadline_ms). A request whose deadline has passed before a worker
+ * picks it up is answered DEADLINE_EXCEEDED without running the handler. A
+ * handler reads its time left with rpc_call_time_left_ms() and should pass
+ * it on to the calls it makes. A handler that finishes late still has its
+ * reply sent (the client may have given up), and is counted.
+ *
+ * An unknown method is answered UNIMPLEMENTED; an undecodable request is
+ * answered INVALID_ARGUMENT; a request larger than max_recv_bytes makes
+ * nng drop the connection (the client sees UNAVAILABLE). Nothing a peer
+ * sends can crash the server.
+ *
+ * Metrics (libs/obs/metrics.h), method labels are the registered names,
+ * or "_unknown" for methods not registered (bounded cardinality):
+ *   rpc_server_calls_total{method,code}      counter
+ *   rpc_server_duration_seconds{method}      histogram (arrival to reply)
+ *   rpc_server_in_flight                     gauge (handlers running)
+ *   rpc_server_late_total{method}            counter (handler overran)
+ *
+ * CLIENT
+ *
+ *   rpc_client *cli;
+ *   if (rpc_client_new("dns+tcp://orders:7001", NULL, &cli) != ERR_OK) ...
+ *   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
+ *   o.deadline_ms = 2000;
+ *   o.idempotent = true;
+ *   o.tenant_id = tenant;
+ *   rpc_result *res;
+ *   if (rpc_client_call(cli, "orders.v1.Orders/GetOrder", buf, len, &o,
+ *                       &res) != ERR_OK) ...   // only local failures
+ *   if (res->code == RPC_OK) ... use res->payload ...
+ *   rpc_result_free(res);
+ *
+ * An address is a comma-separated list of endpoints, each either
+ * "tcp://host:port" (dialled as is) or "dns+tcp://name:port" (resolved
+ * with getaddrinfo in a background thread every resolve_interval_ms, each
+ * resolved IP dialled; dialers are added and removed as the set changes:
+ * the Kubernetes headless-Service pattern). Every endpoint is dialled on
+ * one nng req0 socket, so nng spreads calls over all connected replicas
+ * and routes around a dead one while its dialer reconnects in the
+ * background. Each call uses its own nng context, so any number of
+ * threads may call at once.
+ *
+ * nng's own REQ resend is switched off (NNG_OPT_REQ_RESENDTIME infinite):
+ * in nng 1.5 that also makes a call whose connection drops fail at once
+ * with ECONNRESET instead of waiting, and leaves retrying to this layer,
+ * where it is counted and bounded. A failed attempt is retried, with
+ * capped exponential backoff and full jitter, within the call's deadline
+ * and at most max_attempts times in all, only when that is safe:
+ *   - always, when the request surely did not reach a server: no replica
+ *     was connected within connect_wait_ms, or nng could not hand the
+ *     message to a connection;
+ *   - for calls marked idempotent, also when the connection failed after
+ *     the request was sent, when the attempt's own timeout
+ *     (attempt_timeout_ms) ran out, or when the server answered
+ *     UNAVAILABLE.
+ * "No peer" is detected with nng pipe notifications (a count of connected
+ * pipes) rather than by letting nng queue the request for a connection
+ * that may never come.
+ *
+ * A transport failure becomes a result, not an error: UNAVAILABLE when no
+ * replica could be reached or the connection failed, DEADLINE_EXCEEDED
+ * only when the call's deadline truly ran out, CANCELLED when the client
+ * is being freed. rpc_client_call returns an ERR_* code only for local
+ * failures (bad arguments, too large, out of memory).
+ *
+ * Metrics: rpc_client_calls_total{method,code}, rpc_client_retries_total
+ * {method}, rpc_client_duration_seconds{method} (the whole call, retries
+ * included).
+ *
+ * Both sides bound every socket with a maximum receive size (default
+ * RPC_DEFAULT_MAX_RECV_BYTES) and unpack each envelope exactly once.
+ */
+#ifndef RPC_RPC_H
+#define RPC_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "libs/base/err.h"
+#include "libs/rpc/rpc_status.h"
+
+#define RPC_DEFAULT_MAX_RECV_BYTES (4u * 1024u * 1024u)
+#define RPC_MAX_METHOD_LEN 128      /* bytes, without the NUL */
+#define RPC_MAX_VIOLATIONS 64       /* per reply; more are dropped */
+#define RPC_MAX_MESSAGE_LEN 1024    /* status message bytes; longer is cut */
+#define RPC_MAX_ENDPOINTS 32        /* per address list / resolved name */
+#define RPC_MAX_URL_LEN 300
+
+/* ------------------------------------------------------------------ */
+/* Server                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct rpc_server rpc_server;
+
+/* What a handler is given. Every pointer is owned by the server and valid
+ * only until the handler returns; strings are NUL-terminated and "" when
+ * the caller did not set them. */
+typedef struct rpc_call {
+  const char *method;          /* "orders.v1.Orders/CreateOrder" */
+  const char *request_id;      /* the caller's (for logs) */
+  const char *tenant_id;
+  const char *token;           /* never log it */
+  const char *idempotency_key;
+  const uint8_t *payload;      /* the method's serialised request */
+  size_t payload_len;
+  uint32_t attempt;            /* 1 for the first attempt, 2, ... */
+  int64_t deadline_mono_ms;    /* absolute, on time_mono_ms()'s clock */
+} rpc_call;
+
+/* Milliseconds left before the call's deadline (time_mono_ms() based);
+ * 0 or negative once it has passed. */
+int64_t rpc_call_time_left_ms(const rpc_call *call);
+
+/* The reply a handler fills. It starts as OK with no message, no
+ * violations and an empty payload. Owned by the server. */
+typedef struct rpc_reply rpc_reply;
+
+/* Sets the status code and message (printf-style, copied, cut at
+ * RPC_MAX_MESSAGE_LEN bytes; fmt may be NULL for no message). An
+ * invalid code is replaced by RPC_UNKNOWN. Messages go to the caller:
+ * no secrets, no internal details. */
+void rpc_reply_status(rpc_reply *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Adds a field violation ("items[3].quantity", "must be at least 1");
+ * both strings are copied. At most RPC_MAX_VIOLATIONS are kept: returns
+ * ERR_TOOBIG past that (the reply is still valid), ERR_NOMEM. Does not
+ * change the code: set INVALID_ARGUMENT with rpc_reply_status. */
+int rpc_reply_add_violation(rpc_reply *r, const char *field,
+                            const char *description);
+
+/* Sets the reply payload to a copy of data[0..len). Returns ERR_NOMEM, or
+ * ERR_TOOBIG when len exceeds the server's max_recv_bytes (the reply would
+ * not fit the envelope a peer accepts); the payload is then left empty. */
+int rpc_reply_set_payload(rpc_reply *r, const void *data,
+                          size_t len) WARN_UNUSED;
+
+/* Serialises msg (any protobuf-c message) as the reply payload, without
+ * an intermediate copy. Errors as rpc_reply_set_payload. msg stays the
+ * caller's. */
+int rpc_reply_set_message(rpc_reply *r,
+                          const ProtobufCMessage *msg) WARN_UNUSED;
+
+/* A handler. arg is the pointer given to rpc_server_register. It runs on
+ * a server worker thread and may block, but should respect
+ * rpc_call_time_left_ms(). It reports failures through the reply. */
+typedef void (*rpc_handler_fn)(void *arg, const rpc_call *call,
+                               rpc_reply *reply);
+
+typedef struct rpc_server_options {
+  int workers;                  /* handler threads; default 8, max 1024 */
+  int queue_depth;              /* requests received and waiting for a
+                                   worker; default = workers */
+  size_t max_recv_bytes;        /* per request; default 4 MiB */
+  uint32_t default_deadline_ms; /* when a request has none; default 30000 */
+  uint32_t max_deadline_ms;     /* cap on any request's; default 300000 */
+  uint32_t close_grace_ms;      /* rpc_server_close waits this long for
+                                   running handlers; default 10000 */
+} rpc_server_options;
+
+/* Fills o with the defaults above. */
+void rpc_server_options_init(rpc_server_options *o);
+
+/* Creates a stopped server (no socket yet). opts may be NULL for the
+ * defaults; it is copied. Zero fields take their defaults. Returns
+ * ERR_INVAL for out-of-range options, ERR_NOMEM. *out is the caller's,
+ * to be released with rpc_server_close. */
+int rpc_server_new(const rpc_server_options *opts,
+                   rpc_server **out) WARN_UNUSED;
+
+/* Registers fn for method (copied; at most RPC_MAX_METHOD_LEN bytes,
+ * printable ASCII). Only before rpc_server_start: the table is read
+ * without locks afterwards. Returns ERR_INVAL (bad name, NULL fn, server
+ * already started), ERR_EXISTS (method already registered), ERR_NOMEM. */
+int rpc_server_register(rpc_server *s, const char *method, rpc_handler_fn fn,
+                        void *arg) WARN_UNUSED;
+
+/* Listens on url ("tcp://127.0.0.1:7001"; port 0 picks a free port, see
+ * rpc_server_port) and starts the workers. Once per server. Returns
+ * ERR_INVAL (bad url, already started), ERR_UNAVAILABLE (address in use
+ * or not bindable), ERR_NOMEM, ERR_INTERNAL (nng or thread failure). */
+int rpc_server_start(rpc_server *s, const char *url) WARN_UNUSED;
+
+/* The TCP port the server listens on (useful after "tcp://...:0"), or -1
+ * when not started or not TCP. */
+int rpc_server_port(const rpc_server *s);
+
+/* Counters since start, for tests and health checks. */
+typedef struct rpc_server_stats {
+  uint64_t received;     /* requests taken off the socket */
+  uint64_t handled;      /* handler invocations completed */
+  uint64_t expired;      /* answered DEADLINE_EXCEEDED before running */
+  uint64_t late;         /* handler finished after the deadline */
+  uint64_t unknown;      /* answered UNIMPLEMENTED */
+  uint64_t malformed;    /* answered INVALID_ARGUMENT: undecodable */
+  uint64_t send_failed;  /* replies nng could not send (peer gone) */
+} rpc_server_stats;
+
+void rpc_server_get_stats(const rpc_server *s, rpc_server_stats *out);
+
+/* Graceful stop and free: stops receiving new requests, lets requests
+ * already received finish (waiting at most close_grace_ms for running
+ * handlers; past that the workers are abandoned and the process should
+ * exit), sends their replies, then closes the socket and frees s.
+ * NULL-safe. Must not be called from a handler. */
+void rpc_server_close(rpc_server *s);
+
+/* ------------------------------------------------------------------ */
+/* Client                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct rpc_client rpc_client;
+
+typedef struct rpc_client_options {
+  uint32_t default_deadline_ms; /* when a call gives none; default 5000 */
+  uint32_t max_attempts;        /* attempts per call, first included;
+                                   default 4; 1 disables retries */
+  uint32_t backoff_base_ms;     /* first retry's backoff cap; default 20 */
+  uint32_t backoff_max_ms;      /* cap on any backoff; default 1000 */
+  uint32_t connect_wait_ms;     /* how long an attempt waits for some
+                                   replica to be connected; default 1000 */
+  uint32_t resolve_interval_ms; /* dns+tcp re-resolution; default 5000 */
+  uint32_t reconnect_min_ms;    /* nng dialer reconnect backoff; 100 */
+  uint32_t reconnect_max_ms;    /* default 2000 */
+  size_t max_recv_bytes;        /* per reply; default 4 MiB */
+  size_t max_send_bytes;        /* request payload cap; default 4 MiB */
+} rpc_client_options;
+
+/* Fills o with the defaults above. */
+void rpc_client_options_init(rpc_client_options *o);
+
+/* Creates a client for address (see above; copied) and starts dialling
+ * every endpoint. opts may be NULL (defaults; zero fields take defaults).
+ * A name that does not resolve yet is not an error: it is retried every
+ * resolve_interval_ms and calls answer UNAVAILABLE meanwhile. Returns
+ * ERR_INVAL (syntax, more than RPC_MAX_ENDPOINTS endpoints), ERR_NOMEM,
+ * ERR_INTERNAL (nng, thread or libsodium failure). *out is the caller's,
+ * released with rpc_client_free. */
+int rpc_client_new(const char *address, const rpc_client_options *opts,
+                   rpc_client **out) WARN_UNUSED;
+
+/* Stops the resolver, closes every connection and frees c. NULL-safe.
+ * No other thread may be inside rpc_client_call on c (the caller joins
+ * its threads first). */
+void rpc_client_free(rpc_client *c);
+
+/* Number of replicas currently connected (for readiness checks/tests). */
+int rpc_client_connected(rpc_client *c);
+
+/* Waits until at least n replicas are connected or timeout_ms passes.
+ * Returns ERR_OK or ERR_TIMEOUT. */
+int rpc_client_wait_connected(rpc_client *c, int n,
+                              uint32_t timeout_ms) WARN_UNUSED;
+
+typedef struct rpc_call_options {
+  uint32_t deadline_ms;        /* whole call incl. retries; 0 = default */
+  uint32_t attempt_timeout_ms; /* idempotent calls only: give up on one
+                                  attempt after this and retry; 0 = each
+                                  attempt may use all the time left */
+  bool idempotent;             /* safe to run twice: enables retries
+                                  after the request may have been seen */
+  const char *request_id;      /* NULL: a new UUIDv7 */
+  const char *tenant_id;       /* NULL = "" */
+  const char *token;           /* NULL = "" */
+  const char *idempotency_key; /* NULL = "" */
+} rpc_call_options;
+
+#define RPC_CALL_OPTIONS_INIT \
+  { 0, 0, false, NULL, NULL, NULL, NULL }
+
+typedef struct rpc_violation {
+  const char *field;
+  const char *description;
+} rpc_violation;
+
+/* The outcome of a call. Every pointer points into the result and lives
+ * until rpc_result_free; strings are never NULL. */
+typedef struct rpc_result {
+  int code;                        /* enum rpc_code */
+  const char *message;
+  const rpc_violation *violations;
+  size_t nviolations;
+  const uint8_t *payload;          /* the method's serialised reply */
+  size_t payload_len;
+  uint32_t attempts;               /* attempts sent or tried */
+  char request_id[129];
+  void *priv_;                     /* internal */
+} rpc_result;
+
+/* Calls method with payload req[0..req_len) (req may be NULL when
+ * req_len is 0). opts may be NULL (defaults, not idempotent). Blocks
+ * until a reply, the deadline, or a final transport failure; retries as
+ * described above. On ERR_OK *out holds the result (any code), owned by
+ * the caller (rpc_result_free). Returns ERR_INVAL (NULL/empty/too long
+ * method), ERR_TOOBIG (req_len > max_send_bytes), ERR_NOMEM; *out is
+ * then NULL. Thread-safe. */
+int rpc_client_call(rpc_client *c, const char *method, const void *req,
+                    size_t req_len, const rpc_call_options *opts,
+                    rpc_result **out) WARN_UNUSED;
+
+/* Convenience: serialises msg and calls rpc_client_call. */
+int rpc_client_call_message(rpc_client *c, const char *method,
+                            const ProtobufCMessage *msg,
+                            const rpc_call_options *opts,
+                            rpc_result **out) WARN_UNUSED;
+
+/* Frees a result. NULL-safe. */
+void rpc_result_free(rpc_result *r);
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct rpc_endpoint {
+  bool dns;                  /* dns+tcp://: resolve host periodically */
+  char host[256];            /* name or IP literal (IPv6 without []) */
+  int port;                  /* 1..65535 */
+} rpc_endpoint;
+
+/* Parses an address list: comma-separated endpoints, optional spaces
+ * around commas, each "tcp://HOST:PORT" or "dns+tcp://NAME:PORT" (HOST
+ * may be an IPv6 literal in brackets). At most cap endpoints are written
+ * to out; *n receives how many. Returns ERR_INVAL for an empty list, an
+ * empty element, another scheme, a missing/zero/out-of-range port, a
+ * missing host, a host too long, or more than cap endpoints. */
+int rpc_address_parse(const char *address, rpc_endpoint *out, size_t cap,
+                      size_t *n) WARN_UNUSED;
+
+#endif
