@@ -15,7 +15,10 @@
  * output. At most METRICS_MAX_LABELS labels per family and
  * METRICS_MAX_CHILDREN children per family: past that, updates go to one
  * overflow child whose label values are all "_overflow" (bounded memory
- * even if a caller passes unbounded values).
+ * even if a caller passes unbounded values). Label values longer than 256
+ * bytes are truncated; a NULL value counts as "". Label names must match
+ * [a-zA-Z_][a-zA-Z0-9_]*, must not start with "__", must be distinct, and
+ * a histogram may not use "le".
  */
 #ifndef OBS_METRICS_H
 #define OBS_METRICS_H
@@ -50,7 +53,10 @@ extern const size_t metrics_default_nbuckets;
 
 /* The child for these label values (nlabels of them, as the family was
  * created with). Never NULL for a non-NULL family: on overflow or out of
- * memory it returns the family's overflow child. */
+ * memory it returns the family's overflow child. values may be NULL for a
+ * family without labels; for a family with labels, NULL values select the
+ * overflow child. Takes the family's lock: look children up once, not per
+ * update, on hot paths. */
 metrics_child *metrics_child_get(metrics_family *f, const char *const *values);
 
 /* Updates. counter: metrics_inc/metrics_add (v >= 0). gauge: metrics_set,
@@ -65,5 +71,21 @@ void metrics_observe(metrics_child *c, double v);
  * Returns a malloc'd NUL-terminated string the caller frees, or NULL on
  * out of memory. */
 char *metrics_render(void);
+
+/* Additions (not needed by most callers). */
+
+/* The current value of a counter or gauge child, or the observation count
+ * of a histogram child; 0 for NULL. Meant for tests and self-checks. */
+double metrics_value(const metrics_child *c);
+
+/* Renders one family only (same format as metrics_render). Caller frees;
+ * NULL for a NULL family or out of memory. */
+char *metrics_render_family(const metrics_family *f);
+
+/* Registers the standard process gauges: process_start_time_seconds,
+ * process_resident_memory_bytes, process_virtual_memory_bytes and
+ * process_open_fds (the last three refreshed from /proc on every
+ * metrics_render). Idempotent. Returns ERR_OK or ERR_NOMEM. */
+int metrics_register_process(void);
 
 #endif
