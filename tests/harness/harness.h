@@ -87,6 +87,10 @@ typedef struct harness_pg {
 int harness_pg_start(harness_pg *pg);
 void harness_pg_stop(harness_pg *pg);
 
+/* Stops pg if it runs and starts it again on the same port and data
+ * directory (data kept): for reconnect tests. Returns 0 on success. */
+int harness_pg_restart(harness_pg *pg);
+
 /* A throwaway Redis without persistence. url is "redis://127.0.0.1:PORT". */
 typedef struct harness_redis {
   int port;
@@ -96,6 +100,9 @@ typedef struct harness_redis {
 
 int harness_redis_start(harness_redis *r);
 void harness_redis_stop(harness_redis *r);
+
+/* Stops r if it runs and starts a fresh, empty Redis on the same port. */
+int harness_redis_restart(harness_redis *r);
 
 /* Kills everything started and removes the temporary directory (unless
  * HARNESS_KEEP=1). Registered with atexit by harness_init. */
