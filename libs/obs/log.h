@@ -13,6 +13,11 @@
  * single write(2) so lines from many threads never interleave. Lines below
  * the configured level are dropped before any formatting. Never pass
  * secrets (passwords, tokens, keys) as values: log lines are not redacted.
+ *
+ * Details (log.c): each value is cut to 4096 bytes; bytes that are not
+ * valid UTF-8 become U+FFFD; a key equal to a standard field or to an
+ * earlier key is written as "_<key>"; a NULL value is written as null and
+ * ends the field list (so an odd argument count never reads past the end).
  */
 #ifndef OBS_LOG_H
 #define OBS_LOG_H
