@@ -1,0 +1,83 @@
+/*
+ * svc.h - the runtime every service's main() hands control to.
+ *
+ * All services have the same shape (STYLE.md habit 7): read configuration
+ * from the environment, log it with secrets redacted, open the database
+ * pool and apply the service's migrations, connect Redis, register RPC
+ * handlers, serve /healthz /readyz /metrics on the admin port, answer RPCs
+ * until SIGTERM/SIGINT, then drain (readiness goes 503 first so load
+ * balancers stop sending, in-flight calls finish within the grace period)
+ * and exit 0. svc_main does exactly that, so a service's main.c is a
+ * table of its own settings plus an init callback that registers its
+ * handlers:
+ *
+ *   static int orders_init(svc *s, void *arg) {
+ *     return orders_register(svc_rpc(s), svc_db(s));
+ *   }
+ *   int main(void) {
+ *     svc_spec spec = {.name = "orders", .uses_db = true,
+ *                      .schema = "orders", .init = orders_init};
+ *     return svc_main(&spec);
+ *   }
+ *
+ * Common configuration (environment; see docs/CONFIG.md):
+ *   LOG_LEVEL          debug|info|warn|error (info)
+ *   RPC_LISTEN         nng URL the RPC server binds (tcp://0.0.0.0:7000)
+ *   RPC_WORKERS        handler threads (16)
+ *   ADMIN_ADDR         admin HTTP bind address (0.0.0.0)
+ *   ADMIN_PORT         admin HTTP port (9000)
+ *   DATABASE_URL       libpq connection string (secret; when uses_db)
+ *   DB_POOL_SIZE       connections (16)
+ *   DB_STATEMENT_TIMEOUT_MS  (5000)
+ *   MIGRATIONS_DIR     (services/<name>/migrations)
+ *   STARTUP_TIMEOUT_MS how long to keep retrying the database at start (30000)
+ *   SHUTDOWN_GRACE_MS  drain time after SIGTERM (10000)
+ * plus the spec's own entries.
+ */
+#ifndef SVC_SVC_H
+#define SVC_SVC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "libs/base/err.h"
+#include "libs/db/db.h"
+#include "libs/obs/admin.h"
+#include "libs/obs/config.h"
+#include "libs/rpc/rpc.h"
+
+typedef struct svc svc;
+
+typedef struct svc_spec {
+  const char *name;            /* "orders": logs, metrics, defaults */
+  const cfg_entry *config;     /* the service's own entries (may be NULL) */
+  size_t nconfig;
+  bool uses_db;                /* open DATABASE_URL, migrate, check ready */
+  const char *schema;          /* migrations' schema (default: name) */
+  /* Called once everything above is up and before the RPC server starts:
+   * register handlers (svc_rpc), create clients, start background threads.
+   * Return ERR_OK, or an error to abort start-up (exit 1). */
+  int (*init)(svc *s, void *arg);
+  /* Called after the RPC server has drained, before the database closes:
+   * stop what init started. May be NULL. */
+  void (*fini)(svc *s, void *arg);
+  void *arg;
+} svc_spec;
+
+/* Runs the service until SIGTERM/SIGINT (or svc_stop). Returns the process
+ * exit status: 0 after a clean drain, 1 when start-up failed (the reason
+ * is logged). Call from main() before creating any thread. */
+int svc_main(const svc_spec *spec);
+
+/* Accessors for init/fini and handlers. All owned by the runtime. */
+const cfg *svc_cfg(const svc *s);
+db_pool *svc_db(const svc *s);       /* NULL unless uses_db */
+rpc_server *svc_rpc(const svc *s);
+admin *svc_admin(const svc *s);
+const char *svc_name(const svc *s);
+
+/* Asks the running service to stop as if it got SIGTERM (tests, fatal
+ * background errors). Thread-safe. */
+void svc_stop(void);
+
+#endif
