@@ -1,0 +1,718 @@
+/*
+ * db.c - the connection pool, parameterised queries, transactions, results
+ * and error mapping (see db.h).
+ *
+ * Design. The pool is a mutex, a condition variable (on the monotonic
+ * clock, so a wall-clock step cannot stretch an acquire timeout) and a LIFO
+ * list of idle connections: the most recently used connection is handed
+ * out first, so a lightly loaded service keeps using one warm connection.
+ * Connections are opened outside the lock (connecting can take seconds),
+ * with the slot reserved first so the pool never exceeds max_conns.
+ *
+ * A db_conn wraps one PGconn and remembers whether the caller opened a
+ * transaction (in_tx). That flag, not libpq's transaction status, decides
+ * whether reconnecting is safe: libpq forgets the transaction when the
+ * connection dies, and silently reconnecting would run the rest of the
+ * caller's transaction as separate autocommit statements.
+ *
+ * Every query goes through PQexecParams with the values out of line; the
+ * only PQexec of a non-constant string is db_conn_exec_script, used by the
+ * migration runner for trusted migration files shipped with the service.
+ *
+ * db_result is a PGresult in disguise (never dereferenced as anything
+ * else), which keeps libpq out of db.h without an extra allocation.
+ */
+#include "libs/db/db.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <postgresql/libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "libs/base/strutil.h"
+#include "libs/base/timeutil.h"
+#include "libs/db/db_internal.h"
+
+#define DEFAULT_MAX_CONNS 8
+#define DEFAULT_ACQUIRE_MS 5000
+#define DEFAULT_CONNECT_MS 5000
+#define STACK_PARAMS 16
+
+struct db_pool {
+  char *conninfo;
+  char *app_name; /* NULL when not configured */
+  int max_conns;
+  int acquire_timeout_ms;
+  int connect_timeout_s;
+  int statement_timeout_ms;
+
+  pthread_mutex_t mu;
+  pthread_cond_t cv; /* signalled when a connection or a slot frees up */
+  db_conn *idle;     /* LIFO */
+  int open;          /* idle + in use + being opened */
+  int in_use;
+  int waiting;
+  uint64_t acquire_timeouts;
+  uint64_t reconnects;
+};
+
+struct db_conn {
+  db_pool *pool;
+  PGconn *pg;
+  bool in_tx;     /* the caller began a transaction and has not ended it */
+  int tx_err;     /* first error inside the current transaction */
+  bool discard;   /* close instead of pooling on release */
+  db_conn *next;  /* idle list */
+};
+
+static __thread db_error tl_err;
+
+static PGresult *R(const db_result *r) { return (PGresult *)r; }
+
+/* ---------------------------------------------------------------- errors --- */
+
+int db_err_from_sqlstate(const char *s) {
+  if (s == NULL || strlen(s) != 5) return ERR_DB;
+  if (strcmp(s, "23505") == 0) return ERR_EXISTS;
+  if (strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0 || strcmp(s, "55P03") == 0)
+    return ERR_CONFLICT;
+  if (strcmp(s, "57014") == 0) return ERR_TIMEOUT;
+  if (strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 || strcmp(s, "57P02") == 0 ||
+      strcmp(s, "57P03") == 0 || strcmp(s, "53300") == 0)
+    return ERR_UNAVAILABLE;
+  if (strncmp(s, "22", 2) == 0) return ERR_INVAL;
+  return ERR_DB;
+}
+
+void db_scrub_message(const char *in, bool from_server, char *out, size_t cap) {
+  if (cap == 0) return;
+  size_t k = 0;
+  for (size_t i = 0; in != NULL && in[i] != '\0' && k + 1 < cap; i++) {
+    char ch = in[i];
+    if (ch == '\n' || ch == '\r') break; /* later lines: hints and detail */
+    /* PostgreSQL puts the offending value after ": " ("invalid input syntax
+     * for type uuid: \"...\""); the part before it names the problem. */
+    if (from_server && ch == ':' && in[i + 1] == ' ') break;
+    out[k++] = (ch >= 0x20 && ch <= 0x7e) ? ch : '?';
+  }
+  while (k > 0 && out[k - 1] == ' ') k--;
+  out[k] = '\0';
+}
+
+int db_set_error(int code, const char *sqlstate, const char *message) {
+  tl_err.code = code;
+  str_copy(tl_err.sqlstate, sqlstate != NULL ? sqlstate : "", sizeof tl_err.sqlstate);
+  str_copy(tl_err.message, message != NULL ? message : err_str(code), sizeof tl_err.message);
+  tl_err.constraint[0] = '\0';
+  return code;
+}
+
+void db_prefix_error(const char *prefix) {
+  char buf[2 * sizeof tl_err.message]; /* cut back to size below */
+  snprintf(buf, sizeof buf, "%.200s: %s", prefix, tl_err.message);
+  str_copy(tl_err.message, buf, sizeof tl_err.message);
+}
+
+const db_error *db_last_error(void) { return &tl_err; }
+
+/* Maps a failed result (or NULL: out of memory / connection gone) to an
+ * ERR_* code and records the details for db_last_error. */
+static int result_error(PGconn *pg, PGresult *res) {
+  const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  const char *constraint = res != NULL ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+  int code;
+  if (PQstatus(pg) == CONNECTION_BAD)
+    code = ERR_UNAVAILABLE;
+  else if (state == NULL && res == NULL)
+    code = ERR_NOMEM;
+  else
+    code = db_err_from_sqlstate(state);
+  char msg[sizeof tl_err.message];
+  if (primary != NULL && state != NULL)
+    db_scrub_message(primary, true, msg, sizeof msg);
+  else
+    db_scrub_message(res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(pg), false,
+                     msg, sizeof msg);
+  if (msg[0] == '\0') str_copy(msg, err_str(code), sizeof msg);
+  db_set_error(code, state, msg);
+  if (constraint != NULL) str_copy(tl_err.constraint, constraint, sizeof tl_err.constraint);
+  return code;
+}
+
+/* ----------------------------------------------------------- connections --- */
+
+static void ignore_notice(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
+/* Opens c->pg; on failure c->pg is NULL. */
+static int conn_open(db_conn *c) {
+  db_pool *p = c->pool;
+  char timeout[16];
+  snprintf(timeout, sizeof timeout, "%d", p->connect_timeout_s);
+  /* Later entries win; the conninfo ("dbname", expanded) may override the
+   * connect_timeout default, the configured application_name wins. */
+  const char *keys[4], *vals[4];
+  int n = 0;
+  keys[n] = "connect_timeout", vals[n++] = timeout;
+  keys[n] = "dbname", vals[n++] = p->conninfo;
+  if (p->app_name != NULL) keys[n] = "application_name", vals[n++] = p->app_name;
+  keys[n] = NULL, vals[n] = NULL;
+  c->pg = PQconnectdbParams(keys, vals, 1);
+  if (c->pg == NULL) return db_set_error(ERR_NOMEM, NULL, NULL);
+  /* Notices (e.g. "already exists, skipping") are not errors; libpq would
+   * print them on stderr, which in a service is the structured log. */
+  PQsetNoticeProcessor(c->pg, ignore_notice, NULL);
+  if (PQstatus(c->pg) != CONNECTION_OK) {
+    char msg[sizeof tl_err.message];
+    db_scrub_message(PQerrorMessage(c->pg), false, msg, sizeof msg);
+    PQfinish(c->pg);
+    c->pg = NULL;
+    return db_set_error(ERR_UNAVAILABLE, NULL, msg);
+  }
+  if (p->statement_timeout_ms > 0) {
+    char ms[16];
+    snprintf(ms, sizeof ms, "%d", p->statement_timeout_ms);
+    const char *v[1] = {ms};
+    PGresult *res =
+        PQexecParams(c->pg, "SELECT set_config('statement_timeout', $1, false)", 1, NULL, v,
+                     NULL, NULL, 0);
+    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? ERR_OK : result_error(c->pg, res);
+    PQclear(res);
+    if (rc != ERR_OK) {
+      PQfinish(c->pg);
+      c->pg = NULL;
+      return rc;
+    }
+  }
+  return ERR_OK;
+}
+
+/* Replaces a dead connection in place. Only called when no transaction is
+ * open, so nothing the caller expects is lost. */
+static int conn_reconnect(db_conn *c) {
+  PQfinish(c->pg);
+  c->pg = NULL;
+  pthread_mutex_lock(&c->pool->mu);
+  c->pool->reconnects++;
+  pthread_mutex_unlock(&c->pool->mu);
+  return conn_open(c);
+}
+
+/* An idle connection is fine unless libpq already knows it is bad or the
+ * server sent something while we were not asking: a backend that was
+ * terminated or a server shutting down sends a FATAL error and closes.
+ * Reading that input makes libpq notice the close. No round trip. */
+static bool conn_idle_ok(PGconn *pg) {
+  for (int i = 0; i < 4; i++) {
+    if (pg == NULL || PQstatus(pg) != CONNECTION_OK ||
+        PQtransactionStatus(pg) != PQTRANS_IDLE)
+      return false;
+    struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
+    if (poll(&pfd, 1, 0) <= 0) return true; /* nothing pending */
+    if (!PQconsumeInput(pg)) return false;
+    PGnotify *note;
+    while ((note = PQnotifies(pg)) != NULL) PQfreemem(note);
+  }
+  return PQstatus(pg) == CONNECTION_OK;
+}
+
+/* ------------------------------------------------------------------ pool --- */
+
+int db_pool_new(const db_config *cfg, db_pool **out) {
+  *out = NULL;
+  if (cfg == NULL || cfg->conninfo == NULL || cfg->max_conns < 0 ||
+      cfg->acquire_timeout_ms < 0 || cfg->connect_timeout_ms < 0 ||
+      cfg->statement_timeout_ms < 0)
+    return db_set_error(ERR_INVAL, NULL, "invalid pool configuration");
+  db_pool *p = calloc(1, sizeof *p);
+  if (p == NULL) return db_set_error(ERR_NOMEM, NULL, NULL);
+  p->conninfo = strdup(cfg->conninfo);
+  p->app_name = cfg->application_name != NULL ? strdup(cfg->application_name) : NULL;
+  if (p->conninfo == NULL || (cfg->application_name != NULL && p->app_name == NULL)) goto nomem;
+  p->max_conns = cfg->max_conns > 0 ? cfg->max_conns : DEFAULT_MAX_CONNS;
+  p->acquire_timeout_ms = cfg->acquire_timeout_ms > 0 ? cfg->acquire_timeout_ms : DEFAULT_ACQUIRE_MS;
+  int connect_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_MS;
+  p->connect_timeout_s = (connect_ms + 999) / 1000;
+  if (p->connect_timeout_s < 2) p->connect_timeout_s = 2; /* libpq's minimum */
+  p->statement_timeout_ms = cfg->statement_timeout_ms;
+
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->cv, &attr);
+  pthread_condattr_destroy(&attr);
+  pthread_mutex_init(&p->mu, NULL);
+  *out = p;
+  return ERR_OK;
+nomem:
+  free(p->conninfo);
+  free(p->app_name);
+  free(p);
+  return db_set_error(ERR_NOMEM, NULL, NULL);
+}
+
+void db_pool_free(db_pool *p) {
+  if (p == NULL) return;
+  db_conn *c = p->idle;
+  while (c != NULL) {
+    db_conn *next = c->next;
+    PQfinish(c->pg);
+    free(c);
+    c = next;
+  }
+  pthread_cond_destroy(&p->cv);
+  pthread_mutex_destroy(&p->mu);
+  free(p->conninfo);
+  free(p->app_name);
+  free(p);
+}
+
+/* Gives a slot back after a connection was closed or never opened. */
+static void slot_free(db_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  p->open--;
+  p->in_use--;
+  pthread_cond_signal(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+int db_acquire(db_pool *p, db_conn **out) {
+  *out = NULL;
+  if (p == NULL) return db_set_error(ERR_INVAL, NULL, "no pool");
+  int64_t deadline_ms = time_mono_ms() + p->acquire_timeout_ms;
+  db_conn *c = NULL;
+  bool fresh = false;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    if (p->idle != NULL) {
+      c = p->idle;
+      p->idle = c->next;
+      c->next = NULL;
+      p->in_use++;
+      break;
+    }
+    if (p->open < p->max_conns) {
+      p->open++;
+      p->in_use++;
+      fresh = true;
+      break;
+    }
+    int64_t now = time_mono_ms();
+    if (now >= deadline_ms) {
+      p->acquire_timeouts++;
+      pthread_mutex_unlock(&p->mu);
+      char msg[96];
+      snprintf(msg, sizeof msg, "no free database connection within %d ms",
+               p->acquire_timeout_ms);
+      return db_set_error(ERR_TIMEOUT, NULL, msg);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t left = deadline_ms - now;
+    ts.tv_sec += left / 1000;
+    ts.tv_nsec += (long)(left % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    p->waiting++;
+    pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    p->waiting--;
+  }
+  pthread_mutex_unlock(&p->mu);
+
+  int rc = ERR_OK;
+  if (fresh) {
+    c = calloc(1, sizeof *c);
+    if (c == NULL) {
+      slot_free(p);
+      return db_set_error(ERR_NOMEM, NULL, NULL);
+    }
+    c->pool = p;
+    rc = conn_open(c);
+  } else if (!conn_idle_ok(c->pg)) {
+    rc = conn_reconnect(c);
+  }
+  if (rc != ERR_OK) {
+    PQfinish(c->pg);
+    free(c);
+    slot_free(p);
+    return rc;
+  }
+  c->in_tx = false;
+  c->tx_err = ERR_OK;
+  c->discard = false;
+  *out = c;
+  return ERR_OK;
+}
+
+void db_release(db_conn *c) {
+  if (c == NULL) return;
+  db_pool *p = c->pool;
+  bool keep = !c->discard && c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK;
+  if (keep && (c->in_tx || PQtransactionStatus(c->pg) != PQTRANS_IDLE)) {
+    PGresult *res = PQexec(c->pg, "ROLLBACK");
+    keep = PQresultStatus(res) == PGRES_COMMAND_OK &&
+           PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+    PQclear(res);
+  }
+  c->in_tx = false;
+  if (!keep) {
+    PQfinish(c->pg);
+    free(c);
+    slot_free(p);
+    return;
+  }
+  pthread_mutex_lock(&p->mu);
+  c->next = p->idle;
+  p->idle = c;
+  p->in_use--;
+  pthread_cond_signal(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+int db_ping(db_pool *p) {
+  db_conn *c = NULL;
+  int rc = db_acquire(p, &c);
+  if (rc != ERR_OK) return rc;
+  rc = db_exec(c, "SELECT 1", NULL, 0, NULL);
+  db_release(c);
+  return rc;
+}
+
+void db_pool_get_stats(db_pool *p, db_pool_stats *out) {
+  memset(out, 0, sizeof *out);
+  if (p == NULL) return;
+  pthread_mutex_lock(&p->mu);
+  out->open = p->open;
+  out->in_use = p->in_use;
+  out->waiting = p->waiting;
+  out->acquire_timeouts = p->acquire_timeouts;
+  out->reconnects = p->reconnects;
+  pthread_mutex_unlock(&p->mu);
+}
+
+void db_conn_discard(db_conn *c) { c->discard = true; }
+
+/* ------------------------------------------------------------ parameters --- */
+
+db_param db_text(const char *s) {
+  db_param p = {.kind = s != NULL ? DB_P_TEXT : DB_P_NULL, .data = s};
+  return p;
+}
+
+db_param db_bytes(const void *data, size_t len) {
+  db_param p = {.kind = DB_P_BINARY, .data = data != NULL ? data : "", .len = (int)len};
+  return p;
+}
+
+db_param db_int64(int64_t v) {
+  db_param p = {.kind = DB_P_INLINE};
+  snprintf(p.inline_text, sizeof p.inline_text, "%" PRId64, v);
+  return p;
+}
+
+db_param db_bool(bool v) {
+  db_param p = {.kind = DB_P_INLINE};
+  str_copy(p.inline_text, v ? "true" : "false", sizeof p.inline_text);
+  return p;
+}
+
+db_param db_null(void) {
+  db_param p = {.kind = DB_P_NULL};
+  return p;
+}
+
+/* --------------------------------------------------------------- queries --- */
+
+/* Makes sure c has a live connection before a statement: reconnects when
+ * it is dead and no transaction is open; fails inside a transaction. */
+static int conn_ready(db_conn *c) {
+  if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK) return ERR_OK;
+  if (c->in_tx)
+    return db_set_error(ERR_UNAVAILABLE, NULL, "connection lost inside a transaction");
+  return conn_reconnect(c);
+}
+
+/* Runs sql once; *res gets the result on success. */
+static int run(db_conn *c, const char *sql, const db_param *params, int n, PGresult **res) {
+  const char *stack_vals[STACK_PARAMS];
+  int stack_lens[STACK_PARAMS], stack_fmts[STACK_PARAMS];
+  const char **vals = stack_vals;
+  int *lens = stack_lens, *fmts = stack_fmts;
+  *res = NULL;
+  if (n > STACK_PARAMS) {
+    vals = calloc((size_t)n, sizeof *vals);
+    lens = calloc((size_t)n, sizeof *lens);
+    fmts = calloc((size_t)n, sizeof *fmts);
+    if (vals == NULL || lens == NULL || fmts == NULL) {
+      free(vals);
+      free(lens);
+      free(fmts);
+      return db_set_error(ERR_NOMEM, NULL, NULL);
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    const db_param *p = &params[i];
+    lens[i] = 0;
+    fmts[i] = 0;
+    switch (p->kind) {
+      case DB_P_TEXT: vals[i] = p->data; break;
+      case DB_P_BINARY:
+        vals[i] = p->data;
+        lens[i] = p->len;
+        fmts[i] = 1;
+        break;
+      case DB_P_INLINE: vals[i] = p->inline_text; break;
+      case DB_P_NULL:
+      default: vals[i] = NULL; break;
+    }
+  }
+  PGresult *r = PQexecParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
+  if (n > STACK_PARAMS) {
+    free(vals);
+    free(lens);
+    free(fmts);
+  }
+  ExecStatusType st = PQresultStatus(r);
+  if (r != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
+    *res = r;
+    return ERR_OK;
+  }
+  int rc;
+  if (r != NULL && (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)) {
+    c->discard = true; /* mid-COPY: the connection is unusable for us */
+    rc = db_set_error(ERR_INVAL, NULL, "COPY is not supported");
+  } else {
+    rc = result_error(c->pg, r);
+  }
+  PQclear(r);
+  return rc;
+}
+
+int db_exec(db_conn *c, const char *sql, const db_param *params, int nparams,
+            db_result **out) {
+  if (out != NULL) *out = NULL;
+  if (c == NULL || sql == NULL || nparams < 0 || (nparams > 0 && params == NULL))
+    return db_set_error(ERR_INVAL, NULL, "invalid db_exec arguments");
+  int rc = conn_ready(c);
+  PGresult *res = NULL;
+  if (rc == ERR_OK) rc = run(c, sql, params, nparams, &res);
+  if (rc != ERR_OK) {
+    if (c->in_tx && c->tx_err == ERR_OK) c->tx_err = rc;
+    return rc;
+  }
+  if (out != NULL)
+    *out = (db_result *)res;
+  else
+    PQclear(res);
+  return ERR_OK;
+}
+
+int db_conn_exec_script(db_conn *c, const char *sql) {
+  int rc = conn_ready(c);
+  if (rc != ERR_OK) return rc;
+  /* Trusted text only (migration files shipped with the service): PQexec
+   * runs several statements at once, which PQexecParams cannot. */
+  PGresult *res = PQexec(c->pg, sql);
+  ExecStatusType st = PQresultStatus(res);
+  rc = (res != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
+                        st == PGRES_EMPTY_QUERY))
+           ? ERR_OK
+           : result_error(c->pg, res);
+  PQclear(res);
+  if (rc != ERR_OK && c->in_tx && c->tx_err == ERR_OK) c->tx_err = rc;
+  return rc;
+}
+
+/* ---------------------------------------------------------- transactions --- */
+
+static const char *begin_sql(const db_tx_opts *o) {
+  /* Constant statements only: nothing from the caller reaches the SQL. */
+  static const char *const sql[3][2] = {
+      {"BEGIN ISOLATION LEVEL READ COMMITTED", "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"},
+      {"BEGIN ISOLATION LEVEL REPEATABLE READ", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"},
+      {"BEGIN ISOLATION LEVEL SERIALIZABLE", "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY"},
+  };
+  int iso = (o->isolation >= DB_READ_COMMITTED && o->isolation <= DB_SERIALIZABLE)
+                ? (int)o->isolation
+                : 0;
+  return sql[iso][o->read_only ? 1 : 0];
+}
+
+int db_begin_opts(db_conn *c, const db_tx_opts *opts) {
+  static const db_tx_opts none = {0};
+  if (opts == NULL) opts = &none;
+  if (c == NULL) return db_set_error(ERR_INVAL, NULL, "no connection");
+  if (c->in_tx) return db_set_error(ERR_INVAL, NULL, "a transaction is already open");
+  int rc = db_exec(c, begin_sql(opts), NULL, 0, NULL);
+  if (rc == ERR_UNAVAILABLE) {
+    /* Died before BEGIN ran anything (e.g. a server restart that left no
+     * trace on the idle socket yet): safe to reconnect and try once more. */
+    rc = conn_reconnect(c);
+    if (rc == ERR_OK) rc = db_exec(c, begin_sql(opts), NULL, 0, NULL);
+  }
+  if (rc != ERR_OK) return rc;
+  c->in_tx = true;
+  c->tx_err = ERR_OK;
+  if (opts->tenant_id != NULL) {
+    db_param p[] = {db_text(opts->tenant_id)};
+    rc = db_exec(c, "SELECT set_config('app.tenant_id', $1, true)", p, 1, NULL);
+  }
+  if (rc == ERR_OK && opts->statement_timeout_ms > 0) {
+    db_param p[] = {db_int64(opts->statement_timeout_ms)};
+    rc = db_exec(c, "SELECT set_config('statement_timeout', $1, true)", p, 1, NULL);
+  }
+  if (rc != ERR_OK) {
+    db_error saved = tl_err;
+    (void)db_rollback(c);
+    tl_err = saved;
+  }
+  return rc;
+}
+
+int db_begin(db_conn *c, const char *tenant_id) {
+  db_tx_opts o = {.tenant_id = tenant_id};
+  return db_begin_opts(c, &o);
+}
+
+int db_rollback(db_conn *c) {
+  if (c == NULL || !c->in_tx) return ERR_OK;
+  c->in_tx = false;
+  c->tx_err = ERR_OK;
+  if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) return ERR_OK;
+  PGresult *res = PQexec(c->pg, "ROLLBACK");
+  if (PQresultStatus(res) != PGRES_COMMAND_OK) c->discard = true;
+  PQclear(res);
+  return ERR_OK;
+}
+
+int db_commit(db_conn *c) {
+  if (c == NULL || !c->in_tx) return db_set_error(ERR_INVAL, NULL, "no transaction open");
+  if (c->tx_err != ERR_OK || (c->pg != NULL && PQtransactionStatus(c->pg) == PQTRANS_INERROR)) {
+    /* COMMIT of a failed transaction "succeeds" as a ROLLBACK: report the
+     * error that spoiled it instead. */
+    int code = c->tx_err != ERR_OK ? c->tx_err : ERR_DB;
+    db_error saved = tl_err; /* keep the spoiling statement's details */
+    (void)db_rollback(c);
+    tl_err = saved;
+    if (tl_err.code == ERR_OK)
+      db_set_error(code, NULL, "transaction rolled back after an earlier error");
+    return code;
+  }
+  int rc = db_exec(c, "COMMIT", NULL, 0, NULL);
+  c->in_tx = false; /* committed or, on failure, rolled back by the server */
+  c->tx_err = ERR_OK;
+  return rc;
+}
+
+bool db_in_tx(const db_conn *c) { return c != NULL && c->in_tx; }
+
+int db_with_tx(db_pool *p, const db_tx_opts *opts, int max_retries,
+               int (*fn)(db_conn *c, void *ud), void *ud) {
+  int rc = ERR_INTERNAL;
+  for (int attempt = 0; attempt <= max_retries; attempt++) {
+    db_conn *c = NULL;
+    rc = db_acquire(p, &c);
+    if (rc != ERR_OK) return rc;
+    rc = db_begin_opts(c, opts);
+    if (rc == ERR_OK) {
+      rc = fn(c, ud);
+      if (rc == ERR_OK) {
+        rc = db_commit(c);
+      } else {
+        db_error saved = tl_err;
+        (void)db_rollback(c);
+        tl_err = saved;
+      }
+    }
+    db_release(c);
+    if (rc != ERR_CONFLICT) break;
+  }
+  return rc;
+}
+
+/* --------------------------------------------------------------- results --- */
+
+void db_result_free(db_result *r) { PQclear(R(r)); }
+
+int db_nrows(const db_result *r) { return r != NULL ? PQntuples(R(r)) : 0; }
+
+int db_ncols(const db_result *r) { return r != NULL ? PQnfields(R(r)) : 0; }
+
+int db_col(const db_result *r, const char *name) {
+  return (r != NULL && name != NULL) ? PQfnumber(R(r), name) : -1;
+}
+
+int64_t db_affected(const db_result *r) {
+  if (r == NULL) return 0;
+  const char *s = PQcmdTuples(R(r));
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  return (end == s || errno != 0) ? 0 : (int64_t)v;
+}
+
+static bool in_range(const db_result *r, int row, int col) {
+  return r != NULL && row >= 0 && col >= 0 && row < PQntuples(R(r)) && col < PQnfields(R(r));
+}
+
+bool db_is_null(const db_result *r, int row, int col) {
+  return !in_range(r, row, col) || PQgetisnull(R(r), row, col);
+}
+
+const char *db_get(const db_result *r, int row, int col) {
+  return db_is_null(r, row, col) ? NULL : PQgetvalue(R(r), row, col);
+}
+
+int db_get_int64(const db_result *r, int row, int col, int64_t *out) {
+  const char *s = db_get(r, row, col);
+  if (s == NULL || s[0] == '\0') return ERR_INVAL;
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno != 0 || *end != '\0') return ERR_INVAL;
+  *out = (int64_t)v;
+  return ERR_OK;
+}
+
+int db_get_bool(const db_result *r, int row, int col, bool *out) {
+  const char *s = db_get(r, row, col);
+  if (s == NULL) return ERR_INVAL;
+  if (strcmp(s, "t") == 0) {
+    *out = true;
+  } else if (strcmp(s, "f") == 0) {
+    *out = false;
+  } else {
+    return ERR_INVAL;
+  }
+  return ERR_OK;
+}
+
+int db_get_bytes(const db_result *r, int row, int col, unsigned char **out, size_t *len) {
+  *out = NULL;
+  *len = 0;
+  const char *s = db_get(r, row, col);
+  if (s == NULL) return ERR_INVAL;
+  size_t n = 0;
+  unsigned char *raw = PQunescapeBytea((const unsigned char *)s, &n);
+  if (raw == NULL) return ERR_NOMEM;
+  unsigned char *copy = malloc(n > 0 ? n : 1);
+  if (copy == NULL) {
+    PQfreemem(raw);
+    return ERR_NOMEM;
+  }
+  memcpy(copy, raw, n);
+  PQfreemem(raw);
+  *out = copy;
+  *len = n;
+  return ERR_OK;
+}
