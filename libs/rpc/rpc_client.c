@@ -103,6 +103,7 @@ struct rpc_client {
   pthread_cond_t pipe_cv;
   uint32_t pipe_ids[MAX_PIPES];
   size_t npipes;
+  _Atomic size_t npipes_fast; /* copy of npipes readable without the lock */
 
   /* Dialers; touched only by rpc_client_new and the resolver thread. */
   dialer_entry dialers[MAX_DIALERS];
@@ -262,6 +263,7 @@ static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg) {
   pthread_mutex_lock(&c->pipe_mu);
   if (ev == NNG_PIPE_EV_ADD_POST) {
     if (c->npipes < MAX_PIPES) c->pipe_ids[c->npipes++] = id;
+    atomic_store(&c->npipes_fast, c->npipes);
     pthread_cond_broadcast(&c->pipe_cv);
   } else if (ev == NNG_PIPE_EV_REM_POST) {
     /* REM_POST also fires for pipes rejected before ADD_POST: only
@@ -269,6 +271,7 @@ static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg) {
     for (size_t i = 0; i < c->npipes; i++) {
       if (c->pipe_ids[i] == id) {
         c->pipe_ids[i] = c->pipe_ids[--c->npipes];
+        atomic_store(&c->npipes_fast, c->npipes);
         break;
       }
     }
@@ -286,6 +289,8 @@ int rpc_client_connected(rpc_client *c) {
 
 /* Waits until at least n pipes or deadline_ns. True when reached. */
 static bool wait_pipes(rpc_client *c, size_t n, int64_t deadline_ns) {
+  /* Fast path without the lock: the common case is "connected". */
+  if (atomic_load_explicit(&c->npipes_fast, memory_order_relaxed) >= n) return true;
   struct timespec until;
   abs_time(&until, deadline_ns);
   pthread_mutex_lock(&c->pipe_mu);

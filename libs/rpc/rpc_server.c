@@ -29,9 +29,8 @@
  * the handler table, so the hot path neither allocates nor locks for
  * metrics.
  *
- * Close: under the server lock `closing` is set (no slot re-arms its
- * receive after that) and every slot still waiting to receive is
- * cancelled; requests already received run to completion and their
+ * Close: `closing` is set (no slot re-arms its receive after that) and
+ * every slot still waiting to receive is cancelled; requests already received run to completion and their
  * replies are sent; when every slot is idle (or close_grace_ms passed)
  * the workers stop and the socket closes.
  */
@@ -75,7 +74,13 @@ typedef struct slot {
   rpc_server *srv;
   nng_ctx ctx;
   nng_aio *aio;
-  enum slot_state state; /* guarded by srv->mu */
+  /* The slot is owned by one party at a time (nng while RECV/SEND, the
+   * queue, then one worker), so state needs no lock on the hot path.
+   * `mu` only orders "arm a receive" against close's "cancel pending
+   * receives" (see slot_rearm). */
+  pthread_mutex_t mu;
+  _Atomic int state;     /* enum slot_state */
+  bool mu_init;
   nng_msg *msg;          /* the request, while QUEUED */
   int64_t arrival_ns;
   struct slot *next;     /* FIFO link */
@@ -103,11 +108,15 @@ struct rpc_server {
   pthread_t *threads;
   size_t nthreads;
 
+  /* mu guards the queue, the worker counts and idle_slots. */
   pthread_mutex_t mu;
   pthread_cond_t work_cv; /* queue non-empty or stopping */
   pthread_cond_t idle_cv; /* a slot became idle (close waits on it) */
   slot *q_head, *q_tail;
-  bool closing;
+  size_t q_len;
+  int n_sleeping;          /* workers in pthread_cond_wait */
+  _Atomic int n_looking;   /* workers done with a job, about to pop */
+  _Atomic bool closing;
   bool stop_workers;
   size_t idle_slots;
 
@@ -378,56 +387,87 @@ int rpc_server_register(rpc_server *s, const char *method, rpc_handler_fn fn,
 /* Slots (nng callback side)                                          */
 /* ---------------------------------------------------------------- */
 
-/* Caller holds s->mu. Arms a receive unless closing. */
-static void slot_arm_recv_locked(slot *sl) {
+static void slot_idle(slot *sl) {
   rpc_server *s = sl->srv;
-  if (s->closing) {
-    sl->state = SLOT_IDLE;
-    s->idle_slots++;
-    pthread_cond_broadcast(&s->idle_cv);
+  atomic_store(&sl->state, SLOT_IDLE);
+  pthread_mutex_lock(&s->mu);
+  s->idle_slots++;
+  pthread_cond_broadcast(&s->idle_cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Arms the slot's next receive, unless the server is closing. Under the
+ * slot lock, so rpc_server_close (which sets `closing` first, then
+ * cancels every slot in RECV under the same lock) either sees the receive
+ * armed and cancels it, or this sees `closing` and goes idle: no receive
+ * is left pending after close. nng never runs the aio callback inside
+ * nng_ctx_recv or nng_aio_cancel (completions are dispatched to its task
+ * threads), so holding the lock across them cannot deadlock. */
+static void slot_rearm(slot *sl) {
+  rpc_server *s = sl->srv;
+  pthread_mutex_lock(&sl->mu);
+  if (atomic_load(&s->closing)) {
+    pthread_mutex_unlock(&sl->mu);
+    slot_idle(sl);
     return;
   }
-  sl->state = SLOT_RECV;
+  atomic_store(&sl->state, SLOT_RECV);
   nng_ctx_recv(sl->ctx, sl->aio);
+  pthread_mutex_unlock(&sl->mu);
+}
+
+/* Queues a received request for the workers. Wakes a sleeping worker
+ * only when the workers already on their way back to the queue
+ * (n_looking) are too few to take everything queued: under load,
+ * workers go from one request to the next without sleeping, which saves
+ * a context switch per request; a worker blocked in a slow handler is
+ * not "looking", so a request never waits behind it. */
+static void slot_enqueue(slot *sl) {
+  rpc_server *s = sl->srv;
+  atomic_store(&sl->state, SLOT_QUEUED);
+  sl->next = NULL;
+  pthread_mutex_lock(&s->mu);
+  if (s->q_tail != NULL) {
+    s->q_tail->next = sl;
+  } else {
+    s->q_head = sl;
+  }
+  s->q_tail = sl;
+  s->q_len++;
+  bool wake = s->n_sleeping > 0 && s->q_len > (size_t)atomic_load(&s->n_looking);
+  pthread_mutex_unlock(&s->mu);
+  /* Signalled after unlocking, so the woken worker does not run straight
+   * into the mutex this thread still holds (one context switch less). */
+  if (wake) pthread_cond_signal(&s->work_cv);
 }
 
 static void slot_cb(void *arg) {
   slot *sl = arg;
   rpc_server *s = sl->srv;
   int rv = nng_aio_result(sl->aio);
+  int state = atomic_load(&sl->state);
 
-  pthread_mutex_lock(&s->mu);
-  if (sl->state == SLOT_SEND) {
+  if (state == SLOT_SEND) {
     if (rv != 0) {
       /* The peer went away; the message is still ours. */
       nng_msg_free(nng_aio_get_msg(sl->aio));
       nng_aio_set_msg(sl->aio, NULL);
       atomic_fetch_add(&s->st_send_failed, 1);
     }
-    slot_arm_recv_locked(sl);
-  } else if (sl->state == SLOT_RECV) {
-    if (rv != 0) {
-      /* Cancelled by close, or the socket closed: nothing received. Any
-       * other error (none expected for rep0) just re-arms. */
-      if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) s->closing = true;
-      slot_arm_recv_locked(sl);
+    slot_rearm(sl);
+  } else if (state == SLOT_RECV) {
+    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+      slot_idle(sl); /* close cancelled it, or the socket closed */
+    } else if (rv != 0) {
+      slot_rearm(sl); /* none expected for rep0; keep serving */
     } else {
       sl->msg = nng_aio_get_msg(sl->aio);
       nng_aio_set_msg(sl->aio, NULL);
       sl->arrival_ns = time_mono_ns();
-      sl->state = SLOT_QUEUED;
-      sl->next = NULL;
-      if (s->q_tail != NULL) {
-        s->q_tail->next = sl;
-      } else {
-        s->q_head = sl;
-      }
-      s->q_tail = sl;
       atomic_fetch_add(&s->st_received, 1);
-      pthread_cond_signal(&s->work_cv);
+      slot_enqueue(sl);
     }
   }
-  pthread_mutex_unlock(&s->mu);
 }
 
 /* ---------------------------------------------------------------- */
@@ -545,29 +585,35 @@ static void *worker_main(void *arg) {
   pthread_mutex_lock(&s->mu);
   for (;;) {
     while (s->q_head == NULL && !s->stop_workers) {
+      s->n_sleeping++;
       pthread_cond_wait(&s->work_cv, &s->mu);
+      s->n_sleeping--;
     }
     if (s->q_head == NULL) break; /* stopping and nothing left */
     slot *sl = s->q_head;
     s->q_head = sl->next;
     if (s->q_head == NULL) s->q_tail = NULL;
+    s->q_len--;
     pthread_mutex_unlock(&s->mu);
 
     nng_msg *reply = process(s, &w, sl);
-
-    pthread_mutex_lock(&s->mu);
     if (reply != NULL) {
-      sl->state = SLOT_SEND;
-      nng_aio_set_msg(sl->aio, reply);
       /* The send completes on nng's side; slot_cb re-arms the receive.
-       * Drop the lock first: a send completion may call back at once. */
-      pthread_mutex_unlock(&s->mu);
+       * Under the slot lock so that close, which cancels slots it sees in
+       * RECV, can never cancel this reply instead. */
+      pthread_mutex_lock(&sl->mu);
+      atomic_store(&sl->state, SLOT_SEND);
+      nng_aio_set_msg(sl->aio, reply);
       nng_ctx_send(sl->ctx, sl->aio);
-      pthread_mutex_lock(&s->mu);
+      pthread_mutex_unlock(&sl->mu);
     } else {
       atomic_fetch_add(&s->st_send_failed, 1);
-      slot_arm_recv_locked(sl);
+      slot_rearm(sl);
     }
+
+    atomic_fetch_add(&s->n_looking, 1);
+    pthread_mutex_lock(&s->mu);
+    atomic_fetch_sub(&s->n_looking, 1);
   }
   pthread_mutex_unlock(&s->mu);
   rpc_arena_fini(&w.arena);
@@ -633,7 +679,9 @@ int rpc_server_start(rpc_server *s, const char *url) {
   for (size_t i = 0; i < s->nslots; i++) {
     slot *sl = &s->slots[i];
     sl->srv = s;
-    sl->state = SLOT_IDLE;
+    atomic_store(&sl->state, SLOT_IDLE);
+    pthread_mutex_init(&sl->mu, NULL);
+    sl->mu_init = true;
     if (nng_ctx_open(&sl->ctx, s->sock) != 0 ||
         nng_aio_alloc(&sl->aio, slot_cb, sl) != 0) {
       goto err;
@@ -643,17 +691,15 @@ int rpc_server_start(rpc_server *s, const char *url) {
     if (pthread_create(&s->threads[i], NULL, worker_main, s) != 0) goto err;
     s->nthreads++;
   }
-  pthread_mutex_lock(&s->mu);
-  for (size_t i = 0; i < s->nslots; i++) slot_arm_recv_locked(&s->slots[i]);
-  pthread_mutex_unlock(&s->mu);
+  for (size_t i = 0; i < s->nslots; i++) slot_rearm(&s->slots[i]);
   s->running = true;
   return ERR_OK;
 
 err:
   /* Nothing has been received yet: closing the socket and joining the
    * idle workers is enough; rpc_server_close frees the rest. */
+  atomic_store(&s->closing, true);
   pthread_mutex_lock(&s->mu);
-  s->closing = true;
   s->stop_workers = true;
   pthread_cond_broadcast(&s->work_cv);
   pthread_mutex_unlock(&s->mu);
@@ -696,13 +742,15 @@ void rpc_server_close(rpc_server *s) {
 
   if (s->running) {
     /* 1. Stop receiving: no slot re-arms after `closing`, and the ones
-     * waiting for a request are cancelled. nng completes a cancelled aio
-     * on its own threads, so cancelling under our lock is safe. */
-    pthread_mutex_lock(&s->mu);
-    s->closing = true;
+     * waiting for a request are cancelled (see slot_rearm). */
+    atomic_store(&s->closing, true);
     for (size_t i = 0; i < s->nslots; i++) {
-      if (s->slots[i].state == SLOT_RECV) nng_aio_cancel(s->slots[i].aio);
+      slot *sl = &s->slots[i];
+      pthread_mutex_lock(&sl->mu);
+      if (atomic_load(&sl->state) == SLOT_RECV) nng_aio_cancel(sl->aio);
+      pthread_mutex_unlock(&sl->mu);
     }
+    pthread_mutex_lock(&s->mu);
     /* 2. Wait for received requests to be handled and answered. */
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
@@ -737,6 +785,7 @@ void rpc_server_close(rpc_server *s) {
   for (size_t i = 0; s->slots != NULL && i < s->nslots; i++) {
     if (s->slots[i].aio != NULL) nng_aio_free(s->slots[i].aio);
     if (s->slots[i].msg != NULL) nng_msg_free(s->slots[i].msg);
+    if (s->slots[i].mu_init) pthread_mutex_destroy(&s->slots[i].mu);
   }
   free(s->slots);
   free(s->threads);

@@ -466,6 +466,35 @@ START_TEST(expired_request_does_not_run_handler) {
 }
 END_TEST
 
+START_TEST(quick_call_does_not_wait_behind_a_blocked_worker) {
+  /* Two workers, one blocked in a 3 s handler: a quick call must be
+   * picked up by the other worker while the slow one still runs. */
+  rpc_server_options so;
+  rpc_server_options_init(&so);
+  so.workers = 2;
+  char url[64];
+  rpc_server *s = start_server(&so, url, sizeof(url));
+  rpc_client *c = connect_client(url, NULL);
+  atomic_store(&sleep_started, 0);
+  atomic_store(&running_now, 0);
+  bg_call slow = {c, M_SLEEP, "3000", 10000, -2};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, bg_call_main, &slow), 0);
+  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++) msleep(5);
+  ck_assert_int_eq(atomic_load(&sleep_started), 1);
+  for (int i = 0; i < 5; i++) {
+    rpc_result *r = call(c, M_COUNT, "", NULL);
+    ck_assert_int_eq(r->code, RPC_OK);
+    rpc_result_free(r);
+    ck_assert_int_eq(atomic_load(&running_now), 1); /* slow one still runs */
+  }
+  pthread_join(t, NULL);
+  ck_assert_int_eq(slow.code, RPC_OK);
+  rpc_client_free(c);
+  rpc_server_close(s);
+}
+END_TEST
+
 START_TEST(field_violations_round_trip) {
   char url[64];
   rpc_server *s = start_server(NULL, url, sizeof(url));
@@ -1062,6 +1091,7 @@ static Suite *rpc_suite(void) {
   tcase_add_test(tc, slow_handler_gives_deadline_exceeded_and_is_counted_late);
   tcase_add_test(tc, handler_sees_time_left);
   tcase_add_test(tc, expired_request_does_not_run_handler);
+  tcase_add_test(tc, quick_call_does_not_wait_behind_a_blocked_worker);
   tcase_add_test(tc, field_violations_round_trip);
   tcase_add_test(tc, violations_are_capped_and_bad_codes_become_unknown);
   tcase_add_test(tc, too_large_payloads_are_rejected);
