@@ -88,6 +88,7 @@ typedef struct ep_state {
   rpc_endpoint ep;
   char urls[RPC_MAX_ENDPOINTS][RPC_MAX_URL_LEN];
   size_t nurls;
+  bool failing; /* last lookup failed (logged once per failure streak) */
 } ep_state;
 
 struct rpc_client {
@@ -318,10 +319,15 @@ static void resolve_endpoint(ep_state *st) {
   struct addrinfo *res = NULL;
   int rv = getaddrinfo(st->ep.host, NULL, &hints, &res);
   if (rv != 0) {
-    log_warn("rpc client: name did not resolve", "host", st->ep.host, "error",
-             gai_strerror(rv));
+    if (!st->failing) {
+      log_warn("rpc client: name did not resolve", "host", st->ep.host,
+               "error", gai_strerror(rv));
+    }
+    st->failing = true;
     return;
   }
+  if (st->failing) log_info("rpc client: name resolves again", "host", st->ep.host);
+  st->failing = false;
   char urls[RPC_MAX_ENDPOINTS][RPC_MAX_URL_LEN];
   size_t n = 0;
   for (struct addrinfo *ai = res; ai != NULL && n < RPC_MAX_ENDPOINTS;
