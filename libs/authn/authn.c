@@ -1,0 +1,776 @@
+/*
+ * authn.c - access-token verification with a verified-token cache (see
+ * authn.h).
+ *
+ * Layout. The cache is an array of sets of AUTHN_WAYS entries; a token's
+ * BLAKE2b-256 hash picks its set, and within a set the least recently used
+ * entry makes room. Sets are guarded by AUTHN_STRIPES mutexes (set index
+ * modulo the stripe count), so verifications of different tokens rarely
+ * contend, and nothing is ever allocated after authn_new: the memory is
+ * bounded by cache_entries whatever the traffic. An entry keeps the
+ * verified claims, the key-set generation it was verified under (a
+ * changed key set forces a fresh verification), and the outcome of the
+ * last revocation/tenant lookup with the monotonic time it was made.
+ *
+ * The expensive and the blocking work - the Ed25519 verification, the
+ * Redis MGET, the Keys RPC - always runs outside the stripe locks. Two
+ * threads that miss on the same token at once both verify it; the second
+ * insert simply refreshes the entry. That is cheaper than making one
+ * wait for the other.
+ *
+ * Revocations only ever tighten: once an entry is revoked it stays so
+ * until it is evicted, and a later lookup cannot resurrect it. A tenant's
+ * suspension is re-read on every recheck because it can be lifted.
+ */
+#include "libs/authn/authn.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "libs/base/strutil.h"
+#include "libs/base/timeutil.h"
+#include "proto/auth/v1/auth.pb-c.h"
+#include "proto/rpc/v1/rpc.pb-c.h"
+
+#define AUTHN_WAYS 4
+#define AUTHN_STRIPES 64
+#define AUTHN_HASHBYTES 32
+#define AUTHN_MAX_ENTRIES (1u << 22)
+#define AUTHN_KEY_MAX 200 /* "revoked:user:" + a 128-byte claim + NUL */
+#define AUTHN_KEYS_REPLY_MAX (64u * 1024u)
+
+enum entry_state { ST_OK = 0, ST_REVOKED, ST_SUSPENDED };
+
+typedef struct entry {
+  uint8_t h[AUTHN_HASHBYTES];
+  bool used;
+  uint8_t state;           /* enum entry_state as of checked_mono_ms */
+  uint32_t key_gen;        /* key set generation it was verified under */
+  uint64_t lru;            /* last use tick; smallest is evicted */
+  int64_t checked_mono_ms; /* last Redis lookup; 0 forces one */
+  paseto_claims c;
+} entry;
+
+typedef struct keyslot {
+  char kid[PASETO_PID_LEN + 1];
+  authn_key k;
+} keyslot;
+
+struct authn {
+  authn_config cfg;
+  char issuer[PASETO_CLAIM_STR_MAX + 1];
+
+  pthread_rwlock_t keys_lock;
+  keyslot keys[AUTHN_MAX_KEYS];
+  size_t nkeys;
+  bool have_keys;
+  uint32_t key_gen;
+
+  pthread_mutex_t fetch_lock;        /* one Keys RPC at a time */
+  int64_t last_unknown_fetch_mono;   /* under fetch_lock */
+
+  entry *entries;
+  size_t nsets;
+  pthread_mutex_t stripes[AUTHN_STRIPES];
+  uint64_t tick; /* atomic */
+
+  pthread_t thread;
+  bool thread_started;
+  pthread_mutex_t stop_mu;
+  pthread_cond_t stop_cv;
+  bool stopping;
+
+  authn_stats st; /* updated atomically */
+};
+
+#define STAT_INC(a, f) __atomic_add_fetch(&(a)->st.f, 1, __ATOMIC_RELAXED)
+
+static int64_t wall_now(const authn *a) {
+  return a->cfg.now_ms != NULL ? a->cfg.now_ms() : time_now_ms();
+}
+
+/* ------------------------------------------------------------ results --- */
+
+const char *authn_result_str(enum authn_result r) {
+  switch (r) {
+  case AUTHN_OK: return "ok";
+  case AUTHN_MISSING: return "missing token";
+  case AUTHN_MALFORMED: return "malformed token";
+  case AUTHN_UNKNOWN_KEY: return "token signed by an unknown key";
+  case AUTHN_BAD_SIGNATURE: return "invalid token signature";
+  case AUTHN_BAD_CLAIMS: return "invalid token claims";
+  case AUTHN_EXPIRED: return "token expired";
+  case AUTHN_NOT_YET_VALID: return "token not yet valid";
+  case AUTHN_REVOKED: return "token revoked";
+  case AUTHN_TENANT_SUSPENDED: return "tenant suspended";
+  case AUTHN_UNAVAILABLE: return "token verification unavailable";
+  }
+  return "invalid token";
+}
+
+int authn_result_code(enum authn_result r) {
+  switch (r) {
+  case AUTHN_OK: return RPC_OK;
+  case AUTHN_TENANT_SUSPENDED: return RPC_PERMISSION_DENIED;
+  case AUTHN_UNAVAILABLE: return RPC_UNAVAILABLE;
+  default: return RPC_UNAUTHENTICATED;
+  }
+}
+
+/* ---------------------------------------------------------------- keys --- */
+
+static int find_key(authn *a, const char *kid, paseto_public_key *pk,
+                    uint32_t *gen, bool *have_any) {
+  int rc = ERR_NOTFOUND;
+  pthread_rwlock_rdlock(&a->keys_lock);
+  *have_any = a->have_keys;
+  *gen = a->key_gen;
+  for (size_t i = 0; i < a->nkeys; i++) {
+    if (strcmp(a->keys[i].kid, kid) == 0) {
+      *pk = a->keys[i].k.pk;
+      rc = ERR_OK;
+      break;
+    }
+  }
+  pthread_rwlock_unlock(&a->keys_lock);
+  return rc;
+}
+
+int authn_set_keys(authn *a, const authn_key *keys, size_t n) {
+  if (a == NULL || (keys == NULL && n > 0))
+    return ERR_INVAL;
+  if (n > AUTHN_MAX_KEYS)
+    return ERR_TOOBIG;
+  keyslot next[AUTHN_MAX_KEYS];
+  for (size_t i = 0; i < n; i++) {
+    next[i].k = keys[i];
+    paseto_pid(&keys[i].pk, next[i].kid);
+  }
+  pthread_rwlock_wrlock(&a->keys_lock);
+  /* A periodic refresh usually brings the same set: only a real change
+   * bumps the generation (and so re-verifies cached tokens). */
+  bool same = a->have_keys && a->nkeys == n;
+  for (size_t i = 0; same && i < n; i++) {
+    bool found = false;
+    for (size_t j = 0; j < a->nkeys && !found; j++)
+      found = strcmp(a->keys[j].kid, next[i].kid) == 0;
+    same = found;
+  }
+  if (n > 0)
+    memcpy(a->keys, next, n * sizeof next[0]);
+  a->nkeys = n;
+  a->have_keys = true;
+  if (!same)
+    a->key_gen++;
+  pthread_rwlock_unlock(&a->keys_lock);
+  return ERR_OK;
+}
+
+size_t authn_key_count(authn *a) {
+  pthread_rwlock_rdlock(&a->keys_lock);
+  size_t n = a->nkeys;
+  pthread_rwlock_unlock(&a->keys_lock);
+  return n;
+}
+
+/* Decodes and checks a Keys answer into out[0..*n). Any bad key refuses
+ * the whole answer: a half-understood key set is worse than the old one. */
+static int parse_keys(const uint8_t *payload, size_t len, authn_key *out,
+                      size_t *n) {
+  if (len > AUTHN_KEYS_REPLY_MAX)
+    return ERR_PROTO;
+  Auth__V1__KeysResponse *kr = auth__v1__keys_response__unpack(NULL, len, payload);
+  if (kr == NULL)
+    return ERR_PROTO;
+  int rc = ERR_OK;
+  size_t k = 0;
+  for (size_t i = 0; i < kr->n_keys && rc == ERR_OK; i++) {
+    const Auth__V1__PublicKey *pk = kr->keys[i];
+    if (pk->alg == NULL || strcmp(pk->alg, "v4.public") != 0)
+      continue; /* a future algorithm: not ours to use */
+    if (k == AUTHN_MAX_KEYS) {
+      rc = ERR_PROTO;
+      break;
+    }
+    uint8_t raw[PASETO_PUBLICKEYBYTES + 1];
+    size_t rawlen = 0;
+    const char *b64 = pk->public_key != NULL ? pk->public_key : "";
+    if (sodium_base642bin(raw, sizeof raw, b64, strlen(b64), NULL, &rawlen,
+                          NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        paseto_public_key_from_bytes(raw, rawlen, &out[k].pk) != ERR_OK) {
+      rc = ERR_PROTO;
+      break;
+    }
+    char pid[PASETO_PID_LEN + 1];
+    paseto_pid(&out[k].pk, pid);
+    if (pk->kid == NULL || strcmp(pid, pk->kid) != 0) {
+      rc = ERR_PROTO;
+      break;
+    }
+    out[k].active = pk->status != NULL && strcmp(pk->status, "active") == 0;
+    k++;
+  }
+  auth__v1__keys_response__free_unpacked(kr, NULL);
+  if (rc == ERR_OK && k == 0)
+    rc = ERR_PROTO; /* an empty set would refuse every token */
+  *n = k;
+  return rc;
+}
+
+/* The Keys RPC. Callers hold fetch_lock. */
+static int fetch_keys_locked(authn *a) {
+  STAT_INC(a, key_fetches);
+  Auth__V1__KeysRequest req = AUTH__V1__KEYS_REQUEST__INIT;
+  rpc_call_options o = RPC_CALL_OPTIONS_INIT;
+  o.deadline_ms = a->cfg.keys_deadline_ms;
+  o.idempotent = true;
+  rpc_result *res = NULL;
+  int rc = rpc_client_call_message(a->cfg.keys_client, AUTHN_KEYS_METHOD,
+                                   &req.base, &o, &res);
+  if (rc == ERR_OK && res->code != RPC_OK)
+    rc = ERR_UNAVAILABLE;
+  if (rc == ERR_OK) {
+    authn_key keys[AUTHN_MAX_KEYS];
+    size_t n = 0;
+    rc = parse_keys(res->payload, res->payload_len, keys, &n);
+    if (rc == ERR_OK)
+      rc = authn_set_keys(a, keys, n);
+  }
+  rpc_result_free(res);
+  if (rc != ERR_OK)
+    STAT_INC(a, key_fetch_errors);
+  return rc;
+}
+
+int authn_refresh_keys(authn *a) {
+  if (a == NULL || a->cfg.keys_client == NULL)
+    return ERR_INVAL;
+  pthread_mutex_lock(&a->fetch_lock);
+  int rc = fetch_keys_locked(a);
+  pthread_mutex_unlock(&a->fetch_lock);
+  return rc;
+}
+
+/* An unknown kid may be a key rotated in since the last refresh: fetch,
+ * but at most once per unknown_kid_interval_ms across all threads. */
+static void fetch_for_unknown_kid(authn *a) {
+  if (a->cfg.keys_client == NULL)
+    return;
+  pthread_mutex_lock(&a->fetch_lock);
+  int64_t now = time_mono_ms();
+  if (a->last_unknown_fetch_mono == 0 ||
+      now - a->last_unknown_fetch_mono >= a->cfg.unknown_kid_interval_ms) {
+    a->last_unknown_fetch_mono = now;
+    (void)fetch_keys_locked(a);
+  }
+  pthread_mutex_unlock(&a->fetch_lock);
+}
+
+static void *refresh_main(void *arg) {
+  authn *a = arg;
+  pthread_mutex_lock(&a->stop_mu);
+  while (!a->stopping) {
+    pthread_rwlock_rdlock(&a->keys_lock);
+    bool have = a->have_keys;
+    pthread_rwlock_unlock(&a->keys_lock);
+    /* Without any key every token is refused: retry quickly until the
+     * first fetch succeeds, then settle to the refresh period. */
+    int64_t wait_ms = have ? a->cfg.keys_refresh_ms : 1000;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(wait_ms / 1000);
+    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    int w = 0;
+    while (!a->stopping && w == 0)
+      w = pthread_cond_timedwait(&a->stop_cv, &a->stop_mu, &ts);
+    if (a->stopping)
+      break;
+    pthread_mutex_unlock(&a->stop_mu);
+    int rc = authn_refresh_keys(a); /* failures are counted in the stats */
+    (void)rc;
+    pthread_mutex_lock(&a->stop_mu);
+  }
+  pthread_mutex_unlock(&a->stop_mu);
+  return NULL;
+}
+
+/* --------------------------------------------------------------- cache --- */
+
+static size_t set_of(const authn *a, const uint8_t h[AUTHN_HASHBYTES]) {
+  uint64_t v;
+  memcpy(&v, h, sizeof v);
+  return (size_t)(v % a->nsets);
+}
+
+static pthread_mutex_t *stripe_of(authn *a, size_t set) {
+  return &a->stripes[set % AUTHN_STRIPES];
+}
+
+/* Looks the hash up; on a hit copies the entry into *out. */
+static bool cache_lookup(authn *a, const uint8_t h[AUTHN_HASHBYTES],
+                         uint32_t key_gen, entry *out) {
+  size_t set = set_of(a, h);
+  entry *e = &a->entries[set * AUTHN_WAYS];
+  bool hit = false;
+  pthread_mutex_t *m = stripe_of(a, set);
+  pthread_mutex_lock(m);
+  for (int i = 0; i < AUTHN_WAYS; i++) {
+    if (e[i].used && sodium_memcmp(e[i].h, h, AUTHN_HASHBYTES) == 0) {
+      if (e[i].key_gen == key_gen) {
+        e[i].lru = __atomic_add_fetch(&a->tick, 1, __ATOMIC_RELAXED);
+        *out = e[i];
+        hit = true;
+      } else {
+        e[i].used = false; /* verified under another key set */
+      }
+      break;
+    }
+  }
+  pthread_mutex_unlock(m);
+  return hit;
+}
+
+/* Inserts or refreshes an entry. A stored revocation is never undone. */
+static void cache_store(authn *a, const entry *in) {
+  size_t set = set_of(a, in->h);
+  entry *e = &a->entries[set * AUTHN_WAYS];
+  pthread_mutex_t *m = stripe_of(a, set);
+  pthread_mutex_lock(m);
+  entry *slot = NULL;
+  for (int i = 0; i < AUTHN_WAYS && slot == NULL; i++)
+    if (e[i].used && sodium_memcmp(e[i].h, in->h, AUTHN_HASHBYTES) == 0)
+      slot = &e[i];
+  uint8_t keep_state = ST_OK;
+  if (slot != NULL) {
+    keep_state = slot->state == ST_REVOKED ? ST_REVOKED : ST_OK;
+  } else {
+    for (int i = 0; i < AUTHN_WAYS && slot == NULL; i++)
+      if (!e[i].used)
+        slot = &e[i];
+    if (slot == NULL) {
+      slot = &e[0];
+      for (int i = 1; i < AUTHN_WAYS; i++)
+        if (e[i].lru < slot->lru)
+          slot = &e[i];
+      STAT_INC(a, evictions);
+    }
+  }
+  *slot = *in;
+  slot->used = true;
+  if (keep_state == ST_REVOKED)
+    slot->state = ST_REVOKED;
+  slot->lru = __atomic_add_fetch(&a->tick, 1, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(m);
+}
+
+static void cache_drop(authn *a, const uint8_t h[AUTHN_HASHBYTES]) {
+  size_t set = set_of(a, h);
+  entry *e = &a->entries[set * AUTHN_WAYS];
+  pthread_mutex_t *m = stripe_of(a, set);
+  pthread_mutex_lock(m);
+  for (int i = 0; i < AUTHN_WAYS; i++)
+    if (e[i].used && sodium_memcmp(e[i].h, h, AUTHN_HASHBYTES) == 0)
+      e[i].used = false;
+  pthread_mutex_unlock(m);
+}
+
+/* Visits every used entry under its stripe lock. */
+static void cache_each(authn *a, void (*fn)(entry *e, const void *arg),
+                       const void *arg) {
+  for (size_t s = 0; s < AUTHN_STRIPES; s++) {
+    pthread_mutex_lock(&a->stripes[s]);
+    for (size_t set = s; set < a->nsets; set += AUTHN_STRIPES) {
+      entry *e = &a->entries[set * AUTHN_WAYS];
+      for (int i = 0; i < AUTHN_WAYS; i++)
+        if (e[i].used)
+          fn(&e[i], arg);
+    }
+    pthread_mutex_unlock(&a->stripes[s]);
+  }
+}
+
+void authn_cache_clear(authn *a) {
+  for (size_t s = 0; s < AUTHN_STRIPES; s++) {
+    pthread_mutex_lock(&a->stripes[s]);
+    for (size_t set = s; set < a->nsets; set += AUTHN_STRIPES)
+      for (int i = 0; i < AUTHN_WAYS; i++)
+        a->entries[set * AUTHN_WAYS + i].used = false;
+    pthread_mutex_unlock(&a->stripes[s]);
+  }
+}
+
+/* --------------------------------------------------------- revocations --- */
+
+static void revoke_jti_fn(entry *e, const void *arg) {
+  if (strcmp(e->c.jti, arg) == 0)
+    e->state = ST_REVOKED;
+}
+
+void authn_revoke_jti(authn *a, const char *jti) {
+  if (a == NULL || jti == NULL || jti[0] == '\0')
+    return;
+  cache_each(a, revoke_jti_fn, jti);
+}
+
+typedef struct user_rev {
+  const char *user;
+  int64_t at_s;
+} user_rev;
+
+/* iat is whole seconds and the revocation time is rounded up by auth, so
+ * "issued before" is iat < R (see docs/tokens.md). */
+static bool user_revoked(const paseto_claims *c, int64_t revoked_at_s) {
+  if (!c->has_iat)
+    return true;
+  int64_t iat_s = c->iat_ms / 1000;
+  return iat_s < revoked_at_s;
+}
+
+static void revoke_user_fn(entry *e, const void *arg) {
+  const user_rev *u = arg;
+  if (strcmp(e->c.sub, u->user) == 0 && user_revoked(&e->c, u->at_s))
+    e->state = ST_REVOKED;
+}
+
+void authn_revoke_user(authn *a, const char *user_id, int64_t revoked_at_s) {
+  if (a == NULL || user_id == NULL || user_id[0] == '\0')
+    return;
+  user_rev u = {user_id, revoked_at_s};
+  cache_each(a, revoke_user_fn, &u);
+}
+
+static void tenant_changed_fn(entry *e, const void *arg) {
+  if (strcmp(e->c.tid, arg) == 0)
+    e->checked_mono_ms = 0;
+}
+
+void authn_tenant_changed(authn *a, const char *tenant_id) {
+  if (a == NULL || tenant_id == NULL || tenant_id[0] == '\0')
+    return;
+  cache_each(a, tenant_changed_fn, tenant_id);
+}
+
+int authn_handle_event(authn *a, const char *topic, const void *event,
+                       size_t len) {
+  if (a == NULL || topic == NULL || (event == NULL && len > 0))
+    return ERR_INVAL;
+  bool revoked = strcmp(topic, AUTHN_TOPIC_REVOKED) == 0;
+  bool tenants = strcmp(topic, AUTHN_TOPIC_TENANTS) == 0;
+  if (!revoked && !tenants)
+    return ERR_OK;
+  Rpc__V1__Event *ev = rpc__v1__event__unpack(NULL, len, event);
+  if (ev == NULL)
+    return ERR_PROTO;
+  int rc = ERR_OK;
+  if (tenants) {
+    authn_tenant_changed(a, ev->tenant_id);
+  } else {
+    Auth__V1__Revoked *r =
+        auth__v1__revoked__unpack(NULL, ev->payload.len, ev->payload.data);
+    if (r == NULL) {
+      rc = ERR_PROTO;
+    } else {
+      authn_revoke_jti(a, r->jti);
+      authn_revoke_user(a, r->user_id, r->revoked_at_unix);
+      auth__v1__revoked__free_unpacked(r, NULL);
+    }
+  }
+  rpc__v1__event__free_unpacked(ev, NULL);
+  return rc;
+}
+
+/* One MGET for the token's jti, user and tenant. On success sets
+ * *state. Redis being absent counts as "nothing revoked". */
+static int redis_state(authn *a, const paseto_claims *c, uint8_t *state) {
+  *state = ST_OK;
+  if (a->cfg.redis == NULL)
+    return ERR_OK;
+  char kj[AUTHN_KEY_MAX], ku[AUTHN_KEY_MAX], kt[AUTHN_KEY_MAX];
+  snprintf(kj, sizeof kj, "revoked:jti:%s", c->jti);
+  snprintf(ku, sizeof ku, "revoked:user:%s", c->sub);
+  snprintf(kt, sizeof kt, "tenant:status:%s", c->tid);
+  const char *argv[] = {"MGET", kj, ku, kt};
+  cache_reply *r = NULL;
+  STAT_INC(a, redis_checks);
+  int rc = cache_command(a->cfg.redis, true, 4, argv, NULL, &r);
+  if (rc == ERR_OK && (cache_reply_type(r) != CACHE_REPLY_ARRAY ||
+                       cache_reply_len(r) != 3))
+    rc = ERR_PROTO;
+  if (rc != ERR_OK) {
+    STAT_INC(a, redis_errors);
+    cache_reply_free(r);
+    return rc;
+  }
+  const cache_reply *rj = cache_reply_at(r, 0);
+  const cache_reply *ru = cache_reply_at(r, 1);
+  const cache_reply *rt = cache_reply_at(r, 2);
+  if (cache_reply_type(rj) == CACHE_REPLY_STRING) {
+    *state = ST_REVOKED;
+  } else if (cache_reply_type(ru) == CACHE_REPLY_STRING) {
+    int64_t at = 0;
+    /* An unreadable value still means "this user was revoked". */
+    if (cache_reply_int(ru, &at) != ERR_OK || user_revoked(c, at))
+      *state = ST_REVOKED;
+  }
+  if (*state == ST_OK && cache_reply_type(rt) == CACHE_REPLY_STRING) {
+    const char *s = NULL;
+    size_t n = 0;
+    if (cache_reply_str(rt, &s, &n) == ERR_OK && n == 9 &&
+        memcmp(s, "suspended", 9) == 0)
+      *state = ST_SUSPENDED;
+  }
+  cache_reply_free(r);
+  return ERR_OK;
+}
+
+/* Brings e's state up to date when its last lookup is older than
+ * recheck_ms, storing the result. ERR_UNAVAILABLE only when fail_closed. */
+static int refresh_state(authn *a, entry *e) {
+  if (e->state == ST_REVOKED)
+    return ERR_OK;
+  int64_t now = time_mono_ms();
+  if (e->checked_mono_ms != 0 && now - e->checked_mono_ms < a->cfg.recheck_ms)
+    return ERR_OK;
+  uint8_t st = ST_OK;
+  int rc = redis_state(a, &e->c, &st);
+  /* Also after a failure: the next try is recheck_ms away, so a Redis
+   * outage costs one failed lookup per token per period, not per call. */
+  e->checked_mono_ms = now;
+  if (rc == ERR_OK)
+    e->state = st;
+  cache_store(a, e);
+  if (rc != ERR_OK && a->cfg.fail_closed)
+    return ERR_UNAVAILABLE;
+  return ERR_OK;
+}
+
+/* -------------------------------------------------------------- verify --- */
+
+static enum authn_result time_result(const char *why) {
+  if (why != NULL && strcmp(why, "token expired") == 0)
+    return AUTHN_EXPIRED;
+  if (why != NULL && (strcmp(why, "token not yet valid") == 0 ||
+                      strcmp(why, "token issued in the future") == 0))
+    return AUTHN_NOT_YET_VALID;
+  return AUTHN_BAD_CLAIMS;
+}
+
+static int check_time(authn *a, const paseto_claims *c,
+                      enum authn_result *res) {
+  const char *why = NULL;
+  if (paseto_claims_check_time(c, wall_now(a), a->cfg.leeway_ms,
+                               PASETO_CLAIMS_REQUIRE_EXP, &why) != ERR_OK) {
+    *res = time_result(why);
+    return ERR_INVAL;
+  }
+  return ERR_OK;
+}
+
+/* The full verification of a token not in the cache. Fills e (hash set
+ * by the caller). */
+static int verify_fresh(authn *a, const char *token, size_t len, entry *e,
+                        enum authn_result *res) {
+  char kid[PASETO_PID_LEN + 1];
+  if (paseto_token_kid(token, len, kid, NULL) != ERR_OK) {
+    *res = AUTHN_MALFORMED;
+    return ERR_INVAL;
+  }
+  paseto_public_key pk;
+  uint32_t gen = 0;
+  bool have_any = false;
+  if (find_key(a, kid, &pk, &gen, &have_any) != ERR_OK) {
+    fetch_for_unknown_kid(a);
+    if (find_key(a, kid, &pk, &gen, &have_any) != ERR_OK) {
+      *res = have_any ? AUTHN_UNKNOWN_KEY : AUTHN_UNAVAILABLE;
+      return have_any ? ERR_INVAL : ERR_UNAVAILABLE;
+    }
+  }
+  paseto_token *t = NULL;
+  int rc = paseto_verify(&pk, token, len, NULL, 0, NULL, 0, &t, NULL);
+  if (rc == ERR_NOMEM)
+    return rc;
+  if (rc != ERR_OK) {
+    *res = rc == ERR_TOOBIG ? AUTHN_MALFORMED : AUTHN_BAD_SIGNATURE;
+    return ERR_INVAL;
+  }
+  STAT_INC(a, misses);
+  rc = paseto_claims_from_json(t->payload, t->payload_len, &e->c, NULL);
+  paseto_token_free(t);
+  if (rc != ERR_OK || e->c.sub[0] == '\0' || e->c.tid[0] == '\0' ||
+      e->c.jti[0] == '\0' || !e->c.has_exp ||
+      (a->issuer[0] != '\0' && strcmp(e->c.iss, a->issuer) != 0)) {
+    *res = AUTHN_BAD_CLAIMS;
+    return ERR_INVAL;
+  }
+  e->key_gen = gen;
+  e->state = ST_OK;
+  e->checked_mono_ms = 0;
+  return ERR_OK;
+}
+
+int authn_verify(authn *a, const char *token, size_t len,
+                 paseto_claims *claims, enum authn_result *why) {
+  enum authn_result res_local = AUTHN_OK;
+  enum authn_result *res = why != NULL ? why : &res_local;
+  *res = AUTHN_OK;
+  if (a == NULL)
+    return ERR_INVAL;
+  int rc = ERR_OK;
+  if (token == NULL || len == 0) {
+    *res = AUTHN_MISSING;
+    rc = ERR_INVAL;
+    goto out;
+  }
+  if (len > PASETO_TOKEN_MAX) {
+    *res = AUTHN_MALFORMED;
+    rc = ERR_INVAL;
+    goto out;
+  }
+  entry e;
+  memset(&e, 0, sizeof e);
+  crypto_generichash(e.h, sizeof e.h, (const unsigned char *)token, len, NULL, 0);
+  uint32_t gen;
+  pthread_rwlock_rdlock(&a->keys_lock);
+  gen = a->key_gen;
+  pthread_rwlock_unlock(&a->keys_lock);
+
+  if (cache_lookup(a, e.h, gen, &e)) {
+    STAT_INC(a, hits);
+  } else {
+    uint8_t h[AUTHN_HASHBYTES];
+    memcpy(h, e.h, sizeof h);
+    memset(&e, 0, sizeof e);
+    memcpy(e.h, h, sizeof h);
+    rc = verify_fresh(a, token, len, &e, res);
+    if (rc != ERR_OK)
+      goto out;
+  }
+  /* Time first: an expired token is refused without a Redis lookup, and
+   * its entry is dropped to make room. */
+  rc = check_time(a, &e.c, res);
+  if (rc != ERR_OK) {
+    if (*res == AUTHN_EXPIRED)
+      cache_drop(a, e.h);
+    goto out;
+  }
+  rc = refresh_state(a, &e);
+  if (rc != ERR_OK) {
+    *res = AUTHN_UNAVAILABLE;
+    goto out;
+  }
+  if (e.state == ST_REVOKED) {
+    *res = AUTHN_REVOKED;
+    rc = ERR_INVAL;
+  } else if (e.state == ST_SUSPENDED) {
+    *res = AUTHN_TENANT_SUSPENDED;
+    rc = ERR_INVAL;
+  } else if (claims != NULL) {
+    *claims = e.c;
+  }
+out:
+  if (rc == ERR_INVAL)
+    STAT_INC(a, refused);
+  return rc;
+}
+
+/* ------------------------------------------------------------ lifecycle --- */
+
+int authn_new(const authn_config *cfg, authn **out) {
+  if (out == NULL)
+    return ERR_INVAL;
+  *out = NULL;
+  if (cfg == NULL)
+    return ERR_INVAL;
+  if (sodium_init() < 0)
+    return ERR_INTERNAL;
+  if (cfg->issuer != NULL && strlen(cfg->issuer) > PASETO_CLAIM_STR_MAX)
+    return ERR_INVAL;
+  if (cfg->cache_entries > AUTHN_MAX_ENTRIES)
+    return ERR_INVAL;
+  authn *a = calloc(1, sizeof *a);
+  if (a == NULL)
+    return ERR_NOMEM;
+  a->cfg = *cfg;
+  a->cfg.issuer = NULL;
+  if (cfg->issuer != NULL)
+    str_copy(a->issuer, cfg->issuer, sizeof a->issuer);
+  if (a->cfg.leeway_ms < 0)
+    a->cfg.leeway_ms = 30000;
+  if (a->cfg.recheck_ms <= 0)
+    a->cfg.recheck_ms = 500;
+  if (a->cfg.keys_refresh_ms <= 0)
+    a->cfg.keys_refresh_ms = 60000;
+  if (a->cfg.unknown_kid_interval_ms <= 0)
+    a->cfg.unknown_kid_interval_ms = 1000;
+  if (a->cfg.keys_deadline_ms == 0)
+    a->cfg.keys_deadline_ms = 2000;
+  size_t n = cfg->cache_entries == 0 ? 8192 : cfg->cache_entries;
+  a->nsets = (n + AUTHN_WAYS - 1) / AUTHN_WAYS;
+  a->entries = calloc(a->nsets * AUTHN_WAYS, sizeof *a->entries);
+  if (a->entries == NULL) {
+    free(a);
+    return ERR_NOMEM;
+  }
+  pthread_rwlock_init(&a->keys_lock, NULL);
+  pthread_mutex_init(&a->fetch_lock, NULL);
+  for (size_t i = 0; i < AUTHN_STRIPES; i++)
+    pthread_mutex_init(&a->stripes[i], NULL);
+  pthread_mutex_init(&a->stop_mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&a->stop_cv, &ca);
+  pthread_condattr_destroy(&ca);
+
+  if (a->cfg.keys_client != NULL) {
+    int rc = authn_refresh_keys(a); /* best effort: the thread retries */
+    (void)rc;
+    if (pthread_create(&a->thread, NULL, refresh_main, a) != 0) {
+      authn_free(a);
+      return ERR_INTERNAL;
+    }
+    a->thread_started = true;
+  }
+  *out = a;
+  return ERR_OK;
+}
+
+void authn_free(authn *a) {
+  if (a == NULL)
+    return;
+  if (a->thread_started) {
+    pthread_mutex_lock(&a->stop_mu);
+    a->stopping = true;
+    pthread_cond_broadcast(&a->stop_cv);
+    pthread_mutex_unlock(&a->stop_mu);
+    pthread_join(a->thread, NULL);
+  }
+  pthread_cond_destroy(&a->stop_cv);
+  pthread_mutex_destroy(&a->stop_mu);
+  for (size_t i = 0; i < AUTHN_STRIPES; i++)
+    pthread_mutex_destroy(&a->stripes[i]);
+  pthread_mutex_destroy(&a->fetch_lock);
+  pthread_rwlock_destroy(&a->keys_lock);
+  free(a->entries);
+  free(a);
+}
+
+void authn_get_stats(authn *a, authn_stats *out) {
+  out->hits = __atomic_load_n(&a->st.hits, __ATOMIC_RELAXED);
+  out->misses = __atomic_load_n(&a->st.misses, __ATOMIC_RELAXED);
+  out->refused = __atomic_load_n(&a->st.refused, __ATOMIC_RELAXED);
+  out->evictions = __atomic_load_n(&a->st.evictions, __ATOMIC_RELAXED);
+  out->redis_checks = __atomic_load_n(&a->st.redis_checks, __ATOMIC_RELAXED);
+  out->redis_errors = __atomic_load_n(&a->st.redis_errors, __ATOMIC_RELAXED);
+  out->key_fetches = __atomic_load_n(&a->st.key_fetches, __ATOMIC_RELAXED);
+  out->key_fetch_errors =
+      __atomic_load_n(&a->st.key_fetch_errors, __ATOMIC_RELAXED);
+}
