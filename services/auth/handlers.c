@@ -1,0 +1,1083 @@
+/*
+ * handlers.c - the auth.v1.Auth RPC handlers (see handlers.h).
+ *
+ * Every handler has the same shape: bound and unpack the request (exactly
+ * one __free_unpacked, after wiping any password in it), establish who
+ * calls (a verified token for member methods; the envelope or body tenant
+ * for anonymous ones), validate the input with field violations, do the
+ * work through store.c / pwpool.c / revoker.c, and pack the answer.
+ *
+ * Password work (Register, CreateUser, Login) goes through the hashing
+ * pool, which refuses at once when full: a handler never queues behind an
+ * unbounded number of hashes, and at most the pool's admission limit of
+ * RPC workers ever wait for one (pwpool.h explains the sizing).
+ *
+ * Login answers an unknown e-mail exactly like a wrong password - same
+ * code, same message - and verifies the password against a dummy hash of
+ * the same cost when the user does not exist, so the answer time does not
+ * tell either. A disabled user also gets that answer, after the same
+ * work.
+ *
+ * Token times: iat and nbf are whole seconds (claims.h), and never earlier
+ * than the user's tokens_valid_after rounded up to the second, the value a
+ * role change or removal recorded as the user's revocation cut-off. So a
+ * token issued right after a role change is not caught by the revocation
+ * of the tokens that carried the old role (verifiers accept an iat up to
+ * their leeway in the future).
+ */
+#include "services/auth/handlers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "libs/base/strutil.h"
+#include "libs/base/timeutil.h"
+#include "libs/base/uuid.h"
+#include "libs/obs/log.h"
+#include "libs/obs/metrics.h"
+#include "proto/auth/v1/auth.pb-c.h"
+#include "services/auth/validate.h"
+
+#define M(name) "auth.v1.Auth/" name
+#define TOKEN_CAP (PASETO_TOKEN_MAX + 1)
+#define BAD_LOGIN "invalid e-mail or password"
+#define BAD_REFRESH "invalid refresh token"
+
+/* ------------------------------------------------------------ helpers --- */
+
+static metrics_child *login_metric(const char *result) {
+  const char *labels[] = {"result"};
+  metrics_family *f = metrics_counter("auth_logins_total",
+                                      "Login attempts by result", 1, labels);
+  const char *v[] = {result};
+  return metrics_child_get(f, v);
+}
+
+static metrics_child *refresh_metric(const char *result) {
+  const char *labels[] = {"result"};
+  metrics_family *f = metrics_counter("auth_refreshes_total",
+                                      "Refresh attempts by result", 1, labels);
+  const char *v[] = {result};
+  return metrics_child_get(f, v);
+}
+
+/* Common start of every handler: log lines carry the request id, and no
+ * request is larger than any auth request can legitimately be. */
+static bool begin(const rpc_call *call, rpc_reply *reply) {
+  log_set_request_id(call->request_id);
+  if (call->payload_len > AUTH_MAX_REQUEST_BYTES) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "request too large");
+    return false;
+  }
+  return true;
+}
+
+static void malformed(rpc_reply *reply) {
+  rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "malformed request");
+}
+
+static void wipe_str(char *s) {
+  if (s != NULL)
+    sodium_memzero(s, strlen(s));
+}
+
+static void send_msg(rpc_reply *reply, const ProtobufCMessage *m) {
+  if (rpc_reply_set_message(reply, m) != ERR_OK)
+    rpc_reply_status(reply, RPC_INTERNAL, "internal error");
+}
+
+/* A failure of the database or another dependency: never its details to
+ * the caller (db_last_error's message has no values: safe to log). */
+static void fail(rpc_reply *reply, int rc, const char *what) {
+  log_error("auth operation failed", "op", what, "error", err_str(rc),
+            "detail", db_last_error()->message);
+  switch (rc) {
+  case ERR_UNAVAILABLE:
+  case ERR_CLOSED:
+    rpc_reply_status(reply, RPC_UNAVAILABLE, "service temporarily unavailable");
+    break;
+  case ERR_TIMEOUT:
+    rpc_reply_status(reply, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    break;
+  case ERR_CONFLICT:
+    rpc_reply_status(reply, RPC_ABORTED, "concurrent change, retry");
+    break;
+  default:
+    rpc_reply_status(reply, RPC_INTERNAL, "internal error");
+  }
+}
+
+/* The pool's answers to a password job. */
+static void pw_fail(rpc_reply *reply, int rc) {
+  if (rc == ERR_TOOBIG)
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED,
+                     "too many password operations in progress, retry later");
+  else if (rc == ERR_TIMEOUT)
+    rpc_reply_status(reply, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+  else
+    fail(reply, rc, "password hashing");
+}
+
+static void user_proto(const auth_user *u, Auth__V1__User *p) {
+  auth__v1__user__init(p);
+  p->id = (char *)u->id;
+  p->email = (char *)u->email;
+  p->name = (char *)u->name;
+  p->role = (char *)u->role;
+  p->created_at = (char *)u->created_at;
+  p->tenant_id = (char *)u->tenant_id;
+}
+
+/* Verifies the caller's forwarded token. On failure the reply is set. */
+static bool caller(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
+                   paseto_claims *cl) {
+  enum authn_result why = AUTHN_OK;
+  int rc = authn_verify(x->verifier, call->token, strlen(call->token), cl, &why);
+  if (rc == ERR_NOMEM) {
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    return false;
+  }
+  if (rc != ERR_OK) {
+    rpc_reply_status(reply, authn_result_code(why), "%s", authn_result_str(why));
+    return false;
+  }
+  if (call->tenant_id[0] != '\0' && strcmp(call->tenant_id, cl->tid) != 0) {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED,
+                     "token belongs to another tenant");
+    return false;
+  }
+  return true;
+}
+
+static bool is_manager(const paseto_claims *cl) {
+  return validate_role_rank(cl->role) >= validate_role_rank("admin");
+}
+
+static bool manager(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
+                    paseto_claims *cl) {
+  if (!caller(x, call, reply, cl))
+    return false;
+  if (!is_manager(cl)) {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "owner or admin role required");
+    return false;
+  }
+  return true;
+}
+
+/* The tenant of an anonymous call: the body's field, else the envelope. */
+static bool anon_tenant(const rpc_call *call, const char *body_tid,
+                        rpc_reply *reply, const char **out) {
+  const char *t = body_tid != NULL && body_tid[0] != '\0' ? body_tid : call->tenant_id;
+  if (t[0] == '\0' || !uuid_is_valid(t)) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "a tenant is required");
+    int rc = rpc_reply_add_violation(reply, "tenant_id", "must be a tenant id");
+    (void)rc;
+    return false;
+  }
+  *out = t;
+  return true;
+}
+
+static bool tenant_suspended(auth_ctx *x, const char *tid) {
+  if (x->redis == NULL)
+    return false;
+  char key[96];
+  snprintf(key, sizeof key, "tenant:status:%s", tid);
+  char *v = NULL;
+  size_t n = 0;
+  bool susp = false;
+  /* Fail open like the verifier: Redis holds what may be lost. */
+  if (cache_get(x->redis, key, &v, &n) == ERR_OK)
+    susp = n == 9 && memcmp(v, "suspended", 9) == 0;
+  free(v);
+  return susp;
+}
+
+static void suspended(rpc_reply *reply) {
+  rpc_reply_status(reply, RPC_PERMISSION_DENIED, "tenant suspended");
+}
+
+static void violation(rpc_reply *reply, const char *field, const char *desc) {
+  int rc = rpc_reply_add_violation(reply, field, desc);
+  (void)rc; /* only past RPC_MAX_VIOLATIONS; we add at most four */
+}
+
+/* Validates the fields of a new user; returns false (reply set) when any
+ * fails, naming every failed field. email gets the normalised address. */
+static bool check_new_user(rpc_reply *reply, const char *email_in,
+                           const char *name, const char *password,
+                           const char *role, char email[STORE_EMAIL_MAX + 1]) {
+  bool ok = true;
+  if (!validate_email(email_in, email, STORE_EMAIL_MAX + 1)) {
+    violation(reply, "email", "must be a valid e-mail address");
+    ok = false;
+  }
+  if (!validate_name(name)) {
+    violation(reply, "name", "must be 1 to 100 characters");
+    ok = false;
+  }
+  if (!validate_password(password)) {
+    violation(reply, "password", "must be 8 to 128 characters");
+    ok = false;
+  }
+  if (role != NULL && !validate_role(role)) {
+    violation(reply, "role", "must be one of owner, admin, staff, customer");
+    ok = false;
+  }
+  if (!ok)
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid user");
+  return ok;
+}
+
+/* -------------------------------------------------------------- tokens --- */
+
+void auth_refresh_token_new(char out[AUTH_REFRESH_TOKEN_LEN + 1],
+                            uint8_t hash[STORE_HASHBYTES]) {
+  uint8_t raw[32];
+  randombytes_buf(raw, sizeof raw);
+  sodium_bin2base64(out, AUTH_REFRESH_TOKEN_LEN + 1, raw, sizeof raw,
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  crypto_hash_sha256(hash, raw, sizeof raw);
+  sodium_memzero(raw, sizeof raw);
+}
+
+int auth_refresh_token_hash(const char *token, uint8_t hash[STORE_HASHBYTES]) {
+  if (token == NULL || strnlen(token, AUTH_REFRESH_TOKEN_LEN + 1) != AUTH_REFRESH_TOKEN_LEN)
+    return ERR_INVAL;
+  uint8_t raw[33];
+  size_t n = 0;
+  if (sodium_base642bin(raw, sizeof raw, token, AUTH_REFRESH_TOKEN_LEN, NULL, &n,
+                        NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+      n != 32) {
+    sodium_memzero(raw, sizeof raw);
+    return ERR_INVAL;
+  }
+  crypto_hash_sha256(hash, raw, 32);
+  sodium_memzero(raw, sizeof raw);
+  return ERR_OK;
+}
+
+static int sign_access(auth_ctx *x, const auth_user *u, const char *jti,
+                       char *out, size_t cap) {
+  paseto_claims c;
+  memset(&c, 0, sizeof c);
+  str_copy(c.iss, x->issuer, sizeof c.iss);
+  str_copy(c.sub, u->id, sizeof c.sub);
+  str_copy(c.tid, u->tenant_id, sizeof c.tid);
+  str_copy(c.role, u->role, sizeof c.role);
+  str_copy(c.jti, jti, sizeof c.jti);
+  int64_t now = time_now_ms();
+  int64_t iat_s = now / 1000;
+  int64_t floor_s = revoker_user_cutoff_s(u->tokens_valid_after_ms);
+  if (iat_s < floor_s)
+    iat_s = floor_s;
+  c.has_iat = c.has_nbf = c.has_exp = true;
+  c.iat_ms = c.nbf_ms = iat_s * 1000;
+  c.exp_ms = now + x->access_ttl_ms;
+  return auth_keys_sign(x->keys, &c, out, cap, NULL);
+}
+
+/* A new session for u: a refresh family with its first token, and an
+ * access token. refresh must be wiped by the caller after use. */
+static int issue_session(auth_ctx *x, const auth_user *u, char *access,
+                         char refresh[AUTH_REFRESH_TOKEN_LEN + 1]) {
+  char jti[UUID_STR_LEN + 1];
+  uuid_v7_str(jti);
+  uint8_t h[STORE_HASHBYTES];
+  auth_refresh_token_new(refresh, h);
+  int rc = store_session_create(x->store, u->tenant_id, u->id, h, jti,
+                                time_now_ms() + x->refresh_ttl_ms);
+  sodium_memzero(h, sizeof h);
+  if (rc == ERR_OK)
+    rc = sign_access(x, u, jti, access, TOKEN_CAP);
+  return rc;
+}
+
+static uint32_t expires_in(const auth_ctx *x) {
+  return (uint32_t)(x->access_ttl_ms / 1000);
+}
+
+/* ----------------------------------------------------------- Register --- */
+
+static void h_register(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  if (!begin(call, reply))
+    return;
+  Auth__V1__RegisterRequest *req =
+      auth__v1__register_request__unpack(NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    malformed(reply);
+    return;
+  }
+  const char *tid = NULL;
+  char email[STORE_EMAIL_MAX + 1];
+  if (!anon_tenant(call, req->tenant_id, reply, &tid) ||
+      !check_new_user(reply, req->email, req->name, req->password, NULL, email))
+    goto out;
+  if (tenant_suspended(x, tid)) {
+    suspended(reply);
+    goto out;
+  }
+  auth_user u;
+  memset(&u, 0, sizeof u);
+  uuid_v7_str(u.id);
+  str_copy(u.email, email, sizeof u.email);
+  str_copy(u.name, req->name, sizeof u.name);
+  str_copy(u.role, "customer", sizeof u.role);
+  int rc = pwpool_hash(x->pw, req->password, strlen(req->password),
+                       call->deadline_mono_ms, u.password_hash);
+  if (rc != ERR_OK) {
+    pw_fail(reply, rc);
+    goto out;
+  }
+  auth_user stored;
+  rc = store_user_insert(x->store, tid, &u, NULL, NULL, &stored);
+  sodium_memzero(u.password_hash, sizeof u.password_hash);
+  if (rc == ERR_EXISTS) {
+    rpc_reply_status(reply, RPC_ALREADY_EXISTS, "e-mail already registered");
+    violation(reply, "email", "already registered in this tenant");
+    goto out;
+  }
+  if (rc != ERR_OK) {
+    fail(reply, rc, "register");
+    goto out;
+  }
+  Auth__V1__User pu;
+  user_proto(&stored, &pu);
+  Auth__V1__RegisterResponse resp = AUTH__V1__REGISTER_RESPONSE__INIT;
+  resp.user = &pu;
+  send_msg(reply, &resp.base);
+  log_info("user registered", "tenant_id", tid, "user_id", stored.id);
+out:
+  wipe_str(req->password);
+  auth__v1__register_request__free_unpacked(req, NULL);
+}
+
+/* --------------------------------------------------------- CreateUser --- */
+
+static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  if (!begin(call, reply))
+    return;
+  Auth__V1__CreateUserRequest *req =
+      auth__v1__create_user_request__unpack(NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    malformed(reply);
+    return;
+  }
+  char access[TOKEN_CAP];
+  char refresh[AUTH_REFRESH_TOKEN_LEN + 1];
+  refresh[0] = '\0';
+  const char *tid = NULL;
+  paseto_claims cl;
+  bool internal = call->token[0] == '\0';
+  if (!internal) {
+    /* An owner or admin adding a member to their own tenant. */
+    if (!manager(x, call, reply, &cl))
+      goto out;
+    if (req->tenant_id[0] != '\0' && strcmp(req->tenant_id, cl.tid) != 0) {
+      rpc_reply_status(reply, RPC_PERMISSION_DENIED,
+                       "token belongs to another tenant");
+      goto out;
+    }
+    tid = cl.tid;
+    if (strcmp(req->role, "admin") != 0 && strcmp(req->role, "staff") != 0) {
+      rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid user");
+      violation(reply, "role", "must be admin or staff");
+      goto out;
+    }
+  } else if (!anon_tenant(call, req->tenant_id, reply, &tid)) {
+    /* Internal (the tenants service creating an owner): no token. */
+    goto out;
+  }
+  char email[STORE_EMAIL_MAX + 1];
+  if (!check_new_user(reply, req->email, req->name, req->password, req->role,
+                      email))
+    goto out;
+  const char *key =
+      call->idempotency_key[0] != '\0' ? call->idempotency_key : req->idempotency_key;
+  if (strlen(key) > STORE_KEY_MAX || !str_is_printable(key, strlen(key))) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid idempotency key");
+    violation(reply, "idempotency_key", "must be 1 to 255 printable characters");
+    goto out;
+  }
+  auth_user stored;
+  int rc = ERR_NOTFOUND;
+  if (key[0] != '\0')
+    rc = store_user_by_creation_key(x->store, tid, key, &stored);
+  if (rc != ERR_OK && rc != ERR_NOTFOUND) {
+    fail(reply, rc, "create user");
+    goto out;
+  }
+  if (rc == ERR_NOTFOUND) {
+    auth_user u;
+    memset(&u, 0, sizeof u);
+    uuid_v7_str(u.id);
+    str_copy(u.email, email, sizeof u.email);
+    str_copy(u.name, req->name, sizeof u.name);
+    str_copy(u.role, req->role, sizeof u.role);
+    rc = pwpool_hash(x->pw, req->password, strlen(req->password),
+                     call->deadline_mono_ms, u.password_hash);
+    if (rc != ERR_OK) {
+      pw_fail(reply, rc);
+      goto out;
+    }
+    bool key_conflict = false;
+    rc = store_user_insert(x->store, tid, &u, key, &key_conflict, &stored);
+    sodium_memzero(u.password_hash, sizeof u.password_hash);
+    if (rc == ERR_EXISTS && key_conflict) /* a concurrent twin won */
+      rc = store_user_by_creation_key(x->store, tid, key, &stored);
+    else if (rc == ERR_EXISTS) {
+      rpc_reply_status(reply, RPC_ALREADY_EXISTS, "e-mail already registered");
+      violation(reply, "email", "already registered in this tenant");
+      goto out;
+    }
+    if (rc != ERR_OK) {
+      fail(reply, rc, "create user");
+      goto out;
+    }
+    log_info("user created", "tenant_id", tid, "user_id", stored.id, "role",
+             stored.role);
+  }
+  Auth__V1__User pu;
+  user_proto(&stored, &pu);
+  Auth__V1__CreateUserResponse resp = AUTH__V1__CREATE_USER_RESPONSE__INIT;
+  resp.user = &pu;
+  if (req->issue_tokens) {
+    rc = issue_session(x, &stored, access, refresh);
+    if (rc != ERR_OK) {
+      fail(reply, rc, "create user session");
+      goto out;
+    }
+    resp.access_token = access;
+    resp.refresh_token = refresh;
+    resp.token_type = "Bearer";
+    resp.expires_in = expires_in(x);
+  }
+  send_msg(reply, &resp.base);
+out:
+  sodium_memzero(refresh, sizeof refresh);
+  wipe_str(req->password);
+  auth__v1__create_user_request__free_unpacked(req, NULL);
+}
+
+/* -------------------------------------------------------------- Login --- */
+
+static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  if (!begin(call, reply))
+    return;
+  Auth__V1__LoginRequest *req =
+      auth__v1__login_request__unpack(NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    malformed(reply);
+    return;
+  }
+  char access[TOKEN_CAP];
+  char refresh[AUTH_REFRESH_TOKEN_LEN + 1];
+  refresh[0] = '\0';
+  const char *tid = NULL;
+  if (!anon_tenant(call, req->tenant_id, reply, &tid))
+    goto out;
+  size_t pwlen = strlen(req->password);
+  if (pwlen > 4 * VALIDATE_PASSWORD_MAX) {
+    /* Says nothing about the account; bounds the hashing work. */
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid request");
+    violation(reply, "password", "must be 8 to 128 characters");
+    goto out;
+  }
+  if (tenant_suspended(x, tid)) {
+    metrics_inc(login_metric("suspended"));
+    suspended(reply);
+    goto out;
+  }
+  char email[STORE_EMAIL_MAX + 1];
+  auth_user u;
+  bool found = false;
+  if (validate_email(req->email, email, sizeof email)) {
+    int rc = store_user_by_email(x->store, tid, email, &u);
+    if (rc == ERR_OK)
+      found = true;
+    else if (rc != ERR_NOTFOUND) {
+      fail(reply, rc, "login");
+      goto out;
+    }
+  }
+  bool ok = false;
+  int rc = pwpool_verify(x->pw, found ? u.password_hash : NULL, req->password,
+                         pwlen, call->deadline_mono_ms, &ok);
+  if (found)
+    sodium_memzero(u.password_hash, sizeof u.password_hash);
+  if (rc != ERR_OK) {
+    metrics_inc(login_metric(rc == ERR_TOOBIG ? "busy" : "error"));
+    pw_fail(reply, rc);
+    goto out;
+  }
+  if (!found || !ok || u.disabled) {
+    metrics_inc(login_metric("invalid"));
+    rpc_reply_status(reply, RPC_UNAUTHENTICATED, BAD_LOGIN);
+    goto out;
+  }
+  rc = issue_session(x, &u, access, refresh);
+  if (rc != ERR_OK) {
+    fail(reply, rc, "login session");
+    goto out;
+  }
+  metrics_inc(login_metric("ok"));
+  Auth__V1__User pu;
+  user_proto(&u, &pu);
+  Auth__V1__LoginResponse resp = AUTH__V1__LOGIN_RESPONSE__INIT;
+  resp.access_token = access;
+  resp.refresh_token = refresh;
+  resp.token_type = "Bearer";
+  resp.expires_in = expires_in(x);
+  resp.user = &pu;
+  send_msg(reply, &resp.base);
+out:
+  sodium_memzero(refresh, sizeof refresh);
+  wipe_str(req->password);
+  auth__v1__login_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------ Refresh --- */
+
+static void revoke_jtis(auth_ctx *x, const char *tid,
+                        char (*jtis)[UUID_STR_LEN + 1], size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    int rc = revoker_jti(x->revoke, tid, jtis[i]);
+    (void)rc; /* logged and counted by the revoker */
+  }
+}
+
+static void h_refresh(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  if (!begin(call, reply))
+    return;
+  Auth__V1__RefreshRequest *req =
+      auth__v1__refresh_request__unpack(NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    malformed(reply);
+    return;
+  }
+  char access[TOKEN_CAP];
+  char refresh[AUTH_REFRESH_TOKEN_LEN + 1];
+  refresh[0] = '\0';
+  uint8_t old_hash[STORE_HASHBYTES], new_hash[STORE_HASHBYTES];
+  char tid[UUID_STR_LEN + 1];
+  int rc = auth_refresh_token_hash(req->refresh_token, old_hash);
+  if (rc == ERR_OK)
+    rc = store_refresh_tenant(x->store, old_hash, tid);
+  if (rc == ERR_INVAL || rc == ERR_NOTFOUND) {
+    metrics_inc(refresh_metric("invalid"));
+    rpc_reply_status(reply, RPC_UNAUTHENTICATED, BAD_REFRESH);
+    goto out;
+  }
+  if (rc != ERR_OK) {
+    fail(reply, rc, "refresh");
+    goto out;
+  }
+  if (tenant_suspended(x, tid)) {
+    metrics_inc(refresh_metric("suspended"));
+    suspended(reply);
+    goto out;
+  }
+  char jti[UUID_STR_LEN + 1];
+  uuid_v7_str(jti);
+  auth_refresh_token_new(refresh, new_hash);
+  store_rotate r;
+  memset(&r, 0, sizeof r);
+  r.old_hash = old_hash;
+  r.new_hash = new_hash;
+  r.new_access_jti = jti;
+  r.new_expires_ms = time_now_ms() + x->refresh_ttl_ms;
+  r.reuse_interval_ms = x->reuse_interval_ms;
+  r.access_ttl_ms = x->access_ttl_ms;
+  rc = store_refresh_rotate(x->store, tid, &r);
+  if (rc != ERR_OK) {
+    fail(reply, rc, "refresh");
+    goto out;
+  }
+  if (r.result == STORE_REUSED) {
+    revoke_jtis(x, tid, r.jtis, r.njtis);
+    metrics_inc(refresh_metric("reused"));
+    log_warn("refresh token reused: session revoked", "tenant_id", tid,
+             "user_id", r.user.id, "family_id", r.family_id);
+    rpc_reply_status(reply, RPC_UNAUTHENTICATED, BAD_REFRESH);
+    goto out;
+  }
+  if (r.result != STORE_ROTATED) {
+    metrics_inc(refresh_metric("invalid"));
+    rpc_reply_status(reply, RPC_UNAUTHENTICATED, BAD_REFRESH);
+    goto out;
+  }
+  rc = sign_access(x, &r.user, jti, access, sizeof access);
+  if (rc != ERR_OK) {
+    fail(reply, rc, "refresh sign");
+    goto out;
+  }
+  metrics_inc(refresh_metric("ok"));
+  Auth__V1__User pu;
+  user_proto(&r.user, &pu);
+  Auth__V1__RefreshResponse resp = AUTH__V1__REFRESH_RESPONSE__INIT;
+  resp.access_token = access;
+  resp.refresh_token = refresh;
+  resp.token_type = "Bearer";
+  resp.expires_in = expires_in(x);
+  resp.user = &pu;
+  send_msg(reply, &resp.base);
+out:
+  sodium_memzero(refresh, sizeof refresh);
+  sodium_memzero(old_hash, sizeof old_hash);
+  sodium_memzero(new_hash, sizeof new_hash);
+  wipe_str(req->refresh_token);
+  auth__v1__refresh_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------- Logout --- */
+
+static void h_logout(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  if (!begin(call, reply))
+    return;
+  Auth__V1__LogoutRequest *req =
+      auth__v1__logout_request__unpack(NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    malformed(reply);
+    return;
+  }
+  paseto_claims cl;
+  uint8_t h[STORE_HASHBYTES];
+  if (!caller(x, call, reply, &cl))
+    goto out;
+  /* The session: the presented refresh token's family if it is the
+   * caller's, else the one this access token was issued with. */
+  const uint8_t *hp = NULL;
+  if (req->refresh_token[0] != '\0' && auth_refresh_token_hash(req->refresh_token, h) == ERR_OK)
+    hp = h;
+  bool found = false;
+  char jtis[STORE_MAX_JTIS][UUID_STR_LEN + 1];
+  size_t n = 0;
+  int rc = store_session_revoke(x->store, cl.tid, cl.sub, hp, cl.jti,
+                                x->access_ttl_ms, &found, jtis, &n);
+  if (rc == ERR_OK && !found && hp != NULL)
+    rc = store_session_revoke(x->store, cl.tid, cl.sub, NULL, cl.jti,
+                              x->access_ttl_ms, &found, jtis, &n);
+  if (rc != ERR_OK) {
+    fail(reply, rc, "logout");
+    goto out;
+  }
+  /* The caller's own token first: that one must stop working. */
+  rc = revoker_jti(x->revoke, cl.tid, cl.jti);
+  revoke_jtis(x, cl.tid, jtis, n);
+  if (rc != ERR_OK) {
+    fail(reply, rc, "logout revocation");
+    goto out;
+  }
+  log_info("logged out", "tenant_id", cl.tid, "user_id", cl.sub);
+  Auth__V1__LogoutResponse resp = AUTH__V1__LOGOUT_RESPONSE__INIT;
+  send_msg(reply, &resp.base);
+out:
+  sodium_memzero(h, sizeof h);
+  wipe_str(req->refresh_token);
+  auth__v1__logout_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------ Me / GetUser --- */
+
+static void reply_user(auth_ctx *x, rpc_reply *reply, const char *tid,
+                       const char *id, bool me) {
+  auth_user u;
+  int rc = store_user_by_id(x->store, tid, id, &u);
+  if (rc == ERR_NOTFOUND) {
+    if (me)
+      rpc_reply_status(reply, RPC_UNAUTHENTICATED, "user no longer exists");
+    else
+      rpc_reply_status(reply, RPC_NOT_FOUND, "no such user");
+    return;
+  }
+  if (rc != ERR_OK) {
+    fail(reply, rc, "get user");
+    return;
+  }
+  Auth__V1__User pu;
+  user_proto(&u, &pu);
+  if (me) {
+    Auth__V1__MeResponse resp = AUTH__V1__ME_RESPONSE__INIT;
+    resp.user = &pu;
+    send_msg(reply, &resp.base);
+  } else {
+    Auth__V1__GetUserResponse resp = AUTH__V1__GET_USER_RESPONSE__INIT;
+    resp.user = &pu;
+    send_msg(reply, &resp.base);
+  }
+}
+
+static void h_me(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  if (!begin(call, reply))
+    return;
+  Auth__V1__MeRequest *req =
+      auth__v1__me_request__unpack(NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    malformed(reply);
+    return;
+  }
+  paseto_claims cl;
+  if (caller(x, call, reply, &cl))
+    reply_user(x, reply, cl.tid, cl.sub, true);
+  auth__v1__me_request__free_unpacked(req, NULL);
+}
+
+static bool check_user_id(rpc_reply *reply, const char *id) {
+  if (uuid_is_valid(id))
+    return true;
+  rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid user id");
+  violation(reply, "user_id", "must be a user id");
+  return false;
+}
+
+static void h_get_user(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  if (!begin(call, reply))
+    return;
+  Auth__V1__GetUserRequest *req =
+      auth__v1__get_user_request__unpack(NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    malformed(reply);
+    return;
+  }
+  paseto_claims cl;
+  if (!caller(x, call, reply, &cl) || !check_user_id(reply, req->user_id))
+    goto out;
+  bool self = strcasecmp(req->user_id, cl.sub) == 0;
+  if (!self && !is_manager(&cl)) {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "owner or admin role required");
+    goto out;
+  }
+  reply_user(x, reply, cl.tid, req->user_id, false);
+out:
+  auth__v1__get_user_request__free_unpacked(req, NULL);
+}
+
+/* -------------------------------------------------------- ListMembers --- */
+
+static void h_list_members(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  if (!begin(call, reply))
+    return;
+  Auth__V1__ListMembersRequest *req = auth__v1__list_members_request__unpack(
+      NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    malformed(reply);
+    return;
+  }
+  auth_user *users = NULL;
+  Auth__V1__User *pu = NULL;
+  Auth__V1__User **pp = NULL;
+  paseto_claims cl;
+  if (!manager(x, call, reply, &cl))
+    goto out;
+  int limit = req->limit == 0 ? AUTH_LIST_DEFAULT : (int)req->limit;
+  if (req->limit > AUTH_LIST_MAX) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid limit");
+    violation(reply, "limit", "must be between 1 and 100");
+    goto out;
+  }
+  if (req->cursor[0] != '\0' && !uuid_is_valid(req->cursor)) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid cursor");
+    violation(reply, "cursor", "must be a next_cursor value");
+    goto out;
+  }
+  users = calloc((size_t)limit, sizeof *users);
+  pu = calloc((size_t)limit, sizeof *pu);
+  pp = calloc((size_t)limit, sizeof *pp);
+  if (users == NULL || pu == NULL || pp == NULL) {
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    goto out;
+  }
+  int n = 0;
+  bool more = false;
+  int rc = store_users_list(x->store, cl.tid, req->include_customers,
+                            req->cursor, limit, users, &n, &more);
+  if (rc != ERR_OK) {
+    fail(reply, rc, "list members");
+    goto out;
+  }
+  for (int i = 0; i < n; i++) {
+    user_proto(&users[i], &pu[i]);
+    pp[i] = &pu[i];
+  }
+  Auth__V1__ListMembersResponse resp = AUTH__V1__LIST_MEMBERS_RESPONSE__INIT;
+  resp.members = pp;
+  resp.n_members = (size_t)n;
+  resp.next_cursor = more && n > 0 ? users[n - 1].id : "";
+  send_msg(reply, &resp.base);
+out:
+  free(pp);
+  free(pu);
+  free(users);
+  auth__v1__list_members_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------ UpdateRole / Remove --- */
+
+static void refusal_reply(rpc_reply *reply, enum store_refusal r, bool remove) {
+  switch (r) {
+  case STORE_NOT_FOUND:
+    rpc_reply_status(reply, RPC_NOT_FOUND, "no such user");
+    break;
+  case STORE_FORBIDDEN:
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED,
+                     "only an owner can change an owner or grant the owner role");
+    break;
+  case STORE_LAST_OWNER:
+    rpc_reply_status(reply, RPC_FAILED_PRECONDITION,
+                     remove ? "the last owner cannot be removed"
+                            : "the last owner cannot be demoted");
+    break;
+  case STORE_DONE:
+    break;
+  }
+}
+
+static void h_update_role(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  if (!begin(call, reply))
+    return;
+  Auth__V1__UpdateRoleRequest *req = auth__v1__update_role_request__unpack(
+      NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    malformed(reply);
+    return;
+  }
+  paseto_claims cl;
+  if (!manager(x, call, reply, &cl) || !check_user_id(reply, req->user_id))
+    goto out;
+  if (!validate_role(req->role)) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid role");
+    violation(reply, "role", "must be one of owner, admin, staff, customer");
+    goto out;
+  }
+  enum store_refusal refusal = STORE_DONE;
+  bool changed = false;
+  auth_user u;
+  int rc = store_user_set_role(x->store, cl.tid, req->user_id, req->role,
+                               strcmp(cl.role, "owner") == 0, &refusal,
+                               &changed, &u);
+  if (rc != ERR_OK) {
+    fail(reply, rc, "update role");
+    goto out;
+  }
+  if (refusal != STORE_DONE) {
+    refusal_reply(reply, refusal, false);
+    goto out;
+  }
+  if (changed) {
+    /* Tokens carrying the old role stop working; the user's refresh
+     * token gets new ones with the new role. */
+    rc = revoker_user(x->revoke, cl.tid, u.id, u.tokens_valid_after_ms);
+    (void)rc; /* logged; the role change itself is committed */
+    log_info("role changed", "tenant_id", cl.tid, "user_id", u.id, "role",
+             u.role, "by", cl.sub);
+  }
+  Auth__V1__User pu;
+  user_proto(&u, &pu);
+  Auth__V1__UpdateRoleResponse resp = AUTH__V1__UPDATE_ROLE_RESPONSE__INIT;
+  resp.user = &pu;
+  send_msg(reply, &resp.base);
+out:
+  auth__v1__update_role_request__free_unpacked(req, NULL);
+}
+
+static void h_remove_user(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  if (!begin(call, reply))
+    return;
+  Auth__V1__RemoveUserRequest *req = auth__v1__remove_user_request__unpack(
+      NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    malformed(reply);
+    return;
+  }
+  paseto_claims cl;
+  if (!manager(x, call, reply, &cl) || !check_user_id(reply, req->user_id))
+    goto out;
+  enum store_refusal refusal = STORE_DONE;
+  auth_user u;
+  int rc = store_user_delete(x->store, cl.tid, req->user_id,
+                             strcmp(cl.role, "owner") == 0, &refusal, &u);
+  if (rc != ERR_OK) {
+    fail(reply, rc, "remove user");
+    goto out;
+  }
+  if (refusal != STORE_DONE) {
+    refusal_reply(reply, refusal, true);
+    goto out;
+  }
+  rc = revoker_user(x->revoke, cl.tid, u.id, time_now_ms());
+  log_info("user removed", "tenant_id", cl.tid, "user_id", u.id, "by", cl.sub);
+  if (rc != ERR_OK) {
+    fail(reply, rc, "remove user revocation");
+    goto out;
+  }
+  Auth__V1__RemoveUserResponse resp = AUTH__V1__REMOVE_USER_RESPONSE__INIT;
+  send_msg(reply, &resp.base);
+out:
+  auth__v1__remove_user_request__free_unpacked(req, NULL);
+}
+
+/* --------------------------------------------------------------- Keys --- */
+
+static void h_keys(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  if (!begin(call, reply))
+    return;
+  Auth__V1__KeysRequest *req =
+      auth__v1__keys_request__unpack(NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    malformed(reply);
+    return;
+  }
+  size_t n = auth_keys_count(x->keys);
+  Auth__V1__PublicKey pk[AUTH_KEYS_MAX];
+  Auth__V1__PublicKey *pp[AUTH_KEYS_MAX];
+  char b64[AUTH_KEYS_MAX][64];
+  for (size_t i = 0; i < n; i++) {
+    auth__v1__public_key__init(&pk[i]);
+    sodium_bin2base64(b64[i], sizeof b64[i], auth_keys_public(x->keys, i)->b,
+                      PASETO_PUBLICKEYBYTES,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    pk[i].kid = (char *)auth_keys_kid(x->keys, i);
+    pk[i].alg = "v4.public";
+    pk[i].public_key = b64[i];
+    pk[i].status = auth_keys_is_active(x->keys, i) ? "active" : "verify-only";
+    pp[i] = &pk[i];
+  }
+  Auth__V1__KeysResponse resp = AUTH__V1__KEYS_RESPONSE__INIT;
+  resp.keys = pp;
+  resp.n_keys = n;
+  send_msg(reply, &resp.base);
+  auth__v1__keys_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------- Verify --- */
+
+static void h_verify(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  if (!begin(call, reply))
+    return;
+  Auth__V1__VerifyRequest *req =
+      auth__v1__verify_request__unpack(NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    malformed(reply);
+    return;
+  }
+  paseto_claims cl;
+  enum authn_result why = AUTHN_OK;
+  int rc = authn_verify(x->verifier, req->token, strlen(req->token), &cl, &why);
+  if (rc != ERR_OK) {
+    rpc_reply_status(reply,
+                     rc == ERR_NOMEM ? RPC_RESOURCE_EXHAUSTED : authn_result_code(why),
+                     "%s", authn_result_str(why));
+  } else {
+    char kid[PASETO_PID_LEN + 1] = "";
+    if (paseto_token_kid(req->token, strlen(req->token), kid, NULL) != ERR_OK)
+      kid[0] = '\0';
+    Auth__V1__Claims c = AUTH__V1__CLAIMS__INIT;
+    c.sub = cl.sub;
+    c.tid = cl.tid;
+    c.role = cl.role;
+    c.jti = cl.jti;
+    c.iss = cl.iss;
+    c.iat_unix = cl.iat_ms / 1000;
+    c.nbf_unix = cl.nbf_ms / 1000;
+    c.exp_unix = cl.exp_ms / 1000;
+    c.kid = kid;
+    Auth__V1__VerifyResponse resp = AUTH__V1__VERIFY_RESPONSE__INIT;
+    resp.claims = &c;
+    send_msg(reply, &resp.base);
+  }
+  auth__v1__verify_request__free_unpacked(req, NULL);
+}
+
+/* -------------------------------------------------- DeleteTenantUsers --- */
+
+#define DELETE_REVOKE_MAX 64
+
+static void h_delete_tenant_users(void *arg, const rpc_call *call,
+                                  rpc_reply *reply) {
+  auth_ctx *x = arg;
+  if (!begin(call, reply))
+    return;
+  Auth__V1__DeleteTenantUsersRequest *req =
+      auth__v1__delete_tenant_users_request__unpack(NULL, call->payload_len,
+                                                    call->payload);
+  if (req == NULL) {
+    malformed(reply);
+    return;
+  }
+  const char *tid = NULL;
+  if (call->token[0] != '\0') {
+    /* Internal only: a user's forwarded call never reaches this. */
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "internal method");
+    goto out;
+  }
+  if (!anon_tenant(call, req->tenant_id, reply, &tid))
+    goto out;
+  char ids[DELETE_REVOKE_MAX][UUID_STR_LEN + 1];
+  size_t n = 0;
+  int rc = store_tenant_delete_users(x->store, tid, ids, DELETE_REVOKE_MAX, &n);
+  if (rc != ERR_OK) {
+    fail(reply, rc, "delete tenant users");
+    goto out;
+  }
+  int64_t now = time_now_ms();
+  for (size_t i = 0; i < n && i < DELETE_REVOKE_MAX; i++) {
+    rc = revoker_user(x->revoke, tid, ids[i], now);
+    (void)rc; /* logged by the revoker; the users are gone either way */
+  }
+  char count[24];
+  snprintf(count, sizeof count, "%zu", n);
+  log_info("tenant users deleted", "tenant_id", tid, "count", count);
+  Auth__V1__DeleteTenantUsersResponse resp =
+      AUTH__V1__DELETE_TENANT_USERS_RESPONSE__INIT;
+  resp.deleted = (uint32_t)n;
+  send_msg(reply, &resp.base);
+out:
+  auth__v1__delete_tenant_users_request__free_unpacked(req, NULL);
+}
+
+/* ----------------------------------------------------------- register --- */
+
+int auth_handlers_register(rpc_server *srv, auth_ctx *ctx) {
+  static const struct {
+    const char *method;
+    rpc_handler_fn fn;
+  } table[] = {
+      {M("Register"), h_register},
+      {M("CreateUser"), h_create_user},
+      {M("Login"), h_login},
+      {M("Refresh"), h_refresh},
+      {M("Logout"), h_logout},
+      {M("Me"), h_me},
+      {M("GetUser"), h_get_user},
+      {M("ListMembers"), h_list_members},
+      {M("UpdateRole"), h_update_role},
+      {M("RemoveUser"), h_remove_user},
+      {M("Keys"), h_keys},
+      {M("Verify"), h_verify},
+      {M("DeleteTenantUsers"), h_delete_tenant_users},
+  };
+  if (srv == NULL || ctx == NULL)
+    return ERR_INVAL;
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    int rc = rpc_server_register(srv, table[i].method, table[i].fn, ctx);
+    if (rc != ERR_OK)
+      return rc;
+  }
+  return ERR_OK;
+}

@@ -1,0 +1,226 @@
+/*
+ * main.c - the auth service: configuration, start-up and shutdown; the
+ * work is in handlers.c (see README.md for every setting).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "libs/authn/authn.h"
+#include "libs/cache/cache.h"
+#include "libs/obs/log.h"
+#include "libs/svc/svc.h"
+#include "services/auth/handlers.h"
+#include "services/auth/keys.h"
+#include "services/auth/pwpool.h"
+#include "services/auth/revoker.h"
+#include "services/auth/store.h"
+
+static const cfg_entry config[] = {
+    {.name = "AUTH_SIGNING_KEYS", .kind = CFG_STRING, .secret = true,
+     .description = "comma-separated hex secret keys (first signs, all verify)"},
+    {.name = "AUTH_SIGNING_KEYS_FILE", .kind = CFG_STRING,
+     .description = "file with one key per line (instead of AUTH_SIGNING_KEYS)"},
+    {.name = "AUTH_ISSUER", .kind = CFG_STRING, .def = "auth",
+     .description = "iss claim of issued tokens"},
+    {.name = "AUTH_ACCESS_TTL", .kind = CFG_DURATION_MS, .def = "15m",
+     .min = 10000, .max = 86400000, .description = "access-token lifetime"},
+    {.name = "AUTH_REFRESH_TTL", .kind = CFG_DURATION_MS, .def = "720h",
+     .min = 60000, .max = 31622400000LL, .description = "refresh-token lifetime"},
+    {.name = "AUTH_REFRESH_REUSE_INTERVAL", .kind = CFG_DURATION_MS, .def = "0",
+     .min = 0, .max = 600000,
+     .description = "a spent refresh token is accepted again within this"},
+    {.name = "AUTH_PWHASH_OPSLIMIT", .kind = CFG_INT, .def = "2", .min = 1,
+     .max = 64, .description = "Argon2id passes (2 = libsodium INTERACTIVE)"},
+    {.name = "AUTH_PWHASH_MEMLIMIT_KIB", .kind = CFG_INT, .def = "65536",
+     .min = 8, .max = 4194304,
+     .description = "Argon2id memory in KiB (65536 = INTERACTIVE)"},
+    {.name = "AUTH_HASH_THREADS", .kind = CFG_INT, .def = "2", .min = 1,
+     .max = 64, .description = "password hashing threads"},
+    {.name = "AUTH_HASH_MAX_PENDING", .kind = CFG_INT, .def = "0", .min = 0,
+     .max = 10000,
+     .description = "password jobs admitted at once (0: half the RPC workers)"},
+    {.name = "AUTH_DB_ROLE", .kind = CFG_STRING, .def = "auth_app",
+     .description = "role each transaction switches to (RLS); empty: none"},
+    {.name = "REDIS_URL", .kind = CFG_URL,
+     .description = "Redis for revocations and tenant status"},
+    {.name = "AUTH_VERIFY_LEEWAY", .kind = CFG_DURATION_MS, .def = "30s",
+     .min = 0, .max = 300000, .description = "clock skew allowed on tokens"},
+    {.name = "AUTH_VERIFY_RECHECK", .kind = CFG_DURATION_MS, .def = "500ms",
+     .min = 1, .max = 60000,
+     .description = "how often a cached token's revocation state is re-read"},
+};
+
+typedef struct app {
+  auth_keys *keys;
+  cache *redis;
+  pwpool *pw;
+  authn *verifier;
+  revoker *revoke;
+  store *store;
+  auth_ctx ctx;
+} app;
+
+static int check_redis(void *arg) { return cache_ping(arg) == ERR_OK ? 0 : 1; }
+
+static int load_keys(const cfg *c, auth_keys **out) {
+  const char *list = cfg_str(c, "AUTH_SIGNING_KEYS");
+  const char *file = cfg_str(c, "AUTH_SIGNING_KEYS_FILE");
+  bool has_list = list != NULL && list[0] != '\0';
+  bool has_file = file != NULL && file[0] != '\0';
+  if (has_list == has_file) {
+    log_error("set exactly one of AUTH_SIGNING_KEYS and AUTH_SIGNING_KEYS_FILE");
+    return ERR_INVAL;
+  }
+  int bad = -1;
+  int rc = has_list ? auth_keys_parse(list, out, &bad)
+                    : auth_keys_load_file(file, out, &bad);
+  if (rc != ERR_OK) {
+    char idx[16];
+    snprintf(idx, sizeof idx, "%d", bad);
+    /* The index of the bad entry, never its text. */
+    log_error("signing keys not loaded", "error", err_str(rc), "entry", idx,
+              "source", has_list ? "AUTH_SIGNING_KEYS" : file);
+  }
+  return rc;
+}
+
+static int auth_init(svc *s, void *arg) {
+  app *a = arg;
+  const cfg *c = svc_cfg(s);
+  if (paseto_init() != ERR_OK || sodium_init() < 0)
+    return ERR_INTERNAL;
+  int rc = load_keys(c, &a->keys);
+  if (rc != ERR_OK)
+    return rc;
+  for (size_t i = 0; i < auth_keys_count(a->keys); i++)
+    log_info("signing key", "kid", auth_keys_kid(a->keys, i), "status",
+             auth_keys_is_active(a->keys, i) ? "active" : "verify-only");
+
+  const char *redis_url = cfg_str(c, "REDIS_URL");
+  if (redis_url != NULL && redis_url[0] != '\0') {
+    cache_config cc = {.url = redis_url, .max_conns = 8};
+    rc = cache_new(&cc, &a->redis);
+    if (rc != ERR_OK) {
+      log_error("bad REDIS_URL", "error", err_str(rc));
+      return rc;
+    }
+    rc = admin_add_check(svc_admin(s), "redis", check_redis, a->redis);
+    if (rc != ERR_OK)
+      return rc;
+  } else {
+    log_warn("REDIS_URL not set: revocations stay in this process only");
+  }
+
+  int workers = (int)cfg_int(c, "RPC_WORKERS");
+  int threads = (int)cfg_int(c, "AUTH_HASH_THREADS");
+  int pending = (int)cfg_int(c, "AUTH_HASH_MAX_PENDING");
+  if (pending == 0)
+    pending = workers / 2;
+  if (pending < threads)
+    pending = threads;
+  if (pending >= workers && workers > 1)
+    log_warn("AUTH_HASH_MAX_PENDING >= RPC_WORKERS: logins can occupy every worker");
+  pwpool_config pc = {
+      .threads = threads,
+      .max_pending = pending,
+      .opslimit = (unsigned long long)cfg_int(c, "AUTH_PWHASH_OPSLIMIT"),
+      .memlimit = (size_t)cfg_int(c, "AUTH_PWHASH_MEMLIMIT_KIB") * 1024u,
+  };
+  rc = pwpool_new(&pc, &a->pw);
+  if (rc != ERR_OK) {
+    log_error("password hashing pool not started", "error", err_str(rc));
+    return rc;
+  }
+
+  int64_t access_ttl = cfg_duration_ms(c, "AUTH_ACCESS_TTL");
+  int64_t leeway = cfg_duration_ms(c, "AUTH_VERIFY_LEEWAY");
+  authn_config ac = AUTHN_CONFIG_INIT;
+  ac.issuer = cfg_str(c, "AUTH_ISSUER");
+  ac.leeway_ms = leeway;
+  ac.recheck_ms = cfg_duration_ms(c, "AUTH_VERIFY_RECHECK");
+  ac.redis = a->redis;
+  rc = authn_new(&ac, &a->verifier);
+  if (rc != ERR_OK)
+    return rc;
+  authn_key ak[AUTH_KEYS_MAX];
+  size_t nk = auth_keys_count(a->keys);
+  for (size_t i = 0; i < nk; i++) {
+    ak[i].pk = *auth_keys_public(a->keys, i);
+    ak[i].active = auth_keys_is_active(a->keys, i);
+  }
+  rc = authn_set_keys(a->verifier, ak, nk);
+  if (rc != ERR_OK)
+    return rc;
+
+  rc = revoker_new(a->redis, access_ttl + leeway, a->verifier, NULL, NULL,
+                   &a->revoke);
+  if (rc != ERR_OK)
+    return rc;
+
+  rc = store_new(svc_db(s), cfg_str(c, "AUTH_DB_ROLE"), &a->store);
+  if (rc != ERR_OK) {
+    log_error("bad AUTH_DB_ROLE");
+    return rc;
+  }
+  const char *kids[AUTH_KEYS_MAX], *pubs[AUTH_KEYS_MAX];
+  char b64[AUTH_KEYS_MAX][64];
+  for (size_t i = 0; i < nk; i++) {
+    kids[i] = auth_keys_kid(a->keys, i);
+    sodium_bin2base64(b64[i], sizeof b64[i], auth_keys_public(a->keys, i)->b,
+                      PASETO_PUBLICKEYBYTES,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    pubs[i] = b64[i];
+  }
+  rc = store_keys_record(a->store, kids, pubs, nk);
+  if (rc != ERR_OK) {
+    log_error("cannot record signing keys", "error", err_str(rc), "detail",
+              db_last_error()->message);
+    return rc;
+  }
+
+  a->ctx = (auth_ctx){
+      .store = a->store,
+      .keys = a->keys,
+      .pw = a->pw,
+      .verifier = a->verifier,
+      .redis = a->redis,
+      .revoke = a->revoke,
+      .issuer = cfg_str(c, "AUTH_ISSUER"),
+      .access_ttl_ms = access_ttl,
+      .refresh_ttl_ms = cfg_duration_ms(c, "AUTH_REFRESH_TTL"),
+      .reuse_interval_ms = cfg_duration_ms(c, "AUTH_REFRESH_REUSE_INTERVAL"),
+  };
+  return auth_handlers_register(svc_rpc(s), &a->ctx);
+}
+
+static void auth_fini(svc *s, void *arg) {
+  app *a = arg;
+  store_free(a->store);
+  revoker_free(a->revoke);
+  authn_free(a->verifier);
+  pwpool_free(a->pw);
+  /* The admin server's Redis check may still run until svc frees it, so
+   * the cache outlives this function: released at exit. */
+  auth_keys_free(a->keys);
+  a->keys = NULL;
+}
+
+int main(void) {
+  static app a;
+  svc_spec spec = {
+      .name = "auth",
+      .config = config,
+      .nconfig = sizeof config / sizeof config[0],
+      .uses_db = true,
+      .schema = "auth",
+      .init = auth_init,
+      .fini = auth_fini,
+      .arg = &a,
+  };
+  int status = svc_main(&spec);
+  cache_free(a.redis);
+  return status;
+}

@@ -1,0 +1,45 @@
+/*
+ * validate.h - the auth service's input rules (HTTP-API.md, "Tenants and
+ * identity"): e-mail shape and normalisation, password and name lengths
+ * counted in characters, role names.
+ *
+ * Every function is pure and bounded: it never reads past the NUL, and it
+ * refuses oversized input before any other work.
+ */
+#ifndef AUTH_VALIDATE_H
+#define AUTH_VALIDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define VALIDATE_EMAIL_MAX 254     /* bytes */
+#define VALIDATE_PASSWORD_MIN 8    /* characters */
+#define VALIDATE_PASSWORD_MAX 128  /* characters */
+#define VALIDATE_NAME_MAX 100      /* characters */
+
+/* Normalises an e-mail address into out (capacity cap): surrounding
+ * spaces removed, ASCII letters lower-cased. Returns true when the result
+ * is a plausible address: at most VALIDATE_EMAIL_MAX bytes, printable
+ * ASCII without spaces, exactly one '@', a local part of 1..64 bytes, a
+ * domain with at least one dot, no empty labels. out holds the
+ * normalised text even when it is refused (if it fits). */
+bool validate_email(const char *in, char *out, size_t cap);
+
+/* The number of UTF-8 characters in s, or -1 when s is not valid UTF-8
+ * (overlong forms, surrogates, > U+10FFFF) or contains control
+ * characters (C0, DEL). Stops counting past max_bytes bytes (-1). */
+long validate_utf8_chars(const char *s, size_t max_bytes);
+
+/* 8..128 characters of valid UTF-8 (any characters but controls). */
+bool validate_password(const char *pw);
+
+/* 1..100 characters of valid UTF-8, not only spaces. */
+bool validate_name(const char *name);
+
+/* "owner", "admin", "staff" or "customer". */
+bool validate_role(const char *role);
+
+/* Rank of a role: owner 4, admin 3, staff 2, customer 1, else 0. */
+int validate_role_rank(const char *role);
+
+#endif
