@@ -341,7 +341,7 @@ static void batch_fini(bus_backfill *b) {
  * newer than the position at the time. */
 static bool apply_batch(bus_tracker *t, src_state *s, bus_backfill *b,
                         int64_t now_ms, size_t *fresh) {
-  qsort(b->ev, b->n, sizeof(b->ev[0]), cmp_seq);
+  if (b->n > 1) qsort(b->ev, b->n, sizeof(b->ev[0]), cmp_seq);
   *fresh = 0;
   for (size_t i = 0; i < b->n; i++) {
     const Rpc__V1__Event *e = b->ev[i];
