@@ -71,17 +71,22 @@ static const cfg_entry common_config[] = {
 };
 #define NCOMMON (sizeof common_config / sizeof common_config[0])
 
+/* The merged table must outlive the cfg (cfg_load keeps pointers into
+ * it), and svc_main runs once per process: a static table does both. */
+static cfg_entry all_config[CFG_MAX_ENTRIES];
+
 static int load_config(const svc_spec *spec, cfg **out) {
   size_t n = NCOMMON + spec->nconfig;
-  cfg_entry *all = calloc(n, sizeof *all);
-  if (all == NULL)
-    return ERR_NOMEM;
-  memcpy(all, common_config, sizeof common_config);
+  if (n > CFG_MAX_ENTRIES) {
+    log_error("invalid configuration", "error", "too many entries");
+    return ERR_INVAL;
+  }
+  memcpy(all_config, common_config, sizeof common_config);
   if (spec->nconfig > 0)
-    memcpy(all + NCOMMON, spec->config, spec->nconfig * sizeof *all);
+    memcpy(all_config + NCOMMON, spec->config,
+           spec->nconfig * sizeof *all_config);
   char err[1024];
-  int rc = cfg_load(all, n, out, err, sizeof err);
-  free(all);
+  int rc = cfg_load(all_config, n, out, err, sizeof err);
   if (rc != ERR_OK)
     log_error("invalid configuration", "error", err);
   return rc;
