@@ -31,6 +31,16 @@ static void mk(tev *t, const char *topic, uint64_t seq) {
   t->e.topic = (char *)topic;
 }
 
+/* A small deterministic xorshift generator (the C library one is banned
+ * in this tree). */
+static uint32_t rng_state = 12345;
+static uint32_t rng(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 17;
+  rng_state ^= rng_state << 5;
+  return rng_state;
+}
+
 START_TEST(encode_then_decode_round_trips_every_field) {
   tev t;
   mk(&t, "orders.t1", 42);
@@ -219,17 +229,17 @@ START_TEST(decode_survives_every_truncation_and_random_bytes) {
       rpc__v1__event__free_unpacked(d, NULL);
     }
   }
-  srand(12345);
+  rng_state = 12345;
   uint8_t r[256];
   for (int i = 0; i < 3000; i++) {
-    size_t n = (size_t)(rand() % (int)sizeof(r));
-    for (size_t j = 0; j < n; j++) r[j] = (uint8_t)rand();
-    if (n > 3) r[rand() % 3] = '\0';
+    size_t n = (size_t)(rng() % sizeof(r));
+    for (size_t j = 0; j < n; j++) r[j] = (uint8_t)rng();
+    if (n > 3) r[rng() % 3] = '\0';
     if (bus_frame_decode(r, n, 0, &d) == ERR_OK) rpc__v1__event__free_unpacked(d, NULL);
     /* Flip one byte of a valid frame. */
     uint8_t *c = malloc(len);
     memcpy(c, buf, len);
-    c[(size_t)rand() % len] ^= (uint8_t)(1u << (rand() % 8));
+    c[(size_t)rng() % len] ^= (uint8_t)(1u << (rng() % 8));
     if (bus_frame_decode(c, len, 0, &d) == ERR_OK) rpc__v1__event__free_unpacked(d, NULL);
     free(c);
   }
