@@ -118,6 +118,19 @@ START_TEST(encode_rejects_invalid_events) {
   t.e.type = longs;
   ck_assert_int_eq(bus_frame_encode(&t.e, 0, &buf, &len), ERR_INVAL);
   mk(&t, "x", 1);
+  char longten[BUS_MAX_TENANT_LEN + 2];
+  memset(longten, 'n', sizeof(longten) - 1);
+  longten[sizeof(longten) - 1] = '\0';
+  t.e.tenant_id = longten;
+  ck_assert_int_eq(bus_frame_encode(&t.e, 0, &buf, &len), ERR_INVAL);
+  char longsrc[BUS_MAX_SOURCE_LEN + 2];
+  memset(longsrc, 's', sizeof(longsrc) - 1);
+  longsrc[sizeof(longsrc) - 1] = '\0';
+  mk(&t, "x", 1);
+  t.e.source = longsrc;
+  ck_assert_int_eq(bus_frame_encode(&t.e, 0, &buf, &len), ERR_INVAL);
+  ck_assert_int_eq(bus_event_validate(NULL), ERR_INVAL);
+  mk(&t, "x", 1);
   t.e.payload.data = NULL; /* len 4 without data */
   ck_assert_int_eq(bus_frame_encode(&t.e, 0, &buf, &len), ERR_INVAL);
   ck_assert_int_eq(bus_frame_encode(NULL, 0, &buf, &len), ERR_INVAL);

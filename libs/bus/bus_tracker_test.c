@@ -32,7 +32,8 @@ typedef struct fake_src {
   bool lagging;         /* answer OK with no events */
   bool report_last;     /* set last_seq in answers */
   bool use_replay;      /* answer through bus_backfill_add_replay */
-  bool add_noise;       /* add foreign/old events and shuffle */
+  bool add_noise;       /* add foreign/old/invalid events, newest first */
+  bool over_limit;      /* add every event after after_seq, ignoring limit */
   int garbage_next;     /* this many calls answer with bytes that do not
                            decode */
   int calls;
@@ -103,7 +104,7 @@ static int backfill(void *arg, const char *source, uint64_t after_seq,
     return bus_backfill_add_replay(out, "\xff\xff\xff", 3);
   }
   if (f->lagging) return ERR_OK;
-  uint64_t to = after_seq + limit;
+  uint64_t to = f->over_limit ? f->n : after_seq + limit;
   if (to > f->n) to = f->n;
   if (f->use_replay) {
     Rpc__V1__ReplayResponse r = RPC__V1__REPLAY_RESPONSE__INIT;
@@ -125,6 +126,9 @@ static int backfill(void *arg, const char *source, uint64_t after_seq,
     fake_src *o = f == &w->a ? &w->b : &w->a;
     if (o->n >= 1) ck_assert_int_eq(bus_backfill_add(out, &o->ev[1].e), ERR_OK);
     if (after_seq >= 1) ck_assert_int_eq(bus_backfill_add(out, &f->ev[after_seq].e), ERR_OK);
+    Rpc__V1__Event bad = f->ev[after_seq + 1].e;
+    bad.id = "not-a-uuid";
+    ck_assert_int_eq(bus_backfill_add(out, &bad), ERR_OK);
     for (uint64_t s = to; s > after_seq; s--) {
       ck_assert_int_eq(bus_backfill_add(out, &f->ev[s].e), ERR_OK);
     }
@@ -449,7 +453,40 @@ START_TEST(replay_answers_are_decoded_and_garbage_is_retried) {
 }
 END_TEST
 
-START_TEST(backfill_batches_are_sorted_and_foreign_or_old_events_ignored) {
+
+START_TEST(events_past_the_limit_are_left_for_the_next_call) {
+  fill(&W->a, "a", 10);
+  W->a.over_limit = true;
+  bus_tracker *t = mk_tracker(true, limit3);
+  ck_assert_int_eq(bus_tracker_set_position(t, "a", 0), ERR_OK);
+  bus_tracker_poll(t, 0);
+  assert_got_range("a", 1, 10);
+  /* after 0, 3, 6, 9 (one event), then an empty answer */
+  ck_assert_int_eq(W->a.calls, 5);
+  ck_assert_uint_eq(W->a.call_after[1], 3);
+  ck_assert_uint_eq(W->a.call_after[3], 9);
+  bus_tracker_free(t);
+}
+END_TEST
+
+static void tiny_replay(bus_tracker_options *o) { o->max_replay_bytes = 64; }
+
+START_TEST(replay_answer_larger_than_the_cap_is_refused_and_retried) {
+  fill(&W->a, "a", 20);
+  W->a.use_replay = true;
+  bus_tracker *t = mk_tracker(true, tiny_replay);
+  ck_assert_int_eq(bus_tracker_set_position(t, "a", 0), ERR_OK);
+  bus_tracker_poll(t, 0);
+  ck_assert_uint_eq(W->ngot, 0);
+  bus_stats st;
+  bus_tracker_get_stats(t, &st);
+  ck_assert_uint_eq(st.backfill_failures, 1);
+  ck_assert(bus_tracker_pending(t, "a"));
+  bus_tracker_free(t);
+}
+END_TEST
+
+START_TEST(backfill_batches_are_sorted_and_foreign_old_or_invalid_events_ignored) {
   fill(&W->a, "a", 9);
   fill(&W->b, "b", 1);
   W->a.add_noise = true;
@@ -706,7 +743,9 @@ int main(void) {
   tcase_add_test(tc, catch_up_stops_at_the_reported_last_seq);
   tcase_add_test(tc, live_events_at_or_before_the_position_are_duplicates);
   tcase_add_test(tc, replay_answers_are_decoded_and_garbage_is_retried);
-  tcase_add_test(tc, backfill_batches_are_sorted_and_foreign_or_old_events_ignored);
+  tcase_add_test(tc, backfill_batches_are_sorted_and_foreign_old_or_invalid_events_ignored);
+  tcase_add_test(tc, events_past_the_limit_are_left_for_the_next_call);
+  tcase_add_test(tc, replay_answer_larger_than_the_cap_is_refused_and_retried);
   tcase_add_test(tc, source_that_forgot_events_makes_the_tracker_skip_them);
   tcase_add_test(tc, without_backfill_gaps_are_skipped_and_counted_lost);
   tcase_add_test(tc, refused_delivery_is_retried_before_anything_later);
