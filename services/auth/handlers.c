@@ -832,7 +832,8 @@ static void refusal_reply(rpc_reply *reply, enum store_refusal r, bool remove) {
     break;
   case STORE_FORBIDDEN:
     rpc_reply_status(reply, RPC_PERMISSION_DENIED,
-                     "only an owner can change an owner or grant the owner role");
+                     "only an owner can change an owner or grant the owner "
+                     "role (and the acting user must still be owner or admin)");
     break;
   case STORE_LAST_OWNER:
     rpc_reply_status(reply, RPC_FAILED_PRECONDITION,
@@ -866,8 +867,7 @@ static void h_update_role(void *arg, const rpc_call *call, rpc_reply *reply) {
   bool changed = false;
   auth_user u;
   int rc = store_user_set_role(x->store, cl.tid, req->user_id, req->role,
-                               strcmp(cl.role, "owner") == 0, &refusal,
-                               &changed, &u);
+                               cl.sub, &refusal, &changed, &u);
   if (rc != ERR_OK) {
     fail(reply, rc, "update role");
     goto out;
@@ -908,8 +908,8 @@ static void h_remove_user(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   enum store_refusal refusal = STORE_DONE;
   auth_user u;
-  int rc = store_user_delete(x->store, cl.tid, req->user_id,
-                             strcmp(cl.role, "owner") == 0, &refusal, &u);
+  int rc = store_user_delete(x->store, cl.tid, req->user_id, cl.sub,
+                             &refusal, &u);
   if (rc != ERR_OK) {
     fail(reply, rc, "remove user");
     goto out;
@@ -918,7 +918,12 @@ static void h_remove_user(void *arg, const rpc_call *call, rpc_reply *reply) {
     refusal_reply(reply, refusal, true);
     goto out;
   }
-  rc = revoker_user(x->revoke, cl.tid, u.id, time_now_ms());
+  /* Past every iat this user's tokens can carry (up to a second ahead of
+   * tokens_valid_after, see sign_access). */
+  int64_t cut = time_now_ms();
+  if (u.tokens_valid_after_ms + 1000 > cut)
+    cut = u.tokens_valid_after_ms + 1000;
+  rc = revoker_user(x->revoke, cl.tid, u.id, cut);
   log_info("user removed", "tenant_id", cl.tid, "user_id", u.id, "by", cl.sub);
   if (rc != ERR_OK) {
     fail(reply, rc, "remove user revocation");
@@ -1035,7 +1040,9 @@ static void h_delete_tenant_users(void *arg, const rpc_call *call,
     fail(reply, rc, "delete tenant users");
     goto out;
   }
-  int64_t now = time_now_ms();
+  /* Generous: these users are gone, and a role change may have pushed
+   * their newest iat up to a second ahead. */
+  int64_t now = time_now_ms() + 2000;
   for (size_t i = 0; i < n && i < DELETE_REVOKE_MAX; i++) {
     rc = revoker_user(x->revoke, tid, ids[i], now);
     (void)rc; /* logged by the revoker; the users are gone either way */

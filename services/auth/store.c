@@ -269,7 +269,7 @@ typedef struct change_args {
   const char *tenant;
   const char *id;
   const char *role; /* NULL: delete */
-  bool actor_is_owner;
+  const char *actor;
   enum store_refusal *refusal;
   bool *changed;
   auth_user *out;
@@ -300,6 +300,25 @@ static int change_fn(db_conn *c, void *ud) {
   int rc = lock_owners(c, a->tenant, &owners);
   if (rc != ERR_OK)
     return rc;
+  /* The actor's role now, not the one in its token. */
+  db_param pa[] = {db_text(a->tenant), db_text(a->actor)};
+  db_result *ar = NULL;
+  rc = db_exec(c,
+               "SELECT role FROM auth.users WHERE tenant_id = $1 AND id = $2 "
+               "FOR SHARE",
+               pa, 2, &ar);
+  if (rc != ERR_OK) {
+    db_result_free(ar);
+    return rc;
+  }
+  const char *arole = db_nrows(ar) == 1 ? db_get(ar, 0, 0) : NULL;
+  bool actor_owner = arole != NULL && strcmp(arole, "owner") == 0;
+  bool actor_admin = arole != NULL && strcmp(arole, "admin") == 0;
+  db_result_free(ar);
+  if (!actor_owner && !actor_admin) {
+    *a->refusal = STORE_FORBIDDEN;
+    return ERR_OK;
+  }
   auth_user cur;
   db_param p[] = {db_text(a->tenant), db_text(a->id)};
   rc = one_user(c,
@@ -314,7 +333,7 @@ static int change_fn(db_conn *c, void *ud) {
     return rc;
   bool target_owner = strcmp(cur.role, "owner") == 0;
   bool to_owner = a->role != NULL && strcmp(a->role, "owner") == 0;
-  if ((target_owner || to_owner) && !a->actor_is_owner) {
+  if ((target_owner || to_owner) && !actor_owner) {
     *a->refusal = STORE_FORBIDDEN;
     return ERR_OK;
   }
@@ -339,26 +358,32 @@ static int change_fn(db_conn *c, void *ud) {
   db_param pu[] = {db_text(a->tenant), db_text(a->id), db_text(a->role)};
   return one_user(c,
                   "UPDATE auth.users AS u SET role = $3, updated_at = now(), "
-                  "tokens_valid_after = now() "
+                  /* Past every iat issued so far: a token issued after an
+                   * earlier change in the same second has an iat up to a
+                   * second ahead (see handlers.c). */
+                  "tokens_valid_after = GREATEST(now(), "
+                  "COALESCE(u.tokens_valid_after + interval '1 second', now())) "
                   "WHERE u.tenant_id = $1 AND u.id = $2 RETURNING " USER_COLS,
                   pu, DB_NPARAMS(pu), a->out, false);
 }
 
 int store_user_set_role(store *s, const char *tenant, const char *id,
-                        const char *role, bool actor_is_owner,
+                        const char *role, const char *actor_id,
                         enum store_refusal *refusal, bool *changed,
                         auth_user *out) {
-  if (role == NULL || changed == NULL)
+  if (role == NULL || changed == NULL || actor_id == NULL)
     return ERR_INVAL;
-  change_args a = {tenant, id, role, actor_is_owner, refusal, changed, out};
+  change_args a = {tenant, id, role, actor_id, refusal, changed, out};
   return store_tx(s, tenant, false, change_fn, &a);
 }
 
 int store_user_delete(store *s, const char *tenant, const char *id,
-                      bool actor_is_owner, enum store_refusal *refusal,
+                      const char *actor_id, enum store_refusal *refusal,
                       auth_user *out) {
+  if (actor_id == NULL)
+    return ERR_INVAL;
   bool changed = false;
-  change_args a = {tenant, id, NULL, actor_is_owner, refusal, &changed, out};
+  change_args a = {tenant, id, NULL, actor_id, refusal, &changed, out};
   return store_tx(s, tenant, false, change_fn, &a);
 }
 

@@ -84,21 +84,26 @@ int store_users_list(store *s, const char *tenant, bool include_customers,
                      const char *after_id, int limit, auth_user *out, int *n,
                      bool *more) WARN_UNUSED;
 
-/* Changes a user's role; marks tokens_valid_after = now (returned in
- * *out) so access tokens carrying the old role stop working. The rules,
- * race-free (every owner row of the tenant is locked first): only an
- * owner may grant or take "owner" (STORE_FORBIDDEN), the last owner
+/* Changes a user's role; moves tokens_valid_after to now, or a second past
+ * its previous value if that is later (returned in *out), so access tokens
+ * carrying the old role - including ones issued after an earlier change in
+ * the same second - stop working. The rules,
+ * race-free (every owner row of the tenant is locked first, and the
+ * acting user's role is read again in the same transaction, so a token
+ * minted before a concurrent demotion cannot act on its old role): the
+ * actor must still exist as owner or admin, only an owner may grant or
+ * take "owner" (STORE_FORBIDDEN), the last owner
  * cannot stop being one (STORE_LAST_OWNER). *changed says whether the
  * role differed (no change: tokens_valid_after untouched). */
 int store_user_set_role(store *s, const char *tenant, const char *id,
-                        const char *role, bool actor_is_owner,
+                        const char *role, const char *actor_id,
                         enum store_refusal *refusal, bool *changed,
                         auth_user *out) WARN_UNUSED;
 
 /* Deletes a user with its sessions, same rules as set_role. *out gets
  * the removed user. */
 int store_user_delete(store *s, const char *tenant, const char *id,
-                      bool actor_is_owner, enum store_refusal *refusal,
+                      const char *actor_id, enum store_refusal *refusal,
                       auth_user *out) WARN_UNUSED;
 
 /* Deletes every user (and session) of a tenant; *n gets how many, and
