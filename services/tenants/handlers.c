@@ -1,0 +1,698 @@
+/*
+ * handlers.c - "tenants.v1.Tenants/..." (see handlers.h and README.md).
+ *
+ * Every handler has the same shape: unpack the request (exactly one
+ * free_unpacked on every path, through the single `out:` label), check the
+ * caller, validate, call the store, answer. Input errors become
+ * INVALID_ARGUMENT with one field violation per bad field, so a client
+ * fixes them all at once. Database failures become the status of
+ * rpc_code_from_err with a generic message: the detail goes to the log
+ * (db_last_error never carries parameter values), never to the caller.
+ *
+ * Redis and the outbox relay are touched only after the database has
+ * committed, and only on a best-effort basis: the database is the truth,
+ * the cache versions keep stale writes out (rescache.h), and the janitor
+ * repairs tenant:status keys.
+ */
+#include "services/tenants/handlers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libs/base/strutil.h"
+#include "libs/obs/log.h"
+#include "libs/obs/metrics.h"
+#include "libs/tenantdir/tenantname.h"
+#include "proto/tenants/v1/tenants.pb-c.h"
+#include "services/tenants/validate.h"
+
+#define REASON_MAX 200
+
+struct tenants {
+  tenants_config c;
+  char base_domains[1024];
+  char default_currency[4];
+  metrics_child *resolve_cache, *resolve_db, *resolve_missing;
+};
+
+/* ------------------------------------------------------------ helpers --- */
+
+static void tenant_pb(const store_tenant *s, Tenants__V1__Tenant *t) {
+  tenants__v1__tenant__init(t);
+  t->id = (char *)s->id;
+  t->slug = (char *)s->slug;
+  t->name = (char *)s->name;
+  t->currency = (char *)s->currency;
+  t->status = (char *)s->status;
+  t->created_at = (char *)s->created_at;
+}
+
+static void domain_pb(const store_domain *s, Tenants__V1__Domain *d) {
+  tenants__v1__domain__init(d);
+  d->host = (char *)s->host;
+  d->tenant_id = (char *)s->tenant_id;
+  d->created_at = (char *)s->created_at;
+}
+
+static void set_message(rpc_reply *reply, const ProtobufCMessage *m) {
+  if (rpc_reply_set_message(reply, m) != ERR_OK)
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
+}
+
+static void store_failed(rpc_reply *reply, int rc, const char *what) {
+  if (rc == ERR_NOTFOUND) {
+    rpc_reply_status(reply, RPC_NOT_FOUND, "tenant not found");
+    return;
+  }
+  log_error("store call failed", "op", what, "error", err_str(rc), "detail",
+            db_last_error()->message);
+  rpc_reply_status(reply, rpc_code_from_err(rc), "cannot %s", what);
+}
+
+static void violation(rpc_reply *reply, int *bad, const char *field,
+                      const char *why) {
+  (void)rpc_reply_add_violation(reply, field, why);
+  (*bad)++;
+}
+
+/* Verifies the caller's access token and that its role is at least
+ * min_role. On failure the reply is set and false returned. When the
+ * envelope names a tenant (the gateway's Host / X-Tenant), it must be the
+ * token's. */
+static bool authenticate(tenants *t, const rpc_call *call, rpc_reply *reply,
+                         const char *min_role, paseto_claims *cl) {
+  if (call->token[0] == '\0') {
+    rpc_reply_status(reply, RPC_UNAUTHENTICATED, "access token required");
+    return false;
+  }
+  enum authn_result why = AUTHN_OK;
+  int rc = authn_verify(t->c.verifier, call->token, strlen(call->token), cl,
+                        &why);
+  if (rc == ERR_INVAL) {
+    rpc_reply_status(reply, authn_result_code(why), "%s",
+                     authn_result_str(why));
+    return false;
+  }
+  if (rc != ERR_OK) {
+    rpc_reply_status(reply, RPC_UNAVAILABLE, "cannot verify the token now");
+    return false;
+  }
+  if (call->tenant_id[0] != '\0' && strcmp(call->tenant_id, cl->tid) != 0) {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED,
+                     "the token belongs to another tenant");
+    return false;
+  }
+  if (!access_role_at_least(cl->role, min_role)) {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "requires the %s role%s",
+                     min_role, strcmp(min_role, "admin") == 0 ? " or owner" : "");
+    return false;
+  }
+  return true;
+}
+
+static bool operator_call(tenants *t, const rpc_call *call, rpc_reply *reply) {
+  if (call->token[0] == '\0') {
+    rpc_reply_status(reply, RPC_UNAUTHENTICATED, "operator secret required");
+    return false;
+  }
+  if (!access_operator_enabled(t->c.op)) {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED,
+                     "operator calls are disabled (no TENANTS_OPERATOR_SECRET)");
+    return false;
+  }
+  if (!access_operator_check(t->c.op, call->token)) {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "not an operator");
+    return false;
+  }
+  return true;
+}
+
+static store_resolved resolved_of(const store_tenant *s, int64_t version) {
+  store_resolved r;
+  memset(&r, 0, sizeof r);
+  memcpy(r.tenant_id, s->id, sizeof r.tenant_id);
+  memcpy(r.slug, s->slug, sizeof r.slug);
+  memcpy(r.status, s->status, sizeof r.status);
+  r.version = version > s->version ? version : s->version;
+  return r;
+}
+
+/* After a status change: every Resolve key of the tenant gets the new
+ * status at the tenant's new version. */
+static void refresh_cache(tenants *t, const store_tenant *s) {
+  store_resolved r = resolved_of(s, 0);
+  rescache_put(t->c.deps.cache, false, s->slug, &r);
+  store_domain *ds = calloc(STORE_MAX_DOMAINS, sizeof *ds);
+  size_t n = 0;
+  if (ds != NULL &&
+      store_list_domains(t->c.deps.st, s->id, false, ds, STORE_MAX_DOMAINS,
+                         &n) == ERR_OK)
+    for (size_t i = 0; i < n; i++)
+      rescache_put(t->c.deps.cache, true, ds[i].host, &r);
+  free(ds);
+}
+
+/* ----------------------------------------------------------- methods --- */
+
+static void create_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
+  tenants *t = arg;
+  provision_outcome po;
+  memset(&po, 0, sizeof po);
+  Tenants__V1__CreateTenantRequest *req =
+      tenants__v1__create_tenant_request__unpack(NULL, call->payload_len,
+                                                 call->payload);
+  if (req == NULL) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
+    return;
+  }
+  int bad = 0;
+  const char *why = NULL;
+  if (validate_name(req->name, &why) != ERR_OK)
+    violation(reply, &bad, "name", why);
+  if (tenantname_check_slug(req->slug, &why) != ERR_OK)
+    violation(reply, &bad, "slug", why);
+  char currency[4];
+  memcpy(currency, t->default_currency, sizeof currency);
+  if (req->currency_present_case ==
+          TENANTS__V1__CREATE_TENANT_REQUEST__CURRENCY_PRESENT_CURRENCY &&
+      validate_currency(req->currency, currency, &why) != ERR_OK)
+    violation(reply, &bad, "currency", why);
+  if (req->owner == NULL)
+    violation(reply, &bad, "owner", "is required");
+  if (bad > 0) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid tenant");
+    goto out;
+  }
+
+  provision_owner owner = {req->owner->email, req->owner->password,
+                           req->owner->name};
+  provision_create_tenant(&t->c.deps, req->slug, req->name, currency, &owner,
+                          rpc_call_time_left_ms(call), &po);
+  if (po.code != RPC_OK) {
+    rpc_reply_status(reply, po.code, "%s", po.message);
+    if (po.code == RPC_ALREADY_EXISTS)
+      (void)rpc_reply_add_violation(reply, "slug", "is taken");
+    for (size_t i = 0; po.auth_result && i < po.auth_result->nviolations; i++) {
+      char field[160];
+      snprintf(field, sizeof field, "owner.%s",
+               po.auth_result->violations[i].field);
+      (void)rpc_reply_add_violation(reply, field,
+                                    po.auth_result->violations[i].description);
+    }
+    goto out;
+  }
+  Tenants__V1__Tenant tpb;
+  tenant_pb(&po.tenant, &tpb);
+  Tenants__V1__CreateTenantResponse resp =
+      TENANTS__V1__CREATE_TENANT_RESPONSE__INIT;
+  resp.tenant = &tpb;
+  resp.user = po.owner->user;
+  resp.access_token = po.owner->access_token;
+  resp.refresh_token = po.owner->refresh_token;
+  resp.token_type = po.owner->token_type[0] ? po.owner->token_type : "Bearer";
+  resp.expires_in = po.owner->expires_in;
+  set_message(reply, &resp.base);
+out:
+  provision_outcome_clear(&po);
+  tenants__v1__create_tenant_request__free_unpacked(req, NULL);
+}
+
+static void get_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
+  tenants *t = arg;
+  Tenants__V1__GetTenantRequest *req = tenants__v1__get_tenant_request__unpack(
+      NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
+    return;
+  }
+  paseto_claims cl;
+  if (!authenticate(t, call, reply, "customer", &cl))
+    goto out;
+  if (req->id[0] != '\0' && strcmp(req->id, cl.tid) != 0) {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED,
+                     "the token belongs to another tenant");
+    goto out;
+  }
+  store_tenant s;
+  int rc = store_get(t->c.deps.st, cl.tid, &s);
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "read the tenant");
+    goto out;
+  }
+  Tenants__V1__Tenant tpb;
+  tenant_pb(&s, &tpb);
+  Tenants__V1__GetTenantResponse resp = TENANTS__V1__GET_TENANT_RESPONSE__INIT;
+  resp.tenant = &tpb;
+  set_message(reply, &resp.base);
+out:
+  tenants__v1__get_tenant_request__free_unpacked(req, NULL);
+}
+
+static void update_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
+  tenants *t = arg;
+  store_event ev = {0};
+  Tenants__V1__UpdateTenantRequest *req =
+      tenants__v1__update_tenant_request__unpack(NULL, call->payload_len,
+                                                 call->payload);
+  if (req == NULL) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
+    return;
+  }
+  paseto_claims cl;
+  if (!authenticate(t, call, reply, "admin", &cl))
+    goto out;
+  int bad = 0;
+  const char *why = NULL;
+  const char *name = NULL, *currency = NULL;
+  char cur[4];
+  if (req->name_present_case ==
+      TENANTS__V1__UPDATE_TENANT_REQUEST__NAME_PRESENT_NAME) {
+    if (validate_name(req->name, &why) != ERR_OK)
+      violation(reply, &bad, "name", why);
+    name = req->name;
+  }
+  if (req->currency_present_case ==
+      TENANTS__V1__UPDATE_TENANT_REQUEST__CURRENCY_PRESENT_CURRENCY) {
+    if (validate_currency(req->currency, cur, &why) != ERR_OK)
+      violation(reply, &bad, "currency", why);
+    currency = cur;
+  }
+  if (bad > 0) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid tenant");
+    goto out;
+  }
+  store_tenant s;
+  int rc = store_get(t->c.deps.st, cl.tid, &s);
+  if (rc == ERR_OK && (name != NULL || currency != NULL)) {
+    rc = outbox_changed_event("updated", s.id, s.slug, s.status, NULL, 0, &ev);
+    if (rc == ERR_OK)
+      rc = store_update(t->c.deps.st, cl.tid, name, currency, &ev, &s);
+    if (rc == ERR_OK)
+      outbox_kick(t->c.deps.events);
+  }
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "update the tenant");
+    goto out;
+  }
+  Tenants__V1__Tenant tpb;
+  tenant_pb(&s, &tpb);
+  Tenants__V1__UpdateTenantResponse resp =
+      TENANTS__V1__UPDATE_TENANT_RESPONSE__INIT;
+  resp.tenant = &tpb;
+  set_message(reply, &resp.base);
+out:
+  outbox_event_clear(&ev);
+  tenants__v1__update_tenant_request__free_unpacked(req, NULL);
+}
+
+/* The cache, then the database; answers the reply. */
+static void resolve_key(tenants *t, bool by_host, const char *key,
+                        rpc_reply *reply) {
+  store_resolved r;
+  memset(&r, 0, sizeof r);
+  enum rescache_hit hit = rescache_get(t->c.deps.cache, by_host, key, &r);
+  int rc = ERR_OK;
+  if (hit == RESCACHE_GONE) {
+    rc = ERR_NOTFOUND;
+    metrics_inc(t->resolve_cache);
+  } else if (hit == RESCACHE_FOUND) {
+    metrics_inc(t->resolve_cache);
+  } else {
+    rc = by_host ? store_resolve_host(t->c.deps.st, key, &r)
+                 : store_resolve_slug(t->c.deps.st, key, &r);
+    if (rc == ERR_OK) {
+      metrics_inc(t->resolve_db);
+      rescache_put(t->c.deps.cache, by_host, key, &r);
+    }
+  }
+  if (rc == ERR_NOTFOUND) {
+    metrics_inc(t->resolve_missing);
+    rpc_reply_status(reply, RPC_NOT_FOUND, "no such tenant");
+    return;
+  }
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "resolve the tenant");
+    return;
+  }
+  Tenants__V1__ResolveResponse resp = TENANTS__V1__RESOLVE_RESPONSE__INIT;
+  resp.tenant_id = r.tenant_id;
+  resp.slug = r.slug;
+  resp.status = r.status;
+  set_message(reply, &resp.base);
+}
+
+static void resolve(void *arg, const rpc_call *call, rpc_reply *reply) {
+  tenants *t = arg;
+  Tenants__V1__ResolveRequest *req = tenants__v1__resolve_request__unpack(
+      NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
+    return;
+  }
+  const char *why = NULL;
+  char host[TENANTNAME_HOST_MAX + 1], slug[TENANTNAME_SLUG_MAX + 1];
+  switch (req->key_case) {
+  case TENANTS__V1__RESOLVE_REQUEST__KEY_SLUG:
+    if (tenantname_check_slug(req->slug, &why) != ERR_OK) {
+      if (tenantname_is_reserved(req->slug)) {
+        rpc_reply_status(reply, RPC_NOT_FOUND, "no such tenant");
+      } else {
+        rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid slug");
+        (void)rpc_reply_add_violation(reply, "slug", why);
+      }
+      break;
+    }
+    resolve_key(t, false, req->slug, reply);
+    break;
+  case TENANTS__V1__RESOLVE_REQUEST__KEY_HOST:
+    if (tenantname_normalize_host(req->host, host, sizeof host) != ERR_OK) {
+      rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid host");
+      (void)rpc_reply_add_violation(reply, "host", "must be a valid host name");
+      break;
+    }
+    if (tenantname_slug_from_host(host, t->base_domains, slug, sizeof slug)) {
+      if (tenantname_check_slug(slug, NULL) != ERR_OK)
+        rpc_reply_status(reply, RPC_NOT_FOUND, "no such tenant");
+      else
+        resolve_key(t, false, slug, reply);
+      break;
+    }
+    resolve_key(t, true, host, reply);
+    break;
+  default:
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "slug or host required");
+    (void)rpc_reply_add_violation(reply, "slug", "slug or host is required");
+    break;
+  }
+  tenants__v1__resolve_request__free_unpacked(req, NULL);
+}
+
+static void add_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
+  tenants *t = arg;
+  store_event ev = {0};
+  Tenants__V1__AddDomainRequest *req = tenants__v1__add_domain_request__unpack(
+      NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
+    return;
+  }
+  paseto_claims cl;
+  if (!authenticate(t, call, reply, "admin", &cl))
+    goto out;
+  char host[TENANTNAME_HOST_MAX + 1];
+  const char *why = "must be a valid host name";
+  if (tenantname_normalize_host(req->host, host, sizeof host) != ERR_OK ||
+      strchr(req->host, ':') != NULL ||
+      tenantname_check_custom_host(host, t->base_domains, &why) != ERR_OK) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid host");
+    (void)rpc_reply_add_violation(reply, "host", why);
+    goto out;
+  }
+  store_tenant s;
+  int rc = store_get(t->c.deps.st, cl.tid, &s);
+  const char *hosts[] = {host};
+  if (rc == ERR_OK)
+    rc = outbox_changed_event("domain_added", s.id, s.slug, s.status, hosts, 1,
+                              &ev);
+  store_domain d;
+  if (rc == ERR_OK)
+    rc = store_add_domain(t->c.deps.st, cl.tid, host, &ev, &d);
+  if (rc == ERR_EXISTS) {
+    rpc_reply_status(reply, RPC_ALREADY_EXISTS, "host is already in use");
+    (void)rpc_reply_add_violation(reply, "host", "is already in use");
+    goto out;
+  }
+  if (rc == ERR_TOOBIG) {
+    rpc_reply_status(reply, RPC_FAILED_PRECONDITION,
+                     "a tenant has at most %d custom domains",
+                     STORE_MAX_DOMAINS);
+    goto out;
+  }
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "add the domain");
+    goto out;
+  }
+  outbox_kick(t->c.deps.events);
+  /* Read the status after the commit: a concurrent Suspend either came
+   * first (seen here) or lists this host itself (the tenant row lock
+   * orders the two). The write replaces a tombstone of an earlier
+   * removal, which has a lower version. */
+  if (store_get(t->c.deps.st, cl.tid, &s) == ERR_OK) {
+    store_resolved r = resolved_of(&s, d.version);
+    rescache_put(t->c.deps.cache, true, host, &r);
+  }
+  Tenants__V1__Domain dpb;
+  domain_pb(&d, &dpb);
+  Tenants__V1__AddDomainResponse resp = TENANTS__V1__ADD_DOMAIN_RESPONSE__INIT;
+  resp.domain = &dpb;
+  set_message(reply, &resp.base);
+out:
+  outbox_event_clear(&ev);
+  tenants__v1__add_domain_request__free_unpacked(req, NULL);
+}
+
+static void remove_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
+  tenants *t = arg;
+  store_event ev = {0};
+  Tenants__V1__RemoveDomainRequest *req =
+      tenants__v1__remove_domain_request__unpack(NULL, call->payload_len,
+                                                 call->payload);
+  if (req == NULL) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
+    return;
+  }
+  paseto_claims cl;
+  if (!authenticate(t, call, reply, "admin", &cl))
+    goto out;
+  char host[TENANTNAME_HOST_MAX + 1];
+  if (tenantname_normalize_host(req->host, host, sizeof host) != ERR_OK) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid host");
+    (void)rpc_reply_add_violation(reply, "host", "must be a valid host name");
+    goto out;
+  }
+  store_tenant s;
+  int64_t version = 0;
+  const char *hosts[] = {host};
+  int rc = store_get(t->c.deps.st, cl.tid, &s);
+  if (rc == ERR_OK)
+    rc = outbox_changed_event("domain_removed", s.id, s.slug, s.status, hosts,
+                              1, &ev);
+  if (rc == ERR_OK)
+    rc = store_remove_domain(t->c.deps.st, cl.tid, host, &ev, &version);
+  if (rc == ERR_NOTFOUND) {
+    rpc_reply_status(reply, RPC_NOT_FOUND, "no such domain");
+    goto out;
+  }
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "remove the domain");
+    goto out;
+  }
+  outbox_kick(t->c.deps.events);
+  rescache_put_gone(t->c.deps.cache, true, host, version);
+  Tenants__V1__RemoveDomainResponse resp =
+      TENANTS__V1__REMOVE_DOMAIN_RESPONSE__INIT;
+  set_message(reply, &resp.base);
+out:
+  outbox_event_clear(&ev);
+  tenants__v1__remove_domain_request__free_unpacked(req, NULL);
+}
+
+static void list_domains(void *arg, const rpc_call *call, rpc_reply *reply) {
+  tenants *t = arg;
+  store_domain *ds = NULL;
+  Tenants__V1__Domain *pbs = NULL;
+  Tenants__V1__Domain **ptrs = NULL;
+  Tenants__V1__ListDomainsRequest *req =
+      tenants__v1__list_domains_request__unpack(NULL, call->payload_len,
+                                                call->payload);
+  if (req == NULL) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
+    return;
+  }
+  paseto_claims cl;
+  if (!authenticate(t, call, reply, "customer", &cl))
+    goto out;
+  ds = calloc(STORE_MAX_DOMAINS, sizeof *ds);
+  pbs = calloc(STORE_MAX_DOMAINS, sizeof *pbs);
+  ptrs = calloc(STORE_MAX_DOMAINS, sizeof *ptrs);
+  if (ds == NULL || pbs == NULL || ptrs == NULL) {
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    goto out;
+  }
+  size_t n = 0;
+  int rc = store_list_domains(t->c.deps.st, cl.tid, true, ds,
+                              STORE_MAX_DOMAINS, &n);
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "list the domains");
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) {
+    domain_pb(&ds[i], &pbs[i]);
+    ptrs[i] = &pbs[i];
+  }
+  Tenants__V1__ListDomainsResponse resp =
+      TENANTS__V1__LIST_DOMAINS_RESPONSE__INIT;
+  resp.n_domains = n;
+  resp.domains = ptrs;
+  set_message(reply, &resp.base);
+out:
+  free(ds);
+  free(pbs);
+  free(ptrs);
+  tenants__v1__list_domains_request__free_unpacked(req, NULL);
+}
+
+/* Suspend and Resume: the same steps with another target status. */
+static void set_status(tenants *t, const rpc_call *call, rpc_reply *reply,
+                       const char *tenant_id, const char *reason,
+                       const char *status) {
+  store_event ev = {0};
+  store_domain *ds = NULL;
+  const char **hosts = NULL;
+  if (!operator_call(t, call, reply))
+    return;
+  if (!uuid_is_valid(tenant_id)) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid tenant id");
+    (void)rpc_reply_add_violation(reply, "tenant_id", "must be a UUID");
+    return;
+  }
+  size_t rlen = strnlen(reason, REASON_MAX + 1);
+  if (rlen > REASON_MAX || !str_is_printable(reason, rlen)) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid reason");
+    (void)rpc_reply_add_violation(reply, "reason",
+                                  "must be at most 200 printable characters");
+    return;
+  }
+  store_tenant s;
+  int rc = store_get_any(t->c.deps.st, tenant_id, &s);
+  if (rc == ERR_OK && strcmp(s.status, "provisioning") == 0)
+    rc = ERR_NOTFOUND;
+  size_t n = 0;
+  ds = calloc(STORE_MAX_DOMAINS, sizeof *ds);
+  hosts = calloc(STORE_MAX_DOMAINS, sizeof *hosts);
+  if (rc == ERR_OK && (ds == NULL || hosts == NULL))
+    rc = ERR_NOMEM;
+  if (rc == ERR_OK)
+    rc = store_list_domains(t->c.deps.st, tenant_id, false, ds,
+                            STORE_MAX_DOMAINS, &n);
+  for (size_t i = 0; rc == ERR_OK && i < n; i++)
+    hosts[i] = ds[i].host;
+  const char *change = strcmp(status, "suspended") == 0 ? "suspended"
+                                                        : "resumed";
+  if (rc == ERR_OK)
+    rc = outbox_changed_event(change, s.id, s.slug, status, hosts, n, &ev);
+  bool changed = false;
+  if (rc == ERR_OK)
+    rc = store_set_status(t->c.deps.st, tenant_id, status, &ev, &s, &changed);
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "change the tenant status");
+    goto out;
+  }
+  if (changed) {
+    outbox_kick(t->c.deps.events);
+    log_info("tenant status changed", "tenant_id", tenant_id, "status", status,
+             "reason", reason);
+  }
+  /* Written even when unchanged: repairs a key that was lost. */
+  if (rescache_set_status(t->c.deps.cache, tenant_id, status) != ERR_OK)
+    log_warn("could not record the tenant status in Redis; the janitor will "
+             "retry",
+             "tenant_id", tenant_id);
+  refresh_cache(t, &s);
+  Tenants__V1__Tenant tpb;
+  tenant_pb(&s, &tpb);
+  if (strcmp(status, "suspended") == 0) {
+    Tenants__V1__SuspendResponse resp = TENANTS__V1__SUSPEND_RESPONSE__INIT;
+    resp.tenant = &tpb;
+    set_message(reply, &resp.base);
+  } else {
+    Tenants__V1__ResumeResponse resp = TENANTS__V1__RESUME_RESPONSE__INIT;
+    resp.tenant = &tpb;
+    set_message(reply, &resp.base);
+  }
+out:
+  outbox_event_clear(&ev);
+  free(ds);
+  free(hosts);
+}
+
+static void suspend(void *arg, const rpc_call *call, rpc_reply *reply) {
+  Tenants__V1__SuspendRequest *req = tenants__v1__suspend_request__unpack(
+      NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
+    return;
+  }
+  set_status(arg, call, reply, req->tenant_id, req->reason, "suspended");
+  tenants__v1__suspend_request__free_unpacked(req, NULL);
+}
+
+static void resume(void *arg, const rpc_call *call, rpc_reply *reply) {
+  Tenants__V1__ResumeRequest *req = tenants__v1__resume_request__unpack(
+      NULL, call->payload_len, call->payload);
+  if (req == NULL) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
+    return;
+  }
+  set_status(arg, call, reply, req->tenant_id, "", "active");
+  tenants__v1__resume_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------ set-up --- */
+
+int tenants_new(const tenants_config *cfg, tenants **out) {
+  *out = NULL;
+  if (cfg == NULL || cfg->deps.st == NULL || cfg->deps.auth == NULL ||
+      cfg->verifier == NULL || cfg->op == NULL)
+    return ERR_INVAL;
+  tenants *t = calloc(1, sizeof *t);
+  if (t == NULL)
+    return ERR_NOMEM;
+  t->c = *cfg;
+  const char *why = NULL;
+  if (validate_currency(cfg->default_currency ? cfg->default_currency : "EUR",
+                        t->default_currency, &why) != ERR_OK ||
+      str_copy(t->base_domains, cfg->base_domains ? cfg->base_domains : "",
+               sizeof t->base_domains) >= sizeof t->base_domains) {
+    free(t);
+    return ERR_INVAL;
+  }
+  t->c.base_domains = t->base_domains;
+  t->c.default_currency = t->default_currency;
+  static const char *const labels[] = {"source"};
+  metrics_family *f =
+      metrics_counter("tenants_resolve_total",
+                      "Resolve answers by where they came from", 1, labels);
+  const char *v_cache[] = {"cache"}, *v_db[] = {"db"}, *v_none[] = {"not_found"};
+  t->resolve_cache = metrics_child_get(f, v_cache);
+  t->resolve_db = metrics_child_get(f, v_db);
+  t->resolve_missing = metrics_child_get(f, v_none);
+  *out = t;
+  return ERR_OK;
+}
+
+void tenants_free(tenants *t) { free(t); }
+
+int tenants_register(tenants *t, rpc_server *srv) {
+  static const struct {
+    const char *method;
+    rpc_handler_fn fn;
+  } table[] = {
+      {TENANTS_METHOD("CreateTenant"), create_tenant},
+      {TENANTS_METHOD("GetTenant"), get_tenant},
+      {TENANTS_METHOD("UpdateTenant"), update_tenant},
+      {TENANTS_METHOD("Resolve"), resolve},
+      {TENANTS_METHOD("AddDomain"), add_domain},
+      {TENANTS_METHOD("RemoveDomain"), remove_domain},
+      {TENANTS_METHOD("ListDomains"), list_domains},
+      {TENANTS_METHOD("Suspend"), suspend},
+      {TENANTS_METHOD("Resume"), resume},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    int rc = rpc_server_register(srv, table[i].method, table[i].fn, t);
+    if (rc != ERR_OK)
+      return rc;
+  }
+  return ERR_OK;
+}

@@ -1,0 +1,43 @@
+/*
+ * janitor.h - the tenants service's periodic housekeeping thread.
+ *
+ * Every interval_ms (and once right at start):
+ *   - reaps 'provisioning' tenants older than provisioning_max_age_ms
+ *     (provision_reap: a CreateTenant interrupted by a crash);
+ *   - writes tenant:status:<id> to Redis for every suspended tenant and
+ *     every tenant changed within the last status_recent_ms, so that a
+ *     Redis that lost its data, or a status write that failed or raced,
+ *     is repaired;
+ *   - prunes outbox rows older than outbox_keep_ms.
+ * Each task's failure is logged and retried next time; none stops the
+ * others.
+ */
+#ifndef TENANTS_JANITOR_H
+#define TENANTS_JANITOR_H
+
+#include <stdint.h>
+
+#include "libs/base/err.h"
+#include "services/tenants/provision.h"
+
+typedef struct janitor_options {
+  const provision_deps *deps;      /* borrowed; cache may be NULL */
+  int64_t interval_ms;             /* > 0 */
+  int64_t provisioning_max_age_ms; /* >= 0 */
+  int64_t status_recent_ms;        /* >= 0 */
+  int64_t outbox_keep_ms;          /* > 0 */
+} janitor_options;
+
+typedef struct janitor janitor;
+
+/* Runs every task once on the calling thread (tests, start-up). */
+void janitor_run_once(const janitor_options *o);
+
+/* Starts the thread (its first round runs at once). opts is copied.
+ * Errors: ERR_INVAL, ERR_NOMEM, ERR_INTERNAL. */
+int janitor_start(const janitor_options *opts, janitor **out) WARN_UNUSED;
+
+/* Stops and joins the thread, frees j. NULL-safe. */
+void janitor_stop(janitor *j);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * provision.h - creating a tenant together with its owner, and cleaning up
+ * after creations that were interrupted (the CreateTenant saga).
+ *
+ * The tenant lives in this service's database, its owner in the auth
+ * service's, so no single transaction covers both. The steps are ordered
+ * so that nothing half-made is ever visible and nothing half-made
+ * remains:
+ *
+ *   1. insert the tenant as 'provisioning': invisible to Resolve and
+ *      GetTenant, but holding its slug (unique index);
+ *   2. call auth "auth.v1.Auth/CreateUser" {role owner, issue_tokens}
+ *      with idempotency key "tenant-owner:<tenant_id>", so a retry of
+ *      this call (libs/rpc retries it: it is idempotent by that key)
+ *      never makes a second owner;
+ *   3. mark the tenant 'active' (and write its tenants.changed event in
+ *      the same transaction).
+ *
+ * Failures:
+ *   - auth refuses (a definite answer: INVALID_ARGUMENT for a bad
+ *     password, ...): no user exists; the row is deleted and auth's
+ *     answer returned, its field violations prefixed with "owner.";
+ *   - auth's answer is unknown (UNAVAILABLE, DEADLINE_EXCEEDED,
+ *     INTERNAL...): a user may exist; auth "DeleteTenantUsers" is called,
+ *     then the row deleted; if that fails too the row stays
+ *     'provisioning' for the reaper; UNAVAILABLE is returned;
+ *   - the row was reaped meanwhile (step 3 finds no provisioning row):
+ *     the user just made is deleted again, ABORTED is returned;
+ *   - the process dies between the steps: the reaper (provision_reap,
+ *     run at start and periodically by the janitor) finds 'provisioning'
+ *     rows older than max_age, asks auth to delete their users, then
+ *     deletes the rows. max_age must exceed the owner step's timeout, so
+ *     that a creation still in progress is not reaped under it (if it is
+ *     anyway, the third case above repairs it).
+ *
+ * Test hook: with crash_after_owner (TENANTS_TEST_CRASH_AFTER_OWNER=1,
+ * off by default, never for production) the process calls _exit(137)
+ * right after step 2 succeeded, to let the integration tests prove the
+ * reaper's promise.
+ */
+#ifndef TENANTS_PROVISION_H
+#define TENANTS_PROVISION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "libs/base/err.h"
+#include "libs/db/db.h"
+#include "libs/rpc/rpc.h"
+#include "proto/auth/v1/auth.pb-c.h"
+#include "services/tenants/outbox.h"
+#include "services/tenants/rescache.h"
+#include "services/tenants/store.h"
+
+#define PROVISION_CREATE_USER "auth.v1.Auth/CreateUser"
+#define PROVISION_DELETE_USERS "auth.v1.Auth/DeleteTenantUsers"
+
+typedef struct provision_deps {
+  store *st;                 /* borrowed, all of them */
+  rpc_client *auth;
+  rescache *cache;           /* may be NULL */
+  outbox *events;            /* may be NULL */
+  uint32_t owner_timeout_ms; /* the CreateUser call at most; 0 -> 10000 */
+  bool crash_after_owner;    /* test hook, see above */
+} provision_deps;
+
+typedef struct provision_owner {
+  const char *email, *password, *name; /* never logged */
+} provision_owner;
+
+/* What provision_create_tenant did. On code RPC_OK: tenant and owner are
+ * set (owner points into auth's unpacked reply). Otherwise message is a
+ * static text for the caller, and auth_result (when not NULL) holds auth's
+ * answer whose violations the caller reports with the "owner." prefix. */
+typedef struct provision_outcome {
+  int code;
+  const char *message;
+  store_tenant tenant;
+  Auth__V1__CreateUserResponse *owner;
+  rpc_result *auth_result;
+} provision_outcome;
+
+/* Frees what an outcome holds. NULL-safe; leaves it zeroed. */
+void provision_outcome_clear(provision_outcome *o);
+
+/* Runs the saga for already validated input (slug syntax, name, currency
+ * normalised). deadline_ms bounds the whole operation (the caller's time
+ * left). Never fails locally: the result is in *out (clear it after). */
+void provision_create_tenant(const provision_deps *d, const char *slug,
+                             const char *name, const char *currency,
+                             const provision_owner *owner,
+                             int64_t deadline_ms, provision_outcome *out);
+
+/* Deletes 'provisioning' tenants created more than max_age_ms ago, each
+ * after auth confirmed its users are deleted; *reaped (optional) gets the
+ * count. Rows whose users could not be deleted stay for the next run.
+ * Errors: the database's (listing failed). */
+int provision_reap(const provision_deps *d, int64_t max_age_ms,
+                   size_t *reaped) WARN_UNUSED;
+
+#endif

@@ -1,0 +1,774 @@
+/*
+ * store.c - the tenants service's SQL (see store.h).
+ *
+ * Each public function is a small struct of arguments plus a static
+ * function run inside db_with_tx, so every statement is parameterised,
+ * every change and its outbox event commit together, and a serialisation
+ * failure retries the whole unit. Times leave the database as Unix
+ * milliseconds and are formatted here (time_format_rfc3339), so the wire
+ * format never depends on the server's DateStyle or time zone.
+ */
+#include "services/tenants/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "libs/base/strutil.h"
+
+#define TX_RETRIES 3
+
+/* Columns of a tenant row, in the order row_tenant reads them. */
+#define TENANT_COLS                                                        \
+  "id::text, slug, name, currency, status, "                               \
+  "floor(extract(epoch FROM created_at) * 1000)::bigint, version"
+
+/* Advisory lock key of the outbox sequencer: any constant unique to it. */
+#define OUTBOX_LOCK_KEY "7102000001"
+
+/* ------------------------------------------------------------ set-up --- */
+
+struct store {
+  db_pool *db;
+  char role[64];
+};
+
+int store_new(db_pool *db, const char *role, store **out) {
+  *out = NULL;
+  if (db == NULL)
+    return ERR_INVAL;
+  size_t n = role ? strnlen(role, 64) : 0;
+  if (n > 63)
+    return ERR_INVAL;
+  for (size_t i = 0; i < n; i++) {
+    char ch = role[i];
+    bool ok = (ch >= 'a' && ch <= 'z') || ch == '_' ||
+              (i > 0 && ch >= '0' && ch <= '9');
+    if (!ok)
+      return ERR_INVAL;
+  }
+  store *st = calloc(1, sizeof *st);
+  if (st == NULL)
+    return ERR_NOMEM;
+  st->db = db;
+  if (n > 0)
+    memcpy(st->role, role, n);
+  *out = st;
+  return ERR_OK;
+}
+
+void store_free(store *st) { free(st); }
+
+db_pool *store_db(const store *st) { return st->db; }
+
+/* ------------------------------------------------------------ helpers --- */
+
+typedef struct scoped {
+  const store *st;
+  bool directory;
+  int (*fn)(db_conn *c, void *ud);
+  void *ud;
+} scoped;
+
+/* The start of every transaction: the role, then the directory flag. */
+static int scoped_fn(db_conn *c, void *ud) {
+  scoped *s = ud;
+  int rc = ERR_OK;
+  if (s->st->role[0] != '\0') {
+    db_param p[] = {db_text(s->st->role)};
+    rc = db_exec(c, "SELECT set_config('role', $1, true)", p, 1, NULL);
+  }
+  if (rc == ERR_OK && s->directory)
+    rc = db_exec(c, "SELECT set_config('app.directory', 'on', true)", NULL,
+                 0, NULL);
+  if (rc != ERR_OK)
+    return rc;
+  return s->fn(c, s->ud);
+}
+
+/* Runs fn in a transaction: tenant scope when tenant_id is set, directory
+ * scope when it is NULL. */
+static int run(store *st, const char *tenant_id,
+               int (*fn)(db_conn *c, void *ud), void *ud) {
+  db_tx_opts o = {.tenant_id = tenant_id};
+  scoped s = {st, tenant_id == NULL, fn, ud};
+  return db_with_tx(st->db, &o, TX_RETRIES, scoped_fn, &s);
+}
+
+static void copy_cell(char *dst, size_t cap, const db_result *r, int row,
+                      int col) {
+  const char *v = db_get(r, row, col);
+  str_copy(dst, v ? v : "", cap);
+}
+
+static int format_ms(const db_result *r, int row, int col, char *out) {
+  int64_t ms = 0;
+  int rc = db_get_int64(r, row, col, &ms);
+  if (rc != ERR_OK)
+    return rc;
+  return time_format_rfc3339(ms, out);
+}
+
+static int row_tenant(const db_result *r, int row, store_tenant *t) {
+  memset(t, 0, sizeof *t);
+  copy_cell(t->id, sizeof t->id, r, row, 0);
+  copy_cell(t->slug, sizeof t->slug, r, row, 1);
+  copy_cell(t->name, sizeof t->name, r, row, 2);
+  copy_cell(t->currency, sizeof t->currency, r, row, 3);
+  copy_cell(t->status, sizeof t->status, r, row, 4);
+  int rc = format_ms(r, row, 5, t->created_at);
+  if (rc != ERR_OK)
+    return rc;
+  return db_get_int64(r, row, 6, &t->version);
+}
+
+/* Runs a statement that returns one tenant row (or none: ERR_NOTFOUND). */
+static int one_tenant(db_conn *c, const char *sql, const db_param *ps, int n,
+                      store_tenant *out) {
+  db_result *r = NULL;
+  int rc = db_exec(c, sql, ps, n, &r);
+  if (rc != ERR_OK)
+    return rc;
+  if (db_nrows(r) != 1)
+    rc = ERR_NOTFOUND;
+  else if (out != NULL)
+    rc = row_tenant(r, 0, out);
+  db_result_free(r);
+  return rc;
+}
+
+/* Writes an outbox row for tenant_id (NULL ev: nothing). */
+static int outbox_insert(db_conn *c, const char *tenant_id,
+                         const store_event *ev) {
+  if (ev == NULL)
+    return ERR_OK;
+  char eid[UUID_STR_LEN + 1];
+  uuid_v7_str(eid);
+  db_param ps[] = {db_text(eid), db_text("tenants.changed"),
+                   db_text(ev->type), db_text(tenant_id),
+                   db_bytes(ev->payload, ev->len)};
+  return db_exec(c,
+                 "INSERT INTO tenants.outbox (event_id, topic, type, "
+                 "tenant_id, payload) VALUES ($1::uuid, $2, $3, $4::uuid, $5)",
+                 ps, DB_NPARAMS(ps), NULL);
+}
+
+/* ------------------------------------------------------------ tenants --- */
+
+typedef struct insert_args {
+  const char *id, *slug, *name, *currency;
+  store_tenant *out;
+} insert_args;
+
+static int insert_fn(db_conn *c, void *ud) {
+  insert_args *a = ud;
+  db_param ps[] = {db_text(a->id), db_text(a->slug), db_text(a->name),
+                   db_text(a->currency)};
+  return one_tenant(c,
+                    "INSERT INTO tenants.tenants (id, slug, name, currency, "
+                    "status, version) VALUES ($1::uuid, $2, $3, $4, "
+                    "'provisioning', nextval('tenants.change_seq')) "
+                    "RETURNING " TENANT_COLS,
+                    ps, DB_NPARAMS(ps), a->out);
+}
+
+int store_insert_provisioning(store *st, const char *id, const char *slug,
+                              const char *name, const char *currency,
+                              store_tenant *out) {
+  insert_args a = {id, slug, name, currency, out};
+  return run(st, NULL, insert_fn, &a);
+}
+
+typedef struct activate_args {
+  const char *id;
+  const store_event *ev;
+  store_tenant *out;
+} activate_args;
+
+static int activate_fn(db_conn *c, void *ud) {
+  activate_args *a = ud;
+  db_param ps[] = {db_text(a->id)};
+  int rc = one_tenant(c,
+                      "UPDATE tenants.tenants SET status = 'active', "
+                      "version = nextval('tenants.change_seq'), "
+                      "updated_at = now() WHERE id = $1::uuid AND "
+                      "status = 'provisioning' RETURNING " TENANT_COLS,
+                      ps, 1, a->out);
+  if (rc != ERR_OK)
+    return rc;
+  return outbox_insert(c, a->id, a->ev);
+}
+
+int store_activate(store *st, const char *id, const store_event *ev,
+                   store_tenant *out) {
+  activate_args a = {id, ev, out};
+  return run(st, NULL, activate_fn, &a);
+}
+
+static int delete_prov_fn(db_conn *c, void *ud) {
+  db_param ps[] = {db_text(ud)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "DELETE FROM tenants.tenants WHERE id = $1::uuid AND "
+                   "status = 'provisioning'",
+                   ps, 1, &r);
+  if (rc == ERR_OK && db_affected(r) != 1)
+    rc = ERR_NOTFOUND;
+  db_result_free(r);
+  return rc;
+}
+
+int store_delete_provisioning(store *st, const char *id) {
+  return run(st, NULL, delete_prov_fn, (void *)id);
+}
+
+typedef struct stale_args {
+  int64_t older_than_ms;
+  char (*ids)[UUID_STR_LEN + 1];
+  size_t cap;
+  size_t *n;
+} stale_args;
+
+static int stale_fn(db_conn *c, void *ud) {
+  stale_args *a = ud;
+  db_param ps[] = {db_int64(a->older_than_ms), db_int64((int64_t)a->cap)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT id::text FROM tenants.tenants WHERE status = "
+                   "'provisioning' AND created_at < now() - "
+                   "make_interval(secs => $1::bigint / 1000.0) "
+                   "ORDER BY created_at LIMIT $2",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc != ERR_OK)
+    return rc;
+  *a->n = 0;
+  for (int i = 0; i < db_nrows(r) && (size_t)i < a->cap; i++) {
+    copy_cell(a->ids[i], UUID_STR_LEN + 1, r, i, 0);
+    (*a->n)++;
+  }
+  db_result_free(r);
+  return ERR_OK;
+}
+
+int store_stale_provisioning(store *st, int64_t older_than_ms,
+                             char (*ids)[UUID_STR_LEN + 1], size_t cap,
+                             size_t *n) {
+  *n = 0;
+  stale_args a = {older_than_ms, ids, cap, n};
+  return run(st, NULL, stale_fn, &a);
+}
+
+typedef struct get_args {
+  const char *id;
+  bool visible_only;
+  store_tenant *out;
+} get_args;
+
+static int get_fn(db_conn *c, void *ud) {
+  get_args *a = ud;
+  db_param ps[] = {db_text(a->id)};
+  return one_tenant(c,
+                    a->visible_only
+                        ? "SELECT " TENANT_COLS " FROM tenants.tenants WHERE "
+                          "id = $1::uuid AND status <> 'provisioning'"
+                        : "SELECT " TENANT_COLS " FROM tenants.tenants WHERE "
+                          "id = $1::uuid",
+                    ps, 1, a->out);
+}
+
+int store_get(store *st, const char *tenant_id, store_tenant *out) {
+  get_args a = {tenant_id, true, out};
+  return run(st, tenant_id, get_fn, &a);
+}
+
+int store_get_any(store *st, const char *tenant_id, store_tenant *out) {
+  get_args a = {tenant_id, false, out};
+  return run(st, NULL, get_fn, &a);
+}
+
+typedef struct update_args {
+  const char *id, *name, *currency;
+  const store_event *ev;
+  store_tenant *out;
+} update_args;
+
+static int update_fn(db_conn *c, void *ud) {
+  update_args *a = ud;
+  db_param ps[] = {db_text(a->id), db_text(a->name), db_text(a->currency)};
+  int rc = one_tenant(c,
+                      "UPDATE tenants.tenants SET name = coalesce($2, name), "
+                      "currency = coalesce($3, currency), "
+                      "version = nextval('tenants.change_seq'), "
+                      "updated_at = now() WHERE id = $1::uuid AND "
+                      "status <> 'provisioning' RETURNING " TENANT_COLS,
+                      ps, DB_NPARAMS(ps), a->out);
+  if (rc != ERR_OK)
+    return rc;
+  return outbox_insert(c, a->id, a->ev);
+}
+
+int store_update(store *st, const char *tenant_id, const char *name,
+                 const char *currency, const store_event *ev,
+                 store_tenant *out) {
+  update_args a = {tenant_id, name, currency, ev, out};
+  return run(st, tenant_id, update_fn, &a);
+}
+
+typedef struct status_args {
+  const char *id, *status;
+  const store_event *ev;
+  store_tenant *out;
+  bool *changed;
+} status_args;
+
+static int status_fn(db_conn *c, void *ud) {
+  status_args *a = ud;
+  db_param ps[] = {db_text(a->id)};
+  /* The row lock orders concurrent Suspend/Resume of one tenant. */
+  int rc = one_tenant(c,
+                      "SELECT " TENANT_COLS " FROM tenants.tenants WHERE "
+                      "id = $1::uuid AND status <> 'provisioning' FOR UPDATE",
+                      ps, 1, a->out);
+  if (rc != ERR_OK)
+    return rc;
+  *a->changed = strcmp(a->out->status, a->status) != 0;
+  if (!*a->changed)
+    return ERR_OK;
+  db_param us[] = {db_text(a->id), db_text(a->status)};
+  rc = one_tenant(c,
+                  "UPDATE tenants.tenants SET status = $2, "
+                  "version = nextval('tenants.change_seq'), "
+                  "updated_at = now() WHERE id = $1::uuid "
+                  "RETURNING " TENANT_COLS,
+                  us, DB_NPARAMS(us), a->out);
+  if (rc != ERR_OK)
+    return rc;
+  return outbox_insert(c, a->id, a->ev);
+}
+
+int store_set_status(store *st, const char *tenant_id, const char *status,
+                     const store_event *ev, store_tenant *out,
+                     bool *changed) {
+  *changed = false;
+  status_args a = {tenant_id, status, ev, out, changed};
+  return run(st, NULL, status_fn, &a);
+}
+
+/* ------------------------------------------------------------ resolve --- */
+
+typedef struct resolve_args {
+  const char *key;
+  bool by_host;
+  store_resolved *out;
+} resolve_args;
+
+static int resolve_fn(db_conn *c, void *ud) {
+  resolve_args *a = ud;
+  db_param ps[] = {db_text(a->key)};
+  db_result *r = NULL;
+  int rc = db_exec(
+      c,
+      a->by_host
+          ? "SELECT t.id::text, t.slug, t.status, "
+            "greatest(t.version, d.version) FROM tenants.domains d "
+            "JOIN tenants.tenants t ON t.id = d.tenant_id "
+            "WHERE d.host = $1 AND t.status <> 'provisioning'"
+          : "SELECT id::text, slug, status, version FROM tenants.tenants "
+            "WHERE slug = $1 AND status <> 'provisioning'",
+      ps, 1, &r);
+  if (rc != ERR_OK)
+    return rc;
+  if (db_nrows(r) != 1) {
+    rc = ERR_NOTFOUND;
+  } else {
+    copy_cell(a->out->tenant_id, sizeof a->out->tenant_id, r, 0, 0);
+    copy_cell(a->out->slug, sizeof a->out->slug, r, 0, 1);
+    copy_cell(a->out->status, sizeof a->out->status, r, 0, 2);
+    rc = db_get_int64(r, 0, 3, &a->out->version);
+  }
+  db_result_free(r);
+  return rc;
+}
+
+int store_resolve_slug(store *st, const char *slug, store_resolved *out) {
+  resolve_args a = {slug, false, out};
+  return run(st, NULL, resolve_fn, &a);
+}
+
+int store_resolve_host(store *st, const char *host, store_resolved *out) {
+  resolve_args a = {host, true, out};
+  return run(st, NULL, resolve_fn, &a);
+}
+
+/* ------------------------------------------------------------ domains --- */
+
+static int row_domain(const db_result *r, int row, store_domain *d) {
+  memset(d, 0, sizeof *d);
+  copy_cell(d->host, sizeof d->host, r, row, 0);
+  copy_cell(d->tenant_id, sizeof d->tenant_id, r, row, 1);
+  int rc = format_ms(r, row, 2, d->created_at);
+  if (rc != ERR_OK)
+    return rc;
+  return db_get_int64(r, row, 3, &d->version);
+}
+
+#define DOMAIN_COLS                                                        \
+  "host, tenant_id::text, "                                                \
+  "floor(extract(epoch FROM created_at) * 1000)::bigint, version"
+
+typedef struct domain_args {
+  const char *tenant_id, *host;
+  const store_event *ev;
+  store_domain *out;
+  int64_t *version;
+} domain_args;
+
+static int add_domain_fn(db_conn *c, void *ud) {
+  domain_args *a = ud;
+  db_param ps[] = {db_text(a->tenant_id)};
+  db_result *r = NULL;
+  /* Lock the tenant row: the count below stays true until commit, and a
+   * suspended/provisioning check is on the same row. */
+  int rc = db_exec(c,
+                   "SELECT (SELECT count(*) FROM tenants.domains WHERE "
+                   "tenant_id = $1::uuid) FROM tenants.tenants WHERE "
+                   "id = $1::uuid AND status <> 'provisioning' FOR UPDATE",
+                   ps, 1, &r);
+  if (rc != ERR_OK)
+    return rc;
+  int64_t count = 0;
+  if (db_nrows(r) != 1)
+    rc = ERR_NOTFOUND;
+  else
+    rc = db_get_int64(r, 0, 0, &count);
+  db_result_free(r);
+  if (rc != ERR_OK)
+    return rc;
+  if (count >= STORE_MAX_DOMAINS)
+    return ERR_TOOBIG;
+  db_param is[] = {db_text(a->host), db_text(a->tenant_id)};
+  rc = db_exec(c,
+               "INSERT INTO tenants.domains (host, tenant_id, version) "
+               "VALUES ($1, $2::uuid, nextval('tenants.change_seq')) "
+               "RETURNING " DOMAIN_COLS,
+               is, DB_NPARAMS(is), &r);
+  if (rc != ERR_OK)
+    return rc;
+  rc = db_nrows(r) == 1 ? row_domain(r, 0, a->out) : ERR_INTERNAL;
+  db_result_free(r);
+  if (rc != ERR_OK)
+    return rc;
+  return outbox_insert(c, a->tenant_id, a->ev);
+}
+
+int store_add_domain(store *st, const char *tenant_id, const char *host,
+                     const store_event *ev, store_domain *out) {
+  domain_args a = {tenant_id, host, ev, out, NULL};
+  return run(st, tenant_id, add_domain_fn, &a);
+}
+
+static int remove_domain_fn(db_conn *c, void *ud) {
+  domain_args *a = ud;
+  db_param ps[] = {db_text(a->tenant_id), db_text(a->host)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "DELETE FROM tenants.domains WHERE tenant_id = $1::uuid "
+                   "AND host = $2 RETURNING nextval('tenants.change_seq')",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc != ERR_OK)
+    return rc;
+  if (db_nrows(r) != 1)
+    rc = ERR_NOTFOUND;
+  else
+    rc = db_get_int64(r, 0, 0, a->version);
+  db_result_free(r);
+  if (rc != ERR_OK)
+    return rc;
+  return outbox_insert(c, a->tenant_id, a->ev);
+}
+
+int store_remove_domain(store *st, const char *tenant_id, const char *host,
+                        const store_event *ev, int64_t *version) {
+  domain_args a = {tenant_id, host, ev, NULL, version};
+  return run(st, tenant_id, remove_domain_fn, &a);
+}
+
+typedef struct list_args {
+  const char *tenant_id;
+  store_domain *out;
+  size_t cap;
+  size_t *n;
+} list_args;
+
+static int list_domains_fn(db_conn *c, void *ud) {
+  list_args *a = ud;
+  db_param ps[] = {db_text(a->tenant_id), db_int64((int64_t)a->cap)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT " DOMAIN_COLS " FROM tenants.domains WHERE "
+                   "tenant_id = $1::uuid ORDER BY host LIMIT $2",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc != ERR_OK)
+    return rc;
+  *a->n = 0;
+  for (int i = 0; i < db_nrows(r) && (size_t)i < a->cap && rc == ERR_OK; i++) {
+    rc = row_domain(r, i, &a->out[i]);
+    if (rc == ERR_OK)
+      (*a->n)++;
+  }
+  db_result_free(r);
+  return rc;
+}
+
+int store_list_domains(store *st, const char *tenant_id, bool tenant_scope,
+                       store_domain *out, size_t cap, size_t *n) {
+  *n = 0;
+  list_args a = {tenant_id, out, cap, n};
+  return run(st, tenant_scope ? tenant_id : NULL, list_domains_fn, &a);
+}
+
+typedef struct sync_args {
+  int64_t recent_ms;
+  store_status *out;
+  size_t cap;
+  size_t *n;
+} sync_args;
+
+static int statuses_fn(db_conn *c, void *ud) {
+  sync_args *a = ud;
+  db_param ps[] = {db_int64(a->recent_ms), db_int64((int64_t)a->cap)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT id::text, status FROM tenants.tenants WHERE "
+                   "status = 'suspended' OR (status = 'active' AND "
+                   "updated_at > now() - make_interval(secs => "
+                   "$1::bigint / 1000.0)) ORDER BY updated_at DESC LIMIT $2",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc != ERR_OK)
+    return rc;
+  *a->n = 0;
+  for (int i = 0; i < db_nrows(r) && (size_t)i < a->cap; i++) {
+    copy_cell(a->out[i].id, sizeof a->out[i].id, r, i, 0);
+    copy_cell(a->out[i].status, sizeof a->out[i].status, r, i, 1);
+    (*a->n)++;
+  }
+  db_result_free(r);
+  return ERR_OK;
+}
+
+int store_statuses_to_sync(store *st, int64_t recent_ms, store_status *out,
+                           size_t cap, size_t *n) {
+  *n = 0;
+  sync_args a = {recent_ms, out, cap, n};
+  return run(st, NULL, statuses_fn, &a);
+}
+
+/* ------------------------------------------------------------- outbox --- */
+
+void store_outbox_rows_free(store_outbox_row *rows, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(rows[i].payload);
+    rows[i].payload = NULL;
+  }
+}
+
+#define OUTBOX_COLS                                                        \
+  "event_id::text, topic, type, coalesce(tenant_id::text, ''), payload, "  \
+  "floor(extract(epoch FROM created_at) * 1000)::bigint, seq"
+
+static int read_rows(const db_result *r, store_outbox_row *rows, size_t cap,
+                     size_t *n) {
+  *n = 0;
+  for (int i = 0; i < db_nrows(r) && (size_t)i < cap; i++) {
+    store_outbox_row *o = &rows[i];
+    memset(o, 0, sizeof *o);
+    copy_cell(o->event_id, sizeof o->event_id, r, i, 0);
+    copy_cell(o->topic, sizeof o->topic, r, i, 1);
+    copy_cell(o->type, sizeof o->type, r, i, 2);
+    copy_cell(o->tenant_id, sizeof o->tenant_id, r, i, 3);
+    int64_t seq = 0;
+    int rc = db_get_bytes(r, i, 4, &o->payload, &o->len);
+    if (rc == ERR_OK)
+      rc = db_get_int64(r, i, 5, &o->time_unix_ms);
+    if (rc == ERR_OK)
+      rc = db_get_int64(r, i, 6, &seq);
+    if (rc != ERR_OK) {
+      free(o->payload);
+      o->payload = NULL;
+      store_outbox_rows_free(rows, *n);
+      *n = 0;
+      return rc;
+    }
+    o->seq = (uint64_t)seq;
+    (*n)++;
+  }
+  return ERR_OK;
+}
+
+typedef struct seq_args {
+  store_outbox_row *rows;
+  size_t cap;
+  size_t *n;
+} seq_args;
+
+static int sequence_fn(db_conn *c, void *ud) {
+  seq_args *a = ud;
+  store_outbox_rows_free(a->rows, *a->n); /* a retried attempt */
+  *a->n = 0;
+  db_result *r = NULL;
+  int rc = db_exec(c, "SELECT pg_try_advisory_xact_lock(" OUTBOX_LOCK_KEY ")",
+                   NULL, 0, &r);
+  if (rc != ERR_OK)
+    return rc;
+  bool locked = false;
+  rc = db_get_bool(r, 0, 0, &locked);
+  db_result_free(r);
+  if (rc != ERR_OK || !locked)
+    return rc;
+  /* Number the oldest unsequenced rows after the highest seq so far: the
+   * window function gives 1, 2, 3, ... in id order. */
+  db_param ps[] = {db_int64((int64_t)a->cap)};
+  rc = db_exec(c,
+               "WITH next AS ("
+               "  SELECT id, (SELECT coalesce(max(seq), 0) FROM tenants.outbox)"
+               "         + row_number() OVER (ORDER BY id) AS seq"
+               "  FROM tenants.outbox WHERE seq IS NULL ORDER BY id LIMIT $1)"
+               " UPDATE tenants.outbox o SET seq = next.seq, "
+               " published_at = now() FROM next WHERE o.id = next.id "
+               " RETURNING o.event_id::text, o.topic, o.type, "
+               " coalesce(o.tenant_id::text, ''), o.payload, "
+               " floor(extract(epoch FROM o.created_at) * 1000)::bigint, o.seq",
+               ps, 1, &r);
+  if (rc != ERR_OK)
+    return rc;
+  rc = read_rows(r, a->rows, a->cap, a->n);
+  db_result_free(r);
+  if (rc != ERR_OK)
+    return rc;
+  /* RETURNING has no defined order: sort by seq (small n, insertion). */
+  for (size_t i = 1; i < *a->n; i++) {
+    store_outbox_row t = a->rows[i];
+    size_t j = i;
+    while (j > 0 && a->rows[j - 1].seq > t.seq) {
+      a->rows[j] = a->rows[j - 1];
+      j--;
+    }
+    a->rows[j] = t;
+  }
+  return ERR_OK;
+}
+
+int store_outbox_sequence(store *st, store_outbox_row *rows, size_t cap,
+                          size_t *n) {
+  *n = 0;
+  seq_args a = {rows, cap, n};
+  int rc = run(st, NULL, sequence_fn, &a);
+  if (rc != ERR_OK) {
+    store_outbox_rows_free(rows, *n);
+    *n = 0;
+  }
+  return rc;
+}
+
+typedef struct replay_args {
+  uint64_t after;
+  store_outbox_row *rows;
+  size_t cap;
+  size_t *n;
+  uint64_t *last;
+} replay_args;
+
+static int replay_fn(db_conn *c, void *ud) {
+  replay_args *a = ud;
+  store_outbox_rows_free(a->rows, *a->n);
+  *a->n = 0;
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) "
+                   "FROM tenants.outbox WHERE seq IS NOT NULL",
+                   NULL, 0, &r);
+  if (rc != ERR_OK)
+    return rc;
+  int64_t lo = 0, hi = 0;
+  rc = db_get_int64(r, 0, 0, &lo);
+  if (rc == ERR_OK)
+    rc = db_get_int64(r, 0, 1, &hi);
+  db_result_free(r);
+  if (rc != ERR_OK)
+    return rc;
+  *a->last = (uint64_t)hi;
+  if ((uint64_t)hi <= a->after)
+    return ERR_OK;
+  if (a->after + 1 < (uint64_t)lo)
+    return ERR_NOTFOUND; /* pruned */
+  db_param ps[] = {db_int64((int64_t)a->after), db_int64((int64_t)a->cap)};
+  rc = db_exec(c,
+               "SELECT " OUTBOX_COLS " FROM tenants.outbox WHERE seq > $1 "
+               "ORDER BY seq LIMIT $2",
+               ps, DB_NPARAMS(ps), &r);
+  if (rc != ERR_OK)
+    return rc;
+  rc = read_rows(r, a->rows, a->cap, a->n);
+  db_result_free(r);
+  return rc;
+}
+
+int store_outbox_replay(store *st, uint64_t after_seq,
+                        store_outbox_row *rows, size_t cap, size_t *n,
+                        uint64_t *last_seq) {
+  *n = 0;
+  *last_seq = 0;
+  if (after_seq > (uint64_t)INT64_MAX)
+    return ERR_INVAL;
+  replay_args a = {after_seq, rows, cap, n, last_seq};
+  int rc = run(st, NULL, replay_fn, &a);
+  if (rc != ERR_OK) {
+    store_outbox_rows_free(rows, *n);
+    *n = 0;
+  }
+  return rc;
+}
+
+static int last_seq_fn(db_conn *c, void *ud) {
+  db_result *r = NULL;
+  int rc = db_exec(c, "SELECT coalesce(max(seq), 0) FROM tenants.outbox",
+                   NULL, 0, &r);
+  if (rc != ERR_OK)
+    return rc;
+  int64_t v = 0;
+  rc = db_get_int64(r, 0, 0, &v);
+  db_result_free(r);
+  *(uint64_t *)ud = (uint64_t)v;
+  return rc;
+}
+
+int store_outbox_last_seq(store *st, uint64_t *last_seq) {
+  *last_seq = 0;
+  return run(st, NULL, last_seq_fn, last_seq);
+}
+
+typedef struct prune_args {
+  int64_t keep_ms;
+  int64_t *deleted;
+} prune_args;
+
+static int prune_fn(db_conn *c, void *ud) {
+  prune_args *a = ud;
+  db_param ps[] = {db_int64(a->keep_ms)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "DELETE FROM tenants.outbox WHERE seq IS NOT NULL AND "
+                   "created_at < now() - make_interval(secs => $1::bigint "
+                   "/ 1000.0) AND seq < (SELECT max(seq) FROM tenants.outbox)",
+                   ps, 1, &r);
+  if (rc == ERR_OK && a->deleted != NULL)
+    *a->deleted = db_affected(r);
+  db_result_free(r);
+  return rc;
+}
+
+int store_outbox_prune(store *st, int64_t keep_ms, int64_t *deleted) {
+  if (deleted != NULL)
+    *deleted = 0;
+  prune_args a = {keep_ms, deleted};
+  return run(st, NULL, prune_fn, &a);
+}

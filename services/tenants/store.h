@@ -1,0 +1,208 @@
+/*
+ * store.h - the tenants service's SQL: tenants, custom domains and the
+ * outbox of tenants.changed events, in schema "tenants".
+ *
+ * Every function runs its own transaction (db_with_tx, retried on
+ * serialisation failures), as the store's role (store_new), in one of two
+ * scopes, matching the row-level
+ * security policies of migrations/0001_tenants.sql:
+ *   - directory scope (app.directory = 'on'): lookups across tenants -
+ *     Resolve, creation, Suspend/Resume, the reaper, the relay;
+ *   - tenant scope (app.tenant_id = the caller's tenant): member calls;
+ *     every query also filters on the tenant id explicitly.
+ * Changes that others must hear about write their outbox event in the
+ * same transaction (the payload is the caller's serialised TenantChanged).
+ *
+ * Errors are libs/db's: ERR_EXISTS (unique violation: slug or host
+ * taken), ERR_NOTFOUND, ERR_CONFLICT (after retries), ERR_TIMEOUT,
+ * ERR_UNAVAILABLE, ERR_INVAL (malformed id), ERR_DB.
+ */
+#ifndef TENANTS_STORE_H
+#define TENANTS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libs/base/err.h"
+#include "libs/base/timeutil.h"
+#include "libs/base/uuid.h"
+#include "libs/db/db.h"
+#include "libs/tenantdir/tenantname.h"
+
+#define STORE_NAME_MAX 100        /* characters */
+#define STORE_NAME_BYTES 400      /* UTF-8 bytes at most for 100 chars */
+#define STORE_MAX_DOMAINS 100     /* custom domains per tenant */
+
+typedef struct store_tenant {
+  char id[UUID_STR_LEN + 1];
+  char slug[TENANTNAME_SLUG_MAX + 1];
+  char name[STORE_NAME_BYTES + 1];
+  char currency[4];
+  char status[16];                /* provisioning | active | suspended */
+  char created_at[RFC3339_MS_LEN + 1];
+  int64_t version;
+} store_tenant;
+
+typedef struct store_domain {
+  char host[TENANTNAME_HOST_MAX + 1];
+  char tenant_id[UUID_STR_LEN + 1];
+  char created_at[RFC3339_MS_LEN + 1];
+  int64_t version;
+} store_domain;
+
+/* An event to write to the outbox with a change. payload is borrowed. */
+typedef struct store_event {
+  const char *type;               /* "TenantChanged" */
+  const uint8_t *payload;
+  size_t len;
+} store_event;
+
+/* -------------------------------------------------------------- set-up --- */
+
+typedef struct store store;
+
+/* A store over db (borrowed). role (copied; "" or NULL: none) is the
+ * database role every transaction switches to (set_config('role', ..,
+ * true), the parameterised SET LOCAL ROLE) so that row-level security
+ * binds even when DATABASE_URL names a superuser, as in dev and tests; the
+ * migration creates "tenants_app" for this. Errors: ERR_INVAL (role not
+ * [a-z_][a-z0-9_]*, at most 63), ERR_NOMEM. */
+int store_new(db_pool *db, const char *role, store **out) WARN_UNUSED;
+void store_free(store *st); /* NULL-safe */
+
+/* The pool (for readiness checks). */
+db_pool *store_db(const store *st);
+
+/* ------------------------------------------------------------ tenants --- */
+
+/* Inserts a tenant in status 'provisioning' (invisible to lookups, but
+ * holding its slug). ERR_EXISTS when the slug is taken. */
+int store_insert_provisioning(store *st, const char *id, const char *slug,
+                              const char *name, const char *currency,
+                              store_tenant *out) WARN_UNUSED;
+
+/* 'provisioning' -> 'active' with a new version, plus ev in the outbox.
+ * ERR_NOTFOUND when the row is gone or no longer provisioning (reaped). */
+int store_activate(store *st, const char *id, const store_event *ev,
+                   store_tenant *out) WARN_UNUSED;
+
+/* Deletes the tenant if it is still 'provisioning'. ERR_NOTFOUND when
+ * there is no such provisioning row. */
+int store_delete_provisioning(store *st, const char *id) WARN_UNUSED;
+
+/* Ids of 'provisioning' tenants created more than older_than_ms ago,
+ * oldest first, at most cap (ids[i] has UUID_STR_LEN + 1 bytes). */
+int store_stale_provisioning(store *st, int64_t older_than_ms,
+                             char (*ids)[UUID_STR_LEN + 1], size_t cap,
+                             size_t *n) WARN_UNUSED;
+
+/* The tenant (tenant scope), unless provisioning: ERR_NOTFOUND. */
+int store_get(store *st, const char *tenant_id,
+              store_tenant *out) WARN_UNUSED;
+
+/* The tenant by id across tenants (directory scope), provisioning
+ * included. */
+int store_get_any(store *st, const char *tenant_id,
+                  store_tenant *out) WARN_UNUSED;
+
+/* Sets name and/or currency (NULL: unchanged) of an active or suspended
+ * tenant (tenant scope), bumps its version, writes ev (whose payload the
+ * caller builds; the event is written only when ev is not NULL).
+ * ERR_NOTFOUND. */
+int store_update(store *st, const char *tenant_id, const char *name,
+                 const char *currency, const store_event *ev,
+                 store_tenant *out) WARN_UNUSED;
+
+/* Sets the status ("active" or "suspended") of a non-provisioning tenant
+ * (directory scope). *changed says whether it differed; only then are the
+ * version bumped and ev written. ERR_NOTFOUND. */
+int store_set_status(store *st, const char *tenant_id, const char *status,
+                     const store_event *ev, store_tenant *out,
+                     bool *changed) WARN_UNUSED;
+
+/* ------------------------------------------------------------ resolve --- */
+
+/* What Resolve answers. version orders cache writes. */
+typedef struct store_resolved {
+  char tenant_id[UUID_STR_LEN + 1];
+  char slug[TENANTNAME_SLUG_MAX + 1];
+  char status[16];
+  int64_t version;
+} store_resolved;
+
+/* By slug / by custom host (directory scope); provisioning tenants are
+ * not found (ERR_NOTFOUND). */
+int store_resolve_slug(store *st, const char *slug,
+                       store_resolved *out) WARN_UNUSED;
+int store_resolve_host(store *st, const char *host,
+                       store_resolved *out) WARN_UNUSED;
+
+/* ------------------------------------------------------------ domains --- */
+
+/* Maps host to the tenant (tenant scope) with a new version, plus ev.
+ * ERR_EXISTS when the host belongs to any tenant (this one included);
+ * ERR_TOOBIG when the tenant has STORE_MAX_DOMAINS already. */
+int store_add_domain(store *st, const char *tenant_id, const char *host,
+                     const store_event *ev, store_domain *out) WARN_UNUSED;
+
+/* Removes the tenant's host (tenant scope), plus ev. *version gets a new
+ * version for the removal (cache tombstone). ERR_NOTFOUND. */
+int store_remove_domain(store *st, const char *tenant_id, const char *host,
+                        const store_event *ev, int64_t *version) WARN_UNUSED;
+
+/* The tenant's hosts by name (at most cap, STORE_MAX_DOMAINS suffices).
+ * Tenant scope when tenant_scope, else directory scope. */
+int store_list_domains(store *st, const char *tenant_id, bool tenant_scope,
+                       store_domain *out, size_t cap, size_t *n) WARN_UNUSED;
+
+/* Tenants whose status should be in Redis: every suspended tenant and
+ * every tenant changed within the last recent_ms, at most cap, as
+ * (id, status) pairs. */
+typedef struct store_status {
+  char id[UUID_STR_LEN + 1];
+  char status[16];
+} store_status;
+int store_statuses_to_sync(store *st, int64_t recent_ms, store_status *out,
+                           size_t cap, size_t *n) WARN_UNUSED;
+
+/* ------------------------------------------------------------- outbox --- */
+
+/* One outbox row. Strings are NUL-terminated; payload is malloc'd. */
+typedef struct store_outbox_row {
+  char event_id[UUID_STR_LEN + 1];
+  char topic[64];
+  char type[64];
+  char tenant_id[UUID_STR_LEN + 1];
+  uint8_t *payload;
+  size_t len;
+  int64_t time_unix_ms;
+  uint64_t seq;
+} store_outbox_row;
+
+/* Frees the payloads of rows[0..n). */
+void store_outbox_rows_free(store_outbox_row *rows, size_t n);
+
+/* Gives the oldest rows without a seq the next seqs (under a transaction
+ * advisory lock, so replicas never hand out a seq twice; another replica
+ * holding it gives *n = 0 at once) and returns them in seq order, at most
+ * cap. The caller publishes them and frees the payloads. */
+int store_outbox_sequence(store *st, store_outbox_row *rows, size_t cap,
+                          size_t *n) WARN_UNUSED;
+
+/* Rows with seq > after_seq in seq order, at most cap; *last_seq gets the
+ * highest seq handed out (0 when none). ERR_NOTFOUND when rows after
+ * after_seq were pruned already (the caller cannot be served). */
+int store_outbox_replay(store *st, uint64_t after_seq,
+                        store_outbox_row *rows, size_t cap, size_t *n,
+                        uint64_t *last_seq) WARN_UNUSED;
+
+/* The highest seq handed out so far (0 when none). */
+int store_outbox_last_seq(store *st, uint64_t *last_seq) WARN_UNUSED;
+
+/* Deletes sequenced rows older than keep_ms, but never the newest one (it
+ * carries the last seq). *deleted (optional) gets the count. */
+int store_outbox_prune(store *st, int64_t keep_ms,
+                       int64_t *deleted) WARN_UNUSED;
+
+#endif
