@@ -546,6 +546,50 @@ START_TEST(bad_owner_password_leaves_no_tenant) {
 }
 END_TEST
 
+typedef struct racer {
+  const char *slug;
+  int code;
+} racer;
+
+static void *race_create(void *arg) {
+  racer *r = arg;
+  rpc_client *c = client(g_tenants.rpc_url);
+  rpc_result *res = create_raw(c, r->slug, NULL, "racer@example.test", PASSWORD);
+  r->code = res->code;
+  rpc_result_free(res);
+  rpc_client_free(c);
+  return NULL;
+}
+
+/* The database, not a check-then-insert, keeps slugs unique. */
+START_TEST(concurrent_creates_of_one_slug_make_one_tenant) {
+  char slug[40];
+  make_slug(slug, sizeof slug, "race");
+  enum { N = 6 };
+  racer rs[N];
+  pthread_t th[N];
+  for (int i = 0; i < N; i++) {
+    rs[i] = (racer){.slug = slug, .code = -1};
+    ck_assert_int_eq(pthread_create(&th[i], NULL, race_create, &rs[i]), 0);
+  }
+  int ok = 0, exists = 0;
+  for (int i = 0; i < N; i++) {
+    pthread_join(th[i], NULL);
+    ok += rs[i].code == RPC_OK;
+    exists += rs[i].code == RPC_ALREADY_EXISTS;
+  }
+  ck_assert_int_eq(ok, 1);
+  ck_assert_int_eq(exists, N - 1);
+  ck_assert_int_eq(sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1",
+                             slug), 1);
+  char tid[UUID_STR_LEN + 1];
+  ck_assert(sql_text("SELECT id::text FROM tenants.tenants WHERE slug = $1", slug,
+                     tid, sizeof tid));
+  ck_assert_int_eq(sql_count("SELECT count(*) FROM auth.users WHERE tenant_id = $1::uuid",
+                             tid), 1);
+}
+END_TEST
+
 /* ------------------------------------------------------------ crash --- */
 
 START_TEST(crash_between_owner_and_activation_leaves_nothing) {
@@ -984,15 +1028,32 @@ START_TEST(changes_are_published_and_drop_client_caches) {
 
   seen s = {.dir = dir};
   pthread_mutex_init(&s.mu, NULL);
+  /* Start from the source's newest seq, so that an event lost before the
+   * subscription took effect is healed through Replay (catch-up and idle
+   * checks) instead of making the test wait for it. */
+  Rpc__V1__ReplayRequest now = RPC__V1__REPLAY_REQUEST__INIT;
+  now.limit = 1;
+  rpc_result *nr = call(x.tenants, "tenants.v1.Events/Replay", &now.base, NULL, NULL);
+  CK_CODE(nr, RPC_OK);
+  Rpc__V1__ReplayResponse *nresp =
+      rpc__v1__replay_response__unpack(NULL, nr->payload_len, nr->payload);
+  ck_assert_ptr_nonnull(nresp);
+  uint64_t start_seq = nresp->last_seq;
+  ck_assert_uint_gt(start_seq, 0); /* create_ok's "created" event at least */
+  rpc__v1__replay_response__free_unpacked(nresp, NULL);
+  rpc_result_free(nr);
+
   replayer rp = {x.tenants};
   bus_subscriber_options so;
   bus_subscriber_options_init(&so);
   so.tracker.backfill = backfill;
   so.tracker.backfill_arg = &rp;
+  so.tracker.idle_check_ms = 300;
   bus_subscriber *sub = NULL;
   ck_assert_int_eq(bus_subscriber_new(g_tenants.bus_url, on_event, &s, &so, &sub),
                    ERR_OK);
   ck_assert_int_eq(bus_subscribe_exact(sub, "tenants.changed"), ERR_OK);
+  ck_assert_int_eq(bus_subscriber_set_position(sub, "tenants", start_seq), ERR_OK);
   ck_assert_int_eq(bus_subscriber_start(sub), ERR_OK);
   ck_assert_int_eq(bus_subscriber_wait_connected(sub, 1, 10000), ERR_OK);
   msleep(200); /* let the subscription reach the publisher */
@@ -1017,6 +1078,8 @@ START_TEST(changes_are_published_and_drop_client_caches) {
 
   /* sequence numbers ascend without holes, and Replay serves them again */
   pthread_mutex_lock(&s.mu);
+  ck_assert_int_ge(s.n, 2);
+  ck_assert_uint_eq(s.seq[0], start_seq + 1);
   for (int i = 1; i < s.n; i++)
     ck_assert_uint_eq(s.seq[i], s.seq[i - 1] + 1);
   uint64_t first = s.seq[0];
@@ -1150,6 +1213,7 @@ int main(void) {
   tcase_add_test(tc, duplicate_slug_is_already_exists);
   tcase_add_test(tc, reserved_and_malformed_slugs_are_invalid_argument);
   tcase_add_test(tc, bad_owner_password_leaves_no_tenant);
+  tcase_add_test(tc, concurrent_creates_of_one_slug_make_one_tenant);
   tcase_add_test(tc, crash_between_owner_and_activation_leaves_nothing);
   tcase_add_test(tc, resolve_by_slug_host_and_custom_domain);
   tcase_add_test(tc, suspend_shows_in_resolve_redis_and_tokens);
