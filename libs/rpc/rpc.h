@@ -24,7 +24,8 @@
  * The server listens with one nng rep0 socket and runs a fixed pool of
  * worker threads, so N workers means at most N handlers run at once.
  * Handlers may block (database calls): they never run on nng's own
- * callback threads. A request is received as soon as a worker is free or
+ * callback threads (except those registered with
+ * rpc_server_register_nonblocking, which promise never to block). A request is received as soon as a worker is free or
  * while fewer than `queue_depth` requests wait for one; further requests
  * wait in the transport (back-pressure), never in unbounded memory.
  *
@@ -209,6 +210,18 @@ int rpc_server_new(const rpc_server_options *opts,
  * already started), ERR_EXISTS (method already registered), ERR_NOMEM. */
 int rpc_server_register(rpc_server *s, const char *method, rpc_handler_fn fn,
                         void *arg) WARN_UNUSED;
+
+/* Like rpc_server_register, for a handler that never blocks: no I/O, no
+ * locks held for long, no sleeping - pure computation on memory (a cache
+ * lookup, a validation, an in-memory snapshot). It runs directly on the
+ * nng thread that received the request, skipping the hand-off to a
+ * worker (one thread wake-up: on a small machine that is most of the
+ * layer's cost, see docs/PERFORMANCE.md). Deadlines, metrics and limits
+ * apply as for any handler. A handler registered this way that does
+ * block stalls nng's threads, which every socket in the process shares:
+ * when in doubt, use rpc_server_register. Errors as rpc_server_register. */
+int rpc_server_register_nonblocking(rpc_server *s, const char *method,
+                                    rpc_handler_fn fn, void *arg) WARN_UNUSED;
 
 /* Listens on url ("tcp://127.0.0.1:7001"; port 0 picks a free port, see
  * rpc_server_port) and starts the workers. Once per server. Returns

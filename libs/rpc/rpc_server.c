@@ -22,6 +22,13 @@
  * that waited past its deadline is answered DEADLINE_EXCEEDED without
  * running the handler, and a handler's time left includes the wait.
  *
+ * The hand-off costs one thread wake-up per request when workers are
+ * idle, which on a small machine is most of this layer's cost (see
+ * docs/PERFORMANCE.md). Methods registered as non-blocking skip it: the
+ * callback reads the method name from the first envelope field without
+ * decoding, and if that method promised never to block, processes the
+ * request right there with the slot's own arena and sends the reply.
+ *
  * Per-request memory comes from the worker's arena (rpc_internal.h): the
  * request is unpacked into it, the reply's strings and payload live in
  * it, and it is reset after the reply is packed into the nng message.
@@ -61,14 +68,21 @@
 /* One registered method and its cached metric children. */
 typedef struct handler_entry {
   char *method;
+  size_t method_len;
   rpc_handler_fn fn;
   void *arg;
+  bool nonblocking; /* runs on nng's callback thread (register_nonblocking) */
   metrics_child *_Atomic calls[RPC_CODE_COUNT]; /* filled on first use */
   metrics_child *duration;
   metrics_child *late;
 } handler_entry;
 
 enum slot_state { SLOT_IDLE, SLOT_RECV, SLOT_QUEUED, SLOT_SEND };
+
+/* Per-request memory of whoever processes a request: each worker has
+ * one, and so does each slot when non-blocking methods are registered
+ * (those run on nng's thread, one request per slot at a time). */
+typedef struct worker_state worker_state;
 
 typedef struct slot {
   rpc_server *srv;
@@ -82,6 +96,7 @@ typedef struct slot {
   _Atomic int state;     /* enum slot_state */
   bool mu_init;
   nng_msg *msg;          /* the request, while QUEUED */
+  worker_state *ws;      /* for non-blocking methods; NULL if none */
   int64_t arrival_ns;
   struct slot *next;     /* FIFO link */
 } slot;
@@ -95,6 +110,7 @@ struct rpc_server {
   size_t table_cap;
   size_t nhandlers;
   handler_entry unknown; /* metrics for unregistered/undecodable */
+  bool any_nonblocking;  /* some method runs inline: slots get state */
 
   nng_socket sock;
   bool sock_open;
@@ -115,7 +131,6 @@ struct rpc_server {
   slot *q_head, *q_tail;
   size_t q_len;
   int n_sleeping;          /* workers in pthread_cond_wait */
-  _Atomic int n_looking;   /* workers done with a job, about to pop */
   _Atomic bool closing;
   bool stop_workers;
   size_t idle_slots;
@@ -136,6 +151,11 @@ struct rpc_reply {
   size_t payload_len;
   size_t max_payload;
   rpc_arena *arena;
+};
+
+struct worker_state {
+  rpc_arena arena;
+  rpc_reply reply;
 };
 
 static metrics_family *fam_calls, *fam_duration, *fam_in_flight, *fam_late;
@@ -284,7 +304,7 @@ static handler_entry *table_find(const rpc_server *s, const char *m,
   for (size_t i = hash_str(m, len) & mask;; i = (i + 1) & mask) {
     handler_entry *e = s->table[i];
     if (e == NULL) return NULL;
-    if (strncmp(e->method, m, len) == 0 && e->method[len] == '\0') return e;
+    if (e->method_len == len && memcmp(e->method, m, len) == 0) return e;
   }
 }
 
@@ -353,8 +373,8 @@ int rpc_server_new(const rpc_server_options *opts, rpc_server **out) {
   return ERR_OK;
 }
 
-int rpc_server_register(rpc_server *s, const char *method, rpc_handler_fn fn,
-                        void *arg) {
+static int do_register(rpc_server *s, const char *method, rpc_handler_fn fn,
+                       void *arg, bool nonblocking) {
   if (s == NULL || method == NULL || fn == NULL || s->started) return ERR_INVAL;
   size_t len = strlen(method);
   if (len == 0 || len > RPC_MAX_METHOD_LEN || !str_is_printable(method, len)) {
@@ -372,6 +392,7 @@ int rpc_server_register(rpc_server *s, const char *method, rpc_handler_fn fn,
     free(e);
     return ERR_NOMEM;
   }
+  e->method_len = len;
   e->fn = fn;
   e->arg = arg;
   entry_metrics_init(e);
@@ -380,7 +401,19 @@ int rpc_server_register(rpc_server *s, const char *method, rpc_handler_fn fn,
   while (s->table[i] != NULL) i = (i + 1) & mask;
   s->table[i] = e;
   s->nhandlers++;
+  e->nonblocking = nonblocking;
+  if (nonblocking) s->any_nonblocking = true;
   return ERR_OK;
+}
+
+int rpc_server_register(rpc_server *s, const char *method, rpc_handler_fn fn,
+                        void *arg) {
+  return do_register(s, method, fn, arg, false);
+}
+
+int rpc_server_register_nonblocking(rpc_server *s, const char *method,
+                                    rpc_handler_fn fn, void *arg) {
+  return do_register(s, method, fn, arg, true);
 }
 
 /* ---------------------------------------------------------------- */
@@ -416,12 +449,11 @@ static void slot_rearm(slot *sl) {
   pthread_mutex_unlock(&sl->mu);
 }
 
-/* Queues a received request for the workers. Wakes a sleeping worker
- * only when the workers already on their way back to the queue
- * (n_looking) are too few to take everything queued: under load,
- * workers go from one request to the next without sleeping, which saves
- * a context switch per request; a worker blocked in a slow handler is
- * not "looking", so a request never waits behind it. */
+/* Queues a received request for the workers and wakes one if any
+ * sleeps. (Not waking when a worker is about to come back for more work
+ * was tried: it saves a wake-up under load, but a worker preempted on
+ * its way back then delays the request by a whole scheduler time slice,
+ * which showed up as 5 ms tail latencies on a loaded 2-core machine.) */
 static void slot_enqueue(slot *sl) {
   rpc_server *s = sl->srv;
   atomic_store(&sl->state, SLOT_QUEUED);
@@ -434,11 +466,49 @@ static void slot_enqueue(slot *sl) {
   }
   s->q_tail = sl;
   s->q_len++;
-  bool wake = s->n_sleeping > 0 && s->q_len > (size_t)atomic_load(&s->n_looking);
+  bool wake = s->n_sleeping > 0;
   pthread_mutex_unlock(&s->mu);
   /* Signalled after unlocking, so the woken worker does not run straight
    * into the mutex this thread still holds (one context switch less). */
   if (wake) pthread_cond_signal(&s->work_cv);
+}
+
+static nng_msg *process(rpc_server *s, worker_state *w, slot *sl);
+
+/* Starts sending reply on the slot (NULL: nothing could be built). The
+ * send completes on nng's side and slot_cb then re-arms the receive.
+ * Under the slot lock so that close, which cancels slots it sees in
+ * RECV, can never cancel this reply instead. */
+static void slot_send(slot *sl, nng_msg *reply) {
+  if (reply == NULL) {
+    atomic_fetch_add(&sl->srv->st_send_failed, 1);
+    slot_rearm(sl);
+    return;
+  }
+  pthread_mutex_lock(&sl->mu);
+  atomic_store(&sl->state, SLOT_SEND);
+  nng_aio_set_msg(sl->aio, reply);
+  nng_ctx_send(sl->ctx, sl->aio);
+  pthread_mutex_unlock(&sl->mu);
+}
+
+/* The handler for a request's method if the method can be read cheaply
+ * without decoding the envelope: field 1 (method) encoded first, as
+ * protobuf-c and every other encoder write it. NULL otherwise; the
+ * request then takes the ordinary worker path, which decodes properly. */
+static handler_entry *peek_handler(const rpc_server *s, const uint8_t *b,
+                                   size_t len) {
+  if (len < 2 || b[0] != 0x0a) return NULL; /* field 1, length-delimited */
+  size_t mlen = 0;
+  size_t i = 1;
+  for (int shift = 0; i < len && shift < 35; shift += 7, i++) {
+    mlen |= (size_t)(b[i] & 0x7f) << shift;
+    if ((b[i] & 0x80) == 0) break;
+  }
+  if (i >= len || (b[i] & 0x80) != 0) return NULL;
+  i++;
+  if (mlen == 0 || mlen > RPC_MAX_METHOD_LEN || mlen > len - i) return NULL;
+  return table_find(s, (const char *)b + i, mlen);
 }
 
 static void slot_cb(void *arg) {
@@ -465,6 +535,14 @@ static void slot_cb(void *arg) {
       nng_aio_set_msg(sl->aio, NULL);
       sl->arrival_ns = time_mono_ns();
       atomic_fetch_add(&s->st_received, 1);
+      if (s->any_nonblocking) {
+        handler_entry *e = peek_handler(s, nng_msg_body(sl->msg), nng_msg_len(sl->msg));
+        if (e != NULL && e->nonblocking) {
+          /* Promised not to block: run here, saving the hand-off. */
+          slot_send(sl, process(s, sl->ws, sl));
+          return;
+        }
+      }
       slot_enqueue(sl);
     }
   }
@@ -473,11 +551,6 @@ static void slot_cb(void *arg) {
 /* ---------------------------------------------------------------- */
 /* Workers                                                            */
 /* ---------------------------------------------------------------- */
-
-typedef struct worker_state {
-  rpc_arena arena;
-  rpc_reply reply;
-} worker_state;
 
 static char *empty_if_null(char *s) { return s != NULL ? s : (char *)""; }
 
@@ -579,6 +652,8 @@ static nng_msg *process(rpc_server *s, worker_state *w, slot *sl) {
 
 static void *worker_main(void *arg) {
   rpc_server *s = arg;
+  /* Named, so that tests (and top -H) can tell handler threads apart. */
+  pthread_setname_np(pthread_self(), "rpc-worker");
   worker_state w;
   rpc_arena_init(&w.arena, ARENA_BLOCK);
 
@@ -596,24 +671,9 @@ static void *worker_main(void *arg) {
     s->q_len--;
     pthread_mutex_unlock(&s->mu);
 
-    nng_msg *reply = process(s, &w, sl);
-    if (reply != NULL) {
-      /* The send completes on nng's side; slot_cb re-arms the receive.
-       * Under the slot lock so that close, which cancels slots it sees in
-       * RECV, can never cancel this reply instead. */
-      pthread_mutex_lock(&sl->mu);
-      atomic_store(&sl->state, SLOT_SEND);
-      nng_aio_set_msg(sl->aio, reply);
-      nng_ctx_send(sl->ctx, sl->aio);
-      pthread_mutex_unlock(&sl->mu);
-    } else {
-      atomic_fetch_add(&s->st_send_failed, 1);
-      slot_rearm(sl);
-    }
+    slot_send(sl, process(s, &w, sl));
 
-    atomic_fetch_add(&s->n_looking, 1);
     pthread_mutex_lock(&s->mu);
-    atomic_fetch_sub(&s->n_looking, 1);
   }
   pthread_mutex_unlock(&s->mu);
   rpc_arena_fini(&w.arena);
@@ -685,6 +745,14 @@ int rpc_server_start(rpc_server *s, const char *url) {
     if (nng_ctx_open(&sl->ctx, s->sock) != 0 ||
         nng_aio_alloc(&sl->aio, slot_cb, sl) != 0) {
       goto err;
+    }
+    if (s->any_nonblocking) {
+      sl->ws = calloc(1, sizeof(*sl->ws));
+      if (sl->ws == NULL) {
+        rc = ERR_NOMEM;
+        goto err;
+      }
+      rpc_arena_init(&sl->ws->arena, ARENA_BLOCK);
     }
   }
   for (int i = 0; i < s->opt.workers; i++) {
@@ -786,6 +854,10 @@ void rpc_server_close(rpc_server *s) {
     if (s->slots[i].aio != NULL) nng_aio_free(s->slots[i].aio);
     if (s->slots[i].msg != NULL) nng_msg_free(s->slots[i].msg);
     if (s->slots[i].mu_init) pthread_mutex_destroy(&s->slots[i].mu);
+    if (s->slots[i].ws != NULL) {
+      rpc_arena_fini(&s->slots[i].ws->arena);
+      free(s->slots[i].ws);
+    }
   }
   free(s->slots);
   free(s->threads);

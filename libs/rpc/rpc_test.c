@@ -666,6 +666,80 @@ START_TEST(garbage_requests_get_invalid_argument_not_a_crash) {
 }
 END_TEST
 
+static void h_where(void *arg, const rpc_call *call, rpc_reply *reply) {
+  (void)arg;
+  (void)call;
+  char name[32] = "";
+  pthread_getname_np(pthread_self(), name, sizeof(name));
+  if (rpc_reply_set_payload(reply, name, strlen(name)) != ERR_OK) {
+    rpc_reply_status(reply, RPC_INTERNAL, NULL);
+  }
+}
+
+static char *call_where(rpc_client *c, const char *method) {
+  rpc_result *r = call(c, method, "", NULL);
+  ck_assert_int_eq(r->code, RPC_OK);
+  char *name = strndup((const char *)r->payload, r->payload_len);
+  rpc_result_free(r);
+  return name;
+}
+
+START_TEST(handlers_run_on_workers_unless_registered_nonblocking) {
+  rpc_server *s = NULL;
+  ck_assert_int_eq(rpc_server_new(NULL, &s), ERR_OK);
+  ck_assert_int_eq(rpc_server_register(s, "t/Where", h_where, NULL), ERR_OK);
+  ck_assert_int_eq(rpc_server_register_nonblocking(s, "t/WhereNB", h_where, NULL), ERR_OK);
+  ck_assert_int_eq(rpc_server_register_nonblocking(s, "t/Where", h_where, NULL), ERR_EXISTS);
+  ck_assert_int_eq(rpc_server_start(s, "tcp://127.0.0.1:0"), ERR_OK);
+  char url[64];
+  snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", rpc_server_port(s));
+  rpc_client *c = connect_client(url, NULL);
+
+  char *w = call_where(c, "t/Where");
+  ck_assert_str_eq(w, "rpc-worker");
+  free(w);
+  w = call_where(c, "t/WhereNB");
+  ck_assert_str_ne(w, "rpc-worker"); /* nng's own thread */
+  ck_assert_str_ne(w, "");
+  free(w);
+
+  /* An envelope whose method is not the first field cannot be peeked:
+   * it takes the worker path and is still answered correctly. */
+  unsigned char buf[64];
+  size_t n = 0;
+  buf[n++] = 0x12; /* field 2 (payload), 1 byte */
+  buf[n++] = 1;
+  buf[n++] = 'x';
+  buf[n++] = 0x0a; /* field 1 (method) */
+  buf[n++] = 9;
+  memcpy(buf + n, "t/WhereNB", 9);
+  n += 9;
+  Rpc__V1__Response *resp = raw_call(url, buf, n);
+  ck_assert_ptr_nonnull(resp);
+  ck_assert_int_eq(resp->code, RPC__V1__CODE__OK);
+  ck_assert_uint_eq(resp->payload.len, strlen("rpc-worker"));
+  ck_assert_int_eq(memcmp(resp->payload.data, "rpc-worker", resp->payload.len), 0);
+  rpc__v1__response__free_unpacked(resp, NULL);
+
+  /* A truncated method field is not peeked either (and is malformed). */
+  static const unsigned char bad[] = {0x0a, 0x20, 't', '/'};
+  resp = raw_call(url, bad, sizeof(bad));
+  ck_assert_ptr_nonnull(resp);
+  ck_assert_int_eq(resp->code, RPC__V1__CODE__INVALID_ARGUMENT);
+  rpc__v1__response__free_unpacked(resp, NULL);
+
+  rpc_server_stats st;
+  rpc_server_get_stats(s, &st);
+  ck_assert_uint_eq(st.handled, 3);
+  ck_assert_uint_eq(st.malformed, 1);
+  char *text = metrics_render();
+  ck_assert_ptr_nonnull(strstr(text, "rpc_server_calls_total{method=\"t/WhereNB\",code=\"OK\"} 2"));
+  free(text);
+  rpc_client_free(c);
+  rpc_server_close(s);
+}
+END_TEST
+
 typedef struct conc_arg {
   rpc_client *c;
   _Atomic int ok;
@@ -1097,6 +1171,7 @@ static Suite *rpc_suite(void) {
   tcase_add_test(tc, too_large_payloads_are_rejected);
   tcase_add_test(tc, client_caps_reply_size);
   tcase_add_test(tc, garbage_requests_get_invalid_argument_not_a_crash);
+  tcase_add_test(tc, handlers_run_on_workers_unless_registered_nonblocking);
   tcase_add_test(tc, concurrent_calls_all_complete_with_n_workers_at_once);
   tcase_add_test(tc, close_lets_in_flight_call_finish);
   tcase_add_test(tc, server_api_misuse_is_rejected);

@@ -7,21 +7,27 @@
  *          the aio callback (nng's demo/async/server.c pattern): the
  *          cheapest possible nng server;
  *   rpc  - libs/rpc's server (envelope decode, handler table, deadline
- *          check, worker hand-off, metrics) with an Echo handler.
- * The parent measures each with the same client shape:
+ *          check, metrics) with the same Echo handler registered twice:
+ *          "Echo" (rpc_server_register: runs on a worker thread, the
+ *          blocking-safe default every service uses) and "EchoNB"
+ *          (rpc_server_register_nonblocking: runs on nng's thread).
+ * The parent measures three variants with the same client shape:
+ *   raw, rpc (worker handler), rpc-nb (non-blocking handler);
  *   sequential - one thread, one call at a time: latency p50/p99/mean;
  *   throughput - 64 threads, 64 calls in flight on one connection
  *                (one req0 socket, one dialer): calls per second.
- * Raw uses nng_ctx send/recv directly; rpc uses rpc_client_call
- * (envelope, request id, deadline, metrics, context pool). Phases are
- * interleaved (raw, rpc, raw, rpc ...) for --rounds rounds and the median
- * of the rounds is reported, so drift on a shared machine hits both.
+ * Raw uses nng_ctx send/recv directly; the rpc variants use
+ * rpc_client_call (envelope, request id, deadline, metrics, context
+ * pool). Sequential calls alternate between the variants in chunks of
+ * 100; throughput phases alternate too, for --rounds rounds, and the
+ * median of the rounds is reported, so drift on a shared machine hits
+ * all variants alike.
  *
  *   bench_rpc [--payload BYTES] [--seq N] [--secs S] [--rounds R]
- *             [--inflight N] [--workers N] [--only raw|rpc]
+ *             [--inflight N] [--workers N] [--only raw|rpc|rpc-nb]
  *
  * It prints a table and, last, one machine-readable line:
- *   RESULT raw_p50_us=... rpc_p50_us=... raw_rps=... rpc_rps=...
+ *   RESULT raw_p50_us=... rpc_p50_us=... nb_p50_us=... raw_rps=... ...
  */
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -39,6 +45,8 @@
 #include "libs/rpc/rpc.h"
 
 #define METHOD "bench.v1.Bench/Echo"
+#define METHOD_NB "bench.v1.Bench/EchoNB"
+#define NVAR 3
 #define MAX_INFLIGHT 1024
 
 static size_t payload_len = 64;
@@ -47,7 +55,8 @@ static double secs = 3.0;
 static int rounds = 3;
 static int inflight = 64;
 static int workers = 8;
-static int only = -1; /* --only raw|rpc: profile one side (-1: both) */
+static int only = -1; /* --only VARIANT: profile one (-1: all) */
+static const char *const var_name[NVAR] = {"raw", "rpc", "rpc-nb"};
 
 static void die(const char *what, int rv) {
   fprintf(stderr, "bench_rpc: %s: %s\n", what, rv ? nng_strerror(rv) : "failed");
@@ -111,6 +120,7 @@ static void run_servers(int raw_port_fd, int stop_fd) {
   rpc_server *srv = NULL;
   if (rpc_server_new(&o, &srv) != ERR_OK ||
       rpc_server_register(srv, METHOD, rpc_echo, NULL) != ERR_OK ||
+      rpc_server_register_nonblocking(srv, METHOD_NB, rpc_echo, NULL) != ERR_OK ||
       rpc_server_start(srv, "tcp://127.0.0.1:0") != ERR_OK) {
     die("rpc server", 0);
   }
@@ -127,9 +137,10 @@ static void run_servers(int raw_port_fd, int stop_fd) {
 /* ---------------- clients ---------------- */
 
 typedef struct client {
-  int kind; /* 0 raw, 1 rpc */
+  int kind; /* 0 raw, 1 rpc, 2 rpc-nb */
   nng_socket sock;
   rpc_client *rpc;
+  const char *method;
 } client;
 
 static unsigned char *payload;
@@ -157,11 +168,11 @@ static int raw_call(nng_ctx ctx, nng_aio *aio) {
   return ok;
 }
 
-static int rpc_one(rpc_client *c) {
+static int rpc_one(rpc_client *c, const char *method) {
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
   o.deadline_ms = 10000;
   rpc_result *r = NULL;
-  if (rpc_client_call(c, METHOD, payload, payload_len, &o, &r) != ERR_OK) return -1;
+  if (rpc_client_call(c, method, payload, payload_len, &o, &r) != ERR_OK) return -1;
   int ok = r->code == RPC_OK && r->payload_len == payload_len ? 0 : -1;
   rpc_result_free(r);
   return ok;
@@ -176,36 +187,49 @@ typedef struct seq_res {
   double p50_us, p99_us, mean_us;
 } seq_res;
 
-static seq_res run_seq(client *cl) {
-  int64_t *lat = calloc((size_t)seq_n, sizeof(*lat));
+static seq_res summarize(int64_t *lat, int n) {
+  qsort(lat, (size_t)n, sizeof(*lat), cmp_i64);
+  double sum = 0;
+  for (int i = 0; i < n; i++) sum += (double)lat[i];
+  seq_res r = {
+      .p50_us = (double)lat[n / 2] / 1e3,
+      .p99_us = (double)lat[(n * 99) / 100] / 1e3,
+      .mean_us = sum / n / 1e3,
+  };
+  return r;
+}
+
+/* Sequential latency of every variant, interleaved in chunks of CHUNK
+ * calls (raw, rpc, rpc-nb, raw, ...), so that load from elsewhere on a
+ * shared machine lands on all alike. */
+#define CHUNK 100
+static void run_seq_all(client *cl[NVAR], seq_res out[NVAR]) {
+  int64_t *lat[NVAR];
+  for (int k = 0; k < NVAR; k++) lat[k] = calloc((size_t)seq_n, sizeof(int64_t));
   nng_ctx ctx;
   nng_aio *aio = NULL;
-  if (cl->kind == 0) {
-    if (nng_ctx_open(&ctx, cl->sock) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0) die("ctx", 0);
-    nng_aio_set_timeout(aio, 10000);
-  }
+  if (nng_ctx_open(&ctx, cl[0]->sock) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0) die("ctx", 0);
+  nng_aio_set_timeout(aio, 10000);
   int warm = seq_n / 10;
-  for (int i = -warm; i < seq_n; i++) {
-    int64_t t0 = now_ns();
-    int rv = cl->kind == 0 ? raw_call(ctx, aio) : rpc_one(cl->rpc);
-    int64_t t1 = now_ns();
-    if (rv != 0) die("sequential call failed", 0);
-    if (i >= 0) lat[i] = t1 - t0;
+  for (int base = -warm; base < seq_n; base += CHUNK) {
+    for (int k = 0; k < NVAR; k++) {
+      if (only >= 0 && only != k) continue;
+      for (int i = base; i < base + CHUNK && i < seq_n; i++) {
+        int64_t t0 = now_ns();
+        int rv = k == 0 ? raw_call(ctx, aio) : rpc_one(cl[k]->rpc, cl[k]->method);
+        int64_t t1 = now_ns();
+        if (rv != 0) die("sequential call failed", 0);
+        if (i >= 0) lat[k][i] = t1 - t0;
+      }
+    }
   }
-  if (aio != NULL) {
-    nng_aio_free(aio);
-    nng_ctx_close(ctx);
+  nng_aio_free(aio);
+  nng_ctx_close(ctx);
+  for (int k = 0; k < NVAR; k++) {
+    seq_res none = {1, 1, 1};
+    out[k] = only < 0 || only == k ? summarize(lat[k], seq_n) : none;
+    free(lat[k]);
   }
-  qsort(lat, (size_t)seq_n, sizeof(*lat), cmp_i64);
-  double sum = 0;
-  for (int i = 0; i < seq_n; i++) sum += (double)lat[i];
-  seq_res r = {
-      .p50_us = (double)lat[seq_n / 2] / 1e3,
-      .p99_us = (double)lat[(seq_n * 99) / 100] / 1e3,
-      .mean_us = sum / seq_n / 1e3,
-  };
-  free(lat);
-  return r;
 }
 
 typedef struct thr_arg {
@@ -226,7 +250,7 @@ static void *thr_main(void *p) {
   }
   pthread_barrier_wait(a->go); /* all threads start together */
   while (now_ns() < *a->end_ns) {
-    int rv = a->cl->kind == 0 ? raw_call(ctx, aio) : rpc_one(a->cl->rpc);
+    int rv = a->cl->kind == 0 ? raw_call(ctx, aio) : rpc_one(a->cl->rpc, a->cl->method);
     if (rv == 0) {
       a->calls++;
     } else {
@@ -294,9 +318,17 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--rounds") == 0) rounds = (int)parse_arg(argv[i + 1], 1, 50);
     else if (strcmp(argv[i], "--inflight") == 0) inflight = (int)parse_arg(argv[i + 1], 1, MAX_INFLIGHT);
     else if (strcmp(argv[i], "--workers") == 0) workers = (int)parse_arg(argv[i + 1], 1, 1024);
-    else if (strcmp(argv[i], "--only") == 0) only = strcmp(argv[i + 1], "raw") == 0 ? 0 : 1;
+    else if (strcmp(argv[i], "--only") == 0) {
+      for (int k = 0; k < NVAR; k++) {
+        if (strcmp(argv[i + 1], var_name[k]) == 0) only = k;
+      }
+      if (only < 0) {
+        fprintf(stderr, "bench_rpc: --only raw|rpc|rpc-nb\n");
+        return 2;
+      }
+    }
     else {
-      fprintf(stderr, "usage: bench_rpc [--payload B] [--seq N] [--secs S] [--rounds R] [--inflight N] [--workers N]\n");
+      fprintf(stderr, "usage: bench_rpc [--payload B] [--seq N] [--secs S] [--rounds R] [--inflight N] [--workers N] [--only raw|rpc|rpc-nb]\n");
       return 2;
     }
   }
@@ -325,48 +357,61 @@ int main(int argc, char **argv) {
   nng_socket_set_ms(raw.sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
   if ((rv = nng_dial(raw.sock, url, NULL, 0)) != 0) die("dial raw", rv);
 
-  client rpc = {.kind = 1};
+  client rpc = {.kind = 1, .method = METHOD};
   snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", ports[1]);
   if (rpc_client_new(url, NULL, &rpc.rpc) != ERR_OK ||
       rpc_client_wait_connected(rpc.rpc, 1, 5000) != ERR_OK) {
     die("rpc client", 0);
   }
+  client nb = {.kind = 2, .rpc = rpc.rpc, .method = METHOD_NB};
+  client *cl[NVAR] = {&raw, &rpc, &nb};
 
-  double rp50[50], rp99[50], rmean[50], rthr[50];
-  double pp50[50], pp99[50], pmean[50], pthr[50];
+  double p50[NVAR][50], p99[NVAR][50], mean[NVAR][50], thr[NVAR][50];
   for (int r = 0; r < rounds; r++) {
-    seq_res none = {1, 1, 1};
-    seq_res a = only != 1 ? run_seq(&raw) : none;
-    seq_res b = only != 0 ? run_seq(&rpc) : none;
-    rp50[r] = a.p50_us, rp99[r] = a.p99_us, rmean[r] = a.mean_us;
-    pp50[r] = b.p50_us, pp99[r] = b.p99_us, pmean[r] = b.mean_us;
-    rthr[r] = only != 1 ? run_thr(&raw) : 1;
-    pthr[r] = only != 0 ? run_thr(&rpc) : 1;
-    fprintf(stderr,
-            "round %d: raw p50 %.1f us p99 %.1f us %.0f/s | rpc p50 %.1f us p99 %.1f us %.0f/s\n",
-            r + 1, a.p50_us, a.p99_us, rthr[r], b.p50_us, b.p99_us, pthr[r]);
+    seq_res sr[NVAR];
+    run_seq_all(cl, sr);
+    for (int k = 0; k < NVAR; k++) {
+      p50[k][r] = sr[k].p50_us;
+      p99[k][r] = sr[k].p99_us;
+      mean[k][r] = sr[k].mean_us;
+    }
+    for (int k = 0; k < NVAR; k++) thr[k][r] = only < 0 || only == k ? run_thr(cl[k]) : 1;
+    fprintf(stderr, "round %d:", r + 1);
+    for (int k = 0; k < NVAR; k++) {
+      fprintf(stderr, " %s p50 %.1f us p99 %.1f us %.0f/s%s", var_name[k], sr[k].p50_us,
+              sr[k].p99_us, thr[k][r], k + 1 < NVAR ? " |" : "\n");
+    }
   }
-  double m_rp50 = median(rp50, rounds), m_pp50 = median(pp50, rounds);
-  double m_rp99 = median(rp99, rounds), m_pp99 = median(pp99, rounds);
-  double m_rmean = median(rmean, rounds), m_pmean = median(pmean, rounds);
-  double m_rthr = median(rthr, rounds), m_pthr = median(pthr, rounds);
+  double m50[NVAR], m99[NVAR], mm[NVAR], mt[NVAR];
+  for (int k = 0; k < NVAR; k++) {
+    m50[k] = median(p50[k], rounds);
+    m99[k] = median(p99[k], rounds);
+    mm[k] = median(mean[k], rounds);
+    mt[k] = median(thr[k], rounds);
+  }
 
   printf("\nlibs/rpc vs raw nng req/rep: %zu-byte echo over tcp://127.0.0.1, "
          "server in a separate process, median of %d rounds\n",
          payload_len, rounds);
-  printf("(sequential: %d calls per round; throughput: %d threads = %d in flight "
-         "on one connection, %.0f s per round; rpc server workers=%d)\n\n",
+  printf("(sequential: %d calls per variant per round, interleaved; throughput: %d "
+         "threads = %d in flight on one connection, %.0f s per round; rpc server "
+         "workers=%d)\n\n",
          seq_n, inflight, inflight, secs, workers);
-  printf("%-34s %12s %12s %10s\n", "", "raw nng", "libs/rpc", "rpc/raw");
-  printf("%-34s %12.1f %12.1f %10.3f\n", "sequential p50 (us)", m_rp50, m_pp50, m_pp50 / m_rp50);
-  printf("%-34s %12.1f %12.1f %10.3f\n", "sequential p99 (us)", m_rp99, m_pp99, m_pp99 / m_rp99);
-  printf("%-34s %12.1f %12.1f %10.3f\n", "sequential mean (us)", m_rmean, m_pmean, m_pmean / m_rmean);
+  printf("%-34s %10s %10s %10s %9s %9s\n", "", "raw nng", "rpc", "rpc-nb", "rpc/raw",
+         "nb/raw");
+  printf("%-34s %10.1f %10.1f %10.1f %9.3f %9.3f\n", "sequential p50 (us)", m50[0], m50[1],
+         m50[2], m50[1] / m50[0], m50[2] / m50[0]);
+  printf("%-34s %10.1f %10.1f %10.1f %9.3f %9.3f\n", "sequential p99 (us)", m99[0], m99[1],
+         m99[2], m99[1] / m99[0], m99[2] / m99[0]);
+  printf("%-34s %10.1f %10.1f %10.1f %9.3f %9.3f\n", "sequential mean (us)", mm[0], mm[1],
+         mm[2], mm[1] / mm[0], mm[2] / mm[0]);
   char label[64];
   snprintf(label, sizeof(label), "throughput, %d in flight (calls/s)", inflight);
-  printf("%-34s %12.0f %12.0f %10.3f\n", label, m_rthr, m_pthr, m_pthr / m_rthr);
-  printf("\nRESULT raw_p50_us=%.1f rpc_p50_us=%.1f raw_p99_us=%.1f rpc_p99_us=%.1f "
-         "raw_rps=%.0f rpc_rps=%.0f\n",
-         m_rp50, m_pp50, m_rp99, m_pp99, m_rthr, m_pthr);
+  printf("%-34s %10.0f %10.0f %10.0f %9.3f %9.3f\n", label, mt[0], mt[1], mt[2],
+         mt[1] / mt[0], mt[2] / mt[0]);
+  printf("\nRESULT raw_p50_us=%.1f rpc_p50_us=%.1f nb_p50_us=%.1f raw_p99_us=%.1f "
+         "rpc_p99_us=%.1f nb_p99_us=%.1f raw_rps=%.0f rpc_rps=%.0f nb_rps=%.0f\n",
+         m50[0], m50[1], m50[2], m99[0], m99[1], m99[2], mt[0], mt[1], mt[2]);
 
   rpc_client_free(rpc.rpc);
   nng_close(raw.sock);

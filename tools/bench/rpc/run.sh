@@ -42,12 +42,19 @@ if [[ -n "$grpc_bin" ]]; then
   awk -v r="$res" 'BEGIN {
     n = split(r, kv, " ");
     for (i = 1; i <= n; i++) { split(kv[i], p, "="); v[p[1]] = p[2] }
-    printf "\n%-30s %10s %10s %10s %14s %14s\n", "", "raw nng", "libs/rpc", "gRPC C++", "rpc/raw", "rpc vs gRPC";
-    printf "%-30s %10.1f %10.1f %10.1f %14.3f %14.3f\n", "sequential p50 (us)",
-      v["raw_p50_us"], v["rpc_p50_us"], v["grpc_p50_us"], v["rpc_p50_us"] / v["raw_p50_us"], v["rpc_p50_us"] / v["grpc_p50_us"];
-    printf "%-30s %10.1f %10.1f %10.1f %14.3f %14.3f\n", "sequential p99 (us)",
-      v["raw_p99_us"], v["rpc_p99_us"], v["grpc_p99_us"], v["rpc_p99_us"] / v["raw_p99_us"], v["rpc_p99_us"] / v["grpc_p99_us"];
-    printf "%-30s %10.0f %10.0f %10.0f %14.3f %14.3f\n", "throughput (calls/s)",
-      v["raw_rps"], v["rpc_rps"], v["grpc_rps"], v["rpc_rps"] / v["raw_rps"], v["rpc_rps"] / v["grpc_rps"];
+    printf "\n%-24s %9s %9s %9s %9s %9s %9s %9s %9s\n", "", "raw nng", "rpc", "rpc-nb",
+      "gRPC C++", "rpc/raw", "nb/raw", "rpc/gRPC", "nb/gRPC";
+    printf "%-24s %9.1f %9.1f %9.1f %9.1f %9.3f %9.3f %9.3f %9.3f\n", "sequential p50 (us)",
+      v["raw_p50_us"], v["rpc_p50_us"], v["nb_p50_us"], v["grpc_p50_us"],
+      v["rpc_p50_us"] / v["raw_p50_us"], v["nb_p50_us"] / v["raw_p50_us"],
+      v["rpc_p50_us"] / v["grpc_p50_us"], v["nb_p50_us"] / v["grpc_p50_us"];
+    printf "%-24s %9.1f %9.1f %9.1f %9.1f %9.3f %9.3f %9.3f %9.3f\n", "sequential p99 (us)",
+      v["raw_p99_us"], v["rpc_p99_us"], v["nb_p99_us"], v["grpc_p99_us"],
+      v["rpc_p99_us"] / v["raw_p99_us"], v["nb_p99_us"] / v["raw_p99_us"],
+      v["rpc_p99_us"] / v["grpc_p99_us"], v["nb_p99_us"] / v["grpc_p99_us"];
+    printf "%-24s %9.0f %9.0f %9.0f %9.0f %9.3f %9.3f %9.3f %9.3f\n", "throughput (calls/s)",
+      v["raw_rps"], v["rpc_rps"], v["nb_rps"], v["grpc_rps"],
+      v["rpc_rps"] / v["raw_rps"], v["nb_rps"] / v["raw_rps"],
+      v["rpc_rps"] / v["grpc_rps"], v["nb_rps"] / v["grpc_rps"];
   }'
 fi
