@@ -458,33 +458,74 @@ void authn_tenant_changed(authn *a, const char *tenant_id) {
   cache_each(a, tenant_changed_fn, tenant_id);
 }
 
+/* Applies ev as published on topic. */
+static int apply(authn *a, const char *topic, const Rpc__V1__Event *ev) {
+  if (strcmp(topic, AUTHN_TOPIC_TENANTS) == 0) {
+    authn_tenant_changed(a, ev->tenant_id);
+    return ERR_OK;
+  }
+  if (strcmp(topic, AUTHN_TOPIC_REVOKED) != 0)
+    return ERR_OK;
+  Auth__V1__Revoked *r =
+      auth__v1__revoked__unpack(NULL, ev->payload.len, ev->payload.data);
+  if (r == NULL)
+    return ERR_PROTO;
+  authn_revoke_jti(a, r->jti);
+  authn_revoke_user(a, r->user_id, r->revoked_at_unix);
+  auth__v1__revoked__free_unpacked(r, NULL);
+  return ERR_OK;
+}
+
 int authn_handle_event(authn *a, const char *topic, const void *event,
                        size_t len) {
   if (a == NULL || topic == NULL || (event == NULL && len > 0))
     return ERR_INVAL;
-  bool revoked = strcmp(topic, AUTHN_TOPIC_REVOKED) == 0;
-  bool tenants = strcmp(topic, AUTHN_TOPIC_TENANTS) == 0;
-  if (!revoked && !tenants)
+  if (strcmp(topic, AUTHN_TOPIC_REVOKED) != 0 &&
+      strcmp(topic, AUTHN_TOPIC_TENANTS) != 0)
     return ERR_OK;
   Rpc__V1__Event *ev = rpc__v1__event__unpack(NULL, len, event);
   if (ev == NULL)
     return ERR_PROTO;
-  int rc = ERR_OK;
-  if (tenants) {
-    authn_tenant_changed(a, ev->tenant_id);
-  } else {
-    Auth__V1__Revoked *r =
-        auth__v1__revoked__unpack(NULL, ev->payload.len, ev->payload.data);
-    if (r == NULL) {
-      rc = ERR_PROTO;
-    } else {
-      authn_revoke_jti(a, r->jti);
-      authn_revoke_user(a, r->user_id, r->revoked_at_unix);
-      auth__v1__revoked__free_unpacked(r, NULL);
-    }
-  }
+  int rc = apply(a, topic, ev);
   rpc__v1__event__free_unpacked(ev, NULL);
   return rc;
+}
+
+int authn_apply_event(authn *a, const Rpc__V1__Event *ev) {
+  if (a == NULL || ev == NULL || ev->topic == NULL)
+    return ERR_INVAL;
+  return apply(a, ev->topic, ev);
+}
+
+static int on_bus_event(void *arg, const Rpc__V1__Event *ev) {
+  /* A bad payload is the publisher's problem: never hold the stream. */
+  int rc = authn_apply_event(arg, ev);
+  (void)rc;
+  return ERR_OK;
+}
+
+int authn_subscribe(authn *a, const char *address, bus_subscriber **out) {
+  if (out == NULL)
+    return ERR_INVAL;
+  *out = NULL;
+  if (a == NULL || address == NULL)
+    return ERR_INVAL;
+  bus_subscriber_options o;
+  bus_subscriber_options_init(&o);
+  bus_subscriber *s = NULL;
+  int rc = bus_subscriber_new(address, on_bus_event, a, &o, &s);
+  if (rc == ERR_OK)
+    rc = bus_subscribe_exact(s, AUTHN_TOPIC_REVOKED);
+  if (rc == ERR_OK)
+    rc = bus_subscribe_exact(s, AUTHN_TOPIC_TENANTS);
+  if (rc == ERR_OK)
+    rc = bus_subscriber_start(s);
+  if (rc != ERR_OK) {
+    bus_subscriber_free(s);
+    return rc;
+  }
+  *out = s;
+  return ERR_OK;
 }
 
 /* One MGET for the token's jti, user and tenant. On success sets

@@ -57,6 +57,7 @@
 #include <stdint.h>
 
 #include "libs/base/err.h"
+#include "libs/bus/bus.h"
 #include "libs/cache/cache.h"
 #include "libs/paseto/claims.h"
 #include "libs/paseto/paseto.h"
@@ -170,6 +171,19 @@ void authn_tenant_changed(authn *a, const char *tenant_id);
  * (undecodable), ERR_INVAL (NULL). */
 int authn_handle_event(authn *a, const char *topic, const void *event,
                        size_t len) WARN_UNUSED;
+
+/* The same for an event already decoded (a bus callback's). */
+int authn_apply_event(authn *a, const Rpc__V1__Event *ev) WARN_UNUSED;
+
+/* Subscribes a to "auth.revoked" and "tenants.changed" on the bus
+ * publishers at address (comma-separated endpoints as for the RPC client,
+ * e.g. auth's and tenants' BUS_LISTEN addresses) and starts receiving:
+ * revocations then apply within milliseconds instead of at the next
+ * recheck. Lost events are not backfilled (Redis and the recheck cover
+ * them). *out is the caller's: bus_subscriber_free it BEFORE authn_free.
+ * Errors from bus_subscriber_new/start (ERR_INVAL for a bad address). */
+int authn_subscribe(authn *a, const char *address,
+                    bus_subscriber **out) WARN_UNUSED;
 
 /* Drops every cached token (tests, benchmarks). */
 void authn_cache_clear(authn *a);

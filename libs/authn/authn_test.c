@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -480,6 +481,43 @@ START_TEST(user_revocation_event_applies) {
 }
 END_TEST
 
+START_TEST(bus_subscription_applies_published_revocations) {
+  bus_publisher *pub = NULL;
+  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", "auth-test", 0, NULL, &pub),
+                   ERR_OK);
+  char url[64];
+  snprintf(url, sizeof url, "tcp://127.0.0.1:%d", bus_publisher_port(pub));
+  authn *a = new_authn(NULL);
+  bus_subscriber *sub = NULL;
+  ck_assert_int_eq(authn_subscribe(a, "not a url", &sub), ERR_INVAL);
+  ck_assert_int_eq(authn_subscribe(a, url, &sub), ERR_OK);
+  ck_assert_int_eq(bus_subscriber_wait_connected(sub, 1, 5000), ERR_OK);
+  paseto_claims c = base_claims();
+  char *t = make_token(&sk1, &c);
+  ck_assert_int_eq(verify(a, t, NULL), AUTHN_OK);
+  Auth__V1__Revoked r = AUTH__V1__REVOKED__INIT;
+  r.jti = c.jti;
+  uint8_t buf[256];
+  size_t n = auth__v1__revoked__get_packed_size(&r);
+  auth__v1__revoked__pack(&r, buf);
+  /* A subscription may take a moment to reach the publisher: publish
+   * until the revocation lands (generous bound, loaded machine). */
+  enum authn_result got = AUTHN_OK;
+  for (int i = 0; i < 100 && got == AUTHN_OK; i++) {
+    ck_assert_int_eq(bus_publish(pub, AUTHN_TOPIC_REVOKED, "TokenRevoked", c.tid,
+                                 buf, n, NULL),
+                     ERR_OK);
+    usleep(50000);
+    got = verify(a, t, NULL);
+  }
+  ck_assert_int_eq(got, AUTHN_REVOKED);
+  bus_subscriber_free(sub);
+  free(t);
+  authn_free(a);
+  bus_publisher_free(pub);
+}
+END_TEST
+
 /* --------------------------------------------------------------- redis --- */
 
 static cache *dead_redis(void) {
@@ -738,6 +776,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, revoked_user_refuses_tokens_issued_before);
   tcase_add_test(tc, revocation_events_apply_to_cached_tokens);
   tcase_add_test(tc, user_revocation_event_applies);
+  tcase_add_test(tc, bus_subscription_applies_published_revocations);
   tcase_add_test(tc, redis_down_fails_open_by_default);
   tcase_add_test(tc, redis_down_refuses_when_fail_closed);
   suite_add_tcase(s, tc);

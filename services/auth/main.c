@@ -9,6 +9,8 @@
 #include <sodium.h>
 
 #include "libs/authn/authn.h"
+#include "libs/base/uuid.h"
+#include "libs/bus/bus.h"
 #include "libs/cache/cache.h"
 #include "libs/obs/log.h"
 #include "libs/svc/svc.h"
@@ -51,9 +53,15 @@ static const cfg_entry config[] = {
     {.name = "AUTH_VERIFY_RECHECK", .kind = CFG_DURATION_MS, .def = "500ms",
      .min = 1, .max = 60000,
      .description = "how often a cached token's revocation state is re-read"},
+    {.name = "BUS_LISTEN", .kind = CFG_URL,
+     .description = "bus publisher URL (auth.revoked events); unset: none"},
+    {.name = "AUTH_BUS_SUBSCRIBE", .kind = CFG_STRING,
+     .description = "bus publishers to follow (other auth replicas, tenants)"},
 };
 
 typedef struct app {
+  bus_publisher *bus;
+  bus_subscriber *sub;
   auth_keys *keys;
   cache *redis;
   pwpool *pw;
@@ -64,6 +72,13 @@ typedef struct app {
 } app;
 
 static int check_redis(void *arg) { return cache_ping(arg) == ERR_OK ? 0 : 1; }
+
+/* revoker_publish_fn over the bus: sequence numbers in memory, under a
+ * source name of this process's own (bus.h). */
+static int publish(void *arg, const char *topic, const char *type,
+                   const char *tenant_id, const void *payload, size_t len) {
+  return bus_publish(arg, topic, type, tenant_id, payload, len, NULL);
+}
 
 static int load_keys(const cfg *c, auth_keys **out) {
   const char *list = cfg_str(c, "AUTH_SIGNING_KEYS");
@@ -155,8 +170,29 @@ static int auth_init(svc *s, void *arg) {
   if (rc != ERR_OK)
     return rc;
 
-  rc = revoker_new(a->redis, access_ttl + leeway, a->verifier, NULL, NULL,
-                   &a->revoke);
+  const char *bus_url = cfg_str(c, "BUS_LISTEN");
+  if (bus_url != NULL && bus_url[0] != '\0') {
+    char source[64], id[UUID_STR_LEN + 1];
+    uuid_v7_str(id);
+    snprintf(source, sizeof source, "auth-%s", id);
+    rc = bus_publisher_new(bus_url, source, 0, NULL, &a->bus);
+    if (rc != ERR_OK) {
+      log_error("cannot listen for bus subscribers", "url", bus_url, "error",
+                err_str(rc));
+      return rc;
+    }
+    log_info("publishing auth.revoked", "url", bus_url, "source", source);
+  }
+  const char *follow = cfg_str(c, "AUTH_BUS_SUBSCRIBE");
+  if (follow != NULL && follow[0] != '\0') {
+    rc = authn_subscribe(a->verifier, follow, &a->sub);
+    if (rc != ERR_OK) {
+      log_error("bad AUTH_BUS_SUBSCRIBE", "error", err_str(rc));
+      return rc;
+    }
+  }
+  rc = revoker_new(a->redis, access_ttl + leeway, a->verifier,
+                   a->bus != NULL ? publish : NULL, a->bus, &a->revoke);
   if (rc != ERR_OK)
     return rc;
 
@@ -200,7 +236,9 @@ static void auth_fini(svc *s, void *arg) {
   app *a = arg;
   store_free(a->store);
   revoker_free(a->revoke);
+  bus_subscriber_free(a->sub);
   authn_free(a->verifier);
+  bus_publisher_free(a->bus);
   pwpool_free(a->pw);
   /* The admin server's Redis check may still run until svc frees it, so
    * the cache outlives this function: released at exit. */

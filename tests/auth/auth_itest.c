@@ -43,8 +43,9 @@ static paseto_secret_key g_sk;
 static paseto_public_key g_pk;
 static char g_sk_hex[PASETO_SECRET_HEX_LEN + 1];
 static char g_auth_addr[64], g_slow_addr[64], g_verifyd_addr[64];
+static char g_bus_url[64], g_busd_addr[64];
 static char g_secrets_path[600];
-static harness_proc *g_auth, *g_slow, *g_verifyd;
+static harness_proc *g_auth, *g_slow, *g_verifyd, *g_busd;
 
 /* ------------------------------------------------------------ helpers --- */
 
@@ -652,6 +653,29 @@ START_TEST(revocation_is_seen_by_another_process_within_a_second) {
 }
 END_TEST
 
+START_TEST(revocation_reaches_a_bus_subscriber_without_redis_recheck) {
+  /* busd re-reads Redis only once an hour: only auth's auth.revoked event
+   * can make it refuse the token this fast. */
+  rpc_client *c = client(g_auth_addr);
+  rpc_client *v = client(g_busd_addr);
+  char t[UUID_STR_LEN + 1], email[96];
+  new_tenant(t);
+  unique_email(email, sizeof email, "bus");
+  ck_assert_int_eq(do_register(c, t, email, PW, NULL), RPC_OK);
+  session s;
+  ck_assert_int_eq(do_login(c, t, email, PW, &s, NULL, 0), RPC_OK);
+  ck_assert_int_eq(do_verify(v, s.access, NULL, 0), RPC_OK);
+  Auth__V1__LogoutRequest lr = AUTH__V1__LOGOUT_REQUEST__INIT;
+  ck_assert_int_eq(call_code(c, M("Logout"), &lr.base, (callopt){.token = s.access}),
+                   RPC_OK);
+  int64_t took = wait_code(v, s.access, RPC_UNAUTHENTICATED, 5000);
+  ck_assert_msg(took >= 0 && took < 1000, "bus revocation took %lld ms",
+                (long long)took);
+  rpc_client_free(v);
+  rpc_client_free(c);
+}
+END_TEST
+
 START_TEST(members_and_roles) {
   rpc_client *c = client(g_auth_addr);
   rpc_client *v = client(g_verifyd_addr);
@@ -985,7 +1009,7 @@ static bool file_contains(const char *path, const char *needle) {
 
 START_TEST(logs_never_contain_secrets) {
   const char *logs[] = {harness_log_path(g_auth), harness_log_path(g_slow),
-                        harness_log_path(g_verifyd)};
+                        harness_log_path(g_verifyd), harness_log_path(g_busd)};
   /* The logs are not empty: the services did log about this run. */
   ck_assert(file_contains(logs[0], "\"msg\":\"user registered\""));
   ck_assert(file_contains(logs[0], "AUTH_SIGNING_KEYS"));
@@ -1053,18 +1077,21 @@ static harness_proc *start_auth(const char *name, char *addr, size_t cap,
   return p;
 }
 
-static harness_proc *start_verifyd(char *addr, size_t cap) {
+static harness_proc *start_verifyd(const char *name, const char *bus,
+                                   char *addr, size_t cap) {
   int port = harness_free_port(), admin = harness_free_port();
-  char e[6][300];
+  char e[8][300];
   snprintf(e[0], sizeof e[0], "AUTH_ADDR=%s", g_auth_addr);
   snprintf(e[1], sizeof e[1], "REDIS_URL=%s", g_redis.url);
   snprintf(e[2], sizeof e[2], "RPC_LISTEN=tcp://127.0.0.1:%d", port);
   snprintf(e[3], sizeof e[3], "ADMIN_ADDR=127.0.0.1");
   snprintf(e[4], sizeof e[4], "ADMIN_PORT=%d", admin);
   snprintf(e[5], sizeof e[5], "LOG_LEVEL=debug");
-  char *envp[] = {e[0], e[1], e[2], e[3], e[4], e[5], NULL};
+  snprintf(e[6], sizeof e[6], "AUTH_BUS=%s", bus != NULL ? bus : "");
+  snprintf(e[7], sizeof e[7], "VERIFY_RECHECK=%s", bus != NULL ? "1h" : "500ms");
+  char *envp[] = {e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], NULL};
   char *argv[] = {(char *)harness_bin_path("tests/auth/verifyd"), NULL};
-  harness_proc *p = harness_spawn("verifyd", argv, envp);
+  harness_proc *p = harness_spawn(name, argv, envp);
   if (p == NULL)
     return NULL;
   char url[128];
@@ -1087,16 +1114,24 @@ int main(void) {
     fprintf(stderr, "cannot start PostgreSQL/Redis\n");
     return EXIT_FAILURE;
   }
+  snprintf(g_bus_url, sizeof g_bus_url, "tcp://127.0.0.1:%d", harness_free_port());
+  char bus_env[100];
+  snprintf(bus_env, sizeof bus_env, "BUS_LISTEN=%s", g_bus_url);
   const char *fast[] = {"AUTH_PWHASH_OPSLIMIT=1", "AUTH_PWHASH_MEMLIMIT_KIB=8",
-                        "RPC_WORKERS=8", NULL};
+                        "RPC_WORKERS=8", bus_env, NULL};
   const char *slow[] = {"AUTH_PWHASH_OPSLIMIT=3", "AUTH_PWHASH_MEMLIMIT_KIB=65536",
                         "AUTH_HASH_THREADS=1", "AUTH_HASH_MAX_PENDING=2",
                         "RPC_WORKERS=4", NULL};
   g_auth = start_auth("auth", g_auth_addr, sizeof g_auth_addr, fast);
   g_slow = g_auth != NULL ? start_auth("auth-slow", g_slow_addr, sizeof g_slow_addr, slow)
                           : NULL;
-  g_verifyd = g_slow != NULL ? start_verifyd(g_verifyd_addr, sizeof g_verifyd_addr) : NULL;
-  if (g_verifyd == NULL) {
+  g_verifyd = g_slow != NULL
+                  ? start_verifyd("verifyd", NULL, g_verifyd_addr, sizeof g_verifyd_addr)
+                  : NULL;
+  g_busd = g_verifyd != NULL
+               ? start_verifyd("verifyd-bus", g_bus_url, g_busd_addr, sizeof g_busd_addr)
+               : NULL;
+  if (g_busd == NULL) {
     harness_dump_logs();
     fprintf(stderr, "cannot start auth/verifyd\n");
     return EXIT_FAILURE;
@@ -1118,6 +1153,7 @@ int main(void) {
   tcase_add_test(tc, expired_and_not_yet_valid_tokens_are_refused);
   tcase_add_test(tc, unknown_key_and_tampered_tokens_are_refused);
   tcase_add_test(tc, revocation_is_seen_by_another_process_within_a_second);
+  tcase_add_test(tc, revocation_reaches_a_bus_subscriber_without_redis_recheck);
   tcase_add_test(tc, keys_publishes_the_signing_key);
   tcase_add_test(tc, suspended_tenant_tokens_and_logins_are_refused);
   suite_add_tcase(s, tc);

@@ -22,13 +22,16 @@ static const cfg_entry config[] = {
     {.name = "REDIS_URL", .kind = CFG_URL, .required = true,
      .description = "Redis (revocations, tenant status)"},
     {.name = "VERIFY_RECHECK", .kind = CFG_DURATION_MS, .def = "500ms",
-     .min = 1, .max = 60000, .description = "authn recheck_ms"},
+     .min = 1, .max = 3600000, .description = "authn recheck_ms"},
+    {.name = "AUTH_BUS", .kind = CFG_STRING,
+     .description = "bus publishers to follow (auth's BUS_LISTEN)"},
 };
 
 typedef struct app {
   rpc_client *auth;
   cache *redis;
   authn *verifier;
+  bus_subscriber *sub;
 } app;
 
 static void h_verify(void *arg, const rpc_call *call, rpc_reply *reply) {
@@ -77,11 +80,19 @@ static int init(svc *s, void *arg) {
   rc = authn_new(&ac, &a->verifier);
   if (rc != ERR_OK)
     return rc;
+  const char *bus = cfg_str(c, "AUTH_BUS");
+  if (bus != NULL && bus[0] != '\0') {
+    rc = authn_subscribe(a->verifier, bus, &a->sub);
+    if (rc != ERR_OK)
+      return rc;
+  }
   return rpc_server_register(svc_rpc(s), "auth.v1.Auth/Verify", h_verify, a);
 }
 
 static void fini(svc *s, void *arg) {
   app *a = arg;
+  bus_subscriber_free(a->sub);
+  a->sub = NULL;
   authn_free(a->verifier);
   a->verifier = NULL;
 }
