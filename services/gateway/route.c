@@ -108,6 +108,15 @@ static int compile_row(const route *r, compiled *c) {
   return ERR_OK;
 }
 
+/* NULL, or a singular message field of d. */
+static bool reply_field_ok(const ProtobufCMessageDescriptor *d,
+                           const char *name) {
+  if (name == NULL) return true;
+  const ProtobufCFieldDescriptor *f = find_field(d, name, strlen(name));
+  return f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+         f->label != PROTOBUF_C_LABEL_REPEATED;
+}
+
 static int check_row(const route *r) {
   if (!method_ok(r->method) || r->service == NULL || r->service[0] == '\0' ||
       r->rpc == NULL || r->rpc[0] == '\0' || r->request == NULL ||
@@ -118,13 +127,19 @@ static int check_row(const route *r) {
   if (r->min_role < ROUTE_ANYONE || r->min_role > ROUTE_OWNER) return ERR_INVAL;
   if (r->tenant != ROUTE_TENANT_NONE && r->tenant != ROUTE_TENANT_NAMED)
     return ERR_INVAL;
-  if (r->reply_field != NULL) {
-    const ProtobufCFieldDescriptor *f =
-        find_field(r->response, r->reply_field, strlen(r->reply_field));
-    if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE ||
-        f->label == PROTOBUF_C_LABEL_REPEATED)
+  if (!reply_field_ok(r->response, r->reply_field)) return ERR_INVAL;
+  if (r->extra != NULL) {
+    const route_extra *x = r->extra;
+    if (r->status == 204 || x->key == NULL || x->key[0] == '\0' ||
+        x->service == NULL || x->service[0] == '\0' || x->rpc == NULL ||
+        x->rpc[0] == '\0' || x->request == NULL || x->response == NULL ||
+        !reply_field_ok(x->response, x->reply_field))
       return ERR_INVAL;
   }
+  if (r->omit != NULL)
+    for (const char *const *o = r->omit; *o != NULL; o++)
+      if ((*o)[0] == '\0' || ((*o)[0] == '?' && (*o)[1] == '\0'))
+        return ERR_INVAL;
   if (r->hidden != NULL)
     for (const char *const *h = r->hidden; *h != NULL; h++)
       if (find_field(r->request, *h, strlen(*h)) == NULL) return ERR_INVAL;

@@ -59,8 +59,19 @@ enum route_tenant {
 
 /* Route flags. */
 #define ROUTE_IDEMPOTENT 0x1u   /* the RPC is safe to retry (reads) */
-#define ROUTE_ADD_TENANT 0x2u   /* add "tenant" (the caller's tenant, via
-                                   the tenants service) to the answer */
+
+/* A second call whose answer is added to the first one's under `key`
+ * (GET /v1/auth/me answers {user, tenant}: the user from auth, the tenant
+ * from the tenants service). It gets an empty request message, the same
+ * token, tenant and request id, and must succeed too. */
+typedef struct route_extra {
+  const char *key;      /* member added to the answer: "tenant" */
+  const char *service;
+  const char *rpc;
+  const ProtobufCMessageDescriptor *request;
+  const ProtobufCMessageDescriptor *response;
+  const char *reply_field; /* as in route; NULL: the whole reply */
+} route_extra;
 
 /* One row. Every pointer is static data. */
 typedef struct route {
@@ -84,6 +95,14 @@ typedef struct route {
    * NULL: no such bucket for this route. */
   const char *login_key;
   unsigned flags;       /* ROUTE_* */
+  const route_extra *extra; /* NULL: none */
+  /* Members left out of the answer (NULL-terminated; NULL for none), so
+   * the JSON is exactly the public shape even where the RPC reply carries
+   * more: "user.tenant_id" drops a nested member, "members[].tenant_id"
+   * drops it in every element of an array, and a leading '?' drops the
+   * member only when it is "" or null ("?next_cursor": present only while
+   * more remain). */
+  const char *const *omit;
 } route;
 
 /* The compiled table (read-only after creation, shared by all threads). */
@@ -93,7 +112,8 @@ typedef struct route_table route_table;
  * every row: method, template syntax, parameters naming distinct scalar
  * (non-message, non-repeated) fields of the request message, no hidden
  * field used as a parameter, status 200/201/204, a reply_field that is a
- * message field of the response, min_role and tenant in range, and no two
+ * message field of the response (also for extra, which is only allowed
+ * on routes answering a body), min_role and tenant in range, and no two
  * rows with the same method and the same template shape.
  * Errors: ERR_INVAL (a bad row; *bad_row, if not NULL, gets its index),
  * ERR_EXISTS (a duplicate; *bad_row is the second), ERR_NOMEM. */

@@ -14,8 +14,9 @@
 
 static const char *const kHidden[] = {"tenant_id", NULL};
 
-#define ROW(m, p) \
-  { m, p, "echo", "gwtest.v1.Echo/Echo", REQ, REP, ROUTE_ANYONE, 200, 0, NULL, kHidden, NULL, 0 }
+#define ROW(m, p)                                                        \
+  {.method = m, .path = p, .service = "echo", .rpc = "gwtest.v1.Echo/Echo", \
+   .request = REQ, .response = REP, .status = 200, .hidden = kHidden}
 
 static const route kRows[] = {
     ROW("GET", "/v1/items"),
@@ -108,6 +109,23 @@ START_TEST(bad_rows_are_refused_naming_the_row) {
   ck_assert_int_eq(one_row(r, &bad), ERR_INVAL);
   r = (route)ROW("GET", "/v1/x");
   r.rpc = NULL;
+  ck_assert_int_eq(one_row(r, &bad), ERR_INVAL);
+  /* Extra calls: complete, answering a body, with a message reply_field. */
+  route_extra x = {"more", "echo", "gwtest.v1.Echo/Echo", REQ, REP, "item"};
+  r = (route)ROW("GET", "/v1/x");
+  r.extra = &x;
+  ck_assert_int_eq(one_row(r, &bad), ERR_OK);
+  r.status = 204;
+  ck_assert_int_eq(one_row(r, &bad), ERR_INVAL);
+  r.status = 200;
+  x.reply_field = "id";
+  ck_assert_int_eq(one_row(r, &bad), ERR_INVAL);
+  x.reply_field = NULL;
+  x.key = "";
+  ck_assert_int_eq(one_row(r, &bad), ERR_INVAL);
+  static const char *const kBadOmit[] = {"ok", "?", NULL};
+  r = (route)ROW("GET", "/v1/x");
+  r.omit = kBadOmit;
   ck_assert_int_eq(one_row(r, &bad), ERR_INVAL);
 }
 END_TEST

@@ -307,6 +307,35 @@ done:
   return rc;
 }
 
+/* Removes the member named by path from v (see route.omit). */
+static void omit_path(json_t *v, const char *path, bool only_empty) {
+  if (v == NULL) return;
+  if (json_is_array(v)) {
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) omit_path(e, path, only_empty);
+    return;
+  }
+  if (!json_is_object(v)) return;
+  const char *dot = strchr(path, '.');
+  if (dot == NULL) {
+    json_t *m = json_object_get(v, path);
+    if (m == NULL) return;
+    if (only_empty && !json_is_null(m) &&
+        !(json_is_string(m) && json_string_length(m) == 0))
+      return;
+    json_object_del(v, path);
+    return;
+  }
+  char head[PBJSON_PATH_MAX];
+  size_t n = (size_t)(dot - path);
+  if (n >= sizeof head) return;
+  memcpy(head, path, n);
+  head[n] = '\0';
+  if (n > 2 && head[n - 2] == '[' && head[n - 1] == ']') head[n - 2] = '\0';
+  omit_path(json_object_get(v, head), dot + 1, only_empty);
+}
+
 int transcode_reply(const route *r, const uint8_t *payload, size_t len,
                     const char *extra_key, json_t *extra, char **json,
                     size_t *jlen) {
@@ -315,6 +344,9 @@ int transcode_reply(const route *r, const uint8_t *payload, size_t len,
   int rc = transcode_payload_value(r->response, r->reply_field, payload, len,
                                    &v);
   if (rc != ERR_OK) return rc;
+  if (r->omit != NULL)
+    for (const char *const *o = r->omit; *o != NULL; o++)
+      omit_path(v, (*o)[0] == '?' ? *o + 1 : *o, (*o)[0] == '?');
   if (extra_key != NULL &&
       json_object_set(v, extra_key, extra ? extra : json_null()) != 0) {
     json_decref(v);

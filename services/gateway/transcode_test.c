@@ -16,13 +16,20 @@
 
 static const char *const kHidden[] = {"tenant_id", NULL};
 
+static const char *const kOmit[] = {"?request.cursor", "?request.name",
+                                    "item.quantity", "envelope", NULL};
+
 static const route kRows[] = {
-    {"GET", "/v1/items", "echo", "gwtest.v1.Echo/Echo", REQ, REP,
-     ROUTE_ANYONE, 200, 0, NULL, kHidden, NULL, 0},
-    {"POST", "/v1/items/{id}", "echo", "gwtest.v1.Echo/Echo", REQ, REP,
-     ROUTE_ANYONE, 201, 0, "item", kHidden, "email", 0},
-    {"GET", "/v1/items/{id}", "echo", "gwtest.v1.Echo/Echo", REQ, REP,
-     ROUTE_ANYONE, 200, 0, NULL, kHidden, NULL, 0},
+    {.method = "GET", .path = "/v1/items", .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
+     .status = 200, .hidden = kHidden},
+    {.method = "POST", .path = "/v1/items/{id}", .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
+     .status = 201, .reply_field = "item", .hidden = kHidden,
+     .login_key = "email"},
+    {.method = "GET", .path = "/v1/items/{id}", .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
+     .status = 200, .hidden = kHidden, .omit = kOmit},
 };
 
 typedef struct fixture {
@@ -47,7 +54,7 @@ static int run(fixture *f, const char *method, const char *path,
   ProtobufCMessage *m = NULL;
   json_decref(f->fields);
   f->fields = NULL;
-  pbjson_free(&f->msg->base);
+  pbjson_free(f->msg ? &f->msg->base : NULL);
   f->msg = NULL;
   int rc = transcode_request(&f->m, query, query ? strlen(query) : 0, body,
                              body ? strlen(body) : 0, &f->a, &m, &f->fields,
@@ -294,6 +301,36 @@ START_TEST(reply_becomes_json_whole_or_one_member) {
 }
 END_TEST
 
+START_TEST(omitted_members_leave_the_answer) {
+  Gwtest__V1__EchoReply r = GWTEST__V1__ECHO_REPLY__INIT;
+  Gwtest__V1__EchoRequest q = GWTEST__V1__ECHO_REQUEST__INIT;
+  Gwtest__V1__Item it = GWTEST__V1__ITEM__INIT;
+  q.name = "kept";  /* "?request.name": only dropped when empty */
+  it.id = "i";
+  r.request = &q;
+  r.item = &it;
+  size_t len = gwtest__v1__echo_reply__get_packed_size(&r);
+  uint8_t *b = malloc(len + 1);
+  gwtest__v1__echo_reply__pack(&r, b);
+  char *json;
+  size_t jlen;
+  ck_assert_int_eq(transcode_reply(&kRows[2], b, len, NULL, NULL, &json, &jlen),
+                   ERR_OK);
+  json_t *v = json_loads(json, 0, NULL);
+  ck_assert_ptr_nonnull(v);
+  json_t *req = json_object_get(v, "request");
+  ck_assert_ptr_null(json_object_get(req, "cursor"));
+  ck_assert_str_eq(json_string_value(json_object_get(req, "name")), "kept");
+  ck_assert_ptr_nonnull(json_object_get(req, "id"));
+  ck_assert_ptr_null(json_object_get(json_object_get(v, "item"), "quantity"));
+  ck_assert_ptr_nonnull(json_object_get(json_object_get(v, "item"), "id"));
+  ck_assert_ptr_null(json_object_get(v, "envelope"));
+  json_decref(v);
+  free(json);
+  free(b);
+}
+END_TEST
+
 START_TEST(undecodable_reply_is_a_protocol_error) {
   const uint8_t junk[] = {0x0a, 0xff, 0xff, 0xff};
   char *json = (char *)1;
@@ -336,6 +373,7 @@ int main(void) {
   tcase_add_test(tc, query_escapes_and_bounds);
   tcase_add_test(tc, query_walk_reports_callback_errors);
   tcase_add_test(tc, reply_becomes_json_whole_or_one_member);
+  tcase_add_test(tc, omitted_members_leave_the_answer);
   tcase_add_test(tc, undecodable_reply_is_a_protocol_error);
   tcase_add_test(tc, added_errors_are_bounded_and_safe);
   suite_add_tcase(s, tc);

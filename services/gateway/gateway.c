@@ -1,0 +1,260 @@
+/*
+ * gateway.c - see gateway.h. Construction is long but flat: each piece
+ * is created from its settings and handed to the next; gateway_free
+ * undoes it in reverse.
+ */
+#include "services/gateway/gateway.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libs/authn/authn.h"
+#include "libs/cache/cache.h"
+#include "libs/obs/admin.h"
+#include "libs/obs/log.h"
+#include "libs/obs/metrics.h"
+#include "libs/rpc/rpc.h"
+#include "libs/tenantdir/tenantdir.h"
+#include "services/gateway/cors.h"
+#include "services/gateway/pipeline.h"
+#include "services/gateway/ratelimit.h"
+#include "services/gateway/routes.h"
+#include "services/gateway/server.h"
+
+static const cfg_entry kEntries[] = {
+    {.name = "LOG_LEVEL", .kind = CFG_STRING, .def = "info",
+     .description = "debug, info, warn or error"},
+    {.name = "HTTP_ADDR", .kind = CFG_STRING, .def = "0.0.0.0",
+     .description = "public HTTP bind address (IPv4 literal)"},
+    {.name = "HTTP_PORT", .kind = CFG_INT, .def = "8080", .min = 0,
+     .max = 65535, .description = "public HTTP port"},
+    {.name = "ADMIN_ADDR", .kind = CFG_STRING, .def = "0.0.0.0",
+     .description = "admin HTTP bind address"},
+    {.name = "ADMIN_PORT", .kind = CFG_INT, .def = "9000", .min = 0,
+     .max = 65535, .description = "admin port (/healthz /readyz /metrics)"},
+    {.name = "AUTH_ADDR", .kind = CFG_URL, .def = "tcp://127.0.0.1:7101",
+     .description = "auth service RPC address list"},
+    {.name = "TENANTS_ADDR", .kind = CFG_URL, .def = "tcp://127.0.0.1:7102",
+     .description = "tenants service RPC address list"},
+    {.name = "REDIS_URL", .kind = CFG_URL, .def = "redis://127.0.0.1:6379",
+     .secret = false,
+     .description = "Redis: rate limits, revocations, tenant status"},
+    {.name = "GATEWAY_DEADLINE_MS", .kind = CFG_DURATION_MS, .def = "5000",
+     .min = 1, .max = 600000,
+     .description = "per request, arrival to answer, backends included"},
+    {.name = "GATEWAY_BASE_DOMAIN", .kind = CFG_STRING, .def = "localhost",
+     .description = "tenants answer at <slug>.<base domain> (comma list)"},
+    {.name = "GATEWAY_PUBLIC_HOSTS", .kind = CFG_STRING, .def = "",
+     .description = "the API's own host names (never a tenant's domain)"},
+    {.name = "GATEWAY_CORS_ORIGINS", .kind = CFG_STRING, .def = "",
+     .description = "allowed browser origins (comma list, or *)"},
+    {.name = "GATEWAY_IO_THREADS", .kind = CFG_INT, .def = "2", .min = 1,
+     .max = 64, .description = "HTTP I/O threads"},
+    {.name = "GATEWAY_WORKERS", .kind = CFG_INT, .def = "64", .min = 1,
+     .max = 1024, .description = "threads running requests to backends"},
+    {.name = "GATEWAY_QUEUE", .kind = CFG_INT, .def = "4096", .min = 1,
+     .max = 1000000, .description = "requests waiting for a worker"},
+    {.name = "GATEWAY_MAX_BODY_BYTES", .kind = CFG_INT, .def = "1048576",
+     .min = 1, .max = 67108864, .description = "request body limit (413)"},
+    {.name = "GATEWAY_IDLE_TIMEOUT_S", .kind = CFG_INT, .def = "60", .min = 1,
+     .max = 3600, .description = "idle keep-alive connections close after"},
+    {.name = "GATEWAY_MAX_CONNECTIONS", .kind = CFG_INT, .def = "10000",
+     .min = 1, .max = 1000000, .description = "open client connections"},
+    {.name = "GATEWAY_ACCESS_LOG", .kind = CFG_BOOL, .def = "true",
+     .description = "one JSON line per request"},
+    {.name = "GATEWAY_RATE_LIMIT", .kind = CFG_BOOL, .def = "true",
+     .description = "token buckets in Redis"},
+    {.name = "GATEWAY_RATE_BURST", .kind = CFG_INT, .def = "120", .min = 1,
+     .max = 1000000000, .description = "per tenant+caller bucket size"},
+    {.name = "GATEWAY_RATE_PER_MIN", .kind = CFG_INT, .def = "600", .min = 1,
+     .max = 1000000000, .description = "per tenant+caller refill per minute"},
+    {.name = "GATEWAY_LOGIN_BURST", .kind = CFG_INT, .def = "5", .min = 1,
+     .max = 1000000000, .description = "login attempts per tenant+e-mail"},
+    {.name = "GATEWAY_LOGIN_PER_MIN", .kind = CFG_INT, .def = "10", .min = 1,
+     .max = 1000000000, .description = "login refill per minute"},
+    {.name = "GATEWAY_TOKEN_ISSUER", .kind = CFG_STRING, .def = "",
+     .description = "required iss of access tokens (empty: any)"},
+    {.name = "GATEWAY_TENANT_TTL_MS", .kind = CFG_DURATION_MS, .def = "30000",
+     .min = 1, .max = 3600000, .description = "tenant resolution cache"},
+    {.name = "SHUTDOWN_GRACE_MS", .kind = CFG_DURATION_MS, .def = "10000",
+     .min = 0, .max = 600000, .description = "drain time after SIGTERM"},
+};
+
+const cfg_entry *gateway_config_entries(size_t *n) {
+  *n = sizeof kEntries / sizeof kEntries[0];
+  return kEntries;
+}
+
+struct gateway {
+  rpc_client *auth, *tenants;
+  pipeline_backend backends[2];
+  cache *redis;
+  authn *authn;
+  tenantdir *dir;
+  ratelimit *limits;
+  route_table *routes;
+  cors *cors;
+  pipeline *pipe;
+  server *http;
+  admin *admin;
+};
+
+static int backend_ready(void *arg) {
+  return rpc_client_connected(arg) > 0 ? 0 : 1;
+}
+
+void gateway_free(gateway *g) {
+  if (g == NULL) return;
+  server_free(g->http);
+  admin_free(g->admin);
+  pipeline_free(g->pipe);
+  cors_free(g->cors);
+  route_table_free(g->routes);
+  ratelimit_free(g->limits);
+  tenantdir_free(g->dir);
+  authn_free(g->authn);
+  cache_free(g->redis);
+  rpc_client_free(g->auth);
+  rpc_client_free(g->tenants);
+  free(g);
+}
+
+static int fail(gateway *g, int rc, const char *what) {
+  log_error("gateway start-up failed", "step", what, "error", err_str(rc));
+  gateway_free(g);
+  return rc;
+}
+
+int gateway_new(const cfg *c, const route *rows, size_t nrows,
+                gateway **out) {
+  *out = NULL;
+  gateway *g = calloc(1, sizeof *g);
+  if (g == NULL) return ERR_NOMEM;
+  if (rows == NULL) rows = routes_public(&nrows);
+  int rc = metrics_register_process();
+  if (rc != ERR_OK) return fail(g, rc, "metrics");
+
+  rpc_client_options ro;
+  rpc_client_options_init(&ro);
+  ro.default_deadline_ms = (uint32_t)cfg_duration_ms(c, "GATEWAY_DEADLINE_MS");
+  rc = rpc_client_new(cfg_str(c, "AUTH_ADDR"), &ro, &g->auth);
+  if (rc != ERR_OK) return fail(g, rc, "AUTH_ADDR");
+  rc = rpc_client_new(cfg_str(c, "TENANTS_ADDR"), &ro, &g->tenants);
+  if (rc != ERR_OK) return fail(g, rc, "TENANTS_ADDR");
+  g->backends[0] = (pipeline_backend){"auth", g->auth};
+  g->backends[1] = (pipeline_backend){"tenants", g->tenants};
+
+  /* Redis answers within a few ms or not at all: a short command timeout
+   * keeps a dead Redis from eating the request's deadline (limits and
+   * revocation checks then fail open). */
+  cache_config cc = {.url = cfg_str(c, "REDIS_URL"),
+                     .max_conns = 16,
+                     .connect_timeout_ms = 200,
+                     .command_timeout_ms = 200,
+                     .acquire_timeout_ms = 200};
+  rc = cache_new(&cc, &g->redis);
+  if (rc != ERR_OK) return fail(g, rc, "REDIS_URL");
+
+  authn_config ac = AUTHN_CONFIG_INIT;
+  ac.issuer = cfg_str(c, "GATEWAY_TOKEN_ISSUER");
+  ac.redis = g->redis;
+  ac.keys_client = g->auth;
+  rc = authn_new(&ac, &g->authn);
+  if (rc != ERR_OK) return fail(g, rc, "authn");
+
+  tenantdir_options to = TENANTDIR_OPTIONS_INIT;
+  to.client = g->tenants;
+  to.ttl_ms = cfg_duration_ms(c, "GATEWAY_TENANT_TTL_MS");
+  rc = tenantdir_new(&to, &g->dir);
+  if (rc != ERR_OK) return fail(g, rc, "tenantdir");
+
+  if (cfg_bool(c, "GATEWAY_RATE_LIMIT")) {
+    ratelimit_config rl = {
+        .redis = g->redis,
+        .caller = {cfg_int(c, "GATEWAY_RATE_BURST"),
+                   cfg_int(c, "GATEWAY_RATE_PER_MIN")},
+        .login = {cfg_int(c, "GATEWAY_LOGIN_BURST"),
+                  cfg_int(c, "GATEWAY_LOGIN_PER_MIN")},
+    };
+    rc = ratelimit_new(&rl, &g->limits);
+    if (rc != ERR_OK) return fail(g, rc, "rate limits");
+  }
+
+  size_t bad = 0;
+  rc = route_table_new(rows, nrows, &g->routes, &bad);
+  if (rc != ERR_OK) {
+    if (bad < nrows)
+      log_error("bad route row", "method", rows[bad].method ? rows[bad].method : "",
+                "path", rows[bad].path ? rows[bad].path : "");
+    return fail(g, rc, "routes");
+  }
+  rc = cors_new(cfg_str(c, "GATEWAY_CORS_ORIGINS"), &g->cors);
+  if (rc != ERR_OK) return fail(g, rc, "GATEWAY_CORS_ORIGINS");
+
+  pipeline_config pc = {
+      .backends = g->backends,
+      .nbackends = 2,
+      .authn = g->authn,
+      .tenants = g->dir,
+      .limits = g->limits,
+      .base_domains = cfg_str(c, "GATEWAY_BASE_DOMAIN"),
+      .public_hosts = cfg_str(c, "GATEWAY_PUBLIC_HOSTS"),
+      .deadline_ms = cfg_duration_ms(c, "GATEWAY_DEADLINE_MS"),
+  };
+  rc = pipeline_new(&pc, &g->pipe);
+  if (rc != ERR_OK) return fail(g, rc, "pipeline");
+
+  server_config sc = {
+      .bind_addr = cfg_str(c, "HTTP_ADDR"),
+      .port = (int)cfg_int(c, "HTTP_PORT"),
+      .io_threads = (int)cfg_int(c, "GATEWAY_IO_THREADS"),
+      .workers = (int)cfg_int(c, "GATEWAY_WORKERS"),
+      .queue_depth = (size_t)cfg_int(c, "GATEWAY_QUEUE"),
+      .max_body = (size_t)cfg_int(c, "GATEWAY_MAX_BODY_BYTES"),
+      .conn_timeout_s = (unsigned)cfg_int(c, "GATEWAY_IDLE_TIMEOUT_S"),
+      .max_conns = (unsigned)cfg_int(c, "GATEWAY_MAX_CONNECTIONS"),
+      .access_log = cfg_bool(c, "GATEWAY_ACCESS_LOG"),
+      .routes = g->routes,
+      .pipeline = g->pipe,
+      .cors = g->cors,
+  };
+  rc = server_new(&sc, &g->http);
+  if (rc != ERR_OK) return fail(g, rc, "http server");
+
+  admin_options ao = {.bind_addr = cfg_str(c, "ADMIN_ADDR"),
+                      .port = (int)cfg_int(c, "ADMIN_PORT")};
+  rc = admin_new(&ao, &g->admin);
+  if (rc == ERR_OK) rc = admin_add_check(g->admin, "auth", backend_ready, g->auth);
+  if (rc == ERR_OK)
+    rc = admin_add_check(g->admin, "tenants", backend_ready, g->tenants);
+  if (rc != ERR_OK) return fail(g, rc, "admin server");
+  *out = g;
+  return ERR_OK;
+}
+
+int gateway_start(gateway *g) {
+  int rc = admin_start(g->admin);
+  if (rc != ERR_OK) {
+    log_error("admin server did not start", "error", err_str(rc));
+    return rc == ERR_EXISTS ? ERR_UNAVAILABLE : rc;
+  }
+  rc = server_start(g->http);
+  if (rc != ERR_OK) {
+    log_error("HTTP server did not start", "error", err_str(rc));
+    return rc;
+  }
+  char port[16];
+  snprintf(port, sizeof port, "%d", server_port(g->http));
+  log_info("gateway listening", "http_port", port);
+  return ERR_OK;
+}
+
+int gateway_http_port(const gateway *g) { return server_port(g->http); }
+int gateway_admin_port(const gateway *g) { return admin_port(g->admin); }
+
+int gateway_drain(gateway *g, int64_t grace_ms) {
+  admin_set_draining(g->admin);
+  return server_drain(g->http, grace_ms);
+}

@@ -1,0 +1,75 @@
+/*
+ * ratelimit.h - token buckets in Redis, taken atomically by one Lua
+ * script.
+ *
+ * Two kinds of bucket (HTTP-API.md, "Rate limits"):
+ *   RATELIMIT_CALLER  every call, per tenant and caller (the user id, or
+ *                     the client address when anonymous);
+ *   RATELIMIT_LOGIN   login attempts, per tenant and e-mail, tighter.
+ * A bucket holds at most `burst` tokens and refills `per_min` tokens per
+ * minute, continuously. Each call takes one; with none left the answer is
+ * "limited" with the seconds until one is back (Retry-After).
+ *
+ * The script reads the bucket, refills it by the time elapsed (Redis's own
+ * clock, TIME, so gateway replicas with skewed clocks agree), takes a
+ * token, writes it back and sets the key to expire once the bucket would
+ * be full again (an idle bucket costs nothing). It runs atomically in
+ * Redis, so replicas sharing a bucket never over-grant.
+ *
+ * Keys: "rl:c:{<tenant>}:<caller>" and "rl:l:{<tenant>}:<hash>", where
+ * <hash> is a BLAKE2b digest of the lower-cased e-mail (no addresses in
+ * Redis) and the tenant is in braces (a Redis Cluster hash tag). Callers
+ * and tenants are cut to 128 bytes.
+ *
+ * Redis unreachable, slow or answering garbage: the call is ALLOWED (fail
+ * open; rate limits protect, they must not take the API down) and
+ * *failed_open is set so the caller counts it.
+ */
+#ifndef GATEWAY_RATELIMIT_H
+#define GATEWAY_RATELIMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "libs/base/err.h"
+#include "libs/cache/cache.h"
+
+enum ratelimit_kind { RATELIMIT_CALLER = 0, RATELIMIT_LOGIN = 1 };
+
+typedef struct ratelimit_bucket {
+  int64_t burst;   /* capacity, >= 1 */
+  int64_t per_min; /* refill, tokens per minute, >= 1 */
+} ratelimit_bucket;
+
+typedef struct ratelimit_config {
+  cache *redis;            /* borrowed; NULL: every call allowed */
+  ratelimit_bucket caller; /* e.g. {120, 600} */
+  ratelimit_bucket login;  /* e.g. {5, 10} */
+} ratelimit_config;
+
+typedef struct ratelimit ratelimit;
+
+/* Creates a limiter. Errors: ERR_INVAL (a bucket below 1 or above 1e9),
+ * ERR_NOMEM. *out is the caller's (ratelimit_free). */
+int ratelimit_new(const ratelimit_config *cfg, ratelimit **out) WARN_UNUSED;
+void ratelimit_free(ratelimit *r); /* NULL-safe */
+
+typedef struct ratelimit_decision {
+  bool allowed;
+  bool failed_open;     /* Redis could not answer: allowed anyway */
+  int64_t retry_after_s;/* when limited: >= 1 */
+  int64_t remaining;    /* tokens left after this call (when known) */
+} ratelimit_decision;
+
+/* Takes one token from the bucket of kind for (tenant, subject). subject
+ * is the caller (user id or address) for RATELIMIT_CALLER, the e-mail
+ * (any case) for RATELIMIT_LOGIN. tenant NULL or "" counts as "-".
+ * Always fills *d; returns ERR_OK, or ERR_INVAL for a NULL subject (then
+ * *d allows). Thread-safe. */
+int ratelimit_take(ratelimit *r, enum ratelimit_kind kind, const char *tenant,
+                   const char *subject, ratelimit_decision *d) WARN_UNUSED;
+
+/* The Lua source (for documentation and tests). */
+const char *ratelimit_script_source(void);
+
+#endif

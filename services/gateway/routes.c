@@ -1,0 +1,131 @@
+/*
+ * routes.c - THE ROUTE TABLE. Adding an endpoint is adding a row here
+ * (and its RPC in the backend's proto, and its operation in
+ * docs/openapi.json): method, path template, backend service and RPC,
+ * request and response messages, minimum role, success status, where an
+ * anonymous call's tenant comes from, and the few per-route switches
+ * (route.h). Nothing else in the gateway knows any endpoint.
+ */
+#include "services/gateway/routes.h"
+
+#include "proto/auth/v1/auth.pb-c.h"
+#include "proto/tenants/v1/tenants.pb-c.h"
+
+#define AUTH(m) .service = "auth", .rpc = "auth.v1.Auth/" m
+#define TENANTS(m) .service = "tenants", .rpc = "tenants.v1.Tenants/" m
+#define MSG(x) (&x##__descriptor)
+
+/* Filled by the envelope or the gateway, never by clients. */
+static const char *const kTenantId[] = {"tenant_id", NULL};
+static const char *const kGetTenantHidden[] = {"id", NULL};
+static const char *const kCreateUserHidden[] = {"tenant_id", "issue_tokens",
+                                                "idempotency_key", NULL};
+
+/* A user is {id, email, name, role, created_at} (HTTP-API.md). */
+static const char *const kOmitUser[] = {"user.tenant_id", NULL};
+static const char *const kOmitBareUser[] = {"tenant_id", NULL};
+static const char *const kOmitMembers[] = {"members[].tenant_id",
+                                           "?next_cursor", NULL};
+/* POST /v1/tenant/members answers {user} only. */
+static const char *const kOmitCreateUser[] = {
+    "user.tenant_id", "access_token", "refresh_token", "token_type",
+    "expires_in",     NULL};
+
+/* GET /v1/auth/me answers {user, tenant}. */
+static const route_extra kWithTenant = {
+    .key = "tenant",
+    .service = "tenants",
+    .rpc = "tenants.v1.Tenants/GetTenant",
+    .request = MSG(tenants__v1__get_tenant_request),
+    .response = MSG(tenants__v1__get_tenant_response),
+    .reply_field = "tenant",
+};
+
+static const route kRoutes[] = {
+    /* ---- tenants ---- */
+    {.method = "POST", .path = "/v1/tenants", TENANTS("CreateTenant"),
+     .request = MSG(tenants__v1__create_tenant_request),
+     .response = MSG(tenants__v1__create_tenant_response),
+     .min_role = ROUTE_ANYONE, .status = 201, .omit = kOmitUser},
+    {.method = "GET", .path = "/v1/tenant", TENANTS("GetTenant"),
+     .request = MSG(tenants__v1__get_tenant_request),
+     .response = MSG(tenants__v1__get_tenant_response),
+     .min_role = ROUTE_CUSTOMER, .status = 200, .reply_field = "tenant",
+     .hidden = kGetTenantHidden, .flags = ROUTE_IDEMPOTENT},
+    {.method = "PATCH", .path = "/v1/tenant", TENANTS("UpdateTenant"),
+     .request = MSG(tenants__v1__update_tenant_request),
+     .response = MSG(tenants__v1__update_tenant_response),
+     .min_role = ROUTE_ADMIN, .status = 200, .reply_field = "tenant"},
+    {.method = "GET", .path = "/v1/tenant/domains",
+     TENANTS("ListDomains"),
+     .request = MSG(tenants__v1__list_domains_request),
+     .response = MSG(tenants__v1__list_domains_response),
+     .min_role = ROUTE_CUSTOMER, .status = 200, .flags = ROUTE_IDEMPOTENT},
+    {.method = "POST", .path = "/v1/tenant/domains",
+     TENANTS("AddDomain"),
+     .request = MSG(tenants__v1__add_domain_request),
+     .response = MSG(tenants__v1__add_domain_response),
+     .min_role = ROUTE_ADMIN, .status = 201, .reply_field = "domain"},
+    {.method = "DELETE", .path = "/v1/tenant/domains/{host}",
+     TENANTS("RemoveDomain"),
+     .request = MSG(tenants__v1__remove_domain_request),
+     .response = MSG(tenants__v1__remove_domain_response),
+     .min_role = ROUTE_ADMIN, .status = 204},
+
+    /* ---- auth ---- */
+    {.method = "POST", .path = "/v1/auth/register", AUTH("Register"),
+     .request = MSG(auth__v1__register_request),
+     .response = MSG(auth__v1__register_response),
+     .min_role = ROUTE_ANYONE, .status = 201, .tenant = ROUTE_TENANT_NAMED,
+     .hidden = kTenantId, .omit = kOmitUser},
+    {.method = "POST", .path = "/v1/auth/login", AUTH("Login"),
+     .request = MSG(auth__v1__login_request),
+     .response = MSG(auth__v1__login_response),
+     .min_role = ROUTE_ANYONE, .status = 200, .tenant = ROUTE_TENANT_NAMED,
+     .hidden = kTenantId, .login_key = "email", .omit = kOmitUser},
+    {.method = "POST", .path = "/v1/auth/refresh", AUTH("Refresh"),
+     .request = MSG(auth__v1__refresh_request),
+     .response = MSG(auth__v1__refresh_response),
+     .min_role = ROUTE_ANYONE, .status = 200, .omit = kOmitUser},
+    {.method = "POST", .path = "/v1/auth/logout", AUTH("Logout"),
+     .request = MSG(auth__v1__logout_request),
+     .response = MSG(auth__v1__logout_response),
+     .min_role = ROUTE_CUSTOMER, .status = 204},
+    {.method = "GET", .path = "/v1/auth/me", AUTH("Me"),
+     .request = MSG(auth__v1__me_request),
+     .response = MSG(auth__v1__me_response),
+     .min_role = ROUTE_CUSTOMER, .status = 200, .flags = ROUTE_IDEMPOTENT,
+     .extra = &kWithTenant, .omit = kOmitUser},
+    {.method = "GET", .path = "/v1/auth/keys", AUTH("Keys"),
+     .request = MSG(auth__v1__keys_request),
+     .response = MSG(auth__v1__keys_response),
+     .min_role = ROUTE_ANYONE, .status = 200, .flags = ROUTE_IDEMPOTENT},
+
+    /* ---- members ---- */
+    {.method = "POST", .path = "/v1/tenant/members", AUTH("CreateUser"),
+     .request = MSG(auth__v1__create_user_request),
+     .response = MSG(auth__v1__create_user_response),
+     .min_role = ROUTE_ADMIN, .status = 201, .hidden = kCreateUserHidden,
+     .omit = kOmitCreateUser},
+    {.method = "GET", .path = "/v1/tenant/members", AUTH("ListMembers"),
+     .request = MSG(auth__v1__list_members_request),
+     .response = MSG(auth__v1__list_members_response),
+     .min_role = ROUTE_ADMIN, .status = 200, .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitMembers},
+    {.method = "PATCH", .path = "/v1/tenant/members/{user_id}",
+     AUTH("UpdateRole"),
+     .request = MSG(auth__v1__update_role_request),
+     .response = MSG(auth__v1__update_role_response),
+     .min_role = ROUTE_ADMIN, .status = 200, .reply_field = "user",
+     .omit = kOmitBareUser},
+    {.method = "DELETE", .path = "/v1/tenant/members/{user_id}",
+     AUTH("RemoveUser"),
+     .request = MSG(auth__v1__remove_user_request),
+     .response = MSG(auth__v1__remove_user_response),
+     .min_role = ROUTE_ADMIN, .status = 204},
+};
+
+const route *routes_public(size_t *n) {
+  *n = sizeof kRoutes / sizeof kRoutes[0];
+  return kRoutes;
+}

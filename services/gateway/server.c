@@ -1,0 +1,633 @@
+/*
+ * server.c - see server.h.
+ *
+ * A request's life in MHD's callbacks:
+ *   uri_log       MHD has the request line: a `req` is made (the raw URI
+ *                 with its query string is only visible here), becoming
+ *                 the request's *con_cls.
+ *   handle #1     headers are in: request id, local answers, route match,
+ *                 framing and content-type checks. An error found here is
+ *                 queued at once when no body follows; when a body of an
+ *                 acceptable size follows it is read and dropped first, so
+ *                 the keep-alive connection survives the error.
+ *   handle #2..   body pieces: appended (bounded) or dropped.
+ *   handle last   body complete: answer a pending error, or suspend and
+ *                 hand the request to a worker; after the worker resumes
+ *                 the connection MHD calls again and the answer is queued.
+ *   completed     access log, metrics, free.
+ */
+#include "services/gateway/server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "libs/base/strutil.h"
+#include "libs/base/timeutil.h"
+#include "libs/obs/log.h"
+#include "libs/obs/metrics.h"
+#include "services/gateway/arena.h"
+#include "services/gateway/httperr.h"
+#include "services/gateway/reqid.h"
+#include "services/gateway/workq.h"
+
+#define MAX_URI 8192 /* longer request targets are cut (and not found) */
+/* Bytes of an unwanted body read and dropped before the connection is
+ * cut instead (see too_big). */
+#define DISCARD_MAX ((size_t)16 * 1024 * 1024)
+
+struct server {
+  server_config cfg;
+  char bind_addr[64];
+  struct MHD_Daemon *d;
+  workq *q;
+  int port;
+  atomic_int_fast64_t in_flight;
+  atomic_bool draining;
+  MHD_socket quiesced_fd;
+};
+
+enum req_state {
+  REQ_NEW = 0,   /* before handle #1 */
+  REQ_BODY,      /* reading the body for the pipeline */
+  REQ_DISCARD,   /* reading and dropping the body, an error is pending */
+  REQ_RUNNING,   /* suspended, a worker has it */
+  REQ_READY,     /* the answer is ready to queue */
+  REQ_SENT,      /* queued */
+};
+
+typedef struct req {
+  server *srv;
+  struct MHD_Connection *conn;
+  arena a;
+  int state;
+  int64_t start_ns;
+  int64_t start_ms;
+  char rid[REQID_MAX + 1];
+  char method[16];
+  const char *uri; /* raw request target, in the arena */
+  size_t path_len; /* uri[0..path_len) is the path */
+  const char *query;
+  size_t query_len;
+  route_match match;
+  const char *route_label; /* "GET /v1/tenant" or "-" */
+  bool local;               /* /healthz: no API headers, no access log */
+  bool api;                 /* API answer: nosniff, no-store */
+  const char *origin;       /* allowed Origin, or NULL */
+  const char *authorization, *host, *x_tenant, *idem_key;
+  char remote[64];
+  char *body;
+  size_t body_len, body_cap;
+  size_t discarded; /* body bytes read and dropped */
+  pipeline_answer ans;
+  bool preflight;
+  const char *allow;       /* Allow header (405, OPTIONS) */
+} req;
+
+/* ------------------------------------------------------------ metrics -- */
+
+static metrics_family *m_requests, *m_duration, *m_stage, *m_upstream,
+    *m_ratelimit, *m_rejected, *m_inflight;
+
+static void metrics_init(void) {
+  static const char *const route_status[] = {"route", "status"};
+  static const char *const stage[] = {"stage"};
+  static const char *const rpc[] = {"rpc"};
+  static const char *const rl[] = {"bucket", "decision"};
+  static const char *const reason[] = {"reason"};
+  m_requests = metrics_counter("gateway_http_requests_total",
+                               "HTTP requests answered", 2, route_status);
+  m_duration = metrics_histogram("gateway_http_request_duration_seconds",
+                                 "HTTP request latency, arrival to answer",
+                                 2, route_status, NULL, 0);
+  m_stage = metrics_histogram("gateway_stage_duration_seconds",
+                              "Time per pipeline stage", 1, stage, NULL, 0);
+  m_upstream = metrics_histogram("gateway_upstream_duration_seconds",
+                                 "Backend RPC time per request", 1, rpc,
+                                 NULL, 0);
+  m_ratelimit = metrics_counter("gateway_ratelimit_decisions_total",
+                                "Rate limit decisions", 2, rl);
+  m_rejected = metrics_counter("gateway_rejected_total",
+                               "Requests refused before the pipeline", 1,
+                               reason);
+  m_inflight = metrics_gauge("gateway_requests_in_flight",
+                             "Requests received and not yet answered", 0,
+                             NULL);
+}
+
+static void observe_stage(const char *name, int64_t ns) {
+  if (ns <= 0) return;
+  const char *v[] = {name};
+  metrics_observe(metrics_child_get(m_stage, v), (double)ns / 1e9);
+}
+
+static void count_rl(const char *bucket, int state) {
+  static const char *const names[] = {NULL, "allowed", "limited",
+                                      "failed_open"};
+  if (state <= PIPELINE_RL_NONE || state > PIPELINE_RL_FAILED_OPEN) return;
+  const char *v[] = {bucket, names[state]};
+  metrics_inc(metrics_child_get(m_ratelimit, v));
+}
+
+/* ------------------------------------------------------------ answers -- */
+
+static void answer_error(req *r, int code, const char *msg,
+                         const char *field, const char *desc) {
+  rpc_violation v = {field, desc};
+  pipeline_answer_error(&r->ans, code, msg, r->rid, field ? &v : NULL,
+                        field ? 1 : 0);
+}
+
+/* An HTTP status outside the RPC table (411, 413, 415, 405): the body
+ * uses the closest code; the status is the gateway's. */
+static void answer_status(req *r, int status, int code, const char *msg) {
+  answer_error(r, code, msg, NULL, NULL);
+  r->ans.status = status;
+}
+
+static int add(struct MHD_Response *resp, const char *k, const char *v) {
+  return MHD_add_response_header(resp, k, v) == MHD_YES ? 0 : 1;
+}
+
+static enum MHD_Result queue_answer(req *r) {
+  pipeline_answer *a = &r->ans;
+  struct MHD_Response *resp;
+  if (a->body != NULL) {
+    resp = MHD_create_response_from_buffer(a->body_len, a->body,
+                                           MHD_RESPMEM_MUST_FREE);
+    if (resp != NULL) a->body = NULL; /* MHD frees it */
+  } else {
+    resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+  }
+  if (resp == NULL) return MHD_NO;
+  int bad = 0;
+  bad |= add(resp, "X-Request-Id", r->rid);
+  if (r->local) {
+    bad |= add(resp, "Content-Type", "text/plain; charset=utf-8");
+  } else {
+    if (a->body_len > 0 || a->status >= 400)
+      bad |= add(resp, "Content-Type", "application/json");
+    bad |= add(resp, "X-Content-Type-Options", "nosniff");
+    bad |= add(resp, "Cache-Control", "no-store");
+  }
+  if (r->origin != NULL) {
+    bad |= add(resp, "Access-Control-Allow-Origin", r->origin);
+    bad |= add(resp, "Vary", "Origin");
+    if (r->preflight) {
+      bad |= add(resp, "Access-Control-Allow-Methods", r->allow ? r->allow : "");
+      bad |= add(resp, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+      bad |= add(resp, "Access-Control-Max-Age", CORS_MAX_AGE);
+    } else {
+      bad |= add(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+    }
+  }
+  if (r->allow != NULL && (a->status == 405 || r->preflight))
+    bad |= add(resp, "Allow", r->allow);
+  if (a->www_authenticate)
+    bad |= add(resp, "WWW-Authenticate",
+               a->invalid_token ? "Bearer error=\"invalid_token\"" : "Bearer");
+  if (a->status == 429 && a->retry_after_s > 0) {
+    char ra[24];
+    snprintf(ra, sizeof ra, "%lld", (long long)a->retry_after_s);
+    bad |= add(resp, "Retry-After", ra);
+  }
+  if (atomic_load(&r->srv->draining))
+    bad |= add(resp, "Connection", "close");
+  enum MHD_Result rc = MHD_NO;
+  if (!bad) rc = MHD_queue_response(r->conn, (unsigned)a->status, resp);
+  MHD_destroy_response(resp);
+  r->state = REQ_SENT;
+  return rc;
+}
+
+/* ------------------------------------------------------------ request -- */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+  server *s = cls;
+  req *r = calloc(1, sizeof *r);
+  if (r == NULL) return NULL;
+  r->srv = s;
+  r->conn = c;
+  r->start_ns = time_mono_ns();
+  r->start_ms = time_mono_ms();
+  arena_init(&r->a, 2048, 256 * 1024);
+  size_t n = strnlen(uri, MAX_URI + 1);
+  if (n > MAX_URI) n = MAX_URI;
+  r->uri = arena_strndup(&r->a, uri, n);
+  if (r->uri == NULL) r->uri = "";
+  r->route_label = "-";
+  atomic_fetch_add(&s->in_flight, 1);
+  metrics_add(metrics_child_get(m_inflight, NULL), 1);
+  return r;
+}
+
+static const char *header(req *r, const char *name) {
+  const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+  if (v == NULL) return NULL;
+  return arena_strndup(&r->a, v, strnlen(v, 65536));
+}
+
+static void remote_addr(req *r) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  str_copy(r->remote, "-", sizeof r->remote);
+  if (ci == NULL || ci->client_addr == NULL) return;
+  const struct sockaddr *sa = ci->client_addr;
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+              r->remote, sizeof r->remote);
+  } else if (sa->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6,
+              &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+              r->remote, sizeof r->remote);
+  }
+}
+
+static bool is_json(const char *ct) {
+  if (ct == NULL) return false;
+  while (*ct == ' ') ct++;
+  if (strncasecmp(ct, "application/json", 16) != 0) return false;
+  ct += 16;
+  while (*ct == ' ') ct++;
+  return *ct == '\0' || *ct == ';';
+}
+
+static bool route_has_body(const route *rt) {
+  return strcmp(rt->method, "GET") != 0 && strcmp(rt->method, "DELETE") != 0;
+}
+
+/* The route label for metrics and logs: bounded cardinality. */
+static const char *label(req *r, const route *rt) {
+  size_t n = strlen(rt->method) + 1 + strlen(rt->path) + 1;
+  char *l = arena_alloc(&r->a, n);
+  if (l == NULL) return "-";
+  snprintf(l, n, "%s %s", rt->method, rt->path);
+  return l;
+}
+
+/* handle #1: everything the headers decide. Returns true when an answer
+ * is decided (r->ans is set). Sets *body_follows. */
+static bool on_headers(req *r, const char *method, bool *body_follows) {
+  server *s = r->srv;
+  str_copy(r->method, method, sizeof r->method);
+  reqid_choose(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                           "X-Request-Id"),
+               r->rid);
+  remote_addr(r);
+  const char *q = strchr(r->uri, '?');
+  r->path_len = q ? (size_t)(q - r->uri) : strlen(r->uri);
+  r->query = q ? q + 1 : NULL;
+  r->query_len = q ? strlen(q + 1) : 0;
+  r->api = true;
+  const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                   "Origin");
+  if (s->cfg.cors != NULL && cors_allowed(s->cfg.cors, origin))
+    r->origin = arena_strndup(&r->a, origin, strlen(origin));
+
+  const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                               "Transfer-Encoding");
+  const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                               "Content-Length");
+  bool chunked = te != NULL && strcasecmp(te, "chunked") == 0;
+  long long clen = 0;
+  if (cl != NULL) {
+    char *end;
+    clen = strtoll(cl, &end, 10);
+    if (end == cl || *end != '\0' || clen < 0) clen = 0;
+  }
+  *body_follows = chunked || clen > 0;
+
+  if (te != NULL && !chunked) {
+    /* MHD would read such a body until the connection closes: we cannot
+     * frame it, so refuse before reading anything. */
+    *body_follows = false;
+    answer_status(r, 411, RPC_INVALID_ARGUMENT,
+                  "a request body must have Content-Length or chunked "
+                  "Transfer-Encoding");
+    return true;
+  }
+  if ((size_t)clen > s->cfg.max_body) {
+    *body_follows = false;
+    answer_status(r, 413, RPC_INVALID_ARGUMENT,
+                  "the request body is larger than the limit");
+    return true;
+  }
+
+  if (r->path_len == 8 && memcmp(r->uri, "/healthz", 8) == 0 &&
+      (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) {
+    r->local = true;
+    r->api = false;
+    r->route_label = "GET /healthz";
+    r->ans.status = 200;
+    r->ans.body = strdup("ok");
+    r->ans.body_len = r->ans.body ? 2 : 0;
+    return true;
+  }
+
+  bool options = strcmp(method, "OPTIONS") == 0;
+  int rc = route_match_path(s->cfg.routes, options ? "GET" : method, r->uri,
+                            r->path_len, &r->a, &r->match);
+  if (rc == ERR_INVAL) {
+    answer_error(r, RPC_INVALID_ARGUMENT, "invalid path parameter",
+                 r->match.bad_param, "malformed percent-encoding");
+    return true;
+  }
+  if (rc != ERR_OK) {
+    answer_error(r, RPC_INTERNAL, NULL, NULL, NULL);
+    return true;
+  }
+  if (r->match.result == ROUTE_NOT_FOUND) {
+    answer_error(r, RPC_NOT_FOUND, "no such path", NULL, NULL);
+    return true;
+  }
+  if (options) {
+    /* Preflight (or a plain OPTIONS): the path exists; say what it takes. */
+    r->route_label = "OPTIONS";
+    r->allow = arena_strndup(&r->a, r->match.allow, strlen(r->match.allow));
+    r->preflight = true;
+    r->ans.status = 204;
+    return true;
+  }
+  if (r->match.result == ROUTE_METHOD_NOT_ALLOWED) {
+    r->allow = arena_strndup(&r->a, r->match.allow, strlen(r->match.allow));
+    answer_status(r, 405, RPC_UNIMPLEMENTED, "method not allowed on this path");
+    r->ans.code = RPC_UNIMPLEMENTED;
+    return true;
+  }
+  const route *rt = r->match.route;
+  r->route_label = label(r, rt);
+  if (*body_follows && route_has_body(rt) &&
+      !is_json(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                           "Content-Type"))) {
+    answer_status(r, 415, RPC_INVALID_ARGUMENT,
+                  "the request body must be JSON (Content-Type: "
+                  "application/json)");
+    return true;
+  }
+  r->authorization = header(r, "Authorization");
+  r->host = header(r, "Host");
+  r->x_tenant = header(r, "X-Tenant");
+  r->idem_key = header(r, "Idempotency-Key");
+  return false;
+}
+
+static void run_job(void *arg) {
+  req *r = arg;
+  log_set_request_id(r->rid);
+  pipeline_request in = {
+      .match = &r->match,
+      .query = r->query,
+      .query_len = r->query_len,
+      .body = r->body,
+      .body_len = r->body_len,
+      .authorization = r->authorization,
+      .host = r->host,
+      .x_tenant = r->x_tenant,
+      .idempotency_key = r->idem_key,
+      .client_addr = r->remote,
+      .request_id = r->rid,
+      .start_mono_ms = r->start_ms,
+  };
+  pipeline_run(r->srv->cfg.pipeline, &in, &r->ans);
+  log_set_request_id(NULL);
+  r->state = REQ_READY;
+  MHD_resume_connection(r->conn);
+}
+
+/* The body is complete: hand the request to a worker. */
+static enum MHD_Result dispatch(req *r) {
+  r->state = REQ_RUNNING;
+  MHD_suspend_connection(r->conn);
+  int rc = workq_submit(r->srv->q, run_job, r);
+  if (rc != ERR_OK) {
+    const char *v[] = {"queue_full"};
+    metrics_inc(metrics_child_get(m_rejected, v));
+    answer_error(r, RPC_UNAVAILABLE, NULL, NULL, NULL);
+    r->state = REQ_READY;
+    MHD_resume_connection(r->conn);
+  }
+  return MHD_YES;
+}
+
+/* The body went over max_body while streaming (chunked). MHD accepts an
+ * answer only before the body or after all of it, so the rest is read and
+ * dropped (up to DISCARD_MAX, then the connection is cut) and the 413 goes
+ * out at the end. */
+static enum MHD_Result too_big(req *r) {
+  answer_status(r, 413, RPC_INVALID_ARGUMENT,
+                "the request body is larger than the limit");
+  r->state = REQ_DISCARD;
+  return MHD_YES;
+}
+
+static enum MHD_Result append_body(req *r, const char *data, size_t n) {
+  size_t max = r->srv->cfg.max_body;
+  if (n > max - r->body_len) {
+    r->discarded = r->body_len + n;
+    return too_big(r);
+  }
+  if (r->body_len + n > r->body_cap) {
+    size_t cap = r->body_cap ? r->body_cap : 4096;
+    while (cap < r->body_len + n) cap *= 2;
+    if (cap > max) cap = max;
+    char *b = realloc(r->body, cap);
+    if (b == NULL) {
+      answer_error(r, RPC_INTERNAL, NULL, NULL, NULL);
+      return queue_answer(r);
+    }
+    r->body = b;
+    r->body_cap = cap;
+  }
+  memcpy(r->body + r->body_len, data, n);
+  r->body_len += n;
+  return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+  req *r = *con_cls;
+  if (r == NULL) return MHD_NO; /* on_uri could not allocate */
+  switch (r->state) {
+    case REQ_NEW: {
+      bool body_follows = false;
+      if (on_headers(r, method, &body_follows)) {
+        if (!body_follows) return queue_answer(r);
+        r->state = REQ_DISCARD;
+        return MHD_YES;
+      }
+      r->state = REQ_BODY;
+      return MHD_YES;
+    }
+    case REQ_BODY:
+      if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        /* A GET or DELETE body means nothing: dropped, but still capped. */
+        if (!route_has_body(r->match.route)) {
+          r->discarded += n;
+          return r->discarded > r->srv->cfg.max_body ? too_big(r) : MHD_YES;
+        }
+        return append_body(r, upload, n);
+      }
+      return dispatch(r);
+    case REQ_DISCARD:
+      if (*upload_size > 0) {
+        r->discarded += *upload_size;
+        *upload_size = 0;
+        if (r->discarded > r->srv->cfg.max_body && r->ans.status != 413)
+          return too_big(r); /* the 413 replaces the pending error */
+        return r->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
+      }
+      return queue_answer(r);
+    case REQ_READY:
+      return queue_answer(r);
+    case REQ_RUNNING: /* not expected: suspended connections get no calls */
+    case REQ_SENT:
+    default:
+      if (upload_size != NULL) *upload_size = 0;
+      return MHD_YES;
+  }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  server *s = cls;
+  req *r = *con_cls;
+  if (r == NULL) return;
+  *con_cls = NULL;
+  int status = r->state == REQ_SENT ? r->ans.status : 499;
+  double secs = (double)(time_mono_ns() - r->start_ns) / 1e9;
+  char st[8];
+  snprintf(st, sizeof st, "%d", status);
+  const char *labels[] = {r->route_label, st};
+  metrics_inc(metrics_child_get(m_requests, labels));
+  metrics_observe(metrics_child_get(m_duration, labels), secs);
+  if (r->state == REQ_SENT && !r->local && r->match.route != NULL) {
+    const pipeline_timing *t = &r->ans.t;
+    observe_stage("verify", t->verify_ns);
+    observe_stage("tenant", t->tenant_ns);
+    observe_stage("ratelimit", t->ratelimit_ns);
+    observe_stage("transcode", t->transcode_ns);
+    observe_stage("rpc", t->rpc_ns);
+    if (t->rpc_ns > 0) {
+      const char *v[] = {r->match.route->rpc};
+      metrics_observe(metrics_child_get(m_upstream, v), (double)t->rpc_ns / 1e9);
+    }
+    count_rl("caller", r->ans.rl_caller);
+    count_rl("login", r->ans.rl_login);
+  }
+  if (s->cfg.access_log && !r->local) {
+    char dur[32];
+    snprintf(dur, sizeof dur, "%.3f", secs * 1000.0);
+    log_set_request_id(r->rid[0] ? r->rid : NULL);
+    log_info("request", "method", r->method[0] ? r->method : "-", "path",
+             r->route_label, "status", st, "duration_ms", dur, "tenant",
+             r->ans.tenant_id[0] ? r->ans.tenant_id : "-", "remote",
+             r->remote[0] ? r->remote : "-");
+    log_set_request_id(NULL);
+  }
+  pipeline_answer_clear(&r->ans);
+  free(r->body);
+  arena_release(&r->a);
+  free(r);
+  metrics_add(metrics_child_get(m_inflight, NULL), -1);
+  atomic_fetch_sub(&s->in_flight, 1);
+}
+
+/* ------------------------------------------------------------ lifecycle -- */
+
+int server_new(const server_config *cfg, server **out) {
+  *out = NULL;
+  if (cfg->routes == NULL || cfg->pipeline == NULL || cfg->port < 0 ||
+      cfg->port > 65535 || cfg->io_threads < 0 || cfg->io_threads > 64 ||
+      cfg->workers < 0 || cfg->workers > 1024)
+    return ERR_INVAL;
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, metrics_init);
+  server *s = calloc(1, sizeof *s);
+  if (s == NULL) return ERR_NOMEM;
+  s->cfg = *cfg;
+  if (s->cfg.io_threads == 0) s->cfg.io_threads = 2;
+  if (s->cfg.workers == 0) s->cfg.workers = 64;
+  if (s->cfg.queue_depth == 0) s->cfg.queue_depth = 4096;
+  if (s->cfg.max_body == 0) s->cfg.max_body = SERVER_MAX_BODY_DEFAULT;
+  if (s->cfg.conn_timeout_s == 0) s->cfg.conn_timeout_s = 60;
+  if (s->cfg.max_conns == 0) s->cfg.max_conns = 10000;
+  str_copy(s->bind_addr, cfg->bind_addr ? cfg->bind_addr : "0.0.0.0",
+           sizeof s->bind_addr);
+  s->cfg.bind_addr = s->bind_addr;
+  s->port = -1;
+  s->quiesced_fd = MHD_INVALID_SOCKET;
+  int rc = workq_new(s->cfg.workers, s->cfg.queue_depth, &s->q);
+  if (rc != ERR_OK) {
+    free(s);
+    return rc;
+  }
+  *out = s;
+  return ERR_OK;
+}
+
+int server_start(server *s) {
+  if (s->d != NULL) return ERR_INVAL;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)s->cfg.port);
+  if (inet_pton(AF_INET, s->bind_addr, &sa.sin_addr) != 1) return ERR_INVAL;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                   MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
+  s->d = MHD_start_daemon(
+      flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.io_threads,
+      MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_conns,
+      MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.conn_timeout_s,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+      MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+  if (s->d == NULL) return ERR_UNAVAILABLE;
+  const union MHD_DaemonInfo *di =
+      MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+  s->port = di ? di->port : s->cfg.port;
+  return ERR_OK;
+}
+
+int server_port(const server *s) { return s->port; }
+
+int64_t server_in_flight(const server *s) {
+  return atomic_load(&((server *)s)->in_flight);
+}
+
+int server_drain(server *s, int64_t grace_ms) {
+  atomic_store(&s->draining, true);
+  if (s->d != NULL && s->quiesced_fd == MHD_INVALID_SOCKET)
+    s->quiesced_fd = MHD_quiesce_daemon(s->d);
+  int64_t until = time_mono_ms() + grace_ms;
+  while (atomic_load(&s->in_flight) > 0) {
+    if (time_mono_ms() >= until) return ERR_TIMEOUT;
+    usleep(10 * 1000);
+  }
+  return ERR_OK;
+}
+
+void server_free(server *s) {
+  if (s == NULL) return;
+  atomic_store(&s->draining, true);
+  /* Workers first: each resumes its connection, which needs the daemon;
+   * requests dispatched meanwhile are refused (503) by the closed queue. */
+  workq_close(s->q);
+  if (s->d != NULL) MHD_stop_daemon(s->d);
+  workq_free(s->q);
+  if (s->quiesced_fd != MHD_INVALID_SOCKET) close(s->quiesced_fd);
+  free(s);
+}
