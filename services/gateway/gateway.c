@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "libs/authn/authn.h"
+#include "libs/bus/bus.h"
 #include "libs/cache/cache.h"
 #include "libs/obs/admin.h"
 #include "libs/obs/log.h"
@@ -38,6 +39,10 @@ static const cfg_entry kEntries[] = {
      .description = "auth service RPC address list"},
     {.name = "TENANTS_ADDR", .kind = CFG_URL, .def = "tcp://127.0.0.1:7102",
      .description = "tenants service RPC address list"},
+    {.name = "AUTH_EVENTS", .kind = CFG_STRING, .def = "",
+     .description = "auth's event publisher (auth.revoked); empty: none"},
+    {.name = "TENANTS_EVENTS", .kind = CFG_STRING, .def = "",
+     .description = "tenants' event publisher (tenants.changed); empty: none"},
     {.name = "REDIS_URL", .kind = CFG_URL, .def = "redis://127.0.0.1:6379",
      .secret = false,
      .description = "Redis: rate limits, revocations, tenant status"},
@@ -99,7 +104,36 @@ struct gateway {
   pipeline *pipe;
   server *http;
   admin *admin;
+  bus_subscriber *events;
 };
+
+/* auth.revoked and tenants.changed: revocations apply at once, tenant
+ * answers are dropped so a suspension is seen on the next request. Lost
+ * events are not backfilled: Redis (authn's recheck) and the directory's
+ * TTL bound the staleness. */
+static int on_event(void *arg, const Rpc__V1__Event *ev) {
+  gateway *g = arg;
+  if (authn_apply_event(g->authn, ev) != ERR_OK)
+    log_warn("undecodable event", "topic", ev->topic);
+  tenantdir_on_event(g->dir, ev->topic, ev);
+  return ERR_OK;
+}
+
+static int subscribe(gateway *g, const cfg *c) {
+  const char *a = cfg_str(c, "AUTH_EVENTS"), *t = cfg_str(c, "TENANTS_EVENTS");
+  a = a ? a : "";
+  t = t ? t : "";
+  if (a[0] == '\0' && t[0] == '\0') return ERR_OK;
+  char addr[2 * CFG_MAX_VALUE + 2];
+  snprintf(addr, sizeof addr, "%s%s%s", a, a[0] && t[0] ? "," : "", t);
+  bus_subscriber_options o;
+  bus_subscriber_options_init(&o);
+  int rc = bus_subscriber_new(addr, on_event, g, &o, &g->events);
+  if (rc == ERR_OK) rc = bus_subscribe_exact(g->events, AUTHN_TOPIC_REVOKED);
+  if (rc == ERR_OK) rc = bus_subscribe_exact(g->events, TENANTDIR_TOPIC);
+  if (rc == ERR_OK) rc = bus_subscriber_start(g->events);
+  return rc;
+}
 
 static int backend_ready(void *arg) {
   return rpc_client_connected(arg) > 0 ? 0 : 1;
@@ -108,6 +142,7 @@ static int backend_ready(void *arg) {
 void gateway_free(gateway *g) {
   if (g == NULL) return;
   server_free(g->http);
+  bus_subscriber_free(g->events);
   admin_free(g->admin);
   pipeline_free(g->pipe);
   cors_free(g->cors);
@@ -169,6 +204,9 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
   to.ttl_ms = cfg_duration_ms(c, "GATEWAY_TENANT_TTL_MS");
   rc = tenantdir_new(&to, &g->dir);
   if (rc != ERR_OK) return fail(g, rc, "tenantdir");
+
+  rc = subscribe(g, c);
+  if (rc != ERR_OK) return fail(g, rc, "AUTH_EVENTS/TENANTS_EVENTS");
 
   if (cfg_bool(c, "GATEWAY_RATE_LIMIT")) {
     ratelimit_config rl = {
