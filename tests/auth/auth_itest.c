@@ -27,6 +27,7 @@
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "libs/cache/cache.h"
+#include "libs/db/db.h"
 #include "libs/paseto/claims.h"
 #include "libs/paseto/paseto.h"
 #include "libs/rpc/rpc.h"
@@ -916,6 +917,49 @@ START_TEST(delete_tenant_users_removes_everyone_and_their_tokens) {
 }
 END_TEST
 
+/* Counts auth.users rows visible as the service's role, with app.tenant_id
+ * set to tenant (NULL: not set). */
+static int64_t visible_users(db_pool *p, const char *tenant) {
+  db_conn *c = NULL;
+  ck_assert_int_eq(db_acquire(p, &c), ERR_OK);
+  ck_assert_int_eq(db_begin(c, tenant), ERR_OK);
+  db_param role[] = {db_text("auth_app")};
+  ck_assert_int_eq(db_exec(c, "SELECT set_config('role', $1, true)", role, 1, NULL),
+                   ERR_OK);
+  db_result *r = NULL;
+  ck_assert_int_eq(db_exec(c, "SELECT count(*) FROM auth.users", NULL, 0, &r), ERR_OK);
+  int64_t n = -1;
+  ck_assert_int_eq(db_get_int64(r, 0, 0, &n), ERR_OK);
+  db_result_free(r);
+  ck_assert_int_eq(db_rollback(c), ERR_OK);
+  db_release(c);
+  return n;
+}
+
+START_TEST(row_level_security_is_the_second_wall) {
+  /* Even a query without a tenant filter sees only the transaction's
+   * tenant, as the role every auth transaction switches to. */
+  rpc_client *c = client(g_auth_addr);
+  char t1[UUID_STR_LEN + 1], t2[UUID_STR_LEN + 1], e[96];
+  new_tenant(t1);
+  new_tenant(t2);
+  for (int i = 0; i < 2; i++) {
+    unique_email(e, sizeof e, "rls");
+    ck_assert_int_eq(do_register(c, t1, e, PW, NULL), RPC_OK);
+  }
+  unique_email(e, sizeof e, "rls");
+  ck_assert_int_eq(do_register(c, t2, e, PW, NULL), RPC_OK);
+  db_config dc = {.conninfo = g_pg.url, .max_conns = 1};
+  db_pool *p = NULL;
+  ck_assert_int_eq(db_pool_new(&dc, &p), ERR_OK);
+  ck_assert_int_eq(visible_users(p, t1), 2);
+  ck_assert_int_eq(visible_users(p, t2), 1);
+  ck_assert_int_eq(visible_users(p, NULL), 0);
+  db_pool_free(p);
+  rpc_client_free(c);
+}
+END_TEST
+
 START_TEST(keys_publishes_the_signing_key) {
   rpc_client *c = client(g_auth_addr);
   Auth__V1__KeysRequest req = AUTH__V1__KEYS_REQUEST__INIT;
@@ -1146,6 +1190,7 @@ int main(void) {
   tcase_add_test(tc, register_validates_and_names_fields);
   tcase_add_test(tc, refresh_reuse_revokes_the_whole_family);
   tcase_add_test(tc, same_email_in_two_tenants_is_two_users);
+  tcase_add_test(tc, row_level_security_is_the_second_wall);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("tokens");
