@@ -79,7 +79,7 @@ static const cfg_entry kEntries[] = {
      .max = 1000000000, .description = "login attempts per tenant+e-mail"},
     {.name = "GATEWAY_LOGIN_PER_MIN", .kind = CFG_INT, .def = "10", .min = 1,
      .max = 1000000000, .description = "login refill per minute"},
-    {.name = "GATEWAY_TOKEN_ISSUER", .kind = CFG_STRING, .def = "",
+    {.name = "GATEWAY_TOKEN_ISSUER", .kind = CFG_STRING, .def = "auth",
      .description = "required iss of access tokens (empty: any)"},
     {.name = "GATEWAY_TENANT_TTL_MS", .kind = CFG_DURATION_MS, .def = "30000",
      .min = 1, .max = 3600000, .description = "tenant resolution cache"},
