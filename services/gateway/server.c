@@ -460,7 +460,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     case REQ_NEW: {
       bool body_follows = false;
       if (on_headers(r, method, &body_follows)) {
-        if (!body_follows) return queue_answer(r);
+        /* An answer queued on this first call makes MHD close the
+         * connection (it cannot know yet that no body follows), which is
+         * right only when the body must not be read (411, 413 by length).
+         * Every other answer waits for the next call, after the body (if
+         * any) has been read and dropped: keep-alive survives. */
+        if (r->ans.status == 411 || r->ans.status == 413)
+          return queue_answer(r);
         r->state = REQ_DISCARD;
         return MHD_YES;
       }

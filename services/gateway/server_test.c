@@ -882,10 +882,19 @@ END_TEST
 
 START_TEST(keep_alive_serves_many_requests_on_one_connection) {
   CURL *c = curl_easy_init();
-  for (int i = 0; i < 20; i++) {
-    resp *r = call(i % 2 ? "GET" : "POST", i % 2 ? "/v1/echo/k" : "/v1/nope",
-                   i % 2 ? NULL : "{}", NULL, c);
-    ck_assert_int_eq(r->status, i % 2 ? 200 : 404);
+  static const struct {
+    const char *method, *path, *body;
+    long status;
+  } seq[] = {{"GET", "/v1/echo/k", NULL, 200},  {"POST", "/v1/nope", "{}", 404},
+             {"GET", "/healthz", NULL, 200},    {"GET", "/v1/nope", NULL, 404},
+             {"PUT", "/v1/echo/1", NULL, 405},  {"OPTIONS", "/v1/echo/1", NULL, 204},
+             {"GET", "/v1/echo/%zz", NULL, 400}};
+  for (int i = 0; i < 21; i++) {
+    size_t k = (size_t)i % (sizeof seq / sizeof seq[0]);
+    resp *r = call(seq[k].method, seq[k].path, seq[k].body, NULL, c);
+    ck_assert_msg(r->status == seq[k].status, "%s %s: %ld", seq[k].method,
+                  seq[k].path, r->status);
+    ck_assert_ptr_null(hdr(r, "Connection"));
     if (i > 0) {
       long conns = -1;
       curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &conns);
