@@ -185,7 +185,7 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
    * keeps a dead Redis from eating the request's deadline (limits and
    * revocation checks then fail open). */
   cache_config cc = {.url = cfg_str(c, "REDIS_URL"),
-                     .max_conns = 16,
+                     .max_conns = 32,
                      .connect_timeout_ms = 200,
                      .command_timeout_ms = 200,
                      .acquire_timeout_ms = 200};

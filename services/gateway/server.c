@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,8 @@ struct server {
   atomic_int_fast64_t in_flight;
   atomic_bool draining;
   MHD_socket quiesced_fd;
+  char **labels; /* per route row: "METHOD /path" */
+  size_t nlabels;
 };
 
 enum req_state {
@@ -95,6 +98,7 @@ typedef struct req {
 
 static metrics_family *m_requests, *m_duration, *m_stage, *m_upstream,
     *m_ratelimit, *m_rejected, *m_inflight;
+static metrics_child *c_inflight;
 
 static void metrics_init(void) {
   static const char *const route_status[] = {"route", "status"};
@@ -120,6 +124,56 @@ static void metrics_init(void) {
   m_inflight = metrics_gauge("gateway_requests_in_flight",
                              "Requests received and not yet answered", 0,
                              NULL);
+  c_inflight = metrics_child_get(m_inflight, NULL);
+}
+
+/* Children of the {route,status} families, looked up once per pair:
+ * metrics_child_get takes the family's lock, which every request would
+ * otherwise contend for. Open addressing over (label pointer, status);
+ * label pointers are static strings or route-table rows' labels, stable
+ * for the process. A lost race stores the same pointers twice. */
+#define CHILD_CACHE 512
+
+typedef struct child_slot {
+  _Atomic(const char *) label;
+  atomic_int status;
+  _Atomic(metrics_child *) count, duration;
+} child_slot;
+
+static child_slot child_cache[CHILD_CACHE];
+
+static void route_children(const char *label, int status, metrics_child **count,
+                           metrics_child **duration) {
+  size_t h = ((uintptr_t)label >> 4) * 31u + (size_t)status;
+  for (size_t i = 0; i < 8; i++) {
+    child_slot *c = &child_cache[(h + i) % CHILD_CACHE];
+    const char *l = atomic_load(&c->label);
+    if (l == label && atomic_load(&c->status) == status) {
+      *count = atomic_load(&c->count);
+      *duration = atomic_load(&c->duration);
+      if (*count != NULL && *duration != NULL) return;
+      break;
+    }
+    if (l == NULL) {
+      char st[8];
+      snprintf(st, sizeof st, "%d", status);
+      const char *v[] = {label, st};
+      *count = metrics_child_get(m_requests, v);
+      *duration = metrics_child_get(m_duration, v);
+      const char *expected = NULL;
+      if (atomic_compare_exchange_strong(&c->label, &expected, label)) {
+        atomic_store(&c->count, *count);
+        atomic_store(&c->duration, *duration);
+        atomic_store(&c->status, status);
+      }
+      return;
+    }
+  }
+  char st[8];
+  snprintf(st, sizeof st, "%d", status);
+  const char *v[] = {label, st};
+  *count = metrics_child_get(m_requests, v);
+  *duration = metrics_child_get(m_duration, v);
 }
 
 static void observe_stage(const char *name, int64_t ns) {
@@ -224,7 +278,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
   if (r->uri == NULL) r->uri = "";
   r->route_label = "-";
   atomic_fetch_add(&s->in_flight, 1);
-  metrics_add(metrics_child_get(m_inflight, NULL), 1);
+  metrics_add(c_inflight, 1);
   return r;
 }
 
@@ -263,13 +317,13 @@ static bool route_has_body(const route *rt) {
   return strcmp(rt->method, "GET") != 0 && strcmp(rt->method, "DELETE") != 0;
 }
 
-/* The route label for metrics and logs: bounded cardinality. */
+/* The route label for metrics and logs ("GET /v1/tenant"): one string
+ * per row, made at start-up, so its pointer is stable (child_cache) and
+ * the cardinality bounded. */
 static const char *label(req *r, const route *rt) {
-  size_t n = strlen(rt->method) + 1 + strlen(rt->path) + 1;
-  char *l = arena_alloc(&r->a, n);
-  if (l == NULL) return "-";
-  snprintf(l, n, "%s %s", rt->method, rt->path);
-  return l;
+  const server *s = r->srv;
+  size_t i = (size_t)(rt - route_table_row(s->cfg.routes, 0));
+  return i < s->nlabels ? s->labels[i] : "-";
 }
 
 /* handle #1: everything the headers decide. Returns true when an answer
@@ -512,11 +566,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   *con_cls = NULL;
   int status = r->state == REQ_SENT ? r->ans.status : 499;
   double secs = (double)(time_mono_ns() - r->start_ns) / 1e9;
-  char st[8];
-  snprintf(st, sizeof st, "%d", status);
-  const char *labels[] = {r->route_label, st};
-  metrics_inc(metrics_child_get(m_requests, labels));
-  metrics_observe(metrics_child_get(m_duration, labels), secs);
+  metrics_child *count, *duration;
+  route_children(r->route_label, status, &count, &duration);
+  metrics_inc(count);
+  metrics_observe(duration, secs);
   if (r->state == REQ_SENT && !r->local && r->match.route != NULL) {
     const pipeline_timing *t = &r->ans.t;
     observe_stage("verify", t->verify_ns);
@@ -532,6 +585,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     count_rl("login", r->ans.rl_login);
   }
   if (s->cfg.access_log && !r->local) {
+    char st[8];
+    snprintf(st, sizeof st, "%d", status);
     char dur[32];
     snprintf(dur, sizeof dur, "%.3f", secs * 1000.0);
     log_set_request_id(r->rid[0] ? r->rid : NULL);
@@ -545,7 +600,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   free(r->body);
   arena_release(&r->a);
   free(r);
-  metrics_add(metrics_child_get(m_inflight, NULL), -1);
+  metrics_add(c_inflight, -1);
   atomic_fetch_sub(&s->in_flight, 1);
 }
 
@@ -573,9 +628,23 @@ int server_new(const server_config *cfg, server **out) {
   s->cfg.bind_addr = s->bind_addr;
   s->port = -1;
   s->quiesced_fd = MHD_INVALID_SOCKET;
+  s->nlabels = route_table_count(cfg->routes);
+  s->labels = calloc(s->nlabels ? s->nlabels : 1, sizeof *s->labels);
+  if (s->labels == NULL) {
+    free(s);
+    return ERR_NOMEM;
+  }
+  for (size_t i = 0; i < s->nlabels; i++) {
+    const route *rt = route_table_row(cfg->routes, i);
+    if (asprintf(&s->labels[i], "%s %s", rt->method, rt->path) < 0) {
+      s->labels[i] = NULL;
+      server_free(s);
+      return ERR_NOMEM;
+    }
+  }
   int rc = workq_new(s->cfg.workers, s->cfg.queue_depth, &s->q);
   if (rc != ERR_OK) {
-    free(s);
+    server_free(s);
     return rc;
   }
   *out = s;
@@ -597,7 +666,9 @@ int server_start(server *s) {
       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.io_threads,
       MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_conns,
       MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.conn_timeout_s,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+      /* Request line + headers must fit (a token is ~400 bytes). MHD
+       * zeroes this pool for every request, so bigger costs time. */
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
       MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
@@ -631,9 +702,11 @@ void server_free(server *s) {
   atomic_store(&s->draining, true);
   /* Workers first: each resumes its connection, which needs the daemon;
    * requests dispatched meanwhile are refused (503) by the closed queue. */
-  workq_close(s->q);
+  if (s->q != NULL) workq_close(s->q);
   if (s->d != NULL) MHD_stop_daemon(s->d);
   workq_free(s->q);
+  for (size_t i = 0; i < s->nlabels; i++) free(s->labels[i]);
+  free(s->labels);
   if (s->quiesced_fd != MHD_INVALID_SOCKET) close(s->quiesced_fd);
   free(s);
 }
