@@ -356,13 +356,15 @@ START_TEST(the_document_is_openapi_3) {
                                                         "securitySchemes"),
                                         "bearer"));
   /* The error body of HTTP-API.md. */
-  json_t *e = resolve(json_pack("{s:s}", "$ref", "#/components/schemas/Error"));
+  json_t *ref = json_pack("{s:s}", "$ref", "#/components/schemas/Error");
+  json_t *e = resolve(ref);
   json_t *inner = json_object_get(json_object_get(e, "properties"), "error");
   json_t *props = json_object_get(inner, "properties");
   ck_assert_ptr_nonnull(json_object_get(props, "code"));
   ck_assert_ptr_nonnull(json_object_get(props, "message"));
   ck_assert_ptr_nonnull(json_object_get(props, "request_id"));
   ck_assert_ptr_nonnull(json_object_get(props, "details"));
+  json_decref(ref);
 }
 END_TEST
 
