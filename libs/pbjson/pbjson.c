@@ -1276,6 +1276,22 @@ static int encode_field(ctx *c, const ProtobufCMessage *m,
   return encode_value(c, f, member, depth, out);
 }
 
+/* True when f is the only member of its oneof. protoc-c 1.4 refuses
+ * proto3 `optional`, so optional fields are written as one-member oneofs
+ * ("oneof stock_present { int64 stock = 6; }"); on output such a field is
+ * a field with presence (null when not set), not a choice. The members of
+ * a oneof share its case member, so they are counted by quantifier_offset
+ * (fields are in tag order; members need not be adjacent). */
+static bool oneof_is_single(const ProtobufCMessageDescriptor *d,
+                            const ProtobufCFieldDescriptor *f) {
+  unsigned n = 0;
+  for (unsigned i = 0; i < d->n_fields; i++)
+    if ((d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+        d->fields[i].quantifier_offset == f->quantifier_offset)
+      n++;
+  return n == 1;
+}
+
 static int encode_message(ctx *c, const ProtobufCMessage *m, unsigned depth,
                           json_t **out) {
   const ProtobufCMessageDescriptor *d = m->descriptor;
@@ -1287,13 +1303,22 @@ static int encode_message(ctx *c, const ProtobufCMessage *m, unsigned depth,
     return ERR_NOMEM;
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
-    if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-        *(const uint32_t *)CMEMBER(m, f->quantifier_offset) != f->id)
-      continue;
     json_t *jv = NULL;
-    path_mark pm = path_push_name(&c->path, f->name, strlen(f->name));
-    int rc = encode_field(c, m, f, depth, &jv);
-    path_pop(&c->path, pm);
+    int rc = ERR_OK;
+    if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+        *(const uint32_t *)CMEMBER(m, f->quantifier_offset) != f->id) {
+      /* Not the selected member: a choice's other members are left out;
+       * a one-member oneof (an optional field) is unset, so null. */
+      if (c->o.omit_unset || !oneof_is_single(d, f))
+        continue;
+      jv = json_null();
+      if (!jv)
+        rc = ERR_NOMEM;
+    } else {
+      path_mark pm = path_push_name(&c->path, f->name, strlen(f->name));
+      rc = encode_field(c, m, f, depth, &jv);
+      path_pop(&c->path, pm);
+    }
     if (rc == ERR_OK && jv &&
         json_object_set_new_nocheck(obj, f->name, jv) != 0)
       rc = ERR_NOMEM;

@@ -70,8 +70,15 @@
  *     leaves them out instead.) proto3 `optional` is not supported by
  *     protoc-c 1.4.1 (it refuses such files); a newer protoc-c emits it
  *     like proto2 optional (has_ flag), which this code already handles.
- *   - oneof: only the selected member is written; the other members are
- *     left out (writing null for every alternative would say nothing).
+ *   - a oneof with exactly one member is how this project spells a proto3
+ *     optional field ("oneof stock_present { int64 stock = 6; }"), so it
+ *     is written like a field with presence: its value when the member is
+ *     selected, null when the oneof is not set (left out under
+ *     omit_unset). E.g. a product with unlimited stock is "stock": null.
+ *   - oneof with two or more members: only the selected member is
+ *     written; the other members are left out (writing null for every
+ *     alternative would say nothing), and nothing is written when none
+ *     is selected.
  *   - proto2 `required` fields are always written.
  *
  * INPUT RULES (pbjson_decode, pbjson_decode_value)

@@ -19,6 +19,7 @@
 #define SCALARS (&pbjson__test__scalars__descriptor)
 #define LEGACY (&pbjson__test2__legacy__descriptor)
 #define NODE (&pbjson__test__node__descriptor)
+#define OPTIONALS (&pbjson__test__optionals__descriptor)
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -611,6 +612,73 @@ START_TEST(oneof_takes_one_member_and_writes_only_that_one) {
                ERR_INVAL);
   ck_assert_uint_eq(e.count, 1);
   ck_assert_str_eq(e.errors[0].path, "choice_num");
+}
+END_TEST
+
+START_TEST(one_member_oneof_is_an_optional_field_written_as_null) {
+  /* Nothing set: every one-member oneof is null, in tag order; the
+   * two-member oneof "pick" is left out. */
+  Pbjson__Test__Optionals o = PBJSON__TEST__OPTIONALS__INIT;
+  expect_json(&o.base, NULL,
+              "{\"id\":\"\",\"stock\":null,\"note\":null,\"flag\":null,"
+              "\"owner\":null,\"color\":null}");
+  /* omit_unset leaves them out like any unset field with presence. */
+  expect_json(&o.base, &(pbjson_opts){.omit_unset = true}, "{\"id\":\"\"}");
+
+  /* Set, zero values included: a set optional is written even when it
+   * holds its type's zero value (that is what presence is for). */
+  o.stock_present_case = PBJSON__TEST__OPTIONALS__STOCK_PRESENT_STOCK;
+  o.stock = 0;
+  o.flag_present_case = PBJSON__TEST__OPTIONALS__FLAG_PRESENT_FLAG;
+  o.flag = 0;
+  o.note_present_case = PBJSON__TEST__OPTIONALS__NOTE_PRESENT_NOTE;
+  o.note = (char *)"";
+  o.pick_case = PBJSON__TEST__OPTIONALS__PICK_PICK_B;
+  o.pick_b = 3;
+  expect_json(&o.base, NULL,
+              "{\"id\":\"\",\"stock\":0,\"note\":\"\",\"flag\":false,"
+              "\"owner\":null,\"pick_b\":3,\"color\":null}");
+  expect_json(&o.base, &(pbjson_opts){.omit_unset = true},
+              "{\"id\":\"\",\"stock\":0,\"note\":\"\",\"flag\":false,"
+              "\"pick_b\":3}");
+  /* A selected message member with a NULL pointer is null too. */
+  o.owner_present_case = PBJSON__TEST__OPTIONALS__OWNER_PRESENT_OWNER;
+  o.color_present_case = PBJSON__TEST__OPTIONALS__COLOR_PRESENT_COLOR;
+  o.color = PBJSON__TEST__COLOR__COLOR_RED;
+  o.pick_case = PBJSON__TEST__OPTIONALS__PICK_PICK_A;
+  o.pick_a = (char *)"a";
+  expect_json(&o.base, NULL,
+              "{\"id\":\"\",\"stock\":0,\"pick_a\":\"a\",\"note\":\"\","
+              "\"flag\":false,\"owner\":null,\"color\":\"COLOR_RED\"}");
+
+  /* Decoding is unchanged: null or absent = not set; a value sets it,
+   * and what is written reads back as the same message. */
+  Pbjson__Test__Optionals *d = (Pbjson__Test__Optionals *)dec(
+      OPTIONALS, "{\"stock\":null,\"note\":null,\"owner\":null}");
+  ck_assert_int_eq(d->stock_present_case,
+                   PBJSON__TEST__OPTIONALS__STOCK_PRESENT__NOT_SET);
+  ck_assert_int_eq(d->note_present_case,
+                   PBJSON__TEST__OPTIONALS__NOTE_PRESENT__NOT_SET);
+  ck_assert_int_eq(d->owner_present_case,
+                   PBJSON__TEST__OPTIONALS__OWNER_PRESENT__NOT_SET);
+  pbjson_free(&d->base);
+  expect_reencode(OPTIONALS,
+                  "{\"stock\":7,\"owner\":{\"email\":\"e\"},\"pick_b\":1}",
+                  NULL,
+                  "{\"id\":\"\",\"stock\":7,\"note\":null,\"flag\":null,"
+                  "\"owner\":{\"email\":\"e\",\"name\":\"\"},\"pick_b\":1,"
+                  "\"color\":null}");
+  expect_reencode(OPTIONALS,
+                  "{\"id\":\"x\",\"stock\":null,\"note\":null,\"flag\":null,"
+                  "\"owner\":null,\"color\":null}",
+                  NULL,
+                  "{\"id\":\"x\",\"stock\":null,\"note\":null,\"flag\":null,"
+                  "\"owner\":null,\"color\":null}");
+  d = (Pbjson__Test__Optionals *)dec(OPTIONALS, "{\"stock\":-1}");
+  ck_assert_int_eq(d->stock_present_case,
+                   PBJSON__TEST__OPTIONALS__STOCK_PRESENT_STOCK);
+  ck_assert(d->stock == -1);
+  pbjson_free(&d->base);
 }
 END_TEST
 
@@ -1245,6 +1313,7 @@ static Suite *pbjson_suite(void) {
   tcase_add_test(map, all_errors_are_reported_in_document_order_up_to_the_cap);
   tcase_add_test(map, null_means_not_set);
   tcase_add_test(map, oneof_takes_one_member_and_writes_only_that_one);
+  tcase_add_test(map, one_member_oneof_is_an_optional_field_written_as_null);
   tcase_add_test(map, maps_are_json_objects_with_typed_keys);
   tcase_add_test(map, entry_shaped_message_outside_a_map_stays_an_array);
   tcase_add_test(map, proto2_required_optional_and_defaults);
