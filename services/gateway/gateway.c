@@ -39,6 +39,8 @@ static const cfg_entry kEntries[] = {
      .description = "auth service RPC address list"},
     {.name = "TENANTS_ADDR", .kind = CFG_URL, .def = "tcp://127.0.0.1:7102",
      .description = "tenants service RPC address list"},
+    {.name = "ORDERS_ADDR", .kind = CFG_URL, .def = "tcp://127.0.0.1:7103",
+     .description = "orders service RPC address list"},
     {.name = "AUTH_EVENTS", .kind = CFG_STRING, .def = "",
      .description = "auth's event publisher (auth.revoked); empty: none"},
     {.name = "TENANTS_EVENTS", .kind = CFG_STRING, .def = "",
@@ -92,9 +94,24 @@ const cfg_entry *gateway_config_entries(size_t *n) {
   return kEntries;
 }
 
+/* The backends route rows name (route.service), each with the setting
+ * holding its address list. Every one gets an RPC client and a /readyz
+ * check. Adding a backend = a row here, an enum value and its *_ADDR
+ * entry in kEntries. */
+enum { BACKEND_AUTH, BACKEND_TENANTS, BACKEND_ORDERS, NBACKENDS };
+
+static const struct {
+  const char *name; /* as in route rows and /readyz */
+  const char *addr; /* configuration entry */
+} kBackends[NBACKENDS] = {
+    [BACKEND_AUTH] = {"auth", "AUTH_ADDR"},
+    [BACKEND_TENANTS] = {"tenants", "TENANTS_ADDR"},
+    [BACKEND_ORDERS] = {"orders", "ORDERS_ADDR"},
+};
+
 struct gateway {
-  rpc_client *auth, *tenants;
-  pipeline_backend backends[2];
+  rpc_client *clients[NBACKENDS]; /* by BACKEND_* */
+  pipeline_backend backends[NBACKENDS];
   cache *redis;
   authn *authn;
   tenantdir *dir;
@@ -151,8 +168,7 @@ void gateway_free(gateway *g) {
   tenantdir_free(g->dir);
   authn_free(g->authn);
   cache_free(g->redis);
-  rpc_client_free(g->auth);
-  rpc_client_free(g->tenants);
+  for (size_t i = 0; i < NBACKENDS; i++) rpc_client_free(g->clients[i]);
   free(g);
 }
 
@@ -174,12 +190,11 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
   rpc_client_options ro;
   rpc_client_options_init(&ro);
   ro.default_deadline_ms = (uint32_t)cfg_duration_ms(c, "GATEWAY_DEADLINE_MS");
-  rc = rpc_client_new(cfg_str(c, "AUTH_ADDR"), &ro, &g->auth);
-  if (rc != ERR_OK) return fail(g, rc, "AUTH_ADDR");
-  rc = rpc_client_new(cfg_str(c, "TENANTS_ADDR"), &ro, &g->tenants);
-  if (rc != ERR_OK) return fail(g, rc, "TENANTS_ADDR");
-  g->backends[0] = (pipeline_backend){"auth", g->auth};
-  g->backends[1] = (pipeline_backend){"tenants", g->tenants};
+  for (size_t i = 0; i < NBACKENDS; i++) {
+    rc = rpc_client_new(cfg_str(c, kBackends[i].addr), &ro, &g->clients[i]);
+    if (rc != ERR_OK) return fail(g, rc, kBackends[i].addr);
+    g->backends[i] = (pipeline_backend){kBackends[i].name, g->clients[i]};
+  }
 
   /* Redis answers within a few ms or not at all: a short command timeout
    * keeps a dead Redis from eating the request's deadline (limits and
@@ -195,12 +210,12 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
   authn_config ac = AUTHN_CONFIG_INIT;
   ac.issuer = cfg_str(c, "GATEWAY_TOKEN_ISSUER");
   ac.redis = g->redis;
-  ac.keys_client = g->auth;
+  ac.keys_client = g->clients[BACKEND_AUTH];
   rc = authn_new(&ac, &g->authn);
   if (rc != ERR_OK) return fail(g, rc, "authn");
 
   tenantdir_options to = TENANTDIR_OPTIONS_INIT;
-  to.client = g->tenants;
+  to.client = g->clients[BACKEND_TENANTS];
   to.ttl_ms = cfg_duration_ms(c, "GATEWAY_TENANT_TTL_MS");
   rc = tenantdir_new(&to, &g->dir);
   if (rc != ERR_OK) return fail(g, rc, "tenantdir");
@@ -233,7 +248,7 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
 
   pipeline_config pc = {
       .backends = g->backends,
-      .nbackends = 2,
+      .nbackends = NBACKENDS,
       .authn = g->authn,
       .tenants = g->dir,
       .limits = g->limits,
@@ -264,9 +279,9 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
   admin_options ao = {.bind_addr = cfg_str(c, "ADMIN_ADDR"),
                       .port = (int)cfg_int(c, "ADMIN_PORT")};
   rc = admin_new(&ao, &g->admin);
-  if (rc == ERR_OK) rc = admin_add_check(g->admin, "auth", backend_ready, g->auth);
-  if (rc == ERR_OK)
-    rc = admin_add_check(g->admin, "tenants", backend_ready, g->tenants);
+  for (size_t i = 0; rc == ERR_OK && i < NBACKENDS; i++)
+    rc = admin_add_check(g->admin, kBackends[i].name, backend_ready,
+                         g->clients[i]);
   if (rc != ERR_OK) return fail(g, rc, "admin server");
   *out = g;
   return ERR_OK;

@@ -3,12 +3,12 @@
  * HTTP server + admin port + backends out. main.c only adds signals.
  *
  * gateway_new builds, from a loaded configuration (gateway_config_entries):
- * the RPC clients of the backends (AUTH_ADDR, TENANTS_ADDR), the Redis
- * cache (REDIS_URL; rate limits, token revocation and tenant status),
- * the token verifier (libs/authn, keys fetched from auth), the tenant
- * directory (libs/tenantdir), the rate limiter, the route table
+ * the RPC clients of the backends (AUTH_ADDR, TENANTS_ADDR, ORDERS_ADDR),
+ * the Redis cache (REDIS_URL; rate limits, token revocation and tenant
+ * status), the token verifier (libs/authn, keys fetched from auth), the
+ * tenant directory (libs/tenantdir), the rate limiter, the route table
  * (routes.c), CORS, the pipeline and the HTTP server, and the admin
- * server (/healthz, /readyz with the backends as checks, /metrics).
+ * server (/healthz, /readyz with every backend as a check, /metrics).
  */
 #ifndef GATEWAY_GATEWAY_H
 #define GATEWAY_GATEWAY_H

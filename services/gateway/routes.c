@@ -9,10 +9,12 @@
 #include "services/gateway/routes.h"
 
 #include "proto/auth/v1/auth.pb-c.h"
+#include "proto/orders/v1/orders.pb-c.h"
 #include "proto/tenants/v1/tenants.pb-c.h"
 
 #define AUTH(m) .service = "auth", .rpc = "auth.v1.Auth/" m
 #define TENANTS(m) .service = "tenants", .rpc = "tenants.v1.Tenants/" m
+#define ORDERS(m) .service = "orders", .rpc = "orders.v1.Orders/" m
 #define MSG(x) (&x##__descriptor)
 
 /* Filled by the envelope or the gateway, never by clients. */
@@ -32,6 +34,9 @@ static const char *const kOmitCreateUser[] = {
     "expires_in",     NULL};
 
 /* GET /v1/auth/me answers {user, tenant}. */
+/* GET /v1/orders answers {orders, next_cursor?}. */
+static const char *const kOmitOrdersCursor[] = {"?next_cursor", NULL};
+
 static const route_extra kWithTenant = {
     .key = "tenant",
     .service = "tenants",
@@ -123,6 +128,65 @@ static const route kRoutes[] = {
      .request = MSG(auth__v1__remove_user_request),
      .response = MSG(auth__v1__remove_user_response),
      .min_role = ROUTE_ADMIN, .status = 204},
+
+    /* ---- menu: products ---- */
+    {.method = "POST", .path = "/v1/products", ORDERS("CreateProduct"),
+     .request = MSG(orders__v1__create_product_request),
+     .response = MSG(orders__v1__create_product_response),
+     .min_role = ROUTE_ADMIN, .status = 201, .reply_field = "product"},
+    {.method = "GET", .path = "/v1/products", ORDERS("ListProducts"),
+     .request = MSG(orders__v1__list_products_request),
+     .response = MSG(orders__v1__list_products_response),
+     .min_role = ROUTE_CUSTOMER, .status = 200, .flags = ROUTE_IDEMPOTENT},
+    {.method = "GET", .path = "/v1/products/{id}", ORDERS("GetProduct"),
+     .request = MSG(orders__v1__get_product_request),
+     .response = MSG(orders__v1__get_product_response),
+     .min_role = ROUTE_CUSTOMER, .status = 200, .reply_field = "product",
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "PATCH", .path = "/v1/products/{id}", ORDERS("UpdateProduct"),
+     .request = MSG(orders__v1__update_product_request),
+     .response = MSG(orders__v1__update_product_response),
+     .min_role = ROUTE_ADMIN, .status = 200, .reply_field = "product"},
+    {.method = "DELETE", .path = "/v1/products/{id}", ORDERS("DeleteProduct"),
+     .request = MSG(orders__v1__delete_product_request),
+     .response = MSG(orders__v1__delete_product_response),
+     .min_role = ROUTE_ADMIN, .status = 204},
+
+    /* ---- tables ---- */
+    {.method = "POST", .path = "/v1/tables", ORDERS("CreateTable"),
+     .request = MSG(orders__v1__create_table_request),
+     .response = MSG(orders__v1__create_table_response),
+     .min_role = ROUTE_ADMIN, .status = 201, .reply_field = "table"},
+    {.method = "GET", .path = "/v1/tables", ORDERS("ListTables"),
+     .request = MSG(orders__v1__list_tables_request),
+     .response = MSG(orders__v1__list_tables_response),
+     .min_role = ROUTE_STAFF, .status = 200, .flags = ROUTE_IDEMPOTENT},
+
+    /* ---- orders (POST /v1/orders honours Idempotency-Key: the pipeline
+     * forwards it in the envelope, the service keeps the answer) ---- */
+    {.method = "POST", .path = "/v1/orders", ORDERS("CreateOrder"),
+     .request = MSG(orders__v1__create_order_request),
+     .response = MSG(orders__v1__create_order_response),
+     .min_role = ROUTE_CUSTOMER, .status = 201, .reply_field = "order"},
+    {.method = "GET", .path = "/v1/orders", ORDERS("ListOrders"),
+     .request = MSG(orders__v1__list_orders_request),
+     .response = MSG(orders__v1__list_orders_response),
+     .min_role = ROUTE_CUSTOMER, .status = 200, .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitOrdersCursor},
+    {.method = "GET", .path = "/v1/orders/{id}", ORDERS("GetOrder"),
+     .request = MSG(orders__v1__get_order_request),
+     .response = MSG(orders__v1__get_order_response),
+     .min_role = ROUTE_CUSTOMER, .status = 200, .reply_field = "order",
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "POST", .path = "/v1/orders/{id}/status",
+     ORDERS("UpdateOrderStatus"),
+     .request = MSG(orders__v1__update_order_status_request),
+     .response = MSG(orders__v1__update_order_status_response),
+     .min_role = ROUTE_STAFF, .status = 200, .reply_field = "order"},
+    {.method = "POST", .path = "/v1/orders/{id}/cancel", ORDERS("CancelOrder"),
+     .request = MSG(orders__v1__cancel_order_request),
+     .response = MSG(orders__v1__cancel_order_response),
+     .min_role = ROUTE_CUSTOMER, .status = 200, .reply_field = "order"},
 };
 
 const route *routes_public(size_t *n) {
