@@ -43,22 +43,41 @@
  * (SET LOCAL); request transactions never do.
  *
  * ORDER AND CRASHES. One relay pass at a time per schema, across every
- * replica: a pass holds a PostgreSQL session advisory lock (keyed by the
- * schema name) for its whole duration, so replicas do not interleave
- * their publications; if the holder dies, its connection closes and the
- * lock is free for the next replica. A pass: (1) in a transaction,
- * number the oldest unsequenced rows after max(seq) in id order, commit
- * (seq is durable before anything is published, so a number never names
- * two events); (2) publish every sequenced-but-unpublished row in seq
- * order (the rows of step 1 and any left by a relay that died after its
- * step 1); (3) set published_at on what went out. A crash between (2)
- * and (3) publishes those rows again on the next pass: the same event id
- * and seq, which subscribers drop as duplicates (libs/bus). Nothing is
- * lost and nothing goes out of seq order within the source.
+ * replica: a pass holds a PostgreSQL session advisory lock (key
+ * hashtextextended('outbox:' || schema, 0)) on one pooled connection for
+ * its whole duration, so replicas do not interleave their publications;
+ * if the holder dies, its connection closes and the lock is free for the
+ * next replica. A pass: (1) in a transaction, number the oldest
+ * unsequenced rows after max(seq) in id order (seq = max(seq) +
+ * row_number()), read the sequenced-but-unpublished rows in seq order
+ * (these and any left by a relay that died after its step 1), commit -
+ * seq is durable before anything is published, so a number never names
+ * two events; (2) publish those rows in seq order, stopping at the first
+ * failure; (3) set published_at on what went out; repeat while rows are
+ * left; unlock. A crash between (2) and (3) publishes those rows again on
+ * the next pass: the same event id and seq, which subscribers drop as
+ * duplicates (libs/bus). Nothing is lost and nothing goes out of seq
+ * order within the source.
  *
  * The relay wakes on outbox_kick (after a commit that wrote events) and
  * otherwise every poll_ms, so rows committed by another replica, or left
- * by one that crashed, go out without anyone kicking.
+ * by one that crashed, go out without anyone kicking. It prunes once a
+ * minute (outbox_prune with keep_ms).
+ *
+ * Bounds. A payload is at most OUTBOX_PAYLOAD_MAX bytes (a row the bus
+ * could never carry would stop the relay for good), and the relay and
+ * Replay read at most about 2 MiB of rows at a time, so a Replay answer
+ * always fits libs/rpc's 4 MiB envelope (it may then hold fewer events
+ * than the limit; subscribers ask again from its last event).
+ *
+ * Metrics (libs/obs), labelled by source:
+ *   outbox_published_total{source}     counter: events handed to publish
+ *   outbox_relay_errors_total{source}  counter: passes that failed
+ *                                      (database or publish error)
+ *   outbox_pending{source}             gauge: committed rows not yet
+ *                                      published, after the last pass
+ *   outbox_last_seq{source}            gauge: highest seq given
+ *   outbox_pruned_total{source}        counter: rows pruned
  *
  * Thread safety: outbox_append runs on the caller's connection and
  * transaction; everything else is safe from any thread.
@@ -79,14 +98,17 @@ struct rpc_server;
 #define OUTBOX_REPLAY_DEFAULT 256 /* when the request's limit is 0 */
 #define OUTBOX_TOPIC_MAX 200      /* bytes of a topic */
 #define OUTBOX_TYPE_MAX 64        /* bytes of an event type */
+#define OUTBOX_PAYLOAD_MAX (256u * 1024u) /* bytes of a payload */
 
 /* One event to append. Strings are borrowed; payload[0..len) too. */
 typedef struct outbox_event {
-  const char *topic;      /* required, 1..OUTBOX_TOPIC_MAX bytes */
-  const char *type;       /* required, 1..OUTBOX_TYPE_MAX bytes */
-  const char *tenant_id;  /* UUID text, or NULL */
-  const void *payload;
-  size_t len;
+  const char *topic;      /* required, 1..OUTBOX_TOPIC_MAX printable
+                             ASCII bytes */
+  const char *type;       /* required, 1..OUTBOX_TYPE_MAX printable ASCII
+                             bytes */
+  const char *tenant_id;  /* UUID text, or NULL (or "") */
+  const void *payload;    /* may be NULL when len is 0 */
+  size_t len;             /* at most OUTBOX_PAYLOAD_MAX */
   /* The event id (UUIDv7 text) the row got; filled by outbox_append.
    * May be NULL when the caller does not need it. */
   char *event_id_out;     /* at least 37 bytes */
@@ -94,9 +116,13 @@ typedef struct outbox_event {
 
 /* Inserts ev into <schema>.outbox on c, inside the caller's open
  * transaction (ERR_INVAL when none is open or ev is malformed). The row
- * commits or rolls back with the caller's change. schema is a trusted
- * compile-time identifier ("orders"), never user input. Errors: ERR_INVAL,
- * ERR_NOMEM, libs/db's mapping. */
+ * commits or rolls back with the caller's change; the caller kicks the
+ * relay after its commit. schema is a trusted compile-time identifier
+ * ("orders", [a-z_][a-z0-9_]*, at most 63 bytes), never user input. The
+ * row is inserted under the caller's transaction settings, so with RLS
+ * its tenant_id must be one the transaction may write. Errors: ERR_INVAL,
+ * ERR_TOOBIG (payload), libs/db's mapping (a malformed tenant_id is
+ * ERR_INVAL). */
 int outbox_append(db_conn *c, const char *schema,
                   const outbox_event *ev) WARN_UNUSED;
 
@@ -109,18 +135,21 @@ typedef struct outbox_options {
   const char *schema;  /* required: the service's schema ("orders") */
   const char *source;  /* required: the bus source ("orders"); also names
                           the Replay method "<source>.v1.Events/Replay" */
-  outbox_publish_fn publish; /* NULL: rows are only sequenced (Replay) */
+  outbox_publish_fn publish; /* NULL: rows are sequenced and marked
+                                published without a bus (Replay only) */
   void *publish_arg;
   int64_t poll_ms;     /* 0 -> 1000 */
-  size_t batch;        /* rows per pass step; 0 -> 256 */
+  size_t batch;        /* rows per pass step; 0 -> 256, at most 10000 */
   int64_t keep_ms;     /* published rows older than this are pruned by
                           the relay thread; 0 -> 7 days */
 } outbox_options;
 
 typedef struct outbox outbox;
 
-/* Creates the relay (not running). db is borrowed and must outlive it.
- * Errors: ERR_INVAL, ERR_NOMEM, ERR_INTERNAL. */
+/* Creates the relay (not running). opts is copied (its strings too); db
+ * is borrowed and must outlive it. No connection is made yet. Errors:
+ * ERR_INVAL (schema not [a-z_][a-z0-9_]* up to 63 bytes, source not
+ * [a-z0-9_.-] up to 64 bytes, negative times), ERR_NOMEM, ERR_INTERNAL. */
 int outbox_new(db_pool *db, const outbox_options *opts,
                outbox **out) WARN_UNUSED;
 
@@ -131,25 +160,33 @@ int outbox_start(outbox *ob) WARN_UNUSED;
  * wake-up is already pending). */
 void outbox_kick(outbox *ob);
 
-/* One relay pass on the calling thread (what the thread does): returns
- * ERR_OK and *published (optional) = events handed to publish, or
- * ERR_CONFLICT when another relay holds the lock (nothing done), or a
- * database error. For tests and tools. */
+/* One relay pass on the calling thread (what the thread does). *published
+ * (optional) = events that went out in this pass (handed to publish, or
+ * with no publish function just marked). Returns ERR_OK; ERR_CONFLICT
+ * when another relay holds the lock (nothing done); the publish
+ * function's error when it failed (the rows before it are marked, that
+ * one and the rest go out next pass); or a database error. For tests and
+ * tools. */
 int outbox_relay_once(outbox *ob, size_t *published) WARN_UNUSED;
 
 /* The highest seq given so far (0: none). */
 int outbox_last_seq(outbox *ob, uint64_t *out) WARN_UNUSED;
 
-/* Deletes published rows created more than keep_ms ago, keeping the row
- * with the highest seq (so max(seq) never goes back). *deleted optional. */
+/* Deletes published rows created more than keep_ms ago, as a prefix in
+ * seq order (a row is kept while a lower seq is kept, so the rows left
+ * are always a contiguous seq range and Replay can tell what is gone),
+ * and never the row with the highest seq (so max(seq) never goes back).
+ * *deleted optional. ERR_INVAL for keep_ms < 0, libs/db's errors. */
 int outbox_prune(outbox *ob, int64_t keep_ms, size_t *deleted) WARN_UNUSED;
 
 /* Registers "<source>.v1.Events/Replay" on srv: rpc.v1.ReplayRequest ->
  * rpc.v1.ReplayResponse with the sequenced events after after_seq in seq
- * order (limit 0 -> OUTBOX_REPLAY_DEFAULT, at most OUTBOX_REPLAY_MAX) and
- * last_seq; NOT_FOUND when events after after_seq were already pruned;
- * sequenced-but-unpublished rows are served too (they are committed
- * facts). Must be called before the server starts. */
+ * order (limit 0 -> OUTBOX_REPLAY_DEFAULT, at most OUTBOX_REPLAY_MAX, and
+ * about 2 MiB) and last_seq; NOT_FOUND when events after after_seq were
+ * already pruned; sequenced-but-unpublished rows are served too (they are
+ * committed facts). One consistent snapshot per answer. ob must outlive
+ * the server. Must be called before the server starts; errors as
+ * rpc_server_register. */
 int outbox_register_replay(outbox *ob, struct rpc_server *srv) WARN_UNUSED;
 
 /* Stops and joins the thread (if started) and frees ob. NULL-safe. */
