@@ -285,7 +285,7 @@ static void update_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   store_tenant s;
   int rc = store_get(t->c.deps.st, cl.tid, &s);
   if (rc == ERR_OK && (name != NULL || currency != NULL)) {
-    rc = outbox_changed_event("updated", s.id, s.slug, s.status, NULL, 0, &ev);
+    rc = events_changed("updated", s.id, s.slug, s.status, NULL, 0, &ev);
     if (rc == ERR_OK)
       rc = store_update(t->c.deps.st, cl.tid, name, currency, &ev, &s);
     if (rc == ERR_OK)
@@ -302,7 +302,7 @@ static void update_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   resp.tenant = &tpb;
   set_message(reply, &resp.base);
 out:
-  outbox_event_clear(&ev);
+  events_clear(&ev);
   tenants__v1__update_tenant_request__free_unpacked(req, NULL);
 }
 
@@ -413,8 +413,8 @@ static void add_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   int rc = store_get(t->c.deps.st, cl.tid, &s);
   const char *hosts[] = {host};
   if (rc == ERR_OK)
-    rc = outbox_changed_event("domain_added", s.id, s.slug, s.status, hosts, 1,
-                              &ev);
+    rc = events_changed("domain_added", s.id, s.slug, s.status, hosts, 1,
+                        &ev);
   store_domain d;
   if (rc == ERR_OK)
     rc = store_add_domain(t->c.deps.st, cl.tid, host, &ev, &d);
@@ -448,7 +448,7 @@ static void add_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   resp.domain = &dpb;
   set_message(reply, &resp.base);
 out:
-  outbox_event_clear(&ev);
+  events_clear(&ev);
   tenants__v1__add_domain_request__free_unpacked(req, NULL);
 }
 
@@ -476,8 +476,8 @@ static void remove_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   const char *hosts[] = {host};
   int rc = store_get(t->c.deps.st, cl.tid, &s);
   if (rc == ERR_OK)
-    rc = outbox_changed_event("domain_removed", s.id, s.slug, s.status, hosts,
-                              1, &ev);
+    rc = events_changed("domain_removed", s.id, s.slug, s.status, hosts, 1,
+                        &ev);
   if (rc == ERR_OK)
     rc = store_remove_domain(t->c.deps.st, cl.tid, host, &ev, &version);
   if (rc == ERR_NOTFOUND) {
@@ -494,7 +494,7 @@ static void remove_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
       TENANTS__V1__REMOVE_DOMAIN_RESPONSE__INIT;
   set_message(reply, &resp.base);
 out:
-  outbox_event_clear(&ev);
+  events_clear(&ev);
   tenants__v1__remove_domain_request__free_unpacked(req, NULL);
 }
 
@@ -581,7 +581,7 @@ static void set_status(tenants *t, const rpc_call *call, rpc_reply *reply,
   const char *change = strcmp(status, "suspended") == 0 ? "suspended"
                                                         : "resumed";
   if (rc == ERR_OK)
-    rc = outbox_changed_event(change, s.id, s.slug, status, hosts, n, &ev);
+    rc = events_changed(change, s.id, s.slug, status, hosts, n, &ev);
   bool changed = false;
   if (rc == ERR_OK)
     rc = store_set_status(t->c.deps.st, tenant_id, status, &ev, &s, &changed);
@@ -612,7 +612,7 @@ static void set_status(tenants *t, const rpc_call *call, rpc_reply *reply,
     set_message(reply, &resp.base);
   }
 out:
-  outbox_event_clear(&ev);
+  events_clear(&ev);
   free(ds);
   free(hosts);
 }

@@ -1,7 +1,6 @@
 /*
- * janitor.c - periodic reaping, status resync and outbox pruning (see
- * janitor.h). One thread; waits on a condition variable so stop is
- * prompt.
+ * janitor.c - periodic reaping and status resync (see janitor.h). One
+ * thread; waits on a condition variable so stop is prompt.
  */
 #include "services/tenants/janitor.h"
 
@@ -52,10 +51,6 @@ void janitor_run_once(const janitor_options *o) {
   if (rc != ERR_OK)
     log_warn("janitor: reaping failed", "error", err_str(rc));
   sync_statuses(o);
-  int64_t pruned = 0;
-  rc = store_outbox_prune(o->deps->st, o->outbox_keep_ms, &pruned);
-  if (rc != ERR_OK)
-    log_warn("janitor: pruning the outbox failed", "error", err_str(rc));
 }
 
 static void *janitor_main(void *arg) {
@@ -84,7 +79,7 @@ static void *janitor_main(void *arg) {
 int janitor_start(const janitor_options *opts, janitor **out) {
   *out = NULL;
   if (opts == NULL || opts->deps == NULL || opts->interval_ms <= 0 ||
-      opts->provisioning_max_age_ms < 0 || opts->outbox_keep_ms <= 0)
+      opts->provisioning_max_age_ms < 0 || opts->status_recent_ms < 0)
     return ERR_INVAL;
   janitor *j = calloc(1, sizeof *j);
   if (j == NULL)

@@ -7,10 +7,10 @@
  *   - writes tenant:status:<id> to Redis for every suspended tenant and
  *     every tenant changed within the last status_recent_ms, so that a
  *     Redis that lost its data, or a status write that failed or raced,
- *     is repaired;
- *   - prunes outbox rows older than outbox_keep_ms.
+ *     is repaired.
  * Each task's failure is logged and retried next time; none stops the
- * others.
+ * others. (Old tenants.changed events are pruned by the outbox relay
+ * itself, libs/outbox.)
  */
 #ifndef TENANTS_JANITOR_H
 #define TENANTS_JANITOR_H
@@ -25,7 +25,6 @@ typedef struct janitor_options {
   int64_t interval_ms;             /* > 0 */
   int64_t provisioning_max_age_ms; /* >= 0 */
   int64_t status_recent_ms;        /* >= 0 */
-  int64_t outbox_keep_ms;          /* > 0 */
 } janitor_options;
 
 typedef struct janitor janitor;

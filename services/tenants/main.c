@@ -1,7 +1,7 @@
 /*
  * main.c - the tenants service: configuration, start-up and shutdown; the
- * work is in handlers.c, provision.c, outbox.c and janitor.c (see
- * README.md for every setting).
+ * work is in handlers.c, provision.c and janitor.c, the events' relay in
+ * libs/outbox (see README.md for every setting).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,12 +11,13 @@
 #include "libs/bus/bus.h"
 #include "libs/cache/cache.h"
 #include "libs/obs/log.h"
+#include "libs/outbox/outbox.h"
 #include "libs/paseto/paseto.h"
 #include "libs/svc/svc.h"
 #include "services/tenants/access.h"
+#include "services/tenants/events.h"
 #include "services/tenants/handlers.h"
 #include "services/tenants/janitor.h"
-#include "services/tenants/outbox.h"
 #include "services/tenants/rescache.h"
 
 static const cfg_entry config[] = {
@@ -47,7 +48,7 @@ static const cfg_entry config[] = {
      .description = "unfinished tenants older than this are reaped"},
     {.name = "TENANTS_JANITOR_INTERVAL", .kind = CFG_DURATION_MS, .def = "30s",
      .min = 100, .max = 86400000,
-     .description = "reaper / status resync / outbox pruning period"},
+     .description = "reaper / status resync period"},
     {.name = "TENANTS_STATUS_RESYNC_WINDOW", .kind = CFG_DURATION_MS,
      .def = "10m", .min = 0, .max = 604800000,
      .description = "active tenants changed this recently get their Redis "
@@ -79,8 +80,10 @@ typedef struct app {
 
 static int check_redis(void *arg) { return cache_ping(arg) == ERR_OK ? 0 : 1; }
 
+/* The relay's publish function: a->bus is set before the relay starts. */
 static int publish(void *arg, const Rpc__V1__Event *ev) {
-  return bus_publish_event(arg, ev);
+  const app *a = arg;
+  return bus_publish_event(a->bus, ev);
 }
 
 static int open_redis(svc *s, app *a) {
@@ -98,17 +101,32 @@ static int open_redis(svc *s, app *a) {
   return admin_add_check(svc_admin(s), "redis", check_redis, a->redis);
 }
 
-/* The publisher continues the sequence the outbox already handed out. */
-static int open_bus(svc *s, app *a) {
-  const char *url = cfg_str(svc_cfg(s), "BUS_LISTEN");
-  if (url == NULL || url[0] == '\0') {
+/* The relay (not started yet), then the publisher, which continues the
+ * sequence the outbox already handed out. Without BUS_LISTEN the relay
+ * still numbers the events, for Replay. */
+static int open_events(svc *s, app *a) {
+  const cfg *c = svc_cfg(s);
+  const char *url = cfg_str(c, "BUS_LISTEN");
+  bool bus = url != NULL && url[0] != '\0';
+  outbox_options o = {
+      .schema = EVENTS_SCHEMA,
+      .source = EVENTS_SOURCE,
+      .publish = bus ? publish : NULL,
+      .publish_arg = a,
+      .poll_ms = cfg_duration_ms(c, "TENANTS_OUTBOX_POLL"),
+      .keep_ms = cfg_duration_ms(c, "TENANTS_OUTBOX_KEEP"),
+  };
+  int rc = outbox_new(svc_db(s), &o, &a->events);
+  if (rc != ERR_OK)
+    return rc;
+  if (!bus) {
     log_warn("BUS_LISTEN not set: tenants.changed only through Replay");
     return ERR_OK;
   }
   uint64_t last = 0;
-  int rc = store_outbox_last_seq(a->store, &last);
+  rc = outbox_last_seq(a->events, &last);
   if (rc == ERR_OK)
-    rc = bus_publisher_new(url, OUTBOX_SOURCE, last, NULL, &a->bus);
+    rc = bus_publisher_new(url, EVENTS_SOURCE, last, NULL, &a->bus);
   if (rc != ERR_OK)
     log_error("cannot start the event publisher", "url", url, "error",
               err_str(rc));
@@ -127,7 +145,7 @@ static int tenants_init(svc *s, void *arg) {
   }
   rc = open_redis(s, a);
   if (rc == ERR_OK)
-    rc = open_bus(s, a);
+    rc = open_events(s, a);
   if (rc != ERR_OK)
     return rc;
 
@@ -152,10 +170,6 @@ static int tenants_init(svc *s, void *arg) {
     log_warn("TENANTS_OPERATOR_SECRET not set: Suspend/Resume disabled");
   rc = rescache_new(a->redis, cfg_duration_ms(c, "TENANTS_RESOLVE_CACHE_TTL"),
                     &a->rcache);
-  if (rc != ERR_OK)
-    return rc;
-  rc = outbox_new(a->store, a->bus ? publish : NULL, a->bus,
-                  cfg_duration_ms(c, "TENANTS_OUTBOX_POLL"), &a->events);
   if (rc != ERR_OK)
     return rc;
 
@@ -184,7 +198,7 @@ static int tenants_init(svc *s, void *arg) {
   }
   rc = tenants_register(a->handlers, svc_rpc(s));
   if (rc == ERR_OK)
-    rc = outbox_register(a->events, svc_rpc(s));
+    rc = outbox_register_replay(a->events, svc_rpc(s));
   if (rc == ERR_OK)
     rc = outbox_start(a->events);
   if (rc != ERR_OK)
@@ -195,7 +209,6 @@ static int tenants_init(svc *s, void *arg) {
       .provisioning_max_age_ms =
           cfg_duration_ms(c, "TENANTS_PROVISIONING_MAX_AGE"),
       .status_recent_ms = cfg_duration_ms(c, "TENANTS_STATUS_RESYNC_WINDOW"),
-      .outbox_keep_ms = cfg_duration_ms(c, "TENANTS_OUTBOX_KEEP"),
   };
   return janitor_start(&jo, &a->janitor);
 }

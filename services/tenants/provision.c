@@ -185,10 +185,10 @@ void provision_create_tenant(const provision_deps *d, const char *slug,
 
   /* 3. visible from now on; the event commits with it */
   store_event ev;
-  rc = outbox_changed_event("created", id, slug, "active", NULL, 0, &ev);
+  rc = events_changed("created", id, slug, "active", NULL, 0, &ev);
   if (rc == ERR_OK) {
     rc = store_activate(d->st, id, &ev, &out->tenant);
-    outbox_event_clear(&ev);
+    events_clear(&ev);
   }
   if (rc != ERR_OK) {
     log_warn("activating a tenant failed; undoing", "tenant_id", id, "error",

@@ -46,9 +46,10 @@
 
 #include "libs/base/err.h"
 #include "libs/db/db.h"
+#include "libs/outbox/outbox.h"
 #include "libs/rpc/rpc.h"
 #include "proto/auth/v1/auth.pb-c.h"
-#include "services/tenants/outbox.h"
+#include "services/tenants/events.h"
 #include "services/tenants/rescache.h"
 #include "services/tenants/store.h"
 
@@ -59,7 +60,7 @@ typedef struct provision_deps {
   store *st;                 /* borrowed, all of them */
   rpc_client *auth;
   rescache *cache;           /* may be NULL */
-  outbox *events;            /* may be NULL */
+  outbox *events;            /* the relay to kick; may be NULL */
   uint32_t owner_timeout_ms; /* the CreateUser call at most; 0 -> 10000 */
   bool crash_after_owner;    /* test hook, see above */
 } provision_deps;

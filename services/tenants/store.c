@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "libs/base/strutil.h"
+#include "libs/outbox/outbox.h"
+#include "services/tenants/events.h"
 
 #define TX_RETRIES 3
 
@@ -21,9 +23,6 @@
 #define TENANT_COLS                                                        \
   "id::text, slug, name, currency, status, "                               \
   "floor(extract(epoch FROM created_at) * 1000)::bigint, version"
-
-/* Advisory lock key of the outbox sequencer: any constant unique to it. */
-#define OUTBOX_LOCK_KEY "7102000001"
 
 /* ------------------------------------------------------------ set-up --- */
 
@@ -136,20 +135,18 @@ static int one_tenant(db_conn *c, const char *sql, const db_param *ps, int n,
   return rc;
 }
 
-/* Writes an outbox row for tenant_id (NULL ev: nothing). */
-static int outbox_insert(db_conn *c, const char *tenant_id,
-                         const store_event *ev) {
+/* Writes the change's event for tenant_id into the outbox, in the
+ * change's transaction (NULL ev: nothing). */
+static int event_insert(db_conn *c, const char *tenant_id,
+                        const store_event *ev) {
   if (ev == NULL)
     return ERR_OK;
-  char eid[UUID_STR_LEN + 1];
-  uuid_v7_str(eid);
-  db_param ps[] = {db_text(eid), db_text("tenants.changed"),
-                   db_text(ev->type), db_text(tenant_id),
-                   db_bytes(ev->payload, ev->len)};
-  return db_exec(c,
-                 "INSERT INTO tenants.outbox (event_id, topic, type, "
-                 "tenant_id, payload) VALUES ($1::uuid, $2, $3, $4::uuid, $5)",
-                 ps, DB_NPARAMS(ps), NULL);
+  outbox_event oe = {.topic = EVENTS_TOPIC,
+                     .type = ev->type,
+                     .tenant_id = tenant_id,
+                     .payload = ev->payload,
+                     .len = ev->len};
+  return outbox_append(c, EVENTS_SCHEMA, &oe);
 }
 
 /* ------------------------------------------------------------ tenants --- */
@@ -195,7 +192,7 @@ static int activate_fn(db_conn *c, void *ud) {
                       ps, 1, a->out);
   if (rc != ERR_OK)
     return rc;
-  return outbox_insert(c, a->id, a->ev);
+  return event_insert(c, a->id, a->ev);
 }
 
 int store_activate(store *st, const char *id, const store_event *ev,
@@ -303,7 +300,7 @@ static int update_fn(db_conn *c, void *ud) {
                       ps, DB_NPARAMS(ps), a->out);
   if (rc != ERR_OK)
     return rc;
-  return outbox_insert(c, a->id, a->ev);
+  return event_insert(c, a->id, a->ev);
 }
 
 int store_update(store *st, const char *tenant_id, const char *name,
@@ -342,7 +339,7 @@ static int status_fn(db_conn *c, void *ud) {
                   us, DB_NPARAMS(us), a->out);
   if (rc != ERR_OK)
     return rc;
-  return outbox_insert(c, a->id, a->ev);
+  return event_insert(c, a->id, a->ev);
 }
 
 int store_set_status(store *st, const char *tenant_id, const char *status,
@@ -457,7 +454,7 @@ static int add_domain_fn(db_conn *c, void *ud) {
   db_result_free(r);
   if (rc != ERR_OK)
     return rc;
-  return outbox_insert(c, a->tenant_id, a->ev);
+  return event_insert(c, a->tenant_id, a->ev);
 }
 
 int store_add_domain(store *st, const char *tenant_id, const char *host,
@@ -483,7 +480,7 @@ static int remove_domain_fn(db_conn *c, void *ud) {
   db_result_free(r);
   if (rc != ERR_OK)
     return rc;
-  return outbox_insert(c, a->tenant_id, a->ev);
+  return event_insert(c, a->tenant_id, a->ev);
 }
 
 int store_remove_domain(store *st, const char *tenant_id, const char *host,
@@ -560,215 +557,4 @@ int store_statuses_to_sync(store *st, int64_t recent_ms, store_status *out,
   *n = 0;
   sync_args a = {recent_ms, out, cap, n};
   return run(st, NULL, statuses_fn, &a);
-}
-
-/* ------------------------------------------------------------- outbox --- */
-
-void store_outbox_rows_free(store_outbox_row *rows, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    free(rows[i].payload);
-    rows[i].payload = NULL;
-  }
-}
-
-#define OUTBOX_COLS                                                        \
-  "event_id::text, topic, type, coalesce(tenant_id::text, ''), payload, "  \
-  "floor(extract(epoch FROM created_at) * 1000)::bigint, seq"
-
-static int read_rows(const db_result *r, store_outbox_row *rows, size_t cap,
-                     size_t *n) {
-  *n = 0;
-  for (int i = 0; i < db_nrows(r) && (size_t)i < cap; i++) {
-    store_outbox_row *o = &rows[i];
-    memset(o, 0, sizeof *o);
-    copy_cell(o->event_id, sizeof o->event_id, r, i, 0);
-    copy_cell(o->topic, sizeof o->topic, r, i, 1);
-    copy_cell(o->type, sizeof o->type, r, i, 2);
-    copy_cell(o->tenant_id, sizeof o->tenant_id, r, i, 3);
-    int64_t seq = 0;
-    int rc = db_get_bytes(r, i, 4, &o->payload, &o->len);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, i, 5, &o->time_unix_ms);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, i, 6, &seq);
-    if (rc != ERR_OK) {
-      free(o->payload);
-      o->payload = NULL;
-      store_outbox_rows_free(rows, *n);
-      *n = 0;
-      return rc;
-    }
-    o->seq = (uint64_t)seq;
-    (*n)++;
-  }
-  return ERR_OK;
-}
-
-typedef struct seq_args {
-  store_outbox_row *rows;
-  size_t cap;
-  size_t *n;
-} seq_args;
-
-static int sequence_fn(db_conn *c, void *ud) {
-  seq_args *a = ud;
-  store_outbox_rows_free(a->rows, *a->n); /* a retried attempt */
-  *a->n = 0;
-  db_result *r = NULL;
-  int rc = db_exec(c, "SELECT pg_try_advisory_xact_lock(" OUTBOX_LOCK_KEY ")",
-                   NULL, 0, &r);
-  if (rc != ERR_OK)
-    return rc;
-  bool locked = false;
-  rc = db_get_bool(r, 0, 0, &locked);
-  db_result_free(r);
-  if (rc != ERR_OK || !locked)
-    return rc;
-  /* Number the oldest unsequenced rows after the highest seq so far: the
-   * window function gives 1, 2, 3, ... in id order. */
-  db_param ps[] = {db_int64((int64_t)a->cap)};
-  rc = db_exec(c,
-               "WITH next AS ("
-               "  SELECT id, (SELECT coalesce(max(seq), 0) FROM tenants.outbox)"
-               "         + row_number() OVER (ORDER BY id) AS seq"
-               "  FROM tenants.outbox WHERE seq IS NULL ORDER BY id LIMIT $1)"
-               " UPDATE tenants.outbox o SET seq = next.seq, "
-               " published_at = now() FROM next WHERE o.id = next.id "
-               " RETURNING o.event_id::text, o.topic, o.type, "
-               " coalesce(o.tenant_id::text, ''), o.payload, "
-               " floor(extract(epoch FROM o.created_at) * 1000)::bigint, o.seq",
-               ps, 1, &r);
-  if (rc != ERR_OK)
-    return rc;
-  rc = read_rows(r, a->rows, a->cap, a->n);
-  db_result_free(r);
-  if (rc != ERR_OK)
-    return rc;
-  /* RETURNING has no defined order: sort by seq (small n, insertion). */
-  for (size_t i = 1; i < *a->n; i++) {
-    store_outbox_row t = a->rows[i];
-    size_t j = i;
-    while (j > 0 && a->rows[j - 1].seq > t.seq) {
-      a->rows[j] = a->rows[j - 1];
-      j--;
-    }
-    a->rows[j] = t;
-  }
-  return ERR_OK;
-}
-
-int store_outbox_sequence(store *st, store_outbox_row *rows, size_t cap,
-                          size_t *n) {
-  *n = 0;
-  seq_args a = {rows, cap, n};
-  int rc = run(st, NULL, sequence_fn, &a);
-  if (rc != ERR_OK) {
-    store_outbox_rows_free(rows, *n);
-    *n = 0;
-  }
-  return rc;
-}
-
-typedef struct replay_args {
-  uint64_t after;
-  store_outbox_row *rows;
-  size_t cap;
-  size_t *n;
-  uint64_t *last;
-} replay_args;
-
-static int replay_fn(db_conn *c, void *ud) {
-  replay_args *a = ud;
-  store_outbox_rows_free(a->rows, *a->n);
-  *a->n = 0;
-  db_result *r = NULL;
-  int rc = db_exec(c,
-                   "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) "
-                   "FROM tenants.outbox WHERE seq IS NOT NULL",
-                   NULL, 0, &r);
-  if (rc != ERR_OK)
-    return rc;
-  int64_t lo = 0, hi = 0;
-  rc = db_get_int64(r, 0, 0, &lo);
-  if (rc == ERR_OK)
-    rc = db_get_int64(r, 0, 1, &hi);
-  db_result_free(r);
-  if (rc != ERR_OK)
-    return rc;
-  *a->last = (uint64_t)hi;
-  if ((uint64_t)hi <= a->after)
-    return ERR_OK;
-  if (a->after + 1 < (uint64_t)lo)
-    return ERR_NOTFOUND; /* pruned */
-  db_param ps[] = {db_int64((int64_t)a->after), db_int64((int64_t)a->cap)};
-  rc = db_exec(c,
-               "SELECT " OUTBOX_COLS " FROM tenants.outbox WHERE seq > $1 "
-               "ORDER BY seq LIMIT $2",
-               ps, DB_NPARAMS(ps), &r);
-  if (rc != ERR_OK)
-    return rc;
-  rc = read_rows(r, a->rows, a->cap, a->n);
-  db_result_free(r);
-  return rc;
-}
-
-int store_outbox_replay(store *st, uint64_t after_seq,
-                        store_outbox_row *rows, size_t cap, size_t *n,
-                        uint64_t *last_seq) {
-  *n = 0;
-  *last_seq = 0;
-  if (after_seq > (uint64_t)INT64_MAX)
-    return ERR_INVAL;
-  replay_args a = {after_seq, rows, cap, n, last_seq};
-  int rc = run(st, NULL, replay_fn, &a);
-  if (rc != ERR_OK) {
-    store_outbox_rows_free(rows, *n);
-    *n = 0;
-  }
-  return rc;
-}
-
-static int last_seq_fn(db_conn *c, void *ud) {
-  db_result *r = NULL;
-  int rc = db_exec(c, "SELECT coalesce(max(seq), 0) FROM tenants.outbox",
-                   NULL, 0, &r);
-  if (rc != ERR_OK)
-    return rc;
-  int64_t v = 0;
-  rc = db_get_int64(r, 0, 0, &v);
-  db_result_free(r);
-  *(uint64_t *)ud = (uint64_t)v;
-  return rc;
-}
-
-int store_outbox_last_seq(store *st, uint64_t *last_seq) {
-  *last_seq = 0;
-  return run(st, NULL, last_seq_fn, last_seq);
-}
-
-typedef struct prune_args {
-  int64_t keep_ms;
-  int64_t *deleted;
-} prune_args;
-
-static int prune_fn(db_conn *c, void *ud) {
-  prune_args *a = ud;
-  db_param ps[] = {db_int64(a->keep_ms)};
-  db_result *r = NULL;
-  int rc = db_exec(c,
-                   "DELETE FROM tenants.outbox WHERE seq IS NOT NULL AND "
-                   "created_at < now() - make_interval(secs => $1::bigint "
-                   "/ 1000.0) AND seq < (SELECT max(seq) FROM tenants.outbox)",
-                   ps, 1, &r);
-  if (rc == ERR_OK && a->deleted != NULL)
-    *a->deleted = db_affected(r);
-  db_result_free(r);
-  return rc;
-}
-
-int store_outbox_prune(store *st, int64_t keep_ms, int64_t *deleted) {
-  if (deleted != NULL)
-    *deleted = 0;
-  prune_args a = {keep_ms, deleted};
-  return run(st, NULL, prune_fn, &a);
 }

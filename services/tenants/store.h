@@ -1,17 +1,19 @@
 /*
- * store.h - the tenants service's SQL: tenants, custom domains and the
- * outbox of tenants.changed events, in schema "tenants".
+ * store.h - the tenants service's SQL: tenants and custom domains, in
+ * schema "tenants", and the tenants.changed events written with them.
  *
  * Every function runs its own transaction (db_with_tx, retried on
  * serialisation failures), as the store's role (store_new), in one of two
  * scopes, matching the row-level
  * security policies of migrations/0001_tenants.sql:
  *   - directory scope (app.directory = 'on'): lookups across tenants -
- *     Resolve, creation, Suspend/Resume, the reaper, the relay;
+ *     Resolve, creation, Suspend/Resume, the reaper;
  *   - tenant scope (app.tenant_id = the caller's tenant): member calls;
  *     every query also filters on the tenant id explicitly.
- * Changes that others must hear about write their outbox event in the
- * same transaction (the payload is the caller's serialised TenantChanged).
+ * Changes that others must hear about write their event into
+ * tenants.outbox in the same transaction (libs/outbox's outbox_append;
+ * the payload is the caller's serialised TenantChanged, events.h); the
+ * relay of libs/outbox publishes it after the commit.
  *
  * Errors are libs/db's: ERR_EXISTS (unique violation: slug or host
  * taken), ERR_NOTFOUND, ERR_CONFLICT (after retries), ERR_TIMEOUT,
@@ -165,44 +167,5 @@ typedef struct store_status {
 } store_status;
 int store_statuses_to_sync(store *st, int64_t recent_ms, store_status *out,
                            size_t cap, size_t *n) WARN_UNUSED;
-
-/* ------------------------------------------------------------- outbox --- */
-
-/* One outbox row. Strings are NUL-terminated; payload is malloc'd. */
-typedef struct store_outbox_row {
-  char event_id[UUID_STR_LEN + 1];
-  char topic[64];
-  char type[64];
-  char tenant_id[UUID_STR_LEN + 1];
-  uint8_t *payload;
-  size_t len;
-  int64_t time_unix_ms;
-  uint64_t seq;
-} store_outbox_row;
-
-/* Frees the payloads of rows[0..n). */
-void store_outbox_rows_free(store_outbox_row *rows, size_t n);
-
-/* Gives the oldest rows without a seq the next seqs (under a transaction
- * advisory lock, so replicas never hand out a seq twice; another replica
- * holding it gives *n = 0 at once) and returns them in seq order, at most
- * cap. The caller publishes them and frees the payloads. */
-int store_outbox_sequence(store *st, store_outbox_row *rows, size_t cap,
-                          size_t *n) WARN_UNUSED;
-
-/* Rows with seq > after_seq in seq order, at most cap; *last_seq gets the
- * highest seq handed out (0 when none). ERR_NOTFOUND when rows after
- * after_seq were pruned already (the caller cannot be served). */
-int store_outbox_replay(store *st, uint64_t after_seq,
-                        store_outbox_row *rows, size_t cap, size_t *n,
-                        uint64_t *last_seq) WARN_UNUSED;
-
-/* The highest seq handed out so far (0 when none). */
-int store_outbox_last_seq(store *st, uint64_t *last_seq) WARN_UNUSED;
-
-/* Deletes sequenced rows older than keep_ms, but never the newest one (it
- * carries the last seq). *deleted (optional) gets the count. */
-int store_outbox_prune(store *st, int64_t keep_ms,
-                       int64_t *deleted) WARN_UNUSED;
 
 #endif

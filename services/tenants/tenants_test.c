@@ -11,7 +11,7 @@
 
 #include "proto/tenants/v1/tenants.pb-c.h"
 #include "services/tenants/access.h"
-#include "services/tenants/outbox.h"
+#include "services/tenants/events.h"
 #include "services/tenants/rescache.h"
 #include "services/tenants/validate.h"
 
@@ -192,9 +192,9 @@ END_TEST
 START_TEST(changed_event_round_trips) {
   const char *hosts[] = {"a.example.com", "b.example.com"};
   store_event ev;
-  ck_assert_int_eq(outbox_changed_event("domain_added",
-                                        "0190f0a2-1c4b-7cde-8f00-00000000000a",
-                                        "pizza", "active", hosts, 2, &ev),
+  ck_assert_int_eq(events_changed("domain_added",
+                                  "0190f0a2-1c4b-7cde-8f00-00000000000a",
+                                  "pizza", "active", hosts, 2, &ev),
                    ERR_OK);
   ck_assert_str_eq(ev.type, "TenantChanged");
   Tenants__V1__TenantChanged *tc =
@@ -207,20 +207,20 @@ START_TEST(changed_event_round_trips) {
   ck_assert_uint_eq(tc->n_hosts, 2);
   ck_assert_str_eq(tc->hosts[1], "b.example.com");
   tenants__v1__tenant_changed__free_unpacked(tc, NULL);
-  outbox_event_clear(&ev);
+  events_clear(&ev);
   ck_assert_ptr_null(ev.payload);
-  outbox_event_clear(NULL);
+  events_clear(NULL);
   /* no hosts, no slug */
-  ck_assert_int_eq(outbox_changed_event("suspended",
-                                        "0190f0a2-1c4b-7cde-8f00-00000000000a",
-                                        NULL, NULL, NULL, 0, &ev),
+  ck_assert_int_eq(events_changed("suspended",
+                                  "0190f0a2-1c4b-7cde-8f00-00000000000a",
+                                  NULL, NULL, NULL, 0, &ev),
                    ERR_OK);
   tc = tenants__v1__tenant_changed__unpack(NULL, ev.len, ev.payload);
   ck_assert_ptr_nonnull(tc);
   ck_assert_str_eq(tc->slug, "");
   ck_assert_uint_eq(tc->n_hosts, 0);
   tenants__v1__tenant_changed__free_unpacked(tc, NULL);
-  outbox_event_clear(&ev);
+  events_clear(&ev);
 }
 END_TEST
 
