@@ -6,11 +6,11 @@
  * Design. All endpoints of an address are dialled on the same req0
  * socket, so nng itself spreads requests over the connected pipes (it
  * sends on the first idle pipe and moves it to the back) and a replica
- * that dies simply loses its pipe. A dns+tcp:// name is resolved in a
- * background thread every resolve_interval_ms; the set of dialers is
- * reconciled with the resolved IPs (new ones dialled, vanished ones
- * closed; a failed lookup keeps the last good answer, so a DNS blip does
- * not disconnect a healthy service).
+ * that dies simply loses its pipe. The address list, the re-resolution
+ * of dns+tcp:// names every resolve_interval_ms and the reconciling of
+ * the dialers with the resolved IPs (a failed lookup keeps the last good
+ * answer, so a DNS blip does not disconnect a healthy service) are the
+ * dialset's (dialset.h), shared with the bus subscriber.
  *
  * nng's REQ resend is disabled (NNG_OPT_REQ_RESENDTIME =
  * NNG_DURATION_INFINITE on the socket and on every context). In nng 1.5.2
@@ -21,9 +21,10 @@
  *
  * "No peer": req0 with no connected pipe accepts a send and queues it
  * until a pipe appears, which is indistinguishable from a slow server.
- * So the client counts connected pipes with nng_pipe_notify (ADD_POST /
- * REM_POST) and an attempt first waits at most connect_wait_ms for the
- * count to be non-zero; and the send itself has the same timeout (in
+ * So the client counts connected pipes (the dialset does, with
+ * nng_pipe_notify ADD_POST / REM_POST) and an attempt first waits at
+ * most connect_wait_ms for the count to be non-zero; and the send
+ * itself has the same timeout (in
  * req0 a context's send completes only when the message is handed to a
  * pipe). Either failure means the request surely never left this
  * process, so it is retried even for non-idempotent calls. After the
@@ -35,9 +36,6 @@
  * request, so a late reply to a timed-out attempt is discarded by nng)
  * and returns it.
  */
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
@@ -47,20 +45,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
-#include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
+#include "libs/rpc/dialset.h"
 #include "libs/rpc/rpc.h"
 #include "libs/rpc/rpc_internal.h"
 #include "proto/rpc/v1/rpc.pb-c.h"
 
 #define MAX_DIALERS 256
-#define MAX_PIPES 1024
 #define METHOD_CACHE 512       /* slots; power of two */
 #define METHOD_CACHE_MAX 256   /* distinct methods before "_other" */
 #define OTHER_METHOD_LABEL "_other"
@@ -78,43 +74,10 @@ typedef struct method_metrics {
   metrics_child *duration;
 } method_metrics;
 
-typedef struct dialer_entry {
-  char url[RPC_MAX_URL_LEN];
-  nng_dialer d;
-} dialer_entry;
-
-/* Last good resolution of one endpoint. */
-typedef struct ep_state {
-  rpc_endpoint ep;
-  char urls[RPC_MAX_ENDPOINTS][RPC_MAX_URL_LEN];
-  size_t nurls;
-  bool failing; /* last lookup failed (logged once per failure streak) */
-} ep_state;
-
 struct rpc_client {
   rpc_client_options opt;
-  ep_state eps[RPC_MAX_ENDPOINTS];
-  size_t neps;
-  bool any_dns;
-
   nng_socket sock;
-
-  /* Connected pipes, maintained by pipe notifications. */
-  pthread_mutex_t pipe_mu;
-  pthread_cond_t pipe_cv;
-  uint32_t pipe_ids[MAX_PIPES];
-  size_t npipes;
-  _Atomic size_t npipes_fast; /* copy of npipes readable without the lock */
-
-  /* Dialers; touched only by rpc_client_new and the resolver thread. */
-  dialer_entry dialers[MAX_DIALERS];
-  size_t ndialers;
-
-  pthread_t resolver;
-  bool resolver_started;
-  pthread_mutex_t res_mu;
-  pthread_cond_t res_cv;
-  bool stopping;
+  dialset *ds; /* the address: dialers, re-resolution, connected pipes */
 
   pthread_mutex_t pool_mu;
   call_ctx *pool;
@@ -151,11 +114,6 @@ static void families_init(void) {
 /* ---------------------------------------------------------------- */
 /* Small helpers                                                      */
 /* ---------------------------------------------------------------- */
-
-static void abs_time(struct timespec *ts, int64_t mono_ns) {
-  ts->tv_sec = (time_t)(mono_ns / 1000000000);
-  ts->tv_nsec = (long)(mono_ns % 1000000000);
-}
 
 /* Milliseconds from now until deadline_ns, rounded up, at least 1. */
 static nng_duration ms_until(int64_t deadline_ns) {
@@ -254,196 +212,15 @@ static metrics_child *mm_calls(method_metrics *m, int code) {
 }
 
 /* ---------------------------------------------------------------- */
-/* Pipes and dialers                                                  */
+/* Connected replicas (counted by the dialset)                        */
 /* ---------------------------------------------------------------- */
 
-/* Runs on nng's threads; must not call into the socket. */
-static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg) {
-  rpc_client *c = arg;
-  uint32_t id = nng_pipe_id(p);
-  pthread_mutex_lock(&c->pipe_mu);
-  if (ev == NNG_PIPE_EV_ADD_POST) {
-    if (c->npipes < MAX_PIPES) c->pipe_ids[c->npipes++] = id;
-    atomic_store(&c->npipes_fast, c->npipes);
-    pthread_cond_broadcast(&c->pipe_cv);
-  } else if (ev == NNG_PIPE_EV_REM_POST) {
-    /* REM_POST also fires for pipes rejected before ADD_POST: only
-     * count down pipes that were counted up. */
-    for (size_t i = 0; i < c->npipes; i++) {
-      if (c->pipe_ids[i] == id) {
-        c->pipe_ids[i] = c->pipe_ids[--c->npipes];
-        atomic_store(&c->npipes_fast, c->npipes);
-        break;
-      }
-    }
-  }
-  pthread_mutex_unlock(&c->pipe_mu);
-}
-
 int rpc_client_connected(rpc_client *c) {
-  if (c == NULL) return 0;
-  pthread_mutex_lock(&c->pipe_mu);
-  int n = (int)c->npipes;
-  pthread_mutex_unlock(&c->pipe_mu);
-  return n;
-}
-
-/* Waits until at least n pipes or deadline_ns. True when reached. */
-static bool wait_pipes(rpc_client *c, size_t n, int64_t deadline_ns) {
-  /* Fast path without the lock: the common case is "connected". */
-  if (atomic_load_explicit(&c->npipes_fast, memory_order_relaxed) >= n) return true;
-  struct timespec until;
-  abs_time(&until, deadline_ns);
-  pthread_mutex_lock(&c->pipe_mu);
-  while (c->npipes < n) {
-    if (pthread_cond_timedwait(&c->pipe_cv, &c->pipe_mu, &until) != 0) break;
-  }
-  bool ok = c->npipes >= n;
-  pthread_mutex_unlock(&c->pipe_mu);
-  return ok;
+  return c != NULL ? (int)dialset_connected(c->ds) : 0;
 }
 
 int rpc_client_wait_connected(rpc_client *c, int n, uint32_t timeout_ms) {
-  if (c == NULL || n < 0) return ERR_INVAL;
-  int64_t deadline = time_mono_ns() + (int64_t)timeout_ms * 1000000;
-  return wait_pipes(c, (size_t)n, deadline) ? ERR_OK : ERR_TIMEOUT;
-}
-
-/* Resolves one dns endpoint into st->urls. Keeps the old list on
- * failure. */
-static void resolve_endpoint(ep_state *st) {
-  struct addrinfo hints;
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  struct addrinfo *res = NULL;
-  int rv = getaddrinfo(st->ep.host, NULL, &hints, &res);
-  if (rv != 0) {
-    if (!st->failing) {
-      log_warn("rpc client: name did not resolve", "host", st->ep.host,
-               "error", gai_strerror(rv));
-    }
-    st->failing = true;
-    return;
-  }
-  if (st->failing) log_info("rpc client: name resolves again", "host", st->ep.host);
-  st->failing = false;
-  char urls[RPC_MAX_ENDPOINTS][RPC_MAX_URL_LEN];
-  size_t n = 0;
-  for (struct addrinfo *ai = res; ai != NULL && n < RPC_MAX_ENDPOINTS;
-       ai = ai->ai_next) {
-    char ip[INET6_ADDRSTRLEN];
-    const void *src;
-    if (ai->ai_family == AF_INET) {
-      src = &((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr;
-    } else if (ai->ai_family == AF_INET6) {
-      src = &((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_addr;
-    } else {
-      continue;
-    }
-    if (inet_ntop(ai->ai_family, src, ip, sizeof(ip)) == NULL) continue;
-    char url[RPC_MAX_URL_LEN];
-    if (rpc_tcp_url(ip, st->ep.port, url, sizeof(url)) != ERR_OK) continue;
-    bool dup = false;
-    for (size_t i = 0; i < n && !dup; i++) dup = strcmp(urls[i], url) == 0;
-    if (!dup) {
-      str_copy(urls[n], url, sizeof(urls[n]));
-      n++;
-    }
-  }
-  freeaddrinfo(res);
-  if (n == 0) return;
-  memcpy(st->urls, urls, sizeof(urls));
-  st->nurls = n;
-}
-
-static void dialer_add(rpc_client *c, const char *url) {
-  if (c->ndialers >= MAX_DIALERS) {
-    log_warn("rpc client: too many endpoints, ignoring one", "url", url);
-    return;
-  }
-  dialer_entry *de = &c->dialers[c->ndialers];
-  if (nng_dialer_create(&de->d, c->sock, url) != 0) {
-    log_warn("rpc client: cannot create dialer", "url", url);
-    return;
-  }
-  (void)nng_dialer_set_size(de->d, NNG_OPT_RECVMAXSZ, c->opt.max_recv_bytes);
-  (void)nng_dialer_set_ms(de->d, NNG_OPT_RECONNMINT,
-                          (nng_duration)c->opt.reconnect_min_ms);
-  (void)nng_dialer_set_ms(de->d, NNG_OPT_RECONNMAXT,
-                          (nng_duration)c->opt.reconnect_max_ms);
-  /* Non-blocking: an unreachable replica is retried in the background
-   * instead of failing the client. */
-  if (nng_dialer_start(de->d, NNG_FLAG_NONBLOCK) != 0) {
-    nng_dialer_close(de->d);
-    log_warn("rpc client: cannot start dialer", "url", url);
-    return;
-  }
-  str_copy(de->url, url, sizeof(de->url));
-  c->ndialers++;
-}
-
-/* Makes the dialers match the endpoints' current URLs. */
-static void reconcile(rpc_client *c) {
-  /* Wanted set. */
-  static const size_t cap = MAX_DIALERS;
-  char(*want)[RPC_MAX_URL_LEN] = calloc(cap, RPC_MAX_URL_LEN);
-  if (want == NULL) return;
-  size_t nwant = 0;
-  for (size_t e = 0; e < c->neps; e++) {
-    for (size_t u = 0; u < c->eps[e].nurls && nwant < cap; u++) {
-      bool dup = false;
-      for (size_t i = 0; i < nwant && !dup; i++) {
-        dup = strcmp(want[i], c->eps[e].urls[u]) == 0;
-      }
-      if (!dup) str_copy(want[nwant++], c->eps[e].urls[u], RPC_MAX_URL_LEN);
-    }
-  }
-  /* Close dialers no longer wanted. */
-  for (size_t i = 0; i < c->ndialers;) {
-    bool keep = false;
-    for (size_t w = 0; w < nwant && !keep; w++) {
-      keep = strcmp(c->dialers[i].url, want[w]) == 0;
-    }
-    if (keep) {
-      i++;
-      continue;
-    }
-    log_info("rpc client: endpoint removed", "url", c->dialers[i].url);
-    nng_dialer_close(c->dialers[i].d);
-    c->dialers[i] = c->dialers[--c->ndialers];
-  }
-  /* Open the new ones. */
-  for (size_t w = 0; w < nwant; w++) {
-    bool have = false;
-    for (size_t i = 0; i < c->ndialers && !have; i++) {
-      have = strcmp(c->dialers[i].url, want[w]) == 0;
-    }
-    if (!have) dialer_add(c, want[w]);
-  }
-  free(want);
-}
-
-static void *resolver_main(void *arg) {
-  rpc_client *c = arg;
-  pthread_mutex_lock(&c->res_mu);
-  while (!c->stopping) {
-    struct timespec until;
-    abs_time(&until,
-             time_mono_ns() + (int64_t)c->opt.resolve_interval_ms * 1000000);
-    while (!c->stopping &&
-           pthread_cond_timedwait(&c->res_cv, &c->res_mu, &until) == 0) {
-    }
-    if (c->stopping) break;
-    pthread_mutex_unlock(&c->res_mu);
-    for (size_t e = 0; e < c->neps; e++) {
-      if (c->eps[e].ep.dns) resolve_endpoint(&c->eps[e]);
-    }
-    reconcile(c);
-    pthread_mutex_lock(&c->res_mu);
-  }
-  pthread_mutex_unlock(&c->res_mu);
-  return NULL;
+  return c != NULL ? dialset_wait_connected_ms(c->ds, n, timeout_ms) : ERR_INVAL;
 }
 
 /* ---------------------------------------------------------------- */
@@ -475,42 +252,34 @@ int rpc_client_new(const char *address, const rpc_client_options *opts,
   }
   if (o.backoff_base_ms > o.backoff_max_ms) o.backoff_base_ms = o.backoff_max_ms;
 
-  rpc_endpoint eps[RPC_MAX_ENDPOINTS];
-  size_t neps = 0;
-  if (rpc_address_parse(address, eps, RPC_MAX_ENDPOINTS, &neps) != ERR_OK) {
-    return ERR_INVAL;
+  /* The address: every replica dialled with the client's limits. */
+  const dialset_options dso = {
+      .who = "rpc client", .max_dialers = MAX_DIALERS,
+      .recv_max_bytes = o.max_recv_bytes, .resolve_interval_ms = o.resolve_interval_ms,
+      .reconnect_min_ms = o.reconnect_min_ms, .reconnect_max_ms = o.reconnect_max_ms};
+  dialset *ds = NULL;
+  int rc = dialset_new(address, &dso, &ds); /* ERR_INVAL (syntax), ERR_NOMEM */
+  if (rc != ERR_OK) return rc;
+  if (sodium_init() < 0) {
+    dialset_free(ds);
+    return ERR_INTERNAL;
   }
-  if (sodium_init() < 0) return ERR_INTERNAL;
   pthread_once(&fam_once, families_init);
 
   rpc_client *c = calloc(1, sizeof(*c));
-  if (c == NULL) return ERR_NOMEM;
-  c->opt = o;
-  c->neps = neps;
-  for (size_t i = 0; i < neps; i++) {
-    c->eps[i].ep = eps[i];
-    if (eps[i].dns) {
-      c->any_dns = true;
-    } else if (rpc_tcp_url(eps[i].host, eps[i].port, c->eps[i].urls[0],
-                           RPC_MAX_URL_LEN) == ERR_OK) {
-      c->eps[i].nurls = 1;
-    }
+  if (c == NULL) {
+    dialset_free(ds);
+    return ERR_NOMEM;
   }
+  c->opt = o;
+  c->ds = ds;
   c->other.method = strdup(OTHER_METHOD_LABEL);
   if (c->other.method == NULL) {
+    dialset_free(ds);
     free(c);
     return ERR_NOMEM;
   }
   mm_init(&c->other);
-
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_mutex_init(&c->pipe_mu, NULL);
-  pthread_cond_init(&c->pipe_cv, &ca);
-  pthread_mutex_init(&c->res_mu, NULL);
-  pthread_cond_init(&c->res_cv, &ca);
-  pthread_condattr_destroy(&ca);
   pthread_mutex_init(&c->pool_mu, NULL);
   pthread_mutex_init(&c->cache_mu, NULL);
 
@@ -521,31 +290,22 @@ int rpc_client_new(const char *address, const rpc_client_options *opts,
       nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT,
                         (nng_duration)o.reconnect_min_ms) != 0 ||
       nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT,
-                        (nng_duration)o.reconnect_max_ms) != 0 ||
-      nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, c) != 0 ||
-      nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_cb, c) != 0) {
+                        (nng_duration)o.reconnect_max_ms) != 0) {
     goto err;
   }
-
-  for (size_t e = 0; e < c->neps; e++) {
-    if (c->eps[e].ep.dns) resolve_endpoint(&c->eps[e]);
-  }
-  reconcile(c);
-  if (c->any_dns) {
-    if (pthread_create(&c->resolver, NULL, resolver_main, c) != 0) goto err;
-    c->resolver_started = true;
-  }
+  /* Resolves the names once and dials every address; then the resolver
+   * keeps dns+tcp names current. */
+  if (dialset_attach(ds, c->sock) != ERR_OK) goto err;
+  if (dialset_start_resolver(ds) != ERR_OK) goto err;
   *out = c;
   return ERR_OK;
 
 err:
+  dialset_stop(ds);
   nng_close(c->sock);
 err_nosock:
+  dialset_free(ds);
   free(c->other.method);
-  pthread_mutex_destroy(&c->pipe_mu);
-  pthread_cond_destroy(&c->pipe_cv);
-  pthread_mutex_destroy(&c->res_mu);
-  pthread_cond_destroy(&c->res_cv);
   pthread_mutex_destroy(&c->pool_mu);
   pthread_mutex_destroy(&c->cache_mu);
   free(c);
@@ -554,15 +314,10 @@ err_nosock:
 
 void rpc_client_free(rpc_client *c) {
   if (c == NULL) return;
-  if (c->resolver_started) {
-    pthread_mutex_lock(&c->res_mu);
-    c->stopping = true;
-    pthread_cond_broadcast(&c->res_cv);
-    pthread_mutex_unlock(&c->res_mu);
-    pthread_join(c->resolver, NULL);
-  }
+  dialset_stop(c->ds); /* no more dialling on a socket about to close */
   /* Closing the socket closes every context, dialer and pipe. */
   nng_close(c->sock);
+  dialset_free(c->ds);
   call_ctx *cc = c->pool;
   while (cc != NULL) {
     call_ctx *next = cc->next;
@@ -578,10 +333,6 @@ void rpc_client_free(rpc_client *c) {
     }
   }
   free(c->other.method);
-  pthread_mutex_destroy(&c->pipe_mu);
-  pthread_cond_destroy(&c->pipe_cv);
-  pthread_mutex_destroy(&c->res_mu);
-  pthread_cond_destroy(&c->res_cv);
   pthread_mutex_destroy(&c->pool_mu);
   pthread_mutex_destroy(&c->cache_mu);
   free(c);
@@ -647,7 +398,7 @@ static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
   /* 1. Some replica connected? (see the file comment on "no peer") */
   int64_t wait_until = time_mono_ns() + (int64_t)c->opt.connect_wait_ms * 1000000;
   if (wait_until > deadline_ns) wait_until = deadline_ns;
-  if (!wait_pipes(c, 1, wait_until)) {
+  if (!dialset_wait_connected(c->ds, 1, wait_until)) {
     ao->end = time_mono_ns() >= deadline_ns ? END_DEADLINE : END_NOT_SENT;
     ao->code = ao->end == END_DEADLINE ? RPC_DEADLINE_EXCEEDED : RPC_UNAVAILABLE;
     ao->why = "no server connected";

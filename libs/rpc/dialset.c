@@ -1,0 +1,467 @@
+/*
+ * dialset.c - the dialers behind one address list, reconciled with DNS,
+ * and the count of connected pipes (see dialset.h for the design).
+ *
+ * Locking. set_mu guards the resolution state and the dialer table: it
+ * is held for a whole resolve-and-reconcile, so the resolver thread and
+ * dialset_refresh never interleave (lookups are slow, but nothing else
+ * waits on set_mu except dialset_dialers, a test helper). res_mu/res_cv
+ * only wake the resolver for shutdown. pipe_mu/pipe_cv guard the pipe
+ * ids; npipes_fast mirrors their number for lock-free readers. The pipe
+ * callback runs on nng's threads and must not call into the socket.
+ */
+#include "libs/rpc/dialset.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "libs/base/strutil.h"
+#include "libs/base/timeutil.h"
+#include "libs/obs/log.h"
+#include "libs/rpc/rpc_internal.h"
+
+#define DEFAULT_MAX_DIALERS 256
+#define DEFAULT_RESOLVE_INTERVAL_MS 5000
+#define MAX_PIPES 1024
+
+_Static_assert(DIALSET_IP_LEN == INET6_ADDRSTRLEN, "dialset.h spells it out");
+
+/* One endpoint and its last good resolution. */
+typedef struct ep_state {
+  rpc_endpoint ep;
+  char urls[RPC_MAX_ENDPOINTS][RPC_MAX_URL_LEN];
+  size_t nurls;
+  bool failing; /* last lookup failed (logged once per failure streak) */
+} ep_state;
+
+typedef struct dialer_entry {
+  char url[RPC_MAX_URL_LEN];
+  nng_dialer d;
+} dialer_entry;
+
+struct dialset {
+  dialset_options o;
+  char who[32];
+
+  ep_state *eps;
+  size_t neps;
+  bool any_dns;
+
+  nng_socket sock;
+  bool attached;
+
+  pthread_mutex_t set_mu; /* eps' resolution state and the dialers */
+  dialer_entry *dialers;  /* o.max_dialers slots */
+  size_t ndialers;
+
+  pthread_t resolver;
+  bool resolver_started;
+  pthread_mutex_t res_mu;
+  pthread_cond_t res_cv;
+  bool stopping; /* under res_mu */
+
+  pthread_mutex_t pipe_mu;
+  pthread_cond_t pipe_cv;
+  uint32_t pipe_ids[MAX_PIPES];
+  size_t npipes;
+  _Atomic size_t npipes_fast; /* copy of npipes readable without the lock */
+};
+
+void dialset_options_init(dialset_options *o) {
+  memset(o, 0, sizeof(*o));
+  o->who = "dialset";
+  o->max_endpoints = RPC_MAX_ENDPOINTS;
+  o->max_dialers = DEFAULT_MAX_DIALERS;
+  o->resolve_interval_ms = DEFAULT_RESOLVE_INTERVAL_MS;
+}
+
+/* Logs "<who>: what" with up to two key/value pairs (k2 NULL: one). */
+static void ds_log(const dialset *ds, enum log_level level, const char *what,
+                   const char *k1, const char *v1, const char *k2,
+                   const char *v2) {
+  char msg[128];
+  snprintf(msg, sizeof(msg), "%s: %s", ds->who, what);
+  log_msg(level, msg, k1, v1, k2, v2, (char *)0);
+}
+
+static void abs_time(struct timespec *ts, int64_t mono_ns) {
+  ts->tv_sec = (time_t)(mono_ns / 1000000000);
+  ts->tv_nsec = (long)(mono_ns % 1000000000);
+}
+
+/* ---------------------------------------------------------------- */
+/* Resolution                                                         */
+/* ---------------------------------------------------------------- */
+
+/* The default resolver: getaddrinfo, IPv4 and IPv6. */
+static int resolve_getaddrinfo(void *arg, const char *host,
+                               char (*ips)[DIALSET_IP_LEN], size_t cap,
+                               size_t *n, const char **why) {
+  (void)arg;
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  struct addrinfo *res = NULL;
+  int rv = getaddrinfo(host, NULL, &hints, &res);
+  if (rv != 0) {
+    *why = gai_strerror(rv);
+    return ERR_UNAVAILABLE;
+  }
+  size_t k = 0;
+  for (struct addrinfo *ai = res; ai != NULL && k < cap; ai = ai->ai_next) {
+    const void *src;
+    if (ai->ai_family == AF_INET) {
+      src = &((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr;
+    } else if (ai->ai_family == AF_INET6) {
+      src = &((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_addr;
+    } else {
+      continue;
+    }
+    if (inet_ntop(ai->ai_family, src, ips[k], DIALSET_IP_LEN) != NULL) k++;
+  }
+  freeaddrinfo(res);
+  *n = k;
+  return ERR_OK;
+}
+
+/* Resolves one dns endpoint into st->urls. Keeps the old list when the
+ * lookup fails or finds nothing usable. Under set_mu. */
+static void resolve_endpoint(dialset *ds, ep_state *st) {
+  char ips[RPC_MAX_ENDPOINTS][DIALSET_IP_LEN];
+  size_t nips = 0;
+  const char *why = "lookup failed";
+  int rc = ds->o.resolve(ds->o.resolve_arg, st->ep.host, ips,
+                         RPC_MAX_ENDPOINTS, &nips, &why);
+  if (rc != ERR_OK) {
+    if (!st->failing) {
+      ds_log(ds, LOG_WARN, "name did not resolve", "host", st->ep.host,
+             "error", why != NULL ? why : "lookup failed");
+    }
+    st->failing = true;
+    return;
+  }
+  if (st->failing) {
+    ds_log(ds, LOG_INFO, "name resolves again", "host", st->ep.host, NULL,
+           NULL);
+  }
+  st->failing = false;
+  char urls[RPC_MAX_ENDPOINTS][RPC_MAX_URL_LEN];
+  size_t n = 0;
+  for (size_t i = 0; i < nips && i < RPC_MAX_ENDPOINTS; i++) {
+    char url[RPC_MAX_URL_LEN];
+    ips[i][DIALSET_IP_LEN - 1] = '\0';
+    if (rpc_tcp_url(ips[i], st->ep.port, url, sizeof(url)) != ERR_OK) continue;
+    bool dup = false;
+    for (size_t j = 0; j < n && !dup; j++) dup = strcmp(urls[j], url) == 0;
+    if (!dup) str_copy(urls[n++], url, RPC_MAX_URL_LEN);
+  }
+  if (n == 0) return;
+  memcpy(st->urls, urls, n * RPC_MAX_URL_LEN);
+  st->nurls = n;
+}
+
+/* ---------------------------------------------------------------- */
+/* Dialers                                                            */
+/* ---------------------------------------------------------------- */
+
+/* Under set_mu. */
+static void dialer_add(dialset *ds, const char *url) {
+  if (ds->ndialers >= ds->o.max_dialers) {
+    ds_log(ds, LOG_WARN, "too many addresses, ignoring one", "url", url, NULL,
+           NULL);
+    return;
+  }
+  dialer_entry *de = &ds->dialers[ds->ndialers];
+  if (nng_dialer_create(&de->d, ds->sock, url) != 0) {
+    ds_log(ds, LOG_WARN, "cannot create dialer", "url", url, NULL, NULL);
+    return;
+  }
+  if (ds->o.recv_max_bytes != 0) {
+    (void)nng_dialer_set_size(de->d, NNG_OPT_RECVMAXSZ, ds->o.recv_max_bytes);
+  }
+  if (ds->o.reconnect_min_ms != 0) {
+    (void)nng_dialer_set_ms(de->d, NNG_OPT_RECONNMINT,
+                            (nng_duration)ds->o.reconnect_min_ms);
+  }
+  if (ds->o.reconnect_max_ms != 0) {
+    (void)nng_dialer_set_ms(de->d, NNG_OPT_RECONNMAXT,
+                            (nng_duration)ds->o.reconnect_max_ms);
+  }
+  /* Non-blocking: a peer that is not up yet is retried in the background
+   * instead of failing the user. */
+  if (nng_dialer_start(de->d, NNG_FLAG_NONBLOCK) != 0) {
+    nng_dialer_close(de->d);
+    ds_log(ds, LOG_WARN, "cannot start dialer", "url", url, NULL, NULL);
+    return;
+  }
+  str_copy(de->url, url, sizeof(de->url));
+  ds->ndialers++;
+}
+
+/* Makes the dialers match the endpoints' current URLs. Under set_mu. */
+static void reconcile(dialset *ds) {
+  size_t cap = ds->o.max_dialers;
+  char(*want)[RPC_MAX_URL_LEN] = calloc(cap, RPC_MAX_URL_LEN);
+  if (want == NULL) return; /* try again at the next tick */
+  size_t nwant = 0;
+  for (size_t e = 0; e < ds->neps; e++) {
+    const ep_state *st = &ds->eps[e];
+    for (size_t u = 0; u < st->nurls && nwant < cap; u++) {
+      bool dup = false;
+      for (size_t i = 0; i < nwant && !dup; i++) {
+        dup = strcmp(want[i], st->urls[u]) == 0;
+      }
+      if (!dup) str_copy(want[nwant++], st->urls[u], RPC_MAX_URL_LEN);
+    }
+  }
+  /* Close the dialers no longer wanted. */
+  for (size_t i = 0; i < ds->ndialers;) {
+    bool keep = false;
+    for (size_t w = 0; w < nwant && !keep; w++) {
+      keep = strcmp(ds->dialers[i].url, want[w]) == 0;
+    }
+    if (keep) {
+      i++;
+      continue;
+    }
+    ds_log(ds, LOG_INFO, "address removed", "url", ds->dialers[i].url, NULL,
+           NULL);
+    nng_dialer_close(ds->dialers[i].d);
+    ds->dialers[i] = ds->dialers[--ds->ndialers];
+  }
+  /* Open the new ones. */
+  for (size_t w = 0; w < nwant; w++) {
+    bool have = false;
+    for (size_t i = 0; i < ds->ndialers && !have; i++) {
+      have = strcmp(ds->dialers[i].url, want[w]) == 0;
+    }
+    if (!have) dialer_add(ds, want[w]);
+  }
+  free(want);
+}
+
+void dialset_refresh(dialset *ds) {
+  if (ds == NULL || !ds->attached) return;
+  pthread_mutex_lock(&ds->set_mu);
+  for (size_t e = 0; e < ds->neps; e++) {
+    if (ds->eps[e].ep.dns) resolve_endpoint(ds, &ds->eps[e]);
+  }
+  reconcile(ds);
+  pthread_mutex_unlock(&ds->set_mu);
+}
+
+static void *resolver_main(void *arg) {
+  dialset *ds = arg;
+  pthread_mutex_lock(&ds->res_mu);
+  while (!ds->stopping) {
+    struct timespec until;
+    abs_time(&until,
+             time_mono_ns() + (int64_t)ds->o.resolve_interval_ms * 1000000);
+    while (!ds->stopping &&
+           pthread_cond_timedwait(&ds->res_cv, &ds->res_mu, &until) == 0) {
+    }
+    if (ds->stopping) break;
+    pthread_mutex_unlock(&ds->res_mu);
+    dialset_refresh(ds);
+    pthread_mutex_lock(&ds->res_mu);
+  }
+  pthread_mutex_unlock(&ds->res_mu);
+  return NULL;
+}
+
+size_t dialset_dialers(dialset *ds, char (*urls)[RPC_MAX_URL_LEN],
+                       size_t cap) {
+  if (ds == NULL) return 0;
+  pthread_mutex_lock(&ds->set_mu);
+  size_t n = ds->ndialers;
+  for (size_t i = 0; i < n && i < cap; i++) {
+    str_copy(urls[i], ds->dialers[i].url, RPC_MAX_URL_LEN);
+  }
+  pthread_mutex_unlock(&ds->set_mu);
+  return n;
+}
+
+/* ---------------------------------------------------------------- */
+/* Pipes                                                              */
+/* ---------------------------------------------------------------- */
+
+/* Runs on nng's threads; must not call into the socket. */
+static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg) {
+  dialset *ds = arg;
+  uint32_t id = nng_pipe_id(p);
+  pthread_mutex_lock(&ds->pipe_mu);
+  if (ev == NNG_PIPE_EV_ADD_POST) {
+    if (ds->npipes < MAX_PIPES) ds->pipe_ids[ds->npipes++] = id;
+    atomic_store(&ds->npipes_fast, ds->npipes);
+    pthread_cond_broadcast(&ds->pipe_cv);
+  } else if (ev == NNG_PIPE_EV_REM_POST) {
+    /* REM_POST also fires for pipes rejected before ADD_POST: only
+     * count down pipes that were counted up. */
+    for (size_t i = 0; i < ds->npipes; i++) {
+      if (ds->pipe_ids[i] == id) {
+        ds->pipe_ids[i] = ds->pipe_ids[--ds->npipes];
+        atomic_store(&ds->npipes_fast, ds->npipes);
+        break;
+      }
+    }
+  }
+  pthread_mutex_unlock(&ds->pipe_mu);
+}
+
+size_t dialset_connected(dialset *ds) {
+  if (ds == NULL) return 0;
+  return atomic_load(&ds->npipes_fast);
+}
+
+bool dialset_wait_connected(dialset *ds, size_t n, int64_t deadline_ns) {
+  if (ds == NULL) return false;
+  /* Fast path without the lock: the common case is "connected". */
+  if (atomic_load_explicit(&ds->npipes_fast, memory_order_relaxed) >= n) {
+    return true;
+  }
+  struct timespec until;
+  abs_time(&until, deadline_ns);
+  pthread_mutex_lock(&ds->pipe_mu);
+  while (ds->npipes < n) {
+    if (pthread_cond_timedwait(&ds->pipe_cv, &ds->pipe_mu, &until) != 0) break;
+  }
+  bool ok = ds->npipes >= n;
+  pthread_mutex_unlock(&ds->pipe_mu);
+  return ok;
+}
+
+int dialset_wait_connected_ms(dialset *ds, int n, uint32_t timeout_ms) {
+  if (ds == NULL || n < 0) return ERR_INVAL;
+  int64_t deadline = time_mono_ns() + (int64_t)timeout_ms * 1000000;
+  return dialset_wait_connected(ds, (size_t)n, deadline) ? ERR_OK : ERR_TIMEOUT;
+}
+
+/* ---------------------------------------------------------------- */
+/* Life cycle                                                         */
+/* ---------------------------------------------------------------- */
+
+int dialset_new(const char *address, const dialset_options *opts,
+                dialset **out) {
+  if (out == NULL) return ERR_INVAL;
+  *out = NULL;
+  if (address == NULL) return ERR_INVAL;
+  dialset_options o;
+  dialset_options_init(&o);
+  if (opts != NULL) {
+    if (opts->max_endpoints > RPC_MAX_ENDPOINTS ||
+        opts->recv_max_bytes > (size_t)INT32_MAX ||
+        opts->reconnect_min_ms > INT32_MAX || opts->reconnect_max_ms > INT32_MAX) {
+      return ERR_INVAL;
+    }
+    if (opts->who != NULL) o.who = opts->who;
+    if (opts->max_endpoints) o.max_endpoints = opts->max_endpoints;
+    if (opts->max_dialers) o.max_dialers = opts->max_dialers;
+    o.recv_max_bytes = opts->recv_max_bytes;
+    o.reconnect_min_ms = opts->reconnect_min_ms;
+    o.reconnect_max_ms = opts->reconnect_max_ms;
+    if (opts->resolve_interval_ms) o.resolve_interval_ms = opts->resolve_interval_ms;
+    o.resolve = opts->resolve;
+    o.resolve_arg = opts->resolve_arg;
+  }
+  if (o.resolve == NULL) o.resolve = resolve_getaddrinfo;
+
+  rpc_endpoint eps[RPC_MAX_ENDPOINTS];
+  size_t neps = 0;
+  if (rpc_address_parse(address, eps, o.max_endpoints, &neps) != ERR_OK) {
+    return ERR_INVAL;
+  }
+
+  dialset *ds = calloc(1, sizeof(*ds));
+  if (ds == NULL) return ERR_NOMEM;
+  ds->eps = calloc(neps, sizeof(*ds->eps));
+  ds->dialers = calloc(o.max_dialers, sizeof(*ds->dialers));
+  if (ds->eps == NULL || ds->dialers == NULL) {
+    free(ds->eps);
+    free(ds->dialers);
+    free(ds);
+    return ERR_NOMEM;
+  }
+  ds->o = o;
+  str_copy(ds->who, o.who, sizeof(ds->who));
+  ds->o.who = ds->who;
+  ds->neps = neps;
+  for (size_t i = 0; i < neps; i++) {
+    ep_state *st = &ds->eps[i];
+    st->ep = eps[i];
+    if (eps[i].dns) {
+      ds->any_dns = true;
+    } else if (rpc_tcp_url(eps[i].host, eps[i].port, st->urls[0],
+                           RPC_MAX_URL_LEN) == ERR_OK) {
+      st->nurls = 1;
+    }
+  }
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* time_mono_ns() */
+  pthread_mutex_init(&ds->set_mu, NULL);
+  pthread_mutex_init(&ds->res_mu, NULL);
+  pthread_cond_init(&ds->res_cv, &ca);
+  pthread_mutex_init(&ds->pipe_mu, NULL);
+  pthread_cond_init(&ds->pipe_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  atomic_init(&ds->npipes_fast, 0);
+  *out = ds;
+  return ERR_OK;
+}
+
+bool dialset_has_dns(const dialset *ds) { return ds != NULL && ds->any_dns; }
+
+int dialset_attach(dialset *ds, nng_socket sock) {
+  if (ds == NULL || ds->attached) return ERR_INVAL;
+  if (nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, pipe_cb, ds) != 0 ||
+      nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, pipe_cb, ds) != 0) {
+    (void)nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
+    return ERR_INTERNAL;
+  }
+  ds->sock = sock;
+  ds->attached = true;
+  dialset_refresh(ds); /* a name may find nothing yet: retried */
+  return ERR_OK;
+}
+
+int dialset_start_resolver(dialset *ds) {
+  if (ds == NULL || !ds->attached || ds->resolver_started) return ERR_INVAL;
+  if (!ds->any_dns) return ERR_OK;
+  if (pthread_create(&ds->resolver, NULL, resolver_main, ds) != 0) {
+    return ERR_INTERNAL;
+  }
+  ds->resolver_started = true;
+  return ERR_OK;
+}
+
+void dialset_stop(dialset *ds) {
+  if (ds == NULL || !ds->resolver_started) return;
+  pthread_mutex_lock(&ds->res_mu);
+  ds->stopping = true;
+  pthread_cond_broadcast(&ds->res_cv);
+  pthread_mutex_unlock(&ds->res_mu);
+  pthread_join(ds->resolver, NULL);
+  ds->resolver_started = false;
+}
+
+void dialset_free(dialset *ds) {
+  if (ds == NULL) return;
+  dialset_stop(ds);
+  pthread_mutex_destroy(&ds->set_mu);
+  pthread_mutex_destroy(&ds->res_mu);
+  pthread_cond_destroy(&ds->res_cv);
+  pthread_mutex_destroy(&ds->pipe_mu);
+  pthread_cond_destroy(&ds->pipe_cv);
+  free(ds->eps);
+  free(ds->dialers);
+  free(ds);
+}
