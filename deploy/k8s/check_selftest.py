@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""check_selftest.py - proves check.py catches what it claims to.
+
+Each case copies deploy/k8s to a temporary directory, breaks one rule with
+a textual edit, runs check.py on the copy and expects it to fail with a
+message containing the given text. A case whose edit no longer applies
+(the text it replaces is gone) fails too, so the cases follow the
+manifests. The unbroken copy must pass first.
+
+Usage: check_selftest.py [--root deploy/k8s] [--dockerfile PATH]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+# (name, file relative to deploy/k8s, old text, new text, expected message).
+# Cases under overlays/ need the kubectl renders; the others are caught by
+# the static render of the base alone, which keeps this test quick.
+CASES = [
+    ("writable root filesystem", "base/auth/deployment.yaml",
+     "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false",
+     "readOnlyRootFilesystem is not true"),
+    ("root user", "base/tenants/deployment.yaml",
+     "            runAsNonRoot: true\n            runAsUser: 10001",
+     "            runAsNonRoot: true\n            runAsUser: 0",
+     "runAsUser unset or 0"),
+    ("capabilities kept", "base/orders/deployment.yaml",
+     'drop: ["ALL"]', 'drop: ["NET_RAW"]', "do not drop ALL"),
+    ("no limits", "base/gateway/deployment.yaml",
+     '            limits:\n              cpu: "2"\n              memory: 512Mi\n',
+     "", "no limits.cpu"),
+    ("admin port drift", "base/tenants/config.env",
+     "ADMIN_PORT=9102", "ADMIN_PORT=9999", "container ports"),
+    ("probe on the RPC port", "base/auth/deployment.yaml",
+     "              path: /readyz\n              port: admin",
+     "              path: /readyz\n              port: rpc",
+     "readinessProbe on port rpc"),
+    ("grace period too short", "base/orders/deployment.yaml",
+     "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 15",
+     "terminationGracePeriodSeconds 15"),
+    ("no preStop", "base/auth/deployment.yaml",
+     'command: ["/bin/sleep", "10"]', 'command: ["/bin/true"]',
+     "no preStop sleep"),
+    ("service links", "base/tenants/deployment.yaml",
+     "enableServiceLinks: false", "enableServiceLinks: true",
+     "enableServiceLinks"),
+    ("literal secret in a ConfigMap", "base/auth/config.env",
+     "LOG_LEVEL=info", "LOG_LEVEL=info\nDATABASE_URL=postgresql://x:y@db/z",
+     "secret DATABASE_URL"),
+    ("literal secret env", "base/gateway/deployment.yaml",
+     "            - name: REDIS_URL\n              valueFrom:\n"
+     "                secretKeyRef:\n                  name: gateway-secrets\n"
+     "                  key: REDIS_URL\n",
+     "            - name: REDIS_URL\n              value: redis://:pw@r:6379\n",
+     "REDIS_URL"),
+    ("Secret in base", "base/kustomization.yaml",
+     "  - namespace.yaml\n",
+     "  - namespace.yaml\n  - leaked.yaml\n",
+     "leaked.yaml does not exist"),
+    ("missing resource", "base/orders/kustomization.yaml",
+     "  - pdb.yaml\n", "  - pdb.yaml\n  - nothere.yaml\n",
+     "nothere.yaml does not exist"),
+    ("no HPA", "base/tenants/kustomization.yaml",
+     "  - hpa.yaml\n", "", "0 HPAs"),
+    ("no PDB", "base/gateway/kustomization.yaml",
+     "  - pdb.yaml\n", "", "0 PDBs"),
+    ("headless port mismatch", "base/auth/service.yaml",
+     "    - name: rpc\n      port: 7101", "    - name: rpc\n      port: 7001",
+     "headless Service auth port 7001 != container port 7101"),
+    ("not headless", "base/tenants/service.yaml",
+     "clusterIP: None", "type: ClusterIP", "no headless Service"),
+    ("selector mismatch", "base/orders/deployment.yaml",
+     "  selector:\n    matchLabels:\n      app.kubernetes.io/name: orders",
+     "  selector:\n    matchLabels:\n      app.kubernetes.io/name: order",
+     "spec.selector does not match"),
+    ("caller not admitted", "base/tenants/networkpolicy.yaml",
+     "values: [auth, gateway, orders]", "values: [gateway, orders]",
+     "does not admit auth on 7202"),
+    ("stranger admitted", "base/auth/networkpolicy.yaml",
+     "values: [tenants, orders, gateway]",
+     "values: [tenants, orders, gateway, auth]",
+     "admits auth on rpc"),
+    ("admin open to all", "base/orders/networkpolicy.yaml",
+     "    - from:\n        - namespaceSelector:\n            matchLabels:\n"
+     "              kubernetes.io/metadata.name: monitoring\n",
+     "    - from:\n        - namespaceSelector: {}\n",
+     "port admin (9103) is open to any source"),
+    ("loopback address", "base/gateway/config.env",
+     "ORDERS_ADDR=dns+tcp://orders.platform.svc.cluster.local:7103",
+     "ORDERS_ADDR=tcp://127.0.0.1:7103", "every address is dns+tcp"),
+    ("wrong namespace in an address", "base/orders/config.env",
+     "AUTH_ADDR=dns+tcp://auth.platform.svc", "AUTH_ADDR=dns+tcp://auth.default.svc",
+     "namespace default"),
+    ("no such port", "base/gateway/config.env",
+     "TENANTS_EVENTS=dns+tcp://tenants.platform.svc.cluster.local:7202",
+     "TENANTS_EVENTS=dns+tcp://tenants.platform.svc.cluster.local:7209",
+     "has no port 7209"),
+    ("token mounted", "base/auth/serviceaccount.yaml",
+     "automountServiceAccountToken: false",
+     "automountServiceAccountToken: true", "automounts its token"),
+    ("unmarked dev secret", "overlays/dev/dev-only-secrets/orders.env",
+     "# DEV ONLY - NOT A SECRET.", "# dev values.", "DEV ONLY"),
+    ("secret generator in prod", "overlays/prod/kustomization.yaml",
+     "\nimages:\n",
+     "\nsecretGenerator:\n  - name: x\n    literals: [A=b]\n\nimages:\n",
+     "secretGenerator in prod"),
+    ("HPA below replicas", "overlays/prod/kustomization.yaml",
+     "{op: replace, path: /spec/maxReplicas, value: 20}",
+     "{op: replace, path: /spec/maxReplicas, value: 2}",
+     "replicas 3 outside the HPA"),
+    ("dev datastore unreachable", "overlays/dev/postgres.yaml",
+     "values: [auth, tenants, orders]", "values: [auth, tenants]",
+     "postgres's NetworkPolicy does not admit orders"),
+    ("bad dev signing key", "overlays/dev/dev-only-secrets/auth.env",
+     "AUTH_SIGNING_KEYS=6d71", "AUTH_SIGNING_KEYS=zz71",
+     "AUTH_SIGNING_KEYS entry"),
+    ("undocumented secret", "README.md",
+     "| `gateway-secrets` | `REDIS_URL` |", "",
+     "external Secret gateway-secrets"),
+]
+
+DOCKER_CASES = [
+    ("runtime lib missing", "libmicrohttpd12 ca-certificates",
+     "ca-certificates", "does not install libmicrohttpd12"),
+    ("runs as root", "USER 10001:10001", "USER root", "USER 10001"),
+]
+
+
+def run_check(check, root, dockerfile, kubectl=True):
+    p = subprocess.run([sys.executable, check, "--root", root,
+                        "--dockerfile", dockerfile] +
+                       ([] if kubectl else ["--no-kubectl"]),
+                       capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout + p.stderr
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--root", default=here)
+    ap.add_argument("--dockerfile",
+                    default=os.path.join(here, "..", "docker", "Dockerfile"))
+    args = ap.parse_args()
+    check = os.path.join(os.path.abspath(args.root), "check.py")
+    failures = skipped = 0
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TEST_TMPDIR")) as t:
+        pristine = os.path.join(t, "pristine")
+        shutil.copytree(args.root, pristine, symlinks=False)
+        docker = os.path.join(t, "Dockerfile")
+        shutil.copyfile(args.dockerfile, docker)
+        rc, out = run_check(check, pristine, docker)
+        if rc != 0:
+            print("FAIL unbroken manifests do not pass:\n" + out)
+            return 1
+        cases = [(n, f, o, w, e, False) for n, f, o, w, e in CASES] + \
+                [(n, None, o, w, e, True) for n, o, w, e in DOCKER_CASES]
+        for name, rel, old, new, expect, is_docker in cases:
+            work = os.path.join(t, "case")
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.copytree(pristine, work)
+            dfile = os.path.join(t, "Dockerfile.case")
+            shutil.copyfile(docker, dfile)
+            path = dfile if is_docker else os.path.join(work, rel)
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            if text.count(old) != 1:
+                print(f"FAIL {name}: the text to break occurs "
+                      f"{text.count(old)} times in {rel or 'Dockerfile'}")
+                failures += 1
+                continue
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text.replace(old, new))
+            if name == "Secret in base":
+                with open(os.path.join(work, "base", "leaked.yaml"), "w") as f:
+                    f.write("apiVersion: v1\nkind: Secret\nmetadata:\n"
+                            "  name: leaked\nstringData:\n  K: v\n")
+                expect = "a Secret in base"
+            needs_kubectl = bool(rel) and rel.startswith("overlays/")
+            if needs_kubectl and not shutil.which("kubectl"):
+                print(f"skip {name}: needs kubectl")
+                skipped += 1
+                continue
+            rc, out = run_check(check, work, dfile, needs_kubectl)
+            if rc == 0 or expect not in out:
+                print(f"FAIL {name}: check.py exit {rc}, expected a problem "
+                      f"containing {expect!r}; output:\n{out}")
+                failures += 1
+            else:
+                print(f"ok   {name}")
+    caught = len(CASES) + len(DOCKER_CASES) - failures - skipped
+    print(f"check_selftest.py: {caught} caught, {failures} missed, "
+          f"{skipped} skipped")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
