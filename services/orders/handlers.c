@@ -1,0 +1,952 @@
+/*
+ * handlers.c - "orders.v1.Orders/..." (see handlers.h and README.md).
+ *
+ * Every handler has the same shape: unpack the request (exactly one
+ * free_unpacked on every path, through the single `out:` label),
+ * authenticate, validate, call the store, answer. Input errors become
+ * INVALID_ARGUMENT with one field violation per bad field. Database
+ * failures become rpc_code_from_err's status with a generic message: the
+ * detail goes to the log (db_last_error never carries values), never to
+ * the caller.
+ *
+ * Side effects outside the database happen only after the commit and
+ * before the answer: outbox_kick (the relay publishes soon; if the kick
+ * were lost, its poll does it) and, when the menu or its stock changed,
+ * menucache_invalidate - so a client that got the answer to a write
+ * never reads the menu from before it.
+ */
+#include "services/orders/handlers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libs/base/strutil.h"
+#include "libs/base/uuid.h"
+#include "libs/obs/log.h"
+#include "libs/obs/metrics.h"
+#include "proto/orders/v1/orders.pb-c.h"
+#include "services/orders/access.h"
+#include "services/orders/cursor.h"
+#include "services/orders/idem.h"
+#include "services/orders/orderstate.h"
+#include "services/orders/validate.h"
+#include "services/orders/wire.h"
+
+#define LIST_DEFAULT 20
+#define LIST_MAX 100
+#define TABLES_MAX 1000
+
+struct orders {
+  orders_config c;
+  metrics_child *created, *replayed;
+};
+
+/* ------------------------------------------------------------ helpers --- */
+
+typedef struct caller {
+  paseto_claims cl;
+  int rank;
+  bool staff; /* staff, admin or owner */
+} caller;
+
+/* Verifies the caller's access token and that its role ranks at least
+ * min_rank. On failure the reply is set and false returned. */
+static bool authenticate(orders *o, const rpc_call *call, rpc_reply *reply,
+                         int min_rank, caller *who) {
+  memset(who, 0, sizeof *who);
+  if (call->token[0] == '\0') {
+    rpc_reply_status(reply, RPC_UNAUTHENTICATED, "access token required");
+    return false;
+  }
+  enum authn_result why = AUTHN_OK;
+  int rc = authn_verify(o->c.verifier, call->token, strlen(call->token),
+                        &who->cl, &why);
+  if (rc == ERR_INVAL) {
+    rpc_reply_status(reply, authn_result_code(why), "%s",
+                     authn_result_str(why));
+    return false;
+  }
+  if (rc != ERR_OK) {
+    rpc_reply_status(reply, RPC_UNAVAILABLE, "cannot verify the token now");
+    return false;
+  }
+  if (!uuid_is_valid(who->cl.tid)) {
+    rpc_reply_status(reply, RPC_UNAUTHENTICATED, "token without a tenant");
+    return false;
+  }
+  if (call->tenant_id[0] != '\0' && strcmp(call->tenant_id, who->cl.tid) != 0) {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED,
+                     "the token belongs to another tenant");
+    return false;
+  }
+  who->rank = access_role_rank(who->cl.role);
+  who->staff = who->rank >= ACCESS_STAFF;
+  if (!access_at_least(who->cl.role, min_rank)) {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "requires the %s role%s",
+                     access_rank_name(min_rank),
+                     min_rank < ACCESS_OWNER ? " or higher" : "");
+    return false;
+  }
+  return true;
+}
+
+static void set_message(rpc_reply *reply, const ProtobufCMessage *m) {
+  if (rpc_reply_set_message(reply, m) != ERR_OK)
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
+}
+
+static void add_violations(rpc_reply *reply, const vlist *v) {
+  for (size_t i = 0; i < vlist_stored(v); i++)
+    (void)rpc_reply_add_violation(reply, v->v[i].field, v->v[i].why);
+}
+
+static void invalid(rpc_reply *reply, const vlist *v) {
+  rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid request");
+  add_violations(reply, v);
+}
+
+static void store_failed(rpc_reply *reply, int rc, const char *what) {
+  if (rc == ERR_NOTFOUND) {
+    rpc_reply_status(reply, RPC_NOT_FOUND, "not found");
+    return;
+  }
+  log_error("store call failed", "op", what, "error", err_str(rc), "detail",
+            db_last_error()->message);
+  rpc_reply_status(reply, rpc_code_from_err(rc), "cannot %s", what);
+}
+
+/* Answers a store outcome other than STORE_OK / STORE_REPLAY. */
+static void outcome_reply(rpc_reply *reply, const store_result *res,
+                          const char *what) {
+  switch (res->outcome) {
+  case STORE_NOT_FOUND:
+    rpc_reply_status(reply, RPC_NOT_FOUND, "%s not found", what);
+    break;
+  case STORE_STALE:
+    rpc_reply_status(reply, RPC_ABORTED,
+                     "the %s was changed meanwhile: version is not current",
+                     what);
+    (void)rpc_reply_add_violation(reply, "version", "is not the current one");
+    break;
+  case STORE_INVALID:
+    invalid(reply, &res->violations);
+    break;
+  case STORE_PRECONDITION:
+    rpc_reply_status(reply, RPC_FAILED_PRECONDITION, "%s",
+                     res->message[0] ? res->message : "precondition failed");
+    add_violations(reply, &res->violations);
+    break;
+  case STORE_EXISTS:
+    rpc_reply_status(reply, RPC_ALREADY_EXISTS, "%s already exists", what);
+    add_violations(reply, &res->violations);
+    break;
+  case STORE_KEY_REUSED:
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT,
+                     "the Idempotency-Key was used for another request");
+    (void)rpc_reply_add_violation(reply, "idempotency_key",
+                                  "was used for another request");
+    break;
+  case STORE_KEY_BUSY:
+    rpc_reply_status(reply, RPC_ABORTED,
+                     "a request with this Idempotency-Key is still running");
+    break;
+  default:
+    rpc_reply_status(reply, RPC_INTERNAL, "unexpected outcome");
+    break;
+  }
+}
+
+/* After a commit: wake the relay; drop the menu when it changed. */
+static void after_commit(orders *o, const char *tid, bool menu_changed) {
+  outbox_kick(o->c.events);
+  if (menu_changed)
+    (void)menucache_invalidate(o->c.menu, tid);
+}
+
+/* Copies a UUID in canonical lower case (ids from clients may be upper). */
+static void canonical(const char *in, char out[UUID_STR_LEN + 1]) {
+  uuid u;
+  if (in != NULL && uuid_parse(in, strlen(in), &u) == ERR_OK)
+    uuid_format(&u, out);
+  else
+    out[0] = '\0';
+}
+
+#define UNPACK(T, fn, var)                                                  \
+  T *var = fn##__unpack(NULL, call->payload_len, call->payload);            \
+  if (var == NULL) {                                                        \
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");   \
+    return;                                                                 \
+  }
+
+/* ----------------------------------------------------------- products --- */
+
+static void reply_product(rpc_reply *reply, const model_product *p,
+                          int which) {
+  wire_product w;
+  wire_product_init(&w, p);
+  if (which == 0) {
+    Orders__V1__CreateProductResponse r =
+        ORDERS__V1__CREATE_PRODUCT_RESPONSE__INIT;
+    r.product = &w.msg;
+    set_message(reply, &r.base);
+  } else if (which == 1) {
+    Orders__V1__UpdateProductResponse r =
+        ORDERS__V1__UPDATE_PRODUCT_RESPONSE__INIT;
+    r.product = &w.msg;
+    set_message(reply, &r.base);
+  } else {
+    Orders__V1__GetProductResponse r = ORDERS__V1__GET_PRODUCT_RESPONSE__INIT;
+    r.product = &w.msg;
+    set_message(reply, &r.base);
+  }
+}
+
+static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
+  orders *o = arg;
+  store_products out = {0};
+  UNPACK(Orders__V1__CreateProductRequest, orders__v1__create_product_request,
+         req);
+  caller who;
+  if (!authenticate(o, call, reply, ACCESS_ADMIN, &who))
+    goto out;
+  vlist v;
+  vlist_init(&v);
+  validate_product_name(&v, "name", req->name);
+  validate_product_description(&v, "description", req->description);
+  validate_product_category(&v, "category", req->category);
+  validate_price(&v, "price_cents", req->price_cents);
+  bool has_stock = req->stock_present_case ==
+                   ORDERS__V1__CREATE_PRODUCT_REQUEST__STOCK_PRESENT_STOCK;
+  if (has_stock)
+    validate_stock(&v, "stock", req->stock);
+  int64_t threshold = PRODUCT_THRESHOLD_DEFAULT;
+  if (req->low_stock_threshold_present_case ==
+      ORDERS__V1__CREATE_PRODUCT_REQUEST__LOW_STOCK_THRESHOLD_PRESENT_LOW_STOCK_THRESHOLD) {
+    threshold = req->low_stock_threshold;
+    validate_threshold(&v, "low_stock_threshold", threshold);
+  }
+  if (v.n > 0) {
+    invalid(reply, &v);
+    goto out;
+  }
+  char id[UUID_STR_LEN + 1];
+  uuid_v7_str(id);
+  store_product_new in = {
+      .id = id,
+      .name = req->name,
+      .description = req->description,
+      .category = req->category,
+      .price_cents = req->price_cents,
+      .has_stock = has_stock,
+      .stock = has_stock ? req->stock : 0,
+      .threshold = threshold,
+      .active = req->active_present_case ==
+                        ORDERS__V1__CREATE_PRODUCT_REQUEST__ACTIVE_PRESENT_ACTIVE
+                    ? req->active
+                    : true,
+      .max_products = o->c.max_products,
+  };
+  store_result res;
+  int rc = store_create_product(o->c.st, who.cl.tid, &in, &res, &out);
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "create the product");
+    goto out;
+  }
+  if (res.outcome != STORE_OK) {
+    outcome_reply(reply, &res, "product");
+    goto out;
+  }
+  after_commit(o, who.cl.tid, res.menu_changed);
+  reply_product(reply, &out.v[0], 0);
+out:
+  store_products_free(&out);
+  orders__v1__create_product_request__free_unpacked(req, NULL);
+}
+
+static void update_product(void *arg, const rpc_call *call, rpc_reply *reply) {
+  orders *o = arg;
+  store_products out = {0};
+  UNPACK(Orders__V1__UpdateProductRequest, orders__v1__update_product_request,
+         req);
+  caller who;
+  if (!authenticate(o, call, reply, ACCESS_ADMIN, &who))
+    goto out;
+  vlist v;
+  vlist_init(&v);
+  store_product_patch p;
+  memset(&p, 0, sizeof p);
+  validate_id(&v, "id", req->id);
+  if (req->name_present_case ==
+      ORDERS__V1__UPDATE_PRODUCT_REQUEST__NAME_PRESENT_NAME) {
+    validate_product_name(&v, "name", req->name);
+    p.name = req->name;
+  }
+  if (req->description_present_case ==
+      ORDERS__V1__UPDATE_PRODUCT_REQUEST__DESCRIPTION_PRESENT_DESCRIPTION) {
+    validate_product_description(&v, "description", req->description);
+    p.description = req->description;
+  }
+  if (req->category_present_case ==
+      ORDERS__V1__UPDATE_PRODUCT_REQUEST__CATEGORY_PRESENT_CATEGORY) {
+    validate_product_category(&v, "category", req->category);
+    p.category = req->category;
+  }
+  if (req->price_cents_present_case ==
+      ORDERS__V1__UPDATE_PRODUCT_REQUEST__PRICE_CENTS_PRESENT_PRICE_CENTS) {
+    validate_price(&v, "price_cents", req->price_cents);
+    p.set_price = true;
+    p.price_cents = req->price_cents;
+  }
+  if (req->stock_change_case ==
+      ORDERS__V1__UPDATE_PRODUCT_REQUEST__STOCK_CHANGE_STOCK) {
+    validate_stock(&v, "stock", req->stock);
+    p.stock_change = STORE_STOCK_SET;
+    p.stock = req->stock;
+  } else if (req->stock_change_case ==
+             ORDERS__V1__UPDATE_PRODUCT_REQUEST__STOCK_CHANGE_UNLIMITED_STOCK) {
+    if (!req->unlimited_stock)
+      vlist_add(&v, "must be true when given", "unlimited_stock");
+    p.stock_change = STORE_STOCK_UNLIMITED;
+  }
+  if (req->active_present_case ==
+      ORDERS__V1__UPDATE_PRODUCT_REQUEST__ACTIVE_PRESENT_ACTIVE) {
+    p.set_active = true;
+    p.active = req->active;
+  }
+  if (req->low_stock_threshold_present_case ==
+      ORDERS__V1__UPDATE_PRODUCT_REQUEST__LOW_STOCK_THRESHOLD_PRESENT_LOW_STOCK_THRESHOLD) {
+    validate_threshold(&v, "low_stock_threshold", req->low_stock_threshold);
+    p.set_threshold = true;
+    p.threshold = req->low_stock_threshold;
+  }
+  if (req->version_present_case ==
+      ORDERS__V1__UPDATE_PRODUCT_REQUEST__VERSION_PRESENT_VERSION) {
+    if (req->version < 1)
+      vlist_add(&v, "must be at least 1", "version");
+    p.check_version = true;
+    p.version = req->version;
+  }
+  if (v.n > 0) {
+    invalid(reply, &v);
+    goto out;
+  }
+  char id[UUID_STR_LEN + 1];
+  canonical(req->id, id);
+  store_result res;
+  int rc = store_update_product(o->c.st, who.cl.tid, id, &p, &res, &out);
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "update the product");
+    goto out;
+  }
+  if (res.outcome != STORE_OK) {
+    outcome_reply(reply, &res, "product");
+    goto out;
+  }
+  after_commit(o, who.cl.tid, res.menu_changed);
+  reply_product(reply, &out.v[0], 1);
+out:
+  store_products_free(&out);
+  orders__v1__update_product_request__free_unpacked(req, NULL);
+}
+
+static void delete_product(void *arg, const rpc_call *call, rpc_reply *reply) {
+  orders *o = arg;
+  UNPACK(Orders__V1__DeleteProductRequest, orders__v1__delete_product_request,
+         req);
+  caller who;
+  if (!authenticate(o, call, reply, ACCESS_ADMIN, &who))
+    goto out;
+  vlist v;
+  vlist_init(&v);
+  if (!validate_id(&v, "id", req->id)) {
+    invalid(reply, &v);
+    goto out;
+  }
+  char id[UUID_STR_LEN + 1];
+  canonical(req->id, id);
+  store_result res;
+  int rc = store_delete_product(o->c.st, who.cl.tid, id, &res);
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "delete the product");
+    goto out;
+  }
+  if (res.outcome != STORE_OK) {
+    outcome_reply(reply, &res, "product");
+    goto out;
+  }
+  after_commit(o, who.cl.tid, res.menu_changed);
+  Orders__V1__DeleteProductResponse resp =
+      ORDERS__V1__DELETE_PRODUCT_RESPONSE__INIT;
+  set_message(reply, &resp.base);
+out:
+  orders__v1__delete_product_request__free_unpacked(req, NULL);
+}
+
+static void get_product(void *arg, const rpc_call *call, rpc_reply *reply) {
+  orders *o = arg;
+  store_products out = {0};
+  UNPACK(Orders__V1__GetProductRequest, orders__v1__get_product_request, req);
+  caller who;
+  if (!authenticate(o, call, reply, ACCESS_CUSTOMER, &who))
+    goto out;
+  vlist v;
+  vlist_init(&v);
+  if (!validate_id(&v, "id", req->id)) {
+    invalid(reply, &v);
+    goto out;
+  }
+  char id[UUID_STR_LEN + 1];
+  canonical(req->id, id);
+  int rc = store_get_product(o->c.st, who.cl.tid, id, who.staff, &out);
+  if (rc == ERR_NOTFOUND) {
+    rpc_reply_status(reply, RPC_NOT_FOUND, "product not found");
+    goto out;
+  }
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "read the product");
+    goto out;
+  }
+  reply_product(reply, &out.v[0], 2);
+out:
+  store_products_free(&out);
+  orders__v1__get_product_request__free_unpacked(req, NULL);
+}
+
+/* The whole menu of an audience, serialised: from the cache or the
+ * database (filling the cache). *buf is malloc'd. */
+static int menu_bytes(orders *o, const char *tid, bool staff, uint8_t **buf,
+                      size_t *len) {
+  int64_t gen = 0;
+  enum menucache_hit hit = menucache_get(o->c.menu, tid, staff, buf, len, &gen);
+  if (hit == MENUCACHE_HIT)
+    return ERR_OK;
+  store_products ps = {0};
+  int rc = store_list_products(o->c.st, tid, staff, o->c.max_products, &ps);
+  if (rc != ERR_OK)
+    return rc;
+  wire_product *ws = calloc(ps.n ? ps.n : 1, sizeof *ws);
+  Orders__V1__Product **ptrs = calloc(ps.n ? ps.n : 1, sizeof *ptrs);
+  if (ws == NULL || ptrs == NULL) {
+    rc = ERR_NOMEM;
+  } else {
+    for (size_t i = 0; i < ps.n; i++) {
+      wire_product_init(&ws[i], &ps.v[i]);
+      ptrs[i] = &ws[i].msg;
+    }
+    Orders__V1__ListProductsResponse resp =
+        ORDERS__V1__LIST_PRODUCTS_RESPONSE__INIT;
+    resp.n_products = ps.n;
+    resp.products = ptrs;
+    rc = wire_pack(&resp.base, buf, len);
+  }
+  free(ws);
+  free(ptrs);
+  store_products_free(&ps);
+  if (rc == ERR_OK && hit == MENUCACHE_MISS)
+    menucache_put(o->c.menu, tid, staff, gen, *buf, *len);
+  return rc;
+}
+
+static void list_products(void *arg, const rpc_call *call, rpc_reply *reply) {
+  orders *o = arg;
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  UNPACK(Orders__V1__ListProductsRequest, orders__v1__list_products_request,
+         req);
+  caller who;
+  if (!authenticate(o, call, reply, ACCESS_CUSTOMER, &who))
+    goto out;
+  vlist v;
+  vlist_init(&v);
+  if (!validate_product_category(&v, "category", req->category)) {
+    invalid(reply, &v);
+    goto out;
+  }
+  int rc = menu_bytes(o, who.cl.tid, who.staff, &buf, &len);
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "read the menu");
+    goto out;
+  }
+  if (req->category[0] == '\0') {
+    if (rpc_reply_set_payload(reply, buf, len) != ERR_OK)
+      rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
+    goto out;
+  }
+  /* One category: the cached menu, filtered. */
+  Orders__V1__ListProductsResponse *all =
+      orders__v1__list_products_response__unpack(NULL, len, buf);
+  if (all == NULL) {
+    rpc_reply_status(reply, RPC_INTERNAL, "cannot read the menu");
+    goto out;
+  }
+  Orders__V1__Product **sel = calloc(all->n_products ? all->n_products : 1,
+                                     sizeof *sel);
+  if (sel == NULL) {
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
+  } else {
+    size_t n = 0;
+    for (size_t i = 0; i < all->n_products; i++)
+      if (strcmp(all->products[i]->category, req->category) == 0)
+        sel[n++] = all->products[i];
+    Orders__V1__ListProductsResponse resp =
+        ORDERS__V1__LIST_PRODUCTS_RESPONSE__INIT;
+    resp.n_products = n;
+    resp.products = sel;
+    set_message(reply, &resp.base);
+  }
+  free(sel);
+  orders__v1__list_products_response__free_unpacked(all, NULL);
+out:
+  free(buf);
+  orders__v1__list_products_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------- tables --- */
+
+static void create_table(void *arg, const rpc_call *call, rpc_reply *reply) {
+  orders *o = arg;
+  store_tables out = {0};
+  UNPACK(Orders__V1__CreateTableRequest, orders__v1__create_table_request,
+         req);
+  caller who;
+  if (!authenticate(o, call, reply, ACCESS_ADMIN, &who))
+    goto out;
+  vlist v;
+  vlist_init(&v);
+  if (!validate_table_label(&v, "label", req->label)) {
+    invalid(reply, &v);
+    goto out;
+  }
+  char id[UUID_STR_LEN + 1];
+  uuid_v7_str(id);
+  store_result res;
+  int rc = store_create_table(o->c.st, who.cl.tid, id, req->label, &res, &out);
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "create the table");
+    goto out;
+  }
+  if (res.outcome != STORE_OK) {
+    outcome_reply(reply, &res, "table");
+    goto out;
+  }
+  after_commit(o, who.cl.tid, false);
+  wire_table w;
+  wire_table_init(&w, &out.v[0]);
+  Orders__V1__CreateTableResponse resp =
+      ORDERS__V1__CREATE_TABLE_RESPONSE__INIT;
+  resp.table = &w.msg;
+  set_message(reply, &resp.base);
+out:
+  store_tables_free(&out);
+  orders__v1__create_table_request__free_unpacked(req, NULL);
+}
+
+static void list_tables(void *arg, const rpc_call *call, rpc_reply *reply) {
+  orders *o = arg;
+  store_tables out = {0};
+  wire_table *ws = NULL;
+  Orders__V1__Table **ptrs = NULL;
+  UNPACK(Orders__V1__ListTablesRequest, orders__v1__list_tables_request, req);
+  caller who;
+  if (!authenticate(o, call, reply, ACCESS_STAFF, &who))
+    goto out;
+  int rc = store_list_tables(o->c.st, who.cl.tid, TABLES_MAX, &out);
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "list the tables");
+    goto out;
+  }
+  ws = calloc(out.n ? out.n : 1, sizeof *ws);
+  ptrs = calloc(out.n ? out.n : 1, sizeof *ptrs);
+  if (ws == NULL || ptrs == NULL) {
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < out.n; i++) {
+    wire_table_init(&ws[i], &out.v[i]);
+    ptrs[i] = &ws[i].msg;
+  }
+  Orders__V1__ListTablesResponse resp = ORDERS__V1__LIST_TABLES_RESPONSE__INIT;
+  resp.n_tables = out.n;
+  resp.tables = ptrs;
+  set_message(reply, &resp.base);
+out:
+  free(ws);
+  free(ptrs);
+  store_tables_free(&out);
+  orders__v1__list_tables_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------- orders --- */
+
+static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
+  orders *o = arg;
+  uint8_t *answer = NULL;
+  size_t answer_len = 0;
+  UNPACK(Orders__V1__CreateOrderRequest, orders__v1__create_order_request,
+         req);
+  caller who;
+  if (!authenticate(o, call, reply, ACCESS_CUSTOMER, &who))
+    goto out;
+  /* Layer 1: the request on its own. */
+  vlist v;
+  vlist_init(&v);
+  size_t n = req->n_items;
+  const char *pids_in[ORDER_LINES_MAX];
+  int32_t qty[ORDER_LINES_MAX];
+  for (size_t i = 0; i < n && i < ORDER_LINES_MAX; i++) {
+    pids_in[i] = req->items[i] ? req->items[i]->product_id : "";
+    qty[i] = req->items[i] ? req->items[i]->quantity : 0;
+  }
+  validate_order_request(&v, n, pids_in, qty, req->table_id, req->notes,
+                         req->customer_id);
+  const char *key = call->idempotency_key;
+  bool idem = key[0] != '\0';
+  if (idem && !validate_idempotency_key(key))
+    vlist_add(&v, "must be 1 to 255 printable characters", "idempotency_key");
+  if (v.n > 0) {
+    invalid(reply, &v);
+    goto out;
+  }
+  /* Who the order is for: a customer orders for themselves only. */
+  char customer[UUID_STR_LEN + 1] = "";
+  canonical(req->customer_id, customer);
+  if (!who.staff) {
+    char self[UUID_STR_LEN + 1];
+    canonical(who.cl.sub, self);
+    if (customer[0] != '\0' && strcmp(customer, self) != 0) {
+      rpc_reply_status(reply, RPC_PERMISSION_DENIED,
+                       "a customer orders for themselves only");
+      (void)rpc_reply_add_violation(reply, "customer_id",
+                                    "must be your own user id or empty");
+      goto out;
+    }
+    memcpy(customer, self, sizeof customer);
+  }
+  char pids[ORDER_LINES_MAX][UUID_STR_LEN + 1];
+  const char *pid_ptrs[ORDER_LINES_MAX];
+  for (size_t i = 0; i < n; i++) {
+    canonical(pids_in[i], pids[i]);
+    pid_ptrs[i] = pids[i];
+  }
+  char table[UUID_STR_LEN + 1];
+  canonical(req->table_id, table);
+  uint8_t hash[IDEM_HASH_LEN];
+  if (idem && idem_request_hash(call->method, call->payload,
+                                call->payload_len, hash) != ERR_OK) {
+    rpc_reply_status(reply, RPC_INTERNAL, "cannot hash the request");
+    goto out;
+  }
+  char currency[4];
+  int rc = tenantcur_get(o->c.currency, who.cl.tid, call->token,
+                         rpc_call_time_left_ms(call), currency);
+  if (rc != ERR_OK) {
+    log_warn("cannot read the tenant's currency", "tenant_id", who.cl.tid,
+             "error", err_str(rc));
+    rpc_reply_status(reply, rc == ERR_NOTFOUND ? RPC_FAILED_PRECONDITION
+                                               : RPC_UNAVAILABLE,
+                     "cannot read the tenant's currency now");
+    goto out;
+  }
+  char id[UUID_STR_LEN + 1];
+  uuid_v7_str(id);
+  store_order_new in = {
+      .id = id,
+      .customer_id = customer,
+      .table_id = table,
+      .notes = req->notes,
+      .currency = currency,
+      .nlines = n,
+      .product_ids = pid_ptrs,
+      .quantities = qty,
+      .idem_key = idem ? key : NULL,
+      .principal = who.cl.sub,
+      .method = call->method,
+      .request_hash = hash,
+      .idem_ttl_ms = o->c.idem_ttl_ms,
+  };
+  store_result res;
+  int code = RPC_OK;
+  rc = store_create_order(o->c.st, who.cl.tid, &in, &res, &answer,
+                          &answer_len, &code);
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "create the order");
+    goto out;
+  }
+  if (res.outcome != STORE_OK && res.outcome != STORE_REPLAY) {
+    outcome_reply(reply, &res, "order");
+    goto out;
+  }
+  if (res.outcome == STORE_OK) {
+    metrics_inc(o->created);
+    after_commit(o, who.cl.tid, res.menu_changed);
+  } else {
+    metrics_inc(o->replayed);
+    rpc_reply_status(reply, code, NULL);
+  }
+  if (rpc_reply_set_payload(reply, answer, answer_len) != ERR_OK)
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
+out:
+  free(answer);
+  orders__v1__create_order_request__free_unpacked(req, NULL);
+}
+
+static void get_order(void *arg, const rpc_call *call, rpc_reply *reply) {
+  orders *o = arg;
+  store_orders out = {0};
+  wire_order *w = NULL;
+  UNPACK(Orders__V1__GetOrderRequest, orders__v1__get_order_request, req);
+  caller who;
+  if (!authenticate(o, call, reply, ACCESS_CUSTOMER, &who))
+    goto out;
+  vlist v;
+  vlist_init(&v);
+  if (!validate_id(&v, "id", req->id)) {
+    invalid(reply, &v);
+    goto out;
+  }
+  char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
+  canonical(req->id, id);
+  canonical(who.cl.sub, self);
+  /* A customer sees only their own orders: anybody else's is "not found",
+   * exactly like another tenant's. */
+  int rc = store_get_order(o->c.st, who.cl.tid, id, who.staff ? NULL : self,
+                           &out);
+  if (rc == ERR_NOTFOUND) {
+    rpc_reply_status(reply, RPC_NOT_FOUND, "order not found");
+    goto out;
+  }
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "read the order");
+    goto out;
+  }
+  w = malloc(sizeof *w);
+  if (w == NULL) {
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    goto out;
+  }
+  wire_order_init(w, &out.v[0]);
+  Orders__V1__GetOrderResponse resp = ORDERS__V1__GET_ORDER_RESPONSE__INIT;
+  resp.order = &w->msg;
+  set_message(reply, &resp.base);
+out:
+  free(w);
+  store_orders_free(&out);
+  orders__v1__get_order_request__free_unpacked(req, NULL);
+}
+
+static void list_orders(void *arg, const rpc_call *call, rpc_reply *reply) {
+  orders *o = arg;
+  store_orders out = {0};
+  wire_order *ws = NULL;
+  Orders__V1__Order **ptrs = NULL;
+  UNPACK(Orders__V1__ListOrdersRequest, orders__v1__list_orders_request, req);
+  caller who;
+  if (!authenticate(o, call, reply, ACCESS_CUSTOMER, &who))
+    goto out;
+  vlist v;
+  vlist_init(&v);
+  size_t limit = req->limit == 0 ? LIST_DEFAULT : req->limit;
+  if (limit > LIST_MAX)
+    vlist_add(&v, "must be between 1 and 100", "limit");
+  if (req->status != OS_UNSPECIFIED && !orderstate_valid(req->status))
+    vlist_add(&v, "is not an order status", "status");
+  char before[UUID_STR_LEN + 1] = "";
+  if (req->cursor[0] != '\0' && cursor_decode(req->cursor, before) != ERR_OK)
+    vlist_add(&v, "is not a cursor of this list", "cursor");
+  if (v.n > 0) {
+    invalid(reply, &v);
+    goto out;
+  }
+  char self[UUID_STR_LEN + 1];
+  canonical(who.cl.sub, self);
+  store_order_query q = {
+      .status = req->status,
+      .before_id = before[0] ? before : NULL,
+      .customer_id = who.staff ? NULL : self,
+      .limit = limit,
+  };
+  bool more = false;
+  int rc = store_list_orders(o->c.st, who.cl.tid, &q, &out, &more);
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "list the orders");
+    goto out;
+  }
+  ws = calloc(out.n ? out.n : 1, sizeof *ws);
+  ptrs = calloc(out.n ? out.n : 1, sizeof *ptrs);
+  if (ws == NULL || ptrs == NULL) {
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < out.n; i++) {
+    wire_order_init(&ws[i], &out.v[i]);
+    ptrs[i] = &ws[i].msg;
+  }
+  char next[CURSOR_LEN + 1] = "";
+  if (more && out.n > 0 && cursor_encode(out.v[out.n - 1].id, next) != ERR_OK)
+    next[0] = '\0';
+  Orders__V1__ListOrdersResponse resp = ORDERS__V1__LIST_ORDERS_RESPONSE__INIT;
+  resp.n_orders = out.n;
+  resp.orders = ptrs;
+  resp.next_cursor = next;
+  set_message(reply, &resp.base);
+out:
+  free(ws);
+  free(ptrs);
+  store_orders_free(&out);
+  orders__v1__list_orders_request__free_unpacked(req, NULL);
+}
+
+/* UpdateOrderStatus and CancelOrder: one store call, one answer shape. */
+static void change_status(orders *o, const caller *who, rpc_reply *reply,
+                          const store_status_change *ch, bool cancel) {
+  store_orders out = {0};
+  store_result res;
+  int rc = store_change_status(o->c.st, who->cl.tid, ch, &res, &out);
+  if (rc != ERR_OK) {
+    store_failed(reply, rc, "change the order");
+    goto out;
+  }
+  if (res.outcome != STORE_OK) {
+    outcome_reply(reply, &res, "order");
+    goto out;
+  }
+  after_commit(o, who->cl.tid, res.menu_changed);
+  wire_order *w = malloc(sizeof *w);
+  if (w == NULL) {
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    goto out;
+  }
+  wire_order_init(w, &out.v[0]);
+  if (cancel) {
+    Orders__V1__CancelOrderResponse resp =
+        ORDERS__V1__CANCEL_ORDER_RESPONSE__INIT;
+    resp.order = &w->msg;
+    set_message(reply, &resp.base);
+  } else {
+    Orders__V1__UpdateOrderStatusResponse resp =
+        ORDERS__V1__UPDATE_ORDER_STATUS_RESPONSE__INIT;
+    resp.order = &w->msg;
+    set_message(reply, &resp.base);
+  }
+  free(w);
+out:
+  store_orders_free(&out);
+}
+
+static void update_order_status(void *arg, const rpc_call *call,
+                                rpc_reply *reply) {
+  orders *o = arg;
+  UNPACK(Orders__V1__UpdateOrderStatusRequest,
+         orders__v1__update_order_status_request, req);
+  caller who;
+  if (!authenticate(o, call, reply, ACCESS_STAFF, &who))
+    goto out;
+  vlist v;
+  vlist_init(&v);
+  validate_id(&v, "id", req->id);
+  if (!orderstate_valid(req->status))
+    vlist_add(&v, "must be an order status", "status");
+  bool has_version =
+      req->version_present_case ==
+      ORDERS__V1__UPDATE_ORDER_STATUS_REQUEST__VERSION_PRESENT_VERSION;
+  if (has_version && req->version < 1)
+    vlist_add(&v, "must be at least 1", "version");
+  if (v.n > 0) {
+    invalid(reply, &v);
+    goto out;
+  }
+  char id[UUID_STR_LEN + 1];
+  canonical(req->id, id);
+  store_status_change ch = {
+      .id = id,
+      .to = req->status,
+      .check_version = has_version,
+      .version = has_version ? req->version : 0,
+      .customer = NULL,
+  };
+  change_status(o, &who, reply, &ch, false);
+out:
+  orders__v1__update_order_status_request__free_unpacked(req, NULL);
+}
+
+static void cancel_order(void *arg, const rpc_call *call, rpc_reply *reply) {
+  orders *o = arg;
+  UNPACK(Orders__V1__CancelOrderRequest, orders__v1__cancel_order_request,
+         req);
+  caller who;
+  if (!authenticate(o, call, reply, ACCESS_CUSTOMER, &who))
+    goto out;
+  vlist v;
+  vlist_init(&v);
+  if (!validate_id(&v, "id", req->id)) {
+    invalid(reply, &v);
+    goto out;
+  }
+  char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
+  canonical(req->id, id);
+  canonical(who.cl.sub, self);
+  store_status_change ch = {
+      .id = id,
+      .to = OS_CANCELLED,
+      .customer = who.staff ? NULL : self,
+  };
+  change_status(o, &who, reply, &ch, true);
+out:
+  orders__v1__cancel_order_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------- set-up --- */
+
+int orders_new(const orders_config *cfg, orders **out) {
+  *out = NULL;
+  if (cfg == NULL || cfg->st == NULL || cfg->verifier == NULL ||
+      cfg->menu == NULL || cfg->currency == NULL)
+    return ERR_INVAL;
+  orders *o = calloc(1, sizeof *o);
+  if (o == NULL)
+    return ERR_NOMEM;
+  o->c = *cfg;
+  if (o->c.idem_ttl_ms <= 0)
+    o->c.idem_ttl_ms = 24LL * 3600 * 1000;
+  if (o->c.max_products == 0)
+    o->c.max_products = 1000;
+  static const char *const labels[] = {"result"};
+  metrics_family *f = metrics_counter(
+      "orders_created_total",
+      "CreateOrder answers: new orders, and idempotent replays", 1, labels);
+  const char *c1[] = {"created"}, *c2[] = {"replayed"};
+  o->created = metrics_child_get(f, c1);
+  o->replayed = metrics_child_get(f, c2);
+  *out = o;
+  return ERR_OK;
+}
+
+void orders_free(orders *o) { free(o); }
+
+int orders_register(orders *o, rpc_server *srv) {
+  static const struct {
+    const char *method;
+    rpc_handler_fn fn;
+  } table[] = {
+      {ORDERS_METHOD("CreateProduct"), create_product},
+      {ORDERS_METHOD("UpdateProduct"), update_product},
+      {ORDERS_METHOD("DeleteProduct"), delete_product},
+      {ORDERS_METHOD("GetProduct"), get_product},
+      {ORDERS_METHOD("ListProducts"), list_products},
+      {ORDERS_METHOD("CreateTable"), create_table},
+      {ORDERS_METHOD("ListTables"), list_tables},
+      {ORDERS_METHOD("CreateOrder"), create_order},
+      {ORDERS_METHOD("GetOrder"), get_order},
+      {ORDERS_METHOD("ListOrders"), list_orders},
+      {ORDERS_METHOD("UpdateOrderStatus"), update_order_status},
+      {ORDERS_METHOD("CancelOrder"), cancel_order},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    int rc = rpc_server_register(srv, table[i].method, table[i].fn, o);
+    if (rc != ERR_OK)
+      return rc;
+  }
+  return ERR_OK;
+}

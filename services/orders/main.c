@@ -1,0 +1,318 @@
+/*
+ * main.c - the orders service: configuration, start-up and shutdown; the
+ * work is in handlers.c, store.c, menucache.c, tenantcur.c and janitor.c,
+ * the relay in libs/outbox (see README.md for every setting).
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "libs/authn/authn.h"
+#include "libs/bus/bus.h"
+#include "libs/cache/cache.h"
+#include "libs/obs/log.h"
+#include "libs/outbox/outbox.h"
+#include "libs/paseto/paseto.h"
+#include "libs/svc/svc.h"
+#include "services/orders/handlers.h"
+#include "services/orders/janitor.h"
+#include "services/orders/menucache.h"
+#include "services/orders/store.h"
+#include "services/orders/tenantcur.h"
+
+#define SOURCE "orders"
+
+static const cfg_entry config[] = {
+    {.name = "AUTH_ADDR", .kind = CFG_URL, .required = true,
+     .description = "auth service RPC address list (token keys)"},
+    {.name = "AUTH_ISSUER", .kind = CFG_STRING, .def = "auth",
+     .description = "required iss claim of access tokens"},
+    {.name = "TENANTS_ADDR", .kind = CFG_URL, .required = true,
+     .description = "tenants service RPC address list (GetTenant: currency)"},
+    {.name = "REDIS_URL", .kind = CFG_URL,
+     .description = "Redis: menu cache, token revocations; unset: none"},
+    {.name = "BUS_LISTEN", .kind = CFG_URL,
+     .description = "nng URL the event publisher listens on; unset: "
+                    "events only through Replay"},
+    {.name = "AUTH_EVENTS", .kind = CFG_STRING, .def = "",
+     .description = "auth's bus publishers (auth.revoked), for authn"},
+    {.name = "TENANTS_EVENTS", .kind = CFG_STRING, .def = "",
+     .description = "tenants' bus publishers (tenants.changed): "
+                    "suspensions and currency changes at once"},
+    {.name = "ORDERS_DB_ROLE", .kind = CFG_STRING, .def = "orders_app",
+     .description = "role each transaction switches to (RLS); empty: none"},
+    {.name = "ORDERS_MENU_CACHE_TTL", .kind = CFG_DURATION_MS, .def = "60s",
+     .min = 1000, .max = 86400000,
+     .description = "lifetime of a cached menu in Redis"},
+    {.name = "ORDERS_CURRENCY_CACHE_TTL", .kind = CFG_DURATION_MS,
+     .def = "60s", .min = 1000, .max = 86400000,
+     .description = "how long a tenant's currency is remembered"},
+    {.name = "ORDERS_TENANTS_TIMEOUT", .kind = CFG_DURATION_MS, .def = "2s",
+     .min = 50, .max = 60000,
+     .description = "deadline of a GetTenant call for the currency"},
+    {.name = "ORDERS_IDEMPOTENCY_TTL", .kind = CFG_DURATION_MS, .def = "24h",
+     .min = 1000, .max = 604800000,
+     .description = "how long an Idempotency-Key and its answer are kept"},
+    {.name = "ORDERS_MAX_PRODUCTS", .kind = CFG_INT, .def = "1000", .min = 1,
+     .max = 10000, .description = "non-deleted products per tenant"},
+    {.name = "ORDERS_JANITOR_INTERVAL", .kind = CFG_DURATION_MS, .def = "60s",
+     .min = 100, .max = 86400000,
+     .description = "expired-key deletion / cache retry period"},
+    {.name = "ORDERS_OUTBOX_POLL", .kind = CFG_DURATION_MS, .def = "1s",
+     .min = 10, .max = 60000,
+     .description = "relay poll period when not woken by a commit"},
+    {.name = "ORDERS_OUTBOX_KEEP", .kind = CFG_DURATION_MS, .def = "168h",
+     .min = 60000, .max = 31622400000LL,
+     .description = "how long published events stay available to Replay"},
+    {.name = "ORDERS_TEST_RELAY_DELAY", .kind = CFG_DURATION_MS, .def = "0",
+     .min = 0, .max = 600000,
+     .description = "TEST HOOK: every event waits this long before the "
+                    "relay publishes it (kill -9 tests)"},
+};
+
+typedef struct app {
+  cache *redis;
+  store *store;
+  rpc_client *auth, *tenants;
+  authn *verifier;
+  bus_subscriber *events_in;
+  menucache *menu;
+  tenantcur *currency;
+  bus_publisher *bus;
+  outbox *relay;
+  orders *handlers;
+  janitor *janitor;
+  int64_t relay_delay_ms;
+  atomic_bool stopping;
+} app;
+
+static int check_redis(void *arg) { return cache_ping(arg) == ERR_OK ? 0 : 1; }
+
+static void msleep(int64_t ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* The relay's publish function. With ORDERS_TEST_RELAY_DELAY every event
+ * waits that long before it is handed to the bus - it is committed and
+ * sequenced by then, not yet published: the window in which a test kills
+ * the process (libs/outbox has no hook of its own; sleeping here, on the
+ * relay thread, delays exactly the publication). */
+static int publish(void *arg, const Rpc__V1__Event *ev) {
+  app *a = arg;
+  for (int64_t left = a->relay_delay_ms;
+       left > 0 && !atomic_load(&a->stopping); left -= 50)
+    msleep(left < 50 ? left : 50);
+  return bus_publish_event(a->bus, ev);
+}
+
+/* auth.revoked and tenants.changed: revocations and suspensions apply at
+ * once; a tenant's change may be its currency. */
+static int on_event(void *arg, const Rpc__V1__Event *ev) {
+  app *a = arg;
+  if (authn_apply_event(a->verifier, ev) != ERR_OK)
+    log_warn("undecodable event", "topic", ev->topic);
+  if (strcmp(ev->topic, AUTHN_TOPIC_TENANTS) == 0)
+    tenantcur_forget(a->currency, ev->tenant_id);
+  return ERR_OK;
+}
+
+static int subscribe(app *a, const cfg *c) {
+  const char *au = cfg_str(c, "AUTH_EVENTS"), *te = cfg_str(c, "TENANTS_EVENTS");
+  au = au ? au : "";
+  te = te ? te : "";
+  if (au[0] == '\0' && te[0] == '\0') {
+    log_warn("AUTH_EVENTS/TENANTS_EVENTS not set: revocations are seen "
+             "through Redis re-checks only");
+    return ERR_OK;
+  }
+  char addr[2 * CFG_MAX_VALUE + 2];
+  snprintf(addr, sizeof addr, "%s%s%s", au, au[0] && te[0] ? "," : "", te);
+  bus_subscriber_options o;
+  bus_subscriber_options_init(&o);
+  int rc = bus_subscriber_new(addr, on_event, a, &o, &a->events_in);
+  if (rc == ERR_OK)
+    rc = bus_subscribe_exact(a->events_in, AUTHN_TOPIC_REVOKED);
+  if (rc == ERR_OK)
+    rc = bus_subscribe_exact(a->events_in, AUTHN_TOPIC_TENANTS);
+  if (rc == ERR_OK)
+    rc = bus_subscriber_start(a->events_in);
+  if (rc != ERR_OK)
+    log_error("cannot subscribe to AUTH_EVENTS/TENANTS_EVENTS", "error",
+              err_str(rc));
+  return rc;
+}
+
+static int open_redis(svc *s, app *a) {
+  const char *url = cfg_str(svc_cfg(s), "REDIS_URL");
+  if (url == NULL || url[0] == '\0') {
+    log_warn("REDIS_URL not set: no menu cache, no Redis revocation checks");
+    return ERR_OK;
+  }
+  /* Short timeouts: a dead Redis must not eat a request's deadline (the
+   * menu is then read from PostgreSQL). */
+  cache_config cc = {.url = url,
+                     .max_conns = 16,
+                     .connect_timeout_ms = 250,
+                     .command_timeout_ms = 500,
+                     .acquire_timeout_ms = 250,
+                     .max_value_bytes = 4u * 1024u * 1024u};
+  int rc = cache_new(&cc, &a->redis);
+  if (rc != ERR_OK) {
+    log_error("bad REDIS_URL", "error", err_str(rc));
+    return rc;
+  }
+  return admin_add_check(svc_admin(s), "redis", check_redis, a->redis);
+}
+
+static int open_relay(svc *s, app *a) {
+  const cfg *c = svc_cfg(s);
+  const char *url = cfg_str(c, "BUS_LISTEN");
+  bool bus = url != NULL && url[0] != '\0';
+  a->relay_delay_ms = cfg_duration_ms(c, "ORDERS_TEST_RELAY_DELAY");
+  if (a->relay_delay_ms > 0)
+    log_warn("TEST HOOK ORDERS_TEST_RELAY_DELAY is on: events wait before "
+             "publication");
+  outbox_options oo = {
+      .schema = STORE_SCHEMA,
+      .source = SOURCE,
+      .publish = bus ? publish : NULL,
+      .publish_arg = a,
+      .poll_ms = cfg_duration_ms(c, "ORDERS_OUTBOX_POLL"),
+      .keep_ms = cfg_duration_ms(c, "ORDERS_OUTBOX_KEEP"),
+  };
+  int rc = outbox_new(svc_db(s), &oo, &a->relay);
+  if (rc != ERR_OK)
+    return rc;
+  if (!bus) {
+    log_warn("BUS_LISTEN not set: events only through Replay");
+    return ERR_OK;
+  }
+  /* The publisher continues the sequence the outbox already handed out. */
+  uint64_t last = 0;
+  rc = outbox_last_seq(a->relay, &last);
+  if (rc == ERR_OK)
+    rc = bus_publisher_new(url, SOURCE, last, NULL, &a->bus);
+  if (rc != ERR_OK)
+    log_error("cannot start the event publisher", "url", url, "error",
+              err_str(rc));
+  return rc;
+}
+
+static int orders_init(svc *s, void *arg) {
+  app *a = arg;
+  const cfg *c = svc_cfg(s);
+  if (paseto_init() != ERR_OK)
+    return ERR_INTERNAL;
+  int rc = store_new(svc_db(s), cfg_str(c, "ORDERS_DB_ROLE"), &a->store);
+  if (rc != ERR_OK) {
+    log_error("bad ORDERS_DB_ROLE");
+    return rc;
+  }
+  rc = open_redis(s, a);
+  if (rc != ERR_OK)
+    return rc;
+  rc = rpc_client_new(cfg_str(c, "AUTH_ADDR"), NULL, &a->auth);
+  if (rc != ERR_OK) {
+    log_error("bad AUTH_ADDR", "error", err_str(rc));
+    return rc;
+  }
+  rc = rpc_client_new(cfg_str(c, "TENANTS_ADDR"), NULL, &a->tenants);
+  if (rc != ERR_OK) {
+    log_error("bad TENANTS_ADDR", "error", err_str(rc));
+    return rc;
+  }
+  authn_config ac = AUTHN_CONFIG_INIT;
+  ac.issuer = cfg_str(c, "AUTH_ISSUER");
+  ac.redis = a->redis;
+  ac.keys_client = a->auth;
+  rc = authn_new(&ac, &a->verifier);
+  if (rc != ERR_OK)
+    return rc;
+  rc = menucache_new(a->redis, cfg_duration_ms(c, "ORDERS_MENU_CACHE_TTL"),
+                     &a->menu);
+  if (rc == ERR_OK)
+    rc = tenantcur_new(a->tenants,
+                       cfg_duration_ms(c, "ORDERS_CURRENCY_CACHE_TTL"),
+                       (uint32_t)cfg_duration_ms(c, "ORDERS_TENANTS_TIMEOUT"),
+                       &a->currency);
+  if (rc == ERR_OK)
+    rc = subscribe(a, c);
+  if (rc == ERR_OK)
+    rc = open_relay(s, a);
+  if (rc != ERR_OK)
+    return rc;
+  orders_config oc = {
+      .st = a->store,
+      .verifier = a->verifier,
+      .menu = a->menu,
+      .currency = a->currency,
+      .events = a->relay,
+      .idem_ttl_ms = cfg_duration_ms(c, "ORDERS_IDEMPOTENCY_TTL"),
+      .max_products = (size_t)cfg_int(c, "ORDERS_MAX_PRODUCTS"),
+  };
+  rc = orders_new(&oc, &a->handlers);
+  if (rc == ERR_OK)
+    rc = orders_register(a->handlers, svc_rpc(s));
+  if (rc == ERR_OK)
+    rc = outbox_register_replay(a->relay, svc_rpc(s));
+  if (rc == ERR_OK)
+    rc = outbox_start(a->relay);
+  if (rc != ERR_OK)
+    return rc;
+  janitor_options jo = {
+      .st = a->store,
+      .menu = a->menu,
+      .interval_ms = cfg_duration_ms(c, "ORDERS_JANITOR_INTERVAL"),
+  };
+  return janitor_start(&jo, &a->janitor);
+}
+
+static void orders_fini(svc *s, void *arg) {
+  (void)s;
+  app *a = arg;
+  atomic_store(&a->stopping, true);
+  janitor_stop(a->janitor);
+  outbox_free(a->relay); /* joins the relay thread, which uses bus */
+  orders_free(a->handlers);
+  bus_subscriber_free(a->events_in); /* before the authn it feeds */
+  authn_free(a->verifier);
+  tenantcur_free(a->currency);
+  menucache_free(a->menu);
+  rpc_client_free(a->tenants);
+  rpc_client_free(a->auth);
+  bus_publisher_free(a->bus);
+  store_free(a->store);
+  a->janitor = NULL;
+  a->relay = NULL;
+  a->handlers = NULL;
+  a->events_in = NULL;
+  a->verifier = NULL;
+  a->currency = NULL;
+  a->menu = NULL;
+  a->tenants = NULL;
+  a->auth = NULL;
+  a->bus = NULL;
+  a->store = NULL;
+}
+
+int main(void) {
+  static app a;
+  svc_spec spec = {
+      .name = "orders",
+      .config = config,
+      .nconfig = sizeof config / sizeof config[0],
+      .uses_db = true,
+      .schema = STORE_SCHEMA,
+      .init = orders_init,
+      .fini = orders_fini,
+      .arg = &a,
+  };
+  int status = svc_main(&spec);
+  /* The admin server's Redis check may run until svc frees it, so the
+   * cache outlives fini. */
+  cache_free(a.redis);
+  return status;
+}

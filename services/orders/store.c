@@ -1,0 +1,654 @@
+/*
+ * store.c - the orders service's SQL, part one: set-up, the shared
+ * transaction helpers, products, tables and the janitor's deletes (the
+ * orders are in store_orders.c; store.h has the transaction design).
+ *
+ * Each public function is a struct of arguments plus a static function
+ * run inside db_with_tx, so every statement is parameterised, a change
+ * and its outbox events commit together, and a deadlock or serialisation
+ * failure retries the whole unit (the functions reset their outputs at
+ * the start of every attempt). An outcome that is an answer rather than
+ * a failure (not found, stale version, no stock, ...) is recorded in the
+ * store_result and the function returns ANSWERED, which rolls the
+ * transaction back; the public wrapper then returns ERR_OK.
+ *
+ * Lists of ids travel as one array parameter ('{id,id}'::uuid[]): the
+ * elements are canonical UUIDs or integers the store formatted itself,
+ * never caller text. Times leave the database as Unix milliseconds and
+ * are formatted in wire.c.
+ */
+#include "services/orders/store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libs/base/strutil.h"
+#include "libs/outbox/outbox.h"
+#include "services/orders/store_internal.h"
+#include "services/orders/wire.h"
+
+#define TX_RETRIES 3
+
+/* Columns of a product row, in the order read_products reads them. */
+#define PRODUCT_COLS                                                       \
+  "id::text, name, description, category, price_cents, stock, "            \
+  "low_stock_threshold, active, version, " MS("created_at") ", "           \
+  MS("updated_at")
+
+#define TABLE_COLS "id::text, label, " MS("created_at")
+
+/* ------------------------------------------------------------ set-up --- */
+
+struct store {
+  db_pool *db;
+  char role[64];
+};
+
+int store_new(db_pool *db, const char *role, store **out) {
+  *out = NULL;
+  if (db == NULL)
+    return ERR_INVAL;
+  size_t n = role ? strnlen(role, 64) : 0;
+  if (n > 63)
+    return ERR_INVAL;
+  for (size_t i = 0; i < n; i++) {
+    char ch = role[i];
+    bool ok = (ch >= 'a' && ch <= 'z') || ch == '_' ||
+              (i > 0 && ch >= '0' && ch <= '9');
+    if (!ok)
+      return ERR_INVAL;
+  }
+  store *st = calloc(1, sizeof *st);
+  if (st == NULL)
+    return ERR_NOMEM;
+  st->db = db;
+  if (n > 0)
+    memcpy(st->role, role, n);
+  *out = st;
+  return ERR_OK;
+}
+
+void store_free(store *st) { free(st); }
+
+/* ---------------------------------------------------------- containers --- */
+
+void store_products_free(store_products *p) {
+  if (p == NULL)
+    return;
+  free(p->v);
+  db_result_free(p->res_);
+  memset(p, 0, sizeof *p);
+}
+
+void store_tables_free(store_tables *t) {
+  if (t == NULL)
+    return;
+  free(t->v);
+  db_result_free(t->res_);
+  memset(t, 0, sizeof *t);
+}
+
+void store_orders_free(store_orders *o) {
+  if (o == NULL)
+    return;
+  free(o->v);
+  free(o->items_);
+  db_result_free(o->orders_res_);
+  db_result_free(o->items_res_);
+  memset(o, 0, sizeof *o);
+}
+
+void store_result_reset(store_result *res) {
+  res->outcome = STORE_OK;
+  vlist_init(&res->violations);
+  res->message[0] = '\0';
+  res->menu_changed = false;
+}
+
+/* ------------------------------------------------------------ helpers --- */
+
+typedef struct scoped {
+  const store *st;
+  bool janitor;
+  int (*fn)(db_conn *c, void *ud);
+  void *ud;
+} scoped;
+
+/* The start of every transaction: the role (and the janitor's flag). */
+static int scoped_fn(db_conn *c, void *ud) {
+  scoped *s = ud;
+  int rc = ERR_OK;
+  if (s->st->role[0] != '\0') {
+    db_param p[] = {db_text(s->st->role)};
+    rc = db_exec(c, "SELECT set_config('role', $1, true)", p, 1, NULL);
+  }
+  if (rc == ERR_OK && s->janitor)
+    rc = db_exec(c, "SELECT set_config('app.orders_janitor', 'on', true)",
+                 NULL, 0, NULL);
+  if (rc != ERR_OK)
+    return rc;
+  return s->fn(c, s->ud);
+}
+
+/* Runs fn in a transaction scoped to tenant tid (NULL: the janitor). */
+int store_run_tx(store *st, const char *tid, bool read_only,
+               int (*fn)(db_conn *c, void *ud), void *ud) {
+  db_tx_opts o = {.tenant_id = tid, .read_only = read_only};
+  scoped s = {st, tid == NULL, fn, ud};
+  return db_with_tx(st->db, &o, TX_RETRIES, scoped_fn, &s);
+}
+
+/* The text of a cell; "" for NULL (model strings are never NULL). */
+const char *store_cell(const db_result *r, int row, int col) {
+  const char *v = db_get(r, row, col);
+  return v ? v : "";
+}
+
+static int read_products(db_result *r, store_products *out) {
+  int n = db_nrows(r);
+  out->res_ = r;
+  out->v = calloc(n > 0 ? (size_t)n : 1, sizeof *out->v);
+  if (out->v == NULL)
+    return ERR_NOMEM;
+  out->n = 0;
+  for (int i = 0; i < n; i++) {
+    model_product *p = &out->v[i];
+    p->id = store_cell(r, i, 0);
+    p->name = store_cell(r, i, 1);
+    p->description = store_cell(r, i, 2);
+    p->category = store_cell(r, i, 3);
+    int rc = db_get_int64(r, i, 4, &p->price_cents);
+    p->has_stock = !db_is_null(r, i, 5);
+    if (rc == ERR_OK && p->has_stock)
+      rc = db_get_int64(r, i, 5, &p->stock);
+    if (rc == ERR_OK)
+      rc = db_get_int64(r, i, 6, &p->low_stock_threshold);
+    if (rc == ERR_OK)
+      rc = db_get_bool(r, i, 7, &p->active);
+    if (rc == ERR_OK)
+      rc = db_get_int64(r, i, 8, &p->version);
+    if (rc == ERR_OK)
+      rc = db_get_int64(r, i, 9, &p->created_ms);
+    if (rc == ERR_OK)
+      rc = db_get_int64(r, i, 10, &p->updated_ms);
+    if (rc != ERR_OK)
+      return rc;
+    out->n++;
+  }
+  return ERR_OK;
+}
+
+/* Runs a product query into out (which then owns the result). */
+static int query_products(db_conn *c, const char *sql, const db_param *ps,
+                          int n, store_products *out) {
+  store_products_free(out);
+  db_result *r = NULL;
+  int rc = db_exec(c, sql, ps, n, &r);
+  if (rc != ERR_OK)
+    return rc;
+  rc = read_products(r, out);
+  if (rc != ERR_OK)
+    store_products_free(out);
+  return rc;
+}
+
+static int read_tables(db_result *r, store_tables *out) {
+  int n = db_nrows(r);
+  out->res_ = r;
+  out->v = calloc(n > 0 ? (size_t)n : 1, sizeof *out->v);
+  if (out->v == NULL)
+    return ERR_NOMEM;
+  out->n = 0;
+  for (int i = 0; i < n; i++) {
+    model_table *t = &out->v[i];
+    t->id = store_cell(r, i, 0);
+    t->label = store_cell(r, i, 1);
+    int rc = db_get_int64(r, i, 2, &t->created_ms);
+    if (rc != ERR_OK)
+      return rc;
+    out->n++;
+  }
+  return ERR_OK;
+}
+
+/* Appends "{a,b,c}" of canonical ids to buf. ERR_TOOBIG when it does not
+ * fit. */
+int store_id_array(const char *const *ids, size_t n, char *buf, size_t cap) {
+  size_t at = 0;
+  if (cap < 3)
+    return ERR_TOOBIG;
+  buf[at++] = '{';
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(ids[i]);
+    if (at + len + 2 >= cap)
+      return ERR_TOOBIG;
+    if (i > 0)
+      buf[at++] = ',';
+    memcpy(buf + at, ids[i], len);
+    at += len;
+  }
+  buf[at++] = '}';
+  buf[at] = '\0';
+  return ERR_OK;
+}
+
+int store_int_array(const int32_t *v, size_t n, char *buf, size_t cap) {
+  size_t at = 0;
+  int w = snprintf(buf, cap, "{");
+  at = (size_t)w;
+  for (size_t i = 0; i < n; i++) {
+    w = snprintf(buf + at, cap - at, "%s%" PRId32, i > 0 ? "," : "", v[i]);
+    if (w < 0 || (size_t)w >= cap - at)
+      return ERR_TOOBIG;
+    at += (size_t)w;
+  }
+  if (at + 2 > cap)
+    return ERR_TOOBIG;
+  buf[at++] = '}';
+  buf[at] = '\0';
+  return ERR_OK;
+}
+
+
+/* Writes one event into the outbox on c; takes ownership of payload. */
+int store_emit(db_conn *c, const char *family, const char *tid,
+                const char *type, uint8_t *payload, size_t len) {
+  char topic[WIRE_TOPIC_MAX];
+  wire_topic(family, tid, topic);
+  outbox_event ev = {.topic = topic,
+                     .type = type,
+                     .tenant_id = tid,
+                     .payload = payload,
+                     .len = len,
+                     .event_id_out = NULL};
+  int rc = outbox_append(c, STORE_SCHEMA, &ev);
+  free(payload);
+  return rc;
+}
+
+/* Stock "is low" when limited and under the threshold. */
+bool store_stock_low(bool has_stock, int64_t stock, int64_t threshold) {
+  return has_stock && stock < threshold;
+}
+
+int store_emit_stock_low(db_conn *c, const char *tid, const char *id,
+                          const char *name, int64_t stock,
+                          int64_t threshold) {
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  int rc = wire_stock_low(id, name, stock, threshold, &buf, &len);
+  if (rc == ERR_OK)
+    rc = store_emit(c, "orders", tid, "StockLow", buf, len);
+  return rc;
+}
+
+static int emit_product(db_conn *c, const char *tid, const model_product *p,
+                        const char *change) {
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  int rc = wire_product_changed(p, change, &buf, &len);
+  if (rc == ERR_OK)
+    rc = store_emit(c, "orders", tid, "ProductChanged", buf, len);
+  return rc;
+}
+
+
+/* The public wrappers: an answer is ERR_OK with res->outcome set. */
+int store_finish(int rc, store_result *res) {
+  if (res->outcome != STORE_OK) {
+    res->menu_changed = false; /* rolled back */
+    return ERR_OK;
+  }
+  if (rc != ERR_OK)
+    res->menu_changed = false;
+  return rc;
+}
+
+/* ------------------------------------------------------------ products --- */
+
+typedef struct product_args {
+  const char *tid, *id;
+  const store_product_new *in;
+  const store_product_patch *patch;
+  bool include_inactive;
+  size_t cap;
+  store_result *res;
+  store_products *out;
+} product_args;
+
+static int create_product_fn(db_conn *c, void *ud) {
+  product_args *a = ud;
+  const store_product_new *in = a->in;
+  store_result_reset(a->res);
+  store_products_free(a->out);
+  /* Creates of one tenant take turns, so the count stays true. */
+  db_param lk[] = {db_text(a->tid)};
+  int rc = db_exec(c,
+                   "SELECT pg_advisory_xact_lock(hashtextextended("
+                   "'orders.products|' || $1, 0))",
+                   lk, 1, NULL);
+  db_result *r = NULL;
+  if (rc == ERR_OK)
+    rc = db_exec(c,
+                 "SELECT count(*) FROM orders.products WHERE tenant_id = "
+                 "$1::uuid AND deleted_at IS NULL",
+                 lk, 1, &r);
+  int64_t count = 0;
+  if (rc == ERR_OK)
+    rc = db_get_int64(r, 0, 0, &count);
+  db_result_free(r);
+  if (rc != ERR_OK)
+    return rc;
+  if (count >= (int64_t)in->max_products) {
+    a->res->outcome = STORE_PRECONDITION;
+    str_copy(a->res->message, "the menu has the maximum number of products",
+             sizeof a->res->message);
+    return ANSWERED;
+  }
+  db_param ps[] = {db_text(a->tid),
+                   db_text(in->id),
+                   db_text(in->name),
+                   db_text(in->description ? in->description : ""),
+                   db_text(in->category ? in->category : ""),
+                   db_int64(in->price_cents),
+                   in->has_stock ? db_int64(in->stock) : db_null(),
+                   db_int64(in->threshold),
+                   db_bool(in->active)};
+  rc = query_products(c,
+                      "INSERT INTO orders.products (tenant_id, id, name, "
+                      "description, category, price_cents, stock, "
+                      "low_stock_threshold, active) VALUES ($1::uuid, "
+                      "$2::uuid, $3, $4, $5, $6, $7::bigint, $8, $9) "
+                      "RETURNING " PRODUCT_COLS,
+                      ps, DB_NPARAMS(ps), a->out);
+  if (rc != ERR_OK)
+    return rc;
+  if (a->out->n != 1)
+    return ERR_INTERNAL;
+  a->res->menu_changed = true;
+  return emit_product(c, a->tid, &a->out->v[0], "created");
+}
+
+
+int store_create_product(store *st, const char *tid,
+                         const store_product_new *in, store_result *res,
+                         store_products *out) {
+  memset(out, 0, sizeof *out);
+  product_args a = {.tid = tid, .in = in, .res = res, .out = out};
+  int rc = store_finish(store_run_tx(st, tid, false, create_product_fn, &a), res);
+  if (rc != ERR_OK || res->outcome != STORE_OK)
+    store_products_free(out);
+  return rc;
+}
+
+static bool patch_empty(const store_product_patch *p) {
+  return p->name == NULL && p->description == NULL && p->category == NULL &&
+         !p->set_price && p->stock_change == STORE_STOCK_KEEP &&
+         !p->set_active && !p->set_threshold;
+}
+
+static int update_product_fn(db_conn *c, void *ud) {
+  product_args *a = ud;
+  const store_product_patch *p = a->patch;
+  store_result_reset(a->res);
+  store_products_free(a->out);
+  db_param key[] = {db_text(a->tid), db_text(a->id)};
+  store_products old = {0};
+  int rc = query_products(c,
+                          "SELECT " PRODUCT_COLS " FROM orders.products "
+                          "WHERE tenant_id = $1::uuid AND id = $2::uuid AND "
+                          "deleted_at IS NULL FOR UPDATE",
+                          key, 2, &old);
+  if (rc != ERR_OK)
+    return rc;
+  if (old.n != 1) {
+    store_products_free(&old);
+    a->res->outcome = STORE_NOT_FOUND;
+    return ANSWERED;
+  }
+  if (p->check_version && p->version != old.v[0].version) {
+    store_products_free(&old);
+    a->res->outcome = STORE_STALE;
+    return ANSWERED;
+  }
+  if (patch_empty(p)) {
+    *a->out = old; /* unchanged: no version, no event */
+    return ERR_OK;
+  }
+  bool was_low = store_stock_low(old.v[0].has_stock, old.v[0].stock,
+                           old.v[0].low_stock_threshold);
+  store_products_free(&old);
+  db_param ps[] = {
+      db_text(a->tid),
+      db_text(a->id),
+      db_text(p->name),
+      db_text(p->description),
+      db_text(p->category),
+      p->set_price ? db_int64(p->price_cents) : db_null(),
+      db_int64((int64_t)p->stock_change),
+      db_int64(p->stock_change == STORE_STOCK_SET ? p->stock : 0),
+      p->set_active ? db_bool(p->active) : db_null(),
+      p->set_threshold ? db_int64(p->threshold) : db_null(),
+  };
+  rc = query_products(
+      c,
+      "UPDATE orders.products SET name = coalesce($3, name), "
+      "description = coalesce($4, description), "
+      "category = coalesce($5, category), "
+      "price_cents = coalesce($6::bigint, price_cents), "
+      "stock = CASE $7::int WHEN 1 THEN $8::bigint WHEN 2 THEN NULL "
+      "ELSE stock END, active = coalesce($9::boolean, active), "
+      "low_stock_threshold = coalesce($10::bigint, low_stock_threshold), "
+      "version = version + 1, updated_at = now() "
+      "WHERE tenant_id = $1::uuid AND id = $2::uuid RETURNING " PRODUCT_COLS,
+      ps, DB_NPARAMS(ps), a->out);
+  if (rc != ERR_OK)
+    return rc;
+  if (a->out->n != 1)
+    return ERR_INTERNAL;
+  const model_product *np = &a->out->v[0];
+  a->res->menu_changed = true;
+  rc = emit_product(c, a->tid, np, "updated");
+  if (rc == ERR_OK && !was_low &&
+      store_stock_low(np->has_stock, np->stock, np->low_stock_threshold))
+    rc = store_emit_stock_low(c, a->tid, np->id, np->name, np->stock,
+                        np->low_stock_threshold);
+  return rc;
+}
+
+int store_update_product(store *st, const char *tid, const char *id,
+                         const store_product_patch *patch, store_result *res,
+                         store_products *out) {
+  memset(out, 0, sizeof *out);
+  product_args a = {.tid = tid, .id = id, .patch = patch, .res = res,
+                    .out = out};
+  int rc = store_finish(store_run_tx(st, tid, false, update_product_fn, &a), res);
+  if (rc != ERR_OK || res->outcome != STORE_OK)
+    store_products_free(out);
+  return rc;
+}
+
+static int delete_product_fn(db_conn *c, void *ud) {
+  product_args *a = ud;
+  store_result_reset(a->res);
+  store_products_free(a->out);
+  db_param ps[] = {db_text(a->tid), db_text(a->id)};
+  int rc = query_products(c,
+                          "UPDATE orders.products SET deleted_at = now(), "
+                          "version = version + 1, updated_at = now() "
+                          "WHERE tenant_id = $1::uuid AND id = $2::uuid AND "
+                          "deleted_at IS NULL RETURNING " PRODUCT_COLS,
+                          ps, 2, a->out);
+  if (rc != ERR_OK)
+    return rc;
+  if (a->out->n != 1) {
+    a->res->outcome = STORE_NOT_FOUND;
+    return ANSWERED;
+  }
+  a->res->menu_changed = true;
+  return emit_product(c, a->tid, &a->out->v[0], "deleted");
+}
+
+int store_delete_product(store *st, const char *tid, const char *id,
+                         store_result *res) {
+  store_products out = {0};
+  product_args a = {.tid = tid, .id = id, .res = res, .out = &out};
+  int rc = store_finish(store_run_tx(st, tid, false, delete_product_fn, &a), res);
+  store_products_free(&out);
+  return rc;
+}
+
+static int get_product_fn(db_conn *c, void *ud) {
+  product_args *a = ud;
+  db_param ps[] = {db_text(a->tid), db_text(a->id),
+                   db_bool(a->include_inactive)};
+  int rc = query_products(c,
+                          "SELECT " PRODUCT_COLS " FROM orders.products "
+                          "WHERE tenant_id = $1::uuid AND id = $2::uuid AND "
+                          "deleted_at IS NULL AND ($3 OR active)",
+                          ps, DB_NPARAMS(ps), a->out);
+  if (rc == ERR_OK && a->out->n != 1)
+    rc = ERR_NOTFOUND;
+  return rc;
+}
+
+int store_get_product(store *st, const char *tid, const char *id,
+                      bool include_inactive, store_products *out) {
+  memset(out, 0, sizeof *out);
+  product_args a = {.tid = tid, .id = id,
+                    .include_inactive = include_inactive, .out = out};
+  int rc = store_run_tx(st, tid, true, get_product_fn, &a);
+  if (rc != ERR_OK)
+    store_products_free(out);
+  return rc;
+}
+
+static int list_products_fn(db_conn *c, void *ud) {
+  product_args *a = ud;
+  db_param ps[] = {db_text(a->tid), db_bool(a->include_inactive),
+                   db_int64((int64_t)a->cap)};
+  return query_products(c,
+                        "SELECT " PRODUCT_COLS " FROM orders.products "
+                        "WHERE tenant_id = $1::uuid AND deleted_at IS NULL "
+                        "AND ($2 OR active) ORDER BY category, name, id "
+                        "LIMIT $3",
+                        ps, DB_NPARAMS(ps), a->out);
+}
+
+int store_list_products(store *st, const char *tid, bool include_inactive,
+                        size_t cap, store_products *out) {
+  memset(out, 0, sizeof *out);
+  product_args a = {.tid = tid, .include_inactive = include_inactive,
+                    .cap = cap, .out = out};
+  int rc = store_run_tx(st, tid, true, list_products_fn, &a);
+  if (rc != ERR_OK)
+    store_products_free(out);
+  return rc;
+}
+
+/* -------------------------------------------------------------- tables --- */
+
+typedef struct table_args {
+  const char *tid, *id, *label;
+  size_t cap;
+  store_result *res;
+  store_tables *out;
+} table_args;
+
+static int create_table_fn(db_conn *c, void *ud) {
+  table_args *a = ud;
+  store_result_reset(a->res);
+  store_tables_free(a->out);
+  db_param ps[] = {db_text(a->tid), db_text(a->id), db_text(a->label)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "INSERT INTO orders.tables (tenant_id, id, label) VALUES "
+                   "($1::uuid, $2::uuid, $3) RETURNING " TABLE_COLS,
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc != ERR_OK)
+    return rc;
+  rc = read_tables(r, a->out);
+  if (rc != ERR_OK)
+    return rc;
+  if (a->out->n != 1)
+    return ERR_INTERNAL;
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  rc = wire_table_changed(&a->out->v[0], "created", &buf, &len);
+  if (rc == ERR_OK)
+    rc = store_emit(c, "tables", a->tid, "TableChanged", buf, len);
+  return rc;
+}
+
+int store_create_table(store *st, const char *tid, const char *id,
+                       const char *label, store_result *res,
+                       store_tables *out) {
+  memset(out, 0, sizeof *out);
+  table_args a = {.tid = tid, .id = id, .label = label, .res = res,
+                  .out = out};
+  int rc = store_run_tx(st, tid, false, create_table_fn, &a);
+  if (rc == ERR_EXISTS) {
+    res->outcome = STORE_EXISTS;
+    vlist_add(&res->violations, "is already used by another table", "label");
+    rc = ERR_OK;
+  }
+  rc = store_finish(rc, res);
+  if (rc != ERR_OK || res->outcome != STORE_OK)
+    store_tables_free(out);
+  return rc;
+}
+
+static int list_tables_fn(db_conn *c, void *ud) {
+  table_args *a = ud;
+  store_tables_free(a->out);
+  db_param ps[] = {db_text(a->tid), db_int64((int64_t)a->cap)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT " TABLE_COLS " FROM orders.tables WHERE "
+                   "tenant_id = $1::uuid ORDER BY label, id LIMIT $2",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc != ERR_OK)
+    return rc;
+  return read_tables(r, a->out);
+}
+
+int store_list_tables(store *st, const char *tid, size_t cap,
+                      store_tables *out) {
+  memset(out, 0, sizeof *out);
+  table_args a = {.tid = tid, .cap = cap, .out = out};
+  int rc = store_run_tx(st, tid, true, list_tables_fn, &a);
+  if (rc != ERR_OK)
+    store_tables_free(out);
+  return rc;
+}
+
+/* ------------------------------------------------------------- janitor --- */
+
+typedef struct expire_args {
+  size_t batch;
+  int64_t *deleted;
+} expire_args;
+
+static int expire_fn(db_conn *c, void *ud) {
+  expire_args *a = ud;
+  db_param ps[] = {db_int64((int64_t)a->batch)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "DELETE FROM orders.idempotency WHERE ctid IN (SELECT ctid "
+                   "FROM orders.idempotency WHERE expires_at <= now() "
+                   "LIMIT $1)",
+                   ps, 1, &r);
+  if (rc == ERR_OK && a->deleted != NULL)
+    *a->deleted = db_affected(r);
+  db_result_free(r);
+  return rc;
+}
+
+int store_expire_idempotency(store *st, size_t batch, int64_t *deleted) {
+  if (deleted != NULL)
+    *deleted = 0;
+  expire_args a = {batch ? batch : 1000, deleted};
+  return store_run_tx(st, NULL, false, expire_fn, &a);
+}

@@ -1,0 +1,662 @@
+/*
+ * store_orders.c - the orders service's SQL, part two: orders (see
+ * store.h for the transaction design: CreateOrder with idempotency, lock
+ * order and stock; status changes with restocking).
+ */
+#include "services/orders/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libs/base/strutil.h"
+#include "services/orders/store_internal.h"
+#include "services/orders/wire.h"
+
+#define ORDER_COLS                                                         \
+  "id::text, status, total_cents, currency, coalesce(table_id::text, ''), " \
+  "notes, coalesce(customer_id::text, ''), version, " MS("created_at")      \
+  ", " MS("updated_at")
+
+#define ITEM_COLS                                                          \
+  "order_id::text, product_id::text, name, unit_price_cents, quantity, "   \
+  "line_total_cents"
+
+/* ------------------------------------------------------- order reading --- */
+
+/* Reads the orders of r (ORDER_COLS, sorted by id DESC or a single row)
+ * and their lines into out, which takes r. */
+static int load_orders(db_conn *c, const char *tid, db_result *r,
+                       store_orders *out) {
+  int n = db_nrows(r);
+  out->orders_res_ = r;
+  out->v = calloc(n > 0 ? (size_t)n : 1, sizeof *out->v);
+  if (out->v == NULL)
+    return ERR_NOMEM;
+  const char **ids = calloc(n > 0 ? (size_t)n : 1, sizeof *ids);
+  if (ids == NULL)
+    return ERR_NOMEM;
+  int rc = ERR_OK;
+  for (int i = 0; i < n && rc == ERR_OK; i++) {
+    model_order *o = &out->v[i];
+    o->id = store_cell(r, i, 0);
+    ids[i] = o->id;
+    o->status = orderstate_parse(store_cell(r, i, 1));
+    rc = db_get_int64(r, i, 2, &o->total_cents);
+    o->currency = store_cell(r, i, 3);
+    o->table_id = store_cell(r, i, 4);
+    o->notes = store_cell(r, i, 5);
+    o->customer_id = store_cell(r, i, 6);
+    if (rc == ERR_OK)
+      rc = db_get_int64(r, i, 7, &o->version);
+    if (rc == ERR_OK)
+      rc = db_get_int64(r, i, 8, &o->created_ms);
+    if (rc == ERR_OK)
+      rc = db_get_int64(r, i, 9, &o->updated_ms);
+  }
+  if (rc != ERR_OK || n == 0) {
+    free(ids);
+    return rc;
+  }
+  out->n = (size_t)n;
+  size_t cap = ID_ARRAY_CAP((size_t)n);
+  char *arr = malloc(cap);
+  if (arr == NULL) {
+    free(ids);
+    return ERR_NOMEM;
+  }
+  rc = store_id_array(ids, (size_t)n, arr, cap);
+  free(ids);
+  db_result *ir = NULL;
+  if (rc == ERR_OK) {
+    db_param ps[] = {db_text(tid), db_text(arr)};
+    rc = db_exec(c,
+                 "SELECT " ITEM_COLS " FROM orders.order_items WHERE "
+                 "tenant_id = $1::uuid AND order_id = ANY($2::uuid[]) "
+                 "ORDER BY order_id DESC, line_no",
+                 ps, 2, &ir);
+  }
+  free(arr);
+  if (rc != ERR_OK)
+    return rc;
+  out->items_res_ = ir;
+  int m = db_nrows(ir);
+  out->items_ = calloc(m > 0 ? (size_t)m : 1, sizeof *out->items_);
+  if (out->items_ == NULL)
+    return ERR_NOMEM;
+  for (int j = 0; j < m && rc == ERR_OK; j++) {
+    model_item *it = &out->items_[j];
+    it->product_id = store_cell(ir, j, 1);
+    it->name = store_cell(ir, j, 2);
+    int64_t q = 0;
+    rc = db_get_int64(ir, j, 3, &it->unit_price_cents);
+    if (rc == ERR_OK)
+      rc = db_get_int64(ir, j, 4, &q);
+    if (rc == ERR_OK)
+      rc = db_get_int64(ir, j, 5, &it->line_total_cents);
+    it->quantity = (int32_t)q;
+  }
+  if (rc != ERR_OK)
+    return rc;
+  /* Both lists are in id DESC order: one pass assigns the lines. */
+  int j = 0;
+  for (size_t i = 0; i < out->n; i++) {
+    model_order *o = &out->v[i];
+    int start = j;
+    while (j < m && strcmp(store_cell(ir, j, 0), o->id) == 0)
+      j++;
+    o->items = &out->items_[start];
+    o->nitems = (size_t)(j - start);
+  }
+  return ERR_OK;
+}
+
+typedef struct order_read_args {
+  const char *tid, *id, *customer;
+  const store_order_query *q;
+  store_orders *out;
+  bool *more;
+} order_read_args;
+
+static int get_order_fn(db_conn *c, void *ud) {
+  order_read_args *a = ud;
+  store_orders_free(a->out);
+  db_param ps[] = {db_text(a->tid), db_text(a->id), db_text(a->customer)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT " ORDER_COLS " FROM orders.orders WHERE "
+                   "tenant_id = $1::uuid AND id = $2::uuid AND "
+                   "($3::uuid IS NULL OR customer_id = $3::uuid)",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc != ERR_OK)
+    return rc;
+  rc = load_orders(c, a->tid, r, a->out);
+  if (rc == ERR_OK && a->out->n != 1)
+    rc = ERR_NOTFOUND;
+  return rc;
+}
+
+int store_get_order(store *st, const char *tid, const char *id,
+                    const char *only_customer, store_orders *out) {
+  memset(out, 0, sizeof *out);
+  order_read_args a = {.tid = tid, .id = id, .customer = only_customer,
+                       .out = out};
+  int rc = store_run_tx(st, tid, true, get_order_fn, &a);
+  if (rc != ERR_OK)
+    store_orders_free(out);
+  return rc;
+}
+
+static int list_orders_fn(db_conn *c, void *ud) {
+  order_read_args *a = ud;
+  const store_order_query *q = a->q;
+  store_orders_free(a->out);
+  *a->more = false;
+  const char *status = orderstate_name(q->status);
+  db_param ps[] = {db_text(a->tid), db_text(q->before_id), db_text(status),
+                   db_text(q->customer_id), db_int64((int64_t)q->limit + 1)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT " ORDER_COLS " FROM orders.orders WHERE "
+                   "tenant_id = $1::uuid "
+                   "AND ($2::uuid IS NULL OR id < $2::uuid) "
+                   "AND ($3::text IS NULL OR status = $3) "
+                   "AND ($4::uuid IS NULL OR customer_id = $4::uuid) "
+                   "ORDER BY id DESC LIMIT $5",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc != ERR_OK)
+    return rc;
+  rc = load_orders(c, a->tid, r, a->out);
+  if (rc == ERR_OK && a->out->n > q->limit) {
+    a->out->n = q->limit; /* the extra row only says "more" */
+    *a->more = true;
+  }
+  return rc;
+}
+
+int store_list_orders(store *st, const char *tid, const store_order_query *q,
+                      store_orders *out, bool *more) {
+  memset(out, 0, sizeof *out);
+  *more = false;
+  if (q->limit == 0 || q->limit > 1000)
+    return ERR_INVAL;
+  order_read_args a = {.tid = tid, .q = q, .out = out, .more = more};
+  int rc = store_run_tx(st, tid, true, list_orders_fn, &a);
+  if (rc != ERR_OK)
+    store_orders_free(out);
+  return rc;
+}
+
+/* -------------------------------------------------------- order events --- */
+
+/* OrderCreated or OrderStatusChanged on orders.<tid>, and the kitchen's
+ * ticket on kitchen.<tid>. */
+static int emit_order(db_conn *c, const char *tid, const model_order *o,
+                      bool created, order_status from) {
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  int rc = created ? wire_order_created(o, &buf, &len)
+                   : wire_order_status_changed(o, from, &buf, &len);
+  if (rc == ERR_OK)
+    rc = store_emit(c, "orders", tid, created ? "OrderCreated" : "OrderStatusChanged",
+              buf, len);
+  if (rc == ERR_OK)
+    rc = wire_kitchen_ticket(o, &buf, &len);
+  if (rc == ERR_OK)
+    rc = store_emit(c, "kitchen", tid, "KitchenTicket", buf, len);
+  return rc;
+}
+
+/* --------------------------------------------------------- CreateOrder --- */
+
+typedef struct create_args {
+  const char *tid;
+  const store_order_new *in;
+  store_result *res;
+  uint8_t **answer;
+  size_t *answer_len;
+  int *answer_code;
+  model_item items[ORDER_LINES_MAX];
+} create_args;
+
+static void drop_answer(create_args *a) {
+  free(*a->answer);
+  *a->answer = NULL;
+  *a->answer_len = 0;
+  *a->answer_code = 0;
+}
+
+/* Step 1: the key's lock and its stored row. ERR_OK to go on; ANSWERED
+ * with the outcome recorded. */
+static int idem_check(db_conn *c, create_args *a) {
+  const store_order_new *in = a->in;
+  char lockname[400];
+  snprintf(lockname, sizeof lockname, "orders.idem|%s|%s|%s", a->tid,
+           in->principal, in->idem_key);
+  db_param lk[] = {db_text(lockname)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+                   lk, 1, &r);
+  bool locked = false;
+  if (rc == ERR_OK)
+    rc = db_get_bool(r, 0, 0, &locked);
+  db_result_free(r);
+  if (rc != ERR_OK)
+    return rc;
+  if (!locked) {
+    a->res->outcome = STORE_KEY_BUSY;
+    return ANSWERED;
+  }
+  db_param ps[] = {db_text(a->tid), db_text(in->principal),
+                   db_text(in->idem_key)};
+  rc = db_exec(c,
+               "SELECT request_hash, response_code, response, "
+               "expires_at > now() FROM orders.idempotency WHERE "
+               "tenant_id = $1::uuid AND principal = $2 AND key = $3",
+               ps, DB_NPARAMS(ps), &r);
+  if (rc != ERR_OK)
+    return rc;
+  if (db_nrows(r) == 0) {
+    db_result_free(r);
+    return ERR_OK;
+  }
+  bool live = false;
+  rc = db_get_bool(r, 0, 3, &live);
+  if (rc == ERR_OK && live) {
+    unsigned char *hash = NULL;
+    size_t hlen = 0;
+    int64_t code = 0;
+    rc = db_get_bytes(r, 0, 0, &hash, &hlen);
+    if (rc == ERR_OK)
+      rc = db_get_int64(r, 0, 1, &code);
+    if (rc == ERR_OK) {
+      if (hlen == IDEM_HASH_LEN &&
+          memcmp(hash, in->request_hash, IDEM_HASH_LEN) == 0) {
+        rc = db_get_bytes(r, 0, 2, a->answer, a->answer_len);
+        *a->answer_code = (int)code;
+        a->res->outcome = STORE_REPLAY;
+      } else {
+        a->res->outcome = STORE_KEY_REUSED;
+      }
+    }
+    free(hash);
+    db_result_free(r);
+    return rc == ERR_OK ? ANSWERED : rc;
+  }
+  db_result_free(r);
+  if (rc != ERR_OK)
+    return rc;
+  /* Expired: forget it (the janitor would have, a little later). */
+  return db_exec(c,
+                 "DELETE FROM orders.idempotency WHERE tenant_id = $1::uuid "
+                 "AND principal = $2 AND key = $3",
+                 ps, DB_NPARAMS(ps), NULL);
+}
+
+/* Row i of the locked products whose id is id, or -1. */
+static int find_row(const db_result *r, const char *id) {
+  for (int i = 0; i < db_nrows(r); i++)
+    if (strcmp(store_cell(r, i, 0), id) == 0)
+      return i;
+  return -1;
+}
+
+static int create_order_fn(db_conn *c, void *ud) {
+  create_args *a = ud;
+  const store_order_new *in = a->in;
+  store_result_reset(a->res);
+  drop_answer(a);
+  int rc;
+  bool idem = in->idem_key != NULL && in->idem_key[0] != '\0';
+  if (idem && (rc = idem_check(c, a)) != ERR_OK)
+    return rc;
+
+  vlist *v = &a->res->violations;
+  bool has_table = in->table_id != NULL && in->table_id[0] != '\0';
+  db_result *r = NULL;
+  if (has_table) {
+    db_param ps[] = {db_text(a->tid), db_text(in->table_id)};
+    rc = db_exec(c,
+                 "SELECT 1 FROM orders.tables WHERE tenant_id = $1::uuid "
+                 "AND id = $2::uuid",
+                 ps, 2, &r);
+    if (rc != ERR_OK)
+      return rc;
+    if (db_nrows(r) != 1)
+      vlist_add(v, "is not a table of this tenant", "table_id");
+    db_result_free(r);
+    r = NULL;
+  }
+
+  /* Lock every product of the order in id order (no deadlocks). */
+  char ids[ID_ARRAY_CAP(ORDER_LINES_MAX)], qtys[ORDER_LINES_MAX * 4 + 3];
+  rc = store_id_array(in->product_ids, in->nlines, ids, sizeof ids);
+  if (rc == ERR_OK)
+    rc = store_int_array(in->quantities, in->nlines, qtys, sizeof qtys);
+  if (rc != ERR_OK)
+    return rc;
+  db_param lp[] = {db_text(a->tid), db_text(ids)};
+  rc = db_exec(c,
+               "SELECT id::text, name, price_cents, stock, "
+               "low_stock_threshold, active, deleted_at IS NULL "
+               "FROM orders.products WHERE tenant_id = $1::uuid AND "
+               "id = ANY($2::uuid[]) ORDER BY id FOR UPDATE",
+               lp, 2, &r);
+  if (rc != ERR_OK)
+    return rc;
+
+  int row[ORDER_LINES_MAX];
+  int64_t total = 0;
+  bool any_limited = false;
+  for (size_t i = 0; i < in->nlines && rc == ERR_OK; i++) {
+    row[i] = find_row(r, in->product_ids[i]);
+    bool active = false, live = false;
+    if (row[i] >= 0) {
+      rc = db_get_bool(r, row[i], 5, &active);
+      if (rc == ERR_OK)
+        rc = db_get_bool(r, row[i], 6, &live);
+    }
+    if (rc != ERR_OK)
+      break;
+    if (row[i] < 0 || !live)
+      vlist_add(v, "no such product on this menu", "items[%zu].product_id", i);
+    else if (!active)
+      vlist_add(v, "is not available", "items[%zu].product_id", i);
+  }
+  if (rc != ERR_OK || v->n > 0) {
+    db_result_free(r);
+    if (rc != ERR_OK)
+      return rc;
+    a->res->outcome = STORE_INVALID;
+    return ANSWERED;
+  }
+  /* Prices, totals and stock from the locked rows. */
+  int32_t lim_q[ORDER_LINES_MAX];
+  const char *lim_id[ORDER_LINES_MAX];
+  size_t nlim = 0;
+  for (size_t i = 0; i < in->nlines && rc == ERR_OK; i++) {
+    model_item *it = &a->items[i];
+    it->product_id = in->product_ids[i];
+    it->name = store_cell(r, row[i], 1);
+    it->quantity = in->quantities[i];
+    rc = db_get_int64(r, row[i], 2, &it->unit_price_cents);
+    it->line_total_cents = it->unit_price_cents * it->quantity;
+    total += it->line_total_cents;
+    if (rc == ERR_OK && !db_is_null(r, row[i], 3)) {
+      int64_t stock = 0;
+      rc = db_get_int64(r, row[i], 3, &stock);
+      if (rc == ERR_OK && stock < it->quantity)
+        vlist_add(v, "is more than the stock left", "items[%zu].quantity", i);
+      lim_id[nlim] = it->product_id;
+      lim_q[nlim++] = it->quantity;
+      any_limited = true;
+    }
+  }
+  if (rc != ERR_OK || v->n > 0) {
+    db_result_free(r);
+    if (rc != ERR_OK)
+      return rc;
+    a->res->outcome = STORE_PRECONDITION;
+    str_copy(a->res->message, "not enough stock", sizeof a->res->message);
+    return ANSWERED;
+  }
+
+  if (any_limited) {
+    char lids[ID_ARRAY_CAP(ORDER_LINES_MAX)], lqs[ORDER_LINES_MAX * 4 + 3];
+    rc = store_id_array(lim_id, nlim, lids, sizeof lids);
+    if (rc == ERR_OK)
+      rc = store_int_array(lim_q, nlim, lqs, sizeof lqs);
+    db_param ps[] = {db_text(a->tid), db_text(lids), db_text(lqs)};
+    if (rc == ERR_OK)
+      rc = db_exec(c,
+                   "UPDATE orders.products p SET stock = p.stock - l.qty, "
+                   "version = p.version + 1, updated_at = now() "
+                   "FROM unnest($2::uuid[], $3::int[]) AS l(id, qty) "
+                   "WHERE p.tenant_id = $1::uuid AND p.id = l.id AND "
+                   "p.stock IS NOT NULL",
+                   ps, DB_NPARAMS(ps), NULL);
+    if (rc != ERR_OK) {
+      db_result_free(r);
+      return rc;
+    }
+  }
+
+  /* The order and its lines in one statement; names and prices come from
+   * the rows locked above (the same values read into a->items). */
+  db_param op[] = {db_text(a->tid),
+                   db_text(in->id),
+                   db_int64(total),
+                   db_text(in->currency),
+                   db_text(has_table ? in->table_id : NULL),
+                   db_text(in->notes ? in->notes : ""),
+                   db_text(in->customer_id && in->customer_id[0]
+                               ? in->customer_id
+                               : NULL),
+                   db_text(ids),
+                   db_text(qtys)};
+  db_result *orow = NULL;
+  rc = db_exec(
+      c,
+      "WITH o AS (INSERT INTO orders.orders (tenant_id, id, total_cents, "
+      "currency, table_id, notes, customer_id) VALUES ($1::uuid, $2::uuid, "
+      "$3, $4, $5::uuid, $6, $7::uuid) RETURNING " MS("created_at") " AS ms),"
+      " i AS (INSERT INTO orders.order_items (tenant_id, order_id, line_no, "
+      "product_id, name, unit_price_cents, quantity, line_total_cents) "
+      "SELECT $1::uuid, $2::uuid, (l.n - 1)::int, p.id, p.name, "
+      "p.price_cents, l.qty, p.price_cents * l.qty FROM "
+      "unnest($8::uuid[], $9::int[]) WITH ORDINALITY AS l(id, qty, n) "
+      "JOIN orders.products p ON p.tenant_id = $1::uuid AND p.id = l.id) "
+      "SELECT ms FROM o",
+      op, DB_NPARAMS(op), &orow);
+  int64_t created_ms = 0;
+  if (rc == ERR_OK)
+    rc = db_get_int64(orow, 0, 0, &created_ms);
+  db_result_free(orow);
+
+  model_order o = {
+      .id = in->id,
+      .status = OS_PENDING,
+      .currency = in->currency,
+      .table_id = has_table ? in->table_id : "",
+      .notes = in->notes ? in->notes : "",
+      .customer_id = in->customer_id ? in->customer_id : "",
+      .total_cents = total,
+      .version = 1,
+      .created_ms = created_ms,
+      .updated_ms = created_ms,
+      .items = a->items,
+      .nitems = in->nlines,
+  };
+  if (rc == ERR_OK)
+    rc = emit_order(c, a->tid, &o, true, OS_UNSPECIFIED);
+  /* StockLow for products this order took under their threshold. */
+  for (size_t i = 0; i < in->nlines && rc == ERR_OK; i++) {
+    if (db_is_null(r, row[i], 3))
+      continue;
+    int64_t stock = 0, thr = 0;
+    rc = db_get_int64(r, row[i], 3, &stock);
+    if (rc == ERR_OK)
+      rc = db_get_int64(r, row[i], 4, &thr);
+    int64_t after = stock - in->quantities[i];
+    if (rc == ERR_OK && !store_stock_low(true, stock, thr) &&
+        store_stock_low(true, after, thr))
+      rc = store_emit_stock_low(c, a->tid, in->product_ids[i], store_cell(r, row[i], 1),
+                          after, thr);
+  }
+  if (rc == ERR_OK)
+    rc = wire_create_order_response(&o, a->answer, a->answer_len);
+  db_result_free(r); /* o's names pointed into it */
+  if (rc != ERR_OK)
+    return rc;
+  *a->answer_code = 0; /* RPC_OK */
+
+  if (idem) {
+    db_param ip[] = {db_text(a->tid),
+                     db_text(in->principal),
+                     db_text(in->idem_key),
+                     db_text(in->method ? in->method : ""),
+                     db_bytes(in->request_hash, IDEM_HASH_LEN),
+                     db_int64(*a->answer_code),
+                     db_bytes(*a->answer, *a->answer_len),
+                     db_int64(in->idem_ttl_ms)};
+    rc = db_exec(c,
+                 "INSERT INTO orders.idempotency (tenant_id, principal, key, "
+                 "method, request_hash, response_code, response, expires_at) "
+                 "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, now() + "
+                 "make_interval(secs => $8::bigint / 1000.0))",
+                 ip, DB_NPARAMS(ip), NULL);
+    if (rc != ERR_OK)
+      return rc;
+  }
+  a->res->menu_changed = any_limited;
+  return ERR_OK;
+}
+
+int store_create_order(store *st, const char *tid, const store_order_new *in,
+                       store_result *res, uint8_t **answer,
+                       size_t *answer_len, int *answer_code) {
+  *answer = NULL;
+  *answer_len = 0;
+  *answer_code = 0;
+  if (in->nlines == 0 || in->nlines > ORDER_LINES_MAX)
+    return ERR_INVAL;
+  create_args *a = calloc(1, sizeof *a);
+  if (a == NULL)
+    return ERR_NOMEM;
+  a->tid = tid;
+  a->in = in;
+  a->res = res;
+  a->answer = answer;
+  a->answer_len = answer_len;
+  a->answer_code = answer_code;
+  int rc = store_run_tx(st, tid, false, create_order_fn, a);
+  if (rc == ERR_EXISTS && in->idem_key != NULL && in->idem_key[0] != '\0' &&
+      strcmp(db_last_error()->constraint, "idempotency_pkey") == 0) {
+    /* Only possible if the advisory lock hashed two keys alike and both
+     * ran at once: answer as for a concurrent duplicate. */
+    store_result_reset(res);
+    res->outcome = STORE_KEY_BUSY;
+  }
+  rc = store_finish(rc, res);
+  bool keep = rc == ERR_OK &&
+              (res->outcome == STORE_OK || res->outcome == STORE_REPLAY);
+  if (!keep)
+    drop_answer(a);
+  free(a);
+  return rc;
+}
+
+/* ------------------------------------------------------- status changes --- */
+
+typedef struct status_args {
+  const char *tid;
+  const store_status_change *ch;
+  store_result *res;
+  store_orders *out;
+} status_args;
+
+static int change_status_fn(db_conn *c, void *ud) {
+  status_args *a = ud;
+  const store_status_change *ch = a->ch;
+  store_result_reset(a->res);
+  store_orders_free(a->out);
+  db_param key[] = {db_text(a->tid), db_text(ch->id)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT status, version, coalesce(customer_id::text, '') "
+                   "FROM orders.orders WHERE tenant_id = $1::uuid AND "
+                   "id = $2::uuid FOR UPDATE",
+                   key, 2, &r);
+  if (rc != ERR_OK)
+    return rc;
+  if (db_nrows(r) != 1 ||
+      (ch->customer != NULL && strcmp(store_cell(r, 0, 2), ch->customer) != 0)) {
+    db_result_free(r);
+    a->res->outcome = STORE_NOT_FOUND;
+    return ANSWERED;
+  }
+  order_status from = orderstate_parse(store_cell(r, 0, 0));
+  int64_t version = 0;
+  rc = db_get_int64(r, 0, 1, &version);
+  db_result_free(r);
+  if (rc != ERR_OK)
+    return rc;
+  if (ch->check_version && ch->version != version) {
+    a->res->outcome = STORE_STALE;
+    return ANSWERED;
+  }
+  bool ok = ch->customer != NULL ? ch->to == OS_CANCELLED &&
+                                       orderstate_can_cancel(from, false)
+                                 : orderstate_can_move(from, ch->to);
+  if (!ok) {
+    const char *f = orderstate_name(from), *t = orderstate_name(ch->to);
+    if (ch->to == OS_CANCELLED)
+      snprintf(a->res->message, sizeof a->res->message,
+               "a %s order cannot be cancelled%s", f ? f : "?",
+               ch->customer != NULL && from != OS_CANCELLED
+                   ? " by its customer (only while pending)"
+                   : "");
+    else
+      snprintf(a->res->message, sizeof a->res->message,
+               "a %s order cannot move to %s", f ? f : "?", t ? t : "?");
+    a->res->outcome = STORE_PRECONDITION;
+    return ANSWERED;
+  }
+
+  if (ch->to == OS_CANCELLED) {
+    /* Restock: the lines' products, locked in id order like CreateOrder. */
+    rc = db_exec(c,
+                 "SELECT p.id FROM orders.products p JOIN orders.order_items i "
+                 "ON i.tenant_id = p.tenant_id AND i.product_id = p.id "
+                 "WHERE i.tenant_id = $1::uuid AND i.order_id = $2::uuid "
+                 "ORDER BY p.id FOR UPDATE OF p",
+                 key, 2, NULL);
+    if (rc == ERR_OK)
+      rc = db_exec(c,
+                   "UPDATE orders.products p SET stock = p.stock + i.quantity, "
+                   "version = p.version + 1, updated_at = now() FROM "
+                   "orders.order_items i WHERE i.tenant_id = $1::uuid AND "
+                   "i.order_id = $2::uuid AND p.tenant_id = $1::uuid AND "
+                   "p.id = i.product_id AND p.stock IS NOT NULL",
+                   key, 2, &r);
+    if (rc != ERR_OK)
+      return rc;
+    a->res->menu_changed = db_affected(r) > 0;
+    db_result_free(r);
+    r = NULL;
+  }
+  db_param up[] = {db_text(a->tid), db_text(ch->id),
+                   db_text(orderstate_name(ch->to))};
+  rc = db_exec(c,
+               "UPDATE orders.orders SET status = $3, version = version + 1, "
+               "updated_at = now() WHERE tenant_id = $1::uuid AND "
+               "id = $2::uuid RETURNING " ORDER_COLS,
+               up, DB_NPARAMS(up), &r);
+  if (rc != ERR_OK)
+    return rc;
+  rc = load_orders(c, a->tid, r, a->out);
+  if (rc == ERR_OK && a->out->n != 1)
+    rc = ERR_INTERNAL;
+  if (rc == ERR_OK)
+    rc = emit_order(c, a->tid, &a->out->v[0], false, from);
+  return rc;
+}
+
+int store_change_status(store *st, const char *tid,
+                        const store_status_change *c, store_result *res,
+                        store_orders *out) {
+  memset(out, 0, sizeof *out);
+  status_args *a = calloc(1, sizeof *a);
+  if (a == NULL)
+    return ERR_NOMEM;
+  a->tid = tid;
+  a->ch = c;
+  a->res = res;
+  a->out = out;
+  int rc = store_finish(store_run_tx(st, tid, false, change_status_fn, a), res);
+  if (rc != ERR_OK || res->outcome != STORE_OK)
+    store_orders_free(out);
+  free(a);
+  return rc;
+}
