@@ -45,7 +45,7 @@ typedef struct service {
 
 static harness_pg g_pg;
 static harness_redis g_redis;
-static service g_auth, g_tenants, g_gw, g_gw_tight;
+static service g_auth, g_tenants, g_orders, g_gw, g_gw_tight;
 static char g_signing_key[PASETO_SECRET_HEX_LEN + 1];
 static char g_root[512];
 static int g_port; /* the gateway the next call() goes to */
@@ -108,15 +108,16 @@ static bool start_service(service *s, const char *name, const char *bin,
  * different limits do not share buckets. */
 static bool start_gateway(service *s, const char *name, const char *burst,
                           const char *login_burst, int redis_db) {
-  char a[96], t[96], ae[96], te[96], rb[64], lb[64], ru[160];
+  char a[96], t[96], o[96], ae[96], te[96], rb[64], lb[64], ru[160];
   snprintf(lb, sizeof lb, "GATEWAY_LOGIN_BURST=%s", login_burst);
   snprintf(ru, sizeof ru, "REDIS_URL=%s/%d", g_redis.url, redis_db);
   snprintf(a, sizeof a, "AUTH_ADDR=%s", g_auth.rpc_url);
   snprintf(t, sizeof t, "TENANTS_ADDR=%s", g_tenants.rpc_url);
+  snprintf(o, sizeof o, "ORDERS_ADDR=%s", g_orders.rpc_url);
   snprintf(ae, sizeof ae, "AUTH_EVENTS=%s", g_auth.bus_url);
   snprintf(te, sizeof te, "TENANTS_EVENTS=%s", g_tenants.bus_url);
   snprintf(rb, sizeof rb, "GATEWAY_RATE_BURST=%s", burst);
-  char *extra[] = {a, t, ae, te, rb, ru, lb,
+  char *extra[] = {a, t, o, ae, te, rb, ru, lb,
                    "GATEWAY_RATE_PER_MIN=60",
                    "GATEWAY_LOGIN_PER_MIN=1",
                    "GATEWAY_BASE_DOMAIN=localhost,example.test",
@@ -1034,6 +1035,13 @@ int main(void) {
                        "TENANTS_BASE_DOMAINS=localhost,example.test", NULL};
   ok = ok && start_service(&g_tenants, "tenants", "services/tenants/tenants",
                            "tenants", ten_extra);
+  /* The gateway is ready only when every backend answers, orders too
+   * (the orders endpoints themselves are tested in tests/orders). */
+  char ten_addr[96];
+  snprintf(ten_addr, sizeof ten_addr, "TENANTS_ADDR=%s", g_tenants.rpc_url);
+  char *ord_extra[] = {auth_addr, ten_addr, NULL};
+  ok = ok && start_service(&g_orders, "orders", "services/orders/orders",
+                           "orders", ord_extra);
   ok = ok && start_gateway(&g_gw, "gateway", "1000", "1000", 0);
   ok = ok && start_gateway(&g_gw_tight, "gateway-tight", "5", "3", 1);
   if (!ok) {
