@@ -1,11 +1,17 @@
 /*
- * bench_system.c - brings up the whole system for the gateway benchmark
- * (tests/harness: PostgreSQL, Redis, auth, tenants, gateway as processes),
- * creates a tenant through the gateway, and prints what run.sh needs:
+ * bench_system.c - brings up the whole system for the gateway and orders
+ * benchmarks (tests/harness: PostgreSQL, Redis, auth, tenants, orders,
+ * gateway as processes), creates a tenant through the gateway, and prints
+ * what the run.sh scripts need:
  *
  *   GATEWAY_PORT=<port>
  *   ADMIN_PORT=<gateway admin port>
+ *   ORDERS_ADMIN_PORT=<orders admin port>
  *   TOKEN=<owner access token>
+ *   TENANT_ID=<the tenant's id>
+ *   PG_URL=<libpq keyword string of the PostgreSQL everything uses>
+ *   PRODUCTS=<id,id,...>    (BENCH_PRODUCTS=N products with stock
+ *                            BENCH_STOCK each, made through the gateway)
  *   READY
  *
  * then waits until stdin closes (run.sh holds it open while wrk runs) and
@@ -92,6 +98,36 @@ static size_t collect(char *p, size_t sz, size_t n, void *arg) {
   return sz * n;
 }
 
+/* POSTs a JSON body (with a bearer token when tok is not NULL) to the
+ * gateway; the parsed answer when the status is 2xx, otherwise NULL (the
+ * answer is printed). */
+static json_t *post(int port, const char *path, const char *tok,
+                    const char *body) {
+  char url[160], auth[1200];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  CURL *c = curl_easy_init();
+  char *out = NULL;
+  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+  if (tok != NULL) {
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
+    h = curl_slist_append(h, auth);
+  }
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+  long status = 0;
+  if (curl_easy_perform(c) == CURLE_OK)
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(h);
+  curl_easy_cleanup(c);
+  json_t *j = (status / 100 == 2 && out) ? json_loads(out, 0, NULL) : NULL;
+  if (j == NULL) fprintf(stderr, "POST %s: %ld %s\n", path, status, out ? out : "");
+  free(out);
+  return j;
+}
+
 int main(void) {
   harness_init();
   if (getcwd(root, sizeof root) == NULL || paseto_init() != ERR_OK) return 1;
@@ -104,7 +140,7 @@ int main(void) {
     harness_dump_logs();
     return 1;
   }
-  svc auth, tenants, gw;
+  svc auth, tenants, orders, gw;
   char keys[200];
   snprintf(keys, sizeof keys, "AUTH_SIGNING_KEYS=%s", hex);
   char *ax[] = {keys, "AUTH_PWHASH_OPSLIMIT=1", "AUTH_PWHASH_MEMLIMIT_KIB=8192",
@@ -116,51 +152,64 @@ int main(void) {
   if (!start(&tenants, "tenants", "services/tenants/tenants", "tenants", "warn",
              tx))
     goto fail;
-  char ga[96], gt[96], ge[200];
+  char ta[96];
+  snprintf(ta, sizeof ta, "TENANTS_ADDR=%s", tenants.rpc_url);
+  char *ox[] = {aa, ta, "RPC_WORKERS=16", NULL};
+  if (!start(&orders, "orders", "services/orders/orders", "orders", "warn", ox))
+    goto fail;
+  char ga[96], gt[96], go[96], ge[200];
   snprintf(ga, sizeof ga, "AUTH_ADDR=%s", auth.rpc_url);
   snprintf(gt, sizeof gt, "TENANTS_ADDR=%s", tenants.rpc_url);
+  snprintf(go, sizeof go, "ORDERS_ADDR=%s", orders.rpc_url);
   snprintf(ge, sizeof ge, "TENANTS_EVENTS=%s", tenants.bus_url);
-  char *gx[] = {ga, gt, ge, "GATEWAY_RATE_BURST=1000000000",
+  char *gx[] = {ga, gt, go, ge, "GATEWAY_RATE_BURST=1000000000",
                 "GATEWAY_RATE_PER_MIN=1000000000", NULL};
   if (!start(&gw, "gateway", "services/gateway/gateway", "gateway", "info", gx)) goto fail;
 
   /* A tenant and its owner's token, through the gateway. */
-  char slug[40], u[UUID_STR_LEN + 1], body[512], url[128];
+  char slug[40], u[UUID_STR_LEN + 1], body[512];
   uuid_v7_str(u);
   snprintf(slug, sizeof slug, "bench-%.8s", u + 28);
   snprintf(body, sizeof body,
            "{\"name\":\"Bench\",\"slug\":\"%s\",\"owner\":{\"email\":"
            "\"owner@bench.test\",\"password\":\"bench password\",\"name\":\"B\"}}",
            slug);
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/tenants", gw.http);
-  CURL *c = curl_easy_init();
-  char *out = NULL;
-  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-  long status = 0;
-  if (curl_easy_perform(c) == CURLE_OK)
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(h);
-  curl_easy_cleanup(c);
-  json_t *j = out ? json_loads(out, 0, NULL) : NULL;
+  json_t *j = post(gw.http, "/v1/tenants", NULL, body);
   const char *tok = json_string_value(json_object_get(j, "access_token"));
-  if (status != 201 || tok == NULL) {
-    fprintf(stderr, "create tenant: %ld %s\n", status, out ? out : "");
-    goto fail;
+  const char *tid = json_string_value(
+      json_object_get(json_object_get(j, "tenant"), "id"));
+  if (tok == NULL || tid == NULL) goto fail;
+
+  /* Products for the orders benchmark. */
+  const char *np = getenv("BENCH_PRODUCTS");
+  const char *stock = getenv("BENCH_STOCK");
+  long nproducts = np ? strtol(np, NULL, 10) : 0;
+  if (nproducts < 0 || nproducts > 1000) goto fail;
+  size_t cap = (size_t)(nproducts + 1) * 40, used = 0;
+  char *ids = calloc(1, cap);
+  if (ids == NULL) goto fail;
+  for (long i = 0; i < nproducts; i++) {
+    snprintf(body, sizeof body,
+             "{\"name\":\"Product %ld\",\"category\":\"bench\","
+             "\"price_cents\":%ld,\"stock\":%s}",
+             i, 100 + i, stock ? stock : "1000000");
+    json_t *p = post(gw.http, "/v1/products", tok, body);
+    const char *id = json_string_value(json_object_get(p, "id"));
+    if (id == NULL) goto fail;
+    used += (size_t)snprintf(ids + used, cap - used, "%s%s", i ? "," : "", id);
+    json_decref(p);
   }
-  printf("GATEWAY_PORT=%d\nADMIN_PORT=%d\nTOKEN=%s\nREADY\n", gw.http, gw.admin,
-         tok);
+  printf("GATEWAY_PORT=%d\nADMIN_PORT=%d\nORDERS_ADMIN_PORT=%d\nTOKEN=%s\n"
+         "TENANT_ID=%s\nPG_URL='%s'\nPRODUCTS=%s\nREADY\n",
+         gw.http, gw.admin, orders.admin, tok, tid, pg.url, ids);
   fflush(stdout);
+  free(ids);
   json_decref(j);
-  free(out);
   char buf[64];
   while (fgets(buf, sizeof buf, stdin) != NULL) {
   }
   harness_stop(gw.proc, 10000);
+  harness_stop(orders.proc, 10000);
   harness_stop(tenants.proc, 10000);
   harness_stop(auth.proc, 10000);
   harness_redis_stop(&redis);
