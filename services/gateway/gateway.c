@@ -95,18 +95,24 @@ const cfg_entry *gateway_config_entries(size_t *n) {
 }
 
 /* The backends route rows name (route.service), each with the setting
- * holding its address list. Every one gets an RPC client and a /readyz
- * check. Adding a backend = a row here, an enum value and its *_ADDR
- * entry in kEntries. */
+ * holding its address list. Every one gets an RPC client. Adding a
+ * backend = a row here, an enum value and its *_ADDR entry in kEntries.
+ *
+ * /readyz checks only the backends every route needs (docs/adr/0006):
+ * auth (token keys) and tenants (tenant resolution). A domain backend
+ * being down (orders) is answered per route with 503; taking every
+ * gateway out of the load balancer for it would also take down the
+ * routes that still work. */
 enum { BACKEND_AUTH, BACKEND_TENANTS, BACKEND_ORDERS, NBACKENDS };
 
 static const struct {
   const char *name; /* as in route rows and /readyz */
   const char *addr; /* configuration entry */
+  bool gates_readiness; /* a /readyz check */
 } kBackends[NBACKENDS] = {
-    [BACKEND_AUTH] = {"auth", "AUTH_ADDR"},
-    [BACKEND_TENANTS] = {"tenants", "TENANTS_ADDR"},
-    [BACKEND_ORDERS] = {"orders", "ORDERS_ADDR"},
+    [BACKEND_AUTH] = {"auth", "AUTH_ADDR", true},
+    [BACKEND_TENANTS] = {"tenants", "TENANTS_ADDR", true},
+    [BACKEND_ORDERS] = {"orders", "ORDERS_ADDR", false},
 };
 
 struct gateway {
@@ -280,8 +286,9 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
                       .port = (int)cfg_int(c, "ADMIN_PORT")};
   rc = admin_new(&ao, &g->admin);
   for (size_t i = 0; rc == ERR_OK && i < NBACKENDS; i++)
-    rc = admin_add_check(g->admin, kBackends[i].name, backend_ready,
-                         g->clients[i]);
+    if (kBackends[i].gates_readiness)
+      rc = admin_add_check(g->admin, kBackends[i].name, backend_ready,
+                           g->clients[i]);
   if (rc != ERR_OK) return fail(g, rc, "admin server");
   *out = g;
   return ERR_OK;

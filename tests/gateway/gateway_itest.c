@@ -979,6 +979,38 @@ START_TEST(redis_down_lets_requests_through_and_counts_it) {
 }
 END_TEST
 
+static long get_status(const char *url) {
+  CURL *c = curl_easy_init();
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+  long status = 0;
+  if (curl_easy_perform(c) == CURLE_OK)
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(c);
+  return status;
+}
+
+/* docs/adr/0006: a domain backend down fails its own routes (503), not
+ * the gateway's readiness and not the other routes. */
+START_TEST(a_domain_backend_down_fails_only_its_routes) {
+  char url[128];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", g_gw.admin_port);
+  ck_assert_int_eq(get_status(url), 200);
+  harness_signal(g_orders.proc, SIGKILL);
+  ck_assert_int_ne(harness_wait_exit(g_orders.proc, 5000), -1);
+  usleep(300 * 1000);
+  resp *r = call("GET", "/v1/products", NULL, g_a.owner_token, NULL, NULL);
+  assert_error(r, 503, "UNAVAILABLE");
+  ck_assert_msg(r->secs < 4.0, "took %.2fs", r->secs);
+  done(r);
+  r = call("GET", "/v1/tenant", NULL, g_a.owner_token, NULL, NULL);
+  CK_STATUS(r, 200);
+  done(r);
+  ck_assert_int_eq(get_status(url), 200);
+}
+END_TEST
+
 START_TEST(killed_backend_is_503_not_a_hang) {
   harness_signal(g_tenants.proc, SIGKILL);
   ck_assert_int_ne(harness_wait_exit(g_tenants.proc, 5000), -1);
@@ -1068,6 +1100,7 @@ int main(void) {
   tcase_add_test(tc, framing_and_content_errors_come_before_any_rpc);
   tcase_add_test(tc, request_ids_cors_and_security_headers);
   tcase_add_test(tc, redis_down_lets_requests_through_and_counts_it);
+  tcase_add_test(tc, a_domain_backend_down_fails_only_its_routes);
   tcase_add_test(tc, killed_backend_is_503_not_a_hang);
   tcase_add_test(tc, sigterm_drains_and_exits_zero);
   suite_add_tcase(s, tc);
