@@ -548,12 +548,59 @@ static const char *begin_sql(const db_tx_opts *o) {
   return sql[iso][o->read_only ? 1 : 0];
 }
 
+bool db_ident_ok(const char *s) {
+  if (s == NULL || s[0] == '\0' || strnlen(s, 64) > 63) return false;
+  if (!((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_')) return false;
+  for (const char *p = s; *p != '\0'; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) return false;
+  return true;
+}
+
+/* The options a caller got wrong are refused before BEGIN is sent. */
+static int check_opts(const db_tx_opts *o) {
+  if (o->role != NULL && o->role[0] != '\0' && !db_ident_ok(o->role))
+    return db_set_error(ERR_INVAL, NULL, "invalid role name");
+  if (o->nsettings > 0 && o->settings == NULL)
+    return db_set_error(ERR_INVAL, NULL, "settings missing");
+  for (size_t i = 0; i < o->nsettings; i++) {
+    const db_setting *st = &o->settings[i];
+    if (st->name == NULL || strchr(st->name, '.') == NULL || st->value == NULL)
+      return db_set_error(ERR_INVAL, NULL, "invalid setting");
+  }
+  return ERR_OK;
+}
+
+/* Everything after BEGIN: one parameterised set_config per setting. */
+static int apply_opts(db_conn *c, const db_tx_opts *o) {
+  static const char set_local[] = "SELECT set_config($1, $2, true)";
+  int rc = ERR_OK;
+  if (o->tenant_id != NULL) {
+    db_param p[] = {db_text("app.tenant_id"), db_text(o->tenant_id)};
+    rc = db_exec(c, set_local, p, 2, NULL);
+  }
+  if (rc == ERR_OK && o->statement_timeout_ms > 0) {
+    db_param p[] = {db_text("statement_timeout"), db_int64(o->statement_timeout_ms)};
+    rc = db_exec(c, set_local, p, 2, NULL);
+  }
+  if (rc == ERR_OK && o->role != NULL && o->role[0] != '\0') {
+    db_param p[] = {db_text("role"), db_text(o->role)};
+    rc = db_exec(c, set_local, p, 2, NULL);
+  }
+  for (size_t i = 0; rc == ERR_OK && i < o->nsettings; i++) {
+    db_param p[] = {db_text(o->settings[i].name), db_text(o->settings[i].value)};
+    rc = db_exec(c, set_local, p, 2, NULL);
+  }
+  return rc;
+}
+
 int db_begin_opts(db_conn *c, const db_tx_opts *opts) {
   static const db_tx_opts none = {0};
   if (opts == NULL) opts = &none;
+  int rc = check_opts(opts);
+  if (rc != ERR_OK) return rc;
   if (c == NULL) return db_set_error(ERR_INVAL, NULL, "no connection");
   if (c->in_tx) return db_set_error(ERR_INVAL, NULL, "a transaction is already open");
-  int rc = db_exec(c, begin_sql(opts), NULL, 0, NULL);
+  rc = db_exec(c, begin_sql(opts), NULL, 0, NULL);
   if (rc == ERR_UNAVAILABLE) {
     /* Died before BEGIN ran anything (e.g. a server restart that left no
      * trace on the idle socket yet): safe to reconnect and try once more. */
@@ -563,14 +610,7 @@ int db_begin_opts(db_conn *c, const db_tx_opts *opts) {
   if (rc != ERR_OK) return rc;
   c->in_tx = true;
   c->tx_err = ERR_OK;
-  if (opts->tenant_id != NULL) {
-    db_param p[] = {db_text(opts->tenant_id)};
-    rc = db_exec(c, "SELECT set_config('app.tenant_id', $1, true)", p, 1, NULL);
-  }
-  if (rc == ERR_OK && opts->statement_timeout_ms > 0) {
-    db_param p[] = {db_int64(opts->statement_timeout_ms)};
-    rc = db_exec(c, "SELECT set_config('statement_timeout', $1, true)", p, 1, NULL);
-  }
+  rc = apply_opts(c, opts);
   if (rc != ERR_OK) {
     db_error saved = tl_err;
     (void)db_rollback(c);

@@ -152,17 +152,38 @@ enum db_isolation {
   DB_SERIALIZABLE,
 };
 
+/* One custom setting for a transaction: name is a placeholder of the
+ * form "class.name" ("app.directory"), the value any text. Both borrowed. */
+typedef struct db_setting {
+  const char *name;
+  const char *value;
+} db_setting;
+
 typedef struct db_tx_opts {
   const char *tenant_id;    /* app.tenant_id for this transaction, or NULL */
   enum db_isolation isolation;
   bool read_only;
   int statement_timeout_ms; /* overrides the pool's for this tx; 0 = keep */
+  /* The role the transaction runs as (SET LOCAL ROLE), NULL or "" for the
+   * connection's own. A service connects with whatever DATABASE_URL names
+   * - a superuser in dev and tests - and switches to its non-superuser
+   * role here, so row-level security binds in every environment. Must
+   * pass db_ident_ok. */
+  const char *role;
+  /* Further transaction-local settings the service's policies read
+   * (settings[0..nsettings)); names must contain a '.', so no server
+   * parameter can be changed this way. */
+  const db_setting *settings;
+  size_t nsettings;
 } db_tx_opts;
 
-/* BEGIN, then app.tenant_id (when tenant_id is not NULL) via
- * set_config(..., true). If the connection turns out to be dead at BEGIN
- * it is replaced and BEGIN retried once (nothing had run yet). Errors:
- * ERR_INVAL if a transaction is already open, mapping above. */
+/* BEGIN, then, each with set_config(..., true) - the parameterised form of
+ * SET LOCAL, undone at COMMIT/ROLLBACK - app.tenant_id (when tenant_id is
+ * not NULL), statement_timeout, the role, and the settings in order. If
+ * the connection turns out to be dead at BEGIN it is replaced and BEGIN
+ * retried once (nothing had run yet). Errors: ERR_INVAL if a transaction
+ * is already open, for a role that is not db_ident_ok or a setting name
+ * without a '.' (checked before anything is sent), mapping above. */
 int db_begin(db_conn *c, const char *tenant_id) WARN_UNUSED;
 int db_begin_opts(db_conn *c, const db_tx_opts *opts) WARN_UNUSED;
 
@@ -185,6 +206,11 @@ bool db_in_tx(const db_conn *c);
  * fn must have no side effects outside the database. opts may be NULL. */
 int db_with_tx(db_pool *p, const db_tx_opts *opts, int max_retries,
                int (*fn)(db_conn *c, void *ud), void *ud) WARN_UNUSED;
+
+/* True for an unquoted lower-case SQL identifier, [a-z_][a-z0-9_]{0,62}:
+ * what schema and role names given to this library must be (a service
+ * checks its configured role with it at start-up). */
+bool db_ident_ok(const char *s);
 
 /* --------------------------------------------------------------- results --- */
 

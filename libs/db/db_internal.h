@@ -45,7 +45,4 @@ typedef struct db_migration_file {
  * than DB_MIGRATIONS_MAX files), ERR_NOMEM. */
 int db_migrations_list(const char *dir, db_migration_file **out, size_t *n) WARN_UNUSED;
 
-/* True for a schema name db_migrate accepts: [a-z_][a-z0-9_]{0,62}. */
-bool db_schema_name_ok(const char *s);
-
 #endif

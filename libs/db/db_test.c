@@ -211,21 +211,48 @@ START_TEST(migration_listing_rejects_bad_names_and_duplicates) {
 }
 END_TEST
 
-START_TEST(schema_names_are_restricted) {
-  ck_assert(db_schema_name_ok("orders"));
-  ck_assert(db_schema_name_ok("_x1"));
-  ck_assert(!db_schema_name_ok(""));
-  ck_assert(!db_schema_name_ok(NULL));
-  ck_assert(!db_schema_name_ok("1abc"));
-  ck_assert(!db_schema_name_ok("Orders"));
-  ck_assert(!db_schema_name_ok("a\"; DROP SCHEMA public; --"));
-  ck_assert(!db_schema_name_ok("a.b"));
+START_TEST(identifiers_are_restricted) {
+  ck_assert(db_ident_ok("orders"));
+  ck_assert(db_ident_ok("_x1"));
+  ck_assert(!db_ident_ok(""));
+  ck_assert(!db_ident_ok(NULL));
+  ck_assert(!db_ident_ok("1abc"));
+  ck_assert(!db_ident_ok("Orders"));
+  ck_assert(!db_ident_ok("a\"; DROP SCHEMA public; --"));
+  ck_assert(!db_ident_ok("a.b"));
   char longname[80];
   memset(longname, 'a', 64);
   longname[64] = '\0';
-  ck_assert(!db_schema_name_ok(longname));
+  ck_assert(!db_ident_ok(longname));
   longname[63] = '\0';
-  ck_assert(db_schema_name_ok(longname));
+  ck_assert(db_ident_ok(longname));
+}
+END_TEST
+
+START_TEST(tx_options_are_checked_before_begin) {
+  /* Refused before any connection is touched: NULL c is never reached. */
+  db_tx_opts o = {.role = "Robert'); DROP TABLE x; --"};
+  ck_assert_int_eq(db_begin_opts(NULL, &o), ERR_INVAL);
+  ck_assert_str_eq(db_last_error()->message, "invalid role name");
+  db_setting server_param[] = {{"search_path", "evil"}};
+  db_tx_opts p = {.settings = server_param, .nsettings = 1};
+  ck_assert_int_eq(db_begin_opts(NULL, &p), ERR_INVAL);
+  ck_assert_str_eq(db_last_error()->message, "invalid setting");
+  db_setting no_value[] = {{"app.directory", NULL}};
+  p.settings = no_value;
+  ck_assert_int_eq(db_begin_opts(NULL, &p), ERR_INVAL);
+  ck_assert_str_eq(db_last_error()->message, "invalid setting");
+  p.settings = NULL;
+  ck_assert_int_eq(db_begin_opts(NULL, &p), ERR_INVAL);
+  ck_assert_str_eq(db_last_error()->message, "settings missing");
+  /* Well-formed options get as far as the missing connection. */
+  db_setting ok[] = {{"app.directory", "on"}};
+  db_tx_opts fine = {.role = "orders_app", .settings = ok, .nsettings = 1};
+  ck_assert_int_eq(db_begin_opts(NULL, &fine), ERR_INVAL);
+  ck_assert_str_eq(db_last_error()->message, "no connection");
+  db_tx_opts empty_role = {.role = ""};
+  ck_assert_int_eq(db_begin_opts(NULL, &empty_role), ERR_INVAL);
+  ck_assert_str_eq(db_last_error()->message, "no connection");
 }
 END_TEST
 
@@ -302,7 +329,8 @@ int main(void) {
   tcase_add_test(tc, result_helpers_parse_and_reject);
   tcase_add_test(tc, migration_files_are_listed_in_version_order);
   tcase_add_test(tc, migration_listing_rejects_bad_names_and_duplicates);
-  tcase_add_test(tc, schema_names_are_restricted);
+  tcase_add_test(tc, identifiers_are_restricted);
+  tcase_add_test(tc, tx_options_are_checked_before_begin);
   tcase_add_test(tc, pool_config_is_validated);
   tcase_add_test(tc, unreachable_server_is_unavailable_quickly);
   suite_add_tcase(s, tc);

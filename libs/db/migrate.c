@@ -15,7 +15,7 @@
  * also releases the advisory lock and forgets the session settings.
  *
  * Identifiers cannot be query parameters, so the schema name is pasted into
- * SQL - only after db_schema_name_ok() restricted it to [a-z_][a-z0-9_]*,
+ * SQL - only after db_ident_ok() restricted it to [a-z_][a-z0-9_]*,
  * and always double-quoted. Migration files are trusted SQL shipped with
  * the service; their text runs through PQexec (db_conn_exec_script) because
  * a file holds many statements.
@@ -40,14 +40,6 @@ typedef struct migration {
   char *text;
   char checksum[CHECKSUM_HEX];
 } migration;
-
-bool db_schema_name_ok(const char *s) {
-  if (s == NULL || s[0] == '\0' || strlen(s) > 63) return false;
-  if (!((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_')) return false;
-  for (const char *p = s; *p != '\0'; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) return false;
-  return true;
-}
 
 /* "0001_init.sql" -> 1; -1 when the name does not have that shape. */
 static int parse_name(const char *name) {
@@ -265,7 +257,7 @@ static int migrate_locked(db_conn *c, const char *schema, migration *ms, size_t 
 
 int db_migrate(db_pool *p, const char *dir, const char *schema, int *applied) {
   if (applied != NULL) *applied = 0;
-  if (p == NULL || dir == NULL || !db_schema_name_ok(schema))
+  if (p == NULL || dir == NULL || !db_ident_ok(schema))
     return db_set_error(ERR_INVAL, NULL, "invalid migration schema name or directory");
   if (sodium_init() < 0) return db_set_error(ERR_INTERNAL, NULL, "sodium_init failed");
   db_migration_file *files = NULL;

@@ -3,10 +3,9 @@
  *
  * Shape: each public function packs its arguments into a small struct and
  * runs one callback inside store_tx, which is db_with_tx (acquire, BEGIN
- * with app.tenant_id, commit, retry on deadlock/serialisation failure)
- * plus a first statement that switches to the service's non-superuser
- * role for the rest of the transaction (set_config('role', $1, true), the
- * parameterised SET LOCAL ROLE). Callbacks therefore never keep state
+ * with app.tenant_id and the service's non-superuser role - libs/db's
+ * db_tx_opts.role, the parameterised SET LOCAL ROLE - commit, retry on
+ * deadlock/serialisation failure). Callbacks therefore never keep state
  * outside the database: they may run more than once.
  *
  * Every statement is a constant string; every value a parameter; every
@@ -63,33 +62,17 @@ static int user_from_row(const db_result *res, int r, auth_user *u,
   return ERR_OK;
 }
 
-static bool role_name_ok(const char *r) {
-  size_t n = strlen(r);
-  if (n == 0 || n > 63)
-    return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = r[i];
-    bool ok = (c >= 'a' && c <= 'z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
-    if (!ok)
-      return false;
-  }
-  return true;
-}
-
 int store_new(db_pool *db, const char *role, store **out) {
   if (out == NULL)
     return ERR_INVAL;
   *out = NULL;
-  if (db == NULL)
-    return ERR_INVAL;
-  if (role != NULL && role[0] != '\0' && !role_name_ok(role))
+  if (db == NULL || (role != NULL && role[0] != '\0' && !db_ident_ok(role)))
     return ERR_INVAL;
   store *s = calloc(1, sizeof *s);
   if (s == NULL)
     return ERR_NOMEM;
   s->db = db;
-  if (role != NULL)
-    str_copy(s->role, role, sizeof s->role);
+  str_copy(s->role, role != NULL ? role : "", sizeof s->role);
   *out = s;
   return ERR_OK;
 }
@@ -98,28 +81,10 @@ void store_free(store *s) { free(s); }
 
 /* ------------------------------------------------------- transactions --- */
 
-typedef struct tx_ctx {
-  store *s;
-  int (*fn)(db_conn *c, void *ud);
-  void *ud;
-} tx_ctx;
-
-static int tx_body(db_conn *c, void *arg) {
-  tx_ctx *t = arg;
-  if (t->s->role[0] != '\0') {
-    db_param p[] = {db_text(t->s->role)};
-    int rc = db_exec(c, "SELECT set_config('role', $1, true)", p, 1, NULL);
-    if (rc != ERR_OK)
-      return rc;
-  }
-  return t->fn(c, t->ud);
-}
-
 static int store_tx(store *s, const char *tenant, bool read_only,
                     int (*fn)(db_conn *c, void *ud), void *ud) {
-  db_tx_opts o = {.tenant_id = tenant, .read_only = read_only};
-  tx_ctx t = {s, fn, ud};
-  return db_with_tx(s->db, &o, TX_RETRIES, tx_body, &t);
+  db_tx_opts o = {.tenant_id = tenant, .read_only = read_only, .role = s->role};
+  return db_with_tx(s->db, &o, TX_RETRIES, fn, ud);
 }
 
 /* Runs one query expected to return 0 or 1 user row. */

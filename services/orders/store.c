@@ -48,24 +48,13 @@ struct store {
 
 int store_new(db_pool *db, const char *role, store **out) {
   *out = NULL;
-  if (db == NULL)
+  if (db == NULL || (role != NULL && role[0] != '\0' && !db_ident_ok(role)))
     return ERR_INVAL;
-  size_t n = role ? strnlen(role, 64) : 0;
-  if (n > 63)
-    return ERR_INVAL;
-  for (size_t i = 0; i < n; i++) {
-    char ch = role[i];
-    bool ok = (ch >= 'a' && ch <= 'z') || ch == '_' ||
-              (i > 0 && ch >= '0' && ch <= '9');
-    if (!ok)
-      return ERR_INVAL;
-  }
   store *st = calloc(1, sizeof *st);
   if (st == NULL)
     return ERR_NOMEM;
   st->db = db;
-  if (n > 0)
-    memcpy(st->role, role, n);
+  str_copy(st->role, role != NULL ? role : "", sizeof st->role);
   *out = st;
   return ERR_OK;
 }
@@ -109,35 +98,17 @@ void store_result_reset(store_result *res) {
 
 /* ------------------------------------------------------------ helpers --- */
 
-typedef struct scoped {
-  const store *st;
-  bool janitor;
-  int (*fn)(db_conn *c, void *ud);
-  void *ud;
-} scoped;
-
-/* The start of every transaction: the role (and the janitor's flag). */
-static int scoped_fn(db_conn *c, void *ud) {
-  scoped *s = ud;
-  int rc = ERR_OK;
-  if (s->st->role[0] != '\0') {
-    db_param p[] = {db_text(s->st->role)};
-    rc = db_exec(c, "SELECT set_config('role', $1, true)", p, 1, NULL);
-  }
-  if (rc == ERR_OK && s->janitor)
-    rc = db_exec(c, "SELECT set_config('app.orders_janitor', 'on', true)",
-                 NULL, 0, NULL);
-  if (rc != ERR_OK)
-    return rc;
-  return s->fn(c, s->ud);
-}
-
-/* Runs fn in a transaction scoped to tenant tid (NULL: the janitor). */
+/* Runs fn in a transaction as the store's role, scoped to tenant tid
+ * (NULL: the janitor, app.orders_janitor = 'on'). */
 int store_run_tx(store *st, const char *tid, bool read_only,
-               int (*fn)(db_conn *c, void *ud), void *ud) {
-  db_tx_opts o = {.tenant_id = tid, .read_only = read_only};
-  scoped s = {st, tid == NULL, fn, ud};
-  return db_with_tx(st->db, &o, TX_RETRIES, scoped_fn, &s);
+                 int (*fn)(db_conn *c, void *ud), void *ud) {
+  static const db_setting janitor[] = {{"app.orders_janitor", "on"}};
+  db_tx_opts o = {.tenant_id = tid, .read_only = read_only, .role = st->role};
+  if (tid == NULL) {
+    o.settings = janitor;
+    o.nsettings = 1;
+  }
+  return db_with_tx(st->db, &o, TX_RETRIES, fn, ud);
 }
 
 /* The text of a cell; "" for NULL (model strings are never NULL). */

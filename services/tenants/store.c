@@ -33,24 +33,13 @@ struct store {
 
 int store_new(db_pool *db, const char *role, store **out) {
   *out = NULL;
-  if (db == NULL)
+  if (db == NULL || (role != NULL && role[0] != '\0' && !db_ident_ok(role)))
     return ERR_INVAL;
-  size_t n = role ? strnlen(role, 64) : 0;
-  if (n > 63)
-    return ERR_INVAL;
-  for (size_t i = 0; i < n; i++) {
-    char ch = role[i];
-    bool ok = (ch >= 'a' && ch <= 'z') || ch == '_' ||
-              (i > 0 && ch >= '0' && ch <= '9');
-    if (!ok)
-      return ERR_INVAL;
-  }
   store *st = calloc(1, sizeof *st);
   if (st == NULL)
     return ERR_NOMEM;
   st->db = db;
-  if (n > 0)
-    memcpy(st->role, role, n);
+  str_copy(st->role, role != NULL ? role : "", sizeof st->role);
   *out = st;
   return ERR_OK;
 }
@@ -61,36 +50,18 @@ db_pool *store_db(const store *st) { return st->db; }
 
 /* ------------------------------------------------------------ helpers --- */
 
-typedef struct scoped {
-  const store *st;
-  bool directory;
-  int (*fn)(db_conn *c, void *ud);
-  void *ud;
-} scoped;
-
-/* The start of every transaction: the role, then the directory flag. */
-static int scoped_fn(db_conn *c, void *ud) {
-  scoped *s = ud;
-  int rc = ERR_OK;
-  if (s->st->role[0] != '\0') {
-    db_param p[] = {db_text(s->st->role)};
-    rc = db_exec(c, "SELECT set_config('role', $1, true)", p, 1, NULL);
-  }
-  if (rc == ERR_OK && s->directory)
-    rc = db_exec(c, "SELECT set_config('app.directory', 'on', true)", NULL,
-                 0, NULL);
-  if (rc != ERR_OK)
-    return rc;
-  return s->fn(c, s->ud);
-}
-
-/* Runs fn in a transaction: tenant scope when tenant_id is set, directory
- * scope when it is NULL. */
+/* Runs fn in a transaction as the store's role: tenant scope when
+ * tenant_id is set, directory scope (app.directory = 'on') when it is
+ * NULL. */
 static int run(store *st, const char *tenant_id,
                int (*fn)(db_conn *c, void *ud), void *ud) {
-  db_tx_opts o = {.tenant_id = tenant_id};
-  scoped s = {st, tenant_id == NULL, fn, ud};
-  return db_with_tx(st->db, &o, TX_RETRIES, scoped_fn, &s);
+  static const db_setting directory[] = {{"app.directory", "on"}};
+  db_tx_opts o = {.tenant_id = tenant_id, .role = st->role};
+  if (tenant_id == NULL) {
+    o.settings = directory;
+    o.nsettings = 1;
+  }
+  return db_with_tx(st->db, &o, TX_RETRIES, fn, ud);
 }
 
 static void copy_cell(char *dst, size_t cap, const db_result *r, int row,
