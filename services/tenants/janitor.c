@@ -1,25 +1,20 @@
 /*
- * janitor.c - periodic reaping and status resync (see janitor.h). One
- * thread; waits on a condition variable so stop is prompt.
+ * janitor.c - periodic reaping and status resync (see janitor.h). The
+ * thread, its interval and prompt stop are libs/svc's periodic; this file
+ * is the round.
  */
 #include "services/tenants/janitor.h"
 
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "libs/obs/log.h"
+#include "libs/svc/periodic.h"
 
 #define SYNC_MAX 10000
 
 struct janitor {
   janitor_options o;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  bool stop;
-  pthread_t thread;
+  periodic *thread;
 };
 
 static void sync_statuses(const janitor_options *o) {
@@ -53,27 +48,9 @@ void janitor_run_once(const janitor_options *o) {
   sync_statuses(o);
 }
 
-static void *janitor_main(void *arg) {
-  janitor *j = arg;
-  pthread_mutex_lock(&j->mu);
-  while (!j->stop) {
-    pthread_mutex_unlock(&j->mu);
-    janitor_run_once(&j->o);
-    pthread_mutex_lock(&j->mu);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += j->o.interval_ms / 1000;
-    ts.tv_nsec += (j->o.interval_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
-    while (!j->stop)
-      if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) != 0)
-        break;
-  }
-  pthread_mutex_unlock(&j->mu);
-  return NULL;
+static void janitor_round(void *arg) {
+  const janitor *j = arg;
+  janitor_run_once(&j->o);
 }
 
 int janitor_start(const janitor_options *opts, janitor **out) {
@@ -85,17 +62,14 @@ int janitor_start(const janitor_options *opts, janitor **out) {
   if (j == NULL)
     return ERR_NOMEM;
   j->o = *opts;
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_mutex_init(&j->mu, NULL);
-  pthread_cond_init(&j->cv, &ca);
-  pthread_condattr_destroy(&ca);
-  if (pthread_create(&j->thread, NULL, janitor_main, j) != 0) {
-    pthread_cond_destroy(&j->cv);
-    pthread_mutex_destroy(&j->mu);
+  periodic_options po = {.name = "janitor",
+                         .interval_ms = j->o.interval_ms,
+                         .fn = janitor_round,
+                         .arg = j};
+  int rc = periodic_start(&po, &j->thread);
+  if (rc != ERR_OK) {
     free(j);
-    return ERR_INTERNAL;
+    return rc;
   }
   *out = j;
   return ERR_OK;
@@ -104,12 +78,6 @@ int janitor_start(const janitor_options *opts, janitor **out) {
 void janitor_stop(janitor *j) {
   if (j == NULL)
     return;
-  pthread_mutex_lock(&j->mu);
-  j->stop = true;
-  pthread_cond_signal(&j->cv);
-  pthread_mutex_unlock(&j->mu);
-  pthread_join(j->thread, NULL);
-  pthread_cond_destroy(&j->cv);
-  pthread_mutex_destroy(&j->mu);
+  periodic_stop(j->thread);
   free(j);
 }
