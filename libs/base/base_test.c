@@ -1,4 +1,5 @@
-/* base_test.c - unit tests for UUIDv7, RFC 3339 and string helpers. */
+/* base_test.c - unit tests for UUIDv7, RFC 3339, string helpers, the
+ * UTF-8 text rule and violation lists. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,7 +7,9 @@
 #include "libs/base/err.h"
 #include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
+#include "libs/base/utf8.h"
 #include "libs/base/uuid.h"
+#include "libs/base/vlist.h"
 
 START_TEST(uuid_v7_has_version_variant_and_time) {
   uuid u;
@@ -117,6 +120,120 @@ START_TEST(str_copy_truncates_and_terminates) {
 }
 END_TEST
 
+static const char *text_why(const char *s, size_t min, size_t max,
+                            unsigned flags) {
+  const char *why = NULL;
+  return utf8_check_text(s, min, max, flags, &why) == ERR_OK ? NULL : why;
+}
+
+START_TEST(text_counts_characters_not_bytes) {
+  char s[2100];
+  /* 500 two-byte characters: 1000 bytes, 500 characters */
+  for (int i = 0; i < 500; i++)
+    memcpy(s + 2 * i, "\xc3\xa9", 2);
+  s[1000] = '\0';
+  ck_assert_ptr_null(text_why(s, 0, 500, 0));
+  ck_assert_str_eq(text_why(s, 0, 499, 0), "is too long");
+  memcpy(s + 1000, "x", 2);
+  ck_assert_str_eq(text_why(s, 0, 500, 0), "is too long");
+  /* 500 four-byte characters: 2000 bytes, the most 500 may take */
+  for (int i = 0; i < 500; i++)
+    memcpy(s + 4 * i, "\xf0\x9f\x8d\x95", 4);
+  s[2000] = '\0';
+  ck_assert_ptr_null(text_why(s, 0, 500, 0));
+  /* One more: the byte bound cuts it in half, yet it is "too long", not
+   * "invalid". */
+  memcpy(s + 2000, "\xf0\x9f\x8d\x95", 5);
+  ck_assert_str_eq(text_why(s, 0, 500, 0), "is too long");
+  /* Bytes beyond the bound are never read: no terminator needed there. */
+  char big[9] = {'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'};
+  ck_assert_str_eq(text_why(big, 0, 2, 0), "is too long");
+  ck_assert_str_eq(text_why("ab", 3, 10, 0), "is too short");
+  ck_assert_ptr_null(text_why("abc", 3, 3, 0));
+  ck_assert_str_eq(text_why("a", 0, 0, 0), "is too long");
+}
+END_TEST
+
+START_TEST(text_refuses_bad_utf8_controls_and_blank) {
+  ck_assert_str_eq(text_why("", 1, 10, 0), "is required");
+  ck_assert_str_eq(text_why(NULL, 1, 10, 0), "is required");
+  ck_assert_ptr_null(text_why("", 0, 10, 0));
+  ck_assert_ptr_null(text_why(NULL, 0, 10, 0));
+  ck_assert_str_eq(text_why("   ", 1, 10, 0), "must not be blank");
+  ck_assert_str_eq(text_why("\n\n", 1, 10, UTF8_MULTILINE),
+                   "must not be blank");
+  ck_assert_ptr_null(text_why("        ", 8, 10, UTF8_BLANK_OK));
+  ck_assert_str_eq(text_why("a\nb", 1, 10, 0),
+                   "must not contain control characters");
+  ck_assert_ptr_null(text_why("a\nb\tc\r\n", 1, 10, UTF8_MULTILINE));
+  ck_assert_str_eq(text_why("a\x01", 0, 10, UTF8_MULTILINE),
+                   "must not contain control characters");
+  ck_assert_str_eq(text_why("a\x7f", 0, 10, 0),
+                   "must not contain control characters");
+  ck_assert_str_eq(text_why("a\xc2\x85", 0, 10, 0), /* C1 NEL */
+                   "must not contain control characters");
+  ck_assert_str_eq(text_why("a\xe2\x80\xa8", 0, 10, UTF8_MULTILINE),
+                   "must not contain control characters"); /* U+2028 */
+  ck_assert_str_eq(text_why("\xc0\xaf", 0, 10, 0), "must be valid UTF-8");
+  ck_assert_str_eq(text_why("\xed\xa0\x80", 0, 10, 0),
+                   "must be valid UTF-8"); /* surrogate */
+  ck_assert_str_eq(text_why("\xf4\x90\x80\x80", 0, 10, 0),
+                   "must be valid UTF-8"); /* above U+10FFFF */
+  ck_assert_str_eq(text_why("ab\xc3", 0, 10, 0), "must be valid UTF-8");
+  ck_assert_str_eq(text_why("\xff", 0, 10, 0), "must be valid UTF-8");
+  ck_assert_int_eq(utf8_check_text("fine", 1, 10, 0, NULL), ERR_OK);
+  ck_assert_int_eq(utf8_check_text("\x01", 1, 10, 0, NULL), ERR_INVAL);
+}
+END_TEST
+
+START_TEST(uuid_canonical_lower_cases_and_refuses_garbage) {
+  char out[UUID_STR_LEN + 1];
+  ck_assert_int_eq(
+      uuid_canonical("01890A5D-AC96-774B-BCCE-B302099A8057", out), ERR_OK);
+  ck_assert_str_eq(out, "01890a5d-ac96-774b-bcce-b302099a8057");
+  ck_assert_int_eq(
+      uuid_canonical("01890a5d-ac96-774b-bcce-b302099a8057", out), ERR_OK);
+  ck_assert_str_eq(out, "01890a5d-ac96-774b-bcce-b302099a8057");
+  const char *bad[] = {NULL, "", "nope", "01890a5d-ac96-774b-bcce-b302099a80570",
+                       "{01890a5d-ac96-774b-bcce-b302099a8057}"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    memcpy(out, "x", 2);
+    ck_assert_int_eq(uuid_canonical(bad[i], out), ERR_INVAL);
+    ck_assert_str_eq(out, "");
+  }
+}
+END_TEST
+
+START_TEST(vlist_keeps_fields_and_counts_past_the_cap) {
+  vlist v;
+  vlist_init(&v);
+  ck_assert_uint_eq(v.n, 0);
+  vlist_add(&v, "must be a UUID", "items[%d].product_id", 3);
+  vlist_add(&v, "is required", "name");
+  ck_assert_uint_eq(v.n, 2);
+  ck_assert_uint_eq(vlist_stored(&v), 2);
+  ck_assert_str_eq(v.v[0].field, "items[3].product_id");
+  ck_assert_str_eq(v.v[0].why, "must be a UUID");
+  ck_assert(vlist_has(&v, "name"));
+  ck_assert(!vlist_has(&v, "items"));
+  /* A long field is cut, never overflows. */
+  char longf[200];
+  memset(longf, 'f', sizeof longf - 1);
+  longf[sizeof longf - 1] = '\0';
+  vlist_add(&v, "x", "%s", longf);
+  ck_assert_uint_eq(strlen(v.v[2].field), VLIST_FIELD_MAX - 1);
+  for (int i = 0; i < 100; i++)
+    vlist_add(&v, "x", "f%d", i);
+  ck_assert_uint_eq(v.n, 103);
+  ck_assert_uint_eq(vlist_stored(&v), VLIST_MAX);
+  ck_assert(vlist_has(&v, "f60"));
+  ck_assert(!vlist_has(&v, "f61")); /* the 65th: counted, not kept */
+  vlist_init(&v);
+  ck_assert_uint_eq(v.n, 0);
+  ck_assert(!vlist_has(&v, "name"));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("base");
   TCase *tc = tcase_create("base");
@@ -128,6 +245,10 @@ int main(void) {
   tcase_add_test(tc, rfc3339_round_trips);
   tcase_add_test(tc, monotonic_clock_never_goes_back);
   tcase_add_test(tc, str_copy_truncates_and_terminates);
+  tcase_add_test(tc, text_counts_characters_not_bytes);
+  tcase_add_test(tc, text_refuses_bad_utf8_controls_and_blank);
+  tcase_add_test(tc, uuid_canonical_lower_cases_and_refuses_garbage);
+  tcase_add_test(tc, vlist_keeps_fields_and_counts_past_the_cap);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -96,6 +96,15 @@ bool uuid_is_valid(const char *s) {
   return s != NULL && uuid_parse(s, strlen(s), &u) == ERR_OK;
 }
 
+int uuid_canonical(const char *s, char out[UUID_STR_LEN + 1]) {
+  uuid u;
+  out[0] = '\0';
+  if (s == NULL || uuid_parse(s, strnlen(s, UUID_STR_LEN + 1), &u) != ERR_OK)
+    return ERR_INVAL;
+  uuid_format(&u, out);
+  return ERR_OK;
+}
+
 void uuid_v7_str(char out[UUID_STR_LEN + 1]) {
   uuid u;
   uuid_v7(&u);

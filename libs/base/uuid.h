@@ -40,6 +40,12 @@ int uuid_parse(const char *s, size_t len, uuid *out) WARN_UNUSED;
 /* Convenience: true when s (NUL-terminated) is a canonical UUID string. */
 bool uuid_is_valid(const char *s);
 
+/* Copies the UUID s (either case, NUL-terminated) into out (UUID_STR_LEN
+ * + 1 bytes) in canonical lower case, the one spelling ids are compared,
+ * logged and used as keys in. Returns ERR_OK, or ERR_INVAL for NULL or
+ * anything uuid_parse refuses; out is then "". */
+int uuid_canonical(const char *s, char out[UUID_STR_LEN + 1]);
+
 /* Makes a new UUIDv7 and formats it into out (UUID_STR_LEN + 1 bytes). */
 void uuid_v7_str(char out[UUID_STR_LEN + 1]);
 

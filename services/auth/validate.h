@@ -25,15 +25,11 @@
  * normalised text even when it is refused (if it fits). */
 bool validate_email(const char *in, char *out, size_t cap);
 
-/* The number of UTF-8 characters in s, or -1 when s is not valid UTF-8
- * (overlong forms, surrogates, > U+10FFFF) or contains control
- * characters (C0, DEL). Stops counting past max_bytes bytes (-1). */
-long validate_utf8_chars(const char *s, size_t max_bytes);
-
-/* 8..128 characters of valid UTF-8 (any characters but controls). */
+/* 8..128 characters of text (libs/base's utf8.h rule: valid UTF-8, no
+ * control characters); spaces only is allowed. */
 bool validate_password(const char *pw);
 
-/* 1..100 characters of valid UTF-8, not only spaces. */
+/* 1..100 characters of text (utf8.h), not only spaces. */
 bool validate_name(const char *name);
 
 /* "owner", "admin", "staff" or "customer". */

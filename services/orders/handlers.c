@@ -164,15 +164,6 @@ static void after_commit(orders *o, const char *tid, bool menu_changed) {
     (void)menucache_invalidate(o->c.menu, tid);
 }
 
-/* Copies a UUID in canonical lower case (ids from clients may be upper). */
-static void canonical(const char *in, char out[UUID_STR_LEN + 1]) {
-  uuid u;
-  if (in != NULL && uuid_parse(in, strlen(in), &u) == ERR_OK)
-    uuid_format(&u, out);
-  else
-    out[0] = '\0';
-}
-
 #define UNPACK(T, fn, var)                                                  \
   T *var = fn##__unpack(NULL, call->payload_len, call->payload);            \
   if (var == NULL) {                                                        \
@@ -333,7 +324,7 @@ static void update_product(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   char id[UUID_STR_LEN + 1];
-  canonical(req->id, id);
+  uuid_canonical(req->id, id);
   store_result res;
   int rc = store_update_product(o->c.st, who.cl.tid, id, &p, &res, &out);
   if (rc != ERR_OK) {
@@ -365,7 +356,7 @@ static void delete_product(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   char id[UUID_STR_LEN + 1];
-  canonical(req->id, id);
+  uuid_canonical(req->id, id);
   store_result res;
   int rc = store_delete_product(o->c.st, who.cl.tid, id, &res);
   if (rc != ERR_OK) {
@@ -398,7 +389,7 @@ static void get_product(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   char id[UUID_STR_LEN + 1];
-  canonical(req->id, id);
+  uuid_canonical(req->id, id);
   int rc = store_get_product(o->c.st, who.cl.tid, id, who.staff, &out);
   if (rc == ERR_NOTFOUND) {
     rpc_reply_status(reply, RPC_NOT_FOUND, "product not found");
@@ -611,10 +602,10 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   }
   /* Who the order is for: a customer orders for themselves only. */
   char customer[UUID_STR_LEN + 1] = "";
-  canonical(req->customer_id, customer);
+  uuid_canonical(req->customer_id, customer);
   if (!who.staff) {
     char self[UUID_STR_LEN + 1];
-    canonical(who.cl.sub, self);
+    uuid_canonical(who.cl.sub, self);
     if (customer[0] != '\0' && strcmp(customer, self) != 0) {
       rpc_reply_status(reply, RPC_PERMISSION_DENIED,
                        "a customer orders for themselves only");
@@ -627,11 +618,11 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   char pids[ORDER_LINES_MAX][UUID_STR_LEN + 1];
   const char *pid_ptrs[ORDER_LINES_MAX];
   for (size_t i = 0; i < n; i++) {
-    canonical(pids_in[i], pids[i]);
+    uuid_canonical(pids_in[i], pids[i]);
     pid_ptrs[i] = pids[i];
   }
   char table[UUID_STR_LEN + 1];
-  canonical(req->table_id, table);
+  uuid_canonical(req->table_id, table);
   uint8_t hash[IDEM_HASH_LEN];
   if (idem && idem_request_hash(call->method, call->payload,
                                 call->payload_len, hash) != ERR_OK) {
@@ -707,8 +698,8 @@ static void get_order(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
-  canonical(req->id, id);
-  canonical(who.cl.sub, self);
+  uuid_canonical(req->id, id);
+  uuid_canonical(who.cl.sub, self);
   /* A customer sees only their own orders: anybody else's is "not found",
    * exactly like another tenant's. */
   int rc = store_get_order(o->c.st, who.cl.tid, id, who.staff ? NULL : self,
@@ -760,7 +751,7 @@ static void list_orders(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   char self[UUID_STR_LEN + 1];
-  canonical(who.cl.sub, self);
+  uuid_canonical(who.cl.sub, self);
   store_order_query q = {
       .status = req->status,
       .before_id = before[0] ? before : NULL,
@@ -858,7 +849,7 @@ static void update_order_status(void *arg, const rpc_call *call,
     goto out;
   }
   char id[UUID_STR_LEN + 1];
-  canonical(req->id, id);
+  uuid_canonical(req->id, id);
   store_status_change ch = {
       .id = id,
       .to = req->status,
@@ -885,8 +876,8 @@ static void cancel_order(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
-  canonical(req->id, id);
-  canonical(who.cl.sub, self);
+  uuid_canonical(req->id, id);
+  uuid_canonical(who.cl.sub, self);
   store_status_change ch = {
       .id = id,
       .to = OS_CANCELLED,

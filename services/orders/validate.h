@@ -10,10 +10,11 @@
  * stock; the table is this tenant's), and CHECK constraints in the schema
  * are the last wall.
  *
- * Problems are collected in a vlist, one field violation per bad field
- * ("items[3].quantity", "must be between 1 and 99"), so a client can fix
- * them all at once. Lengths of text are counted in characters (Unicode
- * code points of valid UTF-8), as HTTP-API.md states them.
+ * Problems are collected in a vlist (libs/base), one field violation per
+ * bad field ("items[3].quantity", "must be between 1 and 99"), so a
+ * client can fix them all at once. Text follows libs/base's utf8.h rule:
+ * valid UTF-8 without control characters, lengths counted in characters
+ * as HTTP-API.md states them.
  */
 #ifndef ORDERS_VALIDATE_H
 #define ORDERS_VALIDATE_H
@@ -23,6 +24,7 @@
 #include <stdint.h>
 
 #include "libs/base/err.h"
+#include "libs/base/vlist.h"
 
 #define ORDER_LINES_MAX 50
 #define ORDER_QTY_MAX 99
@@ -36,45 +38,6 @@
 #define PRODUCT_THRESHOLD_DEFAULT 5
 #define TABLE_LABEL_MAX 50           /* characters */
 #define IDEM_KEY_MAX 255             /* bytes, printable ASCII */
-
-/* ---------------------------------------------------------- violations --- */
-
-#define VLIST_MAX 64
-#define VLIST_FIELD_MAX 48
-
-typedef struct vviolation {
-  char field[VLIST_FIELD_MAX];
-  const char *why; /* static string */
-} vviolation;
-
-/* A bounded list of field violations; past VLIST_MAX they are dropped
- * (n still counts them, so "any violation" stays true). */
-typedef struct vlist {
-  size_t n;
-  vviolation v[VLIST_MAX];
-} vlist;
-
-void vlist_init(vlist *l);
-/* Adds a violation whose field is printf(fmt, ...). */
-void vlist_add(vlist *l, const char *why, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* The number of entries stored (min(n, VLIST_MAX)). */
-size_t vlist_stored(const vlist *l);
-/* True when field is one of the violations. */
-bool vlist_has(const vlist *l, const char *field);
-
-/* --------------------------------------------------------------- text --- */
-
-/* Checks s as UTF-8 text of min_chars..max_chars characters without
- * control characters (multiline: LF, CR and TAB allowed). min_chars > 0
- * also refuses blank text (only spaces). Returns ERR_OK or ERR_INVAL with
- * a static reason in *why (why may be NULL). s NULL counts as "". */
-int validate_text(const char *s, size_t min_chars, size_t max_chars,
-                  bool multiline, const char **why) WARN_UNUSED;
-
-/* Number of characters of valid UTF-8 s, or -1 when s is not valid UTF-8.
- * Reads at most max_bytes bytes (longer: -2). */
-long validate_utf8_chars(const char *s, size_t max_bytes);
 
 /* ------------------------------------------------------------ products --- */
 

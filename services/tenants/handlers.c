@@ -545,14 +545,16 @@ out:
 
 /* Suspend and Resume: the same steps with another target status. */
 static void set_status(tenants *t, const rpc_call *call, rpc_reply *reply,
-                       const char *tenant_id, const char *reason,
+                       const char *id_in, const char *reason,
                        const char *status) {
   store_event ev = {0};
   store_domain *ds = NULL;
   const char **hosts = NULL;
   if (!operator_call(t, call, reply))
     return;
-  if (!uuid_is_valid(tenant_id)) {
+  /* Lower case: the id is also a Redis key and a log field. */
+  char tenant_id[UUID_STR_LEN + 1];
+  if (uuid_canonical(id_in, tenant_id) != ERR_OK) {
     rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid tenant id");
     (void)rpc_reply_add_violation(reply, "tenant_id", "must be a UUID");
     return;

@@ -16,8 +16,9 @@
 
 #define VALIDATE_NAME_MAX_CHARS 100
 
-/* A tenant name: valid UTF-8, 1..100 characters (code points), no control
- * characters, not only spaces. */
+/* A tenant name: libs/base's utf8_check_text with 1..100 characters,
+ * single line; its reasons, but "must be at most 100 characters" for a
+ * name that is too long. */
 int validate_name(const char *name, const char **why) WARN_UNUSED;
 
 /* A currency: three ASCII letters naming an active ISO 4217 currency
