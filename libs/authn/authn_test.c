@@ -2,8 +2,9 @@
  * authn_test.c - unit tests for libs/authn with locally generated keys:
  * claim and time checks, key selection by kid, the verified-token cache
  * (hits, bounds, key-set changes), revocations fed as events, Redis
- * failure handling (fail open / closed) against an unreachable Redis, and
- * key fetching from an in-process RPC server answering auth.v1.Auth/Keys.
+ * failure handling (fail open / closed) against an unreachable Redis, key
+ * fetching from an in-process RPC server answering auth.v1.Auth/Keys, and
+ * role ranks and the RPC caller check through an in-process handler.
  */
 #include <check.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <sodium.h>
 
 #include "libs/authn/authn.h"
+#include "libs/authn/authn_caller.h"
 #include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
@@ -736,6 +738,173 @@ START_TEST(bad_config_is_refused) {
 }
 END_TEST
 
+/* -------------------------------------------------------------- caller --- */
+
+START_TEST(roles_rank_owner_admin_staff_customer) {
+  ck_assert_int_eq(authn_role_rank("owner"), AUTHN_ROLE_OWNER);
+  ck_assert_int_eq(authn_role_rank("admin"), AUTHN_ROLE_ADMIN);
+  ck_assert_int_eq(authn_role_rank("staff"), AUTHN_ROLE_STAFF);
+  ck_assert_int_eq(authn_role_rank("customer"), AUTHN_ROLE_CUSTOMER);
+  ck_assert_int_gt(AUTHN_ROLE_OWNER, AUTHN_ROLE_ADMIN);
+  ck_assert_int_gt(AUTHN_ROLE_ADMIN, AUTHN_ROLE_STAFF);
+  ck_assert_int_gt(AUTHN_ROLE_STAFF, AUTHN_ROLE_CUSTOMER);
+  ck_assert_int_eq(authn_role_rank("Owner"), AUTHN_ROLE_NONE);
+  ck_assert_int_eq(authn_role_rank("root"), AUTHN_ROLE_NONE);
+  ck_assert_int_eq(authn_role_rank(""), AUTHN_ROLE_NONE);
+  ck_assert_int_eq(authn_role_rank(NULL), AUTHN_ROLE_NONE);
+  for (int r = AUTHN_ROLE_CUSTOMER; r <= AUTHN_ROLE_OWNER; r++)
+    ck_assert_int_eq(authn_role_rank(authn_role_name(r)), r);
+  ck_assert_ptr_null(authn_role_name(AUTHN_ROLE_NONE));
+  ck_assert_ptr_null(authn_role_name(5));
+  ck_assert_ptr_null(authn_role_name(-1));
+}
+END_TEST
+
+#define CHECK_METHOD "test.v1.Test/Check"
+
+/* The handler under test: the check, then the caller's sub as message. */
+static authn *check_authn;
+static int check_min_rank;
+static void check_handler(void *arg, const rpc_call *call, rpc_reply *reply) {
+  paseto_claims cl;
+  if (authn_check_call(check_authn, call, check_min_rank, &cl, reply) !=
+      ERR_OK)
+    return;
+  rpc_reply_status(reply, RPC_OK, "%s", cl.sub);
+}
+
+/* Calls CHECK_METHOD with token and envelope tenant; returns the code and
+ * copies the message. */
+static int call_check(rpc_client *cli, const char *token, const char *tenant,
+                      char *msg, size_t cap) {
+  rpc_call_options o = RPC_CALL_OPTIONS_INIT;
+  o.token = token;
+  o.tenant_id = tenant;
+  o.deadline_ms = 5000;
+  rpc_result *res = NULL;
+  ck_assert_int_eq(rpc_client_call(cli, CHECK_METHOD, NULL, 0, &o, &res),
+                   ERR_OK);
+  int code = res->code;
+  str_copy(msg, res->message, cap);
+  rpc_result_free(res);
+  return code;
+}
+
+START_TEST(check_call_refuses_in_order_and_names_the_need) {
+  rpc_server_options so;
+  rpc_server_options_init(&so);
+  so.workers = 2;
+  rpc_server *srv = NULL;
+  ck_assert_int_eq(rpc_server_new(&so, &srv), ERR_OK);
+  ck_assert_int_eq(rpc_server_register(srv, CHECK_METHOD, check_handler, NULL),
+                   ERR_OK);
+  ck_assert_int_eq(rpc_server_start(srv, "tcp://127.0.0.1:0"), ERR_OK);
+  char url[64];
+  snprintf(url, sizeof url, "tcp://127.0.0.1:%d", rpc_server_port(srv));
+  rpc_client *cli = NULL;
+  ck_assert_int_eq(rpc_client_new(url, NULL, &cli), ERR_OK);
+  ck_assert_int_eq(rpc_client_wait_connected(cli, 1, 5000), ERR_OK);
+  check_authn = new_authn(NULL);
+  char msg[256];
+
+  paseto_claims c = base_claims(); /* a staff member */
+  char *staff = make_token(&sk1, &c);
+  check_min_rank = AUTHN_ROLE_STAFF;
+  ck_assert_int_eq(call_check(cli, staff, NULL, msg, sizeof msg), RPC_OK);
+  ck_assert_str_eq(msg, c.sub);
+  ck_assert_int_eq(call_check(cli, staff, c.tid, msg, sizeof msg), RPC_OK);
+  check_min_rank = AUTHN_ROLE_NONE;
+  ck_assert_int_eq(call_check(cli, staff, NULL, msg, sizeof msg), RPC_OK);
+
+  /* Missing and bad tokens. */
+  ck_assert_int_eq(call_check(cli, NULL, NULL, msg, sizeof msg),
+                   RPC_UNAUTHENTICATED);
+  ck_assert_str_eq(msg, "missing token");
+  ck_assert_int_eq(call_check(cli, "v4.public.garbage", NULL, msg, sizeof msg),
+                   RPC_UNAUTHENTICATED);
+  ck_assert_str_eq(msg, authn_result_str(AUTHN_MALFORMED));
+
+  /* Another tenant's address. */
+  char other[UUID_STR_LEN + 1];
+  uuid_v7_str(other);
+  ck_assert_int_eq(call_check(cli, staff, other, msg, sizeof msg),
+                   RPC_PERMISSION_DENIED);
+  ck_assert_str_eq(msg, "the token belongs to another tenant");
+
+  /* Rank: staff is not admin; owner is the top. */
+  check_min_rank = AUTHN_ROLE_ADMIN;
+  ck_assert_int_eq(call_check(cli, staff, c.tid, msg, sizeof msg),
+                   RPC_PERMISSION_DENIED);
+  ck_assert_str_eq(msg, "requires the admin role or higher");
+  check_min_rank = AUTHN_ROLE_OWNER;
+  ck_assert_int_eq(call_check(cli, staff, NULL, msg, sizeof msg),
+                   RPC_PERMISSION_DENIED);
+  ck_assert_str_eq(msg, "requires the owner role");
+  paseto_claims oc = base_claims();
+  str_copy(oc.role, "owner", sizeof oc.role);
+  char *owner = make_token(&sk1, &oc);
+  ck_assert_int_eq(call_check(cli, owner, NULL, msg, sizeof msg), RPC_OK);
+
+  /* An unknown role ranks below every role, but passes "any member". */
+  paseto_claims rc = base_claims();
+  str_copy(rc.role, "root", sizeof rc.role);
+  char *root = make_token(&sk1, &rc);
+  check_min_rank = AUTHN_ROLE_CUSTOMER;
+  ck_assert_int_eq(call_check(cli, root, NULL, msg, sizeof msg),
+                   RPC_PERMISSION_DENIED);
+  check_min_rank = AUTHN_ROLE_NONE;
+  ck_assert_int_eq(call_check(cli, root, NULL, msg, sizeof msg), RPC_OK);
+
+  /* A tid that is not a UUID cannot scope a query. */
+  paseto_claims tc = base_claims();
+  str_copy(tc.tid, "acme", sizeof tc.tid);
+  char *bad_tid = make_token(&sk1, &tc);
+  ck_assert_int_eq(call_check(cli, bad_tid, NULL, msg, sizeof msg),
+                   RPC_UNAUTHENTICATED);
+  ck_assert_str_eq(msg, "token without a tenant");
+
+  free(staff);
+  free(owner);
+  free(root);
+  free(bad_tid);
+  rpc_client_free(cli);
+  rpc_server_close(srv);
+  authn_free(check_authn);
+  check_authn = NULL;
+}
+END_TEST
+
+START_TEST(check_call_without_keys_is_unavailable) {
+  rpc_server_options so;
+  rpc_server_options_init(&so);
+  so.workers = 1;
+  rpc_server *srv = NULL;
+  ck_assert_int_eq(rpc_server_new(&so, &srv), ERR_OK);
+  ck_assert_int_eq(rpc_server_register(srv, CHECK_METHOD, check_handler, NULL),
+                   ERR_OK);
+  ck_assert_int_eq(rpc_server_start(srv, "tcp://127.0.0.1:0"), ERR_OK);
+  char url[64];
+  snprintf(url, sizeof url, "tcp://127.0.0.1:%d", rpc_server_port(srv));
+  rpc_client *cli = NULL;
+  ck_assert_int_eq(rpc_client_new(url, NULL, &cli), ERR_OK);
+  ck_assert_int_eq(rpc_client_wait_connected(cli, 1, 5000), ERR_OK);
+  authn_config cfg = AUTHN_CONFIG_INIT;
+  cfg.now_ms = clock_fn;
+  ck_assert_int_eq(authn_new(&cfg, &check_authn), ERR_OK); /* no keys */
+  check_min_rank = AUTHN_ROLE_NONE;
+  paseto_claims c = base_claims();
+  char *t = make_token(&sk1, &c);
+  char msg[256];
+  ck_assert_int_eq(call_check(cli, t, NULL, msg, sizeof msg), RPC_UNAVAILABLE);
+  ck_assert_str_eq(msg, "cannot verify the token now");
+  free(t);
+  rpc_client_free(cli);
+  rpc_server_close(srv);
+  authn_free(check_authn);
+  check_authn = NULL;
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("authn");
   TCase *tc = tcase_create("claims");
@@ -779,6 +948,14 @@ static Suite *suite(void) {
   tcase_add_test(tc, bus_subscription_applies_published_revocations);
   tcase_add_test(tc, redis_down_fails_open_by_default);
   tcase_add_test(tc, redis_down_refuses_when_fail_closed);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("caller");
+  tcase_add_checked_fixture(tc, setup, NULL);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, roles_rank_owner_admin_staff_customer);
+  tcase_add_test(tc, check_call_refuses_in_order_and_names_the_need);
+  tcase_add_test(tc, check_call_without_keys_is_unavailable);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -34,6 +34,7 @@
 
 #include <sodium.h>
 
+#include "libs/authn/authn_caller.h"
 #include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
@@ -132,40 +133,23 @@ static void user_proto(const auth_user *u, Auth__V1__User *p) {
   p->tenant_id = (char *)u->tenant_id;
 }
 
-/* Verifies the caller's forwarded token. On failure the reply is set. */
+/* Verifies the caller's forwarded token (any member). On failure the
+ * reply is set. */
 static bool caller(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
                    paseto_claims *cl) {
-  enum authn_result why = AUTHN_OK;
-  int rc = authn_verify(x->verifier, call->token, strlen(call->token), cl, &why);
-  if (rc == ERR_NOMEM) {
-    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
-    return false;
-  }
-  if (rc != ERR_OK) {
-    rpc_reply_status(reply, authn_result_code(why), "%s", authn_result_str(why));
-    return false;
-  }
-  if (call->tenant_id[0] != '\0' && strcmp(call->tenant_id, cl->tid) != 0) {
-    rpc_reply_status(reply, RPC_PERMISSION_DENIED,
-                     "token belongs to another tenant");
-    return false;
-  }
-  return true;
+  return authn_check_call(x->verifier, call, AUTHN_ROLE_NONE, cl, reply) ==
+         ERR_OK;
 }
 
 static bool is_manager(const paseto_claims *cl) {
-  return validate_role_rank(cl->role) >= validate_role_rank("admin");
+  return authn_role_rank(cl->role) >= AUTHN_ROLE_ADMIN;
 }
 
+/* An owner or admin of the token's tenant. */
 static bool manager(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
                     paseto_claims *cl) {
-  if (!caller(x, call, reply, cl))
-    return false;
-  if (!is_manager(cl)) {
-    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "owner or admin role required");
-    return false;
-  }
-  return true;
+  return authn_check_call(x->verifier, call, AUTHN_ROLE_ADMIN, cl, reply) ==
+         ERR_OK;
 }
 
 /* The tenant of an anonymous call: the body's field, else the envelope. */

@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "libs/authn/authn_caller.h"
 #include "libs/base/utf8.h"
 
 bool validate_email(const char *in, char *out, size_t cap) {
@@ -56,14 +57,6 @@ bool validate_name(const char *name) {
   return utf8_check_text(name, 1, VALIDATE_NAME_MAX, 0, NULL) == ERR_OK;
 }
 
-int validate_role_rank(const char *role) {
-  if (role == NULL)
-    return 0;
-  if (strcmp(role, "owner") == 0) return 4;
-  if (strcmp(role, "admin") == 0) return 3;
-  if (strcmp(role, "staff") == 0) return 2;
-  if (strcmp(role, "customer") == 0) return 1;
-  return 0;
+bool validate_role(const char *role) {
+  return authn_role_rank(role) != AUTHN_ROLE_NONE;
 }
-
-bool validate_role(const char *role) { return validate_role_rank(role) > 0; }

@@ -32,10 +32,7 @@ bool validate_password(const char *pw);
 /* 1..100 characters of text (utf8.h), not only spaces. */
 bool validate_name(const char *name);
 
-/* "owner", "admin", "staff" or "customer". */
+/* "owner", "admin", "staff" or "customer" (libs/authn's role names). */
 bool validate_role(const char *role);
-
-/* Rank of a role: owner 4, admin 3, staff 2, customer 1, else 0. */
-int validate_role_rank(const char *role);
 
 #endif

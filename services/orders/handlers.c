@@ -21,12 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libs/authn/authn_caller.h"
 #include "libs/base/strutil.h"
 #include "libs/base/uuid.h"
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
 #include "proto/orders/v1/orders.pb-c.h"
-#include "services/orders/access.h"
 #include "services/orders/cursor.h"
 #include "services/orders/idem.h"
 #include "services/orders/orderstate.h"
@@ -46,48 +46,18 @@ struct orders {
 
 typedef struct caller {
   paseto_claims cl;
-  int rank;
   bool staff; /* staff, admin or owner */
 } caller;
 
-/* Verifies the caller's access token and that its role ranks at least
- * min_rank. On failure the reply is set and false returned. */
+/* authn_check_call, plus whether the caller is staff or above. On
+ * failure the reply is set and false returned. */
 static bool authenticate(orders *o, const rpc_call *call, rpc_reply *reply,
                          int min_rank, caller *who) {
-  memset(who, 0, sizeof *who);
-  if (call->token[0] == '\0') {
-    rpc_reply_status(reply, RPC_UNAUTHENTICATED, "access token required");
+  who->staff = false;
+  if (authn_check_call(o->c.verifier, call, min_rank, &who->cl, reply) !=
+      ERR_OK)
     return false;
-  }
-  enum authn_result why = AUTHN_OK;
-  int rc = authn_verify(o->c.verifier, call->token, strlen(call->token),
-                        &who->cl, &why);
-  if (rc == ERR_INVAL) {
-    rpc_reply_status(reply, authn_result_code(why), "%s",
-                     authn_result_str(why));
-    return false;
-  }
-  if (rc != ERR_OK) {
-    rpc_reply_status(reply, RPC_UNAVAILABLE, "cannot verify the token now");
-    return false;
-  }
-  if (!uuid_is_valid(who->cl.tid)) {
-    rpc_reply_status(reply, RPC_UNAUTHENTICATED, "token without a tenant");
-    return false;
-  }
-  if (call->tenant_id[0] != '\0' && strcmp(call->tenant_id, who->cl.tid) != 0) {
-    rpc_reply_status(reply, RPC_PERMISSION_DENIED,
-                     "the token belongs to another tenant");
-    return false;
-  }
-  who->rank = access_role_rank(who->cl.role);
-  who->staff = who->rank >= ACCESS_STAFF;
-  if (!access_at_least(who->cl.role, min_rank)) {
-    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "requires the %s role%s",
-                     access_rank_name(min_rank),
-                     min_rank < ACCESS_OWNER ? " or higher" : "");
-    return false;
-  }
+  who->staff = authn_role_rank(who->cl.role) >= AUTHN_ROLE_STAFF;
   return true;
 }
 
@@ -200,7 +170,7 @@ static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   UNPACK(Orders__V1__CreateProductRequest, orders__v1__create_product_request,
          req);
   caller who;
-  if (!authenticate(o, call, reply, ACCESS_ADMIN, &who))
+  if (!authenticate(o, call, reply, AUTHN_ROLE_ADMIN, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -262,7 +232,7 @@ static void update_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   UNPACK(Orders__V1__UpdateProductRequest, orders__v1__update_product_request,
          req);
   caller who;
-  if (!authenticate(o, call, reply, ACCESS_ADMIN, &who))
+  if (!authenticate(o, call, reply, AUTHN_ROLE_ADMIN, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -347,7 +317,7 @@ static void delete_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   UNPACK(Orders__V1__DeleteProductRequest, orders__v1__delete_product_request,
          req);
   caller who;
-  if (!authenticate(o, call, reply, ACCESS_ADMIN, &who))
+  if (!authenticate(o, call, reply, AUTHN_ROLE_ADMIN, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -380,7 +350,7 @@ static void get_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   store_products out = {0};
   UNPACK(Orders__V1__GetProductRequest, orders__v1__get_product_request, req);
   caller who;
-  if (!authenticate(o, call, reply, ACCESS_CUSTOMER, &who))
+  if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -447,7 +417,7 @@ static void list_products(void *arg, const rpc_call *call, rpc_reply *reply) {
   UNPACK(Orders__V1__ListProductsRequest, orders__v1__list_products_request,
          req);
   caller who;
-  if (!authenticate(o, call, reply, ACCESS_CUSTOMER, &who))
+  if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -502,7 +472,7 @@ static void create_table(void *arg, const rpc_call *call, rpc_reply *reply) {
   UNPACK(Orders__V1__CreateTableRequest, orders__v1__create_table_request,
          req);
   caller who;
-  if (!authenticate(o, call, reply, ACCESS_ADMIN, &who))
+  if (!authenticate(o, call, reply, AUTHN_ROLE_ADMIN, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -541,7 +511,7 @@ static void list_tables(void *arg, const rpc_call *call, rpc_reply *reply) {
   Orders__V1__Table **ptrs = NULL;
   UNPACK(Orders__V1__ListTablesRequest, orders__v1__list_tables_request, req);
   caller who;
-  if (!authenticate(o, call, reply, ACCESS_STAFF, &who))
+  if (!authenticate(o, call, reply, AUTHN_ROLE_STAFF, &who))
     goto out;
   int rc = store_list_tables(o->c.st, who.cl.tid, TABLES_MAX, &out);
   if (rc != ERR_OK) {
@@ -578,7 +548,7 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   UNPACK(Orders__V1__CreateOrderRequest, orders__v1__create_order_request,
          req);
   caller who;
-  if (!authenticate(o, call, reply, ACCESS_CUSTOMER, &who))
+  if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
   /* Layer 1: the request on its own. */
   vlist v;
@@ -689,7 +659,7 @@ static void get_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   wire_order *w = NULL;
   UNPACK(Orders__V1__GetOrderRequest, orders__v1__get_order_request, req);
   caller who;
-  if (!authenticate(o, call, reply, ACCESS_CUSTOMER, &who))
+  if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -734,7 +704,7 @@ static void list_orders(void *arg, const rpc_call *call, rpc_reply *reply) {
   Orders__V1__Order **ptrs = NULL;
   UNPACK(Orders__V1__ListOrdersRequest, orders__v1__list_orders_request, req);
   caller who;
-  if (!authenticate(o, call, reply, ACCESS_CUSTOMER, &who))
+  if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -832,7 +802,7 @@ static void update_order_status(void *arg, const rpc_call *call,
   UNPACK(Orders__V1__UpdateOrderStatusRequest,
          orders__v1__update_order_status_request, req);
   caller who;
-  if (!authenticate(o, call, reply, ACCESS_STAFF, &who))
+  if (!authenticate(o, call, reply, AUTHN_ROLE_STAFF, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -867,7 +837,7 @@ static void cancel_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   UNPACK(Orders__V1__CancelOrderRequest, orders__v1__cancel_order_request,
          req);
   caller who;
-  if (!authenticate(o, call, reply, ACCESS_CUSTOMER, &who))
+  if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
   vlist v;
   vlist_init(&v);

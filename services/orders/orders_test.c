@@ -1,6 +1,6 @@
 /*
  * orders_test.c - the orders service's pure parts: input rules, the
- * status machine, money formatting, cursors, request hashes, role ranks,
+ * status machine, money formatting, cursors, request hashes,
  * protobuf mapping and event payloads, the menu cache with no (or an
  * unreachable) Redis, and the currency table without a tenants service.
  * Everything that needs PostgreSQL, Redis or other services is in
@@ -14,7 +14,6 @@
 
 #include "libs/base/uuid.h"
 #include "proto/orders/v1/orders.pb-c.h"
-#include "services/orders/access.h"
 #include "services/orders/cursor.h"
 #include "services/orders/idem.h"
 #include "services/orders/menucache.h"
@@ -250,20 +249,6 @@ START_TEST(request_hashes_tell_requests_apart) {
 }
 END_TEST
 
-/* -------------------------------------------------------------- access --- */
-
-START_TEST(roles_rank) {
-  ck_assert_int_eq(access_role_rank("owner"), ACCESS_OWNER);
-  ck_assert_int_eq(access_role_rank("customer"), ACCESS_CUSTOMER);
-  ck_assert_int_eq(access_role_rank("Owner"), 0);
-  ck_assert_int_eq(access_role_rank(NULL), 0);
-  ck_assert(access_at_least("admin", ACCESS_STAFF));
-  ck_assert(!access_at_least("staff", ACCESS_ADMIN));
-  ck_assert(!access_at_least("root", ACCESS_CUSTOMER));
-  ck_assert_str_eq(access_rank_name(ACCESS_STAFF), "staff");
-}
-END_TEST
-
 /* ---------------------------------------------------------------- wire --- */
 
 static model_order sample_order(model_item *items) {
@@ -471,7 +456,6 @@ int main(void) {
   tcase_add_test(tc, money_uses_the_currency_exponent);
   tcase_add_test(tc, cursors_round_trip_and_refuse_forgeries);
   tcase_add_test(tc, request_hashes_tell_requests_apart);
-  tcase_add_test(tc, roles_rank);
   tcase_add_test(tc, orders_map_to_protobuf);
   tcase_add_test(tc, products_keep_stock_presence);
   tcase_add_test(tc, menu_entries_parse);

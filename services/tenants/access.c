@@ -1,5 +1,5 @@
 /*
- * access.c - role ranks and the operator secret (see access.h).
+ * access.c - the operator secret (see access.h).
  */
 #include "services/tenants/access.h"
 
@@ -56,23 +56,4 @@ bool access_operator_check(const access_operator *op, const char *token) {
   bool ok = crypto_verify_32(d, op->digest) == 0;
   sodium_memzero(d, sizeof d);
   return ok;
-}
-
-int access_role_rank(const char *role) {
-  if (role == NULL)
-    return 0;
-  if (strcmp(role, "owner") == 0)
-    return 4;
-  if (strcmp(role, "admin") == 0)
-    return 3;
-  if (strcmp(role, "staff") == 0)
-    return 2;
-  if (strcmp(role, "customer") == 0)
-    return 1;
-  return 0;
-}
-
-bool access_role_at_least(const char *role, const char *min_role) {
-  int r = access_role_rank(role);
-  return r > 0 && r >= access_role_rank(min_role);
 }

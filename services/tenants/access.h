@@ -1,9 +1,9 @@
 /*
- * access.h - who may call what: member roles and the operator secret.
+ * access.h - the operator secret: who may call Suspend and Resume.
  *
- * Members are identified by their access token (verified with libs/authn
- * by the handlers); this module only ranks roles (owner > admin > staff >
- * customer) and checks operator calls.
+ * Members are identified by their access token and ranked by role with
+ * libs/authn (authn_caller.h, in the handlers); this module checks
+ * operator calls.
  *
  * Operators (Suspend, Resume) are not tenant members: there is no tenant
  * whose owner could suspend others. They present a shared secret,
@@ -36,11 +36,5 @@ bool access_operator_check(const access_operator *op, const char *token);
 
 /* True when a secret is configured. */
 bool access_operator_enabled(const access_operator *op);
-
-/* Rank of a role: owner 4, admin 3, staff 2, customer 1, anything else 0. */
-int access_role_rank(const char *role);
-
-/* True when role ranks at least as high as min_role. */
-bool access_role_at_least(const char *role, const char *min_role);
 
 #endif

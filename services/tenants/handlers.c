@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libs/authn/authn_caller.h"
 #include "libs/base/strutil.h"
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
@@ -74,41 +75,6 @@ static void violation(rpc_reply *reply, int *bad, const char *field,
                       const char *why) {
   (void)rpc_reply_add_violation(reply, field, why);
   (*bad)++;
-}
-
-/* Verifies the caller's access token and that its role is at least
- * min_role. On failure the reply is set and false returned. When the
- * envelope names a tenant (the gateway's Host / X-Tenant), it must be the
- * token's. */
-static bool authenticate(tenants *t, const rpc_call *call, rpc_reply *reply,
-                         const char *min_role, paseto_claims *cl) {
-  if (call->token[0] == '\0') {
-    rpc_reply_status(reply, RPC_UNAUTHENTICATED, "access token required");
-    return false;
-  }
-  enum authn_result why = AUTHN_OK;
-  int rc = authn_verify(t->c.verifier, call->token, strlen(call->token), cl,
-                        &why);
-  if (rc == ERR_INVAL) {
-    rpc_reply_status(reply, authn_result_code(why), "%s",
-                     authn_result_str(why));
-    return false;
-  }
-  if (rc != ERR_OK) {
-    rpc_reply_status(reply, RPC_UNAVAILABLE, "cannot verify the token now");
-    return false;
-  }
-  if (call->tenant_id[0] != '\0' && strcmp(call->tenant_id, cl->tid) != 0) {
-    rpc_reply_status(reply, RPC_PERMISSION_DENIED,
-                     "the token belongs to another tenant");
-    return false;
-  }
-  if (!access_role_at_least(cl->role, min_role)) {
-    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "requires the %s role%s",
-                     min_role, strcmp(min_role, "admin") == 0 ? " or owner" : "");
-    return false;
-  }
-  return true;
 }
 
 static bool operator_call(tenants *t, const rpc_call *call, rpc_reply *reply) {
@@ -227,7 +193,8 @@ static void get_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
     return;
   }
   paseto_claims cl;
-  if (!authenticate(t, call, reply, "customer", &cl))
+  if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_CUSTOMER, &cl,
+                       reply) != ERR_OK)
     goto out;
   if (req->id[0] != '\0' && strcmp(req->id, cl.tid) != 0) {
     rpc_reply_status(reply, RPC_PERMISSION_DENIED,
@@ -260,7 +227,8 @@ static void update_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
     return;
   }
   paseto_claims cl;
-  if (!authenticate(t, call, reply, "admin", &cl))
+  if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_ADMIN, &cl, reply) !=
+      ERR_OK)
     goto out;
   int bad = 0;
   const char *why = NULL;
@@ -398,7 +366,8 @@ static void add_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
     return;
   }
   paseto_claims cl;
-  if (!authenticate(t, call, reply, "admin", &cl))
+  if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_ADMIN, &cl, reply) !=
+      ERR_OK)
     goto out;
   char host[TENANTNAME_HOST_MAX + 1];
   const char *why = "must be a valid host name";
@@ -463,7 +432,8 @@ static void remove_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
     return;
   }
   paseto_claims cl;
-  if (!authenticate(t, call, reply, "admin", &cl))
+  if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_ADMIN, &cl, reply) !=
+      ERR_OK)
     goto out;
   char host[TENANTNAME_HOST_MAX + 1];
   if (tenantname_normalize_host(req->host, host, sizeof host) != ERR_OK) {
@@ -511,7 +481,8 @@ static void list_domains(void *arg, const rpc_call *call, rpc_reply *reply) {
     return;
   }
   paseto_claims cl;
-  if (!authenticate(t, call, reply, "customer", &cl))
+  if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_CUSTOMER, &cl,
+                       reply) != ERR_OK)
     goto out;
   ds = calloc(STORE_MAX_DOMAINS, sizeof *ds);
   pbs = calloc(STORE_MAX_DOMAINS, sizeof *pbs);

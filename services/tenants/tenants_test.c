@@ -1,6 +1,6 @@
 /*
  * tenants_test.c - the tenants service's pure parts: tenant names and
- * currencies, the operator secret and role ranks, the Redis cache with no
+ * currencies, the operator secret, the Redis cache with no
  * Redis, and the tenants.changed payload. Everything that needs
  * PostgreSQL, Redis or the auth service is in tests/tenants.
  */
@@ -134,22 +134,6 @@ START_TEST(short_operator_secrets_are_refused) {
 }
 END_TEST
 
-START_TEST(roles_rank_owner_admin_staff_customer) {
-  ck_assert(access_role_at_least("owner", "admin"));
-  ck_assert(access_role_at_least("admin", "admin"));
-  ck_assert(!access_role_at_least("staff", "admin"));
-  ck_assert(!access_role_at_least("customer", "admin"));
-  ck_assert(access_role_at_least("customer", "customer"));
-  ck_assert(!access_role_at_least("root", "customer"));
-  ck_assert(!access_role_at_least("", "customer"));
-  ck_assert(!access_role_at_least(NULL, "customer"));
-  ck_assert(!access_role_at_least("Owner", "customer")); /* exact names only */
-  ck_assert_int_gt(access_role_rank("owner"), access_role_rank("admin"));
-  ck_assert_int_gt(access_role_rank("admin"), access_role_rank("staff"));
-  ck_assert_int_gt(access_role_rank("staff"), access_role_rank("customer"));
-}
-END_TEST
-
 START_TEST(cache_without_redis_always_misses) {
   rescache *rc = NULL;
   ck_assert_int_eq(rescache_new(NULL, 0, &rc), ERR_INVAL);
@@ -234,7 +218,6 @@ int main(void) {
   tcase_add_test(tc, operator_secret_is_checked_exactly);
   tcase_add_test(tc, operator_calls_are_off_without_a_secret);
   tcase_add_test(tc, short_operator_secrets_are_refused);
-  tcase_add_test(tc, roles_rank_owner_admin_staff_customer);
   tcase_add_test(tc, cache_without_redis_always_misses);
   tcase_add_test(tc, cache_with_unreachable_redis_degrades_quickly);
   tcase_add_test(tc, changed_event_round_trips);
