@@ -1,11 +1,12 @@
 /*
  * handlers.c - the auth.v1.Auth RPC handlers (see handlers.h).
  *
- * Every handler has the same shape: bound and unpack the request (exactly
- * one __free_unpacked, after wiping any password in it), establish who
- * calls (a verified token for member methods; the envelope or body tenant
- * for anonymous ones), validate the input with field violations, do the
- * work through store.c / pwpool.c / revoker.c, and pack the answer.
+ * Every handler has the same shape, with libs/svc's handler.h steps:
+ * bound and unpack the request (exactly one __free_unpacked, after wiping
+ * any password in it), establish who calls (a verified token for member
+ * methods, libs/authn's authn_check_call; the envelope or body tenant for
+ * anonymous ones), validate the input with field violations, do the work
+ * through store.c / pwpool.c / revoker.c, and pack the answer.
  *
  * Password work (Register, CreateUser, Login) goes through the hashing
  * pool, which refuses at once when full: a handler never queues behind an
@@ -40,6 +41,7 @@
 #include "libs/base/uuid.h"
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
+#include "libs/svc/handler.h"
 #include "proto/auth/v1/auth.pb-c.h"
 #include "services/auth/validate.h"
 
@@ -66,50 +68,9 @@ static metrics_child *refresh_metric(const char *result) {
   return metrics_child_get(f, v);
 }
 
-/* Common start of every handler: log lines carry the request id, and no
- * request is larger than any auth request can legitimately be. */
-static bool begin(const rpc_call *call, rpc_reply *reply) {
-  log_set_request_id(call->request_id);
-  if (call->payload_len > AUTH_MAX_REQUEST_BYTES) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "request too large");
-    return false;
-  }
-  return true;
-}
-
-static void malformed(rpc_reply *reply) {
-  rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "malformed request");
-}
-
 static void wipe_str(char *s) {
   if (s != NULL)
     sodium_memzero(s, strlen(s));
-}
-
-static void send_msg(rpc_reply *reply, const ProtobufCMessage *m) {
-  if (rpc_reply_set_message(reply, m) != ERR_OK)
-    rpc_reply_status(reply, RPC_INTERNAL, "internal error");
-}
-
-/* A failure of the database or another dependency: never its details to
- * the caller (db_last_error's message has no values: safe to log). */
-static void fail(rpc_reply *reply, int rc, const char *what) {
-  log_error("auth operation failed", "op", what, "error", err_str(rc),
-            "detail", db_last_error()->message);
-  switch (rc) {
-  case ERR_UNAVAILABLE:
-  case ERR_CLOSED:
-    rpc_reply_status(reply, RPC_UNAVAILABLE, "service temporarily unavailable");
-    break;
-  case ERR_TIMEOUT:
-    rpc_reply_status(reply, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
-    break;
-  case ERR_CONFLICT:
-    rpc_reply_status(reply, RPC_ABORTED, "concurrent change, retry");
-    break;
-  default:
-    rpc_reply_status(reply, RPC_INTERNAL, "internal error");
-  }
 }
 
 /* The pool's answers to a password job. */
@@ -120,7 +81,7 @@ static void pw_fail(rpc_reply *reply, int rc) {
   else if (rc == ERR_TIMEOUT)
     rpc_reply_status(reply, RPC_DEADLINE_EXCEEDED, "deadline exceeded");
   else
-    fail(reply, rc, "password hashing");
+    handler_reply_error(reply, rc, "hash the password");
 }
 
 static void user_proto(const auth_user *u, Auth__V1__User *p) {
@@ -157,9 +118,8 @@ static bool anon_tenant(const rpc_call *call, const char *body_tid,
                         rpc_reply *reply, const char **out) {
   const char *t = body_tid != NULL && body_tid[0] != '\0' ? body_tid : call->tenant_id;
   if (t[0] == '\0' || !uuid_is_valid(t)) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "a tenant is required");
-    int rc = rpc_reply_add_violation(reply, "tenant_id", "must be a tenant id");
-    (void)rc;
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "a tenant is required",
+                        "tenant_id", "must be a tenant id");
     return false;
   }
   *out = t;
@@ -185,36 +145,25 @@ static void suspended(rpc_reply *reply) {
   rpc_reply_status(reply, RPC_PERMISSION_DENIED, "tenant suspended");
 }
 
-static void violation(rpc_reply *reply, const char *field, const char *desc) {
-  int rc = rpc_reply_add_violation(reply, field, desc);
-  (void)rc; /* only past RPC_MAX_VIOLATIONS; we add at most four */
-}
-
 /* Validates the fields of a new user; returns false (reply set) when any
  * fails, naming every failed field. email gets the normalised address. */
 static bool check_new_user(rpc_reply *reply, const char *email_in,
                            const char *name, const char *password,
                            const char *role, char email[STORE_EMAIL_MAX + 1]) {
-  bool ok = true;
-  if (!validate_email(email_in, email, STORE_EMAIL_MAX + 1)) {
-    violation(reply, "email", "must be a valid e-mail address");
-    ok = false;
-  }
-  if (!validate_name(name)) {
-    violation(reply, "name", "must be 1 to 100 characters");
-    ok = false;
-  }
-  if (!validate_password(password)) {
-    violation(reply, "password", "must be 8 to 128 characters");
-    ok = false;
-  }
-  if (role != NULL && !validate_role(role)) {
-    violation(reply, "role", "must be one of owner, admin, staff, customer");
-    ok = false;
-  }
-  if (!ok)
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid user");
-  return ok;
+  vlist v;
+  vlist_init(&v);
+  if (!validate_email(email_in, email, STORE_EMAIL_MAX + 1))
+    vlist_add(&v, "must be a valid e-mail address", "email");
+  if (!validate_name(name))
+    vlist_add(&v, "must be 1 to 100 characters", "name");
+  if (!validate_password(password))
+    vlist_add(&v, "must be 8 to 128 characters", "password");
+  if (role != NULL && !validate_role(role))
+    vlist_add(&v, "must be one of owner, admin, staff, customer", "role");
+  if (v.n == 0)
+    return true;
+  handler_reply_invalid(reply, "invalid user", &v);
+  return false;
 }
 
 /* -------------------------------------------------------------- tokens --- */
@@ -289,14 +238,8 @@ static uint32_t expires_in(const auth_ctx *x) {
 
 static void h_register(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  if (!begin(call, reply))
-    return;
-  Auth__V1__RegisterRequest *req =
-      auth__v1__register_request__unpack(NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    malformed(reply);
-    return;
-  }
+  HANDLER_UNPACK(Auth__V1__RegisterRequest,
+                 auth__v1__register_request, req, AUTH_MAX_REQUEST_BYTES);
   const char *tid = NULL;
   char email[STORE_EMAIL_MAX + 1];
   if (!anon_tenant(call, req->tenant_id, reply, &tid) ||
@@ -322,19 +265,19 @@ static void h_register(void *arg, const rpc_call *call, rpc_reply *reply) {
   rc = store_user_insert(x->store, tid, &u, NULL, NULL, &stored);
   sodium_memzero(u.password_hash, sizeof u.password_hash);
   if (rc == ERR_EXISTS) {
-    rpc_reply_status(reply, RPC_ALREADY_EXISTS, "e-mail already registered");
-    violation(reply, "email", "already registered in this tenant");
+    handler_reply_field(reply, RPC_ALREADY_EXISTS, "e-mail already registered",
+                        "email", "already registered in this tenant");
     goto out;
   }
   if (rc != ERR_OK) {
-    fail(reply, rc, "register");
+    handler_reply_error(reply, rc, "register");
     goto out;
   }
   Auth__V1__User pu;
   user_proto(&stored, &pu);
   Auth__V1__RegisterResponse resp = AUTH__V1__REGISTER_RESPONSE__INIT;
   resp.user = &pu;
-  send_msg(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
   log_info("user registered", "tenant_id", tid, "user_id", stored.id);
 out:
   wipe_str(req->password);
@@ -345,14 +288,8 @@ out:
 
 static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  if (!begin(call, reply))
-    return;
-  Auth__V1__CreateUserRequest *req =
-      auth__v1__create_user_request__unpack(NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    malformed(reply);
-    return;
-  }
+  HANDLER_UNPACK(Auth__V1__CreateUserRequest,
+                 auth__v1__create_user_request, req, AUTH_MAX_REQUEST_BYTES);
   char access[TOKEN_CAP];
   char refresh[AUTH_REFRESH_TOKEN_LEN + 1];
   refresh[0] = '\0';
@@ -370,8 +307,8 @@ static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
     }
     tid = cl.tid;
     if (strcmp(req->role, "admin") != 0 && strcmp(req->role, "staff") != 0) {
-      rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid user");
-      violation(reply, "role", "must be admin or staff");
+      handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid user", "role",
+                          "must be admin or staff");
       goto out;
     }
   } else if (!anon_tenant(call, req->tenant_id, reply, &tid)) {
@@ -385,8 +322,9 @@ static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   const char *key =
       call->idempotency_key[0] != '\0' ? call->idempotency_key : req->idempotency_key;
   if (strlen(key) > STORE_KEY_MAX || !str_is_printable(key, strlen(key))) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid idempotency key");
-    violation(reply, "idempotency_key", "must be 1 to 255 printable characters");
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid idempotency key",
+                        "idempotency_key",
+                        "must be 1 to 255 printable characters");
     goto out;
   }
   auth_user stored;
@@ -394,7 +332,7 @@ static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   if (key[0] != '\0')
     rc = store_user_by_creation_key(x->store, tid, key, &stored);
   if (rc != ERR_OK && rc != ERR_NOTFOUND) {
-    fail(reply, rc, "create user");
+    handler_reply_error(reply, rc, "create user");
     goto out;
   }
   if (rc == ERR_NOTFOUND) {
@@ -416,12 +354,13 @@ static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
     if (rc == ERR_EXISTS && key_conflict) /* a concurrent twin won */
       rc = store_user_by_creation_key(x->store, tid, key, &stored);
     else if (rc == ERR_EXISTS) {
-      rpc_reply_status(reply, RPC_ALREADY_EXISTS, "e-mail already registered");
-      violation(reply, "email", "already registered in this tenant");
+      handler_reply_field(reply, RPC_ALREADY_EXISTS,
+                          "e-mail already registered", "email",
+                          "already registered in this tenant");
       goto out;
     }
     if (rc != ERR_OK) {
-      fail(reply, rc, "create user");
+      handler_reply_error(reply, rc, "create user");
       goto out;
     }
     log_info("user created", "tenant_id", tid, "user_id", stored.id, "role",
@@ -434,7 +373,7 @@ static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   if (req->issue_tokens) {
     rc = issue_session(x, &stored, access, refresh);
     if (rc != ERR_OK) {
-      fail(reply, rc, "create user session");
+      handler_reply_error(reply, rc, "create user session");
       goto out;
     }
     resp.access_token = access;
@@ -442,7 +381,7 @@ static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
     resp.token_type = "Bearer";
     resp.expires_in = expires_in(x);
   }
-  send_msg(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   sodium_memzero(refresh, sizeof refresh);
   wipe_str(req->password);
@@ -453,14 +392,8 @@ out:
 
 static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  if (!begin(call, reply))
-    return;
-  Auth__V1__LoginRequest *req =
-      auth__v1__login_request__unpack(NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    malformed(reply);
-    return;
-  }
+  HANDLER_UNPACK(Auth__V1__LoginRequest,
+                 auth__v1__login_request, req, AUTH_MAX_REQUEST_BYTES);
   char access[TOKEN_CAP];
   char refresh[AUTH_REFRESH_TOKEN_LEN + 1];
   refresh[0] = '\0';
@@ -470,8 +403,8 @@ static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
   size_t pwlen = strlen(req->password);
   if (pwlen > 4 * VALIDATE_PASSWORD_MAX) {
     /* Says nothing about the account; bounds the hashing work. */
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid request");
-    violation(reply, "password", "must be 8 to 128 characters");
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid request",
+                        "password", "must be 8 to 128 characters");
     goto out;
   }
   if (tenant_suspended(x, tid)) {
@@ -487,7 +420,7 @@ static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
     if (rc == ERR_OK)
       found = true;
     else if (rc != ERR_NOTFOUND) {
-      fail(reply, rc, "login");
+      handler_reply_error(reply, rc, "login");
       goto out;
     }
   }
@@ -508,7 +441,7 @@ static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
   }
   rc = issue_session(x, &u, access, refresh);
   if (rc != ERR_OK) {
-    fail(reply, rc, "login session");
+    handler_reply_error(reply, rc, "login session");
     goto out;
   }
   metrics_inc(login_metric("ok"));
@@ -520,7 +453,7 @@ static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
   resp.token_type = "Bearer";
   resp.expires_in = expires_in(x);
   resp.user = &pu;
-  send_msg(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   sodium_memzero(refresh, sizeof refresh);
   wipe_str(req->password);
@@ -539,14 +472,8 @@ static void revoke_jtis(auth_ctx *x, const char *tid,
 
 static void h_refresh(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  if (!begin(call, reply))
-    return;
-  Auth__V1__RefreshRequest *req =
-      auth__v1__refresh_request__unpack(NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    malformed(reply);
-    return;
-  }
+  HANDLER_UNPACK(Auth__V1__RefreshRequest,
+                 auth__v1__refresh_request, req, AUTH_MAX_REQUEST_BYTES);
   char access[TOKEN_CAP];
   char refresh[AUTH_REFRESH_TOKEN_LEN + 1];
   refresh[0] = '\0';
@@ -561,7 +488,7 @@ static void h_refresh(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   if (rc != ERR_OK) {
-    fail(reply, rc, "refresh");
+    handler_reply_error(reply, rc, "refresh");
     goto out;
   }
   if (tenant_suspended(x, tid)) {
@@ -582,7 +509,7 @@ static void h_refresh(void *arg, const rpc_call *call, rpc_reply *reply) {
   r.access_ttl_ms = x->access_ttl_ms;
   rc = store_refresh_rotate(x->store, tid, &r);
   if (rc != ERR_OK) {
-    fail(reply, rc, "refresh");
+    handler_reply_error(reply, rc, "refresh");
     goto out;
   }
   if (r.result == STORE_REUSED) {
@@ -600,7 +527,7 @@ static void h_refresh(void *arg, const rpc_call *call, rpc_reply *reply) {
   }
   rc = sign_access(x, &r.user, jti, access, sizeof access);
   if (rc != ERR_OK) {
-    fail(reply, rc, "refresh sign");
+    handler_reply_error(reply, rc, "refresh sign");
     goto out;
   }
   metrics_inc(refresh_metric("ok"));
@@ -612,7 +539,7 @@ static void h_refresh(void *arg, const rpc_call *call, rpc_reply *reply) {
   resp.token_type = "Bearer";
   resp.expires_in = expires_in(x);
   resp.user = &pu;
-  send_msg(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   sodium_memzero(refresh, sizeof refresh);
   sodium_memzero(old_hash, sizeof old_hash);
@@ -625,14 +552,8 @@ out:
 
 static void h_logout(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  if (!begin(call, reply))
-    return;
-  Auth__V1__LogoutRequest *req =
-      auth__v1__logout_request__unpack(NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    malformed(reply);
-    return;
-  }
+  HANDLER_UNPACK(Auth__V1__LogoutRequest,
+                 auth__v1__logout_request, req, AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
   uint8_t h[STORE_HASHBYTES];
   if (!caller(x, call, reply, &cl))
@@ -651,19 +572,19 @@ static void h_logout(void *arg, const rpc_call *call, rpc_reply *reply) {
     rc = store_session_revoke(x->store, cl.tid, cl.sub, NULL, cl.jti,
                               x->access_ttl_ms, &found, jtis, &n);
   if (rc != ERR_OK) {
-    fail(reply, rc, "logout");
+    handler_reply_error(reply, rc, "logout");
     goto out;
   }
   /* The caller's own token first: that one must stop working. */
   rc = revoker_jti(x->revoke, cl.tid, cl.jti);
   revoke_jtis(x, cl.tid, jtis, n);
   if (rc != ERR_OK) {
-    fail(reply, rc, "logout revocation");
+    handler_reply_error(reply, rc, "logout revocation");
     goto out;
   }
   log_info("logged out", "tenant_id", cl.tid, "user_id", cl.sub);
   Auth__V1__LogoutResponse resp = AUTH__V1__LOGOUT_RESPONSE__INIT;
-  send_msg(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   sodium_memzero(h, sizeof h);
   wipe_str(req->refresh_token);
@@ -684,7 +605,7 @@ static void reply_user(auth_ctx *x, rpc_reply *reply, const char *tid,
     return;
   }
   if (rc != ERR_OK) {
-    fail(reply, rc, "get user");
+    handler_reply_error(reply, rc, "get user");
     return;
   }
   Auth__V1__User pu;
@@ -692,24 +613,18 @@ static void reply_user(auth_ctx *x, rpc_reply *reply, const char *tid,
   if (me) {
     Auth__V1__MeResponse resp = AUTH__V1__ME_RESPONSE__INIT;
     resp.user = &pu;
-    send_msg(reply, &resp.base);
+    handler_reply_message(reply, &resp.base);
   } else {
     Auth__V1__GetUserResponse resp = AUTH__V1__GET_USER_RESPONSE__INIT;
     resp.user = &pu;
-    send_msg(reply, &resp.base);
+    handler_reply_message(reply, &resp.base);
   }
 }
 
 static void h_me(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  if (!begin(call, reply))
-    return;
-  Auth__V1__MeRequest *req =
-      auth__v1__me_request__unpack(NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    malformed(reply);
-    return;
-  }
+  HANDLER_UNPACK(Auth__V1__MeRequest,
+                 auth__v1__me_request, req, AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
   if (caller(x, call, reply, &cl))
     reply_user(x, reply, cl.tid, cl.sub, true);
@@ -719,21 +634,15 @@ static void h_me(void *arg, const rpc_call *call, rpc_reply *reply) {
 static bool check_user_id(rpc_reply *reply, const char *id) {
   if (uuid_is_valid(id))
     return true;
-  rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid user id");
-  violation(reply, "user_id", "must be a user id");
+  handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid user id", "user_id",
+                      "must be a user id");
   return false;
 }
 
 static void h_get_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  if (!begin(call, reply))
-    return;
-  Auth__V1__GetUserRequest *req =
-      auth__v1__get_user_request__unpack(NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    malformed(reply);
-    return;
-  }
+  HANDLER_UNPACK(Auth__V1__GetUserRequest,
+                 auth__v1__get_user_request, req, AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
   if (!caller(x, call, reply, &cl) || !check_user_id(reply, req->user_id))
     goto out;
@@ -751,14 +660,8 @@ out:
 
 static void h_list_members(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  if (!begin(call, reply))
-    return;
-  Auth__V1__ListMembersRequest *req = auth__v1__list_members_request__unpack(
-      NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    malformed(reply);
-    return;
-  }
+  HANDLER_UNPACK(Auth__V1__ListMembersRequest,
+                 auth__v1__list_members_request, req, AUTH_MAX_REQUEST_BYTES);
   auth_user *users = NULL;
   Auth__V1__User *pu = NULL;
   Auth__V1__User **pp = NULL;
@@ -767,13 +670,13 @@ static void h_list_members(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   int limit = req->limit == 0 ? AUTH_LIST_DEFAULT : (int)req->limit;
   if (req->limit > AUTH_LIST_MAX) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid limit");
-    violation(reply, "limit", "must be between 1 and 100");
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid limit", "limit",
+                        "must be between 1 and 100");
     goto out;
   }
   if (req->cursor[0] != '\0' && !uuid_is_valid(req->cursor)) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid cursor");
-    violation(reply, "cursor", "must be a next_cursor value");
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid cursor", "cursor",
+                        "must be a next_cursor value");
     goto out;
   }
   users = calloc((size_t)limit, sizeof *users);
@@ -788,7 +691,7 @@ static void h_list_members(void *arg, const rpc_call *call, rpc_reply *reply) {
   int rc = store_users_list(x->store, cl.tid, req->include_customers,
                             req->cursor, limit, users, &n, &more);
   if (rc != ERR_OK) {
-    fail(reply, rc, "list members");
+    handler_reply_error(reply, rc, "list members");
     goto out;
   }
   for (int i = 0; i < n; i++) {
@@ -799,7 +702,7 @@ static void h_list_members(void *arg, const rpc_call *call, rpc_reply *reply) {
   resp.members = pp;
   resp.n_members = (size_t)n;
   resp.next_cursor = more && n > 0 ? users[n - 1].id : "";
-  send_msg(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   free(pp);
   free(pu);
@@ -831,20 +734,14 @@ static void refusal_reply(rpc_reply *reply, enum store_refusal r, bool remove) {
 
 static void h_update_role(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  if (!begin(call, reply))
-    return;
-  Auth__V1__UpdateRoleRequest *req = auth__v1__update_role_request__unpack(
-      NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    malformed(reply);
-    return;
-  }
+  HANDLER_UNPACK(Auth__V1__UpdateRoleRequest,
+                 auth__v1__update_role_request, req, AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
   if (!manager(x, call, reply, &cl) || !check_user_id(reply, req->user_id))
     goto out;
   if (!validate_role(req->role)) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid role");
-    violation(reply, "role", "must be one of owner, admin, staff, customer");
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid role", "role",
+                        "must be one of owner, admin, staff, customer");
     goto out;
   }
   enum store_refusal refusal = STORE_DONE;
@@ -853,7 +750,7 @@ static void h_update_role(void *arg, const rpc_call *call, rpc_reply *reply) {
   int rc = store_user_set_role(x->store, cl.tid, req->user_id, req->role,
                                cl.sub, &refusal, &changed, &u);
   if (rc != ERR_OK) {
-    fail(reply, rc, "update role");
+    handler_reply_error(reply, rc, "update role");
     goto out;
   }
   if (refusal != STORE_DONE) {
@@ -872,21 +769,15 @@ static void h_update_role(void *arg, const rpc_call *call, rpc_reply *reply) {
   user_proto(&u, &pu);
   Auth__V1__UpdateRoleResponse resp = AUTH__V1__UPDATE_ROLE_RESPONSE__INIT;
   resp.user = &pu;
-  send_msg(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   auth__v1__update_role_request__free_unpacked(req, NULL);
 }
 
 static void h_remove_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  if (!begin(call, reply))
-    return;
-  Auth__V1__RemoveUserRequest *req = auth__v1__remove_user_request__unpack(
-      NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    malformed(reply);
-    return;
-  }
+  HANDLER_UNPACK(Auth__V1__RemoveUserRequest,
+                 auth__v1__remove_user_request, req, AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
   if (!manager(x, call, reply, &cl) || !check_user_id(reply, req->user_id))
     goto out;
@@ -895,7 +786,7 @@ static void h_remove_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   int rc = store_user_delete(x->store, cl.tid, req->user_id, cl.sub,
                              &refusal, &u);
   if (rc != ERR_OK) {
-    fail(reply, rc, "remove user");
+    handler_reply_error(reply, rc, "remove user");
     goto out;
   }
   if (refusal != STORE_DONE) {
@@ -910,11 +801,11 @@ static void h_remove_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   rc = revoker_user(x->revoke, cl.tid, u.id, cut);
   log_info("user removed", "tenant_id", cl.tid, "user_id", u.id, "by", cl.sub);
   if (rc != ERR_OK) {
-    fail(reply, rc, "remove user revocation");
+    handler_reply_error(reply, rc, "remove user revocation");
     goto out;
   }
   Auth__V1__RemoveUserResponse resp = AUTH__V1__REMOVE_USER_RESPONSE__INIT;
-  send_msg(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   auth__v1__remove_user_request__free_unpacked(req, NULL);
 }
@@ -923,14 +814,8 @@ out:
 
 static void h_keys(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  if (!begin(call, reply))
-    return;
-  Auth__V1__KeysRequest *req =
-      auth__v1__keys_request__unpack(NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    malformed(reply);
-    return;
-  }
+  HANDLER_UNPACK(Auth__V1__KeysRequest,
+                 auth__v1__keys_request, req, AUTH_MAX_REQUEST_BYTES);
   size_t n = auth_keys_count(x->keys);
   Auth__V1__PublicKey pk[AUTH_KEYS_MAX];
   Auth__V1__PublicKey *pp[AUTH_KEYS_MAX];
@@ -949,7 +834,7 @@ static void h_keys(void *arg, const rpc_call *call, rpc_reply *reply) {
   Auth__V1__KeysResponse resp = AUTH__V1__KEYS_RESPONSE__INIT;
   resp.keys = pp;
   resp.n_keys = n;
-  send_msg(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
   auth__v1__keys_request__free_unpacked(req, NULL);
 }
 
@@ -957,14 +842,8 @@ static void h_keys(void *arg, const rpc_call *call, rpc_reply *reply) {
 
 static void h_verify(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  if (!begin(call, reply))
-    return;
-  Auth__V1__VerifyRequest *req =
-      auth__v1__verify_request__unpack(NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    malformed(reply);
-    return;
-  }
+  HANDLER_UNPACK(Auth__V1__VerifyRequest,
+                 auth__v1__verify_request, req, AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
   enum authn_result why = AUTHN_OK;
   int rc = authn_verify(x->verifier, req->token, strlen(req->token), &cl, &why);
@@ -988,7 +867,7 @@ static void h_verify(void *arg, const rpc_call *call, rpc_reply *reply) {
     c.kid = kid;
     Auth__V1__VerifyResponse resp = AUTH__V1__VERIFY_RESPONSE__INIT;
     resp.claims = &c;
-    send_msg(reply, &resp.base);
+    handler_reply_message(reply, &resp.base);
   }
   auth__v1__verify_request__free_unpacked(req, NULL);
 }
@@ -1000,15 +879,9 @@ static void h_verify(void *arg, const rpc_call *call, rpc_reply *reply) {
 static void h_delete_tenant_users(void *arg, const rpc_call *call,
                                   rpc_reply *reply) {
   auth_ctx *x = arg;
-  if (!begin(call, reply))
-    return;
-  Auth__V1__DeleteTenantUsersRequest *req =
-      auth__v1__delete_tenant_users_request__unpack(NULL, call->payload_len,
-                                                    call->payload);
-  if (req == NULL) {
-    malformed(reply);
-    return;
-  }
+  HANDLER_UNPACK(Auth__V1__DeleteTenantUsersRequest,
+                 auth__v1__delete_tenant_users_request,
+                 req, AUTH_MAX_REQUEST_BYTES);
   const char *tid = NULL;
   if (call->token[0] != '\0') {
     /* Internal only: a user's forwarded call never reaches this. */
@@ -1021,7 +894,7 @@ static void h_delete_tenant_users(void *arg, const rpc_call *call,
   size_t n = 0;
   int rc = store_tenant_delete_users(x->store, tid, ids, DELETE_REVOKE_MAX, &n);
   if (rc != ERR_OK) {
-    fail(reply, rc, "delete tenant users");
+    handler_reply_error(reply, rc, "delete tenant users");
     goto out;
   }
   /* Generous: these users are gone, and a role change may have pushed
@@ -1037,7 +910,7 @@ static void h_delete_tenant_users(void *arg, const rpc_call *call,
   Auth__V1__DeleteTenantUsersResponse resp =
       AUTH__V1__DELETE_TENANT_USERS_RESPONSE__INIT;
   resp.deleted = (uint32_t)n;
-  send_msg(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   auth__v1__delete_tenant_users_request__free_unpacked(req, NULL);
 }
@@ -1045,10 +918,7 @@ out:
 /* ----------------------------------------------------------- register --- */
 
 int auth_handlers_register(rpc_server *srv, auth_ctx *ctx) {
-  static const struct {
-    const char *method;
-    rpc_handler_fn fn;
-  } table[] = {
+  static const handler_method table[] = {
       {M("Register"), h_register},
       {M("CreateUser"), h_create_user},
       {M("Login"), h_login},
@@ -1063,12 +933,7 @@ int auth_handlers_register(rpc_server *srv, auth_ctx *ctx) {
       {M("Verify"), h_verify},
       {M("DeleteTenantUsers"), h_delete_tenant_users},
   };
-  if (srv == NULL || ctx == NULL)
+  if (ctx == NULL)
     return ERR_INVAL;
-  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-    int rc = rpc_server_register(srv, table[i].method, table[i].fn, ctx);
-    if (rc != ERR_OK)
-      return rc;
-  }
-  return ERR_OK;
+  return handler_register(srv, table, sizeof table / sizeof table[0], ctx);
 }

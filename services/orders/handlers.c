@@ -1,9 +1,10 @@
 /*
  * handlers.c - "orders.v1.Orders/..." (see handlers.h and README.md).
  *
- * Every handler has the same shape: unpack the request (exactly one
- * free_unpacked on every path, through the single `out:` label),
- * authenticate, validate, call the store, answer. Input errors become
+ * Every handler has the same shape, with libs/svc's handler.h steps:
+ * unpack the request (exactly one free_unpacked on every path, through
+ * the single `out:` label), authenticate (libs/authn's authn_check_call),
+ * validate, call the store, answer. Input errors become
  * INVALID_ARGUMENT with one field violation per bad field. Database
  * failures become rpc_code_from_err's status with a generic message: the
  * detail goes to the log (db_last_error never carries values), never to
@@ -26,6 +27,7 @@
 #include "libs/base/uuid.h"
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
+#include "libs/svc/handler.h"
 #include "proto/orders/v1/orders.pb-c.h"
 #include "services/orders/cursor.h"
 #include "services/orders/idem.h"
@@ -61,31 +63,6 @@ static bool authenticate(orders *o, const rpc_call *call, rpc_reply *reply,
   return true;
 }
 
-static void set_message(rpc_reply *reply, const ProtobufCMessage *m) {
-  if (rpc_reply_set_message(reply, m) != ERR_OK)
-    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
-}
-
-static void add_violations(rpc_reply *reply, const vlist *v) {
-  for (size_t i = 0; i < vlist_stored(v); i++)
-    (void)rpc_reply_add_violation(reply, v->v[i].field, v->v[i].why);
-}
-
-static void invalid(rpc_reply *reply, const vlist *v) {
-  rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid request");
-  add_violations(reply, v);
-}
-
-static void store_failed(rpc_reply *reply, int rc, const char *what) {
-  if (rc == ERR_NOTFOUND) {
-    rpc_reply_status(reply, RPC_NOT_FOUND, "not found");
-    return;
-  }
-  log_error("store call failed", "op", what, "error", err_str(rc), "detail",
-            db_last_error()->message);
-  rpc_reply_status(reply, rpc_code_from_err(rc), "cannot %s", what);
-}
-
 /* Answers a store outcome other than STORE_OK / STORE_REPLAY. */
 static void outcome_reply(rpc_reply *reply, const store_result *res,
                           const char *what) {
@@ -100,22 +77,21 @@ static void outcome_reply(rpc_reply *reply, const store_result *res,
     (void)rpc_reply_add_violation(reply, "version", "is not the current one");
     break;
   case STORE_INVALID:
-    invalid(reply, &res->violations);
+    handler_reply_invalid(reply, "invalid request", &res->violations);
     break;
   case STORE_PRECONDITION:
     rpc_reply_status(reply, RPC_FAILED_PRECONDITION, "%s",
                      res->message[0] ? res->message : "precondition failed");
-    add_violations(reply, &res->violations);
+    handler_add_violations(reply, &res->violations);
     break;
   case STORE_EXISTS:
     rpc_reply_status(reply, RPC_ALREADY_EXISTS, "%s already exists", what);
-    add_violations(reply, &res->violations);
+    handler_add_violations(reply, &res->violations);
     break;
   case STORE_KEY_REUSED:
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT,
-                     "the Idempotency-Key was used for another request");
-    (void)rpc_reply_add_violation(reply, "idempotency_key",
-                                  "was used for another request");
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT,
+                        "the Idempotency-Key was used for another request",
+                        "idempotency_key", "was used for another request");
     break;
   case STORE_KEY_BUSY:
     rpc_reply_status(reply, RPC_ABORTED,
@@ -134,13 +110,6 @@ static void after_commit(orders *o, const char *tid, bool menu_changed) {
     (void)menucache_invalidate(o->c.menu, tid);
 }
 
-#define UNPACK(T, fn, var)                                                  \
-  T *var = fn##__unpack(NULL, call->payload_len, call->payload);            \
-  if (var == NULL) {                                                        \
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");   \
-    return;                                                                 \
-  }
-
 /* ----------------------------------------------------------- products --- */
 
 static void reply_product(rpc_reply *reply, const model_product *p,
@@ -151,24 +120,24 @@ static void reply_product(rpc_reply *reply, const model_product *p,
     Orders__V1__CreateProductResponse r =
         ORDERS__V1__CREATE_PRODUCT_RESPONSE__INIT;
     r.product = &w.msg;
-    set_message(reply, &r.base);
+    handler_reply_message(reply, &r.base);
   } else if (which == 1) {
     Orders__V1__UpdateProductResponse r =
         ORDERS__V1__UPDATE_PRODUCT_RESPONSE__INIT;
     r.product = &w.msg;
-    set_message(reply, &r.base);
+    handler_reply_message(reply, &r.base);
   } else {
     Orders__V1__GetProductResponse r = ORDERS__V1__GET_PRODUCT_RESPONSE__INIT;
     r.product = &w.msg;
-    set_message(reply, &r.base);
+    handler_reply_message(reply, &r.base);
   }
 }
 
 static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   store_products out = {0};
-  UNPACK(Orders__V1__CreateProductRequest, orders__v1__create_product_request,
-         req);
+  HANDLER_UNPACK(Orders__V1__CreateProductRequest,
+                 orders__v1__create_product_request, req, 0);
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_ADMIN, &who))
     goto out;
@@ -189,7 +158,7 @@ static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
     validate_threshold(&v, "low_stock_threshold", threshold);
   }
   if (v.n > 0) {
-    invalid(reply, &v);
+    handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
   char id[UUID_STR_LEN + 1];
@@ -212,7 +181,7 @@ static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   store_result res;
   int rc = store_create_product(o->c.st, who.cl.tid, &in, &res, &out);
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "create the product");
+    handler_reply_error(reply, rc, "create the product");
     goto out;
   }
   if (res.outcome != STORE_OK) {
@@ -229,8 +198,8 @@ out:
 static void update_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   store_products out = {0};
-  UNPACK(Orders__V1__UpdateProductRequest, orders__v1__update_product_request,
-         req);
+  HANDLER_UNPACK(Orders__V1__UpdateProductRequest,
+                 orders__v1__update_product_request, req, 0);
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_ADMIN, &who))
     goto out;
@@ -290,7 +259,7 @@ static void update_product(void *arg, const rpc_call *call, rpc_reply *reply) {
     p.version = req->version;
   }
   if (v.n > 0) {
-    invalid(reply, &v);
+    handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
   char id[UUID_STR_LEN + 1];
@@ -298,7 +267,7 @@ static void update_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   store_result res;
   int rc = store_update_product(o->c.st, who.cl.tid, id, &p, &res, &out);
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "update the product");
+    handler_reply_error(reply, rc, "update the product");
     goto out;
   }
   if (res.outcome != STORE_OK) {
@@ -314,15 +283,15 @@ out:
 
 static void delete_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
-  UNPACK(Orders__V1__DeleteProductRequest, orders__v1__delete_product_request,
-         req);
+  HANDLER_UNPACK(Orders__V1__DeleteProductRequest,
+                 orders__v1__delete_product_request, req, 0);
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_ADMIN, &who))
     goto out;
   vlist v;
   vlist_init(&v);
   if (!validate_id(&v, "id", req->id)) {
-    invalid(reply, &v);
+    handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
   char id[UUID_STR_LEN + 1];
@@ -330,7 +299,7 @@ static void delete_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   store_result res;
   int rc = store_delete_product(o->c.st, who.cl.tid, id, &res);
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "delete the product");
+    handler_reply_error(reply, rc, "delete the product");
     goto out;
   }
   if (res.outcome != STORE_OK) {
@@ -340,7 +309,7 @@ static void delete_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   after_commit(o, who.cl.tid, res.menu_changed);
   Orders__V1__DeleteProductResponse resp =
       ORDERS__V1__DELETE_PRODUCT_RESPONSE__INIT;
-  set_message(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   orders__v1__delete_product_request__free_unpacked(req, NULL);
 }
@@ -348,14 +317,15 @@ out:
 static void get_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   store_products out = {0};
-  UNPACK(Orders__V1__GetProductRequest, orders__v1__get_product_request, req);
+  HANDLER_UNPACK(Orders__V1__GetProductRequest,
+                 orders__v1__get_product_request, req, 0);
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
   vlist v;
   vlist_init(&v);
   if (!validate_id(&v, "id", req->id)) {
-    invalid(reply, &v);
+    handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
   char id[UUID_STR_LEN + 1];
@@ -366,7 +336,7 @@ static void get_product(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "read the product");
+    handler_reply_error(reply, rc, "read the product");
     goto out;
   }
   reply_product(reply, &out.v[0], 2);
@@ -414,20 +384,20 @@ static void list_products(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   uint8_t *buf = NULL;
   size_t len = 0;
-  UNPACK(Orders__V1__ListProductsRequest, orders__v1__list_products_request,
-         req);
+  HANDLER_UNPACK(Orders__V1__ListProductsRequest,
+                 orders__v1__list_products_request, req, 0);
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
   vlist v;
   vlist_init(&v);
   if (!validate_product_category(&v, "category", req->category)) {
-    invalid(reply, &v);
+    handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
   int rc = menu_bytes(o, who.cl.tid, who.staff, &buf, &len);
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "read the menu");
+    handler_reply_error(reply, rc, "read the menu");
     goto out;
   }
   if (req->category[0] == '\0') {
@@ -455,7 +425,7 @@ static void list_products(void *arg, const rpc_call *call, rpc_reply *reply) {
         ORDERS__V1__LIST_PRODUCTS_RESPONSE__INIT;
     resp.n_products = n;
     resp.products = sel;
-    set_message(reply, &resp.base);
+    handler_reply_message(reply, &resp.base);
   }
   free(sel);
   orders__v1__list_products_response__free_unpacked(all, NULL);
@@ -469,15 +439,15 @@ out:
 static void create_table(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   store_tables out = {0};
-  UNPACK(Orders__V1__CreateTableRequest, orders__v1__create_table_request,
-         req);
+  HANDLER_UNPACK(Orders__V1__CreateTableRequest,
+                 orders__v1__create_table_request, req, 0);
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_ADMIN, &who))
     goto out;
   vlist v;
   vlist_init(&v);
   if (!validate_table_label(&v, "label", req->label)) {
-    invalid(reply, &v);
+    handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
   char id[UUID_STR_LEN + 1];
@@ -485,7 +455,7 @@ static void create_table(void *arg, const rpc_call *call, rpc_reply *reply) {
   store_result res;
   int rc = store_create_table(o->c.st, who.cl.tid, id, req->label, &res, &out);
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "create the table");
+    handler_reply_error(reply, rc, "create the table");
     goto out;
   }
   if (res.outcome != STORE_OK) {
@@ -498,7 +468,7 @@ static void create_table(void *arg, const rpc_call *call, rpc_reply *reply) {
   Orders__V1__CreateTableResponse resp =
       ORDERS__V1__CREATE_TABLE_RESPONSE__INIT;
   resp.table = &w.msg;
-  set_message(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   store_tables_free(&out);
   orders__v1__create_table_request__free_unpacked(req, NULL);
@@ -509,13 +479,14 @@ static void list_tables(void *arg, const rpc_call *call, rpc_reply *reply) {
   store_tables out = {0};
   wire_table *ws = NULL;
   Orders__V1__Table **ptrs = NULL;
-  UNPACK(Orders__V1__ListTablesRequest, orders__v1__list_tables_request, req);
+  HANDLER_UNPACK(Orders__V1__ListTablesRequest,
+                 orders__v1__list_tables_request, req, 0);
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_STAFF, &who))
     goto out;
   int rc = store_list_tables(o->c.st, who.cl.tid, TABLES_MAX, &out);
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "list the tables");
+    handler_reply_error(reply, rc, "list the tables");
     goto out;
   }
   ws = calloc(out.n ? out.n : 1, sizeof *ws);
@@ -531,7 +502,7 @@ static void list_tables(void *arg, const rpc_call *call, rpc_reply *reply) {
   Orders__V1__ListTablesResponse resp = ORDERS__V1__LIST_TABLES_RESPONSE__INIT;
   resp.n_tables = out.n;
   resp.tables = ptrs;
-  set_message(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   free(ws);
   free(ptrs);
@@ -545,8 +516,8 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   uint8_t *answer = NULL;
   size_t answer_len = 0;
-  UNPACK(Orders__V1__CreateOrderRequest, orders__v1__create_order_request,
-         req);
+  HANDLER_UNPACK(Orders__V1__CreateOrderRequest,
+                 orders__v1__create_order_request, req, 0);
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
@@ -567,7 +538,7 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   if (idem && !validate_idempotency_key(key))
     vlist_add(&v, "must be 1 to 255 printable characters", "idempotency_key");
   if (v.n > 0) {
-    invalid(reply, &v);
+    handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
   /* Who the order is for: a customer orders for themselves only. */
@@ -577,10 +548,9 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
     char self[UUID_STR_LEN + 1];
     uuid_canonical(who.cl.sub, self);
     if (customer[0] != '\0' && strcmp(customer, self) != 0) {
-      rpc_reply_status(reply, RPC_PERMISSION_DENIED,
-                       "a customer orders for themselves only");
-      (void)rpc_reply_add_violation(reply, "customer_id",
-                                    "must be your own user id or empty");
+      handler_reply_field(reply, RPC_PERMISSION_DENIED,
+                          "a customer orders for themselves only",
+                          "customer_id", "must be your own user id or empty");
       goto out;
     }
     memcpy(customer, self, sizeof customer);
@@ -632,7 +602,7 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   rc = store_create_order(o->c.st, who.cl.tid, &in, &res, &answer,
                           &answer_len, &code);
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "create the order");
+    handler_reply_error(reply, rc, "create the order");
     goto out;
   }
   if (res.outcome != STORE_OK && res.outcome != STORE_REPLAY) {
@@ -657,14 +627,15 @@ static void get_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   store_orders out = {0};
   wire_order *w = NULL;
-  UNPACK(Orders__V1__GetOrderRequest, orders__v1__get_order_request, req);
+  HANDLER_UNPACK(Orders__V1__GetOrderRequest,
+                 orders__v1__get_order_request, req, 0);
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
   vlist v;
   vlist_init(&v);
   if (!validate_id(&v, "id", req->id)) {
-    invalid(reply, &v);
+    handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
   char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
@@ -679,7 +650,7 @@ static void get_order(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "read the order");
+    handler_reply_error(reply, rc, "read the order");
     goto out;
   }
   w = malloc(sizeof *w);
@@ -690,7 +661,7 @@ static void get_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   wire_order_init(w, &out.v[0]);
   Orders__V1__GetOrderResponse resp = ORDERS__V1__GET_ORDER_RESPONSE__INIT;
   resp.order = &w->msg;
-  set_message(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   free(w);
   store_orders_free(&out);
@@ -702,7 +673,8 @@ static void list_orders(void *arg, const rpc_call *call, rpc_reply *reply) {
   store_orders out = {0};
   wire_order *ws = NULL;
   Orders__V1__Order **ptrs = NULL;
-  UNPACK(Orders__V1__ListOrdersRequest, orders__v1__list_orders_request, req);
+  HANDLER_UNPACK(Orders__V1__ListOrdersRequest,
+                 orders__v1__list_orders_request, req, 0);
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
@@ -717,7 +689,7 @@ static void list_orders(void *arg, const rpc_call *call, rpc_reply *reply) {
   if (req->cursor[0] != '\0' && cursor_decode(req->cursor, before) != ERR_OK)
     vlist_add(&v, "is not a cursor of this list", "cursor");
   if (v.n > 0) {
-    invalid(reply, &v);
+    handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
   char self[UUID_STR_LEN + 1];
@@ -731,7 +703,7 @@ static void list_orders(void *arg, const rpc_call *call, rpc_reply *reply) {
   bool more = false;
   int rc = store_list_orders(o->c.st, who.cl.tid, &q, &out, &more);
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "list the orders");
+    handler_reply_error(reply, rc, "list the orders");
     goto out;
   }
   ws = calloc(out.n ? out.n : 1, sizeof *ws);
@@ -751,7 +723,7 @@ static void list_orders(void *arg, const rpc_call *call, rpc_reply *reply) {
   resp.n_orders = out.n;
   resp.orders = ptrs;
   resp.next_cursor = next;
-  set_message(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   free(ws);
   free(ptrs);
@@ -766,7 +738,7 @@ static void change_status(orders *o, const caller *who, rpc_reply *reply,
   store_result res;
   int rc = store_change_status(o->c.st, who->cl.tid, ch, &res, &out);
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "change the order");
+    handler_reply_error(reply, rc, "change the order");
     goto out;
   }
   if (res.outcome != STORE_OK) {
@@ -784,12 +756,12 @@ static void change_status(orders *o, const caller *who, rpc_reply *reply,
     Orders__V1__CancelOrderResponse resp =
         ORDERS__V1__CANCEL_ORDER_RESPONSE__INIT;
     resp.order = &w->msg;
-    set_message(reply, &resp.base);
+    handler_reply_message(reply, &resp.base);
   } else {
     Orders__V1__UpdateOrderStatusResponse resp =
         ORDERS__V1__UPDATE_ORDER_STATUS_RESPONSE__INIT;
     resp.order = &w->msg;
-    set_message(reply, &resp.base);
+    handler_reply_message(reply, &resp.base);
   }
   free(w);
 out:
@@ -799,8 +771,8 @@ out:
 static void update_order_status(void *arg, const rpc_call *call,
                                 rpc_reply *reply) {
   orders *o = arg;
-  UNPACK(Orders__V1__UpdateOrderStatusRequest,
-         orders__v1__update_order_status_request, req);
+  HANDLER_UNPACK(Orders__V1__UpdateOrderStatusRequest,
+                 orders__v1__update_order_status_request, req, 0);
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_STAFF, &who))
     goto out;
@@ -815,7 +787,7 @@ static void update_order_status(void *arg, const rpc_call *call,
   if (has_version && req->version < 1)
     vlist_add(&v, "must be at least 1", "version");
   if (v.n > 0) {
-    invalid(reply, &v);
+    handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
   char id[UUID_STR_LEN + 1];
@@ -834,15 +806,15 @@ out:
 
 static void cancel_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
-  UNPACK(Orders__V1__CancelOrderRequest, orders__v1__cancel_order_request,
-         req);
+  HANDLER_UNPACK(Orders__V1__CancelOrderRequest,
+                 orders__v1__cancel_order_request, req, 0);
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
   vlist v;
   vlist_init(&v);
   if (!validate_id(&v, "id", req->id)) {
-    invalid(reply, &v);
+    handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
   char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
@@ -887,10 +859,7 @@ int orders_new(const orders_config *cfg, orders **out) {
 void orders_free(orders *o) { free(o); }
 
 int orders_register(orders *o, rpc_server *srv) {
-  static const struct {
-    const char *method;
-    rpc_handler_fn fn;
-  } table[] = {
+  static const handler_method table[] = {
       {ORDERS_METHOD("CreateProduct"), create_product},
       {ORDERS_METHOD("UpdateProduct"), update_product},
       {ORDERS_METHOD("DeleteProduct"), delete_product},
@@ -904,10 +873,5 @@ int orders_register(orders *o, rpc_server *srv) {
       {ORDERS_METHOD("UpdateOrderStatus"), update_order_status},
       {ORDERS_METHOD("CancelOrder"), cancel_order},
   };
-  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-    int rc = rpc_server_register(srv, table[i].method, table[i].fn, o);
-    if (rc != ERR_OK)
-      return rc;
-  }
-  return ERR_OK;
+  return handler_register(srv, table, sizeof table / sizeof table[0], o);
 }

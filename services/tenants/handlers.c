@@ -1,11 +1,12 @@
 /*
  * handlers.c - "tenants.v1.Tenants/..." (see handlers.h and README.md).
  *
- * Every handler has the same shape: unpack the request (exactly one
- * free_unpacked on every path, through the single `out:` label), check the
- * caller, validate, call the store, answer. Input errors become
- * INVALID_ARGUMENT with one field violation per bad field, so a client
- * fixes them all at once. Database failures become the status of
+ * Every handler has the same shape, with libs/svc's handler.h steps:
+ * unpack the request (exactly one free_unpacked on every path, through
+ * the single `out:` label), check the caller (libs/authn's
+ * authn_check_call), validate, call the store, answer. Input errors
+ * become INVALID_ARGUMENT with one field violation per bad field, so a
+ * client fixes them all at once. Database failures become the status of
  * rpc_code_from_err with a generic message: the detail goes to the log
  * (db_last_error never carries parameter values), never to the caller.
  *
@@ -24,6 +25,7 @@
 #include "libs/base/strutil.h"
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
+#include "libs/svc/handler.h"
 #include "libs/tenantdir/tenantname.h"
 #include "proto/tenants/v1/tenants.pb-c.h"
 #include "services/tenants/validate.h"
@@ -54,27 +56,6 @@ static void domain_pb(const store_domain *s, Tenants__V1__Domain *d) {
   d->host = (char *)s->host;
   d->tenant_id = (char *)s->tenant_id;
   d->created_at = (char *)s->created_at;
-}
-
-static void set_message(rpc_reply *reply, const ProtobufCMessage *m) {
-  if (rpc_reply_set_message(reply, m) != ERR_OK)
-    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
-}
-
-static void store_failed(rpc_reply *reply, int rc, const char *what) {
-  if (rc == ERR_NOTFOUND) {
-    rpc_reply_status(reply, RPC_NOT_FOUND, "tenant not found");
-    return;
-  }
-  log_error("store call failed", "op", what, "error", err_str(rc), "detail",
-            db_last_error()->message);
-  rpc_reply_status(reply, rpc_code_from_err(rc), "cannot %s", what);
-}
-
-static void violation(rpc_reply *reply, int *bad, const char *field,
-                      const char *why) {
-  (void)rpc_reply_add_violation(reply, field, why);
-  (*bad)++;
 }
 
 static bool operator_call(tenants *t, const rpc_call *call, rpc_reply *reply) {
@@ -125,29 +106,25 @@ static void create_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   tenants *t = arg;
   provision_outcome po;
   memset(&po, 0, sizeof po);
-  Tenants__V1__CreateTenantRequest *req =
-      tenants__v1__create_tenant_request__unpack(NULL, call->payload_len,
-                                                 call->payload);
-  if (req == NULL) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
-    return;
-  }
-  int bad = 0;
+  HANDLER_UNPACK(Tenants__V1__CreateTenantRequest,
+                 tenants__v1__create_tenant_request, req, 0);
+  vlist v;
+  vlist_init(&v);
   const char *why = NULL;
   if (validate_name(req->name, &why) != ERR_OK)
-    violation(reply, &bad, "name", why);
+    vlist_add(&v, why, "name");
   if (tenantname_check_slug(req->slug, &why) != ERR_OK)
-    violation(reply, &bad, "slug", why);
+    vlist_add(&v, why, "slug");
   char currency[4];
   memcpy(currency, t->default_currency, sizeof currency);
   if (req->currency_present_case ==
           TENANTS__V1__CREATE_TENANT_REQUEST__CURRENCY_PRESENT_CURRENCY &&
       validate_currency(req->currency, currency, &why) != ERR_OK)
-    violation(reply, &bad, "currency", why);
+    vlist_add(&v, why, "currency");
   if (req->owner == NULL)
-    violation(reply, &bad, "owner", "is required");
-  if (bad > 0) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid tenant");
+    vlist_add(&v, "is required", "owner");
+  if (v.n > 0) {
+    handler_reply_invalid(reply, "invalid tenant", &v);
     goto out;
   }
 
@@ -178,7 +155,7 @@ static void create_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   resp.refresh_token = po.owner->refresh_token;
   resp.token_type = po.owner->token_type[0] ? po.owner->token_type : "Bearer";
   resp.expires_in = po.owner->expires_in;
-  set_message(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   provision_outcome_clear(&po);
   tenants__v1__create_tenant_request__free_unpacked(req, NULL);
@@ -186,12 +163,8 @@ out:
 
 static void get_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   tenants *t = arg;
-  Tenants__V1__GetTenantRequest *req = tenants__v1__get_tenant_request__unpack(
-      NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
-    return;
-  }
+  HANDLER_UNPACK(Tenants__V1__GetTenantRequest,
+                 tenants__v1__get_tenant_request, req, 0);
   paseto_claims cl;
   if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_CUSTOMER, &cl,
                        reply) != ERR_OK)
@@ -204,14 +177,14 @@ static void get_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   store_tenant s;
   int rc = store_get(t->c.deps.st, cl.tid, &s);
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "read the tenant");
+    handler_reply_error(reply, rc, "read the tenant");
     goto out;
   }
   Tenants__V1__Tenant tpb;
   tenant_pb(&s, &tpb);
   Tenants__V1__GetTenantResponse resp = TENANTS__V1__GET_TENANT_RESPONSE__INIT;
   resp.tenant = &tpb;
-  set_message(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   tenants__v1__get_tenant_request__free_unpacked(req, NULL);
 }
@@ -219,35 +192,31 @@ out:
 static void update_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   tenants *t = arg;
   store_event ev = {0};
-  Tenants__V1__UpdateTenantRequest *req =
-      tenants__v1__update_tenant_request__unpack(NULL, call->payload_len,
-                                                 call->payload);
-  if (req == NULL) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
-    return;
-  }
+  HANDLER_UNPACK(Tenants__V1__UpdateTenantRequest,
+                 tenants__v1__update_tenant_request, req, 0);
   paseto_claims cl;
   if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_ADMIN, &cl, reply) !=
       ERR_OK)
     goto out;
-  int bad = 0;
+  vlist v;
+  vlist_init(&v);
   const char *why = NULL;
   const char *name = NULL, *currency = NULL;
   char cur[4];
   if (req->name_present_case ==
       TENANTS__V1__UPDATE_TENANT_REQUEST__NAME_PRESENT_NAME) {
     if (validate_name(req->name, &why) != ERR_OK)
-      violation(reply, &bad, "name", why);
+      vlist_add(&v, why, "name");
     name = req->name;
   }
   if (req->currency_present_case ==
       TENANTS__V1__UPDATE_TENANT_REQUEST__CURRENCY_PRESENT_CURRENCY) {
     if (validate_currency(req->currency, cur, &why) != ERR_OK)
-      violation(reply, &bad, "currency", why);
+      vlist_add(&v, why, "currency");
     currency = cur;
   }
-  if (bad > 0) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid tenant");
+  if (v.n > 0) {
+    handler_reply_invalid(reply, "invalid tenant", &v);
     goto out;
   }
   store_tenant s;
@@ -260,7 +229,7 @@ static void update_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
       outbox_kick(t->c.deps.events);
   }
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "update the tenant");
+    handler_reply_error(reply, rc, "update the tenant");
     goto out;
   }
   Tenants__V1__Tenant tpb;
@@ -268,7 +237,7 @@ static void update_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   Tenants__V1__UpdateTenantResponse resp =
       TENANTS__V1__UPDATE_TENANT_RESPONSE__INIT;
   resp.tenant = &tpb;
-  set_message(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   events_clear(&ev);
   tenants__v1__update_tenant_request__free_unpacked(req, NULL);
@@ -300,24 +269,20 @@ static void resolve_key(tenants *t, bool by_host, const char *key,
     return;
   }
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "resolve the tenant");
+    handler_reply_error(reply, rc, "resolve the tenant");
     return;
   }
   Tenants__V1__ResolveResponse resp = TENANTS__V1__RESOLVE_RESPONSE__INIT;
   resp.tenant_id = r.tenant_id;
   resp.slug = r.slug;
   resp.status = r.status;
-  set_message(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 }
 
 static void resolve(void *arg, const rpc_call *call, rpc_reply *reply) {
   tenants *t = arg;
-  Tenants__V1__ResolveRequest *req = tenants__v1__resolve_request__unpack(
-      NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
-    return;
-  }
+  HANDLER_UNPACK(Tenants__V1__ResolveRequest,
+                 tenants__v1__resolve_request, req, 0);
   const char *why = NULL;
   char host[TENANTNAME_HOST_MAX + 1], slug[TENANTNAME_SLUG_MAX + 1];
   switch (req->key_case) {
@@ -326,8 +291,8 @@ static void resolve(void *arg, const rpc_call *call, rpc_reply *reply) {
       if (tenantname_is_reserved(req->slug)) {
         rpc_reply_status(reply, RPC_NOT_FOUND, "no such tenant");
       } else {
-        rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid slug");
-        (void)rpc_reply_add_violation(reply, "slug", why);
+        handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid slug", "slug",
+                            why);
       }
       break;
     }
@@ -335,8 +300,8 @@ static void resolve(void *arg, const rpc_call *call, rpc_reply *reply) {
     break;
   case TENANTS__V1__RESOLVE_REQUEST__KEY_HOST:
     if (tenantname_normalize_host(req->host, host, sizeof host) != ERR_OK) {
-      rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid host");
-      (void)rpc_reply_add_violation(reply, "host", "must be a valid host name");
+      handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid host", "host",
+                          "must be a valid host name");
       break;
     }
     if (tenantname_slug_from_host(host, t->base_domains, slug, sizeof slug)) {
@@ -349,8 +314,8 @@ static void resolve(void *arg, const rpc_call *call, rpc_reply *reply) {
     resolve_key(t, true, host, reply);
     break;
   default:
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "slug or host required");
-    (void)rpc_reply_add_violation(reply, "slug", "slug or host is required");
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "slug or host required",
+                        "slug", "slug or host is required");
     break;
   }
   tenants__v1__resolve_request__free_unpacked(req, NULL);
@@ -359,12 +324,8 @@ static void resolve(void *arg, const rpc_call *call, rpc_reply *reply) {
 static void add_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   tenants *t = arg;
   store_event ev = {0};
-  Tenants__V1__AddDomainRequest *req = tenants__v1__add_domain_request__unpack(
-      NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
-    return;
-  }
+  HANDLER_UNPACK(Tenants__V1__AddDomainRequest,
+                 tenants__v1__add_domain_request, req, 0);
   paseto_claims cl;
   if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_ADMIN, &cl, reply) !=
       ERR_OK)
@@ -374,8 +335,8 @@ static void add_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   if (tenantname_normalize_host(req->host, host, sizeof host) != ERR_OK ||
       strchr(req->host, ':') != NULL ||
       tenantname_check_custom_host(host, t->base_domains, &why) != ERR_OK) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid host");
-    (void)rpc_reply_add_violation(reply, "host", why);
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid host", "host",
+                        why);
     goto out;
   }
   store_tenant s;
@@ -388,8 +349,8 @@ static void add_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   if (rc == ERR_OK)
     rc = store_add_domain(t->c.deps.st, cl.tid, host, &ev, &d);
   if (rc == ERR_EXISTS) {
-    rpc_reply_status(reply, RPC_ALREADY_EXISTS, "host is already in use");
-    (void)rpc_reply_add_violation(reply, "host", "is already in use");
+    handler_reply_field(reply, RPC_ALREADY_EXISTS, "host is already in use",
+                        "host", "is already in use");
     goto out;
   }
   if (rc == ERR_TOOBIG) {
@@ -399,7 +360,7 @@ static void add_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "add the domain");
+    handler_reply_error(reply, rc, "add the domain");
     goto out;
   }
   outbox_kick(t->c.deps.events);
@@ -415,7 +376,7 @@ static void add_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   domain_pb(&d, &dpb);
   Tenants__V1__AddDomainResponse resp = TENANTS__V1__ADD_DOMAIN_RESPONSE__INIT;
   resp.domain = &dpb;
-  set_message(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   events_clear(&ev);
   tenants__v1__add_domain_request__free_unpacked(req, NULL);
@@ -424,21 +385,16 @@ out:
 static void remove_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   tenants *t = arg;
   store_event ev = {0};
-  Tenants__V1__RemoveDomainRequest *req =
-      tenants__v1__remove_domain_request__unpack(NULL, call->payload_len,
-                                                 call->payload);
-  if (req == NULL) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
-    return;
-  }
+  HANDLER_UNPACK(Tenants__V1__RemoveDomainRequest,
+                 tenants__v1__remove_domain_request, req, 0);
   paseto_claims cl;
   if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_ADMIN, &cl, reply) !=
       ERR_OK)
     goto out;
   char host[TENANTNAME_HOST_MAX + 1];
   if (tenantname_normalize_host(req->host, host, sizeof host) != ERR_OK) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid host");
-    (void)rpc_reply_add_violation(reply, "host", "must be a valid host name");
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid host", "host",
+                        "must be a valid host name");
     goto out;
   }
   store_tenant s;
@@ -455,14 +411,14 @@ static void remove_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "remove the domain");
+    handler_reply_error(reply, rc, "remove the domain");
     goto out;
   }
   outbox_kick(t->c.deps.events);
   rescache_put_gone(t->c.deps.cache, true, host, version);
   Tenants__V1__RemoveDomainResponse resp =
       TENANTS__V1__REMOVE_DOMAIN_RESPONSE__INIT;
-  set_message(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   events_clear(&ev);
   tenants__v1__remove_domain_request__free_unpacked(req, NULL);
@@ -473,13 +429,8 @@ static void list_domains(void *arg, const rpc_call *call, rpc_reply *reply) {
   store_domain *ds = NULL;
   Tenants__V1__Domain *pbs = NULL;
   Tenants__V1__Domain **ptrs = NULL;
-  Tenants__V1__ListDomainsRequest *req =
-      tenants__v1__list_domains_request__unpack(NULL, call->payload_len,
-                                                call->payload);
-  if (req == NULL) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
-    return;
-  }
+  HANDLER_UNPACK(Tenants__V1__ListDomainsRequest,
+                 tenants__v1__list_domains_request, req, 0);
   paseto_claims cl;
   if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_CUSTOMER, &cl,
                        reply) != ERR_OK)
@@ -495,7 +446,7 @@ static void list_domains(void *arg, const rpc_call *call, rpc_reply *reply) {
   int rc = store_list_domains(t->c.deps.st, cl.tid, true, ds,
                               STORE_MAX_DOMAINS, &n);
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "list the domains");
+    handler_reply_error(reply, rc, "list the domains");
     goto out;
   }
   for (size_t i = 0; i < n; i++) {
@@ -506,7 +457,7 @@ static void list_domains(void *arg, const rpc_call *call, rpc_reply *reply) {
       TENANTS__V1__LIST_DOMAINS_RESPONSE__INIT;
   resp.n_domains = n;
   resp.domains = ptrs;
-  set_message(reply, &resp.base);
+  handler_reply_message(reply, &resp.base);
 out:
   free(ds);
   free(pbs);
@@ -526,15 +477,14 @@ static void set_status(tenants *t, const rpc_call *call, rpc_reply *reply,
   /* Lower case: the id is also a Redis key and a log field. */
   char tenant_id[UUID_STR_LEN + 1];
   if (uuid_canonical(id_in, tenant_id) != ERR_OK) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid tenant id");
-    (void)rpc_reply_add_violation(reply, "tenant_id", "must be a UUID");
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid tenant id",
+                        "tenant_id", "must be a UUID");
     return;
   }
   size_t rlen = strnlen(reason, REASON_MAX + 1);
   if (rlen > REASON_MAX || !str_is_printable(reason, rlen)) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid reason");
-    (void)rpc_reply_add_violation(reply, "reason",
-                                  "must be at most 200 printable characters");
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid reason", "reason",
+                        "must be at most 200 printable characters");
     return;
   }
   store_tenant s;
@@ -559,7 +509,7 @@ static void set_status(tenants *t, const rpc_call *call, rpc_reply *reply,
   if (rc == ERR_OK)
     rc = store_set_status(t->c.deps.st, tenant_id, status, &ev, &s, &changed);
   if (rc != ERR_OK) {
-    store_failed(reply, rc, "change the tenant status");
+    handler_reply_error(reply, rc, "change the tenant status");
     goto out;
   }
   if (changed) {
@@ -578,11 +528,11 @@ static void set_status(tenants *t, const rpc_call *call, rpc_reply *reply,
   if (strcmp(status, "suspended") == 0) {
     Tenants__V1__SuspendResponse resp = TENANTS__V1__SUSPEND_RESPONSE__INIT;
     resp.tenant = &tpb;
-    set_message(reply, &resp.base);
+    handler_reply_message(reply, &resp.base);
   } else {
     Tenants__V1__ResumeResponse resp = TENANTS__V1__RESUME_RESPONSE__INIT;
     resp.tenant = &tpb;
-    set_message(reply, &resp.base);
+    handler_reply_message(reply, &resp.base);
   }
 out:
   events_clear(&ev);
@@ -591,23 +541,15 @@ out:
 }
 
 static void suspend(void *arg, const rpc_call *call, rpc_reply *reply) {
-  Tenants__V1__SuspendRequest *req = tenants__v1__suspend_request__unpack(
-      NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
-    return;
-  }
+  HANDLER_UNPACK(Tenants__V1__SuspendRequest,
+                 tenants__v1__suspend_request, req, 0);
   set_status(arg, call, reply, req->tenant_id, req->reason, "suspended");
   tenants__v1__suspend_request__free_unpacked(req, NULL);
 }
 
 static void resume(void *arg, const rpc_call *call, rpc_reply *reply) {
-  Tenants__V1__ResumeRequest *req = tenants__v1__resume_request__unpack(
-      NULL, call->payload_len, call->payload);
-  if (req == NULL) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable request");
-    return;
-  }
+  HANDLER_UNPACK(Tenants__V1__ResumeRequest,
+                 tenants__v1__resume_request, req, 0);
   set_status(arg, call, reply, req->tenant_id, "", "active");
   tenants__v1__resume_request__free_unpacked(req, NULL);
 }
@@ -648,10 +590,7 @@ int tenants_new(const tenants_config *cfg, tenants **out) {
 void tenants_free(tenants *t) { free(t); }
 
 int tenants_register(tenants *t, rpc_server *srv) {
-  static const struct {
-    const char *method;
-    rpc_handler_fn fn;
-  } table[] = {
+  static const handler_method table[] = {
       {TENANTS_METHOD("CreateTenant"), create_tenant},
       {TENANTS_METHOD("GetTenant"), get_tenant},
       {TENANTS_METHOD("UpdateTenant"), update_tenant},
@@ -662,10 +601,5 @@ int tenants_register(tenants *t, rpc_server *srv) {
       {TENANTS_METHOD("Suspend"), suspend},
       {TENANTS_METHOD("Resume"), resume},
   };
-  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-    int rc = rpc_server_register(srv, table[i].method, table[i].fn, t);
-    if (rc != ERR_OK)
-      return rc;
-  }
-  return ERR_OK;
+  return handler_register(srv, table, sizeof table / sizeof table[0], t);
 }
