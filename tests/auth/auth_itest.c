@@ -33,6 +33,7 @@
 #include "libs/rpc/rpc.h"
 #include "proto/auth/v1/auth.pb-c.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/service.h"
 
 #define PW_MARK "Pw-Secret-"
 #define PW PW_MARK "correct-horse"
@@ -1086,39 +1087,21 @@ END_TEST
 
 /* ------------------------------------------------------------- set-up --- */
 
-static harness_proc *start_auth(const char *name, char *addr, size_t cap,
-                                const char *const *extra) {
-  int port = harness_free_port(), admin = harness_free_port();
-  char cwd[512];
-  if (getcwd(cwd, sizeof cwd) == NULL)
+/* Every auth instance of this test; slow hashing may take a while to
+ * start. */
+static const harness_service_opts kAuth = {.pg = &g_pg,
+                                           .redis = &g_redis,
+                                           .log_level = "debug",
+                                           .ready_timeout_ms = 60000};
+
+/* An auth instance with extra (its signing key among them); its RPC
+ * address into addr. */
+static harness_proc *start_auth(harness_service *s, const char *name,
+                                char *addr, size_t cap, char *const *extra) {
+  if (!harness_service_start(s, name, "services/auth/auth", &kAuth, extra))
     return NULL;
-  static char env[24][700];
-  int n = 0;
-  snprintf(env[n++], sizeof env[0], "DATABASE_URL=%s", g_pg.url);
-  snprintf(env[n++], sizeof env[0], "REDIS_URL=%s", g_redis.url);
-  snprintf(env[n++], sizeof env[0], "RPC_LISTEN=tcp://127.0.0.1:%d", port);
-  snprintf(env[n++], sizeof env[0], "ADMIN_ADDR=127.0.0.1");
-  snprintf(env[n++], sizeof env[0], "ADMIN_PORT=%d", admin);
-  snprintf(env[n++], sizeof env[0], "MIGRATIONS_DIR=%s/services/auth/migrations", cwd);
-  snprintf(env[n++], sizeof env[0], "AUTH_SIGNING_KEYS=%s", g_sk_hex);
-  snprintf(env[n++], sizeof env[0], "LOG_LEVEL=debug");
-  for (const char *const *e = extra; e != NULL && *e != NULL; e++)
-    snprintf(env[n++], sizeof env[0], "%s", *e);
-  char *envp[26];
-  for (int i = 0; i < n; i++)
-    envp[i] = env[i];
-  envp[n] = NULL;
-  char *argv[] = {(char *)harness_bin_path("services/auth/auth"), NULL};
-  harness_proc *p = harness_spawn(name, argv, envp);
-  sodium_memzero(env, sizeof env);
-  if (p == NULL)
-    return NULL;
-  char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", admin);
-  if (!harness_wait_http_ok(url, 60000))
-    return NULL;
-  snprintf(addr, cap, "tcp://127.0.0.1:%d", port);
-  return p;
+  snprintf(addr, cap, "%s", s->rpc_url);
+  return s->proc;
 }
 
 static harness_proc *start_verifyd(const char *name, const char *bus,
@@ -1158,17 +1141,27 @@ int main(void) {
     fprintf(stderr, "cannot start PostgreSQL/Redis\n");
     return EXIT_FAILURE;
   }
-  snprintf(g_bus_url, sizeof g_bus_url, "tcp://127.0.0.1:%d", harness_free_port());
-  char bus_env[100];
-  snprintf(bus_env, sizeof bus_env, "BUS_LISTEN=%s", g_bus_url);
-  const char *fast[] = {"AUTH_PWHASH_OPSLIMIT=1", "AUTH_PWHASH_MEMLIMIT_KIB=8",
-                        "RPC_WORKERS=8", bus_env, NULL};
-  const char *slow[] = {"AUTH_PWHASH_OPSLIMIT=3", "AUTH_PWHASH_MEMLIMIT_KIB=65536",
-                        "AUTH_HASH_THREADS=1", "AUTH_HASH_MAX_PENDING=2",
-                        "RPC_WORKERS=4", NULL};
-  g_auth = start_auth("auth", g_auth_addr, sizeof g_auth_addr, fast);
-  g_slow = g_auth != NULL ? start_auth("auth-slow", g_slow_addr, sizeof g_slow_addr, slow)
+  char keys[32 + PASETO_SECRET_HEX_LEN + 1];
+  snprintf(keys, sizeof keys, "AUTH_SIGNING_KEYS=%s", g_sk_hex);
+  /* The fast one publishes auth.revoked (verifyd-bus follows it); the
+   * slow one, for the overload test, publishes nothing. */
+  char *fast[] = {keys, "AUTH_PWHASH_OPSLIMIT=1", "AUTH_PWHASH_MEMLIMIT_KIB=8",
+                  "RPC_WORKERS=8", NULL};
+  char *slow[] = {keys,
+                  "AUTH_PWHASH_OPSLIMIT=3",
+                  "AUTH_PWHASH_MEMLIMIT_KIB=65536",
+                  "AUTH_HASH_THREADS=1",
+                  "AUTH_HASH_MAX_PENDING=2",
+                  "RPC_WORKERS=4",
+                  "BUS_LISTEN",
+                  NULL};
+  static harness_service auth_svc, slow_svc;
+  g_auth = start_auth(&auth_svc, "auth", g_auth_addr, sizeof g_auth_addr, fast);
+  snprintf(g_bus_url, sizeof g_bus_url, "%s", auth_svc.bus_url);
+  g_slow = g_auth != NULL ? start_auth(&slow_svc, "auth-slow", g_slow_addr,
+                                       sizeof g_slow_addr, slow)
                           : NULL;
+  sodium_memzero(keys, sizeof keys);
   g_verifyd = g_slow != NULL
                   ? start_verifyd("verifyd", NULL, g_verifyd_addr, sizeof g_verifyd_addr)
                   : NULL;

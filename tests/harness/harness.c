@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "libs/base/strutil.h"
+#include "libs/base/uuid.h"
 
 #define HARNESS_PATH_MAX 512
 #define PG_START_TIMEOUT_MS 60000
@@ -104,6 +105,14 @@ static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
   }
+}
+
+void harness_sleep_ms(int ms) { sleep_ms(ms); }
+
+void harness_unique(char *out, size_t cap, const char *prefix) {
+  char u[UUID_STR_LEN + 1];
+  uuid_v7_str(u);
+  snprintf(out, cap, "%s-%.8s", prefix, u + 28); /* the random tail */
 }
 
 /* --------------------------------------------------------- init/exit --- */
@@ -689,6 +698,37 @@ int harness_pg_restart(harness_pg *pg) {
   spawn_opts o = {0};
   if (pg_bindir(bindir, sizeof bindir) != 0 || pg_user(&o) != 0) return -1;
   return pg_run(pg, bindir, &o);
+}
+
+long long harness_pg_count(const harness_pg *pg, const char *sql,
+                           const char *arg) {
+  PGconn *c = PQconnectdb(pg->url);
+  long long v = -1;
+  if (PQstatus(c) != CONNECTION_OK) {
+    fprintf(stderr, "harness: connect: %s", PQerrorMessage(c));
+    PQfinish(c);
+    return -1;
+  }
+  const char *params[] = {arg};
+  PGresult *r = PQexecParams(c, sql, arg != NULL ? 1 : 0, NULL, params, NULL,
+                             NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1 ||
+      PQgetisnull(r, 0, 0)) {
+    fprintf(stderr, "harness: %s: %s%s\n", sql, PQresultErrorMessage(r),
+            PQresultStatus(r) == PGRES_TUPLES_OK ? "no value" : "");
+  } else {
+    char *end = NULL;
+    errno = 0;
+    v = strtoll(PQgetvalue(r, 0, 0), &end, 10);
+    if (errno != 0 || end == PQgetvalue(r, 0, 0) || *end != '\0') {
+      fprintf(stderr, "harness: %s: not an integer: %s\n", sql,
+              PQgetvalue(r, 0, 0));
+      v = -1;
+    }
+  }
+  PQclear(r);
+  PQfinish(c);
+  return v;
 }
 
 /* ------------------------------------------------------------- redis --- */

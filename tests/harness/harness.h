@@ -63,6 +63,13 @@ int harness_wait_exit(harness_proc *p, int timeout_ms);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL; frees p. NULL-safe. */
 void harness_stop(harness_proc *p, int timeout_ms);
 
+/* Sleeps ms milliseconds (resumed after signals). */
+void harness_sleep_ms(int ms);
+
+/* "<prefix>-<8 hex digits>" into out[cap]: random bits of a UUIDv7, so
+ * unique within a run (slugs, labels, keys that must not collide). */
+void harness_unique(char *out, size_t cap, const char *prefix);
+
 /* Polls until a TCP connect to 127.0.0.1:port succeeds (true) or
  * timeout_ms passes (false). */
 bool harness_wait_port(int port, int timeout_ms);
@@ -90,6 +97,15 @@ void harness_pg_stop(harness_pg *pg);
 /* Stops pg if it runs and starts it again on the same port and data
  * directory (data kept): for reconnect tests. Returns 0 on success. */
 int harness_pg_restart(harness_pg *pg);
+
+/* Runs sql on pg as the superuser (so row-level security does not hide
+ * rows), with arg as its one parameter $1 (text; may be NULL when sql has
+ * none), on a connection of its own, and returns the first column of the
+ * first row as an integer: what a test reads straight from the database
+ * ("SELECT count(*) ... WHERE id = $1::uuid"). Returns -1 on any error,
+ * printed to stderr. */
+long long harness_pg_count(const harness_pg *pg, const char *sql,
+                           const char *arg);
 
 /* A throwaway Redis without persistence. url is "redis://127.0.0.1:PORT". */
 typedef struct harness_redis {

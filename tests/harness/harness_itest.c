@@ -4,6 +4,11 @@
  *
  * Check runs each test in a forked child; every test calls harness_init()
  * itself, so each gets its own directory, cleaned when its child exits.
+ *
+ * Also the helpers over it: service.h against a stand-in service
+ * (fake_service, which prints its environment; real services are started
+ * by every other integration test) and http.h against the one-thread
+ * HTTP server below, with a canned HTTP-API error.
  */
 #include "tests/harness/harness.h"
 
@@ -23,6 +28,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "tests/harness/http.h"
+#include "tests/harness/service.h"
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -230,11 +240,14 @@ START_TEST(free_port_is_free_and_wait_port_times_out) {
 }
 END_TEST
 
-/* A one-thread HTTP server answering every request with `status`. */
+/* A one-thread HTTP server answering every request with `status`, or
+ * with `reply` verbatim when set; the last request's head is in `got`. */
 typedef struct http_srv {
   int fd;
   int status;
   int port;
+  const char *reply;
+  char got[4096];
 } http_srv;
 
 static void *http_serve(void *arg) {
@@ -242,14 +255,15 @@ static void *http_serve(void *arg) {
   for (;;) {
     int c = accept(s->fd, NULL, NULL);
     if (c < 0) return NULL;
-    char buf[2048];
-    ssize_t n = recv(c, buf, sizeof buf, 0);
-    (void)n;
+    ssize_t n = recv(c, s->got, sizeof s->got - 1, 0);
+    s->got[n > 0 ? n : 0] = '\0';
     char resp[128];
     int len = snprintf(resp, sizeof resp,
                        "HTTP/1.0 %d X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
                        s->status);
-    ssize_t w = send(c, resp, (size_t)len, MSG_NOSIGNAL);
+    const char *out = s->reply ? s->reply : resp;
+    size_t outlen = s->reply ? strlen(s->reply) : (size_t)len;
+    ssize_t w = send(c, out, outlen, MSG_NOSIGNAL);
     (void)w;
     close(c);
   }
@@ -282,6 +296,205 @@ START_TEST(wait_http_ok_needs_a_200) {
   ck_assert(!harness_wait_http_ok(url, 300));
   snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", harness_free_port());
   ck_assert(!harness_wait_http_ok(url, 300));
+}
+END_TEST
+
+/* ------------------------------------------------------ service.h --- */
+
+/* The value of key in env, or NULL; fails when the key is there twice. */
+static const char *env_get(char **env, const char *key) {
+  const char *found = NULL;
+  size_t n = strlen(key);
+  for (size_t i = 0; env[i] != NULL; i++)
+    if (strncmp(env[i], key, n) == 0 && env[i][n] == '=') {
+      ck_assert_msg(found == NULL, "%s twice", key);
+      found = env[i] + n + 1;
+    }
+  return found;
+}
+
+START_TEST(service_env_is_the_standard_one_with_extras_winning) {
+  harness_service s = {.rpc_port = 1001, .admin_port = 1002,
+                       .bus_port = 1003, .http_port = 1004,
+                       .rpc_url = "tcp://127.0.0.1:1001",
+                       .bus_url = "tcp://127.0.0.1:1003"};
+  harness_pg pg = {.url = "host=/nowhere dbname=test"};
+  harness_redis redis = {.url = "redis://127.0.0.1:9"};
+  harness_service_opts o = {.pg = &pg, .redis = &redis, .rpc_workers = 8,
+                            .db_pool_size = 4};
+  char *extra[] = {"REDIS_URL=redis://127.0.0.1:9/1", "BUS_LISTEN",
+                   "X_ONE=first", "X_ONE=second", "X_TWO=2", NULL};
+  char **env = harness_service_env(&s, "services/foo/foo", &o, extra);
+  ck_assert_ptr_nonnull(env);
+  char cwd[512], mig[600];
+  ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+  snprintf(mig, sizeof mig, "%s/services/foo/migrations", cwd);
+  ck_assert_str_eq(env_get(env, "DATABASE_URL"), "host=/nowhere dbname=test");
+  ck_assert_str_eq(env_get(env, "REDIS_URL"), "redis://127.0.0.1:9/1");
+  ck_assert_str_eq(env_get(env, "RPC_LISTEN"), "tcp://127.0.0.1:1001");
+  ck_assert_ptr_null(env_get(env, "BUS_LISTEN")); /* removed */
+  ck_assert_str_eq(env_get(env, "ADMIN_ADDR"), "127.0.0.1");
+  ck_assert_str_eq(env_get(env, "ADMIN_PORT"), "1002");
+  ck_assert_str_eq(env_get(env, "HTTP_ADDR"), "127.0.0.1");
+  ck_assert_str_eq(env_get(env, "HTTP_PORT"), "1004");
+  ck_assert_str_eq(env_get(env, "RPC_WORKERS"), "8");
+  ck_assert_str_eq(env_get(env, "DB_POOL_SIZE"), "4");
+  ck_assert_str_eq(env_get(env, "MIGRATIONS_DIR"), mig);
+  ck_assert_str_eq(env_get(env, "LOG_LEVEL"), "info");
+  ck_assert_str_eq(env_get(env, "X_ONE"), "second"); /* the last wins */
+  ck_assert_str_eq(env_get(env, "X_TWO"), "2");
+  size_t n = 0;
+  while (env[n] != NULL) n++;
+  ck_assert_uint_eq(n, 13);
+  ck_assert_str_eq(env[n - 1], "X_TWO=2"); /* extras after the standard */
+  harness_service_env_free(env);
+
+  /* No PostgreSQL, no Redis, no workers: not set; a log level of one's own. */
+  harness_service_opts bare = {.log_level = "debug"};
+  env = harness_service_env(&s, "services/foo/foo", &bare, NULL);
+  ck_assert_ptr_nonnull(env);
+  ck_assert_ptr_null(env_get(env, "DATABASE_URL"));
+  ck_assert_ptr_null(env_get(env, "REDIS_URL"));
+  ck_assert_ptr_null(env_get(env, "RPC_WORKERS"));
+  ck_assert_ptr_null(env_get(env, "DB_POOL_SIZE"));
+  ck_assert_str_eq(env_get(env, "LOG_LEVEL"), "debug");
+  ck_assert_str_eq(env_get(env, "BUS_LISTEN"), "tcp://127.0.0.1:1003");
+  harness_service_env_free(env);
+  harness_service_env_free(NULL);
+}
+END_TEST
+
+START_TEST(service_starts_when_ready_restarts_on_its_ports_and_stops) {
+  harness_init();
+  static const harness_service_opts o = {.log_level = "warn"};
+  harness_service s = {0};
+  char *extra[] = {"FAKE_MARK=hello", NULL};
+  ck_assert(harness_service_start(&s, "fake", "tests/harness/fake_service",
+                                  &o, extra));
+  ck_assert_ptr_nonnull(s.proc);
+  int ports[] = {s.rpc_port, s.admin_port, s.bus_port, s.http_port};
+  for (int i = 0; i < 4; i++)
+    for (int j = i + 1; j < 4; j++) ck_assert_int_ne(ports[i], ports[j]);
+  char want[80];
+  snprintf(want, sizeof want, "tcp://127.0.0.1:%d", s.rpc_port);
+  ck_assert_str_eq(s.rpc_url, want);
+  char url[128];
+  snprintf(want, sizeof want, "http://127.0.0.1:%d/metrics", s.admin_port);
+  ck_assert_str_eq(harness_service_admin_url(&s, "/metrics", url, sizeof url), want);
+  snprintf(want, sizeof want, "http://127.0.0.1:%d/healthz", s.http_port);
+  ck_assert_str_eq(harness_service_http_url(&s, "/healthz", url, sizeof url), want);
+  char *log = read_file(harness_log_path(s.proc));
+  ck_assert_ptr_nonnull(log);
+  ck_assert_ptr_nonnull(strstr(log, "env FAKE_MARK=hello\n"));
+  ck_assert_ptr_nonnull(strstr(log, "env LOG_LEVEL=warn\n"));
+  ck_assert_ptr_nonnull(strstr(log, "/tests/harness/migrations\n"));
+  snprintf(want, sizeof want, "env ADMIN_PORT=%d\n", s.admin_port);
+  ck_assert_ptr_nonnull(strstr(log, want));
+
+  /* A restart: a new process, the same ports, another environment. */
+  pid_t first = harness_pid(s.proc);
+  char *again[] = {"FAKE_MARK=again", NULL};
+  ck_assert(harness_service_restart(&s, "fake-2", &o, again));
+  ck_assert(wait_gone(first, 5000));
+  ck_assert_int_ne(harness_pid(s.proc), first);
+  ck_assert_int_eq(s.admin_port, ports[1]);
+  ck_assert_int_eq(s.rpc_port, ports[0]);
+  log = read_file(harness_log_path(s.proc));
+  ck_assert_ptr_nonnull(strstr(harness_log_path(s.proc), "/fake-2.log"));
+  ck_assert_ptr_nonnull(strstr(log, "env FAKE_MARK=again\n"));
+  ck_assert(harness_service_ready(&s, 1000));
+
+  pid_t second = harness_pid(s.proc);
+  harness_service_stop(&s, 1000);
+  ck_assert_ptr_null(s.proc);
+  ck_assert(wait_gone(second, 5000));
+  ck_assert(!harness_service_ready(&s, 200));
+  harness_service_stop(&s, 1000); /* stopped: a no-op */
+}
+END_TEST
+
+START_TEST(service_start_fails_when_never_ready) {
+  harness_init();
+  static const harness_service_opts o = {.ready_timeout_ms = 500};
+  harness_service s = {0};
+  char *extra[] = {"FAKE_NOT_READY=1", NULL};
+  ck_assert(!harness_service_start(&s, "unready", "tests/harness/fake_service",
+                                   &o, extra));
+  ck_assert_ptr_nonnull(s.proc); /* started, left to the caller */
+  ck_assert(harness_alive(s.proc));
+  harness_service_stop(&s, 1000);
+  harness_service s2 = {0};
+  ck_assert(!harness_service_start(&s2, "missing", "tests/harness/no_such_binary",
+                                   &o, NULL));
+}
+END_TEST
+
+/* --------------------------------------------------------- http.h --- */
+
+START_TEST(http_call_keeps_the_final_headers_body_and_json) {
+  static http_srv srv;
+  srv.reply =
+      "HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\n"
+      "HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\n"
+      "X-Request-Id: rid-1\r\nx-lower-case: v  \r\nConnection: close\r\n\r\n"
+      "{\"error\":{\"code\":\"INVALID_ARGUMENT\",\"message\":\"m\","
+      "\"request_id\":\"rid-1\",\"details\":[{\"field\":\"items[1].quantity\","
+      "\"description\":\"d\"}]}}";
+  http_start(&srv, 0);
+  const char *headers[] = {"X-Extra: 1", NULL};
+  harness_http_resp *r =
+      harness_http_call("POST", srv.port, "/v1/x?y=1", "{}", "tok-1", headers);
+  CK_HTTP_STATUS(r, 400);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  ck_assert_str_eq(harness_http_header(r, "X-REQUEST-ID"), "rid-1");
+  ck_assert_str_eq(harness_http_header(r, "X-Lower-Case"), "v  ");
+  ck_assert_ptr_null(harness_http_header(r, "X-Interim"));
+  ck_assert_ptr_null(harness_http_header(r, "X-Request"));
+  ck_assert(harness_http_has_detail(r, "items[1].quantity"));
+  ck_assert(!harness_http_has_detail(r, "items[1]"));
+  ck_assert(harness_http_has_detail_prefix(r, "items[1]"));
+  ck_assert(!harness_http_has_detail_prefix(r, "items[2]"));
+  ck_assert_str_eq(harness_json_str(r->json, "error.code"), "INVALID_ARGUMENT");
+  ck_assert_str_eq(harness_json_str(r->json, "error.nothing"), "<missing>");
+  ck_assert_ptr_null(harness_json_get(r->json, "error.code.deeper"));
+  ck_assert_uint_eq(json_array_size(harness_json_get(r->json, "error.details")), 1);
+  static const char *const keys[] = {"error", NULL};
+  CK_JSON_KEYS(r->json, keys);
+  ck_assert_uint_eq(r->len, strlen(r->body));
+  ck_assert(r->secs > 0);
+  /* What went out: method, path, token, extras, the default type. */
+  ck_assert_ptr_nonnull(strstr(srv.got, "POST /v1/x?y=1 HTTP/1.1\r\n"));
+  ck_assert_ptr_nonnull(strstr(srv.got, "Authorization: Bearer tok-1\r\n"));
+  ck_assert_ptr_nonnull(strstr(srv.got, "X-Extra: 1\r\n"));
+  ck_assert_ptr_nonnull(strstr(srv.got, "Content-Type: application/json\r\n"));
+  harness_http_free(r);
+
+  /* A Content-Type of the caller's replaces the default. */
+  const char *form[] = {"content-type: text/plain", NULL};
+  r = harness_http_call("PUT", srv.port, "/", "a=b", NULL, form);
+  ck_assert_ptr_null(strstr(srv.got, "application/json"));
+  ck_assert_ptr_null(strstr(srv.got, "Authorization"));
+  harness_http_free(r);
+  harness_http_free(NULL);
+}
+END_TEST
+
+START_TEST(http_request_without_a_server_has_no_answer) {
+  static http_srv ok;
+  http_start(&ok, 204);
+  harness_http_resp *r =
+      harness_http_request("GET", harness_free_port(), "/", NULL, NULL, NULL);
+  ck_assert_int_eq(r->status, 0);
+  ck_assert_int_ne(r->curl_rc, CURLE_OK);
+  ck_assert_str_eq(r->body, "");
+  ck_assert_ptr_null(r->json);
+  ck_assert_uint_eq(r->nheaders, 0);
+  harness_http_free(r);
+  r = harness_http_request("HEAD", ok.port, "/readyz", NULL, NULL, NULL);
+  ck_assert_int_eq(r->status, 204);
+  ck_assert_uint_eq(r->len, 0);
+  ck_assert_ptr_nonnull(strstr(ok.got, "HEAD /readyz"));
+  harness_http_free(r);
 }
 END_TEST
 
@@ -319,6 +532,11 @@ START_TEST(postgres_starts_answers_restarts_and_stops) {
   ck_assert_int_eq(pg.port, port);
   c = pg_connect(&pg);
   pg_exec_ok(c, "SELECT v FROM t", "kept");
+  ck_assert_int_eq(harness_pg_count(&pg, "SELECT count(*) FROM t WHERE v = $1",
+                                    "kept"), 1);
+  ck_assert_int_eq(harness_pg_count(&pg, "SELECT 41 + 1", NULL), 42);
+  ck_assert_int_eq(harness_pg_count(&pg, "SELECT v FROM t", NULL), -1);
+  ck_assert_int_eq(harness_pg_count(&pg, "SELECT nonsense", NULL), -1);
 
   harness_pg_stop(&pg); /* fast shutdown even with a client connected */
   ck_assert_ptr_null(pg.proc);
@@ -394,6 +612,7 @@ START_TEST(harness_keep_leaves_the_directory) {
 END_TEST
 
 int main(void) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
   Suite *s = suite_create("harness");
   TCase *procs = tcase_create("processes");
   tcase_set_timeout(procs, 60);
@@ -408,6 +627,15 @@ int main(void) {
   tcase_add_test(procs, wait_http_ok_needs_a_200);
   tcase_add_test(procs, harness_keep_leaves_the_directory);
   suite_add_tcase(s, procs);
+
+  TCase *helpers = tcase_create("helpers");
+  tcase_set_timeout(helpers, 60);
+  tcase_add_test(helpers, service_env_is_the_standard_one_with_extras_winning);
+  tcase_add_test(helpers, service_starts_when_ready_restarts_on_its_ports_and_stops);
+  tcase_add_test(helpers, service_start_fails_when_never_ready);
+  tcase_add_test(helpers, http_call_keeps_the_final_headers_body_and_json);
+  tcase_add_test(helpers, http_request_without_a_server_has_no_answer);
+  suite_add_tcase(s, helpers);
 
   TCase *servers = tcase_create("servers");
   tcase_set_timeout(servers, 180);

@@ -38,102 +38,38 @@
 #include "proto/orders/v1/orders.pb-c.h"
 #include "proto/tenants/v1/tenants.pb-c.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/rpc.h"
+#include "tests/harness/service.h"
 
 #define PASSWORD "correct horse battery"
 #define O(m) "orders.v1.Orders/" m
 #define REPLAY "orders.v1.Events/Replay"
 
-typedef struct service {
-  harness_proc *proc;
-  int rpc_port, admin_port, bus_port;
-  char rpc_url[64], bus_url[64];
-} service;
-
 static harness_pg g_pg;
 static harness_redis g_redis;
-static service g_auth, g_tenants, g_orders;
-static char g_signing_key[PASETO_SECRET_HEX_LEN + 1];
-static char g_root[512];
+static harness_service g_auth, g_tenants, g_orders;
 
-static void msleep(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
+/* Every service of this test: one PostgreSQL, one Redis, room for the
+ * concurrency tests. */
+static const harness_service_opts kSvc = {.pg = &g_pg,
+                                          .redis = &g_redis,
+                                          .rpc_workers = 24,
+                                          .db_pool_size = 24,
+                                          .log_level = "debug"};
 
 /* --------------------------------------------------------- processes --- */
 
-static char *envf(const char *fmt, const char *v) {
-  char *s = NULL;
-  if (asprintf(&s, fmt, v) < 0)
-    abort();
-  return s;
-}
-
-static char *envi(const char *fmt, int v) {
-  char *s = NULL;
-  if (asprintf(&s, fmt, v) < 0)
-    abort();
-  return s;
-}
-
-/* Starts bin as `name` with the common environment plus extra (NULL-
- * terminated) and waits for /readyz. */
-static bool start_service(service *s, const char *name, const char *bin,
-                          const char *schema_dir, char *const *extra) {
-  s->rpc_port = harness_free_port();
-  s->admin_port = harness_free_port();
-  s->bus_port = harness_free_port();
-  snprintf(s->rpc_url, sizeof s->rpc_url, "tcp://127.0.0.1:%d", s->rpc_port);
-  snprintf(s->bus_url, sizeof s->bus_url, "tcp://127.0.0.1:%d", s->bus_port);
-  char *env[40];
-  int n = 0;
-  env[n++] = envf("DATABASE_URL=%s", g_pg.url);
-  env[n++] = envf("REDIS_URL=%s", g_redis.url);
-  env[n++] = envf("RPC_LISTEN=%s", s->rpc_url);
-  env[n++] = envf("BUS_LISTEN=%s", s->bus_url);
-  env[n++] = envf("ADMIN_ADDR=%s", "127.0.0.1");
-  env[n++] = envi("ADMIN_PORT=%d", s->admin_port);
-  env[n++] = envi("RPC_WORKERS=%d", 24);
-  env[n++] = envi("DB_POOL_SIZE=%d", 24);
-  char mig[700];
-  snprintf(mig, sizeof mig, "%s/services/%s/migrations", g_root, schema_dir);
-  env[n++] = envf("MIGRATIONS_DIR=%s", mig);
-  env[n++] = envf("LOG_LEVEL=%s", "debug");
-  for (int i = 0; extra != NULL && extra[i] != NULL && n < 38; i++)
-    env[n++] = envf("%s", extra[i]);
-  env[n] = NULL;
-  char path[512];
-  snprintf(path, sizeof path, "%s", harness_bin_path(bin));
-  char *argv[] = {path, NULL};
-  s->proc = harness_spawn(name, argv, env);
-  for (int i = 0; i < n; i++)
-    free(env[i]);
-  if (s->proc == NULL)
-    return false;
-  char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", s->admin_port);
-  return harness_wait_http_ok(url, 30000);
-}
-
-static bool start_auth(service *s) {
-  char keys[200];
-  snprintf(keys, sizeof keys, "AUTH_SIGNING_KEYS=%s", g_signing_key);
-  char *extra[] = {keys, "AUTH_PWHASH_OPSLIMIT=1",
-                   "AUTH_PWHASH_MEMLIMIT_KIB=8192", NULL};
-  return start_service(s, "auth", "services/auth/auth", "auth", extra);
-}
-
-static bool start_tenants(service *s) {
+static bool start_tenants(harness_service *s) {
   char auth_addr[96];
   snprintf(auth_addr, sizeof auth_addr, "AUTH_ADDR=%s", g_auth.rpc_url);
   char *extra[] = {auth_addr, NULL};
-  return start_service(s, "tenants", "services/tenants/tenants", "tenants",
-                       extra);
+  return harness_service_start(s, "tenants", "services/tenants/tenants", &kSvc,
+                               extra);
 }
 
 /* An orders process; extra1/extra2 (may be NULL) are appended. */
-static bool start_orders(service *s, const char *name, const char *extra1,
-                         const char *extra2) {
+static bool start_orders(harness_service *s, const char *name,
+                         const char *extra1, const char *extra2) {
   char auth_addr[96], tenants_addr[96], auth_ev[96], tenants_ev[96];
   snprintf(auth_addr, sizeof auth_addr, "AUTH_ADDR=%s", g_auth.rpc_url);
   snprintf(tenants_addr, sizeof tenants_addr, "TENANTS_ADDR=%s",
@@ -149,19 +85,7 @@ static bool start_orders(service *s, const char *name, const char *extra1,
                    (char *)extra1,
                    (char *)extra2,
                    NULL};
-  return start_service(s, name, "services/orders/orders", "orders", extra);
-}
-
-static rpc_client *client(const char *url) {
-  rpc_client_options o;
-  rpc_client_options_init(&o);
-  o.default_deadline_ms = 15000;
-  o.reconnect_min_ms = 50;
-  o.reconnect_max_ms = 200;
-  rpc_client *c = NULL;
-  ck_assert_int_eq(rpc_client_new(url, &o, &c), ERR_OK);
-  ck_assert_int_eq(rpc_client_wait_connected(c, 1, 10000), ERR_OK);
-  return c;
+  return harness_service_start(s, name, "services/orders/orders", &kSvc, extra);
 }
 
 /* ----------------------------------------------------------- calls --- */
@@ -171,9 +95,9 @@ typedef struct ctx {
 } ctx;
 
 static void ctx_open_at(ctx *x, const char *orders_url) {
-  x->orders = client(orders_url);
-  x->tenants = client(g_tenants.rpc_url);
-  x->auth = client(g_auth.rpc_url);
+  x->orders = harness_rpc_client(orders_url);
+  x->tenants = harness_rpc_client(g_tenants.rpc_url);
+  x->auth = harness_rpc_client(g_auth.rpc_url);
 }
 
 static void ctx_open(ctx *x) { ctx_open_at(x, g_orders.rpc_url); }
@@ -184,39 +108,10 @@ static void ctx_close(ctx *x) {
   rpc_client_free(x->auth);
 }
 
-static rpc_result *call_key(rpc_client *c, const char *method,
-                            const ProtobufCMessage *m, const char *token,
-                            const char *tenant_id, const char *key) {
-  rpc_call_options o = RPC_CALL_OPTIONS_INIT;
-  o.deadline_ms = 20000;
-  o.token = token;
-  o.tenant_id = tenant_id;
-  o.idempotency_key = key;
-  rpc_result *r = NULL;
-  ck_assert_int_eq(rpc_client_call_message(c, method, m, &o, &r), ERR_OK);
-  return r;
-}
-
 static rpc_result *call(rpc_client *c, const char *method,
                         const ProtobufCMessage *m, const char *token) {
-  return call_key(c, method, m, token, NULL, NULL);
+  return harness_rpc_call(c, method, m, token, NULL, NULL);
 }
-
-static bool has_violation(const rpc_result *r, const char *field) {
-  for (size_t i = 0; i < r->nviolations; i++)
-    if (strcmp(r->violations[i].field, field) == 0)
-      return true;
-  return false;
-}
-
-#define CK_CODE(r, want)                                                       \
-  ck_assert_msg((r)->code == (want), "%s:%d: got %s (%s), want %s", __FILE__,  \
-                __LINE__, rpc_code_name((r)->code), (r)->message,              \
-                rpc_code_name(want))
-
-#define CK_VIOLATION(r, field)                                                 \
-  ck_assert_msg(has_violation(r, field), "%s:%d: no violation %s (%s)",        \
-                __FILE__, __LINE__, field, (r)->message)
 
 typedef struct tenant {
   char id[UUID_STR_LEN + 1];
@@ -227,9 +122,8 @@ typedef struct tenant {
 /* A fresh tenant (CreateTenant gives the owner's token). */
 static void make_tenant(ctx *x, const char *currency, tenant *out) {
   memset(out, 0, sizeof *out);
-  char u[UUID_STR_LEN + 1], slug[40], email[96];
-  uuid_v7_str(u);
-  snprintf(slug, sizeof slug, "ord-%.8s", u + 28);
+  char slug[40], email[96];
+  harness_unique(slug, sizeof slug, "ord");
   snprintf(email, sizeof email, "owner@%s.example", slug);
   Tenants__V1__Owner owner = TENANTS__V1__OWNER__INIT;
   owner.email = email;
@@ -247,7 +141,7 @@ static void make_tenant(ctx *x, const char *currency, tenant *out) {
   req.owner = &owner;
   rpc_result *r =
       call(x->tenants, "tenants.v1.Tenants/CreateTenant", &req.base, NULL);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Tenants__V1__CreateTenantResponse *resp =
       tenants__v1__create_tenant_response__unpack(NULL, r->payload_len,
                                                   r->payload);
@@ -269,15 +163,16 @@ static void make_customer(ctx *x, const tenant *t, char *token, size_t cap,
   reg.email = email;
   reg.password = PASSWORD;
   reg.name = "A Customer";
-  rpc_result *r = call_key(x->auth, "auth.v1.Auth/Register", &reg.base, NULL,
-                           t->id, NULL);
-  CK_CODE(r, RPC_OK);
+  rpc_result *r = harness_rpc_call(x->auth, "auth.v1.Auth/Register", &reg.base,
+                                   NULL, t->id, NULL);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   Auth__V1__LoginRequest login = AUTH__V1__LOGIN_REQUEST__INIT;
   login.email = email;
   login.password = PASSWORD;
-  r = call_key(x->auth, "auth.v1.Auth/Login", &login.base, NULL, t->id, NULL);
-  CK_CODE(r, RPC_OK);
+  r = harness_rpc_call(x->auth, "auth.v1.Auth/Login", &login.base, NULL, t->id,
+                       NULL);
+  CK_RPC_CODE(r, RPC_OK);
   Auth__V1__LoginResponse *lr =
       auth__v1__login_response__unpack(NULL, r->payload_len, r->payload);
   ck_assert_ptr_nonnull(lr);
@@ -302,7 +197,7 @@ static void make_product(ctx *x, const tenant *t, const char *name,
     req.stock = stock;
   }
   rpc_result *r = call(x->orders, O("CreateProduct"), &req.base, t->owner);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Orders__V1__CreateProductResponse *resp =
       orders__v1__create_product_response__unpack(NULL, r->payload_len,
                                                   r->payload);
@@ -317,7 +212,7 @@ static Orders__V1__Product *get_product(ctx *x, const char *token,
   Orders__V1__GetProductRequest req = ORDERS__V1__GET_PRODUCT_REQUEST__INIT;
   req.id = (char *)id;
   rpc_result *r = call(x->orders, O("GetProduct"), &req.base, token);
-  CK_CODE(r, want);
+  CK_RPC_CODE(r, want);
   Orders__V1__Product *p = NULL;
   if (r->code == RPC_OK) {
     Orders__V1__GetProductResponse *resp =
@@ -353,7 +248,7 @@ static rpc_result *order_raw(rpc_client *c, const char *token, const char *pid,
   req.items = lines;
   req.table_id = (char *)(table ? table : "");
   req.notes = "extra napkins";
-  return call_key(c, O("CreateOrder"), &req.base, token, NULL, key);
+  return harness_rpc_call(c, O("CreateOrder"), &req.base, token, NULL, key);
 }
 
 static Orders__V1__Order *order_of(const rpc_result *r) {
@@ -371,7 +266,7 @@ static Orders__V1__Order *order_of(const rpc_result *r) {
 static void order_ok(ctx *x, const char *token, const char *pid, int qty,
                      char id[UUID_STR_LEN + 1]) {
   rpc_result *r = order_raw(x->orders, token, pid, qty, NULL, NULL);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Orders__V1__Order *o = order_of(r);
   snprintf(id, UUID_STR_LEN + 1, "%s", o->id);
   orders__v1__order__free_unpacked(o, NULL);
@@ -401,22 +296,9 @@ static rpc_result *cancel(ctx *x, const char *token, const char *id) {
 
 /* ---------------------------------------------------- direct checks --- */
 
+/* A number straight from the database (RLS does not apply). */
 static int64_t sql_count(const char *sql, const char *arg) {
-  db_config cfg = {.conninfo = g_pg.url, .max_conns = 1};
-  db_pool *p = NULL;
-  ck_assert_int_eq(db_pool_new(&cfg, &p), ERR_OK);
-  db_conn *c = NULL;
-  ck_assert_int_eq(db_acquire(p, &c), ERR_OK);
-  db_param ps[] = {db_text(arg)};
-  db_result *r = NULL;
-  int rc = db_exec(c, sql, ps, 1, &r);
-  ck_assert_msg(rc == ERR_OK, "%s: %s", sql, db_last_error()->message);
-  int64_t v = -1;
-  ck_assert_int_eq(db_get_int64(r, 0, 0, &v), ERR_OK);
-  db_result_free(r);
-  db_release(c);
-  db_pool_free(p);
-  return v;
+  return harness_pg_count(&g_pg, sql, arg);
 }
 
 /* The source's newest seq, through Replay. */
@@ -424,7 +306,7 @@ static uint64_t last_seq(rpc_client *c) {
   Rpc__V1__ReplayRequest req = RPC__V1__REPLAY_REQUEST__INIT;
   req.limit = 1;
   rpc_result *r = call(c, REPLAY, &req.base, NULL);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Rpc__V1__ReplayResponse *resp =
       rpc__v1__replay_response__unpack(NULL, r->payload_len, r->payload);
   ck_assert_ptr_nonnull(resp);
@@ -508,7 +390,7 @@ static bool wait_events(seen *s, int n) {
     pthread_mutex_unlock(&s->mu);
     if (have >= n)
       return true;
-    msleep(50);
+    harness_sleep_ms(50);
   }
   return false;
 }
@@ -516,7 +398,7 @@ static bool wait_events(seen *s, int n) {
 /* ============================================================ crash === */
 
 START_TEST(kill_between_commit_and_publish_loses_nothing) {
-  service crashy;
+  harness_service crashy;
   ck_assert_msg(start_orders(&crashy, "orders-crashy",
                              "ORDERS_TEST_RELAY_DELAY=3s", NULL),
                 "orders with the relay delay did not start");
@@ -547,14 +429,14 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
 
   /* a restarted process publishes them; a subscriber that was down
    * catches up from its position through Replay, in order */
-  service again;
+  harness_service again;
   ck_assert(start_orders(&again, "orders-restarted", NULL, NULL));
-  rpc_client *rc = client(again.rpc_url);
+  rpc_client *rc = harness_rpc_client(again.rpc_url);
   int64_t give_up = time_mono_ms() + 20000;
   while (sql_count("SELECT count(*) FROM orders.outbox WHERE tenant_id = "
                    "$1::uuid AND published_at IS NULL", t.id) != 0) {
     ck_assert_msg(time_mono_ms() < give_up, "events were not published");
-    msleep(100);
+    harness_sleep_ms(100);
   }
   /* static: a failed assertion leaves the subscriber running */
   static seen s;
@@ -579,7 +461,7 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
     ck_assert_uint_gt(s.seq[i], s.seq[i - 1]);
   pthread_mutex_unlock(&s.mu);
   rpc_client_free(rc);
-  harness_stop(again.proc, 10000);
+  harness_service_stop(&again, 10000);
 }
 END_TEST
 
@@ -602,20 +484,20 @@ START_TEST(products_with_versions_roles_and_soft_delete) {
       ORDERS__V1__CREATE_PRODUCT_REQUEST__STOCK_PRESENT_STOCK;
   bad.stock = -1;
   rpc_result *r = call(x.orders, O("CreateProduct"), &bad.base, t.owner);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
-  CK_VIOLATION(r, "name");
-  CK_VIOLATION(r, "price_cents");
-  CK_VIOLATION(r, "stock");
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  CK_RPC_VIOLATION(r, "name");
+  CK_RPC_VIOLATION(r, "price_cents");
+  CK_RPC_VIOLATION(r, "stock");
   rpc_result_free(r);
   /* customers do not edit the menu; no token, no menu */
   bad.name = "Soup";
   bad.price_cents = 100;
   bad.stock = 1;
   r = call(x.orders, O("CreateProduct"), &bad.base, ctoken);
-  CK_CODE(r, RPC_PERMISSION_DENIED);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
   rpc_result_free(r);
   r = call(x.orders, O("CreateProduct"), &bad.base, NULL);
-  CK_CODE(r, RPC_UNAUTHENTICATED);
+  CK_RPC_CODE(r, RPC_UNAUTHENTICATED);
   rpc_result_free(r);
 
   char pid[UUID_STR_LEN + 1];
@@ -637,11 +519,11 @@ START_TEST(products_with_versions_roles_and_soft_delete) {
       ORDERS__V1__UPDATE_PRODUCT_REQUEST__VERSION_PRESENT_VERSION;
   up.version = 1;
   r = call(x.orders, O("UpdateProduct"), &up.base, t.owner);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   r = call(x.orders, O("UpdateProduct"), &up.base, t.owner); /* stale */
-  CK_CODE(r, RPC_ABORTED);
-  CK_VIOLATION(r, "version");
+  CK_RPC_CODE(r, RPC_ABORTED);
+  CK_RPC_VIOLATION(r, "version");
   rpc_result_free(r);
   /* unlimited stock, then inactive: customers no longer see it */
   Orders__V1__UpdateProductRequest up2 =
@@ -654,7 +536,7 @@ START_TEST(products_with_versions_roles_and_soft_delete) {
       ORDERS__V1__UPDATE_PRODUCT_REQUEST__ACTIVE_PRESENT_ACTIVE;
   up2.active = false;
   r = call(x.orders, O("UpdateProduct"), &up2.base, t.owner);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Orders__V1__UpdateProductResponse *ur =
       orders__v1__update_product_response__unpack(NULL, r->payload_len,
                                                   r->payload);
@@ -668,8 +550,8 @@ START_TEST(products_with_versions_roles_and_soft_delete) {
                                      NULL);
   get_product(&x, ctoken, pid, RPC_NOT_FOUND);
   r = order_raw(x.orders, ctoken, pid, 1, NULL, NULL);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
-  CK_VIOLATION(r, "items[0].product_id");
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  CK_RPC_VIOLATION(r, "items[0].product_id");
   rpc_result_free(r);
 
   /* soft delete: gone for everybody, twice is NOT_FOUND, the row stays */
@@ -677,10 +559,10 @@ START_TEST(products_with_versions_roles_and_soft_delete) {
       ORDERS__V1__DELETE_PRODUCT_REQUEST__INIT;
   del.id = pid;
   r = call(x.orders, O("DeleteProduct"), &del.base, t.owner);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   r = call(x.orders, O("DeleteProduct"), &del.base, t.owner);
-  CK_CODE(r, RPC_NOT_FOUND);
+  CK_RPC_CODE(r, RPC_NOT_FOUND);
   rpc_result_free(r);
   get_product(&x, t.owner, pid, RPC_NOT_FOUND);
   ck_assert_int_eq(sql_count("SELECT count(*) FROM orders.products WHERE id = "
@@ -699,10 +581,10 @@ typedef struct racer {
 
 static void *race_order(void *arg) {
   racer *rc = arg;
-  rpc_client *c = client(g_orders.rpc_url);
+  rpc_client *c = harness_rpc_client(g_orders.rpc_url);
   rpc_result *r = order_raw(c, rc->token, rc->pid, 1, NULL, NULL);
   rc->code = r->code;
-  rc->stock_violation = has_violation(r, "items[0].quantity");
+  rc->stock_violation = harness_rpc_has_violation(r, "items[0].quantity");
   rpc_result_free(r);
   rpc_client_free(c);
   return NULL;
@@ -756,9 +638,9 @@ START_TEST(idempotency_key_answers_once) {
   snprintf(key, sizeof key, "retry-%s", u);
 
   rpc_result *r1 = order_raw(x.orders, t.owner, pid, 2, NULL, key);
-  CK_CODE(r1, RPC_OK);
+  CK_RPC_CODE(r1, RPC_OK);
   rpc_result *r2 = order_raw(x.orders, t.owner, pid, 2, NULL, key);
-  CK_CODE(r2, RPC_OK);
+  CK_RPC_CODE(r2, RPC_OK);
   /* the same answer, byte for byte; one order; stock taken once */
   ck_assert_uint_eq(r1->payload_len, r2->payload_len);
   ck_assert_mem_eq(r1->payload, r2->payload, r1->payload_len);
@@ -778,8 +660,8 @@ START_TEST(idempotency_key_answers_once) {
 
   /* the same key with another body */
   rpc_result *r3 = order_raw(x.orders, t.owner, pid, 3, NULL, key);
-  CK_CODE(r3, RPC_INVALID_ARGUMENT);
-  CK_VIOLATION(r3, "idempotency_key");
+  CK_RPC_CODE(r3, RPC_INVALID_ARGUMENT);
+  CK_RPC_VIOLATION(r3, "idempotency_key");
   rpc_result_free(r3);
 
   /* a first call still running holds the key's lock: a duplicate is
@@ -799,7 +681,7 @@ START_TEST(idempotency_key_answers_once) {
                            lp, 1, NULL),
                    ERR_OK);
   rpc_result *r4 = order_raw(x.orders, t.owner, pid, 1, NULL, key2);
-  CK_CODE(r4, RPC_ABORTED);
+  CK_RPC_CODE(r4, RPC_ABORTED);
   rpc_result_free(r4);
   ck_assert_int_eq(db_exec(c, "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
                            lp, 1, NULL),
@@ -807,14 +689,14 @@ START_TEST(idempotency_key_answers_once) {
   db_release(c);
   db_pool_free(p);
   r4 = order_raw(x.orders, t.owner, pid, 1, NULL, key2);
-  CK_CODE(r4, RPC_OK);
+  CK_RPC_CODE(r4, RPC_OK);
   rpc_result_free(r4);
 
   /* keys are the caller's: another user's same key is another request */
   char ctoken[PASETO_TOKEN_MAX + 1], cid[UUID_STR_LEN + 1];
   make_customer(&x, &t, ctoken, sizeof ctoken, cid);
   rpc_result *r5 = order_raw(x.orders, ctoken, pid, 2, NULL, key);
-  CK_CODE(r5, RPC_OK);
+  CK_RPC_CODE(r5, RPC_OK);
   Orders__V1__Order *o5 = order_of(r5);
   ck_assert_str_eq(o5->customer_id, cid);
   orders__v1__order__free_unpacked(o5, NULL);
@@ -826,7 +708,7 @@ START_TEST(idempotency_key_answers_once) {
                              "key = $1 RETURNING 1) SELECT count(*) FROM u",
                              key), 2);
   rpc_result *r6 = order_raw(x.orders, t.owner, pid, 2, NULL, key);
-  CK_CODE(r6, RPC_OK);
+  CK_RPC_CODE(r6, RPC_OK);
   rpc_result_free(r6);
   ck_assert_int_eq(sql_count("SELECT count(*) FROM orders.orders WHERE "
                              "tenant_id = $1::uuid", t.id), 4);
@@ -848,7 +730,7 @@ START_TEST(other_tenants_products_tables_and_orders_are_refused) {
   Orders__V1__CreateTableRequest tr = ORDERS__V1__CREATE_TABLE_REQUEST__INIT;
   tr.label = "Terrace 1";
   rpc_result *r = call(x.orders, O("CreateTable"), &tr.base, b.owner);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Orders__V1__CreateTableResponse *tresp =
       orders__v1__create_table_response__unpack(NULL, r->payload_len,
                                                 r->payload);
@@ -857,18 +739,18 @@ START_TEST(other_tenants_products_tables_and_orders_are_refused) {
   orders__v1__create_table_response__free_unpacked(tresp, NULL);
   rpc_result_free(r);
   r = call(x.orders, O("CreateTable"), &tr.base, b.owner); /* label taken */
-  CK_CODE(r, RPC_ALREADY_EXISTS);
-  CK_VIOLATION(r, "label");
+  CK_RPC_CODE(r, RPC_ALREADY_EXISTS);
+  CK_RPC_VIOLATION(r, "label");
   rpc_result_free(r);
 
   /* b's product in a's order, b's table in a's order */
   r = order_raw(x.orders, a.owner, pb, 1, NULL, NULL);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
-  CK_VIOLATION(r, "items[0].product_id");
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  CK_RPC_VIOLATION(r, "items[0].product_id");
   rpc_result_free(r);
   r = order_raw(x.orders, a.owner, pa, 1, tb, NULL);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
-  CK_VIOLATION(r, "table_id");
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  CK_RPC_VIOLATION(r, "table_id");
   rpc_result_free(r);
   ck_assert_int_eq(stock_of(&x, &b, pb), 5);
   ck_assert_int_eq(stock_of(&x, &a, pa), 5);
@@ -883,26 +765,26 @@ START_TEST(other_tenants_products_tables_and_orders_are_refused) {
   Orders__V1__GetOrderRequest g = ORDERS__V1__GET_ORDER_REQUEST__INIT;
   g.id = oid;
   r = call(x.orders, O("GetOrder"), &g.base, b.owner);
-  CK_CODE(r, RPC_NOT_FOUND);
+  CK_RPC_CODE(r, RPC_NOT_FOUND);
   rpc_result_free(r);
   r = call(x.orders, O("GetOrder"), &g.base, ca2);
-  CK_CODE(r, RPC_NOT_FOUND);
+  CK_RPC_CODE(r, RPC_NOT_FOUND);
   rpc_result_free(r);
   r = call(x.orders, O("GetOrder"), &g.base, ca);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   r = call(x.orders, O("GetOrder"), &g.base, a.owner);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   r = cancel(&x, b.owner, oid);
-  CK_CODE(r, RPC_NOT_FOUND);
+  CK_RPC_CODE(r, RPC_NOT_FOUND);
   rpc_result_free(r);
   r = cancel(&x, ca2, oid);
-  CK_CODE(r, RPC_NOT_FOUND);
+  CK_RPC_CODE(r, RPC_NOT_FOUND);
   rpc_result_free(r);
   /* a token of tenant a with the envelope naming tenant b */
-  r = call_key(x.orders, O("GetOrder"), &g.base, a.owner, b.id, NULL);
-  CK_CODE(r, RPC_PERMISSION_DENIED);
+  r = harness_rpc_call(x.orders, O("GetOrder"), &g.base, a.owner, b.id, NULL);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
   rpc_result_free(r);
   /* a customer orders only for themselves */
   Orders__V1__OrderLine line = ORDERS__V1__ORDER_LINE__INIT;
@@ -914,7 +796,7 @@ START_TEST(other_tenants_products_tables_and_orders_are_refused) {
   req.items = lines;
   req.customer_id = ca_id;
   r = call(x.orders, O("CreateOrder"), &req.base, ca2);
-  CK_CODE(r, RPC_PERMISSION_DENIED);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
   rpc_result_free(r);
 
   /* the database's own wall: as orders_app, a's scope sees no b rows */
@@ -970,7 +852,7 @@ START_TEST(status_moves_forward_and_cancel_restocks) {
   make_customer(&x, &t, ctoken, sizeof ctoken, cid);
 
   rpc_result *r = order_raw(x.orders, ctoken, pid, 3, NULL, NULL);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Orders__V1__Order *o = order_of(r);
   rpc_result_free(r);
   ck_assert_str_eq(o->total, "3.750");
@@ -984,46 +866,46 @@ START_TEST(status_moves_forward_and_cancel_restocks) {
   /* customers do not move orders; skipping and going back are refused */
   r = move(&x, ctoken, oid, ORDERS__V1__ORDER_STATUS__ORDER_STATUS_CONFIRMED,
            -1);
-  CK_CODE(r, RPC_PERMISSION_DENIED);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
   rpc_result_free(r);
   r = move(&x, t.owner, oid, ORDERS__V1__ORDER_STATUS__ORDER_STATUS_READY, -1);
-  CK_CODE(r, RPC_FAILED_PRECONDITION);
+  CK_RPC_CODE(r, RPC_FAILED_PRECONDITION);
   rpc_result_free(r);
   r = move(&x, t.owner, oid,
            ORDERS__V1__ORDER_STATUS__ORDER_STATUS_UNSPECIFIED, -1);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
-  CK_VIOLATION(r, "status");
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  CK_RPC_VIOLATION(r, "status");
   rpc_result_free(r);
   r = move(&x, t.owner, oid, ORDERS__V1__ORDER_STATUS__ORDER_STATUS_CONFIRMED,
            1);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   o = moved(r);
   ck_assert_int_eq(o->status, ORDERS__V1__ORDER_STATUS__ORDER_STATUS_CONFIRMED);
   ck_assert_int_eq(o->version, 2);
   orders__v1__order__free_unpacked(o, NULL);
   r = move(&x, t.owner, oid, ORDERS__V1__ORDER_STATUS__ORDER_STATUS_PREPARING,
            1); /* stale */
-  CK_CODE(r, RPC_ABORTED);
+  CK_RPC_CODE(r, RPC_ABORTED);
   rpc_result_free(r);
   r = move(&x, t.owner, oid, ORDERS__V1__ORDER_STATUS__ORDER_STATUS_PENDING,
            2);
-  CK_CODE(r, RPC_FAILED_PRECONDITION);
+  CK_RPC_CODE(r, RPC_FAILED_PRECONDITION);
   rpc_result_free(r);
   /* the customer may no longer cancel a confirmed order */
   r = cancel(&x, ctoken, oid);
-  CK_CODE(r, RPC_FAILED_PRECONDITION);
+  CK_RPC_CODE(r, RPC_FAILED_PRECONDITION);
   rpc_result_free(r);
   /* staff cancels: the stock comes back */
   r = cancel(&x, t.owner, oid);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   ck_assert_int_eq(stock_of(&x, &t, pid), 10);
   r = cancel(&x, t.owner, oid);
-  CK_CODE(r, RPC_FAILED_PRECONDITION);
+  CK_RPC_CODE(r, RPC_FAILED_PRECONDITION);
   rpc_result_free(r);
   r = move(&x, t.owner, oid, ORDERS__V1__ORDER_STATUS__ORDER_STATUS_PREPARING,
            -1);
-  CK_CODE(r, RPC_FAILED_PRECONDITION);
+  CK_RPC_CODE(r, RPC_FAILED_PRECONDITION);
   rpc_result_free(r);
 
   /* the whole way to delivered; then no cancelling */
@@ -1036,11 +918,11 @@ START_TEST(status_moves_forward_and_cancel_restocks) {
       ORDERS__V1__ORDER_STATUS__ORDER_STATUS_DELIVERED};
   for (int i = 0; i < 4; i++) {
     r = move(&x, t.owner, o2, path[i], i + 1);
-    CK_CODE(r, RPC_OK);
+    CK_RPC_CODE(r, RPC_OK);
     rpc_result_free(r);
   }
   r = cancel(&x, t.owner, o2);
-  CK_CODE(r, RPC_FAILED_PRECONDITION);
+  CK_RPC_CODE(r, RPC_FAILED_PRECONDITION);
   rpc_result_free(r);
   ck_assert_int_eq(stock_of(&x, &t, pid), 9);
   /* a customer cancels their own pending order */
@@ -1048,7 +930,7 @@ START_TEST(status_moves_forward_and_cancel_restocks) {
   order_ok(&x, ctoken, pid, 4, o3);
   ck_assert_int_eq(stock_of(&x, &t, pid), 5);
   r = cancel(&x, ctoken, o3);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   ck_assert_int_eq(stock_of(&x, &t, pid), 9);
   ctx_close(&x);
@@ -1079,7 +961,7 @@ START_TEST(orders_list_newest_first_in_stable_pages) {
   for (;;) {
     lr.cursor = cursor;
     rpc_result *r = call(x.orders, O("ListOrders"), &lr.base, t.owner);
-    CK_CODE(r, RPC_OK);
+    CK_RPC_CODE(r, RPC_OK);
     Orders__V1__ListOrdersResponse *resp =
         orders__v1__list_orders_response__unpack(NULL, r->payload_len,
                                                  r->payload);
@@ -1103,7 +985,7 @@ START_TEST(orders_list_newest_first_in_stable_pages) {
   /* the customer sees their own only; status filter; bad inputs */
   lr.cursor = "";
   rpc_result *r = call(x.orders, O("ListOrders"), &lr.base, ctoken);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Orders__V1__ListOrdersResponse *resp =
       orders__v1__list_orders_response__unpack(NULL, r->payload_len,
                                                r->payload);
@@ -1115,12 +997,12 @@ START_TEST(orders_list_newest_first_in_stable_pages) {
   rpc_result_free(r);
   r = move(&x, t.owner, ids[2], ORDERS__V1__ORDER_STATUS__ORDER_STATUS_CONFIRMED,
            -1);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   lr.status = ORDERS__V1__ORDER_STATUS__ORDER_STATUS_CONFIRMED;
   lr.limit = 0;
   r = call(x.orders, O("ListOrders"), &lr.base, t.owner);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   resp = orders__v1__list_orders_response__unpack(NULL, r->payload_len,
                                                   r->payload);
   ck_assert_uint_eq(resp->n_orders, 1);
@@ -1131,9 +1013,9 @@ START_TEST(orders_list_newest_first_in_stable_pages) {
   lr.limit = 101;
   lr.cursor = "not-a-cursor";
   r = call(x.orders, O("ListOrders"), &lr.base, t.owner);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
-  CK_VIOLATION(r, "limit");
-  CK_VIOLATION(r, "cursor");
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  CK_RPC_VIOLATION(r, "limit");
+  CK_RPC_VIOLATION(r, "cursor");
   rpc_result_free(r);
   ctx_close(&x);
 }
@@ -1146,7 +1028,7 @@ static int list_names(ctx *x, const char *token, const char *category,
   Orders__V1__ListProductsRequest req = ORDERS__V1__LIST_PRODUCTS_REQUEST__INIT;
   req.category = (char *)(category ? category : "");
   rpc_result *r = call(x->orders, O("ListProducts"), &req.base, token);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Orders__V1__ListProductsResponse *resp =
       orders__v1__list_products_response__unpack(NULL, r->payload_len,
                                                  r->payload);
@@ -1201,13 +1083,13 @@ START_TEST(menu_comes_from_redis_and_is_fresh_after_writes) {
       ORDERS__V1__UPDATE_PRODUCT_REQUEST__ACTIVE_PRESENT_ACTIVE;
   up.active = false;
   rpc_result *r = call(x.orders, O("UpdateProduct"), &up.base, t.owner);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   ck_assert_int_eq(list_names(&x, ctoken, NULL, names, NULL), 1);
   ck_assert_int_eq(list_names(&x, t.owner, NULL, names, NULL), 2);
   /* cancelling restocks: fresh again */
   r = cancel(&x, ctoken, oid);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   ck_assert_int_eq(list_names(&x, ctoken, "antipasti", names, &s0), 1);
   ck_assert_int_eq(s0, 3);
@@ -1255,19 +1137,19 @@ START_TEST(events_arrive_in_order_and_replay_serves_them) {
   uint64_t start = last_seq(x.orders);
   bus_subscriber *sub = subscribe(g_orders.bus_url, &s, &rp, start);
   ck_assert_int_eq(bus_subscriber_wait_connected(sub, 1, 10000), ERR_OK);
-  msleep(200);
+  harness_sleep_ms(200);
 
   char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1];
   make_product(&x, &t, "Calzone", 1000, 6, "pizza", pid); /* threshold 5 */
   order_ok(&x, t.owner, pid, 2, oid);                      /* 6 -> 4: low */
   rpc_result *r = move(&x, t.owner, oid,
                        ORDERS__V1__ORDER_STATUS__ORDER_STATUS_CONFIRMED, 1);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   Orders__V1__CreateTableRequest tr = ORDERS__V1__CREATE_TABLE_REQUEST__INIT;
   tr.label = "Window";
   r = call(x.orders, O("CreateTable"), &tr.base, t.owner);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   ck_assert_msg(wait_events(&s, 7), "got %d events", s.n);
   bus_subscriber_free(sub);
@@ -1296,7 +1178,7 @@ START_TEST(events_arrive_in_order_and_replay_serves_them) {
   rq.after_seq = first - 1;
   rq.limit = 7;
   r = call(x.orders, REPLAY, &rq.base, NULL);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Rpc__V1__ReplayResponse *rr =
       rpc__v1__replay_response__unpack(NULL, r->payload_len, r->payload);
   ck_assert_ptr_nonnull(rr);
@@ -1335,20 +1217,13 @@ static int run_suite(Suite *s) {
 
 int main(void) {
   harness_init();
-  if (getcwd(g_root, sizeof g_root) == NULL)
-    return 1;
-  if (paseto_init() != ERR_OK)
-    return 1;
-  paseto_secret_key sk;
-  paseto_keygen(&sk, NULL);
-  paseto_secret_key_to_hex(&sk, g_signing_key);
-  paseto_secret_key_wipe(&sk);
   if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0) {
     harness_dump_logs();
     fprintf(stderr, "cannot start PostgreSQL/Redis\n");
     return 1;
   }
-  if (!start_auth(&g_auth) || !start_tenants(&g_tenants)) {
+  if (!harness_service_start_auth(&g_auth, "auth", &kSvc, NULL) ||
+      !start_tenants(&g_tenants)) {
     harness_dump_logs();
     fprintf(stderr, "cannot start auth/tenants\n");
     return 1;
@@ -1382,9 +1257,9 @@ int main(void) {
   failed += run_suite(s);
   if (failed != 0)
     harness_dump_logs();
-  harness_stop(g_orders.proc, 15000);
-  harness_stop(g_tenants.proc, 15000);
-  harness_stop(g_auth.proc, 15000);
+  harness_service_stop(&g_orders, 15000);
+  harness_service_stop(&g_tenants, 15000);
+  harness_service_stop(&g_auth, 15000);
   harness_redis_stop(&g_redis);
   harness_pg_stop(&g_pg);
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -31,114 +31,38 @@
 #include "proto/auth/v1/auth.pb-c.h"
 #include "proto/tenants/v1/tenants.pb-c.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/rpc.h"
+#include "tests/harness/service.h"
 
 #define OPERATOR_SECRET "itest-operator-secret-0123456789"
 #define PASSWORD "correct horse battery"
 #define T(m) "tenants.v1.Tenants/" m
 #define A(m) "auth.v1.Auth/" m
 
-typedef struct service {
-  harness_proc *proc;
-  int rpc_port, admin_port, bus_port;
-  char rpc_url[64], bus_url[64];
-} service;
-
 static harness_pg g_pg;
 static harness_redis g_redis;
-static service g_auth, g_tenants;
-static char g_signing_key[PASETO_SECRET_HEX_LEN + 1];
-static char g_root[512];
+static harness_service g_auth, g_tenants;
 
-static void msleep(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
+/* Every service of this test: one PostgreSQL, one Redis. */
+static const harness_service_opts kSvc = {
+    .pg = &g_pg, .redis = &g_redis, .rpc_workers = 8, .log_level = "debug"};
 
 /* --------------------------------------------------------- processes --- */
 
-static char *envf(const char *fmt, const char *v) {
-  char *s = NULL;
-  if (asprintf(&s, fmt, v) < 0)
-    abort();
-  return s;
-}
-
-static char *envi(const char *fmt, int v) {
-  char *s = NULL;
-  if (asprintf(&s, fmt, v) < 0)
-    abort();
-  return s;
-}
-
-/* Starts bin as `name` with the common environment plus extra (NULL-
- * terminated) and waits for /readyz. Returns false if it never got ready
- * (or died: crash tests check that themselves). */
-static bool start_service(service *s, const char *name, const char *bin,
-                          const char *schema_dir, char *const *extra) {
-  s->rpc_port = harness_free_port();
-  s->admin_port = harness_free_port();
-  s->bus_port = harness_free_port();
-  snprintf(s->rpc_url, sizeof s->rpc_url, "tcp://127.0.0.1:%d", s->rpc_port);
-  snprintf(s->bus_url, sizeof s->bus_url, "tcp://127.0.0.1:%d", s->bus_port);
-  char *env[40];
-  int n = 0;
-  env[n++] = envf("DATABASE_URL=%s", g_pg.url);
-  env[n++] = envf("REDIS_URL=%s", g_redis.url);
-  env[n++] = envf("RPC_LISTEN=%s", s->rpc_url);
-  env[n++] = envf("BUS_LISTEN=%s", s->bus_url);
-  env[n++] = envf("ADMIN_ADDR=%s", "127.0.0.1");
-  env[n++] = envi("ADMIN_PORT=%d", s->admin_port);
-  env[n++] = envi("RPC_WORKERS=%d", 8);
-  char mig[700];
-  snprintf(mig, sizeof mig, "%s/services/%s/migrations", g_root, schema_dir);
-  env[n++] = envf("MIGRATIONS_DIR=%s", mig);
-  env[n++] = envf("LOG_LEVEL=%s", "debug");
-  for (int i = 0; extra != NULL && extra[i] != NULL && n < 38; i++)
-    env[n++] = envf("%s", extra[i]);
-  env[n] = NULL;
-  char path[512];
-  snprintf(path, sizeof path, "%s", harness_bin_path(bin));
-  char *argv[] = {path, NULL};
-  s->proc = harness_spawn(name, argv, env);
-  for (int i = 0; i < n; i++)
-    free(env[i]);
-  if (s->proc == NULL)
-    return false;
-  char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", s->admin_port);
-  return harness_wait_http_ok(url, 30000);
-}
-
-static bool start_auth(service *s) {
-  char keys[200];
-  snprintf(keys, sizeof keys, "AUTH_SIGNING_KEYS=%s", g_signing_key);
-  char *extra[] = {keys, "AUTH_PWHASH_OPSLIMIT=1",
-                   "AUTH_PWHASH_MEMLIMIT_KIB=8192", NULL};
-  return start_service(s, "auth", "services/auth/auth", "auth", extra);
-}
-
-/* A tenants process; extra settings (NULL-terminated) are appended. */
-static bool start_tenants(service *s, const char *name, const char *extra1,
-                          const char *extra2, const char *extra3) {
+/* A tenants process; extra settings (NULL-terminated) are appended.
+ * Returns false if it never got ready (or died: crash tests check that
+ * themselves). */
+static bool start_tenants(harness_service *s, const char *name,
+                          const char *extra1, const char *extra2,
+                          const char *extra3) {
   char auth_addr[96];
   snprintf(auth_addr, sizeof auth_addr, "AUTH_ADDR=%s", g_auth.rpc_url);
   char *extra[] = {auth_addr,
                    "TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
                    "TENANTS_BASE_DOMAINS=localhost,example.test",
                    (char *)extra1, (char *)extra2, (char *)extra3, NULL};
-  return start_service(s, name, "services/tenants/tenants", "tenants", extra);
-}
-
-static rpc_client *client(const char *url) {
-  rpc_client_options o;
-  rpc_client_options_init(&o);
-  o.default_deadline_ms = 15000;
-  o.reconnect_min_ms = 50;
-  o.reconnect_max_ms = 200;
-  rpc_client *c = NULL;
-  ck_assert_int_eq(rpc_client_new(url, &o, &c), ERR_OK);
-  ck_assert_int_eq(rpc_client_wait_connected(c, 1, 10000), ERR_OK);
-  return c;
+  return harness_service_start(s, name, "services/tenants/tenants", &kSvc,
+                               extra);
 }
 
 /* ----------------------------------------------------------- calls --- */
@@ -148,8 +72,8 @@ typedef struct ctx {
 } ctx;
 
 static void ctx_open(ctx *x) {
-  x->tenants = client(g_tenants.rpc_url);
-  x->auth = client(g_auth.rpc_url);
+  x->tenants = harness_rpc_client(g_tenants.rpc_url);
+  x->auth = harness_rpc_client(g_auth.rpc_url);
 }
 
 static void ctx_close(ctx *x) {
@@ -160,33 +84,7 @@ static void ctx_close(ctx *x) {
 static rpc_result *call(rpc_client *c, const char *method,
                         const ProtobufCMessage *m, const char *token,
                         const char *tenant_id) {
-  rpc_call_options o = RPC_CALL_OPTIONS_INIT;
-  o.deadline_ms = 20000;
-  o.token = token;
-  o.tenant_id = tenant_id;
-  rpc_result *r = NULL;
-  ck_assert_int_eq(rpc_client_call_message(c, method, m, &o, &r), ERR_OK);
-  return r;
-}
-
-static bool has_violation(const rpc_result *r, const char *field) {
-  for (size_t i = 0; i < r->nviolations; i++)
-    if (strcmp(r->violations[i].field, field) == 0)
-      return true;
-  return false;
-}
-
-#define CK_CODE(r, want)                                                       \
-  ck_assert_msg((r)->code == (want), "%s:%d: got %s (%s), want %s", __FILE__,  \
-                __LINE__, rpc_code_name((r)->code), (r)->message,              \
-                rpc_code_name(want))
-
-/* A unique slug for this test run and purpose. */
-static void make_slug(char *out, size_t cap, const char *prefix) {
-  char u[UUID_STR_LEN + 1];
-  uuid_v7_str(u);
-  /* the random tail of the UUID */
-  snprintf(out, cap, "%s-%.8s", prefix, u + 28);
+  return harness_rpc_call(c, method, m, token, tenant_id, NULL);
 }
 
 typedef struct created {
@@ -219,11 +117,11 @@ static rpc_result *create_raw(rpc_client *c, const char *slug,
 /* Creates a tenant that must succeed. */
 static void create_ok(ctx *x, const char *prefix, created *out) {
   memset(out, 0, sizeof *out);
-  make_slug(out->slug, sizeof out->slug, prefix);
+  harness_unique(out->slug, sizeof out->slug, prefix);
   char email[96];
   snprintf(email, sizeof email, "Owner@%s.Example", out->slug);
   rpc_result *r = create_raw(x->tenants, out->slug, NULL, email, PASSWORD);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Tenants__V1__CreateTenantResponse *resp =
       tenants__v1__create_tenant_response__unpack(NULL, r->payload_len,
                                                   r->payload);
@@ -294,13 +192,13 @@ static void customer_token(ctx *x, const char *tid, char *out, size_t cap) {
   reg.password = PASSWORD;
   reg.name = "A Customer";
   rpc_result *r = call(x->auth, A("Register"), &reg.base, NULL, tid);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   Auth__V1__LoginRequest login = AUTH__V1__LOGIN_REQUEST__INIT;
   login.email = email;
   login.password = PASSWORD;
   r = call(x->auth, A("Login"), &login.base, NULL, tid);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Auth__V1__LoginResponse *lr =
       auth__v1__login_response__unpack(NULL, r->payload_len, r->payload);
   ck_assert_ptr_nonnull(lr);
@@ -311,22 +209,9 @@ static void customer_token(ctx *x, const char *tid, char *out, size_t cap) {
 
 /* ---------------------------------------------------- direct checks --- */
 
+/* A number straight from the database (RLS does not apply). */
 static int64_t sql_count(const char *sql, const char *arg) {
-  db_config cfg = {.conninfo = g_pg.url, .max_conns = 1};
-  db_pool *p = NULL;
-  ck_assert_int_eq(db_pool_new(&cfg, &p), ERR_OK);
-  db_conn *c = NULL;
-  ck_assert_int_eq(db_acquire(p, &c), ERR_OK);
-  db_param ps[] = {db_text(arg)};
-  db_result *r = NULL;
-  int rc = db_exec(c, sql, ps, 1, &r);
-  ck_assert_msg(rc == ERR_OK, "%s: %s", sql, db_last_error()->message);
-  int64_t v = -1;
-  ck_assert_int_eq(db_get_int64(r, 0, 0, &v), ERR_OK);
-  db_result_free(r);
-  db_release(c);
-  db_pool_free(p);
-  return v;
+  return harness_pg_count(&g_pg, sql, arg);
 }
 
 static bool sql_text(const char *sql, const char *arg, char *out, size_t cap) {
@@ -367,11 +252,11 @@ START_TEST(create_tenant_returns_owner_and_verifiable_tokens) {
   ctx x;
   ctx_open(&x);
   char slug[40];
-  make_slug(slug, sizeof slug, "pizza");
+  harness_unique(slug, sizeof slug, "pizza");
   char email[96];
   snprintf(email, sizeof email, "Owner@%s.Example", slug);
   rpc_result *r = create_raw(x.tenants, slug, "usd", email, PASSWORD);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Tenants__V1__CreateTenantResponse *resp =
       tenants__v1__create_tenant_response__unpack(NULL, r->payload_len,
                                                   r->payload);
@@ -399,7 +284,7 @@ START_TEST(create_tenant_returns_owner_and_verifiable_tokens) {
   Auth__V1__VerifyRequest vr = AUTH__V1__VERIFY_REQUEST__INIT;
   vr.token = resp->access_token;
   rpc_result *v = call(x.auth, A("Verify"), &vr.base, NULL, NULL);
-  CK_CODE(v, RPC_OK);
+  CK_RPC_CODE(v, RPC_OK);
   Auth__V1__VerifyResponse *claims =
       auth__v1__verify_response__unpack(NULL, v->payload_len, v->payload);
   ck_assert_ptr_nonnull(claims);
@@ -413,12 +298,12 @@ START_TEST(create_tenant_returns_owner_and_verifiable_tokens) {
   Auth__V1__RefreshRequest rr = AUTH__V1__REFRESH_REQUEST__INIT;
   rr.refresh_token = resp->refresh_token;
   v = call(x.auth, A("Refresh"), &rr.base, NULL, NULL);
-  CK_CODE(v, RPC_OK);
+  CK_RPC_CODE(v, RPC_OK);
   rpc_result_free(v);
 
   /* and tenants accepts the token for GetTenant */
   rpc_result *g = get_tenant(&x, resp->access_token, NULL, NULL);
-  CK_CODE(g, RPC_OK);
+  CK_RPC_CODE(g, RPC_OK);
   Tenants__V1__GetTenantResponse *gt =
       tenants__v1__get_tenant_response__unpack(NULL, g->payload_len, g->payload);
   ck_assert_str_eq(gt->tenant->id, t->id);
@@ -444,7 +329,7 @@ START_TEST(default_currency_is_eur) {
   created c;
   create_ok(&x, "plain", &c);
   rpc_result *g = get_tenant(&x, c.token, c.id, c.id);
-  CK_CODE(g, RPC_OK);
+  CK_RPC_CODE(g, RPC_OK);
   Tenants__V1__GetTenantResponse *gt =
       tenants__v1__get_tenant_response__unpack(NULL, g->payload_len, g->payload);
   ck_assert_str_eq(gt->tenant->currency, "EUR");
@@ -460,8 +345,8 @@ START_TEST(duplicate_slug_is_already_exists) {
   created c;
   create_ok(&x, "dup", &c);
   rpc_result *r = create_raw(x.tenants, c.slug, NULL, "other@example.test", PASSWORD);
-  CK_CODE(r, RPC_ALREADY_EXISTS);
-  ck_assert(has_violation(r, "slug"));
+  CK_RPC_CODE(r, RPC_ALREADY_EXISTS);
+  ck_assert(harness_rpc_has_violation(r, "slug"));
   rpc_result_free(r);
   ck_assert_int_eq(sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1",
                              c.slug), 1);
@@ -479,7 +364,8 @@ START_TEST(reserved_and_malformed_slugs_are_invalid_argument) {
     rpc_result *r = create_raw(x.tenants, bad[i], NULL, "o@example.test", PASSWORD);
     ck_assert_msg(r->code == RPC_INVALID_ARGUMENT, "slug [%s]: %s", bad[i],
                   rpc_code_name(r->code));
-    ck_assert_msg(has_violation(r, "slug"), "slug [%s]: no violation", bad[i]);
+    ck_assert_msg(harness_rpc_has_violation(r, "slug"),
+                  "slug [%s]: no violation", bad[i]);
     rpc_result_free(r);
     if (bad[i][0] != '\0')
       ck_assert_int_eq(sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1",
@@ -487,32 +373,32 @@ START_TEST(reserved_and_malformed_slugs_are_invalid_argument) {
   }
   /* every bad field is named at once */
   char slug[40];
-  make_slug(slug, sizeof slug, "multi");
+  harness_unique(slug, sizeof slug, "multi");
   rpc_result *r = create_raw(x.tenants, "WWW", "EURO", "o@example.test", PASSWORD);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
-  ck_assert(has_violation(r, "slug"));
-  ck_assert(has_violation(r, "currency"));
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  ck_assert(harness_rpc_has_violation(r, "slug"));
+  ck_assert(harness_rpc_has_violation(r, "currency"));
   rpc_result_free(r);
   r = create_raw(x.tenants, slug, "XAU", "o@example.test", PASSWORD);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
-  ck_assert(has_violation(r, "currency"));
-  ck_assert(!has_violation(r, "slug"));
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  ck_assert(harness_rpc_has_violation(r, "currency"));
+  ck_assert(!harness_rpc_has_violation(r, "slug"));
   rpc_result_free(r);
   /* no owner at all */
   Tenants__V1__CreateTenantRequest req = TENANTS__V1__CREATE_TENANT_REQUEST__INIT;
   req.name = "";
   req.slug = slug;
   r = call(x.tenants, T("CreateTenant"), &req.base, NULL, NULL);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
-  ck_assert(has_violation(r, "owner"));
-  ck_assert(has_violation(r, "name"));
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  ck_assert(harness_rpc_has_violation(r, "owner"));
+  ck_assert(harness_rpc_has_violation(r, "name"));
   rpc_result_free(r);
   /* garbage payload */
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
   rpc_result *g = NULL;
   ck_assert_int_eq(rpc_client_call(x.tenants, T("CreateTenant"), "\xff\xff\xff", 3,
                                    &o, &g), ERR_OK);
-  CK_CODE(g, RPC_INVALID_ARGUMENT);
+  CK_RPC_CODE(g, RPC_INVALID_ARGUMENT);
   rpc_result_free(g);
   ck_assert_int_eq(sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1",
                              slug), 0);
@@ -524,23 +410,24 @@ START_TEST(bad_owner_password_leaves_no_tenant) {
   ctx x;
   ctx_open(&x);
   char slug[40];
-  make_slug(slug, sizeof slug, "badpw");
+  harness_unique(slug, sizeof slug, "badpw");
   rpc_result *r = create_raw(x.tenants, slug, NULL, "o@example.test", "short");
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
-  ck_assert_msg(has_violation(r, "owner.password"), "violations: %zu first %s",
-                r->nviolations, r->nviolations ? r->violations[0].field : "-");
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  ck_assert_msg(harness_rpc_has_violation(r, "owner.password"),
+                "violations: %zu first %s", r->nviolations,
+                r->nviolations ? r->violations[0].field : "-");
   ck_assert(strstr(r->message, "short") == NULL); /* no password echoed */
   rpc_result_free(r);
   r = create_raw(x.tenants, slug, NULL, "not-an-email", PASSWORD);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
-  ck_assert(has_violation(r, "owner.email"));
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  ck_assert(harness_rpc_has_violation(r, "owner.email"));
   rpc_result_free(r);
   /* nothing remains: not resolvable, no row, slug free again */
   ck_assert_int_eq(resolve_code(x.tenants, false, slug, NULL, NULL), RPC_NOT_FOUND);
   ck_assert_int_eq(sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1",
                              slug), 0);
   r = create_raw(x.tenants, slug, NULL, "o@example.test", PASSWORD);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   ctx_close(&x);
 }
@@ -553,7 +440,7 @@ typedef struct racer {
 
 static void *race_create(void *arg) {
   racer *r = arg;
-  rpc_client *c = client(g_tenants.rpc_url);
+  rpc_client *c = harness_rpc_client(g_tenants.rpc_url);
   rpc_result *res = create_raw(c, r->slug, NULL, "racer@example.test", PASSWORD);
   r->code = res->code;
   rpc_result_free(res);
@@ -564,7 +451,7 @@ static void *race_create(void *arg) {
 /* The database, not a check-then-insert, keeps slugs unique. */
 START_TEST(concurrent_creates_of_one_slug_make_one_tenant) {
   char slug[40];
-  make_slug(slug, sizeof slug, "race");
+  harness_unique(slug, sizeof slug, "race");
   enum { N = 6 };
   racer rs[N];
   pthread_t th[N];
@@ -593,13 +480,13 @@ END_TEST
 /* ------------------------------------------------------------ crash --- */
 
 START_TEST(crash_between_owner_and_activation_leaves_nothing) {
-  service crashy;
+  harness_service crashy;
   ck_assert_msg(start_tenants(&crashy, "tenants-crashy",
                               "TENANTS_TEST_CRASH_AFTER_OWNER=1", NULL, NULL),
                 "crash-hook tenants did not start");
-  rpc_client *c = client(crashy.rpc_url);
+  rpc_client *c = harness_rpc_client(crashy.rpc_url);
   char slug[40];
-  make_slug(slug, sizeof slug, "crash");
+  harness_unique(slug, sizeof slug, "crash");
   rpc_result *r = create_raw(c, slug, NULL, "o@example.test", PASSWORD);
   ck_assert_msg(r->code == RPC_UNAVAILABLE, "got %s", rpc_code_name(r->code));
   rpc_result_free(r);
@@ -623,23 +510,23 @@ START_TEST(crash_between_owner_and_activation_leaves_nothing) {
   ck_assert_int_eq(resolve_code(x.tenants, true, host, NULL, NULL), RPC_NOT_FOUND);
 
   /* a restarted process reaps it (max age 1 s, janitor every 200 ms) */
-  service again;
+  harness_service again;
   ck_assert(start_tenants(&again, "tenants-restarted",
                           "TENANTS_PROVISIONING_MAX_AGE=1s",
                           "TENANTS_JANITOR_INTERVAL=200ms", NULL));
   int64_t give_up = time_mono_ms() + 30000;
   while (sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1", slug) != 0) {
     ck_assert_msg(time_mono_ms() < give_up, "the tenant was not reaped");
-    msleep(100);
+    harness_sleep_ms(100);
   }
   ck_assert_int_eq(sql_count("SELECT count(*) FROM auth.users WHERE tenant_id = $1::uuid",
                              tid), 0);
   ck_assert_int_eq(resolve_code(x.tenants, false, slug, NULL, NULL), RPC_NOT_FOUND);
 
   /* the slug is free again */
-  rpc_client *c2 = client(again.rpc_url);
+  rpc_client *c2 = harness_rpc_client(again.rpc_url);
   r = create_raw(c2, slug, NULL, "o@example.test", PASSWORD);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   char tid2[UUID_STR_LEN + 1], status[16];
   ck_assert_int_eq(resolve_code(x.tenants, false, slug, tid2, status), RPC_OK);
@@ -647,7 +534,7 @@ START_TEST(crash_between_owner_and_activation_leaves_nothing) {
   ck_assert_str_eq(status, "active");
   rpc_client_free(c2);
   ctx_close(&x);
-  harness_stop(again.proc, 10000);
+  harness_service_stop(&again, 10000);
 }
 END_TEST
 
@@ -702,7 +589,7 @@ START_TEST(resolve_by_slug_host_and_custom_domain) {
                    RPC_INVALID_ARGUMENT);
   Tenants__V1__ResolveRequest none = TENANTS__V1__RESOLVE_REQUEST__INIT;
   rpc_result *r = call(x.tenants, T("Resolve"), &none.base, NULL, NULL);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
   rpc_result_free(r);
 
   /* custom domain: added by the owner, resolvable, exclusive, removable */
@@ -712,7 +599,7 @@ START_TEST(resolve_by_slug_host_and_custom_domain) {
   snprintf(custom_lc, sizeof custom_lc, "order.%s.pizza.it", a.slug);
   ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, NULL, NULL), RPC_NOT_FOUND);
   r = domain_call(&x, T("AddDomain"), custom, a.token);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Tenants__V1__AddDomainResponse *ad =
       tenants__v1__add_domain_response__unpack(NULL, r->payload_len, r->payload);
   ck_assert_str_eq(ad->domain->host, custom_lc);
@@ -722,19 +609,19 @@ START_TEST(resolve_by_slug_host_and_custom_domain) {
   ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, tid, NULL), RPC_OK);
   ck_assert_str_eq(tid, a.id);
   r = domain_call(&x, T("AddDomain"), custom_lc, b.token);
-  CK_CODE(r, RPC_ALREADY_EXISTS);
-  ck_assert(has_violation(r, "host"));
+  CK_RPC_CODE(r, RPC_ALREADY_EXISTS);
+  ck_assert(harness_rpc_has_violation(r, "host"));
   rpc_result_free(r);
   r = domain_call(&x, T("AddDomain"), "x.localhost", a.token);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
   rpc_result_free(r);
   r = domain_call(&x, T("AddDomain"), "10.1.2.3", a.token);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
   rpc_result_free(r);
   /* ListDomains */
   Tenants__V1__ListDomainsRequest lreq = TENANTS__V1__LIST_DOMAINS_REQUEST__INIT;
   r = call(x.tenants, T("ListDomains"), &lreq.base, a.token, NULL);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Tenants__V1__ListDomainsResponse *ld =
       tenants__v1__list_domains_response__unpack(NULL, r->payload_len, r->payload);
   ck_assert_uint_eq(ld->n_domains, 1);
@@ -743,15 +630,15 @@ START_TEST(resolve_by_slug_host_and_custom_domain) {
   rpc_result_free(r);
   /* b cannot remove a's domain */
   r = domain_call(&x, T("RemoveDomain"), custom_lc, b.token);
-  CK_CODE(r, RPC_NOT_FOUND);
+  CK_RPC_CODE(r, RPC_NOT_FOUND);
   rpc_result_free(r);
   r = domain_call(&x, T("RemoveDomain"), custom_lc, a.token);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, NULL, NULL), RPC_NOT_FOUND);
   /* and b may take it now, even though a tombstone is cached */
   r = domain_call(&x, T("AddDomain"), custom_lc, b.token);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, tid, NULL), RPC_OK);
   ck_assert_str_eq(tid, b.id);
@@ -773,25 +660,25 @@ START_TEST(suspend_shows_in_resolve_redis_and_tokens) {
 
   /* who may suspend: only the operator */
   rpc_result *r = status_call(&x, T("Suspend"), c.id, NULL);
-  CK_CODE(r, RPC_UNAUTHENTICATED);
+  CK_RPC_CODE(r, RPC_UNAUTHENTICATED);
   rpc_result_free(r);
   r = status_call(&x, T("Suspend"), c.id, "wrong-secret-wrong-secret");
-  CK_CODE(r, RPC_PERMISSION_DENIED);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
   rpc_result_free(r);
   r = status_call(&x, T("Suspend"), c.id, c.token); /* even the owner */
-  CK_CODE(r, RPC_PERMISSION_DENIED);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
   rpc_result_free(r);
   r = status_call(&x, T("Suspend"), "not-a-uuid", OPERATOR_SECRET);
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
   rpc_result_free(r);
   char unknown[UUID_STR_LEN + 1];
   uuid_v7_str(unknown);
   r = status_call(&x, T("Suspend"), unknown, OPERATOR_SECRET);
-  CK_CODE(r, RPC_NOT_FOUND);
+  CK_RPC_CODE(r, RPC_NOT_FOUND);
   rpc_result_free(r);
 
   r = status_call(&x, T("Suspend"), c.id, OPERATOR_SECRET);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Tenants__V1__SuspendResponse *sr =
       tenants__v1__suspend_response__unpack(NULL, r->payload_len, r->payload);
   ck_assert_str_eq(sr->tenant->status, "suspended");
@@ -819,15 +706,15 @@ START_TEST(suspend_shows_in_resolve_redis_and_tokens) {
       break;
     ck_assert_msg(time_mono_ms() < give_up, "token still accepted: %s",
                   rpc_code_name(code));
-    msleep(100);
+    harness_sleep_ms(100);
   }
   /* suspending twice is fine */
   r = status_call(&x, T("Suspend"), c.id, OPERATOR_SECRET);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
 
   r = status_call(&x, T("Resume"), c.id, OPERATOR_SECRET);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   ck_assert_int_eq(resolve_code(x.tenants, false, c.slug, NULL, status), RPC_OK);
   ck_assert_str_eq(status, "active");
@@ -841,7 +728,7 @@ START_TEST(suspend_shows_in_resolve_redis_and_tokens) {
     if (code == RPC_OK)
       break;
     ck_assert_msg(time_mono_ms() < give_up, "token still refused");
-    msleep(100);
+    harness_sleep_ms(100);
   }
   ctx_close(&x);
 }
@@ -865,7 +752,7 @@ static rpc_result *update(ctx *x, const char *token, const char *name,
 }
 
 static void expect_tenant(rpc_result *r, const char *name, const char *currency) {
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Tenants__V1__UpdateTenantResponse *u =
       tenants__v1__update_tenant_response__unpack(NULL, r->payload_len, r->payload);
   ck_assert_ptr_nonnull(u);
@@ -884,19 +771,19 @@ START_TEST(update_tenant_by_owner_but_not_by_customer) {
   expect_tenant(update(&x, c.token, NULL, "chf"), "Trattoria Nuova", "CHF");
   expect_tenant(update(&x, c.token, NULL, NULL), "Trattoria Nuova", "CHF");
   rpc_result *r = update(&x, c.token, "", "ZZZ");
-  CK_CODE(r, RPC_INVALID_ARGUMENT);
-  ck_assert(has_violation(r, "name"));
-  ck_assert(has_violation(r, "currency"));
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  ck_assert(harness_rpc_has_violation(r, "name"));
+  ck_assert(harness_rpc_has_violation(r, "currency"));
   rpc_result_free(r);
 
   char customer[PASETO_TOKEN_MAX + 1];
   customer_token(&x, c.id, customer, sizeof customer);
   r = update(&x, customer, "Hijacked", NULL);
-  CK_CODE(r, RPC_PERMISSION_DENIED);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
   rpc_result_free(r);
   /* a customer is still a member: may read */
   r = get_tenant(&x, customer, NULL, NULL);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Tenants__V1__GetTenantResponse *g =
       tenants__v1__get_tenant_response__unpack(NULL, r->payload_len, r->payload);
   ck_assert_str_eq(g->tenant->name, "Trattoria Nuova");
@@ -904,7 +791,7 @@ START_TEST(update_tenant_by_owner_but_not_by_customer) {
   rpc_result_free(r);
   /* nor manage domains */
   r = domain_call(&x, T("AddDomain"), "shop.customer-attempt.test", customer);
-  CK_CODE(r, RPC_PERMISSION_DENIED);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
   rpc_result_free(r);
   ctx_close(&x);
 }
@@ -917,19 +804,19 @@ START_TEST(other_tenants_token_is_refused) {
   create_ok(&x, "isoa", &a);
   create_ok(&x, "isob", &b);
   rpc_result *r = get_tenant(&x, a.token, NULL, b.id);
-  CK_CODE(r, RPC_PERMISSION_DENIED);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
   rpc_result_free(r);
   r = get_tenant(&x, a.token, b.id, NULL); /* envelope names b (Host) */
-  CK_CODE(r, RPC_PERMISSION_DENIED);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
   rpc_result_free(r);
   Tenants__V1__UpdateTenantRequest req = TENANTS__V1__UPDATE_TENANT_REQUEST__INIT;
   req.name_present_case = TENANTS__V1__UPDATE_TENANT_REQUEST__NAME_PRESENT_NAME;
   req.name = "Taken Over";
   r = call(x.tenants, T("UpdateTenant"), &req.base, a.token, b.id);
-  CK_CODE(r, RPC_PERMISSION_DENIED);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
   rpc_result_free(r);
   r = get_tenant(&x, b.token, NULL, NULL);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Tenants__V1__GetTenantResponse *g =
       tenants__v1__get_tenant_response__unpack(NULL, r->payload_len, r->payload);
   ck_assert_str_eq(g->tenant->name, "Pizzeria Test");
@@ -937,20 +824,20 @@ START_TEST(other_tenants_token_is_refused) {
   rpc_result_free(r);
   /* no token, garbage, tampered */
   r = get_tenant(&x, NULL, NULL, NULL);
-  CK_CODE(r, RPC_UNAUTHENTICATED);
+  CK_RPC_CODE(r, RPC_UNAUTHENTICATED);
   rpc_result_free(r);
   r = get_tenant(&x, "v4.public.garbage", NULL, NULL);
-  CK_CODE(r, RPC_UNAUTHENTICATED);
+  CK_RPC_CODE(r, RPC_UNAUTHENTICATED);
   rpc_result_free(r);
   char tampered[PASETO_TOKEN_MAX + 1];
   snprintf(tampered, sizeof tampered, "%s", a.token);
   tampered[20] = tampered[20] == 'A' ? 'B' : 'A';
   r = get_tenant(&x, tampered, NULL, NULL);
-  CK_CODE(r, RPC_UNAUTHENTICATED);
+  CK_RPC_CODE(r, RPC_UNAUTHENTICATED);
   rpc_result_free(r);
   /* the operator secret is not a member token */
   r = get_tenant(&x, OPERATOR_SECRET, NULL, NULL);
-  CK_CODE(r, RPC_UNAUTHENTICATED);
+  CK_RPC_CODE(r, RPC_UNAUTHENTICATED);
   rpc_result_free(r);
   ctx_close(&x);
 }
@@ -1005,7 +892,7 @@ static bool wait_change(seen *s, const char *tid, const char *change) {
         return true;
       }
     pthread_mutex_unlock(&s->mu);
-    msleep(50);
+    harness_sleep_ms(50);
   }
   return false;
 }
@@ -1034,7 +921,7 @@ START_TEST(changes_are_published_and_drop_client_caches) {
   Rpc__V1__ReplayRequest now = RPC__V1__REPLAY_REQUEST__INIT;
   now.limit = 1;
   rpc_result *nr = call(x.tenants, "tenants.v1.Events/Replay", &now.base, NULL, NULL);
-  CK_CODE(nr, RPC_OK);
+  CK_RPC_CODE(nr, RPC_OK);
   Rpc__V1__ReplayResponse *nresp =
       rpc__v1__replay_response__unpack(NULL, nr->payload_len, nr->payload);
   ck_assert_ptr_nonnull(nresp);
@@ -1056,20 +943,20 @@ START_TEST(changes_are_published_and_drop_client_caches) {
   ck_assert_int_eq(bus_subscriber_set_position(sub, "tenants", start_seq), ERR_OK);
   ck_assert_int_eq(bus_subscriber_start(sub), ERR_OK);
   ck_assert_int_eq(bus_subscriber_wait_connected(sub, 1, 10000), ERR_OK);
-  msleep(200); /* let the subscription reach the publisher */
+  harness_sleep_ms(200); /* let the subscription reach the publisher */
 
   rpc_result *r = status_call(&x, T("Suspend"), c.id, OPERATOR_SECRET);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   ck_assert_msg(wait_change(&s, c.id, "suspended"), "no suspended event");
   /* the client cache dropped the tenant: the next answer is fresh */
   ck_assert_int_eq(tenantdir_resolve_slug(dir, c.slug, &e), ERR_OK);
   ck_assert(e.suspended);
   r = update(&x, NULL, "x", NULL); /* unauthenticated: no event */
-  CK_CODE(r, RPC_UNAUTHENTICATED);
+  CK_RPC_CODE(r, RPC_UNAUTHENTICATED);
   rpc_result_free(r);
   r = status_call(&x, T("Resume"), c.id, OPERATOR_SECRET);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   ck_assert_msg(wait_change(&s, c.id, "resumed"), "no resumed event");
   ck_assert_int_eq(tenantdir_resolve_slug(dir, c.slug, &e), ERR_OK);
@@ -1088,7 +975,7 @@ START_TEST(changes_are_published_and_drop_client_caches) {
   rq.after_seq = first - 1;
   rq.limit = 10;
   r = call(x.tenants, "tenants.v1.Events/Replay", &rq.base, NULL, NULL);
-  CK_CODE(r, RPC_OK);
+  CK_RPC_CODE(r, RPC_OK);
   Rpc__V1__ReplayResponse *rr =
       rpc__v1__replay_response__unpack(NULL, r->payload_len, r->payload);
   ck_assert_ptr_nonnull(rr);
@@ -1186,20 +1073,13 @@ END_TEST
 
 int main(void) {
   harness_init();
-  if (getcwd(g_root, sizeof g_root) == NULL)
-    return 1;
-  if (paseto_init() != ERR_OK)
-    return 1;
-  paseto_secret_key sk;
-  paseto_keygen(&sk, NULL);
-  paseto_secret_key_to_hex(&sk, g_signing_key);
-  paseto_secret_key_wipe(&sk);
   if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0) {
     harness_dump_logs();
     fprintf(stderr, "cannot start PostgreSQL/Redis\n");
     return 1;
   }
-  if (!start_auth(&g_auth) || !start_tenants(&g_tenants, "tenants", NULL, NULL, NULL)) {
+  if (!harness_service_start_auth(&g_auth, "auth", &kSvc, NULL) ||
+      !start_tenants(&g_tenants, "tenants", NULL, NULL, NULL)) {
     harness_dump_logs();
     fprintf(stderr, "cannot start auth/tenants\n");
     return 1;
@@ -1229,8 +1109,8 @@ int main(void) {
   srunner_free(sr);
   if (failed != 0)
     harness_dump_logs();
-  harness_stop(g_tenants.proc, 15000);
-  harness_stop(g_auth.proc, 15000);
+  harness_service_stop(&g_tenants, 15000);
+  harness_service_stop(&g_auth, 15000);
   harness_redis_stop(&g_redis);
   harness_pg_stop(&g_pg);
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
