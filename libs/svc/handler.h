@@ -5,8 +5,8 @@
  * answer, and register a table of methods.
  *
  *   static void get_thing(void *arg, const rpc_call *call, rpc_reply *reply) {
- *     HANDLER_UNPACK(Things__V1__GetThingRequest, things__v1__get_thing_request,
- *                    req, 0);
+ *     HANDLER_UNPACK(Things__V1__GetThingRequest,
+ *                    things__v1__get_thing_request, req, 0);
  *     ... authn_check_call, validation into a vlist ...
  *     if (v.n > 0) {
  *       handler_reply_invalid(reply, "invalid thing", &v);

@@ -11,7 +11,10 @@
  *
  * Shutdown is the reverse: /readyz goes 503 (draining), the RPC server stops
  * receiving and waits for in-flight handlers, fini stops the service's own
- * threads, then the pool and admin server close.
+ * threads, then what init opened through the svc_*_open helpers (the
+ * verifier before the client it uses), the admin server, Redis (its
+ * readiness check runs on the admin server until that is freed) and the
+ * pool close.
  */
 #include "libs/svc/svc.h"
 
@@ -26,6 +29,7 @@
 #include "libs/obs/lifecycle.h"
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
+#include "libs/paseto/paseto.h"
 
 struct svc {
   const svc_spec *spec;
@@ -33,6 +37,10 @@ struct svc {
   db_pool *db;
   rpc_server *rpc;
   admin *admin;
+  /* Opened by init through the svc_*_open helpers. */
+  cache *redis;
+  rpc_client *auth;
+  authn *verifier;
 };
 
 const cfg *svc_cfg(const svc *s) { return s->cfg; }
@@ -93,6 +101,60 @@ static int load_config(const svc_spec *spec, cfg **out) {
 }
 
 static int check_db(void *arg) { return db_ping(arg) == ERR_OK ? 0 : 1; }
+
+static int check_redis(void *arg) { return cache_ping(arg) == ERR_OK ? 0 : 1; }
+
+int svc_redis_open(svc *s, const cache_config *cc, const char *unset_warning,
+                   cache **out) {
+  *out = NULL;
+  const char *url = cfg_str(s->cfg, "REDIS_URL");
+  if (url == NULL || url[0] == '\0') {
+    log_warn(unset_warning != NULL ? unset_warning : "REDIS_URL not set");
+    return ERR_OK;
+  }
+  if (s->redis != NULL)
+    return ERR_EXISTS;
+  cache_config c = {0};
+  if (cc != NULL)
+    c = *cc;
+  c.url = url;
+  int rc = cache_new(&c, &s->redis);
+  if (rc != ERR_OK) {
+    log_error("bad REDIS_URL", "error", err_str(rc));
+    return rc;
+  }
+  rc = admin_add_check(s->admin, "redis", check_redis, s->redis);
+  if (rc == ERR_OK)
+    *out = s->redis;
+  return rc;
+}
+
+int svc_verifier_open(svc *s, cache *redis, rpc_client **auth,
+                      authn **verifier) {
+  *auth = NULL;
+  *verifier = NULL;
+  if (s->auth != NULL)
+    return ERR_EXISTS;
+  if (paseto_init() != ERR_OK)
+    return ERR_INTERNAL;
+  int rc = rpc_client_new(cfg_str(s->cfg, "AUTH_ADDR"), NULL, &s->auth);
+  if (rc != ERR_OK) {
+    log_error("bad AUTH_ADDR", "error", err_str(rc));
+    return rc;
+  }
+  authn_config ac = AUTHN_CONFIG_INIT;
+  ac.issuer = cfg_str(s->cfg, "AUTH_ISSUER");
+  ac.redis = redis;
+  ac.keys_client = s->auth;
+  rc = authn_new(&ac, &s->verifier);
+  if (rc != ERR_OK) {
+    log_error("cannot create the token verifier", "error", err_str(rc));
+    return rc;
+  }
+  *auth = s->auth;
+  *verifier = s->verifier;
+  return ERR_OK;
+}
 
 /* Opens the pool and applies migrations, retrying while the database is
  * unreachable (it may still be starting), up to STARTUP_TIMEOUT_MS. */
@@ -229,7 +291,10 @@ out_fini:
     spec->fini(&s, spec->arg);
 out:
   rpc_server_close(s.rpc);
+  authn_free(s.verifier); /* before the client it fetches keys with */
+  rpc_client_free(s.auth);
   admin_free(s.admin);
+  cache_free(s.redis); /* after the admin server's readiness checks */
   db_pool_free(s.db);
   if (status == 0)
     log_info("stopped");

@@ -40,7 +40,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "libs/authn/authn.h"
 #include "libs/base/err.h"
+#include "libs/cache/cache.h"
 #include "libs/db/db.h"
 #include "libs/obs/admin.h"
 #include "libs/obs/config.h"
@@ -79,5 +81,29 @@ const char *svc_name(const svc *s);
 /* Asks the running service to stop as if it got SIGTERM (tests, fatal
  * background errors). Thread-safe. */
 void svc_stop(void);
+
+/* ---------------------------------------------- shared pieces for init --- *
+ * What several services open the same way. Each is opened from init and
+ * owned by the runtime from then on: freed when svc_main returns, after
+ * fini and after the admin server whose readiness checks use them. */
+
+/* Redis from the service's REDIS_URL entry (its own description, so it
+ * stays in the service's table) with cc's limits and timeouts (cc->url is
+ * ignored; cc may be NULL for libs/cache's defaults), plus a "redis"
+ * readiness check. Redis is optional: with REDIS_URL unset, unset_warning
+ * is logged and *out is NULL. Errors: ERR_INVAL for a malformed URL
+ * (logged), admin_add_check's. */
+int svc_redis_open(svc *s, const cache_config *cc, const char *unset_warning,
+                   cache **out) WARN_UNUSED;
+
+/* The access-token verifier of a service other than auth: *auth a client
+ * of AUTH_ADDR (auth's Keys method; the service may call auth through it
+ * too) and *verifier a libs/authn verifier requiring iss AUTH_ISSUER, with
+ * the revocation and tenant-status lookups in redis (may be NULL). Both
+ * entries must be in the service's table. fini must free whatever feeds
+ * or uses the verifier (a bus subscriber) first. Errors: ERR_INVAL for a
+ * bad AUTH_ADDR (logged), authn_new's, ERR_INTERNAL (libsodium). */
+int svc_verifier_open(svc *s, cache *redis, rpc_client **auth,
+                      authn **verifier) WARN_UNUSED;
 
 #endif

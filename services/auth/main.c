@@ -63,15 +63,13 @@ typedef struct app {
   bus_publisher *bus;
   bus_subscriber *sub;
   auth_keys *keys;
-  cache *redis;
+  cache *redis; /* the runtime's; NULL without REDIS_URL */
   pwpool *pw;
   authn *verifier;
   revoker *revoke;
   store *store;
   auth_ctx ctx;
 } app;
-
-static int check_redis(void *arg) { return cache_ping(arg) == ERR_OK ? 0 : 1; }
 
 /* revoker_publish_fn over the bus: sequence numbers in memory, under a
  * source name of this process's own (bus.h). */
@@ -114,20 +112,12 @@ static int auth_init(svc *s, void *arg) {
     log_info("signing key", "kid", auth_keys_kid(a->keys, i), "status",
              auth_keys_is_active(a->keys, i) ? "active" : "verify-only");
 
-  const char *redis_url = cfg_str(c, "REDIS_URL");
-  if (redis_url != NULL && redis_url[0] != '\0') {
-    cache_config cc = {.url = redis_url, .max_conns = 8};
-    rc = cache_new(&cc, &a->redis);
-    if (rc != ERR_OK) {
-      log_error("bad REDIS_URL", "error", err_str(rc));
-      return rc;
-    }
-    rc = admin_add_check(svc_admin(s), "redis", check_redis, a->redis);
-    if (rc != ERR_OK)
-      return rc;
-  } else {
-    log_warn("REDIS_URL not set: revocations stay in this process only");
-  }
+  cache_config cc = {.max_conns = 8};
+  rc = svc_redis_open(
+      s, &cc, "REDIS_URL not set: revocations stay in this process only",
+      &a->redis);
+  if (rc != ERR_OK)
+    return rc;
 
   int workers = (int)cfg_int(c, "RPC_WORKERS");
   int threads = (int)cfg_int(c, "AUTH_HASH_THREADS");
@@ -240,9 +230,7 @@ static void auth_fini(svc *s, void *arg) {
   authn_free(a->verifier);
   bus_publisher_free(a->bus);
   pwpool_free(a->pw);
-  /* The admin server's Redis check may still run until svc frees it, so
-   * the cache outlives this function: released at exit. */
-  auth_keys_free(a->keys);
+  auth_keys_free(a->keys); /* Redis is the runtime's, freed after this */
   a->keys = NULL;
 }
 
@@ -258,7 +246,5 @@ int main(void) {
       .fini = auth_fini,
       .arg = &a,
   };
-  int status = svc_main(&spec);
-  cache_free(a.redis);
-  return status;
+  return svc_main(&spec);
 }

@@ -1,7 +1,8 @@
 /*
  * main.c - the orders service: configuration, start-up and shutdown; the
  * work is in handlers.c, store.c, menucache.c, tenantcur.c and janitor.c,
- * the relay in libs/outbox (see README.md for every setting).
+ * the relay and publisher in libs/svc's eventpub, Redis and the token
+ * verifier opened through libs/svc (see README.md for every setting).
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -9,12 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "libs/authn/authn.h"
 #include "libs/bus/bus.h"
-#include "libs/cache/cache.h"
 #include "libs/obs/log.h"
-#include "libs/outbox/outbox.h"
-#include "libs/paseto/paseto.h"
+#include "libs/svc/eventpub.h"
 #include "libs/svc/svc.h"
 #include "services/orders/handlers.h"
 #include "services/orders/janitor.h"
@@ -73,39 +71,35 @@ static const cfg_entry config[] = {
 };
 
 typedef struct app {
-  cache *redis;
+  cache *redis;         /* the runtime's; NULL without REDIS_URL */
+  rpc_client *auth;     /* the runtime's */
+  authn *verifier;      /* the runtime's */
   store *store;
-  rpc_client *auth, *tenants;
-  authn *verifier;
+  rpc_client *tenants;
   bus_subscriber *events_in;
   menucache *menu;
   tenantcur *currency;
-  bus_publisher *bus;
-  outbox *relay;
+  eventpub *events;
   orders *handlers;
   janitor *janitor;
   int64_t relay_delay_ms;
   atomic_bool stopping;
 } app;
 
-static int check_redis(void *arg) { return cache_ping(arg) == ERR_OK ? 0 : 1; }
-
 static void msleep(int64_t ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
 }
 
-/* The relay's publish function. With ORDERS_TEST_RELAY_DELAY every event
- * waits that long before it is handed to the bus - it is committed and
- * sequenced by then, not yet published: the window in which a test kills
- * the process (libs/outbox has no hook of its own; sleeping here, on the
- * relay thread, delays exactly the publication). */
-static int publish(void *arg, const Rpc__V1__Event *ev) {
+/* ORDERS_TEST_RELAY_DELAY: every event waits this long before the relay
+ * hands it to the bus - committed and sequenced by then, not yet
+ * published: the window in which a test kills the process. Sleeping on
+ * the relay thread delays exactly the publication. */
+static void relay_delay(void *arg) {
   app *a = arg;
   for (int64_t left = a->relay_delay_ms;
        left > 0 && !atomic_load(&a->stopping); left -= 50)
     msleep(left < 50 ? left : 50);
-  return bus_publish_event(a->bus, ev);
 }
 
 /* auth.revoked and tenants.changed: revocations and suspensions apply at
@@ -145,92 +139,51 @@ static int subscribe(app *a, const cfg *c) {
   return rc;
 }
 
-static int open_redis(svc *s, app *a) {
-  const char *url = cfg_str(svc_cfg(s), "REDIS_URL");
-  if (url == NULL || url[0] == '\0') {
-    log_warn("REDIS_URL not set: no menu cache, no Redis revocation checks");
-    return ERR_OK;
-  }
-  /* Short timeouts: a dead Redis must not eat a request's deadline (the
-   * menu is then read from PostgreSQL). */
-  cache_config cc = {.url = url,
-                     .max_conns = 16,
-                     .connect_timeout_ms = 250,
-                     .command_timeout_ms = 500,
-                     .acquire_timeout_ms = 250,
-                     .max_value_bytes = 4u * 1024u * 1024u};
-  int rc = cache_new(&cc, &a->redis);
-  if (rc != ERR_OK) {
-    log_error("bad REDIS_URL", "error", err_str(rc));
-    return rc;
-  }
-  return admin_add_check(svc_admin(s), "redis", check_redis, a->redis);
-}
-
-static int open_relay(svc *s, app *a) {
+static int open_events(svc *s, app *a) {
   const cfg *c = svc_cfg(s);
-  const char *url = cfg_str(c, "BUS_LISTEN");
-  bool bus = url != NULL && url[0] != '\0';
   a->relay_delay_ms = cfg_duration_ms(c, "ORDERS_TEST_RELAY_DELAY");
   if (a->relay_delay_ms > 0)
     log_warn("TEST HOOK ORDERS_TEST_RELAY_DELAY is on: events wait before "
              "publication");
-  outbox_options oo = {
+  eventpub_options eo = {
       .schema = STORE_SCHEMA,
       .source = SOURCE,
-      .publish = bus ? publish : NULL,
-      .publish_arg = a,
+      .bus_url = cfg_str(c, "BUS_LISTEN"),
       .poll_ms = cfg_duration_ms(c, "ORDERS_OUTBOX_POLL"),
       .keep_ms = cfg_duration_ms(c, "ORDERS_OUTBOX_KEEP"),
+      .before_publish = a->relay_delay_ms > 0 ? relay_delay : NULL,
+      .hook_arg = a,
   };
-  int rc = outbox_new(svc_db(s), &oo, &a->relay);
-  if (rc != ERR_OK)
-    return rc;
-  if (!bus) {
-    log_warn("BUS_LISTEN not set: events only through Replay");
-    return ERR_OK;
-  }
-  /* The publisher continues the sequence the outbox already handed out. */
-  uint64_t last = 0;
-  rc = outbox_last_seq(a->relay, &last);
-  if (rc == ERR_OK)
-    rc = bus_publisher_new(url, SOURCE, last, NULL, &a->bus);
-  if (rc != ERR_OK)
-    log_error("cannot start the event publisher", "url", url, "error",
-              err_str(rc));
-  return rc;
+  return eventpub_open(svc_db(s), &eo, &a->events);
 }
 
 static int orders_init(svc *s, void *arg) {
   app *a = arg;
   const cfg *c = svc_cfg(s);
-  if (paseto_init() != ERR_OK)
-    return ERR_INTERNAL;
   int rc = store_new(svc_db(s), cfg_str(c, "ORDERS_DB_ROLE"), &a->store);
   if (rc != ERR_OK) {
     log_error("bad ORDERS_DB_ROLE");
     return rc;
   }
-  rc = open_redis(s, a);
+  /* Short timeouts: a dead Redis must not eat a request's deadline (the
+   * menu is then read from PostgreSQL). */
+  cache_config cc = {.max_conns = 16,
+                     .connect_timeout_ms = 250,
+                     .command_timeout_ms = 500,
+                     .acquire_timeout_ms = 250,
+                     .max_value_bytes = 4u * 1024u * 1024u};
+  rc = svc_redis_open(
+      s, &cc, "REDIS_URL not set: no menu cache, no Redis revocation checks",
+      &a->redis);
+  if (rc == ERR_OK)
+    rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
   if (rc != ERR_OK)
     return rc;
-  rc = rpc_client_new(cfg_str(c, "AUTH_ADDR"), NULL, &a->auth);
-  if (rc != ERR_OK) {
-    log_error("bad AUTH_ADDR", "error", err_str(rc));
-    return rc;
-  }
   rc = rpc_client_new(cfg_str(c, "TENANTS_ADDR"), NULL, &a->tenants);
   if (rc != ERR_OK) {
     log_error("bad TENANTS_ADDR", "error", err_str(rc));
     return rc;
   }
-  authn_config ac = AUTHN_CONFIG_INIT;
-  ac.issuer = cfg_str(c, "AUTH_ISSUER");
-  ac.redis = a->redis;
-  ac.keys_client = a->auth;
-  rc = authn_new(&ac, &a->verifier);
-  if (rc != ERR_OK)
-    return rc;
   rc = menucache_new(a->redis, cfg_duration_ms(c, "ORDERS_MENU_CACHE_TTL"),
                      &a->menu);
   if (rc == ERR_OK)
@@ -241,7 +194,7 @@ static int orders_init(svc *s, void *arg) {
   if (rc == ERR_OK)
     rc = subscribe(a, c);
   if (rc == ERR_OK)
-    rc = open_relay(s, a);
+    rc = open_events(s, a);
   if (rc != ERR_OK)
     return rc;
   orders_config oc = {
@@ -249,7 +202,7 @@ static int orders_init(svc *s, void *arg) {
       .verifier = a->verifier,
       .menu = a->menu,
       .currency = a->currency,
-      .events = a->relay,
+      .events = eventpub_outbox(a->events),
       .idem_ttl_ms = cfg_duration_ms(c, "ORDERS_IDEMPOTENCY_TTL"),
       .max_products = (size_t)cfg_int(c, "ORDERS_MAX_PRODUCTS"),
   };
@@ -257,9 +210,7 @@ static int orders_init(svc *s, void *arg) {
   if (rc == ERR_OK)
     rc = orders_register(a->handlers, svc_rpc(s));
   if (rc == ERR_OK)
-    rc = outbox_register_replay(a->relay, svc_rpc(s));
-  if (rc == ERR_OK)
-    rc = outbox_start(a->relay);
+    rc = eventpub_start(a->events, svc_rpc(s));
   if (rc != ERR_OK)
     return rc;
   janitor_options jo = {
@@ -270,32 +221,21 @@ static int orders_init(svc *s, void *arg) {
   return janitor_start(&jo, &a->janitor);
 }
 
+/* Threads first (the janitor, the relay - cut short in a test delay -,
+ * the subscriber feeding the verifier), then what they used. Redis, the
+ * auth client and the verifier are the runtime's, freed after this. */
 static void orders_fini(svc *s, void *arg) {
   (void)s;
   app *a = arg;
   atomic_store(&a->stopping, true);
   janitor_stop(a->janitor);
-  outbox_free(a->relay); /* joins the relay thread, which uses bus */
+  eventpub_free(a->events);
   orders_free(a->handlers);
-  bus_subscriber_free(a->events_in); /* before the authn it feeds */
-  authn_free(a->verifier);
+  bus_subscriber_free(a->events_in);
   tenantcur_free(a->currency);
   menucache_free(a->menu);
   rpc_client_free(a->tenants);
-  rpc_client_free(a->auth);
-  bus_publisher_free(a->bus);
   store_free(a->store);
-  a->janitor = NULL;
-  a->relay = NULL;
-  a->handlers = NULL;
-  a->events_in = NULL;
-  a->verifier = NULL;
-  a->currency = NULL;
-  a->menu = NULL;
-  a->tenants = NULL;
-  a->auth = NULL;
-  a->bus = NULL;
-  a->store = NULL;
 }
 
 int main(void) {
@@ -310,9 +250,5 @@ int main(void) {
       .fini = orders_fini,
       .arg = &a,
   };
-  int status = svc_main(&spec);
-  /* The admin server's Redis check may run until svc frees it, so the
-   * cache outlives fini. */
-  cache_free(a.redis);
-  return status;
+  return svc_main(&spec);
 }

@@ -1,18 +1,15 @@
 /*
  * main.c - the tenants service: configuration, start-up and shutdown; the
- * work is in handlers.c, provision.c and janitor.c, the events' relay in
- * libs/outbox (see README.md for every setting).
+ * work is in handlers.c, provision.c and janitor.c, the events' relay and
+ * publisher in libs/svc's eventpub, Redis and the token verifier opened
+ * through libs/svc (see README.md for every setting).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "libs/authn/authn.h"
-#include "libs/bus/bus.h"
-#include "libs/cache/cache.h"
 #include "libs/obs/log.h"
-#include "libs/outbox/outbox.h"
-#include "libs/paseto/paseto.h"
+#include "libs/svc/eventpub.h"
 #include "libs/svc/svc.h"
 #include "services/tenants/access.h"
 #include "services/tenants/events.h"
@@ -65,100 +62,42 @@ static const cfg_entry config[] = {
 };
 
 typedef struct app {
-  cache *redis;
+  cache *redis;        /* the runtime's; NULL without REDIS_URL */
+  rpc_client *auth;    /* the runtime's */
+  authn *verifier;     /* the runtime's */
   store *store;
-  rpc_client *auth;
-  authn *verifier;
   access_operator *op;
   rescache *rcache;
-  bus_publisher *bus;
-  outbox *events;
+  eventpub *events;
   tenants *handlers;
   janitor *janitor;
   provision_deps deps;
 } app;
 
-static int check_redis(void *arg) { return cache_ping(arg) == ERR_OK ? 0 : 1; }
-
-/* The relay's publish function: a->bus is set before the relay starts. */
-static int publish(void *arg, const Rpc__V1__Event *ev) {
-  const app *a = arg;
-  return bus_publish_event(a->bus, ev);
-}
-
-static int open_redis(svc *s, app *a) {
-  const char *url = cfg_str(svc_cfg(s), "REDIS_URL");
-  if (url == NULL || url[0] == '\0') {
-    log_warn("REDIS_URL not set: no Resolve cache, no tenant:status keys");
-    return ERR_OK;
-  }
-  cache_config cc = {.url = url, .max_conns = 8};
-  int rc = cache_new(&cc, &a->redis);
-  if (rc != ERR_OK) {
-    log_error("bad REDIS_URL", "error", err_str(rc));
-    return rc;
-  }
-  return admin_add_check(svc_admin(s), "redis", check_redis, a->redis);
-}
-
-/* The relay (not started yet), then the publisher, which continues the
- * sequence the outbox already handed out. Without BUS_LISTEN the relay
- * still numbers the events, for Replay. */
-static int open_events(svc *s, app *a) {
-  const cfg *c = svc_cfg(s);
-  const char *url = cfg_str(c, "BUS_LISTEN");
-  bool bus = url != NULL && url[0] != '\0';
-  outbox_options o = {
-      .schema = EVENTS_SCHEMA,
-      .source = EVENTS_SOURCE,
-      .publish = bus ? publish : NULL,
-      .publish_arg = a,
-      .poll_ms = cfg_duration_ms(c, "TENANTS_OUTBOX_POLL"),
-      .keep_ms = cfg_duration_ms(c, "TENANTS_OUTBOX_KEEP"),
-  };
-  int rc = outbox_new(svc_db(s), &o, &a->events);
-  if (rc != ERR_OK)
-    return rc;
-  if (!bus) {
-    log_warn("BUS_LISTEN not set: tenants.changed only through Replay");
-    return ERR_OK;
-  }
-  uint64_t last = 0;
-  rc = outbox_last_seq(a->events, &last);
-  if (rc == ERR_OK)
-    rc = bus_publisher_new(url, EVENTS_SOURCE, last, NULL, &a->bus);
-  if (rc != ERR_OK)
-    log_error("cannot start the event publisher", "url", url, "error",
-              err_str(rc));
-  return rc;
-}
-
 static int tenants_init(svc *s, void *arg) {
   app *a = arg;
   const cfg *c = svc_cfg(s);
-  if (paseto_init() != ERR_OK)
-    return ERR_INTERNAL;
   int rc = store_new(svc_db(s), cfg_str(c, "TENANTS_DB_ROLE"), &a->store);
   if (rc != ERR_OK) {
     log_error("bad TENANTS_DB_ROLE");
     return rc;
   }
-  rc = open_redis(s, a);
+  cache_config cc = {.max_conns = 8};
+  rc = svc_redis_open(
+      s, &cc, "REDIS_URL not set: no Resolve cache, no tenant:status keys",
+      &a->redis);
   if (rc == ERR_OK)
-    rc = open_events(s, a);
+    rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
   if (rc != ERR_OK)
     return rc;
-
-  rc = rpc_client_new(cfg_str(c, "AUTH_ADDR"), NULL, &a->auth);
-  if (rc != ERR_OK) {
-    log_error("bad AUTH_ADDR", "error", err_str(rc));
-    return rc;
-  }
-  authn_config ac = AUTHN_CONFIG_INIT;
-  ac.issuer = cfg_str(c, "AUTH_ISSUER");
-  ac.redis = a->redis;
-  ac.keys_client = a->auth;
-  rc = authn_new(&ac, &a->verifier);
+  eventpub_options eo = {
+      .schema = EVENTS_SCHEMA,
+      .source = EVENTS_SOURCE,
+      .bus_url = cfg_str(c, "BUS_LISTEN"),
+      .poll_ms = cfg_duration_ms(c, "TENANTS_OUTBOX_POLL"),
+      .keep_ms = cfg_duration_ms(c, "TENANTS_OUTBOX_KEEP"),
+  };
+  rc = eventpub_open(svc_db(s), &eo, &a->events);
   if (rc != ERR_OK)
     return rc;
   rc = access_operator_new(cfg_str(c, "TENANTS_OPERATOR_SECRET"), &a->op);
@@ -177,7 +116,7 @@ static int tenants_init(svc *s, void *arg) {
       .st = a->store,
       .auth = a->auth,
       .cache = a->rcache,
-      .events = a->events,
+      .events = eventpub_outbox(a->events),
       .owner_timeout_ms = (uint32_t)cfg_duration_ms(c, "TENANTS_OWNER_TIMEOUT"),
       .crash_after_owner = cfg_bool(c, "TENANTS_TEST_CRASH_AFTER_OWNER"),
   };
@@ -198,9 +137,7 @@ static int tenants_init(svc *s, void *arg) {
   }
   rc = tenants_register(a->handlers, svc_rpc(s));
   if (rc == ERR_OK)
-    rc = outbox_register_replay(a->events, svc_rpc(s));
-  if (rc == ERR_OK)
-    rc = outbox_start(a->events);
+    rc = eventpub_start(a->events, svc_rpc(s));
   if (rc != ERR_OK)
     return rc;
   janitor_options jo = {
@@ -213,26 +150,16 @@ static int tenants_init(svc *s, void *arg) {
   return janitor_start(&jo, &a->janitor);
 }
 
+/* Threads first (the janitor, the relay), then what they used. Redis,
+ * the auth client and the verifier are the runtime's. */
 static void tenants_fini(svc *s, void *arg) {
   app *a = arg;
   janitor_stop(a->janitor);
-  outbox_free(a->events);
+  eventpub_free(a->events);
   tenants_free(a->handlers);
   rescache_free(a->rcache);
   access_operator_free(a->op);
-  authn_free(a->verifier);
-  rpc_client_free(a->auth);
-  bus_publisher_free(a->bus);
   store_free(a->store);
-  a->store = NULL;
-  a->janitor = NULL;
-  a->events = NULL;
-  a->handlers = NULL;
-  a->rcache = NULL;
-  a->op = NULL;
-  a->verifier = NULL;
-  a->auth = NULL;
-  a->bus = NULL;
 }
 
 int main(void) {
@@ -247,9 +174,5 @@ int main(void) {
       .fini = tenants_fini,
       .arg = &a,
   };
-  int status = svc_main(&spec);
-  /* The admin server's Redis check may run until svc frees it, so the
-   * cache outlives fini. */
-  cache_free(a.redis);
-  return status;
+  return svc_main(&spec);
 }
