@@ -8,14 +8,8 @@
 #include <stdlib.h>
 
 #include "libs/obs/log.h"
-#include "libs/svc/periodic.h"
 
 #define EXPIRE_BATCH 5000
-
-struct janitor {
-  janitor_options o;
-  periodic *thread;
-};
 
 void janitor_run_once(const janitor_options *o) {
   int64_t deleted = 0;
@@ -35,35 +29,15 @@ void janitor_run_once(const janitor_options *o) {
   }
 }
 
-static void janitor_round(void *arg) {
-  const janitor *j = arg;
-  janitor_run_once(&j->o);
-}
+static void janitor_round(void *arg) { janitor_run_once(arg); }
 
-int janitor_start(const janitor_options *o, janitor **out) {
+int janitor_start(janitor_options *o, periodic **out) {
   *out = NULL;
   if (o == NULL || o->st == NULL || o->interval_ms <= 0)
     return ERR_INVAL;
-  janitor *j = calloc(1, sizeof *j);
-  if (j == NULL)
-    return ERR_NOMEM;
-  j->o = *o;
   periodic_options po = {.name = "janitor",
-                         .interval_ms = j->o.interval_ms,
+                         .interval_ms = o->interval_ms,
                          .fn = janitor_round,
-                         .arg = j};
-  int rc = periodic_start(&po, &j->thread);
-  if (rc != ERR_OK) {
-    free(j);
-    return rc;
-  }
-  *out = j;
-  return ERR_OK;
-}
-
-void janitor_stop(janitor *j) {
-  if (j == NULL)
-    return;
-  periodic_stop(j->thread);
-  free(j);
+                         .arg = o};
+  return periodic_start(&po, out);
 }

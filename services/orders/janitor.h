@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "libs/base/err.h"
+#include "libs/svc/periodic.h"
 #include "services/orders/menucache.h"
 #include "services/orders/store.h"
 
@@ -20,16 +21,12 @@ typedef struct janitor_options {
   int64_t interval_ms; /* > 0 */
 } janitor_options;
 
-typedef struct janitor janitor;
-
 /* One round now, on the calling thread (tests). */
 void janitor_run_once(const janitor_options *o);
 
-/* Starts the thread (a first round at once). ERR_INVAL, ERR_NOMEM,
- * ERR_INTERNAL. */
-int janitor_start(const janitor_options *o, janitor **out) WARN_UNUSED;
-
-/* Stops and joins the thread; frees j. NULL-safe. */
-void janitor_stop(janitor *j);
+/* Starts the rounds on a libs/svc periodic thread, the first at once. o
+ * is borrowed: it must stay valid until periodic_stop(*out). Errors:
+ * ERR_INVAL, periodic_start's. */
+int janitor_start(janitor_options *o, periodic **out) WARN_UNUSED;
 
 #endif

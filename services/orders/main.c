@@ -81,7 +81,8 @@ typedef struct app {
   tenantcur *currency;
   eventpub *events;
   orders *handlers;
-  janitor *janitor;
+  janitor_options jo; /* borrowed by the janitor thread */
+  periodic *janitor;
   int64_t relay_delay_ms;
   atomic_bool stopping;
 } app;
@@ -213,12 +214,12 @@ static int orders_init(svc *s, void *arg) {
     rc = eventpub_start(a->events, svc_rpc(s));
   if (rc != ERR_OK)
     return rc;
-  janitor_options jo = {
+  a->jo = (janitor_options){
       .st = a->store,
       .menu = a->menu,
       .interval_ms = cfg_duration_ms(c, "ORDERS_JANITOR_INTERVAL"),
   };
-  return janitor_start(&jo, &a->janitor);
+  return janitor_start(&a->jo, &a->janitor);
 }
 
 /* Threads first (the janitor, the relay - cut short in a test delay -,
@@ -228,7 +229,7 @@ static void orders_fini(svc *s, void *arg) {
   (void)s;
   app *a = arg;
   atomic_store(&a->stopping, true);
-  janitor_stop(a->janitor);
+  periodic_stop(a->janitor);
   eventpub_free(a->events);
   orders_free(a->handlers);
   bus_subscriber_free(a->events_in);

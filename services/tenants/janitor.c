@@ -8,14 +8,8 @@
 #include <stdlib.h>
 
 #include "libs/obs/log.h"
-#include "libs/svc/periodic.h"
 
 #define SYNC_MAX 10000
-
-struct janitor {
-  janitor_options o;
-  periodic *thread;
-};
 
 static void sync_statuses(const janitor_options *o) {
   if (o->deps->cache == NULL)
@@ -48,36 +42,16 @@ void janitor_run_once(const janitor_options *o) {
   sync_statuses(o);
 }
 
-static void janitor_round(void *arg) {
-  const janitor *j = arg;
-  janitor_run_once(&j->o);
-}
+static void janitor_round(void *arg) { janitor_run_once(arg); }
 
-int janitor_start(const janitor_options *opts, janitor **out) {
+int janitor_start(janitor_options *o, periodic **out) {
   *out = NULL;
-  if (opts == NULL || opts->deps == NULL || opts->interval_ms <= 0 ||
-      opts->provisioning_max_age_ms < 0 || opts->status_recent_ms < 0)
+  if (o == NULL || o->deps == NULL || o->interval_ms <= 0 ||
+      o->provisioning_max_age_ms < 0 || o->status_recent_ms < 0)
     return ERR_INVAL;
-  janitor *j = calloc(1, sizeof *j);
-  if (j == NULL)
-    return ERR_NOMEM;
-  j->o = *opts;
   periodic_options po = {.name = "janitor",
-                         .interval_ms = j->o.interval_ms,
+                         .interval_ms = o->interval_ms,
                          .fn = janitor_round,
-                         .arg = j};
-  int rc = periodic_start(&po, &j->thread);
-  if (rc != ERR_OK) {
-    free(j);
-    return rc;
-  }
-  *out = j;
-  return ERR_OK;
-}
-
-void janitor_stop(janitor *j) {
-  if (j == NULL)
-    return;
-  periodic_stop(j->thread);
-  free(j);
+                         .arg = o};
+  return periodic_start(&po, out);
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "libs/base/err.h"
+#include "libs/svc/periodic.h"
 #include "services/tenants/provision.h"
 
 typedef struct janitor_options {
@@ -27,16 +28,12 @@ typedef struct janitor_options {
   int64_t status_recent_ms;        /* >= 0 */
 } janitor_options;
 
-typedef struct janitor janitor;
-
 /* Runs every task once on the calling thread (tests, start-up). */
 void janitor_run_once(const janitor_options *o);
 
-/* Starts the thread (its first round runs at once). opts is copied.
- * Errors: ERR_INVAL, ERR_NOMEM, ERR_INTERNAL. */
-int janitor_start(const janitor_options *opts, janitor **out) WARN_UNUSED;
-
-/* Stops and joins the thread, frees j. NULL-safe. */
-void janitor_stop(janitor *j);
+/* Starts the rounds on a libs/svc periodic thread, the first at once. o
+ * is borrowed: it must stay valid until periodic_stop(*out). Errors:
+ * ERR_INVAL, periodic_start's. */
+int janitor_start(janitor_options *o, periodic **out) WARN_UNUSED;
 
 #endif

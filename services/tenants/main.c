@@ -70,7 +70,8 @@ typedef struct app {
   rescache *rcache;
   eventpub *events;
   tenants *handlers;
-  janitor *janitor;
+  janitor_options jo; /* borrowed by the janitor thread */
+  periodic *janitor;
   provision_deps deps;
 } app;
 
@@ -140,21 +141,21 @@ static int tenants_init(svc *s, void *arg) {
     rc = eventpub_start(a->events, svc_rpc(s));
   if (rc != ERR_OK)
     return rc;
-  janitor_options jo = {
+  a->jo = (janitor_options){
       .deps = &a->deps,
       .interval_ms = cfg_duration_ms(c, "TENANTS_JANITOR_INTERVAL"),
       .provisioning_max_age_ms =
           cfg_duration_ms(c, "TENANTS_PROVISIONING_MAX_AGE"),
       .status_recent_ms = cfg_duration_ms(c, "TENANTS_STATUS_RESYNC_WINDOW"),
   };
-  return janitor_start(&jo, &a->janitor);
+  return janitor_start(&a->jo, &a->janitor);
 }
 
 /* Threads first (the janitor, the relay), then what they used. Redis,
  * the auth client and the verifier are the runtime's. */
 static void tenants_fini(svc *s, void *arg) {
   app *a = arg;
-  janitor_stop(a->janitor);
+  periodic_stop(a->janitor);
   eventpub_free(a->events);
   tenants_free(a->handlers);
   rescache_free(a->rcache);
