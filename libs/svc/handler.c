@@ -5,6 +5,8 @@
  */
 #include "libs/svc/handler.h"
 
+#include <stdbool.h>
+
 #include "libs/db/db.h"
 #include "libs/obs/log.h"
 
@@ -43,6 +45,17 @@ void handler_reply_field(rpc_reply *reply, int code, const char *message,
                          const char *field, const char *why) {
   rpc_reply_status(reply, code, "%s", message);
   (void)rpc_reply_add_violation(reply, field, why);
+}
+
+int handler_uuid_arg(rpc_reply *reply, const char *field, const char *in,
+                     char out[UUID_STR_LEN + 1]) {
+  if (uuid_canonical(in, out) == ERR_OK)
+    return ERR_OK;
+  rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid %s", field);
+  bool empty = in == NULL || in[0] == '\0';
+  (void)rpc_reply_add_violation(reply, field,
+                                empty ? "is required" : "must be a UUID");
+  return ERR_INVAL;
 }
 
 void handler_reply_error(rpc_reply *reply, int err, const char *what) {

@@ -35,6 +35,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "libs/base/err.h"
+#include "libs/base/uuid.h"
 #include "libs/base/vlist.h"
 #include "libs/rpc/rpc.h"
 
@@ -74,6 +75,14 @@ void handler_reply_invalid(rpc_reply *reply, const char *message,
  * valid host name"; ALREADY_EXISTS "e-mail already registered" / email). */
 void handler_reply_field(rpc_reply *reply, int code, const char *message,
                          const char *field, const char *why);
+
+/* An id taken from the request, field naming it in the answer: copies the
+ * UUID in into out in canonical lower case (uuid_canonical: the spelling
+ * ids are compared, stored and logged in) and returns ERR_OK. Otherwise
+ * answers INVALID_ARGUMENT "invalid <field>" with field: "is required"
+ * (empty or NULL) or "must be a UUID", and returns ERR_INVAL. */
+int handler_uuid_arg(rpc_reply *reply, const char *field, const char *in,
+                     char out[UUID_STR_LEN + 1]) WARN_UNUSED;
 
 /* A failed call to the database or another dependency, err an ERR_*:
  * ERR_NOTFOUND answers NOT_FOUND "not found"; anything else is logged

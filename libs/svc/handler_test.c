@@ -22,6 +22,7 @@
 #define M_FIELD "test.v1.Test/Field"
 #define M_ERROR "test.v1.Test/Error"
 #define M_BIG "test.v1.Test/Big"
+#define M_ID "test.v1.Test/Id"
 #define MAX_RECV 4096
 
 /* Decodes an Event and echoes it, with the log request id as its type. */
@@ -65,6 +66,15 @@ static void error(void *arg, const rpc_call *call, rpc_reply *reply) {
   rpc__v1__event__free_unpacked(ev, NULL);
 }
 
+/* The id is the request's topic; answers the canonical form. */
+static void id(void *arg, const rpc_call *call, rpc_reply *reply) {
+  HANDLER_UNPACK(Rpc__V1__Event, rpc__v1__event, ev, 0);
+  char out[UUID_STR_LEN + 1];
+  if (handler_uuid_arg(reply, "order_id", ev->topic, out) == ERR_OK)
+    rpc_reply_status(reply, RPC_OK, "%s", out);
+  rpc__v1__event__free_unpacked(ev, NULL);
+}
+
 /* An answer larger than the peer accepts. */
 static void big(void *arg, const rpc_call *call, rpc_reply *reply) {
   Rpc__V1__Event ev = RPC__V1__EVENT__INIT;
@@ -83,6 +93,7 @@ static void env_start(env *e) {
   static const handler_method table[] = {
       {M_ECHO, echo},   {M_SMALL, small}, {M_INVALID, invalid},
       {M_FIELD, field}, {M_ERROR, error}, {M_BIG, big},
+      {M_ID, id},
   };
   rpc_server_options so;
   rpc_server_options_init(&so);
@@ -199,6 +210,32 @@ START_TEST(violations_name_every_field) {
 }
 END_TEST
 
+START_TEST(ids_are_canonical_or_refused) {
+  env e;
+  env_start(&e);
+  Rpc__V1__Event ev = RPC__V1__EVENT__INIT;
+  ev.topic = "01890A5D-AC96-774B-BCCE-B302099A8057";
+  rpc_result *res = call_event(&e, M_ID, &ev, NULL);
+  ck_assert_int_eq(res->code, RPC_OK);
+  ck_assert_str_eq(res->message, "01890a5d-ac96-774b-bcce-b302099a8057");
+  rpc_result_free(res);
+  ev.topic = "not-an-id";
+  res = call_event(&e, M_ID, &ev, NULL);
+  ck_assert_int_eq(res->code, RPC_INVALID_ARGUMENT);
+  ck_assert_str_eq(res->message, "invalid order_id");
+  ck_assert_uint_eq(res->nviolations, 1);
+  ck_assert_str_eq(res->violations[0].field, "order_id");
+  ck_assert_str_eq(res->violations[0].description, "must be a UUID");
+  rpc_result_free(res);
+  ev.topic = "";
+  res = call_event(&e, M_ID, &ev, NULL);
+  ck_assert_int_eq(res->code, RPC_INVALID_ARGUMENT);
+  ck_assert_str_eq(res->violations[0].description, "is required");
+  rpc_result_free(res);
+  env_stop(&e);
+}
+END_TEST
+
 START_TEST(errors_map_to_codes_without_details) {
   env e;
   env_start(&e);
@@ -258,6 +295,7 @@ int main(void) {
   tcase_add_test(tc, requests_are_decoded_and_answers_sent);
   tcase_add_test(tc, garbage_and_oversized_requests_are_refused);
   tcase_add_test(tc, violations_name_every_field);
+  tcase_add_test(tc, ids_are_canonical_or_refused);
   tcase_add_test(tc, errors_map_to_codes_without_details);
   tcase_add_test(tc, answers_too_large_are_resource_exhausted);
   tcase_add_test(tc, method_tables_register_or_refuse);

@@ -631,27 +631,21 @@ static void h_me(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth__v1__me_request__free_unpacked(req, NULL);
 }
 
-static bool check_user_id(rpc_reply *reply, const char *id) {
-  if (uuid_is_valid(id))
-    return true;
-  handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid user id", "user_id",
-                      "must be a user id");
-  return false;
-}
-
 static void h_get_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
   HANDLER_UNPACK(Auth__V1__GetUserRequest,
                  auth__v1__get_user_request, req, AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
-  if (!caller(x, call, reply, &cl) || !check_user_id(reply, req->user_id))
+  char uid[UUID_STR_LEN + 1];
+  if (!caller(x, call, reply, &cl) ||
+      handler_uuid_arg(reply, "user_id", req->user_id, uid) != ERR_OK)
     goto out;
-  bool self = strcasecmp(req->user_id, cl.sub) == 0;
+  bool self = strcasecmp(uid, cl.sub) == 0;
   if (!self && !is_manager(&cl)) {
     rpc_reply_status(reply, RPC_PERMISSION_DENIED, "owner or admin role required");
     goto out;
   }
-  reply_user(x, reply, cl.tid, req->user_id, false);
+  reply_user(x, reply, cl.tid, uid, false);
 out:
   auth__v1__get_user_request__free_unpacked(req, NULL);
 }
@@ -737,7 +731,9 @@ static void h_update_role(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Auth__V1__UpdateRoleRequest,
                  auth__v1__update_role_request, req, AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
-  if (!manager(x, call, reply, &cl) || !check_user_id(reply, req->user_id))
+  char uid[UUID_STR_LEN + 1];
+  if (!manager(x, call, reply, &cl) ||
+      handler_uuid_arg(reply, "user_id", req->user_id, uid) != ERR_OK)
     goto out;
   if (!validate_role(req->role)) {
     handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid role", "role",
@@ -747,7 +743,7 @@ static void h_update_role(void *arg, const rpc_call *call, rpc_reply *reply) {
   enum store_refusal refusal = STORE_DONE;
   bool changed = false;
   auth_user u;
-  int rc = store_user_set_role(x->store, cl.tid, req->user_id, req->role,
+  int rc = store_user_set_role(x->store, cl.tid, uid, req->role,
                                cl.sub, &refusal, &changed, &u);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "update role");
@@ -779,11 +775,13 @@ static void h_remove_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Auth__V1__RemoveUserRequest,
                  auth__v1__remove_user_request, req, AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
-  if (!manager(x, call, reply, &cl) || !check_user_id(reply, req->user_id))
+  char uid[UUID_STR_LEN + 1];
+  if (!manager(x, call, reply, &cl) ||
+      handler_uuid_arg(reply, "user_id", req->user_id, uid) != ERR_OK)
     goto out;
   enum store_refusal refusal = STORE_DONE;
   auth_user u;
-  int rc = store_user_delete(x->store, cl.tid, req->user_id, cl.sub,
+  int rc = store_user_delete(x->store, cl.tid, uid, cl.sub,
                              &refusal, &u);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "remove user");

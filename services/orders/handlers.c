@@ -288,14 +288,9 @@ static void delete_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_ADMIN, &who))
     goto out;
-  vlist v;
-  vlist_init(&v);
-  if (!validate_id(&v, "id", req->id)) {
-    handler_reply_invalid(reply, "invalid request", &v);
-    goto out;
-  }
   char id[UUID_STR_LEN + 1];
-  uuid_canonical(req->id, id);
+  if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
+    goto out;
   store_result res;
   int rc = store_delete_product(o->c.st, who.cl.tid, id, &res);
   if (rc != ERR_OK) {
@@ -322,14 +317,9 @@ static void get_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
-  vlist v;
-  vlist_init(&v);
-  if (!validate_id(&v, "id", req->id)) {
-    handler_reply_invalid(reply, "invalid request", &v);
-    goto out;
-  }
   char id[UUID_STR_LEN + 1];
-  uuid_canonical(req->id, id);
+  if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
+    goto out;
   int rc = store_get_product(o->c.st, who.cl.tid, id, who.staff, &out);
   if (rc == ERR_NOTFOUND) {
     rpc_reply_status(reply, RPC_NOT_FOUND, "product not found");
@@ -632,14 +622,9 @@ static void get_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
-  vlist v;
-  vlist_init(&v);
-  if (!validate_id(&v, "id", req->id)) {
-    handler_reply_invalid(reply, "invalid request", &v);
-    goto out;
-  }
   char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
-  uuid_canonical(req->id, id);
+  if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
+    goto out;
   uuid_canonical(who.cl.sub, self);
   /* A customer sees only their own orders: anybody else's is "not found",
    * exactly like another tenant's. */
@@ -811,14 +796,9 @@ static void cancel_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   caller who;
   if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
     goto out;
-  vlist v;
-  vlist_init(&v);
-  if (!validate_id(&v, "id", req->id)) {
-    handler_reply_invalid(reply, "invalid request", &v);
-    goto out;
-  }
   char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
-  uuid_canonical(req->id, id);
+  if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
+    goto out;
   uuid_canonical(who.cl.sub, self);
   store_status_change ch = {
       .id = id,

@@ -476,11 +476,8 @@ static void set_status(tenants *t, const rpc_call *call, rpc_reply *reply,
     return;
   /* Lower case: the id is also a Redis key and a log field. */
   char tenant_id[UUID_STR_LEN + 1];
-  if (uuid_canonical(id_in, tenant_id) != ERR_OK) {
-    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid tenant id",
-                        "tenant_id", "must be a UUID");
+  if (handler_uuid_arg(reply, "tenant_id", id_in, tenant_id) != ERR_OK)
     return;
-  }
   size_t rlen = strnlen(reason, REASON_MAX + 1);
   if (rlen > REASON_MAX || !str_is_printable(reason, rlen)) {
     handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid reason", "reason",
