@@ -110,6 +110,24 @@ static void after_commit(orders *o, const char *tid, bool menu_changed) {
     (void)menucache_invalidate(o->c.menu, tid);
 }
 
+/* The end of a store write: a failure (what failed) or an answer other
+ * than STORE_OK (about noun) is replied and false returned; a commit gets
+ * after_commit and true. */
+static bool write_done(orders *o, rpc_reply *reply, const char *tid, int rc,
+                       const store_result *res, const char *what,
+                       const char *noun) {
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, what);
+    return false;
+  }
+  if (res->outcome != STORE_OK) {
+    outcome_reply(reply, res, noun);
+    return false;
+  }
+  after_commit(o, tid, res->menu_changed);
+  return true;
+}
+
 /* ----------------------------------------------------------- products --- */
 
 static void reply_product(rpc_reply *reply, const model_product *p,
@@ -180,15 +198,9 @@ static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   };
   store_result res;
   int rc = store_create_product(o->c.st, who.cl.tid, &in, &res, &out);
-  if (rc != ERR_OK) {
-    handler_reply_error(reply, rc, "create the product");
+  if (!write_done(o, reply, who.cl.tid, rc, &res, "create the product",
+                  "product"))
     goto out;
-  }
-  if (res.outcome != STORE_OK) {
-    outcome_reply(reply, &res, "product");
-    goto out;
-  }
-  after_commit(o, who.cl.tid, res.menu_changed);
   reply_product(reply, &out.v[0], 0);
 out:
   store_products_free(&out);
@@ -266,15 +278,9 @@ static void update_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   uuid_canonical(req->id, id);
   store_result res;
   int rc = store_update_product(o->c.st, who.cl.tid, id, &p, &res, &out);
-  if (rc != ERR_OK) {
-    handler_reply_error(reply, rc, "update the product");
+  if (!write_done(o, reply, who.cl.tid, rc, &res, "update the product",
+                  "product"))
     goto out;
-  }
-  if (res.outcome != STORE_OK) {
-    outcome_reply(reply, &res, "product");
-    goto out;
-  }
-  after_commit(o, who.cl.tid, res.menu_changed);
   reply_product(reply, &out.v[0], 1);
 out:
   store_products_free(&out);
@@ -293,15 +299,9 @@ static void delete_product(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   store_result res;
   int rc = store_delete_product(o->c.st, who.cl.tid, id, &res);
-  if (rc != ERR_OK) {
-    handler_reply_error(reply, rc, "delete the product");
+  if (!write_done(o, reply, who.cl.tid, rc, &res, "delete the product",
+                  "product"))
     goto out;
-  }
-  if (res.outcome != STORE_OK) {
-    outcome_reply(reply, &res, "product");
-    goto out;
-  }
-  after_commit(o, who.cl.tid, res.menu_changed);
   Orders__V1__DeleteProductResponse resp =
       ORDERS__V1__DELETE_PRODUCT_RESPONSE__INIT;
   handler_reply_message(reply, &resp.base);
@@ -444,15 +444,9 @@ static void create_table(void *arg, const rpc_call *call, rpc_reply *reply) {
   uuid_v7_str(id);
   store_result res;
   int rc = store_create_table(o->c.st, who.cl.tid, id, req->label, &res, &out);
-  if (rc != ERR_OK) {
-    handler_reply_error(reply, rc, "create the table");
+  if (!write_done(o, reply, who.cl.tid, rc, &res, "create the table",
+                  "table"))
     goto out;
-  }
-  if (res.outcome != STORE_OK) {
-    outcome_reply(reply, &res, "table");
-    goto out;
-  }
-  after_commit(o, who.cl.tid, false);
   wire_table w;
   wire_table_init(&w, &out.v[0]);
   Orders__V1__CreateTableResponse resp =
@@ -722,15 +716,9 @@ static void change_status(orders *o, const caller *who, rpc_reply *reply,
   store_orders out = {0};
   store_result res;
   int rc = store_change_status(o->c.st, who->cl.tid, ch, &res, &out);
-  if (rc != ERR_OK) {
-    handler_reply_error(reply, rc, "change the order");
+  if (!write_done(o, reply, who->cl.tid, rc, &res, "change the order",
+                  "order"))
     goto out;
-  }
-  if (res.outcome != STORE_OK) {
-    outcome_reply(reply, &res, "order");
-    goto out;
-  }
-  after_commit(o, who->cl.tid, res.menu_changed);
   wire_order *w = malloc(sizeof *w);
   if (w == NULL) {
     rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
