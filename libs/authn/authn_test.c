@@ -612,18 +612,23 @@ typedef struct keys_env {
   rpc_client *cli;
 } keys_env;
 
-static void keys_env_start(keys_env *e) {
+/* An in-process server answering method with fn, and a connected
+ * client. */
+static void serve_start(keys_env *e, const char *method, rpc_handler_fn fn) {
   rpc_server_options so;
   rpc_server_options_init(&so);
   so.workers = 2;
   ck_assert_int_eq(rpc_server_new(&so, &e->srv), ERR_OK);
-  ck_assert_int_eq(rpc_server_register(e->srv, AUTHN_KEYS_METHOD, keys_handler, NULL),
-                   ERR_OK);
+  ck_assert_int_eq(rpc_server_register(e->srv, method, fn, NULL), ERR_OK);
   ck_assert_int_eq(rpc_server_start(e->srv, "tcp://127.0.0.1:0"), ERR_OK);
   char url[64];
   snprintf(url, sizeof url, "tcp://127.0.0.1:%d", rpc_server_port(e->srv));
   ck_assert_int_eq(rpc_client_new(url, NULL, &e->cli), ERR_OK);
   ck_assert_int_eq(rpc_client_wait_connected(e->cli, 1, 5000), ERR_OK);
+}
+
+static void keys_env_start(keys_env *e) {
+  serve_start(e, AUTHN_KEYS_METHOD, keys_handler);
 }
 
 static void keys_env_stop(keys_env *e) {
@@ -791,19 +796,9 @@ static int call_check(rpc_client *cli, const char *token, const char *tenant,
 }
 
 START_TEST(check_call_refuses_in_order_and_names_the_need) {
-  rpc_server_options so;
-  rpc_server_options_init(&so);
-  so.workers = 2;
-  rpc_server *srv = NULL;
-  ck_assert_int_eq(rpc_server_new(&so, &srv), ERR_OK);
-  ck_assert_int_eq(rpc_server_register(srv, CHECK_METHOD, check_handler, NULL),
-                   ERR_OK);
-  ck_assert_int_eq(rpc_server_start(srv, "tcp://127.0.0.1:0"), ERR_OK);
-  char url[64];
-  snprintf(url, sizeof url, "tcp://127.0.0.1:%d", rpc_server_port(srv));
-  rpc_client *cli = NULL;
-  ck_assert_int_eq(rpc_client_new(url, NULL, &cli), ERR_OK);
-  ck_assert_int_eq(rpc_client_wait_connected(cli, 1, 5000), ERR_OK);
+  keys_env env;
+  serve_start(&env, CHECK_METHOD, check_handler);
+  rpc_client *cli = env.cli;
   check_authn = new_authn(NULL);
   char msg[256];
 
@@ -867,27 +862,16 @@ START_TEST(check_call_refuses_in_order_and_names_the_need) {
   free(owner);
   free(root);
   free(bad_tid);
-  rpc_client_free(cli);
-  rpc_server_close(srv);
+  keys_env_stop(&env);
   authn_free(check_authn);
   check_authn = NULL;
 }
 END_TEST
 
 START_TEST(check_call_without_keys_is_unavailable) {
-  rpc_server_options so;
-  rpc_server_options_init(&so);
-  so.workers = 1;
-  rpc_server *srv = NULL;
-  ck_assert_int_eq(rpc_server_new(&so, &srv), ERR_OK);
-  ck_assert_int_eq(rpc_server_register(srv, CHECK_METHOD, check_handler, NULL),
-                   ERR_OK);
-  ck_assert_int_eq(rpc_server_start(srv, "tcp://127.0.0.1:0"), ERR_OK);
-  char url[64];
-  snprintf(url, sizeof url, "tcp://127.0.0.1:%d", rpc_server_port(srv));
-  rpc_client *cli = NULL;
-  ck_assert_int_eq(rpc_client_new(url, NULL, &cli), ERR_OK);
-  ck_assert_int_eq(rpc_client_wait_connected(cli, 1, 5000), ERR_OK);
+  keys_env env;
+  serve_start(&env, CHECK_METHOD, check_handler);
+  rpc_client *cli = env.cli;
   authn_config cfg = AUTHN_CONFIG_INIT;
   cfg.now_ms = clock_fn;
   ck_assert_int_eq(authn_new(&cfg, &check_authn), ERR_OK); /* no keys */
@@ -898,8 +882,7 @@ START_TEST(check_call_without_keys_is_unavailable) {
   ck_assert_int_eq(call_check(cli, t, NULL, msg, sizeof msg), RPC_UNAVAILABLE);
   ck_assert_str_eq(msg, "cannot verify the token now");
   free(t);
-  rpc_client_free(cli);
-  rpc_server_close(srv);
+  keys_env_stop(&env);
   authn_free(check_authn);
   check_authn = NULL;
 }

@@ -45,6 +45,14 @@ static int wait_rounds(counter *c, int n, int64_t ms) {
   return atomic_load(&c->rounds);
 }
 
+/* Starts rounds of c every interval_ms. */
+static periodic *start(counter *c, int64_t interval_ms) {
+  periodic_options o = {.interval_ms = interval_ms, .fn = round_fn, .arg = c};
+  periodic *p = NULL;
+  ck_assert_int_eq(periodic_start(&o, &p), ERR_OK);
+  return p;
+}
+
 START_TEST(first_round_runs_at_once) {
   counter c = {0};
   periodic_options o = {.name = "test-periodic", .interval_ms = HOUR_MS,
@@ -58,9 +66,7 @@ END_TEST
 
 START_TEST(rounds_repeat_at_the_interval) {
   counter c = {0};
-  periodic_options o = {.interval_ms = 10, .fn = round_fn, .arg = &c};
-  periodic *p = NULL;
-  ck_assert_int_eq(periodic_start(&o, &p), ERR_OK);
+  periodic *p = start(&c, 10);
   ck_assert_int_ge(wait_rounds(&c, 4, 5000), 4);
   periodic_stop(p);
 }
@@ -68,9 +74,7 @@ END_TEST
 
 START_TEST(wake_runs_a_round_early) {
   counter c = {0};
-  periodic_options o = {.interval_ms = HOUR_MS, .fn = round_fn, .arg = &c};
-  periodic *p = NULL;
-  ck_assert_int_eq(periodic_start(&o, &p), ERR_OK);
+  periodic *p = start(&c, HOUR_MS);
   ck_assert_int_eq(wait_rounds(&c, 1, 5000), 1);
   periodic_wake(p);
   ck_assert_int_eq(wait_rounds(&c, 2, 5000), 2);
@@ -83,9 +87,7 @@ END_TEST
 START_TEST(wakes_during_a_round_make_one_more_round) {
   counter c = {0};
   atomic_store(&c.hold, true);
-  periodic_options o = {.interval_ms = HOUR_MS, .fn = round_fn, .arg = &c};
-  periodic *p = NULL;
-  ck_assert_int_eq(periodic_start(&o, &p), ERR_OK);
+  periodic *p = start(&c, HOUR_MS);
   int64_t until = time_mono_ms() + 5000;
   while (!atomic_load(&c.in_round) && time_mono_ms() < until)
     msleep(1);
@@ -103,9 +105,7 @@ END_TEST
 
 START_TEST(stop_is_prompt_while_waiting) {
   counter c = {0};
-  periodic_options o = {.interval_ms = HOUR_MS, .fn = round_fn, .arg = &c};
-  periodic *p = NULL;
-  ck_assert_int_eq(periodic_start(&o, &p), ERR_OK);
+  periodic *p = start(&c, HOUR_MS);
   ck_assert_int_eq(wait_rounds(&c, 1, 5000), 1);
   int64_t t0 = time_mono_ms();
   periodic_stop(p);
@@ -116,9 +116,7 @@ END_TEST
 
 START_TEST(stop_lets_a_running_round_finish) {
   counter c = {.sleep_ms = 100};
-  periodic_options o = {.interval_ms = HOUR_MS, .fn = round_fn, .arg = &c};
-  periodic *p = NULL;
-  ck_assert_int_eq(periodic_start(&o, &p), ERR_OK);
+  periodic *p = start(&c, HOUR_MS);
   int64_t until = time_mono_ms() + 5000;
   while (!atomic_load(&c.in_round) && time_mono_ms() < until)
     msleep(1);
