@@ -560,6 +560,8 @@ bool db_ident_ok(const char *s) {
 static int check_opts(const db_tx_opts *o) {
   if (o->role != NULL && o->role[0] != '\0' && !db_ident_ok(o->role))
     return db_set_error(ERR_INVAL, NULL, "invalid role name");
+  if (o->nsettings > DB_TX_SETTINGS_MAX)
+    return db_set_error(ERR_INVAL, NULL, "too many settings");
   if (o->nsettings > 0 && o->settings == NULL)
     return db_set_error(ERR_INVAL, NULL, "settings missing");
   for (size_t i = 0; i < o->nsettings; i++) {
@@ -570,27 +572,40 @@ static int check_opts(const db_tx_opts *o) {
   return ERR_OK;
 }
 
-/* Everything after BEGIN: one parameterised set_config per setting. */
+/* Everything after BEGIN in one round trip: one parameterised
+ * "SELECT set_config($1, $2, true), set_config($3, $4, true), ..." for the
+ * tenant, the statement timeout, the role and the settings (every request
+ * transaction pays this, so one statement rather than one per setting). */
+#define TX_SETTINGS_MAX (3 + DB_TX_SETTINGS_MAX)
 static int apply_opts(db_conn *c, const db_tx_opts *o) {
-  static const char set_local[] = "SELECT set_config($1, $2, true)";
-  int rc = ERR_OK;
+  db_param ps[2 * TX_SETTINGS_MAX];
+  char timeout[24];
+  int n = 0;
   if (o->tenant_id != NULL) {
-    db_param p[] = {db_text("app.tenant_id"), db_text(o->tenant_id)};
-    rc = db_exec(c, set_local, p, 2, NULL);
+    ps[n++] = db_text("app.tenant_id");
+    ps[n++] = db_text(o->tenant_id);
   }
-  if (rc == ERR_OK && o->statement_timeout_ms > 0) {
-    db_param p[] = {db_text("statement_timeout"), db_int64(o->statement_timeout_ms)};
-    rc = db_exec(c, set_local, p, 2, NULL);
+  if (o->statement_timeout_ms > 0) {
+    snprintf(timeout, sizeof timeout, "%d", o->statement_timeout_ms);
+    ps[n++] = db_text("statement_timeout");
+    ps[n++] = db_text(timeout);
   }
-  if (rc == ERR_OK && o->role != NULL && o->role[0] != '\0') {
-    db_param p[] = {db_text("role"), db_text(o->role)};
-    rc = db_exec(c, set_local, p, 2, NULL);
+  if (o->role != NULL && o->role[0] != '\0') {
+    ps[n++] = db_text("role");
+    ps[n++] = db_text(o->role);
   }
-  for (size_t i = 0; rc == ERR_OK && i < o->nsettings; i++) {
-    db_param p[] = {db_text(o->settings[i].name), db_text(o->settings[i].value)};
-    rc = db_exec(c, set_local, p, 2, NULL);
+  for (size_t i = 0; i < o->nsettings; i++) {
+    ps[n++] = db_text(o->settings[i].name);
+    ps[n++] = db_text(o->settings[i].value);
   }
-  return rc;
+  if (n == 0) return ERR_OK;
+  char sql[64 + 40 * TX_SETTINGS_MAX] = "SELECT ";
+  size_t used = strlen(sql);
+  for (int i = 0; i < n; i += 2)
+    used += (size_t)snprintf(sql + used, sizeof sql - used,
+                             "%sset_config($%d, $%d, true)", i ? ", " : "",
+                             i + 1, i + 2);
+  return db_exec(c, sql, ps, n, NULL);
 }
 
 int db_begin_opts(db_conn *c, const db_tx_opts *opts) {

@@ -159,6 +159,8 @@ typedef struct db_setting {
   const char *value;
 } db_setting;
 
+#define DB_TX_SETTINGS_MAX 8
+
 typedef struct db_tx_opts {
   const char *tenant_id;    /* app.tenant_id for this transaction, or NULL */
   enum db_isolation isolation;
@@ -171,15 +173,16 @@ typedef struct db_tx_opts {
    * pass db_ident_ok. */
   const char *role;
   /* Further transaction-local settings the service's policies read
-   * (settings[0..nsettings)); names must contain a '.', so no server
-   * parameter can be changed this way. */
+   * (settings[0..nsettings), at most DB_TX_SETTINGS_MAX); names must
+   * contain a '.', so no server parameter can be changed this way. */
   const db_setting *settings;
   size_t nsettings;
 } db_tx_opts;
 
-/* BEGIN, then, each with set_config(..., true) - the parameterised form of
- * SET LOCAL, undone at COMMIT/ROLLBACK - app.tenant_id (when tenant_id is
- * not NULL), statement_timeout, the role, and the settings in order. If
+/* BEGIN, then, in one statement of set_config(..., true) calls - the
+ * parameterised form of SET LOCAL, undone at COMMIT/ROLLBACK -
+ * app.tenant_id (when tenant_id is not NULL), statement_timeout, the role,
+ * and the settings in order. If
  * the connection turns out to be dead at BEGIN it is replaced and BEGIN
  * retried once (nothing had run yet). Errors: ERR_INVAL if a transaction
  * is already open, for a role that is not db_ident_ok or a setting name

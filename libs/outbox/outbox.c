@@ -43,6 +43,7 @@
 #define MAX_BATCH 10000
 #define DEFAULT_KEEP_MS (7LL * 24 * 3600 * 1000)
 #define PRUNE_EVERY_MS 60000
+#define DEFAULT_LINGER_MS 5
 #define CONFLICT_RETRY_MS 100 /* another relay holds the lock: look again */
 #define TX_RETRIES 3
 #define SQL_MAX 1024
@@ -127,7 +128,7 @@ struct outbox {
   char method[RPC_MAX_METHOD_LEN + 1];
   outbox_publish_fn publish;
   void *publish_arg;
-  int64_t poll_ms, keep_ms;
+  int64_t poll_ms, keep_ms, linger_ms;
   size_t batch;
 
   char q_sequence[SQL_MAX], q_unpublished[SQL_MAX], q_mark[SQL_MAX],
@@ -382,6 +383,9 @@ int outbox_new(db_pool *db, const outbox_options *opts, outbox **out) {
   ob->publish = opts->publish;
   ob->publish_arg = opts->publish_arg;
   ob->poll_ms = opts->poll_ms ? opts->poll_ms : DEFAULT_POLL_MS;
+  ob->linger_ms = opts->linger_ms == 0   ? DEFAULT_LINGER_MS
+                  : opts->linger_ms < 0 ? 0
+                                        : opts->linger_ms;
   ob->keep_ms = opts->keep_ms ? opts->keep_ms : DEFAULT_KEEP_MS;
   ob->batch = opts->batch ? opts->batch : DEFAULT_BATCH;
   if (ob->batch > MAX_BATCH)
@@ -685,12 +689,30 @@ static void wait_ms(outbox *ob, int64_t ms) {
       break;
 }
 
+/* Waits ms unless stopped (kicks do not end it). Called with mu held. */
+static void linger(outbox *ob, int64_t ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_nsec += ms * 1000000L;
+  while (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  while (!atomic_load(&ob->stop))
+    if (pthread_cond_timedwait(&ob->cv, &ob->mu, &ts) != 0)
+      break;
+}
+
 static void *relay_main(void *arg) {
   outbox *ob = arg;
   bool failing = false;
   int64_t next_prune = time_mono_ms();
   pthread_mutex_lock(&ob->mu);
   while (!atomic_load(&ob->stop)) {
+    /* Woken by a commit: let the commits running alongside it land too,
+     * so that one pass carries them all. */
+    if (atomic_load(&ob->kicked) && ob->linger_ms > 0)
+      linger(ob, ob->linger_ms);
     pthread_mutex_unlock(&ob->mu);
     atomic_store(&ob->kicked, false);
     int rc = outbox_relay_once(ob, NULL);

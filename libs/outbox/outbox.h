@@ -61,8 +61,10 @@
  *
  * The relay wakes on outbox_kick (after a commit that wrote events) and
  * otherwise every poll_ms, so rows committed by another replica, or left
- * by one that crashed, go out without anyone kicking. It prunes once a
- * minute (outbox_prune with keep_ms).
+ * by one that crashed, go out without anyone kicking. After a kick it
+ * lingers linger_ms (5 ms) so that concurrent commits share one pass
+ * instead of paying a pass each. It prunes once a minute (outbox_prune
+ * with keep_ms).
  *
  * Bounds. A payload is at most OUTBOX_PAYLOAD_MAX bytes (a row the bus
  * could never carry would stop the relay for good), and the relay and
@@ -142,6 +144,11 @@ typedef struct outbox_options {
   size_t batch;        /* rows per pass step; 0 -> 256, at most 10000 */
   int64_t keep_ms;     /* published rows older than this are pruned by
                           the relay thread; 0 -> 7 days */
+  /* After a kick, the relay waits this long before its pass so that the
+   * commits of concurrent requests share one pass (a pass costs a few
+   * round trips whether it carries one event or a hundred). Events reach
+   * the bus at most this much later. 0 -> 5 ms; negative -> no wait. */
+  int64_t linger_ms;
 } outbox_options;
 
 typedef struct outbox outbox;
