@@ -140,6 +140,7 @@ struct outbox {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   atomic_bool kicked, stop;
+  atomic_bool gauges_known; /* a full gauge query has run (see relay_once) */
   bool started;
   pthread_t thread;
 };
@@ -391,6 +392,7 @@ int outbox_new(db_pool *db, const outbox_options *opts, outbox **out) {
   if (ob->batch > MAX_BATCH)
     ob->batch = MAX_BATCH;
   atomic_init(&ob->kicked, false);
+  atomic_init(&ob->gauges_known, false);
   atomic_init(&ob->stop, false);
   int rc = build_sql(ob);
   if (rc != ERR_OK) {
@@ -526,7 +528,8 @@ static void log_publish_failure(const outbox *ob, uint64_t seq, int rc) {
 }
 
 /* Steps 1-3 until nothing is left, on c, which holds the lock. */
-static int relay_loop(outbox *ob, db_conn *c, int64_t pid, size_t *total) {
+static int relay_loop(outbox *ob, db_conn *c, int64_t pid, size_t *total,
+                      uint64_t *max_seq) {
   for (;;) {
     rows b;
     size_t sequenced = 0;
@@ -544,8 +547,11 @@ static int relay_loop(outbox *ob, db_conn *c, int64_t pid, size_t *total) {
         break;
       }
     }
-    if (sent > 0)
+    if (sent > 0) {
       rc = step_mark(ob, c, pid, b.ev[sent - 1].seq);
+      if (b.ev[sent - 1].seq > *max_seq)
+        *max_seq = b.ev[sent - 1].seq;
+    }
     /* More may be waiting when a step hit its row or byte bound. */
     bool more = sequenced == ob->batch || b.n == ob->batch ||
                 (b.n > 0 && b.cum_last + ROW_MAX > FETCH_BYTES);
@@ -605,8 +611,21 @@ int outbox_relay_once(outbox *ob, size_t *published) {
     return ERR_CONFLICT;
   }
   size_t total = 0;
-  rc = relay_loop(ob, c, pid, &total);
-  update_gauges(ob, c, pid);
+  uint64_t max_seq = 0;
+  rc = relay_loop(ob, c, pid, &total, &max_seq);
+  /* A pass that drained everything knows the gauges without asking: none
+   * pending, the highest seq is the last one it sent (if any). Only the
+   * first pass and passes that stopped early pay for the query - at full
+   * load a pass runs every few milliseconds. */
+  if (rc == ERR_OK && atomic_load(&ob->gauges_known)) {
+    metrics_set(ob->m_pending, 0);
+    if (max_seq > 0)
+      metrics_set(ob->m_last, (double)max_seq);
+  } else {
+    update_gauges(ob, c, pid);
+    if (rc == ERR_OK)
+      atomic_store(&ob->gauges_known, true);
+  }
   unlock(ob, c);
   db_release(c);
   metrics_add(ob->m_published, (double)total);
