@@ -15,9 +15,11 @@
  * connection dies, and silently reconnecting would run the rest of the
  * caller's transaction as separate autocommit statements.
  *
- * Every query goes through PQexecParams with the values out of line; the
- * only PQexec of a non-constant string is db_conn_exec_script, used by the
- * migration runner for trusted migration files shipped with the service.
+ * Every query is prepared once per connection and then executed by name
+ * with the values out of line (PQprepare/PQexecPrepared; see "prepared
+ * statements" below); the only PQexec of a non-constant string is
+ * db_conn_exec_script, used by the migration runner for trusted migration
+ * files shipped with the service.
  *
  * db_result is a PGresult in disguise (never dereferenced as anything
  * else), which keeps libpq out of db.h without an extra allocation.
@@ -61,9 +63,22 @@ struct db_pool {
   uint64_t reconnects;
 };
 
+/* One prepared statement of a connection: the exact SQL text it was
+ * prepared from (hash first, for a cheap miss) and its server-side name. */
+typedef struct stmt {
+  uint64_t hash;
+  char *sql;
+  int nparams;
+  char name[16];
+} stmt;
+
+#define STMT_CACHE_MAX 256 /* per connection; past it, statements run unnamed */
+
 struct db_conn {
   db_pool *pool;
   PGconn *pg;
+  stmt *stmts;       /* prepared on this session (see stmt_find) */
+  int nstmts, cap_stmts;
   bool in_tx;     /* the caller began a transaction and has not ended it */
   int tx_err;     /* first error inside the current transaction */
   bool discard;   /* close instead of pooling on release */
@@ -195,11 +210,25 @@ static int conn_open(db_conn *c) {
   return ERR_OK;
 }
 
+/* Forgets every prepared statement (a new session has none). */
+static void stmts_forget(db_conn *c) {
+  for (int i = 0; i < c->nstmts; i++) free(c->stmts[i].sql);
+  c->nstmts = 0;
+}
+
+static void conn_free(db_conn *c) {
+  PQfinish(c->pg);
+  stmts_forget(c);
+  free(c->stmts);
+  free(c);
+}
+
 /* Replaces a dead connection in place. Only called when no transaction is
  * open, so nothing the caller expects is lost. */
 static int conn_reconnect(db_conn *c) {
   PQfinish(c->pg);
   c->pg = NULL;
+  stmts_forget(c);
   pthread_mutex_lock(&c->pool->mu);
   c->pool->reconnects++;
   pthread_mutex_unlock(&c->pool->mu);
@@ -264,8 +293,7 @@ void db_pool_free(db_pool *p) {
   db_conn *c = p->idle;
   while (c != NULL) {
     db_conn *next = c->next;
-    PQfinish(c->pg);
-    free(c);
+    conn_free(c);
     c = next;
   }
   pthread_cond_destroy(&p->cv);
@@ -342,8 +370,7 @@ int db_acquire(db_pool *p, db_conn **out) {
     rc = conn_reconnect(c);
   }
   if (rc != ERR_OK) {
-    PQfinish(c->pg);
-    free(c);
+    conn_free(c);
     slot_free(p);
     return rc;
   }
@@ -366,8 +393,7 @@ void db_release(db_conn *c) {
   }
   c->in_tx = false;
   if (!keep) {
-    PQfinish(c->pg);
-    free(c);
+    conn_free(c);
     slot_free(p);
     return;
   }
@@ -443,6 +469,82 @@ static int conn_ready(db_conn *c) {
 }
 
 /* Runs sql once; *res gets the result on success. */
+/* ------------------------------------------------- prepared statements ---
+ *
+ * Every statement a connection runs is prepared once on its session
+ * (PQprepare, named "s<N>") and executed by name afterwards
+ * (PQexecPrepared): the server parses, analyses and rewrites it once per
+ * connection instead of on every call, which is most of a short query's
+ * cost (the orders benchmark: pgbench -M prepared vs -M extended). The
+ * key is the exact SQL text, so a statement built at run time (an
+ * identifier validated and pasted once, the set_config list of a
+ * transaction) is as cacheable as a literal. Plans stay correct without
+ * our help: PostgreSQL re-plans a prepared statement when a table it uses
+ * changes or when it depends on row-level security and the role changed.
+ * What it cannot do is change a statement's result columns (SQLSTATE
+ * 0A000 after a migration changed a table read with "*"): the entry is
+ * then dropped so the next call prepares again. A new session (connect,
+ * reconnect) starts with an empty cache; past STMT_CACHE_MAX entries a
+ * connection runs further statements unnamed, as before. */
+
+static uint64_t sql_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (; *s != '\0'; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+static stmt *stmt_find(db_conn *c, const char *sql, uint64_t h, int n) {
+  for (int i = 0; i < c->nstmts; i++)
+    if (c->stmts[i].hash == h && c->stmts[i].nparams == n && strcmp(c->stmts[i].sql, sql) == 0)
+      return &c->stmts[i];
+  return NULL;
+}
+
+static void stmt_drop(db_conn *c, stmt *st) {
+  free(st->sql);
+  *st = c->stmts[--c->nstmts];
+}
+
+/* Prepares sql on c's session. Returns the entry, or NULL with *res set to
+ * the failed PGresult (a syntax error, an aborted transaction, ...) or
+ * NULL when the statement should simply run unnamed (cache full, out of
+ * memory). */
+static stmt *stmt_prepare(db_conn *c, const char *sql, uint64_t h, int n, PGresult **res) {
+  *res = NULL;
+  if (c->nstmts >= STMT_CACHE_MAX) return NULL;
+  if (c->nstmts == c->cap_stmts) {
+    int cap = c->cap_stmts ? 2 * c->cap_stmts : 16;
+    stmt *grown = realloc(c->stmts, (size_t)cap * sizeof *grown);
+    if (grown == NULL) return NULL;
+    c->stmts = grown;
+    c->cap_stmts = cap;
+  }
+  stmt *st = &c->stmts[c->nstmts];
+  st->sql = strdup(sql);
+  if (st->sql == NULL) return NULL;
+  st->hash = h;
+  st->nparams = n;
+  /* Names only need to be unique within the session; the slot index plus
+   * a per-connection counter would do, the hash is as good and stable. */
+  snprintf(st->name, sizeof st->name, "s%" PRIx64, (uint64_t)(h & 0xffffffffffffull));
+  PGresult *r = PQprepare(c->pg, st->name, sql, n, NULL);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    free(st->sql);
+    if (state != NULL && strcmp(state, "42P05") == 0) {
+      /* Already prepared under that name (two texts with the same hash
+       * bits): run this one unnamed. */
+      PQclear(r);
+      return NULL;
+    }
+    *res = r;
+    return NULL;
+  }
+  PQclear(r);
+  c->nstmts++;
+  return st;
+}
+
 static int run(db_conn *c, const char *sql, const db_param *params, int n, PGresult **res) {
   const char *stack_vals[STACK_PARAMS];
   int stack_lens[STACK_PARAMS], stack_fmts[STACK_PARAMS];
@@ -476,7 +578,33 @@ static int run(db_conn *c, const char *sql, const db_param *params, int n, PGres
       default: vals[i] = NULL; break;
     }
   }
-  PGresult *r = PQexecParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
+  uint64_t h = sql_hash(sql);
+  PGresult *r = NULL;
+  stmt *prep = stmt_find(c, sql, h, n);
+  if (prep == NULL) prep = stmt_prepare(c, sql, h, n, &r);
+  if (prep != NULL)
+    r = PQexecPrepared(c->pg, prep->name, n, vals, lens, fmts, 0);
+  else if (r == NULL)
+    r = PQexecParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
+  if (prep != NULL && PQresultStatus(r) == PGRES_FATAL_ERROR) {
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    /* 0A000: "cached plan must not change result type" (a migration
+     * changed a table this statement reads); 26000: the session lost it.
+     * Prepare again next time. */
+    if (state != NULL && (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0)) {
+      if (strcmp(state, "0A000") == 0 && PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
+        char dealloc[40];
+        snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", prep->name);
+        PQclear(PQexec(c->pg, dealloc));
+      }
+      stmt_drop(c, prep);
+      if (!c->in_tx && PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
+        /* Outside a transaction nothing was done: run it again now. */
+        PQclear(r);
+        r = PQexecParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
+      }
+    }
+  }
   if (n > STACK_PARAMS) {
     free(vals);
     free(lens);

@@ -491,6 +491,54 @@ END_TEST
 
 /* ------------------------------------------------------------ parameters --- */
 
+/* Statements are prepared once per connection (db.c, "prepared
+ * statements"): a repeat is executed by name, a table change that alters a
+ * "*" result is absorbed, and a new session starts without any. */
+static int64_t prepared_count(db_conn *c) {
+  return query_int(c, "SELECT count(*) FROM pg_prepared_statements", NULL, 0);
+}
+
+START_TEST(statements_are_prepared_once_per_connection) {
+  db_pool *p = pool(1);
+  sql(p, "CREATE TABLE prep_t (a int)");
+  sql(p, "INSERT INTO prep_t VALUES (1)");
+  db_conn *c = NULL;
+  OK(db_acquire(p, &c));
+  int64_t before = prepared_count(c);
+  db_param ps[] = {db_int64(1)};
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM prep_t WHERE a = $1", ps, 1), 1);
+  /* three identical calls: one statement prepared (the count query was
+   * prepared by the first prepared_count) */
+  ck_assert_int_eq(prepared_count(c) - before, 1);
+  db_result *r = NULL;
+  OK(db_exec(c, "SELECT * FROM prep_t", NULL, 0, &r));
+  ck_assert_int_eq(db_ncols(r), 1);
+  db_result_free(r);
+  /* A migration adds a column: the prepared "*" cannot change its result
+   * type; outside a transaction the call still succeeds, with two columns. */
+  OK(db_exec(c, "ALTER TABLE prep_t ADD COLUMN b int DEFAULT 7", NULL, 0, NULL));
+  OK(db_exec(c, "SELECT * FROM prep_t", NULL, 0, &r));
+  ck_assert_int_eq(db_ncols(r), 2);
+  db_result_free(r);
+  OK(db_exec(c, "SELECT * FROM prep_t", NULL, 0, &r));
+  ck_assert_int_eq(db_ncols(r), 2);
+  db_result_free(r);
+  /* A broken statement is an error, not a cache entry. */
+  ck_assert_int_ne(db_exec(c, "SELEC nonsense", NULL, 0, NULL), ERR_OK);
+  OK(db_exec(c, "SELECT 1", NULL, 0, NULL));
+  /* A replaced session (the backend killed) prepares afresh. */
+  int64_t pid = backend_pid(c);
+  db_release(c);
+  terminate(pid);
+  OK(db_acquire(p, &c));
+  ck_assert_int_ne(backend_pid(c), pid);
+  ck_assert_int_eq(query_int(c, "SELECT count(*) FROM prep_t WHERE a = $1", ps, 1), 1);
+  db_release(c);
+  db_pool_free(p);
+}
+END_TEST
+
 START_TEST(parameters_are_stored_verbatim) {
   db_pool *p = pool(1);
   sql(p, "CREATE TABLE verbatim (i serial, t text, b bytea, n int8, f bool)");
@@ -756,6 +804,7 @@ int main(void) {
   tcase_add_test(q, row_level_security_hides_other_tenants_rows);
   tcase_add_test(q, unique_violation_is_exists_without_the_value);
   tcase_add_test(q, statement_timeout_is_enforced);
+  tcase_add_test(q, statements_are_prepared_once_per_connection);
   tcase_add_test(q, parameters_are_stored_verbatim);
   suite_add_tcase(s, q);
 

@@ -2,8 +2,9 @@
 -- for statement (services/orders/store_orders.c, create_order_fn, without
 -- an Idempotency-Key), for an order of two distinct products picked at
 -- random from p1..p20, one of each. The event payloads are stand-ins of
--- the size the service writes. Run with -M extended (parameters, as libpq
--- PQexecParams in libs/db) by tools/bench/orders/run.sh.
+-- the size the service writes. Run with -M prepared (parameters, each
+-- statement prepared once per connection, as libs/db does) by
+-- tools/bench/orders/run.sh.
 \set a random(1, 20)
 \set b random(1, 19)
 \set b CASE WHEN :b >= :a THEN :b + 1 ELSE :b END

@@ -67,7 +67,7 @@ pg_run() {
   if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 pgb() { # secs -> pgbench output
-  (cd "$tmp" && pg_run "$pgbench" -n -M extended -c "$conns" -j 2 -T "$1" \
+  (cd "$tmp" && pg_run "$pgbench" -n -M prepared -c "$conns" -j 2 -T "$1" \
     -f "$tmp/create_order.sql" "${pgvars[@]}" "$PG_URL")
 }
 wrk_orders() { # secs [--latency] -> wrk output
