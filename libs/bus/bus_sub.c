@@ -11,6 +11,16 @@
  * slow source delays delivery of other sources' events, and anything
  * nng drops meanwhile is healed like any other loss.
  *
+ * The receive is an nng_aio without a timeout, whose completion callback
+ * only signals a condition variable; the 100 ms tick is that variable's
+ * timed wait, not nng's. This is deliberate: with nng 1.5 a blocking
+ * nng_recvmsg under NNG_OPT_RECVTIMEO crashes the process ("panic:
+ * pthread_mutex_unlock: Invalid argument") when the socket is closed at
+ * the moment the receive times out: nng's expiry thread calls into the
+ * socket's freed receive state. With no nng timer on the receive, and the
+ * socket closed only after the thread has stopped and the receive has
+ * been stopped, nothing of nng's can still point at a closed socket.
+ *
  * Addresses are the RPC client's, and so is their handling: a dialset
  * (libs/rpc/dialset.h) parses the list, re-resolves dns+tcp:// names
  * every resolve_interval_ms once the subscriber is started, reconciles
@@ -21,12 +31,13 @@
  * bypass nng's filter: they are matched against the same list before the
  * callback sees them.
  */
+#include <errno.h>
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
@@ -59,7 +70,14 @@ struct bus_subscriber {
   sub_topic subs[BUS_MAX_SUBSCRIPTIONS];
   size_t nsubs;
 
-  atomic_bool stop_rx;
+  /* The receive thread and its one receive in flight. rx_done and
+   * rx_stop are under rx_mu; rx_cv (CLOCK_MONOTONIC) wakes the thread
+   * for either. */
+  nng_aio *rx_aio; /* no timeout: see the design note */
+  pthread_mutex_t rx_mu;
+  pthread_cond_t rx_cv;
+  bool rx_done; /* rx_aio completed, not yet handled */
+  bool rx_stop; /* bus_subscriber_free: leave the loop */
   bool started;
   pthread_t rx;
 };
@@ -98,27 +116,66 @@ static int deliver_cb(void *arg, const Rpc__V1__Event *ev) {
   return s->fn(s->arg, ev);
 }
 
+/* Completion of rx_aio, on an nng thread: only hands it to rx_main. */
+static void rx_aio_cb(void *arg) {
+  bus_subscriber *s = arg;
+  pthread_mutex_lock(&s->rx_mu);
+  s->rx_done = true;
+  pthread_cond_signal(&s->rx_cv);
+  pthread_mutex_unlock(&s->rx_mu);
+}
+
+/* Waits at most RECV_POLL_MS for rx_aio to complete. Returns true when it
+ * has (and clears rx_done); *stop tells whether free has begun. */
+static bool rx_wait(bus_subscriber *s, bool *stop) {
+  int64_t until_ns = time_mono_ns() + (int64_t)RECV_POLL_MS * 1000000;
+  struct timespec until = {.tv_sec = (time_t)(until_ns / 1000000000),
+                           .tv_nsec = (long)(until_ns % 1000000000)};
+  pthread_mutex_lock(&s->rx_mu);
+  while (!s->rx_done && !s->rx_stop) {
+    if (pthread_cond_timedwait(&s->rx_cv, &s->rx_mu, &until) == ETIMEDOUT) break;
+  }
+  bool done = s->rx_done;
+  s->rx_done = false;
+  *stop = s->rx_stop;
+  pthread_mutex_unlock(&s->rx_mu);
+  return done;
+}
+
+static void handle_msg(bus_subscriber *s, nng_msg *m) {
+  Rpc__V1__Event *ev = NULL;
+  if (bus_frame_decode(nng_msg_body(m), nng_msg_len(m), s->o.max_msg_bytes,
+                       &ev) != ERR_OK) {
+    bus_tracker_count_bad_frame(s->trk);
+    return;
+  }
+  int rc = bus_tracker_offer(s->trk, ev, time_mono_ms());
+  if (rc != ERR_OK && rc != ERR_TOOBIG) {
+    log_warn("bus: event not taken", "source", ev->source, "error", err_str(rc));
+  }
+  rpc__v1__event__free_unpacked(ev, NULL);
+}
+
 static void *rx_main(void *arg) {
   bus_subscriber *s = arg;
   bus_tracker_poll(s->trk, time_mono_ms());
-  while (!atomic_load(&s->stop_rx)) {
-    nng_msg *m = NULL;
-    int rv = nng_recvmsg(s->sock, &m, 0);
-    if (rv == NNG_ECLOSED) break;
-    if (rv == 0) {
-      Rpc__V1__Event *ev = NULL;
-      if (bus_frame_decode(nng_msg_body(m), nng_msg_len(m), s->o.max_msg_bytes,
-                           &ev) != ERR_OK) {
-        bus_tracker_count_bad_frame(s->trk);
-      } else {
-        int rc = bus_tracker_offer(s->trk, ev, time_mono_ms());
-        if (rc != ERR_OK && rc != ERR_TOOBIG) {
-          log_warn("bus: event not taken", "source", ev->source, "error",
-                   err_str(rc));
-        }
-        rpc__v1__event__free_unpacked(ev, NULL);
+  nng_recv_aio(s->sock, s->rx_aio);
+  for (;;) {
+    bool stop = false;
+    if (rx_wait(s, &stop)) {
+      int rv = nng_aio_result(s->rx_aio);
+      if (rv == 0) {
+        nng_msg *m = nng_aio_get_msg(s->rx_aio);
+        nng_aio_set_msg(s->rx_aio, NULL);
+        if (!stop) handle_msg(s, m);
+        nng_msg_free(m);
       }
-      nng_msg_free(m);
+      /* Any other error (none is expected) re-arms too: without a
+       * receive in flight nothing would ever arrive again. */
+      if (rv == NNG_ECLOSED || stop) break;
+      nng_recv_aio(s->sock, s->rx_aio);
+    } else if (stop) {
+      break;
     }
     bus_tracker_poll(s->trk, time_mono_ms());
   }
@@ -171,8 +228,13 @@ int bus_subscriber_new(const char *address, bus_event_fn fn, void *arg,
   s->arg = arg;
   s->o = o;
   s->ds = ds;
-  atomic_init(&s->stop_rx, false);
   pthread_mutex_init(&s->sub_mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* time_mono_ns() */
+  pthread_mutex_init(&s->rx_mu, NULL);
+  pthread_cond_init(&s->rx_cv, &ca);
+  pthread_condattr_destroy(&ca);
 
   bus_tracker_options to = o.tracker;
   to.deliver = deliver_cb;
@@ -180,10 +242,11 @@ int bus_subscriber_new(const char *address, bus_event_fn fn, void *arg,
   err = bus_tracker_new(&to, &s->trk);
   if (err != ERR_OK) goto err;
   err = ERR_INTERNAL;
+  if (nng_aio_alloc(&s->rx_aio, rx_aio_cb, s) != 0) goto err;
+  nng_aio_set_timeout(s->rx_aio, NNG_DURATION_INFINITE);
   if (nng_sub0_open(&s->sock) != 0) goto err;
   (void)nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, o.max_msg_bytes);
   (void)nng_socket_set_int(s->sock, NNG_OPT_RECVBUF, o.recv_buffer);
-  (void)nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, RECV_POLL_MS);
   /* Resolves the names once (one may find nothing yet: retried after
    * bus_subscriber_start) and dials every publisher address. */
   if (dialset_attach(ds, s->sock) != ERR_OK) goto err_sock;
@@ -192,9 +255,12 @@ int bus_subscriber_new(const char *address, bus_event_fn fn, void *arg,
 err_sock:
   nng_close(s->sock);
 err:
+  if (s->rx_aio != NULL) nng_aio_free(s->rx_aio); /* never started */
   dialset_free(ds);
   bus_tracker_free(s->trk);
   pthread_mutex_destroy(&s->sub_mu);
+  pthread_mutex_destroy(&s->rx_mu);
+  pthread_cond_destroy(&s->rx_cv);
   free(s);
   return err;
 }
@@ -272,15 +338,31 @@ void bus_subscriber_get_stats(bus_subscriber *s, bus_stats *out) {
   bus_tracker_get_stats(s->trk, out);
 }
 
+/* Order matters (see the design note): the thread stops first, then
+ * the receive it may have left in flight (nng_aio_stop also waits for
+ * rx_aio_cb, which touches rx_mu), and only then is the socket closed. */
 void bus_subscriber_free(bus_subscriber *s) {
   if (s == NULL) return;
   dialset_stop(s->ds); /* no more dialling on a socket about to close */
-  atomic_store(&s->stop_rx, true);
   bus_tracker_interrupt(s->trk);
-  nng_close(s->sock);
+  pthread_mutex_lock(&s->rx_mu);
+  s->rx_stop = true;
+  pthread_cond_signal(&s->rx_cv);
+  pthread_mutex_unlock(&s->rx_mu);
   if (s->started) pthread_join(s->rx, NULL);
+  nng_aio_stop(s->rx_aio);
+  /* A receive that completed after the thread left still owns its
+   * message. */
+  if (nng_aio_result(s->rx_aio) == 0 && nng_aio_get_msg(s->rx_aio) != NULL) {
+    nng_msg_free(nng_aio_get_msg(s->rx_aio));
+    nng_aio_set_msg(s->rx_aio, NULL);
+  }
+  nng_close(s->sock);
+  nng_aio_free(s->rx_aio);
   dialset_free(s->ds);
   bus_tracker_free(s->trk);
   pthread_mutex_destroy(&s->sub_mu);
+  pthread_mutex_destroy(&s->rx_mu);
+  pthread_cond_destroy(&s->rx_cv);
   free(s);
 }

@@ -10,6 +10,15 @@
  * ALL events, exactly once, in order - healed, not prevented - and the
  * counters must show that healing happened. Each test runs in Check's
  * forked child with its own harness directory and processes.
+ *
+ * What a test asserts must not depend on scheduling. How much nng drops
+ * does, so the losses a count relies on are made by construction (left
+ * off the bus, or published before the subscriber exists). The idle
+ * check is on only where a test needs it: it may fire whenever a source
+ * looks quiet - also while a burst is still queued behind a busy
+ * subscriber - and its catch-up then fetches ahead of the live stream,
+ * so which path healed a given gap is timing; that everything arrives
+ * once, in order, with the left-off events from backfill, is not.
  */
 #include <check.h>
 #include <inttypes.h>
@@ -131,8 +140,10 @@ typedef struct sink {
     char payload[32];
   } ev[MAX_GOT];
   size_t n;
-  int slow_first; /* sleep 1 ms in each of the first slow_first calls */
-  int calls;
+  pthread_cond_t cv; /* gate opened, or a call blocked at it */
+  bool gate_closed;  /* each call records its event, then blocks until the
+                        gate opens: a subscriber as slow as the test wants */
+  int blocked;       /* calls blocked at the gate now */
   source_proc *sources[4];
   int nsources;
 } sink;
@@ -140,13 +151,13 @@ typedef struct sink {
 static sink *sink_new(void) {
   sink *k = calloc(1, sizeof(*k));
   pthread_mutex_init(&k->mu, NULL);
+  pthread_cond_init(&k->cv, NULL);
   return k;
 }
 
 static int on_event(void *arg, const Rpc__V1__Event *ev) {
   sink *k = arg;
   pthread_mutex_lock(&k->mu);
-  bool slow = k->calls++ < k->slow_first;
   if (k->n < MAX_GOT) {
     snprintf(k->ev[k->n].source, sizeof(k->ev[0].source), "%s", ev->source);
     k->ev[k->n].seq = ev->seq;
@@ -155,9 +166,39 @@ static int on_event(void *arg, const Rpc__V1__Event *ev) {
     k->ev[k->n].payload[len] = '\0';
     k->n++;
   }
+  k->blocked++;
+  pthread_cond_broadcast(&k->cv);
+  while (k->gate_closed) pthread_cond_wait(&k->cv, &k->mu);
+  k->blocked--;
   pthread_mutex_unlock(&k->mu);
-  if (slow) msleep(1);
   return ERR_OK;
+}
+
+static void sink_gate(sink *k, bool closed) {
+  pthread_mutex_lock(&k->mu);
+  k->gate_closed = closed;
+  pthread_cond_broadcast(&k->cv);
+  pthread_mutex_unlock(&k->mu);
+}
+
+/* True once a callback is blocked at the closed gate (waits at most
+ * timeout_ms). */
+static bool sink_wait_blocked(sink *k, int timeout_ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += timeout_ms / 1000;
+  until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&k->mu);
+  while (k->blocked == 0) {
+    if (pthread_cond_timedwait(&k->cv, &k->mu, &until) != 0) break;
+  }
+  bool ok = k->blocked > 0;
+  pthread_mutex_unlock(&k->mu);
+  return ok;
 }
 
 static int replay_backfill(void *arg, const char *source, uint64_t after,
@@ -172,8 +213,9 @@ static int replay_backfill(void *arg, const char *source, uint64_t after,
   return ERR_NOTFOUND;
 }
 
+/* idle_check_ms 0: off (see the top of the file). */
 static bus_subscriber *subscribe(const char *address, sink *k, const char *prefix,
-                                 int recv_buffer) {
+                                 int recv_buffer, uint32_t idle_check_ms) {
   bus_subscriber_options o;
   bus_subscriber_options_init(&o);
   o.reconnect_min_ms = 50;
@@ -183,7 +225,7 @@ static bus_subscriber *subscribe(const char *address, sink *k, const char *prefi
   o.tracker.backfill_arg = k;
   o.tracker.retry_min_ms = 50;
   o.tracker.retry_max_ms = 500;
-  o.tracker.idle_check_ms = 200; /* finds losses at the very end */
+  o.tracker.idle_check_ms = idle_check_ms;
   o.tracker.backfill_limit = 200;
   bus_subscriber *s = NULL;
   ck_assert_int_eq(bus_subscriber_new(address, on_event, k, &o, &s), ERR_OK);
@@ -237,12 +279,16 @@ START_TEST(events_left_off_the_bus_are_backfilled_from_the_source) {
   start_source(&a, "orders", "16");
   sink *k = sink_new();
   k->sources[k->nsources++] = &a;
-  bus_subscriber *s = subscribe(a.bus_url, k, "orders.", 0);
+  /* The idle check finds the hole at the very end. */
+  bus_subscriber *s = subscribe(a.bus_url, k, "orders.", 0, 200);
   ck_assert_int_eq(bus_subscriber_set_position(s, "orders", 0), ERR_OK);
   ck_assert_int_eq(bus_subscriber_start(s), ERR_OK);
   ck_assert_int_eq(bus_subscriber_wait_connected(s, 1, 10000), ERR_OK);
   /* Holes at the start, in the middle, a long one, and at the very end
-   * (found only by the idle check). */
+   * (found only by the idle check). Whether a hole is found by the live
+   * event after it or by an idle check's catch-up is timing (see the top
+   * of the file): what counts is that every left-off event came from
+   * backfill. */
   const uint64_t n = 1000;
   ck_assert_uint_eq(publish(&a, n, "orders.t1", "1-3,100,400-520,777,995-1000", 50), n);
   wait_for(k, "orders", n, 60000);
@@ -250,7 +296,7 @@ START_TEST(events_left_off_the_bus_are_backfilled_from_the_source) {
   bus_stats st;
   bus_subscriber_get_stats(s, &st);
   ck_assert_uint_ge(st.backfilled, 3 + 1 + 121 + 1 + 6);
-  ck_assert_uint_ge(st.gaps, 3);
+  ck_assert_uint_le(st.received, n - (3 + 1 + 121 + 1 + 6));
   ck_assert_uint_eq(st.lost, 0);
   ck_assert_uint_eq(st.delivered, n);
   bus_subscriber_free(s);
@@ -265,21 +311,42 @@ START_TEST(what_nng_drops_for_a_slow_subscriber_is_healed) {
   start_source(&a, "kitchen", "1"); /* one message queued per subscriber */
   sink *k = sink_new();
   k->sources[k->nsources++] = &a;
-  k->slow_first = 300;
-  bus_subscriber *s = subscribe(a.bus_url, k, "kitchen.", 1);
+  bus_subscriber *s = subscribe(a.bus_url, k, "kitchen.", 1, 0);
   ck_assert_int_eq(bus_subscriber_set_position(s, "kitchen", 0), ERR_OK);
   ck_assert_int_eq(bus_subscriber_start(s), ERR_OK);
   ck_assert_int_eq(bus_subscriber_wait_connected(s, 1, 10000), ERR_OK);
-  const uint64_t n = 3000;
-  ck_assert_uint_eq(publish(&a, n, "kitchen.t1", NULL, 0), n);
+  /* Stall the subscriber: events go out until one reaches the callback,
+   * which then blocks with its receive thread. */
+  sink_gate(k, true);
+  uint64_t first = 0;
+  bool stalled = false;
+  int64_t end = time_mono_ms() + 10000;
+  while (!stalled && time_mono_ms() < end) {
+    first = publish(&a, 1, "kitchen.t0", NULL, 0);
+    stalled = sink_wait_blocked(k, 50);
+  }
+  ck_assert(stalled);
+  /* A burst into one-message queues while nothing is read: nng drops
+   * nearly all of it. How much is up to the scheduler, so three seqs are
+   * also left off the bus, for gaps that do not depend on it. The last
+   * one is sent, and queues that drop the oldest keep it: it arrives
+   * live and reveals what is missing before it. */
+  const uint64_t burst = 3000;
+  char skip[96];
+  snprintf(skip, sizeof(skip), "%" PRIu64 ",%" PRIu64 "-%" PRIu64, first + 1000,
+           first + 2000, first + 2001);
+  const uint64_t n = first + burst;
+  ck_assert_uint_eq(publish(&a, burst, "kitchen.t1", skip, 0), n);
+  sink_gate(k, false);
   wait_for(k, "kitchen", n, 120000);
   assert_all_once_in_order(k, "kitchen", n);
   bus_stats st;
   bus_subscriber_get_stats(s, &st);
-  ck_assert_msg(st.received < n, "nng dropped nothing (received %" PRIu64 ")", st.received);
+  ck_assert_uint_le(st.received, n - 3);
   ck_assert_uint_ge(st.gaps, 1);
   ck_assert_uint_ge(st.backfilled, n - st.received);
   ck_assert_uint_eq(st.delivered, n);
+  ck_assert_uint_eq(st.lost, 0);
   bus_subscriber_free(s);
   stop_source(&a);
   free(k);
@@ -293,7 +360,7 @@ START_TEST(a_late_subscriber_catches_up_from_zero_then_follows_live) {
   ck_assert_uint_eq(publish(&a, 700, "auth.revoked", NULL, 0), 700);
   sink *k = sink_new();
   k->sources[k->nsources++] = &a;
-  bus_subscriber *s = subscribe(a.bus_url, k, "auth.", 0);
+  bus_subscriber *s = subscribe(a.bus_url, k, "auth.", 0, 0);
   ck_assert_int_eq(bus_subscriber_set_position(s, "auth", 0), ERR_OK);
   ck_assert_int_eq(bus_subscriber_start(s), ERR_OK);
   wait_for(k, "auth", 700, 30000);
@@ -317,7 +384,7 @@ START_TEST(a_source_whose_replay_is_down_for_a_while_loses_nothing) {
   start_source(&a, "tenants", "16");
   sink *k = sink_new();
   k->sources[k->nsources++] = &a;
-  bus_subscriber *s = subscribe(a.bus_url, k, "tenants.", 0);
+  bus_subscriber *s = subscribe(a.bus_url, k, "tenants.", 0, 0);
   ck_assert_int_eq(bus_subscriber_set_position(s, "tenants", 0), ERR_OK);
   fail_replay(&a, 6); /* the catch-up and the first retries fail */
   ck_assert_int_eq(bus_subscriber_start(s), ERR_OK);
@@ -345,7 +412,7 @@ START_TEST(one_subscriber_follows_two_source_processes_independently) {
   k->sources[k->nsources++] = &b;
   char addr[160];
   snprintf(addr, sizeof(addr), "%s,%s", a.bus_url, b.bus_url);
-  bus_subscriber *s = subscribe(addr, k, "", 0);
+  bus_subscriber *s = subscribe(addr, k, "", 0, 0);
   ck_assert_int_eq(bus_subscriber_set_position(s, "alpha", 0), ERR_OK);
   ck_assert_int_eq(bus_subscriber_set_position(s, "beta", 0), ERR_OK);
   ck_assert_int_eq(bus_subscriber_start(s), ERR_OK);
@@ -371,7 +438,7 @@ START_TEST(a_dead_source_leaves_the_gap_open_and_the_subscriber_stoppable) {
   start_source(&a, "dying", "16");
   sink *k = sink_new();
   k->sources[k->nsources++] = &a;
-  bus_subscriber *s = subscribe(a.bus_url, k, "dying.", 0);
+  bus_subscriber *s = subscribe(a.bus_url, k, "dying.", 0, 0);
   ck_assert_int_eq(bus_subscriber_start(s), ERR_OK);
   ck_assert_int_eq(bus_subscriber_wait_connected(s, 1, 10000), ERR_OK);
   /* No position: the subscriber starts from the first event it sees.
