@@ -20,6 +20,10 @@
  * socket's freed receive state. With no nng timer on the receive, and the
  * socket closed only after the thread has stopped and the receive has
  * been stopped, nothing of nng's can still point at a closed socket.
+ * (Another nng 1.5 bug is not avoidable from here: nng_close can hang
+ * when a message is arriving on one of the socket's pipes at that
+ * instant, so a subscriber freed while publishers are busy may, rarely,
+ * not return.)
  *
  * Addresses are the RPC client's, and so is their handling: a dialset
  * (libs/rpc/dialset.h) parses the list, re-resolves dns+tcp:// names
