@@ -64,4 +64,19 @@ void lifecycle_request_stop(void);
 int lifecycle_drain(int64_t grace_ms, int (*drain)(void *arg), void *arg,
                     int *drain_result) WARN_UNUSED;
 
+/* Bounds what is left of shutdown once the work has drained: if the
+ * process has not exited within ms, a detached thread logs a warning and
+ * ends it with exit status 0 (the work was done; what hung is cleanup).
+ * Why: nng 1.5.2 (Debian bookworm's) can hang forever in nng_close when a
+ * message arrives on a connection at that instant (upstream issue #1543);
+ * no caller can prevent that, and a process stuck there would hold its
+ * pod until Kubernetes kills it. Call once, after draining, before
+ * freeing; cancel it when cleanup is done (a process that goes on after
+ * shutdown, like a test running a service in-process, must not be ended).
+ * Errors: ERR_IO when the thread cannot start (nothing armed). */
+int lifecycle_exit_watchdog(int64_t ms) WARN_UNUSED;
+
+/* Disarms every watchdog armed so far. */
+void lifecycle_exit_watchdog_cancel(void);
+
 #endif

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -153,6 +154,52 @@ START_TEST(drain_without_function_is_invalid) {
 }
 END_TEST
 
+/* Runs body in a child process and returns its exit status (or -1 if it
+ * was still running after 5 s: then it is killed). */
+static int child_status(void (*body)(void)) {
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    body();
+    _exit(99);
+  }
+  int64_t deadline = time_mono_ms() + 5000;
+  int st = 0;
+  while (waitpid(pid, &st, WNOHANG) == 0) {
+    if (time_mono_ms() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      return -1;
+    }
+    sleep_ms(10);
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -2;
+}
+
+static void hung_cleanup(void) {
+  if (lifecycle_exit_watchdog(100) != ERR_OK) _exit(98);
+  sleep_ms(10000); /* stands for an nng_close that never returns */
+}
+
+static void finished_cleanup(void) {
+  if (lifecycle_exit_watchdog(100) != ERR_OK) _exit(98);
+  lifecycle_exit_watchdog_cancel();
+  sleep_ms(400);
+  _exit(7);
+}
+
+START_TEST(watchdog_ends_a_hung_cleanup_with_status_zero) {
+  int64_t t0 = time_mono_ms();
+  ck_assert_int_eq(child_status(hung_cleanup), 0);
+  ck_assert_int_lt(time_mono_ms() - t0, 4000);
+}
+END_TEST
+
+START_TEST(cancelled_watchdog_leaves_the_process_alone) {
+  ck_assert_int_eq(child_status(finished_cleanup), 7);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("lifecycle");
   TCase *tc = tcase_create("lifecycle");
@@ -166,6 +213,8 @@ int main(void) {
   tcase_add_test(tc, drain_past_the_grace_period_times_out);
   tcase_add_test(tc, second_signal_cuts_the_drain_short);
   tcase_add_test(tc, drain_without_function_is_invalid);
+  tcase_add_test(tc, watchdog_ends_a_hung_cleanup_with_status_zero);
+  tcase_add_test(tc, cancelled_watchdog_leaves_the_process_alone);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

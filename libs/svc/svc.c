@@ -51,6 +51,9 @@ const char *svc_name(const svc *s) { return s->spec->name; }
 
 void svc_stop(void) { lifecycle_request_stop(); }
 
+/* Time allowed for fini and freeing after the drain (lifecycle.h). */
+#define SHUTDOWN_CLEANUP_MS 5000
+
 /* The entries every service reads; the spec's own are appended. */
 static const cfg_entry common_config[] = {
     {.name = "LOG_LEVEL", .kind = CFG_STRING, .def = "info",
@@ -285,6 +288,10 @@ int svc_main(const svc_spec *spec) {
     _Exit(1);
   }
   status = 0;
+  /* Freeing closes nng sockets, which nng 1.5.2 can hang in (see
+   * lifecycle_exit_watchdog): bound it. */
+  if (lifecycle_exit_watchdog(SHUTDOWN_CLEANUP_MS) != ERR_OK)
+    log_warn("no shutdown watchdog");
 
 out_fini:
   if (spec->fini != NULL)
@@ -296,6 +303,7 @@ out:
   admin_free(s.admin);
   cache_free(s.redis); /* after the admin server's readiness checks */
   db_pool_free(s.db);
+  lifecycle_exit_watchdog_cancel(); /* cleanup finished */
   if (status == 0)
     log_info("stopped");
   cfg_free(s.cfg);

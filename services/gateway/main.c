@@ -39,6 +39,8 @@ int main(void) {
   log_info("stopping", "signal", sig == SIGINT ? "INT" : "TERM");
   if (gateway_drain(g, cfg_duration_ms(c, "SHUTDOWN_GRACE_MS")) != ERR_OK)
     log_warn("grace period over with requests in flight");
+  /* gateway_free closes nng sockets; nng 1.5.2 can hang there. */
+  if (lifecycle_exit_watchdog(5000) != ERR_OK) log_warn("no shutdown watchdog");
   gateway_free(g);
   log_info("stopped");
   cfg_free(c);
