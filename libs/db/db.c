@@ -79,6 +79,7 @@ struct db_conn {
   PGconn *pg;
   stmt *stmts;       /* prepared on this session (see stmt_find) */
   int nstmts, cap_stmts;
+  unsigned next_stmt_id; /* names "s<N>", per session */
   bool in_tx;     /* the caller began a transaction and has not ended it */
   int tx_err;     /* first error inside the current transaction */
   bool discard;   /* close instead of pooling on release */
@@ -214,6 +215,7 @@ static int conn_open(db_conn *c) {
 static void stmts_forget(db_conn *c) {
   for (int i = 0; i < c->nstmts; i++) free(c->stmts[i].sql);
   c->nstmts = 0;
+  c->next_stmt_id = 0;
 }
 
 static void conn_free(db_conn *c) {
@@ -524,19 +526,13 @@ static stmt *stmt_prepare(db_conn *c, const char *sql, uint64_t h, int n, PGresu
   if (st->sql == NULL) return NULL;
   st->hash = h;
   st->nparams = n;
-  /* Names only need to be unique within the session; the slot index plus
-   * a per-connection counter would do, the hash is as good and stable. */
-  snprintf(st->name, sizeof st->name, "s%" PRIx64, (uint64_t)(h & 0xffffffffffffull));
+  /* Names are unique within the session by construction (a counter that
+   * starts again with each session), so a Parse never fails on a name:
+   * inside a transaction that failure would abort it. */
+  snprintf(st->name, sizeof st->name, "s%u", c->next_stmt_id++);
   PGresult *r = PQprepare(c->pg, st->name, sql, n, NULL);
   if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     free(st->sql);
-    if (state != NULL && strcmp(state, "42P05") == 0) {
-      /* Already prepared under that name (two texts with the same hash
-       * bits): run this one unnamed. */
-      PQclear(r);
-      return NULL;
-    }
     *res = r;
     return NULL;
   }
