@@ -19,6 +19,7 @@
 #include "services/orders/menucache.h"
 #include "services/orders/money.h"
 #include "services/orders/orderstate.h"
+#include "services/orders/store.h"
 #include "services/orders/tenantcur.h"
 #include "services/orders/validate.h"
 #include "services/orders/wire.h"
@@ -445,6 +446,32 @@ START_TEST(currencies_are_remembered_for_a_while) {
 }
 END_TEST
 
+/* ------------------------------------------------------------- store --- */
+
+/* No connection at all: the transaction function never runs, and the
+ * caller's store_result must not be read as an answer (the handlers pass
+ * it uninitialised). */
+START_TEST(store_writes_without_a_database_fail) {
+  db_config dc = {.conninfo = "host=127.0.0.1 port=1 dbname=none user=none",
+                  .max_conns = 1,
+                  .acquire_timeout_ms = 200,
+                  .connect_timeout_ms = 100};
+  db_pool *p = NULL;
+  store *st = NULL;
+  ck_assert_int_eq(db_pool_new(&dc, &p), ERR_OK);
+  ck_assert_int_eq(store_new(p, "", &st), ERR_OK);
+  store_result res;
+  res.outcome = STORE_INVALID; /* as if left over on the stack */
+  ck_assert_int_ne(store_delete_product(st, TID, PID1, &res), ERR_OK);
+  res.outcome = STORE_NOT_FOUND;
+  store_status_change ch = {.id = PID1, .to = OS_CANCELLED};
+  store_orders so;
+  ck_assert_int_ne(store_change_status(st, TID, &ch, &res, &so), ERR_OK);
+  store_free(st);
+  db_pool_free(p);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("orders");
   TCase *tc = tcase_create("pure");
@@ -462,6 +489,7 @@ int main(void) {
   tcase_add_test(tc, menu_cache_without_redis_reads_the_database);
   tcase_add_test(tc, menu_cache_with_redis_down_owes_invalidations);
   tcase_add_test(tc, currencies_are_remembered_for_a_while);
+  tcase_add_test(tc, store_writes_without_a_database_fail);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

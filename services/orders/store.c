@@ -347,6 +347,7 @@ int store_create_product(store *st, const char *tid,
                          const store_product_new *in, store_result *res,
                          store_products *out) {
   memset(out, 0, sizeof *out);
+  store_result_reset(res); /* fn may never run (no connection) */
   product_args a = {.tid = tid, .in = in, .res = res, .out = out};
   int rc = store_finish(store_run_tx(st, tid, false, create_product_fn, &a), res);
   if (rc != ERR_OK || res->outcome != STORE_OK)
@@ -433,6 +434,7 @@ int store_update_product(store *st, const char *tid, const char *id,
                          const store_product_patch *patch, store_result *res,
                          store_products *out) {
   memset(out, 0, sizeof *out);
+  store_result_reset(res); /* fn may never run (no connection) */
   product_args a = {.tid = tid, .id = id, .patch = patch, .res = res,
                     .out = out};
   int rc = store_finish(store_run_tx(st, tid, false, update_product_fn, &a), res);
@@ -464,6 +466,7 @@ static int delete_product_fn(db_conn *c, void *ud) {
 
 int store_delete_product(store *st, const char *tid, const char *id,
                          store_result *res) {
+  store_result_reset(res); /* fn may never run (no connection) */
   store_products out = {0};
   product_args a = {.tid = tid, .id = id, .res = res, .out = &out};
   int rc = store_finish(store_run_tx(st, tid, false, delete_product_fn, &a), res);
@@ -557,6 +560,7 @@ int store_create_table(store *st, const char *tid, const char *id,
                        const char *label, store_result *res,
                        store_tables *out) {
   memset(out, 0, sizeof *out);
+  store_result_reset(res); /* fn may never run (no connection) */
   table_args a = {.tid = tid, .id = id, .label = label, .res = res,
                   .out = out};
   int rc = store_run_tx(st, tid, false, create_table_fn, &a);

@@ -519,6 +519,7 @@ int store_create_order(store *st, const char *tid, const store_order_new *in,
   *answer = NULL;
   *answer_len = 0;
   *answer_code = 0;
+  store_result_reset(res); /* fn may never run (no connection) */
   if (in->nlines == 0 || in->nlines > ORDER_LINES_MAX)
     return ERR_INVAL;
   create_args *a = calloc(1, sizeof *a);
@@ -647,6 +648,7 @@ int store_change_status(store *st, const char *tid,
                         const store_status_change *c, store_result *res,
                         store_orders *out) {
   memset(out, 0, sizeof *out);
+  store_result_reset(res); /* fn may never run (no connection) */
   status_args *a = calloc(1, sizeof *a);
   if (a == NULL)
     return ERR_NOMEM;
