@@ -16,11 +16,19 @@
  * the next db_begin()/db_exec() outside a transaction on the same db_conn
  * reconnects first (nothing is in flight then, so this is safe), and
  * db_release() discards a broken connection. A statement is never re-sent
- * automatically: whether it ran before the connection died is unknowable.
+ * after a connection failure: whether it ran before the connection died is
+ * unknowable. (The one re-send: a prepared statement the server refused
+ * to run at all - its cached result type changed, SQLSTATE 0A000, or the
+ * session lost it, 26000 - is run again unnamed when no transaction is
+ * open; see "Prepared statements".)
  *
  * Queries. SQL is always a constant string with $1..$n placeholders and the
- * values travel separately (PQexecParams): no function here pastes a value
- * into SQL text. Values are db_param: text (NUL-terminated), binary bytes
+ * values travel separately: no function here pastes a value into SQL text.
+ *
+ * Prepared statements. Each connection prepares a statement the first time
+ * it runs it (PQprepare) and executes it by name afterwards
+ * (PQexecPrepared), keyed by the exact SQL text, up to 256 per connection.
+ * A pooler in front of PostgreSQL must therefore run in session mode. Values are db_param: text (NUL-terminated), binary bytes
  * (for bytea; may contain NUL), int64, bool or NULL.
  *
  * Tenants. db_begin(c, tenant_id) starts a transaction and, when tenant_id
@@ -95,6 +103,11 @@ int db_acquire(db_pool *p, db_conn **out) WARN_UNUSED;
 /* Returns c to its pool. An open transaction is rolled back; a broken
  * connection is closed instead of kept. NULL-safe. */
 void db_release(db_conn *c);
+
+/* Closes c on db_release instead of returning it to the pool: for a
+ * connection whose session state (settings, session advisory locks) could
+ * not be put back. */
+void db_conn_discard(db_conn *c);
 
 /* Acquires, runs SELECT 1, releases: for readiness probes. */
 int db_ping(db_pool *p) WARN_UNUSED;
@@ -174,7 +187,8 @@ typedef struct db_tx_opts {
   const char *role;
   /* Further transaction-local settings the service's policies read
    * (settings[0..nsettings), at most DB_TX_SETTINGS_MAX); names must
-   * contain a '.', so no server parameter can be changed this way. */
+   * contain a '.' (custom settings; extension parameters have dots too,
+   * so the names must come from service code, never from input). */
   const db_setting *settings;
   size_t nsettings;
 } db_tx_opts;

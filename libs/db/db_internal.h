@@ -14,10 +14,6 @@
  * only: never anything built from input). Errors as db_exec. */
 int db_conn_exec_script(db_conn *c, const char *sql) WARN_UNUSED;
 
-/* Closes c on db_release instead of returning it to the pool (for a
- * connection whose session settings were changed). */
-void db_conn_discard(db_conn *c);
-
 /* Records an error for db_last_error and returns code. message NULL means
  * err_str(code). */
 int db_set_error(int code, const char *sqlstate, const char *message);

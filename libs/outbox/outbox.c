@@ -573,9 +573,12 @@ static void unlock(const outbox *ob, db_conn *c) {
   (void)db_rollback(c);
   db_param ps[] = {db_text(ob->lock_key)};
   if (db_exec(c, SQL_UNLOCK, ps, DB_NPARAMS(ps), NULL) != ERR_OK &&
-      db_exec(c, "SELECT pg_advisory_unlock_all()", NULL, 0, NULL) != ERR_OK)
-    log_error("outbox: cannot release the relay lock", "source", ob->source,
-              "error", db_last_error()->message);
+      db_exec(c, "SELECT pg_advisory_unlock_all()", NULL, 0, NULL) != ERR_OK) {
+    /* Closing the session is the one sure way to free its lock. */
+    db_conn_discard(c);
+    log_error("outbox: cannot release the relay lock; closing the connection",
+              "source", ob->source, "error", db_last_error()->message);
+  }
 }
 
 int outbox_relay_once(outbox *ob, size_t *published) {
