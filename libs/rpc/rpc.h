@@ -165,6 +165,11 @@ void rpc_reply_status(rpc_reply *r, int code, const char *fmt, ...)
 int rpc_reply_add_violation(rpc_reply *r, const char *field,
                             const char *description);
 
+/* Tells the caller to wait ms milliseconds before trying again (with
+ * RESOURCE_EXHAUSTED or UNAVAILABLE; the gateway turns it into
+ * Retry-After). 0 clears it. Does not change the code. */
+void rpc_reply_retry_after(rpc_reply *r, uint32_t ms);
+
 /* Sets the reply payload to a copy of data[0..len). Returns ERR_NOMEM, or
  * ERR_TOOBIG when len exceeds the server's max_recv_bytes (the reply would
  * not fit the envelope a peer accepts); the payload is then left empty. */
@@ -331,6 +336,7 @@ typedef struct rpc_result {
   const uint8_t *payload;          /* the method's serialised reply */
   size_t payload_len;
   uint32_t attempts;               /* attempts sent or tried */
+  uint32_t retry_after_ms;         /* the server's advice; 0 = none */
   char request_id[129];
   void *priv_;                     /* internal */
 } rpc_result;

@@ -515,6 +515,7 @@ static result_impl *result_from_reply(Rpc__V1__Response *resp, int code) {
   ri->pub.violations = ri->violations;
   ri->pub.payload = resp->payload.data != NULL ? resp->payload.data : (const uint8_t *)"";
   ri->pub.payload_len = resp->payload.len;
+  ri->pub.retry_after_ms = resp->retry_after_ms;
   return ri;
 }
 

@@ -147,6 +147,7 @@ struct rpc_reply {
   Rpc__V1__FieldViolation viol[RPC_MAX_VIOLATIONS];
   Rpc__V1__FieldViolation *violp[RPC_MAX_VIOLATIONS];
   size_t nviol;
+  uint32_t retry_after_ms;
   uint8_t *payload;
   size_t payload_len;
   size_t max_payload;
@@ -204,6 +205,7 @@ static void reply_reset(rpc_reply *r, rpc_arena *arena, size_t max_payload) {
   r->code = RPC_OK;
   r->message[0] = '\0';
   r->nviol = 0;
+  r->retry_after_ms = 0;
   r->payload = NULL;
   r->payload_len = 0;
   r->max_payload = max_payload;
@@ -222,6 +224,10 @@ void rpc_reply_status(rpc_reply *r, int code, const char *fmt, ...) {
   int w = vsnprintf(r->message, sizeof(r->message), fmt, ap);
   va_end(ap);
   if (w < 0) r->message[0] = '\0';
+}
+
+void rpc_reply_retry_after(rpc_reply *r, uint32_t ms) {
+  if (r != NULL) r->retry_after_ms = ms;
 }
 
 int rpc_reply_add_violation(rpc_reply *r, const char *field,
@@ -626,6 +632,7 @@ static nng_msg *process(rpc_server *s, worker_state *w, slot *sl) {
   resp.payload.data = r->payload;
   resp.payload.len = r->payload_len;
   resp.request_id = (char *)request_id;
+  resp.retry_after_ms = r->retry_after_ms;
   size_t len = rpc__v1__response__get_packed_size(&resp);
   nng_msg_clear(msg);
   if (nng_msg_realloc(msg, len) != 0) {

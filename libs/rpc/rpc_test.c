@@ -88,6 +88,7 @@ static void h_viol(void *arg, const rpc_call *call, rpc_reply *reply) {
   rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "2 fields are invalid");
   ck_assert_int_eq(rpc_reply_add_violation(reply, "items[3].quantity", "must be at least 1"), ERR_OK);
   ck_assert_int_eq(rpc_reply_add_violation(reply, "email", "not an e-mail address"), ERR_OK);
+  rpc_reply_retry_after(reply, 1500);
 }
 
 static void h_big(void *arg, const rpc_call *call, rpc_reply *reply) {
@@ -314,8 +315,8 @@ START_TEST(call_echoes_payload_and_metadata) {
   ck_assert_int_eq(memcmp(r->payload, "hello", 5), 0);
   ck_assert_str_eq(r->message, "req-123|tenant-a|tok|idem-1|1");
   ck_assert_str_eq(r->request_id, "req-123");
-  ck_assert_uint_eq(r->attempts, 1);
   ck_assert_uint_eq(r->nviolations, 0);
+  ck_assert_uint_eq(r->retry_after_ms, 0);
   rpc_result_free(r);
 
   /* No options: a UUIDv7 request id is made; empty payload is fine. */
@@ -514,7 +515,7 @@ START_TEST(quick_call_does_not_wait_behind_a_blocked_worker) {
 }
 END_TEST
 
-START_TEST(field_violations_round_trip) {
+START_TEST(reply_details_round_trip) {
   char url[64];
   rpc_server *s = start_server(NULL, url, sizeof(url));
   rpc_client *c = connect_client(url, NULL);
@@ -526,6 +527,7 @@ START_TEST(field_violations_round_trip) {
   ck_assert_str_eq(r->violations[0].description, "must be at least 1");
   ck_assert_str_eq(r->violations[1].field, "email");
   ck_assert_str_eq(r->violations[1].description, "not an e-mail address");
+  ck_assert_uint_eq(r->retry_after_ms, 1500);
   rpc_result_free(r);
   rpc_client_free(c);
   rpc_server_close(s);
@@ -1185,7 +1187,7 @@ static Suite *rpc_suite(void) {
   tcase_add_test(tc, handler_sees_time_left);
   tcase_add_test(tc, expired_request_does_not_run_handler);
   tcase_add_test(tc, quick_call_does_not_wait_behind_a_blocked_worker);
-  tcase_add_test(tc, field_violations_round_trip);
+  tcase_add_test(tc, reply_details_round_trip);
   tcase_add_test(tc, violations_are_capped_and_bad_codes_become_unknown);
   tcase_add_test(tc, too_large_payloads_are_rejected);
   tcase_add_test(tc, client_caps_reply_size);
