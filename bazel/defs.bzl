@@ -65,7 +65,8 @@ def proto_c_library(name, srcs, deps = [], visibility = None):
         name = name + "_gen",
         srcs = srcs + dep_protos,
         outs = outs_c + outs_h,
-        cmd = "protoc-c --proto_path=. --c_out=$(GENDIR) " +
+        cmd = "protoc-c --proto_path=. --proto_path=/usr/include " +
+              "--c_out=$(GENDIR) " +
               " ".join(["$(location %s)" % s for s in srcs]),
     )
     native.cc_library(
@@ -95,4 +96,40 @@ def c_integration_test(name, copts = [], linkopts = [], deps = [], **kwargs):
         tags = ["manual", "integration"],
         size = "large",
         **kwargs
+    )
+
+def proto_access(name, srcs, protos, symbol, visibility = None):
+    """The (rpc.v1.access) declarations of srcs as a C table.
+
+    name: a c library exposing `<name>.h` with
+    `extern const svcid_access_table <symbol>;` (libs/svcid/access.h) and
+    the file `<name>.md`, the declarations as Markdown (docs/RPC-ACCESS.md
+    is checked against these). protos: the proto_c_library targets whose
+    .proto files srcs import (their `_protos` filegroups are used, and the
+    table points at their message descriptors).
+    """
+    native.genrule(
+        name = name + "_gen",
+        srcs = srcs + [p + "_protos" for p in protos],
+        outs = [name + ".c", name + ".h", name + ".md"],
+        tools = ["//tools/protoaccess"],
+        cmd = ("protoc-c --proto_path=. --proto_path=/usr/include " +
+               "--include_imports --descriptor_set_out=$(@D)/" + name +
+               ".pb " + " ".join(["$(location %s)" % s for s in srcs]) +
+               " && $(location //tools/protoaccess) --symbol " + symbol +
+               " --c $(location " + name + ".c) --h $(location " + name +
+               ".h) --md $(location " + name + ".md) $(@D)/" + name + ".pb " +
+               " ".join(["$(location %s)" % s for s in srcs])),
+    )
+    native.cc_library(
+        name = name,
+        srcs = [name + ".c"],
+        hdrs = [name + ".h"],
+        deps = ["//libs/svcid:access"] + protos,
+        visibility = visibility,
+    )
+    native.filegroup(
+        name = name + "_md",
+        srcs = [name + ".md"],
+        visibility = visibility,
     )

@@ -27,6 +27,8 @@ static const struct {
      "claim iss is not a string of at most 128 bytes"},
     {"sub", offsetof(paseto_claims, sub),
      "claim sub is not a string of at most 128 bytes"},
+    {"aud", offsetof(paseto_claims, aud),
+     "claim aud is not a string of at most 128 bytes"},
     {"tid", offsetof(paseto_claims, tid),
      "claim tid is not a string of at most 128 bytes"},
     {"role", offsetof(paseto_claims, role),

@@ -4,7 +4,7 @@
  *
  * The core signs opaque bytes; this module gives them the shape the
  * services use (ARCHITECTURE.md, "Identity"): a flat JSON object with
- * the registered claims iss, sub, jti, iat, nbf, exp (paseto-spec
+ * the registered claims iss, sub, aud, jti, iat, nbf, exp (paseto-spec
  * docs/02-Implementation-Guide/04-Claims.md) plus tid (tenant) and role.
  * DateTime claims are RFC 3339 strings with an upper-case "T" and "Z";
  * they are written at whole seconds and "Z", as the spec recommends.
@@ -27,7 +27,7 @@
 #include "libs/base/err.h"
 #include "libs/paseto/paseto.h"
 
-#define PASETO_CLAIM_STR_MAX 128 /* bytes of iss, sub, tid, role, jti */
+#define PASETO_CLAIM_STR_MAX 128 /* bytes of iss, sub, aud, tid, role, jti */
 #define PASETO_CLAIMS_MAX_KEYS 32
 #define PASETO_CLAIMS_MAX_DEPTH 4  /* the object itself is depth 1 */
 #define PASETO_KID_FOOTER_MAX 256  /* bytes of a footer read for its kid */
@@ -38,6 +38,7 @@
 typedef struct paseto_claims {
   char iss[PASETO_CLAIM_STR_MAX + 1];
   char sub[PASETO_CLAIM_STR_MAX + 1];
+  char aud[PASETO_CLAIM_STR_MAX + 1]; /* service tokens (libs/svcid) */
   char tid[PASETO_CLAIM_STR_MAX + 1];
   char role[PASETO_CLAIM_STR_MAX + 1];
   char jti[PASETO_CLAIM_STR_MAX + 1];
@@ -45,7 +46,7 @@ typedef struct paseto_claims {
   int64_t iat_ms, nbf_ms, exp_ms;
 } paseto_claims;
 
-/* Serialises c as compact JSON, keys in the order iss, sub, tid, role,
+/* Serialises c as compact JSON, keys in the order iss, sub, aud, tid, role,
  * jti, iat, nbf, exp, absent ones left out; times are truncated to whole
  * seconds ("2026-11-22T10:00:00Z"). *json (NUL-terminated, length in *len
  * if len is not NULL) is the caller's, to free(). Errors: ERR_INVAL

@@ -77,7 +77,17 @@ START_TEST(claims_round_trip) {
   ck_assert_str_eq(back.tid, c.tid);
   ck_assert_str_eq(back.role, c.role);
   ck_assert_str_eq(back.jti, c.jti);
+  ck_assert_str_eq(back.aud, "");
   ck_assert(back.has_iat && back.has_nbf && back.has_exp);
+  free(json);
+
+  /* aud (service tokens) goes between sub and tid and comes back. */
+  snprintf(c.aud, sizeof c.aud, "orders");
+  ck_assert_int_eq(paseto_claims_to_json(&c, &json, NULL), ERR_OK);
+  ck_assert_ptr_nonnull(strstr(json, "\"sub\":\"0190f0a2-1c4b-7cde-8f00-"
+                                     "123456789abc\",\"aud\":\"orders\","));
+  ck_assert_int_eq(parse(json, &back, &why), ERR_OK);
+  ck_assert_str_eq(back.aud, "orders");
   ck_assert_int_eq(back.iat_ms, c.iat_ms);
   ck_assert_int_eq(back.exp_ms, c.exp_ms);
   free(json);

@@ -121,6 +121,7 @@
 #define RPC_MAX_MESSAGE_LEN 1024    /* status message bytes; longer is cut */
 #define RPC_MAX_ENDPOINTS 32        /* per address list / resolved name */
 #define RPC_MAX_URL_LEN 300
+#define RPC_MAX_CREDENTIAL_LEN 1024 /* a service token, bytes */
 
 /* ------------------------------------------------------------------ */
 /* Server                                                              */
@@ -141,6 +142,12 @@ typedef struct rpc_call {
   size_t payload_len;
   uint32_t attempt;            /* 1 for the first attempt, 2, ... */
   int64_t deadline_mono_ms;    /* absolute, on time_mono_ms()'s clock */
+  const char *service_token;   /* the calling service's; never log it */
+  /* Set by the server's guard (rpc_server_set_guard) before the handler
+   * runs: the verified calling service and the matched access rule
+   * (libs/svcid/access.h); "" and NULL when there is no guard. */
+  char caller[33];
+  const void *access;
 } rpc_call;
 
 /* Milliseconds left before the call's deadline (time_mono_ms() based);
@@ -208,6 +215,27 @@ void rpc_server_options_init(rpc_server_options *o);
  * to be released with rpc_server_close. */
 int rpc_server_new(const rpc_server_options *opts,
                    rpc_server **out) WARN_UNUSED;
+
+/* A guard runs before the handler of every registered method (after the
+ * deadline check, on the thread that runs the handler): it decides
+ * whether the call may proceed - libs/svc's checks the calling service's
+ * identity against the method's declared callers - and may fill
+ * call->caller and call->access for the handler. It returns true to run
+ * the handler, or false with reply's status set (the handler is then
+ * skipped). It must not block on I/O: it also runs before handlers
+ * registered nonblocking. */
+typedef bool (*rpc_guard_fn)(void *arg, rpc_call *call, rpc_reply *reply);
+
+/* Installs the guard (one per server; NULL removes it). Only before
+ * rpc_server_start. ERR_INVAL after start. */
+int rpc_server_set_guard(rpc_server *s, rpc_guard_fn fn,
+                         void *arg) WARN_UNUSED;
+
+/* The methods registered so far, for checks at start-up: calls fn once
+ * per method, in no particular order. */
+void rpc_server_each_method(const rpc_server *s,
+                            void (*fn)(void *arg, const char *method),
+                            void *arg);
 
 /* Registers fn for method (copied; at most RPC_MAX_METHOD_LEN bytes,
  * printable ASCII). Only before rpc_server_start: the table is read
@@ -277,6 +305,13 @@ typedef struct rpc_client_options {
   uint32_t reconnect_max_ms;    /* default 2000 */
   size_t max_recv_bytes;        /* per reply; default 4 MiB */
   size_t max_send_bytes;        /* request payload cap; default 4 MiB */
+  /* The calling service's identity, sent in every request (libs/svcid:
+   * svc_rpc_client_new sets it). credential writes a NUL-terminated token
+   * of at most cap - 1 bytes into buf for this client's peer; it is called
+   * once per call, so it must be fast (a cached token) and thread-safe.
+   * An error from it fails the call locally. NULL: no credential. */
+  int (*credential)(void *arg, char *buf, size_t cap);
+  void *credential_arg;
 } rpc_client_options;
 
 /* Fills o with the defaults above. */

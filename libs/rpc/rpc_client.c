@@ -249,6 +249,8 @@ int rpc_client_new(const char *address, const rpc_client_options *opts,
     if (opts->reconnect_max_ms) o.reconnect_max_ms = opts->reconnect_max_ms;
     if (opts->max_recv_bytes) o.max_recv_bytes = opts->max_recv_bytes;
     if (opts->max_send_bytes) o.max_send_bytes = opts->max_send_bytes;
+    o.credential = opts->credential;
+    o.credential_arg = opts->credential_arg;
   }
   if (o.backoff_base_ms > o.backoff_max_ms) o.backoff_base_ms = o.backoff_max_ms;
 
@@ -564,6 +566,13 @@ int rpc_client_call(rpc_client *c, const char *method, const void *reqbuf,
   req.tenant_id = (char *)(opts->tenant_id != NULL ? opts->tenant_id : "");
   req.idempotency_key =
       (char *)(opts->idempotency_key != NULL ? opts->idempotency_key : "");
+  char credential[RPC_MAX_CREDENTIAL_LEN + 1] = "";
+  if (c->opt.credential != NULL) {
+    int crc = c->opt.credential(c->opt.credential_arg, credential,
+                                sizeof credential);
+    if (crc != ERR_OK) return crc;
+  }
+  req.service_token = credential;
 
   call_ctx *cc = ctx_take(c);
   if (cc == NULL) return ERR_NOMEM;

@@ -110,6 +110,8 @@ struct rpc_server {
   size_t table_cap;
   size_t nhandlers;
   handler_entry unknown; /* metrics for unregistered/undecodable */
+  rpc_guard_fn guard;    /* runs before every handler; may be NULL */
+  void *guard_arg;
   bool any_nonblocking;  /* some method runs inline: slots get state */
 
   nng_socket sock;
@@ -412,6 +414,21 @@ static int do_register(rpc_server *s, const char *method, rpc_handler_fn fn,
   return ERR_OK;
 }
 
+int rpc_server_set_guard(rpc_server *s, rpc_guard_fn fn, void *arg) {
+  if (s == NULL || s->started) return ERR_INVAL;
+  s->guard = fn;
+  s->guard_arg = arg;
+  return ERR_OK;
+}
+
+void rpc_server_each_method(const rpc_server *s,
+                            void (*fn)(void *arg, const char *method),
+                            void *arg) {
+  if (s == NULL || fn == NULL) return;
+  for (size_t i = 0; i < s->table_cap; i++)
+    if (s->table[i] != NULL) fn(arg, s->table[i]->method);
+}
+
 int rpc_server_register(rpc_server *s, const char *method, rpc_handler_fn fn,
                         void *arg) {
   return do_register(s, method, fn, arg, false);
@@ -611,10 +628,12 @@ static nng_msg *process(rpc_server *s, worker_state *w, slot *sl) {
           .payload_len = req->payload.len,
           .attempt = req->attempt,
           .deadline_mono_ms = deadline_ms,
+          .service_token = empty_if_null(req->service_token),
       };
       if (call.payload == NULL) call.payload = (const uint8_t *)"";
       metrics_add(s->in_flight, 1);
-      e->fn(e->arg, &call, r);
+      if (s->guard == NULL || s->guard(s->guard_arg, &call, r))
+        e->fn(e->arg, &call, r);
       metrics_add(s->in_flight, -1);
       atomic_fetch_add(&s->st_handled, 1);
       if (time_mono_ms() > deadline_ms) {

@@ -162,6 +162,69 @@ static rpc_result *call(rpc_client *c, const char *method, const char *payload,
   return r;
 }
 
+/* ---- guard and credential ---- */
+
+static int give_credential(void *arg, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s", (const char *)arg);
+  return ERR_OK;
+}
+
+/* Lets through only calls whose service token is "svc-token", naming the
+ * caller "billing" for the handler. */
+static bool guard_token(void *arg, rpc_call *call, rpc_reply *reply) {
+  atomic_fetch_add((atomic_int *)arg, 1);
+  if (strcmp(call->service_token, "svc-token") != 0) {
+    rpc_reply_status(reply, RPC_UNAUTHENTICATED, "no service identity");
+    return false;
+  }
+  snprintf(call->caller, sizeof call->caller, "billing");
+  return true;
+}
+
+static void h_caller(void *arg, const rpc_call *call, rpc_reply *reply) {
+  atomic_fetch_add((atomic_int *)arg, 1);
+  rpc_reply_status(reply, RPC_OK, "%s", call->caller);
+}
+
+START_TEST(guard_runs_before_handlers_and_credential_is_sent) {
+  atomic_int guarded = 0, handled = 0;
+  rpc_server *s = NULL;
+  ck_assert_int_eq(rpc_server_new(NULL, &s), ERR_OK);
+  ck_assert_int_eq(rpc_server_register(s, M_ECHO, h_caller, &handled), ERR_OK);
+  ck_assert_int_eq(rpc_server_set_guard(s, guard_token, &guarded), ERR_OK);
+  ck_assert_int_eq(rpc_server_start(s, "tcp://127.0.0.1:0"), ERR_OK);
+  ck_assert_int_eq(rpc_server_set_guard(s, NULL, NULL), ERR_INVAL);
+  char url[64];
+  snprintf(url, sizeof url, "tcp://127.0.0.1:%d", rpc_server_port(s));
+
+  rpc_client *bare = connect_client(url, NULL);
+  rpc_result *r = call(bare, M_ECHO, "x", NULL);
+  ck_assert_int_eq(r->code, RPC_UNAUTHENTICATED);
+  ck_assert_int_eq(atomic_load(&handled), 0);
+  rpc_result_free(r);
+
+  rpc_client_options o;
+  rpc_client_options_init(&o);
+  o.credential = give_credential;
+  o.credential_arg = "svc-token";
+  rpc_client *signed_cli = connect_client(url, &o);
+  r = call(signed_cli, M_ECHO, "x", NULL);
+  ck_assert_int_eq(r->code, RPC_OK);
+  ck_assert_str_eq(r->message, "billing");
+  ck_assert_int_eq(atomic_load(&handled), 1);
+  rpc_result_free(r);
+
+  /* Unknown methods are refused before the guard runs. */
+  r = call(signed_cli, "test.v1.Test/Nope", "x", NULL);
+  ck_assert_int_eq(r->code, RPC_UNIMPLEMENTED);
+  ck_assert_int_eq(atomic_load(&guarded), 2);
+  rpc_result_free(r);
+  rpc_client_free(bare);
+  rpc_client_free(signed_cli);
+  rpc_server_close(s);
+}
+END_TEST
+
 /* ---- status ---- */
 
 START_TEST(status_names_match_grpc) {
@@ -1188,6 +1251,7 @@ static Suite *rpc_suite(void) {
   tcase_add_test(tc, expired_request_does_not_run_handler);
   tcase_add_test(tc, quick_call_does_not_wait_behind_a_blocked_worker);
   tcase_add_test(tc, reply_details_round_trip);
+  tcase_add_test(tc, guard_runs_before_handlers_and_credential_is_sent);
   tcase_add_test(tc, violations_are_capped_and_bad_codes_become_unknown);
   tcase_add_test(tc, too_large_payloads_are_rejected);
   tcase_add_test(tc, client_caps_reply_size);
