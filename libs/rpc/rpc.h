@@ -307,10 +307,11 @@ typedef struct rpc_client_options {
   size_t max_send_bytes;        /* request payload cap; default 4 MiB */
   /* The calling service's identity, sent in every request (libs/svcid:
    * svc_rpc_client_new sets it). credential writes a NUL-terminated token
-   * of at most cap - 1 bytes into buf for this client's peer; it is called
-   * once per call, so it must be fast (a cached token) and thread-safe.
-   * An error from it fails the call locally. NULL: no credential. */
-  int (*credential)(void *arg, char *buf, size_t cap);
+   * of at most cap - 1 bytes into buf for a call of method (whose package
+   * names the callee: "orders.v1.Orders/GetOrder" goes to "orders"); it
+   * is called once per call, so it must be fast (a cached token) and
+   * thread-safe. An error from it fails the call locally. NULL: none. */
+  int (*credential)(void *arg, const char *method, char *buf, size_t cap);
   void *credential_arg;
 } rpc_client_options;
 

@@ -568,7 +568,7 @@ int rpc_client_call(rpc_client *c, const char *method, const void *reqbuf,
       (char *)(opts->idempotency_key != NULL ? opts->idempotency_key : "");
   char credential[RPC_MAX_CREDENTIAL_LEN + 1] = "";
   if (c->opt.credential != NULL) {
-    int crc = c->opt.credential(c->opt.credential_arg, credential,
+    int crc = c->opt.credential(c->opt.credential_arg, method, credential,
                                 sizeof credential);
     if (crc != ERR_OK) return crc;
   }

@@ -164,7 +164,9 @@ static rpc_result *call(rpc_client *c, const char *method, const char *payload,
 
 /* ---- guard and credential ---- */
 
-static int give_credential(void *arg, char *buf, size_t cap) {
+static int give_credential(void *arg, const char *method, char *buf,
+                           size_t cap) {
+  ck_assert_ptr_eq(strstr(method, "test.v1.Test/"), method);
   snprintf(buf, cap, "%s", (const char *)arg);
   return ERR_OK;
 }

@@ -41,6 +41,7 @@ struct svc {
   cache *redis;
   rpc_client *auth;
   authn *verifier;
+  svc_identity *identity;
 };
 
 const cfg *svc_cfg(const svc *s) { return s->cfg; }
@@ -48,6 +49,7 @@ db_pool *svc_db(const svc *s) { return s->db; }
 rpc_server *svc_rpc(const svc *s) { return s->rpc; }
 admin *svc_admin(const svc *s) { return s->admin; }
 const char *svc_name(const svc *s) { return s->spec->name; }
+svc_identity *svc_identity_of(const svc *s) { return s->identity; }
 
 void svc_stop(void) { lifecycle_request_stop(); }
 
@@ -79,6 +81,10 @@ static const cfg_entry common_config[] = {
      .description = "how long to retry the database at start-up"},
     {.name = "SHUTDOWN_GRACE_MS", .kind = CFG_DURATION_MS, .def = "10000",
      .min = 0, .max = 600000, .description = "drain time after SIGTERM"},
+    {.name = "SERVICE_KEY_FILE", .kind = CFG_STRING,
+     .description = "this service's own Ed25519 key (service identity)"},
+    {.name = "SERVICE_TRUST_FILE", .kind = CFG_STRING,
+     .description = "every service's public key, '<service> <key>' lines"},
 };
 #define NCOMMON (sizeof common_config / sizeof common_config[0])
 
@@ -140,7 +146,7 @@ int svc_verifier_open(svc *s, cache *redis, rpc_client **auth,
     return ERR_EXISTS;
   if (paseto_init() != ERR_OK)
     return ERR_INTERNAL;
-  int rc = rpc_client_new(cfg_str(s->cfg, "AUTH_ADDR"), NULL, &s->auth);
+  int rc = svc_rpc_client_new(s, cfg_str(s->cfg, "AUTH_ADDR"), NULL, &s->auth);
   if (rc != ERR_OK) {
     log_error("bad AUTH_ADDR", "error", err_str(rc));
     return rc;
@@ -157,6 +163,35 @@ int svc_verifier_open(svc *s, cache *redis, rpc_client **auth,
   *auth = s->auth;
   *verifier = s->verifier;
   return ERR_OK;
+}
+
+int svc_rpc_client_new(svc *s, const char *address,
+                       const rpc_client_options *opts, rpc_client **out) {
+  *out = NULL;
+  rpc_client_options o;
+  if (opts != NULL)
+    o = *opts;
+  else
+    rpc_client_options_init(&o);
+  int rc = svc_identity_client(s->identity, &o);
+  if (rc != ERR_OK)
+    return rc;
+  return rpc_client_new(address, &o, out);
+}
+
+/* The identity and its guard on the RPC server (before init registers
+ * handlers). */
+static int open_identity(svc *s) {
+  if (s->spec->access == NULL) {
+    log_error("no access table: every service declares who may call it");
+    return ERR_INVAL;
+  }
+  int rc = svc_identity_open(s->spec->name, cfg_str(s->cfg, "SERVICE_KEY_FILE"),
+                             cfg_str(s->cfg, "SERVICE_TRUST_FILE"),
+                             &s->identity);
+  if (rc == ERR_OK)
+    rc = svc_identity_guard(s->identity, s->rpc, s->spec->access);
+  return rc;
 }
 
 /* Opens the pool and applies migrations, retrying while the database is
@@ -245,6 +280,8 @@ int svc_main(const svc_spec *spec) {
     log_error("cannot create the RPC server");
     goto out;
   }
+  if (open_identity(&s) != ERR_OK)
+    goto out;
   admin_options ao = {.bind_addr = cfg_str(s.cfg, "ADMIN_ADDR"),
                       .port = (int)cfg_int(s.cfg, "ADMIN_PORT")};
   if (admin_new(&ao, &s.admin) != ERR_OK) {
@@ -258,6 +295,8 @@ int svc_main(const svc_spec *spec) {
     log_error("service init failed");
     goto out_fini;
   }
+  if (svc_identity_check_methods(s.identity, s.rpc) != ERR_OK)
+    goto out_fini;
   const char *listen = cfg_str(s.cfg, "RPC_LISTEN");
   int rc = rpc_server_start(s.rpc, listen);
   if (rc != ERR_OK) {
@@ -302,6 +341,7 @@ out:
   rpc_client_free(s.auth);
   admin_free(s.admin);
   cache_free(s.redis); /* after the admin server's readiness checks */
+  svc_identity_free(s.identity); /* after every client and the server */
   db_pool_free(s.db);
   lifecycle_exit_watchdog_cancel(); /* cleanup finished */
   if (status == 0)

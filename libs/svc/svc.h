@@ -32,7 +32,15 @@
  *   MIGRATIONS_DIR     (services/<name>/migrations)
  *   STARTUP_TIMEOUT_MS how long to keep retrying the database at start (30000)
  *   SHUTDOWN_GRACE_MS  drain time after SIGTERM (10000)
+ *   SERVICE_KEY_FILE   this service's own Ed25519 key (required)
+ *   SERVICE_TRUST_FILE the services' public keys (required)
  * plus the spec's own entries.
+ *
+ * Every call the service answers passes the service-identity guard
+ * (identity.h) against spec->access, the table generated from the
+ * service's <name>_rpc.proto; a registered method missing from it stops
+ * start-up. Clients made with svc_rpc_client_new carry the service's own
+ * identity.
  */
 #ifndef SVC_SVC_H
 #define SVC_SVC_H
@@ -47,6 +55,8 @@
 #include "libs/obs/admin.h"
 #include "libs/obs/config.h"
 #include "libs/rpc/rpc.h"
+#include "libs/svc/identity.h"
+#include "libs/svcid/access.h"
 
 typedef struct svc svc;
 
@@ -56,6 +66,9 @@ typedef struct svc_spec {
   size_t nconfig;
   bool uses_db;                /* open DATABASE_URL, migrate, check ready */
   const char *schema;          /* migrations' schema (default: name) */
+  /* Who may call which method (proto/<name>/v1:<name>_access). Required:
+   * svc_main refuses to start without it. */
+  const svcid_access_table *access;
   /* Called once everything above is up and before the RPC server starts:
    * register handlers (svc_rpc), create clients, start background threads.
    * Return ERR_OK, or an error to abort start-up (exit 1). */
@@ -77,6 +90,7 @@ db_pool *svc_db(const svc *s);       /* NULL unless uses_db */
 rpc_server *svc_rpc(const svc *s);
 admin *svc_admin(const svc *s);
 const char *svc_name(const svc *s);
+svc_identity *svc_identity_of(const svc *s);
 
 /* Asks the running service to stop as if it got SIGTERM (tests, fatal
  * background errors). Thread-safe. */
@@ -105,5 +119,12 @@ int svc_redis_open(svc *s, const cache_config *cc, const char *unset_warning,
  * bad AUTH_ADDR (logged), authn_new's, ERR_INTERNAL (libsodium). */
 int svc_verifier_open(svc *s, cache *redis, rpc_client **auth,
                       authn **verifier) WARN_UNUSED;
+
+/* rpc_client_new for address with opts (may be NULL: defaults), every
+ * call carrying this service's identity. The caller frees the client, in
+ * fini at the latest. Errors: rpc_client_new's. */
+int svc_rpc_client_new(svc *s, const char *address,
+                       const rpc_client_options *opts,
+                       rpc_client **out) WARN_UNUSED;
 
 #endif

@@ -291,6 +291,22 @@ int svcid_signer_token(svcid_signer *s, const char *audience, char *out,
   return rc;
 }
 
+int svcid_method_service(const char *method, char out[SVCID_NAME_MAX + 1]) {
+  if (method == NULL) return ERR_INVAL;
+  size_t n = strcspn(method, "./");
+  if (n == 0 || n > SVCID_NAME_MAX || method[n] != '.') return ERR_INVAL;
+  memcpy(out, method, n);
+  out[n] = '\0';
+  return svcid_name_ok(out) ? ERR_OK : ERR_INVAL;
+}
+
+int svcid_credential(void *arg, const char *method, char *buf, size_t cap) {
+  char audience[SVCID_NAME_MAX + 1];
+  int rc = svcid_method_service(method, audience);
+  if (rc != ERR_OK) return rc;
+  return svcid_signer_token(arg, audience, buf, cap);
+}
+
 void svcid_signer_free(svcid_signer *s) {
   if (s == NULL) return;
   pthread_mutex_destroy(&s->mu);

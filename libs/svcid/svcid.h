@@ -110,6 +110,16 @@ int svcid_signer_token(svcid_signer *s, const char *audience, char *out,
 int svcid_signer_mint(svcid_signer *s, const char *audience, int64_t now_ms,
                       int64_t ttl_ms, char *out, size_t cap) WARN_UNUSED;
 
+/* The service a method belongs to: the first component of its package,
+ * "orders.v1.Orders/GetOrder" -> "orders" (our packages are named after
+ * their service). ERR_INVAL when that is not a service name. */
+int svcid_method_service(const char *method,
+                         char out[SVCID_NAME_MAX + 1]) WARN_UNUSED;
+
+/* An rpc_client_options.credential: arg is a svcid_signer; mints (or
+ * reuses) the token for the method's service. */
+int svcid_credential(void *arg, const char *method, char *buf, size_t cap);
+
 void svcid_signer_free(svcid_signer *s);
 
 /* ---- verifier --------------------------------------------------------- */

@@ -19,6 +19,7 @@
 #include "services/auth/pwpool.h"
 #include "services/auth/revoker.h"
 #include "services/auth/store.h"
+#include "proto/auth/v1/auth_access.h"
 
 static const cfg_entry config[] = {
     {.name = "AUTH_SIGNING_KEYS", .kind = CFG_STRING, .secret = true,
@@ -237,6 +238,7 @@ static void auth_fini(svc *s, void *arg) {
 int main(void) {
   static app a;
   svc_spec spec = {
+      .access = &auth_v1_access,
       .name = "auth",
       .config = config,
       .nconfig = sizeof config / sizeof config[0],

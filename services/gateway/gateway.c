@@ -18,6 +18,7 @@
 #include "libs/obs/metrics.h"
 #include "libs/rpc/rpc.h"
 #include "libs/tenantdir/tenantdir.h"
+#include "libs/svc/identity.h"
 #include "services/gateway/cors.h"
 #include "services/gateway/pipeline.h"
 #include "services/gateway/ratelimit.h"
@@ -87,6 +88,10 @@ static const cfg_entry kEntries[] = {
      .min = 1, .max = 3600000, .description = "tenant resolution cache"},
     {.name = "SHUTDOWN_GRACE_MS", .kind = CFG_DURATION_MS, .def = "10000",
      .min = 0, .max = 600000, .description = "drain time after SIGTERM"},
+    {.name = "SERVICE_KEY_FILE", .kind = CFG_STRING,
+     .description = "the gateway's own Ed25519 key (service identity)"},
+    {.name = "SERVICE_TRUST_FILE", .kind = CFG_STRING,
+     .description = "every service's public key, '<service> <key>' lines"},
 };
 
 const cfg_entry *gateway_config_entries(size_t *n) {
@@ -116,6 +121,7 @@ static const struct {
 };
 
 struct gateway {
+  svc_identity *identity;         /* the credential on every backend call */
   rpc_client *clients[NBACKENDS]; /* by BACKEND_* */
   pipeline_backend backends[NBACKENDS];
   cache *redis;
@@ -175,6 +181,7 @@ void gateway_free(gateway *g) {
   authn_free(g->authn);
   cache_free(g->redis);
   for (size_t i = 0; i < NBACKENDS; i++) rpc_client_free(g->clients[i]);
+  svc_identity_free(g->identity); /* after the clients using it */
   free(g);
 }
 
@@ -193,11 +200,17 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
   int rc = metrics_register_process();
   if (rc != ERR_OK) return fail(g, rc, "metrics");
 
-  rpc_client_options ro;
-  rpc_client_options_init(&ro);
-  ro.default_deadline_ms = (uint32_t)cfg_duration_ms(c, "GATEWAY_DEADLINE_MS");
+  rc = svc_identity_open("gateway", cfg_str(c, "SERVICE_KEY_FILE"),
+                         cfg_str(c, "SERVICE_TRUST_FILE"), &g->identity);
+  if (rc != ERR_OK) return fail(g, rc, "SERVICE_KEY_FILE/SERVICE_TRUST_FILE");
   for (size_t i = 0; i < NBACKENDS; i++) {
-    rc = rpc_client_new(cfg_str(c, kBackends[i].addr), &ro, &g->clients[i]);
+    rpc_client_options ro;
+    rpc_client_options_init(&ro);
+    ro.default_deadline_ms =
+        (uint32_t)cfg_duration_ms(c, "GATEWAY_DEADLINE_MS");
+    rc = svc_identity_client(g->identity, &ro);
+    if (rc == ERR_OK)
+      rc = rpc_client_new(cfg_str(c, kBackends[i].addr), &ro, &g->clients[i]);
     if (rc != ERR_OK) return fail(g, rc, kBackends[i].addr);
     g->backends[i] = (pipeline_backend){kBackends[i].name, g->clients[i]};
   }

@@ -19,6 +19,7 @@
 #include "services/orders/menucache.h"
 #include "services/orders/store.h"
 #include "services/orders/tenantcur.h"
+#include "proto/orders/v1/orders_access.h"
 
 #define SOURCE "orders"
 
@@ -180,7 +181,7 @@ static int orders_init(svc *s, void *arg) {
     rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
   if (rc != ERR_OK)
     return rc;
-  rc = rpc_client_new(cfg_str(c, "TENANTS_ADDR"), NULL, &a->tenants);
+  rc = svc_rpc_client_new(s, cfg_str(c, "TENANTS_ADDR"), NULL, &a->tenants);
   if (rc != ERR_OK) {
     log_error("bad TENANTS_ADDR", "error", err_str(rc));
     return rc;
@@ -242,6 +243,7 @@ static void orders_fini(svc *s, void *arg) {
 int main(void) {
   static app a;
   svc_spec spec = {
+      .access = &orders_v1_access,
       .name = "orders",
       .config = config,
       .nconfig = sizeof config / sizeof config[0],

@@ -16,6 +16,7 @@
 #include "services/tenants/handlers.h"
 #include "services/tenants/janitor.h"
 #include "services/tenants/rescache.h"
+#include "proto/tenants/v1/tenants_access.h"
 
 static const cfg_entry config[] = {
     {.name = "AUTH_ADDR", .kind = CFG_URL, .required = true,
@@ -166,6 +167,7 @@ static void tenants_fini(svc *s, void *arg) {
 int main(void) {
   static app a;
   svc_spec spec = {
+      .access = &tenants_v1_access,
       .name = "tenants",
       .config = config,
       .nconfig = sizeof config / sizeof config[0],
