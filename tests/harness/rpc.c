@@ -10,17 +10,51 @@
 #include "tests/harness/rpc.h"
 
 #include <check.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "libs/base/err.h"
+#include "libs/svcid/svcid.h"
+#include "tests/harness/identity.h"
 
 #define DEFAULT_DEADLINE_MS 15000
 #define CALL_DEADLINE_MS 20000
 #define CONNECT_TIMEOUT_MS 10000
 
+/* One signer per service name for the whole test process (clients keep a
+ * pointer to it). */
+static svcid_signer *signer_of(const char *service) {
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  static struct {
+    char name[SVCID_NAME_MAX + 1];
+    svcid_signer *s;
+  } signers[16];
+  svcid_signer *found = NULL;
+  pthread_mutex_lock(&mu);
+  for (size_t i = 0; i < 16 && found == NULL; i++) {
+    if (signers[i].s == NULL) {
+      signers[i].s = harness_identity_signer(service);
+      snprintf(signers[i].name, sizeof signers[i].name, "%s", service);
+    }
+    if (strcmp(signers[i].name, service) == 0) found = signers[i].s;
+  }
+  pthread_mutex_unlock(&mu);
+  ck_assert_ptr_nonnull(found);
+  return found;
+}
+
 rpc_client *harness_rpc_client(const char *url) {
+  return harness_rpc_client_as(url, "gateway");
+}
+
+rpc_client *harness_rpc_client_as(const char *url, const char *service) {
   rpc_client_options o;
   rpc_client_options_init(&o);
+  if (service != NULL) {
+    o.credential = svcid_credential;
+    o.credential_arg = signer_of(service);
+  }
   o.default_deadline_ms = DEFAULT_DEADLINE_MS;
   o.reconnect_min_ms = 50;
   o.reconnect_max_ms = 200;

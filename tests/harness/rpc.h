@@ -18,8 +18,14 @@
 
 /* A client for url (default deadline 15 s, reconnect 50-200 ms) that has
  * connected to one replica; fails the test if none connects within 10 s.
- * The caller frees it (rpc_client_free). */
+ * Its calls carry the gateway's service identity (identity.h): most tests
+ * drive a service as the gateway does. The caller frees it
+ * (rpc_client_free). */
 rpc_client *harness_rpc_client(const char *url);
+
+/* The same, calling as service ("tenants", "operator", ...), or with no
+ * service identity at all when service is NULL. */
+rpc_client *harness_rpc_client_as(const char *url, const char *service);
 
 /* Calls method with msg, a 20 s deadline, and the token, tenant id and
  * idempotency key given (each may be NULL). Fails the test if the call

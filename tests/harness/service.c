@@ -27,6 +27,7 @@
 #include "libs/base/err.h"
 #include "libs/base/strutil.h"
 #include "libs/paseto/paseto.h"
+#include "tests/harness/identity.h"
 
 #define DEFAULT_READY_TIMEOUT_MS 30000
 #define RESTART_STOP_TIMEOUT_MS 15000
@@ -95,6 +96,10 @@ char **harness_service_env(const harness_service *s, const char *bin,
   if (o->db_pool_size > 0) ADD(fmt("DB_POOL_SIZE=%d", o->db_pool_size));
   ADD(fmt("MIGRATIONS_DIR=%s/%.*s/migrations", cwd, dirlen, bin));
   ADD(fmt("LOG_LEVEL=%s", o->log_level ? o->log_level : "info"));
+  /* The service's identity: the key of the binary's name. */
+  ADD(fmt("SERVICE_KEY_FILE=%s",
+          harness_identity_key_file(slash ? slash + 1 : bin)));
+  ADD(fmt("SERVICE_TRUST_FILE=%s", harness_identity_trust_file()));
   for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
     ADD(strdup(extra[i]));
 #undef ADD

@@ -18,6 +18,8 @@
  *   DB_POOL_SIZE    opts->db_pool_size (unset when 0: the service default)
  *   MIGRATIONS_DIR  <cwd>/<directory of bin>/migrations
  *   LOG_LEVEL       opts->log_level ("info" when NULL)
+ *   SERVICE_KEY_FILE, SERVICE_TRUST_FILE  the key of the binary's name and
+ *                   the bundle of every service (identity.h)
  *
  * An extra "K=V" whose K is one of these replaces it (a gateway with its
  * own Redis database, a different LOG_LEVEL); an extra "K" without '='
