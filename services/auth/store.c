@@ -482,6 +482,27 @@ static int family_jtis(db_conn *c, const char *tenant, const char *family,
   return rc;
 }
 
+/* Reuse: someone holds a token that was already rotated. Whoever it is,
+ * the session is compromised: revoke the whole family, and return the
+ * access jtis that may still be valid so the caller revokes them too. */
+static int revoke_reused(db_conn *c, const char *tenant, const char *user_id,
+                         store_rotate *r) {
+  db_param pf[] = {db_text(tenant), db_text(r->family_id)};
+  int rc = db_exec(c,
+                   "UPDATE auth.refresh_families SET revoked_at = now(), "
+                   "revoke_reason = 'reuse' WHERE tenant_id = $1 AND id = $2",
+                   pf, 2, NULL);
+  if (rc == ERR_OK)
+    rc = family_jtis(c, tenant, r->family_id, r->access_ttl_ms, r->jtis,
+                     &r->njtis);
+  if (rc == ERR_OK) {
+    r->result = STORE_REUSED;
+    str_copy(r->user.id, user_id, sizeof r->user.id);
+    str_copy(r->user.tenant_id, tenant, sizeof r->user.tenant_id);
+  }
+  return rc;
+}
+
 typedef struct rot_args {
   const char *tenant;
   store_rotate *r;
@@ -496,12 +517,17 @@ static int rot_fn(db_conn *c, void *ud) {
   db_result *res = NULL;
   int rc = db_exec(
       c,
+      /* Both rows locked: with the family row alone, a refresh that
+       * waited for it re-read the family after the winner committed but
+       * kept its old view of the token (READ COMMITTED re-checks only
+       * the locked rows), saw it unspent and rotated it a second time. */
       "SELECT t.family_id::text, t.spent_at IS NOT NULL, "
-      "COALESCE((extract(epoch FROM (now() - t.spent_at)) * 1000)::bigint, 0), "
+      "GREATEST(0, COALESCE((extract(epoch FROM (clock_timestamp() - "
+      "t.spent_at)) * 1000)::bigint, 0)), "
       "t.expires_at <= now(), f.revoked_at IS NOT NULL, f.user_id::text "
       "FROM auth.refresh_tokens t JOIN auth.refresh_families f "
       "ON f.tenant_id = t.tenant_id AND f.id = t.family_id "
-      "WHERE t.tenant_id = $1 AND t.token_hash = $2 FOR UPDATE OF f",
+      "WHERE t.tenant_id = $1 AND t.token_hash = $2 FOR UPDATE OF f, t",
       p, 2, &res);
   if (rc != ERR_OK || db_nrows(res) == 0) {
     db_result_free(res);
@@ -520,24 +546,8 @@ static int rot_fn(db_conn *c, void *ud) {
   db_result_free(res);
   if (rc != ERR_OK || revoked)
     return rc;
-  if (spent && !(r->reuse_interval_ms > 0 && spent_ago <= r->reuse_interval_ms)) {
-    /* Reuse: someone holds a token that was already rotated. Whoever it
-     * is, the session is compromised: revoke the whole family. */
-    db_param pf[] = {db_text(a->tenant), db_text(r->family_id)};
-    rc = db_exec(c,
-                 "UPDATE auth.refresh_families SET revoked_at = now(), "
-                 "revoke_reason = 'reuse' WHERE tenant_id = $1 AND id = $2",
-                 pf, 2, NULL);
-    if (rc == ERR_OK)
-      rc = family_jtis(c, a->tenant, r->family_id, r->access_ttl_ms, r->jtis,
-                       &r->njtis);
-    if (rc == ERR_OK) {
-      r->result = STORE_REUSED;
-      str_copy(r->user.id, user_id, sizeof r->user.id);
-      str_copy(r->user.tenant_id, a->tenant, sizeof r->user.tenant_id);
-    }
-    return rc;
-  }
+  if (spent && !(r->reuse_interval_ms > 0 && spent_ago <= r->reuse_interval_ms))
+    return revoke_reused(c, a->tenant, user_id, r);
   if (expired)
     return ERR_OK;
   db_param pu[] = {db_text(a->tenant), db_text(user_id)};
@@ -550,12 +560,20 @@ static int rot_fn(db_conn *c, void *ud) {
   if (rc != ERR_OK)
     return rc;
   if (!spent) {
+    /* Spent only if still unspent: the row lock above already makes a
+     * concurrent spend impossible; this keeps it so if the lock ever
+     * goes (0 rows: someone else spent it first - reuse). */
+    db_result *ur = NULL;
     rc = db_exec(c,
-                 "UPDATE auth.refresh_tokens SET spent_at = now() "
-                 "WHERE tenant_id = $1 AND token_hash = $2",
-                 p, 2, NULL);
+                 "UPDATE auth.refresh_tokens SET spent_at = clock_timestamp() "
+                 "WHERE tenant_id = $1 AND token_hash = $2 AND spent_at IS NULL",
+                 p, 2, &ur);
+    int64_t n = rc == ERR_OK ? db_affected(ur) : 0;
+    db_result_free(ur);
     if (rc != ERR_OK)
       return rc;
+    if (n != 1)
+      return revoke_reused(c, a->tenant, user_id, r);
   }
   rc = insert_token(c, a->tenant, r->family_id, r->new_hash, r->new_access_jti,
                     r->new_expires_ms);

@@ -146,8 +146,11 @@ typedef struct store_rotate {
   size_t njtis;
 } store_rotate;
 
-/* Rotates a refresh token of tenant (the family row is locked, so two
- * refreshes of one session serialise). */
+/* Rotates a refresh token of tenant. The family row and the token row
+ * are both locked (FOR UPDATE OF f, t), so simultaneous refreshes of one
+ * token serialise and every one after the first sees it spent: reuse
+ * (family revoked) unless within reuse_interval_ms; the spend itself is
+ * conditional (spent_at IS NULL), 0 rows also counting as reuse. */
 int store_refresh_rotate(store *s, const char *tenant,
                          store_rotate *r) WARN_UNUSED;
 
