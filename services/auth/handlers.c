@@ -17,7 +17,11 @@
  * code, same message - and verifies the password against a dummy hash of
  * the same cost when the user does not exist, so the answer time does not
  * tell either. A disabled user also gets that answer, after the same
- * work.
+ * work. Before any of that, each attempt is charged on the account's
+ * failure counter in Redis (loginlock.h), the same for accounts that do
+ * not exist; a locked account is answered RESOURCE_EXHAUSTED with a
+ * retry-after and no lookup or hash at all, and a correct password
+ * resets the counter.
  *
  * Token times: iat and nbf are whole seconds (claims.h), and never earlier
  * than the user's tokens_valid_after rounded up to the second, the value a
@@ -49,6 +53,7 @@
 #define TOKEN_CAP (PASETO_TOKEN_MAX + 1)
 #define BAD_LOGIN "invalid e-mail or password"
 #define BAD_REFRESH "invalid refresh token"
+#define LOGIN_LOCKED "too many failed logins; try later"
 
 /* ------------------------------------------------------------ helpers --- */
 
@@ -390,6 +395,32 @@ out:
 
 /* -------------------------------------------------------------- Login --- */
 
+/* The per-account slowdown (loginlock.h): charges this attempt on the
+ * account, or refuses it before any user lookup or hashing. The answer is
+ * the same whether the account exists. On refusal the reply is set. */
+static bool login_admitted(auth_ctx *x, rpc_reply *reply, const char *tid,
+                           const char *email) {
+  if (x->login_lock == NULL)
+    return true;
+  int64_t wait_ms = 0;
+  switch (loginlock_attempt(x->login_lock, tid, email, &wait_ms)) {
+  case LOGINLOCK_ALLOW:
+    return true;
+  case LOGINLOCK_LOCKED:
+    metrics_inc(login_metric("locked"));
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, LOGIN_LOCKED);
+    rpc_reply_retry_after(reply, wait_ms > UINT32_MAX ? UINT32_MAX
+                                                      : (uint32_t)wait_ms);
+    return false;
+  case LOGINLOCK_UNAVAILABLE:
+    break;
+  }
+  metrics_inc(login_metric("lock_unavailable"));
+  rpc_reply_status(reply, RPC_UNAVAILABLE, "login temporarily unavailable");
+  rpc_reply_retry_after(reply, 1000);
+  return false;
+}
+
 static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
   HANDLER_UNPACK(Auth__V1__LoginRequest,
@@ -415,7 +446,10 @@ static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
   char email[STORE_EMAIL_MAX + 1];
   auth_user u;
   bool found = false;
-  if (validate_email(req->email, email, sizeof email)) {
+  bool valid_email = validate_email(req->email, email, sizeof email);
+  if (valid_email && !login_admitted(x, reply, tid, email))
+    goto out;
+  if (valid_email) {
     int rc = store_user_by_email(x->store, tid, email, &u);
     if (rc == ERR_OK)
       found = true;
@@ -439,6 +473,8 @@ static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
     rpc_reply_status(reply, RPC_UNAUTHENTICATED, BAD_LOGIN);
     goto out;
   }
+  if (x->login_lock != NULL)
+    loginlock_reset(x->login_lock, tid, email);
   rc = issue_session(x, &u, access, refresh);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "login session");

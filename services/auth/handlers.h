@@ -20,6 +20,7 @@
 #include "libs/cache/cache.h"
 #include "libs/rpc/rpc.h"
 #include "services/auth/keys.h"
+#include "services/auth/loginlock.h"
 #include "services/auth/pwpool.h"
 #include "services/auth/revoker.h"
 #include "services/auth/store.h"
@@ -37,6 +38,7 @@ typedef struct auth_ctx {
   authn *verifier;      /* configured with the keys above */
   cache *redis;         /* tenant status; may be NULL */
   revoker *revoke;
+  loginlock *login_lock;  /* per-account slowdown; NULL: none */
   /* Settings. */
   const char *issuer;          /* "iss" of issued tokens */
   int64_t access_ttl_ms;       /* access-token lifetime */

@@ -1070,6 +1070,123 @@ START_TEST(keys_publishes_the_signing_key) {
 }
 END_TEST
 
+/* A login's code, message and retry-after (ms). */
+typedef struct login_out {
+  int code;
+  uint32_t retry_after_ms;
+  char msg[128];
+} login_out;
+
+static login_out login_ra(rpc_client *c, const char *tenant, const char *email,
+                          const char *pw) {
+  Auth__V1__LoginRequest req = AUTH__V1__LOGIN_REQUEST__INIT;
+  req.email = (char *)email;
+  req.password = (char *)pw;
+  rpc_result *r = call(c, M("Login"), &req.base, (callopt){.tenant = tenant});
+  login_out o = {.code = r->code, .retry_after_ms = r->retry_after_ms};
+  str_copy(o.msg, r->message, sizeof o.msg);
+  if (r->code == RPC_OK) {
+    Auth__V1__LoginResponse *resp =
+        auth__v1__login_response__unpack(NULL, r->payload_len, r->payload);
+    ck_assert_ptr_nonnull(resp);
+    record_secret(resp->refresh_token);
+    auth__v1__login_response__free_unpacked(resp, NULL);
+  }
+  rpc_result_free(r);
+  return o;
+}
+
+#define LOCKED_MSG "too many failed logins; try later"
+#define WRONG PW_MARK "wrong-guess"
+
+/* Five failures are free; the sixth attempt, whatever its password, is
+ * refused with a retry-after and no password check. Returns the first
+ * lock's retry-after. */
+static uint32_t fail_until_locked(rpc_client *c, const char *t, const char *email,
+                                  const char *right_pw) {
+  for (int i = 0; i < 5; i++) {
+    login_out o = login_ra(c, t, email, WRONG);
+    ck_assert_msg(o.code == RPC_UNAUTHENTICATED, "failure %d answered %d (%s)",
+                  i + 1, o.code, o.msg);
+    ck_assert_uint_eq(o.retry_after_ms, 0);
+  }
+  login_out o = login_ra(c, t, email, WRONG);
+  ck_assert_int_eq(o.code, RPC_RESOURCE_EXHAUSTED);
+  ck_assert_str_eq(o.msg, LOCKED_MSG);
+  ck_assert_uint_gt(o.retry_after_ms, 0);
+  ck_assert_uint_le(o.retry_after_ms, 1000);
+  /* The right password too, while the lock lives. */
+  login_out r = login_ra(c, t, email, right_pw);
+  ck_assert_int_eq(r.code, RPC_RESOURCE_EXHAUSTED);
+  ck_assert_str_eq(r.msg, LOCKED_MSG);
+  ck_assert_uint_gt(r.retry_after_ms, 0);
+  return o.retry_after_ms;
+}
+
+START_TEST(failed_logins_lock_the_account_then_success_resets) {
+  rpc_client *c = client(g_auth_addr);
+  char t[UUID_STR_LEN + 1], email[96];
+  new_tenant(t);
+  unique_email(email, sizeof email, "lock");
+  ck_assert_int_eq(do_register(c, t, email, PW, NULL), RPC_OK);
+  uint32_t wait = fail_until_locked(c, t, email, PW);
+  /* The same account spelt another way is the same counter (auth's
+   * normalisation: case and surrounding spaces). */
+  char variant[128];
+  snprintf(variant, sizeof variant, "  %s ", email);
+  variant[2] = (char)(variant[2] - 'a' + 'A');
+  login_out v = login_ra(c, t, variant, PW);
+  ck_assert_int_eq(v.code, RPC_RESOURCE_EXHAUSTED);
+  /* Another account of the tenant is not slowed. */
+  char other[96];
+  unique_email(other, sizeof other, "other");
+  ck_assert_int_eq(login_ra(c, t, other, WRONG).code, RPC_UNAUTHENTICATED);
+
+  /* After the lock: one more failure locks again, twice as long. */
+  usleep((useconds_t)(wait + 50) * 1000);
+  ck_assert_int_eq(login_ra(c, t, email, WRONG).code, RPC_UNAUTHENTICATED);
+  login_out o = login_ra(c, t, email, PW);
+  ck_assert_int_eq(o.code, RPC_RESOURCE_EXHAUSTED);
+  ck_assert_uint_gt(o.retry_after_ms, 1000);
+  ck_assert_uint_le(o.retry_after_ms, 2000);
+
+  /* After that lock the right password works, and resets the count:
+   * five failures are free again. */
+  usleep((useconds_t)(o.retry_after_ms + 50) * 1000);
+  ck_assert_int_eq(login_ra(c, t, email, PW).code, RPC_OK);
+  for (int i = 0; i < 5; i++)
+    ck_assert_int_eq(login_ra(c, t, email, WRONG).code, RPC_UNAUTHENTICATED);
+  ck_assert_int_eq(login_ra(c, t, email, PW).code, RPC_RESOURCE_EXHAUSTED);
+  rpc_client_free(c);
+}
+END_TEST
+
+START_TEST(unknown_email_is_locked_exactly_like_an_account) {
+  /* Whether the account exists must not show: same codes, same
+   * messages, same lock, for an address nobody registered. */
+  rpc_client *c = client(g_auth_addr);
+  char t[UUID_STR_LEN + 1], known[96], unknown[96];
+  new_tenant(t);
+  unique_email(known, sizeof known, "known");
+  unique_email(unknown, sizeof unknown, "ghost");
+  ck_assert_int_eq(do_register(c, t, known, PW, NULL), RPC_OK);
+  uint32_t w1 = fail_until_locked(c, t, known, PW);
+  uint32_t w2 = fail_until_locked(c, t, unknown, PW);
+  ck_assert_uint_gt(w1, 0);
+  ck_assert_uint_gt(w2, 0);
+  login_out a = login_ra(c, t, known, WRONG);
+  login_out b = login_ra(c, t, unknown, WRONG);
+  ck_assert_int_eq(a.code, b.code);
+  ck_assert_str_eq(a.msg, b.msg);
+  /* Another tenant's account of the same address is untouched. */
+  char t2[UUID_STR_LEN + 1];
+  new_tenant(t2);
+  ck_assert_int_eq(do_register(c, t2, known, PW, NULL), RPC_OK);
+  ck_assert_int_eq(login_ra(c, t2, known, PW).code, RPC_OK);
+  rpc_client_free(c);
+}
+END_TEST
+
 typedef struct login_arg {
   const char *tenant;
   const char *email;
@@ -1240,6 +1357,9 @@ int main(void) {
                   "AUTH_HASH_THREADS=1",
                   "AUTH_HASH_MAX_PENDING=2",
                   "RPC_WORKERS=4",
+                  /* Its overload test is about the hashing pool, not the
+                   * per-account slowdown: keep the latter out of it. */
+                  "AUTH_LOGIN_FAILURES_FREE=1000",
                   "BUS_LISTEN",
                   NULL};
   static harness_service auth_svc, slow_svc;
@@ -1289,6 +1409,12 @@ int main(void) {
   tcase_add_test(tc, members_and_roles);
   tcase_add_test(tc, two_owners_demoting_each_other_leave_one_owner);
   tcase_add_test(tc, delete_tenant_users_removes_everyone_and_their_tokens);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("lockout");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, failed_logins_lock_the_account_then_success_resets);
+  tcase_add_test(tc, unknown_email_is_locked_exactly_like_an_account);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("overload");
