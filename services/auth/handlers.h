@@ -44,6 +44,9 @@ typedef struct auth_ctx {
   int64_t access_ttl_ms;       /* access-token lifetime */
   int64_t refresh_ttl_ms;      /* refresh-token lifetime */
   int64_t reuse_interval_ms;   /* spent refresh token accepted again */
+  /* Key of idempotent creations' request hashes (idem.h), derived from the
+   * active signing key (auth_keys_derive). */
+  uint8_t idem_key[32];
 } auth_ctx;
 
 /* Registers every auth.v1.Auth method on srv with ctx (borrowed).

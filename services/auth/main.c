@@ -15,6 +15,7 @@
 #include "libs/obs/log.h"
 #include "libs/svc/svc.h"
 #include "services/auth/handlers.h"
+#include "services/auth/idem.h"
 #include "services/auth/keys.h"
 #include "services/auth/loginlock.h"
 #include "services/auth/pwpool.h"
@@ -267,6 +268,9 @@ static int auth_init(svc *s, void *arg) {
       .refresh_ttl_ms = cfg_duration_ms(c, "AUTH_REFRESH_TTL"),
       .reuse_interval_ms = cfg_duration_ms(c, "AUTH_REFRESH_REUSE_INTERVAL"),
   };
+  rc = auth_keys_derive(a->keys, AUTH_IDEM_CONTEXT, a->ctx.idem_key);
+  if (rc != ERR_OK)
+    return rc;
   return auth_handlers_register(svc_rpc(s), &a->ctx);
 }
 
