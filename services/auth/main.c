@@ -160,8 +160,12 @@ static int auth_init(svc *s, void *arg) {
   rc = svc_redis_open(
       s, &cc, "REDIS_URL not set: revocations stay in this process only",
       &a->redis);
-  if (rc != ERR_OK)
+  if (rc != ERR_OK) {
+    /* libs/svc names the variable; the cache says why (a rediss:// URL,
+     * say). Never the URL itself: it may hold the password. */
+    log_error("Redis not opened", "detail", cache_last_error()->message);
     return rc;
+  }
 
   rc = open_login_lock(c, a->redis, &a->login_lock);
   if (rc != ERR_OK)
