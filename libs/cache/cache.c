@@ -115,9 +115,16 @@ static bool parse_int(const char *s, size_t len, long lo, long hi, int *out) {
 int cache_parse_url(const char *url, cache_url *out) {
   memset(out, 0, sizeof *out);
   out->port = 6379;
-  static const char scheme[] = "redis://";
-  if (url == NULL || strncmp(url, scheme, sizeof scheme - 1) != 0) return ERR_INVAL;
-  const char *p = url + sizeof scheme - 1;
+  static const char scheme[] = "redis://", tls_scheme[] = "rediss://";
+  const char *p;
+  if (url != NULL && strncmp(url, scheme, sizeof scheme - 1) == 0) {
+    p = url + sizeof scheme - 1;
+  } else if (url != NULL && strncmp(url, tls_scheme, sizeof tls_scheme - 1) == 0) {
+    p = url + sizeof tls_scheme - 1;
+    out->tls = true;
+  } else {
+    return ERR_INVAL;
+  }
   const char *end = p + strlen(p);
   const char *slash = memchr(p, '/', (size_t)(end - p));
   const char *auth_end = slash != NULL ? slash : end;
@@ -128,6 +135,10 @@ int cache_parse_url(const char *url, cache_url *out) {
   if (at != NULL) {
     const char *colon = memchr(p, ':', (size_t)(at - p));
     if (colon == NULL) return ERR_INVAL; /* "user@" without a password */
+    size_t ulen = (size_t)(colon - p);
+    if (ulen >= sizeof out->user) return ERR_INVAL;
+    memcpy(out->user, p, ulen);
+    out->user[ulen] = '\0';
     size_t plen = (size_t)(at - colon - 1);
     if (plen == 0 || plen >= sizeof out->password) return ERR_INVAL;
     memcpy(out->password, colon + 1, plen);
@@ -236,8 +247,20 @@ int cache_new(const cache_config *cfg, cache **out) {
   cache *c = calloc(1, sizeof *c);
   if (c == NULL) return set_error(ERR_NOMEM, NULL);
   if (cache_parse_url(cfg->url, &c->url) != ERR_OK) {
+    explicit_bzero(&c->url, sizeof c->url);
     free(c);
     return set_error(ERR_INVAL, "invalid Redis URL");
+  }
+  if (c->url.tls) {
+    /* Debian bookworm's hiredis is 0.14.1: no hiredis_ssl, and no hook to
+     * put TLS under its blocking connection. Refused rather than sent in
+     * clear to a server that expects TLS (or silently downgraded). */
+    explicit_bzero(&c->url, sizeof c->url);
+    free(c);
+    return set_error(ERR_INVAL,
+                     "rediss:// (TLS) is not supported by this build (hiredis "
+                     "0.14 has no TLS): use redis:// to a local TLS sidecar "
+                     "such as stunnel");
   }
   int command_ms = cfg->command_timeout_ms > 0 ? cfg->command_timeout_ms : DEFAULT_TIMEOUT_MS;
   c->connect_tv = ms_tv(cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_TIMEOUT_MS);
@@ -308,17 +331,23 @@ static redisReply *command_nosigpipe(redisContext *ctx, int argc, const char **a
   return r;
 }
 
-/* A simple command during connection set-up; ERR_OK on a non-error reply. */
-static int setup_command(redisContext *ctx, int argc, const char **argv) {
+/* A simple command during connection set-up; ERR_OK on a non-error reply.
+ * what prefixes Redis's error reply (which never echoes arguments). */
+static int setup_command(redisContext *ctx, int argc, const char **argv,
+                         const char *what) {
   int err_no = 0;
   redisReply *r = command_nosigpipe(ctx, argc, argv, NULL, &err_no);
   int rc;
-  if (r == NULL)
+  if (r == NULL) {
     rc = set_error(ERR_UNAVAILABLE, ctx->errstr);
-  else if (r->type == REDIS_REPLY_ERROR)
-    rc = set_error(ERR_UNAVAILABLE, r->str); /* wrong password, bad db: unusable */
-  else
+  } else if (r->type == REDIS_REPLY_ERROR) {
+    /* Wrong password, unknown user, bad db: this connection is unusable. */
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s: %s", what, r->str);
+    rc = set_error(ERR_UNAVAILABLE, msg);
+  } else {
     rc = ERR_OK;
+  }
   freeReplyObject(r);
   return rc;
 }
@@ -338,15 +367,20 @@ static int conn_open(cache *c, conn *k) {
   }
   (void)redisEnableKeepAlive(ctx);
   int rc = ERR_OK;
-  if (c->url.password[0] != '\0') {
+  /* On every (re)connect: a new connection starts unauthenticated and in
+   * db 0. The password goes to Redis only, never into an error text. */
+  if (c->url.password[0] != '\0' && c->url.user[0] != '\0') {
+    const char *argv[] = {"AUTH", c->url.user, c->url.password};
+    rc = setup_command(ctx, 3, argv, "redis AUTH refused");
+  } else if (c->url.password[0] != '\0') {
     const char *argv[] = {"AUTH", c->url.password};
-    rc = setup_command(ctx, 2, argv);
+    rc = setup_command(ctx, 2, argv, "redis AUTH refused");
   }
   if (rc == ERR_OK && c->url.db != 0) {
     char db[16];
     snprintf(db, sizeof db, "%d", c->url.db);
     const char *argv[] = {"SELECT", db};
-    rc = setup_command(ctx, 2, argv);
+    rc = setup_command(ctx, 2, argv, "redis SELECT refused");
   }
   if (rc != ERR_OK) {
     redisFree(ctx);

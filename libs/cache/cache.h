@@ -52,9 +52,15 @@ typedef struct cache_reply cache_reply;
 /* -------------------------------------------------------------- set-up --- */
 
 typedef struct cache_config {
-  /* "redis://[:password@]host[:port][/db]"; port defaults to 6379, db to
-   * 0. IPv6 hosts in brackets. Required. The password is kept only in
-   * memory, never logged, and wiped on cache_free. */
+  /* "redis://[[user]:password@]host[:port][/db]"; port defaults to 6379,
+   * db to 0. IPv6 hosts in brackets. Required. Every new connection
+   * (including each reconnect) sends AUTH [user] password and SELECT db
+   * before anything else; a refused AUTH is ERR_UNAVAILABLE with Redis's
+   * reply ("WRONGPASS ...") in cache_last_error(), never the password.
+   * The password is kept only in memory, never logged, and wiped on
+   * cache_free. "rediss://" (TLS) is refused by cache_new with ERR_INVAL
+   * and a message saying so: the hiredis this builds against (0.14) has
+   * no TLS; put a TLS sidecar (stunnel) next to the service instead. */
   const char *url;
   int max_conns;          /* 0 -> 4 */
   int connect_timeout_ms; /* 0 -> 1000 */

@@ -5,6 +5,7 @@
 #ifndef LIBS_CACHE_CACHE_INTERNAL_H
 #define LIBS_CACHE_CACHE_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "libs/cache/cache.h"
@@ -13,13 +14,15 @@ typedef struct cache_url {
   char host[256];
   int port;
   int db;
+  char user[128];     /* ACL user (Redis 6+); "" for the default user */
   char password[256]; /* "" when none */
+  bool tls;           /* "rediss://": parsed, refused by cache_new */
 } cache_url;
 
-/* Parses "redis://[:password@]host[:port][/db]" (also "user:password@",
- * the user being ignored as Redis 5-style AUTH takes only a password).
- * ERR_INVAL for anything else: other schemes, empty host, port outside
- * 1..65535, non-numeric db, over-long parts. */
+/* Parses "redis[s]://[[user]:password@]host[:port][/db]": with a user,
+ * AUTH user password (Redis 6 ACL); without, AUTH password. ERR_INVAL for
+ * anything else: other schemes, empty host, port outside 1..65535,
+ * non-numeric db, over-long parts. */
 int cache_parse_url(const char *url, cache_url *out) WARN_UNUSED;
 
 /* Maps a Redis error reply ("LOADING ...", "ERR ...") to an ERR_* code. */

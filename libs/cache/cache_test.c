@@ -33,9 +33,17 @@ START_TEST(urls_parse_into_host_port_db_password) {
   ck_assert_str_eq(u.host, "h");
   ck_assert_int_eq(u.port, 1);
   ck_assert_int_eq(u.db, 2);
+  ck_assert_str_eq(u.user, "");
   ck_assert_int_eq(cache_parse_url("redis://user:pw@h/", &u), ERR_OK);
+  ck_assert_str_eq(u.user, "user");
   ck_assert_str_eq(u.password, "pw");
   ck_assert_int_eq(u.db, 0);
+  ck_assert(!u.tls);
+  ck_assert_int_eq(cache_parse_url("rediss://app:p@ss@h:6380/1", &u), ERR_OK);
+  ck_assert(u.tls);
+  ck_assert_str_eq(u.user, "app");
+  ck_assert_str_eq(u.password, "p@ss");
+  ck_assert_int_eq(u.port, 6380);
   ck_assert_int_eq(cache_parse_url("redis://[::1]:7000/3", &u), ERR_OK);
   ck_assert_str_eq(u.host, "::1");
   ck_assert_int_eq(u.port, 7000);
@@ -182,6 +190,19 @@ START_TEST(config_is_validated) {
 }
 END_TEST
 
+START_TEST(tls_urls_are_refused_with_a_clear_error) {
+  cache_config cfg = {.url = "rediss://:hunter2@redis.example:6380"};
+  cache *c = NULL;
+  ck_assert_int_eq(cache_new(&cfg, &c), ERR_INVAL);
+  ck_assert_ptr_null(c);
+  const char *m = cache_last_error()->message;
+  ck_assert_msg(strstr(m, "rediss://") != NULL && strstr(m, "TLS") != NULL &&
+                    strstr(m, "stunnel") != NULL,
+                "unclear: %s", m);
+  ck_assert_ptr_null(strstr(m, "hunter2"));
+}
+END_TEST
+
 static int closed_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -235,6 +256,7 @@ int main(void) {
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, urls_parse_into_host_port_db_password);
   tcase_add_test(tc, bad_urls_are_rejected);
+  tcase_add_test(tc, tls_urls_are_refused_with_a_clear_error);
   tcase_add_test(tc, sha1_matches_known_answers);
   tcase_add_test(tc, error_replies_map_to_codes);
   tcase_add_test(tc, reply_helpers_read_ints_strings_arrays);

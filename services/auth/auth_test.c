@@ -1,15 +1,19 @@
 /*
  * auth_test.c - unit tests of the auth service's parts that need no
  * server: input rules, signing-key configuration, the password hashing
- * pool (admission limit, deadlines, dummy hash) and refresh-token
- * encoding. The handlers against PostgreSQL and Redis are exercised by
+ * pool (admission limit, deadlines, dummy hash), refresh-token
+ * encoding, and the login slowdown's configuration, keys and fail modes
+ * (its counting against a real Redis is in tests/auth). The handlers against PostgreSQL and Redis are exercised by
  * tests/auth.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -20,6 +24,7 @@
 #include "libs/paseto/paseto.h"
 #include "services/auth/handlers.h"
 #include "services/auth/keys.h"
+#include "services/auth/loginlock.h"
 #include "services/auth/pwpool.h"
 #include "services/auth/revoker.h"
 #include "services/auth/validate.h"
@@ -454,6 +459,82 @@ START_TEST(revoker_without_redis_tells_the_local_verifier) {
 }
 END_TEST
 
+/* ---------------------------------------------------------- loginlock --- */
+
+static const loginlock_config kLock = {
+    .free_failures = 5, .window_ms = 60000, .base_ms = 1000, .max_ms = 900000};
+
+START_TEST(loginlock_config_is_checked) {
+  loginlock *l = NULL;
+  loginlock_config c = kLock;
+  c.free_failures = 0;
+  ck_assert_int_eq(loginlock_new(NULL, &c, &l), ERR_INVAL);
+  c = kLock;
+  c.max_ms = c.base_ms - 1;
+  ck_assert_int_eq(loginlock_new(NULL, &c, &l), ERR_INVAL);
+  ck_assert_ptr_null(l);
+  ck_assert_int_eq(loginlock_new(NULL, &kLock, &l), ERR_OK);
+  loginlock_free(l);
+  loginlock_free(NULL);
+}
+END_TEST
+
+START_TEST(loginlock_keys_hide_the_email_and_separate_accounts) {
+  char a[LOGINLOCK_KEY_MAX], b[LOGINLOCK_KEY_MAX], c[LOGINLOCK_KEY_MAX];
+  const char *t = "0190a000-0000-7000-8000-000000000001";
+  loginlock_key(t, "alice@example.com", a);
+  loginlock_key(t, "bob@example.com", b);
+  loginlock_key("0190a000-0000-7000-8000-000000000002", "alice@example.com", c);
+  ck_assert_ptr_null(strstr(a, "alice"));
+  ck_assert(str_has_prefix(a, "auth:login:{0190a000-"));
+  ck_assert_str_ne(a, b);
+  ck_assert_str_ne(a, c);
+  char again[LOGINLOCK_KEY_MAX];
+  loginlock_key(t, "alice@example.com", again);
+  ck_assert_str_eq(a, again);
+}
+END_TEST
+
+static int closed_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+START_TEST(loginlock_redis_down_fails_open_or_closed_as_configured) {
+  char url[96];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d", closed_port());
+  cache_config cc = {.url = url, .max_conns = 1};
+  cache *down = NULL;
+  ck_assert_int_eq(cache_new(&cc, &down), ERR_OK);
+  const char *t = "0190a000-0000-7000-8000-000000000001";
+  int64_t wait = -1;
+  loginlock *open = NULL, *closed = NULL, *none = NULL;
+  loginlock_config c = kLock;
+  ck_assert_int_eq(loginlock_new(down, &c, &open), ERR_OK);
+  c.fail_closed = true;
+  ck_assert_int_eq(loginlock_new(down, &c, &closed), ERR_OK);
+  ck_assert_int_eq(loginlock_new(NULL, &c, &none), ERR_OK);
+  for (int i = 0; i < 10; i++) /* never counts, never locks */
+    ck_assert_int_eq(loginlock_attempt(open, t, "a@b.com", &wait), LOGINLOCK_ALLOW);
+  ck_assert_int_eq(wait, 0);
+  ck_assert_int_eq(loginlock_attempt(closed, t, "a@b.com", &wait),
+                   LOGINLOCK_UNAVAILABLE);
+  ck_assert_int_eq(loginlock_attempt(none, t, "a@b.com", &wait),
+                   LOGINLOCK_UNAVAILABLE);
+  loginlock_reset(open, t, "a@b.com"); /* logged, not fatal */
+  loginlock_free(open);
+  loginlock_free(closed);
+  loginlock_free(none);
+  cache_free(down);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("auth");
   TCase *tc = tcase_create("validate");
@@ -483,6 +564,12 @@ static Suite *suite(void) {
   tcase_add_test(tc, refresh_tokens_are_random_and_hash_consistently);
   tcase_add_test(tc, user_cutoff_rounds_up_to_the_second);
   tcase_add_test(tc, revoker_without_redis_tells_the_local_verifier);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("loginlock");
+  tcase_add_test(tc, loginlock_config_is_checked);
+  tcase_add_test(tc, loginlock_keys_hide_the_email_and_separate_accounts);
+  tcase_add_test(tc, loginlock_redis_down_fails_open_or_closed_as_configured);
   suite_add_tcase(s, tc);
   return s;
 }

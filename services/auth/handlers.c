@@ -17,7 +17,11 @@
  * code, same message - and verifies the password against a dummy hash of
  * the same cost when the user does not exist, so the answer time does not
  * tell either. A disabled user also gets that answer, after the same
- * work.
+ * work. Before any of that, each attempt is charged on the account's
+ * failure counter in Redis (loginlock.h), the same for accounts that do
+ * not exist; a locked account is answered RESOURCE_EXHAUSTED with a
+ * retry-after and no lookup or hash at all, and a correct password
+ * resets the counter.
  *
  * Token times: iat and nbf are whole seconds (claims.h), and never earlier
  * than the user's tokens_valid_after rounded up to the second, the value a
@@ -43,12 +47,14 @@
 #include "libs/obs/metrics.h"
 #include "libs/svc/handler.h"
 #include "proto/auth/v1/auth.pb-c.h"
+#include "services/auth/idem.h"
 #include "services/auth/validate.h"
 
 #define M(name) "auth.v1.Auth/" name
 #define TOKEN_CAP (PASETO_TOKEN_MAX + 1)
 #define BAD_LOGIN "invalid e-mail or password"
 #define BAD_REFRESH "invalid refresh token"
+#define LOGIN_LOCKED "too many failed logins; try later"
 
 /* ------------------------------------------------------------ helpers --- */
 
@@ -234,6 +240,112 @@ static uint32_t expires_in(const auth_ctx *x) {
   return (uint32_t)(x->access_ttl_ms / 1000);
 }
 
+/* ----------------------------------------------- idempotent creation --- */
+
+/* One user to create, possibly under an idempotency key (idem.h). */
+typedef struct creation {
+  const char *tid;
+  const char *principal; /* scope of key */
+  const char *key;       /* "" for none */
+  uint8_t hash[AUTH_IDEM_HASH_LEN];
+  const char *password;
+  auth_user u;           /* id, email, name, role */
+} creation;
+
+/* Checks an idempotency key's shape; false with the reply set. */
+static bool idem_key_ok(rpc_reply *reply, const char *key) {
+  size_t n = strlen(key);
+  if (n <= STORE_KEY_MAX && str_is_printable(key, n))
+    return true;
+  handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid idempotency key",
+                      "idempotency_key", "must be 1 to 255 printable characters");
+  return false;
+}
+
+enum found { FOUND_NONE, FOUND_REPLAY, FOUND_REPLIED };
+
+/* The user an earlier call with this key made: FOUND_REPLAY (*stored set)
+ * for the same request, FOUND_REPLIED (reply set) for another request or
+ * a failure, FOUND_NONE when the key is new. */
+static enum found earlier(auth_ctx *x, rpc_reply *reply, const creation *cr,
+                          auth_user *stored) {
+  uint8_t h[STORE_REQHASH_LEN];
+  bool has_hash = false;
+  int rc = store_user_by_creation_key(x->store, cr->tid, cr->principal, cr->key,
+                                      stored, h, &has_hash);
+  if (rc == ERR_NOTFOUND)
+    return FOUND_NONE;
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "create user");
+    return FOUND_REPLIED;
+  }
+  if (!has_hash || sodium_memcmp(h, cr->hash, sizeof h) == 0)
+    return FOUND_REPLAY;
+  handler_reply_field(reply, RPC_INVALID_ARGUMENT,
+                      "idempotency key reused with a different request",
+                      "idempotency_key", "was used for another request");
+  return FOUND_REPLIED;
+}
+
+/* Hashes the password and inserts the user; a concurrent twin that won
+ * the key is answered like a replay. */
+static bool insert_new(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
+                       creation *cr, auth_user *stored) {
+  int rc = pwpool_hash(x->pw, cr->password, strlen(cr->password),
+                       call->deadline_mono_ms, cr->u.password_hash);
+  if (rc != ERR_OK) {
+    pw_fail(reply, rc);
+    return false;
+  }
+  bool keyed = cr->key[0] != '\0', key_conflict = false;
+  store_creation sc = {cr->principal, cr->key, cr->hash};
+  rc = store_user_insert(x->store, cr->tid, &cr->u, keyed ? &sc : NULL,
+                         &key_conflict, stored);
+  sodium_memzero(cr->u.password_hash, sizeof cr->u.password_hash);
+  if (rc == ERR_EXISTS && key_conflict)
+    return earlier(x, reply, cr, stored) == FOUND_REPLAY;
+  if (rc == ERR_EXISTS) {
+    handler_reply_field(reply, RPC_ALREADY_EXISTS, "e-mail already registered",
+                        "email", "already registered in this tenant");
+    return false;
+  }
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "create user");
+    return false;
+  }
+  log_info("user created", "tenant_id", cr->tid, "user_id", stored->id, "role",
+           stored->role);
+  return true;
+}
+
+/* Creates cr's user, or finds the one an earlier call with the same key
+ * made (same request: *replayed). While a first call with the key is
+ * still running: ABORTED. false with the reply set on any refusal. */
+static bool create_user(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
+                        creation *cr, auth_user *stored, bool *replayed) {
+  *replayed = false;
+  if (cr->key[0] == '\0')
+    return insert_new(x, call, reply, cr, stored);
+  auth_idem_hash(x->idem_key, call->method, call->payload, call->payload_len,
+                 cr->hash);
+  enum found f = earlier(x, reply, cr, stored);
+  if (f != FOUND_NONE) {
+    *replayed = f == FOUND_REPLAY;
+    return *replayed;
+  }
+  bool claimed = false;
+  auth_idem_claim(x->redis, cr->tid, cr->principal, cr->key,
+                  call->deadline_mono_ms - time_mono_ms() + 1000, &claimed);
+  if (!claimed) {
+    rpc_reply_status(reply, RPC_ABORTED,
+                     "a request with this idempotency key is still running");
+    return false;
+  }
+  bool ok = insert_new(x, call, reply, cr, stored);
+  auth_idem_release(x->redis, cr->tid, cr->principal, cr->key);
+  return ok;
+}
+
 /* ----------------------------------------------------------- Register --- */
 
 static void h_register(void *arg, const rpc_call *call, rpc_reply *reply) {
@@ -245,40 +357,29 @@ static void h_register(void *arg, const rpc_call *call, rpc_reply *reply) {
   if (!anon_tenant(call, req->tenant_id, reply, &tid) ||
       !check_new_user(reply, req->email, req->name, req->password, NULL, email))
     goto out;
+  if (!idem_key_ok(reply, call->idempotency_key))
+    goto out;
   if (tenant_suspended(x, tid)) {
     suspended(reply);
     goto out;
   }
-  auth_user u;
-  memset(&u, 0, sizeof u);
-  uuid_v7_str(u.id);
-  str_copy(u.email, email, sizeof u.email);
-  str_copy(u.name, req->name, sizeof u.name);
-  str_copy(u.role, "customer", sizeof u.role);
-  int rc = pwpool_hash(x->pw, req->password, strlen(req->password),
-                       call->deadline_mono_ms, u.password_hash);
-  if (rc != ERR_OK) {
-    pw_fail(reply, rc);
-    goto out;
-  }
+  creation cr = {.tid = tid, .principal = "register",
+                 .key = call->idempotency_key, .password = req->password};
+  uuid_v7_str(cr.u.id);
+  str_copy(cr.u.email, email, sizeof cr.u.email);
+  str_copy(cr.u.name, req->name, sizeof cr.u.name);
+  str_copy(cr.u.role, "customer", sizeof cr.u.role);
   auth_user stored;
-  rc = store_user_insert(x->store, tid, &u, NULL, NULL, &stored);
-  sodium_memzero(u.password_hash, sizeof u.password_hash);
-  if (rc == ERR_EXISTS) {
-    handler_reply_field(reply, RPC_ALREADY_EXISTS, "e-mail already registered",
-                        "email", "already registered in this tenant");
+  bool replayed = false;
+  if (!create_user(x, call, reply, &cr, &stored, &replayed))
     goto out;
-  }
-  if (rc != ERR_OK) {
-    handler_reply_error(reply, rc, "register");
-    goto out;
-  }
   Auth__V1__User pu;
   user_proto(&stored, &pu);
   Auth__V1__RegisterResponse resp = AUTH__V1__REGISTER_RESPONSE__INIT;
   resp.user = &pu;
   handler_reply_message(reply, &resp.base);
-  log_info("user registered", "tenant_id", tid, "user_id", stored.id);
+  if (!replayed)
+    log_info("user registered", "tenant_id", tid, "user_id", stored.id);
 out:
   wipe_str(req->password);
   auth__v1__register_request__free_unpacked(req, NULL);
@@ -321,57 +422,29 @@ static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   const char *key =
       call->idempotency_key[0] != '\0' ? call->idempotency_key : req->idempotency_key;
-  if (strlen(key) > STORE_KEY_MAX || !str_is_printable(key, strlen(key))) {
-    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid idempotency key",
-                        "idempotency_key",
-                        "must be 1 to 255 printable characters");
+  if (!idem_key_ok(reply, key))
     goto out;
-  }
+  /* Keys are scoped by caller: the tenants service's (internal) and each
+   * member's never meet. */
+  char principal[8 + sizeof cl.sub];
+  snprintf(principal, sizeof principal, "%s%s", internal ? "internal" : "user:",
+           internal ? "" : cl.sub);
+  creation cr = {.tid = tid, .principal = principal, .key = key,
+                 .password = req->password};
+  uuid_v7_str(cr.u.id);
+  str_copy(cr.u.email, email, sizeof cr.u.email);
+  str_copy(cr.u.name, req->name, sizeof cr.u.name);
+  str_copy(cr.u.role, req->role, sizeof cr.u.role);
   auth_user stored;
-  int rc = ERR_NOTFOUND;
-  if (key[0] != '\0')
-    rc = store_user_by_creation_key(x->store, tid, key, &stored);
-  if (rc != ERR_OK && rc != ERR_NOTFOUND) {
-    handler_reply_error(reply, rc, "create user");
+  bool replayed = false;
+  if (!create_user(x, call, reply, &cr, &stored, &replayed))
     goto out;
-  }
-  if (rc == ERR_NOTFOUND) {
-    auth_user u;
-    memset(&u, 0, sizeof u);
-    uuid_v7_str(u.id);
-    str_copy(u.email, email, sizeof u.email);
-    str_copy(u.name, req->name, sizeof u.name);
-    str_copy(u.role, req->role, sizeof u.role);
-    rc = pwpool_hash(x->pw, req->password, strlen(req->password),
-                     call->deadline_mono_ms, u.password_hash);
-    if (rc != ERR_OK) {
-      pw_fail(reply, rc);
-      goto out;
-    }
-    bool key_conflict = false;
-    rc = store_user_insert(x->store, tid, &u, key, &key_conflict, &stored);
-    sodium_memzero(u.password_hash, sizeof u.password_hash);
-    if (rc == ERR_EXISTS && key_conflict) /* a concurrent twin won */
-      rc = store_user_by_creation_key(x->store, tid, key, &stored);
-    else if (rc == ERR_EXISTS) {
-      handler_reply_field(reply, RPC_ALREADY_EXISTS,
-                          "e-mail already registered", "email",
-                          "already registered in this tenant");
-      goto out;
-    }
-    if (rc != ERR_OK) {
-      handler_reply_error(reply, rc, "create user");
-      goto out;
-    }
-    log_info("user created", "tenant_id", tid, "user_id", stored.id, "role",
-             stored.role);
-  }
   Auth__V1__User pu;
   user_proto(&stored, &pu);
   Auth__V1__CreateUserResponse resp = AUTH__V1__CREATE_USER_RESPONSE__INIT;
   resp.user = &pu;
   if (req->issue_tokens) {
-    rc = issue_session(x, &stored, access, refresh);
+    int rc = issue_session(x, &stored, access, refresh);
     if (rc != ERR_OK) {
       handler_reply_error(reply, rc, "create user session");
       goto out;
@@ -389,6 +462,32 @@ out:
 }
 
 /* -------------------------------------------------------------- Login --- */
+
+/* The per-account slowdown (loginlock.h): charges this attempt on the
+ * account, or refuses it before any user lookup or hashing. The answer is
+ * the same whether the account exists. On refusal the reply is set. */
+static bool login_admitted(auth_ctx *x, rpc_reply *reply, const char *tid,
+                           const char *email) {
+  if (x->login_lock == NULL)
+    return true;
+  int64_t wait_ms = 0;
+  switch (loginlock_attempt(x->login_lock, tid, email, &wait_ms)) {
+  case LOGINLOCK_ALLOW:
+    return true;
+  case LOGINLOCK_LOCKED:
+    metrics_inc(login_metric("locked"));
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, LOGIN_LOCKED);
+    rpc_reply_retry_after(reply, wait_ms > UINT32_MAX ? UINT32_MAX
+                                                      : (uint32_t)wait_ms);
+    return false;
+  case LOGINLOCK_UNAVAILABLE:
+    break;
+  }
+  metrics_inc(login_metric("lock_unavailable"));
+  rpc_reply_status(reply, RPC_UNAVAILABLE, "login temporarily unavailable");
+  rpc_reply_retry_after(reply, 1000);
+  return false;
+}
 
 static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
@@ -415,7 +514,10 @@ static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
   char email[STORE_EMAIL_MAX + 1];
   auth_user u;
   bool found = false;
-  if (validate_email(req->email, email, sizeof email)) {
+  bool valid_email = validate_email(req->email, email, sizeof email);
+  if (valid_email && !login_admitted(x, reply, tid, email))
+    goto out;
+  if (valid_email) {
     int rc = store_user_by_email(x->store, tid, email, &u);
     if (rc == ERR_OK)
       found = true;
@@ -439,6 +541,8 @@ static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
     rpc_reply_status(reply, RPC_UNAUTHENTICATED, BAD_LOGIN);
     goto out;
   }
+  if (x->login_lock != NULL)
+    loginlock_reset(x->login_lock, tid, email);
   rc = issue_session(x, &u, access, refresh);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "login session");

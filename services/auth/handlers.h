@@ -20,6 +20,7 @@
 #include "libs/cache/cache.h"
 #include "libs/rpc/rpc.h"
 #include "services/auth/keys.h"
+#include "services/auth/loginlock.h"
 #include "services/auth/pwpool.h"
 #include "services/auth/revoker.h"
 #include "services/auth/store.h"
@@ -37,11 +38,15 @@ typedef struct auth_ctx {
   authn *verifier;      /* configured with the keys above */
   cache *redis;         /* tenant status; may be NULL */
   revoker *revoke;
+  loginlock *login_lock;  /* per-account slowdown; NULL: none */
   /* Settings. */
   const char *issuer;          /* "iss" of issued tokens */
   int64_t access_ttl_ms;       /* access-token lifetime */
   int64_t refresh_ttl_ms;      /* refresh-token lifetime */
   int64_t reuse_interval_ms;   /* spent refresh token accepted again */
+  /* Key of idempotent creations' request hashes (idem.h), derived from the
+   * active signing key (auth_keys_derive). */
+  uint8_t idem_key[32];
 } auth_ctx;
 
 /* Registers every auth.v1.Auth method on srv with ctx (borrowed).

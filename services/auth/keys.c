@@ -192,3 +192,12 @@ int auth_keys_sign(const auth_keys *k, const paseto_claims *claims, char *out,
   free(json);
   return rc;
 }
+
+int auth_keys_derive(const auth_keys *k, const char *context, uint8_t out[32]) {
+  if (k == NULL || k->n == 0 || !k->s[0].has_secret || context == NULL)
+    return ERR_INVAL;
+  /* The first 32 bytes of a libsodium Ed25519 secret key are its seed. */
+  crypto_generichash(out, 32, (const unsigned char *)context, strlen(context),
+                     k->s[0].sk.b, 32);
+  return ERR_OK;
+}

@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "libs/base/err.h"
 #include "libs/paseto/claims.h"
@@ -56,6 +57,14 @@ size_t auth_keys_count(const auth_keys *k);
 const char *auth_keys_kid(const auth_keys *k, size_t i);
 const paseto_public_key *auth_keys_public(const auth_keys *k, size_t i);
 bool auth_keys_is_active(const auth_keys *k, size_t i);
+
+/* A 32-byte key for purpose `context` (e.g. "auth.idem.v1"), derived from
+ * the active signing key: BLAKE2b-256 keyed with its secret seed over the
+ * context. One-way (the output reveals nothing of the signing key), the
+ * same in every replica with the same configuration, and it changes when
+ * the active key rotates. ERR_INVAL without an active secret key. */
+int auth_keys_derive(const auth_keys *k, const char *context,
+                     uint8_t out[32]) WARN_UNUSED;
 
 /* Signs claims with the active key, footer {"kid":"<its pid>"}, into out
  * (capacity cap, NUL-terminated; *len may be NULL). Errors: ERR_INVAL

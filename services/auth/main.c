@@ -15,7 +15,9 @@
 #include "libs/obs/log.h"
 #include "libs/svc/svc.h"
 #include "services/auth/handlers.h"
+#include "services/auth/idem.h"
 #include "services/auth/keys.h"
+#include "services/auth/loginlock.h"
 #include "services/auth/pwpool.h"
 #include "services/auth/revoker.h"
 #include "services/auth/store.h"
@@ -54,6 +56,18 @@ static const cfg_entry config[] = {
     {.name = "AUTH_VERIFY_RECHECK", .kind = CFG_DURATION_MS, .def = "500ms",
      .min = 1, .max = 60000,
      .description = "how often a cached token's revocation state is re-read"},
+    {.name = "AUTH_LOGIN_FAILURES_FREE", .kind = CFG_INT, .def = "5", .min = 1,
+     .max = 1000,
+     .description = "login attempts per account before the slowdown starts"},
+    {.name = "AUTH_LOGIN_FAILURE_WINDOW", .kind = CFG_DURATION_MS, .def = "15m",
+     .min = 1000, .max = 86400000,
+     .description = "an account's failures are forgotten this long after the last"},
+    {.name = "AUTH_LOGIN_LOCK_BASE_MS", .kind = CFG_INT, .def = "1000", .min = 1,
+     .max = 86400000, .description = "first lock period, doubling after each failure"},
+    {.name = "AUTH_LOGIN_LOCK_MAX_MS", .kind = CFG_INT, .def = "900000", .min = 1,
+     .max = 86400000, .description = "longest lock period"},
+    {.name = "AUTH_LOGIN_LOCK_FAIL", .kind = CFG_STRING, .def = "open",
+     .description = "Redis down: open (logins go on) or closed (refused)"},
     {.name = "BUS_LISTEN", .kind = CFG_URL,
      .description = "bus publisher URL (auth.revoked events); unset: none"},
     {.name = "AUTH_BUS_SUBSCRIBE", .kind = CFG_STRING,
@@ -69,6 +83,7 @@ typedef struct app {
   authn *verifier;
   revoker *revoke;
   store *store;
+  loginlock *login_lock;
   auth_ctx ctx;
 } app;
 
@@ -101,6 +116,35 @@ static int load_keys(const cfg *c, auth_keys **out) {
   return rc;
 }
 
+/* The per-account login slowdown from configuration (loginlock.h). Fail
+ * closed without any Redis would refuse every login: refused at start. */
+static int open_login_lock(const cfg *c, cache *redis, loginlock **out) {
+  const char *mode = cfg_str(c, "AUTH_LOGIN_LOCK_FAIL");
+  bool closed = strcmp(mode, "closed") == 0;
+  if (!closed && strcmp(mode, "open") != 0) {
+    log_error("AUTH_LOGIN_LOCK_FAIL must be open or closed");
+    return ERR_INVAL;
+  }
+  if (redis == NULL && closed) {
+    log_error("AUTH_LOGIN_LOCK_FAIL=closed needs REDIS_URL");
+    return ERR_INVAL;
+  }
+  if (redis == NULL)
+    log_warn("REDIS_URL not set: no per-account login slowdown");
+  loginlock_config lc = {
+      .free_failures = (int)cfg_int(c, "AUTH_LOGIN_FAILURES_FREE"),
+      .window_ms = cfg_duration_ms(c, "AUTH_LOGIN_FAILURE_WINDOW"),
+      .base_ms = cfg_int(c, "AUTH_LOGIN_LOCK_BASE_MS"),
+      .max_ms = cfg_int(c, "AUTH_LOGIN_LOCK_MAX_MS"),
+      .fail_closed = closed,
+  };
+  int rc = loginlock_new(redis, &lc, out);
+  if (rc != ERR_OK)
+    log_error("login slowdown not set up (AUTH_LOGIN_LOCK_MAX_MS must be >= "
+              "AUTH_LOGIN_LOCK_BASE_MS)", "error", err_str(rc));
+  return rc;
+}
+
 static int auth_init(svc *s, void *arg) {
   app *a = arg;
   const cfg *c = svc_cfg(s);
@@ -117,6 +161,14 @@ static int auth_init(svc *s, void *arg) {
   rc = svc_redis_open(
       s, &cc, "REDIS_URL not set: revocations stay in this process only",
       &a->redis);
+  if (rc != ERR_OK) {
+    /* libs/svc names the variable; the cache says why (a rediss:// URL,
+     * say). Never the URL itself: it may hold the password. */
+    log_error("Redis not opened", "detail", cache_last_error()->message);
+    return rc;
+  }
+
+  rc = open_login_lock(c, a->redis, &a->login_lock);
   if (rc != ERR_OK)
     return rc;
 
@@ -215,17 +267,22 @@ static int auth_init(svc *s, void *arg) {
       .verifier = a->verifier,
       .redis = a->redis,
       .revoke = a->revoke,
+      .login_lock = a->login_lock,
       .issuer = cfg_str(c, "AUTH_ISSUER"),
       .access_ttl_ms = access_ttl,
       .refresh_ttl_ms = cfg_duration_ms(c, "AUTH_REFRESH_TTL"),
       .reuse_interval_ms = cfg_duration_ms(c, "AUTH_REFRESH_REUSE_INTERVAL"),
   };
+  rc = auth_keys_derive(a->keys, AUTH_IDEM_CONTEXT, a->ctx.idem_key);
+  if (rc != ERR_OK)
+    return rc;
   return auth_handlers_register(svc_rpc(s), &a->ctx);
 }
 
 static void auth_fini(svc *s, void *arg) {
   app *a = arg;
   store_free(a->store);
+  loginlock_free(a->login_lock);
   revoker_free(a->revoke);
   bus_subscriber_free(a->sub);
   authn_free(a->verifier);

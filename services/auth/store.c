@@ -103,21 +103,26 @@ static int one_user(db_conn *c, const char *sql, const db_param *p, int np,
 typedef struct ins_args {
   const char *tenant;
   const auth_user *in;
-  const char *key;
+  const store_creation *cr;
   bool *key_conflict;
   auth_user *out;
 } ins_args;
 
 static int ins_fn(db_conn *c, void *ud) {
   ins_args *a = ud;
+  const store_creation *cr = a->cr;
   db_param p[] = {db_text(a->in->id),    db_text(a->tenant),
                   db_text(a->in->email), db_text(a->in->name),
                   db_text(a->in->role),  db_text(a->in->password_hash),
-                  db_text(a->key)};
+                  db_text(cr ? cr->principal : NULL),
+                  db_text(cr ? cr->key : NULL),
+                  cr && cr->hash ? db_bytes(cr->hash, STORE_REQHASH_LEN)
+                                 : db_text(NULL)};
   int rc = one_user(c,
                     "INSERT INTO auth.users AS u (id, tenant_id, email, name, "
-                    "role, password_hash, creation_key) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING " USER_COLS,
+                    "role, password_hash, creation_principal, creation_key, "
+                    "creation_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+                    "$9::bytea) RETURNING " USER_COLS,
                     p, DB_NPARAMS(p), a->out, false);
   if (rc == ERR_EXISTS)
     *a->key_conflict =
@@ -126,16 +131,64 @@ static int ins_fn(db_conn *c, void *ud) {
 }
 
 int store_user_insert(store *s, const char *tenant, const auth_user *in,
-                      const char *creation_key, bool *key_conflict,
+                      const store_creation *creation, bool *key_conflict,
                       auth_user *out) {
   bool kc = false;
-  ins_args a = {tenant, in,
-                creation_key != NULL && creation_key[0] != '\0' ? creation_key : NULL,
-                &kc, out};
+  if (creation != NULL &&
+      (creation->key == NULL || creation->key[0] == '\0' ||
+       creation->principal == NULL || creation->principal[0] == '\0'))
+    creation = NULL;
+  ins_args a = {tenant, in, creation, &kc, out};
   int rc = store_tx(s, tenant, false, ins_fn, &a);
   if (key_conflict != NULL)
     *key_conflict = kc;
   return rc;
+}
+
+typedef struct ckey_args {
+  const char *tenant;
+  const char *principal;
+  const char *key;
+  auth_user *out;
+  uint8_t *hash;
+  bool *has_hash;
+} ckey_args;
+
+static int ckey_fn(db_conn *c, void *ud) {
+  ckey_args *a = ud;
+  db_param p[] = {db_text(a->tenant), db_text(a->principal), db_text(a->key)};
+  db_result *res = NULL;
+  int rc = db_exec(c,
+                   "SELECT " USER_COLS ", u.creation_hash FROM auth.users u "
+                   "WHERE u.tenant_id = $1 AND u.creation_principal = $2 "
+                   "AND u.creation_key = $3",
+                   p, DB_NPARAMS(p), &res);
+  if (rc == ERR_OK && db_nrows(res) == 0)
+    rc = ERR_NOTFOUND;
+  if (rc == ERR_OK)
+    rc = user_from_row(res, 0, a->out, false);
+  *a->has_hash = false;
+  if (rc == ERR_OK && !db_is_null(res, 0, 9)) {
+    unsigned char *h = NULL;
+    size_t n = 0;
+    rc = db_get_bytes(res, 0, 9, &h, &n);
+    if (rc == ERR_OK && n == STORE_REQHASH_LEN) {
+      memcpy(a->hash, h, n);
+      *a->has_hash = true;
+    }
+    free(h);
+  }
+  db_result_free(res);
+  return rc;
+}
+
+int store_user_by_creation_key(store *s, const char *tenant,
+                               const char *principal, const char *key,
+                               auth_user *out,
+                               uint8_t hash[STORE_REQHASH_LEN],
+                               bool *has_hash) {
+  ckey_args a = {tenant, principal, key, out, hash, has_hash};
+  return store_tx(s, tenant, true, ckey_fn, &a);
 }
 
 typedef struct get_args {
@@ -156,14 +209,6 @@ static int get_user(store *s, const char *tenant, const char *value,
                     const char *sql, bool with_hash, auth_user *out) {
   get_args a = {tenant, value, sql, with_hash, out};
   return store_tx(s, tenant, true, get_fn, &a);
-}
-
-int store_user_by_creation_key(store *s, const char *tenant, const char *key,
-                               auth_user *out) {
-  return get_user(s, tenant, key,
-                  "SELECT " USER_COLS " FROM auth.users u "
-                  "WHERE u.tenant_id = $1 AND u.creation_key = $2",
-                  false, out);
 }
 
 int store_user_by_email(store *s, const char *tenant, const char *email,
@@ -482,6 +527,27 @@ static int family_jtis(db_conn *c, const char *tenant, const char *family,
   return rc;
 }
 
+/* Reuse: someone holds a token that was already rotated. Whoever it is,
+ * the session is compromised: revoke the whole family, and return the
+ * access jtis that may still be valid so the caller revokes them too. */
+static int revoke_reused(db_conn *c, const char *tenant, const char *user_id,
+                         store_rotate *r) {
+  db_param pf[] = {db_text(tenant), db_text(r->family_id)};
+  int rc = db_exec(c,
+                   "UPDATE auth.refresh_families SET revoked_at = now(), "
+                   "revoke_reason = 'reuse' WHERE tenant_id = $1 AND id = $2",
+                   pf, 2, NULL);
+  if (rc == ERR_OK)
+    rc = family_jtis(c, tenant, r->family_id, r->access_ttl_ms, r->jtis,
+                     &r->njtis);
+  if (rc == ERR_OK) {
+    r->result = STORE_REUSED;
+    str_copy(r->user.id, user_id, sizeof r->user.id);
+    str_copy(r->user.tenant_id, tenant, sizeof r->user.tenant_id);
+  }
+  return rc;
+}
+
 typedef struct rot_args {
   const char *tenant;
   store_rotate *r;
@@ -496,12 +562,17 @@ static int rot_fn(db_conn *c, void *ud) {
   db_result *res = NULL;
   int rc = db_exec(
       c,
+      /* Both rows locked: with the family row alone, a refresh that
+       * waited for it re-read the family after the winner committed but
+       * kept its old view of the token (READ COMMITTED re-checks only
+       * the locked rows), saw it unspent and rotated it a second time. */
       "SELECT t.family_id::text, t.spent_at IS NOT NULL, "
-      "COALESCE((extract(epoch FROM (now() - t.spent_at)) * 1000)::bigint, 0), "
+      "GREATEST(0, COALESCE((extract(epoch FROM (clock_timestamp() - "
+      "t.spent_at)) * 1000)::bigint, 0)), "
       "t.expires_at <= now(), f.revoked_at IS NOT NULL, f.user_id::text "
       "FROM auth.refresh_tokens t JOIN auth.refresh_families f "
       "ON f.tenant_id = t.tenant_id AND f.id = t.family_id "
-      "WHERE t.tenant_id = $1 AND t.token_hash = $2 FOR UPDATE OF f",
+      "WHERE t.tenant_id = $1 AND t.token_hash = $2 FOR UPDATE OF f, t",
       p, 2, &res);
   if (rc != ERR_OK || db_nrows(res) == 0) {
     db_result_free(res);
@@ -520,24 +591,8 @@ static int rot_fn(db_conn *c, void *ud) {
   db_result_free(res);
   if (rc != ERR_OK || revoked)
     return rc;
-  if (spent && !(r->reuse_interval_ms > 0 && spent_ago <= r->reuse_interval_ms)) {
-    /* Reuse: someone holds a token that was already rotated. Whoever it
-     * is, the session is compromised: revoke the whole family. */
-    db_param pf[] = {db_text(a->tenant), db_text(r->family_id)};
-    rc = db_exec(c,
-                 "UPDATE auth.refresh_families SET revoked_at = now(), "
-                 "revoke_reason = 'reuse' WHERE tenant_id = $1 AND id = $2",
-                 pf, 2, NULL);
-    if (rc == ERR_OK)
-      rc = family_jtis(c, a->tenant, r->family_id, r->access_ttl_ms, r->jtis,
-                       &r->njtis);
-    if (rc == ERR_OK) {
-      r->result = STORE_REUSED;
-      str_copy(r->user.id, user_id, sizeof r->user.id);
-      str_copy(r->user.tenant_id, a->tenant, sizeof r->user.tenant_id);
-    }
-    return rc;
-  }
+  if (spent && !(r->reuse_interval_ms > 0 && spent_ago <= r->reuse_interval_ms))
+    return revoke_reused(c, a->tenant, user_id, r);
   if (expired)
     return ERR_OK;
   db_param pu[] = {db_text(a->tenant), db_text(user_id)};
@@ -550,12 +605,20 @@ static int rot_fn(db_conn *c, void *ud) {
   if (rc != ERR_OK)
     return rc;
   if (!spent) {
+    /* Spent only if still unspent: the row lock above already makes a
+     * concurrent spend impossible; this keeps it so if the lock ever
+     * goes (0 rows: someone else spent it first - reuse). */
+    db_result *ur = NULL;
     rc = db_exec(c,
-                 "UPDATE auth.refresh_tokens SET spent_at = now() "
-                 "WHERE tenant_id = $1 AND token_hash = $2",
-                 p, 2, NULL);
+                 "UPDATE auth.refresh_tokens SET spent_at = clock_timestamp() "
+                 "WHERE tenant_id = $1 AND token_hash = $2 AND spent_at IS NULL",
+                 p, 2, &ur);
+    int64_t n = rc == ERR_OK ? db_affected(ur) : 0;
+    db_result_free(ur);
     if (rc != ERR_OK)
       return rc;
+    if (n != 1)
+      return revoke_reused(c, a->tenant, user_id, r);
   }
   rc = insert_token(c, a->tenant, r->family_id, r->new_hash, r->new_access_jti,
                     r->new_expires_ms);

@@ -62,16 +62,34 @@ enum store_refusal {
 int store_new(db_pool *db, const char *role, store **out) WARN_UNUSED;
 void store_free(store *s);
 
-/* Inserts a user. creation_key may be NULL. ERR_EXISTS when the e-mail is
- * taken in the tenant (*key_conflict false) or the creation key was used
- * (*key_conflict true). *out gets the stored user. */
+#define STORE_REQHASH_LEN 32 /* request hash of an idempotent creation */
+
+/* What made a user through an idempotent call (idem.h): the calling
+ * principal, its key, and the keyed hash of the request (may be NULL). */
+typedef struct store_creation {
+  const char *principal;
+  const char *key;
+  const uint8_t *hash; /* STORE_REQHASH_LEN bytes */
+} store_creation;
+
+/* Inserts a user. creation may be NULL (or name an empty key): none.
+ * ERR_EXISTS when the e-mail is taken in the tenant (*key_conflict false)
+ * or the (principal, key) was used (*key_conflict true). *out gets the
+ * stored user. */
 int store_user_insert(store *s, const char *tenant, const auth_user *in,
-                      const char *creation_key, bool *key_conflict,
+                      const store_creation *creation, bool *key_conflict,
                       auth_user *out) WARN_UNUSED;
 
+/* The user an idempotent call of principal with key created, and its
+ * request hash (*has_hash false for users made before hashes were kept).
+ * ERR_NOTFOUND when none. */
+int store_user_by_creation_key(store *s, const char *tenant,
+                               const char *principal, const char *key,
+                               auth_user *out,
+                               uint8_t hash[STORE_REQHASH_LEN],
+                               bool *has_hash) WARN_UNUSED;
+
 /* Lookups. ERR_NOTFOUND when absent. */
-int store_user_by_creation_key(store *s, const char *tenant, const char *key,
-                               auth_user *out) WARN_UNUSED;
 int store_user_by_email(store *s, const char *tenant, const char *email,
                         auth_user *out) WARN_UNUSED;
 int store_user_by_id(store *s, const char *tenant, const char *id,
@@ -146,8 +164,11 @@ typedef struct store_rotate {
   size_t njtis;
 } store_rotate;
 
-/* Rotates a refresh token of tenant (the family row is locked, so two
- * refreshes of one session serialise). */
+/* Rotates a refresh token of tenant. The family row and the token row
+ * are both locked (FOR UPDATE OF f, t), so simultaneous refreshes of one
+ * token serialise and every one after the first sees it spent: reuse
+ * (family revoked) unless within reuse_interval_ms; the spend itself is
+ * conditional (spent_at IS NULL), 0 rows also counting as reuse. */
 int store_refresh_rotate(store *s, const char *tenant,
                          store_rotate *r) WARN_UNUSED;
 

@@ -465,6 +465,119 @@ START_TEST(broken_connection_retries_idempotent_commands_only) {
 }
 END_TEST
 
+/* ------------------------------------------------------------- AUTH --- */
+
+#define REDIS_PW "Redis-Secret-7f3a"
+#define ACL_PW "Acl-Secret-91bc"
+
+/* A Redis of this test's own that requires REDIS_PW for the default user
+ * and knows an ACL user "app" with ACL_PW; its port. */
+static int start_protected_redis(harness_proc **proc) {
+  int port = harness_free_port();
+  char sport[16], dir[600], acl[96];
+  snprintf(sport, sizeof sport, "%d", port);
+  snprintf(dir, sizeof dir, "%s", harness_init());
+  snprintf(acl, sizeof acl, ">%s", ACL_PW);
+  const char *exe = access("/usr/bin/redis-server", X_OK) == 0
+                        ? "/usr/bin/redis-server"
+                        : "/usr/local/bin/redis-server";
+  char *argv[] = {(char *)exe, "--port", sport, "--bind", "127.0.0.1",
+                  "--save", "", "--appendonly", "no", "--dir", dir,
+                  "--requirepass", REDIS_PW,
+                  "--user", "app", "on", acl, "~*", "&*", "+@all", NULL};
+  *proc = harness_spawn("redis-auth", argv, NULL);
+  ck_assert_ptr_nonnull(*proc);
+  ck_assert(harness_wait_port(port, 20000));
+  return port;
+}
+
+/* A cache for url; its first PING's result into *rc. */
+static cache *try_url(const char *url, int *rc) {
+  cache *c = open_cache(url, 2, 2000);
+  *rc = cache_ping(c);
+  return c;
+}
+
+START_TEST(auth_password_acl_user_and_db_from_the_url) {
+  harness_proc *p = NULL;
+  int port = start_protected_redis(&p);
+  char url[160];
+  int rc = -1;
+  /* Right password, db 2: works once Redis is up. */
+  snprintf(url, sizeof url, "redis://:%s@127.0.0.1:%d/2", REDIS_PW, port);
+  cache *c = NULL;
+  for (int i = 0; i < 100; i++) {
+    cache_free(c);
+    c = try_url(url, &rc);
+    if (rc == ERR_OK) break;
+    harness_sleep_ms(50);
+  }
+  OK(rc);
+  OK(cache_set(c, "auth:k", "v2", 2, 0));
+  expect_value(c, "auth:k", "v2");
+  /* ACL user, db 0: another database, so the key is not there. */
+  snprintf(url, sizeof url, "redis://app:%s@127.0.0.1:%d", ACL_PW, port);
+  cache *acl = try_url(url, &rc);
+  OK(rc);
+  char *v = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(cache_get(acl, "auth:k", &v, &len), ERR_NOTFOUND);
+  OK(cache_set(acl, "auth:k0", "v0", 2, 0));
+  expect_value(acl, "auth:k0", "v0");
+
+  /* Every reconnect authenticates and selects again: kill the clients,
+   * the next command goes through on a fresh connection. */
+  const char *kill[] = {"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"};
+  OK(cache_command(acl, false, 6, kill, NULL, NULL));
+  harness_sleep_ms(50);
+  expect_value(c, "auth:k", "v2");
+  cache_stats st;
+  cache_get_stats(c, &st);
+  ck_assert_uint_ge(st.reconnects, 1);
+  cache_free(acl);
+  cache_free(c);
+  harness_stop(p, 5000);
+}
+END_TEST
+
+START_TEST(wrong_or_missing_password_fails_clearly_without_the_password) {
+  harness_proc *p = NULL;
+  int port = start_protected_redis(&p);
+  char url[160];
+  int rc = -1;
+  snprintf(url, sizeof url, "redis://:%s@127.0.0.1:%d", REDIS_PW, port);
+  cache *ok = NULL;
+  for (int i = 0; i < 100 && rc != ERR_OK; i++) {
+    cache_free(ok);
+    ok = try_url(url, &rc);
+    if (rc != ERR_OK) harness_sleep_ms(50);
+  }
+  OK(rc);
+  cache_free(ok);
+  const char *bad[] = {"redis://:Wrong-Guess-5e1d@127.0.0.1:%d",
+                       "redis://app:Wrong-Guess-5e1d@127.0.0.1:%d",
+                       "redis://nobody:" ACL_PW "@127.0.0.1:%d"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(url, sizeof url, bad[i], port);
+    cache *c = try_url(url, &rc);
+    ck_assert_int_eq(rc, ERR_UNAVAILABLE);
+    const char *m = cache_last_error()->message;
+    ck_assert_msg(strstr(m, "AUTH") != NULL && strstr(m, "WRONGPASS") != NULL,
+                  "unclear: %s", m);
+    ck_assert_ptr_null(strstr(m, "Wrong-Guess"));
+    ck_assert_ptr_null(strstr(m, ACL_PW));
+    cache_free(c);
+  }
+  /* No password at all: Redis says so on the first command. */
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+  cache *c = try_url(url, &rc);
+  ck_assert_int_ne(rc, ERR_OK);
+  ck_assert_ptr_nonnull(strstr(cache_last_error()->message, "NOAUTH"));
+  cache_free(c);
+  harness_stop(p, 5000);
+}
+END_TEST
+
 int main(void) {
   signal(SIGPIPE, SIG_DFL); /* prove the library keeps SIGPIPE away itself */
   harness_init();
@@ -492,6 +605,12 @@ int main(void) {
   tcase_add_test(out, restart_between_commands_is_invisible);
   tcase_add_test(out, broken_connection_retries_idempotent_commands_only);
   suite_add_tcase(s, out);
+
+  TCase *au = tcase_create("auth");
+  tcase_set_timeout(au, 60);
+  tcase_add_test(au, auth_password_acl_user_and_db_from_the_url);
+  tcase_add_test(au, wrong_or_missing_password_fails_clearly_without_the_password);
+  suite_add_tcase(s, au);
 
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
