@@ -35,6 +35,7 @@
 #include "tests/harness/harness.h"
 #include "tests/harness/rpc.h"
 #include "tests/harness/service.h"
+#include "tests/harness/identity.h"
 
 #define PW_MARK "Pw-Secret-"
 #define PW PW_MARK "correct-horse"
@@ -59,9 +60,31 @@ static void record_secret(const char *s) {
   fclose(f);
 }
 
+/* Calls carry a service identity chosen per call (call() sets it): the
+ * tenants service's for what only tenants may do - DeleteTenantUsers and
+ * CreateUser without a member's token - and the gateway's otherwise, as in
+ * production. */
+static __thread bool t_as_tenants;
+
+static int as_service(void *arg, const char *method, char *buf, size_t cap) {
+  (void)arg;
+  static svcid_signer *gateway, *tenants;
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&mu);
+  if (gateway == NULL) {
+    gateway = harness_identity_signer("gateway");
+    tenants = harness_identity_signer("tenants");
+  }
+  pthread_mutex_unlock(&mu);
+  return svcid_credential(t_as_tenants ? tenants : gateway, method, buf, cap);
+}
+
 static rpc_client *client(const char *addr) {
   rpc_client *c = NULL;
-  ck_assert_int_eq(rpc_client_new(addr, NULL, &c), ERR_OK);
+  rpc_client_options o;
+  rpc_client_options_init(&o);
+  o.credential = as_service;
+  ck_assert_int_eq(rpc_client_new(addr, &o, &c), ERR_OK);
   ck_assert_int_eq(rpc_client_wait_connected(c, 1, 10000), ERR_OK);
   return c;
 }
@@ -80,6 +103,9 @@ static rpc_result *call(rpc_client *c, const char *method,
   opts.token = o.token;
   opts.tenant_id = o.tenant;
   opts.idempotency_key = o.key;
+  t_as_tenants = strstr(method, "/DeleteTenantUsers") != NULL ||
+                 (strstr(method, "/CreateUser") != NULL &&
+                  (o.token == NULL || o.token[0] == '\0'));
   rpc_result *r = NULL;
   ck_assert_int_eq(rpc_client_call_message(c, method, msg, &opts, &r), ERR_OK);
   return r;
@@ -497,7 +523,10 @@ static void *race_refresh_main(void *arg) {
   race_arg *a = arg;
   a->code = -1;
   rpc_client *c = NULL;
-  if (rpc_client_new(g_auth_addr, NULL, &c) != ERR_OK ||
+  rpc_client_options co;
+  rpc_client_options_init(&co);
+  co.credential = as_service; /* as the gateway (t_as_tenants unset) */
+  if (rpc_client_new(g_auth_addr, &co, &c) != ERR_OK ||
       rpc_client_wait_connected(c, 1, 10000) != ERR_OK) {
     pthread_barrier_wait(a->start);
     rpc_client_free(c);
@@ -1162,7 +1191,10 @@ static void *register_main(void *arg) {
   reg_arg *a = arg;
   a->code = -1;
   rpc_client *c = NULL;
-  bool up = rpc_client_new(a->addr, NULL, &c) == ERR_OK &&
+  rpc_client_options co;
+  rpc_client_options_init(&co);
+  co.credential = as_service; /* as the gateway (t_as_tenants unset) */
+  bool up = rpc_client_new(a->addr, &co, &c) == ERR_OK &&
             rpc_client_wait_connected(c, 1, 10000) == ERR_OK;
   if (a->start != NULL)
     pthread_barrier_wait(a->start);
@@ -1564,7 +1596,7 @@ static harness_proc *start_auth(harness_service *s, const char *name,
 static harness_proc *start_verifyd(const char *name, const char *bus,
                                    char *addr, size_t cap) {
   int port = harness_free_port(), admin = harness_free_port();
-  char e[8][300];
+  char e[10][300];
   snprintf(e[0], sizeof e[0], "AUTH_ADDR=%s", g_auth_addr);
   snprintf(e[1], sizeof e[1], "REDIS_URL=%s", g_redis.url);
   snprintf(e[2], sizeof e[2], "RPC_LISTEN=tcp://127.0.0.1:%d", port);
@@ -1573,7 +1605,12 @@ static harness_proc *start_verifyd(const char *name, const char *bus,
   snprintf(e[5], sizeof e[5], "LOG_LEVEL=debug");
   snprintf(e[6], sizeof e[6], "AUTH_BUS=%s", bus != NULL ? bus : "");
   snprintf(e[7], sizeof e[7], "VERIFY_RECHECK=%s", bus != NULL ? "1h" : "500ms");
-  char *envp[] = {e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], NULL};
+  snprintf(e[8], sizeof e[8], "SERVICE_KEY_FILE=%s",
+           harness_identity_key_file("auth"));
+  snprintf(e[9], sizeof e[9], "SERVICE_TRUST_FILE=%s",
+           harness_identity_trust_file());
+  char *envp[] = {e[0], e[1], e[2], e[3], e[4], e[5],
+                  e[6], e[7], e[8], e[9], NULL};
   char *argv[] = {(char *)harness_bin_path("tests/auth/verifyd"), NULL};
   harness_proc *p = harness_spawn(name, argv, envp);
   if (p == NULL)

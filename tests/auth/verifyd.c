@@ -15,6 +15,7 @@
 #include "libs/obs/log.h"
 #include "libs/svc/svc.h"
 #include "proto/auth/v1/auth.pb-c.h"
+#include "proto/auth/v1/auth_access.h"
 
 static const cfg_entry config[] = {
     {.name = "AUTH_ADDR", .kind = CFG_STRING, .required = true,
@@ -65,7 +66,7 @@ static void h_verify(void *arg, const rpc_call *call, rpc_reply *reply) {
 static int init(svc *s, void *arg) {
   app *a = arg;
   const cfg *c = svc_cfg(s);
-  int rc = rpc_client_new(cfg_str(c, "AUTH_ADDR"), NULL, &a->auth);
+  int rc = svc_rpc_client_new(s, cfg_str(c, "AUTH_ADDR"), NULL, &a->auth);
   if (rc != ERR_OK)
     return rc;
   cache_config cc = {.url = cfg_str(c, "REDIS_URL")};
@@ -99,7 +100,9 @@ static void fini(svc *s, void *arg) {
 
 int main(void) {
   static app a;
-  svc_spec spec = {.name = "verifyd", .config = config,
+  /* It answers auth's Verify, so it carries auth's name and identity (the
+   * test gives it auth's key): callers address auth.v1 methods to "auth". */
+  svc_spec spec = {.name = "auth", .access = &auth_v1_access, .config = config,
                    .nconfig = sizeof config / sizeof config[0],
                    .init = init, .fini = fini, .arg = &a};
   int st = svc_main(&spec);

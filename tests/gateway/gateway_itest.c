@@ -33,6 +33,7 @@
 #include "tests/harness/api.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
+#include "tests/harness/rpc.h"
 #include "tests/harness/service.h"
 
 #define OPERATOR_SECRET "itest-operator-secret-0123456789"
@@ -543,9 +544,7 @@ START_TEST(cross_tenant_attempts_are_refused) {
 END_TEST
 
 static void operator_call(const char *method, const char *tenant_id) {
-  rpc_client *c = NULL;
-  ck_assert_int_eq(rpc_client_new(g_tenants.rpc_url, NULL, &c), ERR_OK);
-  ck_assert_int_eq(rpc_client_wait_connected(c, 1, 5000), ERR_OK);
+  rpc_client *c = harness_rpc_client_as(g_tenants.rpc_url, "operator");
   Tenants__V1__SuspendRequest req = TENANTS__V1__SUSPEND_REQUEST__INIT;
   req.tenant_id = (char *)tenant_id;
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;

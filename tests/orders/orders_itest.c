@@ -47,6 +47,7 @@
 #include "tests/harness/api.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
+#include "tests/harness/identity.h"
 #include "tests/harness/service.h"
 
 #define OPERATOR_SECRET "itest-operator-secret-0123456789"
@@ -1524,6 +1525,10 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
   rpc_client_options_init(&ro);
   ro.default_deadline_ms = 3000;
   rpc_client *cli = NULL, *cli2 = NULL;
+  /* Replay is for the services that follow orders' events. */
+  ro.credential = svcid_credential;
+  svcid_signer *realtime = harness_identity_signer("realtime");
+  ro.credential_arg = realtime;
   ck_assert_int_eq(rpc_client_new(g_orders.rpc_url, &ro, &cli), ERR_OK);
   ck_assert_int_eq(rpc_client_new(g_orders.rpc_url, &ro, &cli2), ERR_OK);
   char pa[UUID_STR_LEN + 1], pb[UUID_STR_LEN + 1];
@@ -1605,6 +1610,7 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
   recorder_free(live);
   rpc_client_free(cli);
   rpc_client_free(cli2);
+  svcid_signer_free(realtime);
 
   /* And the public API works again. */
   ck_assert(gateway_ready(15000));

@@ -69,15 +69,18 @@ static bool start_tenants(harness_service *s, const char *name,
 
 typedef struct ctx {
   rpc_client *tenants, *auth;
+  rpc_client *operator; /* tenants as the operator identity (Suspend) */
 } ctx;
 
 static void ctx_open(ctx *x) {
   x->tenants = harness_rpc_client(g_tenants.rpc_url);
+  x->operator = harness_rpc_client_as(g_tenants.rpc_url, "operator");
   x->auth = harness_rpc_client(g_auth.rpc_url);
 }
 
 static void ctx_close(ctx *x) {
   rpc_client_free(x->tenants);
+  rpc_client_free(x->operator);
   rpc_client_free(x->auth);
 }
 
@@ -174,11 +177,11 @@ static rpc_result *status_call(ctx *x, const char *method, const char *tid,
     Tenants__V1__SuspendRequest req = TENANTS__V1__SUSPEND_REQUEST__INIT;
     req.tenant_id = (char *)tid;
     req.reason = "itest";
-    return call(x->tenants, method, &req.base, secret, NULL);
+    return call(x->operator, method, &req.base, secret, NULL);
   }
   Tenants__V1__ResumeRequest req = TENANTS__V1__RESUME_REQUEST__INIT;
   req.tenant_id = (char *)tid;
-  return call(x->tenants, method, &req.base, secret, NULL);
+  return call(x->operator, method, &req.base, secret, NULL);
 }
 
 /* A customer of tenant tid: Register + Login at auth; the access token. */
