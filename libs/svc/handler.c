@@ -9,6 +9,8 @@
 
 #include "libs/db/db.h"
 #include "libs/obs/log.h"
+#include "libs/authn/authn_caller.h"
+#include "libs/svcid/access.h"
 
 void *handler_begin(const rpc_call *call, rpc_reply *reply,
                     const ProtobufCMessageDescriptor *desc, size_t max_bytes) {
@@ -78,4 +80,16 @@ int handler_register(rpc_server *srv, const handler_method *table, size_t n,
       return rc;
   }
   return ERR_OK;
+}
+
+int handler_min_rank(const rpc_call *call) {
+  const svcid_caller_rule *rule = call->access;
+  if (rule == NULL) return AUTHN_ROLE_OWNER;
+  int rank = svcid_user_rank(rule->user);
+  return rank > AUTHN_ROLE_NONE ? rank : AUTHN_ROLE_CUSTOMER;
+}
+
+bool handler_is_internal(const rpc_call *call) {
+  const svcid_caller_rule *rule = call->access;
+  return rule != NULL && rule->user == SVCID_USER_NONE;
 }

@@ -30,6 +30,7 @@
 #ifndef SVC_HANDLER_H
 #define SVC_HANDLER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <protobuf-c/protobuf-c.h>
@@ -89,6 +90,22 @@ int handler_uuid_arg(rpc_reply *reply, const char *field, const char *in,
  * (op what, the error, db_last_error's message) and answered with
  * rpc_code_from_err(err) and "cannot <what>" ("cannot read the order"). */
 void handler_reply_error(rpc_reply *reply, int err, const char *what);
+
+/* The user the method's access declaration asks for (its
+ * (rpc.v1.access) option in proto/<service>/v1/<service>_rpc.proto, as the
+ * service-identity guard matched it for the calling service; see
+ * libs/svc/identity.h). Handlers take roles from here, never from
+ * constants of their own, so the .proto stays the one declaration.
+ *
+ * handler_min_rank: the libs/authn rank to pass to authn_check_call
+ * (AUTHN_ROLE_CUSTOMER .. AUTHN_ROLE_OWNER). A call that reached a handler
+ * without the guard (none installed) asks for AUTHN_ROLE_OWNER: refusing
+ * by default.
+ * handler_is_internal: the caller is a service calling for itself
+ * (USER_NONE), such as tenants creating a tenant's owner; false without
+ * the guard. */
+int handler_min_rank(const rpc_call *call);
+bool handler_is_internal(const rpc_call *call);
 
 /* One row of a service's method table. */
 typedef struct handler_method {

@@ -100,23 +100,25 @@ static void user_proto(const auth_user *u, Auth__V1__User *p) {
   p->tenant_id = (char *)u->tenant_id;
 }
 
-/* Verifies the caller's forwarded token (any member). On failure the
+/* Verifies the caller's forwarded token with the role the method's
+ * declaration asks for (auth_rpc.proto: any member). On failure the
  * reply is set. */
 static bool caller(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
                    paseto_claims *cl) {
-  return authn_check_call(x->verifier, call, AUTHN_ROLE_NONE, cl, reply) ==
-         ERR_OK;
+  return authn_check_call(x->verifier, call, handler_min_rank(call), cl,
+                          reply) == ERR_OK;
 }
 
 static bool is_manager(const paseto_claims *cl) {
   return authn_role_rank(cl->role) >= AUTHN_ROLE_ADMIN;
 }
 
-/* An owner or admin of the token's tenant. */
+/* An owner or admin of the token's tenant (the declared role of the
+ * methods that use it: CreateUser, ListMembers, UpdateRole, RemoveUser). */
 static bool manager(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
                     paseto_claims *cl) {
-  return authn_check_call(x->verifier, call, AUTHN_ROLE_ADMIN, cl, reply) ==
-         ERR_OK;
+  return authn_check_call(x->verifier, call, handler_min_rank(call), cl,
+                          reply) == ERR_OK;
 }
 
 /* The tenant of an anonymous call: the body's field, else the envelope. */
@@ -396,7 +398,9 @@ static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   refresh[0] = '\0';
   const char *tid = NULL;
   paseto_claims cl;
-  bool internal = call->token[0] == '\0';
+  /* The token-less path is for the service declared with no user
+   * (tenants, creating an owner); whoever else calls needs a manager. */
+  bool internal = handler_is_internal(call);
   if (!internal) {
     /* An owner or admin adding a member to their own tenant. */
     if (!manager(x, call, reply, &cl))
@@ -985,8 +989,9 @@ static void h_delete_tenant_users(void *arg, const rpc_call *call,
                  auth__v1__delete_tenant_users_request,
                  req, AUTH_MAX_REQUEST_BYTES);
   const char *tid = NULL;
-  if (call->token[0] != '\0') {
-    /* Internal only: a user's forwarded call never reaches this. */
+  if (!handler_is_internal(call) || call->token[0] != '\0') {
+    /* Internal only (the guard admits only tenants): never on behalf of
+     * a user, whose forwarded token would mean a confused caller. */
     rpc_reply_status(reply, RPC_PERMISSION_DENIED, "internal method");
     goto out;
   }
