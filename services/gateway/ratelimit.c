@@ -5,11 +5,13 @@
  */
 #include "services/gateway/ratelimit.h"
 
-#include <ctype.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "libs/base/email.h"
+#include "libs/base/strutil.h"
 
 /* KEYS[1] bucket. ARGV: burst, per_min. Returns {allowed, retry_ms,
  * remaining}. Redis 7 replicates script effects, so TIME is allowed. */
@@ -89,13 +91,17 @@ static void key_part(char *out, size_t cap, const char *s) {
   out[k] = '\0';
 }
 
+/* The bucket of an e-mail is the hash of its normalised text, exactly
+ * auth's (libs/base/email.h), so " Owner@X" and "owner@x" are one bucket.
+ * Text that does not normalise (blank, too long) cannot log in anyway:
+ * all of it shares one bucket per tenant rather than getting one each. */
 static void email_hash(const char *email, char out[33]) {
-  unsigned char lower[256];
-  size_t n = 0;
-  for (; email[n] != '\0' && n < sizeof lower; n++)
-    lower[n] = (unsigned char)tolower((unsigned char)email[n]);
+  char norm[EMAIL_MAX + 1];
+  if (email_normalize(email, norm, sizeof norm) != ERR_OK)
+    str_copy(norm, "\x01invalid", sizeof norm);
   unsigned char h[16];
-  crypto_generichash(h, sizeof h, lower, n, NULL, 0);
+  crypto_generichash(h, sizeof h, (const unsigned char *)norm, strlen(norm),
+                     NULL, 0);
   sodium_bin2hex(out, 33, h, sizeof h);
 }
 

@@ -17,8 +17,8 @@
  * Redis, so replicas sharing a bucket never over-grant.
  *
  * Keys: "rl:c:{<tenant>}:<caller>" and "rl:l:{<tenant>}:<hash>", where
- * <hash> is a BLAKE2b digest of the lower-cased e-mail (no addresses in
- * Redis) and the tenant is in braces (a Redis Cluster hash tag). Callers
+ * <hash> is a BLAKE2b digest of the e-mail normalised as auth does it
+ * (libs/base/email.h: trimmed, ASCII lower-cased; no addresses in Redis) and the tenant is in braces (a Redis Cluster hash tag). Callers
  * and tenants are cut to 128 bytes.
  *
  * Redis unreachable, slow or answering garbage: the call is ALLOWED (fail
