@@ -79,6 +79,9 @@ static const cfg_entry common_config[] = {
      .description = "how long to retry the database at start-up"},
     {.name = "SHUTDOWN_GRACE_MS", .kind = CFG_DURATION_MS, .def = "10000",
      .min = 0, .max = 600000, .description = "drain time after SIGTERM"},
+    {.name = "AUTHN_REVOCATION_FAIL", .kind = CFG_STRING, .def = "open",
+     .description = "Redis down during a revocation check: open (accept "
+                    "the token) or closed (refuse, UNAVAILABLE)"},
 };
 #define NCOMMON (sizeof common_config / sizeof common_config[0])
 
@@ -148,6 +151,11 @@ int svc_verifier_open(svc *s, cache *redis, rpc_client **auth,
   authn_config ac = AUTHN_CONFIG_INIT;
   ac.issuer = cfg_str(s->cfg, "AUTH_ISSUER");
   ac.redis = redis;
+  if (authn_fail_mode_parse(cfg_str(s->cfg, "AUTHN_REVOCATION_FAIL"),
+                            &ac.fail_closed) != ERR_OK) {
+    log_error("bad AUTHN_REVOCATION_FAIL", "error", "open or closed");
+    return ERR_INVAL;
+  }
   ac.keys_client = s->auth;
   rc = authn_new(&ac, &s->verifier);
   if (rc != ERR_OK) {

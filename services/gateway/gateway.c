@@ -18,6 +18,7 @@
 #include "libs/obs/metrics.h"
 #include "libs/rpc/rpc.h"
 #include "libs/tenantdir/tenantdir.h"
+#include "services/gateway/clientaddr.h"
 #include "services/gateway/cors.h"
 #include "services/gateway/pipeline.h"
 #include "services/gateway/ratelimit.h"
@@ -81,6 +82,12 @@ static const cfg_entry kEntries[] = {
      .max = 1000000000, .description = "login attempts per tenant+e-mail"},
     {.name = "GATEWAY_LOGIN_PER_MIN", .kind = CFG_INT, .def = "10", .min = 1,
      .max = 1000000000, .description = "login refill per minute"},
+    {.name = "GATEWAY_RATE_LIMIT_FAIL", .kind = CFG_STRING, .def = "open",
+     .description = "Redis down: open (allow) or closed (503 + Retry-After)"},
+    {.name = "GATEWAY_TRUSTED_PROXIES", .kind = CFG_STRING, .def = "",
+     .description = "CIDRs whose X-Forwarded-For is believed (comma list)"},
+    {.name = "AUTHN_REVOCATION_FAIL", .kind = CFG_STRING, .def = "open",
+     .description = "Redis down in a revocation check: open or closed (503)"},
     {.name = "GATEWAY_TOKEN_ISSUER", .kind = CFG_STRING, .def = "auth",
      .description = "required iss of access tokens (empty: any)"},
     {.name = "GATEWAY_TENANT_TTL_MS", .kind = CFG_DURATION_MS, .def = "30000",
@@ -124,6 +131,7 @@ struct gateway {
   ratelimit *limits;
   route_table *routes;
   cors *cors;
+  clientaddr_trust *proxies;
   pipeline *pipe;
   server *http;
   admin *admin;
@@ -169,6 +177,7 @@ void gateway_free(gateway *g) {
   admin_free(g->admin);
   pipeline_free(g->pipe);
   cors_free(g->cors);
+  clientaddr_trust_free(g->proxies);
   route_table_free(g->routes);
   ratelimit_free(g->limits);
   tenantdir_free(g->dir);
@@ -216,6 +225,9 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
   authn_config ac = AUTHN_CONFIG_INIT;
   ac.issuer = cfg_str(c, "GATEWAY_TOKEN_ISSUER");
   ac.redis = g->redis;
+  if (authn_fail_mode_parse(cfg_str(c, "AUTHN_REVOCATION_FAIL"),
+                            &ac.fail_closed) != ERR_OK)
+    return fail(g, ERR_INVAL, "AUTHN_REVOCATION_FAIL (open or closed)");
   ac.keys_client = g->clients[BACKEND_AUTH];
   rc = authn_new(&ac, &g->authn);
   if (rc != ERR_OK) return fail(g, rc, "authn");
@@ -230,7 +242,12 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
   if (rc != ERR_OK) return fail(g, rc, "AUTH_EVENTS/TENANTS_EVENTS");
 
   if (cfg_bool(c, "GATEWAY_RATE_LIMIT")) {
+    bool closed = false;
+    if (authn_fail_mode_parse(cfg_str(c, "GATEWAY_RATE_LIMIT_FAIL"),
+                              &closed) != ERR_OK)
+      return fail(g, ERR_INVAL, "GATEWAY_RATE_LIMIT_FAIL (open or closed)");
     ratelimit_config rl = {
+        .fail_closed = closed,
         .redis = g->redis,
         .caller = {cfg_int(c, "GATEWAY_RATE_BURST"),
                    cfg_int(c, "GATEWAY_RATE_PER_MIN")},
@@ -251,6 +268,13 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
   }
   rc = cors_new(cfg_str(c, "GATEWAY_CORS_ORIGINS"), &g->cors);
   if (rc != ERR_OK) return fail(g, rc, "GATEWAY_CORS_ORIGINS");
+  char bad_net[80];
+  rc = clientaddr_trust_new(cfg_str(c, "GATEWAY_TRUSTED_PROXIES"), &g->proxies,
+                            bad_net, sizeof bad_net);
+  if (rc != ERR_OK) {
+    log_error("bad GATEWAY_TRUSTED_PROXIES entry", "entry", bad_net);
+    return fail(g, rc, "GATEWAY_TRUSTED_PROXIES");
+  }
 
   pipeline_config pc = {
       .backends = g->backends,
@@ -278,6 +302,7 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
       .routes = g->routes,
       .pipeline = g->pipe,
       .cors = g->cors,
+      .trusted_proxies = g->proxies,
   };
   rc = server_new(&sc, &g->http);
   if (rc != ERR_OK) return fail(g, rc, "http server");

@@ -269,6 +269,7 @@ done:
 }
 
 static int rl_state(const ratelimit_decision *d) {
+  if (d->failed_closed) return PIPELINE_RL_FAILED_CLOSED;
   if (d->failed_open) return PIPELINE_RL_FAILED_OPEN;
   return d->allowed ? PIPELINE_RL_ALLOWED : PIPELINE_RL_LIMITED;
 }
@@ -284,6 +285,11 @@ static bool take(run *x, enum ratelimit_kind kind, const char *subject,
   x->out->t.ratelimit_ns += elapsed_ns(t0);
   *state = rl_state(&d);
   if (d.allowed) return true;
+  if (d.failed_closed) {
+    fail(x, RPC_UNAVAILABLE, "rate limiting is unavailable, try again later");
+    x->out->retry_after_s = d.retry_after_s;
+    return false;
+  }
   fail(x, RPC_RESOURCE_EXHAUSTED,
        kind == RATELIMIT_LOGIN ? "too many login attempts, try again later"
                                : "too many requests, try again later");
@@ -329,6 +335,11 @@ static void upstream_error(run *x, const char *rpc, const rpc_result *res) {
   if (n > 0) v = (rpc_violation *)res->violations;
   pipeline_answer_error(x->out, res->code, res->message, x->in->request_id, v,
                         n);
+  /* The backend's advice (auth's per-account login lockout): seconds,
+   * rounded up, so a client never retries before the lock is gone. */
+  if ((res->code == RPC_RESOURCE_EXHAUSTED || res->code == RPC_UNAVAILABLE) &&
+      res->retry_after_ms > 0)
+    x->out->retry_after_s = ((int64_t)res->retry_after_ms + 999) / 1000;
 }
 
 /* Calls rpc on service with msg; on success *res holds an OK result. */

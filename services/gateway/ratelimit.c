@@ -46,6 +46,7 @@ struct ratelimit {
   cache *redis;
   cache_script *script;
   ratelimit_bucket b[2];
+  bool fail_closed;
 };
 
 const char *ratelimit_script_source(void) { return kScript; }
@@ -64,6 +65,7 @@ int ratelimit_new(const ratelimit_config *cfg, ratelimit **out) {
   r->redis = cfg->redis;
   r->b[RATELIMIT_CALLER] = cfg->caller;
   r->b[RATELIMIT_LOGIN] = cfg->login;
+  r->fail_closed = cfg->fail_closed;
   int rc = cache_script_new(kScript, &r->script);
   if (rc != ERR_OK) {
     free(r);
@@ -109,6 +111,7 @@ int ratelimit_take(ratelimit *r, enum ratelimit_kind kind, const char *tenant,
                    const char *subject, ratelimit_decision *d) {
   d->allowed = true;
   d->failed_open = false;
+  d->failed_closed = false;
   d->retry_after_s = 0;
   d->remaining = -1;
   if (subject == NULL || (kind != RATELIMIT_CALLER && kind != RATELIMIT_LOGIN))
@@ -136,7 +139,10 @@ int ratelimit_take(ratelimit *r, enum ratelimit_kind kind, const char *tenant,
       cache_reply_int_at(rep, 1, &retry_ms) != ERR_OK ||
       cache_reply_int_at(rep, 2, &remaining) != ERR_OK) {
     cache_reply_free(rep);
-    d->failed_open = true;
+    d->allowed = !r->fail_closed;
+    d->failed_open = !r->fail_closed;
+    d->failed_closed = r->fail_closed;
+    if (r->fail_closed) d->retry_after_s = RATELIMIT_FAIL_RETRY_S;
     return ERR_OK;
   }
   cache_reply_free(rep);

@@ -35,6 +35,7 @@
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
 #include "services/gateway/arena.h"
+#include "services/gateway/clientaddr.h"
 #include "services/gateway/httperr.h"
 #include "services/gateway/reqid.h"
 #include "services/gateway/workq.h"
@@ -85,7 +86,8 @@ typedef struct req {
   bool api;                 /* API answer: nosniff, no-store */
   const char *origin;       /* allowed Origin, or NULL */
   const char *authorization, *host, *x_tenant, *idem_key;
-  char remote[64];
+  char remote[CLIENTADDR_STRLEN]; /* the client (clientaddr.h) */
+  char peer[CLIENTADDR_STRLEN];   /* the TCP peer */
   char *body;
   size_t body_len, body_cap;
   size_t discarded; /* body bytes read and dropped */
@@ -184,8 +186,8 @@ static void observe_stage(const char *name, int64_t ns) {
 
 static void count_rl(const char *bucket, int state) {
   static const char *const names[] = {NULL, "allowed", "limited",
-                                      "failed_open"};
-  if (state <= PIPELINE_RL_NONE || state > PIPELINE_RL_FAILED_OPEN) return;
+                                      "failed_open", "failed_closed"};
+  if (state <= PIPELINE_RL_NONE || state > PIPELINE_RL_FAILED_CLOSED) return;
   const char *v[] = {bucket, names[state]};
   metrics_inc(metrics_child_get(m_ratelimit, v));
 }
@@ -247,9 +249,13 @@ static enum MHD_Result queue_answer(req *r) {
   if (a->www_authenticate)
     bad |= add(resp, "WWW-Authenticate",
                a->invalid_token ? "Bearer error=\"invalid_token\"" : "Bearer");
-  if (a->status == 429 && a->retry_after_s > 0) {
+  /* Every 429 says when to come back (1 s when nobody said); a 503 does
+   * when its cause knows (rate limiting failed closed, a backend's
+   * advice). */
+  if (a->status == 429 || (a->status == 503 && a->retry_after_s > 0)) {
     char ra[24];
-    snprintf(ra, sizeof ra, "%lld", (long long)a->retry_after_s);
+    snprintf(ra, sizeof ra, "%lld",
+             (long long)(a->retry_after_s > 0 ? a->retry_after_s : 1));
     bad |= add(resp, "Retry-After", ra);
   }
   if (atomic_load(&r->srv->draining))
@@ -288,20 +294,52 @@ static const char *header(req *r, const char *name) {
   return arena_strndup(&r->a, v, strnlen(v, 65536));
 }
 
+/* Joins every X-Forwarded-For line in order ("a, b" + "c" = "a, b, c"),
+ * bounded by CLIENTADDR_XFF_MAX (over it: truncated, see clientaddr.h). */
+typedef struct xff_buf {
+  char text[CLIENTADDR_XFF_MAX + 1];
+  size_t len;
+  bool seen, truncated;
+} xff_buf;
+
+static enum MHD_Result xff_line(void *cls, enum MHD_ValueKind kind,
+                                const char *key, const char *value) {
+  xff_buf *b = cls;
+  if (key == NULL || value == NULL || strcasecmp(key, "X-Forwarded-For") != 0)
+    return MHD_YES;
+  size_t n = strnlen(value, CLIENTADDR_XFF_MAX + 1);
+  size_t sep = b->seen ? 1 : 0;
+  if (b->len + sep + n > CLIENTADDR_XFF_MAX) {
+    b->truncated = true;
+    return MHD_NO;
+  }
+  if (sep) b->text[b->len++] = ',';
+  memcpy(b->text + b->len, value, n);
+  b->len += n;
+  b->text[b->len] = '\0';
+  b->seen = true;
+  return MHD_YES;
+}
+
+/* r->peer: the TCP peer; r->remote: the client (clientaddr.h). */
 static void remote_addr(req *r) {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  str_copy(r->remote, "-", sizeof r->remote);
-  if (ci == NULL || ci->client_addr == NULL) return;
-  const struct sockaddr *sa = ci->client_addr;
-  if (sa->sa_family == AF_INET) {
-    inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-              r->remote, sizeof r->remote);
-  } else if (sa->sa_family == AF_INET6) {
-    inet_ntop(AF_INET6,
-              &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-              r->remote, sizeof r->remote);
-  }
+  const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+  (void)clientaddr_pick(NULL, sa, NULL, false, r->peer, sizeof r->peer);
+  str_copy(r->remote, r->peer, sizeof r->remote);
+  const clientaddr_trust *t = r->srv->cfg.trusted_proxies;
+  if (clientaddr_trust_count(t) == 0 || !clientaddr_is_trusted(t, r->peer))
+    return;
+  xff_buf *b = malloc(sizeof *b);
+  if (b == NULL) return; /* the peer it is */
+  b->len = 0;
+  b->seen = b->truncated = false;
+  b->text[0] = '\0';
+  (void)MHD_get_connection_values(r->conn, MHD_HEADER_KIND, xff_line, b);
+  (void)clientaddr_pick(t, sa, b->seen ? b->text : NULL, b->truncated,
+                        r->remote, sizeof r->remote);
+  free(b);
 }
 
 static bool is_json(const char *ct) {
@@ -593,7 +631,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     log_info("request", "method", r->method[0] ? r->method : "-", "path",
              r->route_label, "status", st, "duration_ms", dur, "tenant",
              r->ans.tenant_id[0] ? r->ans.tenant_id : "-", "remote",
-             r->remote[0] ? r->remote : "-");
+             r->remote[0] ? r->remote : "-", "peer",
+             r->peer[0] ? r->peer : "-");
     log_set_request_id(NULL);
   }
   pipeline_answer_clear(&r->ans);

@@ -24,8 +24,10 @@
  * MHD's short answers.
  *
  * One JSON access log line per request (not for /healthz): method, route
- * template (or "-"), status, duration_ms, tenant, remote address and the
- * request id - never tokens or bodies.
+ * template (or "-"), status, duration_ms, tenant, remote (the client:
+ * the TCP peer, or behind a trusted proxy the X-Forwarded-For address of
+ * clientaddr.h), peer (the TCP peer) and the request id - never tokens
+ * or bodies. Rate-limit keys use the same client address.
  *
  * Metrics:
  *   gateway_http_requests_total{route,status}
@@ -34,7 +36,7 @@
  *                                          transcode|rpc (histogram)
  *   gateway_upstream_duration_seconds{rpc} histogram (RPC time per call)
  *   gateway_ratelimit_decisions_total{bucket,decision}
- *                                          allowed|limited|failed_open
+ *                              allowed|limited|failed_open|failed_closed
  *   gateway_rejected_total{reason}         queue_full
  *   gateway_requests_in_flight             gauge
  */
@@ -46,6 +48,7 @@
 #include <stdint.h>
 
 #include "libs/base/err.h"
+#include "services/gateway/clientaddr.h"
 #include "services/gateway/cors.h"
 #include "services/gateway/pipeline.h"
 #include "services/gateway/route.h"
@@ -65,6 +68,9 @@ typedef struct server_config {
   const route_table *routes; /* borrowed, required */
   pipeline *pipeline;     /* borrowed, required */
   const cors *cors;       /* borrowed; NULL: no CORS */
+  /* Proxies whose X-Forwarded-For is believed (clientaddr.h); borrowed;
+   * NULL or empty: the client is always the TCP peer. */
+  const clientaddr_trust *trusted_proxies;
 } server_config;
 
 typedef struct server server;
