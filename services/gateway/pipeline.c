@@ -21,7 +21,7 @@
 #include "services/gateway/httperr.h"
 #include "services/gateway/transcode.h"
 
-#define BEARER_MAX 4096 /* longer Authorization values are refused */
+#define BEARER_MAX PIPELINE_BEARER_MAX /* longer values are refused */
 
 struct pipeline {
   pipeline_config cfg;
@@ -111,8 +111,7 @@ static bool check_idempotency_key(run *x) {
   return true;
 }
 
-/* "Bearer <token>" (scheme case-insensitive, one or more spaces). */
-static bool bearer(const char *h, const char **tok, size_t *len) {
+bool pipeline_bearer(const char *h, const char **tok, size_t *len) {
   if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) return false;
   h += 7;
   while (*h == ' ') h++;
@@ -128,7 +127,7 @@ static bool authenticate(run *x) {
   if (x->r->min_role == ROUTE_ANYONE) return true;
   int64_t t0 = time_mono_ns();
   bool ok = false;
-  if (!bearer(x->in->authorization, &x->token, &x->token_len)) {
+  if (!pipeline_bearer(x->in->authorization, &x->token, &x->token_len)) {
     fail(x, RPC_UNAUTHENTICATED, "a bearer access token is required");
     goto done;
   }

@@ -132,6 +132,14 @@ void pipeline_answer_error(pipeline_answer *out, int code, const char *msg,
                            const char *request_id, const rpc_violation *v,
                            size_t n);
 
+/* "Bearer <token>" (scheme case-insensitive, spaces around the token):
+ * true with *tok and *len pointing into h (not NUL-terminated where spaces
+ * follow); false for anything else or a token over PIPELINE_BEARER_MAX
+ * bytes. The one parser of Authorization, for the pipeline and for the
+ * server's check before the body. */
+#define PIPELINE_BEARER_MAX 4096
+bool pipeline_bearer(const char *h, const char **tok, size_t *len);
+
 /* Frees the body; the answer may be reused. NULL-safe. */
 void pipeline_answer_clear(pipeline_answer *a);
 
