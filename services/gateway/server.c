@@ -505,11 +505,14 @@ static const char *label(req *r, const route *rt) {
 }
 
 /* A token route: refuses (401, answer set) a missing or malformed
- * Authorization, or a token that is invalid offline (libs/authn: shape,
- * known kid, signature, time - no Redis, no RPC, so MHD's thread never
- * waits). Revocation and the tenant's status are the pipeline's, after
- * the body. Cannot tell (no key set yet): the pipeline decides. */
-static bool token_refused(req *r) {
+ * Authorization, and, when a body follows, a token that is invalid
+ * offline (libs/authn: shape, known kid, signature, time - no Redis, no
+ * RPC, so MHD's thread never waits). Without a body there is nothing to
+ * protect: the signature is left to the workers, keeping an Ed25519
+ * verification per new token off the few I/O threads. Revocation and the
+ * tenant's status are the pipeline's. Cannot tell (no key set yet): the
+ * pipeline decides. */
+static bool token_refused(req *r, bool body_follows) {
   const char *tok;
   size_t len;
   if (!pipeline_bearer(r->authorization, &tok, &len)) {
@@ -517,7 +520,7 @@ static bool token_refused(req *r) {
                  NULL, NULL);
     return true;
   }
-  if (r->srv->cfg.authn == NULL) return false;
+  if (r->srv->cfg.authn == NULL || !body_follows) return false;
   enum authn_result why = AUTHN_OK;
   if (authn_verify_offline(r->srv->cfg.authn, tok, len, &why) != ERR_INVAL)
     return false;
@@ -616,7 +619,8 @@ static bool on_headers(req *r, const char *method, bool *body_follows) {
   r->route_label = label(r, rt);
   r->max_body = rt->max_body != 0 ? rt->max_body : s->cfg.max_body;
   r->authorization = header(r, "Authorization");
-  if (rt->min_role != ROUTE_ANYONE && token_refused(r)) return true;
+  if (rt->min_role != ROUTE_ANYONE && token_refused(r, *body_follows))
+    return true;
   if ((size_t)clen > r->max_body) {
     *body_follows = false;
     answer_status(r, 413, RPC_INVALID_ARGUMENT,

@@ -5,8 +5,9 @@
  * MHD's few I/O threads (io_threads, epoll) parse requests and do the
  * cheap, non-blocking part on the spot: request id, CORS preflight,
  * GET /healthz, route matching (404, 405 with Allow), the token of token
- * routes checked offline from the headers (401 before any body byte is
- * read; authn_verify_offline: no Redis, no RPC), framing checks (411 for
+ * routes from the headers (401 before any body byte is read: a missing
+ * Bearer always, an invalid token when a body follows -
+ * authn_verify_offline, no Redis, no RPC), framing checks (411 for
  * a Transfer-Encoding other than chunked, 413 over the route's max_body -
  * from Content-Length, and while a chunked body streams in), 415 for a
  * body without Content-Type: application/json, and reading the body.
