@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -94,6 +95,18 @@ static int64_t wall_now(const authn *a) {
 }
 
 /* ------------------------------------------------------------ results --- */
+
+int authn_fail_mode_parse(const char *s, bool *fail_closed) {
+  if (s == NULL || s[0] == '\0' || strcasecmp(s, "open") == 0) {
+    *fail_closed = false;
+    return ERR_OK;
+  }
+  if (strcasecmp(s, "closed") == 0) {
+    *fail_closed = true;
+    return ERR_OK;
+  }
+  return ERR_INVAL;
+}
 
 const char *authn_result_str(enum authn_result r) {
   switch (r) {
@@ -618,7 +631,7 @@ static int check_time(authn *a, const paseto_claims *c,
 /* The full verification of a token not in the cache. Fills e (hash set
  * by the caller). */
 static int verify_fresh(authn *a, const char *token, size_t len, entry *e,
-                        enum authn_result *res) {
+                        enum authn_result *res, bool may_fetch) {
   char kid[PASETO_PID_LEN + 1];
   if (paseto_token_kid(token, len, kid, NULL) != ERR_OK) {
     *res = AUTHN_MALFORMED;
@@ -628,8 +641,9 @@ static int verify_fresh(authn *a, const char *token, size_t len, entry *e,
   uint32_t gen = 0;
   bool have_any = false;
   if (find_key(a, kid, &pk, &gen, &have_any) != ERR_OK) {
-    fetch_for_unknown_kid(a);
-    if (find_key(a, kid, &pk, &gen, &have_any) != ERR_OK) {
+    if (may_fetch)
+      fetch_for_unknown_kid(a);
+    if (!may_fetch || find_key(a, kid, &pk, &gen, &have_any) != ERR_OK) {
       *res = have_any ? AUTHN_UNKNOWN_KEY : AUTHN_UNAVAILABLE;
       return have_any ? ERR_INVAL : ERR_UNAVAILABLE;
     }
@@ -657,6 +671,43 @@ static int verify_fresh(authn *a, const char *token, size_t len, entry *e,
   return ERR_OK;
 }
 
+/* The cache entry of token, or a fresh verification (a Keys fetch for an
+ * unknown kid only when may_fetch), then the time claims. */
+static int verify_signed(authn *a, const char *token, size_t len,
+                         bool may_fetch, entry *e, enum authn_result *res) {
+  if (token == NULL || len == 0) {
+    *res = AUTHN_MISSING;
+    return ERR_INVAL;
+  }
+  if (len > PASETO_TOKEN_MAX) {
+    *res = AUTHN_MALFORMED;
+    return ERR_INVAL;
+  }
+  memset(e, 0, sizeof *e);
+  crypto_generichash(e->h, sizeof e->h, (const unsigned char *)token, len,
+                     NULL, 0);
+  pthread_rwlock_rdlock(&a->keys_lock);
+  uint32_t gen = a->key_gen;
+  pthread_rwlock_unlock(&a->keys_lock);
+  if (cache_lookup(a, e->h, gen, e)) {
+    STAT_INC(a, hits);
+  } else {
+    uint8_t h[AUTHN_HASHBYTES];
+    memcpy(h, e->h, sizeof h);
+    memset(e, 0, sizeof *e);
+    memcpy(e->h, h, sizeof h);
+    int rc = verify_fresh(a, token, len, e, res, may_fetch);
+    if (rc != ERR_OK)
+      return rc;
+  }
+  /* Time first: an expired token is refused without a Redis lookup, and
+   * its entry is dropped to make room. */
+  int rc = check_time(a, &e->c, res);
+  if (rc != ERR_OK && *res == AUTHN_EXPIRED)
+    cache_drop(a, e->h);
+  return rc;
+}
+
 int authn_verify(authn *a, const char *token, size_t len,
                  paseto_claims *claims, enum authn_result *why) {
   enum authn_result res_local = AUTHN_OK;
@@ -664,44 +715,10 @@ int authn_verify(authn *a, const char *token, size_t len,
   *res = AUTHN_OK;
   if (a == NULL)
     return ERR_INVAL;
-  int rc = ERR_OK;
-  if (token == NULL || len == 0) {
-    *res = AUTHN_MISSING;
-    rc = ERR_INVAL;
-    goto out;
-  }
-  if (len > PASETO_TOKEN_MAX) {
-    *res = AUTHN_MALFORMED;
-    rc = ERR_INVAL;
-    goto out;
-  }
   entry e;
-  memset(&e, 0, sizeof e);
-  crypto_generichash(e.h, sizeof e.h, (const unsigned char *)token, len, NULL, 0);
-  uint32_t gen;
-  pthread_rwlock_rdlock(&a->keys_lock);
-  gen = a->key_gen;
-  pthread_rwlock_unlock(&a->keys_lock);
-
-  if (cache_lookup(a, e.h, gen, &e)) {
-    STAT_INC(a, hits);
-  } else {
-    uint8_t h[AUTHN_HASHBYTES];
-    memcpy(h, e.h, sizeof h);
-    memset(&e, 0, sizeof e);
-    memcpy(e.h, h, sizeof h);
-    rc = verify_fresh(a, token, len, &e, res);
-    if (rc != ERR_OK)
-      goto out;
-  }
-  /* Time first: an expired token is refused without a Redis lookup, and
-   * its entry is dropped to make room. */
-  rc = check_time(a, &e.c, res);
-  if (rc != ERR_OK) {
-    if (*res == AUTHN_EXPIRED)
-      cache_drop(a, e.h);
+  int rc = verify_signed(a, token, len, true, &e, res);
+  if (rc != ERR_OK)
     goto out;
-  }
   rc = refresh_state(a, &e);
   if (rc != ERR_OK) {
     *res = AUTHN_UNAVAILABLE;
@@ -717,6 +734,26 @@ int authn_verify(authn *a, const char *token, size_t len,
     *claims = e.c;
   }
 out:
+  if (rc == ERR_INVAL)
+    STAT_INC(a, refused);
+  return rc;
+}
+
+int authn_verify_offline(authn *a, const char *token, size_t len,
+                         enum authn_result *why) {
+  enum authn_result res_local = AUTHN_OK;
+  enum authn_result *res = why != NULL ? why : &res_local;
+  *res = AUTHN_OK;
+  if (a == NULL)
+    return ERR_INVAL;
+  entry e;
+  int rc = verify_signed(a, token, len, false, &e, res);
+  if (rc == ERR_OK && e.state == ST_REVOKED) {
+    *res = AUTHN_REVOKED; /* known already: revocations only tighten */
+    rc = ERR_INVAL;
+  } else if (rc == ERR_OK && e.checked_mono_ms == 0) {
+    cache_store(a, &e); /* the full verification finds it */
+  }
   if (rc == ERR_INVAL)
     STAT_INC(a, refused);
   return rc;

@@ -38,7 +38,9 @@
  * (authn_handle_event, or authn_revoke_* / authn_tenant_changed).
  * When Redis cannot answer, tokens are accepted (fail open: Redis holds
  * what may be lost, ARCHITECTURE.md) unless fail_closed is set, and the
- * next recheck is tried recheck_ms later, not on every call.
+ * next recheck is tried recheck_ms later, not on every call. Whoever
+ * builds the options reads AUTHN_REVOCATION_FAIL=open|closed with
+ * authn_fail_mode_parse (libs/svc for services, the gateway for itself).
  *
  * Cache. Verified tokens are kept in a bounded set-associative table keyed
  * by BLAKE2b-256 of the token (the token itself is not stored), LRU within
@@ -146,6 +148,25 @@ size_t authn_key_count(authn *a);
  * is the caller's; nothing of it is logged. */
 int authn_verify(authn *a, const char *token, size_t len,
                  paseto_claims *claims, enum authn_result *why) WARN_UNUSED;
+
+/* The offline part of authn_verify, for a caller that must not block
+ * (the gateway's HTTP I/O threads, deciding before a body is read):
+ * shape, a kid among the keys held now (never a Keys fetch), signature
+ * (or the cache), claims and time - no Redis, no RPC. A token it accepts
+ * is cached, so the authn_verify that must still follow (revocation,
+ * tenant status) costs no second signature check. A kid not in the held
+ * set is refused (AUTHN_UNKNOWN_KEY): docs/tokens.md's rotation has every
+ * verifier know a key before anyone signs with it.
+ * Returns ERR_OK (valid offline; NOT checked for revocation), ERR_INVAL
+ * (refused: *why), ERR_UNAVAILABLE (no key set yet: cannot tell),
+ * ERR_NOMEM. why may be NULL. */
+int authn_verify_offline(authn *a, const char *token, size_t len,
+                         enum authn_result *why) WARN_UNUSED;
+
+/* The setting AUTHN_REVOCATION_FAIL: "open" (or NULL/"": the default)
+ * sets *fail_closed false, "closed" true (case-insensitive).
+ * Errors: ERR_INVAL for anything else (*fail_closed untouched). */
+int authn_fail_mode_parse(const char *s, bool *fail_closed) WARN_UNUSED;
 
 /* A short static description ("token expired"); never NULL. */
 const char *authn_result_str(enum authn_result r);

@@ -574,6 +574,99 @@ START_TEST(redis_down_refuses_when_fail_closed) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ offline --- */
+
+static enum authn_result offline(authn *a, const char *tok) {
+  enum authn_result why = AUTHN_OK;
+  int rc = authn_verify_offline(a, tok, tok ? strlen(tok) : 0, &why);
+  if (why == AUTHN_OK)
+    ck_assert_int_eq(rc, ERR_OK);
+  else if (why == AUTHN_UNAVAILABLE)
+    ck_assert_int_eq(rc, ERR_UNAVAILABLE);
+  else
+    ck_assert_int_eq(rc, ERR_INVAL);
+  return why;
+}
+
+/* What the gateway checks before reading a body: signature and time,
+ * never Redis or a Keys fetch; a token it accepts is cached for the full
+ * verification. */
+START_TEST(offline_check_verifies_signature_and_time_only) {
+  cache *r = dead_redis();
+  authn_config cfg = AUTHN_CONFIG_INIT;
+  cfg.redis = r;
+  cfg.fail_closed = true;
+  authn *a = new_authn(&cfg);
+  paseto_claims c = base_claims();
+  char *t = make_token(&sk1, &c);
+  ck_assert_int_eq(offline(a, t), AUTHN_OK);
+  authn_stats st;
+  authn_get_stats(a, &st);
+  ck_assert_uint_eq(st.redis_checks, 0); /* Redis is dead and not asked */
+  ck_assert_uint_eq(st.misses, 1);
+  /* The full verification reuses the cached signature check and does
+   * the Redis part (fail closed here: unavailable). */
+  ck_assert_int_eq(verify(a, t, NULL), AUTHN_UNAVAILABLE);
+  authn_get_stats(a, &st);
+  ck_assert_uint_eq(st.misses, 1);
+  ck_assert_uint_eq(st.hits, 1);
+  ck_assert_uint_eq(st.redis_checks, 1);
+  /* Garbage, a bad signature, expiry, no token. */
+  ck_assert_int_eq(offline(a, "v4.public.AAAA"), AUTHN_MALFORMED);
+  ck_assert_int_eq(offline(a, NULL), AUTHN_MISSING);
+  char *t2 = strdup(t);
+  t2[PASETO_HEADER_LEN + 5] = t2[PASETO_HEADER_LEN + 5] == 'A' ? 'B' : 'A';
+  ck_assert_int_eq(offline(a, t2), AUTHN_BAD_SIGNATURE);
+  fake_now += 3600 * 1000;
+  ck_assert_int_eq(offline(a, t), AUTHN_EXPIRED);
+  free(t);
+  free(t2);
+  authn_free(a);
+  cache_free(r);
+}
+END_TEST
+
+START_TEST(offline_check_refuses_unknown_kids_and_known_revocations) {
+  authn *a = new_authn(NULL);
+  paseto_secret_key sk3;
+  paseto_public_key pk3;
+  paseto_keygen(&sk3, &pk3);
+  paseto_claims c = base_claims();
+  char *t3 = make_token(&sk3, &c);
+  ck_assert_int_eq(offline(a, t3), AUTHN_UNKNOWN_KEY);
+  paseto_claims c1 = base_claims();
+  char *t1 = make_token(&sk1, &c1);
+  ck_assert_int_eq(verify(a, t1, NULL), AUTHN_OK);
+  authn_revoke_jti(a, c1.jti);
+  ck_assert_int_eq(offline(a, t1), AUTHN_REVOKED);
+  free(t1);
+  free(t3);
+  authn_free(a);
+  /* No key set yet: cannot tell offline. */
+  authn_config cfg = AUTHN_CONFIG_INIT;
+  ck_assert_int_eq(authn_new(&cfg, &a), ERR_OK);
+  char *t = make_token(&sk1, &c);
+  ck_assert_int_eq(offline(a, t), AUTHN_UNAVAILABLE);
+  free(t);
+  authn_free(a);
+}
+END_TEST
+
+START_TEST(fail_mode_setting_parses_open_and_closed_only) {
+  bool closed = true;
+  ck_assert_int_eq(authn_fail_mode_parse(NULL, &closed), ERR_OK);
+  ck_assert(!closed);
+  ck_assert_int_eq(authn_fail_mode_parse("CLOSED", &closed), ERR_OK);
+  ck_assert(closed);
+  ck_assert_int_eq(authn_fail_mode_parse("open", &closed), ERR_OK);
+  ck_assert(!closed);
+  ck_assert_int_eq(authn_fail_mode_parse("", &closed), ERR_OK);
+  ck_assert(!closed);
+  ck_assert_int_eq(authn_fail_mode_parse("shut", &closed), ERR_INVAL);
+  ck_assert(!closed);
+}
+END_TEST
+
 /* --------------------------------------------------- keys over libs/rpc --- */
 
 static paseto_public_key served[2];
@@ -931,6 +1024,9 @@ static Suite *suite(void) {
   tcase_add_test(tc, bus_subscription_applies_published_revocations);
   tcase_add_test(tc, redis_down_fails_open_by_default);
   tcase_add_test(tc, redis_down_refuses_when_fail_closed);
+  tcase_add_test(tc, offline_check_verifies_signature_and_time_only);
+  tcase_add_test(tc, offline_check_refuses_unknown_kids_and_known_revocations);
+  tcase_add_test(tc, fail_mode_setting_parses_open_and_closed_only);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("caller");

@@ -1,9 +1,10 @@
 /* base_test.c - unit tests for UUIDv7, RFC 3339, string helpers, the
- * UTF-8 text rule and violation lists. */
+ * UTF-8 text rule, violation lists and the e-mail normalisation. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "libs/base/email.h"
 #include "libs/base/err.h"
 #include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
@@ -234,6 +235,57 @@ START_TEST(vlist_keeps_fields_and_counts_past_the_cap) {
 }
 END_TEST
 
+/* The rule auth and the gateway share (email.h): every variant of one
+ * address an attacker could use to get a fresh login bucket gives the
+ * same text. */
+START_TEST(email_variants_normalise_to_one_text) {
+  const char *same[] = {"owner@x.test", " owner@x.test", "owner@x.test ",
+                        "\towner@x.test\t", "  OWNER@X.Test  ",
+                        "Owner@x.TEST", "\t \tOwNeR@x.test \t"};
+  for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+    char out[EMAIL_MAX + 1];
+    ck_assert_int_eq(email_normalize(same[i], out, sizeof out), ERR_OK);
+    ck_assert_str_eq(out, "owner@x.test");
+  }
+}
+END_TEST
+
+START_TEST(email_normalisation_is_bounded_and_ascii_only) {
+  char out[EMAIL_MAX + 1];
+  /* Inner spaces and non-ASCII bytes are kept (auth refuses them later);
+   * no Unicode folding: "\xc3\x89" (E acute) is not lower-cased. */
+  ck_assert_int_eq(email_normalize(" A b@X.t ", out, sizeof out), ERR_OK);
+  ck_assert_str_eq(out, "a b@x.t");
+  ck_assert_int_eq(email_normalize("\xc3\x89@X.t", out, sizeof out), ERR_OK);
+  ck_assert_str_eq(out, "\xc3\x89@x.t");
+  /* Nothing but blanks, NULL, no room. */
+  ck_assert_int_eq(email_normalize(" \t ", out, sizeof out), ERR_INVAL);
+  ck_assert_str_eq(out, "");
+  ck_assert_int_eq(email_normalize("", out, sizeof out), ERR_INVAL);
+  ck_assert_int_eq(email_normalize(NULL, out, sizeof out), ERR_INVAL);
+  ck_assert_int_eq(email_normalize("a@b.c", out, 0), ERR_INVAL);
+  char small[4];
+  ck_assert_int_eq(email_normalize("a@b.c", small, sizeof small), ERR_TOOBIG);
+  ck_assert_str_eq(small, "");
+  /* Exactly EMAIL_MAX bytes (with blanks around) fits; one more does not. */
+  char in[EMAIL_INPUT_MAX + 64];
+  memset(in, ' ', sizeof in);
+  memset(in + 10, 'a', EMAIL_MAX);
+  in[10 + EMAIL_MAX + 20] = '\0';
+  ck_assert_int_eq(email_normalize(in, out, sizeof out), ERR_OK);
+  ck_assert_uint_eq(strlen(out), EMAIL_MAX);
+  in[10 + EMAIL_MAX] = 'a';
+  ck_assert_int_eq(email_normalize(in, out, sizeof out), ERR_TOOBIG);
+  /* Blanks past the input window are not trimmed away inside it: the
+   * whole input must end within EMAIL_INPUT_MAX bytes. */
+  memset(in, ' ', sizeof in);
+  memcpy(in, "a@b.co", 6);
+  in[sizeof in - 2] = 'x';
+  in[sizeof in - 1] = '\0';
+  ck_assert_int_eq(email_normalize(in, out, sizeof out), ERR_TOOBIG);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("base");
   TCase *tc = tcase_create("base");
@@ -249,6 +301,8 @@ int main(void) {
   tcase_add_test(tc, text_refuses_bad_utf8_controls_and_blank);
   tcase_add_test(tc, uuid_canonical_lower_cases_and_refuses_garbage);
   tcase_add_test(tc, vlist_keeps_fields_and_counts_past_the_cap);
+  tcase_add_test(tc, email_variants_normalise_to_one_text);
+  tcase_add_test(tc, email_normalisation_is_bounded_and_ascii_only);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

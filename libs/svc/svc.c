@@ -85,6 +85,9 @@ static const cfg_entry common_config[] = {
      .description = "this service's own Ed25519 key (service identity)"},
     {.name = "SERVICE_TRUST_FILE", .kind = CFG_STRING,
      .description = "every service's public key, '<service> <key>' lines"},
+    {.name = "AUTHN_REVOCATION_FAIL", .kind = CFG_STRING, .def = "open",
+     .description = "Redis down during a revocation check: open (accept "
+                    "the token) or closed (refuse, UNAVAILABLE)"},
 };
 #define NCOMMON (sizeof common_config / sizeof common_config[0])
 
@@ -154,6 +157,11 @@ int svc_verifier_open(svc *s, cache *redis, rpc_client **auth,
   authn_config ac = AUTHN_CONFIG_INIT;
   ac.issuer = cfg_str(s->cfg, "AUTH_ISSUER");
   ac.redis = redis;
+  if (authn_fail_mode_parse(cfg_str(s->cfg, "AUTHN_REVOCATION_FAIL"),
+                            &ac.fail_closed) != ERR_OK) {
+    log_error("bad AUTHN_REVOCATION_FAIL", "error", "open or closed");
+    return ERR_INVAL;
+  }
   ac.keys_client = s->auth;
   rc = authn_new(&ac, &s->verifier);
   if (rc != ERR_OK) {

@@ -113,10 +113,13 @@ int svc_redis_open(svc *s, const cache_config *cc, const char *unset_warning,
 /* The access-token verifier of a service other than auth: *auth a client
  * of AUTH_ADDR (auth's Keys method; the service may call auth through it
  * too) and *verifier a libs/authn verifier requiring iss AUTH_ISSUER, with
- * the revocation and tenant-status lookups in redis (may be NULL). Both
- * entries must be in the service's table. fini must free whatever feeds
- * or uses the verifier (a bus subscriber) first. Errors: ERR_INVAL for a
- * bad AUTH_ADDR (logged), authn_new's, ERR_INTERNAL (libsodium). */
+ * the revocation and tenant-status lookups in redis (may be NULL); a
+ * failed lookup accepts or refuses the token as AUTHN_REVOCATION_FAIL
+ * (open|closed, default open; a common entry) says. Both AUTH_ADDR and
+ * AUTH_ISSUER must be in the service's table. fini must free whatever
+ * feeds or uses the verifier (a bus subscriber) first. Errors: ERR_INVAL
+ * for a bad AUTH_ADDR or AUTHN_REVOCATION_FAIL (logged), authn_new's,
+ * ERR_INTERNAL (libsodium). */
 int svc_verifier_open(svc *s, cache *redis, rpc_client **auth,
                       authn **verifier) WARN_UNUSED;
 

@@ -10,31 +10,27 @@
 #include <string.h>
 
 #include "libs/authn/authn_caller.h"
+#include "libs/base/email.h"
 #include "libs/base/utf8.h"
 
 bool validate_email(const char *in, char *out, size_t cap) {
   if (in == NULL || out == NULL || cap == 0)
     return false;
-  out[0] = '\0';
-  while (*in == ' ' || *in == '\t')
-    in++;
-  size_t n = strnlen(in, VALIDATE_EMAIL_MAX + 64);
-  while (n > 0 && (in[n - 1] == ' ' || in[n - 1] == '\t'))
-    n--;
-  if (n == 0 || n > VALIDATE_EMAIL_MAX || n >= cap)
+  /* The one normalisation (libs/base/email.h), shared with the gateway's
+   * login rate-limit key: the bucket and the account are the same text. */
+  if (email_normalize(in, out, cap) != ERR_OK)
     return false;
+  size_t n = strlen(out);
   size_t at = 0, nat = 0;
   for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)in[i];
+    unsigned char c = (unsigned char)out[i];
     if (c <= 0x20 || c >= 0x7f)
       return false;
     if (c == '@') {
       at = i;
       nat++;
     }
-    out[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
   }
-  out[n] = '\0';
   if (nat != 1 || at == 0 || at > 64 || at + 1 >= n)
     return false;
   const char *dom = out + at + 1;

@@ -17,8 +17,9 @@
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
 #include "libs/rpc/rpc.h"
-#include "libs/tenantdir/tenantdir.h"
 #include "libs/svc/identity.h"
+#include "libs/tenantdir/tenantdir.h"
+#include "services/gateway/clientaddr.h"
 #include "services/gateway/cors.h"
 #include "services/gateway/pipeline.h"
 #include "services/gateway/ratelimit.h"
@@ -65,11 +66,18 @@ static const cfg_entry kEntries[] = {
     {.name = "GATEWAY_QUEUE", .kind = CFG_INT, .def = "4096", .min = 1,
      .max = 1000000, .description = "requests waiting for a worker"},
     {.name = "GATEWAY_MAX_BODY_BYTES", .kind = CFG_INT, .def = "1048576",
-     .min = 1, .max = 67108864, .description = "request body limit (413)"},
+     .min = 1, .max = 67108864,
+     .description = "request body limit of routes without their own (413)"},
     {.name = "GATEWAY_IDLE_TIMEOUT_S", .kind = CFG_INT, .def = "60", .min = 1,
      .max = 3600, .description = "idle keep-alive connections close after"},
     {.name = "GATEWAY_MAX_CONNECTIONS", .kind = CFG_INT, .def = "10000",
      .min = 1, .max = 1000000, .description = "open client connections"},
+    {.name = "GATEWAY_MAX_CONNECTIONS_PER_IP", .kind = CFG_INT, .def = "256",
+     .min = 0, .max = 1000000,
+     .description = "open connections per TCP peer address (0: no cap)"},
+    {.name = "GATEWAY_REQUEST_TIMEOUT_MS", .kind = CFG_DURATION_MS,
+     .def = "10000", .min = 100, .max = 600000,
+     .description = "to receive one request, headers and body (then cut)"},
     {.name = "GATEWAY_ACCESS_LOG", .kind = CFG_BOOL, .def = "true",
      .description = "one JSON line per request"},
     {.name = "GATEWAY_RATE_LIMIT", .kind = CFG_BOOL, .def = "true",
@@ -82,6 +90,12 @@ static const cfg_entry kEntries[] = {
      .max = 1000000000, .description = "login attempts per tenant+e-mail"},
     {.name = "GATEWAY_LOGIN_PER_MIN", .kind = CFG_INT, .def = "10", .min = 1,
      .max = 1000000000, .description = "login refill per minute"},
+    {.name = "GATEWAY_RATE_LIMIT_FAIL", .kind = CFG_STRING, .def = "open",
+     .description = "Redis down: open (allow) or closed (503 + Retry-After)"},
+    {.name = "GATEWAY_TRUSTED_PROXIES", .kind = CFG_STRING, .def = "",
+     .description = "CIDRs whose X-Forwarded-For is believed (comma list)"},
+    {.name = "AUTHN_REVOCATION_FAIL", .kind = CFG_STRING, .def = "open",
+     .description = "Redis down in a revocation check: open or closed (503)"},
     {.name = "GATEWAY_TOKEN_ISSUER", .kind = CFG_STRING, .def = "auth",
      .description = "required iss of access tokens (empty: any)"},
     {.name = "GATEWAY_TENANT_TTL_MS", .kind = CFG_DURATION_MS, .def = "30000",
@@ -130,6 +144,7 @@ struct gateway {
   ratelimit *limits;
   route_table *routes;
   cors *cors;
+  clientaddr_trust *proxies;
   pipeline *pipe;
   server *http;
   admin *admin;
@@ -175,6 +190,7 @@ void gateway_free(gateway *g) {
   admin_free(g->admin);
   pipeline_free(g->pipe);
   cors_free(g->cors);
+  clientaddr_trust_free(g->proxies);
   route_table_free(g->routes);
   ratelimit_free(g->limits);
   tenantdir_free(g->dir);
@@ -229,6 +245,9 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
   authn_config ac = AUTHN_CONFIG_INIT;
   ac.issuer = cfg_str(c, "GATEWAY_TOKEN_ISSUER");
   ac.redis = g->redis;
+  if (authn_fail_mode_parse(cfg_str(c, "AUTHN_REVOCATION_FAIL"),
+                            &ac.fail_closed) != ERR_OK)
+    return fail(g, ERR_INVAL, "AUTHN_REVOCATION_FAIL (open or closed)");
   ac.keys_client = g->clients[BACKEND_AUTH];
   rc = authn_new(&ac, &g->authn);
   if (rc != ERR_OK) return fail(g, rc, "authn");
@@ -243,7 +262,12 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
   if (rc != ERR_OK) return fail(g, rc, "AUTH_EVENTS/TENANTS_EVENTS");
 
   if (cfg_bool(c, "GATEWAY_RATE_LIMIT")) {
+    bool closed = false;
+    if (authn_fail_mode_parse(cfg_str(c, "GATEWAY_RATE_LIMIT_FAIL"),
+                              &closed) != ERR_OK)
+      return fail(g, ERR_INVAL, "GATEWAY_RATE_LIMIT_FAIL (open or closed)");
     ratelimit_config rl = {
+        .fail_closed = closed,
         .redis = g->redis,
         .caller = {cfg_int(c, "GATEWAY_RATE_BURST"),
                    cfg_int(c, "GATEWAY_RATE_PER_MIN")},
@@ -264,6 +288,13 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
   }
   rc = cors_new(cfg_str(c, "GATEWAY_CORS_ORIGINS"), &g->cors);
   if (rc != ERR_OK) return fail(g, rc, "GATEWAY_CORS_ORIGINS");
+  char bad_net[80];
+  rc = clientaddr_trust_new(cfg_str(c, "GATEWAY_TRUSTED_PROXIES"), &g->proxies,
+                            bad_net, sizeof bad_net);
+  if (rc != ERR_OK) {
+    log_error("bad GATEWAY_TRUSTED_PROXIES entry", "entry", bad_net);
+    return fail(g, rc, "GATEWAY_TRUSTED_PROXIES");
+  }
 
   pipeline_config pc = {
       .backends = g->backends,
@@ -287,10 +318,15 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
       .max_body = (size_t)cfg_int(c, "GATEWAY_MAX_BODY_BYTES"),
       .conn_timeout_s = (unsigned)cfg_int(c, "GATEWAY_IDLE_TIMEOUT_S"),
       .max_conns = (unsigned)cfg_int(c, "GATEWAY_MAX_CONNECTIONS"),
+      .max_conns_per_ip =
+          (unsigned)cfg_int(c, "GATEWAY_MAX_CONNECTIONS_PER_IP"),
+      .request_timeout_ms = cfg_duration_ms(c, "GATEWAY_REQUEST_TIMEOUT_MS"),
+      .authn = g->authn,
       .access_log = cfg_bool(c, "GATEWAY_ACCESS_LOG"),
       .routes = g->routes,
       .pipeline = g->pipe,
       .cors = g->cors,
+      .trusted_proxies = g->proxies,
   };
   rc = server_new(&sc, &g->http);
   if (rc != ERR_OK) return fail(g, rc, "http server");

@@ -21,7 +21,7 @@
 #include "services/gateway/httperr.h"
 #include "services/gateway/transcode.h"
 
-#define BEARER_MAX 4096 /* longer Authorization values are refused */
+#define BEARER_MAX PIPELINE_BEARER_MAX /* longer values are refused */
 
 struct pipeline {
   pipeline_config cfg;
@@ -111,8 +111,7 @@ static bool check_idempotency_key(run *x) {
   return true;
 }
 
-/* "Bearer <token>" (scheme case-insensitive, one or more spaces). */
-static bool bearer(const char *h, const char **tok, size_t *len) {
+bool pipeline_bearer(const char *h, const char **tok, size_t *len) {
   if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) return false;
   h += 7;
   while (*h == ' ') h++;
@@ -128,7 +127,7 @@ static bool authenticate(run *x) {
   if (x->r->min_role == ROUTE_ANYONE) return true;
   int64_t t0 = time_mono_ns();
   bool ok = false;
-  if (!bearer(x->in->authorization, &x->token, &x->token_len)) {
+  if (!pipeline_bearer(x->in->authorization, &x->token, &x->token_len)) {
     fail(x, RPC_UNAUTHENTICATED, "a bearer access token is required");
     goto done;
   }
@@ -269,6 +268,7 @@ done:
 }
 
 static int rl_state(const ratelimit_decision *d) {
+  if (d->failed_closed) return PIPELINE_RL_FAILED_CLOSED;
   if (d->failed_open) return PIPELINE_RL_FAILED_OPEN;
   return d->allowed ? PIPELINE_RL_ALLOWED : PIPELINE_RL_LIMITED;
 }
@@ -284,6 +284,11 @@ static bool take(run *x, enum ratelimit_kind kind, const char *subject,
   x->out->t.ratelimit_ns += elapsed_ns(t0);
   *state = rl_state(&d);
   if (d.allowed) return true;
+  if (d.failed_closed) {
+    fail(x, RPC_UNAVAILABLE, "rate limiting is unavailable, try again later");
+    x->out->retry_after_s = d.retry_after_s;
+    return false;
+  }
   fail(x, RPC_RESOURCE_EXHAUSTED,
        kind == RATELIMIT_LOGIN ? "too many login attempts, try again later"
                                : "too many requests, try again later");
@@ -329,6 +334,11 @@ static void upstream_error(run *x, const char *rpc, const rpc_result *res) {
   if (n > 0) v = (rpc_violation *)res->violations;
   pipeline_answer_error(x->out, res->code, res->message, x->in->request_id, v,
                         n);
+  /* The backend's advice (auth's per-account login lockout): seconds,
+   * rounded up, so a client never retries before the lock is gone. */
+  if ((res->code == RPC_RESOURCE_EXHAUSTED || res->code == RPC_UNAVAILABLE) &&
+      res->retry_after_ms > 0)
+    x->out->retry_after_s = ((int64_t)res->retry_after_ms + 999) / 1000;
 }
 
 /* Calls rpc on service with msg; on success *res holds an OK result. */

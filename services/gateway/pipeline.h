@@ -19,15 +19,18 @@
  *      A Host that is not under a base domain and not a known custom
  *      domain is ignored unless the route needs a named tenant (it may be
  *      the API's own host name).
- *   4. Rate limit: the caller bucket (tenant + user id or client address)
- *      -> 429 with Retry-After.
+ *   4. Rate limit: the caller bucket (tenant + user id, or the client
+ *      address for anonymous calls, tenant-less ones included: "-" as the
+ *      tenant) -> 429 with Retry-After; Redis down with fail_closed ->
+ *      503 with Retry-After.
  *   5. Transcoding (transcode.h) -> 400 naming every bad field.
  *   6. Login bucket (routes with login_key: tenant + that field) -> 429.
  *   7. The RPC with the time left of the request's deadline; the envelope
  *      carries the request id, the tenant id, the token (token routes) and
  *      the Idempotency-Key. A backend that does not answer in time -> 504,
  *      one that cannot be reached -> 503. Its status maps through
- *      httperr.h; its reply becomes the JSON answer (plus the route's
+ *      httperr.h; a RESOURCE_EXHAUSTED (or UNAVAILABLE) carrying
+ *      retry_after_ms gives Retry-After (seconds, rounded up); its reply becomes the JSON answer (plus the route's
  *      extra call, if any).
  */
 #ifndef GATEWAY_PIPELINE_H
@@ -95,6 +98,7 @@ enum pipeline_rl {
   PIPELINE_RL_ALLOWED,
   PIPELINE_RL_LIMITED,
   PIPELINE_RL_FAILED_OPEN,
+  PIPELINE_RL_FAILED_CLOSED, /* Redis failed, fail closed: 503 */
 };
 
 /* Where the time went (nanoseconds; 0 for steps not run). */
@@ -109,7 +113,7 @@ typedef struct pipeline_answer {
   size_t body_len;
   bool www_authenticate; /* 401: send WWW-Authenticate: Bearer */
   bool invalid_token;    /* ... with error="invalid_token" */
-  int64_t retry_after_s; /* 429: > 0 */
+  int64_t retry_after_s; /* 429 and some 503s: > 0 sends Retry-After */
   char tenant_id[UUID_STR_LEN + 1]; /* the request's tenant, if known */
   int rl_caller, rl_login; /* enum pipeline_rl */
   pipeline_timing t;
@@ -127,6 +131,14 @@ void pipeline_run(pipeline *p, const pipeline_request *in,
 void pipeline_answer_error(pipeline_answer *out, int code, const char *msg,
                            const char *request_id, const rpc_violation *v,
                            size_t n);
+
+/* "Bearer <token>" (scheme case-insensitive, spaces around the token):
+ * true with *tok and *len pointing into h (not NUL-terminated where spaces
+ * follow); false for anything else or a token over PIPELINE_BEARER_MAX
+ * bytes. The one parser of Authorization, for the pipeline and for the
+ * server's check before the body. */
+#define PIPELINE_BEARER_MAX 4096
+bool pipeline_bearer(const char *h, const char **tok, size_t *len);
 
 /* Frees the body; the answer may be reused. NULL-safe. */
 void pipeline_answer_clear(pipeline_answer *a);

@@ -5,11 +5,13 @@
  */
 #include "services/gateway/ratelimit.h"
 
-#include <ctype.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "libs/base/email.h"
+#include "libs/base/strutil.h"
 
 /* KEYS[1] bucket. ARGV: burst, per_min. Returns {allowed, retry_ms,
  * remaining}. Redis 7 replicates script effects, so TIME is allowed. */
@@ -44,6 +46,7 @@ struct ratelimit {
   cache *redis;
   cache_script *script;
   ratelimit_bucket b[2];
+  bool fail_closed;
 };
 
 const char *ratelimit_script_source(void) { return kScript; }
@@ -62,6 +65,7 @@ int ratelimit_new(const ratelimit_config *cfg, ratelimit **out) {
   r->redis = cfg->redis;
   r->b[RATELIMIT_CALLER] = cfg->caller;
   r->b[RATELIMIT_LOGIN] = cfg->login;
+  r->fail_closed = cfg->fail_closed;
   int rc = cache_script_new(kScript, &r->script);
   if (rc != ERR_OK) {
     free(r);
@@ -89,13 +93,17 @@ static void key_part(char *out, size_t cap, const char *s) {
   out[k] = '\0';
 }
 
+/* The bucket of an e-mail is the hash of its normalised text, exactly
+ * auth's (libs/base/email.h), so " Owner@X" and "owner@x" are one bucket.
+ * Text that does not normalise (blank, too long) cannot log in anyway:
+ * all of it shares one bucket per tenant rather than getting one each. */
 static void email_hash(const char *email, char out[33]) {
-  unsigned char lower[256];
-  size_t n = 0;
-  for (; email[n] != '\0' && n < sizeof lower; n++)
-    lower[n] = (unsigned char)tolower((unsigned char)email[n]);
+  char norm[EMAIL_MAX + 1];
+  if (email_normalize(email, norm, sizeof norm) != ERR_OK)
+    str_copy(norm, "\x01invalid", sizeof norm);
   unsigned char h[16];
-  crypto_generichash(h, sizeof h, lower, n, NULL, 0);
+  crypto_generichash(h, sizeof h, (const unsigned char *)norm, strlen(norm),
+                     NULL, 0);
   sodium_bin2hex(out, 33, h, sizeof h);
 }
 
@@ -103,6 +111,7 @@ int ratelimit_take(ratelimit *r, enum ratelimit_kind kind, const char *tenant,
                    const char *subject, ratelimit_decision *d) {
   d->allowed = true;
   d->failed_open = false;
+  d->failed_closed = false;
   d->retry_after_s = 0;
   d->remaining = -1;
   if (subject == NULL || (kind != RATELIMIT_CALLER && kind != RATELIMIT_LOGIN))
@@ -130,7 +139,10 @@ int ratelimit_take(ratelimit *r, enum ratelimit_kind kind, const char *tenant,
       cache_reply_int_at(rep, 1, &retry_ms) != ERR_OK ||
       cache_reply_int_at(rep, 2, &remaining) != ERR_OK) {
     cache_reply_free(rep);
-    d->failed_open = true;
+    d->allowed = !r->fail_closed;
+    d->failed_open = !r->fail_closed;
+    d->failed_closed = r->fail_closed;
+    if (r->fail_closed) d->retry_after_s = RATELIMIT_FAIL_RETRY_S;
     return ERR_OK;
   }
   cache_reply_free(rep);

@@ -17,13 +17,17 @@
  * Redis, so replicas sharing a bucket never over-grant.
  *
  * Keys: "rl:c:{<tenant>}:<caller>" and "rl:l:{<tenant>}:<hash>", where
- * <hash> is a BLAKE2b digest of the lower-cased e-mail (no addresses in
- * Redis) and the tenant is in braces (a Redis Cluster hash tag). Callers
+ * <hash> is a BLAKE2b digest of the e-mail normalised as auth does it
+ * (libs/base/email.h: trimmed, ASCII lower-cased; no addresses in Redis) and the tenant is in braces (a Redis Cluster hash tag). Callers
  * and tenants are cut to 128 bytes.
  *
- * Redis unreachable, slow or answering garbage: the call is ALLOWED (fail
- * open; rate limits protect, they must not take the API down) and
- * *failed_open is set so the caller counts it.
+ * Redis unreachable, slow or answering garbage: by default the call is
+ * ALLOWED (fail open: rate limits protect, they should not take the API
+ * down with them) and failed_open is set so the caller counts it. With
+ * fail_closed (GATEWAY_RATE_LIMIT_FAIL=closed) the call is REFUSED
+ * instead, failed_closed is set and retry_after_s says when to try again
+ * (the gateway answers 503 UNAVAILABLE with Retry-After): for deployments
+ * where an unthrottled login endpoint is worse than an outage.
  */
 #ifndef GATEWAY_RATELIMIT_H
 #define GATEWAY_RATELIMIT_H
@@ -45,7 +49,11 @@ typedef struct ratelimit_config {
   cache *redis;            /* borrowed; NULL: every call allowed */
   ratelimit_bucket caller; /* e.g. {120, 600} */
   ratelimit_bucket login;  /* e.g. {5, 10} */
+  bool fail_closed;        /* Redis failure refuses instead of allowing */
 } ratelimit_config;
+
+/* Retry-After when refusing because Redis failed (fail_closed). */
+#define RATELIMIT_FAIL_RETRY_S 5
 
 typedef struct ratelimit ratelimit;
 
@@ -57,13 +65,14 @@ void ratelimit_free(ratelimit *r); /* NULL-safe */
 typedef struct ratelimit_decision {
   bool allowed;
   bool failed_open;     /* Redis could not answer: allowed anyway */
+  bool failed_closed;   /* Redis could not answer: refused (fail_closed) */
   int64_t retry_after_s;/* when limited: >= 1 */
   int64_t remaining;    /* tokens left after this call (when known) */
 } ratelimit_decision;
 
 /* Takes one token from the bucket of kind for (tenant, subject). subject
- * is the caller (user id or address) for RATELIMIT_CALLER, the e-mail
- * (any case) for RATELIMIT_LOGIN. tenant NULL or "" counts as "-".
+ * is the caller (user id or client address) for RATELIMIT_CALLER, the
+ * e-mail as sent for RATELIMIT_LOGIN (normalised here, email.h). tenant NULL or "" counts as "-".
  * Always fills *d; returns ERR_OK, or ERR_INVAL for a NULL subject (then
  * *d allows). Thread-safe. */
 int ratelimit_take(ratelimit *r, enum ratelimit_kind kind, const char *tenant,

@@ -125,6 +125,7 @@ static int check_row(const route *r) {
   if (r->status != 200 && r->status != 201 && r->status != 204)
     return ERR_INVAL;
   if (r->min_role < ROUTE_ANYONE || r->min_role > ROUTE_OWNER) return ERR_INVAL;
+  if (r->max_body > ROUTE_MAX_BODY_LIMIT) return ERR_INVAL;
   if (r->tenant != ROUTE_TENANT_NONE && r->tenant != ROUTE_TENANT_NAMED)
     return ERR_INVAL;
   if (!reply_field_ok(r->response, r->reply_field)) return ERR_INVAL;

@@ -103,7 +103,16 @@ typedef struct route {
    * member only when it is "" or null ("?next_cursor": present only while
    * more remain). */
   const char *const *omit;
+  /* Largest request body, bytes (413 over it, from Content-Length before
+   * reading and while a chunked body streams in); 0: the server's default
+   * (GATEWAY_MAX_BODY_BYTES, 1 MiB). At most ROUTE_MAX_BODY_LIMIT. */
+  size_t max_body;
 } route;
+
+#define ROUTE_MAX_BODY_LIMIT ((size_t)64 * 1024 * 1024)
+/* Anonymous routes take small JSON (credentials, a tenant's name): their
+ * bodies are what an unauthenticated client can make the gateway hold. */
+#define ROUTE_BODY_SMALL ((size_t)16 * 1024)
 
 /* The compiled table (read-only after creation, shared by all threads). */
 typedef struct route_table route_table;
@@ -111,7 +120,8 @@ typedef struct route_table route_table;
 /* Compiles rows[0..n) (not copied: static rows outlive the table). Checks
  * every row: method, template syntax, parameters naming distinct scalar
  * (non-message, non-repeated) fields of the request message, no hidden
- * field used as a parameter, status 200/201/204, a reply_field that is a
+ * field used as a parameter, status 200/201/204, max_body at most
+ * ROUTE_MAX_BODY_LIMIT, a reply_field that is a
  * message field of the response (also for extra, which is only allowed
  * on routes answering a body), min_role and tenant in range, and no two
  * rows with the same method and the same template shape.

@@ -6,15 +6,35 @@
  *                 with its query string is only visible here), becoming
  *                 the request's *con_cls.
  *   handle #1     headers are in: request id, local answers, route match,
- *                 framing and content-type checks. An error found here is
- *                 queued at once when no body follows; when a body of an
- *                 acceptable size follows it is read and dropped first, so
- *                 the keep-alive connection survives the error.
+ *                 the token (offline: signature and time, never Redis or
+ *                 an RPC on this thread), the route's body cap, framing
+ *                 and content-type checks. 401, 411 and 413 are queued at
+ *                 once, before any body byte is read: when a body was
+ *                 announced MHD then closes the connection after the
+ *                 answer (the body is never read). Other errors wait for
+ *                 the body to be read and dropped (at most the route's
+ *                 cap), so the keep-alive connection survives them.
  *   handle #2..   body pieces: appended (bounded) or dropped.
  *   handle last   body complete: answer a pending error, or suspend and
  *                 hand the request to a worker; after the worker resumes
  *                 the connection MHD calls again and the answer is queued.
  *   completed     access log, metrics, free.
+ *
+ * Slow clients. MHD's idle timeout restarts on every byte, so a client
+ * sending one byte every few seconds would keep a connection (and its
+ * buffers) forever. Every connection therefore has a slot (MHD's
+ * NOTIFY_CONNECTION, the socket context) holding a deadline for reading
+ * the current request, headers and body: accept (or, on a kept-alive
+ * connection, the end of the previous answer plus the idle allowance)
+ * plus request_timeout_ms, tightened when the request line arrives,
+ * cleared once the body is complete. A sweeper thread shuts down (2)
+ * the socket of every connection past its deadline; MHD then sees the
+ * end of the stream and closes it on its own thread. The slot list lock
+ * is held across shutdown and across MHD's CLOSED notification, which
+ * MHD sends before it closes the descriptor, so a descriptor number is
+ * never shut down after it was reused. The per-address connection cap is
+ * MHD's (PER_IP_CONNECTION_LIMIT): it counts TCP peers, so behind a
+ * proxy it caps the proxy, not the clients.
  */
 #include "services/gateway/server.h"
 
@@ -28,6 +48,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "libs/base/strutil.h"
@@ -35,6 +57,7 @@
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
 #include "services/gateway/arena.h"
+#include "services/gateway/clientaddr.h"
 #include "services/gateway/httperr.h"
 #include "services/gateway/reqid.h"
 #include "services/gateway/workq.h"
@@ -44,8 +67,23 @@
  * cut instead (see too_big). */
 #define DISCARD_MAX ((size_t)16 * 1024 * 1024)
 
+/* A connection's read deadline (see the top of the file). */
+typedef struct conn_slot {
+  struct conn_slot *prev, *next; /* under server.slots_mu */
+  MHD_socket fd;
+  atomic_int_fast64_t deadline_ms; /* monotonic; 0: not reading */
+  bool cut;                        /* under slots_mu */
+} conn_slot;
+
 struct server {
   server_config cfg;
+  pthread_mutex_t slots_mu;
+  conn_slot *slots;
+  pthread_t sweeper;
+  bool sweeper_started;
+  pthread_mutex_t stop_mu;
+  pthread_cond_t stop_cv;
+  bool stopping; /* under stop_mu */
   char bind_addr[64];
   struct MHD_Daemon *d;
   workq *q;
@@ -85,7 +123,10 @@ typedef struct req {
   bool api;                 /* API answer: nosniff, no-store */
   const char *origin;       /* allowed Origin, or NULL */
   const char *authorization, *host, *x_tenant, *idem_key;
-  char remote[64];
+  char remote[CLIENTADDR_STRLEN]; /* the client (clientaddr.h) */
+  char peer[CLIENTADDR_STRLEN];   /* the TCP peer */
+  size_t max_body; /* the route's cap (the default before a route) */
+  long long clen;  /* Content-Length, 0 when none */
   char *body;
   size_t body_len, body_cap;
   size_t discarded; /* body bytes read and dropped */
@@ -184,10 +225,100 @@ static void observe_stage(const char *name, int64_t ns) {
 
 static void count_rl(const char *bucket, int state) {
   static const char *const names[] = {NULL, "allowed", "limited",
-                                      "failed_open"};
-  if (state <= PIPELINE_RL_NONE || state > PIPELINE_RL_FAILED_OPEN) return;
+                                      "failed_open", "failed_closed"};
+  if (state <= PIPELINE_RL_NONE || state > PIPELINE_RL_FAILED_CLOSED) return;
   const char *v[] = {bucket, names[state]};
   metrics_inc(metrics_child_get(m_ratelimit, v));
+}
+
+static void count_rejected(const char *reason) {
+  const char *v[] = {reason};
+  metrics_inc(metrics_child_get(m_rejected, v));
+}
+
+/* -------------------------------------------------------- connections -- */
+
+static conn_slot *slot_of(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void set_deadline(struct MHD_Connection *c, int64_t deadline_ms) {
+  conn_slot *sl = slot_of(c);
+  if (sl != NULL) atomic_store(&sl->deadline_ms, deadline_ms);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+                          enum MHD_ConnectionNotificationCode code) {
+  server *s = cls;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    conn_slot *sl = calloc(1, sizeof *sl);
+    if (sl == NULL || ci == NULL) {
+      /* No deadline could be kept: refuse rather than risk a slow one. */
+      if (ci != NULL) (void)shutdown(ci->connect_fd, SHUT_RDWR);
+      free(sl);
+      return;
+    }
+    sl->fd = ci->connect_fd;
+    atomic_store(&sl->deadline_ms, time_mono_ms() + s->cfg.request_timeout_ms);
+    pthread_mutex_lock(&s->slots_mu);
+    sl->next = s->slots;
+    if (s->slots != NULL) s->slots->prev = sl;
+    s->slots = sl;
+    pthread_mutex_unlock(&s->slots_mu);
+    *ctx = sl;
+    return;
+  }
+  conn_slot *sl = *ctx;
+  if (sl == NULL) return;
+  *ctx = NULL;
+  pthread_mutex_lock(&s->slots_mu);
+  if (sl->prev != NULL) sl->prev->next = sl->next;
+  else s->slots = sl->next;
+  if (sl->next != NULL) sl->next->prev = sl->prev;
+  pthread_mutex_unlock(&s->slots_mu);
+  free(sl);
+}
+
+/* One pass: cuts every connection past its read deadline. */
+static void sweep(server *s) {
+  int64_t now = time_mono_ms();
+  pthread_mutex_lock(&s->slots_mu);
+  for (conn_slot *sl = s->slots; sl != NULL; sl = sl->next) {
+    int64_t d = atomic_load(&sl->deadline_ms);
+    if (d == 0 || now < d || sl->cut) continue;
+    sl->cut = true;
+    (void)shutdown(sl->fd, SHUT_RDWR);
+    count_rejected("request_timeout");
+  }
+  pthread_mutex_unlock(&s->slots_mu);
+}
+
+static void *sweeper_main(void *arg) {
+  server *s = arg;
+  /* A quarter of the timeout (at most 250 ms): a connection is cut at
+   * most that late. */
+  int64_t period = s->cfg.request_timeout_ms / 4;
+  if (period > 250) period = 250;
+  if (period < 10) period = 10;
+  pthread_mutex_lock(&s->stop_mu);
+  while (!s->stopping) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += (long)period * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    (void)pthread_cond_timedwait(&s->stop_cv, &s->stop_mu, &ts);
+    if (s->stopping) break;
+    pthread_mutex_unlock(&s->stop_mu);
+    sweep(s);
+    pthread_mutex_lock(&s->stop_mu);
+  }
+  pthread_mutex_unlock(&s->stop_mu);
+  return NULL;
 }
 
 /* ------------------------------------------------------------ answers -- */
@@ -247,9 +378,13 @@ static enum MHD_Result queue_answer(req *r) {
   if (a->www_authenticate)
     bad |= add(resp, "WWW-Authenticate",
                a->invalid_token ? "Bearer error=\"invalid_token\"" : "Bearer");
-  if (a->status == 429 && a->retry_after_s > 0) {
+  /* Every 429 says when to come back (1 s when nobody said); a 503 does
+   * when its cause knows (rate limiting failed closed, a backend's
+   * advice). */
+  if (a->status == 429 || (a->status == 503 && a->retry_after_s > 0)) {
     char ra[24];
-    snprintf(ra, sizeof ra, "%lld", (long long)a->retry_after_s);
+    snprintf(ra, sizeof ra, "%lld",
+             (long long)(a->retry_after_s > 0 ? a->retry_after_s : 1));
     bad |= add(resp, "Retry-After", ra);
   }
   if (atomic_load(&r->srv->draining))
@@ -258,6 +393,7 @@ static enum MHD_Result queue_answer(req *r) {
   if (!bad) rc = MHD_queue_response(r->conn, (unsigned)a->status, resp);
   MHD_destroy_response(resp);
   r->state = REQ_SENT;
+  set_deadline(r->conn, 0); /* the request is read; answering now */
   return rc;
 }
 
@@ -277,6 +413,16 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
   r->uri = arena_strndup(&r->a, uri, n);
   if (r->uri == NULL) r->uri = "";
   r->route_label = "-";
+  r->max_body = s->cfg.max_body;
+  /* The request line is in: from now on the request has at most
+   * request_timeout_ms to arrive whole (the slot may hold an earlier,
+   * tighter deadline from the accept). */
+  conn_slot *sl = slot_of(c);
+  if (sl != NULL) {
+    int64_t d = r->start_ms + s->cfg.request_timeout_ms;
+    int64_t cur = atomic_load(&sl->deadline_ms);
+    if (cur == 0 || d < cur) atomic_store(&sl->deadline_ms, d);
+  }
   atomic_fetch_add(&s->in_flight, 1);
   metrics_add(c_inflight, 1);
   return r;
@@ -288,20 +434,52 @@ static const char *header(req *r, const char *name) {
   return arena_strndup(&r->a, v, strnlen(v, 65536));
 }
 
+/* Joins every X-Forwarded-For line in order ("a, b" + "c" = "a, b, c"),
+ * bounded by CLIENTADDR_XFF_MAX (over it: truncated, see clientaddr.h). */
+typedef struct xff_buf {
+  char text[CLIENTADDR_XFF_MAX + 1];
+  size_t len;
+  bool seen, truncated;
+} xff_buf;
+
+static enum MHD_Result xff_line(void *cls, enum MHD_ValueKind kind,
+                                const char *key, const char *value) {
+  xff_buf *b = cls;
+  if (key == NULL || value == NULL || strcasecmp(key, "X-Forwarded-For") != 0)
+    return MHD_YES;
+  size_t n = strnlen(value, CLIENTADDR_XFF_MAX + 1);
+  size_t sep = b->seen ? 1 : 0;
+  if (b->len + sep + n > CLIENTADDR_XFF_MAX) {
+    b->truncated = true;
+    return MHD_NO;
+  }
+  if (sep) b->text[b->len++] = ',';
+  memcpy(b->text + b->len, value, n);
+  b->len += n;
+  b->text[b->len] = '\0';
+  b->seen = true;
+  return MHD_YES;
+}
+
+/* r->peer: the TCP peer; r->remote: the client (clientaddr.h). */
 static void remote_addr(req *r) {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  str_copy(r->remote, "-", sizeof r->remote);
-  if (ci == NULL || ci->client_addr == NULL) return;
-  const struct sockaddr *sa = ci->client_addr;
-  if (sa->sa_family == AF_INET) {
-    inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-              r->remote, sizeof r->remote);
-  } else if (sa->sa_family == AF_INET6) {
-    inet_ntop(AF_INET6,
-              &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-              r->remote, sizeof r->remote);
-  }
+  const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+  (void)clientaddr_pick(NULL, sa, NULL, false, r->peer, sizeof r->peer);
+  str_copy(r->remote, r->peer, sizeof r->remote);
+  const clientaddr_trust *t = r->srv->cfg.trusted_proxies;
+  if (clientaddr_trust_count(t) == 0 || !clientaddr_is_trusted(t, r->peer))
+    return;
+  xff_buf *b = malloc(sizeof *b);
+  if (b == NULL) return; /* the peer it is */
+  b->len = 0;
+  b->seen = b->truncated = false;
+  b->text[0] = '\0';
+  (void)MHD_get_connection_values(r->conn, MHD_HEADER_KIND, xff_line, b);
+  (void)clientaddr_pick(t, sa, b->seen ? b->text : NULL, b->truncated,
+                        r->remote, sizeof r->remote);
+  free(b);
 }
 
 static bool is_json(const char *ct) {
@@ -324,6 +502,33 @@ static const char *label(req *r, const route *rt) {
   const server *s = r->srv;
   size_t i = (size_t)(rt - route_table_row(s->cfg.routes, 0));
   return i < s->nlabels ? s->labels[i] : "-";
+}
+
+/* A token route: refuses (401, answer set) a missing or malformed
+ * Authorization, and, when a body follows, a token that is invalid
+ * offline (libs/authn: shape, known kid, signature, time - no Redis, no
+ * RPC, so MHD's thread never waits). Without a body there is nothing to
+ * protect: the signature is left to the workers, keeping an Ed25519
+ * verification per new token off the few I/O threads. Revocation and the
+ * tenant's status are the pipeline's. Cannot tell (no key set yet): the
+ * pipeline decides. */
+static bool token_refused(req *r, bool body_follows) {
+  const char *tok;
+  size_t len;
+  if (!pipeline_bearer(r->authorization, &tok, &len)) {
+    answer_error(r, RPC_UNAUTHENTICATED, "a bearer access token is required",
+                 NULL, NULL);
+    return true;
+  }
+  if (r->srv->cfg.authn == NULL || !body_follows) return false;
+  enum authn_result why = AUTHN_OK;
+  if (authn_verify_offline(r->srv->cfg.authn, tok, len, &why) != ERR_INVAL)
+    return false;
+  int code = authn_result_code(why);
+  if (code != RPC_UNAUTHENTICATED) return false;
+  answer_error(r, code, authn_result_str(why), NULL, NULL);
+  r->ans.invalid_token = true;
+  return true;
 }
 
 /* handle #1: everything the headers decide. Returns true when an answer
@@ -351,7 +556,7 @@ static bool on_headers(req *r, const char *method, bool *body_follows) {
                                                "Content-Length");
   bool chunked = te != NULL && strcasecmp(te, "chunked") == 0;
   long long clen = 0;
-  if (cl != NULL) {
+  if (cl != NULL) { /* MHD has already refused a malformed one */
     char *end;
     clen = strtoll(cl, &end, 10);
     if (end == cl || *end != '\0' || clen < 0) clen = 0;
@@ -367,12 +572,7 @@ static bool on_headers(req *r, const char *method, bool *body_follows) {
                   "Transfer-Encoding");
     return true;
   }
-  if ((size_t)clen > s->cfg.max_body) {
-    *body_follows = false;
-    answer_status(r, 413, RPC_INVALID_ARGUMENT,
-                  "the request body is larger than the limit");
-    return true;
-  }
+  r->clen = clen;
 
   if (r->path_len == 8 && memcmp(r->uri, "/healthz", 8) == 0 &&
       (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) {
@@ -417,6 +617,16 @@ static bool on_headers(req *r, const char *method, bool *body_follows) {
   }
   const route *rt = r->match.route;
   r->route_label = label(r, rt);
+  r->max_body = rt->max_body != 0 ? rt->max_body : s->cfg.max_body;
+  r->authorization = header(r, "Authorization");
+  if (rt->min_role != ROUTE_ANYONE && token_refused(r, *body_follows))
+    return true;
+  if ((size_t)clen > r->max_body) {
+    *body_follows = false;
+    answer_status(r, 413, RPC_INVALID_ARGUMENT,
+                  "the request body is larger than the limit");
+    return true;
+  }
   if (*body_follows && route_has_body(rt) &&
       !is_json(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                            "Content-Type"))) {
@@ -425,7 +635,6 @@ static bool on_headers(req *r, const char *method, bool *body_follows) {
                   "application/json)");
     return true;
   }
-  r->authorization = header(r, "Authorization");
   r->host = header(r, "Host");
   r->x_tenant = header(r, "X-Tenant");
   r->idem_key = header(r, "Idempotency-Key");
@@ -458,11 +667,11 @@ static void run_job(void *arg) {
 /* The body is complete: hand the request to a worker. */
 static enum MHD_Result dispatch(req *r) {
   r->state = REQ_RUNNING;
+  set_deadline(r->conn, 0); /* read whole: the pipeline's deadline now */
   MHD_suspend_connection(r->conn);
   int rc = workq_submit(r->srv->q, run_job, r);
   if (rc != ERR_OK) {
-    const char *v[] = {"queue_full"};
-    metrics_inc(metrics_child_get(m_rejected, v));
+    count_rejected("queue_full");
     answer_error(r, RPC_UNAVAILABLE, NULL, NULL, NULL);
     r->state = REQ_READY;
     MHD_resume_connection(r->conn);
@@ -482,7 +691,7 @@ static enum MHD_Result too_big(req *r) {
 }
 
 static enum MHD_Result append_body(req *r, const char *data, size_t n) {
-  size_t max = r->srv->cfg.max_body;
+  size_t max = r->max_body;
   if (n > max - r->body_len) {
     r->discarded = r->body_len + n;
     return too_big(r);
@@ -514,12 +723,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     case REQ_NEW: {
       bool body_follows = false;
       if (on_headers(r, method, &body_follows)) {
+        /* An answer decided without a route (404, 405, ...) still
+         * refuses to read an announced body over the default cap. */
+        if (body_follows && r->ans.status != 401 &&
+            (size_t)r->clen > r->max_body) {
+          answer_status(r, 413, RPC_INVALID_ARGUMENT,
+                        "the request body is larger than the limit");
+          r->allow = NULL;
+          r->local = false;
+          r->preflight = false;
+        }
         /* An answer queued on this first call makes MHD close the
          * connection (it cannot know yet that no body follows), which is
-         * right only when the body must not be read (411, 413 by length).
+         * right only when the body must not be read (411, 413 by length,
+         * 401 before a body: an unauthenticated client never gets the
+         * gateway to read or hold its body).
          * Every other answer waits for the next call, after the body (if
          * any) has been read and dropped: keep-alive survives. */
-        if (r->ans.status == 411 || r->ans.status == 413)
+        if (r->ans.status == 411 || r->ans.status == 413 ||
+            (r->ans.status == 401 && body_follows))
           return queue_answer(r);
         r->state = REQ_DISCARD;
         return MHD_YES;
@@ -534,7 +756,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         /* A GET or DELETE body means nothing: dropped, but still capped. */
         if (!route_has_body(r->match.route)) {
           r->discarded += n;
-          return r->discarded > r->srv->cfg.max_body ? too_big(r) : MHD_YES;
+          return r->discarded > r->max_body ? too_big(r) : MHD_YES;
         }
         return append_body(r, upload, n);
       }
@@ -543,7 +765,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
       if (*upload_size > 0) {
         r->discarded += *upload_size;
         *upload_size = 0;
-        if (r->discarded > r->srv->cfg.max_body && r->ans.status != 413)
+        if (r->discarded > r->max_body && r->ans.status != 413)
           return too_big(r); /* the 413 replaces the pending error */
         return r->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
       }
@@ -593,9 +815,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     log_info("request", "method", r->method[0] ? r->method : "-", "path",
              r->route_label, "status", st, "duration_ms", dur, "tenant",
              r->ans.tenant_id[0] ? r->ans.tenant_id : "-", "remote",
-             r->remote[0] ? r->remote : "-");
+             r->remote[0] ? r->remote : "-", "peer",
+             r->peer[0] ? r->peer : "-");
     log_set_request_id(NULL);
   }
+  /* Kept alive: the next request line must start arriving within the
+   * idle allowance (MHD's own idle timeout cuts silent ones earlier). */
+  set_deadline(c, time_mono_ms() + (int64_t)s->cfg.conn_timeout_s * 1000 +
+                      s->cfg.request_timeout_ms);
   pipeline_answer_clear(&r->ans);
   free(r->body);
   arena_release(&r->a);
@@ -623,6 +850,16 @@ int server_new(const server_config *cfg, server **out) {
   if (s->cfg.max_body == 0) s->cfg.max_body = SERVER_MAX_BODY_DEFAULT;
   if (s->cfg.conn_timeout_s == 0) s->cfg.conn_timeout_s = 60;
   if (s->cfg.max_conns == 0) s->cfg.max_conns = 10000;
+  if (s->cfg.request_timeout_ms <= 0)
+    s->cfg.request_timeout_ms = SERVER_REQUEST_TIMEOUT_DEFAULT_MS;
+  pthread_mutex_init(&s->slots_mu, NULL);
+  pthread_mutex_init(&s->stop_mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->stop_cv, &ca);
+  pthread_condattr_destroy(&ca);
+
   str_copy(s->bind_addr, cfg->bind_addr ? cfg->bind_addr : "0.0.0.0",
            sizeof s->bind_addr);
   s->cfg.bind_addr = s->bind_addr;
@@ -671,8 +908,18 @@ int server_start(server *s) {
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
       MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+      /* 0 is MHD's "no limit". Counted per TCP peer across the pool. */
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.max_conns_per_ip,
+      MHD_OPTION_END);
   if (s->d == NULL) return ERR_UNAVAILABLE;
+  if (pthread_create(&s->sweeper, NULL, sweeper_main, s) != 0) {
+    MHD_stop_daemon(s->d);
+    s->d = NULL;
+    return ERR_INTERNAL;
+  }
+  s->sweeper_started = true;
   const union MHD_DaemonInfo *di =
       MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
   s->port = di ? di->port : s->cfg.port;
@@ -703,7 +950,18 @@ void server_free(server *s) {
   /* Workers first: each resumes its connection, which needs the daemon;
    * requests dispatched meanwhile are refused (503) by the closed queue. */
   if (s->q != NULL) workq_close(s->q);
+  if (s->sweeper_started) {
+    pthread_mutex_lock(&s->stop_mu);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->stop_cv);
+    pthread_mutex_unlock(&s->stop_mu);
+    pthread_join(s->sweeper, NULL);
+  }
+  /* Closing every connection frees every slot (NOTIFY_CLOSED). */
   if (s->d != NULL) MHD_stop_daemon(s->d);
+  pthread_cond_destroy(&s->stop_cv);
+  pthread_mutex_destroy(&s->stop_mu);
+  pthread_mutex_destroy(&s->slots_mu);
   workq_free(s->q);
   for (size_t i = 0; i < s->nlabels; i++) free(s->labels[i]);
   free(s->labels);

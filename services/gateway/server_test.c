@@ -37,6 +37,7 @@
 #define REP (&gwtest__v1__echo_reply__descriptor)
 #define DEADLINE_MS 1500
 #define MAX_BODY 1024
+#define SMALL_BODY 64 /* POST /v1/small's own cap */
 
 static const char *const kHidden[] = {"tenant_id", NULL};
 static const char *const kOmitQty[] = {"quantity", NULL};
@@ -65,6 +66,10 @@ static const route kRows[] = {
     {.method = "POST", .path = "/v1/down", .service = "down",
      .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
      .min_role = ROUTE_ANYONE, .status = 200, .hidden = kHidden},
+    {.method = "POST", .path = "/v1/small", .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
+     .min_role = ROUTE_ANYONE, .status = 201, .tenant = ROUTE_TENANT_NAMED,
+     .hidden = kHidden, .max_body = SMALL_BODY},
     {.method = "GET", .path = "/v1/item/{id}", .service = "echo",
      .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
      .min_role = ROUTE_ANYONE, .status = 200, .reply_field = "item",
@@ -99,6 +104,7 @@ static void echo(void *arg, const rpc_call *call, rpc_reply *reply) {
   int code;
   if (in->fail_code[0] != '\0' && rpc_code_parse(in->fail_code, &code) == ERR_OK) {
     rpc_reply_status(reply, code, "backend says no: SELECT secret FROM t");
+    if (code == RPC_RESOURCE_EXHAUSTED) rpc_reply_retry_after(reply, 1500);
     (void)rpc_reply_add_violation(reply, "name", "is not acceptable");
     gwtest__v1__echo_request__free_unpacked(in, NULL);
     return;
@@ -236,7 +242,8 @@ static void setup_all(void) {
                       .access_log = true,
                       .routes = routes,
                       .pipeline = pipe_,
-                      .cors = origins};
+                      .cors = origins,
+                      .authn = verifier};
   REQUIRE(server_new(&sc, &srv) == ERR_OK);
   REQUIRE(server_start(srv) == ERR_OK);
   REQUIRE(server_port(srv) > 0);
@@ -804,6 +811,8 @@ START_TEST(backend_status_maps_and_5xx_hide_internals) {
       ck_assert(has_detail(r, "name", "not acceptable"));
     }
     if (t[i].status == 401) ck_assert_str_eq(hdr(r, "WWW-Authenticate"), "Bearer");
+    /* The backend's retry_after_ms (1500) in whole seconds, rounded up. */
+    if (t[i].status == 429) ck_assert_str_eq(hdr(r, "Retry-After"), "2");
     done(r);
   }
 }
@@ -921,6 +930,175 @@ static void *bg_run(void *arg) {
   return NULL;
 }
 
+/* Sends req on a fresh connection and reads until the server closes it or
+ * timeout_ms pass; *closed says whether it closed. */
+static char *raw_until_close(const char *req, size_t len, int timeout_ms,
+                             bool *closed) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)server_port(srv))};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  ck_assert_int_eq(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+  char *out = calloc(1, 65536);
+  size_t got = 0;
+  *closed = false;
+  int64_t until = time_mono_ms() + timeout_ms;
+  while (got < 65535 && time_mono_ms() < until) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 100) <= 0) continue;
+    ssize_t n = recv(fd, out + got, 65535 - got, 0);
+    if (n <= 0) {
+      *closed = true;
+      break;
+    }
+    got += (size_t)n;
+  }
+  close(fd);
+  return out;
+}
+
+/* The token is checked from the headers: a client announcing a large body
+ * without a valid token gets 401 without sending a byte of it, and the
+ * connection is closed (the body is never read). */
+START_TEST(token_is_refused_before_the_body_is_read) {
+  const char *reqs[] = {
+      "PATCH /v1/echo/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+      "\r\nContent-Length: 900000\r\n\r\n",
+      "PATCH /v1/echo/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+      "\r\nAuthorization: Bearer v4.public.forged\r\n"
+      "Content-Length: 900000\r\n\r\n",
+      "PATCH /v1/echo/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+      "\r\nAuthorization: Bearer v4.public.forged\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n",
+      /* 401 also comes before the content type and the size checks. */
+      "PATCH /v1/echo/1 HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain"
+      "\r\nContent-Length: 99999999\r\n\r\n",
+  };
+  for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+    bool closed;
+    char *out = raw_until_close(reqs[i], strlen(reqs[i]), 5000, &closed);
+    ck_assert_msg(strncmp(out, "HTTP/1.1 401", 12) == 0, "%zu: %s", i, out);
+    ck_assert_ptr_nonnull(strstr(out, "WWW-Authenticate: Bearer"));
+    ck_assert_ptr_nonnull(strstr(out, "\"UNAUTHENTICATED\""));
+    ck_assert_msg(closed, "%zu: connection left open", i);
+    free(out);
+  }
+  /* A valid token passes the header check; the body is then read. */
+  char *tok = token_for(T_ACME, "owner", "u1");
+  char auth[PASETO_TOKEN_MAX + 64];
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
+  const char *h[] = {auth, NULL};
+  resp *r = call("PATCH", "/v1/echo/5", "{\"name\":\"n\"}", h, NULL);
+  ck_assert_int_eq(r->status, 200);
+  done(r);
+  free(tok);
+}
+END_TEST
+
+/* A route's own cap: by Content-Length before reading, and while a
+ * chunked body streams in. */
+START_TEST(route_body_cap_applies_before_and_while_reading) {
+  const char *h[] = {"X-Tenant: acme", NULL};
+  char body[SMALL_BODY + 8];
+  memset(body, ' ', sizeof body - 1);
+  body[0] = '{';
+  body[SMALL_BODY - 1] = '}';
+  body[SMALL_BODY] = '\0';
+  resp *r = call("POST", "/v1/small", body, h, NULL);
+  ck_assert_int_eq(r->status, 201);
+  done(r);
+  body[SMALL_BODY] = ' ';
+  body[SMALL_BODY + 1] = '\0';
+  r = call("POST", "/v1/small", body, h, NULL);
+  assert_error(r, 413, "INVALID_ARGUMENT");
+  done(r);
+  /* Announced larger than the route's cap (under the server's): 413 at
+   * once, nothing sent. */
+  const char *hdrs = "POST /v1/small HTTP/1.1\r\nHost: x\r\nX-Tenant: acme\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: 500\r\n\r\n";
+  bool closed;
+  char *out = raw_until_close(hdrs, strlen(hdrs), 5000, &closed);
+  ck_assert_msg(strncmp(out, "HTTP/1.1 413", 12) == 0, "%s", out);
+  free(out);
+  char req[1024];
+  int n = snprintf(req, sizeof req,
+                   "POST /v1/small HTTP/1.1\r\nHost: x\r\nX-Tenant: acme\r\n"
+                   "Content-Type: application/json\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n");
+  for (int i = 0; i < 3; i++) {
+    n += snprintf(req + n, sizeof req - (size_t)n, "30\r\n");
+    memset(req + n, ' ', 0x30);
+    n += 0x30;
+    n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
+  }
+  n += snprintf(req + n, sizeof req - (size_t)n, "0\r\n\r\n");
+  out = raw(req, (size_t)n, 3000);
+  ck_assert_msg(strncmp(out, "HTTP/1.1 413", 12) == 0, "%s", out);
+  free(out);
+}
+END_TEST
+
+/* A client trickling a request (a byte every 50 ms keeps MHD's idle
+ * timer from ever firing) is cut after request_timeout_ms; a prompt one
+ * on the same server is answered. */
+START_TEST(trickling_client_is_cut_after_the_request_timeout) {
+  server_config sc = {.bind_addr = "127.0.0.1", .routes = routes,
+                      .pipeline = pipe_, .workers = 2, .queue_depth = 8,
+                      .request_timeout_ms = 400, .max_conns_per_ip = 3};
+  server *s2;
+  ck_assert_int_eq(server_new(&sc, &s2), ERR_OK);
+  ck_assert_int_eq(server_start(s2), ERR_OK);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)server_port(s2))};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  const char *head = "POST /v1/echo HTTP/1.1\r\nHost: x\r\nX-Tenant: acme\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: 1000\r\n\r\n{";
+  ck_assert_int_gt(send(fd, head, strlen(head), MSG_NOSIGNAL), 0);
+  bool cut = false;
+  int64_t until = time_mono_ms() + 20000; /* generous: never a speed test */
+  while (!cut && time_mono_ms() < until) {
+    if (send(fd, " ", 1, MSG_NOSIGNAL) != 1) cut = true;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 50) > 0) {
+      char b[512];
+      if (recv(fd, b, sizeof b, 0) <= 0) cut = true;
+    }
+  }
+  close(fd);
+  ck_assert_msg(cut, "a trickling client was never cut");
+  /* The per-address cap: a fourth connection from 127.0.0.1 is closed at
+   * once while three are open. */
+  const char *get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  char b[512];
+  int held[3];
+  for (int i = 0; i < 3; i++) {
+    held[i] = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(connect(held[i], (struct sockaddr *)&sa, sizeof sa), 0);
+    /* An answer proves MHD accepted it (and keep-alive keeps it). */
+    ck_assert_int_gt(send(held[i], get, strlen(get), MSG_NOSIGNAL), 0);
+    struct pollfd hp = {.fd = held[i], .events = POLLIN};
+    ck_assert_int_gt(poll(&hp, 1, 5000), 0);
+    ck_assert_int_gt(recv(held[i], b, sizeof b, 0), 0);
+  }
+  int extra = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_eq(connect(extra, (struct sockaddr *)&sa, sizeof sa), 0);
+  (void)send(extra, get, strlen(get), MSG_NOSIGNAL);
+  struct pollfd p = {.fd = extra, .events = POLLIN};
+  ck_assert_int_gt(poll(&p, 1, 5000), 0);
+  ssize_t got = recv(extra, b, sizeof b - 1, 0);
+  if (got > 0) b[got] = 0;
+  ck_assert_msg(got <= 0, "answered: %s", got > 0 ? b : ""); /* closed */
+  close(extra);
+  for (int i = 0; i < 3; i++) close(held[i]);
+  server_free(s2);
+}
+END_TEST
+
 START_TEST(requests_in_flight_finish_during_a_drain) {
   /* A second server sharing the pipeline, drained while a call runs. */
   server_config sc = {.bind_addr = "127.0.0.1", .routes = routes,
@@ -984,6 +1162,9 @@ int main(void) {
   tcase_add_test(tc, request_id_is_echoed_or_generated);
   tcase_add_test(tc, cors_answers_allowed_origins_and_preflight);
   tcase_add_test(tc, keep_alive_serves_many_requests_on_one_connection);
+  tcase_add_test(tc, token_is_refused_before_the_body_is_read);
+  tcase_add_test(tc, route_body_cap_applies_before_and_while_reading);
+  tcase_add_test(tc, trickling_client_is_cut_after_the_request_timeout);
   tcase_add_test(tc, requests_in_flight_finish_during_a_drain);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
