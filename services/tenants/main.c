@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "libs/obs/log.h"
 #include "libs/svc/eventpub.h"
@@ -56,10 +57,26 @@ static const cfg_entry config[] = {
     {.name = "TENANTS_OUTBOX_POLL", .kind = CFG_DURATION_MS, .def = "1s",
      .min = 10, .max = 60000,
      .description = "relay poll period when not woken by a commit"},
+#ifdef TEST_HOOKS
+    /* Only in the tenants_testhooks binary (BUILD): the shipped binary has
+     * neither the setting nor the code path. */
     {.name = "TENANTS_TEST_CRASH_AFTER_OWNER", .kind = CFG_BOOL,
      .def = "false",
      .description = "TEST HOOK: _exit(137) after an owner was created"},
+#endif
 };
+
+#ifdef TEST_HOOKS
+/* TENANTS_TEST_CRASH_AFTER_OWNER: dies between the saga's owner and
+ * activation steps, as a crash would. */
+static void crash_after_owner(const char *tenant_id) {
+  log_warn("TENANTS_TEST_CRASH_AFTER_OWNER: exiting between the owner and "
+           "activation steps",
+           "tenant_id", tenant_id);
+  fflush(stdout);
+  _exit(137);
+}
+#endif
 
 typedef struct app {
   cache *redis;        /* the runtime's; NULL without REDIS_URL */
@@ -119,11 +136,14 @@ static int tenants_init(svc *s, void *arg) {
       .cache = a->rcache,
       .events = eventpub_outbox(a->events),
       .owner_timeout_ms = (uint32_t)cfg_duration_ms(c, "TENANTS_OWNER_TIMEOUT"),
-      .crash_after_owner = cfg_bool(c, "TENANTS_TEST_CRASH_AFTER_OWNER"),
   };
-  if (a->deps.crash_after_owner)
+#ifdef TEST_HOOKS
+  if (cfg_bool(c, "TENANTS_TEST_CRASH_AFTER_OWNER")) {
+    a->deps.after_owner = crash_after_owner;
     log_warn("TEST HOOK TENANTS_TEST_CRASH_AFTER_OWNER is on: CreateTenant "
              "kills this process");
+  }
+#endif
   tenants_config tc = {
       .deps = a->deps,
       .verifier = a->verifier,

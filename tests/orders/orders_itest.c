@@ -78,7 +78,8 @@ static bool start_orders(int relay_delay_ms) {
                    NULL};
   g_orders_starts++;
   if (g_orders_starts == 1)
-    return harness_service_start(&g_orders, "orders", "services/orders/orders",
+    return harness_service_start(&g_orders, "orders",
+                                 "services/orders/orders_testhooks",
                                  &kSvc, extra);
   snprintf(name, sizeof name, "orders-%d", g_orders_starts);
   return harness_service_restart(&g_orders, name, &kSvc, extra);

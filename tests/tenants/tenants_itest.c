@@ -61,7 +61,7 @@ static bool start_tenants(harness_service *s, const char *name,
                    "TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
                    "TENANTS_BASE_DOMAINS=localhost,example.test",
                    (char *)extra1, (char *)extra2, (char *)extra3, NULL};
-  return harness_service_start(s, name, "services/tenants/tenants", &kSvc,
+  return harness_service_start(s, name, "services/tenants/tenants_testhooks", &kSvc,
                                extra);
 }
 
