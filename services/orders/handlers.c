@@ -128,6 +128,43 @@ static bool write_done(orders *o, rpc_reply *reply, const char *tid, int rc,
   return true;
 }
 
+/* The Idempotency-Key of a create, if the call has one: validated (a
+ * violation "idempotency_key" into v), hashed, scoped to the caller.
+ * hash must outlive *k. */
+static void create_key(orders *o, const rpc_call *call, const caller *who,
+                       vlist *v, uint8_t hash[IDEM_HASH_LEN], store_idem *k) {
+  memset(k, 0, sizeof *k);
+  const char *key = call->idempotency_key;
+  if (key[0] == '\0')
+    return;
+  if (!validate_idempotency_key(key)) {
+    vlist_add(v, "must be 1 to 255 printable characters", "idempotency_key");
+    return;
+  }
+  if (idem_request_hash(call->method, call->payload, call->payload_len,
+                        hash) != ERR_OK) {
+    vlist_add(v, "cannot be checked now", "idempotency_key");
+    return;
+  }
+  *k = (store_idem){.key = key,
+                    .principal = who->cl.sub,
+                    .method = call->method,
+                    .request_hash = hash,
+                    .ttl_ms = o->c.idem_ttl_ms};
+}
+
+/* A keyed create's answer: the saved bytes, new (after the commit's side
+ * effects) or replayed (with the saved status). */
+static void reply_answer(orders *o, rpc_reply *reply, const char *tid,
+                         const store_result *res, const store_answer *ans) {
+  if (res->outcome == STORE_OK)
+    after_commit(o, tid, res->menu_changed);
+  else
+    rpc_reply_status(reply, ans->code, NULL);
+  if (rpc_reply_set_payload(reply, ans->bytes, ans->len) != ERR_OK)
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
+}
+
 /* ----------------------------------------------------------- products --- */
 
 static void reply_product(rpc_reply *reply, const model_product *p,
@@ -154,6 +191,7 @@ static void reply_product(rpc_reply *reply, const model_product *p,
 static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   store_products out = {0};
+  store_answer ans = {0};
   HANDLER_UNPACK(Orders__V1__CreateProductRequest,
                  orders__v1__create_product_request, req, 0);
   caller who;
@@ -175,6 +213,9 @@ static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
     threshold = req->low_stock_threshold;
     validate_threshold(&v, "low_stock_threshold", threshold);
   }
+  uint8_t hash[IDEM_HASH_LEN];
+  store_idem k;
+  create_key(o, call, &who, &v, hash, &k);
   if (v.n > 0) {
     handler_reply_invalid(reply, "invalid request", &v);
     goto out;
@@ -197,12 +238,19 @@ static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
       .max_products = o->c.max_products,
   };
   store_result res;
-  int rc = store_create_product(o->c.st, who.cl.tid, &in, &res, &out);
+  int rc = store_create_product(o->c.st, who.cl.tid, &in, &k, &res, &out,
+                                &ans);
+  if (store_idem_on(&k) && rc == ERR_OK &&
+      (res.outcome == STORE_OK || res.outcome == STORE_REPLAY)) {
+    reply_answer(o, reply, who.cl.tid, &res, &ans);
+    goto out;
+  }
   if (!write_done(o, reply, who.cl.tid, rc, &res, "create the product",
                   "product"))
     goto out;
   reply_product(reply, &out.v[0], 0);
 out:
+  store_answer_clear(&ans);
   store_products_free(&out);
   orders__v1__create_product_request__free_unpacked(req, NULL);
 }
@@ -429,6 +477,7 @@ out:
 static void create_table(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   store_tables out = {0};
+  store_answer ans = {0};
   HANDLER_UNPACK(Orders__V1__CreateTableRequest,
                  orders__v1__create_table_request, req, 0);
   caller who;
@@ -436,14 +485,24 @@ static void create_table(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   vlist v;
   vlist_init(&v);
-  if (!validate_table_label(&v, "label", req->label)) {
+  validate_table_label(&v, "label", req->label);
+  uint8_t hash[IDEM_HASH_LEN];
+  store_idem k;
+  create_key(o, call, &who, &v, hash, &k);
+  if (v.n > 0) {
     handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
   char id[UUID_STR_LEN + 1];
   uuid_v7_str(id);
   store_result res;
-  int rc = store_create_table(o->c.st, who.cl.tid, id, req->label, &res, &out);
+  int rc = store_create_table(o->c.st, who.cl.tid, id, req->label, &k, &res,
+                              &out, &ans);
+  if (store_idem_on(&k) && rc == ERR_OK &&
+      (res.outcome == STORE_OK || res.outcome == STORE_REPLAY)) {
+    reply_answer(o, reply, who.cl.tid, &res, &ans);
+    goto out;
+  }
   if (!write_done(o, reply, who.cl.tid, rc, &res, "create the table",
                   "table"))
     goto out;
@@ -454,6 +513,7 @@ static void create_table(void *arg, const rpc_call *call, rpc_reply *reply) {
   resp.table = &w.msg;
   handler_reply_message(reply, &resp.base);
 out:
+  store_answer_clear(&ans);
   store_tables_free(&out);
   orders__v1__create_table_request__free_unpacked(req, NULL);
 }
