@@ -57,6 +57,16 @@ static const cfg_entry config[] = {
     {.name = "TENANTS_OUTBOX_POLL", .kind = CFG_DURATION_MS, .def = "1s",
      .min = 10, .max = 60000,
      .description = "relay poll period when not woken by a commit"},
+    {.name = "TENANTS_DOMAIN_VERIFY_CONNECT_TO", .kind = CFG_STRING,
+     .description = "host:port every domain verification connects to "
+                    "instead of the domain's address (egress proxy, "
+                    "tests); unset: the domain, public addresses only"},
+    {.name = "TENANTS_DOMAIN_VERIFY_TIMEOUT", .kind = CFG_DURATION_MS,
+     .def = "5s", .min = 100, .max = 30000,
+     .description = "whole HTTP fetch of a domain's verification token"},
+    {.name = "TENANTS_IDEMPOTENCY_TTL", .kind = CFG_DURATION_MS, .def = "24h",
+     .min = 60000, .max = 604800000,
+     .description = "how long an Idempotency-Key and its answer are kept"},
 #ifdef TEST_HOOKS
     /* Only in the tenants_testhooks binary (BUILD): the shipped binary has
      * neither the setting nor the code path. */
@@ -150,10 +160,15 @@ static int tenants_init(svc *s, void *arg) {
       .op = a->op,
       .base_domains = cfg_str(c, "TENANTS_BASE_DOMAINS"),
       .default_currency = cfg_str(c, "TENANTS_DEFAULT_CURRENCY"),
+      .verify = {.connect_to = cfg_str(c, "TENANTS_DOMAIN_VERIFY_CONNECT_TO"),
+                 .timeout_ms =
+                     cfg_duration_ms(c, "TENANTS_DOMAIN_VERIFY_TIMEOUT")},
+      .idem_ttl_ms = cfg_duration_ms(c, "TENANTS_IDEMPOTENCY_TTL"),
   };
   rc = tenants_new(&tc, &a->handlers);
   if (rc != ERR_OK) {
-    log_error("bad TENANTS_BASE_DOMAINS or TENANTS_DEFAULT_CURRENCY");
+    log_error("bad TENANTS_BASE_DOMAINS, TENANTS_DEFAULT_CURRENCY or "
+              "TENANTS_DOMAIN_VERIFY_CONNECT_TO");
     return rc;
   }
   rc = tenants_register(a->handlers, svc_rpc(s));
