@@ -87,8 +87,9 @@ static bool ref_ok(const idem_ref *r) {
 /* Tries the transaction-scoped lock of the key. */
 static int lock_key(db_conn *c, const idem_ref *r, bool *locked) {
   char name[LOCK_NAME_MAX];
-  snprintf(name, sizeof name, "%s|%s|%s|%s", r->table, r->tenant_id,
-           r->principal, r->key);
+  snprintf(name, sizeof name, "%.127s|%s|%s|%s",
+           r->lock_ns ? r->lock_ns : r->table, r->tenant_id, r->principal,
+           r->key);
   db_param ps[] = {db_text(name)};
   db_result *res = NULL;
   int rc = db_exec(c,

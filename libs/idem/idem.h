@@ -69,6 +69,11 @@ typedef struct idem_ref {
   const char *method;    /* "orders.v1.Orders/CreateProduct" */
   const uint8_t *hash;   /* IDEM_HASH_LEN bytes (idem_hash) */
   int64_t ttl_ms;        /* lifetime of a saved answer, > 0 */
+  /* The advisory lock's name is "<lock_ns>|<tenant>|<principal>|<key>";
+   * NULL: the table name. (Orders keeps "orders.idem", the name its
+   * CreateOrder always used, so replicas of both versions exclude each
+   * other during a rolling deploy.) */
+  const char *lock_ns;
 } idem_ref;
 
 enum idem_outcome {

@@ -23,6 +23,10 @@
 
 #define ORDERS_IDEM_TAG "orders.idem.v1"
 #define ORDERS_IDEM_TABLE "orders.idempotency"
+/* The key's advisory lock namespace: "orders.idem|<tenant>|<user>|<key>"
+ * as CreateOrder has always taken it (tests hold it to play a first call
+ * still running). */
+#define ORDERS_IDEM_LOCK "orders.idem"
 
 /* out = BLAKE2b-256("orders.idem.v1" NUL method NUL payload) (libs/idem's
  * idem_hash with ORDERS_IDEM_TAG: the same bytes as before the hash moved

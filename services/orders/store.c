@@ -298,7 +298,8 @@ static idem_ref idem_ref_of(const char *tid, const store_idem *idem) {
                 .key = idem->key,
                 .method = idem->method ? idem->method : "",
                 .hash = idem->request_hash,
-                .ttl_ms = idem->ttl_ms};
+                .ttl_ms = idem->ttl_ms,
+                .lock_ns = ORDERS_IDEM_LOCK};
   return r;
 }
 

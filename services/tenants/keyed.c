@@ -106,6 +106,8 @@ bool keyed_begin(keyed *k, store *st, const rpc_call *call,
   /* The claim outlives the call's deadline a little: a twin sent after
    * the deadline sees "still running" rather than racing the saga. */
   int64_t lease = rpc_call_time_left_ms(call) + LEASE_MARGIN_MS;
+  if (lease < LEASE_MARGIN_MS)
+    lease = LEASE_MARGIN_MS; /* a passed deadline: the margin still */
   idem_found f;
   int rc = store_idem_start(st, &k->ref, k->tenant_scope, lease, &f);
   if (rc != ERR_OK) {
