@@ -77,6 +77,11 @@ static const route kRoutes[] = {
      .request = MSG(tenants__v1__remove_domain_request),
      .response = MSG(tenants__v1__remove_domain_response),
      .min_role = ROUTE_ADMIN, .status = 204},
+    {.method = "POST", .path = "/v1/tenant/domains/{host}/verify",
+     TENANTS("VerifyDomain"),
+     .request = MSG(tenants__v1__verify_domain_request),
+     .response = MSG(tenants__v1__verify_domain_response),
+     .min_role = ROUTE_ADMIN, .status = 200, .reply_field = "domain"},
 
     /* ---- auth ---- */
     {.method = "POST", .path = "/v1/auth/register", AUTH("Register"),

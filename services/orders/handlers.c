@@ -51,13 +51,15 @@ typedef struct caller {
   bool staff; /* staff, admin or owner */
 } caller;
 
-/* authn_check_call, plus whether the caller is staff or above. On
- * failure the reply is set and false returned. */
+/* authn_check_call with the role the method's declaration asks for
+ * (orders_rpc.proto), plus whether the caller is staff or above (what
+ * customers may not see). On failure the reply is set and false
+ * returned. */
 static bool authenticate(orders *o, const rpc_call *call, rpc_reply *reply,
-                         int min_rank, caller *who) {
+                         caller *who) {
   who->staff = false;
-  if (authn_check_call(o->c.verifier, call, min_rank, &who->cl, reply) !=
-      ERR_OK)
+  if (authn_check_call(o->c.verifier, call, handler_min_rank(call), &who->cl,
+                       reply) != ERR_OK)
     return false;
   who->staff = authn_role_rank(who->cl.role) >= AUTHN_ROLE_STAFF;
   return true;
@@ -128,6 +130,43 @@ static bool write_done(orders *o, rpc_reply *reply, const char *tid, int rc,
   return true;
 }
 
+/* The Idempotency-Key of a create, if the call has one: validated (a
+ * violation "idempotency_key" into v), hashed, scoped to the caller.
+ * hash must outlive *k. */
+static void create_key(orders *o, const rpc_call *call, const caller *who,
+                       vlist *v, uint8_t hash[IDEM_HASH_LEN], store_idem *k) {
+  memset(k, 0, sizeof *k);
+  const char *key = call->idempotency_key;
+  if (key[0] == '\0')
+    return;
+  if (!validate_idempotency_key(key)) {
+    vlist_add(v, "must be 1 to 255 printable characters", "idempotency_key");
+    return;
+  }
+  if (idem_request_hash(call->method, call->payload, call->payload_len,
+                        hash) != ERR_OK) {
+    vlist_add(v, "cannot be checked now", "idempotency_key");
+    return;
+  }
+  *k = (store_idem){.key = key,
+                    .principal = who->cl.sub,
+                    .method = call->method,
+                    .request_hash = hash,
+                    .ttl_ms = o->c.idem_ttl_ms};
+}
+
+/* A keyed create's answer: the saved bytes, new (after the commit's side
+ * effects) or replayed (with the saved status). */
+static void reply_answer(orders *o, rpc_reply *reply, const char *tid,
+                         const store_result *res, const store_answer *ans) {
+  if (res->outcome == STORE_OK)
+    after_commit(o, tid, res->menu_changed);
+  else
+    rpc_reply_status(reply, ans->code, NULL);
+  if (rpc_reply_set_payload(reply, ans->bytes, ans->len) != ERR_OK)
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
+}
+
 /* ----------------------------------------------------------- products --- */
 
 static void reply_product(rpc_reply *reply, const model_product *p,
@@ -154,10 +193,11 @@ static void reply_product(rpc_reply *reply, const model_product *p,
 static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   store_products out = {0};
+  store_answer ans = {0};
   HANDLER_UNPACK(Orders__V1__CreateProductRequest,
                  orders__v1__create_product_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, AUTHN_ROLE_ADMIN, &who))
+  if (!authenticate(o, call, reply, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -175,6 +215,9 @@ static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
     threshold = req->low_stock_threshold;
     validate_threshold(&v, "low_stock_threshold", threshold);
   }
+  uint8_t hash[IDEM_HASH_LEN];
+  store_idem k;
+  create_key(o, call, &who, &v, hash, &k);
   if (v.n > 0) {
     handler_reply_invalid(reply, "invalid request", &v);
     goto out;
@@ -197,12 +240,19 @@ static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
       .max_products = o->c.max_products,
   };
   store_result res;
-  int rc = store_create_product(o->c.st, who.cl.tid, &in, &res, &out);
+  int rc = store_create_product(o->c.st, who.cl.tid, &in, &k, &res, &out,
+                                &ans);
+  if (store_idem_on(&k) && rc == ERR_OK &&
+      (res.outcome == STORE_OK || res.outcome == STORE_REPLAY)) {
+    reply_answer(o, reply, who.cl.tid, &res, &ans);
+    goto out;
+  }
   if (!write_done(o, reply, who.cl.tid, rc, &res, "create the product",
                   "product"))
     goto out;
   reply_product(reply, &out.v[0], 0);
 out:
+  store_answer_clear(&ans);
   store_products_free(&out);
   orders__v1__create_product_request__free_unpacked(req, NULL);
 }
@@ -213,7 +263,7 @@ static void update_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__UpdateProductRequest,
                  orders__v1__update_product_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, AUTHN_ROLE_ADMIN, &who))
+  if (!authenticate(o, call, reply, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -292,7 +342,7 @@ static void delete_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__DeleteProductRequest,
                  orders__v1__delete_product_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, AUTHN_ROLE_ADMIN, &who))
+  if (!authenticate(o, call, reply, &who))
     goto out;
   char id[UUID_STR_LEN + 1];
   if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
@@ -315,7 +365,7 @@ static void get_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__GetProductRequest,
                  orders__v1__get_product_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
+  if (!authenticate(o, call, reply, &who))
     goto out;
   char id[UUID_STR_LEN + 1];
   if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
@@ -377,7 +427,7 @@ static void list_products(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__ListProductsRequest,
                  orders__v1__list_products_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
+  if (!authenticate(o, call, reply, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -429,21 +479,32 @@ out:
 static void create_table(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   store_tables out = {0};
+  store_answer ans = {0};
   HANDLER_UNPACK(Orders__V1__CreateTableRequest,
                  orders__v1__create_table_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, AUTHN_ROLE_ADMIN, &who))
+  if (!authenticate(o, call, reply, &who))
     goto out;
   vlist v;
   vlist_init(&v);
-  if (!validate_table_label(&v, "label", req->label)) {
+  validate_table_label(&v, "label", req->label);
+  uint8_t hash[IDEM_HASH_LEN];
+  store_idem k;
+  create_key(o, call, &who, &v, hash, &k);
+  if (v.n > 0) {
     handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
   char id[UUID_STR_LEN + 1];
   uuid_v7_str(id);
   store_result res;
-  int rc = store_create_table(o->c.st, who.cl.tid, id, req->label, &res, &out);
+  int rc = store_create_table(o->c.st, who.cl.tid, id, req->label, &k, &res,
+                              &out, &ans);
+  if (store_idem_on(&k) && rc == ERR_OK &&
+      (res.outcome == STORE_OK || res.outcome == STORE_REPLAY)) {
+    reply_answer(o, reply, who.cl.tid, &res, &ans);
+    goto out;
+  }
   if (!write_done(o, reply, who.cl.tid, rc, &res, "create the table",
                   "table"))
     goto out;
@@ -454,6 +515,7 @@ static void create_table(void *arg, const rpc_call *call, rpc_reply *reply) {
   resp.table = &w.msg;
   handler_reply_message(reply, &resp.base);
 out:
+  store_answer_clear(&ans);
   store_tables_free(&out);
   orders__v1__create_table_request__free_unpacked(req, NULL);
 }
@@ -466,7 +528,7 @@ static void list_tables(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__ListTablesRequest,
                  orders__v1__list_tables_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, AUTHN_ROLE_STAFF, &who))
+  if (!authenticate(o, call, reply, &who))
     goto out;
   int rc = store_list_tables(o->c.st, who.cl.tid, TABLES_MAX, &out);
   if (rc != ERR_OK) {
@@ -503,7 +565,7 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__CreateOrderRequest,
                  orders__v1__create_order_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
+  if (!authenticate(o, call, reply, &who))
     goto out;
   /* Layer 1: the request on its own. */
   vlist v;
@@ -614,7 +676,7 @@ static void get_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__GetOrderRequest,
                  orders__v1__get_order_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
+  if (!authenticate(o, call, reply, &who))
     goto out;
   char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
   if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
@@ -655,7 +717,7 @@ static void list_orders(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__ListOrdersRequest,
                  orders__v1__list_orders_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
+  if (!authenticate(o, call, reply, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -747,7 +809,7 @@ static void update_order_status(void *arg, const rpc_call *call,
   HANDLER_UNPACK(Orders__V1__UpdateOrderStatusRequest,
                  orders__v1__update_order_status_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, AUTHN_ROLE_STAFF, &who))
+  if (!authenticate(o, call, reply, &who))
     goto out;
   vlist v;
   vlist_init(&v);
@@ -782,7 +844,7 @@ static void cancel_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__CancelOrderRequest,
                  orders__v1__cancel_order_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, AUTHN_ROLE_CUSTOMER, &who))
+  if (!authenticate(o, call, reply, &who))
     goto out;
   char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
   if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)

@@ -65,10 +65,14 @@ static const cfg_entry config[] = {
     {.name = "ORDERS_OUTBOX_KEEP", .kind = CFG_DURATION_MS, .def = "168h",
      .min = 60000, .max = 31622400000LL,
      .description = "how long published events stay available to Replay"},
+#ifdef TEST_HOOKS
+    /* Only in the orders_testhooks binary (BUILD): the shipped binary has
+     * neither the setting nor the code path. */
     {.name = "ORDERS_TEST_RELAY_DELAY", .kind = CFG_DURATION_MS, .def = "0",
      .min = 0, .max = 600000,
      .description = "TEST HOOK: every event waits this long before the "
                     "relay publishes it (kill -9 tests)"},
+#endif
 };
 
 typedef struct app {
@@ -84,10 +88,13 @@ typedef struct app {
   orders *handlers;
   janitor_options jo; /* borrowed by the janitor thread */
   periodic *janitor;
+#ifdef TEST_HOOKS
   int64_t relay_delay_ms;
+#endif
   atomic_bool stopping;
 } app;
 
+#ifdef TEST_HOOKS
 static void msleep(int64_t ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
@@ -103,6 +110,7 @@ static void relay_delay(void *arg) {
        left > 0 && !atomic_load(&a->stopping); left -= 50)
     msleep(left < 50 ? left : 50);
 }
+#endif
 
 /* auth.revoked and tenants.changed: revocations and suspensions apply at
  * once; a tenant's change may be its currency. */
@@ -143,19 +151,22 @@ static int subscribe(app *a, const cfg *c) {
 
 static int open_events(svc *s, app *a) {
   const cfg *c = svc_cfg(s);
-  a->relay_delay_ms = cfg_duration_ms(c, "ORDERS_TEST_RELAY_DELAY");
-  if (a->relay_delay_ms > 0)
-    log_warn("TEST HOOK ORDERS_TEST_RELAY_DELAY is on: events wait before "
-             "publication");
   eventpub_options eo = {
       .schema = STORE_SCHEMA,
       .source = SOURCE,
       .bus_url = cfg_str(c, "BUS_LISTEN"),
       .poll_ms = cfg_duration_ms(c, "ORDERS_OUTBOX_POLL"),
       .keep_ms = cfg_duration_ms(c, "ORDERS_OUTBOX_KEEP"),
-      .before_publish = a->relay_delay_ms > 0 ? relay_delay : NULL,
-      .hook_arg = a,
   };
+#ifdef TEST_HOOKS
+  a->relay_delay_ms = cfg_duration_ms(c, "ORDERS_TEST_RELAY_DELAY");
+  if (a->relay_delay_ms > 0) {
+    log_warn("TEST HOOK ORDERS_TEST_RELAY_DELAY is on: events wait before "
+             "publication");
+    eo.before_publish = relay_delay;
+    eo.hook_arg = a;
+  }
+#endif
   return eventpub_open(svc_db(s), &eo, &a->events);
 }
 

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "libs/base/strutil.h"
+#include "libs/idem/idem.h"
 #include "libs/outbox/outbox.h"
 #include "services/orders/store_internal.h"
 #include "services/orders/wire.h"
@@ -277,26 +278,121 @@ int store_finish(int rc, store_result *res) {
   return rc;
 }
 
+/* -------------------------------------------------------- idempotency --- */
+
+void store_answer_clear(store_answer *a) {
+  if (a == NULL)
+    return;
+  free(a->bytes);
+  memset(a, 0, sizeof *a);
+}
+
+bool store_idem_on(const store_idem *idem) {
+  return idem != NULL && idem->key != NULL && idem->key[0] != '\0';
+}
+
+static idem_ref idem_ref_of(const char *tid, const store_idem *idem) {
+  idem_ref r = {.table = ORDERS_IDEM_TABLE,
+                .tenant_id = tid,
+                .principal = idem->principal,
+                .key = idem->key,
+                .method = idem->method ? idem->method : "",
+                .hash = idem->request_hash,
+                .ttl_ms = idem->ttl_ms,
+                .lock_ns = ORDERS_IDEM_LOCK};
+  return r;
+}
+
+int store_idem_begin(db_conn *c, const char *tid, const store_idem *idem,
+                     store_result *res, store_answer *ans) {
+  if (!store_idem_on(idem))
+    return ERR_OK;
+  idem_ref r = idem_ref_of(tid, idem);
+  idem_found f;
+  int rc = idem_begin(c, &r, &f);
+  if (rc != ERR_OK)
+    return rc;
+  switch (f.outcome) {
+  case IDEM_NEW:
+    return ERR_OK;
+  case IDEM_REPLAY:
+    store_answer_clear(ans);
+    ans->bytes = f.answer; /* handed over */
+    ans->len = f.len;
+    ans->code = f.code;
+    res->outcome = STORE_REPLAY;
+    return ANSWERED;
+  case IDEM_REUSED:
+    res->outcome = STORE_KEY_REUSED;
+    break;
+  default:
+    res->outcome = STORE_KEY_BUSY;
+    break;
+  }
+  idem_found_clear(&f);
+  return ANSWERED;
+}
+
+int store_idem_save(db_conn *c, const char *tid, const store_idem *idem,
+                    store_result *res, const store_answer *ans) {
+  if (!store_idem_on(idem))
+    return ERR_OK;
+  idem_ref r = idem_ref_of(tid, idem);
+  int rc = idem_save(c, &r, ans->code, ans->bytes, ans->len);
+  if (rc == ERR_EXISTS) {
+    res->outcome = STORE_KEY_BUSY;
+    return ANSWERED;
+  }
+  return rc;
+}
+
+/* Packs m into ans (code OK) for saving with the key. */
+static int answer_pack(const ProtobufCMessage *m, store_answer *ans) {
+  store_answer_clear(ans);
+  return wire_pack(m, &ans->bytes, &ans->len);
+}
+
 /* ------------------------------------------------------------ products --- */
 
 typedef struct product_args {
   const char *tid, *id;
   const store_product_new *in;
   const store_product_patch *patch;
+  const store_idem *idem;
   bool include_inactive;
   size_t cap;
   store_result *res;
   store_products *out;
+  store_answer *ans;
 } product_args;
+
+/* The CreateProductResponse of p, saved with the key. */
+static int save_product_answer(db_conn *c, product_args *a,
+                               const model_product *p) {
+  if (!store_idem_on(a->idem))
+    return ERR_OK;
+  wire_product w;
+  wire_product_init(&w, p);
+  Orders__V1__CreateProductResponse r =
+      ORDERS__V1__CREATE_PRODUCT_RESPONSE__INIT;
+  r.product = &w.msg;
+  int rc = answer_pack(&r.base, a->ans);
+  return rc == ERR_OK ? store_idem_save(c, a->tid, a->idem, a->res, a->ans)
+                      : rc;
+}
 
 static int create_product_fn(db_conn *c, void *ud) {
   product_args *a = ud;
   const store_product_new *in = a->in;
   store_result_reset(a->res);
   store_products_free(a->out);
+  store_answer_clear(a->ans);
+  int rc = store_idem_begin(c, a->tid, a->idem, a->res, a->ans);
+  if (rc != ERR_OK)
+    return rc;
   /* Creates of one tenant take turns, so the count stays true. */
   db_param lk[] = {db_text(a->tid)};
-  int rc = db_exec(c,
+  rc = db_exec(c,
                    "SELECT pg_advisory_xact_lock(hashtextextended("
                    "'orders.products|' || $1, 0))",
                    lk, 1, NULL);
@@ -338,20 +434,48 @@ static int create_product_fn(db_conn *c, void *ud) {
     return rc;
   if (a->out->n != 1)
     return ERR_INTERNAL;
-  a->res->menu_changed = true;
-  return emit_product(c, a->tid, &a->out->v[0], "created");
+  rc = emit_product(c, a->tid, &a->out->v[0], "created");
+  if (rc == ERR_OK)
+    rc = save_product_answer(c, a, &a->out->v[0]);
+  if (rc == ERR_OK)
+    a->res->menu_changed = true;
+  return rc;
 }
 
+/* A create's ending: an ERR_EXISTS of the key's row (a twin saved first)
+ * is a busy key; the answer is kept only with STORE_OK / STORE_REPLAY. */
+static int finish_create(int rc, const store_idem *idem, store_result *res,
+                         store_answer *ans) {
+  if (rc == ERR_EXISTS && store_idem_on(idem) &&
+      strcmp(db_last_error()->constraint, "idempotency_pkey") == 0) {
+    store_result_reset(res);
+    res->outcome = STORE_KEY_BUSY;
+    rc = ERR_OK;
+  }
+  rc = store_finish(rc, res);
+  if (rc != ERR_OK ||
+      (res->outcome != STORE_OK && res->outcome != STORE_REPLAY))
+    store_answer_clear(ans);
+  return rc;
+}
 
 int store_create_product(store *st, const char *tid,
-                         const store_product_new *in, store_result *res,
-                         store_products *out) {
+                         const store_product_new *in, const store_idem *idem,
+                         store_result *res, store_products *out,
+                         store_answer *ans) {
+  store_answer scratch = {0};
+  if (ans == NULL)
+    ans = &scratch;
   memset(out, 0, sizeof *out);
+  memset(ans, 0, sizeof *ans);
   store_result_reset(res); /* fn may never run (no connection) */
-  product_args a = {.tid = tid, .in = in, .res = res, .out = out};
-  int rc = store_finish(store_run_tx(st, tid, false, create_product_fn, &a), res);
+  product_args a = {.tid = tid, .in = in, .idem = idem, .res = res,
+                    .out = out, .ans = ans};
+  int rc = finish_create(store_run_tx(st, tid, false, create_product_fn, &a),
+                         idem, res, ans);
   if (rc != ERR_OK || res->outcome != STORE_OK)
     store_products_free(out);
+  store_answer_clear(&scratch);
   return rc;
 }
 
@@ -526,18 +650,38 @@ int store_list_products(store *st, const char *tid, bool include_inactive,
 
 typedef struct table_args {
   const char *tid, *id, *label;
+  const store_idem *idem;
   size_t cap;
   store_result *res;
   store_tables *out;
+  store_answer *ans;
 } table_args;
+
+/* The CreateTableResponse of t, saved with the key. */
+static int save_table_answer(db_conn *c, table_args *a,
+                             const model_table *t) {
+  if (!store_idem_on(a->idem))
+    return ERR_OK;
+  wire_table w;
+  wire_table_init(&w, t);
+  Orders__V1__CreateTableResponse r = ORDERS__V1__CREATE_TABLE_RESPONSE__INIT;
+  r.table = &w.msg;
+  int rc = answer_pack(&r.base, a->ans);
+  return rc == ERR_OK ? store_idem_save(c, a->tid, a->idem, a->res, a->ans)
+                      : rc;
+}
 
 static int create_table_fn(db_conn *c, void *ud) {
   table_args *a = ud;
   store_result_reset(a->res);
   store_tables_free(a->out);
+  store_answer_clear(a->ans);
+  int rc = store_idem_begin(c, a->tid, a->idem, a->res, a->ans);
+  if (rc != ERR_OK)
+    return rc;
   db_param ps[] = {db_text(a->tid), db_text(a->id), db_text(a->label)};
   db_result *r = NULL;
-  int rc = db_exec(c,
+  rc = db_exec(c,
                    "INSERT INTO orders.tables (tenant_id, id, label) VALUES "
                    "($1::uuid, $2::uuid, $3) RETURNING " TABLE_COLS,
                    ps, DB_NPARAMS(ps), &r);
@@ -553,25 +697,34 @@ static int create_table_fn(db_conn *c, void *ud) {
   rc = wire_table_changed(&a->out->v[0], "created", &buf, &len);
   if (rc == ERR_OK)
     rc = store_emit(c, "tables", a->tid, "TableChanged", buf, len);
+  if (rc == ERR_OK)
+    rc = save_table_answer(c, a, &a->out->v[0]);
   return rc;
 }
 
 int store_create_table(store *st, const char *tid, const char *id,
-                       const char *label, store_result *res,
-                       store_tables *out) {
+                       const char *label, const store_idem *idem,
+                       store_result *res, store_tables *out,
+                       store_answer *ans) {
+  store_answer scratch = {0};
+  if (ans == NULL)
+    ans = &scratch;
   memset(out, 0, sizeof *out);
+  memset(ans, 0, sizeof *ans);
   store_result_reset(res); /* fn may never run (no connection) */
-  table_args a = {.tid = tid, .id = id, .label = label, .res = res,
-                  .out = out};
+  table_args a = {.tid = tid, .id = id, .label = label, .idem = idem,
+                  .res = res, .out = out, .ans = ans};
   int rc = store_run_tx(st, tid, false, create_table_fn, &a);
-  if (rc == ERR_EXISTS) {
+  if (rc == ERR_EXISTS &&
+      strcmp(db_last_error()->constraint, "idempotency_pkey") != 0) {
     res->outcome = STORE_EXISTS;
     vlist_add(&res->violations, "is already used by another table", "label");
     rc = ERR_OK;
   }
-  rc = store_finish(rc, res);
+  rc = finish_create(rc, idem, res, ans);
   if (rc != ERR_OK || res->outcome != STORE_OK)
     store_tables_free(out);
+  store_answer_clear(&scratch);
   return rc;
 }
 
@@ -608,17 +761,7 @@ typedef struct expire_args {
 
 static int expire_fn(db_conn *c, void *ud) {
   expire_args *a = ud;
-  db_param ps[] = {db_int64((int64_t)a->batch)};
-  db_result *r = NULL;
-  int rc = db_exec(c,
-                   "DELETE FROM orders.idempotency WHERE ctid IN (SELECT ctid "
-                   "FROM orders.idempotency WHERE expires_at <= now() "
-                   "LIMIT $1)",
-                   ps, 1, &r);
-  if (rc == ERR_OK && a->deleted != NULL)
-    *a->deleted = db_affected(r);
-  db_result_free(r);
-  return rc;
+  return idem_expire(c, ORDERS_IDEM_TABLE, a->batch, a->deleted);
 }
 
 int store_expire_idempotency(store *st, size_t batch, int64_t *deleted) {

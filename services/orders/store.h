@@ -76,6 +76,30 @@ typedef struct store_result {
                            the caller invalidates the menu cache */
 } store_result;
 
+/* An Idempotency-Key of a create (libs/idem, table orders.idempotency):
+ * the key in the scope (tenant, principal). Every pointer is borrowed. */
+typedef struct store_idem {
+  const char *key;             /* validated; NULL or "": no key */
+  const char *principal;       /* the caller (token sub) */
+  const char *method;
+  const uint8_t *request_hash; /* IDEM_HASH_LEN bytes */
+  int64_t ttl_ms;
+} store_idem;
+
+/* The answer of an idempotent create: the serialised response message
+ * that was saved with the key (STORE_OK) or found under it
+ * (STORE_REPLAY), and its status. bytes is malloc'd; store_answer_clear
+ * frees it. */
+typedef struct store_answer {
+  uint8_t *bytes;
+  size_t len;
+  int code;
+} store_answer;
+void store_answer_clear(store_answer *a); /* NULL-safe; zeroes it */
+
+/* True when idem carries a key. */
+bool store_idem_on(const store_idem *idem);
+
 /* ---------------------------------------------------------- containers --- */
 
 /* Rows handed out by the store; strings point into res_. */
@@ -127,10 +151,15 @@ typedef struct store_product_new {
 } store_product_new;
 
 /* Inserts a product with ProductChanged "created". STORE_PRECONDITION
- * when the tenant has max_products already. On STORE_OK out holds it. */
+ * when the tenant has max_products already. On STORE_OK out holds it.
+ * With a key (idem not NULL, key set): first the key, as CreateOrder's
+ * step 1 (STORE_REPLAY with the saved answer in *ans, STORE_KEY_REUSED,
+ * STORE_KEY_BUSY); on STORE_OK the CreateProductResponse is saved with
+ * the product and is in *ans too. ans may be NULL without a key. */
 int store_create_product(store *st, const char *tid,
-                         const store_product_new *in, store_result *res,
-                         store_products *out) WARN_UNUSED;
+                         const store_product_new *in, const store_idem *idem,
+                         store_result *res, store_products *out,
+                         store_answer *ans) WARN_UNUSED;
 
 enum store_stock_change {
   STORE_STOCK_KEEP = 0,
@@ -181,10 +210,12 @@ int store_list_products(store *st, const char *tid, bool include_inactive,
 /* -------------------------------------------------------------- tables --- */
 
 /* Inserts a table with TableChanged "created" on tables.<tid>;
- * STORE_EXISTS (violation "label") when the label is taken. */
+ * STORE_EXISTS (violation "label") when the label is taken. A key (idem)
+ * works as for store_create_product, with a CreateTableResponse. */
 int store_create_table(store *st, const char *tid, const char *id,
-                       const char *label, store_result *res,
-                       store_tables *out) WARN_UNUSED;
+                       const char *label, const store_idem *idem,
+                       store_result *res, store_tables *out,
+                       store_answer *ans) WARN_UNUSED;
 
 /* The tenant's tables by label, at most cap. */
 int store_list_tables(store *st, const char *tid, size_t cap,

@@ -49,6 +49,19 @@ int store_int_array(const int32_t *v, size_t n, char *buf,
 int store_emit(db_conn *c, const char *family, const char *tid,
                const char *type, uint8_t *payload, size_t len) WARN_UNUSED;
 
+/* Step 1 of an idempotent create, in its transaction (idem NULL or
+ * without key: nothing): the key's lock and row (libs/idem). ERR_OK to
+ * go on; ANSWERED with res->outcome STORE_REPLAY (ans holds the saved
+ * answer), STORE_KEY_REUSED or STORE_KEY_BUSY. */
+int store_idem_begin(db_conn *c, const char *tid, const store_idem *idem,
+                     store_result *res, store_answer *ans) WARN_UNUSED;
+
+/* The last step: saves ans with the key (nothing without a key). A twin
+ * that saved first (possible only if the lock hashed two keys alike):
+ * ANSWERED with STORE_KEY_BUSY. */
+int store_idem_save(db_conn *c, const char *tid, const store_idem *idem,
+                    store_result *res, const store_answer *ans) WARN_UNUSED;
+
 /* Stock is "low" when limited and under the threshold. */
 bool store_stock_low(bool has_stock, int64_t stock, int64_t threshold);
 

@@ -226,72 +226,31 @@ static void drop_answer(create_args *a) {
   *a->answer_code = 0;
 }
 
-/* Step 1: the key's lock and its stored row. ERR_OK to go on; ANSWERED
- * with the outcome recorded. */
+/* The order's key as the shared create helpers take it. */
+static store_idem order_idem(const store_order_new *in) {
+  store_idem k = {.key = in->idem_key,
+                  .principal = in->principal,
+                  .method = in->method,
+                  .request_hash = in->request_hash,
+                  .ttl_ms = in->idem_ttl_ms};
+  return k;
+}
+
+/* Step 1: the key's lock and its stored row (libs/idem through
+ * store_idem_begin). ERR_OK to go on; ANSWERED with the outcome
+ * recorded, a replay's answer in a->answer. */
 static int idem_check(db_conn *c, create_args *a) {
-  const store_order_new *in = a->in;
-  char lockname[400];
-  snprintf(lockname, sizeof lockname, "orders.idem|%s|%s|%s", a->tid,
-           in->principal, in->idem_key);
-  db_param lk[] = {db_text(lockname)};
-  db_result *r = NULL;
-  int rc = db_exec(c,
-                   "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
-                   lk, 1, &r);
-  bool locked = false;
-  if (rc == ERR_OK)
-    rc = db_get_bool(r, 0, 0, &locked);
-  db_result_free(r);
-  if (rc != ERR_OK)
-    return rc;
-  if (!locked) {
-    a->res->outcome = STORE_KEY_BUSY;
-    return ANSWERED;
+  store_idem k = order_idem(a->in);
+  store_answer ans = {0};
+  int rc = store_idem_begin(c, a->tid, &k, a->res, &ans);
+  if (a->res->outcome == STORE_REPLAY) {
+    *a->answer = ans.bytes; /* handed over */
+    *a->answer_len = ans.len;
+    *a->answer_code = ans.code;
+  } else {
+    store_answer_clear(&ans);
   }
-  db_param ps[] = {db_text(a->tid), db_text(in->principal),
-                   db_text(in->idem_key)};
-  rc = db_exec(c,
-               "SELECT request_hash, response_code, response, "
-               "expires_at > now() FROM orders.idempotency WHERE "
-               "tenant_id = $1::uuid AND principal = $2 AND key = $3",
-               ps, DB_NPARAMS(ps), &r);
-  if (rc != ERR_OK)
-    return rc;
-  if (db_nrows(r) == 0) {
-    db_result_free(r);
-    return ERR_OK;
-  }
-  bool live = false;
-  rc = db_get_bool(r, 0, 3, &live);
-  if (rc == ERR_OK && live) {
-    unsigned char *hash = NULL;
-    size_t hlen = 0;
-    int64_t code = 0;
-    rc = db_get_bytes(r, 0, 0, &hash, &hlen);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, 0, 1, &code);
-    if (rc == ERR_OK) {
-      if (hlen == IDEM_HASH_LEN &&
-          memcmp(hash, in->request_hash, IDEM_HASH_LEN) == 0) {
-        rc = db_get_bytes(r, 0, 2, a->answer, a->answer_len);
-        *a->answer_code = (int)code;
-        a->res->outcome = STORE_REPLAY;
-      } else {
-        a->res->outcome = STORE_KEY_REUSED;
-      }
-    }
-    free(hash);
-    db_result_free(r);
-    return rc == ERR_OK ? ANSWERED : rc;
-  }
-  db_result_free(r);
-  if (rc != ERR_OK)
-    return rc;
-  /* Expired: forget it (the janitor would have, a little later). */
-  return db_exec(c,
-                 "DELETE FROM orders.idempotency WHERE tenant_id = $1::uuid "
-                 "AND principal = $2 AND key = $3",
-                 ps, DB_NPARAMS(ps), NULL);
+  return rc;
 }
 
 /* Row i of the locked products whose id is id, or -1. */
@@ -492,20 +451,11 @@ static int create_order_fn(db_conn *c, void *ud) {
   *a->answer_code = 0; /* RPC_OK */
 
   if (idem) {
-    db_param ip[] = {db_text(a->tid),
-                     db_text(in->principal),
-                     db_text(in->idem_key),
-                     db_text(in->method ? in->method : ""),
-                     db_bytes(in->request_hash, IDEM_HASH_LEN),
-                     db_int64(*a->answer_code),
-                     db_bytes(*a->answer, *a->answer_len),
-                     db_int64(in->idem_ttl_ms)};
-    rc = db_exec(c,
-                 "INSERT INTO orders.idempotency (tenant_id, principal, key, "
-                 "method, request_hash, response_code, response, expires_at) "
-                 "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, now() + "
-                 "make_interval(secs => $8::bigint / 1000.0))",
-                 ip, DB_NPARAMS(ip), NULL);
+    store_idem k = order_idem(in);
+    store_answer ans = {.bytes = *a->answer,
+                        .len = *a->answer_len,
+                        .code = *a->answer_code};
+    rc = store_idem_save(c, a->tid, &k, a->res, &ans); /* borrowed bytes */
     if (rc != ERR_OK)
       return rc;
   }

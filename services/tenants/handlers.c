@@ -17,6 +17,7 @@
  */
 #include "services/tenants/handlers.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include "libs/svc/handler.h"
 #include "libs/tenantdir/tenantname.h"
 #include "proto/tenants/v1/tenants.pb-c.h"
+#include "services/tenants/keyed.h"
 #include "services/tenants/validate.h"
 
 #define REASON_MAX 200
@@ -51,11 +53,41 @@ static void tenant_pb(const store_tenant *s, Tenants__V1__Tenant *t) {
   t->created_at = (char *)s->created_at;
 }
 
-static void domain_pb(const store_domain *s, Tenants__V1__Domain *d) {
-  tenants__v1__domain__init(d);
-  d->host = (char *)s->host;
-  d->tenant_id = (char *)s->tenant_id;
-  d->created_at = (char *)s->created_at;
+/* A domain as clients see it; an unverified one carries how to verify
+ * it (v and url are the caller's, filled here). */
+typedef struct domain_wire {
+  Tenants__V1__Domain d;
+  Tenants__V1__DomainVerification v;
+  char url[DOMAINVERIFY_URL_MAX];
+} domain_wire;
+
+static void domain_pb(const store_domain *s, domain_wire *w) {
+  tenants__v1__domain__init(&w->d);
+  w->d.host = (char *)s->host;
+  w->d.tenant_id = (char *)s->tenant_id;
+  w->d.created_at = (char *)s->created_at;
+  w->d.verified = s->verified;
+  if (s->verified) {
+    w->d.verified_at_present_case =
+        TENANTS__V1__DOMAIN__VERIFIED_AT_PRESENT_VERIFIED_AT;
+    w->d.verified_at = (char *)s->verified_at;
+    return;
+  }
+  tenants__v1__domain_verification__init(&w->v);
+  w->v.method = "http";
+  if (domainverify_url(s->host, s->token, w->url) != ERR_OK)
+    w->url[0] = '\0';
+  w->v.url = w->url;
+  w->v.token = (char *)s->token;
+  w->d.verification = &w->v;
+}
+
+/* A fresh verification token: 32 random bytes as unpadded base64url. */
+static void new_token(char out[STORE_TOKEN_LEN + 1]) {
+  unsigned char raw[32];
+  randombytes_buf(raw, sizeof raw);
+  sodium_bin2base64(out, STORE_TOKEN_LEN + 1, raw, sizeof raw,
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
 static bool operator_call(tenants *t, const rpc_call *call, rpc_reply *reply) {
@@ -96,7 +128,8 @@ static void refresh_cache(tenants *t, const store_tenant *s) {
       store_list_domains(t->c.deps.st, s->id, false, ds, STORE_MAX_DOMAINS,
                          &n) == ERR_OK)
     for (size_t i = 0; i < n; i++)
-      rescache_put(t->c.deps.cache, true, ds[i].host, &r);
+      if (ds[i].verified) /* only these route; others may be claimed */
+        rescache_put(t->c.deps.cache, true, ds[i].host, &r);
   free(ds);
 }
 
@@ -106,6 +139,8 @@ static void create_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   tenants *t = arg;
   provision_outcome po;
   memset(&po, 0, sizeof po);
+  keyed k;
+  memset(&k, 0, sizeof k);
   HANDLER_UNPACK(Tenants__V1__CreateTenantRequest,
                  tenants__v1__create_tenant_request, req, 0);
   vlist v;
@@ -127,6 +162,12 @@ static void create_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
     handler_reply_invalid(reply, "invalid tenant", &v);
     goto out;
   }
+  /* Anonymous: the key's scope is the slug asked for (keyed.h). */
+  char scope[TENANTNAME_SLUG_MAX + 8];
+  snprintf(scope, sizeof scope, "slug:%s", req->slug);
+  if (!keyed_begin(&k, t->c.deps.st, call, NULL, scope, t->c.idem_ttl_ms,
+                   reply))
+    goto out;
 
   provision_owner owner = {req->owner->email, req->owner->password,
                            req->owner->name};
@@ -155,8 +196,10 @@ static void create_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   resp.refresh_token = po.owner->refresh_token;
   resp.token_type = po.owner->token_type[0] ? po.owner->token_type : "Bearer";
   resp.expires_in = po.owner->expires_in;
-  handler_reply_message(reply, &resp.base);
+  keyed_reply(&k, t->c.deps.st, reply, &resp.base);
 out:
+  keyed_fail(&k, t->c.deps.st); /* nothing if answered or without key */
+  keyed_done(&k);
   provision_outcome_clear(&po);
   tenants__v1__create_tenant_request__free_unpacked(req, NULL);
 }
@@ -166,7 +209,7 @@ static void get_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Tenants__V1__GetTenantRequest,
                  tenants__v1__get_tenant_request, req, 0);
   paseto_claims cl;
-  if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_CUSTOMER, &cl,
+  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl,
                        reply) != ERR_OK)
     goto out;
   if (req->id[0] != '\0' && strcmp(req->id, cl.tid) != 0) {
@@ -195,7 +238,7 @@ static void update_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Tenants__V1__UpdateTenantRequest,
                  tenants__v1__update_tenant_request, req, 0);
   paseto_claims cl;
-  if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_ADMIN, &cl, reply) !=
+  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl, reply) !=
       ERR_OK)
     goto out;
   vlist v;
@@ -321,65 +364,180 @@ static void resolve(void *arg, const rpc_call *call, rpc_reply *reply) {
   tenants__v1__resolve_request__free_unpacked(req, NULL);
 }
 
-static void add_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
-  tenants *t = arg;
-  store_event ev = {0};
-  HANDLER_UNPACK(Tenants__V1__AddDomainRequest,
-                 tenants__v1__add_domain_request, req, 0);
-  paseto_claims cl;
-  if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_ADMIN, &cl, reply) !=
-      ERR_OK)
-    goto out;
-  char host[TENANTNAME_HOST_MAX + 1];
+/* The host argument of a domain call, normalised into host; replies
+ * INVALID_ARGUMENT and returns false when it is not a custom host. */
+static bool custom_host_arg(tenants *t, const char *in, rpc_reply *reply,
+                            char host[TENANTNAME_HOST_MAX + 1]) {
   const char *why = "must be a valid host name";
-  if (tenantname_normalize_host(req->host, host, sizeof host) != ERR_OK ||
-      strchr(req->host, ':') != NULL ||
+  if (tenantname_normalize_host(in, host, TENANTNAME_HOST_MAX + 1) !=
+          ERR_OK ||
+      strchr(in, ':') != NULL ||
       tenantname_check_custom_host(host, t->base_domains, &why) != ERR_OK) {
     handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid host", "host",
                         why);
-    goto out;
+    return false;
   }
+  return true;
+}
+
+static void reply_domain_taken(rpc_reply *reply) {
+  handler_reply_field(reply, RPC_ALREADY_EXISTS, "host is already in use",
+                      "host", "is already in use");
+}
+
+/* AddDomain's work once the caller and host are checked: the claim
+ * (unverified, with a fresh token) and its event. */
+static void add_domain_claim(tenants *t, const char *tid, const char *host,
+                             keyed *k, rpc_reply *reply) {
+  store_event ev = {0};
+  bool taken = false;
+  int rc = store_host_taken(t->c.deps.st, tid, host, &taken);
+  if (rc == ERR_OK && taken)
+    rc = ERR_EXISTS;
   store_tenant s;
-  int rc = store_get(t->c.deps.st, cl.tid, &s);
+  if (rc == ERR_OK)
+    rc = store_get(t->c.deps.st, tid, &s);
   const char *hosts[] = {host};
   if (rc == ERR_OK)
     rc = events_changed("domain_added", s.id, s.slug, s.status, hosts, 1,
                         &ev);
+  char token[STORE_TOKEN_LEN + 1];
+  new_token(token);
   store_domain d;
   if (rc == ERR_OK)
-    rc = store_add_domain(t->c.deps.st, cl.tid, host, &ev, &d);
+    rc = store_add_domain(t->c.deps.st, tid, host, token, &ev, &d);
+  events_clear(&ev);
   if (rc == ERR_EXISTS) {
-    handler_reply_field(reply, RPC_ALREADY_EXISTS, "host is already in use",
-                        "host", "is already in use");
-    goto out;
+    reply_domain_taken(reply);
+    return;
   }
   if (rc == ERR_TOOBIG) {
     rpc_reply_status(reply, RPC_FAILED_PRECONDITION,
                      "a tenant has at most %d custom domains",
                      STORE_MAX_DOMAINS);
-    goto out;
+    return;
   }
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "add the domain");
-    goto out;
+    return;
   }
   outbox_kick(t->c.deps.events);
-  /* Read the status after the commit: a concurrent Suspend either came
-   * first (seen here) or lists this host itself (the tenant row lock
-   * orders the two). The write replaces a tombstone of an earlier
-   * removal, which has a lower version. */
-  if (store_get(t->c.deps.st, cl.tid, &s) == ERR_OK) {
-    store_resolved r = resolved_of(&s, d.version);
-    rescache_put(t->c.deps.cache, true, host, &r);
-  }
-  Tenants__V1__Domain dpb;
-  domain_pb(&d, &dpb);
+  /* Nothing for the Resolve cache: an unverified host does not route. */
+  domain_wire w;
+  domain_pb(&d, &w);
   Tenants__V1__AddDomainResponse resp = TENANTS__V1__ADD_DOMAIN_RESPONSE__INIT;
-  resp.domain = &dpb;
-  handler_reply_message(reply, &resp.base);
-out:
-  events_clear(&ev);
+  resp.domain = &w.d;
+  keyed_reply(k, t->c.deps.st, reply, &resp.base);
+}
+
+static void add_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
+  tenants *t = arg;
+  HANDLER_UNPACK(Tenants__V1__AddDomainRequest,
+                 tenants__v1__add_domain_request, req, 0);
+  paseto_claims cl;
+  char host[TENANTNAME_HOST_MAX + 1];
+  keyed k;
+  memset(&k, 0, sizeof k);
+  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl, reply) ==
+          ERR_OK &&
+      custom_host_arg(t, req->host, reply, host) &&
+      keyed_begin(&k, t->c.deps.st, call, cl.tid, cl.sub, t->c.idem_ttl_ms,
+                  reply))
+    add_domain_claim(t, cl.tid, host, &k, reply);
+  keyed_fail(&k, t->c.deps.st); /* nothing if answered or without key */
+  keyed_done(&k);
   tenants__v1__add_domain_request__free_unpacked(req, NULL);
+}
+
+/* After a successful verification: the host routes to the tenant from
+ * now on; the cache learns it at the domain's new version (which beats a
+ * tombstone of an earlier removal). */
+static void cache_verified(tenants *t, const char *tid, const store_domain *d) {
+  store_tenant s;
+  if (store_get(t->c.deps.st, tid, &s) == ERR_OK) {
+    store_resolved r = resolved_of(&s, d->version);
+    rescache_put(t->c.deps.cache, true, d->host, &r);
+  }
+}
+
+static void reply_verified(rpc_reply *reply, const store_domain *d) {
+  domain_wire w;
+  domain_pb(d, &w);
+  Tenants__V1__VerifyDomainResponse resp =
+      TENANTS__V1__VERIFY_DOMAIN_RESPONSE__INIT;
+  resp.domain = &w.d;
+  handler_reply_message(reply, &resp.base);
+}
+
+/* VerifyDomain's work: fetch (outside any transaction: it may take
+ * seconds), then mark verified if the claim is unchanged. */
+static void verify_claim(tenants *t, const char *tid, const char *host,
+                         rpc_reply *reply) {
+  store_domain d;
+  int rc = store_get_domain(t->c.deps.st, tid, host, &d);
+  if (rc == ERR_NOTFOUND) {
+    rpc_reply_status(reply, RPC_NOT_FOUND, "no such domain");
+    return;
+  }
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "read the domain");
+    return;
+  }
+  if (d.verified) { /* idempotent */
+    reply_verified(reply, &d);
+    return;
+  }
+  const char *why = NULL;
+  rc = domainverify_check(&t->c.verify, host, d.token, &why);
+  if (rc != ERR_OK) {
+    log_info("domain verification failed", "tenant_id", tid, "host", host,
+             "reason", why);
+    handler_reply_field(reply, RPC_FAILED_PRECONDITION,
+                        "domain verification failed", "host", why);
+    return;
+  }
+  store_tenant s;
+  store_event ev = {0};
+  const char *hosts[] = {host};
+  rc = store_get(t->c.deps.st, tid, &s);
+  if (rc == ERR_OK)
+    rc = events_changed("domain_verified", s.id, s.slug, s.status, hosts, 1,
+                        &ev);
+  store_domain out;
+  if (rc == ERR_OK)
+    rc = store_verify_domain(t->c.deps.st, tid, host, d.token, &ev, &out);
+  events_clear(&ev);
+  if (rc == ERR_EXISTS) {
+    handler_reply_field(reply, RPC_ALREADY_EXISTS,
+                        "the host is verified by another tenant", "host",
+                        "is already in use");
+    return;
+  }
+  if (rc == ERR_NOTFOUND) { /* removed or re-added meanwhile */
+    rpc_reply_status(reply, RPC_ABORTED, "the domain changed meanwhile");
+    return;
+  }
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "verify the domain");
+    return;
+  }
+  outbox_kick(t->c.deps.events);
+  cache_verified(t, tid, &out);
+  log_info("domain verified", "tenant_id", tid, "host", host);
+  reply_verified(reply, &out);
+}
+
+static void verify_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
+  tenants *t = arg;
+  HANDLER_UNPACK(Tenants__V1__VerifyDomainRequest,
+                 tenants__v1__verify_domain_request, req, 0);
+  paseto_claims cl;
+  char host[TENANTNAME_HOST_MAX + 1];
+  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl, reply) ==
+          ERR_OK &&
+      custom_host_arg(t, req->host, reply, host))
+    verify_claim(t, cl.tid, host, reply);
+  tenants__v1__verify_domain_request__free_unpacked(req, NULL);
 }
 
 static void remove_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
@@ -388,7 +546,7 @@ static void remove_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Tenants__V1__RemoveDomainRequest,
                  tenants__v1__remove_domain_request, req, 0);
   paseto_claims cl;
-  if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_ADMIN, &cl, reply) !=
+  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl, reply) !=
       ERR_OK)
     goto out;
   char host[TENANTNAME_HOST_MAX + 1];
@@ -399,13 +557,15 @@ static void remove_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   }
   store_tenant s;
   int64_t version = 0;
+  bool was_verified = false;
   const char *hosts[] = {host};
   int rc = store_get(t->c.deps.st, cl.tid, &s);
   if (rc == ERR_OK)
     rc = events_changed("domain_removed", s.id, s.slug, s.status, hosts, 1,
                         &ev);
   if (rc == ERR_OK)
-    rc = store_remove_domain(t->c.deps.st, cl.tid, host, &ev, &version);
+    rc = store_remove_domain(t->c.deps.st, cl.tid, host, &ev, &version,
+                             &was_verified);
   if (rc == ERR_NOTFOUND) {
     rpc_reply_status(reply, RPC_NOT_FOUND, "no such domain");
     goto out;
@@ -415,7 +575,10 @@ static void remove_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   outbox_kick(t->c.deps.events);
-  rescache_put_gone(t->c.deps.cache, true, host, version);
+  /* An unverified claim never routed, and the host may be another
+   * tenant's verified one: its cache entry is not ours to bury. */
+  if (was_verified)
+    rescache_put_gone(t->c.deps.cache, true, host, version);
   Tenants__V1__RemoveDomainResponse resp =
       TENANTS__V1__REMOVE_DOMAIN_RESPONSE__INIT;
   handler_reply_message(reply, &resp.base);
@@ -427,12 +590,12 @@ out:
 static void list_domains(void *arg, const rpc_call *call, rpc_reply *reply) {
   tenants *t = arg;
   store_domain *ds = NULL;
-  Tenants__V1__Domain *pbs = NULL;
+  domain_wire *pbs = NULL;
   Tenants__V1__Domain **ptrs = NULL;
   HANDLER_UNPACK(Tenants__V1__ListDomainsRequest,
                  tenants__v1__list_domains_request, req, 0);
   paseto_claims cl;
-  if (authn_check_call(t->c.verifier, call, AUTHN_ROLE_CUSTOMER, &cl,
+  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl,
                        reply) != ERR_OK)
     goto out;
   ds = calloc(STORE_MAX_DOMAINS, sizeof *ds);
@@ -451,7 +614,7 @@ static void list_domains(void *arg, const rpc_call *call, rpc_reply *reply) {
   }
   for (size_t i = 0; i < n; i++) {
     domain_pb(&ds[i], &pbs[i]);
-    ptrs[i] = &pbs[i];
+    ptrs[i] = &pbs[i].d;
   }
   Tenants__V1__ListDomainsResponse resp =
       TENANTS__V1__LIST_DOMAINS_RESPONSE__INIT;
@@ -558,6 +721,9 @@ int tenants_new(const tenants_config *cfg, tenants **out) {
   if (cfg == NULL || cfg->deps.st == NULL || cfg->deps.auth == NULL ||
       cfg->verifier == NULL || cfg->op == NULL)
     return ERR_INVAL;
+  if (sodium_init() < 0 ||
+      !domainverify_connect_to_valid(cfg->verify.connect_to))
+    return ERR_INVAL;
   tenants *t = calloc(1, sizeof *t);
   if (t == NULL)
     return ERR_NOMEM;
@@ -595,6 +761,7 @@ int tenants_register(tenants *t, rpc_server *srv) {
       {TENANTS_METHOD("AddDomain"), add_domain},
       {TENANTS_METHOD("RemoveDomain"), remove_domain},
       {TENANTS_METHOD("ListDomains"), list_domains},
+      {TENANTS_METHOD("VerifyDomain"), verify_domain},
       {TENANTS_METHOD("Suspend"), suspend},
       {TENANTS_METHOD("Resume"), resume},
   };

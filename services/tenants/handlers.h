@@ -17,6 +17,7 @@
 #include "libs/base/err.h"
 #include "libs/rpc/rpc.h"
 #include "services/tenants/access.h"
+#include "services/tenants/domainverify.h"
 #include "services/tenants/provision.h"
 
 #define TENANTS_METHOD(m) "tenants.v1.Tenants/" m
@@ -27,6 +28,9 @@ typedef struct tenants_config {
   const access_operator *op;    /* borrowed; Suspend/Resume */
   const char *base_domains;     /* "localhost,example.com" (copied) */
   const char *default_currency; /* "EUR" (copied; must be valid) */
+  domainverify_options verify;  /* VerifyDomain's fetch (connect_to
+                                   borrowed: must outlive the handlers) */
+  int64_t idem_ttl_ms;          /* Idempotency-Key lifetime; 0 -> 24 h */
 } tenants_config;
 
 typedef struct tenants tenants;

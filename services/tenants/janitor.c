@@ -40,6 +40,11 @@ void janitor_run_once(const janitor_options *o) {
   if (rc != ERR_OK)
     log_warn("janitor: reaping failed", "error", err_str(rc));
   sync_statuses(o);
+  /* Expired Idempotency-Keys (lookups ignore them already). */
+  rc = store_expire_idempotency(o->deps->st, 1000, NULL);
+  if (rc != ERR_OK)
+    log_warn("janitor: expiring idempotency keys failed", "error",
+             err_str(rc));
 }
 
 static void janitor_round(void *arg) { janitor_run_once(arg); }

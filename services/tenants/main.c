@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "libs/obs/log.h"
 #include "libs/svc/eventpub.h"
@@ -57,10 +58,36 @@ static const cfg_entry config[] = {
     {.name = "TENANTS_OUTBOX_POLL", .kind = CFG_DURATION_MS, .def = "1s",
      .min = 10, .max = 60000,
      .description = "relay poll period when not woken by a commit"},
+    {.name = "TENANTS_DOMAIN_VERIFY_CONNECT_TO", .kind = CFG_STRING,
+     .description = "host:port every domain verification connects to "
+                    "instead of the domain's address (egress proxy, "
+                    "tests); unset: the domain, public addresses only"},
+    {.name = "TENANTS_DOMAIN_VERIFY_TIMEOUT", .kind = CFG_DURATION_MS,
+     .def = "5s", .min = 100, .max = 30000,
+     .description = "whole HTTP fetch of a domain's verification token"},
+    {.name = "TENANTS_IDEMPOTENCY_TTL", .kind = CFG_DURATION_MS, .def = "24h",
+     .min = 60000, .max = 604800000,
+     .description = "how long an Idempotency-Key and its answer are kept"},
+#ifdef TEST_HOOKS
+    /* Only in the tenants_testhooks binary (BUILD): the shipped binary has
+     * neither the setting nor the code path. */
     {.name = "TENANTS_TEST_CRASH_AFTER_OWNER", .kind = CFG_BOOL,
      .def = "false",
      .description = "TEST HOOK: _exit(137) after an owner was created"},
+#endif
 };
+
+#ifdef TEST_HOOKS
+/* TENANTS_TEST_CRASH_AFTER_OWNER: dies between the saga's owner and
+ * activation steps, as a crash would. */
+static void crash_after_owner(const char *tenant_id) {
+  log_warn("TENANTS_TEST_CRASH_AFTER_OWNER: exiting between the owner and "
+           "activation steps",
+           "tenant_id", tenant_id);
+  fflush(stdout);
+  _exit(137);
+}
+#endif
 
 typedef struct app {
   cache *redis;        /* the runtime's; NULL without REDIS_URL */
@@ -120,21 +147,29 @@ static int tenants_init(svc *s, void *arg) {
       .cache = a->rcache,
       .events = eventpub_outbox(a->events),
       .owner_timeout_ms = (uint32_t)cfg_duration_ms(c, "TENANTS_OWNER_TIMEOUT"),
-      .crash_after_owner = cfg_bool(c, "TENANTS_TEST_CRASH_AFTER_OWNER"),
   };
-  if (a->deps.crash_after_owner)
+#ifdef TEST_HOOKS
+  if (cfg_bool(c, "TENANTS_TEST_CRASH_AFTER_OWNER")) {
+    a->deps.after_owner = crash_after_owner;
     log_warn("TEST HOOK TENANTS_TEST_CRASH_AFTER_OWNER is on: CreateTenant "
              "kills this process");
+  }
+#endif
   tenants_config tc = {
       .deps = a->deps,
       .verifier = a->verifier,
       .op = a->op,
       .base_domains = cfg_str(c, "TENANTS_BASE_DOMAINS"),
       .default_currency = cfg_str(c, "TENANTS_DEFAULT_CURRENCY"),
+      .verify = {.connect_to = cfg_str(c, "TENANTS_DOMAIN_VERIFY_CONNECT_TO"),
+                 .timeout_ms =
+                     cfg_duration_ms(c, "TENANTS_DOMAIN_VERIFY_TIMEOUT")},
+      .idem_ttl_ms = cfg_duration_ms(c, "TENANTS_IDEMPOTENCY_TTL"),
   };
   rc = tenants_new(&tc, &a->handlers);
   if (rc != ERR_OK) {
-    log_error("bad TENANTS_BASE_DOMAINS or TENANTS_DEFAULT_CURRENCY");
+    log_error("bad TENANTS_BASE_DOMAINS, TENANTS_DEFAULT_CURRENCY or "
+              "TENANTS_DOMAIN_VERIFY_CONNECT_TO");
     return rc;
   }
   rc = tenants_register(a->handlers, svc_rpc(s));

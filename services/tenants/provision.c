@@ -175,13 +175,8 @@ void provision_create_tenant(const provision_deps *d, const char *slug,
     return;
   }
 
-  if (d->crash_after_owner) {
-    log_warn("TENANTS_TEST_CRASH_AFTER_OWNER: exiting between the owner and "
-             "activation steps",
-             "tenant_id", id);
-    fflush(stdout);
-    _exit(137);
-  }
+  if (d->after_owner != NULL)
+    d->after_owner(id);
 
   /* 3. visible from now on; the event commits with it */
   store_event ev;

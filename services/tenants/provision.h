@@ -33,10 +33,11 @@
  *     that a creation still in progress is not reaped under it (if it is
  *     anyway, the third case above repairs it).
  *
- * Test hook: with crash_after_owner (TENANTS_TEST_CRASH_AFTER_OWNER=1,
- * off by default, never for production) the process calls _exit(137)
- * right after step 2 succeeded, to let the integration tests prove the
- * reaper's promise.
+ * Test seam: after_owner, when set, is called right after step 2
+ * succeeded. Only the tenants_testhooks binary sets it (main.c under
+ * TEST_HOOKS: TENANTS_TEST_CRASH_AFTER_OWNER=1 makes it _exit(137)), so
+ * the integration tests can prove the reaper's promise; the shipped
+ * binary leaves it NULL and has no code that could set it.
  */
 #ifndef TENANTS_PROVISION_H
 #define TENANTS_PROVISION_H
@@ -62,7 +63,7 @@ typedef struct provision_deps {
   rescache *cache;           /* may be NULL */
   outbox *events;            /* the relay to kick; may be NULL */
   uint32_t owner_timeout_ms; /* the CreateUser call at most; 0 -> 10000 */
-  bool crash_after_owner;    /* test hook, see above */
+  void (*after_owner)(const char *tenant_id); /* test seam; NULL */
 } provision_deps;
 
 typedef struct provision_owner {

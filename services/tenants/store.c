@@ -339,7 +339,8 @@ static int resolve_fn(db_conn *c, void *ud) {
           ? "SELECT t.id::text, t.slug, t.status, "
             "greatest(t.version, d.version) FROM tenants.domains d "
             "JOIN tenants.tenants t ON t.id = d.tenant_id "
-            "WHERE d.host = $1 AND t.status <> 'provisioning'"
+            "WHERE d.host = $1 AND d.verified_at IS NOT NULL AND "
+            "t.status <> 'provisioning'"
           : "SELECT id::text, slug, status, version FROM tenants.tenants "
             "WHERE slug = $1 AND status <> 'provisioning'",
       ps, 1, &r);
@@ -374,21 +375,104 @@ static int row_domain(const db_result *r, int row, store_domain *d) {
   copy_cell(d->host, sizeof d->host, r, row, 0);
   copy_cell(d->tenant_id, sizeof d->tenant_id, r, row, 1);
   int rc = format_ms(r, row, 2, d->created_at);
+  if (rc == ERR_OK)
+    rc = db_get_int64(r, row, 3, &d->version);
   if (rc != ERR_OK)
     return rc;
-  return db_get_int64(r, row, 3, &d->version);
+  d->verified = !db_is_null(r, row, 4);
+  if (d->verified)
+    rc = format_ms(r, row, 4, d->verified_at);
+  else
+    copy_cell(d->token, sizeof d->token, r, row, 5);
+  return rc;
 }
 
 #define DOMAIN_COLS                                                        \
   "host, tenant_id::text, "                                                \
-  "floor(extract(epoch FROM created_at) * 1000)::bigint, version"
+  "floor(extract(epoch FROM created_at) * 1000)::bigint, version, "        \
+  "floor(extract(epoch FROM verified_at) * 1000)::bigint, "                \
+  "verification_token"
 
 typedef struct domain_args {
-  const char *tenant_id, *host;
+  const char *tenant_id, *host, *token;
   const store_event *ev;
   store_domain *out;
   int64_t *version;
+  bool *flag;
 } domain_args;
+
+/* Runs a statement returning one domain row (none: ERR_NOTFOUND). */
+static int one_domain(db_conn *c, const char *sql, const db_param *ps, int n,
+                      store_domain *out) {
+  db_result *r = NULL;
+  int rc = db_exec(c, sql, ps, n, &r);
+  if (rc != ERR_OK)
+    return rc;
+  rc = db_nrows(r) == 1 ? row_domain(r, 0, out) : ERR_NOTFOUND;
+  db_result_free(r);
+  return rc;
+}
+
+static int taken_fn(db_conn *c, void *ud) {
+  domain_args *a = ud;
+  db_param ps[] = {db_text(a->host), db_text(a->tenant_id)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT 1 FROM tenants.domains WHERE host = $1 AND "
+                   "tenant_id <> $2::uuid AND verified_at IS NOT NULL",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc == ERR_OK)
+    *a->flag = db_nrows(r) > 0;
+  db_result_free(r);
+  return rc;
+}
+
+int store_host_taken(store *st, const char *tenant_id, const char *host,
+                     bool *taken) {
+  *taken = false;
+  domain_args a = {.tenant_id = tenant_id, .host = host, .flag = taken};
+  return run(st, NULL, taken_fn, &a);
+}
+
+static int get_domain_fn(db_conn *c, void *ud) {
+  domain_args *a = ud;
+  db_param ps[] = {db_text(a->tenant_id), db_text(a->host)};
+  return one_domain(c,
+                    "SELECT " DOMAIN_COLS " FROM tenants.domains WHERE "
+                    "tenant_id = $1::uuid AND host = $2",
+                    ps, DB_NPARAMS(ps), a->out);
+}
+
+int store_get_domain(store *st, const char *tenant_id, const char *host,
+                     store_domain *out) {
+  domain_args a = {.tenant_id = tenant_id, .host = host, .out = out};
+  return run(st, tenant_id, get_domain_fn, &a);
+}
+
+static int verify_fn(db_conn *c, void *ud) {
+  domain_args *a = ud;
+  db_param ps[] = {db_text(a->tenant_id), db_text(a->host),
+                   db_text(a->token)};
+  int rc = one_domain(c,
+                      "UPDATE tenants.domains SET verified_at = now(), "
+                      "verification_token = NULL, "
+                      "version = nextval('tenants.change_seq') WHERE "
+                      "tenant_id = $1::uuid AND host = $2 AND "
+                      "verified_at IS NULL AND verification_token = $3 "
+                      "RETURNING " DOMAIN_COLS,
+                      ps, DB_NPARAMS(ps), a->out);
+  if (rc != ERR_OK)
+    return rc;
+  return event_insert(c, a->tenant_id, a->ev);
+}
+
+int store_verify_domain(store *st, const char *tenant_id, const char *host,
+                        const char *token, const store_event *ev,
+                        store_domain *out) {
+  domain_args a = {.tenant_id = tenant_id, .host = host, .token = token,
+                   .ev = ev, .out = out};
+  return run(st, tenant_id, verify_fn, &a);
+}
 
 static int add_domain_fn(db_conn *c, void *ud) {
   domain_args *a = ud;
@@ -413,24 +497,25 @@ static int add_domain_fn(db_conn *c, void *ud) {
     return rc;
   if (count >= STORE_MAX_DOMAINS)
     return ERR_TOOBIG;
-  db_param is[] = {db_text(a->host), db_text(a->tenant_id)};
-  rc = db_exec(c,
-               "INSERT INTO tenants.domains (host, tenant_id, version) "
-               "VALUES ($1, $2::uuid, nextval('tenants.change_seq')) "
-               "RETURNING " DOMAIN_COLS,
-               is, DB_NPARAMS(is), &r);
-  if (rc != ERR_OK)
-    return rc;
-  rc = db_nrows(r) == 1 ? row_domain(r, 0, a->out) : ERR_INTERNAL;
-  db_result_free(r);
+  db_param is[] = {db_text(a->host), db_text(a->tenant_id),
+                   db_text(a->token)};
+  rc = one_domain(c,
+                  "INSERT INTO tenants.domains (host, tenant_id, version, "
+                  "verification_token) VALUES ($1, $2::uuid, "
+                  "nextval('tenants.change_seq'), $3) RETURNING " DOMAIN_COLS,
+                  is, DB_NPARAMS(is), a->out);
+  if (rc == ERR_NOTFOUND)
+    rc = ERR_INTERNAL;
   if (rc != ERR_OK)
     return rc;
   return event_insert(c, a->tenant_id, a->ev);
 }
 
 int store_add_domain(store *st, const char *tenant_id, const char *host,
-                     const store_event *ev, store_domain *out) {
-  domain_args a = {tenant_id, host, ev, out, NULL};
+                     const char *token, const store_event *ev,
+                     store_domain *out) {
+  domain_args a = {.tenant_id = tenant_id, .host = host, .token = token,
+                   .ev = ev, .out = out};
   return run(st, tenant_id, add_domain_fn, &a);
 }
 
@@ -440,7 +525,8 @@ static int remove_domain_fn(db_conn *c, void *ud) {
   db_result *r = NULL;
   int rc = db_exec(c,
                    "DELETE FROM tenants.domains WHERE tenant_id = $1::uuid "
-                   "AND host = $2 RETURNING nextval('tenants.change_seq')",
+                   "AND host = $2 RETURNING nextval('tenants.change_seq'), "
+                   "verified_at IS NOT NULL",
                    ps, DB_NPARAMS(ps), &r);
   if (rc != ERR_OK)
     return rc;
@@ -448,6 +534,8 @@ static int remove_domain_fn(db_conn *c, void *ud) {
     rc = ERR_NOTFOUND;
   else
     rc = db_get_int64(r, 0, 0, a->version);
+  if (rc == ERR_OK)
+    rc = db_get_bool(r, 0, 1, a->flag);
   db_result_free(r);
   if (rc != ERR_OK)
     return rc;
@@ -455,8 +543,11 @@ static int remove_domain_fn(db_conn *c, void *ud) {
 }
 
 int store_remove_domain(store *st, const char *tenant_id, const char *host,
-                        const store_event *ev, int64_t *version) {
-  domain_args a = {tenant_id, host, ev, NULL, version};
+                        const store_event *ev, int64_t *version,
+                        bool *was_verified) {
+  *was_verified = false;
+  domain_args a = {.tenant_id = tenant_id, .host = host, .ev = ev,
+                   .version = version, .flag = was_verified};
   return run(st, tenant_id, remove_domain_fn, &a);
 }
 
@@ -528,4 +619,74 @@ int store_statuses_to_sync(store *st, int64_t recent_ms, store_status *out,
   *n = 0;
   sync_args a = {recent_ms, out, cap, n};
   return run(st, NULL, statuses_fn, &a);
+}
+
+/* -------------------------------------------------------- idempotency --- */
+
+typedef struct idem_args {
+  const idem_ref *r;
+  int64_t lease_ms;
+  idem_found *found;
+  const uint8_t *answer;
+  size_t len;
+} idem_args;
+
+static int idem_start_fn(db_conn *c, void *ud) {
+  idem_args *a = ud;
+  idem_found_clear(a->found); /* a retried attempt starts afresh */
+  int rc = idem_begin(c, a->r, a->found);
+  if (rc == ERR_OK && a->found->outcome == IDEM_NEW)
+    rc = idem_claim(c, a->r, a->lease_ms);
+  return rc;
+}
+
+int store_idem_start(store *st, const idem_ref *r, bool tenant_scope,
+                     int64_t lease_ms, idem_found *out) {
+  memset(out, 0, sizeof *out);
+  idem_args a = {.r = r, .lease_ms = lease_ms, .found = out};
+  int rc = run(st, tenant_scope ? r->tenant_id : NULL, idem_start_fn, &a);
+  if (rc == ERR_EXISTS) { /* a twin claimed first (lock hash collision) */
+    idem_found_clear(out);
+    out->outcome = IDEM_BUSY;
+    rc = ERR_OK;
+  }
+  if (rc != ERR_OK)
+    idem_found_clear(out);
+  return rc;
+}
+
+static int idem_save_fn(db_conn *c, void *ud) {
+  idem_args *a = ud;
+  return idem_save(c, a->r, 0, a->answer, a->len);
+}
+
+int store_idem_save(store *st, const idem_ref *r, bool tenant_scope,
+                    const uint8_t *answer, size_t len) {
+  idem_args a = {.r = r, .answer = answer, .len = len};
+  return run(st, tenant_scope ? r->tenant_id : NULL, idem_save_fn, &a);
+}
+
+static int idem_release_fn(db_conn *c, void *ud) {
+  idem_args *a = ud;
+  return idem_release(c, a->r);
+}
+
+int store_idem_release(store *st, const idem_ref *r, bool tenant_scope) {
+  idem_args a = {.r = r};
+  return run(st, tenant_scope ? r->tenant_id : NULL, idem_release_fn, &a);
+}
+
+typedef struct expire_args {
+  size_t batch;
+  int64_t *deleted;
+} expire_args;
+
+static int expire_fn(db_conn *c, void *ud) {
+  expire_args *a = ud;
+  return idem_expire(c, STORE_IDEM_TABLE, a->batch, a->deleted);
+}
+
+int store_expire_idempotency(store *st, size_t batch, int64_t *deleted) {
+  expire_args a = {batch, deleted};
+  return run(st, NULL, expire_fn, &a);
 }

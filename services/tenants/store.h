@@ -30,6 +30,7 @@
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "libs/db/db.h"
+#include "libs/idem/idem.h"
 #include "libs/tenantdir/tenantname.h"
 
 #define STORE_NAME_MAX 100        /* characters */
@@ -46,11 +47,16 @@ typedef struct store_tenant {
   int64_t version;
 } store_tenant;
 
+#define STORE_TOKEN_LEN 43        /* base64url of 32 random bytes */
+
 typedef struct store_domain {
   char host[TENANTNAME_HOST_MAX + 1];
   char tenant_id[UUID_STR_LEN + 1];
   char created_at[RFC3339_MS_LEN + 1];
   int64_t version;
+  bool verified;
+  char verified_at[RFC3339_MS_LEN + 1];   /* "" while unverified */
+  char token[STORE_TOKEN_LEN + 1];        /* "" once verified */
 } store_domain;
 
 /* An event to write to the outbox with a change. payload is borrowed. */
@@ -133,8 +139,8 @@ typedef struct store_resolved {
   int64_t version;
 } store_resolved;
 
-/* By slug / by custom host (directory scope); provisioning tenants are
- * not found (ERR_NOTFOUND). */
+/* By slug / by custom host (directory scope); provisioning tenants and
+ * unverified domains are not found (ERR_NOTFOUND). */
 int store_resolve_slug(store *st, const char *slug,
                        store_resolved *out) WARN_UNUSED;
 int store_resolve_host(store *st, const char *host,
@@ -142,21 +148,66 @@ int store_resolve_host(store *st, const char *host,
 
 /* ------------------------------------------------------------ domains --- */
 
-/* Maps host to the tenant (tenant scope) with a new version, plus ev.
- * ERR_EXISTS when the host belongs to any tenant (this one included);
- * ERR_TOOBIG when the tenant has STORE_MAX_DOMAINS already. */
+/* True when host is verified by some tenant other than tenant_id
+ * (directory scope: the tenant scope cannot see other tenants' rows). */
+int store_host_taken(store *st, const char *tenant_id, const char *host,
+                     bool *taken) WARN_UNUSED;
+
+/* Claims host for the tenant (tenant scope), unverified with token
+ * (STORE_TOKEN_LEN chars), with a new version, plus ev. ERR_EXISTS when
+ * the tenant has the host already; ERR_TOOBIG when it has
+ * STORE_MAX_DOMAINS already. Another tenant's claim does not conflict
+ * (store_host_taken is the caller's check against verified ones). */
 int store_add_domain(store *st, const char *tenant_id, const char *host,
-                     const store_event *ev, store_domain *out) WARN_UNUSED;
+                     const char *token, const store_event *ev,
+                     store_domain *out) WARN_UNUSED;
+
+/* The tenant's domain (tenant scope). ERR_NOTFOUND. */
+int store_get_domain(store *st, const char *tenant_id, const char *host,
+                     store_domain *out) WARN_UNUSED;
+
+/* Marks the tenant's host verified if it is still unverified with this
+ * token (tenant scope), with a new version, plus ev. ERR_NOTFOUND when
+ * there is no such unverified claim; ERR_EXISTS when another tenant holds
+ * the host verified. */
+int store_verify_domain(store *st, const char *tenant_id, const char *host,
+                        const char *token, const store_event *ev,
+                        store_domain *out) WARN_UNUSED;
 
 /* Removes the tenant's host (tenant scope), plus ev. *version gets a new
- * version for the removal (cache tombstone). ERR_NOTFOUND. */
+ * version for the removal (cache tombstone); *was_verified says whether
+ * the host routed to this tenant (only then may the cache be touched:
+ * another tenant may hold it verified). ERR_NOTFOUND. */
 int store_remove_domain(store *st, const char *tenant_id, const char *host,
-                        const store_event *ev, int64_t *version) WARN_UNUSED;
+                        const store_event *ev, int64_t *version,
+                        bool *was_verified) WARN_UNUSED;
 
 /* The tenant's hosts by name (at most cap, STORE_MAX_DOMAINS suffices).
  * Tenant scope when tenant_scope, else directory scope. */
 int store_list_domains(store *st, const char *tenant_id, bool tenant_scope,
                        store_domain *out, size_t cap, size_t *n) WARN_UNUSED;
+
+/* ------------------------------------------------------ idempotency --- */
+
+#define STORE_IDEM_TABLE "tenants.idempotency"
+
+/* libs/idem over tenants.idempotency, each its own transaction, in the
+ * tenant scope of r->tenant_id when tenant_scope, else the directory
+ * scope (anonymous CreateTenant). start: idem_begin, and on IDEM_NEW a
+ * claim living lease_ms (the caller's saga runs outside the transaction);
+ * save: the answer replaces the claim; release: the claim goes (the call
+ * failed, the key is free again). */
+int store_idem_start(store *st, const idem_ref *r, bool tenant_scope,
+                     int64_t lease_ms, idem_found *out) WARN_UNUSED;
+int store_idem_save(store *st, const idem_ref *r, bool tenant_scope,
+                    const uint8_t *answer, size_t len) WARN_UNUSED;
+int store_idem_release(store *st, const idem_ref *r,
+                       bool tenant_scope) WARN_UNUSED;
+
+/* Deletes up to batch expired keys of every scope (directory scope);
+ * *deleted (optional) gets the count. */
+int store_expire_idempotency(store *st, size_t batch,
+                             int64_t *deleted) WARN_UNUSED;
 
 /* Tenants whose status should be in Redis: every suspended tenant and
  * every tenant changed within the last recent_ms, at most cap, as

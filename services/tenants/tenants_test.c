@@ -4,13 +4,16 @@
  * Redis, and the tenants.changed payload. Everything that needs
  * PostgreSQL, Redis or the auth service is in tests/tenants.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto/tenants/v1/tenants.pb-c.h"
 #include "services/tenants/access.h"
+#include "services/tenants/domainverify.h"
 #include "services/tenants/events.h"
 #include "services/tenants/rescache.h"
 #include "services/tenants/validate.h"
@@ -208,6 +211,64 @@ START_TEST(changed_event_round_trips) {
 }
 END_TEST
 
+/* -------------------------------------------------- domain verification --- */
+
+static bool v4_public(const char *ip) {
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  ck_assert_int_eq(inet_pton(AF_INET, ip, &sa.sin_addr), 1);
+  return domainverify_address_public((const struct sockaddr *)&sa);
+}
+
+static bool v6_public(const char *ip) {
+  struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+  ck_assert_int_eq(inet_pton(AF_INET6, ip, &sa.sin6_addr), 1);
+  return domainverify_address_public((const struct sockaddr *)&sa);
+}
+
+/* The fetch may not reach the cluster network or the cloud metadata. */
+START_TEST(verification_fetch_reaches_public_addresses_only) {
+  ck_assert(v4_public("93.184.216.34"));
+  ck_assert(v4_public("8.8.8.8"));
+  static const char *const v4_private[] = {
+      "127.0.0.1", "10.1.2.3",   "172.16.0.1",  "172.31.255.255",
+      "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+      "224.0.0.1", "255.255.255.255"};
+  for (size_t i = 0; i < sizeof v4_private / sizeof v4_private[0]; i++)
+    ck_assert_msg(!v4_public(v4_private[i]), "%s", v4_private[i]);
+  ck_assert(v4_public("172.32.0.1"));
+  ck_assert(v6_public("2606:2800:220:1::1"));
+  static const char *const v6_private[] = {"::1", "::", "fe80::1", "fd00::1",
+                                           "ff02::1", "::ffff:10.0.0.1",
+                                           "::ffff:127.0.0.1"};
+  for (size_t i = 0; i < sizeof v6_private / sizeof v6_private[0]; i++)
+    ck_assert_msg(!v6_public(v6_private[i]), "%s", v6_private[i]);
+}
+END_TEST
+
+START_TEST(verification_settings_and_url) {
+  ck_assert(domainverify_connect_to_valid(NULL));
+  ck_assert(domainverify_connect_to_valid(""));
+  ck_assert(domainverify_connect_to_valid("127.0.0.1:8080"));
+  ck_assert(domainverify_connect_to_valid("egress.internal:80"));
+  ck_assert(domainverify_connect_to_valid("[::1]:80"));
+  ck_assert(!domainverify_connect_to_valid("127.0.0.1"));
+  ck_assert(!domainverify_connect_to_valid("host:0"));
+  ck_assert(!domainverify_connect_to_valid("host:70000"));
+  ck_assert(!domainverify_connect_to_valid(":80"));
+  ck_assert(!domainverify_connect_to_valid("a b:80"));
+  char url[DOMAINVERIFY_URL_MAX];
+  ck_assert_int_eq(domainverify_url("shop.example.com", "tok", url), ERR_OK);
+  ck_assert_str_eq(url, "http://shop.example.com"
+                        "/.well-known/restaurant-domain-verification/tok");
+  /* Nothing listens on port 1: a fetch fails as "could not connect". */
+  domainverify_options o = {.connect_to = "127.0.0.1:1", .timeout_ms = 2000};
+  const char *why = NULL;
+  ck_assert_int_eq(domainverify_check(&o, "shop.example.com", "tok", &why),
+                   ERR_UNAVAILABLE);
+  ck_assert_ptr_nonnull(why);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("tenants");
   TCase *tc = tcase_create("pure");
@@ -221,6 +282,8 @@ int main(void) {
   tcase_add_test(tc, cache_without_redis_always_misses);
   tcase_add_test(tc, cache_with_unreachable_redis_degrades_quickly);
   tcase_add_test(tc, changed_event_round_trips);
+  tcase_add_test(tc, verification_fetch_reaches_public_addresses_only);
+  tcase_add_test(tc, verification_settings_and_url);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

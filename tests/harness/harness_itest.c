@@ -32,6 +32,7 @@
 #include <curl/curl.h>
 
 #include "tests/harness/http.h"
+#include "tests/harness/identity.h"
 #include "tests/harness/service.h"
 
 static void sleep_ms(int ms) {
@@ -343,9 +344,14 @@ START_TEST(service_env_is_the_standard_one_with_extras_winning) {
   ck_assert_str_eq(env_get(env, "LOG_LEVEL"), "info");
   ck_assert_str_eq(env_get(env, "X_ONE"), "second"); /* the last wins */
   ck_assert_str_eq(env_get(env, "X_TWO"), "2");
+  /* The identity of the binary's directory name, and the bundle. */
+  ck_assert_str_eq(env_get(env, "SERVICE_KEY_FILE"),
+                   harness_identity_key_file("foo"));
+  ck_assert_str_eq(env_get(env, "SERVICE_TRUST_FILE"),
+                   harness_identity_trust_file());
   size_t n = 0;
   while (env[n] != NULL) n++;
-  ck_assert_uint_eq(n, 13);
+  ck_assert_uint_eq(n, 15);
   ck_assert_str_eq(env[n - 1], "X_TWO=2"); /* extras after the standard */
   harness_service_env_free(env);
 

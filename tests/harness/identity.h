@@ -14,8 +14,9 @@
 
 #include "libs/svcid/svcid.h"
 
-/* The key file of service (made on first use); fails the test for a name
- * not in the list above. */
+/* The key file of service (made on first use). A name not in the list
+ * above (a test's stand-in service) gets a key of its own, appended to
+ * the bundle. Aborts for a string that is not a service name. */
 const char *harness_identity_key_file(const char *service);
 
 /* The trust bundle with every key above. */

@@ -96,9 +96,13 @@ char **harness_service_env(const harness_service *s, const char *bin,
   if (o->db_pool_size > 0) ADD(fmt("DB_POOL_SIZE=%d", o->db_pool_size));
   ADD(fmt("MIGRATIONS_DIR=%s/%.*s/migrations", cwd, dirlen, bin));
   ADD(fmt("LOG_LEVEL=%s", o->log_level ? o->log_level : "info"));
-  /* The service's identity: the key of the binary's name. */
+  /* The service's identity: the key named after the binary's directory
+   * (services/tenants/tenants_testhooks is tenants). */
+  char service[64];
+  snprintf(service, sizeof service, "%.*s", dirlen, bin);
+  const char *last = strrchr(service, '/');
   ADD(fmt("SERVICE_KEY_FILE=%s",
-          harness_identity_key_file(slash ? slash + 1 : bin)));
+          harness_identity_key_file(last ? last + 1 : service)));
   ADD(fmt("SERVICE_TRUST_FILE=%s", harness_identity_trust_file()));
   for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
     ADD(strdup(extra[i]));

@@ -18,7 +18,7 @@
  *   DB_POOL_SIZE    opts->db_pool_size (unset when 0: the service default)
  *   MIGRATIONS_DIR  <cwd>/<directory of bin>/migrations
  *   LOG_LEVEL       opts->log_level ("info" when NULL)
- *   SERVICE_KEY_FILE, SERVICE_TRUST_FILE  the key of the binary's name and
+ *   SERVICE_KEY_FILE, SERVICE_TRUST_FILE  the key of the binary's directory and
  *                   the bundle of every service (identity.h)
  *
  * An extra "K=V" whose K is one of these replaces it (a gateway with its

@@ -47,6 +47,7 @@
 #include "tests/harness/api.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
+#include "tests/harness/idemcheck.h"
 #include "tests/harness/identity.h"
 #include "tests/harness/service.h"
 
@@ -79,7 +80,8 @@ static bool start_orders(int relay_delay_ms) {
                    NULL};
   g_orders_starts++;
   if (g_orders_starts == 1)
-    return harness_service_start(&g_orders, "orders", "services/orders/orders",
+    return harness_service_start(&g_orders, "orders",
+                                 "services/orders/orders_testhooks",
                                  &kSvc, extra);
   snprintf(name, sizeof name, "orders-%d", g_orders_starts);
   return harness_service_restart(&g_orders, name, &kSvc, extra);
@@ -992,6 +994,62 @@ START_TEST(idempotency_key_replays_refuses_and_dedupes) {
 }
 END_TEST
 
+/* Idempotency-Key on the other creates (issue 9): products and tables
+ * replay, refuse a changed body and dedupe concurrent twins, counted in
+ * PostgreSQL. A key is scoped to the caller: the same key from another
+ * admin is a new request. */
+static char *named_body(const char *member, const char *prefix, char *name,
+                        size_t cap, bool product) {
+  harness_unique(name, cap, prefix);
+  return product ? jdump(json_pack("{s:s,s:i}", "name", name, "price_cents",
+                                   250))
+                 : jdump(json_pack("{s:s}", member, name));
+}
+
+static void idem_create_case(const char *path, const char *count_sql,
+                             bool product) {
+  const char *member = product ? "name" : "label";
+  char n1[48], n2[48], r[3][48];
+  char *b1 = named_body(member, "Idem", n1, sizeof n1, product);
+  char *b2 = named_body(member, "Other", n2, sizeof n2, product);
+  char *rb[3];
+  for (int i = 0; i < 3; i++)
+    rb[i] = named_body(member, "Race", r[i], sizeof r[i], product);
+  harness_idem_case c = {
+      .port = g_gw.http_port, .path = path, .token = g_a.admin.token,
+      .key_prefix = "itest-create", .status = 201, .pg = &g_pg,
+      .count_sql = count_sql, .body = b1, .count_arg = n1,
+      .other_body = b2, .count_other_arg = n2,
+      .race_body = {rb[0], rb[1], rb[2]}, .race_arg = {r[0], r[1], r[2]}};
+  harness_idem_check(&c);
+  /* The same key and body from another admin: their own new row. */
+  char h[128];
+  snprintf(h, sizeof h, "Idempotency-Key: shared-%s", n1);
+  resp *x = call("POST", path, b2, g_a.admin.token, h);
+  CK_HTTP_STATUS(x, 201);
+  harness_http_free(x);
+  if (product) {
+    x = call("POST", path, b2, g_a.owner.token, h);
+    CK_HTTP_STATUS(x, 201);
+    harness_http_free(x);
+    ck_assert_int_eq(harness_pg_count(&g_pg, count_sql, n2), 2);
+  }
+  free(b1);
+  free(b2);
+  for (int i = 0; i < 3; i++)
+    free(rb[i]);
+}
+
+START_TEST(idempotency_key_on_products_and_tables) {
+  idem_create_case("/v1/products",
+                   "SELECT count(*) FROM orders.products WHERE name = $1",
+                   true);
+  idem_create_case("/v1/tables",
+                   "SELECT count(*) FROM orders.tables WHERE label = $1",
+                   false);
+}
+END_TEST
+
 START_TEST(customers_see_only_their_own_orders) {
   char pid[UUID_STR_LEN + 1], o1[UUID_STR_LEN + 1], o2[UUID_STR_LEN + 1];
   product_id(g_a.admin.token, "Bagel", 250, -1, pid);
@@ -1656,6 +1714,7 @@ int main(void) {
   tcase_add_test(tc, order_rules_name_the_line_and_never_leak);
   tcase_add_test(tc, twenty_concurrent_orders_for_ten_units);
   tcase_add_test(tc, idempotency_key_replays_refuses_and_dedupes);
+  tcase_add_test(tc, idempotency_key_on_products_and_tables);
   tcase_add_test(tc, customers_see_only_their_own_orders);
   tcase_add_test(tc, status_moves_only_forward_with_versions);
   tcase_add_test(tc, cancel_rules_and_restock);

@@ -85,7 +85,8 @@ static bool start_orders(harness_service *s, const char *name,
                    (char *)extra1,
                    (char *)extra2,
                    NULL};
-  return harness_service_start(s, name, "services/orders/orders", &kSvc, extra);
+  return harness_service_start(s, name, "services/orders/orders_testhooks",
+                               &kSvc, extra);
 }
 
 /* ----------------------------------------------------------- calls --- */

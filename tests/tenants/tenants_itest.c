@@ -33,6 +33,7 @@
 #include "tests/harness/harness.h"
 #include "tests/harness/rpc.h"
 #include "tests/harness/service.h"
+#include "tests/harness/tokensrv.h"
 
 #define OPERATOR_SECRET "itest-operator-secret-0123456789"
 #define PASSWORD "correct horse battery"
@@ -42,6 +43,8 @@
 static harness_pg g_pg;
 static harness_redis g_redis;
 static harness_service g_auth, g_tenants;
+static harness_tokensrv *g_tok; /* the tenants' web sites (verification) */
+static char g_tok_env[96];       /* TENANTS_DOMAIN_VERIFY_CONNECT_TO=... */
 
 /* Every service of this test: one PostgreSQL, one Redis. */
 static const harness_service_opts kSvc = {
@@ -60,8 +63,9 @@ static bool start_tenants(harness_service *s, const char *name,
   char *extra[] = {auth_addr,
                    "TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
                    "TENANTS_BASE_DOMAINS=localhost,example.test",
+                   g_tok_env,
                    (char *)extra1, (char *)extra2, (char *)extra3, NULL};
-  return harness_service_start(s, name, "services/tenants/tenants", &kSvc,
+  return harness_service_start(s, name, "services/tenants/tenants_testhooks", &kSvc,
                                extra);
 }
 
@@ -550,9 +554,47 @@ static rpc_result *domain_call(ctx *x, const char *method, const char *host,
     req.host = (char *)host;
     return call(x->tenants, method, &req.base, token, NULL);
   }
+  if (strcmp(method, T("VerifyDomain")) == 0) {
+    Tenants__V1__VerifyDomainRequest req =
+        TENANTS__V1__VERIFY_DOMAIN_REQUEST__INIT;
+    req.host = (char *)host;
+    return call(x->tenants, method, &req.base, token, NULL);
+  }
   Tenants__V1__RemoveDomainRequest req = TENANTS__V1__REMOVE_DOMAIN_REQUEST__INIT;
   req.host = (char *)host;
   return call(x->tenants, method, &req.base, token, NULL);
+}
+
+/* AddDomain that must succeed: the claim is unverified and says how to
+ * verify; its token into token[44]. */
+static void add_unverified(ctx *x, const char *host, const char *host_lc,
+                           const char *owner_token, const char *tid,
+                           char token[44]) {
+  rpc_result *r = domain_call(x, T("AddDomain"), host, owner_token);
+  CK_RPC_CODE(r, RPC_OK);
+  Tenants__V1__AddDomainResponse *ad =
+      tenants__v1__add_domain_response__unpack(NULL, r->payload_len, r->payload);
+  ck_assert_str_eq(ad->domain->host, host_lc);
+  ck_assert_str_eq(ad->domain->tenant_id, tid);
+  ck_assert(!ad->domain->verified);
+  ck_assert_ptr_nonnull(ad->domain->verification);
+  ck_assert_str_eq(ad->domain->verification->method, "http");
+  ck_assert_uint_eq(strlen(ad->domain->verification->token), 43);
+  char url[400];
+  snprintf(url, sizeof url,
+           "http://%s/.well-known/restaurant-domain-verification/%s", host_lc,
+           ad->domain->verification->token);
+  ck_assert_str_eq(ad->domain->verification->url, url);
+  snprintf(token, 44, "%s", ad->domain->verification->token);
+  tenants__v1__add_domain_response__free_unpacked(ad, NULL);
+  rpc_result_free(r);
+}
+
+/* VerifyDomain with the stand-in site serving body for token. */
+static rpc_result *verify_with(ctx *x, const char *host, const char *token,
+                               const char *body, const char *owner_token) {
+  harness_tokensrv_set(g_tok, token, body);
+  return domain_call(x, T("VerifyDomain"), host, owner_token);
 }
 
 START_TEST(resolve_by_slug_host_and_custom_domain) {
@@ -601,13 +643,50 @@ START_TEST(resolve_by_slug_host_and_custom_domain) {
   char custom_lc[160];
   snprintf(custom_lc, sizeof custom_lc, "order.%s.pizza.it", a.slug);
   ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, NULL, NULL), RPC_NOT_FOUND);
-  r = domain_call(&x, T("AddDomain"), custom, a.token);
+  char tok_a[44], tok_b[44];
+  add_unverified(&x, custom, custom_lc, a.token, a.id, tok_a);
+  /* Unverified: it does not route. A wrong answer leaves it so. */
+  ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, NULL, NULL),
+                   RPC_NOT_FOUND);
+  r = verify_with(&x, custom_lc, tok_a, "not-the-token", a.token);
+  CK_RPC_CODE(r, RPC_FAILED_PRECONDITION);
+  ck_assert(harness_rpc_has_violation(r, "host"));
+  rpc_result_free(r);
+  r = verify_with(&x, custom_lc, tok_a, NULL, a.token); /* 404 */
+  CK_RPC_CODE(r, RPC_FAILED_PRECONDITION);
+  rpc_result_free(r);
+  ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, NULL, NULL),
+                   RPC_NOT_FOUND);
+  /* b may claim it too while nobody has proved control ... */
+  add_unverified(&x, custom_lc, custom_lc, b.token, b.id, tok_b);
+  /* ... a proves control (the body with a trailing newline, as a file
+   * written by echo has): it routes to a, verifying again is a no-op */
+  char body[64];
+  snprintf(body, sizeof body, "%s\n", tok_a);
+  r = verify_with(&x, custom_lc, tok_a, body, a.token);
   CK_RPC_CODE(r, RPC_OK);
-  Tenants__V1__AddDomainResponse *ad =
-      tenants__v1__add_domain_response__unpack(NULL, r->payload_len, r->payload);
-  ck_assert_str_eq(ad->domain->host, custom_lc);
-  ck_assert_str_eq(ad->domain->tenant_id, a.id);
-  tenants__v1__add_domain_response__free_unpacked(ad, NULL);
+  Tenants__V1__VerifyDomainResponse *vd =
+      tenants__v1__verify_domain_response__unpack(NULL, r->payload_len,
+                                                  r->payload);
+  ck_assert(vd->domain->verified);
+  ck_assert_ptr_null(vd->domain->verification);
+  ck_assert_int_eq(vd->domain->verified_at_present_case,
+                   TENANTS__V1__DOMAIN__VERIFIED_AT_PRESENT_VERIFIED_AT);
+  tenants__v1__verify_domain_response__free_unpacked(vd, NULL);
+  rpc_result_free(r);
+  r = domain_call(&x, T("VerifyDomain"), custom_lc, a.token);
+  CK_RPC_CODE(r, RPC_OK);
+  rpc_result_free(r);
+  ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, tid, NULL), RPC_OK);
+  ck_assert_str_eq(tid, a.id);
+  /* ... and then b can neither verify its claim nor claim it again */
+  r = verify_with(&x, custom_lc, tok_b, tok_b, b.token);
+  CK_RPC_CODE(r, RPC_ALREADY_EXISTS);
+  rpc_result_free(r);
+  ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, tid, NULL), RPC_OK);
+  ck_assert_str_eq(tid, a.id);
+  r = domain_call(&x, T("RemoveDomain"), custom_lc, b.token);
+  CK_RPC_CODE(r, RPC_OK); /* b drops its claim: a's route is untouched */
   rpc_result_free(r);
   ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, tid, NULL), RPC_OK);
   ck_assert_str_eq(tid, a.id);
@@ -639,8 +718,12 @@ START_TEST(resolve_by_slug_host_and_custom_domain) {
   CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, NULL, NULL), RPC_NOT_FOUND);
-  /* and b may take it now, even though a tombstone is cached */
-  r = domain_call(&x, T("AddDomain"), custom_lc, b.token);
+  /* and b may take it now, even though a tombstone is cached: after
+   * proving control */
+  add_unverified(&x, custom_lc, custom_lc, b.token, b.id, tok_b);
+  ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, NULL, NULL),
+                   RPC_NOT_FOUND);
+  r = verify_with(&x, custom_lc, tok_b, tok_b, b.token);
   CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, tid, NULL), RPC_OK);
@@ -1081,6 +1164,10 @@ int main(void) {
     fprintf(stderr, "cannot start PostgreSQL/Redis\n");
     return 1;
   }
+  g_tok = harness_tokensrv_start();
+  if (g_tok == NULL)
+    return 1;
+  harness_tokensrv_env(g_tok, g_tok_env, sizeof g_tok_env);
   if (!harness_service_start_auth(&g_auth, "auth", &kSvc, NULL) ||
       !start_tenants(&g_tenants, "tenants", NULL, NULL, NULL)) {
     harness_dump_logs();
@@ -1114,6 +1201,7 @@ int main(void) {
     harness_dump_logs();
   harness_service_stop(&g_tenants, 15000);
   harness_service_stop(&g_auth, 15000);
+  harness_tokensrv_stop(g_tok);
   harness_redis_stop(&g_redis);
   harness_pg_stop(&g_pg);
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
