@@ -44,14 +44,14 @@ static void make_key(const char *name, char *bundle, size_t cap) {
   paseto_public_key pk;
   paseto_keygen(&sk, &pk);
   char hex[PASETO_SECRET_HEX_LEN + 2], pub[PASETO_PASERK_PUBLIC_LEN + 1];
-  char path[600], line[128];
+  char path[600];
   paseto_secret_key_to_hex(&sk, hex);
   paseto_secret_key_wipe(&sk);
   paseto_paserk_public(&pk, pub);
   snprintf(path, sizeof path, "%s/%s.key", dir, name);
   must(write_file(path, hex), "cannot write", path);
-  snprintf(line, sizeof line, "%s %s\n", name, pub);
-  strncat(bundle, line, cap - strlen(bundle) - 1);
+  size_t used = strlen(bundle);
+  snprintf(bundle + used, cap - used, "%s %s\n", name, pub);
 }
 
 static void make_keys(void) {

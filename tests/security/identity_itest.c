@@ -117,8 +117,9 @@ static long long users_of(const char *tenant) {
 /* An owner for tenant (a fresh UUID) as an attacker would ask for it. */
 static Auth__V1__CreateUserRequest owner_request(const char *tenant,
                                                  char *email, size_t cap) {
-  harness_unique(email, cap, "owner");
-  strncat(email, "@attack.test", cap - strlen(email) - 1);
+  char local[64];
+  harness_unique(local, sizeof local, "owner");
+  snprintf(email, cap, "%s@attack.test", local);
   Auth__V1__CreateUserRequest r = AUTH__V1__CREATE_USER_REQUEST__INIT;
   r.tenant_id = (char *)tenant;
   r.email = email;
