@@ -545,6 +545,62 @@ static void print_results(const results *r) {
          r->p50[V_NB_ID].med, r->p99[V_NB_ID].med, r->rps[V_NB_ID].med);
 }
 
+/* ---------------- identity work alone ---------------- */
+
+#define MICRO_N 100000
+#define MICRO_MISS_N 2000
+
+/* Nanoseconds per call of fn over n iterations. */
+#define TIME_NS(n, stmt)                                   \
+  ({                                                       \
+    int64_t t0_ = now_ns();                                \
+    for (int i_ = 0; i_ < (n); i_++) {                     \
+      stmt;                                                \
+    }                                                      \
+    (double)(now_ns() - t0_) / (n);                        \
+  })
+
+/* The CPU work identity adds to one call, without the network: on a
+ * loaded shared machine the round-trip difference drowns in noise, this
+ * does not. Cached = every call; miss = once per token lifetime per
+ * callee (mint) and per caller token (full verify). */
+static void measure_identity_work(svcid_signer *signer, const char *bundle_text) {
+  svcid_bundle *b = NULL;
+  svcid_verifier *v = NULL;
+  int bad = 0, fails = 0;
+  char tok[SVCID_TOKEN_MAX + 1], caller[SVCID_NAME_MAX + 1];
+  const char *why = "";
+  if (svcid_bundle_parse(bundle_text, strlen(bundle_text), &b, &bad) != ERR_OK ||
+      svcid_verifier_new(AUDIENCE, b, &v) != ERR_OK ||
+      svcid_signer_token(signer, AUDIENCE, tok, sizeof(tok)) != ERR_OK)
+    die("identity set-up", 0);
+  size_t len = strlen(tok);
+  double fetch = TIME_NS(MICRO_N, fails += svcid_signer_token(signer, AUDIENCE, tok,
+                                                               sizeof(tok)) != ERR_OK);
+  double verify = TIME_NS(MICRO_N, fails += svcid_verify(v, tok, len, caller, &why) != ERR_OK);
+  double lookup = TIME_NS(MICRO_N, {
+    const svcid_method_access *m = svcid_access_find(&BENCH_ACCESS, METHOD_NB);
+    fails += m == NULL || svcid_access_caller(m, caller) == NULL;
+  });
+  int64_t now = time_now_ms();
+  double mint = TIME_NS(MICRO_MISS_N, fails += svcid_signer_mint(signer, AUDIENCE, now,
+                                                                 SVCID_TTL_MS, tok,
+                                                                 sizeof(tok)) != ERR_OK);
+  double full = TIME_NS(MICRO_MISS_N, fails += svcid_verify_at(v, tok, len, now, caller,
+                                                               &why) != ERR_OK);
+  if (fails) die("identity micro-benchmark", 0);
+  printf("\nidentity work alone, per call (ns): cached token fetch %.0f + cached verify "
+         "%.0f + access lookup %.0f = %.0f; token %zu bytes in each request\n",
+         fetch, verify, lookup, fetch + verify + lookup, len);
+  printf("on a cache miss (once per token lifetime per callee): mint %.0f ns, full verify "
+         "%.0f ns\n",
+         mint, full);
+  printf("MICRO fetch_ns=%.0f verify_ns=%.0f lookup_ns=%.0f mint_ns=%.0f full_verify_ns=%.0f "
+         "token_bytes=%zu\n",
+         fetch, verify, lookup, mint, full, len);
+  svcid_verifier_free(v);
+}
+
 /* ---------------- set-up ---------------- */
 
 static long parse_arg(const char *s, long lo, long hi) {
@@ -721,6 +777,7 @@ int main(int argc, char **argv) {
     res.rps[k] = stats(thr[k], rounds);
   }
   print_results(&res);
+  if (enabled[V_RPC_ID] || enabled[V_NB_ID]) measure_identity_work(signer, bundle);
 
   rpc_client_free(ided);
   rpc_client_free(plain);
