@@ -231,7 +231,9 @@ typedef struct credential {
   char audience[CATALOG_SERVICE_MAX + 1];
 } credential;
 
-static int credential_cb(void *arg, char *buf, size_t cap) {
+static int credential_cb(void *arg, const char *method, char *buf,
+                         size_t cap) {
+  (void)method; /* the audience was taken from it once, in prepare */
   credential *c = arg;
   return svcid_signer_token(c->signer, c->audience, buf, cap);
 }

@@ -649,7 +649,9 @@ static void raw_client(client *c, const char *url, nng_tls_config *tls) {
 }
 
 /* The -id clients' credential: the signer's cached token for "bench". */
-static int credential_cb(void *arg, char *buf, size_t cap) {
+static int credential_cb(void *arg, const char *method, char *buf,
+                         size_t cap) {
+  (void)method;
   return svcid_signer_token(arg, AUDIENCE, buf, cap);
 }
 
