@@ -37,6 +37,7 @@ Exit status 0 when every rule holds, 1 otherwise (each problem printed).
 
 import argparse
 import base64
+import ipaddress
 import os
 import re
 import shutil
@@ -523,6 +524,9 @@ def check_service_deployment(r, d, ctx):
         if mdir != f"/app/services/{name}/migrations":
             P.add(f"{name}: MIGRATIONS_DIR={mdir!r}, the image has "
                   f"/app/services/{name}/migrations")
+    tp = env.get("GATEWAY_TRUSTED_PROXIES")
+    if isinstance(tp, str):
+        check_trusted_proxies(name, tp)
     if "AUTH_SIGNING_KEYS" in env and "AUTH_SIGNING_KEYS_FILE" in env:
         P.add(f"{name}: both AUTH_SIGNING_KEYS and AUTH_SIGNING_KEYS_FILE")
 
@@ -679,6 +683,25 @@ def check_service_deployment(r, d, ctx):
     if not own:
         P.add(f"{name}: no NetworkPolicy of its own")
     return env
+
+
+def check_trusted_proxies(who, value):
+    """GATEWAY_TRUSTED_PROXIES: CIDRs or bare addresses; a network that
+    holds every address (/0) would let any client name itself in
+    X-Forwarded-For and pick its own rate-limit bucket."""
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            net = ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            P.add(f"{who}: GATEWAY_TRUSTED_PROXIES entry {part!r} is not a "
+                  "CIDR or address")
+            continue
+        if net.prefixlen == 0:
+            P.add(f"{who}: GATEWAY_TRUSTED_PROXIES trusts every address "
+                  f"({part}): any client could choose its own bucket")
 
 
 def check_secret_ref(r, who, var, secret, key, ctx):
