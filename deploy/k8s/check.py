@@ -63,6 +63,17 @@ LISTEN_VARS = {"RPC_LISTEN": "rpc", "BUS_LISTEN": "bus",
                "ADMIN_PORT": "admin", "HTTP_PORT": "http"}
 RUN_AS_USER = 10001
 DEV_MARKER = "DEV ONLY"
+# Egress to addresses (ipBlock) that may be the cluster's own - pods,
+# Services, nodes, cloud metadata - only on these ports (the external
+# PostgreSQL and Redis, often on private addresses).
+DATASTORE_PORTS = {5432, 6379}
+INTERNAL_RANGES = [ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8",
+    "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16",
+    "::1/128", "fc00::/7", "fe80::/10")]
+# Workloads that may reach the internet on a port other than the
+# datastores': tenants fetches http://<custom domain>/.well-known/... (80).
+INTERNET_EGRESS = {"tenants": {80}}
 MONITORING_NS = "monitoring"
 
 
@@ -966,6 +977,60 @@ def check_network(r, service_envs, ctx):
                       "configuration names no such address")
 
 
+def check_ip_egress(r):
+    """ipBlock egress: cluster-internal ranges only on the datastore
+    ports; the internet on other ports only for INTERNET_EGRESS."""
+    for n in r.kind("NetworkPolicy"):
+        nn = n["metadata"]["name"]
+        spec = n["spec"]
+        if "Egress" not in (spec.get("policyTypes") or []):
+            continue
+        selected = [w["metadata"]["name"] for w in r.workloads()
+                    if w["metadata"].get("namespace") ==
+                    n["metadata"].get("namespace") and
+                    selector_matches(spec.get("podSelector", {}),
+                                     pod_labels(w))]
+        for rule in spec.get("egress") or []:
+            ports = {p.get("port") for p in rule.get("ports") or []}
+            if not rule.get("ports") or any(p.get("endPort") or
+                                            not isinstance(p.get("port"), int)
+                                            for p in rule["ports"]):
+                ports = None  # every port, or a range/name: treat as any
+            beyond = None if ports is None else ports - DATASTORE_PORTS
+            for peer in rule.get("to") or []:
+                ib = peer.get("ipBlock")
+                if not ib:
+                    continue
+                try:
+                    net = ipaddress.ip_network(ib["cidr"], strict=False)
+                    excepts = [ipaddress.ip_network(e, strict=False)
+                               for e in ib.get("except") or []]
+                except (KeyError, ValueError) as e:
+                    P.add(f"NetworkPolicy {nn}: bad ipBlock {ib}: {e}")
+                    continue
+                if beyond is not None and not beyond:
+                    continue  # datastore ports only
+                what = "every port" if ports is None else \
+                    ",".join(str(p) for p in sorted(beyond))
+                for rng in INTERNAL_RANGES:
+                    if rng.version != net.version or \
+                            not rng.overlaps(net):
+                        continue
+                    if any(e.version == rng.version and
+                           rng.subnet_of(e) for e in excepts):
+                        continue
+                    P.add(f"NetworkPolicy {nn}: egress to {rng} (cluster-"
+                          f"internal) on {what}; only the datastore ports "
+                          "may reach internal ranges")
+                if net.prefixlen <= 1:
+                    for wn in selected:
+                        ok = INTERNET_EGRESS.get(wn, set())
+                        if ports is None or not beyond <= ok:
+                            P.add(f"NetworkPolicy {nn}: {wn} may reach the "
+                                  f"internet on {what} (allowed: "
+                                  f"{sorted(ok) or 'none'})")
+
+
 def check_dev_secret_values(r):
     """Formats the services check at start, caught here instead."""
     for s in r.kind("Secret"):
@@ -1023,6 +1088,7 @@ def check_render(objs, label, ctx):
         if not workload_of_service(r, s):
             P.add(f"Service {s['metadata']['name']} selects no workload")
     check_network(r, service_envs, ctx)
+    check_ip_egress(r)
     if ctx["secrets_in_render"]:
         check_dev_secret_values(r)
     return r

@@ -102,6 +102,17 @@ CASES = [
     ("every proxy trusted", "base/gateway/config.env",
      "GATEWAY_TRUSTED_PROXIES=\n", "GATEWAY_TRUSTED_PROXIES=0.0.0.0/0\n",
      "GATEWAY_TRUSTED_PROXIES trusts every address"),
+    ("domain verification into the cluster", "base/tenants/networkpolicy.yaml",
+     "              - 10.0.0.0/8\n", "",
+     "egress to 10.0.0.0/8 (cluster-internal) on 80"),
+    ("internet egress for the gateway", "base/gateway/networkpolicy.yaml",
+     "  policyTypes:\n    - Ingress\n",
+     "  policyTypes:\n    - Ingress\n    - Egress\n  egress:\n"
+     "    - to:\n        - ipBlock:\n            cidr: 0.0.0.0/0\n"
+     "            except: [0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, "
+     "127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, 192.168.0.0/16]\n"
+     "      ports:\n        - {protocol: TCP, port: 443}\n",
+     "gateway may reach the internet on 443"),
     ("token mounted", "base/auth/serviceaccount.yaml",
      "automountServiceAccountToken: false",
      "automountServiceAccountToken: true", "automounts its token"),
