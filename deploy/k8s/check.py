@@ -28,7 +28,18 @@ rules are derived from configuration: every address in a service's env
 (dns+tcp://<svc>.<ns>.svc.cluster.local:<port>) is an edge that the
 target's ingress policy and the caller's egress policies must allow, and a
 policy must not admit a running workload on a port it has no edge to
-(only its callers), except the gateway's HTTP port, open to all.
+(only its callers), except the gateway's HTTP port, open to all. Egress
+to addresses (ipBlock) reaches cluster-internal ranges only on the
+datastore ports, and the internet only where INTERNET_EGRESS says.
+
+Service identity: every service mounts its own <service>-identity Secret
+(0400, read-only, fsGroup so its user can read it) and the service-trust
+ConfigMap, and SERVICE_KEY_FILE / SERVICE_TRUST_FILE name exactly those
+files; no pod refers to another service's identity Secret; a rendered
+bundle is well-formed, names every service, and each rendered identity
+key is its service's key in it; the operator's key (whose public half is
+an "operator" bundle line anywhere in the tree) is in no file here and no
+rendered object, and no operator identity is generated.
 
 Usage: check.py [--root deploy/k8s] [--dockerfile deploy/docker/Dockerfile]
                 [--no-kubectl]
@@ -37,6 +48,7 @@ Exit status 0 when every rule holds, 1 otherwise (each problem printed).
 
 import argparse
 import base64
+import ipaddress
 import os
 import re
 import shutil
@@ -62,6 +74,29 @@ LISTEN_VARS = {"RPC_LISTEN": "rpc", "BUS_LISTEN": "bus",
                "ADMIN_PORT": "admin", "HTTP_PORT": "http"}
 RUN_AS_USER = 10001
 DEV_MARKER = "DEV ONLY"
+# Egress to addresses (ipBlock) that may be the cluster's own - pods,
+# Services, nodes, cloud metadata - only on these ports (the external
+# PostgreSQL and Redis, often on private addresses).
+DATASTORE_PORTS = {5432, 6379}
+INTERNAL_RANGES = [ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8",
+    "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16",
+    "::1/128", "fc00::/7", "fe80::/10")]
+# Service identity (libs/svcid, README.md "Service identity"): each
+# service's key in its own Secret <service>-identity (key service.key),
+# the bundle in the ConfigMap service-trust (key trust). Generated names
+# carry kustomize's 10-character hash.
+IDENTITY_KEY = "service.key"
+TRUST_CM = "service-trust"
+TRUST_KEY = "trust"
+OPERATOR = "operator"
+IDENTITY_SECRET_RE = re.compile(r"^([a-z][a-z0-9-]*?)-identity(-[a-z0-9]{10})?$")
+TRUST_CM_RE = re.compile(rf"^{TRUST_CM}(-[a-z0-9]{{10}})?$")
+HEX_SK_RE = re.compile(r"(?<![0-9a-fA-F])([0-9a-fA-F]{128})(?![0-9a-fA-F])")
+PASERK_SK_RE = re.compile(r"k4\.secret\.([A-Za-z0-9_-]{86})")
+# Workloads that may reach the internet on a port other than the
+# datastores': tenants fetches http://<custom domain>/.well-known/... (80).
+INTERNET_EGRESS = {"tenants": {80}}
 MONITORING_NS = "monitoring"
 
 
@@ -215,6 +250,95 @@ def check_files(root):
         if os.path.basename(path) == "kustomization.yaml":
             for doc in docs:
                 check_kustomization(root, path, doc, in_base, in_prod)
+    check_operator_files(root)
+
+
+def public_of_secret_keys(text):
+    """The public halves (64 lowercase hex) of the Ed25519 secret keys in
+    text: 128 hex digits (seed || public key, tools/token keygen) or a
+    PASERK k4.secret."""
+    out = set()
+    for m in HEX_SK_RE.finditer(text):
+        out.add(m.group(1)[64:].lower())
+    for m in PASERK_SK_RE.finditer(text):
+        try:
+            raw = base64.urlsafe_b64decode(m.group(1) + "==")
+        except ValueError:
+            continue
+        if len(raw) == 64:
+            out.add(raw[32:].hex())
+    return out
+
+
+def bundle_key_hex(key):
+    """A bundle key (64 hex or k4.public PASERK) as 64 lowercase hex, or
+    None when it is neither."""
+    if re.fullmatch(r"[0-9a-fA-F]{64}", key):
+        return key.lower()
+    m = re.fullmatch(r"k4\.public\.([A-Za-z0-9_-]{43})", key)
+    if m:
+        try:
+            raw = base64.urlsafe_b64decode(m.group(1) + "=")
+        except ValueError:
+            return None
+        return raw.hex() if len(raw) == 32 else None
+    return None
+
+
+def parse_bundle(text, where):
+    """A trust bundle (libs/svcid): {service: [64-hex keys]}; problems
+    added for malformed lines and for a key that speaks for two services."""
+    out, owner = {}, {}
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        key = bundle_key_hex(parts[1]) if len(parts) == 2 else None
+        if key is None or not re.fullmatch(r"[a-z][a-z0-9-]{0,31}",
+                                           parts[0]):
+            P.add(f"{where}: trust bundle line {n} is not '<service> <64-hex"
+                  " or k4.public key>'")
+            continue
+        if key in owner and owner[key] != parts[0]:
+            P.add(f"{where}: trust bundle lists one key for {owner[key]} and "
+                  f"{parts[0]} (a key speaks for one service only)")
+        owner[key] = parts[0]
+        out.setdefault(parts[0], []).append(key)
+    return out
+
+
+def check_operator_files(root):
+    """The operator's secret key is in no file here, and no kustomization
+    makes an operator identity: operators keep that key outside the
+    cluster. The operator's public keys are taken from every bundle line
+    'operator <key>' in the tree."""
+    texts = {}
+    for d, dirs, files in os.walk(root):
+        dirs.sort()
+        for f in sorted(files):
+            path = os.path.join(d, f)
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    texts[os.path.relpath(path, root)] = fh.read()
+            except (OSError, UnicodeDecodeError):
+                continue
+    operator_pubs = set()
+    for text in texts.values():
+        for m in re.finditer(rf"(?m)^\s*{OPERATOR}\s+(\S+)\s*$", text):
+            k = bundle_key_hex(m.group(1))
+            if k:
+                operator_pubs.add(k)
+    for rel, text in texts.items():
+        if public_of_secret_keys(text) & operator_pubs:
+            P.add(f"{rel}: holds the operator's secret key (it lives outside "
+                  "the cluster, never in deploy/k8s)")
+        if os.path.basename(rel) == "kustomization.yaml":
+            for m in re.finditer(r"(?m)^\s*-?\s*name:\s*(\S+)", text):
+                im = IDENTITY_SECRET_RE.match(m.group(1))
+                if im and im.group(1) == OPERATOR:
+                    P.add(f"{rel}: generates {m.group(1)}: the operator "
+                          "identity is never deployed")
 
 
 def literal_secret_envs(doc):
@@ -523,8 +647,13 @@ def check_service_deployment(r, d, ctx):
         if mdir != f"/app/services/{name}/migrations":
             P.add(f"{name}: MIGRATIONS_DIR={mdir!r}, the image has "
                   f"/app/services/{name}/migrations")
+    tp = env.get("GATEWAY_TRUSTED_PROXIES")
+    if isinstance(tp, str):
+        check_trusted_proxies(name, tp)
     if "AUTH_SIGNING_KEYS" in env and "AUTH_SIGNING_KEYS_FILE" in env:
         P.add(f"{name}: both AUTH_SIGNING_KEYS and AUTH_SIGNING_KEYS_FILE")
+
+    check_identity(r, d, c, env, ctx)
 
     # Container ports == the ports the env configures, by name.
     want = {}
@@ -679,6 +808,197 @@ def check_service_deployment(r, d, ctx):
     if not own:
         P.add(f"{name}: no NetworkPolicy of its own")
     return env
+
+
+def mounted_files(ps, c, kind, name_re, key):
+    """Files in container c that hold `key` of a `kind` ("secret" or
+    "configMap") whose name matches name_re: [(path, mode, readOnly,
+    object name)]. Follows secret, configMap and projected volumes, items
+    and subPath."""
+    by_vol = {}
+    for v in ps.get("volumes") or []:
+        srcs = []
+        if kind == "secret" and "secret" in v:
+            sv = v["secret"]
+            srcs.append((sv.get("secretName"), sv.get("items"),
+                         sv.get("defaultMode")))
+        if kind == "configMap" and "configMap" in v:
+            cv = v["configMap"]
+            srcs.append((cv.get("name"), cv.get("items"),
+                         cv.get("defaultMode")))
+        for src in (v.get("projected") or {}).get("sources") or []:
+            if kind in src:
+                sv = src[kind]
+                srcs.append((sv.get("name"), sv.get("items"),
+                             v["projected"].get("defaultMode")))
+        for obj, items, dmode in srcs:
+            if not obj or not name_re.match(obj):
+                continue
+            if items is None:
+                files = [(key, dmode)]
+            else:
+                files = [(it.get("path"), it.get("mode", dmode))
+                         for it in items if it.get("key") == key]
+            for rel, mode in files:
+                by_vol.setdefault(v.get("name"), []).append(
+                    (rel, 0o644 if mode is None else mode, obj))
+    out = []
+    for m in c.get("volumeMounts") or []:
+        for rel, mode, obj in by_vol.get(m.get("name"), []):
+            sub = m.get("subPath")
+            if sub:
+                if sub != rel:
+                    continue
+                path = m["mountPath"]
+            else:
+                path = m["mountPath"].rstrip("/") + "/" + rel
+            out.append((os.path.normpath(path), mode,
+                        m.get("readOnly") is True, obj))
+    return out
+
+
+def secret_names_used(ps):
+    """Every Secret a pod refers to: volumes (also projected), env."""
+    out = set()
+    for v in ps.get("volumes") or []:
+        if "secret" in v:
+            out.add(v["secret"].get("secretName"))
+        for src in (v.get("projected") or {}).get("sources") or []:
+            if "secret" in src:
+                out.add(src["secret"].get("name"))
+    for c in (ps.get("containers") or []) + (ps.get("initContainers") or []):
+        for e in c.get("env") or []:
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                out.add(ref.get("name"))
+        for ef in c.get("envFrom") or []:
+            if "secretRef" in ef:
+                out.add(ef["secretRef"].get("name"))
+    return {n for n in out if n}
+
+
+def check_identity(r, d, c, env, ctx):
+    """A service mounts its own identity Secret and the trust bundle,
+    read-only, readable by its user only, and its settings name those
+    files; it refers to no other identity Secret."""
+    name = d["metadata"]["name"]
+    ps = pod_spec(d)
+    psc = ps.get("securityContext") or {}
+    own_re = re.compile(rf"^{re.escape(name)}-identity(-[a-z0-9]{{10}})?$")
+    for sn in sorted(secret_names_used(ps)):
+        m = IDENTITY_SECRET_RE.match(sn)
+        if m and m.group(1) != name:
+            who = "the operator's" if m.group(1) == OPERATOR else \
+                f"{m.group(1)}'s"
+            P.add(f"{name}: refers to {who} identity Secret {sn} (a pod "
+                  "holds its own key only)")
+    for var, kind, obj_re, key, obj in (
+            ("SERVICE_KEY_FILE", "secret", own_re, IDENTITY_KEY,
+             f"Secret {name}-identity"),
+            ("SERVICE_TRUST_FILE", "configMap", TRUST_CM_RE, TRUST_KEY,
+             f"ConfigMap {TRUST_CM}")):
+        files = mounted_files(ps, c, kind, obj_re, key)
+        if not files:
+            P.add(f"{name}: does not mount its {obj} (key {key})")
+            continue
+        val = env.get(var)
+        paths = sorted({f[0] for f in files})
+        if not isinstance(val, str) or os.path.normpath(val) not in paths:
+            P.add(f"{name}: {var}={val!r} is not the mounted {obj} file "
+                  f"{paths}")
+        for path, mode, ro, objname in files:
+            if not ro:
+                P.add(f"{name}: {obj} mounted at {path} without readOnly")
+            if kind == "secret":
+                if mode & 0o077:
+                    P.add(f"{name}: identity key mode {oct(mode)}: readable "
+                          "beyond its owner (want 0400)")
+                if psc.get("fsGroup") is None and not mode & 0o004:
+                    P.add(f"{name}: no fsGroup: the {oct(mode)} identity key "
+                          "belongs to root and the service's user cannot "
+                          "read it")
+            if ctx["secrets_in_render"]:
+                o = r.named("Secret" if kind == "secret" else "ConfigMap",
+                            objname)
+                if o is None:
+                    P.add(f"{name}: {obj} ({objname}) is not in the render")
+                elif key not in (o.get("data") or {}) and \
+                        key not in (o.get("stringData") or {}):
+                    P.add(f"{name}: {objname} has no key {key}")
+            else:
+                doc = f"{name}-identity" if kind == "secret" else TRUST_CM
+                if f"`{doc}`" not in ctx["readme"]:
+                    P.add(f"{name}: external {obj} is not documented in "
+                          "deploy/k8s/README.md")
+
+
+def check_identity_objects(r, ctx):
+    """The bundle (when rendered) is well-formed and names every service;
+    each identity Secret's key is its service's key in the bundle; no
+    operator identity and no operator key in any rendered object."""
+    bundle = None
+    for cm in r.kind("ConfigMap"):
+        if TRUST_CM_RE.match(cm["metadata"]["name"]):
+            data = cm.get("data") or {}
+            if TRUST_KEY not in data:
+                P.add(f"ConfigMap {cm['metadata']['name']} has no key "
+                      f"{TRUST_KEY}")
+                continue
+            bundle = parse_bundle(data[TRUST_KEY],
+                                  f"ConfigMap {cm['metadata']['name']}")
+    if bundle is None:
+        if ctx["secrets_in_render"]:
+            P.add(f"no ConfigMap {TRUST_CM} in the render")
+        operator_pubs = set()
+    else:
+        for svc in SERVICES:
+            if svc not in bundle:
+                P.add(f"trust bundle has no key for {svc}")
+        operator_pubs = set(bundle.get(OPERATOR, []))
+    for kind in ("Secret", "ConfigMap"):
+        for o in r.kind(kind):
+            on = o["metadata"]["name"]
+            m = IDENTITY_SECRET_RE.match(on)
+            if m and m.group(1) == OPERATOR:
+                P.add(f"{kind} {on}: the operator identity is never "
+                      "deployed")
+            for k in list((o.get("data") or {})) + \
+                    list((o.get("stringData") or {})):
+                if kind == "Secret":
+                    val = secret_value(r, on, k) or ""
+                else:
+                    val = str(o["data"][k])
+                if public_of_secret_keys(val) & operator_pubs:
+                    P.add(f"{kind} {on}: holds the operator's secret key")
+                if kind == "Secret" and m and k == IDENTITY_KEY and \
+                        bundle is not None and m.group(1) != OPERATOR:
+                    pubs = public_of_secret_keys(val)
+                    if len(pubs) != 1 or not val.strip() or \
+                            len(val.strip()) not in (128, 96):
+                        P.add(f"Secret {on}: {IDENTITY_KEY} is not one "
+                              "128-hex or k4.secret key")
+                    elif not pubs <= set(bundle.get(m.group(1), [])):
+                        P.add(f"Secret {on}: {m.group(1)}'s key is not in "
+                              f"the trust bundle as {m.group(1)}")
+
+
+def check_trusted_proxies(who, value):
+    """GATEWAY_TRUSTED_PROXIES: CIDRs or bare addresses; a network that
+    holds every address (/0) would let any client name itself in
+    X-Forwarded-For and pick its own rate-limit bucket."""
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            net = ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            P.add(f"{who}: GATEWAY_TRUSTED_PROXIES entry {part!r} is not a "
+                  "CIDR or address")
+            continue
+        if net.prefixlen == 0:
+            P.add(f"{who}: GATEWAY_TRUSTED_PROXIES trusts every address "
+                  f"({part}): any client could choose its own bucket")
 
 
 def check_secret_ref(r, who, var, secret, key, ctx):
@@ -943,6 +1263,60 @@ def check_network(r, service_envs, ctx):
                       "configuration names no such address")
 
 
+def check_ip_egress(r):
+    """ipBlock egress: cluster-internal ranges only on the datastore
+    ports; the internet on other ports only for INTERNET_EGRESS."""
+    for n in r.kind("NetworkPolicy"):
+        nn = n["metadata"]["name"]
+        spec = n["spec"]
+        if "Egress" not in (spec.get("policyTypes") or []):
+            continue
+        selected = [w["metadata"]["name"] for w in r.workloads()
+                    if w["metadata"].get("namespace") ==
+                    n["metadata"].get("namespace") and
+                    selector_matches(spec.get("podSelector", {}),
+                                     pod_labels(w))]
+        for rule in spec.get("egress") or []:
+            ports = {p.get("port") for p in rule.get("ports") or []}
+            if not rule.get("ports") or any(p.get("endPort") or
+                                            not isinstance(p.get("port"), int)
+                                            for p in rule["ports"]):
+                ports = None  # every port, or a range/name: treat as any
+            beyond = None if ports is None else ports - DATASTORE_PORTS
+            for peer in rule.get("to") or []:
+                ib = peer.get("ipBlock")
+                if not ib:
+                    continue
+                try:
+                    net = ipaddress.ip_network(ib["cidr"], strict=False)
+                    excepts = [ipaddress.ip_network(e, strict=False)
+                               for e in ib.get("except") or []]
+                except (KeyError, ValueError) as e:
+                    P.add(f"NetworkPolicy {nn}: bad ipBlock {ib}: {e}")
+                    continue
+                if beyond is not None and not beyond:
+                    continue  # datastore ports only
+                what = "every port" if ports is None else \
+                    ",".join(str(p) for p in sorted(beyond))
+                for rng in INTERNAL_RANGES:
+                    if rng.version != net.version or \
+                            not rng.overlaps(net):
+                        continue
+                    if any(e.version == rng.version and
+                           rng.subnet_of(e) for e in excepts):
+                        continue
+                    P.add(f"NetworkPolicy {nn}: egress to {rng} (cluster-"
+                          f"internal) on {what}; only the datastore ports "
+                          "may reach internal ranges")
+                if net.prefixlen <= 1:
+                    for wn in selected:
+                        ok = INTERNET_EGRESS.get(wn, set())
+                        if ports is None or not beyond <= ok:
+                            P.add(f"NetworkPolicy {nn}: {wn} may reach the "
+                                  f"internet on {what} (allowed: "
+                                  f"{sorted(ok) or 'none'})")
+
+
 def check_dev_secret_values(r):
     """Formats the services check at start, caught here instead."""
     for s in r.kind("Secret"):
@@ -1000,6 +1374,8 @@ def check_render(objs, label, ctx):
         if not workload_of_service(r, s):
             P.add(f"Service {s['metadata']['name']} selects no workload")
     check_network(r, service_envs, ctx)
+    check_ip_egress(r)
+    check_identity_objects(r, ctx)
     if ctx["secrets_in_render"]:
         check_dev_secret_values(r)
     return r
