@@ -347,6 +347,26 @@ START_TEST(the_route_table_compiles) {
 }
 END_TEST
 
+/* Route roles come from the backends' declarations, and a method the
+ * gateway may not call has none. */
+START_TEST(route_roles_are_the_declared_ones) {
+  ck_assert_int_eq(routes_declared_role("auth.v1.Auth/Login"), ROUTE_ANYONE);
+  ck_assert_int_eq(routes_declared_role("auth.v1.Auth/CreateUser"),
+                   ROUTE_ADMIN);
+  ck_assert_int_eq(routes_declared_role("orders.v1.Orders/ListTables"),
+                   ROUTE_STAFF);
+  ck_assert_int_eq(routes_declared_role("auth.v1.Auth/DeleteTenantUsers"), -1);
+  ck_assert_int_eq(routes_declared_role("tenants.v1.Tenants/Suspend"), -1);
+  ck_assert_int_eq(routes_declared_role("tenants.v1.Tenants/Resolve"), -1);
+  ck_assert_int_eq(routes_declared_role("nope.v1.Nope/Nope"), -1);
+  size_t n = 0;
+  const route *rows = routes_public(&n);
+  for (size_t i = 0; i < n; i++)
+    ck_assert_msg(rows[i].min_role >= ROUTE_ANYONE, "%s %s: no declared role",
+                  rows[i].method, rows[i].path);
+}
+END_TEST
+
 START_TEST(the_document_is_openapi_3) {
   const char *v = json_string_value(json_object_get(doc, "openapi"));
   ck_assert_ptr_nonnull(v);
@@ -380,6 +400,7 @@ int main(int argc, char **argv) {
   TCase *tc = tcase_create("openapi");
   tcase_add_test(tc, the_document_is_openapi_3);
   tcase_add_test(tc, the_route_table_compiles);
+  tcase_add_test(tc, route_roles_are_the_declared_ones);
   tcase_add_test(tc, every_route_is_documented_as_it_behaves);
   tcase_add_test(tc, every_documented_operation_is_a_route);
   suite_add_tcase(s, tc);

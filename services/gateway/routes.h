@@ -10,7 +10,13 @@
 
 #include "services/gateway/route.h"
 
-/* The rows (static) and their number. */
+/* The rows (static) and their number; each row's min_role is its
+ * backend method's declared role for the caller "gateway". */
 const route *routes_public(size_t *n);
+
+/* The route_role the declaration of rpc ("auth.v1.Auth/Login") gives the
+ * gateway, or -1 when the gateway may not call it (undeclared, not a
+ * caller, or a caller only for itself). */
+int routes_declared_role(const char *rpc);
 
 #endif
