@@ -117,10 +117,27 @@ static void check_one(void *arg, const char *method) {
   mc->undeclared++;
 }
 
+typedef struct served_check {
+  const char *method;
+  bool served;
+} served_check;
+
+static void mark_served(void *arg, const char *method) {
+  served_check *sc = arg;
+  if (strcmp(sc->method, method) == 0) sc->served = true;
+}
+
 int svc_identity_check_methods(svc_identity *id, const rpc_server *srv) {
   if (id == NULL || id->table == NULL) return ERR_INVAL;
   method_check mc = {id->table, 0};
   rpc_server_each_method(srv, check_one, &mc);
+  /* The converse only warns: a stand-in may serve part of a contract. */
+  for (size_t i = 0; i < id->table->n; i++) {
+    served_check sc = {id->table->methods[i].method, false};
+    rpc_server_each_method(srv, mark_served, &sc);
+    if (!sc.served)
+      log_warn("declared RPC method not served", "method", sc.method);
+  }
   return mc.undeclared == 0 ? ERR_OK : ERR_INVAL;
 }
 

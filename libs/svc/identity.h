@@ -51,7 +51,9 @@ int svc_identity_guard(svc_identity *id, rpc_server *srv,
 /* ERR_OK when every method registered on srv is declared in the guard's
  * table; otherwise logs each undeclared one and returns ERR_INVAL (so a
  * handler without a declaration stops the service at start-up instead of
- * being callable by nobody, or by anybody). */
+ * being callable by nobody, or by anybody). A declared method that is not
+ * registered is logged as a warning (a stand-in may serve part of a
+ * contract). */
 int svc_identity_check_methods(svc_identity *id,
                                const rpc_server *srv) WARN_UNUSED;
 
