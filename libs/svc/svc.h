@@ -16,7 +16,8 @@
  *   }
  *   int main(void) {
  *     svc_spec spec = {.name = "orders", .uses_db = true,
- *                      .schema = "orders", .init = orders_init};
+ *                      .schema = "orders", .init = orders_init,
+ *                      .access = &orders_v1_access};  // orders_rpc.proto
  *     return svc_main(&spec);
  *   }
  *

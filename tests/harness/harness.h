@@ -34,8 +34,9 @@ typedef struct harness_proc harness_proc;
 const char *harness_init(void);
 
 /* The path of a Bazel-built binary given its workspace-relative target path
- * ("tests/rpc/rpc_testd"): $BAZEL_BIN/<rel>. Returns a static buffer per
- * call site's copy; copy it if you need two at once. */
+ * ("tests/rpc/rpc_testd"): $BAZEL_BIN/<rel>. Returns one of 8 static
+ * buffers used in turn: a result stays valid for the next 7 calls (from
+ * any thread); copy it to keep it longer. */
 const char *harness_bin_path(const char *rel);
 
 /* A free TCP port on 127.0.0.1 (bound and released; small race accepted). */
