@@ -18,6 +18,33 @@ struct svc_identity {
   metrics_child *refused_unauthenticated, *refused_denied;
 };
 
+static void init_metrics(svc_identity *id) {
+  static const char *const labels[] = {"reason"};
+  metrics_family *f = metrics_counter(
+      "rpc_identity_refused_total",
+      "RPC calls refused by the service-identity guard, by reason.", 1,
+      labels);
+  const char *v1[] = {"unauthenticated"}, *v2[] = {"denied"};
+  id->refused_unauthenticated = metrics_child_get(f, v1);
+  id->refused_denied = metrics_child_get(f, v2);
+}
+
+int svc_identity_new(svcid_signer *signer, svcid_verifier *verifier,
+                     svc_identity **out) {
+  *out = NULL;
+  svc_identity *id = verifier != NULL ? calloc(1, sizeof *id) : NULL;
+  if (id == NULL) {
+    svcid_signer_free(signer);
+    svcid_verifier_free(verifier);
+    return verifier == NULL ? ERR_INVAL : ERR_NOMEM;
+  }
+  id->signer = signer;
+  id->verifier = verifier;
+  init_metrics(id);
+  *out = id;
+  return ERR_OK;
+}
+
 int svc_identity_open(const char *name, const char *key_file,
                       const char *trust_file, svc_identity **out) {
   *out = NULL;
@@ -27,42 +54,34 @@ int svc_identity_open(const char *name, const char *key_file,
               "(docs/adr/0008-service-identity.md)");
     return ERR_INVAL;
   }
-  svc_identity *id = calloc(1, sizeof *id);
-  if (id == NULL) return ERR_NOMEM;
-  int rc = svcid_signer_load(name, key_file, &id->signer);
+  svcid_signer *signer = NULL;
+  int rc = svcid_signer_load(name, key_file, &signer);
   if (rc != ERR_OK) {
     log_error("cannot load the service key", "file", key_file, "error",
               err_str(rc));
-    svc_identity_free(id);
     return rc;
   }
   svcid_bundle *b = NULL;
+  svcid_verifier *verifier = NULL;
   int bad = 0;
   rc = svcid_bundle_load(trust_file, &b, &bad);
-  if (rc == ERR_OK) rc = svcid_verifier_new(name, b, &id->verifier);
+  if (rc == ERR_OK) {
+    if (svcid_bundle_service_of(b, svcid_signer_kid(signer)) == NULL)
+      log_warn("this service's own key is not in the trust bundle", "kid",
+               svcid_signer_kid(signer));
+    rc = svcid_verifier_new(name, b, &verifier);
+  }
   if (rc != ERR_OK) {
     char line[16];
     snprintf(line, sizeof line, "%d", bad);
     log_error("cannot load the service trust bundle", "file", trust_file,
               "line", line, "error", err_str(rc));
-    svc_identity_free(id);
+    svcid_signer_free(signer);
     return rc;
   }
-  if (svcid_bundle_service_of(b, svcid_signer_kid(id->signer)) == NULL)
-    log_warn("this service's own key is not in the trust bundle",
-             "kid", svcid_signer_kid(id->signer));
   log_info("service identity", "service", name, "kid",
-           svcid_signer_kid(id->signer));
-  static const char *const labels[] = {"reason"};
-  metrics_family *f = metrics_counter(
-      "rpc_identity_refused_total",
-      "RPC calls refused by the service-identity guard, by reason.", 1,
-      labels);
-  const char *v1[] = {"unauthenticated"}, *v2[] = {"denied"};
-  id->refused_unauthenticated = metrics_child_get(f, v1);
-  id->refused_denied = metrics_child_get(f, v2);
-  *out = id;
-  return ERR_OK;
+           svcid_signer_kid(signer));
+  return svc_identity_new(signer, verifier, out);
 }
 
 static bool guard(void *arg, rpc_call *call, rpc_reply *reply) {

@@ -43,6 +43,13 @@ typedef struct svc_identity svc_identity;
 int svc_identity_open(const char *name, const char *key_file,
                       const char *trust_file, svc_identity **out) WARN_UNUSED;
 
+/* The same from parts already loaded (tools and benchmarks that make
+ * their keys in memory): takes signer (may be NULL for a server that
+ * calls nobody) and verifier, also on failure. ERR_INVAL (no verifier),
+ * ERR_NOMEM. */
+int svc_identity_new(svcid_signer *signer, svcid_verifier *verifier,
+                     svc_identity **out) WARN_UNUSED;
+
 /* Installs the guard on srv for the methods of table (kept; static).
  * Before rpc_server_start. */
 int svc_identity_guard(svc_identity *id, rpc_server *srv,

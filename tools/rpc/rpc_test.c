@@ -2,10 +2,10 @@
  * rpc_test.c - runs the rpc binary as an operator would, against a real
  * libs/rpc server started in this process on a free loopback port.
  *
- * Design: the server registers two auth methods behind a guard built
- * from libs/svcid the way a service's is: a verifier for audience "auth"
- * over a trust bundle file holding keys generated here, then the method's
- * callers from the generated auth table. The Keys handler echoes what
+ * Design: the server registers two auth methods behind the production
+ * service-identity guard (libs/svc/identity.h) with a verifier for
+ * audience "auth" over a trust bundle file holding keys generated here,
+ * and the generated auth table for the methods' callers. The Keys handler echoes what
  * reached it (the verified caller, the tenant, whether the access token
  * matched), so a passing call proves the identity, tenant and token went
  * through the tool, not just that something answered. The tool runs as a
@@ -27,6 +27,7 @@
 #include "libs/base/strutil.h"
 #include "libs/paseto/paseto.h"
 #include "libs/rpc/rpc.h"
+#include "libs/svc/identity.h"
 #include "libs/svcid/access.h"
 #include "libs/svcid/svcid.h"
 #include "proto/auth/v1/auth.pb-c.h"
@@ -112,7 +113,7 @@ static void run(struct run *r, const char *env, const char *input, ...) {
 
 typedef struct fixture {
   rpc_server *srv;
-  svcid_verifier *verifier;
+  svc_identity *identity; /* the production guard, as a service runs it */
   char addr[64];
   char gateway_key[4200]; /* key files: gateway (in the bundle), rogue */
   char rogue_key[4200];
@@ -121,31 +122,6 @@ typedef struct fixture {
 } fixture;
 
 static fixture fx;
-
-/* Refuses a call without a valid identity for "auth" (UNAUTHENTICATED)
- * or from a service the method does not list (PERMISSION_DENIED), as a
- * service's guard does. */
-static bool guard(void *arg, rpc_call *call, rpc_reply *reply) {
-  fixture *f = arg;
-  char caller[SVCID_NAME_MAX + 1];
-  const char *why = "";
-  if (svcid_verify(f->verifier, call->service_token,
-                   strlen(call->service_token), caller, &why) != ERR_OK) {
-    rpc_reply_status(reply, RPC_UNAUTHENTICATED, "%s", why);
-    return false;
-  }
-  const svcid_method_access *m = svcid_access_find(&auth_v1_access,
-                                                   call->method);
-  const svcid_caller_rule *rule = m ? svcid_access_caller(m, caller) : NULL;
-  if (!rule) {
-    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "%s may not call this",
-                     caller);
-    return false;
-  }
-  str_copy(call->caller, caller, sizeof call->caller);
-  call->access = rule;
-  return true;
-}
 
 /* Echoes what reached the handler in a decodable KeysResponse. */
 static void keys_handler(void *arg, const rpc_call *call, rpc_reply *reply) {
@@ -204,10 +180,13 @@ static void start_server(void) {
   write_file(fx.token_file, sizeof fx.token_file, "access-token",
              "  " ACCESS_TOKEN "\n");
   ck_assert_int_eq(svcid_bundle_load(bundle_path, &bundle, &bad), ERR_OK);
-  ck_assert_int_eq(svcid_verifier_new("auth", bundle, &fx.verifier), ERR_OK);
+  svcid_verifier *verifier = NULL;
+  ck_assert_int_eq(svcid_verifier_new("auth", bundle, &verifier), ERR_OK);
+  ck_assert_int_eq(svc_identity_new(NULL, verifier, &fx.identity), ERR_OK);
 
   ck_assert_int_eq(rpc_server_new(NULL, &fx.srv), ERR_OK);
-  ck_assert_int_eq(rpc_server_set_guard(fx.srv, guard, &fx), ERR_OK);
+  ck_assert_int_eq(svc_identity_guard(fx.identity, fx.srv, &auth_v1_access),
+                   ERR_OK);
   ck_assert_int_eq(rpc_server_register(fx.srv, "auth.v1.Auth/Keys",
                                        keys_handler, NULL), ERR_OK);
   ck_assert_int_eq(rpc_server_register(fx.srv, "auth.v1.Auth/DeleteTenantUsers",
@@ -219,7 +198,7 @@ static void start_server(void) {
 
 static void stop_server(void) {
   rpc_server_close(fx.srv);
-  svcid_verifier_free(fx.verifier);
+  svc_identity_free(fx.identity);
   memset(&fx, 0, sizeof fx);
 }
 
@@ -296,7 +275,7 @@ START_TEST(call_without_identity_is_refused) {
   run(&r, NULL, NULL, "call", "--addr", fx.addr, "--deadline-ms", "5000",
       "auth.v1.Auth/Keys", "{}", NULL);
   ck_assert_int_eq(r.status, 1);
-  ck_assert_msg(strstr(r.err, "UNAUTHENTICATED: missing service token"),
+  ck_assert_msg(strstr(r.err, "UNAUTHENTICATED: service identity required"),
                 "stderr: %s", r.err);
   ck_assert_str_eq(r.out, "");
   ck_assert_uint_eq(received(), 1);
@@ -305,7 +284,7 @@ START_TEST(call_without_identity_is_refused) {
   run(&r, NULL, NULL, "call", "--addr", fx.addr, "--as", "gateway",
       "--key-file", fx.rogue_key, "auth.v1.Auth/Keys", NULL);
   ck_assert_int_eq(r.status, 1);
-  ck_assert_msg(strstr(r.err, "UNAUTHENTICATED: unknown service key"),
+  ck_assert_msg(strstr(r.err, "UNAUTHENTICATED: service identity required"),
                 "stderr: %s", r.err);
   stop_server();
 }
@@ -331,7 +310,7 @@ START_TEST(call_with_identity_prints_the_reply) {
   run(&r, env, NULL, "call", "--as", "gateway", "--key-file", fx.gateway_key,
       "auth.v1.Auth/DeleteTenantUsers", "{\"tenant_id\":\"t-42\"}", NULL);
   ck_assert_int_eq(r.status, 1);
-  ck_assert_msg(strstr(r.err, "PERMISSION_DENIED: gateway may not call"),
+  ck_assert_msg(strstr(r.err, "PERMISSION_DENIED: service gateway may not call"),
                 "stderr: %s", r.err);
   assert_no_secret(&r);
   stop_server();

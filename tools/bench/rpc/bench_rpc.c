@@ -16,16 +16,16 @@
  *             "Echo" (rpc_server_register: runs on a worker thread, the
  *             blocking-safe default every service uses) and "EchoNB"
  *             (rpc_server_register_nonblocking: runs on nng's thread);
- *   rpc-id  - a second libs/rpc server, identical but for a guard that
- *             does what a production service's does on every call:
- *             svcid_verify (verified-token cache) of the envelope's
- *             service token for audience "bench", then the access-table
- *             lookup of the method's callers.
+ *   rpc-id  - a second libs/rpc server, identical but for the
+ *             production service-identity guard (libs/svc/identity.h,
+ *             svc_identity_guard): svcid_verify (verified-token cache) of
+ *             the envelope's service token for audience "bench", then the
+ *             access-table lookup of the method's callers.
  * The parent measures six variants with the same client shape:
  *   raw, raw-tls, rpc, rpc-id (worker handler), rpc-nb, rpc-nb-id
  *   (non-blocking handler); the -id variants use a client whose
  *   credential callback returns svcid_signer_token (the signer's cached
- *   token, re-minted at half-life), as libs/svc's client will;
+ *   token, re-minted at half-life), as libs/svc's clients do;
  *   sequential - one thread, one call at a time: latency p50/p99/mean;
  *   throughput - 64 threads, 64 calls in flight on one connection
  *                (one req0 socket, one dialer): calls per second.
@@ -63,6 +63,7 @@
 #include "libs/base/timeutil.h"
 #include "libs/paseto/paseto.h"
 #include "libs/rpc/rpc.h"
+#include "libs/svc/identity.h"
 #include "libs/svcid/access.h"
 #include "libs/svcid/svcid.h"
 
@@ -185,7 +186,7 @@ static void rpc_echo(void *arg, const rpc_call *call, rpc_reply *reply) {
 }
 
 /* Who may call the bench methods, in the shape tools/protoaccess
- * generates, so the guard does the same lookup a service's does. */
+ * generates, so the production guard reads it as a service's table. */
 static const svcid_caller_rule BENCH_CALLERS[] = {{CALLER, SVCID_USER_NONE}};
 static const svcid_method_access BENCH_METHODS[] = {
     {METHOD, BENCH_CALLERS, 1, NULL, NULL},
@@ -193,37 +194,16 @@ static const svcid_method_access BENCH_METHODS[] = {
 };
 static const svcid_access_table BENCH_ACCESS = {"tools/bench/rpc", BENCH_METHODS, 2};
 
-/* The production guard's work: verify the service token (cached after
- * the first call), then the method's callers. */
-static bool id_guard(void *arg, rpc_call *call, rpc_reply *reply) {
-  svcid_verifier *v = arg;
-  char caller[SVCID_NAME_MAX + 1];
-  const char *why = "";
-  if (svcid_verify(v, call->service_token, strlen(call->service_token), caller, &why) !=
-      ERR_OK) {
-    rpc_reply_status(reply, RPC_UNAUTHENTICATED, "%s", why);
-    return false;
-  }
-  const svcid_method_access *m = svcid_access_find(&BENCH_ACCESS, call->method);
-  const svcid_caller_rule *rule = m ? svcid_access_caller(m, caller) : NULL;
-  if (rule == NULL) {
-    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "not a caller of this method");
-    return false;
-  }
-  str_copy(call->caller, caller, sizeof(call->caller));
-  call->access = rule;
-  return true;
-}
-
-/* An rpc echo server, with the identity guard when verifier is set. */
-static rpc_server *rpc_echo_server(svcid_verifier *verifier) {
+/* An rpc echo server, with the production service-identity guard
+ * (libs/svc/identity.h) when id is set. */
+static rpc_server *rpc_echo_server(svc_identity *id) {
   rpc_server_options o;
   rpc_server_options_init(&o);
   o.workers = workers;
   o.queue_depth = inflight + 8 > workers ? inflight + 8 - workers : 1;
   rpc_server *srv = NULL;
   if (rpc_server_new(&o, &srv) != ERR_OK ||
-      (verifier != NULL && rpc_server_set_guard(srv, id_guard, verifier) != ERR_OK) ||
+      (id != NULL && svc_identity_guard(id, srv, &BENCH_ACCESS) != ERR_OK) ||
       rpc_server_register(srv, METHOD, rpc_echo, NULL) != ERR_OK ||
       rpc_server_register_nonblocking(srv, METHOD_NB, rpc_echo, NULL) != ERR_OK ||
       rpc_server_start(srv, "tcp://127.0.0.1:0") != ERR_OK) {
@@ -243,12 +223,14 @@ static void run_servers(const char *bundle_text, int port_fd, int stop_fd) {
 
   svcid_bundle *bundle = NULL;
   svcid_verifier *verifier = NULL;
+  svc_identity *id = NULL;
   int bad = 0;
   if (svcid_bundle_parse(bundle_text, strlen(bundle_text), &bundle, &bad) != ERR_OK ||
-      svcid_verifier_new(AUDIENCE, bundle, &verifier) != ERR_OK) {
+      svcid_verifier_new(AUDIENCE, bundle, &verifier) != ERR_OK ||
+      svc_identity_new(NULL, verifier, &id) != ERR_OK) {
     die("trust bundle", 0);
   }
-  rpc_server *plain = rpc_echo_server(NULL), *guarded = rpc_echo_server(verifier);
+  rpc_server *plain = rpc_echo_server(NULL), *guarded = rpc_echo_server(id);
   ports[2] = rpc_server_port(plain);
   ports[3] = rpc_server_port(guarded);
   if (write(port_fd, ports, sizeof(ports)) != (ssize_t)sizeof(ports)) die("write", 0);
@@ -257,7 +239,7 @@ static void run_servers(const char *bundle_text, int port_fd, int stop_fd) {
   }
   rpc_server_close(guarded);
   rpc_server_close(plain);
-  svcid_verifier_free(verifier);
+  svc_identity_free(id); /* and the verifier it owns */
   nng_close(raw_sock);
   if (ports[1] != 0) nng_close(tls_sock);
   _exit(0);
