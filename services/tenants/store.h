@@ -68,7 +68,8 @@ typedef struct store_event {
 
 /* -------------------------------------------------------------- set-up --- */
 
-typedef struct store store;
+/* The tenants service's store is libs/db's: its pool and its role. */
+typedef db_store store;
 
 /* A store over db (borrowed). role (copied; "" or NULL: none) is the
  * database role every transaction switches to (set_config('role', ..,
