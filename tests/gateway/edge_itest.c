@@ -383,7 +383,7 @@ START_TEST(slow_uploads_stay_bounded_and_are_cut_after_the_timeout) {
   }
   ck_assert_int_eq(opened, SLOW_CONNS);
   /* Let the gateway read what was sent, then measure. */
-  harness_sleep_ms(1500);
+  time_sleep_ms(1500);
   (void)trickle(fds, SLOW_CONNS);
   long during = rss_kb(pid);
   fprintf(stderr, "edge_itest: gateway VmRSS %ld KiB idle, %ld KiB with %d "
@@ -428,7 +428,7 @@ START_TEST(slow_uploads_stay_bounded_and_are_cut_after_the_timeout) {
   int left = SLOW_CONNS;
   int64_t until = time_mono_ms() + REQUEST_TIMEOUT_MS + 60000;
   while (left > 0 && time_mono_ms() < until) {
-    harness_sleep_ms(500);
+    time_sleep_ms(500);
     left = trickle(fds, SLOW_CONNS);
   }
   for (int i = 0; i < SLOW_CONNS; i++)

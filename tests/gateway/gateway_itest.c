@@ -398,7 +398,7 @@ START_TEST(me_keys_and_logout) {
     }
     harness_http_free(r);
     if (st == 401) break;
-    usleep(100 * 1000);
+    time_sleep_ms(100);
   }
   ck_assert_int_eq(st, 401);
   r = call("POST", "/v1/auth/refresh", body, NULL, NULL, NULL);
@@ -504,7 +504,7 @@ START_TEST(members_are_managed_by_owners_and_admins) {
     r = call("GET", "/v1/auth/me", NULL, stok, NULL, NULL);
     st = r->status;
     harness_http_free(r);
-    if (st != 401) usleep(100 * 1000);
+    if (st != 401) time_sleep_ms(100);
   }
   ck_assert_int_eq(st, 401);
   r = call("DELETE", path, NULL, owner, NULL, NULL);
@@ -570,7 +570,7 @@ START_TEST(suspended_tenant_is_403_for_everyone) {
     st = r->status;
     if (st == 403) CK_ERROR(r, 403, "PERMISSION_DENIED");
     harness_http_free(r);
-    if (st != 403) usleep(100 * 1000);
+    if (st != 403) time_sleep_ms(100);
   }
   ck_assert_int_eq(st, 403);
   st = 0;
@@ -582,7 +582,7 @@ START_TEST(suspended_tenant_is_403_for_everyone) {
     resp *r = call("POST", "/v1/auth/login", body, NULL, xt, NULL);
     st = r->status;
     harness_http_free(r);
-    if (st != 403) usleep(100 * 1000);
+    if (st != 403) time_sleep_ms(100);
   }
   ck_assert_int_eq(st, 403);
   operator_call("tenants.v1.Tenants/Resume", t.id);
@@ -592,7 +592,7 @@ START_TEST(suspended_tenant_is_403_for_everyone) {
     resp *r = call("GET", "/v1/tenant", NULL, t.owner_token, NULL, NULL);
     st = r->status;
     harness_http_free(r);
-    if (st != 200) usleep(100 * 1000);
+    if (st != 200) time_sleep_ms(100);
   }
   ck_assert_int_eq(st, 200);
 }
@@ -730,7 +730,7 @@ START_TEST(request_ids_cors_and_security_headers) {
   r = call("GET", "/v1/auth/me", NULL, tok, "X-Request-Id: log-check-7", NULL);
   CK_HTTP_STATUS(r, 200);
   harness_http_free(r);
-  usleep(200 * 1000);
+  time_sleep_ms(200);
   FILE *f = fopen(harness_log_path(g_gw.proc), "r");
   ck_assert_ptr_nonnull(f);
   char line[8192];
@@ -784,7 +784,7 @@ START_TEST(a_domain_backend_down_fails_only_its_routes) {
   ck_assert_int_eq(gateway_readyz(), 200);
   harness_signal(g_orders.proc, SIGKILL);
   ck_assert_int_ne(harness_wait_exit(g_orders.proc, 5000), -1);
-  usleep(300 * 1000);
+  time_sleep_ms(300);
   resp *r = call("GET", "/v1/products", NULL, g_a.owner_token, NULL, NULL);
   CK_ERROR(r, 503, "UNAVAILABLE");
   ck_assert_msg(r->secs < 4.0, "took %.2fs", r->secs);
@@ -800,7 +800,7 @@ START_TEST(killed_backend_is_503_not_a_hang) {
   harness_signal(g_tenants.proc, SIGKILL);
   ck_assert_int_ne(harness_wait_exit(g_tenants.proc, 5000), -1);
   /* Give the gateway's connection a moment to notice. */
-  usleep(300 * 1000);
+  time_sleep_ms(300);
   resp *r = call("GET", "/v1/tenant", NULL, g_a.owner_token, NULL, NULL);
   CK_ERROR(r, 503, "UNAVAILABLE");
   ck_assert_msg(r->secs < 4.0, "took %.2fs", r->secs);
