@@ -14,8 +14,6 @@ static const pbjson_opts kOpts = {
     .real_precision = 15,
 };
 
-const pbjson_opts *transcode_pbjson_opts(void) { return &kOpts; }
-
 static void safe_copy(char *dst, size_t cap, const char *src, size_t len) {
   bool cut = len >= cap;
   if (cut) len = cap - 4 > 0 ? cap - 4 : 0;

@@ -30,8 +30,6 @@ int store_new(db_pool *db, const char *role, store **out) {
 
 void store_free(store *st) { db_store_free(st); }
 
-db_pool *store_db(const store *st) { return db_store_pool(st); }
-
 /* ------------------------------------------------------------ helpers --- */
 
 /* Runs fn in a transaction as the store's role: tenant scope when

@@ -80,9 +80,6 @@ typedef db_store store;
 int store_new(db_pool *db, const char *role, store **out) WARN_UNUSED;
 void store_free(store *st); /* NULL-safe */
 
-/* The pool (for readiness checks). */
-db_pool *store_db(const store *st);
-
 /* ------------------------------------------------------------ tenants --- */
 
 /* Inserts a tenant in status 'provisioning' (invisible to lookups, but
