@@ -503,6 +503,16 @@ static bool start_system(void) {
   return ok;
 }
 
+/* Each case its own tcase, named after it: CK_RUN_CASE=<case name> runs
+ * just that one (the system it needs is started in main). */
+static void add_case(Suite *s, const char *name, const TTest *t) {
+  TCase *tc = tcase_create(name);
+  tcase_set_timeout(tc, 180);
+  tcase_add_test(tc, t);
+  suite_add_tcase(s, tc);
+}
+#define ADD_CASE(s, t) add_case((s), #t, (t))
+
 int main(void) {
   harness_init();
   raise_nofile();
@@ -513,14 +523,11 @@ int main(void) {
     return 1;
   }
   Suite *s = suite_create("edge_itest");
-  TCase *tc = tcase_create("edge");
-  tcase_set_timeout(tc, 180);
-  tcase_add_test(tc, login_guesses_over_email_variants_and_addresses_end_in_429);
-  tcase_add_test(tc, tenant_less_routes_are_limited_per_client_address);
-  tcase_add_test(tc, token_routes_answer_401_before_the_body_is_sent);
-  tcase_add_test(tc, slow_uploads_stay_bounded_and_are_cut_after_the_timeout);
-  tcase_add_test(tc, redis_down_fails_closed_or_open_as_configured);
-  suite_add_tcase(s, tc);
+  ADD_CASE(s, login_guesses_over_email_variants_and_addresses_end_in_429);
+  ADD_CASE(s, tenant_less_routes_are_limited_per_client_address);
+  ADD_CASE(s, token_routes_answer_401_before_the_body_is_sent);
+  ADD_CASE(s, slow_uploads_stay_bounded_and_are_cut_after_the_timeout);
+  ADD_CASE(s, redis_down_fails_closed_or_open_as_configured);
   SRunner *sr = srunner_create(s);
   srunner_set_fork_status(sr, CK_NOFORK);
   srunner_run_all(sr, CK_NORMAL);

@@ -122,15 +122,29 @@ static void login(const tenant *t, const char *email, const char *password,
                    200);
 }
 
+/* Two tenants most tests below use, created by the first case that runs
+ * (each_case), whichever it is. */
 static tenant g_a, g_b;
+
+/* Before every case (a checked fixture: under CK_NOFORK it still runs
+ * before each one): calls go to the main gateway again, and the shared
+ * tenants exist. No case relies on another having run, so any one runs
+ * alone: CK_RUN_CASE=<case name> (one tcase per case, see main). */
+static void each_case(void) {
+  g_port = g_gw.http_port;
+  if (g_a.id[0] == '\0')
+    create_tenant(&g_a, "alpha");
+  if (g_b.id[0] == '\0')
+    create_tenant(&g_b, "beta");
+}
 
 /* -------------------------------------------------------------- tests -- */
 
-/* Two tenants most tests below use. */
 START_TEST(two_tenants_are_created_through_the_api) {
-  create_tenant(&g_a, "alpha");
-  create_tenant(&g_b, "beta");
-  ck_assert_str_ne(g_a.id, g_b.id);
+  tenant a, b;
+  create_tenant(&a, "alpha");
+  create_tenant(&b, "beta");
+  ck_assert_str_ne(a.id, b.id);
 }
 END_TEST
 
@@ -825,6 +839,17 @@ START_TEST(sigterm_drains_and_exits_zero) {
 }
 END_TEST
 
+/* Each case its own tcase, named after it, with each_case before it:
+ * CK_RUN_CASE=<case name> runs just that one. */
+static void add_case(Suite *s, const char *name, const TTest *t) {
+  TCase *tc = tcase_create(name);
+  tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, each_case, NULL);
+  tcase_add_test(tc, t);
+  suite_add_tcase(s, tc);
+}
+#define ADD_CASE(s, t) add_case((s), #t, (t))
+
 int main(void) {
   harness_init();
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -858,28 +883,26 @@ int main(void) {
   g_port = g_gw.http_port;
 
   Suite *s = suite_create("gateway_itest");
-  TCase *tc = tcase_create("gateway");
-  tcase_set_timeout(tc, 120);
-  tcase_add_test(tc, two_tenants_are_created_through_the_api);
-  tcase_add_test(tc, create_tenant_answers_201_with_owner_and_tokens);
-  tcase_add_test(tc, get_and_patch_the_callers_tenant);
-  tcase_add_test(tc, register_and_login_by_subdomain_and_header);
-  tcase_add_test(tc, refresh_rotates_and_reuse_is_refused);
-  tcase_add_test(tc, me_keys_and_logout);
-  tcase_add_test(tc, members_are_managed_by_owners_and_admins);
-  tcase_add_test(tc, cross_tenant_attempts_are_refused);
-  tcase_add_test(tc, suspended_tenant_is_403_for_everyone);
-  tcase_add_test(tc, login_attempts_are_rate_limited_per_email);
-  tcase_add_test(tc, callers_are_rate_limited_per_tenant_and_caller);
-  tcase_add_test(tc, framing_and_content_errors_come_before_any_rpc);
-  tcase_add_test(tc, request_ids_cors_and_security_headers);
-  tcase_add_test(tc, redis_down_lets_requests_through_and_counts_it);
-  tcase_add_test(tc, a_domain_backend_down_fails_only_its_routes);
-  tcase_add_test(tc, killed_backend_is_503_not_a_hang);
-  tcase_add_test(tc, sigterm_drains_and_exits_zero);
-  suite_add_tcase(s, tc);
+  ADD_CASE(s, two_tenants_are_created_through_the_api);
+  ADD_CASE(s, create_tenant_answers_201_with_owner_and_tokens);
+  ADD_CASE(s, get_and_patch_the_callers_tenant);
+  ADD_CASE(s, register_and_login_by_subdomain_and_header);
+  ADD_CASE(s, refresh_rotates_and_reuse_is_refused);
+  ADD_CASE(s, me_keys_and_logout);
+  ADD_CASE(s, members_are_managed_by_owners_and_admins);
+  ADD_CASE(s, cross_tenant_attempts_are_refused);
+  ADD_CASE(s, suspended_tenant_is_403_for_everyone);
+  ADD_CASE(s, login_attempts_are_rate_limited_per_email);
+  ADD_CASE(s, callers_are_rate_limited_per_tenant_and_caller);
+  ADD_CASE(s, framing_and_content_errors_come_before_any_rpc);
+  ADD_CASE(s, request_ids_cors_and_security_headers);
+  ADD_CASE(s, redis_down_lets_requests_through_and_counts_it);
+  /* Last: these take a process down for good (nothing after needs it). */
+  ADD_CASE(s, a_domain_backend_down_fails_only_its_routes);
+  ADD_CASE(s, killed_backend_is_503_not_a_hang);
+  ADD_CASE(s, sigterm_drains_and_exits_zero);
   SRunner *sr = srunner_create(s);
-  /* The tests share the system and change it in order: no forking. */
+  /* The cases share one system (started above): no forking. */
   srunner_set_fork_status(sr, CK_NOFORK);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
