@@ -42,6 +42,7 @@
 
 #include "libs/base/timeutil.h"
 #include "tests/harness/api.h"
+#include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
 #include "tests/harness/service.h"
@@ -503,15 +504,9 @@ static bool start_system(void) {
   return ok;
 }
 
-/* Each case its own tcase, named after it: CK_RUN_CASE=<case name> runs
- * just that one (the system it needs is started in main). */
-static void add_case(Suite *s, const char *name, const TTest *t) {
-  TCase *tc = tcase_create(name);
-  tcase_set_timeout(tc, 180);
-  tcase_add_test(tc, t);
-  suite_add_tcase(s, tc);
-}
-#define ADD_CASE(s, t) add_case((s), #t, (t))
+/* Each case its own tcase (CK_RUN_CASE=<case name>); the system it needs
+ * is started in main. */
+#define ADD_CASE(s, t) HARNESS_ADD_CASE((s), t, 180, NULL)
 
 int main(void) {
   harness_init();

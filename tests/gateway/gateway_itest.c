@@ -31,6 +31,7 @@
 #include "libs/rpc/rpc.h"
 #include "proto/tenants/v1/tenants.pb-c.h"
 #include "tests/harness/api.h"
+#include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
 #include "tests/harness/rpc.h"
@@ -482,9 +483,20 @@ START_TEST(members_are_managed_by_owners_and_admins) {
   ck_assert_str_eq(harness_json_str(r->json, "role"), "admin");
   harness_http_free(r);
 
-  /* A staff member (here: a customer) cannot manage members. */
+  /* A staff member (here: a customer, registered here) cannot manage
+   * members. */
+  char tag[48], cust[64], cbody[256], cxt[96];
+  harness_unique(tag, sizeof tag, "cust");
+  snprintf(cust, sizeof cust, "%s@a.test", tag);
+  snprintf(cbody, sizeof cbody,
+           "{\"email\":\"%s\",\"password\":\"" PASSWORD "\",\"name\":\"C\"}",
+           cust);
+  snprintf(cxt, sizeof cxt, "X-Tenant: %s", g_a.slug);
+  r = call("POST", "/v1/auth/register", cbody, NULL, cxt, NULL);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
   char ctok[PASETO_TOKEN_MAX + 1];
-  login(&g_a, "cust@example.test", PASSWORD, ctok, sizeof ctok, NULL, 0);
+  login(&g_a, cust, PASSWORD, ctok, sizeof ctok, NULL, 0);
   r = call("GET", "/v1/tenant/members", NULL, ctok, NULL, NULL);
   CK_ERROR(r, 403, "PERMISSION_DENIED");
   harness_http_free(r);
@@ -839,16 +851,8 @@ START_TEST(sigterm_drains_and_exits_zero) {
 }
 END_TEST
 
-/* Each case its own tcase, named after it, with each_case before it:
- * CK_RUN_CASE=<case name> runs just that one. */
-static void add_case(Suite *s, const char *name, const TTest *t) {
-  TCase *tc = tcase_create(name);
-  tcase_set_timeout(tc, 120);
-  tcase_add_checked_fixture(tc, each_case, NULL);
-  tcase_add_test(tc, t);
-  suite_add_tcase(s, tc);
-}
-#define ADD_CASE(s, t) add_case((s), #t, (t))
+/* Each case its own tcase (CK_RUN_CASE=<case name>), each_case first. */
+#define ADD_CASE(s, t) HARNESS_ADD_CASE((s), t, 120, each_case)
 
 int main(void) {
   harness_init();

@@ -37,6 +37,7 @@
 #include "proto/auth/v1/auth.pb-c.h"
 #include "proto/orders/v1/orders.pb-c.h"
 #include "proto/tenants/v1/tenants.pb-c.h"
+#include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/rpc.h"
 #include "tests/harness/service.h"
@@ -1216,15 +1217,9 @@ static int run_suite(Suite *s) {
   return failed;
 }
 
-/* Each case its own tcase, named after it: CK_RUN_CASE=<case name> runs
- * just that one (each opens its own tenant and clients). */
-static void add_case(Suite *s, const char *name, const TTest *t) {
-  TCase *tc = tcase_create(name);
-  tcase_set_timeout(tc, 120);
-  tcase_add_test(tc, t);
-  suite_add_tcase(s, tc);
-}
-#define ADD_CASE(s, t) add_case((s), #t, (t))
+/* Each case its own tcase (CK_RUN_CASE=<case name>); each opens its own
+ * tenant and clients. */
+#define ADD_CASE(s, t) HARNESS_ADD_CASE((s), t, 120, NULL)
 
 int main(void) {
   harness_init();
