@@ -509,7 +509,7 @@ START_TEST(bus_subscription_applies_published_revocations) {
     ck_assert_int_eq(bus_publish(pub, AUTHN_TOPIC_REVOKED, "TokenRevoked", c.tid,
                                  buf, n, NULL),
                      ERR_OK);
-    usleep(50000);
+    time_sleep_ms(50);
     got = verify(a, t, NULL);
   }
   ck_assert_int_eq(got, AUTHN_REVOKED);

@@ -1,8 +1,10 @@
 /* base_test.c - unit tests for UUIDv7, RFC 3339, string helpers, the
  * UTF-8 text rule, violation lists and the e-mail normalisation. */
 #include <check.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "libs/base/email.h"
 #include "libs/base/err.h"
@@ -103,6 +105,24 @@ END_TEST
 START_TEST(monotonic_clock_never_goes_back) {
   int64_t a = time_mono_ns(), b = time_mono_ns();
   ck_assert_int_ge(b, a);
+}
+END_TEST
+
+static void on_alarm(int sig) { (void)sig; }
+
+/* A signal that interrupts the sleep does not cut it short. */
+START_TEST(sleep_lasts_its_time_through_signals) {
+  struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART: EINTR */
+  ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
+  struct itimerval it = {.it_value = {0, 10 * 1000}};
+  ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+  int64_t t0 = time_mono_ms();
+  time_sleep_ms(60);
+  ck_assert_int_ge(time_mono_ms() - t0, 60);
+  t0 = time_mono_ms();
+  time_sleep_ms(0);
+  time_sleep_ms(-5);
+  ck_assert_int_lt(time_mono_ms() - t0, 50);
 }
 END_TEST
 
@@ -296,6 +316,7 @@ int main(void) {
   tcase_add_test(tc, rfc3339_parses_offsets_and_fractions);
   tcase_add_test(tc, rfc3339_round_trips);
   tcase_add_test(tc, monotonic_clock_never_goes_back);
+  tcase_add_test(tc, sleep_lasts_its_time_through_signals);
   tcase_add_test(tc, str_copy_truncates_and_terminates);
   tcase_add_test(tc, text_counts_characters_not_bytes);
   tcase_add_test(tc, text_refuses_bad_utf8_controls_and_blank);

@@ -6,6 +6,7 @@
  */
 #include "libs/base/timeutil.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,15 @@ int64_t time_mono_ns(void) {
 }
 
 int64_t time_mono_ms(void) { return time_mono_ns() / 1000000; }
+
+void time_sleep_ms(int64_t ms) {
+  if (ms <= 0)
+    return;
+  struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+                        .tv_nsec = (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
 
 /* Days since 1970-01-01 for a proleptic Gregorian date. */
 static int64_t days_from_civil(int64_t y, int m, int d) {

@@ -24,6 +24,11 @@ int64_t time_now_ms(void);
 int64_t time_mono_ns(void);
 int64_t time_mono_ms(void);
 
+/* Sleeps for at least ms milliseconds (returns at once for ms <= 0),
+ * resuming when a signal handler interrupts the sleep. The one sleep of
+ * the code base: back-offs, test hooks and the polling loops of tests. */
+void time_sleep_ms(int64_t ms);
+
 /* Formats Unix milliseconds as RFC 3339 UTC with milliseconds and a NUL.
  * out must hold RFC3339_MS_LEN + 1 bytes. Returns ERR_INVAL for times
  * outside years 0000-9999. */

@@ -29,11 +29,6 @@
 
 #define MAXEV 2000
 
-static void msleep(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 /* ---------------------------------------------------------------- */
 /* What the subscriber delivered                                      */
 /* ---------------------------------------------------------------- */
@@ -124,7 +119,7 @@ static bool wait_count(recorder *r, const char *source, const char *type,
   int64_t end = time_mono_ms() + timeout_ms;
   while (time_mono_ms() < end) {
     if (rec_count(r, source, type) >= want) return true;
-    msleep(10);
+    time_sleep_ms(10);
   }
   return rec_count(r, source, type) >= want;
 }
@@ -266,7 +261,7 @@ static void sync_bus(bus_publisher *p, recorder *r, const char *topic) {
   int64_t end = time_mono_ms() + 10000;
   while (rec_count(r, NULL, "Sync") == 0 && time_mono_ms() < end) {
     ck_assert_int_eq(bus_publish(p, topic, "Sync", NULL, NULL, 0, NULL), ERR_OK);
-    msleep(20);
+    time_sleep_ms(20);
   }
   ck_assert_uint_gt(rec_count(r, NULL, "Sync"), 0);
 }
@@ -317,7 +312,7 @@ START_TEST(prefix_subscription_matches_every_topic_under_it) {
   int64_t end = time_mono_ms() + 10000;
   while (rec_count(r, NULL, "Later") == 0 && time_mono_ms() < end) {
     ck_assert_int_eq(bus_publish(p, "kitchen.t9", "Later", NULL, NULL, 0, NULL), ERR_OK);
-    msleep(20);
+    time_sleep_ms(20);
   }
   ck_assert_uint_gt(rec_count(r, NULL, "Later"), 0);
   bus_subscriber_free(s);
@@ -344,7 +339,7 @@ START_TEST(backfilled_events_outside_the_subscriptions_are_not_delivered) {
                  i % 3 == 1 ? "Out" : "In");
   }
   ck_assert(wait_count(r, "orders", "In", 20, 20000));
-  msleep(300);
+  time_sleep_ms(300);
   ck_assert_uint_eq(rec_count(r, NULL, "In"), 20);
   ck_assert_uint_eq(rec_count(r, NULL, "Out"), 0);
   bus_subscriber_free(s);
@@ -434,7 +429,7 @@ START_TEST(concurrent_publishers_get_unique_seqs_in_wire_order) {
   }
   ck_assert(bus_publish(p, "conc.t", "End", NULL, NULL, 0, NULL) == ERR_OK);
   int64_t end = time_mono_ms() + 10000;
-  while (rec_count(r, NULL, "End") == 0 && time_mono_ms() < end) msleep(10);
+  while (rec_count(r, NULL, "End") == 0 && time_mono_ms() < end) time_sleep_ms(10);
   /* Whatever arrived live arrived in seq order: nothing was taken for a
    * duplicate, which is what a reordering would look like. */
   bus_stats st;
@@ -611,7 +606,7 @@ START_TEST(losses_of_a_slow_subscriber_are_healed_exactly_once_in_order) {
   const uint64_t n = st->n; /* stall events and burst */
   ck_assert_msg(wait_count(r, "burst", NULL, n, 60000), "delivered %zu of %llu",
                 rec_count(r, "burst", NULL), (unsigned long long)n);
-  msleep(300); /* nothing more may come: no duplicate, no replay */
+  time_sleep_ms(300); /* nothing more may come: no duplicate, no replay */
   assert_exactly_once_in_order(r, "burst", n);
   bus_stats stt;
   bus_subscriber_get_stats(s, &stt);
@@ -643,7 +638,7 @@ START_TEST(source_unreachable_for_a_while_loses_nothing) {
   ck_assert_int_eq(bus_subscriber_start(s), ERR_OK);
   for (int i = 5; i < 200; i++) {
     publish_kept(p, st, "flaky.t", "E");
-    if (i % 20 == 0) msleep(5);
+    if (i % 20 == 0) time_sleep_ms(5);
   }
   ck_assert(wait_count(r, "flaky", NULL, 200, 30000));
   assert_exactly_once_in_order(r, "flaky", 200);
@@ -710,7 +705,7 @@ START_TEST(bad_frames_from_a_raw_socket_are_counted_not_fatal) {
     ck_assert_int_eq(bus_frame_encode(&e, 0, &good, &good_len), ERR_OK);
     ck_assert_int_eq(nng_send(raw, good, good_len, 0), 0);
     free(good);
-    msleep(20);
+    time_sleep_ms(20);
     bus_subscriber_get_stats(s, &st);
     if (rec_count(r, NULL, "Good") > 0 && st.bad_frames >= 2) break;
   }
@@ -724,7 +719,7 @@ START_TEST(bad_frames_from_a_raw_socket_are_counted_not_fatal) {
   int removed_before = atomic_load(&removed);
   ck_assert_int_eq(nng_send(raw, huge, sizeof(huge), 0), 0);
   int64_t end = time_mono_ms() + 10000;
-  while (atomic_load(&removed) == removed_before && time_mono_ms() < end) msleep(5);
+  while (atomic_load(&removed) == removed_before && time_mono_ms() < end) time_sleep_ms(5);
   ck_assert_int_gt(atomic_load(&removed), removed_before);
   e.type = "After";
   bool seen = false;
@@ -733,7 +728,7 @@ START_TEST(bad_frames_from_a_raw_socket_are_counted_not_fatal) {
     ck_assert_int_eq(bus_frame_encode(&e, 0, &good, &good_len), ERR_OK);
     ck_assert_int_eq(nng_send(raw, good, good_len, 0), 0);
     free(good);
-    msleep(20);
+    time_sleep_ms(20);
     seen = rec_count(r, NULL, "After") > 0;
   }
   ck_assert(seen);
@@ -787,7 +782,7 @@ START_TEST(dns_tcp_names_are_resolved_and_dialled) {
   ck_assert_int_eq(bus_subscriber_start(s), ERR_OK);
   ck_assert_int_eq(bus_subscriber_wait_connected(s, 1, 10000), ERR_OK);
   sync_bus(p, r, "d.x");
-  msleep(300); /* a few re-resolutions keep the connection */
+  time_sleep_ms(300); /* a few re-resolutions keep the connection */
   ck_assert_int_ge(bus_subscriber_connected(s), 1);
   bus_subscriber_free(s);
   bus_publisher_free(p);
@@ -816,7 +811,7 @@ START_TEST(free_returns_while_backfill_keeps_failing) {
   int64_t end = time_mono_ms() + 10000;
   do {
     publish_kept(p, st, "down.t", "E");
-    msleep(20);
+    time_sleep_ms(20);
     bus_subscriber_get_stats(s, &stt);
   } while ((stt.received == 0 || stt.backfill_failures < 3) && time_mono_ms() < end);
   ck_assert_uint_gt(stt.received, 0);

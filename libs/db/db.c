@@ -819,6 +819,38 @@ int db_with_tx(db_pool *p, const db_tx_opts *opts, int max_retries,
   return rc;
 }
 
+/* ---------------------------------------------------------------- stores --- */
+
+struct db_store {
+  db_pool *pool;
+  char role[64]; /* db_ident_ok or "" */
+};
+
+int db_store_new(db_pool *db, const char *role, db_store **out) {
+  if (out == NULL) return ERR_INVAL;
+  *out = NULL;
+  if (db == NULL || (role != NULL && role[0] != '\0' && !db_ident_ok(role)))
+    return ERR_INVAL;
+  db_store *s = calloc(1, sizeof *s);
+  if (s == NULL) return ERR_NOMEM;
+  s->pool = db;
+  str_copy(s->role, role != NULL ? role : "", sizeof s->role);
+  *out = s;
+  return ERR_OK;
+}
+
+void db_store_free(db_store *s) { free(s); }
+
+db_pool *db_store_pool(const db_store *s) { return s->pool; }
+
+int db_store_tx(const db_store *s, const db_tx_opts *opts,
+                int (*fn)(db_conn *c, void *ud), void *ud) {
+  db_tx_opts o = {0};
+  if (opts != NULL) o = *opts;
+  o.role = s->role;
+  return db_with_tx(s->pool, &o, DB_TX_RETRIES, fn, ud);
+}
+
 /* --------------------------------------------------------------- results --- */
 
 void db_result_free(db_result *r) { PQclear(R(r)); }

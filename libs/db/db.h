@@ -229,6 +229,37 @@ int db_with_tx(db_pool *p, const db_tx_opts *opts, int max_retries,
  * checks its configured role with it at start-up). */
 bool db_ident_ok(const char *s);
 
+/* How many times a service reruns a transaction that failed on a
+ * serialisation failure or deadlock (ERR_CONFLICT) before that error
+ * reaches its caller: the max_retries every service passes to db_with_tx. */
+#define DB_TX_RETRIES 3
+
+/* ---------------------------------------------------------------- stores --- */
+
+/* A service's store: the pool its SQL runs on and the non-superuser role
+ * every one of its transactions switches to (db_tx_opts.role). The same
+ * for every service, so a service's store.h says `typedef db_store store;`
+ * and its store_new/store_free are these. */
+typedef struct db_store db_store;
+
+/* A store on pool db (borrowed: it must outlive the store) running as role
+ * (copied; NULL or "" for the connection's own). *out is the caller's, freed
+ * with db_store_free. Errors: ERR_INVAL for a NULL out or db or a role that
+ * is not db_ident_ok (*out NULL), ERR_NOMEM. */
+int db_store_new(db_pool *db, const char *role, db_store **out) WARN_UNUSED;
+
+/* Frees the store (not its pool). NULL-safe. */
+void db_store_free(db_store *s);
+
+/* The pool the store was made with (borrowed). */
+db_pool *db_store_pool(const db_store *s);
+
+/* db_with_tx on the store's pool with opts (NULL: none) as the store's
+ * role - opts->role is ignored - and DB_TX_RETRIES retries. Errors: those
+ * of db_with_tx. */
+int db_store_tx(const db_store *s, const db_tx_opts *opts,
+                int (*fn)(db_conn *c, void *ud), void *ud) WARN_UNUSED;
+
 /* --------------------------------------------------------------- results --- */
 
 void db_result_free(db_result *r); /* NULL-safe */

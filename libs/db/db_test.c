@@ -279,6 +279,29 @@ START_TEST(pool_config_is_validated) {
 }
 END_TEST
 
+/* The store every service's store.c is: its arguments checked, its
+ * pool handed back. */
+START_TEST(store_checks_its_role_and_keeps_its_pool) {
+  db_config c = {.conninfo = "host=127.0.0.1"};
+  db_pool *p = NULL;
+  ck_assert_int_eq(db_pool_new(&c, &p), ERR_OK);
+  db_store *s = (db_store *)1;
+  ck_assert_int_eq(db_store_new(NULL, "app", &s), ERR_INVAL);
+  ck_assert_ptr_null(s);
+  ck_assert_int_eq(db_store_new(p, "Bad-Role", &s), ERR_INVAL);
+  ck_assert_ptr_null(s);
+  ck_assert_int_eq(db_store_new(p, "app", NULL), ERR_INVAL);
+  ck_assert_int_eq(db_store_new(p, NULL, &s), ERR_OK);
+  ck_assert_ptr_eq(db_store_pool(s), p);
+  db_store_free(s);
+  ck_assert_int_eq(db_store_new(p, "orders_app", &s), ERR_OK);
+  ck_assert_ptr_eq(db_store_pool(s), p);
+  db_store_free(s);
+  db_store_free(NULL);
+  db_pool_free(p);
+}
+END_TEST
+
 static int closed_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -332,6 +355,7 @@ int main(void) {
   tcase_add_test(tc, identifiers_are_restricted);
   tcase_add_test(tc, tx_options_are_checked_before_begin);
   tcase_add_test(tc, pool_config_is_validated);
+  tcase_add_test(tc, store_checks_its_role_and_keeps_its_pool);
   tcase_add_test(tc, unreachable_server_is_unavailable_quickly);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -77,12 +77,6 @@ static admin *start_admin(int64_t timeout_ms) {
   return a;
 }
 
-static void sleep_ms(int ms) {
-  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
-}
-
 /* A check whose answer and call count the test controls. */
 struct fake {
   atomic_int result;
@@ -96,7 +90,7 @@ static int fake_check(void *arg) {
   atomic_fetch_add(&f->calls, 1);
   atomic_store(&f->inside, true);
   while (atomic_load(&f->block))
-    sleep_ms(5);
+    time_sleep_ms(5);
   atomic_store(&f->inside, false);
   return atomic_load(&f->result);
 }
@@ -247,8 +241,8 @@ START_TEST(a_stuck_check_times_out_and_is_not_duplicated) {
   /* Once it returns, the next probe runs the checks afresh. */
   atomic_store(&slow.block, false);
   while (atomic_load(&slow.inside))
-    sleep_ms(5);
-  sleep_ms(20);
+    time_sleep_ms(5);
+  time_sleep_ms(20);
   get(admin_port(a), "/readyz", &r);
   ck_assert_int_eq(r.status, 200);
   ck_assert_int_eq(atomic_load(&slow.calls), 2);
@@ -272,7 +266,7 @@ static void *probe(void *p) {
 
 static int slowish_check(void *arg) {
   atomic_fetch_add((atomic_int *)arg, 1);
-  sleep_ms(50);
+  time_sleep_ms(50);
   return 0;
 }
 
@@ -299,7 +293,7 @@ START_TEST(concurrent_probes_all_get_answers) {
 END_TEST
 
 static void *unblock_later(void *p) {
-  sleep_ms(200);
+  time_sleep_ms(200);
   atomic_store(&((struct fake *)p)->block, false);
   return NULL;
 }

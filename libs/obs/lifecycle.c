@@ -181,9 +181,7 @@ typedef struct watchdog_arg {
 static void *watchdog_main(void *p) {
   watchdog_arg a = *(watchdog_arg *)p;
   free(p);
-  struct timespec ts = {.tv_sec = a.ms / 1000, .tv_nsec = (a.ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
+  time_sleep_ms(a.ms);
   if (atomic_load(&watchdog_gen) != a.gen) return NULL; /* cancelled */
   /* Not the logger: it may be what hangs. One write(2) of a fixed line. */
   static const char line[] =

@@ -13,12 +13,6 @@
 #include "libs/base/timeutil.h"
 #include "libs/obs/lifecycle.h"
 
-static void sleep_ms(int ms) {
-  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
-}
-
 START_TEST(raised_sigterm_is_caught_not_fatal) {
   ck_assert_int_eq(lifecycle_init(), ERR_OK);
   ck_assert(!lifecycle_stopping());
@@ -32,7 +26,7 @@ END_TEST
 
 static void *send_sigint_later(void *arg) {
   (void)arg;
-  sleep_ms(50);
+  time_sleep_ms(50);
   kill(getpid(), SIGINT);
   return NULL;
 }
@@ -62,7 +56,7 @@ END_TEST
 
 static void *request_stop_later(void *arg) {
   (void)arg;
-  sleep_ms(30);
+  time_sleep_ms(30);
   lifecycle_request_stop();
   return NULL;
 }
@@ -99,9 +93,9 @@ struct drain_ctl {
 static int drain_fn(void *p) {
   struct drain_ctl *c = p;
   if (c->sleep_ms)
-    sleep_ms(c->sleep_ms);
+    time_sleep_ms(c->sleep_ms);
   while (c->sleep_ms == 0 && !atomic_load(&c->release))
-    sleep_ms(5);
+    time_sleep_ms(5);
   atomic_store(&c->finished, true);
   return c->result;
 }
@@ -128,8 +122,8 @@ START_TEST(drain_past_the_grace_period_times_out) {
   /* Let the detached drain thread end before the test's stack goes. */
   atomic_store(&c.release, true);
   while (!atomic_load(&c.finished))
-    sleep_ms(5);
-  sleep_ms(20);
+    time_sleep_ms(5);
+  time_sleep_ms(20);
 }
 END_TEST
 
@@ -144,8 +138,8 @@ START_TEST(second_signal_cuts_the_drain_short) {
   pthread_join(t, NULL);
   atomic_store(&c.release, true);
   while (!atomic_load(&c.finished))
-    sleep_ms(5);
-  sleep_ms(20);
+    time_sleep_ms(5);
+  time_sleep_ms(20);
 }
 END_TEST
 
@@ -171,20 +165,20 @@ static int child_status(void (*body)(void)) {
       waitpid(pid, &st, 0);
       return -1;
     }
-    sleep_ms(10);
+    time_sleep_ms(10);
   }
   return WIFEXITED(st) ? WEXITSTATUS(st) : -2;
 }
 
 static void hung_cleanup(void) {
   if (lifecycle_exit_watchdog(100) != ERR_OK) _exit(98);
-  sleep_ms(10000); /* stands for an nng_close that never returns */
+  time_sleep_ms(10000); /* stands for an nng_close that never returns */
 }
 
 static void finished_cleanup(void) {
   if (lifecycle_exit_watchdog(100) != ERR_OK) _exit(98);
   lifecycle_exit_watchdog_cancel();
-  sleep_ms(400);
+  time_sleep_ms(400);
   _exit(7);
 }
 

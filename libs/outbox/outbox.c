@@ -45,7 +45,6 @@
 #define PRUNE_EVERY_MS 60000
 #define DEFAULT_LINGER_MS 5
 #define CONFLICT_RETRY_MS 100 /* another relay holds the lock: look again */
-#define TX_RETRIES 3
 #define SQL_MAX 1024
 
 /* Rows are read until their estimated size passes FETCH_BYTES; the
@@ -671,7 +670,7 @@ int outbox_last_seq(outbox *ob, uint64_t *out) {
     return ERR_INVAL;
   scalar_args a = {.sql = ob->q_last};
   db_tx_opts o = {.read_only = true};
-  int rc = db_with_tx(ob->db, &o, TX_RETRIES, scalar_fn, &a);
+  int rc = db_with_tx(ob->db, &o, DB_TX_RETRIES, scalar_fn, &a);
   if (rc == ERR_OK) {
     *out = (uint64_t)a.value;
     metrics_set(ob->m_last, (double)a.value);
@@ -686,7 +685,7 @@ int outbox_prune(outbox *ob, int64_t keep_ms, size_t *deleted) {
     return ERR_INVAL;
   db_param ps[] = {db_int64(keep_ms)};
   scalar_args a = {.sql = ob->q_prune, .ps = ps, .nps = 1, .affected = true};
-  int rc = db_with_tx(ob->db, NULL, TX_RETRIES, scalar_fn, &a);
+  int rc = db_with_tx(ob->db, NULL, DB_TX_RETRIES, scalar_fn, &a);
   if (rc == ERR_OK) {
     metrics_add(ob->m_pruned, (double)a.value);
     if (deleted != NULL)
@@ -863,7 +862,7 @@ static void replay(void *arg, const rpc_call *call, rpc_reply *reply) {
   db_tx_opts o = {.isolation = DB_REPEATABLE_READ, .read_only = true};
   o.statement_timeout_ms =
       left < 100 ? 100 : left > 30000 ? 30000 : (int)left;
-  int rc = db_with_tx(ob->db, &o, TX_RETRIES, replay_fn, &a);
+  int rc = db_with_tx(ob->db, &o, DB_TX_RETRIES, replay_fn, &a);
   if (rc == ERR_NOTFOUND) {
     rpc_reply_status(reply, RPC_NOT_FOUND, "events after %" PRIu64
                      " were pruned", a.after);

@@ -27,11 +27,6 @@
 
 #define WAIT_MS 10000
 
-static void msleep(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 static int64_t deadline_in(int ms) { return time_mono_ns() + (int64_t)ms * 1000000; }
 
 /* ---- a listener that counts its connected pipes ---- */
@@ -68,7 +63,7 @@ static void peer_close(peer *pr) { nng_close(pr->sock); }
 static bool peer_wait(peer *pr, int n) {
   for (int i = 0; i < WAIT_MS / 10; i++) {
     if (atomic_load(&pr->pipes) == n) return true;
-    msleep(10);
+    time_sleep_ms(10);
   }
   return false;
 }
@@ -149,7 +144,7 @@ static bool wait_dialers(dialset *ds, const char *want) {
   char buf[1024];
   for (int i = 0; i < WAIT_MS / 10; i++) {
     if (strcmp(dialers_str(ds, buf, sizeof(buf)), want) == 0) return true;
-    msleep(10);
+    time_sleep_ms(10);
   }
   return false;
 }
@@ -267,7 +262,7 @@ START_TEST(dns_localhost_resolves_and_connects) {
   ck_assert(peer_wait(&a, 1));
 
   /* Re-resolution of an unchanged name keeps the connection. */
-  msleep(200);
+  time_sleep_ms(200);
   ck_assert_uint_eq(dialset_connected(ds), 1);
   ck_assert_uint_eq(dialset_dialers(ds, got, 8), n);
   teardown(ds, s);
@@ -321,7 +316,7 @@ START_TEST(reconcile_adds_and_closes_dialers_as_resolution_changes) {
   ck_assert_str_eq(dialers_str(ds, buf, sizeof(buf)), url_b);
   ck_assert(peer_wait(&a, 0));
   ck_assert_int_eq(atomic_load(&b.pipes), 1);
-  for (int i = 0; i < WAIT_MS / 10 && dialset_connected(ds) != 1; i++) msleep(10);
+  for (int i = 0; i < WAIT_MS / 10 && dialset_connected(ds) != 1; i++) time_sleep_ms(10);
   ck_assert_uint_eq(dialset_connected(ds), 1);
 
   /* A failed lookup, or one without addresses, keeps the last good
@@ -380,7 +375,7 @@ START_TEST(resolver_thread_follows_the_name) {
   dialset_stop(ds);
   int lookups = script_lookups(&sc);
   script_set(&sc, false, "127.0.0.1", NULL);
-  msleep(150);
+  time_sleep_ms(150);
   ck_assert_int_eq(script_lookups(&sc), lookups);
   char buf[1024];
   ck_assert_str_eq(dialers_str(ds, buf, sizeof(buf)), url_b);
@@ -405,7 +400,7 @@ START_TEST(literal_and_resolved_duplicates_share_a_dialer_and_cap_holds) {
   char buf[1024];
   ck_assert_str_eq(dialers_str(ds, buf, sizeof(buf)), url_a);
   ck_assert(peer_wait(&a, 1));
-  msleep(100);
+  time_sleep_ms(100);
   ck_assert_int_eq(atomic_load(&a.pipes), 1); /* one connection, not two */
   teardown(ds, s);
 

@@ -124,12 +124,6 @@ static nng_duration ms_until(int64_t deadline_ns) {
   return (nng_duration)ms;
 }
 
-static void sleep_ms(uint32_t ms) {
-  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
-}
-
 void rpc_client_options_init(rpc_client_options *o) {
   memset(o, 0, sizeof(*o));
   o->default_deadline_ms = 5000;
@@ -615,7 +609,7 @@ int rpc_client_call(rpc_client *c, const char *method, const void *reqbuf,
       ao.resp = NULL;
     }
     metrics_inc(mm->retries);
-    if (sleep_for > 0) sleep_ms(sleep_for);
+    if (sleep_for > 0) time_sleep_ms(sleep_for);
   }
   ctx_give(c, cc);
 

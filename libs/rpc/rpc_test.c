@@ -37,11 +37,6 @@
 #define M_BIG "test.v1.Test/Big"
 #define M_LEFT "test.v1.Test/TimeLeft"
 
-static void msleep(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 /* ---- handlers ---- */
 
 static _Atomic int count_calls;
@@ -70,7 +65,7 @@ static void h_sleep(void *arg, const rpc_call *call, rpc_reply *reply) {
   while (now > max && !atomic_compare_exchange_weak(&running_max, &max, now)) {
   }
   atomic_fetch_add(&sleep_started, 1);
-  msleep((int)strtol(buf, NULL, 10));
+  time_sleep_ms((int)strtol(buf, NULL, 10));
   atomic_fetch_sub(&running_now, 1);
   rpc_reply_status(reply, RPC_OK, NULL);
 }
@@ -134,7 +129,7 @@ static rpc_client *connect_client(const char *url, rpc_client_options *o) {
 
 /* Waits until c has no connection left (its servers are closed). */
 static void wait_disconnected(rpc_client *c) {
-  for (int i = 0; i < 1000 && rpc_client_connected(c) > 0; i++) msleep(5);
+  for (int i = 0; i < 1000 && rpc_client_connected(c) > 0; i++) time_sleep_ms(5);
   ck_assert_int_eq(rpc_client_connected(c), 0);
 }
 
@@ -458,7 +453,7 @@ START_TEST(slow_handler_gives_deadline_exceeded_and_is_counted_late) {
   for (int i = 0; i < 200; i++) {
     rpc_server_get_stats(s, &st);
     if (st.late == 1) break;
-    msleep(10);
+    time_sleep_ms(10);
   }
   ck_assert_uint_eq(st.late, 1);
   ck_assert_uint_eq(st.handled, 1);
@@ -522,7 +517,7 @@ START_TEST(expired_request_does_not_run_handler) {
   bg_call slow = {c, M_SLEEP, "500", 5000, -2};
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, bg_call_main, &slow), 0);
-  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++) msleep(5);
+  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++) time_sleep_ms(5);
   ck_assert_int_eq(atomic_load(&sleep_started), 1);
 
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
@@ -537,7 +532,7 @@ START_TEST(expired_request_does_not_run_handler) {
   for (int i = 0; i < 200; i++) {
     rpc_server_get_stats(s, &st);
     if (st.expired == 1) break;
-    msleep(10);
+    time_sleep_ms(10);
   }
   ck_assert_uint_eq(st.expired, 1);
   ck_assert_int_eq(atomic_load(&count_calls), 0);
@@ -565,7 +560,7 @@ START_TEST(quick_call_does_not_wait_behind_a_blocked_worker) {
   bg_call slow = {c, M_SLEEP, "3000", 10000, -2};
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, bg_call_main, &slow), 0);
-  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++) msleep(5);
+  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++) time_sleep_ms(5);
   ck_assert_int_eq(atomic_load(&sleep_started), 1);
   for (int i = 0; i < 5; i++) {
     rpc_result *r = call(c, M_COUNT, "", NULL);
@@ -1042,7 +1037,7 @@ START_TEST(attempt_timeout_retries_idempotent_call) {
   bg_call hog = {direct, M_SLEEP, "1500", 5000, -2};
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, bg_call_main, &hog), 0);
-  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++) msleep(5);
+  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++) time_sleep_ms(5);
 
   int retried = 0;
   for (int i = 0; i < 4; i++) {
@@ -1102,7 +1097,7 @@ START_TEST(dns_name_resolves_and_unknown_name_is_unavailable) {
   rpc_result *r = call(c, M_ECHO, "x", NULL);
   ck_assert_int_eq(r->code, RPC_OK);
   rpc_result_free(r);
-  msleep(250); /* a couple of re-resolutions keep the same dialers */
+  time_sleep_ms(250); /* a couple of re-resolutions keep the same dialers */
   r = call(c, M_ECHO, "x", NULL);
   ck_assert_int_eq(r->code, RPC_OK);
   rpc_result_free(r);
@@ -1129,7 +1124,7 @@ START_TEST(close_lets_in_flight_call_finish) {
   bg_call slow = {c, M_SLEEP, "300", 5000, -2};
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, bg_call_main, &slow), 0);
-  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++) msleep(5);
+  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++) time_sleep_ms(5);
   ck_assert_int_eq(atomic_load(&sleep_started), 1);
   rpc_server_close(s); /* waits for the handler and sends its reply */
   pthread_join(t, NULL);

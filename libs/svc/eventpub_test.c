@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "libs/base/timeutil.h"
 #include "libs/svc/eventpub.h"
 
 /* A loopback port nothing listens on: connections are refused at once. */
@@ -92,7 +93,7 @@ START_TEST(start_registers_replay_and_free_stops_the_relay) {
   rpc_server *srv = NULL;
   ck_assert_int_eq(rpc_server_new(NULL, &srv), ERR_OK);
   ck_assert_int_eq(eventpub_start(e, srv), ERR_OK);
-  usleep(50 * 1000); /* a few failing relay passes */
+  time_sleep_ms(50); /* a few failing relay passes */
   /* The Replay method is taken: a second source of that name cannot
    * register it. */
   eventpub *twin = NULL;

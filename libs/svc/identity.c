@@ -167,10 +167,6 @@ int svc_identity_client(svc_identity *id, rpc_client_options *o) {
   return ERR_OK;
 }
 
-svcid_signer *svc_identity_signer(svc_identity *id) {
-  return id != NULL ? id->signer : NULL;
-}
-
 void svc_identity_free(svc_identity *id) {
   if (id == NULL) return;
   svcid_signer_free(id->signer);

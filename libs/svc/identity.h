@@ -69,9 +69,6 @@ int svc_identity_check_methods(svc_identity *id,
  * method called (svcid_credential). ERR_INVAL. */
 int svc_identity_client(svc_identity *id, rpc_client_options *o) WARN_UNUSED;
 
-/* The signer (tools and tests mint tokens with it). */
-svcid_signer *svc_identity_signer(svc_identity *id);
-
 /* After every client and server using it is freed. NULL-safe. */
 void svc_identity_free(svc_identity *id);
 

@@ -21,18 +21,13 @@ typedef struct counter {
   int64_t sleep_ms;     /* each round takes this long */
 } counter;
 
-static void msleep(int64_t ms) {
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 static void round_fn(void *arg) {
   counter *c = arg;
   atomic_store(&c->in_round, true);
   while (atomic_load(&c->hold))
-    msleep(1);
+    time_sleep_ms(1);
   if (c->sleep_ms > 0)
-    msleep(c->sleep_ms);
+    time_sleep_ms(c->sleep_ms);
   atomic_fetch_add(&c->rounds, 1);
   atomic_store(&c->in_round, false);
 }
@@ -41,7 +36,7 @@ static void round_fn(void *arg) {
 static int wait_rounds(counter *c, int n, int64_t ms) {
   int64_t until = time_mono_ms() + ms;
   while (atomic_load(&c->rounds) < n && time_mono_ms() < until)
-    msleep(1);
+    time_sleep_ms(1);
   return atomic_load(&c->rounds);
 }
 
@@ -90,14 +85,14 @@ START_TEST(wakes_during_a_round_make_one_more_round) {
   periodic *p = start(&c, HOUR_MS);
   int64_t until = time_mono_ms() + 5000;
   while (!atomic_load(&c.in_round) && time_mono_ms() < until)
-    msleep(1);
+    time_sleep_ms(1);
   ck_assert(atomic_load(&c.in_round));
   periodic_wake(p);
   periodic_wake(p);
   periodic_wake(p);
   atomic_store(&c.hold, false);
   ck_assert_int_eq(wait_rounds(&c, 2, 5000), 2);
-  msleep(100); /* a third round would have started by now */
+  time_sleep_ms(100); /* a third round would have started by now */
   ck_assert_int_eq(atomic_load(&c.rounds), 2);
   periodic_stop(p);
 }
@@ -119,7 +114,7 @@ START_TEST(stop_lets_a_running_round_finish) {
   periodic *p = start(&c, HOUR_MS);
   int64_t until = time_mono_ms() + 5000;
   while (!atomic_load(&c.in_round) && time_mono_ms() < until)
-    msleep(1);
+    time_sleep_ms(1);
   periodic_stop(p);
   /* The round was not cut short, and no other one started. */
   ck_assert_int_eq(atomic_load(&c.rounds), 1);

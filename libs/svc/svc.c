@@ -248,9 +248,7 @@ static int open_database(svc *s) {
     }
     log_warn("database not reachable yet, retrying", "detail",
              db_last_error()->message);
-    struct timespec ts = {.tv_sec = backoff / 1000,
-                          .tv_nsec = (backoff % 1000) * 1000000};
-    nanosleep(&ts, NULL);
+    time_sleep_ms(backoff);
     backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
   }
 }

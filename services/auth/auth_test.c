@@ -360,7 +360,7 @@ START_TEST(waiter_gives_up_at_its_deadline_and_slot_is_freed_later) {
     pwpool_get_stats(p, &st);
     if (st.pending >= 1)
       break;
-    usleep(1000);
+    time_sleep_ms(1);
   }
   bool ok = true;
   int rc = pwpool_verify(p, h, "password", 8, time_mono_ms() + 1, &ok);
@@ -374,7 +374,7 @@ START_TEST(waiter_gives_up_at_its_deadline_and_slot_is_freed_later) {
     pwpool_get_stats(p, &st);
     if (st.pending == 0)
       break;
-    usleep(1000);
+    time_sleep_ms(1);
   }
   ck_assert_int_eq(st.pending, 0);
   ck_assert_uint_eq(st.abandoned, 1);

@@ -19,13 +19,6 @@
 
 #include "libs/base/strutil.h"
 
-#define TX_RETRIES 3
-
-struct store {
-  db_pool *db;
-  char role[64];
-};
-
 /* The columns every user query returns, in this order. */
 #define USER_COLS                                                            \
   "u.id::text, u.tenant_id::text, u.email, u.name, u.role, "                 \
@@ -63,28 +56,17 @@ static int user_from_row(const db_result *res, int r, auth_user *u,
 }
 
 int store_new(db_pool *db, const char *role, store **out) {
-  if (out == NULL)
-    return ERR_INVAL;
-  *out = NULL;
-  if (db == NULL || (role != NULL && role[0] != '\0' && !db_ident_ok(role)))
-    return ERR_INVAL;
-  store *s = calloc(1, sizeof *s);
-  if (s == NULL)
-    return ERR_NOMEM;
-  s->db = db;
-  str_copy(s->role, role != NULL ? role : "", sizeof s->role);
-  *out = s;
-  return ERR_OK;
+  return db_store_new(db, role, out);
 }
 
-void store_free(store *s) { free(s); }
+void store_free(store *s) { db_store_free(s); }
 
 /* ------------------------------------------------------- transactions --- */
 
 static int store_tx(store *s, const char *tenant, bool read_only,
                     int (*fn)(db_conn *c, void *ud), void *ud) {
-  db_tx_opts o = {.tenant_id = tenant, .read_only = read_only, .role = s->role};
-  return db_with_tx(s->db, &o, TX_RETRIES, fn, ud);
+  db_tx_opts o = {.tenant_id = tenant, .read_only = read_only};
+  return db_store_tx(s, &o, fn, ud);
 }
 
 /* Runs one query expected to return 0 or 1 user row. */
@@ -482,7 +464,7 @@ int store_session_create(store *s, const char *tenant, const char *user_id,
 int store_refresh_tenant(store *s, const uint8_t hash[STORE_HASHBYTES],
                          char tenant[UUID_STR_LEN + 1]) {
   db_conn *c = NULL;
-  int rc = db_acquire(s->db, &c);
+  int rc = db_acquire(db_store_pool(s), &c);
   if (rc != ERR_OK)
     return rc;
   db_param p[] = {db_bytes(hash, STORE_HASHBYTES)};

@@ -34,7 +34,8 @@
 #define STORE_HASHBYTES 32   /* refresh-token hash */
 #define STORE_MAX_JTIS 32    /* access jtis returned for revocation */
 
-typedef struct store store;
+/* The auth service's store is libs/db's: its pool and its role. */
+typedef db_store store;
 
 typedef struct auth_user {
   char id[UUID_STR_LEN + 1];

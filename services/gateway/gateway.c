@@ -360,9 +360,6 @@ int gateway_start(gateway *g) {
   return ERR_OK;
 }
 
-int gateway_http_port(const gateway *g) { return server_port(g->http); }
-int gateway_admin_port(const gateway *g) { return admin_port(g->admin); }
-
 int gateway_drain(gateway *g, int64_t grace_ms) {
   admin_set_draining(g->admin);
   return server_drain(g->http, grace_ms);

@@ -37,9 +37,6 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows,
  * could not be bound), ERR_INVAL. */
 int gateway_start(gateway *g) WARN_UNUSED;
 
-int gateway_http_port(const gateway *g);
-int gateway_admin_port(const gateway *g);
-
 /* SIGTERM: readiness goes 503, the HTTP server stops accepting and
  * in-flight requests get up to grace_ms. ERR_OK or ERR_TIMEOUT. */
 int gateway_drain(gateway *g, int64_t grace_ms) WARN_UNUSED;

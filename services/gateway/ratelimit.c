@@ -49,8 +49,6 @@ struct ratelimit {
   bool fail_closed;
 };
 
-const char *ratelimit_script_source(void) { return kScript; }
-
 static bool bucket_ok(const ratelimit_bucket *b) {
   return b->burst >= 1 && b->burst <= 1000000000 && b->per_min >= 1 &&
          b->per_min <= 1000000000;

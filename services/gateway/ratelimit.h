@@ -78,7 +78,4 @@ typedef struct ratelimit_decision {
 int ratelimit_take(ratelimit *r, enum ratelimit_kind kind, const char *tenant,
                    const char *subject, ratelimit_decision *d) WARN_UNUSED;
 
-/* The Lua source (for documentation and tests). */
-const char *ratelimit_script_source(void);
-
 #endif

@@ -260,16 +260,18 @@ static int hexval(char c) {
   return -1;
 }
 
-/* Percent-decodes s into the arena; ERR_INVAL on a bad escape or a NUL. */
-static int decode(const span *s, arena *a, char **out, size_t *outlen) {
-  char *d = arena_alloc(a, s->len + 1);
+int route_pct_decode(const char *s, size_t len, bool plus_is_space, arena *a,
+                     char **out, size_t *outlen) {
+  char *d = arena_alloc(a, len + 1);
   if (d == NULL) return ERR_NOMEM;
   size_t k = 0;
-  for (size_t i = 0; i < s->len; i++) {
-    char c = s->p[i];
-    if (c == '%') {
-      if (i + 2 >= s->len) return ERR_INVAL;
-      int hi = hexval(s->p[i + 1]), lo = hexval(s->p[i + 2]);
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (c == '+' && plus_is_space) {
+      c = ' ';
+    } else if (c == '%') {
+      if (i + 2 >= len) return ERR_INVAL;
+      int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
       if (hi < 0 || lo < 0) return ERR_INVAL;
       c = (char)(hi * 16 + lo);
       i += 2;
@@ -343,7 +345,7 @@ int route_match_path(const route_table *t, const char *method,
           memcmp(fn, best->segs[i].text, best->segs[i].len) == 0)
         name = fn;
     }
-    int rc = decode(&segs[i], a, &v, &vlen);
+    int rc = route_pct_decode(segs[i].p, segs[i].len, false, a, &v, &vlen);
     if (rc != ERR_OK) {
       m->bad_param = name;
       return rc;

@@ -171,6 +171,14 @@ int route_match_path(const route_table *t, const char *method,
                      const char *path, size_t len, arena *a,
                      route_match *m) WARN_UNUSED;
 
+/* Percent-decodes s[0..len) into a NUL-terminated copy allocated from a
+ * (*out, *outlen without the NUL); with plus_is_space a '+' is a space
+ * (application/x-www-form-urlencoded, for query strings; path segments
+ * keep it). The one decoder of path parameters and query strings.
+ * Errors: ERR_INVAL for a bad or cut escape or a decoded NUL, ERR_NOMEM. */
+int route_pct_decode(const char *s, size_t len, bool plus_is_space, arena *a,
+                     char **out, size_t *outlen) WARN_UNUSED;
+
 /* "owner" -> ROUTE_OWNER etc. (exact, lower case); -1 for anything else
  * (including "anyone"). */
 int route_role_parse(const char *name);

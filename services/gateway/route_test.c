@@ -178,6 +178,24 @@ START_TEST(parameters_are_captured_and_percent_decoded) {
 }
 END_TEST
 
+/* One decoder for paths and queries: '+' is a space only in a query. */
+START_TEST(percent_decoding_keeps_plus_in_paths_only) {
+  arena a;
+  arena_init(&a, 0, 0);
+  char *out = NULL;
+  size_t n = 0;
+  ck_assert_int_eq(route_pct_decode("a+b%2B", 6, false, &a, &out, &n), ERR_OK);
+  ck_assert_str_eq(out, "a+b+");
+  ck_assert_int_eq(route_pct_decode("a+b%2B", 6, true, &a, &out, &n), ERR_OK);
+  ck_assert_str_eq(out, "a b+");
+  ck_assert_uint_eq(n, 4);
+  ck_assert_int_eq(route_pct_decode("%4", 2, true, &a, &out, &n), ERR_INVAL);
+  ck_assert_int_eq(route_pct_decode("%zz", 3, false, &a, &out, &n), ERR_INVAL);
+  ck_assert_int_eq(route_pct_decode("a%00", 4, true, &a, &out, &n), ERR_INVAL);
+  arena_release(&a);
+}
+END_TEST
+
 START_TEST(literal_beats_parameter_from_the_left) {
   route_table *t = table();
   arena a;
@@ -345,6 +363,7 @@ int main(void) {
   tcase_add_test(tc, same_method_and_shape_twice_is_a_duplicate);
   tcase_add_test(tc, literal_path_matches_its_row);
   tcase_add_test(tc, parameters_are_captured_and_percent_decoded);
+  tcase_add_test(tc, percent_decoding_keeps_plus_in_paths_only);
   tcase_add_test(tc, literal_beats_parameter_from_the_left);
   tcase_add_test(tc, wrong_method_is_405_with_every_matching_method);
   tcase_add_test(tc, head_is_matched_as_get);

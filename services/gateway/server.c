@@ -939,7 +939,7 @@ int server_drain(server *s, int64_t grace_ms) {
   int64_t until = time_mono_ms() + grace_ms;
   while (atomic_load(&s->in_flight) > 0) {
     if (time_mono_ms() >= until) return ERR_TIMEOUT;
-    usleep(10 * 1000);
+    time_sleep_ms(10);
   }
   return ERR_OK;
 }

@@ -100,7 +100,7 @@ static void echo(void *arg, const rpc_call *call, rpc_reply *reply) {
     rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "bad payload");
     return;
   }
-  if (in->sleep_ms > 0) usleep(in->sleep_ms * 1000u);
+  if (in->sleep_ms > 0) time_sleep_ms(in->sleep_ms);
   int code;
   if (in->fail_code[0] != '\0' && rpc_code_parse(in->fail_code, &code) == ERR_OK) {
     rpc_reply_status(reply, code, "backend says no: SELECT secret FROM t");
@@ -1112,14 +1112,14 @@ START_TEST(requests_in_flight_finish_during_a_drain) {
   bg slow = {.method = "POST", .path = "/v1/echo", .body = "{\"sleep_ms\":600}"};
   pthread_create(&slow.t, NULL, bg_run, &slow);
   int64_t until = time_mono_ms() + 3000;
-  while (server_in_flight(s2) == 0 && time_mono_ms() < until) usleep(5000);
+  while (server_in_flight(s2) == 0 && time_mono_ms() < until) time_sleep_ms(5);
   ck_assert_int_eq(server_in_flight(s2), 1);
   /* While the only worker is busy a second request waits in the queue and
    * a third finds it full. */
   bg queued = {.method = "POST", .path = "/v1/echo", .body = "{\"sleep_ms\":10}"};
   pthread_create(&queued.t, NULL, bg_run, &queued);
-  while (server_in_flight(s2) < 2 && time_mono_ms() < until) usleep(5000);
-  usleep(50 * 1000);
+  while (server_in_flight(s2) < 2 && time_mono_ms() < until) time_sleep_ms(5);
+  time_sleep_ms(50);
   const char *h[] = {"X-Tenant: acme", NULL};
   resp *r = call("POST", "/v1/echo", "{}", h, NULL);
   assert_error(r, 503, "UNAVAILABLE");

@@ -14,8 +14,6 @@ static const pbjson_opts kOpts = {
     .real_precision = 15,
 };
 
-const pbjson_opts *transcode_pbjson_opts(void) { return &kOpts; }
-
 static void safe_copy(char *dst, size_t cap, const char *src, size_t len) {
   bool cut = len >= cap;
   if (cut) len = cap - 4 > 0 ? cap - 4 : 0;
@@ -57,39 +55,6 @@ static void merge_errors(pbjson_error *dst, const pbjson_error *src) {
   if (src->truncated) dst->truncated = true;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* application/x-www-form-urlencoded decoding of s[0..len) into the arena. */
-static int form_decode(const char *s, size_t len, arena *a, char **out,
-                       size_t *outlen) {
-  char *d = arena_alloc(a, len + 1);
-  if (d == NULL) return ERR_NOMEM;
-  size_t k = 0;
-  for (size_t i = 0; i < len; i++) {
-    char c = s[i];
-    if (c == '+') {
-      c = ' ';
-    } else if (c == '%') {
-      if (i + 2 >= len) return ERR_INVAL;
-      int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-      if (hi < 0 || lo < 0) return ERR_INVAL;
-      c = (char)(hi * 16 + lo);
-      i += 2;
-    }
-    if (c == '\0') return ERR_INVAL;
-    d[k++] = c;
-  }
-  d[k] = '\0';
-  *out = d;
-  *outlen = k;
-  return ERR_OK;
-}
-
 int transcode_query_each(const char *query, size_t len, arena *a,
                          transcode_query_fn fn, void *arg,
                          const char **bad_key, size_t *bad_klen) {
@@ -112,8 +77,8 @@ int transcode_query_each(const char *query, size_t len, arena *a,
     size_t vrawlen = eq ? (size_t)(query + end - vraw) : 0;
     char *k, *v;
     size_t kl, vl;
-    int rc = form_decode(query + start, klen, a, &k, &kl);
-    if (rc == ERR_OK) rc = form_decode(vraw, vrawlen, a, &v, &vl);
+    int rc = route_pct_decode(query + start, klen, true, a, &k, &kl);
+    if (rc == ERR_OK) rc = route_pct_decode(vraw, vrawlen, true, a, &v, &vl);
     if (rc != ERR_OK) {
       if (rc == ERR_INVAL) {
         if (bad_key) *bad_key = query + start;

@@ -25,7 +25,7 @@
  * member answers {}); extra members (e.g. "tenant") may be added; the
  * JSON is compact.
  *
- * JSON conventions for the whole API (transcode_pbjson_opts): enums as
+ * JSON conventions for the whole API (kOpts in transcode.c): enums as
  * short lower-case names ("pending"), doubles with 15 significant digits,
  * unset optional fields as null.
  */
@@ -44,9 +44,6 @@
 
 #define TRANSCODE_MAX_QUERY_PARAMS 64
 #define TRANSCODE_MAX_QUERY 4096 /* bytes of a query string */
-
-/* The pbjson options of the public API (static; never NULL). */
-const pbjson_opts *transcode_pbjson_opts(void);
 
 /* Called for each query parameter with its percent-decoded key and value
  * (NUL-terminated, in the arena; "+" is a space). Return ERR_OK to go on;

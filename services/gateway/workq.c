@@ -90,13 +90,6 @@ int workq_submit(workq *q, workq_fn fn, void *arg) {
   return rc;
 }
 
-size_t workq_pending(workq *q) {
-  pthread_mutex_lock(&q->mu);
-  size_t n = q->count + q->running;
-  pthread_mutex_unlock(&q->mu);
-  return n;
-}
-
 void workq_close(workq *q) {
   pthread_mutex_lock(&q->mu);
   q->closing = true;

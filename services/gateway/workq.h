@@ -27,9 +27,6 @@ int workq_new(int threads, size_t depth, workq **out) WARN_UNUSED;
  * and arg stays the caller's. */
 int workq_submit(workq *q, workq_fn fn, void *arg) WARN_UNUSED;
 
-/* Jobs queued or running right now. */
-size_t workq_pending(workq *q);
-
 /* Stops accepting jobs (workq_submit answers ERR_CLOSED from now on),
  * lets the queued and running ones finish and joins the workers.
  * Idempotent. Must not be called from a job. */

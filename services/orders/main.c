@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "libs/base/timeutil.h"
 #include "libs/bus/bus.h"
 #include "libs/obs/log.h"
 #include "libs/svc/eventpub.h"
@@ -95,11 +96,6 @@ typedef struct app {
 } app;
 
 #ifdef TEST_HOOKS
-static void msleep(int64_t ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 /* ORDERS_TEST_RELAY_DELAY: every event waits this long before the relay
  * hands it to the bus - committed and sequenced by then, not yet
  * published: the window in which a test kills the process. Sleeping on
@@ -108,7 +104,7 @@ static void relay_delay(void *arg) {
   app *a = arg;
   for (int64_t left = a->relay_delay_ms;
        left > 0 && !atomic_load(&a->stopping); left -= 50)
-    msleep(left < 50 ? left : 50);
+    time_sleep_ms(left < 50 ? left : 50);
 }
 #endif
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "proto/orders/v1/orders.pb-c.h"
 #include "services/orders/cursor.h"
@@ -439,8 +440,7 @@ START_TEST(currencies_are_remembered_for_a_while) {
 
   ck_assert_int_eq(tenantcur_new(NULL, 1, 0, &t), ERR_OK);
   tenantcur_put(t, TID, "EUR");
-  struct timespec ts = {0, 5 * 1000000L};
-  nanosleep(&ts, NULL);
+  time_sleep_ms(5);
   ck_assert_int_eq(tenantcur_get(t, TID, "tok", 1000, cur), ERR_UNAVAILABLE);
   tenantcur_free(t);
 }

@@ -17,8 +17,6 @@
 #include "libs/outbox/outbox.h"
 #include "services/tenants/events.h"
 
-#define TX_RETRIES 3
-
 /* Columns of a tenant row, in the order row_tenant reads them. */
 #define TENANT_COLS                                                        \
   "id::text, slug, name, currency, status, "                               \
@@ -26,27 +24,11 @@
 
 /* ------------------------------------------------------------ set-up --- */
 
-struct store {
-  db_pool *db;
-  char role[64];
-};
-
 int store_new(db_pool *db, const char *role, store **out) {
-  *out = NULL;
-  if (db == NULL || (role != NULL && role[0] != '\0' && !db_ident_ok(role)))
-    return ERR_INVAL;
-  store *st = calloc(1, sizeof *st);
-  if (st == NULL)
-    return ERR_NOMEM;
-  st->db = db;
-  str_copy(st->role, role != NULL ? role : "", sizeof st->role);
-  *out = st;
-  return ERR_OK;
+  return db_store_new(db, role, out);
 }
 
-void store_free(store *st) { free(st); }
-
-db_pool *store_db(const store *st) { return st->db; }
+void store_free(store *st) { db_store_free(st); }
 
 /* ------------------------------------------------------------ helpers --- */
 
@@ -56,12 +38,12 @@ db_pool *store_db(const store *st) { return st->db; }
 static int run(store *st, const char *tenant_id,
                int (*fn)(db_conn *c, void *ud), void *ud) {
   static const db_setting directory[] = {{"app.directory", "on"}};
-  db_tx_opts o = {.tenant_id = tenant_id, .role = st->role};
+  db_tx_opts o = {.tenant_id = tenant_id};
   if (tenant_id == NULL) {
     o.settings = directory;
     o.nsettings = 1;
   }
-  return db_with_tx(st->db, &o, TX_RETRIES, fn, ud);
+  return db_store_tx(st, &o, fn, ud);
 }
 
 static void copy_cell(char *dst, size_t cap, const db_result *r, int row,

@@ -68,7 +68,8 @@ typedef struct store_event {
 
 /* -------------------------------------------------------------- set-up --- */
 
-typedef struct store store;
+/* The tenants service's store is libs/db's: its pool and its role. */
+typedef db_store store;
 
 /* A store over db (borrowed). role (copied; "" or NULL: none) is the
  * database role every transaction switches to (set_config('role', ..,
@@ -78,9 +79,6 @@ typedef struct store store;
  * [a-z_][a-z0-9_]*, at most 63), ERR_NOMEM. */
 int store_new(db_pool *db, const char *role, store **out) WARN_UNUSED;
 void store_free(store *st); /* NULL-safe */
-
-/* The pool (for readiness checks). */
-db_pool *store_db(const store *st);
 
 /* ------------------------------------------------------------ tenants --- */
 

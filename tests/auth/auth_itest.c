@@ -346,7 +346,7 @@ static int64_t wait_code(rpc_client *c, const char *token, int want,
   while (time_mono_ms() - t0 < timeout_ms) {
     if (do_verify(c, token, NULL, 0) == want)
       return time_mono_ms() - t0;
-    usleep(20000);
+    time_sleep_ms(20);
   }
   return -1;
 }
@@ -1265,7 +1265,7 @@ START_TEST(same_key_at_once_creates_one_user_and_a_running_first_is_409) {
     pthread_t first;
     reg_arg fa = {g_slow_addr, t, email, key, NULL, -1, ""};
     pthread_create(&first, NULL, register_main, &fa);
-    usleep(40000);
+    time_sleep_ms(40);
     Auth__V1__RegisterRequest req = AUTH__V1__REGISTER_REQUEST__INIT;
     req.email = email;
     req.password = PW;
@@ -1428,7 +1428,7 @@ START_TEST(failed_logins_lock_the_account_then_success_resets) {
   ck_assert_int_eq(login_ra(c, t, other, WRONG).code, RPC_UNAUTHENTICATED);
 
   /* After the lock: one more failure locks again, twice as long. */
-  usleep((useconds_t)(wait + 50) * 1000);
+  time_sleep_ms(wait + 50);
   ck_assert_int_eq(login_ra(c, t, email, WRONG).code, RPC_UNAUTHENTICATED);
   login_out o = login_ra(c, t, email, PW);
   ck_assert_int_eq(o.code, RPC_RESOURCE_EXHAUSTED);
@@ -1437,7 +1437,7 @@ START_TEST(failed_logins_lock_the_account_then_success_resets) {
 
   /* After that lock the right password works, and resets the count:
    * five failures are free again. */
-  usleep((useconds_t)(o.retry_after_ms + 50) * 1000);
+  time_sleep_ms(o.retry_after_ms + 50);
   ck_assert_int_eq(login_ra(c, t, email, PW).code, RPC_OK);
   for (int i = 0; i < 5; i++)
     ck_assert_int_eq(login_ra(c, t, email, WRONG).code, RPC_UNAUTHENTICATED);
@@ -1504,7 +1504,7 @@ START_TEST(login_overload_is_refused_fast_and_other_calls_still_served) {
     la[i] = (login_arg){t, "nobody@example.com", -1, 0};
     pthread_create(&th[i], NULL, slow_login_main, &la[i]);
   }
-  usleep(50000);
+  time_sleep_ms(50);
   Auth__V1__KeysRequest kr = AUTH__V1__KEYS_REQUEST__INIT;
   int64_t t0 = time_mono_ms();
   ck_assert_int_eq(call_code(c, M("Keys"), &kr.base, (callopt){0}), RPC_OK);

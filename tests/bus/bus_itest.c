@@ -35,11 +35,6 @@
 #include "libs/rpc/rpc.h"
 #include "tests/harness/harness.h"
 
-static void msleep(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 /* ---------------------------------------------------------------- */
 /* A bus_testpub process and a client for its RPC side                */
 /* ---------------------------------------------------------------- */
@@ -243,7 +238,7 @@ static size_t count_of(sink *k, const char *source) {
 
 static void wait_for(sink *k, const char *source, size_t want, int timeout_ms) {
   int64_t end = time_mono_ms() + timeout_ms;
-  while (count_of(k, source) < want && time_mono_ms() < end) msleep(20);
+  while (count_of(k, source) < want && time_mono_ms() < end) time_sleep_ms(20);
   if (count_of(k, source) < want) harness_dump_logs();
   ck_assert_msg(count_of(k, source) >= want, "%s: delivered %zu of %zu", source,
                 count_of(k, source), want);
@@ -252,7 +247,7 @@ static void wait_for(sink *k, const char *source, size_t want, int timeout_ms) {
 /* Delivered events of source are exactly 1..n in order, each with the
  * payload the source made for that seq. */
 static void assert_all_once_in_order(sink *k, const char *source, uint64_t n) {
-  msleep(400); /* nothing more may arrive */
+  time_sleep_ms(400); /* nothing more may arrive */
   pthread_mutex_lock(&k->mu);
   uint64_t want = 1;
   for (size_t i = 0; i < k->n; i++) {
@@ -447,7 +442,7 @@ START_TEST(a_dead_source_leaves_the_gap_open_and_the_subscriber_stoppable) {
   uint64_t last = 0;
   while (count_of(k, "dying") == 0 && time_mono_ms() < end) {
     last = publish(&a, 1, "dying.t", NULL, 0);
-    msleep(50);
+    time_sleep_ms(50);
   }
   wait_for(k, "dying", 1, 1000);
   size_t before = count_of(k, "dying");
@@ -456,10 +451,10 @@ START_TEST(a_dead_source_leaves_the_gap_open_and_the_subscriber_stoppable) {
   char skip[64];
   snprintf(skip, sizeof(skip), "%" PRIu64 "-%" PRIu64, last + 1, last + 3);
   ck_assert_uint_eq(publish(&a, 5, "dying.t", skip, 0), last + 5);
-  msleep(500);
+  time_sleep_ms(500);
   harness_signal(a.proc, SIGKILL);
   ck_assert_int_ne(harness_wait_exit(a.proc, 5000), -1);
-  msleep(1000);
+  time_sleep_ms(1000);
   /* The events after the hole are held, not delivered out of order, and
    * nothing was given up on. */
   ck_assert_uint_eq(count_of(k, "dying"), before);

@@ -188,10 +188,8 @@ static void h_publish(void *arg, const rpc_call *call, rpc_reply *reply) {
         return;
       }
     }
-    if (pause_every > 0 && (i + 1) % pause_every == 0) {
-      struct timespec ts = {0, 1000000L};
-      nanosleep(&ts, NULL);
-    }
+    if (pause_every > 0 && (i + 1) % pause_every == 0)
+      time_sleep_ms(1);
   }
   char out[24];
   int n = snprintf(out, sizeof(out), "%" PRIu64, last);

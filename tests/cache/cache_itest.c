@@ -98,7 +98,7 @@ START_TEST(ttl_expires_keys) {
     size_t len = 0;
     rc = cache_get(c, "ttl:k", &v, &len);
     free(v);
-    if (rc == ERR_OK) usleep(50000);
+    if (rc == ERR_OK) time_sleep_ms(50);
   }
   ck_assert_int_eq(rc, ERR_NOTFOUND);
   /* Without a TTL the key does not expire; a later SET without PX clears one. */
@@ -510,7 +510,7 @@ START_TEST(auth_password_acl_user_and_db_from_the_url) {
     cache_free(c);
     c = try_url(url, &rc);
     if (rc == ERR_OK) break;
-    harness_sleep_ms(50);
+    time_sleep_ms(50);
   }
   OK(rc);
   OK(cache_set(c, "auth:k", "v2", 2, 0));
@@ -529,7 +529,7 @@ START_TEST(auth_password_acl_user_and_db_from_the_url) {
    * the next command goes through on a fresh connection. */
   const char *kill[] = {"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"};
   OK(cache_command(acl, false, 6, kill, NULL, NULL));
-  harness_sleep_ms(50);
+  time_sleep_ms(50);
   expect_value(c, "auth:k", "v2");
   cache_stats st;
   cache_get_stats(c, &st);
@@ -550,7 +550,7 @@ START_TEST(wrong_or_missing_password_fails_clearly_without_the_password) {
   for (int i = 0; i < 100 && rc != ERR_OK; i++) {
     cache_free(ok);
     ok = try_url(url, &rc);
-    if (rc != ERR_OK) harness_sleep_ms(50);
+    if (rc != ERR_OK) time_sleep_ms(50);
   }
   OK(rc);
   cache_free(ok);

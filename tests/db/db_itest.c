@@ -145,7 +145,7 @@ START_TEST(waiter_gets_a_connection_when_one_is_released) {
   for (int i = 0; i < 500; i++) { /* until the thread is waiting */
     db_pool_get_stats(p, &st);
     if (st.waiting == 1) break;
-    usleep(10000);
+    time_sleep_ms(10);
   }
   ck_assert_int_eq(st.waiting, 1);
   db_release(a);

@@ -42,6 +42,7 @@
 
 #include "libs/base/timeutil.h"
 #include "tests/harness/api.h"
+#include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
 #include "tests/harness/service.h"
@@ -383,7 +384,7 @@ START_TEST(slow_uploads_stay_bounded_and_are_cut_after_the_timeout) {
   }
   ck_assert_int_eq(opened, SLOW_CONNS);
   /* Let the gateway read what was sent, then measure. */
-  harness_sleep_ms(1500);
+  time_sleep_ms(1500);
   (void)trickle(fds, SLOW_CONNS);
   long during = rss_kb(pid);
   fprintf(stderr, "edge_itest: gateway VmRSS %ld KiB idle, %ld KiB with %d "
@@ -428,7 +429,7 @@ START_TEST(slow_uploads_stay_bounded_and_are_cut_after_the_timeout) {
   int left = SLOW_CONNS;
   int64_t until = time_mono_ms() + REQUEST_TIMEOUT_MS + 60000;
   while (left > 0 && time_mono_ms() < until) {
-    harness_sleep_ms(500);
+    time_sleep_ms(500);
     left = trickle(fds, SLOW_CONNS);
   }
   for (int i = 0; i < SLOW_CONNS; i++)
@@ -503,6 +504,10 @@ static bool start_system(void) {
   return ok;
 }
 
+/* Each case its own tcase (CK_RUN_CASE=<case name>); the system it needs
+ * is started in main. */
+#define ADD_CASE(s, t) HARNESS_ADD_CASE((s), t, 180, NULL)
+
 int main(void) {
   harness_init();
   raise_nofile();
@@ -513,14 +518,11 @@ int main(void) {
     return 1;
   }
   Suite *s = suite_create("edge_itest");
-  TCase *tc = tcase_create("edge");
-  tcase_set_timeout(tc, 180);
-  tcase_add_test(tc, login_guesses_over_email_variants_and_addresses_end_in_429);
-  tcase_add_test(tc, tenant_less_routes_are_limited_per_client_address);
-  tcase_add_test(tc, token_routes_answer_401_before_the_body_is_sent);
-  tcase_add_test(tc, slow_uploads_stay_bounded_and_are_cut_after_the_timeout);
-  tcase_add_test(tc, redis_down_fails_closed_or_open_as_configured);
-  suite_add_tcase(s, tc);
+  ADD_CASE(s, login_guesses_over_email_variants_and_addresses_end_in_429);
+  ADD_CASE(s, tenant_less_routes_are_limited_per_client_address);
+  ADD_CASE(s, token_routes_answer_401_before_the_body_is_sent);
+  ADD_CASE(s, slow_uploads_stay_bounded_and_are_cut_after_the_timeout);
+  ADD_CASE(s, redis_down_fails_closed_or_open_as_configured);
   SRunner *sr = srunner_create(s);
   srunner_set_fork_status(sr, CK_NOFORK);
   srunner_run_all(sr, CK_NORMAL);

@@ -31,6 +31,7 @@
 #include "libs/rpc/rpc.h"
 #include "proto/tenants/v1/tenants.pb-c.h"
 #include "tests/harness/api.h"
+#include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
 #include "tests/harness/rpc.h"
@@ -122,15 +123,29 @@ static void login(const tenant *t, const char *email, const char *password,
                    200);
 }
 
+/* Two tenants most tests below use, created by the first case that runs
+ * (each_case), whichever it is. */
 static tenant g_a, g_b;
+
+/* Before every case (a checked fixture: under CK_NOFORK it still runs
+ * before each one): calls go to the main gateway again, and the shared
+ * tenants exist. No case relies on another having run, so any one runs
+ * alone: CK_RUN_CASE=<case name> (one tcase per case, see main). */
+static void each_case(void) {
+  g_port = g_gw.http_port;
+  if (g_a.id[0] == '\0')
+    create_tenant(&g_a, "alpha");
+  if (g_b.id[0] == '\0')
+    create_tenant(&g_b, "beta");
+}
 
 /* -------------------------------------------------------------- tests -- */
 
-/* Two tenants most tests below use. */
 START_TEST(two_tenants_are_created_through_the_api) {
-  create_tenant(&g_a, "alpha");
-  create_tenant(&g_b, "beta");
-  ck_assert_str_ne(g_a.id, g_b.id);
+  tenant a, b;
+  create_tenant(&a, "alpha");
+  create_tenant(&b, "beta");
+  ck_assert_str_ne(a.id, b.id);
 }
 END_TEST
 
@@ -398,7 +413,7 @@ START_TEST(me_keys_and_logout) {
     }
     harness_http_free(r);
     if (st == 401) break;
-    usleep(100 * 1000);
+    time_sleep_ms(100);
   }
   ck_assert_int_eq(st, 401);
   r = call("POST", "/v1/auth/refresh", body, NULL, NULL, NULL);
@@ -468,9 +483,20 @@ START_TEST(members_are_managed_by_owners_and_admins) {
   ck_assert_str_eq(harness_json_str(r->json, "role"), "admin");
   harness_http_free(r);
 
-  /* A staff member (here: a customer) cannot manage members. */
+  /* A staff member (here: a customer, registered here) cannot manage
+   * members. */
+  char tag[48], cust[64], cbody[256], cxt[96];
+  harness_unique(tag, sizeof tag, "cust");
+  snprintf(cust, sizeof cust, "%s@a.test", tag);
+  snprintf(cbody, sizeof cbody,
+           "{\"email\":\"%s\",\"password\":\"" PASSWORD "\",\"name\":\"C\"}",
+           cust);
+  snprintf(cxt, sizeof cxt, "X-Tenant: %s", g_a.slug);
+  r = call("POST", "/v1/auth/register", cbody, NULL, cxt, NULL);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
   char ctok[PASETO_TOKEN_MAX + 1];
-  login(&g_a, "cust@example.test", PASSWORD, ctok, sizeof ctok, NULL, 0);
+  login(&g_a, cust, PASSWORD, ctok, sizeof ctok, NULL, 0);
   r = call("GET", "/v1/tenant/members", NULL, ctok, NULL, NULL);
   CK_ERROR(r, 403, "PERMISSION_DENIED");
   harness_http_free(r);
@@ -504,7 +530,7 @@ START_TEST(members_are_managed_by_owners_and_admins) {
     r = call("GET", "/v1/auth/me", NULL, stok, NULL, NULL);
     st = r->status;
     harness_http_free(r);
-    if (st != 401) usleep(100 * 1000);
+    if (st != 401) time_sleep_ms(100);
   }
   ck_assert_int_eq(st, 401);
   r = call("DELETE", path, NULL, owner, NULL, NULL);
@@ -570,7 +596,7 @@ START_TEST(suspended_tenant_is_403_for_everyone) {
     st = r->status;
     if (st == 403) CK_ERROR(r, 403, "PERMISSION_DENIED");
     harness_http_free(r);
-    if (st != 403) usleep(100 * 1000);
+    if (st != 403) time_sleep_ms(100);
   }
   ck_assert_int_eq(st, 403);
   st = 0;
@@ -582,7 +608,7 @@ START_TEST(suspended_tenant_is_403_for_everyone) {
     resp *r = call("POST", "/v1/auth/login", body, NULL, xt, NULL);
     st = r->status;
     harness_http_free(r);
-    if (st != 403) usleep(100 * 1000);
+    if (st != 403) time_sleep_ms(100);
   }
   ck_assert_int_eq(st, 403);
   operator_call("tenants.v1.Tenants/Resume", t.id);
@@ -592,7 +618,7 @@ START_TEST(suspended_tenant_is_403_for_everyone) {
     resp *r = call("GET", "/v1/tenant", NULL, t.owner_token, NULL, NULL);
     st = r->status;
     harness_http_free(r);
-    if (st != 200) usleep(100 * 1000);
+    if (st != 200) time_sleep_ms(100);
   }
   ck_assert_int_eq(st, 200);
 }
@@ -730,7 +756,7 @@ START_TEST(request_ids_cors_and_security_headers) {
   r = call("GET", "/v1/auth/me", NULL, tok, "X-Request-Id: log-check-7", NULL);
   CK_HTTP_STATUS(r, 200);
   harness_http_free(r);
-  usleep(200 * 1000);
+  time_sleep_ms(200);
   FILE *f = fopen(harness_log_path(g_gw.proc), "r");
   ck_assert_ptr_nonnull(f);
   char line[8192];
@@ -784,7 +810,7 @@ START_TEST(a_domain_backend_down_fails_only_its_routes) {
   ck_assert_int_eq(gateway_readyz(), 200);
   harness_signal(g_orders.proc, SIGKILL);
   ck_assert_int_ne(harness_wait_exit(g_orders.proc, 5000), -1);
-  usleep(300 * 1000);
+  time_sleep_ms(300);
   resp *r = call("GET", "/v1/products", NULL, g_a.owner_token, NULL, NULL);
   CK_ERROR(r, 503, "UNAVAILABLE");
   ck_assert_msg(r->secs < 4.0, "took %.2fs", r->secs);
@@ -800,7 +826,7 @@ START_TEST(killed_backend_is_503_not_a_hang) {
   harness_signal(g_tenants.proc, SIGKILL);
   ck_assert_int_ne(harness_wait_exit(g_tenants.proc, 5000), -1);
   /* Give the gateway's connection a moment to notice. */
-  usleep(300 * 1000);
+  time_sleep_ms(300);
   resp *r = call("GET", "/v1/tenant", NULL, g_a.owner_token, NULL, NULL);
   CK_ERROR(r, 503, "UNAVAILABLE");
   ck_assert_msg(r->secs < 4.0, "took %.2fs", r->secs);
@@ -824,6 +850,9 @@ START_TEST(sigterm_drains_and_exits_zero) {
   ck_assert_int_eq(WEXITSTATUS(st), 0);
 }
 END_TEST
+
+/* Each case its own tcase (CK_RUN_CASE=<case name>), each_case first. */
+#define ADD_CASE(s, t) HARNESS_ADD_CASE((s), t, 120, each_case)
 
 int main(void) {
   harness_init();
@@ -858,28 +887,26 @@ int main(void) {
   g_port = g_gw.http_port;
 
   Suite *s = suite_create("gateway_itest");
-  TCase *tc = tcase_create("gateway");
-  tcase_set_timeout(tc, 120);
-  tcase_add_test(tc, two_tenants_are_created_through_the_api);
-  tcase_add_test(tc, create_tenant_answers_201_with_owner_and_tokens);
-  tcase_add_test(tc, get_and_patch_the_callers_tenant);
-  tcase_add_test(tc, register_and_login_by_subdomain_and_header);
-  tcase_add_test(tc, refresh_rotates_and_reuse_is_refused);
-  tcase_add_test(tc, me_keys_and_logout);
-  tcase_add_test(tc, members_are_managed_by_owners_and_admins);
-  tcase_add_test(tc, cross_tenant_attempts_are_refused);
-  tcase_add_test(tc, suspended_tenant_is_403_for_everyone);
-  tcase_add_test(tc, login_attempts_are_rate_limited_per_email);
-  tcase_add_test(tc, callers_are_rate_limited_per_tenant_and_caller);
-  tcase_add_test(tc, framing_and_content_errors_come_before_any_rpc);
-  tcase_add_test(tc, request_ids_cors_and_security_headers);
-  tcase_add_test(tc, redis_down_lets_requests_through_and_counts_it);
-  tcase_add_test(tc, a_domain_backend_down_fails_only_its_routes);
-  tcase_add_test(tc, killed_backend_is_503_not_a_hang);
-  tcase_add_test(tc, sigterm_drains_and_exits_zero);
-  suite_add_tcase(s, tc);
+  ADD_CASE(s, two_tenants_are_created_through_the_api);
+  ADD_CASE(s, create_tenant_answers_201_with_owner_and_tokens);
+  ADD_CASE(s, get_and_patch_the_callers_tenant);
+  ADD_CASE(s, register_and_login_by_subdomain_and_header);
+  ADD_CASE(s, refresh_rotates_and_reuse_is_refused);
+  ADD_CASE(s, me_keys_and_logout);
+  ADD_CASE(s, members_are_managed_by_owners_and_admins);
+  ADD_CASE(s, cross_tenant_attempts_are_refused);
+  ADD_CASE(s, suspended_tenant_is_403_for_everyone);
+  ADD_CASE(s, login_attempts_are_rate_limited_per_email);
+  ADD_CASE(s, callers_are_rate_limited_per_tenant_and_caller);
+  ADD_CASE(s, framing_and_content_errors_come_before_any_rpc);
+  ADD_CASE(s, request_ids_cors_and_security_headers);
+  ADD_CASE(s, redis_down_lets_requests_through_and_counts_it);
+  /* Last: these take a process down for good (nothing after needs it). */
+  ADD_CASE(s, a_domain_backend_down_fails_only_its_routes);
+  ADD_CASE(s, killed_backend_is_503_not_a_hang);
+  ADD_CASE(s, sigterm_drains_and_exits_zero);
   SRunner *sr = srunner_create(s);
-  /* The tests share the system and change it in order: no forking. */
+  /* The cases share one system (started above): no forking. */
   srunner_set_fork_status(sr, CK_NOFORK);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

@@ -55,6 +55,7 @@
 
 #include "libs/base/strutil.h"
 #include "libs/base/uuid.h"
+#include "libs/base/timeutil.h"
 
 #define HARNESS_PATH_MAX 512
 #define PG_START_TIMEOUT_MS 60000
@@ -95,19 +96,7 @@ static int g_n_extra_dirs;
 
 /* ------------------------------------------------------------- time --- */
 
-static long long mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
-  }
-}
-
-void harness_sleep_ms(int ms) { sleep_ms(ms); }
+void harness_sleep_ms(int ms) { time_sleep_ms(ms); }
 
 void harness_unique(char *out, size_t cap, const char *prefix) {
   char u[UUID_STR_LEN + 1];
@@ -331,11 +320,11 @@ void harness_signal(harness_proc *p, int sig) {
 }
 
 int harness_wait_exit(harness_proc *p, int timeout_ms) {
-  long long deadline = mono_ms() + timeout_ms;
+  int64_t deadline = time_mono_ms() + timeout_ms;
   for (;;) {
     if (reap(p)) return p->status;
-    if (mono_ms() >= deadline) return -1;
-    sleep_ms(10);
+    if (time_mono_ms() >= deadline) return -1;
+    time_sleep_ms(10);
   }
 }
 
@@ -409,11 +398,11 @@ static bool tcp_connect(int port, int timeout_ms, int *out_fd) {
 }
 
 bool harness_wait_port(int port, int timeout_ms) {
-  long long deadline = mono_ms() + timeout_ms;
+  int64_t deadline = time_mono_ms() + timeout_ms;
   for (;;) {
     if (tcp_connect(port, 500, NULL)) return true;
-    if (mono_ms() >= deadline) return false;
-    sleep_ms(20);
+    if (time_mono_ms() >= deadline) return false;
+    time_sleep_ms(20);
   }
 }
 
@@ -428,12 +417,12 @@ static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *ud) {
 bool harness_wait_http_ok(const char *url, int timeout_ms) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, curl_init_once);
-  long long deadline = mono_ms() + timeout_ms;
+  int64_t deadline = time_mono_ms() + timeout_ms;
   bool ok = false;
   while (!ok) {
     CURL *c = curl_easy_init();
     if (c == NULL) return false;
-    long left = (long)(deadline - mono_ms());
+    long left = (long)(deadline - time_mono_ms());
     if (left < 100) left = 100;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, left < 2000 ? left : 2000L);
@@ -444,8 +433,8 @@ bool harness_wait_http_ok(const char *url, int timeout_ms) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 200)
       ok = true;
     curl_easy_cleanup(c);
-    if (ok || mono_ms() >= deadline) break;
-    sleep_ms(50);
+    if (ok || time_mono_ms() >= deadline) break;
+    time_sleep_ms(50);
   }
   return ok;
 }
@@ -639,11 +628,11 @@ static int pg_run(harness_pg *pg, const char *bindir, const spawn_opts *base) {
   snprintf(ping, sizeof ping,
            "host=127.0.0.1 port=%d dbname=postgres user=postgres connect_timeout=5",
            pg->port);
-  long long deadline = mono_ms() + PG_START_TIMEOUT_MS;
+  int64_t deadline = time_mono_ms() + PG_START_TIMEOUT_MS;
   for (;;) {
     if (PQping(ping) == PQPING_OK) return 0;
-    if (!harness_alive(pg->proc) || mono_ms() >= deadline) break;
-    sleep_ms(50);
+    if (!harness_alive(pg->proc) || time_mono_ms() >= deadline) break;
+    time_sleep_ms(50);
   }
   fprintf(stderr, "harness: postgres on port %d did not start\n", pg->port);
   dump_tail(harness_log_path(pg->proc), name);
@@ -769,11 +758,11 @@ static int redis_run(harness_redis *r) {
                   "--appendonly", "no", "--daemonize", "no", "--dir", dir, NULL};
   r->proc = harness_spawn(name, argv, NULL);
   if (r->proc == NULL) return -1;
-  long long deadline = mono_ms() + 20000;
+  int64_t deadline = time_mono_ms() + 20000;
   for (;;) {
     if (redis_ping(r->port)) return 0;
-    if (!harness_alive(r->proc) || mono_ms() >= deadline) break;
-    sleep_ms(20);
+    if (!harness_alive(r->proc) || time_mono_ms() >= deadline) break;
+    time_sleep_ms(20);
   }
   fprintf(stderr, "harness: redis on port %d did not start\n", r->port);
   dump_tail(harness_log_path(r->proc), name);
@@ -826,10 +815,10 @@ static void cleanup(bool from_signal) {
     p->stopping = p->owner == me && !reap(p);
     if (p->stopping) kill(p->pid, p->stop_sig);
   }
-  long long deadline = mono_ms() + STOP_TIMEOUT_MS;
+  int64_t deadline = time_mono_ms() + STOP_TIMEOUT_MS;
   for (harness_proc *p = g_procs; p != NULL; p = p->next) {
     if (!p->stopping) continue;
-    while (!reap(p) && mono_ms() < deadline) sleep_ms(10);
+    while (!reap(p) && time_mono_ms() < deadline) time_sleep_ms(10);
     finish(p);
     p->stopping = false;
   }

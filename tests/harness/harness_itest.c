@@ -31,14 +31,10 @@
 
 #include <curl/curl.h>
 
+#include "libs/base/timeutil.h"
 #include "tests/harness/http.h"
 #include "tests/harness/identity.h"
 #include "tests/harness/service.h"
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 /* Gone = no such process, or a zombie nobody reaps (a container's PID 1
  * may not reap reparented orphans). */
@@ -58,7 +54,7 @@ static bool pid_gone(pid_t pid) {
 static bool wait_gone(pid_t pid, int timeout_ms) {
   for (int waited = 0; waited < timeout_ms; waited += 20) {
     if (pid_gone(pid)) return true;
-    sleep_ms(20);
+    time_sleep_ms(20);
   }
   return pid_gone(pid);
 }
@@ -87,7 +83,7 @@ static pid_t read_pid_file(const char *path) {
       long v = strtol(s, &end, 10);
       if (end != s && v > 0) return (pid_t)v;
     }
-    sleep_ms(20);
+    time_sleep_ms(20);
   }
   return -1;
 }

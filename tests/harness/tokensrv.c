@@ -101,8 +101,6 @@ harness_tokensrv *harness_tokensrv_start(void) {
   return s;
 }
 
-int harness_tokensrv_port(const harness_tokensrv *s) { return s->port; }
-
 const char *harness_tokensrv_env(const harness_tokensrv *s, char *out,
                                  int cap) {
   snprintf(out, (size_t)cap, "TENANTS_DOMAIN_VERIFY_CONNECT_TO=127.0.0.1:%d",

@@ -20,7 +20,6 @@ typedef struct harness_tokensrv harness_tokensrv;
 
 /* Starts one; NULL on failure (printed). */
 harness_tokensrv *harness_tokensrv_start(void);
-int harness_tokensrv_port(const harness_tokensrv *s);
 
 /* "TENANTS_DOMAIN_VERIFY_CONNECT_TO=127.0.0.1:<port>" into out[cap]. */
 const char *harness_tokensrv_env(const harness_tokensrv *s, char *out,

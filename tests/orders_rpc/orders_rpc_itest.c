@@ -37,6 +37,7 @@
 #include "proto/auth/v1/auth.pb-c.h"
 #include "proto/orders/v1/orders.pb-c.h"
 #include "proto/tenants/v1/tenants.pb-c.h"
+#include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/rpc.h"
 #include "tests/harness/service.h"
@@ -1216,6 +1217,10 @@ static int run_suite(Suite *s) {
   return failed;
 }
 
+/* Each case its own tcase (CK_RUN_CASE=<case name>); each opens its own
+ * tenant and clients. */
+#define ADD_CASE(s, t) HARNESS_ADD_CASE((s), t, 120, NULL)
+
 int main(void) {
   harness_init();
   if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0) {
@@ -1244,17 +1249,14 @@ int main(void) {
     return 1;
   }
   Suite *s = suite_create("orders_rpc_itest");
-  tc = tcase_create("orders");
-  tcase_set_timeout(tc, 120);
-  tcase_add_test(tc, products_with_versions_roles_and_soft_delete);
-  tcase_add_test(tc, twenty_concurrent_orders_for_ten_in_stock);
-  tcase_add_test(tc, idempotency_key_answers_once);
-  tcase_add_test(tc, other_tenants_products_tables_and_orders_are_refused);
-  tcase_add_test(tc, status_moves_forward_and_cancel_restocks);
-  tcase_add_test(tc, orders_list_newest_first_in_stable_pages);
-  tcase_add_test(tc, menu_comes_from_redis_and_is_fresh_after_writes);
-  tcase_add_test(tc, events_arrive_in_order_and_replay_serves_them);
-  suite_add_tcase(s, tc);
+  ADD_CASE(s, products_with_versions_roles_and_soft_delete);
+  ADD_CASE(s, twenty_concurrent_orders_for_ten_in_stock);
+  ADD_CASE(s, idempotency_key_answers_once);
+  ADD_CASE(s, other_tenants_products_tables_and_orders_are_refused);
+  ADD_CASE(s, status_moves_forward_and_cancel_restocks);
+  ADD_CASE(s, orders_list_newest_first_in_stable_pages);
+  ADD_CASE(s, menu_comes_from_redis_and_is_fresh_after_writes);
+  ADD_CASE(s, events_arrive_in_order_and_replay_serves_them);
   failed += run_suite(s);
   if (failed != 0)
     harness_dump_logs();

@@ -39,7 +39,6 @@ static harness_pg g_pg;
                   db_last_error()->sqlstate, db_last_error()->message);       \
   } while (0)
 
-static void msleep(int ms) { usleep((useconds_t)ms * 1000); }
 
 /* -------------------------------------------------------- database --- */
 
@@ -852,12 +851,12 @@ START_TEST(relay_thread_runs_on_kicks_and_on_its_poll) {
   outbox *ob = NULL;
   OK(outbox_new(p, &o, &ob));
   OK(outbox_start(ob));
-  msleep(200); /* its first pass found nothing */
+  time_sleep_ms(200); /* its first pass found nothing */
   append_n(p, s, NULL, 3, 1, NULL);
   outbox_kick(ob);
   int64_t end = time_mono_ms() + 5000;
   while (rec_count(&r) < 3 && time_mono_ms() < end)
-    msleep(10);
+    time_sleep_ms(10);
   ck_assert_uint_eq(rec_count(&r), 3);
   outbox_free(ob);
 
@@ -868,7 +867,7 @@ START_TEST(relay_thread_runs_on_kicks_and_on_its_poll) {
   append_n(p, s, NULL, 2, 4, NULL);
   end = time_mono_ms() + 5000;
   while (rec_count(&r) < 5 && time_mono_ms() < end)
-    msleep(10);
+    time_sleep_ms(10);
   ck_assert_uint_eq(rec_count(&r), 5);
   for (size_t i = 0; i < 5; i++)
     ck_assert_uint_eq(r.ev[i].seq, i + 1);
@@ -948,7 +947,7 @@ START_TEST(subscriber_gets_every_event_once_through_bus_and_replay) {
     append_n(p, s, TENANT_A, 1 + i % 2, i * 2 + 1, NULL);
     outbox_kick(ob);
     if (i % 10 == 0)
-      msleep(20);
+      time_sleep_ms(20);
   }
   int64_t end = time_mono_ms() + 15000;
   for (;;) {
@@ -957,9 +956,9 @@ START_TEST(subscriber_gets_every_event_once_through_bus_and_replay) {
     pthread_mutex_unlock(&k.mu);
     if (got >= 90 || time_mono_ms() > end)
       break;
-    msleep(20);
+    time_sleep_ms(20);
   }
-  msleep(400); /* nothing more may arrive */
+  time_sleep_ms(400); /* nothing more may arrive */
   pthread_mutex_lock(&k.mu);
   ck_assert_uint_eq(k.n, 90);
   for (size_t i = 0; i < k.n; i++)

@@ -28,11 +28,6 @@
 #define M_SLEEP "test.v1.Testd/Sleep"
 #define M_CRASH "test.v1.Testd/Crash"
 
-static void msleep(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 typedef struct replica {
   harness_proc *proc;
   int port;
@@ -130,7 +125,7 @@ START_TEST(killed_server_gives_unavailable_for_non_idempotent_call) {
   b.opt.deadline_ms = 10000;
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, bg_main, &b), 0);
-  msleep(300); /* the call is in the handler */
+  time_sleep_ms(300); /* the call is in the handler */
   harness_signal(a.proc, SIGKILL);
   pthread_join(t, NULL);
   ck_assert_int_eq(b.code, RPC_UNAVAILABLE);
@@ -158,7 +153,7 @@ START_TEST(killed_server_idempotent_retry_lands_on_second_replica) {
   call.opt.idempotent = true;
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, bg_main, &call), 0);
-  msleep(200);
+  time_sleep_ms(200);
 
   char bin[512];
   snprintf(bin, sizeof(bin), "%s", harness_bin_path("tests/rpc/rpc_testd"));
@@ -314,7 +309,7 @@ START_TEST(sigterm_answers_call_in_flight_then_exits_zero) {
   call.opt.deadline_ms = 10000;
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, bg_main, &call), 0);
-  msleep(200);
+  time_sleep_ms(200);
   harness_signal(a.proc, SIGTERM);
   pthread_join(t, NULL);
   ck_assert_int_eq(call.code, RPC_OK);

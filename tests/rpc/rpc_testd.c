@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "libs/base/err.h"
+#include "libs/base/timeutil.h"
 #include "libs/obs/lifecycle.h"
 #include "libs/obs/log.h"
 #include "libs/rpc/rpc.h"
@@ -53,9 +54,7 @@ static void h_sleep(void *arg, const rpc_call *call, rpc_reply *reply) {
     (void)rpc_reply_add_violation(reply, "payload", "decimal milliseconds");
     return;
   }
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
+  time_sleep_ms(ms);
   h_whoami(arg, call, reply);
 }
 
