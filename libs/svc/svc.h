@@ -1,7 +1,7 @@
 /*
  * svc.h - the runtime every service's main() hands control to.
  *
- * All services have the same shape (STYLE.md habit 7): read configuration
+ * All services have the same shape: read configuration
  * from the environment, log it with secrets redacted, open the database
  * pool and apply the service's migrations, connect Redis, register RPC
  * handlers, serve /healthz /readyz /metrics on the admin port, answer RPCs
