@@ -37,7 +37,7 @@
  * were lost), and applied at once when the service feeds bus events in
  * (authn_handle_event, or authn_revoke_* / authn_tenant_changed).
  * When Redis cannot answer, tokens are accepted (fail open: Redis holds
- * what may be lost, ARCHITECTURE.md) unless fail_closed is set, and the
+ * what may be lost, docs/ARCHITECTURE.md) unless fail_closed is set, and the
  * next recheck is tried recheck_ms later, not on every call. Whoever
  * builds the options reads AUTHN_REVOCATION_FAIL=open|closed with
  * authn_fail_mode_parse (libs/svc for services, the gateway for itself).

@@ -3,8 +3,8 @@
  * transaction as the change they describe, published on the bus in order
  * by a relay, and served again through "<source>.v1.Events/Replay".
  *
- * WHY. nng pub/sub drops messages (ARCHITECTURE.md, "Inter-service
- * contract"), and a process can die between COMMIT and publish. So a
+ * WHY. nng pub/sub drops messages (docs/ARCHITECTURE.md, "Events"), and
+ * a process can die between COMMIT and publish. So a
  * change writes its event into the service's outbox table inside its own
  * transaction (outbox_append): the event exists exactly when the change
  * committed. The relay numbers committed rows (seq 1, 2, 3, ... without

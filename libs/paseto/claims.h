@@ -3,7 +3,7 @@
  * {"kid": "k4.pid.…"} footer.
  *
  * The core signs opaque bytes; this module gives them the shape the
- * services use (ARCHITECTURE.md, "Identity"): a flat JSON object with
+ * services use (docs/tokens.md, "Claims"): a flat JSON object with
  * the registered claims iss, sub, aud, jti, iat, nbf, exp (paseto-spec
  * docs/02-Implementation-Guide/04-Claims.md) plus tid (tenant) and role.
  * DateTime claims are RFC 3339 strings with an upper-case "T" and "Z";

@@ -30,6 +30,7 @@
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
 #include "libs/paseto/paseto.h"
+#include "libs/svc/cfgdoc.h"
 
 struct svc {
   const svc_spec *spec;
@@ -260,9 +261,30 @@ static int drain_rpc(void *arg) {
   return ERR_OK;
 }
 
+/* --print-config, or a usage error for anything else; -1: no arguments,
+ * start the service. */
+static int handle_args(const svc_spec *spec) {
+  if (spec->argc <= 1)
+    return -1;
+  if (!cfgdoc_requested(spec->argc, spec->argv)) {
+    fprintf(stderr, "usage: %s [--print-config]\n", spec->name);
+    return 2;
+  }
+  cfgdoc_print_header(stdout);
+  if (cfgdoc_print(stdout, "libs/svc", common_config, NCOMMON) != 0 ||
+      cfgdoc_print(stdout, spec->name, spec->config, spec->nconfig) != 0 ||
+      fflush(stdout) != 0)
+    return 1;
+  return 0;
+}
+
 int svc_main(const svc_spec *spec) {
   svc s = {.spec = spec};
   int status = 1;
+
+  int args_rc = handle_args(spec);
+  if (args_rc >= 0)
+    return args_rc;
 
   if (lifecycle_init() != ERR_OK) {
     fprintf(stderr, "%s: cannot set up signal handling\n", spec->name);

@@ -1,7 +1,7 @@
 /*
  * svc.h - the runtime every service's main() hands control to.
  *
- * All services have the same shape (STYLE.md habit 7): read configuration
+ * All services have the same shape: read configuration
  * from the environment, log it with secrets redacted, open the database
  * pool and apply the service's migrations, connect Redis, register RPC
  * handlers, serve /healthz /readyz /metrics on the admin port, answer RPCs
@@ -14,14 +14,21 @@
  *   static int orders_init(svc *s, void *arg) {
  *     return orders_register(svc_rpc(s), svc_db(s));
  *   }
- *   int main(void) {
+ *   int main(int argc, char **argv) {
  *     svc_spec spec = {.name = "orders", .uses_db = true,
  *                      .schema = "orders", .init = orders_init,
- *                      .access = &orders_v1_access};  // orders_rpc.proto
+ *                      .access = &orders_v1_access,  // orders_rpc.proto
+ *                      .argc = argc, .argv = argv};
  *     return svc_main(&spec);
  *   }
  *
- * Common configuration (environment; see docs/CONFIG.md):
+ * `<service> --print-config` prints the common and the service's own
+ * entries (cfgdoc.h) and exits 0 without reading the environment;
+ * docs/CONFIG.md is generated from that output by tools/configdoc and
+ * checked against it by //tools/configdoc:config_doc_test.
+ *
+ * Common configuration (environment; every entry, its default and bounds:
+ * docs/CONFIG.md):
  *   LOG_LEVEL          debug|info|warn|error (info)
  *   RPC_LISTEN         nng URL the RPC server binds (tcp://0.0.0.0:7000)
  *   RPC_WORKERS        handler threads (16)
@@ -35,6 +42,7 @@
  *   SHUTDOWN_GRACE_MS  drain time after SIGTERM (10000)
  *   SERVICE_KEY_FILE   this service's own Ed25519 key (required)
  *   SERVICE_TRUST_FILE the services' public keys (required)
+ *   AUTHN_REVOCATION_FAIL  open|closed when Redis is down (open)
  * plus the spec's own entries.
  *
  * Every call the service answers passes the service-identity guard
@@ -78,11 +86,17 @@ typedef struct svc_spec {
    * stop what init started. May be NULL. */
   void (*fini)(svc *s, void *arg);
   void *arg;
+  /* main's arguments (may be 0/NULL): "--print-config" prints the
+   * configuration tables (cfgdoc.h) and exits 0; any other argument is a
+   * usage error (exit 2). */
+  int argc;
+  char **argv;
 } svc_spec;
 
 /* Runs the service until SIGTERM/SIGINT (or svc_stop). Returns the process
  * exit status: 0 after a clean drain, 1 when start-up failed (the reason
- * is logged). Call from main() before creating any thread. */
+ * is logged), 0 after --print-config, 2 for other arguments. Call from
+ * main() before creating any thread. */
 int svc_main(const svc_spec *spec);
 
 /* Accessors for init/fini and handlers. All owned by the runtime. */

@@ -1,6 +1,6 @@
 /*
  * main.c - the auth service: configuration, start-up and shutdown; the
- * work is in handlers.c (see README.md for every setting).
+ * work is in handlers.c (every setting: docs/CONFIG.md).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,7 +292,7 @@ static void auth_fini(svc *s, void *arg) {
   a->keys = NULL;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   static app a;
   svc_spec spec = {
       .access = &auth_v1_access,
@@ -304,6 +304,8 @@ int main(void) {
       .init = auth_init,
       .fini = auth_fini,
       .arg = &a,
+      .argc = argc,
+      .argv = argv,
   };
   return svc_main(&spec);
 }

@@ -9,9 +9,25 @@
 #include "libs/obs/config.h"
 #include "libs/obs/lifecycle.h"
 #include "libs/obs/log.h"
+#include "libs/svc/cfgdoc.h"
 #include "services/gateway/gateway.h"
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc > 1) {
+    /* `gateway --print-config`: the table for docs/CONFIG.md (cfgdoc.h);
+     * the gateway has no libs/svc common entries, its table is whole. */
+    if (!cfgdoc_requested(argc, argv)) {
+      fprintf(stderr, "usage: gateway [--print-config]\n");
+      return 2;
+    }
+    size_t n;
+    const cfg_entry *entries = gateway_config_entries(&n);
+    cfgdoc_print_header(stdout);
+    return cfgdoc_print(stdout, "gateway", entries, n) == 0 &&
+                   fflush(stdout) == 0
+               ? 0
+               : 1;
+  }
   if (lifecycle_init() != ERR_OK) {
     fprintf(stderr, "gateway: cannot set up signal handling\n");
     return 1;

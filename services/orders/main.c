@@ -2,7 +2,7 @@
  * main.c - the orders service: configuration, start-up and shutdown; the
  * work is in handlers.c, store.c, menucache.c, tenantcur.c and janitor.c,
  * the relay and publisher in libs/svc's eventpub, Redis and the token
- * verifier opened through libs/svc (see README.md for every setting).
+ * verifier opened through libs/svc (every setting: docs/CONFIG.md).
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -247,7 +247,7 @@ static void orders_fini(svc *s, void *arg) {
   store_free(a->store);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   static app a;
   svc_spec spec = {
       .access = &orders_v1_access,
@@ -259,6 +259,8 @@ int main(void) {
       .init = orders_init,
       .fini = orders_fini,
       .arg = &a,
+      .argc = argc,
+      .argv = argv,
   };
   return svc_main(&spec);
 }

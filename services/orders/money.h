@@ -1,7 +1,7 @@
 /*
  * money.h - minor units and their decimal form.
  *
- * Money is an integer number of minor units (ARCHITECTURE.md, "Data"); an
+ * Money is an integer number of minor units (docs/ARCHITECTURE.md, "Data"); an
  * order also carries its total as a decimal string in the currency's
  * minor unit ("12.50" EUR, "1250" JPY, "1.250" KWD). The number of
  * decimals is ISO 4217's exponent: 0 for the currencies without minor

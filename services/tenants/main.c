@@ -2,7 +2,7 @@
  * main.c - the tenants service: configuration, start-up and shutdown; the
  * work is in handlers.c, provision.c and janitor.c, the events' relay and
  * publisher in libs/svc's eventpub, Redis and the token verifier opened
- * through libs/svc (see README.md for every setting).
+ * through libs/svc (every setting: docs/CONFIG.md).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,7 +199,7 @@ static void tenants_fini(svc *s, void *arg) {
   store_free(a->store);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   static app a;
   svc_spec spec = {
       .access = &tenants_v1_access,
@@ -211,6 +211,8 @@ int main(void) {
       .init = tenants_init,
       .fini = tenants_fini,
       .arg = &a,
+      .argc = argc,
+      .argv = argv,
   };
   return svc_main(&spec);
 }
