@@ -237,8 +237,8 @@ static store_idem order_idem(const store_order_new *in) {
 }
 
 /* Step 1: the key's lock and its stored row (libs/idem through
- * store_idem_begin). ERR_OK to go on; ANSWERED with the outcome
- * recorded, a replay's answer in a->answer. */
+ * store_idem_begin). ERR_OK, with an answer recorded or not (a replay's
+ * bytes in a->answer), or an error. */
 static int idem_check(db_conn *c, create_args *a) {
   store_idem k = order_idem(a->in);
   store_answer ans = {0};
@@ -264,11 +264,10 @@ static int find_row(const db_result *r, const char *id) {
 static int create_order_fn(db_conn *c, void *ud) {
   create_args *a = ud;
   const store_order_new *in = a->in;
-  store_result_reset(a->res);
   drop_answer(a);
   int rc;
   bool idem = in->idem_key != NULL && in->idem_key[0] != '\0';
-  if (idem && (rc = idem_check(c, a)) != ERR_OK)
+  if (idem && ((rc = idem_check(c, a)) != ERR_OK || store_answered(a->res)))
     return rc;
 
   vlist *v = &a->res->violations;
@@ -327,8 +326,8 @@ static int create_order_fn(db_conn *c, void *ud) {
     db_result_free(r);
     if (rc != ERR_OK)
       return rc;
-    a->res->outcome = STORE_INVALID;
-    return ANSWERED;
+    store_answer_with(a->res, STORE_INVALID);
+    return ERR_OK;
   }
   /* Prices, totals and stock from the locked rows. */
   int32_t lim_q[ORDER_LINES_MAX];
@@ -356,9 +355,9 @@ static int create_order_fn(db_conn *c, void *ud) {
     db_result_free(r);
     if (rc != ERR_OK)
       return rc;
-    a->res->outcome = STORE_PRECONDITION;
+    store_answer_with(a->res, STORE_PRECONDITION);
     str_copy(a->res->message, "not enough stock", sizeof a->res->message);
-    return ANSWERED;
+    return ERR_OK;
   }
 
   if (any_limited) {
@@ -456,7 +455,7 @@ static int create_order_fn(db_conn *c, void *ud) {
                         .len = *a->answer_len,
                         .code = *a->answer_code};
     rc = store_idem_save(c, a->tid, &k, a->res, &ans); /* borrowed bytes */
-    if (rc != ERR_OK)
+    if (rc != ERR_OK || store_answered(a->res))
       return rc;
   }
   a->res->menu_changed = any_limited;
@@ -481,13 +480,14 @@ int store_create_order(store *st, const char *tid, const store_order_new *in,
   a->answer = answer;
   a->answer_len = answer_len;
   a->answer_code = answer_code;
-  int rc = store_run_tx(st, tid, false, create_order_fn, a);
+  int rc = store_run_write(st, tid, create_order_fn, a, res);
   if (rc == ERR_EXISTS && in->idem_key != NULL && in->idem_key[0] != '\0' &&
       strcmp(db_last_error()->constraint, "idempotency_pkey") == 0) {
     /* Only possible if the advisory lock hashed two keys alike and both
      * ran at once: answer as for a concurrent duplicate. */
     store_result_reset(res);
-    res->outcome = STORE_KEY_BUSY;
+    store_answer_with(res, STORE_KEY_BUSY);
+    rc = ERR_OK;
   }
   rc = store_finish(rc, res);
   bool keep = rc == ERR_OK &&
@@ -510,7 +510,6 @@ typedef struct status_args {
 static int change_status_fn(db_conn *c, void *ud) {
   status_args *a = ud;
   const store_status_change *ch = a->ch;
-  store_result_reset(a->res);
   store_orders_free(a->out);
   db_param key[] = {db_text(a->tid), db_text(ch->id)};
   db_result *r = NULL;
@@ -524,8 +523,8 @@ static int change_status_fn(db_conn *c, void *ud) {
   if (db_nrows(r) != 1 ||
       (ch->customer != NULL && strcmp(store_cell(r, 0, 2), ch->customer) != 0)) {
     db_result_free(r);
-    a->res->outcome = STORE_NOT_FOUND;
-    return ANSWERED;
+    store_answer_with(a->res, STORE_NOT_FOUND);
+    return ERR_OK;
   }
   order_status from = orderstate_parse(store_cell(r, 0, 0));
   int64_t version = 0;
@@ -534,8 +533,8 @@ static int change_status_fn(db_conn *c, void *ud) {
   if (rc != ERR_OK)
     return rc;
   if (ch->check_version && ch->version != version) {
-    a->res->outcome = STORE_STALE;
-    return ANSWERED;
+    store_answer_with(a->res, STORE_STALE);
+    return ERR_OK;
   }
   bool ok = ch->customer != NULL ? ch->to == OS_CANCELLED &&
                                        orderstate_can_cancel(from, false)
@@ -551,8 +550,8 @@ static int change_status_fn(db_conn *c, void *ud) {
     else
       snprintf(a->res->message, sizeof a->res->message,
                "a %s order cannot move to %s", f ? f : "?", t ? t : "?");
-    a->res->outcome = STORE_PRECONDITION;
-    return ANSWERED;
+    store_answer_with(a->res, STORE_PRECONDITION);
+    return ERR_OK;
   }
 
   if (ch->to == OS_CANCELLED) {
@@ -606,7 +605,8 @@ int store_change_status(store *st, const char *tid,
   a->ch = c;
   a->res = res;
   a->out = out;
-  int rc = store_finish(store_run_tx(st, tid, false, change_status_fn, a), res);
+  int rc = store_finish(store_run_write(st, tid, change_status_fn, a, res),
+                        res);
   if (rc != ERR_OK || res->outcome != STORE_OK)
     store_orders_free(out);
   free(a);
