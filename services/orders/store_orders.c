@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "libs/base/strutil.h"
+#include "libs/base/timeutil.h"
+#include "libs/base/uuid.h"
 #include "services/orders/store_internal.h"
 #include "services/orders/wire.h"
 
@@ -432,9 +434,19 @@ static int take_stock(db_conn *c, create_args *a) {
 }
 
 /* The order and its lines in one statement; names and prices come from
- * the rows locked above (the same values price_lines read). */
+ * the rows locked above (the same values price_lines read). created_at
+ * (and updated_at, version 1) is the id's own millisecond, not the
+ * transaction's start: lists sort by id, and a time taken anywhere else
+ * could disagree with that order under concurrency (README, "Lists"). */
 static int insert_order(db_conn *c, create_args *a) {
   const store_order_new *in = a->in;
+  uuid id;
+  char at[RFC3339_MS_LEN + 1];
+  int rc = uuid_parse(in->id, strlen(in->id), &id);
+  if (rc == ERR_OK)
+    rc = time_format_rfc3339(uuid_v7_time_ms(&id), at);
+  if (rc != ERR_OK)
+    return rc;
   db_param ps[] = {db_text(a->tid),
                    db_text(in->id),
                    db_int64(a->total),
@@ -445,13 +457,15 @@ static int insert_order(db_conn *c, create_args *a) {
                                ? in->customer_id
                                : NULL),
                    db_text(a->ids),
-                   db_text(a->qtys)};
+                   db_text(a->qtys),
+                   db_text(at)};
   db_result *r = NULL;
-  int rc = db_exec(
+  rc = db_exec(
       c,
       "WITH o AS (INSERT INTO orders.orders (tenant_id, id, total_cents, "
-      "currency, table_id, notes, customer_id) VALUES ($1::uuid, $2::uuid, "
-      "$3, $4, $5::uuid, $6, $7::uuid) RETURNING " MS("created_at")
+      "currency, table_id, notes, customer_id, created_at, updated_at) "
+      "VALUES ($1::uuid, $2::uuid, $3, $4, $5::uuid, $6, $7::uuid, "
+      "$10::timestamptz, $10::timestamptz) RETURNING " MS("created_at")
       " AS created_ms), "
       "i AS (INSERT INTO orders.order_items (tenant_id, order_id, line_no, "
       "product_id, name, unit_price_cents, quantity, line_total_cents) "
