@@ -1,6 +1,7 @@
 /* base_test.c - unit tests for UUIDv7, RFC 3339, string helpers, the
  * UTF-8 text rule, violation lists and the e-mail normalisation. */
 #include <check.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,96 @@ START_TEST(uuid_v7_is_strictly_increasing) {
     ck_assert_msg(strcmp(prev, cur) < 0, "%s !< %s", prev, cur);
     memcpy(prev, cur, sizeof cur);
   }
+}
+END_TEST
+
+/* id < next both as bytes and as canonical strings. */
+static void ck_uuid_lt(const uuid *a, const uuid *b) {
+  char sa[UUID_STR_LEN + 1], sb[UUID_STR_LEN + 1];
+  uuid_format(a, sa);
+  uuid_format(b, sb);
+  ck_assert_msg(memcmp(a->b, b->b, UUID_LEN) < 0, "bytes %s !< %s", sa, sb);
+  ck_assert_msg(strcmp(sa, sb) < 0, "%s !< %s", sa, sb);
+}
+
+/* More ids in one millisecond than the 12-bit counter holds: each one
+ * greater than the last; the counter overflows into a borrowed next
+ * millisecond, never further than the ids require. */
+START_TEST(uuid_v7_counts_up_within_one_millisecond) {
+  enum { N = 10000 };
+  /* Ahead of the real clock, so this is a fresh millisecond even when an
+   * earlier test of this process made ids. */
+  int64_t t = time_now_ms() + 60000;
+  uuid prev, cur;
+  uuid_v7_at(t, &prev);
+  ck_assert_int_eq(uuid_v7_time_ms(&prev), t);
+  ck_assert_int_lt(((prev.b[6] & 0x0f) << 8) | prev.b[7], 0x800);
+  for (int i = 1; i < N; i++) {
+    uuid_v7_at(t, &cur);
+    ck_assert_int_eq(cur.b[6] >> 4, 7);
+    ck_assert_int_eq(cur.b[8] >> 6, 2);
+    ck_uuid_lt(&prev, &cur);
+    prev = cur;
+  }
+  /* At least 2048 per millisecond: N ids borrow at most 4 more. */
+  ck_assert_int_le(uuid_v7_time_ms(&prev), t + 4);
+  ck_assert_int_gt(uuid_v7_time_ms(&prev), t);
+  /* The real clock catching up starts a new millisecond, still greater. */
+  uuid_v7_at(t + 10, &cur);
+  ck_assert_int_eq(uuid_v7_time_ms(&cur), t + 10);
+  ck_uuid_lt(&prev, &cur);
+}
+END_TEST
+
+/* The clock stepping back (NTP, a VM resumed) never makes a smaller id:
+ * the last timestamp is kept and the counter goes on. */
+START_TEST(uuid_v7_survives_the_clock_going_back) {
+  int64_t t = time_now_ms() + 120000;
+  uuid a, b, c, d;
+  uuid_v7_at(t, &a);
+  uuid_v7_at(t - 5000, &b); /* five seconds back */
+  ck_uuid_lt(&a, &b);
+  ck_assert_int_eq(uuid_v7_time_ms(&b), t);
+  uuid_v7_at(t - 1, &c);
+  ck_uuid_lt(&b, &c);
+  uuid_v7_at(t + 1, &d); /* the clock passes the last id again */
+  ck_uuid_lt(&c, &d);
+  ck_assert_int_eq(uuid_v7_time_ms(&d), t + 1);
+}
+END_TEST
+
+enum { UUID_THREADS = 4, UUID_PER_THREAD = 20000 };
+
+static void *make_ids(void *arg) {
+  uuid *ids = arg;
+  for (int i = 0; i < UUID_PER_THREAD; i++)
+    uuid_v7(&ids[i]);
+  return NULL;
+}
+
+static int uuid_cmp(const void *a, const void *b) {
+  return memcmp(a, b, UUID_LEN);
+}
+
+/* Threads share one sequence: each thread's ids increase, and no id is
+ * made twice across them. */
+START_TEST(uuid_v7_is_monotonic_across_threads) {
+  uuid *ids = calloc(UUID_THREADS * UUID_PER_THREAD, sizeof *ids);
+  ck_assert_ptr_nonnull(ids);
+  pthread_t th[UUID_THREADS];
+  for (int t = 0; t < UUID_THREADS; t++)
+    ck_assert_int_eq(
+        pthread_create(&th[t], NULL, make_ids, ids + t * UUID_PER_THREAD), 0);
+  for (int t = 0; t < UUID_THREADS; t++)
+    pthread_join(th[t], NULL);
+  for (int t = 0; t < UUID_THREADS; t++)
+    for (int i = 1; i < UUID_PER_THREAD; i++)
+      ck_uuid_lt(&ids[t * UUID_PER_THREAD + i - 1],
+                 &ids[t * UUID_PER_THREAD + i]);
+  qsort(ids, UUID_THREADS * UUID_PER_THREAD, sizeof *ids, uuid_cmp);
+  for (int i = 1; i < UUID_THREADS * UUID_PER_THREAD; i++)
+    ck_uuid_lt(&ids[i - 1], &ids[i]);
+  free(ids);
 }
 END_TEST
 
@@ -311,6 +402,9 @@ int main(void) {
   TCase *tc = tcase_create("base");
   tcase_add_test(tc, uuid_v7_has_version_variant_and_time);
   tcase_add_test(tc, uuid_v7_is_strictly_increasing);
+  tcase_add_test(tc, uuid_v7_counts_up_within_one_millisecond);
+  tcase_add_test(tc, uuid_v7_survives_the_clock_going_back);
+  tcase_add_test(tc, uuid_v7_is_monotonic_across_threads);
   tcase_add_test(tc, uuid_round_trips_and_rejects_garbage);
   tcase_add_test(tc, rfc3339_formats_utc_with_millis);
   tcase_add_test(tc, rfc3339_parses_offsets_and_fractions);

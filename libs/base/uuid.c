@@ -18,7 +18,9 @@ static pthread_mutex_t uuid_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t uuid_last_ms = -1;
 static uint16_t uuid_counter; /* 12 bits used */
 
-void uuid_v7(uuid *out) {
+void uuid_v7(uuid *out) { uuid_v7_at(time_now_ms(), out); }
+
+void uuid_v7_at(int64_t now, uuid *out) {
   uint8_t rnd[10];
   if (sodium_init() < 0) {
     /* libsodium cannot fail to initialise on Linux with a working
@@ -27,13 +29,12 @@ void uuid_v7(uuid *out) {
   }
   randombytes_buf(rnd, sizeof rnd);
 
-  int64_t now = time_now_ms();
   pthread_mutex_lock(&uuid_lock);
   if (now > uuid_last_ms) {
     uuid_last_ms = now;
     /* Seed the counter in the lower half so many ids fit in one ms. */
     uuid_counter = (uint16_t)(((rnd[0] << 8) | rnd[1]) & 0x07ff);
-  } else {
+  } else { /* the same millisecond, or the clock went back */
     uuid_counter++;
     if (uuid_counter > 0x0fff) { /* counter exhausted: borrow the next ms */
       uuid_last_ms++;

@@ -3,11 +3,21 @@
  *
  * Every id in the system is a UUIDv7: 48 bits of Unix milliseconds, then
  * random bits, so ids sort by creation time (good B-tree locality, and
- * clients can mint them offline). Within one process, ids made in the same
- * millisecond stay strictly increasing: the 12-bit rand_a field is used as a
- * counter seeded randomly each millisecond (RFC 9562 section 6.2, method 1),
- * and the timestamp is borrowed forward if the counter overflows.
- * Randomness comes from libsodium's randombytes.
+ * clients can mint them offline). Within one process every id is greater
+ * than the one made before it, as bytes and as canonical strings (RFC 9562
+ * section 6.2, method 1: "fixed bit-length dedicated counter"):
+ *   - the 12-bit rand_a field is a counter, seeded randomly each new
+ *     millisecond in its lower half (0..2047), so at least 2048 ids fit in
+ *     one millisecond before anything else happens;
+ *   - another id in the same millisecond increments it;
+ *   - when it overflows, the timestamp is borrowed one millisecond forward
+ *     (the counter restarts at 0), so ids never repeat or go back;
+ *   - a clock that steps backwards does not move the ids back: the last
+ *     timestamp is kept and the counter goes on from it until the clock
+ *     passes it again.
+ * All of it is one mutex-protected (last_ms, counter) pair: thread-safe.
+ * The 62 bits of rand_b stay random. Randomness comes from libsodium's
+ * randombytes.
  */
 #ifndef BASE_UUID_H
 #define BASE_UUID_H
@@ -28,6 +38,13 @@ typedef struct uuid {
 /* Makes a new UUIDv7. Thread-safe. Requires sodium_init() to have run
  * (uuid_v7 calls it if needed). */
 void uuid_v7(uuid *out);
+
+/* uuid_v7 with the clock reading given: uuid_v7 is
+ * uuid_v7_at(time_now_ms(), out). now_ms goes through the same monotonic
+ * state, so an id is still greater than every earlier one even when now_ms
+ * is older than the last (what a clock stepping back looks like). For
+ * callers that already read the clock, and for tests of the rules above. */
+void uuid_v7_at(int64_t now_ms, uuid *out);
 
 /* Writes the canonical lower-case form and a NUL into out, which must hold
  * UUID_STR_LEN + 1 bytes. */

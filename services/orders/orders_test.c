@@ -21,6 +21,7 @@
 #include "services/orders/money.h"
 #include "services/orders/orderstate.h"
 #include "services/orders/store.h"
+#include "services/orders/store_internal.h"
 #include "services/orders/tenantcur.h"
 #include "services/orders/validate.h"
 #include "services/orders/wire.h"
@@ -472,6 +473,48 @@ START_TEST(store_writes_without_a_database_fail) {
 }
 END_TEST
 
+/* The bug class of issue 15: a transaction function records an answer
+ * (not found, a replay, no stock, ...) and a later step - a read, a
+ * write, the commit - fails. That is a failure: the error must come back,
+ * with no outcome beside it that a handler could answer from. (It used to
+ * come back as ERR_OK with the stale outcome: store_finish let any
+ * recorded outcome override rc.) */
+START_TEST(store_errors_win_over_answers_recorded_before_them) {
+  static const enum store_outcome answers[] = {
+      STORE_NOT_FOUND,    STORE_STALE,  STORE_INVALID,    STORE_PRECONDITION,
+      STORE_EXISTS,       STORE_REPLAY, STORE_KEY_REUSED, STORE_KEY_BUSY};
+  static const int errors[] = {ERR_UNAVAILABLE, ERR_TIMEOUT, ERR_DB,
+                               ERR_CONFLICT,    ERR_NOMEM,   ERR_INVAL};
+  for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
+    for (size_t j = 0; j < sizeof errors / sizeof errors[0]; j++) {
+      store_result res;
+      store_result_reset(&res);
+      res.outcome = answers[i];
+      res.menu_changed = true;
+      vlist_add(&res.violations, "is not a table of this tenant", "table_id");
+      ck_assert_int_eq(store_finish(errors[j], &res), errors[j]);
+      ck_assert_int_eq(res.outcome, STORE_OK);
+      ck_assert_uint_eq(res.violations.n, 0);
+      ck_assert(!res.menu_changed);
+    }
+  }
+  /* An answer without an error is an answer, and was rolled back. */
+  store_result res;
+  store_result_reset(&res);
+  res.outcome = STORE_STALE;
+  res.menu_changed = true;
+  ck_assert_int_eq(store_finish(ERR_OK, &res), ERR_OK);
+  ck_assert_int_eq(res.outcome, STORE_STALE);
+  ck_assert(!res.menu_changed);
+  /* A commit is STORE_OK and keeps menu_changed. */
+  store_result_reset(&res);
+  res.menu_changed = true;
+  ck_assert_int_eq(store_finish(ERR_OK, &res), ERR_OK);
+  ck_assert_int_eq(res.outcome, STORE_OK);
+  ck_assert(res.menu_changed);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("orders");
   TCase *tc = tcase_create("pure");
@@ -490,6 +533,7 @@ int main(void) {
   tcase_add_test(tc, menu_cache_with_redis_down_owes_invalidations);
   tcase_add_test(tc, currencies_are_remembered_for_a_while);
   tcase_add_test(tc, store_writes_without_a_database_fail);
+  tcase_add_test(tc, store_errors_win_over_answers_recorded_before_them);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

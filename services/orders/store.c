@@ -9,8 +9,10 @@
  * failure retries the whole unit (the functions reset their outputs at
  * the start of every attempt). An outcome that is an answer rather than
  * a failure (not found, stale version, no stock, ...) is recorded in the
- * store_result and the function returns ANSWERED, which rolls the
- * transaction back; the public wrapper then returns ERR_OK.
+ * store_result (store_answer_with) and the function returns ERR_OK;
+ * store_run_write sees the answer and rolls the transaction back, and the
+ * public wrapper returns ERR_OK with it. Errors travel only as return
+ * codes and always win over a recorded answer (store_internal.h).
  *
  * Lists of ids travel as one array parameter ('{id,id}'::uuid[]): the
  * elements are canonical UUIDs or integers the store formatted itself,
@@ -30,8 +32,6 @@
 #include "services/orders/store_internal.h"
 #include "services/orders/wire.h"
 
-#define TX_RETRIES 3
-
 /* Columns of a product row, in the order read_products reads them. */
 #define PRODUCT_COLS                                                       \
   "id::text, name, description, category, price_cents, stock, "            \
@@ -42,25 +42,11 @@
 
 /* ------------------------------------------------------------ set-up --- */
 
-struct store {
-  db_pool *db;
-  char role[64];
-};
-
 int store_new(db_pool *db, const char *role, store **out) {
-  *out = NULL;
-  if (db == NULL || (role != NULL && role[0] != '\0' && !db_ident_ok(role)))
-    return ERR_INVAL;
-  store *st = calloc(1, sizeof *st);
-  if (st == NULL)
-    return ERR_NOMEM;
-  st->db = db;
-  str_copy(st->role, role != NULL ? role : "", sizeof st->role);
-  *out = st;
-  return ERR_OK;
+  return db_store_new(db, role, out);
 }
 
-void store_free(store *st) { free(st); }
+void store_free(store *st) { db_store_free(st); }
 
 /* ---------------------------------------------------------- containers --- */
 
@@ -104,12 +90,61 @@ void store_result_reset(store_result *res) {
 int store_run_tx(store *st, const char *tid, bool read_only,
                  int (*fn)(db_conn *c, void *ud), void *ud) {
   static const db_setting janitor[] = {{"app.orders_janitor", "on"}};
-  db_tx_opts o = {.tenant_id = tid, .read_only = read_only, .role = st->role};
+  db_tx_opts o = {.tenant_id = tid, .read_only = read_only};
   if (tid == NULL) {
     o.settings = janitor;
     o.nsettings = 1;
   }
-  return db_with_tx(st->db, &o, TX_RETRIES, fn, ud);
+  return db_store_tx(st, &o, fn, ud);
+}
+
+/* What the write runner hands to db_with_tx around a transaction
+ * function. */
+typedef struct write_tx {
+  int (*fn)(db_conn *c, void *ud);
+  void *ud;
+  store_result *res;
+  bool answered; /* this attempt ended with an answer, not an error */
+} write_tx;
+
+/* Returned to db_with_tx (which rolls back on anything but ERR_OK and
+ * hands it back unchanged) when fn answered. Not an err_code, and never
+ * leaves store_run_write: the answered flag, not this value, says that
+ * the attempt answered. */
+#define TX_ROLLBACK (-1)
+
+static int write_tx_fn(db_conn *c, void *ud) {
+  write_tx *w = ud;
+  w->answered = false;
+  store_result_reset(w->res);
+  int rc = w->fn(c, w->ud);
+  if (rc != ERR_OK)
+    return rc; /* an error wins over any answer recorded before it */
+  if (!store_answered(w->res))
+    return ERR_OK; /* commit */
+  w->answered = true;
+  return TX_ROLLBACK;
+}
+
+int store_run_write(store *st, const char *tid,
+                    int (*fn)(db_conn *c, void *ud), void *ud,
+                    store_result *res) {
+  write_tx w = {.fn = fn, .ud = ud, .res = res, .answered = false};
+  store_result_reset(res); /* fn may never run (no connection) */
+  int rc = store_run_tx(st, tid, false, write_tx_fn, &w);
+  if (w.answered && rc == TX_ROLLBACK)
+    return ERR_OK;
+  if (rc == TX_ROLLBACK) /* cannot happen: only an answer returns it */
+    rc = ERR_INTERNAL;
+  return rc;
+}
+
+void store_answer_with(store_result *res, enum store_outcome o) {
+  res->outcome = o;
+}
+
+bool store_answered(const store_result *res) {
+  return res->outcome != STORE_OK;
 }
 
 /* The text of a cell; "" for NULL (model strings are never NULL). */
@@ -267,15 +302,16 @@ static int emit_product(db_conn *c, const char *tid, const model_product *p,
 }
 
 
-/* The public wrappers: an answer is ERR_OK with res->outcome set. */
+/* The public wrappers: an error is returned alone (no outcome beside
+ * it); an answer is ERR_OK with res->outcome set. */
 int store_finish(int rc, store_result *res) {
-  if (res->outcome != STORE_OK) {
-    res->menu_changed = false; /* rolled back */
-    return ERR_OK;
+  if (rc != ERR_OK) {
+    store_result_reset(res);
+    return rc;
   }
-  if (rc != ERR_OK)
-    res->menu_changed = false;
-  return rc;
+  if (store_answered(res))
+    res->menu_changed = false; /* rolled back */
+  return ERR_OK;
 }
 
 /* -------------------------------------------------------- idempotency --- */
@@ -320,17 +356,17 @@ int store_idem_begin(db_conn *c, const char *tid, const store_idem *idem,
     ans->bytes = f.answer; /* handed over */
     ans->len = f.len;
     ans->code = f.code;
-    res->outcome = STORE_REPLAY;
-    return ANSWERED;
+    store_answer_with(res, STORE_REPLAY);
+    return ERR_OK;
   case IDEM_REUSED:
-    res->outcome = STORE_KEY_REUSED;
+    store_answer_with(res, STORE_KEY_REUSED);
     break;
   default:
-    res->outcome = STORE_KEY_BUSY;
+    store_answer_with(res, STORE_KEY_BUSY);
     break;
   }
   idem_found_clear(&f);
-  return ANSWERED;
+  return ERR_OK;
 }
 
 int store_idem_save(db_conn *c, const char *tid, const store_idem *idem,
@@ -340,8 +376,8 @@ int store_idem_save(db_conn *c, const char *tid, const store_idem *idem,
   idem_ref r = idem_ref_of(tid, idem);
   int rc = idem_save(c, &r, ans->code, ans->bytes, ans->len);
   if (rc == ERR_EXISTS) {
-    res->outcome = STORE_KEY_BUSY;
-    return ANSWERED;
+    store_answer_with(res, STORE_KEY_BUSY);
+    return ERR_OK;
   }
   return rc;
 }
@@ -384,11 +420,10 @@ static int save_product_answer(db_conn *c, product_args *a,
 static int create_product_fn(db_conn *c, void *ud) {
   product_args *a = ud;
   const store_product_new *in = a->in;
-  store_result_reset(a->res);
   store_products_free(a->out);
   store_answer_clear(a->ans);
   int rc = store_idem_begin(c, a->tid, a->idem, a->res, a->ans);
-  if (rc != ERR_OK)
+  if (rc != ERR_OK || store_answered(a->res))
     return rc;
   /* Creates of one tenant take turns, so the count stays true. */
   db_param lk[] = {db_text(a->tid)};
@@ -409,10 +444,10 @@ static int create_product_fn(db_conn *c, void *ud) {
   if (rc != ERR_OK)
     return rc;
   if (count >= (int64_t)in->max_products) {
-    a->res->outcome = STORE_PRECONDITION;
+    store_answer_with(a->res, STORE_PRECONDITION);
     str_copy(a->res->message, "the menu has the maximum number of products",
              sizeof a->res->message);
-    return ANSWERED;
+    return ERR_OK;
   }
   db_param ps[] = {db_text(a->tid),
                    db_text(in->id),
@@ -437,7 +472,7 @@ static int create_product_fn(db_conn *c, void *ud) {
   rc = emit_product(c, a->tid, &a->out->v[0], "created");
   if (rc == ERR_OK)
     rc = save_product_answer(c, a, &a->out->v[0]);
-  if (rc == ERR_OK)
+  if (rc == ERR_OK && !store_answered(a->res))
     a->res->menu_changed = true;
   return rc;
 }
@@ -449,7 +484,7 @@ static int finish_create(int rc, const store_idem *idem, store_result *res,
   if (rc == ERR_EXISTS && store_idem_on(idem) &&
       strcmp(db_last_error()->constraint, "idempotency_pkey") == 0) {
     store_result_reset(res);
-    res->outcome = STORE_KEY_BUSY;
+    store_answer_with(res, STORE_KEY_BUSY);
     rc = ERR_OK;
   }
   rc = store_finish(rc, res);
@@ -471,7 +506,7 @@ int store_create_product(store *st, const char *tid,
   store_result_reset(res); /* fn may never run (no connection) */
   product_args a = {.tid = tid, .in = in, .idem = idem, .res = res,
                     .out = out, .ans = ans};
-  int rc = finish_create(store_run_tx(st, tid, false, create_product_fn, &a),
+  int rc = finish_create(store_run_write(st, tid, create_product_fn, &a, res),
                          idem, res, ans);
   if (rc != ERR_OK || res->outcome != STORE_OK)
     store_products_free(out);
@@ -488,7 +523,6 @@ static bool patch_empty(const store_product_patch *p) {
 static int update_product_fn(db_conn *c, void *ud) {
   product_args *a = ud;
   const store_product_patch *p = a->patch;
-  store_result_reset(a->res);
   store_products_free(a->out);
   db_param key[] = {db_text(a->tid), db_text(a->id)};
   store_products old = {0};
@@ -501,13 +535,13 @@ static int update_product_fn(db_conn *c, void *ud) {
     return rc;
   if (old.n != 1) {
     store_products_free(&old);
-    a->res->outcome = STORE_NOT_FOUND;
-    return ANSWERED;
+    store_answer_with(a->res, STORE_NOT_FOUND);
+    return ERR_OK;
   }
   if (p->check_version && p->version != old.v[0].version) {
     store_products_free(&old);
-    a->res->outcome = STORE_STALE;
-    return ANSWERED;
+    store_answer_with(a->res, STORE_STALE);
+    return ERR_OK;
   }
   if (patch_empty(p)) {
     *a->out = old; /* unchanged: no version, no event */
@@ -561,7 +595,8 @@ int store_update_product(store *st, const char *tid, const char *id,
   store_result_reset(res); /* fn may never run (no connection) */
   product_args a = {.tid = tid, .id = id, .patch = patch, .res = res,
                     .out = out};
-  int rc = store_finish(store_run_tx(st, tid, false, update_product_fn, &a), res);
+  int rc = store_finish(store_run_write(st, tid, update_product_fn, &a, res),
+                        res);
   if (rc != ERR_OK || res->outcome != STORE_OK)
     store_products_free(out);
   return rc;
@@ -569,7 +604,6 @@ int store_update_product(store *st, const char *tid, const char *id,
 
 static int delete_product_fn(db_conn *c, void *ud) {
   product_args *a = ud;
-  store_result_reset(a->res);
   store_products_free(a->out);
   db_param ps[] = {db_text(a->tid), db_text(a->id)};
   int rc = query_products(c,
@@ -581,8 +615,8 @@ static int delete_product_fn(db_conn *c, void *ud) {
   if (rc != ERR_OK)
     return rc;
   if (a->out->n != 1) {
-    a->res->outcome = STORE_NOT_FOUND;
-    return ANSWERED;
+    store_answer_with(a->res, STORE_NOT_FOUND);
+    return ERR_OK;
   }
   a->res->menu_changed = true;
   return emit_product(c, a->tid, &a->out->v[0], "deleted");
@@ -593,7 +627,8 @@ int store_delete_product(store *st, const char *tid, const char *id,
   store_result_reset(res); /* fn may never run (no connection) */
   store_products out = {0};
   product_args a = {.tid = tid, .id = id, .res = res, .out = &out};
-  int rc = store_finish(store_run_tx(st, tid, false, delete_product_fn, &a), res);
+  int rc = store_finish(store_run_write(st, tid, delete_product_fn, &a, res),
+                        res);
   store_products_free(&out);
   return rc;
 }
@@ -673,11 +708,10 @@ static int save_table_answer(db_conn *c, table_args *a,
 
 static int create_table_fn(db_conn *c, void *ud) {
   table_args *a = ud;
-  store_result_reset(a->res);
   store_tables_free(a->out);
   store_answer_clear(a->ans);
   int rc = store_idem_begin(c, a->tid, a->idem, a->res, a->ans);
-  if (rc != ERR_OK)
+  if (rc != ERR_OK || store_answered(a->res))
     return rc;
   db_param ps[] = {db_text(a->tid), db_text(a->id), db_text(a->label)};
   db_result *r = NULL;
@@ -714,10 +748,11 @@ int store_create_table(store *st, const char *tid, const char *id,
   store_result_reset(res); /* fn may never run (no connection) */
   table_args a = {.tid = tid, .id = id, .label = label, .idem = idem,
                   .res = res, .out = out, .ans = ans};
-  int rc = store_run_tx(st, tid, false, create_table_fn, &a);
+  int rc = store_run_write(st, tid, create_table_fn, &a, res);
   if (rc == ERR_EXISTS &&
       strcmp(db_last_error()->constraint, "idempotency_pkey") != 0) {
-    res->outcome = STORE_EXISTS;
+    store_result_reset(res);
+    store_answer_with(res, STORE_EXISTS);
     vlist_add(&res->violations, "is already used by another table", "label");
     rc = ERR_OK;
   }

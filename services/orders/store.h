@@ -25,7 +25,8 @@
  *      (items[i].quantity, STORE_PRECONDITION);
  *   4. stock -= quantity (the CHECK stock >= 0 is the last wall),
  *      version + 1; the order and its lines with the server's names,
- *      prices and totals (one statement);
+ *      prices and totals (one statement); created_at = updated_at = the
+ *      id's UUIDv7 milliseconds, so id order is created_at order;
  *   5. outbox: OrderCreated (orders.<tid>), KitchenTicket (kitchen.<tid>),
  *      StockLow (orders.<tid>) for each product that fell below its
  *      threshold in this order (stock was >= threshold before, or
@@ -38,7 +39,9 @@
  * (the transaction was rolled back when it had written anything); the
  * int return is ERR_OK or an infrastructure error of libs/db
  * (ERR_UNAVAILABLE, ERR_TIMEOUT, ERR_CONFLICT after retries, ERR_DB,
- * ERR_NOMEM, ERR_INVAL for malformed ids).
+ * ERR_NOMEM, ERR_INVAL for malformed ids). The two never mix: with an
+ * error, res->outcome is STORE_OK (an answer found before a step that
+ * then failed is dropped), so read res only after ERR_OK.
  */
 #ifndef ORDERS_STORE_H
 #define ORDERS_STORE_H
@@ -127,7 +130,7 @@ void store_orders_free(store_orders *o);
 
 /* -------------------------------------------------------------- set-up --- */
 
-typedef struct store store;
+typedef db_store store; /* libs/db: the pool and the role */
 
 /* A store over db (borrowed). role (copied; "" or NULL: none) is the
  * database role every transaction switches to, so row-level security
@@ -224,7 +227,7 @@ int store_list_tables(store *st, const char *tid, size_t cap,
 /* -------------------------------------------------------------- orders --- */
 
 typedef struct store_order_new {
-  const char *id;          /* a new UUIDv7 */
+  const char *id;          /* a new UUIDv7; its time is the created_at */
   const char *customer_id; /* NULL or "": none */
   const char *table_id;    /* NULL or "": none */
   const char *notes;

@@ -13,26 +13,51 @@
 #include "libs/db/db.h"
 #include "services/orders/store.h"
 
-/* What a transaction function returns after recording an answer in the
- * store_result: rolls back, and is never returned by libs/db. */
-#define ANSWERED ERR_CLOSED
-
 /* A timestamptz column as Unix milliseconds. */
 #define MS(col) "floor(extract(epoch FROM " col ") * 1000)::bigint"
 
 /* Bytes of '{id,id,...}' for n ids. */
 #define ID_ARRAY_CAP(n) ((n) * (UUID_STR_LEN + 1) + 3)
 
-/* Runs fn in a transaction as the store's role, scoped to tenant tid
- * (NULL: the janitor's scope), retried on serialisation failures. */
+/* Runs fn in a read transaction as the store's role, scoped to tenant
+ * tid (NULL: the janitor's scope), retried on serialisation failures:
+ * ERR_OK commits, an error rolls back and is returned. */
 int store_run_tx(store *st, const char *tid, bool read_only,
                  int (*fn)(db_conn *c, void *ud), void *ud) WARN_UNUSED;
 
-/* A transaction function's first step on every attempt. */
+/*
+ * Writes, and how an answer differs from an error.
+ *
+ * A write's transaction function returns an err_code and nothing else:
+ *   - ERR_OK with res->outcome still STORE_OK: commit;
+ *   - ERR_OK after store_answer_with(res, ...) recorded an answer (not
+ *     found, stale, no stock, a replay, ...): roll back, and the public
+ *     function returns ERR_OK with that outcome;
+ *   - any error: roll back and return the error - also when an answer
+ *     was recorded before the step that failed. An error always wins over
+ *     an outcome, and the caller then sees the outcome reset to STORE_OK:
+ *     an answer never rides along with a failure.
+ * store_run_write resets res before every attempt (fn need not).
+ */
+int store_run_write(store *st, const char *tid,
+                    int (*fn)(db_conn *c, void *ud), void *ud,
+                    store_result *res) WARN_UNUSED;
+
+/* Records outcome o (not STORE_OK) as the write's answer. The transaction
+ * function then returns ERR_OK without writing more. */
+void store_answer_with(store_result *res, enum store_outcome o);
+
+/* True once an answer has been recorded: the transaction function stops
+ * (returns ERR_OK) at its next step. */
+bool store_answered(const store_result *res);
+
+/* Zeroes a result: STORE_OK, no violations, no message, menu unchanged. */
 void store_result_reset(store_result *res);
 
-/* After store_run_tx: an answer (res->outcome set) is ERR_OK and leaves
- * menu_changed false (rolled back); otherwise rc. */
+/* The last step of a public write, after store_run_write (and after any
+ * mapping of rc to an answer, such as a unique violation to
+ * STORE_EXISTS): rc != ERR_OK is returned with res reset (no outcome);
+ * ERR_OK with an outcome means rolled back, so menu_changed is cleared. */
 int store_finish(int rc, store_result *res) WARN_UNUSED;
 
 /* The text of a cell; "" for NULL (model strings are never NULL). */
@@ -50,15 +75,16 @@ int store_emit(db_conn *c, const char *family, const char *tid,
                const char *type, uint8_t *payload, size_t len) WARN_UNUSED;
 
 /* Step 1 of an idempotent create, in its transaction (idem NULL or
- * without key: nothing): the key's lock and row (libs/idem). ERR_OK to
- * go on; ANSWERED with res->outcome STORE_REPLAY (ans holds the saved
- * answer), STORE_KEY_REUSED or STORE_KEY_BUSY. */
+ * without key: nothing): the key's lock and row (libs/idem). ERR_OK and
+ * no answer to go on; ERR_OK with an answer (store_answered):
+ * STORE_REPLAY (ans holds the saved answer), STORE_KEY_REUSED or
+ * STORE_KEY_BUSY; or an error. */
 int store_idem_begin(db_conn *c, const char *tid, const store_idem *idem,
                      store_result *res, store_answer *ans) WARN_UNUSED;
 
 /* The last step: saves ans with the key (nothing without a key). A twin
  * that saved first (possible only if the lock hashed two keys alike):
- * ANSWERED with STORE_KEY_BUSY. */
+ * ERR_OK with the answer STORE_KEY_BUSY. */
 int store_idem_save(db_conn *c, const char *tid, const store_idem *idem,
                     store_result *res, const store_answer *ans) WARN_UNUSED;
 

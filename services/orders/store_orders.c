@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "libs/base/strutil.h"
+#include "libs/base/timeutil.h"
+#include "libs/base/uuid.h"
 #include "services/orders/store_internal.h"
 #include "services/orders/wire.h"
 
@@ -209,14 +211,63 @@ static int emit_order(db_conn *c, const char *tid, const model_order *o,
 
 /* --------------------------------------------------------- CreateOrder --- */
 
+/*
+ * CreateOrder in named steps, each a short function over one create_args
+ * (store.h has the design). create_order_fn runs them in order; a step
+ * either fails (an error, the transaction rolls back), records an answer
+ * (store_answer_with: the remaining steps are skipped and the transaction
+ * rolls back), or leaves what the next step needs in the args:
+ *
+ *   idem_check      the Idempotency-Key: go on, or replay / reused / busy
+ *   check_table     the table, if any, is this tenant's (a violation)
+ *   lock_products   SELECT ... ORDER BY id FOR UPDATE, each line's row
+ *   check_products  exist, not deleted, active (STORE_INVALID)
+ *   price_lines     names, prices, totals; stock >= quantity
+ *                   (STORE_PRECONDITION)
+ *   take_stock      stock -= quantity for limited products
+ *   insert_order    the order and its lines, one statement
+ *   emit_events     OrderCreated + KitchenTicket, StockLow per crossing
+ *   save_answer     the CreateOrderResponse, saved with the key
+ *
+ * Result columns are read by name: each statement's column numbers are
+ * looked up once (db_col) right after it ran.
+ */
+
+/* Column numbers of the locked product rows (LOCK_PRODUCTS_SQL). */
+typedef struct locked_cols {
+  int id, name, price, stock, threshold, active, live;
+} locked_cols;
+
+#define LOCK_PRODUCTS_SQL                                                  \
+  "SELECT id::text AS id, name, price_cents, stock, low_stock_threshold, " \
+  "active, deleted_at IS NULL AS live FROM orders.products "               \
+  "WHERE tenant_id = $1::uuid AND id = ANY($2::uuid[]) "                   \
+  "ORDER BY id FOR UPDATE"
+
+/* Bytes of '{q,q,...}' for n quantities of at most 2 digits. */
+#define QTY_ARRAY_CAP(n) ((n) * 4 + 3)
+
 typedef struct create_args {
+  /* The call: set once. */
   const char *tid;
   const store_order_new *in;
   store_result *res;
   uint8_t **answer;
   size_t *answer_len;
   int *answer_code;
+  bool idem, has_table;
+  char ids[ID_ARRAY_CAP(ORDER_LINES_MAX)];   /* the lines' product ids */
+  char qtys[QTY_ARRAY_CAP(ORDER_LINES_MAX)]; /* and quantities */
+  /* One attempt: reset by create_order_fn, filled by the steps. */
+  db_result *locked; /* the product rows, owned; items' names point here */
+  locked_cols col;
+  int row[ORDER_LINES_MAX]; /* line i's row in locked, or -1 */
   model_item items[ORDER_LINES_MAX];
+  int64_t total;
+  size_t nlimited; /* lines whose product has a limited stock */
+  const char *limited_id[ORDER_LINES_MAX];
+  int32_t limited_qty[ORDER_LINES_MAX];
+  int64_t created_ms;
 } create_args;
 
 static void drop_answer(create_args *a) {
@@ -236,14 +287,15 @@ static store_idem order_idem(const store_order_new *in) {
   return k;
 }
 
-/* Step 1: the key's lock and its stored row (libs/idem through
- * store_idem_begin). ERR_OK to go on; ANSWERED with the outcome
- * recorded, a replay's answer in a->answer. */
+/* The key's lock and its stored row (libs/idem through store_idem_begin);
+ * a replay's saved bytes become the answer. */
 static int idem_check(db_conn *c, create_args *a) {
+  if (!a->idem)
+    return ERR_OK;
   store_idem k = order_idem(a->in);
   store_answer ans = {0};
   int rc = store_idem_begin(c, a->tid, &k, a->res, &ans);
-  if (a->res->outcome == STORE_REPLAY) {
+  if (rc == ERR_OK && a->res->outcome == STORE_REPLAY) {
     *a->answer = ans.bytes; /* handed over */
     *a->answer_len = ans.len;
     *a->answer_code = ans.code;
@@ -253,214 +305,273 @@ static int idem_check(db_conn *c, create_args *a) {
   return rc;
 }
 
-/* Row i of the locked products whose id is id, or -1. */
-static int find_row(const db_result *r, const char *id) {
-  for (int i = 0; i < db_nrows(r); i++)
-    if (strcmp(store_cell(r, i, 0), id) == 0)
+/* The table, if given, must be this tenant's: a violation otherwise,
+ * answered together with the products' (check_products). */
+static int check_table(db_conn *c, create_args *a) {
+  if (!a->has_table)
+    return ERR_OK;
+  db_param ps[] = {db_text(a->tid), db_text(a->in->table_id)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT 1 FROM orders.tables WHERE tenant_id = $1::uuid "
+                   "AND id = $2::uuid",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc == ERR_OK && db_nrows(r) != 1)
+    vlist_add(&a->res->violations, "is not a table of this tenant",
+              "table_id");
+  db_result_free(r);
+  return rc;
+}
+
+/* Row of the locked products whose id is id, or -1. */
+static int find_row(const create_args *a, const char *id) {
+  for (int i = 0; i < db_nrows(a->locked); i++)
+    if (strcmp(store_cell(a->locked, i, a->col.id), id) == 0)
       return i;
   return -1;
 }
 
-static int create_order_fn(db_conn *c, void *ud) {
-  create_args *a = ud;
-  const store_order_new *in = a->in;
-  store_result_reset(a->res);
-  drop_answer(a);
-  int rc;
-  bool idem = in->idem_key != NULL && in->idem_key[0] != '\0';
-  if (idem && (rc = idem_check(c, a)) != ERR_OK)
+/* Locks every product of the order in id order (no deadlocks: store.h)
+ * and finds each line's row. */
+static int lock_products(db_conn *c, create_args *a) {
+  db_param ps[] = {db_text(a->tid), db_text(a->ids)};
+  int rc = db_exec(c, LOCK_PRODUCTS_SQL, ps, DB_NPARAMS(ps), &a->locked);
+  if (rc != ERR_OK)
     return rc;
+  const db_result *r = a->locked;
+  locked_cols *k = &a->col;
+  k->id = db_col(r, "id");
+  k->name = db_col(r, "name");
+  k->price = db_col(r, "price_cents");
+  k->stock = db_col(r, "stock");
+  k->threshold = db_col(r, "low_stock_threshold");
+  k->active = db_col(r, "active");
+  k->live = db_col(r, "live");
+  if (k->id < 0 || k->name < 0 || k->price < 0 || k->stock < 0 ||
+      k->threshold < 0 || k->active < 0 || k->live < 0)
+    return ERR_INTERNAL; /* the SQL above and these names disagree */
+  for (size_t i = 0; i < a->in->nlines; i++)
+    a->row[i] = find_row(a, a->in->product_ids[i]);
+  return ERR_OK;
+}
 
+/* Each line's product exists in this tenant, is not deleted and is
+ * active; with the table's violation, any of these is STORE_INVALID. */
+static int check_products(create_args *a) {
   vlist *v = &a->res->violations;
-  bool has_table = in->table_id != NULL && in->table_id[0] != '\0';
-  db_result *r = NULL;
-  if (has_table) {
-    db_param ps[] = {db_text(a->tid), db_text(in->table_id)};
-    rc = db_exec(c,
-                 "SELECT 1 FROM orders.tables WHERE tenant_id = $1::uuid "
-                 "AND id = $2::uuid",
-                 ps, 2, &r);
-    if (rc != ERR_OK)
-      return rc;
-    if (db_nrows(r) != 1)
-      vlist_add(v, "is not a table of this tenant", "table_id");
-    db_result_free(r);
-    r = NULL;
-  }
-
-  /* Lock every product of the order in id order (no deadlocks). */
-  char ids[ID_ARRAY_CAP(ORDER_LINES_MAX)], qtys[ORDER_LINES_MAX * 4 + 3];
-  rc = store_id_array(in->product_ids, in->nlines, ids, sizeof ids);
-  if (rc == ERR_OK)
-    rc = store_int_array(in->quantities, in->nlines, qtys, sizeof qtys);
-  if (rc != ERR_OK)
-    return rc;
-  db_param lp[] = {db_text(a->tid), db_text(ids)};
-  rc = db_exec(c,
-               "SELECT id::text, name, price_cents, stock, "
-               "low_stock_threshold, active, deleted_at IS NULL "
-               "FROM orders.products WHERE tenant_id = $1::uuid AND "
-               "id = ANY($2::uuid[]) ORDER BY id FOR UPDATE",
-               lp, 2, &r);
-  if (rc != ERR_OK)
-    return rc;
-
-  int row[ORDER_LINES_MAX];
-  int64_t total = 0;
-  bool any_limited = false;
-  for (size_t i = 0; i < in->nlines && rc == ERR_OK; i++) {
-    row[i] = find_row(r, in->product_ids[i]);
+  for (size_t i = 0; i < a->in->nlines; i++) {
     bool active = false, live = false;
-    if (row[i] >= 0) {
-      rc = db_get_bool(r, row[i], 5, &active);
+    if (a->row[i] >= 0) {
+      int rc = db_get_bool(a->locked, a->row[i], a->col.active, &active);
       if (rc == ERR_OK)
-        rc = db_get_bool(r, row[i], 6, &live);
+        rc = db_get_bool(a->locked, a->row[i], a->col.live, &live);
+      if (rc != ERR_OK)
+        return rc;
     }
-    if (rc != ERR_OK)
-      break;
-    if (row[i] < 0 || !live)
+    if (a->row[i] < 0 || !live)
       vlist_add(v, "no such product on this menu", "items[%zu].product_id", i);
     else if (!active)
       vlist_add(v, "is not available", "items[%zu].product_id", i);
   }
-  if (rc != ERR_OK || v->n > 0) {
-    db_result_free(r);
-    if (rc != ERR_OK)
-      return rc;
-    a->res->outcome = STORE_INVALID;
-    return ANSWERED;
-  }
-  /* Prices, totals and stock from the locked rows. */
-  int32_t lim_q[ORDER_LINES_MAX];
-  const char *lim_id[ORDER_LINES_MAX];
-  size_t nlim = 0;
-  for (size_t i = 0; i < in->nlines && rc == ERR_OK; i++) {
+  if (v->n > 0)
+    store_answer_with(a->res, STORE_INVALID);
+  return ERR_OK;
+}
+
+/* The lines from the locked rows (names, prices, totals) and the stock
+ * check: a short line is STORE_PRECONDITION naming its quantity. */
+static int price_lines(create_args *a) {
+  const db_result *r = a->locked;
+  vlist *v = &a->res->violations;
+  for (size_t i = 0; i < a->in->nlines; i++) {
+    int row = a->row[i];
     model_item *it = &a->items[i];
-    it->product_id = in->product_ids[i];
-    it->name = store_cell(r, row[i], 1);
-    it->quantity = in->quantities[i];
-    rc = db_get_int64(r, row[i], 2, &it->unit_price_cents);
-    it->line_total_cents = it->unit_price_cents * it->quantity;
-    total += it->line_total_cents;
-    if (rc == ERR_OK && !db_is_null(r, row[i], 3)) {
-      int64_t stock = 0;
-      rc = db_get_int64(r, row[i], 3, &stock);
-      if (rc == ERR_OK && stock < it->quantity)
-        vlist_add(v, "is more than the stock left", "items[%zu].quantity", i);
-      lim_id[nlim] = it->product_id;
-      lim_q[nlim++] = it->quantity;
-      any_limited = true;
-    }
-  }
-  if (rc != ERR_OK || v->n > 0) {
-    db_result_free(r);
+    it->product_id = a->in->product_ids[i];
+    it->name = store_cell(r, row, a->col.name);
+    it->quantity = a->in->quantities[i];
+    int rc = db_get_int64(r, row, a->col.price, &it->unit_price_cents);
     if (rc != ERR_OK)
       return rc;
-    a->res->outcome = STORE_PRECONDITION;
-    str_copy(a->res->message, "not enough stock", sizeof a->res->message);
-    return ANSWERED;
-  }
-
-  if (any_limited) {
-    char lids[ID_ARRAY_CAP(ORDER_LINES_MAX)], lqs[ORDER_LINES_MAX * 4 + 3];
-    rc = store_id_array(lim_id, nlim, lids, sizeof lids);
-    if (rc == ERR_OK)
-      rc = store_int_array(lim_q, nlim, lqs, sizeof lqs);
-    db_param ps[] = {db_text(a->tid), db_text(lids), db_text(lqs)};
-    if (rc == ERR_OK)
-      rc = db_exec(c,
-                   "UPDATE orders.products p SET stock = p.stock - l.qty, "
-                   "version = p.version + 1, updated_at = now() "
-                   "FROM unnest($2::uuid[], $3::int[]) AS l(id, qty) "
-                   "WHERE p.tenant_id = $1::uuid AND p.id = l.id AND "
-                   "p.stock IS NOT NULL",
-                   ps, DB_NPARAMS(ps), NULL);
-    if (rc != ERR_OK) {
-      db_result_free(r);
+    it->line_total_cents = it->unit_price_cents * it->quantity;
+    a->total += it->line_total_cents;
+    if (db_is_null(r, row, a->col.stock))
+      continue; /* unlimited */
+    int64_t stock = 0;
+    rc = db_get_int64(r, row, a->col.stock, &stock);
+    if (rc != ERR_OK)
       return rc;
-    }
+    if (stock < it->quantity)
+      vlist_add(v, "is more than the stock left", "items[%zu].quantity", i);
+    a->limited_id[a->nlimited] = it->product_id;
+    a->limited_qty[a->nlimited++] = it->quantity;
   }
+  if (v->n > 0) {
+    store_answer_with(a->res, STORE_PRECONDITION);
+    str_copy(a->res->message, "not enough stock", sizeof a->res->message);
+  }
+  return ERR_OK;
+}
 
-  /* The order and its lines in one statement; names and prices come from
-   * the rows locked above (the same values read into a->items). */
-  db_param op[] = {db_text(a->tid),
+/* stock -= quantity for the limited products (the locked values
+ * guarantee >= 0; the CHECK is the wall), version + 1. */
+static int take_stock(db_conn *c, create_args *a) {
+  if (a->nlimited == 0)
+    return ERR_OK;
+  char lids[ID_ARRAY_CAP(ORDER_LINES_MAX)], lqs[QTY_ARRAY_CAP(ORDER_LINES_MAX)];
+  int rc = store_id_array(a->limited_id, a->nlimited, lids, sizeof lids);
+  if (rc == ERR_OK)
+    rc = store_int_array(a->limited_qty, a->nlimited, lqs, sizeof lqs);
+  if (rc != ERR_OK)
+    return rc;
+  db_param ps[] = {db_text(a->tid), db_text(lids), db_text(lqs)};
+  return db_exec(c,
+                 "UPDATE orders.products p SET stock = p.stock - l.qty, "
+                 "version = p.version + 1, updated_at = now() "
+                 "FROM unnest($2::uuid[], $3::int[]) AS l(id, qty) "
+                 "WHERE p.tenant_id = $1::uuid AND p.id = l.id AND "
+                 "p.stock IS NOT NULL",
+                 ps, DB_NPARAMS(ps), NULL);
+}
+
+/* The order and its lines in one statement; names and prices come from
+ * the rows locked above (the same values price_lines read). created_at
+ * (and updated_at, version 1) is the id's own millisecond, not the
+ * transaction's start: lists sort by id, and a time taken anywhere else
+ * could disagree with that order under concurrency (README, "Lists"). */
+static int insert_order(db_conn *c, create_args *a) {
+  const store_order_new *in = a->in;
+  uuid id;
+  char at[RFC3339_MS_LEN + 1];
+  int rc = uuid_parse(in->id, strlen(in->id), &id);
+  if (rc == ERR_OK)
+    rc = time_format_rfc3339(uuid_v7_time_ms(&id), at);
+  if (rc != ERR_OK)
+    return rc;
+  db_param ps[] = {db_text(a->tid),
                    db_text(in->id),
-                   db_int64(total),
+                   db_int64(a->total),
                    db_text(in->currency),
-                   db_text(has_table ? in->table_id : NULL),
+                   db_text(a->has_table ? in->table_id : NULL),
                    db_text(in->notes ? in->notes : ""),
                    db_text(in->customer_id && in->customer_id[0]
                                ? in->customer_id
                                : NULL),
-                   db_text(ids),
-                   db_text(qtys)};
-  db_result *orow = NULL;
+                   db_text(a->ids),
+                   db_text(a->qtys),
+                   db_text(at)};
+  db_result *r = NULL;
   rc = db_exec(
       c,
       "WITH o AS (INSERT INTO orders.orders (tenant_id, id, total_cents, "
-      "currency, table_id, notes, customer_id) VALUES ($1::uuid, $2::uuid, "
-      "$3, $4, $5::uuid, $6, $7::uuid) RETURNING " MS("created_at") " AS ms),"
-      " i AS (INSERT INTO orders.order_items (tenant_id, order_id, line_no, "
+      "currency, table_id, notes, customer_id, created_at, updated_at) "
+      "VALUES ($1::uuid, $2::uuid, $3, $4, $5::uuid, $6, $7::uuid, "
+      "$10::timestamptz, $10::timestamptz) RETURNING " MS("created_at")
+      " AS created_ms), "
+      "i AS (INSERT INTO orders.order_items (tenant_id, order_id, line_no, "
       "product_id, name, unit_price_cents, quantity, line_total_cents) "
       "SELECT $1::uuid, $2::uuid, (l.n - 1)::int, p.id, p.name, "
       "p.price_cents, l.qty, p.price_cents * l.qty FROM "
       "unnest($8::uuid[], $9::int[]) WITH ORDINALITY AS l(id, qty, n) "
       "JOIN orders.products p ON p.tenant_id = $1::uuid AND p.id = l.id) "
-      "SELECT ms FROM o",
-      op, DB_NPARAMS(op), &orow);
-  int64_t created_ms = 0;
+      "SELECT created_ms FROM o",
+      ps, DB_NPARAMS(ps), &r);
   if (rc == ERR_OK)
-    rc = db_get_int64(orow, 0, 0, &created_ms);
-  db_result_free(orow);
+    rc = db_get_int64(r, 0, db_col(r, "created_ms"), &a->created_ms);
+  db_result_free(r);
+  return rc;
+}
 
+/* The new order as the events and the answer show it. */
+static model_order new_order(const create_args *a) {
+  const store_order_new *in = a->in;
   model_order o = {
       .id = in->id,
       .status = OS_PENDING,
       .currency = in->currency,
-      .table_id = has_table ? in->table_id : "",
+      .table_id = a->has_table ? in->table_id : "",
       .notes = in->notes ? in->notes : "",
       .customer_id = in->customer_id ? in->customer_id : "",
-      .total_cents = total,
+      .total_cents = a->total,
       .version = 1,
-      .created_ms = created_ms,
-      .updated_ms = created_ms,
+      .created_ms = a->created_ms,
+      .updated_ms = a->created_ms,
       .items = a->items,
       .nitems = in->nlines,
   };
-  if (rc == ERR_OK)
-    rc = emit_order(c, a->tid, &o, true, OS_UNSPECIFIED);
-  /* StockLow for products this order took under their threshold. */
-  for (size_t i = 0; i < in->nlines && rc == ERR_OK; i++) {
-    if (db_is_null(r, row[i], 3))
+  return o;
+}
+
+/* OrderCreated and KitchenTicket; StockLow for each product this order
+ * took under its threshold (it was not under it before). */
+static int emit_events(db_conn *c, create_args *a, const model_order *o) {
+  int rc = emit_order(c, a->tid, o, true, OS_UNSPECIFIED);
+  const db_result *r = a->locked;
+  for (size_t i = 0; i < a->in->nlines && rc == ERR_OK; i++) {
+    int row = a->row[i];
+    if (db_is_null(r, row, a->col.stock))
       continue;
     int64_t stock = 0, thr = 0;
-    rc = db_get_int64(r, row[i], 3, &stock);
+    rc = db_get_int64(r, row, a->col.stock, &stock);
     if (rc == ERR_OK)
-      rc = db_get_int64(r, row[i], 4, &thr);
-    int64_t after = stock - in->quantities[i];
+      rc = db_get_int64(r, row, a->col.threshold, &thr);
+    int64_t after = stock - a->in->quantities[i];
     if (rc == ERR_OK && !store_stock_low(true, stock, thr) &&
         store_stock_low(true, after, thr))
-      rc = store_emit_stock_low(c, a->tid, in->product_ids[i], store_cell(r, row[i], 1),
-                          after, thr);
+      rc = store_emit_stock_low(c, a->tid, a->in->product_ids[i],
+                                store_cell(r, row, a->col.name), after, thr);
   }
-  if (rc == ERR_OK)
-    rc = wire_create_order_response(&o, a->answer, a->answer_len);
-  db_result_free(r); /* o's names pointed into it */
-  if (rc != ERR_OK)
+  return rc;
+}
+
+/* The CreateOrderResponse into *a->answer, saved with the key (a twin
+ * that saved first: the answer STORE_KEY_BUSY). */
+static int save_answer(db_conn *c, create_args *a, const model_order *o) {
+  int rc = wire_create_order_response(o, a->answer, a->answer_len);
+  if (rc != ERR_OK || !a->idem)
     return rc;
   *a->answer_code = 0; /* RPC_OK */
+  store_idem k = order_idem(a->in);
+  store_answer ans = {.bytes = *a->answer,
+                      .len = *a->answer_len,
+                      .code = *a->answer_code};
+  return store_idem_save(c, a->tid, &k, a->res, &ans); /* borrowed bytes */
+}
 
-  if (idem) {
-    store_idem k = order_idem(in);
-    store_answer ans = {.bytes = *a->answer,
-                        .len = *a->answer_len,
-                        .code = *a->answer_code};
-    rc = store_idem_save(c, a->tid, &k, a->res, &ans); /* borrowed bytes */
-    if (rc != ERR_OK)
-      return rc;
-  }
-  a->res->menu_changed = any_limited;
-  return ERR_OK;
+/* A step may run: nothing failed and nothing was answered yet. */
+static bool go_on(int rc, const create_args *a) {
+  return rc == ERR_OK && !store_answered(a->res);
+}
+
+static int create_order_fn(db_conn *c, void *ud) {
+  create_args *a = ud;
+  drop_answer(a);
+  a->locked = NULL;
+  a->total = 0;
+  a->nlimited = 0;
+  a->created_ms = 0;
+  int rc = idem_check(c, a);
+  if (go_on(rc, a))
+    rc = check_table(c, a);
+  if (go_on(rc, a))
+    rc = lock_products(c, a);
+  if (go_on(rc, a))
+    rc = check_products(a);
+  if (go_on(rc, a))
+    rc = price_lines(a);
+  if (go_on(rc, a))
+    rc = take_stock(c, a);
+  if (go_on(rc, a))
+    rc = insert_order(c, a);
+  model_order o = new_order(a);
+  if (go_on(rc, a))
+    rc = emit_events(c, a, &o);
+  if (go_on(rc, a))
+    rc = save_answer(c, a, &o);
+  if (go_on(rc, a))
+    a->res->menu_changed = a->nlimited > 0;
+  db_result_free(a->locked); /* the items' names pointed into it */
+  a->locked = NULL;
+  return rc;
 }
 
 int store_create_order(store *st, const char *tid, const store_order_new *in,
@@ -481,13 +592,20 @@ int store_create_order(store *st, const char *tid, const store_order_new *in,
   a->answer = answer;
   a->answer_len = answer_len;
   a->answer_code = answer_code;
-  int rc = store_run_tx(st, tid, false, create_order_fn, a);
-  if (rc == ERR_EXISTS && in->idem_key != NULL && in->idem_key[0] != '\0' &&
+  a->idem = in->idem_key != NULL && in->idem_key[0] != '\0';
+  a->has_table = in->table_id != NULL && in->table_id[0] != '\0';
+  int rc = store_id_array(in->product_ids, in->nlines, a->ids, sizeof a->ids);
+  if (rc == ERR_OK)
+    rc = store_int_array(in->quantities, in->nlines, a->qtys, sizeof a->qtys);
+  if (rc == ERR_OK)
+    rc = store_run_write(st, tid, create_order_fn, a, res);
+  if (rc == ERR_EXISTS && a->idem &&
       strcmp(db_last_error()->constraint, "idempotency_pkey") == 0) {
     /* Only possible if the advisory lock hashed two keys alike and both
      * ran at once: answer as for a concurrent duplicate. */
     store_result_reset(res);
-    res->outcome = STORE_KEY_BUSY;
+    store_answer_with(res, STORE_KEY_BUSY);
+    rc = ERR_OK;
   }
   rc = store_finish(rc, res);
   bool keep = rc == ERR_OK &&
@@ -510,7 +628,6 @@ typedef struct status_args {
 static int change_status_fn(db_conn *c, void *ud) {
   status_args *a = ud;
   const store_status_change *ch = a->ch;
-  store_result_reset(a->res);
   store_orders_free(a->out);
   db_param key[] = {db_text(a->tid), db_text(ch->id)};
   db_result *r = NULL;
@@ -524,8 +641,8 @@ static int change_status_fn(db_conn *c, void *ud) {
   if (db_nrows(r) != 1 ||
       (ch->customer != NULL && strcmp(store_cell(r, 0, 2), ch->customer) != 0)) {
     db_result_free(r);
-    a->res->outcome = STORE_NOT_FOUND;
-    return ANSWERED;
+    store_answer_with(a->res, STORE_NOT_FOUND);
+    return ERR_OK;
   }
   order_status from = orderstate_parse(store_cell(r, 0, 0));
   int64_t version = 0;
@@ -534,8 +651,8 @@ static int change_status_fn(db_conn *c, void *ud) {
   if (rc != ERR_OK)
     return rc;
   if (ch->check_version && ch->version != version) {
-    a->res->outcome = STORE_STALE;
-    return ANSWERED;
+    store_answer_with(a->res, STORE_STALE);
+    return ERR_OK;
   }
   bool ok = ch->customer != NULL ? ch->to == OS_CANCELLED &&
                                        orderstate_can_cancel(from, false)
@@ -551,8 +668,8 @@ static int change_status_fn(db_conn *c, void *ud) {
     else
       snprintf(a->res->message, sizeof a->res->message,
                "a %s order cannot move to %s", f ? f : "?", t ? t : "?");
-    a->res->outcome = STORE_PRECONDITION;
-    return ANSWERED;
+    store_answer_with(a->res, STORE_PRECONDITION);
+    return ERR_OK;
   }
 
   if (ch->to == OS_CANCELLED) {
@@ -606,7 +723,8 @@ int store_change_status(store *st, const char *tid,
   a->ch = c;
   a->res = res;
   a->out = out;
-  int rc = store_finish(store_run_tx(st, tid, false, change_status_fn, a), res);
+  int rc = store_finish(store_run_write(st, tid, change_status_fn, a, res),
+                        res);
   if (rc != ERR_OK || res->outcome != STORE_OK)
     store_orders_free(out);
   free(a);

@@ -13,7 +13,8 @@
  * tests (each makes its own tenants, so they do not interfere): products
  * and versions, 20 concurrent orders for 10 in stock, idempotent
  * retries, other tenants' products and tables, status moves, cancelling
- * restocks, customers' visibility, pages, the menu cache, and events in
+ * restocks, customers' visibility, pages, newest first by id and by
+ * created_at alike under concurrent creation, the menu cache, and events in
  * order on the bus and through Replay. The test also reads the database
  * and Redis directly, to check what is really there.
  */
@@ -1023,6 +1024,104 @@ START_TEST(orders_list_newest_first_in_stable_pages) {
 }
 END_TEST
 
+/* "Newest first" must mean the same by id and by created_at, also for
+ * orders made at the same time by many callers (issue 15: the list sorted
+ * by id, a UUIDv7 minted before the transaction, while created_at was the
+ * transaction's start, so a newer-listed order could show an older time). */
+
+typedef struct burst {
+  const char *token, *pid;
+  int made;
+} burst;
+
+enum { BURST_THREADS = 16, BURST_EACH = 8 };
+
+static void *order_burst(void *arg) {
+  burst *b = arg;
+  rpc_client *c = harness_rpc_client(g_orders.rpc_url);
+  for (int i = 0; i < BURST_EACH; i++) {
+    rpc_result *r = order_raw(c, b->token, b->pid, 1, NULL, NULL);
+    b->made += r->code == RPC_OK;
+    rpc_result_free(r);
+  }
+  rpc_client_free(c);
+  return NULL;
+}
+
+START_TEST(concurrent_orders_list_newest_first_by_id_and_created_at) {
+  ctx x;
+  ctx_open(&x);
+  tenant t;
+  make_tenant(&x, "EUR", &t);
+  char pid[UUID_STR_LEN + 1];
+  make_product(&x, &t, "Flat white", 350, -1, "drinks", pid);
+  burst bs[BURST_THREADS];
+  pthread_t th[BURST_THREADS];
+  for (int i = 0; i < BURST_THREADS; i++) {
+    bs[i] = (burst){.token = t.owner, .pid = pid};
+    ck_assert_int_eq(pthread_create(&th[i], NULL, order_burst, &bs[i]), 0);
+  }
+  int made = 0;
+  for (int i = 0; i < BURST_THREADS; i++) {
+    pthread_join(th[i], NULL);
+    made += bs[i].made;
+  }
+  ck_assert_int_eq(made, BURST_THREADS * BURST_EACH);
+
+  /* Every page, as a client reads them: ids strictly decreasing and
+   * created_at (RFC 3339, fixed width: text order is time order) never
+   * increasing, across page boundaries too. */
+  enum { N = BURST_THREADS * BURST_EACH };
+  static char ids[N][UUID_STR_LEN + 1], at[N][32];
+  int n = 0, pages = 0;
+  char cursor[64] = "";
+  Orders__V1__ListOrdersRequest lr = ORDERS__V1__LIST_ORDERS_REQUEST__INIT;
+  lr.limit = 25;
+  do {
+    lr.cursor = cursor;
+    rpc_result *r = call(x.orders, O("ListOrders"), &lr.base, t.owner);
+    CK_RPC_CODE(r, RPC_OK);
+    Orders__V1__ListOrdersResponse *resp =
+        orders__v1__list_orders_response__unpack(NULL, r->payload_len,
+                                                 r->payload);
+    ck_assert_ptr_nonnull(resp);
+    for (size_t i = 0; i < resp->n_orders; i++) {
+      ck_assert_int_lt(n, N);
+      snprintf(ids[n], sizeof ids[n], "%s", resp->orders[i]->id);
+      snprintf(at[n], sizeof at[n], "%s", resp->orders[i]->created_at);
+      n++;
+    }
+    snprintf(cursor, sizeof cursor, "%s", resp->next_cursor);
+    orders__v1__list_orders_response__free_unpacked(resp, NULL);
+    rpc_result_free(r);
+    ck_assert_int_lt(++pages, 10);
+  } while (cursor[0] != '\0');
+  ck_assert_int_eq(n, N);
+  for (int i = 1; i < n; i++) {
+    ck_assert_msg(strcmp(ids[i - 1], ids[i]) > 0, "ids out of order at %d", i);
+    ck_assert_msg(strcmp(at[i - 1], at[i]) >= 0,
+                  "listed newer but older: %s %s before %s %s", ids[i - 1],
+                  at[i - 1], ids[i], at[i]);
+  }
+  /* The same in the database, to the microsecond: created_at is the id's
+   * own millisecond, so id order and time order cannot disagree. */
+  ck_assert_int_eq(
+      sql_count("SELECT count(*) FROM (SELECT created_at, lag(created_at) "
+                "OVER (ORDER BY id DESC) AS newer FROM orders.orders WHERE "
+                "tenant_id = $1::uuid) o WHERE created_at > newer",
+                t.id),
+      0);
+  ck_assert_int_eq(
+      sql_count("SELECT count(*) FROM orders.orders WHERE tenant_id = "
+                "$1::uuid AND (created_at <> updated_at OR created_at <> "
+                "timestamptz 'epoch' + ('x' || substr(replace(id::text, "
+                "'-', ''), 1, 12))::bit(48)::bigint * interval '1 ms')",
+                t.id),
+      0);
+  ctx_close(&x);
+}
+END_TEST
+
 /* ============================================================= menu === */
 
 static int list_names(ctx *x, const char *token, const char *category,
@@ -1255,6 +1354,7 @@ int main(void) {
   ADD_CASE(s, other_tenants_products_tables_and_orders_are_refused);
   ADD_CASE(s, status_moves_forward_and_cancel_restocks);
   ADD_CASE(s, orders_list_newest_first_in_stable_pages);
+  ADD_CASE(s, concurrent_orders_list_newest_first_by_id_and_created_at);
   ADD_CASE(s, menu_comes_from_redis_and_is_fresh_after_writes);
   ADD_CASE(s, events_arrive_in_order_and_replay_serves_them);
   failed += run_suite(s);
