@@ -71,8 +71,8 @@ struct authn {
   bool have_keys;
   uint32_t key_gen;
 
-  pthread_mutex_t fetch_lock;        /* one Keys RPC at a time */
-  int64_t last_unknown_fetch_mono;   /* under fetch_lock */
+  pthread_mutex_t fetch_lock;      /* one Keys RPC at a time */
+  int64_t last_unknown_fetch_mono; /* under fetch_lock */
 
   entry *entries;
   size_t nsets;
@@ -110,27 +110,42 @@ int authn_fail_mode_parse(const char *s, bool *fail_closed) {
 
 const char *authn_result_str(enum authn_result r) {
   switch (r) {
-  case AUTHN_OK: return "ok";
-  case AUTHN_MISSING: return "missing token";
-  case AUTHN_MALFORMED: return "malformed token";
-  case AUTHN_UNKNOWN_KEY: return "token signed by an unknown key";
-  case AUTHN_BAD_SIGNATURE: return "invalid token signature";
-  case AUTHN_BAD_CLAIMS: return "invalid token claims";
-  case AUTHN_EXPIRED: return "token expired";
-  case AUTHN_NOT_YET_VALID: return "token not yet valid";
-  case AUTHN_REVOKED: return "token revoked";
-  case AUTHN_TENANT_SUSPENDED: return "tenant suspended";
-  case AUTHN_UNAVAILABLE: return "token verification unavailable";
+  case AUTHN_OK:
+    return "ok";
+  case AUTHN_MISSING:
+    return "missing token";
+  case AUTHN_MALFORMED:
+    return "malformed token";
+  case AUTHN_UNKNOWN_KEY:
+    return "token signed by an unknown key";
+  case AUTHN_BAD_SIGNATURE:
+    return "invalid token signature";
+  case AUTHN_BAD_CLAIMS:
+    return "invalid token claims";
+  case AUTHN_EXPIRED:
+    return "token expired";
+  case AUTHN_NOT_YET_VALID:
+    return "token not yet valid";
+  case AUTHN_REVOKED:
+    return "token revoked";
+  case AUTHN_TENANT_SUSPENDED:
+    return "tenant suspended";
+  case AUTHN_UNAVAILABLE:
+    return "token verification unavailable";
   }
   return "invalid token";
 }
 
 int authn_result_code(enum authn_result r) {
   switch (r) {
-  case AUTHN_OK: return RPC_OK;
-  case AUTHN_TENANT_SUSPENDED: return RPC_PERMISSION_DENIED;
-  case AUTHN_UNAVAILABLE: return RPC_UNAVAILABLE;
-  default: return RPC_UNAUTHENTICATED;
+  case AUTHN_OK:
+    return RPC_OK;
+  case AUTHN_TENANT_SUSPENDED:
+    return RPC_PERMISSION_DENIED;
+  case AUTHN_UNAVAILABLE:
+    return RPC_UNAVAILABLE;
+  default:
+    return RPC_UNAUTHENTICATED;
   }
 }
 
@@ -154,10 +169,8 @@ static int find_key(authn *a, const char *kid, paseto_public_key *pk,
 }
 
 int authn_set_keys(authn *a, const authn_key *keys, size_t n) {
-  if (a == NULL || (keys == NULL && n > 0))
-    return ERR_INVAL;
-  if (n > AUTHN_MAX_KEYS)
-    return ERR_TOOBIG;
+  if (a == NULL || (keys == NULL && n > 0)) return ERR_INVAL;
+  if (n > AUTHN_MAX_KEYS) return ERR_TOOBIG;
   keyslot next[AUTHN_MAX_KEYS];
   for (size_t i = 0; i < n; i++) {
     next[i].k = keys[i];
@@ -173,12 +186,10 @@ int authn_set_keys(authn *a, const authn_key *keys, size_t n) {
       found = strcmp(a->keys[j].kid, next[i].kid) == 0;
     same = found;
   }
-  if (n > 0)
-    memcpy(a->keys, next, n * sizeof next[0]);
+  if (n > 0) memcpy(a->keys, next, n * sizeof next[0]);
   a->nkeys = n;
   a->have_keys = true;
-  if (!same)
-    a->key_gen++;
+  if (!same) a->key_gen++;
   pthread_rwlock_unlock(&a->keys_lock);
   return ERR_OK;
 }
@@ -194,11 +205,10 @@ size_t authn_key_count(authn *a) {
  * the whole answer: a half-understood key set is worse than the old one. */
 static int parse_keys(const uint8_t *payload, size_t len, authn_key *out,
                       size_t *n) {
-  if (len > AUTHN_KEYS_REPLY_MAX)
-    return ERR_PROTO;
-  Auth__V1__KeysResponse *kr = auth__v1__keys_response__unpack(NULL, len, payload);
-  if (kr == NULL)
-    return ERR_PROTO;
+  if (len > AUTHN_KEYS_REPLY_MAX) return ERR_PROTO;
+  Auth__V1__KeysResponse *kr =
+      auth__v1__keys_response__unpack(NULL, len, payload);
+  if (kr == NULL) return ERR_PROTO;
   int rc = ERR_OK;
   size_t k = 0;
   for (size_t i = 0; i < kr->n_keys && rc == ERR_OK; i++) {
@@ -213,7 +223,8 @@ static int parse_keys(const uint8_t *payload, size_t len, authn_key *out,
     size_t rawlen = 0;
     const char *b64 = pk->public_key != NULL ? pk->public_key : "";
     if (sodium_base642bin(raw, sizeof raw, b64, strlen(b64), NULL, &rawlen,
-                          NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+                          NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
         paseto_public_key_from_bytes(raw, rawlen, &out[k].pk) != ERR_OK) {
       rc = ERR_PROTO;
       break;
@@ -244,24 +255,20 @@ static int fetch_keys_locked(authn *a) {
   rpc_result *res = NULL;
   int rc = rpc_client_call_message(a->cfg.keys_client, AUTHN_KEYS_METHOD,
                                    &req.base, &o, &res);
-  if (rc == ERR_OK && res->code != RPC_OK)
-    rc = ERR_UNAVAILABLE;
+  if (rc == ERR_OK && res->code != RPC_OK) rc = ERR_UNAVAILABLE;
   if (rc == ERR_OK) {
     authn_key keys[AUTHN_MAX_KEYS];
     size_t n = 0;
     rc = parse_keys(res->payload, res->payload_len, keys, &n);
-    if (rc == ERR_OK)
-      rc = authn_set_keys(a, keys, n);
+    if (rc == ERR_OK) rc = authn_set_keys(a, keys, n);
   }
   rpc_result_free(res);
-  if (rc != ERR_OK)
-    STAT_INC(a, key_fetch_errors);
+  if (rc != ERR_OK) STAT_INC(a, key_fetch_errors);
   return rc;
 }
 
 int authn_refresh_keys(authn *a) {
-  if (a == NULL || a->cfg.keys_client == NULL)
-    return ERR_INVAL;
+  if (a == NULL || a->cfg.keys_client == NULL) return ERR_INVAL;
   pthread_mutex_lock(&a->fetch_lock);
   int rc = fetch_keys_locked(a);
   pthread_mutex_unlock(&a->fetch_lock);
@@ -271,8 +278,7 @@ int authn_refresh_keys(authn *a) {
 /* An unknown kid may be a key rotated in since the last refresh: fetch,
  * but at most once per unknown_kid_interval_ms across all threads. */
 static void fetch_for_unknown_kid(authn *a) {
-  if (a->cfg.keys_client == NULL)
-    return;
+  if (a->cfg.keys_client == NULL) return;
   pthread_mutex_lock(&a->fetch_lock);
   int64_t now = time_mono_ms();
   if (a->last_unknown_fetch_mono == 0 ||
@@ -304,8 +310,7 @@ static void *refresh_main(void *arg) {
     int w = 0;
     while (!a->stopping && w == 0)
       w = pthread_cond_timedwait(&a->stop_cv, &a->stop_mu, &ts);
-    if (a->stopping)
-      break;
+    if (a->stopping) break;
     pthread_mutex_unlock(&a->stop_mu);
     int rc = authn_refresh_keys(a); /* failures are counted in the stats */
     (void)rc;
@@ -366,20 +371,17 @@ static void cache_store(authn *a, const entry *in) {
     keep_state = slot->state == ST_REVOKED ? ST_REVOKED : ST_OK;
   } else {
     for (int i = 0; i < AUTHN_WAYS && slot == NULL; i++)
-      if (!e[i].used)
-        slot = &e[i];
+      if (!e[i].used) slot = &e[i];
     if (slot == NULL) {
       slot = &e[0];
       for (int i = 1; i < AUTHN_WAYS; i++)
-        if (e[i].lru < slot->lru)
-          slot = &e[i];
+        if (e[i].lru < slot->lru) slot = &e[i];
       STAT_INC(a, evictions);
     }
   }
   *slot = *in;
   slot->used = true;
-  if (keep_state == ST_REVOKED)
-    slot->state = ST_REVOKED;
+  if (keep_state == ST_REVOKED) slot->state = ST_REVOKED;
   slot->lru = __atomic_add_fetch(&a->tick, 1, __ATOMIC_RELAXED);
   pthread_mutex_unlock(m);
 }
@@ -403,8 +405,7 @@ static void cache_each(authn *a, void (*fn)(entry *e, const void *arg),
     for (size_t set = s; set < a->nsets; set += AUTHN_STRIPES) {
       entry *e = &a->entries[set * AUTHN_WAYS];
       for (int i = 0; i < AUTHN_WAYS; i++)
-        if (e[i].used)
-          fn(&e[i], arg);
+        if (e[i].used) fn(&e[i], arg);
     }
     pthread_mutex_unlock(&a->stripes[s]);
   }
@@ -423,13 +424,11 @@ void authn_cache_clear(authn *a) {
 /* --------------------------------------------------------- revocations --- */
 
 static void revoke_jti_fn(entry *e, const void *arg) {
-  if (strcmp(e->c.jti, arg) == 0)
-    e->state = ST_REVOKED;
+  if (strcmp(e->c.jti, arg) == 0) e->state = ST_REVOKED;
 }
 
 void authn_revoke_jti(authn *a, const char *jti) {
-  if (a == NULL || jti == NULL || jti[0] == '\0')
-    return;
+  if (a == NULL || jti == NULL || jti[0] == '\0') return;
   cache_each(a, revoke_jti_fn, jti);
 }
 
@@ -441,8 +440,7 @@ typedef struct user_rev {
 /* iat is whole seconds and the revocation time is rounded up by auth, so
  * "issued before" is iat < R (see docs/tokens.md). */
 static bool user_revoked(const paseto_claims *c, int64_t revoked_at_s) {
-  if (!c->has_iat)
-    return true;
+  if (!c->has_iat) return true;
   int64_t iat_s = c->iat_ms / 1000;
   return iat_s < revoked_at_s;
 }
@@ -454,20 +452,17 @@ static void revoke_user_fn(entry *e, const void *arg) {
 }
 
 void authn_revoke_user(authn *a, const char *user_id, int64_t revoked_at_s) {
-  if (a == NULL || user_id == NULL || user_id[0] == '\0')
-    return;
+  if (a == NULL || user_id == NULL || user_id[0] == '\0') return;
   user_rev u = {user_id, revoked_at_s};
   cache_each(a, revoke_user_fn, &u);
 }
 
 static void tenant_changed_fn(entry *e, const void *arg) {
-  if (strcmp(e->c.tid, arg) == 0)
-    e->checked_mono_ms = 0;
+  if (strcmp(e->c.tid, arg) == 0) e->checked_mono_ms = 0;
 }
 
 void authn_tenant_changed(authn *a, const char *tenant_id) {
-  if (a == NULL || tenant_id == NULL || tenant_id[0] == '\0')
-    return;
+  if (a == NULL || tenant_id == NULL || tenant_id[0] == '\0') return;
   cache_each(a, tenant_changed_fn, tenant_id);
 }
 
@@ -477,12 +472,10 @@ static int apply(authn *a, const char *topic, const Rpc__V1__Event *ev) {
     authn_tenant_changed(a, ev->tenant_id);
     return ERR_OK;
   }
-  if (strcmp(topic, AUTHN_TOPIC_REVOKED) != 0)
-    return ERR_OK;
+  if (strcmp(topic, AUTHN_TOPIC_REVOKED) != 0) return ERR_OK;
   Auth__V1__Revoked *r =
       auth__v1__revoked__unpack(NULL, ev->payload.len, ev->payload.data);
-  if (r == NULL)
-    return ERR_PROTO;
+  if (r == NULL) return ERR_PROTO;
   authn_revoke_jti(a, r->jti);
   authn_revoke_user(a, r->user_id, r->revoked_at_unix);
   auth__v1__revoked__free_unpacked(r, NULL);
@@ -497,16 +490,14 @@ int authn_handle_event(authn *a, const char *topic, const void *event,
       strcmp(topic, AUTHN_TOPIC_TENANTS) != 0)
     return ERR_OK;
   Rpc__V1__Event *ev = rpc__v1__event__unpack(NULL, len, event);
-  if (ev == NULL)
-    return ERR_PROTO;
+  if (ev == NULL) return ERR_PROTO;
   int rc = apply(a, topic, ev);
   rpc__v1__event__free_unpacked(ev, NULL);
   return rc;
 }
 
 int authn_apply_event(authn *a, const Rpc__V1__Event *ev) {
-  if (a == NULL || ev == NULL || ev->topic == NULL)
-    return ERR_INVAL;
+  if (a == NULL || ev == NULL || ev->topic == NULL) return ERR_INVAL;
   return apply(a, ev->topic, ev);
 }
 
@@ -518,21 +509,16 @@ static int on_bus_event(void *arg, const Rpc__V1__Event *ev) {
 }
 
 int authn_subscribe(authn *a, const char *address, bus_subscriber **out) {
-  if (out == NULL)
-    return ERR_INVAL;
+  if (out == NULL) return ERR_INVAL;
   *out = NULL;
-  if (a == NULL || address == NULL)
-    return ERR_INVAL;
+  if (a == NULL || address == NULL) return ERR_INVAL;
   bus_subscriber_options o;
   bus_subscriber_options_init(&o);
   bus_subscriber *s = NULL;
   int rc = bus_subscriber_new(address, on_bus_event, a, &o, &s);
-  if (rc == ERR_OK)
-    rc = bus_subscribe_exact(s, AUTHN_TOPIC_REVOKED);
-  if (rc == ERR_OK)
-    rc = bus_subscribe_exact(s, AUTHN_TOPIC_TENANTS);
-  if (rc == ERR_OK)
-    rc = bus_subscriber_start(s);
+  if (rc == ERR_OK) rc = bus_subscribe_exact(s, AUTHN_TOPIC_REVOKED);
+  if (rc == ERR_OK) rc = bus_subscribe_exact(s, AUTHN_TOPIC_TENANTS);
+  if (rc == ERR_OK) rc = bus_subscriber_start(s);
   if (rc != ERR_OK) {
     bus_subscriber_free(s);
     return rc;
@@ -545,8 +531,7 @@ int authn_subscribe(authn *a, const char *address, bus_subscriber **out) {
  * *state. Redis being absent counts as "nothing revoked". */
 static int redis_state(authn *a, const paseto_claims *c, uint8_t *state) {
   *state = ST_OK;
-  if (a->cfg.redis == NULL)
-    return ERR_OK;
+  if (a->cfg.redis == NULL) return ERR_OK;
   char kj[AUTHN_KEY_MAX], ku[AUTHN_KEY_MAX], kt[AUTHN_KEY_MAX];
   snprintf(kj, sizeof kj, "revoked:jti:%s", c->jti);
   snprintf(ku, sizeof ku, "revoked:user:%s", c->sub);
@@ -555,8 +540,8 @@ static int redis_state(authn *a, const paseto_claims *c, uint8_t *state) {
   cache_reply *r = NULL;
   STAT_INC(a, redis_checks);
   int rc = cache_command(a->cfg.redis, true, 4, argv, NULL, &r);
-  if (rc == ERR_OK && (cache_reply_type(r) != CACHE_REPLY_ARRAY ||
-                       cache_reply_len(r) != 3))
+  if (rc == ERR_OK &&
+      (cache_reply_type(r) != CACHE_REPLY_ARRAY || cache_reply_len(r) != 3))
     rc = ERR_PROTO;
   if (rc != ERR_OK) {
     STAT_INC(a, redis_errors);
@@ -588,8 +573,7 @@ static int redis_state(authn *a, const paseto_claims *c, uint8_t *state) {
 /* Brings e's state up to date when its last lookup is older than
  * recheck_ms, storing the result. ERR_UNAVAILABLE only when fail_closed. */
 static int refresh_state(authn *a, entry *e) {
-  if (e->state == ST_REVOKED)
-    return ERR_OK;
+  if (e->state == ST_REVOKED) return ERR_OK;
   int64_t now = time_mono_ms();
   if (e->checked_mono_ms != 0 && now - e->checked_mono_ms < a->cfg.recheck_ms)
     return ERR_OK;
@@ -598,19 +582,16 @@ static int refresh_state(authn *a, entry *e) {
   /* Also after a failure: the next try is recheck_ms away, so a Redis
    * outage costs one failed lookup per token per period, not per call. */
   e->checked_mono_ms = now;
-  if (rc == ERR_OK)
-    e->state = st;
+  if (rc == ERR_OK) e->state = st;
   cache_store(a, e);
-  if (rc != ERR_OK && a->cfg.fail_closed)
-    return ERR_UNAVAILABLE;
+  if (rc != ERR_OK && a->cfg.fail_closed) return ERR_UNAVAILABLE;
   return ERR_OK;
 }
 
 /* -------------------------------------------------------------- verify --- */
 
 static enum authn_result time_result(const char *why) {
-  if (why != NULL && strcmp(why, "token expired") == 0)
-    return AUTHN_EXPIRED;
+  if (why != NULL && strcmp(why, "token expired") == 0) return AUTHN_EXPIRED;
   if (why != NULL && (strcmp(why, "token not yet valid") == 0 ||
                       strcmp(why, "token issued in the future") == 0))
     return AUTHN_NOT_YET_VALID;
@@ -641,8 +622,7 @@ static int verify_fresh(authn *a, const char *token, size_t len, entry *e,
   uint32_t gen = 0;
   bool have_any = false;
   if (find_key(a, kid, &pk, &gen, &have_any) != ERR_OK) {
-    if (may_fetch)
-      fetch_for_unknown_kid(a);
+    if (may_fetch) fetch_for_unknown_kid(a);
     if (!may_fetch || find_key(a, kid, &pk, &gen, &have_any) != ERR_OK) {
       *res = have_any ? AUTHN_UNKNOWN_KEY : AUTHN_UNAVAILABLE;
       return have_any ? ERR_INVAL : ERR_UNAVAILABLE;
@@ -650,8 +630,7 @@ static int verify_fresh(authn *a, const char *token, size_t len, entry *e,
   }
   paseto_token *t = NULL;
   int rc = paseto_verify(&pk, token, len, NULL, 0, NULL, 0, &t, NULL);
-  if (rc == ERR_NOMEM)
-    return rc;
+  if (rc == ERR_NOMEM) return rc;
   if (rc != ERR_OK) {
     *res = rc == ERR_TOOBIG ? AUTHN_MALFORMED : AUTHN_BAD_SIGNATURE;
     return ERR_INVAL;
@@ -684,8 +663,8 @@ static int verify_signed(authn *a, const char *token, size_t len,
     return ERR_INVAL;
   }
   memset(e, 0, sizeof *e);
-  crypto_generichash(e->h, sizeof e->h, (const unsigned char *)token, len,
-                     NULL, 0);
+  crypto_generichash(e->h, sizeof e->h, (const unsigned char *)token, len, NULL,
+                     0);
   pthread_rwlock_rdlock(&a->keys_lock);
   uint32_t gen = a->key_gen;
   pthread_rwlock_unlock(&a->keys_lock);
@@ -697,28 +676,24 @@ static int verify_signed(authn *a, const char *token, size_t len,
     memset(e, 0, sizeof *e);
     memcpy(e->h, h, sizeof h);
     int rc = verify_fresh(a, token, len, e, res, may_fetch);
-    if (rc != ERR_OK)
-      return rc;
+    if (rc != ERR_OK) return rc;
   }
   /* Time first: an expired token is refused without a Redis lookup, and
    * its entry is dropped to make room. */
   int rc = check_time(a, &e->c, res);
-  if (rc != ERR_OK && *res == AUTHN_EXPIRED)
-    cache_drop(a, e->h);
+  if (rc != ERR_OK && *res == AUTHN_EXPIRED) cache_drop(a, e->h);
   return rc;
 }
 
-int authn_verify(authn *a, const char *token, size_t len,
-                 paseto_claims *claims, enum authn_result *why) {
+int authn_verify(authn *a, const char *token, size_t len, paseto_claims *claims,
+                 enum authn_result *why) {
   enum authn_result res_local = AUTHN_OK;
   enum authn_result *res = why != NULL ? why : &res_local;
   *res = AUTHN_OK;
-  if (a == NULL)
-    return ERR_INVAL;
+  if (a == NULL) return ERR_INVAL;
   entry e;
   int rc = verify_signed(a, token, len, true, &e, res);
-  if (rc != ERR_OK)
-    goto out;
+  if (rc != ERR_OK) goto out;
   rc = refresh_state(a, &e);
   if (rc != ERR_OK) {
     *res = AUTHN_UNAVAILABLE;
@@ -734,8 +709,7 @@ int authn_verify(authn *a, const char *token, size_t len,
     *claims = e.c;
   }
 out:
-  if (rc == ERR_INVAL)
-    STAT_INC(a, refused);
+  if (rc == ERR_INVAL) STAT_INC(a, refused);
   return rc;
 }
 
@@ -744,8 +718,7 @@ int authn_verify_offline(authn *a, const char *token, size_t len,
   enum authn_result res_local = AUTHN_OK;
   enum authn_result *res = why != NULL ? why : &res_local;
   *res = AUTHN_OK;
-  if (a == NULL)
-    return ERR_INVAL;
+  if (a == NULL) return ERR_INVAL;
   entry e;
   int rc = verify_signed(a, token, len, false, &e, res);
   if (rc == ERR_OK && e.state == ST_REVOKED) {
@@ -754,42 +727,31 @@ int authn_verify_offline(authn *a, const char *token, size_t len,
   } else if (rc == ERR_OK && e.checked_mono_ms == 0) {
     cache_store(a, &e); /* the full verification finds it */
   }
-  if (rc == ERR_INVAL)
-    STAT_INC(a, refused);
+  if (rc == ERR_INVAL) STAT_INC(a, refused);
   return rc;
 }
 
 /* ------------------------------------------------------------ lifecycle --- */
 
 int authn_new(const authn_config *cfg, authn **out) {
-  if (out == NULL)
-    return ERR_INVAL;
+  if (out == NULL) return ERR_INVAL;
   *out = NULL;
-  if (cfg == NULL)
-    return ERR_INVAL;
-  if (sodium_init() < 0)
-    return ERR_INTERNAL;
+  if (cfg == NULL) return ERR_INVAL;
+  if (sodium_init() < 0) return ERR_INTERNAL;
   if (cfg->issuer != NULL && strlen(cfg->issuer) > PASETO_CLAIM_STR_MAX)
     return ERR_INVAL;
-  if (cfg->cache_entries > AUTHN_MAX_ENTRIES)
-    return ERR_INVAL;
+  if (cfg->cache_entries > AUTHN_MAX_ENTRIES) return ERR_INVAL;
   authn *a = calloc(1, sizeof *a);
-  if (a == NULL)
-    return ERR_NOMEM;
+  if (a == NULL) return ERR_NOMEM;
   a->cfg = *cfg;
   a->cfg.issuer = NULL;
-  if (cfg->issuer != NULL)
-    str_copy(a->issuer, cfg->issuer, sizeof a->issuer);
-  if (a->cfg.leeway_ms < 0)
-    a->cfg.leeway_ms = 30000;
-  if (a->cfg.recheck_ms <= 0)
-    a->cfg.recheck_ms = 500;
-  if (a->cfg.keys_refresh_ms <= 0)
-    a->cfg.keys_refresh_ms = 60000;
+  if (cfg->issuer != NULL) str_copy(a->issuer, cfg->issuer, sizeof a->issuer);
+  if (a->cfg.leeway_ms < 0) a->cfg.leeway_ms = 30000;
+  if (a->cfg.recheck_ms <= 0) a->cfg.recheck_ms = 500;
+  if (a->cfg.keys_refresh_ms <= 0) a->cfg.keys_refresh_ms = 60000;
   if (a->cfg.unknown_kid_interval_ms <= 0)
     a->cfg.unknown_kid_interval_ms = 1000;
-  if (a->cfg.keys_deadline_ms == 0)
-    a->cfg.keys_deadline_ms = 2000;
+  if (a->cfg.keys_deadline_ms == 0) a->cfg.keys_deadline_ms = 2000;
   size_t n = cfg->cache_entries == 0 ? 8192 : cfg->cache_entries;
   a->nsets = (n + AUTHN_WAYS - 1) / AUTHN_WAYS;
   a->entries = calloc(a->nsets * AUTHN_WAYS, sizeof *a->entries);
@@ -822,8 +784,7 @@ int authn_new(const authn_config *cfg, authn **out) {
 }
 
 void authn_free(authn *a) {
-  if (a == NULL)
-    return;
+  if (a == NULL) return;
   if (a->thread_started) {
     pthread_mutex_lock(&a->stop_mu);
     a->stopping = true;

@@ -81,38 +81,38 @@ typedef struct authn_key {
 /* Why a token was refused (or AUTHN_OK). */
 enum authn_result {
   AUTHN_OK = 0,
-  AUTHN_MISSING,          /* empty token */
-  AUTHN_MALFORMED,        /* not a v4.public token, bad footer or kid */
-  AUTHN_UNKNOWN_KEY,      /* kid not in the key set (even after a fetch) */
-  AUTHN_BAD_SIGNATURE,    /* signature does not verify */
-  AUTHN_BAD_CLAIMS,       /* payload not valid claims, wrong iss, or
-                             sub/tid/jti/exp missing */
+  AUTHN_MISSING,       /* empty token */
+  AUTHN_MALFORMED,     /* not a v4.public token, bad footer or kid */
+  AUTHN_UNKNOWN_KEY,   /* kid not in the key set (even after a fetch) */
+  AUTHN_BAD_SIGNATURE, /* signature does not verify */
+  AUTHN_BAD_CLAIMS,    /* payload not valid claims, wrong iss, or
+                          sub/tid/jti/exp missing */
   AUTHN_EXPIRED,
-  AUTHN_NOT_YET_VALID,    /* nbf in the future, or iat in the future */
-  AUTHN_REVOKED,          /* jti revoked, or the user's tokens revoked */
+  AUTHN_NOT_YET_VALID, /* nbf in the future, or iat in the future */
+  AUTHN_REVOKED,       /* jti revoked, or the user's tokens revoked */
   AUTHN_TENANT_SUSPENDED,
-  AUTHN_UNAVAILABLE,      /* could not decide (fail_closed, no keys yet) */
+  AUTHN_UNAVAILABLE, /* could not decide (fail_closed, no keys yet) */
 };
 
 typedef struct authn_config {
-  const char *issuer;          /* required "iss"; NULL or "": any (copied) */
-  int64_t leeway_ms;           /* clock skew allowed; < 0 -> 30000 */
-  size_t cache_entries;        /* verified-token cache; 0 -> 8192; rounded
-                                  up to a multiple of 4; max 1 << 22 */
-  int64_t recheck_ms;          /* revocation/tenant re-read; <= 0 -> 500 */
-  cache *redis;                /* NULL: no Redis lookups (borrowed) */
-  bool fail_closed;            /* Redis failure refuses (AUTHN_UNAVAILABLE) */
-  rpc_client *keys_client;     /* NULL: keys only via authn_set_keys
-                                  (borrowed; must outlive the authn) */
-  int64_t keys_refresh_ms;     /* periodic fetch; <= 0 -> 60000 */
+  const char *issuer;      /* required "iss"; NULL or "": any (copied) */
+  int64_t leeway_ms;       /* clock skew allowed; < 0 -> 30000 */
+  size_t cache_entries;    /* verified-token cache; 0 -> 8192; rounded
+                              up to a multiple of 4; max 1 << 22 */
+  int64_t recheck_ms;      /* revocation/tenant re-read; <= 0 -> 500 */
+  cache *redis;            /* NULL: no Redis lookups (borrowed) */
+  bool fail_closed;        /* Redis failure refuses (AUTHN_UNAVAILABLE) */
+  rpc_client *keys_client; /* NULL: keys only via authn_set_keys
+                              (borrowed; must outlive the authn) */
+  int64_t keys_refresh_ms; /* periodic fetch; <= 0 -> 60000 */
   int64_t unknown_kid_interval_ms; /* min gap between fetches triggered by
                                       unknown kids; <= 0 -> 1000 */
-  uint32_t keys_deadline_ms;   /* Keys RPC deadline; 0 -> 2000 */
-  int64_t (*now_ms)(void);     /* wall clock for the time claims (tests);
-                                  NULL -> time_now_ms */
+  uint32_t keys_deadline_ms;       /* Keys RPC deadline; 0 -> 2000 */
+  int64_t (*now_ms)(void);         /* wall clock for the time claims (tests);
+                                      NULL -> time_now_ms */
 } authn_config;
 
-#define AUTHN_CONFIG_INIT \
+#define AUTHN_CONFIG_INIT                                                      \
   { NULL, -1, 0, 0, NULL, false, NULL, 0, 0, 0, NULL }
 
 /* Creates a verifier. cfg is copied (issuer too); redis and keys_client
@@ -146,8 +146,8 @@ size_t authn_key_count(authn *a);
  * (no key set yet, or Redis failed with fail_closed: *why is
  * AUTHN_UNAVAILABLE), ERR_NOMEM. claims and why may be NULL. The token
  * is the caller's; nothing of it is logged. */
-int authn_verify(authn *a, const char *token, size_t len,
-                 paseto_claims *claims, enum authn_result *why) WARN_UNUSED;
+int authn_verify(authn *a, const char *token, size_t len, paseto_claims *claims,
+                 enum authn_result *why) WARN_UNUSED;
 
 /* The offline part of authn_verify, for a caller that must not block
  * (the gateway's HTTP I/O threads, deciding before a body is read):
@@ -210,13 +210,13 @@ int authn_subscribe(authn *a, const char *address,
 void authn_cache_clear(authn *a);
 
 typedef struct authn_stats {
-  uint64_t hits;          /* verified from the cache */
-  uint64_t misses;        /* needed a signature verification */
-  uint64_t refused;       /* ERR_INVAL answers */
-  uint64_t evictions;     /* valid entries replaced to make room */
-  uint64_t redis_checks;  /* MGETs sent */
-  uint64_t redis_errors;  /* MGETs that failed */
-  uint64_t key_fetches;   /* Keys RPCs attempted */
+  uint64_t hits;         /* verified from the cache */
+  uint64_t misses;       /* needed a signature verification */
+  uint64_t refused;      /* ERR_INVAL answers */
+  uint64_t evictions;    /* valid entries replaced to make room */
+  uint64_t redis_checks; /* MGETs sent */
+  uint64_t redis_errors; /* MGETs that failed */
+  uint64_t key_fetches;  /* Keys RPCs attempted */
   uint64_t key_fetch_errors;
 } authn_stats;
 

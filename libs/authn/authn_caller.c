@@ -18,17 +18,14 @@ static const char *const role_names[] = {
 #define NROLES (sizeof role_names / sizeof role_names[0])
 
 int authn_role_rank(const char *role) {
-  if (role == NULL)
-    return AUTHN_ROLE_NONE;
+  if (role == NULL) return AUTHN_ROLE_NONE;
   for (size_t r = AUTHN_ROLE_CUSTOMER; r < NROLES; r++)
-    if (strcmp(role, role_names[r]) == 0)
-      return (int)r;
+    if (strcmp(role, role_names[r]) == 0) return (int)r;
   return AUTHN_ROLE_NONE;
 }
 
 const char *authn_role_name(int rank) {
-  if (rank <= AUTHN_ROLE_NONE || (size_t)rank >= NROLES)
-    return NULL;
+  if (rank <= AUTHN_ROLE_NONE || (size_t)rank >= NROLES) return NULL;
   return role_names[rank];
 }
 

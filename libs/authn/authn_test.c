@@ -87,11 +87,9 @@ static char *make_token(const paseto_secret_key *sk, const paseto_claims *c) {
 
 static authn *new_authn(const authn_config *cfg_in) {
   authn_config c = AUTHN_CONFIG_INIT;
-  if (cfg_in != NULL)
-    c = *cfg_in;
+  if (cfg_in != NULL) c = *cfg_in;
   c.now_ms = clock_fn;
-  if (c.issuer == NULL)
-    c.issuer = "auth";
+  if (c.issuer == NULL) c.issuer = "auth";
   authn *a = NULL;
   ck_assert_int_eq(authn_new(&c, &a), ERR_OK);
   authn_key keys[2] = {{.pk = pk1, .active = true}, {.pk = pk2}};
@@ -296,8 +294,7 @@ START_TEST(second_verification_is_a_cache_hit) {
   authn *a = new_authn(NULL);
   paseto_claims c = base_claims();
   char *t = make_token(&sk1, &c);
-  for (int i = 0; i < 5; i++)
-    ck_assert_int_eq(verify(a, t, NULL), AUTHN_OK);
+  for (int i = 0; i < 5; i++) ck_assert_int_eq(verify(a, t, NULL), AUTHN_OK);
   authn_stats st;
   authn_get_stats(a, &st);
   ck_assert_uint_eq(st.misses, 1);
@@ -368,8 +365,7 @@ START_TEST(key_set_change_reverifies_cached_tokens) {
   ck_assert_uint_eq(authn_key_count(a), 1);
   ck_assert_int_eq(verify(a, t, NULL), AUTHN_UNKNOWN_KEY);
   authn_key many[AUTHN_MAX_KEYS + 1];
-  for (size_t i = 0; i <= AUTHN_MAX_KEYS; i++)
-    many[i] = keys[0];
+  for (size_t i = 0; i <= AUTHN_MAX_KEYS; i++) many[i] = keys[0];
   ck_assert_int_eq(authn_set_keys(a, many, AUTHN_MAX_KEYS + 1), ERR_TOOBIG);
   ck_assert_int_eq(authn_set_keys(a, NULL, 1), ERR_INVAL);
   free(t);
@@ -458,8 +454,8 @@ START_TEST(revocation_events_apply_to_cached_tokens) {
   ck_assert_int_eq(verify(a, t, NULL), AUTHN_REVOKED);
   /* Garbage is reported, not applied. */
   uint8_t junk[] = {0xff, 0xff, 0xff, 0x01};
-  ck_assert_int_eq(authn_handle_event(a, AUTHN_TOPIC_REVOKED, junk, sizeof junk),
-                   ERR_PROTO);
+  ck_assert_int_eq(
+      authn_handle_event(a, AUTHN_TOPIC_REVOKED, junk, sizeof junk), ERR_PROTO);
   ck_assert_int_eq(authn_handle_event(a, NULL, buf, n), ERR_INVAL);
   free(t);
   authn_free(a);
@@ -485,8 +481,9 @@ END_TEST
 
 START_TEST(bus_subscription_applies_published_revocations) {
   bus_publisher *pub = NULL;
-  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", "auth-test", 0, NULL, &pub),
-                   ERR_OK);
+  ck_assert_int_eq(
+      bus_publisher_new("tcp://127.0.0.1:0", "auth-test", 0, NULL, &pub),
+      ERR_OK);
   char url[64];
   snprintf(url, sizeof url, "tcp://127.0.0.1:%d", bus_publisher_port(pub));
   authn *a = new_authn(NULL);
@@ -506,8 +503,8 @@ START_TEST(bus_subscription_applies_published_revocations) {
    * until the revocation lands (generous bound, loaded machine). */
   enum authn_result got = AUTHN_OK;
   for (int i = 0; i < 100 && got == AUTHN_OK; i++) {
-    ck_assert_int_eq(bus_publish(pub, AUTHN_TOPIC_REVOKED, "TokenRevoked", c.tid,
-                                 buf, n, NULL),
+    ck_assert_int_eq(bus_publish(pub, AUTHN_TOPIC_REVOKED, "TokenRevoked",
+                                 c.tid, buf, n, NULL),
                      ERR_OK);
     time_sleep_ms(50);
     got = verify(a, t, NULL);
@@ -524,7 +521,8 @@ END_TEST
 
 static cache *dead_redis(void) {
   /* Port 1 on loopback: connection refused at once. */
-  cache_config cc = {.url = "redis://127.0.0.1:1", .connect_timeout_ms = 200,
+  cache_config cc = {.url = "redis://127.0.0.1:1",
+                     .connect_timeout_ms = 200,
                      .command_timeout_ms = 200};
   cache *r = NULL;
   ck_assert_int_eq(cache_new(&cc, &r), ERR_OK);
@@ -683,8 +681,7 @@ static void keys_handler(void *arg, const rpc_call *call, rpc_reply *reply) {
   for (size_t i = 0; i < nserved; i++) {
     auth__v1__public_key__init(&k[i]);
     paseto_pid(&served[i], kid[i]);
-    if (serve_bad_kid)
-      paseto_pid(&served[(i + 1) % 2], kid[i]);
+    if (serve_bad_kid) paseto_pid(&served[(i + 1) % 2], kid[i]);
     sodium_bin2base64(b64[i], sizeof b64[i], served[i].b, 32,
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     k[i].kid = kid[i];
@@ -830,8 +827,10 @@ START_TEST(bad_config_is_refused) {
   ck_assert_ptr_null(a);
   ck_assert_int_eq(authn_refresh_keys(NULL), ERR_INVAL);
   authn_free(NULL);
-  ck_assert_str_eq(authn_result_str(AUTHN_TENANT_SUSPENDED), "tenant suspended");
-  ck_assert_int_eq(authn_result_code(AUTHN_TENANT_SUSPENDED), RPC_PERMISSION_DENIED);
+  ck_assert_str_eq(authn_result_str(AUTHN_TENANT_SUSPENDED),
+                   "tenant suspended");
+  ck_assert_int_eq(authn_result_code(AUTHN_TENANT_SUSPENDED),
+                   RPC_PERMISSION_DENIED);
   ck_assert_int_eq(authn_result_code(AUTHN_OK), RPC_OK);
 }
 END_TEST
@@ -865,8 +864,7 @@ static authn *check_authn;
 static int check_min_rank;
 static void check_handler(void *arg, const rpc_call *call, rpc_reply *reply) {
   paseto_claims cl;
-  if (authn_check_call(check_authn, call, check_min_rank, &cl, reply) !=
-      ERR_OK)
+  if (authn_check_call(check_authn, call, check_min_rank, &cl, reply) != ERR_OK)
     return;
   rpc_reply_status(reply, RPC_OK, "%s", cl.sub);
 }

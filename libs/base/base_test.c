@@ -97,8 +97,7 @@ enum { UUID_THREADS = 4, UUID_PER_THREAD = 20000 };
 
 static void *make_ids(void *arg) {
   uuid *ids = arg;
-  for (int i = 0; i < UUID_PER_THREAD; i++)
-    uuid_v7(&ids[i]);
+  for (int i = 0; i < UUID_PER_THREAD; i++) uuid_v7(&ids[i]);
   return NULL;
 }
 
@@ -115,8 +114,7 @@ START_TEST(uuid_v7_is_monotonic_across_threads) {
   for (int t = 0; t < UUID_THREADS; t++)
     ck_assert_int_eq(
         pthread_create(&th[t], NULL, make_ids, ids + t * UUID_PER_THREAD), 0);
-  for (int t = 0; t < UUID_THREADS; t++)
-    pthread_join(th[t], NULL);
+  for (int t = 0; t < UUID_THREADS; t++) pthread_join(th[t], NULL);
   for (int t = 0; t < UUID_THREADS; t++)
     for (int i = 1; i < UUID_PER_THREAD; i++)
       ck_uuid_lt(&ids[t * UUID_PER_THREAD + i - 1],
@@ -171,10 +169,15 @@ START_TEST(rfc3339_parses_offsets_and_fractions) {
   const char *c = "2026-11-22t10:00:00.123456789z";
   ck_assert_int_eq(time_parse_rfc3339(c, strlen(c), &ms), ERR_OK);
   ck_assert_int_eq(ms, 1795341600123LL);
-  const char *bad[] = {"", "2026-11-22", "2026-11-22T10:00:00",
-                       "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z",
-                       "2026-11-22T24:00:00Z", "2026-11-22T10:00:00.Z",
-                       "2026-11-22T10:00:00Zjunk", "2026-11-22T10:00:00+0200",
+  const char *bad[] = {"",
+                       "2026-11-22",
+                       "2026-11-22T10:00:00",
+                       "2026-13-01T00:00:00Z",
+                       "2026-02-29T00:00:00Z",
+                       "2026-11-22T24:00:00Z",
+                       "2026-11-22T10:00:00.Z",
+                       "2026-11-22T10:00:00Zjunk",
+                       "2026-11-22T10:00:00+0200",
                        "2026-11-22 10:00:00Z"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     ck_assert_msg(time_parse_rfc3339(bad[i], strlen(bad[i]), &ms) == ERR_INVAL,
@@ -241,16 +244,14 @@ static const char *text_why(const char *s, size_t min, size_t max,
 START_TEST(text_counts_characters_not_bytes) {
   char s[2100];
   /* 500 two-byte characters: 1000 bytes, 500 characters */
-  for (int i = 0; i < 500; i++)
-    memcpy(s + 2 * i, "\xc3\xa9", 2);
+  for (int i = 0; i < 500; i++) memcpy(s + 2 * i, "\xc3\xa9", 2);
   s[1000] = '\0';
   ck_assert_ptr_null(text_why(s, 0, 500, 0));
   ck_assert_str_eq(text_why(s, 0, 499, 0), "is too long");
   memcpy(s + 1000, "x", 2);
   ck_assert_str_eq(text_why(s, 0, 500, 0), "is too long");
   /* 500 four-byte characters: 2000 bytes, the most 500 may take */
-  for (int i = 0; i < 500; i++)
-    memcpy(s + 4 * i, "\xf0\x9f\x8d\x95", 4);
+  for (int i = 0; i < 500; i++) memcpy(s + 4 * i, "\xf0\x9f\x8d\x95", 4);
   s[2000] = '\0';
   ck_assert_ptr_null(text_why(s, 0, 500, 0));
   /* One more: the byte bound cuts it in half, yet it is "too long", not
@@ -300,13 +301,14 @@ END_TEST
 
 START_TEST(uuid_canonical_lower_cases_and_refuses_garbage) {
   char out[UUID_STR_LEN + 1];
-  ck_assert_int_eq(
-      uuid_canonical("01890A5D-AC96-774B-BCCE-B302099A8057", out), ERR_OK);
+  ck_assert_int_eq(uuid_canonical("01890A5D-AC96-774B-BCCE-B302099A8057", out),
+                   ERR_OK);
   ck_assert_str_eq(out, "01890a5d-ac96-774b-bcce-b302099a8057");
-  ck_assert_int_eq(
-      uuid_canonical("01890a5d-ac96-774b-bcce-b302099a8057", out), ERR_OK);
+  ck_assert_int_eq(uuid_canonical("01890a5d-ac96-774b-bcce-b302099a8057", out),
+                   ERR_OK);
   ck_assert_str_eq(out, "01890a5d-ac96-774b-bcce-b302099a8057");
-  const char *bad[] = {NULL, "", "nope", "01890a5d-ac96-774b-bcce-b302099a80570",
+  const char *bad[] = {NULL, "", "nope",
+                       "01890a5d-ac96-774b-bcce-b302099a80570",
                        "{01890a5d-ac96-774b-bcce-b302099a8057}"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     memcpy(out, "x", 2);
@@ -334,8 +336,7 @@ START_TEST(vlist_keeps_fields_and_counts_past_the_cap) {
   longf[sizeof longf - 1] = '\0';
   vlist_add(&v, "x", "%s", longf);
   ck_assert_uint_eq(strlen(v.v[2].field), VLIST_FIELD_MAX - 1);
-  for (int i = 0; i < 100; i++)
-    vlist_add(&v, "x", "f%d", i);
+  for (int i = 0; i < 100; i++) vlist_add(&v, "x", "f%d", i);
   ck_assert_uint_eq(v.n, 103);
   ck_assert_uint_eq(vlist_stored(&v), VLIST_MAX);
   ck_assert(vlist_has(&v, "f60"));
@@ -350,9 +351,10 @@ END_TEST
  * address an attacker could use to get a fresh login bucket gives the
  * same text. */
 START_TEST(email_variants_normalise_to_one_text) {
-  const char *same[] = {"owner@x.test", " owner@x.test", "owner@x.test ",
-                        "\towner@x.test\t", "  OWNER@X.Test  ",
-                        "Owner@x.TEST", "\t \tOwNeR@x.test \t"};
+  const char *same[] = {"owner@x.test",        " owner@x.test",
+                        "owner@x.test ",       "\towner@x.test\t",
+                        "  OWNER@X.Test  ",    "Owner@x.TEST",
+                        "\t \tOwNeR@x.test \t"};
   for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
     char out[EMAIL_MAX + 1];
     ck_assert_int_eq(email_normalize(same[i], out, sizeof out), ERR_OK);

@@ -17,7 +17,6 @@ bool str_has_prefix(const char *s, const char *prefix) {
 
 bool str_is_printable(const char *s, size_t len) {
   for (size_t i = 0; i < len; i++)
-    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
-      return false;
+    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) return false;
   return true;
 }

@@ -26,8 +26,7 @@ int64_t time_mono_ns(void) {
 int64_t time_mono_ms(void) { return time_mono_ns() / 1000000; }
 
 void time_sleep_ms(int64_t ms) {
-  if (ms <= 0)
-    return;
+  if (ms <= 0) return;
   struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
                         .tv_nsec = (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -69,13 +68,12 @@ int time_format_rfc3339(int64_t unix_ms, char out[RFC3339_MS_LEN + 1]) {
   int64_t y;
   int m, d;
   civil_from_days(days, &y, &m, &d);
-  if (y < 0 || y > 9999)
-    return ERR_INVAL;
+  if (y < 0 || y > 9999) return ERR_INVAL;
   /* Every field is range-checked above; the wide scratch buffer only keeps
    * -Wformat-truncation from assuming arbitrary ints. */
   char tmp[64];
-  snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, m,
-           d, sod / 3600, (sod / 60) % 60, sod % 60, ms);
+  snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, m, d,
+           sod / 3600, (sod / 60) % 60, sod % 60, ms);
   memcpy(out, tmp, RFC3339_MS_LEN + 1);
   return ERR_OK;
 }
@@ -84,8 +82,7 @@ int time_format_rfc3339(int64_t unix_ms, char out[RFC3339_MS_LEN + 1]) {
 static int digits(const char *s, size_t len, size_t *i, int n, int *out) {
   int v = 0;
   for (int k = 0; k < n; k++) {
-    if (*i >= len || s[*i] < '0' || s[*i] > '9')
-      return -1;
+    if (*i >= len || s[*i] < '0' || s[*i] > '9') return -1;
     v = v * 10 + (s[*i] - '0');
     (*i)++;
   }
@@ -94,16 +91,14 @@ static int digits(const char *s, size_t len, size_t *i, int n, int *out) {
 }
 
 static int expect(const char *s, size_t len, size_t *i, char c) {
-  if (*i >= len || s[*i] != c)
-    return -1;
+  if (*i >= len || s[*i] != c) return -1;
   (*i)++;
   return 0;
 }
 
 static int days_in_month(int y, int m) {
   static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-    return 29;
+  if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
   return dm[m - 1];
 }
 
@@ -114,8 +109,7 @@ int time_parse_rfc3339(const char *s, size_t len, int64_t *unix_ms) {
       digits(s, len, &i, 2, &mo) || expect(s, len, &i, '-') ||
       digits(s, len, &i, 2, &d))
     return ERR_INVAL;
-  if (i >= len || (s[i] != 'T' && s[i] != 't'))
-    return ERR_INVAL;
+  if (i >= len || (s[i] != 'T' && s[i] != 't')) return ERR_INVAL;
   i++;
   if (digits(s, len, &i, 2, &h) || expect(s, len, &i, ':') ||
       digits(s, len, &i, 2, &mi) || expect(s, len, &i, ':') ||
@@ -128,15 +122,12 @@ int time_parse_rfc3339(const char *s, size_t len, int64_t *unix_ms) {
     i++;
     int nd = 0;
     while (i < len && s[i] >= '0' && s[i] <= '9') {
-      if (nd < 3)
-        ms = ms * 10 + (s[i] - '0');
+      if (nd < 3) ms = ms * 10 + (s[i] - '0');
       nd++;
       i++;
     }
-    if (nd == 0)
-      return ERR_INVAL;
-    for (; nd < 3; nd++)
-      ms *= 10;
+    if (nd == 0) return ERR_INVAL;
+    for (; nd < 3; nd++) ms *= 10;
   }
   int offset_min = 0;
   if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
@@ -151,8 +142,7 @@ int time_parse_rfc3339(const char *s, size_t len, int64_t *unix_ms) {
   } else {
     return ERR_INVAL;
   }
-  if (i != len)
-    return ERR_INVAL;
+  if (i != len) return ERR_INVAL;
   int64_t days = days_from_civil(y, mo, d);
   int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - offset_min * 60;
   *unix_ms = secs * 1000 + ms;

@@ -32,7 +32,8 @@ void time_sleep_ms(int64_t ms);
 /* Formats Unix milliseconds as RFC 3339 UTC with milliseconds and a NUL.
  * out must hold RFC3339_MS_LEN + 1 bytes. Returns ERR_INVAL for times
  * outside years 0000-9999. */
-int time_format_rfc3339(int64_t unix_ms, char out[RFC3339_MS_LEN + 1]) WARN_UNUSED;
+int time_format_rfc3339(int64_t unix_ms,
+                        char out[RFC3339_MS_LEN + 1]) WARN_UNUSED;
 
 /* Parses an RFC 3339 date-time ("2026-11-22T10:00:00Z",
  * "...T10:00:00.5+02:00", lower-case t/z allowed) into Unix milliseconds.

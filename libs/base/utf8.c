@@ -31,30 +31,24 @@ static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
   } else {
     return 0;
   }
-  if (n < len)
-    return 0;
+  if (n < len) return 0;
   for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80)
-      return 0;
+    if ((s[i] & 0xC0) != 0x80) return 0;
     *cp = (*cp << 6) | (s[i] & 0x3F);
   }
-  if (*cp < min || *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF))
-    return 0;
+  if (*cp < min || *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF)) return 0;
   return len;
 }
 
 static bool is_control(uint32_t cp) {
-  return cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || cp == 0x2028 ||
-         cp == 0x2029;
+  return cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || cp == 0x2028 || cp == 0x2029;
 }
 
 int utf8_check_text(const char *s, size_t min_chars, size_t max_chars,
                     unsigned flags, const char **why) {
   const char *dummy;
-  if (why == NULL)
-    why = &dummy;
-  if (s == NULL)
-    s = "";
+  if (why == NULL) why = &dummy;
+  if (s == NULL) s = "";
   if (s[0] == '\0' && min_chars > 0) {
     *why = "is required";
     return ERR_INVAL;
@@ -81,8 +75,7 @@ int utf8_check_text(const char *s, size_t min_chars, size_t max_chars,
       *why = "must not contain control characters";
       return ERR_INVAL;
     }
-    if (cp != ' ' && !allowed_ws)
-      blank = false;
+    if (cp != ' ' && !allowed_ws) blank = false;
     i += len;
   }
   if (min_chars > 0 && blank && (flags & UTF8_BLANK_OK) == 0) {

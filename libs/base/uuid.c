@@ -58,8 +58,7 @@ static const char hexdig[] = "0123456789abcdef";
 void uuid_format(const uuid *u, char out[UUID_STR_LEN + 1]) {
   size_t j = 0;
   for (int i = 0; i < UUID_LEN; i++) {
-    if (i == 4 || i == 6 || i == 8 || i == 10)
-      out[j++] = '-';
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[j++] = '-';
     out[j++] = hexdig[u->b[i] >> 4];
     out[j++] = hexdig[u->b[i] & 0x0f];
   }
@@ -74,18 +73,15 @@ static int hexval(char c) {
 }
 
 int uuid_parse(const char *s, size_t len, uuid *out) {
-  if (s == NULL || len != UUID_STR_LEN)
-    return ERR_INVAL;
+  if (s == NULL || len != UUID_STR_LEN) return ERR_INVAL;
   size_t j = 0;
   for (int i = 0; i < UUID_LEN; i++) {
     if (j == 8 || j == 13 || j == 18 || j == 23) {
-      if (s[j] != '-')
-        return ERR_INVAL;
+      if (s[j] != '-') return ERR_INVAL;
       j++;
     }
     int hi = hexval(s[j]), lo = hexval(s[j + 1]);
-    if (hi < 0 || lo < 0)
-      return ERR_INVAL;
+    if (hi < 0 || lo < 0) return ERR_INVAL;
     out->b[i] = (uint8_t)((hi << 4) | lo);
     j += 2;
   }
@@ -114,7 +110,6 @@ void uuid_v7_str(char out[UUID_STR_LEN + 1]) {
 
 int64_t uuid_v7_time_ms(const uuid *u) {
   int64_t ms = 0;
-  for (int i = 0; i < 6; i++)
-    ms = (ms << 8) | u->b[i];
+  for (int i = 0; i < 6; i++) ms = (ms << 8) | u->b[i];
   return ms;
 }

@@ -28,8 +28,8 @@
 
 #include "libs/base/err.h"
 
-#define UUID_LEN 16      /* bytes */
-#define UUID_STR_LEN 36  /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
+#define UUID_LEN 16     /* bytes */
+#define UUID_STR_LEN 36 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
 
 typedef struct uuid {
   uint8_t b[UUID_LEN];

@@ -28,7 +28,6 @@ size_t vlist_stored(const vlist *l) {
 
 bool vlist_has(const vlist *l, const char *field) {
   for (size_t i = 0; i < vlist_stored(l); i++)
-    if (strcmp(l->v[i].field, field) == 0)
-      return true;
+    if (strcmp(l->v[i].field, field) == 0) return true;
   return false;
 }

@@ -95,13 +95,13 @@
 #include "libs/base/err.h"
 #include "proto/rpc/v1/rpc.pb-c.h"
 
-#define BUS_MAX_TOPIC_LEN 200     /* bytes, without the NUL */
+#define BUS_MAX_TOPIC_LEN 200 /* bytes, without the NUL */
 #define BUS_MAX_SOURCE_LEN 64
 #define BUS_MAX_TYPE_LEN 128
 #define BUS_MAX_TENANT_LEN 64
 #define BUS_DEFAULT_MAX_MSG_BYTES (1024u * 1024u) /* whole bus message */
-#define BUS_MAX_SUBSCRIPTIONS 64  /* per subscriber */
-#define BUS_MAX_ENDPOINTS 32      /* publisher URLs per subscriber */
+#define BUS_MAX_SUBSCRIPTIONS 64                  /* per subscriber */
+#define BUS_MAX_ENDPOINTS 32 /* publisher URLs per subscriber */
 #define BUS_DEFAULT_MAX_SOURCES 64
 #define BUS_MAX_BACKFILL_LIMIT 10000
 
@@ -241,22 +241,22 @@ typedef struct bus_tracker bus_tracker;
 typedef int (*bus_deliver_fn)(void *arg, const Rpc__V1__Event *ev);
 
 typedef struct bus_tracker_options {
-  bus_deliver_fn deliver;   /* required */
+  bus_deliver_fn deliver; /* required */
   void *deliver_arg;
   bus_backfill_fn backfill; /* NULL: gaps are skipped (counted as lost) */
   void *backfill_arg;
-  size_t max_sources;       /* distinct sources tracked; default 64, max
-                               4096; events of further sources are dropped */
-  size_t max_buffered;      /* held events per source; default 1024,
-                               max 1000000 */
-  uint32_t backfill_limit;  /* events asked for per backfill call;
-                               default 256, max BUS_MAX_BACKFILL_LIMIT */
-  uint32_t retry_min_ms;    /* first backoff after a failure; default 100 */
-  uint32_t retry_max_ms;    /* backoff cap; default 5000 */
-  uint32_t idle_check_ms;   /* ask a quiet source for events after its last
-                               seq this often; 0 (default) = never */
-  size_t max_replay_bytes;  /* bus_backfill_add_replay input cap; default
-                               16 MiB */
+  size_t max_sources;      /* distinct sources tracked; default 64, max
+                              4096; events of further sources are dropped */
+  size_t max_buffered;     /* held events per source; default 1024,
+                              max 1000000 */
+  uint32_t backfill_limit; /* events asked for per backfill call;
+                              default 256, max BUS_MAX_BACKFILL_LIMIT */
+  uint32_t retry_min_ms;   /* first backoff after a failure; default 100 */
+  uint32_t retry_max_ms;   /* backoff cap; default 5000 */
+  uint32_t idle_check_ms;  /* ask a quiet source for events after its last
+                              seq this often; 0 (default) = never */
+  size_t max_replay_bytes; /* bus_backfill_add_replay input cap; default
+                              16 MiB */
 } bus_tracker_options;
 
 /* Fills o with the defaults (deliver and backfill NULL). */
@@ -310,11 +310,11 @@ bool bus_tracker_pending(const bus_tracker *t, const char *source);
 void bus_tracker_interrupt(bus_tracker *t);
 
 typedef struct bus_stats {
-  uint64_t received;          /* valid live events offered */
-  uint64_t delivered;         /* deliver calls that returned ERR_OK */
-  uint64_t duplicates;        /* live events dropped as already seen */
-  uint64_t gaps;              /* gaps detected in live events */
-  uint64_t backfilled;        /* delivered events that came from backfill */
+  uint64_t received;   /* valid live events offered */
+  uint64_t delivered;  /* deliver calls that returned ERR_OK */
+  uint64_t duplicates; /* live events dropped as already seen */
+  uint64_t gaps;       /* gaps detected in live events */
+  uint64_t backfilled; /* delivered events that came from backfill */
   uint64_t backfill_calls;
   uint64_t backfill_failures; /* calls that failed (retried later) */
   uint64_t buffer_dropped;    /* held events dropped at max_buffered */
@@ -341,14 +341,14 @@ typedef struct bus_subscriber bus_subscriber;
 typedef int (*bus_event_fn)(void *arg, const Rpc__V1__Event *ev);
 
 typedef struct bus_subscriber_options {
-  bus_tracker_options tracker; /* deliver/deliver_arg are ignored: the
-                                  subscriber's callback is used */
-  size_t max_msg_bytes;        /* NNG_OPT_RECVMAXSZ; default
-                                  BUS_DEFAULT_MAX_MSG_BYTES */
-  int recv_buffer;             /* messages queued in nng before the oldest
-                                  is dropped; default 128, 1..8192 */
-  uint32_t reconnect_min_ms;   /* dialer reconnect backoff; default 100 */
-  uint32_t reconnect_max_ms;   /* default 2000 */
+  bus_tracker_options tracker;  /* deliver/deliver_arg are ignored: the
+                                   subscriber's callback is used */
+  size_t max_msg_bytes;         /* NNG_OPT_RECVMAXSZ; default
+                                   BUS_DEFAULT_MAX_MSG_BYTES */
+  int recv_buffer;              /* messages queued in nng before the oldest
+                                   is dropped; default 128, 1..8192 */
+  uint32_t reconnect_min_ms;    /* dialer reconnect backoff; default 100 */
+  uint32_t reconnect_max_ms;    /* default 2000 */
   uint32_t resolve_interval_ms; /* dns+tcp:// re-resolution; default 5000 */
 } bus_subscriber_options;
 

@@ -28,21 +28,25 @@ static pthread_once_t g_metrics_once = PTHREAD_ONCE_INIT;
 static void metrics_init_once(void) {
   static const char *const src[] = {"source"};
   static const char *const reason[] = {"reason"};
-  g_metrics.published = metrics_counter("bus_published_total",
-                                        "Events sent by bus publishers.", 1, src);
-  g_metrics.received = metrics_counter(
-      "bus_received_total", "Valid live events received by bus subscribers.", 1, src);
-  g_metrics.gaps = metrics_counter("bus_gaps_total",
-                                   "Sequence gaps detected in live events.", 1, src);
+  g_metrics.published = metrics_counter(
+      "bus_published_total", "Events sent by bus publishers.", 1, src);
+  g_metrics.received =
+      metrics_counter("bus_received_total",
+                      "Valid live events received by bus subscribers.", 1, src);
+  g_metrics.gaps = metrics_counter(
+      "bus_gaps_total", "Sequence gaps detected in live events.", 1, src);
   g_metrics.backfilled = metrics_counter(
-      "bus_backfilled_total", "Events delivered that were fetched by backfill.", 1, src);
-  g_metrics.duplicates = metrics_counter(
-      "bus_duplicates_total", "Live events dropped as already delivered.", 1, src);
-  g_metrics.backfill_failures = metrics_counter(
-      "bus_backfill_failures_total", "Backfill calls that failed and will be retried.",
+      "bus_backfilled_total", "Events delivered that were fetched by backfill.",
       1, src);
-  metrics_family *dropped = metrics_counter(
-      "bus_dropped_total", "Bus messages or events dropped, by reason.", 1, reason);
+  g_metrics.duplicates =
+      metrics_counter("bus_duplicates_total",
+                      "Live events dropped as already delivered.", 1, src);
+  g_metrics.backfill_failures = metrics_counter(
+      "bus_backfill_failures_total",
+      "Backfill calls that failed and will be retried.", 1, src);
+  metrics_family *dropped =
+      metrics_counter("bus_dropped_total",
+                      "Bus messages or events dropped, by reason.", 1, reason);
   const char *v[1];
   v[0] = "bad_frame";
   g_metrics.drop_bad_frame = metrics_child_get(dropped, v);

@@ -190,7 +190,8 @@ START_TEST(decode_rejects_empty_topic) {
 END_TEST
 
 START_TEST(decode_rejects_garbage_protobuf) {
-  static const uint8_t g1[] = "orders.t1\0\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01";
+  static const uint8_t g1[] =
+      "orders.t1\0\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01";
   Rpc__V1__Event *d = NULL;
   ck_assert_int_eq(bus_frame_decode(g1, sizeof(g1) - 1, 0, &d), ERR_PROTO);
   ck_assert_ptr_null(d);
@@ -248,12 +249,14 @@ START_TEST(decode_survives_every_truncation_and_random_bytes) {
     size_t n = (size_t)(rng() % sizeof(r));
     for (size_t j = 0; j < n; j++) r[j] = (uint8_t)rng();
     if (n > 3) r[rng() % 3] = '\0';
-    if (bus_frame_decode(r, n, 0, &d) == ERR_OK) rpc__v1__event__free_unpacked(d, NULL);
+    if (bus_frame_decode(r, n, 0, &d) == ERR_OK)
+      rpc__v1__event__free_unpacked(d, NULL);
     /* Flip one byte of a valid frame. */
     uint8_t *c = malloc(len);
     memcpy(c, buf, len);
     c[(size_t)rng() % len] ^= (uint8_t)(1u << (rng() % 8));
-    if (bus_frame_decode(c, len, 0, &d) == ERR_OK) rpc__v1__event__free_unpacked(d, NULL);
+    if (bus_frame_decode(c, len, 0, &d) == ERR_OK)
+      rpc__v1__event__free_unpacked(d, NULL);
     free(c);
   }
   free(buf);

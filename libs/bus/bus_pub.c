@@ -70,8 +70,8 @@ int bus_publisher_new(const char *url, const char *source, uint64_t last_seq,
   }
   rv = nng_listener_start(p->listener, 0);
   if (rv != 0) {
-    err = (rv == NNG_EADDRINUSE) ? ERR_UNAVAILABLE
-          : (rv == NNG_ENOMEM)   ? ERR_NOMEM
+    err = (rv == NNG_EADDRINUSE)                       ? ERR_UNAVAILABLE
+          : (rv == NNG_ENOMEM)                         ? ERR_NOMEM
           : (rv == NNG_EADDRINVAL || rv == NNG_EINVAL) ? ERR_INVAL
                                                        : ERR_UNAVAILABLE;
     goto err_sock;
@@ -101,7 +101,9 @@ void bus_publisher_free(bus_publisher *p) {
   free(p);
 }
 
-int bus_publisher_port(const bus_publisher *p) { return p == NULL ? -1 : p->port; }
+int bus_publisher_port(const bus_publisher *p) {
+  return p == NULL ? -1 : p->port;
+}
 
 uint64_t bus_publisher_last_seq(bus_publisher *p) {
   if (p == NULL) return 0;
@@ -122,7 +124,9 @@ static int send_locked(bus_publisher *p, const Rpc__V1__Event *ev) {
   int rv = nng_sendmsg(p->sock, m, 0);
   if (rv != 0) {
     nng_msg_free(m); /* a failed send leaves the message with us */
-    return rv == NNG_ECLOSED ? ERR_CLOSED : rv == NNG_ENOMEM ? ERR_NOMEM : ERR_INTERNAL;
+    return rv == NNG_ECLOSED  ? ERR_CLOSED
+           : rv == NNG_ENOMEM ? ERR_NOMEM
+                              : ERR_INTERNAL;
   }
   if (ev->seq > p->last_seq) p->last_seq = ev->seq;
   metrics_inc(p->m_published);

@@ -125,7 +125,8 @@ static bool wait_count(recorder *r, const char *source, const char *type,
 }
 
 /* Delivered events of source are exactly seqs 1..n, in order. */
-static void assert_exactly_once_in_order(recorder *r, const char *source, uint64_t n) {
+static void assert_exactly_once_in_order(recorder *r, const char *source,
+                                         uint64_t n) {
   pthread_mutex_lock(&r->mu);
   uint64_t want = 1;
   for (size_t i = 0; i < r->n; i++) {
@@ -189,7 +190,8 @@ static void publish_kept(bus_publisher *p, store *s, const char *topic,
   if (p != NULL) ck_assert_int_eq(bus_publish_event(p, &st->e), ERR_OK);
 }
 
-static int store_backfill(store *s, uint64_t after, uint32_t limit, bus_backfill *out) {
+static int store_backfill(store *s, uint64_t after, uint32_t limit,
+                          bus_backfill *out) {
   pthread_mutex_lock(&s->mu);
   s->calls++;
   if (s->fail > 0) {
@@ -198,7 +200,8 @@ static int store_backfill(store *s, uint64_t after, uint32_t limit, bus_backfill
     return ERR_UNAVAILABLE;
   }
   int rc = ERR_OK;
-  for (uint64_t q = after + 1; q <= s->n && q <= after + limit && rc == ERR_OK; q++) {
+  for (uint64_t q = after + 1; q <= s->n && q <= after + limit && rc == ERR_OK;
+       q++) {
     rc = bus_backfill_add(out, &s->ev[q].e);
   }
   bus_backfill_set_last_seq(out, s->n);
@@ -212,7 +215,8 @@ typedef struct stores {
 } stores;
 
 static int backfill_from_stores(void *arg, const char *source, uint64_t after,
-                                uint64_t up_to, uint32_t limit, bus_backfill *out) {
+                                uint64_t up_to, uint32_t limit,
+                                bus_backfill *out) {
   (void)up_to;
   stores *ss = arg;
   for (int i = 0; i < ss->n; i++) {
@@ -227,10 +231,12 @@ static int backfill_from_stores(void *arg, const char *source, uint64_t after,
 /* Set-up helpers                                                     */
 /* ---------------------------------------------------------------- */
 
-static bus_publisher *pub_new(const char *source, const bus_publisher_options *o,
-                              char *url, size_t cap) {
+static bus_publisher *pub_new(const char *source,
+                              const bus_publisher_options *o, char *url,
+                              size_t cap) {
   bus_publisher *p = NULL;
-  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", source, 0, o, &p), ERR_OK);
+  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", source, 0, o, &p),
+                   ERR_OK);
   ck_assert_int_gt(bus_publisher_port(p), 0);
   snprintf(url, cap, "tcp://127.0.0.1:%d", bus_publisher_port(p));
   return p;
@@ -260,7 +266,8 @@ static bus_subscriber *sub_new(const char *address, recorder *r, stores *ss,
 static void sync_bus(bus_publisher *p, recorder *r, const char *topic) {
   int64_t end = time_mono_ms() + 10000;
   while (rec_count(r, NULL, "Sync") == 0 && time_mono_ms() < end) {
-    ck_assert_int_eq(bus_publish(p, topic, "Sync", NULL, NULL, 0, NULL), ERR_OK);
+    ck_assert_int_eq(bus_publish(p, topic, "Sync", NULL, NULL, 0, NULL),
+                     ERR_OK);
     time_sleep_ms(20);
   }
   ck_assert_uint_gt(rec_count(r, NULL, "Sync"), 0);
@@ -278,9 +285,12 @@ START_TEST(exact_subscription_matches_only_that_topic) {
   ck_assert_int_eq(bus_subscribe_exact(s, "orders.abc"), ERR_OK);
   ck_assert_int_eq(bus_subscriber_start(s), ERR_OK);
   sync_bus(p, r, "orders.abc");
-  ck_assert_int_eq(bus_publish(p, "orders.abcd", "Longer", NULL, NULL, 0, NULL), ERR_OK);
-  ck_assert_int_eq(bus_publish(p, "orders.ab", "Shorter", NULL, NULL, 0, NULL), ERR_OK);
-  ck_assert_int_eq(bus_publish(p, "orders.abc", "Real", "abc", "x", 1, NULL), ERR_OK);
+  ck_assert_int_eq(bus_publish(p, "orders.abcd", "Longer", NULL, NULL, 0, NULL),
+                   ERR_OK);
+  ck_assert_int_eq(bus_publish(p, "orders.ab", "Shorter", NULL, NULL, 0, NULL),
+                   ERR_OK);
+  ck_assert_int_eq(bus_publish(p, "orders.abc", "Real", "abc", "x", 1, NULL),
+                   ERR_OK);
   ck_assert(wait_count(r, NULL, "Real", 1, 10000));
   ck_assert_uint_eq(rec_count(r, NULL, "Longer"), 0);
   ck_assert_uint_eq(rec_count(r, NULL, "Shorter"), 0);
@@ -301,17 +311,22 @@ START_TEST(prefix_subscription_matches_every_topic_under_it) {
   ck_assert_int_eq(bus_subscribe_prefix(s, "orders."), ERR_OK);
   ck_assert_int_eq(bus_subscriber_start(s), ERR_OK);
   sync_bus(p, r, "orders.sync");
-  ck_assert_int_eq(bus_publish(p, "orders.t1", "In", NULL, NULL, 0, NULL), ERR_OK);
-  ck_assert_int_eq(bus_publish(p, "kitchen.t1", "Out", NULL, NULL, 0, NULL), ERR_OK);
-  ck_assert_int_eq(bus_publish(p, "ordersX.t1", "Out", NULL, NULL, 0, NULL), ERR_OK);
-  ck_assert_int_eq(bus_publish(p, "orders.t2", "In", NULL, NULL, 0, NULL), ERR_OK);
+  ck_assert_int_eq(bus_publish(p, "orders.t1", "In", NULL, NULL, 0, NULL),
+                   ERR_OK);
+  ck_assert_int_eq(bus_publish(p, "kitchen.t1", "Out", NULL, NULL, 0, NULL),
+                   ERR_OK);
+  ck_assert_int_eq(bus_publish(p, "ordersX.t1", "Out", NULL, NULL, 0, NULL),
+                   ERR_OK);
+  ck_assert_int_eq(bus_publish(p, "orders.t2", "In", NULL, NULL, 0, NULL),
+                   ERR_OK);
   ck_assert(wait_count(r, NULL, "In", 2, 10000));
   ck_assert_uint_eq(rec_count(r, NULL, "Out"), 0);
   /* Subscribing while running takes effect. */
   ck_assert_int_eq(bus_subscribe_prefix(s, "kitchen."), ERR_OK);
   int64_t end = time_mono_ms() + 10000;
   while (rec_count(r, NULL, "Later") == 0 && time_mono_ms() < end) {
-    ck_assert_int_eq(bus_publish(p, "kitchen.t9", "Later", NULL, NULL, 0, NULL), ERR_OK);
+    ck_assert_int_eq(bus_publish(p, "kitchen.t9", "Later", NULL, NULL, 0, NULL),
+                     ERR_OK);
     time_sleep_ms(20);
   }
   ck_assert_uint_gt(rec_count(r, NULL, "Later"), 0);
@@ -355,7 +370,8 @@ END_TEST
 
 START_TEST(sequence_numbers_continue_from_the_callers_value) {
   bus_publisher *p = NULL;
-  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", "seqsrc", 41, NULL, &p), ERR_OK);
+  ck_assert_int_eq(
+      bus_publisher_new("tcp://127.0.0.1:0", "seqsrc", 41, NULL, &p), ERR_OK);
   ck_assert_uint_eq(bus_publisher_last_seq(p), 41);
   uint64_t seq = 0;
   ck_assert_int_eq(bus_publish(p, "x.y", "T", "t", NULL, 0, &seq), ERR_OK);
@@ -388,7 +404,8 @@ typedef struct pub_thread {
 static void *pub_thread_main(void *arg) {
   pub_thread *pt = arg;
   for (int i = 0; i < 250; i++) {
-    if (bus_publish(pt->p, "conc.t", "C", NULL, NULL, 0, &pt->seqs[i]) != ERR_OK) {
+    if (bus_publish(pt->p, "conc.t", "C", NULL, NULL, 0, &pt->seqs[i]) !=
+        ERR_OK) {
       pt->seqs[i] = 0;
     }
   }
@@ -429,14 +446,16 @@ START_TEST(concurrent_publishers_get_unique_seqs_in_wire_order) {
   }
   ck_assert(bus_publish(p, "conc.t", "End", NULL, NULL, 0, NULL) == ERR_OK);
   int64_t end = time_mono_ms() + 10000;
-  while (rec_count(r, NULL, "End") == 0 && time_mono_ms() < end) time_sleep_ms(10);
+  while (rec_count(r, NULL, "End") == 0 && time_mono_ms() < end)
+    time_sleep_ms(10);
   /* Whatever arrived live arrived in seq order: nothing was taken for a
    * duplicate, which is what a reordering would look like. */
   bus_stats st;
   bus_subscriber_get_stats(s, &st);
   ck_assert_uint_eq(st.duplicates, 0);
   pthread_mutex_lock(&r->mu);
-  for (size_t i = 1; i < r->n; i++) ck_assert_uint_gt(r->ev[i].seq, r->ev[i - 1].seq);
+  for (size_t i = 1; i < r->n; i++)
+    ck_assert_uint_gt(r->ev[i].seq, r->ev[i - 1].seq);
   pthread_mutex_unlock(&r->mu);
   bus_subscriber_free(s);
   bus_publisher_free(p);
@@ -447,7 +466,8 @@ END_TEST
 START_TEST(publish_rejects_invalid_or_oversized_events) {
   bus_publisher_options o = {.max_msg_bytes = 512, .send_buffer = 0};
   bus_publisher *p = NULL;
-  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", "src", 0, &o, &p), ERR_OK);
+  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", "src", 0, &o, &p),
+                   ERR_OK);
   char id[UUID_STR_LEN + 1];
   uuid_v7_str(id);
   Rpc__V1__Event e = RPC__V1__EVENT__INIT;
@@ -474,9 +494,11 @@ START_TEST(publish_rejects_invalid_or_oversized_events) {
   ck_assert_uint_eq(bus_publisher_last_seq(p), 0);
   /* A failed bus_publish does not use up a seq. */
   uint64_t seq = 0;
-  ck_assert_int_eq(bus_publish(p, "x.y", NULL, NULL, big, sizeof(big), &seq), ERR_TOOBIG);
+  ck_assert_int_eq(bus_publish(p, "x.y", NULL, NULL, big, sizeof(big), &seq),
+                   ERR_TOOBIG);
   ck_assert_int_eq(bus_publish(p, NULL, NULL, NULL, NULL, 0, &seq), ERR_INVAL);
-  ck_assert_int_eq(bus_publish(p, "x\ny", NULL, NULL, NULL, 0, &seq), ERR_INVAL);
+  ck_assert_int_eq(bus_publish(p, "x\ny", NULL, NULL, NULL, 0, &seq),
+                   ERR_INVAL);
   ck_assert_int_eq(bus_publish(p, "x.y", NULL, NULL, NULL, 3, &seq), ERR_INVAL);
   ck_assert_int_eq(bus_publish(p, "x.y", NULL, NULL, NULL, 0, &seq), ERR_OK);
   ck_assert_uint_eq(seq, 1);
@@ -488,12 +510,16 @@ START_TEST(publisher_creation_errors) {
   bus_publisher *p = NULL, *q = NULL;
   ck_assert_int_eq(bus_publisher_new("nope://x", "s", 0, NULL, &p), ERR_INVAL);
   ck_assert_int_eq(bus_publisher_new(NULL, "s", 0, NULL, &p), ERR_INVAL);
-  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", "", 0, NULL, &p), ERR_INVAL);
-  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", "a\tb", 0, NULL, &p), ERR_INVAL);
+  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", "", 0, NULL, &p),
+                   ERR_INVAL);
+  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", "a\tb", 0, NULL, &p),
+                   ERR_INVAL);
   bus_publisher_options o = {.max_msg_bytes = 0, .send_buffer = 9000};
-  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", "s", 0, &o, &p), ERR_INVAL);
+  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", "s", 0, &o, &p),
+                   ERR_INVAL);
   ck_assert_ptr_null(p);
-  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", "s", 0, NULL, &p), ERR_OK);
+  ck_assert_int_eq(bus_publisher_new("tcp://127.0.0.1:0", "s", 0, NULL, &p),
+                   ERR_OK);
   char url[64];
   snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", bus_publisher_port(p));
   ck_assert_int_eq(bus_publisher_new(url, "s", 0, NULL, &q), ERR_UNAVAILABLE);
@@ -512,20 +538,27 @@ START_TEST(subscriber_argument_errors) {
   recorder *r = rec_new();
   bus_subscriber *s = NULL;
   ck_assert_int_eq(bus_subscriber_new("", on_event, r, NULL, &s), ERR_INVAL);
-  ck_assert_int_eq(bus_subscriber_new("http://x:1", on_event, r, NULL, &s), ERR_INVAL);
-  ck_assert_int_eq(bus_subscriber_new("tcp://127.0.0.1:0", on_event, r, NULL, &s), ERR_INVAL);
-  ck_assert_int_eq(bus_subscriber_new("tcp://127.0.0.1:1", NULL, r, NULL, &s), ERR_INVAL);
+  ck_assert_int_eq(bus_subscriber_new("http://x:1", on_event, r, NULL, &s),
+                   ERR_INVAL);
+  ck_assert_int_eq(
+      bus_subscriber_new("tcp://127.0.0.1:0", on_event, r, NULL, &s),
+      ERR_INVAL);
+  ck_assert_int_eq(bus_subscriber_new("tcp://127.0.0.1:1", NULL, r, NULL, &s),
+                   ERR_INVAL);
   bus_subscriber_options o;
   bus_subscriber_options_init(&o);
   o.recv_buffer = 9000;
-  ck_assert_int_eq(bus_subscriber_new("tcp://127.0.0.1:1", on_event, r, &o, &s), ERR_INVAL);
+  ck_assert_int_eq(bus_subscriber_new("tcp://127.0.0.1:1", on_event, r, &o, &s),
+                   ERR_INVAL);
   bus_subscriber_options_init(&o);
   o.tracker.max_buffered = 2000000;
-  ck_assert_int_eq(bus_subscriber_new("tcp://127.0.0.1:1", on_event, r, &o, &s), ERR_INVAL);
+  ck_assert_int_eq(bus_subscriber_new("tcp://127.0.0.1:1", on_event, r, &o, &s),
+                   ERR_INVAL);
   ck_assert_ptr_null(s);
 
   /* Nothing listens on port 1: not an error, dialled in the background. */
-  ck_assert_int_eq(bus_subscriber_new("tcp://127.0.0.1:1", on_event, r, NULL, &s), ERR_OK);
+  ck_assert_int_eq(
+      bus_subscriber_new("tcp://127.0.0.1:1", on_event, r, NULL, &s), ERR_OK);
   ck_assert_int_eq(bus_subscribe_exact(s, ""), ERR_INVAL);
   ck_assert_int_eq(bus_subscribe_prefix(s, "a\x01"), ERR_INVAL);
   char longt[BUS_MAX_TOPIC_LEN + 2];
@@ -614,7 +647,8 @@ START_TEST(losses_of_a_slow_subscriber_are_healed_exactly_once_in_order) {
   ck_assert_uint_ge(stt.backfilled, withheld);
   ck_assert_uint_eq(stt.delivered, n);
   ck_assert_uint_eq(stt.lost, 0);
-  ck_assert_uint_le(stt.received, n - withheld); /* each seq live at most once */
+  ck_assert_uint_le(stt.received,
+                    n - withheld); /* each seq live at most once */
   bus_subscriber_free(s);
   bus_publisher_free(p);
   free(r);
@@ -664,8 +698,9 @@ START_TEST(bad_frames_from_a_raw_socket_are_counted_not_fatal) {
   static atomic_int removed;
   atomic_store(&removed, 0);
   ck_assert_int_eq(nng_pub0_open(&raw), 0);
-  ck_assert_int_eq(nng_pipe_notify(raw, NNG_PIPE_EV_REM_POST, count_removed_pipe,
-                                   &removed), 0);
+  ck_assert_int_eq(
+      nng_pipe_notify(raw, NNG_PIPE_EV_REM_POST, count_removed_pipe, &removed),
+      0);
   nng_listener l;
   ck_assert_int_eq(nng_listen(raw, "tcp://127.0.0.1:0", &l, 0), 0);
   int port = 0;
@@ -694,7 +729,8 @@ START_TEST(bad_frames_from_a_raw_socket_are_counted_not_fatal) {
   uint8_t *good = NULL;
   size_t good_len = 0;
   static const char no_nul[] = "no nul at all";
-  static const char bad_pb[] = "raw.t\0\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01";
+  static const char bad_pb[] =
+      "raw.t\0\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01";
   static uint8_t huge[8192];
   memset(huge, 'h', sizeof(huge));
   bus_stats st;
@@ -719,7 +755,8 @@ START_TEST(bad_frames_from_a_raw_socket_are_counted_not_fatal) {
   int removed_before = atomic_load(&removed);
   ck_assert_int_eq(nng_send(raw, huge, sizeof(huge), 0), 0);
   int64_t end = time_mono_ms() + 10000;
-  while (atomic_load(&removed) == removed_before && time_mono_ms() < end) time_sleep_ms(5);
+  while (atomic_load(&removed) == removed_before && time_mono_ms() < end)
+    time_sleep_ms(5);
   ck_assert_int_gt(atomic_load(&removed), removed_before);
   e.type = "After";
   bool seen = false;
@@ -770,7 +807,9 @@ START_TEST(one_subscriber_dials_several_publishers) {
 }
 END_TEST
 
-static void fast_resolve(bus_subscriber_options *o) { o->resolve_interval_ms = 100; }
+static void fast_resolve(bus_subscriber_options *o) {
+  o->resolve_interval_ms = 100;
+}
 
 START_TEST(dns_tcp_names_are_resolved_and_dialled) {
   char url[64], addr[96];
@@ -813,7 +852,8 @@ START_TEST(free_returns_while_backfill_keeps_failing) {
     publish_kept(p, st, "down.t", "E");
     time_sleep_ms(20);
     bus_subscriber_get_stats(s, &stt);
-  } while ((stt.received == 0 || stt.backfill_failures < 3) && time_mono_ms() < end);
+  } while ((stt.received == 0 || stt.backfill_failures < 3) &&
+           time_mono_ms() < end);
   ck_assert_uint_gt(stt.received, 0);
   ck_assert_uint_ge(stt.backfill_failures, 3);
   ck_assert_uint_eq(stt.delivered, 0);
@@ -850,11 +890,14 @@ START_TEST(metrics_count_published_received_and_backfilled) {
   ck_assert_double_eq(metrics_value(metrics_child_get(pub, v)), 10);
   bus_stats stt;
   bus_subscriber_get_stats(s, &stt);
-  ck_assert_double_eq(metrics_value(metrics_child_get(rcv, v)), (double)stt.received);
-  ck_assert_double_eq(metrics_value(metrics_child_get(bf, v)), (double)stt.backfilled);
+  ck_assert_double_eq(metrics_value(metrics_child_get(rcv, v)),
+                      (double)stt.received);
+  ck_assert_double_eq(metrics_value(metrics_child_get(bf, v)),
+                      (double)stt.backfilled);
   ck_assert_uint_eq(stt.backfilled + (stt.delivered - stt.backfilled), 10);
   char *text = metrics_render();
-  ck_assert_ptr_nonnull(strstr(text, "bus_published_total{source=\"metricsrc\"} 10"));
+  ck_assert_ptr_nonnull(
+      strstr(text, "bus_published_total{source=\"metricsrc\"} 10"));
   free(text);
   bus_subscriber_free(s);
   bus_publisher_free(p);
@@ -948,7 +991,8 @@ START_TEST(replay_fetch_backfills_over_rpc_and_maps_statuses) {
   replay_srv rs = {st, 0, 2, 1};
   rpc_server *srv = NULL;
   ck_assert_int_eq(rpc_server_new(NULL, &srv), ERR_OK);
-  ck_assert_int_eq(rpc_server_register(srv, "rp.v1.Events/Replay", h_replay, &rs), ERR_OK);
+  ck_assert_int_eq(
+      rpc_server_register(srv, "rp.v1.Events/Replay", h_replay, &rs), ERR_OK);
   ck_assert_int_eq(rpc_server_start(srv, "tcp://127.0.0.1:0"), ERR_OK);
   char url[64];
   snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", rpc_server_port(srv));
@@ -1025,13 +1069,15 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, exact_subscription_matches_only_that_topic);
   tcase_add_test(tc, prefix_subscription_matches_every_topic_under_it);
-  tcase_add_test(tc, backfilled_events_outside_the_subscriptions_are_not_delivered);
+  tcase_add_test(tc,
+                 backfilled_events_outside_the_subscriptions_are_not_delivered);
   tcase_add_test(tc, sequence_numbers_continue_from_the_callers_value);
   tcase_add_test(tc, concurrent_publishers_get_unique_seqs_in_wire_order);
   tcase_add_test(tc, publish_rejects_invalid_or_oversized_events);
   tcase_add_test(tc, publisher_creation_errors);
   tcase_add_test(tc, subscriber_argument_errors);
-  tcase_add_test(tc, losses_of_a_slow_subscriber_are_healed_exactly_once_in_order);
+  tcase_add_test(tc,
+                 losses_of_a_slow_subscriber_are_healed_exactly_once_in_order);
   tcase_add_test(tc, source_unreachable_for_a_while_loses_nothing);
   tcase_add_test(tc, bad_frames_from_a_raw_socket_are_counted_not_fatal);
   tcase_add_test(tc, one_subscriber_dials_several_publishers);

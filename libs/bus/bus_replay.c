@@ -38,26 +38,26 @@ int bus_replay_fetch(struct rpc_client *cli, const char *source,
   rc = rpc_client_call_message(cli, method, &req.base, &o, &res);
   if (rc != ERR_OK) return rc;
   switch (res->code) {
-    case RPC_OK:
-      rc = bus_backfill_add_replay(out, res->payload, res->payload_len);
-      if (rc == ERR_TOOBIG) rc = ERR_PROTO;
-      break;
-    case RPC_NOT_FOUND:
-    case RPC_OUT_OF_RANGE:
-      rc = ERR_NOTFOUND;
-      break;
-    case RPC_UNAVAILABLE:
-    case RPC_RESOURCE_EXHAUSTED:
-    case RPC_ABORTED:
-    case RPC_CANCELLED:
-      rc = ERR_UNAVAILABLE;
-      break;
-    case RPC_DEADLINE_EXCEEDED:
-      rc = ERR_TIMEOUT;
-      break;
-    default:
-      rc = ERR_PROTO;
-      break;
+  case RPC_OK:
+    rc = bus_backfill_add_replay(out, res->payload, res->payload_len);
+    if (rc == ERR_TOOBIG) rc = ERR_PROTO;
+    break;
+  case RPC_NOT_FOUND:
+  case RPC_OUT_OF_RANGE:
+    rc = ERR_NOTFOUND;
+    break;
+  case RPC_UNAVAILABLE:
+  case RPC_RESOURCE_EXHAUSTED:
+  case RPC_ABORTED:
+  case RPC_CANCELLED:
+    rc = ERR_UNAVAILABLE;
+    break;
+  case RPC_DEADLINE_EXCEEDED:
+    rc = ERR_TIMEOUT;
+    break;
+  default:
+    rc = ERR_PROTO;
+    break;
   }
   rpc_result_free(res);
   return rc;

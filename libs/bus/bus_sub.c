@@ -137,7 +137,8 @@ static bool rx_wait(bus_subscriber *s, bool *stop) {
                            .tv_nsec = (long)(until_ns % 1000000000)};
   pthread_mutex_lock(&s->rx_mu);
   while (!s->rx_done && !s->rx_stop) {
-    if (pthread_cond_timedwait(&s->rx_cv, &s->rx_mu, &until) == ETIMEDOUT) break;
+    if (pthread_cond_timedwait(&s->rx_cv, &s->rx_mu, &until) == ETIMEDOUT)
+      break;
   }
   bool done = s->rx_done;
   s->rx_done = false;
@@ -155,7 +156,8 @@ static void handle_msg(bus_subscriber *s, nng_msg *m) {
   }
   int rc = bus_tracker_offer(s->trk, ev, time_mono_ms());
   if (rc != ERR_OK && rc != ERR_TOOBIG) {
-    log_warn("bus: event not taken", "source", ev->source, "error", err_str(rc));
+    log_warn("bus: event not taken", "source", ev->source, "error",
+             err_str(rc));
   }
   rpc__v1__event__free_unpacked(ev, NULL);
 }
@@ -209,7 +211,8 @@ int bus_subscriber_new(const char *address, bus_event_fn fn, void *arg,
     if (opts->recv_buffer) o.recv_buffer = opts->recv_buffer;
     if (opts->reconnect_min_ms) o.reconnect_min_ms = opts->reconnect_min_ms;
     if (opts->reconnect_max_ms) o.reconnect_max_ms = opts->reconnect_max_ms;
-    if (opts->resolve_interval_ms) o.resolve_interval_ms = opts->resolve_interval_ms;
+    if (opts->resolve_interval_ms)
+      o.resolve_interval_ms = opts->resolve_interval_ms;
   }
   /* The publishers (zero fields: the dialset's defaults). */
   const dialset_options dso = {.who = "bus",
@@ -272,13 +275,15 @@ err:
 static int subscribe(bus_subscriber *s, const char *topic, bool exact) {
   if (s == NULL || topic == NULL) return ERR_INVAL;
   size_t n = strnlen(topic, BUS_MAX_TOPIC_LEN + 1);
-  if (n > BUS_MAX_TOPIC_LEN || !str_is_printable(topic, n) || (exact && n == 0)) {
+  if (n > BUS_MAX_TOPIC_LEN || !str_is_printable(topic, n) ||
+      (exact && n == 0)) {
     return ERR_INVAL;
   }
   int rc = ERR_OK;
   pthread_mutex_lock(&s->sub_mu);
   for (size_t i = 0; i < s->nsubs; i++) {
-    if (s->subs[i].exact == exact && strcmp(s->subs[i].topic, topic) == 0) goto out;
+    if (s->subs[i].exact == exact && strcmp(s->subs[i].topic, topic) == 0)
+      goto out;
   }
   if (s->nsubs == BUS_MAX_SUBSCRIPTIONS) {
     rc = ERR_TOOBIG;
@@ -289,7 +294,8 @@ static int subscribe(bus_subscriber *s, const char *topic, bool exact) {
   char filt[BUS_MAX_TOPIC_LEN + 1];
   memcpy(filt, topic, n);
   filt[n] = '\0';
-  int rv = nng_socket_set(s->sock, NNG_OPT_SUB_SUBSCRIBE, filt, exact ? n + 1 : n);
+  int rv =
+      nng_socket_set(s->sock, NNG_OPT_SUB_SUBSCRIBE, filt, exact ? n + 1 : n);
   if (rv != 0) {
     rc = rv == NNG_ENOMEM ? ERR_NOMEM : ERR_INTERNAL;
     goto out;
@@ -330,8 +336,10 @@ int bus_subscriber_connected(bus_subscriber *s) {
   return s != NULL ? (int)dialset_connected(s->ds) : 0;
 }
 
-int bus_subscriber_wait_connected(bus_subscriber *s, int n, uint32_t timeout_ms) {
-  return s != NULL ? dialset_wait_connected_ms(s->ds, n, timeout_ms) : ERR_INVAL;
+int bus_subscriber_wait_connected(bus_subscriber *s, int n,
+                                  uint32_t timeout_ms) {
+  return s != NULL ? dialset_wait_connected_ms(s->ds, n, timeout_ms)
+                   : ERR_INVAL;
 }
 
 void bus_subscriber_get_stats(bus_subscriber *s, bus_stats *out) {

@@ -36,17 +36,17 @@
 #include "libs/bus/bus_internal.h"
 #include "libs/obs/log.h"
 
-#define STAT_ADD(t, field, n) \
+#define STAT_ADD(t, field, n)                                                  \
   __atomic_fetch_add(&(t)->stats.field, (uint64_t)(n), __ATOMIC_RELAXED)
 
 typedef struct src_state {
   char name[BUS_MAX_SOURCE_LEN + 1];
-  bool known;         /* `last` is meaningful */
-  uint64_t last;      /* highest seq delivered or skipped */
-  uint64_t need;      /* highest seq known to exist */
-  bool catchup;       /* ask until the source has nothing more */
-  bool in_gap;        /* a gap was counted and has not closed yet */
-  bool waiting;       /* backoff running until retry_at */
+  bool known;    /* `last` is meaningful */
+  uint64_t last; /* highest seq delivered or skipped */
+  uint64_t need; /* highest seq known to exist */
+  bool catchup;  /* ask until the source has nothing more */
+  bool in_gap;   /* a gap was counted and has not closed yet */
+  bool waiting;  /* backoff running until retry_at */
   int64_t retry_at;
   uint32_t backoff_ms;
   int64_t last_live_ms;
@@ -74,7 +74,7 @@ struct bus_backfill {
   const Rpc__V1__Event **ev; /* borrowed from `owned` */
   size_t n;
   size_t ev_cap;
-  ProtobufCMessage **owned;  /* each freed once with free_unpacked */
+  ProtobufCMessage **owned; /* each freed once with free_unpacked */
   size_t nowned;
   size_t owned_cap;
   uint64_t last_seq;
@@ -310,7 +310,8 @@ static bool drain_held(bus_tracker *t, src_state *s, int64_t now_ms) {
   return true;
 }
 
-static void skip_to(bus_tracker *t, src_state *s, uint64_t to, const char *why) {
+static void skip_to(bus_tracker *t, src_state *s, uint64_t to,
+                    const char *why) {
   if (to <= s->last) return;
   char from_s[24], to_s[24];
   snprintf(from_s, sizeof(from_s), "%" PRIu64, s->last + 1);
@@ -371,7 +372,7 @@ static void heal(bus_tracker *t, src_state *s, int64_t now_ms) {
       s->backoff_ms = 0;
       return;
     }
-    uint64_t up_to = s->nheld > 0 ? s->held[0]->seq - 1
+    uint64_t up_to = s->nheld > 0        ? s->held[0]->seq - 1
                      : s->need > s->last ? s->need
                                          : 0;
     if (t->o.backfill == NULL) {
@@ -446,7 +447,8 @@ int bus_tracker_set_position(bus_tracker *t, const char *source,
   return ERR_OK;
 }
 
-int bus_tracker_offer(bus_tracker *t, const Rpc__V1__Event *ev, int64_t now_ms) {
+int bus_tracker_offer(bus_tracker *t, const Rpc__V1__Event *ev,
+                      int64_t now_ms) {
   if (t == NULL) return ERR_INVAL;
   if (bus_event_validate(ev) != ERR_OK) {
     STAT_ADD(t, rejected, 1);
@@ -580,7 +582,8 @@ int bus_backfill_add(bus_backfill *b, const Rpc__V1__Event *ev) {
 int bus_backfill_add_replay(bus_backfill *b, const void *data, size_t len) {
   if (b == NULL || (data == NULL && len > 0)) return ERR_INVAL;
   if (len > b->max_replay_bytes) return ERR_TOOBIG;
-  Rpc__V1__ReplayResponse *r = rpc__v1__replay_response__unpack(NULL, len, data);
+  Rpc__V1__ReplayResponse *r =
+      rpc__v1__replay_response__unpack(NULL, len, data);
   if (r == NULL) return ERR_PROTO;
   int rc = owned_push(b, &r->base);
   if (rc != ERR_OK) {

@@ -125,7 +125,8 @@ static int backfill(void *arg, const char *source, uint64_t after_seq,
     /* Another source's event, an old one, then ours newest first. */
     fake_src *o = f == &w->a ? &w->b : &w->a;
     if (o->n >= 1) ck_assert_int_eq(bus_backfill_add(out, &o->ev[1].e), ERR_OK);
-    if (after_seq >= 1) ck_assert_int_eq(bus_backfill_add(out, &f->ev[after_seq].e), ERR_OK);
+    if (after_seq >= 1)
+      ck_assert_int_eq(bus_backfill_add(out, &f->ev[after_seq].e), ERR_OK);
     Rpc__V1__Event bad = f->ev[after_seq + 1].e;
     bad.id = "not-a-uuid";
     ck_assert_int_eq(bus_backfill_add(out, &bad), ERR_OK);
@@ -141,7 +142,8 @@ static int backfill(void *arg, const char *source, uint64_t after_seq,
   return ERR_OK;
 }
 
-static bus_tracker *mk_tracker(bool with_backfill, void (*tweak)(bus_tracker_options *)) {
+static bus_tracker *mk_tracker(bool with_backfill,
+                               void (*tweak)(bus_tracker_options *)) {
   bus_tracker_options o;
   bus_tracker_options_init(&o);
   o.deliver = deliver;
@@ -174,8 +176,9 @@ static void assert_got_range(const char *src, uint64_t from, uint64_t to) {
   uint64_t want = from;
   for (size_t i = 0; i < W->ngot; i++) {
     if (strcmp(W->got_src[i], src) != 0) continue;
-    ck_assert_msg(W->got_seq[i] == want, "%s: delivery %zu is seq %llu, want %llu",
-                  src, i, (unsigned long long)W->got_seq[i], (unsigned long long)want);
+    ck_assert_msg(W->got_seq[i] == want,
+                  "%s: delivery %zu is seq %llu, want %llu", src, i,
+                  (unsigned long long)W->got_seq[i], (unsigned long long)want);
     want++;
   }
   ck_assert_msg(want == to + 1, "%s: delivered up to %llu, want %llu", src,
@@ -332,17 +335,17 @@ START_TEST(backoff_doubles_up_to_the_cap_and_resets_after_success) {
   W->a.fail_next = 5;
   bus_tracker *t = mk_tracker(true, cap_backoff);
   offer(t, &W->a, 1, 0);
-  offer(t, &W->a, 3, 0);      /* fail 1 -> +10 */
-  bus_tracker_poll(t, 10);    /* fail 2 -> +20 */
+  offer(t, &W->a, 3, 0);   /* fail 1 -> +10 */
+  bus_tracker_poll(t, 10); /* fail 2 -> +20 */
   bus_tracker_poll(t, 29);
   ck_assert_int_eq(W->a.calls, 2);
-  bus_tracker_poll(t, 30);    /* fail 3 -> +40 */
-  bus_tracker_poll(t, 70);    /* fail 4 -> +40 (cap) */
+  bus_tracker_poll(t, 30); /* fail 3 -> +40 */
+  bus_tracker_poll(t, 70); /* fail 4 -> +40 (cap) */
   ck_assert_int_eq(W->a.calls, 4);
   bus_tracker_poll(t, 109);
   ck_assert_int_eq(W->a.calls, 4);
-  bus_tracker_poll(t, 110);   /* fail 5 */
-  bus_tracker_poll(t, 150);   /* ok */
+  bus_tracker_poll(t, 110); /* fail 5 */
+  bus_tracker_poll(t, 150); /* ok */
   assert_got_range("a", 1, 3);
   /* A new failure starts again from the minimum. */
   fill(&W->a, "a", 5);
@@ -453,7 +456,6 @@ START_TEST(replay_answers_are_decoded_and_garbage_is_retried) {
 }
 END_TEST
 
-
 START_TEST(events_past_the_limit_are_left_for_the_next_call) {
   fill(&W->a, "a", 10);
   W->a.over_limit = true;
@@ -486,7 +488,8 @@ START_TEST(replay_answer_larger_than_the_cap_is_refused_and_retried) {
 }
 END_TEST
 
-START_TEST(backfill_batches_are_sorted_and_foreign_old_or_invalid_events_ignored) {
+START_TEST(
+    backfill_batches_are_sorted_and_foreign_old_or_invalid_events_ignored) {
   fill(&W->a, "a", 9);
   fill(&W->b, "b", 1);
   W->a.add_noise = true;
@@ -712,12 +715,13 @@ START_TEST(long_random_loss_pattern_heals_exactly_once_in_order) {
     now += 1;
     if (++fails % 3 == 0) W->a.fail_next = 1;
     int r = (int)(rng() % 10);
-    if (r < 3) continue;                       /* lost */
+    if (r < 3) continue; /* lost */
     offer(t, &W->a, s, now);
     if (r == 9 && s > 5) offer(t, &W->a, s - 5, now); /* a late repeat */
     if (s % 50 == 0) bus_tracker_poll(t, now);
   }
-  for (int i = 0; i < 200 && (bus_tracker_pending(t, "a") || W->ngot < MAXEV); i++) {
+  for (int i = 0; i < 200 && (bus_tracker_pending(t, "a") || W->ngot < MAXEV);
+       i++) {
     now += 10000;
     W->a.fail_next = 0;
     bus_tracker_poll(t, now);
@@ -734,7 +738,8 @@ int main(void) {
   tcase_add_test(tc, in_order_events_are_delivered_once_each);
   tcase_add_test(tc, duplicates_are_dropped_and_counted);
   tcase_add_test(tc, without_position_the_first_event_seen_starts_the_sequence);
-  tcase_add_test(tc, gap_calls_backfill_with_the_missing_range_then_delivers_held);
+  tcase_add_test(tc,
+                 gap_calls_backfill_with_the_missing_range_then_delivers_held);
   tcase_add_test(tc, backfill_pages_through_the_limit);
   tcase_add_test(tc, failed_backfill_keeps_the_gap_and_retries_with_backoff);
   tcase_add_test(tc, backoff_doubles_up_to_the_cap_and_resets_after_success);
@@ -743,7 +748,9 @@ int main(void) {
   tcase_add_test(tc, catch_up_stops_at_the_reported_last_seq);
   tcase_add_test(tc, live_events_at_or_before_the_position_are_duplicates);
   tcase_add_test(tc, replay_answers_are_decoded_and_garbage_is_retried);
-  tcase_add_test(tc, backfill_batches_are_sorted_and_foreign_old_or_invalid_events_ignored);
+  tcase_add_test(
+      tc,
+      backfill_batches_are_sorted_and_foreign_old_or_invalid_events_ignored);
   tcase_add_test(tc, events_past_the_limit_are_left_for_the_next_call);
   tcase_add_test(tc, replay_answer_larger_than_the_cap_is_refused_and_retried);
   tcase_add_test(tc, source_that_forgot_events_makes_the_tracker_skip_them);

@@ -73,7 +73,8 @@ static __thread cache_error tl_err;
 
 static redisReply *RR(const cache_reply *r) { return (redisReply *)r; }
 
-/* ---------------------------------------------------------------- errors --- */
+/* ---------------------------------------------------------------- errors ---
+ */
 
 static int set_error(int code, const char *msg) {
   tl_err.code = code;
@@ -88,17 +89,19 @@ static int set_error(int code, const char *msg) {
 const cache_error *cache_last_error(void) { return &tl_err; }
 
 int cache_err_from_reply(const char *msg, size_t len) {
-  static const char *const unavailable[] = {"LOADING", "BUSY", "MASTERDOWN", "READONLY",
-                                            "TRYAGAIN"};
+  static const char *const unavailable[] = {"LOADING", "BUSY", "MASTERDOWN",
+                                            "READONLY", "TRYAGAIN"};
   for (size_t i = 0; i < sizeof unavailable / sizeof unavailable[0]; i++) {
     size_t n = strlen(unavailable[i]);
-    if (len >= n && memcmp(msg, unavailable[i], n) == 0 && (len == n || msg[n] == ' '))
+    if (len >= n && memcmp(msg, unavailable[i], n) == 0 &&
+        (len == n || msg[n] == ' '))
       return ERR_UNAVAILABLE;
   }
   return ERR_DB;
 }
 
-/* ------------------------------------------------------------------- url --- */
+/* ------------------------------------------------------------------- url ---
+ */
 
 static bool parse_int(const char *s, size_t len, long lo, long hi, int *out) {
   if (len == 0 || len > 9) return false;
@@ -119,7 +122,8 @@ int cache_parse_url(const char *url, cache_url *out) {
   const char *p;
   if (url != NULL && strncmp(url, scheme, sizeof scheme - 1) == 0) {
     p = url + sizeof scheme - 1;
-  } else if (url != NULL && strncmp(url, tls_scheme, sizeof tls_scheme - 1) == 0) {
+  } else if (url != NULL &&
+             strncmp(url, tls_scheme, sizeof tls_scheme - 1) == 0) {
     p = url + sizeof tls_scheme - 1;
     out->tls = true;
   } else {
@@ -162,16 +166,19 @@ int cache_parse_url(const char *url, cache_url *out) {
   memcpy(out->host, host, hlen);
   out->host[hlen] = '\0';
   if (p < auth_end) {
-    if (*p != ':' || !parse_int(p + 1, (size_t)(auth_end - p - 1), 1, 65535, &out->port))
+    if (*p != ':' ||
+        !parse_int(p + 1, (size_t)(auth_end - p - 1), 1, 65535, &out->port))
       return ERR_INVAL;
   }
   if (slash != NULL && slash + 1 < end) {
-    if (!parse_int(slash + 1, (size_t)(end - slash - 1), 0, 1000000, &out->db)) return ERR_INVAL;
+    if (!parse_int(slash + 1, (size_t)(end - slash - 1), 0, 1000000, &out->db))
+      return ERR_INVAL;
   }
   return ERR_OK;
 }
 
-/* ----------------------------------------------------------------- sha-1 --- */
+/* ----------------------------------------------------------------- sha-1 ---
+ */
 
 static uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
 
@@ -180,7 +187,8 @@ static void sha1_block(uint32_t h[5], const unsigned char *b) {
   for (int i = 0; i < 16; i++)
     w[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 |
            (uint32_t)b[4 * i + 2] << 8 | b[4 * i + 3];
-  for (int i = 16; i < 80; i++) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+  for (int i = 16; i < 80; i++)
+    w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
   uint32_t a = h[0], bb = h[1], c = h[2], d = h[3], e = h[4];
   for (int i = 0; i < 80; i++) {
     uint32_t f, k;
@@ -226,13 +234,15 @@ void cache_sha1_hex(const void *data, size_t len, char out[41]) {
   tail[left] = 0x80;
   size_t tlen = left + 1 + 8 <= 64 ? 64 : 128;
   uint64_t bits = (uint64_t)len * 8;
-  for (int i = 0; i < 8; i++) tail[tlen - 1 - i] = (unsigned char)(bits >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    tail[tlen - 1 - i] = (unsigned char)(bits >> (8 * i));
   sha1_block(h, tail);
   if (tlen == 128) sha1_block(h, tail + 64);
   for (int i = 0; i < 5; i++) snprintf(out + 8 * i, 9, "%08" PRIx32, h[i]);
 }
 
-/* ----------------------------------------------------------------- setup --- */
+/* ----------------------------------------------------------------- setup ---
+ */
 
 static struct timeval ms_tv(int ms) {
   struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
@@ -262,12 +272,16 @@ int cache_new(const cache_config *cfg, cache **out) {
                      "0.14 has no TLS): use redis:// to a local TLS sidecar "
                      "such as stunnel");
   }
-  int command_ms = cfg->command_timeout_ms > 0 ? cfg->command_timeout_ms : DEFAULT_TIMEOUT_MS;
-  c->connect_tv = ms_tv(cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_TIMEOUT_MS);
+  int command_ms = cfg->command_timeout_ms > 0 ? cfg->command_timeout_ms
+                                               : DEFAULT_TIMEOUT_MS;
+  c->connect_tv = ms_tv(cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms
+                                                    : DEFAULT_TIMEOUT_MS);
   c->command_tv = ms_tv(command_ms);
   c->max_conns = cfg->max_conns > 0 ? cfg->max_conns : DEFAULT_MAX_CONNS;
-  c->acquire_timeout_ms = cfg->acquire_timeout_ms > 0 ? cfg->acquire_timeout_ms : command_ms;
-  c->max_value = cfg->max_value_bytes > 0 ? cfg->max_value_bytes : DEFAULT_MAX_VALUE;
+  c->acquire_timeout_ms =
+      cfg->acquire_timeout_ms > 0 ? cfg->acquire_timeout_ms : command_ms;
+  c->max_value =
+      cfg->max_value_bytes > 0 ? cfg->max_value_bytes : DEFAULT_MAX_VALUE;
   pthread_condattr_t attr;
   pthread_condattr_init(&attr);
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -304,12 +318,14 @@ void cache_get_stats(cache *c, cache_stats *out) {
   pthread_mutex_unlock(&c->mu);
 }
 
-/* ----------------------------------------------------------- connections --- */
+/* ----------------------------------------------------------- connections ---
+ */
 
 /* Runs a command on ctx with SIGPIPE blocked in this thread, discarding a
  * SIGPIPE the command raised (hiredis writes with plain write(2)). */
-static redisReply *command_nosigpipe(redisContext *ctx, int argc, const char **argv,
-                                     const size_t *lens, int *err_no) {
+static redisReply *command_nosigpipe(redisContext *ctx, int argc,
+                                     const char **argv, const size_t *lens,
+                                     int *err_no) {
   sigset_t pipe_set, old, pending;
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
@@ -353,7 +369,8 @@ static int setup_command(redisContext *ctx, int argc, const char **argv,
 }
 
 static int conn_open(cache *c, conn *k) {
-  redisContext *ctx = redisConnectWithTimeout(c->url.host, c->url.port, c->connect_tv);
+  redisContext *ctx =
+      redisConnectWithTimeout(c->url.host, c->url.port, c->connect_tv);
   if (ctx == NULL) return set_error(ERR_NOMEM, NULL);
   if (ctx->err != 0) {
     char msg[160];
@@ -462,10 +479,11 @@ static void release(cache *c, conn *k) {
 
 /* Sends one command, retrying once on a fresh connection when it broke
  * and idempotent is set. On ERR_OK *out holds a non-error reply. */
-static int run(cache *c, bool idempotent, int argc, const char **argv, const size_t *lens,
-               redisReply **out) {
+static int run(cache *c, bool idempotent, int argc, const char **argv,
+               const size_t *lens, redisReply **out) {
   *out = NULL;
-  if (c == NULL || argc <= 0 || argv == NULL) return set_error(ERR_INVAL, "invalid command");
+  if (c == NULL || argc <= 0 || argv == NULL)
+    return set_error(ERR_INVAL, "invalid command");
   conn *k = NULL;
   int rc = acquire(c, &k);
   if (rc != ERR_OK) return rc;
@@ -482,12 +500,14 @@ static int run(cache *c, bool idempotent, int argc, const char **argv, const siz
       rc = ERR_OK;
       break;
     }
-    bool timed_out = k->ctx->err == REDIS_ERR_IO &&
-                     (err_no == EAGAIN || err_no == EWOULDBLOCK ||
-                      strstr(k->ctx->errstr, "temporarily unavailable") != NULL);
+    bool timed_out =
+        k->ctx->err == REDIS_ERR_IO &&
+        (err_no == EAGAIN || err_no == EWOULDBLOCK ||
+         strstr(k->ctx->errstr, "temporarily unavailable") != NULL);
     char msg[160];
     snprintf(msg, sizeof msg, "redis: %s",
-             timed_out ? "command timed out" : (k->ctx->errstr[0] ? k->ctx->errstr : "I/O error"));
+             timed_out ? "command timed out"
+                       : (k->ctx->errstr[0] ? k->ctx->errstr : "I/O error"));
     rc = set_error(ERR_UNAVAILABLE, msg);
     /* The context is unusable after any error (a late reply would be read
      * as the answer to the next command). */
@@ -548,7 +568,8 @@ int cache_get(cache *c, const char *key, char **val, size_t *len) {
   return rc;
 }
 
-int cache_set(cache *c, const char *key, const void *val, size_t len, int64_t ttl_ms) {
+int cache_set(cache *c, const char *key, const void *val, size_t len,
+              int64_t ttl_ms) {
   if (key == NULL || (val == NULL && len > 0) || ttl_ms < 0)
     return set_error(ERR_INVAL, "invalid cache_set arguments");
   if (c != NULL && len > c->max_value)
@@ -570,16 +591,19 @@ int cache_del(cache *c, const char *key, bool *existed) {
   redisReply *r = NULL;
   int rc = run(c, true, 2, argv, NULL, &r);
   if (rc != ERR_OK) return rc;
-  if (existed != NULL) *existed = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+  if (existed != NULL)
+    *existed = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
   freeReplyObject(r);
   return ERR_OK;
 }
 
-/* --------------------------------------------------------------- scripts --- */
+/* --------------------------------------------------------------- scripts ---
+ */
 
 int cache_script_new(const char *source, cache_script **out) {
   *out = NULL;
-  if (source == NULL || source[0] == '\0') return set_error(ERR_INVAL, "empty script");
+  if (source == NULL || source[0] == '\0')
+    return set_error(ERR_INVAL, "empty script");
   cache_script *s = calloc(1, sizeof *s);
   if (s == NULL || (s->source = strdup(source)) == NULL) {
     free(s);
@@ -603,14 +627,16 @@ int cache_script_load(cache *c, const cache_script *s) {
   redisReply *r = NULL;
   int rc = run(c, true, 3, argv, NULL, &r);
   if (rc != ERR_OK) return rc;
-  if (r->type != REDIS_REPLY_STRING || r->len != 40 || memcmp(r->str, s->sha, 40) != 0)
+  if (r->type != REDIS_REPLY_STRING || r->len != 40 ||
+      memcmp(r->str, s->sha, 40) != 0)
     rc = set_error(ERR_INTERNAL, "SCRIPT LOAD returned another SHA-1");
   freeReplyObject(r);
   return rc;
 }
 
-int cache_eval(cache *c, const cache_script *s, int nkeys, const char *const *keys, int nargs,
-               const char *const *args, cache_reply **out) {
+int cache_eval(cache *c, const cache_script *s, int nkeys,
+               const char *const *keys, int nargs, const char *const *args,
+               cache_reply **out) {
   *out = NULL;
   if (s == NULL || nkeys < 0 || nargs < 0 || nkeys + nargs > MAX_EVAL_ARGS ||
       (nkeys > 0 && keys == NULL) || (nargs > 0 && args == NULL))
@@ -638,7 +664,8 @@ int cache_eval(cache *c, const cache_script *s, int nkeys, const char *const *ke
   return ERR_OK;
 }
 
-/* --------------------------------------------------------------- generic --- */
+/* --------------------------------------------------------------- generic ---
+ */
 
 int cache_command(cache *c, bool idempotent, int argc, const char *const *argv,
                   const size_t *argvlen, cache_reply **out) {
@@ -653,7 +680,8 @@ int cache_command(cache *c, bool idempotent, int argc, const char *const *argv,
   return ERR_OK;
 }
 
-/* --------------------------------------------------------------- replies --- */
+/* --------------------------------------------------------------- replies ---
+ */
 
 void cache_reply_free(cache_reply *r) {
   if (r != NULL) freeReplyObject(RR(r));
@@ -662,12 +690,18 @@ void cache_reply_free(cache_reply *r) {
 enum cache_reply_type cache_reply_type(const cache_reply *r) {
   if (r == NULL) return CACHE_REPLY_NIL;
   switch (RR(r)->type) {
-    case REDIS_REPLY_INTEGER: return CACHE_REPLY_INT;
-    case REDIS_REPLY_STRING: return CACHE_REPLY_STRING;
-    case REDIS_REPLY_STATUS: return CACHE_REPLY_STATUS;
-    case REDIS_REPLY_ARRAY: return CACHE_REPLY_ARRAY;
-    case REDIS_REPLY_ERROR: return CACHE_REPLY_ERROR;
-    default: return CACHE_REPLY_NIL;
+  case REDIS_REPLY_INTEGER:
+    return CACHE_REPLY_INT;
+  case REDIS_REPLY_STRING:
+    return CACHE_REPLY_STRING;
+  case REDIS_REPLY_STATUS:
+    return CACHE_REPLY_STATUS;
+  case REDIS_REPLY_ARRAY:
+    return CACHE_REPLY_ARRAY;
+  case REDIS_REPLY_ERROR:
+    return CACHE_REPLY_ERROR;
+  default:
+    return CACHE_REPLY_NIL;
   }
 }
 
@@ -678,8 +712,8 @@ int cache_reply_int(const cache_reply *r, int64_t *out) {
     *out = (int64_t)x->integer;
     return ERR_OK;
   }
-  if ((x->type != REDIS_REPLY_STRING && x->type != REDIS_REPLY_STATUS) || x->len == 0 ||
-      x->len > 20)
+  if ((x->type != REDIS_REPLY_STRING && x->type != REDIS_REPLY_STATUS) ||
+      x->len == 0 || x->len > 20)
     return ERR_INVAL;
   char buf[24];
   memcpy(buf, x->str, x->len);

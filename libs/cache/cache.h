@@ -65,7 +65,8 @@ typedef struct cache_config {
   int max_conns;          /* 0 -> 4 */
   int connect_timeout_ms; /* 0 -> 1000 */
   int command_timeout_ms; /* per command (send + reply); 0 -> 1000 */
-  int acquire_timeout_ms; /* waiting for a free connection; 0 -> command timeout */
+  int acquire_timeout_ms; /* waiting for a free connection; 0 -> command timeout
+                           */
   size_t max_value_bytes; /* largest value set or returned; 0 -> 1 MiB */
 } cache_config;
 
@@ -116,8 +117,9 @@ int cache_script_load(cache *c, const cache_script *s) WARN_UNUSED;
  * count is 0). *out gets the reply, which the caller frees with
  * cache_reply_free. A script error (redis.error_reply, a runtime error)
  * is ERR_DB with Redis's message in cache_last_error(). */
-int cache_eval(cache *c, const cache_script *s, int nkeys, const char *const *keys,
-               int nargs, const char *const *args, cache_reply **out) WARN_UNUSED;
+int cache_eval(cache *c, const cache_script *s, int nkeys,
+               const char *const *keys, int nargs, const char *const *args,
+               cache_reply **out) WARN_UNUSED;
 
 /* ------------------------------------------------------------- generic --- */
 
@@ -138,7 +140,7 @@ enum cache_reply_type {
   CACHE_REPLY_STRING,
   CACHE_REPLY_STATUS, /* +OK and the like */
   CACHE_REPLY_ARRAY,
-  CACHE_REPLY_ERROR,  /* only as an element of an array */
+  CACHE_REPLY_ERROR, /* only as an element of an array */
 };
 
 void cache_reply_free(cache_reply *r); /* NULL-safe; frees the whole tree */
@@ -152,7 +154,8 @@ int cache_reply_int(const cache_reply *r, int64_t *out) WARN_UNUSED;
 
 /* The bytes of a string, status or error reply (owned by r). ERR_INVAL
  * for other types. */
-int cache_reply_str(const cache_reply *r, const char **s, size_t *len) WARN_UNUSED;
+int cache_reply_str(const cache_reply *r, const char **s,
+                    size_t *len) WARN_UNUSED;
 
 /* Number of elements of an array reply (0 for other types) and element i
  * (NULL when out of range; owned by r). */
@@ -160,7 +163,8 @@ size_t cache_reply_len(const cache_reply *r);
 const cache_reply *cache_reply_at(const cache_reply *r, size_t i);
 
 /* Shorthand: element i of an array reply as an integer. */
-int cache_reply_int_at(const cache_reply *r, size_t i, int64_t *out) WARN_UNUSED;
+int cache_reply_int_at(const cache_reply *r, size_t i,
+                       int64_t *out) WARN_UNUSED;
 
 /* -------------------------------------------------------------- errors --- */
 

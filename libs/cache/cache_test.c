@@ -54,12 +54,17 @@ END_TEST
 START_TEST(bad_urls_are_rejected) {
   cache_url u;
   const char *bad[] = {
-      "http://h:1", "redis://", "redis://h:0", "redis://h:65536", "redis://h:abc",
-      "redis://h:", "redis://h/x", "redis://user@h", "redis://[::1", "redis://:@h",
-      "redis://h:1x", "redis://h/99999999999", "localhost:6379", "",
+      "http://h:1",     "redis://",
+      "redis://h:0",    "redis://h:65536",
+      "redis://h:abc",  "redis://h:",
+      "redis://h/x",    "redis://user@h",
+      "redis://[::1",   "redis://:@h",
+      "redis://h:1x",   "redis://h/99999999999",
+      "localhost:6379", "",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    ck_assert_msg(cache_parse_url(bad[i], &u) == ERR_INVAL, "accepted %s", bad[i]);
+    ck_assert_msg(cache_parse_url(bad[i], &u) == ERR_INVAL, "accepted %s",
+                  bad[i]);
   ck_assert_int_eq(cache_parse_url(NULL, &u), ERR_INVAL);
   char longhost[400] = "redis://";
   memset(longhost + 8, 'h', 300);
@@ -91,7 +96,8 @@ START_TEST(sha1_matches_known_answers) {
 
   cache_script *s = NULL;
   ck_assert_int_eq(cache_script_new("return 1", &s), ERR_OK);
-  ck_assert_str_eq(cache_script_sha(s), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+  ck_assert_str_eq(cache_script_sha(s),
+                   "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
   cache_script_free(s);
   ck_assert_int_eq(cache_script_new("", &s), ERR_INVAL);
   ck_assert_int_eq(cache_script_new(NULL, &s), ERR_INVAL);

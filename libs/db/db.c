@@ -72,34 +72,38 @@ typedef struct stmt {
   char name[16];
 } stmt;
 
-#define STMT_CACHE_MAX 256 /* per connection; past it, statements run unnamed */
+/* Prepared statements per connection; past it, statements run unnamed. */
+#define STMT_CACHE_MAX 256
 
 struct db_conn {
   db_pool *pool;
   PGconn *pg;
-  stmt *stmts;       /* prepared on this session (see stmt_find) */
+  stmt *stmts; /* prepared on this session (see stmt_find) */
   int nstmts, cap_stmts;
   unsigned next_stmt_id; /* names "s<N>", per session */
-  bool in_tx;     /* the caller began a transaction and has not ended it */
-  int tx_err;     /* first error inside the current transaction */
-  bool discard;   /* close instead of pooling on release */
-  db_conn *next;  /* idle list */
+  bool in_tx;    /* the caller began a transaction and has not ended it */
+  int tx_err;    /* first error inside the current transaction */
+  bool discard;  /* close instead of pooling on release */
+  db_conn *next; /* idle list */
 };
 
 static __thread db_error tl_err;
 
 static PGresult *R(const db_result *r) { return (PGresult *)r; }
 
-/* ---------------------------------------------------------------- errors --- */
+/* ---------------------------------------------------------------- errors ---
+ */
 
 int db_err_from_sqlstate(const char *s) {
   if (s == NULL || strlen(s) != 5) return ERR_DB;
   if (strcmp(s, "23505") == 0) return ERR_EXISTS;
-  if (strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0 || strcmp(s, "55P03") == 0)
+  if (strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0 ||
+      strcmp(s, "55P03") == 0)
     return ERR_CONFLICT;
   if (strcmp(s, "57014") == 0) return ERR_TIMEOUT;
-  if (strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 || strcmp(s, "57P02") == 0 ||
-      strcmp(s, "57P03") == 0 || strcmp(s, "53300") == 0)
+  if (strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 ||
+      strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0 ||
+      strcmp(s, "53300") == 0)
     return ERR_UNAVAILABLE;
   if (strncmp(s, "22", 2) == 0) return ERR_INVAL;
   return ERR_DB;
@@ -122,8 +126,10 @@ void db_scrub_message(const char *in, bool from_server, char *out, size_t cap) {
 
 int db_set_error(int code, const char *sqlstate, const char *message) {
   tl_err.code = code;
-  str_copy(tl_err.sqlstate, sqlstate != NULL ? sqlstate : "", sizeof tl_err.sqlstate);
-  str_copy(tl_err.message, message != NULL ? message : err_str(code), sizeof tl_err.message);
+  str_copy(tl_err.sqlstate, sqlstate != NULL ? sqlstate : "",
+           sizeof tl_err.sqlstate);
+  str_copy(tl_err.message, message != NULL ? message : err_str(code),
+           sizeof tl_err.message);
   tl_err.constraint[0] = '\0';
   return code;
 }
@@ -139,9 +145,12 @@ const db_error *db_last_error(void) { return &tl_err; }
 /* Maps a failed result (or NULL: out of memory / connection gone) to an
  * ERR_* code and records the details for db_last_error. */
 static int result_error(PGconn *pg, PGresult *res) {
-  const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-  const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-  const char *constraint = res != NULL ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+  const char *state =
+      res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *primary =
+      res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  const char *constraint =
+      res != NULL ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
   int code;
   if (PQstatus(pg) == CONNECTION_BAD)
     code = ERR_UNAVAILABLE;
@@ -153,15 +162,18 @@ static int result_error(PGconn *pg, PGresult *res) {
   if (primary != NULL && state != NULL)
     db_scrub_message(primary, true, msg, sizeof msg);
   else
-    db_scrub_message(res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(pg), false,
-                     msg, sizeof msg);
+    db_scrub_message(res != NULL ? PQresultErrorMessage(res)
+                                 : PQerrorMessage(pg),
+                     false, msg, sizeof msg);
   if (msg[0] == '\0') str_copy(msg, err_str(code), sizeof msg);
   db_set_error(code, state, msg);
-  if (constraint != NULL) str_copy(tl_err.constraint, constraint, sizeof tl_err.constraint);
+  if (constraint != NULL)
+    str_copy(tl_err.constraint, constraint, sizeof tl_err.constraint);
   return code;
 }
 
-/* ----------------------------------------------------------- connections --- */
+/* ----------------------------------------------------------- connections ---
+ */
 
 static void ignore_notice(void *arg, const char *message) {
   (void)arg;
@@ -179,7 +191,8 @@ static int conn_open(db_conn *c) {
   int n = 0;
   keys[n] = "connect_timeout", vals[n++] = timeout;
   keys[n] = "dbname", vals[n++] = p->conninfo;
-  if (p->app_name != NULL) keys[n] = "application_name", vals[n++] = p->app_name;
+  if (p->app_name != NULL)
+    keys[n] = "application_name", vals[n++] = p->app_name;
   keys[n] = NULL, vals[n] = NULL;
   c->pg = PQconnectdbParams(keys, vals, 1);
   if (c->pg == NULL) return db_set_error(ERR_NOMEM, NULL, NULL);
@@ -198,9 +211,10 @@ static int conn_open(db_conn *c) {
     snprintf(ms, sizeof ms, "%d", p->statement_timeout_ms);
     const char *v[1] = {ms};
     PGresult *res =
-        PQexecParams(c->pg, "SELECT set_config('statement_timeout', $1, false)", 1, NULL, v,
-                     NULL, NULL, 0);
-    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? ERR_OK : result_error(c->pg, res);
+        PQexecParams(c->pg, "SELECT set_config('statement_timeout', $1, false)",
+                     1, NULL, v, NULL, NULL, 0);
+    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? ERR_OK
+                                                    : result_error(c->pg, res);
     PQclear(res);
     if (rc != ERR_OK) {
       PQfinish(c->pg);
@@ -255,7 +269,8 @@ static bool conn_idle_ok(PGconn *pg) {
   return PQstatus(pg) == CONNECTION_OK;
 }
 
-/* ------------------------------------------------------------------ pool --- */
+/* ------------------------------------------------------------------ pool ---
+ */
 
 int db_pool_new(const db_config *cfg, db_pool **out) {
   *out = NULL;
@@ -266,11 +281,16 @@ int db_pool_new(const db_config *cfg, db_pool **out) {
   db_pool *p = calloc(1, sizeof *p);
   if (p == NULL) return db_set_error(ERR_NOMEM, NULL, NULL);
   p->conninfo = strdup(cfg->conninfo);
-  p->app_name = cfg->application_name != NULL ? strdup(cfg->application_name) : NULL;
-  if (p->conninfo == NULL || (cfg->application_name != NULL && p->app_name == NULL)) goto nomem;
+  p->app_name =
+      cfg->application_name != NULL ? strdup(cfg->application_name) : NULL;
+  if (p->conninfo == NULL ||
+      (cfg->application_name != NULL && p->app_name == NULL))
+    goto nomem;
   p->max_conns = cfg->max_conns > 0 ? cfg->max_conns : DEFAULT_MAX_CONNS;
-  p->acquire_timeout_ms = cfg->acquire_timeout_ms > 0 ? cfg->acquire_timeout_ms : DEFAULT_ACQUIRE_MS;
-  int connect_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_MS;
+  p->acquire_timeout_ms = cfg->acquire_timeout_ms > 0 ? cfg->acquire_timeout_ms
+                                                      : DEFAULT_ACQUIRE_MS;
+  int connect_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms
+                                               : DEFAULT_CONNECT_MS;
   p->connect_timeout_s = (connect_ms + 999) / 1000;
   if (p->connect_timeout_s < 2) p->connect_timeout_s = 2; /* libpq's minimum */
   p->statement_timeout_ms = cfg->statement_timeout_ms;
@@ -430,7 +450,8 @@ void db_pool_get_stats(db_pool *p, db_pool_stats *out) {
 
 void db_conn_discard(db_conn *c) { c->discard = true; }
 
-/* ------------------------------------------------------------ parameters --- */
+/* ------------------------------------------------------------ parameters ---
+ */
 
 db_param db_text(const char *s) {
   db_param p = {.kind = s != NULL ? DB_P_TEXT : DB_P_NULL, .data = s};
@@ -438,7 +459,8 @@ db_param db_text(const char *s) {
 }
 
 db_param db_bytes(const void *data, size_t len) {
-  db_param p = {.kind = DB_P_BINARY, .data = data != NULL ? data : "", .len = (int)len};
+  db_param p = {
+      .kind = DB_P_BINARY, .data = data != NULL ? data : "", .len = (int)len};
   return p;
 }
 
@@ -459,14 +481,16 @@ db_param db_null(void) {
   return p;
 }
 
-/* --------------------------------------------------------------- queries --- */
+/* --------------------------------------------------------------- queries ---
+ */
 
 /* Makes sure c has a live connection before a statement: reconnects when
  * it is dead and no transaction is open; fails inside a transaction. */
 static int conn_ready(db_conn *c) {
   if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK) return ERR_OK;
   if (c->in_tx)
-    return db_set_error(ERR_UNAVAILABLE, NULL, "connection lost inside a transaction");
+    return db_set_error(ERR_UNAVAILABLE, NULL,
+                        "connection lost inside a transaction");
   return conn_reconnect(c);
 }
 
@@ -497,7 +521,8 @@ static uint64_t sql_hash(const char *s) {
 
 static stmt *stmt_find(db_conn *c, const char *sql, uint64_t h, int n) {
   for (int i = 0; i < c->nstmts; i++)
-    if (c->stmts[i].hash == h && c->stmts[i].nparams == n && strcmp(c->stmts[i].sql, sql) == 0)
+    if (c->stmts[i].hash == h && c->stmts[i].nparams == n &&
+        strcmp(c->stmts[i].sql, sql) == 0)
       return &c->stmts[i];
   return NULL;
 }
@@ -511,7 +536,8 @@ static void stmt_drop(db_conn *c, stmt *st) {
  * the failed PGresult (a syntax error, an aborted transaction, ...) or
  * NULL when the statement should simply run unnamed (cache full, out of
  * memory). */
-static stmt *stmt_prepare(db_conn *c, const char *sql, uint64_t h, int n, PGresult **res) {
+static stmt *stmt_prepare(db_conn *c, const char *sql, uint64_t h, int n,
+                          PGresult **res) {
   *res = NULL;
   if (c->nstmts >= STMT_CACHE_MAX) return NULL;
   if (c->nstmts == c->cap_stmts) {
@@ -541,7 +567,8 @@ static stmt *stmt_prepare(db_conn *c, const char *sql, uint64_t h, int n, PGresu
   return st;
 }
 
-static int run(db_conn *c, const char *sql, const db_param *params, int n, PGresult **res) {
+static int run(db_conn *c, const char *sql, const db_param *params, int n,
+               PGresult **res) {
   const char *stack_vals[STACK_PARAMS];
   int stack_lens[STACK_PARAMS], stack_fmts[STACK_PARAMS];
   const char **vals = stack_vals;
@@ -563,15 +590,21 @@ static int run(db_conn *c, const char *sql, const db_param *params, int n, PGres
     lens[i] = 0;
     fmts[i] = 0;
     switch (p->kind) {
-      case DB_P_TEXT: vals[i] = p->data; break;
-      case DB_P_BINARY:
-        vals[i] = p->data;
-        lens[i] = p->len;
-        fmts[i] = 1;
-        break;
-      case DB_P_INLINE: vals[i] = p->inline_text; break;
-      case DB_P_NULL:
-      default: vals[i] = NULL; break;
+    case DB_P_TEXT:
+      vals[i] = p->data;
+      break;
+    case DB_P_BINARY:
+      vals[i] = p->data;
+      lens[i] = p->len;
+      fmts[i] = 1;
+      break;
+    case DB_P_INLINE:
+      vals[i] = p->inline_text;
+      break;
+    case DB_P_NULL:
+    default:
+      vals[i] = NULL;
+      break;
     }
   }
   uint64_t h = sql_hash(sql);
@@ -587,8 +620,10 @@ static int run(db_conn *c, const char *sql, const db_param *params, int n, PGres
     /* 0A000: "cached plan must not change result type" (a migration
      * changed a table this statement reads); 26000: the session lost it.
      * Prepare again next time. */
-    if (state != NULL && (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0)) {
-      if (strcmp(state, "0A000") == 0 && PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
+    if (state != NULL &&
+        (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0)) {
+      if (strcmp(state, "0A000") == 0 &&
+          PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
         char dealloc[40];
         snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", prep->name);
         PQclear(PQexec(c->pg, dealloc));
@@ -612,7 +647,8 @@ static int run(db_conn *c, const char *sql, const db_param *params, int n, PGres
     return ERR_OK;
   }
   int rc;
-  if (r != NULL && (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)) {
+  if (r != NULL &&
+      (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)) {
     c->discard = true; /* mid-COPY: the connection is unusable for us */
     rc = db_set_error(ERR_INVAL, NULL, "COPY is not supported");
   } else {
@@ -625,7 +661,8 @@ static int run(db_conn *c, const char *sql, const db_param *params, int n, PGres
 int db_exec(db_conn *c, const char *sql, const db_param *params, int nparams,
             db_result **out) {
   if (out != NULL) *out = NULL;
-  if (c == NULL || sql == NULL || nparams < 0 || (nparams > 0 && params == NULL))
+  if (c == NULL || sql == NULL || nparams < 0 ||
+      (nparams > 0 && params == NULL))
     return db_set_error(ERR_INVAL, NULL, "invalid db_exec arguments");
   int rc = conn_ready(c);
   PGresult *res = NULL;
@@ -657,18 +694,23 @@ int db_conn_exec_script(db_conn *c, const char *sql) {
   return rc;
 }
 
-/* ---------------------------------------------------------- transactions --- */
+/* ---------------------------------------------------------- transactions ---
+ */
 
 static const char *begin_sql(const db_tx_opts *o) {
   /* Constant statements only: nothing from the caller reaches the SQL. */
   static const char *const sql[3][2] = {
-      {"BEGIN ISOLATION LEVEL READ COMMITTED", "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"},
-      {"BEGIN ISOLATION LEVEL REPEATABLE READ", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"},
-      {"BEGIN ISOLATION LEVEL SERIALIZABLE", "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY"},
+      {"BEGIN ISOLATION LEVEL READ COMMITTED",
+       "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"},
+      {"BEGIN ISOLATION LEVEL REPEATABLE READ",
+       "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"},
+      {"BEGIN ISOLATION LEVEL SERIALIZABLE",
+       "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY"},
   };
-  int iso = (o->isolation >= DB_READ_COMMITTED && o->isolation <= DB_SERIALIZABLE)
-                ? (int)o->isolation
-                : 0;
+  int iso =
+      (o->isolation >= DB_READ_COMMITTED && o->isolation <= DB_SERIALIZABLE)
+          ? (int)o->isolation
+          : 0;
   return sql[iso][o->read_only ? 1 : 0];
 }
 
@@ -676,7 +718,8 @@ bool db_ident_ok(const char *s) {
   if (s == NULL || s[0] == '\0' || strnlen(s, 64) > 63) return false;
   if (!((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_')) return false;
   for (const char *p = s; *p != '\0'; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) return false;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+      return false;
   return true;
 }
 
@@ -738,7 +781,8 @@ int db_begin_opts(db_conn *c, const db_tx_opts *opts) {
   int rc = check_opts(opts);
   if (rc != ERR_OK) return rc;
   if (c == NULL) return db_set_error(ERR_INVAL, NULL, "no connection");
-  if (c->in_tx) return db_set_error(ERR_INVAL, NULL, "a transaction is already open");
+  if (c->in_tx)
+    return db_set_error(ERR_INVAL, NULL, "a transaction is already open");
   rc = db_exec(c, begin_sql(opts), NULL, 0, NULL);
   if (rc == ERR_UNAVAILABLE) {
     /* Died before BEGIN ran anything (e.g. a server restart that left no
@@ -775,8 +819,10 @@ int db_rollback(db_conn *c) {
 }
 
 int db_commit(db_conn *c) {
-  if (c == NULL || !c->in_tx) return db_set_error(ERR_INVAL, NULL, "no transaction open");
-  if (c->tx_err != ERR_OK || (c->pg != NULL && PQtransactionStatus(c->pg) == PQTRANS_INERROR)) {
+  if (c == NULL || !c->in_tx)
+    return db_set_error(ERR_INVAL, NULL, "no transaction open");
+  if (c->tx_err != ERR_OK ||
+      (c->pg != NULL && PQtransactionStatus(c->pg) == PQTRANS_INERROR)) {
     /* COMMIT of a failed transaction "succeeds" as a ROLLBACK: report the
      * error that spoiled it instead. */
     int code = c->tx_err != ERR_OK ? c->tx_err : ERR_DB;
@@ -784,7 +830,8 @@ int db_commit(db_conn *c) {
     (void)db_rollback(c);
     tl_err = saved;
     if (tl_err.code == ERR_OK)
-      db_set_error(code, NULL, "transaction rolled back after an earlier error");
+      db_set_error(code, NULL,
+                   "transaction rolled back after an earlier error");
     return code;
   }
   int rc = db_exec(c, "COMMIT", NULL, 0, NULL);
@@ -819,7 +866,8 @@ int db_with_tx(db_pool *p, const db_tx_opts *opts, int max_retries,
   return rc;
 }
 
-/* ---------------------------------------------------------------- stores --- */
+/* ---------------------------------------------------------------- stores ---
+ */
 
 struct db_store {
   db_pool *pool;
@@ -851,7 +899,8 @@ int db_store_tx(const db_store *s, const db_tx_opts *opts,
   return db_with_tx(s->pool, &o, DB_TX_RETRIES, fn, ud);
 }
 
-/* --------------------------------------------------------------- results --- */
+/* --------------------------------------------------------------- results ---
+ */
 
 void db_result_free(db_result *r) { PQclear(R(r)); }
 
@@ -873,7 +922,8 @@ int64_t db_affected(const db_result *r) {
 }
 
 static bool in_range(const db_result *r, int row, int col) {
-  return r != NULL && row >= 0 && col >= 0 && row < PQntuples(R(r)) && col < PQnfields(R(r));
+  return r != NULL && row >= 0 && col >= 0 && row < PQntuples(R(r)) &&
+         col < PQnfields(R(r));
 }
 
 bool db_is_null(const db_result *r, int row, int col) {
@@ -908,7 +958,8 @@ int db_get_bool(const db_result *r, int row, int col, bool *out) {
   return ERR_OK;
 }
 
-int db_get_bytes(const db_result *r, int row, int col, unsigned char **out, size_t *len) {
+int db_get_bytes(const db_result *r, int row, int col, unsigned char **out,
+                 size_t *len) {
   *out = NULL;
   *len = 0;
   const char *s = db_get(r, row, col);

@@ -28,8 +28,9 @@
  * Prepared statements. Each connection prepares a statement the first time
  * it runs it (PQprepare) and executes it by name afterwards
  * (PQexecPrepared), keyed by the exact SQL text, up to 256 per connection.
- * A pooler in front of PostgreSQL must therefore run in session mode. Values are db_param: text (NUL-terminated), binary bytes
- * (for bytea; may contain NUL), int64, bool or NULL.
+ * A pooler in front of PostgreSQL must therefore run in session mode. Values
+ * are db_param: text (NUL-terminated), binary bytes (for bytea; may contain
+ * NUL), int64, bool or NULL.
  *
  * Tenants. db_begin(c, tenant_id) starts a transaction and, when tenant_id
  * is not NULL, runs set_config('app.tenant_id', $1, true) - the
@@ -38,10 +39,10 @@
  * no longer afterwards. Outside a tenant transaction the setting is NULL or
  * '' (a session that once set it keeps an empty placeholder), so write
  * policies as
- *   USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
- * which matches nothing when no tenant is set. Superusers and table owners
- * bypass RLS unless the table has FORCE ROW LEVEL SECURITY: services should
- * connect as a non-superuser role.
+ *   USING (tenant_id = NULLIF(current_setting('app.tenant_id', true),
+ * '')::uuid) which matches nothing when no tenant is set. Superusers and table
+ * owners bypass RLS unless the table has FORCE ROW LEVEL SECURITY: services
+ * should connect as a non-superuser role.
  *
  * Errors. Every function returns ERR_OK or an ERR_* code; SQLSTATEs map as
  *   23505 unique_violation            -> ERR_EXISTS
@@ -76,11 +77,11 @@ typedef struct db_config {
   /* libpq connection string, keyword ("host=... dbname=...") or URI
    * ("postgresql://user@host:port/db") form. Required. Copied. */
   const char *conninfo;
-  int max_conns;            /* connections at most; 0 -> 8 */
-  int acquire_timeout_ms;   /* wait for a free connection; 0 -> 5000 */
-  int connect_timeout_ms;   /* per connection attempt, rounded up to whole
-                             * seconds, at least 2 (libpq); 0 -> 5000 */
-  int statement_timeout_ms; /* server-side limit per statement; 0 -> none */
+  int max_conns;                /* connections at most; 0 -> 8 */
+  int acquire_timeout_ms;       /* wait for a free connection; 0 -> 5000 */
+  int connect_timeout_ms;       /* per connection attempt, rounded up to whole
+                                 * seconds, at least 2 (libpq); 0 -> 5000 */
+  int statement_timeout_ms;     /* server-side limit per statement; 0 -> none */
   const char *application_name; /* shown in pg_stat_activity; may be NULL */
 } db_config;
 
@@ -113,9 +114,9 @@ void db_conn_discard(db_conn *c);
 int db_ping(db_pool *p) WARN_UNUSED;
 
 typedef struct db_pool_stats {
-  int open;         /* connections open (idle + in use) */
-  int in_use;       /* lent out */
-  int waiting;      /* threads waiting in db_acquire */
+  int open;                  /* connections open (idle + in use) */
+  int in_use;                /* lent out */
+  int waiting;               /* threads waiting in db_acquire */
   uint64_t acquire_timeouts; /* db_acquire calls that gave ERR_TIMEOUT */
   uint64_t reconnects;       /* broken connections replaced */
 } db_pool_stats;
@@ -157,7 +158,8 @@ db_param db_null(void);
 int db_exec(db_conn *c, const char *sql, const db_param *params, int nparams,
             db_result **out) WARN_UNUSED;
 
-/* ---------------------------------------------------------- transactions --- */
+/* ---------------------------------------------------------- transactions ---
+ */
 
 enum db_isolation {
   DB_READ_COMMITTED = 0,
@@ -175,7 +177,7 @@ typedef struct db_setting {
 #define DB_TX_SETTINGS_MAX 8
 
 typedef struct db_tx_opts {
-  const char *tenant_id;    /* app.tenant_id for this transaction, or NULL */
+  const char *tenant_id; /* app.tenant_id for this transaction, or NULL */
   enum db_isolation isolation;
   bool read_only;
   int statement_timeout_ms; /* overrides the pool's for this tx; 0 = keep */
@@ -234,7 +236,8 @@ bool db_ident_ok(const char *s);
  * reaches its caller: the max_retries every service passes to db_with_tx. */
 #define DB_TX_RETRIES 3
 
-/* ---------------------------------------------------------------- stores --- */
+/* ---------------------------------------------------------------- stores ---
+ */
 
 /* A service's store: the pool its SQL runs on and the non-superuser role
  * every one of its transactions switches to (db_tx_opts.role). The same
@@ -260,7 +263,8 @@ db_pool *db_store_pool(const db_store *s);
 int db_store_tx(const db_store *s, const db_tx_opts *opts,
                 int (*fn)(db_conn *c, void *ud), void *ud) WARN_UNUSED;
 
-/* --------------------------------------------------------------- results --- */
+/* --------------------------------------------------------------- results ---
+ */
 
 void db_result_free(db_result *r); /* NULL-safe */
 
@@ -277,19 +281,21 @@ const char *db_get(const db_result *r, int row, int col);
 bool db_is_null(const db_result *r, int row, int col);
 /* Parses an integer / boolean cell. ERR_INVAL for NULL, out of range or a
  * value that is not one. */
-int db_get_int64(const db_result *r, int row, int col, int64_t *out) WARN_UNUSED;
+int db_get_int64(const db_result *r, int row, int col,
+                 int64_t *out) WARN_UNUSED;
 int db_get_bool(const db_result *r, int row, int col, bool *out) WARN_UNUSED;
 /* Decodes a bytea cell into a malloc'd buffer (*out, *len) the caller
  * frees. ERR_INVAL for NULL or out of range, ERR_NOMEM. */
 int db_get_bytes(const db_result *r, int row, int col, unsigned char **out,
                  size_t *len) WARN_UNUSED;
 
-/* ---------------------------------------------------------------- errors --- */
+/* ---------------------------------------------------------------- errors ---
+ */
 
 typedef struct db_error {
-  int code;          /* the ERR_* returned */
-  char sqlstate[6];  /* five characters, or "" for client-side failures */
-  char message[256]; /* without parameter values */
+  int code;            /* the ERR_* returned */
+  char sqlstate[6];    /* five characters, or "" for client-side failures */
+  char message[256];   /* without parameter values */
   char constraint[64]; /* violated constraint's name, or "" */
 } db_error;
 
@@ -302,7 +308,8 @@ const db_error *db_last_error(void);
  * NULL or "" gives ERR_DB. */
 int db_err_from_sqlstate(const char *sqlstate);
 
-/* ------------------------------------------------------------ migrations --- */
+/* ------------------------------------------------------------ migrations ---
+ */
 
 /* Applies dir's migrations to schema. Files are named NNNN_name.sql (four
  * digits, then [A-Za-z0-9_-]) and applied in version order, each in its own

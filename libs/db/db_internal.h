@@ -39,6 +39,7 @@ typedef struct db_migration_file {
  * Errors: ERR_NOTFOUND (no such directory), ERR_IO, ERR_INVAL (a .sql
  * file not named NNNN_name.sql, a duplicate version), ERR_TOOBIG (more
  * than DB_MIGRATIONS_MAX files), ERR_NOMEM. */
-int db_migrations_list(const char *dir, db_migration_file **out, size_t *n) WARN_UNUSED;
+int db_migrations_list(const char *dir, db_migration_file **out,
+                       size_t *n) WARN_UNUSED;
 
 #endif

@@ -42,17 +42,21 @@ END_TEST
 
 START_TEST(server_messages_lose_the_value_part) {
   char out[128];
-  db_scrub_message("invalid input syntax for type uuid: \"secret-value\"", true, out,
-                   sizeof out);
-  ck_assert_str_eq(out, "invalid input syntax for type uuid");
-  db_scrub_message("duplicate key value violates unique constraint \"users_email_key\"", true,
+  db_scrub_message("invalid input syntax for type uuid: \"secret-value\"", true,
                    out, sizeof out);
-  ck_assert_str_eq(out, "duplicate key value violates unique constraint \"users_email_key\"");
-  db_scrub_message("line one\nDETAIL: Key (email)=(x@y) already exists.", false, out,
-                   sizeof out);
+  ck_assert_str_eq(out, "invalid input syntax for type uuid");
+  db_scrub_message(
+      "duplicate key value violates unique constraint \"users_email_key\"",
+      true, out, sizeof out);
+  ck_assert_str_eq(
+      out,
+      "duplicate key value violates unique constraint \"users_email_key\"");
+  db_scrub_message("line one\nDETAIL: Key (email)=(x@y) already exists.", false,
+                   out, sizeof out);
   ck_assert_str_eq(out, "line one");
   /* Client messages keep their reason after the colon. */
-  db_scrub_message("connection to server failed: Connection refused\n", false, out, sizeof out);
+  db_scrub_message("connection to server failed: Connection refused\n", false,
+                   out, sizeof out);
   ck_assert_str_eq(out, "connection to server failed: Connection refused");
   db_scrub_message("bad\x01\x7f byte", false, out, sizeof out);
   ck_assert_str_eq(out, "bad?? byte");
@@ -127,7 +131,11 @@ START_TEST(result_helpers_parse_and_reject) {
   size_t len = 0;
   ck_assert_int_eq(db_get_bytes(r, 0, 2, &bytes, &len), ERR_OK);
   ck_assert_uint_eq(len, 3);
-  ck_assert_int_eq(memcmp(bytes, "\x00\xff" "A", 3), 0);
+  ck_assert_int_eq(memcmp(bytes,
+                          "\x00\xff"
+                          "A",
+                          3),
+                   0);
   free(bytes);
   ck_assert_int_eq(db_get_bytes(r, 1, 2, &bytes, &len), ERR_INVAL);
   ck_assert_ptr_null(bytes);
@@ -202,10 +210,12 @@ START_TEST(migration_listing_rejects_bad_names_and_duplicates) {
   ck_assert_int_eq(db_migrations_list(tmpdir, &files, &n), ERR_INVAL);
   ck_assert_ptr_nonnull(strstr(db_last_error()->message, "duplicate"));
 
-  ck_assert_int_eq(db_migrations_list("/nonexistent/dir", &files, &n), ERR_NOTFOUND);
+  ck_assert_int_eq(db_migrations_list("/nonexistent/dir", &files, &n),
+                   ERR_NOTFOUND);
 
   make_dir();
-  ck_assert_int_eq(db_migrations_list(tmpdir, &files, &n), ERR_OK); /* empty is fine */
+  ck_assert_int_eq(db_migrations_list(tmpdir, &files, &n),
+                   ERR_OK); /* empty is fine */
   ck_assert_uint_eq(n, 0);
   free(files);
 }
@@ -315,7 +325,8 @@ static int closed_port(void) {
 
 START_TEST(unreachable_server_is_unavailable_quickly) {
   char conninfo[128];
-  snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d dbname=x user=x password=hunter2",
+  snprintf(conninfo, sizeof conninfo,
+           "host=127.0.0.1 port=%d dbname=x user=x password=hunter2",
            closed_port());
   db_config cfg = {.conninfo = conninfo, .max_conns = 2};
   db_pool *p = NULL;

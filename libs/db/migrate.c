@@ -51,11 +51,12 @@ static int parse_name(const char *name) {
   if (name[4] != '_') return -1;
   for (size_t i = 5; i < len - 4; i++) {
     char ch = name[i];
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-          ch == '_' || ch == '-'))
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+          (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
       return -1;
   }
-  return (name[0] - '0') * 1000 + (name[1] - '0') * 100 + (name[2] - '0') * 10 + (name[3] - '0');
+  return (name[0] - '0') * 1000 + (name[1] - '0') * 100 + (name[2] - '0') * 10 +
+         (name[3] - '0');
 }
 
 static int by_version(const void *a, const void *b) {
@@ -69,7 +70,8 @@ int db_migrations_list(const char *dir, db_migration_file **out, size_t *n) {
   DIR *d = opendir(dir);
   if (d == NULL) {
     char msg[160];
-    snprintf(msg, sizeof msg, "cannot open migrations directory: %s", strerror(errno));
+    snprintf(msg, sizeof msg, "cannot open migrations directory: %s",
+             strerror(errno));
     return db_set_error(errno == ENOENT ? ERR_NOTFOUND : ERR_IO, NULL, msg);
   }
   db_migration_file *files = NULL;
@@ -79,11 +81,13 @@ int db_migrations_list(const char *dir, db_migration_file **out, size_t *n) {
   while ((e = readdir(d)) != NULL) {
     const char *name = e->d_name;
     size_t len = strlen(name);
-    if (name[0] == '.' || len < 4 || strcmp(name + len - 4, ".sql") != 0) continue;
+    if (name[0] == '.' || len < 4 || strcmp(name + len - 4, ".sql") != 0)
+      continue;
     int version = parse_name(name);
     if (version < 0) {
       char msg[200];
-      snprintf(msg, sizeof msg, "migration file name is not NNNN_name.sql: %.120s", name);
+      snprintf(msg, sizeof msg,
+               "migration file name is not NNNN_name.sql: %.120s", name);
       rc = db_set_error(ERR_INVAL, NULL, msg);
       goto done;
     }
@@ -109,8 +113,8 @@ int db_migrations_list(const char *dir, db_migration_file **out, size_t *n) {
   for (size_t i = 1; i < count; i++) {
     if (files[i].version == files[i - 1].version) {
       char msg[300];
-      snprintf(msg, sizeof msg, "duplicate migration version: %s and %s", files[i - 1].file,
-               files[i].file);
+      snprintf(msg, sizeof msg, "duplicate migration version: %s and %s",
+               files[i - 1].file, files[i].file);
       rc = db_set_error(ERR_INVAL, NULL, msg);
       goto done;
     }
@@ -131,7 +135,8 @@ static int load(const char *dir, migration *m) {
   char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, m->f.file);
   FILE *f = fopen(path, "rb");
-  if (f == NULL) return db_set_error(ERR_IO, NULL, "cannot open migration file");
+  if (f == NULL)
+    return db_set_error(ERR_IO, NULL, "cannot open migration file");
   struct stat st;
   int rc = ERR_OK;
   if (fstat(fileno(f), &st) != 0) {
@@ -181,26 +186,26 @@ static int apply(db_conn *c, const char *schema, const migration *m) {
            "INSERT INTO \"%s\".schema_migrations (version, name, checksum) "
            "VALUES ($1, $2, $3)",
            schema);
-  db_param rec[] = {db_int64(m->f.version), db_text(m->f.file), db_text(m->checksum)};
+  db_param rec[] = {db_int64(m->f.version), db_text(m->f.file),
+                    db_text(m->checksum)};
   rc = db_exec(c, sql, rec, DB_NPARAMS(rec), NULL);
   if (rc != ERR_OK) goto err;
   rc = db_commit(c);
   if (rc != ERR_OK) goto err;
   return ERR_OK;
-err:
-  {
-    db_error saved = *db_last_error();
-    (void)db_rollback(c);
-    db_set_error(saved.code, saved.sqlstate, saved.message);
-    db_prefix_error(m->f.file);
-  }
+err : {
+  db_error saved = *db_last_error();
+  (void)db_rollback(c);
+  db_set_error(saved.code, saved.sqlstate, saved.message);
+  db_prefix_error(m->f.file);
+}
   return rc;
 }
 
 /* Under the lock: creates the bookkeeping, checks applied files, applies
  * the rest. */
-static int migrate_locked(db_conn *c, const char *schema, migration *ms, size_t n,
-                          int *applied) {
+static int migrate_locked(db_conn *c, const char *schema, migration *ms,
+                          size_t n, int *applied) {
   char sql[SQL_MAX];
   snprintf(sql, sizeof sql, "CREATE SCHEMA IF NOT EXISTS \"%s\"", schema);
   int rc = db_exec(c, sql, NULL, 0, NULL);
@@ -215,8 +220,10 @@ static int migrate_locked(db_conn *c, const char *schema, migration *ms, size_t 
   rc = db_exec(c, sql, NULL, 0, NULL);
   if (rc != ERR_OK) return rc;
 
-  snprintf(sql, sizeof sql,
-           "SELECT version, checksum FROM \"%s\".schema_migrations ORDER BY version", schema);
+  snprintf(
+      sql, sizeof sql,
+      "SELECT version, checksum FROM \"%s\".schema_migrations ORDER BY version",
+      schema);
   db_result *done = NULL;
   rc = db_exec(c, sql, NULL, 0, &done);
   if (rc != ERR_OK) return rc;
@@ -231,8 +238,11 @@ static int migrate_locked(db_conn *c, const char *schema, migration *ms, size_t 
   for (size_t i = 0; i < n; i++) {
     done_at[i] = -1;
     int64_t v = 0;
-    while (row < rows && db_get_int64(done, row, 0, &v) == ERR_OK && v < ms[i].f.version) row++;
-    if (row < rows && db_get_int64(done, row, 0, &v) == ERR_OK && v == ms[i].f.version)
+    while (row < rows && db_get_int64(done, row, 0, &v) == ERR_OK &&
+           v < ms[i].f.version)
+      row++;
+    if (row < rows && db_get_int64(done, row, 0, &v) == ERR_OK &&
+        v == ms[i].f.version)
       done_at[i] = row;
   }
   /* Versions recorded but missing on disk are ignored: an older replica
@@ -241,7 +251,8 @@ static int migrate_locked(db_conn *c, const char *schema, migration *ms, size_t 
     if (done_at[i] < 0) continue;
     const char *sum = db_get(done, done_at[i], 1);
     if (sum == NULL || strcmp(sum, ms[i].checksum) != 0) {
-      rc = db_set_error(ERR_CONFLICT, NULL, "changed after it was applied (checksum differs)");
+      rc = db_set_error(ERR_CONFLICT, NULL,
+                        "changed after it was applied (checksum differs)");
       db_prefix_error(ms[i].f.file);
     }
   }
@@ -258,8 +269,10 @@ static int migrate_locked(db_conn *c, const char *schema, migration *ms, size_t 
 int db_migrate(db_pool *p, const char *dir, const char *schema, int *applied) {
   if (applied != NULL) *applied = 0;
   if (p == NULL || dir == NULL || !db_ident_ok(schema))
-    return db_set_error(ERR_INVAL, NULL, "invalid migration schema name or directory");
-  if (sodium_init() < 0) return db_set_error(ERR_INTERNAL, NULL, "sodium_init failed");
+    return db_set_error(ERR_INVAL, NULL,
+                        "invalid migration schema name or directory");
+  if (sodium_init() < 0)
+    return db_set_error(ERR_INTERNAL, NULL, "sodium_init failed");
   db_migration_file *files = NULL;
   size_t n = 0;
   int rc = db_migrations_list(dir, &files, &n);
@@ -280,16 +293,19 @@ int db_migrate(db_pool *p, const char *dir, const char *schema, int *applied) {
   if (rc != ERR_OK) goto out;
   db_conn_discard(c); /* session settings and the lock die with it */
   db_param zero[] = {db_text("0")};
-  rc = db_exec(c, "SELECT set_config('statement_timeout', $1, false)", zero, 1, NULL);
+  rc = db_exec(c, "SELECT set_config('statement_timeout', $1, false)", zero, 1,
+               NULL);
   if (rc != ERR_OK) goto out;
   char key[96];
   snprintf(key, sizeof key, "db_migrate:%s", schema);
   db_param k[] = {db_text(key)};
-  rc = db_exec(c, "SELECT pg_advisory_lock(hashtextextended($1, 0))", k, 1, NULL);
+  rc = db_exec(c, "SELECT pg_advisory_lock(hashtextextended($1, 0))", k, 1,
+               NULL);
   if (rc != ERR_OK) goto out;
   rc = migrate_locked(c, schema, ms, n, applied);
   if (rc == ERR_OK) {
-    rc = db_exec(c, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", k, 1, NULL);
+    rc = db_exec(c, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", k, 1,
+                 NULL);
   }
 out:
   db_release(c);

@@ -28,8 +28,7 @@
 
 int idem_hash(const char *tag, const char *method, const void *payload,
               size_t len, uint8_t out[IDEM_HASH_LEN]) {
-  if (sodium_init() < 0)
-    return ERR_INTERNAL;
+  if (sodium_init() < 0) return ERR_INTERNAL;
   const char *t = tag ? tag : "";
   const char *m = method ? method : "";
   crypto_generichash_state st;
@@ -37,33 +36,28 @@ int idem_hash(const char *tag, const char *method, const void *payload,
   /* Each string with its NUL: "ab"+"c" never hashes like "a"+"bc". */
   crypto_generichash_update(&st, (const unsigned char *)t, strlen(t) + 1);
   crypto_generichash_update(&st, (const unsigned char *)m, strlen(m) + 1);
-  if (len > 0)
-    crypto_generichash_update(&st, payload, len);
+  if (len > 0) crypto_generichash_update(&st, payload, len);
   crypto_generichash_final(&st, out, IDEM_HASH_LEN);
   return ERR_OK;
 }
 
 bool idem_key_valid(const char *key) {
-  if (key == NULL)
-    return false;
+  if (key == NULL) return false;
   size_t n = strnlen(key, IDEM_KEY_MAX_LEN + 1);
   return n >= 1 && n <= IDEM_KEY_MAX_LEN && str_is_printable(key, n);
 }
 
 void idem_found_clear(idem_found *found) {
-  if (found == NULL)
-    return;
+  if (found == NULL) return;
   free(found->answer);
   memset(found, 0, sizeof *found);
 }
 
 /* "schema.table", each part a plain lower-case identifier. */
 static bool table_ok(const char *table) {
-  if (table == NULL || strnlen(table, TABLE_MAX + 1) > TABLE_MAX)
-    return false;
+  if (table == NULL || strnlen(table, TABLE_MAX + 1) > TABLE_MAX) return false;
   const char *dot = strchr(table, '.');
-  if (dot == NULL || strchr(dot + 1, '.') != NULL)
-    return false;
+  if (dot == NULL || strchr(dot + 1, '.') != NULL) return false;
   char schema[TABLE_MAX + 1];
   size_t n = (size_t)(dot - table);
   memcpy(schema, table, n);
@@ -73,8 +67,7 @@ static bool table_ok(const char *table) {
 
 /* Formats fmt with the table name into buf (SQL_MAX). */
 static int sql_for(char *buf, const char *fmt, const char *table) {
-  if (!table_ok(table))
-    return ERR_INVAL;
+  if (!table_ok(table)) return ERR_INVAL;
   int n = snprintf(buf, SQL_MAX, fmt, table);
   return n > 0 && n < SQL_MAX ? ERR_OK : ERR_TOOBIG;
 }
@@ -92,30 +85,26 @@ static int lock_key(db_conn *c, const idem_ref *r, bool *locked) {
            r->key);
   db_param ps[] = {db_text(name)};
   db_result *res = NULL;
-  int rc = db_exec(c,
-                   "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
-                   ps, 1, &res);
-  if (rc == ERR_OK)
-    rc = db_get_bool(res, 0, 0, locked);
+  int rc =
+      db_exec(c, "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+              ps, 1, &res);
+  if (rc == ERR_OK) rc = db_get_bool(res, 0, 0, locked);
   db_result_free(res);
   return rc;
 }
 
 /* The outcome of a live row: same hash -> replay (or busy while a claim),
  * another hash -> reused. */
-static int judge_row(const db_result *res, const idem_ref *r,
-                     idem_found *out) {
+static int judge_row(const db_result *res, const idem_ref *r, idem_found *out) {
   unsigned char *hash = NULL;
   size_t hlen = 0;
   int64_t code = 0;
   int rc = db_get_bytes(res, 0, 0, &hash, &hlen);
-  if (rc == ERR_OK)
-    rc = db_get_int64(res, 0, 1, &code);
+  if (rc == ERR_OK) rc = db_get_int64(res, 0, 1, &code);
   bool same = rc == ERR_OK && hlen == IDEM_HASH_LEN &&
               sodium_memcmp(hash, r->hash, IDEM_HASH_LEN) == 0;
   free(hash);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   if (!same) {
     out->outcome = IDEM_REUSED;
     return ERR_OK;
@@ -131,12 +120,10 @@ static int judge_row(const db_result *res, const idem_ref *r,
 
 int idem_begin(db_conn *c, const idem_ref *r, idem_found *out) {
   memset(out, 0, sizeof *out);
-  if (!ref_ok(r))
-    return ERR_INVAL;
+  if (!ref_ok(r)) return ERR_INVAL;
   bool locked = false;
   int rc = lock_key(c, r, &locked);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   if (!locked) {
     out->outcome = IDEM_BUSY;
     return ERR_OK;
@@ -150,23 +137,18 @@ int idem_begin(db_conn *c, const idem_ref *r, idem_found *out) {
   db_param ps[] = {db_text(r->tenant_id), db_text(r->principal),
                    db_text(r->key)};
   db_result *res = NULL;
-  if (rc == ERR_OK)
-    rc = db_exec(c, sql, ps, DB_NPARAMS(ps), &res);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc == ERR_OK) rc = db_exec(c, sql, ps, DB_NPARAMS(ps), &res);
+  if (rc != ERR_OK) return rc;
   bool live = false;
-  if (db_nrows(res) == 1)
-    rc = db_get_bool(res, 0, 3, &live);
-  if (rc == ERR_OK && live)
-    rc = judge_row(res, r, out);
+  if (db_nrows(res) == 1) rc = db_get_bool(res, 0, 3, &live);
+  if (rc == ERR_OK && live) rc = judge_row(res, r, out);
   bool expired = rc == ERR_OK && db_nrows(res) == 1 && !live;
   db_result_free(res);
   if (rc != ERR_OK) {
     idem_found_clear(out);
     return rc;
   }
-  if (!expired)
-    return ERR_OK;
+  if (!expired) return ERR_OK;
   /* Expired: forget it now (the janitor would, a little later). */
   rc = sql_for(sql,
                "DELETE FROM %s WHERE tenant_id = $1::uuid AND principal = $2 "
@@ -178,8 +160,7 @@ int idem_begin(db_conn *c, const idem_ref *r, idem_found *out) {
 /* Inserts (or, over this request's own claim, updates) the key's row. */
 static int upsert(db_conn *c, const idem_ref *r, int code,
                   const uint8_t *answer, size_t len, int64_t ttl_ms) {
-  if (!ref_ok(r) || ttl_ms <= 0)
-    return ERR_INVAL;
+  if (!ref_ok(r) || ttl_ms <= 0) return ERR_INVAL;
   char sql[SQL_MAX];
   int rc = sql_for(
       sql,
@@ -191,8 +172,7 @@ static int upsert(db_conn *c, const idem_ref *r, int code,
       "EXCLUDED.response, expires_at = EXCLUDED.expires_at WHERE "
       "t.response_code = -1 AND t.request_hash = EXCLUDED.request_hash",
       r->table);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   static const uint8_t none = 0;
   db_param ps[] = {db_text(r->tenant_id),
                    db_text(r->principal),
@@ -204,16 +184,14 @@ static int upsert(db_conn *c, const idem_ref *r, int code,
                    db_int64(ttl_ms)};
   db_result *res = NULL;
   rc = db_exec(c, sql, ps, DB_NPARAMS(ps), &res);
-  if (rc == ERR_OK && db_affected(res) != 1)
-    rc = ERR_EXISTS;
+  if (rc == ERR_OK && db_affected(res) != 1) rc = ERR_EXISTS;
   db_result_free(res);
   return rc;
 }
 
 int idem_save(db_conn *c, const idem_ref *r, int code, const uint8_t *answer,
               size_t len) {
-  if (code == IDEM_PENDING || r == NULL)
-    return ERR_INVAL;
+  if (code == IDEM_PENDING || r == NULL) return ERR_INVAL;
   return upsert(c, r, code, answer, len, r->ttl_ms);
 }
 
@@ -222,8 +200,7 @@ int idem_claim(db_conn *c, const idem_ref *r, int64_t lease_ms) {
 }
 
 int idem_release(db_conn *c, const idem_ref *r) {
-  if (!ref_ok(r))
-    return ERR_INVAL;
+  if (!ref_ok(r)) return ERR_INVAL;
   char sql[SQL_MAX];
   int rc = sql_for(sql,
                    "DELETE FROM %s WHERE tenant_id = $1::uuid AND "
@@ -235,22 +212,18 @@ int idem_release(db_conn *c, const idem_ref *r) {
   return rc == ERR_OK ? db_exec(c, sql, ps, DB_NPARAMS(ps), NULL) : rc;
 }
 
-int idem_expire(db_conn *c, const char *table, size_t batch,
-                int64_t *deleted) {
-  if (deleted != NULL)
-    *deleted = 0;
+int idem_expire(db_conn *c, const char *table, size_t batch, int64_t *deleted) {
+  if (deleted != NULL) *deleted = 0;
   char sql[SQL_MAX];
   int rc = sql_for(sql,
                    "DELETE FROM %1$s WHERE ctid IN (SELECT ctid FROM %1$s "
                    "WHERE expires_at <= now() LIMIT $1)",
                    table);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   db_param ps[] = {db_int64((int64_t)(batch ? batch : 1000))};
   db_result *res = NULL;
   rc = db_exec(c, sql, ps, 1, &res);
-  if (rc == ERR_OK && deleted != NULL)
-    *deleted = db_affected(res);
+  if (rc == ERR_OK && deleted != NULL) *deleted = db_affected(res);
   db_result_free(res);
   return rc;
 }

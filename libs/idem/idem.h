@@ -57,8 +57,8 @@
 #include "libs/db/db.h"
 
 #define IDEM_HASH_LEN 32
-#define IDEM_KEY_MAX_LEN 255   /* bytes, printable ASCII */
-#define IDEM_PENDING (-1)      /* response_code of a saga's claim */
+#define IDEM_KEY_MAX_LEN 255 /* bytes, printable ASCII */
+#define IDEM_PENDING (-1)    /* response_code of a saga's claim */
 
 /* One key in one scope. Every pointer is borrowed. */
 typedef struct idem_ref {
@@ -86,7 +86,7 @@ enum idem_outcome {
 /* What idem_begin found. answer is malloc'd (the caller frees it). */
 typedef struct idem_found {
   enum idem_outcome outcome;
-  int code;       /* IDEM_REPLAY: the saved status (0 = OK) */
+  int code; /* IDEM_REPLAY: the saved status (0 = OK) */
   uint8_t *answer;
   size_t len;
 } idem_found;

@@ -43,7 +43,7 @@ END_TEST
 START_TEST(bad_tables_refused_before_sql) {
   uint8_t h[IDEM_HASH_LEN] = {0};
   static const char *const bad[] = {
-      "idempotency", "a.b.c", "x.y; DROP TABLE z", "Orders.idempotency",
+      "idempotency",  "a.b.c",   "x.y; DROP TABLE z",  "Orders.idempotency",
       ".idempotency", "orders.", "orders.idem potency"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     idem_ref r = {.table = bad[i],
@@ -65,7 +65,10 @@ START_TEST(bad_tables_refused_before_sql) {
   /* A bad key is refused the same way. */
   idem_ref r = {.table = "orders.idempotency",
                 .tenant_id = "00000000-0000-0000-0000-000000000000",
-                .principal = "p", .key = "", .hash = h, .ttl_ms = 1};
+                .principal = "p",
+                .key = "",
+                .hash = h,
+                .ttl_ms = 1};
   idem_found f;
   ck_assert_int_eq(idem_begin(NULL, &r, &f), ERR_INVAL);
   /* A claim's code cannot be saved as an answer. */

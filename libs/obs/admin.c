@@ -66,8 +66,8 @@ struct core {
   struct check checks[ADMIN_MAX_CHECKS];
   size_t nchecks;
   int result[ADMIN_MAX_CHECKS];
-  size_t run_n;    /* checks in the current or last run */
-  size_t run_cur;  /* the check the worker is in */
+  size_t run_n;   /* checks in the current or last run */
+  size_t run_cur; /* the check the worker is in */
   bool worker_running;
   struct waiter pending[ADMIN_MAX_PENDING];
   size_t npending;
@@ -91,8 +91,7 @@ struct admin {
 
 static void core_release(void *p) {
   struct core *c = p;
-  if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
-    return;
+  if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
   pthread_cond_destroy(&c->wake);
   pthread_cond_destroy(&c->done);
   pthread_mutex_destroy(&c->mu);
@@ -145,16 +144,13 @@ static void reply_json(nng_aio *aio, uint16_t status, const char *json) {
 /* Builds the /readyz body from the last run, under c->mu. finished: the
  * worker returned (else unfinished checks are reported as timed out).
  * Returns a malloc'd string or NULL. */
-static char *ready_body_locked(const struct core *c, bool finished,
-                               bool *ok) {
+static char *ready_body_locked(const struct core *c, bool finished, bool *ok) {
   json_t *o = json_object(), *failing = json_array(), *timed = json_array();
   char *s = NULL;
-  if (!o || !failing || !timed)
-    goto out;
+  if (!o || !failing || !timed) goto out;
   size_t nfail = 0;
   for (size_t i = 0; i < c->run_n; i++) {
-    if (c->result[i] == RES_OK)
-      continue;
+    if (c->result[i] == RES_OK) continue;
     nfail++;
     (void)json_array_append_new(failing, json_string(c->checks[i].name));
     if (!finished && i == c->run_cur)
@@ -251,8 +247,7 @@ static void run_once_locked(struct core *c) {
   if (!c->worker_running) {
     c->run_n = c->nchecks;
     c->run_cur = 0;
-    for (size_t i = 0; i < c->run_n; i++)
-      c->result[i] = RES_PENDING;
+    for (size_t i = 0; i < c->run_n; i++) c->result[i] = RES_PENDING;
     c->worker_running = true;
     atomic_fetch_add(&c->refs, 1);
     pthread_t t;
@@ -273,8 +268,7 @@ static void run_once_locked(struct core *c) {
     struct timespec ts;
     deadline_ts(c->timeout_ms, &ts);
     while (c->worker_running && !c->stopping)
-      if (pthread_cond_timedwait(&c->done, &c->mu, &ts) != 0)
-        break;
+      if (pthread_cond_timedwait(&c->done, &c->mu, &ts) != 0) break;
   }
   bool finished = !c->worker_running, ok = false;
   char stuck[ADMIN_MAX_CHECK_NAME] = "";
@@ -348,18 +342,14 @@ static void readyz_cb(nng_aio *aio) {
 /* ---- public API ---- */
 
 int admin_new(const admin_options *opt, admin **out) {
-  if (!out)
-    return ERR_INVAL;
+  if (!out) return ERR_INVAL;
   *out = NULL;
   admin_options o = {0};
-  if (opt)
-    o = *opt;
-  if (o.port < 0 || o.port > 65535)
-    return ERR_INVAL;
+  if (opt) o = *opt;
+  if (o.port < 0 || o.port > 65535) return ERR_INVAL;
   const char *bind = o.bind_addr ? o.bind_addr : "127.0.0.1";
   admin *a = calloc(1, sizeof *a);
-  if (!a)
-    return ERR_NOMEM;
+  if (!a) return ERR_NOMEM;
   if (str_copy(a->bind, bind, sizeof a->bind) >= sizeof a->bind) {
     free(a);
     return ERR_INVAL;
@@ -397,18 +387,14 @@ static bool valid_check_name(const char *s) {
   return n > 0 && n < ADMIN_MAX_CHECK_NAME;
 }
 
-int admin_add_check(admin *a, const char *name, admin_check_fn fn,
-                    void *arg) {
-  if (!a || !name || !fn || !valid_check_name(name))
-    return ERR_INVAL;
+int admin_add_check(admin *a, const char *name, admin_check_fn fn, void *arg) {
+  if (!a || !name || !fn || !valid_check_name(name)) return ERR_INVAL;
   struct core *c = a->core;
   int rc = ERR_OK;
   pthread_mutex_lock(&c->mu);
   for (size_t i = 0; i < c->nchecks; i++)
-    if (strcmp(c->checks[i].name, name) == 0)
-      rc = ERR_EXISTS;
-  if (rc == ERR_OK && c->nchecks == ADMIN_MAX_CHECKS)
-    rc = ERR_TOOBIG;
+    if (strcmp(c->checks[i].name, name) == 0) rc = ERR_EXISTS;
+  if (rc == ERR_OK && c->nchecks == ADMIN_MAX_CHECKS) rc = ERR_TOOBIG;
   if (rc == ERR_OK) {
     struct check *k = &c->checks[c->nchecks];
     str_copy(k->name, name, sizeof k->name);
@@ -424,8 +410,7 @@ int admin_add_check(admin *a, const char *name, admin_check_fn fn,
 static int add_handler(admin *a, const char *path, void (*cb)(nng_aio *)) {
   nng_http_handler *h;
   int rv = nng_http_handler_alloc(&h, path, cb);
-  if (rv != 0)
-    return rv;
+  if (rv != 0) return rv;
   atomic_fetch_add(&a->core->refs, 1);
   if ((rv = nng_http_handler_set_data(h, a->core, core_release)) != 0) {
     atomic_fetch_sub(&a->core->refs, 1);
@@ -443,18 +428,14 @@ static int add_handler(admin *a, const char *path, void (*cb)(nng_aio *)) {
 
 static int bound_port(nng_http_server *srv) {
   nng_sockaddr sa;
-  if (nng_http_server_get_addr(srv, &sa) != 0)
-    return -1;
-  if (sa.s_family == NNG_AF_INET)
-    return ntohs(sa.s_in.sa_port);
-  if (sa.s_family == NNG_AF_INET6)
-    return ntohs(sa.s_in6.sa_port);
+  if (nng_http_server_get_addr(srv, &sa) != 0) return -1;
+  if (sa.s_family == NNG_AF_INET) return ntohs(sa.s_in.sa_port);
+  if (sa.s_family == NNG_AF_INET6) return ntohs(sa.s_in6.sa_port);
   return -1;
 }
 
 int admin_start(admin *a) {
-  if (!a || a->started)
-    return ERR_INVAL;
+  if (!a || a->started) return ERR_INVAL;
   for (const char *p = a->bind; *p; p++)
     if (*p == '/' || *p == '@' || *p == '?' || *p == '#' || *p <= ' ')
       return ERR_INVAL;
@@ -465,8 +446,7 @@ int admin_start(admin *a) {
     snprintf(url, sizeof url, "http://%s:%d", a->bind, a->port);
   nng_url *u = NULL;
   int rv = nng_url_parse(&u, url);
-  if (rv != 0)
-    return ERR_INVAL;
+  if (rv != 0) return ERR_INVAL;
   rv = nng_http_server_hold(&a->srv, u);
   nng_url_free(u);
   if (rv != 0) {
@@ -503,38 +483,30 @@ err:
   return map_nng(rv);
 }
 
-int admin_port(const admin *a) {
-  return a && a->started ? a->bound_port : -1;
-}
+int admin_port(const admin *a) { return a && a->started ? a->bound_port : -1; }
 
 void admin_set_draining(admin *a) {
-  if (!a)
-    return;
+  if (!a) return;
   pthread_mutex_lock(&a->core->mu);
   a->core->draining = true;
   pthread_mutex_unlock(&a->core->mu);
 }
 
 void admin_free(admin *a) {
-  if (!a)
-    return;
+  if (!a) return;
   struct core *c = a->core;
-  if (a->started)
-    nng_http_server_stop(a->srv);
+  if (a->started) nng_http_server_stop(a->srv);
   pthread_mutex_lock(&c->mu);
   c->stopping = true;
   pthread_cond_broadcast(&c->wake);
   pthread_cond_broadcast(&c->done);
   pthread_mutex_unlock(&c->mu);
-  if (a->started)
-    pthread_join(a->checker, NULL);
+  if (a->started) pthread_join(a->checker, NULL);
   /* The checks' args are the caller's: none may run after we return. */
   pthread_mutex_lock(&c->mu);
-  while (c->worker_running)
-    pthread_cond_wait(&c->done, &c->mu);
+  while (c->worker_running) pthread_cond_wait(&c->done, &c->mu);
   pthread_mutex_unlock(&c->mu);
-  if (a->started)
-    nng_http_server_release(a->srv);
+  if (a->started) nng_http_server_release(a->srv);
   core_release(c);
   free(a);
 }

@@ -57,8 +57,7 @@ static void http(int port, const char *method, const char *path,
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
   char *ct = NULL;
   curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
-  if (ct)
-    snprintf(r->ctype, sizeof r->ctype, "%s", ct);
+  if (ct) snprintf(r->ctype, sizeof r->ctype, "%s", ct);
   curl_easy_cleanup(c);
 }
 
@@ -70,8 +69,8 @@ static void get(int port, const char *path, struct resp *r) {
 
 static admin *start_admin(int64_t timeout_ms) {
   admin *a = NULL;
-  admin_options o = {.bind_addr = "127.0.0.1", .port = 0,
-                     .check_timeout_ms = timeout_ms};
+  admin_options o = {
+      .bind_addr = "127.0.0.1", .port = 0, .check_timeout_ms = timeout_ms};
   ck_assert_int_eq(admin_new(&o, &a), ERR_OK);
   ck_assert_int_eq(admin_port(a), -1);
   return a;
@@ -89,8 +88,7 @@ static int fake_check(void *arg) {
   struct fake *f = arg;
   atomic_fetch_add(&f->calls, 1);
   atomic_store(&f->inside, true);
-  while (atomic_load(&f->block))
-    time_sleep_ms(5);
+  while (atomic_load(&f->block)) time_sleep_ms(5);
   atomic_store(&f->inside, false);
   return atomic_load(&f->result);
 }
@@ -152,8 +150,7 @@ START_TEST(readyz_runs_checks_and_names_the_failing_ones) {
   ck_assert_int_eq(admin_start(a), ERR_OK);
   /* Checks may also be added after start. */
   ck_assert_int_eq(admin_add_check(a, "redis", fake_check, &redis), ERR_OK);
-  ck_assert_int_eq(admin_add_check(a, "orders-rpc", fake_check, &peer),
-                   ERR_OK);
+  ck_assert_int_eq(admin_add_check(a, "orders-rpc", fake_check, &peer), ERR_OK);
   int port = admin_port(a);
   struct resp r;
   get(port, "/readyz", &r);
@@ -208,8 +205,9 @@ START_TEST(metrics_serves_prometheus_text) {
   get(admin_port(a), "/metrics", &r);
   ck_assert_int_eq(r.status, 200);
   ck_assert_str_eq(r.ctype, "text/plain; version=0.0.4; charset=utf-8");
-  ck_assert_ptr_nonnull(strstr(r.body, "# TYPE admin_test_hits_total counter\n"
-                                       "admin_test_hits_total{path=\"/x\"} 3\n"));
+  ck_assert_ptr_nonnull(strstr(r.body,
+                               "# TYPE admin_test_hits_total counter\n"
+                               "admin_test_hits_total{path=\"/x\"} 3\n"));
   char *want = metrics_render();
   ck_assert_str_eq(r.body, want);
   free(want);
@@ -240,8 +238,7 @@ START_TEST(a_stuck_check_times_out_and_is_not_duplicated) {
   ck_assert_int_eq(atomic_load(&fast.calls), 1);
   /* Once it returns, the next probe runs the checks afresh. */
   atomic_store(&slow.block, false);
-  while (atomic_load(&slow.inside))
-    time_sleep_ms(5);
+  while (atomic_load(&slow.inside)) time_sleep_ms(5);
   time_sleep_ms(20);
   get(admin_port(a), "/readyz", &r);
   ck_assert_int_eq(r.status, 200);

@@ -51,49 +51,43 @@ struct errbuf {
   int count;
 };
 
-__attribute__((format(printf, 2, 3))) static void err_add(struct errbuf *eb,
-                                                         const char *fmt,
-                                                         ...) {
+__attribute__((format(printf, 2, 3))) static void
+err_add(struct errbuf *eb, const char *fmt, ...) {
   eb->count++;
-  if (!eb->p || eb->cap == 0)
-    return;
+  if (!eb->p || eb->cap == 0) return;
   if (eb->len > 0 && eb->len + 2 < eb->cap) {
     memcpy(eb->p + eb->len, "; ", 3);
     eb->len += 2;
   }
-  if (eb->len >= eb->cap - 1)
-    return;
+  if (eb->len >= eb->cap - 1) return;
   va_list ap;
   va_start(ap, fmt);
   int w = vsnprintf(eb->p + eb->len, eb->cap - eb->len, fmt, ap);
   va_end(ap);
   if (w > 0)
-    eb->len += (size_t)w < eb->cap - eb->len ? (size_t)w : eb->cap - eb->len - 1;
+    eb->len +=
+        (size_t)w < eb->cap - eb->len ? (size_t)w : eb->cap - eb->len - 1;
 }
 
 /* ---- parsing ---- */
 
 static bool parse_ll(const char *s, long long *out) {
   /* strtoll skips leading blanks and accepts "0x" with base 0; be strict. */
-  if (!*s || isspace((unsigned char)*s))
-    return false;
+  if (!*s || isspace((unsigned char)*s)) return false;
   errno = 0;
   char *end;
   long long v = strtoll(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0')
-    return false;
+  if (errno != 0 || end == s || *end != '\0') return false;
   *out = v;
   return true;
 }
 
 static bool parse_duration(const char *s, long long *out) {
-  if (!*s || !isdigit((unsigned char)*s))
-    return false;
+  if (!*s || !isdigit((unsigned char)*s)) return false;
   errno = 0;
   char *end;
   long long v = strtoll(s, &end, 10);
-  if (errno != 0 || end == s)
-    return false;
+  if (errno != 0 || end == s) return false;
   long long mul;
   if (*end == '\0' || strcmp(end, "ms") == 0)
     mul = 1;
@@ -105,8 +99,7 @@ static bool parse_duration(const char *s, long long *out) {
     mul = 3600 * 1000;
   else
     return false;
-  if (v > LLONG_MAX / mul)
-    return false;
+  if (v > LLONG_MAX / mul) return false;
   *out = v * mul;
   return true;
 }
@@ -133,24 +126,19 @@ static bool valid_url(const char *s) {
     p++;
     while (isalnum((unsigned char)*p) || *p == '+' || *p == '.' || *p == '-')
       p++;
-    if (strncmp(p, "://", 3) == 0 && p[3] != '\0')
-      return true;
+    if (strncmp(p, "://", 3) == 0 && p[3] != '\0') return true;
   }
   /* libpq keyword/value form: starts with a keyword and '='. */
   p = s;
-  if (!isalpha((unsigned char)*p))
-    return false;
-  while (isalnum((unsigned char)*p) || *p == '_')
-    p++;
-  while (*p == ' ')
-    p++;
+  if (!isalpha((unsigned char)*p)) return false;
+  while (isalnum((unsigned char)*p) || *p == '_') p++;
+  while (*p == ' ') p++;
   return *p == '=';
 }
 
 static bool has_control(const char *s) {
   for (; *s; s++)
-    if ((unsigned char)*s < 0x20 || *s == 0x7f)
-      return true;
+    if ((unsigned char)*s < 0x20 || *s == 0x7f) return true;
   return false;
 }
 
@@ -164,13 +152,11 @@ static void shown_value(const cfg_entry *e, const char *text, char *out,
   (void)cfg_redact(text, out, cap);
   /* Control characters would make the message ambiguous. */
   for (char *p = out; *p; p++)
-    if ((unsigned char)*p < 0x20 || *p == 0x7f)
-      *p = '?';
+    if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
 }
 
 static bool bounded(const cfg_entry *e, long long v) {
-  if (e->min == 0 && e->max == 0)
-    return true;
+  if (e->min == 0 && e->max == 0) return true;
   return v >= e->min && v <= e->max;
 }
 
@@ -204,27 +190,27 @@ static void parse_value(struct cfg_value *v, struct errbuf *eb,
     return;
   case CFG_DURATION_MS:
     if (!parse_duration(v->text, &v->num)) {
-      err_add(eb,
-              "%s: not a duration (e.g. 250ms, 5s, 2m, 1h): \"%s\"%s",
+      err_add(eb, "%s: not a duration (e.g. 250ms, 5s, 2m, 1h): \"%s\"%s",
               e->name, shown, origin);
       return;
     }
     if (!bounded(e, v->num))
-      err_add(eb, "%s: %lld ms out of range [%lld, %lld] ms%s", e->name,
-              v->num, e->min, e->max, origin);
+      err_add(eb, "%s: %lld ms out of range [%lld, %lld] ms%s", e->name, v->num,
+              e->min, e->max, origin);
     return;
   case CFG_BOOL:
     if (!parse_bool(v->text, &v->flag))
-      err_add(eb, "%s: not a boolean (true/false/1/0/yes/no/on/off): "
-                  "\"%s\"%s",
+      err_add(eb,
+              "%s: not a boolean (true/false/1/0/yes/no/on/off): "
+              "\"%s\"%s",
               e->name, shown, origin);
     return;
   case CFG_URL:
     /* Not echoed: a malformed connection string may hold a password
      * in a shape the redaction does not recognise. */
     if (!valid_url(v->text))
-      err_add(eb, "%s: not a URL (scheme://...) or key=value string%s",
-              e->name, origin);
+      err_add(eb, "%s: not a URL (scheme://...) or key=value string%s", e->name,
+              origin);
     return;
   }
   err_add(eb, "%s: unknown kind %d", e->name, (int)e->kind);
@@ -233,10 +219,8 @@ static void parse_value(struct cfg_value *v, struct errbuf *eb,
 int cfg_load(const cfg_entry *entries, size_t n, cfg **out, char *err,
              size_t errcap) {
   struct errbuf eb = {.p = err, .cap = errcap};
-  if (err && errcap)
-    err[0] = '\0';
-  if (out)
-    *out = NULL;
+  if (err && errcap) err[0] = '\0';
+  if (out) *out = NULL;
   if (!out || (!entries && n > 0)) {
     err_add(&eb, "cfg_load: bad arguments");
     return ERR_INVAL;
@@ -247,12 +231,10 @@ int cfg_load(const cfg_entry *entries, size_t n, cfg **out, char *err,
   }
   int rc = ERR_NOMEM;
   cfg *c = calloc(1, sizeof *c);
-  if (!c)
-    goto err;
+  if (!c) goto err;
   c->n = n;
   c->v = calloc(n ? n : 1, sizeof *c->v);
-  if (!c->v)
-    goto err;
+  if (!c->v) goto err;
   for (size_t i = 0; i < n; i++) {
     const cfg_entry *e = &entries[i];
     struct cfg_value *v = &c->v[i];
@@ -263,8 +245,7 @@ int cfg_load(const cfg_entry *entries, size_t n, cfg **out, char *err,
     }
     bool dup = false;
     for (size_t j = 0; j < i; j++)
-      if (entries[j].name && strcmp(entries[j].name, e->name) == 0)
-        dup = true;
+      if (entries[j].name && strcmp(entries[j].name, e->name) == 0) dup = true;
     if (dup) {
       err_add(&eb, "%s: declared twice", e->name);
       continue;
@@ -275,21 +256,18 @@ int cfg_load(const cfg_entry *entries, size_t n, cfg **out, char *err,
       /* Copy at most one byte past the bound so "too long" is detected. */
       size_t len = strnlen(env, CFG_MAX_VALUE + 1);
       v->text = malloc(len + 1);
-      if (!v->text)
-        goto err;
+      if (!v->text) goto err;
       memcpy(v->text, env, len);
       v->text[len] = '\0';
       parse_value(v, &eb, "");
     } else if (e->required) {
       if (e->description)
-        err_add(&eb, "%s: required but not set (%s)", e->name,
-                e->description);
+        err_add(&eb, "%s: required but not set (%s)", e->name, e->description);
       else
         err_add(&eb, "%s: required but not set", e->name);
     } else if (e->def) {
       v->text = strdup(e->def);
-      if (!v->text)
-        goto err;
+      if (!v->text) goto err;
       parse_value(v, &eb, " (default)");
     }
   }
@@ -300,27 +278,22 @@ int cfg_load(const cfg_entry *entries, size_t n, cfg **out, char *err,
   *out = c;
   return ERR_OK;
 err:
-  if (rc == ERR_NOMEM && eb.count == 0)
-    err_add(&eb, "cfg_load: out of memory");
+  if (rc == ERR_NOMEM && eb.count == 0) err_add(&eb, "cfg_load: out of memory");
   cfg_free(c);
   return rc;
 }
 
 void cfg_free(cfg *c) {
-  if (!c)
-    return;
-  for (size_t i = 0; c->v && i < c->n; i++)
-    free(c->v[i].text);
+  if (!c) return;
+  for (size_t i = 0; c->v && i < c->n; i++) free(c->v[i].text);
   free(c->v);
   free(c);
 }
 
 static const struct cfg_value *find(const cfg *c, const char *name) {
-  if (!c || !name)
-    return NULL;
+  if (!c || !name) return NULL;
   for (size_t i = 0; i < c->n; i++)
-    if (c->v[i].e->name && strcmp(c->v[i].e->name, name) == 0)
-      return &c->v[i];
+    if (c->v[i].e->name && strcmp(c->v[i].e->name, name) == 0) return &c->v[i];
   return NULL;
 }
 
@@ -350,8 +323,7 @@ bool cfg_is_set(const cfg *c, const char *name) {
 }
 
 void cfg_print(const cfg *c) {
-  if (!c)
-    return;
+  if (!c) return;
   for (size_t i = 0; i < c->n; i++) {
     const struct cfg_value *v = &c->v[i];
     char shown[CFG_MAX_VALUE + 1];
@@ -373,12 +345,10 @@ struct sbuf {
 };
 
 static void sb_put(struct sbuf *b, const char *s, size_t n) {
-  if (b->oom)
-    return;
+  if (b->oom) return;
   if (b->len + n + 1 > b->cap) {
     size_t ncap = b->cap ? b->cap : 64;
-    while (ncap < b->len + n + 1)
-      ncap *= 2;
+    while (ncap < b->len + n + 1) ncap *= 2;
     char *np = realloc(b->p, ncap);
     if (!np) {
       b->oom = true;
@@ -404,8 +374,7 @@ static void redact_userinfo(const char *in, struct sbuf *b) {
     const char *end = next ? next : start + strlen(start);
     const char *at = NULL;
     for (const char *q = start; q < end; q++)
-      if (*q == '@')
-        at = q;
+      if (*q == '@') at = q;
     const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
     if (colon) {
       sb_put(b, p, (size_t)(colon + 1 - p));
@@ -444,26 +413,21 @@ static void redact_keyvalues(const char *in, struct sbuf *b) {
     bool at_word_start = p == in || strchr(" \t?&;,", p[-1]) != NULL;
     if (at_word_start && secret_key_at(p, &kl)) {
       const char *q = p + kl;
-      while (*q == ' ' || *q == '\t')
-        q++;
+      while (*q == ' ' || *q == '\t') q++;
       if (*q == '=') {
         q++;
-        while (*q == ' ' || *q == '\t')
-          q++;
+        while (*q == ' ' || *q == '\t') q++;
         sb_put(b, copied, (size_t)(q - copied));
         sb_put(b, REDACTED, strlen(REDACTED));
         if (*q == '\'') {
           q++;
           while (*q && *q != '\'') {
-            if (*q == '\\' && q[1])
-              q++;
+            if (*q == '\\' && q[1]) q++;
             q++;
           }
-          if (*q == '\'')
-            q++;
+          if (*q == '\'') q++;
         } else {
-          while (*q && !strchr(" \t&;,", *q))
-            q++;
+          while (*q && !strchr(" \t&;,", *q)) q++;
         }
         p = copied = q;
         continue;
@@ -475,15 +439,12 @@ static void redact_keyvalues(const char *in, struct sbuf *b) {
 }
 
 int cfg_redact(const char *in, char *out, size_t cap) {
-  if (!out || cap == 0)
-    return ERR_INVAL;
+  if (!out || cap == 0) return ERR_INVAL;
   out[0] = '\0';
-  if (!in)
-    return ERR_OK;
+  if (!in) return ERR_OK;
   struct sbuf a = {0}, b = {0};
   redact_userinfo(in, &a);
-  if (!a.oom && a.p)
-    redact_keyvalues(a.p, &b);
+  if (!a.oom && a.p) redact_keyvalues(a.p, &b);
   int rc = ERR_OK;
   if (a.oom || b.oom || !b.p) {
     /* Never fall back to the raw text: it may hold a password. */

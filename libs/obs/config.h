@@ -53,7 +53,7 @@ enum cfg_kind {
 };
 
 typedef struct cfg_entry {
-  const char *name;        /* the environment variable */
+  const char *name; /* the environment variable */
   enum cfg_kind kind;
   const char *def;         /* default, in the same syntax; NULL: none */
   bool required;           /* must be set in the environment (def unused) */

@@ -10,7 +10,9 @@
 #include "libs/obs/log.h"
 
 static const cfg_entry table[] = {
-    {.name = "T_DB_URL", .kind = CFG_URL, .required = true,
+    {.name = "T_DB_URL",
+     .kind = CFG_URL,
+     .required = true,
      .description = "PostgreSQL connection string"},
     {.name = "T_WORKERS", .kind = CFG_INT, .def = "16", .min = 1, .max = 1024},
     {.name = "T_OFFSET", .kind = CFG_INT, .def = "-5"},
@@ -23,8 +25,7 @@ static const cfg_entry table[] = {
 static const size_t ntable = sizeof table / sizeof table[0];
 
 static void clear_env(void) {
-  for (size_t i = 0; i < ntable; i++)
-    unsetenv(table[i].name);
+  for (size_t i = 0; i < ntable; i++) unsetenv(table[i].name);
 }
 
 START_TEST(defaults_apply_when_variables_are_unset) {
@@ -61,8 +62,8 @@ START_TEST(environment_values_override_and_parse_per_kind) {
   struct {
     const char *text;
     long long ms;
-  } durations[] = {{"250", 250},      {"250ms", 250},     {"5s", 5000},
-                   {"2m", 120000},    {"1h", 3600000},    {"0", 0}};
+  } durations[] = {{"250", 250},   {"250ms", 250},  {"5s", 5000},
+                   {"2m", 120000}, {"1h", 3600000}, {"0", 0}};
   for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
     setenv("T_DRAIN", durations[i].text, 1);
     cfg *c = NULL;
@@ -139,8 +140,7 @@ START_TEST(out_of_range_and_malformed_values_are_rejected) {
     cfg *c = NULL;
     char err[512];
     ck_assert_int_eq(cfg_load(table, ntable, &c, err, sizeof err), ERR_INVAL);
-    ck_assert_msg(strstr(err, cases[i].expect) != NULL, "case %zu: %s", i,
-                  err);
+    ck_assert_msg(strstr(err, cases[i].expect) != NULL, "case %zu: %s", i, err);
     ck_assert_ptr_null(c);
   }
 }
@@ -288,9 +288,9 @@ END_TEST
 
 START_TEST(redaction_truncates_safely) {
   char out[20];
-  ck_assert_int_eq(cfg_redact("postgres://user:secret@host:5432/db", out,
-                              sizeof out),
-                   ERR_TOOBIG);
+  ck_assert_int_eq(
+      cfg_redact("postgres://user:secret@host:5432/db", out, sizeof out),
+      ERR_TOOBIG);
   ck_assert_str_eq(out, "postgres://user:***");
   ck_assert_int_eq(cfg_redact("x", out, 0), ERR_INVAL);
   ck_assert_int_eq(cfg_redact(NULL, out, sizeof out), ERR_OK);

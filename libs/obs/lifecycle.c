@@ -39,12 +39,10 @@ static void stop_set(sigset_t *set) {
 int lifecycle_init(void) {
   sigset_t set;
   stop_set(&set);
-  if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
-    return ERR_IO;
+  if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return ERR_IO;
   struct sigaction sa = {.sa_handler = SIG_IGN};
   sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGPIPE, &sa, NULL) != 0)
-    return ERR_IO;
+  if (sigaction(SIGPIPE, &sa, NULL) != 0) return ERR_IO;
   return ERR_OK;
 }
 
@@ -62,16 +60,12 @@ static int wait_signal(int64_t ms) {
                             .tv_nsec = (long)(ms % 1000) * 1000000L};
       sig = sigtimedwait(&set, NULL, &ts);
     }
-    if (sig > 0)
-      return sig;
-    if (errno == EAGAIN)
-      return 0;
-    if (errno != EINTR)
-      return -1;
+    if (sig > 0) return sig;
+    if (errno == EAGAIN) return 0;
+    if (errno != EINTR) return -1;
     /* EINTR (another handled signal): retry; the remaining time is
      * recomputed by callers that care (lifecycle_wait_for_stop). */
-    if (ms >= 0)
-      return 0;
+    if (ms >= 0) return 0;
   }
 }
 
@@ -81,20 +75,16 @@ int lifecycle_wait_for_stop(int64_t timeout_ms, int *signo) {
     int64_t left = -1;
     if (deadline >= 0) {
       left = deadline - time_mono_ms();
-      if (left < 0)
-        left = 0;
+      if (left < 0) left = 0;
     }
     int sig = wait_signal(left);
-    if (sig < 0)
-      return ERR_IO;
+    if (sig < 0) return ERR_IO;
     if (sig > 0) {
       atomic_store(&stopping, true);
-      if (signo)
-        *signo = sig;
+      if (signo) *signo = sig;
       return ERR_OK;
     }
-    if (deadline >= 0 && time_mono_ms() >= deadline)
-      return ERR_TIMEOUT;
+    if (deadline >= 0 && time_mono_ms() >= deadline) return ERR_TIMEOUT;
   }
 }
 
@@ -115,8 +105,7 @@ struct drain_state {
 };
 
 static void drain_release(struct drain_state *d) {
-  if (atomic_fetch_sub(&d->refs, 1) == 1)
-    free(d);
+  if (atomic_fetch_sub(&d->refs, 1) == 1) free(d);
 }
 
 static void *drain_main(void *p) {
@@ -129,11 +118,9 @@ static void *drain_main(void *p) {
 
 int lifecycle_drain(int64_t grace_ms, int (*drain)(void *arg), void *arg,
                     int *drain_result) {
-  if (!drain)
-    return ERR_INVAL;
+  if (!drain) return ERR_INVAL;
   struct drain_state *d = calloc(1, sizeof *d);
-  if (!d)
-    return ERR_NOMEM;
+  if (!d) return ERR_NOMEM;
   d->fn = drain;
   d->arg = arg;
   atomic_init(&d->refs, 2);
@@ -147,8 +134,7 @@ int lifecycle_drain(int64_t grace_ms, int (*drain)(void *arg), void *arg,
   int rc;
   for (;;) {
     if (atomic_load(&d->done)) {
-      if (drain_result)
-        *drain_result = d->result;
+      if (drain_result) *drain_result = d->result;
       rc = ERR_OK;
       break;
     }
@@ -210,4 +196,6 @@ int lifecycle_exit_watchdog(int64_t ms) {
   return ERR_OK;
 }
 
-void lifecycle_exit_watchdog_cancel(void) { atomic_fetch_add(&watchdog_gen, 1); }
+void lifecycle_exit_watchdog_cancel(void) {
+  atomic_fetch_add(&watchdog_gen, 1);
+}

@@ -92,10 +92,8 @@ struct drain_ctl {
 
 static int drain_fn(void *p) {
   struct drain_ctl *c = p;
-  if (c->sleep_ms)
-    time_sleep_ms(c->sleep_ms);
-  while (c->sleep_ms == 0 && !atomic_load(&c->release))
-    time_sleep_ms(5);
+  if (c->sleep_ms) time_sleep_ms(c->sleep_ms);
+  while (c->sleep_ms == 0 && !atomic_load(&c->release)) time_sleep_ms(5);
   atomic_store(&c->finished, true);
   return c->result;
 }
@@ -121,8 +119,7 @@ START_TEST(drain_past_the_grace_period_times_out) {
   ck_assert(!atomic_load(&c.finished));
   /* Let the detached drain thread end before the test's stack goes. */
   atomic_store(&c.release, true);
-  while (!atomic_load(&c.finished))
-    time_sleep_ms(5);
+  while (!atomic_load(&c.finished)) time_sleep_ms(5);
   time_sleep_ms(20);
 }
 END_TEST
@@ -137,8 +134,7 @@ START_TEST(second_signal_cuts_the_drain_short) {
   ck_assert_int_eq(res, -1);
   pthread_join(t, NULL);
   atomic_store(&c.release, true);
-  while (!atomic_load(&c.finished))
-    time_sleep_ms(5);
+  while (!atomic_load(&c.finished)) time_sleep_ms(5);
   time_sleep_ms(20);
 }
 END_TEST

@@ -48,17 +48,14 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 void log_init(const char *service, enum log_level min_level) {
   str_copy(log_service, service && *service ? service : "-",
            sizeof log_service);
-  if ((int)min_level < LOG_DEBUG || min_level > LOG_ERROR)
-    min_level = LOG_INFO;
+  if ((int)min_level < LOG_DEBUG || min_level > LOG_ERROR) min_level = LOG_INFO;
   atomic_store(&log_min_level, (int)min_level);
 }
 
 int log_level_parse(const char *s) {
-  if (!s)
-    return -1;
+  if (!s) return -1;
   for (int i = 0; i <= LOG_ERROR; i++)
-    if (strcasecmp(s, level_names[i]) == 0)
-      return i;
+    if (strcasecmp(s, level_names[i]) == 0) return i;
   return -1;
 }
 
@@ -83,8 +80,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
   unsigned char c = s[0];
   size_t len;
   unsigned cp;
-  if (c < 0x80)
-    return 1;
+  if (c < 0x80) return 1;
   if (c >= 0xc2 && c <= 0xdf) {
     len = 2;
     cp = c & 0x1f;
@@ -97,15 +93,13 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
   } else {
     return 0;
   }
-  if (len > n)
-    return 0;
+  if (len > n) return 0;
   for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
+    if ((s[i] & 0xc0) != 0x80) return 0;
     cp = (cp << 6) | (s[i] & 0x3f);
   }
-  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-      cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+      (cp >= 0xd800 && cp <= 0xdfff))
     return 0;
   return len;
 }
@@ -119,16 +113,13 @@ static json_t *safe_string(const char *s) {
   size_t i = 0;
   while (i < n) {
     size_t k = utf8_seq(u + i, n - i);
-    if (k == 0)
-      break;
+    if (k == 0) break;
     i += k;
   }
-  if (i == n)
-    return json_stringn(s, n);
+  if (i == n) return json_stringn(s, n);
   /* Worst case every byte becomes the 3-byte U+FFFD. */
   char *fixed = malloc(n * 3 + 1);
-  if (!fixed)
-    return NULL;
+  if (!fixed) return NULL;
   size_t o = 0;
   for (i = 0; i < n;) {
     size_t k = utf8_seq(u + i, n - i);
@@ -156,8 +147,7 @@ static bool reserved_key(const char *k) {
 /* Adds key=value; a key that collides with a standard field or an earlier
  * key is kept under "_<key>" rather than overwriting it. */
 static void add_field(json_t *obj, const char *key, json_t *val) {
-  if (!val)
-    return;
+  if (!val) return;
   char alt[136];
   const char *k = key;
   if (reserved_key(k) || json_object_get(obj, k)) {
@@ -181,8 +171,7 @@ static void write_all(const char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(STDOUT_FILENO, p, n);
     if (w < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       return;
     }
     p += w;
@@ -193,16 +182,14 @@ static void write_all(const char *p, size_t n) {
 void log_msg(enum log_level level, const char *msg, ...) {
   if ((int)level < atomic_load_explicit(&log_min_level, memory_order_relaxed))
     return;
-  if ((int)level < LOG_DEBUG || level > LOG_ERROR)
-    level = LOG_ERROR;
+  if ((int)level < LOG_DEBUG || level > LOG_ERROR) level = LOG_ERROR;
 
   char ts[RFC3339_MS_LEN + 1];
   if (time_format_rfc3339(time_now_ms(), ts) != ERR_OK)
     str_copy(ts, "1970-01-01T00:00:00.000Z", sizeof ts);
 
   json_t *obj = json_object();
-  if (!obj)
-    return;
+  if (!obj) return;
   (void)json_object_set_new(obj, "ts", json_string(ts));
   (void)json_object_set_new(obj, "level", json_string(level_names[level]));
   (void)json_object_set_new(obj, "svc", safe_string(log_service));
@@ -214,8 +201,7 @@ void log_msg(enum log_level level, const char *msg, ...) {
   va_start(ap, msg);
   for (;;) {
     const char *key = va_arg(ap, const char *);
-    if (!key)
-      break;
+    if (!key) break;
     const char *val = va_arg(ap, const char *);
     if (!val) {
       /* A NULL value may be the terminator (odd number of arguments):
@@ -229,8 +215,7 @@ void log_msg(enum log_level level, const char *msg, ...) {
 
   char *line = json_dumps(obj, JSON_COMPACT);
   json_decref(obj);
-  if (!line)
-    return;
+  if (!line) return;
   size_t n = strlen(line);
   /* json_dumps' buffer is exactly sized; grow it by the newline so the
    * line still goes out in one write. */

@@ -41,8 +41,7 @@ static char *capture_end(void) {
 
 static int count_lines(const char *s) {
   int n = 0;
-  for (; *s; s++)
-    n += *s == '\n';
+  for (; *s; s++) n += *s == '\n';
   return n;
 }
 
@@ -221,7 +220,8 @@ END_TEST
 START_TEST(invalid_utf8_is_replaced_not_dropped) {
   log_init("svc", LOG_INFO);
   capture_start();
-  log_info("m", "bad", "ok\xff\xc3(\xed\xa0\x80z", "good", "caf\xc3\xa9 \xe2\x82\xac");
+  log_info("m", "bad", "ok\xff\xc3(\xed\xa0\x80z", "good",
+           "caf\xc3\xa9 \xe2\x82\xac");
   char *out = capture_end();
   ck_assert_int_eq(count_lines(out), 1);
   json_t *j = line_json(out, 0);
@@ -279,8 +279,7 @@ static void *spam(void *arg) {
   char v[600];
   memset(v, 'a' + (int)(long)arg, sizeof v - 1);
   v[sizeof v - 1] = '\0';
-  for (int i = 0; i < 500; i++)
-    log_info("spam", "v", v);
+  for (int i = 0; i < 500; i++) log_info("spam", "v", v);
   return NULL;
 }
 
@@ -291,8 +290,7 @@ START_TEST(concurrent_lines_never_interleave) {
   pthread_t t[NT];
   for (long i = 0; i < NT; i++)
     ck_assert_int_eq(pthread_create(&t[i], NULL, spam, (void *)i), 0);
-  for (int i = 0; i < NT; i++)
-    pthread_join(t[i], NULL);
+  for (int i = 0; i < NT; i++) pthread_join(t[i], NULL);
   char *out = capture_end();
   ck_assert_int_eq(count_lines(out), NT * 500);
   const char *p = out;
@@ -319,7 +317,8 @@ int main(void) {
   tcase_add_test(tc, level_names_parse_case_insensitively);
   tcase_add_test(tc, request_id_is_per_thread);
   tcase_add_test(tc, request_id_is_copied_and_bounded);
-  tcase_add_test(tc, values_with_quotes_newlines_and_control_chars_stay_one_line);
+  tcase_add_test(tc,
+                 values_with_quotes_newlines_and_control_chars_stay_one_line);
   tcase_add_test(tc, invalid_utf8_is_replaced_not_dropped);
   tcase_add_test(tc, long_values_are_truncated);
   tcase_add_test(tc, null_value_ends_the_fields_and_reserved_keys_are_prefixed);

@@ -49,9 +49,9 @@ struct metrics_child {
   struct metrics_family *family;
   struct metrics_child *next; /* hash chain */
   char *values[METRICS_MAX_LABELS];
-  _Atomic uint64_t bits;      /* counter/gauge value, double bits */
-  _Atomic uint64_t sum_bits;  /* histogram sum, double bits */
-  _Atomic uint64_t *buckets;  /* histogram: nbuckets + 1 (the +Inf) */
+  _Atomic uint64_t bits;     /* counter/gauge value, double bits */
+  _Atomic uint64_t sum_bits; /* histogram sum, double bits */
+  _Atomic uint64_t *buckets; /* histogram: nbuckets + 1 (the +Inf) */
 };
 
 struct metrics_family {
@@ -71,7 +71,7 @@ struct metrics_family {
 
 const double metrics_default_buckets[] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-    0.05,   0.1,     0.25,   0.5,   1,     2.5,   5,     10,
+    0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10,
 };
 const size_t metrics_default_nbuckets =
     sizeof metrics_default_buckets / sizeof metrics_default_buckets[0];
@@ -97,9 +97,9 @@ static double bitsd(uint64_t u) {
 
 static void atomic_add_double(_Atomic uint64_t *p, double v) {
   uint64_t old = atomic_load_explicit(p, memory_order_relaxed);
-  while (!atomic_compare_exchange_weak_explicit(
-      p, &old, dbits(bitsd(old) + v), memory_order_relaxed,
-      memory_order_relaxed)) {
+  while (!atomic_compare_exchange_weak_explicit(p, &old, dbits(bitsd(old) + v),
+                                                memory_order_relaxed,
+                                                memory_order_relaxed)) {
   }
 }
 
@@ -114,14 +114,12 @@ static char *dup_bounded(const char *s, size_t max) {
 }
 
 static bool valid_metric_name(const char *s) {
-  if (!s || !*s || strlen(s) > MAX_NAME_LEN)
-    return false;
+  if (!s || !*s || strlen(s) > MAX_NAME_LEN) return false;
   for (size_t i = 0; s[i]; i++) {
     char c = s[i];
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
               c == ':' || (i > 0 && c >= '0' && c <= '9');
-    if (!ok)
-      return false;
+    if (!ok) return false;
   }
   return true;
 }
@@ -135,17 +133,14 @@ static bool valid_label_name(const char *s) {
     char c = s[i];
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
               (i > 0 && c >= '0' && c <= '9');
-    if (!ok)
-      return false;
+    if (!ok) return false;
   }
   return true;
 }
 
 static void child_free(struct metrics_child *c) {
-  if (!c)
-    return;
-  for (size_t i = 0; i < METRICS_MAX_LABELS; i++)
-    free(c->values[i]);
+  if (!c) return;
+  for (size_t i = 0; i < METRICS_MAX_LABELS; i++) free(c->values[i]);
   free(c->buckets);
   free(c);
 }
@@ -154,19 +149,16 @@ static void child_free(struct metrics_child *c) {
 static struct metrics_child *child_new(struct metrics_family *f,
                                        const char *const *values) {
   struct metrics_child *c = calloc(1, sizeof *c);
-  if (!c)
-    return NULL;
+  if (!c) return NULL;
   c->family = f;
   for (size_t i = 0; i < f->nlabels; i++) {
     const char *v = values ? (values[i] ? values[i] : "") : OVERFLOW_VALUE;
     c->values[i] = dup_bounded(v, MAX_VALUE_LEN);
-    if (!c->values[i])
-      goto err;
+    if (!c->values[i]) goto err;
   }
   if (f->kind == KIND_HISTOGRAM) {
     c->buckets = calloc(f->nbounds + 1, sizeof *c->buckets);
-    if (!c->buckets)
-      goto err;
+    if (!c->buckets) goto err;
   }
   return c;
 err:
@@ -175,12 +167,10 @@ err:
 }
 
 static void family_free(struct metrics_family *f) {
-  if (!f)
-    return;
+  if (!f) return;
   free(f->name);
   free(f->help);
-  for (size_t i = 0; i < METRICS_MAX_LABELS; i++)
-    free(f->labels[i]);
+  for (size_t i = 0; i < METRICS_MAX_LABELS; i++) free(f->labels[i]);
   free(f->bounds);
   child_free(f->overflow);
   for (size_t i = 0; i < HASH_SLOTS; i++) {
@@ -213,26 +203,22 @@ static bool values_equal(const struct metrics_child *c,
                          const char *const *values, size_t n) {
   for (size_t i = 0; i < n; i++) {
     const char *v = values[i] ? values[i] : "";
-    if (strncmp(c->values[i], v, MAX_VALUE_LEN) != 0)
-      return false;
+    if (strncmp(c->values[i], v, MAX_VALUE_LEN) != 0) return false;
   }
   return true;
 }
 
 static struct metrics_family *find_locked(const char *name) {
   for (size_t i = 0; i < reg_n; i++)
-    if (strcmp(reg_families[i]->name, name) == 0)
-      return reg_families[i];
+    if (strcmp(reg_families[i]->name, name) == 0) return reg_families[i];
   return NULL;
 }
 
 static bool same_labels(const struct metrics_family *f, size_t nlabels,
                         const char *const *label_names) {
-  if (f->nlabels != nlabels)
-    return false;
+  if (f->nlabels != nlabels) return false;
   for (size_t i = 0; i < nlabels; i++)
-    if (strcmp(f->labels[i], label_names[i]) != 0)
-      return false;
+    if (strcmp(f->labels[i], label_names[i]) != 0) return false;
   return true;
 }
 
@@ -244,13 +230,11 @@ static metrics_family *family_create(enum kind kind, const char *name,
       (nlabels > 0 && !label_names))
     return NULL;
   for (size_t i = 0; i < nlabels; i++) {
-    if (!valid_label_name(label_names[i]))
-      return NULL;
+    if (!valid_label_name(label_names[i])) return NULL;
     if (kind == KIND_HISTOGRAM && strcmp(label_names[i], "le") == 0)
       return NULL;
     for (size_t j = 0; j < i; j++)
-      if (strcmp(label_names[i], label_names[j]) == 0)
-        return NULL;
+      if (strcmp(label_names[i], label_names[j]) == 0) return NULL;
   }
   if (kind == KIND_HISTOGRAM) {
     if (!buckets) {
@@ -261,8 +245,7 @@ static metrics_family *family_create(enum kind kind, const char *name,
     if (nbuckets > 0 && isinf(buckets[nbuckets - 1]) &&
         buckets[nbuckets - 1] > 0)
       nbuckets--;
-    if (nbuckets > MAX_BUCKETS)
-      return NULL;
+    if (nbuckets > MAX_BUCKETS) return NULL;
     for (size_t i = 0; i < nbuckets; i++) {
       if (!isfinite(buckets[i]) || (i > 0 && buckets[i] <= buckets[i - 1]))
         return NULL;
@@ -273,49 +256,41 @@ static metrics_family *family_create(enum kind kind, const char *name,
   struct metrics_family *f = find_locked(name);
   if (f) {
     /* First registration wins (help and buckets included). */
-    if (f->kind != kind || !same_labels(f, nlabels, label_names))
-      f = NULL;
+    if (f->kind != kind || !same_labels(f, nlabels, label_names)) f = NULL;
     pthread_mutex_unlock(&reg_mu);
     return f;
   }
   if (reg_n == reg_cap) {
     size_t ncap = reg_cap ? reg_cap * 2 : 32;
     struct metrics_family **nf = realloc(reg_families, ncap * sizeof *nf);
-    if (!nf)
-      goto err_unlock;
+    if (!nf) goto err_unlock;
     reg_families = nf;
     reg_cap = ncap;
   }
   f = calloc(1, sizeof *f);
-  if (!f)
-    goto err_unlock;
+  if (!f) goto err_unlock;
   pthread_mutex_init(&f->mu, NULL);
   f->kind = kind;
   f->nlabels = nlabels;
   f->name = dup_bounded(name, MAX_NAME_LEN);
   f->help = dup_bounded(help ? help : "", MAX_HELP_LEN);
-  if (!f->name || !f->help)
-    goto err_free;
+  if (!f->name || !f->help) goto err_free;
   for (size_t i = 0; i < nlabels; i++)
     if (!(f->labels[i] = dup_bounded(label_names[i], MAX_NAME_LEN)))
       goto err_free;
   if (kind == KIND_HISTOGRAM) {
     f->nbounds = nbuckets;
     f->bounds = malloc((nbuckets ? nbuckets : 1) * sizeof *f->bounds);
-    if (!f->bounds)
-      goto err_free;
-    if (nbuckets)
-      memcpy(f->bounds, buckets, nbuckets * sizeof *f->bounds);
+    if (!f->bounds) goto err_free;
+    if (nbuckets) memcpy(f->bounds, buckets, nbuckets * sizeof *f->bounds);
   }
   f->overflow = child_new(f, NULL);
-  if (!f->overflow)
-    goto err_free;
+  if (!f->overflow) goto err_free;
   if (nlabels == 0) {
     /* A family without labels has exactly one child, exported from the
      * start (as 0) so dashboards see the series before the first event. */
     struct metrics_child *c = child_new(f, NULL);
-    if (!c)
-      goto err_free;
+    if (!c) goto err_free;
     f->slots[0] = c;
     f->nchildren = 1;
   }
@@ -332,8 +307,7 @@ err_unlock:
 metrics_family *metrics_counter(const char *name, const char *help,
                                 size_t nlabels,
                                 const char *const *label_names) {
-  return family_create(KIND_COUNTER, name, help, nlabels, label_names, NULL,
-                       0);
+  return family_create(KIND_COUNTER, name, help, nlabels, label_names, NULL, 0);
 }
 
 metrics_family *metrics_gauge(const char *name, const char *help,
@@ -350,10 +324,8 @@ metrics_family *metrics_histogram(const char *name, const char *help,
 }
 
 metrics_child *metrics_child_get(metrics_family *f, const char *const *values) {
-  if (!f)
-    return NULL;
-  if (f->nlabels == 0)
-    return f->slots[0];
+  if (!f) return NULL;
+  if (f->nlabels == 0) return f->slots[0];
   if (!values) {
     atomic_store(&f->overflow_used, true);
     return f->overflow;
@@ -362,8 +334,7 @@ metrics_child *metrics_child_get(metrics_family *f, const char *const *values) {
   pthread_mutex_lock(&f->mu);
   struct metrics_child *c = f->slots[h];
   for (; c; c = c->next)
-    if (values_equal(c, values, f->nlabels))
-      break;
+    if (values_equal(c, values, f->nlabels)) break;
   if (!c && f->nchildren < METRICS_MAX_CHILDREN) {
     c = child_new(f, values);
     if (c) {
@@ -383,11 +354,9 @@ metrics_child *metrics_child_get(metrics_family *f, const char *const *values) {
 void metrics_inc(metrics_child *c) { metrics_add(c, 1.0); }
 
 void metrics_add(metrics_child *c, double v) {
-  if (!c || isnan(v))
-    return;
+  if (!c || isnan(v)) return;
   if (c->family->kind == KIND_COUNTER) {
-    if (v < 0)
-      return;
+    if (v < 0) return;
   } else if (c->family->kind != KIND_GAUGE) {
     return;
   }
@@ -395,27 +364,23 @@ void metrics_add(metrics_child *c, double v) {
 }
 
 void metrics_set(metrics_child *c, double v) {
-  if (!c || c->family->kind != KIND_GAUGE)
-    return;
+  if (!c || c->family->kind != KIND_GAUGE) return;
   atomic_store_explicit(&c->bits, dbits(v), memory_order_relaxed);
 }
 
 void metrics_observe(metrics_child *c, double v) {
-  if (!c || c->family->kind != KIND_HISTOGRAM || isnan(v))
-    return;
+  if (!c || c->family->kind != KIND_HISTOGRAM || isnan(v)) return;
   const struct metrics_family *f = c->family;
   /* Buckets are few (<= 64): a linear scan beats a binary search's
    * branches for the typical 10-20 latency buckets. */
   size_t i = 0;
-  while (i < f->nbounds && v > f->bounds[i])
-    i++;
+  while (i < f->nbounds && v > f->bounds[i]) i++;
   atomic_fetch_add_explicit(&c->buckets[i], 1, memory_order_relaxed);
   atomic_add_double(&c->sum_bits, v);
 }
 
 double metrics_value(const metrics_child *c) {
-  if (!c)
-    return 0;
+  if (!c) return 0;
   if (c->family->kind == KIND_HISTOGRAM) {
     uint64_t n = 0;
     for (size_t i = 0; i <= c->family->nbounds; i++)
@@ -434,11 +399,9 @@ struct buf {
 };
 
 static void buf_reserve(struct buf *b, size_t extra) {
-  if (b->oom || b->len + extra + 1 <= b->cap)
-    return;
+  if (b->oom || b->len + extra + 1 <= b->cap) return;
   size_t ncap = b->cap ? b->cap : 4096;
-  while (ncap < b->len + extra + 1)
-    ncap *= 2;
+  while (ncap < b->len + extra + 1) ncap *= 2;
   char *np = realloc(b->p, ncap);
   if (!np) {
     b->oom = true;
@@ -450,32 +413,30 @@ static void buf_reserve(struct buf *b, size_t extra) {
 
 static void buf_putn(struct buf *b, const char *s, size_t n) {
   buf_reserve(b, n);
-  if (b->oom)
-    return;
+  if (b->oom) return;
   memcpy(b->p + b->len, s, n);
   b->len += n;
   b->p[b->len] = '\0';
 }
 
-static void buf_puts(struct buf *b, const char *s) { buf_putn(b, s, strlen(s)); }
+static void buf_puts(struct buf *b, const char *s) {
+  buf_putn(b, s, strlen(s));
+}
 
-__attribute__((format(printf, 2, 3))) static void buf_printf(struct buf *b,
-                                                            const char *fmt,
-                                                            ...) {
+__attribute__((format(printf, 2, 3))) static void
+buf_printf(struct buf *b, const char *fmt, ...) {
   char tmp[128];
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
   va_end(ap);
-  if (n < 0)
-    return;
+  if (n < 0) return;
   if ((size_t)n < sizeof tmp) {
     buf_putn(b, tmp, (size_t)n);
     return;
   }
   buf_reserve(b, (size_t)n);
-  if (b->oom)
-    return;
+  if (b->oom) return;
   va_start(ap, fmt);
   vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
   va_end(ap);
@@ -511,36 +472,31 @@ static void fmt_double(double v, char out[40]) {
   int prec = 1;
   for (; prec < 17; prec++) {
     snprintf(out, 40, "%.*g", prec, v);
-    if (strtod(out, NULL) == v)
-      break;
+    if (strtod(out, NULL) == v) break;
   }
   /* %g switches to an exponent once the exponent reaches the precision;
    * counters read better as plain integers ("800000", not "8e+05"), so
    * widen the precision for magnitudes below 1e15. */
   if (v != 0 && fabs(v) < 1e15) {
     int e = (int)floor(log10(fabs(v)));
-    if (e >= prec)
-      prec = e + 1;
+    if (e >= prec) prec = e + 1;
   }
   snprintf(out, 40, "%.*g", prec, v);
 }
 
 static void put_labels(struct buf *b, const struct metrics_family *f,
                        const struct metrics_child *c, const char *le) {
-  if (f->nlabels == 0 && !le)
-    return;
+  if (f->nlabels == 0 && !le) return;
   buf_puts(b, "{");
   for (size_t i = 0; i < f->nlabels; i++) {
-    if (i)
-      buf_puts(b, ",");
+    if (i) buf_puts(b, ",");
     buf_puts(b, f->labels[i]);
     buf_puts(b, "=\"");
     buf_escaped(b, c->values[i], true);
     buf_puts(b, "\"");
   }
   if (le) {
-    if (f->nlabels)
-      buf_puts(b, ",");
+    if (f->nlabels) buf_puts(b, ",");
     buf_puts(b, "le=\"");
     buf_puts(b, le);
     buf_puts(b, "\"");
@@ -590,8 +546,7 @@ static int cmp_child(const void *a, const void *b, void *arg) {
   const struct metrics_child *y = *(const struct metrics_child *const *)b;
   for (size_t i = 0; i < nlabels; i++) {
     int r = strcmp(x->values[i], y->values[i]);
-    if (r)
-      return r;
+    if (r) return r;
   }
   return 0;
 }
@@ -618,23 +573,19 @@ static void render_family(struct buf *b, struct metrics_family *f) {
   }
   size_t k = 0;
   for (size_t i = 0; i < HASH_SLOTS; i++)
-    for (struct metrics_child *c = f->slots[i]; c; c = c->next)
-      list[k++] = c;
+    for (struct metrics_child *c = f->slots[i]; c; c = c->next) list[k++] = c;
   pthread_mutex_unlock(&f->mu);
   /* Children are never removed, so the pointers stay valid unlocked. */
   qsort_r(list, k, sizeof *list, cmp_child, &f->nlabels);
-  for (size_t i = 0; i < k; i++)
-    render_child(b, f, list[i]);
-  if (atomic_load(&f->overflow_used))
-    render_child(b, f, f->overflow);
+  for (size_t i = 0; i < k; i++) render_child(b, f, list[i]);
+  if (atomic_load(&f->overflow_used)) render_child(b, f, f->overflow);
   free(list);
 }
 
 static void process_collect(void);
 
 char *metrics_render(void) {
-  if (atomic_load(&process_registered))
-    process_collect();
+  if (atomic_load(&process_registered)) process_collect();
   struct buf b = {0};
   buf_reserve(&b, 0);
   pthread_mutex_lock(&reg_mu);
@@ -650,8 +601,7 @@ char *metrics_render(void) {
 }
 
 char *metrics_render_family(const metrics_family *f) {
-  if (!f)
-    return NULL;
+  if (!f) return NULL;
   struct buf b = {0};
   buf_reserve(&b, 0);
   pthread_mutex_lock(&reg_mu);
@@ -688,8 +638,7 @@ static void process_collect(void) {
     long n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
-      if (e->d_name[0] != '.')
-        n++;
+      if (e->d_name[0] != '.') n++;
     closedir(d);
     metrics_set(proc_fds, (double)(n > 0 ? n - 1 : 0)); /* minus d's own */
   }
@@ -702,49 +651,41 @@ static double process_start_seconds(void) {
   char line[1024];
   unsigned long long btime = 0, ticks = 0;
   FILE *fp = fopen("/proc/stat", "r");
-  if (!fp)
-    return now;
+  if (!fp) return now;
   while (fgets(line, sizeof line, fp))
-    if (sscanf(line, "btime %llu", &btime) == 1)
-      break;
+    if (sscanf(line, "btime %llu", &btime) == 1) break;
   fclose(fp);
   fp = fopen("/proc/self/stat", "r");
-  if (!fp)
-    return now;
+  if (!fp) return now;
   size_t n = fread(line, 1, sizeof line - 1, fp);
   fclose(fp);
   line[n] = '\0';
   /* The command name (field 2) may contain spaces and ')': skip past the
    * last ')' and count fields from field 3. */
   char *p = strrchr(line, ')');
-  if (!p || btime == 0)
-    return now;
+  if (!p || btime == 0) return now;
   p++;
   for (int field = 3; field < 22 && p; field++) {
     p = strchr(p + 1, ' ');
   }
   long hz = sysconf(_SC_CLK_TCK);
-  if (!p || hz <= 0 || sscanf(p, " %llu", &ticks) != 1)
-    return now;
+  if (!p || hz <= 0 || sscanf(p, " %llu", &ticks) != 1) return now;
   return (double)btime + (double)ticks / (double)hz;
 }
 
 int metrics_register_process(void) {
-  if (atomic_load(&process_registered))
-    return ERR_OK;
+  if (atomic_load(&process_registered)) return ERR_OK;
   metrics_family *start = metrics_gauge(
       "process_start_time_seconds",
       "Start time of the process since unix epoch in seconds.", 0, NULL);
-  metrics_family *rss = metrics_gauge("process_resident_memory_bytes",
-                                      "Resident memory size in bytes.", 0,
-                                      NULL);
+  metrics_family *rss =
+      metrics_gauge("process_resident_memory_bytes",
+                    "Resident memory size in bytes.", 0, NULL);
   metrics_family *vsz = metrics_gauge("process_virtual_memory_bytes",
                                       "Virtual memory size in bytes.", 0, NULL);
-  metrics_family *fds = metrics_gauge("process_open_fds",
-                                      "Number of open file descriptors.", 0,
-                                      NULL);
-  if (!start || !rss || !vsz || !fds)
-    return ERR_NOMEM;
+  metrics_family *fds = metrics_gauge(
+      "process_open_fds", "Number of open file descriptors.", 0, NULL);
+  if (!start || !rss || !vsz || !fds) return ERR_NOMEM;
   metrics_set(metrics_child_get(start, NULL), process_start_seconds());
   proc_rss = metrics_child_get(rss, NULL);
   proc_vsz = metrics_child_get(vsz, NULL);

@@ -66,8 +66,8 @@ END_TEST
 START_TEST(histogram_renders_cumulative_buckets_sum_and_count) {
   const double b[] = {0.25, 0.5, 1};
   const char *labels[] = {"method"};
-  metrics_family *f = metrics_histogram("t_latency_seconds", "Latency.", 1,
-                                        labels, b, 3);
+  metrics_family *f =
+      metrics_histogram("t_latency_seconds", "Latency.", 1, labels, b, 3);
   ck_assert_ptr_nonnull(f);
   metrics_child *c = metrics_child_get(f, (const char *[]){"Get"});
   metrics_observe(c, 0.125);
@@ -76,21 +76,21 @@ START_TEST(histogram_renders_cumulative_buckets_sum_and_count) {
   metrics_observe(c, 3);
   metrics_observe(c, NAN); /* ignored */
   ck_assert(metrics_value(c) == 4.0);
-  assert_family_text(
-      f, "# HELP t_latency_seconds Latency.\n"
-         "# TYPE t_latency_seconds histogram\n"
-         "t_latency_seconds_bucket{method=\"Get\",le=\"0.25\"} 2\n"
-         "t_latency_seconds_bucket{method=\"Get\",le=\"0.5\"} 2\n"
-         "t_latency_seconds_bucket{method=\"Get\",le=\"1\"} 3\n"
-         "t_latency_seconds_bucket{method=\"Get\",le=\"+Inf\"} 4\n"
-         "t_latency_seconds_sum{method=\"Get\"} 4.125\n"
-         "t_latency_seconds_count{method=\"Get\"} 4\n");
+  assert_family_text(f,
+                     "# HELP t_latency_seconds Latency.\n"
+                     "# TYPE t_latency_seconds histogram\n"
+                     "t_latency_seconds_bucket{method=\"Get\",le=\"0.25\"} 2\n"
+                     "t_latency_seconds_bucket{method=\"Get\",le=\"0.5\"} 2\n"
+                     "t_latency_seconds_bucket{method=\"Get\",le=\"1\"} 3\n"
+                     "t_latency_seconds_bucket{method=\"Get\",le=\"+Inf\"} 4\n"
+                     "t_latency_seconds_sum{method=\"Get\"} 4.125\n"
+                     "t_latency_seconds_count{method=\"Get\"} 4\n");
 }
 END_TEST
 
 START_TEST(histogram_default_buckets_span_100us_to_10s) {
-  metrics_family *f = metrics_histogram("t_default_seconds", "D.", 0, NULL,
-                                        NULL, 0);
+  metrics_family *f =
+      metrics_histogram("t_default_seconds", "D.", 0, NULL, NULL, 0);
   ck_assert_ptr_nonnull(f);
   ck_assert_uint_gt(metrics_default_nbuckets, 5);
   ck_assert(metrics_default_buckets[0] == 0.0001);
@@ -98,8 +98,10 @@ START_TEST(histogram_default_buckets_span_100us_to_10s) {
   metrics_observe(metrics_child_get(f, NULL), 0.001);
   char *s = metrics_render_family(f);
   ck_assert_ptr_nonnull(s);
-  ck_assert_ptr_nonnull(strstr(s, "t_default_seconds_bucket{le=\"0.0001\"} 0\n"));
-  ck_assert_ptr_nonnull(strstr(s, "t_default_seconds_bucket{le=\"0.001\"} 1\n"));
+  ck_assert_ptr_nonnull(
+      strstr(s, "t_default_seconds_bucket{le=\"0.0001\"} 0\n"));
+  ck_assert_ptr_nonnull(
+      strstr(s, "t_default_seconds_bucket{le=\"0.001\"} 1\n"));
   ck_assert_ptr_nonnull(strstr(s, "t_default_seconds_bucket{le=\"10\"} 1\n"));
   ck_assert_ptr_nonnull(strstr(s, "t_default_seconds_bucket{le=\"+Inf\"} 1\n"));
   ck_assert_ptr_nonnull(strstr(s, "t_default_seconds_sum 0.001\n"));
@@ -110,9 +112,8 @@ END_TEST
 
 START_TEST(label_values_and_help_are_escaped) {
   const char *labels[] = {"path"};
-  metrics_family *f =
-      metrics_counter("t_escaped_total", "Back\\slash and\nnewline \"q\".", 1,
-                      labels);
+  metrics_family *f = metrics_counter(
+      "t_escaped_total", "Back\\slash and\nnewline \"q\".", 1, labels);
   ck_assert_ptr_nonnull(f);
   metrics_inc(metrics_child_get(f, (const char *[]){"a\\b\"c\nd"}));
   assert_family_text(
@@ -234,8 +235,7 @@ START_TEST(concurrent_updates_give_exact_totals) {
   for (int i = 0; i < NT; i++) {
     void *r;
     pthread_join(t[i], &r);
-    if (i == 0)
-      first = r;
+    if (i == 0) first = r;
     ck_assert_ptr_eq(r, first); /* every thread got the same child */
   }
   char *s = metrics_render();
@@ -267,8 +267,7 @@ START_TEST(concurrent_family_and_child_creation_is_safe) {
   pthread_t t[NT];
   for (int i = 0; i < NT; i++)
     ck_assert_int_eq(pthread_create(&t[i], NULL, create_worker, NULL), 0);
-  for (int i = 0; i < NT; i++)
-    pthread_join(t[i], NULL);
+  for (int i = 0; i < NT; i++) pthread_join(t[i], NULL);
   metrics_family *f =
       metrics_counter("t_create_race_total", "C.", 1, (const char *[]){"k"});
   for (int i = 0; i < 200; i++) {
@@ -300,8 +299,8 @@ START_TEST(bad_names_and_labels_are_rejected) {
   ck_assert_ptr_null(metrics_counter(
       "t_l7", "x", METRICS_MAX_LABELS + 1,
       (const char *[]){"a", "b", "c", "d", "e", "f", "g", "h"}));
-  ck_assert_ptr_nonnull(metrics_counter(
-      "t_l8", "x", METRICS_MAX_LABELS, (const char *[]){"a", "b", "c", "d"}));
+  ck_assert_ptr_nonnull(metrics_counter("t_l8", "x", METRICS_MAX_LABELS,
+                                        (const char *[]){"a", "b", "c", "d"}));
   ck_assert_ptr_null(
       metrics_histogram("t_h1", "x", 1, (const char *[]){"le"}, NULL, 0));
   ck_assert_ptr_nonnull(
@@ -317,7 +316,8 @@ START_TEST(bad_names_and_labels_are_rejected) {
       metrics_histogram("t_h5", "x", 0, NULL, (const double[]){1, INFINITY}, 2);
   ck_assert_ptr_nonnull(inf);
   char *s = metrics_render_family(inf);
-  ck_assert_ptr_nonnull(strstr(s, "t_h5_bucket{le=\"1\"} 0\nt_h5_bucket{le=\"+Inf\"} 0\nt_h5_sum"));
+  ck_assert_ptr_nonnull(strstr(
+      s, "t_h5_bucket{le=\"1\"} 0\nt_h5_bucket{le=\"+Inf\"} 0\nt_h5_sum"));
   free(s);
   /* Rejected names never appear in the output. */
   s = metrics_render();
@@ -349,8 +349,10 @@ START_TEST(reregistering_returns_same_family_and_clashes_give_null) {
 END_TEST
 
 START_TEST(updates_that_do_not_fit_the_kind_are_ignored) {
-  metrics_child *c = metrics_child_get(metrics_counter("t_k_total", "K.", 0, NULL), NULL);
-  metrics_child *g = metrics_child_get(metrics_gauge("t_k_gauge", "K.", 0, NULL), NULL);
+  metrics_child *c =
+      metrics_child_get(metrics_counter("t_k_total", "K.", 0, NULL), NULL);
+  metrics_child *g =
+      metrics_child_get(metrics_gauge("t_k_gauge", "K.", 0, NULL), NULL);
   metrics_child *h = metrics_child_get(
       metrics_histogram("t_k_seconds", "K.", 0, NULL, NULL, 0), NULL);
   metrics_add(c, -1);
@@ -396,15 +398,20 @@ START_TEST(output_order_is_sorted_and_stable) {
 END_TEST
 
 START_TEST(values_use_the_shortest_exact_decimal) {
-  metrics_child *g = metrics_child_get(metrics_gauge("t_fmt", "F.", 0, NULL), NULL);
+  metrics_child *g =
+      metrics_child_get(metrics_gauge("t_fmt", "F.", 0, NULL), NULL);
   struct {
     double v;
     const char *want;
   } cases[] = {
-      {0.1, "t_fmt 0.1\n"},         {1e-4, "t_fmt 0.0001\n"},
-      {123456789, "t_fmt 123456789\n"}, {1e21, "t_fmt 1e+21\n"},
-      {INFINITY, "t_fmt +Inf\n"},   {-INFINITY, "t_fmt -Inf\n"},
-      {NAN, "t_fmt NaN\n"},         {1.0 / 3, "t_fmt 0.3333333333333333\n"},
+      {0.1, "t_fmt 0.1\n"},
+      {1e-4, "t_fmt 0.0001\n"},
+      {123456789, "t_fmt 123456789\n"},
+      {1e21, "t_fmt 1e+21\n"},
+      {INFINITY, "t_fmt +Inf\n"},
+      {-INFINITY, "t_fmt -Inf\n"},
+      {NAN, "t_fmt NaN\n"},
+      {1.0 / 3, "t_fmt 0.3333333333333333\n"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     metrics_set(g, cases[i].v);
@@ -420,7 +427,8 @@ START_TEST(process_metrics_report_memory_and_fds) {
   ck_assert_int_eq(metrics_register_process(), ERR_OK);
   ck_assert_int_eq(metrics_register_process(), ERR_OK);
   char *s = metrics_render();
-  ck_assert_ptr_nonnull(strstr(s, "# TYPE process_resident_memory_bytes gauge\n"));
+  ck_assert_ptr_nonnull(
+      strstr(s, "# TYPE process_resident_memory_bytes gauge\n"));
   const char *p = strstr(s, "\nprocess_resident_memory_bytes ");
   ck_assert_ptr_nonnull(p);
   ck_assert(strtod(p + strlen("\nprocess_resident_memory_bytes "), NULL) > 0);
@@ -444,7 +452,8 @@ int main(void) {
   tcase_add_test(tc, histogram_default_buckets_span_100us_to_10s);
   tcase_add_test(tc, label_values_and_help_are_escaped);
   tcase_add_test(tc, children_past_the_limit_share_one_overflow_child);
-  tcase_add_test(tc, overflow_child_is_hidden_until_used_and_null_values_use_it);
+  tcase_add_test(tc,
+                 overflow_child_is_hidden_until_used_and_null_values_use_it);
   tcase_add_test(tc, long_label_values_are_truncated);
   tcase_add_test(tc, concurrent_updates_give_exact_totals);
   tcase_add_test(tc, concurrent_family_and_child_creation_is_safe);

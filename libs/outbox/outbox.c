@@ -58,63 +58,64 @@
 
 /* ------------------------------------------------------------- SQL --- */
 
-#define SQL_RELAY_ON                                                       \
+#define SQL_RELAY_ON                                                           \
   "SELECT set_config('app.outbox_relay', 'on', true), pg_backend_pid()"
-#define SQL_LOCK                                                           \
+#define SQL_LOCK                                                               \
   "SELECT pg_try_advisory_lock(hashtextextended($1, 0)), pg_backend_pid()"
 #define SQL_UNLOCK "SELECT pg_advisory_unlock(hashtextextended($1, 0))"
 
-#define SQL_APPEND                                                         \
-  "INSERT INTO {o} (event_id, topic, type, tenant_id, payload) "           \
+#define SQL_APPEND                                                             \
+  "INSERT INTO {o} (event_id, topic, type, tenant_id, payload) "               \
   "VALUES ($1::uuid, $2, $3, $4::uuid, $5)"
 
 /* Numbers the oldest unsequenced rows after the highest seq so far:
  * row_number() gives 1, 2, 3, ... in id order. */
-#define SQL_SEQUENCE                                                       \
-  "WITH next AS ("                                                         \
-  " SELECT id, (SELECT coalesce(max(seq), 0) FROM {o})"                    \
-  "        + row_number() OVER (ORDER BY id) AS seq"                       \
-  " FROM {o} WHERE seq IS NULL ORDER BY id LIMIT $1)"                      \
+#define SQL_SEQUENCE                                                           \
+  "WITH next AS ("                                                             \
+  " SELECT id, (SELECT coalesce(max(seq), 0) FROM {o})"                        \
+  "        + row_number() OVER (ORDER BY id) AS seq"                           \
+  " FROM {o} WHERE seq IS NULL ORDER BY id LIMIT $1)"                          \
   " UPDATE {o} AS o SET seq = next.seq FROM next WHERE o.id = next.id"
 
 /* Sequenced rows in seq order, at most a count and about a byte budget:
  * a row is returned when the rows before it stay under the budget. The
  * columns are what rows_load reads. */
 #define ROW_SIZE "(octet_length(payload) + " STR(ROW_OVERHEAD) ")"
-#define SQL_ROWS(where, lim, budget)                                       \
-  "SELECT event_id, topic, type, tenant_id, payload, ms, seq, cum FROM ("  \
-  " SELECT event_id::text AS event_id, topic, type,"                       \
-  "        coalesce(tenant_id::text, '') AS tenant_id, payload,"           \
-  "        floor(extract(epoch FROM created_at) * 1000)::bigint AS ms,"    \
-  "        seq, " ROW_SIZE " AS sz,"                                       \
-  "        sum" ROW_SIZE " OVER (ORDER BY seq) AS cum"                     \
-  " FROM {o} WHERE " where " ORDER BY seq LIMIT " lim ") r"                \
+#define SQL_ROWS(where, lim, budget)                                           \
+  "SELECT event_id, topic, type, tenant_id, payload, ms, seq, cum FROM ("      \
+  " SELECT event_id::text AS event_id, topic, type,"                           \
+  "        coalesce(tenant_id::text, '') AS tenant_id, payload,"               \
+  "        floor(extract(epoch FROM created_at) * 1000)::bigint AS ms,"        \
+  "        seq, " ROW_SIZE " AS sz,"                                           \
+  "        sum" ROW_SIZE " OVER (ORDER BY seq) AS cum"                         \
+  " FROM {o} WHERE " where " ORDER BY seq LIMIT " lim ") r"                    \
   " WHERE cum - sz < " budget " ORDER BY seq"
 
-#define SQL_UNPUBLISHED                                                    \
+#define SQL_UNPUBLISHED                                                        \
   SQL_ROWS("seq IS NOT NULL AND published_at IS NULL", "$1", "$2")
 #define SQL_REPLAY SQL_ROWS("seq > $1", "$2", "$3")
 
-#define SQL_MARK                                                           \
-  "UPDATE {o} SET published_at = now() WHERE seq IS NOT NULL"              \
+#define SQL_MARK                                                               \
+  "UPDATE {o} SET published_at = now() WHERE seq IS NOT NULL"                  \
   " AND published_at IS NULL AND seq <= $1"
 
-#define SQL_GAUGES                                                         \
-  "SELECT (SELECT count(*) FROM {o} WHERE seq IS NULL)"                    \
-  " + (SELECT count(*) FROM {o} WHERE seq IS NOT NULL"                     \
-  "    AND published_at IS NULL),"                                         \
+#define SQL_GAUGES                                                             \
+  "SELECT (SELECT count(*) FROM {o} WHERE seq IS NULL)"                        \
+  " + (SELECT count(*) FROM {o} WHERE seq IS NOT NULL"                         \
+  "    AND published_at IS NULL),"                                             \
   " (SELECT coalesce(max(seq), 0) FROM {o})"
 
 #define SQL_LAST "SELECT coalesce(max(seq), 0) FROM {o}"
-#define SQL_BOUNDS "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM {o}"
+#define SQL_BOUNDS                                                             \
+  "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM {o}"
 
 /* Deletes below the first row that must stay (unpublished, or younger
  * than keep_ms), found along the seq index, and below max(seq) anyway. */
-#define SQL_PRUNE                                                          \
-  "DELETE FROM {o} WHERE seq < coalesce("                                  \
-  " (SELECT seq FROM {o} WHERE seq IS NOT NULL AND (published_at IS NULL"  \
-  "  OR created_at >= now() - make_interval(secs => $1::bigint / 1000.0))" \
-  "  ORDER BY seq LIMIT 1),"                                               \
+#define SQL_PRUNE                                                              \
+  "DELETE FROM {o} WHERE seq < coalesce("                                      \
+  " (SELECT seq FROM {o} WHERE seq IS NOT NULL AND (published_at IS NULL"      \
+  "  OR created_at >= now() - make_interval(secs => $1::bigint / 1000.0))"     \
+  "  ORDER BY seq LIMIT 1),"                                                   \
   " (SELECT max(seq) FROM {o}))"
 
 /* ------------------------------------------------------------ state --- */
@@ -131,8 +132,8 @@ struct outbox {
   size_t batch;
 
   char q_sequence[SQL_MAX], q_unpublished[SQL_MAX], q_mark[SQL_MAX],
-      q_gauges[SQL_MAX], q_last[SQL_MAX], q_bounds[SQL_MAX],
-      q_replay[SQL_MAX], q_prune[SQL_MAX];
+      q_gauges[SQL_MAX], q_last[SQL_MAX], q_bounds[SQL_MAX], q_replay[SQL_MAX],
+      q_prune[SQL_MAX];
 
   metrics_child *m_published, *m_errors, *m_pending, *m_last, *m_pruned;
 
@@ -147,39 +148,33 @@ struct outbox {
 /* ------------------------------------------------------- pure parts --- */
 
 bool outbox_schema_ok(const char *s) {
-  if (s == NULL)
-    return false;
+  if (s == NULL) return false;
   size_t n = strnlen(s, OUTBOX_SCHEMA_MAX + 1);
-  if (n == 0 || n > OUTBOX_SCHEMA_MAX)
-    return false;
+  if (n == 0 || n > OUTBOX_SCHEMA_MAX) return false;
   for (size_t i = 0; i < n; i++) {
     char ch = s[i];
     bool ok = (ch >= 'a' && ch <= 'z') || ch == '_' ||
               (i > 0 && ch >= '0' && ch <= '9');
-    if (!ok)
-      return false;
+    if (!ok) return false;
   }
   return true;
 }
 
 bool outbox_source_ok(const char *s) {
-  if (s == NULL)
-    return false;
+  if (s == NULL) return false;
   size_t n = strnlen(s, OUTBOX_SOURCE_MAX + 1);
-  if (n == 0 || n > OUTBOX_SOURCE_MAX)
-    return false;
+  if (n == 0 || n > OUTBOX_SOURCE_MAX) return false;
   for (size_t i = 0; i < n; i++) {
     char ch = s[i];
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-          ch == '_' || ch == '.' || ch == '-'))
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+          ch == '.' || ch == '-'))
       return false;
   }
   return true;
 }
 
 static bool text_ok(const char *s, size_t max) {
-  if (s == NULL)
-    return false;
+  if (s == NULL) return false;
   size_t n = strnlen(s, max + 1);
   return n >= 1 && n <= max && str_is_printable(s, n);
 }
@@ -191,10 +186,8 @@ int outbox_event_check(const outbox_event *ev) {
   if (ev->tenant_id != NULL && ev->tenant_id[0] != '\0' &&
       !uuid_is_valid(ev->tenant_id))
     return ERR_INVAL;
-  if (ev->len > 0 && ev->payload == NULL)
-    return ERR_INVAL;
-  if (ev->len > OUTBOX_PAYLOAD_MAX)
-    return ERR_TOOBIG;
+  if (ev->len > 0 && ev->payload == NULL) return ERR_INVAL;
+  if (ev->len > OUTBOX_PAYLOAD_MAX) return ERR_TOOBIG;
   return ERR_OK;
 }
 
@@ -203,8 +196,7 @@ int outbox_sql(const char *tmpl, const char *schema, char *out, size_t cap) {
     return ERR_INVAL;
   char table[OUTBOX_SCHEMA_MAX + 16];
   int tl = snprintf(table, sizeof table, "\"%s\".outbox", schema);
-  if (tl < 0 || (size_t)tl >= sizeof table)
-    return ERR_INVAL;
+  if (tl < 0 || (size_t)tl >= sizeof table) return ERR_INVAL;
   size_t o = 0;
   for (const char *p = tmpl; *p != '\0';) {
     const char *piece = p;
@@ -216,8 +208,7 @@ int outbox_sql(const char *tmpl, const char *schema, char *out, size_t cap) {
     } else {
       p++;
     }
-    if (o + len >= cap)
-      return ERR_TOOBIG;
+    if (o + len >= cap) return ERR_TOOBIG;
     memcpy(out + o, piece, len);
     o += len;
   }
@@ -230,17 +221,13 @@ int outbox_sql(const char *tmpl, const char *schema, char *out, size_t cap) {
 int outbox_append(db_conn *c, const char *schema, const outbox_event *ev) {
   /* Every check happens before the INSERT: a failed statement would
    * abort the caller's whole transaction. */
-  if (c == NULL || !outbox_schema_ok(schema))
-    return ERR_INVAL;
+  if (c == NULL || !outbox_schema_ok(schema)) return ERR_INVAL;
   int rc = outbox_event_check(ev);
-  if (rc != ERR_OK)
-    return rc;
-  if (!db_in_tx(c))
-    return ERR_INVAL;
+  if (rc != ERR_OK) return rc;
+  if (!db_in_tx(c)) return ERR_INVAL;
   char sql[256];
   rc = outbox_sql(SQL_APPEND, schema, sql, sizeof sql);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   char eid[UUID_STR_LEN + 1];
   uuid_v7_str(eid);
   const char *tenant =
@@ -265,8 +252,7 @@ typedef struct rows {
 } rows;
 
 static void rows_free(rows *b) {
-  for (size_t i = 0; i < b->n; i++)
-    free(b->ev[i].payload.data);
+  for (size_t i = 0; i < b->n; i++) free(b->ev[i].payload.data);
   free(b->ev);
   db_result_free(b->r);
   memset(b, 0, sizeof *b);
@@ -277,8 +263,7 @@ static int rows_load(const outbox *ob, db_result *r, rows *b) {
   memset(b, 0, sizeof *b);
   b->r = r;
   int nrows = db_nrows(r);
-  if (nrows <= 0)
-    return ERR_OK;
+  if (nrows <= 0) return ERR_OK;
   b->ev = calloc((size_t)nrows, sizeof *b->ev);
   if (b->ev == NULL) {
     rows_free(b);
@@ -295,14 +280,11 @@ static int rows_load(const outbox *ob, db_result *r, rows *b) {
     e->source = (char *)ob->source;
     int64_t seq = 0;
     int rc = db_get_bytes(r, i, 4, &e->payload.data, &e->payload.len);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, i, 5, &e->time_unix_ms);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, i, 6, &seq);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, i, 7, &b->cum_last);
-    if (rc == ERR_OK && (e->id == NULL || e->topic == NULL ||
-                         e->type == NULL || e->tenant_id == NULL || seq <= 0))
+    if (rc == ERR_OK) rc = db_get_int64(r, i, 5, &e->time_unix_ms);
+    if (rc == ERR_OK) rc = db_get_int64(r, i, 6, &seq);
+    if (rc == ERR_OK) rc = db_get_int64(r, i, 7, &b->cum_last);
+    if (rc == ERR_OK && (e->id == NULL || e->topic == NULL || e->type == NULL ||
+                         e->tenant_id == NULL || seq <= 0))
       rc = ERR_INTERNAL;
     if (rc != ERR_OK) {
       rows_free(b);
@@ -322,28 +304,28 @@ static metrics_child *child(metrics_family *f, const char *source) {
 
 static void metrics_init(outbox *ob) {
   static const char *const labels[1] = {"source"};
-  ob->m_published = child(
-      metrics_counter("outbox_published_total",
-                      "Outbox events handed to the bus.", 1, labels),
-      ob->source);
+  ob->m_published =
+      child(metrics_counter("outbox_published_total",
+                            "Outbox events handed to the bus.", 1, labels),
+            ob->source);
   ob->m_errors = child(
       metrics_counter("outbox_relay_errors_total",
                       "Outbox relay passes that failed (database or publish).",
                       1, labels),
       ob->source);
-  ob->m_pending = child(
-      metrics_gauge("outbox_pending",
-                    "Committed outbox rows not yet published, after the "
-                    "last relay pass.",
-                    1, labels),
-      ob->source);
+  ob->m_pending =
+      child(metrics_gauge("outbox_pending",
+                          "Committed outbox rows not yet published, after the "
+                          "last relay pass.",
+                          1, labels),
+            ob->source);
   ob->m_last = child(metrics_gauge("outbox_last_seq",
                                    "Highest sequence number given.", 1, labels),
                      ob->source);
-  ob->m_pruned = child(metrics_counter("outbox_pruned_total",
-                                       "Published outbox rows deleted.", 1,
-                                       labels),
-                       ob->source);
+  ob->m_pruned =
+      child(metrics_counter("outbox_pruned_total",
+                            "Published outbox rows deleted.", 1, labels),
+            ob->source);
 }
 
 static int build_sql(outbox *ob) {
@@ -358,23 +340,19 @@ static int build_sql(outbox *ob) {
   };
   for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
     int rc = outbox_sql(qs[i].tmpl, ob->schema, qs[i].out, SQL_MAX);
-    if (rc != ERR_OK)
-      return rc == ERR_TOOBIG ? ERR_INTERNAL : rc;
+    if (rc != ERR_OK) return rc == ERR_TOOBIG ? ERR_INTERNAL : rc;
   }
   return ERR_OK;
 }
 
 int outbox_new(db_pool *db, const outbox_options *opts, outbox **out) {
-  if (out == NULL)
-    return ERR_INVAL;
+  if (out == NULL) return ERR_INVAL;
   *out = NULL;
   if (db == NULL || opts == NULL || !outbox_schema_ok(opts->schema) ||
-      !outbox_source_ok(opts->source) || opts->poll_ms < 0 ||
-      opts->keep_ms < 0)
+      !outbox_source_ok(opts->source) || opts->poll_ms < 0 || opts->keep_ms < 0)
     return ERR_INVAL;
   outbox *ob = calloc(1, sizeof *ob);
-  if (ob == NULL)
-    return ERR_NOMEM;
+  if (ob == NULL) return ERR_NOMEM;
   ob->db = db;
   str_copy(ob->schema, opts->schema, sizeof ob->schema);
   str_copy(ob->source, opts->source, sizeof ob->source);
@@ -383,13 +361,12 @@ int outbox_new(db_pool *db, const outbox_options *opts, outbox **out) {
   ob->publish = opts->publish;
   ob->publish_arg = opts->publish_arg;
   ob->poll_ms = opts->poll_ms ? opts->poll_ms : DEFAULT_POLL_MS;
-  ob->linger_ms = opts->linger_ms == 0   ? DEFAULT_LINGER_MS
+  ob->linger_ms = opts->linger_ms == 0  ? DEFAULT_LINGER_MS
                   : opts->linger_ms < 0 ? 0
                                         : opts->linger_ms;
   ob->keep_ms = opts->keep_ms ? opts->keep_ms : DEFAULT_KEEP_MS;
   ob->batch = opts->batch ? opts->batch : DEFAULT_BATCH;
-  if (ob->batch > MAX_BATCH)
-    ob->batch = MAX_BATCH;
+  if (ob->batch > MAX_BATCH) ob->batch = MAX_BATCH;
   atomic_init(&ob->kicked, false);
   atomic_init(&ob->gauges_known, false);
   atomic_init(&ob->stop, false);
@@ -421,8 +398,8 @@ int outbox_new(db_pool *db, const outbox_options *opts, outbox **out) {
 
 /* ------------------------------------------------------- relay pass --- */
 
-static int read_int64(db_conn *c, const char *sql, const db_param *ps,
-                      int nps, int64_t *out) {
+static int read_int64(db_conn *c, const char *sql, const db_param *ps, int nps,
+                      int64_t *out) {
   db_result *r = NULL;
   int rc = db_exec(c, sql, ps, nps, &r);
   if (rc == ERR_OK)
@@ -436,8 +413,7 @@ static int read_int64(db_conn *c, const char *sql, const db_param *ps,
  * (ERR_UNAVAILABLE otherwise). */
 static int relay_begin(db_conn *c, const db_tx_opts *o, int64_t pid) {
   int rc = db_begin_opts(c, o);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   db_result *r = NULL;
   rc = db_exec(c, SQL_RELAY_ON, NULL, 0, &r);
   int64_t now_pid = 0;
@@ -446,8 +422,7 @@ static int relay_begin(db_conn *c, const db_tx_opts *o, int64_t pid) {
   db_result_free(r);
   if (rc == ERR_OK && pid > 0 && now_pid != pid)
     rc = ERR_UNAVAILABLE; /* reconnected: the lock went with the old one */
-  if (rc != ERR_OK)
-    (void)db_rollback(c);
+  if (rc != ERR_OK) (void)db_rollback(c);
   return rc;
 }
 
@@ -460,23 +435,19 @@ static int step_sequence(const outbox *ob, db_conn *c, int64_t pid, rows *b,
   *sequenced = 0;
   db_tx_opts o = {0};
   int rc = relay_begin(c, &o, pid);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   db_param sp[] = {db_int64((int64_t)ob->batch)};
   db_result *r = NULL;
   rc = db_exec(c, ob->q_sequence, sp, DB_NPARAMS(sp), &r);
-  if (rc == ERR_OK)
-    *sequenced = (size_t)db_affected(r);
+  if (rc == ERR_OK) *sequenced = (size_t)db_affected(r);
   db_result_free(r);
   r = NULL;
   if (rc == ERR_OK) {
     db_param fp[] = {db_int64((int64_t)ob->batch), db_int64(FETCH_BYTES)};
     rc = db_exec(c, ob->q_unpublished, fp, DB_NPARAMS(fp), &r);
   }
-  if (rc == ERR_OK)
-    rc = rows_load(ob, r, b);
-  if (rc == ERR_OK)
-    rc = db_commit(c);
+  if (rc == ERR_OK) rc = rows_load(ob, r, b);
+  if (rc == ERR_OK) rc = db_commit(c);
   if (rc != ERR_OK) {
     (void)db_rollback(c);
     rows_free(b);
@@ -487,25 +458,20 @@ static int step_sequence(const outbox *ob, db_conn *c, int64_t pid, rows *b,
 
 /* Step 3: everything up to upto went out (published in seq order, and no
  * other relay runs while the lock is held). */
-static int step_mark(const outbox *ob, db_conn *c, int64_t pid,
-                     uint64_t upto) {
+static int step_mark(const outbox *ob, db_conn *c, int64_t pid, uint64_t upto) {
   db_tx_opts o = {0};
   int rc = relay_begin(c, &o, pid);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   db_param ps[] = {db_int64((int64_t)upto)};
   rc = db_exec(c, ob->q_mark, ps, DB_NPARAMS(ps), NULL);
-  if (rc == ERR_OK)
-    rc = db_commit(c);
-  if (rc != ERR_OK)
-    (void)db_rollback(c);
+  if (rc == ERR_OK) rc = db_commit(c);
+  if (rc != ERR_OK) (void)db_rollback(c);
   return rc;
 }
 
 static void update_gauges(const outbox *ob, db_conn *c, int64_t pid) {
   db_tx_opts o = {.read_only = true};
-  if (relay_begin(c, &o, pid) != ERR_OK)
-    return;
+  if (relay_begin(c, &o, pid) != ERR_OK) return;
   db_result *r = NULL;
   int64_t pending = 0, last = 0;
   int rc = db_exec(c, ob->q_gauges, NULL, 0, &r);
@@ -533,13 +499,11 @@ static int relay_loop(outbox *ob, db_conn *c, int64_t pid, size_t *total,
     rows b;
     size_t sequenced = 0;
     int rc = step_sequence(ob, c, pid, &b, &sequenced);
-    if (rc != ERR_OK)
-      return rc;
+    if (rc != ERR_OK) return rc;
     size_t sent = 0;
     int prc = ERR_OK;
     for (; sent < b.n; sent++) {
-      if (ob->publish == NULL)
-        continue;
+      if (ob->publish == NULL) continue;
       prc = ob->publish(ob->publish_arg, &b.ev[sent]);
       if (prc != ERR_OK) {
         log_publish_failure(ob, b.ev[sent].seq, prc);
@@ -548,8 +512,7 @@ static int relay_loop(outbox *ob, db_conn *c, int64_t pid, size_t *total,
     }
     if (sent > 0) {
       rc = step_mark(ob, c, pid, b.ev[sent - 1].seq);
-      if (b.ev[sent - 1].seq > *max_seq)
-        *max_seq = b.ev[sent - 1].seq;
+      if (b.ev[sent - 1].seq > *max_seq) *max_seq = b.ev[sent - 1].seq;
     }
     /* More may be waiting when a step hit its row or byte bound. */
     bool more = sequenced == ob->batch || b.n == ob->batch ||
@@ -558,10 +521,8 @@ static int relay_loop(outbox *ob, db_conn *c, int64_t pid, size_t *total,
     *total += sent;
     if (rc != ERR_OK)
       return rc; /* the sent rows go out again: duplicates, not losses */
-    if (prc != ERR_OK)
-      return prc;
-    if (!more || atomic_load(&ob->stop))
-      return ERR_OK;
+    if (prc != ERR_OK) return prc;
+    if (!more || atomic_load(&ob->stop)) return ERR_OK;
   }
 }
 
@@ -581,10 +542,8 @@ static void unlock(const outbox *ob, db_conn *c) {
 }
 
 int outbox_relay_once(outbox *ob, size_t *published) {
-  if (published != NULL)
-    *published = 0;
-  if (ob == NULL)
-    return ERR_INVAL;
+  if (published != NULL) *published = 0;
+  if (ob == NULL) return ERR_INVAL;
   db_conn *c = NULL;
   int rc = db_acquire(ob->db, &c);
   if (rc != ERR_OK) {
@@ -598,12 +557,10 @@ int outbox_relay_once(outbox *ob, size_t *published) {
   rc = db_exec(c, SQL_LOCK, ps, DB_NPARAMS(ps), &r);
   if (rc == ERR_OK)
     rc = db_nrows(r) == 1 ? db_get_bool(r, 0, 0, &locked) : ERR_INTERNAL;
-  if (rc == ERR_OK)
-    rc = db_get_int64(r, 0, 1, &pid);
+  if (rc == ERR_OK) rc = db_get_int64(r, 0, 1, &pid);
   db_result_free(r);
   if (rc != ERR_OK) {
-    if (locked)
-      unlock(ob, c);
+    if (locked) unlock(ob, c);
     db_release(c);
     metrics_inc(ob->m_errors);
     return rc;
@@ -621,20 +578,16 @@ int outbox_relay_once(outbox *ob, size_t *published) {
    * load a pass runs every few milliseconds. */
   if (rc == ERR_OK && atomic_load(&ob->gauges_known)) {
     metrics_set(ob->m_pending, 0);
-    if (max_seq > 0)
-      metrics_set(ob->m_last, (double)max_seq);
+    if (max_seq > 0) metrics_set(ob->m_last, (double)max_seq);
   } else {
     update_gauges(ob, c, pid);
-    if (rc == ERR_OK)
-      atomic_store(&ob->gauges_known, true);
+    if (rc == ERR_OK) atomic_store(&ob->gauges_known, true);
   }
   unlock(ob, c);
   db_release(c);
   metrics_add(ob->m_published, (double)total);
-  if (rc != ERR_OK)
-    metrics_inc(ob->m_errors);
-  if (published != NULL)
-    *published = total;
+  if (rc != ERR_OK) metrics_inc(ob->m_errors);
+  if (published != NULL) *published = total;
   return rc;
 }
 
@@ -652,22 +605,17 @@ static int scalar_fn(db_conn *c, void *ud) {
   scalar_args *a = ud;
   db_result *r = NULL;
   int rc = db_exec(c, SQL_RELAY_ON, NULL, 0, NULL);
-  if (rc != ERR_OK)
-    return rc;
-  if (!a->affected)
-    return read_int64(c, a->sql, a->ps, a->nps, &a->value);
+  if (rc != ERR_OK) return rc;
+  if (!a->affected) return read_int64(c, a->sql, a->ps, a->nps, &a->value);
   rc = db_exec(c, a->sql, a->ps, a->nps, &r);
-  if (rc == ERR_OK)
-    a->value = db_affected(r);
+  if (rc == ERR_OK) a->value = db_affected(r);
   db_result_free(r);
   return rc;
 }
 
 int outbox_last_seq(outbox *ob, uint64_t *out) {
-  if (out != NULL)
-    *out = 0;
-  if (ob == NULL || out == NULL)
-    return ERR_INVAL;
+  if (out != NULL) *out = 0;
+  if (ob == NULL || out == NULL) return ERR_INVAL;
   scalar_args a = {.sql = ob->q_last};
   db_tx_opts o = {.read_only = true};
   int rc = db_with_tx(ob->db, &o, DB_TX_RETRIES, scalar_fn, &a);
@@ -679,17 +627,14 @@ int outbox_last_seq(outbox *ob, uint64_t *out) {
 }
 
 int outbox_prune(outbox *ob, int64_t keep_ms, size_t *deleted) {
-  if (deleted != NULL)
-    *deleted = 0;
-  if (ob == NULL || keep_ms < 0)
-    return ERR_INVAL;
+  if (deleted != NULL) *deleted = 0;
+  if (ob == NULL || keep_ms < 0) return ERR_INVAL;
   db_param ps[] = {db_int64(keep_ms)};
   scalar_args a = {.sql = ob->q_prune, .ps = ps, .nps = 1, .affected = true};
   int rc = db_with_tx(ob->db, NULL, DB_TX_RETRIES, scalar_fn, &a);
   if (rc == ERR_OK) {
     metrics_add(ob->m_pruned, (double)a.value);
-    if (deleted != NULL)
-      *deleted = (size_t)a.value;
+    if (deleted != NULL) *deleted = (size_t)a.value;
   }
   return rc;
 }
@@ -706,8 +651,7 @@ static void wait_ms(outbox *ob, int64_t ms) {
     ts.tv_nsec -= 1000000000L;
   }
   while (!atomic_load(&ob->kicked) && !atomic_load(&ob->stop))
-    if (pthread_cond_timedwait(&ob->cv, &ob->mu, &ts) != 0)
-      break;
+    if (pthread_cond_timedwait(&ob->cv, &ob->mu, &ts) != 0) break;
 }
 
 /* Waits ms unless stopped (kicks do not end it). Called with mu held. */
@@ -720,8 +664,7 @@ static void linger(outbox *ob, int64_t ms) {
     ts.tv_nsec -= 1000000000L;
   }
   while (!atomic_load(&ob->stop))
-    if (pthread_cond_timedwait(&ob->cv, &ob->mu, &ts) != 0)
-      break;
+    if (pthread_cond_timedwait(&ob->cv, &ob->mu, &ts) != 0) break;
 }
 
 static void *relay_main(void *arg) {
@@ -743,8 +686,8 @@ static void *relay_main(void *arg) {
        * committed: look again soon rather than a whole poll later. */
       next = ob->poll_ms < CONFLICT_RETRY_MS ? ob->poll_ms : CONFLICT_RETRY_MS;
     } else if (rc != ERR_OK && !failing) {
-      log_warn("outbox relay failed; retrying", "source", ob->source,
-               "error", err_str(rc));
+      log_warn("outbox relay failed; retrying", "source", ob->source, "error",
+               err_str(rc));
       failing = true;
     } else if (rc == ERR_OK && failing) {
       log_info("outbox relay recovered", "source", ob->source);
@@ -760,8 +703,7 @@ static void *relay_main(void *arg) {
                  err_str(prc));
     }
     pthread_mutex_lock(&ob->mu);
-    if (atomic_load(&ob->kicked) || atomic_load(&ob->stop))
-      continue;
+    if (atomic_load(&ob->kicked) || atomic_load(&ob->stop)) continue;
     wait_ms(ob, next);
   }
   pthread_mutex_unlock(&ob->mu);
@@ -769,8 +711,7 @@ static void *relay_main(void *arg) {
 }
 
 int outbox_start(outbox *ob) {
-  if (ob == NULL || ob->started)
-    return ERR_INVAL;
+  if (ob == NULL || ob->started) return ERR_INVAL;
   if (pthread_create(&ob->thread, NULL, relay_main, ob) != 0)
     return ERR_INTERNAL;
   ob->started = true;
@@ -786,8 +727,7 @@ void outbox_kick(outbox *ob) {
 }
 
 void outbox_free(outbox *ob) {
-  if (ob == NULL)
-    return;
+  if (ob == NULL) return;
   if (ob->started) {
     pthread_mutex_lock(&ob->mu);
     atomic_store(&ob->stop, true);
@@ -816,29 +756,23 @@ static int replay_fn(db_conn *c, void *ud) {
   a->last = 0;
   int rc = db_exec(c, SQL_RELAY_ON, NULL, 0, NULL);
   db_result *r = NULL;
-  if (rc == ERR_OK)
-    rc = db_exec(c, a->ob->q_bounds, NULL, 0, &r);
+  if (rc == ERR_OK) rc = db_exec(c, a->ob->q_bounds, NULL, 0, &r);
   int64_t lo = 0, hi = 0;
   if (rc == ERR_OK)
     rc = db_nrows(r) == 1 ? db_get_int64(r, 0, 0, &lo) : ERR_INTERNAL;
-  if (rc == ERR_OK)
-    rc = db_get_int64(r, 0, 1, &hi);
+  if (rc == ERR_OK) rc = db_get_int64(r, 0, 1, &hi);
   db_result_free(r);
   r = NULL;
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   a->last = (uint64_t)hi;
-  if ((uint64_t)hi <= a->after)
-    return ERR_OK;
+  if ((uint64_t)hi <= a->after) return ERR_OK;
   /* The rows left are a contiguous seq range [lo, hi] (outbox_prune
    * deletes prefixes): a gap before lo is gone for good. */
-  if (a->after + 1 < (uint64_t)lo)
-    return ERR_NOTFOUND;
+  if (a->after + 1 < (uint64_t)lo) return ERR_NOTFOUND;
   db_param ps[] = {db_int64((int64_t)a->after), db_int64(a->limit),
                    db_int64(FETCH_BYTES)};
   rc = db_exec(c, a->ob->q_replay, ps, DB_NPARAMS(ps), &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   return rows_load(a->ob, r, &a->b);
 }
 
@@ -851,8 +785,7 @@ static void replay(void *arg, const rpc_call *call, rpc_reply *reply) {
     return;
   }
   uint32_t limit = req->limit == 0 ? OUTBOX_REPLAY_DEFAULT : req->limit;
-  if (limit > OUTBOX_REPLAY_MAX)
-    limit = OUTBOX_REPLAY_MAX;
+  if (limit > OUTBOX_REPLAY_MAX) limit = OUTBOX_REPLAY_MAX;
   replay_args a = {.ob = ob, .after = req->after_seq, .limit = limit};
   rpc__v1__replay_request__free_unpacked(req, NULL);
   if (a.after > (uint64_t)INT64_MAX)
@@ -860,12 +793,11 @@ static void replay(void *arg, const rpc_call *call, rpc_reply *reply) {
 
   int64_t left = rpc_call_time_left_ms(call);
   db_tx_opts o = {.isolation = DB_REPEATABLE_READ, .read_only = true};
-  o.statement_timeout_ms =
-      left < 100 ? 100 : left > 30000 ? 30000 : (int)left;
+  o.statement_timeout_ms = left < 100 ? 100 : left > 30000 ? 30000 : (int)left;
   int rc = db_with_tx(ob->db, &o, DB_TX_RETRIES, replay_fn, &a);
   if (rc == ERR_NOTFOUND) {
-    rpc_reply_status(reply, RPC_NOT_FOUND, "events after %" PRIu64
-                     " were pruned", a.after);
+    rpc_reply_status(reply, RPC_NOT_FOUND,
+                     "events after %" PRIu64 " were pruned", a.after);
     goto out;
   }
   if (rc != ERR_OK) {
@@ -881,8 +813,7 @@ static void replay(void *arg, const rpc_call *call, rpc_reply *reply) {
       rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
       goto out;
     }
-    for (size_t i = 0; i < a.b.n; i++)
-      ptrs[i] = &a.b.ev[i];
+    for (size_t i = 0; i < a.b.n; i++) ptrs[i] = &a.b.ev[i];
   }
   Rpc__V1__ReplayResponse resp = RPC__V1__REPLAY_RESPONSE__INIT;
   resp.n_events = a.b.n;
@@ -896,7 +827,6 @@ out:
 }
 
 int outbox_register_replay(outbox *ob, struct rpc_server *srv) {
-  if (ob == NULL || srv == NULL)
-    return ERR_INVAL;
+  if (ob == NULL || srv == NULL) return ERR_INVAL;
   return rpc_server_register(srv, ob->method, replay, ob);
 }

@@ -96,24 +96,24 @@
 
 struct rpc_server;
 
-#define OUTBOX_REPLAY_MAX 1000    /* events in one Replay answer */
-#define OUTBOX_REPLAY_DEFAULT 256 /* when the request's limit is 0 */
-#define OUTBOX_TOPIC_MAX 200      /* bytes of a topic */
-#define OUTBOX_TYPE_MAX 64        /* bytes of an event type */
+#define OUTBOX_REPLAY_MAX 1000            /* events in one Replay answer */
+#define OUTBOX_REPLAY_DEFAULT 256         /* when the request's limit is 0 */
+#define OUTBOX_TOPIC_MAX 200              /* bytes of a topic */
+#define OUTBOX_TYPE_MAX 64                /* bytes of an event type */
 #define OUTBOX_PAYLOAD_MAX (256u * 1024u) /* bytes of a payload */
 
 /* One event to append. Strings are borrowed; payload[0..len) too. */
 typedef struct outbox_event {
-  const char *topic;      /* required, 1..OUTBOX_TOPIC_MAX printable
-                             ASCII bytes */
-  const char *type;       /* required, 1..OUTBOX_TYPE_MAX printable ASCII
-                             bytes */
-  const char *tenant_id;  /* UUID text, or NULL (or "") */
-  const void *payload;    /* may be NULL when len is 0 */
-  size_t len;             /* at most OUTBOX_PAYLOAD_MAX */
+  const char *topic;     /* required, 1..OUTBOX_TOPIC_MAX printable
+                            ASCII bytes */
+  const char *type;      /* required, 1..OUTBOX_TYPE_MAX printable ASCII
+                            bytes */
+  const char *tenant_id; /* UUID text, or NULL (or "") */
+  const void *payload;   /* may be NULL when len is 0 */
+  size_t len;            /* at most OUTBOX_PAYLOAD_MAX */
   /* The event id (UUIDv7 text) the row got; filled by outbox_append.
    * May be NULL when the caller does not need it. */
-  char *event_id_out;     /* at least 37 bytes */
+  char *event_id_out; /* at least 37 bytes */
 } outbox_event;
 
 /* Inserts ev into <schema>.outbox on c, inside the caller's open
@@ -134,16 +134,16 @@ int outbox_append(db_conn *c, const char *schema,
 typedef int (*outbox_publish_fn)(void *arg, const Rpc__V1__Event *ev);
 
 typedef struct outbox_options {
-  const char *schema;  /* required: the service's schema ("orders") */
-  const char *source;  /* required: the bus source ("orders"); also names
-                          the Replay method "<source>.v1.Events/Replay" */
+  const char *schema;        /* required: the service's schema ("orders") */
+  const char *source;        /* required: the bus source ("orders"); also names
+                                the Replay method "<source>.v1.Events/Replay" */
   outbox_publish_fn publish; /* NULL: rows are sequenced and marked
                                 published without a bus (Replay only) */
   void *publish_arg;
-  int64_t poll_ms;     /* 0 -> 1000 */
-  size_t batch;        /* rows per pass step; 0 -> 256, at most 10000 */
-  int64_t keep_ms;     /* published rows older than this are pruned by
-                          the relay thread; 0 -> 7 days */
+  int64_t poll_ms; /* 0 -> 1000 */
+  size_t batch;    /* rows per pass step; 0 -> 256, at most 10000 */
+  int64_t keep_ms; /* published rows older than this are pruned by
+                      the relay thread; 0 -> 7 days */
   /* After a kick, the relay waits this long before its pass so that the
    * commits of concurrent requests share one pass (a pass costs a few
    * round trips whether it carries one event or a hundred). Events reach

@@ -58,9 +58,11 @@ START_TEST(source_names_fit_the_bus_and_method_names) {
 END_TEST
 
 START_TEST(events_are_checked_before_the_insert) {
-  outbox_event ev = {.topic = "orders.t", .type = "OrderCreated",
+  outbox_event ev = {.topic = "orders.t",
+                     .type = "OrderCreated",
                      .tenant_id = "0190f0a2-1c4b-7cde-8f00-00000000000a",
-                     .payload = "x", .len = 1};
+                     .payload = "x",
+                     .len = 1};
   ck_assert_int_eq(outbox_event_check(&ev), ERR_OK);
   ck_assert_int_eq(outbox_event_check(NULL), ERR_INVAL);
 
@@ -186,9 +188,9 @@ START_TEST(replay_is_registered_under_the_sources_method) {
   rpc_server *srv = NULL;
   ck_assert_int_eq(rpc_server_new(NULL, &srv), ERR_OK);
   ck_assert_int_eq(outbox_register_replay(ob, srv), ERR_OK);
-  ck_assert_int_eq(rpc_server_register(srv, "orders.v1.Events/Replay", noop,
-                                       NULL),
-                   ERR_EXISTS);
+  ck_assert_int_eq(
+      rpc_server_register(srv, "orders.v1.Events/Replay", noop, NULL),
+      ERR_EXISTS);
   ck_assert_int_eq(outbox_register_replay(ob, srv), ERR_EXISTS);
   rpc_server_close(srv);
   outbox_free(ob);
@@ -198,8 +200,7 @@ END_TEST
 
 START_TEST(unreachable_database_fails_and_the_thread_stops_promptly) {
   db_pool *p = unreachable_pool();
-  outbox_options o = {.schema = "orders", .source = "orders",
-                      .poll_ms = 60000};
+  outbox_options o = {.schema = "orders", .source = "orders", .poll_ms = 60000};
   outbox *ob = NULL;
   ck_assert_int_eq(outbox_new(p, &o, &ob), ERR_OK);
   size_t n = 99;
@@ -214,8 +215,7 @@ START_TEST(unreachable_database_fails_and_the_thread_stops_promptly) {
 
   ck_assert_int_eq(outbox_start(ob), ERR_OK);
   ck_assert_int_eq(outbox_start(ob), ERR_INVAL);
-  for (int i = 0; i < 100; i++)
-    outbox_kick(ob);
+  for (int i = 0; i < 100; i++) outbox_kick(ob);
   int64_t t0 = time_mono_ms();
   outbox_free(ob); /* must not sit out the 60 s poll */
   ck_assert_int_lt(time_mono_ms() - t0, 10000);

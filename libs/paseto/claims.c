@@ -251,8 +251,7 @@ int paseto_footer_kid(const char *footer, size_t len,
   if (!v) {
     rc = ERR_NOTFOUND;
   } else if (json_is_string(v) &&
-             paseto_pid_is_valid(json_string_value(v),
-                                 json_string_length(v))) {
+             paseto_pid_is_valid(json_string_value(v), json_string_length(v))) {
     memcpy(kid, json_string_value(v), PASETO_PID_LEN);
     kid[PASETO_PID_LEN] = '\0';
     rc = ERR_OK;
@@ -274,6 +273,7 @@ int paseto_token_kid(const char *token, size_t token_len,
   if (n == 0) return fail(why, "token has no footer", ERR_NOTFOUND);
   rc = paseto_footer_kid(footer, n, kid);
   if (rc == ERR_NOTFOUND) return fail(why, "footer has no kid", rc);
-  if (rc != ERR_OK) return fail(why, "footer is not a {\"kid\":\"k4.pid...\"}", rc);
+  if (rc != ERR_OK)
+    return fail(why, "footer is not a {\"kid\":\"k4.pid...\"}", rc);
   return ERR_OK;
 }

@@ -29,8 +29,8 @@
 
 #define PASETO_CLAIM_STR_MAX 128 /* bytes of iss, sub, aud, tid, role, jti */
 #define PASETO_CLAIMS_MAX_KEYS 32
-#define PASETO_CLAIMS_MAX_DEPTH 4  /* the object itself is depth 1 */
-#define PASETO_KID_FOOTER_MAX 256  /* bytes of a footer read for its kid */
+#define PASETO_CLAIMS_MAX_DEPTH 4 /* the object itself is depth 1 */
+#define PASETO_KID_FOOTER_MAX 256 /* bytes of a footer read for its kid */
 #define PASETO_KID_FOOTER_MAX_KEYS 8
 
 /* Claims of an access token. Empty strings and has_* = false mean

@@ -41,12 +41,11 @@ START_TEST(claims_serialise_to_exact_compact_json) {
   size_t len = 0;
   c.iat_ms = T0 + 999; /* sub-second part is dropped */
   ck_assert_int_eq(paseto_claims_to_json(&c, &json, &len), ERR_OK);
-  ck_assert_str_eq(json,
-                   "{\"iss\":\"auth\",\"sub\":\"0190f0a2-1c4b-7cde-8f00-"
-                   "123456789abc\",\"tid\":\"t-42\",\"role\":\"staff\","
-                   "\"jti\":\"j-1\",\"iat\":\"2026-11-22T10:00:00Z\","
-                   "\"nbf\":\"2026-11-22T10:00:00Z\","
-                   "\"exp\":\"2026-11-22T10:15:00Z\"}");
+  ck_assert_str_eq(json, "{\"iss\":\"auth\",\"sub\":\"0190f0a2-1c4b-7cde-8f00-"
+                         "123456789abc\",\"tid\":\"t-42\",\"role\":\"staff\","
+                         "\"jti\":\"j-1\",\"iat\":\"2026-11-22T10:00:00Z\","
+                         "\"nbf\":\"2026-11-22T10:00:00Z\","
+                         "\"exp\":\"2026-11-22T10:15:00Z\"}");
   ck_assert_uint_eq(len, strlen(json));
   free(json);
 
@@ -93,11 +92,10 @@ START_TEST(claims_round_trip) {
   free(json);
 
   /* The official vector payload (offset "+00:00", extra claim "data"). */
-  ck_assert_int_eq(
-      parse("{\"data\":\"this is a signed message\","
-            "\"exp\":\"2022-01-01T00:00:00+00:00\"}",
-            &back, &why),
-      ERR_OK);
+  ck_assert_int_eq(parse("{\"data\":\"this is a signed message\","
+                         "\"exp\":\"2022-01-01T00:00:00+00:00\"}",
+                         &back, &why),
+                   ERR_OK);
   ck_assert(back.has_exp && !back.has_iat && !back.has_nbf);
   ck_assert_int_eq(back.exp_ms, 1640995200000LL);
   ck_assert_str_eq(back.sub, "");
@@ -144,8 +142,7 @@ START_TEST(malformed_claims_are_rejected_with_reason) {
     const char *why = NULL;
     ck_assert_msg(parse(cases[i].json, &c, &why) == ERR_INVAL, "%s accepted",
                   cases[i].json);
-    ck_assert_msg(strcmp(why, cases[i].why) == 0, "%s: %s", cases[i].json,
-                  why);
+    ck_assert_msg(strcmp(why, cases[i].why) == 0, "%s: %s", cases[i].json, why);
   }
   /* Nesting within the bound is fine for extra claims. */
   paseto_claims c;
@@ -230,8 +227,7 @@ START_TEST(time_claims_checked_with_leeway) {
   /* Issued in the future. */
   c = sample();
   c.iat_ms = T0 + 2 * MIN;
-  ck_assert_int_eq(paseto_claims_check_time(&c, T0, MIN, req, &why),
-                   ERR_INVAL);
+  ck_assert_int_eq(paseto_claims_check_time(&c, T0, MIN, req, &why), ERR_INVAL);
   ck_assert_str_eq(why, "token issued in the future");
   ck_assert_int_eq(paseto_claims_check_time(&c, T0 + MIN, MIN, req, &why),
                    ERR_OK);
@@ -256,9 +252,8 @@ END_TEST
 START_TEST(kid_footer_builds_and_parses) {
   char footer[PASETO_KID_FOOTER_MAX + 1], kid[PASETO_PID_LEN + 1];
   size_t len = 0;
-  ck_assert_int_eq(paseto_footer_kid_json(VECTOR_PID, footer, sizeof footer,
-                                          &len),
-                   ERR_OK);
+  ck_assert_int_eq(
+      paseto_footer_kid_json(VECTOR_PID, footer, sizeof footer, &len), ERR_OK);
   ck_assert_str_eq(footer, "{\"kid\":\"" VECTOR_PID "\"}");
   ck_assert_uint_eq(len, strlen(footer));
   ck_assert_int_eq(paseto_footer_kid(footer, len, kid), ERR_OK);
@@ -266,12 +261,12 @@ START_TEST(kid_footer_builds_and_parses) {
 
   ck_assert_int_eq(paseto_footer_kid_json(VECTOR_PID, footer, 20, &len),
                    ERR_TOOBIG);
-  ck_assert_int_eq(paseto_footer_kid_json("gandalf0", footer, sizeof footer,
-                                          &len),
-                   ERR_INVAL);
-  ck_assert_int_eq(paseto_footer_kid_json("\"},\"x\":\"", footer,
-                                          sizeof footer, &len),
-                   ERR_INVAL);
+  ck_assert_int_eq(
+      paseto_footer_kid_json("gandalf0", footer, sizeof footer, &len),
+      ERR_INVAL);
+  ck_assert_int_eq(
+      paseto_footer_kid_json("\"},\"x\":\"", footer, sizeof footer, &len),
+      ERR_INVAL);
 }
 END_TEST
 
@@ -321,8 +316,7 @@ START_TEST(token_kid_selects_the_signing_key) {
     paseto_keygen(&sk[i], &pk[i]);
     paseto_pid(&pk[i], pid[i]);
   }
-  ck_assert_int_eq(paseto_footer_kid_json(pid[1], footer, sizeof footer,
-                                          &flen),
+  ck_assert_int_eq(paseto_footer_kid_json(pid[1], footer, sizeof footer, &flen),
                    ERR_OK);
   ck_assert_int_eq(paseto_sign(&sk[1], "{}", 2, footer, flen, NULL, 0, token,
                                sizeof token, &tlen),
@@ -331,9 +325,9 @@ START_TEST(token_kid_selects_the_signing_key) {
   ck_assert_str_eq(kid, pid[1]);
   int chosen = strcmp(kid, pid[0]) == 0 ? 0 : strcmp(kid, pid[1]) == 0 ? 1 : -1;
   ck_assert_int_eq(chosen, 1);
-  ck_assert_int_eq(paseto_verify(&pk[chosen], token, tlen, footer, flen, NULL,
-                                 0, &t, &why),
-                   ERR_OK);
+  ck_assert_int_eq(
+      paseto_verify(&pk[chosen], token, tlen, footer, flen, NULL, 0, &t, &why),
+      ERR_OK);
   paseto_token_free(t);
   for (int i = 0; i < 2; i++) paseto_secret_key_wipe(&sk[i]);
 }
@@ -348,9 +342,9 @@ START_TEST(token_kid_errors) {
   const char *why = NULL;
   paseto_keygen(&sk, &pk);
 
-  ck_assert_int_eq(paseto_sign(&sk, "{}", 2, NULL, 0, NULL, 0, token,
-                               sizeof token, &tlen),
-                   ERR_OK);
+  ck_assert_int_eq(
+      paseto_sign(&sk, "{}", 2, NULL, 0, NULL, 0, token, sizeof token, &tlen),
+      ERR_OK);
   ck_assert_int_eq(paseto_token_kid(token, tlen, kid, &why), ERR_NOTFOUND);
   ck_assert_str_eq(why, "token has no footer");
 

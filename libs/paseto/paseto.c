@@ -117,8 +117,8 @@ static int hex_decode(const char *hex, size_t len, uint8_t *out, size_t want) {
 int paseto_secret_key_from_hex(const char *hex, size_t len,
                                paseto_secret_key *sk) {
   uint8_t raw[PASETO_SECRETKEYBYTES];
-  size_t want = len == 2 * PASETO_SEEDBYTES ? PASETO_SEEDBYTES
-                                            : PASETO_SECRETKEYBYTES;
+  size_t want =
+      len == 2 * PASETO_SEEDBYTES ? PASETO_SEEDBYTES : PASETO_SECRETKEYBYTES;
   int rc = ERR_INVAL;
   if (!hex || !sk) return ERR_INVAL;
   if (hex_decode(hex, len, raw, want) == ERR_OK)
@@ -154,7 +154,8 @@ bool paseto_public_key_equal(const paseto_public_key *a,
   return sodium_memcmp(a->b, b->b, PASETO_PUBLICKEYBYTES) == 0;
 }
 
-/* ---- PASERK ---------------------------------------------------------------- */
+/* ---- PASERK ----------------------------------------------------------------
+ */
 
 void paseto_paserk_public(const paseto_public_key *pk,
                           char out[PASETO_PASERK_PUBLIC_LEN + 1]) {
@@ -401,9 +402,8 @@ static int decode_token(const char *token, size_t len, paseto_token **out,
   t->payload[t->payload_len] = '\0';
 
   t->footer = (char *)area + body_cap + 1;
-  if (p.foot &&
-      b64_decode(p.foot, p.foot_len, (uint8_t *)t->footer, foot_cap, &fn) !=
-          ERR_OK) {
+  if (p.foot && b64_decode(p.foot, p.foot_len, (uint8_t *)t->footer, foot_cap,
+                           &fn) != ERR_OK) {
     free(t);
     return fail(why, "footer is not canonical unpadded base64url", ERR_INVAL);
   }
@@ -477,8 +477,8 @@ int paseto_footer_unverified(const char *token, size_t token_len, char *out,
   rc = split_token(token, token_len, &p, NULL);
   if (rc != ERR_OK) return rc;
   if (b64_decoded_max(p.foot_len) + 1 > cap) return ERR_TOOBIG;
-  if (p.foot && b64_decode(p.foot, p.foot_len, (uint8_t *)out, cap - 1, &n) !=
-                    ERR_OK)
+  if (p.foot &&
+      b64_decode(p.foot, p.foot_len, (uint8_t *)out, cap - 1, &n) != ERR_OK)
     return ERR_INVAL;
   out[n] = '\0';
   if (out_len) *out_len = n;

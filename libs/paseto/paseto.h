@@ -131,7 +131,8 @@ void paseto_secret_key_wipe(paseto_secret_key *sk);
 bool paseto_public_key_equal(const paseto_public_key *a,
                              const paseto_public_key *b);
 
-/* ---- PASERK ---------------------------------------------------------------- */
+/* ---- PASERK ----------------------------------------------------------------
+ */
 
 /* "k4.public." || b64url(pk), NUL-terminated. */
 void paseto_paserk_public(const paseto_public_key *pk,
@@ -208,8 +209,7 @@ int paseto_verify(const paseto_public_key *pk, const char *token,
  * the token. Same format checks, bounds, errors and ownership as
  * paseto_verify. For diagnostics and tools only. */
 int paseto_decode_unverified(const char *token, size_t token_len,
-                             paseto_token **out,
-                             const char **why) WARN_UNUSED;
+                             paseto_token **out, const char **why) WARN_UNUSED;
 
 /* Decodes only the footer of a v4.public token, WITHOUT verifying it, into
  * out (capacity cap, NUL-terminated; *out_len gets the length, 0 for no

@@ -16,8 +16,8 @@
 
 static void hex_bytes(const char *hex, uint8_t *out, size_t want) {
   size_t n = 0;
-  ck_assert_int_eq(
-      sodium_hex2bin(out, want, hex, strlen(hex), NULL, &n, NULL), 0);
+  ck_assert_int_eq(sodium_hex2bin(out, want, hex, strlen(hex), NULL, &n, NULL),
+                   0);
   ck_assert_uint_eq(n, want);
 }
 
@@ -43,16 +43,15 @@ static void sign_fresh(paseto_secret_key *sk, paseto_public_key *pk,
                        char *buf) {
   size_t len = 0;
   paseto_keygen(sk, pk);
-  ck_assert_int_eq(paseto_sign(sk, msg, strlen(msg), footer, strlen(footer),
-                               ia, strlen(ia), buf, PASETO_TOKEN_MAX + 1,
-                               &len),
+  ck_assert_int_eq(paseto_sign(sk, msg, strlen(msg), footer, strlen(footer), ia,
+                               strlen(ia), buf, PASETO_TOKEN_MAX + 1, &len),
                    ERR_OK);
   ck_assert_uint_eq(len, strlen(buf));
 }
 
 /* Verifies token with footer accepted as is; returns the error code. */
-static int verify_rc(const paseto_public_key *pk, const char *token,
-                     size_t len, const char *ia, const char **why) {
+static int verify_rc(const paseto_public_key *pk, const char *token, size_t len,
+                     const char *ia, const char **why) {
   paseto_token *t = NULL;
   int rc = paseto_verify(pk, token, len, NULL, 0, ia, strlen(ia), &t, why);
   if (rc == ERR_OK)
@@ -70,7 +69,7 @@ START_TEST(pae_matches_spec_examples) {
   size_t n = 0;
   static const uint8_t empty[8] = {0};
   static const uint8_t one_empty[16] = {1};
-  static const uint8_t test[20] = {1, 0, 0, 0, 0, 0, 0, 0, 4, 0,
+  static const uint8_t test[20] = {1, 0, 0, 0, 0, 0, 0,   0,   4,   0,
                                    0, 0, 0, 0, 0, 0, 't', 'e', 's', 't'};
   paseto_piece e = {"", 0}, t = {"test", 4};
 
@@ -111,11 +110,10 @@ START_TEST(v4_public_vectors_sign_reproduces_token) {
     paseto_secret_key sk = vector_sk(), sk_seed;
     char buf[PASETO_TOKEN_MAX + 1];
     size_t len = 0;
-    ck_assert_int_eq(paseto_sign(&sk, v->payload, strlen(v->payload),
-                                 v->footer, strlen(v->footer),
-                                 v->implicit_assertion,
-                                 strlen(v->implicit_assertion), buf,
-                                 sizeof buf, &len),
+    ck_assert_int_eq(paseto_sign(&sk, v->payload, strlen(v->payload), v->footer,
+                                 strlen(v->footer), v->implicit_assertion,
+                                 strlen(v->implicit_assertion), buf, sizeof buf,
+                                 &len),
                      ERR_OK);
     ck_assert_msg(strcmp(buf, v->token) == 0, "%s: got %s", v->name, buf);
     ck_assert_uint_eq(len, strlen(v->token));
@@ -137,8 +135,8 @@ START_TEST(v4_public_vectors_verify) {
     paseto_token *t = NULL;
     const char *why = NULL;
     int rc = paseto_verify(&pk, v->token, strlen(v->token), NULL, 0,
-                           v->implicit_assertion,
-                           strlen(v->implicit_assertion), &t, &why);
+                           v->implicit_assertion, strlen(v->implicit_assertion),
+                           &t, &why);
     ck_assert_msg(rc == ERR_OK, "%s: %s", v->name, why);
     ck_assert_uint_eq(t->payload_len, strlen(v->payload));
     ck_assert_str_eq(t->payload, v->payload);
@@ -161,8 +159,8 @@ START_TEST(v4_fail_vectors_are_rejected) {
   for (size_t i = 0; i < N(V4_FAIL_VECTORS); i++) {
     const struct v4_vector *v = &V4_FAIL_VECTORS[i];
     const char *why = NULL;
-    int rc = verify_rc(&pk, v->token, strlen(v->token), v->implicit_assertion,
-                       &why);
+    int rc =
+        verify_rc(&pk, v->token, strlen(v->token), v->implicit_assertion, &why);
     ck_assert_msg(rc != ERR_OK, "%s accepted", v->name);
     ck_assert_ptr_nonnull(why);
   }
@@ -174,8 +172,8 @@ START_TEST(v4_fail_vectors_are_rejected) {
                    ERR_INVAL);
   ck_assert_str_eq(why, "invalid signature");
   /* 4-F-1/3/4 are other versions or purposes. */
-  verify_rc(&pk, V4_FAIL_VECTORS[0].token, strlen(V4_FAIL_VECTORS[0].token),
-            "", &why);
+  verify_rc(&pk, V4_FAIL_VECTORS[0].token, strlen(V4_FAIL_VECTORS[0].token), "",
+            &why);
   ck_assert_str_eq(why, "not a v4.public token (wrong header)");
 }
 END_TEST
@@ -291,8 +289,7 @@ START_TEST(paserk_parse_rejects_other_versions_types_and_encodings) {
   ck_assert_int_eq(paseto_paserk_public_parse(s, strlen(s) - 1, &out),
                    ERR_INVAL);
   /* A secret PASERK is not a public one, and the other way round. */
-  ck_assert_int_eq(paseto_paserk_public_parse(ss, strlen(ss), &out),
-                   ERR_INVAL);
+  ck_assert_int_eq(paseto_paserk_public_parse(ss, strlen(ss), &out), ERR_INVAL);
   ck_assert_int_eq(paseto_paserk_secret_parse(s, strlen(s), &sout), ERR_INVAL);
   /* A secret PASERK whose public half is not its seed's. */
   memcpy(bad, ss, sizeof ss);
@@ -387,12 +384,12 @@ END_TEST
 START_TEST(pid_shape_check) {
   ck_assert(paseto_pid_is_valid(K4_PID_VECTORS[1].paserk, PASETO_PID_LEN));
   ck_assert(!paseto_pid_is_valid(K4_PID_VECTORS[1].paserk, PASETO_PID_LEN - 1));
-  ck_assert(!paseto_pid_is_valid("k4.lid.9ShR3xc8-qVJ_di0tc9nx0IDIqbatdeM2mqLFBJsKRHs",
-                                 PASETO_PID_LEN));
-  ck_assert(!paseto_pid_is_valid("k4.pid.9ShR3xc8+qVJ_di0tc9nx0IDIqbatdeM2mqLFBJsKRHs",
-                                 PASETO_PID_LEN));
-  ck_assert(!paseto_pid_is_valid("zVhMiPBP9fRf2snEcT7gFTioeA9COcNy9DfgL1W60haN",
-                                 44));
+  ck_assert(!paseto_pid_is_valid(
+      "k4.lid.9ShR3xc8-qVJ_di0tc9nx0IDIqbatdeM2mqLFBJsKRHs", PASETO_PID_LEN));
+  ck_assert(!paseto_pid_is_valid(
+      "k4.pid.9ShR3xc8+qVJ_di0tc9nx0IDIqbatdeM2mqLFBJsKRHs", PASETO_PID_LEN));
+  ck_assert(
+      !paseto_pid_is_valid("zVhMiPBP9fRf2snEcT7gFTioeA9COcNy9DfgL1W60haN", 44));
   ck_assert(!paseto_pid_is_valid(NULL, 0));
 }
 END_TEST
@@ -410,9 +407,9 @@ START_TEST(sign_is_deterministic_and_round_trips) {
                    ERR_OK);
   ck_assert_str_eq(a, b);
   ck_assert(strncmp(a, "v4.public.", 10) == 0);
-  ck_assert_int_eq(paseto_verify(&pk, a, strlen(a), NULL, 0, "tenant-1", 8,
-                                 &t, NULL),
-                   ERR_OK);
+  ck_assert_int_eq(
+      paseto_verify(&pk, a, strlen(a), NULL, 0, "tenant-1", 8, &t, NULL),
+      ERR_OK);
   ck_assert_str_eq(t->payload, "{\"sub\":\"u1\"}");
   ck_assert_str_eq(t->footer, "{\"kid\":\"x\"}");
   paseto_token_free(t);
@@ -426,18 +423,16 @@ START_TEST(empty_payload_and_binary_payload_round_trip) {
   paseto_token *t = NULL;
   static const uint8_t bin[5] = {0, 1, 0, 255, 0};
   sign_fresh(&sk, &pk, "", "", "", buf);
-  ck_assert_int_eq(paseto_verify(&pk, buf, strlen(buf), "", 0, NULL, 0, &t,
-                                 NULL),
-                   ERR_OK);
+  ck_assert_int_eq(
+      paseto_verify(&pk, buf, strlen(buf), "", 0, NULL, 0, &t, NULL), ERR_OK);
   ck_assert_uint_eq(t->payload_len, 0);
   ck_assert_uint_eq(t->footer_len, 0);
   paseto_token_free(t);
   ck_assert_int_eq(paseto_sign(&sk, bin, sizeof bin, NULL, 0, NULL, 0, buf,
                                sizeof buf, NULL),
                    ERR_OK);
-  ck_assert_int_eq(paseto_verify(&pk, buf, strlen(buf), NULL, 0, NULL, 0, &t,
-                                 NULL),
-                   ERR_OK);
+  ck_assert_int_eq(
+      paseto_verify(&pk, buf, strlen(buf), NULL, 0, NULL, 0, &t, NULL), ERR_OK);
   ck_assert_uint_eq(t->payload_len, sizeof bin);
   ck_assert_mem_eq(t->payload, bin, sizeof bin);
   paseto_token_free(t);
@@ -451,8 +446,7 @@ START_TEST(wrong_key_is_rejected) {
   const char *why = NULL;
   sign_fresh(&sk, &pk, "{}", "", "", buf);
   paseto_keygen(&other, &other_pk);
-  ck_assert_int_eq(verify_rc(&other_pk, buf, strlen(buf), "", &why),
-                   ERR_INVAL);
+  ck_assert_int_eq(verify_rc(&other_pk, buf, strlen(buf), "", &why), ERR_INVAL);
   ck_assert_str_eq(why, "invalid signature");
   ck_assert_int_eq(verify_rc(&pk, buf, strlen(buf), "", &why), ERR_OK);
 }
@@ -502,7 +496,7 @@ START_TEST(tampered_footer_header_or_assertion_is_rejected) {
                    ERR_INVAL);
 
   /* Header variants. */
-  static const char *const headers[] = {"v4.local.", "v3.public.",
+  static const char *const headers[] = {"v4.local.",  "v3.public.",
                                         "V4.public.", "v4.publi.",
                                         "v4.public:", "v4public.."};
   for (size_t i = 0; i < N(headers); i++) {
@@ -611,8 +605,7 @@ START_TEST(truncated_tokens_are_rejected) {
   memcpy(shorty, PASETO_HEADER, PASETO_HEADER_LEN);
   memset(shorty + PASETO_HEADER_LEN, 'A', 84);
   shorty[sizeof shorty - 1] = '\0';
-  ck_assert_int_eq(verify_rc(&pk, shorty, strlen(shorty), "", &why),
-                   ERR_INVAL);
+  ck_assert_int_eq(verify_rc(&pk, shorty, strlen(shorty), "", &why), ERR_INVAL);
   ck_assert_str_eq(why, "token too short to hold a signature");
   ck_assert_int_eq(verify_rc(&pk, PASETO_HEADER, PASETO_HEADER_LEN, "", &why),
                    ERR_INVAL);
@@ -632,29 +625,29 @@ START_TEST(oversized_tokens_footers_and_assertions_are_refused) {
   /* The largest message that fits: (8192 - 10) / 4 * 3 - 64 = 6072 bytes
    * makes a token of exactly PASETO_TOKEN_MAX characters. */
   memset(msg, 'm', sizeof msg);
-  ck_assert_int_eq(paseto_sign(&sk, msg, 6072, NULL, 0, NULL, 0, buf,
-                               sizeof buf, &len),
-                   ERR_OK);
+  ck_assert_int_eq(
+      paseto_sign(&sk, msg, 6072, NULL, 0, NULL, 0, buf, sizeof buf, &len),
+      ERR_OK);
   ck_assert_uint_eq(len, PASETO_TOKEN_MAX);
   ck_assert_int_eq(paseto_verify(&pk, buf, len, NULL, 0, NULL, 0, &t, NULL),
                    ERR_OK);
   paseto_token_free(t);
-  ck_assert_int_eq(paseto_sign(&sk, msg, 6073, NULL, 0, NULL, 0, buf,
-                               sizeof buf, &len),
-                   ERR_TOOBIG);
+  ck_assert_int_eq(
+      paseto_sign(&sk, msg, 6073, NULL, 0, NULL, 0, buf, sizeof buf, &len),
+      ERR_TOOBIG);
   /* Output buffer too small for the token. */
-  ck_assert_int_eq(paseto_sign(&sk, msg, 100, NULL, 0, NULL, 0, buf, 100,
-                               &len),
+  ck_assert_int_eq(paseto_sign(&sk, msg, 100, NULL, 0, NULL, 0, buf, 100, &len),
                    ERR_TOOBIG);
 
   /* A token over the bound is refused before decoding. */
   memcpy(big, PASETO_HEADER, PASETO_HEADER_LEN);
-  memset(big + PASETO_HEADER_LEN, 'A', PASETO_TOKEN_MAX + 1 - PASETO_HEADER_LEN);
+  memset(big + PASETO_HEADER_LEN, 'A',
+         PASETO_TOKEN_MAX + 1 - PASETO_HEADER_LEN);
   ck_assert_int_eq(verify_rc(&pk, big, PASETO_TOKEN_MAX + 1, "", &why),
                    ERR_TOOBIG);
-  ck_assert_int_eq(paseto_decode_unverified(big, PASETO_TOKEN_MAX + 1, &t,
-                                            &why),
-                   ERR_TOOBIG);
+  ck_assert_int_eq(
+      paseto_decode_unverified(big, PASETO_TOKEN_MAX + 1, &t, &why),
+      ERR_TOOBIG);
 
   /* Footer bound, in signing and in verifying. */
   ck_assert_int_eq(paseto_sign(&sk, "{}", 2, msg, PASETO_FOOTER_MAX + 1, NULL,
@@ -686,17 +679,17 @@ START_TEST(null_arguments_are_refused) {
   char buf[PASETO_TOKEN_MAX + 1];
   paseto_token *t = NULL;
   paseto_keygen(&sk, &pk);
-  ck_assert_int_eq(paseto_sign(NULL, "", 0, NULL, 0, NULL, 0, buf, sizeof buf,
-                               NULL),
-                   ERR_INVAL);
-  ck_assert_int_eq(paseto_sign(&sk, NULL, 3, NULL, 0, NULL, 0, buf, sizeof buf,
-                               NULL),
-                   ERR_INVAL);
+  ck_assert_int_eq(
+      paseto_sign(NULL, "", 0, NULL, 0, NULL, 0, buf, sizeof buf, NULL),
+      ERR_INVAL);
+  ck_assert_int_eq(
+      paseto_sign(&sk, NULL, 3, NULL, 0, NULL, 0, buf, sizeof buf, NULL),
+      ERR_INVAL);
   ck_assert_int_eq(paseto_sign(&sk, "", 0, NULL, 0, NULL, 0, NULL, 0, NULL),
                    ERR_INVAL);
-  ck_assert_int_eq(paseto_verify(NULL, "v4.public.", 10, NULL, 0, NULL, 0, &t,
-                                 NULL),
-                   ERR_INVAL);
+  ck_assert_int_eq(
+      paseto_verify(NULL, "v4.public.", 10, NULL, 0, NULL, 0, &t, NULL),
+      ERR_INVAL);
   ck_assert_int_eq(paseto_verify(&pk, NULL, 0, NULL, 0, NULL, 0, &t, NULL),
                    ERR_INVAL);
   ck_assert_int_eq(paseto_verify(&pk, "x", 1, NULL, 0, NULL, 0, NULL, NULL),
@@ -710,9 +703,8 @@ START_TEST(decode_unverified_reads_payload_and_footer_without_key) {
   paseto_token *t = NULL;
   char footer[PASETO_FOOTER_MAX + 1];
   size_t n = 99;
-  ck_assert_int_eq(paseto_decode_unverified(v->token, strlen(v->token), &t,
-                                            NULL),
-                   ERR_OK);
+  ck_assert_int_eq(
+      paseto_decode_unverified(v->token, strlen(v->token), &t, NULL), ERR_OK);
   ck_assert_str_eq(t->payload, v->payload);
   ck_assert_str_eq(t->footer, v->footer);
   paseto_token_free(t);
@@ -723,14 +715,14 @@ START_TEST(decode_unverified_reads_payload_and_footer_without_key) {
   ck_assert_uint_eq(n, strlen(v->footer));
   ck_assert_str_eq(footer, v->footer);
   /* A footer that does not fit the caller's buffer. */
-  ck_assert_int_eq(paseto_footer_unverified(v->token, strlen(v->token), footer,
-                                            20, &n),
-                   ERR_TOOBIG);
+  ck_assert_int_eq(
+      paseto_footer_unverified(v->token, strlen(v->token), footer, 20, &n),
+      ERR_TOOBIG);
   /* No footer: empty, not an error. */
   const char *s1 = V4_PUBLIC_VECTORS[0].token;
-  ck_assert_int_eq(paseto_footer_unverified(s1, strlen(s1), footer,
-                                            sizeof footer, &n),
-                   ERR_OK);
+  ck_assert_int_eq(
+      paseto_footer_unverified(s1, strlen(s1), footer, sizeof footer, &n),
+      ERR_OK);
   ck_assert_uint_eq(n, 0);
   ck_assert_str_eq(footer, "");
   /* Wrong header. */

@@ -67,8 +67,7 @@ static void path_append(path *p, const char *s, size_t n) {
 
 static path_mark path_push_name(path *p, const char *name, size_t n) {
   path_mark m = {p->len, p->cut};
-  if (p->len > 0)
-    path_append(p, ".", 1);
+  if (p->len > 0) path_append(p, ".", 1);
   path_append(p, name, n);
   return m;
 }
@@ -103,8 +102,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
   unsigned c = s[0];
   size_t len;
   uint32_t cp, min;
-  if (c < 0x80)
-    return 1;
+  if (c < 0x80) return 1;
   if (c >= 0xc2 && c <= 0xdf) {
     len = 2, cp = c & 0x1f, min = 0x80;
   } else if ((c & 0xf0) == 0xe0) {
@@ -114,23 +112,19 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
   } else {
     return 0;
   }
-  if (n < len)
-    return 0;
+  if (n < len) return 0;
   for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
+    if ((s[i] & 0xc0) != 0x80) return 0;
     cp = (cp << 6) | (s[i] & 0x3f);
   }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
   return len;
 }
 
 static bool utf8_valid(const char *s, size_t n) {
   for (size_t i = 0; i < n;) {
     size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-    if (k == 0)
-      return false;
+    if (k == 0) return false;
     i += k;
   }
   return true;
@@ -166,13 +160,11 @@ static void text_copy(char *dst, size_t cap, const char *s, size_t n,
   }
   size_t room = cap - 1;
   bool shorten = cut || total > room;
-  if (shorten)
-    room -= 3;
+  if (shorten) room -= 3;
   size_t o = 0;
   for (size_t i = 0; i < n;) {
     size_t adv = sanitize_piece(s, n, i, &piece, &plen);
-    if (o + plen > room)
-      break;
+    if (o + plen > room) break;
     memcpy(dst + o, piece, plen);
     o += plen;
     i += adv;
@@ -195,16 +187,12 @@ typedef struct ctx {
 
 static void ctx_init(ctx *c, const pbjson_opts *opts, pbjson_error *err) {
   memset(c, 0, sizeof *c);
-  if (opts)
-    c->o = *opts;
+  if (opts) c->o = *opts;
   if (c->o.max_json_bytes == 0)
     c->o.max_json_bytes = PBJSON_DEFAULT_MAX_JSON_BYTES;
-  if (c->o.max_depth == 0)
-    c->o.max_depth = PBJSON_DEFAULT_MAX_DEPTH;
-  if (c->o.max_repeated == 0)
-    c->o.max_repeated = PBJSON_DEFAULT_MAX_REPEATED;
-  if (c->o.max_string == 0)
-    c->o.max_string = PBJSON_DEFAULT_MAX_STRING;
+  if (c->o.max_depth == 0) c->o.max_depth = PBJSON_DEFAULT_MAX_DEPTH;
+  if (c->o.max_repeated == 0) c->o.max_repeated = PBJSON_DEFAULT_MAX_REPEATED;
+  if (c->o.max_string == 0) c->o.max_string = PBJSON_DEFAULT_MAX_STRING;
   if (c->o.real_precision <= 0 || c->o.real_precision > 17)
     c->o.real_precision = 17;
   c->err = err;
@@ -221,10 +209,8 @@ static int field_error(ctx *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int field_error(ctx *c, int code, const char *fmt, ...) {
-  if (c->first == ERR_OK)
-    c->first = code;
-  if (!c->err)
-    return code;
+  if (c->first == ERR_OK) c->first = code;
+  if (!c->err) return code;
   if (c->err->count >= PBJSON_MAX_ERRORS) {
     c->err->truncated = true;
     return code;
@@ -235,8 +221,7 @@ static int field_error(ctx *c, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
   va_end(ap);
-  if (n < 0)
-    n = 0;
+  if (n < 0) n = 0;
   size_t len = (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1;
   e->code = code;
   text_copy(e->path, sizeof e->path, c->path.buf, c->path.len, c->path.cut);
@@ -247,8 +232,7 @@ static int field_error(ctx *c, int code, const char *fmt, ...) {
 
 /* Sets err->code and passes rc through. */
 static int finish(ctx *c, int rc) {
-  if (c->err)
-    c->err->code = rc;
+  if (c->err) c->err->code = rc;
   return rc;
 }
 
@@ -356,8 +340,7 @@ static bool is_map_field(const ProtobufCMessageDescriptor *parent,
       f->type != PROTOBUF_C_TYPE_MESSAGE)
     return false;
   const ProtobufCMessageDescriptor *e = f->descriptor;
-  if (e->n_fields != 2)
-    return false;
+  if (e->n_fields != 2) return false;
   const ProtobufCFieldDescriptor *kf =
       protobuf_c_message_descriptor_get_field(e, 1);
   const ProtobufCFieldDescriptor *vf =
@@ -374,8 +357,7 @@ static bool is_map_field(const ProtobufCMessageDescriptor *parent,
    * MapEntryName: drop '_', upper-case the letter after it and the first). */
   char want[512];
   size_t n = strlen(parent->name);
-  if (n + strlen(f->name) + 8 > sizeof want)
-    return false;
+  if (n + strlen(f->name) + 8 > sizeof want) return false;
   memcpy(want, parent->name, n);
   want[n++] = '.';
   bool up = true;
@@ -396,8 +378,7 @@ static bool is_map_field(const ProtobufCMessageDescriptor *parent,
 static const char *enum_json_name(const ProtobufCEnumDescriptor *ed,
                                   const ProtobufCEnumValue *v, int style,
                                   char *buf) {
-  if (style != PBJSON_ENUM_SHORT_LOWER)
-    return v->name;
+  if (style != PBJSON_ENUM_SHORT_LOWER) return v->name;
   /* UPPER_SNAKE of the enum's short name: "OrderStatus" -> "ORDER_STATUS",
    * "HTTPMethod" -> "HTTP_METHOD". */
   char prefix[256];
@@ -413,18 +394,15 @@ static const char *enum_json_name(const ProtobufCEnumDescriptor *ed,
           (prev >= 'a' && prev <= 'z') || (prev >= '0' && prev <= '9');
       bool acronym_end =
           prev >= 'A' && prev <= 'Z' && next >= 'a' && next <= 'z';
-      if (prev_lower_or_digit || acronym_end)
-        prefix[p++] = '_';
+      if (prev_lower_or_digit || acronym_end) prefix[p++] = '_';
     }
     prefix[p++] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 'a' + 'A') : ch;
   }
   prefix[p++] = '_';
   const char *name = v->name;
-  if (strncmp(name, prefix, p) == 0 && name[p] != '\0')
-    name += p;
+  if (strncmp(name, prefix, p) == 0 && name[p] != '\0') name += p;
   size_t nl = strlen(name);
-  if (nl >= 256)
-    return v->name;
+  if (nl >= 256) return v->name;
   for (size_t i = 0; i <= nl; i++)
     buf[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a')
                                                 : name[i];
@@ -451,8 +429,7 @@ static int fail_enum(ctx *c, const ProtobufCEnumDescriptor *ed) {
   for (unsigned i = 0; i < ed->n_values && n < sizeof list; i++) {
     int w = snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "",
                      enum_json_name(ed, &ed->values[i], c->o.enum_style, buf));
-    if (w < 0)
-      break;
+    if (w < 0) break;
     n += (size_t)w;
   }
   return field_error(c, ERR_INVAL, "must be one of: %s", list);
@@ -472,12 +449,10 @@ static enum dec_result parse_dec(const char *s, size_t n, bool *neg,
     *neg = true;
     i = 1;
   }
-  if (i == n)
-    return DEC_BAD;
+  if (i == n) return DEC_BAD;
   bool over = false;
   for (; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return DEC_BAD;
+    if (s[i] < '0' || s[i] > '9') return DEC_BAD;
     unsigned d = (unsigned)(s[i] - '0');
     if (*mag > (UINT64_MAX - d) / 10)
       over = true;
@@ -545,8 +520,7 @@ static void json_int_split(json_int_t v, bool *neg, uint64_t *mag) {
  * shortest text of FLT_MAX, 3.4028235e38, is one) are accepted. */
 static bool double_to_float(double d, float *f) {
   double limit = (double)FLT_MAX + ldexp(1.0, 103); /* FLT_MAX + half ulp */
-  if (d >= limit || d <= -limit)
-    return false;
+  if (d >= limit || d <= -limit) return false;
   if (d > FLT_MAX)
     *f = FLT_MAX;
   else if (d < -FLT_MAX)
@@ -565,8 +539,7 @@ static double float_widen(float f) {
     snprintf(b, sizeof b, "%.*g", p, (double)f);
     double d = strtod(b, NULL);
     float back;
-    if (double_to_float(d, &back) && back == f)
-      return d;
+    if (double_to_float(d, &back) && back == f) return d;
   }
   return (double)f;
 }
@@ -601,8 +574,7 @@ static int take_string(ctx *c, const json_t *v, char **out) {
   if (!utf8_valid(s, n))
     return field_error(c, ERR_INVAL, "must be valid UTF-8");
   char *copy = malloc(n + 1);
-  if (!copy)
-    return ERR_NOMEM;
+  if (!copy) return ERR_NOMEM;
   memcpy(copy, s, n);
   copy[n] = '\0';
   *out = copy;
@@ -667,8 +639,7 @@ static int decode_value(ctx *c, const ProtobufCFieldDescriptor *f,
     if (json_is_string(v) &&
         strlen(json_string_value(v)) == json_string_length(v))
       ev = enum_lookup(ed, json_string_value(v), c->o.enum_style);
-    if (!ev)
-      return fail_enum(c, ed);
+    if (!ev) return fail_enum(c, ed);
     *(int *)slot = ev->value;
     return ERR_OK;
   }
@@ -692,8 +663,7 @@ static int decode_value(ctx *c, const ProtobufCFieldDescriptor *f,
     }
     size_t cap = n / 4 * 3 + 3;
     unsigned char *buf = malloc(cap);
-    if (!buf)
-      return ERR_NOMEM;
+    if (!buf) return ERR_NOMEM;
     size_t got = 0;
     /* b64_end NULL: the whole text must be base64, padding included. */
     if (sodium_base642bin(buf, cap, s, n, NULL, &got, NULL,
@@ -725,8 +695,7 @@ static int decode_map_key(ctx *c, const ProtobufCFieldDescriptor *kf,
       return field_error(c, ERR_INVAL,
                          "map key must not contain NUL characters");
     char *copy = malloc(n + 1);
-    if (!copy)
-      return ERR_NOMEM;
+    if (!copy) return ERR_NOMEM;
     memcpy(copy, key, n);
     copy[n] = '\0';
     *(char **)slot = copy;
@@ -762,29 +731,25 @@ static int decode_map_key(ctx *c, const ProtobufCFieldDescriptor *kf,
 }
 
 static void set_has(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f) {
-  if (has_flag(f))
-    *(protobuf_c_boolean *)MEMBER(m, f->quantifier_offset) = 1;
+  if (has_flag(f)) *(protobuf_c_boolean *)MEMBER(m, f->quantifier_offset) = 1;
 }
 
 static int decode_map(ctx *c, ProtobufCMessage *m,
                       const ProtobufCFieldDescriptor *f, const json_t *v,
                       unsigned depth) {
-  if (!json_is_object(v))
-    return field_error(c, ERR_INVAL, "must be an object");
+  if (!json_is_object(v)) return field_error(c, ERR_INVAL, "must be an object");
   size_t n = json_object_size(v);
   if (n > c->o.max_repeated)
     return field_error(c, ERR_TOOBIG, "more than %zu entries",
                        c->o.max_repeated);
-  if (n == 0)
-    return ERR_OK;
+  if (n == 0) return ERR_OK;
   const ProtobufCMessageDescriptor *ed = f->descriptor;
   const ProtobufCFieldDescriptor *kf =
       protobuf_c_message_descriptor_get_field(ed, 1);
   const ProtobufCFieldDescriptor *vf =
       protobuf_c_message_descriptor_get_field(ed, 2);
   ProtobufCMessage **arr = calloc(n, sizeof *arr);
-  if (!arr)
-    return ERR_NOMEM;
+  if (!arr) return ERR_NOMEM;
   *(ProtobufCMessage ***)MEMBER(m, f->offset) = arr;
   *(size_t *)MEMBER(m, f->quantifier_offset) = n;
   size_t i = 0;
@@ -795,26 +760,20 @@ static int decode_map(ctx *c, ProtobufCMessage *m,
   json_object_keylen_foreach((json_t *)v, key, klen, val) {
     path_mark pm = path_push_key(&c->path, key, klen);
     ProtobufCMessage *e = malloc(ed->sizeof_message);
-    if (!e)
-      return ERR_NOMEM;
+    if (!e) return ERR_NOMEM;
     protobuf_c_message_init(ed, e);
     arr[i++] = e;
     int rc = decode_map_key(c, kf, key, klen, MEMBER(e, kf->offset));
-    if (rc == ERR_OK)
-      set_has(e, kf);
+    if (rc == ERR_OK) set_has(e, kf);
     /* null value = the value type's default, like null for a field */
     if (rc != ERR_NOMEM && !json_is_null(val)) {
       int vrc = decode_value(c, vf, val, MEMBER(e, vf->offset), depth);
-      if (vrc == ERR_OK)
-        set_has(e, vf);
-      if (rc == ERR_OK)
-        rc = vrc;
+      if (vrc == ERR_OK) set_has(e, vf);
+      if (rc == ERR_OK) rc = vrc;
     }
     path_pop(&c->path, pm);
-    if (rc == ERR_NOMEM)
-      return rc;
-    if (first == ERR_OK)
-      first = rc;
+    if (rc == ERR_NOMEM) return rc;
+    if (first == ERR_OK) first = rc;
   }
   return first;
 }
@@ -822,18 +781,15 @@ static int decode_map(ctx *c, ProtobufCMessage *m,
 static int decode_repeated(ctx *c, ProtobufCMessage *m,
                            const ProtobufCFieldDescriptor *f, const json_t *v,
                            unsigned depth) {
-  if (!json_is_array(v))
-    return field_error(c, ERR_INVAL, "must be an array");
+  if (!json_is_array(v)) return field_error(c, ERR_INVAL, "must be an array");
   size_t n = json_array_size(v);
   if (n > c->o.max_repeated)
     return field_error(c, ERR_TOOBIG, "more than %zu elements",
                        c->o.max_repeated);
-  if (n == 0)
-    return ERR_OK;
+  if (n == 0) return ERR_OK;
   size_t es = elem_size(f->type);
   char *arr = calloc(n, es);
-  if (!arr)
-    return ERR_NOMEM;
+  if (!arr) return ERR_NOMEM;
   /* Linked and counted before filling: zeroed elements free as nothing. */
   *(void **)MEMBER(m, f->offset) = arr;
   *(size_t *)MEMBER(m, f->quantifier_offset) = n;
@@ -844,10 +800,8 @@ static int decode_repeated(ctx *c, ProtobufCMessage *m,
     int rc = json_is_null(e) ? field_error(c, ERR_INVAL, "must not be null")
                              : decode_value(c, f, e, arr + i * es, depth);
     path_pop(&c->path, pm);
-    if (rc == ERR_NOMEM)
-      return rc;
-    if (first == ERR_OK)
-      first = rc;
+    if (rc == ERR_NOMEM) return rc;
+    if (first == ERR_OK) first = rc;
   }
   return first;
 }
@@ -857,8 +811,7 @@ static int decode_field(ctx *c, ProtobufCMessage *m,
                         unsigned depth) {
   void *member = MEMBER(m, f->offset);
   if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-    if (is_map_field(m->descriptor, f))
-      return decode_map(c, m, f, v, depth);
+    if (is_map_field(m->descriptor, f)) return decode_map(c, m, f, v, depth);
     return decode_repeated(c, m, f, v, depth);
   }
   if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
@@ -879,22 +832,19 @@ static int decode_field(ctx *c, ProtobufCMessage *m,
     return rc;
   }
   int rc = decode_value(c, f, v, member, depth);
-  if (rc == ERR_OK)
-    set_has(m, f);
+  if (rc == ERR_OK) set_has(m, f);
   return rc;
 }
 
 static int decode_message(ctx *c, const ProtobufCMessageDescriptor *d,
                           const json_t *v, unsigned depth,
                           ProtobufCMessage **slot) {
-  if (!json_is_object(v))
-    return field_error(c, ERR_INVAL, "must be an object");
+  if (!json_is_object(v)) return field_error(c, ERR_INVAL, "must be an object");
   if (depth > c->o.max_depth)
     return field_error(c, ERR_TOOBIG, "messages nested deeper than %u",
                        c->o.max_depth);
   ProtobufCMessage *m = malloc(d->sizeof_message);
-  if (!m)
-    return ERR_NOMEM;
+  if (!m) return ERR_NOMEM;
   protobuf_c_message_init(d, m);
   *slot = m;
   int first = ERR_OK;
@@ -916,23 +866,19 @@ static int decode_message(ctx *c, const ProtobufCMessageDescriptor *d,
       rc = decode_field(c, m, f, val, depth);
     }
     path_pop(&c->path, pm);
-    if (rc == ERR_NOMEM)
-      return rc;
-    if (first == ERR_OK)
-      first = rc;
+    if (rc == ERR_NOMEM) return rc;
+    if (first == ERR_OK) first = rc;
   }
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
     if (f->label != PROTOBUF_C_LABEL_REQUIRED || f->default_value != NULL)
       continue;
     const json_t *x = json_object_get(v, f->name);
-    if (x && !json_is_null(x))
-      continue;
+    if (x && !json_is_null(x)) continue;
     path_mark pm = path_push_name(&c->path, f->name, strlen(f->name));
     int rc = field_error(c, ERR_INVAL, "is required");
     path_pop(&c->path, pm);
-    if (first == ERR_OK)
-      first = rc;
+    if (first == ERR_OK) first = rc;
   }
   return first;
 }
@@ -941,8 +887,7 @@ static int decode_top(ctx *c, const ProtobufCMessageDescriptor *desc,
                       const json_t *v, ProtobufCMessage **out) {
   ProtobufCMessage *m = NULL;
   int rc = decode_message(c, desc, v, 1, &m);
-  if (rc == ERR_OK && c->first != ERR_OK)
-    rc = c->first;
+  if (rc == ERR_OK && c->first != ERR_OK) rc = c->first;
   if (rc != ERR_OK) {
     pbjson_free(m);
     return finish(c, rc);
@@ -969,8 +914,7 @@ static bool json_too_deep(const char *s, size_t n, size_t limit) {
     } else if (ch == '"') {
       in_str = true;
     } else if (ch == '{' || ch == '[') {
-      if (++depth > limit)
-        return true;
+      if (++depth > limit) return true;
     } else if ((ch == '}' || ch == ']') && depth > 0) {
       depth--;
     }
@@ -983,8 +927,7 @@ int pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *json,
                   pbjson_error *err) {
   ctx c;
   ctx_init(&c, opts, err);
-  if (out)
-    *out = NULL;
+  if (out) *out = NULL;
   if (!desc || !out || (!json && len > 0))
     return finish(&c, field_error(&c, ERR_INVAL, "bad arguments"));
   if (len > c.o.max_json_bytes)
@@ -1020,16 +963,14 @@ int pbjson_decode_value(const ProtobufCMessageDescriptor *desc,
                         ProtobufCMessage **out, pbjson_error *err) {
   ctx c;
   ctx_init(&c, opts, err);
-  if (out)
-    *out = NULL;
+  if (out) *out = NULL;
   if (!desc || !out || !value)
     return finish(&c, field_error(&c, ERR_INVAL, "bad arguments"));
   return decode_top(&c, desc, value, out);
 }
 
 void pbjson_free(ProtobufCMessage *m) {
-  if (m)
-    protobuf_c_message_free_unpacked(m, NULL);
+  if (m) protobuf_c_message_free_unpacked(m, NULL);
 }
 
 /* ---- encoding --------------------------------------------------------- */
@@ -1103,8 +1044,7 @@ static int encode_value(ctx *c, const ProtobufCFieldDescriptor *f,
   }
   case PROTOBUF_C_TYPE_STRING: {
     const char *s = *(char *const *)slot;
-    if (!s)
-      s = "";
+    if (!s) s = "";
     size_t n = strlen(s);
     if (!utf8_valid(s, n))
       return field_error(c, ERR_INVAL, "is not valid UTF-8");
@@ -1120,8 +1060,7 @@ static int encode_value(ctx *c, const ProtobufCFieldDescriptor *f,
     size_t cap =
         sodium_base64_encoded_len(bd->len, sodium_base64_VARIANT_ORIGINAL);
     char *b = malloc(cap);
-    if (!b)
-      return ERR_NOMEM;
+    if (!b) return ERR_NOMEM;
     sodium_bin2base64(b, cap, bd->data, bd->len,
                       sodium_base64_VARIANT_ORIGINAL);
     *out = json_stringn_nocheck(b, cap - 1);
@@ -1190,12 +1129,10 @@ static int encode_map(ctx *c, const ProtobufCMessage *m,
   ProtobufCMessage *const *arr =
       *(ProtobufCMessage *const *const *)CMEMBER(m, f->offset);
   json_t *obj = json_object();
-  if (!obj)
-    return ERR_NOMEM;
+  if (!obj) return ERR_NOMEM;
   for (size_t i = 0; i < n; i++) {
     const ProtobufCMessage *e = arr[i];
-    if (!e)
-      continue;
+    if (!e) continue;
     char buf[32];
     const char *key;
     size_t klen;
@@ -1226,15 +1163,13 @@ static int encode_repeated(ctx *c, const ProtobufCMessage *m,
   const char *arr = *(const char *const *)CMEMBER(m, f->offset);
   size_t es = elem_size(f->type);
   json_t *a = json_array();
-  if (!a)
-    return ERR_NOMEM;
+  if (!a) return ERR_NOMEM;
   for (size_t i = 0; i < n; i++) {
     json_t *jv = NULL;
     path_mark pm = path_push_index(&c->path, i);
     int rc = encode_value(c, f, arr + i * es, depth, &jv);
     path_pop(&c->path, pm);
-    if (rc == ERR_OK && json_array_append_new(a, jv) != 0)
-      rc = ERR_NOMEM;
+    if (rc == ERR_OK && json_array_append_new(a, jv) != 0) rc = ERR_NOMEM;
     if (rc != ERR_OK) {
       json_decref(a);
       return rc;
@@ -1268,8 +1203,7 @@ static int encode_field(ctx *c, const ProtobufCMessage *m,
     unset = p == NULL || p == f->default_value;
   }
   if (unset) {
-    if (c->o.omit_unset)
-      return ERR_OK;
+    if (c->o.omit_unset) return ERR_OK;
     *out = json_null();
     return *out ? ERR_OK : ERR_NOMEM;
   }
@@ -1299,8 +1233,7 @@ static int encode_message(ctx *c, const ProtobufCMessage *m, unsigned depth,
     return field_error(c, ERR_TOOBIG, "messages nested deeper than %u",
                        c->o.max_depth);
   json_t *obj = json_object();
-  if (!obj)
-    return ERR_NOMEM;
+  if (!obj) return ERR_NOMEM;
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
     json_t *jv = NULL;
@@ -1309,11 +1242,9 @@ static int encode_message(ctx *c, const ProtobufCMessage *m, unsigned depth,
         *(const uint32_t *)CMEMBER(m, f->quantifier_offset) != f->id) {
       /* Not the selected member: a choice's other members are left out;
        * a one-member oneof (an optional field) is unset, so null. */
-      if (c->o.omit_unset || !oneof_is_single(d, f))
-        continue;
+      if (c->o.omit_unset || !oneof_is_single(d, f)) continue;
       jv = json_null();
-      if (!jv)
-        rc = ERR_NOMEM;
+      if (!jv) rc = ERR_NOMEM;
     } else {
       path_mark pm = path_push_name(&c->path, f->name, strlen(f->name));
       rc = encode_field(c, m, f, depth, &jv);
@@ -1335,8 +1266,7 @@ int pbjson_encode(const ProtobufCMessage *m, const pbjson_opts *opts,
                   json_t **out, pbjson_error *err) {
   ctx c;
   ctx_init(&c, opts, err);
-  if (out)
-    *out = NULL;
+  if (out) *out = NULL;
   if (!m || !out)
     return finish(&c, field_error(&c, ERR_INVAL, "bad arguments"));
   return finish(&c, encode_message(&c, m, 1, out));
@@ -1344,8 +1274,7 @@ int pbjson_encode(const ProtobufCMessage *m, const pbjson_opts *opts,
 
 int pbjson_encode_string(const ProtobufCMessage *m, const pbjson_opts *opts,
                          char **out, size_t *len, pbjson_error *err) {
-  if (out)
-    *out = NULL;
+  if (out) *out = NULL;
   if (!out) {
     ctx c;
     ctx_init(&c, opts, err);
@@ -1353,8 +1282,7 @@ int pbjson_encode_string(const ProtobufCMessage *m, const pbjson_opts *opts,
   }
   json_t *j = NULL;
   int rc = pbjson_encode(m, opts, &j, err);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   ctx c;
   ctx_init(&c, opts, err);
   size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(c.o.real_precision);
@@ -1370,8 +1298,7 @@ int pbjson_encode_string(const ProtobufCMessage *m, const pbjson_opts *opts,
   json_decref(j);
   buf[n] = '\0';
   *out = buf;
-  if (len)
-    *len = n;
+  if (len) *len = n;
   return finish(&c, ERR_OK);
 }
 
@@ -1388,11 +1315,9 @@ static int param_convert(ctx *c, const ProtobufCFieldDescriptor *f,
     bool neg;
     uint64_t mag;
     enum dec_result r = parse_dec(text, len, &neg, &mag);
-    if (r == DEC_BAD)
-      return field_error(c, ERR_INVAL, "must be an integer");
+    if (r == DEC_BAD) return field_error(c, ERR_INVAL, "must be an integer");
     if (r == DEC_RANGE || !int_fits(PROTOBUF_C_TYPE_INT64, neg, mag)) {
-      if (r == DEC_OK && !neg && is_u64_type(t))
-        return encode_u64(mag, out);
+      if (r == DEC_OK && !neg && is_u64_type(t)) return encode_u64(mag, out);
       return field_error(c, ERR_INVAL, "out of range for %s", type_name(t));
     }
     int64_t v;
@@ -1427,8 +1352,7 @@ static int param_convert(ctx *c, const ProtobufCFieldDescriptor *f,
         return field_error(c, ERR_INVAL, "must be a number");
     char *end;
     d = strtod(b, &end);
-    if (end != b + len)
-      return field_error(c, ERR_INVAL, "must be a number");
+    if (end != b + len) return field_error(c, ERR_INVAL, "must be a number");
     if (!isfinite(d))
       return field_error(c, ERR_INVAL, "out of range for %s", type_name(t));
     *out = json_real(d);
@@ -1449,8 +1373,7 @@ static int param_field(ctx *c, const ProtobufCMessageDescriptor *desc,
                        const ProtobufCFieldDescriptor **f) {
   path_push_name(&c->path, field_name, strlen(field_name));
   *f = protobuf_c_message_descriptor_get_field_by_name(desc, field_name);
-  if (!*f)
-    return field_error(c, ERR_INVAL, "unknown field");
+  if (!*f) return field_error(c, ERR_INVAL, "unknown field");
   if (is_map_field(desc, *f))
     return field_error(c, ERR_INVAL, "cannot be set from a parameter");
   return ERR_OK;
@@ -1461,14 +1384,12 @@ int pbjson_param_value(const ProtobufCMessageDescriptor *desc,
                        json_t **out, pbjson_error *err) {
   ctx c;
   ctx_init(&c, NULL, err);
-  if (out)
-    *out = NULL;
+  if (out) *out = NULL;
   if (!desc || !field_name || !out || (!text && len > 0))
     return finish(&c, field_error(&c, ERR_INVAL, "bad arguments"));
   const ProtobufCFieldDescriptor *f;
   int rc = param_field(&c, desc, field_name, &f);
-  if (rc == ERR_OK)
-    rc = param_convert(&c, f, text ? text : "", len, out);
+  if (rc == ERR_OK) rc = param_convert(&c, f, text ? text : "", len, out);
   return finish(&c, rc);
 }
 
@@ -1481,14 +1402,12 @@ int pbjson_param_set(json_t *obj, const ProtobufCMessageDescriptor *desc,
     return finish(&c, field_error(&c, ERR_INVAL, "bad arguments"));
   const ProtobufCFieldDescriptor *f;
   int rc = param_field(&c, desc, field_name, &f);
-  if (rc != ERR_OK)
-    return finish(&c, rc);
+  if (rc != ERR_OK) return finish(&c, rc);
   if (!json_is_object(obj))
     return finish(&c, field_error(&c, ERR_INVAL, "parameters need an object"));
   json_t *jv = NULL;
   rc = param_convert(&c, f, text ? text : "", len, &jv);
-  if (rc != ERR_OK)
-    return finish(&c, rc);
+  if (rc != ERR_OK) return finish(&c, rc);
   json_t *cur = json_object_get(obj, f->name);
   if (f->label == PROTOBUF_C_LABEL_REPEATED) {
     if (!cur || json_is_null(cur)) {

@@ -27,8 +27,7 @@ static void check_error_text(const pbjson_error *e) {
   for (size_t i = 0; i < e->count; i++) {
     json_t *p = json_string(e->errors[i].path);
     json_t *d = json_string(e->errors[i].description);
-    if (!p || !d)
-      abort();
+    if (!p || !d) abort();
     json_decref(p);
     json_decref(d);
   }
@@ -37,17 +36,14 @@ static void check_error_text(const pbjson_error *e) {
 static uint8_t *pack(const ProtobufCMessage *m, size_t *n) {
   *n = protobuf_c_message_get_packed_size(m);
   uint8_t *b = malloc(*n ? *n : 1);
-  if (!b)
-    abort();
-  if (protobuf_c_message_pack(m, b) != *n)
-    abort();
+  if (!b) abort();
+  if (protobuf_c_message_pack(m, b) != *n) abort();
   return b;
 }
 
 static void fuzz_param(const uint8_t *data, size_t size) {
   const uint8_t *eq = memchr(data, '=', size);
-  if (!eq || (size_t)(eq - data) >= 64)
-    return;
+  if (!eq || (size_t)(eq - data) >= 64) return;
   char name[64];
   memcpy(name, data, (size_t)(eq - data));
   name[eq - data] = '\0';
@@ -76,19 +72,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   char *text = NULL;
   size_t len = 0;
-  if (pbjson_encode_string(m, &o, &text, &len, &e) != ERR_OK)
-    abort();
+  if (pbjson_encode_string(m, &o, &text, &len, &e) != ERR_OK) abort();
   /* The output may be larger than the input (every field is written). */
   pbjson_opts again_o = o;
   again_o.max_json_bytes = SIZE_MAX;
   ProtobufCMessage *again = NULL;
-  if (pbjson_decode(DESC, text, len, &again_o, &again, &e) != ERR_OK)
-    abort();
+  if (pbjson_decode(DESC, text, len, &again_o, &again, &e) != ERR_OK) abort();
   size_t n1, n2;
   uint8_t *b1 = pack(m, &n1);
   uint8_t *b2 = pack(again, &n2);
-  if (n1 != n2 || memcmp(b1, b2, n1) != 0)
-    abort();
+  if (n1 != n2 || memcmp(b1, b2, n1) != 0) abort();
   free(b1);
   free(b2);
   free(text);

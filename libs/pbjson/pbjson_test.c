@@ -34,8 +34,7 @@ static ProtobufCMessage *dec_opts(const ProtobufCMessageDescriptor *d,
   ProtobufCMessage *m = NULL;
   pbjson_error e;
   int rc = pbjson_decode(d, json, strlen(json), o, &m, &e);
-  if (rc != ERR_OK)
-    dump_errors(&e);
+  if (rc != ERR_OK) dump_errors(&e);
   ck_assert_msg(rc == ERR_OK, "decode failed (%s) for %s", err_str(rc), json);
   ck_assert_int_eq(e.code, ERR_OK);
   ck_assert_uint_eq(e.count, 0);
@@ -71,8 +70,7 @@ static pbjson_error dec_fail(const ProtobufCMessageDescriptor *d,
 static void expect_one(const ProtobufCMessageDescriptor *d, const char *json,
                        int code, const char *path, const char *desc) {
   pbjson_error e = dec_fail(d, json, code);
-  if (e.count != 1)
-    dump_errors(&e);
+  if (e.count != 1) dump_errors(&e);
   ck_assert_uint_eq(e.count, 1);
   ck_assert_str_eq(e.errors[0].path, path);
   ck_assert_msg(strstr(e.errors[0].description, desc) != NULL,
@@ -86,8 +84,7 @@ static char *enc_opts(const ProtobufCMessage *m, const pbjson_opts *o) {
   size_t n = 0;
   pbjson_error e;
   int rc = pbjson_encode_string(m, o, &s, &n, &e);
-  if (rc != ERR_OK)
-    dump_errors(&e);
+  if (rc != ERR_OK) dump_errors(&e);
   ck_assert_int_eq(rc, ERR_OK);
   ck_assert_ptr_nonnull(s);
   ck_assert_uint_eq(n, strlen(s));
@@ -662,12 +659,11 @@ START_TEST(one_member_oneof_is_an_optional_field_written_as_null) {
   ck_assert_int_eq(d->owner_present_case,
                    PBJSON__TEST__OPTIONALS__OWNER_PRESENT__NOT_SET);
   pbjson_free(&d->base);
-  expect_reencode(OPTIONALS,
-                  "{\"stock\":7,\"owner\":{\"email\":\"e\"},\"pick_b\":1}",
-                  NULL,
-                  "{\"id\":\"\",\"stock\":7,\"note\":null,\"flag\":null,"
-                  "\"owner\":{\"email\":\"e\",\"name\":\"\"},\"pick_b\":1,"
-                  "\"color\":null}");
+  expect_reencode(
+      OPTIONALS, "{\"stock\":7,\"owner\":{\"email\":\"e\"},\"pick_b\":1}", NULL,
+      "{\"id\":\"\",\"stock\":7,\"note\":null,\"flag\":null,"
+      "\"owner\":{\"email\":\"e\",\"name\":\"\"},\"pick_b\":1,"
+      "\"color\":null}");
   expect_reencode(OPTIONALS,
                   "{\"id\":\"x\",\"stock\":null,\"note\":null,\"flag\":null,"
                   "\"owner\":null,\"color\":null}",
@@ -778,8 +774,7 @@ static char *node_chain(int depth) {
   for (int i = 0; i < depth; i++)
     n += (size_t)snprintf(s + n, cap - n, "%s{\"name\":\"n%d\"",
                           i ? ",\"child\":" : "", i);
-  for (int i = 0; i < depth; i++)
-    s[n++] = '}';
+  for (int i = 0; i < depth; i++) s[n++] = '}';
   s[n] = '\0';
   return s;
 }
@@ -807,16 +802,13 @@ START_TEST(message_nesting_is_bounded_by_max_depth) {
    * brackets inside strings do not count. */
   char text[512];
   size_t n = (size_t)snprintf(text, sizeof text, "{\"r_i32\":");
-  for (int i = 0; i < 100; i++)
-    text[n++] = '[';
-  for (int i = 0; i < 100; i++)
-    text[n++] = ']';
+  for (int i = 0; i < 100; i++) text[n++] = '[';
+  for (int i = 0; i < 100; i++) text[n++] = ']';
   snprintf(text + n, sizeof text - n, "}");
   expect_one(EVERYTHING, text, ERR_TOOBIG, "",
              "JSON nested deeper than 65 levels");
   n = (size_t)snprintf(text, sizeof text, "{\"str\":\"\\\"");
-  for (int i = 0; i < 100; i++)
-    text[n++] = '[';
+  for (int i = 0; i < 100; i++) text[n++] = '[';
   snprintf(text + n, sizeof text - n, "\"}");
   m = dec(SCALARS, text);
   ck_assert_uint_eq(strlen(((Pbjson__Test__Scalars *)m)->str), 101);
@@ -1148,8 +1140,7 @@ static void param_is(const ProtobufCMessageDescriptor *d, const char *field,
   json_t *v = NULL;
   pbjson_error e;
   int rc = pbjson_param_value(d, field, text, strlen(text), &v, &e);
-  if (rc != ERR_OK)
-    dump_errors(&e);
+  if (rc != ERR_OK) dump_errors(&e);
   ck_assert_int_eq(rc, ERR_OK);
   char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
   ck_assert_str_eq(s, want);

@@ -139,12 +139,12 @@ static void resolve_endpoint(dialset *ds, ep_state *st) {
   char ips[RPC_MAX_ENDPOINTS][DIALSET_IP_LEN];
   size_t nips = 0;
   const char *why = "lookup failed";
-  int rc = ds->o.resolve(ds->o.resolve_arg, st->ep.host, ips,
-                         RPC_MAX_ENDPOINTS, &nips, &why);
+  int rc = ds->o.resolve(ds->o.resolve_arg, st->ep.host, ips, RPC_MAX_ENDPOINTS,
+                         &nips, &why);
   if (rc != ERR_OK) {
     if (!st->failing) {
-      ds_log(ds, LOG_WARN, "name did not resolve", "host", st->ep.host,
-             "error", why != NULL ? why : "lookup failed");
+      ds_log(ds, LOG_WARN, "name did not resolve", "host", st->ep.host, "error",
+             why != NULL ? why : "lookup failed");
     }
     st->failing = true;
     return;
@@ -278,8 +278,7 @@ static void *resolver_main(void *arg) {
   return NULL;
 }
 
-size_t dialset_dialers(dialset *ds, char (*urls)[RPC_MAX_URL_LEN],
-                       size_t cap) {
+size_t dialset_dialers(dialset *ds, char (*urls)[RPC_MAX_URL_LEN], size_t cap) {
   if (ds == NULL) return 0;
   pthread_mutex_lock(&ds->set_mu);
   size_t n = ds->ndialers;
@@ -359,7 +358,8 @@ int dialset_new(const char *address, const dialset_options *opts,
   if (opts != NULL) {
     if (opts->max_endpoints > RPC_MAX_ENDPOINTS ||
         opts->recv_max_bytes > (size_t)INT32_MAX ||
-        opts->reconnect_min_ms > INT32_MAX || opts->reconnect_max_ms > INT32_MAX) {
+        opts->reconnect_min_ms > INT32_MAX ||
+        opts->reconnect_max_ms > INT32_MAX) {
       return ERR_INVAL;
     }
     if (opts->who != NULL) o.who = opts->who;
@@ -368,7 +368,8 @@ int dialset_new(const char *address, const dialset_options *opts,
     o.recv_max_bytes = opts->recv_max_bytes;
     o.reconnect_min_ms = opts->reconnect_min_ms;
     o.reconnect_max_ms = opts->reconnect_max_ms;
-    if (opts->resolve_interval_ms) o.resolve_interval_ms = opts->resolve_interval_ms;
+    if (opts->resolve_interval_ms)
+      o.resolve_interval_ms = opts->resolve_interval_ms;
     o.resolve = opts->resolve;
     o.resolve_arg = opts->resolve_arg;
   }

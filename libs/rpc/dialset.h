@@ -112,8 +112,7 @@ void dialset_refresh(dialset *ds);
 
 /* Copies the URLs currently dialled into urls (at most cap) and returns
  * how many there are (may exceed cap). Thread-safe. */
-size_t dialset_dialers(dialset *ds, char (*urls)[RPC_MAX_URL_LEN],
-                       size_t cap);
+size_t dialset_dialers(dialset *ds, char (*urls)[RPC_MAX_URL_LEN], size_t cap);
 
 /* Connected pipes on the socket. Lock-free; thread-safe. */
 size_t dialset_connected(dialset *ds);
@@ -125,7 +124,8 @@ bool dialset_wait_connected(dialset *ds, size_t n, int64_t deadline_ns);
 /* The same for the users' public "wait until n peers are connected"
  * calls: waits at most timeout_ms. Returns ERR_OK, ERR_TIMEOUT, or
  * ERR_INVAL (NULL ds, n < 0). */
-int dialset_wait_connected_ms(dialset *ds, int n, uint32_t timeout_ms) WARN_UNUSED;
+int dialset_wait_connected_ms(dialset *ds, int n,
+                              uint32_t timeout_ms) WARN_UNUSED;
 
 /* Stops and joins the resolver thread (if any); afterwards the dialers
  * no longer change. Idempotent, NULL-safe. Call before closing the

@@ -27,7 +27,9 @@
 
 #define WAIT_MS 10000
 
-static int64_t deadline_in(int ms) { return time_mono_ns() + (int64_t)ms * 1000000; }
+static int64_t deadline_in(int ms) {
+  return time_mono_ns() + (int64_t)ms * 1000000;
+}
 
 /* ---- a listener that counts its connected pipes ---- */
 
@@ -48,13 +50,16 @@ static void peer_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg) {
 static void peer_open(peer *pr, const char *ip, int port) {
   memset(pr, 0, sizeof(*pr));
   ck_assert_int_eq(nng_rep0_open(&pr->sock), 0);
-  ck_assert_int_eq(nng_pipe_notify(pr->sock, NNG_PIPE_EV_ADD_POST, peer_pipe_cb, pr), 0);
-  ck_assert_int_eq(nng_pipe_notify(pr->sock, NNG_PIPE_EV_REM_POST, peer_pipe_cb, pr), 0);
+  ck_assert_int_eq(
+      nng_pipe_notify(pr->sock, NNG_PIPE_EV_ADD_POST, peer_pipe_cb, pr), 0);
+  ck_assert_int_eq(
+      nng_pipe_notify(pr->sock, NNG_PIPE_EV_REM_POST, peer_pipe_cb, pr), 0);
   char url[64];
   snprintf(url, sizeof(url), "tcp://%s:%d", ip, port);
   nng_listener l;
   ck_assert_int_eq(nng_listen(pr->sock, url, &l, 0), 0);
-  ck_assert_int_eq(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &pr->port), 0);
+  ck_assert_int_eq(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &pr->port),
+                   0);
 }
 
 static void peer_close(peer *pr) { nng_close(pr->sock); }
@@ -78,8 +83,9 @@ typedef struct script {
   int lookups;
 } script;
 
-static int script_resolve(void *arg, const char *host, char (*ips)[DIALSET_IP_LEN],
-                          size_t cap, size_t *n, const char **why) {
+static int script_resolve(void *arg, const char *host,
+                          char (*ips)[DIALSET_IP_LEN], size_t cap, size_t *n,
+                          const char **why) {
   script *sc = arg;
   ck_assert_str_eq(host, "svc");
   pthread_mutex_lock(&sc->mu);
@@ -90,7 +96,8 @@ static int script_resolve(void *arg, const char *host, char (*ips)[DIALSET_IP_LE
     rc = ERR_UNAVAILABLE;
   } else {
     size_t k = 0;
-    for (; k < sc->n && k < cap; k++) str_copy(ips[k], sc->ips[k], DIALSET_IP_LEN);
+    for (; k < sc->n && k < cap; k++)
+      str_copy(ips[k], sc->ips[k], DIALSET_IP_LEN);
     *n = k;
   }
   pthread_mutex_unlock(&sc->mu);
@@ -180,17 +187,20 @@ static void teardown(dialset *ds, nng_socket s) {
 
 START_TEST(list_dials_every_url_once) {
   dialset *ds = NULL;
-  ck_assert_int_eq(dialset_new("tcp://127.0.0.1:1, tcp://[::1]:2,tcp://127.0.0.1:1",
-                               NULL, &ds),
-                   ERR_OK);
+  ck_assert_int_eq(
+      dialset_new("tcp://127.0.0.1:1, tcp://[::1]:2,tcp://127.0.0.1:1", NULL,
+                  &ds),
+      ERR_OK);
   ck_assert(!dialset_has_dns(ds));
   ck_assert_uint_eq(dialset_dialers(ds, got, 8), 0); /* nothing before attach */
   nng_socket s = req_socket();
   ck_assert_int_eq(dialset_attach(ds, s), ERR_OK);
   ck_assert_int_eq(dialset_attach(ds, s), ERR_INVAL);
-  ck_assert_int_eq(dialset_start_resolver(ds), ERR_OK); /* no names: no thread */
+  ck_assert_int_eq(dialset_start_resolver(ds),
+                   ERR_OK); /* no names: no thread */
   char buf[1024];
-  ck_assert_str_eq(dialers_str(ds, buf, sizeof(buf)), "tcp://127.0.0.1:1,tcp://[::1]:2");
+  ck_assert_str_eq(dialers_str(ds, buf, sizeof(buf)),
+                   "tcp://127.0.0.1:1,tcp://[::1]:2");
   ck_assert_uint_eq(dialset_connected(ds), 0); /* nobody listens there */
   ck_assert(!dialset_wait_connected(ds, 1, deadline_in(50)));
   ck_assert(dialset_wait_connected(ds, 0, deadline_in(0)));
@@ -204,8 +214,9 @@ END_TEST
 
 START_TEST(bad_addresses_and_options_are_rejected) {
   dialset *ds = (dialset *)1;
-  static const char *const bad[] = {"", " , ", "udp://h:1", "tcp://h", "tcp://h:0",
-                                    "dns+tcp://:80", "tcp://a:1,,tcp://b:2"};
+  static const char *const bad[] = {
+      "",          " , ",           "udp://h:1",           "tcp://h",
+      "tcp://h:0", "dns+tcp://:80", "tcp://a:1,,tcp://b:2"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     ck_assert_int_eq(dialset_new(bad[i], NULL, &ds), ERR_INVAL);
     ck_assert_ptr_null(ds);
@@ -216,7 +227,8 @@ START_TEST(bad_addresses_and_options_are_rejected) {
   dialset_options o;
   dialset_options_init(&o);
   o.max_endpoints = 2;
-  ck_assert_int_eq(dialset_new("tcp://a:1,tcp://b:2,tcp://c:3", &o, &ds), ERR_INVAL);
+  ck_assert_int_eq(dialset_new("tcp://a:1,tcp://b:2,tcp://c:3", &o, &ds),
+                   ERR_INVAL);
   ck_assert_int_eq(dialset_new("tcp://a:1,tcp://b:2", &o, &ds), ERR_OK);
   dialset_free(ds);
   o.max_endpoints = RPC_MAX_ENDPOINTS + 1;
@@ -228,7 +240,7 @@ START_TEST(bad_addresses_and_options_are_rejected) {
   /* Misuse of the other calls is harmless. */
   ck_assert_int_eq(dialset_new("dns+tcp://localhost:1", NULL, &ds), ERR_OK);
   ck_assert_int_eq(dialset_start_resolver(ds), ERR_INVAL); /* not attached */
-  dialset_refresh(ds);                                      /* no-op */
+  dialset_refresh(ds);                                     /* no-op */
   ck_assert_uint_eq(dialset_dialers(ds, got, 8), 0);
   dialset_free(ds);
   dialset_free(NULL);
@@ -255,7 +267,8 @@ START_TEST(dns_localhost_resolves_and_connects) {
   size_t n = dialset_dialers(ds, got, 8);
   ck_assert_uint_ge(n, 1);
   bool found = false;
-  for (size_t i = 0; i < n && i < 8; i++) found = found || strcmp(got[i], want) == 0;
+  for (size_t i = 0; i < n && i < 8; i++)
+    found = found || strcmp(got[i], want) == 0;
   ck_assert_msg(found, "no dialer for %s", want);
   ck_assert_int_eq(dialset_wait_connected_ms(ds, 1, WAIT_MS), ERR_OK);
   ck_assert_uint_eq(dialset_connected(ds), 1);
@@ -272,7 +285,8 @@ END_TEST
 
 START_TEST(unresolvable_name_is_not_an_error) {
   dialset *ds = NULL;
-  ck_assert_int_eq(dialset_new("dns+tcp://no-such-host.invalid:7001", NULL, &ds), ERR_OK);
+  ck_assert_int_eq(
+      dialset_new("dns+tcp://no-such-host.invalid:7001", NULL, &ds), ERR_OK);
   nng_socket s = req_socket();
   ck_assert_int_eq(dialset_attach(ds, s), ERR_OK);
   ck_assert_uint_eq(dialset_dialers(ds, got, 8), 0);
@@ -316,7 +330,8 @@ START_TEST(reconcile_adds_and_closes_dialers_as_resolution_changes) {
   ck_assert_str_eq(dialers_str(ds, buf, sizeof(buf)), url_b);
   ck_assert(peer_wait(&a, 0));
   ck_assert_int_eq(atomic_load(&b.pipes), 1);
-  for (int i = 0; i < WAIT_MS / 10 && dialset_connected(ds) != 1; i++) time_sleep_ms(10);
+  for (int i = 0; i < WAIT_MS / 10 && dialset_connected(ds) != 1; i++)
+    time_sleep_ms(10);
   ck_assert_uint_eq(dialset_connected(ds), 1);
 
   /* A failed lookup, or one without addresses, keeps the last good
@@ -390,7 +405,8 @@ START_TEST(literal_and_resolved_duplicates_share_a_dialer_and_cap_holds) {
   peer a;
   peer_open(&a, "127.0.0.1", 0);
   char addr[128], url_a[64];
-  snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d,dns+tcp://svc:%d", a.port, a.port);
+  snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d,dns+tcp://svc:%d", a.port,
+           a.port);
   snprintf(url_a, sizeof(url_a), "tcp://127.0.0.1:%d", a.port);
   script sc = {.mu = PTHREAD_MUTEX_INITIALIZER};
   script_set(&sc, false, "127.0.0.1", NULL);
@@ -408,7 +424,8 @@ START_TEST(literal_and_resolved_duplicates_share_a_dialer_and_cap_holds) {
   dialset_options o;
   dialset_options_init(&o);
   o.max_dialers = 1;
-  ck_assert_int_eq(dialset_new("tcp://127.0.0.1:1,tcp://127.0.0.1:2", &o, &ds), ERR_OK);
+  ck_assert_int_eq(dialset_new("tcp://127.0.0.1:1,tcp://127.0.0.1:2", &o, &ds),
+                   ERR_OK);
   s = req_socket();
   ck_assert_int_eq(dialset_attach(ds, s), ERR_OK);
   ck_assert_uint_eq(dialset_dialers(ds, got, 8), 1);
@@ -427,7 +444,8 @@ static Suite *dialset_suite(void) {
   tcase_add_test(tc, unresolvable_name_is_not_an_error);
   tcase_add_test(tc, reconcile_adds_and_closes_dialers_as_resolution_changes);
   tcase_add_test(tc, resolver_thread_follows_the_name);
-  tcase_add_test(tc, literal_and_resolved_duplicates_share_a_dialer_and_cap_holds);
+  tcase_add_test(tc,
+                 literal_and_resolved_duplicates_share_a_dialer_and_cap_holds);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -25,9 +25,10 @@
  * worker threads, so N workers means at most N handlers run at once.
  * Handlers may block (database calls): they never run on nng's own
  * callback threads (except those registered with
- * rpc_server_register_nonblocking, which promise never to block). A request is received as soon as a worker is free or
- * while fewer than `queue_depth` requests wait for one; further requests
- * wait in the transport (back-pressure), never in unbounded memory.
+ * rpc_server_register_nonblocking, which promise never to block). A request is
+ * received as soon as a worker is free or while fewer than `queue_depth`
+ * requests wait for one; further requests wait in the transport
+ * (back-pressure), never in unbounded memory.
  *
  * Deadlines: a request's deadline is its arrival time plus the envelope's
  * deadline_ms (or the server's default_deadline_ms when that is 0, capped
@@ -116,10 +117,10 @@
 #include "libs/rpc/rpc_status.h"
 
 #define RPC_DEFAULT_MAX_RECV_BYTES (4u * 1024u * 1024u)
-#define RPC_MAX_METHOD_LEN 128      /* bytes, without the NUL */
-#define RPC_MAX_VIOLATIONS 64       /* per reply; more are dropped */
-#define RPC_MAX_MESSAGE_LEN 1024    /* status message bytes; longer is cut */
-#define RPC_MAX_ENDPOINTS 32        /* per address list / resolved name */
+#define RPC_MAX_METHOD_LEN 128   /* bytes, without the NUL */
+#define RPC_MAX_VIOLATIONS 64    /* per reply; more are dropped */
+#define RPC_MAX_MESSAGE_LEN 1024 /* status message bytes; longer is cut */
+#define RPC_MAX_ENDPOINTS 32     /* per address list / resolved name */
 #define RPC_MAX_URL_LEN 300
 #define RPC_MAX_CREDENTIAL_LEN 1024 /* a service token, bytes */
 
@@ -133,16 +134,16 @@ typedef struct rpc_server rpc_server;
  * only until the handler returns; strings are NUL-terminated and "" when
  * the caller did not set them. */
 typedef struct rpc_call {
-  const char *method;          /* "orders.v1.Orders/CreateOrder" */
-  const char *request_id;      /* the caller's (for logs) */
+  const char *method;     /* "orders.v1.Orders/CreateOrder" */
+  const char *request_id; /* the caller's (for logs) */
   const char *tenant_id;
-  const char *token;           /* never log it */
+  const char *token; /* never log it */
   const char *idempotency_key;
-  const uint8_t *payload;      /* the method's serialised request */
+  const uint8_t *payload; /* the method's serialised request */
   size_t payload_len;
-  uint32_t attempt;            /* 1 for the first attempt, 2, ... */
-  int64_t deadline_mono_ms;    /* absolute, on time_mono_ms()'s clock */
-  const char *service_token;   /* the calling service's; never log it */
+  uint32_t attempt;          /* 1 for the first attempt, 2, ... */
+  int64_t deadline_mono_ms;  /* absolute, on time_mono_ms()'s clock */
+  const char *service_token; /* the calling service's; never log it */
   /* Set by the server's guard (rpc_server_set_guard) before the handler
    * runs: the verified calling service and the matched access rule
    * (libs/svcid/access.h); "" and NULL when there is no guard. */
@@ -228,8 +229,7 @@ typedef bool (*rpc_guard_fn)(void *arg, rpc_call *call, rpc_reply *reply);
 
 /* Installs the guard (one per server; NULL removes it). Only before
  * rpc_server_start. ERR_INVAL after start. */
-int rpc_server_set_guard(rpc_server *s, rpc_guard_fn fn,
-                         void *arg) WARN_UNUSED;
+int rpc_server_set_guard(rpc_server *s, rpc_guard_fn fn, void *arg) WARN_UNUSED;
 
 /* The methods registered so far, for checks at start-up: calls fn once
  * per method, in no particular order. */
@@ -268,13 +268,13 @@ int rpc_server_port(const rpc_server *s);
 
 /* Counters since start, for tests and health checks. */
 typedef struct rpc_server_stats {
-  uint64_t received;     /* requests taken off the socket */
-  uint64_t handled;      /* handler invocations completed */
-  uint64_t expired;      /* answered DEADLINE_EXCEEDED before running */
-  uint64_t late;         /* handler finished after the deadline */
-  uint64_t unknown;      /* answered UNIMPLEMENTED */
-  uint64_t malformed;    /* answered INVALID_ARGUMENT: undecodable */
-  uint64_t send_failed;  /* replies nng could not send (peer gone) */
+  uint64_t received;    /* requests taken off the socket */
+  uint64_t handled;     /* handler invocations completed */
+  uint64_t expired;     /* answered DEADLINE_EXCEEDED before running */
+  uint64_t late;        /* handler finished after the deadline */
+  uint64_t unknown;     /* answered UNIMPLEMENTED */
+  uint64_t malformed;   /* answered INVALID_ARGUMENT: undecodable */
+  uint64_t send_failed; /* replies nng could not send (peer gone) */
 } rpc_server_stats;
 
 void rpc_server_get_stats(const rpc_server *s, rpc_server_stats *out);
@@ -354,7 +354,7 @@ typedef struct rpc_call_options {
   const char *idempotency_key; /* NULL = "" */
 } rpc_call_options;
 
-#define RPC_CALL_OPTIONS_INIT \
+#define RPC_CALL_OPTIONS_INIT                                                  \
   { 0, 0, false, NULL, NULL, NULL, NULL }
 
 typedef struct rpc_violation {
@@ -365,16 +365,16 @@ typedef struct rpc_violation {
 /* The outcome of a call. Every pointer points into the result and lives
  * until rpc_result_free; strings are never NULL. */
 typedef struct rpc_result {
-  int code;                        /* enum rpc_code */
+  int code; /* enum rpc_code */
   const char *message;
   const rpc_violation *violations;
   size_t nviolations;
-  const uint8_t *payload;          /* the method's serialised reply */
+  const uint8_t *payload; /* the method's serialised reply */
   size_t payload_len;
-  uint32_t attempts;               /* attempts sent or tried */
-  uint32_t retry_after_ms;         /* the server's advice; 0 = none */
+  uint32_t attempts;       /* attempts sent or tried */
+  uint32_t retry_after_ms; /* the server's advice; 0 = none */
   char request_id[129];
-  void *priv_;                     /* internal */
+  void *priv_; /* internal */
 } rpc_result;
 
 /* Calls method with payload req[0..req_len) (req may be NULL when
@@ -402,9 +402,9 @@ void rpc_result_free(rpc_result *r);
 /* ------------------------------------------------------------------ */
 
 typedef struct rpc_endpoint {
-  bool dns;                  /* dns+tcp://: resolve host periodically */
-  char host[256];            /* name or IP literal (IPv6 without []) */
-  int port;                  /* 1..65535 */
+  bool dns;       /* dns+tcp://: resolve host periodically */
+  char host[256]; /* name or IP literal (IPv6 without []) */
+  int port;       /* 1..65535 */
 } rpc_endpoint;
 
 /* Parses an address list: comma-separated endpoints, optional spaces

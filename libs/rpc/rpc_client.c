@@ -57,8 +57,8 @@
 #include "proto/rpc/v1/rpc.pb-c.h"
 
 #define MAX_DIALERS 256
-#define METHOD_CACHE 512       /* slots; power of two */
-#define METHOD_CACHE_MAX 256   /* distinct methods before "_other" */
+#define METHOD_CACHE 512     /* slots; power of two */
+#define METHOD_CACHE_MAX 256 /* distinct methods before "_other" */
 #define OTHER_METHOD_LABEL "_other"
 
 typedef struct call_ctx {
@@ -90,7 +90,7 @@ struct rpc_client {
 
 typedef struct result_impl {
   rpc_result pub;
-  Rpc__V1__Response *resp;     /* unpacked reply, or NULL for local */
+  Rpc__V1__Response *resp; /* unpacked reply, or NULL for local */
   rpc_violation *violations;
 } result_impl;
 
@@ -103,9 +103,9 @@ static void families_init(void) {
   fam_calls = metrics_counter("rpc_client_calls_total",
                               "RPC calls made, by method and final code.", 2,
                               method_code);
-  fam_retries = metrics_counter("rpc_client_retries_total",
-                                "RPC attempts after the first, by method.", 1,
-                                method);
+  fam_retries =
+      metrics_counter("rpc_client_retries_total",
+                      "RPC attempts after the first, by method.", 1, method);
   fam_duration = metrics_histogram(
       "rpc_client_duration_seconds",
       "Whole RPC call time including retries, by method.", 1, method, NULL, 0);
@@ -162,14 +162,16 @@ static method_metrics *mm_get(rpc_client *c, const char *method) {
   size_t mask = METHOD_CACHE - 1;
   size_t start = hash_str(method) & mask;
   for (size_t i = start, n = 0; n < METHOD_CACHE; i = (i + 1) & mask, n++) {
-    method_metrics *m = atomic_load_explicit(&c->cache[i], memory_order_acquire);
+    method_metrics *m =
+        atomic_load_explicit(&c->cache[i], memory_order_acquire);
     if (m == NULL) break;
     if (strcmp(m->method, method) == 0) return m;
   }
   method_metrics *found = &c->other;
   pthread_mutex_lock(&c->cache_mu);
   for (size_t i = start, n = 0; n < METHOD_CACHE; i = (i + 1) & mask, n++) {
-    method_metrics *m = atomic_load_explicit(&c->cache[i], memory_order_relaxed);
+    method_metrics *m =
+        atomic_load_explicit(&c->cache[i], memory_order_relaxed);
     if (m != NULL) {
       if (strcmp(m->method, method) == 0) {
         found = m;
@@ -196,7 +198,8 @@ static method_metrics *mm_get(rpc_client *c, const char *method) {
 }
 
 static metrics_child *mm_calls(method_metrics *m, int code) {
-  metrics_child *ch = atomic_load_explicit(&m->calls[code], memory_order_acquire);
+  metrics_child *ch =
+      atomic_load_explicit(&m->calls[code], memory_order_acquire);
   if (ch == NULL) {
     const char *labels[2] = {m->method, rpc_code_name(code)};
     ch = metrics_child_get(fam_calls, labels);
@@ -214,7 +217,8 @@ int rpc_client_connected(rpc_client *c) {
 }
 
 int rpc_client_wait_connected(rpc_client *c, int n, uint32_t timeout_ms) {
-  return c != NULL ? dialset_wait_connected_ms(c->ds, n, timeout_ms) : ERR_INVAL;
+  return c != NULL ? dialset_wait_connected_ms(c->ds, n, timeout_ms)
+                   : ERR_INVAL;
 }
 
 /* ---------------------------------------------------------------- */
@@ -229,16 +233,18 @@ int rpc_client_new(const char *address, const rpc_client_options *opts,
   rpc_client_options_init(&o);
   if (opts != NULL) {
     if (opts->max_recv_bytes > (size_t)INT32_MAX ||
-        opts->reconnect_min_ms > INT32_MAX || opts->reconnect_max_ms > INT32_MAX ||
-        opts->max_attempts > 100) {
+        opts->reconnect_min_ms > INT32_MAX ||
+        opts->reconnect_max_ms > INT32_MAX || opts->max_attempts > 100) {
       return ERR_INVAL;
     }
-    if (opts->default_deadline_ms) o.default_deadline_ms = opts->default_deadline_ms;
+    if (opts->default_deadline_ms)
+      o.default_deadline_ms = opts->default_deadline_ms;
     if (opts->max_attempts) o.max_attempts = opts->max_attempts;
     if (opts->backoff_base_ms) o.backoff_base_ms = opts->backoff_base_ms;
     if (opts->backoff_max_ms) o.backoff_max_ms = opts->backoff_max_ms;
     if (opts->connect_wait_ms) o.connect_wait_ms = opts->connect_wait_ms;
-    if (opts->resolve_interval_ms) o.resolve_interval_ms = opts->resolve_interval_ms;
+    if (opts->resolve_interval_ms)
+      o.resolve_interval_ms = opts->resolve_interval_ms;
     if (opts->reconnect_min_ms) o.reconnect_min_ms = opts->reconnect_min_ms;
     if (opts->reconnect_max_ms) o.reconnect_max_ms = opts->reconnect_max_ms;
     if (opts->max_recv_bytes) o.max_recv_bytes = opts->max_recv_bytes;
@@ -246,13 +252,16 @@ int rpc_client_new(const char *address, const rpc_client_options *opts,
     o.credential = opts->credential;
     o.credential_arg = opts->credential_arg;
   }
-  if (o.backoff_base_ms > o.backoff_max_ms) o.backoff_base_ms = o.backoff_max_ms;
+  if (o.backoff_base_ms > o.backoff_max_ms)
+    o.backoff_base_ms = o.backoff_max_ms;
 
   /* The address: every replica dialled with the client's limits. */
-  const dialset_options dso = {
-      .who = "rpc client", .max_dialers = MAX_DIALERS,
-      .recv_max_bytes = o.max_recv_bytes, .resolve_interval_ms = o.resolve_interval_ms,
-      .reconnect_min_ms = o.reconnect_min_ms, .reconnect_max_ms = o.reconnect_max_ms};
+  const dialset_options dso = {.who = "rpc client",
+                               .max_dialers = MAX_DIALERS,
+                               .recv_max_bytes = o.max_recv_bytes,
+                               .resolve_interval_ms = o.resolve_interval_ms,
+                               .reconnect_min_ms = o.reconnect_min_ms,
+                               .reconnect_max_ms = o.reconnect_max_ms};
   dialset *ds = NULL;
   int rc = dialset_new(address, &dso, &ds); /* ERR_INVAL (syntax), ERR_NOMEM */
   if (rc != ERR_OK) return rc;
@@ -371,19 +380,19 @@ static void ctx_give(rpc_client *c, call_ctx *cc) {
 
 /* How an attempt ended. */
 enum attempt_end {
-  END_REPLY,       /* got a reply (resp set) */
-  END_NOT_SENT,    /* surely not processed: retry is always safe */
-  END_MAYBE_SENT,  /* fate unknown: retry only if idempotent */
-  END_DEADLINE,    /* the call's deadline ran out */
-  END_CLOSED,      /* client closing */
+  END_REPLY,      /* got a reply (resp set) */
+  END_NOT_SENT,   /* surely not processed: retry is always safe */
+  END_MAYBE_SENT, /* fate unknown: retry only if idempotent */
+  END_DEADLINE,   /* the call's deadline ran out */
+  END_CLOSED,     /* client closing */
   END_NOMEM,
 };
 
 typedef struct attempt_out {
   enum attempt_end end;
   Rpc__V1__Response *resp;
-  int code;          /* for non-reply ends */
-  const char *why;   /* static message for non-reply ends */
+  int code;        /* for non-reply ends */
+  const char *why; /* static message for non-reply ends */
 } attempt_out;
 
 static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
@@ -392,18 +401,21 @@ static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
   ao->resp = NULL;
 
   /* 1. Some replica connected? (see the file comment on "no peer") */
-  int64_t wait_until = time_mono_ns() + (int64_t)c->opt.connect_wait_ms * 1000000;
+  int64_t wait_until =
+      time_mono_ns() + (int64_t)c->opt.connect_wait_ms * 1000000;
   if (wait_until > deadline_ns) wait_until = deadline_ns;
   if (!dialset_wait_connected(c->ds, 1, wait_until)) {
     ao->end = time_mono_ns() >= deadline_ns ? END_DEADLINE : END_NOT_SENT;
-    ao->code = ao->end == END_DEADLINE ? RPC_DEADLINE_EXCEEDED : RPC_UNAVAILABLE;
+    ao->code =
+        ao->end == END_DEADLINE ? RPC_DEADLINE_EXCEEDED : RPC_UNAVAILABLE;
     ao->why = "no server connected";
     return;
   }
 
   /* 2. Pack straight into the nng message. */
   int64_t left_ms = (deadline_ns - time_mono_ns()) / 1000000;
-  req->deadline_ms = left_ms < 1 ? 1 : (left_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)left_ms);
+  req->deadline_ms =
+      left_ms < 1 ? 1 : (left_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)left_ms);
   size_t len = rpc__v1__request__get_packed_size(req);
   nng_msg *msg = NULL;
   if (nng_msg_alloc(&msg, len) != 0) {
@@ -414,7 +426,8 @@ static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
 
   /* 3. Send: completes when a pipe took the message. */
   nng_aio_set_msg(cc->aio, msg);
-  int64_t send_until = time_mono_ns() + (int64_t)c->opt.connect_wait_ms * 1000000;
+  int64_t send_until =
+      time_mono_ns() + (int64_t)c->opt.connect_wait_ms * 1000000;
   if (send_until > deadline_ns) send_until = deadline_ns;
   nng_aio_set_timeout(cc->aio, ms_until(send_until));
   nng_ctx_send(cc->ctx, cc->aio);
@@ -429,7 +442,8 @@ static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
       ao->why = "client closed";
     } else {
       ao->end = time_mono_ns() >= deadline_ns ? END_DEADLINE : END_NOT_SENT;
-      ao->code = ao->end == END_DEADLINE ? RPC_DEADLINE_EXCEEDED : RPC_UNAVAILABLE;
+      ao->code =
+          ao->end == END_DEADLINE ? RPC_DEADLINE_EXCEEDED : RPC_UNAVAILABLE;
       ao->why = "could not send to any server";
     }
     return;
@@ -443,7 +457,8 @@ static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
   if (rv == 0) {
     nng_msg *rep = nng_aio_get_msg(cc->aio);
     nng_aio_set_msg(cc->aio, NULL);
-    ao->resp = rpc__v1__response__unpack(NULL, nng_msg_len(rep), nng_msg_body(rep));
+    ao->resp =
+        rpc__v1__response__unpack(NULL, nng_msg_len(rep), nng_msg_body(rep));
     nng_msg_free(rep);
     if (ao->resp == NULL) {
       /* Something answered that is not our protocol: do not retry into
@@ -454,7 +469,8 @@ static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
       return;
     }
     ao->end = END_REPLY;
-    ao->code = rpc_code_valid((int)ao->resp->code) ? (int)ao->resp->code : RPC_UNKNOWN;
+    ao->code =
+        rpc_code_valid((int)ao->resp->code) ? (int)ao->resp->code : RPC_UNKNOWN;
     return;
   }
   if (rv == NNG_ECLOSED) {
@@ -509,7 +525,8 @@ static result_impl *result_from_reply(Rpc__V1__Response *resp, int code) {
   ri->pub.code = code;
   ri->pub.message = resp->message != NULL ? resp->message : "";
   ri->pub.violations = ri->violations;
-  ri->pub.payload = resp->payload.data != NULL ? resp->payload.data : (const uint8_t *)"";
+  ri->pub.payload =
+      resp->payload.data != NULL ? resp->payload.data : (const uint8_t *)"";
   ri->pub.payload_len = resp->payload.len;
   ri->pub.retry_after_ms = resp->retry_after_ms;
   return ri;
@@ -532,7 +549,8 @@ int rpc_client_call(rpc_client *c, const char *method, const void *reqbuf,
     return ERR_INVAL;
   }
   size_t mlen = strlen(method);
-  if (mlen == 0 || mlen > RPC_MAX_METHOD_LEN || !str_is_printable(method, mlen)) {
+  if (mlen == 0 || mlen > RPC_MAX_METHOD_LEN ||
+      !str_is_printable(method, mlen)) {
     return ERR_INVAL;
   }
   if (req_len > c->opt.max_send_bytes) return ERR_TOOBIG;
@@ -540,7 +558,8 @@ int rpc_client_call(rpc_client *c, const char *method, const void *reqbuf,
   if (opts == NULL) opts = &defaults;
 
   int64_t start_ns = time_mono_ns();
-  uint32_t budget = opts->deadline_ms != 0 ? opts->deadline_ms : c->opt.default_deadline_ms;
+  uint32_t budget =
+      opts->deadline_ms != 0 ? opts->deadline_ms : c->opt.default_deadline_ms;
   int64_t deadline_ns = start_ns + (int64_t)budget * 1000000;
   method_metrics *mm = mm_get(c, method);
 
@@ -585,22 +604,23 @@ int rpc_client_call(rpc_client *c, const char *method, const void *reqbuf,
 
     bool retry;
     switch (ao.end) {
-      case END_NOT_SENT:
-        retry = true;
-        break;
-      case END_MAYBE_SENT:
-        retry = opts->idempotent;
-        break;
-      case END_REPLY:
-        retry = opts->idempotent && ao.resp != NULL && ao.code == RPC_UNAVAILABLE;
-        break;
-      default:
-        retry = false;
+    case END_NOT_SENT:
+      retry = true;
+      break;
+    case END_MAYBE_SENT:
+      retry = opts->idempotent;
+      break;
+    case END_REPLY:
+      retry = opts->idempotent && ao.resp != NULL && ao.code == RPC_UNAVAILABLE;
+      break;
+    default:
+      retry = false;
     }
     if (!retry || n >= c->opt.max_attempts) break;
 
     /* Full jitter: uniform in [0, min(max, base * 2^(n-1))]. */
-    uint64_t cap = (uint64_t)c->opt.backoff_base_ms << (n - 1 < 20 ? n - 1 : 20);
+    uint64_t cap = (uint64_t)c->opt.backoff_base_ms
+                   << (n - 1 < 20 ? n - 1 : 20);
     if (cap > c->opt.backoff_max_ms) cap = c->opt.backoff_max_ms;
     uint32_t sleep_for = randombytes_uniform((uint32_t)cap + 1);
     if (time_mono_ns() + (int64_t)sleep_for * 1000000 >= deadline_ns) break;

@@ -22,9 +22,9 @@
 typedef struct rpc_arena_block rpc_arena_block;
 
 typedef struct rpc_arena {
-  rpc_arena_block *head;  /* newest block first; the last is the kept one */
-  size_t block_size;      /* size of ordinary blocks */
-  ProtobufCAllocator pb;  /* allocator view for protobuf-c */
+  rpc_arena_block *head; /* newest block first; the last is the kept one */
+  size_t block_size;     /* size of ordinary blocks */
+  ProtobufCAllocator pb; /* allocator view for protobuf-c */
 } rpc_arena;
 
 /* Initialises a (which the caller owns) with blocks of block_size bytes.

@@ -37,9 +37,9 @@
  * metrics.
  *
  * Close: `closing` is set (no slot re-arms its receive after that) and
- * every slot still waiting to receive is cancelled; requests already received run to completion and their
- * replies are sent; when every slot is idle (or close_grace_ms passed)
- * the workers stop and the socket closes.
+ * every slot still waiting to receive is cancelled; requests already received
+ * run to completion and their replies are sent; when every slot is idle (or
+ * close_grace_ms passed) the workers stop and the socket closes.
  */
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -93,12 +93,12 @@ typedef struct slot {
    * `mu` only orders "arm a receive" against close's "cancel pending
    * receives" (see slot_rearm). */
   pthread_mutex_t mu;
-  _Atomic int state;     /* enum slot_state */
+  _Atomic int state; /* enum slot_state */
   bool mu_init;
-  nng_msg *msg;          /* the request, while QUEUED */
-  worker_state *ws;      /* for non-blocking methods; NULL if none */
+  nng_msg *msg;     /* the request, while QUEUED */
+  worker_state *ws; /* for non-blocking methods; NULL if none */
   int64_t arrival_ns;
-  struct slot *next;     /* FIFO link */
+  struct slot *next; /* FIFO link */
 } slot;
 
 struct rpc_server {
@@ -112,14 +112,14 @@ struct rpc_server {
   handler_entry unknown; /* metrics for unregistered/undecodable */
   rpc_guard_fn guard;    /* runs before every handler; may be NULL */
   void *guard_arg;
-  bool any_nonblocking;  /* some method runs inline: slots get state */
+  bool any_nonblocking; /* some method runs inline: slots get state */
 
   nng_socket sock;
   bool sock_open;
   nng_listener listener;
   int port;
   bool started; /* rpc_server_start was called */
-  bool running;  /* ... and succeeded: slots armed, workers up */
+  bool running; /* ... and succeeded: slots armed, workers up */
 
   slot *slots;
   size_t nslots;
@@ -132,7 +132,7 @@ struct rpc_server {
   pthread_cond_t idle_cv; /* a slot became idle (close waits on it) */
   slot *q_head, *q_tail;
   size_t q_len;
-  int n_sleeping;          /* workers in pthread_cond_wait */
+  int n_sleeping; /* workers in pthread_cond_wait */
   _Atomic bool closing;
   bool stop_workers;
   size_t idle_slots;
@@ -172,8 +172,8 @@ static void families_init(void) {
                               2, method_code);
   fam_duration = metrics_histogram(
       "rpc_server_duration_seconds",
-      "Time from a request's arrival to its reply, by method.", 1, method,
-      NULL, 0);
+      "Time from a request's arrival to its reply, by method.", 1, method, NULL,
+      0);
   fam_in_flight = metrics_gauge("rpc_server_in_flight",
                                 "RPC handlers running now.", 0, NULL);
   fam_late = metrics_counter(
@@ -189,7 +189,8 @@ static void entry_metrics_init(handler_entry *e) {
 }
 
 static metrics_child *entry_calls(handler_entry *e, int code) {
-  metrics_child *c = atomic_load_explicit(&e->calls[code], memory_order_acquire);
+  metrics_child *c =
+      atomic_load_explicit(&e->calls[code], memory_order_acquire);
   if (c == NULL) {
     /* Two workers may race here; both get the same child. */
     const char *labels[2] = {e->method, rpc_code_name(code)};
@@ -559,7 +560,8 @@ static void slot_cb(void *arg) {
       sl->arrival_ns = time_mono_ns();
       atomic_fetch_add(&s->st_received, 1);
       if (s->any_nonblocking) {
-        handler_entry *e = peek_handler(s, nng_msg_body(sl->msg), nng_msg_len(sl->msg));
+        handler_entry *e =
+            peek_handler(s, nng_msg_body(sl->msg), nng_msg_len(sl->msg));
         if (e != NULL && e->nonblocking) {
           /* Promised not to block: run here, saving the hand-off. */
           slot_send(sl, process(s, sl->ws, sl));
@@ -596,11 +598,10 @@ static nng_msg *process(rpc_server *s, worker_state *w, slot *sl) {
     request_id = empty_if_null(req->request_id);
     const char *method = empty_if_null(req->method);
     size_t mlen = strlen(method);
-    handler_entry *found = mlen <= RPC_MAX_METHOD_LEN
-                               ? table_find(s, method, mlen)
-                               : NULL;
-    uint32_t budget = req->deadline_ms != 0 ? req->deadline_ms
-                                            : s->opt.default_deadline_ms;
+    handler_entry *found =
+        mlen <= RPC_MAX_METHOD_LEN ? table_find(s, method, mlen) : NULL;
+    uint32_t budget =
+        req->deadline_ms != 0 ? req->deadline_ms : s->opt.default_deadline_ms;
     if (budget > s->opt.max_deadline_ms) budget = s->opt.max_deadline_ms;
     int64_t deadline_ms = sl->arrival_ns / 1000000 + (int64_t)budget;
 
@@ -712,17 +713,17 @@ static void *worker_main(void *arg) {
 
 static int map_listen_err(int rv) {
   switch (rv) {
-    case NNG_EADDRINUSE:
-    case NNG_EADDRINVAL:
-    case NNG_EPERM:
-      return ERR_UNAVAILABLE;
-    case NNG_EINVAL:
-    case NNG_ENOTSUP:
-      return ERR_INVAL;
-    case NNG_ENOMEM:
-      return ERR_NOMEM;
-    default:
-      return ERR_INTERNAL;
+  case NNG_EADDRINUSE:
+  case NNG_EADDRINVAL:
+  case NNG_EPERM:
+    return ERR_UNAVAILABLE;
+  case NNG_EINVAL:
+  case NNG_ENOTSUP:
+    return ERR_INVAL;
+  case NNG_ENOMEM:
+    return ERR_NOMEM;
+  default:
+    return ERR_INTERNAL;
   }
 }
 

@@ -50,25 +50,25 @@ int rpc_code_parse(const char *name, int *code) {
 
 int rpc_code_from_err(int err) {
   switch (err) {
-    case ERR_OK:
-      return RPC_OK;
-    case ERR_INVAL:
-      return RPC_INVALID_ARGUMENT;
-    case ERR_NOTFOUND:
-      return RPC_NOT_FOUND;
-    case ERR_EXISTS:
-      return RPC_ALREADY_EXISTS;
-    case ERR_CONFLICT:
-      return RPC_ABORTED;
-    case ERR_TIMEOUT:
-      return RPC_DEADLINE_EXCEEDED;
-    case ERR_UNAVAILABLE:
-    case ERR_CLOSED:
-      return RPC_UNAVAILABLE;
-    case ERR_TOOBIG:
-    case ERR_NOMEM:
-      return RPC_RESOURCE_EXHAUSTED;
-    default:
-      return RPC_INTERNAL;
+  case ERR_OK:
+    return RPC_OK;
+  case ERR_INVAL:
+    return RPC_INVALID_ARGUMENT;
+  case ERR_NOTFOUND:
+    return RPC_NOT_FOUND;
+  case ERR_EXISTS:
+    return RPC_ALREADY_EXISTS;
+  case ERR_CONFLICT:
+    return RPC_ABORTED;
+  case ERR_TIMEOUT:
+    return RPC_DEADLINE_EXCEEDED;
+  case ERR_UNAVAILABLE:
+  case ERR_CLOSED:
+    return RPC_UNAVAILABLE;
+  case ERR_TOOBIG:
+  case ERR_NOMEM:
+    return RPC_RESOURCE_EXHAUSTED;
+  default:
+    return RPC_INTERNAL;
   }
 }

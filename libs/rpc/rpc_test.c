@@ -50,7 +50,8 @@ static void h_echo(void *arg, const rpc_call *call, rpc_reply *reply) {
   rpc_reply_status(reply, RPC_OK, "%s|%s|%s|%s|%u", call->request_id,
                    call->tenant_id, call->token, call->idempotency_key,
                    call->attempt);
-  if (rpc_reply_set_payload(reply, call->payload, call->payload_len) != ERR_OK) {
+  if (rpc_reply_set_payload(reply, call->payload, call->payload_len) !=
+      ERR_OK) {
     rpc_reply_status(reply, RPC_INTERNAL, "set_payload failed");
   }
 }
@@ -58,7 +59,8 @@ static void h_echo(void *arg, const rpc_call *call, rpc_reply *reply) {
 static void h_sleep(void *arg, const rpc_call *call, rpc_reply *reply) {
   (void)arg;
   char buf[16] = {0};
-  size_t n = call->payload_len < sizeof(buf) - 1 ? call->payload_len : sizeof(buf) - 1;
+  size_t n =
+      call->payload_len < sizeof(buf) - 1 ? call->payload_len : sizeof(buf) - 1;
   memcpy(buf, call->payload, n);
   int now = atomic_fetch_add(&running_now, 1) + 1;
   int max = atomic_load(&running_max);
@@ -81,8 +83,11 @@ static void h_viol(void *arg, const rpc_call *call, rpc_reply *reply) {
   (void)arg;
   (void)call;
   rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "2 fields are invalid");
-  ck_assert_int_eq(rpc_reply_add_violation(reply, "items[3].quantity", "must be at least 1"), ERR_OK);
-  ck_assert_int_eq(rpc_reply_add_violation(reply, "email", "not an e-mail address"), ERR_OK);
+  ck_assert_int_eq(
+      rpc_reply_add_violation(reply, "items[3].quantity", "must be at least 1"),
+      ERR_OK);
+  ck_assert_int_eq(
+      rpc_reply_add_violation(reply, "email", "not an e-mail address"), ERR_OK);
   rpc_reply_retry_after(reply, 1500);
 }
 
@@ -92,7 +97,8 @@ static void h_big(void *arg, const rpc_call *call, rpc_reply *reply) {
   static char big[8192];
   /* Larger than the server's max_recv_bytes in the test that uses it. */
   int rc = rpc_reply_set_payload(reply, big, sizeof(big));
-  rpc_reply_status(reply, rc == ERR_TOOBIG ? RPC_RESOURCE_EXHAUSTED : RPC_OK, NULL);
+  rpc_reply_status(reply, rc == ERR_TOOBIG ? RPC_RESOURCE_EXHAUSTED : RPC_OK,
+                   NULL);
 }
 
 static _Atomic int64_t seen_left;
@@ -129,7 +135,8 @@ static rpc_client *connect_client(const char *url, rpc_client_options *o) {
 
 /* Waits until c has no connection left (its servers are closed). */
 static void wait_disconnected(rpc_client *c) {
-  for (int i = 0; i < 1000 && rpc_client_connected(c) > 0; i++) time_sleep_ms(5);
+  for (int i = 0; i < 1000 && rpc_client_connected(c) > 0; i++)
+    time_sleep_ms(5);
   ck_assert_int_eq(rpc_client_connected(c), 0);
 }
 
@@ -151,7 +158,8 @@ static rpc_result *call(rpc_client *c, const char *method, const char *payload,
                         const rpc_call_options *o) {
   rpc_result *r = NULL;
   ck_assert_int_eq(rpc_client_call(c, method, payload,
-                                   payload != NULL ? strlen(payload) : 0, o, &r),
+                                   payload != NULL ? strlen(payload) : 0, o,
+                                   &r),
                    ERR_OK);
   ck_assert_ptr_nonnull(r);
   return r;
@@ -225,11 +233,23 @@ END_TEST
 /* ---- status ---- */
 
 START_TEST(status_names_match_grpc) {
-  static const char *names[] = {
-      "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-      "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  static const char *names[] = {"OK",
+                                "CANCELLED",
+                                "UNKNOWN",
+                                "INVALID_ARGUMENT",
+                                "DEADLINE_EXCEEDED",
+                                "NOT_FOUND",
+                                "ALREADY_EXISTS",
+                                "PERMISSION_DENIED",
+                                "RESOURCE_EXHAUSTED",
+                                "FAILED_PRECONDITION",
+                                "ABORTED",
+                                "OUT_OF_RANGE",
+                                "UNIMPLEMENTED",
+                                "INTERNAL",
+                                "UNAVAILABLE",
+                                "DATA_LOSS",
+                                "UNAUTHENTICATED"};
   for (int i = 0; i < RPC_CODE_COUNT; i++) {
     ck_assert_str_eq(rpc_code_name(i), names[i]);
     int code = -1;
@@ -280,9 +300,12 @@ END_TEST
 START_TEST(address_list_parses) {
   rpc_endpoint ep[4];
   size_t n = 0;
-  ck_assert_int_eq(rpc_address_parse("tcp://10.0.0.1:7001, tcp://host-b.svc:7002,dns+tcp://orders:7003,tcp://[::1]:9",
-                                     ep, 4, &n),
-                   ERR_OK);
+  ck_assert_int_eq(
+      rpc_address_parse(
+          "tcp://10.0.0.1:7001, "
+          "tcp://host-b.svc:7002,dns+tcp://orders:7003,tcp://[::1]:9",
+          ep, 4, &n),
+      ERR_OK);
   ck_assert_uint_eq(n, 4);
   ck_assert(!ep[0].dns);
   ck_assert_str_eq(ep[0].host, "10.0.0.1");
@@ -305,13 +328,30 @@ START_TEST(address_list_parses) {
 END_TEST
 
 START_TEST(address_bad_rejected) {
-  static const char *bad[] = {
-      "", " ", "tcp://", "tcp://host", "tcp://host:", "tcp://host:0",
-      "tcp://host:65536", "tcp://:80", "udp://host:80", "host:80",
-      "tcp://a:1,,tcp://b:2", "tcp://a:1,", ",tcp://a:1", "tcp://h:80/path",
-      "tcp://h:8x0", "tcp://h:-1", "tcp://ho st:80", "tcp://[::1:80",
-      "tcp://[]:80", "tcp://::1:80", "dns+tcp://name", "ipc:///tmp/x",
-      "tcp://h:+80", "tcp://h:80 x"};
+  static const char *bad[] = {"",
+                              " ",
+                              "tcp://",
+                              "tcp://host",
+                              "tcp://host:",
+                              "tcp://host:0",
+                              "tcp://host:65536",
+                              "tcp://:80",
+                              "udp://host:80",
+                              "host:80",
+                              "tcp://a:1,,tcp://b:2",
+                              "tcp://a:1,",
+                              ",tcp://a:1",
+                              "tcp://h:80/path",
+                              "tcp://h:8x0",
+                              "tcp://h:-1",
+                              "tcp://ho st:80",
+                              "tcp://[::1:80",
+                              "tcp://[]:80",
+                              "tcp://::1:80",
+                              "dns+tcp://name",
+                              "ipc:///tmp/x",
+                              "tcp://h:+80",
+                              "tcp://h:80 x"};
   rpc_endpoint ep[4];
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     size_t n = 99;
@@ -320,8 +360,8 @@ START_TEST(address_bad_rejected) {
   }
   size_t n;
   /* More endpoints than room. */
-  ck_assert_int_eq(rpc_address_parse("tcp://a:1,tcp://b:2,tcp://c:3", ep, 2, &n),
-                   ERR_INVAL);
+  ck_assert_int_eq(
+      rpc_address_parse("tcp://a:1,tcp://b:2,tcp://c:3", ep, 2, &n), ERR_INVAL);
   char longhost[300];
   memset(longhost, 'a', sizeof(longhost));
   memcpy(longhost, "tcp://", 6);
@@ -403,7 +443,8 @@ START_TEST(call_message_helper_packs_protobuf) {
   rq.after_seq = 42;
   rq.limit = 7;
   rpc_result *r = NULL;
-  ck_assert_int_eq(rpc_client_call_message(c, M_ECHO, &rq.base, NULL, &r), ERR_OK);
+  ck_assert_int_eq(rpc_client_call_message(c, M_ECHO, &rq.base, NULL, &r),
+                   ERR_OK);
   ck_assert_int_eq(r->code, RPC_OK);
   Rpc__V1__ReplayRequest *back =
       rpc__v1__replay_request__unpack(NULL, r->payload_len, r->payload);
@@ -490,8 +531,8 @@ static void *bg_call_main(void *arg) {
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
   o.deadline_ms = b->deadline_ms;
   rpc_result *r = NULL;
-  if (rpc_client_call(b->c, b->method, b->payload, strlen(b->payload), &o, &r) !=
-      ERR_OK) {
+  if (rpc_client_call(b->c, b->method, b->payload, strlen(b->payload), &o,
+                      &r) != ERR_OK) {
     b->code = -1;
     return NULL;
   }
@@ -517,7 +558,8 @@ START_TEST(expired_request_does_not_run_handler) {
   bg_call slow = {c, M_SLEEP, "500", 5000, -2};
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, bg_call_main, &slow), 0);
-  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++) time_sleep_ms(5);
+  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++)
+    time_sleep_ms(5);
   ck_assert_int_eq(atomic_load(&sleep_started), 1);
 
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
@@ -560,7 +602,8 @@ START_TEST(quick_call_does_not_wait_behind_a_blocked_worker) {
   bg_call slow = {c, M_SLEEP, "3000", 10000, -2};
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, bg_call_main, &slow), 0);
-  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++) time_sleep_ms(5);
+  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++)
+    time_sleep_ms(5);
   ck_assert_int_eq(atomic_load(&sleep_started), 1);
   for (int i = 0; i < 5; i++) {
     rpc_result *r = call(c, M_COUNT, "", NULL);
@@ -637,7 +680,8 @@ START_TEST(too_large_payloads_are_rejected) {
   static char big[4096];
   memset(big, 'x', sizeof(big));
   rpc_result *r = NULL;
-  ck_assert_int_eq(rpc_client_call(c, M_ECHO, big, sizeof(big), NULL, &r), ERR_TOOBIG);
+  ck_assert_int_eq(rpc_client_call(c, M_ECHO, big, sizeof(big), NULL, &r),
+                   ERR_TOOBIG);
   ck_assert_ptr_null(r);
 
   /* Over the server's cap: nng drops the connection; a non-idempotent
@@ -678,7 +722,8 @@ START_TEST(client_caps_reply_size) {
   rpc_result *r = NULL;
   /* The echo comes back over the client's cap: the connection is dropped
    * by the client's nng, and the call fails instead of accepting it. */
-  ck_assert_int_eq(rpc_client_call(c, M_ECHO, big, sizeof(big), NULL, &r), ERR_OK);
+  ck_assert_int_eq(rpc_client_call(c, M_ECHO, big, sizeof(big), NULL, &r),
+                   ERR_OK);
   ck_assert_int_eq(r->code, RPC_UNAVAILABLE);
   rpc_result_free(r);
   rpc_client_free(c);
@@ -687,7 +732,8 @@ START_TEST(client_caps_reply_size) {
 END_TEST
 
 /* Raw req0 peer sending bytes that are not an envelope. */
-static Rpc__V1__Response *raw_call(const char *url, const void *buf, size_t len) {
+static Rpc__V1__Response *raw_call(const char *url, const void *buf,
+                                   size_t len) {
   nng_socket sock;
   ck_assert_int_eq(nng_req0_open(&sock), 0);
   ck_assert_int_eq(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 5000), 0);
@@ -695,7 +741,8 @@ static Rpc__V1__Response *raw_call(const char *url, const void *buf, size_t len)
   ck_assert_int_eq(nng_send(sock, (void *)buf, len, 0), 0);
   nng_msg *m = NULL;
   ck_assert_int_eq(nng_recvmsg(sock, &m, 0), 0);
-  Rpc__V1__Response *resp = rpc__v1__response__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+  Rpc__V1__Response *resp =
+      rpc__v1__response__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
   nng_msg_free(m);
   nng_close(sock);
   return resp;
@@ -769,8 +816,10 @@ START_TEST(handlers_run_on_workers_unless_registered_nonblocking) {
   rpc_server *s = NULL;
   ck_assert_int_eq(rpc_server_new(NULL, &s), ERR_OK);
   ck_assert_int_eq(rpc_server_register(s, "t/Where", h_where, NULL), ERR_OK);
-  ck_assert_int_eq(rpc_server_register_nonblocking(s, "t/WhereNB", h_where, NULL), ERR_OK);
-  ck_assert_int_eq(rpc_server_register_nonblocking(s, "t/Where", h_where, NULL), ERR_EXISTS);
+  ck_assert_int_eq(
+      rpc_server_register_nonblocking(s, "t/WhereNB", h_where, NULL), ERR_OK);
+  ck_assert_int_eq(rpc_server_register_nonblocking(s, "t/Where", h_where, NULL),
+                   ERR_EXISTS);
   ck_assert_int_eq(rpc_server_start(s, "tcp://127.0.0.1:0"), ERR_OK);
   char url[64];
   snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", rpc_server_port(s));
@@ -799,7 +848,8 @@ START_TEST(handlers_run_on_workers_unless_registered_nonblocking) {
   ck_assert_ptr_nonnull(resp);
   ck_assert_int_eq(resp->code, RPC__V1__CODE__OK);
   ck_assert_uint_eq(resp->payload.len, strlen("rpc-worker"));
-  ck_assert_int_eq(memcmp(resp->payload.data, "rpc-worker", resp->payload.len), 0);
+  ck_assert_int_eq(memcmp(resp->payload.data, "rpc-worker", resp->payload.len),
+                   0);
   rpc__v1__response__free_unpacked(resp, NULL);
 
   /* A truncated method field is not peeked either (and is malformed). */
@@ -814,7 +864,8 @@ START_TEST(handlers_run_on_workers_unless_registered_nonblocking) {
   ck_assert_uint_eq(st.handled, 3);
   ck_assert_uint_eq(st.malformed, 1);
   char *text = metrics_render();
-  ck_assert_ptr_nonnull(strstr(text, "rpc_server_calls_total{method=\"t/WhereNB\",code=\"OK\"} 2"));
+  ck_assert_ptr_nonnull(strstr(
+      text, "rpc_server_calls_total{method=\"t/WhereNB\",code=\"OK\"} 2"));
   free(text);
   rpc_client_free(c);
   rpc_server_close(s);
@@ -917,8 +968,10 @@ START_TEST(retries_without_server_stay_within_deadline) {
 
   char *text = metrics_render();
   ck_assert_ptr_nonnull(text);
-  ck_assert_ptr_nonnull(strstr(text, "rpc_client_retries_total{method=\"" M_ECHO "\"}"));
-  ck_assert_ptr_nonnull(strstr(text, "rpc_client_calls_total{method=\"" M_ECHO "\",code=\"UNAVAILABLE\"}"));
+  ck_assert_ptr_nonnull(
+      strstr(text, "rpc_client_retries_total{method=\"" M_ECHO "\"}"));
+  ck_assert_ptr_nonnull(strstr(text, "rpc_client_calls_total{method=\"" M_ECHO
+                                     "\",code=\"UNAVAILABLE\"}"));
   free(text);
   rpc_client_free(c);
   rpc_client_free(c2);
@@ -946,7 +999,8 @@ static void *fake_main(void *arg) {
       nng_pipe_close(p);
       continue;
     }
-    Rpc__V1__Request *rq = rpc__v1__request__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+    Rpc__V1__Request *rq =
+        rpc__v1__request__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
     Rpc__V1__Response resp = RPC__V1__RESPONSE__INIT;
     resp.message = "again";
     resp.request_id = rq != NULL ? rq->request_id : "";
@@ -967,7 +1021,8 @@ static void fake_start(fake_srv *f) {
   ck_assert_int_eq(nng_rep0_open(&f->sock), 0);
   nng_listener l;
   ck_assert_int_eq(nng_listen(f->sock, "tcp://127.0.0.1:0", &l, 0), 0);
-  ck_assert_int_eq(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &f->port), 0);
+  ck_assert_int_eq(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &f->port),
+                   0);
   ck_assert_int_eq(pthread_create(&f->thr, NULL, fake_main, f), 0);
 }
 
@@ -1037,7 +1092,8 @@ START_TEST(attempt_timeout_retries_idempotent_call) {
   bg_call hog = {direct, M_SLEEP, "1500", 5000, -2};
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, bg_call_main, &hog), 0);
-  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++) time_sleep_ms(5);
+  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++)
+    time_sleep_ms(5);
 
   int retried = 0;
   for (int i = 0; i < 4; i++) {
@@ -1106,7 +1162,8 @@ START_TEST(dns_name_resolves_and_unknown_name_is_unavailable) {
   /* .invalid never resolves (RFC 6761): not an error at creation. */
   co.connect_wait_ms = 50;
   co.max_attempts = 2;
-  ck_assert_int_eq(rpc_client_new("dns+tcp://no-such-host.invalid:7001", &co, &c), ERR_OK);
+  ck_assert_int_eq(
+      rpc_client_new("dns+tcp://no-such-host.invalid:7001", &co, &c), ERR_OK);
   ck_assert_int_eq(rpc_client_connected(c), 0);
   r = call(c, M_ECHO, "x", NULL);
   ck_assert_int_eq(r->code, RPC_UNAVAILABLE);
@@ -1124,7 +1181,8 @@ START_TEST(close_lets_in_flight_call_finish) {
   bg_call slow = {c, M_SLEEP, "300", 5000, -2};
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, bg_call_main, &slow), 0);
-  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++) time_sleep_ms(5);
+  for (int i = 0; i < 500 && atomic_load(&sleep_started) == 0; i++)
+    time_sleep_ms(5);
   ck_assert_int_eq(atomic_load(&sleep_started), 1);
   rpc_server_close(s); /* waits for the handler and sends its reply */
   pthread_join(t, NULL);
@@ -1165,9 +1223,11 @@ START_TEST(server_api_misuse_is_rejected) {
     snprintf(m, sizeof(m), "svc.v1.S/M%d", i);
     ck_assert_int_eq(rpc_server_register(s, m, h_echo, NULL), ERR_OK);
   }
-  ck_assert_int_eq(rpc_server_register(s, "svc.v1.S/M7", h_echo, NULL), ERR_EXISTS);
+  ck_assert_int_eq(rpc_server_register(s, "svc.v1.S/M7", h_echo, NULL),
+                   ERR_EXISTS);
   ck_assert_int_eq(rpc_server_start(s, "bogus://x"), ERR_INVAL);
-  ck_assert_int_eq(rpc_server_start(s, "tcp://127.0.0.1:0"), ERR_INVAL); /* once */
+  ck_assert_int_eq(rpc_server_start(s, "tcp://127.0.0.1:0"),
+                   ERR_INVAL); /* once */
   rpc_server_close(s);
 
   /* Port in use. */
@@ -1197,7 +1257,8 @@ START_TEST(client_api_misuse_is_rejected) {
   ck_assert_ptr_null(r);
   ck_assert_int_eq(rpc_client_call(c, NULL, "x", 1, NULL, &r), ERR_INVAL);
   ck_assert_int_eq(rpc_client_call(c, M_ECHO, NULL, 3, NULL, &r), ERR_INVAL);
-  ck_assert_int_eq(rpc_client_call(c, "bad\x01method", NULL, 0, NULL, &r), ERR_INVAL);
+  ck_assert_int_eq(rpc_client_call(c, "bad\x01method", NULL, 0, NULL, &r),
+                   ERR_INVAL);
   rpc_client_free(c);
   rpc_server_close(s);
 }
@@ -1213,10 +1274,15 @@ START_TEST(metrics_count_server_calls_by_method_and_code) {
   rpc_result_free(r);
   char *text = metrics_render();
   ck_assert_ptr_nonnull(text);
-  ck_assert_ptr_nonnull(strstr(text, "rpc_server_calls_total{method=\"" M_VIOL "\",code=\"INVALID_ARGUMENT\"} 1"));
-  ck_assert_ptr_nonnull(strstr(text, "rpc_server_calls_total{method=\"_unknown\",code=\"UNIMPLEMENTED\"} 1"));
-  ck_assert_ptr_nonnull(strstr(text, "rpc_server_duration_seconds_count{method=\"" M_VIOL "\"} 1"));
-  ck_assert_ptr_nonnull(strstr(text, "rpc_client_calls_total{method=\"" M_VIOL "\",code=\"INVALID_ARGUMENT\"} 1"));
+  ck_assert_ptr_nonnull(strstr(text, "rpc_server_calls_total{method=\"" M_VIOL
+                                     "\",code=\"INVALID_ARGUMENT\"} 1"));
+  ck_assert_ptr_nonnull(strstr(
+      text,
+      "rpc_server_calls_total{method=\"_unknown\",code=\"UNIMPLEMENTED\"} 1"));
+  ck_assert_ptr_nonnull(strstr(
+      text, "rpc_server_duration_seconds_count{method=\"" M_VIOL "\"} 1"));
+  ck_assert_ptr_nonnull(strstr(text, "rpc_client_calls_total{method=\"" M_VIOL
+                                     "\",code=\"INVALID_ARGUMENT\"} 1"));
   ck_assert_ptr_nonnull(strstr(text, "rpc_server_in_flight 0"));
   free(text);
   rpc_client_free(c);
@@ -1264,7 +1330,8 @@ static Suite *rpc_suite(void) {
   tc = tcase_create("retries");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, retries_without_server_stay_within_deadline);
-  tcase_add_test(tc, lost_connection_is_unavailable_without_retry_when_not_idempotent);
+  tcase_add_test(
+      tc, lost_connection_is_unavailable_without_retry_when_not_idempotent);
   tcase_add_test(tc, lost_connection_is_retried_when_idempotent);
   tcase_add_test(tc, attempt_timeout_retries_idempotent_call);
   tcase_add_test(tc, both_replicas_receive_load);

@@ -23,8 +23,7 @@ static const char *kind_name(enum cfg_kind k) {
 
 /* s with tabs and line breaks as spaces, so one entry stays one line. */
 static void put_field(FILE *out, const char *s) {
-  for (; *s; s++)
-    fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, out);
+  for (; *s; s++) fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, out);
 }
 
 void cfgdoc_print_header(FILE *out) {

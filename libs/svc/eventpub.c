@@ -22,18 +22,15 @@ struct eventpub {
 
 static int publish(void *arg, const Rpc__V1__Event *ev) {
   eventpub *e = arg;
-  if (e->o.before_publish != NULL)
-    e->o.before_publish(e->o.hook_arg);
+  if (e->o.before_publish != NULL) e->o.before_publish(e->o.hook_arg);
   return bus_publish_event(e->bus, ev);
 }
 
 int eventpub_open(db_pool *db, const eventpub_options *o, eventpub **out) {
   *out = NULL;
-  if (db == NULL || o == NULL)
-    return ERR_INVAL;
+  if (db == NULL || o == NULL) return ERR_INVAL;
   eventpub *e = calloc(1, sizeof *e);
-  if (e == NULL)
-    return ERR_NOMEM;
+  if (e == NULL) return ERR_NOMEM;
   e->o = *o;
   bool bus = o->bus_url != NULL && o->bus_url[0] != '\0';
   outbox_options oo = {
@@ -60,8 +57,8 @@ int eventpub_open(db_pool *db, const eventpub_options *o, eventpub **out) {
   if (rc == ERR_OK)
     rc = bus_publisher_new(o->bus_url, o->source, last, NULL, &e->bus);
   if (rc != ERR_OK) {
-    log_error("cannot start the event publisher", "url", o->bus_url,
-              "error", err_str(rc));
+    log_error("cannot start the event publisher", "url", o->bus_url, "error",
+              err_str(rc));
     goto err;
   }
   *out = e;
@@ -75,14 +72,12 @@ outbox *eventpub_outbox(const eventpub *e) { return e->ob; }
 
 int eventpub_start(eventpub *e, rpc_server *srv) {
   int rc = outbox_register_replay(e->ob, srv);
-  if (rc == ERR_OK)
-    rc = outbox_start(e->ob);
+  if (rc == ERR_OK) rc = outbox_start(e->ob);
   return rc;
 }
 
 void eventpub_free(eventpub *e) {
-  if (e == NULL)
-    return;
+  if (e == NULL) return;
   outbox_free(e->ob);
   bus_publisher_free(e->bus);
   free(e);

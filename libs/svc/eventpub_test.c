@@ -58,8 +58,7 @@ END_TEST
 
 START_TEST(without_a_bus_nothing_is_connected_at_open) {
   db_pool *db = unreachable_pool();
-  eventpub_options o = {.schema = "orders", .source = "orders",
-                        .bus_url = ""};
+  eventpub_options o = {.schema = "orders", .source = "orders", .bus_url = ""};
   eventpub *e = NULL;
   ck_assert_int_eq(eventpub_open(db, &o, &e), ERR_OK);
   ck_assert_ptr_nonnull(eventpub_outbox(e));
@@ -75,8 +74,8 @@ START_TEST(a_bus_needs_the_outbox_sequence) {
   /* The publisher continues the outbox's seq: without the database there
    * is no seq to continue, so no publisher either. */
   db_pool *db = unreachable_pool();
-  eventpub_options o = {.schema = "orders", .source = "orders",
-                        .bus_url = "tcp://127.0.0.1:0"};
+  eventpub_options o = {
+      .schema = "orders", .source = "orders", .bus_url = "tcp://127.0.0.1:0"};
   eventpub *e = (eventpub *)db;
   ck_assert_int_eq(eventpub_open(db, &o, &e), ERR_UNAVAILABLE);
   ck_assert_ptr_null(e);
@@ -86,8 +85,7 @@ END_TEST
 
 START_TEST(start_registers_replay_and_free_stops_the_relay) {
   db_pool *db = unreachable_pool();
-  eventpub_options o = {.schema = "orders", .source = "orders",
-                        .poll_ms = 10};
+  eventpub_options o = {.schema = "orders", .source = "orders", .poll_ms = 10};
   eventpub *e = NULL;
   ck_assert_int_eq(eventpub_open(db, &o, &e), ERR_OK);
   rpc_server *srv = NULL;

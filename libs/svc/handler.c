@@ -51,8 +51,7 @@ void handler_reply_field(rpc_reply *reply, int code, const char *message,
 
 int handler_uuid_arg(rpc_reply *reply, const char *field, const char *in,
                      char out[UUID_STR_LEN + 1]) {
-  if (uuid_canonical(in, out) == ERR_OK)
-    return ERR_OK;
+  if (uuid_canonical(in, out) == ERR_OK) return ERR_OK;
   rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "invalid %s", field);
   bool empty = in == NULL || in[0] == '\0';
   (void)rpc_reply_add_violation(reply, field,
@@ -72,12 +71,10 @@ void handler_reply_error(rpc_reply *reply, int err, const char *what) {
 
 int handler_register(rpc_server *srv, const handler_method *table, size_t n,
                      void *arg) {
-  if (srv == NULL || table == NULL)
-    return ERR_INVAL;
+  if (srv == NULL || table == NULL) return ERR_INVAL;
   for (size_t i = 0; i < n; i++) {
     int rc = rpc_server_register(srv, table[i].method, table[i].fn, arg);
-    if (rc != ERR_OK)
-      return rc;
+    if (rc != ERR_OK) return rc;
   }
   return ERR_OK;
 }

@@ -53,10 +53,9 @@ void *handler_begin(const rpc_call *call, rpc_reply *reply,
  * declares `T *var` for the message type T whose protobuf-c prefix is
  * prefix (things__v1__get_thing_request), and returns from the handler
  * when the request was refused. */
-#define HANDLER_UNPACK(T, prefix, var, max_bytes)                            \
-  T *var = handler_begin(call, reply, &prefix##__descriptor, (max_bytes));  \
-  if (var == NULL)                                                          \
-  return
+#define HANDLER_UNPACK(T, prefix, var, max_bytes)                              \
+  T *var = handler_begin(call, reply, &prefix##__descriptor, (max_bytes));     \
+  if (var == NULL) return
 
 /* Serialises m as the reply's payload; RESOURCE_EXHAUSTED "answer too
  * large" when it cannot (larger than a peer accepts, out of memory). m

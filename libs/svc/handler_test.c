@@ -115,14 +115,13 @@ static void env_stop(env *e) {
   rpc_server_close(e->srv);
 }
 
-static rpc_result *call(env *e, const char *method, const void *req,
-                        size_t len, const char *request_id) {
+static rpc_result *call(env *e, const char *method, const void *req, size_t len,
+                        const char *request_id) {
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
   o.deadline_ms = 5000;
   o.request_id = request_id;
   rpc_result *res = NULL;
-  ck_assert_int_eq(rpc_client_call(e->cli, method, req, len, &o, &res),
-                   ERR_OK);
+  ck_assert_int_eq(rpc_client_call(e->cli, method, req, len, &o, &res), ERR_OK);
   return res;
 }
 

@@ -22,8 +22,7 @@ static void init_metrics(svc_identity *id) {
   static const char *const labels[] = {"reason"};
   metrics_family *f = metrics_counter(
       "rpc_identity_refused_total",
-      "RPC calls refused by the service-identity guard, by reason.", 1,
-      labels);
+      "RPC calls refused by the service-identity guard, by reason.", 1, labels);
   const char *v1[] = {"unauthenticated"}, *v2[] = {"denied"};
   id->refused_unauthenticated = metrics_child_get(f, v1);
   id->refused_denied = metrics_child_get(f, v2);
@@ -88,18 +87,18 @@ static bool guard(void *arg, rpc_call *call, rpc_reply *reply) {
   svc_identity *id = arg;
   const svcid_method_access *m = svcid_access_find(id->table, call->method);
   const char *why = "method not declared";
-  int rc = m == NULL ? ERR_INVAL
-                     : svcid_verify(id->verifier, call->service_token,
-                                    strlen(call->service_token), call->caller,
-                                    &why);
+  int rc = m == NULL
+               ? ERR_INVAL
+               : svcid_verify(id->verifier, call->service_token,
+                              strlen(call->service_token), call->caller, &why);
   if (rc == ERR_NOMEM) {
     rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
     return false;
   }
   if (rc != ERR_OK) {
     metrics_inc(id->refused_unauthenticated);
-    log_info("call refused: no valid service identity", "method",
-             call->method, "why", why);
+    log_info("call refused: no valid service identity", "method", call->method,
+             "why", why);
     rpc_reply_status(reply, RPC_UNAUTHENTICATED, "service identity required");
     return false;
   }

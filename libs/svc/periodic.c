@@ -42,8 +42,7 @@ static struct timespec deadline_in(int64_t ms) {
 
 static void *periodic_main(void *arg) {
   periodic *p = arg;
-  if (p->name[0] != '\0')
-    pthread_setname_np(pthread_self(), p->name);
+  if (p->name[0] != '\0') pthread_setname_np(pthread_self(), p->name);
   pthread_mutex_lock(&p->mu);
   while (!p->stop) {
     p->woken = false;
@@ -61,11 +60,9 @@ static void *periodic_main(void *arg) {
 
 int periodic_start(const periodic_options *o, periodic **out) {
   *out = NULL;
-  if (o == NULL || o->fn == NULL || o->interval_ms <= 0)
-    return ERR_INVAL;
+  if (o == NULL || o->fn == NULL || o->interval_ms <= 0) return ERR_INVAL;
   periodic *p = calloc(1, sizeof *p);
-  if (p == NULL)
-    return ERR_NOMEM;
+  if (p == NULL) return ERR_NOMEM;
   p->o = *o;
   str_copy(p->name, o->name != NULL ? o->name : "", sizeof p->name);
   p->o.name = p->name;
@@ -86,8 +83,7 @@ int periodic_start(const periodic_options *o, periodic **out) {
 }
 
 void periodic_wake(periodic *p) {
-  if (p == NULL)
-    return;
+  if (p == NULL) return;
   pthread_mutex_lock(&p->mu);
   p->woken = true;
   pthread_cond_signal(&p->cv);
@@ -95,8 +91,7 @@ void periodic_wake(periodic *p) {
 }
 
 void periodic_stop(periodic *p) {
-  if (p == NULL)
-    return;
+  if (p == NULL) return;
   pthread_mutex_lock(&p->mu);
   p->stop = true;
   pthread_cond_signal(&p->cv);

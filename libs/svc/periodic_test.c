@@ -24,10 +24,8 @@ typedef struct counter {
 static void round_fn(void *arg) {
   counter *c = arg;
   atomic_store(&c->in_round, true);
-  while (atomic_load(&c->hold))
-    time_sleep_ms(1);
-  if (c->sleep_ms > 0)
-    time_sleep_ms(c->sleep_ms);
+  while (atomic_load(&c->hold)) time_sleep_ms(1);
+  if (c->sleep_ms > 0) time_sleep_ms(c->sleep_ms);
   atomic_fetch_add(&c->rounds, 1);
   atomic_store(&c->in_round, false);
 }
@@ -50,8 +48,10 @@ static periodic *start(counter *c, int64_t interval_ms) {
 
 START_TEST(first_round_runs_at_once) {
   counter c = {0};
-  periodic_options o = {.name = "test-periodic", .interval_ms = HOUR_MS,
-                        .fn = round_fn, .arg = &c};
+  periodic_options o = {.name = "test-periodic",
+                        .interval_ms = HOUR_MS,
+                        .fn = round_fn,
+                        .arg = &c};
   periodic *p = NULL;
   ck_assert_int_eq(periodic_start(&o, &p), ERR_OK);
   ck_assert_int_eq(wait_rounds(&c, 1, 5000), 1);
@@ -84,8 +84,7 @@ START_TEST(wakes_during_a_round_make_one_more_round) {
   atomic_store(&c.hold, true);
   periodic *p = start(&c, HOUR_MS);
   int64_t until = time_mono_ms() + 5000;
-  while (!atomic_load(&c.in_round) && time_mono_ms() < until)
-    time_sleep_ms(1);
+  while (!atomic_load(&c.in_round) && time_mono_ms() < until) time_sleep_ms(1);
   ck_assert(atomic_load(&c.in_round));
   periodic_wake(p);
   periodic_wake(p);
@@ -113,8 +112,7 @@ START_TEST(stop_lets_a_running_round_finish) {
   counter c = {.sleep_ms = 100};
   periodic *p = start(&c, HOUR_MS);
   int64_t until = time_mono_ms() + 5000;
-  while (!atomic_load(&c.in_round) && time_mono_ms() < until)
-    time_sleep_ms(1);
+  while (!atomic_load(&c.in_round) && time_mono_ms() < until) time_sleep_ms(1);
   periodic_stop(p);
   /* The round was not cut short, and no other one started. */
   ck_assert_int_eq(atomic_load(&c.rounds), 1);
@@ -135,7 +133,8 @@ START_TEST(bad_options_are_refused) {
   ck_assert_int_eq(periodic_start(NULL, &p), ERR_INVAL);
   /* A name longer than a thread name is cut, not refused. */
   periodic_options long_name = {.name = "a-very-long-thread-name-indeed",
-                                .interval_ms = HOUR_MS, .fn = round_fn,
+                                .interval_ms = HOUR_MS,
+                                .fn = round_fn,
                                 .arg = &c};
   ck_assert_int_eq(periodic_start(&long_name, &p), ERR_OK);
   ck_assert_int_eq(wait_rounds(&c, 1, 5000), 1);

@@ -59,34 +59,70 @@ void svc_stop(void) { lifecycle_request_stop(); }
 
 /* The entries every service reads; the spec's own are appended. */
 static const cfg_entry common_config[] = {
-    {.name = "LOG_LEVEL", .kind = CFG_STRING, .def = "info",
+    {.name = "LOG_LEVEL",
+     .kind = CFG_STRING,
+     .def = "info",
      .description = "debug, info, warn or error"},
-    {.name = "RPC_LISTEN", .kind = CFG_URL, .def = "tcp://0.0.0.0:7000",
+    {.name = "RPC_LISTEN",
+     .kind = CFG_URL,
+     .def = "tcp://0.0.0.0:7000",
      .description = "nng URL the RPC server listens on"},
-    {.name = "RPC_WORKERS", .kind = CFG_INT, .def = "16", .min = 1,
-     .max = 1024, .description = "RPC handler threads"},
-    {.name = "ADMIN_ADDR", .kind = CFG_STRING, .def = "0.0.0.0",
+    {.name = "RPC_WORKERS",
+     .kind = CFG_INT,
+     .def = "16",
+     .min = 1,
+     .max = 1024,
+     .description = "RPC handler threads"},
+    {.name = "ADMIN_ADDR",
+     .kind = CFG_STRING,
+     .def = "0.0.0.0",
      .description = "admin HTTP bind address"},
-    {.name = "ADMIN_PORT", .kind = CFG_INT, .def = "9000", .min = 0,
-     .max = 65535, .description = "admin HTTP port (/healthz /readyz /metrics)"},
-    {.name = "DATABASE_URL", .kind = CFG_STRING, .secret = true,
+    {.name = "ADMIN_PORT",
+     .kind = CFG_INT,
+     .def = "9000",
+     .min = 0,
+     .max = 65535,
+     .description = "admin HTTP port (/healthz /readyz /metrics)"},
+    {.name = "DATABASE_URL",
+     .kind = CFG_STRING,
+     .secret = true,
      .description = "libpq connection string (services with a database)"},
-    {.name = "DB_POOL_SIZE", .kind = CFG_INT, .def = "16", .min = 1,
-     .max = 512, .description = "database connections"},
-    {.name = "DB_STATEMENT_TIMEOUT_MS", .kind = CFG_DURATION_MS, .def = "5000",
-     .min = 0, .max = 600000, .description = "server-side statement timeout"},
-    {.name = "MIGRATIONS_DIR", .kind = CFG_STRING,
+    {.name = "DB_POOL_SIZE",
+     .kind = CFG_INT,
+     .def = "16",
+     .min = 1,
+     .max = 512,
+     .description = "database connections"},
+    {.name = "DB_STATEMENT_TIMEOUT_MS",
+     .kind = CFG_DURATION_MS,
+     .def = "5000",
+     .min = 0,
+     .max = 600000,
+     .description = "server-side statement timeout"},
+    {.name = "MIGRATIONS_DIR",
+     .kind = CFG_STRING,
      .description = "migration files (default services/<name>/migrations)"},
-    {.name = "STARTUP_TIMEOUT_MS", .kind = CFG_DURATION_MS, .def = "30000",
-     .min = 0, .max = 600000,
+    {.name = "STARTUP_TIMEOUT_MS",
+     .kind = CFG_DURATION_MS,
+     .def = "30000",
+     .min = 0,
+     .max = 600000,
      .description = "how long to retry the database at start-up"},
-    {.name = "SHUTDOWN_GRACE_MS", .kind = CFG_DURATION_MS, .def = "10000",
-     .min = 0, .max = 600000, .description = "drain time after SIGTERM"},
-    {.name = "SERVICE_KEY_FILE", .kind = CFG_STRING,
+    {.name = "SHUTDOWN_GRACE_MS",
+     .kind = CFG_DURATION_MS,
+     .def = "10000",
+     .min = 0,
+     .max = 600000,
+     .description = "drain time after SIGTERM"},
+    {.name = "SERVICE_KEY_FILE",
+     .kind = CFG_STRING,
      .description = "this service's own Ed25519 key (service identity)"},
-    {.name = "SERVICE_TRUST_FILE", .kind = CFG_STRING,
+    {.name = "SERVICE_TRUST_FILE",
+     .kind = CFG_STRING,
      .description = "every service's public key, '<service> <key>' lines"},
-    {.name = "AUTHN_REVOCATION_FAIL", .kind = CFG_STRING, .def = "open",
+    {.name = "AUTHN_REVOCATION_FAIL",
+     .kind = CFG_STRING,
+     .def = "open",
      .description = "Redis down during a revocation check: open (accept "
                     "the token) or closed (refuse, UNAVAILABLE)"},
 };
@@ -108,8 +144,7 @@ static int load_config(const svc_spec *spec, cfg **out) {
            spec->nconfig * sizeof *all_config);
   char err[1024];
   int rc = cfg_load(all_config, n, out, err, sizeof err);
-  if (rc != ERR_OK)
-    log_error("invalid configuration", "error", err);
+  if (rc != ERR_OK) log_error("invalid configuration", "error", err);
   return rc;
 }
 
@@ -125,11 +160,9 @@ int svc_redis_open(svc *s, const cache_config *cc, const char *unset_warning,
     log_warn(unset_warning != NULL ? unset_warning : "REDIS_URL not set");
     return ERR_OK;
   }
-  if (s->redis != NULL)
-    return ERR_EXISTS;
+  if (s->redis != NULL) return ERR_EXISTS;
   cache_config c = {0};
-  if (cc != NULL)
-    c = *cc;
+  if (cc != NULL) c = *cc;
   c.url = url;
   int rc = cache_new(&c, &s->redis);
   if (rc != ERR_OK) {
@@ -137,8 +170,7 @@ int svc_redis_open(svc *s, const cache_config *cc, const char *unset_warning,
     return rc;
   }
   rc = admin_add_check(s->admin, "redis", check_redis, s->redis);
-  if (rc == ERR_OK)
-    *out = s->redis;
+  if (rc == ERR_OK) *out = s->redis;
   return rc;
 }
 
@@ -146,10 +178,8 @@ int svc_verifier_open(svc *s, cache *redis, rpc_client **auth,
                       authn **verifier) {
   *auth = NULL;
   *verifier = NULL;
-  if (s->auth != NULL)
-    return ERR_EXISTS;
-  if (paseto_init() != ERR_OK)
-    return ERR_INTERNAL;
+  if (s->auth != NULL) return ERR_EXISTS;
+  if (paseto_init() != ERR_OK) return ERR_INTERNAL;
   int rc = svc_rpc_client_new(s, cfg_str(s->cfg, "AUTH_ADDR"), NULL, &s->auth);
   if (rc != ERR_OK) {
     log_error("bad AUTH_ADDR", "error", err_str(rc));
@@ -183,8 +213,7 @@ int svc_rpc_client_new(svc *s, const char *address,
   else
     rpc_client_options_init(&o);
   int rc = svc_identity_client(s->identity, &o);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   return rpc_client_new(address, &o, out);
 }
 
@@ -195,9 +224,9 @@ static int open_identity(svc *s) {
     log_error("no access table: every service declares who may call it");
     return ERR_INVAL;
   }
-  int rc = svc_identity_open(s->spec->name, cfg_str(s->cfg, "SERVICE_KEY_FILE"),
-                             cfg_str(s->cfg, "SERVICE_TRUST_FILE"),
-                             &s->identity);
+  int rc =
+      svc_identity_open(s->spec->name, cfg_str(s->cfg, "SERVICE_KEY_FILE"),
+                        cfg_str(s->cfg, "SERVICE_TRUST_FILE"), &s->identity);
   if (rc == ERR_OK)
     rc = svc_identity_guard(s->identity, s->rpc, s->spec->access);
   return rc;
@@ -219,8 +248,7 @@ static int open_database(svc *s) {
       .application_name = s->spec->name,
   };
   int rc = db_pool_new(&dc, &s->db);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
 
   char dir[512];
   const char *cfg_dir = cfg_str(s->cfg, "MIGRATIONS_DIR");
@@ -230,7 +258,8 @@ static int open_database(svc *s) {
     snprintf(dir, sizeof dir, "services/%s/migrations", s->spec->name);
   const char *schema = s->spec->schema ? s->spec->schema : s->spec->name;
 
-  int64_t give_up = time_mono_ms() + cfg_duration_ms(s->cfg, "STARTUP_TIMEOUT_MS");
+  int64_t give_up =
+      time_mono_ms() + cfg_duration_ms(s->cfg, "STARTUP_TIMEOUT_MS");
   int64_t backoff = 100;
   for (;;) {
     int applied = 0;
@@ -264,8 +293,7 @@ static int drain_rpc(void *arg) {
 /* --print-config, or a usage error for anything else; -1: no arguments,
  * start the service. */
 static int handle_args(const svc_spec *spec) {
-  if (spec->argc <= 1)
-    return -1;
+  if (spec->argc <= 1) return -1;
   if (!cfgdoc_requested(spec->argc, spec->argv)) {
     fprintf(stderr, "usage: %s [--print-config]\n", spec->name);
     return 2;
@@ -283,23 +311,20 @@ int svc_main(const svc_spec *spec) {
   int status = 1;
 
   int args_rc = handle_args(spec);
-  if (args_rc >= 0)
-    return args_rc;
+  if (args_rc >= 0) return args_rc;
 
   if (lifecycle_init() != ERR_OK) {
     fprintf(stderr, "%s: cannot set up signal handling\n", spec->name);
     return 1;
   }
   log_init(spec->name, LOG_INFO);
-  if (load_config(spec, &s.cfg) != ERR_OK)
-    return 1;
+  if (load_config(spec, &s.cfg) != ERR_OK) return 1;
   int level = log_level_parse(cfg_str(s.cfg, "LOG_LEVEL"));
   log_init(spec->name, level < 0 ? LOG_INFO : (enum log_level)level);
   cfg_print(s.cfg);
   (void)metrics_register_process();
 
-  if (spec->uses_db && open_database(&s) != ERR_OK)
-    goto out;
+  if (spec->uses_db && open_database(&s) != ERR_OK) goto out;
 
   rpc_server_options ro;
   rpc_server_options_init(&ro);
@@ -308,23 +333,22 @@ int svc_main(const svc_spec *spec) {
     log_error("cannot create the RPC server");
     goto out;
   }
-  if (open_identity(&s) != ERR_OK)
-    goto out;
+  if (open_identity(&s) != ERR_OK) goto out;
   admin_options ao = {.bind_addr = cfg_str(s.cfg, "ADMIN_ADDR"),
                       .port = (int)cfg_int(s.cfg, "ADMIN_PORT")};
   if (admin_new(&ao, &s.admin) != ERR_OK) {
     log_error("cannot create the admin server");
     goto out;
   }
-  if (s.db != NULL && admin_add_check(s.admin, "postgres", check_db, s.db) != ERR_OK)
+  if (s.db != NULL &&
+      admin_add_check(s.admin, "postgres", check_db, s.db) != ERR_OK)
     goto out;
 
   if (spec->init != NULL && spec->init(&s, spec->arg) != ERR_OK) {
     log_error("service init failed");
     goto out_fini;
   }
-  if (svc_identity_check_methods(s.identity, s.rpc) != ERR_OK)
-    goto out_fini;
+  if (svc_identity_check_methods(s.identity, s.rpc) != ERR_OK) goto out_fini;
   const char *listen = cfg_str(s.cfg, "RPC_LISTEN");
   int rc = rpc_server_start(s.rpc, listen);
   if (rc != ERR_OK) {
@@ -361,19 +385,17 @@ int svc_main(const svc_spec *spec) {
     log_warn("no shutdown watchdog");
 
 out_fini:
-  if (spec->fini != NULL)
-    spec->fini(&s, spec->arg);
+  if (spec->fini != NULL) spec->fini(&s, spec->arg);
 out:
   rpc_server_close(s.rpc);
   authn_free(s.verifier); /* before the client it fetches keys with */
   rpc_client_free(s.auth);
   admin_free(s.admin);
-  cache_free(s.redis); /* after the admin server's readiness checks */
+  cache_free(s.redis);           /* after the admin server's readiness checks */
   svc_identity_free(s.identity); /* after every client and the server */
   db_pool_free(s.db);
   lifecycle_exit_watchdog_cancel(); /* cleanup finished */
-  if (status == 0)
-    log_info("stopped");
+  if (status == 0) log_info("stopped");
   cfg_free(s.cfg);
   return status;
 }

@@ -70,11 +70,11 @@
 typedef struct svc svc;
 
 typedef struct svc_spec {
-  const char *name;            /* "orders": logs, metrics, defaults */
-  const cfg_entry *config;     /* the service's own entries (may be NULL) */
+  const char *name;        /* "orders": logs, metrics, defaults */
+  const cfg_entry *config; /* the service's own entries (may be NULL) */
   size_t nconfig;
-  bool uses_db;                /* open DATABASE_URL, migrate, check ready */
-  const char *schema;          /* migrations' schema (default: name) */
+  bool uses_db;       /* open DATABASE_URL, migrate, check ready */
+  const char *schema; /* migrations' schema (default: name) */
   /* Who may call which method (proto/<name>/v1:<name>_access). Required:
    * svc_main refuses to start without it. */
   const svcid_access_table *access;
@@ -101,7 +101,7 @@ int svc_main(const svc_spec *spec);
 
 /* Accessors for init/fini and handlers. All owned by the runtime. */
 const cfg *svc_cfg(const svc *s);
-db_pool *svc_db(const svc *s);       /* NULL unless uses_db */
+db_pool *svc_db(const svc *s); /* NULL unless uses_db */
 rpc_server *svc_rpc(const svc *s);
 admin *svc_admin(const svc *s);
 const char *svc_name(const svc *s);

@@ -34,7 +34,9 @@ static outcome got;
 static const cfg_entry config[] = {
     {.name = "REDIS_URL", .kind = CFG_STRING, .description = "test"},
     {.name = "AUTH_ADDR", .kind = CFG_STRING, .description = "test"},
-    {.name = "AUTH_ISSUER", .kind = CFG_STRING, .def = "auth",
+    {.name = "AUTH_ISSUER",
+     .kind = CFG_STRING,
+     .def = "auth",
      .description = "test"},
 };
 
@@ -88,18 +90,19 @@ static int open_all(svc *s, void *arg) {
   got.verifier_rc = -1;
   const char *auth = cfg_str(svc_cfg(s), "AUTH_ADDR");
   if (auth != NULL && auth[0] != '\0')
-    got.verifier_rc = svc_verifier_open(s, got.redis, &got.auth,
-                                        &got.verifier);
-  if (got.verifier != NULL)
-    got.nkeys = authn_key_count(got.verifier);
+    got.verifier_rc = svc_verifier_open(s, got.redis, &got.auth, &got.verifier);
+  if (got.verifier != NULL) got.nkeys = authn_key_count(got.verifier);
   svc_stop();
   return *(const int *)arg;
 }
 
 static int run(int init_rc) {
-  svc_spec spec = {.name = "svctest", .config = config,
+  svc_spec spec = {.name = "svctest",
+                   .config = config,
                    .nconfig = sizeof config / sizeof config[0],
-                   .init = open_all, .arg = &init_rc, .access = &kAccess};
+                   .init = open_all,
+                   .arg = &init_rc,
+                   .access = &kAccess};
   return svc_main(&spec);
 }
 

@@ -34,6 +34,5 @@ const char *svcid_user_name(int user) {
 }
 
 int svcid_user_rank(int user) {
-  return user >= SVCID_USER_CUSTOMER && user <= SVCID_USER_OWNER ? user - 1
-                                                                 : 0;
+  return user >= SVCID_USER_CUSTOMER && user <= SVCID_USER_OWNER ? user - 1 : 0;
 }

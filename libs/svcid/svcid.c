@@ -205,8 +205,7 @@ static int parse_secret(const char *s, size_t len, paseto_secret_key *sk) {
   return paseto_secret_key_from_hex(s, len, sk);
 }
 
-int svcid_signer_load(const char *name, const char *path,
-                      svcid_signer **out) {
+int svcid_signer_load(const char *name, const char *path, svcid_signer **out) {
   if (path == NULL || out == NULL) return ERR_INVAL;
   *out = NULL;
   char *text;
@@ -248,8 +247,7 @@ int svcid_signer_mint(svcid_signer *s, const char *audience, int64_t now_ms,
   rc = paseto_footer_kid_json(s->kid, footer, sizeof footer, &footer_len);
   if (rc == ERR_OK)
     rc = paseto_sign(&s->sk, json, json_len, footer, footer_len,
-                     SVCID_ASSERTION, strlen(SVCID_ASSERTION), out, cap,
-                     NULL);
+                     SVCID_ASSERTION, strlen(SVCID_ASSERTION), out, cap, NULL);
   free(json);
   return rc;
 }

@@ -41,9 +41,9 @@
 #include "libs/base/err.h"
 #include "libs/paseto/paseto.h"
 
-#define SVCID_NAME_MAX 32          /* [a-z][a-z0-9-]*, bytes */
-#define SVCID_TOKEN_MAX 512        /* bytes of a service token */
-#define SVCID_BUNDLE_MAX 64        /* keys in a trust bundle */
+#define SVCID_NAME_MAX 32   /* [a-z][a-z0-9-]*, bytes */
+#define SVCID_TOKEN_MAX 512 /* bytes of a service token */
+#define SVCID_BUNDLE_MAX 64 /* keys in a trust bundle */
 #define SVCID_BUNDLE_FILE_MAX 16384
 #define SVCID_TTL_MS (5 * 60 * 1000)      /* minted lifetime */
 #define SVCID_MAX_TTL_MS (15 * 60 * 1000) /* longest accepted */
@@ -137,8 +137,7 @@ int svcid_verifier_new(const char *self, svcid_bundle *bundle,
  * token", "unknown service key", "bad signature", "token for another
  * service", "token expired", ...); ERR_NOMEM. Never logs the token. */
 int svcid_verify(svcid_verifier *v, const char *token, size_t len,
-                 char caller[SVCID_NAME_MAX + 1],
-                 const char **why) WARN_UNUSED;
+                 char caller[SVCID_NAME_MAX + 1], const char **why) WARN_UNUSED;
 
 /* svcid_verify at a given time, bypassing the cache (tests). */
 int svcid_verify_at(svcid_verifier *v, const char *token, size_t len,

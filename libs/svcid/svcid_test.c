@@ -133,29 +133,34 @@ START_TEST(stale_future_and_long_lived_tokens_are_refused) {
   int64_t now = time_now_ms();
 
   ck_assert_int_eq(svcid_signer_mint(gw, "auth", now - 20 * 60 * 1000,
-                                     SVCID_TTL_MS, tok, sizeof tok), ERR_OK);
+                                     SVCID_TTL_MS, tok, sizeof tok),
+                   ERR_OK);
   ck_assert_int_eq(svcid_verify(auth, tok, strlen(tok), caller, &why),
                    ERR_INVAL);
   ck_assert_str_eq(why, "token expired");
 
   ck_assert_int_eq(svcid_signer_mint(gw, "auth", now + 10 * 60 * 1000,
-                                     SVCID_TTL_MS, tok, sizeof tok), ERR_OK);
+                                     SVCID_TTL_MS, tok, sizeof tok),
+                   ERR_OK);
   ck_assert_int_eq(svcid_verify(auth, tok, strlen(tok), caller, &why),
                    ERR_INVAL);
 
-  ck_assert_int_eq(svcid_signer_mint(gw, "auth", now, 24 * 3600 * 1000LL,
-                                     tok, sizeof tok), ERR_OK);
+  ck_assert_int_eq(
+      svcid_signer_mint(gw, "auth", now, 24 * 3600 * 1000LL, tok, sizeof tok),
+      ERR_OK);
   ck_assert_int_eq(svcid_verify(auth, tok, strlen(tok), caller, &why),
                    ERR_INVAL);
   ck_assert_str_eq(why, "service token lives too long");
 
   /* A cached token stops working when it expires. */
-  ck_assert_int_eq(svcid_signer_mint(gw, "auth", now, SVCID_TTL_MS, tok,
-                                     sizeof tok), ERR_OK);
+  ck_assert_int_eq(
+      svcid_signer_mint(gw, "auth", now, SVCID_TTL_MS, tok, sizeof tok),
+      ERR_OK);
   ck_assert_int_eq(svcid_verify(auth, tok, strlen(tok), caller, &why), ERR_OK);
   ck_assert_int_eq(svcid_verify_at(auth, tok, strlen(tok),
                                    now + SVCID_TTL_MS + SVCID_LEEWAY_MS + 1,
-                                   caller, &why), ERR_INVAL);
+                                   caller, &why),
+                   ERR_INVAL);
   svcid_signer_free(gw);
   svcid_verifier_free(auth);
 }
@@ -185,7 +190,8 @@ START_TEST(a_user_access_token_is_not_a_service_token) {
   ck_assert_int_eq(paseto_footer_kid_json(pid, footer, sizeof footer, &flen),
                    ERR_OK);
   ck_assert_int_eq(paseto_sign(&k.gw, json, len, footer, flen, NULL, 0, tok,
-                               sizeof tok, NULL), ERR_OK);
+                               sizeof tok, NULL),
+                   ERR_OK);
   free(json);
   char caller[SVCID_NAME_MAX + 1];
   const char *why = NULL;
@@ -200,10 +206,10 @@ START_TEST(bundle_and_names_are_checked) {
   svcid_bundle *b = NULL;
   int bad = 0;
   const char *cases[] = {
-      "gateway\n",                      /* no key */
-      "Gateway 00\n",                   /* bad name, bad key */
-      "gateway k4.public.AAAA\n",       /* short PASERK */
-      "# ok\nauth zz\n",                /* bad hex, line 2 */
+      "gateway\n",                /* no key */
+      "Gateway 00\n",             /* bad name, bad key */
+      "gateway k4.public.AAAA\n", /* short PASERK */
+      "# ok\nauth zz\n",          /* bad hex, line 2 */
   };
   const int lines[] = {1, 1, 1, 2};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -256,8 +262,7 @@ START_TEST(access_rules_find_the_caller) {
   const svcid_method_access *one = svcid_access_find(&t, "a.v1.A/One");
   ck_assert_ptr_eq(one, &methods[0]);
   ck_assert_ptr_null(svcid_access_find(&t, "a.v1.A/Three"));
-  ck_assert_int_eq(svcid_access_caller(one, "gateway")->user,
-                   SVCID_USER_ADMIN);
+  ck_assert_int_eq(svcid_access_caller(one, "gateway")->user, SVCID_USER_ADMIN);
   ck_assert_ptr_null(svcid_access_caller(one, "orders"));
   ck_assert_ptr_null(svcid_access_caller(one, ""));
   const svcid_method_access *two = svcid_access_find(&t, "a.v1.A/Two");

@@ -26,12 +26,12 @@
 #define MAX_EVENT_PAYLOAD (64 * 1024)
 
 typedef struct node {
-  struct node *chain;       /* next in the bucket */
-  struct node *older;       /* age list */
+  struct node *chain; /* next in the bucket */
+  struct node *older; /* age list */
   struct node *newer;
   uint64_t hash;
   int64_t expires_ms;
-  bool negative;            /* cached "not found" */
+  bool negative; /* cached "not found" */
   tenantdir_entry e;
   char key[KEY_MAX];
 } node;
@@ -40,10 +40,10 @@ struct tenantdir {
   pthread_mutex_t mu;
   tenantdir_options o;
   node **buckets;
-  size_t nbuckets;          /* power of two */
+  size_t nbuckets; /* power of two */
   node *oldest, *newest;
   size_t count;
-  uint64_t generation;      /* bumped by every forget */
+  uint64_t generation; /* bumped by every forget */
   tenantdir_stats st;
 };
 
@@ -79,8 +79,7 @@ static int rpc_fetch(void *arg, bool by_host, const char *key,
   rpc_result *res = NULL;
   int rc = rpc_client_call_message(td->o.client, TENANTDIR_RESOLVE_METHOD,
                                    &req.base, &co, &res);
-  if (rc != ERR_OK)
-    return rc == ERR_NOMEM ? ERR_NOMEM : ERR_INTERNAL;
+  if (rc != ERR_OK) return rc == ERR_NOMEM ? ERR_NOMEM : ERR_INTERNAL;
   switch (res->code) {
   case RPC_OK:
     break;
@@ -103,8 +102,7 @@ static int rpc_fetch(void *arg, bool by_host, const char *key,
     rc = ERR_UNAVAILABLE;
     goto out;
   }
-  if (!uuid_is_valid(r->tenant_id) ||
-      strlen(r->slug) > TENANTNAME_SLUG_MAX ||
+  if (!uuid_is_valid(r->tenant_id) || strlen(r->slug) > TENANTNAME_SLUG_MAX ||
       strlen(r->status) >= sizeof out->status) {
     rc = ERR_UNAVAILABLE; /* a broken peer: do not cache garbage */
   } else {
@@ -128,24 +126,18 @@ int tenantdir_new(const tenantdir_options *opts, tenantdir **out) {
       opts->ttl_ms < 0 || opts->max_entries > (1u << 24))
     return ERR_INVAL;
   tenantdir *td = calloc(1, sizeof *td);
-  if (td == NULL)
-    return ERR_NOMEM;
+  if (td == NULL) return ERR_NOMEM;
   td->o = *opts;
-  if (td->o.deadline_ms == 0)
-    td->o.deadline_ms = 1000;
-  if (td->o.ttl_ms == 0)
-    td->o.ttl_ms = 30000;
-  if (td->o.negative_ttl_ms == 0)
-    td->o.negative_ttl_ms = 2000;
-  if (td->o.max_entries == 0)
-    td->o.max_entries = 10000;
+  if (td->o.deadline_ms == 0) td->o.deadline_ms = 1000;
+  if (td->o.ttl_ms == 0) td->o.ttl_ms = 30000;
+  if (td->o.negative_ttl_ms == 0) td->o.negative_ttl_ms = 2000;
+  if (td->o.max_entries == 0) td->o.max_entries = 10000;
   if (td->o.fetch == NULL) {
     td->o.fetch = rpc_fetch;
     td->o.fetch_arg = td;
   }
   td->nbuckets = 16;
-  while (td->nbuckets < td->o.max_entries)
-    td->nbuckets <<= 1;
+  while (td->nbuckets < td->o.max_entries) td->nbuckets <<= 1;
   td->buckets = calloc(td->nbuckets, sizeof *td->buckets);
   if (td->buckets == NULL) {
     free(td);
@@ -173,8 +165,7 @@ static void clear_locked(tenantdir *td) {
 }
 
 void tenantdir_free(tenantdir *td) {
-  if (td == NULL)
-    return;
+  if (td == NULL) return;
   clear_locked(td);
   pthread_mutex_destroy(&td->mu);
   free(td->buckets);
@@ -185,15 +176,13 @@ void tenantdir_free(tenantdir *td) {
 
 static node *find_locked(tenantdir *td, const char *key, uint64_t h) {
   for (node *n = td->buckets[h & (td->nbuckets - 1)]; n; n = n->chain)
-    if (n->hash == h && strcmp(n->key, key) == 0)
-      return n;
+    if (n->hash == h && strcmp(n->key, key) == 0) return n;
   return NULL;
 }
 
 static void unlink_locked(tenantdir *td, node *n) {
   node **pp = &td->buckets[n->hash & (td->nbuckets - 1)];
-  while (*pp != n)
-    pp = &(*pp)->chain;
+  while (*pp != n) pp = &(*pp)->chain;
   *pp = n->chain;
   if (n->older)
     n->older->newer = n->newer;
@@ -211,21 +200,18 @@ static void insert_locked(tenantdir *td, const char *key, uint64_t h,
                           bool negative, const tenantdir_entry *e,
                           int64_t now) {
   node *old = find_locked(td, key, h);
-  if (old != NULL)
-    unlink_locked(td, old);
+  if (old != NULL) unlink_locked(td, old);
   if (td->count >= td->o.max_entries && td->oldest != NULL) {
     unlink_locked(td, td->oldest);
     td->st.evictions++;
   }
   node *n = calloc(1, sizeof *n);
-  if (n == NULL)
-    return; /* caching is an optimisation: skip it */
+  if (n == NULL) return; /* caching is an optimisation: skip it */
   str_copy(n->key, key, sizeof n->key);
   n->hash = h;
   n->negative = negative;
   n->expires_ms = now + (negative ? td->o.negative_ttl_ms : td->o.ttl_ms);
-  if (e != NULL)
-    n->e = *e;
+  if (e != NULL) n->e = *e;
   size_t b = h & (td->nbuckets - 1);
   n->chain = td->buckets[b];
   td->buckets[b] = n;
@@ -249,13 +235,11 @@ static int resolve(tenantdir *td, const char *key, const char *lookup,
   if (n != NULL && n->expires_ms > now) {
     td->st.hits++;
     int rc = n->negative ? ERR_NOTFOUND : ERR_OK;
-    if (!n->negative)
-      *out = n->e;
+    if (!n->negative) *out = n->e;
     pthread_mutex_unlock(&td->mu);
     return rc;
   }
-  if (n != NULL)
-    unlink_locked(td, n);
+  if (n != NULL) unlink_locked(td, n);
   uint64_t gen = td->generation;
   td->st.misses++;
   pthread_mutex_unlock(&td->mu);
@@ -272,19 +256,16 @@ static int resolve(tenantdir *td, const char *key, const char *lookup,
     td->st.fetch_errors++;
   }
   pthread_mutex_unlock(&td->mu);
-  if (rc == ERR_OK)
-    *out = e;
+  if (rc == ERR_OK) *out = e;
   return rc;
 }
 
 int tenantdir_resolve_slug(tenantdir *td, const char *slug,
                            tenantdir_entry *out) {
-  if (td == NULL || slug == NULL || out == NULL)
-    return ERR_INVAL;
+  if (td == NULL || slug == NULL || out == NULL) return ERR_INVAL;
   char key[KEY_MAX];
   size_t n = strnlen(slug, TENANTNAME_SLUG_MAX + 1);
-  if (n > TENANTNAME_SLUG_MAX)
-    return ERR_INVAL;
+  if (n > TENANTNAME_SLUG_MAX) return ERR_INVAL;
   key[0] = 's';
   key[1] = ':';
   for (size_t i = 0; i < n; i++) {
@@ -292,15 +273,13 @@ int tenantdir_resolve_slug(tenantdir *td, const char *slug,
     key[2 + i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
   }
   key[2 + n] = '\0';
-  if (tenantname_check_slug(key + 2, NULL) != ERR_OK)
-    return ERR_INVAL;
+  if (tenantname_check_slug(key + 2, NULL) != ERR_OK) return ERR_INVAL;
   return resolve(td, key, key + 2, false, out);
 }
 
 int tenantdir_resolve_host(tenantdir *td, const char *host,
                            tenantdir_entry *out) {
-  if (td == NULL || host == NULL || out == NULL)
-    return ERR_INVAL;
+  if (td == NULL || host == NULL || out == NULL) return ERR_INVAL;
   char key[KEY_MAX];
   key[0] = 'h';
   key[1] = ':';
@@ -312,8 +291,7 @@ int tenantdir_resolve_host(tenantdir *td, const char *host,
 /* ------------------------------------------------------- invalidation --- */
 
 void tenantdir_forget_tenant(tenantdir *td, const char *tenant_id) {
-  if (td == NULL)
-    return;
+  if (td == NULL) return;
   pthread_mutex_lock(&td->mu);
   td->generation++;
   td->st.invalidations++;

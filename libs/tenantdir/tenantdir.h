@@ -53,8 +53,8 @@ typedef struct tenantdir tenantdir;
 typedef struct tenantdir_entry {
   char tenant_id[UUID_STR_LEN + 1];
   char slug[TENANTNAME_SLUG_MAX + 1];
-  char status[16];  /* "active" | "suspended" (as the service says) */
-  bool suspended;   /* status is "suspended" */
+  char status[16]; /* "active" | "suspended" (as the service says) */
+  bool suspended;  /* status is "suspended" */
 } tenantdir_entry;
 
 /* Asks the source of truth. by_host says whether key is a normalised host
@@ -66,12 +66,12 @@ typedef int (*tenantdir_fetch_fn)(void *arg, bool by_host, const char *key,
                                   tenantdir_entry *out);
 
 typedef struct tenantdir_options {
-  rpc_client *client;        /* borrowed: used by the built-in fetcher;
-                                must outlive the tenantdir */
-  uint32_t deadline_ms;      /* per Resolve call; 0 -> 1000 */
-  int64_t ttl_ms;            /* found answers; 0 -> 30000 */
-  int64_t negative_ttl_ms;   /* "not found"; 0 -> 2000; < 0 disables */
-  size_t max_entries;        /* 0 -> 10000 */
+  rpc_client *client;      /* borrowed: used by the built-in fetcher;
+                              must outlive the tenantdir */
+  uint32_t deadline_ms;    /* per Resolve call; 0 -> 1000 */
+  int64_t ttl_ms;          /* found answers; 0 -> 30000 */
+  int64_t negative_ttl_ms; /* "not found"; 0 -> 2000; < 0 disables */
+  size_t max_entries;      /* 0 -> 10000 */
   /* Tests and special callers: replace the RPC fetcher (client unused)
    * and the clock (milliseconds, monotonic; default time_mono_ms). */
   tenantdir_fetch_fn fetch;
@@ -79,7 +79,8 @@ typedef struct tenantdir_options {
   int64_t (*now_ms)(void);
 } tenantdir_options;
 
-#define TENANTDIR_OPTIONS_INIT {NULL, 0, 0, 0, 0, NULL, NULL, NULL}
+#define TENANTDIR_OPTIONS_INIT                                                 \
+  { NULL, 0, 0, 0, 0, NULL, NULL, NULL }
 
 /* Creates a directory. opts is copied. Errors: ERR_INVAL (neither client
  * nor fetch given, negative ttl_ms, max_entries over 1 << 24), ERR_NOMEM.

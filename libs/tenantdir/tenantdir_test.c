@@ -24,11 +24,11 @@ static int64_t clock_fn(void) { return fake_now; }
 
 typedef struct fake {
   int calls;
-  int rc;                 /* what the next fetches return */
+  int rc; /* what the next fetches return */
   char last_key[300];
   bool last_by_host;
   const char *status;
-  tenantdir *td;          /* forget during the fetch (race test) */
+  tenantdir *td; /* forget during the fetch (race test) */
 } fake;
 
 static int fake_fetch(void *arg, bool by_host, const char *key,
@@ -37,14 +37,13 @@ static int fake_fetch(void *arg, bool by_host, const char *key,
   f->calls++;
   snprintf(f->last_key, sizeof f->last_key, "%s", key);
   f->last_by_host = by_host;
-  if (f->td != NULL)
-    tenantdir_forget_tenant(f->td, TID_A);
-  if (f->rc != ERR_OK)
-    return f->rc;
+  if (f->td != NULL) tenantdir_forget_tenant(f->td, TID_A);
+  if (f->rc != ERR_OK) return f->rc;
   bool b = strstr(key, "bbb") != NULL;
   snprintf(out->tenant_id, sizeof out->tenant_id, "%s", b ? TID_B : TID_A);
   snprintf(out->slug, sizeof out->slug, "%s", b ? "bbb" : "aaa");
-  snprintf(out->status, sizeof out->status, "%s", f->status ? f->status : "active");
+  snprintf(out->status, sizeof out->status, "%s",
+           f->status ? f->status : "active");
   out->suspended = f->status && strcmp(f->status, "suspended") == 0;
   return ERR_OK;
 }
@@ -76,7 +75,8 @@ START_TEST(second_lookup_is_a_hit_until_ttl) {
   ck_assert(!e.suspended);
   ck_assert_str_eq(f.last_key, "aaa");
   ck_assert(!f.last_by_host);
-  ck_assert_int_eq(tenantdir_resolve_slug(td, "AAA", &e), ERR_OK); /* same key */
+  ck_assert_int_eq(tenantdir_resolve_slug(td, "AAA", &e),
+                   ERR_OK); /* same key */
   ck_assert_int_eq(f.calls, 1);
   fake_now += 4999;
   ck_assert_int_eq(tenantdir_resolve_slug(td, "aaa", &e), ERR_OK);
@@ -97,7 +97,8 @@ START_TEST(hosts_share_an_entry_after_normalisation) {
   fake f = {0};
   tenantdir *td = make(&f, 5000, 1000, 0);
   tenantdir_entry e;
-  ck_assert_int_eq(tenantdir_resolve_host(td, "Order.Pizza.IT:8443", &e), ERR_OK);
+  ck_assert_int_eq(tenantdir_resolve_host(td, "Order.Pizza.IT:8443", &e),
+                   ERR_OK);
   ck_assert_str_eq(f.last_key, "order.pizza.it");
   ck_assert(f.last_by_host);
   ck_assert_int_eq(tenantdir_resolve_host(td, "order.pizza.it.", &e), ERR_OK);
@@ -117,8 +118,9 @@ START_TEST(malformed_keys_are_refused_without_fetching) {
   ck_assert_int_eq(tenantdir_resolve_slug(td, "a", &e), ERR_INVAL);
   ck_assert_int_eq(tenantdir_resolve_slug(td, "www", &e), ERR_INVAL);
   ck_assert_int_eq(tenantdir_resolve_slug(td, "a_b_c", &e), ERR_INVAL);
-  ck_assert_int_eq(tenantdir_resolve_slug(td, "abcdefghijabcdefghijabcdefghijabcdefghij",
-                                          &e), ERR_INVAL);
+  ck_assert_int_eq(tenantdir_resolve_slug(
+                       td, "abcdefghijabcdefghijabcdefghijabcdefghij", &e),
+                   ERR_INVAL);
   ck_assert_int_eq(tenantdir_resolve_host(td, "bad host", &e), ERR_INVAL);
   ck_assert_int_eq(tenantdir_resolve_host(td, "[::1]:80", &e), ERR_INVAL);
   ck_assert_int_eq(tenantdir_resolve_host(td, NULL, &e), ERR_INVAL);
@@ -344,15 +346,16 @@ static atomic_int resolve_calls;
  * hosts under example.com found, the rest NOT_FOUND. */
 static void fake_resolve(void *arg, const rpc_call *call, rpc_reply *reply) {
   atomic_fetch_add(&resolve_calls, 1);
-  Tenants__V1__ResolveRequest *req =
-      tenants__v1__resolve_request__unpack(NULL, call->payload_len, call->payload);
+  Tenants__V1__ResolveRequest *req = tenants__v1__resolve_request__unpack(
+      NULL, call->payload_len, call->payload);
   if (req == NULL) {
     rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable");
     return;
   }
-  const char *key = req->key_case == TENANTS__V1__RESOLVE_REQUEST__KEY_SLUG ? req->slug
-                    : req->key_case == TENANTS__V1__RESOLVE_REQUEST__KEY_HOST ? req->host
-                                                                               : "";
+  const char *key =
+      req->key_case == TENANTS__V1__RESOLVE_REQUEST__KEY_SLUG   ? req->slug
+      : req->key_case == TENANTS__V1__RESOLVE_REQUEST__KEY_HOST ? req->host
+                                                                : "";
   bool host = req->key_case == TENANTS__V1__RESOLVE_REQUEST__KEY_HOST;
   Tenants__V1__ResolveResponse r = TENANTS__V1__RESOLVE_RESPONSE__INIT;
   if (!host && strcmp(key, "aaa") == 0) {
@@ -385,8 +388,9 @@ static void fake_resolve(void *arg, const rpc_call *call, rpc_reply *reply) {
 START_TEST(rpc_fetcher_maps_the_service_answers) {
   rpc_server *srv = NULL;
   ck_assert_int_eq(rpc_server_new(NULL, &srv), ERR_OK);
-  ck_assert_int_eq(rpc_server_register(srv, TENANTDIR_RESOLVE_METHOD, fake_resolve, NULL),
-                   ERR_OK);
+  ck_assert_int_eq(
+      rpc_server_register(srv, TENANTDIR_RESOLVE_METHOD, fake_resolve, NULL),
+      ERR_OK);
   ck_assert_int_eq(rpc_server_start(srv, "tcp://127.0.0.1:0"), ERR_OK);
   char url[64];
   snprintf(url, sizeof url, "tcp://127.0.0.1:%d", rpc_server_port(srv));
@@ -404,7 +408,8 @@ START_TEST(rpc_fetcher_maps_the_service_answers) {
   ck_assert_str_eq(e.tenant_id, TID_A);
   ck_assert_str_eq(e.status, "suspended");
   ck_assert(e.suspended);
-  ck_assert_int_eq(tenantdir_resolve_host(td, "Shop.Example.com:443", &e), ERR_OK);
+  ck_assert_int_eq(tenantdir_resolve_host(td, "Shop.Example.com:443", &e),
+                   ERR_OK);
   ck_assert_str_eq(e.tenant_id, TID_B);
   ck_assert_str_eq(e.slug, "bbb");
   ck_assert(!e.suspended);
@@ -414,7 +419,7 @@ START_TEST(rpc_fetcher_maps_the_service_answers) {
   ck_assert_int_eq(tenantdir_resolve_slug(td, "bad-id", &e), ERR_UNAVAILABLE);
   ck_assert_int_eq(tenantdir_resolve_slug(td, "refused", &e), ERR_INVAL);
   int before = atomic_load(&resolve_calls);
-  ck_assert_int_eq(tenantdir_resolve_slug(td, "aaa", &e), ERR_OK);  /* cached */
+  ck_assert_int_eq(tenantdir_resolve_slug(td, "aaa", &e), ERR_OK); /* cached */
   ck_assert_int_eq(tenantdir_resolve_slug(td, "zzz", &e), ERR_NOTFOUND);
   ck_assert_int_eq(atomic_load(&resolve_calls), before);
   /* unavailable answers were not cached: asked again (the rpc client may
@@ -427,7 +432,8 @@ START_TEST(rpc_fetcher_maps_the_service_answers) {
   rpc_server_close(srv);
   ck_assert_int_eq(tenantdir_resolve_slug(td, "aaa", &e), ERR_OK);
   int rc = tenantdir_resolve_slug(td, "other", &e);
-  ck_assert_msg(rc == ERR_UNAVAILABLE || rc == ERR_TIMEOUT, "rc=%s", err_str(rc));
+  ck_assert_msg(rc == ERR_UNAVAILABLE || rc == ERR_TIMEOUT, "rc=%s",
+                err_str(rc));
   tenantdir_free(td);
   rpc_client_free(cli);
 }

@@ -36,7 +36,7 @@
 
 #define TENANTNAME_SLUG_MIN 3
 #define TENANTNAME_SLUG_MAX 32
-#define TENANTNAME_HOST_MAX 253  /* normalised host, without the NUL */
+#define TENANTNAME_HOST_MAX 253 /* normalised host, without the NUL */
 #define TENANTNAME_LABEL_MAX 63
 #define TENANTNAME_INPUT_MAX 1024 /* longest raw host/slug even looked at */
 

@@ -44,9 +44,9 @@ START_TEST(slug_characters_are_restricted) {
 END_TEST
 
 START_TEST(reserved_slugs_are_refused) {
-  const char *names[] = {"www", "api", "admin", "app", "auth", "static",
-                         "assets", "mail", "status", "help", "support",
-                         "docs", "dashboard", "billing"};
+  const char *names[] = {"www",     "api",    "admin",     "app",    "auth",
+                         "static",  "assets", "mail",      "status", "help",
+                         "support", "docs",   "dashboard", "billing"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     ck_assert_msg(tenantname_is_reserved(names[i]), "%s", names[i]);
     ck_assert_str_eq(slug_why(names[i]), "is reserved");
@@ -77,8 +77,10 @@ static const char *norm(const char *in, char *buf, size_t cap) {
 START_TEST(hosts_are_normalised) {
   char b[TENANTNAME_HOST_MAX + 1];
   ck_assert_str_eq(norm("Pizza.Localhost", b, sizeof b), "pizza.localhost");
-  ck_assert_str_eq(norm("pizza.localhost:8080", b, sizeof b), "pizza.localhost");
-  ck_assert_str_eq(norm("pizza.example.com.", b, sizeof b), "pizza.example.com");
+  ck_assert_str_eq(norm("pizza.localhost:8080", b, sizeof b),
+                   "pizza.localhost");
+  ck_assert_str_eq(norm("pizza.example.com.", b, sizeof b),
+                   "pizza.example.com");
   ck_assert_str_eq(norm("WWW.X.IO.:443", b, sizeof b), "www.x.io");
   ck_assert_str_eq(norm("localhost", b, sizeof b), "localhost");
   ck_assert_str_eq(norm("xn--caf-dma.fr", b, sizeof b), "xn--caf-dma.fr");
@@ -87,10 +89,25 @@ END_TEST
 
 START_TEST(malformed_hosts_are_refused) {
   char b[TENANTNAME_HOST_MAX + 1];
-  const char *bad[] = {"", ".", "a..b", ".a.b", "-a.b", "a-.b", "a_b.c",
-                       "a b.c", "[::1]:80", "::1", "a.b:", "a.b:0",
-                       "a.b:65536", "a.b:12a", "a.b:123456", "a.b:80:80",
-                       "caf\xc3\xa9.fr", "a/b.c", "a.b\r\n"};
+  const char *bad[] = {"",
+                       ".",
+                       "a..b",
+                       ".a.b",
+                       "-a.b",
+                       "a-.b",
+                       "a_b.c",
+                       "a b.c",
+                       "[::1]:80",
+                       "::1",
+                       "a.b:",
+                       "a.b:0",
+                       "a.b:65536",
+                       "a.b:12a",
+                       "a.b:123456",
+                       "a.b:80:80",
+                       "caf\xc3\xa9.fr",
+                       "a/b.c",
+                       "a.b\r\n"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     ck_assert_msg(tenantname_normalize_host(bad[i], b, sizeof b) == ERR_INVAL,
                   "accepted [%s]", bad[i]);
@@ -128,45 +145,57 @@ END_TEST
 
 START_TEST(slug_comes_from_first_label_over_a_base_domain) {
   char s[TENANTNAME_SLUG_MAX + 1];
-  ck_assert(tenantname_slug_from_host("pizza.localhost", "localhost", s, sizeof s));
+  ck_assert(
+      tenantname_slug_from_host("pizza.localhost", "localhost", s, sizeof s));
   ck_assert_str_eq(s, "pizza");
-  ck_assert(tenantname_slug_from_host("pizza.example.com", "localhost, example.com",
-                                      s, sizeof s));
+  ck_assert(tenantname_slug_from_host("pizza.example.com",
+                                      "localhost, example.com", s, sizeof s));
   ck_assert_str_eq(s, "pizza");
-  ck_assert(!tenantname_slug_from_host("a.pizza.localhost", "localhost", s, sizeof s));
+  ck_assert(!tenantname_slug_from_host("a.pizza.localhost", "localhost", s,
+                                       sizeof s));
   ck_assert(!tenantname_slug_from_host("localhost", "localhost", s, sizeof s));
-  ck_assert(!tenantname_slug_from_host("pizzalocalhost", "localhost", s, sizeof s));
-  ck_assert(!tenantname_slug_from_host("pizza.example.org", "localhost,example.com",
-                                       s, sizeof s));
+  ck_assert(
+      !tenantname_slug_from_host("pizzalocalhost", "localhost", s, sizeof s));
+  ck_assert(!tenantname_slug_from_host("pizza.example.org",
+                                       "localhost,example.com", s, sizeof s));
   ck_assert(!tenantname_slug_from_host("pizza.localhost", "", s, sizeof s));
   ck_assert(!tenantname_slug_from_host("pizza.localhost", NULL, s, sizeof s));
   char tiny[3];
-  ck_assert(!tenantname_slug_from_host("pizza.localhost", "localhost", tiny, sizeof tiny));
+  ck_assert(!tenantname_slug_from_host("pizza.localhost", "localhost", tiny,
+                                       sizeof tiny));
   /* the deeper of two nested bases: a.b.example.com over b.example.com */
-  ck_assert(tenantname_slug_from_host("a.b.example.com", "example.com,b.example.com",
-                                      s, sizeof s));
+  ck_assert(tenantname_slug_from_host(
+      "a.b.example.com", "example.com,b.example.com", s, sizeof s));
   ck_assert_str_eq(s, "a");
 }
 END_TEST
 
 START_TEST(custom_hosts_are_checked) {
   const char *why = NULL;
-  ck_assert_int_eq(tenantname_check_custom_host("order.pizza.it", "localhost", &why),
-                   ERR_OK);
-  ck_assert_int_eq(tenantname_check_custom_host("pizza", "localhost", &why), ERR_INVAL);
-  ck_assert_str_eq(why, "must have at least two labels");
-  ck_assert_int_eq(tenantname_check_custom_host("10.0.0.1", "localhost", &why), ERR_INVAL);
-  ck_assert_str_eq(why, "must be a host name, not an IP address");
-  ck_assert_int_eq(tenantname_check_custom_host("x.localhost", "localhost", &why),
+  ck_assert_int_eq(
+      tenantname_check_custom_host("order.pizza.it", "localhost", &why),
+      ERR_OK);
+  ck_assert_int_eq(tenantname_check_custom_host("pizza", "localhost", &why),
                    ERR_INVAL);
+  ck_assert_str_eq(why, "must have at least two labels");
+  ck_assert_int_eq(tenantname_check_custom_host("10.0.0.1", "localhost", &why),
+                   ERR_INVAL);
+  ck_assert_str_eq(why, "must be a host name, not an IP address");
+  ck_assert_int_eq(
+      tenantname_check_custom_host("x.localhost", "localhost", &why),
+      ERR_INVAL);
   ck_assert_str_eq(why, "belongs to the platform's base domain");
-  ck_assert_int_eq(tenantname_check_custom_host("example.com", "localhost,example.com",
-                                                &why), ERR_INVAL);
-  ck_assert_int_eq(tenantname_check_custom_host("notexample.com", "example.com", &why),
-                   ERR_OK);
-  ck_assert_int_eq(tenantname_check_custom_host("Upper.com", "localhost", &why), ERR_INVAL);
+  ck_assert_int_eq(tenantname_check_custom_host("example.com",
+                                                "localhost,example.com", &why),
+                   ERR_INVAL);
+  ck_assert_int_eq(
+      tenantname_check_custom_host("notexample.com", "example.com", &why),
+      ERR_OK);
+  ck_assert_int_eq(tenantname_check_custom_host("Upper.com", "localhost", &why),
+                   ERR_INVAL);
   ck_assert_str_eq(why, "must be a valid host name");
-  ck_assert_int_eq(tenantname_check_custom_host(NULL, "localhost", &why), ERR_INVAL);
+  ck_assert_int_eq(tenantname_check_custom_host(NULL, "localhost", &why),
+                   ERR_INVAL);
 }
 END_TEST
 

@@ -3,8 +3,8 @@
  * server: input rules, signing-key configuration, the password hashing
  * pool (admission limit, deadlines, dummy hash), refresh-token
  * encoding, and the login slowdown's configuration, keys and fail modes
- * (its counting against a real Redis is in tests/auth). The handlers against PostgreSQL and Redis are exercised by
- * tests/auth.
+ * (its counting against a real Redis is in tests/auth). The handlers against
+ * PostgreSQL and Redis are exercised by tests/auth.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -40,9 +40,9 @@ END_TEST
 
 START_TEST(bad_emails_are_refused) {
   char out[300];
-  const char *bad[] = {"", "plain", "@example.com", "a@", "a@b", "a@@b.com",
-                       "a b@c.com", "a@.com", "a@b.com.", "a@b..com",
-                       "\xc3\xa9@b.com", "a@b\x01.com"};
+  const char *bad[] = {"",         "plain",    "@example.com",   "a@",
+                       "a@b",      "a@@b.com", "a b@c.com",      "a@.com",
+                       "a@b.com.", "a@b..com", "\xc3\xa9@b.com", "a@b\x01.com"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     ck_assert_msg(!validate_email(bad[i], out, sizeof out), "accepted %zu", i);
   char longmail[400];
@@ -60,9 +60,11 @@ START_TEST(password_length_counts_characters) {
   ck_assert(!validate_password("1234567"));
   ck_assert(validate_password("12345678"));
   /* 8 two-byte characters = 16 bytes but 8 characters. */
-  ck_assert(validate_password("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"));
+  ck_assert(validate_password(
+      "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"));
   /* 4 characters of 4 bytes: 16 bytes, still too short. */
-  ck_assert(!validate_password("\xf0\x9f\x98\x80\xf0\x9f\x98\x80\xf0\x9f\x98\x80\xf0\x9f\x98\x80"));
+  ck_assert(!validate_password(
+      "\xf0\x9f\x98\x80\xf0\x9f\x98\x80\xf0\x9f\x98\x80\xf0\x9f\x98\x80"));
   char p[200];
   memset(p, 'x', 128);
   p[128] = '\0';
@@ -71,8 +73,8 @@ START_TEST(password_length_counts_characters) {
   p[129] = '\0';
   ck_assert(!validate_password(p));
   ck_assert(!validate_password("abcdefg\x01h"));
-  ck_assert(!validate_password("abcdefgh\xc3"));       /* truncated UTF-8 */
-  ck_assert(!validate_password("abcdefgh\xc0\xaf"));   /* overlong */
+  ck_assert(!validate_password("abcdefgh\xc3"));         /* truncated UTF-8 */
+  ck_assert(!validate_password("abcdefgh\xc0\xaf"));     /* overlong */
   ck_assert(!validate_password("abcdefgh\xed\xa0\x80")); /* surrogate */
   ck_assert(!validate_password(NULL));
 }
@@ -144,11 +146,11 @@ START_TEST(keys_list_first_signs_all_verify) {
   ck_assert_int_eq(paseto_token_kid(tok, strlen(tok), kid, NULL), ERR_OK);
   ck_assert_str_eq(kid, pid);
   paseto_token *t = NULL;
-  ck_assert_int_eq(paseto_verify(&pa, tok, strlen(tok), NULL, 0, NULL, 0, &t, NULL),
-                   ERR_OK);
+  ck_assert_int_eq(
+      paseto_verify(&pa, tok, strlen(tok), NULL, 0, NULL, 0, &t, NULL), ERR_OK);
   paseto_token_free(t);
-  ck_assert_int_ne(paseto_verify(&pb, tok, strlen(tok), NULL, 0, NULL, 0, &t, NULL),
-                   ERR_OK);
+  ck_assert_int_ne(
+      paseto_verify(&pb, tok, strlen(tok), NULL, 0, NULL, 0, &t, NULL), ERR_OK);
   auth_keys_free(k);
 }
 END_TEST
@@ -180,7 +182,8 @@ START_TEST(bad_key_lists_name_the_entry) {
   int bad = 0;
   ck_assert_int_eq(auth_keys_parse("", &k, &bad), ERR_INVAL);
   ck_assert_int_eq(auth_keys_parse("  , # nothing\n", &k, &bad), ERR_INVAL);
-  ck_assert_int_eq(auth_keys_parse(paserk, &k, &bad), ERR_INVAL); /* verify-only first */
+  ck_assert_int_eq(auth_keys_parse(paserk, &k, &bad),
+                   ERR_INVAL); /* verify-only first */
   ck_assert_int_eq(bad, 0);
   char list[2048];
   snprintf(list, sizeof list, "%s,%s", a, a);
@@ -192,7 +195,8 @@ START_TEST(bad_key_lists_name_the_entry) {
   /* A 64-byte key whose public half is not its seed's. */
   char mism[PASETO_SECRET_HEX_LEN + 1];
   memcpy(mism, a, sizeof mism);
-  mism[PASETO_SECRET_HEX_LEN - 1] = mism[PASETO_SECRET_HEX_LEN - 1] == '0' ? '1' : '0';
+  mism[PASETO_SECRET_HEX_LEN - 1] =
+      mism[PASETO_SECRET_HEX_LEN - 1] == '0' ? '1' : '0';
   ck_assert_int_eq(auth_keys_parse(mism, &k, &bad), ERR_INVAL);
   ck_assert_ptr_null(k);
   /* More than AUTH_KEYS_MAX keys. */
@@ -270,8 +274,9 @@ END_TEST
 START_TEST(dummy_verification_never_succeeds) {
   pwpool *p = fast_pool(1, 1);
   bool ok = true;
-  ck_assert_int_eq(pwpool_verify(p, NULL, "whatever", 8, time_mono_ms() + 30000, &ok),
-                   ERR_OK);
+  ck_assert_int_eq(
+      pwpool_verify(p, NULL, "whatever", 8, time_mono_ms() + 30000, &ok),
+      ERR_OK);
   ck_assert(!ok);
   pwpool_stats st;
   pwpool_get_stats(p, &st);
@@ -282,7 +287,8 @@ END_TEST
 
 START_TEST(bad_config_and_oversized_password_are_refused) {
   pwpool *p = NULL;
-  pwpool_config c = {0, 1, crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN};
+  pwpool_config c = {0, 1, crypto_pwhash_OPSLIMIT_MIN,
+                     crypto_pwhash_MEMLIMIT_MIN};
   ck_assert_int_eq(pwpool_new(&c, &p), ERR_INVAL);
   c.threads = 2;
   c.max_pending = 1; /* fewer slots than threads */
@@ -298,7 +304,8 @@ START_TEST(bad_config_and_oversized_password_are_refused) {
                    ERR_TOOBIG);
   bool ok = true;
   ck_assert_int_eq(pwpool_verify(p, "not-a-hash", "password", 8,
-                                 time_mono_ms() + 30000, &ok), ERR_OK);
+                                 time_mono_ms() + 30000, &ok),
+                   ERR_OK);
   ck_assert(!ok);
   pwpool_free(p);
   pwpool_free(NULL);
@@ -314,14 +321,16 @@ typedef struct burst_arg {
 static void *burst_main(void *arg) {
   burst_arg *b = arg;
   bool ok = false;
-  b->rc = pwpool_verify(b->p, b->hash, "password", 8, time_mono_ms() + 60000, &ok);
+  b->rc =
+      pwpool_verify(b->p, b->hash, "password", 8, time_mono_ms() + 60000, &ok);
   return NULL;
 }
 
 START_TEST(full_pool_refuses_at_once) {
   pwpool *p = slow_pool(1, 1);
   char h[PWPOOL_HASH_MAX];
-  ck_assert_int_eq(pwpool_hash(p, "password", 8, time_mono_ms() + 60000, h), ERR_OK);
+  ck_assert_int_eq(pwpool_hash(p, "password", 8, time_mono_ms() + 60000, h),
+                   ERR_OK);
   enum { N = 4 };
   pthread_t th[N];
   burst_arg args[N];
@@ -349,7 +358,8 @@ END_TEST
 START_TEST(waiter_gives_up_at_its_deadline_and_slot_is_freed_later) {
   pwpool *p = slow_pool(1, 4);
   char h[PWPOOL_HASH_MAX];
-  ck_assert_int_eq(pwpool_hash(p, "password", 8, time_mono_ms() + 60000, h), ERR_OK);
+  ck_assert_int_eq(pwpool_hash(p, "password", 8, time_mono_ms() + 60000, h),
+                   ERR_OK);
   pthread_t th;
   burst_arg a = {p, h, -1};
   pthread_create(&th, NULL, burst_main, &a);
@@ -358,8 +368,7 @@ START_TEST(waiter_gives_up_at_its_deadline_and_slot_is_freed_later) {
   for (int i = 0; i < 1000; i++) {
     pwpool_stats st;
     pwpool_get_stats(p, &st);
-    if (st.pending >= 1)
-      break;
+    if (st.pending >= 1) break;
     time_sleep_ms(1);
   }
   bool ok = true;
@@ -372,8 +381,7 @@ START_TEST(waiter_gives_up_at_its_deadline_and_slot_is_freed_later) {
   pwpool_stats st;
   for (int i = 0; i < 10000; i++) {
     pwpool_get_stats(p, &st);
-    if (st.pending == 0)
-      break;
+    if (st.pending == 0) break;
     time_sleep_ms(1);
   }
   ck_assert_int_eq(st.pending, 0);
@@ -447,7 +455,8 @@ START_TEST(revoker_without_redis_tells_the_local_verifier) {
   revoker *r = NULL;
   ck_assert_int_eq(revoker_new(NULL, 0, v, NULL, NULL, &r), ERR_INVAL);
   ck_assert_int_eq(revoker_new(NULL, 60000, v, NULL, &published, &r), ERR_OK);
-  ck_assert_int_eq(revoker_user(r, "tenant-1", "user-1", time_now_ms()), ERR_OK);
+  ck_assert_int_eq(revoker_user(r, "tenant-1", "user-1", time_now_ms()),
+                   ERR_OK);
   enum authn_result why;
   ck_assert_int_eq(authn_verify(v, tok, strlen(tok), NULL, &why), ERR_INVAL);
   ck_assert_int_eq(why, AUTHN_REVOKED);
@@ -521,7 +530,8 @@ START_TEST(loginlock_redis_down_fails_open_or_closed_as_configured) {
   ck_assert_int_eq(loginlock_new(down, &c, &closed), ERR_OK);
   ck_assert_int_eq(loginlock_new(NULL, &c, &none), ERR_OK);
   for (int i = 0; i < 10; i++) /* never counts, never locks */
-    ck_assert_int_eq(loginlock_attempt(open, t, "a@b.com", &wait), LOGINLOCK_ALLOW);
+    ck_assert_int_eq(loginlock_attempt(open, t, "a@b.com", &wait),
+                     LOGINLOCK_ALLOW);
   ck_assert_int_eq(wait, 0);
   ck_assert_int_eq(loginlock_attempt(closed, t, "a@b.com", &wait),
                    LOGINLOCK_UNAVAILABLE);

@@ -75,8 +75,7 @@ static metrics_child *refresh_metric(const char *result) {
 }
 
 static void wipe_str(char *s) {
-  if (s != NULL)
-    sodium_memzero(s, strlen(s));
+  if (s != NULL) sodium_memzero(s, strlen(s));
 }
 
 /* The pool's answers to a password job. */
@@ -124,7 +123,8 @@ static bool manager(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
 /* The tenant of an anonymous call: the body's field, else the envelope. */
 static bool anon_tenant(const rpc_call *call, const char *body_tid,
                         rpc_reply *reply, const char **out) {
-  const char *t = body_tid != NULL && body_tid[0] != '\0' ? body_tid : call->tenant_id;
+  const char *t =
+      body_tid != NULL && body_tid[0] != '\0' ? body_tid : call->tenant_id;
   if (t[0] == '\0' || !uuid_is_valid(t)) {
     handler_reply_field(reply, RPC_INVALID_ARGUMENT, "a tenant is required",
                         "tenant_id", "must be a tenant id");
@@ -135,8 +135,7 @@ static bool anon_tenant(const rpc_call *call, const char *body_tid,
 }
 
 static bool tenant_suspended(auth_ctx *x, const char *tid) {
-  if (x->redis == NULL)
-    return false;
+  if (x->redis == NULL) return false;
   char key[96];
   snprintf(key, sizeof key, "tenant:status:%s", tid);
   char *v = NULL;
@@ -168,8 +167,7 @@ static bool check_new_user(rpc_reply *reply, const char *email_in,
     vlist_add(&v, "must be 8 to 128 characters", "password");
   if (role != NULL && !validate_role(role))
     vlist_add(&v, "must be one of owner, admin, staff, customer", "role");
-  if (v.n == 0)
-    return true;
+  if (v.n == 0) return true;
   handler_reply_invalid(reply, "invalid user", &v);
   return false;
 }
@@ -187,12 +185,14 @@ void auth_refresh_token_new(char out[AUTH_REFRESH_TOKEN_LEN + 1],
 }
 
 int auth_refresh_token_hash(const char *token, uint8_t hash[STORE_HASHBYTES]) {
-  if (token == NULL || strnlen(token, AUTH_REFRESH_TOKEN_LEN + 1) != AUTH_REFRESH_TOKEN_LEN)
+  if (token == NULL ||
+      strnlen(token, AUTH_REFRESH_TOKEN_LEN + 1) != AUTH_REFRESH_TOKEN_LEN)
     return ERR_INVAL;
   uint8_t raw[33];
   size_t n = 0;
-  if (sodium_base642bin(raw, sizeof raw, token, AUTH_REFRESH_TOKEN_LEN, NULL, &n,
-                        NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+  if (sodium_base642bin(raw, sizeof raw, token, AUTH_REFRESH_TOKEN_LEN, NULL,
+                        &n, NULL,
+                        sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
       n != 32) {
     sodium_memzero(raw, sizeof raw);
     return ERR_INVAL;
@@ -214,8 +214,7 @@ static int sign_access(auth_ctx *x, const auth_user *u, const char *jti,
   int64_t now = time_now_ms();
   int64_t iat_s = now / 1000;
   int64_t floor_s = revoker_user_cutoff_s(u->tokens_valid_after_ms);
-  if (iat_s < floor_s)
-    iat_s = floor_s;
+  if (iat_s < floor_s) iat_s = floor_s;
   c.has_iat = c.has_nbf = c.has_exp = true;
   c.iat_ms = c.nbf_ms = iat_s * 1000;
   c.exp_ms = now + x->access_ttl_ms;
@@ -233,8 +232,7 @@ static int issue_session(auth_ctx *x, const auth_user *u, char *access,
   int rc = store_session_create(x->store, u->tenant_id, u->id, h, jti,
                                 time_now_ms() + x->refresh_ttl_ms);
   sodium_memzero(h, sizeof h);
-  if (rc == ERR_OK)
-    rc = sign_access(x, u, jti, access, TOKEN_CAP);
+  if (rc == ERR_OK) rc = sign_access(x, u, jti, access, TOKEN_CAP);
   return rc;
 }
 
@@ -251,16 +249,16 @@ typedef struct creation {
   const char *key;       /* "" for none */
   uint8_t hash[AUTH_IDEM_HASH_LEN];
   const char *password;
-  auth_user u;           /* id, email, name, role */
+  auth_user u; /* id, email, name, role */
 } creation;
 
 /* Checks an idempotency key's shape; false with the reply set. */
 static bool idem_key_ok(rpc_reply *reply, const char *key) {
   size_t n = strlen(key);
-  if (n <= STORE_KEY_MAX && str_is_printable(key, n))
-    return true;
+  if (n <= STORE_KEY_MAX && str_is_printable(key, n)) return true;
   handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid idempotency key",
-                      "idempotency_key", "must be 1 to 255 printable characters");
+                      "idempotency_key",
+                      "must be 1 to 255 printable characters");
   return false;
 }
 
@@ -275,8 +273,7 @@ static enum found earlier(auth_ctx *x, rpc_reply *reply, const creation *cr,
   bool has_hash = false;
   int rc = store_user_by_creation_key(x->store, cr->tid, cr->principal, cr->key,
                                       stored, h, &has_hash);
-  if (rc == ERR_NOTFOUND)
-    return FOUND_NONE;
+  if (rc == ERR_NOTFOUND) return FOUND_NONE;
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "create user");
     return FOUND_REPLIED;
@@ -326,8 +323,7 @@ static bool insert_new(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
 static bool create_user(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
                         creation *cr, auth_user *stored, bool *replayed) {
   *replayed = false;
-  if (cr->key[0] == '\0')
-    return insert_new(x, call, reply, cr, stored);
+  if (cr->key[0] == '\0') return insert_new(x, call, reply, cr, stored);
   auth_idem_hash(x->idem_key, call->method, call->payload, call->payload_len,
                  cr->hash);
   enum found f = earlier(x, reply, cr, stored);
@@ -352,29 +348,29 @@ static bool create_user(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
 
 static void h_register(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  HANDLER_UNPACK(Auth__V1__RegisterRequest,
-                 auth__v1__register_request, req, AUTH_MAX_REQUEST_BYTES);
+  HANDLER_UNPACK(Auth__V1__RegisterRequest, auth__v1__register_request, req,
+                 AUTH_MAX_REQUEST_BYTES);
   const char *tid = NULL;
   char email[STORE_EMAIL_MAX + 1];
   if (!anon_tenant(call, req->tenant_id, reply, &tid) ||
       !check_new_user(reply, req->email, req->name, req->password, NULL, email))
     goto out;
-  if (!idem_key_ok(reply, call->idempotency_key))
-    goto out;
+  if (!idem_key_ok(reply, call->idempotency_key)) goto out;
   if (tenant_suspended(x, tid)) {
     suspended(reply);
     goto out;
   }
-  creation cr = {.tid = tid, .principal = "register",
-                 .key = call->idempotency_key, .password = req->password};
+  creation cr = {.tid = tid,
+                 .principal = "register",
+                 .key = call->idempotency_key,
+                 .password = req->password};
   uuid_v7_str(cr.u.id);
   str_copy(cr.u.email, email, sizeof cr.u.email);
   str_copy(cr.u.name, req->name, sizeof cr.u.name);
   str_copy(cr.u.role, "customer", sizeof cr.u.role);
   auth_user stored;
   bool replayed = false;
-  if (!create_user(x, call, reply, &cr, &stored, &replayed))
-    goto out;
+  if (!create_user(x, call, reply, &cr, &stored, &replayed)) goto out;
   Auth__V1__User pu;
   user_proto(&stored, &pu);
   Auth__V1__RegisterResponse resp = AUTH__V1__REGISTER_RESPONSE__INIT;
@@ -391,8 +387,8 @@ out:
 
 static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  HANDLER_UNPACK(Auth__V1__CreateUserRequest,
-                 auth__v1__create_user_request, req, AUTH_MAX_REQUEST_BYTES);
+  HANDLER_UNPACK(Auth__V1__CreateUserRequest, auth__v1__create_user_request,
+                 req, AUTH_MAX_REQUEST_BYTES);
   char access[TOKEN_CAP];
   char refresh[AUTH_REFRESH_TOKEN_LEN + 1];
   refresh[0] = '\0';
@@ -403,8 +399,7 @@ static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   bool internal = handler_is_internal(call);
   if (!internal) {
     /* An owner or admin adding a member to their own tenant. */
-    if (!manager(x, call, reply, &cl))
-      goto out;
+    if (!manager(x, call, reply, &cl)) goto out;
     if (req->tenant_id[0] != '\0' && strcmp(req->tenant_id, cl.tid) != 0) {
       rpc_reply_status(reply, RPC_PERMISSION_DENIED,
                        "token belongs to another tenant");
@@ -424,16 +419,17 @@ static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   if (!check_new_user(reply, req->email, req->name, req->password, req->role,
                       email))
     goto out;
-  const char *key =
-      call->idempotency_key[0] != '\0' ? call->idempotency_key : req->idempotency_key;
-  if (!idem_key_ok(reply, key))
-    goto out;
+  const char *key = call->idempotency_key[0] != '\0' ? call->idempotency_key
+                                                     : req->idempotency_key;
+  if (!idem_key_ok(reply, key)) goto out;
   /* Keys are scoped by caller: the tenants service's (internal) and each
    * member's never meet. */
   char principal[8 + sizeof cl.sub];
-  snprintf(principal, sizeof principal, "%s%s", internal ? "internal" : "user:",
-           internal ? "" : cl.sub);
-  creation cr = {.tid = tid, .principal = principal, .key = key,
+  snprintf(principal, sizeof principal, "%s%s",
+           internal ? "internal" : "user:", internal ? "" : cl.sub);
+  creation cr = {.tid = tid,
+                 .principal = principal,
+                 .key = key,
                  .password = req->password};
   uuid_v7_str(cr.u.id);
   str_copy(cr.u.email, email, sizeof cr.u.email);
@@ -441,8 +437,7 @@ static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   str_copy(cr.u.role, req->role, sizeof cr.u.role);
   auth_user stored;
   bool replayed = false;
-  if (!create_user(x, call, reply, &cr, &stored, &replayed))
-    goto out;
+  if (!create_user(x, call, reply, &cr, &stored, &replayed)) goto out;
   Auth__V1__User pu;
   user_proto(&stored, &pu);
   Auth__V1__CreateUserResponse resp = AUTH__V1__CREATE_USER_RESPONSE__INIT;
@@ -472,8 +467,7 @@ out:
  * the same whether the account exists. On refusal the reply is set. */
 static bool login_admitted(auth_ctx *x, rpc_reply *reply, const char *tid,
                            const char *email) {
-  if (x->login_lock == NULL)
-    return true;
+  if (x->login_lock == NULL) return true;
   int64_t wait_ms = 0;
   switch (loginlock_attempt(x->login_lock, tid, email, &wait_ms)) {
   case LOGINLOCK_ALLOW:
@@ -495,14 +489,13 @@ static bool login_admitted(auth_ctx *x, rpc_reply *reply, const char *tid,
 
 static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  HANDLER_UNPACK(Auth__V1__LoginRequest,
-                 auth__v1__login_request, req, AUTH_MAX_REQUEST_BYTES);
+  HANDLER_UNPACK(Auth__V1__LoginRequest, auth__v1__login_request, req,
+                 AUTH_MAX_REQUEST_BYTES);
   char access[TOKEN_CAP];
   char refresh[AUTH_REFRESH_TOKEN_LEN + 1];
   refresh[0] = '\0';
   const char *tid = NULL;
-  if (!anon_tenant(call, req->tenant_id, reply, &tid))
-    goto out;
+  if (!anon_tenant(call, req->tenant_id, reply, &tid)) goto out;
   size_t pwlen = strlen(req->password);
   if (pwlen > 4 * VALIDATE_PASSWORD_MAX) {
     /* Says nothing about the account; bounds the hashing work. */
@@ -519,8 +512,7 @@ static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_user u;
   bool found = false;
   bool valid_email = validate_email(req->email, email, sizeof email);
-  if (valid_email && !login_admitted(x, reply, tid, email))
-    goto out;
+  if (valid_email && !login_admitted(x, reply, tid, email)) goto out;
   if (valid_email) {
     int rc = store_user_by_email(x->store, tid, email, &u);
     if (rc == ERR_OK)
@@ -533,8 +525,7 @@ static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
   bool ok = false;
   int rc = pwpool_verify(x->pw, found ? u.password_hash : NULL, req->password,
                          pwlen, call->deadline_mono_ms, &ok);
-  if (found)
-    sodium_memzero(u.password_hash, sizeof u.password_hash);
+  if (found) sodium_memzero(u.password_hash, sizeof u.password_hash);
   if (rc != ERR_OK) {
     metrics_inc(login_metric(rc == ERR_TOOBIG ? "busy" : "error"));
     pw_fail(reply, rc);
@@ -545,8 +536,7 @@ static void h_login(void *arg, const rpc_call *call, rpc_reply *reply) {
     rpc_reply_status(reply, RPC_UNAUTHENTICATED, BAD_LOGIN);
     goto out;
   }
-  if (x->login_lock != NULL)
-    loginlock_reset(x->login_lock, tid, email);
+  if (x->login_lock != NULL) loginlock_reset(x->login_lock, tid, email);
   rc = issue_session(x, &u, access, refresh);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "login session");
@@ -580,16 +570,15 @@ static void revoke_jtis(auth_ctx *x, const char *tid,
 
 static void h_refresh(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  HANDLER_UNPACK(Auth__V1__RefreshRequest,
-                 auth__v1__refresh_request, req, AUTH_MAX_REQUEST_BYTES);
+  HANDLER_UNPACK(Auth__V1__RefreshRequest, auth__v1__refresh_request, req,
+                 AUTH_MAX_REQUEST_BYTES);
   char access[TOKEN_CAP];
   char refresh[AUTH_REFRESH_TOKEN_LEN + 1];
   refresh[0] = '\0';
   uint8_t old_hash[STORE_HASHBYTES], new_hash[STORE_HASHBYTES];
   char tid[UUID_STR_LEN + 1];
   int rc = auth_refresh_token_hash(req->refresh_token, old_hash);
-  if (rc == ERR_OK)
-    rc = store_refresh_tenant(x->store, old_hash, tid);
+  if (rc == ERR_OK) rc = store_refresh_tenant(x->store, old_hash, tid);
   if (rc == ERR_INVAL || rc == ERR_NOTFOUND) {
     metrics_inc(refresh_metric("invalid"));
     rpc_reply_status(reply, RPC_UNAUTHENTICATED, BAD_REFRESH);
@@ -660,16 +649,16 @@ out:
 
 static void h_logout(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  HANDLER_UNPACK(Auth__V1__LogoutRequest,
-                 auth__v1__logout_request, req, AUTH_MAX_REQUEST_BYTES);
+  HANDLER_UNPACK(Auth__V1__LogoutRequest, auth__v1__logout_request, req,
+                 AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
   uint8_t h[STORE_HASHBYTES];
-  if (!caller(x, call, reply, &cl))
-    goto out;
+  if (!caller(x, call, reply, &cl)) goto out;
   /* The session: the presented refresh token's family if it is the
    * caller's, else the one this access token was issued with. */
   const uint8_t *hp = NULL;
-  if (req->refresh_token[0] != '\0' && auth_refresh_token_hash(req->refresh_token, h) == ERR_OK)
+  if (req->refresh_token[0] != '\0' &&
+      auth_refresh_token_hash(req->refresh_token, h) == ERR_OK)
     hp = h;
   bool found = false;
   char jtis[STORE_MAX_JTIS][UUID_STR_LEN + 1];
@@ -731,18 +720,17 @@ static void reply_user(auth_ctx *x, rpc_reply *reply, const char *tid,
 
 static void h_me(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  HANDLER_UNPACK(Auth__V1__MeRequest,
-                 auth__v1__me_request, req, AUTH_MAX_REQUEST_BYTES);
+  HANDLER_UNPACK(Auth__V1__MeRequest, auth__v1__me_request, req,
+                 AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
-  if (caller(x, call, reply, &cl))
-    reply_user(x, reply, cl.tid, cl.sub, true);
+  if (caller(x, call, reply, &cl)) reply_user(x, reply, cl.tid, cl.sub, true);
   auth__v1__me_request__free_unpacked(req, NULL);
 }
 
 static void h_get_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  HANDLER_UNPACK(Auth__V1__GetUserRequest,
-                 auth__v1__get_user_request, req, AUTH_MAX_REQUEST_BYTES);
+  HANDLER_UNPACK(Auth__V1__GetUserRequest, auth__v1__get_user_request, req,
+                 AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
   char uid[UUID_STR_LEN + 1];
   if (!caller(x, call, reply, &cl) ||
@@ -750,7 +738,8 @@ static void h_get_user(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   bool self = strcasecmp(uid, cl.sub) == 0;
   if (!self && !is_manager(&cl)) {
-    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "owner or admin role required");
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED,
+                     "owner or admin role required");
     goto out;
   }
   reply_user(x, reply, cl.tid, uid, false);
@@ -762,14 +751,13 @@ out:
 
 static void h_list_members(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  HANDLER_UNPACK(Auth__V1__ListMembersRequest,
-                 auth__v1__list_members_request, req, AUTH_MAX_REQUEST_BYTES);
+  HANDLER_UNPACK(Auth__V1__ListMembersRequest, auth__v1__list_members_request,
+                 req, AUTH_MAX_REQUEST_BYTES);
   auth_user *users = NULL;
   Auth__V1__User *pu = NULL;
   Auth__V1__User **pp = NULL;
   paseto_claims cl;
-  if (!manager(x, call, reply, &cl))
-    goto out;
+  if (!manager(x, call, reply, &cl)) goto out;
   int limit = req->limit == 0 ? AUTH_LIST_DEFAULT : (int)req->limit;
   if (req->limit > AUTH_LIST_MAX) {
     handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid limit", "limit",
@@ -836,8 +824,8 @@ static void refusal_reply(rpc_reply *reply, enum store_refusal r, bool remove) {
 
 static void h_update_role(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  HANDLER_UNPACK(Auth__V1__UpdateRoleRequest,
-                 auth__v1__update_role_request, req, AUTH_MAX_REQUEST_BYTES);
+  HANDLER_UNPACK(Auth__V1__UpdateRoleRequest, auth__v1__update_role_request,
+                 req, AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
   char uid[UUID_STR_LEN + 1];
   if (!manager(x, call, reply, &cl) ||
@@ -851,8 +839,8 @@ static void h_update_role(void *arg, const rpc_call *call, rpc_reply *reply) {
   enum store_refusal refusal = STORE_DONE;
   bool changed = false;
   auth_user u;
-  int rc = store_user_set_role(x->store, cl.tid, uid, req->role,
-                               cl.sub, &refusal, &changed, &u);
+  int rc = store_user_set_role(x->store, cl.tid, uid, req->role, cl.sub,
+                               &refusal, &changed, &u);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "update role");
     goto out;
@@ -880,8 +868,8 @@ out:
 
 static void h_remove_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  HANDLER_UNPACK(Auth__V1__RemoveUserRequest,
-                 auth__v1__remove_user_request, req, AUTH_MAX_REQUEST_BYTES);
+  HANDLER_UNPACK(Auth__V1__RemoveUserRequest, auth__v1__remove_user_request,
+                 req, AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
   char uid[UUID_STR_LEN + 1];
   if (!manager(x, call, reply, &cl) ||
@@ -889,8 +877,7 @@ static void h_remove_user(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   enum store_refusal refusal = STORE_DONE;
   auth_user u;
-  int rc = store_user_delete(x->store, cl.tid, uid, cl.sub,
-                             &refusal, &u);
+  int rc = store_user_delete(x->store, cl.tid, uid, cl.sub, &refusal, &u);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "remove user");
     goto out;
@@ -920,8 +907,8 @@ out:
 
 static void h_keys(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  HANDLER_UNPACK(Auth__V1__KeysRequest,
-                 auth__v1__keys_request, req, AUTH_MAX_REQUEST_BYTES);
+  HANDLER_UNPACK(Auth__V1__KeysRequest, auth__v1__keys_request, req,
+                 AUTH_MAX_REQUEST_BYTES);
   size_t n = auth_keys_count(x->keys);
   Auth__V1__PublicKey pk[AUTH_KEYS_MAX];
   Auth__V1__PublicKey *pp[AUTH_KEYS_MAX];
@@ -948,14 +935,15 @@ static void h_keys(void *arg, const rpc_call *call, rpc_reply *reply) {
 
 static void h_verify(void *arg, const rpc_call *call, rpc_reply *reply) {
   auth_ctx *x = arg;
-  HANDLER_UNPACK(Auth__V1__VerifyRequest,
-                 auth__v1__verify_request, req, AUTH_MAX_REQUEST_BYTES);
+  HANDLER_UNPACK(Auth__V1__VerifyRequest, auth__v1__verify_request, req,
+                 AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
   enum authn_result why = AUTHN_OK;
   int rc = authn_verify(x->verifier, req->token, strlen(req->token), &cl, &why);
   if (rc != ERR_OK) {
     rpc_reply_status(reply,
-                     rc == ERR_NOMEM ? RPC_RESOURCE_EXHAUSTED : authn_result_code(why),
+                     rc == ERR_NOMEM ? RPC_RESOURCE_EXHAUSTED
+                                     : authn_result_code(why),
                      "%s", authn_result_str(why));
   } else {
     char kid[PASETO_PID_LEN + 1] = "";
@@ -986,8 +974,8 @@ static void h_delete_tenant_users(void *arg, const rpc_call *call,
                                   rpc_reply *reply) {
   auth_ctx *x = arg;
   HANDLER_UNPACK(Auth__V1__DeleteTenantUsersRequest,
-                 auth__v1__delete_tenant_users_request,
-                 req, AUTH_MAX_REQUEST_BYTES);
+                 auth__v1__delete_tenant_users_request, req,
+                 AUTH_MAX_REQUEST_BYTES);
   const char *tid = NULL;
   if (!handler_is_internal(call) || call->token[0] != '\0') {
     /* Internal only (the guard admits only tenants): never on behalf of
@@ -995,8 +983,7 @@ static void h_delete_tenant_users(void *arg, const rpc_call *call,
     rpc_reply_status(reply, RPC_PERMISSION_DENIED, "internal method");
     goto out;
   }
-  if (!anon_tenant(call, req->tenant_id, reply, &tid))
-    goto out;
+  if (!anon_tenant(call, req->tenant_id, reply, &tid)) goto out;
   char ids[DELETE_REVOKE_MAX][UUID_STR_LEN + 1];
   size_t n = 0;
   int rc = store_tenant_delete_users(x->store, tid, ids, DELETE_REVOKE_MAX, &n);
@@ -1040,7 +1027,6 @@ int auth_handlers_register(rpc_server *srv, auth_ctx *ctx) {
       {M("Verify"), h_verify},
       {M("DeleteTenantUsers"), h_delete_tenant_users},
   };
-  if (ctx == NULL)
-    return ERR_INVAL;
+  if (ctx == NULL) return ERR_INVAL;
   return handler_register(srv, table, sizeof table / sizeof table[0], ctx);
 }

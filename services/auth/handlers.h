@@ -35,15 +35,15 @@ typedef struct auth_ctx {
   store *store;
   const auth_keys *keys;
   pwpool *pw;
-  authn *verifier;      /* configured with the keys above */
-  cache *redis;         /* tenant status; may be NULL */
+  authn *verifier; /* configured with the keys above */
+  cache *redis;    /* tenant status; may be NULL */
   revoker *revoke;
-  loginlock *login_lock;  /* per-account slowdown; NULL: none */
+  loginlock *login_lock; /* per-account slowdown; NULL: none */
   /* Settings. */
-  const char *issuer;          /* "iss" of issued tokens */
-  int64_t access_ttl_ms;       /* access-token lifetime */
-  int64_t refresh_ttl_ms;      /* refresh-token lifetime */
-  int64_t reuse_interval_ms;   /* spent refresh token accepted again */
+  const char *issuer;        /* "iss" of issued tokens */
+  int64_t access_ttl_ms;     /* access-token lifetime */
+  int64_t refresh_ttl_ms;    /* refresh-token lifetime */
+  int64_t reuse_interval_ms; /* spent refresh token accepted again */
   /* Key of idempotent creations' request hashes (idem.h), derived from the
    * active signing key (auth_keys_derive). */
   uint8_t idem_key[32];

@@ -27,8 +27,7 @@ void auth_idem_hash(const uint8_t key[32], const char *method,
   crypto_generichash_update(&st, (const unsigned char *)tag, sizeof tag);
   const char *m = method != NULL ? method : "";
   crypto_generichash_update(&st, (const unsigned char *)m, strlen(m) + 1);
-  if (len > 0)
-    crypto_generichash_update(&st, payload, len);
+  if (len > 0) crypto_generichash_update(&st, payload, len);
   crypto_generichash_final(&st, out, AUTH_IDEM_HASH_LEN);
 }
 
@@ -49,8 +48,7 @@ static void marker_key(const char *tenant, const char *principal,
 void auth_idem_claim(cache *redis, const char *tenant, const char *principal,
                      const char *key, int64_t ttl_ms, bool *claimed) {
   *claimed = true;
-  if (redis == NULL)
-    return;
+  if (redis == NULL) return;
   char k[MARKER_KEY_MAX], ttl[24];
   marker_key(tenant, principal, key, k);
   snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms > 1000 ? ttl_ms : 1000);
@@ -62,15 +60,14 @@ void auth_idem_claim(cache *redis, const char *tenant, const char *principal,
   if (rc == ERR_OK)
     *claimed = cache_reply_type(r) != CACHE_REPLY_NIL;
   else
-    log_warn("idempotency marker unavailable; relying on the database",
-             "error", cache_last_error()->message);
+    log_warn("idempotency marker unavailable; relying on the database", "error",
+             cache_last_error()->message);
   cache_reply_free(r);
 }
 
 void auth_idem_release(cache *redis, const char *tenant, const char *principal,
                        const char *key) {
-  if (redis == NULL)
-    return;
+  if (redis == NULL) return;
   char k[MARKER_KEY_MAX];
   marker_key(tenant, principal, key, k);
   const char *argv[] = {"DEL", k};

@@ -56,16 +56,12 @@ int auth_keys_parse(const char *list, auth_keys **out, int *bad_index) {
   int bad_local = -1;
   int *bad = bad_index != NULL ? bad_index : &bad_local;
   *bad = -1;
-  if (out == NULL)
-    return ERR_INVAL;
+  if (out == NULL) return ERR_INVAL;
   *out = NULL;
-  if (list == NULL)
-    return ERR_INVAL;
-  if (paseto_init() != ERR_OK)
-    return ERR_INTERNAL;
+  if (list == NULL) return ERR_INVAL;
+  if (paseto_init() != ERR_OK) return ERR_INTERNAL;
   auth_keys *k = calloc(1, sizeof *k);
-  if (k == NULL)
-    return ERR_NOMEM;
+  if (k == NULL) return ERR_NOMEM;
   int rc = ERR_OK;
   const char *p = list;
   char tok[TOKEN_MAX + 1];
@@ -75,13 +71,11 @@ int auth_keys_parse(const char *list, auth_keys **out, int *bad_index) {
       continue;
     }
     if (*p == '#') {
-      while (*p != '\0' && *p != '\n')
-        p++;
+      while (*p != '\0' && *p != '\n') p++;
       continue;
     }
     size_t len = 0;
-    while (p[len] != '\0' && !is_sep(p[len]) && p[len] != '#')
-      len++;
+    while (p[len] != '\0' && !is_sep(p[len]) && p[len] != '#') len++;
     int idx = (int)k->n;
     if (k->n == AUTH_KEYS_MAX) {
       rc = ERR_TOOBIG;
@@ -100,8 +94,7 @@ int auth_keys_parse(const char *list, auth_keys **out, int *bad_index) {
     if (rc == ERR_OK && k->n == 0 && !k->s[0].has_secret)
       rc = ERR_INVAL; /* the first key signs: it must be a secret */
     for (size_t i = 0; rc == ERR_OK && i < k->n; i++)
-      if (strcmp(k->s[i].kid, k->s[k->n].kid) == 0)
-        rc = ERR_INVAL;
+      if (strcmp(k->s[i].kid, k->s[k->n].kid) == 0) rc = ERR_INVAL;
     if (rc != ERR_OK) {
       *bad = idx;
       break;
@@ -109,8 +102,7 @@ int auth_keys_parse(const char *list, auth_keys **out, int *bad_index) {
     k->n++;
     p += len;
   }
-  if (rc == ERR_OK && k->n == 0)
-    rc = ERR_INVAL;
+  if (rc == ERR_OK && k->n == 0) rc = ERR_INVAL;
   if (rc != ERR_OK) {
     auth_keys_free(k);
     return rc;
@@ -120,16 +112,12 @@ int auth_keys_parse(const char *list, auth_keys **out, int *bad_index) {
 }
 
 int auth_keys_load_file(const char *path, auth_keys **out, int *bad_index) {
-  if (bad_index != NULL)
-    *bad_index = -1;
-  if (out == NULL)
-    return ERR_INVAL;
+  if (bad_index != NULL) *bad_index = -1;
+  if (out == NULL) return ERR_INVAL;
   *out = NULL;
-  if (path == NULL)
-    return ERR_INVAL;
+  if (path == NULL) return ERR_INVAL;
   FILE *f = fopen(path, "re");
-  if (f == NULL)
-    return ERR_IO;
+  if (f == NULL) return ERR_IO;
   char *buf = malloc(AUTH_KEYS_FILE_MAX + 2);
   if (buf == NULL) {
     fclose(f);
@@ -155,8 +143,7 @@ int auth_keys_load_file(const char *path, auth_keys **out, int *bad_index) {
 }
 
 void auth_keys_free(auth_keys *k) {
-  if (k == NULL)
-    return;
+  if (k == NULL) return;
   sodium_memzero(k, sizeof *k);
   free(k);
 }
@@ -171,7 +158,9 @@ const paseto_public_key *auth_keys_public(const auth_keys *k, size_t i) {
   return i < k->n ? &k->s[i].pk : NULL;
 }
 
-bool auth_keys_is_active(const auth_keys *k, size_t i) { return i == 0 && k->n > 0; }
+bool auth_keys_is_active(const auth_keys *k, size_t i) {
+  return i == 0 && k->n > 0;
+}
 
 int auth_keys_sign(const auth_keys *k, const paseto_claims *claims, char *out,
                    size_t cap, size_t *len) {
@@ -181,8 +170,7 @@ int auth_keys_sign(const auth_keys *k, const paseto_claims *claims, char *out,
   char *json = NULL;
   size_t jlen = 0;
   int rc = paseto_claims_to_json(claims, &json, &jlen);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   char footer[PASETO_KID_FOOTER_MAX];
   size_t flen = 0;
   rc = paseto_footer_kid_json(k->s[0].kid, footer, sizeof footer, &flen);

@@ -69,7 +69,7 @@ int auth_keys_derive(const auth_keys *k, const char *context,
 /* Signs claims with the active key, footer {"kid":"<its pid>"}, into out
  * (capacity cap, NUL-terminated; *len may be NULL). Errors: ERR_INVAL
  * (claims not serialisable), ERR_TOOBIG, ERR_NOMEM. */
-int auth_keys_sign(const auth_keys *k, const paseto_claims *claims,
-                   char *out, size_t cap, size_t *len) WARN_UNUSED;
+int auth_keys_sign(const auth_keys *k, const paseto_claims *claims, char *out,
+                   size_t cap, size_t *len) WARN_UNUSED;
 
 #endif

@@ -37,7 +37,8 @@ static const char kScript[] =
     "if n >= free then\n"
     "  local e = n - free\n"
     "  if e > 40 then e = 40 end\n"
-    "  lock = math.floor(math.min(tonumber(ARGV[3]) * 2 ^ e, tonumber(ARGV[4])))\n"
+    "  lock = math.floor(math.min(tonumber(ARGV[3]) * 2 ^ e, "
+    "tonumber(ARGV[4])))\n"
     "  redis.call('SET', KEYS[2], '1', 'PX', lock)\n"
     "end\n"
     "redis.call('PEXPIRE', KEYS[1], lock + tonumber(ARGV[2]))\n"
@@ -57,8 +58,7 @@ int loginlock_new(cache *redis, const loginlock_config *cfg, loginlock **out) {
       cfg->base_ms <= 0 || cfg->max_ms < cfg->base_ms)
     return ERR_INVAL;
   loginlock *l = calloc(1, sizeof *l);
-  if (l == NULL)
-    return ERR_NOMEM;
+  if (l == NULL) return ERR_NOMEM;
   int rc = cache_script_new(kScript, &l->script);
   if (rc != ERR_OK) {
     free(l);
@@ -76,8 +76,7 @@ int loginlock_new(cache *redis, const loginlock_config *cfg, loginlock **out) {
 }
 
 void loginlock_free(loginlock *l) {
-  if (l == NULL)
-    return;
+  if (l == NULL) return;
   cache_script_free(l->script);
   free(l);
 }
@@ -123,8 +122,7 @@ enum loginlock_verdict loginlock_attempt(loginlock *l, const char *tenant,
                                          const char *email,
                                          int64_t *retry_after_ms) {
   *retry_after_ms = 0;
-  if (l->redis == NULL)
-    return unavailable(l, "no Redis configured");
+  if (l->redis == NULL) return unavailable(l, "no Redis configured");
   char base[LOGINLOCK_KEY_MAX], kn[LOGINLOCK_KEY_MAX + 8],
       kl[LOGINLOCK_KEY_MAX + 8];
   loginlock_key(tenant, email, base);
@@ -135,20 +133,16 @@ enum loginlock_verdict loginlock_attempt(loginlock *l, const char *tenant,
   cache_reply *r = NULL;
   int rc = cache_eval(l->redis, l->script, 2, keys, 4, args, &r);
   int64_t left = 0;
-  if (rc == ERR_OK)
-    rc = cache_reply_int(r, &left);
+  if (rc == ERR_OK) rc = cache_reply_int(r, &left);
   cache_reply_free(r);
-  if (rc != ERR_OK)
-    return unavailable(l, cache_last_error()->message);
-  if (left <= 0)
-    return LOGINLOCK_ALLOW;
+  if (rc != ERR_OK) return unavailable(l, cache_last_error()->message);
+  if (left <= 0) return LOGINLOCK_ALLOW;
   *retry_after_ms = left;
   return LOGINLOCK_LOCKED;
 }
 
 void loginlock_reset(loginlock *l, const char *tenant, const char *email) {
-  if (l->redis == NULL)
-    return;
+  if (l->redis == NULL) return;
   char base[LOGINLOCK_KEY_MAX], kn[LOGINLOCK_KEY_MAX + 8],
       kl[LOGINLOCK_KEY_MAX + 8];
   loginlock_key(tenant, email, base);

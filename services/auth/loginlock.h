@@ -42,17 +42,17 @@
 typedef struct loginlock loginlock;
 
 typedef struct loginlock_config {
-  int free_failures;  /* AUTH_LOGIN_FAILURES_FREE, >= 1 */
-  int64_t window_ms;  /* AUTH_LOGIN_FAILURE_WINDOW, > 0 */
-  int64_t base_ms;    /* AUTH_LOGIN_LOCK_BASE_MS, > 0 */
-  int64_t max_ms;     /* AUTH_LOGIN_LOCK_MAX_MS, >= base_ms */
-  bool fail_closed;   /* AUTH_LOGIN_LOCK_FAIL=closed */
+  int free_failures; /* AUTH_LOGIN_FAILURES_FREE, >= 1 */
+  int64_t window_ms; /* AUTH_LOGIN_FAILURE_WINDOW, > 0 */
+  int64_t base_ms;   /* AUTH_LOGIN_LOCK_BASE_MS, > 0 */
+  int64_t max_ms;    /* AUTH_LOGIN_LOCK_MAX_MS, >= base_ms */
+  bool fail_closed;  /* AUTH_LOGIN_LOCK_FAIL=closed */
 } loginlock_config;
 
 enum loginlock_verdict {
-  LOGINLOCK_ALLOW = 0,    /* check the password */
-  LOGINLOCK_LOCKED,       /* refuse: *retry_after_ms set (> 0) */
-  LOGINLOCK_UNAVAILABLE,  /* Redis down and fail_closed: refuse */
+  LOGINLOCK_ALLOW = 0,   /* check the password */
+  LOGINLOCK_LOCKED,      /* refuse: *retry_after_ms set (> 0) */
+  LOGINLOCK_UNAVAILABLE, /* Redis down and fail_closed: refuse */
 };
 
 /* redis is borrowed and may be NULL (no Redis: every attempt is treated

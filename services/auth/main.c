@@ -24,53 +24,114 @@
 #include "proto/auth/v1/auth_access.h"
 
 static const cfg_entry config[] = {
-    {.name = "AUTH_SIGNING_KEYS", .kind = CFG_STRING, .secret = true,
-     .description = "comma-separated hex secret keys (first signs, all verify)"},
-    {.name = "AUTH_SIGNING_KEYS_FILE", .kind = CFG_STRING,
-     .description = "file with one key per line (instead of AUTH_SIGNING_KEYS)"},
-    {.name = "AUTH_ISSUER", .kind = CFG_STRING, .def = "auth",
+    {.name = "AUTH_SIGNING_KEYS",
+     .kind = CFG_STRING,
+     .secret = true,
+     .description =
+         "comma-separated hex secret keys (first signs, all verify)"},
+    {.name = "AUTH_SIGNING_KEYS_FILE",
+     .kind = CFG_STRING,
+     .description =
+         "file with one key per line (instead of AUTH_SIGNING_KEYS)"},
+    {.name = "AUTH_ISSUER",
+     .kind = CFG_STRING,
+     .def = "auth",
      .description = "iss claim of issued tokens"},
-    {.name = "AUTH_ACCESS_TTL", .kind = CFG_DURATION_MS, .def = "15m",
-     .min = 10000, .max = 86400000, .description = "access-token lifetime"},
-    {.name = "AUTH_REFRESH_TTL", .kind = CFG_DURATION_MS, .def = "720h",
-     .min = 60000, .max = 31622400000LL, .description = "refresh-token lifetime"},
-    {.name = "AUTH_REFRESH_REUSE_INTERVAL", .kind = CFG_DURATION_MS, .def = "0",
-     .min = 0, .max = 600000,
+    {.name = "AUTH_ACCESS_TTL",
+     .kind = CFG_DURATION_MS,
+     .def = "15m",
+     .min = 10000,
+     .max = 86400000,
+     .description = "access-token lifetime"},
+    {.name = "AUTH_REFRESH_TTL",
+     .kind = CFG_DURATION_MS,
+     .def = "720h",
+     .min = 60000,
+     .max = 31622400000LL,
+     .description = "refresh-token lifetime"},
+    {.name = "AUTH_REFRESH_REUSE_INTERVAL",
+     .kind = CFG_DURATION_MS,
+     .def = "0",
+     .min = 0,
+     .max = 600000,
      .description = "a spent refresh token is accepted again within this"},
-    {.name = "AUTH_PWHASH_OPSLIMIT", .kind = CFG_INT, .def = "2", .min = 1,
-     .max = 64, .description = "Argon2id passes (2 = libsodium INTERACTIVE)"},
-    {.name = "AUTH_PWHASH_MEMLIMIT_KIB", .kind = CFG_INT, .def = "65536",
-     .min = 8, .max = 4194304,
+    {.name = "AUTH_PWHASH_OPSLIMIT",
+     .kind = CFG_INT,
+     .def = "2",
+     .min = 1,
+     .max = 64,
+     .description = "Argon2id passes (2 = libsodium INTERACTIVE)"},
+    {.name = "AUTH_PWHASH_MEMLIMIT_KIB",
+     .kind = CFG_INT,
+     .def = "65536",
+     .min = 8,
+     .max = 4194304,
      .description = "Argon2id memory in KiB (65536 = INTERACTIVE)"},
-    {.name = "AUTH_HASH_THREADS", .kind = CFG_INT, .def = "2", .min = 1,
-     .max = 64, .description = "password hashing threads"},
-    {.name = "AUTH_HASH_MAX_PENDING", .kind = CFG_INT, .def = "0", .min = 0,
+    {.name = "AUTH_HASH_THREADS",
+     .kind = CFG_INT,
+     .def = "2",
+     .min = 1,
+     .max = 64,
+     .description = "password hashing threads"},
+    {.name = "AUTH_HASH_MAX_PENDING",
+     .kind = CFG_INT,
+     .def = "0",
+     .min = 0,
      .max = 10000,
      .description = "password jobs admitted at once (0: half the RPC workers)"},
-    {.name = "AUTH_DB_ROLE", .kind = CFG_STRING, .def = "auth_app",
+    {.name = "AUTH_DB_ROLE",
+     .kind = CFG_STRING,
+     .def = "auth_app",
      .description = "role each transaction switches to (RLS); empty: none"},
-    {.name = "REDIS_URL", .kind = CFG_URL,
+    {.name = "REDIS_URL",
+     .kind = CFG_URL,
      .description = "Redis for revocations and tenant status"},
-    {.name = "AUTH_VERIFY_LEEWAY", .kind = CFG_DURATION_MS, .def = "30s",
-     .min = 0, .max = 300000, .description = "clock skew allowed on tokens"},
-    {.name = "AUTH_VERIFY_RECHECK", .kind = CFG_DURATION_MS, .def = "500ms",
-     .min = 1, .max = 60000,
+    {.name = "AUTH_VERIFY_LEEWAY",
+     .kind = CFG_DURATION_MS,
+     .def = "30s",
+     .min = 0,
+     .max = 300000,
+     .description = "clock skew allowed on tokens"},
+    {.name = "AUTH_VERIFY_RECHECK",
+     .kind = CFG_DURATION_MS,
+     .def = "500ms",
+     .min = 1,
+     .max = 60000,
      .description = "how often a cached token's revocation state is re-read"},
-    {.name = "AUTH_LOGIN_FAILURES_FREE", .kind = CFG_INT, .def = "5", .min = 1,
+    {.name = "AUTH_LOGIN_FAILURES_FREE",
+     .kind = CFG_INT,
+     .def = "5",
+     .min = 1,
      .max = 1000,
      .description = "login attempts per account before the slowdown starts"},
-    {.name = "AUTH_LOGIN_FAILURE_WINDOW", .kind = CFG_DURATION_MS, .def = "15m",
-     .min = 1000, .max = 86400000,
-     .description = "an account's failures are forgotten this long after the last"},
-    {.name = "AUTH_LOGIN_LOCK_BASE_MS", .kind = CFG_INT, .def = "1000", .min = 1,
-     .max = 86400000, .description = "first lock period, doubling after each failure"},
-    {.name = "AUTH_LOGIN_LOCK_MAX_MS", .kind = CFG_INT, .def = "900000", .min = 1,
-     .max = 86400000, .description = "longest lock period"},
-    {.name = "AUTH_LOGIN_LOCK_FAIL", .kind = CFG_STRING, .def = "open",
+    {.name = "AUTH_LOGIN_FAILURE_WINDOW",
+     .kind = CFG_DURATION_MS,
+     .def = "15m",
+     .min = 1000,
+     .max = 86400000,
+     .description =
+         "an account's failures are forgotten this long after the last"},
+    {.name = "AUTH_LOGIN_LOCK_BASE_MS",
+     .kind = CFG_INT,
+     .def = "1000",
+     .min = 1,
+     .max = 86400000,
+     .description = "first lock period, doubling after each failure"},
+    {.name = "AUTH_LOGIN_LOCK_MAX_MS",
+     .kind = CFG_INT,
+     .def = "900000",
+     .min = 1,
+     .max = 86400000,
+     .description = "longest lock period"},
+    {.name = "AUTH_LOGIN_LOCK_FAIL",
+     .kind = CFG_STRING,
+     .def = "open",
      .description = "Redis down: open (logins go on) or closed (refused)"},
-    {.name = "BUS_LISTEN", .kind = CFG_URL,
+    {.name = "BUS_LISTEN",
+     .kind = CFG_URL,
      .description = "bus publisher URL (auth.revoked events); unset: none"},
-    {.name = "AUTH_BUS_SUBSCRIBE", .kind = CFG_STRING,
+    {.name = "AUTH_BUS_SUBSCRIBE",
+     .kind = CFG_STRING,
      .description = "bus publishers to follow (other auth replicas, tenants)"},
 };
 
@@ -100,7 +161,8 @@ static int load_keys(const cfg *c, auth_keys **out) {
   bool has_list = list != NULL && list[0] != '\0';
   bool has_file = file != NULL && file[0] != '\0';
   if (has_list == has_file) {
-    log_error("set exactly one of AUTH_SIGNING_KEYS and AUTH_SIGNING_KEYS_FILE");
+    log_error(
+        "set exactly one of AUTH_SIGNING_KEYS and AUTH_SIGNING_KEYS_FILE");
     return ERR_INVAL;
   }
   int bad = -1;
@@ -141,18 +203,17 @@ static int open_login_lock(const cfg *c, cache *redis, loginlock **out) {
   int rc = loginlock_new(redis, &lc, out);
   if (rc != ERR_OK)
     log_error("login slowdown not set up (AUTH_LOGIN_LOCK_MAX_MS must be >= "
-              "AUTH_LOGIN_LOCK_BASE_MS)", "error", err_str(rc));
+              "AUTH_LOGIN_LOCK_BASE_MS)",
+              "error", err_str(rc));
   return rc;
 }
 
 static int auth_init(svc *s, void *arg) {
   app *a = arg;
   const cfg *c = svc_cfg(s);
-  if (paseto_init() != ERR_OK || sodium_init() < 0)
-    return ERR_INTERNAL;
+  if (paseto_init() != ERR_OK || sodium_init() < 0) return ERR_INTERNAL;
   int rc = load_keys(c, &a->keys);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   for (size_t i = 0; i < auth_keys_count(a->keys); i++)
     log_info("signing key", "kid", auth_keys_kid(a->keys, i), "status",
              auth_keys_is_active(a->keys, i) ? "active" : "verify-only");
@@ -169,18 +230,16 @@ static int auth_init(svc *s, void *arg) {
   }
 
   rc = open_login_lock(c, a->redis, &a->login_lock);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
 
   int workers = (int)cfg_int(c, "RPC_WORKERS");
   int threads = (int)cfg_int(c, "AUTH_HASH_THREADS");
   int pending = (int)cfg_int(c, "AUTH_HASH_MAX_PENDING");
-  if (pending == 0)
-    pending = workers / 2;
-  if (pending < threads)
-    pending = threads;
+  if (pending == 0) pending = workers / 2;
+  if (pending < threads) pending = threads;
   if (pending >= workers && workers > 1)
-    log_warn("AUTH_HASH_MAX_PENDING >= RPC_WORKERS: logins can occupy every worker");
+    log_warn(
+        "AUTH_HASH_MAX_PENDING >= RPC_WORKERS: logins can occupy every worker");
   pwpool_config pc = {
       .threads = threads,
       .max_pending = pending,
@@ -201,8 +260,7 @@ static int auth_init(svc *s, void *arg) {
   ac.recheck_ms = cfg_duration_ms(c, "AUTH_VERIFY_RECHECK");
   ac.redis = a->redis;
   rc = authn_new(&ac, &a->verifier);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   authn_key ak[AUTH_KEYS_MAX];
   size_t nk = auth_keys_count(a->keys);
   for (size_t i = 0; i < nk; i++) {
@@ -210,8 +268,7 @@ static int auth_init(svc *s, void *arg) {
     ak[i].active = auth_keys_is_active(a->keys, i);
   }
   rc = authn_set_keys(a->verifier, ak, nk);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
 
   const char *bus_url = cfg_str(c, "BUS_LISTEN");
   if (bus_url != NULL && bus_url[0] != '\0') {
@@ -236,8 +293,7 @@ static int auth_init(svc *s, void *arg) {
   }
   rc = revoker_new(a->redis, access_ttl + leeway, a->verifier,
                    a->bus != NULL ? publish : NULL, a->bus, &a->revoke);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
 
   rc = store_new(svc_db(s), cfg_str(c, "AUTH_DB_ROLE"), &a->store);
   if (rc != ERR_OK) {
@@ -274,8 +330,7 @@ static int auth_init(svc *s, void *arg) {
       .reuse_interval_ms = cfg_duration_ms(c, "AUTH_REFRESH_REUSE_INTERVAL"),
   };
   rc = auth_keys_derive(a->keys, AUTH_IDEM_CONTEXT, a->ctx.idem_key);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   return auth_handlers_register(svc_rpc(s), &a->ctx);
 }
 

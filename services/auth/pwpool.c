@@ -24,13 +24,13 @@ typedef struct job {
   struct job *next;
   enum job_kind kind;
   enum job_state state;
-  bool abandoned;           /* the waiter left: the pool frees the job */
+  bool abandoned; /* the waiter left: the pool frees the job */
   int rc;
-  bool ok;                  /* JOB_VERIFY result */
+  bool ok;                    /* JOB_VERIFY result */
   char hash[PWPOOL_HASH_MAX]; /* JOB_HASH output / JOB_VERIFY input */
   size_t pwlen;
   pthread_cond_t cv;
-  char pw[];                /* wiped when done */
+  char pw[]; /* wiped when done */
 } job;
 
 struct pwpool {
@@ -47,8 +47,7 @@ struct pwpool {
 };
 
 static void job_free(job *j) {
-  if (j == NULL)
-    return;
+  if (j == NULL) return;
   sodium_memzero(j->pw, j->pwlen);
   sodium_memzero(j->hash, sizeof j->hash);
   pthread_cond_destroy(&j->cv);
@@ -74,12 +73,10 @@ static void *worker_main(void *arg) {
   for (;;) {
     while (p->head == NULL && !p->closing)
       pthread_cond_wait(&p->work_cv, &p->mu);
-    if (p->head == NULL)
-      break; /* closing and drained */
+    if (p->head == NULL) break; /* closing and drained */
     job *j = p->head;
     p->head = j->next;
-    if (p->head == NULL)
-      p->tail = NULL;
+    if (p->head == NULL) p->tail = NULL;
     if (j->abandoned || p->closing) {
       /* Nobody waits for it (or we are stopping): skip the hash. */
       bool free_it = j->abandoned;
@@ -114,13 +111,10 @@ static int submit_wait(pwpool *p, enum job_kind kind, const char *hash,
                        const char *pw, size_t len, int64_t deadline,
                        job **out) {
   *out = NULL;
-  if (len > PWPOOL_PASSWORD_MAX)
-    return ERR_TOOBIG;
-  if (hash != NULL && strlen(hash) >= PWPOOL_HASH_MAX)
-    return ERR_INVAL;
+  if (len > PWPOOL_PASSWORD_MAX) return ERR_TOOBIG;
+  if (hash != NULL && strlen(hash) >= PWPOOL_HASH_MAX) return ERR_INVAL;
   job *j = calloc(1, sizeof *j + len + 1);
-  if (j == NULL)
-    return ERR_NOMEM;
+  if (j == NULL) return ERR_NOMEM;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -129,8 +123,7 @@ static int submit_wait(pwpool *p, enum job_kind kind, const char *hash,
   j->kind = kind;
   j->pwlen = len;
   memcpy(j->pw, pw, len);
-  if (hash != NULL)
-    memcpy(j->hash, hash, strlen(hash) + 1);
+  if (hash != NULL) memcpy(j->hash, hash, strlen(hash) + 1);
 
   pthread_mutex_lock(&p->mu);
   if (p->closing) {
@@ -154,8 +147,7 @@ static int submit_wait(pwpool *p, enum job_kind kind, const char *hash,
 
   struct timespec ts;
   int64_t left = deadline - time_mono_ms();
-  if (left < 0)
-    left = 0;
+  if (left < 0) left = 0;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   ts.tv_sec += (time_t)(left / 1000);
   ts.tv_nsec += (long)(left % 1000) * 1000000L;
@@ -184,28 +176,23 @@ static int submit_wait(pwpool *p, enum job_kind kind, const char *hash,
 
 int pwpool_hash(pwpool *p, const char *password, size_t len,
                 int64_t deadline_mono_ms, char out[PWPOOL_HASH_MAX]) {
-  if (p == NULL || password == NULL || out == NULL)
-    return ERR_INVAL;
+  if (p == NULL || password == NULL || out == NULL) return ERR_INVAL;
   job *j = NULL;
   int rc = submit_wait(p, JOB_HASH, NULL, password, len, deadline_mono_ms, &j);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   memcpy(out, j->hash, PWPOOL_HASH_MAX);
   job_free(j);
   return ERR_OK;
 }
 
-int pwpool_verify(pwpool *p, const char *hash, const char *password,
-                  size_t len, int64_t deadline_mono_ms, bool *ok) {
-  if (ok != NULL)
-    *ok = false;
-  if (p == NULL || password == NULL || ok == NULL)
-    return ERR_INVAL;
+int pwpool_verify(pwpool *p, const char *hash, const char *password, size_t len,
+                  int64_t deadline_mono_ms, bool *ok) {
+  if (ok != NULL) *ok = false;
+  if (p == NULL || password == NULL || ok == NULL) return ERR_INVAL;
   job *j = NULL;
-  int rc = submit_wait(p, JOB_VERIFY, hash != NULL ? hash : p->dummy,
-                       password, len, deadline_mono_ms, &j);
-  if (rc != ERR_OK)
-    return rc;
+  int rc = submit_wait(p, JOB_VERIFY, hash != NULL ? hash : p->dummy, password,
+                       len, deadline_mono_ms, &j);
+  if (rc != ERR_OK) return rc;
   /* The dummy hash is of random bytes nobody knows; still, never let it
    * answer true. */
   *ok = j->ok && hash != NULL;
@@ -214,8 +201,7 @@ int pwpool_verify(pwpool *p, const char *hash, const char *password,
 }
 
 int pwpool_new(const pwpool_config *cfg, pwpool **out) {
-  if (out == NULL)
-    return ERR_INVAL;
+  if (out == NULL) return ERR_INVAL;
   *out = NULL;
   if (cfg == NULL || cfg->threads < 1 || cfg->threads > 64 ||
       cfg->max_pending < cfg->threads || cfg->max_pending > 100000 ||
@@ -224,11 +210,9 @@ int pwpool_new(const pwpool_config *cfg, pwpool **out) {
       cfg->memlimit < crypto_pwhash_MEMLIMIT_MIN ||
       cfg->memlimit > (size_t)4 << 30)
     return ERR_INVAL;
-  if (sodium_init() < 0)
-    return ERR_INTERNAL;
+  if (sodium_init() < 0) return ERR_INTERNAL;
   pwpool *p = calloc(1, sizeof *p);
-  if (p == NULL)
-    return ERR_NOMEM;
+  if (p == NULL) return ERR_NOMEM;
   p->cfg = *cfg;
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->work_cv, NULL);
@@ -261,14 +245,12 @@ int pwpool_new(const pwpool_config *cfg, pwpool **out) {
 }
 
 void pwpool_free(pwpool *p) {
-  if (p == NULL)
-    return;
+  if (p == NULL) return;
   pthread_mutex_lock(&p->mu);
   p->closing = true;
   pthread_cond_broadcast(&p->work_cv);
   pthread_mutex_unlock(&p->mu);
-  for (int i = 0; i < p->nthreads; i++)
-    pthread_join(p->threads[i], NULL);
+  for (int i = 0; i < p->nthreads; i++) pthread_join(p->threads[i], NULL);
   /* Without threads (start-up failure) queued jobs are still ours. */
   while (p->head != NULL) {
     job *j = p->head;

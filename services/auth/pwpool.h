@@ -39,10 +39,10 @@
 typedef struct pwpool pwpool;
 
 typedef struct pwpool_config {
-  int threads;            /* hashing threads, 1..64 */
-  int max_pending;        /* jobs queued + running at most, >= threads */
+  int threads;                 /* hashing threads, 1..64 */
+  int max_pending;             /* jobs queued + running at most, >= threads */
   unsigned long long opslimit; /* crypto_pwhash opslimit (>= MIN) */
-  size_t memlimit;        /* bytes (>= crypto_pwhash_MEMLIMIT_MIN) */
+  size_t memlimit;             /* bytes (>= crypto_pwhash_MEMLIMIT_MIN) */
 } pwpool_config;
 
 /* Starts the threads and computes the dummy hash used to verify logins
@@ -68,15 +68,14 @@ int pwpool_hash(pwpool *p, const char *password, size_t len,
  * hash is NULL, against the pool's dummy hash - which always answers
  * *ok = false but costs the same as a real verification. Errors as
  * pwpool_hash; *ok is false on any error. */
-int pwpool_verify(pwpool *p, const char *hash, const char *password,
-                  size_t len, int64_t deadline_mono_ms,
-                  bool *ok) WARN_UNUSED;
+int pwpool_verify(pwpool *p, const char *hash, const char *password, size_t len,
+                  int64_t deadline_mono_ms, bool *ok) WARN_UNUSED;
 
 typedef struct pwpool_stats {
-  int pending;          /* admitted jobs not finished */
-  uint64_t done;        /* jobs run */
-  uint64_t rejected;    /* refused because full */
-  uint64_t abandoned;   /* callers that stopped waiting */
+  int pending;        /* admitted jobs not finished */
+  uint64_t done;      /* jobs run */
+  uint64_t rejected;  /* refused because full */
+  uint64_t abandoned; /* callers that stopped waiting */
 } pwpool_stats;
 
 void pwpool_get_stats(pwpool *p, pwpool_stats *out);

@@ -30,14 +30,11 @@ int64_t revoker_user_cutoff_s(int64_t at_ms) {
 
 int revoker_new(cache *redis, int64_t ttl_ms, authn *local,
                 revoker_publish_fn publish, void *publish_arg, revoker **out) {
-  if (out == NULL)
-    return ERR_INVAL;
+  if (out == NULL) return ERR_INVAL;
   *out = NULL;
-  if (ttl_ms <= 0)
-    return ERR_INVAL;
+  if (ttl_ms <= 0) return ERR_INVAL;
   revoker *r = calloc(1, sizeof *r);
-  if (r == NULL)
-    return ERR_NOMEM;
+  if (r == NULL) return ERR_NOMEM;
   r->redis = redis;
   r->ttl_ms = ttl_ms;
   r->local = local;
@@ -46,7 +43,8 @@ int revoker_new(cache *redis, int64_t ttl_ms, authn *local,
   const char *labels[] = {"result"};
   metrics_family *f = metrics_counter(
       "auth_revocations_total", "Revocations recorded, by outcome", 1, labels);
-  const char *ok[] = {"ok"}, *rf[] = {"redis_failed"}, *pf[] = {"publish_failed"};
+  const char *ok[] = {"ok"}, *rf[] = {"redis_failed"},
+             *pf[] = {"publish_failed"};
   r->m_ok = metrics_child_get(f, ok);
   r->m_redis_fail = metrics_child_get(f, rf);
   r->m_pub_fail = metrics_child_get(f, pf);
@@ -57,8 +55,7 @@ int revoker_new(cache *redis, int64_t ttl_ms, authn *local,
 void revoker_free(revoker *r) { free(r); }
 
 static int record(revoker *r, const char *key, int64_t value_s) {
-  if (r->redis == NULL)
-    return ERR_OK;
+  if (r->redis == NULL) return ERR_OK;
   char v[24];
   int n = snprintf(v, sizeof v, "%lld", (long long)value_s);
   int rc = cache_set(r->redis, key, v, (size_t)n, r->ttl_ms);
@@ -72,8 +69,7 @@ static int record(revoker *r, const char *key, int64_t value_s) {
 
 static void announce(revoker *r, const char *tenant, const char *jti,
                      const char *user, int64_t at_s) {
-  if (r->publish == NULL)
-    return;
+  if (r->publish == NULL) return;
   Auth__V1__Revoked ev = AUTH__V1__REVOKED__INIT;
   ev.jti = (char *)(jti != NULL ? jti : "");
   ev.user_id = (char *)(user != NULL ? user : "");
@@ -82,11 +78,10 @@ static void announce(revoker *r, const char *tenant, const char *jti,
   ev.expires_at_unix = at_s + r->ttl_ms / 1000 + 1;
   uint8_t buf[512];
   size_t n = auth__v1__revoked__get_packed_size(&ev);
-  if (n > sizeof buf)
-    return; /* ids are bounded; cannot happen */
+  if (n > sizeof buf) return; /* ids are bounded; cannot happen */
   auth__v1__revoked__pack(&ev, buf);
-  if (r->publish(r->publish_arg, AUTHN_TOPIC_REVOKED, "TokenRevoked",
-                 tenant, buf, n) != ERR_OK) {
+  if (r->publish(r->publish_arg, AUTHN_TOPIC_REVOKED, "TokenRevoked", tenant,
+                 buf, n) != ERR_OK) {
     metrics_inc(r->m_pub_fail);
     log_warn("revocation event not published (Redis still has it)");
   }
@@ -99,11 +94,9 @@ int revoker_jti(revoker *r, const char *tenant_id, const char *jti) {
   char key[KEY_MAX];
   snprintf(key, sizeof key, "revoked:jti:%s", jti);
   int rc = record(r, key, now_s);
-  if (r->local != NULL)
-    authn_revoke_jti(r->local, jti);
+  if (r->local != NULL) authn_revoke_jti(r->local, jti);
   announce(r, tenant_id, jti, NULL, now_s);
-  if (rc == ERR_OK)
-    metrics_inc(r->m_ok);
+  if (rc == ERR_OK) metrics_inc(r->m_ok);
   return rc;
 }
 
@@ -116,10 +109,8 @@ int revoker_user(revoker *r, const char *tenant_id, const char *user_id,
   char key[KEY_MAX];
   snprintf(key, sizeof key, "revoked:user:%s", user_id);
   int rc = record(r, key, cut);
-  if (r->local != NULL)
-    authn_revoke_user(r->local, user_id, cut);
+  if (r->local != NULL) authn_revoke_user(r->local, user_id, cut);
   announce(r, tenant_id, NULL, user_id, cut);
-  if (rc == ERR_OK)
-    metrics_inc(r->m_ok);
+  if (rc == ERR_OK) metrics_inc(r->m_ok);
   return rc;
 }

@@ -20,11 +20,11 @@
 #include "libs/base/strutil.h"
 
 /* The columns every user query returns, in this order. */
-#define USER_COLS                                                            \
-  "u.id::text, u.tenant_id::text, u.email, u.name, u.role, "                 \
-  "to_char(u.created_at AT TIME ZONE 'UTC', "                                \
-  "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), u.disabled, "                       \
-  "COALESCE((extract(epoch FROM u.tokens_valid_after) * 1000)::bigint, 0), " \
+#define USER_COLS                                                              \
+  "u.id::text, u.tenant_id::text, u.email, u.name, u.role, "                   \
+  "to_char(u.created_at AT TIME ZONE 'UTC', "                                  \
+  "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), u.disabled, "                         \
+  "COALESCE((extract(epoch FROM u.tokens_valid_after) * 1000)::bigint, 0), "   \
   "u.password_hash"
 
 /* Copies row r of a USER_COLS result into *u; the hash only if asked. */
@@ -45,7 +45,8 @@ static int user_from_row(const db_result *res, int r, auth_user *u,
   if ((v = db_get(res, r, 5)) == NULL) return ERR_DB;
   str_copy(u->created_at, v, sizeof u->created_at);
   if (db_get_bool(res, r, 6, &u->disabled) != ERR_OK) return ERR_DB;
-  if (db_get_int64(res, r, 7, &u->tokens_valid_after_ms) != ERR_OK) return ERR_DB;
+  if (db_get_int64(res, r, 7, &u->tokens_valid_after_ms) != ERR_OK)
+    return ERR_DB;
   if (with_hash) {
     if ((v = db_get(res, r, 8)) == NULL) return ERR_DB;
     if (str_copy(u->password_hash, v, sizeof u->password_hash) >=
@@ -75,7 +76,8 @@ static int one_user(db_conn *c, const char *sql, const db_param *p, int np,
   db_result *res = NULL;
   int rc = db_exec(c, sql, p, np, &res);
   if (rc == ERR_OK)
-    rc = db_nrows(res) == 0 ? ERR_NOTFOUND : user_from_row(res, 0, out, with_hash);
+    rc = db_nrows(res) == 0 ? ERR_NOTFOUND
+                            : user_from_row(res, 0, out, with_hash);
   db_result_free(res);
   return rc;
 }
@@ -93,9 +95,12 @@ typedef struct ins_args {
 static int ins_fn(db_conn *c, void *ud) {
   ins_args *a = ud;
   const store_creation *cr = a->cr;
-  db_param p[] = {db_text(a->in->id),    db_text(a->tenant),
-                  db_text(a->in->email), db_text(a->in->name),
-                  db_text(a->in->role),  db_text(a->in->password_hash),
+  db_param p[] = {db_text(a->in->id),
+                  db_text(a->tenant),
+                  db_text(a->in->email),
+                  db_text(a->in->name),
+                  db_text(a->in->role),
+                  db_text(a->in->password_hash),
                   db_text(cr ? cr->principal : NULL),
                   db_text(cr ? cr->key : NULL),
                   cr && cr->hash ? db_bytes(cr->hash, STORE_REQHASH_LEN)
@@ -122,8 +127,7 @@ int store_user_insert(store *s, const char *tenant, const auth_user *in,
     creation = NULL;
   ins_args a = {tenant, in, creation, &kc, out};
   int rc = store_tx(s, tenant, false, ins_fn, &a);
-  if (key_conflict != NULL)
-    *key_conflict = kc;
+  if (key_conflict != NULL) *key_conflict = kc;
   return rc;
 }
 
@@ -145,10 +149,8 @@ static int ckey_fn(db_conn *c, void *ud) {
                    "WHERE u.tenant_id = $1 AND u.creation_principal = $2 "
                    "AND u.creation_key = $3",
                    p, DB_NPARAMS(p), &res);
-  if (rc == ERR_OK && db_nrows(res) == 0)
-    rc = ERR_NOTFOUND;
-  if (rc == ERR_OK)
-    rc = user_from_row(res, 0, a->out, false);
+  if (rc == ERR_OK && db_nrows(res) == 0) rc = ERR_NOTFOUND;
+  if (rc == ERR_OK) rc = user_from_row(res, 0, a->out, false);
   *a->has_hash = false;
   if (rc == ERR_OK && !db_is_null(res, 0, 9)) {
     unsigned char *h = NULL;
@@ -166,8 +168,7 @@ static int ckey_fn(db_conn *c, void *ud) {
 
 int store_user_by_creation_key(store *s, const char *tenant,
                                const char *principal, const char *key,
-                               auth_user *out,
-                               uint8_t hash[STORE_REQHASH_LEN],
+                               auth_user *out, uint8_t hash[STORE_REQHASH_LEN],
                                bool *has_hash) {
   ckey_args a = {tenant, principal, key, out, hash, has_hash};
   return store_tx(s, tenant, true, ckey_fn, &a);
@@ -237,8 +238,7 @@ static int list_fn(db_conn *c, void *ud) {
     *a->more = rows > a->limit;
     for (int i = 0; i < rows && i < a->limit && rc == ERR_OK; i++)
       rc = user_from_row(res, i, &a->out[i], false);
-    if (rc == ERR_OK)
-      *a->n = rows > a->limit ? a->limit : rows;
+    if (rc == ERR_OK) *a->n = rows > a->limit ? a->limit : rows;
   }
   db_result_free(res);
   return rc;
@@ -247,11 +247,14 @@ static int list_fn(db_conn *c, void *ud) {
 int store_users_list(store *s, const char *tenant, bool include_customers,
                      const char *after_id, int limit, auth_user *out, int *n,
                      bool *more) {
-  if (limit < 1)
-    return ERR_INVAL;
-  list_args a = {tenant, include_customers,
+  if (limit < 1) return ERR_INVAL;
+  list_args a = {tenant,
+                 include_customers,
                  after_id != NULL && after_id[0] != '\0' ? after_id : NULL,
-                 limit, out, n, more};
+                 limit,
+                 out,
+                 n,
+                 more};
   return store_tx(s, tenant, true, list_fn, &a);
 }
 
@@ -278,8 +281,7 @@ static int lock_owners(db_conn *c, const char *tenant, int *owners) {
                    "SELECT id FROM auth.users WHERE tenant_id = $1 "
                    "AND role = 'owner' ORDER BY id FOR UPDATE",
                    p, 1, &res);
-  if (rc == ERR_OK)
-    *owners = db_nrows(res);
+  if (rc == ERR_OK) *owners = db_nrows(res);
   db_result_free(res);
   return rc;
 }
@@ -290,8 +292,7 @@ static int change_fn(db_conn *c, void *ud) {
   *a->changed = false;
   int owners = 0;
   int rc = lock_owners(c, a->tenant, &owners);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   /* The actor's role now, not the one in its token. */
   db_param pa[] = {db_text(a->tenant), db_text(a->actor)};
   db_result *ar = NULL;
@@ -321,8 +322,7 @@ static int change_fn(db_conn *c, void *ud) {
     *a->refusal = STORE_NOT_FOUND;
     return ERR_OK;
   }
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   bool target_owner = strcmp(cur.role, "owner") == 0;
   bool to_owner = a->role != NULL && strcmp(a->role, "owner") == 0;
   if ((target_owner || to_owner) && !actor_owner) {
@@ -338,8 +338,7 @@ static int change_fn(db_conn *c, void *ud) {
     rc = db_exec(c, "DELETE FROM auth.users WHERE tenant_id = $1 AND id = $2",
                  p, 2, &res);
     db_result_free(res);
-    if (rc == ERR_OK)
-      *a->out = cur;
+    if (rc == ERR_OK) *a->out = cur;
     return rc;
   }
   if (strcmp(cur.role, a->role) == 0) {
@@ -348,23 +347,23 @@ static int change_fn(db_conn *c, void *ud) {
   }
   *a->changed = true;
   db_param pu[] = {db_text(a->tenant), db_text(a->id), db_text(a->role)};
-  return one_user(c,
-                  "UPDATE auth.users AS u SET role = $3, updated_at = now(), "
-                  /* Past every iat issued so far: a token issued after an
-                   * earlier change in the same second has an iat up to a
-                   * second ahead (see handlers.c). */
-                  "tokens_valid_after = GREATEST(now(), "
-                  "COALESCE(u.tokens_valid_after + interval '1 second', now())) "
-                  "WHERE u.tenant_id = $1 AND u.id = $2 RETURNING " USER_COLS,
-                  pu, DB_NPARAMS(pu), a->out, false);
+  return one_user(
+      c,
+      "UPDATE auth.users AS u SET role = $3, updated_at = now(), "
+      /* Past every iat issued so far: a token issued after an
+       * earlier change in the same second has an iat up to a
+       * second ahead (see handlers.c). */
+      "tokens_valid_after = GREATEST(now(), "
+      "COALESCE(u.tokens_valid_after + interval '1 second', now())) "
+      "WHERE u.tenant_id = $1 AND u.id = $2 RETURNING " USER_COLS,
+      pu, DB_NPARAMS(pu), a->out, false);
 }
 
 int store_user_set_role(store *s, const char *tenant, const char *id,
                         const char *role, const char *actor_id,
                         enum store_refusal *refusal, bool *changed,
                         auth_user *out) {
-  if (role == NULL || changed == NULL || actor_id == NULL)
-    return ERR_INVAL;
+  if (role == NULL || changed == NULL || actor_id == NULL) return ERR_INVAL;
   change_args a = {tenant, id, role, actor_id, refusal, changed, out};
   return store_tx(s, tenant, false, change_fn, &a);
 }
@@ -372,8 +371,7 @@ int store_user_set_role(store *s, const char *tenant, const char *id,
 int store_user_delete(store *s, const char *tenant, const char *id,
                       const char *actor_id, enum store_refusal *refusal,
                       auth_user *out) {
-  if (actor_id == NULL)
-    return ERR_INVAL;
+  if (actor_id == NULL) return ERR_INVAL;
   bool changed = false;
   change_args a = {tenant, id, NULL, actor_id, refusal, &changed, out};
   return store_tx(s, tenant, false, change_fn, &a);
@@ -390,9 +388,9 @@ static int tdel_fn(db_conn *c, void *ud) {
   tdel_args *a = ud;
   db_param p[] = {db_text(a->tenant)};
   db_result *res = NULL;
-  int rc = db_exec(c,
-                   "DELETE FROM auth.users WHERE tenant_id = $1 RETURNING id::text",
-                   p, 1, &res);
+  int rc = db_exec(
+      c, "DELETE FROM auth.users WHERE tenant_id = $1 RETURNING id::text", p, 1,
+      &res);
   if (rc == ERR_OK) {
     int rows = db_nrows(res);
     *a->n = (size_t)rows;
@@ -423,13 +421,13 @@ static int insert_token(db_conn *c, const char *tenant, const char *family,
                    "family_id, access_jti, expires_at) VALUES ($1, $2, $3, $4, "
                    "to_timestamp($5::bigint / 1000.0))",
                    p, DB_NPARAMS(p), NULL);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   db_param pr[] = {db_bytes(hash, STORE_HASHBYTES), db_text(tenant)};
-  return db_exec(c,
-                 "INSERT INTO auth.refresh_token_tenants (token_hash, tenant_id) "
-                 "VALUES ($1, $2)",
-                 pr, 2, NULL);
+  return db_exec(
+      c,
+      "INSERT INTO auth.refresh_token_tenants (token_hash, tenant_id) "
+      "VALUES ($1, $2)",
+      pr, 2, NULL);
 }
 
 typedef struct sess_args {
@@ -465,8 +463,7 @@ int store_refresh_tenant(store *s, const uint8_t hash[STORE_HASHBYTES],
                          char tenant[UUID_STR_LEN + 1]) {
   db_conn *c = NULL;
   int rc = db_acquire(db_store_pool(s), &c);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   db_param p[] = {db_bytes(hash, STORE_HASHBYTES)};
   db_result *res = NULL;
   rc = db_exec(c,
@@ -571,41 +568,35 @@ static int rot_fn(db_conn *c, void *ud) {
       db_get_bool(res, 0, 4, &revoked) != ERR_OK)
     rc = ERR_DB;
   db_result_free(res);
-  if (rc != ERR_OK || revoked)
-    return rc;
+  if (rc != ERR_OK || revoked) return rc;
   if (spent && !(r->reuse_interval_ms > 0 && spent_ago <= r->reuse_interval_ms))
     return revoke_reused(c, a->tenant, user_id, r);
-  if (expired)
-    return ERR_OK;
+  if (expired) return ERR_OK;
   db_param pu[] = {db_text(a->tenant), db_text(user_id)};
   rc = one_user(c,
                 "SELECT " USER_COLS " FROM auth.users u "
                 "WHERE u.tenant_id = $1 AND u.id = $2",
                 pu, 2, &r->user, false);
-  if (rc == ERR_NOTFOUND || (rc == ERR_OK && r->user.disabled))
-    return ERR_OK;
-  if (rc != ERR_OK)
-    return rc;
+  if (rc == ERR_NOTFOUND || (rc == ERR_OK && r->user.disabled)) return ERR_OK;
+  if (rc != ERR_OK) return rc;
   if (!spent) {
     /* Spent only if still unspent: the row lock above already makes a
      * concurrent spend impossible; this keeps it so if the lock ever
      * goes (0 rows: someone else spent it first - reuse). */
     db_result *ur = NULL;
-    rc = db_exec(c,
-                 "UPDATE auth.refresh_tokens SET spent_at = clock_timestamp() "
-                 "WHERE tenant_id = $1 AND token_hash = $2 AND spent_at IS NULL",
-                 p, 2, &ur);
+    rc =
+        db_exec(c,
+                "UPDATE auth.refresh_tokens SET spent_at = clock_timestamp() "
+                "WHERE tenant_id = $1 AND token_hash = $2 AND spent_at IS NULL",
+                p, 2, &ur);
     int64_t n = rc == ERR_OK ? db_affected(ur) : 0;
     db_result_free(ur);
-    if (rc != ERR_OK)
-      return rc;
-    if (n != 1)
-      return revoke_reused(c, a->tenant, user_id, r);
+    if (rc != ERR_OK) return rc;
+    if (n != 1) return revoke_reused(c, a->tenant, user_id, r);
   }
   rc = insert_token(c, a->tenant, r->family_id, r->new_hash, r->new_access_jti,
                     r->new_expires_ms);
-  if (rc == ERR_OK)
-    r->result = STORE_ROTATED;
+  if (rc == ERR_OK) r->result = STORE_ROTATED;
   return rc;
 }
 
@@ -677,7 +668,8 @@ int store_session_revoke(store *s, const char *tenant, const char *user_id,
     *njtis = 0;
     return ERR_OK;
   }
-  rev_args a = {tenant, user_id, hash, access_jti, access_ttl_ms, found, jtis, njtis};
+  rev_args a = {tenant,        user_id, hash, access_jti,
+                access_ttl_ms, found,   jtis, njtis};
   return store_tx(s, tenant, false, rev_fn, &a);
 }
 

@@ -27,12 +27,12 @@
 #include "libs/db/db.h"
 #include "services/auth/pwpool.h"
 
-#define STORE_EMAIL_MAX 254  /* bytes */
-#define STORE_NAME_MAX 400   /* bytes (100 characters of up to 4 bytes) */
+#define STORE_EMAIL_MAX 254 /* bytes */
+#define STORE_NAME_MAX 400  /* bytes (100 characters of up to 4 bytes) */
 #define STORE_ROLE_MAX 15
-#define STORE_KEY_MAX 255    /* creation (idempotency) key bytes */
-#define STORE_HASHBYTES 32   /* refresh-token hash */
-#define STORE_MAX_JTIS 32    /* access jtis returned for revocation */
+#define STORE_KEY_MAX 255  /* creation (idempotency) key bytes */
+#define STORE_HASHBYTES 32 /* refresh-token hash */
+#define STORE_MAX_JTIS 32  /* access jtis returned for revocation */
 
 /* The auth service's store is libs/db's: its pool and its role. */
 typedef db_store store;
@@ -45,16 +45,16 @@ typedef struct auth_user {
   char role[STORE_ROLE_MAX + 1];
   char created_at[RFC3339_MS_LEN + 1];
   bool disabled;
-  int64_t tokens_valid_after_ms; /* 0: none */
+  int64_t tokens_valid_after_ms;       /* 0: none */
   char password_hash[PWPOOL_HASH_MAX]; /* only from store_user_by_email */
 } auth_user;
 
 /* Why a change was refused (ERR_OK returned, nothing changed). */
 enum store_refusal {
   STORE_DONE = 0,
-  STORE_LAST_OWNER,    /* would leave the tenant without an owner */
-  STORE_FORBIDDEN,     /* an admin touching an owner / granting owner */
-  STORE_NOT_FOUND,     /* no such user in the tenant */
+  STORE_LAST_OWNER, /* would leave the tenant without an owner */
+  STORE_FORBIDDEN,  /* an admin touching an owner / granting owner */
+  STORE_NOT_FOUND,  /* no such user in the tenant */
 };
 
 /* db is borrowed. role: the role each transaction switches to (copied;
@@ -86,8 +86,7 @@ int store_user_insert(store *s, const char *tenant, const auth_user *in,
  * ERR_NOTFOUND when none. */
 int store_user_by_creation_key(store *s, const char *tenant,
                                const char *principal, const char *key,
-                               auth_user *out,
-                               uint8_t hash[STORE_REQHASH_LEN],
+                               auth_user *out, uint8_t hash[STORE_REQHASH_LEN],
                                bool *has_hash) WARN_UNUSED;
 
 /* Lookups. ERR_NOTFOUND when absent. */
@@ -150,12 +149,12 @@ enum store_rotate_result {
 
 typedef struct store_rotate {
   /* in */
-  const uint8_t *old_hash;     /* STORE_HASHBYTES */
-  const uint8_t *new_hash;     /* STORE_HASHBYTES */
+  const uint8_t *old_hash; /* STORE_HASHBYTES */
+  const uint8_t *new_hash; /* STORE_HASHBYTES */
   const char *new_access_jti;
   int64_t new_expires_ms;
-  int64_t reuse_interval_ms;   /* a spent token within this is a retry */
-  int64_t access_ttl_ms;       /* jtis younger than this are returned */
+  int64_t reuse_interval_ms; /* a spent token within this is a retry */
+  int64_t access_ttl_ms;     /* jtis younger than this are returned */
   /* out */
   enum store_rotate_result result;
   auth_user user;

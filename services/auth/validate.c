@@ -14,32 +14,27 @@
 #include "libs/base/utf8.h"
 
 bool validate_email(const char *in, char *out, size_t cap) {
-  if (in == NULL || out == NULL || cap == 0)
-    return false;
+  if (in == NULL || out == NULL || cap == 0) return false;
   /* The one normalisation (libs/base/email.h), shared with the gateway's
    * login rate-limit key: the bucket and the account are the same text. */
-  if (email_normalize(in, out, cap) != ERR_OK)
-    return false;
+  if (email_normalize(in, out, cap) != ERR_OK) return false;
   size_t n = strlen(out);
   size_t at = 0, nat = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)out[i];
-    if (c <= 0x20 || c >= 0x7f)
-      return false;
+    if (c <= 0x20 || c >= 0x7f) return false;
     if (c == '@') {
       at = i;
       nat++;
     }
   }
-  if (nat != 1 || at == 0 || at > 64 || at + 1 >= n)
-    return false;
+  if (nat != 1 || at == 0 || at > 64 || at + 1 >= n) return false;
   const char *dom = out + at + 1;
   size_t dlen = n - at - 1;
   if (memchr(dom, '.', dlen) == NULL || dom[0] == '.' || dom[dlen - 1] == '.')
     return false;
   for (size_t i = 0; i + 1 < dlen; i++)
-    if (dom[i] == '.' && dom[i + 1] == '.')
-      return false;
+    if (dom[i] == '.' && dom[i + 1] == '.') return false;
   return true;
 }
 

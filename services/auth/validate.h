@@ -12,10 +12,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define VALIDATE_EMAIL_MAX 254     /* bytes */
-#define VALIDATE_PASSWORD_MIN 8    /* characters */
-#define VALIDATE_PASSWORD_MAX 128  /* characters */
-#define VALIDATE_NAME_MAX 100      /* characters */
+#define VALIDATE_EMAIL_MAX 254    /* bytes */
+#define VALIDATE_PASSWORD_MIN 8   /* characters */
+#define VALIDATE_PASSWORD_MAX 128 /* characters */
+#define VALIDATE_NAME_MAX 100     /* characters */
 
 /* Normalises an e-mail address into out (capacity cap): surrounding
  * spaces removed, ASCII letters lower-cased. Returns true when the result

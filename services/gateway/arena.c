@@ -31,7 +31,8 @@ void *arena_alloc(arena *a, size_t size) {
   if (size == 0) size = 1;
   if (size > SIZE_MAX / 2) return NULL;
   size_t need = (size + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
-  if (a->limit != 0 && need > a->limit - (a->total < a->limit ? a->total : a->limit))
+  if (a->limit != 0 &&
+      need > a->limit - (a->total < a->limit ? a->total : a->limit))
     return NULL;
   arena_block *b = a->head;
   if (b == NULL || b->cap - b->used < need) {

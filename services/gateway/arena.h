@@ -18,8 +18,8 @@ typedef struct arena_block arena_block;
 typedef struct arena {
   arena_block *head;
   size_t block_size;
-  size_t total;  /* bytes handed out, for bounds */
-  size_t limit;  /* 0 = unlimited; past it every allocation fails */
+  size_t total; /* bytes handed out, for bounds */
+  size_t limit; /* 0 = unlimited; past it every allocation fails */
 } arena;
 
 /* Prepares an empty arena; nothing is allocated until the first use.

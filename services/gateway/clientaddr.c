@@ -52,8 +52,9 @@ static bool parse_addr(const char *text, size_t len, uint8_t a[16]) {
 }
 
 static void format_addr(const uint8_t a[16], char *out, size_t cap) {
-  const char *ok = is_mapped(a) ? inet_ntop(AF_INET, a + 12, out, (socklen_t)cap)
-                                : inet_ntop(AF_INET6, a, out, (socklen_t)cap);
+  const char *ok = is_mapped(a)
+                       ? inet_ntop(AF_INET, a + 12, out, (socklen_t)cap)
+                       : inet_ntop(AF_INET6, a, out, (socklen_t)cap);
   if (ok == NULL) str_copy(out, "-", cap);
 }
 
@@ -105,8 +106,8 @@ static void trim(const char **s, size_t *len) {
     (*len)--;
 }
 
-int clientaddr_trust_new(const char *cidrs, clientaddr_trust **out,
-                         char *bad, size_t badcap) {
+int clientaddr_trust_new(const char *cidrs, clientaddr_trust **out, char *bad,
+                         size_t badcap) {
   *out = NULL;
   if (bad != NULL && badcap > 0) bad[0] = '\0';
   clientaddr_trust *t = calloc(1, sizeof *t);

@@ -33,10 +33,10 @@
 
 #include "libs/base/err.h"
 
-#define CLIENTADDR_MAX_NETS 64   /* CIDRs in the trusted list */
-#define CLIENTADDR_MAX_HOPS 32   /* X-Forwarded-For entries walked */
-#define CLIENTADDR_XFF_MAX 4096  /* bytes of X-Forwarded-For considered */
-#define CLIENTADDR_STRLEN 46     /* INET6_ADDRSTRLEN */
+#define CLIENTADDR_MAX_NETS 64  /* CIDRs in the trusted list */
+#define CLIENTADDR_MAX_HOPS 32  /* X-Forwarded-For entries walked */
+#define CLIENTADDR_XFF_MAX 4096 /* bytes of X-Forwarded-For considered */
+#define CLIENTADDR_STRLEN 46    /* INET6_ADDRSTRLEN */
 
 typedef struct clientaddr_trust clientaddr_trust;
 
@@ -45,8 +45,8 @@ typedef struct clientaddr_trust clientaddr_trust;
  * gives an empty list (no proxy trusted). Errors: ERR_INVAL (a bad entry:
  * its text, cut, goes to bad[badcap] when bad is not NULL), ERR_TOOBIG
  * (over CLIENTADDR_MAX_NETS), ERR_NOMEM. *out is the caller's. */
-int clientaddr_trust_new(const char *cidrs, clientaddr_trust **out,
-                         char *bad, size_t badcap) WARN_UNUSED;
+int clientaddr_trust_new(const char *cidrs, clientaddr_trust **out, char *bad,
+                         size_t badcap) WARN_UNUSED;
 void clientaddr_trust_free(clientaddr_trust *t); /* NULL-safe */
 
 /* Number of CIDRs in t (0 for NULL). */

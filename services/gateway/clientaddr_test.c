@@ -69,9 +69,10 @@ START_TEST(trusted_list_parses_cidrs_of_both_families) {
 END_TEST
 
 START_TEST(bad_trusted_lists_are_refused_naming_the_entry) {
-  const char *bad[] = {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x", "::/129",
-                       "example.com", "10.0.0", "1.2.3.4:80", "fe80::1%eth0",
-                       "10.0.0.0/8/8", "[1.2.3.4]"};
+  const char *bad[] = {"10.0.0.0/33", "10.0.0.0/",    "10.0.0.0/x",
+                       "::/129",      "example.com",  "10.0.0",
+                       "1.2.3.4:80",  "fe80::1%eth0", "10.0.0.0/8/8",
+                       "[1.2.3.4]"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     clientaddr_trust *t = NULL;
     char why[80];
@@ -83,7 +84,8 @@ START_TEST(bad_trusted_lists_are_refused_naming_the_entry) {
   char many[4096] = "";
   size_t used = 0;
   for (int i = 0; i <= CLIENTADDR_MAX_NETS; i++)
-    used += (size_t)snprintf(many + used, sizeof many - used, "10.0.%d.0/24,", i);
+    used +=
+        (size_t)snprintf(many + used, sizeof many - used, "10.0.%d.0/24,", i);
   clientaddr_trust *t = NULL;
   ck_assert_int_eq(clientaddr_trust_new(many, &t, NULL, 0), ERR_TOOBIG);
 }
@@ -125,10 +127,19 @@ END_TEST
 START_TEST(malformed_entries_stop_at_the_last_trusted_hop) {
   const char *l = "10.0.0.0/8";
   /* Garbage right after the proxy: the proxy itself. */
-  const char *bad[] = {"unknown", "", " ", "198.51.100.7:4711",
-                       "fe80::1%eth0", "example.com", "1.2.3", "01.2.3.4",
-                       "1.2.3.4 5.6.7.8", "[1.2.3.4]", "198.51.100.7,",
-                       "999.1.1.1", "\x01"};
+  const char *bad[] = {"unknown",
+                       "",
+                       " ",
+                       "198.51.100.7:4711",
+                       "fe80::1%eth0",
+                       "example.com",
+                       "1.2.3",
+                       "01.2.3.4",
+                       "1.2.3.4 5.6.7.8",
+                       "[1.2.3.4]",
+                       "198.51.100.7,",
+                       "999.1.1.1",
+                       "\x01"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     ck_assert_msg(strcmp(pick(l, "10.0.0.1", bad[i]), "10.0.0.1") == 0,
                   "entry %zu gave %s", i, pick(l, "10.0.0.1", bad[i]));
@@ -165,8 +176,8 @@ START_TEST(hop_floods_and_truncated_headers_are_bounded) {
   ck_assert(!clientaddr_pick(t, NULL, "1.1.1.1", false, out, sizeof out));
   ck_assert_str_eq(out, "-");
   char tiny[8];
-  ck_assert(!clientaddr_pick(t, peer("10.0.0.1"), NULL, false, tiny,
-                             sizeof tiny));
+  ck_assert(
+      !clientaddr_pick(t, peer("10.0.0.1"), NULL, false, tiny, sizeof tiny));
   ck_assert_str_eq(tiny, "-");
   clientaddr_trust_free(t);
 }

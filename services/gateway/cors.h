@@ -20,7 +20,7 @@
 #define CORS_MAX_ORIGIN_LEN 256
 
 /* Headers a browser may send (preflight answer). */
-#define CORS_ALLOW_HEADERS \
+#define CORS_ALLOW_HEADERS                                                     \
   "Authorization, Content-Type, X-Request-Id, X-Tenant, Idempotency-Key"
 /* Response headers scripts may read. */
 #define CORS_EXPOSE_HEADERS "X-Request-Id, Retry-After, WWW-Authenticate"

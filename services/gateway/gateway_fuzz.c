@@ -34,17 +34,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const kHidden[] = {"tenant_id", NULL};
 static const char *const kOmit[] = {"?request.cursor", "item.quantity", NULL};
 static const route kTest[] = {
-    {.method = "GET", .path = "/v1/echo/{id}", .service = "e", .rpc = "e/E",
-     .request = REQ, .response = REP, .status = 200, .hidden = kHidden,
+    {.method = "GET",
+     .path = "/v1/echo/{id}",
+     .service = "e",
+     .rpc = "e/E",
+     .request = REQ,
+     .response = REP,
+     .status = 200,
+     .hidden = kHidden,
      .omit = kOmit},
-    {.method = "POST", .path = "/v1/echo/{id}/{name}", .service = "e",
-     .rpc = "e/E", .request = REQ, .response = REP, .status = 201,
-     .reply_field = "item", .hidden = kHidden},
-    {.method = "PATCH", .path = "/v1/echo", .service = "e", .rpc = "e/E",
-     .request = REQ, .response = REP, .status = 200},
+    {.method = "POST",
+     .path = "/v1/echo/{id}/{name}",
+     .service = "e",
+     .rpc = "e/E",
+     .request = REQ,
+     .response = REP,
+     .status = 201,
+     .reply_field = "item",
+     .hidden = kHidden},
+    {.method = "PATCH",
+     .path = "/v1/echo",
+     .service = "e",
+     .rpc = "e/E",
+     .request = REQ,
+     .response = REP,
+     .status = 200},
 };
 
-static const char *const kMethods[] = {"GET", "POST", "PATCH", "PUT",
+static const char *const kMethods[] = {"GET",    "POST", "PATCH",   "PUT",
                                        "DELETE", "HEAD", "OPTIONS", "BREW"};
 
 static route_table *pub, *test;

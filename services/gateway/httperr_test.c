@@ -42,7 +42,8 @@ START_TEST(error_body_has_the_contract_shape) {
   rpc_violation v[] = {{"items[3].quantity", "must be between 1 and 99"},
                        {"email", "invalid"}};
   size_t len = 0;
-  char *s = httperr_body(RPC_INVALID_ARGUMENT, "bad order", "rid-1", v, 2, &len);
+  char *s =
+      httperr_body(RPC_INVALID_ARGUMENT, "bad order", "rid-1", v, 2, &len);
   ck_assert_ptr_nonnull(s);
   ck_assert_uint_eq(len, strlen(s));
   ck_assert_str_eq(
@@ -53,17 +54,18 @@ START_TEST(error_body_has_the_contract_shape) {
       "\"description\":\"invalid\"}]}}");
   free(s);
   s = httperr_body(RPC_NOT_FOUND, NULL, NULL, NULL, 0, NULL);
-  ck_assert_str_eq(s,
-                   "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"not found\","
-                   "\"request_id\":\"\",\"details\":[]}}");
+  ck_assert_str_eq(
+      s, "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"not found\","
+         "\"request_id\":\"\",\"details\":[]}}");
   free(s);
 }
 END_TEST
 
 START_TEST(server_errors_never_carry_backend_text) {
   rpc_violation v[] = {{"sql", "relation users does not exist"}};
-  char *s = httperr_body(RPC_INTERNAL, "ERROR: relation \"users\" at /srv/x.c:12",
-                         "r", v, 1, NULL);
+  char *s =
+      httperr_body(RPC_INTERNAL, "ERROR: relation \"users\" at /srv/x.c:12",
+                   "r", v, 1, NULL);
   ck_assert_ptr_null(strstr(s, "relation"));
   ck_assert_ptr_null(strstr(s, "/srv"));
   ck_assert_ptr_nonnull(strstr(s, "\"message\":\"internal error\""));
@@ -73,7 +75,8 @@ START_TEST(server_errors_never_carry_backend_text) {
                    "service unavailable, try again");
   ck_assert_str_eq(httperr_message(RPC_DEADLINE_EXCEEDED, "x"),
                    "the request took too long");
-  ck_assert_str_eq(httperr_message(RPC_NOT_FOUND, "no such user"), "no such user");
+  ck_assert_str_eq(httperr_message(RPC_NOT_FOUND, "no such user"),
+                   "no such user");
   ck_assert_str_eq(httperr_message(RPC_NOT_FOUND, ""), "not found");
   s = httperr_body(77, "x", "r", NULL, 0, NULL);
   ck_assert_ptr_nonnull(strstr(s, "\"code\":\"UNKNOWN\""));
@@ -88,7 +91,8 @@ START_TEST(invalid_utf8_in_an_error_is_blanked) {
   json_error_t je;
   json_t *j = json_loads(s, 0, &je);
   ck_assert_ptr_nonnull(j);
-  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
+  ck_assert_str_eq(json_string_value(
+                       json_object_get(json_object_get(j, "error"), "message")),
                    "");
   json_decref(j);
   free(s);
@@ -123,8 +127,9 @@ END_TEST
 
 START_TEST(cors_allows_configured_origins_only) {
   cors *c = NULL;
-  ck_assert_int_eq(cors_new(" https://App.example.com , http://localhost:3000,", &c),
-                   ERR_OK);
+  ck_assert_int_eq(
+      cors_new(" https://App.example.com , http://localhost:3000,", &c),
+      ERR_OK);
   ck_assert(cors_allowed(c, "https://app.example.com"));
   ck_assert(cors_allowed(c, "https://APP.example.com"));
   ck_assert(cors_allowed(c, "http://localhost:3000"));

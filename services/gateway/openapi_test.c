@@ -29,7 +29,8 @@ static json_t *resolve(json_t *schema) {
     const char *ref = json_string_value(json_object_get(schema, "$ref"));
     if (ref == NULL) return schema;
     const char *prefix = "#/components/schemas/";
-    ck_assert_msg(strncmp(ref, prefix, strlen(prefix)) == 0, "odd $ref %s", ref);
+    ck_assert_msg(strncmp(ref, prefix, strlen(prefix)) == 0, "odd $ref %s",
+                  ref);
     schema = json_object_get(
         json_object_get(json_object_get(doc, "components"), "schemas"),
         ref + strlen(prefix));
@@ -40,19 +41,19 @@ static json_t *resolve(json_t *schema) {
 
 static const char *json_type_of(const ProtobufCFieldDescriptor *f) {
   switch (f->type) {
-    case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_BYTES:
-    case PROTOBUF_C_TYPE_ENUM:
-      return "string";
-    case PROTOBUF_C_TYPE_BOOL:
-      return "boolean";
-    case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_DOUBLE:
-      return "number";
-    case PROTOBUF_C_TYPE_MESSAGE:
-      return "object";
-    default:
-      return "integer";
+  case PROTOBUF_C_TYPE_STRING:
+  case PROTOBUF_C_TYPE_BYTES:
+  case PROTOBUF_C_TYPE_ENUM:
+    return "string";
+  case PROTOBUF_C_TYPE_BOOL:
+    return "boolean";
+  case PROTOBUF_C_TYPE_FLOAT:
+  case PROTOBUF_C_TYPE_DOUBLE:
+    return "number";
+  case PROTOBUF_C_TYPE_MESSAGE:
+    return "object";
+  default:
+    return "integer";
   }
 }
 
@@ -73,8 +74,10 @@ static size_t below(const char *const *omit, size_t n, const char *name,
   for (size_t i = 0; i < n; i++) {
     const char *o = omit[i][0] == '?' ? omit[i] + 1 : omit[i];
     if (strncmp(o, name, nl) != 0) continue;
-    if (o[nl] == '.') out[k++] = o + nl + 1;
-    else if (strncmp(o + nl, "[].", 3) == 0) out[k++] = o + nl + 3;
+    if (o[nl] == '.')
+      out[k++] = o + nl + 1;
+    else if (strncmp(o + nl, "[].", 3) == 0)
+      out[k++] = o + nl + 3;
   }
   return k;
 }
@@ -124,7 +127,8 @@ static void shape(const char *where, json_t *schema,
   }
   if (extra_key != NULL) {
     ck_assert_msg(json_object_get(props, extra_key) != NULL,
-                  "%s: %s (the extra call) is not documented", where, extra_key);
+                  "%s: %s (the extra call) is not documented", where,
+                  extra_key);
     expected++;
   }
   ck_assert_msg(json_object_size(props) == expected,
@@ -199,14 +203,13 @@ static void check_row(const route *r) {
   lower[k] = '\0';
   char where[160];
   snprintf(where, sizeof where, "%s %s", r->method, r->path);
-  json_t *op = json_object_get(json_object_get(json_object_get(doc, "paths"),
-                                               r->path),
-                               lower);
+  json_t *op = json_object_get(
+      json_object_get(json_object_get(doc, "paths"), r->path), lower);
   ck_assert_msg(op != NULL, "%s: no operation in docs/openapi.json", where);
-  ck_assert_msg(json_is_string(json_object_get(op, "x-rpc")) &&
-                    strcmp(json_string_value(json_object_get(op, "x-rpc")),
-                           r->rpc) == 0,
-                "%s: x-rpc is not %s", where, r->rpc);
+  ck_assert_msg(
+      json_is_string(json_object_get(op, "x-rpc")) &&
+          strcmp(json_string_value(json_object_get(op, "x-rpc")), r->rpc) == 0,
+      "%s: x-rpc is not %s", where, r->rpc);
   const char *role = json_string_value(json_object_get(op, "x-min-role"));
   ck_assert_msg(role && strcmp(role, route_role_name(r->min_role)) == 0,
                 "%s: x-min-role %s, want %s", where, role ? role : "(none)",
@@ -214,7 +217,8 @@ static void check_row(const route *r) {
   json_t *sec = json_object_get(op, "security");
   ck_assert_msg(json_is_array(sec), "%s: no security", where);
   if (r->min_role == ROUTE_ANYONE) {
-    ck_assert_msg(json_array_size(sec) == 0, "%s: anonymous, but secured", where);
+    ck_assert_msg(json_array_size(sec) == 0, "%s: anonymous, but secured",
+                  where);
   } else {
     ck_assert_msg(json_array_size(sec) == 1 &&
                       json_object_get(json_array_get(sec, 0), "bearer") != NULL,
@@ -226,7 +230,8 @@ static void check_row(const route *r) {
 
   char names[8][64];
   size_t np = path_params(r->path, names);
-  ck_assert_msg(count_in(op, "path") == np, "%s: path parameters differ", where);
+  ck_assert_msg(count_in(op, "path") == np, "%s: path parameters differ",
+                where);
   for (size_t i = 0; i < np; i++) {
     json_t *p = param(op, "path", names[i]);
     ck_assert_msg(p && json_is_true(json_object_get(p, "required")),
@@ -236,7 +241,8 @@ static void check_row(const route *r) {
   /* What the client may set besides the path: body or query. */
   const char *omit_req[24];
   size_t nreq = 0;
-  for (size_t i = 0; r->hidden && r->hidden[i]; i++) omit_req[nreq++] = r->hidden[i];
+  for (size_t i = 0; r->hidden && r->hidden[i]; i++)
+    omit_req[nreq++] = r->hidden[i];
   for (size_t i = 0; i < np; i++) omit_req[nreq++] = names[i];
   omit_req[nreq] = NULL;
   json_t *body = json_object_get(op, "requestBody");
@@ -245,9 +251,11 @@ static void check_row(const route *r) {
     json_t *schema = json_object_get(
         json_object_get(json_object_get(body, "content"), "application/json"),
         "schema");
-    ck_assert_msg(schema != NULL, "%s: requestBody without a JSON schema", where);
+    ck_assert_msg(schema != NULL, "%s: requestBody without a JSON schema",
+                  where);
     shape(where, schema, r->request, omit_req, nreq, NULL, 0);
-    ck_assert_msg(count_in(op, "query") == 0, "%s: query on a body call", where);
+    ck_assert_msg(count_in(op, "query") == 0, "%s: query on a body call",
+                  where);
   } else {
     ck_assert_msg(body == NULL, "%s: requestBody on %s", where, r->method);
     size_t nq = 0;
@@ -259,8 +267,9 @@ static void check_row(const route *r) {
       ck_assert_msg(param(op, "query", f->name) != NULL,
                     "%s: query parameter %s not documented", where, f->name);
     }
-    ck_assert_msg(count_in(op, "query") == nq, "%s: %zu query parameters, want %zu",
-                  where, count_in(op, "query"), nq);
+    ck_assert_msg(count_in(op, "query") == nq,
+                  "%s: %zu query parameters, want %zu", where,
+                  count_in(op, "query"), nq);
   }
 
   char st[8];
@@ -272,16 +281,17 @@ static void check_row(const route *r) {
   json_t *v;
   json_object_foreach(resps, key, v) {
     if (key[0] == '2')
-      ck_assert_msg(strcmp(key, st) == 0, "%s: documents success %s, the gateway answers %s",
-                    where, key, st);
+      ck_assert_msg(strcmp(key, st) == 0,
+                    "%s: documents success %s, the gateway answers %s", where,
+                    key, st);
   }
   json_t *content = json_object_get(ok, "content");
   if (r->status == 204) {
     ck_assert_msg(content == NULL, "%s: 204 with content", where);
     return;
   }
-  json_t *schema = json_object_get(json_object_get(content, "application/json"),
-                                   "schema");
+  json_t *schema =
+      json_object_get(json_object_get(content, "application/json"), "schema");
   ck_assert_msg(schema != NULL, "%s: %s without a JSON schema", where, st);
   const ProtobufCMessageDescriptor *out = r->response;
   if (r->reply_field != NULL) {
@@ -325,7 +335,8 @@ START_TEST(every_documented_operation_is_a_route) {
       ops++;
       bool found = false;
       for (size_t i = 0; i < n; i++) {
-        if (strcmp(rows[i].path, path) != 0 || strlen(rows[i].method) != strlen(m))
+        if (strcmp(rows[i].path, path) != 0 ||
+            strlen(rows[i].method) != strlen(m))
           continue;
         size_t k = 0;
         while (m[k] && m[k] == rows[i].method[k] - 'A' + 'a') k++;
@@ -342,7 +353,8 @@ START_TEST(the_route_table_compiles) {
   size_t n, bad = 0;
   const route *rows = routes_public(&n);
   route_table *t = NULL;
-  ck_assert_msg(route_table_new(rows, n, &t, &bad) == ERR_OK, "row %zu is bad", bad);
+  ck_assert_msg(route_table_new(rows, n, &t, &bad) == ERR_OK, "row %zu is bad",
+                bad);
   route_table_free(t);
 }
 END_TEST
@@ -372,9 +384,9 @@ START_TEST(the_document_is_openapi_3) {
   ck_assert_ptr_nonnull(v);
   ck_assert(strncmp(v, "3.", 2) == 0);
   ck_assert_ptr_nonnull(json_object_get(json_object_get(doc, "info"), "title"));
-  ck_assert_ptr_nonnull(json_object_get(json_object_get(json_object_get(doc, "components"),
-                                                        "securitySchemes"),
-                                        "bearer"));
+  ck_assert_ptr_nonnull(json_object_get(
+      json_object_get(json_object_get(doc, "components"), "securitySchemes"),
+      "bearer"));
   /* The error body of HTTP-API.md. */
   json_t *ref = json_pack("{s:s}", "$ref", "#/components/schemas/Error");
   json_t *e = resolve(ref);

@@ -80,10 +80,10 @@ typedef struct run {
   const pipeline_request *in;
   pipeline_answer *out;
   const route *r;
-  const char *token;  /* NULL for anonymous calls */
+  const char *token; /* NULL for anonymous calls */
   size_t token_len;
   paseto_claims claims;
-  bool have_named;    /* a tenant was named and resolved */
+  bool have_named; /* a tenant was named and resolved */
   tenantdir_entry named;
 } run;
 
@@ -136,8 +136,8 @@ static bool authenticate(run *x) {
     goto done;
   }
   enum authn_result why = AUTHN_OK;
-  int rc = authn_verify(x->p->cfg.authn, x->token, x->token_len, &x->claims,
-                        &why);
+  int rc =
+      authn_verify(x->p->cfg.authn, x->token, x->token_len, &x->claims, &why);
   if (rc == ERR_INVAL) {
     int code = authn_result_code(why);
     fail(x, code, authn_result_str(why));
@@ -439,8 +439,8 @@ void pipeline_run(pipeline *p, const pipeline_request *in,
   json_t *extra = NULL;
   rpc_result *res = NULL;
 
-  if (!check_idempotency_key(&x) || !authenticate(&x) ||
-      !resolve_tenant(&x) || !limit_caller(&x))
+  if (!check_idempotency_key(&x) || !authenticate(&x) || !resolve_tenant(&x) ||
+      !limit_caller(&x))
     goto done;
 
   int64_t t0 = time_mono_ns();

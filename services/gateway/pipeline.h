@@ -30,8 +30,8 @@
  *      the Idempotency-Key. A backend that does not answer in time -> 504,
  *      one that cannot be reached -> 503. Its status maps through
  *      httperr.h; a RESOURCE_EXHAUSTED (or UNAVAILABLE) carrying
- *      retry_after_ms gives Retry-After (seconds, rounded up); its reply becomes the JSON answer (plus the route's
- *      extra call, if any).
+ *      retry_after_ms gives Retry-After (seconds, rounded up); its reply
+ * becomes the JSON answer (plus the route's extra call, if any).
  */
 #ifndef GATEWAY_PIPELINE_H
 #define GATEWAY_PIPELINE_H
@@ -59,13 +59,13 @@ typedef struct pipeline_backend {
 typedef struct pipeline_config {
   const pipeline_backend *backends; /* borrowed array */
   size_t nbackends;
-  authn *authn;          /* borrowed; NULL: token routes answer 503 */
-  tenantdir *tenants;    /* borrowed; NULL: tenant lookups answer 503 */
-  ratelimit *limits;     /* borrowed; NULL: no rate limits */
+  authn *authn;             /* borrowed; NULL: token routes answer 503 */
+  tenantdir *tenants;       /* borrowed; NULL: tenant lookups answer 503 */
+  ratelimit *limits;        /* borrowed; NULL: no rate limits */
   const char *base_domains; /* "localhost,example.com" (copied) */
   const char *public_hosts; /* the API's own host names, never looked up
                                as custom domains (copied; may be NULL) */
-  int64_t deadline_ms;   /* per request, from arrival; > 0 */
+  int64_t deadline_ms;      /* per request, from arrival; > 0 */
 } pipeline_config;
 
 typedef struct pipeline pipeline;
@@ -78,18 +78,18 @@ void pipeline_free(pipeline *p); /* NULL-safe */
 /* One request. Strings are NUL-terminated (NULL when the header was not
  * sent); everything is borrowed for the call. */
 typedef struct pipeline_request {
-  const route_match *match;     /* ROUTE_FOUND */
-  const char *query;            /* raw, without '?'; may be NULL */
+  const route_match *match; /* ROUTE_FOUND */
+  const char *query;        /* raw, without '?'; may be NULL */
   size_t query_len;
-  const char *body;             /* may be NULL when body_len is 0 */
+  const char *body; /* may be NULL when body_len is 0 */
   size_t body_len;
   const char *authorization;
   const char *host;
   const char *x_tenant;
   const char *idempotency_key;
-  const char *client_addr;      /* "127.0.0.1" */
+  const char *client_addr; /* "127.0.0.1" */
   const char *request_id;
-  int64_t start_mono_ms;        /* arrival, time_mono_ms() */
+  int64_t start_mono_ms; /* arrival, time_mono_ms() */
 } pipeline_request;
 
 /* Rate-limit outcome of one bucket, for metrics. */
@@ -107,15 +107,15 @@ typedef struct pipeline_timing {
 } pipeline_timing;
 
 typedef struct pipeline_answer {
-  int status;            /* HTTP status */
-  int code;              /* RPC code (RPC_OK on success) */
-  char *body;            /* malloc'd JSON, NULL for no body; owned here */
+  int status; /* HTTP status */
+  int code;   /* RPC code (RPC_OK on success) */
+  char *body; /* malloc'd JSON, NULL for no body; owned here */
   size_t body_len;
   bool www_authenticate; /* 401: send WWW-Authenticate: Bearer */
   bool invalid_token;    /* ... with error="invalid_token" */
   int64_t retry_after_s; /* 429 and some 503s: > 0 sends Retry-After */
   char tenant_id[UUID_STR_LEN + 1]; /* the request's tenant, if known */
-  int rl_caller, rl_login; /* enum pipeline_rl */
+  int rl_caller, rl_login;          /* enum pipeline_rl */
   pipeline_timing t;
 } pipeline_answer;
 

@@ -18,8 +18,9 @@
  *
  * Keys: "rl:c:{<tenant>}:<caller>" and "rl:l:{<tenant>}:<hash>", where
  * <hash> is a BLAKE2b digest of the e-mail normalised as auth does it
- * (libs/base/email.h: trimmed, ASCII lower-cased; no addresses in Redis) and the tenant is in braces (a Redis Cluster hash tag). Callers
- * and tenants are cut to 128 bytes.
+ * (libs/base/email.h: trimmed, ASCII lower-cased; no addresses in Redis) and
+ * the tenant is in braces (a Redis Cluster hash tag). Callers and tenants are
+ * cut to 128 bytes.
  *
  * Redis unreachable, slow or answering garbage: by default the call is
  * ALLOWED (fail open: rate limits protect, they should not take the API
@@ -64,17 +65,17 @@ void ratelimit_free(ratelimit *r); /* NULL-safe */
 
 typedef struct ratelimit_decision {
   bool allowed;
-  bool failed_open;     /* Redis could not answer: allowed anyway */
-  bool failed_closed;   /* Redis could not answer: refused (fail_closed) */
-  int64_t retry_after_s;/* when limited: >= 1 */
-  int64_t remaining;    /* tokens left after this call (when known) */
+  bool failed_open;      /* Redis could not answer: allowed anyway */
+  bool failed_closed;    /* Redis could not answer: refused (fail_closed) */
+  int64_t retry_after_s; /* when limited: >= 1 */
+  int64_t remaining;     /* tokens left after this call (when known) */
 } ratelimit_decision;
 
 /* Takes one token from the bucket of kind for (tenant, subject). subject
  * is the caller (user id or client address) for RATELIMIT_CALLER, the
- * e-mail as sent for RATELIMIT_LOGIN (normalised here, email.h). tenant NULL or "" counts as "-".
- * Always fills *d; returns ERR_OK, or ERR_INVAL for a NULL subject (then
- * *d allows). Thread-safe. */
+ * e-mail as sent for RATELIMIT_LOGIN (normalised here, email.h). tenant NULL or
+ * "" counts as "-". Always fills *d; returns ERR_OK, or ERR_INVAL for a NULL
+ * subject (then *d allows). Thread-safe. */
 int ratelimit_take(ratelimit *r, enum ratelimit_kind kind, const char *tenant,
                    const char *subject, ratelimit_decision *d) WARN_UNUSED;
 

@@ -30,8 +30,7 @@ struct route_table {
   compiled *rows;
 };
 
-static const char *const kMethods[] = {"GET", "POST", "PUT", "PATCH",
-                                       "DELETE"};
+static const char *const kMethods[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
 
 static bool method_ok(const char *m) {
   if (m == NULL) return false;
@@ -42,8 +41,7 @@ static bool method_ok(const char *m) {
 
 static bool literal_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '~' ||
-         c == '-';
+         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '~' || c == '-';
 }
 
 static bool name_char(char c) {
@@ -57,8 +55,8 @@ static bool is_hidden(const route *r, const char *name, size_t len) {
   return false;
 }
 
-static const ProtobufCFieldDescriptor *find_field(
-    const ProtobufCMessageDescriptor *d, const char *name, size_t len) {
+static const ProtobufCFieldDescriptor *
+find_field(const ProtobufCMessageDescriptor *d, const char *name, size_t len) {
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
     if (strlen(f->name) == len && memcmp(f->name, name, len) == 0) return f;
@@ -86,7 +84,8 @@ static int compile_row(const route *r, compiled *c) {
       s->len = len - 2;
       for (size_t i = 0; i < s->len; i++)
         if (!name_char(s->text[i])) return ERR_INVAL;
-      const ProtobufCFieldDescriptor *f = find_field(r->request, s->text, s->len);
+      const ProtobufCFieldDescriptor *f =
+          find_field(r->request, s->text, s->len);
       if (f == NULL || f->label == PROTOBUF_C_LABEL_REPEATED ||
           f->type == PROTOBUF_C_TYPE_MESSAGE || is_hidden(r, s->text, s->len))
         return ERR_INVAL;
@@ -305,9 +304,8 @@ static void allow_add(char *allow, const char *method) {
   memcpy(allow + used, method, mlen + 1);
 }
 
-int route_match_path(const route_table *t, const char *method,
-                     const char *path, size_t len, arena *a,
-                     route_match *m) {
+int route_match_path(const route_table *t, const char *method, const char *path,
+                     size_t len, arena *a, route_match *m) {
   m->result = ROUTE_NOT_FOUND;
   m->route = NULL;
   m->nparams = 0;
@@ -360,8 +358,8 @@ int route_match_path(const route_table *t, const char *method,
   return ERR_OK;
 }
 
-static const char *const kRoleNames[] = {"anyone", "customer", "staff",
-                                         "admin", "owner"};
+static const char *const kRoleNames[] = {"anyone", "customer", "staff", "admin",
+                                         "owner"};
 
 int route_role_parse(const char *name) {
   if (name == NULL) return -1;

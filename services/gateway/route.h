@@ -35,10 +35,10 @@
 #include "libs/base/err.h"
 #include "services/gateway/arena.h"
 
-#define ROUTE_MAX_PARAMS 8      /* parameters in one template */
-#define ROUTE_MAX_SEGMENTS 32   /* segments in a template or request path */
-#define ROUTE_MAX_PATH 2048     /* bytes of a request path */
-#define ROUTE_ALLOW_MAX 96      /* "GET, POST, PATCH, PUT, DELETE" and more */
+#define ROUTE_MAX_PARAMS 8    /* parameters in one template */
+#define ROUTE_MAX_SEGMENTS 32 /* segments in a template or request path */
+#define ROUTE_MAX_PATH 2048   /* bytes of a request path */
+#define ROUTE_ALLOW_MAX 96    /* "GET, POST, PATCH, PUT, DELETE" and more */
 
 /* Roles, in order: a route's min_role admits every role at or above it.
  * ROUTE_ANYONE routes are anonymous (no token needed, none looked at). */
@@ -58,14 +58,14 @@ enum route_tenant {
 };
 
 /* Route flags. */
-#define ROUTE_IDEMPOTENT 0x1u   /* the RPC is safe to retry (reads) */
+#define ROUTE_IDEMPOTENT 0x1u /* the RPC is safe to retry (reads) */
 
 /* A second call whose answer is added to the first one's under `key`
  * (GET /v1/auth/me answers {user, tenant}: the user from auth, the tenant
  * from the tenants service). It gets an empty request message, the same
  * token, tenant and request id, and must succeed too. */
 typedef struct route_extra {
-  const char *key;      /* member added to the answer: "tenant" */
+  const char *key; /* member added to the answer: "tenant" */
   const char *service;
   const char *rpc;
   const ProtobufCMessageDescriptor *request;
@@ -75,15 +75,15 @@ typedef struct route_extra {
 
 /* One row. Every pointer is static data. */
 typedef struct route {
-  const char *method;   /* "GET", "POST", "PUT", "PATCH", "DELETE" */
-  const char *path;     /* "/v1/tenant/members/{user_id}" */
-  const char *service;  /* backend: "auth", "tenants", ... */
-  const char *rpc;      /* "auth.v1.Auth/UpdateRole" */
+  const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+  const char *path;    /* "/v1/tenant/members/{user_id}" */
+  const char *service; /* backend: "auth", "tenants", ... */
+  const char *rpc;     /* "auth.v1.Auth/UpdateRole" */
   const ProtobufCMessageDescriptor *request;
   const ProtobufCMessageDescriptor *response;
-  int min_role;         /* enum route_role */
-  int status;           /* on success: 200, 201 or 204 (no body) */
-  int tenant;           /* enum route_tenant */
+  int min_role; /* enum route_role */
+  int status;   /* on success: 200, 201 or 204 (no body) */
+  int tenant;   /* enum route_tenant */
   /* The answer is this message field of the reply (e.g. "user" for a bare
    * user object) instead of the whole reply; NULL: the whole reply. */
   const char *reply_field;
@@ -94,7 +94,7 @@ typedef struct route {
   /* Body field whose value keys the login rate limit bucket ("email");
    * NULL: no such bucket for this route. */
   const char *login_key;
-  unsigned flags;       /* ROUTE_* */
+  unsigned flags;           /* ROUTE_* */
   const route_extra *extra; /* NULL: none */
   /* Members left out of the answer (NULL-terminated; NULL for none), so
    * the JSON is exactly the public shape even where the RPC reply carries
@@ -149,13 +149,13 @@ typedef struct route_param {
 } route_param;
 
 typedef struct route_match {
-  int result;                 /* enum route_result */
-  const route *route;         /* ROUTE_FOUND: the row */
+  int result;         /* enum route_result */
+  const route *route; /* ROUTE_FOUND: the row */
   size_t nparams;
   route_param params[ROUTE_MAX_PARAMS];
   char allow[ROUTE_ALLOW_MAX]; /* 405 (and OPTIONS): "GET, PATCH" */
-  const char *bad_param;      /* ERR_INVAL: the parameter whose value was
-                                 not valid percent-encoding or held NUL */
+  const char *bad_param;       /* ERR_INVAL: the parameter whose value was
+                                  not valid percent-encoding or held NUL */
 } route_match;
 
 /* Matches method and path[0..len) (the path only: no query string). On
@@ -167,9 +167,8 @@ typedef struct route_match {
  * (m->bad_param names it: a 400 naming the field), ERR_NOMEM. A path over
  * ROUTE_MAX_PATH bytes or ROUTE_MAX_SEGMENTS segments, or one not starting
  * with "/", is simply not found. */
-int route_match_path(const route_table *t, const char *method,
-                     const char *path, size_t len, arena *a,
-                     route_match *m) WARN_UNUSED;
+int route_match_path(const route_table *t, const char *method, const char *path,
+                     size_t len, arena *a, route_match *m) WARN_UNUSED;
 
 /* Percent-decodes s[0..len) into a NUL-terminated copy allocated from a
  * (*out, *outlen without the NUL); with plus_is_space a '+' is a space

@@ -14,9 +14,11 @@
 
 static const char *const kHidden[] = {"tenant_id", NULL};
 
-#define ROW(m, p)                                                        \
-  {.method = m, .path = p, .service = "echo", .rpc = "gwtest.v1.Echo/Echo", \
-   .request = REQ, .response = REP, .status = 200, .hidden = kHidden}
+#define ROW(m, p)                                                              \
+  {                                                                            \
+    .method = m, .path = p, .service = "echo", .rpc = "gwtest.v1.Echo/Echo",   \
+    .request = REQ, .response = REP, .status = 200, .hidden = kHidden          \
+  }
 
 static const route kRows[] = {
     ROW("GET", "/v1/items"),
@@ -39,8 +41,8 @@ static route_table *table(void) {
   return t;
 }
 
-static int match(route_table *t, arena *a, const char *method,
-                 const char *path, route_match *m) {
+static int match(route_table *t, arena *a, const char *method, const char *path,
+                 route_match *m) {
   return route_match_path(t, method, path, strlen(path), a, m);
 }
 
@@ -58,27 +60,29 @@ static int one_row(route r, size_t *bad) {
   route_table *t = NULL;
   route rows[2] = {ROW("GET", "/v1/ok"), r};
   int rc = route_table_new(rows, 2, &t, bad);
-  if (rc == ERR_OK) ck_assert_ptr_nonnull(t);
-  else ck_assert_ptr_null(t);
+  if (rc == ERR_OK)
+    ck_assert_ptr_nonnull(t);
+  else
+    ck_assert_ptr_null(t);
   route_table_free(t);
   return rc;
 }
 
 START_TEST(bad_rows_are_refused_naming_the_row) {
   const char *bad_paths[] = {
-      "v1/x",          /* no leading slash */
-      "/v1/x/",        /* trailing slash */
-      "/v1//x",        /* empty segment */
-      "/",             /* no segment */
-      "/v1/{nope}",    /* not a field */
-      "/v1/{item}",    /* a message field */
-      "/v1/{tags}",    /* a repeated field */
+      "v1/x",            /* no leading slash */
+      "/v1/x/",          /* trailing slash */
+      "/v1//x",          /* empty segment */
+      "/",               /* no segment */
+      "/v1/{nope}",      /* not a field */
+      "/v1/{item}",      /* a message field */
+      "/v1/{tags}",      /* a repeated field */
       "/v1/{tenant_id}", /* hidden */
-      "/v1/{id}/{id}", /* twice */
-      "/v1/{id",       /* unclosed */
-      "/v1/{}",        /* empty name */
-      "/v1/x y",       /* bad literal */
-      "/v1/{Id}",      /* upper case name */
+      "/v1/{id}/{id}",   /* twice */
+      "/v1/{id",         /* unclosed */
+      "/v1/{}",          /* empty name */
+      "/v1/x y",         /* bad literal */
+      "/v1/{Id}",        /* upper case name */
   };
   for (size_t i = 0; i < sizeof bad_paths / sizeof bad_paths[0]; i++) {
     size_t bad = 99;
@@ -163,8 +167,9 @@ START_TEST(parameters_are_captured_and_percent_decoded) {
   arena a;
   arena_init(&a, 0, 0);
   route_match m;
-  ck_assert_int_eq(match(t, &a, "POST", "/v1/items/a%2Fb%20c/tags/%C3%A9t%C3%A9", &m),
-                   ERR_OK);
+  ck_assert_int_eq(
+      match(t, &a, "POST", "/v1/items/a%2Fb%20c/tags/%C3%A9t%C3%A9", &m),
+      ERR_OK);
   ck_assert_int_eq(m.result, ROUTE_FOUND);
   ck_assert_ptr_eq(m.route, &kRows[6]);
   ck_assert_uint_eq(m.nparams, 2);
@@ -257,9 +262,10 @@ START_TEST(unknown_and_malformed_paths_are_not_found) {
   arena a;
   arena_init(&a, 0, 0);
   route_match m;
-  const char *paths[] = {"/v1/nothing", "/v1/items/", "/v1//items", "",
-                         "v1/items", "/v1/items/1/tags/", "/v1/items/1/x",
-                         "/", "/v1/items?x=1", "/V1/items"};
+  const char *paths[] = {
+      "/v1/nothing",   "/v1/items/",        "/v1//items",    "",
+      "v1/items",      "/v1/items/1/tags/", "/v1/items/1/x", "/",
+      "/v1/items?x=1", "/V1/items"};
   for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
     ck_assert_int_eq(match(t, &a, "GET", paths[i], &m), ERR_OK);
     ck_assert_msg(m.result == ROUTE_NOT_FOUND, "%s found", paths[i]);

@@ -96,12 +96,12 @@ struct server {
 };
 
 enum req_state {
-  REQ_NEW = 0,   /* before handle #1 */
-  REQ_BODY,      /* reading the body for the pipeline */
-  REQ_DISCARD,   /* reading and dropping the body, an error is pending */
-  REQ_RUNNING,   /* suspended, a worker has it */
-  REQ_READY,     /* the answer is ready to queue */
-  REQ_SENT,      /* queued */
+  REQ_NEW = 0, /* before handle #1 */
+  REQ_BODY,    /* reading the body for the pipeline */
+  REQ_DISCARD, /* reading and dropping the body, an error is pending */
+  REQ_RUNNING, /* suspended, a worker has it */
+  REQ_READY,   /* the answer is ready to queue */
+  REQ_SENT,    /* queued */
 };
 
 typedef struct req {
@@ -119,9 +119,9 @@ typedef struct req {
   size_t query_len;
   route_match match;
   const char *route_label; /* "GET /v1/tenant" or "-" */
-  bool local;               /* /healthz: no API headers, no access log */
-  bool api;                 /* API answer: nosniff, no-store */
-  const char *origin;       /* allowed Origin, or NULL */
+  bool local;              /* /healthz: no API headers, no access log */
+  bool api;                /* API answer: nosniff, no-store */
+  const char *origin;      /* allowed Origin, or NULL */
   const char *authorization, *host, *x_tenant, *idem_key;
   char remote[CLIENTADDR_STRLEN]; /* the client (clientaddr.h) */
   char peer[CLIENTADDR_STRLEN];   /* the TCP peer */
@@ -132,7 +132,7 @@ typedef struct req {
   size_t discarded; /* body bytes read and dropped */
   pipeline_answer ans;
   bool preflight;
-  const char *allow;       /* Allow header (405, OPTIONS) */
+  const char *allow; /* Allow header (405, OPTIONS) */
 } req;
 
 /* ------------------------------------------------------------ metrics -- */
@@ -150,21 +150,20 @@ static void metrics_init(void) {
   m_requests = metrics_counter("gateway_http_requests_total",
                                "HTTP requests answered", 2, route_status);
   m_duration = metrics_histogram("gateway_http_request_duration_seconds",
-                                 "HTTP request latency, arrival to answer",
-                                 2, route_status, NULL, 0);
+                                 "HTTP request latency, arrival to answer", 2,
+                                 route_status, NULL, 0);
   m_stage = metrics_histogram("gateway_stage_duration_seconds",
                               "Time per pipeline stage", 1, stage, NULL, 0);
-  m_upstream = metrics_histogram("gateway_upstream_duration_seconds",
-                                 "Backend RPC time per request", 1, rpc,
-                                 NULL, 0);
+  m_upstream =
+      metrics_histogram("gateway_upstream_duration_seconds",
+                        "Backend RPC time per request", 1, rpc, NULL, 0);
   m_ratelimit = metrics_counter("gateway_ratelimit_decisions_total",
                                 "Rate limit decisions", 2, rl);
-  m_rejected = metrics_counter("gateway_rejected_total",
-                               "Requests refused before the pipeline", 1,
-                               reason);
+  m_rejected =
+      metrics_counter("gateway_rejected_total",
+                      "Requests refused before the pipeline", 1, reason);
   m_inflight = metrics_gauge("gateway_requests_in_flight",
-                             "Requests received and not yet answered", 0,
-                             NULL);
+                             "Requests received and not yet answered", 0, NULL);
   c_inflight = metrics_child_get(m_inflight, NULL);
 }
 
@@ -224,8 +223,8 @@ static void observe_stage(const char *name, int64_t ns) {
 }
 
 static void count_rl(const char *bucket, int state) {
-  static const char *const names[] = {NULL, "allowed", "limited",
-                                      "failed_open", "failed_closed"};
+  static const char *const names[] = {NULL, "allowed", "limited", "failed_open",
+                                      "failed_closed"};
   if (state <= PIPELINE_RL_NONE || state > PIPELINE_RL_FAILED_CLOSED) return;
   const char *v[] = {bucket, names[state]};
   metrics_inc(metrics_child_get(m_ratelimit, v));
@@ -276,8 +275,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
   if (sl == NULL) return;
   *ctx = NULL;
   pthread_mutex_lock(&s->slots_mu);
-  if (sl->prev != NULL) sl->prev->next = sl->next;
-  else s->slots = sl->next;
+  if (sl->prev != NULL)
+    sl->prev->next = sl->next;
+  else
+    s->slots = sl->next;
   if (sl->next != NULL) sl->next->prev = sl->prev;
   pthread_mutex_unlock(&s->slots_mu);
   free(sl);
@@ -323,8 +324,8 @@ static void *sweeper_main(void *arg) {
 
 /* ------------------------------------------------------------ answers -- */
 
-static void answer_error(req *r, int code, const char *msg,
-                         const char *field, const char *desc) {
+static void answer_error(req *r, int code, const char *msg, const char *field,
+                         const char *desc) {
   rpc_violation v = {field, desc};
   pipeline_answer_error(&r->ans, code, msg, r->rid, field ? &v : NULL,
                         field ? 1 : 0);
@@ -366,7 +367,8 @@ static enum MHD_Result queue_answer(req *r) {
     bad |= add(resp, "Access-Control-Allow-Origin", r->origin);
     bad |= add(resp, "Vary", "Origin");
     if (r->preflight) {
-      bad |= add(resp, "Access-Control-Allow-Methods", r->allow ? r->allow : "");
+      bad |=
+          add(resp, "Access-Control-Allow-Methods", r->allow ? r->allow : "");
       bad |= add(resp, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
       bad |= add(resp, "Access-Control-Max-Age", CORS_MAX_AGE);
     } else {
@@ -387,8 +389,7 @@ static enum MHD_Result queue_answer(req *r) {
              (long long)(a->retry_after_s > 0 ? a->retry_after_s : 1));
     bad |= add(resp, "Retry-After", ra);
   }
-  if (atomic_load(&r->srv->draining))
-    bad |= add(resp, "Connection", "close");
+  if (atomic_load(&r->srv->draining)) bad |= add(resp, "Connection", "close");
   enum MHD_Result rc = MHD_NO;
   if (!bad) rc = MHD_queue_response(r->conn, (unsigned)a->status, resp);
   MHD_destroy_response(resp);
@@ -536,24 +537,24 @@ static bool token_refused(req *r, bool body_follows) {
 static bool on_headers(req *r, const char *method, bool *body_follows) {
   server *s = r->srv;
   str_copy(r->method, method, sizeof r->method);
-  reqid_choose(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                           "X-Request-Id"),
-               r->rid);
+  reqid_choose(
+      MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id"),
+      r->rid);
   remote_addr(r);
   const char *q = strchr(r->uri, '?');
   r->path_len = q ? (size_t)(q - r->uri) : strlen(r->uri);
   r->query = q ? q + 1 : NULL;
   r->query_len = q ? strlen(q + 1) : 0;
   r->api = true;
-  const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                   "Origin");
+  const char *origin =
+      MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
   if (s->cfg.cors != NULL && cors_allowed(s->cfg.cors, origin))
     r->origin = arena_strndup(&r->a, origin, strlen(origin));
 
   const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                "Transfer-Encoding");
-  const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                               "Content-Length");
+  const char *cl =
+      MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
   bool chunked = te != NULL && strcasecmp(te, "chunked") == 0;
   long long clen = 0;
   if (cl != NULL) { /* MHD has already refused a malformed one */
@@ -720,63 +721,63 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
   req *r = *con_cls;
   if (r == NULL) return MHD_NO; /* on_uri could not allocate */
   switch (r->state) {
-    case REQ_NEW: {
-      bool body_follows = false;
-      if (on_headers(r, method, &body_follows)) {
-        /* An answer decided without a route (404, 405, ...) still
-         * refuses to read an announced body over the default cap. */
-        if (body_follows && r->ans.status != 401 &&
-            (size_t)r->clen > r->max_body) {
-          answer_status(r, 413, RPC_INVALID_ARGUMENT,
-                        "the request body is larger than the limit");
-          r->allow = NULL;
-          r->local = false;
-          r->preflight = false;
-        }
-        /* An answer queued on this first call makes MHD close the
-         * connection (it cannot know yet that no body follows), which is
-         * right only when the body must not be read (411, 413 by length,
-         * 401 before a body: an unauthenticated client never gets the
-         * gateway to read or hold its body).
-         * Every other answer waits for the next call, after the body (if
-         * any) has been read and dropped: keep-alive survives. */
-        if (r->ans.status == 411 || r->ans.status == 413 ||
-            (r->ans.status == 401 && body_follows))
-          return queue_answer(r);
-        r->state = REQ_DISCARD;
-        return MHD_YES;
+  case REQ_NEW: {
+    bool body_follows = false;
+    if (on_headers(r, method, &body_follows)) {
+      /* An answer decided without a route (404, 405, ...) still
+       * refuses to read an announced body over the default cap. */
+      if (body_follows && r->ans.status != 401 &&
+          (size_t)r->clen > r->max_body) {
+        answer_status(r, 413, RPC_INVALID_ARGUMENT,
+                      "the request body is larger than the limit");
+        r->allow = NULL;
+        r->local = false;
+        r->preflight = false;
       }
-      r->state = REQ_BODY;
+      /* An answer queued on this first call makes MHD close the
+       * connection (it cannot know yet that no body follows), which is
+       * right only when the body must not be read (411, 413 by length,
+       * 401 before a body: an unauthenticated client never gets the
+       * gateway to read or hold its body).
+       * Every other answer waits for the next call, after the body (if
+       * any) has been read and dropped: keep-alive survives. */
+      if (r->ans.status == 411 || r->ans.status == 413 ||
+          (r->ans.status == 401 && body_follows))
+        return queue_answer(r);
+      r->state = REQ_DISCARD;
       return MHD_YES;
     }
-    case REQ_BODY:
-      if (*upload_size > 0) {
-        size_t n = *upload_size;
-        *upload_size = 0;
-        /* A GET or DELETE body means nothing: dropped, but still capped. */
-        if (!route_has_body(r->match.route)) {
-          r->discarded += n;
-          return r->discarded > r->max_body ? too_big(r) : MHD_YES;
-        }
-        return append_body(r, upload, n);
+    r->state = REQ_BODY;
+    return MHD_YES;
+  }
+  case REQ_BODY:
+    if (*upload_size > 0) {
+      size_t n = *upload_size;
+      *upload_size = 0;
+      /* A GET or DELETE body means nothing: dropped, but still capped. */
+      if (!route_has_body(r->match.route)) {
+        r->discarded += n;
+        return r->discarded > r->max_body ? too_big(r) : MHD_YES;
       }
-      return dispatch(r);
-    case REQ_DISCARD:
-      if (*upload_size > 0) {
-        r->discarded += *upload_size;
-        *upload_size = 0;
-        if (r->discarded > r->max_body && r->ans.status != 413)
-          return too_big(r); /* the 413 replaces the pending error */
-        return r->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
-      }
-      return queue_answer(r);
-    case REQ_READY:
-      return queue_answer(r);
-    case REQ_RUNNING: /* not expected: suspended connections get no calls */
-    case REQ_SENT:
-    default:
-      if (upload_size != NULL) *upload_size = 0;
-      return MHD_YES;
+      return append_body(r, upload, n);
+    }
+    return dispatch(r);
+  case REQ_DISCARD:
+    if (*upload_size > 0) {
+      r->discarded += *upload_size;
+      *upload_size = 0;
+      if (r->discarded > r->max_body && r->ans.status != 413)
+        return too_big(r); /* the 413 replaces the pending error */
+      return r->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
+    }
+    return queue_answer(r);
+  case REQ_READY:
+    return queue_answer(r);
+  case REQ_RUNNING: /* not expected: suspended connections get no calls */
+  case REQ_SENT:
+  default:
+    if (upload_size != NULL) *upload_size = 0;
+    return MHD_YES;
   }
 }
 
@@ -801,7 +802,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     observe_stage("rpc", t->rpc_ns);
     if (t->rpc_ns > 0) {
       const char *v[] = {r->match.route->rpc};
-      metrics_observe(metrics_child_get(m_upstream, v), (double)t->rpc_ns / 1e9);
+      metrics_observe(metrics_child_get(m_upstream, v),
+                      (double)t->rpc_ns / 1e9);
     }
     count_rl("caller", r->ans.rl_caller);
     count_rl("login", r->ans.rl_login);
@@ -899,16 +901,14 @@ int server_start(server *s) {
                    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
   s->d = MHD_start_daemon(
       flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.io_threads,
-      MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_conns,
-      MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.conn_timeout_s,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+      (unsigned)s->cfg.io_threads, MHD_OPTION_CONNECTION_LIMIT,
+      s->cfg.max_conns, MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.conn_timeout_s,
       /* Request line + headers must fit (a token is ~400 bytes). MHD
        * zeroes this pool for every request, so bigger costs time. */
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-      MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_URI_LOG_CALLBACK,
+      on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
       MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
       /* 0 is MHD's "no limit". Counted per TCP peer across the pool. */
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.max_conns_per_ip,

@@ -63,14 +63,14 @@
 #define SERVER_REQUEST_TIMEOUT_DEFAULT_MS 10000
 
 typedef struct server_config {
-  const char *bind_addr;  /* IPv4 literal; NULL: "0.0.0.0" */
-  int port;               /* 0: ephemeral (server_port) */
-  int io_threads;         /* MHD thread pool; 0 -> 2 */
-  int workers;            /* pipeline threads; 0 -> 64 */
-  size_t queue_depth;     /* requests waiting for a worker; 0 -> 4096 */
-  size_t max_body;        /* bytes, routes without their own; 0 -> 1 MiB */
-  unsigned conn_timeout_s; /* idle keep-alive; 0 -> 60 */
-  unsigned max_conns;     /* 0 -> 10000 */
+  const char *bind_addr;     /* IPv4 literal; NULL: "0.0.0.0" */
+  int port;                  /* 0: ephemeral (server_port) */
+  int io_threads;            /* MHD thread pool; 0 -> 2 */
+  int workers;               /* pipeline threads; 0 -> 64 */
+  size_t queue_depth;        /* requests waiting for a worker; 0 -> 4096 */
+  size_t max_body;           /* bytes, routes without their own; 0 -> 1 MiB */
+  unsigned conn_timeout_s;   /* idle keep-alive; 0 -> 60 */
+  unsigned max_conns;        /* 0 -> 10000 */
   unsigned max_conns_per_ip; /* per TCP peer address; 0: no cap */
   /* Reading one request, headers and body, from its first byte (or the
    * accept): past it the connection is cut. 0 -> 10000 ms. */
@@ -79,10 +79,10 @@ typedef struct server_config {
    * authn_verify_offline before the body is read; borrowed; NULL: only
    * the pipeline checks tokens (after the body). */
   authn *authn;
-  bool access_log;        /* one line per request */
+  bool access_log;           /* one line per request */
   const route_table *routes; /* borrowed, required */
-  pipeline *pipeline;     /* borrowed, required */
-  const cors *cors;       /* borrowed; NULL: no CORS */
+  pipeline *pipeline;        /* borrowed, required */
+  const cors *cors;          /* borrowed; NULL: no CORS */
   /* Proxies whose X-Forwarded-For is believed (clientaddr.h); borrowed;
    * NULL or empty: the client is always the TCP peer. */
   const clientaddr_trust *trusted_proxies;

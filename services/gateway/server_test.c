@@ -42,38 +42,89 @@
 static const char *const kHidden[] = {"tenant_id", NULL};
 static const char *const kOmitQty[] = {"quantity", NULL};
 static const route_extra kExtra = {"extra", "echo", "gwtest.v1.Echo/Echo",
-                                   REQ, REP, "item"};
+                                   REQ,     REP,    "item"};
 
 static const route kRows[] = {
-    {.method = "GET", .path = "/v1/echo/{id}", .service = "echo",
-     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
-     .min_role = ROUTE_ANYONE, .status = 200, .hidden = kHidden,
+    {.method = "GET",
+     .path = "/v1/echo/{id}",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .min_role = ROUTE_ANYONE,
+     .status = 200,
+     .hidden = kHidden,
      .flags = ROUTE_IDEMPOTENT},
-    {.method = "POST", .path = "/v1/echo", .service = "echo",
-     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
-     .min_role = ROUTE_ANYONE, .status = 201, .tenant = ROUTE_TENANT_NAMED,
-     .hidden = kHidden, .login_key = "email"},
-    {.method = "PATCH", .path = "/v1/echo/{id}", .service = "echo",
-     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
-     .min_role = ROUTE_ADMIN, .status = 200, .hidden = kHidden},
-    {.method = "DELETE", .path = "/v1/echo/{id}", .service = "echo",
-     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
-     .min_role = ROUTE_CUSTOMER, .status = 204, .hidden = kHidden},
-    {.method = "GET", .path = "/v1/me", .service = "echo",
-     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
-     .min_role = ROUTE_CUSTOMER, .status = 200, .hidden = kHidden,
+    {.method = "POST",
+     .path = "/v1/echo",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .min_role = ROUTE_ANYONE,
+     .status = 201,
+     .tenant = ROUTE_TENANT_NAMED,
+     .hidden = kHidden,
+     .login_key = "email"},
+    {.method = "PATCH",
+     .path = "/v1/echo/{id}",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .min_role = ROUTE_ADMIN,
+     .status = 200,
+     .hidden = kHidden},
+    {.method = "DELETE",
+     .path = "/v1/echo/{id}",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .min_role = ROUTE_CUSTOMER,
+     .status = 204,
+     .hidden = kHidden},
+    {.method = "GET",
+     .path = "/v1/me",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .min_role = ROUTE_CUSTOMER,
+     .status = 200,
+     .hidden = kHidden,
      .extra = &kExtra},
-    {.method = "POST", .path = "/v1/down", .service = "down",
-     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
-     .min_role = ROUTE_ANYONE, .status = 200, .hidden = kHidden},
-    {.method = "POST", .path = "/v1/small", .service = "echo",
-     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
-     .min_role = ROUTE_ANYONE, .status = 201, .tenant = ROUTE_TENANT_NAMED,
-     .hidden = kHidden, .max_body = SMALL_BODY},
-    {.method = "GET", .path = "/v1/item/{id}", .service = "echo",
-     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
-     .min_role = ROUTE_ANYONE, .status = 200, .reply_field = "item",
-     .hidden = kHidden, .omit = kOmitQty},
+    {.method = "POST",
+     .path = "/v1/down",
+     .service = "down",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .min_role = ROUTE_ANYONE,
+     .status = 200,
+     .hidden = kHidden},
+    {.method = "POST",
+     .path = "/v1/small",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .min_role = ROUTE_ANYONE,
+     .status = 201,
+     .tenant = ROUTE_TENANT_NAMED,
+     .hidden = kHidden,
+     .max_body = SMALL_BODY},
+    {.method = "GET",
+     .path = "/v1/item/{id}",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .min_role = ROUTE_ANYONE,
+     .status = 200,
+     .reply_field = "item",
+     .hidden = kHidden,
+     .omit = kOmitQty},
 };
 
 #define T_ACME "0190a000-0000-7000-8000-00000000000a"
@@ -102,7 +153,8 @@ static void echo(void *arg, const rpc_call *call, rpc_reply *reply) {
   }
   if (in->sleep_ms > 0) time_sleep_ms(in->sleep_ms);
   int code;
-  if (in->fail_code[0] != '\0' && rpc_code_parse(in->fail_code, &code) == ERR_OK) {
+  if (in->fail_code[0] != '\0' &&
+      rpc_code_parse(in->fail_code, &code) == ERR_OK) {
     rpc_reply_status(reply, code, "backend says no: SELECT secret FROM t");
     if (code == RPC_RESOURCE_EXHAUSTED) rpc_reply_retry_after(reply, 1500);
     (void)rpc_reply_add_violation(reply, "name", "is not acceptable");
@@ -177,13 +229,12 @@ static char *token_for(const char *tid, const char *role, const char *sub) {
 }
 
 /* Set-up runs outside any test case, where ck_assert cannot report. */
-#define REQUIRE(x)                                              \
-  do {                                                          \
-    if (!(x)) {                                                 \
-      fprintf(stderr, "%s:%d: set-up failed: %s\n", __FILE__, \
-              __LINE__, #x);                                    \
-      exit(EXIT_FAILURE);                                       \
-    }                                                           \
+#define REQUIRE(x)                                                             \
+  do {                                                                         \
+    if (!(x)) {                                                                \
+      fprintf(stderr, "%s:%d: set-up failed: %s\n", __FILE__, __LINE__, #x);   \
+      exit(EXIT_FAILURE);                                                      \
+    }                                                                          \
   } while (0)
 
 static void setup_all(void) {
@@ -192,8 +243,8 @@ static void setup_all(void) {
   paseto_keygen(&sk, &pk);
 
   REQUIRE(rpc_server_new(NULL, &backend_srv) == ERR_OK);
-  REQUIRE(rpc_server_register(backend_srv, "gwtest.v1.Echo/Echo", echo,
-                              NULL) == ERR_OK);
+  REQUIRE(rpc_server_register(backend_srv, "gwtest.v1.Echo/Echo", echo, NULL) ==
+          ERR_OK);
   REQUIRE(rpc_server_start(backend_srv, "tcp://127.0.0.1:0") == ERR_OK);
   char url[64];
   snprintf(url, sizeof url, "tcp://127.0.0.1:%d", rpc_server_port(backend_srv));
@@ -319,7 +370,6 @@ static const char *hdr(const resp *r, const char *name) {
   return NULL;
 }
 
-
 /* headers: NULL-terminated list of "Name: value". */
 static resp *call(const char *method, const char *path, const char *body,
                   const char *const *headers, CURL *reuse) {
@@ -332,7 +382,8 @@ static resp *call(const char *method, const char *path, const char *body,
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
   if (strcmp(method, "HEAD") == 0) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   struct curl_slist *h = NULL;
-  for (const char *const *p = headers; p && *p; p++) h = curl_slist_append(h, *p);
+  for (const char *const *p = headers; p && *p; p++)
+    h = curl_slist_append(h, *p);
   if (body != NULL) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -369,7 +420,8 @@ static json_t *jget(json_t *v, const char *path) {
   char buf[256];
   str_copy(buf, path, sizeof buf);
   char *save = NULL;
-  for (char *t = strtok_r(buf, ".", &save); t && v; t = strtok_r(NULL, ".", &save))
+  for (char *t = strtok_r(buf, ".", &save); t && v;
+       t = strtok_r(NULL, ".", &save))
     v = json_object_get(v, t);
   return v;
 }
@@ -444,8 +496,8 @@ START_TEST(healthz_answers_ok_with_a_request_id) {
 END_TEST
 
 START_TEST(unknown_path_is_404_with_the_error_shape) {
-  const char *paths[] = {"/v1/nope", "/", "/v1/echo", "/v1/echo/a/b",
-                         "/v1/echo/", "/healthz/x"};
+  const char *paths[] = {"/v1/nope",     "/",         "/v1/echo",
+                         "/v1/echo/a/b", "/v1/echo/", "/healthz/x"};
   for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
     resp *r = call("GET", paths[i], NULL, NULL, NULL);
     if (strcmp(paths[i], "/v1/echo") == 0) {
@@ -476,12 +528,13 @@ START_TEST(body_without_json_content_type_is_415_and_keeps_the_connection) {
   resp *r = call("POST", "/v1/echo", "{\"name\":\"a\"}", h1, c);
   assert_error(r, 415, "INVALID_ARGUMENT");
   done(r);
-  const char *h2[] = {"X-Tenant: acme", "Content-Type: application/jsonx", NULL};
+  const char *h2[] = {"X-Tenant: acme", "Content-Type: application/jsonx",
+                      NULL};
   r = call("POST", "/v1/echo", "{}", h2, c);
   assert_error(r, 415, "INVALID_ARGUMENT");
   done(r);
-  const char *h3[] = {"X-Tenant: acme", "Content-Type: Application/JSON; charset=utf-8",
-                      NULL};
+  const char *h3[] = {"X-Tenant: acme",
+                      "Content-Type: Application/JSON; charset=utf-8", NULL};
   r = call("POST", "/v1/echo", "{\"name\":\"a\"}", h3, c);
   ck_assert_int_eq(r->status, 201);
   long conns = -1;
@@ -564,8 +617,8 @@ START_TEST(bad_json_is_400_naming_the_field) {
   assert_error(r, 400, "INVALID_ARGUMENT");
   ck_assert(has_detail(r, "", "malformed JSON"));
   done(r);
-  r = call("POST", "/v1/echo", "{\"name\":1,\"nope\":2,\"item\":{\"quantity\":\"x\"}}",
-           h, NULL);
+  r = call("POST", "/v1/echo",
+           "{\"name\":1,\"nope\":2,\"item\":{\"quantity\":\"x\"}}", h, NULL);
   assert_error(r, 400, "INVALID_ARGUMENT");
   ck_assert(has_detail(r, "name", ""));
   ck_assert(has_detail(r, "nope", "unknown field"));
@@ -587,7 +640,8 @@ START_TEST(bad_json_is_400_naming_the_field) {
 END_TEST
 
 START_TEST(path_query_and_body_reach_the_backend) {
-  resp *r = call("GET", "/v1/echo/it%2F1?limit=5&tags=a&tags=b", NULL, NULL, NULL);
+  resp *r =
+      call("GET", "/v1/echo/it%2F1?limit=5&tags=a&tags=b", NULL, NULL, NULL);
   ck_assert_int_eq(r->status, 200);
   ck_assert_str_eq(jstr(r, "request.id"), "it/1");
   ck_assert_int_eq(json_integer_value(jget(r->json, "request.limit")), 5);
@@ -601,7 +655,8 @@ START_TEST(path_query_and_body_reach_the_backend) {
   done(r);
   r = call("GET", "/v1/item/i9", NULL, NULL, NULL);
   ck_assert_int_eq(r->status, 200);
-  ck_assert_str_eq(r->body, "{\"id\":\"i9\",\"name\":\"\"}"); /* member, omitted */
+  ck_assert_str_eq(r->body,
+                   "{\"id\":\"i9\",\"name\":\"\"}"); /* member, omitted */
   done(r);
 }
 END_TEST
@@ -693,7 +748,8 @@ START_TEST(token_routes_need_a_valid_bearer_token) {
   const char *h2[] = {"Authorization: Bearer v4.public.garbage", NULL};
   r = call("DELETE", "/v1/echo/1", NULL, h2, NULL);
   assert_error(r, 401, "UNAUTHENTICATED");
-  ck_assert_str_eq(hdr(r, "WWW-Authenticate"), "Bearer error=\"invalid_token\"");
+  ck_assert_str_eq(hdr(r, "WWW-Authenticate"),
+                   "Bearer error=\"invalid_token\"");
   done(r);
   /* A token signed by a key the gateway does not know. */
   paseto_secret_key keep = sk;
@@ -791,12 +847,18 @@ START_TEST(backend_status_maps_and_5xx_hide_internals) {
   static const struct {
     const char *code;
     long status;
-  } t[] = {{"NOT_FOUND", 404},        {"ALREADY_EXISTS", 409},
-           {"ABORTED", 409},          {"FAILED_PRECONDITION", 400},
-           {"PERMISSION_DENIED", 403}, {"UNAUTHENTICATED", 401},
-           {"RESOURCE_EXHAUSTED", 429}, {"UNIMPLEMENTED", 501},
-           {"INTERNAL", 500},         {"DATA_LOSS", 500},
-           {"UNAVAILABLE", 503},      {"CANCELLED", 499}};
+  } t[] = {{"NOT_FOUND", 404},
+           {"ALREADY_EXISTS", 409},
+           {"ABORTED", 409},
+           {"FAILED_PRECONDITION", 400},
+           {"PERMISSION_DENIED", 403},
+           {"UNAUTHENTICATED", 401},
+           {"RESOURCE_EXHAUSTED", 429},
+           {"UNIMPLEMENTED", 501},
+           {"INTERNAL", 500},
+           {"DATA_LOSS", 500},
+           {"UNAVAILABLE", 503},
+           {"CANCELLED", 499}};
   const char *h[] = {"X-Tenant: acme", NULL};
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
     char body[128];
@@ -807,10 +869,12 @@ START_TEST(backend_status_maps_and_5xx_hide_internals) {
       ck_assert_ptr_null(strstr(r->body, "SELECT"));
       ck_assert_uint_eq(json_array_size(jget(r->json, "error.details")), 0);
     } else {
-      ck_assert_ptr_nonnull(strstr(jstr(r, "error.message"), "backend says no"));
+      ck_assert_ptr_nonnull(
+          strstr(jstr(r, "error.message"), "backend says no"));
       ck_assert(has_detail(r, "name", "not acceptable"));
     }
-    if (t[i].status == 401) ck_assert_str_eq(hdr(r, "WWW-Authenticate"), "Bearer");
+    if (t[i].status == 401)
+      ck_assert_str_eq(hdr(r, "WWW-Authenticate"), "Bearer");
     /* The backend's retry_after_ms (1500) in whole seconds, rounded up. */
     if (t[i].status == 429) ck_assert_str_eq(hdr(r, "Retry-After"), "2");
     done(r);
@@ -832,7 +896,8 @@ START_TEST(slow_backend_is_504_within_the_deadline) {
   resp *r = call("POST", "/v1/echo", "{\"sleep_ms\":4000}", h, NULL);
   assert_error(r, 504, "DEADLINE_EXCEEDED");
   ck_assert_msg(r->secs < DEADLINE_MS / 1000.0 + 2.0, "took %.2fs", r->secs);
-  ck_assert_msg(r->secs >= DEADLINE_MS / 1000.0 - 0.2, "too early %.2fs", r->secs);
+  ck_assert_msg(r->secs >= DEADLINE_MS / 1000.0 - 0.2, "too early %.2fs",
+                r->secs);
   done(r);
 }
 END_TEST
@@ -862,24 +927,28 @@ END_TEST
 START_TEST(cors_answers_allowed_origins_and_preflight) {
   const char *h1[] = {"Origin: https://app.example.com", NULL};
   resp *r = call("GET", "/v1/echo/1", NULL, h1, NULL);
-  ck_assert_str_eq(hdr(r, "Access-Control-Allow-Origin"), "https://app.example.com");
+  ck_assert_str_eq(hdr(r, "Access-Control-Allow-Origin"),
+                   "https://app.example.com");
   ck_assert_str_eq(hdr(r, "Vary"), "Origin");
-  ck_assert_ptr_nonnull(strstr(hdr(r, "Access-Control-Expose-Headers"), "X-Request-Id"));
+  ck_assert_ptr_nonnull(
+      strstr(hdr(r, "Access-Control-Expose-Headers"), "X-Request-Id"));
   done(r);
   const char *h2[] = {"Origin: https://evil.example.com", NULL};
   r = call("GET", "/v1/echo/1", NULL, h2, NULL);
   ck_assert_int_eq(r->status, 200);
   ck_assert_ptr_null(hdr(r, "Access-Control-Allow-Origin"));
   done(r);
-  const char *h3[] = {"Origin: https://app.example.com",
-                      "Access-Control-Request-Method: PATCH",
-                      "Access-Control-Request-Headers: authorization, content-type",
-                      NULL};
+  const char *h3[] = {
+      "Origin: https://app.example.com", "Access-Control-Request-Method: PATCH",
+      "Access-Control-Request-Headers: authorization, content-type", NULL};
   r = call("OPTIONS", "/v1/echo/1", NULL, h3, NULL);
   ck_assert_int_eq(r->status, 204);
-  ck_assert_str_eq(hdr(r, "Access-Control-Allow-Origin"), "https://app.example.com");
-  ck_assert_str_eq(hdr(r, "Access-Control-Allow-Methods"), "GET, PATCH, DELETE");
-  ck_assert_ptr_nonnull(strstr(hdr(r, "Access-Control-Allow-Headers"), "Authorization"));
+  ck_assert_str_eq(hdr(r, "Access-Control-Allow-Origin"),
+                   "https://app.example.com");
+  ck_assert_str_eq(hdr(r, "Access-Control-Allow-Methods"),
+                   "GET, PATCH, DELETE");
+  ck_assert_ptr_nonnull(
+      strstr(hdr(r, "Access-Control-Allow-Headers"), "Authorization"));
   ck_assert_ptr_nonnull(hdr(r, "Access-Control-Max-Age"));
   ck_assert_uint_eq(r->len, 0);
   done(r);
@@ -894,10 +963,11 @@ START_TEST(keep_alive_serves_many_requests_on_one_connection) {
   static const struct {
     const char *method, *path, *body;
     long status;
-  } seq[] = {{"GET", "/v1/echo/k", NULL, 200},  {"POST", "/v1/nope", "{}", 404},
-             {"GET", "/healthz", NULL, 200},    {"GET", "/v1/nope", NULL, 404},
-             {"PUT", "/v1/echo/1", NULL, 405},  {"OPTIONS", "/v1/echo/1", NULL, 204},
-             {"GET", "/v1/echo/%zz", NULL, 400}};
+  } seq[] = {
+      {"GET", "/v1/echo/k", NULL, 200},  {"POST", "/v1/nope", "{}", 404},
+      {"GET", "/healthz", NULL, 200},    {"GET", "/v1/nope", NULL, 404},
+      {"PUT", "/v1/echo/1", NULL, 405},  {"OPTIONS", "/v1/echo/1", NULL, 204},
+      {"GET", "/v1/echo/%zz", NULL, 400}};
   for (int i = 0; i < 21; i++) {
     size_t k = (size_t)i % (sizeof seq / sizeof seq[0]);
     resp *r = call(seq[k].method, seq[k].path, seq[k].body, NULL, c);
@@ -1044,9 +1114,13 @@ END_TEST
  * timer from ever firing) is cut after request_timeout_ms; a prompt one
  * on the same server is answered. */
 START_TEST(trickling_client_is_cut_after_the_request_timeout) {
-  server_config sc = {.bind_addr = "127.0.0.1", .routes = routes,
-                      .pipeline = pipe_, .workers = 2, .queue_depth = 8,
-                      .request_timeout_ms = 400, .max_conns_per_ip = 3};
+  server_config sc = {.bind_addr = "127.0.0.1",
+                      .routes = routes,
+                      .pipeline = pipe_,
+                      .workers = 2,
+                      .queue_depth = 8,
+                      .request_timeout_ms = 400,
+                      .max_conns_per_ip = 3};
   server *s2;
   ck_assert_int_eq(server_new(&sc, &s2), ERR_OK);
   ck_assert_int_eq(server_start(s2), ERR_OK);
@@ -1101,22 +1175,27 @@ END_TEST
 
 START_TEST(requests_in_flight_finish_during_a_drain) {
   /* A second server sharing the pipeline, drained while a call runs. */
-  server_config sc = {.bind_addr = "127.0.0.1", .routes = routes,
-                      .pipeline = pipe_, .workers = 1, .queue_depth = 1};
+  server_config sc = {.bind_addr = "127.0.0.1",
+                      .routes = routes,
+                      .pipeline = pipe_,
+                      .workers = 1,
+                      .queue_depth = 1};
   server *s2;
   ck_assert_int_eq(server_new(&sc, &s2), ERR_OK);
   ck_assert_int_eq(server_start(s2), ERR_OK);
   char saved[64];
   str_copy(saved, base, sizeof saved);
   snprintf(base, sizeof base, "http://127.0.0.1:%d", server_port(s2));
-  bg slow = {.method = "POST", .path = "/v1/echo", .body = "{\"sleep_ms\":600}"};
+  bg slow = {
+      .method = "POST", .path = "/v1/echo", .body = "{\"sleep_ms\":600}"};
   pthread_create(&slow.t, NULL, bg_run, &slow);
   int64_t until = time_mono_ms() + 3000;
   while (server_in_flight(s2) == 0 && time_mono_ms() < until) time_sleep_ms(5);
   ck_assert_int_eq(server_in_flight(s2), 1);
   /* While the only worker is busy a second request waits in the queue and
    * a third finds it full. */
-  bg queued = {.method = "POST", .path = "/v1/echo", .body = "{\"sleep_ms\":10}"};
+  bg queued = {
+      .method = "POST", .path = "/v1/echo", .body = "{\"sleep_ms\":10}"};
   pthread_create(&queued.t, NULL, bg_run, &queued);
   while (server_in_flight(s2) < 2 && time_mono_ms() < until) time_sleep_ms(5);
   time_sleep_ms(50);
@@ -1143,7 +1222,8 @@ int main(void) {
   tcase_add_test(tc, healthz_answers_ok_with_a_request_id);
   tcase_add_test(tc, unknown_path_is_404_with_the_error_shape);
   tcase_add_test(tc, wrong_method_is_405_with_allow);
-  tcase_add_test(tc, body_without_json_content_type_is_415_and_keeps_the_connection);
+  tcase_add_test(
+      tc, body_without_json_content_type_is_415_and_keeps_the_connection);
   tcase_add_test(tc, body_over_the_limit_is_413);
   tcase_add_test(tc, unframeable_transfer_encoding_is_411);
   tcase_add_test(tc, chunked_body_within_the_limit_is_read);

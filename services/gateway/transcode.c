@@ -56,8 +56,8 @@ static void merge_errors(pbjson_error *dst, const pbjson_error *src) {
 }
 
 int transcode_query_each(const char *query, size_t len, arena *a,
-                         transcode_query_fn fn, void *arg,
-                         const char **bad_key, size_t *bad_klen) {
+                         transcode_query_fn fn, void *arg, const char **bad_key,
+                         size_t *bad_klen) {
   if (len > TRANSCODE_MAX_QUERY) return ERR_TOOBIG;
   /* Count first, so an oversized query is refused before any work. */
   size_t pairs = 0;
@@ -160,8 +160,8 @@ static int parse_body(const char *body, size_t blen, json_t **obj,
   return ERR_OK;
 }
 
-int transcode_request(const route_match *match, const char *query,
-                      size_t qlen, const char *body, size_t blen, arena *a,
+int transcode_request(const route_match *match, const char *query, size_t qlen,
+                      const char *body, size_t blen, arena *a,
                       ProtobufCMessage **out, json_t **fields,
                       pbjson_error *err) {
   *out = NULL;
@@ -237,8 +237,8 @@ done:
   return rc;
 }
 
-static const ProtobufCFieldDescriptor *field_by_name(
-    const ProtobufCMessageDescriptor *d, const char *name) {
+static const ProtobufCFieldDescriptor *
+field_by_name(const ProtobufCMessageDescriptor *d, const char *name) {
   for (unsigned i = 0; i < d->n_fields; i++)
     if (strcmp(d->fields[i].name, name) == 0) return &d->fields[i];
   return NULL;
@@ -306,8 +306,8 @@ int transcode_reply(const route *r, const uint8_t *payload, size_t len,
                     size_t *jlen) {
   *json = NULL;
   json_t *v = NULL;
-  int rc = transcode_payload_value(r->response, r->reply_field, payload, len,
-                                   &v);
+  int rc =
+      transcode_payload_value(r->response, r->reply_field, payload, len, &v);
   if (rc != ERR_OK) return rc;
   if (r->omit != NULL)
     for (const char *const *o = r->omit; *o != NULL; o++)

@@ -58,8 +58,8 @@ typedef int (*transcode_query_fn)(void *arg, const char *key, size_t klen,
  * terminated), ERR_TOOBIG for a query over TRANSCODE_MAX_QUERY bytes or
  * more than TRANSCODE_MAX_QUERY_PARAMS pairs, ERR_NOMEM, or fn's code. */
 int transcode_query_each(const char *query, size_t len, arena *a,
-                         transcode_query_fn fn, void *arg,
-                         const char **bad_key, size_t *bad_klen) WARN_UNUSED;
+                         transcode_query_fn fn, void *arg, const char **bad_key,
+                         size_t *bad_klen) WARN_UNUSED;
 
 /* Builds the request message for match->route from the query string
  * (query[0..qlen), may be NULL when qlen is 0) and body[0..blen) (may be
@@ -68,8 +68,8 @@ int transcode_query_each(const char *query, size_t len, arena *a,
  * object (json_decref) - the rate limiter reads the login key from it.
  * Errors: ERR_INVAL with err listing every problem (a 400), ERR_NOMEM.
  * On failure *out (and *fields) are NULL. */
-int transcode_request(const route_match *match, const char *query,
-                      size_t qlen, const char *body, size_t blen, arena *a,
+int transcode_request(const route_match *match, const char *query, size_t qlen,
+                      const char *body, size_t blen, arena *a,
                       ProtobufCMessage **out, json_t **fields,
                       pbjson_error *err) WARN_UNUSED;
 

@@ -20,16 +20,33 @@ static const char *const kOmit[] = {"?request.cursor", "?request.name",
                                     "item.quantity", "envelope", NULL};
 
 static const route kRows[] = {
-    {.method = "GET", .path = "/v1/items", .service = "echo",
-     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
-     .status = 200, .hidden = kHidden},
-    {.method = "POST", .path = "/v1/items/{id}", .service = "echo",
-     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
-     .status = 201, .reply_field = "item", .hidden = kHidden,
+    {.method = "GET",
+     .path = "/v1/items",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .status = 200,
+     .hidden = kHidden},
+    {.method = "POST",
+     .path = "/v1/items/{id}",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .status = 201,
+     .reply_field = "item",
+     .hidden = kHidden,
      .login_key = "email"},
-    {.method = "GET", .path = "/v1/items/{id}", .service = "echo",
-     .rpc = "gwtest.v1.Echo/Echo", .request = REQ, .response = REP,
-     .status = 200, .hidden = kHidden, .omit = kOmit},
+    {.method = "GET",
+     .path = "/v1/items/{id}",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .status = 200,
+     .hidden = kHidden,
+     .omit = kOmit},
 };
 
 typedef struct fixture {
@@ -48,8 +65,7 @@ static int run(fixture *f, const char *method, const char *path,
     arena_init(&f->a, 0, 0);
   }
   ck_assert_int_eq(
-      route_match_path(f->t, method, path, strlen(path), &f->a, &f->m),
-      ERR_OK);
+      route_match_path(f->t, method, path, strlen(path), &f->a, &f->m), ERR_OK);
   ck_assert_int_eq(f->m.result, ROUTE_FOUND);
   ProtobufCMessage *m = NULL;
   json_decref(f->fields);
@@ -99,8 +115,11 @@ START_TEST(body_path_and_query_fill_one_message) {
   ck_assert_uint_eq(f.msg->n_tags, 2);
   ck_assert_str_eq(json_string_value(json_object_get(f.fields, "id")), "it 1");
 
-  ck_assert_int_eq(run(&f, "GET", "/v1/items", "limit=20&cursor=abc%3D%3D&tags=x&tags=y+z&flag=true&ratio=0.5", NULL),
-                   ERR_OK);
+  ck_assert_int_eq(
+      run(&f, "GET", "/v1/items",
+          "limit=20&cursor=abc%3D%3D&tags=x&tags=y+z&flag=true&ratio=0.5",
+          NULL),
+      ERR_OK);
   ck_assert_uint_eq(f.msg->limit, 20);
   ck_assert_str_eq(f.msg->cursor, "abc==");
   ck_assert_uint_eq(f.msg->n_tags, 2);
@@ -123,9 +142,10 @@ END_TEST
 
 START_TEST(malformed_json_is_a_document_error) {
   fixture f = {0};
-  const char *bodies[] = {"{", "{\"name\":}", "[1]", "\"x\"", "nul",
-                          "{\"name\":\"a\",\"name\":\"b\"}", "{} {}",
-                          "{\"name\":\"\xff\"}"};
+  const char *bodies[] = {"{",     "{\"name\":}",
+                          "[1]",   "\"x\"",
+                          "nul",   "{\"name\":\"a\",\"name\":\"b\"}",
+                          "{} {}", "{\"name\":\"\xff\"}"};
   for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
     ck_assert_msg(run(&f, "POST", "/v1/items/x", NULL, bodies[i]) == ERR_INVAL,
                   "%s accepted", bodies[i]);
@@ -159,9 +179,9 @@ END_TEST
 
 START_TEST(hidden_fields_are_unknown_from_every_source) {
   fixture f = {0};
-  ck_assert_int_eq(run(&f, "POST", "/v1/items/x", NULL,
-                       "{\"tenant_id\":\"t\",\"name\":7}"),
-                   ERR_INVAL);
+  ck_assert_int_eq(
+      run(&f, "POST", "/v1/items/x", NULL, "{\"tenant_id\":\"t\",\"name\":7}"),
+      ERR_INVAL);
   ck_assert(has_error(&f.err, "tenant_id", "unknown field"));
   ck_assert(has_error(&f.err, "name", "")); /* the rest is still checked */
   ck_assert_int_eq(run(&f, "GET", "/v1/items", "tenant_id=t", NULL), ERR_INVAL);
@@ -174,7 +194,8 @@ END_TEST
 
 START_TEST(path_parameter_and_body_must_agree) {
   fixture f = {0};
-  ck_assert_int_eq(run(&f, "POST", "/v1/items/x", NULL, "{\"id\":\"x\"}"), ERR_OK);
+  ck_assert_int_eq(run(&f, "POST", "/v1/items/x", NULL, "{\"id\":\"x\"}"),
+                   ERR_OK);
   ck_assert_int_eq(run(&f, "POST", "/v1/items/x", NULL, "{\"id\":\"y\"}"),
                    ERR_INVAL);
   ck_assert(has_error(&f.err, "id", "conflicts"));
@@ -184,15 +205,18 @@ END_TEST
 
 START_TEST(query_parameters_are_typed_by_the_message) {
   fixture f = {0};
-  ck_assert_int_eq(run(&f, "GET", "/v1/items", "limit=abc&flag=yes&nope=1&item=1", NULL),
-                   ERR_INVAL);
+  ck_assert_int_eq(
+      run(&f, "GET", "/v1/items", "limit=abc&flag=yes&nope=1&item=1", NULL),
+      ERR_INVAL);
   ck_assert(has_error(&f.err, "limit", ""));
   ck_assert(has_error(&f.err, "flag", ""));
   ck_assert(has_error(&f.err, "nope", "unknown field"));
   ck_assert(has_error(&f.err, "item", ""));
-  ck_assert_int_eq(run(&f, "GET", "/v1/items", "limit=1&limit=2", NULL), ERR_INVAL);
+  ck_assert_int_eq(run(&f, "GET", "/v1/items", "limit=1&limit=2", NULL),
+                   ERR_INVAL);
   ck_assert(has_error(&f.err, "limit", "conflicts"));
-  ck_assert_int_eq(run(&f, "GET", "/v1/items", "limit=99999999999", NULL), ERR_INVAL);
+  ck_assert_int_eq(run(&f, "GET", "/v1/items", "limit=99999999999", NULL),
+                   ERR_INVAL);
   ck_assert(has_error(&f.err, "limit", ""));
   /* A query parameter may not override a path parameter. */
   ck_assert_int_eq(run(&f, "GET", "/v1/items/a", "id=b", NULL), ERR_INVAL);
@@ -216,11 +240,14 @@ START_TEST(query_escapes_and_bounds) {
   fixture f = {0};
   ck_assert_int_eq(run(&f, "GET", "/v1/items", "cursor=%zz", NULL), ERR_INVAL);
   ck_assert(has_error(&f.err, "cursor", "percent"));
-  ck_assert_int_eq(run(&f, "GET", "/v1/items", "cursor=a%00b", NULL), ERR_INVAL);
-  ck_assert_int_eq(run(&f, "GET", "/v1/items", "cursor=%c3%28", NULL), ERR_INVAL);
+  ck_assert_int_eq(run(&f, "GET", "/v1/items", "cursor=a%00b", NULL),
+                   ERR_INVAL);
+  ck_assert_int_eq(run(&f, "GET", "/v1/items", "cursor=%c3%28", NULL),
+                   ERR_INVAL);
   ck_assert(has_error(&f.err, "cursor", ""));
   char q[TRANSCODE_MAX_QUERY_PARAMS * 4 + 16] = "";
-  for (int i = 0; i <= TRANSCODE_MAX_QUERY_PARAMS; i++) strcat(q, "&t=1"); /* banned-ok: test, sized */
+  for (int i = 0; i <= TRANSCODE_MAX_QUERY_PARAMS; i++)
+    strcat(q, "&t=1"); /* banned-ok: test, sized */
   ck_assert_int_eq(run(&f, "GET", "/v1/items", q, NULL), ERR_INVAL);
   ck_assert(has_error(&f.err, "", "too many"));
   char *big = malloc(TRANSCODE_MAX_QUERY + 10);
@@ -248,9 +275,9 @@ START_TEST(query_walk_reports_callback_errors) {
   arena_init(&a, 0, 0);
   int n = 0;
   const char *q = "a=1&b&stop=1&c=2";
-  ck_assert_int_eq(transcode_query_each(q, strlen(q), &a, count_pairs, &n,
-                                        NULL, NULL),
-                   ERR_CONFLICT);
+  ck_assert_int_eq(
+      transcode_query_each(q, strlen(q), &a, count_pairs, &n, NULL, NULL),
+      ERR_CONFLICT);
   ck_assert_int_eq(n, 3);
   arena_release(&a);
 }
@@ -276,7 +303,8 @@ START_TEST(reply_becomes_json_whole_or_one_member) {
   size_t jlen;
   ck_assert_int_eq(transcode_reply(&kRows[1], b, len, NULL, NULL, &json, &jlen),
                    ERR_OK);
-  ck_assert_str_eq(json, "{\"id\":\"i1\",\"name\":\"caf\xc3\xa9\",\"quantity\":2}");
+  ck_assert_str_eq(json,
+                   "{\"id\":\"i1\",\"name\":\"caf\xc3\xa9\",\"quantity\":2}");
   ck_assert_uint_eq(jlen, strlen(json));
   free(json);
   ck_assert_int_eq(transcode_reply(&kRows[0], b, len, NULL, NULL, &json, &jlen),
@@ -285,8 +313,9 @@ START_TEST(reply_becomes_json_whole_or_one_member) {
   ck_assert_ptr_nonnull(strstr(json, "\"item\":{\"id\":\"i1\""));
   free(json);
   json_t *extra = json_pack("{s:s}", "slug", "acme");
-  ck_assert_int_eq(transcode_reply(&kRows[1], b, len, "tenant", extra, &json, &jlen),
-                   ERR_OK);
+  ck_assert_int_eq(
+      transcode_reply(&kRows[1], b, len, "tenant", extra, &json, &jlen),
+      ERR_OK);
   ck_assert_ptr_nonnull(strstr(json, "\"tenant\":{\"slug\":\"acme\"}"));
   free(json);
   json_decref(extra);
@@ -305,7 +334,7 @@ START_TEST(omitted_members_leave_the_answer) {
   Gwtest__V1__EchoReply r = GWTEST__V1__ECHO_REPLY__INIT;
   Gwtest__V1__EchoRequest q = GWTEST__V1__ECHO_REQUEST__INIT;
   Gwtest__V1__Item it = GWTEST__V1__ITEM__INIT;
-  q.name = "kept";  /* "?request.name": only dropped when empty */
+  q.name = "kept"; /* "?request.name": only dropped when empty */
   it.id = "i";
   r.request = &q;
   r.item = &it;
@@ -335,9 +364,9 @@ START_TEST(undecodable_reply_is_a_protocol_error) {
   const uint8_t junk[] = {0x0a, 0xff, 0xff, 0xff};
   char *json = (char *)1;
   size_t jlen;
-  ck_assert_int_eq(transcode_reply(&kRows[0], junk, sizeof junk, NULL, NULL,
-                                   &json, &jlen),
-                   ERR_PROTO);
+  ck_assert_int_eq(
+      transcode_reply(&kRows[0], junk, sizeof junk, NULL, NULL, &json, &jlen),
+      ERR_PROTO);
   ck_assert_ptr_null(json);
 }
 END_TEST

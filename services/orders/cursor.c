@@ -9,14 +9,12 @@
 
 int cursor_encode(const char *id, char out[CURSOR_LEN + 1]) {
   uuid u;
-  if (id == NULL || uuid_parse(id, strlen(id), &u) != ERR_OK)
-    return ERR_INVAL;
+  if (id == NULL || uuid_parse(id, strlen(id), &u) != ERR_OK) return ERR_INVAL;
   char buf[sodium_base64_ENCODED_LEN(UUID_LEN,
                                      sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
   sodium_bin2base64(buf, sizeof buf, u.b, UUID_LEN,
                     sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  if (strlen(buf) != CURSOR_LEN)
-    return ERR_INTERNAL;
+  if (strlen(buf) != CURSOR_LEN) return ERR_INTERNAL;
   memcpy(out, buf, CURSOR_LEN + 1);
   return ERR_OK;
 }

@@ -108,8 +108,7 @@ static void outcome_reply(rpc_reply *reply, const store_result *res,
 /* After a commit: wake the relay; drop the menu when it changed. */
 static void after_commit(orders *o, const char *tid, bool menu_changed) {
   outbox_kick(o->c.events);
-  if (menu_changed)
-    (void)menucache_invalidate(o->c.menu, tid);
+  if (menu_changed) (void)menucache_invalidate(o->c.menu, tid);
 }
 
 /* The end of a store write: a failure (what failed) or an answer other
@@ -137,14 +136,13 @@ static void create_key(orders *o, const rpc_call *call, const caller *who,
                        vlist *v, uint8_t hash[IDEM_HASH_LEN], store_idem *k) {
   memset(k, 0, sizeof *k);
   const char *key = call->idempotency_key;
-  if (key[0] == '\0')
-    return;
+  if (key[0] == '\0') return;
   if (!validate_idempotency_key(key)) {
     vlist_add(v, "must be 1 to 255 printable characters", "idempotency_key");
     return;
   }
-  if (idem_request_hash(call->method, call->payload, call->payload_len,
-                        hash) != ERR_OK) {
+  if (idem_request_hash(call->method, call->payload, call->payload_len, hash) !=
+      ERR_OK) {
     vlist_add(v, "cannot be checked now", "idempotency_key");
     return;
   }
@@ -169,8 +167,7 @@ static void reply_answer(orders *o, rpc_reply *reply, const char *tid,
 
 /* ----------------------------------------------------------- products --- */
 
-static void reply_product(rpc_reply *reply, const model_product *p,
-                          int which) {
+static void reply_product(rpc_reply *reply, const model_product *p, int which) {
   wire_product w;
   wire_product_init(&w, p);
   if (which == 0) {
@@ -197,8 +194,7 @@ static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__CreateProductRequest,
                  orders__v1__create_product_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, &who))
-    goto out;
+  if (!authenticate(o, call, reply, &who)) goto out;
   vlist v;
   vlist_init(&v);
   validate_product_name(&v, "name", req->name);
@@ -207,8 +203,7 @@ static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   validate_price(&v, "price_cents", req->price_cents);
   bool has_stock = req->stock_present_case ==
                    ORDERS__V1__CREATE_PRODUCT_REQUEST__STOCK_PRESENT_STOCK;
-  if (has_stock)
-    validate_stock(&v, "stock", req->stock);
+  if (has_stock) validate_stock(&v, "stock", req->stock);
   int64_t threshold = PRODUCT_THRESHOLD_DEFAULT;
   if (req->low_stock_threshold_present_case ==
       ORDERS__V1__CREATE_PRODUCT_REQUEST__LOW_STOCK_THRESHOLD_PRESENT_LOW_STOCK_THRESHOLD) {
@@ -233,15 +228,15 @@ static void create_product(void *arg, const rpc_call *call, rpc_reply *reply) {
       .has_stock = has_stock,
       .stock = has_stock ? req->stock : 0,
       .threshold = threshold,
-      .active = req->active_present_case ==
-                        ORDERS__V1__CREATE_PRODUCT_REQUEST__ACTIVE_PRESENT_ACTIVE
-                    ? req->active
-                    : true,
+      .active =
+          req->active_present_case ==
+                  ORDERS__V1__CREATE_PRODUCT_REQUEST__ACTIVE_PRESENT_ACTIVE
+              ? req->active
+              : true,
       .max_products = o->c.max_products,
   };
   store_result res;
-  int rc = store_create_product(o->c.st, who.cl.tid, &in, &k, &res, &out,
-                                &ans);
+  int rc = store_create_product(o->c.st, who.cl.tid, &in, &k, &res, &out, &ans);
   if (store_idem_on(&k) && rc == ERR_OK &&
       (res.outcome == STORE_OK || res.outcome == STORE_REPLAY)) {
     reply_answer(o, reply, who.cl.tid, &res, &ans);
@@ -263,8 +258,7 @@ static void update_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__UpdateProductRequest,
                  orders__v1__update_product_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, &who))
-    goto out;
+  if (!authenticate(o, call, reply, &who)) goto out;
   vlist v;
   vlist_init(&v);
   store_product_patch p;
@@ -315,8 +309,7 @@ static void update_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   }
   if (req->version_present_case ==
       ORDERS__V1__UPDATE_PRODUCT_REQUEST__VERSION_PRESENT_VERSION) {
-    if (req->version < 1)
-      vlist_add(&v, "must be at least 1", "version");
+    if (req->version < 1) vlist_add(&v, "must be at least 1", "version");
     p.check_version = true;
     p.version = req->version;
   }
@@ -342,11 +335,9 @@ static void delete_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__DeleteProductRequest,
                  orders__v1__delete_product_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, &who))
-    goto out;
+  if (!authenticate(o, call, reply, &who)) goto out;
   char id[UUID_STR_LEN + 1];
-  if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
-    goto out;
+  if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK) goto out;
   store_result res;
   int rc = store_delete_product(o->c.st, who.cl.tid, id, &res);
   if (!write_done(o, reply, who.cl.tid, rc, &res, "delete the product",
@@ -362,14 +353,12 @@ out:
 static void get_product(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   store_products out = {0};
-  HANDLER_UNPACK(Orders__V1__GetProductRequest,
-                 orders__v1__get_product_request, req, 0);
+  HANDLER_UNPACK(Orders__V1__GetProductRequest, orders__v1__get_product_request,
+                 req, 0);
   caller who;
-  if (!authenticate(o, call, reply, &who))
-    goto out;
+  if (!authenticate(o, call, reply, &who)) goto out;
   char id[UUID_STR_LEN + 1];
-  if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
-    goto out;
+  if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK) goto out;
   int rc = store_get_product(o->c.st, who.cl.tid, id, who.staff, &out);
   if (rc == ERR_NOTFOUND) {
     rpc_reply_status(reply, RPC_NOT_FOUND, "product not found");
@@ -391,12 +380,10 @@ static int menu_bytes(orders *o, const char *tid, bool staff, uint8_t **buf,
                       size_t *len) {
   int64_t gen = 0;
   enum menucache_hit hit = menucache_get(o->c.menu, tid, staff, buf, len, &gen);
-  if (hit == MENUCACHE_HIT)
-    return ERR_OK;
+  if (hit == MENUCACHE_HIT) return ERR_OK;
   store_products ps = {0};
   int rc = store_list_products(o->c.st, tid, staff, o->c.max_products, &ps);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   wire_product *ws = calloc(ps.n ? ps.n : 1, sizeof *ws);
   Orders__V1__Product **ptrs = calloc(ps.n ? ps.n : 1, sizeof *ptrs);
   if (ws == NULL || ptrs == NULL) {
@@ -427,8 +414,7 @@ static void list_products(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__ListProductsRequest,
                  orders__v1__list_products_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, &who))
-    goto out;
+  if (!authenticate(o, call, reply, &who)) goto out;
   vlist v;
   vlist_init(&v);
   if (!validate_product_category(&v, "category", req->category)) {
@@ -452,8 +438,8 @@ static void list_products(void *arg, const rpc_call *call, rpc_reply *reply) {
     rpc_reply_status(reply, RPC_INTERNAL, "cannot read the menu");
     goto out;
   }
-  Orders__V1__Product **sel = calloc(all->n_products ? all->n_products : 1,
-                                     sizeof *sel);
+  Orders__V1__Product **sel =
+      calloc(all->n_products ? all->n_products : 1, sizeof *sel);
   if (sel == NULL) {
     rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
   } else {
@@ -483,8 +469,7 @@ static void create_table(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__CreateTableRequest,
                  orders__v1__create_table_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, &who))
-    goto out;
+  if (!authenticate(o, call, reply, &who)) goto out;
   vlist v;
   vlist_init(&v);
   validate_table_label(&v, "label", req->label);
@@ -505,8 +490,7 @@ static void create_table(void *arg, const rpc_call *call, rpc_reply *reply) {
     reply_answer(o, reply, who.cl.tid, &res, &ans);
     goto out;
   }
-  if (!write_done(o, reply, who.cl.tid, rc, &res, "create the table",
-                  "table"))
+  if (!write_done(o, reply, who.cl.tid, rc, &res, "create the table", "table"))
     goto out;
   wire_table w;
   wire_table_init(&w, &out.v[0]);
@@ -525,11 +509,10 @@ static void list_tables(void *arg, const rpc_call *call, rpc_reply *reply) {
   store_tables out = {0};
   wire_table *ws = NULL;
   Orders__V1__Table **ptrs = NULL;
-  HANDLER_UNPACK(Orders__V1__ListTablesRequest,
-                 orders__v1__list_tables_request, req, 0);
+  HANDLER_UNPACK(Orders__V1__ListTablesRequest, orders__v1__list_tables_request,
+                 req, 0);
   caller who;
-  if (!authenticate(o, call, reply, &who))
-    goto out;
+  if (!authenticate(o, call, reply, &who)) goto out;
   int rc = store_list_tables(o->c.st, who.cl.tid, TABLES_MAX, &out);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "list the tables");
@@ -565,8 +548,7 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__CreateOrderRequest,
                  orders__v1__create_order_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, &who))
-    goto out;
+  if (!authenticate(o, call, reply, &who)) goto out;
   /* Layer 1: the request on its own. */
   vlist v;
   vlist_init(&v);
@@ -610,8 +592,8 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   char table[UUID_STR_LEN + 1];
   uuid_canonical(req->table_id, table);
   uint8_t hash[IDEM_HASH_LEN];
-  if (idem && idem_request_hash(call->method, call->payload,
-                                call->payload_len, hash) != ERR_OK) {
+  if (idem && idem_request_hash(call->method, call->payload, call->payload_len,
+                                hash) != ERR_OK) {
     rpc_reply_status(reply, RPC_INTERNAL, "cannot hash the request");
     goto out;
   }
@@ -621,9 +603,9 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   if (rc != ERR_OK) {
     log_warn("cannot read the tenant's currency", "tenant_id", who.cl.tid,
              "error", err_str(rc));
-    rpc_reply_status(reply, rc == ERR_NOTFOUND ? RPC_FAILED_PRECONDITION
-                                               : RPC_UNAVAILABLE,
-                     "cannot read the tenant's currency now");
+    rpc_reply_status(
+        reply, rc == ERR_NOTFOUND ? RPC_FAILED_PRECONDITION : RPC_UNAVAILABLE,
+        "cannot read the tenant's currency now");
     goto out;
   }
   char id[UUID_STR_LEN + 1];
@@ -645,8 +627,8 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   };
   store_result res;
   int code = RPC_OK;
-  rc = store_create_order(o->c.st, who.cl.tid, &in, &res, &answer,
-                          &answer_len, &code);
+  rc = store_create_order(o->c.st, who.cl.tid, &in, &res, &answer, &answer_len,
+                          &code);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "create the order");
     goto out;
@@ -673,19 +655,17 @@ static void get_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   store_orders out = {0};
   wire_order *w = NULL;
-  HANDLER_UNPACK(Orders__V1__GetOrderRequest,
-                 orders__v1__get_order_request, req, 0);
+  HANDLER_UNPACK(Orders__V1__GetOrderRequest, orders__v1__get_order_request,
+                 req, 0);
   caller who;
-  if (!authenticate(o, call, reply, &who))
-    goto out;
+  if (!authenticate(o, call, reply, &who)) goto out;
   char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
-  if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
-    goto out;
+  if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK) goto out;
   uuid_canonical(who.cl.sub, self);
   /* A customer sees only their own orders: anybody else's is "not found",
    * exactly like another tenant's. */
-  int rc = store_get_order(o->c.st, who.cl.tid, id, who.staff ? NULL : self,
-                           &out);
+  int rc =
+      store_get_order(o->c.st, who.cl.tid, id, who.staff ? NULL : self, &out);
   if (rc == ERR_NOTFOUND) {
     rpc_reply_status(reply, RPC_NOT_FOUND, "order not found");
     goto out;
@@ -714,16 +694,14 @@ static void list_orders(void *arg, const rpc_call *call, rpc_reply *reply) {
   store_orders out = {0};
   wire_order *ws = NULL;
   Orders__V1__Order **ptrs = NULL;
-  HANDLER_UNPACK(Orders__V1__ListOrdersRequest,
-                 orders__v1__list_orders_request, req, 0);
+  HANDLER_UNPACK(Orders__V1__ListOrdersRequest, orders__v1__list_orders_request,
+                 req, 0);
   caller who;
-  if (!authenticate(o, call, reply, &who))
-    goto out;
+  if (!authenticate(o, call, reply, &who)) goto out;
   vlist v;
   vlist_init(&v);
   size_t limit = req->limit == 0 ? LIST_DEFAULT : req->limit;
-  if (limit > LIST_MAX)
-    vlist_add(&v, "must be between 1 and 100", "limit");
+  if (limit > LIST_MAX) vlist_add(&v, "must be between 1 and 100", "limit");
   if (req->status != OS_UNSPECIFIED && !orderstate_valid(req->status))
     vlist_add(&v, "is not an order status", "status");
   char before[UUID_STR_LEN + 1] = "";
@@ -778,8 +756,7 @@ static void change_status(orders *o, const caller *who, rpc_reply *reply,
   store_orders out = {0};
   store_result res;
   int rc = store_change_status(o->c.st, who->cl.tid, ch, &res, &out);
-  if (!write_done(o, reply, who->cl.tid, rc, &res, "change the order",
-                  "order"))
+  if (!write_done(o, reply, who->cl.tid, rc, &res, "change the order", "order"))
     goto out;
   wire_order *w = malloc(sizeof *w);
   if (w == NULL) {
@@ -809,8 +786,7 @@ static void update_order_status(void *arg, const rpc_call *call,
   HANDLER_UNPACK(Orders__V1__UpdateOrderStatusRequest,
                  orders__v1__update_order_status_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, &who))
-    goto out;
+  if (!authenticate(o, call, reply, &who)) goto out;
   vlist v;
   vlist_init(&v);
   validate_id(&v, "id", req->id);
@@ -844,11 +820,9 @@ static void cancel_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Orders__V1__CancelOrderRequest,
                  orders__v1__cancel_order_request, req, 0);
   caller who;
-  if (!authenticate(o, call, reply, &who))
-    goto out;
+  if (!authenticate(o, call, reply, &who)) goto out;
   char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
-  if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
-    goto out;
+  if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK) goto out;
   uuid_canonical(who.cl.sub, self);
   store_status_change ch = {
       .id = id,
@@ -868,13 +842,10 @@ int orders_new(const orders_config *cfg, orders **out) {
       cfg->menu == NULL || cfg->currency == NULL)
     return ERR_INVAL;
   orders *o = calloc(1, sizeof *o);
-  if (o == NULL)
-    return ERR_NOMEM;
+  if (o == NULL) return ERR_NOMEM;
   o->c = *cfg;
-  if (o->c.idem_ttl_ms <= 0)
-    o->c.idem_ttl_ms = 24LL * 3600 * 1000;
-  if (o->c.max_products == 0)
-    o->c.max_products = 1000;
+  if (o->c.idem_ttl_ms <= 0) o->c.idem_ttl_ms = 24LL * 3600 * 1000;
+  if (o->c.max_products == 0) o->c.max_products = 1000;
   static const char *const labels[] = {"result"};
   metrics_family *f = metrics_counter(
       "orders_created_total",

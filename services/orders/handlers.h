@@ -26,13 +26,13 @@
 #define ORDERS_METHOD(m) "orders.v1.Orders/" m
 
 typedef struct orders_config {
-  store *st;             /* required */
-  authn *verifier;       /* required */
-  menucache *menu;       /* required (may wrap no Redis) */
-  tenantcur *currency;   /* required */
-  outbox *events;        /* kicked after commits; NULL: not kicked */
-  int64_t idem_ttl_ms;   /* Idempotency-Key lifetime; 0 -> 24 h */
-  size_t max_products;   /* non-deleted products per tenant; 0 -> 1000 */
+  store *st;           /* required */
+  authn *verifier;     /* required */
+  menucache *menu;     /* required (may wrap no Redis) */
+  tenantcur *currency; /* required */
+  outbox *events;      /* kicked after commits; NULL: not kicked */
+  int64_t idem_ttl_ms; /* Idempotency-Key lifetime; 0 -> 24 h */
+  size_t max_products; /* non-deleted products per tenant; 0 -> 1000 */
 } orders_config;
 
 typedef struct orders orders;

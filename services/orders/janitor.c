@@ -19,8 +19,7 @@ void janitor_run_once(const janitor_options *o) {
     rc = store_expire_idempotency(o->st, EXPIRE_BATCH, &deleted);
   } while (rc == ERR_OK && deleted == EXPIRE_BATCH);
   if (rc != ERR_OK)
-    log_warn("janitor: expiring idempotency keys failed", "error",
-             err_str(rc));
+    log_warn("janitor: expiring idempotency keys failed", "error", err_str(rc));
   size_t owed = menucache_retry(o->menu);
   if (owed > 0) {
     char n[24];
@@ -33,8 +32,7 @@ static void janitor_round(void *arg) { janitor_run_once(arg); }
 
 int janitor_start(janitor_options *o, periodic **out) {
   *out = NULL;
-  if (o == NULL || o->st == NULL || o->interval_ms <= 0)
-    return ERR_INVAL;
+  if (o == NULL || o->st == NULL || o->interval_ms <= 0) return ERR_INVAL;
   periodic_options po = {.name = "janitor",
                          .interval_ms = o->interval_ms,
                          .fn = janitor_round,

@@ -16,8 +16,8 @@
 #include "services/orders/store.h"
 
 typedef struct janitor_options {
-  store *st;         /* required */
-  menucache *menu;   /* may be NULL */
+  store *st;           /* required */
+  menucache *menu;     /* may be NULL */
   int64_t interval_ms; /* > 0 */
 } janitor_options;
 

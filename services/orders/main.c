@@ -25,61 +25,103 @@
 #define SOURCE "orders"
 
 static const cfg_entry config[] = {
-    {.name = "AUTH_ADDR", .kind = CFG_URL, .required = true,
+    {.name = "AUTH_ADDR",
+     .kind = CFG_URL,
+     .required = true,
      .description = "auth service RPC address list (token keys)"},
-    {.name = "AUTH_ISSUER", .kind = CFG_STRING, .def = "auth",
+    {.name = "AUTH_ISSUER",
+     .kind = CFG_STRING,
+     .def = "auth",
      .description = "required iss claim of access tokens"},
-    {.name = "TENANTS_ADDR", .kind = CFG_URL, .required = true,
+    {.name = "TENANTS_ADDR",
+     .kind = CFG_URL,
+     .required = true,
      .description = "tenants service RPC address list (GetTenant: currency)"},
-    {.name = "REDIS_URL", .kind = CFG_URL,
+    {.name = "REDIS_URL",
+     .kind = CFG_URL,
      .description = "Redis: menu cache, token revocations; unset: none"},
-    {.name = "BUS_LISTEN", .kind = CFG_URL,
+    {.name = "BUS_LISTEN",
+     .kind = CFG_URL,
      .description = "nng URL the event publisher listens on; unset: "
                     "events only through Replay"},
-    {.name = "AUTH_EVENTS", .kind = CFG_STRING, .def = "",
+    {.name = "AUTH_EVENTS",
+     .kind = CFG_STRING,
+     .def = "",
      .description = "auth's bus publishers (auth.revoked), for authn"},
-    {.name = "TENANTS_EVENTS", .kind = CFG_STRING, .def = "",
+    {.name = "TENANTS_EVENTS",
+     .kind = CFG_STRING,
+     .def = "",
      .description = "tenants' bus publishers (tenants.changed): "
                     "suspensions and currency changes at once"},
-    {.name = "ORDERS_DB_ROLE", .kind = CFG_STRING, .def = "orders_app",
+    {.name = "ORDERS_DB_ROLE",
+     .kind = CFG_STRING,
+     .def = "orders_app",
      .description = "role each transaction switches to (RLS); empty: none"},
-    {.name = "ORDERS_MENU_CACHE_TTL", .kind = CFG_DURATION_MS, .def = "60s",
-     .min = 1000, .max = 86400000,
+    {.name = "ORDERS_MENU_CACHE_TTL",
+     .kind = CFG_DURATION_MS,
+     .def = "60s",
+     .min = 1000,
+     .max = 86400000,
      .description = "lifetime of a cached menu in Redis"},
-    {.name = "ORDERS_CURRENCY_CACHE_TTL", .kind = CFG_DURATION_MS,
-     .def = "60s", .min = 1000, .max = 86400000,
+    {.name = "ORDERS_CURRENCY_CACHE_TTL",
+     .kind = CFG_DURATION_MS,
+     .def = "60s",
+     .min = 1000,
+     .max = 86400000,
      .description = "how long a tenant's currency is remembered"},
-    {.name = "ORDERS_TENANTS_TIMEOUT", .kind = CFG_DURATION_MS, .def = "2s",
-     .min = 50, .max = 60000,
+    {.name = "ORDERS_TENANTS_TIMEOUT",
+     .kind = CFG_DURATION_MS,
+     .def = "2s",
+     .min = 50,
+     .max = 60000,
      .description = "deadline of a GetTenant call for the currency"},
-    {.name = "ORDERS_IDEMPOTENCY_TTL", .kind = CFG_DURATION_MS, .def = "24h",
-     .min = 1000, .max = 604800000,
+    {.name = "ORDERS_IDEMPOTENCY_TTL",
+     .kind = CFG_DURATION_MS,
+     .def = "24h",
+     .min = 1000,
+     .max = 604800000,
      .description = "how long an Idempotency-Key and its answer are kept"},
-    {.name = "ORDERS_MAX_PRODUCTS", .kind = CFG_INT, .def = "1000", .min = 1,
-     .max = 10000, .description = "non-deleted products per tenant"},
-    {.name = "ORDERS_JANITOR_INTERVAL", .kind = CFG_DURATION_MS, .def = "60s",
-     .min = 100, .max = 86400000,
+    {.name = "ORDERS_MAX_PRODUCTS",
+     .kind = CFG_INT,
+     .def = "1000",
+     .min = 1,
+     .max = 10000,
+     .description = "non-deleted products per tenant"},
+    {.name = "ORDERS_JANITOR_INTERVAL",
+     .kind = CFG_DURATION_MS,
+     .def = "60s",
+     .min = 100,
+     .max = 86400000,
      .description = "expired-key deletion / cache retry period"},
-    {.name = "ORDERS_OUTBOX_POLL", .kind = CFG_DURATION_MS, .def = "1s",
-     .min = 10, .max = 60000,
+    {.name = "ORDERS_OUTBOX_POLL",
+     .kind = CFG_DURATION_MS,
+     .def = "1s",
+     .min = 10,
+     .max = 60000,
      .description = "relay poll period when not woken by a commit"},
-    {.name = "ORDERS_OUTBOX_KEEP", .kind = CFG_DURATION_MS, .def = "168h",
-     .min = 60000, .max = 31622400000LL,
+    {.name = "ORDERS_OUTBOX_KEEP",
+     .kind = CFG_DURATION_MS,
+     .def = "168h",
+     .min = 60000,
+     .max = 31622400000LL,
      .description = "how long published events stay available to Replay"},
 #ifdef TEST_HOOKS
     /* Only in the orders_testhooks binary (BUILD): the shipped binary has
      * neither the setting nor the code path. */
-    {.name = "ORDERS_TEST_RELAY_DELAY", .kind = CFG_DURATION_MS, .def = "0",
-     .min = 0, .max = 600000,
+    {.name = "ORDERS_TEST_RELAY_DELAY",
+     .kind = CFG_DURATION_MS,
+     .def = "0",
+     .min = 0,
+     .max = 600000,
      .description = "TEST HOOK: every event waits this long before the "
                     "relay publishes it (kill -9 tests)"},
 #endif
 };
 
 typedef struct app {
-  cache *redis;         /* the runtime's; NULL without REDIS_URL */
-  rpc_client *auth;     /* the runtime's */
-  authn *verifier;      /* the runtime's */
+  cache *redis;     /* the runtime's; NULL without REDIS_URL */
+  rpc_client *auth; /* the runtime's */
+  authn *verifier;  /* the runtime's */
   store *store;
   rpc_client *tenants;
   bus_subscriber *events_in;
@@ -102,8 +144,8 @@ typedef struct app {
  * the relay thread delays exactly the publication. */
 static void relay_delay(void *arg) {
   app *a = arg;
-  for (int64_t left = a->relay_delay_ms;
-       left > 0 && !atomic_load(&a->stopping); left -= 50)
+  for (int64_t left = a->relay_delay_ms; left > 0 && !atomic_load(&a->stopping);
+       left -= 50)
     time_sleep_ms(left < 50 ? left : 50);
 }
 #endif
@@ -120,7 +162,8 @@ static int on_event(void *arg, const Rpc__V1__Event *ev) {
 }
 
 static int subscribe(app *a, const cfg *c) {
-  const char *au = cfg_str(c, "AUTH_EVENTS"), *te = cfg_str(c, "TENANTS_EVENTS");
+  const char *au = cfg_str(c, "AUTH_EVENTS"),
+             *te = cfg_str(c, "TENANTS_EVENTS");
   au = au ? au : "";
   te = te ? te : "";
   if (au[0] == '\0' && te[0] == '\0') {
@@ -133,12 +176,9 @@ static int subscribe(app *a, const cfg *c) {
   bus_subscriber_options o;
   bus_subscriber_options_init(&o);
   int rc = bus_subscriber_new(addr, on_event, a, &o, &a->events_in);
-  if (rc == ERR_OK)
-    rc = bus_subscribe_exact(a->events_in, AUTHN_TOPIC_REVOKED);
-  if (rc == ERR_OK)
-    rc = bus_subscribe_exact(a->events_in, AUTHN_TOPIC_TENANTS);
-  if (rc == ERR_OK)
-    rc = bus_subscriber_start(a->events_in);
+  if (rc == ERR_OK) rc = bus_subscribe_exact(a->events_in, AUTHN_TOPIC_REVOKED);
+  if (rc == ERR_OK) rc = bus_subscribe_exact(a->events_in, AUTHN_TOPIC_TENANTS);
+  if (rc == ERR_OK) rc = bus_subscriber_start(a->events_in);
   if (rc != ERR_OK)
     log_error("cannot subscribe to AUTH_EVENTS/TENANTS_EVENTS", "error",
               err_str(rc));
@@ -184,10 +224,8 @@ static int orders_init(svc *s, void *arg) {
   rc = svc_redis_open(
       s, &cc, "REDIS_URL not set: no menu cache, no Redis revocation checks",
       &a->redis);
-  if (rc == ERR_OK)
-    rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc == ERR_OK) rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
+  if (rc != ERR_OK) return rc;
   rc = svc_rpc_client_new(s, cfg_str(c, "TENANTS_ADDR"), NULL, &a->tenants);
   if (rc != ERR_OK) {
     log_error("bad TENANTS_ADDR", "error", err_str(rc));
@@ -196,16 +234,12 @@ static int orders_init(svc *s, void *arg) {
   rc = menucache_new(a->redis, cfg_duration_ms(c, "ORDERS_MENU_CACHE_TTL"),
                      &a->menu);
   if (rc == ERR_OK)
-    rc = tenantcur_new(a->tenants,
-                       cfg_duration_ms(c, "ORDERS_CURRENCY_CACHE_TTL"),
-                       (uint32_t)cfg_duration_ms(c, "ORDERS_TENANTS_TIMEOUT"),
-                       &a->currency);
-  if (rc == ERR_OK)
-    rc = subscribe(a, c);
-  if (rc == ERR_OK)
-    rc = open_events(s, a);
-  if (rc != ERR_OK)
-    return rc;
+    rc = tenantcur_new(
+        a->tenants, cfg_duration_ms(c, "ORDERS_CURRENCY_CACHE_TTL"),
+        (uint32_t)cfg_duration_ms(c, "ORDERS_TENANTS_TIMEOUT"), &a->currency);
+  if (rc == ERR_OK) rc = subscribe(a, c);
+  if (rc == ERR_OK) rc = open_events(s, a);
+  if (rc != ERR_OK) return rc;
   orders_config oc = {
       .st = a->store,
       .verifier = a->verifier,
@@ -216,12 +250,9 @@ static int orders_init(svc *s, void *arg) {
       .max_products = (size_t)cfg_int(c, "ORDERS_MAX_PRODUCTS"),
   };
   rc = orders_new(&oc, &a->handlers);
-  if (rc == ERR_OK)
-    rc = orders_register(a->handlers, svc_rpc(s));
-  if (rc == ERR_OK)
-    rc = eventpub_start(a->events, svc_rpc(s));
-  if (rc != ERR_OK)
-    return rc;
+  if (rc == ERR_OK) rc = orders_register(a->handlers, svc_rpc(s));
+  if (rc == ERR_OK) rc = eventpub_start(a->events, svc_rpc(s));
+  if (rc != ERR_OK) return rc;
   a->jo = (janitor_options){
       .st = a->store,
       .menu = a->menu,

@@ -29,10 +29,9 @@ static const char fill_script[] =
     "return 1\n";
 
 /* KEYS[1] gen, KEYS[2..3] entries. */
-static const char invalidate_script[] =
-    "redis.call('INCR', KEYS[1])\n"
-    "redis.call('DEL', KEYS[2], KEYS[3])\n"
-    "return 1\n";
+static const char invalidate_script[] = "redis.call('INCR', KEYS[1])\n"
+                                        "redis.call('DEL', KEYS[2], KEYS[3])\n"
+                                        "return 1\n";
 
 struct menucache {
   cache *redis;
@@ -64,8 +63,7 @@ int menucache_parse(const char *val, size_t len, int64_t *gen,
     g = g * 10 + (val[i] - '0');
     i++;
   }
-  if (i == 0 || i >= len || val[i] != ' ')
-    return ERR_INVAL;
+  if (i == 0 || i >= len || val[i] != ' ') return ERR_INVAL;
   *gen = g;
   *payload_off = i + 1;
   return ERR_OK;
@@ -73,11 +71,9 @@ int menucache_parse(const char *val, size_t len, int64_t *gen,
 
 int menucache_new(cache *redis, int64_t ttl_ms, menucache **out) {
   *out = NULL;
-  if (ttl_ms <= 0)
-    return ERR_INVAL;
+  if (ttl_ms <= 0) return ERR_INVAL;
   menucache *m = calloc(1, sizeof *m);
-  if (m == NULL)
-    return ERR_NOMEM;
+  if (m == NULL) return ERR_NOMEM;
   m->redis = redis;
   m->ttl_ms = ttl_ms;
   int rc = cache_script_new(invalidate_script, &m->invalidate);
@@ -87,9 +83,9 @@ int menucache_new(cache *redis, int64_t ttl_ms, menucache **out) {
   }
   pthread_mutex_init(&m->mu, NULL);
   static const char *const labels[] = {"result"};
-  metrics_family *f = metrics_counter(
-      "orders_menu_cache_total", "ListProducts lookups by cache result", 1,
-      labels);
+  metrics_family *f =
+      metrics_counter("orders_menu_cache_total",
+                      "ListProducts lookups by cache result", 1, labels);
   const char *h[] = {"hit"}, *mi[] = {"miss"}, *s[] = {"skip"};
   m->hit = metrics_child_get(f, h);
   m->miss = metrics_child_get(f, mi);
@@ -105,19 +101,18 @@ int menucache_new(cache *redis, int64_t ttl_ms, menucache **out) {
 }
 
 void menucache_free(menucache *m) {
-  if (m == NULL)
-    return;
+  if (m == NULL) return;
   cache_script_free(m->invalidate);
   pthread_mutex_destroy(&m->mu);
   free(m);
 }
 
-/* ----------------------------------------------------- owed invalidations --- */
+/* ----------------------------------------------------- owed invalidations ---
+ */
 
 static bool pending_has(menucache *m, const char *tid) {
   for (size_t i = 0; i < m->npending; i++)
-    if (strcmp(m->pending[i], tid) == 0)
-      return true;
+    if (strcmp(m->pending[i], tid) == 0) return true;
   return false;
 }
 
@@ -156,11 +151,9 @@ static int send_invalidate(menucache *m, const char *tid) {
 }
 
 int menucache_invalidate(menucache *m, const char *tid) {
-  if (m == NULL || m->redis == NULL)
-    return ERR_OK;
+  if (m == NULL || m->redis == NULL) return ERR_OK;
   int rc = send_invalidate(m, tid);
-  if (rc == ERR_OK)
-    return ERR_OK;
+  if (rc == ERR_OK) return ERR_OK;
   metrics_inc(m->errors);
   log_warn("menu cache invalidation failed; retrying later", "tenant_id", tid,
            "error", err_str(rc));
@@ -169,18 +162,15 @@ int menucache_invalidate(menucache *m, const char *tid) {
 }
 
 size_t menucache_retry(menucache *m) {
-  if (m == NULL || m->redis == NULL)
-    return 0;
+  if (m == NULL || m->redis == NULL) return 0;
   char tid[UUID_STR_LEN + 1];
   size_t left = 0;
   for (;;) {
     pthread_mutex_lock(&m->mu);
     left = m->npending;
-    if (left > 0)
-      memcpy(tid, m->pending[left - 1], sizeof tid);
+    if (left > 0) memcpy(tid, m->pending[left - 1], sizeof tid);
     pthread_mutex_unlock(&m->mu);
-    if (left == 0)
-      return 0;
+    if (left == 0) return 0;
     if (send_invalidate(m, tid) != ERR_OK) {
       metrics_inc(m->errors);
       return left;
@@ -196,8 +186,7 @@ enum menucache_hit menucache_get(menucache *m, const char *tid, bool staff,
   *val = NULL;
   *len = 0;
   *gen = 0;
-  if (m == NULL || m->redis == NULL)
-    return MENUCACHE_SKIP;
+  if (m == NULL || m->redis == NULL) return MENUCACHE_SKIP;
   pthread_mutex_lock(&m->mu);
   bool owed = pending_has(m, tid);
   bool skip_all = m->skip_all_until_ms > time_mono_ms();
@@ -260,8 +249,7 @@ enum menucache_hit menucache_get(menucache *m, const char *tid, bool staff,
 
 void menucache_put(menucache *m, const char *tid, bool staff, int64_t gen,
                    const uint8_t *val, size_t len) {
-  if (m == NULL || m->redis == NULL)
-    return;
+  if (m == NULL || m->redis == NULL) return;
   char g[KEY_MAX], k[KEY_MAX], gs[24], ttl[24];
   menucache_gen_key(tid, g, sizeof g);
   menucache_val_key(tid, staff, k, sizeof k);
@@ -269,15 +257,13 @@ void menucache_put(menucache *m, const char *tid, bool staff, int64_t gen,
   snprintf(ttl, sizeof ttl, "%" PRId64, m->ttl_ms);
   size_t glen = strlen(gs);
   char *entry = malloc(glen + 1 + len + 1);
-  if (entry == NULL)
-    return;
+  if (entry == NULL) return;
   memcpy(entry, gs, glen);
   entry[glen] = ' ';
-  if (len > 0)
-    memcpy(entry + glen + 1, val, len);
+  if (len > 0) memcpy(entry + glen + 1, val, len);
   const char *argv[] = {"EVAL", fill_script, "2", g, k, gs, entry, ttl};
-  size_t lens[] = {4, strlen(fill_script), 1, strlen(g), strlen(k),
-                   glen, glen + 1 + len, strlen(ttl)};
+  size_t lens[] = {4,    strlen(fill_script), 1,          strlen(g), strlen(k),
+                   glen, glen + 1 + len,      strlen(ttl)};
   cache_reply *r = NULL;
   int rc = cache_command(m->redis, true, 8, argv, lens, &r);
   cache_reply_free(r);

@@ -20,7 +20,7 @@
 typedef struct model_product {
   const char *id, *name, *description, *category;
   int64_t price_cents;
-  bool has_stock;          /* false: unlimited */
+  bool has_stock; /* false: unlimited */
   int64_t stock;
   int64_t low_stock_threshold;
   bool active;
@@ -43,8 +43,8 @@ typedef struct model_item {
 typedef struct model_order {
   const char *id;
   order_status status;
-  const char *currency;    /* ISO 4217, upper case */
-  const char *table_id;    /* "" = none */
+  const char *currency; /* ISO 4217, upper case */
+  const char *table_id; /* "" = none */
   const char *notes;
   const char *customer_id; /* "" = none */
   int64_t total_cents;

@@ -61,7 +61,8 @@ START_TEST(product_fields_have_bounds) {
 END_TEST
 
 START_TEST(order_request_rules_name_each_line) {
-  const char *ids[] = {PID1, "not-a-uuid", PID2, "01890A5D-AC96-774B-BCCE-B302099A8057", ""};
+  const char *ids[] = {PID1, "not-a-uuid", PID2,
+                       "01890A5D-AC96-774B-BCCE-B302099A8057", ""};
   int32_t q[] = {1, 2, 0, 3, 100};
   vlist v;
   vlist_init(&v);
@@ -79,8 +80,8 @@ START_TEST(order_request_rules_name_each_line) {
   ck_assert(!vlist_has(&v, "notes"));
 
   vlist_init(&v);
-  ck_assert(validate_order_request(&v, 2, ids + 2, (int32_t[]){99, 1}, "",
-                                   "", ""));
+  ck_assert(
+      validate_order_request(&v, 2, ids + 2, (int32_t[]){99, 1}, "", "", ""));
   ck_assert(!validate_order_request(&v, 0, NULL, NULL, "", "", ""));
   ck_assert(vlist_has(&v, "items"));
   vlist_init(&v);
@@ -117,12 +118,12 @@ END_TEST
 /* ---------------------------------------------------------- orderstate --- */
 
 START_TEST(status_moves_one_step_forward_or_cancel) {
-  order_status all[] = {OS_UNSPECIFIED, OS_PENDING, OS_CONFIRMED, OS_PREPARING,
-                        OS_READY, OS_DELIVERED, OS_CANCELLED};
+  order_status all[] = {OS_UNSPECIFIED, OS_PENDING, OS_CONFIRMED,
+                        OS_PREPARING,   OS_READY,   OS_DELIVERED,
+                        OS_CANCELLED};
   int legal = 0;
   for (size_t i = 0; i < 7; i++)
-    for (size_t j = 0; j < 7; j++)
-      legal += orderstate_can_move(all[i], all[j]);
+    for (size_t j = 0; j < 7; j++) legal += orderstate_can_move(all[i], all[j]);
   /* 4 forward steps + 3 cancellations */
   ck_assert_int_eq(legal, 7);
   ck_assert(orderstate_can_move(OS_PENDING, OS_CONFIRMED));
@@ -210,7 +211,8 @@ START_TEST(cursors_round_trip_and_refuse_forgeries) {
     ck_assert_str_eq(id, u);
     for (const char *p = c; *p; p++)
       ck_assert(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                       "0123456789-_", *p) != NULL);
+                       "0123456789-_",
+                       *p) != NULL);
   }
   ck_assert_int_eq(cursor_encode("nope", c), ERR_INVAL);
   ck_assert_int_eq(cursor_decode("", id), ERR_INVAL);
@@ -324,10 +326,16 @@ START_TEST(orders_map_to_protobuf) {
 END_TEST
 
 START_TEST(products_keep_stock_presence) {
-  model_product p = {.id = PID1, .name = "Soup", .description = "",
-                     .category = "starters", .price_cents = 450,
-                     .has_stock = false, .low_stock_threshold = 5,
-                     .active = true, .version = 3, .created_ms = 0,
+  model_product p = {.id = PID1,
+                     .name = "Soup",
+                     .description = "",
+                     .category = "starters",
+                     .price_cents = 450,
+                     .has_stock = false,
+                     .low_stock_threshold = 5,
+                     .active = true,
+                     .version = 3,
+                     .created_ms = 0,
                      .updated_ms = 0};
   uint8_t *buf = NULL;
   size_t len = 0;
@@ -387,8 +395,7 @@ START_TEST(menu_cache_without_redis_reads_the_database) {
   uint8_t *v = NULL;
   size_t len = 0;
   int64_t gen = -1;
-  ck_assert_int_eq(menucache_get(m, TID, true, &v, &len, &gen),
-                   MENUCACHE_SKIP);
+  ck_assert_int_eq(menucache_get(m, TID, true, &v, &len, &gen), MENUCACHE_SKIP);
   ck_assert_ptr_null(v);
   menucache_put(m, TID, true, 0, (const uint8_t *)"x", 1);
   ck_assert_int_eq(menucache_invalidate(m, TID), ERR_OK);
@@ -414,8 +421,7 @@ START_TEST(menu_cache_with_redis_down_owes_invalidations) {
   ck_assert_int_eq(menucache_invalidate(m, TID), ERR_UNAVAILABLE);
   ck_assert_int_eq(menucache_invalidate(m, TID), ERR_UNAVAILABLE);
   ck_assert_uint_eq(menucache_retry(m), 1); /* owed once, still owed */
-  ck_assert_int_eq(menucache_get(m, TID, true, &v, &len, &gen),
-                   MENUCACHE_SKIP);
+  ck_assert_int_eq(menucache_get(m, TID, true, &v, &len, &gen), MENUCACHE_SKIP);
   menucache_put(m, TID, true, 0, (const uint8_t *)"x", 1); /* no crash */
   menucache_free(m);
   cache_free(redis);
@@ -481,8 +487,8 @@ END_TEST
  * recorded outcome override rc.) */
 START_TEST(store_errors_win_over_answers_recorded_before_them) {
   static const enum store_outcome answers[] = {
-      STORE_NOT_FOUND,    STORE_STALE,  STORE_INVALID,    STORE_PRECONDITION,
-      STORE_EXISTS,       STORE_REPLAY, STORE_KEY_REUSED, STORE_KEY_BUSY};
+      STORE_NOT_FOUND, STORE_STALE,  STORE_INVALID,    STORE_PRECONDITION,
+      STORE_EXISTS,    STORE_REPLAY, STORE_KEY_REUSED, STORE_KEY_BUSY};
   static const int errors[] = {ERR_UNAVAILABLE, ERR_TIMEOUT, ERR_DB,
                                ERR_CONFLICT,    ERR_NOMEM,   ERR_INVAL};
   for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {

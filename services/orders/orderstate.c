@@ -17,31 +17,26 @@ static const struct {
 
 const char *orderstate_name(order_status s) {
   for (size_t i = 0; i < NNAMES; i++)
-    if (names[i].s == s)
-      return names[i].name;
+    if (names[i].s == s) return names[i].name;
   return NULL;
 }
 
 order_status orderstate_parse(const char *text) {
-  if (text == NULL)
-    return OS_UNSPECIFIED;
+  if (text == NULL) return OS_UNSPECIFIED;
   for (size_t i = 0; i < NNAMES; i++)
-    if (strcmp(names[i].name, text) == 0)
-      return names[i].s;
+    if (strcmp(names[i].name, text) == 0) return names[i].s;
   return OS_UNSPECIFIED;
 }
 
 bool orderstate_valid(order_status s) { return orderstate_name(s) != NULL; }
 
 bool orderstate_can_cancel(order_status s, bool staff) {
-  if (!staff)
-    return s == OS_PENDING;
+  if (!staff) return s == OS_PENDING;
   return s == OS_PENDING || s == OS_CONFIRMED || s == OS_PREPARING;
 }
 
 bool orderstate_can_move(order_status from, order_status to) {
-  if (to == OS_CANCELLED)
-    return orderstate_can_cancel(from, true);
+  if (to == OS_CANCELLED) return orderstate_can_cancel(from, true);
   switch (from) {
   case OS_PENDING:
     return to == OS_CONFIRMED;

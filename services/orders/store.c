@@ -33,10 +33,10 @@
 #include "services/orders/wire.h"
 
 /* Columns of a product row, in the order read_products reads them. */
-#define PRODUCT_COLS                                                       \
-  "id::text, name, description, category, price_cents, stock, "            \
-  "low_stock_threshold, active, version, " MS("created_at") ", "           \
-  MS("updated_at")
+#define PRODUCT_COLS                                                           \
+  "id::text, name, description, category, price_cents, stock, "                \
+  "low_stock_threshold, active, version, " MS("created_at") ", " MS(           \
+      "updated_at")
 
 #define TABLE_COLS "id::text, label, " MS("created_at")
 
@@ -51,24 +51,21 @@ void store_free(store *st) { db_store_free(st); }
 /* ---------------------------------------------------------- containers --- */
 
 void store_products_free(store_products *p) {
-  if (p == NULL)
-    return;
+  if (p == NULL) return;
   free(p->v);
   db_result_free(p->res_);
   memset(p, 0, sizeof *p);
 }
 
 void store_tables_free(store_tables *t) {
-  if (t == NULL)
-    return;
+  if (t == NULL) return;
   free(t->v);
   db_result_free(t->res_);
   memset(t, 0, sizeof *t);
 }
 
 void store_orders_free(store_orders *o) {
-  if (o == NULL)
-    return;
+  if (o == NULL) return;
   free(o->v);
   free(o->items_);
   db_result_free(o->orders_res_);
@@ -120,20 +117,17 @@ static int write_tx_fn(db_conn *c, void *ud) {
   int rc = w->fn(c, w->ud);
   if (rc != ERR_OK)
     return rc; /* an error wins over any answer recorded before it */
-  if (!store_answered(w->res))
-    return ERR_OK; /* commit */
+  if (!store_answered(w->res)) return ERR_OK; /* commit */
   w->answered = true;
   return TX_ROLLBACK;
 }
 
-int store_run_write(store *st, const char *tid,
-                    int (*fn)(db_conn *c, void *ud), void *ud,
-                    store_result *res) {
+int store_run_write(store *st, const char *tid, int (*fn)(db_conn *c, void *ud),
+                    void *ud, store_result *res) {
   write_tx w = {.fn = fn, .ud = ud, .res = res, .answered = false};
   store_result_reset(res); /* fn may never run (no connection) */
   int rc = store_run_tx(st, tid, false, write_tx_fn, &w);
-  if (w.answered && rc == TX_ROLLBACK)
-    return ERR_OK;
+  if (w.answered && rc == TX_ROLLBACK) return ERR_OK;
   if (rc == TX_ROLLBACK) /* cannot happen: only an answer returns it */
     rc = ERR_INTERNAL;
   return rc;
@@ -157,8 +151,7 @@ static int read_products(db_result *r, store_products *out) {
   int n = db_nrows(r);
   out->res_ = r;
   out->v = calloc(n > 0 ? (size_t)n : 1, sizeof *out->v);
-  if (out->v == NULL)
-    return ERR_NOMEM;
+  if (out->v == NULL) return ERR_NOMEM;
   out->n = 0;
   for (int i = 0; i < n; i++) {
     model_product *p = &out->v[i];
@@ -168,20 +161,13 @@ static int read_products(db_result *r, store_products *out) {
     p->category = store_cell(r, i, 3);
     int rc = db_get_int64(r, i, 4, &p->price_cents);
     p->has_stock = !db_is_null(r, i, 5);
-    if (rc == ERR_OK && p->has_stock)
-      rc = db_get_int64(r, i, 5, &p->stock);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, i, 6, &p->low_stock_threshold);
-    if (rc == ERR_OK)
-      rc = db_get_bool(r, i, 7, &p->active);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, i, 8, &p->version);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, i, 9, &p->created_ms);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, i, 10, &p->updated_ms);
-    if (rc != ERR_OK)
-      return rc;
+    if (rc == ERR_OK && p->has_stock) rc = db_get_int64(r, i, 5, &p->stock);
+    if (rc == ERR_OK) rc = db_get_int64(r, i, 6, &p->low_stock_threshold);
+    if (rc == ERR_OK) rc = db_get_bool(r, i, 7, &p->active);
+    if (rc == ERR_OK) rc = db_get_int64(r, i, 8, &p->version);
+    if (rc == ERR_OK) rc = db_get_int64(r, i, 9, &p->created_ms);
+    if (rc == ERR_OK) rc = db_get_int64(r, i, 10, &p->updated_ms);
+    if (rc != ERR_OK) return rc;
     out->n++;
   }
   return ERR_OK;
@@ -193,11 +179,9 @@ static int query_products(db_conn *c, const char *sql, const db_param *ps,
   store_products_free(out);
   db_result *r = NULL;
   int rc = db_exec(c, sql, ps, n, &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   rc = read_products(r, out);
-  if (rc != ERR_OK)
-    store_products_free(out);
+  if (rc != ERR_OK) store_products_free(out);
   return rc;
 }
 
@@ -205,16 +189,14 @@ static int read_tables(db_result *r, store_tables *out) {
   int n = db_nrows(r);
   out->res_ = r;
   out->v = calloc(n > 0 ? (size_t)n : 1, sizeof *out->v);
-  if (out->v == NULL)
-    return ERR_NOMEM;
+  if (out->v == NULL) return ERR_NOMEM;
   out->n = 0;
   for (int i = 0; i < n; i++) {
     model_table *t = &out->v[i];
     t->id = store_cell(r, i, 0);
     t->label = store_cell(r, i, 1);
     int rc = db_get_int64(r, i, 2, &t->created_ms);
-    if (rc != ERR_OK)
-      return rc;
+    if (rc != ERR_OK) return rc;
     out->n++;
   }
   return ERR_OK;
@@ -224,15 +206,12 @@ static int read_tables(db_result *r, store_tables *out) {
  * fit. */
 int store_id_array(const char *const *ids, size_t n, char *buf, size_t cap) {
   size_t at = 0;
-  if (cap < 3)
-    return ERR_TOOBIG;
+  if (cap < 3) return ERR_TOOBIG;
   buf[at++] = '{';
   for (size_t i = 0; i < n; i++) {
     size_t len = strlen(ids[i]);
-    if (at + len + 2 >= cap)
-      return ERR_TOOBIG;
-    if (i > 0)
-      buf[at++] = ',';
+    if (at + len + 2 >= cap) return ERR_TOOBIG;
+    if (i > 0) buf[at++] = ',';
     memcpy(buf + at, ids[i], len);
     at += len;
   }
@@ -247,21 +226,18 @@ int store_int_array(const int32_t *v, size_t n, char *buf, size_t cap) {
   at = (size_t)w;
   for (size_t i = 0; i < n; i++) {
     w = snprintf(buf + at, cap - at, "%s%" PRId32, i > 0 ? "," : "", v[i]);
-    if (w < 0 || (size_t)w >= cap - at)
-      return ERR_TOOBIG;
+    if (w < 0 || (size_t)w >= cap - at) return ERR_TOOBIG;
     at += (size_t)w;
   }
-  if (at + 2 > cap)
-    return ERR_TOOBIG;
+  if (at + 2 > cap) return ERR_TOOBIG;
   buf[at++] = '}';
   buf[at] = '\0';
   return ERR_OK;
 }
 
-
 /* Writes one event into the outbox on c; takes ownership of payload. */
 int store_emit(db_conn *c, const char *family, const char *tid,
-                const char *type, uint8_t *payload, size_t len) {
+               const char *type, uint8_t *payload, size_t len) {
   char topic[WIRE_TOPIC_MAX];
   wire_topic(family, tid, topic);
   outbox_event ev = {.topic = topic,
@@ -281,13 +257,11 @@ bool store_stock_low(bool has_stock, int64_t stock, int64_t threshold) {
 }
 
 int store_emit_stock_low(db_conn *c, const char *tid, const char *id,
-                          const char *name, int64_t stock,
-                          int64_t threshold) {
+                         const char *name, int64_t stock, int64_t threshold) {
   uint8_t *buf = NULL;
   size_t len = 0;
   int rc = wire_stock_low(id, name, stock, threshold, &buf, &len);
-  if (rc == ERR_OK)
-    rc = store_emit(c, "orders", tid, "StockLow", buf, len);
+  if (rc == ERR_OK) rc = store_emit(c, "orders", tid, "StockLow", buf, len);
   return rc;
 }
 
@@ -301,7 +275,6 @@ static int emit_product(db_conn *c, const char *tid, const model_product *p,
   return rc;
 }
 
-
 /* The public wrappers: an error is returned alone (no outcome beside
  * it); an answer is ERR_OK with res->outcome set. */
 int store_finish(int rc, store_result *res) {
@@ -309,16 +282,14 @@ int store_finish(int rc, store_result *res) {
     store_result_reset(res);
     return rc;
   }
-  if (store_answered(res))
-    res->menu_changed = false; /* rolled back */
+  if (store_answered(res)) res->menu_changed = false; /* rolled back */
   return ERR_OK;
 }
 
 /* -------------------------------------------------------- idempotency --- */
 
 void store_answer_clear(store_answer *a) {
-  if (a == NULL)
-    return;
+  if (a == NULL) return;
   free(a->bytes);
   memset(a, 0, sizeof *a);
 }
@@ -341,13 +312,11 @@ static idem_ref idem_ref_of(const char *tid, const store_idem *idem) {
 
 int store_idem_begin(db_conn *c, const char *tid, const store_idem *idem,
                      store_result *res, store_answer *ans) {
-  if (!store_idem_on(idem))
-    return ERR_OK;
+  if (!store_idem_on(idem)) return ERR_OK;
   idem_ref r = idem_ref_of(tid, idem);
   idem_found f;
   int rc = idem_begin(c, &r, &f);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   switch (f.outcome) {
   case IDEM_NEW:
     return ERR_OK;
@@ -371,8 +340,7 @@ int store_idem_begin(db_conn *c, const char *tid, const store_idem *idem,
 
 int store_idem_save(db_conn *c, const char *tid, const store_idem *idem,
                     store_result *res, const store_answer *ans) {
-  if (!store_idem_on(idem))
-    return ERR_OK;
+  if (!store_idem_on(idem)) return ERR_OK;
   idem_ref r = idem_ref_of(tid, idem);
   int rc = idem_save(c, &r, ans->code, ans->bytes, ans->len);
   if (rc == ERR_EXISTS) {
@@ -405,8 +373,7 @@ typedef struct product_args {
 /* The CreateProductResponse of p, saved with the key. */
 static int save_product_answer(db_conn *c, product_args *a,
                                const model_product *p) {
-  if (!store_idem_on(a->idem))
-    return ERR_OK;
+  if (!store_idem_on(a->idem)) return ERR_OK;
   wire_product w;
   wire_product_init(&w, p);
   Orders__V1__CreateProductResponse r =
@@ -423,14 +390,13 @@ static int create_product_fn(db_conn *c, void *ud) {
   store_products_free(a->out);
   store_answer_clear(a->ans);
   int rc = store_idem_begin(c, a->tid, a->idem, a->res, a->ans);
-  if (rc != ERR_OK || store_answered(a->res))
-    return rc;
+  if (rc != ERR_OK || store_answered(a->res)) return rc;
   /* Creates of one tenant take turns, so the count stays true. */
   db_param lk[] = {db_text(a->tid)};
   rc = db_exec(c,
-                   "SELECT pg_advisory_xact_lock(hashtextextended("
-                   "'orders.products|' || $1, 0))",
-                   lk, 1, NULL);
+               "SELECT pg_advisory_xact_lock(hashtextextended("
+               "'orders.products|' || $1, 0))",
+               lk, 1, NULL);
   db_result *r = NULL;
   if (rc == ERR_OK)
     rc = db_exec(c,
@@ -438,11 +404,9 @@ static int create_product_fn(db_conn *c, void *ud) {
                  "$1::uuid AND deleted_at IS NULL",
                  lk, 1, &r);
   int64_t count = 0;
-  if (rc == ERR_OK)
-    rc = db_get_int64(r, 0, 0, &count);
+  if (rc == ERR_OK) rc = db_get_int64(r, 0, 0, &count);
   db_result_free(r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   if (count >= (int64_t)in->max_products) {
     store_answer_with(a->res, STORE_PRECONDITION);
     str_copy(a->res->message, "the menu has the maximum number of products",
@@ -465,15 +429,11 @@ static int create_product_fn(db_conn *c, void *ud) {
                       "$2::uuid, $3, $4, $5, $6, $7::bigint, $8, $9) "
                       "RETURNING " PRODUCT_COLS,
                       ps, DB_NPARAMS(ps), a->out);
-  if (rc != ERR_OK)
-    return rc;
-  if (a->out->n != 1)
-    return ERR_INTERNAL;
+  if (rc != ERR_OK) return rc;
+  if (a->out->n != 1) return ERR_INTERNAL;
   rc = emit_product(c, a->tid, &a->out->v[0], "created");
-  if (rc == ERR_OK)
-    rc = save_product_answer(c, a, &a->out->v[0]);
-  if (rc == ERR_OK && !store_answered(a->res))
-    a->res->menu_changed = true;
+  if (rc == ERR_OK) rc = save_product_answer(c, a, &a->out->v[0]);
+  if (rc == ERR_OK && !store_answered(a->res)) a->res->menu_changed = true;
   return rc;
 }
 
@@ -499,17 +459,15 @@ int store_create_product(store *st, const char *tid,
                          store_result *res, store_products *out,
                          store_answer *ans) {
   store_answer scratch = {0};
-  if (ans == NULL)
-    ans = &scratch;
+  if (ans == NULL) ans = &scratch;
   memset(out, 0, sizeof *out);
   memset(ans, 0, sizeof *ans);
   store_result_reset(res); /* fn may never run (no connection) */
-  product_args a = {.tid = tid, .in = in, .idem = idem, .res = res,
-                    .out = out, .ans = ans};
+  product_args a = {
+      .tid = tid, .in = in, .idem = idem, .res = res, .out = out, .ans = ans};
   int rc = finish_create(store_run_write(st, tid, create_product_fn, &a, res),
                          idem, res, ans);
-  if (rc != ERR_OK || res->outcome != STORE_OK)
-    store_products_free(out);
+  if (rc != ERR_OK || res->outcome != STORE_OK) store_products_free(out);
   store_answer_clear(&scratch);
   return rc;
 }
@@ -531,8 +489,7 @@ static int update_product_fn(db_conn *c, void *ud) {
                           "WHERE tenant_id = $1::uuid AND id = $2::uuid AND "
                           "deleted_at IS NULL FOR UPDATE",
                           key, 2, &old);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   if (old.n != 1) {
     store_products_free(&old);
     store_answer_with(a->res, STORE_NOT_FOUND);
@@ -548,7 +505,7 @@ static int update_product_fn(db_conn *c, void *ud) {
     return ERR_OK;
   }
   bool was_low = store_stock_low(old.v[0].has_stock, old.v[0].stock,
-                           old.v[0].low_stock_threshold);
+                                 old.v[0].low_stock_threshold);
   store_products_free(&old);
   db_param ps[] = {
       db_text(a->tid),
@@ -574,17 +531,15 @@ static int update_product_fn(db_conn *c, void *ud) {
       "version = version + 1, updated_at = now() "
       "WHERE tenant_id = $1::uuid AND id = $2::uuid RETURNING " PRODUCT_COLS,
       ps, DB_NPARAMS(ps), a->out);
-  if (rc != ERR_OK)
-    return rc;
-  if (a->out->n != 1)
-    return ERR_INTERNAL;
+  if (rc != ERR_OK) return rc;
+  if (a->out->n != 1) return ERR_INTERNAL;
   const model_product *np = &a->out->v[0];
   a->res->menu_changed = true;
   rc = emit_product(c, a->tid, np, "updated");
   if (rc == ERR_OK && !was_low &&
       store_stock_low(np->has_stock, np->stock, np->low_stock_threshold))
     rc = store_emit_stock_low(c, a->tid, np->id, np->name, np->stock,
-                        np->low_stock_threshold);
+                              np->low_stock_threshold);
   return rc;
 }
 
@@ -593,12 +548,11 @@ int store_update_product(store *st, const char *tid, const char *id,
                          store_products *out) {
   memset(out, 0, sizeof *out);
   store_result_reset(res); /* fn may never run (no connection) */
-  product_args a = {.tid = tid, .id = id, .patch = patch, .res = res,
-                    .out = out};
-  int rc = store_finish(store_run_write(st, tid, update_product_fn, &a, res),
-                        res);
-  if (rc != ERR_OK || res->outcome != STORE_OK)
-    store_products_free(out);
+  product_args a = {
+      .tid = tid, .id = id, .patch = patch, .res = res, .out = out};
+  int rc =
+      store_finish(store_run_write(st, tid, update_product_fn, &a, res), res);
+  if (rc != ERR_OK || res->outcome != STORE_OK) store_products_free(out);
   return rc;
 }
 
@@ -612,8 +566,7 @@ static int delete_product_fn(db_conn *c, void *ud) {
                           "WHERE tenant_id = $1::uuid AND id = $2::uuid AND "
                           "deleted_at IS NULL RETURNING " PRODUCT_COLS,
                           ps, 2, a->out);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   if (a->out->n != 1) {
     store_answer_with(a->res, STORE_NOT_FOUND);
     return ERR_OK;
@@ -627,8 +580,8 @@ int store_delete_product(store *st, const char *tid, const char *id,
   store_result_reset(res); /* fn may never run (no connection) */
   store_products out = {0};
   product_args a = {.tid = tid, .id = id, .res = res, .out = &out};
-  int rc = store_finish(store_run_write(st, tid, delete_product_fn, &a, res),
-                        res);
+  int rc =
+      store_finish(store_run_write(st, tid, delete_product_fn, &a, res), res);
   store_products_free(&out);
   return rc;
 }
@@ -642,19 +595,17 @@ static int get_product_fn(db_conn *c, void *ud) {
                           "WHERE tenant_id = $1::uuid AND id = $2::uuid AND "
                           "deleted_at IS NULL AND ($3 OR active)",
                           ps, DB_NPARAMS(ps), a->out);
-  if (rc == ERR_OK && a->out->n != 1)
-    rc = ERR_NOTFOUND;
+  if (rc == ERR_OK && a->out->n != 1) rc = ERR_NOTFOUND;
   return rc;
 }
 
 int store_get_product(store *st, const char *tid, const char *id,
                       bool include_inactive, store_products *out) {
   memset(out, 0, sizeof *out);
-  product_args a = {.tid = tid, .id = id,
-                    .include_inactive = include_inactive, .out = out};
+  product_args a = {
+      .tid = tid, .id = id, .include_inactive = include_inactive, .out = out};
   int rc = store_run_tx(st, tid, true, get_product_fn, &a);
-  if (rc != ERR_OK)
-    store_products_free(out);
+  if (rc != ERR_OK) store_products_free(out);
   return rc;
 }
 
@@ -673,11 +624,10 @@ static int list_products_fn(db_conn *c, void *ud) {
 int store_list_products(store *st, const char *tid, bool include_inactive,
                         size_t cap, store_products *out) {
   memset(out, 0, sizeof *out);
-  product_args a = {.tid = tid, .include_inactive = include_inactive,
-                    .cap = cap, .out = out};
+  product_args a = {
+      .tid = tid, .include_inactive = include_inactive, .cap = cap, .out = out};
   int rc = store_run_tx(st, tid, true, list_products_fn, &a);
-  if (rc != ERR_OK)
-    store_products_free(out);
+  if (rc != ERR_OK) store_products_free(out);
   return rc;
 }
 
@@ -693,10 +643,8 @@ typedef struct table_args {
 } table_args;
 
 /* The CreateTableResponse of t, saved with the key. */
-static int save_table_answer(db_conn *c, table_args *a,
-                             const model_table *t) {
-  if (!store_idem_on(a->idem))
-    return ERR_OK;
+static int save_table_answer(db_conn *c, table_args *a, const model_table *t) {
+  if (!store_idem_on(a->idem)) return ERR_OK;
   wire_table w;
   wire_table_init(&w, t);
   Orders__V1__CreateTableResponse r = ORDERS__V1__CREATE_TABLE_RESPONSE__INIT;
@@ -711,28 +659,23 @@ static int create_table_fn(db_conn *c, void *ud) {
   store_tables_free(a->out);
   store_answer_clear(a->ans);
   int rc = store_idem_begin(c, a->tid, a->idem, a->res, a->ans);
-  if (rc != ERR_OK || store_answered(a->res))
-    return rc;
+  if (rc != ERR_OK || store_answered(a->res)) return rc;
   db_param ps[] = {db_text(a->tid), db_text(a->id), db_text(a->label)};
   db_result *r = NULL;
   rc = db_exec(c,
-                   "INSERT INTO orders.tables (tenant_id, id, label) VALUES "
-                   "($1::uuid, $2::uuid, $3) RETURNING " TABLE_COLS,
-                   ps, DB_NPARAMS(ps), &r);
-  if (rc != ERR_OK)
-    return rc;
+               "INSERT INTO orders.tables (tenant_id, id, label) VALUES "
+               "($1::uuid, $2::uuid, $3) RETURNING " TABLE_COLS,
+               ps, DB_NPARAMS(ps), &r);
+  if (rc != ERR_OK) return rc;
   rc = read_tables(r, a->out);
-  if (rc != ERR_OK)
-    return rc;
-  if (a->out->n != 1)
-    return ERR_INTERNAL;
+  if (rc != ERR_OK) return rc;
+  if (a->out->n != 1) return ERR_INTERNAL;
   uint8_t *buf = NULL;
   size_t len = 0;
   rc = wire_table_changed(&a->out->v[0], "created", &buf, &len);
   if (rc == ERR_OK)
     rc = store_emit(c, "tables", a->tid, "TableChanged", buf, len);
-  if (rc == ERR_OK)
-    rc = save_table_answer(c, a, &a->out->v[0]);
+  if (rc == ERR_OK) rc = save_table_answer(c, a, &a->out->v[0]);
   return rc;
 }
 
@@ -741,13 +684,17 @@ int store_create_table(store *st, const char *tid, const char *id,
                        store_result *res, store_tables *out,
                        store_answer *ans) {
   store_answer scratch = {0};
-  if (ans == NULL)
-    ans = &scratch;
+  if (ans == NULL) ans = &scratch;
   memset(out, 0, sizeof *out);
   memset(ans, 0, sizeof *ans);
   store_result_reset(res); /* fn may never run (no connection) */
-  table_args a = {.tid = tid, .id = id, .label = label, .idem = idem,
-                  .res = res, .out = out, .ans = ans};
+  table_args a = {.tid = tid,
+                  .id = id,
+                  .label = label,
+                  .idem = idem,
+                  .res = res,
+                  .out = out,
+                  .ans = ans};
   int rc = store_run_write(st, tid, create_table_fn, &a, res);
   if (rc == ERR_EXISTS &&
       strcmp(db_last_error()->constraint, "idempotency_pkey") != 0) {
@@ -757,8 +704,7 @@ int store_create_table(store *st, const char *tid, const char *id,
     rc = ERR_OK;
   }
   rc = finish_create(rc, idem, res, ans);
-  if (rc != ERR_OK || res->outcome != STORE_OK)
-    store_tables_free(out);
+  if (rc != ERR_OK || res->outcome != STORE_OK) store_tables_free(out);
   store_answer_clear(&scratch);
   return rc;
 }
@@ -772,8 +718,7 @@ static int list_tables_fn(db_conn *c, void *ud) {
                    "SELECT " TABLE_COLS " FROM orders.tables WHERE "
                    "tenant_id = $1::uuid ORDER BY label, id LIMIT $2",
                    ps, DB_NPARAMS(ps), &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   return read_tables(r, a->out);
 }
 
@@ -782,8 +727,7 @@ int store_list_tables(store *st, const char *tid, size_t cap,
   memset(out, 0, sizeof *out);
   table_args a = {.tid = tid, .cap = cap, .out = out};
   int rc = store_run_tx(st, tid, true, list_tables_fn, &a);
-  if (rc != ERR_OK)
-    store_tables_free(out);
+  if (rc != ERR_OK) store_tables_free(out);
   return rc;
 }
 
@@ -800,8 +744,7 @@ static int expire_fn(db_conn *c, void *ud) {
 }
 
 int store_expire_idempotency(store *st, size_t batch, int64_t *deleted) {
-  if (deleted != NULL)
-    *deleted = 0;
+  if (deleted != NULL) *deleted = 0;
   expire_args a = {batch ? batch : 1000, deleted};
   return store_run_tx(st, NULL, false, expire_fn, &a);
 }

@@ -74,16 +74,16 @@ enum store_outcome {
 typedef struct store_result {
   enum store_outcome outcome;
   vlist violations;
-  char message[128];    /* for STORE_PRECONDITION; may be "" */
-  bool menu_changed;    /* a product or its stock changed (committed):
-                           the caller invalidates the menu cache */
+  char message[128]; /* for STORE_PRECONDITION; may be "" */
+  bool menu_changed; /* a product or its stock changed (committed):
+                        the caller invalidates the menu cache */
 } store_result;
 
 /* An Idempotency-Key of a create (libs/idem, table orders.idempotency):
  * the key in the scope (tenant, principal). Every pointer is borrowed. */
 typedef struct store_idem {
-  const char *key;             /* validated; NULL or "": no key */
-  const char *principal;       /* the caller (token sub) */
+  const char *key;       /* validated; NULL or "": no key */
+  const char *principal; /* the caller (token sub) */
   const char *method;
   const uint8_t *request_hash; /* IDEM_HASH_LEN bytes */
   int64_t ttl_ms;
@@ -202,8 +202,7 @@ int store_delete_product(store *st, const char *tid, const char *id,
 /* One non-deleted product (inactive ones only with include_inactive).
  * ERR_NOTFOUND. */
 int store_get_product(store *st, const char *tid, const char *id,
-                      bool include_inactive,
-                      store_products *out) WARN_UNUSED;
+                      bool include_inactive, store_products *out) WARN_UNUSED;
 
 /* The menu: non-deleted products (inactive ones with include_inactive)
  * by category, then name, at most cap. */
@@ -231,13 +230,13 @@ typedef struct store_order_new {
   const char *customer_id; /* NULL or "": none */
   const char *table_id;    /* NULL or "": none */
   const char *notes;
-  const char *currency;    /* the tenant's, upper case */
-  size_t nlines;           /* 1..ORDER_LINES_MAX, validated */
+  const char *currency;           /* the tenant's, upper case */
+  size_t nlines;                  /* 1..ORDER_LINES_MAX, validated */
   const char *const *product_ids; /* canonical lower-case UUIDs, distinct */
   const int32_t *quantities;
   /* Idempotency (idem_key NULL or "": none). */
   const char *idem_key;
-  const char *principal;   /* the caller (token sub) */
+  const char *principal; /* the caller (token sub) */
   const char *method;
   const uint8_t *request_hash; /* IDEM_HASH_LEN bytes */
   int64_t idem_ttl_ms;
@@ -247,20 +246,19 @@ typedef struct store_order_new {
  * *answer (malloc'd, the caller frees) is the serialised
  * CreateOrderResponse and *answer_code its status (RPC_OK). */
 int store_create_order(store *st, const char *tid, const store_order_new *in,
-                       store_result *res, uint8_t **answer,
-                       size_t *answer_len, int *answer_code) WARN_UNUSED;
+                       store_result *res, uint8_t **answer, size_t *answer_len,
+                       int *answer_code) WARN_UNUSED;
 
 /* One order with its lines; only_customer (non-NULL): only if it is that
  * customer's. ERR_NOTFOUND. */
 int store_get_order(store *st, const char *tid, const char *id,
-                    const char *only_customer,
-                    store_orders *out) WARN_UNUSED;
+                    const char *only_customer, store_orders *out) WARN_UNUSED;
 
 typedef struct store_order_query {
-  order_status status;       /* OS_UNSPECIFIED: any */
-  const char *before_id;     /* NULL: from the newest; else ids < it */
-  const char *customer_id;   /* NULL: every customer */
-  size_t limit;              /* 1..100 */
+  order_status status;     /* OS_UNSPECIFIED: any */
+  const char *before_id;   /* NULL: from the newest; else ids < it */
+  const char *customer_id; /* NULL: every customer */
+  size_t limit;            /* 1..100 */
 } store_order_query;
 
 /* Orders newest first (id DESC) with their lines, at most q->limit;

@@ -39,9 +39,8 @@ int store_run_tx(store *st, const char *tid, bool read_only,
  *     an answer never rides along with a failure.
  * store_run_write resets res before every attempt (fn need not).
  */
-int store_run_write(store *st, const char *tid,
-                    int (*fn)(db_conn *c, void *ud), void *ud,
-                    store_result *res) WARN_UNUSED;
+int store_run_write(store *st, const char *tid, int (*fn)(db_conn *c, void *ud),
+                    void *ud, store_result *res) WARN_UNUSED;
 
 /* Records outcome o (not STORE_OK) as the write's answer. The transaction
  * function then returns ERR_OK without writing more. */

@@ -15,13 +15,13 @@
 #include "services/orders/store_internal.h"
 #include "services/orders/wire.h"
 
-#define ORDER_COLS                                                         \
-  "id::text, status, total_cents, currency, coalesce(table_id::text, ''), " \
-  "notes, coalesce(customer_id::text, ''), version, " MS("created_at")      \
-  ", " MS("updated_at")
+#define ORDER_COLS                                                             \
+  "id::text, status, total_cents, currency, coalesce(table_id::text, ''), "    \
+  "notes, coalesce(customer_id::text, ''), version, " MS(                      \
+      "created_at") ", " MS("updated_at")
 
-#define ITEM_COLS                                                          \
-  "order_id::text, product_id::text, name, unit_price_cents, quantity, "   \
+#define ITEM_COLS                                                              \
+  "order_id::text, product_id::text, name, unit_price_cents, quantity, "       \
   "line_total_cents"
 
 /* ------------------------------------------------------- order reading --- */
@@ -33,11 +33,9 @@ static int load_orders(db_conn *c, const char *tid, db_result *r,
   int n = db_nrows(r);
   out->orders_res_ = r;
   out->v = calloc(n > 0 ? (size_t)n : 1, sizeof *out->v);
-  if (out->v == NULL)
-    return ERR_NOMEM;
+  if (out->v == NULL) return ERR_NOMEM;
   const char **ids = calloc(n > 0 ? (size_t)n : 1, sizeof *ids);
-  if (ids == NULL)
-    return ERR_NOMEM;
+  if (ids == NULL) return ERR_NOMEM;
   int rc = ERR_OK;
   for (int i = 0; i < n && rc == ERR_OK; i++) {
     model_order *o = &out->v[i];
@@ -49,12 +47,9 @@ static int load_orders(db_conn *c, const char *tid, db_result *r,
     o->table_id = store_cell(r, i, 4);
     o->notes = store_cell(r, i, 5);
     o->customer_id = store_cell(r, i, 6);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, i, 7, &o->version);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, i, 8, &o->created_ms);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, i, 9, &o->updated_ms);
+    if (rc == ERR_OK) rc = db_get_int64(r, i, 7, &o->version);
+    if (rc == ERR_OK) rc = db_get_int64(r, i, 8, &o->created_ms);
+    if (rc == ERR_OK) rc = db_get_int64(r, i, 9, &o->updated_ms);
   }
   if (rc != ERR_OK || n == 0) {
     free(ids);
@@ -79,34 +74,28 @@ static int load_orders(db_conn *c, const char *tid, db_result *r,
                  ps, 2, &ir);
   }
   free(arr);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   out->items_res_ = ir;
   int m = db_nrows(ir);
   out->items_ = calloc(m > 0 ? (size_t)m : 1, sizeof *out->items_);
-  if (out->items_ == NULL)
-    return ERR_NOMEM;
+  if (out->items_ == NULL) return ERR_NOMEM;
   for (int j = 0; j < m && rc == ERR_OK; j++) {
     model_item *it = &out->items_[j];
     it->product_id = store_cell(ir, j, 1);
     it->name = store_cell(ir, j, 2);
     int64_t q = 0;
     rc = db_get_int64(ir, j, 3, &it->unit_price_cents);
-    if (rc == ERR_OK)
-      rc = db_get_int64(ir, j, 4, &q);
-    if (rc == ERR_OK)
-      rc = db_get_int64(ir, j, 5, &it->line_total_cents);
+    if (rc == ERR_OK) rc = db_get_int64(ir, j, 4, &q);
+    if (rc == ERR_OK) rc = db_get_int64(ir, j, 5, &it->line_total_cents);
     it->quantity = (int32_t)q;
   }
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   /* Both lists are in id DESC order: one pass assigns the lines. */
   int j = 0;
   for (size_t i = 0; i < out->n; i++) {
     model_order *o = &out->v[i];
     int start = j;
-    while (j < m && strcmp(store_cell(ir, j, 0), o->id) == 0)
-      j++;
+    while (j < m && strcmp(store_cell(ir, j, 0), o->id) == 0) j++;
     o->items = &out->items_[start];
     o->nitems = (size_t)(j - start);
   }
@@ -130,22 +119,19 @@ static int get_order_fn(db_conn *c, void *ud) {
                    "tenant_id = $1::uuid AND id = $2::uuid AND "
                    "($3::uuid IS NULL OR customer_id = $3::uuid)",
                    ps, DB_NPARAMS(ps), &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   rc = load_orders(c, a->tid, r, a->out);
-  if (rc == ERR_OK && a->out->n != 1)
-    rc = ERR_NOTFOUND;
+  if (rc == ERR_OK && a->out->n != 1) rc = ERR_NOTFOUND;
   return rc;
 }
 
 int store_get_order(store *st, const char *tid, const char *id,
                     const char *only_customer, store_orders *out) {
   memset(out, 0, sizeof *out);
-  order_read_args a = {.tid = tid, .id = id, .customer = only_customer,
-                       .out = out};
+  order_read_args a = {
+      .tid = tid, .id = id, .customer = only_customer, .out = out};
   int rc = store_run_tx(st, tid, true, get_order_fn, &a);
-  if (rc != ERR_OK)
-    store_orders_free(out);
+  if (rc != ERR_OK) store_orders_free(out);
   return rc;
 }
 
@@ -166,8 +152,7 @@ static int list_orders_fn(db_conn *c, void *ud) {
                    "AND ($4::uuid IS NULL OR customer_id = $4::uuid) "
                    "ORDER BY id DESC LIMIT $5",
                    ps, DB_NPARAMS(ps), &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   rc = load_orders(c, a->tid, r, a->out);
   if (rc == ERR_OK && a->out->n > q->limit) {
     a->out->n = q->limit; /* the extra row only says "more" */
@@ -180,12 +165,10 @@ int store_list_orders(store *st, const char *tid, const store_order_query *q,
                       store_orders *out, bool *more) {
   memset(out, 0, sizeof *out);
   *more = false;
-  if (q->limit == 0 || q->limit > 1000)
-    return ERR_INVAL;
+  if (q->limit == 0 || q->limit > 1000) return ERR_INVAL;
   order_read_args a = {.tid = tid, .q = q, .out = out, .more = more};
   int rc = store_run_tx(st, tid, true, list_orders_fn, &a);
-  if (rc != ERR_OK)
-    store_orders_free(out);
+  if (rc != ERR_OK) store_orders_free(out);
   return rc;
 }
 
@@ -200,10 +183,9 @@ static int emit_order(db_conn *c, const char *tid, const model_order *o,
   int rc = created ? wire_order_created(o, &buf, &len)
                    : wire_order_status_changed(o, from, &buf, &len);
   if (rc == ERR_OK)
-    rc = store_emit(c, "orders", tid, created ? "OrderCreated" : "OrderStatusChanged",
-              buf, len);
-  if (rc == ERR_OK)
-    rc = wire_kitchen_ticket(o, &buf, &len);
+    rc = store_emit(c, "orders", tid,
+                    created ? "OrderCreated" : "OrderStatusChanged", buf, len);
+  if (rc == ERR_OK) rc = wire_kitchen_ticket(o, &buf, &len);
   if (rc == ERR_OK)
     rc = store_emit(c, "kitchen", tid, "KitchenTicket", buf, len);
   return rc;
@@ -238,14 +220,14 @@ typedef struct locked_cols {
   int id, name, price, stock, threshold, active, live;
 } locked_cols;
 
-#define LOCK_PRODUCTS_SQL                                                  \
-  "SELECT id::text AS id, name, price_cents, stock, low_stock_threshold, " \
-  "active, deleted_at IS NULL AS live FROM orders.products "               \
-  "WHERE tenant_id = $1::uuid AND id = ANY($2::uuid[]) "                   \
+#define LOCK_PRODUCTS_SQL                                                      \
+  "SELECT id::text AS id, name, price_cents, stock, low_stock_threshold, "     \
+  "active, deleted_at IS NULL AS live FROM orders.products "                   \
+  "WHERE tenant_id = $1::uuid AND id = ANY($2::uuid[]) "                       \
   "ORDER BY id FOR UPDATE"
 
 /* Bytes of '{q,q,...}' for n quantities of at most 2 digits. */
-#define QTY_ARRAY_CAP(n) ((n) * 4 + 3)
+#define QTY_ARRAY_CAP(n) ((n)*4 + 3)
 
 typedef struct create_args {
   /* The call: set once. */
@@ -290,8 +272,7 @@ static store_idem order_idem(const store_order_new *in) {
 /* The key's lock and its stored row (libs/idem through store_idem_begin);
  * a replay's saved bytes become the answer. */
 static int idem_check(db_conn *c, create_args *a) {
-  if (!a->idem)
-    return ERR_OK;
+  if (!a->idem) return ERR_OK;
   store_idem k = order_idem(a->in);
   store_answer ans = {0};
   int rc = store_idem_begin(c, a->tid, &k, a->res, &ans);
@@ -308,8 +289,7 @@ static int idem_check(db_conn *c, create_args *a) {
 /* The table, if given, must be this tenant's: a violation otherwise,
  * answered together with the products' (check_products). */
 static int check_table(db_conn *c, create_args *a) {
-  if (!a->has_table)
-    return ERR_OK;
+  if (!a->has_table) return ERR_OK;
   db_param ps[] = {db_text(a->tid), db_text(a->in->table_id)};
   db_result *r = NULL;
   int rc = db_exec(c,
@@ -317,8 +297,7 @@ static int check_table(db_conn *c, create_args *a) {
                    "AND id = $2::uuid",
                    ps, DB_NPARAMS(ps), &r);
   if (rc == ERR_OK && db_nrows(r) != 1)
-    vlist_add(&a->res->violations, "is not a table of this tenant",
-              "table_id");
+    vlist_add(&a->res->violations, "is not a table of this tenant", "table_id");
   db_result_free(r);
   return rc;
 }
@@ -326,8 +305,7 @@ static int check_table(db_conn *c, create_args *a) {
 /* Row of the locked products whose id is id, or -1. */
 static int find_row(const create_args *a, const char *id) {
   for (int i = 0; i < db_nrows(a->locked); i++)
-    if (strcmp(store_cell(a->locked, i, a->col.id), id) == 0)
-      return i;
+    if (strcmp(store_cell(a->locked, i, a->col.id), id) == 0) return i;
   return -1;
 }
 
@@ -336,8 +314,7 @@ static int find_row(const create_args *a, const char *id) {
 static int lock_products(db_conn *c, create_args *a) {
   db_param ps[] = {db_text(a->tid), db_text(a->ids)};
   int rc = db_exec(c, LOCK_PRODUCTS_SQL, ps, DB_NPARAMS(ps), &a->locked);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   const db_result *r = a->locked;
   locked_cols *k = &a->col;
   k->id = db_col(r, "id");
@@ -365,16 +342,14 @@ static int check_products(create_args *a) {
       int rc = db_get_bool(a->locked, a->row[i], a->col.active, &active);
       if (rc == ERR_OK)
         rc = db_get_bool(a->locked, a->row[i], a->col.live, &live);
-      if (rc != ERR_OK)
-        return rc;
+      if (rc != ERR_OK) return rc;
     }
     if (a->row[i] < 0 || !live)
       vlist_add(v, "no such product on this menu", "items[%zu].product_id", i);
     else if (!active)
       vlist_add(v, "is not available", "items[%zu].product_id", i);
   }
-  if (v->n > 0)
-    store_answer_with(a->res, STORE_INVALID);
+  if (v->n > 0) store_answer_with(a->res, STORE_INVALID);
   return ERR_OK;
 }
 
@@ -390,16 +365,13 @@ static int price_lines(create_args *a) {
     it->name = store_cell(r, row, a->col.name);
     it->quantity = a->in->quantities[i];
     int rc = db_get_int64(r, row, a->col.price, &it->unit_price_cents);
-    if (rc != ERR_OK)
-      return rc;
+    if (rc != ERR_OK) return rc;
     it->line_total_cents = it->unit_price_cents * it->quantity;
     a->total += it->line_total_cents;
-    if (db_is_null(r, row, a->col.stock))
-      continue; /* unlimited */
+    if (db_is_null(r, row, a->col.stock)) continue; /* unlimited */
     int64_t stock = 0;
     rc = db_get_int64(r, row, a->col.stock, &stock);
-    if (rc != ERR_OK)
-      return rc;
+    if (rc != ERR_OK) return rc;
     if (stock < it->quantity)
       vlist_add(v, "is more than the stock left", "items[%zu].quantity", i);
     a->limited_id[a->nlimited] = it->product_id;
@@ -415,14 +387,12 @@ static int price_lines(create_args *a) {
 /* stock -= quantity for the limited products (the locked values
  * guarantee >= 0; the CHECK is the wall), version + 1. */
 static int take_stock(db_conn *c, create_args *a) {
-  if (a->nlimited == 0)
-    return ERR_OK;
+  if (a->nlimited == 0) return ERR_OK;
   char lids[ID_ARRAY_CAP(ORDER_LINES_MAX)], lqs[QTY_ARRAY_CAP(ORDER_LINES_MAX)];
   int rc = store_id_array(a->limited_id, a->nlimited, lids, sizeof lids);
   if (rc == ERR_OK)
     rc = store_int_array(a->limited_qty, a->nlimited, lqs, sizeof lqs);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   db_param ps[] = {db_text(a->tid), db_text(lids), db_text(lqs)};
   return db_exec(c,
                  "UPDATE orders.products p SET stock = p.stock - l.qty, "
@@ -443,37 +413,39 @@ static int insert_order(db_conn *c, create_args *a) {
   uuid id;
   char at[RFC3339_MS_LEN + 1];
   int rc = uuid_parse(in->id, strlen(in->id), &id);
-  if (rc == ERR_OK)
-    rc = time_format_rfc3339(uuid_v7_time_ms(&id), at);
-  if (rc != ERR_OK)
-    return rc;
-  db_param ps[] = {db_text(a->tid),
-                   db_text(in->id),
-                   db_int64(a->total),
-                   db_text(in->currency),
-                   db_text(a->has_table ? in->table_id : NULL),
-                   db_text(in->notes ? in->notes : ""),
-                   db_text(in->customer_id && in->customer_id[0]
-                               ? in->customer_id
-                               : NULL),
-                   db_text(a->ids),
-                   db_text(a->qtys),
-                   db_text(at)};
+  if (rc == ERR_OK) rc = time_format_rfc3339(uuid_v7_time_ms(&id), at);
+  if (rc != ERR_OK) return rc;
+  db_param ps[] = {
+      db_text(a->tid),
+      db_text(in->id),
+      db_int64(a->total),
+      db_text(in->currency),
+      db_text(a->has_table ? in->table_id : NULL),
+      db_text(in->notes ? in->notes : ""),
+      db_text(in->customer_id && in->customer_id[0] ? in->customer_id : NULL),
+      db_text(a->ids),
+      db_text(a->qtys),
+      db_text(at)};
   db_result *r = NULL;
   rc = db_exec(
       c,
       "WITH o AS (INSERT INTO orders.orders (tenant_id, id, total_cents, "
       "currency, table_id, notes, customer_id, created_at, updated_at) "
       "VALUES ($1::uuid, $2::uuid, $3, $4, $5::uuid, $6, $7::uuid, "
-      "$10::timestamptz, $10::timestamptz) RETURNING " MS("created_at")
-      " AS created_ms), "
-      "i AS (INSERT INTO orders.order_items (tenant_id, order_id, line_no, "
-      "product_id, name, unit_price_cents, quantity, line_total_cents) "
-      "SELECT $1::uuid, $2::uuid, (l.n - 1)::int, p.id, p.name, "
-      "p.price_cents, l.qty, p.price_cents * l.qty FROM "
-      "unnest($8::uuid[], $9::int[]) WITH ORDINALITY AS l(id, qty, n) "
-      "JOIN orders.products p ON p.tenant_id = $1::uuid AND p.id = l.id) "
-      "SELECT created_ms FROM o",
+      "$10::timestamptz, $10::timestamptz) RETURNING " MS(
+          "created_at") " AS created_ms), "
+                        "i AS (INSERT INTO orders.order_items (tenant_id, "
+                        "order_id, line_no, "
+                        "product_id, name, unit_price_cents, quantity, "
+                        "line_total_cents) "
+                        "SELECT $1::uuid, $2::uuid, (l.n - 1)::int, p.id, "
+                        "p.name, "
+                        "p.price_cents, l.qty, p.price_cents * l.qty FROM "
+                        "unnest($8::uuid[], $9::int[]) WITH ORDINALITY AS "
+                        "l(id, qty, n) "
+                        "JOIN orders.products p ON p.tenant_id = $1::uuid AND "
+                        "p.id = l.id) "
+                        "SELECT created_ms FROM o",
       ps, DB_NPARAMS(ps), &r);
   if (rc == ERR_OK)
     rc = db_get_int64(r, 0, db_col(r, "created_ms"), &a->created_ms);
@@ -508,12 +480,10 @@ static int emit_events(db_conn *c, create_args *a, const model_order *o) {
   const db_result *r = a->locked;
   for (size_t i = 0; i < a->in->nlines && rc == ERR_OK; i++) {
     int row = a->row[i];
-    if (db_is_null(r, row, a->col.stock))
-      continue;
+    if (db_is_null(r, row, a->col.stock)) continue;
     int64_t stock = 0, thr = 0;
     rc = db_get_int64(r, row, a->col.stock, &stock);
-    if (rc == ERR_OK)
-      rc = db_get_int64(r, row, a->col.threshold, &thr);
+    if (rc == ERR_OK) rc = db_get_int64(r, row, a->col.threshold, &thr);
     int64_t after = stock - a->in->quantities[i];
     if (rc == ERR_OK && !store_stock_low(true, stock, thr) &&
         store_stock_low(true, after, thr))
@@ -527,13 +497,11 @@ static int emit_events(db_conn *c, create_args *a, const model_order *o) {
  * that saved first: the answer STORE_KEY_BUSY). */
 static int save_answer(db_conn *c, create_args *a, const model_order *o) {
   int rc = wire_create_order_response(o, a->answer, a->answer_len);
-  if (rc != ERR_OK || !a->idem)
-    return rc;
+  if (rc != ERR_OK || !a->idem) return rc;
   *a->answer_code = 0; /* RPC_OK */
   store_idem k = order_idem(a->in);
-  store_answer ans = {.bytes = *a->answer,
-                      .len = *a->answer_len,
-                      .code = *a->answer_code};
+  store_answer ans = {
+      .bytes = *a->answer, .len = *a->answer_len, .code = *a->answer_code};
   return store_idem_save(c, a->tid, &k, a->res, &ans); /* borrowed bytes */
 }
 
@@ -550,42 +518,31 @@ static int create_order_fn(db_conn *c, void *ud) {
   a->nlimited = 0;
   a->created_ms = 0;
   int rc = idem_check(c, a);
-  if (go_on(rc, a))
-    rc = check_table(c, a);
-  if (go_on(rc, a))
-    rc = lock_products(c, a);
-  if (go_on(rc, a))
-    rc = check_products(a);
-  if (go_on(rc, a))
-    rc = price_lines(a);
-  if (go_on(rc, a))
-    rc = take_stock(c, a);
-  if (go_on(rc, a))
-    rc = insert_order(c, a);
+  if (go_on(rc, a)) rc = check_table(c, a);
+  if (go_on(rc, a)) rc = lock_products(c, a);
+  if (go_on(rc, a)) rc = check_products(a);
+  if (go_on(rc, a)) rc = price_lines(a);
+  if (go_on(rc, a)) rc = take_stock(c, a);
+  if (go_on(rc, a)) rc = insert_order(c, a);
   model_order o = new_order(a);
-  if (go_on(rc, a))
-    rc = emit_events(c, a, &o);
-  if (go_on(rc, a))
-    rc = save_answer(c, a, &o);
-  if (go_on(rc, a))
-    a->res->menu_changed = a->nlimited > 0;
+  if (go_on(rc, a)) rc = emit_events(c, a, &o);
+  if (go_on(rc, a)) rc = save_answer(c, a, &o);
+  if (go_on(rc, a)) a->res->menu_changed = a->nlimited > 0;
   db_result_free(a->locked); /* the items' names pointed into it */
   a->locked = NULL;
   return rc;
 }
 
 int store_create_order(store *st, const char *tid, const store_order_new *in,
-                       store_result *res, uint8_t **answer,
-                       size_t *answer_len, int *answer_code) {
+                       store_result *res, uint8_t **answer, size_t *answer_len,
+                       int *answer_code) {
   *answer = NULL;
   *answer_len = 0;
   *answer_code = 0;
   store_result_reset(res); /* fn may never run (no connection) */
-  if (in->nlines == 0 || in->nlines > ORDER_LINES_MAX)
-    return ERR_INVAL;
+  if (in->nlines == 0 || in->nlines > ORDER_LINES_MAX) return ERR_INVAL;
   create_args *a = calloc(1, sizeof *a);
-  if (a == NULL)
-    return ERR_NOMEM;
+  if (a == NULL) return ERR_NOMEM;
   a->tid = tid;
   a->in = in;
   a->res = res;
@@ -597,8 +554,7 @@ int store_create_order(store *st, const char *tid, const store_order_new *in,
   int rc = store_id_array(in->product_ids, in->nlines, a->ids, sizeof a->ids);
   if (rc == ERR_OK)
     rc = store_int_array(in->quantities, in->nlines, a->qtys, sizeof a->qtys);
-  if (rc == ERR_OK)
-    rc = store_run_write(st, tid, create_order_fn, a, res);
+  if (rc == ERR_OK) rc = store_run_write(st, tid, create_order_fn, a, res);
   if (rc == ERR_EXISTS && a->idem &&
       strcmp(db_last_error()->constraint, "idempotency_pkey") == 0) {
     /* Only possible if the advisory lock hashed two keys alike and both
@@ -610,8 +566,7 @@ int store_create_order(store *st, const char *tid, const store_order_new *in,
   rc = store_finish(rc, res);
   bool keep = rc == ERR_OK &&
               (res->outcome == STORE_OK || res->outcome == STORE_REPLAY);
-  if (!keep)
-    drop_answer(a);
+  if (!keep) drop_answer(a);
   free(a);
   return rc;
 }
@@ -636,10 +591,9 @@ static int change_status_fn(db_conn *c, void *ud) {
                    "FROM orders.orders WHERE tenant_id = $1::uuid AND "
                    "id = $2::uuid FOR UPDATE",
                    key, 2, &r);
-  if (rc != ERR_OK)
-    return rc;
-  if (db_nrows(r) != 1 ||
-      (ch->customer != NULL && strcmp(store_cell(r, 0, 2), ch->customer) != 0)) {
+  if (rc != ERR_OK) return rc;
+  if (db_nrows(r) != 1 || (ch->customer != NULL &&
+                           strcmp(store_cell(r, 0, 2), ch->customer) != 0)) {
     db_result_free(r);
     store_answer_with(a->res, STORE_NOT_FOUND);
     return ERR_OK;
@@ -648,15 +602,14 @@ static int change_status_fn(db_conn *c, void *ud) {
   int64_t version = 0;
   rc = db_get_int64(r, 0, 1, &version);
   db_result_free(r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   if (ch->check_version && ch->version != version) {
     store_answer_with(a->res, STORE_STALE);
     return ERR_OK;
   }
-  bool ok = ch->customer != NULL ? ch->to == OS_CANCELLED &&
-                                       orderstate_can_cancel(from, false)
-                                 : orderstate_can_move(from, ch->to);
+  bool ok = ch->customer != NULL
+                ? ch->to == OS_CANCELLED && orderstate_can_cancel(from, false)
+                : orderstate_can_move(from, ch->to);
   if (!ok) {
     const char *f = orderstate_name(from), *t = orderstate_name(ch->to);
     if (ch->to == OS_CANCELLED)
@@ -688,8 +641,7 @@ static int change_status_fn(db_conn *c, void *ud) {
                    "i.order_id = $2::uuid AND p.tenant_id = $1::uuid AND "
                    "p.id = i.product_id AND p.stock IS NOT NULL",
                    key, 2, &r);
-    if (rc != ERR_OK)
-      return rc;
+    if (rc != ERR_OK) return rc;
     a->res->menu_changed = db_affected(r) > 0;
     db_result_free(r);
     r = NULL;
@@ -701,13 +653,10 @@ static int change_status_fn(db_conn *c, void *ud) {
                "updated_at = now() WHERE tenant_id = $1::uuid AND "
                "id = $2::uuid RETURNING " ORDER_COLS,
                up, DB_NPARAMS(up), &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   rc = load_orders(c, a->tid, r, a->out);
-  if (rc == ERR_OK && a->out->n != 1)
-    rc = ERR_INTERNAL;
-  if (rc == ERR_OK)
-    rc = emit_order(c, a->tid, &a->out->v[0], false, from);
+  if (rc == ERR_OK && a->out->n != 1) rc = ERR_INTERNAL;
+  if (rc == ERR_OK) rc = emit_order(c, a->tid, &a->out->v[0], false, from);
   return rc;
 }
 
@@ -717,16 +666,14 @@ int store_change_status(store *st, const char *tid,
   memset(out, 0, sizeof *out);
   store_result_reset(res); /* fn may never run (no connection) */
   status_args *a = calloc(1, sizeof *a);
-  if (a == NULL)
-    return ERR_NOMEM;
+  if (a == NULL) return ERR_NOMEM;
   a->tid = tid;
   a->ch = c;
   a->res = res;
   a->out = out;
-  int rc = store_finish(store_run_write(st, tid, change_status_fn, a, res),
-                        res);
-  if (rc != ERR_OK || res->outcome != STORE_OK)
-    store_orders_free(out);
+  int rc =
+      store_finish(store_run_write(st, tid, change_status_fn, a, res), res);
+  if (rc != ERR_OK || res->outcome != STORE_OK) store_orders_free(out);
   free(a);
   return rc;
 }

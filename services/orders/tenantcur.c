@@ -38,22 +38,18 @@ static size_t slot_of(const char *tid) {
 }
 
 static bool currency_ok(const char *c) {
-  if (c == NULL || strlen(c) != 3)
-    return false;
+  if (c == NULL || strlen(c) != 3) return false;
   for (int i = 0; i < 3; i++)
-    if (c[i] < 'A' || c[i] > 'Z')
-      return false;
+    if (c[i] < 'A' || c[i] > 'Z') return false;
   return true;
 }
 
 int tenantcur_new(rpc_client *client, int64_t ttl_ms, uint32_t deadline_ms,
                   tenantcur **out) {
   *out = NULL;
-  if (ttl_ms <= 0)
-    return ERR_INVAL;
+  if (ttl_ms <= 0) return ERR_INVAL;
   tenantcur *t = calloc(1, sizeof *t);
-  if (t == NULL)
-    return ERR_NOMEM;
+  if (t == NULL) return ERR_NOMEM;
   t->client = client;
   t->ttl_ms = ttl_ms;
   t->deadline_ms = deadline_ms ? deadline_ms : 2000;
@@ -63,15 +59,13 @@ int tenantcur_new(rpc_client *client, int64_t ttl_ms, uint32_t deadline_ms,
 }
 
 void tenantcur_free(tenantcur *t) {
-  if (t == NULL)
-    return;
+  if (t == NULL) return;
   pthread_mutex_destroy(&t->mu);
   free(t);
 }
 
 void tenantcur_put(tenantcur *t, const char *tid, const char *cur) {
-  if (t == NULL || !uuid_is_valid(tid) || !currency_ok(cur))
-    return;
+  if (t == NULL || !uuid_is_valid(tid) || !currency_ok(cur)) return;
   pthread_mutex_lock(&t->mu);
   slot *s = &t->slots[slot_of(tid)];
   memcpy(s->tid, tid, UUID_STR_LEN + 1);
@@ -81,12 +75,10 @@ void tenantcur_put(tenantcur *t, const char *tid, const char *cur) {
 }
 
 void tenantcur_forget(tenantcur *t, const char *tid) {
-  if (t == NULL || tid == NULL)
-    return;
+  if (t == NULL || tid == NULL) return;
   pthread_mutex_lock(&t->mu);
   slot *s = &t->slots[slot_of(tid)];
-  if (strcmp(s->tid, tid) == 0)
-    memset(s, 0, sizeof *s);
+  if (strcmp(s->tid, tid) == 0) memset(s, 0, sizeof *s);
   pthread_mutex_unlock(&t->mu);
 }
 
@@ -105,17 +97,13 @@ static bool lookup(tenantcur *t, const char *tid, char out[4]) {
 int tenantcur_get(tenantcur *t, const char *tid, const char *token,
                   int64_t time_left_ms, char out[4]) {
   out[0] = '\0';
-  if (t == NULL || !uuid_is_valid(tid))
-    return ERR_INVAL;
-  if (lookup(t, tid, out))
-    return ERR_OK;
-  if (t->client == NULL)
-    return ERR_UNAVAILABLE;
+  if (t == NULL || !uuid_is_valid(tid)) return ERR_INVAL;
+  if (lookup(t, tid, out)) return ERR_OK;
+  if (t->client == NULL) return ERR_UNAVAILABLE;
   int64_t budget = time_left_ms < (int64_t)t->deadline_ms
                        ? time_left_ms
                        : (int64_t)t->deadline_ms;
-  if (budget <= 0)
-    return ERR_UNAVAILABLE;
+  if (budget <= 0) return ERR_UNAVAILABLE;
   Tenants__V1__GetTenantRequest req = TENANTS__V1__GET_TENANT_REQUEST__INIT;
   req.id = (char *)tid;
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
@@ -124,10 +112,9 @@ int tenantcur_get(tenantcur *t, const char *tid, const char *token,
   o.token = token;
   o.tenant_id = tid;
   rpc_result *res = NULL;
-  int rc = rpc_client_call_message(t->client, TENANTCUR_METHOD, &req.base, &o,
-                                   &res);
-  if (rc != ERR_OK)
-    return rc == ERR_NOMEM ? ERR_NOMEM : ERR_UNAVAILABLE;
+  int rc =
+      rpc_client_call_message(t->client, TENANTCUR_METHOD, &req.base, &o, &res);
+  if (rc != ERR_OK) return rc == ERR_NOMEM ? ERR_NOMEM : ERR_UNAVAILABLE;
   if (res->code != RPC_OK) {
     int code = res->code;
     rpc_result_free(res);
@@ -140,8 +127,7 @@ int tenantcur_get(tenantcur *t, const char *tid, const char *token,
       tenants__v1__get_tenant_response__unpack(NULL, res->payload_len,
                                                res->payload);
   rpc_result_free(res);
-  if (resp == NULL)
-    return ERR_PROTO;
+  if (resp == NULL) return ERR_PROTO;
   rc = ERR_PROTO;
   if (resp->tenant != NULL && strcmp(resp->tenant->id, tid) == 0 &&
       currency_ok(resp->tenant->currency)) {
@@ -149,7 +135,6 @@ int tenantcur_get(tenantcur *t, const char *tid, const char *token,
     rc = ERR_OK;
   }
   tenants__v1__get_tenant_response__free_unpacked(resp, NULL);
-  if (rc == ERR_OK)
-    tenantcur_put(t, tid, out);
+  if (rc == ERR_OK) tenantcur_put(t, tid, out);
   return rc;
 }

@@ -13,9 +13,8 @@
 
 /* ------------------------------------------------------------ products --- */
 
-static bool text_rule(vlist *l, const char *field, const char *s,
-                      size_t min, size_t max, bool multiline,
-                      const char *too_long) {
+static bool text_rule(vlist *l, const char *field, const char *s, size_t min,
+                      size_t max, bool multiline, const char *too_long) {
   const char *why = NULL;
   if (utf8_check_text(s, min, max, multiline ? UTF8_MULTILINE : 0, &why) ==
       ERR_OK)
@@ -29,8 +28,7 @@ bool validate_product_name(vlist *l, const char *field, const char *name) {
                    "must be at most 200 characters");
 }
 
-bool validate_product_description(vlist *l, const char *field,
-                                  const char *s) {
+bool validate_product_description(vlist *l, const char *field, const char *s) {
   return text_rule(l, field, s, 0, PRODUCT_DESCRIPTION_MAX, true,
                    "must be at most 2000 characters");
 }
@@ -46,22 +44,19 @@ bool validate_table_label(vlist *l, const char *field, const char *label) {
 }
 
 bool validate_price(vlist *l, const char *field, int64_t cents) {
-  if (cents >= 0 && cents <= PRODUCT_PRICE_MAX)
-    return true;
+  if (cents >= 0 && cents <= PRODUCT_PRICE_MAX) return true;
   vlist_add(l, "must be between 0 and 100000000", "%s", field);
   return false;
 }
 
 bool validate_stock(vlist *l, const char *field, int64_t stock) {
-  if (stock >= 0 && stock <= PRODUCT_STOCK_MAX)
-    return true;
+  if (stock >= 0 && stock <= PRODUCT_STOCK_MAX) return true;
   vlist_add(l, "must be between 0 and 1000000", "%s", field);
   return false;
 }
 
 bool validate_threshold(vlist *l, const char *field, int64_t v) {
-  if (v >= 0 && v <= PRODUCT_THRESHOLD_MAX)
-    return true;
+  if (v >= 0 && v <= PRODUCT_THRESHOLD_MAX) return true;
   vlist_add(l, "must be between 0 and 1000000", "%s", field);
   return false;
 }
@@ -122,8 +117,7 @@ bool validate_order_request(vlist *l, size_t nlines,
 }
 
 bool validate_idempotency_key(const char *key) {
-  if (key == NULL)
-    return false;
+  if (key == NULL) return false;
   size_t n = strnlen(key, IDEM_KEY_MAX + 1);
   return n >= 1 && n <= IDEM_KEY_MAX && str_is_printable(key, n);
 }

@@ -36,15 +36,14 @@
 #define PRODUCT_STOCK_MAX 1000000LL
 #define PRODUCT_THRESHOLD_MAX 1000000LL
 #define PRODUCT_THRESHOLD_DEFAULT 5
-#define TABLE_LABEL_MAX 50           /* characters */
-#define IDEM_KEY_MAX 255             /* bytes, printable ASCII */
+#define TABLE_LABEL_MAX 50 /* characters */
+#define IDEM_KEY_MAX 255   /* bytes, printable ASCII */
 
 /* ------------------------------------------------------------ products --- */
 
 /* Each adds its violation (field named as given) and returns false. */
 bool validate_product_name(vlist *l, const char *field, const char *name);
-bool validate_product_description(vlist *l, const char *field,
-                                  const char *s);
+bool validate_product_description(vlist *l, const char *field, const char *s);
 bool validate_product_category(vlist *l, const char *field, const char *s);
 bool validate_price(vlist *l, const char *field, int64_t cents);
 bool validate_stock(vlist *l, const char *field, int64_t stock);

@@ -9,8 +9,7 @@
 #include <string.h>
 
 static void fmt_time(int64_t ms, char out[RFC3339_MS_LEN + 1]) {
-  if (time_format_rfc3339(ms, out) != ERR_OK)
-    out[0] = '\0';
+  if (time_format_rfc3339(ms, out) != ERR_OK) out[0] = '\0';
 }
 
 void wire_product_init(wire_product *w, const model_product *p) {
@@ -114,8 +113,7 @@ void wire_topic(const char *family, const char *tenant_id,
 /* The holders are large (50 items): keep them off small thread stacks. */
 int wire_order_created(const model_order *o, uint8_t **out, size_t *len) {
   wire_order *w = malloc(sizeof *w);
-  if (w == NULL)
-    return ERR_NOMEM;
+  if (w == NULL) return ERR_NOMEM;
   wire_order_init(w, o);
   Orders__V1__OrderCreated ev = ORDERS__V1__ORDER_CREATED__INIT;
   ev.order = &w->msg;
@@ -127,8 +125,7 @@ int wire_order_created(const model_order *o, uint8_t **out, size_t *len) {
 int wire_order_status_changed(const model_order *o, order_status from,
                               uint8_t **out, size_t *len) {
   wire_order *w = malloc(sizeof *w);
-  if (w == NULL)
-    return ERR_NOMEM;
+  if (w == NULL) return ERR_NOMEM;
   wire_order_init(w, o);
   Orders__V1__OrderStatusChanged ev = ORDERS__V1__ORDER_STATUS_CHANGED__INIT;
   ev.order = &w->msg;
@@ -140,8 +137,7 @@ int wire_order_status_changed(const model_order *o, order_status from,
 
 int wire_kitchen_ticket(const model_order *o, uint8_t **out, size_t *len) {
   wire_ticket *w = malloc(sizeof *w);
-  if (w == NULL)
-    return ERR_NOMEM;
+  if (w == NULL) return ERR_NOMEM;
   wire_ticket_init(w, o);
   int rc = wire_pack(&w->msg.base, out, len);
   free(w);
@@ -168,8 +164,8 @@ int wire_stock_low(const char *product_id, const char *name, int64_t stock,
   return wire_pack(&ev.base, out, len);
 }
 
-int wire_table_changed(const model_table *t, const char *change,
-                       uint8_t **out, size_t *len) {
+int wire_table_changed(const model_table *t, const char *change, uint8_t **out,
+                       size_t *len) {
   wire_table w;
   wire_table_init(&w, t);
   Orders__V1__TableChanged ev = ORDERS__V1__TABLE_CHANGED__INIT;
@@ -181,10 +177,10 @@ int wire_table_changed(const model_table *t, const char *change,
 int wire_create_order_response(const model_order *o, uint8_t **out,
                                size_t *len) {
   wire_order *w = malloc(sizeof *w);
-  if (w == NULL)
-    return ERR_NOMEM;
+  if (w == NULL) return ERR_NOMEM;
   wire_order_init(w, o);
-  Orders__V1__CreateOrderResponse resp = ORDERS__V1__CREATE_ORDER_RESPONSE__INIT;
+  Orders__V1__CreateOrderResponse resp =
+      ORDERS__V1__CREATE_ORDER_RESPONSE__INIT;
   resp.order = &w->msg;
   int rc = wire_pack(&resp.base, out, len);
   free(w);

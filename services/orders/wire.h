@@ -84,8 +84,8 @@ int wire_product_changed(const model_product *p, const char *change,
                          uint8_t **out, size_t *len) WARN_UNUSED;
 int wire_stock_low(const char *product_id, const char *name, int64_t stock,
                    int64_t threshold, uint8_t **out, size_t *len) WARN_UNUSED;
-int wire_table_changed(const model_table *t, const char *change,
-                       uint8_t **out, size_t *len) WARN_UNUSED;
+int wire_table_changed(const model_table *t, const char *change, uint8_t **out,
+                       size_t *len) WARN_UNUSED;
 
 /* The CreateOrder answer for o, serialised (what the idempotency table
  * stores and a replay returns). ERR_NOMEM. */

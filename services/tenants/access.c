@@ -21,14 +21,11 @@ static void digest(const char *s, size_t len, unsigned char out[32]) {
 
 int access_operator_new(const char *secret, access_operator **out) {
   *out = NULL;
-  if (sodium_init() < 0)
-    return ERR_INTERNAL;
+  if (sodium_init() < 0) return ERR_INTERNAL;
   size_t len = secret ? strlen(secret) : 0;
-  if (len > 0 && len < ACCESS_OPERATOR_SECRET_MIN)
-    return ERR_INVAL;
+  if (len > 0 && len < ACCESS_OPERATOR_SECRET_MIN) return ERR_INVAL;
   access_operator *op = calloc(1, sizeof *op);
-  if (op == NULL)
-    return ERR_NOMEM;
+  if (op == NULL) return ERR_NOMEM;
   if (len > 0) {
     op->enabled = true;
     digest(secret, len, op->digest);
@@ -38,8 +35,7 @@ int access_operator_new(const char *secret, access_operator **out) {
 }
 
 void access_operator_free(access_operator *op) {
-  if (op == NULL)
-    return;
+  if (op == NULL) return;
   sodium_memzero(op, sizeof *op);
   free(op);
 }
@@ -49,8 +45,7 @@ bool access_operator_enabled(const access_operator *op) {
 }
 
 bool access_operator_check(const access_operator *op, const char *token) {
-  if (!access_operator_enabled(op) || token == NULL)
-    return false;
+  if (!access_operator_enabled(op) || token == NULL) return false;
   unsigned char d[32];
   digest(token, strlen(token), d);
   bool ok = crypto_verify_32(d, op->digest) == 0;

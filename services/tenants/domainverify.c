@@ -32,11 +32,9 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 bool domainverify_connect_to_valid(const char *ct) {
-  if (ct == NULL || ct[0] == '\0')
-    return true;
+  if (ct == NULL || ct[0] == '\0') return true;
   const char *colon = strrchr(ct, ':');
-  if (colon == NULL || colon == ct || strlen(ct) > 300)
-    return false;
+  if (colon == NULL || colon == ct || strlen(ct) > 300) return false;
   char *end = NULL;
   long port = strtol(colon + 1, &end, 10);
   if (end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
@@ -49,8 +47,8 @@ bool domainverify_connect_to_valid(const char *ct) {
 
 int domainverify_url(const char *host, const char *token,
                      char out[DOMAINVERIFY_URL_MAX]) {
-  int n = snprintf(out, DOMAINVERIFY_URL_MAX, "http://%s" DOMAINVERIFY_PATH
-                   "%s", host, token);
+  int n = snprintf(out, DOMAINVERIFY_URL_MAX,
+                   "http://%s" DOMAINVERIFY_PATH "%s", host, token);
   return n > 0 && n < DOMAINVERIFY_URL_MAX ? ERR_OK : ERR_TOOBIG;
 }
 
@@ -58,14 +56,10 @@ static bool v4_public(uint32_t a) {
   uint8_t b0 = (uint8_t)(a >> 24), b1 = (uint8_t)(a >> 16);
   if (b0 == 0 || b0 == 10 || b0 == 127 || b0 >= 224)
     return false; /* this net, private, loopback, multicast/reserved */
-  if (b0 == 169 && b1 == 254)
-    return false; /* link-local, cloud metadata */
-  if (b0 == 172 && (b1 & 0xf0) == 16)
-    return false;
-  if (b0 == 192 && b1 == 168)
-    return false;
-  if (b0 == 100 && (b1 & 0xc0) == 64)
-    return false; /* CGNAT 100.64/10 */
+  if (b0 == 169 && b1 == 254) return false; /* link-local, cloud metadata */
+  if (b0 == 172 && (b1 & 0xf0) == 16) return false;
+  if (b0 == 192 && b1 == 168) return false;
+  if (b0 == 100 && (b1 & 0xc0) == 64) return false; /* CGNAT 100.64/10 */
   return true;
 }
 
@@ -74,8 +68,7 @@ bool domainverify_address_public(const struct sockaddr *sa) {
     const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
     return v4_public(ntohl(in->sin_addr.s_addr));
   }
-  if (sa->sa_family != AF_INET6)
-    return false;
+  if (sa->sa_family != AF_INET6) return false;
   const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
   if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a)) {
     uint32_t v4;
@@ -113,9 +106,8 @@ static size_t collect(char *data, size_t size, size_t n, void *arg) {
 }
 
 /* The fetch's options; connect_to (a curl list) must outlive the call. */
-static void set_options(CURL *h, const domainverify_options *o,
-                        const char *url, struct curl_slist *connect_to,
-                        body *b) {
+static void set_options(CURL *h, const domainverify_options *o, const char *url,
+                        struct curl_slist *connect_to, body *b) {
   long ms = o->timeout_ms > 0 ? (long)o->timeout_ms : 5000L;
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
@@ -174,8 +166,7 @@ int domainverify_check(const domainverify_options *o, const char *host,
                        const char *token, const char **why) {
   *why = "cannot verify now";
   char url[DOMAINVERIFY_URL_MAX];
-  if (domainverify_url(host, token, url) != ERR_OK)
-    return ERR_INVAL;
+  if (domainverify_url(host, token, url) != ERR_OK) return ERR_INVAL;
   pthread_once(&g_once, global_init);
   CURL *h = curl_easy_init();
   body *b = calloc(1, sizeof *b);

@@ -10,9 +10,8 @@
 
 #include "proto/tenants/v1/tenants.pb-c.h"
 
-int events_changed(const char *change, const char *tenant_id,
-                   const char *slug, const char *status,
-                   const char *const *hosts, size_t nhosts,
+int events_changed(const char *change, const char *tenant_id, const char *slug,
+                   const char *status, const char *const *hosts, size_t nhosts,
                    store_event *out) {
   memset(out, 0, sizeof *out);
   Tenants__V1__TenantChanged tc = TENANTS__V1__TENANT_CHANGED__INIT;
@@ -24,8 +23,7 @@ int events_changed(const char *change, const char *tenant_id,
   tc.hosts = (char **)hosts;
   size_t len = tenants__v1__tenant_changed__get_packed_size(&tc);
   uint8_t *buf = malloc(len ? len : 1);
-  if (buf == NULL)
-    return ERR_NOMEM;
+  if (buf == NULL) return ERR_NOMEM;
   tenants__v1__tenant_changed__pack(&tc, buf);
   out->type = EVENTS_TYPE_CHANGED;
   out->payload = buf;
@@ -34,8 +32,7 @@ int events_changed(const char *change, const char *tenant_id,
 }
 
 void events_clear(store_event *ev) {
-  if (ev == NULL)
-    return;
+  if (ev == NULL) return;
   free((void *)ev->payload);
   ev->payload = NULL;
   ev->len = 0;

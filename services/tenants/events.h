@@ -17,8 +17,8 @@
 #include "libs/base/err.h"
 #include "services/tenants/store.h"
 
-#define EVENTS_SCHEMA "tenants"          /* the outbox table's schema */
-#define EVENTS_SOURCE "tenants"          /* bus source; Replay method */
+#define EVENTS_SCHEMA "tenants" /* the outbox table's schema */
+#define EVENTS_SOURCE "tenants" /* bus source; Replay method */
 #define EVENTS_TOPIC "tenants.changed"
 #define EVENTS_TYPE_CHANGED "TenantChanged"
 
@@ -26,9 +26,8 @@
  * slug, status, change, hosts} of type "TenantChanged". out->payload is
  * malloc'd: release it with events_clear. slug and status may be NULL
  * (""); hosts may be NULL when nhosts is 0. ERR_NOMEM. */
-int events_changed(const char *change, const char *tenant_id,
-                   const char *slug, const char *status,
-                   const char *const *hosts, size_t nhosts,
+int events_changed(const char *change, const char *tenant_id, const char *slug,
+                   const char *status, const char *const *hosts, size_t nhosts,
                    store_event *out) WARN_UNUSED;
 
 /* Frees the payload events_changed made and zeroes it. NULL-safe. */

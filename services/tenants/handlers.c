@@ -75,8 +75,7 @@ static void domain_pb(const store_domain *s, domain_wire *w) {
   }
   tenants__v1__domain_verification__init(&w->v);
   w->v.method = "http";
-  if (domainverify_url(s->host, s->token, w->url) != ERR_OK)
-    w->url[0] = '\0';
+  if (domainverify_url(s->host, s->token, w->url) != ERR_OK) w->url[0] = '\0';
   w->v.url = w->url;
   w->v.token = (char *)s->token;
   w->d.verification = &w->v;
@@ -96,8 +95,9 @@ static bool operator_call(tenants *t, const rpc_call *call, rpc_reply *reply) {
     return false;
   }
   if (!access_operator_enabled(t->c.op)) {
-    rpc_reply_status(reply, RPC_PERMISSION_DENIED,
-                     "operator calls are disabled (no TENANTS_OPERATOR_SECRET)");
+    rpc_reply_status(
+        reply, RPC_PERMISSION_DENIED,
+        "operator calls are disabled (no TENANTS_OPERATOR_SECRET)");
     return false;
   }
   if (!access_operator_check(t->c.op, call->token)) {
@@ -124,9 +124,8 @@ static void refresh_cache(tenants *t, const store_tenant *s) {
   rescache_put(t->c.deps.cache, false, s->slug, &r);
   store_domain *ds = calloc(STORE_MAX_DOMAINS, sizeof *ds);
   size_t n = 0;
-  if (ds != NULL &&
-      store_list_domains(t->c.deps.st, s->id, false, ds, STORE_MAX_DOMAINS,
-                         &n) == ERR_OK)
+  if (ds != NULL && store_list_domains(t->c.deps.st, s->id, false, ds,
+                                       STORE_MAX_DOMAINS, &n) == ERR_OK)
     for (size_t i = 0; i < n; i++)
       if (ds[i].verified) /* only these route; others may be claimed */
         rescache_put(t->c.deps.cache, true, ds[i].host, &r);
@@ -146,8 +145,7 @@ static void create_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   vlist v;
   vlist_init(&v);
   const char *why = NULL;
-  if (validate_name(req->name, &why) != ERR_OK)
-    vlist_add(&v, why, "name");
+  if (validate_name(req->name, &why) != ERR_OK) vlist_add(&v, why, "name");
   if (tenantname_check_slug(req->slug, &why) != ERR_OK)
     vlist_add(&v, why, "slug");
   char currency[4];
@@ -156,8 +154,7 @@ static void create_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
           TENANTS__V1__CREATE_TENANT_REQUEST__CURRENCY_PRESENT_CURRENCY &&
       validate_currency(req->currency, currency, &why) != ERR_OK)
     vlist_add(&v, why, "currency");
-  if (req->owner == NULL)
-    vlist_add(&v, "is required", "owner");
+  if (req->owner == NULL) vlist_add(&v, "is required", "owner");
   if (v.n > 0) {
     handler_reply_invalid(reply, "invalid tenant", &v);
     goto out;
@@ -206,8 +203,8 @@ out:
 
 static void get_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   tenants *t = arg;
-  HANDLER_UNPACK(Tenants__V1__GetTenantRequest,
-                 tenants__v1__get_tenant_request, req, 0);
+  HANDLER_UNPACK(Tenants__V1__GetTenantRequest, tenants__v1__get_tenant_request,
+                 req, 0);
   paseto_claims cl;
   if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl,
                        reply) != ERR_OK)
@@ -238,8 +235,8 @@ static void update_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Tenants__V1__UpdateTenantRequest,
                  tenants__v1__update_tenant_request, req, 0);
   paseto_claims cl;
-  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl, reply) !=
-      ERR_OK)
+  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl,
+                       reply) != ERR_OK)
     goto out;
   vlist v;
   vlist_init(&v);
@@ -248,8 +245,7 @@ static void update_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   char cur[4];
   if (req->name_present_case ==
       TENANTS__V1__UPDATE_TENANT_REQUEST__NAME_PRESENT_NAME) {
-    if (validate_name(req->name, &why) != ERR_OK)
-      vlist_add(&v, why, "name");
+    if (validate_name(req->name, &why) != ERR_OK) vlist_add(&v, why, "name");
     name = req->name;
   }
   if (req->currency_present_case ==
@@ -268,8 +264,7 @@ static void update_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
     rc = events_changed("updated", s.id, s.slug, s.status, NULL, 0, &ev);
     if (rc == ERR_OK)
       rc = store_update(t->c.deps.st, cl.tid, name, currency, &ev, &s);
-    if (rc == ERR_OK)
-      outbox_kick(t->c.deps.events);
+    if (rc == ERR_OK) outbox_kick(t->c.deps.events);
   }
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "update the tenant");
@@ -324,8 +319,8 @@ static void resolve_key(tenants *t, bool by_host, const char *key,
 
 static void resolve(void *arg, const rpc_call *call, rpc_reply *reply) {
   tenants *t = arg;
-  HANDLER_UNPACK(Tenants__V1__ResolveRequest,
-                 tenants__v1__resolve_request, req, 0);
+  HANDLER_UNPACK(Tenants__V1__ResolveRequest, tenants__v1__resolve_request, req,
+                 0);
   const char *why = NULL;
   char host[TENANTNAME_HOST_MAX + 1], slug[TENANTNAME_SLUG_MAX + 1];
   switch (req->key_case) {
@@ -369,8 +364,7 @@ static void resolve(void *arg, const rpc_call *call, rpc_reply *reply) {
 static bool custom_host_arg(tenants *t, const char *in, rpc_reply *reply,
                             char host[TENANTNAME_HOST_MAX + 1]) {
   const char *why = "must be a valid host name";
-  if (tenantname_normalize_host(in, host, TENANTNAME_HOST_MAX + 1) !=
-          ERR_OK ||
+  if (tenantname_normalize_host(in, host, TENANTNAME_HOST_MAX + 1) != ERR_OK ||
       strchr(in, ':') != NULL ||
       tenantname_check_custom_host(host, t->base_domains, &why) != ERR_OK) {
     handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid host", "host",
@@ -392,15 +386,12 @@ static void add_domain_claim(tenants *t, const char *tid, const char *host,
   store_event ev = {0};
   bool taken = false;
   int rc = store_host_taken(t->c.deps.st, tid, host, &taken);
-  if (rc == ERR_OK && taken)
-    rc = ERR_EXISTS;
+  if (rc == ERR_OK && taken) rc = ERR_EXISTS;
   store_tenant s;
-  if (rc == ERR_OK)
-    rc = store_get(t->c.deps.st, tid, &s);
+  if (rc == ERR_OK) rc = store_get(t->c.deps.st, tid, &s);
   const char *hosts[] = {host};
   if (rc == ERR_OK)
-    rc = events_changed("domain_added", s.id, s.slug, s.status, hosts, 1,
-                        &ev);
+    rc = events_changed("domain_added", s.id, s.slug, s.status, hosts, 1, &ev);
   char token[STORE_TOKEN_LEN + 1];
   new_token(token);
   store_domain d;
@@ -432,14 +423,14 @@ static void add_domain_claim(tenants *t, const char *tid, const char *host,
 
 static void add_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   tenants *t = arg;
-  HANDLER_UNPACK(Tenants__V1__AddDomainRequest,
-                 tenants__v1__add_domain_request, req, 0);
+  HANDLER_UNPACK(Tenants__V1__AddDomainRequest, tenants__v1__add_domain_request,
+                 req, 0);
   paseto_claims cl;
   char host[TENANTNAME_HOST_MAX + 1];
   keyed k;
   memset(&k, 0, sizeof k);
-  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl, reply) ==
-          ERR_OK &&
+  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl,
+                       reply) == ERR_OK &&
       custom_host_arg(t, req->host, reply, host) &&
       keyed_begin(&k, t->c.deps.st, call, cl.tid, cl.sub, t->c.idem_ttl_ms,
                   reply))
@@ -533,8 +524,8 @@ static void verify_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
                  tenants__v1__verify_domain_request, req, 0);
   paseto_claims cl;
   char host[TENANTNAME_HOST_MAX + 1];
-  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl, reply) ==
-          ERR_OK &&
+  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl,
+                       reply) == ERR_OK &&
       custom_host_arg(t, req->host, reply, host))
     verify_claim(t, cl.tid, host, reply);
   tenants__v1__verify_domain_request__free_unpacked(req, NULL);
@@ -546,8 +537,8 @@ static void remove_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Tenants__V1__RemoveDomainRequest,
                  tenants__v1__remove_domain_request, req, 0);
   paseto_claims cl;
-  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl, reply) !=
-      ERR_OK)
+  if (authn_check_call(t->c.verifier, call, handler_min_rank(call), &cl,
+                       reply) != ERR_OK)
     goto out;
   char host[TENANTNAME_HOST_MAX + 1];
   if (tenantname_normalize_host(req->host, host, sizeof host) != ERR_OK) {
@@ -561,8 +552,8 @@ static void remove_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   const char *hosts[] = {host};
   int rc = store_get(t->c.deps.st, cl.tid, &s);
   if (rc == ERR_OK)
-    rc = events_changed("domain_removed", s.id, s.slug, s.status, hosts, 1,
-                        &ev);
+    rc =
+        events_changed("domain_removed", s.id, s.slug, s.status, hosts, 1, &ev);
   if (rc == ERR_OK)
     rc = store_remove_domain(t->c.deps.st, cl.tid, host, &ev, &version,
                              &was_verified);
@@ -577,8 +568,7 @@ static void remove_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
   outbox_kick(t->c.deps.events);
   /* An unverified claim never routed, and the host may be another
    * tenant's verified one: its cache entry is not ours to bury. */
-  if (was_verified)
-    rescache_put_gone(t->c.deps.cache, true, host, version);
+  if (was_verified) rescache_put_gone(t->c.deps.cache, true, host, version);
   Tenants__V1__RemoveDomainResponse resp =
       TENANTS__V1__REMOVE_DOMAIN_RESPONSE__INIT;
   handler_reply_message(reply, &resp.base);
@@ -606,8 +596,8 @@ static void list_domains(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   size_t n = 0;
-  int rc = store_list_domains(t->c.deps.st, cl.tid, true, ds,
-                              STORE_MAX_DOMAINS, &n);
+  int rc =
+      store_list_domains(t->c.deps.st, cl.tid, true, ds, STORE_MAX_DOMAINS, &n);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "list the domains");
     goto out;
@@ -635,12 +625,10 @@ static void set_status(tenants *t, const rpc_call *call, rpc_reply *reply,
   store_event ev = {0};
   store_domain *ds = NULL;
   const char **hosts = NULL;
-  if (!operator_call(t, call, reply))
-    return;
+  if (!operator_call(t, call, reply)) return;
   /* Lower case: the id is also a Redis key and a log field. */
   char tenant_id[UUID_STR_LEN + 1];
-  if (handler_uuid_arg(reply, "tenant_id", id_in, tenant_id) != ERR_OK)
-    return;
+  if (handler_uuid_arg(reply, "tenant_id", id_in, tenant_id) != ERR_OK) return;
   size_t rlen = strnlen(reason, REASON_MAX + 1);
   if (rlen > REASON_MAX || !str_is_printable(reason, rlen)) {
     handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid reason", "reason",
@@ -649,20 +637,17 @@ static void set_status(tenants *t, const rpc_call *call, rpc_reply *reply,
   }
   store_tenant s;
   int rc = store_get_any(t->c.deps.st, tenant_id, &s);
-  if (rc == ERR_OK && strcmp(s.status, "provisioning") == 0)
-    rc = ERR_NOTFOUND;
+  if (rc == ERR_OK && strcmp(s.status, "provisioning") == 0) rc = ERR_NOTFOUND;
   size_t n = 0;
   ds = calloc(STORE_MAX_DOMAINS, sizeof *ds);
   hosts = calloc(STORE_MAX_DOMAINS, sizeof *hosts);
-  if (rc == ERR_OK && (ds == NULL || hosts == NULL))
-    rc = ERR_NOMEM;
+  if (rc == ERR_OK && (ds == NULL || hosts == NULL)) rc = ERR_NOMEM;
   if (rc == ERR_OK)
     rc = store_list_domains(t->c.deps.st, tenant_id, false, ds,
                             STORE_MAX_DOMAINS, &n);
-  for (size_t i = 0; rc == ERR_OK && i < n; i++)
-    hosts[i] = ds[i].host;
-  const char *change = strcmp(status, "suspended") == 0 ? "suspended"
-                                                        : "resumed";
+  for (size_t i = 0; rc == ERR_OK && i < n; i++) hosts[i] = ds[i].host;
+  const char *change =
+      strcmp(status, "suspended") == 0 ? "suspended" : "resumed";
   if (rc == ERR_OK)
     rc = events_changed(change, s.id, s.slug, status, hosts, n, &ev);
   bool changed = false;
@@ -701,15 +686,15 @@ out:
 }
 
 static void suspend(void *arg, const rpc_call *call, rpc_reply *reply) {
-  HANDLER_UNPACK(Tenants__V1__SuspendRequest,
-                 tenants__v1__suspend_request, req, 0);
+  HANDLER_UNPACK(Tenants__V1__SuspendRequest, tenants__v1__suspend_request, req,
+                 0);
   set_status(arg, call, reply, req->tenant_id, req->reason, "suspended");
   tenants__v1__suspend_request__free_unpacked(req, NULL);
 }
 
 static void resume(void *arg, const rpc_call *call, rpc_reply *reply) {
-  HANDLER_UNPACK(Tenants__V1__ResumeRequest,
-                 tenants__v1__resume_request, req, 0);
+  HANDLER_UNPACK(Tenants__V1__ResumeRequest, tenants__v1__resume_request, req,
+                 0);
   set_status(arg, call, reply, req->tenant_id, "", "active");
   tenants__v1__resume_request__free_unpacked(req, NULL);
 }
@@ -725,8 +710,7 @@ int tenants_new(const tenants_config *cfg, tenants **out) {
       !domainverify_connect_to_valid(cfg->verify.connect_to))
     return ERR_INVAL;
   tenants *t = calloc(1, sizeof *t);
-  if (t == NULL)
-    return ERR_NOMEM;
+  if (t == NULL) return ERR_NOMEM;
   t->c = *cfg;
   const char *why = NULL;
   if (validate_currency(cfg->default_currency ? cfg->default_currency : "EUR",
@@ -742,7 +726,8 @@ int tenants_new(const tenants_config *cfg, tenants **out) {
   metrics_family *f =
       metrics_counter("tenants_resolve_total",
                       "Resolve answers by where they came from", 1, labels);
-  const char *v_cache[] = {"cache"}, *v_db[] = {"db"}, *v_none[] = {"not_found"};
+  const char *v_cache[] = {"cache"}, *v_db[] = {"db"},
+             *v_none[] = {"not_found"};
   t->resolve_cache = metrics_child_get(f, v_cache);
   t->resolve_db = metrics_child_get(f, v_db);
   t->resolve_missing = metrics_child_get(f, v_none);

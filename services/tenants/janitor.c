@@ -12,11 +12,9 @@
 #define SYNC_MAX 10000
 
 static void sync_statuses(const janitor_options *o) {
-  if (o->deps->cache == NULL)
-    return;
+  if (o->deps->cache == NULL) return;
   store_status *st = calloc(SYNC_MAX, sizeof *st);
-  if (st == NULL)
-    return;
+  if (st == NULL) return;
   size_t n = 0;
   int rc = store_statuses_to_sync(o->deps->st, o->status_recent_ms, st,
                                   SYNC_MAX, &n);
@@ -37,14 +35,12 @@ static void sync_statuses(const janitor_options *o) {
 void janitor_run_once(const janitor_options *o) {
   size_t reaped = 0;
   int rc = provision_reap(o->deps, o->provisioning_max_age_ms, &reaped);
-  if (rc != ERR_OK)
-    log_warn("janitor: reaping failed", "error", err_str(rc));
+  if (rc != ERR_OK) log_warn("janitor: reaping failed", "error", err_str(rc));
   sync_statuses(o);
   /* Expired Idempotency-Keys (lookups ignore them already). */
   rc = store_expire_idempotency(o->deps->st, 1000, NULL);
   if (rc != ERR_OK)
-    log_warn("janitor: expiring idempotency keys failed", "error",
-             err_str(rc));
+    log_warn("janitor: expiring idempotency keys failed", "error", err_str(rc));
 }
 
 static void janitor_round(void *arg) { janitor_run_once(arg); }

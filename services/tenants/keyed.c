@@ -19,7 +19,8 @@
 #include "libs/svc/handler.h"
 
 #define LEASE_MARGIN_MS 5000
-#define SEALED_OVERHEAD (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+#define SEALED_OVERHEAD                                                        \
+  (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
 
 /* The seal key: a different tag than the request hash's, same input. */
 static int seal_key(const rpc_call *call, uint8_t out[32]) {
@@ -44,8 +45,7 @@ static void replay(keyed *k, const idem_found *f, rpc_reply *reply) {
     if (rpc_reply_set_payload(reply, plain, n) != ERR_OK)
       rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
   }
-  if (plain != NULL)
-    sodium_memzero(plain, n);
+  if (plain != NULL) sodium_memzero(plain, n);
   free(plain);
 }
 
@@ -96,13 +96,11 @@ static bool prepare(keyed *k, const rpc_call *call, const char *tenant_id,
 }
 
 bool keyed_begin(keyed *k, store *st, const rpc_call *call,
-                 const char *tenant_id, const char *principal,
-                 int64_t ttl_ms, rpc_reply *reply) {
+                 const char *tenant_id, const char *principal, int64_t ttl_ms,
+                 rpc_reply *reply) {
   memset(k, 0, sizeof *k);
-  if (call->idempotency_key[0] == '\0')
-    return true;
-  if (!prepare(k, call, tenant_id, principal, ttl_ms, reply))
-    return false;
+  if (call->idempotency_key[0] == '\0') return true;
+  if (!prepare(k, call, tenant_id, principal, ttl_ms, reply)) return false;
   /* The claim outlives the call's deadline a little: a twin sent after
    * the deadline sees "still running" rather than racing the saga. */
   int64_t lease = rpc_call_time_left_ms(call) + LEASE_MARGIN_MS;
@@ -127,8 +125,7 @@ bool keyed_begin(keyed *k, store *st, const rpc_call *call,
 static uint8_t *seal(const keyed *k, const uint8_t *plain, size_t n,
                      size_t *len) {
   uint8_t *out = malloc(n + SEALED_OVERHEAD);
-  if (out == NULL)
-    return NULL;
+  if (out == NULL) return NULL;
   randombytes_buf(out, crypto_secretbox_NONCEBYTES);
   crypto_secretbox_easy(out + crypto_secretbox_NONCEBYTES, plain, n, out,
                         k->seal);
@@ -158,19 +155,17 @@ void keyed_reply(keyed *k, store *st, rpc_reply *reply,
     keyed_fail(k, st);
   }
   handler_reply_message(reply, m);
-  if (plain != NULL)
-    sodium_memzero(plain, n);
+  if (plain != NULL) sodium_memzero(plain, n);
   free(plain);
   free(sealed);
   k->on = false;
 }
 
 void keyed_fail(keyed *k, store *st) {
-  if (!k->on)
-    return;
+  if (!k->on) return;
   if (store_idem_release(st, &k->ref, k->tenant_scope) != ERR_OK)
-    log_warn("could not release an Idempotency-Key claim; it lapses",
-             "method", k->ref.method);
+    log_warn("could not release an Idempotency-Key claim; it lapses", "method",
+             k->ref.method);
   k->on = false;
 }
 

@@ -46,11 +46,11 @@
 
 /* One keyed call; zero-initialise. */
 typedef struct keyed {
-  bool on;                  /* the call has a key and it is claimed */
+  bool on; /* the call has a key and it is claimed */
   bool tenant_scope;
   idem_ref ref;
   uint8_t hash[IDEM_HASH_LEN];
-  uint8_t seal[32];         /* the answer's key (wiped by keyed_done) */
+  uint8_t seal[32]; /* the answer's key (wiped by keyed_done) */
   char tenant_id[UUID_STR_LEN + 1];
   char principal[96];
 } keyed;
@@ -62,8 +62,8 @@ typedef struct keyed {
  * key used for another request), ABORTED (the first call still runs) or
  * a database failure. */
 bool keyed_begin(keyed *k, store *st, const rpc_call *call,
-                 const char *tenant_id, const char *principal,
-                 int64_t ttl_ms, rpc_reply *reply);
+                 const char *tenant_id, const char *principal, int64_t ttl_ms,
+                 rpc_reply *reply);
 
 /* The work succeeded: answers m, and with a key saves it (sealed). */
 void keyed_reply(keyed *k, store *st, rpc_reply *reply,

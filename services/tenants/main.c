@@ -20,58 +20,102 @@
 #include "proto/tenants/v1/tenants_access.h"
 
 static const cfg_entry config[] = {
-    {.name = "AUTH_ADDR", .kind = CFG_URL, .required = true,
+    {.name = "AUTH_ADDR",
+     .kind = CFG_URL,
+     .required = true,
      .description = "auth service RPC address list (CreateUser, Keys)"},
-    {.name = "AUTH_ISSUER", .kind = CFG_STRING, .def = "auth",
+    {.name = "AUTH_ISSUER",
+     .kind = CFG_STRING,
+     .def = "auth",
      .description = "required iss claim of access tokens"},
-    {.name = "REDIS_URL", .kind = CFG_URL,
+    {.name = "REDIS_URL",
+     .kind = CFG_URL,
      .description = "Redis: Resolve cache and tenant:status keys"},
-    {.name = "BUS_LISTEN", .kind = CFG_URL,
+    {.name = "BUS_LISTEN",
+     .kind = CFG_URL,
      .description = "nng URL the tenants.changed publisher listens on"},
-    {.name = "TENANTS_DB_ROLE", .kind = CFG_STRING, .def = "tenants_app",
+    {.name = "TENANTS_DB_ROLE",
+     .kind = CFG_STRING,
+     .def = "tenants_app",
      .description = "role each transaction switches to (RLS); empty: none"},
-    {.name = "TENANTS_BASE_DOMAINS", .kind = CFG_STRING, .def = "localhost",
+    {.name = "TENANTS_BASE_DOMAINS",
+     .kind = CFG_STRING,
+     .def = "localhost",
      .description = "comma-separated base domains of <slug>.<base> hosts"},
-    {.name = "TENANTS_DEFAULT_CURRENCY", .kind = CFG_STRING, .def = "EUR",
+    {.name = "TENANTS_DEFAULT_CURRENCY",
+     .kind = CFG_STRING,
+     .def = "EUR",
      .description = "currency of tenants created without one"},
-    {.name = "TENANTS_OPERATOR_SECRET", .kind = CFG_STRING, .secret = true,
+    {.name = "TENANTS_OPERATOR_SECRET",
+     .kind = CFG_STRING,
+     .secret = true,
      .description = "operator secret for Suspend/Resume (>= 16 bytes); "
                     "unset: disabled"},
-    {.name = "TENANTS_RESOLVE_CACHE_TTL", .kind = CFG_DURATION_MS, .def = "60s",
-     .min = 1000, .max = 86400000, .description = "Redis Resolve cache TTL"},
-    {.name = "TENANTS_OWNER_TIMEOUT", .kind = CFG_DURATION_MS, .def = "10s",
-     .min = 100, .max = 120000,
+    {.name = "TENANTS_RESOLVE_CACHE_TTL",
+     .kind = CFG_DURATION_MS,
+     .def = "60s",
+     .min = 1000,
+     .max = 86400000,
+     .description = "Redis Resolve cache TTL"},
+    {.name = "TENANTS_OWNER_TIMEOUT",
+     .kind = CFG_DURATION_MS,
+     .def = "10s",
+     .min = 100,
+     .max = 120000,
      .description = "deadline of auth CreateUser for a new tenant's owner"},
-    {.name = "TENANTS_PROVISIONING_MAX_AGE", .kind = CFG_DURATION_MS,
-     .def = "60s", .min = 0, .max = 86400000,
+    {.name = "TENANTS_PROVISIONING_MAX_AGE",
+     .kind = CFG_DURATION_MS,
+     .def = "60s",
+     .min = 0,
+     .max = 86400000,
      .description = "unfinished tenants older than this are reaped"},
-    {.name = "TENANTS_JANITOR_INTERVAL", .kind = CFG_DURATION_MS, .def = "30s",
-     .min = 100, .max = 86400000,
+    {.name = "TENANTS_JANITOR_INTERVAL",
+     .kind = CFG_DURATION_MS,
+     .def = "30s",
+     .min = 100,
+     .max = 86400000,
      .description = "reaper / status resync period"},
-    {.name = "TENANTS_STATUS_RESYNC_WINDOW", .kind = CFG_DURATION_MS,
-     .def = "10m", .min = 0, .max = 604800000,
+    {.name = "TENANTS_STATUS_RESYNC_WINDOW",
+     .kind = CFG_DURATION_MS,
+     .def = "10m",
+     .min = 0,
+     .max = 604800000,
      .description = "active tenants changed this recently get their Redis "
                     "status rewritten (suspended ones always)"},
-    {.name = "TENANTS_OUTBOX_KEEP", .kind = CFG_DURATION_MS, .def = "168h",
-     .min = 60000, .max = 31622400000LL,
+    {.name = "TENANTS_OUTBOX_KEEP",
+     .kind = CFG_DURATION_MS,
+     .def = "168h",
+     .min = 60000,
+     .max = 31622400000LL,
      .description = "how long published events stay available to Replay"},
-    {.name = "TENANTS_OUTBOX_POLL", .kind = CFG_DURATION_MS, .def = "1s",
-     .min = 10, .max = 60000,
+    {.name = "TENANTS_OUTBOX_POLL",
+     .kind = CFG_DURATION_MS,
+     .def = "1s",
+     .min = 10,
+     .max = 60000,
      .description = "relay poll period when not woken by a commit"},
-    {.name = "TENANTS_DOMAIN_VERIFY_CONNECT_TO", .kind = CFG_STRING,
+    {.name = "TENANTS_DOMAIN_VERIFY_CONNECT_TO",
+     .kind = CFG_STRING,
      .description = "host:port every domain verification connects to "
                     "instead of the domain's address (egress proxy, "
                     "tests); unset: the domain, public addresses only"},
-    {.name = "TENANTS_DOMAIN_VERIFY_TIMEOUT", .kind = CFG_DURATION_MS,
-     .def = "5s", .min = 100, .max = 30000,
+    {.name = "TENANTS_DOMAIN_VERIFY_TIMEOUT",
+     .kind = CFG_DURATION_MS,
+     .def = "5s",
+     .min = 100,
+     .max = 30000,
      .description = "whole HTTP fetch of a domain's verification token"},
-    {.name = "TENANTS_IDEMPOTENCY_TTL", .kind = CFG_DURATION_MS, .def = "24h",
-     .min = 60000, .max = 604800000,
+    {.name = "TENANTS_IDEMPOTENCY_TTL",
+     .kind = CFG_DURATION_MS,
+     .def = "24h",
+     .min = 60000,
+     .max = 604800000,
      .description = "how long an Idempotency-Key and its answer are kept"},
 #ifdef TEST_HOOKS
     /* Only in the tenants_testhooks binary (BUILD): the shipped binary has
      * neither the setting nor the code path. */
-    {.name = "TENANTS_TEST_CRASH_AFTER_OWNER", .kind = CFG_BOOL,
+    {.name = "TENANTS_TEST_CRASH_AFTER_OWNER",
+     .kind = CFG_BOOL,
      .def = "false",
      .description = "TEST HOOK: _exit(137) after an owner was created"},
 #endif
@@ -90,9 +134,9 @@ static void crash_after_owner(const char *tenant_id) {
 #endif
 
 typedef struct app {
-  cache *redis;        /* the runtime's; NULL without REDIS_URL */
-  rpc_client *auth;    /* the runtime's */
-  authn *verifier;     /* the runtime's */
+  cache *redis;     /* the runtime's; NULL without REDIS_URL */
+  rpc_client *auth; /* the runtime's */
+  authn *verifier;  /* the runtime's */
   store *store;
   access_operator *op;
   rescache *rcache;
@@ -115,10 +159,8 @@ static int tenants_init(svc *s, void *arg) {
   rc = svc_redis_open(
       s, &cc, "REDIS_URL not set: no Resolve cache, no tenant:status keys",
       &a->redis);
-  if (rc == ERR_OK)
-    rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc == ERR_OK) rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
+  if (rc != ERR_OK) return rc;
   eventpub_options eo = {
       .schema = EVENTS_SCHEMA,
       .source = EVENTS_SOURCE,
@@ -127,8 +169,7 @@ static int tenants_init(svc *s, void *arg) {
       .keep_ms = cfg_duration_ms(c, "TENANTS_OUTBOX_KEEP"),
   };
   rc = eventpub_open(svc_db(s), &eo, &a->events);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   rc = access_operator_new(cfg_str(c, "TENANTS_OPERATOR_SECRET"), &a->op);
   if (rc != ERR_OK) {
     log_error("TENANTS_OPERATOR_SECRET must be at least 16 bytes");
@@ -138,8 +179,7 @@ static int tenants_init(svc *s, void *arg) {
     log_warn("TENANTS_OPERATOR_SECRET not set: Suspend/Resume disabled");
   rc = rescache_new(a->redis, cfg_duration_ms(c, "TENANTS_RESOLVE_CACHE_TTL"),
                     &a->rcache);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
 
   a->deps = (provision_deps){
       .st = a->store,
@@ -173,10 +213,8 @@ static int tenants_init(svc *s, void *arg) {
     return rc;
   }
   rc = tenants_register(a->handlers, svc_rpc(s));
-  if (rc == ERR_OK)
-    rc = eventpub_start(a->events, svc_rpc(s));
-  if (rc != ERR_OK)
-    return rc;
+  if (rc == ERR_OK) rc = eventpub_start(a->events, svc_rpc(s));
+  if (rc != ERR_OK) return rc;
   a->jo = (janitor_options){
       .deps = &a->deps,
       .interval_ms = cfg_duration_ms(c, "TENANTS_JANITOR_INTERVAL"),

@@ -23,8 +23,7 @@
 #define REAP_BATCH 32
 
 void provision_outcome_clear(provision_outcome *o) {
-  if (o == NULL)
-    return;
+  if (o == NULL) return;
   if (o->owner != NULL)
     auth__v1__create_user_response__free_unpacked(o->owner, NULL);
   rpc_result_free(o->auth_result);
@@ -89,22 +88,21 @@ static void compensate(const provision_deps *d, const char *tenant_id,
 static uint32_t owner_deadline(const provision_deps *d, int64_t deadline_ms) {
   int64_t cap = d->owner_timeout_ms ? d->owner_timeout_ms : 10000;
   int64_t left = deadline_ms - 500;
-  if (left < 100)
-    left = 100;
+  if (left < 100) left = 100;
   return (uint32_t)(left < cap ? left : cap);
 }
 
 void provision_create_tenant(const provision_deps *d, const char *slug,
                              const char *name, const char *currency,
-                             const provision_owner *owner,
-                             int64_t deadline_ms, provision_outcome *out) {
+                             const provision_owner *owner, int64_t deadline_ms,
+                             provision_outcome *out) {
   memset(out, 0, sizeof *out);
   char id[UUID_STR_LEN + 1];
   uuid_v7_str(id);
 
   /* 1. the provisioning row holds the slug */
-  int rc = store_insert_provisioning(d->st, id, slug, name, currency,
-                                     &out->tenant);
+  int rc =
+      store_insert_provisioning(d->st, id, slug, name, currency, &out->tenant);
   if (rc == ERR_EXISTS) {
     out->code = RPC_ALREADY_EXISTS;
     out->message = "slug is taken";
@@ -175,8 +173,7 @@ void provision_create_tenant(const provision_deps *d, const char *slug,
     return;
   }
 
-  if (d->after_owner != NULL)
-    d->after_owner(id);
+  if (d->after_owner != NULL) d->after_owner(id);
 
   /* 3. visible from now on; the event commits with it */
   store_event ev;
@@ -211,21 +208,17 @@ void provision_create_tenant(const provision_deps *d, const char *slug,
 
 int provision_reap(const provision_deps *d, int64_t max_age_ms,
                    size_t *reaped) {
-  if (reaped != NULL)
-    *reaped = 0;
+  if (reaped != NULL) *reaped = 0;
   char ids[REAP_BATCH][UUID_STR_LEN + 1];
   size_t n = 0;
   int rc = store_stale_provisioning(d->st, max_age_ms, ids, REAP_BATCH, &n);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   for (size_t i = 0; i < n; i++) {
-    if (delete_users(d, ids[i]) != ERR_OK)
-      continue; /* next run */
+    if (delete_users(d, ids[i]) != ERR_OK) continue; /* next run */
     rc = store_delete_provisioning(d->st, ids[i]);
     if (rc == ERR_OK) {
       log_info("reaped an unfinished tenant", "tenant_id", ids[i]);
-      if (reaped != NULL)
-        (*reaped)++;
+      if (reaped != NULL) (*reaped)++;
     } else if (rc != ERR_NOTFOUND) {
       log_warn("reaping a tenant failed", "tenant_id", ids[i], "error",
                err_str(rc));

@@ -58,7 +58,7 @@
 #define PROVISION_DELETE_USERS "auth.v1.Auth/DeleteTenantUsers"
 
 typedef struct provision_deps {
-  store *st;                 /* borrowed, all of them */
+  store *st; /* borrowed, all of them */
   rpc_client *auth;
   rescache *cache;           /* may be NULL */
   outbox *events;            /* the relay to kick; may be NULL */
@@ -90,8 +90,8 @@ void provision_outcome_clear(provision_outcome *o);
  * left). Never fails locally: the result is in *out (clear it after). */
 void provision_create_tenant(const provision_deps *d, const char *slug,
                              const char *name, const char *currency,
-                             const provision_owner *owner,
-                             int64_t deadline_ms, provision_outcome *out);
+                             const provision_owner *owner, int64_t deadline_ms,
+                             provision_outcome *out);
 
 /* Deletes 'provisioning' tenants created more than max_age_ms ago, each
  * after auth confirmed its users are deleted; *reaped (optional) gets the

@@ -37,11 +37,9 @@ struct rescache {
 
 int rescache_new(cache *redis, int64_t ttl_ms, rescache **out) {
   *out = NULL;
-  if (ttl_ms <= 0)
-    return ERR_INVAL;
+  if (ttl_ms <= 0) return ERR_INVAL;
   rescache *rc = calloc(1, sizeof *rc);
-  if (rc == NULL)
-    return ERR_NOMEM;
+  if (rc == NULL) return ERR_NOMEM;
   rc->redis = redis;
   rc->ttl_ms = ttl_ms;
   int err = cache_script_new(put_script, &rc->put);
@@ -54,8 +52,7 @@ int rescache_new(cache *redis, int64_t ttl_ms, rescache **out) {
 }
 
 void rescache_free(rescache *rc) {
-  if (rc == NULL)
-    return;
+  if (rc == NULL) return;
   cache_script_free(rc->put);
   free(rc);
 }
@@ -72,15 +69,12 @@ void rescache_status_key(const char *tenant_id, char *out, size_t cap) {
 static enum rescache_hit parse(const char *v, store_resolved *out) {
   char *end = NULL;
   long long ver = strtoll(v, &end, 10);
-  if (end == v || *end != ' ' || ver < 0)
-    return RESCACHE_MISS;
+  if (end == v || *end != ' ' || ver < 0) return RESCACHE_MISS;
   const char *p = end + 1;
-  if (strcmp(p, "-") == 0)
-    return RESCACHE_GONE;
+  if (strcmp(p, "-") == 0) return RESCACHE_GONE;
   char id[UUID_STR_LEN + 1], slug[TENANTNAME_SLUG_MAX + 1], status[16];
   const char *sp1 = strchr(p, ' ');
-  if (sp1 == NULL || (size_t)(sp1 - p) != UUID_STR_LEN)
-    return RESCACHE_MISS;
+  if (sp1 == NULL || (size_t)(sp1 - p) != UUID_STR_LEN) return RESCACHE_MISS;
   memcpy(id, p, UUID_STR_LEN);
   id[UUID_STR_LEN] = '\0';
   const char *s = sp1 + 1;
@@ -91,8 +85,8 @@ static enum rescache_hit parse(const char *v, store_resolved *out) {
   slug[sp2 - s] = '\0';
   if (str_copy(status, sp2 + 1, sizeof status) >= sizeof status)
     return RESCACHE_MISS;
-  if (!uuid_is_valid(id) || (strcmp(status, "active") != 0 &&
-                             strcmp(status, "suspended") != 0))
+  if (!uuid_is_valid(id) ||
+      (strcmp(status, "active") != 0 && strcmp(status, "suspended") != 0))
     return RESCACHE_MISS;
   memcpy(out->tenant_id, id, sizeof id);
   memcpy(out->slug, slug, sizeof slug);
@@ -103,14 +97,12 @@ static enum rescache_hit parse(const char *v, store_resolved *out) {
 
 enum rescache_hit rescache_get(rescache *rc, bool by_host, const char *key,
                                store_resolved *out) {
-  if (rc == NULL || rc->redis == NULL)
-    return RESCACHE_MISS;
+  if (rc == NULL || rc->redis == NULL) return RESCACHE_MISS;
   char k[KEY_MAX];
   make_key(by_host, key, k, sizeof k);
   char *v = NULL;
   size_t len = 0;
-  if (cache_get(rc->redis, k, &v, &len) != ERR_OK)
-    return RESCACHE_MISS;
+  if (cache_get(rc->redis, k, &v, &len) != ERR_OK) return RESCACHE_MISS;
   enum rescache_hit hit =
       len < VALUE_MAX && strlen(v) == len ? parse(v, out) : RESCACHE_MISS;
   free(v);
@@ -119,8 +111,7 @@ enum rescache_hit rescache_get(rescache *rc, bool by_host, const char *key,
 
 static void put_value(rescache *rc, bool by_host, const char *key,
                       int64_t version, const char *value) {
-  if (rc == NULL || rc->redis == NULL)
-    return;
+  if (rc == NULL || rc->redis == NULL) return;
   char k[KEY_MAX], ver[24], ttl[24];
   make_key(by_host, key, k, sizeof k);
   snprintf(ver, sizeof ver, "%" PRId64, version);
@@ -153,8 +144,7 @@ int rescache_set_status(rescache *rc, const char *tenant_id,
                         const char *status) {
   if (tenant_id == NULL || status == NULL || !uuid_is_valid(tenant_id))
     return ERR_INVAL;
-  if (rc == NULL || rc->redis == NULL)
-    return ERR_UNAVAILABLE;
+  if (rc == NULL || rc->redis == NULL) return ERR_UNAVAILABLE;
   char k[64];
   rescache_status_key(tenant_id, k, sizeof k);
   int err = cache_set(rc->redis, k, status, strlen(status), 0);

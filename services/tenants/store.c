@@ -18,8 +18,8 @@
 #include "services/tenants/events.h"
 
 /* Columns of a tenant row, in the order row_tenant reads them. */
-#define TENANT_COLS                                                        \
-  "id::text, slug, name, currency, status, "                               \
+#define TENANT_COLS                                                            \
+  "id::text, slug, name, currency, status, "                                   \
   "floor(extract(epoch FROM created_at) * 1000)::bigint, version"
 
 /* ------------------------------------------------------------ set-up --- */
@@ -55,8 +55,7 @@ static void copy_cell(char *dst, size_t cap, const db_result *r, int row,
 static int format_ms(const db_result *r, int row, int col, char *out) {
   int64_t ms = 0;
   int rc = db_get_int64(r, row, col, &ms);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   return time_format_rfc3339(ms, out);
 }
 
@@ -68,8 +67,7 @@ static int row_tenant(const db_result *r, int row, store_tenant *t) {
   copy_cell(t->currency, sizeof t->currency, r, row, 3);
   copy_cell(t->status, sizeof t->status, r, row, 4);
   int rc = format_ms(r, row, 5, t->created_at);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   return db_get_int64(r, row, 6, &t->version);
 }
 
@@ -78,8 +76,7 @@ static int one_tenant(db_conn *c, const char *sql, const db_param *ps, int n,
                       store_tenant *out) {
   db_result *r = NULL;
   int rc = db_exec(c, sql, ps, n, &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   if (db_nrows(r) != 1)
     rc = ERR_NOTFOUND;
   else if (out != NULL)
@@ -92,8 +89,7 @@ static int one_tenant(db_conn *c, const char *sql, const db_param *ps, int n,
  * change's transaction (NULL ev: nothing). */
 static int event_insert(db_conn *c, const char *tenant_id,
                         const store_event *ev) {
-  if (ev == NULL)
-    return ERR_OK;
+  if (ev == NULL) return ERR_OK;
   outbox_event oe = {.topic = EVENTS_TOPIC,
                      .type = ev->type,
                      .tenant_id = tenant_id,
@@ -143,8 +139,7 @@ static int activate_fn(db_conn *c, void *ud) {
                       "updated_at = now() WHERE id = $1::uuid AND "
                       "status = 'provisioning' RETURNING " TENANT_COLS,
                       ps, 1, a->out);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   return event_insert(c, a->id, a->ev);
 }
 
@@ -161,8 +156,7 @@ static int delete_prov_fn(db_conn *c, void *ud) {
                    "DELETE FROM tenants.tenants WHERE id = $1::uuid AND "
                    "status = 'provisioning'",
                    ps, 1, &r);
-  if (rc == ERR_OK && db_affected(r) != 1)
-    rc = ERR_NOTFOUND;
+  if (rc == ERR_OK && db_affected(r) != 1) rc = ERR_NOTFOUND;
   db_result_free(r);
   return rc;
 }
@@ -188,8 +182,7 @@ static int stale_fn(db_conn *c, void *ud) {
                    "make_interval(secs => $1::bigint / 1000.0) "
                    "ORDER BY created_at LIMIT $2",
                    ps, DB_NPARAMS(ps), &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   *a->n = 0;
   for (int i = 0; i < db_nrows(r) && (size_t)i < a->cap; i++) {
     copy_cell(a->ids[i], UUID_STR_LEN + 1, r, i, 0);
@@ -251,8 +244,7 @@ static int update_fn(db_conn *c, void *ud) {
                       "updated_at = now() WHERE id = $1::uuid AND "
                       "status <> 'provisioning' RETURNING " TENANT_COLS,
                       ps, DB_NPARAMS(ps), a->out);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   return event_insert(c, a->id, a->ev);
 }
 
@@ -278,11 +270,9 @@ static int status_fn(db_conn *c, void *ud) {
                       "SELECT " TENANT_COLS " FROM tenants.tenants WHERE "
                       "id = $1::uuid AND status <> 'provisioning' FOR UPDATE",
                       ps, 1, a->out);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   *a->changed = strcmp(a->out->status, a->status) != 0;
-  if (!*a->changed)
-    return ERR_OK;
+  if (!*a->changed) return ERR_OK;
   db_param us[] = {db_text(a->id), db_text(a->status)};
   rc = one_tenant(c,
                   "UPDATE tenants.tenants SET status = $2, "
@@ -290,14 +280,12 @@ static int status_fn(db_conn *c, void *ud) {
                   "updated_at = now() WHERE id = $1::uuid "
                   "RETURNING " TENANT_COLS,
                   us, DB_NPARAMS(us), a->out);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   return event_insert(c, a->id, a->ev);
 }
 
 int store_set_status(store *st, const char *tenant_id, const char *status,
-                     const store_event *ev, store_tenant *out,
-                     bool *changed) {
+                     const store_event *ev, store_tenant *out, bool *changed) {
   *changed = false;
   status_args a = {tenant_id, status, ev, out, changed};
   return run(st, NULL, status_fn, &a);
@@ -326,8 +314,7 @@ static int resolve_fn(db_conn *c, void *ud) {
           : "SELECT id::text, slug, status, version FROM tenants.tenants "
             "WHERE slug = $1 AND status <> 'provisioning'",
       ps, 1, &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   if (db_nrows(r) != 1) {
     rc = ERR_NOTFOUND;
   } else {
@@ -357,10 +344,8 @@ static int row_domain(const db_result *r, int row, store_domain *d) {
   copy_cell(d->host, sizeof d->host, r, row, 0);
   copy_cell(d->tenant_id, sizeof d->tenant_id, r, row, 1);
   int rc = format_ms(r, row, 2, d->created_at);
-  if (rc == ERR_OK)
-    rc = db_get_int64(r, row, 3, &d->version);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc == ERR_OK) rc = db_get_int64(r, row, 3, &d->version);
+  if (rc != ERR_OK) return rc;
   d->verified = !db_is_null(r, row, 4);
   if (d->verified)
     rc = format_ms(r, row, 4, d->verified_at);
@@ -369,10 +354,10 @@ static int row_domain(const db_result *r, int row, store_domain *d) {
   return rc;
 }
 
-#define DOMAIN_COLS                                                        \
-  "host, tenant_id::text, "                                                \
-  "floor(extract(epoch FROM created_at) * 1000)::bigint, version, "        \
-  "floor(extract(epoch FROM verified_at) * 1000)::bigint, "                \
+#define DOMAIN_COLS                                                            \
+  "host, tenant_id::text, "                                                    \
+  "floor(extract(epoch FROM created_at) * 1000)::bigint, version, "            \
+  "floor(extract(epoch FROM verified_at) * 1000)::bigint, "                    \
   "verification_token"
 
 typedef struct domain_args {
@@ -388,8 +373,7 @@ static int one_domain(db_conn *c, const char *sql, const db_param *ps, int n,
                       store_domain *out) {
   db_result *r = NULL;
   int rc = db_exec(c, sql, ps, n, &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   rc = db_nrows(r) == 1 ? row_domain(r, 0, out) : ERR_NOTFOUND;
   db_result_free(r);
   return rc;
@@ -403,8 +387,7 @@ static int taken_fn(db_conn *c, void *ud) {
                    "SELECT 1 FROM tenants.domains WHERE host = $1 AND "
                    "tenant_id <> $2::uuid AND verified_at IS NOT NULL",
                    ps, DB_NPARAMS(ps), &r);
-  if (rc == ERR_OK)
-    *a->flag = db_nrows(r) > 0;
+  if (rc == ERR_OK) *a->flag = db_nrows(r) > 0;
   db_result_free(r);
   return rc;
 }
@@ -433,8 +416,7 @@ int store_get_domain(store *st, const char *tenant_id, const char *host,
 
 static int verify_fn(db_conn *c, void *ud) {
   domain_args *a = ud;
-  db_param ps[] = {db_text(a->tenant_id), db_text(a->host),
-                   db_text(a->token)};
+  db_param ps[] = {db_text(a->tenant_id), db_text(a->host), db_text(a->token)};
   int rc = one_domain(c,
                       "UPDATE tenants.domains SET verified_at = now(), "
                       "verification_token = NULL, "
@@ -443,16 +425,18 @@ static int verify_fn(db_conn *c, void *ud) {
                       "verified_at IS NULL AND verification_token = $3 "
                       "RETURNING " DOMAIN_COLS,
                       ps, DB_NPARAMS(ps), a->out);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   return event_insert(c, a->tenant_id, a->ev);
 }
 
 int store_verify_domain(store *st, const char *tenant_id, const char *host,
                         const char *token, const store_event *ev,
                         store_domain *out) {
-  domain_args a = {.tenant_id = tenant_id, .host = host, .token = token,
-                   .ev = ev, .out = out};
+  domain_args a = {.tenant_id = tenant_id,
+                   .host = host,
+                   .token = token,
+                   .ev = ev,
+                   .out = out};
   return run(st, tenant_id, verify_fn, &a);
 }
 
@@ -467,37 +451,34 @@ static int add_domain_fn(db_conn *c, void *ud) {
                    "tenant_id = $1::uuid) FROM tenants.tenants WHERE "
                    "id = $1::uuid AND status <> 'provisioning' FOR UPDATE",
                    ps, 1, &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   int64_t count = 0;
   if (db_nrows(r) != 1)
     rc = ERR_NOTFOUND;
   else
     rc = db_get_int64(r, 0, 0, &count);
   db_result_free(r);
-  if (rc != ERR_OK)
-    return rc;
-  if (count >= STORE_MAX_DOMAINS)
-    return ERR_TOOBIG;
-  db_param is[] = {db_text(a->host), db_text(a->tenant_id),
-                   db_text(a->token)};
+  if (rc != ERR_OK) return rc;
+  if (count >= STORE_MAX_DOMAINS) return ERR_TOOBIG;
+  db_param is[] = {db_text(a->host), db_text(a->tenant_id), db_text(a->token)};
   rc = one_domain(c,
                   "INSERT INTO tenants.domains (host, tenant_id, version, "
                   "verification_token) VALUES ($1, $2::uuid, "
                   "nextval('tenants.change_seq'), $3) RETURNING " DOMAIN_COLS,
                   is, DB_NPARAMS(is), a->out);
-  if (rc == ERR_NOTFOUND)
-    rc = ERR_INTERNAL;
-  if (rc != ERR_OK)
-    return rc;
+  if (rc == ERR_NOTFOUND) rc = ERR_INTERNAL;
+  if (rc != ERR_OK) return rc;
   return event_insert(c, a->tenant_id, a->ev);
 }
 
 int store_add_domain(store *st, const char *tenant_id, const char *host,
                      const char *token, const store_event *ev,
                      store_domain *out) {
-  domain_args a = {.tenant_id = tenant_id, .host = host, .token = token,
-                   .ev = ev, .out = out};
+  domain_args a = {.tenant_id = tenant_id,
+                   .host = host,
+                   .token = token,
+                   .ev = ev,
+                   .out = out};
   return run(st, tenant_id, add_domain_fn, &a);
 }
 
@@ -510,17 +491,14 @@ static int remove_domain_fn(db_conn *c, void *ud) {
                    "AND host = $2 RETURNING nextval('tenants.change_seq'), "
                    "verified_at IS NOT NULL",
                    ps, DB_NPARAMS(ps), &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   if (db_nrows(r) != 1)
     rc = ERR_NOTFOUND;
   else
     rc = db_get_int64(r, 0, 0, a->version);
-  if (rc == ERR_OK)
-    rc = db_get_bool(r, 0, 1, a->flag);
+  if (rc == ERR_OK) rc = db_get_bool(r, 0, 1, a->flag);
   db_result_free(r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   return event_insert(c, a->tenant_id, a->ev);
 }
 
@@ -528,8 +506,11 @@ int store_remove_domain(store *st, const char *tenant_id, const char *host,
                         const store_event *ev, int64_t *version,
                         bool *was_verified) {
   *was_verified = false;
-  domain_args a = {.tenant_id = tenant_id, .host = host, .ev = ev,
-                   .version = version, .flag = was_verified};
+  domain_args a = {.tenant_id = tenant_id,
+                   .host = host,
+                   .ev = ev,
+                   .version = version,
+                   .flag = was_verified};
   return run(st, tenant_id, remove_domain_fn, &a);
 }
 
@@ -548,13 +529,11 @@ static int list_domains_fn(db_conn *c, void *ud) {
                    "SELECT " DOMAIN_COLS " FROM tenants.domains WHERE "
                    "tenant_id = $1::uuid ORDER BY host LIMIT $2",
                    ps, DB_NPARAMS(ps), &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   *a->n = 0;
   for (int i = 0; i < db_nrows(r) && (size_t)i < a->cap && rc == ERR_OK; i++) {
     rc = row_domain(r, i, &a->out[i]);
-    if (rc == ERR_OK)
-      (*a->n)++;
+    if (rc == ERR_OK) (*a->n)++;
   }
   db_result_free(r);
   return rc;
@@ -584,8 +563,7 @@ static int statuses_fn(db_conn *c, void *ud) {
                    "updated_at > now() - make_interval(secs => "
                    "$1::bigint / 1000.0)) ORDER BY updated_at DESC LIMIT $2",
                    ps, DB_NPARAMS(ps), &r);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   *a->n = 0;
   for (int i = 0; i < db_nrows(r) && (size_t)i < a->cap; i++) {
     copy_cell(a->out[i].id, sizeof a->out[i].id, r, i, 0);
@@ -632,8 +610,7 @@ int store_idem_start(store *st, const idem_ref *r, bool tenant_scope,
     out->outcome = IDEM_BUSY;
     rc = ERR_OK;
   }
-  if (rc != ERR_OK)
-    idem_found_clear(out);
+  if (rc != ERR_OK) idem_found_clear(out);
   return rc;
 }
 

@@ -33,21 +33,21 @@
 #include "libs/idem/idem.h"
 #include "libs/tenantdir/tenantname.h"
 
-#define STORE_NAME_MAX 100        /* characters */
-#define STORE_NAME_BYTES 400      /* UTF-8 bytes at most for 100 chars */
-#define STORE_MAX_DOMAINS 100     /* custom domains per tenant */
+#define STORE_NAME_MAX 100    /* characters */
+#define STORE_NAME_BYTES 400  /* UTF-8 bytes at most for 100 chars */
+#define STORE_MAX_DOMAINS 100 /* custom domains per tenant */
 
 typedef struct store_tenant {
   char id[UUID_STR_LEN + 1];
   char slug[TENANTNAME_SLUG_MAX + 1];
   char name[STORE_NAME_BYTES + 1];
   char currency[4];
-  char status[16];                /* provisioning | active | suspended */
+  char status[16]; /* provisioning | active | suspended */
   char created_at[RFC3339_MS_LEN + 1];
   int64_t version;
 } store_tenant;
 
-#define STORE_TOKEN_LEN 43        /* base64url of 32 random bytes */
+#define STORE_TOKEN_LEN 43 /* base64url of 32 random bytes */
 
 typedef struct store_domain {
   char host[TENANTNAME_HOST_MAX + 1];
@@ -55,13 +55,13 @@ typedef struct store_domain {
   char created_at[RFC3339_MS_LEN + 1];
   int64_t version;
   bool verified;
-  char verified_at[RFC3339_MS_LEN + 1];   /* "" while unverified */
-  char token[STORE_TOKEN_LEN + 1];        /* "" once verified */
+  char verified_at[RFC3339_MS_LEN + 1]; /* "" while unverified */
+  char token[STORE_TOKEN_LEN + 1];      /* "" once verified */
 } store_domain;
 
 /* An event to write to the outbox with a change. payload is borrowed. */
 typedef struct store_event {
-  const char *type;               /* "TenantChanged" */
+  const char *type; /* "TenantChanged" */
   const uint8_t *payload;
   size_t len;
 } store_event;
@@ -104,8 +104,7 @@ int store_stale_provisioning(store *st, int64_t older_than_ms,
                              size_t *n) WARN_UNUSED;
 
 /* The tenant (tenant scope), unless provisioning: ERR_NOTFOUND. */
-int store_get(store *st, const char *tenant_id,
-              store_tenant *out) WARN_UNUSED;
+int store_get(store *st, const char *tenant_id, store_tenant *out) WARN_UNUSED;
 
 /* The tenant by id across tenants (directory scope), provisioning
  * included. */

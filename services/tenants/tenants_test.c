@@ -29,8 +29,7 @@ START_TEST(names_accept_unicode_up_to_100_characters) {
   ck_assert_ptr_null(name_why("\xe5\xaf\xbf\xe5\x8f\xb8")); /* 寿司 */
   char s[500];
   /* 100 two-byte characters (200 bytes) are fine, 101 are not */
-  for (int i = 0; i < 100; i++)
-    memcpy(s + 2 * i, "\xc3\xa9", 2);
+  for (int i = 0; i < 100; i++) memcpy(s + 2 * i, "\xc3\xa9", 2);
   s[200] = '\0';
   ck_assert_ptr_null(name_why(s));
   memcpy(s + 200, "\xc3\xa9", 3);
@@ -52,11 +51,14 @@ START_TEST(names_refuse_empty_blank_control_and_bad_utf8) {
   ck_assert_str_eq(name_why("   "), "must not be blank");
   ck_assert_str_eq(name_why("a\nb"), "must not contain control characters");
   ck_assert_str_eq(name_why("a\x7f"), "must not contain control characters");
-  ck_assert_str_eq(name_why("a\xc2\x85"), "must not contain control characters");
+  ck_assert_str_eq(name_why("a\xc2\x85"),
+                   "must not contain control characters");
   ck_assert_str_eq(name_why("\xc3"), "must be valid UTF-8");
-  ck_assert_str_eq(name_why("\xc0\xaf"), "must be valid UTF-8");      /* overlong */
-  ck_assert_str_eq(name_why("\xed\xa0\x80"), "must be valid UTF-8");  /* surrogate */
-  ck_assert_str_eq(name_why("\xf4\x90\x80\x80"), "must be valid UTF-8"); /* > U+10FFFF */
+  ck_assert_str_eq(name_why("\xc0\xaf"), "must be valid UTF-8"); /* overlong */
+  ck_assert_str_eq(name_why("\xed\xa0\x80"),
+                   "must be valid UTF-8"); /* surrogate */
+  ck_assert_str_eq(name_why("\xf4\x90\x80\x80"),
+                   "must be valid UTF-8"); /* > U+10FFFF */
   ck_assert_str_eq(name_why("\xff"), "must be valid UTF-8");
 }
 END_TEST
@@ -100,7 +102,8 @@ END_TEST
 
 START_TEST(operator_secret_is_checked_exactly) {
   access_operator *op = NULL;
-  ck_assert_int_eq(access_operator_new("0123456789abcdef-operator", &op), ERR_OK);
+  ck_assert_int_eq(access_operator_new("0123456789abcdef-operator", &op),
+                   ERR_OK);
   ck_assert(access_operator_enabled(op));
   ck_assert(access_operator_check(op, "0123456789abcdef-operator"));
   ck_assert(!access_operator_check(op, "0123456789abcdef-operato"));
@@ -131,8 +134,10 @@ START_TEST(short_operator_secrets_are_refused) {
   access_operator *op = (access_operator *)1;
   ck_assert_int_eq(access_operator_new("short", &op), ERR_INVAL);
   ck_assert_ptr_null(op);
-  ck_assert_int_eq(access_operator_new("0123456789abcde", &op), ERR_INVAL); /* 15 */
-  ck_assert_int_eq(access_operator_new("0123456789abcdef", &op), ERR_OK);   /* 16 */
+  ck_assert_int_eq(access_operator_new("0123456789abcde", &op),
+                   ERR_INVAL); /* 15 */
+  ck_assert_int_eq(access_operator_new("0123456789abcdef", &op),
+                   ERR_OK); /* 16 */
   access_operator_free(op);
 }
 END_TEST
@@ -142,13 +147,17 @@ START_TEST(cache_without_redis_always_misses) {
   ck_assert_int_eq(rescache_new(NULL, 0, &rc), ERR_INVAL);
   ck_assert_int_eq(rescache_new(NULL, 1000, &rc), ERR_OK);
   store_resolved r = {.tenant_id = "0190f0a2-1c4b-7cde-8f00-00000000000a",
-                      .slug = "pizza", .status = "active", .version = 7};
+                      .slug = "pizza",
+                      .status = "active",
+                      .version = 7};
   rescache_put(rc, false, "pizza", &r);
   rescache_put_gone(rc, true, "a.example.com", 8);
   store_resolved out;
   ck_assert_int_eq(rescache_get(rc, false, "pizza", &out), RESCACHE_MISS);
-  ck_assert_int_eq(rescache_set_status(rc, r.tenant_id, "suspended"), ERR_UNAVAILABLE);
-  ck_assert_int_eq(rescache_set_status(rc, "not-a-uuid", "suspended"), ERR_INVAL);
+  ck_assert_int_eq(rescache_set_status(rc, r.tenant_id, "suspended"),
+                   ERR_UNAVAILABLE);
+  ck_assert_int_eq(rescache_set_status(rc, "not-a-uuid", "suspended"),
+                   ERR_INVAL);
   char key[64];
   rescache_status_key(r.tenant_id, key, sizeof key);
   ck_assert_str_eq(key, "tenant:status:0190f0a2-1c4b-7cde-8f00-00000000000a");
@@ -159,18 +168,23 @@ START_TEST(cache_without_redis_always_misses) {
 END_TEST
 
 START_TEST(cache_with_unreachable_redis_degrades_quickly) {
-  cache_config cc = {.url = "redis://127.0.0.1:1", .connect_timeout_ms = 200,
+  cache_config cc = {.url = "redis://127.0.0.1:1",
+                     .connect_timeout_ms = 200,
                      .command_timeout_ms = 200};
   cache *redis = NULL;
   ck_assert_int_eq(cache_new(&cc, &redis), ERR_OK);
   rescache *rc = NULL;
   ck_assert_int_eq(rescache_new(redis, 1000, &rc), ERR_OK);
   store_resolved out;
-  ck_assert_int_eq(rescache_get(rc, true, "a.example.com", &out), RESCACHE_MISS);
+  ck_assert_int_eq(rescache_get(rc, true, "a.example.com", &out),
+                   RESCACHE_MISS);
   store_resolved r = {.tenant_id = "0190f0a2-1c4b-7cde-8f00-00000000000a",
-                      .slug = "pizza", .status = "active", .version = 7};
+                      .slug = "pizza",
+                      .status = "active",
+                      .version = 7};
   rescache_put(rc, false, "pizza", &r); /* no crash, no error surfaced */
-  ck_assert_int_eq(rescache_set_status(rc, r.tenant_id, "active"), ERR_UNAVAILABLE);
+  ck_assert_int_eq(rescache_set_status(rc, r.tenant_id, "active"),
+                   ERR_UNAVAILABLE);
   rescache_free(rc);
   cache_free(redis);
 }
@@ -199,8 +213,8 @@ START_TEST(changed_event_round_trips) {
   events_clear(NULL);
   /* no hosts, no slug */
   ck_assert_int_eq(events_changed("suspended",
-                                  "0190f0a2-1c4b-7cde-8f00-00000000000a",
-                                  NULL, NULL, NULL, 0, &ev),
+                                  "0190f0a2-1c4b-7cde-8f00-00000000000a", NULL,
+                                  NULL, NULL, 0, &ev),
                    ERR_OK);
   tc = tenants__v1__tenant_changed__unpack(NULL, ev.len, ev.payload);
   ck_assert_ptr_nonnull(tc);
@@ -230,15 +244,19 @@ START_TEST(verification_fetch_reaches_public_addresses_only) {
   ck_assert(v4_public("93.184.216.34"));
   ck_assert(v4_public("8.8.8.8"));
   static const char *const v4_private[] = {
-      "127.0.0.1", "10.1.2.3",   "172.16.0.1",  "172.31.255.255",
+      "127.0.0.1",   "10.1.2.3",        "172.16.0.1", "172.31.255.255",
       "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-      "224.0.0.1", "255.255.255.255"};
+      "224.0.0.1",   "255.255.255.255"};
   for (size_t i = 0; i < sizeof v4_private / sizeof v4_private[0]; i++)
     ck_assert_msg(!v4_public(v4_private[i]), "%s", v4_private[i]);
   ck_assert(v4_public("172.32.0.1"));
   ck_assert(v6_public("2606:2800:220:1::1"));
-  static const char *const v6_private[] = {"::1", "::", "fe80::1", "fd00::1",
-                                           "ff02::1", "::ffff:10.0.0.1",
+  static const char *const v6_private[] = {"::1",
+                                           "::",
+                                           "fe80::1",
+                                           "fd00::1",
+                                           "ff02::1",
+                                           "::ffff:10.0.0.1",
                                            "::ffff:127.0.0.1"};
   for (size_t i = 0; i < sizeof v6_private / sizeof v6_private[0]; i++)
     ck_assert_msg(!v6_public(v6_private[i]), "%s", v6_private[i]);

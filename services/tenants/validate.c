@@ -16,22 +16,21 @@
 #include "libs/base/utf8.h"
 
 static const char *const currencies[] = {
-    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN",
-    "BAM", "BBD", "BDT", "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL",
-    "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CLP", "CNY",
-    "COP", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD",
-    "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP",
-    "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HRK", "HTG", "HUF", "IDR",
-    "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS",
-    "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR",
-    "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP",
-    "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO",
-    "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN",
-    "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG",
-    "SEK", "SGD", "SHP", "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC",
-    "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD",
-    "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VED", "VES", "VND", "VUV",
-    "WST", "XAF", "XCD", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWL",
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM",
+    "BBD", "BDT", "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN",
+    "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUC",
+    "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR",
+    "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD",
+    "HNL", "HRK", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD",
+    "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT",
+    "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK",
+    "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN",
+    "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN",
+    "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK",
+    "SGD", "SHP", "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL",
+    "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX",
+    "USD", "UYU", "UZS", "VED", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XOF",
+    "XPF", "YER", "ZAR", "ZMW", "ZWL",
 };
 #define NCURRENCIES (sizeof currencies / sizeof currencies[0])
 
@@ -40,8 +39,7 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 bool validate_currency_known(const char *code) {
-  if (code == NULL)
-    return false;
+  if (code == NULL) return false;
   return bsearch(&code, currencies, NCURRENCIES, sizeof currencies[0],
                  cmp_str) != NULL;
 }
@@ -53,8 +51,7 @@ const char *const *validate_currencies(size_t *n) {
 
 int validate_currency(const char *code, char out[4], const char **why) {
   const char *dummy;
-  if (why == NULL)
-    why = &dummy;
+  if (why == NULL) why = &dummy;
   out[0] = '\0';
   if (code == NULL || strnlen(code, 4) != 3) {
     *why = "must be a three-letter ISO 4217 code";
@@ -63,8 +60,7 @@ int validate_currency(const char *code, char out[4], const char **why) {
   char up[4];
   for (int i = 0; i < 3; i++) {
     char c = code[i];
-    if (c >= 'a' && c <= 'z')
-      c = (char)(c - 'a' + 'A');
+    if (c >= 'a' && c <= 'z') c = (char)(c - 'a' + 'A');
     if (c < 'A' || c > 'Z') {
       *why = "must be a three-letter ISO 4217 code";
       return ERR_INVAL;
@@ -82,12 +78,10 @@ int validate_currency(const char *code, char out[4], const char **why) {
 
 int validate_name(const char *name, const char **why) {
   const char *reason = NULL;
-  if (utf8_check_text(name, 1, VALIDATE_NAME_MAX_CHARS, 0, &reason) ==
-      ERR_OK)
+  if (utf8_check_text(name, 1, VALIDATE_NAME_MAX_CHARS, 0, &reason) == ERR_OK)
     return ERR_OK;
   if (why != NULL)
-    *why = strcmp(reason, "is too long") == 0
-               ? "must be at most 100 characters"
-               : reason;
+    *why = strcmp(reason, "is too long") == 0 ? "must be at most 100 characters"
+                                              : reason;
   return ERR_INVAL;
 }

@@ -18,13 +18,22 @@
 #include "proto/auth/v1/auth_access.h"
 
 static const cfg_entry config[] = {
-    {.name = "AUTH_ADDR", .kind = CFG_STRING, .required = true,
+    {.name = "AUTH_ADDR",
+     .kind = CFG_STRING,
+     .required = true,
      .description = "auth RPC address (Keys)"},
-    {.name = "REDIS_URL", .kind = CFG_URL, .required = true,
+    {.name = "REDIS_URL",
+     .kind = CFG_URL,
+     .required = true,
      .description = "Redis (revocations, tenant status)"},
-    {.name = "VERIFY_RECHECK", .kind = CFG_DURATION_MS, .def = "500ms",
-     .min = 1, .max = 3600000, .description = "authn recheck_ms"},
-    {.name = "AUTH_BUS", .kind = CFG_STRING,
+    {.name = "VERIFY_RECHECK",
+     .kind = CFG_DURATION_MS,
+     .def = "500ms",
+     .min = 1,
+     .max = 3600000,
+     .description = "authn recheck_ms"},
+    {.name = "AUTH_BUS",
+     .kind = CFG_STRING,
      .description = "bus publishers to follow (auth's BUS_LISTEN)"},
 };
 
@@ -45,8 +54,10 @@ static void h_verify(void *arg, const rpc_call *call, rpc_reply *reply) {
   }
   paseto_claims cl;
   enum authn_result why = AUTHN_OK;
-  if (authn_verify(a->verifier, req->token, strlen(req->token), &cl, &why) != ERR_OK) {
-    rpc_reply_status(reply, authn_result_code(why), "%s", authn_result_str(why));
+  if (authn_verify(a->verifier, req->token, strlen(req->token), &cl, &why) !=
+      ERR_OK) {
+    rpc_reply_status(reply, authn_result_code(why), "%s",
+                     authn_result_str(why));
   } else {
     Auth__V1__Claims c = AUTH__V1__CLAIMS__INIT;
     c.sub = cl.sub;
@@ -67,25 +78,21 @@ static int init(svc *s, void *arg) {
   app *a = arg;
   const cfg *c = svc_cfg(s);
   int rc = svc_rpc_client_new(s, cfg_str(c, "AUTH_ADDR"), NULL, &a->auth);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   cache_config cc = {.url = cfg_str(c, "REDIS_URL")};
   rc = cache_new(&cc, &a->redis);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   authn_config ac = AUTHN_CONFIG_INIT;
   ac.issuer = "auth";
   ac.redis = a->redis;
   ac.keys_client = a->auth;
   ac.recheck_ms = cfg_duration_ms(c, "VERIFY_RECHECK");
   rc = authn_new(&ac, &a->verifier);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   const char *bus = cfg_str(c, "AUTH_BUS");
   if (bus != NULL && bus[0] != '\0') {
     rc = authn_subscribe(a->verifier, bus, &a->sub);
-    if (rc != ERR_OK)
-      return rc;
+    if (rc != ERR_OK) return rc;
   }
   return rpc_server_register(svc_rpc(s), "auth.v1.Auth/Verify", h_verify, a);
 }
@@ -102,9 +109,13 @@ int main(void) {
   static app a;
   /* It answers auth's Verify, so it carries auth's name and identity (the
    * test gives it auth's key): callers address auth.v1 methods to "auth". */
-  svc_spec spec = {.name = "auth", .access = &auth_v1_access, .config = config,
+  svc_spec spec = {.name = "auth",
+                   .access = &auth_v1_access,
+                   .config = config,
                    .nconfig = sizeof config / sizeof config[0],
-                   .init = init, .fini = fini, .arg = &a};
+                   .init = init,
+                   .fini = fini,
+                   .arg = &a};
   int st = svc_main(&spec);
   cache_free(a.redis);
   rpc_client_free(a.auth);

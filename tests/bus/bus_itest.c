@@ -47,7 +47,8 @@ typedef struct source_proc {
   rpc_client *cli;
 } source_proc;
 
-static void start_source(source_proc *sp, const char *name, const char *send_buffer) {
+static void start_source(source_proc *sp, const char *name,
+                         const char *send_buffer) {
   memset(sp, 0, sizeof(*sp));
   sp->name = name;
   int bus_port = harness_free_port();
@@ -58,11 +59,14 @@ static void start_source(source_proc *sp, const char *name, const char *send_buf
   snprintf(sp->rpc_url, sizeof(sp->rpc_url), "tcp://127.0.0.1:%d", rpc_port);
   char bin[512];
   snprintf(bin, sizeof(bin), "%s", harness_bin_path("tests/bus/bus_testpub"));
-  char *argv[] = {bin, "--bus", sp->bus_url, "--rpc", sp->rpc_url, "--source",
-                  (char *)name, "--send-buffer", (char *)send_buffer, NULL};
+  char *argv[] = {bin,          "--bus",         sp->bus_url,
+                  "--rpc",      sp->rpc_url,     "--source",
+                  (char *)name, "--send-buffer", (char *)send_buffer,
+                  NULL};
   sp->proc = harness_spawn(name, argv, NULL);
   ck_assert_msg(sp->proc != NULL, "cannot start %s", bin);
-  if (!harness_wait_port(rpc_port, 10000) || !harness_wait_port(bus_port, 10000)) {
+  if (!harness_wait_port(rpc_port, 10000) ||
+      !harness_wait_port(bus_port, 10000)) {
     harness_dump_logs();
     ck_abort_msg("source %s did not listen", name);
   }
@@ -86,21 +90,25 @@ static void stop_source(source_proc *sp) {
 static uint64_t publish(source_proc *sp, uint64_t count, const char *topic,
                         const char *skip, int pause_every) {
   char req[512];
-  int n = snprintf(req, sizeof(req), "count=%" PRIu64 " topic=%s", count, topic);
-  if (skip != NULL) n += snprintf(req + n, sizeof(req) - (size_t)n, " skip=%s", skip);
+  int n =
+      snprintf(req, sizeof(req), "count=%" PRIu64 " topic=%s", count, topic);
+  if (skip != NULL)
+    n += snprintf(req + n, sizeof(req) - (size_t)n, " skip=%s", skip);
   if (pause_every > 0) {
-    n += snprintf(req + n, sizeof(req) - (size_t)n, " pause_every=%d", pause_every);
+    n += snprintf(req + n, sizeof(req) - (size_t)n, " pause_every=%d",
+                  pause_every);
   }
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
   o.deadline_ms = 60000;
   rpc_result *r = NULL;
-  ck_assert_int_eq(rpc_client_call(sp->cli, "bustest.v1.Pub/Publish", req, (size_t)n,
-                                   &o, &r),
+  ck_assert_int_eq(rpc_client_call(sp->cli, "bustest.v1.Pub/Publish", req,
+                                   (size_t)n, &o, &r),
                    ERR_OK);
   if (r->code != RPC_OK) harness_dump_logs();
   ck_assert_msg(r->code == RPC_OK, "Publish: %s", r->message);
   char buf[24];
-  size_t len = r->payload_len < sizeof(buf) - 1 ? r->payload_len : sizeof(buf) - 1;
+  size_t len =
+      r->payload_len < sizeof(buf) - 1 ? r->payload_len : sizeof(buf) - 1;
   memcpy(buf, r->payload, len);
   buf[len] = '\0';
   rpc_result_free(r);
@@ -202,15 +210,17 @@ static int replay_backfill(void *arg, const char *source, uint64_t after,
   sink *k = arg;
   for (int i = 0; i < k->nsources; i++) {
     if (strcmp(k->sources[i]->name, source) == 0) {
-      return bus_replay_fetch(k->sources[i]->cli, source, after, limit, 3000, out);
+      return bus_replay_fetch(k->sources[i]->cli, source, after, limit, 3000,
+                              out);
     }
   }
   return ERR_NOTFOUND;
 }
 
 /* idle_check_ms 0: off (see the top of the file). */
-static bus_subscriber *subscribe(const char *address, sink *k, const char *prefix,
-                                 int recv_buffer, uint32_t idle_check_ms) {
+static bus_subscriber *subscribe(const char *address, sink *k,
+                                 const char *prefix, int recv_buffer,
+                                 uint32_t idle_check_ms) {
   bus_subscriber_options o;
   bus_subscriber_options_init(&o);
   o.reconnect_min_ms = 50;
@@ -252,16 +262,17 @@ static void assert_all_once_in_order(sink *k, const char *source, uint64_t n) {
   uint64_t want = 1;
   for (size_t i = 0; i < k->n; i++) {
     if (strcmp(k->ev[i].source, source) != 0) continue;
-    ck_assert_msg(k->ev[i].seq == want, "%s: delivery %zu has seq %" PRIu64
-                  ", want %" PRIu64, source, i, k->ev[i].seq, want);
+    ck_assert_msg(k->ev[i].seq == want,
+                  "%s: delivery %zu has seq %" PRIu64 ", want %" PRIu64, source,
+                  i, k->ev[i].seq, want);
     char p[32];
     snprintf(p, sizeof(p), "payload-%" PRIu64, want);
     ck_assert_str_eq(k->ev[i].payload, p);
     want++;
   }
   pthread_mutex_unlock(&k->mu);
-  ck_assert_msg(want == n + 1, "%s: delivered %" PRIu64 ", want %" PRIu64, source,
-                want - 1, n);
+  ck_assert_msg(want == n + 1, "%s: delivered %" PRIu64 ", want %" PRIu64,
+                source, want - 1, n);
 }
 
 /* ---------------------------------------------------------------- */
@@ -285,7 +296,8 @@ START_TEST(events_left_off_the_bus_are_backfilled_from_the_source) {
    * of the file): what counts is that every left-off event came from
    * backfill. */
   const uint64_t n = 1000;
-  ck_assert_uint_eq(publish(&a, n, "orders.t1", "1-3,100,400-520,777,995-1000", 50), n);
+  ck_assert_uint_eq(
+      publish(&a, n, "orders.t1", "1-3,100,400-520,777,995-1000", 50), n);
   wait_for(k, "orders", n, 60000);
   assert_all_once_in_order(k, "orders", n);
   bus_stats st;
@@ -481,7 +493,8 @@ static Suite *suite(void) {
   tcase_add_test(tc, a_late_subscriber_catches_up_from_zero_then_follows_live);
   tcase_add_test(tc, a_source_whose_replay_is_down_for_a_while_loses_nothing);
   tcase_add_test(tc, one_subscriber_follows_two_source_processes_independently);
-  tcase_add_test(tc, a_dead_source_leaves_the_gap_open_and_the_subscriber_stoppable);
+  tcase_add_test(
+      tc, a_dead_source_leaves_the_gap_open_and_the_subscriber_stoppable);
   suite_add_tcase(s, tc);
   return s;
 }

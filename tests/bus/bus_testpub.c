@@ -158,7 +158,8 @@ static void h_publish(void *arg, const rpc_call *call, rpc_reply *reply) {
     }
   }
   if (topic[0] == '\0' || count == 0) {
-    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "count and topic are required");
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT,
+                     "count and topic are required");
     return;
   }
   uint64_t last = 0;
@@ -188,8 +189,7 @@ static void h_publish(void *arg, const rpc_call *call, rpc_reply *reply) {
         return;
       }
     }
-    if (pause_every > 0 && (i + 1) % pause_every == 0)
-      time_sleep_ms(1);
+    if (pause_every > 0 && (i + 1) % pause_every == 0) time_sleep_ms(1);
   }
   char out[24];
   int n = snprintf(out, sizeof(out), "%" PRIu64, last);
@@ -201,7 +201,8 @@ static void h_publish(void *arg, const rpc_call *call, rpc_reply *reply) {
 static void h_fail_replay(void *arg, const rpc_call *call, rpc_reply *reply) {
   (void)arg;
   uint64_t n = 0;
-  if (!parse_u64((const char *)call->payload, call->payload_len, &n) || n > 1000000) {
+  if (!parse_u64((const char *)call->payload, call->payload_len, &n) ||
+      n > 1000000) {
     rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "want a count");
     return;
   }
@@ -223,7 +224,9 @@ static void h_replay(void *arg, const rpc_call *call, rpc_reply *reply) {
     rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "undecodable ReplayRequest");
     return;
   }
-  uint32_t limit = req->limit == 0 ? 100 : req->limit > 1000 ? 1000 : req->limit;
+  uint32_t limit = req->limit == 0     ? 100
+                   : req->limit > 1000 ? 1000
+                                       : req->limit;
   Rpc__V1__Event **list = calloc(limit, sizeof(*list));
   if (list == NULL) {
     rpc__v1__replay_request__free_unpacked(req, NULL);
@@ -262,7 +265,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--send-buffer") == 0) {
       char *end = NULL;
       send_buffer = strtol(argv[i + 1], &end, 10);
-      if (end == argv[i + 1] || *end != '\0' || send_buffer < 1 || send_buffer > 8192) {
+      if (end == argv[i + 1] || *end != '\0' || send_buffer < 1 ||
+          send_buffer > 8192) {
         fprintf(stderr, "bad --send-buffer\n");
         return 2;
       }
@@ -273,8 +277,8 @@ int main(int argc, char **argv) {
   }
   if (bus_url == NULL || rpc_url == NULL || source == NULL ||
       strlen(source) > BUS_MAX_SOURCE_LEN) {
-    fprintf(stderr,
-            "usage: bus_testpub --bus URL --rpc URL --source NAME [--send-buffer N]\n");
+    fprintf(stderr, "usage: bus_testpub --bus URL --rpc URL --source NAME "
+                    "[--send-buffer N]\n");
     return 2;
   }
   snprintf(g_source, sizeof(g_source), "%s", source);
@@ -283,7 +287,8 @@ int main(int argc, char **argv) {
   g_kept = calloc(MAX_KEPT, sizeof(*g_kept));
   if (g_kept == NULL) return 1;
 
-  bus_publisher_options po = {.max_msg_bytes = 0, .send_buffer = (int)send_buffer};
+  bus_publisher_options po = {.max_msg_bytes = 0,
+                              .send_buffer = (int)send_buffer};
   int rc = bus_publisher_new(bus_url, g_source, 0, &po, &g_pub);
   if (rc != ERR_OK) {
     log_error("cannot publish", "url", bus_url, "error", err_str(rc));
@@ -294,9 +299,10 @@ int main(int argc, char **argv) {
   if (bus_replay_method(g_source, replay, sizeof(replay)) != ERR_OK ||
       rpc_server_new(NULL, &srv) != ERR_OK ||
       rpc_server_register(srv, replay, h_replay, NULL) != ERR_OK ||
-      rpc_server_register(srv, "bustest.v1.Pub/Publish", h_publish, NULL) != ERR_OK ||
-      rpc_server_register(srv, "bustest.v1.Pub/FailReplay", h_fail_replay, NULL) !=
-          ERR_OK) {
+      rpc_server_register(srv, "bustest.v1.Pub/Publish", h_publish, NULL) !=
+          ERR_OK ||
+      rpc_server_register(srv, "bustest.v1.Pub/FailReplay", h_fail_replay,
+                          NULL) != ERR_OK) {
     log_error("cannot set up the rpc server");
     return 1;
   }
@@ -307,10 +313,12 @@ int main(int argc, char **argv) {
   }
   log_info("ready", "bus", bus_url, "rpc", rpc_url, "source", g_source);
   int sig = 0;
-  if (lifecycle_wait_for_stop(-1, &sig) != ERR_OK) log_warn("signal wait failed");
+  if (lifecycle_wait_for_stop(-1, &sig) != ERR_OK)
+    log_warn("signal wait failed");
   rpc_server_close(srv);
   bus_publisher_free(g_pub);
-  for (uint64_t i = 0; i < g_n; i++) rpc__v1__event__free_unpacked(g_kept[i], NULL);
+  for (uint64_t i = 0; i < g_n; i++)
+    rpc__v1__event__free_unpacked(g_kept[i], NULL);
   free(g_kept);
   log_info("stopped");
   return 0;

@@ -25,11 +25,11 @@
 
 static harness_redis g_redis;
 
-#define OK(expr)                                                                          \
-  do {                                                                                    \
-    int rc_ = (expr);                                                                     \
-    ck_assert_msg(rc_ == ERR_OK, "%s: %s (%s)", #expr, err_str(rc_),                       \
-                  cache_last_error()->message);                                           \
+#define OK(expr)                                                               \
+  do {                                                                         \
+    int rc_ = (expr);                                                          \
+    ck_assert_msg(rc_ == ERR_OK, "%s: %s (%s)", #expr, err_str(rc_),           \
+                  cache_last_error()->message);                                \
   } while (0)
 
 static cache *open_cache(const char *url, int max_conns, int timeout_ms) {
@@ -101,7 +101,8 @@ START_TEST(ttl_expires_keys) {
     if (rc == ERR_OK) time_sleep_ms(50);
   }
   ck_assert_int_eq(rc, ERR_NOTFOUND);
-  /* Without a TTL the key does not expire; a later SET without PX clears one. */
+  /* Without a TTL the key does not expire; a later SET without PX clears one.
+   */
   OK(cache_set(c, "ttl:p", "v", 1, 60000));
   OK(cache_set(c, "ttl:p", "v", 1, 0));
   const char *pttl2[] = {"PTTL", "ttl:p"};
@@ -158,7 +159,8 @@ START_TEST(oversized_values_and_wrong_types_are_errors) {
 }
 END_TEST
 
-/* --------------------------------------------------------------- scripts --- */
+/* --------------------------------------------------------------- scripts ---
+ */
 
 /* A token bucket: KEYS[1] bucket; ARGV rate per second, burst, now (ms).
  * Returns {allowed (0/1), tokens left (floored)}. */
@@ -172,12 +174,13 @@ static const char *const BUCKET =
     "tokens = math.min(burst, tokens + (now - ts) * rate / 1000)\n"
     "local allowed = 0\n"
     "if tokens >= 1 then tokens = tokens - 1; allowed = 1 end\n"
-    "redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))\n"
+    "redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', "
+    "tostring(now))\n"
     "redis.call('PEXPIRE', KEYS[1], 60000)\n"
     "return {allowed, math.floor(tokens)}\n";
 
-static int64_t take(cache *c, const cache_script *s, const char *key, const char *now,
-                    int64_t *left) {
+static int64_t take(cache *c, const cache_script *s, const char *key,
+                    const char *now, int64_t *left) {
   const char *keys[] = {key};
   const char *args[] = {"1", "3", now};
   cache_reply *r = NULL;
@@ -215,7 +218,8 @@ START_TEST(token_bucket_script_runs_and_survives_script_flush) {
   cache_reply_free(r);
 
   /* NOSCRIPT -> EVAL: still works, and the script is cached again. */
-  ck_assert_int_eq(take(c, s, "tb:1", "2000", &left), 1); /* one token refilled */
+  ck_assert_int_eq(take(c, s, "tb:1", "2000", &left),
+                   1); /* one token refilled */
   OK(cache_command(c, true, 3, exists, NULL, &r));
   OK(cache_reply_int_at(r, 0, &known));
   ck_assert_int_eq(known, 1);
@@ -243,7 +247,8 @@ START_TEST(script_errors_are_db_errors) {
   cache_reply *r = NULL;
   ck_assert_int_eq(cache_eval(c, s, 0, NULL, 0, NULL, &r), ERR_DB);
   ck_assert_ptr_null(r);
-  ck_assert_ptr_nonnull(strstr(cache_last_error()->message, "bucket misconfigured"));
+  ck_assert_ptr_nonnull(
+      strstr(cache_last_error()->message, "bucket misconfigured"));
   cache_script_free(s);
   OK(cache_script_new("return nosuchfunction()", &s));
   ck_assert_int_eq(cache_eval(c, s, 0, NULL, 0, NULL, &r), ERR_DB);
@@ -253,7 +258,8 @@ START_TEST(script_errors_are_db_errors) {
 }
 END_TEST
 
-/* ----------------------------------------------------------- concurrency --- */
+/* ----------------------------------------------------------- concurrency ---
+ */
 
 typedef struct incr_ctx {
   cache *c;
@@ -264,12 +270,14 @@ static void *incr_many(void *arg) {
   incr_ctx *x = arg;
   const char *incr[] = {"INCR", "conc:n"};
   for (int i = 0; i < 100; i++)
-    if (cache_command(x->c, false, 2, incr, NULL, NULL) != ERR_OK) x->failures++;
+    if (cache_command(x->c, false, 2, incr, NULL, NULL) != ERR_OK)
+      x->failures++;
   return NULL;
 }
 
 START_TEST(threads_share_a_small_pool) {
-  cache_config cfg = {.url = g_redis.url, .max_conns = 2, .acquire_timeout_ms = 10000};
+  cache_config cfg = {
+      .url = g_redis.url, .max_conns = 2, .acquire_timeout_ms = 10000};
   cache *c = NULL;
   OK(cache_new(&cfg, &c));
   pthread_t t[8];
@@ -291,7 +299,8 @@ START_TEST(threads_share_a_small_pool) {
 }
 END_TEST
 
-/* ------------------------------------------------------ outages/recovery --- */
+/* ------------------------------------------------------ outages/recovery ---
+ */
 
 START_TEST(killed_redis_is_unavailable_fast_and_restarted_redis_works) {
   harness_redis own;
@@ -318,7 +327,8 @@ START_TEST(killed_redis_is_unavailable_fast_and_restarted_redis_works) {
   ck_assert_int_lt(time_mono_ms() - t0, 5000); /* four calls, none hung */
 
   ck_assert_int_eq(harness_redis_restart(&own), 0);
-  ck_assert_int_eq(cache_get(c, "out:k", &v, &len), ERR_NOTFOUND); /* fresh server */
+  ck_assert_int_eq(cache_get(c, "out:k", &v, &len),
+                   ERR_NOTFOUND); /* fresh server */
   OK(cache_set(c, "out:k", "back", 4, 0));
   expect_value(c, "out:k", "back");
   /* The new server never saw the script: NOSCRIPT -> EVAL. */
@@ -408,7 +418,8 @@ static void *proxy_accept(void *arg) {
     int cfd = accept(lfd, NULL, NULL);
     if (cfd < 0) return NULL;
     int ufd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_redis.port)};
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)g_redis.port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(ufd, (struct sockaddr *)&sa, sizeof sa) != 0) {
       close(cfd);
@@ -453,13 +464,16 @@ START_TEST(broken_connection_retries_idempotent_commands_only) {
 
   __atomic_store_n(&g_break_next, 1, __ATOMIC_SEQ_CST);
   const char *incr[] = {"INCR", "brk:n"};
-  ck_assert_int_eq(cache_command(c, false, 2, incr, NULL, NULL), ERR_UNAVAILABLE);
+  ck_assert_int_eq(cache_command(c, false, 2, incr, NULL, NULL),
+                   ERR_UNAVAILABLE);
   cache_get_stats(c, &st);
   ck_assert_uint_eq(st.retries, 1); /* not retried */
   char *v = NULL;
   size_t len = 0;
-  ck_assert_int_eq(cache_get(c, "brk:n", &v, &len), ERR_NOTFOUND); /* never ran */
-  OK(cache_command(c, false, 2, incr, NULL, NULL)); /* fine on a fresh connection */
+  ck_assert_int_eq(cache_get(c, "brk:n", &v, &len),
+                   ERR_NOTFOUND); /* never ran */
+  OK(cache_command(c, false, 2, incr, NULL,
+                   NULL)); /* fine on a fresh connection */
   expect_value(c, "brk:n", "1");
   cache_free(c);
 }
@@ -481,10 +495,12 @@ static int start_protected_redis(harness_proc **proc) {
   const char *exe = access("/usr/bin/redis-server", X_OK) == 0
                         ? "/usr/bin/redis-server"
                         : "/usr/local/bin/redis-server";
-  char *argv[] = {(char *)exe, "--port", sport, "--bind", "127.0.0.1",
-                  "--save", "", "--appendonly", "no", "--dir", dir,
-                  "--requirepass", REDIS_PW,
-                  "--user", "app", "on", acl, "~*", "&*", "+@all", NULL};
+  char *argv[] = {(char *)exe, "--port", sport, "--bind",
+                  "127.0.0.1", "--save", "",    "--appendonly",
+                  "no",        "--dir",  dir,   "--requirepass",
+                  REDIS_PW,    "--user", "app", "on",
+                  acl,         "~*",     "&*",  "+@all",
+                  NULL};
   *proc = harness_spawn("redis-auth", argv, NULL);
   ck_assert_ptr_nonnull(*proc);
   ck_assert(harness_wait_port(port, 20000));
@@ -600,7 +616,8 @@ int main(void) {
 
   TCase *out = tcase_create("outages");
   tcase_set_timeout(out, 60);
-  tcase_add_test(out, killed_redis_is_unavailable_fast_and_restarted_redis_works);
+  tcase_add_test(out,
+                 killed_redis_is_unavailable_fast_and_restarted_redis_works);
   tcase_add_test(out, frozen_redis_times_out_instead_of_hanging);
   tcase_add_test(out, restart_between_commands_is_invisible);
   tcase_add_test(out, broken_connection_retries_idempotent_commands_only);
@@ -609,7 +626,8 @@ int main(void) {
   TCase *au = tcase_create("auth");
   tcase_set_timeout(au, 60);
   tcase_add_test(au, auth_password_acl_user_and_db_from_the_url);
-  tcase_add_test(au, wrong_or_missing_password_fails_clearly_without_the_password);
+  tcase_add_test(au,
+                 wrong_or_missing_password_fails_clearly_without_the_password);
   suite_add_tcase(s, au);
 
   SRunner *sr = srunner_create(s);

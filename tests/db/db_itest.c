@@ -20,14 +20,15 @@
 
 static harness_pg g_pg;
 
-#define OK(expr)                                                                   \
-  do {                                                                             \
-    int rc_ = (expr);                                                              \
-    ck_assert_msg(rc_ == ERR_OK, "%s: %s [%s] %s", #expr, err_str(rc_),            \
-                  db_last_error()->sqlstate, db_last_error()->message);            \
+#define OK(expr)                                                               \
+  do {                                                                         \
+    int rc_ = (expr);                                                          \
+    ck_assert_msg(rc_ == ERR_OK, "%s: %s [%s] %s", #expr, err_str(rc_),        \
+                  db_last_error()->sqlstate, db_last_error()->message);        \
   } while (0)
 
-static db_pool *pool_on(const char *conninfo, int max, int acquire_ms, int stmt_ms) {
+static db_pool *pool_on(const char *conninfo, int max, int acquire_ms,
+                        int stmt_ms) {
   db_config cfg = {.conninfo = conninfo,
                    .max_conns = max,
                    .acquire_timeout_ms = acquire_ms,
@@ -48,7 +49,8 @@ static void sql(db_pool *p, const char *stmt) {
   db_release(c);
 }
 
-static int64_t query_int(db_conn *c, const char *stmt, const db_param *ps, int n) {
+static int64_t query_int(db_conn *c, const char *stmt, const db_param *ps,
+                         int n) {
   db_result *r = NULL;
   OK(db_exec(c, stmt, ps, n, &r));
   ck_assert_int_eq(db_nrows(r), 1);
@@ -58,7 +60,9 @@ static int64_t query_int(db_conn *c, const char *stmt, const db_param *ps, int n
   return v;
 }
 
-static int64_t backend_pid(db_conn *c) { return query_int(c, "SELECT pg_backend_pid()", NULL, 0); }
+static int64_t backend_pid(db_conn *c) {
+  return query_int(c, "SELECT pg_backend_pid()", NULL, 0);
+}
 
 /* Terminates a backend from a connection of its own (not from the pool
  * under test, which might hand out the very connection to be killed) and
@@ -76,7 +80,8 @@ static void terminate(int64_t pid) {
   db_pool_free(admin);
 }
 
-/* ------------------------------------------------------------------ pool --- */
+/* ------------------------------------------------------------------ pool ---
+ */
 
 START_TEST(released_connection_is_reused) {
   db_pool *p = pool(4);
@@ -156,7 +161,8 @@ START_TEST(waiter_gets_a_connection_when_one_is_released) {
 }
 END_TEST
 
-/* ------------------------------------------------------------- reconnect --- */
+/* ------------------------------------------------------------- reconnect ---
+ */
 
 START_TEST(idle_connection_killed_by_server_is_replaced) {
   db_pool *p = pool(2);
@@ -236,7 +242,8 @@ START_TEST(pool_survives_a_server_restart) {
 }
 END_TEST
 
-/* ---------------------------------------------------------- transactions --- */
+/* ---------------------------------------------------------- transactions ---
+ */
 
 START_TEST(commit_keeps_and_rollback_discards) {
   db_pool *p = pool(2);
@@ -262,7 +269,8 @@ START_TEST(commit_keeps_and_rollback_discards) {
   /* A failed statement spoils the transaction: commit reports it. */
   OK(db_begin(c, NULL));
   OK(db_exec(c, "INSERT INTO tx_t VALUES ($1)", b, 1, NULL));
-  ck_assert_int_eq(db_exec(c, "INSERT INTO tx_t VALUES ($1)", a, 1, NULL), ERR_EXISTS);
+  ck_assert_int_eq(db_exec(c, "INSERT INTO tx_t VALUES ($1)", a, 1, NULL),
+                   ERR_EXISTS);
   ck_assert_int_eq(db_commit(c), ERR_EXISTS);
   ck_assert_int_eq(query_int(c, "SELECT count(*) FROM tx_t", NULL, 0), 1);
 
@@ -302,7 +310,8 @@ START_TEST(with_tx_retries_conflicts_and_rolls_back_errors) {
   ck_assert_int_eq(db_with_tx(p, NULL, 3, flaky, &b), ERR_NOTFOUND);
   ck_assert_int_eq(b.calls, 1);
   attempt_ctx d = {.fail_first_with = ERR_CONFLICT};
-  ck_assert_int_eq(db_with_tx(p, NULL, 0, flaky, &d), ERR_CONFLICT); /* no retries left */
+  ck_assert_int_eq(db_with_tx(p, NULL, 0, flaky, &d),
+                   ERR_CONFLICT); /* no retries left */
   db_conn *c = NULL;
   OK(db_acquire(p, &c));
   /* Only the successful attempt of the first call (n = 2) committed. */
@@ -323,12 +332,15 @@ START_TEST(serialization_failure_is_conflict) {
   db_tx_opts o = {.isolation = DB_REPEATABLE_READ};
   OK(db_begin_opts(a, &o));
   OK(db_begin_opts(b, &o));
-  ck_assert_int_eq(query_int(a, "SELECT n FROM ser_t WHERE id = 1", NULL, 0), 0);
-  ck_assert_int_eq(query_int(b, "SELECT n FROM ser_t WHERE id = 1", NULL, 0), 0);
+  ck_assert_int_eq(query_int(a, "SELECT n FROM ser_t WHERE id = 1", NULL, 0),
+                   0);
+  ck_assert_int_eq(query_int(b, "SELECT n FROM ser_t WHERE id = 1", NULL, 0),
+                   0);
   OK(db_exec(a, "UPDATE ser_t SET n = n + 1 WHERE id = 1", NULL, 0, NULL));
   OK(db_commit(a));
-  ck_assert_int_eq(db_exec(b, "UPDATE ser_t SET n = n + 1 WHERE id = 1", NULL, 0, NULL),
-                   ERR_CONFLICT);
+  ck_assert_int_eq(
+      db_exec(b, "UPDATE ser_t SET n = n + 1 WHERE id = 1", NULL, 0, NULL),
+      ERR_CONFLICT);
   ck_assert_str_eq(db_last_error()->sqlstate, "40001");
   OK(db_rollback(b));
   db_release(a);
@@ -337,7 +349,8 @@ START_TEST(serialization_failure_is_conflict) {
 }
 END_TEST
 
-/* ---------------------------------------------------------------- tenant --- */
+/* ---------------------------------------------------------------- tenant ---
+ */
 
 static const char *tenant_setting(db_conn *c, char *buf, size_t cap) {
   db_result *r = NULL;
@@ -360,7 +373,8 @@ START_TEST(tenant_setting_lives_exactly_as_long_as_the_transaction) {
   ck_assert_str_ne(tenant_setting(c, buf, sizeof buf), "tenant-a");
   /* A hostile tenant id is a value, not SQL. */
   OK(db_begin(c, "x', true); DROP TABLE IF EXISTS tx_t; --"));
-  ck_assert_str_eq(tenant_setting(c, buf, sizeof buf), "x', true); DROP TABLE IF EXISTS tx_t; --");
+  ck_assert_str_eq(tenant_setting(c, buf, sizeof buf),
+                   "x', true); DROP TABLE IF EXISTS tx_t; --");
   OK(db_rollback(c));
   ck_assert_str_eq(tenant_setting(c, buf, sizeof buf), "");
   /* No tenant: nothing set. */
@@ -390,13 +404,15 @@ static int64_t count_notes(db_pool *p, const char *tenant) {
   return n;
 }
 
-static int add_note(db_pool *p, const char *as_tenant, const char *row_tenant, const char *body) {
+static int add_note(db_pool *p, const char *as_tenant, const char *row_tenant,
+                    const char *body) {
   db_conn *c = NULL;
   OK(db_acquire(p, &c));
   OK(db_begin(c, as_tenant));
   db_param ps[] = {db_text(row_tenant), db_text(body)};
-  int rc = db_exec(c, "INSERT INTO rls_notes (tenant_id, body) VALUES ($1::uuid, $2)", ps, 2,
-                   NULL);
+  int rc = db_exec(
+      c, "INSERT INTO rls_notes (tenant_id, body) VALUES ($1::uuid, $2)", ps, 2,
+      NULL);
   if (rc == ERR_OK) rc = db_commit(c);
   db_release(c);
   return rc;
@@ -405,18 +421,20 @@ static int add_note(db_pool *p, const char *as_tenant, const char *row_tenant, c
 START_TEST(row_level_security_hides_other_tenants_rows) {
   db_pool *admin = pool(1);
   sql(admin, "CREATE ROLE rls_app LOGIN");
-  sql(admin, "CREATE TABLE rls_notes (tenant_id uuid NOT NULL, body text NOT NULL)");
+  sql(admin,
+      "CREATE TABLE rls_notes (tenant_id uuid NOT NULL, body text NOT NULL)");
   sql(admin, "ALTER TABLE rls_notes ENABLE ROW LEVEL SECURITY");
   sql(admin, "ALTER TABLE rls_notes FORCE ROW LEVEL SECURITY");
-  sql(admin,
-      "CREATE POLICY tenant_isolation ON rls_notes"
-      " USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)"
-      " WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)");
+  sql(admin, "CREATE POLICY tenant_isolation ON rls_notes"
+             " USING (tenant_id = NULLIF(current_setting('app.tenant_id', "
+             "true), '')::uuid)"
+             " WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', "
+             "true), '')::uuid)");
   sql(admin, "GRANT SELECT, INSERT ON rls_notes TO rls_app");
 
   char conninfo[256];
-  snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d dbname=test user=rls_app",
-           g_pg.port);
+  snprintf(conninfo, sizeof conninfo,
+           "host=127.0.0.1 port=%d dbname=test user=rls_app", g_pg.port);
   db_pool *app = pool_on(conninfo, 2, 5000, 0);
   OK(add_note(app, TENANT_A, TENANT_A, "a1"));
   OK(add_note(app, TENANT_A, TENANT_A, "a2"));
@@ -438,16 +456,20 @@ START_TEST(row_level_security_hides_other_tenants_rows) {
 }
 END_TEST
 
-/* ---------------------------------------------------------------- errors --- */
+/* ---------------------------------------------------------------- errors ---
+ */
 
 START_TEST(unique_violation_is_exists_without_the_value) {
   db_pool *p = pool(1);
-  sql(p, "CREATE TABLE uniq_users (email text CONSTRAINT uniq_users_email UNIQUE)");
+  sql(p, "CREATE TABLE uniq_users (email text CONSTRAINT uniq_users_email "
+         "UNIQUE)");
   db_conn *c = NULL;
   OK(db_acquire(p, &c));
   db_param ps[] = {db_text("secret-person@example.com")};
   OK(db_exec(c, "INSERT INTO uniq_users VALUES ($1)", ps, 1, NULL));
-  ck_assert_int_eq(db_exec(c, "INSERT INTO uniq_users VALUES ($1)", ps, 1, NULL), ERR_EXISTS);
+  ck_assert_int_eq(
+      db_exec(c, "INSERT INTO uniq_users VALUES ($1)", ps, 1, NULL),
+      ERR_EXISTS);
   const db_error *e = db_last_error();
   ck_assert_int_eq(e->code, ERR_EXISTS);
   ck_assert_str_eq(e->sqlstate, "23505");
@@ -460,7 +482,8 @@ START_TEST(unique_violation_is_exists_without_the_value) {
   ck_assert_str_eq(db_last_error()->sqlstate, "22P02");
   ck_assert_ptr_null(strstr(db_last_error()->message, "secret"));
 
-  ck_assert_int_eq(db_exec(c, "SELECT * FROM no_such_table", NULL, 0, NULL), ERR_DB);
+  ck_assert_int_eq(db_exec(c, "SELECT * FROM no_such_table", NULL, 0, NULL),
+                   ERR_DB);
   ck_assert_str_eq(db_last_error()->sqlstate, "42P01");
   db_release(c);
   db_pool_free(p);
@@ -471,7 +494,8 @@ START_TEST(statement_timeout_is_enforced) {
   db_pool *p = pool_on(g_pg.url, 1, 5000, 200);
   db_conn *c = NULL;
   OK(db_acquire(p, &c));
-  ck_assert_int_eq(db_exec(c, "SELECT pg_sleep(3)", NULL, 0, NULL), ERR_TIMEOUT);
+  ck_assert_int_eq(db_exec(c, "SELECT pg_sleep(3)", NULL, 0, NULL),
+                   ERR_TIMEOUT);
   ck_assert_str_eq(db_last_error()->sqlstate, "57014");
   OK(db_exec(c, "SELECT 1", NULL, 0, NULL)); /* connection still usable */
   db_release(c);
@@ -481,7 +505,8 @@ START_TEST(statement_timeout_is_enforced) {
   OK(db_acquire(p, &c));
   db_tx_opts o = {.statement_timeout_ms = 100};
   OK(db_begin_opts(c, &o));
-  ck_assert_int_eq(db_exec(c, "SELECT pg_sleep(3)", NULL, 0, NULL), ERR_TIMEOUT);
+  ck_assert_int_eq(db_exec(c, "SELECT pg_sleep(3)", NULL, 0, NULL),
+                   ERR_TIMEOUT);
   OK(db_rollback(c));
   OK(db_exec(c, "SELECT pg_sleep(0.3)", NULL, 0, NULL)); /* back to no limit */
   db_release(c);
@@ -489,7 +514,8 @@ START_TEST(statement_timeout_is_enforced) {
 }
 END_TEST
 
-/* ------------------------------------------------------------ parameters --- */
+/* ------------------------------------------------------------ parameters ---
+ */
 
 /* Statements are prepared once per connection (db.c, "prepared
  * statements"): a repeat is executed by name, a table change that alters a
@@ -507,7 +533,8 @@ START_TEST(statements_are_prepared_once_per_connection) {
   int64_t before = prepared_count(c);
   db_param ps[] = {db_int64(1)};
   for (int i = 0; i < 3; i++)
-    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM prep_t WHERE a = $1", ps, 1), 1);
+    ck_assert_int_eq(
+        query_int(c, "SELECT count(*) FROM prep_t WHERE a = $1", ps, 1), 1);
   /* three identical calls: one statement prepared (the count query was
    * prepared by the first prepared_count) */
   ck_assert_int_eq(prepared_count(c) - before, 1);
@@ -517,7 +544,8 @@ START_TEST(statements_are_prepared_once_per_connection) {
   db_result_free(r);
   /* A migration adds a column: the prepared "*" cannot change its result
    * type; outside a transaction the call still succeeds, with two columns. */
-  OK(db_exec(c, "ALTER TABLE prep_t ADD COLUMN b int DEFAULT 7", NULL, 0, NULL));
+  OK(db_exec(c, "ALTER TABLE prep_t ADD COLUMN b int DEFAULT 7", NULL, 0,
+             NULL));
   OK(db_exec(c, "SELECT * FROM prep_t", NULL, 0, &r));
   ck_assert_int_eq(db_ncols(r), 2);
   db_result_free(r);
@@ -533,7 +561,8 @@ START_TEST(statements_are_prepared_once_per_connection) {
   terminate(pid);
   OK(db_acquire(p, &c));
   ck_assert_int_ne(backend_pid(c), pid);
-  ck_assert_int_eq(query_int(c, "SELECT count(*) FROM prep_t WHERE a = $1", ps, 1), 1);
+  ck_assert_int_eq(
+      query_int(c, "SELECT count(*) FROM prep_t WHERE a = $1", ps, 1), 1);
   db_release(c);
   db_pool_free(p);
 }
@@ -555,16 +584,19 @@ START_TEST(parameters_are_stored_verbatim) {
   db_conn *c = NULL;
   OK(db_acquire(p, &c));
   for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
-    db_param ps[] = {db_text(texts[i]), db_bytes(bytes, sizeof bytes), db_int64(INT64_MIN),
-                     db_bool(true)};
+    db_param ps[] = {db_text(texts[i]), db_bytes(bytes, sizeof bytes),
+                     db_int64(INT64_MIN), db_bool(true)};
     db_result *r = NULL;
-    OK(db_exec(c, "INSERT INTO verbatim (t, b, n, f) VALUES ($1, $2, $3, $4) RETURNING i", ps,
-               DB_NPARAMS(ps), &r));
+    OK(db_exec(
+        c,
+        "INSERT INTO verbatim (t, b, n, f) VALUES ($1, $2, $3, $4) RETURNING i",
+        ps, DB_NPARAMS(ps), &r));
     ck_assert_int_eq(db_affected(r), 1);
     db_result_free(r);
   }
   db_param nulls[] = {db_null(), db_text(NULL), db_null(), db_null()};
-  OK(db_exec(c, "INSERT INTO verbatim (t, b, n, f) VALUES ($1, $2, $3, $4)", nulls, 4, NULL));
+  OK(db_exec(c, "INSERT INTO verbatim (t, b, n, f) VALUES ($1, $2, $3, $4)",
+             nulls, 4, NULL));
 
   db_result *r = NULL;
   OK(db_exec(c, "SELECT t, b, n, f FROM verbatim ORDER BY i", NULL, 0, &r));
@@ -591,21 +623,24 @@ START_TEST(parameters_are_stored_verbatim) {
   /* Many parameters (beyond the on-stack fast path). */
   db_param many[40];
   for (int i = 0; i < 40; i++) many[i] = db_int64(i);
-  ck_assert_int_eq(query_int(c,
-                             "SELECT $1::int+$2::int+$3::int+$4::int+$5::int+$6::int+$7::int+"
-                             "$8::int+$9::int+$10::int+$11::int+$12::int+$13::int+$14::int+"
-                             "$15::int+$16::int+$17::int+$18::int+$19::int+$20::int+$21::int+"
-                             "$22::int+$23::int+$24::int+$25::int+$26::int+$27::int+$28::int+"
-                             "$29::int+$30::int+$31::int+$32::int+$33::int+$34::int+$35::int+"
-                             "$36::int+$37::int+$38::int+$39::int+$40::int",
-                             many, 40),
-                   780);
+  ck_assert_int_eq(
+      query_int(
+          c,
+          "SELECT $1::int+$2::int+$3::int+$4::int+$5::int+$6::int+$7::int+"
+          "$8::int+$9::int+$10::int+$11::int+$12::int+$13::int+$14::int+"
+          "$15::int+$16::int+$17::int+$18::int+$19::int+$20::int+$21::int+"
+          "$22::int+$23::int+$24::int+$25::int+$26::int+$27::int+$28::int+"
+          "$29::int+$30::int+$31::int+$32::int+$33::int+$34::int+$35::int+"
+          "$36::int+$37::int+$38::int+$39::int+$40::int",
+          many, 40),
+      780);
   db_release(c);
   db_pool_free(p);
 }
 END_TEST
 
-/* ------------------------------------------------------------ migrations --- */
+/* ------------------------------------------------------------ migrations ---
+ */
 
 static void write_file(const char *dir, const char *name, const char *text) {
   char path[700];
@@ -640,20 +675,27 @@ static int64_t count(db_pool *p, const char *stmt) {
 START_TEST(migrations_apply_in_order_once) {
   const char *dir = new_dir("mig_order");
   /* Each file depends on the one before: a wrong order fails. */
-  write_file(dir, "0001_items.sql", "CREATE TABLE items (id int PRIMARY KEY, note text);\n");
+  write_file(dir, "0001_items.sql",
+             "CREATE TABLE items (id int PRIMARY KEY, note text);\n");
   write_file(dir, "0002_seed.sql",
-             "INSERT INTO items VALUES (1, 'one');\nINSERT INTO items VALUES (2, 'two');\n");
-  write_file(dir, "0010_extra.sql", "ALTER TABLE items ADD COLUMN extra text;\n"
-                                    "UPDATE items SET extra = note || '!';\n");
+             "INSERT INTO items VALUES (1, 'one');\nINSERT INTO items VALUES "
+             "(2, 'two');\n");
+  write_file(dir, "0010_extra.sql",
+             "ALTER TABLE items ADD COLUMN extra text;\n"
+             "UPDATE items SET extra = note || '!';\n");
   db_pool *p = pool(2);
   int applied = -1;
   OK(db_migrate(p, dir, "mig_order", &applied));
   ck_assert_int_eq(applied, 3);
   /* Unqualified names landed in the service's schema. */
-  ck_assert_int_eq(count(p, "SELECT count(*) FROM mig_order.items WHERE extra = note || '!'"), 2);
-  ck_assert_int_eq(count(p, "SELECT count(*) FROM mig_order.schema_migrations"
-                            " WHERE length(checksum) = 64 AND applied_at <= now()"),
-                   3);
+  ck_assert_int_eq(
+      count(p,
+            "SELECT count(*) FROM mig_order.items WHERE extra = note || '!'"),
+      2);
+  ck_assert_int_eq(
+      count(p, "SELECT count(*) FROM mig_order.schema_migrations"
+               " WHERE length(checksum) = 64 AND applied_at <= now()"),
+      3);
   ck_assert_int_eq(count(p, "SELECT version FROM mig_order.schema_migrations"
                             " WHERE name = '0010_extra.sql'"),
                    10);
@@ -661,7 +703,8 @@ START_TEST(migrations_apply_in_order_once) {
   OK(db_migrate(p, dir, "mig_order", &applied));
   ck_assert_int_eq(applied, 0);
   /* A new file is picked up on its own. */
-  write_file(dir, "0011_more.sql", "INSERT INTO items VALUES (3, 'three', 'x');");
+  write_file(dir, "0011_more.sql",
+             "INSERT INTO items VALUES (3, 'three', 'x');");
   OK(db_migrate(p, dir, "mig_order", &applied));
   ck_assert_int_eq(applied, 1);
   ck_assert_int_eq(count(p, "SELECT count(*) FROM mig_order.items"), 3);
@@ -685,9 +728,11 @@ START_TEST(changed_migration_is_rejected_before_anything_runs) {
   ck_assert_int_eq(db_migrate(p, dir, "mig_sum", &applied), ERR_CONFLICT);
   ck_assert_int_eq(applied, 0);
   ck_assert_ptr_nonnull(strstr(db_last_error()->message, "0002_u.sql"));
-  ck_assert_int_eq(count(p, "SELECT count(*) FROM mig_sum.schema_migrations"), 2);
-  ck_assert_int_eq(count(p, "SELECT count(*) FROM pg_tables"
-                            " WHERE schemaname = 'mig_sum' AND tablename = 'v'"),
+  ck_assert_int_eq(count(p, "SELECT count(*) FROM mig_sum.schema_migrations"),
+                   2);
+  ck_assert_int_eq(count(p,
+                         "SELECT count(*) FROM pg_tables"
+                         " WHERE schemaname = 'mig_sum' AND tablename = 'v'"),
                    0);
   db_pool_free(p);
 }
@@ -706,12 +751,15 @@ START_TEST(failing_migration_leaves_nothing_half_applied) {
   ck_assert_int_eq(applied, 1);
   ck_assert_str_eq(db_last_error()->sqlstate, "42P01");
   ck_assert_ptr_nonnull(strstr(db_last_error()->message, "0002_bad.sql"));
-  ck_assert_int_eq(count(p, "SELECT count(*) FROM pg_tables WHERE schemaname = 'mig_fail'"
-                            " AND tablename IN ('half_t', 'after_t')"),
-                   0);
-  ck_assert_int_eq(count(p, "SELECT count(*) FROM mig_fail.schema_migrations"), 1);
+  ck_assert_int_eq(
+      count(p, "SELECT count(*) FROM pg_tables WHERE schemaname = 'mig_fail'"
+               " AND tablename IN ('half_t', 'after_t')"),
+      0);
+  ck_assert_int_eq(count(p, "SELECT count(*) FROM mig_fail.schema_migrations"),
+                   1);
   /* Fixed, it applies, and the rest follows. */
-  write_file(dir, "0002_bad.sql", "CREATE TABLE half_t (id int);\nINSERT INTO half_t VALUES (1);\n");
+  write_file(dir, "0002_bad.sql",
+             "CREATE TABLE half_t (id int);\nINSERT INTO half_t VALUES (1);\n");
   OK(db_migrate(p, dir, "mig_fail", &applied));
   ck_assert_int_eq(applied, 2);
   ck_assert_int_eq(count(p, "SELECT count(*) FROM mig_fail.half_t"), 1);
@@ -741,8 +789,10 @@ START_TEST(concurrent_runners_apply_each_file_once) {
   const char *dir = new_dir("mig_race");
   write_file(dir, "0001_log.sql", "CREATE TABLE runs (file text);");
   /* Slow files widen the window in which a second runner could interfere. */
-  write_file(dir, "0002_slow.sql", "INSERT INTO runs VALUES ('0002'); SELECT pg_sleep(0.3);");
-  write_file(dir, "0003_slow.sql", "INSERT INTO runs VALUES ('0003'); SELECT pg_sleep(0.3);");
+  write_file(dir, "0002_slow.sql",
+             "INSERT INTO runs VALUES ('0002'); SELECT pg_sleep(0.3);");
+  write_file(dir, "0003_slow.sql",
+             "INSERT INTO runs VALUES ('0003'); SELECT pg_sleep(0.3);");
   runner r[3];
   pthread_t t[3];
   for (int i = 0; i < 3; i++) {
@@ -752,14 +802,17 @@ START_TEST(concurrent_runners_apply_each_file_once) {
   int total = 0;
   for (int i = 0; i < 3; i++) {
     pthread_join(t[i], NULL);
-    ck_assert_msg(r[i].rc == ERR_OK, "runner %d: %s %s", i, err_str(r[i].rc), r[i].msg);
+    ck_assert_msg(r[i].rc == ERR_OK, "runner %d: %s %s", i, err_str(r[i].rc),
+                  r[i].msg);
     total += r[i].applied;
   }
   ck_assert_int_eq(total, 3);
   db_pool *p = pool(1);
   ck_assert_int_eq(count(p, "SELECT count(*) FROM mig_race.runs"), 2);
-  ck_assert_int_eq(count(p, "SELECT count(DISTINCT file) FROM mig_race.runs"), 2);
-  ck_assert_int_eq(count(p, "SELECT count(*) FROM mig_race.schema_migrations"), 3);
+  ck_assert_int_eq(count(p, "SELECT count(DISTINCT file) FROM mig_race.runs"),
+                   2);
+  ck_assert_int_eq(count(p, "SELECT count(*) FROM mig_race.schema_migrations"),
+                   3);
   db_pool_free(p);
 }
 END_TEST
@@ -767,12 +820,15 @@ END_TEST
 START_TEST(bad_migration_inputs_are_refused) {
   db_pool *p = pool(1);
   const char *dir = new_dir("mig_bad");
-  ck_assert_int_eq(db_migrate(p, dir, "x\"; DROP SCHEMA public; --", NULL), ERR_INVAL);
+  ck_assert_int_eq(db_migrate(p, dir, "x\"; DROP SCHEMA public; --", NULL),
+                   ERR_INVAL);
   write_file(dir, "2_wrong.sql", "SELECT 1;");
   ck_assert_int_eq(db_migrate(p, dir, "mig_bad", NULL), ERR_INVAL);
   remove_file(dir, "2_wrong.sql");
-  OK(db_migrate(p, dir, "mig_bad", NULL)); /* empty directory: just bookkeeping */
-  ck_assert_int_eq(count(p, "SELECT count(*) FROM mig_bad.schema_migrations"), 0);
+  OK(db_migrate(p, dir, "mig_bad",
+                NULL)); /* empty directory: just bookkeeping */
+  ck_assert_int_eq(count(p, "SELECT count(*) FROM mig_bad.schema_migrations"),
+                   0);
   db_pool_free(p);
 }
 END_TEST

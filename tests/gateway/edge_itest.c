@@ -52,8 +52,8 @@
 #define LOGIN_BURST 5
 #define TIGHT_BURST 3
 #define SLOW_CONNS 1000
-#define SLOW_ADDRS 10       /* 127.0.0.2 .. 127.0.0.11, 100 each */
-#define PER_IP_CAP 150      /* GATEWAY_MAX_CONNECTIONS_PER_IP */
+#define SLOW_ADDRS 10  /* 127.0.0.2 .. 127.0.0.11, 100 each */
+#define PER_IP_CAP 150 /* GATEWAY_MAX_CONNECTIONS_PER_IP */
 #define REQUEST_TIMEOUT_MS 8000
 #define SLOW_BODY_SENT 8192 /* bytes each slow upload sends at once */
 /* RSS bound for 1,000 slow uploads (see slow_uploads_...): per connection
@@ -87,7 +87,13 @@ static bool start_gateway(harness_service *s, const char *name,
   char rt[64], pip[64];
   snprintf(rt, sizeof rt, "GATEWAY_REQUEST_TIMEOUT_MS=%d", REQUEST_TIMEOUT_MS);
   snprintf(pip, sizeof pip, "GATEWAY_MAX_CONNECTIONS_PER_IP=%d", PER_IP_CAP);
-  char *extra[] = {a, t, rb, ru, lb, rt, pip,
+  char *extra[] = {a,
+                   t,
+                   rb,
+                   ru,
+                   lb,
+                   rt,
+                   pip,
                    "GATEWAY_RATE_PER_MIN=1",
                    "GATEWAY_LOGIN_PER_MIN=1",
                    "GATEWAY_TRUSTED_PROXIES=127.0.0.1/32, ::1",
@@ -216,8 +222,8 @@ START_TEST(login_guesses_over_email_variants_and_addresses_end_in_429) {
     /* Ten client addresses, each behind the trusted proxy. */
     snprintf(xff, sizeof xff, "203.0.113.%d", 1 + i % 10);
     harness_http_free(last);
-    last = via_proxy(g_edge.http_port, "POST", "/v1/auth/login", body, xff,
-                     NULL);
+    last =
+        via_proxy(g_edge.http_port, "POST", "/v1/auth/login", body, xff, NULL);
     if (last->status == 401) {
       unauthorized++;
     } else {
@@ -241,13 +247,13 @@ START_TEST(tenant_less_routes_are_limited_per_client_address) {
   int port = g_tight.http_port; /* caller burst 3, 1 a minute */
   const char *body = "{\"refresh_token\":\"not-a-real-one\"}";
   for (int i = 0; i < TIGHT_BURST; i++) {
-    resp *r = via_proxy(port, "POST", "/v1/auth/refresh", body, "198.51.100.1",
-                        NULL);
+    resp *r =
+        via_proxy(port, "POST", "/v1/auth/refresh", body, "198.51.100.1", NULL);
     ck_assert_int_ne(r->status, 429);
     harness_http_free(r);
   }
-  resp *r = via_proxy(port, "POST", "/v1/auth/refresh", body, "198.51.100.1",
-                      NULL);
+  resp *r =
+      via_proxy(port, "POST", "/v1/auth/refresh", body, "198.51.100.1", NULL);
   CK_HTTP_ERROR(r, 429, "RESOURCE_EXHAUSTED");
   check_retry_after(r);
   harness_http_free(r);
@@ -387,8 +393,9 @@ START_TEST(slow_uploads_stay_bounded_and_are_cut_after_the_timeout) {
   time_sleep_ms(1500);
   (void)trickle(fds, SLOW_CONNS);
   long during = rss_kb(pid);
-  fprintf(stderr, "edge_itest: gateway VmRSS %ld KiB idle, %ld KiB with %d "
-                  "slow uploads (+%ld KiB, bound +%d KiB)\n",
+  fprintf(stderr,
+          "edge_itest: gateway VmRSS %ld KiB idle, %ld KiB with %d "
+          "slow uploads (+%ld KiB, bound +%d KiB)\n",
           before, during, SLOW_CONNS, during - before, RSS_GROWTH_MAX_KB);
   ck_assert_int_le(during - before, RSS_GROWTH_MAX_KB);
   /* A normal client on a fresh connection is still served. */
@@ -492,9 +499,9 @@ static bool start_system(void) {
   snprintf(auth_addr, sizeof auth_addr, "AUTH_ADDR=%s", g_auth.rpc_url);
   char *ten_extra[] = {auth_addr, "TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
                        "TENANTS_BASE_DOMAINS=localhost", NULL};
-  ok = ok && harness_service_start(&g_tenants, "tenants",
-                                   "services/tenants/tenants", &kSvc,
-                                   ten_extra);
+  ok =
+      ok && harness_service_start(&g_tenants, "tenants",
+                                  "services/tenants/tenants", &kSvc, ten_extra);
   ok = ok && start_gateway(&g_edge, "gateway-edge", "1000", true, 0);
   ok = ok && start_gateway(&g_tight, "gateway-tight", "3", false, 1);
   /* The tenant is made through the open gateway, so the edge's buckets

@@ -66,7 +66,14 @@ static bool start_gateway(harness_service *s, const char *name,
   snprintf(ae, sizeof ae, "AUTH_EVENTS=%s", g_auth.bus_url);
   snprintf(te, sizeof te, "TENANTS_EVENTS=%s", g_tenants.bus_url);
   snprintf(rb, sizeof rb, "GATEWAY_RATE_BURST=%s", burst);
-  char *extra[] = {a, t, o, ae, te, rb, ru, lb,
+  char *extra[] = {a,
+                   t,
+                   o,
+                   ae,
+                   te,
+                   rb,
+                   ru,
+                   lb,
                    "GATEWAY_RATE_PER_MIN=60",
                    "GATEWAY_LOGIN_PER_MIN=1",
                    "GATEWAY_BASE_DOMAIN=localhost,example.test",
@@ -97,18 +104,18 @@ static resp *call(const char *method, const char *path, const char *body,
 }
 
 /* HTTP-API.md's error shape, with the gateway's headers on every answer. */
-#define CK_ERROR(r, status, code)                                          \
-  do {                                                                     \
-    CK_HTTP_ERROR(r, status, code);                                        \
-    ck_assert_str_eq(harness_http_header(r, "X-Content-Type-Options"),     \
-                     "nosniff");                                           \
-    ck_assert_str_eq(harness_http_header(r, "Cache-Control"), "no-store"); \
+#define CK_ERROR(r, status, code)                                              \
+  do {                                                                         \
+    CK_HTTP_ERROR(r, status, code);                                            \
+    ck_assert_str_eq(harness_http_header(r, "X-Content-Type-Options"),         \
+                     "nosniff");                                               \
+    ck_assert_str_eq(harness_http_header(r, "Cache-Control"), "no-store");     \
   } while (0)
 
-static const char *const kUserKeys[] = {"id", "email", "name", "role",
-                                        "created_at", NULL};
-static const char *const kTenantKeys[] = {"id", "slug", "name", "currency",
-                                          "status", "created_at", NULL};
+static const char *const kUserKeys[] = {"id",   "email",      "name",
+                                        "role", "created_at", NULL};
+static const char *const kTenantKeys[] = {
+    "id", "slug", "name", "currency", "status", "created_at", NULL};
 
 typedef harness_api_tenant tenant;
 
@@ -133,10 +140,8 @@ static tenant g_a, g_b;
  * alone: CK_RUN_CASE=<case name> (one tcase per case, see main). */
 static void each_case(void) {
   g_port = g_gw.http_port;
-  if (g_a.id[0] == '\0')
-    create_tenant(&g_a, "alpha");
-  if (g_b.id[0] == '\0')
-    create_tenant(&g_b, "beta");
+  if (g_a.id[0] == '\0') create_tenant(&g_a, "alpha");
+  if (g_b.id[0] == '\0') create_tenant(&g_b, "beta");
 }
 
 /* -------------------------------------------------------------- tests -- */
@@ -153,16 +158,18 @@ START_TEST(create_tenant_answers_201_with_owner_and_tokens) {
   char slug[48];
   harness_unique(slug, sizeof slug, "new");
   char body[1024];
-  snprintf(body, sizeof body,
-           "{\"name\":\"New Place\",\"slug\":\"%s\",\"currency\":\"USD\","
-           "\"owner\":{\"email\":\"Boss@New.Example.test\",\"password\":\"" PASSWORD
-           "\",\"name\":\"Boss\"}}",
-           slug);
-  resp *r = call("POST", "/v1/tenants", body, NULL, "X-Request-Id: create-1", NULL);
+  snprintf(
+      body, sizeof body,
+      "{\"name\":\"New Place\",\"slug\":\"%s\",\"currency\":\"USD\","
+      "\"owner\":{\"email\":\"Boss@New.Example.test\",\"password\":\"" PASSWORD
+      "\",\"name\":\"Boss\"}}",
+      slug);
+  resp *r =
+      call("POST", "/v1/tenants", body, NULL, "X-Request-Id: create-1", NULL);
   CK_HTTP_STATUS(r, 201);
-  static const char *const keys[] = {"tenant", "user", "access_token",
-                                     "refresh_token", "token_type",
-                                     "expires_in", NULL};
+  static const char *const keys[] = {
+      "tenant",     "user", "access_token", "refresh_token", "token_type",
+      "expires_in", NULL};
   CK_JSON_KEYS(r->json, keys);
   CK_JSON_KEYS(harness_json_get(r->json, "tenant"), kTenantKeys);
   CK_JSON_KEYS(harness_json_get(r->json, "user"), kUserKeys);
@@ -186,17 +193,19 @@ START_TEST(create_tenant_answers_201_with_owner_and_tokens) {
   CK_ERROR(r, 409, "ALREADY_EXISTS");
   harness_http_free(r);
   /* Bad slug, reserved slug, bad owner password: 400 naming the field. */
-  r = call("POST", "/v1/tenants",
-           "{\"name\":\"x\",\"slug\":\"-Bad-\",\"owner\":{\"email\":\"a@b.test\","
-           "\"password\":\"" PASSWORD "\",\"name\":\"A\"}}",
-           NULL, NULL, NULL);
+  r = call(
+      "POST", "/v1/tenants",
+      "{\"name\":\"x\",\"slug\":\"-Bad-\",\"owner\":{\"email\":\"a@b.test\","
+      "\"password\":\"" PASSWORD "\",\"name\":\"A\"}}",
+      NULL, NULL, NULL);
   CK_ERROR(r, 400, "INVALID_ARGUMENT");
   ck_assert(harness_http_has_detail(r, "slug"));
   harness_http_free(r);
-  r = call("POST", "/v1/tenants",
-           "{\"name\":\"x\",\"slug\":\"admin\",\"owner\":{\"email\":\"a@b.test\","
-           "\"password\":\"" PASSWORD "\",\"name\":\"A\"}}",
-           NULL, NULL, NULL);
+  r = call(
+      "POST", "/v1/tenants",
+      "{\"name\":\"x\",\"slug\":\"admin\",\"owner\":{\"email\":\"a@b.test\","
+      "\"password\":\"" PASSWORD "\",\"name\":\"A\"}}",
+      NULL, NULL, NULL);
   CK_ERROR(r, 400, "INVALID_ARGUMENT");
   ck_assert(harness_http_has_detail(r, "slug"));
   harness_http_free(r);
@@ -210,7 +219,8 @@ START_TEST(create_tenant_answers_201_with_owner_and_tokens) {
   ck_assert(harness_http_has_detail(r, "owner.password"));
   harness_http_free(r);
   /* Wrong type and unknown field, before any RPC. */
-  r = call("POST", "/v1/tenants", "{\"name\":1,\"sluggo\":\"x\"}", NULL, NULL, NULL);
+  r = call("POST", "/v1/tenants", "{\"name\":1,\"sluggo\":\"x\"}", NULL, NULL,
+           NULL);
   CK_ERROR(r, 400, "INVALID_ARGUMENT");
   ck_assert(harness_http_has_detail(r, "name"));
   ck_assert(harness_http_has_detail(r, "sluggo"));
@@ -232,7 +242,8 @@ START_TEST(get_and_patch_the_callers_tenant) {
   ck_assert_str_eq(harness_json_str(r->json, "name"), "Renamed");
   ck_assert_str_eq(harness_json_str(r->json, "currency"), "GBP");
   harness_http_free(r);
-  r = call("PATCH", "/v1/tenant", "{\"currency\":\"XX1\"}", g_a.owner_token, NULL, NULL);
+  r = call("PATCH", "/v1/tenant", "{\"currency\":\"XX1\"}", g_a.owner_token,
+           NULL, NULL);
   CK_ERROR(r, 400, "INVALID_ARGUMENT");
   ck_assert(harness_http_has_detail(r, "currency"));
   harness_http_free(r);
@@ -277,9 +288,10 @@ START_TEST(register_and_login_by_subdomain_and_header) {
            NULL, xtb, NULL);
   CK_HTTP_STATUS(r, 201);
   harness_http_free(r);
-  r = call("POST", "/v1/auth/register",
-           "{\"email\":\"x@example.test\",\"password\":\"short\",\"name\":\"X\"}",
-           NULL, xt, NULL);
+  r = call(
+      "POST", "/v1/auth/register",
+      "{\"email\":\"x@example.test\",\"password\":\"short\",\"name\":\"X\"}",
+      NULL, xt, NULL);
   CK_ERROR(r, 400, "INVALID_ARGUMENT");
   ck_assert(harness_http_has_detail(r, "password"));
   harness_http_free(r);
@@ -297,18 +309,21 @@ START_TEST(register_and_login_by_subdomain_and_header) {
            NULL, host, NULL);
   CK_HTTP_STATUS(r, 200);
   static const char *const lkeys[] = {"access_token", "refresh_token",
-                                      "token_type", "expires_in", "user", NULL};
+                                      "token_type",   "expires_in",
+                                      "user",         NULL};
   CK_JSON_KEYS(r->json, lkeys);
   CK_JSON_KEYS(harness_json_get(r->json, "user"), kUserKeys);
   ck_assert_str_eq(harness_json_str(r->json, "token_type"), "Bearer");
   harness_http_free(r);
   /* Wrong password and unknown e-mail: the same 401. */
-  resp *w1 = call("POST", "/v1/auth/login",
-                  "{\"email\":\"cust@example.test\",\"password\":\"wrong password\"}",
-                  NULL, xtb, NULL);
-  resp *w2 = call("POST", "/v1/auth/login",
-                  "{\"email\":\"nobody@example.test\",\"password\":\"wrong password\"}",
-                  NULL, xtb, NULL);
+  resp *w1 =
+      call("POST", "/v1/auth/login",
+           "{\"email\":\"cust@example.test\",\"password\":\"wrong password\"}",
+           NULL, xtb, NULL);
+  resp *w2 = call(
+      "POST", "/v1/auth/login",
+      "{\"email\":\"nobody@example.test\",\"password\":\"wrong password\"}",
+      NULL, xtb, NULL);
   CK_ERROR(w1, 401, "UNAUTHENTICATED");
   CK_ERROR(w2, 401, "UNAUTHENTICATED");
   ck_assert_str_eq(harness_json_str(w1->json, "error.message"),
@@ -388,10 +403,12 @@ START_TEST(me_keys_and_logout) {
   CK_HTTP_STATUS(r, 200);
   json_t *ks = harness_json_get(r->json, "keys");
   ck_assert_uint_ge(json_array_size(ks), 1);
-  static const char *const kkeys[] = {"kid", "alg", "public_key", "status", NULL};
+  static const char *const kkeys[] = {"kid", "alg", "public_key", "status",
+                                      NULL};
   CK_JSON_KEYS(json_array_get(ks, 0), kkeys);
-  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(ks, 0), "alg")),
-                   "v4.public");
+  ck_assert_str_eq(
+      json_string_value(json_object_get(json_array_get(ks, 0), "alg")),
+      "v4.public");
   harness_http_free(r);
 
   char body[400];
@@ -429,10 +446,11 @@ END_TEST
 
 START_TEST(members_are_managed_by_owners_and_admins) {
   const char *owner = g_a.owner_token;
-  resp *r = call("POST", "/v1/tenant/members",
-                 "{\"email\":\"Staff@A.test\",\"name\":\"Sam\",\"password\":\"" PASSWORD
-                 "\",\"role\":\"staff\"}",
-                 owner, NULL, NULL);
+  resp *r = call(
+      "POST", "/v1/tenant/members",
+      "{\"email\":\"Staff@A.test\",\"name\":\"Sam\",\"password\":\"" PASSWORD
+      "\",\"role\":\"staff\"}",
+      owner, NULL, NULL);
   CK_HTTP_STATUS(r, 201);
   static const char *const keys[] = {"user", NULL};
   CK_JSON_KEYS(r->json, keys);
@@ -577,7 +595,8 @@ static void operator_call(const char *method, const char *tenant_id) {
   o.token = OPERATOR_SECRET;
   o.deadline_ms = 10000;
   rpc_result *res = NULL;
-  ck_assert_int_eq(rpc_client_call_message(c, method, &req.base, &o, &res), ERR_OK);
+  ck_assert_int_eq(rpc_client_call_message(c, method, &req.base, &o, &res),
+                   ERR_OK);
   ck_assert_msg(res->code == RPC_OK, "%s: %s", method, res->message);
   rpc_result_free(res);
   rpc_client_free(c);
@@ -603,8 +622,8 @@ START_TEST(suspended_tenant_is_403_for_everyone) {
   until = time_mono_ms() + 3000;
   while (time_mono_ms() < until && st != 403) {
     char body[256];
-    snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}",
-             t.owner_email);
+    snprintf(body, sizeof body,
+             "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}", t.owner_email);
     resp *r = call("POST", "/v1/auth/login", body, NULL, xt, NULL);
     st = r->status;
     harness_http_free(r);
@@ -628,7 +647,8 @@ START_TEST(login_attempts_are_rate_limited_per_email) {
   g_port = g_gw_tight.http_port; /* GATEWAY_LOGIN_BURST=3 */
   char xt[96];
   snprintf(xt, sizeof xt, "X-Tenant: %s", g_b.slug);
-  const char *body = "{\"email\":\"victim@b.test\",\"password\":\"guess guess\"}";
+  const char *body =
+      "{\"email\":\"victim@b.test\",\"password\":\"guess guess\"}";
   for (int i = 0; i < LOGIN_BURST; i++) {
     resp *r = call("POST", "/v1/auth/login", body, NULL, xt, NULL);
     CK_ERROR(r, 401, "UNAUTHENTICATED");
@@ -642,12 +662,14 @@ START_TEST(login_attempts_are_rate_limited_per_email) {
   harness_http_free(r);
   /* Another e-mail, same tenant and caller: its own bucket. */
   r = call("POST", "/v1/auth/login",
-           "{\"email\":\"other@b.test\",\"password\":\"guess guess\"}", NULL, xt, NULL);
+           "{\"email\":\"other@b.test\",\"password\":\"guess guess\"}", NULL,
+           xt, NULL);
   CK_ERROR(r, 401, "UNAUTHENTICATED");
   harness_http_free(r);
   /* Case does not make a new bucket. */
   r = call("POST", "/v1/auth/login",
-           "{\"email\":\"VICTIM@b.test\",\"password\":\"guess guess\"}", NULL, xt, NULL);
+           "{\"email\":\"VICTIM@b.test\",\"password\":\"guess guess\"}", NULL,
+           xt, NULL);
   CK_ERROR(r, 429, "RESOURCE_EXHAUSTED");
   harness_http_free(r);
   g_port = g_gw.http_port;
@@ -687,7 +709,8 @@ START_TEST(framing_and_content_errors_come_before_any_rpc) {
   CK_HTTP_STATUS(r, 405);
   ck_assert_str_eq(harness_http_header(r, "Allow"), "GET, PATCH");
   harness_http_free(r);
-  r = call("POST", "/v1/auth/login", "email=a", NULL, "Content-Type: application/x-www-form-urlencoded", NULL);
+  r = call("POST", "/v1/auth/login", "email=a", NULL,
+           "Content-Type: application/x-www-form-urlencoded", NULL);
   CK_ERROR(r, 415, "INVALID_ARGUMENT");
   harness_http_free(r);
   r = call("POST", "/v1/tenants", "{\"name\":", NULL, NULL, NULL);
@@ -706,13 +729,15 @@ START_TEST(framing_and_content_errors_come_before_any_rpc) {
   free(b);
   /* Transfer-Encoding the server cannot frame: 411. */
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)g_port)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
   const char req[] = "POST /v1/tenants HTTP/1.1\r\nHost: localhost\r\n"
                      "Content-Type: application/json\r\n"
                      "Transfer-Encoding: gzip, chunked2\r\n\r\n{}";
-  ck_assert_int_eq(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
+  ck_assert_int_eq(send(fd, req, sizeof req - 1, MSG_NOSIGNAL),
+                   (ssize_t)(sizeof req - 1));
   char out[4096] = {0};
   size_t got = 0;
   int64_t until = time_mono_ms() + 5000;
@@ -740,14 +765,16 @@ START_TEST(request_ids_cors_and_security_headers) {
   ck_assert_str_eq(harness_http_header(r, "Cache-Control"), "no-store");
   harness_http_free(r);
   r = call("OPTIONS", "/v1/tenant/members", NULL, NULL,
-           "Origin: https://app.example.test", "Access-Control-Request-Method: POST");
+           "Origin: https://app.example.test",
+           "Access-Control-Request-Method: POST");
   CK_HTTP_STATUS(r, 204);
   ck_assert_str_eq(harness_http_header(r, "Access-Control-Allow-Methods"),
                    "POST, GET");
   ck_assert_ptr_nonnull(strstr(
       harness_http_header(r, "Access-Control-Allow-Headers"), "Authorization"));
   harness_http_free(r);
-  r = call("GET", "/v1/auth/keys", NULL, NULL, "Origin: https://evil.test", NULL);
+  r = call("GET", "/v1/auth/keys", NULL, NULL, "Origin: https://evil.test",
+           NULL);
   ck_assert_ptr_null(harness_http_header(r, "Access-Control-Allow-Origin"));
   harness_http_free(r);
   /* The access log names the request but never holds tokens. */
@@ -788,8 +815,10 @@ START_TEST(redis_down_lets_requests_through_and_counts_it) {
   resp *metrics = admin("GET", "/metrics");
   const char *m = metrics->body;
   ck_assert_msg(strstr(m, "gateway_ratelimit_decisions_total{bucket=\"caller\","
-                          "decision=\"failed_open\"}") != NULL, "%s", m);
-  ck_assert_ptr_nonnull(strstr(m, "gateway_http_request_duration_seconds_bucket"));
+                          "decision=\"failed_open\"}") != NULL,
+                "%s", m);
+  ck_assert_ptr_nonnull(
+      strstr(m, "gateway_http_request_duration_seconds_bucket"));
   ck_assert_ptr_nonnull(strstr(m, "gateway_upstream_duration_seconds"));
   harness_http_free(metrics);
   ck_assert_int_eq(harness_redis_restart(&g_redis), 0);

@@ -27,8 +27,8 @@ static harness_http_resp *post(int port, const char *path, json_t *body,
       harness_http_request("POST", port, path, text, NULL, headers);
   free(text);
   if (r->status == want) return r;
-  fprintf(stderr, "POST %s: status %ld, want %ld: %s\n", path, r->status,
-          want, r->body);
+  fprintf(stderr, "POST %s: status %ld, want %ld: %s\n", path, r->status, want,
+          r->body);
   return r;
 }
 

@@ -14,11 +14,11 @@
 /* Adds t to s as its own tcase named name (borrowed: a string literal),
  * with timeout_s seconds and, when setup is not NULL, setup as a checked
  * fixture (it runs before the case, also under CK_NOFORK). */
-void harness_add_case(Suite *s, const char *name, const TTest *t,
-                      int timeout_s, void (*setup)(void));
+void harness_add_case(Suite *s, const char *name, const TTest *t, int timeout_s,
+                      void (*setup)(void));
 
 /* harness_add_case named after the test itself. */
-#define HARNESS_ADD_CASE(s, t, timeout_s, setup) \
+#define HARNESS_ADD_CASE(s, t, timeout_s, setup)                               \
   harness_add_case((s), #t, (t), (timeout_s), (setup))
 
 #endif

@@ -66,8 +66,8 @@ extern char **environ;
 
 struct harness_proc {
   pid_t pid;
-  pid_t owner;   /* the process that forked it (only it can waitpid) */
-  int stop_sig;  /* first, polite signal on stop */
+  pid_t owner;  /* the process that forked it (only it can waitpid) */
+  int stop_sig; /* first, polite signal on stop */
   bool exited;
   bool stopping; /* cleanup in progress */
   int status;
@@ -136,7 +136,8 @@ const char *harness_init(void) {
     char tmpl[HARNESS_PATH_MAX];
     int n = snprintf(tmpl, sizeof tmpl, "%s/harness.XXXXXX", base);
     if (n < 0 || (size_t)n >= sizeof tmpl || mkdtemp(tmpl) == NULL) {
-      fprintf(stderr, "harness: cannot create a temporary directory under %s: %s\n",
+      fprintf(stderr,
+              "harness: cannot create a temporary directory under %s: %s\n",
               base, strerror(errno));
       abort();
     }
@@ -215,7 +216,8 @@ static char **merge_env(char *const extra[]) {
 static void child_exec(char *const argv[], char **envp, int logfd, int nullfd,
                        pid_t parent, const spawn_opts *o) {
   setpgid(0, 0);
-  if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0) _exit(126);
+  if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+    _exit(126);
   close_range(3, ~0U, 0);
   sigset_t all;
   sigemptyset(&all);
@@ -430,7 +432,8 @@ bool harness_wait_http_ok(const char *url, int timeout_ms) {
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
     long code = 0;
     if (curl_easy_perform(c) == CURLE_OK &&
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 200)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK &&
+        code == 200)
       ok = true;
     curl_easy_cleanup(c);
     if (ok || time_mono_ms() >= deadline) break;
@@ -519,7 +522,8 @@ static int pg_bindir(char *out, size_t cap) {
     closedir(d);
   }
   if (best < 0) {
-    fprintf(stderr, "harness: PostgreSQL server binaries not found (set PG_BIN)\n");
+    fprintf(stderr,
+            "harness: PostgreSQL server binaries not found (set PG_BIN)\n");
     return -1;
   }
   snprintf(out, cap, "/usr/lib/postgresql/%d/bin", best);
@@ -531,7 +535,8 @@ static int pg_user(spawn_opts *o) {
   if (geteuid() != 0) return 0;
   struct passwd *pw = getpwnam("postgres");
   if (pw == NULL) {
-    fprintf(stderr, "harness: running as root but there is no 'postgres' user\n");
+    fprintf(stderr,
+            "harness: running as root but there is no 'postgres' user\n");
     return -1;
   }
   o->run_as = true;
@@ -546,7 +551,8 @@ static bool user_can_write(const char *dir, uid_t uid, gid_t gid) {
   pid_t pid = fork();
   if (pid < 0) return false;
   if (pid == 0) {
-    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(1);
+    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
+      _exit(1);
     _exit(access(dir, W_OK | X_OK) == 0 ? 0 : 1);
   }
   int status = 0;
@@ -583,13 +589,14 @@ static int pg_make_dir(harness_pg *pg, const spawn_opts *o) {
   return 0;
 }
 
-static int pg_initdb(const harness_pg *pg, const char *bindir, const spawn_opts *base) {
+static int pg_initdb(const harness_pg *pg, const char *bindir,
+                     const spawn_opts *base) {
   char exe[HARNESS_PATH_MAX + 16], data[HARNESS_PATH_MAX + 16], name[64];
   snprintf(exe, sizeof exe, "%s/initdb", bindir);
   snprintf(data, sizeof data, "%s/data", pg->dir);
   snprintf(name, sizeof name, "pg-%d-initdb", pg->port);
-  char *argv[] = {exe, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync",
-                  "-E", "UTF8", "--locale=C", NULL};
+  char *argv[] = {exe,        "-D",        data, "-A",   "trust",      "-U",
+                  "postgres", "--no-sync", "-E", "UTF8", "--locale=C", NULL};
   spawn_opts o = *base;
   o.cwd = pg->dir;
   o.death_sig = SIGKILL;
@@ -609,14 +616,29 @@ static int pg_initdb(const harness_pg *pg, const char *bindir, const spawn_opts 
 /* Starts postgres on the existing cluster in pg->dir and waits until it
  * accepts connections. */
 static int pg_run(harness_pg *pg, const char *bindir, const spawn_opts *base) {
-  char exe[HARNESS_PATH_MAX + 16], data[HARNESS_PATH_MAX + 16], name[64], port[16];
+  char exe[HARNESS_PATH_MAX + 16], data[HARNESS_PATH_MAX + 16], name[64],
+      port[16];
   snprintf(exe, sizeof exe, "%s/postgres", bindir);
   snprintf(data, sizeof data, "%s/data", pg->dir);
   snprintf(name, sizeof name, "pg-%d", pg->port);
   snprintf(port, sizeof port, "%d", pg->port);
-  char *argv[] = {exe, "-D", data, "-p", port, "-k", pg->dir, "-h", "127.0.0.1",
-                  "-c", "fsync=off", "-c", "synchronous_commit=off",
-                  "-c", "full_page_writes=off", "-c", "shared_buffers=32MB",
+  char *argv[] = {exe,
+                  "-D",
+                  data,
+                  "-p",
+                  port,
+                  "-k",
+                  pg->dir,
+                  "-h",
+                  "127.0.0.1",
+                  "-c",
+                  "fsync=off",
+                  "-c",
+                  "synchronous_commit=off",
+                  "-c",
+                  "full_page_writes=off",
+                  "-c",
+                  "shared_buffers=32MB",
                   NULL};
   spawn_opts o = *base;
   o.cwd = pg->dir;
@@ -625,9 +647,10 @@ static int pg_run(harness_pg *pg, const char *bindir, const spawn_opts *base) {
   pg->proc = spawn_ex(name, argv, NULL, &o);
   if (pg->proc == NULL) return -1;
   char ping[256];
-  snprintf(ping, sizeof ping,
-           "host=127.0.0.1 port=%d dbname=postgres user=postgres connect_timeout=5",
-           pg->port);
+  snprintf(
+      ping, sizeof ping,
+      "host=127.0.0.1 port=%d dbname=postgres user=postgres connect_timeout=5",
+      pg->port);
   int64_t deadline = time_mono_ms() + PG_START_TIMEOUT_MS;
   for (;;) {
     if (PQping(ping) == PQPING_OK) return 0;
@@ -651,15 +674,18 @@ int harness_pg_start(harness_pg *pg) {
   if (pg_initdb(pg, bindir, &o) != 0 || pg_run(pg, bindir, &o) != 0) return -1;
 
   char admin[256];
-  snprintf(admin, sizeof admin,
-           "host=127.0.0.1 port=%d dbname=postgres user=postgres connect_timeout=5",
-           pg->port);
+  snprintf(
+      admin, sizeof admin,
+      "host=127.0.0.1 port=%d dbname=postgres user=postgres connect_timeout=5",
+      pg->port);
   PGconn *c = PQconnectdb(admin);
   int rc = -1;
   if (PQstatus(c) == CONNECTION_OK) {
     PGresult *r = PQexec(c, "CREATE DATABASE test");
-    if (PQresultStatus(r) == PGRES_COMMAND_OK) rc = 0;
-    else fprintf(stderr, "harness: CREATE DATABASE test: %s", PQerrorMessage(c));
+    if (PQresultStatus(r) == PGRES_COMMAND_OK)
+      rc = 0;
+    else
+      fprintf(stderr, "harness: CREATE DATABASE test: %s", PQerrorMessage(c));
     PQclear(r);
   } else {
     fprintf(stderr, "harness: connect: %s", PQerrorMessage(c));
@@ -699,8 +725,8 @@ long long harness_pg_count(const harness_pg *pg, const char *sql,
     return -1;
   }
   const char *params[] = {arg};
-  PGresult *r = PQexecParams(c, sql, arg != NULL ? 1 : 0, NULL, params, NULL,
-                             NULL, 0);
+  PGresult *r =
+      PQexecParams(c, sql, arg != NULL ? 1 : 0, NULL, params, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1 ||
       PQgetisnull(r, 0, 0)) {
     fprintf(stderr, "harness: %s: %s%s\n", sql, PQresultErrorMessage(r),
@@ -728,7 +754,8 @@ static bool redis_ping(int port) {
   if (!tcp_connect(port, 500, &fd)) return false;
   bool ok = false;
   static const char cmd[] = "PING\r\n";
-  if (send(fd, cmd, sizeof cmd - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof cmd - 1)) {
+  if (send(fd, cmd, sizeof cmd - 1, MSG_NOSIGNAL) ==
+      (ssize_t)(sizeof cmd - 1)) {
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
     char buf[64];
     if (poll(&pfd, 1, 1000) == 1) {
@@ -743,7 +770,8 @@ static bool redis_ping(int port) {
 static const char *redis_server_path(void) {
   const char *env = getenv("REDIS_SERVER");
   if (env != NULL && env[0] != '\0') return env;
-  if (access("/usr/bin/redis-server", X_OK) == 0) return "/usr/bin/redis-server";
+  if (access("/usr/bin/redis-server", X_OK) == 0)
+    return "/usr/bin/redis-server";
   return "/usr/local/bin/redis-server";
 }
 
@@ -754,8 +782,10 @@ static int redis_run(harness_redis *r) {
   snprintf(name, sizeof name, "redis-%d", r->port);
   snprintf(dir, sizeof dir, "%s/redis-%d", harness_init(), r->port);
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
-  char *argv[] = {exe, "--port", port, "--bind", "127.0.0.1", "--save", "",
-                  "--appendonly", "no", "--daemonize", "no", "--dir", dir, NULL};
+  char *argv[] = {exe,         "--port",      port, "--bind",
+                  "127.0.0.1", "--save",      "",   "--appendonly",
+                  "no",        "--daemonize", "no", "--dir",
+                  dir,         NULL};
   r->proc = harness_spawn(name, argv, NULL);
   if (r->proc == NULL) return -1;
   int64_t deadline = time_mono_ms() + 20000;
@@ -792,7 +822,8 @@ int harness_redis_restart(harness_redis *r) {
 
 /* ----------------------------------------------------------- cleanup --- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw) {
   (void)sb;
   (void)flag;
   (void)ftw;

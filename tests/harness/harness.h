@@ -13,8 +13,9 @@
  * unless HARNESS_KEEP=1. When a test fails, harness_dump_logs() prints the
  * tail of every captured log so the failure is explained in CI output.
  *
- * Binaries built by Bazel are found with harness_bin_path("tests/rpc/rpc_testd"),
- * which looks under $BAZEL_BIN (set by tools/dev test; default "bazel-bin").
+ * Binaries built by Bazel are found with
+ * harness_bin_path("tests/rpc/rpc_testd"), which looks under $BAZEL_BIN (set by
+ * tools/dev test; default "bazel-bin").
  *
  * PostgreSQL refuses to run as root: when the harness runs as root it runs
  * initdb and postgres as the unprivileged "postgres" user, in a directory

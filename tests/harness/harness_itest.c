@@ -90,7 +90,8 @@ static pid_t read_pid_file(const char *path) {
 
 static bool redis_ping(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)port)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   bool ok = false;
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
@@ -106,7 +107,9 @@ static bool redis_ping(int port) {
 
 START_TEST(spawn_captures_stdout_stderr_and_env) {
   harness_init();
-  char *argv[] = {"/bin/sh", "-c", "echo to-stdout; echo to-stderr >&2; echo \"x=$HARNESS_X\"", NULL};
+  char *argv[] = {"/bin/sh", "-c",
+                  "echo to-stdout; echo to-stderr >&2; echo \"x=$HARNESS_X\"",
+                  NULL};
   char *env[] = {"HARNESS_X=hello", NULL};
   harness_proc *p = harness_spawn("echoer", argv, env);
   ck_assert_ptr_nonnull(p);
@@ -170,7 +173,7 @@ START_TEST(stop_kills_a_process_that_ignores_sigterm_and_its_group) {
   pid_t leader = harness_pid(p);
   pid_t grandchild = read_pid_file(pidfile);
   ck_assert_int_gt(grandchild, 0);
-  ck_assert_int_eq(getpgid(leader), leader);  /* own process group */
+  ck_assert_int_eq(getpgid(leader), leader); /* own process group */
   ck_assert_int_eq(getpgid(grandchild), leader);
   harness_stop(p, 200);
   ck_assert(wait_gone(leader, 5000));
@@ -255,9 +258,10 @@ static void *http_serve(void *arg) {
     ssize_t n = recv(c, s->got, sizeof s->got - 1, 0);
     s->got[n > 0 ? n : 0] = '\0';
     char resp[128];
-    int len = snprintf(resp, sizeof resp,
-                       "HTTP/1.0 %d X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                       s->status);
+    int len = snprintf(
+        resp, sizeof resp,
+        "HTTP/1.0 %d X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        s->status);
     const char *out = s->reply ? s->reply : resp;
     size_t outlen = s->reply ? strlen(s->reply) : (size_t)len;
     ssize_t w = send(c, out, outlen, MSG_NOSIGNAL);
@@ -311,16 +315,22 @@ static const char *env_get(char **env, const char *key) {
 }
 
 START_TEST(service_env_is_the_standard_one_with_extras_winning) {
-  harness_service s = {.rpc_port = 1001, .admin_port = 1002,
-                       .bus_port = 1003, .http_port = 1004,
+  harness_service s = {.rpc_port = 1001,
+                       .admin_port = 1002,
+                       .bus_port = 1003,
+                       .http_port = 1004,
                        .rpc_url = "tcp://127.0.0.1:1001",
                        .bus_url = "tcp://127.0.0.1:1003"};
   harness_pg pg = {.url = "host=/nowhere dbname=test"};
   harness_redis redis = {.url = "redis://127.0.0.1:9"};
-  harness_service_opts o = {.pg = &pg, .redis = &redis, .rpc_workers = 8,
-                            .db_pool_size = 4};
-  char *extra[] = {"REDIS_URL=redis://127.0.0.1:9/1", "BUS_LISTEN",
-                   "X_ONE=first", "X_ONE=second", "X_TWO=2", NULL};
+  harness_service_opts o = {
+      .pg = &pg, .redis = &redis, .rpc_workers = 8, .db_pool_size = 4};
+  char *extra[] = {"REDIS_URL=redis://127.0.0.1:9/1",
+                   "BUS_LISTEN",
+                   "X_ONE=first",
+                   "X_ONE=second",
+                   "X_TWO=2",
+                   NULL};
   char **env = harness_service_env(&s, "services/foo/foo", &o, extra);
   ck_assert_ptr_nonnull(env);
   char cwd[512], mig[600];
@@ -371,8 +381,8 @@ START_TEST(service_starts_when_ready_restarts_on_its_ports_and_stops) {
   static const harness_service_opts o = {.log_level = "warn"};
   harness_service s = {0};
   char *extra[] = {"FAKE_MARK=hello", NULL};
-  ck_assert(harness_service_start(&s, "fake", "tests/harness/fake_service",
-                                  &o, extra));
+  ck_assert(harness_service_start(&s, "fake", "tests/harness/fake_service", &o,
+                                  extra));
   ck_assert_ptr_nonnull(s.proc);
   int ports[] = {s.rpc_port, s.admin_port, s.bus_port, s.http_port};
   for (int i = 0; i < 4; i++)
@@ -382,9 +392,11 @@ START_TEST(service_starts_when_ready_restarts_on_its_ports_and_stops) {
   ck_assert_str_eq(s.rpc_url, want);
   char url[128];
   snprintf(want, sizeof want, "http://127.0.0.1:%d/metrics", s.admin_port);
-  ck_assert_str_eq(harness_service_admin_url(&s, "/metrics", url, sizeof url), want);
+  ck_assert_str_eq(harness_service_admin_url(&s, "/metrics", url, sizeof url),
+                   want);
   snprintf(want, sizeof want, "http://127.0.0.1:%d/healthz", s.http_port);
-  ck_assert_str_eq(harness_service_http_url(&s, "/healthz", url, sizeof url), want);
+  ck_assert_str_eq(harness_service_http_url(&s, "/healthz", url, sizeof url),
+                   want);
   char *log = read_file(harness_log_path(s.proc));
   ck_assert_ptr_nonnull(log);
   ck_assert_ptr_nonnull(strstr(log, "env FAKE_MARK=hello\n"));
@@ -426,8 +438,8 @@ START_TEST(service_start_fails_when_never_ready) {
   ck_assert(harness_alive(s.proc));
   harness_service_stop(&s, 1000);
   harness_service s2 = {0};
-  ck_assert(!harness_service_start(&s2, "missing", "tests/harness/no_such_binary",
-                                   &o, NULL));
+  ck_assert(!harness_service_start(&s2, "missing",
+                                   "tests/harness/no_such_binary", &o, NULL));
 }
 END_TEST
 
@@ -459,7 +471,8 @@ START_TEST(http_call_keeps_the_final_headers_body_and_json) {
   ck_assert_str_eq(harness_json_str(r->json, "error.code"), "INVALID_ARGUMENT");
   ck_assert_str_eq(harness_json_str(r->json, "error.nothing"), "<missing>");
   ck_assert_ptr_null(harness_json_get(r->json, "error.code.deeper"));
-  ck_assert_uint_eq(json_array_size(harness_json_get(r->json, "error.details")), 1);
+  ck_assert_uint_eq(json_array_size(harness_json_get(r->json, "error.details")),
+                    1);
   static const char *const keys[] = {"error", NULL};
   CK_JSON_KEYS(r->json, keys);
   ck_assert_uint_eq(r->len, strlen(r->body));
@@ -534,8 +547,8 @@ START_TEST(postgres_starts_answers_restarts_and_stops) {
   ck_assert_int_eq(pg.port, port);
   c = pg_connect(&pg);
   pg_exec_ok(c, "SELECT v FROM t", "kept");
-  ck_assert_int_eq(harness_pg_count(&pg, "SELECT count(*) FROM t WHERE v = $1",
-                                    "kept"), 1);
+  ck_assert_int_eq(
+      harness_pg_count(&pg, "SELECT count(*) FROM t WHERE v = $1", "kept"), 1);
   ck_assert_int_eq(harness_pg_count(&pg, "SELECT 41 + 1", NULL), 42);
   ck_assert_int_eq(harness_pg_count(&pg, "SELECT v FROM t", NULL), -1);
   ck_assert_int_eq(harness_pg_count(&pg, "SELECT nonsense", NULL), -1);
@@ -583,7 +596,8 @@ START_TEST(cleanup_leaves_no_process_and_no_directory) {
   PQclear(res);
   char pgdir[512];
   snprintf(pgdir, sizeof pgdir, "%s", pg.dir);
-  pid_t pids[] = {harness_pid(s), harness_pid(r.proc), harness_pid(pg.proc), backend};
+  pid_t pids[] = {harness_pid(s), harness_pid(r.proc), harness_pid(pg.proc),
+                  backend};
 
   harness_cleanup();
   for (size_t i = 0; i < sizeof pids / sizeof pids[0]; i++)
@@ -621,7 +635,8 @@ int main(void) {
   tcase_add_test(procs, spawn_captures_stdout_stderr_and_env);
   tcase_add_test(procs, wait_exit_reports_status_and_times_out);
   tcase_add_test(procs, exec_failure_exits_127);
-  tcase_add_test(procs, stop_kills_a_process_that_ignores_sigterm_and_its_group);
+  tcase_add_test(procs,
+                 stop_kills_a_process_that_ignores_sigterm_and_its_group);
   tcase_add_test(procs, child_dies_with_its_parent);
   tcase_add_test(procs, forked_child_exit_leaves_parents_processes_and_dir);
   tcase_add_test(procs, bin_path_uses_bazel_bin);
@@ -633,7 +648,8 @@ int main(void) {
   TCase *helpers = tcase_create("helpers");
   tcase_set_timeout(helpers, 60);
   tcase_add_test(helpers, service_env_is_the_standard_one_with_extras_winning);
-  tcase_add_test(helpers, service_starts_when_ready_restarts_on_its_ports_and_stops);
+  tcase_add_test(helpers,
+                 service_starts_when_ready_restarts_on_its_ports_and_stops);
   tcase_add_test(helpers, service_start_fails_when_never_ready);
   tcase_add_test(helpers, http_call_keeps_the_final_headers_body_and_json);
   tcase_add_test(helpers, http_request_without_a_server_has_no_answer);

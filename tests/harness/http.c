@@ -186,8 +186,7 @@ void harness_http_free(harness_http_resp *r) {
   free(r);
 }
 
-const char *harness_http_header(const harness_http_resp *r,
-                                    const char *name) {
+const char *harness_http_header(const harness_http_resp *r, const char *name) {
   for (size_t i = 0; i < r->nheaders; i++)
     if (strcasecmp(r->headers[i].name, name) == 0) return r->headers[i].value;
   return NULL;

@@ -38,13 +38,13 @@ typedef struct harness_http_field {
 
 /* An answer. Everything is owned by it; free with harness_http_free. */
 typedef struct harness_http_resp {
-  long status;    /* the HTTP status; 0 when no answer came */
-  int curl_rc;    /* the transfer's CURLcode (0 = CURLE_OK) */
-  char *body;     /* NUL-terminated; "" when there was none */
-  size_t len;     /* body bytes */
-  json_t *json;   /* the body parsed; NULL when it is not JSON */
-  double secs;    /* wall time of the exchange */
-  char *head;     /* the last header block as received, status line first */
+  long status;  /* the HTTP status; 0 when no answer came */
+  int curl_rc;  /* the transfer's CURLcode (0 = CURLE_OK) */
+  char *body;   /* NUL-terminated; "" when there was none */
+  size_t len;   /* body bytes */
+  json_t *json; /* the body parsed; NULL when it is not JSON */
+  double secs;  /* wall time of the exchange */
+  char *head;   /* the last header block as received, status line first */
   harness_http_field *headers; /* parsed from head, in order */
   size_t nheaders;
 } harness_http_resp;
@@ -73,8 +73,7 @@ void harness_http_free(harness_http_resp *r);
 
 /* The value of the first header called name (case-insensitive), or NULL.
  * Owned by r. */
-const char *harness_http_header(const harness_http_resp *r,
-                                    const char *name);
+const char *harness_http_header(const harness_http_resp *r, const char *name);
 
 /* True when the error's details hold one whose "field" is field (or, for
  * _prefix, starts with prefix). */
@@ -99,18 +98,18 @@ long long harness_json_int(json_t *v, const char *path);
 /* ------------------------------------------------------- assertions --- */
 
 /* r's status is want; else fails the test with the body. */
-#define CK_HTTP_STATUS(r, want) \
+#define CK_HTTP_STATUS(r, want)                                                \
   harness_http_check_status((r), (want), __FILE__, __LINE__)
 
 /* r is an HTTP-API.md error: the status, the body exactly {"error": {...}}
  * as JSON (Content-Type: application/json) with this code, a string
  * message, an array of details and request_id equal to the X-Request-Id
  * header. */
-#define CK_HTTP_ERROR(r, status, code) \
+#define CK_HTTP_ERROR(r, status, code)                                         \
   harness_http_check_error((r), (status), (code), __FILE__, __LINE__)
 
 /* o is an object with exactly these members (keys: NULL-terminated). */
-#define CK_JSON_KEYS(o, keys) \
+#define CK_JSON_KEYS(o, keys)                                                  \
   harness_json_check_keys((o), (keys), __FILE__, __LINE__)
 
 void harness_http_check_status(const harness_http_resp *r, long want,

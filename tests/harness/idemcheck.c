@@ -78,14 +78,12 @@ static void race_round(const harness_idem_case *c, const char *body,
   pthread_t th[2];
   for (int i = 0; i < 2; i++)
     ck_assert_int_eq(pthread_create(&th[i], NULL, fire, &s[i]), 0);
-  for (int i = 0; i < 2; i++)
-    pthread_join(th[i], NULL);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
   pthread_barrier_destroy(&bar);
   const char *won = NULL;
   for (int i = 0; i < 2; i++) {
     if (s[i].r->status == c->status) {
-      if (won != NULL)
-        ck_assert_str_eq(s[i].r->body, won);
+      if (won != NULL) ck_assert_str_eq(s[i].r->body, won);
       won = s[i].r->body;
     } else {
       CK_HTTP_ERROR(s[i].r, 409, "ABORTED");

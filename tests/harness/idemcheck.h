@@ -16,12 +16,12 @@
 #include "tests/harness/harness.h"
 
 typedef struct harness_idem_case {
-  int port;                   /* the gateway's HTTP port */
-  const char *path;           /* POST target: "/v1/products" */
-  const char *token;          /* NULL: anonymous */
-  const char *header;         /* one extra header line or NULL ("Host: x") */
-  const char *key_prefix;     /* keys are harness_unique(key_prefix) */
-  long status;                /* the create's status: 201 */
+  int port;               /* the gateway's HTTP port */
+  const char *path;       /* POST target: "/v1/products" */
+  const char *token;      /* NULL: anonymous */
+  const char *header;     /* one extra header line or NULL ("Host: x") */
+  const char *key_prefix; /* keys are harness_unique(key_prefix) */
+  long status;            /* the create's status: 201 */
   const harness_pg *pg;
   /* SQL counting the rows a body creates, its $1 the body's count arg. */
   const char *count_sql;

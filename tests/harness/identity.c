@@ -14,9 +14,9 @@
 #include "libs/paseto/paseto.h"
 #include "tests/harness/harness.h"
 
-static const char *const kNames[] = {"auth",     "tenants",       "orders",
-                                     "gateway",  "realtime",      "notifications",
-                                     "sync",     "operator"};
+static const char *const kNames[] = {"auth",    "tenants",  "orders",
+                                     "gateway", "realtime", "notifications",
+                                     "sync",    "operator"};
 #define NNAMES (sizeof kNames / sizeof kNames[0])
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;

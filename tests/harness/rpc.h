@@ -40,11 +40,11 @@ bool harness_rpc_has_violation(const rpc_result *r, const char *field);
 
 /* r's code is want (an enum rpc_code); else fails with both names and
  * r's message. */
-#define CK_RPC_CODE(r, want) \
+#define CK_RPC_CODE(r, want)                                                   \
   harness_rpc_check_code((r), (want), __FILE__, __LINE__)
 
 /* r names a violation of field. */
-#define CK_RPC_VIOLATION(r, field) \
+#define CK_RPC_VIOLATION(r, field)                                             \
   harness_rpc_check_violation((r), (field), __FILE__, __LINE__)
 
 void harness_rpc_check_code(const rpc_result *r, int want, const char *file,

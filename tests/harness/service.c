@@ -63,8 +63,7 @@ static bool same_key(const char *a, const char *b) {
 }
 
 char **harness_service_env(const harness_service *s, const char *bin,
-                           const harness_service_opts *o,
-                           char *const extra[]) {
+                           const harness_service_opts *o, char *const extra[]) {
   char *all[MAX_ENV];
   size_t n = 0;
   bool ok = true;
@@ -74,14 +73,14 @@ char **harness_service_env(const harness_service *s, const char *bin,
   const char *slash = strrchr(bin, '/');
   int dirlen = slash ? (int)(slash - bin) : 0;
 
-#define ADD(expr)                          \
-  do {                                     \
-    if (n < MAX_ENV) {                     \
-      all[n] = (expr);                     \
-      if (all[n++] == NULL) ok = false;    \
-    } else {                               \
-      ok = false;                          \
-    }                                      \
+#define ADD(expr)                                                              \
+  do {                                                                         \
+    if (n < MAX_ENV) {                                                         \
+      all[n] = (expr);                                                         \
+      if (all[n++] == NULL) ok = false;                                        \
+    } else {                                                                   \
+      ok = false;                                                              \
+    }                                                                          \
   } while (0)
 
   if (o->pg != NULL) ADD(fmt("DATABASE_URL=%s", o->pg->url));
@@ -123,8 +122,10 @@ char **harness_service_env(const harness_service *s, const char *bin,
   if (!ok) {
     for (size_t i = 0; i < k; i++) wipe_free(env[i]);
     free(env);
-    fprintf(stderr, "harness: environment for %s: out of memory or over %d "
-                    "entries\n", bin, MAX_ENV);
+    fprintf(stderr,
+            "harness: environment for %s: out of memory or over %d "
+            "entries\n",
+            bin, MAX_ENV);
     return NULL;
   }
   return env;
@@ -147,8 +148,8 @@ static bool launch(harness_service *s, const char *name,
   s->proc = harness_spawn(name, argv, env);
   harness_service_env_free(env);
   if (s->proc == NULL) return false;
-  int timeout = o->ready_timeout_ms > 0 ? o->ready_timeout_ms
-                                        : DEFAULT_READY_TIMEOUT_MS;
+  int timeout =
+      o->ready_timeout_ms > 0 ? o->ready_timeout_ms : DEFAULT_READY_TIMEOUT_MS;
   return harness_service_ready(s, timeout);
 }
 
@@ -186,15 +187,13 @@ bool harness_service_ready(const harness_service *s, int timeout_ms) {
 }
 
 const char *harness_service_admin_url(const harness_service *s,
-                                      const char *path, char *out,
-                                      size_t cap) {
+                                      const char *path, char *out, size_t cap) {
   snprintf(out, cap, "http://127.0.0.1:%d%s", s->admin_port, path);
   return out;
 }
 
-const char *harness_service_http_url(const harness_service *s,
-                                     const char *path, char *out,
-                                     size_t cap) {
+const char *harness_service_http_url(const harness_service *s, const char *path,
+                                     char *out, size_t cap) {
   snprintf(out, cap, "http://127.0.0.1:%d%s", s->http_port, path);
   return out;
 }

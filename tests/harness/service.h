@@ -92,10 +92,9 @@ bool harness_service_ready(const harness_service *s, int timeout_ms);
 /* "http://127.0.0.1:<admin_port><path>" / "...:<http_port><path>" into
  * out[cap]; returns out. */
 const char *harness_service_admin_url(const harness_service *s,
-                                      const char *path, char *out,
-                                      size_t cap);
-const char *harness_service_http_url(const harness_service *s,
-                                     const char *path, char *out, size_t cap);
+                                      const char *path, char *out, size_t cap);
+const char *harness_service_http_url(const harness_service *s, const char *path,
+                                     char *out, size_t cap);
 
 /* The auth service (services/auth/auth) with a fresh Ed25519 signing key
  * (AUTH_SIGNING_KEYS) and the cheapest password hashing Argon2id allows
@@ -110,8 +109,7 @@ bool harness_service_start_auth(harness_service *s, const char *name,
  * standard keys first in the order above, then the extras in theirs.
  * Returns NULL if out of memory. Free with harness_service_env_free. */
 char **harness_service_env(const harness_service *s, const char *bin,
-                           const harness_service_opts *o,
-                           char *const extra[]);
+                           const harness_service_opts *o, char *const extra[]);
 
 /* Wipes and frees an array from harness_service_env. NULL-safe. */
 void harness_service_env_free(char **env);

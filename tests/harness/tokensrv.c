@@ -27,8 +27,7 @@ struct harness_tokensrv {
 
 static bool token_ok(const char *t) {
   size_t n = strlen(t);
-  if (n == 0 || n > 100)
-    return false;
+  if (n == 0 || n > 100) return false;
   for (size_t i = 0; i < n; i++)
     if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') ||
           (t[i] >= '0' && t[i] <= '9') || t[i] == '-' || t[i] == '_'))
@@ -39,13 +38,11 @@ static bool token_ok(const char *t) {
 /* The body for token into out (NUL-terminated); false when none. */
 static bool read_body(const harness_tokensrv *s, const char *token, char *out,
                       size_t cap) {
-  if (!token_ok(token))
-    return false;
+  if (!token_ok(token)) return false;
   char path[400];
   snprintf(path, sizeof path, "%s/%s", s->dir, token);
   FILE *f = fopen(path, "rb");
-  if (f == NULL)
-    return false;
+  if (f == NULL) return false;
   size_t n = fread(out, 1, cap - 1, f);
   out[n] = '\0';
   fclose(f);
@@ -59,8 +56,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c,
   (void)version, (void)upload, (void)upload_len, (void)state;
   const harness_tokensrv *s = cls;
   char *body = malloc(BODY_MAX);
-  if (body == NULL)
-    return MHD_NO;
+  if (body == NULL) return MHD_NO;
   bool ok = strcmp(method, "GET") == 0 &&
             strncmp(url, PREFIX, strlen(PREFIX)) == 0 &&
             read_body(s, url + strlen(PREFIX), body, BODY_MAX);
@@ -75,8 +71,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c,
 
 harness_tokensrv *harness_tokensrv_start(void) {
   harness_tokensrv *s = calloc(1, sizeof *s);
-  if (s == NULL)
-    return NULL;
+  if (s == NULL) return NULL;
   const char *tmp = getenv("TMPDIR");
   snprintf(s->dir, sizeof s->dir, "%s/tokensrv-XXXXXX",
            tmp && tmp[0] ? tmp : "/tmp");
@@ -88,8 +83,7 @@ harness_tokensrv *harness_tokensrv_start(void) {
   struct sockaddr_in sa = {.sin_family = AF_INET,
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
-                          answer, s, MHD_OPTION_SOCK_ADDR, &sa,
-                          MHD_OPTION_END);
+                          answer, s, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_END);
   const union MHD_DaemonInfo *info =
       s->d ? MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
   if (info == NULL) {
@@ -110,8 +104,7 @@ const char *harness_tokensrv_env(const harness_tokensrv *s, char *out,
 
 void harness_tokensrv_set(const harness_tokensrv *s, const char *token,
                           const char *body) {
-  if (!token_ok(token))
-    return;
+  if (!token_ok(token)) return;
   char path[400];
   snprintf(path, sizeof path, "%s/%s", s->dir, token);
   if (body == NULL) {
@@ -119,17 +112,14 @@ void harness_tokensrv_set(const harness_tokensrv *s, const char *token,
     return;
   }
   FILE *f = fopen(path, "wb");
-  if (f == NULL)
-    return;
+  if (f == NULL) return;
   fputs(body, f);
   fclose(f);
 }
 
 void harness_tokensrv_stop(harness_tokensrv *s) {
-  if (s == NULL)
-    return;
-  if (s->d != NULL)
-    MHD_stop_daemon(s->d);
+  if (s == NULL) return;
+  if (s->d != NULL) MHD_stop_daemon(s->d);
   /* The token files stay with the rest of the test's TMPDIR. */
   free(s);
 }

@@ -22,8 +22,7 @@ typedef struct harness_tokensrv harness_tokensrv;
 harness_tokensrv *harness_tokensrv_start(void);
 
 /* "TENANTS_DOMAIN_VERIFY_CONNECT_TO=127.0.0.1:<port>" into out[cap]. */
-const char *harness_tokensrv_env(const harness_tokensrv *s, char *out,
-                                 int cap);
+const char *harness_tokensrv_env(const harness_tokensrv *s, char *out, int cap);
 
 /* Serves body for token (NULL: 404 again). token is [A-Za-z0-9_-]+. */
 void harness_tokensrv_set(const harness_tokensrv *s, const char *token,

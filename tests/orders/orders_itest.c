@@ -75,14 +75,19 @@ static bool start_orders(int relay_delay_ms) {
   snprintf(ae, sizeof ae, "AUTH_EVENTS=%s", g_auth.bus_url);
   snprintf(te, sizeof te, "TENANTS_EVENTS=%s", g_tenants.bus_url);
   snprintf(d, sizeof d, "ORDERS_TEST_RELAY_DELAY=%dms", relay_delay_ms);
-  char *extra[] = {a, t, ae, te, "SERVICE_NAME=orders", "AUTH_ISSUER=auth",
-                   "ORDERS_OUTBOX_POLL=200ms", relay_delay_ms > 0 ? d : NULL,
+  char *extra[] = {a,
+                   t,
+                   ae,
+                   te,
+                   "SERVICE_NAME=orders",
+                   "AUTH_ISSUER=auth",
+                   "ORDERS_OUTBOX_POLL=200ms",
+                   relay_delay_ms > 0 ? d : NULL,
                    NULL};
   g_orders_starts++;
   if (g_orders_starts == 1)
-    return harness_service_start(&g_orders, "orders",
-                                 "services/orders/orders_testhooks",
-                                 &kSvc, extra);
+    return harness_service_start(
+        &g_orders, "orders", "services/orders/orders_testhooks", &kSvc, extra);
   snprintf(name, sizeof name, "orders-%d", g_orders_starts);
   return harness_service_restart(&g_orders, name, &kSvc, extra);
 }
@@ -95,7 +100,11 @@ static bool start_gateway(void) {
   snprintf(ae, sizeof ae, "AUTH_EVENTS=%s", g_auth.bus_url);
   snprintf(te, sizeof te, "TENANTS_EVENTS=%s", g_tenants.bus_url);
   /* Limits out of the way: this test is about orders, not 429s. */
-  char *extra[] = {a, t, o, ae, te,
+  char *extra[] = {a,
+                   t,
+                   o,
+                   ae,
+                   te,
                    "GATEWAY_RATE_BURST=1000000",
                    "GATEWAY_RATE_PER_MIN=1000000",
                    "GATEWAY_LOGIN_BURST=1000",
@@ -146,13 +155,13 @@ static void assert_400_field(resp *r, const char *field, int line) {
 }
 
 static const char *const kProductKeys[] = {
-    "id",      "name",    "description", "category",   "price_cents", "stock",
-    "active",  "version", "created_at",  "updated_at", NULL};
+    "id",     "name",    "description", "category",   "price_cents", "stock",
+    "active", "version", "created_at",  "updated_at", NULL};
 static const char *const kOrderKeys[] = {
-    "id",       "status",    "items",       "total_cents", "total",
-    "currency", "table_id",  "notes",       "customer_id", "version",
+    "id",         "status",     "items", "total_cents", "total",
+    "currency",   "table_id",   "notes", "customer_id", "version",
     "created_at", "updated_at", NULL};
-static const char *const kItemKeys[] = {"product_id", "name",
+static const char *const kItemKeys[] = {"product_id",       "name",
                                         "unit_price_cents", "quantity",
                                         "line_total_cents", NULL};
 
@@ -182,10 +191,10 @@ typedef struct tenant {
 static tenant g_a, g_b;
 
 static void login(const tenant *t, user *u) {
-  ck_assert_int_eq(
-      harness_api_login(g_gw.http_port, t->slug, u->email, PASSWORD, u->token,
-                        sizeof u->token, NULL, 0),
-      200);
+  ck_assert_int_eq(harness_api_login(g_gw.http_port, t->slug, u->email,
+                                     PASSWORD, u->token, sizeof u->token, NULL,
+                                     0),
+                   200);
 }
 
 static void create_tenant(tenant *t, const char *prefix) {
@@ -213,8 +222,8 @@ static void add_member(const tenant *t, user *u, const char *role) {
 
 static void register_customer(const tenant *t, user *u, const char *name) {
   snprintf(u->email, sizeof u->email, "%s@%s.example.test", name, t->slug);
-  char *body = jdump(json_pack("{s:s,s:s,s:s}", "email", u->email, "name",
-                               name, "password", PASSWORD));
+  char *body = jdump(json_pack("{s:s,s:s,s:s}", "email", u->email, "name", name,
+                               "password", PASSWORD));
   char xt[96];
   snprintf(xt, sizeof xt, "X-Tenant: %s", t->slug);
   resp *r = call("POST", "/v1/auth/register", body, NULL, xt);
@@ -232,9 +241,8 @@ static void register_customer(const tenant *t, user *u, const char *name) {
 static json_t *product_new(const char *token, const char *name,
                            const char *category, long long price,
                            long long stock, bool active, char *id_out) {
-  json_t *b = json_pack("{s:s,s:s,s:I,s:b}", "name", name, "category",
-                        category, "price_cents", (json_int_t)price, "active",
-                        active);
+  json_t *b = json_pack("{s:s,s:s,s:I,s:b}", "name", name, "category", category,
+                        "price_cents", (json_int_t)price, "active", active);
   if (stock >= 0) json_object_set_new(b, "stock", json_integer(stock));
   char *body = jdump(b);
   resp *r = call("POST", "/v1/products", body, token, NULL);
@@ -343,8 +351,8 @@ static resp *order_get(const char *token, const char *id) {
   return call("GET", path, NULL, token, NULL);
 }
 
-static resp *order_status(const char *token, const char *id,
-                          const char *status, long long version) {
+static resp *order_status(const char *token, const char *id, const char *status,
+                          long long version) {
   char path[320];
   snprintf(path, sizeof path, "/v1/orders/%s/status", id);
   json_t *b = json_pack("{s:s}", "status", status);
@@ -439,8 +447,8 @@ START_TEST(products_crud_versions_and_soft_delete) {
   harness_http_free(r);
 
   /* Finite stock, description, inactive. */
-  json_t *p = product_new(g_a.owner.token, "Croissant", "bakery", 180, 12,
-                          false, NULL);
+  json_t *p =
+      product_new(g_a.owner.token, "Croissant", "bakery", 180, 12, false, NULL);
   ck_assert_int_eq(stock_of(p), 12);
   ck_assert(json_is_false(json_object_get(p, "active")));
   json_decref(p);
@@ -490,7 +498,8 @@ START_TEST(products_crud_versions_and_soft_delete) {
   CK_HTTP_STATUS(r, 200);
   ck_assert_ptr_nonnull(strstr(r->body, "\"stock\":null"));
   harness_http_free(r);
-  r = patch_product(g_a.admin.token, id, "{\"stock\":5,\"unlimited_stock\":true}");
+  r = patch_product(g_a.admin.token, id,
+                    "{\"stock\":5,\"unlimited_stock\":true}");
   CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
   ck_assert(harness_http_has_detail(r, "stock") ||
             harness_http_has_detail(r, "unlimited_stock"));
@@ -557,9 +566,10 @@ END_TEST
 START_TEST(the_menu_is_read_after_every_write) {
   char cat[48], id[UUID_STR_LEN + 1], hidden[UUID_STR_LEN + 1];
   harness_unique(cat, sizeof cat, "rw");
-  json_decref(product_new(g_a.admin.token, "Flat white", cat, 400, -1, true, id));
-  json_decref(product_new(g_a.admin.token, "Secret menu", cat, 999, -1, false,
-                          hidden));
+  json_decref(
+      product_new(g_a.admin.token, "Flat white", cat, 400, -1, true, id));
+  json_decref(
+      product_new(g_a.admin.token, "Secret menu", cat, 999, -1, false, hidden));
   char q[96];
   snprintf(q, sizeof q, "category=%s", cat);
 
@@ -775,15 +785,15 @@ START_TEST(order_rules_name_the_line_and_never_leak) {
   ck_assert_ptr_null(strstr(r->body, "SecretBetaDish"));
   ck_assert_ptr_null(strstr(r->body, "4321"));
   harness_http_free(r);
-  b = jdump(json_pack("{s:[o],s:s}", "items", line(ok, 1), "table_id",
-                      g_table_b));
+  b = jdump(
+      json_pack("{s:[o],s:s}", "items", line(ok, 1), "table_id", g_table_b));
   r = order_post(g_a.staff.token, b, NULL);
   free(b);
   CK_400_FIELD(r, "table_id");
   harness_http_free(r);
   uuid_v7_str(unknown);
-  b = jdump(json_pack("{s:[o],s:s}", "items", line(ok, 1), "table_id",
-                      unknown));
+  b = jdump(
+      json_pack("{s:[o],s:s}", "items", line(ok, 1), "table_id", unknown));
   r = order_post(g_a.staff.token, b, NULL);
   free(b);
   CK_400_FIELD(r, "table_id");
@@ -797,7 +807,8 @@ START_TEST(order_rules_name_the_line_and_never_leak) {
   CK_HTTP_ERROR(r, 400, "FAILED_PRECONDITION");
   ck_assert(harness_http_has_detail_prefix(r, "items[1]"));
   harness_http_free(r);
-  b = jdump(json_pack("{s:[o,o]}", "items", line(stocked, 2), line(unknown, 1)));
+  b = jdump(
+      json_pack("{s:[o,o]}", "items", line(stocked, 2), line(unknown, 1)));
   r = order_post(g_a.cust1.token, b, NULL);
   free(b);
   CK_400_FIELD(r, "items[1].product_id");
@@ -908,8 +919,8 @@ START_TEST(idempotency_key_replays_refuses_and_dedupes) {
   char pid[UUID_STR_LEN + 1], key[64], h[128];
   product_id(g_a.admin.token, "Idem soup", 420, 50, pid);
   harness_unique(key, sizeof key, "itest-key");
-  char *body = jdump(json_pack("{s:[o],s:s}", "items", line(pid, 2), "notes",
-                               "first"));
+  char *body =
+      jdump(json_pack("{s:[o],s:s}", "items", line(pid, 2), "notes", "first"));
   resp *r1 = order_post(g_a.cust1.token, body, key);
   CK_HTTP_STATUS(r1, 201);
   resp *r2 = order_post(g_a.cust1.token, body, key);
@@ -932,8 +943,8 @@ START_TEST(idempotency_key_replays_refuses_and_dedupes) {
   json_decref(l);
 
   /* The same key with another body: 400, nothing created. */
-  char *other = jdump(json_pack("{s:[o],s:s}", "items", line(pid, 3), "notes",
-                                "first"));
+  char *other =
+      jdump(json_pack("{s:[o],s:s}", "items", line(pid, 3), "notes", "first"));
   resp *r = order_post(g_a.cust1.token, other, key);
   CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
   harness_http_free(r);
@@ -954,8 +965,8 @@ START_TEST(idempotency_key_replays_refuses_and_dedupes) {
    * the same 201 or 409 (the first still running), by the race. */
   harness_unique(key, sizeof key, "itest-race");
   snprintf(h, sizeof h, "Idempotency-Key: %s", key);
-  body = jdump(json_pack("{s:[o],s:s}", "items", line(pid, 2), "notes",
-                         "race"));
+  body =
+      jdump(json_pack("{s:[o],s:s}", "items", line(pid, 2), "notes", "race"));
   for (int round = 0; round < 3; round++) {
     long long before = stock_now(pid);
     if (round > 0) {
@@ -1001,9 +1012,9 @@ END_TEST
 static char *named_body(const char *member, const char *prefix, char *name,
                         size_t cap, bool product) {
   harness_unique(name, cap, prefix);
-  return product ? jdump(json_pack("{s:s,s:i}", "name", name, "price_cents",
-                                   250))
-                 : jdump(json_pack("{s:s}", member, name));
+  return product
+             ? jdump(json_pack("{s:s,s:i}", "name", name, "price_cents", 250))
+             : jdump(json_pack("{s:s}", member, name));
 }
 
 static void idem_create_case(const char *path, const char *count_sql,
@@ -1015,12 +1026,19 @@ static void idem_create_case(const char *path, const char *count_sql,
   char *rb[3];
   for (int i = 0; i < 3; i++)
     rb[i] = named_body(member, "Race", r[i], sizeof r[i], product);
-  harness_idem_case c = {
-      .port = g_gw.http_port, .path = path, .token = g_a.admin.token,
-      .key_prefix = "itest-create", .status = 201, .pg = &g_pg,
-      .count_sql = count_sql, .body = b1, .count_arg = n1,
-      .other_body = b2, .count_other_arg = n2,
-      .race_body = {rb[0], rb[1], rb[2]}, .race_arg = {r[0], r[1], r[2]}};
+  harness_idem_case c = {.port = g_gw.http_port,
+                         .path = path,
+                         .token = g_a.admin.token,
+                         .key_prefix = "itest-create",
+                         .status = 201,
+                         .pg = &g_pg,
+                         .count_sql = count_sql,
+                         .body = b1,
+                         .count_arg = n1,
+                         .other_body = b2,
+                         .count_other_arg = n2,
+                         .race_body = {rb[0], rb[1], rb[2]},
+                         .race_arg = {r[0], r[1], r[2]}};
   harness_idem_check(&c);
   /* The same key and body from another admin: their own new row. */
   char h[128];
@@ -1036,8 +1054,7 @@ static void idem_create_case(const char *path, const char *count_sql,
   }
   free(b1);
   free(b2);
-  for (int i = 0; i < 3; i++)
-    free(rb[i]);
+  for (int i = 0; i < 3; i++) free(rb[i]);
 }
 
 START_TEST(idempotency_key_on_products_and_tables) {
@@ -1474,10 +1491,11 @@ static bus_subscriber *subscribe_from(recorder *rec, rpc_client *cli,
   so.tracker.retry_max_ms = 500;
   so.reconnect_max_ms = 300;
   bus_subscriber *sub = NULL;
-  ck_assert_int_eq(bus_subscriber_new(g_orders.bus_url, on_event, rec, &so, &sub),
-                   ERR_OK);
+  ck_assert_int_eq(
+      bus_subscriber_new(g_orders.bus_url, on_event, rec, &so, &sub), ERR_OK);
   ck_assert_int_eq(bus_subscribe_prefix(sub, ""), ERR_OK);
-  ck_assert_int_eq(bus_subscriber_set_position(sub, "orders", after_seq), ERR_OK);
+  ck_assert_int_eq(bus_subscriber_set_position(sub, "orders", after_seq),
+                   ERR_OK);
   ck_assert_int_eq(bus_subscriber_start(sub), ERR_OK);
   return sub;
 }
@@ -1491,9 +1509,9 @@ static uint64_t last_seq(rpc_client *cli) {
   o.deadline_ms = 10000;
   o.idempotent = true;
   rpc_result *res = NULL;
-  ck_assert_int_eq(
-      rpc_client_call_message(cli, "orders.v1.Events/Replay", &rq.base, &o, &res),
-      ERR_OK);
+  ck_assert_int_eq(rpc_client_call_message(cli, "orders.v1.Events/Replay",
+                                           &rq.base, &o, &res),
+                   ERR_OK);
   ck_assert_msg(res->code == RPC_OK, "Replay: %s %s", rpc_code_name(res->code),
                 res->message);
   Rpc__V1__ReplayResponse *rr =
@@ -1648,7 +1666,8 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
    * seeing the same events (ids and seqs). */
   recorder *late = recorder_new();
   bus_subscriber *sub2 = subscribe_from(late, cli2, start, 300);
-  ck_assert_msg(wait_orders(late, ids, N, 20000), "the late one did not catch up");
+  ck_assert_msg(wait_orders(late, ids, N, 20000),
+                "the late one did not catch up");
   check_stream(late, start, ids, N);
   bus_stats st;
   bus_subscriber_get_stats(sub2, &st);

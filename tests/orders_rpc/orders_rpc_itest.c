@@ -349,8 +349,7 @@ static int on_event(void *arg, const Rpc__V1__Event *ev) {
           NULL, ev->payload.len, ev->payload.data);
       if (oc != NULL && oc->order != NULL)
         snprintf(s->order_id[i], UUID_STR_LEN + 1, "%s", oc->order->id);
-      if (oc != NULL)
-        orders__v1__order_created__free_unpacked(oc, NULL);
+      if (oc != NULL) orders__v1__order_created__free_unpacked(oc, NULL);
     }
   }
   pthread_mutex_unlock(&s->mu);
@@ -391,8 +390,7 @@ static bool wait_events(seen *s, int n) {
     pthread_mutex_lock(&s->mu);
     int have = s->n;
     pthread_mutex_unlock(&s->mu);
-    if (have >= n)
-      return true;
+    if (have >= n) return true;
     harness_sleep_ms(50);
   }
   return false;
@@ -416,10 +414,14 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
   order_ok(&x, t.owner, pid, 1, oid);
   /* committed: the order and its two events are in the database ... */
   ck_assert_int_eq(sql_count("SELECT count(*) FROM orders.orders WHERE id = "
-                             "$1::uuid", oid), 1);
+                             "$1::uuid",
+                             oid),
+                   1);
   ck_assert_int_eq(sql_count("SELECT count(*) FROM orders.outbox WHERE "
                              "tenant_id = $1::uuid AND type IN "
-                             "('OrderCreated', 'KitchenTicket')", t.id), 2);
+                             "('OrderCreated', 'KitchenTicket')",
+                             t.id),
+                   2);
   /* ... and the process dies before they were published */
   harness_signal(crashy.proc, SIGKILL);
   int st = harness_wait_exit(crashy.proc, 10000);
@@ -427,7 +429,9 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
   ck_assert_int_eq(sql_count("SELECT count(*) FROM orders.outbox WHERE "
                              "tenant_id = $1::uuid AND type IN "
                              "('OrderCreated', 'KitchenTicket') AND "
-                             "published_at IS NULL", t.id), 2);
+                             "published_at IS NULL",
+                             t.id),
+                   2);
   ctx_close(&x);
 
   /* a restarted process publishes them; a subscriber that was down
@@ -437,7 +441,8 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
   rpc_client *rc = harness_rpc_client(again.rpc_url);
   int64_t give_up = time_mono_ms() + 20000;
   while (sql_count("SELECT count(*) FROM orders.outbox WHERE tenant_id = "
-                   "$1::uuid AND published_at IS NULL", t.id) != 0) {
+                   "$1::uuid AND published_at IS NULL",
+                   t.id) != 0) {
     ck_assert_msg(time_mono_ms() < give_up, "events were not published");
     harness_sleep_ms(100);
   }
@@ -460,8 +465,7 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
   char want[64];
   snprintf(want, sizeof want, "kitchen.%s", t.id);
   ck_assert_str_eq(s.topic[2], want);
-  for (int i = 1; i < s.n; i++)
-    ck_assert_uint_gt(s.seq[i], s.seq[i - 1]);
+  for (int i = 1; i < s.n; i++) ck_assert_uint_gt(s.seq[i], s.seq[i - 1]);
   pthread_mutex_unlock(&s.mu);
   rpc_client_free(rc);
   harness_service_stop(&again, 10000);
@@ -513,7 +517,8 @@ START_TEST(products_with_versions_roles_and_soft_delete) {
   orders__v1__product__free_unpacked(p, NULL);
 
   /* optimistic versions */
-  Orders__V1__UpdateProductRequest up = ORDERS__V1__UPDATE_PRODUCT_REQUEST__INIT;
+  Orders__V1__UpdateProductRequest up =
+      ORDERS__V1__UPDATE_PRODUCT_REQUEST__INIT;
   up.id = pid;
   up.price_cents_present_case =
       ORDERS__V1__UPDATE_PRODUCT_REQUEST__PRICE_CENTS_PRESENT_PRICE_CENTS;
@@ -569,7 +574,9 @@ START_TEST(products_with_versions_roles_and_soft_delete) {
   rpc_result_free(r);
   get_product(&x, t.owner, pid, RPC_NOT_FOUND);
   ck_assert_int_eq(sql_count("SELECT count(*) FROM orders.products WHERE id = "
-                             "$1::uuid AND deleted_at IS NOT NULL", pid), 1);
+                             "$1::uuid AND deleted_at IS NOT NULL",
+                             pid),
+                   1);
   ctx_close(&x);
 }
 END_TEST
@@ -620,9 +627,13 @@ START_TEST(twenty_concurrent_orders_for_ten_in_stock) {
   ck_assert_int_eq(refused, 10);
   ck_assert_int_eq(stock_of(&x, &t, pid), 0);
   ck_assert_int_eq(sql_count("SELECT count(*) FROM orders.orders WHERE "
-                             "tenant_id = $1::uuid", t.id), 10);
+                             "tenant_id = $1::uuid",
+                             t.id),
+                   10);
   ck_assert_int_eq(sql_count("SELECT stock FROM orders.products WHERE id = "
-                             "$1::uuid", pid), 0);
+                             "$1::uuid",
+                             pid),
+                   0);
   ctx_close(&x);
 }
 END_TEST
@@ -652,10 +663,13 @@ START_TEST(idempotency_key_answers_once) {
   ck_assert_int_eq(o->total_cents, 2400);
   ck_assert_str_eq(o->total, "2400");
   ck_assert_int_eq(sql_count("SELECT count(*) FROM orders.orders WHERE "
-                             "tenant_id = $1::uuid", t.id), 1);
+                             "tenant_id = $1::uuid",
+                             t.id),
+                   1);
   ck_assert_int_eq(sql_count("SELECT count(*) FROM orders.outbox WHERE "
                              "tenant_id = $1::uuid AND type = 'OrderCreated'",
-                             t.id), 1);
+                             t.id),
+                   1);
   ck_assert_int_eq(stock_of(&x, &t, pid), 8);
   orders__v1__order__free_unpacked(o, NULL);
   rpc_result_free(r1);
@@ -680,13 +694,15 @@ START_TEST(idempotency_key_answers_once) {
   db_conn *c = NULL;
   ck_assert_int_eq(db_acquire(p, &c), ERR_OK);
   db_param lp[] = {db_text(lockname)};
-  ck_assert_int_eq(db_exec(c, "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+  ck_assert_int_eq(db_exec(c,
+                           "SELECT pg_advisory_lock(hashtextextended($1, 0))",
                            lp, 1, NULL),
                    ERR_OK);
   rpc_result *r4 = order_raw(x.orders, t.owner, pid, 1, NULL, key2);
   CK_RPC_CODE(r4, RPC_ABORTED);
   rpc_result_free(r4);
-  ck_assert_int_eq(db_exec(c, "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+  ck_assert_int_eq(db_exec(c,
+                           "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
                            lp, 1, NULL),
                    ERR_OK);
   db_release(c);
@@ -709,12 +725,15 @@ START_TEST(idempotency_key_answers_once) {
   ck_assert_int_eq(sql_count("WITH u AS (UPDATE orders.idempotency SET "
                              "expires_at = now() - interval '1 second' WHERE "
                              "key = $1 RETURNING 1) SELECT count(*) FROM u",
-                             key), 2);
+                             key),
+                   2);
   rpc_result *r6 = order_raw(x.orders, t.owner, pid, 2, NULL, key);
   CK_RPC_CODE(r6, RPC_OK);
   rpc_result_free(r6);
   ck_assert_int_eq(sql_count("SELECT count(*) FROM orders.orders WHERE "
-                             "tenant_id = $1::uuid", t.id), 4);
+                             "tenant_id = $1::uuid",
+                             t.id),
+                   4);
   ctx_close(&x);
 }
 END_TEST
@@ -874,8 +893,8 @@ START_TEST(status_moves_forward_and_cancel_restocks) {
   r = move(&x, t.owner, oid, ORDERS__V1__ORDER_STATUS__ORDER_STATUS_READY, -1);
   CK_RPC_CODE(r, RPC_FAILED_PRECONDITION);
   rpc_result_free(r);
-  r = move(&x, t.owner, oid,
-           ORDERS__V1__ORDER_STATUS__ORDER_STATUS_UNSPECIFIED, -1);
+  r = move(&x, t.owner, oid, ORDERS__V1__ORDER_STATUS__ORDER_STATUS_UNSPECIFIED,
+           -1);
   CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
   CK_RPC_VIOLATION(r, "status");
   rpc_result_free(r);
@@ -890,8 +909,7 @@ START_TEST(status_moves_forward_and_cancel_restocks) {
            1); /* stale */
   CK_RPC_CODE(r, RPC_ABORTED);
   rpc_result_free(r);
-  r = move(&x, t.owner, oid, ORDERS__V1__ORDER_STATUS__ORDER_STATUS_PENDING,
-           2);
+  r = move(&x, t.owner, oid, ORDERS__V1__ORDER_STATUS__ORDER_STATUS_PENDING, 2);
   CK_RPC_CODE(r, RPC_FAILED_PRECONDITION);
   rpc_result_free(r);
   /* the customer may no longer cancel a confirmed order */
@@ -952,8 +970,7 @@ START_TEST(orders_list_newest_first_in_stable_pages) {
   char ctoken[PASETO_TOKEN_MAX + 1], cid[UUID_STR_LEN + 1];
   make_customer(&x, &t, ctoken, sizeof ctoken, cid);
   char ids[7][UUID_STR_LEN + 1];
-  for (int i = 0; i < 5; i++)
-    order_ok(&x, t.owner, pid, 1, ids[i]);
+  for (int i = 0; i < 5; i++) order_ok(&x, t.owner, pid, 1, ids[i]);
   order_ok(&x, ctoken, pid, 2, ids[5]);
 
   Orders__V1__ListOrdersRequest lr = ORDERS__V1__LIST_ORDERS_REQUEST__INIT;
@@ -976,8 +993,7 @@ START_TEST(orders_list_newest_first_in_stable_pages) {
     pages++;
     if (pages == 1) /* an order made while paging does not shift pages */
       order_ok(&x, t.owner, pid, 1, ids[6]);
-    if (cursor[0] == '\0')
-      break;
+    if (cursor[0] == '\0') break;
     ck_assert_int_lt(pages, 5);
   }
   ck_assert_int_eq(pages, 2);
@@ -998,8 +1014,8 @@ START_TEST(orders_list_newest_first_in_stable_pages) {
   ck_assert_str_eq(resp->next_cursor, "");
   orders__v1__list_orders_response__free_unpacked(resp, NULL);
   rpc_result_free(r);
-  r = move(&x, t.owner, ids[2], ORDERS__V1__ORDER_STATUS__ORDER_STATUS_CONFIRMED,
-           -1);
+  r = move(&x, t.owner, ids[2],
+           ORDERS__V1__ORDER_STATUS__ORDER_STATUS_CONFIRMED, -1);
   CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
   lr.status = ORDERS__V1__ORDER_STATUS__ORDER_STATUS_CONFIRMED;
@@ -1137,8 +1153,7 @@ static int list_names(ctx *x, const char *token, const char *category,
   int n = (int)resp->n_products;
   for (int i = 0; i < n && i < 8; i++)
     snprintf(names[i], 64, "%s", resp->products[i]->name);
-  if (stock0 != NULL && n > 0)
-    *stock0 = resp->products[0]->stock;
+  if (stock0 != NULL && n > 0) *stock0 = resp->products[0]->stock;
   orders__v1__list_products_response__free_unpacked(resp, NULL);
   rpc_result_free(r);
   return n;
@@ -1178,7 +1193,8 @@ START_TEST(menu_comes_from_redis_and_is_fresh_after_writes) {
   ck_assert_int_eq(list_names(&x, ctoken, "antipasti", names, &s0), 1);
   ck_assert_int_eq(s0, 1);
   /* deactivating hides it from customers at once, not from staff */
-  Orders__V1__UpdateProductRequest up = ORDERS__V1__UPDATE_PRODUCT_REQUEST__INIT;
+  Orders__V1__UpdateProductRequest up =
+      ORDERS__V1__UPDATE_PRODUCT_REQUEST__INIT;
   up.id = p2;
   up.active_present_case =
       ORDERS__V1__UPDATE_PRODUCT_REQUEST__ACTIVE_PRESENT_ACTIVE;
@@ -1242,7 +1258,7 @@ START_TEST(events_arrive_in_order_and_replay_serves_them) {
 
   char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1];
   make_product(&x, &t, "Calzone", 1000, 6, "pizza", pid); /* threshold 5 */
-  order_ok(&x, t.owner, pid, 2, oid);                      /* 6 -> 4: low */
+  order_ok(&x, t.owner, pid, 2, oid);                     /* 6 -> 4: low */
   rpc_result *r = move(&x, t.owner, oid,
                        ORDERS__V1__ORDER_STATUS__ORDER_STATUS_CONFIRMED, 1);
   CK_RPC_CODE(r, RPC_OK);
@@ -1256,11 +1272,10 @@ START_TEST(events_arrive_in_order_and_replay_serves_them) {
   bus_subscriber_free(sub);
 
   static const char *const want[] = {
-      "ProductChanged", "OrderCreated", "KitchenTicket",   "StockLow",
+      "ProductChanged",     "OrderCreated",  "KitchenTicket", "StockLow",
       "OrderStatusChanged", "KitchenTicket", "TableChanged"};
-  static const char *const family[] = {"orders",  "orders",  "kitchen",
-                                       "orders",  "orders",  "kitchen",
-                                       "tables"};
+  static const char *const family[] = {"orders", "orders",  "kitchen", "orders",
+                                       "orders", "kitchen", "tables"};
   pthread_mutex_lock(&s.mu);
   ck_assert_int_eq(s.n, 7);
   for (int i = 0; i < 7; i++) {
@@ -1268,8 +1283,7 @@ START_TEST(events_arrive_in_order_and_replay_serves_them) {
     char topic[64];
     snprintf(topic, sizeof topic, "%s.%s", family[i], t.id);
     ck_assert_str_eq(s.topic[i], topic);
-    if (i > 0)
-      ck_assert_uint_eq(s.seq[i], s.seq[i - 1] + 1);
+    if (i > 0) ck_assert_uint_eq(s.seq[i], s.seq[i - 1] + 1);
   }
   uint64_t first = s.seq[0];
   pthread_mutex_unlock(&s.mu);
@@ -1358,8 +1372,7 @@ int main(void) {
   ADD_CASE(s, menu_comes_from_redis_and_is_fresh_after_writes);
   ADD_CASE(s, events_arrive_in_order_and_replay_serves_them);
   failed += run_suite(s);
-  if (failed != 0)
-    harness_dump_logs();
+  if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_orders, 15000);
   harness_service_stop(&g_tenants, 15000);
   harness_service_stop(&g_auth, 15000);

@@ -32,13 +32,12 @@ static harness_pg g_pg;
 #define TENANT_A "0190f0a2-1c4b-7cde-8f00-00000000000a"
 #define TENANT_B "0190f0a2-1c4b-7cde-8f00-00000000000b"
 
-#define OK(expr)                                                              \
-  do {                                                                        \
-    int rc_ = (expr);                                                         \
-    ck_assert_msg(rc_ == ERR_OK, "%s: %s [%s] %s", #expr, err_str(rc_),       \
-                  db_last_error()->sqlstate, db_last_error()->message);       \
+#define OK(expr)                                                               \
+  do {                                                                         \
+    int rc_ = (expr);                                                          \
+    ck_assert_msg(rc_ == ERR_OK, "%s: %s [%s] %s", #expr, err_str(rc_),        \
+                  db_last_error()->sqlstate, db_last_error()->message);        \
   } while (0)
-
 
 /* -------------------------------------------------------- database --- */
 
@@ -69,8 +68,7 @@ static void sql(db_pool *p, const char *stmt) {
   char *save = NULL;
   for (char *one = strtok_r(buf, ";", &save); one != NULL;
        one = strtok_r(NULL, ";", &save))
-    if (strspn(one, " \n") != strlen(one))
-      OK(db_exec(c, one, NULL, 0, NULL));
+    if (strspn(one, " \n") != strlen(one)) OK(db_exec(c, one, NULL, 0, NULL));
   db_release(c);
 }
 
@@ -110,8 +108,7 @@ static void make_schema(db_pool *p, const char *s, bool rls,
        "CREATE INDEX ON %s.outbox (seq)"
        " WHERE seq IS NOT NULL AND published_at IS NULL;",
        s);
-  if (!rls)
-    return;
+  if (!rls) return;
   sqlf(p,
        "ALTER TABLE %s.outbox ENABLE ROW LEVEL SECURITY;"
        "ALTER TABLE %s.outbox FORCE ROW LEVEL SECURITY;"
@@ -122,15 +119,15 @@ static void make_schema(db_pool *p, const char *s, bool rls,
        s);
   char buf[512];
   snprintf(buf, sizeof buf,
-           "ALTER SCHEMA %s OWNER TO %s; ALTER TABLE %s.outbox OWNER TO %s",
-           s, owner, s, owner);
+           "ALTER SCHEMA %s OWNER TO %s; ALTER TABLE %s.outbox OWNER TO %s", s,
+           owner, s, owner);
   sql(p, buf);
 }
 
 /* Appends n events in one transaction (tenant scope when tenant is set);
  * ids (optional) gets their event ids. */
-static void append_n(db_pool *p, const char *schema, const char *tenant,
-                     int n, int first, char (*ids)[UUID_STR_LEN + 1]) {
+static void append_n(db_pool *p, const char *schema, const char *tenant, int n,
+                     int first, char (*ids)[UUID_STR_LEN + 1]) {
   db_conn *c = NULL;
   OK(db_acquire(p, &c));
   OK(db_begin(c, tenant));
@@ -139,13 +136,15 @@ static void append_n(db_pool *p, const char *schema, const char *tenant,
     snprintf(payload, sizeof payload, "payload-%d", first + i);
     snprintf(topic, sizeof topic, "%s.%s", schema, tenant ? tenant : "all");
     char id[UUID_STR_LEN + 1];
-    outbox_event ev = {.topic = topic, .type = "ThingHappened",
-                       .tenant_id = tenant, .payload = payload,
-                       .len = strlen(payload), .event_id_out = id};
+    outbox_event ev = {.topic = topic,
+                       .type = "ThingHappened",
+                       .tenant_id = tenant,
+                       .payload = payload,
+                       .len = strlen(payload),
+                       .event_id_out = id};
     OK(outbox_append(c, schema, &ev));
     ck_assert(uuid_is_valid(id));
-    if (ids != NULL)
-      memcpy(ids[i], id, sizeof id);
+    if (ids != NULL) memcpy(ids[i], id, sizeof id);
   }
   OK(db_commit(c));
   db_release(c);
@@ -153,7 +152,7 @@ static void append_n(db_pool *p, const char *schema, const char *tenant,
 
 static void append_one(db_pool *p, const char *schema, int k,
                        char id[UUID_STR_LEN + 1]) {
-  append_n(p, schema, NULL, 1, k, (char(*)[UUID_STR_LEN + 1])id);
+  append_n(p, schema, NULL, 1, k, (char(*)[UUID_STR_LEN + 1]) id);
 }
 
 /* --------------------------------------------------------- recorder --- */
@@ -176,9 +175,9 @@ typedef struct recorder {
   pthread_mutex_t mu;
   rec_event ev[MAX_REC];
   size_t n;
-  int fail_at;       /* the call with this index fails (-1: none) */
-  bool fail_always;  /* every call from fail_at on fails */
-  atomic_int inside; /* publish calls running now */
+  int fail_at;        /* the call with this index fails (-1: none) */
+  bool fail_always;   /* every call from fail_at on fails */
+  atomic_int inside;  /* publish calls running now */
   atomic_int overlap; /* times two ran at once */
 } recorder;
 
@@ -190,8 +189,7 @@ static void rec_init(recorder *r) {
 
 static int rec_publish(void *arg, const Rpc__V1__Event *ev) {
   recorder *r = arg;
-  if (atomic_fetch_add(&r->inside, 1) != 0)
-    atomic_fetch_add(&r->overlap, 1);
+  if (atomic_fetch_add(&r->inside, 1) != 0) atomic_fetch_add(&r->overlap, 1);
   pthread_mutex_lock(&r->mu);
   int rc = ERR_OK;
   int idx = (int)r->n;
@@ -226,9 +224,12 @@ static size_t rec_count(recorder *r) {
 
 static outbox *relay_on(db_pool *p, const char *schema, recorder *r,
                         size_t batch) {
-  outbox_options o = {.schema = schema, .source = schema,
-                      .publish = r ? rec_publish : NULL, .publish_arg = r,
-                      .batch = batch, .poll_ms = 60000};
+  outbox_options o = {.schema = schema,
+                      .source = schema,
+                      .publish = r ? rec_publish : NULL,
+                      .publish_arg = r,
+                      .batch = batch,
+                      .poll_ms = 60000};
   outbox *ob = NULL;
   OK(outbox_new(p, &o, &ob));
   return ob;
@@ -281,11 +282,9 @@ START_TEST(events_are_published_in_seq_order_without_holes) {
   const char *s = "ob_order";
   make_schema(p, s, false, NULL);
   char ids[13][UUID_STR_LEN + 1];
-  for (int i = 0; i < 5; i++)
-    append_one(p, s, i + 1, ids[i]);
+  for (int i = 0; i < 5; i++) append_one(p, s, i + 1, ids[i]);
   append_n(p, s, TENANT_A, 3, 6, ids + 5);
-  for (int i = 8; i < 13; i++)
-    append_one(p, s, i + 1, ids[i]);
+  for (int i = 8; i < 13; i++) append_one(p, s, i + 1, ids[i]);
 
   recorder r;
   rec_init(&r);
@@ -305,8 +304,8 @@ START_TEST(events_are_published_in_seq_order_without_holes) {
     ck_assert_str_eq(e->source, s);
     ck_assert_str_eq(e->type, "ThingHappened");
     ck_assert_str_eq(e->tenant, i >= 5 && i < 8 ? TENANT_A : "");
-    ck_assert_str_eq(e->topic, i >= 5 && i < 8 ? "ob_order." TENANT_A
-                                               : "ob_order.all");
+    ck_assert_str_eq(e->topic,
+                     i >= 5 && i < 8 ? "ob_order." TENANT_A : "ob_order.all");
     ck_assert_int_le(e->time_ms, before + 1);
     ck_assert_int_gt(e->time_ms, before - 60000);
   }
@@ -314,8 +313,10 @@ START_TEST(events_are_published_in_seq_order_without_holes) {
   OK(outbox_relay_once(ob, &n));
   ck_assert_uint_eq(n, 0);
   ck_assert_uint_eq(r.n, 13);
-  ck_assert_int_eq(count(p, "SELECT count(*) FROM %s.outbox WHERE "
-                            "published_at IS NULL", s),
+  ck_assert_int_eq(count(p,
+                         "SELECT count(*) FROM %s.outbox WHERE "
+                         "published_at IS NULL",
+                         s),
                    0);
   uint64_t last = 0;
   OK(outbox_last_seq(ob, &last));
@@ -355,14 +356,20 @@ START_TEST(failed_publish_is_retried_next_pass_in_order) {
   ck_assert_uint_eq(r.n, 3);
   ck_assert_uint_eq(r.ev[2].seq, 3);
   /* every row has its seq; only what went out is marked */
-  ck_assert_int_eq(count(p, "SELECT count(*) FROM %s.outbox WHERE seq IS "
-                            "NULL", s),
+  ck_assert_int_eq(count(p,
+                         "SELECT count(*) FROM %s.outbox WHERE seq IS "
+                         "NULL",
+                         s),
                    0);
-  ck_assert_int_eq(count(p, "SELECT count(*) FROM %s.outbox WHERE "
-                            "published_at IS NOT NULL", s),
+  ck_assert_int_eq(count(p,
+                         "SELECT count(*) FROM %s.outbox WHERE "
+                         "published_at IS NOT NULL",
+                         s),
                    2);
-  ck_assert_int_eq(count(p, "SELECT max(seq) FROM %s.outbox WHERE "
-                            "published_at IS NOT NULL", s),
+  ck_assert_int_eq(count(p,
+                         "SELECT max(seq) FROM %s.outbox WHERE "
+                         "published_at IS NOT NULL",
+                         s),
                    2);
 
   append_one(p, s, 6, ids[0]); /* arrives meanwhile: goes after them */
@@ -406,8 +413,7 @@ static void *race_relay(void *arg) {
       x->conflicts++;
     else if (rc != ERR_OK)
       x->err = rc;
-    if (finished && rc == ERR_OK && n == 0)
-      return NULL;
+    if (finished && rc == ERR_OK && n == 0) return NULL;
     /* A relay that just published steps back a little longer, so the
      * other one wins the lock too and the two really alternate. */
     usleep(n > 0 ? 2000 : 300);
@@ -468,19 +474,19 @@ START_TEST(concurrent_relays_publish_each_event_once_in_order) {
     ck_assert_uint_eq(r.ev[i].seq, i + 1);
     int k = -1;
     for (int j = 0; j < RACE_EVENTS; j++)
-      if (strcmp(w.ids[j], r.ev[i].id) == 0)
-        k = j;
+      if (strcmp(w.ids[j], r.ev[i].id) == 0) k = j;
     ck_assert_int_ge(k, 0);
     ck_assert(!seen[k]);
     seen[k] = true;
   }
-  ck_assert_int_eq(count(admin, "SELECT count(DISTINCT seq) FROM %s.outbox",
-                         "ob_race"),
-                   RACE_EVENTS);
+  ck_assert_int_eq(
+      count(admin, "SELECT count(DISTINCT seq) FROM %s.outbox", "ob_race"),
+      RACE_EVENTS);
   ck_assert_int_eq(count(admin, "SELECT max(seq) FROM %s.outbox", "ob_race"),
                    RACE_EVENTS);
-  fprintf(stderr, "race: relay a %zu events / %zu passes / %zu conflicts, "
-                  "relay b %zu / %zu / %zu\n",
+  fprintf(stderr,
+          "race: relay a %zu events / %zu passes / %zu conflicts, "
+          "relay b %zu / %zu / %zu\n",
           a.published, a.passes, a.conflicts, b.published, b.passes,
           b.conflicts);
   outbox_free(a.ob);
@@ -509,8 +515,10 @@ START_TEST(rows_sequenced_by_a_dead_relay_are_published_by_the_next) {
   ck_assert_int_eq(outbox_relay_once(ob, &n), ERR_UNAVAILABLE);
   ck_assert_uint_eq(n, 0);
   outbox_free(ob);
-  ck_assert_int_eq(count(p, "SELECT count(*) FROM %s.outbox WHERE seq IS "
-                            "NOT NULL AND published_at IS NULL", s),
+  ck_assert_int_eq(count(p,
+                         "SELECT count(*) FROM %s.outbox WHERE seq IS "
+                         "NOT NULL AND published_at IS NULL",
+                         s),
                    4);
 
   /* A replica that died holding the lock: its session ends, the lock
@@ -543,8 +551,7 @@ START_TEST(rows_sequenced_by_a_dead_relay_are_published_by_the_next) {
 
   OK(outbox_relay_once(ob, &n));
   ck_assert_uint_eq(n, 5);
-  for (size_t i = 0; i < 5; i++)
-    ck_assert_uint_eq(r.ev[i].seq, i + 1);
+  for (size_t i = 0; i < 5; i++) ck_assert_uint_eq(r.ev[i].seq, i + 1);
   for (size_t i = 0; i < 4; i++) /* the ids the dead relay had numbered */
     ck_assert_str_eq(r.ev[i].id, ids[i]);
   ck_assert_str_eq(r.ev[4].id, id5);
@@ -645,8 +652,8 @@ static int replay_call(replay_env *e, const char *source, uint64_t after,
   int code = res->code;
   *out = NULL;
   if (code == RPC_OK) {
-    *out = rpc__v1__replay_response__unpack(NULL, res->payload_len,
-                                            res->payload);
+    *out =
+        rpc__v1__replay_response__unpack(NULL, res->payload_len, res->payload);
     ck_assert_ptr_nonnull(*out);
   }
   rpc_result_free(res);
@@ -698,8 +705,8 @@ START_TEST(replay_serves_sequenced_events_and_not_found_after_pruning) {
   outbox *bad = relay_on(p, s, &failing, 0);
   ck_assert_int_eq(outbox_relay_once(bad, &n), ERR_UNAVAILABLE);
 
-  expect_seqs(&e, s, 0, 0, 1, 12, 12);  /* limit 0: the default */
-  expect_seqs(&e, s, 5, 3, 6, 3, 12);   /* after_seq and limit */
+  expect_seqs(&e, s, 0, 0, 1, 12, 12);    /* limit 0: the default */
+  expect_seqs(&e, s, 5, 3, 6, 3, 12);     /* after_seq and limit */
   expect_seqs(&e, s, 10, 100, 11, 2, 12); /* unpublished are facts too */
   expect_seqs(&e, s, 12, 0, 1, 0, 12);
   expect_seqs(&e, s, 1000, 0, 1, 0, 12); /* ahead of the source */
@@ -757,8 +764,8 @@ START_TEST(replay_answers_stay_within_the_envelope) {
     db_conn *c = NULL;
     OK(db_acquire(p, &c));
     OK(db_begin(c, NULL));
-    outbox_event ev = {.topic = "big", .type = "Big", .payload = big,
-                       .len = len};
+    outbox_event ev = {
+        .topic = "big", .type = "Big", .payload = big, .len = len};
     OK(outbox_append(c, s, &ev));
     OK(db_commit(c));
     db_release(c);
@@ -766,7 +773,9 @@ START_TEST(replay_answers_stay_within_the_envelope) {
   db_conn *c = NULL;
   OK(db_acquire(p, &c));
   OK(db_begin(c, NULL));
-  outbox_event huge = {.topic = "big", .type = "Big", .payload = big,
+  outbox_event huge = {.topic = "big",
+                       .type = "Big",
+                       .payload = big,
                        .len = OUTBOX_PAYLOAD_MAX + 1};
   ck_assert_int_eq(outbox_append(c, s, &huge), ERR_TOOBIG);
   (void)db_rollback(c);
@@ -812,8 +821,10 @@ START_TEST(prune_deletes_only_a_prefix_and_keeps_the_newest_row) {
   OK(outbox_prune(ob, 60000, &deleted));
   ck_assert_uint_eq(deleted, 0);
   /* all old but seq 3: only 1 and 2 may go (no hole at 3) */
-  sqlf(p, "UPDATE %s.outbox SET created_at = now() - interval '1 hour' "
-          "WHERE seq <> 3", s);
+  sqlf(p,
+       "UPDATE %s.outbox SET created_at = now() - interval '1 hour' "
+       "WHERE seq <> 3",
+       s);
   OK(outbox_prune(ob, 60000, &deleted));
   ck_assert_uint_eq(deleted, 2);
   ck_assert_int_eq(count(p, "SELECT min(seq) FROM %s.outbox", s), 3);
@@ -846,8 +857,11 @@ START_TEST(relay_thread_runs_on_kicks_and_on_its_poll) {
   make_schema(p, s, false, NULL);
   recorder r;
   rec_init(&r);
-  outbox_options o = {.schema = s, .source = s, .publish = rec_publish,
-                      .publish_arg = &r, .poll_ms = 60000};
+  outbox_options o = {.schema = s,
+                      .source = s,
+                      .publish = rec_publish,
+                      .publish_arg = &r,
+                      .poll_ms = 60000};
   outbox *ob = NULL;
   OK(outbox_new(p, &o, &ob));
   OK(outbox_start(ob));
@@ -855,8 +869,7 @@ START_TEST(relay_thread_runs_on_kicks_and_on_its_poll) {
   append_n(p, s, NULL, 3, 1, NULL);
   outbox_kick(ob);
   int64_t end = time_mono_ms() + 5000;
-  while (rec_count(&r) < 3 && time_mono_ms() < end)
-    time_sleep_ms(10);
+  while (rec_count(&r) < 3 && time_mono_ms() < end) time_sleep_ms(10);
   ck_assert_uint_eq(rec_count(&r), 3);
   outbox_free(ob);
 
@@ -866,11 +879,9 @@ START_TEST(relay_thread_runs_on_kicks_and_on_its_poll) {
   OK(outbox_start(ob));
   append_n(p, s, NULL, 2, 4, NULL);
   end = time_mono_ms() + 5000;
-  while (rec_count(&r) < 5 && time_mono_ms() < end)
-    time_sleep_ms(10);
+  while (rec_count(&r) < 5 && time_mono_ms() < end) time_sleep_ms(10);
   ck_assert_uint_eq(rec_count(&r), 5);
-  for (size_t i = 0; i < 5; i++)
-    ck_assert_uint_eq(r.ev[i].seq, i + 1);
+  for (size_t i = 0; i < 5; i++) ck_assert_uint_eq(r.ev[i].seq, i + 1);
   outbox_free(ob);
   db_pool_free(p);
 }
@@ -887,8 +898,7 @@ typedef struct sink {
 static int on_event(void *arg, const Rpc__V1__Event *ev) {
   sink *k = arg;
   pthread_mutex_lock(&k->mu);
-  if (k->n < 256)
-    k->seq[k->n++] = ev->seq;
+  if (k->n < 256) k->seq[k->n++] = ev->seq;
   pthread_mutex_unlock(&k->mu);
   return ERR_OK;
 }
@@ -906,8 +916,7 @@ typedef struct lossy {
 /* Drops every third event, as a congested nng PUB would. */
 static int lossy_publish(void *arg, const Rpc__V1__Event *ev) {
   lossy *l = arg;
-  if (atomic_fetch_add(&l->calls, 1) % 3 == 1)
-    return ERR_OK;
+  if (atomic_fetch_add(&l->calls, 1) % 3 == 1) return ERR_OK;
   return bus_publish_event(l->pub, ev);
 }
 
@@ -917,8 +926,11 @@ START_TEST(subscriber_gets_every_event_once_through_bus_and_replay) {
   make_schema(p, s, false, NULL);
   lossy l = {0};
   OK(bus_publisher_new("tcp://127.0.0.1:0", s, 0, NULL, &l.pub));
-  outbox_options o = {.schema = s, .source = s, .publish = lossy_publish,
-                      .publish_arg = &l, .poll_ms = 100};
+  outbox_options o = {.schema = s,
+                      .source = s,
+                      .publish = lossy_publish,
+                      .publish_arg = &l,
+                      .poll_ms = 100};
   outbox *ob = NULL;
   OK(outbox_new(p, &o, &ob));
   replay_env e;
@@ -946,23 +958,20 @@ START_TEST(subscriber_gets_every_event_once_through_bus_and_replay) {
   for (int i = 0; i < 60; i++) {
     append_n(p, s, TENANT_A, 1 + i % 2, i * 2 + 1, NULL);
     outbox_kick(ob);
-    if (i % 10 == 0)
-      time_sleep_ms(20);
+    if (i % 10 == 0) time_sleep_ms(20);
   }
   int64_t end = time_mono_ms() + 15000;
   for (;;) {
     pthread_mutex_lock(&k.mu);
     size_t got = k.n;
     pthread_mutex_unlock(&k.mu);
-    if (got >= 90 || time_mono_ms() > end)
-      break;
+    if (got >= 90 || time_mono_ms() > end) break;
     time_sleep_ms(20);
   }
   time_sleep_ms(400); /* nothing more may arrive */
   pthread_mutex_lock(&k.mu);
   ck_assert_uint_eq(k.n, 90);
-  for (size_t i = 0; i < k.n; i++)
-    ck_assert_uint_eq(k.seq[i], i + 1);
+  for (size_t i = 0; i < k.n; i++) ck_assert_uint_eq(k.seq[i], i + 1);
   pthread_mutex_unlock(&k.mu);
   bus_stats st;
   bus_subscriber_get_stats(sub, &st);
@@ -989,24 +998,26 @@ int main(void) {
   tcase_add_test(relay, events_are_published_in_seq_order_without_holes);
   tcase_add_test(relay, failed_publish_is_retried_next_pass_in_order);
   tcase_add_test(relay, concurrent_relays_publish_each_event_once_in_order);
-  tcase_add_test(relay, rows_sequenced_by_a_dead_relay_are_published_by_the_next);
+  tcase_add_test(relay,
+                 rows_sequenced_by_a_dead_relay_are_published_by_the_next);
   tcase_add_test(relay, relay_sees_every_tenant_under_forced_rls);
   tcase_add_test(relay, relay_thread_runs_on_kicks_and_on_its_poll);
   suite_add_tcase(s, relay);
 
   TCase *replay = tcase_create("replay");
   tcase_set_timeout(replay, 120);
-  tcase_add_test(replay, replay_serves_sequenced_events_and_not_found_after_pruning);
+  tcase_add_test(replay,
+                 replay_serves_sequenced_events_and_not_found_after_pruning);
   tcase_add_test(replay, replay_answers_stay_within_the_envelope);
   tcase_add_test(replay, prune_deletes_only_a_prefix_and_keeps_the_newest_row);
-  tcase_add_test(replay, subscriber_gets_every_event_once_through_bus_and_replay);
+  tcase_add_test(replay,
+                 subscriber_gets_every_event_once_through_bus_and_replay);
   suite_add_tcase(s, replay);
 
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
-  if (failed != 0)
-    harness_dump_logs();
+  if (failed != 0) harness_dump_logs();
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

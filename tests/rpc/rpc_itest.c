@@ -40,7 +40,8 @@ static void start_replica(replica *r, const char *id) {
   snprintf(r->url, sizeof(r->url), "tcp://127.0.0.1:%d", r->port);
   char bin[512];
   snprintf(bin, sizeof(bin), "%s", harness_bin_path("tests/rpc/rpc_testd"));
-  char *argv[] = {bin, "--listen", r->url, "--id", (char *)id, "--workers", "16", NULL};
+  char *argv[] = {bin,        "--listen",  r->url, "--id",
+                  (char *)id, "--workers", "16",   NULL};
   r->proc = harness_spawn(id, argv, NULL);
   ck_assert_msg(r->proc != NULL, "cannot start %s", bin);
   if (!harness_wait_port(r->port, 10000)) {
@@ -78,14 +79,16 @@ static void *bg_main(void *arg) {
   bg *b = arg;
   int64_t t0 = time_mono_ms();
   rpc_result *r = NULL;
-  if (rpc_client_call(b->c, b->method, b->payload, strlen(b->payload), &b->opt, &r) != ERR_OK) {
+  if (rpc_client_call(b->c, b->method, b->payload, strlen(b->payload), &b->opt,
+                      &r) != ERR_OK) {
     b->code = -1;
     return NULL;
   }
   b->took_ms = time_mono_ms() - t0;
   b->code = r->code;
   b->attempts = r->attempts;
-  size_t n = r->payload_len < sizeof(b->who) - 1 ? r->payload_len : sizeof(b->who) - 1;
+  size_t n =
+      r->payload_len < sizeof(b->who) - 1 ? r->payload_len : sizeof(b->who) - 1;
   memcpy(b->who, r->payload, n);
   b->who[n] = '\0';
   rpc_result_free(r);
@@ -121,7 +124,10 @@ START_TEST(killed_server_gives_unavailable_for_non_idempotent_call) {
   replica a;
   start_replica(&a, "a");
   rpc_client *c = client_for(a.url, 1);
-  bg b = {.c = c, .method = M_SLEEP, .payload = "5000", .opt = RPC_CALL_OPTIONS_INIT};
+  bg b = {.c = c,
+          .method = M_SLEEP,
+          .payload = "5000",
+          .opt = RPC_CALL_OPTIONS_INIT};
   b.opt.deadline_ms = 10000;
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, bg_main, &b), 0);
@@ -148,7 +154,10 @@ START_TEST(killed_server_idempotent_retry_lands_on_second_replica) {
   snprintf(both, sizeof(both), "%s,%s", a.url, b.url);
   rpc_client *c = client_for(both, 1);
 
-  bg call = {.c = c, .method = M_SLEEP, .payload = "3000", .opt = RPC_CALL_OPTIONS_INIT};
+  bg call = {.c = c,
+             .method = M_SLEEP,
+             .payload = "3000",
+             .opt = RPC_CALL_OPTIONS_INIT};
   call.opt.deadline_ms = 15000;
   call.opt.idempotent = true;
   pthread_t t;
@@ -305,7 +314,10 @@ START_TEST(sigterm_answers_call_in_flight_then_exits_zero) {
   replica a;
   start_replica(&a, "a");
   rpc_client *c = client_for(a.url, 1);
-  bg call = {.c = c, .method = M_SLEEP, .payload = "800", .opt = RPC_CALL_OPTIONS_INIT};
+  bg call = {.c = c,
+             .method = M_SLEEP,
+             .payload = "800",
+             .opt = RPC_CALL_OPTIONS_INIT};
   call.opt.deadline_ms = 10000;
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, bg_main, &call), 0);

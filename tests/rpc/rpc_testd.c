@@ -29,7 +29,8 @@ static const char *replica_id = "?";
 
 static void h_echo(void *arg, const rpc_call *call, rpc_reply *reply) {
   (void)arg;
-  if (rpc_reply_set_payload(reply, call->payload, call->payload_len) != ERR_OK) {
+  if (rpc_reply_set_payload(reply, call->payload, call->payload_len) !=
+      ERR_OK) {
     rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "payload too large");
   }
 }
@@ -44,7 +45,8 @@ static void h_whoami(void *arg, const rpc_call *call, rpc_reply *reply) {
 
 static void h_sleep(void *arg, const rpc_call *call, rpc_reply *reply) {
   char buf[16];
-  size_t n = call->payload_len < sizeof(buf) - 1 ? call->payload_len : sizeof(buf) - 1;
+  size_t n =
+      call->payload_len < sizeof(buf) - 1 ? call->payload_len : sizeof(buf) - 1;
   memcpy(buf, call->payload, n);
   buf[n] = '\0';
   char *end = NULL;
@@ -99,7 +101,8 @@ int main(int argc, char **argv) {
   rpc_server *s = NULL;
   if (rpc_server_new(&o, &s) != ERR_OK ||
       rpc_server_register(s, "test.v1.Testd/Echo", h_echo, NULL) != ERR_OK ||
-      rpc_server_register(s, "test.v1.Testd/WhoAmI", h_whoami, NULL) != ERR_OK ||
+      rpc_server_register(s, "test.v1.Testd/WhoAmI", h_whoami, NULL) !=
+          ERR_OK ||
       rpc_server_register(s, "test.v1.Testd/Sleep", h_sleep, NULL) != ERR_OK ||
       rpc_server_register(s, "test.v1.Testd/Crash", h_crash, NULL) != ERR_OK) {
     log_error("cannot set up server");

@@ -93,25 +93,30 @@ static void token_of(const char *key_of, const char *as, const char *audience,
     ck_assert_ptr_nonnull(f);
     ck_assert_ptr_nonnull(fgets(hex, sizeof hex, f));
     fclose(f);
-    ck_assert_int_eq(paseto_secret_key_from_hex(hex, PASETO_SECRET_HEX_LEN,
-                                                &sk), ERR_OK);
+    ck_assert_int_eq(
+        paseto_secret_key_from_hex(hex, PASETO_SECRET_HEX_LEN, &sk), ERR_OK);
     ck_assert_int_eq(svcid_signer_new(as, &sk, &s), ERR_OK);
     paseto_secret_key_wipe(&sk);
   }
   ck_assert_int_eq(svcid_signer_mint(s, audience, at_ms, SVCID_TTL_MS, out,
-                                     SVCID_TOKEN_MAX + 1), ERR_OK);
+                                     SVCID_TOKEN_MAX + 1),
+                   ERR_OK);
   svcid_signer_free(s);
   svcid_signer_free(k);
 }
 
 static long long users_named(const char *email) {
-  return harness_pg_count(&g_pg, "SELECT count(*) FROM auth.users "
-                                 "WHERE email = $1", email);
+  return harness_pg_count(&g_pg,
+                          "SELECT count(*) FROM auth.users "
+                          "WHERE email = $1",
+                          email);
 }
 
 static long long users_of(const char *tenant) {
-  return harness_pg_count(&g_pg, "SELECT count(*) FROM auth.users "
-                                 "WHERE tenant_id = $1::uuid", tenant);
+  return harness_pg_count(&g_pg,
+                          "SELECT count(*) FROM auth.users "
+                          "WHERE tenant_id = $1::uuid",
+                          tenant);
 }
 
 /* An owner for tenant (a fresh UUID) as an attacker would ask for it. */
@@ -143,8 +148,9 @@ START_TEST(no_identity_creates_no_owner_and_deletes_nothing) {
   /* Without a token, with garbage, with a user-token-shaped string. */
   ck_assert_int_eq(raw_call(g_auth.rpc_url, CREATE_USER, &cu.base, NULL),
                    RPC_UNAUTHENTICATED);
-  ck_assert_int_eq(raw_call(g_auth.rpc_url, CREATE_USER, &cu.base,
-                            "v4.public.AAAA"), RPC_UNAUTHENTICATED);
+  ck_assert_int_eq(
+      raw_call(g_auth.rpc_url, CREATE_USER, &cu.base, "v4.public.AAAA"),
+      RPC_UNAUTHENTICATED);
   ck_assert_int_eq(users_named(email), 0);
 
   /* The same bytes with the tenants service's identity: created. */
@@ -171,18 +177,22 @@ START_TEST(no_identity_reads_no_events) {
   Rpc__V1__ReplayRequest rr = RPC__V1__REPLAY_REQUEST__INIT;
   rr.after_seq = 0;
   rr.limit = 100;
-  ck_assert_int_eq(raw_call(g_tenants.rpc_url, "tenants.v1.Events/Replay",
-                            &rr.base, NULL), RPC_UNAUTHENTICATED);
-  ck_assert_int_eq(raw_call(g_orders.rpc_url, "orders.v1.Events/Replay",
-                            &rr.base, NULL), RPC_UNAUTHENTICATED);
+  ck_assert_int_eq(
+      raw_call(g_tenants.rpc_url, "tenants.v1.Events/Replay", &rr.base, NULL),
+      RPC_UNAUTHENTICATED);
+  ck_assert_int_eq(
+      raw_call(g_orders.rpc_url, "orders.v1.Events/Replay", &rr.base, NULL),
+      RPC_UNAUTHENTICATED);
   /* The subscribers that are declared may. */
   char tok[SVCID_TOKEN_MAX + 1];
   token_of("gateway", "gateway", "tenants", time_now_ms(), tok);
-  ck_assert_int_eq(raw_call(g_tenants.rpc_url, "tenants.v1.Events/Replay",
-                            &rr.base, tok), RPC_OK);
+  ck_assert_int_eq(
+      raw_call(g_tenants.rpc_url, "tenants.v1.Events/Replay", &rr.base, tok),
+      RPC_OK);
   token_of("realtime", "realtime", "orders", time_now_ms(), tok);
-  ck_assert_int_eq(raw_call(g_orders.rpc_url, "orders.v1.Events/Replay",
-                            &rr.base, tok), RPC_OK);
+  ck_assert_int_eq(
+      raw_call(g_orders.rpc_url, "orders.v1.Events/Replay", &rr.base, tok),
+      RPC_OK);
 }
 END_TEST
 
@@ -191,11 +201,13 @@ START_TEST(public_methods_need_an_identity_too) {
   Auth__V1__LoginRequest lr = AUTH__V1__LOGIN_REQUEST__INIT;
   lr.email = "nobody@attack.test";
   lr.password = "whatever-whatever";
-  ck_assert_int_eq(raw_call(g_auth.rpc_url, "auth.v1.Auth/Login", &lr.base,
-                            NULL), RPC_UNAUTHENTICATED);
+  ck_assert_int_eq(
+      raw_call(g_auth.rpc_url, "auth.v1.Auth/Login", &lr.base, NULL),
+      RPC_UNAUTHENTICATED);
   Auth__V1__VerifyRequest vr = AUTH__V1__VERIFY_REQUEST__INIT;
-  ck_assert_int_eq(raw_call(g_auth.rpc_url, "auth.v1.Auth/Verify", &vr.base,
-                            NULL), RPC_UNAUTHENTICATED);
+  ck_assert_int_eq(
+      raw_call(g_auth.rpc_url, "auth.v1.Auth/Verify", &vr.base, NULL),
+      RPC_UNAUTHENTICATED);
 }
 END_TEST
 
@@ -240,8 +252,8 @@ START_TEST(services_may_call_only_what_they_are_declared_for) {
   Auth__V1__CreateUserRequest cu = owner_request(tenant, email, sizeof email);
 
   rpc_client *as_orders = harness_rpc_client_as(g_auth.rpc_url, "orders");
-  rpc_result *r = harness_rpc_call(as_orders, CREATE_USER, &cu.base, NULL,
-                                   NULL, NULL);
+  rpc_result *r =
+      harness_rpc_call(as_orders, CREATE_USER, &cu.base, NULL, NULL, NULL);
   CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
   rpc_result_free(r);
   ck_assert_int_eq(users_named(email), 0);
@@ -261,8 +273,8 @@ START_TEST(services_may_call_only_what_they_are_declared_for) {
   ck_assert_int_eq(users_named(email), 0);
 
   /* Suspending a tenant is for operators. */
-  rpc_client *as_realtime = harness_rpc_client_as(g_tenants.rpc_url,
-                                                  "realtime");
+  rpc_client *as_realtime =
+      harness_rpc_client_as(g_tenants.rpc_url, "realtime");
   Tenants__V1__SuspendRequest sr = TENANTS__V1__SUSPEND_REQUEST__INIT;
   sr.tenant_id = tenant;
   r = harness_rpc_call(as_realtime, "tenants.v1.Tenants/Suspend", &sr.base,
@@ -278,8 +290,7 @@ END_TEST
 static bool start_all(void) {
   if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0)
     return false;
-  if (!harness_service_start_auth(&g_auth, "auth", &kSvc, NULL))
-    return false;
+  if (!harness_service_start_auth(&g_auth, "auth", &kSvc, NULL)) return false;
   char auth_addr[96], tenants_addr[96];
   snprintf(auth_addr, sizeof auth_addr, "AUTH_ADDR=%s", g_auth.rpc_url);
   char *te[] = {auth_addr, "TENANTS_OPERATOR_SECRET=itest-operator-secret-1",

@@ -63,8 +63,7 @@ static resp *login_routed(const harness_api_tenant *a, const char *host,
   int64_t end = time_mono_ms() + timeout_ms;
   for (;;) {
     resp *r = login_on(a, host);
-    if (r->status == 200 || time_mono_ms() > end)
-      return r;
+    if (r->status == 200 || time_mono_ms() > end) return r;
     harness_http_free(r);
     harness_sleep_ms(200);
   }
@@ -117,9 +116,8 @@ START_TEST(custom_domain_routes_only_after_verification) {
   r = harness_http_call("GET", g_gw.http_port, "/v1/tenant/domains", NULL,
                         a.owner_token, NULL);
   CK_HTTP_STATUS(r, 200);
-  ck_assert(json_is_false(
-      json_object_get(json_array_get(json_object_get(r->json, "domains"), 0),
-                      "verified")));
+  ck_assert(json_is_false(json_object_get(
+      json_array_get(json_object_get(r->json, "domains"), 0), "verified")));
   harness_http_free(r);
   r = login_on(&a, host);
   CK_HTTP_ERROR(r, 404, "NOT_FOUND");
@@ -173,15 +171,21 @@ START_TEST(idempotency_key_on_create_tenant) {
              s, s, PASSWORD);
     snprintf(rs[i], sizeof rs[i], "%s|Cafe A", s);
   }
-  harness_idem_case c = {
-      .port = g_gw.http_port, .path = "/v1/tenants", .token = NULL,
-      .key_prefix = "itest-tenant", .status = 201, .pg = &g_pg,
-      .count_sql = "SELECT count(*) FROM tenants.tenants WHERE "
-                   "slug || '|' || name = $1",
-      .body = body, .count_arg = count_arg, .other_body = obody,
-      .count_other_arg = other,
-      .race_body = {rbody[0], rbody[1], rbody[2]},
-      .race_arg = {rs[0], rs[1], rs[2]}};
+  harness_idem_case c = {.port = g_gw.http_port,
+                         .path = "/v1/tenants",
+                         .token = NULL,
+                         .key_prefix = "itest-tenant",
+                         .status = 201,
+                         .pg = &g_pg,
+                         .count_sql =
+                             "SELECT count(*) FROM tenants.tenants WHERE "
+                             "slug || '|' || name = $1",
+                         .body = body,
+                         .count_arg = count_arg,
+                         .other_body = obody,
+                         .count_other_arg = other,
+                         .race_body = {rbody[0], rbody[1], rbody[2]},
+                         .race_arg = {rs[0], rs[1], rs[2]}};
   harness_idem_check(&c);
   /* One owner in auth for the tenant, too. */
   ck_assert_int_eq(
@@ -221,12 +225,18 @@ START_TEST(idempotency_key_on_add_domain) {
     snprintf(b[i], sizeof b[i], "{\"host\":\"%.150s\"}", h[i]);
   }
   harness_idem_case c = {
-      .port = g_gw.http_port, .path = "/v1/tenant/domains",
-      .token = a.owner_token, .key_prefix = "itest-domain", .status = 201,
+      .port = g_gw.http_port,
+      .path = "/v1/tenant/domains",
+      .token = a.owner_token,
+      .key_prefix = "itest-domain",
+      .status = 201,
       .pg = &g_pg,
       .count_sql = "SELECT count(*) FROM tenants.domains WHERE host = $1",
-      .body = b[0], .count_arg = h[0], .other_body = b[1],
-      .count_other_arg = h[1], .race_body = {b[2], b[3], b[4]},
+      .body = b[0],
+      .count_arg = h[0],
+      .other_body = b[1],
+      .count_other_arg = h[1],
+      .race_body = {b[2], b[3], b[4]},
       .race_arg = {h[2], h[3], h[4]}};
   harness_idem_check(&c);
 }
@@ -235,8 +245,7 @@ END_TEST
 static bool start_all(void) {
   if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0)
     return false;
-  if (!harness_service_start_auth(&g_auth, "auth", &kSvc, NULL))
-    return false;
+  if (!harness_service_start_auth(&g_auth, "auth", &kSvc, NULL)) return false;
   char a[96], t[96], ae[96], te[96], ct[96];
   snprintf(a, sizeof a, "AUTH_ADDR=%s", g_auth.rpc_url);
   harness_tokensrv_env(g_tok, ct, sizeof ct);
@@ -247,10 +256,17 @@ static bool start_all(void) {
   snprintf(t, sizeof t, "TENANTS_ADDR=%s", g_tenants.rpc_url);
   snprintf(ae, sizeof ae, "AUTH_EVENTS=%s", g_auth.bus_url);
   snprintf(te, sizeof te, "TENANTS_EVENTS=%s", g_tenants.bus_url);
-  char *gw[] = {a, t, ae, te, "ORDERS_ADDR=tcp://127.0.0.1:1",
-                "GATEWAY_RATE_BURST=1000000", "GATEWAY_RATE_PER_MIN=1000000",
-                "GATEWAY_LOGIN_BURST=1000", "GATEWAY_LOGIN_PER_MIN=1000",
-                "GATEWAY_DEADLINE_MS=10000", NULL};
+  char *gw[] = {a,
+                t,
+                ae,
+                te,
+                "ORDERS_ADDR=tcp://127.0.0.1:1",
+                "GATEWAY_RATE_BURST=1000000",
+                "GATEWAY_RATE_PER_MIN=1000000",
+                "GATEWAY_LOGIN_BURST=1000",
+                "GATEWAY_LOGIN_PER_MIN=1000",
+                "GATEWAY_DEADLINE_MS=10000",
+                NULL};
   if (!harness_service_start(&g_gw, "gateway", "services/gateway/gateway",
                              &kSvc, gw))
     return false;
@@ -279,8 +295,7 @@ int main(void) {
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
-  if (failed != 0)
-    harness_dump_logs();
+  if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_gw, 15000);
   harness_service_stop(&g_tenants, 15000);
   harness_service_stop(&g_auth, 15000);

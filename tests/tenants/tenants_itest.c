@@ -44,7 +44,7 @@ static harness_pg g_pg;
 static harness_redis g_redis;
 static harness_service g_auth, g_tenants;
 static harness_tokensrv *g_tok; /* the tenants' web sites (verification) */
-static char g_tok_env[96];       /* TENANTS_DOMAIN_VERIFY_CONNECT_TO=... */
+static char g_tok_env[96];      /* TENANTS_DOMAIN_VERIFY_CONNECT_TO=... */
 
 /* Every service of this test: one PostgreSQL, one Redis. */
 static const harness_service_opts kSvc = {
@@ -64,9 +64,12 @@ static bool start_tenants(harness_service *s, const char *name,
                    "TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
                    "TENANTS_BASE_DOMAINS=localhost,example.test",
                    g_tok_env,
-                   (char *)extra1, (char *)extra2, (char *)extra3, NULL};
-  return harness_service_start(s, name, "services/tenants/tenants_testhooks", &kSvc,
-                               extra);
+                   (char *)extra1,
+                   (char *)extra2,
+                   (char *)extra3,
+                   NULL};
+  return harness_service_start(s, name, "services/tenants/tenants_testhooks",
+                               &kSvc, extra);
 }
 
 /* ----------------------------------------------------------- calls --- */
@@ -78,7 +81,7 @@ typedef struct ctx {
 
 static void ctx_open(ctx *x) {
   x->tenants = harness_rpc_client(g_tenants.rpc_url);
-  x->operator = harness_rpc_client_as(g_tenants.rpc_url, "operator");
+  x->operator= harness_rpc_client_as(g_tenants.rpc_url, "operator");
   x->auth = harness_rpc_client(g_auth.rpc_url);
 }
 
@@ -155,13 +158,11 @@ static int resolve_code(rpc_client *c, bool host, const char *key,
   rpc_result *r = call(c, T("Resolve"), &req.base, NULL, NULL);
   int code = r->code;
   if (code == RPC_OK) {
-    Tenants__V1__ResolveResponse *resp = tenants__v1__resolve_response__unpack(
-        NULL, r->payload_len, r->payload);
+    Tenants__V1__ResolveResponse *resp =
+        tenants__v1__resolve_response__unpack(NULL, r->payload_len, r->payload);
     ck_assert_ptr_nonnull(resp);
-    if (tid_out)
-      snprintf(tid_out, UUID_STR_LEN + 1, "%s", resp->tenant_id);
-    if (status_out)
-      snprintf(status_out, 16, "%s", resp->status);
+    if (tid_out) snprintf(tid_out, UUID_STR_LEN + 1, "%s", resp->tenant_id);
+    if (status_out) snprintf(status_out, 16, "%s", resp->status);
     tenants__v1__resolve_response__free_unpacked(resp, NULL);
   }
   rpc_result_free(r);
@@ -231,8 +232,7 @@ static bool sql_text(const char *sql, const char *arg, char *out, size_t cap) {
   db_result *r = NULL;
   ck_assert_int_eq(db_exec(c, sql, ps, 1, &r), ERR_OK);
   bool found = db_nrows(r) == 1;
-  if (found)
-    snprintf(out, cap, "%s", db_get(r, 0, 0));
+  if (found) snprintf(out, cap, "%s", db_get(r, 0, 0));
   db_result_free(r);
   db_release(c);
   db_pool_free(p);
@@ -247,7 +247,8 @@ static void redis_get(const char *key, char *out, size_t cap) {
   char *v = NULL;
   size_t n = 0;
   int err = cache_get(rc, key, &v, &n);
-  ck_assert_msg(err == ERR_OK || err == ERR_NOTFOUND, "redis: %s", err_str(err));
+  ck_assert_msg(err == ERR_OK || err == ERR_NOTFOUND, "redis: %s",
+                err_str(err));
   snprintf(out, cap, "%s", err == ERR_OK ? v : "");
   free(v);
   cache_free(rc);
@@ -276,8 +277,8 @@ START_TEST(create_tenant_returns_owner_and_verifiable_tokens) {
   ck_assert_str_eq(t->status, "active");
   int64_t ms = 0;
   ck_assert_int_eq(strlen(t->created_at), RFC3339_MS_LEN);
-  ck_assert_int_eq(time_parse_rfc3339(t->created_at, strlen(t->created_at), &ms),
-                   ERR_OK);
+  ck_assert_int_eq(
+      time_parse_rfc3339(t->created_at, strlen(t->created_at), &ms), ERR_OK);
   ck_assert_int_lt(llabs(ms - time_now_ms()), 600000);
   ck_assert_str_eq(resp->user->role, "owner");
   ck_assert_str_eq(resp->user->tenant_id, t->id);
@@ -311,8 +312,8 @@ START_TEST(create_tenant_returns_owner_and_verifiable_tokens) {
   /* and tenants accepts the token for GetTenant */
   rpc_result *g = get_tenant(&x, resp->access_token, NULL, NULL);
   CK_RPC_CODE(g, RPC_OK);
-  Tenants__V1__GetTenantResponse *gt =
-      tenants__v1__get_tenant_response__unpack(NULL, g->payload_len, g->payload);
+  Tenants__V1__GetTenantResponse *gt = tenants__v1__get_tenant_response__unpack(
+      NULL, g->payload_len, g->payload);
   ck_assert_str_eq(gt->tenant->id, t->id);
   ck_assert_str_eq(gt->tenant->created_at, t->created_at);
   tenants__v1__get_tenant_response__free_unpacked(gt, NULL);
@@ -337,8 +338,8 @@ START_TEST(default_currency_is_eur) {
   create_ok(&x, "plain", &c);
   rpc_result *g = get_tenant(&x, c.token, c.id, c.id);
   CK_RPC_CODE(g, RPC_OK);
-  Tenants__V1__GetTenantResponse *gt =
-      tenants__v1__get_tenant_response__unpack(NULL, g->payload_len, g->payload);
+  Tenants__V1__GetTenantResponse *gt = tenants__v1__get_tenant_response__unpack(
+      NULL, g->payload_len, g->payload);
   ck_assert_str_eq(gt->tenant->currency, "EUR");
   tenants__v1__get_tenant_response__free_unpacked(gt, NULL);
   rpc_result_free(g);
@@ -351,12 +352,14 @@ START_TEST(duplicate_slug_is_already_exists) {
   ctx_open(&x);
   created c;
   create_ok(&x, "dup", &c);
-  rpc_result *r = create_raw(x.tenants, c.slug, NULL, "other@example.test", PASSWORD);
+  rpc_result *r =
+      create_raw(x.tenants, c.slug, NULL, "other@example.test", PASSWORD);
   CK_RPC_CODE(r, RPC_ALREADY_EXISTS);
   ck_assert(harness_rpc_has_violation(r, "slug"));
   rpc_result_free(r);
-  ck_assert_int_eq(sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1",
-                             c.slug), 1);
+  ck_assert_int_eq(
+      sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1", c.slug),
+      1);
   ctx_close(&x);
 }
 END_TEST
@@ -364,24 +367,38 @@ END_TEST
 START_TEST(reserved_and_malformed_slugs_are_invalid_argument) {
   ctx x;
   ctx_open(&x);
-  const char *bad[] = {"www", "api", "admin", "app", "support", "ab", "-abc",
-                       "abc-", "Abc", "a_bc", "a.bc", "",
+  const char *bad[] = {"www",
+                       "api",
+                       "admin",
+                       "app",
+                       "support",
+                       "ab",
+                       "-abc",
+                       "abc-",
+                       "Abc",
+                       "a_bc",
+                       "a.bc",
+                       "",
                        "abcdefghijabcdefghijabcdefghijabc"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    rpc_result *r = create_raw(x.tenants, bad[i], NULL, "o@example.test", PASSWORD);
+    rpc_result *r =
+        create_raw(x.tenants, bad[i], NULL, "o@example.test", PASSWORD);
     ck_assert_msg(r->code == RPC_INVALID_ARGUMENT, "slug [%s]: %s", bad[i],
                   rpc_code_name(r->code));
     ck_assert_msg(harness_rpc_has_violation(r, "slug"),
                   "slug [%s]: no violation", bad[i]);
     rpc_result_free(r);
     if (bad[i][0] != '\0')
-      ck_assert_int_eq(sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1",
-                                 bad[i]), 0);
+      ck_assert_int_eq(
+          sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1",
+                    bad[i]),
+          0);
   }
   /* every bad field is named at once */
   char slug[40];
   harness_unique(slug, sizeof slug, "multi");
-  rpc_result *r = create_raw(x.tenants, "WWW", "EURO", "o@example.test", PASSWORD);
+  rpc_result *r =
+      create_raw(x.tenants, "WWW", "EURO", "o@example.test", PASSWORD);
   CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
   ck_assert(harness_rpc_has_violation(r, "slug"));
   ck_assert(harness_rpc_has_violation(r, "currency"));
@@ -392,7 +409,8 @@ START_TEST(reserved_and_malformed_slugs_are_invalid_argument) {
   ck_assert(!harness_rpc_has_violation(r, "slug"));
   rpc_result_free(r);
   /* no owner at all */
-  Tenants__V1__CreateTenantRequest req = TENANTS__V1__CREATE_TENANT_REQUEST__INIT;
+  Tenants__V1__CreateTenantRequest req =
+      TENANTS__V1__CREATE_TENANT_REQUEST__INIT;
   req.name = "";
   req.slug = slug;
   r = call(x.tenants, T("CreateTenant"), &req.base, NULL, NULL);
@@ -403,12 +421,14 @@ START_TEST(reserved_and_malformed_slugs_are_invalid_argument) {
   /* garbage payload */
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
   rpc_result *g = NULL;
-  ck_assert_int_eq(rpc_client_call(x.tenants, T("CreateTenant"), "\xff\xff\xff", 3,
-                                   &o, &g), ERR_OK);
+  ck_assert_int_eq(
+      rpc_client_call(x.tenants, T("CreateTenant"), "\xff\xff\xff", 3, &o, &g),
+      ERR_OK);
   CK_RPC_CODE(g, RPC_INVALID_ARGUMENT);
   rpc_result_free(g);
-  ck_assert_int_eq(sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1",
-                             slug), 0);
+  ck_assert_int_eq(
+      sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1", slug),
+      0);
   ctx_close(&x);
 }
 END_TEST
@@ -430,9 +450,11 @@ START_TEST(bad_owner_password_leaves_no_tenant) {
   ck_assert(harness_rpc_has_violation(r, "owner.email"));
   rpc_result_free(r);
   /* nothing remains: not resolvable, no row, slug free again */
-  ck_assert_int_eq(resolve_code(x.tenants, false, slug, NULL, NULL), RPC_NOT_FOUND);
-  ck_assert_int_eq(sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1",
-                             slug), 0);
+  ck_assert_int_eq(resolve_code(x.tenants, false, slug, NULL, NULL),
+                   RPC_NOT_FOUND);
+  ck_assert_int_eq(
+      sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1", slug),
+      0);
   r = create_raw(x.tenants, slug, NULL, "o@example.test", PASSWORD);
   CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
@@ -448,7 +470,8 @@ typedef struct racer {
 static void *race_create(void *arg) {
   racer *r = arg;
   rpc_client *c = harness_rpc_client(g_tenants.rpc_url);
-  rpc_result *res = create_raw(c, r->slug, NULL, "racer@example.test", PASSWORD);
+  rpc_result *res =
+      create_raw(c, r->slug, NULL, "racer@example.test", PASSWORD);
   r->code = res->code;
   rpc_result_free(res);
   rpc_client_free(c);
@@ -474,13 +497,16 @@ START_TEST(concurrent_creates_of_one_slug_make_one_tenant) {
   }
   ck_assert_int_eq(ok, 1);
   ck_assert_int_eq(exists, N - 1);
-  ck_assert_int_eq(sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1",
-                             slug), 1);
+  ck_assert_int_eq(
+      sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1", slug),
+      1);
   char tid[UUID_STR_LEN + 1];
-  ck_assert(sql_text("SELECT id::text FROM tenants.tenants WHERE slug = $1", slug,
-                     tid, sizeof tid));
-  ck_assert_int_eq(sql_count("SELECT count(*) FROM auth.users WHERE tenant_id = $1::uuid",
-                             tid), 1);
+  ck_assert(sql_text("SELECT id::text FROM tenants.tenants WHERE slug = $1",
+                     slug, tid, sizeof tid));
+  ck_assert_int_eq(
+      sql_count("SELECT count(*) FROM auth.users WHERE tenant_id = $1::uuid",
+                tid),
+      1);
 }
 END_TEST
 
@@ -505,16 +531,21 @@ START_TEST(crash_between_owner_and_activation_leaves_nothing) {
   /* the half-made state really exists: a provisioning row and its owner */
   char tid[UUID_STR_LEN + 1];
   ck_assert(sql_text("SELECT id::text FROM tenants.tenants WHERE slug = $1 AND "
-                     "status = 'provisioning'", slug, tid, sizeof tid));
-  ck_assert_int_eq(sql_count("SELECT count(*) FROM auth.users WHERE tenant_id = $1::uuid",
-                             tid), 1);
+                     "status = 'provisioning'",
+                     slug, tid, sizeof tid));
+  ck_assert_int_eq(
+      sql_count("SELECT count(*) FROM auth.users WHERE tenant_id = $1::uuid",
+                tid),
+      1);
   /* ... and is invisible */
   ctx x;
   ctx_open(&x);
-  ck_assert_int_eq(resolve_code(x.tenants, false, slug, NULL, NULL), RPC_NOT_FOUND);
+  ck_assert_int_eq(resolve_code(x.tenants, false, slug, NULL, NULL),
+                   RPC_NOT_FOUND);
   char host[80];
   snprintf(host, sizeof host, "%s.localhost", slug);
-  ck_assert_int_eq(resolve_code(x.tenants, true, host, NULL, NULL), RPC_NOT_FOUND);
+  ck_assert_int_eq(resolve_code(x.tenants, true, host, NULL, NULL),
+                   RPC_NOT_FOUND);
 
   /* a restarted process reaps it (max age 1 s, janitor every 200 ms) */
   harness_service again;
@@ -522,13 +553,17 @@ START_TEST(crash_between_owner_and_activation_leaves_nothing) {
                           "TENANTS_PROVISIONING_MAX_AGE=1s",
                           "TENANTS_JANITOR_INTERVAL=200ms", NULL));
   int64_t give_up = time_mono_ms() + 30000;
-  while (sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1", slug) != 0) {
+  while (sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1",
+                   slug) != 0) {
     ck_assert_msg(time_mono_ms() < give_up, "the tenant was not reaped");
     harness_sleep_ms(100);
   }
-  ck_assert_int_eq(sql_count("SELECT count(*) FROM auth.users WHERE tenant_id = $1::uuid",
-                             tid), 0);
-  ck_assert_int_eq(resolve_code(x.tenants, false, slug, NULL, NULL), RPC_NOT_FOUND);
+  ck_assert_int_eq(
+      sql_count("SELECT count(*) FROM auth.users WHERE tenant_id = $1::uuid",
+                tid),
+      0);
+  ck_assert_int_eq(resolve_code(x.tenants, false, slug, NULL, NULL),
+                   RPC_NOT_FOUND);
 
   /* the slug is free again */
   rpc_client *c2 = harness_rpc_client(again.rpc_url);
@@ -560,7 +595,8 @@ static rpc_result *domain_call(ctx *x, const char *method, const char *host,
     req.host = (char *)host;
     return call(x->tenants, method, &req.base, token, NULL);
   }
-  Tenants__V1__RemoveDomainRequest req = TENANTS__V1__REMOVE_DOMAIN_REQUEST__INIT;
+  Tenants__V1__RemoveDomainRequest req =
+      TENANTS__V1__REMOVE_DOMAIN_REQUEST__INIT;
   req.host = (char *)host;
   return call(x->tenants, method, &req.base, token, NULL);
 }
@@ -572,8 +608,8 @@ static void add_unverified(ctx *x, const char *host, const char *host_lc,
                            char token[44]) {
   rpc_result *r = domain_call(x, T("AddDomain"), host, owner_token);
   CK_RPC_CODE(r, RPC_OK);
-  Tenants__V1__AddDomainResponse *ad =
-      tenants__v1__add_domain_response__unpack(NULL, r->payload_len, r->payload);
+  Tenants__V1__AddDomainResponse *ad = tenants__v1__add_domain_response__unpack(
+      NULL, r->payload_len, r->payload);
   ck_assert_str_eq(ad->domain->host, host_lc);
   ck_assert_str_eq(ad->domain->tenant_id, tid);
   ck_assert(!ad->domain->verified);
@@ -625,7 +661,8 @@ START_TEST(resolve_by_slug_host_and_custom_domain) {
   ck_assert_str_eq(tid, a.id);
   ck_assert_int_eq(resolve_code(x.tenants, false, "no-such-tenant", NULL, NULL),
                    RPC_NOT_FOUND);
-  ck_assert_int_eq(resolve_code(x.tenants, false, "www", NULL, NULL), RPC_NOT_FOUND);
+  ck_assert_int_eq(resolve_code(x.tenants, false, "www", NULL, NULL),
+                   RPC_NOT_FOUND);
   ck_assert_int_eq(resolve_code(x.tenants, true, "www.localhost", NULL, NULL),
                    RPC_NOT_FOUND);
   ck_assert_int_eq(resolve_code(x.tenants, true, "bad host!", NULL, NULL),
@@ -642,7 +679,8 @@ START_TEST(resolve_by_slug_host_and_custom_domain) {
   snprintf(custom, sizeof custom, "Order.%s.Pizza.IT", a.slug);
   char custom_lc[160];
   snprintf(custom_lc, sizeof custom_lc, "order.%s.pizza.it", a.slug);
-  ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, NULL, NULL), RPC_NOT_FOUND);
+  ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, NULL, NULL),
+                   RPC_NOT_FOUND);
   char tok_a[44], tok_b[44];
   add_unverified(&x, custom, custom_lc, a.token, a.id, tok_a);
   /* Unverified: it does not route. A wrong answer leaves it so. */
@@ -701,11 +739,13 @@ START_TEST(resolve_by_slug_host_and_custom_domain) {
   CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
   rpc_result_free(r);
   /* ListDomains */
-  Tenants__V1__ListDomainsRequest lreq = TENANTS__V1__LIST_DOMAINS_REQUEST__INIT;
+  Tenants__V1__ListDomainsRequest lreq =
+      TENANTS__V1__LIST_DOMAINS_REQUEST__INIT;
   r = call(x.tenants, T("ListDomains"), &lreq.base, a.token, NULL);
   CK_RPC_CODE(r, RPC_OK);
   Tenants__V1__ListDomainsResponse *ld =
-      tenants__v1__list_domains_response__unpack(NULL, r->payload_len, r->payload);
+      tenants__v1__list_domains_response__unpack(NULL, r->payload_len,
+                                                 r->payload);
   ck_assert_uint_eq(ld->n_domains, 1);
   ck_assert_str_eq(ld->domains[0]->host, custom_lc);
   tenants__v1__list_domains_response__free_unpacked(ld, NULL);
@@ -717,7 +757,8 @@ START_TEST(resolve_by_slug_host_and_custom_domain) {
   r = domain_call(&x, T("RemoveDomain"), custom_lc, a.token);
   CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
-  ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, NULL, NULL), RPC_NOT_FOUND);
+  ck_assert_int_eq(resolve_code(x.tenants, true, custom_lc, NULL, NULL),
+                   RPC_NOT_FOUND);
   /* and b may take it now, even though a tombstone is cached: after
    * proving control */
   add_unverified(&x, custom_lc, custom_lc, b.token, b.id, tok_b);
@@ -740,7 +781,8 @@ START_TEST(suspend_shows_in_resolve_redis_and_tokens) {
   created c;
   create_ok(&x, "susp", &c);
   char status[16], key[80], val[32];
-  ck_assert_int_eq(resolve_code(x.tenants, false, c.slug, NULL, status), RPC_OK);
+  ck_assert_int_eq(resolve_code(x.tenants, false, c.slug, NULL, status),
+                   RPC_OK);
   ck_assert_str_eq(status, "active"); /* now cached in Redis as active */
   snprintf(key, sizeof key, "tenant:status:%s", c.id);
 
@@ -770,7 +812,8 @@ START_TEST(suspend_shows_in_resolve_redis_and_tokens) {
   ck_assert_str_eq(sr->tenant->status, "suspended");
   tenants__v1__suspend_response__free_unpacked(sr, NULL);
   rpc_result_free(r);
-  ck_assert_int_eq(resolve_code(x.tenants, false, c.slug, NULL, status), RPC_OK);
+  ck_assert_int_eq(resolve_code(x.tenants, false, c.slug, NULL, status),
+                   RPC_OK);
   ck_assert_str_eq(status, "suspended");
   char ckey[120], cval[200];
   snprintf(ckey, sizeof ckey, "tenants:resolve:slug:%s", c.slug);
@@ -788,8 +831,7 @@ START_TEST(suspend_shows_in_resolve_redis_and_tokens) {
     rpc_result *g = get_tenant(&x, c.token, NULL, NULL);
     int code = g->code;
     rpc_result_free(g);
-    if (code == RPC_PERMISSION_DENIED)
-      break;
+    if (code == RPC_PERMISSION_DENIED) break;
     ck_assert_msg(time_mono_ms() < give_up, "token still accepted: %s",
                   rpc_code_name(code));
     harness_sleep_ms(100);
@@ -802,7 +844,8 @@ START_TEST(suspend_shows_in_resolve_redis_and_tokens) {
   r = status_call(&x, T("Resume"), c.id, OPERATOR_SECRET);
   CK_RPC_CODE(r, RPC_OK);
   rpc_result_free(r);
-  ck_assert_int_eq(resolve_code(x.tenants, false, c.slug, NULL, status), RPC_OK);
+  ck_assert_int_eq(resolve_code(x.tenants, false, c.slug, NULL, status),
+                   RPC_OK);
   ck_assert_str_eq(status, "active");
   redis_get(key, val, sizeof val);
   ck_assert_str_eq(val, "active");
@@ -811,8 +854,7 @@ START_TEST(suspend_shows_in_resolve_redis_and_tokens) {
     rpc_result *g = get_tenant(&x, c.token, NULL, NULL);
     int code = g->code;
     rpc_result_free(g);
-    if (code == RPC_OK)
-      break;
+    if (code == RPC_OK) break;
     ck_assert_msg(time_mono_ms() < give_up, "token still refused");
     harness_sleep_ms(100);
   }
@@ -824,9 +866,11 @@ END_TEST
 
 static rpc_result *update(ctx *x, const char *token, const char *name,
                           const char *currency) {
-  Tenants__V1__UpdateTenantRequest req = TENANTS__V1__UPDATE_TENANT_REQUEST__INIT;
+  Tenants__V1__UpdateTenantRequest req =
+      TENANTS__V1__UPDATE_TENANT_REQUEST__INIT;
   if (name != NULL) {
-    req.name_present_case = TENANTS__V1__UPDATE_TENANT_REQUEST__NAME_PRESENT_NAME;
+    req.name_present_case =
+        TENANTS__V1__UPDATE_TENANT_REQUEST__NAME_PRESENT_NAME;
     req.name = (char *)name;
   }
   if (currency != NULL) {
@@ -837,10 +881,12 @@ static rpc_result *update(ctx *x, const char *token, const char *name,
   return call(x->tenants, T("UpdateTenant"), &req.base, token, NULL);
 }
 
-static void expect_tenant(rpc_result *r, const char *name, const char *currency) {
+static void expect_tenant(rpc_result *r, const char *name,
+                          const char *currency) {
   CK_RPC_CODE(r, RPC_OK);
   Tenants__V1__UpdateTenantResponse *u =
-      tenants__v1__update_tenant_response__unpack(NULL, r->payload_len, r->payload);
+      tenants__v1__update_tenant_response__unpack(NULL, r->payload_len,
+                                                  r->payload);
   ck_assert_ptr_nonnull(u);
   ck_assert_str_eq(u->tenant->name, name);
   ck_assert_str_eq(u->tenant->currency, currency);
@@ -853,7 +899,8 @@ START_TEST(update_tenant_by_owner_but_not_by_customer) {
   ctx_open(&x);
   created c;
   create_ok(&x, "upd", &c);
-  expect_tenant(update(&x, c.token, "Trattoria Nuova", NULL), "Trattoria Nuova", "EUR");
+  expect_tenant(update(&x, c.token, "Trattoria Nuova", NULL), "Trattoria Nuova",
+                "EUR");
   expect_tenant(update(&x, c.token, NULL, "chf"), "Trattoria Nuova", "CHF");
   expect_tenant(update(&x, c.token, NULL, NULL), "Trattoria Nuova", "CHF");
   rpc_result *r = update(&x, c.token, "", "ZZZ");
@@ -870,8 +917,8 @@ START_TEST(update_tenant_by_owner_but_not_by_customer) {
   /* a customer is still a member: may read */
   r = get_tenant(&x, customer, NULL, NULL);
   CK_RPC_CODE(r, RPC_OK);
-  Tenants__V1__GetTenantResponse *g =
-      tenants__v1__get_tenant_response__unpack(NULL, r->payload_len, r->payload);
+  Tenants__V1__GetTenantResponse *g = tenants__v1__get_tenant_response__unpack(
+      NULL, r->payload_len, r->payload);
   ck_assert_str_eq(g->tenant->name, "Trattoria Nuova");
   tenants__v1__get_tenant_response__free_unpacked(g, NULL);
   rpc_result_free(r);
@@ -895,7 +942,8 @@ START_TEST(other_tenants_token_is_refused) {
   r = get_tenant(&x, a.token, b.id, NULL); /* envelope names b (Host) */
   CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
   rpc_result_free(r);
-  Tenants__V1__UpdateTenantRequest req = TENANTS__V1__UPDATE_TENANT_REQUEST__INIT;
+  Tenants__V1__UpdateTenantRequest req =
+      TENANTS__V1__UPDATE_TENANT_REQUEST__INIT;
   req.name_present_case = TENANTS__V1__UPDATE_TENANT_REQUEST__NAME_PRESENT_NAME;
   req.name = "Taken Over";
   r = call(x.tenants, T("UpdateTenant"), &req.base, a.token, b.id);
@@ -903,8 +951,8 @@ START_TEST(other_tenants_token_is_refused) {
   rpc_result_free(r);
   r = get_tenant(&x, b.token, NULL, NULL);
   CK_RPC_CODE(r, RPC_OK);
-  Tenants__V1__GetTenantResponse *g =
-      tenants__v1__get_tenant_response__unpack(NULL, r->payload_len, r->payload);
+  Tenants__V1__GetTenantResponse *g = tenants__v1__get_tenant_response__unpack(
+      NULL, r->payload_len, r->payload);
   ck_assert_str_eq(g->tenant->name, "Pizzeria Test");
   tenants__v1__get_tenant_response__free_unpacked(g, NULL);
   rpc_result_free(r);
@@ -946,11 +994,10 @@ static int on_event(void *arg, const Rpc__V1__Event *ev) {
   pthread_mutex_lock(&s->mu);
   if (s->n < 8) {
     snprintf(s->tenant[s->n], sizeof s->tenant[0], "%s", ev->tenant_id);
-    Tenants__V1__TenantChanged *tc =
-        tenants__v1__tenant_changed__unpack(NULL, ev->payload.len, ev->payload.data);
+    Tenants__V1__TenantChanged *tc = tenants__v1__tenant_changed__unpack(
+        NULL, ev->payload.len, ev->payload.data);
     snprintf(s->change[s->n], sizeof s->change[0], "%s", tc ? tc->change : "?");
-    if (tc)
-      tenants__v1__tenant_changed__free_unpacked(tc, NULL);
+    if (tc) tenants__v1__tenant_changed__free_unpacked(tc, NULL);
     s->seq[s->n] = ev->seq;
     s->n++;
   }
@@ -962,8 +1009,8 @@ typedef struct replayer {
   rpc_client *c;
 } replayer;
 
-static int backfill(void *arg, const char *source, uint64_t after, uint64_t up_to,
-                    uint32_t limit, bus_backfill *out) {
+static int backfill(void *arg, const char *source, uint64_t after,
+                    uint64_t up_to, uint32_t limit, bus_backfill *out) {
   replayer *r = arg;
   return bus_replay_fetch(r->c, source, after, limit, 5000, out);
 }
@@ -1006,7 +1053,8 @@ START_TEST(changes_are_published_and_drop_client_caches) {
    * checks) instead of making the test wait for it. */
   Rpc__V1__ReplayRequest now = RPC__V1__REPLAY_REQUEST__INIT;
   now.limit = 1;
-  rpc_result *nr = call(x.tenants, "tenants.v1.Events/Replay", &now.base, NULL, NULL);
+  rpc_result *nr =
+      call(x.tenants, "tenants.v1.Events/Replay", &now.base, NULL, NULL);
   CK_RPC_CODE(nr, RPC_OK);
   Rpc__V1__ReplayResponse *nresp =
       rpc__v1__replay_response__unpack(NULL, nr->payload_len, nr->payload);
@@ -1023,10 +1071,11 @@ START_TEST(changes_are_published_and_drop_client_caches) {
   so.tracker.backfill_arg = &rp;
   so.tracker.idle_check_ms = 300;
   bus_subscriber *sub = NULL;
-  ck_assert_int_eq(bus_subscriber_new(g_tenants.bus_url, on_event, &s, &so, &sub),
-                   ERR_OK);
+  ck_assert_int_eq(
+      bus_subscriber_new(g_tenants.bus_url, on_event, &s, &so, &sub), ERR_OK);
   ck_assert_int_eq(bus_subscribe_exact(sub, "tenants.changed"), ERR_OK);
-  ck_assert_int_eq(bus_subscriber_set_position(sub, "tenants", start_seq), ERR_OK);
+  ck_assert_int_eq(bus_subscriber_set_position(sub, "tenants", start_seq),
+                   ERR_OK);
   ck_assert_int_eq(bus_subscriber_start(sub), ERR_OK);
   ck_assert_int_eq(bus_subscriber_wait_connected(sub, 1, 10000), ERR_OK);
   harness_sleep_ms(200); /* let the subscription reach the publisher */
@@ -1053,8 +1102,7 @@ START_TEST(changes_are_published_and_drop_client_caches) {
   pthread_mutex_lock(&s.mu);
   ck_assert_int_ge(s.n, 2);
   ck_assert_uint_eq(s.seq[0], start_seq + 1);
-  for (int i = 1; i < s.n; i++)
-    ck_assert_uint_eq(s.seq[i], s.seq[i - 1] + 1);
+  for (int i = 1; i < s.n; i++) ck_assert_uint_eq(s.seq[i], s.seq[i - 1] + 1);
   uint64_t first = s.seq[0];
   pthread_mutex_unlock(&s.mu);
   Rpc__V1__ReplayRequest rq = RPC__V1__REPLAY_REQUEST__INIT;
@@ -1095,14 +1143,16 @@ START_TEST(row_level_security_binds_the_service_role) {
   ck_assert_int_eq(db_pool_new(&cfg, &p), ERR_OK);
   db_conn *c = NULL;
   ck_assert_int_eq(db_acquire(p, &c), ERR_OK);
-  const char *count = "SELECT count(*) FROM tenants.tenants WHERE id IN ($1::uuid, $2::uuid)";
+  const char *count =
+      "SELECT count(*) FROM tenants.tenants WHERE id IN ($1::uuid, $2::uuid)";
   db_param ids[] = {db_text(a.id), db_text(b.id)};
   db_param role[] = {db_text("tenants_app")};
   int64_t n = -1;
   db_result *r = NULL;
   /* no scope: nothing */
   ck_assert_int_eq(db_begin(c, NULL), ERR_OK);
-  ck_assert_int_eq(db_exec(c, "SELECT set_config('role', $1, true)", role, 1, NULL), ERR_OK);
+  ck_assert_int_eq(
+      db_exec(c, "SELECT set_config('role', $1, true)", role, 1, NULL), ERR_OK);
   ck_assert_int_eq(db_exec(c, count, ids, 2, &r), ERR_OK);
   ck_assert_int_eq(db_get_int64(r, 0, 0, &n), ERR_OK);
   ck_assert_int_eq(n, 0);
@@ -1110,22 +1160,27 @@ START_TEST(row_level_security_binds_the_service_role) {
   ck_assert_int_eq(db_rollback(c), ERR_OK);
   /* tenant a's scope: only a, and a's rows cannot be moved to b */
   ck_assert_int_eq(db_begin(c, a.id), ERR_OK);
-  ck_assert_int_eq(db_exec(c, "SELECT set_config('role', $1, true)", role, 1, NULL), ERR_OK);
+  ck_assert_int_eq(
+      db_exec(c, "SELECT set_config('role', $1, true)", role, 1, NULL), ERR_OK);
   ck_assert_int_eq(db_exec(c, count, ids, 2, &r), ERR_OK);
   ck_assert_int_eq(db_get_int64(r, 0, 0, &n), ERR_OK);
   ck_assert_int_eq(n, 1);
   db_result_free(r);
   db_param upd[] = {db_text(b.id)};
-  ck_assert_int_eq(db_exec(c, "UPDATE tenants.tenants SET name = 'x' WHERE id = $1::uuid",
-                           upd, 1, &r), ERR_OK);
+  ck_assert_int_eq(
+      db_exec(c, "UPDATE tenants.tenants SET name = 'x' WHERE id = $1::uuid",
+              upd, 1, &r),
+      ERR_OK);
   ck_assert_int_eq(db_affected(r), 0);
   db_result_free(r);
   ck_assert_int_eq(db_rollback(c), ERR_OK);
   /* directory scope: both */
   ck_assert_int_eq(db_begin(c, NULL), ERR_OK);
-  ck_assert_int_eq(db_exec(c, "SELECT set_config('role', $1, true)", role, 1, NULL), ERR_OK);
-  ck_assert_int_eq(db_exec(c, "SELECT set_config('app.directory', 'on', true)", NULL, 0,
-                           NULL), ERR_OK);
+  ck_assert_int_eq(
+      db_exec(c, "SELECT set_config('role', $1, true)", role, 1, NULL), ERR_OK);
+  ck_assert_int_eq(db_exec(c, "SELECT set_config('app.directory', 'on', true)",
+                           NULL, 0, NULL),
+                   ERR_OK);
   ck_assert_int_eq(db_exec(c, count, ids, 2, &r), ERR_OK);
   ck_assert_int_eq(db_get_int64(r, 0, 0, &n), ERR_OK);
   ck_assert_int_eq(n, 2);
@@ -1146,9 +1201,11 @@ START_TEST(logs_hold_no_secrets) {
   while (fgets(line, sizeof line, f) != NULL) {
     lines++;
     ck_assert_msg(strstr(line, PASSWORD) == NULL, "password logged: %s", line);
-    ck_assert_msg(strstr(line, OPERATOR_SECRET) == NULL, "secret logged: %s", line);
+    ck_assert_msg(strstr(line, OPERATOR_SECRET) == NULL, "secret logged: %s",
+                  line);
     ck_assert_msg(strstr(line, "v4.public.") == NULL, "token logged: %s", line);
-    ck_assert_msg(strstr(line, "\"short\"") == NULL, "password logged: %s", line);
+    ck_assert_msg(strstr(line, "\"short\"") == NULL, "password logged: %s",
+                  line);
   }
   fclose(f);
   ck_assert_int_gt(lines, 10);
@@ -1165,8 +1222,7 @@ int main(void) {
     return 1;
   }
   g_tok = harness_tokensrv_start();
-  if (g_tok == NULL)
-    return 1;
+  if (g_tok == NULL) return 1;
   harness_tokensrv_env(g_tok, g_tok_env, sizeof g_tok_env);
   if (!harness_service_start_auth(&g_auth, "auth", &kSvc, NULL) ||
       !start_tenants(&g_tenants, "tenants", NULL, NULL, NULL)) {
@@ -1197,8 +1253,7 @@ int main(void) {
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
-  if (failed != 0)
-    harness_dump_logs();
+  if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_tenants, 15000);
   harness_service_stop(&g_auth, 15000);
   harness_tokensrv_stop(g_tok);

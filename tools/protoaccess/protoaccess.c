@@ -85,8 +85,7 @@ static int include_type(out_files *o, const char *type) {
   for (size_t i = 0; i < o->set->n_file; i++) {
     const Google__Protobuf__FileDescriptorProto *f = o->set->file[i];
     size_t pl = strlen(f->package);
-    if (strncmp(type + 1, f->package, pl) != 0 || type[pl + 1] != '.')
-      continue;
+    if (strncmp(type + 1, f->package, pl) != 0 || type[pl + 1] != '.') continue;
     for (size_t m = 0; m < f->n_message_type; m++) {
       if (strcmp(type + pl + 2, f->message_type[m]->name) != 0) continue;
       for (size_t k = 0; k < o->nseen; k++)
@@ -104,8 +103,8 @@ static int include_type(out_files *o, const char *type) {
 }
 
 /* The rpc.v1.Access of a method, or NULL when it declares none. */
-static Rpc__V1__Access *method_access(
-    const Google__Protobuf__MethodDescriptorProto *m) {
+static Rpc__V1__Access *
+method_access(const Google__Protobuf__MethodDescriptorProto *m) {
   if (m->options == NULL) return NULL;
   const ProtobufCMessage *o = &m->options->base;
   for (unsigned i = 0; i < o->n_unknown_fields; i++) {
@@ -174,8 +173,8 @@ static int write_file(out_files *o,
       size_t nc = a->n_callers;
       rpc__v1__access__free_unpacked(a, NULL);
       if (idx < 0) return 1;
-      fprintf(rows, "    {\"%s\", callers_%d, %zu, &%s, &%s},\n", full, idx,
-              nc, in, out);
+      fprintf(rows, "    {\"%s\", callers_%d, %zu, &%s, &%s},\n", full, idx, nc,
+              in, out);
       (*n)++;
     }
   }
@@ -188,7 +187,8 @@ static bool wanted(const char *name, char **files, int nfiles) {
   return false;
 }
 
-static int generate(out_files *o, const Google__Protobuf__FileDescriptorSet *set,
+static int generate(out_files *o,
+                    const Google__Protobuf__FileDescriptorSet *set,
                     char **files, int nfiles) {
   char *rows_text = NULL, *inc_text = NULL, *callers_text = NULL;
   size_t rows_len = 0, inc_len = 0, callers_len = 0, n = 0;
@@ -234,11 +234,16 @@ int main(int argc, char **argv) {
   const char *cpath = NULL, *hpath = NULL, *mdpath = NULL, *symbol = NULL;
   int i = 1;
   for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
-    if (strcmp(argv[i], "--c") == 0) cpath = argv[i + 1];
-    else if (strcmp(argv[i], "--h") == 0) hpath = argv[i + 1];
-    else if (strcmp(argv[i], "--md") == 0) mdpath = argv[i + 1];
-    else if (strcmp(argv[i], "--symbol") == 0) symbol = argv[i + 1];
-    else return fail("unknown option", argv[i]);
+    if (strcmp(argv[i], "--c") == 0)
+      cpath = argv[i + 1];
+    else if (strcmp(argv[i], "--h") == 0)
+      hpath = argv[i + 1];
+    else if (strcmp(argv[i], "--md") == 0)
+      mdpath = argv[i + 1];
+    else if (strcmp(argv[i], "--symbol") == 0)
+      symbol = argv[i + 1];
+    else
+      return fail("unknown option", argv[i]);
   }
   if (!cpath || !hpath || !mdpath || !symbol || argc - i < 2)
     return fail("usage: protoaccess --symbol S --c F --h F --md F SET FILE...",
@@ -250,8 +255,10 @@ int main(int argc, char **argv) {
       google__protobuf__file_descriptor_set__unpack(NULL, len, buf);
   free(buf);
   if (set == NULL) return fail("not a descriptor set", argv[i]);
-  out_files o = {.c = fopen(cpath, "w"), .h = fopen(hpath, "w"),
-                 .md = fopen(mdpath, "w"), .symbol = symbol};
+  out_files o = {.c = fopen(cpath, "w"),
+                 .h = fopen(hpath, "w"),
+                 .md = fopen(mdpath, "w"),
+                 .symbol = symbol};
   int rc = o.c && o.h && o.md ? generate(&o, set, argv + i + 1, argc - i - 1)
                               : fail("cannot write the outputs", NULL);
   google__protobuf__file_descriptor_set__free_unpacked(set, NULL);

@@ -57,8 +57,7 @@ static bool matches(const char *method, const char *filter) {
 static void print_callers(FILE *f, const svcid_method_access *m) {
   for (size_t i = 0; i < m->ncallers; i++) {
     const svcid_caller_rule *c = &m->callers[i];
-    fprintf(f, "%s%s[%s]", i ? " " : "", c->service,
-            svcid_user_name(c->user));
+    fprintf(f, "%s%s[%s]", i ? " " : "", c->service, svcid_user_name(c->user));
   }
 }
 
@@ -98,22 +97,38 @@ static void enqueue(seen *s, const void *desc, bool is_enum) {
 
 static const char *scalar_name(ProtobufCType t) {
   switch (t) {
-    case PROTOBUF_C_TYPE_INT32: return "int32";
-    case PROTOBUF_C_TYPE_SINT32: return "sint32";
-    case PROTOBUF_C_TYPE_SFIXED32: return "sfixed32";
-    case PROTOBUF_C_TYPE_INT64: return "int64";
-    case PROTOBUF_C_TYPE_SINT64: return "sint64";
-    case PROTOBUF_C_TYPE_SFIXED64: return "sfixed64";
-    case PROTOBUF_C_TYPE_UINT32: return "uint32";
-    case PROTOBUF_C_TYPE_FIXED32: return "fixed32";
-    case PROTOBUF_C_TYPE_UINT64: return "uint64";
-    case PROTOBUF_C_TYPE_FIXED64: return "fixed64";
-    case PROTOBUF_C_TYPE_FLOAT: return "float";
-    case PROTOBUF_C_TYPE_DOUBLE: return "double";
-    case PROTOBUF_C_TYPE_BOOL: return "bool";
-    case PROTOBUF_C_TYPE_STRING: return "string";
-    case PROTOBUF_C_TYPE_BYTES: return "bytes";
-    default: return "?";
+  case PROTOBUF_C_TYPE_INT32:
+    return "int32";
+  case PROTOBUF_C_TYPE_SINT32:
+    return "sint32";
+  case PROTOBUF_C_TYPE_SFIXED32:
+    return "sfixed32";
+  case PROTOBUF_C_TYPE_INT64:
+    return "int64";
+  case PROTOBUF_C_TYPE_SINT64:
+    return "sint64";
+  case PROTOBUF_C_TYPE_SFIXED64:
+    return "sfixed64";
+  case PROTOBUF_C_TYPE_UINT32:
+    return "uint32";
+  case PROTOBUF_C_TYPE_FIXED32:
+    return "fixed32";
+  case PROTOBUF_C_TYPE_UINT64:
+    return "uint64";
+  case PROTOBUF_C_TYPE_FIXED64:
+    return "fixed64";
+  case PROTOBUF_C_TYPE_FLOAT:
+    return "float";
+  case PROTOBUF_C_TYPE_DOUBLE:
+    return "double";
+  case PROTOBUF_C_TYPE_BOOL:
+    return "bool";
+  case PROTOBUF_C_TYPE_STRING:
+    return "string";
+  case PROTOBUF_C_TYPE_BYTES:
+    return "bytes";
+  default:
+    return "?";
   }
 }
 
@@ -134,8 +149,8 @@ static const char *type_name(seen *s, const ProtobufCFieldDescriptor *fd) {
 
 /* protoc-c spells map<K, V> as a repeated nested "<Field>Entry" message
  * with fields key and value (the shape libs/pbjson recognises too). */
-static const ProtobufCMessageDescriptor *map_entry(
-    const ProtobufCFieldDescriptor *fd) {
+static const ProtobufCMessageDescriptor *
+map_entry(const ProtobufCFieldDescriptor *fd) {
   const ProtobufCMessageDescriptor *d = fd->descriptor;
   size_t n;
   if (fd->label != PROTOBUF_C_LABEL_REPEATED ||
@@ -170,7 +185,7 @@ static void print_field(FILE *f, seen *s, const ProtobufCMessageDescriptor *d,
     fprintf(f, "  map<%s, %s> %s = %u;", k, type_name(s, &entry->fields[1]),
             fd->name, fd->id);
   } else {
-    const char *label = fd->label == PROTOBUF_C_LABEL_REPEATED  ? "repeated "
+    const char *label = fd->label == PROTOBUF_C_LABEL_REPEATED   ? "repeated "
                         : fd->label == PROTOBUF_C_LABEL_REQUIRED ? "required "
                         : fd->label == PROTOBUF_C_LABEL_OPTIONAL || oneof == 1
                             ? "optional "

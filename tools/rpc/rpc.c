@@ -46,9 +46,9 @@
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
 #define JSON_MAX PBJSON_DEFAULT_MAX_JSON_BYTES
-#define TOKEN_FILE_MAX 4096      /* an access token and whitespace */
+#define TOKEN_FILE_MAX 4096 /* an access token and whitespace */
 #define DEFAULT_DEADLINE_MS 5000
-#define MAX_DEADLINE_MS 300000   /* the server's cap (rpc.h) */
+#define MAX_DEADLINE_MS 300000 /* the server's cap (rpc.h) */
 
 static const char USAGE[] =
     "usage:\n"
@@ -153,8 +153,16 @@ static int build_request(const svcid_method_access *m, const char *json,
 
 /* ---- the call ----------------------------------------------------------- */
 
-enum { OPT_ADDR = 1, OPT_AS, OPT_KEY_FILE, OPT_TOKEN, OPT_TOKEN_FILE,
-       OPT_TENANT, OPT_IDEM, OPT_DEADLINE };
+enum {
+  OPT_ADDR = 1,
+  OPT_AS,
+  OPT_KEY_FILE,
+  OPT_TOKEN,
+  OPT_TOKEN_FILE,
+  OPT_TENANT,
+  OPT_IDEM,
+  OPT_DEADLINE
+};
 
 static const struct option OPTIONS[] = {
     {"addr", required_argument, NULL, OPT_ADDR},
@@ -191,18 +199,33 @@ static int parse_call_opts(int argc, char **argv, call_opts *o) {
   opterr = 0;
   while ((c = getopt_long(argc, argv, "", OPTIONS, NULL)) != -1) {
     switch (c) {
-      case OPT_ADDR: o->addr = optarg; break;
-      case OPT_AS: o->as = optarg; break;
-      case OPT_KEY_FILE: o->key_file = optarg; break;
-      case OPT_TOKEN: o->token = optarg; break;
-      case OPT_TOKEN_FILE: o->token_file = optarg; break;
-      case OPT_TENANT: o->tenant = optarg; break;
-      case OPT_IDEM: o->idem = optarg; break;
-      case OPT_DEADLINE:
-        if (!parse_deadline(optarg, &o->deadline_ms))
-          return usage("--deadline-ms must be 1..300000");
-        break;
-      default: return usage("unknown option or missing option value");
+    case OPT_ADDR:
+      o->addr = optarg;
+      break;
+    case OPT_AS:
+      o->as = optarg;
+      break;
+    case OPT_KEY_FILE:
+      o->key_file = optarg;
+      break;
+    case OPT_TOKEN:
+      o->token = optarg;
+      break;
+    case OPT_TOKEN_FILE:
+      o->token_file = optarg;
+      break;
+    case OPT_TENANT:
+      o->tenant = optarg;
+      break;
+    case OPT_IDEM:
+      o->idem = optarg;
+      break;
+    case OPT_DEADLINE:
+      if (!parse_deadline(optarg, &o->deadline_ms))
+        return usage("--deadline-ms must be 1..300000");
+      break;
+    default:
+      return usage("unknown option or missing option value");
     }
   }
   if (optind >= argc || argc - optind > 2)
@@ -231,8 +254,7 @@ typedef struct credential {
   char audience[CATALOG_SERVICE_MAX + 1];
 } credential;
 
-static int credential_cb(void *arg, const char *method, char *buf,
-                         size_t cap) {
+static int credential_cb(void *arg, const char *method, char *buf, size_t cap) {
   (void)method; /* the audience was taken from it once, in prepare */
   credential *c = arg;
   return svcid_signer_token(c->signer, c->audience, buf, cap);
@@ -323,8 +345,8 @@ static int prepare(const call_opts *o, credential *cred, char *token,
     fprintf(stderr, "rpc: no address: give --addr or set %s\n", var);
     return EXIT_USAGE;
   }
-  if (o->token_file && token_from_file(o->token_file, token,
-                                       TOKEN_FILE_MAX + 1) != ERR_OK) {
+  if (o->token_file &&
+      token_from_file(o->token_file, token, TOKEN_FILE_MAX + 1) != ERR_OK) {
     fprintf(stderr, "rpc: cannot read an access token from %s\n",
             o->token_file);
     return EXIT_USAGE;

@@ -5,9 +5,9 @@
  * Design: the server registers two auth methods behind the production
  * service-identity guard (libs/svc/identity.h) with a verifier for
  * audience "auth" over a trust bundle file holding keys generated here,
- * and the generated auth table for the methods' callers. The Keys handler echoes what
- * reached it (the verified caller, the tenant, whether the access token
- * matched), so a passing call proves the identity, tenant and token went
+ * and the generated auth table for the methods' callers. The Keys handler
+ * echoes what reached it (the verified caller, the tenant, whether the access
+ * token matched), so a passing call proves the identity, tenant and token went
  * through the tool, not just that something answered. The tool runs as a
  * child process with stdin/stdout/stderr on temporary files (no pipe can
  * fill up); every call has a deadline, so nothing can hang.
@@ -170,8 +170,8 @@ static void start_server(void) {
   int bad = 0;
   find_paths();
   ck_assert_int_eq(paseto_init(), ERR_OK);
-  make_key(fx.gateway_key, sizeof fx.gateway_key, "gateway.key",
-           fx.gateway_hex, gw_pub);
+  make_key(fx.gateway_key, sizeof fx.gateway_key, "gateway.key", fx.gateway_hex,
+           gw_pub);
   make_key(fx.rogue_key, sizeof fx.rogue_key, "rogue.key", NULL, rogue_pub);
   /* Only the gateway's key is trusted. */
   snprintf(bundle_text, sizeof bundle_text, "# test bundle\ngateway %s\n",
@@ -187,10 +187,12 @@ static void start_server(void) {
   ck_assert_int_eq(rpc_server_new(NULL, &fx.srv), ERR_OK);
   ck_assert_int_eq(svc_identity_guard(fx.identity, fx.srv, &auth_v1_access),
                    ERR_OK);
-  ck_assert_int_eq(rpc_server_register(fx.srv, "auth.v1.Auth/Keys",
-                                       keys_handler, NULL), ERR_OK);
+  ck_assert_int_eq(
+      rpc_server_register(fx.srv, "auth.v1.Auth/Keys", keys_handler, NULL),
+      ERR_OK);
   ck_assert_int_eq(rpc_server_register(fx.srv, "auth.v1.Auth/DeleteTenantUsers",
-                                       keys_handler, NULL), ERR_OK);
+                                       keys_handler, NULL),
+                   ERR_OK);
   ck_assert_int_eq(rpc_server_start(fx.srv, "tcp://127.0.0.1:0"), ERR_OK);
   snprintf(fx.addr, sizeof fx.addr, "tcp://127.0.0.1:%d",
            rpc_server_port(fx.srv));
@@ -310,8 +312,9 @@ START_TEST(call_with_identity_prints_the_reply) {
   run(&r, env, NULL, "call", "--as", "gateway", "--key-file", fx.gateway_key,
       "auth.v1.Auth/DeleteTenantUsers", "{\"tenant_id\":\"t-42\"}", NULL);
   ck_assert_int_eq(r.status, 1);
-  ck_assert_msg(strstr(r.err, "PERMISSION_DENIED: service gateway may not call"),
-                "stderr: %s", r.err);
+  ck_assert_msg(
+      strstr(r.err, "PERMISSION_DENIED: service gateway may not call"),
+      "stderr: %s", r.err);
   assert_no_secret(&r);
   stop_server();
 }
@@ -328,8 +331,8 @@ START_TEST(bad_json_is_refused_before_any_call) {
   ck_assert_ptr_nonnull(strstr(r.err, "email: must be a string"));
   ck_assert_ptr_nonnull(strstr(r.err, "bogus: unknown field"));
 
-  run(&r, NULL, "{\"email\":", "call", "--addr", fx.addr,
-      "auth.v1.Auth/Login", "-", NULL);
+  run(&r, NULL, "{\"email\":", "call", "--addr", fx.addr, "auth.v1.Auth/Login",
+      "-", NULL);
   ck_assert_int_eq(r.status, 2);
   ck_assert_ptr_nonnull(strstr(r.err, "invalid JSON"));
 

@@ -41,8 +41,8 @@
 
 #define EXIT_INVALID 1
 #define EXIT_USAGE 2
-#define INPUT_MAX PASETO_TOKEN_MAX   /* claims or token from stdin */
-#define KEY_FILE_MAX 512             /* a hex key or PASERK and whitespace */
+#define INPUT_MAX PASETO_TOKEN_MAX /* claims or token from stdin */
+#define KEY_FILE_MAX 512           /* a hex key or PASERK and whitespace */
 #define DEFAULT_LEEWAY_S 60
 #define MAX_LEEWAY_S 86400
 
@@ -148,7 +148,8 @@ static void print_escaped(const char *label, const char *s, size_t len) {
   putchar('\n');
 }
 
-/* ---- subcommands ---------------------------------------------------------- */
+/* ---- subcommands ----------------------------------------------------------
+ */
 
 static int cmd_keygen(int argc, char **argv) {
   paseto_secret_key sk;
@@ -162,16 +163,22 @@ static int cmd_keygen(int argc, char **argv) {
   paseto_public_key_to_hex(&pk, phex);
   paseto_pid(&pk, pid);
   paseto_paserk_public(&pk, paserk);
-  printf("secret_key=%s\npublic_key=%s\npid=%s\npaserk_public=%s\n", shex,
-         phex, pid, paserk);
+  printf("secret_key=%s\npublic_key=%s\npid=%s\npaserk_public=%s\n", shex, phex,
+         pid, paserk);
   fflush(stdout);
   sodium_memzero(shex, sizeof shex);
   paseto_secret_key_wipe(&sk);
   return ferror(stdout) ? EXIT_INVALID : EXIT_SUCCESS;
 }
 
-enum { OPT_KEY = 1, OPT_KEY_FILE, OPT_FOOTER, OPT_ASSERTION, OPT_LEEWAY,
-       OPT_NO_TIME };
+enum {
+  OPT_KEY = 1,
+  OPT_KEY_FILE,
+  OPT_FOOTER,
+  OPT_ASSERTION,
+  OPT_LEEWAY,
+  OPT_NO_TIME
+};
 
 static const struct option OPTIONS[] = {
     {"key", required_argument, NULL, OPT_KEY},
@@ -196,13 +203,26 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   opterr = 0;
   while ((c = getopt_long(argc, argv, "", OPTIONS, NULL)) != -1) {
     switch (c) {
-      case OPT_KEY: o->key = optarg; break;
-      case OPT_KEY_FILE: o->key_file = optarg; break;
-      case OPT_FOOTER: o->footer = optarg; break;
-      case OPT_ASSERTION: o->assertion = optarg; break;
-      case OPT_LEEWAY: o->leeway = optarg; break;
-      case OPT_NO_TIME: o->no_time = true; break;
-      default: return usage("unknown option or missing option value");
+    case OPT_KEY:
+      o->key = optarg;
+      break;
+    case OPT_KEY_FILE:
+      o->key_file = optarg;
+      break;
+    case OPT_FOOTER:
+      o->footer = optarg;
+      break;
+    case OPT_ASSERTION:
+      o->assertion = optarg;
+      break;
+    case OPT_LEEWAY:
+      o->leeway = optarg;
+      break;
+    case OPT_NO_TIME:
+      o->no_time = true;
+      break;
+    default:
+      return usage("unknown option or missing option value");
     }
   }
   if (optind != argc - 1) return usage("expected exactly one argument");
@@ -238,7 +258,8 @@ static int cmd_sign(int argc, char **argv) {
    * --key-file). */
   if (o.key) sodium_memzero((char *)o.key, strlen(o.key));
   if (rc != ERR_OK)
-    return usage("--key must be a 128-digit secret key or 64-digit seed in hex");
+    return usage(
+        "--key must be a 128-digit secret key or 64-digit seed in hex");
 
   if (arg_or_stdin(o.arg, input, &claims_json, &claims_len) != ERR_OK) {
     fprintf(stderr, "token: claims unreadable or over %d bytes\n", INPUT_MAX);
@@ -258,8 +279,8 @@ static int cmd_sign(int argc, char **argv) {
   } else {
     paseto_public_key_of(&sk, &pk);
     paseto_pid(&pk, pid);
-    if (paseto_footer_kid_json(pid, kidfooter, sizeof kidfooter,
-                               &footer_len) != ERR_OK) {
+    if (paseto_footer_kid_json(pid, kidfooter, sizeof kidfooter, &footer_len) !=
+        ERR_OK) {
       fprintf(stderr, "token: cannot build the kid footer\n");
       goto done;
     }

@@ -20,21 +20,24 @@
 
 /* The official 4-S key pair and vector 4-S-2 (paseto-standard/test-vectors
  * v4.json, commit d26d2dd8), replayed through the tool. */
-#define VEC_SK                                                       \
-  "b4cbfb43df4ce210727d953e4a713307fa19bb7d9f85041438d9e11b942a3774" \
+#define VEC_SK                                                                 \
+  "b4cbfb43df4ce210727d953e4a713307fa19bb7d9f85041438d9e11b942a3774"           \
   "1eb9dbbbbc047c03fd70604e0071f0987e16b28b757225c11f00415d0e20b1a2"
-#define VEC_PK "1eb9dbbbbc047c03fd70604e0071f0987e16b28b757225c11f00415d0e20b1a2"
-#define VEC_PAYLOAD \
-  "{\"data\":\"this is a signed message\",\"exp\":\"2022-01-01T00:00:00+00:00\"}"
+#define VEC_PK                                                                 \
+  "1eb9dbbbbc047c03fd70604e0071f0987e16b28b757225c11f00415d0e20b1a2"
+#define VEC_PAYLOAD                                                            \
+  "{\"data\":\"this is a signed "                                              \
+  "message\",\"exp\":\"2022-01-01T00:00:00+00:00\"}"
 #define VEC_FOOTER "{\"kid\":\"zVhMiPBP9fRf2snEcT7gFTioeA9COcNy9DfgL1W60haN\"}"
-#define VEC_TOKEN                                                             \
-  "v4.public.eyJkYXRhIjoidGhpcyBpcyBhIHNpZ25lZCBtZXNzYWdlIiwiZXhwIjoiMjAyMi0" \
-  "wMS0wMVQwMDowMDowMCswMDowMCJ9v3Jt8mx_TdM2ceTGoqwrh4yDFn0XsHvvV_D0DtwQxVrJ" \
-  "EBMl0F2caAdgnpKlt4p7xBnx1HcO-SPo8FPp214HDw.eyJraWQiOiJ6VmhNaVBCUDlmUmYyc2" \
+#define VEC_TOKEN                                                              \
+  "v4.public.eyJkYXRhIjoidGhpcyBpcyBhIHNpZ25lZCBtZXNzYWdlIiwiZXhwIjoiMjAyMi0"  \
+  "wMS0wMVQwMDowMDowMCswMDowMCJ9v3Jt8mx_TdM2ceTGoqwrh4yDFn0XsHvvV_D0DtwQxVrJ"  \
+  "EBMl0F2caAdgnpKlt4p7xBnx1HcO-SPo8FPp214HDw.eyJraWQiOiJ6VmhNaVBCUDlmUmYyc2"  \
   "5FY1Q3Z0ZUaW9lQTlDT2NOeTlEZmdMMVc2MGhhTiJ9"
 
-#define CLAIMS \
-  "{\"sub\":\"u1\",\"tid\":\"t1\",\"role\":\"staff\",\"exp\":\"2099-01-01T00:00:00Z\"}"
+#define CLAIMS                                                                 \
+  "{\"sub\":\"u1\",\"tid\":\"t1\",\"role\":\"staff\",\"exp\":\"2099-01-01T00:" \
+  "00:00Z\"}"
 
 struct run {
   int status; /* exit status, or -1 if it did not exit normally */
@@ -84,8 +87,8 @@ static void run(struct run *r, const char *input, ...) {
     argv[argc++] = a;
   va_end(ap);
   argv[argc] = NULL;
-  if (input) ck_assert_int_eq(write(in, input, strlen(input)),
-                              (ssize_t)strlen(input));
+  if (input)
+    ck_assert_int_eq(write(in, input, strlen(input)), (ssize_t)strlen(input));
   lseek(in, 0, SEEK_SET);
 
   pid_t pid = fork();
@@ -297,8 +300,10 @@ START_TEST(time_claims_are_checked) {
   struct keys k;
   char tok[PASETO_TOKEN_MAX + 1];
   keygen(&k);
-  run(&r, NULL, "sign", "--key", k.sk, "{\"exp\":\"2099-01-01T00:00:00Z\","
-      "\"nbf\":\"2098-01-01T00:00:00Z\"}", NULL);
+  run(&r, NULL, "sign", "--key", k.sk,
+      "{\"exp\":\"2099-01-01T00:00:00Z\","
+      "\"nbf\":\"2098-01-01T00:00:00Z\"}",
+      NULL);
   ck_assert_int_eq(r.status, 0);
   chomp(r.out);
   copy_out(tok, sizeof tok, r.out);
@@ -314,10 +319,9 @@ START_TEST(decode_shows_unverified_contents_without_a_key) {
   static struct run r;
   run(&r, NULL, "decode", VEC_TOKEN, NULL);
   ck_assert_int_eq(r.status, 0);
-  ck_assert_str_eq(r.out,
-                   "UNVERIFIED: signature not checked; do not trust these "
-                   "contents\npayload: " VEC_PAYLOAD "\nfooter: " VEC_FOOTER
-                   "\n");
+  ck_assert_str_eq(
+      r.out, "UNVERIFIED: signature not checked; do not trust these "
+             "contents\npayload: " VEC_PAYLOAD "\nfooter: " VEC_FOOTER "\n");
   run(&r, NULL, "decode", "v4.public.AAAA", NULL);
   ck_assert_int_eq(r.status, 1);
   ck_assert_ptr_nonnull(strstr(r.err, "too short"));

@@ -24,12 +24,12 @@
 #define PASETO_TESTDATA_VECTORS_H
 
 /* Key pair shared by 4-S-* and 4-F-1. */
-#define V4_PUBLIC_KEY \
+#define V4_PUBLIC_KEY                                                          \
   "1eb9dbbbbc047c03fd70604e0071f0987e16b28b757225c11f00415d0e20b1a2"
-#define V4_SECRET_KEY                                                       \
-  "b4cbfb43df4ce210727d953e4a713307fa19bb7d9f85041438d9e11b942a3774"        \
+#define V4_SECRET_KEY                                                          \
+  "b4cbfb43df4ce210727d953e4a713307fa19bb7d9f85041438d9e11b942a3774"           \
   "1eb9dbbbbc047c03fd70604e0071f0987e16b28b757225c11f00415d0e20b1a2"
-#define V4_SECRET_KEY_SEED \
+#define V4_SECRET_KEY_SEED                                                     \
   "b4cbfb43df4ce210727d953e4a713307fa19bb7d9f85041438d9e11b942a3774"
 
 struct v4_vector {
@@ -112,12 +112,12 @@ static const struct {
      "k4.pid.-nyvbaTz8U6TQz7OZWW-iB3va31iAxIpUgzUcVQVmW9A"},
 };
 /* k4.pid-fail-1: "Small public keys must fail to serialize" (31 bytes). */
-#define K4_PID_FAIL_1_KEY \
+#define K4_PID_FAIL_1_KEY                                                      \
   "707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e"
 /* k4.pid-fail-2: "Implementations MUST NOT accept a PASERK of the wrong
  * version" (a 49-byte k3 public key). */
-#define K4_PID_FAIL_2_KEY                                                   \
-  "02707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f9091" \
+#define K4_PID_FAIL_2_KEY                                                      \
+  "02707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f9091"     \
   "92939495969798999a9b9c9d9e9f"
 
 /* PASERK/k4.public.json. */

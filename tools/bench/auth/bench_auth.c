@@ -56,17 +56,15 @@ static char *make_token(void) {
   c.exp_ms = now + 900000;
   char *json = NULL;
   size_t jlen = 0;
-  if (paseto_claims_to_json(&c, &json, &jlen) != ERR_OK)
-    die("claims");
+  if (paseto_claims_to_json(&c, &json, &jlen) != ERR_OK) die("claims");
   char pid[PASETO_PID_LEN + 1], footer[128];
   size_t flen = 0;
   paseto_pid(&g_pk, pid);
   if (paseto_footer_kid_json(pid, footer, sizeof footer, &flen) != ERR_OK)
     die("footer");
   char *tok = malloc(PASETO_TOKEN_MAX + 1);
-  if (tok == NULL ||
-      paseto_sign(&g_sk, json, jlen, footer, flen, NULL, 0, tok,
-                  PASETO_TOKEN_MAX + 1, NULL) != ERR_OK)
+  if (tok == NULL || paseto_sign(&g_sk, json, jlen, footer, flen, NULL, 0, tok,
+                                 PASETO_TOKEN_MAX + 1, NULL) != ERR_OK)
     die("sign");
   free(json);
   return tok;
@@ -99,8 +97,7 @@ static void *verify_main(void *arg) {
       die("authn verify");
     }
     n++;
-    if (++i == j->ntoks)
-      i = 0;
+    if (++i == j->ntoks) i = 0;
   }
   j->n = n;
   return NULL;
@@ -130,8 +127,7 @@ static double run_verify(authn *a, char **toks, int ntoks, int threads,
 
 static void bench_verify(void) {
   char **toks = calloc((size_t)g_tokens, sizeof *toks);
-  for (int i = 0; i < g_tokens; i++)
-    toks[i] = make_token();
+  for (int i = 0; i < g_tokens; i++) toks[i] = make_token();
   authn_key key = {.pk = g_pk, .active = true};
 
   printf("== token verification, libs/authn in-process (%d distinct tokens)\n",
@@ -163,13 +159,13 @@ static void bench_verify(void) {
       }
       authn_free(a);
     }
-    const char *name = pass == 0   ? "reference: paseto_verify (b64 + Ed25519)"
-                       : pass == 1 ? "authn_verify, uncached (every call verifies)"
-                                   : "authn_verify, cached (hash + time check)";
+    const char *name = pass == 0 ? "reference: paseto_verify (b64 + Ed25519)"
+                       : pass == 1
+                           ? "authn_verify, uncached (every call verifies)"
+                           : "authn_verify, cached (hash + time check)";
     printf("%-44s %14.0f %14.0f\n", name, r[0], r[1]);
   }
-  for (int i = 0; i < g_tokens; i++)
-    free(toks[i]);
+  for (int i = 0; i < g_tokens; i++) free(toks[i]);
   free(toks);
 }
 
@@ -200,13 +196,13 @@ static void *login_main(void *arg) {
   while (time_mono_ms() < j->stop_ms) {
     int64_t t0 = time_mono_ns();
     rpc_result *r = NULL;
-    if (rpc_client_call_message(c, "auth.v1.Auth/Login", &req.base, &o, &r) != ERR_OK)
+    if (rpc_client_call_message(c, "auth.v1.Auth/Login", &req.base, &o, &r) !=
+        ERR_OK)
       die("call");
     int64_t us = (time_mono_ns() - t0) / 1000;
     if (r->code == RPC_OK) {
       j->ok++;
-      if (j->nlat < j->cap)
-        j->lat_us[j->nlat++] = us;
+      if (j->nlat < j->cap) j->lat_us[j->nlat++] = us;
     } else if (r->code == RPC_RESOURCE_EXHAUSTED) {
       j->busy++;
     } else {
@@ -265,8 +261,7 @@ static harness_proc *start_auth(const harness_pg *pg, const harness_redis *rd,
                                 size_t cap) {
   int port = harness_free_port(), admin = harness_free_port();
   char cwd[512];
-  if (getcwd(cwd, sizeof cwd) == NULL)
-    die("getcwd");
+  if (getcwd(cwd, sizeof cwd) == NULL) die("getcwd");
   char sk_hex[PASETO_SECRET_HEX_LEN + 1];
   paseto_secret_key_to_hex(&g_sk, sk_hex);
   char e[12][700];
@@ -276,14 +271,14 @@ static harness_proc *start_auth(const harness_pg *pg, const harness_redis *rd,
   snprintf(e[n++], sizeof e[0], "RPC_LISTEN=tcp://127.0.0.1:%d", port);
   snprintf(e[n++], sizeof e[0], "ADMIN_ADDR=127.0.0.1");
   snprintf(e[n++], sizeof e[0], "ADMIN_PORT=%d", admin);
-  snprintf(e[n++], sizeof e[0], "MIGRATIONS_DIR=%s/services/auth/migrations", cwd);
+  snprintf(e[n++], sizeof e[0], "MIGRATIONS_DIR=%s/services/auth/migrations",
+           cwd);
   snprintf(e[n++], sizeof e[0], "AUTH_SIGNING_KEYS=%s", sk_hex);
   snprintf(e[n++], sizeof e[0], "AUTH_PWHASH_OPSLIMIT=%s", ops);
   snprintf(e[n++], sizeof e[0], "AUTH_PWHASH_MEMLIMIT_KIB=%s", mem);
   snprintf(e[n++], sizeof e[0], "LOG_LEVEL=warn");
   char *envp[13];
-  for (int i = 0; i < n; i++)
-    envp[i] = e[i];
+  for (int i = 0; i < n; i++) envp[i] = e[i];
   envp[n] = NULL;
   char *argv[] = {(char *)harness_bin_path("services/auth/auth"), NULL};
   harness_proc *p = harness_spawn("auth", argv, envp);
@@ -291,8 +286,7 @@ static harness_proc *start_auth(const harness_pg *pg, const harness_redis *rd,
   sodium_memzero(sk_hex, sizeof sk_hex);
   char url[128];
   snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", admin);
-  if (p == NULL || !harness_wait_http_ok(url, 60000))
-    die("auth did not start");
+  if (p == NULL || !harness_wait_http_ok(url, 60000)) die("auth did not start");
   snprintf(addr, cap, "tcp://127.0.0.1:%d", port);
   return p;
 }
@@ -315,7 +309,8 @@ static void bench_logins_with(const harness_pg *pg, const harness_redis *rd,
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
   o.tenant_id = tenant;
   rpc_result *r = NULL;
-  if (rpc_client_call_message(c, "auth.v1.Auth/Register", &reg.base, &o, &r) != ERR_OK ||
+  if (rpc_client_call_message(c, "auth.v1.Auth/Register", &reg.base, &o, &r) !=
+          ERR_OK ||
       r->code != RPC_OK)
     die("register");
   rpc_result_free(r);
@@ -325,8 +320,16 @@ static void bench_logins_with(const harness_pg *pg, const harness_redis *rd,
   pthread_t th[16];
   int64_t t0 = time_mono_ms();
   for (int i = 0; i < g_clients; i++) {
-    jobs[i] = (ljob){addr, tenant, "bench@example.com", t0 + g_secs * 1000,
-                     0, 0, 0, calloc(100000, sizeof(int64_t)), 0, 100000};
+    jobs[i] = (ljob){addr,
+                     tenant,
+                     "bench@example.com",
+                     t0 + g_secs * 1000,
+                     0,
+                     0,
+                     0,
+                     calloc(100000, sizeof(int64_t)),
+                     0,
+                     100000};
     pthread_create(&th[i], NULL, login_main, &jobs[i]);
   }
   uint64_t ok = 0, busy = 0, other = 0;
@@ -345,8 +348,8 @@ static void bench_logins_with(const harness_pg *pg, const harness_redis *rd,
   qsort(lat, nlat, sizeof *lat, cmp64);
   double p50 = nlat ? (double)lat[nlat / 2] / 1000.0 : 0;
   double p99 = nlat ? (double)lat[(nlat * 99) / 100] / 1000.0 : 0;
-  printf("%-44s %10.1f %9.1f %9.1f %8llu %6llu\n", label, (double)ok / secs, p50,
-         p99, (unsigned long long)busy, (unsigned long long)other);
+  printf("%-44s %10.1f %9.1f %9.1f %8llu %6llu\n", label, (double)ok / secs,
+         p50, p99, (unsigned long long)busy, (unsigned long long)other);
   free(lat);
   harness_stop(p, 10000);
 }
@@ -356,8 +359,10 @@ static void bench_logins(void) {
   harness_redis rd;
   if (harness_pg_start(&pg) != 0 || harness_redis_start(&rd) != 0)
     die("cannot start PostgreSQL/Redis");
-  printf("\n== logins against the auth service (%d clients, %d s, RPC_WORKERS 16,"
-         " 2 hashing threads)\n", g_clients, g_secs);
+  printf(
+      "\n== logins against the auth service (%d clients, %d s, RPC_WORKERS 16,"
+      " 2 hashing threads)\n",
+      g_clients, g_secs);
   printf("%-44s %10s %9s %9s %8s %6s\n", "case", "logins/s", "p50 ms", "p99 ms",
          "refused", "other");
   bench_logins_with(&pg, &rd, "auth, Argon2id INTERACTIVE (2 ops, 64 MiB)", "2",
@@ -372,11 +377,12 @@ static void bench_logins(void) {
 }
 
 int main(int argc, char **argv) {
-  static const struct option opts[] = {{"secs", required_argument, NULL, 's'},
-                                       {"tokens", required_argument, NULL, 't'},
-                                       {"clients", required_argument, NULL, 'c'},
-                                       {"no-logins", no_argument, NULL, 'n'},
-                                       {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {
+      {"secs", required_argument, NULL, 's'},
+      {"tokens", required_argument, NULL, 't'},
+      {"clients", required_argument, NULL, 'c'},
+      {"no-logins", no_argument, NULL, 'n'},
+      {NULL, 0, NULL, 0}};
   bool logins = true;
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -384,14 +390,19 @@ int main(int argc, char **argv) {
     long v = ch != 'n' ? strtol(optarg, &end, 10) : 0;
     if (ch != 'n' && (end == optarg || *end != '\0' || v < 1 || v > 1000000))
       die("bad number");
-    if (ch == 's') g_secs = (int)v;
-    else if (ch == 't') g_tokens = (int)v;
-    else if (ch == 'c') g_clients = v > 16 ? 16 : (int)v;
-    else if (ch == 'n') logins = false;
-    else die("usage: bench_auth [--secs S] [--tokens N] [--clients C] [--no-logins]");
+    if (ch == 's')
+      g_secs = (int)v;
+    else if (ch == 't')
+      g_tokens = (int)v;
+    else if (ch == 'c')
+      g_clients = v > 16 ? 16 : (int)v;
+    else if (ch == 'n')
+      logins = false;
+    else
+      die("usage: bench_auth [--secs S] [--tokens N] [--clients C] "
+          "[--no-logins]");
   }
-  if (paseto_init() != ERR_OK)
-    die("sodium");
+  if (paseto_init() != ERR_OK) die("sodium");
   paseto_keygen(&g_sk, &g_pk);
   printf("== machine: %ld cores\n", sysconf(_SC_NPROCESSORS_ONLN));
   bench_verify();

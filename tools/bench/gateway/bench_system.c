@@ -114,10 +114,10 @@ int main(void) {
     used += (size_t)snprintf(ids + used, cap - used, "%s%s", i ? "," : "", id);
     json_decref(p);
   }
-  printf(
-      "GATEWAY_PORT=%d\nADMIN_PORT=%d\nORDERS_ADMIN_PORT=%d\nTOKEN=%s\n"
-      "TENANT_ID=%s\nPG_URL='%s'\nPRODUCTS=%s\nREADY\n",
-      gw.http_port, gw.admin_port, orders.admin_port, tok, t.id, pg.url, ids);
+  printf("GATEWAY_PORT=%d\nADMIN_PORT=%d\nORDERS_ADMIN_PORT=%d\nTOKEN=%s\n"
+         "TENANT_ID=%s\nPG_URL='%s'\nPRODUCTS=%s\nREADY\n",
+         gw.http_port, gw.admin_port, orders.admin_port, tok, t.id, pg.url,
+         ids);
   fflush(stdout);
   free(ids);
   char buf[64];

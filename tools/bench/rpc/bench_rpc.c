@@ -69,8 +69,8 @@
 
 #define METHOD "bench.v1.Bench/Echo"
 #define METHOD_NB "bench.v1.Bench/EchoNB"
-#define AUDIENCE "bench"  /* the callee's service name */
-#define CALLER "gateway"  /* the caller's */
+#define AUDIENCE "bench" /* the callee's service name */
+#define CALLER "gateway" /* the caller's */
 #define MAX_INFLIGHT 1024
 #define MAX_ROUNDS 50
 #define PEM_MAX 16384
@@ -90,7 +90,8 @@ static const char *tls_dir = NULL;
 static bool enabled[NVAR];
 
 static void die(const char *what, int rv) {
-  fprintf(stderr, "bench_rpc: %s: %s\n", what, rv ? nng_strerror(rv) : "failed");
+  fprintf(stderr, "bench_rpc: %s: %s\n", what,
+          rv ? nng_strerror(rv) : "failed");
   exit(1);
 }
 
@@ -118,9 +119,11 @@ static int tls_config(bool server, nng_tls_config **out) {
   char cname[32], kname[32];
   snprintf(cname, sizeof(cname), "%s.crt", who);
   snprintf(kname, sizeof(kname), "%s.key", who);
-  if (read_pem("ca.crt", ca) || read_pem(cname, cert) || read_pem(kname, key)) return -1;
+  if (read_pem("ca.crt", ca) || read_pem(cname, cert) || read_pem(kname, key))
+    return -1;
   nng_tls_config *c = NULL;
-  int rv = nng_tls_config_alloc(&c, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT);
+  int rv = nng_tls_config_alloc(&c, server ? NNG_TLS_MODE_SERVER
+                                           : NNG_TLS_MODE_CLIENT);
   if (rv == 0) rv = nng_tls_config_own_cert(c, cert, key, NULL);
   if (rv == 0) rv = nng_tls_config_ca_chain(c, ca, NULL);
   if (rv == 0) rv = nng_tls_config_auth_mode(c, NNG_TLS_AUTH_MODE_REQUIRED);
@@ -161,7 +164,8 @@ static int raw_server(const char *url, nng_tls_config *tls, nng_socket *sock) {
   int rv, port = 0;
   if ((rv = nng_rep0_open(sock)) != 0) die("rep0_open", rv);
   if ((rv = nng_listener_create(&l, *sock, url)) != 0) die("listener", rv);
-  if (tls != NULL && (rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tls)) != 0)
+  if (tls != NULL &&
+      (rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tls)) != 0)
     die("listener tls", rv);
   if ((rv = nng_listener_start(l, 0)) != 0) die("listen", rv);
   nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
@@ -180,7 +184,8 @@ static int raw_server(const char *url, nng_tls_config *tls, nng_socket *sock) {
 
 static void rpc_echo(void *arg, const rpc_call *call, rpc_reply *reply) {
   (void)arg;
-  if (rpc_reply_set_payload(reply, call->payload, call->payload_len) != ERR_OK) {
+  if (rpc_reply_set_payload(reply, call->payload, call->payload_len) !=
+      ERR_OK) {
     rpc_reply_status(reply, RPC_INTERNAL, NULL);
   }
 }
@@ -192,7 +197,8 @@ static const svcid_method_access BENCH_METHODS[] = {
     {METHOD, BENCH_CALLERS, 1, NULL, NULL},
     {METHOD_NB, BENCH_CALLERS, 1, NULL, NULL},
 };
-static const svcid_access_table BENCH_ACCESS = {"tools/bench/rpc", BENCH_METHODS, 2};
+static const svcid_access_table BENCH_ACCESS = {"tools/bench/rpc",
+                                                BENCH_METHODS, 2};
 
 /* An rpc echo server, with the production service-identity guard
  * (libs/svc/identity.h) when id is set. */
@@ -205,7 +211,8 @@ static rpc_server *rpc_echo_server(svc_identity *id) {
   if (rpc_server_new(&o, &srv) != ERR_OK ||
       (id != NULL && svc_identity_guard(id, srv, &BENCH_ACCESS) != ERR_OK) ||
       rpc_server_register(srv, METHOD, rpc_echo, NULL) != ERR_OK ||
-      rpc_server_register_nonblocking(srv, METHOD_NB, rpc_echo, NULL) != ERR_OK ||
+      rpc_server_register_nonblocking(srv, METHOD_NB, rpc_echo, NULL) !=
+          ERR_OK ||
       rpc_server_start(srv, "tcp://127.0.0.1:0") != ERR_OK) {
     die("rpc server", 0);
   }
@@ -225,7 +232,8 @@ static void run_servers(const char *bundle_text, int port_fd, int stop_fd) {
   svcid_verifier *verifier = NULL;
   svc_identity *id = NULL;
   int bad = 0;
-  if (svcid_bundle_parse(bundle_text, strlen(bundle_text), &bundle, &bad) != ERR_OK ||
+  if (svcid_bundle_parse(bundle_text, strlen(bundle_text), &bundle, &bad) !=
+          ERR_OK ||
       svcid_verifier_new(AUDIENCE, bundle, &verifier) != ERR_OK ||
       svc_identity_new(NULL, verifier, &id) != ERR_OK) {
     die("trust bundle", 0);
@@ -233,7 +241,8 @@ static void run_servers(const char *bundle_text, int port_fd, int stop_fd) {
   rpc_server *plain = rpc_echo_server(NULL), *guarded = rpc_echo_server(id);
   ports[2] = rpc_server_port(plain);
   ports[3] = rpc_server_port(guarded);
-  if (write(port_fd, ports, sizeof(ports)) != (ssize_t)sizeof(ports)) die("write", 0);
+  if (write(port_fd, ports, sizeof(ports)) != (ssize_t)sizeof(ports))
+    die("write", 0);
   char c;
   while (read(stop_fd, &c, 1) > 0) {
   }
@@ -283,7 +292,8 @@ static int rpc_code_of(rpc_client *c, const char *method) {
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
   o.deadline_ms = 10000;
   rpc_result *r = NULL;
-  if (rpc_client_call(c, method, payload, payload_len, &o, &r) != ERR_OK) return -1;
+  if (rpc_client_call(c, method, payload, payload_len, &o, &r) != ERR_OK)
+    return -1;
   int code = r->code == RPC_OK && r->payload_len != payload_len ? -1 : r->code;
   rpc_result_free(r);
   return code;
@@ -302,7 +312,8 @@ typedef struct raw_io {
 static void raw_io_open(const client *cl, raw_io *io) {
   io->aio = NULL;
   if (!cl->raw) return;
-  if (nng_ctx_open(&io->ctx, cl->sock) != 0 || nng_aio_alloc(&io->aio, NULL, NULL) != 0)
+  if (nng_ctx_open(&io->ctx, cl->sock) != 0 ||
+      nng_aio_alloc(&io->aio, NULL, NULL) != 0)
     die("ctx", 0);
   nng_aio_set_timeout(io->aio, 10000);
 }
@@ -476,10 +487,12 @@ static void print_spread(const char *label, const stat3 *v, const char *fmt) {
 /* The added cost of a variant over its base, in percent of the base
  * (latency: more is worse; throughput: shown as the loss). */
 static void print_costs(const results *r) {
-  static const int pair[3][2] = {{V_RPC_ID, V_RPC}, {V_NB_ID, V_NB}, {V_TLS, V_RAW}};
-  static const char *const what[3] = {"service token, worker handler (rpc-id vs rpc)",
-                                      "service token, nb handler (rpc-nb-id vs rpc-nb)",
-                                      "mutual TLS, raw nng (raw-tls vs raw)"};
+  static const int pair[3][2] = {
+      {V_RPC_ID, V_RPC}, {V_NB_ID, V_NB}, {V_TLS, V_RAW}};
+  static const char *const what[3] = {
+      "service token, worker handler (rpc-id vs rpc)",
+      "service token, nb handler (rpc-nb-id vs rpc-nb)",
+      "mutual TLS, raw nng (raw-tls vs raw)"};
   printf("\ncost of identity (median of rounds; + = slower)\n");
   printf("%-50s %9s %9s %12s\n", "", "p50", "p99", "throughput");
   for (int i = 0; i < 3; i++) {
@@ -493,13 +506,16 @@ static void print_costs(const results *r) {
 }
 
 static void print_results(const results *r) {
-  printf("\nRPC echo, %zu-byte payload, loopback, server in a separate process, "
-         "median of %d rounds\n",
-         payload_len, rounds);
-  printf("(sequential: %d calls per variant per round, interleaved; throughput: %d "
-         "threads = %d in flight on one connection, %.0f s per round; rpc server "
-         "workers=%d)\n\n",
-         seq_n, inflight, inflight, secs, workers);
+  printf(
+      "\nRPC echo, %zu-byte payload, loopback, server in a separate process, "
+      "median of %d rounds\n",
+      payload_len, rounds);
+  printf(
+      "(sequential: %d calls per variant per round, interleaved; throughput: "
+      "%d "
+      "threads = %d in flight on one connection, %.0f s per round; rpc server "
+      "workers=%d)\n\n",
+      seq_n, inflight, inflight, secs, workers);
   printf("%-30s", "");
   for (int k = 0; k < NVAR; k++) printf(" %10s", var_name[k]);
   putchar('\n');
@@ -516,15 +532,17 @@ static void print_results(const results *r) {
   print_spread("sequential p99 (us)", r->p99, "%.1f");
   print_spread("throughput (/s)", r->rps, "%.0f");
   print_costs(r);
-  printf("\nRESULT raw_p50_us=%.1f rpc_p50_us=%.1f nb_p50_us=%.1f raw_p99_us=%.1f "
-         "rpc_p99_us=%.1f nb_p99_us=%.1f raw_rps=%.0f rpc_rps=%.0f nb_rps=%.0f "
-         "tls_p50_us=%.1f tls_p99_us=%.1f tls_rps=%.0f id_p50_us=%.1f id_p99_us=%.1f "
-         "id_rps=%.0f nbid_p50_us=%.1f nbid_p99_us=%.1f nbid_rps=%.0f\n",
-         r->p50[V_RAW].med, r->p50[V_RPC].med, r->p50[V_NB].med, r->p99[V_RAW].med,
-         r->p99[V_RPC].med, r->p99[V_NB].med, r->rps[V_RAW].med, r->rps[V_RPC].med,
-         r->rps[V_NB].med, r->p50[V_TLS].med, r->p99[V_TLS].med, r->rps[V_TLS].med,
-         r->p50[V_RPC_ID].med, r->p99[V_RPC_ID].med, r->rps[V_RPC_ID].med,
-         r->p50[V_NB_ID].med, r->p99[V_NB_ID].med, r->rps[V_NB_ID].med);
+  printf(
+      "\nRESULT raw_p50_us=%.1f rpc_p50_us=%.1f nb_p50_us=%.1f raw_p99_us=%.1f "
+      "rpc_p99_us=%.1f nb_p99_us=%.1f raw_rps=%.0f rpc_rps=%.0f nb_rps=%.0f "
+      "tls_p50_us=%.1f tls_p99_us=%.1f tls_rps=%.0f id_p50_us=%.1f "
+      "id_p99_us=%.1f "
+      "id_rps=%.0f nbid_p50_us=%.1f nbid_p99_us=%.1f nbid_rps=%.0f\n",
+      r->p50[V_RAW].med, r->p50[V_RPC].med, r->p50[V_NB].med, r->p99[V_RAW].med,
+      r->p99[V_RPC].med, r->p99[V_NB].med, r->rps[V_RAW].med, r->rps[V_RPC].med,
+      r->rps[V_NB].med, r->p50[V_TLS].med, r->p99[V_TLS].med, r->rps[V_TLS].med,
+      r->p50[V_RPC_ID].med, r->p99[V_RPC_ID].med, r->rps[V_RPC_ID].med,
+      r->p50[V_NB_ID].med, r->p99[V_NB_ID].med, r->rps[V_NB_ID].med);
 }
 
 /* ---------------- identity work alone ---------------- */
@@ -533,51 +551,60 @@ static void print_results(const results *r) {
 #define MICRO_MISS_N 2000
 
 /* Nanoseconds per call of fn over n iterations. */
-#define TIME_NS(n, stmt)                                   \
-  ({                                                       \
-    int64_t t0_ = now_ns();                                \
-    for (int i_ = 0; i_ < (n); i_++) {                     \
-      stmt;                                                \
-    }                                                      \
-    (double)(now_ns() - t0_) / (n);                        \
+#define TIME_NS(n, stmt)                                                       \
+  ({                                                                           \
+    int64_t t0_ = now_ns();                                                    \
+    for (int i_ = 0; i_ < (n); i_++) {                                         \
+      stmt;                                                                    \
+    }                                                                          \
+    (double)(now_ns() - t0_) / (n);                                            \
   })
 
 /* The CPU work identity adds to one call, without the network: on a
  * loaded shared machine the round-trip difference drowns in noise, this
  * does not. Cached = every call; miss = once per token lifetime per
  * callee (mint) and per caller token (full verify). */
-static void measure_identity_work(svcid_signer *signer, const char *bundle_text) {
+static void measure_identity_work(svcid_signer *signer,
+                                  const char *bundle_text) {
   svcid_bundle *b = NULL;
   svcid_verifier *v = NULL;
   int bad = 0, fails = 0;
   char tok[SVCID_TOKEN_MAX + 1], caller[SVCID_NAME_MAX + 1];
   const char *why = "";
-  if (svcid_bundle_parse(bundle_text, strlen(bundle_text), &b, &bad) != ERR_OK ||
+  if (svcid_bundle_parse(bundle_text, strlen(bundle_text), &b, &bad) !=
+          ERR_OK ||
       svcid_verifier_new(AUDIENCE, b, &v) != ERR_OK ||
       svcid_signer_token(signer, AUDIENCE, tok, sizeof(tok)) != ERR_OK)
     die("identity set-up", 0);
   size_t len = strlen(tok);
-  double fetch = TIME_NS(MICRO_N, fails += svcid_signer_token(signer, AUDIENCE, tok,
-                                                               sizeof(tok)) != ERR_OK);
-  double verify = TIME_NS(MICRO_N, fails += svcid_verify(v, tok, len, caller, &why) != ERR_OK);
+  double fetch =
+      TIME_NS(MICRO_N, fails += svcid_signer_token(signer, AUDIENCE, tok,
+                                                   sizeof(tok)) != ERR_OK);
+  double verify = TIME_NS(
+      MICRO_N, fails += svcid_verify(v, tok, len, caller, &why) != ERR_OK);
   double lookup = TIME_NS(MICRO_N, {
     const svcid_method_access *m = svcid_access_find(&BENCH_ACCESS, METHOD_NB);
     fails += m == NULL || svcid_access_caller(m, caller) == NULL;
   });
   int64_t now = time_now_ms();
-  double mint = TIME_NS(MICRO_MISS_N, fails += svcid_signer_mint(signer, AUDIENCE, now,
-                                                                 SVCID_TTL_MS, tok,
-                                                                 sizeof(tok)) != ERR_OK);
-  double full = TIME_NS(MICRO_MISS_N, fails += svcid_verify_at(v, tok, len, now, caller,
-                                                               &why) != ERR_OK);
+  double mint =
+      TIME_NS(MICRO_MISS_N,
+              fails += svcid_signer_mint(signer, AUDIENCE, now, SVCID_TTL_MS,
+                                         tok, sizeof(tok)) != ERR_OK);
+  double full =
+      TIME_NS(MICRO_MISS_N, fails += svcid_verify_at(v, tok, len, now, caller,
+                                                     &why) != ERR_OK);
   if (fails) die("identity micro-benchmark", 0);
-  printf("\nidentity work alone, per call (ns): cached token fetch %.0f + cached verify "
+  printf("\nidentity work alone, per call (ns): cached token fetch %.0f + "
+         "cached verify "
          "%.0f + access lookup %.0f = %.0f; token %zu bytes in each request\n",
          fetch, verify, lookup, fetch + verify + lookup, len);
-  printf("on a cache miss (once per token lifetime per callee): mint %.0f ns, full verify "
+  printf("on a cache miss (once per token lifetime per callee): mint %.0f ns, "
+         "full verify "
          "%.0f ns\n",
          mint, full);
-  printf("MICRO fetch_ns=%.0f verify_ns=%.0f lookup_ns=%.0f mint_ns=%.0f full_verify_ns=%.0f "
+  printf("MICRO fetch_ns=%.0f verify_ns=%.0f lookup_ns=%.0f mint_ns=%.0f "
+         "full_verify_ns=%.0f "
          "token_bytes=%zu\n",
          fetch, verify, lookup, mint, full, len);
   svcid_verifier_free(v);
@@ -598,13 +625,20 @@ static long parse_arg(const char *s, long lo, long hi) {
 static int parse_args(int argc, char **argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *a = argv[i], *v = argv[i + 1];
-    if (strcmp(a, "--payload") == 0) payload_len = (size_t)parse_arg(v, 1, 1 << 20);
-    else if (strcmp(a, "--seq") == 0) seq_n = (int)parse_arg(v, 10, 10000000);
-    else if (strcmp(a, "--secs") == 0) secs = (double)parse_arg(v, 1, 600);
-    else if (strcmp(a, "--rounds") == 0) rounds = (int)parse_arg(v, 1, MAX_ROUNDS);
-    else if (strcmp(a, "--inflight") == 0) inflight = (int)parse_arg(v, 1, MAX_INFLIGHT);
-    else if (strcmp(a, "--workers") == 0) workers = (int)parse_arg(v, 1, 1024);
-    else if (strcmp(a, "--tls-dir") == 0) tls_dir = v;
+    if (strcmp(a, "--payload") == 0)
+      payload_len = (size_t)parse_arg(v, 1, 1 << 20);
+    else if (strcmp(a, "--seq") == 0)
+      seq_n = (int)parse_arg(v, 10, 10000000);
+    else if (strcmp(a, "--secs") == 0)
+      secs = (double)parse_arg(v, 1, 600);
+    else if (strcmp(a, "--rounds") == 0)
+      rounds = (int)parse_arg(v, 1, MAX_ROUNDS);
+    else if (strcmp(a, "--inflight") == 0)
+      inflight = (int)parse_arg(v, 1, MAX_INFLIGHT);
+    else if (strcmp(a, "--workers") == 0)
+      workers = (int)parse_arg(v, 1, 1024);
+    else if (strcmp(a, "--tls-dir") == 0)
+      tls_dir = v;
     else if (strcmp(a, "--only") == 0) {
       for (int k = 0; k < NVAR; k++) {
         if (strcmp(v, var_name[k]) == 0) only = k;
@@ -631,8 +665,7 @@ static void raw_client(client *c, const char *url, nng_tls_config *tls) {
 }
 
 /* The -id clients' credential: the signer's cached token for "bench". */
-static int credential_cb(void *arg, const char *method, char *buf,
-                         size_t cap) {
+static int credential_cb(void *arg, const char *method, char *buf, size_t cap) {
   (void)method;
   return svcid_signer_token(arg, AUDIENCE, buf, cap);
 }
@@ -647,7 +680,8 @@ static rpc_client *rpc_client_for(int port, svcid_signer *signer) {
     o.credential_arg = signer;
   }
   snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
-  if (rpc_client_new(url, &o, &c) != ERR_OK || rpc_client_wait_connected(c, 1, 5000) != ERR_OK)
+  if (rpc_client_new(url, &o, &c) != ERR_OK ||
+      rpc_client_wait_connected(c, 1, 5000) != ERR_OK)
     die("rpc client", 0);
   return c;
 }
@@ -657,7 +691,8 @@ static rpc_client *rpc_client_for(int port, svcid_signer *signer) {
 static void check_guard(rpc_client *plain_to_guarded) {
   int code = rpc_code_of(plain_to_guarded, METHOD);
   if (code != RPC_UNAUTHENTICATED) {
-    fprintf(stderr, "bench_rpc: guarded server answered %d without identity\n", code);
+    fprintf(stderr, "bench_rpc: guarded server answered %d without identity\n",
+            code);
     exit(1);
   }
 }
@@ -680,15 +715,17 @@ static svcid_signer *make_identity(char *bundle, size_t cap) {
 
 int main(int argc, char **argv) {
   if (parse_args(argc, argv) != 0) {
-    fprintf(stderr, "usage: bench_rpc [--payload B] [--seq N] [--secs S] [--rounds R] "
-                    "[--inflight N] [--workers N] [--tls-dir DIR] "
-                    "[--only raw|raw-tls|rpc|rpc-id|rpc-nb|rpc-nb-id]\n");
+    fprintf(stderr,
+            "usage: bench_rpc [--payload B] [--seq N] [--secs S] [--rounds R] "
+            "[--inflight N] [--workers N] [--tls-dir DIR] "
+            "[--only raw|raw-tls|rpc|rpc-id|rpc-nb|rpc-nb-id]\n");
     return 2;
   }
   for (int k = 0; k < NVAR; k++) enabled[k] = only < 0 || only == k;
   if (tls_dir == NULL) enabled[V_TLS] = false;
   payload = malloc(payload_len);
-  for (size_t i = 0; i < payload_len; i++) payload[i] = (unsigned char)(i * 31 + 7);
+  for (size_t i = 0; i < payload_len; i++)
+    payload[i] = (unsigned char)(i * 31 + 7);
   char bundle[256];
   svcid_signer *signer = make_identity(bundle, sizeof(bundle));
 
@@ -704,7 +741,8 @@ int main(int argc, char **argv) {
   close(portp[1]);
   close(stopp[0]);
   int ports[4];
-  if (read(portp[0], ports, sizeof(ports)) != (ssize_t)sizeof(ports)) die("server start", 0);
+  if (read(portp[0], ports, sizeof(ports)) != (ssize_t)sizeof(ports))
+    die("server start", 0);
   /* nng may only be touched after the fork (it panics in a child
    * forked from a process that initialised it), so TLS is set up here. */
   nng_tls_config *ctls = NULL;
@@ -732,8 +770,10 @@ int main(int argc, char **argv) {
   rpc_client *ided = rpc_client_for(ports[3], signer);
   check_guard(anon);
   rpc_client_free(anon);
-  client rpc = {.rpc = plain, .method = METHOD}, nb = {.rpc = plain, .method = METHOD_NB};
-  client rid = {.rpc = ided, .method = METHOD}, nbid = {.rpc = ided, .method = METHOD_NB};
+  client rpc = {.rpc = plain, .method = METHOD},
+         nb = {.rpc = plain, .method = METHOD_NB};
+  client rid = {.rpc = ided, .method = METHOD},
+         nbid = {.rpc = ided, .method = METHOD_NB};
   client *cl[NVAR] = {&raw, &tls, &rpc, &rid, &nb, &nbid};
 
   double p50[NVAR][MAX_ROUNDS], p99[NVAR][MAX_ROUNDS], mean[NVAR][MAX_ROUNDS];
@@ -748,8 +788,8 @@ int main(int argc, char **argv) {
       mean[k][r] = sr[k].mean_us;
       thr[k][r] = enabled[k] ? run_thr(cl[k]) : 0;
       if (enabled[k])
-        fprintf(stderr, " %s %.1f/%.1f us %.0f/s;", var_name[k], sr[k].p50_us, sr[k].p99_us,
-                thr[k][r]);
+        fprintf(stderr, " %s %.1f/%.1f us %.0f/s;", var_name[k], sr[k].p50_us,
+                sr[k].p99_us, thr[k][r]);
     }
     fputc('\n', stderr);
   }
@@ -761,7 +801,8 @@ int main(int argc, char **argv) {
     res.rps[k] = stats(thr[k], rounds);
   }
   print_results(&res);
-  if (enabled[V_RPC_ID] || enabled[V_NB_ID]) measure_identity_work(signer, bundle);
+  if (enabled[V_RPC_ID] || enabled[V_NB_ID])
+    measure_identity_work(signer, bundle);
 
   rpc_client_free(ided);
   rpc_client_free(plain);

@@ -34,8 +34,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: mhd_healthz PORT [THREADS]\n");
     return 2;
   }
-  ok_response = MHD_create_response_from_buffer(2, (void *)"ok",
-                                                MHD_RESPMEM_PERSISTENT);
+  ok_response =
+      MHD_create_response_from_buffer(2, (void *)"ok", MHD_RESPMEM_PERSISTENT);
   if (ok_response == NULL ||
       MHD_add_response_header(ok_response, "Content-Type", "text/plain") !=
           MHD_YES)

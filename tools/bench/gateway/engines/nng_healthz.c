@@ -29,7 +29,8 @@ static void healthz(nng_aio *aio) {
 
 int main(int argc, char **argv) {
   char url[128];
-  snprintf(url, sizeof url, "http://127.0.0.1:%s", argc > 1 ? argv[1] : "18080");
+  snprintf(url, sizeof url, "http://127.0.0.1:%s",
+           argc > 1 ? argv[1] : "18080");
   nng_url *u;
   nng_http_server *s;
   nng_http_handler *h;
