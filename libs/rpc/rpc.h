@@ -266,6 +266,17 @@ int rpc_server_start(rpc_server *s, const char *url) WARN_UNUSED;
  * when not started or not TCP. */
 int rpc_server_port(const rpc_server *s);
 
+/* Client connections open now (every replica of every caller counts
+ * one per connection). */
+int rpc_server_connected(const rpc_server *s);
+
+/* Waits until no client is connected, or timeout_ms passes: ERR_OK or
+ * ERR_TIMEOUT. For tests whose clients are gone (another process that
+ * exited): nng 1.5.2 can hang closing a socket while a connection is
+ * still going away (docs/adr/0007), so they close only after this. */
+int rpc_server_wait_disconnected(const rpc_server *s,
+                                 uint32_t timeout_ms) WARN_UNUSED;
+
 /* Counters since start, for tests and health checks. */
 typedef struct rpc_server_stats {
   uint64_t received;    /* requests taken off the socket */

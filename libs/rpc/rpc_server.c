@@ -110,6 +110,7 @@ struct rpc_server {
   size_t table_cap;
   size_t nhandlers;
   handler_entry unknown; /* metrics for unregistered/undecodable */
+  atomic_int connected;  /* pipes (client connections) open now */
   rpc_guard_fn guard;    /* runs before every handler; may be NULL */
   void *guard_arg;
   bool any_nonblocking; /* some method runs inline: slots get state */
@@ -727,6 +728,13 @@ static int map_listen_err(int rv) {
   }
 }
 
+/* Counts client connections (nng pipe notifications, on nng's threads). */
+static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg) {
+  (void)p;
+  rpc_server *s = arg;
+  atomic_fetch_add(&s->connected, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+}
+
 int rpc_server_start(rpc_server *s, const char *url) {
   if (s == NULL || url == NULL || s->started) return ERR_INVAL;
   int rc = ERR_INTERNAL;
@@ -735,6 +743,9 @@ int rpc_server_start(rpc_server *s, const char *url) {
 
   if ((rv = nng_rep0_open(&s->sock)) != 0) return ERR_INTERNAL;
   s->sock_open = true;
+  if (nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, pipe_event, s) != 0 ||
+      nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_event, s) != 0)
+    goto err;
   if (nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->opt.max_recv_bytes) !=
       0) {
     goto err;
@@ -806,6 +817,19 @@ err:
 }
 
 int rpc_server_port(const rpc_server *s) { return s != NULL ? s->port : -1; }
+
+int rpc_server_connected(const rpc_server *s) {
+  return s != NULL ? atomic_load(&((rpc_server *)s)->connected) : 0;
+}
+
+int rpc_server_wait_disconnected(const rpc_server *s, uint32_t timeout_ms) {
+  int64_t until = time_mono_ms() + (int64_t)timeout_ms;
+  while (rpc_server_connected(s) > 0) {
+    if (time_mono_ms() >= until) return ERR_TIMEOUT;
+    time_sleep_ms(5);
+  }
+  return ERR_OK;
+}
 
 void rpc_server_get_stats(const rpc_server *s, rpc_server_stats *out) {
   memset(out, 0, sizeof(*out));

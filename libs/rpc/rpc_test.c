@@ -191,6 +191,24 @@ static void h_caller(void *arg, const rpc_call *call, rpc_reply *reply) {
   rpc_reply_status(reply, RPC_OK, "%s", call->caller);
 }
 
+START_TEST(server_counts_its_client_connections) {
+  char url[64];
+  rpc_server *s = start_server(NULL, url, sizeof(url));
+  ck_assert_int_eq(rpc_server_connected(s), 0);
+  ck_assert_int_eq(rpc_server_wait_disconnected(s, 10), ERR_OK);
+  rpc_client *a = connect_client(url, NULL), *b = connect_client(url, NULL);
+  for (int i = 0; i < 1000 && rpc_server_connected(s) < 2; i++)
+    time_sleep_ms(5);
+  ck_assert_int_eq(rpc_server_connected(s), 2);
+  ck_assert_int_eq(rpc_server_wait_disconnected(s, 20), ERR_TIMEOUT);
+  rpc_client_free(a);
+  rpc_client_free(b);
+  ck_assert_int_eq(rpc_server_wait_disconnected(s, 10000), ERR_OK);
+  ck_assert_int_eq(rpc_server_connected(s), 0);
+  rpc_server_close(s);
+}
+END_TEST
+
 START_TEST(guard_runs_before_handlers_and_credential_is_sent) {
   atomic_int guarded = 0, handled = 0;
   rpc_server *s = NULL;
@@ -1315,6 +1333,7 @@ static Suite *rpc_suite(void) {
   tcase_add_test(tc, quick_call_does_not_wait_behind_a_blocked_worker);
   tcase_add_test(tc, reply_details_round_trip);
   tcase_add_test(tc, guard_runs_before_handlers_and_credential_is_sent);
+  tcase_add_test(tc, server_counts_its_client_connections);
   tcase_add_test(tc, violations_are_capped_and_bad_codes_become_unknown);
   tcase_add_test(tc, too_large_payloads_are_rejected);
   tcase_add_test(tc, client_caps_reply_size);
