@@ -296,13 +296,19 @@ static bool insert_new(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
     pw_fail(reply, rc);
     return false;
   }
-  bool keyed = cr->key[0] != '\0', key_conflict = false;
+  bool keyed = cr->key[0] != '\0';
   store_creation sc = {cr->principal, cr->key, cr->hash};
-  rc = store_user_insert(x->store, cr->tid, &cr->u, keyed ? &sc : NULL,
-                         &key_conflict, stored);
+  rc = store_user_insert(x->store, cr->tid, &cr->u, keyed ? &sc : NULL, NULL,
+                         stored);
   sodium_memzero(cr->u.password_hash, sizeof cr->u.password_hash);
-  if (rc == ERR_EXISTS && key_conflict)
-    return earlier(x, reply, cr, stored) == FOUND_REPLAY;
+  /* A twin with the same key collides on two unique indexes, the e-mail's
+   * and the key's, and PostgreSQL reports whichever it checks first: look
+   * the key up whatever constraint fired (the twin has committed by now).
+   * Only when no call made this key is it another user's e-mail. */
+  if (rc == ERR_EXISTS && keyed) {
+    enum found f = earlier(x, reply, cr, stored);
+    if (f != FOUND_NONE) return f == FOUND_REPLAY;
+  }
   if (rc == ERR_EXISTS) {
     handler_reply_field(reply, RPC_ALREADY_EXISTS, "e-mail already registered",
                         "email", "already registered in this tenant");
