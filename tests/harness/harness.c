@@ -96,8 +96,6 @@ static int g_n_extra_dirs;
 
 /* ------------------------------------------------------------- time --- */
 
-void harness_sleep_ms(int ms) { time_sleep_ms(ms); }
-
 void harness_unique(char *out, size_t cap, const char *prefix) {
   char u[UUID_STR_LEN + 1];
   uuid_v7_str(u);

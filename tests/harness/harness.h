@@ -65,9 +65,6 @@ int harness_wait_exit(harness_proc *p, int timeout_ms);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL; frees p. NULL-safe. */
 void harness_stop(harness_proc *p, int timeout_ms);
 
-/* time_sleep_ms (libs/base/timeutil.h), which new code calls directly. */
-void harness_sleep_ms(int ms);
-
 /* "<prefix>-<8 hex digits>" into out[cap]: random bits of a UUIDv7, so
  * unique within a run (slugs, labels, keys that must not collide). */
 void harness_unique(char *out, size_t cap, const char *prefix);

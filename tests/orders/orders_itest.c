@@ -45,6 +45,7 @@
 #include "proto/orders/v1/orders.pb-c.h"
 #include "proto/rpc/v1/rpc.pb-c.h"
 #include "tests/harness/api.h"
+#include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
 #include "tests/harness/idemcheck.h"
@@ -392,7 +393,9 @@ static json_t *orders_list(const char *token, const char *query) {
 
 /* -------------------------------------------------------------- tests -- */
 
-START_TEST(tenants_and_people) {
+/* The two tenants and their people every case uses, made once by the
+ * first case that runs (each case can run alone: CK_RUN_CASE). */
+static void people(void) {
   create_tenant(&g_a, "ord-a");
   create_tenant(&g_b, "ord-b");
   add_member(&g_a, &g_a.admin, "admin");
@@ -402,7 +405,6 @@ START_TEST(tenants_and_people) {
   add_member(&g_b, &g_b.staff, "staff");
   register_customer(&g_b, &g_b.cust1, "bella");
 }
-END_TEST
 
 START_TEST(products_crud_versions_and_soft_delete) {
   /* Roles: only admin+ write the menu. */
@@ -648,9 +650,32 @@ START_TEST(the_menu_is_read_after_every_write) {
 }
 END_TEST
 
+/* A table of t's, made by its owner; its id into out. */
+static void make_table(const tenant *t, char out[UUID_STR_LEN + 1]) {
+  char label[48];
+  harness_unique(label, sizeof label, "T");
+  char *body = jdump(json_pack("{s:s}", "label", label));
+  resp *r = call("POST", "/v1/tables", body, t->owner.token, NULL);
+  CK_HTTP_STATUS(r, 201);
+  snprintf(out, UUID_STR_LEN + 1, "%s", harness_json_str(r->json, "id"));
+  harness_http_free(r);
+  free(body);
+}
+
+/* A table in each tenant, for the cases that order at one. */
 static char g_table_a[UUID_STR_LEN + 1], g_table_b[UUID_STR_LEN + 1];
 
+/* Before every case: what the cases share, made by whichever runs first. */
+static void each_case(void) {
+  if (g_a.id[0] == '\0') people();
+  if (g_table_a[0] == '\0') {
+    make_table(&g_a, g_table_a);
+    make_table(&g_b, g_table_b);
+  }
+}
+
 START_TEST(tables_are_admin_written_and_staff_read) {
+  char table_a[UUID_STR_LEN + 1], table_b[UUID_STR_LEN + 1];
   char label[48];
   harness_unique(label, sizeof label, "T");
   char *body = jdump(json_pack("{s:s}", "label", label));
@@ -662,7 +687,7 @@ START_TEST(tables_are_admin_written_and_staff_read) {
   static const char *const keys[] = {"id", "label", NULL};
   CK_JSON_KEYS(r->json, keys);
   ck_assert_str_eq(harness_json_str(r->json, "label"), label);
-  snprintf(g_table_a, sizeof g_table_a, "%s", harness_json_str(r->json, "id"));
+  snprintf(table_a, sizeof table_a, "%s", harness_json_str(r->json, "id"));
   harness_http_free(r);
   r = call("POST", "/v1/tables", body, g_a.owner.token, NULL);
   CK_HTTP_ERROR(r, 409, "ALREADY_EXISTS");
@@ -670,7 +695,7 @@ START_TEST(tables_are_admin_written_and_staff_read) {
   /* The same label in another tenant is another table. */
   r = call("POST", "/v1/tables", body, g_b.owner.token, NULL);
   CK_HTTP_STATUS(r, 201);
-  snprintf(g_table_b, sizeof g_table_b, "%s", harness_json_str(r->json, "id"));
+  snprintf(table_b, sizeof table_b, "%s", harness_json_str(r->json, "id"));
   harness_http_free(r);
   free(body);
   r = call("POST", "/v1/tables", "{\"label\":\"\"}", g_a.admin.token, NULL);
@@ -684,10 +709,10 @@ START_TEST(tables_are_admin_written_and_staff_read) {
   CK_HTTP_STATUS(r, 200);
   ck_assert_uint_eq(json_object_size(r->json), 1);
   json_t *tables = json_object_get(r->json, "tables");
-  json_t *t = find_id(tables, g_table_a);
+  json_t *t = find_id(tables, table_a);
   ck_assert_ptr_nonnull(t);
   CK_JSON_KEYS(t, keys);
-  ck_assert_ptr_null(find_id(tables, g_table_b));
+  ck_assert_ptr_null(find_id(tables, table_b));
   harness_http_free(r);
 }
 END_TEST
@@ -1540,7 +1565,7 @@ static bool wait_orders(recorder *rec, char ids[][UUID_STR_LEN + 1], int n,
       if (find_order_event(rec, ids[i]) >= 0) found++;
     pthread_mutex_unlock(&rec->mu);
     if (found == n) return true;
-    harness_sleep_ms(50);
+    time_sleep_ms(50);
   }
   return false;
 }
@@ -1592,7 +1617,7 @@ static bool gateway_ready(int timeout_ms) {
     harness_http_free(r);
     if (st == 200) return true;
     if (time_mono_ms() >= until) return false;
-    harness_sleep_ms(100);
+    time_sleep_ms(100);
   }
 }
 
@@ -1622,7 +1647,7 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
   recorder *live = recorder_new();
   bus_subscriber *sub = subscribe_from(live, cli, start, 0);
   ck_assert_int_eq(bus_subscriber_wait_connected(sub, 1, 10000), ERR_OK);
-  harness_sleep_ms(200); /* let the subscription reach the publisher */
+  time_sleep_ms(200); /* let the subscription reach the publisher */
 
   /* Committed orders of two tenants (201 each), then kill -9 inside the
    * relay's delay: committed, not yet published. */
@@ -1655,7 +1680,7 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
   ck_assert_msg(start_orders(0), "orders did not come back");
   ck_assert(gateway_ready(15000));
   ck_assert_int_eq(bus_subscriber_wait_connected(sub, 1, 10000), ERR_OK);
-  harness_sleep_ms(200);
+  time_sleep_ms(200);
   char sentinel[UUID_STR_LEN + 1];
   order_new(g_a.cust2.token, pa, 1, sentinel);
   ck_assert_msg(wait_orders(live, ids, N, 20000),
@@ -1724,25 +1749,25 @@ int main(void) {
   }
 
   Suite *s = suite_create("orders_itest");
-  TCase *tc = tcase_create("orders");
-  tcase_set_timeout(tc, 90);
-  tcase_add_test(tc, tenants_and_people);
-  tcase_add_test(tc, products_crud_versions_and_soft_delete);
-  tcase_add_test(tc, the_menu_is_read_after_every_write);
-  tcase_add_test(tc, tables_are_admin_written_and_staff_read);
-  tcase_add_test(tc, order_rules_name_the_line_and_never_leak);
-  tcase_add_test(tc, twenty_concurrent_orders_for_ten_units);
-  tcase_add_test(tc, idempotency_key_replays_refuses_and_dedupes);
-  tcase_add_test(tc, idempotency_key_on_products_and_tables);
-  tcase_add_test(tc, customers_see_only_their_own_orders);
-  tcase_add_test(tc, status_moves_only_forward_with_versions);
-  tcase_add_test(tc, cancel_rules_and_restock);
-  tcase_add_test(tc, cursor_pages_newest_first_and_stable_under_inserts);
-  tcase_add_test(tc, redis_down_the_menu_is_still_served);
-  tcase_add_test(tc, kill_between_commit_and_publish_loses_nothing);
-  suite_add_tcase(s, tc);
+  /* One case each (CK_RUN_CASE=<name> runs one alone), in this order. */
+  HARNESS_ADD_CASE(s, products_crud_versions_and_soft_delete, 90, each_case);
+  HARNESS_ADD_CASE(s, the_menu_is_read_after_every_write, 90, each_case);
+  HARNESS_ADD_CASE(s, tables_are_admin_written_and_staff_read, 90, each_case);
+  HARNESS_ADD_CASE(s, order_rules_name_the_line_and_never_leak, 90, each_case);
+  HARNESS_ADD_CASE(s, twenty_concurrent_orders_for_ten_units, 90, each_case);
+  HARNESS_ADD_CASE(s, idempotency_key_replays_refuses_and_dedupes, 90,
+                   each_case);
+  HARNESS_ADD_CASE(s, idempotency_key_on_products_and_tables, 90, each_case);
+  HARNESS_ADD_CASE(s, customers_see_only_their_own_orders, 90, each_case);
+  HARNESS_ADD_CASE(s, status_moves_only_forward_with_versions, 90, each_case);
+  HARNESS_ADD_CASE(s, cancel_rules_and_restock, 90, each_case);
+  HARNESS_ADD_CASE(s, cursor_pages_newest_first_and_stable_under_inserts, 90,
+                   each_case);
+  HARNESS_ADD_CASE(s, redis_down_the_menu_is_still_served, 90, each_case);
+  HARNESS_ADD_CASE(s, kill_between_commit_and_publish_loses_nothing, 90,
+                   each_case);
   SRunner *sr = srunner_create(s);
-  /* The tests share the system and change it in order: no forking. */
+  /* The cases share the system (started above): no forking. */
   srunner_set_fork_status(sr, CK_NOFORK);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

@@ -391,7 +391,7 @@ static bool wait_events(seen *s, int n) {
     int have = s->n;
     pthread_mutex_unlock(&s->mu);
     if (have >= n) return true;
-    harness_sleep_ms(50);
+    time_sleep_ms(50);
   }
   return false;
 }
@@ -444,7 +444,7 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
                    "$1::uuid AND published_at IS NULL",
                    t.id) != 0) {
     ck_assert_msg(time_mono_ms() < give_up, "events were not published");
-    harness_sleep_ms(100);
+    time_sleep_ms(100);
   }
   /* static: a failed assertion leaves the subscriber running */
   static seen s;
@@ -1254,7 +1254,7 @@ START_TEST(events_arrive_in_order_and_replay_serves_them) {
   uint64_t start = last_seq(x.orders);
   bus_subscriber *sub = subscribe(g_orders.bus_url, &s, &rp, start);
   ck_assert_int_eq(bus_subscriber_wait_connected(sub, 1, 10000), ERR_OK);
-  harness_sleep_ms(200);
+  time_sleep_ms(200);
 
   char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1];
   make_product(&x, &t, "Calzone", 1000, 6, "pizza", pid); /* threshold 5 */

@@ -65,7 +65,7 @@ static resp *login_routed(const harness_api_tenant *a, const char *host,
     resp *r = login_on(a, host);
     if (r->status == 200 || time_mono_ms() > end) return r;
     harness_http_free(r);
-    harness_sleep_ms(200);
+    time_sleep_ms(200);
   }
 }
 

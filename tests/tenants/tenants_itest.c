@@ -556,7 +556,7 @@ START_TEST(crash_between_owner_and_activation_leaves_nothing) {
   while (sql_count("SELECT count(*) FROM tenants.tenants WHERE slug = $1",
                    slug) != 0) {
     ck_assert_msg(time_mono_ms() < give_up, "the tenant was not reaped");
-    harness_sleep_ms(100);
+    time_sleep_ms(100);
   }
   ck_assert_int_eq(
       sql_count("SELECT count(*) FROM auth.users WHERE tenant_id = $1::uuid",
@@ -834,7 +834,7 @@ START_TEST(suspend_shows_in_resolve_redis_and_tokens) {
     if (code == RPC_PERMISSION_DENIED) break;
     ck_assert_msg(time_mono_ms() < give_up, "token still accepted: %s",
                   rpc_code_name(code));
-    harness_sleep_ms(100);
+    time_sleep_ms(100);
   }
   /* suspending twice is fine */
   r = status_call(&x, T("Suspend"), c.id, OPERATOR_SECRET);
@@ -856,7 +856,7 @@ START_TEST(suspend_shows_in_resolve_redis_and_tokens) {
     rpc_result_free(g);
     if (code == RPC_OK) break;
     ck_assert_msg(time_mono_ms() < give_up, "token still refused");
-    harness_sleep_ms(100);
+    time_sleep_ms(100);
   }
   ctx_close(&x);
 }
@@ -1025,7 +1025,7 @@ static bool wait_change(seen *s, const char *tid, const char *change) {
         return true;
       }
     pthread_mutex_unlock(&s->mu);
-    harness_sleep_ms(50);
+    time_sleep_ms(50);
   }
   return false;
 }
@@ -1078,7 +1078,7 @@ START_TEST(changes_are_published_and_drop_client_caches) {
                    ERR_OK);
   ck_assert_int_eq(bus_subscriber_start(sub), ERR_OK);
   ck_assert_int_eq(bus_subscriber_wait_connected(sub, 1, 10000), ERR_OK);
-  harness_sleep_ms(200); /* let the subscription reach the publisher */
+  time_sleep_ms(200); /* let the subscription reach the publisher */
 
   rpc_result *r = status_call(&x, T("Suspend"), c.id, OPERATOR_SECRET);
   CK_RPC_CODE(r, RPC_OK);
