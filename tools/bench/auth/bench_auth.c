@@ -28,7 +28,9 @@
 #include "libs/paseto/paseto.h"
 #include "libs/rpc/rpc.h"
 #include "proto/auth/v1/auth.pb-c.h"
+#include "libs/svcid/svcid.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/identity.h"
 
 static int g_secs = 3;
 static int g_tokens = 20000;
@@ -181,10 +183,25 @@ typedef struct ljob {
   size_t nlat, cap;
 } ljob;
 
+/* A client calling auth as the gateway does (service identity from the
+ * harness's keys, which auth is started with). */
+static int bench_client_new(const char *addr, rpc_client **out) {
+  static svcid_signer *gateway;
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&mu);
+  if (gateway == NULL) gateway = harness_identity_signer("gateway");
+  pthread_mutex_unlock(&mu);
+  rpc_client_options o;
+  rpc_client_options_init(&o);
+  o.credential = svcid_credential;
+  o.credential_arg = gateway;
+  return rpc_client_new(addr, &o, out);
+}
+
 static void *login_main(void *arg) {
   ljob *j = arg;
   rpc_client *c = NULL;
-  if (rpc_client_new(j->addr, NULL, &c) != ERR_OK ||
+  if (bench_client_new(j->addr, &c) != ERR_OK ||
       rpc_client_wait_connected(c, 1, 10000) != ERR_OK)
     die("client");
   Auth__V1__LoginRequest req = AUTH__V1__LOGIN_REQUEST__INIT;
@@ -277,6 +294,10 @@ static harness_proc *start_auth(const harness_pg *pg, const harness_redis *rd,
   snprintf(e[n++], sizeof e[0], "AUTH_PWHASH_OPSLIMIT=%s", ops);
   snprintf(e[n++], sizeof e[0], "AUTH_PWHASH_MEMLIMIT_KIB=%s", mem);
   snprintf(e[n++], sizeof e[0], "LOG_LEVEL=warn");
+  snprintf(e[n++], sizeof e[0], "SERVICE_KEY_FILE=%s",
+           harness_identity_key_file("auth"));
+  snprintf(e[n++], sizeof e[0], "SERVICE_TRUST_FILE=%s",
+           harness_identity_trust_file());
   char *envp[13];
   for (int i = 0; i < n; i++) envp[i] = e[i];
   envp[n] = NULL;
@@ -299,7 +320,7 @@ static void bench_logins_with(const harness_pg *pg, const harness_redis *rd,
   char tenant[UUID_STR_LEN + 1];
   uuid_v7_str(tenant);
   rpc_client *c = NULL;
-  if (rpc_client_new(addr, NULL, &c) != ERR_OK ||
+  if (bench_client_new(addr, &c) != ERR_OK ||
       rpc_client_wait_connected(c, 1, 10000) != ERR_OK)
     die("client");
   Auth__V1__RegisterRequest reg = AUTH__V1__REGISTER_REQUEST__INIT;

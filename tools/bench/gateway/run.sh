@@ -21,7 +21,7 @@ conns="${2:-64}"
 rounds="${3:-3}"
 bazel_cmd=(bazel)
 [[ -n "${BAZEL_OUTPUT_BASE:-}" ]] && bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
-targets=(//tools/bench/gateway:bench_system //services/gateway //services/auth //services/tenants)
+targets=(//tools/bench/gateway:bench_system //services/gateway //services/auth //services/tenants //tools/token)
 if ! "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}" >/dev/null 2>&1; then
   "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}"
   exit 1
@@ -42,12 +42,18 @@ rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 
 echo "== $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
 
+# The gateway's service identity (it needs one to start; nothing here
+# calls a backend): a key and a trust bundle holding it.
+"$bin/tools/token/token" keygen | sed -n 's/^secret_key=//p' >"$tmp/gateway.key"
+echo "gateway $(cut -c65-128 "$tmp/gateway.key")" >"$tmp/trust"
+
 # ---------------------------------------------------------------- 1 ----
 p_nginx="$(free_port)"; p_gw="$(free_port)"; p_adm="$(free_port)"
 $(tools/bench/gateway/nginx_conf.sh "$tmp/nginx" "$p_nginx") & pids+=($!)
 HTTP_ADDR=127.0.0.1 HTTP_PORT="$p_gw" ADMIN_ADDR=127.0.0.1 ADMIN_PORT="$p_adm" \
   AUTH_ADDR=tcp://127.0.0.1:9 TENANTS_ADDR=tcp://127.0.0.1:9 \
   REDIS_URL=redis://127.0.0.1:9 LOG_LEVEL=warn \
+  SERVICE_KEY_FILE="$tmp/gateway.key" SERVICE_TRUST_FILE="$tmp/trust" \
   "$bin/services/gateway/gateway" >"$tmp/gw-healthz.log" 2>&1 & pids+=($!)
 wait_ok "http://127.0.0.1:$p_nginx/healthz"
 wait_ok "http://127.0.0.1:$p_gw/healthz"
