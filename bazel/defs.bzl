@@ -28,6 +28,7 @@ LINK_HIREDIS = ["-lhiredis"]
 LINK_SODIUM = ["-lsodium"]
 LINK_JANSSON = ["-ljansson"]
 LINK_CURL = ["-lcurl"]
+LINK_WEBSOCKETS = ["-lwebsockets"]
 LINK_CHECK = ["-lcheck", "-lsubunit", "-lm", "-lrt", "-lpthread"]
 
 def c_library(name, copts = [], **kwargs):

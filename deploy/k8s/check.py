@@ -60,10 +60,10 @@ import yaml
 
 NAMESPACE = "platform"
 # The services deployed today; each must have a folder under base/.
-SERVICES = ["auth", "tenants", "orders", "gateway"]
+SERVICES = ["auth", "tenants", "orders", "gateway", "realtime"]
 # Services of the architecture that do not run yet: policies may already
 # admit them by name (they match no pod until they land).
-FUTURE_SERVICES = ["sync", "notifications", "realtime"]
+FUTURE_SERVICES = ["sync", "notifications"]
 # Variables that are secrets wherever they appear: only ever secretKeyRef.
 SECRET_VARS = re.compile(
     r"^(DATABASE_URL|REDIS_URL|AUTH_SIGNING_KEYS|TENANTS_OPERATOR_SECRET|"
@@ -71,7 +71,11 @@ SECRET_VARS = re.compile(
 # Env variables that configure a listening port, and the container port
 # name each must match.
 LISTEN_VARS = {"RPC_LISTEN": "rpc", "BUS_LISTEN": "bus",
-               "ADMIN_PORT": "admin", "HTTP_PORT": "http"}
+               "ADMIN_PORT": "admin", "HTTP_PORT": "http", "WS_PORT": "ws"}
+# Services without a database (no DATABASE_URL, no migrations).
+NO_DATABASE = {"gateway", "realtime"}
+# Ports open to any source (the platform's front doors): workload -> port.
+PUBLIC_PORTS = {"gateway": "http", "realtime": "ws"}
 RUN_AS_USER = 10001
 DEV_MARKER = "DEV ONLY"
 # Egress to addresses (ipBlock) that may be the cluster's own - pods,
@@ -185,7 +189,7 @@ def duration_ms(text):
 
 
 def parse_listen_port(var, value):
-    if var in ("ADMIN_PORT", "HTTP_PORT"):
+    if var in ("ADMIN_PORT", "HTTP_PORT", "WS_PORT"):
         return int(value)
     m = re.fullmatch(r"tcp://([^:/]+|\[[0-9a-fA-F:]+\]):(\d+)", value)
     if not m:
@@ -639,10 +643,11 @@ def check_service_deployment(r, d, ctx):
     for k in ("LOG_LEVEL", "SHUTDOWN_GRACE_MS", "ADMIN_PORT"):
         if not isinstance(env.get(k), str):
             P.add(f"{name}: {k} not set from the ConfigMap")
-    if name != "gateway":
-        for k in ("RPC_LISTEN", "DATABASE_URL"):
-            if k not in env:
-                P.add(f"{name}: {k} not set")
+    if name != "gateway" and "RPC_LISTEN" not in env:
+        P.add(f"{name}: RPC_LISTEN not set")
+    if name not in NO_DATABASE:
+        if "DATABASE_URL" not in env:
+            P.add(f"{name}: DATABASE_URL not set")
         mdir = env.get("MIGRATIONS_DIR")
         if mdir != f"/app/services/{name}/migrations":
             P.add(f"{name}: MIGRATIONS_DIR={mdir!r}, the image has "
@@ -1244,10 +1249,11 @@ def check_network(r, service_envs, ctx):
         wn = w["metadata"]["name"]
         for pname, port in named_ports(w).items():
             open_to_all = allowed(r, "Ingress", endpoint(w), outsider, port)
-            if open_to_all and not (wn == "gateway" and pname == "http"):
+            public = PUBLIC_PORTS.get(wn) == pname
+            if open_to_all and not public:
                 P.add(f"{wn}: port {pname} ({port}) is open to any source")
-            if not open_to_all and wn == "gateway" and pname == "http":
-                P.add("gateway: HTTP port is not reachable from outside")
+            if not open_to_all and public:
+                P.add(f"{wn}: {pname} port is not reachable from outside")
             if pname == "admin" and wn in service_envs and not allowed(
                     r, "Ingress", endpoint(w), monitoring, port):
                 P.add(f"{wn}: admin port not reachable from the "
@@ -1394,7 +1400,8 @@ def check_dockerfile(path):
             not runtime.startswith("debian:bookworm-slim"):
         P.add("the last stage is not debian bookworm-slim")
     for lib in ("libnng1", "libprotobuf-c1", "libpq5", "libhiredis0.14",
-                "libsodium23", "libjansson4", "libcurl4", "libmicrohttpd12"):
+                "libsodium23", "libjansson4", "libcurl4", "libmicrohttpd12",
+                "libwebsockets17"):
         if not re.search(rf"\b{re.escape(lib)}\b", runtime):
             P.add(f"runtime stage does not install {lib}")
     if re.search(r"-dev\b", runtime):

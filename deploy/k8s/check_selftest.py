@@ -81,7 +81,7 @@ CASES = [
      "values: [auth, gateway, orders]", "values: [gateway, orders]",
      "does not admit auth on 7202"),
     ("stranger admitted", "base/auth/networkpolicy.yaml",
-     "values: [tenants, orders, gateway]",
+     "values: [tenants, orders, gateway, realtime]",
      "values: [tenants, orders, gateway, auth]",
      "admits auth on rpc"),
     ("admin open to all", "base/orders/networkpolicy.yaml",
@@ -184,8 +184,8 @@ CASES = [
 ]
 
 DOCKER_CASES = [
-    ("runtime lib missing", "libmicrohttpd12 ca-certificates",
-     "ca-certificates", "does not install libmicrohttpd12"),
+    ("runtime lib missing", "libmicrohttpd12 libwebsockets17",
+     "libwebsockets17", "does not install libmicrohttpd12"),
     ("runs as root", "USER 10001:10001", "USER root", "USER 10001"),
 ]
 

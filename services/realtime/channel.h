@@ -1,0 +1,49 @@
+/*
+ * channel.h - realtime channel names and who may subscribe to them
+ * (/work/shared/design/HTTP-API.md, "Realtime").
+ *
+ *   orders.<tenant_id>  kitchen.<tenant_id>  tables.<tenant_id>
+ *   devices.<tenant_id>     staff and above of that tenant (a "device"
+ *                           token counts as staff, as in the HTTP API)
+ *   private.user.<user_id>  that user only
+ *
+ * Ids are canonical lower-case UUIDs, as tokens and events carry them.
+ * The decision is a pure function of the name and the verified claims, so
+ * it is unit-tested without sockets; a refusal says why in the contract's
+ * error codes: INVALID_ARGUMENT (not a channel name at all), NOT_FOUND
+ * (no such kind of channel), PERMISSION_DENIED (a real channel the token
+ * may not read: another tenant's, a customer on a staff channel, another
+ * user's private channel).
+ */
+#ifndef REALTIME_CHANNEL_H
+#define REALTIME_CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CHANNEL_MAX 64 /* bytes of the longest name, without the NUL */
+
+enum channel_verdict {
+  CHANNEL_OK = 0,
+  CHANNEL_INVALID,   /* INVALID_ARGUMENT */
+  CHANNEL_NOT_FOUND, /* NOT_FOUND */
+  CHANNEL_DENIED,    /* PERMISSION_DENIED */
+};
+
+/* Who asks: a verified token's sub, tid and role (borrowed strings). */
+typedef struct channel_who {
+  const char *user_id, *tenant_id, *role;
+} channel_who;
+
+/* May who subscribe to name (NUL-terminated)? */
+enum channel_verdict channel_authorize(const char *name,
+                                       const channel_who *who);
+
+/* The contract's code for a refusal ("PERMISSION_DENIED", ...); static. */
+const char *channel_verdict_code(enum channel_verdict v);
+
+/* True when topic (a bus topic, "orders.<tid>") is also a channel that
+ * clients may subscribe to, i.e. a publication should be made for it. */
+bool channel_from_topic(const char *topic);
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * main.c - the realtime service: configuration, start-up and shutdown.
+ *
+ * libs/svc's svc_main runs the common parts (settings, logging, the RPC
+ * server with its service-identity guard over realtime_v1_access - one
+ * method, Ping - the admin port, drain on SIGTERM). The service needs no
+ * PostgreSQL (uses_db false): what it shares between replicas, the
+ * channels' offsets and epochs, lives in Redis, which is therefore
+ * required. init opens, in order: Redis, the token verifier (and its
+ * revocation feed), the client of orders (Replay), the WebSocket server
+ * (ws.h, its own thread on WS_ADDR:WS_PORT) and the bus feed (feed.h);
+ * fini closes them in the reverse order, the WebSocket connections with
+ * 1001 within REALTIME_DRAIN_MS.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "libs/obs/log.h"
+#include "libs/svc/svc.h"
+#include "proto/realtime/v1/realtime_access.h"
+#include "services/realtime/feed.h"
+#include "services/realtime/handlers.h"
+#include "services/realtime/offsets.h"
+#include "services/realtime/ws.h"
+
+static const cfg_entry config[] = {
+    {.name = "AUTH_ADDR",
+     .kind = CFG_URL,
+     .required = true,
+     .description = "auth service RPC address list (token keys)"},
+    {.name = "AUTH_ISSUER",
+     .kind = CFG_STRING,
+     .def = "auth",
+     .description = "required iss claim of access tokens"},
+    {.name = "AUTH_EVENTS",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "auth's bus publishers (auth.revoked), for authn"},
+    {.name = "TENANTS_EVENTS",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "tenants' bus publishers (tenants.changed), for authn"},
+    {.name = "REDIS_URL",
+     .kind = CFG_URL,
+     .required = true,
+     .description = "Redis: channel offsets and epochs, token revocations"},
+    {.name = "ORDERS_ADDR",
+     .kind = CFG_URL,
+     .required = true,
+     .description = "orders service RPC address list (Events/Replay)"},
+    {.name = "ORDERS_EVENTS",
+     .kind = CFG_STRING,
+     .required = true,
+     .description = "orders' bus publishers (orders., kitchen., tables.)"},
+    {.name = "WS_ADDR",
+     .kind = CFG_STRING,
+     .def = "0.0.0.0",
+     .description = "WebSocket bind address"},
+    {.name = "WS_PORT",
+     .kind = CFG_INT,
+     .def = "8081",
+     .min = 1,
+     .max = 65535,
+     .description = "WebSocket port (path /v1/realtime)"},
+    {.name = "REALTIME_MAX_SUBSCRIPTIONS",
+     .kind = CFG_INT,
+     .def = "64",
+     .min = 1,
+     .max = 4096,
+     .description = "channels per connection"},
+    {.name = "REALTIME_SEND_QUEUE_BYTES",
+     .kind = CFG_INT,
+     .def = "1048576",
+     .min = 1024,
+     .max = 268435456,
+     .description = "queued outbound bytes per connection; over: close 4008"},
+    {.name = "REALTIME_AUTH_TIMEOUT",
+     .kind = CFG_DURATION_MS,
+     .def = "5s",
+     .min = 1,
+     .max = 600000,
+     .description = "time for the first-frame auth; then close 4001"},
+    {.name = "REALTIME_DRAIN_MS",
+     .kind = CFG_DURATION_MS,
+     .def = "2s",
+     .min = 0,
+     .max = 60000,
+     .description = "wait for connections closed with 1001 at shutdown"},
+};
+
+typedef struct app {
+  cache *redis;     /* the runtime's */
+  rpc_client *auth; /* the runtime's */
+  authn *verifier;  /* the runtime's */
+  bus_subscriber *revocations;
+  rpc_client *orders;
+  offsets *offsets;
+  ws_server *ws;
+  feed *feed;
+} app;
+
+/* auth.revoked and tenants.changed into the verifier, when configured. */
+static int open_revocations(svc *s, app *a) {
+  const cfg *c = svc_cfg(s);
+  const char *au = cfg_str(c, "AUTH_EVENTS"),
+             *te = cfg_str(c, "TENANTS_EVENTS");
+  au = au ? au : "";
+  te = te ? te : "";
+  if (au[0] == '\0' && te[0] == '\0') {
+    log_warn("AUTH_EVENTS/TENANTS_EVENTS not set: revocations are seen "
+             "through Redis re-checks only");
+    return ERR_OK;
+  }
+  char addr[2 * CFG_MAX_VALUE + 2];
+  snprintf(addr, sizeof addr, "%s%s%s", au, au[0] && te[0] ? "," : "", te);
+  return authn_subscribe(a->verifier, addr, &a->revocations);
+}
+
+static int open_ws(svc *s, app *a) {
+  const cfg *c = svc_cfg(s);
+  ws_config wc = {
+      .addr = cfg_str(c, "WS_ADDR"),
+      .port = (int)cfg_int(c, "WS_PORT"),
+      .verifier = a->verifier,
+      .offsets = a->offsets,
+      .max_subscriptions = (size_t)cfg_int(c, "REALTIME_MAX_SUBSCRIPTIONS"),
+      .send_queue_bytes = (size_t)cfg_int(c, "REALTIME_SEND_QUEUE_BYTES"),
+      .auth_timeout_ms = cfg_duration_ms(c, "REALTIME_AUTH_TIMEOUT"),
+      .inbox_max = 100000,
+  };
+  int rc = ws_server_start(&wc, &a->ws);
+  if (rc != ERR_OK)
+    log_error("cannot serve WebSocket", "addr", wc.addr, "port",
+              cfg_str(c, "WS_PORT"), "error", err_str(rc));
+  else
+    log_info("websocket ready", "port", cfg_str(c, "WS_PORT"), "path", WS_PATH);
+  return rc;
+}
+
+static int open_feed(svc *s, app *a) {
+  const cfg *c = svc_cfg(s);
+  int rc = svc_rpc_client_new(s, cfg_str(c, "ORDERS_ADDR"), NULL, &a->orders);
+  feed_config fc = {.address = cfg_str(c, "ORDERS_EVENTS"),
+                    .replay = a->orders,
+                    .offsets = a->offsets,
+                    .ws = a->ws};
+  if (rc == ERR_OK) rc = feed_start(&fc, &a->feed);
+  if (rc != ERR_OK)
+    log_error("cannot subscribe to ORDERS_EVENTS", "error", err_str(rc));
+  return rc;
+}
+
+static int realtime_init(svc *s, void *arg) {
+  app *a = arg;
+  int rc = svc_redis_open(s, NULL, "REDIS_URL not set", &a->redis);
+  if (rc == ERR_OK && a->redis == NULL) rc = ERR_INVAL;
+  if (rc == ERR_OK) rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
+  if (rc == ERR_OK) rc = open_revocations(s, a);
+  if (rc == ERR_OK) rc = offsets_new(a->redis, &a->offsets);
+  if (rc == ERR_OK) rc = open_ws(s, a);
+  if (rc == ERR_OK) rc = open_feed(s, a);
+  if (rc == ERR_OK) rc = realtime_register(svc_rpc(s));
+  return rc;
+}
+
+/* After the RPC server drained: the feed first (it hands events to the
+ * WebSocket server), then the connections (1001), then what they used.
+ * Redis, the auth client and the verifier are the runtime's. */
+static void realtime_fini(svc *s, void *arg) {
+  app *a = arg;
+  feed_free(a->feed);
+  ws_server_free(a->ws, cfg_duration_ms(svc_cfg(s), "REALTIME_DRAIN_MS"));
+  bus_subscriber_free(a->revocations);
+  rpc_client_free(a->orders);
+  offsets_free(a->offsets);
+}
+
+int main(int argc, char **argv) {
+  static app a;
+  svc_spec spec = {
+      .access = &realtime_v1_access,
+      .name = "realtime",
+      .config = config,
+      .nconfig = sizeof config / sizeof config[0],
+      .uses_db = false,
+      .init = realtime_init,
+      .fini = realtime_fini,
+      .argc = argc,
+      .argv = argv,
+      .arg = &a,
+  };
+  return svc_main(&spec);
+}

@@ -1,0 +1,180 @@
+/*
+ * realtime_test.c - the realtime service's pure parts, no servers: channel
+ * authorisation (every rule of the contract, and the hostile names) and
+ * publication frames (an OrderCreated becomes the order as the HTTP API
+ * shows it). Everything that needs Redis, a socket or another service is
+ * in tests/realtime/realtime_itest.c.
+ */
+#include <check.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/orders/v1/orders.pb-c.h"
+#include "services/realtime/channel.h"
+#include "services/realtime/pub.h"
+
+#define TA "0190f0a0-0000-7000-8000-00000000000a"
+#define TB "0190f0a0-0000-7000-8000-00000000000b"
+#define U1 "0190f0a0-0000-7000-8000-000000000001"
+#define U2 "0190f0a0-0000-7000-8000-000000000002"
+
+static const channel_who kStaffA = {U1, TA, "staff"};
+static const channel_who kOwnerA = {U1, TA, "owner"};
+static const channel_who kDeviceA = {U1, TA, "device"};
+static const channel_who kCustomerA = {U2, TA, "customer"};
+
+START_TEST(staff_and_above_read_their_tenant_channels) {
+  const char *ok[] = {"orders." TA, "kitchen." TA, "tables." TA, "devices." TA};
+  for (size_t i = 0; i < 4; i++) {
+    ck_assert_int_eq(channel_authorize(ok[i], &kStaffA), CHANNEL_OK);
+    ck_assert_int_eq(channel_authorize(ok[i], &kOwnerA), CHANNEL_OK);
+    ck_assert_int_eq(channel_authorize(ok[i], &kDeviceA), CHANNEL_OK);
+  }
+}
+END_TEST
+
+START_TEST(customers_and_other_tenants_are_denied) {
+  ck_assert_int_eq(channel_authorize("orders." TA, &kCustomerA),
+                   CHANNEL_DENIED);
+  ck_assert_int_eq(channel_authorize("kitchen." TA, &kCustomerA),
+                   CHANNEL_DENIED);
+  ck_assert_int_eq(channel_authorize("orders." TB, &kOwnerA), CHANNEL_DENIED);
+  channel_who none = {U1, TA, ""};
+  ck_assert_int_eq(channel_authorize("orders." TA, &none), CHANNEL_DENIED);
+}
+END_TEST
+
+START_TEST(private_user_channels_are_their_user_only) {
+  ck_assert_int_eq(channel_authorize("private.user." U2, &kCustomerA),
+                   CHANNEL_OK);
+  ck_assert_int_eq(channel_authorize("private.user." U2, &kOwnerA),
+                   CHANNEL_DENIED);
+}
+END_TEST
+
+START_TEST(bad_and_unknown_names) {
+  ck_assert_int_eq(channel_authorize(NULL, &kOwnerA), CHANNEL_INVALID);
+  ck_assert_int_eq(channel_authorize("", &kOwnerA), CHANNEL_INVALID);
+  ck_assert_int_eq(channel_authorize("orders.", &kOwnerA), CHANNEL_INVALID);
+  ck_assert_int_eq(channel_authorize("orders.*", &kOwnerA), CHANNEL_INVALID);
+  /* Upper case is another spelling: refused, never compared loosely. */
+  ck_assert_int_eq(channel_authorize(
+                       "orders.0190F0A0-0000-7000-8000-00000000000A", &kOwnerA),
+                   CHANNEL_INVALID);
+  ck_assert_int_eq(channel_authorize("orders." TA " ", &kOwnerA),
+                   CHANNEL_INVALID);
+  ck_assert_int_eq(channel_authorize("payments." TA, &kOwnerA),
+                   CHANNEL_NOT_FOUND);
+  ck_assert_int_eq(channel_authorize("private.user." U1 "x", &kOwnerA),
+                   CHANNEL_INVALID);
+  ck_assert_str_eq(channel_verdict_code(CHANNEL_DENIED), "PERMISSION_DENIED");
+  ck_assert_str_eq(channel_verdict_code(CHANNEL_NOT_FOUND), "NOT_FOUND");
+  ck_assert_str_eq(channel_verdict_code(CHANNEL_INVALID), "INVALID_ARGUMENT");
+}
+END_TEST
+
+START_TEST(topics_that_are_channels) {
+  ck_assert(channel_from_topic("orders." TA));
+  ck_assert(channel_from_topic("kitchen." TA));
+  ck_assert(channel_from_topic("tables." TA));
+  ck_assert(!channel_from_topic("auth.revoked"));
+  ck_assert(!channel_from_topic("orders.x"));
+}
+END_TEST
+
+/* An OrderCreated event with one line. */
+static void order_created(Rpc__V1__Event *ev, uint8_t **buf) {
+  static Orders__V1__OrderItem item = ORDERS__V1__ORDER_ITEM__INIT;
+  static Orders__V1__OrderItem *items[] = {&item};
+  item.product_id = U2;
+  item.name = "Soup";
+  item.unit_price_cents = 450;
+  item.quantity = 2;
+  item.line_total_cents = 900;
+  Orders__V1__Order o = ORDERS__V1__ORDER__INIT;
+  o.id = U1;
+  o.status = ORDERS__V1__ORDER_STATUS__ORDER_STATUS_PENDING;
+  o.n_items = 1;
+  o.items = items;
+  o.total_cents = 900;
+  o.total = "9.00";
+  o.currency = "EUR";
+  o.version = 1;
+  Orders__V1__OrderCreated oc = ORDERS__V1__ORDER_CREATED__INIT;
+  oc.order = &o;
+  size_t len = orders__v1__order_created__get_packed_size(&oc);
+  *buf = malloc(len);
+  orders__v1__order_created__pack(&oc, *buf);
+  rpc__v1__event__init(ev);
+  ev->id = U2;
+  ev->type = "OrderCreated";
+  ev->tenant_id = TA;
+  ev->topic = "orders." TA;
+  ev->time_unix_ms = 1700000000123;
+  ev->payload.data = *buf;
+  ev->payload.len = len;
+}
+
+START_TEST(order_created_becomes_the_order_json) {
+  Rpc__V1__Event ev;
+  uint8_t *buf = NULL;
+  order_created(&ev, &buf);
+  char *text = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(pub_frame("orders." TA, 7, "abc", &ev, &text, &len), ERR_OK);
+  json_t *f = json_loads(text, 0, NULL);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_str_eq(json_string_value(json_object_get(f, "op")), "pub");
+  ck_assert_int_eq(json_integer_value(json_object_get(f, "offset")), 7);
+  ck_assert_str_eq(json_string_value(json_object_get(f, "epoch")), "abc");
+  json_t *e = json_object_get(f, "event");
+  ck_assert_str_eq(json_string_value(json_object_get(e, "type")),
+                   "OrderCreated");
+  ck_assert_str_eq(json_string_value(json_object_get(e, "time")),
+                   "2023-11-14T22:13:20.123Z");
+  json_t *d = json_object_get(e, "data");
+  ck_assert_str_eq(json_string_value(json_object_get(d, "id")), U1);
+  ck_assert_str_eq(json_string_value(json_object_get(d, "status")), "pending");
+  ck_assert_str_eq(json_string_value(json_object_get(d, "total")), "9.00");
+  ck_assert_int_eq(json_array_size(json_object_get(d, "items")), 1);
+  json_decref(f);
+  free(text);
+  free(buf);
+}
+END_TEST
+
+START_TEST(unknown_types_and_bad_payloads) {
+  Rpc__V1__Event ev;
+  uint8_t *buf = NULL;
+  order_created(&ev, &buf);
+  json_t *d = NULL;
+  ev.type = "SomethingNew";
+  ck_assert(!pub_known(ev.type));
+  ck_assert_int_eq(pub_data(&ev, &d), ERR_NOTFOUND);
+  ev.type = "OrderCreated";
+  buf[0] = 0xff; /* no longer a valid message */
+  ev.payload.len = 1;
+  ck_assert_int_eq(pub_data(&ev, &d), ERR_PROTO);
+  ck_assert_ptr_null(d);
+  free(buf);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("realtime");
+  TCase *tc = tcase_create("realtime");
+  tcase_add_test(tc, staff_and_above_read_their_tenant_channels);
+  tcase_add_test(tc, customers_and_other_tenants_are_denied);
+  tcase_add_test(tc, private_user_channels_are_their_user_only);
+  tcase_add_test(tc, bad_and_unknown_names);
+  tcase_add_test(tc, topics_that_are_channels);
+  tcase_add_test(tc, order_created_becomes_the_order_json);
+  tcase_add_test(tc, unknown_types_and_bad_payloads);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,67 @@
+/*
+ * ws.h - the realtime WebSocket endpoint (ws://<addr>:<port>/v1/realtime),
+ * served by libwebsockets on one thread of its own.
+ *
+ * The contract is /work/shared/design/HTTP-API.md, "Realtime". This slice:
+ *   - authentication by "Authorization: Bearer" on the upgrade, or a
+ *     first frame {"op":"auth","token"} within auth_timeout_ms, verified
+ *     offline by libs/authn -> {"op":"ready",...}; no or a bad token ->
+ *     close 4001; the token's exp passing -> close 4001;
+ *   - subscribe / unsubscribe with channel.h's authorisation; the answer
+ *     carries the channel's offset and epoch (offsets.h); `recover` is
+ *     answered recovered:false (no history yet);
+ *   - publications handed in by ws_server_publish from any thread, sent
+ *     to every connection subscribed to the channel;
+ *   - bounds: a message over 64 KiB -> close 1009; a send queue over
+ *     send_queue_bytes -> close 4008; at most max_subscriptions channels
+ *     per connection; WebSocket ping after 30 s idle, hang-up after 60 s;
+ *   - ws_server_free closes every connection with 1001 (drain).
+ *
+ * Threads: ws_server_publish is thread-safe; everything else belongs to
+ * the thread that made the server. Connection state is touched only by
+ * the libwebsockets thread, so it needs no lock; the one shared structure
+ * is the inbox of publications (a mutex, then lws_cancel_service wakes the
+ * thread).
+ */
+#ifndef REALTIME_WS_H
+#define REALTIME_WS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libs/authn/authn.h"
+#include "libs/base/err.h"
+#include "services/realtime/offsets.h"
+
+#define WS_PATH "/v1/realtime"
+#define WS_MAX_MESSAGE (64 * 1024) /* inbound bytes per message */
+
+typedef struct ws_config {
+  const char *addr;         /* bind address ("0.0.0.0") */
+  int port;                 /* 1..65535 */
+  authn *verifier;          /* borrowed; outlives the server */
+  offsets *offsets;         /* borrowed; outlives the server */
+  size_t max_subscriptions; /* per connection, >= 1 */
+  size_t send_queue_bytes;  /* per connection, >= 1 */
+  int64_t auth_timeout_ms;  /* first-frame authentication, > 0 */
+  size_t inbox_max;         /* publications waiting for the thread */
+} ws_config;
+
+typedef struct ws_server ws_server;
+
+/* Listens (so a taken port fails start-up) and starts the service thread.
+ * Errors: ERR_INVAL (config), ERR_UNAVAILABLE (cannot listen), ERR_NOMEM,
+ * ERR_INTERNAL (thread). *out is the caller's: ws_server_free. */
+int ws_server_start(const ws_config *c, ws_server **out) WARN_UNUSED;
+
+/* Queues text[0..len) (a complete frame) for every connection subscribed
+ * to channel. Copied. Thread-safe. Errors: ERR_NOMEM, ERR_TOOBIG (the
+ * inbox is full: the thread is stuck), ERR_CLOSED (draining). */
+int ws_server_publish(ws_server *s, const char *channel, const char *text,
+                      size_t len) WARN_UNUSED;
+
+/* Closes every connection with 1001, waits up to grace_ms for them to go,
+ * stops the thread and frees s. NULL-safe. */
+void ws_server_free(ws_server *s, int64_t grace_ms);
+
+#endif

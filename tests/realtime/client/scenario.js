@@ -1,0 +1,206 @@
+// scenario.js - the WebSocket side of tests/realtime/realtime_itest.c: a
+// real client (the `ws` package) against the realtime service, with the
+// tenants, people and orders made over the gateway's HTTP API (fetch).
+// Environment: GW (http://127.0.0.1:<port>), WS (ws://127.0.0.1:<port>/v1/realtime).
+// Exits 0 when every check held, 1 (with the failed check) otherwise; every
+// wait is bounded, so it always stops by itself.
+'use strict';
+const WebSocket = require('ws');
+
+const GW = process.env.GW;
+const WS = process.env.WS;
+const WAIT_MS = 15000; // generous: nothing here should take more than 1 s
+const PASSWORD = 'correct horse battery';
+
+function check(cond, what) {
+  if (!cond) throw new Error('check failed: ' + what);
+  console.log('ok - ' + what);
+}
+
+async function http(method, path, body, token, tenant) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = 'Bearer ' + token;
+  if (tenant) headers['X-Tenant'] = tenant;
+  const r = await fetch(GW + path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+  return text === '' ? null : JSON.parse(text);
+}
+
+// A connection whose messages queue up until a test takes them.
+function connect(token) {
+  const headers = token ? { Authorization: 'Bearer ' + token } : {};
+  const ws = new WebSocket(WS, { headers });
+  const c = { ws, queue: [], waiters: [], closed: null };
+  c.closedP = new Promise((resolve) => {
+    ws.on('close', (code) => { c.closed = code; resolve(code); });
+  });
+  ws.on('error', () => {});
+  ws.on('message', (data) => {
+    c.queue.push(JSON.parse(data.toString()));
+    c.waiters.splice(0).forEach((w) => w());
+  });
+  c.opened = new Promise((resolve, reject) => {
+    ws.on('open', resolve);
+    ws.on('close', () => reject(new Error('closed before open')));
+  });
+  c.send = (v) => ws.send(typeof v === 'string' ? v : JSON.stringify(v));
+  return c;
+}
+
+// The first queued message matching pred, waiting up to ms.
+async function next(c, pred, ms = WAIT_MS) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const i = c.queue.findIndex(pred);
+    if (i >= 0) return c.queue.splice(i, 1)[0];
+    const left = end - Date.now();
+    if (left <= 0 || c.closed !== null) return null;
+    await new Promise((resolve) => {
+      const t = setTimeout(resolve, left);
+      c.waiters.push(() => { clearTimeout(t); resolve(); });
+    });
+  }
+}
+
+async function closeCode(c, ms = WAIT_MS) {
+  const t = new Promise((resolve) => setTimeout(() => resolve('timeout'), ms));
+  return Promise.race([c.closedP, t]);
+}
+
+async function tenant(tag) {
+  const slug = `rt-${tag}-${Date.now().toString(36)}`;
+  const t = await http('POST', '/v1/tenants', {
+    name: 'Realtime ' + tag, slug,
+    owner: { email: `owner-${tag}@example.com`, password: PASSWORD, name: 'Owner' },
+  });
+  return { id: t.tenant.id, slug, owner: t.access_token, ownerId: t.user.id };
+}
+
+async function login(t, email) {
+  const r = await http('POST', '/v1/auth/login', { email, password: PASSWORD }, null, t.slug);
+  return { token: r.access_token, id: r.user.id };
+}
+
+async function people() {
+  const A = await tenant('a');
+  const B = await tenant('b');
+  await http('POST', '/v1/tenant/members',
+    { email: 'staff@example.com', name: 'Sam', password: PASSWORD, role: 'staff' }, A.owner);
+  A.staff = await login(A, 'staff@example.com');
+  await http('POST', '/v1/auth/register',
+    { email: 'cust@example.com', name: 'Cleo', password: PASSWORD }, null, A.slug);
+  A.customer = await login(A, 'cust@example.com');
+  return { A, B };
+}
+
+async function refusedWithout4001() {
+  const none = connect(null);
+  await none.opened;
+  check(await closeCode(none) === 4001, 'no token: closed 4001 after the auth timeout');
+  const bad = connect('v4.public.not-a-token');
+  check(await closeCode(bad) === 4001, 'bad Bearer token on the upgrade: closed 4001');
+  const badFrame = connect(null);
+  await badFrame.opened;
+  badFrame.send({ op: 'auth', token: 'garbage' });
+  check(await closeCode(badFrame) === 4001, 'bad token in the auth frame: closed 4001');
+}
+
+async function subscribe(c, id, channel) {
+  c.send({ op: 'subscribe', id, channel });
+  return next(c, (m) => m.id === id);
+}
+
+async function main() {
+  const { A, B } = await people();
+  const refusals = refusedWithout4001();
+
+  const staff = connect(A.staff.token);
+  const ready = await next(staff, (m) => m.op === 'ready');
+  check(ready && ready.user_id === A.staff.id && ready.tenant_id === A.id &&
+        ready.role === 'staff' && ready.client_id && ready.expires_at,
+        'header auth: ready with client_id, user_id, tenant_id, role, expires_at');
+  const sub = await subscribe(staff, 1, 'orders.' + A.id);
+  check(sub && sub.op === 'subscribed' && sub.channel === 'orders.' + A.id &&
+        Number.isInteger(sub.offset) && typeof sub.epoch === 'string' && sub.epoch !== '',
+        'staff of A: subscribed to orders.A with offset and epoch');
+
+  const owner = connect(null); // browser style: first frame
+  await owner.opened;
+  owner.send({ op: 'auth', id: 7, token: A.owner });
+  const r2 = await next(owner, (m) => m.op === 'ready');
+  check(r2 && r2.id === 7 && r2.role === 'owner', 'first-frame auth: ready, id echoed');
+  const ksub = await subscribe(owner, 2, 'kitchen.' + A.id);
+  check(ksub && ksub.op === 'subscribed', 'owner of A: subscribed to kitchen.A');
+
+  const cust = connect(A.customer.token);
+  await next(cust, (m) => m.op === 'ready');
+  const e1 = await subscribe(cust, 3, 'orders.' + A.id);
+  check(e1 && e1.op === 'error' && e1.code === 'PERMISSION_DENIED',
+        'customer of A on orders.A: PERMISSION_DENIED');
+  const own = await subscribe(cust, 4, 'private.user.' + A.customer.id);
+  check(own && own.op === 'subscribed', 'customer: subscribed to their own private.user channel');
+  const e2 = await subscribe(cust, 5, 'private.user.' + A.staff.id);
+  check(e2 && e2.code === 'PERMISSION_DENIED', "customer on another user's private channel: PERMISSION_DENIED");
+
+  const other = connect(B.owner);
+  await next(other, (m) => m.op === 'ready');
+  const e3 = await subscribe(other, 6, 'orders.' + A.id);
+  check(e3 && e3.code === 'PERMISSION_DENIED', 'owner of B on orders.A: PERMISSION_DENIED');
+  const e4 = await subscribe(other, 7, 'nonsense.' + A.id);
+  check(e4 && e4.code === 'NOT_FOUND', 'unknown channel kind: NOT_FOUND');
+
+  staff.send('{not json');
+  const bad = await next(staff, (m) => m.op === 'error');
+  check(bad && bad.code === 'INVALID_ARGUMENT', 'malformed JSON: INVALID_ARGUMENT');
+  staff.send({ op: 'dance', id: 9 });
+  const unk = await next(staff, (m) => m.id === 9);
+  check(unk && unk.op === 'error' && unk.code === 'INVALID_ARGUMENT', 'unknown op: INVALID_ARGUMENT');
+
+  const product = await http('POST', '/v1/products', { name: 'Soup', price_cents: 450, stock: 20 }, A.owner);
+  const order = await http('POST', '/v1/orders',
+    { items: [{ product_id: product.id, quantity: 2 }], notes: 'no onions' }, A.owner);
+  const shown = await http('GET', '/v1/orders/' + order.id, undefined, A.owner);
+
+  const pub = await next(staff, (m) => m.op === 'pub' && m.event.type === 'OrderCreated');
+  check(pub && pub.channel === 'orders.' + A.id && pub.event.data.id === order.id,
+        'the order created over HTTP arrives on orders.A (data.id = the order id)');
+  check(JSON.stringify(pub.event.data) === JSON.stringify(shown),
+        'its data is exactly GET /v1/orders/{id}');
+  const made = await next(staff, (m) => m.op === 'pub' && m.event.type === 'ProductChanged');
+  check(made && made.offset === sub.offset + 1 && made.epoch === sub.epoch &&
+        made.event.data.id === product.id,
+        'the product created before it came first (ProductChanged, subscribed offset + 1, same epoch)');
+  check(pub.offset === made.offset + 1 && pub.epoch === sub.epoch,
+        'the order follows with the next offset');
+  check(pub.event.tenant_id === A.id && pub.event.id && pub.event.time,
+        'event id, tenant_id and time');
+  const ticket = await next(owner, (m) => m.op === 'pub');
+  check(ticket && ticket.channel === 'kitchen.' + A.id && ticket.event.type === 'KitchenTicket' &&
+        ticket.event.data.order_id === order.id, 'the kitchen ticket arrives on kitchen.A');
+
+  await http('POST', `/v1/orders/${order.id}/status`, { status: 'confirmed' }, A.owner);
+  const moved = await next(staff, (m) => m.op === 'pub' && m.event.type === 'OrderStatusChanged');
+  check(moved && moved.event.data.status === 'confirmed' && moved.offset === pub.offset + 1,
+        'a status change follows with the next offset');
+
+  const unsub = (staff.send({ op: 'unsubscribe', id: 11, channel: 'orders.' + A.id }),
+    await next(staff, (m) => m.id === 11));
+  check(unsub && unsub.op === 'unsubscribed', 'unsubscribed');
+
+  check(cust.queue.every((m) => m.op !== 'pub') && other.queue.every((m) => m.op !== 'pub'),
+        'the refused subscribers never got a publication');
+  check(cust.closed === null && other.closed === null && staff.closed === null,
+        'connections stay open after refusals and errors');
+
+  staff.send('x'.repeat(70 * 1024));
+  check(await closeCode(staff) === 1009, 'a 70 KiB message: closed 1009');
+  await refusals;
+  [owner, cust, other].forEach((c) => c.ws.close(1000));
+}
+
+const timer = setTimeout(() => { console.log('scenario timed out'); process.exit(1); }, 120000);
+main().then(() => { clearTimeout(timer); console.log('scenario passed'); process.exit(0); },
+  (e) => { console.log(e.stack || String(e)); process.exit(1); });

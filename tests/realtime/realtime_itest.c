@@ -1,0 +1,172 @@
+/*
+ * realtime_itest.c - the realtime service end to end with a real
+ * WebSocket client: PostgreSQL, Redis, auth, tenants, orders, the gateway
+ * and realtime as processes (tests/harness), and the client
+ * tests/realtime/client/scenario.js (Node, the `ws` package, installed by
+ * npm into tests/realtime/client/node_modules on first use from its
+ * package-lock.json).
+ *
+ * The scenario makes two tenants, a staff member and a customer over the
+ * gateway's HTTP API, and checks over WebSocket: no or a bad token ->
+ * close 4001; staff of A subscribed to orders.A receives the order created
+ * over HTTP with data equal to GET /v1/orders/{id}, and the kitchen ticket
+ * on kitchen.A; a customer and a member of tenant B are refused orders.A
+ * (PERMISSION_DENIED) and never receive a publication; malformed JSON and
+ * an unknown op -> INVALID_ARGUMENT with the connection kept; a 70 KiB
+ * message -> close 1009. Then realtime gets SIGTERM and must exit 0.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "tests/harness/harness.h"
+#include "tests/harness/service.h"
+
+#define CLIENT_DIR "tests/realtime/client"
+#define OPERATOR_SECRET "itest-operator-secret-0123456789"
+
+static harness_pg g_pg;
+static harness_redis g_redis;
+static harness_service g_auth, g_tenants, g_orders, g_gw, g_rt;
+static int g_ws_port;
+
+static const harness_service_opts kSvc = {
+    .pg = &g_pg, .redis = &g_redis, .rpc_workers = 4, .log_level = "info"};
+/* realtime needs no PostgreSQL. */
+static const harness_service_opts kNoDb = {.redis = &g_redis,
+                                           .log_level = "debug"};
+
+static int run(const char *name, char *const argv[], char *const env[],
+               int timeout_ms) {
+  harness_proc *p = harness_spawn(name, argv, env);
+  if (p == NULL) return -1;
+  int st = harness_wait_exit(p, timeout_ms);
+  if (st == -1) harness_stop(p, 1000);
+  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* npm ci once: node_modules is the test's own, ignored by git. */
+static bool client_installed(void) {
+  struct stat sb;
+  if (stat(CLIENT_DIR "/node_modules/ws/package.json", &sb) == 0) return true;
+  char *argv[] = {"/bin/sh", "-c",
+                  "cd " CLIENT_DIR " && npm ci --no-audit --no-fund", NULL};
+  return run("npm", argv, NULL, 300000) == 0;
+}
+
+#define ADDR(buf, key, url) snprintf(buf, sizeof buf, "%s=%s", key, url)
+
+static bool start_gateway(void) {
+  char a[96], t[96], o[96], ae[96], te[96];
+  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
+  ADDR(t, "TENANTS_ADDR", g_tenants.rpc_url);
+  ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
+  ADDR(ae, "AUTH_EVENTS", g_auth.bus_url);
+  ADDR(te, "TENANTS_EVENTS", g_tenants.bus_url);
+  char *extra[] = {a,
+                   t,
+                   o,
+                   ae,
+                   te,
+                   "GATEWAY_BASE_DOMAIN=localhost",
+                   "GATEWAY_RATE_BURST=1000",
+                   "GATEWAY_LOGIN_BURST=1000",
+                   NULL};
+  if (!harness_service_start(&g_gw, "gateway", "services/gateway/gateway",
+                             &kSvc, extra))
+    return false;
+  char url[128];
+  return harness_wait_http_ok(
+      harness_service_http_url(&g_gw, "/healthz", url, sizeof url), 10000);
+}
+
+static bool start_realtime(void) {
+  char a[96], o[96], oe[96], ae[96], te[96], wp[32];
+  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
+  ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
+  ADDR(oe, "ORDERS_EVENTS", g_orders.bus_url);
+  ADDR(ae, "AUTH_EVENTS", g_auth.bus_url);
+  ADDR(te, "TENANTS_EVENTS", g_tenants.bus_url);
+  g_ws_port = harness_free_port();
+  snprintf(wp, sizeof wp, "WS_PORT=%d", g_ws_port);
+  char *extra[] = {a, o, oe, ae, te, wp, "WS_ADDR=127.0.0.1", NULL};
+  return harness_service_start(&g_rt, "realtime", "services/realtime/realtime",
+                               &kNoDb, extra) &&
+         harness_wait_port(g_ws_port, 10000);
+}
+
+static bool start_system(void) {
+  if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0)
+    return false;
+  char a[96], t[96];
+  bool ok = harness_service_start_auth(&g_auth, "auth", &kSvc, NULL);
+  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
+  char *ten_extra[] = {a, "TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
+                       "TENANTS_BASE_DOMAINS=localhost", NULL};
+  ok =
+      ok && harness_service_start(&g_tenants, "tenants",
+                                  "services/tenants/tenants", &kSvc, ten_extra);
+  ADDR(t, "TENANTS_ADDR", g_tenants.rpc_url);
+  char *ord_extra[] = {a, t, NULL};
+  ok = ok && harness_service_start(&g_orders, "orders",
+                                   "services/orders/orders", &kSvc, ord_extra);
+  return ok && start_gateway() && start_realtime();
+}
+
+START_TEST(websocket_scenario_with_a_real_client) {
+  char gw[96], ws[96];
+  snprintf(gw, sizeof gw, "GW=http://127.0.0.1:%d", g_gw.http_port);
+  snprintf(ws, sizeof ws, "WS=ws://127.0.0.1:%d/v1/realtime", g_ws_port);
+  char *env[] = {gw, ws, NULL};
+  char *argv[] = {"/usr/bin/env", "node", CLIENT_DIR "/scenario.js", NULL};
+  int rc = run("scenario", argv, env, 180000);
+  if (rc != 0) harness_dump_logs();
+  ck_assert_int_eq(rc, 0);
+}
+END_TEST
+
+START_TEST(sigterm_drains_and_exits_zero) {
+  harness_signal(g_rt.proc, SIGTERM);
+  int st = harness_wait_exit(g_rt.proc, 20000);
+  ck_assert(st != -1 && WIFEXITED(st));
+  ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
+int main(void) {
+  harness_init();
+  if (!client_installed()) {
+    harness_dump_logs();
+    fprintf(stderr, "cannot install the ws package (npm ci in %s)\n",
+            CLIENT_DIR);
+    return 1;
+  }
+  if (!start_system()) {
+    harness_dump_logs();
+    fprintf(stderr, "cannot start the system\n");
+    return 1;
+  }
+  Suite *s = suite_create("realtime_itest");
+  TCase *tc = tcase_create("realtime");
+  tcase_set_timeout(tc, 240);
+  tcase_add_test(tc, websocket_scenario_with_a_real_client);
+  tcase_add_test(tc, sigterm_drains_and_exits_zero);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_set_fork_status(sr, CK_NOFORK);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  if (failed != 0) harness_dump_logs();
+  harness_service_stop(&g_rt, 15000);
+  harness_service_stop(&g_gw, 15000);
+  harness_service_stop(&g_orders, 15000);
+  harness_service_stop(&g_tenants, 15000);
+  harness_service_stop(&g_auth, 15000);
+  harness_redis_stop(&g_redis);
+  harness_pg_stop(&g_pg);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
