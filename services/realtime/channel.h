@@ -1,6 +1,6 @@
 /*
  * channel.h - realtime channel names and who may subscribe to them
- * (/work/shared/design/HTTP-API.md, "Realtime").
+ * (services/realtime/README.md, "WebSocket").
  *
  *   orders.<tenant_id>  kitchen.<tenant_id>  tables.<tenant_id>
  *   devices.<tenant_id>     staff and above of that tenant (a "device"

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "libs/obs/log.h"
@@ -213,8 +214,8 @@ static void authenticate(ws_server *s, conn *c, const char *token, json_t *id) {
   int rc = token == NULL || token[0] == '\0'
                ? ERR_INVAL
                : authn_verify(s->c.verifier, token, strlen(token), &cl, &why);
-  if (rc != ERR_OK || strlen(cl.tid) > UUID_STR_LEN ||
-      strlen(cl.role) >= ROLE_MAX) {
+  if (rc != ERR_OK || strlen(cl.sub) > UUID_STR_LEN ||
+      strlen(cl.tid) > UUID_STR_LEN || strlen(cl.role) >= ROLE_MAX) {
     log_info("websocket authentication refused", "reason",
              authn_result_str(why));
     conn_close(c, rc == ERR_UNAVAILABLE ? LWS_CLOSE_STATUS_UNEXPECTED_CONDITION
@@ -222,9 +223,10 @@ static void authenticate(ws_server *s, conn *c, const char *token, json_t *id) {
     return;
   }
   c->authed = true;
-  snprintf(c->user_id, sizeof c->user_id, "%s", cl.sub);
-  snprintf(c->tenant_id, sizeof c->tenant_id, "%s", cl.tid);
-  snprintf(c->role, sizeof c->role, "%s", cl.role);
+  /* Lengths checked above: these copies never cut. */
+  str_copy(c->user_id, cl.sub, sizeof c->user_id);
+  str_copy(c->tenant_id, cl.tid, sizeof c->tenant_id);
+  str_copy(c->role, cl.role, sizeof c->role);
   c->exp_ms = cl.exp_ms;
   int64_t left_ms = cl.exp_ms - time_now_ms();
   lws_set_timer_usecs(c->wsi, (lws_usec_t)(left_ms > 0 ? left_ms : 0) * 1000);

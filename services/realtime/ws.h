@@ -2,7 +2,7 @@
  * ws.h - the realtime WebSocket endpoint (ws://<addr>:<port>/v1/realtime),
  * served by libwebsockets on one thread of its own.
  *
- * The contract is /work/shared/design/HTTP-API.md, "Realtime". This slice:
+ * The contract is services/realtime/README.md ("WebSocket"). This slice:
  *   - authentication by "Authorization: Bearer" on the upgrade, or a
  *     first frame {"op":"auth","token"} within auth_timeout_ms, verified
  *     offline by libs/authn -> {"op":"ready",...}; no or a bad token ->
