@@ -31,7 +31,7 @@ static const char *canonical_id(const char *id) {
   return id;
 }
 
-static bool is_staff(const channel_who *cl) {
+bool channel_is_staff(const channel_who *cl) {
   return strcmp(cl->role, "device") == 0 ||
          authn_role_rank(cl->role) >= AUTHN_ROLE_STAFF;
 }
@@ -39,7 +39,8 @@ static bool is_staff(const channel_who *cl) {
 static enum channel_verdict tenant_channel(const char *id,
                                            const channel_who *cl) {
   if (canonical_id(id) == NULL) return CHANNEL_INVALID;
-  if (strcmp(id, cl->tenant_id) != 0 || !is_staff(cl)) return CHANNEL_DENIED;
+  if (strcmp(id, cl->tenant_id) != 0 || !channel_is_staff(cl))
+    return CHANNEL_DENIED;
   return CHANNEL_OK;
 }
 

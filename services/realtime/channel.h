@@ -42,6 +42,9 @@ enum channel_verdict channel_authorize(const char *name,
 /* The contract's code for a refusal ("PERMISSION_DENIED", ...); static. */
 const char *channel_verdict_code(enum channel_verdict v);
 
+/* Staff or above (a device counts as staff): who may read history. */
+bool channel_is_staff(const channel_who *who);
+
 /* True when topic (a bus topic, "orders.<tid>") is also a channel that
  * clients may subscribe to, i.e. a publication should be made for it. */
 bool channel_from_topic(const char *topic);

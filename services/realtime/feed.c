@@ -1,10 +1,11 @@
 /*
  * feed.c - bus events to publications (see feed.h).
  *
- * Runs on the bus subscriber's receive thread: offsets in Redis, the frame
- * rendered once, handed to the WebSocket thread through its inbox. Events
- * of types this service does not render (pub.h) take no offset and are
- * logged at debug level.
+ * Runs on the bus subscriber's receive thread: the event rendered once,
+ * its offset taken and the event put in the history in Redis (one
+ * script), the frame made around it and handed to the WebSocket thread
+ * through its inbox. Events of types this service does not render (pub.h),
+ * or that fail to render, take no offset and are logged.
  */
 #include "services/realtime/feed.h"
 
@@ -36,17 +37,26 @@ static int on_event(void *arg, const Rpc__V1__Event *ev) {
     log_debug("event not published", "topic", ev->topic, "type", ev->type);
     return ERR_OK;
   }
+  char *event = NULL, *text = NULL;
+  size_t evlen = 0, len = 0;
+  int rc = pub_event(ev, &event, &evlen);
+  if (rc != ERR_OK) {
+    log_warn("event not rendered", "id", ev->id, "error", err_str(rc));
+    return rc == ERR_NOMEM ? rc : ERR_OK;
+  }
   int64_t offset = 0;
   char epoch[OFFSETS_EPOCH_MAX + 1];
-  int rc = offsets_next(f->c.offsets, ev->topic, ev->id, &offset, epoch);
+  rc = offsets_next(f->c.offsets, ev->topic, ev->id, event, evlen, &offset,
+                    epoch);
   if (rc != ERR_OK) {
+    free(event);
     log_warn("no offset for an event; retrying", "error", err_str(rc));
     return rc;
   }
-  char *text = NULL;
-  size_t len = 0;
-  rc = pub_frame(ev->topic, offset, epoch, ev, &text, &len);
-  if (rc == ERR_OK) rc = ws_server_publish(f->c.ws, ev->topic, text, len);
+  rc = pub_frame_text(ev->topic, offset, epoch, event, evlen, &text, &len);
+  free(event);
+  if (rc == ERR_OK)
+    rc = ws_server_publish(f->c.ws, ev->topic, offset, epoch, text, len);
   free(text);
   if (rc != ERR_OK)
     log_warn("event not published", "id", ev->id, "error", err_str(rc));

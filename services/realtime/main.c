@@ -6,11 +6,11 @@
  * method, Ping - the admin port, drain on SIGTERM). The service needs no
  * PostgreSQL (uses_db false): what it shares between replicas, the
  * channels' offsets and epochs, lives in Redis, which is therefore
- * required. init opens, in order: Redis, the token verifier (and its
- * revocation feed), the client of orders (Replay), the WebSocket server
- * (ws.h, its own thread on WS_ADDR:WS_PORT) and the bus feed (feed.h);
- * fini closes them in the reverse order, the WebSocket connections with
- * 1001 within REALTIME_DRAIN_MS.
+ * required (and the channels' history with them). init opens, in order: Redis,
+ * the token verifier (and its revocation feed), the client of orders (Replay),
+ * the WebSocket server (ws.h, its own thread on WS_ADDR:WS_PORT) and the bus
+ * feed (feed.h); fini closes them in the reverse order, the WebSocket
+ * connections with 1001 within REALTIME_DRAIN_MS.
  */
 #include <stdio.h>
 #include <string.h>
@@ -43,7 +43,8 @@ static const cfg_entry config[] = {
     {.name = "REDIS_URL",
      .kind = CFG_URL,
      .required = true,
-     .description = "Redis: channel offsets and epochs, token revocations"},
+     .description =
+         "Redis: channel offsets, epochs and history, token revocations"},
     {.name = "ORDERS_ADDR",
      .kind = CFG_URL,
      .required = true,
@@ -80,6 +81,18 @@ static const cfg_entry config[] = {
      .min = 1,
      .max = 600000,
      .description = "time for the first-frame auth; then close 4001"},
+    {.name = "REALTIME_HISTORY_SIZE",
+     .kind = CFG_INT,
+     .def = "300",
+     .min = 1,
+     .max = 100000,
+     .description = "publications kept per channel for recovery and history"},
+    {.name = "REALTIME_HISTORY_TTL",
+     .kind = CFG_DURATION_MS,
+     .def = "10m",
+     .min = 1000,
+     .max = 86400000,
+     .description = "how long a publication stays in a channel's history"},
     {.name = "REALTIME_DRAIN_MS",
      .kind = CFG_DURATION_MS,
      .def = "2s",
@@ -156,7 +169,10 @@ static int realtime_init(svc *s, void *arg) {
   if (rc == ERR_OK && a->redis == NULL) rc = ERR_INVAL;
   if (rc == ERR_OK) rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
   if (rc == ERR_OK) rc = open_revocations(s, a);
-  if (rc == ERR_OK) rc = offsets_new(a->redis, &a->offsets);
+  offsets_options oo = {
+      .history_size = (size_t)cfg_int(svc_cfg(s), "REALTIME_HISTORY_SIZE"),
+      .history_ttl_ms = cfg_duration_ms(svc_cfg(s), "REALTIME_HISTORY_TTL")};
+  if (rc == ERR_OK) rc = offsets_new(a->redis, &oo, &a->offsets);
   if (rc == ERR_OK) rc = open_ws(s, a);
   if (rc == ERR_OK) rc = open_feed(s, a);
   if (rc == ERR_OK) rc = realtime_register(svc_rpc(s));

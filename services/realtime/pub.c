@@ -9,6 +9,8 @@
  */
 #include "services/realtime/pub.h"
 
+#include <inttypes.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,23 +84,62 @@ static json_t *event_object(const Rpc__V1__Event *ev, json_t *data) {
                    "tenant_id", ev->tenant_id, "time", when, "data", data);
 }
 
-int pub_frame(const char *channel, int64_t offset, const char *epoch,
-              const Rpc__V1__Event *ev, char **out, size_t *len) {
+static int dump(json_t *v, char **out, size_t *len) {
+  *out = v == NULL
+             ? NULL
+             : json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                 JSON_REAL_PRECISION(15) | JSON_ENCODE_ANY);
+  json_decref(v);
+  if (*out == NULL) return ERR_NOMEM;
+  *len = strlen(*out);
+  return ERR_OK;
+}
+
+int pub_event(const Rpc__V1__Event *ev, char **out, size_t *len) {
   *out = NULL;
   json_t *data = NULL;
   int rc = pub_data(ev, &data);
   if (rc != ERR_OK) return rc;
-  json_t *event = event_object(ev, data); /* steals data */
-  json_t *frame = event == NULL ? NULL
-                                : json_pack("{s:s, s:s, s:I, s:s, s:o}", "op",
-                                            "pub", "channel", channel, "offset",
-                                            (json_int_t)offset, "epoch", epoch,
-                                            "event", event);
-  if (frame == NULL) return ERR_NOMEM;
-  *out = json_dumps(frame, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                               JSON_REAL_PRECISION(15));
-  json_decref(frame);
-  if (*out == NULL) return ERR_NOMEM;
-  *len = strlen(*out);
+  return dump(event_object(ev, data), out, len); /* steals data */
+}
+
+int pub_frame_text(const char *channel, int64_t offset, const char *epoch,
+                   const char *event, size_t evlen, char **out, size_t *len) {
+  *out = NULL;
+  char *ch = NULL, *ep = NULL;
+  size_t chlen = 0, eplen = 0;
+  int rc = dump(json_string(channel), &ch, &chlen);
+  if (rc == ERR_OK) rc = dump(json_string(epoch), &ep, &eplen);
+  size_t cap = chlen + eplen + evlen + 96;
+  char *buf = rc == ERR_OK ? malloc(cap) : NULL;
+  int n = buf == NULL
+              ? -1
+              : snprintf(buf, cap,
+                         "{\"op\":\"pub\",\"channel\":%s,\"offset\":%" PRId64
+                         ",\"epoch\":%s,\"event\":",
+                         ch, offset, ep);
+  free(ch);
+  free(ep);
+  if (n < 0 || (size_t)n + evlen + 2 > cap) {
+    free(buf);
+    return rc != ERR_OK ? rc : ERR_NOMEM;
+  }
+  memcpy(buf + n, event, evlen);
+  buf[(size_t)n + evlen] = '}';
+  buf[(size_t)n + evlen + 1] = '\0';
+  *out = buf;
+  *len = (size_t)n + evlen + 1;
   return ERR_OK;
+}
+
+int pub_frame(const char *channel, int64_t offset, const char *epoch,
+              const Rpc__V1__Event *ev, char **out, size_t *len) {
+  *out = NULL;
+  char *event = NULL;
+  size_t evlen = 0;
+  int rc = pub_event(ev, &event, &evlen);
+  if (rc == ERR_OK)
+    rc = pub_frame_text(channel, offset, epoch, event, evlen, out, len);
+  free(event);
+  return rc;
 }

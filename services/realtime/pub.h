@@ -32,6 +32,17 @@ bool pub_known(const char *type);
  * cannot be JSON), ERR_NOMEM. */
 int pub_data(const Rpc__V1__Event *ev, json_t **out) WARN_UNUSED;
 
+/* The frame's "event" object ({"id","type","tenant_id","time","data"})
+ * as compact JSON text; memory and errors as pub_frame. */
+int pub_event(const Rpc__V1__Event *ev, char **out, size_t *len) WARN_UNUSED;
+
+/* The whole frame for channel at offset in epoch around event[0..evlen)
+ * (pub_event's text, as stored in the history): the same bytes pub_frame
+ * makes. Errors: ERR_NOMEM. */
+int pub_frame_text(const char *channel, int64_t offset, const char *epoch,
+                   const char *event, size_t evlen, char **out,
+                   size_t *len) WARN_UNUSED;
+
 /* The whole frame for channel at offset in epoch, as compact JSON text.
  * On ERR_OK *out is malloc'd and NUL-terminated, *len its length (the
  * caller frees). Errors as pub_data. */

@@ -2,8 +2,10 @@
  * realtime_test.c - the realtime service's pure parts, no servers: channel
  * authorisation (every rule of the contract, and the hostile names) and
  * publication frames (an OrderCreated becomes the order as the HTTP API
- * shows it). Everything that needs Redis, a socket or another service is
- * in tests/realtime/realtime_itest.c.
+ * shows it; the frame made around a stored event is the same bytes), the
+ * history entries' format and the delivery filter (offsets.h). Everything that
+ * needs Redis, a socket or another service is in
+ * tests/realtime/realtime_itest.c.
  */
 #include <check.h>
 #include <jansson.h>
@@ -12,6 +14,7 @@
 
 #include "proto/orders/v1/orders.pb-c.h"
 #include "services/realtime/channel.h"
+#include "services/realtime/offsets.h"
 #include "services/realtime/pub.h"
 
 #define TA "0190f0a0-0000-7000-8000-00000000000a"
@@ -161,6 +164,69 @@ START_TEST(unknown_types_and_bad_payloads) {
 }
 END_TEST
 
+START_TEST(the_frame_around_a_stored_event_is_the_same_frame) {
+  Rpc__V1__Event ev;
+  uint8_t *buf = NULL;
+  order_created(&ev, &buf);
+  char *whole = NULL, *event = NULL, *again = NULL;
+  size_t wlen = 0, elen = 0, alen = 0;
+  ck_assert_int_eq(pub_frame("orders." TA, 42, "0123abcd", &ev, &whole, &wlen),
+                   ERR_OK);
+  ck_assert_int_eq(pub_event(&ev, &event, &elen), ERR_OK);
+  ck_assert_int_eq(event[0], '{');
+  ck_assert_int_eq(
+      pub_frame_text("orders." TA, 42, "0123abcd", event, elen, &again, &alen),
+      ERR_OK);
+  ck_assert_uint_eq(alen, wlen);
+  ck_assert_str_eq(again, whole);
+  /* and it is the frame jansson would make of the same object */
+  json_t *f = json_loads(again, 0, NULL);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(json_integer_value(json_object_get(f, "offset")), 42);
+  char *redump = json_dumps(f, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                   JSON_REAL_PRECISION(15));
+  ck_assert_str_eq(redump, whole);
+  free(redump);
+  json_decref(f);
+  free(whole);
+  free(event);
+  free(again);
+  free(buf);
+}
+END_TEST
+
+START_TEST(history_entries_split_or_are_refused) {
+  int64_t off = 0, when = 0;
+  const char *ev = NULL;
+  size_t evlen = 0;
+  const char ok[] = "17 1700000000123 {\"id\":\"x\"}";
+  ck_assert_int_eq(
+      offsets_entry_parse(ok, strlen(ok), &off, &when, &ev, &evlen), ERR_OK);
+  ck_assert_int_eq(off, 17);
+  ck_assert_int_eq(when, 1700000000123);
+  ck_assert_uint_eq(evlen, strlen("{\"id\":\"x\"}"));
+  ck_assert(memcmp(ev, "{\"id\":\"x\"}", evlen) == 0);
+  const char *bad[] = {"",           "17",
+                       "17 ",        "17 123",
+                       "17 123 ",    "x 123 {}",
+                       "17 x {}",    " 17 123 {}",
+                       "17  123 {}", "1234567890123456789 1 {}"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(offsets_entry_parse(bad[i], strlen(bad[i]), &off, &when, &ev,
+                                      &evlen) == ERR_PROTO,
+                  "accepted \"%s\"", bad[i]);
+}
+END_TEST
+
+START_TEST(a_subscriber_gets_only_what_it_has_not_seen) {
+  ck_assert(offsets_is_new(5, "aa", 6, "aa"));
+  ck_assert(!offsets_is_new(5, "aa", 5, "aa"));
+  ck_assert(!offsets_is_new(5, "aa", 3, "aa"));
+  ck_assert(offsets_is_new(5, "aa", 1, "bb")); /* a new epoch: sent */
+  ck_assert(offsets_is_new(0, "aa", 1, "aa"));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("realtime");
   TCase *tc = tcase_create("realtime");
@@ -171,6 +237,9 @@ int main(void) {
   tcase_add_test(tc, topics_that_are_channels);
   tcase_add_test(tc, order_created_becomes_the_order_json);
   tcase_add_test(tc, unknown_types_and_bad_payloads);
+  tcase_add_test(tc, the_frame_around_a_stored_event_is_the_same_frame);
+  tcase_add_test(tc, history_entries_split_or_are_refused);
+  tcase_add_test(tc, a_subscriber_gets_only_what_it_has_not_seen);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -39,6 +39,7 @@
 #include "libs/base/uuid.h"
 #include "libs/obs/log.h"
 #include "services/realtime/channel.h"
+#include "services/realtime/pub.h"
 
 #define CLOSE_AUTH 4001
 #define CLOSE_SLOW 4008
@@ -56,6 +57,15 @@ typedef struct qnode {
   msg *m;
 } qnode;
 
+/* A subscription and what its client has seen of the channel: the offset
+ * and epoch of the "subscribed" answer (which covers the recovered
+ * publications), then of each publication sent. */
+typedef struct sub {
+  char *channel; /* NULL: a free slot */
+  int64_t offset;
+  char epoch[OFFSETS_EPOCH_MAX + 1];
+} sub;
+
 typedef struct conn {
   struct lws *wsi;
   struct conn *prev, *next; /* the server's live connections */
@@ -65,7 +75,7 @@ typedef struct conn {
   char tenant_id[UUID_STR_LEN + 1];
   char role[ROLE_MAX];
   int64_t exp_ms;
-  char **subs; /* max_subscriptions slots, NULL = free */
+  sub *subs; /* max_subscriptions slots */
   size_t nsubs;
   qnode *head, *tail;
   size_t qbytes;
@@ -78,6 +88,8 @@ typedef struct conn {
 typedef struct inpub {
   struct inpub *next;
   char channel[CHANNEL_MAX + 1];
+  int64_t offset;
+  char epoch[OFFSETS_EPOCH_MAX + 1];
   msg *m;
 } inpub;
 
@@ -174,34 +186,32 @@ static void send_error(ws_server *s, conn *c, json_t *id, const char *code,
 
 /* -------------------------------------------------------- subscriptions --- */
 
-static char **find_sub(ws_server *s, conn *c, const char *channel) {
+static sub *find_sub(ws_server *s, conn *c, const char *channel) {
   for (size_t i = 0; c->subs != NULL && i < s->c.max_subscriptions; i++)
-    if (c->subs[i] != NULL && strcmp(c->subs[i], channel) == 0)
+    if (c->subs[i].channel != NULL && strcmp(c->subs[i].channel, channel) == 0)
       return &c->subs[i];
   return NULL;
 }
 
-static int add_sub(ws_server *s, conn *c, const char *channel) {
-  if (find_sub(s, c, channel) != NULL) return ERR_OK;
+/* A free slot for channel (*out NULL-free: the caller fills it). */
+static int free_slot(ws_server *s, conn *c, sub **out) {
   if (c->nsubs >= s->c.max_subscriptions) return ERR_TOOBIG;
   if (c->subs == NULL)
     c->subs = calloc(s->c.max_subscriptions, sizeof *c->subs);
   if (c->subs == NULL) return ERR_NOMEM;
   for (size_t i = 0; i < s->c.max_subscriptions; i++) {
-    if (c->subs[i] != NULL) continue;
-    c->subs[i] = strdup(channel);
-    if (c->subs[i] == NULL) return ERR_NOMEM;
-    c->nsubs++;
+    if (c->subs[i].channel != NULL) continue;
+    *out = &c->subs[i];
     return ERR_OK;
   }
   return ERR_TOOBIG;
 }
 
 static void remove_sub(ws_server *s, conn *c, const char *channel) {
-  char **slot = find_sub(s, c, channel);
+  sub *slot = find_sub(s, c, channel);
   if (slot == NULL) return;
-  free(*slot);
-  *slot = NULL;
+  free(slot->channel);
+  slot->channel = NULL;
   c->nsubs--;
 }
 
@@ -266,35 +276,174 @@ static void header_auth(ws_server *s, conn *c) {
 
 /* ----------------------------------------------------------------- ops --- */
 
-static void op_subscribe(ws_server *s, conn *c, json_t *req, json_t *id) {
+/* The channel of req, authorised for c (an error is sent otherwise). */
+static const char *authorised_channel(ws_server *s, conn *c, json_t *req,
+                                      json_t *id) {
   const char *channel = json_string_value(json_object_get(req, "channel"));
   channel_who who = {c->user_id, c->tenant_id, c->role};
   enum channel_verdict v = channel_authorize(channel, &who);
-  if (v != CHANNEL_OK) {
-    send_error(s, c, id, channel_verdict_code(v),
-               v == CHANNEL_DENIED      ? "not allowed on this channel"
-               : v == CHANNEL_NOT_FOUND ? "no such channel"
-                                        : "bad channel name");
+  if (v == CHANNEL_OK) return channel;
+  send_error(s, c, id, channel_verdict_code(v),
+             v == CHANNEL_DENIED      ? "not allowed on this channel"
+             : v == CHANNEL_NOT_FOUND ? "no such channel"
+                                      : "bad channel name");
+  return NULL;
+}
+
+/* {"offset":N,"epoch":"…"} (recover, since): false when malformed. */
+static bool position(json_t *p, int64_t *offset, const char **epoch) {
+  json_t *o = json_object_get(p, "offset");
+  *epoch = json_string_value(json_object_get(p, "epoch"));
+  if (!json_is_integer(o) || json_integer_value(o) < 0 || *epoch == NULL ||
+      strlen(*epoch) > OFFSETS_EPOCH_MAX)
+    return false;
+  *offset = (int64_t)json_integer_value(o);
+  return true;
+}
+
+/* The publications of h as the pub frames they were (or would have been)
+ * when sent live, so a client handles both alike. NULL: out of memory or
+ * an entry that is not JSON. */
+static json_t *publications(const char *channel, const offsets_history *h) {
+  json_t *a = json_array();
+  for (size_t i = 0; a != NULL && i < h->n; i++) {
+    char *text = NULL;
+    size_t len = 0;
+    json_t *f = NULL;
+    if (pub_frame_text(channel, h->pubs[i].offset, h->epoch, h->pubs[i].event,
+                       h->pubs[i].len, &text, &len) == ERR_OK)
+      f = json_loadb(text, len, 0, NULL);
+    free(text);
+    if (f == NULL || json_array_append_new(a, f) != 0) {
+      json_decref(a);
+      a = NULL;
+    }
+  }
+  return a;
+}
+
+/*
+ * subscribe, with or without recover.
+ *
+ * No gap, no duplicate. Everything here runs on the one libwebsockets
+ * thread, and so does delivery (drain_inbox): while this function runs no
+ * publication reaches any connection. One Redis script reads the channel's
+ * offset O, its epoch and (with recover) the history after the client's
+ * offset, atomically with respect to offsets_next, which gives an offset
+ * and writes the history in one script too. So every publication is
+ * either <= O - taken before the read, hence in the recovered
+ * `publications` (or at/before the client's own offset) - or > O, taken
+ * after the read: the bus thread hands it to the inbox only after
+ * offsets_next returned, the inbox is drained on this thread after this
+ * function, when the subscription exists, so it is delivered as a pub.
+ * What remains is a publication <= O still in the inbox (taken before the
+ * read, not yet delivered): it was recovered, or is before the position
+ * the client was told, so it must not be sent again. The subscription
+ * therefore remembers (O, epoch) and deliver() sends only what
+ * offsets_is_new says is later. Without recover the same holds: the
+ * client starts at O.
+ */
+static void op_subscribe(ws_server *s, conn *c, json_t *req, json_t *id) {
+  const char *channel = authorised_channel(s, c, req, id);
+  if (channel == NULL) return;
+  json_t *rec = json_object_get(req, "recover");
+  int64_t since = -1;
+  const char *epoch = NULL;
+  if (rec != NULL && !json_is_null(rec) && !position(rec, &since, &epoch)) {
+    send_error(s, c, id, "INVALID_ARGUMENT",
+               "recover needs an offset (>= 0) and an epoch");
     return;
   }
-  int64_t offset = 0;
-  char epoch[OFFSETS_EPOCH_MAX + 1];
-  if (offsets_current(s->c.offsets, channel, &offset, epoch) != ERR_OK) {
-    send_error(s, c, id, "UNAVAILABLE", "try again later");
-    return;
-  }
-  int rc = add_sub(s, c, channel);
+  sub *existing = find_sub(s, c, channel), *slot = NULL;
+  int rc = existing != NULL ? ERR_OK : free_slot(s, c, &slot);
   if (rc != ERR_OK) {
     send_error(s, c, id, "INVALID_ARGUMENT",
                rc == ERR_TOOBIG ? "too many subscriptions" : "out of memory");
     return;
   }
+  offsets_history h;
+  if (since >= 0)
+    rc = offsets_read(s->c.offsets, channel, since, epoch, 0, &h);
+  else {
+    memset(&h, 0, sizeof h);
+    rc = offsets_current(s->c.offsets, channel, &h.offset, h.epoch);
+  }
+  json_t *pubs = rc != ERR_OK ? NULL
+                 : h.complete ? publications(channel, &h)
+                              : json_array();
+  if (pubs == NULL) {
+    offsets_history_free(&h);
+    send_error(s, c, id, "UNAVAILABLE", "try again later");
+    return;
+  }
+  if (slot != NULL) { /* an existing subscription keeps its position */
+    slot->channel = strdup(channel);
+    if (slot->channel == NULL) {
+      offsets_history_free(&h);
+      json_decref(pubs);
+      send_error(s, c, id, "INVALID_ARGUMENT", "out of memory");
+      return;
+    }
+    slot->offset = h.offset;
+    memcpy(slot->epoch, h.epoch, sizeof slot->epoch);
+    c->nsubs++;
+  }
   json_t *r = with_id(json_pack("{s:s}", "op", "subscribed"), id);
   if (r != NULL)
-    json_object_update_new(r, json_pack("{s:s, s:I, s:s, s:b, s:[]}", "channel",
-                                        channel, "offset", (json_int_t)offset,
-                                        "epoch", epoch, "recovered", 0,
-                                        "publications"));
+    json_object_update_new(
+        r, json_pack("{s:s, s:I, s:s, s:b, s:o}", "channel", channel, "offset",
+                     (json_int_t)h.offset, "epoch", h.epoch, "recovered",
+                     since >= 0 && h.complete, "publications", pubs));
+  else
+    json_decref(pubs);
+  offsets_history_free(&h);
+  conn_send_json(s, c, r);
+}
+
+/* history (staff and above): the publications after since in its epoch
+ * (none when the epoch is not the channel's: positions do not carry over
+ * epochs), or the last ones; at most limit. */
+static void op_history(ws_server *s, conn *c, json_t *req, json_t *id) {
+  channel_who who = {c->user_id, c->tenant_id, c->role};
+  if (!channel_is_staff(&who)) {
+    send_error(s, c, id, "PERMISSION_DENIED", "history is for staff");
+    return;
+  }
+  const char *channel = authorised_channel(s, c, req, id);
+  if (channel == NULL) return;
+  json_t *since_v = json_object_get(req, "since"),
+         *limit_v = json_object_get(req, "limit");
+  int64_t since = -1;
+  const char *epoch = NULL;
+  if ((since_v != NULL && !json_is_null(since_v) &&
+       !position(since_v, &since, &epoch)) ||
+      (limit_v != NULL &&
+       (!json_is_integer(limit_v) || json_integer_value(limit_v) < 1 ||
+        json_integer_value(limit_v) > WS_HISTORY_LIMIT))) {
+    send_error(
+        s, c, id, "INVALID_ARGUMENT",
+        "since needs an offset and an epoch; limit 1.." WS_HISTORY_LIMIT_STR);
+    return;
+  }
+  size_t limit =
+      limit_v != NULL ? (size_t)json_integer_value(limit_v) : WS_HISTORY_LIMIT;
+  offsets_history h;
+  int rc = offsets_read(s->c.offsets, channel, since, epoch, limit, &h);
+  json_t *pubs = rc == ERR_OK ? publications(channel, &h) : NULL;
+  if (pubs == NULL) {
+    offsets_history_free(&h);
+    send_error(s, c, id, "UNAVAILABLE", "try again later");
+    return;
+  }
+  json_t *r = with_id(json_pack("{s:s}", "op", "history"), id);
+  if (r != NULL)
+    json_object_update_new(r,
+                           json_pack("{s:s, s:I, s:s, s:o}", "channel", channel,
+                                     "offset", (json_int_t)h.offset, "epoch",
+                                     h.epoch, "publications", pubs));
+  else
+    json_decref(pubs);
+  offsets_history_free(&h);
   conn_send_json(s, c, r);
 }
 
@@ -327,6 +476,8 @@ static void handle_message(ws_server *s, conn *c, const char *text,
     op_subscribe(s, c, req, id);
   } else if (strcmp(op, "unsubscribe") == 0) {
     op_unsubscribe(s, c, req, id);
+  } else if (strcmp(op, "history") == 0) {
+    op_history(s, c, req, id);
   } else {
     send_error(s, c, id, "INVALID_ARGUMENT", "unknown or unsupported op");
   }
@@ -408,7 +559,7 @@ static void conn_gone(ws_server *s, conn *c) {
     free(n);
   }
   for (size_t i = 0; c->subs != NULL && i < s->c.max_subscriptions; i++)
-    free(c->subs[i]);
+    free(c->subs[i].channel);
   free(c->subs);
   free(c->rx);
   c->wsi = NULL;
@@ -421,9 +572,16 @@ static void timer_fired(conn *c) {
 
 /* ---------------------------------------------------------------- inbox --- */
 
+/* To every subscriber that has not seen it (see op_subscribe). */
 static void deliver(ws_server *s, const inpub *p) {
-  for (conn *c = s->conns; c != NULL; c = c->next)
-    if (c->authed && find_sub(s, c, p->channel) != NULL) conn_send(s, c, p->m);
+  for (conn *c = s->conns; c != NULL; c = c->next) {
+    sub *b = c->authed ? find_sub(s, c, p->channel) : NULL;
+    if (b == NULL || !offsets_is_new(b->offset, b->epoch, p->offset, p->epoch))
+      continue;
+    b->offset = p->offset;
+    memcpy(b->epoch, p->epoch, sizeof b->epoch);
+    conn_send(s, c, p->m);
+  }
 }
 
 static void drain_inbox(ws_server *s) {
@@ -444,10 +602,11 @@ static void drain_inbox(ws_server *s) {
       conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY);
 }
 
-int ws_server_publish(ws_server *s, const char *channel, const char *text,
-                      size_t len) {
+int ws_server_publish(ws_server *s, const char *channel, int64_t offset,
+                      const char *epoch, const char *text, size_t len) {
   if (atomic_load(&s->draining)) return ERR_CLOSED;
-  if (strlen(channel) > CHANNEL_MAX) return ERR_INVAL;
+  if (strlen(channel) > CHANNEL_MAX || strlen(epoch) > OFFSETS_EPOCH_MAX)
+    return ERR_INVAL;
   inpub *p = calloc(1, sizeof *p);
   msg *m = p == NULL ? NULL : msg_new(text, len);
   if (m == NULL) {
@@ -455,6 +614,8 @@ int ws_server_publish(ws_server *s, const char *channel, const char *text,
     return ERR_NOMEM;
   }
   snprintf(p->channel, sizeof p->channel, "%s", channel);
+  snprintf(p->epoch, sizeof p->epoch, "%s", epoch);
+  p->offset = offset;
   p->m = m;
   pthread_mutex_lock(&s->mu);
   bool full = s->in_len >= s->c.inbox_max;

@@ -8,8 +8,12 @@
  *     offline by libs/authn -> {"op":"ready",...}; no or a bad token ->
  *     close 4001; the token's exp passing -> close 4001;
  *   - subscribe / unsubscribe with channel.h's authorisation; the answer
- *     carries the channel's offset and epoch (offsets.h); `recover` is
- *     answered recovered:false (no history yet);
+ *     carries the channel's offset and epoch (offsets.h); with `recover`
+ *     the publications after the client's offset from the history, when
+ *     it holds them all in the same epoch (recovered:true), else
+ *     recovered:false and none; every publication either recovered or
+ *     sent after, never both (ws.c, op_subscribe);
+ *   - history (staff and above, same channel authorisation);
  *   - publications handed in by ws_server_publish from any thread, sent
  *     to every connection subscribed to the channel;
  *   - bounds: a message over 64 KiB -> close 1009; a send queue over
@@ -35,6 +39,8 @@
 
 #define WS_PATH "/v1/realtime"
 #define WS_MAX_MESSAGE (64 * 1024) /* inbound bytes per message */
+#define WS_HISTORY_LIMIT 1000      /* publications per history answer */
+#define WS_HISTORY_LIMIT_STR "1000"
 
 typedef struct ws_config {
   const char *addr;         /* bind address ("0.0.0.0") */
@@ -54,10 +60,13 @@ typedef struct ws_server ws_server;
  * ERR_INTERNAL (thread). *out is the caller's: ws_server_free. */
 int ws_server_start(const ws_config *c, ws_server **out) WARN_UNUSED;
 
-/* Queues text[0..len) (a complete frame) for every connection subscribed
- * to channel. Copied. Thread-safe. Errors: ERR_NOMEM, ERR_TOOBIG (the
- * inbox is full: the thread is stuck), ERR_CLOSED (draining). */
-int ws_server_publish(ws_server *s, const char *channel, const char *text,
+/* Queues text[0..len) (a complete frame: the publication at offset in
+ * epoch) for every connection subscribed to channel that has not seen
+ * that offset (see ws.c, op_subscribe). Copied. Thread-safe. Errors: ERR_NOMEM,
+ * ERR_TOOBIG (the inbox is full: the thread is stuck), ERR_CLOSED (draining).
+ */
+int ws_server_publish(ws_server *s, const char *channel, int64_t offset,
+                      const char *epoch, const char *text,
                       size_t len) WARN_UNUSED;
 
 /* Closes every connection with 1001, waits up to grace_ms for them to go,
