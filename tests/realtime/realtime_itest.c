@@ -13,7 +13,12 @@
  * on kitchen.A; a customer and a member of tenant B are refused orders.A
  * (PERMISSION_DENIED) and never receive a publication; malformed JSON and
  * an unknown op -> INVALID_ARGUMENT with the connection kept; a 70 KiB
- * message -> close 1009. Then realtime gets SIGTERM and must exit 0.
+ * message -> close 1009. Recovery (issue 13): subscribe, disconnect, five
+ * orders, reconnect with recover -> recovered with exactly those five in
+ * order; a recover racing new orders gets each publication once; a wrong
+ * epoch, the channel's hash deleted in Redis (and its history with it),
+ * its keys flushed -> recovered false; history for staff, refused to a
+ * customer. Then realtime gets SIGTERM and must exit 0.
  */
 #include <check.h>
 #include <signal.h>
@@ -117,10 +122,11 @@ static bool start_system(void) {
 }
 
 START_TEST(websocket_scenario_with_a_real_client) {
-  char gw[96], ws[96];
+  char gw[96], ws[96], rp[32];
   snprintf(gw, sizeof gw, "GW=http://127.0.0.1:%d", g_gw.http_port);
   snprintf(ws, sizeof ws, "WS=ws://127.0.0.1:%d/v1/realtime", g_ws_port);
-  char *env[] = {gw, ws, NULL};
+  snprintf(rp, sizeof rp, "REDIS_PORT=%d", g_redis.port);
+  char *env[] = {gw, ws, rp, NULL};
   char *argv[] = {"/usr/bin/env", "node", CLIENT_DIR "/scenario.js", NULL};
   int rc = run("scenario", argv, env, 180000);
   if (rc != 0) harness_dump_logs();

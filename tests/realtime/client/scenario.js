@@ -1,10 +1,12 @@
 // scenario.js - the WebSocket side of tests/realtime/realtime_itest.c: a
 // real client (the `ws` package) against the realtime service, with the
 // tenants, people and orders made over the gateway's HTTP API (fetch).
-// Environment: GW (http://127.0.0.1:<port>), WS (ws://127.0.0.1:<port>/v1/realtime).
+// Environment: GW (http://127.0.0.1:<port>), WS (ws://127.0.0.1:<port>/v1/realtime),
+// REDIS_PORT (the harness's Redis on 127.0.0.1, to lose a channel's keys).
 // Exits 0 when every check held, 1 (with the failed check) otherwise; every
 // wait is bounded, so it always stops by itself.
 'use strict';
+const net = require('net');
 const WebSocket = require('ws');
 
 const GW = process.env.GW;
@@ -65,6 +67,21 @@ async function next(c, pred, ms = WAIT_MS) {
   }
 }
 
+// One Redis command over RESP; resolves with the reply's first line.
+function redis(...args) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(Number(process.env.REDIS_PORT), '127.0.0.1');
+    let buf = '';
+    s.on('error', reject);
+    s.on('data', (d) => {
+      buf += d.toString();
+      if (buf.includes('\r\n')) { s.end(); resolve(buf.split('\r\n')[0]); }
+    });
+    s.write(`*${args.length}\r\n` +
+      args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(''));
+  });
+}
+
 async function closeCode(c, ms = WAIT_MS) {
   const t = new Promise((resolve) => setTimeout(() => resolve('timeout'), ms));
   return Promise.race([c.closedP, t]);
@@ -111,6 +128,125 @@ async function refusedWithout4001() {
 async function subscribe(c, id, channel) {
   c.send({ op: 'subscribe', id, channel });
   return next(c, (m) => m.id === id);
+}
+
+async function ready(token) {
+  const c = connect(token);
+  await next(c, (m) => m.op === 'ready');
+  return c;
+}
+
+// n orders over HTTP, then their n OrderCreated pubs as `watcher` (still
+// subscribed to orders.A) receives them.
+async function orders(A, product, n, watcher) {
+  const made = await Promise.all(Array.from({ length: n }, () => http('POST', '/v1/orders',
+    { items: [{ product_id: product.id, quantity: 1 }] }, A.owner)));
+  const seen = [];
+  for (let i = 0; i < n; i++) {
+    seen.push(await next(watcher, (m) => m.op === 'pub' && m.event.type === 'OrderCreated'));
+  }
+  check(seen.every((p) => p !== null) &&
+        made.every((o) => seen.some((p) => p.event.data.id === o.id)),
+        `the ${n} orders arrive live on orders.A`);
+  return seen;
+}
+
+function consecutive(pubs, from) {
+  return pubs.every((p, i) => p.offset === from + i);
+}
+
+// Issue 13's recovery: disconnect, five orders, reconnect with recover;
+// history; the channel's hash lost -> a new epoch, the old history gone.
+async function recovery(A, staff, cust) {
+  const chan = 'orders.' + A.id;
+  const product = await http('POST', '/v1/products', { name: 'Bread', price_cents: 100, stock: 100000 }, A.owner);
+  await next(staff, (m) => m.op === 'pub' && m.event.type === 'ProductChanged' && m.event.data.id === product.id);
+
+  const first = await ready(A.staff.token);
+  const s1 = await subscribe(first, 20, chan);
+  check(s1 && s1.op === 'subscribed' && s1.recovered === false, 'a second staff connection subscribed; position noted');
+  first.ws.close(1000);
+  await closeCode(first);
+
+  const live = await orders(A, product, 5, staff);
+  const back = await ready(A.staff.token);
+  back.send({ op: 'subscribe', id: 21, channel: chan, recover: { offset: s1.offset, epoch: s1.epoch } });
+  const r = await next(back, (m) => m.id === 21);
+  check(r && r.op === 'subscribed' && r.recovered === true && r.epoch === s1.epoch &&
+        r.offset === s1.offset + 5, 'reconnected with recover: recovered, offset + 5, same epoch');
+  check(r.publications.length === 5 && consecutive(r.publications, s1.offset + 1) &&
+        r.publications.every((p) => p.op === 'pub' && p.channel === chan && p.epoch === s1.epoch &&
+                             p.event.type === 'OrderCreated'),
+        'exactly the five OrderCreated publications, offsets consecutive');
+  live.sort((a, b) => a.offset - b.offset);
+  check(JSON.stringify(r.publications) === JSON.stringify(live),
+        'recovered publications are byte for byte the live ones, in order');
+
+  const nothing = await subscribe(back, 22, chan); // already subscribed: no repeat
+  check(nothing && nothing.recovered === false && nothing.publications.length === 0, 'subscribing again recovers nothing');
+
+  // A recover racing five new orders: each publication exactly once, as
+  // recovered or as a pub after the answer.
+  const racer = await ready(A.staff.token);
+  const racing = orders(A, product, 5, staff);
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  racer.send({ op: 'subscribe', id: 23, channel: chan, recover: { offset: r.offset, epoch: r.epoch } });
+  const rr = await next(racer, (m) => m.id === 23);
+  await racing;
+  check(rr && rr.recovered === true, 'recover while orders are being created: recovered');
+  const got = rr.publications.slice();
+  while (got.length < 5) {
+    const p = await next(racer, (m) => m.op === 'pub', 5000);
+    if (p === null) break;
+    got.push(p);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  check(got.length === 5 && consecutive(got, r.offset + 1) && racer.queue.every((m) => m.op !== 'pub'),
+        `no gap, no duplicate across the answer (${rr.publications.length} recovered, ${5 - rr.publications.length} live)`);
+
+  const wrong = await ready(A.staff.token);
+  wrong.send({ op: 'subscribe', id: 24, channel: chan, recover: { offset: s1.offset, epoch: 'ffffffffffffffff' } });
+  const w = await next(wrong, (m) => m.id === 24);
+  check(w && w.recovered === false && w.publications.length === 0 && w.epoch === s1.epoch,
+        'recover with a wrong epoch: recovered false, no publications');
+  wrong.send({ op: 'subscribe', id: 25, channel: 'tables.' + A.id, recover: { offset: 'x' } });
+  const bad = await next(wrong, (m) => m.id === 25);
+  check(bad && bad.code === 'INVALID_ARGUMENT', 'a malformed recover: INVALID_ARGUMENT');
+
+  back.send({ op: 'history', id: 26, channel: chan, since: { offset: s1.offset, epoch: s1.epoch }, limit: 3 });
+  const h = await next(back, (m) => m.id === 26);
+  check(h && h.op === 'history' && h.publications.length === 3 && consecutive(h.publications, s1.offset + 1),
+        'history since a position with limit 3: the next three');
+  back.send({ op: 'history', id: 27, channel: chan, limit: 2 });
+  const last = await next(back, (m) => m.id === 27);
+  check(last && last.publications.length === 2 && last.publications[1].offset === last.offset,
+        'history without since: the last ones');
+  cust.send({ op: 'history', id: 28, channel: chan });
+  const denied = await next(cust, (m) => m.id === 28);
+  check(denied && denied.code === 'PERMISSION_DENIED', 'history by a customer: PERMISSION_DENIED');
+  cust.send({ op: 'history', id: 29, channel: 'private.user.' + A.customer.id });
+  const denied2 = await next(cust, (m) => m.id === 29);
+  check(denied2 && denied2.code === 'PERMISSION_DENIED', 'history by a customer, own channel: PERMISSION_DENIED');
+
+  // The channel's hash lost (its history key left behind on purpose).
+  check(await redis('DEL', 'realtime:chan:' + chan) === ':1', "the channel's hash deleted in Redis");
+  const lost = await ready(A.staff.token);
+  lost.send({ op: 'subscribe', id: 30, channel: chan, recover: { offset: r.offset, epoch: r.epoch } });
+  const l = await next(lost, (m) => m.id === 30);
+  check(l && l.recovered === false && l.publications.length === 0 && l.epoch !== r.epoch && l.offset === 0,
+        'hash lost: recovered false, a new epoch, offsets from 0');
+  check(await redis('EXISTS', 'realtime:hist:' + chan) === ':0', "the old epoch's history went with it");
+  lost.send({ op: 'history', id: 31, channel: chan });
+  const none = await next(lost, (m) => m.id === 31);
+  check(none && none.publications.length === 0 && none.epoch === l.epoch, 'no history of the old epoch under the new one');
+  await orders(A, product, 1, lost);
+  check(await redis('DEL', 'realtime:chan:' + chan, 'realtime:hist:' + chan) === ':2', "the channel's keys flushed");
+  const flushed = await ready(A.staff.token);
+  flushed.send({ op: 'subscribe', id: 32, channel: chan, recover: { offset: 0, epoch: l.epoch } });
+  const f = await next(flushed, (m) => m.id === 32);
+  check(f && f.recovered === false && f.publications.length === 0 && f.epoch !== l.epoch,
+        'keys flushed: recovered false');
+  [back, racer, wrong, lost, flushed].forEach((c) => c.ws.close(1000));
 }
 
 async function main() {
@@ -185,6 +321,8 @@ async function main() {
   const moved = await next(staff, (m) => m.op === 'pub' && m.event.type === 'OrderStatusChanged');
   check(moved && moved.event.data.status === 'confirmed' && moved.offset === pub.offset + 1,
         'a status change follows with the next offset');
+
+  await recovery(A, staff, cust);
 
   const unsub = (staff.send({ op: 'unsubscribe', id: 11, channel: 'orders.' + A.id }),
     await next(staff, (m) => m.id === 11));
