@@ -355,6 +355,7 @@ static void op_subscribe(ws_server *s, conn *c, json_t *req, json_t *id) {
     return;
   }
   sub *existing = find_sub(s, c, channel), *slot = NULL;
+  if (existing != NULL) since = -1; /* live already: recovering would repeat */
   int rc = existing != NULL ? ERR_OK : free_slot(s, c, &slot);
   if (rc != ERR_OK) {
     send_error(s, c, id, "INVALID_ARGUMENT",

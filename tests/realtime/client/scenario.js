@@ -182,8 +182,9 @@ async function recovery(A, staff, cust) {
   check(JSON.stringify(r.publications) === JSON.stringify(live),
         'recovered publications are byte for byte the live ones, in order');
 
-  const nothing = await subscribe(back, 22, chan); // already subscribed: no repeat
-  check(nothing && nothing.recovered === false && nothing.publications.length === 0, 'subscribing again recovers nothing');
+  back.send({ op: 'subscribe', id: 22, channel: chan, recover: { offset: s1.offset, epoch: s1.epoch } });
+  const nothing = await next(back, (m) => m.id === 22); // already subscribed: no repeat
+  check(nothing && nothing.recovered === false && nothing.publications.length === 0, 'subscribing again, even with recover, recovers nothing');
 
   // A recover racing five new orders: each publication exactly once, as
   // recovered or as a pub after the answer.
