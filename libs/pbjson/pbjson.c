@@ -238,7 +238,7 @@ static int finish(ctx *c, int rc) {
 
 /* ---- descriptor helpers ----------------------------------------------- */
 
-static const char *type_name(ProtobufCType t) {
+const char *pbjson_type_name(ProtobufCType t) {
   switch (t) {
   case PROTOBUF_C_TYPE_INT32:
     return "int32";
@@ -595,7 +595,8 @@ static int decode_value(ctx *c, const ProtobufCFieldDescriptor *f,
       enum dec_result r =
           parse_dec(json_string_value(v), json_string_length(v), &neg, &mag);
       if (r == DEC_RANGE)
-        return field_error(c, ERR_INVAL, "out of range for %s", type_name(t));
+        return field_error(c, ERR_INVAL, "out of range for %s",
+                           pbjson_type_name(t));
       if (r == DEC_BAD)
         return field_error(c, ERR_INVAL,
                            "must be an integer or a string of decimal digits");
@@ -603,7 +604,8 @@ static int decode_value(ctx *c, const ProtobufCFieldDescriptor *f,
       return field_error(c, ERR_INVAL, "must be an integer");
     }
     if (!int_fits(t, neg, mag))
-      return field_error(c, ERR_INVAL, "out of range for %s", type_name(t));
+      return field_error(c, ERR_INVAL, "out of range for %s",
+                         pbjson_type_name(t));
     int_store(t, neg, mag, slot);
     return ERR_OK;
   }
@@ -725,7 +727,7 @@ static int decode_map_key(ctx *c, const ProtobufCFieldDescriptor *kf,
                        "zeros");
   if (r == DEC_RANGE || !int_fits(kf->type, neg, mag))
     return field_error(c, ERR_INVAL, "map key out of range for %s",
-                       type_name(kf->type));
+                       pbjson_type_name(kf->type));
   int_store(kf->type, neg, mag, slot);
   return ERR_OK;
 }
@@ -1318,7 +1320,8 @@ static int param_convert(ctx *c, const ProtobufCFieldDescriptor *f,
     if (r == DEC_BAD) return field_error(c, ERR_INVAL, "must be an integer");
     if (r == DEC_RANGE || !int_fits(PROTOBUF_C_TYPE_INT64, neg, mag)) {
       if (r == DEC_OK && !neg && is_u64_type(t)) return encode_u64(mag, out);
-      return field_error(c, ERR_INVAL, "out of range for %s", type_name(t));
+      return field_error(c, ERR_INVAL, "out of range for %s",
+                         pbjson_type_name(t));
     }
     int64_t v;
     int_store(PROTOBUF_C_TYPE_INT64, neg, mag, &v);
@@ -1354,7 +1357,8 @@ static int param_convert(ctx *c, const ProtobufCFieldDescriptor *f,
     d = strtod(b, &end);
     if (end != b + len) return field_error(c, ERR_INVAL, "must be a number");
     if (!isfinite(d))
-      return field_error(c, ERR_INVAL, "out of range for %s", type_name(t));
+      return field_error(c, ERR_INVAL, "out of range for %s",
+                         pbjson_type_name(t));
     *out = json_real(d);
     return *out ? ERR_OK : ERR_NOMEM;
   }

@@ -278,4 +278,8 @@ int pbjson_param_set(json_t *obj, const ProtobufCMessageDescriptor *desc,
                      const char *field_name, const char *text, size_t len,
                      pbjson_error *err) WARN_UNUSED;
 
+/* The .proto name of a field type ("int32", "string", "bytes", ...;
+ * "enum" and "message" for those kinds), "?" for anything else. Static. */
+const char *pbjson_type_name(ProtobufCType t);
+
 #endif

@@ -530,11 +530,8 @@ int main(void) {
   ADD_CASE(s, token_routes_answer_401_before_the_body_is_sent);
   ADD_CASE(s, slow_uploads_stay_bounded_and_are_cut_after_the_timeout);
   ADD_CASE(s, redis_down_fails_closed_or_open_as_configured);
-  SRunner *sr = srunner_create(s);
-  srunner_set_fork_status(sr, CK_NOFORK);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
+  /* The cases share the system started above. */
+  int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_edge, 15000);
   harness_service_stop(&g_tight, 15000);

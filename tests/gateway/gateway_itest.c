@@ -934,12 +934,8 @@ int main(void) {
   ADD_CASE(s, a_domain_backend_down_fails_only_its_routes);
   ADD_CASE(s, killed_backend_is_503_not_a_hang);
   ADD_CASE(s, sigterm_drains_and_exits_zero);
-  SRunner *sr = srunner_create(s);
-  /* The cases share one system (started above): no forking. */
-  srunner_set_fork_status(sr, CK_NOFORK);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
+  /* The cases share the system started above. */
+  int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_gw, 15000);
   harness_service_stop(&g_gw_tight, 15000);

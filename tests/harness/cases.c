@@ -9,3 +9,12 @@ void harness_add_case(Suite *s, const char *name, const TTest *t, int timeout_s,
   tcase_add_test(tc, t);
   suite_add_tcase(s, tc);
 }
+
+int harness_run_shared(Suite *s) {
+  SRunner *sr = srunner_create(s);
+  srunner_set_fork_status(sr, CK_NOFORK);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed;
+}

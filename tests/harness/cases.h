@@ -21,4 +21,8 @@ void harness_add_case(Suite *s, const char *name, const TTest *t, int timeout_s,
 #define HARNESS_ADD_CASE(s, t, timeout_s, setup)                               \
   harness_add_case((s), #t, (t), (timeout_s), (setup))
 
+/* Runs s without forking - the cases share the system main() started -
+ * and frees its runner; the number of failed cases. */
+int harness_run_shared(Suite *s);
+
 #endif

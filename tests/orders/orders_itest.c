@@ -1766,12 +1766,8 @@ int main(void) {
   HARNESS_ADD_CASE(s, redis_down_the_menu_is_still_served, 90, each_case);
   HARNESS_ADD_CASE(s, kill_between_commit_and_publish_loses_nothing, 90,
                    each_case);
-  SRunner *sr = srunner_create(s);
-  /* The cases share the system (started above): no forking. */
-  srunner_set_fork_status(sr, CK_NOFORK);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
+  /* The cases share the system started above. */
+  int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_gw, 15000);
   harness_service_stop(&g_orders, 15000);

@@ -1321,15 +1321,6 @@ END_TEST
 
 /* No fork: the tests stop and restart shared processes (Redis, orders)
  * that only this process can wait for. */
-static int run_suite(Suite *s) {
-  SRunner *sr = srunner_create(s);
-  srunner_set_fork_status(sr, CK_NOFORK);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed;
-}
-
 /* Each case its own tcase (CK_RUN_CASE=<case name>); each opens its own
  * tenant and clients. */
 #define ADD_CASE(s, t) HARNESS_ADD_CASE((s), t, 120, NULL)
@@ -1354,7 +1345,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, kill_between_commit_and_publish_loses_nothing);
   suite_add_tcase(crash, tc);
-  int failed = run_suite(crash);
+  int failed = harness_run_shared(crash);
 
   if (!start_orders(&g_orders, "orders", NULL, NULL)) {
     harness_dump_logs();
@@ -1371,7 +1362,7 @@ int main(void) {
   ADD_CASE(s, concurrent_orders_list_newest_first_by_id_and_created_at);
   ADD_CASE(s, menu_comes_from_redis_and_is_fresh_after_writes);
   ADD_CASE(s, events_arrive_in_order_and_replay_serves_them);
-  failed += run_suite(s);
+  failed += harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_orders, 15000);
   harness_service_stop(&g_tenants, 15000);

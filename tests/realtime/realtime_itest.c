@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/service.h"
 
@@ -161,11 +162,8 @@ int main(void) {
   tcase_add_test(tc, websocket_scenario_with_a_real_client);
   tcase_add_test(tc, sigterm_drains_and_exits_zero);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_set_fork_status(sr, CK_NOFORK);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
+  /* The cases share the system started above. */
+  int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_rt, 15000);
   harness_service_stop(&g_gw, 15000);

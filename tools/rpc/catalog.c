@@ -12,6 +12,8 @@
  */
 #include "tools/rpc/catalog.h"
 
+#include "libs/pbjson/pbjson.h"
+
 #include <string.h>
 
 #include "proto/auth/v1/auth_access.h"
@@ -95,43 +97,6 @@ static void enqueue(seen *s, const void *desc, bool is_enum) {
   s->is_enum[s->n++] = is_enum;
 }
 
-static const char *scalar_name(ProtobufCType t) {
-  switch (t) {
-  case PROTOBUF_C_TYPE_INT32:
-    return "int32";
-  case PROTOBUF_C_TYPE_SINT32:
-    return "sint32";
-  case PROTOBUF_C_TYPE_SFIXED32:
-    return "sfixed32";
-  case PROTOBUF_C_TYPE_INT64:
-    return "int64";
-  case PROTOBUF_C_TYPE_SINT64:
-    return "sint64";
-  case PROTOBUF_C_TYPE_SFIXED64:
-    return "sfixed64";
-  case PROTOBUF_C_TYPE_UINT32:
-    return "uint32";
-  case PROTOBUF_C_TYPE_FIXED32:
-    return "fixed32";
-  case PROTOBUF_C_TYPE_UINT64:
-    return "uint64";
-  case PROTOBUF_C_TYPE_FIXED64:
-    return "fixed64";
-  case PROTOBUF_C_TYPE_FLOAT:
-    return "float";
-  case PROTOBUF_C_TYPE_DOUBLE:
-    return "double";
-  case PROTOBUF_C_TYPE_BOOL:
-    return "bool";
-  case PROTOBUF_C_TYPE_STRING:
-    return "string";
-  case PROTOBUF_C_TYPE_BYTES:
-    return "bytes";
-  default:
-    return "?";
-  }
-}
-
 /* The type's name, queueing messages and enums for their own block. */
 static const char *type_name(seen *s, const ProtobufCFieldDescriptor *fd) {
   if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
@@ -144,7 +109,7 @@ static const char *type_name(seen *s, const ProtobufCFieldDescriptor *fd) {
     enqueue(s, d, true);
     return d->name;
   }
-  return scalar_name(fd->type);
+  return pbjson_type_name(fd->type); /* a scalar: the others are above */
 }
 
 /* protoc-c spells map<K, V> as a repeated nested "<Field>Entry" message
