@@ -1,0 +1,38 @@
+/*
+ * handlers.h - the sync service's RPC handlers ("sync.v1.Sync/...",
+ * proto/sync/v1/sync.proto; who may call each: sync_rpc.proto), in
+ * a library so tests link them.
+ *
+ * The handlers decode the request (HANDLER_UNPACK), check the caller
+ * (libs/authn's authn_check_call with the role the method declares for
+ * the calling service, handler_min_rank), validate (field violations
+ * "message", "name", "id"), call store.c and answer. The service-identity
+ * guard (libs/svc/identity.h) has already refused calls without a valid
+ * service identity or from an undeclared service before any of this runs.
+ */
+#ifndef SYNC_HANDLERS_H
+#define SYNC_HANDLERS_H
+
+#include "libs/authn/authn.h"
+#include "libs/base/err.h"
+#include "libs/rpc/rpc.h"
+#include "services/sync/store.h"
+
+#define SYNC_METHOD(m) "sync.v1.Sync/" m
+
+typedef struct sync_config {
+  store *store;     /* borrowed; must outlive the handlers */
+  authn *verifier;  /* borrowed; verifies the forwarded access tokens */
+} sync_config;
+
+typedef struct sync sync;
+
+/* Creates the handler set. Errors: ERR_INVAL (no store or verifier),
+ * ERR_NOMEM. *out is the caller's: sync_free. */
+int sync_new(const sync_config *cfg, sync **out) WARN_UNUSED;
+void sync_free(sync *h); /* NULL-safe; after the server stopped */
+
+/* Registers every method on srv. Errors as handler_register. */
+int sync_register(sync *h, rpc_server *srv) WARN_UNUSED;
+
+#endif
