@@ -107,7 +107,7 @@ static bool make_tenant(long n, long nproducts) {
   for (long i = 0; i < nproducts; i++) {
     snprintf(body, sizeof body,
              "{\"name\":\"Product %ld\",\"category\":\"bench\","
-             "\"price_cents\":%ld,\"stock\":100000000}",
+             "\"price_cents\":%ld,\"stock\":1000000}",
              i, 100 + i);
     if (!post_id("/v1/products", t.owner_token, body, id, sizeof id))
       return false;
