@@ -82,6 +82,7 @@ const all = (cmd, arg) => Promise.all(workers.map((w) => ask(w, cmd, arg)));
 // -------------------------------------------------------------- orders ---
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 const gw = new URL(env('GW'));
+let failuresShown = 0;
 
 function postOrder(t) {
   const tenant = tenants[t];
@@ -104,11 +105,18 @@ function postOrder(t) {
         headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + tenant.token, 'Content-Length': Buffer.byteLength(body) },
       },
       (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode));
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => {
+          if (res.statusCode !== 201 && failuresShown++ < 5) console.error(`POST /v1/orders: ${res.statusCode} ${text}`);
+          resolve(res.statusCode);
+        });
       },
     );
-    req.on('error', () => resolve(0));
+    req.on('error', (e) => {
+      if (failuresShown++ < 5) console.error(`POST /v1/orders: ${e.message}`);
+      resolve(0);
+    });
     req.end(body);
   });
 }
