@@ -11,7 +11,9 @@
 #
 # Needs node and npm (the ws package is installed by `npm ci` into
 # client/node_modules on first use). Everything listens on 127.0.0.1 and
-# stops by itself; BAZEL_OUTPUT_BASE selects a Bazel output base.
+# stops by itself; BAZEL_OUTPUT_BASE selects a Bazel output base. For
+# experiments: ONLY=realtime (or "ws reference") measures one side;
+# REALTIME_MAX_SUBSCRIPTIONS / REALTIME_SEND_QUEUE_BYTES reach realtime.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 n="${1:-10000}"
@@ -79,4 +81,4 @@ grep -q LISTENING "$tmp/ref.out" || { cat "$tmp/ref.err"; exit 1; }
 GW="http://127.0.0.1:$GATEWAY_PORT" WS_OURS="ws://127.0.0.1:$WS_PORT/v1/realtime" \
   WS_REF="ws://127.0.0.1:$ref_port/" RT_PID="$RT_PID" REF_PID="$ref_pid" \
   TENANTS="$tmp/sys.out" N="$n" RATE="$rate" SECS="$secs" BURST="$burst" \
-  ROUNDS="$rounds" node "$client/bench.js"
+  ROUNDS="$rounds" ONLY="${ONLY:-}" node "$client/bench.js"

@@ -21,7 +21,8 @@
 // seen not to be the limit.
 //
 // Environment: GW, WS_OURS, WS_REF (URLs), RT_PID, REF_PID, TENANTS (the
-// rt_system output), N, RATE, SECS, BURST, CONC, WORKERS, ROUNDS.
+// rt_system output), N, RATE, SECS, BURST, CONC, WORKERS, ROUNDS, and
+// ONLY (a side's name: measure that side alone, for experiments).
 'use strict';
 const fs = require('fs');
 const http = require('http');
@@ -292,6 +293,7 @@ async function main() {
   ];
   const results = [];
   let bad = false;
+  if (env('ONLY', '') !== '') sides.splice(0, sides.length, ...sides.filter((s) => s.name === env('ONLY')));
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? sides : [...sides].reverse();
     for (const side of order) {
