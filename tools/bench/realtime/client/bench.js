@@ -57,6 +57,21 @@ function cpuSecs(pid) {
   return (Number(rest[11]) + Number(rest[12])) / CLK_TCK; // utime, stime
 }
 
+// Nanoseconds the process's threads spent runnable but not running (waiting
+// for a CPU): on a shared machine, latency with a low CPU share is this.
+function runqWaitSecs(pid) {
+  let ns = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[1]);
+    } catch (e) {
+      // the thread ended meanwhile
+    }
+  }
+  return ns / 1e9;
+}
+const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
+
 // ------------------------------------------------------------- workers ---
 const workers = [];
 for (let w = 0; w < WORKERS; w++) {
@@ -176,6 +191,7 @@ function percentile(hist, total, p) {
 async function phase(side, kind, load) {
   await all('reset');
   const c0 = cpuSecs(side.pid);
+  const q0 = runqWaitSecs(side.pid);
   const k0 = process.cpuUsage();
   const w0 = Date.now();
   const o = await makeOrders(load);
@@ -183,6 +199,7 @@ async function phase(side, kind, load) {
   await waitDeliveries(expected);
   const wall = (Date.now() - w0) / 1000;
   const cpu = cpuSecs(side.pid) - c0;
+  const runq = runqWaitSecs(side.pid) - q0;
   const k = process.cpuUsage(k0);
   const st = await all('stats');
   const hist = new Uint32Array(st[0].hist.length);
@@ -220,6 +237,8 @@ async function phase(side, kind, load) {
     max: percentile(hist, deliveries, 1),
     perSec: deliveries / Math.max(0.001, (last - first) / 1000),
     serverCpu: (100 * cpu) / wall,
+    serverWait: (100 * runq) / wall,
+    load: loadavg(),
     clientCpu: (100 * (k.user + k.system)) / 1e6 / wall,
     elu: Math.max(...st.map((s) => s.elu)),
   };
@@ -228,12 +247,17 @@ async function phase(side, kind, load) {
       `${r.deliveries}/${r.expected} delivered, missing ${r.missing}, extra ${r.extra}, ` +
       `out of order ${r.gaps}, closed ${r.closed}; latency p50 ${r.p50} ms p99 ${r.p99} ms max ${r.max} ms; ` +
       `${Math.round(r.perSec)} deliveries/s; server CPU ${r.serverCpu.toFixed(0)}%, ` +
+      `server threads waiting for a CPU ${r.serverWait.toFixed(0)}%, load ${r.load}, ` +
       `client CPU ${r.clientCpu.toFixed(0)}%, busiest client thread ${(100 * r.elu).toFixed(0)}% busy`,
   );
   return r;
 }
 
+// Memory is measured on a side's first connections only: afterwards the
+// allocators keep the pages the closed connections freed.
 async function runSide(side) {
+  const fresh = !side.measured;
+  side.measured = true;
   console.log(`== ${side.name} (${side.url}, pid ${side.pid}), ${N} connections over ${T} tenants`);
   await sleep(1000);
   const rss0 = rssKB(side.pid);
@@ -246,6 +270,7 @@ async function runSide(side) {
   await sleep(2000);
   const rss2 = rssKB(side.pid);
   const r = {
+    fresh,
     rss0,
     rss1,
     rss2,
@@ -271,15 +296,16 @@ function table(results) {
     `| ${N} connections, ${T} tenants | ${results.map((r) => r.name).join(' | ')} |`,
     `|---|${results.map(() => '---:').join('|')}|`,
     row('RSS before / connected / subscribed (kB)', (r) => `${r.rss0} / ${r.rss1} / ${r.rss2}`),
-    row('resident per idle connection (subscribed)', (r) => `${(r.idleKB * 1024).toFixed(0)} B`),
-    row('resident per connection (authenticated, no subscription)', (r) => `${(r.connectedKB * 1024).toFixed(0)} B`),
+    row('resident per idle connection (subscribed)', (r) => (r.fresh ? `${(r.idleKB * 1024).toFixed(0)} B` : 'n/a (2nd time)')),
+    row('resident per connection (authenticated, no subscription)', (r) => (r.fresh ? `${(r.connectedKB * 1024).toFixed(0)} B` : 'n/a (2nd time)')),
     row(`steady ${RATE} orders/s: latency p50 / p99 / max (ms)`, (r) => `${r.steady.p50} / ${r.steady.p99} / ${r.steady.max}`),
     row('steady: deliveries/s', (r) => Math.round(r.steady.perSec)),
-    row('steady: server CPU (% of a core)', (r) => r.steady.serverCpu.toFixed(0)),
+    row('steady: server CPU / waiting for a CPU (% of wall time)', (r) => `${r.steady.serverCpu.toFixed(0)} / ${r.steady.serverWait.toFixed(0)}`),
     row(`burst ${BURST} orders: orders/s made`, (r) => r.burst.ordersPerSec.toFixed(0)),
     row('burst: deliveries/s', (r) => Math.round(r.burst.perSec)),
     row('burst: latency p50 / p99 (ms)', (r) => `${r.burst.p50} / ${r.burst.p99}`),
-    row('burst: server CPU (% of a core)', (r) => r.burst.serverCpu.toFixed(0)),
+    row('burst: server CPU / waiting for a CPU (% of wall time)', (r) => `${r.burst.serverCpu.toFixed(0)} / ${r.burst.serverWait.toFixed(0)}`),
+    row('load average after steady / burst', (r) => `${r.steady.load} / ${r.burst.load}`),
     row('client CPU steady / burst (% of a core); busiest thread', (r) => `${r.steady.clientCpu.toFixed(0)} / ${r.burst.clientCpu.toFixed(0)}; ${(100 * Math.max(r.steady.elu, r.burst.elu)).toFixed(0)}%`),
     row('missing / extra / out of order / closed', (r) => [r.steady, r.burst].map((p) => `${p.missing}/${p.extra}/${p.gaps}/${p.closed}`).join(', ')),
   ];
