@@ -82,7 +82,7 @@ typedef struct route {
   const ProtobufCMessageDescriptor *request;
   const ProtobufCMessageDescriptor *response;
   int min_role; /* enum route_role */
-  int status;   /* on success: 200, 201 or 204 (no body) */
+  int status;   /* on success: 200, 201, 202 (queued) or 204 (no body) */
   int tenant;   /* enum route_tenant */
   /* The answer is this message field of the reply (e.g. "user" for a bare
    * user object) instead of the whole reply; NULL: the whole reply. */
@@ -120,7 +120,7 @@ typedef struct route_table route_table;
 /* Compiles rows[0..n) (not copied: static rows outlive the table). Checks
  * every row: method, template syntax, parameters naming distinct scalar
  * (non-message, non-repeated) fields of the request message, no hidden
- * field used as a parameter, status 200/201/204, max_body at most
+ * field used as a parameter, status 200/201/202/204, max_body at most
  * ROUTE_MAX_BODY_LIMIT, a reply_field that is a
  * message field of the response (also for extra, which is only allowed
  * on routes answering a body), min_role and tenant in range, and no two

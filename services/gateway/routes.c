@@ -22,10 +22,14 @@
 #include "proto/auth/v1/auth_access.h"
 #include "proto/orders/v1/orders_access.h"
 #include "proto/tenants/v1/tenants_access.h"
+#include "proto/notifications/v1/notifications.pb-c.h"
+#include "proto/notifications/v1/notifications_access.h"
 
 #define AUTH(m) .service = "auth", .rpc = "auth.v1.Auth/" m
 #define TENANTS(m) .service = "tenants", .rpc = "tenants.v1.Tenants/" m
 #define ORDERS(m) .service = "orders", .rpc = "orders.v1.Orders/" m
+#define NOTIFICATIONS(m)                                                       \
+  .service = "notifications", .rpc = "notifications.v1.Notifications/" m
 #define MSG(x) (&x##__descriptor)
 
 /* Filled by the envelope or the gateway, never by clients. */
@@ -47,6 +51,11 @@ static const char *const kOmitCreateUser[] = {"user.tenant_id", "access_token",
 /* GET /v1/auth/me answers {user, tenant}. */
 /* GET /v1/orders answers {orders, next_cursor?}. */
 static const char *const kOmitOrdersCursor[] = {"?next_cursor", NULL};
+
+/* A webhook's secret is shown only when it is made (POST /v1/webhooks). */
+static const char *const kOmitSecret[] = {"secret", NULL};
+static const char *const kOmitSecrets[] = {"webhooks[].secret", NULL};
+static const char *const kOmitDeliveriesCursor[] = {"?next_cursor", NULL};
 
 static const route_extra kWithTenant = {
     .key = "tenant",
@@ -288,12 +297,83 @@ static const route kRoutes[] = {
      .response = MSG(orders__v1__cancel_order_response),
      .status = 200,
      .reply_field = "order"},
+    /* ---- webhooks (notifications) ---- */
+    {.method = "POST",
+     .path = "/v1/webhooks",
+     NOTIFICATIONS("CreateWebhook"),
+     .request = MSG(notifications__v1__create_webhook_request),
+     .response = MSG(notifications__v1__create_webhook_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 201,
+     .reply_field = "webhook"},
+    {.method = "GET",
+     .path = "/v1/webhooks",
+     NOTIFICATIONS("ListWebhooks"),
+     .request = MSG(notifications__v1__list_webhooks_request),
+     .response = MSG(notifications__v1__list_webhooks_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitSecrets},
+    {.method = "GET",
+     .path = "/v1/webhooks/{id}",
+     NOTIFICATIONS("GetWebhook"),
+     .request = MSG(notifications__v1__get_webhook_request),
+     .response = MSG(notifications__v1__get_webhook_response),
+     .status = 200,
+     .reply_field = "webhook",
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitSecret},
+    {.method = "PATCH",
+     .path = "/v1/webhooks/{id}",
+     NOTIFICATIONS("UpdateWebhook"),
+     .request = MSG(notifications__v1__update_webhook_request),
+     .response = MSG(notifications__v1__update_webhook_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200,
+     .reply_field = "webhook",
+     .omit = kOmitSecret},
+    {.method = "DELETE",
+     .path = "/v1/webhooks/{id}",
+     NOTIFICATIONS("DeleteWebhook"),
+     .request = MSG(notifications__v1__delete_webhook_request),
+     .response = MSG(notifications__v1__delete_webhook_response),
+     .status = 204},
+    {.method = "POST",
+     .path = "/v1/webhooks/{id}/rotate-secret",
+     NOTIFICATIONS("RotateWebhookSecret"),
+     .request = MSG(notifications__v1__rotate_webhook_secret_request),
+     .response = MSG(notifications__v1__rotate_webhook_secret_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200},
+    {.method = "POST",
+     .path = "/v1/webhooks/{id}/test",
+     NOTIFICATIONS("TestWebhook"),
+     .request = MSG(notifications__v1__test_webhook_request),
+     .response = MSG(notifications__v1__test_webhook_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 202},
+    {.method = "GET",
+     .path = "/v1/webhooks/{webhook_id}/deliveries",
+     NOTIFICATIONS("ListDeliveries"),
+     .request = MSG(notifications__v1__list_deliveries_request),
+     .response = MSG(notifications__v1__list_deliveries_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitDeliveriesCursor},
+    {.method = "POST",
+     .path = "/v1/deliveries/{id}/retry",
+     NOTIFICATIONS("RetryDelivery"),
+     .request = MSG(notifications__v1__retry_delivery_request),
+     .response = MSG(notifications__v1__retry_delivery_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 202},
 };
 
 #define NROUTES (sizeof kRoutes / sizeof kRoutes[0])
 
 static const svcid_access_table *const kAccess[] = {
-    &auth_v1_access, &tenants_v1_access, &orders_v1_access};
+    &auth_v1_access, &tenants_v1_access, &orders_v1_access,
+    &notifications_v1_access};
 
 int routes_declared_role(const char *rpc) {
   for (size_t i = 0; i < sizeof kAccess / sizeof kAccess[0]; i++) {

@@ -22,9 +22,9 @@ void attempt_metrics_init(void) {
   static const char *const kOutcome[] = {"outcome"};
   static const double kBuckets[] = {0.05, 0.1, 0.25, 0.5, 1,   2.5,
                                     5,    10,  30,   60,  300, 1800};
-  metrics_family *att = metrics_counter(
-      "notifications_attempts_total", "webhook attempts by outcome", 1,
-      kOutcome);
+  metrics_family *att =
+      metrics_counter("notifications_attempts_total",
+                      "webhook attempts by outcome", 1, kOutcome);
   g_success = metrics_child_get(att, (const char *const[]){"success"});
   g_failure = metrics_child_get(att, (const char *const[]){"failure"});
   g_dead = metrics_child_get(

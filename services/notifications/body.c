@@ -10,8 +10,8 @@
 #include "libs/base/timeutil.h"
 #include "libs/evdata/evdata.h"
 
-static int dump(const char *id, const char *type, const char *tid,
-                int64_t ms, json_t *data, char **out) {
+static int dump(const char *id, const char *type, const char *tid, int64_t ms,
+                json_t *data, char **out) {
   char when[RFC3339_MS_LEN + 1];
   if (time_format_rfc3339(ms, when) != ERR_OK) when[0] = '\0';
   json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", id, "type", type,
@@ -32,8 +32,8 @@ int body_for_event(const Rpc__V1__Event *ev, char **out) {
               out);
 }
 
-int body_for_test(const char *event_id, const char *tid,
-                  const char *webhook_id, int64_t now_ms, char **out) {
+int body_for_test(const char *event_id, const char *tid, const char *webhook_id,
+                  int64_t now_ms, char **out) {
   *out = NULL;
   return dump(event_id, "webhook.test", tid, now_ms,
               json_pack("{s:s}", "webhook_id", webhook_id), out);

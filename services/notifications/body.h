@@ -21,8 +21,7 @@ int body_for_event(const Rpc__V1__Event *ev, char **out) WARN_UNUSED;
 
 /* The body of a "webhook.test" event event_id of tenant tid for endpoint
  * webhook_id at now_ms: data {"webhook_id"}. Errors: ERR_NOMEM. */
-int body_for_test(const char *event_id, const char *tid,
-                  const char *webhook_id, int64_t now_ms,
-                  char **out) WARN_UNUSED;
+int body_for_test(const char *event_id, const char *tid, const char *webhook_id,
+                  int64_t now_ms, char **out) WARN_UNUSED;
 
 #endif

@@ -337,8 +337,8 @@ static void rotate_secret(void *arg, const rpc_call *call, rpc_reply *reply) {
   char secret[SEAL_SECRET_TEXT_MAX + 1];
   seal_box box;
   new_secret(h, secret, &box);
-  int rc = store_rotate_secret(h->c.store, cl.tid, id, &box,
-                               h->c.secret_grace_ms);
+  int rc =
+      store_rotate_secret(h->c.store, cl.tid, id, &box, h->c.secret_grace_ms);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "rotate the secret");
   } else {
@@ -383,9 +383,10 @@ out:
 }
 
 /* The query of ListDeliveries, validated; false when the reply is set. */
-static bool deliveries_query(const Notifications__V1__ListDeliveriesRequest *req,
-                             rpc_reply *reply, char before[UUID_STR_LEN + 1],
-                             size_t *limit) {
+static bool
+deliveries_query(const Notifications__V1__ListDeliveriesRequest *req,
+                 rpc_reply *reply, char before[UUID_STR_LEN + 1],
+                 size_t *limit) {
   vlist v;
   vlist_init(&v);
   *limit = req->limit == 0 ? LIST_DEFAULT : req->limit;

@@ -28,12 +28,12 @@
 #define NOTIFICATIONS_METHOD(m) "notifications.v1.Notifications/" m
 
 typedef struct notifications_config {
-  store *store;        /* borrowed; must outlive the handlers */
-  authn *verifier;     /* borrowed; verifies the forwarded access tokens */
-  queue *queue;        /* borrowed; test sends and retries are queued */
-  const seal_key *key; /* borrowed; seals new secrets */
-  bool allow_private;  /* NOTIFICATIONS_ALLOW_PRIVATE_TARGETS */
-  size_t max_endpoints;   /* per tenant */
+  store *store;            /* borrowed; must outlive the handlers */
+  authn *verifier;         /* borrowed; verifies the forwarded access tokens */
+  queue *queue;            /* borrowed; test sends and retries are queued */
+  const seal_key *key;     /* borrowed; seals new secrets */
+  bool allow_private;      /* NOTIFICATIONS_ALLOW_PRIVATE_TARGETS */
+  size_t max_endpoints;    /* per tenant */
   int64_t secret_grace_ms; /* the previous secret signs this long */
 } notifications_config;
 
@@ -43,7 +43,8 @@ typedef struct notifications notifications;
  * ERR_NOMEM. *out is the caller's: notifications_free. */
 int notifications_new(const notifications_config *cfg,
                       notifications **out) WARN_UNUSED;
-void notifications_free(notifications *h); /* NULL-safe; after the server stopped */
+void notifications_free(
+    notifications *h); /* NULL-safe; after the server stopped */
 
 /* Registers every method on srv. Errors as handler_register. */
 int notifications_register(notifications *h, rpc_server *srv) WARN_UNUSED;

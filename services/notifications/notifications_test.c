@@ -28,8 +28,9 @@ START_TEST(a_secret_is_whsec_base64_and_parses_back) {
   ck_assert_int_eq(seal_secret_parse(text, back), ERR_OK);
   ck_assert(memcmp(raw, back, sizeof raw) == 0);
   ck_assert_int_eq(seal_secret_parse("whsec_", back), ERR_INVAL);
-  ck_assert_int_eq(seal_secret_parse("sk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX", back),
-                   ERR_INVAL);
+  ck_assert_int_eq(
+      seal_secret_parse("sk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX", back),
+      ERR_INVAL);
 }
 END_TEST
 
@@ -86,18 +87,25 @@ static bool private6(const char *a) {
 }
 
 START_TEST(private_loopback_and_link_local_addresses_are_private) {
-  const char *priv4[] = {"127.0.0.1",   "10.1.2.3",      "172.16.0.1",
+  const char *priv4[] = {"127.0.0.1",      "10.1.2.3",    "172.16.0.1",
                          "172.31.255.255", "192.168.1.1", "169.254.169.254",
-                         "100.64.0.1",  "0.0.0.0",       "224.0.0.1",
+                         "100.64.0.1",     "0.0.0.0",     "224.0.0.1",
                          "255.255.255.255"};
   for (size_t i = 0; i < sizeof priv4 / sizeof priv4[0]; i++)
     ck_assert_msg(private4(priv4[i]), "%s", priv4[i]);
   ck_assert(!private4("93.184.216.34"));
   ck_assert(!private4("172.32.0.1"));
   ck_assert(!private4("8.8.8.8"));
-  const char *priv6[] = {"::1", "::", "fe80::1", "fd00::1", "fc00::1",
-                         "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
-                         "64:ff9b::a9fe:a9fe", "2001:db8::1"};
+  const char *priv6[] = {"::1",
+                         "::",
+                         "fe80::1",
+                         "fd00::1",
+                         "fc00::1",
+                         "ff02::1",
+                         "::ffff:127.0.0.1",
+                         "::ffff:10.0.0.1",
+                         "64:ff9b::a9fe:a9fe",
+                         "2001:db8::1"};
   for (size_t i = 0; i < sizeof priv6 / sizeof priv6[0]; i++)
     ck_assert_msg(private6(priv6[i]), "%s", priv6[i]);
   ck_assert(!private6("2606:4700:4700::1111"));
@@ -167,10 +175,9 @@ START_TEST(a_test_body_has_the_contract_keys) {
                    "webhook.test");
   ck_assert_str_eq(json_string_value(json_object_get(o, "created_at")),
                    "2023-11-14T22:13:20.123Z");
-  ck_assert_str_eq(
-      json_string_value(json_object_get(json_object_get(o, "data"),
-                                        "webhook_id")),
-      "0190a5d0-0000-7000-8000-000000000003");
+  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "data"),
+                                                     "webhook_id")),
+                   "0190a5d0-0000-7000-8000-000000000003");
   ck_assert_int_eq(json_object_size(o), 5);
   json_decref(o);
   free(body);

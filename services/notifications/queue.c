@@ -142,8 +142,7 @@ static bool parse_entry(const cache_reply *e, char *id, size_t cap,
   const cache_reply *f = cache_reply_at(e, 1);
   for (size_t i = 0; i + 1 < cache_reply_len(f); i += 2) {
     char k[4], v[UUID_STR_LEN + 1];
-    if (!str_at(f, i, k, sizeof k) || !str_at(f, i + 1, v, sizeof v))
-      continue;
+    if (!str_at(f, i, k, sizeof k) || !str_at(f, i + 1, v, sizeof v)) continue;
     if (strcmp(k, "t") == 0) uuid_canonical(v, job->tid);
     if (strcmp(k, "d") == 0) uuid_canonical(v, job->id);
   }
@@ -182,8 +181,8 @@ static void autoclaim(worker *w) {
   queue *q = w->q;
   char idle[24];
   snprintf(idle, sizeof idle, "%" PRId64, q->c.claim_timeout_ms);
-  const char *argv[] = {"XAUTOCLAIM", STREAM,  GROUP, w->consumer,
-                        idle,         "0-0", "COUNT", AUTOCLAIM_COUNT};
+  const char *argv[] = {"XAUTOCLAIM", STREAM, GROUP,   w->consumer,
+                        idle,         "0-0",  "COUNT", AUTOCLAIM_COUNT};
   cache_reply *r = NULL;
   if (cache_command(q->c.redis, false, 8, argv, NULL, &r) == ERR_OK)
     run_entries(q, cache_reply_at(r, 1));
@@ -269,9 +268,9 @@ static void mover_round(void *arg) {
 
 static void metrics_init(queue *q) {
   static const char *const kQueue[] = {"queue"};
-  metrics_family *d = metrics_gauge("notifications_queue_depth",
-                                    "jobs in the stream and the delayed set",
-                                    1, kQueue);
+  metrics_family *d =
+      metrics_gauge("notifications_queue_depth",
+                    "jobs in the stream and the delayed set", 1, kQueue);
   q->ready_depth = metrics_child_get(d, (const char *const[]){"ready"});
   q->delayed_depth = metrics_child_get(d, (const char *const[]){"delayed"});
   q->pending = metrics_child_get(
@@ -311,12 +310,13 @@ int queue_start(const queue_config *c, queue **out) {
   queue *q = calloc(1, sizeof *q);
   if (q == NULL) return ERR_NOMEM;
   q->c = *c;
-  q->ac = (attempt_config){.store = c->store,
-                           .key = c->key,
-                           .send = &q->c.send,
-                           .max_attempts = c->max_attempts,
-                           .base_delay_ms = c->base_delay_ms,
-                           .lease_ms = c->send.timeout_ms + c->claim_timeout_ms};
+  q->ac =
+      (attempt_config){.store = c->store,
+                       .key = c->key,
+                       .send = &q->c.send,
+                       .max_attempts = c->max_attempts,
+                       .base_delay_ms = c->base_delay_ms,
+                       .lease_ms = c->send.timeout_ms + c->claim_timeout_ms};
   metrics_init(q);
   q->workers = calloc((size_t)c->workers, sizeof *q->workers);
   int rc = q->workers == NULL ? ERR_NOMEM : ERR_OK;

@@ -42,7 +42,8 @@ int seal_secret_parse(const char *text, unsigned char raw[SEAL_SECRET_BYTES]) {
   const size_t p = sizeof SECRET_PREFIX - 1;
   if (text == NULL || strncmp(text, SECRET_PREFIX, p) != 0 ||
       sodium_base642bin(raw, SEAL_SECRET_BYTES, text + p, strlen(text + p),
-                        NULL, &len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+                        NULL, &len, NULL,
+                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
       len != SEAL_SECRET_BYTES) {
     sodium_memzero(raw, SEAL_SECRET_BYTES);
     return ERR_INVAL;

@@ -74,8 +74,8 @@ static int post(CURL *h, const sender_config *c, const char *url,
   }
   char pinned[TARGET_HOST_MAX + TARGET_ADDR_MAX + 16];
   bool v6 = t.sa.ss_family == AF_INET6;
-  snprintf(pinned, sizeof pinned, "%s:%d:%s%s%s", t.host, t.port,
-           v6 ? "[" : "", t.addr, v6 ? "]" : "");
+  snprintf(pinned, sizeof pinned, "%s:%d:%s%s%s", t.host, t.port, v6 ? "[" : "",
+           t.addr, v6 ? "]" : "");
   struct curl_slist *resolve = curl_slist_append(NULL, pinned);
   if (resolve == NULL) return ERR_NOMEM;
   xfer x = {.c = c, .t = &t};
@@ -106,7 +106,8 @@ int sender_post(const sender_config *c, const char *url,
   CURL *h = curl_easy_init();
   struct curl_slist *hdrs =
       curl_slist_append(NULL, "Content-Type: application/json");
-  if (hdrs != NULL) hdrs = curl_slist_append(hdrs, "Expect:"); /* no 100-continue */
+  if (hdrs != NULL)
+    hdrs = curl_slist_append(hdrs, "Expect:"); /* no 100-continue */
   for (size_t i = 0; hdrs != NULL && headers != NULL && headers[i]; i++) {
     struct curl_slist *next = curl_slist_append(hdrs, headers[i]);
     if (next == NULL) {
@@ -115,9 +116,8 @@ int sender_post(const sender_config *c, const char *url,
     }
     hdrs = next;
   }
-  int rc = h != NULL && hdrs != NULL
-               ? post(h, c, url, hdrs, body, len, out)
-               : ERR_NOMEM;
+  int rc = h != NULL && hdrs != NULL ? post(h, c, url, hdrs, body, len, out)
+                                     : ERR_NOMEM;
   curl_slist_free_all(hdrs);
   if (h != NULL) curl_easy_cleanup(h);
   return rc;

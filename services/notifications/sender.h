@@ -28,8 +28,8 @@ typedef struct sender_config {
 } sender_config;
 
 typedef struct sender_result {
-  int status_code; /* 0: no HTTP answer */
-  bool ok;         /* 2xx */
+  int status_code;                  /* 0: no HTTP answer */
+  bool ok;                          /* 2xx */
   char error[SENDER_ERROR_MAX + 1]; /* "" when ok; never a secret */
 } sender_result;
 

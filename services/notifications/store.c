@@ -20,9 +20,9 @@
 
 #include "libs/base/strutil.h"
 
-#define ENDPOINT_COLS                                                     \
-  "id::text AS id, url, array_to_string(events, ',') AS events, "         \
-  "description, active, "                                                 \
+#define ENDPOINT_COLS                                                          \
+  "id::text AS id, url, array_to_string(events, ',') AS events, "              \
+  "description, active, "                                                      \
   "floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms"
 
 int store_new(db_pool *db, const char *role, store **out) {

@@ -155,8 +155,7 @@ int store_test_delivery(store *st, const char *tid, const char *id,
                         store_job *job) WARN_UNUSED;
 
 /* The last seq recorded for source; 0 (and ERR_OK) when none. */
-int store_position(store *st, const char *source,
-                   uint64_t *seq) WARN_UNUSED;
+int store_position(store *st, const char *source, uint64_t *seq) WARN_UNUSED;
 
 /* The endpoint's deliveries, newest first: status 0 = any, before_id
  * NULL = from the newest, at most limit; *more when others follow. */
@@ -194,10 +193,10 @@ int store_claim(store *st, const store_job *job, int64_t lease_ms,
 
 /* The outcome of one attempt. */
 typedef struct store_outcome {
-  bool ok;          /* 2xx */
-  int status_code;  /* 0: no answer */
-  const char *error; /* NULL or a short reason (no secrets, no body) */
-  int max_attempts; /* dead when attempts reach it and !ok */
+  bool ok;             /* 2xx */
+  int status_code;     /* 0: no answer */
+  const char *error;   /* NULL or a short reason (no secrets, no body) */
+  int max_attempts;    /* dead when attempts reach it and !ok */
   int64_t retry_in_ms; /* when not ok and not dead */
 } store_outcome;
 

@@ -16,12 +16,12 @@
 #include "libs/base/strutil.h"
 #include "services/notifications/store_internal.h"
 
-#define DELIVERY_COLS                                                      \
-  "id::text AS id, event_id::text AS event_id, event_type, status, "       \
-  "attempts, COALESCE(last_status_code, 0) AS last_status_code, "          \
-  "COALESCE(last_error, '') AS last_error, "                               \
-  "floor(extract(epoch FROM next_attempt_at) * 1000)::bigint AS next_ms, " \
-  "floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms, "   \
+#define DELIVERY_COLS                                                          \
+  "id::text AS id, event_id::text AS event_id, event_type, status, "           \
+  "attempts, COALESCE(last_status_code, 0) AS last_status_code, "              \
+  "COALESCE(last_error, '') AS last_error, "                                   \
+  "floor(extract(epoch FROM next_attempt_at) * 1000)::bigint AS next_ms, "     \
+  "floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms, "       \
   "floor(extract(epoch FROM updated_at) * 1000)::bigint AS updated_ms"
 
 #define MS "* interval '1 millisecond'"
@@ -43,8 +43,12 @@ static int insert_delivery(db_conn *c, const char *tid, const char *endpoint,
   uuid u;
   uuid_v7(&u);
   uuid_format(&u, id);
-  db_param ps[] = {db_text(tid),      db_text(id),   db_text(endpoint),
-                   db_text(event_id), db_text(type), db_text(body),
+  db_param ps[] = {db_text(tid),
+                   db_text(id),
+                   db_text(endpoint),
+                   db_text(event_id),
+                   db_text(type),
+                   db_text(body),
                    db_int64(uuid_v7_time_ms(&u))};
   db_result *r = NULL;
   int rc = db_exec(
@@ -150,8 +154,8 @@ static int test_delivery_fn(db_conn *c, void *ud) {
   db_result_free(r);
   bool inserted = false;
   if (rc == ERR_OK)
-    rc = insert_delivery(c, a->tid, a->id, a->event_id, "webhook.test",
-                         a->body, a->job->id, &inserted);
+    rc = insert_delivery(c, a->tid, a->id, a->event_id, "webhook.test", a->body,
+                         a->job->id, &inserted);
   str_copy(a->job->tid, a->tid, sizeof a->job->tid);
   return rc;
 }
@@ -267,15 +271,14 @@ int store_list_deliveries(store *st, const char *tid, const char *endpoint_id,
                           int status, const char *before_id, size_t limit,
                           store_deliveries *out, bool *more) {
   memset(out, 0, sizeof *out);
-  ldel_args a = {.tid = tid,
-                 .endpoint_id = endpoint_id,
-                 .before_id = before_id,
-                 .status = status >= STORE_PENDING && status <= STORE_DEAD
-                               ? status
-                               : 0,
-                 .limit = limit,
-                 .out = out,
-                 .more = more};
+  ldel_args a = {
+      .tid = tid,
+      .endpoint_id = endpoint_id,
+      .before_id = before_id,
+      .status = status >= STORE_PENDING && status <= STORE_DEAD ? status : 0,
+      .limit = limit,
+      .out = out,
+      .more = more};
   int rc = store_run(st, tid, true, list_deliveries_fn, &a);
   if (rc != ERR_OK) store_deliveries_free(out);
   return rc;
@@ -419,9 +422,9 @@ static int record_fn(db_conn *c, void *ud) {
   const store_outcome *o = a->o;
   char err[STORE_ERROR_MAX + 1];
   str_copy(err, o->error != NULL ? o->error : "", sizeof err);
-  db_param ps[] = {db_text(a->job->tid),      db_text(a->job->id),
-                   db_int64(o->status_code),  db_text(err[0] ? err : NULL),
-                   db_bool(o->ok),            db_int64(o->max_attempts),
+  db_param ps[] = {db_text(a->job->tid),     db_text(a->job->id),
+                   db_int64(o->status_code), db_text(err[0] ? err : NULL),
+                   db_bool(o->ok),           db_int64(o->max_attempts),
                    db_int64(o->retry_in_ms)};
   db_result *r = NULL;
   int rc = db_exec(

@@ -113,7 +113,7 @@ static bool v4_private(uint32_t a) {
 
 static bool v6_private(const unsigned char *b) {
   static const unsigned char kZero[16] = {0};
-  static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0,
+  static const unsigned char kMapped[12] = {0, 0, 0, 0, 0,    0,
                                             0, 0, 0, 0, 0xff, 0xff};
   static const unsigned char kNat64[12] = {0, 0x64, 0xff, 0x9b};
   if (memcmp(b, kZero, 15) == 0) return true; /* :: and ::1 */
@@ -141,16 +141,16 @@ bool target_addr_private(const struct sockaddr *sa) {
 static void pin(target *t, const struct addrinfo *ai) {
   memcpy(&t->sa, ai->ai_addr, ai->ai_addrlen);
   t->salen = ai->ai_addrlen;
-  const void *a = ai->ai_family == AF_INET
-                      ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
-                      : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+  const void *a =
+      ai->ai_family == AF_INET
+          ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+          : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
   if (inet_ntop(ai->ai_family, a, t->addr, sizeof t->addr) == NULL)
     t->addr[0] = '\0';
 }
 
 int target_resolve(target *t, bool allow_private, const char **why) {
-  struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                           .ai_socktype = SOCK_STREAM};
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
   struct addrinfo *res = NULL;
   char port[8];
   snprintf(port, sizeof port, "%d", t->port);

@@ -43,8 +43,7 @@ int target_parse(const char *url, target *t, const char **why) WARN_UNUSED;
 /* Resolves t's host and pins the first address. Unless allow_private, any
  * private address refuses the target: ERR_INVAL with *why. ERR_UNAVAILABLE
  * when the name does not resolve. */
-int target_resolve(target *t, bool allow_private,
-                   const char **why) WARN_UNUSED;
+int target_resolve(target *t, bool allow_private, const char **why) WARN_UNUSED;
 
 /* True for an address that is not on the public Internet (see above). */
 bool target_addr_private(const struct sockaddr *sa);
