@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <check.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <sodium.h>
@@ -18,6 +19,7 @@
 #include "services/notifications/handlers.h"
 #include "services/notifications/queue.h"
 #include "services/notifications/seal.h"
+#include "services/notifications/sender.h"
 #include "services/notifications/target.h"
 
 START_TEST(a_secret_is_whsec_base64_and_parses_back) {
@@ -151,6 +153,25 @@ START_TEST(a_loopback_target_is_refused_unless_allowed) {
 }
 END_TEST
 
+START_TEST(the_sender_refuses_a_private_target_before_connecting) {
+  sender_config c = {.timeout_ms = 2000, .max_response = 1024};
+  sender_result r;
+  const char *const hdrs[] = {"webhook-id: x", NULL};
+  const char *urls[] = {"http://127.0.0.1:9/hook", "http://localhost:9/",
+                        "http://[::1]:9/", "http://169.254.169.254/latest"};
+  for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+    ck_assert_int_eq(sender_post(&c, urls[i], hdrs, "{}", 2, &r), ERR_OK);
+    ck_assert(!r.ok);
+    ck_assert_int_eq(r.status_code, 0);
+    ck_assert_msg(strstr(r.error, "private") != NULL, "%s: %s", urls[i],
+                  r.error);
+  }
+  ck_assert_int_eq(sender_post(&c, "gopher://example.com/", hdrs, "{}", 2, &r),
+                   ERR_OK);
+  ck_assert(!r.ok);
+}
+END_TEST
+
 START_TEST(backoff_doubles_from_the_base_with_jitter) {
   for (int i = 0; i < 200; i++) {
     int64_t d1 = queue_backoff_ms(5000, 1), d2 = queue_backoff_ms(5000, 2);
@@ -201,7 +222,7 @@ START_TEST(event_types_must_be_known_and_distinct) {
 END_TEST
 
 int main(void) {
-  if (sodium_init() < 0) return 1;
+  if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0) return 1;
   Suite *s = suite_create("notifications");
   TCase *tc = tcase_create("pure");
   tcase_add_test(tc, a_secret_is_whsec_base64_and_parses_back);
@@ -210,6 +231,7 @@ int main(void) {
   tcase_add_test(tc, private_loopback_and_link_local_addresses_are_private);
   tcase_add_test(tc, urls_must_be_http_with_a_host_and_no_credentials);
   tcase_add_test(tc, a_loopback_target_is_refused_unless_allowed);
+  tcase_add_test(tc, the_sender_refuses_a_private_target_before_connecting);
   tcase_add_test(tc, backoff_doubles_from_the_base_with_jitter);
   tcase_add_test(tc, a_test_body_has_the_contract_keys);
   tcase_add_test(tc, event_types_must_be_known_and_distinct);

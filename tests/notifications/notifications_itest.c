@@ -8,11 +8,13 @@
  * An order placed -> a signed webhook at the receiver; 500 twice then 200
  * -> three attempts, one success, nothing more; always 500 -> dead after
  * the configured attempts, then POST /v1/deliveries/{id}/retry once the
- * receiver recovers -> delivered; a test send, and a rotation signing
+ * receiver recovers -> delivered (and counted in /metrics); a 302 not
+ * followed; a test send, and a rotation signing
  * with both secrets; notifications killed with SIGKILL while a request is
  * in flight, orders placed while it is down, then restarted -> every
  * event delivered and none again to a receiver whose 2xx was recorded;
- * another tenant's endpoints and deliveries 404; bad input 400 naming the
+ * another tenant's endpoints and deliveries 404 (a customer 403, no token
+ * 401); bad input 400 naming the
  * field; and, last, notifications restarted with private targets refused
  * -> a loopback URL refused at creation, and an existing loopback
  * endpoint's delivery refused at send time.
@@ -366,6 +368,37 @@ START_TEST(always_failing_is_dead_then_retried_by_hand) {
   r = call("POST", path, "{}", t.owner_token);
   CK_HTTP_ERROR(r, 400, "FAILED_PRECONDITION");
   harness_http_free(r);
+  /* Counted: attempts by outcome and the dead letter. */
+  r = harness_http_request("GET", g_notif.admin_port, "/metrics", NULL, NULL,
+                           NULL);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert(
+      strstr(r->body, "notifications_attempts_total{outcome=\"failure\"}"));
+  ck_assert(
+      strstr(r->body, "notifications_attempts_total{outcome=\"success\"}"));
+  ck_assert(strstr(r->body, "notifications_dead_letters_total "));
+  ck_assert(strstr(r->body, "notifications_dead_letters_total 0\n") == NULL);
+  ck_assert(strstr(r->body, "notifications_delivery_latency_seconds_count"));
+  ck_assert(strstr(r->body, "notifications_queue_depth{queue=\"ready\"}"));
+  harness_http_free(r);
+}
+END_TEST
+
+START_TEST(redirects_are_not_followed) {
+  harness_api_tenant t;
+  char pid[UUID_STR_LEN + 1], wid[UUID_STR_LEN + 1];
+  tenant("wh-redir", &t);
+  product(&t, pid);
+  receiver_set_mode(g_rx, "redir", RECEIVER_REDIRECT, 0);
+  webhook(&t, "redir", "[\"OrderCreated\"]", wid);
+  order(&t, pid, NULL);
+  WAIT_DELIVERIES(&t, wid, "dead", 1);
+  ck_assert_int_eq(receiver_count(g_rx, "redir"), MAX_ATTEMPTS);
+  ck_assert_int_eq(receiver_count(g_rx, "redir-target"), 0);
+  resp *r = deliveries(&t, wid, "status=dead");
+  json_t *d = json_array_get(harness_json_get(r->json, "deliveries"), 0);
+  ck_assert_int_eq(harness_json_int(d, "last_status_code"), 302);
+  harness_http_free(r);
 }
 END_TEST
 
@@ -530,6 +563,30 @@ START_TEST(another_tenants_endpoints_and_deliveries_are_404) {
                        "WHERE id = $1::uuid AND active",
                        wid),
       1);
+  /* Below admin: 403, for a customer of the same tenant. */
+  char xt[96], reg[200], login[200];
+  snprintf(xt, sizeof xt, "X-Tenant: %s", a.slug);
+  const char *const hx[] = {xt, NULL};
+  snprintf(reg, sizeof reg,
+           "{\"email\":\"cust@%s.example.test\",\"password\":\"%s\","
+           "\"name\":\"Cleo\"}",
+           a.slug, PASSWORD);
+  r = harness_http_call("POST", g_gw.http_port, "/v1/auth/register", reg, NULL,
+                        hx);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  snprintf(login, sizeof login, "cust@%s.example.test", a.slug);
+  char ctok[1024];
+  ck_assert_int_eq(harness_api_login(g_gw.http_port, a.slug, login, PASSWORD,
+                                     ctok, sizeof ctok, NULL, 0),
+                   200);
+  r = call("GET", "/v1/webhooks", NULL, ctok);
+  CK_HTTP_ERROR(r, 403, "PERMISSION_DENIED");
+  harness_http_free(r);
+  snprintf(paths[0][1], 128, "/v1/deliveries/%s/retry", did);
+  r = call("POST", paths[0][1], "{}", ctok);
+  CK_HTTP_ERROR(r, 403, "PERMISSION_DENIED");
+  harness_http_free(r);
   /* Anonymous: 401. */
   r = call("GET", "/v1/webhooks", NULL, NULL);
   CK_HTTP_ERROR(r, 401, "UNAUTHENTICATED");
@@ -692,6 +749,7 @@ int main(void) {
   HARNESS_ADD_CASE(s, always_failing_is_dead_then_retried_by_hand, 120, NULL);
   HARNESS_ADD_CASE(s, a_test_send_and_a_rotation_sign_with_both_secrets, 120,
                    NULL);
+  HARNESS_ADD_CASE(s, redirects_are_not_followed, 120, NULL);
   HARNESS_ADD_CASE(
       s, sigkill_mid_delivery_loses_nothing_and_repeats_no_recorded_2xx, 180,
       NULL);

@@ -119,9 +119,11 @@ static int handle(receiver *r, struct MHD_Connection *c, const char *name,
       while (!e->release) pthread_cond_wait(&r->cv, &r->mu);
       e->held--;
     }
-    status = e->mode == RECEIVER_FAIL                              ? 500
-             : e->mode == RECEIVER_FAIL_FIRST && i < e->fail_first ? 500
-                                                                   : 200;
+    if (e->mode == RECEIVER_FAIL ||
+        (e->mode == RECEIVER_FAIL_FIRST && i < e->fail_first))
+      status = 500;
+    else
+      status = e->mode == RECEIVER_REDIRECT ? 302 : 200;
     e->hits[i].status = status;
   }
   pthread_mutex_unlock(&r->mu);
@@ -159,6 +161,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c,
   const char *text = status == 200 ? "{\"ok\":true}" : "{\"ok\":false}";
   struct MHD_Response *resp = MHD_create_response_from_buffer(
       strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+  if (status == 302) {
+    char loc[128];
+    snprintf(loc, sizeof loc, "%s-target", url);
+    MHD_add_response_header(resp, "Location", loc);
+  }
   enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
   MHD_destroy_response(resp);
   return rc;
