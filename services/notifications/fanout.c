@@ -13,6 +13,7 @@
 
 #define REPLAY_DEADLINE_MS 2000
 #define IDLE_CHECK_MS 5000
+#define BODY_MAX (1024 * 1024) /* deliveries_body_length, 0001_init.sql */
 
 struct fanout {
   fanout_config c;
@@ -32,6 +33,7 @@ static int on_event(void *arg, const Rpc__V1__Event *ev) {
   char *body = NULL;
   int rc = body_for_event(ev, &body);
   if (rc == ERR_NOMEM) return rc;
+  if (rc == ERR_OK && strlen(body) > BODY_MAX) rc = ERR_TOOBIG;
   /* A type webhooks do not carry, or one that does not decode: only the
    * position moves. */
   const char *tid = rc == ERR_OK ? ev->tenant_id : "";
@@ -42,6 +44,15 @@ static int on_event(void *arg, const Rpc__V1__Event *ev) {
   rc = store_fanout(f->c.store, tid, ev->id, ev->type, body ? body : "",
                     ev->source, ev->seq, &jobs, &n);
   free(body);
+  if (rc == ERR_INVAL || rc == ERR_EXISTS) {
+    /* The database refuses this event's data (a malformed id, a CHECK):
+     * retrying cannot help and would hold every later event of orders
+     * behind it. Skip it, loudly, and move the position past it. */
+    log_error("event refused by the database; skipped", "id", ev->id, "type",
+              ev->type, "error", err_str(rc));
+    rc = store_fanout(f->c.store, "", ev->id, ev->type, "", ev->source, ev->seq,
+                      &jobs, &n);
+  }
   if (rc != ERR_OK) {
     log_warn("event not fanned out; retrying", "id", ev->id, "error",
              err_str(rc));

@@ -15,7 +15,9 @@
  * event delivered and none again to a receiver whose 2xx was recorded;
  * another tenant's endpoints and deliveries 404 (a customer 403, no token
  * 401); bad input 400 naming the
- * field; and, last, notifications restarted with private targets refused
+ * field; Redis flushed mid-attempt (stream, group, pending entries and
+ * delayed set gone) -> still delivered; and, last, notifications restarted with
+ * private targets refused
  * -> a loopback URL refused at creation, and an existing loopback
  * endpoint's delivery refused at send time.
  *
@@ -23,12 +25,15 @@
  * claim timeout 2 s, sweep every second): every wait is for a condition
  * with a generous deadline, never a fixed sleep that must be long enough.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
@@ -684,6 +689,46 @@ START_TEST(bad_input_is_400_naming_the_field) {
 }
 END_TEST
 
+/* FLUSHALL over RESP on a socket of our own: Redis loses everything, as
+ * a restart without persistence does. */
+static void flush_redis(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)g_redis.port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  const char cmd[] = "*1\r\n$8\r\nFLUSHALL\r\n";
+  ck_assert_int_eq(write(fd, cmd, sizeof cmd - 1), (ssize_t)(sizeof cmd - 1));
+  char buf[16] = "";
+  ck_assert_int_gt(read(fd, buf, sizeof buf - 1), 0);
+  ck_assert(strncmp(buf, "+OK", 3) == 0);
+  close(fd);
+}
+
+START_TEST(redis_losing_the_queue_loses_no_delivery) {
+  harness_api_tenant t;
+  char pid[UUID_STR_LEN + 1], wid[UUID_STR_LEN + 1];
+  tenant("wh-redis", &t);
+  product(&t, pid);
+  receiver_set_mode(g_rx, "lost", RECEIVER_HOLD, 500);
+  webhook(&t, "lost", "[\"OrderCreated\"]", wid);
+  order(&t, pid, NULL);
+  ck_assert(wait_for(held_one, "lost"));
+  /* The stream, its group and pending entries are gone mid-attempt. */
+  flush_redis();
+  receiver_set_mode(g_rx, "lost", RECEIVER_OK, 0); /* this one answers 500 */
+  WAIT_DELIVERIES(&t, wid, "succeeded", 1);
+  ck_assert_int_eq(receiver_count(g_rx, "lost"), 2);
+  receiver_hit h;
+  ck_assert(receiver_hit_at(g_rx, "lost", 0, &h));
+  ck_assert_int_eq(h.status, 500);
+  receiver_hit_free(&h);
+  /* And the queue works on after it. */
+  order(&t, pid, NULL);
+  WAIT_DELIVERIES(&t, wid, "succeeded", 2);
+}
+END_TEST
+
 typedef struct reach {
   const char *token;
 } reach;
@@ -756,6 +801,7 @@ int main(void) {
   HARNESS_ADD_CASE(s, another_tenants_endpoints_and_deliveries_are_404, 120,
                    NULL);
   HARNESS_ADD_CASE(s, bad_input_is_400_naming_the_field, 120, NULL);
+  HARNESS_ADD_CASE(s, redis_losing_the_queue_loses_no_delivery, 120, NULL);
   HARNESS_ADD_CASE(s, private_targets_are_refused_when_not_allowed, 120, NULL);
   int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();

@@ -114,13 +114,17 @@ static int handle(receiver *r, struct MHD_Connection *c, const char *name,
     h->ts = ts ? strtoll(ts, NULL, 10) : 0;
     h->body = strndup(u->buf ? u->buf : "", u->len);
     verify(e, h->id, ts ? ts : "", sig, u->buf ? u->buf : "", u->len, h);
+    int held_status = 0;
     if (e->mode == RECEIVER_HOLD) {
+      held_status = e->fail_first;
       e->held++;
       while (!e->release) pthread_cond_wait(&r->cv, &r->mu);
       e->held--;
     }
-    if (e->mode == RECEIVER_FAIL ||
-        (e->mode == RECEIVER_FAIL_FIRST && i < e->fail_first))
+    if (held_status > 0)
+      status = held_status;
+    else if (e->mode == RECEIVER_FAIL ||
+             (e->mode == RECEIVER_FAIL_FIRST && i < e->fail_first))
       status = 500;
     else
       status = e->mode == RECEIVER_REDIRECT ? 302 : 200;

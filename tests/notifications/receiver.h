@@ -22,7 +22,7 @@ typedef enum receiver_mode {
   RECEIVER_OK = 0,     /* 200 */
   RECEIVER_FAIL,       /* 500 */
   RECEIVER_FAIL_FIRST, /* 500 for the first `n` requests, then 200 */
-  RECEIVER_HOLD,       /* wait until released, then 200 */
+  RECEIVER_HOLD,       /* wait until released, then 200 (or `n`) */
   RECEIVER_REDIRECT,   /* 302 to /r/<name>-target (must not be followed) */
 } receiver_mode;
 
