@@ -20,6 +20,7 @@
 #include "services/notifications/handlers.h"
 
 #include <sodium.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,13 +149,23 @@ out:
   notifications__v1__ping_request__free_unpacked(req, NULL);
 }
 
+#define SAME_LAYOUT(T)                                                         \
+  _Static_assert(                                                              \
+      sizeof(T) == sizeof(Notifications__V1__GetWebhookResponse) &&            \
+          offsetof(T, webhook) ==                                              \
+              offsetof(Notifications__V1__GetWebhookResponse, webhook),        \
+      #T " differs from GetWebhookResponse")
+SAME_LAYOUT(Notifications__V1__CreateWebhookResponse);
+SAME_LAYOUT(Notifications__V1__UpdateWebhookResponse);
+
 static void reply_endpoint(rpc_reply *reply, const store_endpoint *e,
                            char *secret, const ProtobufCMessageDescriptor *d) {
   char *events[STORE_EVENTS_MAX];
   Notifications__V1__Webhook pb;
   webhook_pb(e, &pb, events);
   if (secret != NULL) pb.secret = secret;
-  /* Every response that carries one webhook has it as field 1. */
+  /* Create, Get and Update answer {Webhook webhook = 1}: one C layout
+   * (checked below), so one struct serves under each one's descriptor. */
   Notifications__V1__GetWebhookResponse resp =
       NOTIFICATIONS__V1__GET_WEBHOOK_RESPONSE__INIT;
   resp.base.descriptor = d;

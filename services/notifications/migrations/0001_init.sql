@@ -53,7 +53,7 @@ CREATE TABLE endpoints (
   updated_at        timestamptz NOT NULL,
   PRIMARY KEY (tenant_id, id),
   CONSTRAINT endpoints_url_length CHECK (octet_length(url) BETWEEN 1 AND 2048),
-  CONSTRAINT endpoints_url_scheme CHECK (url ~ '^https?://'),
+  CONSTRAINT endpoints_url_scheme CHECK (url ~* '^https?://'),
   CONSTRAINT endpoints_events_count CHECK (cardinality(events) BETWEEN 1 AND 16),
   CONSTRAINT endpoints_description_length CHECK (char_length(description) <= 500)
 );
