@@ -83,10 +83,13 @@ int attempt_run(const attempt_config *c, const store_job *job,
   out->ack = false;
   out->retry_in_ms = 0;
   store_attempt a;
-  bool claimed = false;
-  int rc = store_claim(c->store, job, c->lease_ms, SLACK_MS, &claimed, &a);
-  if (rc != ERR_OK || !claimed) {
-    out->ack = rc == ERR_OK; /* nothing to do: succeeded, dead, held */
+  int claim = STORE_CLAIM_SPENT;
+  int rc = store_claim(c->store, job, c->lease_ms, SLACK_MS, &claim, &a);
+  if (rc != ERR_OK || claim != STORE_CLAIMED) {
+    /* Spent: acknowledged. Leased: left pending in the group, so that
+     * XAUTOCLAIM brings it back once idle - the lease holder may have
+     * died mid-request. */
+    out->ack = rc == ERR_OK && claim == STORE_CLAIM_SPENT;
     return rc;
   }
   sender_result res;

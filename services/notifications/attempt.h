@@ -34,9 +34,10 @@ typedef struct attempt_result {
   int64_t retry_in_ms; /* > 0: queue a retry that far ahead */
 } attempt_result;
 
-/* Makes the attempt for job if it can be claimed. ERR_OK with out set;
- * another error (PostgreSQL unreachable) leaves the job to be taken over
- * later (out->ack false). */
+/* Makes the attempt for job if it can be claimed. ERR_OK with out set:
+ * ack false when another worker's lease runs (the job stays pending in
+ * the group for XAUTOCLAIM); another error (PostgreSQL unreachable) also
+ * leaves the job to be taken over later. */
 int attempt_run(const attempt_config *c, const store_job *job,
                 attempt_result *out) WARN_UNUSED;
 

@@ -23,7 +23,9 @@
  * pending, due, not leased by another worker) makes one attempt of it,
  * and a delivery with a 2xx recorded is never claimed again. The lease is
  * the request timeout plus claim_timeout_ms, so a live worker's lease
- * outlasts its request.
+ * outlasts its request. A job whose delivery is leased by another worker
+ * is not acknowledged: that worker may have died mid-request, so the job
+ * stays pending and XAUTOCLAIM brings it back until the lease is over.
  *
  * Metrics (libs/obs): notifications_queue_depth{queue=ready|delayed},
  * notifications_pending_deliveries, notifications_attempts_total{outcome=

@@ -183,13 +183,19 @@ typedef struct store_attempt {
 } store_attempt;
 void store_attempt_clear(store_attempt *a); /* frees body, wipes the keys */
 
+enum store_claim_result {
+  STORE_CLAIMED = 0,  /* ours for lease_ms: *out is filled */
+  STORE_CLAIM_SPENT,  /* succeeded, dead, deleted or not yet due: nothing
+                         to do for this job */
+  STORE_CLAIM_LEASED, /* pending, but another worker's lease runs: that
+                         worker may be dead; try again later */
+};
+
 /* Claims delivery job for one attempt: only when it is pending, due
  * (within slack_ms) and not claimed by another worker whose lease runs;
- * the lease is lease_ms. *claimed false (ERR_OK) otherwise - succeeded,
- * dead, deleted, not yet due or held: the job is then spent. */
+ * the lease is lease_ms. *res says which (ERR_OK in every case). */
 int store_claim(store *st, const store_job *job, int64_t lease_ms,
-                int64_t slack_ms, bool *claimed,
-                store_attempt *out) WARN_UNUSED;
+                int64_t slack_ms, int *res, store_attempt *out) WARN_UNUSED;
 
 /* The outcome of one attempt. */
 typedef struct store_outcome {

@@ -328,9 +328,24 @@ void store_attempt_clear(store_attempt *a) {
 typedef struct claim_args {
   const store_job *job;
   int64_t lease_ms, slack_ms;
-  bool *claimed;
+  int *res;
   store_attempt *out;
 } claim_args;
+
+/* Why a claim found nothing: another worker's lease, or nothing to do. */
+static int unclaimed(db_conn *c, const claim_args *a) {
+  db_param ps[] = {db_text(a->job->tid), db_text(a->job->id)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT 1 FROM notifications.deliveries "
+                   "WHERE tenant_id = $1::uuid AND id = $2::uuid "
+                   "AND status = 'pending' AND lease_until >= now()",
+                   ps, DB_NPARAMS(ps), &r);
+  *a->res =
+      rc == ERR_OK && db_nrows(r) == 1 ? STORE_CLAIM_LEASED : STORE_CLAIM_SPENT;
+  db_result_free(r);
+  return rc;
+}
 
 /* The sealed secrets of row 0 into out. */
 static int read_keys(const db_result *r, store_attempt *out) {
@@ -355,7 +370,7 @@ static int read_keys(const db_result *r, store_attempt *out) {
 static int claim_fn(db_conn *c, void *ud) {
   claim_args *a = ud;
   store_attempt_clear(a->out);
-  *a->claimed = false;
+  *a->res = STORE_CLAIM_SPENT;
   db_param ps[] = {db_text(a->job->tid), db_text(a->job->id),
                    db_int64(a->lease_ms), db_int64(a->slack_ms)};
   db_result *r = NULL;
@@ -376,7 +391,7 @@ static int claim_fn(db_conn *c, void *ud) {
       ps, DB_NPARAMS(ps), &r);
   if (rc != ERR_OK || db_nrows(r) != 1) {
     db_result_free(r);
-    return rc;
+    return rc == ERR_OK ? unclaimed(c, a) : rc;
   }
   store_attempt *o = a->out;
   store_copy_col(r, 0, "event_id", o->event_id, sizeof o->event_id);
@@ -391,23 +406,21 @@ static int claim_fn(db_conn *c, void *ud) {
   o->attempts = (int)att;
   if (rc == ERR_OK) rc = read_keys(r, o);
   db_result_free(r);
-  *a->claimed = rc == ERR_OK;
+  if (rc == ERR_OK) *a->res = STORE_CLAIMED;
   return rc;
 }
 
 int store_claim(store *st, const store_job *job, int64_t lease_ms,
-                int64_t slack_ms, bool *claimed, store_attempt *out) {
+                int64_t slack_ms, int *res, store_attempt *out) {
   memset(out, 0, sizeof *out);
   claim_args a = {.job = job,
                   .lease_ms = lease_ms,
                   .slack_ms = slack_ms,
-                  .claimed = claimed,
+                  .res = res,
                   .out = out};
   int rc = store_run(st, job->tid, false, claim_fn, &a);
-  if (rc != ERR_OK) {
-    store_attempt_clear(out);
-    *claimed = false;
-  }
+  if (rc != ERR_OK || *res != STORE_CLAIMED) store_attempt_clear(out);
+  if (rc != ERR_OK) *res = STORE_CLAIM_SPENT;
   return rc;
 }
 
