@@ -413,7 +413,7 @@ START_TEST(a_test_send_and_a_rotation_sign_with_both_secrets) {
   tenant("wh-rot", &t);
   webhook(&t, "rot", "[\"StockLow\"]", wid);
   snprintf(path, sizeof path, "/v1/webhooks/%s/test", wid);
-  resp *r = call("POST", path, "{}", t.owner_token);
+  resp *r = call("POST", path, NULL, t.owner_token); /* no body at all */
   CK_HTTP_STATUS(r, 202);
   harness_http_free(r);
   WAIT_HITS("rot", 1);
