@@ -9,7 +9,8 @@
  * -> three attempts, one success, nothing more; always 500 -> dead after
  * the configured attempts, then POST /v1/deliveries/{id}/retry once the
  * receiver recovers -> delivered (and counted in /metrics); a 302 not
- * followed; a test send, and a rotation signing
+ * followed; a receiver that never answers timing out, one answering 4 MiB
+ * still a success; a test send, and a rotation signing
  * with both secrets; notifications killed with SIGKILL while a request is
  * in flight, orders placed while it is down, then restarted -> every
  * event delivered and none again to a receiver whose 2xx was recorded;
@@ -729,6 +730,33 @@ START_TEST(redis_losing_the_queue_loses_no_delivery) {
 }
 END_TEST
 
+START_TEST(a_slow_receiver_times_out_and_a_huge_answer_still_counts) {
+  harness_api_tenant t;
+  char pid[UUID_STR_LEN + 1], slow[UUID_STR_LEN + 1], huge[UUID_STR_LEN + 1];
+  tenant("wh-slow", &t);
+  product(&t, pid);
+  receiver_set_mode(g_rx, "slow", RECEIVER_HOLD, 0); /* never answers */
+  receiver_set_mode(g_rx, "huge", RECEIVER_HUGE, 0);
+  webhook(&t, "slow", "[\"OrderCreated\"]", slow);
+  webhook(&t, "huge", "[\"OrderCreated\"]", huge);
+  order(&t, pid, NULL);
+  /* 4 MiB answered with 200: a success (curl reads NOTIFICATIONS_RESPONSE_MAX
+   * bytes of it, then cuts the transfer; the status is what counts). */
+  WAIT_DELIVERIES(&t, huge, "succeeded", 1);
+  ck_assert_int_eq(receiver_count(g_rx, "huge"), 1);
+  /* No answer within NOTIFICATIONS_SEND_TIMEOUT (5 s here): a failure,
+   * each time, then dead. */
+  WAIT_DELIVERIES(&t, slow, "dead", 1);
+  ck_assert_int_eq(receiver_count(g_rx, "slow"), MAX_ATTEMPTS);
+  resp *r = deliveries(&t, slow, "status=dead");
+  json_t *d = json_array_get(harness_json_get(r->json, "deliveries"), 0);
+  ck_assert_str_eq(harness_json_str(d, "last_error"), "timed out");
+  ck_assert_int_eq(harness_json_int(d, "last_status_code"), 0);
+  harness_http_free(r);
+  receiver_release(g_rx, "slow");
+}
+END_TEST
+
 typedef struct reach {
   const char *token;
 } reach;
@@ -795,6 +823,8 @@ int main(void) {
   HARNESS_ADD_CASE(s, a_test_send_and_a_rotation_sign_with_both_secrets, 120,
                    NULL);
   HARNESS_ADD_CASE(s, redirects_are_not_followed, 120, NULL);
+  HARNESS_ADD_CASE(s, a_slow_receiver_times_out_and_a_huge_answer_still_counts,
+                   120, NULL);
   HARNESS_ADD_CASE(
       s, sigkill_mid_delivery_loses_nothing_and_repeats_no_recorded_2xx, 180,
       NULL);

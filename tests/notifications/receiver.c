@@ -127,7 +127,9 @@ static int handle(receiver *r, struct MHD_Connection *c, const char *name,
              (e->mode == RECEIVER_FAIL_FIRST && i < e->fail_first))
       status = 500;
     else
-      status = e->mode == RECEIVER_REDIRECT ? 302 : 200;
+      status = e->mode == RECEIVER_REDIRECT ? 302
+               : e->mode == RECEIVER_HUGE   ? 299 /* 200, huge body */
+                                            : 200;
     e->hits[i].status = status;
   }
   pthread_mutex_unlock(&r->mu);
@@ -163,8 +165,18 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c,
   if (strcmp(method, "POST") == 0 && strncmp(url, "/r/", 3) == 0 && !u->too_big)
     status = handle(r, c, url + 3, u);
   const char *text = status == 200 ? "{\"ok\":true}" : "{\"ok\":false}";
-  struct MHD_Response *resp = MHD_create_response_from_buffer(
-      strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+  struct MHD_Response *resp;
+  if (status == 299) {
+    status = 200;
+    size_t n = 4 << 20;
+    char *huge = malloc(n);
+    if (huge == NULL) return MHD_NO;
+    memset(huge, 'x', n);
+    resp = MHD_create_response_from_buffer(n, huge, MHD_RESPMEM_MUST_FREE);
+  } else {
+    resp = MHD_create_response_from_buffer(strlen(text), (void *)text,
+                                           MHD_RESPMEM_MUST_COPY);
+  }
   if (status == 302) {
     char loc[128];
     snprintf(loc, sizeof loc, "%s-target", url);

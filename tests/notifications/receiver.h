@@ -24,6 +24,7 @@ typedef enum receiver_mode {
   RECEIVER_FAIL_FIRST, /* 500 for the first `n` requests, then 200 */
   RECEIVER_HOLD,       /* wait until released, then 200 (or `n`) */
   RECEIVER_REDIRECT,   /* 302 to /r/<name>-target (must not be followed) */
+  RECEIVER_HUGE,       /* 200 with a 4 MiB body */
 } receiver_mode;
 
 /* One request as received. */
