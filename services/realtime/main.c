@@ -111,13 +111,13 @@ static const cfg_entry config[] = {
      .max = 60000,
      .description = "between passes re-verifying live connections' tokens "
                     "(revoked -> close 4003)"},
-    {.name = "REALTIME_MAX_CONNS_PER_ADDR",
+    {.name = "REALTIME_MAX_CONNECTIONS_PER_IP",
      .kind = CFG_INT,
      .def = "256",
-     .min = 1,
+     .min = 0,
      .max = 1000000,
-     .description = "WebSocket connections per remote address; over: the "
-                    "upgrade is refused"},
+     .description = "WebSocket connections per remote address (TCP peer); "
+                    "over: the upgrade is refused; 0: no cap"},
     {.name = "REALTIME_DRAIN_MS",
      .kind = CFG_DURATION_MS,
      .def = "2s",
@@ -170,7 +170,8 @@ static int open_ws(svc *s, app *a) {
       .presence = a->presence,
       .presence_ttl_ms = cfg_duration_ms(c, "REALTIME_PRESENCE_TTL"),
       .recheck_ms = cfg_duration_ms(c, "REALTIME_RECHECK_MS"),
-      .max_conns_per_addr = (size_t)cfg_int(c, "REALTIME_MAX_CONNS_PER_ADDR"),
+      .max_conns_per_addr =
+          (size_t)cfg_int(c, "REALTIME_MAX_CONNECTIONS_PER_IP"),
   };
   int rc = ws_server_start(&wc, &a->ws);
   if (rc != ERR_OK)

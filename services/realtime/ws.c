@@ -550,8 +550,7 @@ static bool config_ok(const ws_config *c) {
          c->verifier != NULL && c->offsets != NULL && c->presence != NULL &&
          c->max_subscriptions > 0 && c->send_queue_bytes > 0 &&
          c->auth_timeout_ms > 0 && c->inbox_max > 0 &&
-         c->presence_ttl_ms >= 3 && c->recheck_ms > 0 &&
-         c->max_conns_per_addr > 0;
+         c->presence_ttl_ms >= 3 && c->recheck_ms > 0;
 }
 
 static void init_metrics(ws_metrics *m) {

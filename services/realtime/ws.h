@@ -64,7 +64,7 @@ typedef struct ws_config {
   presence *presence;        /* borrowed; outlives the server */
   int64_t presence_ttl_ms;   /* a client's presence without a heartbeat */
   int64_t recheck_ms;        /* between passes over the live tokens, > 0 */
-  size_t max_conns_per_addr; /* connections per remote address, >= 1 */
+  size_t max_conns_per_addr; /* connections per remote address; 0: any */
 } ws_config;
 
 typedef struct ws_server ws_server;

@@ -49,7 +49,7 @@ static harness_redis g_redis;
 static harness_service g_auth, g_tenants, g_orders, g_gw, g_rt, g_rt2;
 static int g_ws_port, g_ws2_port;
 
-#define ADDR_CAP 48 /* realtime 1's REALTIME_MAX_CONNS_PER_ADDR */
+#define ADDR_CAP 48 /* REALTIME_MAX_CONNECTIONS_PER_IP */
 
 static const harness_service_opts kSvc = {
     .pg = &g_pg, .redis = &g_redis, .rpc_workers = 4, .log_level = "info"};
@@ -114,7 +114,7 @@ static bool start_realtime(harness_service *svc, const char *name, int *port,
   ADDR(te, "TENANTS_EVENTS", with_events ? g_tenants.bus_url : "");
   *port = harness_free_port();
   snprintf(wp, sizeof wp, "WS_PORT=%d", *port);
-  snprintf(cap, sizeof cap, "REALTIME_MAX_CONNS_PER_ADDR=%d", ADDR_CAP);
+  snprintf(cap, sizeof cap, "REALTIME_MAX_CONNECTIONS_PER_IP=%d", ADDR_CAP);
   char *extra[] = {
       a,   o,   oe, ae, te, wp, "WS_ADDR=127.0.0.1", "REALTIME_PRESENCE_TTL=3s",
       cap, NULL};
@@ -144,14 +144,16 @@ static bool start_system(void) {
 }
 
 START_TEST(websocket_scenario_with_a_real_client) {
-  char gw[96], ws[96], ws2[96], rp[32], pid2[32], cap[32];
+  char gw[96], ws[96], ws2[96], rp[32], pid2[32], cap[32], m[128], murl[96];
   snprintf(gw, sizeof gw, "GW=http://127.0.0.1:%d", g_gw.http_port);
   snprintf(ws, sizeof ws, "WS=ws://127.0.0.1:%d/v1/realtime", g_ws_port);
   snprintf(ws2, sizeof ws2, "WS2=ws://127.0.0.1:%d/v1/realtime", g_ws2_port);
   snprintf(rp, sizeof rp, "REDIS_PORT=%d", g_redis.port);
   snprintf(pid2, sizeof pid2, "WS2_PID=%d", (int)harness_pid(g_rt2.proc));
   snprintf(cap, sizeof cap, "ADDR_CAP=%d", ADDR_CAP);
-  char *env[] = {gw, ws, ws2, rp, pid2, cap, NULL};
+  snprintf(m, sizeof m, "METRICS=%s",
+           harness_service_admin_url(&g_rt, "/metrics", murl, sizeof murl));
+  char *env[] = {gw, ws, ws2, rp, pid2, cap, m, NULL};
   char *argv[] = {"/usr/bin/env", "node", CLIENT_DIR "/scenario.js", NULL};
   int rc = run("scenario", argv, env, 180000);
   if (rc != 0) harness_dump_logs();

@@ -5,7 +5,7 @@
 // WS2 (a second realtime replica on the same Redis and bus, which gets no
 // revocation events: it learns of them through Redis), WS2_PID (its pid:
 // the scenario kills it with SIGKILL), ADDR_CAP (replica 1's connections per
-// address), REDIS_PORT (the harness's Redis on 127.0.0.1, to lose a
+// address), METRICS (replica 1's /metrics), REDIS_PORT (the harness's Redis on 127.0.0.1, to lose a
 // channel's keys).
 // Exits 0 when every check held, 1 (with the failed check) otherwise; every
 // wait is bounded, so it always stops by itself.
@@ -524,6 +524,27 @@ async function main() {
   [owner, cust, other].forEach((c) => c.ws.close(1000));
   await Promise.all([owner, cust, other].map((c) => closeCode(c)));
   await addressCap();
+  await metrics();
+}
+
+// The value of one sample of replica 1's /metrics (0 when absent).
+async function metric(name) {
+  const text = await (await fetch(process.env.METRICS)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+  return line ? Number(line.slice(name.length + 1)) : 0;
+}
+
+async function metrics() {
+  check(await metric('realtime_deliveries_total{kind="orders"}') > 0 &&
+        await metric('realtime_deliveries_total{kind="private"}') > 0 &&
+        await metric('realtime_publications_total{kind="kitchen"}') > 0,
+        'metrics: publications and deliveries by channel kind');
+  check(await metric('realtime_deliver_latency_seconds_count') > 0, 'metrics: the publish -> deliver latency histogram');
+  check(await metric('realtime_refused_per_address_total') >= 5, 'metrics: upgrades refused by the per-address cap');
+  check(await metric('realtime_recheck_revoked_total') >= 2, 'metrics: live connections found revoked');
+  check(await metric('realtime_subscriptions{kind="orders"}') >= 0 &&
+        (await fetch(process.env.METRICS).then((r) => r.text())).includes('realtime_connections '),
+        'metrics: connections and subscriptions gauges');
 }
 
 const timer = setTimeout(() => { console.log('scenario timed out'); process.exit(1); }, 170000);
