@@ -23,9 +23,11 @@
  *
  * Per-address cap: `addrs` counts the connections of each remote address;
  * the upgrade of one past max_conns_per_addr is refused in
- * LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION. Presence: a timer (lws_sul)
- * refreshes every ttl/3 the presence of every local subscription in
- * Redis, one script per channel and batch.
+ * LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION. Presence: subscribe and
+ * unsubscribe write it at once (ws_ops.c); a timer (lws_sul) queues every
+ * ttl/3 a refresh of every local subscription, and a closed connection
+ * its leaves, for the writer thread (pwriter.h), so this thread never
+ * waits on Redis for them.
  *
  * Token verification (libs/authn) runs on the service thread at auth and
  * refresh: a cache hit costs a hash, a miss an Ed25519 check and at most
@@ -43,6 +45,8 @@
 #include "libs/base/timeutil.h"
 #include "libs/obs/log.h"
 #include "services/realtime/ws_int.h"
+
+#define PRESENCE_QUEUE_MAX 100000 /* queued presence writes (~330 B each) */
 
 /* ------------------------------------------------------------ messages --- */
 
@@ -185,14 +189,20 @@ int ws_add_sub(ws_server *s, conn *c, const char *channel, int64_t offset,
 }
 
 /* Best effort: a replica that cannot remove it lets it expire. */
-static void presence_gone(ws_server *s, conn *c, const char *channel) {
+static void presence_gone(ws_server *s, conn *c, const char *channel,
+                          bool now) {
+  if (!now) {
+    if (!pwriter_leave(s->pw, channel, c->client_id))
+      log_debug("presence leave dropped: it expires");
+    return;
+  }
   int rc = presence_leave(s->c.presence, channel, c->client_id);
   if (rc != ERR_OK) log_debug("presence not removed", "error", err_str(rc));
 }
 
-void ws_remove_sub(ws_server *s, conn *c, sub *b) {
+void ws_remove_sub(ws_server *s, conn *c, sub *b, bool presence_now) {
   index_remove(s, b);
-  presence_gone(s, c, b->channel);
+  presence_gone(s, c, b->channel, presence_now);
   metrics_add(s->m.subs[channel_kind_of(b->channel)], -1);
   free(b->channel);
   b->channel = NULL;
@@ -323,7 +333,7 @@ static void conn_gone(ws_server *s, conn *c) {
     free(n);
   }
   for (size_t i = 0; c->subs != NULL && i < s->c.max_subscriptions; i++)
-    if (c->subs[i].channel != NULL) ws_remove_sub(s, c, &c->subs[i]);
+    if (c->subs[i].channel != NULL) ws_remove_sub(s, c, &c->subs[i], false);
   free(c->subs);
   free(c->rx);
   c->wsi = NULL;
@@ -338,37 +348,35 @@ static void timer_fired(conn *c) {
 
 typedef struct beat {
   ws_server *s;
-  const char *clients[PRESENCE_BATCH], *users[PRESENCE_BATCH];
-  size_t n;
+  size_t dropped;
 } beat;
 
-static void beat_flush(beat *b, const char *channel) {
-  if (b->n == 0) return;
-  int rc = presence_join(b->s->c.presence, channel, b->clients, b->users, b->n);
-  if (rc != ERR_OK) log_warn("presence not refreshed", "error", err_str(rc));
-  b->n = 0;
-}
-
+/* Queues every local subscription of channel for the writer. */
 static void beat_channel(void *arg, const char *channel, void *head) {
   beat *b = arg;
-  for (sub *x = head; x != NULL; x = x->cnext) {
-    if (!x->owner->authed) continue;
-    b->clients[b->n] = x->owner->client_id;
-    b->users[b->n] = x->owner->user_id;
-    if (++b->n == PRESENCE_BATCH) beat_flush(b, channel);
-  }
-  beat_flush(b, channel);
+  for (sub *x = head; x != NULL; x = x->cnext)
+    if (x->owner->authed &&
+        !pwriter_refresh(b->s->pw, channel, x->owner->client_id,
+                         x->owner->user_id))
+      b->dropped++;
 }
 
 static lws_usec_t beat_interval(const ws_server *s) {
   return (lws_usec_t)(s->c.presence_ttl_ms / 3) * 1000;
 }
 
-/* Every local subscription's presence pushed out by another ttl. */
+/* Every local subscription's presence pushed out by another ttl, written
+ * by the writer's thread (pwriter.h): this thread only copies ids. */
 static void heartbeat(lws_sorted_usec_list_t *sul) {
   ws_server *s = lws_container_of(sul, ws_server, heartbeat);
-  beat b = {.s = s, .n = 0};
+  beat b = {s, 0};
   strmap_each(s->chans, beat_channel, &b);
+  pwriter_flush(s->pw);
+  if (b.dropped > 0) {
+    char n[24];
+    snprintf(n, sizeof n, "%zu", b.dropped);
+    log_warn("presence heartbeat: writes dropped (queue full)", "count", n);
+  }
   lws_sul_schedule(s->ctx, 0, &s->heartbeat, heartbeat, beat_interval(s));
 }
 
@@ -620,6 +628,8 @@ static int open_parts(ws_server *s) {
   int rc_ = strmap_new(&s->chans);
   if (rc_ == ERR_OK) rc_ = strmap_new(&s->addrs);
   if (rc_ == ERR_OK) rc_ = recheck_start(&rc, &s->recheck);
+  if (rc_ == ERR_OK)
+    rc_ = pwriter_start(s->c.presence, PRESENCE_QUEUE_MAX, &s->pw);
   if (rc_ == ERR_OK) rc_ = create_context(s);
   return rc_;
 }
@@ -665,6 +675,7 @@ void ws_server_free(ws_server *s, int64_t grace_ms) {
   }
   if (s->ctx != NULL) lws_context_destroy(s->ctx);
   recheck_free(s->recheck); /* after the connections: they drop from it */
+  pwriter_free(s->pw);      /* likewise: they queue their leaves */
   for (inpub *p = s->in_head, *next; p != NULL; p = next) {
     next = p->next;
     free(p->m);

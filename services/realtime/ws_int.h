@@ -17,6 +17,7 @@
 #include "libs/obs/metrics.h"
 #include "libs/paseto/claims.h"
 #include "services/realtime/channel.h"
+#include "services/realtime/pwriter.h"
 #include "services/realtime/strmap.h"
 #include "services/realtime/ws.h"
 
@@ -109,6 +110,7 @@ struct ws_server {
   strmap *addrs; /* remote address -> connections (as intptr_t) */
   uint64_t next_id;
   recheck *recheck;
+  pwriter *pw; /* the heartbeat and the leaves of closed connections */
   lws_sorted_usec_list_t heartbeat;
   ws_metrics m;
   atomic_size_t nconns;
@@ -130,7 +132,9 @@ json_t *ws_with_id(json_t *v, json_t *id);
 sub *ws_find_sub(ws_server *s, conn *c, const char *channel);
 int ws_add_sub(ws_server *s, conn *c, const char *channel, int64_t offset,
                const char *epoch) WARN_UNUSED;
-void ws_remove_sub(ws_server *s, conn *c, sub *b);
+/* Removes b; its presence at once (unsubscribe: the answer follows a
+ * removed presence) or through the writer (a connection gone). */
+void ws_remove_sub(ws_server *s, conn *c, sub *b, bool presence_now);
 
 /* ws_ops.c */
 void ws_authenticate(ws_server *s, conn *c, const char *token, json_t *id);

@@ -331,7 +331,7 @@ static void op_unsubscribe(ws_server *s, conn *c, json_t *req, json_t *id) {
     return;
   }
   sub *b = ws_find_sub(s, c, channel);
-  if (b != NULL) ws_remove_sub(s, c, b);
+  if (b != NULL) ws_remove_sub(s, c, b, true);
   json_t *r = ws_with_id(json_pack("{s:s}", "op", "unsubscribed"), id);
   if (r != NULL) json_object_set_new(r, "channel", json_string(channel));
   ws_send_json(s, c, r);

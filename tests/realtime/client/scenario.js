@@ -400,11 +400,15 @@ async function replicas(A, product) {
 
   const gone = [far.info.client_id, far2.info.client_id];
   let left = true;
+  let p = null;
   for (const end = Date.now() + WAIT_MS; left && Date.now() < end; await sleep(500)) {
-    const p = await ask(near, { op: 'presence', id: 74 + Math.floor(Math.random() * 1e6), channel: chan });
+    p = await ask(near, { op: 'presence', id: 74 + Math.floor(Math.random() * 1e6), channel: chan });
     left = p === null || p.clients.some((x) => gone.includes(x.client_id));
   }
   check(!left, "the dead replica's clients vanish from presence when their heartbeat expires");
+  // near subscribed before far did: only the survivor's heartbeat keeps it.
+  check(p.clients.some((x) => x.client_id === near.info.client_id),
+        "the survivor's client, as old, stays present (its heartbeat runs)");
   [near, back].forEach((c) => c.ws.close(1000));
 }
 
