@@ -18,9 +18,10 @@
  * timer closes it with 4001).
  *
  * Cost: one pass copies the registered tokens under the lock (a memcpy of
- * a few hundred bytes each), then verifies them outside it: a cache hit
- * is a BLAKE2b hash, and Redis sees one MGET per token per recheck_ms.
- * realtime_recheck_pass_seconds (histogram) measures the passes.
+ * a few hundred bytes each), then verifies them outside it in batches of
+ * 256 (authn_verify_batch): a cache hit is a BLAKE2b hash, and the tokens
+ * whose Redis state is older than recheck_ms (500 ms) share one MGET per
+ * batch. realtime_recheck_pass_seconds (histogram) measures the passes.
  *
  * Threads: every function is thread-safe.
  */
