@@ -69,8 +69,8 @@ static void copy_entry(void *arg, const char *key, void *value) {
 /* Verifies e[0..n) as one batch (one Redis lookup for those due) and
  * reports the revoked ones. */
 static void verify_batch(recheck *r, entry **e, size_t n) {
-  const char *toks[BATCH];
-  size_t lens[BATCH];
+  const char *toks[BATCH] = {NULL};
+  size_t lens[BATCH] = {0};
   int rcs[BATCH];
   enum authn_result why[BATCH];
   for (size_t i = 0; i < n; i++) {
