@@ -11,8 +11,9 @@
 # bazel-* into a temporary directory, checks that the generator refuses bad
 # and existing names there without writing anything, generates the service
 # "zzdemo", checks that its C files are formatted, then in the copy runs
-# `bazel build //...`, `bazel test //...` (every unit test, the access doc test included), the generated
-# integration test the way tools/dev runs integration tests, and
+# `bazel build //...`, `bazel test //...` (every unit test, the access
+# doc test included), the generated integration test the way tools/dev
+# runs integration tests, and
 # deploy/k8s/check.py (with kubectl renders when kubectl is installed).
 # The copy has its own Bazel output base, so the first build is a full one:
 # expect several minutes on two cores. Everything is removed at the end,
