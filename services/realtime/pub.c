@@ -14,8 +14,37 @@
 
 #include "libs/base/timeutil.h"
 #include "libs/evdata/evdata.h"
+#include "proto/orders/v1/orders.pb-c.h"
+#include "services/realtime/channel.h"
 
 bool pub_known(const char *type) { return evdata_known(type); }
+
+/* The customer_id of an order event's order ("" when none). */
+static bool order_customer(const Rpc__V1__Event *ev, char *out, size_t cap) {
+  const Orders__V1__Order *o = NULL;
+  Orders__V1__OrderCreated *oc = NULL;
+  Orders__V1__OrderStatusChanged *sc = NULL;
+  if (strcmp(ev->type, "OrderCreated") == 0) {
+    oc = orders__v1__order_created__unpack(NULL, ev->payload.len,
+                                           ev->payload.data);
+    o = oc != NULL ? oc->order : NULL;
+  } else if (strcmp(ev->type, "OrderStatusChanged") == 0) {
+    sc = orders__v1__order_status_changed__unpack(NULL, ev->payload.len,
+                                                  ev->payload.data);
+    o = sc != NULL ? sc->order : NULL;
+  }
+  char ch[CHANNEL_MAX + 1];
+  bool ok = o != NULL && o->customer_id != NULL && cap > CHANNEL_MAX &&
+            channel_private_user(o->customer_id, ch);
+  if (ok) memcpy(out, ch, sizeof ch);
+  if (oc != NULL) orders__v1__order_created__free_unpacked(oc, NULL);
+  if (sc != NULL) orders__v1__order_status_changed__free_unpacked(sc, NULL);
+  return ok;
+}
+
+bool pub_customer_channel(const Rpc__V1__Event *ev, char *out, size_t cap) {
+  return ev != NULL && ev->type != NULL && order_customer(ev, out, cap);
+}
 
 int pub_data(const Rpc__V1__Event *ev, json_t **out) {
   return evdata_json(ev, out);
