@@ -86,7 +86,19 @@
  *   - for calls marked idempotent, also when the connection failed after
  *     the request was sent, when the attempt's own timeout
  *     (attempt_timeout_ms) ran out, or when the server answered
- *     UNAVAILABLE.
+ *     UNAVAILABLE;
+ *   - for calls marked idempotent that carry an idempotency key, also
+ *     when the server answered ABORTED ("a request with this key is
+ *     still running") after an earlier attempt of the same call may have
+ *     reached a server: that twin is our own, and the retry meets its
+ *     saved answer or, once the dead replica's transaction is rolled
+ *     back, a free key.
+ * "Idempotent" is the caller's declaration that running the call twice
+ * is harmless: reads, and writes carrying an idempotency key to a method
+ * that honours keys (libs/idem; the gateway's ROUTE_KEYED routes). A
+ * write without a key, or to a method that ignores keys, must not be
+ * marked: it is then retried only when it surely never left this
+ * process (docs/adr/0014-failover-and-replicas.md).
  * "No peer" is detected with nng pipe notifications (a count of connected
  * pipes) rather than by letting nng queue the request for a connection
  * that may never come.
@@ -357,8 +369,10 @@ typedef struct rpc_call_options {
   uint32_t attempt_timeout_ms; /* idempotent calls only: give up on one
                                   attempt after this and retry; 0 = each
                                   attempt may use all the time left */
-  bool idempotent;             /* safe to run twice: enables retries
-                                  after the request may have been seen */
+  bool idempotent;             /* safe to run twice (a read, or a keyed
+                                  write to a method that honours keys):
+                                  enables retries after the request may
+                                  have been seen */
   const char *request_id;      /* NULL: a new UUIDv7 */
   const char *tenant_id;       /* NULL = "" */
   const char *token;           /* NULL = "" */

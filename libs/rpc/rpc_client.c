@@ -492,6 +492,30 @@ static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
   }
 }
 
+/* Whether the call may be sent again after this attempt (rpc.h,
+ * "retried ... only when that is safe"). A keyed call (idempotency key)
+ * whose earlier attempt may still be running on a replica that went away
+ * meets that twin as ABORTED ("a request with this key is still
+ * running": the twin holds the key until its transaction ends, which a
+ * dead replica's database session does within moments): retrying then
+ * reaches either the twin's saved answer or a free key. ABORTED without
+ * such a twin is another client's request and is answered as is. */
+static bool retry_safe(const attempt_out *ao, bool idempotent, bool keyed,
+                       bool own_twin) {
+  switch (ao->end) {
+  case END_NOT_SENT:
+    return true;
+  case END_MAYBE_SENT:
+    return idempotent;
+  case END_REPLY:
+    if (!idempotent || ao->resp == NULL) return false;
+    if (ao->code == RPC_UNAVAILABLE) return true;
+    return ao->code == RPC_ABORTED && keyed && own_twin;
+  default:
+    return false;
+  }
+}
+
 static result_impl *result_local(int code, const char *why) {
   result_impl *ri = calloc(1, sizeof(*ri));
   if (ri == NULL) return NULL;
@@ -592,6 +616,8 @@ int rpc_client_call(rpc_client *c, const char *method, const void *reqbuf,
 
   attempt_out ao = {0};
   uint32_t n = 0;
+  bool keyed = req.idempotency_key[0] != '\0';
+  bool own_twin = false; /* an earlier attempt may still run somewhere */
   for (;;) {
     n++;
     req.attempt = n;
@@ -602,20 +628,8 @@ int rpc_client_call(rpc_client *c, const char *method, const void *reqbuf,
     }
     attempt(c, cc, &req, deadline_ns, attempt_deadline, &ao);
 
-    bool retry;
-    switch (ao.end) {
-    case END_NOT_SENT:
-      retry = true;
-      break;
-    case END_MAYBE_SENT:
-      retry = opts->idempotent;
-      break;
-    case END_REPLY:
-      retry = opts->idempotent && ao.resp != NULL && ao.code == RPC_UNAVAILABLE;
-      break;
-    default:
-      retry = false;
-    }
+    bool retry = retry_safe(&ao, opts->idempotent, keyed, own_twin);
+    if (ao.end == END_MAYBE_SENT) own_twin = true;
     if (!retry || n >= c->opt.max_attempts) break;
 
     /* Full jitter: uniform in [0, min(max, base * 2^(n-1))]. */
