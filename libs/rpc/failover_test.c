@@ -9,7 +9,9 @@
  * keyed write), and then runs exactly once on the survivor; an unkeyed
  * write is answered UNAVAILABLE after one attempt, never repeated; a
  * keyed write that meets its own twin (ABORTED, "still running") is
- * retried, while ABORTED without a twin of its own is answered as is.
+ * retried, while ABORTED without a twin of its own is answered as is; a
+ * replica that keeps answering UNAVAILABLE is ejected (no call reaches
+ * it) and dialled again once healthy, and the last one never is.
  *
  * Timing: no assertion on time; calls have generous deadlines.
  */
@@ -281,6 +283,104 @@ START_TEST(aborted_without_a_key_is_answered) {
 }
 END_TEST
 
+/* ---- outlier ejection: a replica that keeps answering UNAVAILABLE ---- */
+
+static atomic_bool sick;
+static _Atomic int sick_calls;
+
+static void h_maybe_sick(void *arg, const rpc_call *call, rpc_reply *reply) {
+  (void)arg;
+  (void)call;
+  atomic_fetch_add(&sick_calls, 1);
+  if (atomic_load(&sick))
+    rpc_reply_status(reply, RPC_UNAVAILABLE, "database unreachable");
+  else
+    rpc_reply_status(reply, RPC_OK, NULL);
+}
+
+static rpc_server *start_sick(char *url, size_t cap) {
+  rpc_server *s = NULL;
+  ck_assert_int_eq(rpc_server_new(NULL, &s), ERR_OK);
+  ck_assert_int_eq(rpc_server_register(s, M_WRITE, h_maybe_sick, NULL), ERR_OK);
+  ck_assert_int_eq(rpc_server_start(s, "tcp://127.0.0.1:0"), ERR_OK);
+  snprintf(url, cap, "tcp://127.0.0.1:%d", rpc_server_port(s));
+  return s;
+}
+
+static int call_code(rpc_client *c) {
+  rpc_call_options o = RPC_CALL_OPTIONS_INIT;
+  o.deadline_ms = 10000; /* not idempotent: UNAVAILABLE comes back as is */
+  rpc_result *r = NULL;
+  ck_assert_int_eq(rpc_client_call(c, M_WRITE, "w", 1, &o, &r), ERR_OK);
+  int code = r->code;
+  rpc_result_free(r);
+  return code;
+}
+
+START_TEST(failing_replica_is_ejected_and_readmitted_when_healthy) {
+  char url_a[64], url_b[64], both[160];
+  atomic_store(&sick, true);
+  rpc_server *a = start_sick(url_a, sizeof url_a);
+  rpc_server *b = start_survivor(url_b, sizeof url_b);
+  snprintf(both, sizeof both, "%s,%s", url_a, url_b);
+  rpc_client_options co;
+  rpc_client_options_init(&co);
+  co.eject_after = 3;
+  co.eject_base_ms = 2000; /* far longer than the 10 calls below */
+  co.reconnect_min_ms = 20;
+  co.reconnect_max_ms = 100;
+  rpc_client *c = NULL;
+  ck_assert_int_eq(rpc_client_new(both, &co, &c), ERR_OK);
+  ck_assert_int_eq(rpc_client_wait_connected(c, 2, 10000), ERR_OK);
+
+  /* Three UNAVAILABLE answers in a row from A eject it... */
+  int unavailable = 0;
+  for (int i = 0; i < 200 && unavailable < 3; i++)
+    if (call_code(c) == RPC_UNAVAILABLE) unavailable++;
+  ck_assert_int_eq(unavailable, 3);
+  /* Its connection closes (nng tells of it a moment later). */
+  for (int i = 0; i < 1000 && rpc_client_connected(c) != 1; i++)
+    time_sleep_ms(10);
+  ck_assert_int_eq(rpc_client_connected(c), 1);
+  /* ...and calls go to B only. */
+  int seen = atomic_load(&sick_calls);
+  for (int i = 0; i < 10; i++) ck_assert_int_eq(call_code(c), RPC_OK);
+  ck_assert_int_eq(atomic_load(&sick_calls), seen);
+
+  /* Healthy again: dialled once the ejection ends, and called. */
+  atomic_store(&sick, false);
+  int64_t deadline = time_mono_ms() + 30000;
+  while (atomic_load(&sick_calls) == seen && time_mono_ms() < deadline) {
+    ck_assert_int_eq(call_code(c), RPC_OK);
+    time_sleep_ms(10);
+  }
+  ck_assert_int_gt(atomic_load(&sick_calls), seen);
+  ck_assert_int_eq(rpc_client_connected(c), 2);
+  rpc_client_free(c);
+  rpc_server_close(a);
+  rpc_server_close(b);
+}
+END_TEST
+
+START_TEST(the_last_replica_is_never_ejected) {
+  char url[64];
+  atomic_store(&sick, true);
+  rpc_server *a = start_sick(url, sizeof url);
+  rpc_client_options co;
+  rpc_client_options_init(&co);
+  co.eject_after = 2;
+  rpc_client *c = NULL;
+  ck_assert_int_eq(rpc_client_new(url, &co, &c), ERR_OK);
+  ck_assert_int_eq(rpc_client_wait_connected(c, 1, 10000), ERR_OK);
+  for (int i = 0; i < 10; i++) ck_assert_int_eq(call_code(c), RPC_UNAVAILABLE);
+  ck_assert_int_eq(rpc_client_connected(c), 1);
+  atomic_store(&sick, false);
+  ck_assert_int_eq(call_code(c), RPC_OK);
+  rpc_client_free(c);
+  rpc_server_close(a);
+}
+END_TEST
+
 static Suite *failover_suite(void) {
   Suite *s = suite_create("rpc failover");
   TCase *tc = tcase_create("replica killed");
@@ -293,6 +393,11 @@ static Suite *failover_suite(void) {
   tcase_add_test(tc, keyed_write_meeting_its_own_twin_is_retried);
   tcase_add_test(tc, aborted_without_a_twin_of_our_own_is_answered);
   tcase_add_test(tc, aborted_without_a_key_is_answered);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("outliers");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, failing_replica_is_ejected_and_readmitted_when_healthy);
+  tcase_add_test(tc, the_last_replica_is_never_ejected);
   suite_add_tcase(s, tc);
   return s;
 }

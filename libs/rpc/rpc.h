@@ -99,6 +99,19 @@
  * write without a key, or to a method that ignores keys, must not be
  * marked: it is then retried only when it surely never left this
  * process (docs/adr/0014-failover-and-replicas.md).
+ * Outliers: a replica that answers UNAVAILABLE eject_after times in a
+ * row (its database is gone, it is overloaded) is ejected, as Envoy's
+ * outlier detection does: its connection is closed and it is not dialled
+ * again for eject_base_ms, doubled for each ejection that follows soon
+ * after the last, at most eject_max_ms; then it is dialled again and
+ * takes calls as soon as it connects. The last replica connected is
+ * never ejected. A replica that dies loses its connection, which takes
+ * it out of rotation at once; nng re-dials it (reconnect_min_ms up to
+ * reconnect_max_ms) and it is back as soon as it listens again. A
+ * replica that hangs without answering is not ejected (nng does not
+ * tell which connection a timed-out request went to): idempotent calls
+ * with attempt_timeout_ms move on to another replica.
+ *
  * "No peer" is detected with nng pipe notifications (a count of connected
  * pipes) rather than by letting nng queue the request for a connection
  * that may never come.
@@ -328,6 +341,13 @@ typedef struct rpc_client_options {
   uint32_t reconnect_max_ms;    /* default 2000 */
   size_t max_recv_bytes;        /* per reply; default 4 MiB */
   size_t max_send_bytes;        /* request payload cap; default 4 MiB */
+  /* Outlier ejection (see "Outliers" above): a replica whose replies are
+   * UNAVAILABLE eject_after times in a row is not dialled for
+   * eject_base_ms, doubled for each repeat, at most eject_max_ms.
+   * Defaults 5, 1000, 30000; eject_after UINT32_MAX: never eject. */
+  uint32_t eject_after;
+  uint32_t eject_base_ms;
+  uint32_t eject_max_ms;
   /* The calling service's identity, sent in every request (libs/svcid:
    * svc_rpc_client_new sets it). credential writes a NUL-terminated token
    * of at most cap - 1 bytes into buf for a call of method (whose package
