@@ -369,6 +369,17 @@ static eject_entry *eject_slot(dialset *ds, const char *url) {
   return e;
 }
 
+/* At most half of the replicas are out at once, and never the last one:
+ * when most replicas fail alike (a shared database down), ejecting them
+ * would only pile the load on the rest. Under set_mu. */
+static bool may_eject(dialset *ds) {
+  size_t out = 0;
+  for (size_t i = 0; i < ds->nejected; i++)
+    if (ds->ejected[i].ended_ns == 0) out++;
+  size_t total = ds->ndialers + out;
+  return ds->ndialers > 1 && (out + 1) * 2 <= total;
+}
+
 /* Ejects dialer i (see dialset.h). Under set_mu. */
 static void eject(dialset *ds, size_t i, const dialset_outlier *o) {
   eject_entry *e = eject_slot(ds, ds->dialers[i].url);
@@ -407,7 +418,7 @@ void dialset_report(dialset *ds, nng_pipe p, bool ok,
       de->failures = 0;
     } else {
       if (de->failures++ == 0) atomic_fetch_add(&ds->nfailing, 1);
-      if (de->failures >= o->failures && ds->ndialers > 1) eject(ds, i, o);
+      if (de->failures >= o->failures && may_eject(ds)) eject(ds, i, o);
     }
     break;
   }

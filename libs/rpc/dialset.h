@@ -33,7 +33,8 @@
  * last one ended, capped at max_ms. When the time is up the next
  * dialset_tick (the client calls it before each attempt) dials it again:
  * it is re-admitted as soon as it connects, and a replica still failing
- * is ejected again for longer. The last URL dialled is never ejected.
+ * is ejected again for longer. At most half of the URLs are out at once
+ * (failures alike everywhere are not outliers), never the last one.
  * Only what can be told apart per replica counts: a reply carries its
  * pipe; a timed-out request does not (nng's req0 does not say which
  * pipe took it), and a replica that dies loses its connection at once,

@@ -11,7 +11,8 @@
  * keyed write that meets its own twin (ABORTED, "still running") is
  * retried, while ABORTED without a twin of its own is answered as is; a
  * replica that keeps answering UNAVAILABLE is ejected (no call reaches
- * it) and dialled again once healthy, and the last one never is.
+ * it) and dialled again once healthy; never more than half of them,
+ * never the last one.
  *
  * Timing: no assertion on time; calls have generous deadlines.
  */
@@ -381,6 +382,31 @@ START_TEST(the_last_replica_is_never_ejected) {
 }
 END_TEST
 
+START_TEST(no_more_than_half_are_ejected_when_all_fail_alike) {
+  char url[3][64], all[240];
+  rpc_server *srv[3];
+  atomic_store(&sick, true); /* all answer UNAVAILABLE: a shared cause */
+  for (int i = 0; i < 3; i++) srv[i] = start_sick(url[i], sizeof url[i]);
+  snprintf(all, sizeof all, "%s,%s,%s", url[0], url[1], url[2]);
+  rpc_client_options co;
+  rpc_client_options_init(&co);
+  co.eject_after = 2;
+  co.eject_base_ms = 30000;
+  rpc_client *c = NULL;
+  ck_assert_int_eq(rpc_client_new(all, &co, &c), ERR_OK);
+  ck_assert_int_eq(rpc_client_wait_connected(c, 3, 10000), ERR_OK);
+  for (int i = 0; i < 20; i++) ck_assert_int_eq(call_code(c), RPC_UNAVAILABLE);
+  for (int i = 0; i < 1000 && rpc_client_connected(c) != 2; i++)
+    time_sleep_ms(10);
+  ck_assert_int_eq(rpc_client_connected(c), 2); /* one of three out */
+  for (int i = 0; i < 20; i++) ck_assert_int_eq(call_code(c), RPC_UNAVAILABLE);
+  time_sleep_ms(200); /* a second ejection would show by now */
+  ck_assert_int_eq(rpc_client_connected(c), 2); /* the others stay */
+  rpc_client_free(c);
+  for (int i = 0; i < 3; i++) rpc_server_close(srv[i]);
+}
+END_TEST
+
 static Suite *failover_suite(void) {
   Suite *s = suite_create("rpc failover");
   TCase *tc = tcase_create("replica killed");
@@ -398,6 +424,7 @@ static Suite *failover_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, failing_replica_is_ejected_and_readmitted_when_healthy);
   tcase_add_test(tc, the_last_replica_is_never_ejected);
+  tcase_add_test(tc, no_more_than_half_are_ejected_when_all_fail_alike);
   suite_add_tcase(s, tc);
   return s;
 }

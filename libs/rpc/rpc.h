@@ -99,17 +99,18 @@
  * write without a key, or to a method that ignores keys, must not be
  * marked: it is then retried only when it surely never left this
  * process (docs/adr/0014-failover-and-replicas.md).
+ *
  * Outliers: a replica that answers UNAVAILABLE eject_after times in a
  * row (its database is gone, it is overloaded) is ejected, as Envoy's
  * outlier detection does: its connection is closed and it is not dialled
  * again for eject_base_ms, doubled for each ejection that follows soon
  * after the last, at most eject_max_ms; then it is dialled again and
- * takes calls as soon as it connects. The last replica connected is
- * never ejected. A replica that dies loses its connection, which takes
- * it out of rotation at once; nng re-dials it (reconnect_min_ms up to
- * reconnect_max_ms) and it is back as soon as it listens again. A
- * replica that hangs without answering is not ejected (nng does not
- * tell which connection a timed-out request went to): idempotent calls
+ * takes calls as soon as it connects. At most half of the replicas are
+ * out at once, and never the last one. A replica that dies loses its
+ * connection, which takes it out of rotation at once; nng re-dials it
+ * (reconnect_min_ms up to reconnect_max_ms) and it is back as soon as it
+ * listens again. A replica that hangs without answering is not ejected (nng
+ * does not tell which connection a timed-out request went to): idempotent calls
  * with attempt_timeout_ms move on to another replica.
  *
  * "No peer" is detected with nng pipe notifications (a count of connected
