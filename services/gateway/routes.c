@@ -22,10 +22,14 @@
 #include "proto/auth/v1/auth_access.h"
 #include "proto/orders/v1/orders_access.h"
 #include "proto/tenants/v1/tenants_access.h"
+#include "proto/notifications/v1/notifications.pb-c.h"
+#include "proto/notifications/v1/notifications_access.h"
 
 #define AUTH(m) .service = "auth", .rpc = "auth.v1.Auth/" m
 #define TENANTS(m) .service = "tenants", .rpc = "tenants.v1.Tenants/" m
 #define ORDERS(m) .service = "orders", .rpc = "orders.v1.Orders/" m
+#define NOTIFICATIONS(m)                                                       \
+  .service = "notifications", .rpc = "notifications.v1.Notifications/" m
 #define MSG(x) (&x##__descriptor)
 
 /* Filled by the envelope or the gateway, never by clients. */
@@ -48,6 +52,11 @@ static const char *const kOmitCreateUser[] = {"user.tenant_id", "access_token",
 /* GET /v1/orders answers {orders, next_cursor?}. */
 static const char *const kOmitOrdersCursor[] = {"?next_cursor", NULL};
 
+/* A webhook's secret is shown only when it is made (POST /v1/webhooks). */
+static const char *const kOmitSecret[] = {"secret", NULL};
+static const char *const kOmitSecrets[] = {"webhooks[].secret", NULL};
+static const char *const kOmitDeliveriesCursor[] = {"?next_cursor", NULL};
+
 static const route_extra kWithTenant = {
     .key = "tenant",
     .service = "tenants",
@@ -66,7 +75,8 @@ static const route kRoutes[] = {
      .response = MSG(tenants__v1__create_tenant_response),
      .max_body = ROUTE_BODY_SMALL,
      .status = 201,
-     .omit = kOmitUser},
+     .omit = kOmitUser,
+     .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/tenant",
      TENANTS("GetTenant"),
@@ -96,7 +106,8 @@ static const route kRoutes[] = {
      .request = MSG(tenants__v1__add_domain_request),
      .response = MSG(tenants__v1__add_domain_response),
      .status = 201,
-     .reply_field = "domain"},
+     .reply_field = "domain",
+     .flags = ROUTE_KEYED},
     {.method = "DELETE",
      .path = "/v1/tenant/domains/{host}",
      TENANTS("RemoveDomain"),
@@ -121,7 +132,8 @@ static const route kRoutes[] = {
      .status = 201,
      .tenant = ROUTE_TENANT_NAMED,
      .hidden = kTenantId,
-     .omit = kOmitUser},
+     .omit = kOmitUser,
+     .flags = ROUTE_KEYED},
     {.method = "POST",
      .path = "/v1/auth/login",
      AUTH("Login"),
@@ -172,7 +184,8 @@ static const route kRoutes[] = {
      .response = MSG(auth__v1__create_user_response),
      .status = 201,
      .hidden = kCreateUserHidden,
-     .omit = kOmitCreateUser},
+     .omit = kOmitCreateUser,
+     .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/tenant/members",
      AUTH("ListMembers"),
@@ -203,7 +216,8 @@ static const route kRoutes[] = {
      .request = MSG(orders__v1__create_product_request),
      .response = MSG(orders__v1__create_product_response),
      .status = 201,
-     .reply_field = "product"},
+     .reply_field = "product",
+     .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/products",
      ORDERS("ListProducts"),
@@ -240,7 +254,8 @@ static const route kRoutes[] = {
      .request = MSG(orders__v1__create_table_request),
      .response = MSG(orders__v1__create_table_response),
      .status = 201,
-     .reply_field = "table"},
+     .reply_field = "table",
+     .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/tables",
      ORDERS("ListTables"),
@@ -257,7 +272,8 @@ static const route kRoutes[] = {
      .request = MSG(orders__v1__create_order_request),
      .response = MSG(orders__v1__create_order_response),
      .status = 201,
-     .reply_field = "order"},
+     .reply_field = "order",
+     .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/orders",
      ORDERS("ListOrders"),
@@ -288,12 +304,83 @@ static const route kRoutes[] = {
      .response = MSG(orders__v1__cancel_order_response),
      .status = 200,
      .reply_field = "order"},
+    /* ---- webhooks (notifications) ---- */
+    {.method = "POST",
+     .path = "/v1/webhooks",
+     NOTIFICATIONS("CreateWebhook"),
+     .request = MSG(notifications__v1__create_webhook_request),
+     .response = MSG(notifications__v1__create_webhook_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 201,
+     .reply_field = "webhook"},
+    {.method = "GET",
+     .path = "/v1/webhooks",
+     NOTIFICATIONS("ListWebhooks"),
+     .request = MSG(notifications__v1__list_webhooks_request),
+     .response = MSG(notifications__v1__list_webhooks_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitSecrets},
+    {.method = "GET",
+     .path = "/v1/webhooks/{id}",
+     NOTIFICATIONS("GetWebhook"),
+     .request = MSG(notifications__v1__get_webhook_request),
+     .response = MSG(notifications__v1__get_webhook_response),
+     .status = 200,
+     .reply_field = "webhook",
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitSecret},
+    {.method = "PATCH",
+     .path = "/v1/webhooks/{id}",
+     NOTIFICATIONS("UpdateWebhook"),
+     .request = MSG(notifications__v1__update_webhook_request),
+     .response = MSG(notifications__v1__update_webhook_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200,
+     .reply_field = "webhook",
+     .omit = kOmitSecret},
+    {.method = "DELETE",
+     .path = "/v1/webhooks/{id}",
+     NOTIFICATIONS("DeleteWebhook"),
+     .request = MSG(notifications__v1__delete_webhook_request),
+     .response = MSG(notifications__v1__delete_webhook_response),
+     .status = 204},
+    {.method = "POST",
+     .path = "/v1/webhooks/{id}/rotate-secret",
+     NOTIFICATIONS("RotateWebhookSecret"),
+     .request = MSG(notifications__v1__rotate_webhook_secret_request),
+     .response = MSG(notifications__v1__rotate_webhook_secret_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200},
+    {.method = "POST",
+     .path = "/v1/webhooks/{id}/test",
+     NOTIFICATIONS("TestWebhook"),
+     .request = MSG(notifications__v1__test_webhook_request),
+     .response = MSG(notifications__v1__test_webhook_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 202},
+    {.method = "GET",
+     .path = "/v1/webhooks/{webhook_id}/deliveries",
+     NOTIFICATIONS("ListDeliveries"),
+     .request = MSG(notifications__v1__list_deliveries_request),
+     .response = MSG(notifications__v1__list_deliveries_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitDeliveriesCursor},
+    {.method = "POST",
+     .path = "/v1/deliveries/{id}/retry",
+     NOTIFICATIONS("RetryDelivery"),
+     .request = MSG(notifications__v1__retry_delivery_request),
+     .response = MSG(notifications__v1__retry_delivery_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 202},
 };
 
 #define NROUTES (sizeof kRoutes / sizeof kRoutes[0])
 
 static const svcid_access_table *const kAccess[] = {
-    &auth_v1_access, &tenants_v1_access, &orders_v1_access};
+    &auth_v1_access, &tenants_v1_access, &orders_v1_access,
+    &notifications_v1_access};
 
 int routes_declared_role(const char *rpc) {
   for (size_t i = 0; i < sizeof kAccess / sizeof kAccess[0]; i++) {

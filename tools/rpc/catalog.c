@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "proto/auth/v1/auth_access.h"
+#include "proto/notifications/v1/notifications_access.h"
 #include "proto/orders/v1/orders_access.h"
 #include "proto/tenants/v1/tenants_access.h"
 
@@ -24,6 +25,7 @@ static const svcid_access_table *const TABLES[] = {
     &auth_v1_access,
     &tenants_v1_access,
     &orders_v1_access,
+    &notifications_v1_access,
 };
 #define NTABLES (sizeof TABLES / sizeof TABLES[0])
 
