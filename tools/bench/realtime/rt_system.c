@@ -14,9 +14,9 @@
  * then waits until stdin closes (run.sh holds it open while the benchmark
  * runs) and stops everything. Not a test: a benchmark fixture. Access
  * tokens live an hour here (AUTH_ACCESS_TTL), so no connection reaches its
- * token's expiry (close 4001) during a run. REALTIME_MAX_SUBSCRIPTIONS and
- * REALTIME_SEND_QUEUE_BYTES, when set, are passed on to realtime (to
- * measure their effect).
+ * token's expiry (close 4001) during a run. REALTIME_MAX_SUBSCRIPTIONS,
+ * REALTIME_SEND_QUEUE_BYTES and REALTIME_MAX_CONNECTIONS_PER_IP, when set,
+ * are passed on to realtime (to measure their effect).
  *
  *   BAZEL_BIN=... rt_system   (from the repository root)
  */
@@ -77,15 +77,19 @@ static bool start_edges(int ws_port) {
                              &kBackend, gx))
     return false;
   snprintf(wp, sizeof wp, "WS_PORT=%d", ws_port);
-  char ms[64], sq[64];
-  const char *msv = getenv("REALTIME_MAX_SUBSCRIPTIONS");
-  const char *sqv = getenv("REALTIME_SEND_QUEUE_BYTES");
-  snprintf(ms, sizeof ms, "REALTIME_MAX_SUBSCRIPTIONS=%.20s", msv ? msv : "");
-  snprintf(sq, sizeof sq, "REALTIME_SEND_QUEUE_BYTES=%.20s", sqv ? sqv : "");
-  char *rx[] = {a, o, oe, ae, te, wp, "WS_ADDR=127.0.0.1", NULL, NULL, NULL};
+  static const char *const kPass[] = {"REALTIME_MAX_SUBSCRIPTIONS",
+                                      "REALTIME_SEND_QUEUE_BYTES",
+                                      "REALTIME_MAX_CONNECTIONS_PER_IP"};
+  char pass[3][80];
+  char *rx[] = {a,    o,    oe,   ae,  te, wp, "WS_ADDR=127.0.0.1",
+                NULL, NULL, NULL, NULL};
   size_t k = 7;
-  if (msv != NULL) rx[k++] = ms;
-  if (sqv != NULL) rx[k++] = sq;
+  for (size_t i = 0; i < 3; i++) {
+    const char *v = getenv(kPass[i]);
+    if (v == NULL) continue;
+    snprintf(pass[i], sizeof pass[i], "%s=%.20s", kPass[i], v);
+    rx[k++] = pass[i];
+  }
   return harness_service_start(&rt, "realtime", "services/realtime/realtime",
                                &kRealtime, rx) &&
          harness_wait_port(ws_port, 10000);

@@ -13,7 +13,8 @@
 # client/node_modules on first use). Everything listens on 127.0.0.1 and
 # stops by itself; BAZEL_OUTPUT_BASE selects a Bazel output base. For
 # experiments: ONLY=realtime (or "ws reference") measures one side;
-# REALTIME_MAX_SUBSCRIPTIONS / REALTIME_SEND_QUEUE_BYTES reach realtime.
+# REALTIME_MAX_SUBSCRIPTIONS, REALTIME_SEND_QUEUE_BYTES and
+# REALTIME_MAX_CONNECTIONS_PER_IP reach realtime.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 n="${1:-10000}"
