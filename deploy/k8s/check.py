@@ -748,15 +748,15 @@ def check_service_deployment(r, d, ctx):
         P.add(f"{name}: prometheus.io annotations {ann} do not say scrape "
               f"\"true\", path /metrics, port {admin} (the admin port)")
 
-    # Spread over nodes.
+    # Spread over nodes and zones: a node or a zone lost takes the fewest
+    # replicas (README.md, "The shape of a service").
     tsc = ps.get("topologySpreadConstraints") or []
-    anti = ((ps.get("affinity") or {}).get("podAntiAffinity") or {})
-    spread = any(t.get("topologyKey") == "kubernetes.io/hostname" and
-                 selector_matches(t.get("labelSelector"), labels)
-                 for t in tsc)
-    if not spread and not anti:
-        P.add(f"{name}: neither topologySpreadConstraints over "
-              "kubernetes.io/hostname nor podAntiAffinity")
+    for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone"):
+        if not any(t.get("topologyKey") == key and
+                   selector_matches(t.get("labelSelector"), labels)
+                   for t in tsc):
+            P.add(f"{name}: no topologySpreadConstraints over {key} "
+                  "selecting its own pods")
 
     # ServiceAccount.
     sa_name = ps.get("serviceAccountName")

@@ -170,8 +170,12 @@ CASES = [
      "\nsecretGenerator:\n  - name: x\n    literals: [A=b]\n\nimages:\n",
      "secretGenerator in prod"),
     ("HPA below replicas", "overlays/prod/kustomization.yaml",
-     "{op: replace, path: /spec/maxReplicas, value: 20}",
-     "{op: replace, path: /spec/maxReplicas, value: 2}",
+     "name: gateway\n    patch: |-\n"
+     "      - {op: replace, path: /spec/minReplicas, value: 3}\n"
+     "      - {op: replace, path: /spec/maxReplicas, value: 20}",
+     "name: gateway\n    patch: |-\n"
+     "      - {op: replace, path: /spec/minReplicas, value: 3}\n"
+     "      - {op: replace, path: /spec/maxReplicas, value: 2}",
      "replicas 3 outside the HPA"),
     ("dev datastore unreachable", "overlays/dev/postgres.yaml",
      "values: [auth, tenants, orders, notifications, sync]", "values: [auth, tenants]",
@@ -186,6 +190,10 @@ CASES = [
     ("realtime drain past the grace period", "base/realtime/config.env",
      "REALTIME_DRAIN_MS=2s", "REALTIME_DRAIN_MS=15s",
      "+ REALTIME_DRAIN_MS 15.0s"),
+    ("not spread over zones", "base/tenants/deployment.yaml",
+     "topologyKey: topology.kubernetes.io/zone",
+     "topologyKey: topology.kubernetes.io/region",
+     "tenants: no topologySpreadConstraints over topology.kubernetes.io/zone"),
     ("scraped on the wrong port", "base/sync/deployment.yaml",
      'prometheus.io/port: "9104"', 'prometheus.io/port: "9999"',
      "prometheus.io annotations"),
@@ -193,7 +201,7 @@ CASES = [
     ("realtime HPA on CPU only", "base/realtime/hpa.yaml",
      "    - type: Pods\n      pods:\n        metric:\n"
      "          name: realtime_connections\n        target:\n"
-     "          type: AverageValue\n          averageValue: \"5000\"\n", "",
+     "          type: AverageValue\n          averageValue: \"4000\"\n", "",
      "realtime: HPA has no Pods metric"),
     ("realtime HPA on an invented metric", "base/realtime/hpa.yaml",
      "name: realtime_connections", "name: realtime_sockets",
