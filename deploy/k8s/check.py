@@ -41,7 +41,19 @@ key is its service's key in it; the operator's key (whose public half is
 an "operator" bundle line anywhere in the tree) is in no file here and no
 rendered object, and no operator identity is generated.
 
+Scaling and monitoring: each HPA scales on CPU, and the services in
+HPA_SIGNAL also on their own signal (realtime: a Pods metric, connections;
+notifications: an External metric, its queue), named as the service's
+source exports it and served by a prometheus-adapter rule in
+deploy/monitoring; the monitoring files there parse, and every metric the
+dashboard, the alerts and the adapter name is in the catalogue read from
+the sources (metrics_counter/gauge/histogram calls in services/ and
+libs/). Pods carry the scrape annotations for their admin port, spread
+over nodes and zones, and get a grace period longer than preStop +
+SHUTDOWN_GRACE_MS (+ REALTIME_DRAIN_MS for realtime).
+
 Usage: check.py [--root deploy/k8s] [--dockerfile deploy/docker/Dockerfile]
+                [--monitoring deploy/monitoring] [--src REPO]
                 [--no-kubectl]
 Exit status 0 when every rule holds, 1 otherwise (each problem printed).
 """
