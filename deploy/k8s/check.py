@@ -115,6 +115,8 @@ PASERK_SK_RE = re.compile(r"k4\.secret\.([A-Za-z0-9_-]{86})")
 # datastores': tenants fetches http://<custom domain>/.well-known/... (80).
 INTERNET_EGRESS = {"tenants": {80}, "notifications": {80, 443}}
 MONITORING_NS = "monitoring"
+
+
 # Shutdown waits a service adds after SHUTDOWN_GRACE_MS (variable, its
 # default): realtime closes its WebSockets with 1001 and waits for them.
 EXTRA_DRAIN = {"realtime": ("REALTIME_DRAIN_MS", "2000")}
