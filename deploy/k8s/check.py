@@ -131,6 +131,9 @@ ADAPTER_SECTION = {"Pods": "custom", "External": "external"}
 # Series Prometheus makes itself, not a service.
 PROMETHEUS_BUILTIN = {"up", "scrape_duration_seconds",
                       "scrape_samples_scraped"}
+# Labels every scraped series gets from Prometheus and the scrape job
+# (deploy/monitoring/prometheus-scrape.yaml).
+TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "node"}
 
 
 class Problems:
@@ -1493,9 +1496,32 @@ def find_sources(explicit):
     return None
 
 
+LABEL_ARGS_RE = re.compile(r",\s*(\d+)\s*,\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def metric_labels(text, m):
+    """The label names of the family defined at match m: the nlabels and
+    label_names arguments after the help text (a count and an array
+    variable, or 0 and NULL), the array's strings looked up in its
+    definition before the call. None when they cannot be read."""
+    a = LABEL_ARGS_RE.search(text, m.end(), m.end() + 400)
+    if not a:
+        return None
+    if a.group(1) == "0":
+        return frozenset()
+    defs = list(re.finditer(
+        rf"\b{a.group(2)}\s*\[\s*\d*\s*\]\s*=\s*\{{([^}}]*)\}}",
+        text[:m.start()]))
+    if not defs:
+        return None
+    names = re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', defs[-1].group(1))
+    return frozenset(names) if len(names) == int(a.group(1)) else None
+
+
 def source_metrics(src):
-    """{name: (kind, owner)}: owner is the service for services/<svc>/,
-    "libs" for the libraries every service links."""
+    """{name: (kind, owner, labels)}: owner is the service for
+    services/<svc>/, "libs" for the libraries every service links; labels
+    a frozenset of label names, or None when not readable."""
     cat = {}
     for top in ("services", "libs"):
         for d, dirs, files in os.walk(os.path.join(src, top)):
@@ -1509,7 +1535,8 @@ def source_metrics(src):
                 with open(path, encoding="utf-8", errors="replace") as fh:
                     text = fh.read()
                 for m in METRIC_DEF_RE.finditer(text):
-                    cat.setdefault(m.group(2), (m.group(1), owner))
+                    cat.setdefault(m.group(2), (m.group(1), owner,
+                                                metric_labels(text, m)))
     return cat
 
 
@@ -1531,6 +1558,60 @@ def promql_metrics(expr):
     return names
 
 
+def promql_labels(expr):
+    """Label names an expression uses: in matchers and in by/without/
+    on/ignoring/group_* lists (adapter placeholders left out)."""
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    e = re.sub(r"<<[^>]*>>", " ", e)
+    names = set()
+    for block in re.findall(r"\{([^{}]*)\}", e):
+        names |= set(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)",
+                                block))
+    for lst in re.findall(r"\b(?:by|without|on|ignoring|group_left|"
+                          r"group_right)\s*\(([^)]*)\)", e):
+        names |= set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", lst))
+    return names
+
+
+def allowed_labels(metrics):
+    """Labels series of these metrics carry: their own (from the sources),
+    le on histogram buckets, and what the scrape job adds. None when a
+    metric's labels could not be read."""
+    cat = MON["metrics"]
+    allowed = set(TARGET_LABELS)
+    for n in metrics:
+        base, suffix = n, ""
+        for s in HISTOGRAM_SUFFIXES:
+            if n.endswith(s) and cat.get(n[:-len(s)], ("",))[0] == \
+                    "histogram":
+                base, suffix = n[:-len(s)], s
+        entry = cat.get(base)
+        if entry is None:
+            continue
+        if entry[2] is None:
+            return None
+        allowed |= entry[2]
+        if suffix == "_bucket":
+            allowed.add("le")
+    return allowed
+
+
+def unknown_labels(expr, metrics=None, legend=None):
+    """Labels used in expr (and {{label}} in a Grafana legend) that no
+    series of its metrics (default: the expression's own) carries."""
+    if MON["metrics"] is None:
+        return []
+    ms = promql_metrics(expr) if metrics is None else metrics
+    allowed = allowed_labels(ms)
+    if allowed is None:
+        return []
+    used = promql_labels(expr)
+    if legend:
+        used |= set(re.findall(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}",
+                               legend))
+    return sorted(used - allowed)
+
+
 def unknown_metrics(expr):
     cat = MON["metrics"]
     if cat is None:
@@ -1547,7 +1628,7 @@ def unknown_metrics(expr):
     return bad
 
 
-def check_exprs(where, exprs):
+def check_exprs(where, exprs, legend=None):
     used = set()
     for e in exprs:
         if not isinstance(e, str) or not e.strip():
@@ -1556,6 +1637,9 @@ def check_exprs(where, exprs):
         for n in unknown_metrics(e):
             P.add(f"{where}: {n!r} is not a metric any service exports "
                   f"(in {e.strip()!r})")
+        for lbl in unknown_labels(e, legend=legend):
+            P.add(f"{where}: label {lbl!r} is on no series of "
+                  f"{sorted(promql_metrics(e))} (in {e.strip()!r})")
         used |= promql_metrics(e)
     return used
 
@@ -1608,6 +1692,10 @@ def check_adapter(doc):
         for rule in rules.get(section) or []:
             sq = rule.get("seriesQuery", "")
             check_exprs(f"prometheus-adapter {section}", [sq])
+            mq = rule.get("metricsQuery", "")
+            for lbl in unknown_labels(mq, metrics=promql_metrics(sq)):
+                P.add(f"prometheus-adapter {section} {sq!r}: metricsQuery "
+                      f"groups or matches by {lbl!r}, not a label of it")
             over = ((rule.get("resources") or {}).get("overrides") or {})
             if not need <= set(over):
                 P.add(f"prometheus-adapter {section} {sq!r}: resources "
@@ -1642,7 +1730,7 @@ def check_alerts(doc):
 def dashboard_exprs(panels):
     for p in panels or []:
         for t in p.get("targets") or []:
-            yield p.get("title"), t.get("expr")
+            yield p.get("title"), t.get("expr"), t.get("legendFormat")
         yield from dashboard_exprs(p.get("panels"))
 
 
@@ -1654,8 +1742,8 @@ def check_dashboard(d):
     if len(ids) != len(set(ids)):
         P.add("grafana-dashboard.json: panel ids repeat")
     used = set()
-    for title, expr in dashboard_exprs(d["panels"]):
-        used |= check_exprs(f"dashboard panel {title!r}", [expr])
+    for title, expr, legend in dashboard_exprs(d["panels"]):
+        used |= check_exprs(f"dashboard panel {title!r}", [expr], legend)
     cat = MON["metrics"]
     if cat is not None:
         missing = sorted(n for n in cat if n not in used and not any(
@@ -1710,6 +1798,13 @@ def check_hpa_signal(name, h):
                 P.add(f"{name}: HPA metric {metric!r} is not exported by "
                       f"services/{name} (" +
                       (f"it is {owner}'s)" if owner else "nobody exports it)"))
+        sel = ((spec.get("metric") or {}).get("selector") or {}).get(
+            "matchLabels") or {}
+        if sel and cat is not None and metric in cat and \
+                cat[metric][2] is not None:
+            for lbl in sorted(set(sel) - cat[metric][2]):
+                P.add(f"{name}: HPA metric {metric!r} selects by {lbl!r}, "
+                      "which it does not have")
         section = ADAPTER_SECTION[want]
         if metric not in (MON["adapter"] or {}).get(section, {}):
             P.add(f"{name}: HPA {want} metric {metric!r} is not served by a "
