@@ -1,0 +1,204 @@
+// console.js - tests/web/web_itest's browser scenario: the gateway's
+// /app/ files over raw HTTP, then the console in headless Chromium
+// (Debian's /usr/bin/chromium through playwright-core) against the real
+// system. Exits non-zero on the first failed check. Environment: GW (the
+// gateway's base URL), OUT (directory for screenshots).
+'use strict';
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const http = require('node:http');
+const path = require('node:path');
+const { chromium } = require('playwright-core');
+
+const GW = process.env.GW;
+const OUT = process.env.OUT || '.run/test-logs/web_itest';
+const WAIT = 20000; // generous: a loaded 2-core machine; never a speed claim
+const PASSWORD = 'correct horse battery';
+
+function log(...a) { console.log('[console.js]', ...a); }
+
+// A raw request: the path is sent exactly as written (fetch would
+// normalise "..").
+function raw(method, p, headers = {}) {
+  const u = new URL(GW);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, method, path: p, headers },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => { body += c; });
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+      });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function api(method, p, body, token, extra = {}) {
+  const headers = { ...extra };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(GW + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+async function staticFiles() {
+  const idx = await raw('GET', '/app/');
+  assert.equal(idx.status, 200);
+  assert.match(idx.headers['content-type'], /^text\/html/);
+  const csp = idx.headers['content-security-policy'];
+  assert.match(csp, /default-src 'self'/);
+  assert.match(csp, /script-src 'self';/);
+  assert.match(csp, /connect-src 'self' ws:\/\/127\.0\.0\.1:\d+\/v1\/realtime;/);
+  assert.doesNotMatch(csp, /unsafe/);
+  assert.equal(idx.headers['x-content-type-options'], 'nosniff');
+  assert.equal(idx.headers['referrer-policy'], 'no-referrer');
+  assert.equal(idx.headers['cache-control'], 'no-cache');
+  assert.ok(idx.headers.etag);
+  const again = await raw('GET', '/app/index.html', { 'If-None-Match': idx.headers.etag });
+  assert.equal(again.status, 304);
+  assert.equal(again.body, '');
+  const js = await raw('GET', '/app/app.js');
+  assert.equal(js.status, 200);
+  assert.match(js.headers['content-type'], /^text\/javascript/);
+  const cfg = await raw('GET', '/app/config.json');
+  assert.match(JSON.parse(cfg.body).realtime_url, /^ws:\/\/127\.0\.0\.1:\d+\/v1\/realtime$/);
+  for (const p of ['/app/../services/gateway/gateway.c', '/app/%2e%2e/README.md',
+                   '/app/..%2fREADME.md', '/app/nope.js', '/app/index.html/',
+                   '/app//index.html', '/app/.gitignore']) {
+    const r = await raw('GET', p);
+    assert.equal(r.status, 404, `${p} -> ${r.status}`);
+    assert.equal(r.headers['content-type'], 'application/json');
+  }
+  const post = await raw('POST', '/app/');
+  assert.equal(post.status, 405);
+  assert.equal(post.headers.allow, 'GET, HEAD');
+  log('static files: ok');
+}
+
+async function setup() {
+  const slug = `web-${Date.now().toString(36)}`;
+  const t = await api('POST', '/v1/tenants', {
+    name: 'Web Bistro', slug,
+    owner: { email: `owner@${slug}.test`, password: PASSWORD, name: 'Owner' },
+  });
+  assert.equal(t.status, 201, JSON.stringify(t.json));
+  const owner = t.json.access_token;
+  const m = await api('POST', '/v1/tenant/members', {
+    email: `chef@${slug}.test`, name: 'Chef', password: PASSWORD, role: 'admin',
+  }, owner);
+  assert.equal(m.status, 201, JSON.stringify(m.json));
+  const p = await api('POST', '/v1/products', {
+    name: 'Soup <b>of the day</b>', category: 'starters', price_cents: 650, stock: 10,
+  }, owner);
+  assert.equal(p.status, 201, JSON.stringify(p.json));
+  return { slug, owner, chef: m.json.user, chefEmail: `chef@${slug}.test`, product: p.json };
+}
+
+async function placeOrder(s, quantity) {
+  const o = await api('POST', '/v1/orders', {
+    items: [{ product_id: s.product.id, quantity }], notes: '<img src=x onerror=alert(1)>',
+  }, s.owner);
+  assert.equal(o.status, 201, JSON.stringify(o.json));
+  return o.json;
+}
+
+const card = (id, status) => `ol[data-status="${status}"] li[data-order-id="${id}"]`;
+
+async function main() {
+  fs.mkdirSync(OUT, { recursive: true });
+  await staticFiles();
+  const s = await setup();
+
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  });
+  const errors = [];
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+    page.on('pageerror', (e) => errors.push(`page: ${e.message}`));
+    await page.goto(`${GW}/app/`);
+
+    // Log in (keyboard: the form submits on Enter).
+    await page.getByLabel('Restaurant (tenant)').fill(s.slug);
+    await page.getByLabel('E-mail').fill(s.chefEmail);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByLabel('Password').press('Enter');
+    await page.waitForSelector('#board-view:not([hidden])', { timeout: WAIT });
+    await page.waitForSelector('#live.on', { timeout: WAIT });
+    log('logged in, live');
+
+    // An order placed over HTTP appears without a reload.
+    const order = await placeOrder(s, 2);
+    await page.waitForSelector(card(order.id, 'pending'), { timeout: WAIT });
+    const text = await page.textContent(card(order.id, 'pending'));
+    assert.match(text, /2 × Soup <b>of the day<\/b>/); // shown as text, not markup
+    assert.match(text, /<img src=x onerror=alert\(1\)>/);
+    await page.waitForFunction(() => /New order/.test(document.getElementById('announce').textContent),
+                               null, { timeout: WAIT }); // aria-live
+    await page.screenshot({ path: path.join(OUT, 'board-new-order.png'), fullPage: true });
+    log('order appeared live');
+
+    // One click advances it; the API agrees.
+    await page.click(`${card(order.id, 'pending')} button`);
+    await page.waitForSelector(card(order.id, 'confirmed'), { timeout: WAIT });
+    const got = await api('GET', `/v1/orders/${order.id}`, undefined, s.owner);
+    assert.equal(got.json.status, 'confirmed');
+    log('advanced by click');
+
+    // A change made elsewhere moves the card live.
+    const moved = await api('POST', `/v1/orders/${order.id}/status`,
+                            { status: 'preparing' }, s.owner);
+    assert.equal(moved.status, 200, JSON.stringify(moved.json));
+    await page.waitForSelector(card(order.id, 'preparing'), { timeout: WAIT });
+    const second = await placeOrder(s, 1);
+    await page.waitForSelector(card(second.id, 'pending'), { timeout: WAIT });
+    await page.screenshot({ path: path.join(OUT, 'board.png'), fullPage: true });
+    log('live status change');
+
+    // The menu shows the stock the orders took (10 - 2 - 1).
+    await page.getByRole('button', { name: 'Menu' }).click();
+    const row = `#menu tr[data-product-id="${s.product.id}"]`;
+    await page.waitForSelector(row, { timeout: WAIT });
+    await page.waitForFunction((sel) => {
+      const r = document.querySelector(sel);
+      return r && r.cells[3].textContent === '7';
+    }, row, { timeout: WAIT });
+    await page.getByRole('button', { name: 'Board' }).click();
+
+    // Tokens only in memory.
+    const stored = await page.evaluate(() => localStorage.length + sessionStorage.length + document.cookie.length);
+    assert.equal(stored, 0);
+
+    // The owner removes the chef from another session: the page's token
+    // is revoked and the page returns to the login screen.
+    const del = await api('DELETE', `/v1/tenant/members/${s.chef.id}`, undefined, s.owner);
+    assert.equal(del.status, 204, JSON.stringify(del.json));
+    await page.waitForSelector('#login-view:not([hidden])', { timeout: WAIT });
+    assert.match(await page.textContent('#status'), /revoked/);
+    assert.equal(await page.isHidden('#board-view'), true);
+    assert.equal(await page.isHidden('#nav'), true);
+    assert.equal(await page.inputValue('#password'), '');
+    await page.screenshot({ path: path.join(OUT, 'after-revocation.png'), fullPage: true });
+    log('revocation returned to login');
+
+    // Phone-sized: the board is one column and still usable.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByLabel('E-mail').fill(`owner@${s.slug}.test`);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForSelector(card(second.id, 'pending'), { timeout: WAIT });
+    await page.screenshot({ path: path.join(OUT, 'board-phone.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.waitForSelector('#login-view:not([hidden])', { timeout: WAIT });
+    log('phone layout, logout');
+  } finally {
+    await browser.close();
+  }
+  assert.deepEqual(errors, [], `console errors:\n${errors.join('\n')}`);
+  log(`ok; screenshots in ${OUT}`);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
