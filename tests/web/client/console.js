@@ -103,6 +103,52 @@ async function placeOrder(s, quantity) {
   return o.json;
 }
 
+// The page's realtime connections pass through a proxy in the test
+// (page.routeWebSocket): frames go unchanged to the real realtime server
+// and back, and are recorded; the test can drop a connection, hold a
+// reconnect back from the server, or alter the page's frames.
+function realtimeProxy(page) {
+  const px = { conns: [], hold: null, tamper: null };
+  return page.routeWebSocket(/\/v1\/realtime$/, async (ws) => {
+    const c = { ws, server: null, pending: [], fromPage: [], fromServer: [] };
+    px.conns.push(c);
+    ws.onMessage((m) => {
+      let f = JSON.parse(m);
+      if (px.tamper) f = px.tamper(f);
+      c.fromPage.push(f);
+      if (c.server) c.server.send(JSON.stringify(f));
+      else c.pending.push(JSON.stringify(f));
+    });
+    const passable = (code) => code === 1000 || (code >= 3000 && code <= 4999);
+    ws.onClose((code) => { if (c.server) c.server.close(passable(code) ? { code } : {}); });
+    if (px.hold) await px.hold;
+    c.server = ws.connectToServer();
+    c.server.onMessage((m) => { c.fromServer.push(JSON.parse(m)); ws.send(m); });
+    c.server.onClose((code, reason) => ws.close(passable(code) ? { code, reason } : {}));
+    for (const f of c.pending) c.server.send(f);
+  }).then(() => px);
+}
+
+// Drops the page's live connection (close 4000: not an auth failure, so
+// the page reconnects), places an order while the reconnect is held back
+// from the server, then lets it through.
+async function dropAndOrder(page, px, s, quantity) {
+  let release;
+  px.hold = new Promise((r) => { release = r; });
+  const before = px.conns.length;
+  await px.conns[before - 1].ws.close({ code: 4000, reason: 'test: connection lost' });
+  await page.waitForSelector('#live:not(.on)', { timeout: WAIT });
+  const deadline = Date.now() + WAIT;
+  while (px.conns.length === before && Date.now() < deadline) await sleep(50);
+  assert.ok(px.conns.length > before, 'the page did not reconnect');
+  const order = await placeOrder(s, quantity);
+  px.hold = null;
+  release();
+  return { order, conn: px.conns[px.conns.length - 1] };
+}
+
+const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
+
 const card = (id, status) => `ol[data-status="${status}"] li[data-order-id="${id}"]`;
 
 async function main() {
@@ -117,6 +163,9 @@ async function main() {
   const errors = [];
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const px = await realtimeProxy(page);
+    let reloads = 0; // the board's reloads over HTTP
+    page.on('request', (r) => { if (/\/v1\/orders\?status=pending/.test(r.url())) reloads++; });
     page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
     page.on('pageerror', (e) => errors.push(`page: ${e.message}`));
     await page.goto(`${GW}/app/`);
@@ -158,13 +207,39 @@ async function main() {
     await page.screenshot({ path: path.join(OUT, 'board.png'), fullPage: true });
     log('live status change');
 
-    // The menu shows the stock the orders took (10 - 2 - 1).
+    // The connection drops; an order placed meanwhile arrives through
+    // recovery (offset + epoch), with no reload over HTTP.
+    let n = reloads;
+    const { order: third, conn } = await dropAndOrder(page, px, s, 1);
+    await page.waitForSelector(card(third.id, 'pending'), { timeout: WAIT });
+    await page.waitForSelector('#live.on', { timeout: WAIT });
+    const sub = conn.fromPage.find((f) => f.op === 'subscribe');
+    assert.ok(sub && sub.recover && sub.recover.epoch, // ops only: no token in the log
+      JSON.stringify(conn.fromPage.map((f) => ({ op: f.op, recover: f.recover }))));
+    const subd = conn.fromServer.find((f) => f.op === 'subscribed');
+    assert.equal(subd.recovered, true, JSON.stringify(subd));
+    assert.equal(reloads, n, 'recovered, yet the board reloaded');
+    log('recovered after a reconnect');
+
+    // When the server cannot recover (here: an epoch it does not know),
+    // the board reloads over HTTP and still shows what it missed.
+    n = reloads;
+    px.tamper = (f) => (f.op === 'subscribe' && f.recover
+      ? { ...f, recover: { ...f.recover, epoch: '0000000000000000' } } : f);
+    const { order: fourth, conn: conn2 } = await dropAndOrder(page, px, s, 1);
+    await page.waitForSelector(card(fourth.id, 'pending'), { timeout: WAIT });
+    px.tamper = null;
+    assert.equal(conn2.fromServer.find((f) => f.op === 'subscribed').recovered, false);
+    assert.ok(reloads > n, 'not recovered, yet the board did not reload');
+    log('reloaded over HTTP when not recovered');
+
+    // The menu shows the stock the orders took (10 - 2 - 1 - 1 - 1).
     await page.getByRole('button', { name: 'Menu' }).click();
     const row = `#menu tr[data-product-id="${s.product.id}"]`;
     await page.waitForSelector(row, { timeout: WAIT });
     await page.waitForFunction((sel) => {
       const r = document.querySelector(sel);
-      return r && r.cells[3].textContent === '7';
+      return r && r.cells[3].textContent === '5';
     }, row, { timeout: WAIT });
     await page.getByRole('button', { name: 'Board' }).click();
 
