@@ -27,7 +27,7 @@ static void put(const char *name, const char *text) {
 }
 
 static void setup(void) {
-  strcpy(g_dir, "/tmp/appfiles_test.XXXXXX");
+  snprintf(g_dir, sizeof g_dir, "%s", "/tmp/appfiles_test.XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(g_dir));
   snprintf(g_outside, sizeof g_outside, "%s.secret.txt", g_dir);
   FILE *f = fopen(g_outside, "w");
