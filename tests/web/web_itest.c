@@ -113,7 +113,9 @@ static bool start_system(void) {
   if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0)
     return false;
   char a[96], t[96];
-  bool ok = harness_service_start_auth(&g_auth, "auth", &kSvc, NULL);
+  /* Short access tokens: the page must refresh during the test. */
+  char *auth_extra[] = {"AUTH_ACCESS_TTL=15s", NULL};
+  bool ok = harness_service_start_auth(&g_auth, "auth", &kSvc, auth_extra);
   ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
   char *ten_extra[] = {a, "TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
                        "TENANTS_BASE_DOMAINS=localhost", NULL};

@@ -83,22 +83,37 @@ async function setup() {
     owner: { email: `owner@${slug}.test`, password: PASSWORD, name: 'Owner' },
   });
   assert.equal(t.status, 201, JSON.stringify(t.json));
-  const owner = t.json.access_token;
-  const m = await api('POST', '/v1/tenant/members', {
-    email: `chef@${slug}.test`, name: 'Chef', password: PASSWORD, role: 'admin',
-  }, owner);
-  assert.equal(m.status, 201, JSON.stringify(m.json));
+  const s = { slug };
+  const member = async (name) => {
+    const m = await api('POST', '/v1/tenant/members', {
+      email: `${name}@${slug}.test`, name, password: PASSWORD, role: 'admin',
+    }, await owner(s));
+    assert.equal(m.status, 201, JSON.stringify(m.json));
+    return m.json.user;
+  };
+  s.chef = await member('chef');
+  s.sous = await member('sous');
   const p = await api('POST', '/v1/products', {
     name: 'Soup <b>of the day</b>', category: 'starters', price_cents: 650, stock: 10,
-  }, owner);
+  }, await owner(s));
   assert.equal(p.status, 201, JSON.stringify(p.json));
-  return { slug, owner, chef: m.json.user, chefEmail: `chef@${slug}.test`, product: p.json };
+  s.product = p.json;
+  return s;
+}
+
+// The owner's token from a fresh login: the system runs with 15 s access
+// tokens (AUTH_ACCESS_TTL) so that the page refreshes during the test.
+async function owner(s) {
+  const r = await api('POST', '/v1/auth/login', { email: `owner@${s.slug}.test`, password: PASSWORD },
+                      undefined, { 'X-Tenant': s.slug });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  return r.json.access_token;
 }
 
 async function placeOrder(s, quantity) {
   const o = await api('POST', '/v1/orders', {
     items: [{ product_id: s.product.id, quantity }], notes: '<img src=x onerror=alert(1)>',
-  }, s.owner);
+  }, await owner(s));
   assert.equal(o.status, 201, JSON.stringify(o.json));
   return o.json;
 }
@@ -108,7 +123,7 @@ async function placeOrder(s, quantity) {
 // and back, and are recorded; the test can drop a connection, hold a
 // reconnect back from the server, or alter the page's frames.
 function realtimeProxy(page) {
-  const px = { conns: [], hold: null, tamper: null };
+  const px = { conns: [], hold: null, tamper: null, swallowClose: false };
   return page.routeWebSocket(/\/v1\/realtime$/, async (ws) => {
     const c = { ws, server: null, pending: [], fromPage: [], fromServer: [] };
     px.conns.push(c);
@@ -120,11 +135,16 @@ function realtimeProxy(page) {
       else c.pending.push(JSON.stringify(f));
     });
     const passable = (code) => code === 1000 || (code >= 3000 && code <= 4999);
-    ws.onClose((code) => { if (c.server) c.server.close(passable(code) ? { code } : {}); });
+    ws.onClose((code) => {
+      if (c.server && !c.serverClosed) c.server.close(passable(code) ? { code } : {}).catch(() => {});
+    });
     if (px.hold) await px.hold;
     c.server = ws.connectToServer();
     c.server.onMessage((m) => { c.fromServer.push(JSON.parse(m)); ws.send(m); });
-    c.server.onClose((code, reason) => ws.close(passable(code) ? { code, reason } : {}));
+    c.server.onClose((code, reason) => {
+      c.serverClosed = true;
+      if (!px.swallowClose) ws.close(passable(code) ? { code, reason } : {});
+    });
     for (const f of c.pending) c.server.send(f);
   }).then(() => px);
 }
@@ -147,6 +167,14 @@ async function dropAndOrder(page, px, s, quantity) {
   return { order, conn: px.conns[px.conns.length - 1] };
 }
 
+async function waitFor(cond, what) {
+  const deadline = Date.now() + 40000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await sleep(100);
+  }
+}
+
 const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
 
 const card = (id, status) => `ol[data-status="${status}"] li[data-order-id="${id}"]`;
@@ -161,18 +189,27 @@ async function main() {
     args: ['--no-sandbox', '--disable-dev-shm-usage'],
   });
   const errors = [];
+  let expect401 = false; // the phase where the page's calls are refused
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     const px = await realtimeProxy(page);
     let reloads = 0; // the board's reloads over HTTP
     page.on('request', (r) => { if (/\/v1\/orders\?status=pending/.test(r.url())) reloads++; });
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+    page.on('console', (m) => {
+      if (m.type() !== 'error') return;
+      // Chromium reports every refused fetch as a console error: expected
+      // (401) only while the test has revoked the page's session.
+      if (expect401 && /status of 401/.test(m.text())) return;
+      errors.push(`console: ${m.text()}`);
+    });
+    const refreshes = []; // statuses of the page's POST /v1/auth/refresh
+    page.on('response', (r) => { if (r.url().endsWith('/v1/auth/refresh')) refreshes.push(r.status()); });
     page.on('pageerror', (e) => errors.push(`page: ${e.message}`));
     await page.goto(`${GW}/app/`);
 
     // Log in (keyboard: the form submits on Enter).
     await page.getByLabel('Restaurant (tenant)').fill(s.slug);
-    await page.getByLabel('E-mail').fill(s.chefEmail);
+    await page.getByLabel('E-mail').fill(`chef@${s.slug}.test`);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByLabel('Password').press('Enter');
     await page.waitForSelector('#board-view:not([hidden])', { timeout: WAIT });
@@ -193,13 +230,13 @@ async function main() {
     // One click advances it; the API agrees.
     await page.click(`${card(order.id, 'pending')} button`);
     await page.waitForSelector(card(order.id, 'confirmed'), { timeout: WAIT });
-    const got = await api('GET', `/v1/orders/${order.id}`, undefined, s.owner);
+    const got = await api('GET', `/v1/orders/${order.id}`, undefined, await owner(s));
     assert.equal(got.json.status, 'confirmed');
     log('advanced by click');
 
     // A change made elsewhere moves the card live.
     const moved = await api('POST', `/v1/orders/${order.id}/status`,
-                            { status: 'preparing' }, s.owner);
+                            { status: 'preparing' }, await owner(s));
     assert.equal(moved.status, 200, JSON.stringify(moved.json));
     await page.waitForSelector(card(order.id, 'preparing'), { timeout: WAIT });
     const second = await placeOrder(s, 1);
@@ -243,13 +280,24 @@ async function main() {
     }, row, { timeout: WAIT });
     await page.getByRole('button', { name: 'Board' }).click();
 
+    // The access token (15 s here) was refreshed before it expired, over
+    // HTTP and on the live connection, which stays authenticated.
+    await waitFor(() => refreshes.includes(200), 'no refresh of the access token');
+    await waitFor(() => px.conns.some((c) => c.fromServer.some((f) => f.op === 'refreshed')),
+                  'the live connection never got the new token');
+    await sleep(4000); // past the first token's expiry: the socket must not close 4001
+    const fifth = await placeOrder(s, 1);
+    await page.waitForSelector(card(fifth.id, 'pending'), { timeout: WAIT });
+    assert.ok(await page.isVisible('#board-view'));
+    log('token refreshed, still live');
+
     // Tokens only in memory.
     const stored = await page.evaluate(() => localStorage.length + sessionStorage.length + document.cookie.length);
     assert.equal(stored, 0);
 
     // The owner removes the chef from another session: the page's token
     // is revoked and the page returns to the login screen.
-    const del = await api('DELETE', `/v1/tenant/members/${s.chef.id}`, undefined, s.owner);
+    const del = await api('DELETE', `/v1/tenant/members/${s.chef.id}`, undefined, await owner(s));
     assert.equal(del.status, 204, JSON.stringify(del.json));
     await page.waitForSelector('#login-view:not([hidden])', { timeout: WAIT });
     assert.match(await page.textContent('#status'), /revoked/);
@@ -258,6 +306,27 @@ async function main() {
     assert.equal(await page.inputValue('#password'), '');
     await page.screenshot({ path: path.join(OUT, 'after-revocation.png'), fullPage: true });
     log('revocation returned to login');
+
+    // A revocation whose close frame never reaches the page (the proxy
+    // swallows it): the next HTTP call is refused, the refresh too, and
+    // the page returns to the login screen all the same.
+    await page.getByLabel('E-mail').fill(`sous@${s.slug}.test`);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForSelector('#live.on', { timeout: WAIT });
+    px.swallowClose = true;
+    expect401 = true;
+    const del2 = await api('DELETE', `/v1/tenant/members/${s.sous.id}`, undefined, await owner(s));
+    assert.equal(del2.status, 204);
+    await sleep(1500); // the server has closed the socket by now (within 1 s)
+    assert.ok(await page.isVisible('#board-view'), 'the close frame was not swallowed');
+    await page.getByRole('button', { name: 'Menu' }).click();
+    await page.waitForSelector('#login-view:not([hidden])', { timeout: WAIT });
+    assert.match(await page.textContent('#status'), /session has ended/);
+    assert.equal(refreshes[refreshes.length - 1], 401);
+    px.swallowClose = false;
+    expect401 = false;
+    log('HTTP 401 + failed refresh returned to login');
 
     // Phone-sized: the board is one column and still usable.
     await page.setViewportSize({ width: 390, height: 844 });
