@@ -1,8 +1,8 @@
 /*
  * web_itest.c - the web console (clients/web) in headless Chromium
  * against the real system: PostgreSQL, Redis, auth, tenants, orders,
- * realtime and the gateway serving the console under /app/, as processes
- * (tests/harness). The browser is Debian's chromium driven by
+ * notifications, realtime and the gateway serving the console under /app/, as
+ * processes (tests/harness). The browser is Debian's chromium driven by
  * playwright-core (tests/web/client/console.js, installed by npm ci from
  * its package-lock.json on first use; no browser is downloaded).
  *
@@ -14,16 +14,16 @@
  * the card live; the connection drops and an order placed meanwhile
  * arrives through recovery (no HTTP reload); a recovery the server
  * refuses (wrong epoch) reloads over HTTP; the menu shows the stock the
- * orders took; the 15 s access token (AUTH_ACCESS_TTL here) is refreshed
- * over HTTP and on the live socket, which outlives the first token; no
- * token is in localStorage, sessionStorage or a cookie; the admin is
- * removed by the owner from another session (revocation: close 4003) and
- * the page returns to the login screen; a second admin removed while the
- * test's proxy swallows the close frame returns to it through HTTP 401
- * and a failed refresh; the phone layout; no console error or page error
- * in the whole run (the expected 401s of that one step aside);
- * screenshots of the board in .run/test-logs/web_itest/ (WEB_ITEST_OUT
- * overrides).
+ * orders took; a webhook delivery the scenario's receiver refused is
+ * shown dead, retried from the console and succeeds; the 15 s access token
+ * (AUTH_ACCESS_TTL here) is refreshed over HTTP and on the live socket, which
+ * outlives the first token; no token is in localStorage, sessionStorage or a
+ * cookie; the admin is removed by the owner from another session (revocation:
+ * close 4003) and the page returns to the login screen; a second admin removed
+ * while the test's proxy swallows the close frame returns to it through HTTP
+ * 401 and a failed refresh; the phone layout; no console error or page error in
+ * the whole run (the expected 401s of that one step aside); screenshots of the
+ * board in .run/test-logs/web_itest/ (WEB_ITEST_OUT overrides).
  */
 #include <check.h>
 #include <limits.h>
@@ -39,10 +39,11 @@
 #define CLIENT_DIR "tests/web/client"
 #define APP_DIR "clients/web"
 #define OPERATOR_SECRET "itest-operator-secret-0123456789"
+#define SECRET_KEY "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 static harness_pg g_pg;
 static harness_redis g_redis;
-static harness_service g_auth, g_tenants, g_orders, g_gw, g_rt;
+static harness_service g_auth, g_tenants, g_orders, g_notif, g_gw, g_rt;
 static int g_ws_port;
 
 static const harness_service_opts kSvc = {
@@ -86,13 +87,35 @@ static bool start_realtime(void) {
          harness_wait_port(g_ws_port, 10000);
 }
 
+/* Webhooks to the scenario's own receiver on loopback; one attempt, so
+ * a refused delivery is dead at once and the console can retry it. */
+static bool start_notifications(void) {
+  char a[96], o[96], oe[96];
+  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
+  ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
+  ADDR(oe, "ORDERS_EVENTS", g_orders.bus_url);
+  char *extra[] = {a,
+                   o,
+                   oe,
+                   "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=true",
+                   "NOTIFICATIONS_SECRET_KEY=" SECRET_KEY,
+                   "NOTIFICATIONS_MAX_ATTEMPTS=1",
+                   "NOTIFICATIONS_SEND_TIMEOUT=5s",
+                   NULL};
+  return harness_service_start(&g_notif, "notifications",
+                               "services/notifications/notifications", &kSvc,
+                               extra);
+}
+
 static bool start_gateway(void) {
-  char a[96], t[96], o[96], ae[96], te[96], dir[PATH_MAX + 32], rt[PATH_MAX];
+  char a[96], t[96], o[96], n[96], ae[96], te[96], dir[PATH_MAX + 32],
+      rt[PATH_MAX];
   char app[PATH_MAX];
   if (realpath(APP_DIR, app) == NULL) return false;
   ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
   ADDR(t, "TENANTS_ADDR", g_tenants.rpc_url);
   ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
+  ADDR(n, "NOTIFICATIONS_ADDR", g_notif.rpc_url);
   ADDR(ae, "AUTH_EVENTS", g_auth.bus_url);
   ADDR(te, "TENANTS_EVENTS", g_tenants.bus_url);
   snprintf(dir, sizeof dir, "GATEWAY_APP_DIR=%s", app);
@@ -101,6 +124,7 @@ static bool start_gateway(void) {
   char *extra[] = {a,
                    t,
                    o,
+                   n,
                    ae,
                    te,
                    dir,
@@ -134,7 +158,7 @@ static bool start_system(void) {
   char *ord_extra[] = {a, t, NULL};
   ok = ok && harness_service_start(&g_orders, "orders",
                                    "services/orders/orders", &kSvc, ord_extra);
-  return ok && start_realtime() && start_gateway();
+  return ok && start_notifications() && start_realtime() && start_gateway();
 }
 
 START_TEST(console_in_headless_chromium) {
@@ -173,6 +197,7 @@ int main(void) {
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_gw, 15000);
   harness_service_stop(&g_rt, 15000);
+  harness_service_stop(&g_notif, 15000);
   harness_service_stop(&g_orders, 15000);
   harness_service_stop(&g_tenants, 15000);
   harness_service_stop(&g_auth, 15000);

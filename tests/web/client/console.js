@@ -169,13 +169,41 @@ async function dropAndOrder(page, px, s, quantity) {
 
 async function waitFor(cond, what) {
   const deadline = Date.now() + 40000;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
     await sleep(100);
   }
 }
 
 const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
+
+// A webhook to a receiver of this script that refuses (500) until
+// accept() is called, and its webhook.test delivery, dead after the one
+// attempt the system is configured for.
+async function deadDelivery(s) {
+  let ok = false;
+  const hits = [];
+  const recv = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      if (req.headers['webhook-id']) hits.push(ok);
+      res.statusCode = ok ? 204 : 500;
+      res.end();
+    });
+  });
+  await new Promise((r) => { recv.listen(0, '127.0.0.1', r); });
+  recv.unref();
+  const url = `http://127.0.0.1:${recv.address().port}/hook`;
+  const wh = await api('POST', '/v1/webhooks', { url, events: ['OrderCreated'] }, await owner(s));
+  assert.equal(wh.status, 201, JSON.stringify(wh.json));
+  const t = await api('POST', `/v1/webhooks/${wh.json.id}/test`, undefined, await owner(s));
+  assert.equal(t.status, 202, JSON.stringify(t.json));
+  await waitFor(async () => {
+    const d = await api('GET', `/v1/webhooks/${wh.json.id}/deliveries?status=dead`, undefined, await owner(s));
+    return d.json.deliveries.length === 1;
+  }, 'the refused delivery never went dead');
+  return { id: wh.json.id, url, hits, accept: () => { ok = true; } };
+}
 
 const card = (id, status) => `ol[data-status="${status}"] li[data-order-id="${id}"]`;
 
@@ -279,6 +307,26 @@ async function main() {
       return r && r.cells[3].textContent === '5';
     }, row, { timeout: WAIT });
     await page.getByRole('button', { name: 'Board' }).click();
+
+    // Webhooks: a delivery the receiver refused is dead; the console
+    // shows it and retries it, and this time the receiver accepts.
+    const { id: hookId, url: hookUrl, hits, accept } = await deadDelivery(s);
+    await page.getByRole('button', { name: 'Webhooks' }).click();
+    await page.getByRole('button', { name: new RegExp(`^${hookUrl.replace(/[.]/g, '\\.')}`) }).click();
+    const dead = '#deliveries tbody tr';
+    await page.waitForSelector(`${dead}:has-text("webhook.test")`, { timeout: WAIT });
+    assert.match(await page.textContent(dead), /dead/);
+    await page.screenshot({ path: path.join(OUT, 'webhooks-dead.png'), fullPage: true });
+    accept();
+    await page.getByRole('button', { name: /^Retry delivery of webhook\.test/ }).click();
+    await waitFor(async () => {
+      const d = await api('GET', `/v1/webhooks/${hookId}/deliveries`, undefined, await owner(s));
+      return d.json.deliveries.some((x) => x.event_type === 'webhook.test' && x.status === 'succeeded');
+    }, 'the retried delivery never succeeded');
+    assert.deepEqual(hits.slice(0, 2), [false, true]); // refused once, then accepted
+    await page.waitForSelector(`${dead}:has-text("webhook.test")`, { state: 'detached', timeout: WAIT });
+    await page.getByRole('button', { name: 'Board' }).click();
+    log('dead delivery retried from the console');
 
     // The access token (15 s here) was refreshed before it expired, over
     // HTTP and on the live connection, which stays authenticated.
