@@ -107,7 +107,12 @@ $('login-form').addEventListener('submit', async (e) => {
 });
 
 for (const b of $('nav').querySelectorAll('button[data-view]'))
-  b.addEventListener('click', () => show(b.dataset.view));
+  b.addEventListener('click', () => {
+    status('');
+    show(b.dataset.view);
+    // Keyboard and screen-reader users land on the section they chose.
+    $(`${b.dataset.view}-title`).focus();
+  });
 $('logout').addEventListener('click', () => api.logout());
 $('menu-reload').addEventListener('click', () => loadMenu($('menu'), status));
 $('webhooks-reload').addEventListener('click', () => loadWebhooks(status));

@@ -383,6 +383,10 @@ async function main() {
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.waitForSelector(card(second.id, 'pending'), { timeout: WAIT });
     await page.screenshot({ path: path.join(OUT, 'board-phone.png'), fullPage: true });
+    // Keyboard only: the card's button is a real button.
+    await page.focus(`${card(second.id, 'pending')} button`);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(card(second.id, 'confirmed'), { timeout: WAIT });
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.waitForSelector('#login-view:not([hidden])', { timeout: WAIT });
     log('phone layout, logout');
