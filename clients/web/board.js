@@ -4,8 +4,9 @@
  * to its next status (POST /v1/orders/{id}/status with its version).
  *
  * State is a map id -> order; a publication or an HTTP answer replaces an
- * order only when its version is not older, so the live stream and an
- * HTTP reload can interleave in any order. Text from the API is always
+ * order only when its version is not older, and a reload drops only the
+ * orders it did not list and that did not arrive live while it ran, so
+ * the live stream and an HTTP reload can interleave in any order. Text from the API is always
  * set with textContent (order notes and product names are the tenant's
  * and its customers' input).
  */
@@ -21,7 +22,8 @@ export class Board {
     this.announce = announce;
     this.status = status;
     this.orders = new Map();
-    this.fresh = new Set(); // ids that arrived live since the last reload
+    this.fresh = new Set(); // ids that arrived live (highlighted)
+    this.liveDuringReload = new Set();
     this.build();
   }
 
@@ -58,10 +60,14 @@ export class Board {
     if (ev.type !== 'OrderCreated' && ev.type !== 'OrderStatusChanged') return;
     if (!ev.data || !ev.data.id) return;
     this.apply(ev.data, true);
+    this.liveDuringReload.add(ev.data.id);
     this.render();
   }
 
   async reload() {
+    // Orders that arrive live while the lists load are newer than what a
+    // list read before them can say: they are kept whatever the lists.
+    this.liveDuringReload = new Set();
     const seen = new Map();
     for (const st of COLUMNS) {
       let cursor = '';
@@ -75,9 +81,12 @@ export class Board {
     }
     // Orders no longer open drop out; ones listed replace older copies.
     for (const [id, o] of this.orders)
-      if (!seen.has(id) && COLUMNS.includes(o.status)) this.orders.delete(id);
+      if (!seen.has(id) && !this.liveDuringReload.has(id) && COLUMNS.includes(o.status))
+        this.orders.delete(id);
     for (const o of seen.values()) this.apply(o, false);
     this.render();
+    // Reloads completed, for whoever waits on one (the browser test).
+    this.root.dataset.reloads = String(Number(this.root.dataset.reloads || 0) + 1);
   }
 
   async advance(order, button) {
