@@ -61,7 +61,10 @@ async function startBoard() {
     token: api.accessToken(),
     kind: 'orders',
     onPub: (ev) => board.onEvent(ev),
-    onReset: () => board.reload().catch((e) => status(`Could not load orders: ${e.message}`)),
+    onReset: () => board.reload().catch((e) => {
+      // A 401 has ended the session: the login screen says why already.
+      if (e.status !== 401) status(`Could not load orders: ${e.message}`);
+    }),
     onEnd: (code) => api.end(code === 4003
       ? 'Your session was revoked. Please log in again.'
       : 'Your session has expired. Please log in again.'),

@@ -13,17 +13,20 @@
  * shows the new status; a status change made by another session moves
  * the card live; the connection drops and an order placed meanwhile
  * arrives through recovery (no HTTP reload); a recovery the server
- * refuses (wrong epoch) reloads over HTTP; the menu shows the stock the
- * orders took; a webhook delivery the scenario's receiver refused is
- * shown dead, retried from the console and succeeds; the 15 s access token
- * (AUTH_ACCESS_TTL here) is refreshed over HTTP and on the live socket, which
- * outlives the first token; no token is in localStorage, sessionStorage or a
- * cookie; the admin is removed by the owner from another session (revocation:
- * close 4003) and the page returns to the login screen; a second admin removed
- * while the test's proxy swallows the close frame returns to it through HTTP
- * 401 and a failed refresh; the phone layout; no console error or page error in
- * the whole run (the expected 401s of that one step aside); screenshots of the
- * board in .run/test-logs/web_itest/ (WEB_ITEST_OUT overrides).
+ * refuses (wrong epoch) reloads over HTTP, and an order arriving live
+ * while that reload's list answer is held stays on the board; the menu
+ * shows the stock the orders took; a webhook delivery the scenario's
+ * receiver refused is shown dead, retried from the console and succeeds;
+ * the 15 s access token (AUTH_ACCESS_TTL here) is refreshed over HTTP and
+ * on the live socket, which outlives the first token; no token is in
+ * localStorage, sessionStorage or a cookie; the admin is removed by the
+ * owner from another session (revocation: close 4003) and the page
+ * returns to the login screen; a second admin removed while the test's
+ * proxy swallows the close frame returns to it through HTTP 401 and a
+ * failed refresh; the phone layout and the keyboard; no console error or
+ * page error in the whole run (the expected 401s of that one step
+ * aside); screenshots of the board in .run/test-logs/web_itest/
+ * (WEB_ITEST_OUT overrides).
  */
 #include <check.h>
 #include <limits.h>
