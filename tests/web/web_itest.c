@@ -18,7 +18,9 @@
  * shows the stock the orders took; a webhook delivery the scenario's
  * receiver refused is shown dead, retried from the console and succeeds;
  * the 15 s access token (AUTH_ACCESS_TTL here) is refreshed over HTTP and
- * on the live socket, which outlives the first token; no token is in
+ * on the live socket, which outlives the first token, while a second
+ * page whose refresh frames the test's proxy drops is closed 4001 at the
+ * first token's expiry and returns to the login screen; no token is in
  * localStorage, sessionStorage or a cookie; the admin is removed by the
  * owner from another session (revocation: close 4003) and the page
  * returns to the login screen; a second admin removed while the test's

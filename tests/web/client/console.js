@@ -130,6 +130,7 @@ function realtimeProxy(page) {
     ws.onMessage((m) => {
       let f = JSON.parse(m);
       if (px.tamper) f = px.tamper(f);
+      if (f === null) return; // dropped
       c.fromPage.push(f);
       if (c.server) c.server.send(JSON.stringify(f));
       else c.pending.push(JSON.stringify(f));
@@ -143,6 +144,7 @@ function realtimeProxy(page) {
     c.server.onMessage((m) => { c.fromServer.push(JSON.parse(m)); ws.send(m); });
     c.server.onClose((code, reason) => {
       c.serverClosed = true;
+      c.closeCode = code;
       if (!px.swallowClose) ws.close(passable(code) ? { code, reason } : {});
     });
     for (const f of c.pending) c.server.send(f);
@@ -253,6 +255,22 @@ async function main() {
     await page.waitForSelector('#live.on', { timeout: WAIT });
     log('logged in, live');
 
+    // A second page (the owner) whose token refreshes never reach the
+    // live socket (its proxy drops them): when the first token expires,
+    // realtime closes 4001 and that page returns to the login screen. It
+    // runs beside the rest of the scenario (checked after the refresh).
+    const page2 = await browser.newPage({ viewport: { width: 800, height: 600 } });
+    page2.on('console', (m) => { if (m.type() === 'error') errors.push(`page2 console: ${m.text()}`); });
+    page2.on('pageerror', (e) => errors.push(`page2: ${e.message}`));
+    const px2 = await realtimeProxy(page2);
+    px2.tamper = (f) => (f.op === 'refresh' ? null : f);
+    await page2.goto(`${GW}/app/`);
+    await page2.getByLabel('Restaurant (tenant)').fill(s.slug);
+    await page2.getByLabel('E-mail').fill(`owner@${s.slug}.test`);
+    await page2.getByLabel('Password').fill(PASSWORD);
+    await page2.getByRole('button', { name: 'Log in' }).click();
+    await page2.waitForSelector('#live.on', { timeout: WAIT });
+
     // An order placed over HTTP appears without a reload.
     const order = await placeOrder(s, 2);
     await page.waitForSelector(card(order.id, 'pending'), { timeout: WAIT });
@@ -361,6 +379,11 @@ async function main() {
     await page.waitForSelector(card(fifth.id, 'pending'), { timeout: WAIT });
     assert.ok(await page.isVisible('#board-view'));
     log('token refreshed, still live');
+    await page2.waitForSelector('#login-view:not([hidden])', { timeout: 40000 });
+    assert.match(await page2.textContent('#status'), /expired/);
+    assert.equal(px2.conns[px2.conns.length - 1].closeCode, 4001);
+    await page2.close();
+    log('expired token on the live socket (4001) returned to login');
 
     // Tokens only in memory.
     const stored = await page.evaluate(() => localStorage.length + sessionStorage.length + document.cookie.length);
