@@ -135,9 +135,9 @@ void ws_send_error(ws_server *s, conn *c, json_t *id, const char *code,
 /* -------------------------------------------------------- subscriptions --- */
 
 sub *ws_find_sub(ws_server *s, conn *c, const char *channel) {
-  for (size_t i = 0; c->subs != NULL && i < s->c.max_subscriptions; i++)
-    if (c->subs[i].channel != NULL && strcmp(c->subs[i].channel, channel) == 0)
-      return &c->subs[i];
+  (void)s;
+  for (size_t i = 0; i < c->nsubs; i++)
+    if (strcmp(c->subs[i]->channel, channel) == 0) return c->subs[i];
   return NULL;
 }
 
@@ -164,26 +164,36 @@ static void index_remove(ws_server *s, sub *b) {
   b->cprev = b->cnext = NULL;
 }
 
+/* Room for one more subscription pointer: the array starts at two and
+ * doubles up to the cap, so a connection pays for the channels it uses
+ * (a screen: one), not for max_subscriptions of them. */
+static bool subs_room(ws_server *s, conn *c) {
+  if (c->nsubs < c->subs_cap) return true;
+  if (c->nsubs >= s->c.max_subscriptions) return false;
+  size_t cap = c->subs_cap == 0 ? 2 : (size_t)c->subs_cap * 2;
+  if (cap > s->c.max_subscriptions) cap = s->c.max_subscriptions;
+  sub **a = realloc(c->subs, cap * sizeof *a);
+  if (a == NULL) return false;
+  c->subs = a;
+  c->subs_cap = (uint16_t)cap;
+  return true;
+}
+
 int ws_add_sub(ws_server *s, conn *c, const char *channel, int64_t offset,
                const char *epoch) {
-  if (c->subs == NULL)
-    c->subs = calloc(s->c.max_subscriptions, sizeof *c->subs);
-  if (c->subs == NULL) return ERR_NOMEM;
-  sub *b = NULL;
-  for (size_t i = 0; b == NULL && i < s->c.max_subscriptions; i++)
-    if (c->subs[i].channel == NULL) b = &c->subs[i];
-  if (b == NULL) return ERR_TOOBIG;
-  b->channel = strdup(channel);
-  if (b->channel == NULL) return ERR_NOMEM;
+  if (c->nsubs >= s->c.max_subscriptions) return ERR_TOOBIG;
+  size_t len = strlen(channel);
+  sub *b = subs_room(s, c) ? malloc(sizeof *b + len + 1) : NULL;
+  if (b == NULL) return ERR_NOMEM;
+  memcpy(b->channel, channel, len + 1);
   if (index_add(s, b) != ERR_OK) {
-    free(b->channel);
-    b->channel = NULL;
+    free(b);
     return ERR_NOMEM;
   }
   b->owner = c;
   b->offset = offset;
   snprintf(b->epoch, sizeof b->epoch, "%s", epoch);
-  c->nsubs++;
+  c->subs[c->nsubs++] = b;
   metrics_add(s->m.subs[channel_kind_of(channel)], 1);
   return ERR_OK;
 }
@@ -204,9 +214,12 @@ void ws_remove_sub(ws_server *s, conn *c, sub *b, bool presence_now) {
   index_remove(s, b);
   presence_gone(s, c, b->channel, presence_now);
   metrics_add(s->m.subs[channel_kind_of(b->channel)], -1);
-  free(b->channel);
-  b->channel = NULL;
-  c->nsubs--;
+  for (size_t i = 0; i < c->nsubs; i++)
+    if (c->subs[i] == b) {
+      c->subs[i] = c->subs[--c->nsubs]; /* order does not matter */
+      break;
+    }
+  free(b);
 }
 
 /* ------------------------------------------------------------- receive --- */
@@ -239,6 +252,13 @@ static int writeable(ws_server *s, conn *c) {
   if (c->close_code != 0) {
     lws_close_reason(c->wsi, (enum lws_close_status)c->close_code, NULL, 0);
     return -1;
+  }
+  if (c->ping_due) {
+    unsigned char ping[LWS_PRE + 1];
+    c->ping_due = false;
+    if (lws_write(c->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+    if (c->head != NULL) lws_callback_on_writable(c->wsi);
+    return 0;
   }
   qnode *n = c->head;
   if (n == NULL) return 0;
@@ -301,7 +321,8 @@ static void conn_open(ws_server *s, conn *c, struct lws *wsi) {
     ws_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY);
     return;
   }
-  lws_set_timer_usecs(c->wsi, (lws_usec_t)s->c.auth_timeout_ms * 1000);
+  c->last_rx_ms = time_mono_ms();
+  c->exp_ms = time_now_ms() + s->c.auth_timeout_ms; /* the sweep closes */
   int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
   if (n <= 0) return; /* the first frame authenticates */
   char *h = malloc((size_t)n + 1);
@@ -332,16 +353,53 @@ static void conn_gone(ws_server *s, conn *c) {
     ws_msg_unref(n->m);
     free(n);
   }
-  for (size_t i = 0; c->subs != NULL && i < s->c.max_subscriptions; i++)
-    if (c->subs[i].channel != NULL) ws_remove_sub(s, c, &c->subs[i], false);
+  while (c->nsubs > 0) ws_remove_sub(s, c, c->subs[c->nsubs - 1], false);
   free(c->subs);
   free(c->rx);
   c->wsi = NULL;
 }
 
-/* The auth deadline passed, or the token expired. */
-static void timer_fired(conn *c) {
-  if (!c->authed || time_now_ms() >= c->exp_ms) ws_conn_close(c, CLOSE_AUTH);
+/* ---------------------------------------------------------------- sweep --- */
+
+/*
+ * Once a second one walk over the connections does what a timer per
+ * connection would: close 4001 at the token's expiry (or the auth
+ * deadline before auth), ping a connection idle for IDLE_PING_MS, drop one
+ * that sent nothing (no pong either) for IDLE_HANGUP_MS. libwebsockets 4.1
+ * keeps every timer of the thread in one sorted list, so a timer per
+ * connection cost an insertion walking up to all of them (and its
+ * validity timer one more at every received frame); the walk here costs
+ * a few cache lines per connection per second. Expiry is therefore up to
+ * SWEEP_MS late.
+ */
+#define SWEEP_MS 1000
+#define IDLE_PING_MS 30000
+#define IDLE_HANGUP_MS 60000
+
+static void sweep_conn(conn *c, int64_t now, int64_t mono) {
+  if (c->close_code != 0) return;
+  if (now >= c->exp_ms) {
+    ws_conn_close(c, CLOSE_AUTH);
+  } else if (mono - c->last_rx_ms >= IDLE_HANGUP_MS) {
+    log_info("no pong: dropping", "client_id", c->client_id);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+  } else if (mono - c->last_rx_ms >= IDLE_PING_MS && !c->pinged) {
+    c->pinged = c->ping_due = true;
+    lws_callback_on_writable(c->wsi);
+  }
+}
+
+static void sweep(lws_sorted_usec_list_t *sul) {
+  ws_server *s = lws_container_of(sul, ws_server, sweep);
+  int64_t now = time_now_ms(), mono = time_mono_ms();
+  for (conn *c = s->conns; c != NULL; c = c->next) sweep_conn(c, now, mono);
+  lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, (lws_usec_t)SWEEP_MS * 1000);
+}
+
+/* Any frame from the client shows it is there. */
+static void heard(conn *c) {
+  c->last_rx_ms = time_mono_ms();
+  c->pinged = false;
 }
 
 /* ------------------------------------------------------------ presence --- */
@@ -506,12 +564,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
     conn_open(s, c, wsi);
     return 0;
   case LWS_CALLBACK_RECEIVE:
+    heard(c);
     return receive(s, c, in, len);
+  case LWS_CALLBACK_RECEIVE_PONG:
+    heard(c);
+    return 0;
   case LWS_CALLBACK_SERVER_WRITEABLE:
     return writeable(s, c);
-  case LWS_CALLBACK_TIMER:
-    timer_fired(c);
-    return 0;
   case LWS_CALLBACK_CLOSED:
     conn_gone(s, c);
     return 0;
@@ -531,11 +590,11 @@ static const struct lws_protocols kProtocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-/* Idle connections get a ping after 30 s and are dropped when nothing
- * (no pong) came back 60 s after the last valid traffic. */
+/* No validity timer per connection (libwebsockets' default would ping
+ * after 300 s): the sweep pings and hangs up (IDLE_PING_MS, above). */
 static const lws_retry_bo_t kIdle = {
-    .secs_since_valid_ping = 30,
-    .secs_since_valid_hangup = 60,
+    .secs_since_valid_ping = 0,
+    .secs_since_valid_hangup = 0,
 };
 
 static void lws_to_log(int level, const char *line) {
@@ -559,7 +618,8 @@ static void *service_thread(void *arg) {
 static bool config_ok(const ws_config *c) {
   return c != NULL && c->addr != NULL && c->port > 0 && c->port < 65536 &&
          c->verifier != NULL && c->offsets != NULL && c->presence != NULL &&
-         c->max_subscriptions > 0 && c->send_queue_bytes > 0 &&
+         c->max_subscriptions > 0 && c->max_subscriptions <= UINT16_MAX &&
+         c->send_queue_bytes > 0 &&
          c->auth_timeout_ms > 0 && c->inbox_max > 0 &&
          c->presence_ttl_ms >= 3 && c->recheck_ms > 0;
 }
@@ -619,6 +679,7 @@ static int create_context(ws_server *s) {
   s->ctx = lws_create_context(&info);
   if (s->ctx == NULL) return ERR_UNAVAILABLE;
   lws_sul_schedule(s->ctx, 0, &s->heartbeat, heartbeat, beat_interval(s));
+  lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, (lws_usec_t)SWEEP_MS * 1000);
   return ERR_OK;
 }
 

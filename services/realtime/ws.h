@@ -57,7 +57,7 @@ typedef struct ws_config {
   int port;                  /* 1..65535 */
   authn *verifier;           /* borrowed; outlives the server */
   offsets *offsets;          /* borrowed; outlives the server */
-  size_t max_subscriptions;  /* per connection, >= 1 */
+  size_t max_subscriptions;  /* per connection, 1..65535 */
   size_t send_queue_bytes;   /* per connection, >= 1 */
   int64_t auth_timeout_ms;   /* first-frame authentication, > 0 */
   size_t inbox_max;          /* publications waiting for the thread */

@@ -46,13 +46,14 @@ struct conn;
 /* A subscription and what its client has seen of the channel: the offset
  * and epoch of the "subscribed" answer (which covers the recovered
  * publications), then of each publication sent. Linked into the
- * channel's list in the server's index. */
+ * channel's list in the server's index; one allocation each (the index
+ * points at it, so it never moves). */
 typedef struct sub {
-  char *channel; /* NULL: a free slot */
   int64_t offset;
-  char epoch[OFFSETS_EPOCH_MAX + 1];
   struct conn *owner;
   struct sub *cprev, *cnext; /* the channel's subscriptions */
+  char epoch[OFFSETS_EPOCH_MAX + 1];
+  char channel[]; /* NUL-terminated */
 } sub;
 
 typedef struct conn {
@@ -66,9 +67,12 @@ typedef struct conn {
   char tenant_id[UUID_STR_LEN + 1];
   char role[ROLE_MAX];
   char addr[ADDR_MAX]; /* remote address: the per-address cap's key */
-  int64_t exp_ms;
-  sub *subs; /* max_subscriptions slots */
-  size_t nsubs;
+  int64_t exp_ms;     /* the token's expiry; before auth the auth deadline */
+  int64_t last_rx_ms; /* monotonic: the last frame (message or pong) */
+  bool ping_due;      /* the sweep asks the writeable callback for a ping */
+  bool pinged;        /* a ping went out since last_rx_ms */
+  sub **subs; /* nsubs of cap, grown on demand (at most the cap) */
+  uint16_t nsubs, subs_cap;
   qnode *head, *tail;
   size_t qbytes;
   int close_code; /* != 0: close at the next writeable callback */
@@ -112,6 +116,7 @@ struct ws_server {
   recheck *recheck;
   pwriter *pw; /* the heartbeat and the leaves of closed connections */
   lws_sorted_usec_list_t heartbeat;
+  lws_sorted_usec_list_t sweep; /* expiry, auth deadline, ping, hangup */
   ws_metrics m;
   atomic_size_t nconns;
   pthread_mutex_t mu; /* guards the inbox and the revoked list */
