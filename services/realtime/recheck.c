@@ -1,16 +1,17 @@
 /*
  * recheck.c - background re-verification of live tokens (see recheck.h).
  *
- * The registry is a map from the connection id (as decimal text) to its
- * token and generation, guarded by one mutex that the WebSocket thread
- * holds only to add, replace or remove one entry, and the recheck thread
- * only to copy the entries out. Verification happens with no lock held,
- * BATCH tokens at a time through authn_verify_batch, so the tokens due
- * for a Redis lookup cost one MGET per batch instead of one each.
+ * The registry is a map from a token's BLAKE2b-128 (hex) to its one
+ * shared copy with a reference count, guarded by one mutex that the
+ * WebSocket thread holds only to take or give back a reference, and the
+ * recheck thread only to take a reference to every entry at the start of
+ * a pass and give them back at its end. A token never changes while held,
+ * so verification reads it with no lock held, BATCH tokens at a time
+ * through authn_verify_batch: the tokens due for a Redis lookup cost one
+ * MGET per batch instead of one each.
  */
 #include "services/realtime/recheck.h"
 
-#include <inttypes.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -25,14 +26,15 @@
 #include "services/realtime/strmap.h"
 
 #define TOKEN_MAX 4096
-#define BATCH 256 /* tokens per authn_verify_batch: one MGET of 768 keys */
+#define BATCH 256   /* tokens per authn_verify_batch: one MGET of 768 keys */
+#define KEY_BYTES 16 /* the map's key: the token's BLAKE2b-128, in hex */
 
-typedef struct entry {
-  uint64_t id;
-  uint32_t gen;
+struct recheck_token {
+  size_t refs; /* under the recheck's mu */
   size_t len;
-  char token[]; /* NUL-terminated */
-} entry;
+  char key[KEY_BYTES * 2 + 1];
+  char token[]; /* NUL-terminated; never changes while held */
+};
 
 struct recheck {
   recheck_config c;
@@ -40,42 +42,52 @@ struct recheck {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool stop, woken;
-  strmap *live; /* id -> entry*, under mu */
+  strmap *live; /* key -> recheck_token*, under mu */
   metrics_child *m_pass, *m_revoked;
 };
+
+static void free_token(recheck_token *t) {
+  if (t != NULL) sodium_memzero(t->token, t->len);
+  free(t);
+}
 
 static void free_entry(void *arg, const char *key, void *value) {
   (void)arg;
   (void)key;
-  entry *e = value;
-  if (e != NULL) sodium_memzero(e->token, e->len);
-  free(e);
+  free_token(value);
+}
+
+/* Under mu. */
+static void release_locked(recheck *r, recheck_token *t) {
+  if (--t->refs > 0) return;
+  strmap_del(r->live, t->key);
+  free_token(t);
 }
 
 typedef struct snapshot {
-  entry **e;
+  recheck_token **t;
   size_t n;
 } snapshot;
 
-static void copy_entry(void *arg, const char *key, void *value) {
+static void take_ref(void *arg, const char *key, void *value) {
   (void)key;
   snapshot *s = arg;
-  entry *src = value, *e = malloc(sizeof *e + src->len + 1);
-  if (e == NULL) return; /* checked at the next pass */
-  memcpy(e, src, sizeof *e + src->len + 1);
-  s->e[s->n++] = e;
+  recheck_token *t = value;
+  t->refs++;
+  s->t[s->n++] = t;
 }
 
-/* Verifies e[0..n) as one batch (one Redis lookup for those due) and
- * reports the revoked ones. */
-static void verify_batch(recheck *r, entry **e, size_t n) {
+/* Verifies t[0..n) as one batch (one Redis lookup for those due) and
+ * reports the revoked ones, handing their reference to the report (NULL
+ * in t[i]: nothing left to give back). */
+static void verify_batch(recheck *r, recheck_token **t, size_t n) {
   const char *toks[BATCH] = {NULL};
   size_t lens[BATCH] = {0};
   int rcs[BATCH];
   enum authn_result why[BATCH];
   for (size_t i = 0; i < n; i++) {
-    toks[i] = e[i]->token;
-    lens[i] = e[i]->len;
+    toks[i] = t[i]->token;
+    lens[i] = t[i]->len;
   }
   if (authn_verify_batch(r->c.verifier, toks, lens, n, rcs, why) != ERR_OK)
     return; /* out of memory: the next pass tries again */
@@ -83,17 +95,9 @@ static void verify_batch(recheck *r, entry **e, size_t n) {
     if (rcs[i] == ERR_INVAL &&
         (why[i] == AUTHN_REVOKED || why[i] == AUTHN_TENANT_SUSPENDED)) {
       metrics_inc(r->m_revoked);
-      r->c.report(r->c.arg, e[i]->id, e[i]->gen);
+      r->c.report(r->c.arg, t[i]);
+      t[i] = NULL;
     }
-}
-
-/* Verifies every entry of s in batches, reports the refused ones, frees
- * s. */
-static void verify_all(recheck *r, snapshot *s) {
-  for (size_t i = 0; i < s->n; i += BATCH)
-    verify_batch(r, s->e + i, s->n - i < BATCH ? s->n - i : BATCH);
-  for (size_t i = 0; i < s->n; i++) free_entry(NULL, NULL, s->e[i]);
-  free(s->e);
 }
 
 static void pass(recheck *r) {
@@ -101,10 +105,16 @@ static void pass(recheck *r) {
   snapshot s = {NULL, 0};
   pthread_mutex_lock(&r->mu);
   size_t n = strmap_len(r->live);
-  s.e = n > 0 ? malloc(n * sizeof *s.e) : NULL;
-  if (s.e != NULL) strmap_each(r->live, copy_entry, &s);
+  s.t = n > 0 ? malloc(n * sizeof *s.t) : NULL;
+  if (s.t != NULL) strmap_each(r->live, take_ref, &s);
   pthread_mutex_unlock(&r->mu);
-  verify_all(r, &s);
+  for (size_t i = 0; i < s.n; i += BATCH)
+    verify_batch(r, s.t + i, s.n - i < BATCH ? s.n - i : BATCH);
+  pthread_mutex_lock(&r->mu);
+  for (size_t i = 0; i < s.n; i++)
+    if (s.t[i] != NULL) release_locked(r, s.t[i]);
+  pthread_mutex_unlock(&r->mu);
+  free(s.t);
   metrics_observe(r->m_pass, (double)(time_mono_ms() - t0) / 1000.0);
 }
 
@@ -183,40 +193,48 @@ void recheck_free(recheck *r) {
   free(r);
 }
 
-int recheck_put(recheck *r, uint64_t id, uint32_t gen, const char *token) {
-  size_t len = token == NULL ? 0 : strlen(token);
-  if (len == 0 || len > TOKEN_MAX) return ERR_INVAL;
-  entry *e = malloc(sizeof *e + len + 1);
-  if (e == NULL) return ERR_NOMEM;
-  e->id = id;
-  e->gen = gen;
-  e->len = len;
-  memcpy(e->token, token, len + 1);
-  char key[24];
-  snprintf(key, sizeof key, "%" PRIu64, id);
-  pthread_mutex_lock(&r->mu);
-  void **slot = strmap_slot(r->live, key, true);
-  if (slot != NULL) {
-    free_entry(NULL, NULL, *slot);
-    *slot = e;
-  }
-  pthread_mutex_unlock(&r->mu);
-  if (slot == NULL) {
-    free_entry(NULL, NULL, e);
-    return ERR_NOMEM;
-  }
-  return ERR_OK;
+static void token_key(const char *token, size_t len,
+                      char out[KEY_BYTES * 2 + 1]) {
+  unsigned char h[KEY_BYTES];
+  crypto_generichash(h, sizeof h, (const unsigned char *)token, len, NULL, 0);
+  sodium_bin2hex(out, KEY_BYTES * 2 + 1, h, sizeof h);
 }
 
-void recheck_drop(recheck *r, uint64_t id) {
-  char key[24];
-  snprintf(key, sizeof key, "%" PRIu64, id);
+int recheck_hold(recheck *r, const char *token, recheck_token **out) {
+  *out = NULL;
+  size_t len = token == NULL ? 0 : strlen(token);
+  if (len == 0 || len > TOKEN_MAX) return ERR_INVAL;
+  char key[KEY_BYTES * 2 + 1];
+  token_key(token, len, key);
   pthread_mutex_lock(&r->mu);
-  void **slot = strmap_slot(r->live, key, false);
-  if (slot != NULL) {
-    free_entry(NULL, NULL, *slot);
-    strmap_del(r->live, key);
+  void **slot = strmap_slot(r->live, key, true);
+  recheck_token *t = slot == NULL ? NULL : *slot;
+  if (slot != NULL && t == NULL) {
+    t = malloc(sizeof *t + len + 1);
+    if (t != NULL) {
+      t->refs = 0;
+      t->len = len;
+      memcpy(t->key, key, sizeof t->key);
+      memcpy(t->token, token, len + 1);
+      *slot = t;
+    } else {
+      strmap_del(r->live, key);
+    }
   }
+  /* Another token under the same key (a BLAKE2b-128 collision): refused,
+   * never checked as the other one. */
+  if (t != NULL && (t->len != len || memcmp(t->token, token, len) != 0))
+    t = NULL;
+  if (t != NULL) t->refs++;
+  pthread_mutex_unlock(&r->mu);
+  *out = t;
+  return t != NULL ? ERR_OK : ERR_NOMEM;
+}
+
+void recheck_release(recheck *r, recheck_token *t) {
+  if (t == NULL) return;
+  pthread_mutex_lock(&r->mu);
+  release_locked(r, t);
   pthread_mutex_unlock(&r->mu);
 }
 

@@ -4,21 +4,24 @@
  * revocation (and a tenant's suspension) closes the socket within a
  * second, without the WebSocket thread ever waiting on Redis for it.
  *
- * The WebSocket thread registers each connection's token (recheck_put, on
- * auth and refresh) and drops it on close. A thread of this module makes
- * a pass over every registered token every interval_ms, and at once when
+ * The WebSocket thread holds each connection's token through this module
+ * (recheck_hold, on auth and refresh; recheck_release on close): one
+ * shared, counted copy per distinct token, so connections that share a
+ * token (a user's tabs, a screen's reconnects) keep one pointer each, not
+ * a copy. A thread of this module makes a pass over every held token
+ * every interval_ms, and at once when
  * woken: libs/authn's authn_verify answers from its cache, which a
  * revocation event on the bus (recheck_subscribe feeds them in) marks
  * revoked within milliseconds, and which re-reads the revocation keys in
  * Redis at most every recheck_ms (500 ms) per token when events are lost.
  * So a revocation is seen at the latest interval_ms + 500 ms after Redis
  * has it, and an event makes it immediate. A token refused as revoked or
- * of a suspended tenant is reported through report(arg, id, gen), from
- * this module's thread; expiry is not reported (the connection's own
- * timer closes it with 4001).
+ * of a suspended tenant is reported through report(arg, t), from this
+ * module's thread; the connections holding t are the ones to close.
+ * Expiry is not reported (the WebSocket thread's sweep closes at it).
  *
- * Cost: one pass copies the registered tokens under the lock (a memcpy of
- * a few hundred bytes each), then verifies them outside it in batches of
+ * Cost: one pass takes a reference to each distinct token under the lock,
+ * then verifies them outside it in batches of
  * 256 (authn_verify_batch): a cache hit is a BLAKE2b hash, and the tokens
  * whose Redis state is older than recheck_ms (500 ms) share one MGET per
  * batch. realtime_recheck_pass_seconds (histogram) measures the passes.
@@ -36,9 +39,13 @@
 
 typedef struct recheck recheck;
 
-/* Called from the recheck thread for a connection whose token (of
- * generation gen) is revoked or whose tenant is suspended. */
-typedef void (*recheck_report_fn)(void *arg, uint64_t id, uint32_t gen);
+/* A held token (opaque): compare handles, never their contents. */
+typedef struct recheck_token recheck_token;
+
+/* Called from the recheck thread for a token that is revoked or whose
+ * tenant is suspended. The callee owns one reference to t (so t stays the
+ * same token until then): recheck_release it when done. */
+typedef void (*recheck_report_fn)(void *arg, recheck_token *t);
 
 typedef struct recheck_config {
   authn *verifier;     /* borrowed; outlives the recheck */
@@ -54,13 +61,13 @@ int recheck_start(const recheck_config *c, recheck **out) WARN_UNUSED;
 /* Stops the thread and frees r. NULL-safe. */
 void recheck_free(recheck *r);
 
-/* Registers (or replaces) connection id's token, of generation gen
- * (copied). Errors: ERR_NOMEM, ERR_INVAL. */
-int recheck_put(recheck *r, uint64_t id, uint32_t gen,
-                const char *token) WARN_UNUSED;
+/* A reference to token's shared copy (made at the first hold, checked
+ * at every pass while held). Errors: ERR_NOMEM, ERR_INVAL. */
+int recheck_hold(recheck *r, const char *token,
+                 recheck_token **out) WARN_UNUSED;
 
-/* Forgets connection id (no-op when absent). */
-void recheck_drop(recheck *r, uint64_t id);
+/* Gives back one reference; the last one forgets the token. NULL-safe. */
+void recheck_release(recheck *r, recheck_token *t);
 
 /* Asks for a pass now (a revocation event arrived). */
 void recheck_wake(recheck *r);

@@ -308,7 +308,6 @@ static void address_count(ws_server *s, conn *c, int delta) {
 static void conn_open(ws_server *s, conn *c, struct lws *wsi) {
   memset(c, 0, sizeof *c);
   c->wsi = wsi;
-  c->id = ++s->next_id;
   uuid_v7_str(c->client_id);
   peer_address(wsi, c->addr);
   address_count(s, c, +1);
@@ -347,7 +346,7 @@ static void conn_gone(ws_server *s, conn *c) {
   s->nconns--;
   metrics_add(s->m.connections, -1);
   address_count(s, c, -1);
-  recheck_drop(s->recheck, c->id);
+  recheck_release(s->recheck, c->tok);
   for (qnode *n = c->head, *next; n != NULL; n = next) {
     next = n->next;
     ws_msg_unref(n->m);
@@ -456,16 +455,18 @@ static void deliver(ws_server *s, const inpub *p) {
   }
 }
 
-/* Connections whose token the recheck found revoked: 4003, unless a
- * refresh replaced that token since. */
+/* Connections holding a token the recheck found revoked: 4003 (one
+ * that refreshed since holds another token and stays). A walk of every
+ * connection per revoked token: revocations are rare. */
 static void close_revoked(ws_server *s, inrev *r) {
   while (r != NULL) {
     inrev *next = r->next;
     for (conn *c = s->conns; c != NULL; c = c->next)
-      if (c->id == r->id && c->token_gen == r->gen) {
+      if (c->tok == r->t) {
         log_info("token revoked: closing", "client_id", c->client_id);
         ws_conn_close(c, CLOSE_FORBIDDEN);
       }
+    recheck_release(s->recheck, r->t);
     free(r);
     r = next;
   }
@@ -529,13 +530,15 @@ int ws_server_publish(ws_server *s, const char *channel, int64_t offset,
   return ERR_OK;
 }
 
-/* recheck_report_fn: from the recheck thread. */
-static void revoked(void *arg, uint64_t id, uint32_t gen) {
+/* recheck_report_fn: from the recheck thread; r owns t's reference. */
+static void revoked(void *arg, recheck_token *t) {
   ws_server *s = arg;
   inrev *r = calloc(1, sizeof *r);
-  if (r == NULL) return; /* the next pass reports it again */
-  r->id = id;
-  r->gen = gen;
+  if (r == NULL) { /* the next pass reports it again */
+    recheck_release(s->recheck, t);
+    return;
+  }
+  r->t = t;
   pthread_mutex_lock(&s->mu);
   r->next = s->revoked;
   s->revoked = r;
@@ -738,14 +741,20 @@ void ws_server_free(ws_server *s, int64_t grace_ms) {
     pthread_join(s->thread, NULL);
   }
   if (s->ctx != NULL) lws_context_destroy(s->ctx);
-  recheck_free(s->recheck); /* after the connections: they drop from it */
-  pwriter_free(s->pw);      /* likewise: they queue their leaves */
+  /* The recheck's thread still runs: reports may come until it stops. */
+  close_revoked(s, s->revoked); /* no connection left: only releases */
+  s->revoked = NULL;
+  recheck_free(s->recheck); /* after the connections: they release theirs */
+  for (inrev *r = s->revoked, *next; r != NULL; r = next) {
+    next = r->next; /* reported while it stopped: freed with it */
+    free(r);
+  }
+  pwriter_free(s->pw); /* after the connections: they queue their leaves */
   for (inpub *p = s->in_head, *next; p != NULL; p = next) {
     next = p->next;
     free(p->m);
     free(p);
   }
-  close_revoked(s, s->revoked); /* no connection left: only frees */
   strmap_free(s->chans);
   strmap_free(s->addrs);
   pthread_mutex_destroy(&s->mu);

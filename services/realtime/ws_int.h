@@ -18,6 +18,7 @@
 #include "libs/paseto/claims.h"
 #include "services/realtime/channel.h"
 #include "services/realtime/pwriter.h"
+#include "services/realtime/recheck.h"
 #include "services/realtime/strmap.h"
 #include "services/realtime/ws.h"
 
@@ -25,7 +26,7 @@
 #define CLOSE_FORBIDDEN 4003
 #define CLOSE_SLOW 4008
 #define ROLE_MAX 32
-#define ADDR_MAX 64
+#define ADDR_MAX 48 /* INET6_ADDRSTRLEN (46) and a NUL */
 
 /* A rendered message, shared by every queue that holds it. */
 typedef struct msg {
@@ -59,11 +60,10 @@ typedef struct sub {
 typedef struct conn {
   struct lws *wsi;
   struct conn *prev, *next; /* the server's live connections */
-  uint64_t id;              /* the recheck's name for it */
-  uint32_t token_gen;       /* bumped by refresh */
+  recheck_token *tok;       /* the token, held for the recheck */
   bool authed;
   char client_id[UUID_STR_LEN + 1];
-  char user_id[PASETO_CLAIM_STR_MAX + 1];
+  char user_id[UUID_STR_LEN + 1]; /* verified: at most that long */
   char tenant_id[UUID_STR_LEN + 1];
   char role[ROLE_MAX];
   char addr[ADDR_MAX]; /* remote address: the per-address cap's key */
@@ -89,11 +89,10 @@ typedef struct inpub {
   msg *m;
 } inpub;
 
-/* A connection the recheck found revoked, waiting for the thread. */
+/* A token the recheck found revoked, waiting for the thread. */
 typedef struct inrev {
   struct inrev *next;
-  uint64_t id;
-  uint32_t gen;
+  recheck_token *t; /* one reference, released once handled */
 } inrev;
 
 typedef struct ws_metrics {
@@ -112,7 +111,6 @@ struct ws_server {
   conn *conns;   /* service thread only */
   strmap *chans; /* channel -> its first sub; service thread only */
   strmap *addrs; /* remote address -> connections (as intptr_t) */
-  uint64_t next_id;
   recheck *recheck;
   pwriter *pw; /* the heartbeat and the leaves of closed connections */
   lws_sorted_usec_list_t heartbeat;

@@ -38,14 +38,16 @@ static bool verified(ws_server *s, conn *c, const char *token, bool live,
   return false;
 }
 
-/* Takes the token's expiry (ws.c's sweep closes at it) and hands the
- * token to the recheck under a new generation. */
+/* Takes the token's expiry (ws.c's sweep closes at it) and holds the
+ * token for the recheck instead of the one before (refresh). */
 static bool track_token(ws_server *s, conn *c, const char *token,
                         const paseto_claims *cl) {
   c->exp_ms = cl->exp_ms;
-  c->token_gen++;
-  if (recheck_put(s->recheck, c->id, c->token_gen, token) == ERR_OK)
-    return true;
+  recheck_token *t = NULL;
+  int rc = recheck_hold(s->recheck, token, &t);
+  recheck_release(s->recheck, c->tok);
+  c->tok = t;
+  if (rc == ERR_OK) return true;
   ws_conn_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
   return false;
 }
