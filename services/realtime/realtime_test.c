@@ -11,15 +11,22 @@
  */
 #include <check.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "libs/authn/authn.h"
+#include "libs/base/strutil.h"
+#include "libs/base/timeutil.h"
+#include "libs/base/uuid.h"
+#include "libs/paseto/paseto.h"
 #include "proto/orders/v1/orders.pb-c.h"
 #include "services/realtime/channel.h"
 #include "services/realtime/offsets.h"
 #include "services/realtime/pub.h"
+#include "services/realtime/recheck.h"
 #include "services/realtime/strmap.h"
 
 #define TA "0190f0a0-0000-7000-8000-00000000000a"
@@ -321,6 +328,113 @@ START_TEST(strmap_finds_grows_and_forgets) {
 }
 END_TEST
 
+/* ------------------------------------------------------------- recheck --- */
+
+static paseto_secret_key g_sk;
+
+static char *signed_token(const paseto_claims *c) {
+  char *json = NULL, f[PASETO_KID_FOOTER_MAX];
+  size_t jlen = 0, flen = 0;
+  paseto_public_key pk;
+  char pid[PASETO_PID_LEN + 1];
+  paseto_public_key_of(&g_sk, &pk);
+  paseto_pid(&pk, pid);
+  ck_assert_int_eq(paseto_claims_to_json(c, &json, &jlen), ERR_OK);
+  ck_assert_int_eq(paseto_footer_kid_json(pid, f, sizeof f, &flen), ERR_OK);
+  char *tok = malloc(PASETO_TOKEN_MAX + 1);
+  ck_assert_ptr_nonnull(tok);
+  ck_assert_int_eq(paseto_sign(&g_sk, json, jlen, f, flen, NULL, 0, tok,
+                               PASETO_TOKEN_MAX + 1, NULL),
+                   ERR_OK);
+  free(json);
+  return tok;
+}
+
+static paseto_claims staff_claims(void) {
+  paseto_claims c;
+  memset(&c, 0, sizeof c);
+  str_copy(c.iss, "auth", sizeof c.iss);
+  uuid_v7_str(c.sub);
+  uuid_v7_str(c.tid);
+  str_copy(c.role, "staff", sizeof c.role);
+  uuid_v7_str(c.jti);
+  c.has_iat = c.has_nbf = c.has_exp = true;
+  c.iat_ms = c.nbf_ms = time_now_ms();
+  c.exp_ms = c.iat_ms + 15 * 60 * 1000;
+  return c;
+}
+
+typedef struct reports {
+  pthread_mutex_t mu;
+  recheck *r;
+  recheck_token *seen[16];
+  size_t n;
+} reports;
+
+static void on_revoked(void *arg, recheck_token *t) {
+  reports *rp = arg;
+  pthread_mutex_lock(&rp->mu);
+  if (rp->n < 16)
+    rp->seen[rp->n++] = t;
+  else
+    recheck_release(rp->r, t);
+  pthread_mutex_unlock(&rp->mu);
+}
+
+static size_t reported(reports *rp, const recheck_token *t) {
+  size_t k = 0;
+  pthread_mutex_lock(&rp->mu);
+  for (size_t i = 0; i < rp->n; i++) k += rp->seen[i] == t;
+  pthread_mutex_unlock(&rp->mu);
+  return k;
+}
+
+/* Connections with the same token share one held copy; a revoked token
+ * is reported as that handle, never the other token's. */
+START_TEST(recheck_shares_tokens_and_reports_the_revoked_one) {
+  paseto_public_key pk;
+  paseto_keygen(&g_sk, &pk);
+  authn_config ac = AUTHN_CONFIG_INIT;
+  ac.issuer = "auth";
+  authn *a = NULL;
+  ck_assert_int_eq(authn_new(&ac, &a), ERR_OK);
+  authn_key keys[1] = {{.pk = pk, .active = true}};
+  ck_assert_int_eq(authn_set_keys(a, keys, 1), ERR_OK);
+  paseto_claims c1 = staff_claims(), c2 = staff_claims();
+  char *t1 = signed_token(&c1), *t2 = signed_token(&c2);
+  reports rp = {.n = 0};
+  pthread_mutex_init(&rp.mu, NULL);
+  recheck_config rc = {
+      .verifier = a, .interval_ms = 20, .report = on_revoked, .arg = &rp};
+  ck_assert_int_eq(recheck_start(&rc, &rp.r), ERR_OK);
+  recheck_token *h1 = NULL, *h1b = NULL, *h2 = NULL, *bad = NULL;
+  ck_assert_int_eq(recheck_hold(rp.r, t1, &h1), ERR_OK);
+  ck_assert_int_eq(recheck_hold(rp.r, t1, &h1b), ERR_OK);
+  ck_assert_int_eq(recheck_hold(rp.r, t2, &h2), ERR_OK);
+  ck_assert_ptr_eq(h1, h1b);
+  ck_assert_ptr_ne(h1, h2);
+  ck_assert_int_eq(recheck_hold(rp.r, "", &bad), ERR_INVAL);
+  ck_assert_ptr_null(bad);
+  recheck_release(rp.r, h1b); /* h1 still holds it */
+  time_sleep_ms(100);         /* passes over valid tokens: no report */
+  ck_assert_uint_eq(reported(&rp, h1) + reported(&rp, h2), 0);
+  authn_revoke_jti(a, c1.jti);
+  recheck_wake(rp.r);
+  int64_t end = time_mono_ms() + 10000;
+  while (reported(&rp, h1) == 0 && time_mono_ms() < end) time_sleep_ms(5);
+  ck_assert_uint_ge(reported(&rp, h1), 1);
+  ck_assert_uint_eq(reported(&rp, h2), 0);
+  recheck_release(rp.r, h1);
+  recheck_release(rp.r, h2);
+  recheck_release(rp.r, NULL);
+  recheck_free(rp.r); /* also frees the reported ones' references */
+  pthread_mutex_destroy(&rp.mu);
+  authn_free(a);
+  free(t1);
+  free(t2);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("realtime");
   TCase *tc = tcase_create("realtime");
@@ -337,6 +451,7 @@ int main(void) {
   tcase_add_test(tc, a_customers_order_goes_to_their_private_channel);
   tcase_add_test(tc, channel_kinds_name_the_metrics_labels);
   tcase_add_test(tc, strmap_finds_grows_and_forgets);
+  tcase_add_test(tc, recheck_shares_tokens_and_reports_the_revoked_one);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -26,7 +26,7 @@
 #include "services/realtime/strmap.h"
 
 #define TOKEN_MAX 4096
-#define BATCH 256   /* tokens per authn_verify_batch: one MGET of 768 keys */
+#define BATCH 256    /* tokens per authn_verify_batch: one MGET of 768 keys */
 #define KEY_BYTES 16 /* the map's key: the token's BLAKE2b-128, in hex */
 
 struct recheck_token {

@@ -622,9 +622,8 @@ static bool config_ok(const ws_config *c) {
   return c != NULL && c->addr != NULL && c->port > 0 && c->port < 65536 &&
          c->verifier != NULL && c->offsets != NULL && c->presence != NULL &&
          c->max_subscriptions > 0 && c->max_subscriptions <= UINT16_MAX &&
-         c->send_queue_bytes > 0 &&
-         c->auth_timeout_ms > 0 && c->inbox_max > 0 &&
-         c->presence_ttl_ms >= 3 && c->recheck_ms > 0;
+         c->send_queue_bytes > 0 && c->auth_timeout_ms > 0 &&
+         c->inbox_max > 0 && c->presence_ttl_ms >= 3 && c->recheck_ms > 0;
 }
 
 static void init_metrics(ws_metrics *m) {

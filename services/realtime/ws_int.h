@@ -67,11 +67,11 @@ typedef struct conn {
   char tenant_id[UUID_STR_LEN + 1];
   char role[ROLE_MAX];
   char addr[ADDR_MAX]; /* remote address: the per-address cap's key */
-  int64_t exp_ms;     /* the token's expiry; before auth the auth deadline */
-  int64_t last_rx_ms; /* monotonic: the last frame (message or pong) */
-  bool ping_due;      /* the sweep asks the writeable callback for a ping */
-  bool pinged;        /* a ping went out since last_rx_ms */
-  sub **subs; /* nsubs of cap, grown on demand (at most the cap) */
+  int64_t exp_ms;      /* the token's expiry; before auth the auth deadline */
+  int64_t last_rx_ms;  /* monotonic: the last frame (message or pong) */
+  bool ping_due;       /* the sweep asks the writeable callback for a ping */
+  bool pinged;         /* a ping went out since last_rx_ms */
+  sub **subs;          /* nsubs of cap, grown on demand (at most the cap) */
   uint16_t nsubs, subs_cap;
   qnode *head, *tail;
   size_t qbytes;

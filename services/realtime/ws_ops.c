@@ -80,8 +80,7 @@ void ws_authenticate(ws_server *s, conn *c, const char *token, json_t *id) {
 static bool subs_allowed(ws_server *s, conn *c, const channel_who *who) {
   (void)s;
   for (size_t i = 0; i < c->nsubs; i++)
-    if (channel_authorize(c->subs[i]->channel, who) != CHANNEL_OK)
-      return false;
+    if (channel_authorize(c->subs[i]->channel, who) != CHANNEL_OK) return false;
   return true;
 }
 
