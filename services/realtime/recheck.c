@@ -150,7 +150,7 @@ static void init_metrics(recheck *r) {
       NULL);
   r->m_revoked = metrics_child_get(
       metrics_counter("realtime_recheck_revoked_total",
-                      "Live connections found revoked (closed 4003)", 0, NULL),
+                      "Live tokens found revoked (their connections closed 4003)", 0, NULL),
       NULL);
 }
 

@@ -254,9 +254,11 @@ static int writeable(ws_server *s, conn *c) {
     return -1;
   }
   if (c->ping_due) {
-    unsigned char ping[LWS_PRE + 1];
+    /* A payload: libwebsockets 4.1 passes an empty pong to no callback. */
+    unsigned char ping[LWS_PRE + 4] = {0};
+    memcpy(ping + LWS_PRE, "ping", 4);
     c->ping_due = false;
-    if (lws_write(c->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+    if (lws_write(c->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 4) return -1;
     if (c->head != NULL) lws_callback_on_writable(c->wsi);
     return 0;
   }
