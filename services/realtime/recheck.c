@@ -149,8 +149,9 @@ static void init_metrics(recheck *r) {
                         buckets, sizeof buckets / sizeof buckets[0]),
       NULL);
   r->m_revoked = metrics_child_get(
-      metrics_counter("realtime_recheck_revoked_total",
-                      "Live tokens found revoked (their connections closed 4003)", 0, NULL),
+      metrics_counter(
+          "realtime_recheck_revoked_total",
+          "Live tokens found revoked (their connections closed 4003)", 0, NULL),
       NULL);
 }
 
