@@ -365,8 +365,8 @@ static void conn_gone(ws_server *s, conn *c) {
 /*
  * Once a second one walk over the connections does what a timer per
  * connection would: close 4001 at the token's expiry (or the auth
- * deadline before auth), ping a connection idle for IDLE_PING_MS, drop one
- * that sent nothing (no pong either) for IDLE_HANGUP_MS. libwebsockets 4.1
+ * deadline before auth), ping a connection silent for ping_idle_ms, drop
+ * one that sent nothing (no pong either) for twice that. libwebsockets 4.1
  * keeps every timer of the thread in one sorted list, so a timer per
  * connection cost an insertion walking up to all of them (and its
  * validity timer one more at every received frame); the walk here costs
@@ -374,17 +374,15 @@ static void conn_gone(ws_server *s, conn *c) {
  * SWEEP_MS late.
  */
 #define SWEEP_MS 1000
-#define IDLE_PING_MS 30000
-#define IDLE_HANGUP_MS 60000
 
-static void sweep_conn(conn *c, int64_t now, int64_t mono) {
+static void sweep_conn(const ws_server *s, conn *c, int64_t now, int64_t mono) {
   if (c->close_code != 0) return;
   if (now >= c->exp_ms) {
     ws_conn_close(c, CLOSE_AUTH);
-  } else if (mono - c->last_rx_ms >= IDLE_HANGUP_MS) {
+  } else if (mono - c->last_rx_ms >= 2 * s->c.ping_idle_ms) {
     log_info("no pong: dropping", "client_id", c->client_id);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-  } else if (mono - c->last_rx_ms >= IDLE_PING_MS && !c->pinged) {
+  } else if (mono - c->last_rx_ms >= s->c.ping_idle_ms && !c->pinged) {
     c->pinged = c->ping_due = true;
     lws_callback_on_writable(c->wsi);
   }
@@ -393,7 +391,7 @@ static void sweep_conn(conn *c, int64_t now, int64_t mono) {
 static void sweep(lws_sorted_usec_list_t *sul) {
   ws_server *s = lws_container_of(sul, ws_server, sweep);
   int64_t now = time_now_ms(), mono = time_mono_ms();
-  for (conn *c = s->conns; c != NULL; c = c->next) sweep_conn(c, now, mono);
+  for (conn *c = s->conns; c != NULL; c = c->next) sweep_conn(s, c, now, mono);
   lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, (lws_usec_t)SWEEP_MS * 1000);
 }
 
@@ -596,7 +594,7 @@ static const struct lws_protocols kProtocols[] = {
 };
 
 /* No validity timer per connection (libwebsockets' default would ping
- * after 300 s): the sweep pings and hangs up (IDLE_PING_MS, above). */
+ * after 300 s): the sweep pings and hangs up (ping_idle_ms, above). */
 static const lws_retry_bo_t kIdle = {
     .secs_since_valid_ping = 0,
     .secs_since_valid_hangup = 0,
@@ -625,7 +623,8 @@ static bool config_ok(const ws_config *c) {
          c->verifier != NULL && c->offsets != NULL && c->presence != NULL &&
          c->max_subscriptions > 0 && c->max_subscriptions <= UINT16_MAX &&
          c->send_queue_bytes > 0 && c->auth_timeout_ms > 0 &&
-         c->inbox_max > 0 && c->presence_ttl_ms >= 3 && c->recheck_ms > 0;
+         c->ping_idle_ms > 0 && c->inbox_max > 0 && c->presence_ttl_ms >= 3 &&
+         c->recheck_ms > 0;
 }
 
 static void init_metrics(ws_metrics *m) {

@@ -60,6 +60,7 @@ typedef struct ws_config {
   size_t max_subscriptions;  /* per connection, 1..65535 */
   size_t send_queue_bytes;   /* per connection, >= 1 */
   int64_t auth_timeout_ms;   /* first-frame authentication, > 0 */
+  int64_t ping_idle_ms;      /* silent this long: ping; twice: drop; > 0 */
   size_t inbox_max;          /* publications waiting for the thread */
   presence *presence;        /* borrowed; outlives the server */
   int64_t presence_ttl_ms;   /* a client's presence without a heartbeat */

@@ -27,8 +27,10 @@
  * one Redis and one bus: clients on both get every publication; kill -9
  * of the second while clients are on both -> the first's clients lose
  * nothing, the second's reconnect to the first with recover and get
- * exactly what they missed, and their presence expires. Then realtime
- * gets SIGTERM and must exit 0.
+ * exactly what they missed, and their presence expires. Liveness: on the
+ * second replica (REALTIME_PING_IDLE=2s) a client that answers no ping is
+ * dropped and one that answers stays. Then realtime gets SIGTERM and must
+ * exit 0.
  */
 #include <check.h>
 #include <signal.h>
@@ -103,7 +105,8 @@ static bool start_gateway(void) {
 
 /* A realtime replica on *port. with_events: fed auth's and tenants'
  * events (revocations at once); without, it learns of revocations only
- * through Redis (the recheck's backstop when events are lost). */
+ * through Redis (the recheck's backstop when events are lost), and pings
+ * a connection after 2 s of silence (the liveness case). */
 static bool start_realtime(harness_service *svc, const char *name, int *port,
                            bool with_events) {
   char a[96], o[96], oe[96], ae[96], te[96], wp[32], cap[64];
@@ -115,9 +118,17 @@ static bool start_realtime(harness_service *svc, const char *name, int *port,
   *port = harness_free_port();
   snprintf(wp, sizeof wp, "WS_PORT=%d", *port);
   snprintf(cap, sizeof cap, "REALTIME_MAX_CONNECTIONS_PER_IP=%d", ADDR_CAP);
-  char *extra[] = {
-      a,   o,   oe, ae, te, wp, "WS_ADDR=127.0.0.1", "REALTIME_PRESENCE_TTL=3s",
-      cap, NULL};
+  char *extra[] = {a,
+                   o,
+                   oe,
+                   ae,
+                   te,
+                   wp,
+                   "WS_ADDR=127.0.0.1",
+                   "REALTIME_PRESENCE_TTL=3s",
+                   cap,
+                   with_events ? NULL : "REALTIME_PING_IDLE=2s",
+                   NULL};
   return harness_service_start(svc, name, "services/realtime/realtime", &kNoDb,
                                extra) &&
          harness_wait_port(*port, 10000);

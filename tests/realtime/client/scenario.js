@@ -38,9 +38,9 @@ async function http(method, path, body, token, tenant) {
 }
 
 // A connection whose messages queue up until a test takes them.
-function connect(token, url = WS) {
+function connect(token, url = WS, opts = {}) {
   const headers = token ? { Authorization: 'Bearer ' + token } : {};
-  const ws = new WebSocket(url, { headers });
+  const ws = new WebSocket(url, { headers, ...opts });
   const c = { ws, queue: [], waiters: [], closed: null };
   c.closedP = new Promise((resolve) => {
     ws.on('close', (code) => { c.closed = code; resolve(code); });
@@ -413,6 +413,23 @@ async function replicas(A, product) {
 }
 
 // More connections from one address than replica 1's cap: the rest refused.
+// WS2 runs with REALTIME_PING_IDLE=2s: a silent client is pinged after
+// 2 s and dropped (no close frame: 1006) 4 s after its last frame unless
+// it answered; `ws` answers pings by itself unless autoPong is off.
+async function liveness(A) {
+  const alive = await ready(A.owner, WS2);
+  let pings = 0;
+  alive.ws.on('ping', () => { pings++; });
+  const mute = connect(A.owner, WS2, { autoPong: false });
+  check(await next(mute, (m) => m.op === 'ready') !== null, 'a client that will not answer pings: ready');
+  check(await closeCode(mute) === 1006, 'a client that answers no ping is dropped (1006)');
+  await sleep(3000); // past when the answering client would be dropped too
+  check(alive.closed === null && pings >= 1,
+        `a client that answers pings stays open (${pings} pings)`);
+  alive.ws.close(1000);
+  await closeCode(alive);
+}
+
 async function addressCap() {
   const n = ADDR_CAP + 5;
   const conns = Array.from({ length: n }, () => connect(null));
@@ -520,6 +537,7 @@ async function main() {
 
   const rolls = await http('POST', '/v1/products', { name: 'Rolls', price_cents: 100, stock: 100000 }, A.owner);
   await privateChannels(A, rolls);
+  await liveness(A);
   await replicas(A, rolls);
 
   staff.send('x'.repeat(70 * 1024));
