@@ -1015,6 +1015,84 @@ out:
   auth__v1__delete_tenant_users_request__free_unpacked(req, NULL);
 }
 
+/* ------------------------------------- IssueDeviceToken, RevokeDevice --- */
+
+/* The tenant and device of an internal device call (sync only: the guard
+ * admits nobody else, and a forwarded user token would mean a confused
+ * caller). On failure the reply is set. */
+static bool device_call(const rpc_call *call, rpc_reply *reply,
+                        const char *tid_in, const char *did_in, char *tid,
+                        char *did) {
+  if (!handler_is_internal(call) || call->token[0] != '\0') {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "internal method");
+    return false;
+  }
+  const char *t = NULL;
+  if (!anon_tenant(call, tid_in, reply, &t)) return false;
+  if (uuid_canonical(t, tid) != ERR_OK) {
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "a tenant is required",
+                        "tenant_id", "must be a tenant id");
+    return false;
+  }
+  return handler_uuid_arg(reply, "device_id", did_in, did) == ERR_OK;
+}
+
+/* An access token for a device whose secret sync has checked: role
+ * "device", sub = the device id, no refresh token (the device asks sync
+ * for a new session with its secret). */
+static void h_issue_device_token(void *arg, const rpc_call *call,
+                                 rpc_reply *reply) {
+  auth_ctx *x = arg;
+  HANDLER_UNPACK(Auth__V1__IssueDeviceTokenRequest,
+                 auth__v1__issue_device_token_request, req,
+                 AUTH_MAX_REQUEST_BYTES);
+  auth_user d;
+  memset(&d, 0, sizeof d);
+  if (!device_call(call, reply, req->tenant_id, req->device_id, d.tenant_id,
+                   d.id))
+    goto out;
+  str_copy(d.role, "device", sizeof d.role);
+  char jti[UUID_STR_LEN + 1], access[TOKEN_CAP];
+  uuid_v7_str(jti);
+  int rc = sign_access(x, &d, jti, access, sizeof access);
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "sign the device token");
+    goto out;
+  }
+  Auth__V1__IssueDeviceTokenResponse resp =
+      AUTH__V1__ISSUE_DEVICE_TOKEN_RESPONSE__INIT;
+  resp.access_token = access;
+  resp.token_type = "Bearer";
+  resp.expires_in = expires_in(x);
+  handler_reply_message(reply, &resp.base);
+  sodium_memzero(access, sizeof access);
+out:
+  auth__v1__issue_device_token_request__free_unpacked(req, NULL);
+}
+
+/* Every token of a deleted device refused: the user revocation, which
+ * every verifier reads from Redis within its recheck (500 ms) or at once
+ * from the bus. A second past now, as for a removed user: the newest
+ * token's iat is at most now's second. */
+static void h_revoke_device(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  HANDLER_UNPACK(Auth__V1__RevokeDeviceRequest, auth__v1__revoke_device_request,
+                 req, AUTH_MAX_REQUEST_BYTES);
+  char tid[UUID_STR_LEN + 1], did[UUID_STR_LEN + 1];
+  if (!device_call(call, reply, req->tenant_id, req->device_id, tid, did))
+    goto out;
+  int rc = revoker_user(x->revoke, tid, did, time_now_ms() + 1000);
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "revoke the device");
+    goto out;
+  }
+  log_info("device revoked", "tenant_id", tid, "device_id", did);
+  Auth__V1__RevokeDeviceResponse resp = AUTH__V1__REVOKE_DEVICE_RESPONSE__INIT;
+  handler_reply_message(reply, &resp.base);
+out:
+  auth__v1__revoke_device_request__free_unpacked(req, NULL);
+}
+
 /* ----------------------------------------------------------- register --- */
 
 int auth_handlers_register(rpc_server *srv, auth_ctx *ctx) {
@@ -1032,6 +1110,8 @@ int auth_handlers_register(rpc_server *srv, auth_ctx *ctx) {
       {M("Keys"), h_keys},
       {M("Verify"), h_verify},
       {M("DeleteTenantUsers"), h_delete_tenant_users},
+      {M("IssueDeviceToken"), h_issue_device_token},
+      {M("RevokeDevice"), h_revoke_device},
   };
   if (ctx == NULL) return ERR_INVAL;
   return handler_register(srv, table, sizeof table / sizeof table[0], ctx);

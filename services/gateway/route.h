@@ -179,7 +179,7 @@ int route_pct_decode(const char *s, size_t len, bool plus_is_space, arena *a,
                      char **out, size_t *outlen) WARN_UNUSED;
 
 /* "owner" -> ROUTE_OWNER etc. (exact, lower case); -1 for anything else
- * (including "anyone"). */
+ * (including "anyone"); "device" (a sync device) -> ROUTE_STAFF. */
 int route_role_parse(const char *name);
 
 /* The name of a role ("anyone", "customer", ...); "?" when out of range. */

@@ -18,14 +18,17 @@
 
 #include "proto/auth/v1/auth.pb-c.h"
 #include "proto/orders/v1/orders.pb-c.h"
+#include "proto/sync/v1/sync.pb-c.h"
 #include "proto/tenants/v1/tenants.pb-c.h"
 #include "proto/auth/v1/auth_access.h"
 #include "proto/orders/v1/orders_access.h"
+#include "proto/sync/v1/sync_access.h"
 #include "proto/tenants/v1/tenants_access.h"
 
 #define AUTH(m) .service = "auth", .rpc = "auth.v1.Auth/" m
 #define TENANTS(m) .service = "tenants", .rpc = "tenants.v1.Tenants/" m
 #define ORDERS(m) .service = "orders", .rpc = "orders.v1.Orders/" m
+#define SYNC(m) .service = "sync", .rpc = "sync.v1.Sync/" m
 #define MSG(x) (&x##__descriptor)
 
 /* Filled by the envelope or the gateway, never by clients. */
@@ -288,12 +291,52 @@ static const route kRoutes[] = {
      .response = MSG(orders__v1__cancel_order_response),
      .status = 200,
      .reply_field = "order"},
+
+    /* ---- sync: devices and their sessions (HTTP-API.md "Offline sync and
+     * devices"); the session is anonymous, its tenant named by Host or
+     * X-Tenant like a login ---- */
+    {.method = "POST",
+     .path = "/v1/sync/devices",
+     SYNC("RegisterDevice"),
+     .request = MSG(sync__v1__register_device_request),
+     .response = MSG(sync__v1__register_device_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 201},
+    {.method = "GET",
+     .path = "/v1/sync/devices",
+     SYNC("ListDevices"),
+     .request = MSG(sync__v1__list_devices_request),
+     .response = MSG(sync__v1__list_devices_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "GET",
+     .path = "/v1/sync/devices/{id}",
+     SYNC("GetDevice"),
+     .request = MSG(sync__v1__get_device_request),
+     .response = MSG(sync__v1__get_device_response),
+     .status = 200,
+     .reply_field = "device",
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "DELETE",
+     .path = "/v1/sync/devices/{id}",
+     SYNC("DeleteDevice"),
+     .request = MSG(sync__v1__delete_device_request),
+     .response = MSG(sync__v1__delete_device_response),
+     .status = 204},
+    {.method = "POST",
+     .path = "/v1/sync/devices/{id}/session",
+     SYNC("CreateSession"),
+     .request = MSG(sync__v1__create_session_request),
+     .response = MSG(sync__v1__create_session_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200,
+     .tenant = ROUTE_TENANT_NAMED},
 };
 
 #define NROUTES (sizeof kRoutes / sizeof kRoutes[0])
 
 static const svcid_access_table *const kAccess[] = {
-    &auth_v1_access, &tenants_v1_access, &orders_v1_access};
+    &auth_v1_access, &tenants_v1_access, &orders_v1_access, &sync_v1_access};
 
 int routes_declared_role(const char *rpc) {
   for (size_t i = 0; i < sizeof kAccess / sizeof kAccess[0]; i++) {

@@ -4,7 +4,8 @@
  * (common settings, logging, database and migrations, the RPC server with
  * the service-identity guard over sync_v1_access, the admin port,
  * drain on SIGTERM); Redis and the token verifier are opened through it
- * (see README.md for every setting).
+ * (see README.md for every setting), and the device secrets' key comes
+ * from SYNC_DEVICE_PEPPER.
  */
 #include "libs/obs/log.h"
 #include "libs/svc/svc.h"
@@ -13,14 +14,27 @@
 #include "services/sync/store.h"
 
 static const cfg_entry config[] = {
-    {.name = "AUTH_ADDR", .kind = CFG_URL, .required = true,
+    {.name = "AUTH_ADDR",
+     .kind = CFG_URL,
+     .required = true,
      .description = "auth service RPC address list (token keys)"},
-    {.name = "AUTH_ISSUER", .kind = CFG_STRING, .def = "auth",
+    {.name = "AUTH_ISSUER",
+     .kind = CFG_STRING,
+     .def = "auth",
      .description = "required iss claim of access tokens"},
-    {.name = "REDIS_URL", .kind = CFG_URL,
+    {.name = "REDIS_URL",
+     .kind = CFG_URL,
      .description = "Redis: token revocations and tenant status"},
-    {.name = "SYNC_DB_ROLE", .kind = CFG_STRING, .def = "sync_app",
+    {.name = "SYNC_DB_ROLE",
+     .kind = CFG_STRING,
+     .def = "sync_app",
      .description = "role each transaction switches to (RLS); empty: none"},
+    {.name = "SYNC_DEVICE_PEPPER",
+     .kind = CFG_STRING,
+     .required = true,
+     .secret = true,
+     .description = "key of the device secrets' hashes, at least 32 bytes "
+                    "(changing it invalidates every device secret)"},
 };
 
 typedef struct app {
@@ -28,6 +42,7 @@ typedef struct app {
   rpc_client *auth; /* the runtime's */
   authn *verifier;  /* the runtime's */
   store *store;
+  secret_key key;
   sync *handlers;
 } app;
 
@@ -42,14 +57,19 @@ static int sync_init(svc *s, void *arg) {
   cache_config cc = {.max_conns = 8};
   rc = svc_redis_open(s, &cc, "REDIS_URL not set: no revocation checks",
                       &a->redis);
-  if (rc == ERR_OK)
-    rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
-  if (rc != ERR_OK)
+  if (rc == ERR_OK) rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
+  if (rc != ERR_OK) return rc;
+  rc = secret_key_init(&a->key, cfg_str(c, "SYNC_DEVICE_PEPPER"));
+  if (rc != ERR_OK) {
+    log_error("SYNC_DEVICE_PEPPER must be at least 32 bytes");
     return rc;
-  sync_config hc = {.store = a->store, .verifier = a->verifier};
+  }
+  sync_config hc = {.store = a->store,
+                    .verifier = a->verifier,
+                    .auth = a->auth,
+                    .key = &a->key};
   rc = sync_new(&hc, &a->handlers);
-  if (rc != ERR_OK)
-    return rc;
+  if (rc != ERR_OK) return rc;
   return sync_register(a->handlers, svc_rpc(s));
 }
 
@@ -60,6 +80,7 @@ static void sync_fini(svc *s, void *arg) {
   app *a = arg;
   sync_free(a->handlers);
   store_free(a->store);
+  secret_key_wipe(&a->key);
 }
 
 int main(int argc, char **argv) {

@@ -1,6 +1,5 @@
--- The sync schema: items, the example tenant-owned resource of the
--- template (tools/new-service). Applied by libs/db's migration runner with
--- search_path = sync.
+-- The sync schema: devices (issue 11, HTTP-API.md "Offline sync and
+-- devices"). Applied by libs/db's migration runner with search_path = sync.
 --
 -- Tenant isolation: every row carries tenant_id, every query of the
 -- service filters on it, and row-level security on
@@ -28,28 +27,43 @@ EXCEPTION
 END
 $$;
 
--- Ids are UUIDv7 minted by the service and created_at is the id's own
--- time, so "newest first" by id and by created_at agree.
-CREATE TABLE items (
-  tenant_id  uuid NOT NULL,
-  id         uuid NOT NULL,
-  name       text NOT NULL,
-  created_at timestamptz NOT NULL,
+-- A device of a tenant. Ids are UUIDv7 minted by the service and
+-- created_at is the id's own time. secret_hash is the keyed BLAKE2b-256 of
+-- the device's 32-byte random secret under the server's pepper
+-- (SYNC_DEVICE_PEPPER, docs/adr/0010-device-secrets.md): the secret itself
+-- is never stored. A deleted device's row goes (its tokens are revoked
+-- through auth); its mutation records go with it.
+CREATE TABLE devices (
+  tenant_id        uuid NOT NULL,
+  id               uuid NOT NULL,
+  name             text NOT NULL,
+  platform         text NOT NULL DEFAULT '',
+  secret_hash      bytea NOT NULL,
+  created_at       timestamptz NOT NULL,
+  -- The heartbeat's state, flushed from Redis in batches (heartbeat.c).
+  last_seen_at     timestamptz,
+  app_version      text NOT NULL DEFAULT '',
+  pending          integer NOT NULL DEFAULT 0,
+  online           boolean NOT NULL DEFAULT false,
   PRIMARY KEY (tenant_id, id),
-  CONSTRAINT items_name_length CHECK (char_length(name) BETWEEN 1 AND 100)
+  CONSTRAINT devices_name_length CHECK (char_length(name) BETWEEN 1 AND 100),
+  CONSTRAINT devices_platform_length CHECK (char_length(platform) <= 50),
+  CONSTRAINT devices_app_version_length CHECK (char_length(app_version) <= 50),
+  CONSTRAINT devices_pending_range CHECK (pending >= 0),
+  CONSTRAINT devices_secret_hash_length CHECK (octet_length(secret_hash) = 32)
 );
 
 -- Row-level security: a request transaction sees its tenant only.
-ALTER TABLE items ENABLE ROW LEVEL SECURITY;
-ALTER TABLE items FORCE ROW LEVEL SECURITY;
-CREATE POLICY items_tenant ON items
+ALTER TABLE devices ENABLE ROW LEVEL SECURITY;
+ALTER TABLE devices FORCE ROW LEVEL SECURITY;
+CREATE POLICY devices_tenant ON devices
   USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
 
 DO $$
 BEGIN
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sync_app') THEN
     EXECUTE 'GRANT USAGE ON SCHEMA sync TO sync_app';
-    EXECUTE 'GRANT SELECT, INSERT, UPDATE, DELETE ON items TO sync_app';
+    EXECUTE 'GRANT SELECT, INSERT, UPDATE, DELETE ON devices TO sync_app';
   END IF;
 END
 $$;
