@@ -331,6 +331,14 @@ static const route kRoutes[] = {
      .max_body = ROUTE_BODY_SMALL,
      .status = 200,
      .tenant = ROUTE_TENANT_NAMED},
+    /* Devices only (sync checks the role "device"; the rank is staff). */
+    {.method = "POST",
+     .path = "/v1/sync/heartbeat",
+     SYNC("Heartbeat"),
+     .request = MSG(sync__v1__heartbeat_request),
+     .response = MSG(sync__v1__heartbeat_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200},
 };
 
 #define NROUTES (sizeof kRoutes / sizeof kRoutes[0])

@@ -14,6 +14,9 @@
  * tid, never a request field; CreateSession, anonymous, takes the
  * envelope's.
  *
+ * Heartbeats: devices only (the role by name), recorded in Redis by
+ * heartbeat.c, which flushes them in batches and decides online/offline.
+ *
  * Sessions: the device's secret is checked here (secret.h) and the token
  * signed by auth (IssueDeviceToken), so auth stays the one signer. A
  * wrong secret and an unknown device get the same answer, so the call
@@ -29,6 +32,7 @@
 #include <string.h>
 
 #include "libs/authn/authn_caller.h"
+#include "libs/base/timeutil.h"
 #include "libs/base/utf8.h"
 #include "libs/base/vlist.h"
 #include "libs/obs/log.h"
@@ -299,12 +303,70 @@ out:
   sync__v1__create_session_request__free_unpacked(req, NULL);
 }
 
+/* Devices only: the beat goes to Redis (heartbeat.h), never to a
+ * transaction of its own. */
+static void heartbeat_h(void *arg, const rpc_call *call, rpc_reply *reply) {
+  sync *h = arg;
+  HANDLER_UNPACK(Sync__V1__HeartbeatRequest, sync__v1__heartbeat_request, req,
+                 0);
+  paseto_claims cl;
+  if (authn_check_call(h->c.verifier, call, handler_min_rank(call), &cl,
+                       reply) != ERR_OK)
+    goto out;
+  if (strcmp(cl.role, AUTHN_ROLE_DEVICE_NAME) != 0) {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED,
+                     "only a device sends heartbeats");
+    goto out;
+  }
+  vlist v;
+  vlist_init(&v);
+  const char *why = NULL;
+  if (req->app_version[0] != '\0' &&
+      utf8_check_text(req->app_version, 1, 50, 0, &why) != ERR_OK)
+    vlist_add(&v, why, "app_version");
+  bool has_pending = req->pending_present_case ==
+                     SYNC__V1__HEARTBEAT_REQUEST__PENDING_PRESENT_PENDING;
+  if (has_pending && req->pending < 0)
+    vlist_add(&v, "must be at least 0", "pending");
+  if (req->cursor_present_case ==
+          SYNC__V1__HEARTBEAT_REQUEST__CURSOR_PRESENT_CURSOR &&
+      req->cursor < 0)
+    vlist_add(&v, "must be at least 0", "cursor");
+  if (v.n > 0) {
+    handler_reply_invalid(reply, "invalid heartbeat", &v);
+    goto out;
+  }
+  char did[UUID_STR_LEN + 1];
+  if (uuid_canonical(cl.sub, did) != ERR_OK) {
+    rpc_reply_status(reply, RPC_UNAUTHENTICATED, "not a device token");
+    goto out;
+  }
+  int64_t now = time_now_ms();
+  int rc =
+      heartbeat_record(h->c.beats, cl.tid, did,
+                       req->app_version[0] != '\0' ? req->app_version : NULL,
+                       has_pending ? req->pending : -1, now);
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "record the heartbeat");
+    goto out;
+  }
+  char at[RFC3339_MS_LEN + 1];
+  if (time_format_rfc3339(now, at) != ERR_OK) at[0] = '\0';
+  Sync__V1__HeartbeatResponse resp = SYNC__V1__HEARTBEAT_RESPONSE__INIT;
+  resp.server_time = at;
+  resp.interval_s = (uint32_t)(h->c.interval_ms / 1000);
+  handler_reply_message(reply, &resp.base);
+out:
+  sync__v1__heartbeat_request__free_unpacked(req, NULL);
+}
+
 /* ------------------------------------------------------------- set-up --- */
 
 int sync_new(const sync_config *cfg, sync **out) {
   *out = NULL;
   if (cfg == NULL || cfg->store == NULL || cfg->verifier == NULL ||
-      cfg->auth == NULL || cfg->key == NULL)
+      cfg->auth == NULL || cfg->key == NULL || cfg->beats == NULL ||
+      cfg->interval_ms < 1000)
     return ERR_INVAL;
   sync *h = calloc(1, sizeof *h);
   if (h == NULL) return ERR_NOMEM;
@@ -323,6 +385,7 @@ int sync_register(sync *h, rpc_server *srv) {
       {SYNC_METHOD("GetDevice"), get_device},
       {SYNC_METHOD("DeleteDevice"), delete_device},
       {SYNC_METHOD("CreateSession"), create_session},
+      {SYNC_METHOD("Heartbeat"), heartbeat_h},
   };
   return handler_register(srv, table, sizeof table / sizeof table[0], h);
 }

@@ -18,6 +18,7 @@
 #include "libs/authn/authn.h"
 #include "libs/base/err.h"
 #include "libs/rpc/rpc.h"
+#include "services/sync/heartbeat.h"
 #include "services/sync/secret.h"
 #include "services/sync/store.h"
 
@@ -29,12 +30,15 @@ typedef struct sync_config {
   authn *verifier;       /* borrowed; verifies the forwarded access tokens */
   rpc_client *auth;      /* borrowed; IssueDeviceToken, RevokeDevice */
   const secret_key *key; /* borrowed; device secrets' hashing key */
+  heartbeat *beats;      /* borrowed; Heartbeat */
+  int64_t interval_ms;   /* the beat interval devices are told */
 } sync_config;
 
 typedef struct sync sync;
 
 /* Creates the handler set. Errors: ERR_INVAL (no store, verifier, auth
- * client or key), ERR_NOMEM. *out is the caller's: sync_free. */
+ * client, key or heartbeats; interval_ms < 1000), ERR_NOMEM. *out is the
+ * caller's: sync_free. */
 int sync_new(const sync_config *cfg, sync **out) WARN_UNUSED;
 void sync_free(sync *h); /* NULL-safe; after the server stopped */
 

@@ -5,12 +5,17 @@
  * the service-identity guard over sync_v1_access, the admin port,
  * drain on SIGTERM); Redis and the token verifier are opened through it
  * (see README.md for every setting), and the device secrets' key comes
- * from SYNC_DEVICE_PEPPER.
+ * from SYNC_DEVICE_PEPPER. Events (DeviceOnline/DeviceOffline) go through
+ * libs/svc's eventpub (outbox relay, bus publisher, Events/Replay); the
+ * heartbeat round runs on its own thread (heartbeat.c).
  */
 #include "libs/obs/log.h"
 #include "libs/svc/svc.h"
 #include "proto/sync/v1/sync_access.h"
+#include "libs/svc/eventpub.h"
+#include "services/sync/events.h"
 #include "services/sync/handlers.h"
+#include "services/sync/heartbeat.h"
 #include "services/sync/store.h"
 
 static const cfg_entry config[] = {
@@ -25,6 +30,25 @@ static const cfg_entry config[] = {
     {.name = "REDIS_URL",
      .kind = CFG_URL,
      .description = "Redis: token revocations and tenant status"},
+    {.name = "BUS_LISTEN",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "where the event publisher listens (devices.*); empty: "
+                    "Replay only"},
+    {.name = "SYNC_HEARTBEAT_INTERVAL",
+     .kind = CFG_DURATION_MS,
+     .def = "30s",
+     .min = 1000,
+     .max = 3600000,
+     .description = "the beat interval devices are told; offline after "
+                    "twice this without a beat"},
+    {.name = "SYNC_HEARTBEAT_FLUSH",
+     .kind = CFG_DURATION_MS,
+     .def = "1s",
+     .min = 10,
+     .max = 60000,
+     .description = "how often beats go from Redis to PostgreSQL and the "
+                    "offline sweep runs"},
     {.name = "SYNC_DB_ROLE",
      .kind = CFG_STRING,
      .def = "sync_app",
@@ -43,6 +67,8 @@ typedef struct app {
   authn *verifier;  /* the runtime's */
   store *store;
   secret_key key;
+  eventpub *events;
+  heartbeat *beats;
   sync *handlers;
 } app;
 
@@ -64,13 +90,33 @@ static int sync_init(svc *s, void *arg) {
     log_error("SYNC_DEVICE_PEPPER must be at least 32 bytes");
     return rc;
   }
+  eventpub_options eo = {.schema = STORE_SCHEMA,
+                         .source = EVENTS_SOURCE,
+                         .bus_url = cfg_str(c, "BUS_LISTEN")};
+  rc = eventpub_open(svc_db(s), &eo, &a->events);
+  if (rc != ERR_OK) return rc;
+  int64_t interval = cfg_duration_ms(c, "SYNC_HEARTBEAT_INTERVAL");
+  heartbeat_config bc = {.redis = a->redis,
+                         .store = a->store,
+                         .events = eventpub_outbox(a->events),
+                         .interval_ms = interval,
+                         .flush_ms =
+                             cfg_duration_ms(c, "SYNC_HEARTBEAT_FLUSH")};
+  rc = heartbeat_new(&bc, &a->beats);
+  if (rc != ERR_OK) {
+    log_error("cannot start the heartbeat round");
+    return rc;
+  }
   sync_config hc = {.store = a->store,
                     .verifier = a->verifier,
                     .auth = a->auth,
-                    .key = &a->key};
+                    .key = &a->key,
+                    .beats = a->beats,
+                    .interval_ms = interval};
   rc = sync_new(&hc, &a->handlers);
-  if (rc != ERR_OK) return rc;
-  return sync_register(a->handlers, svc_rpc(s));
+  if (rc == ERR_OK) rc = sync_register(a->handlers, svc_rpc(s));
+  if (rc == ERR_OK) rc = eventpub_start(a->events, svc_rpc(s));
+  return rc;
 }
 
 /* After the RPC server drained. Redis, the auth client and the verifier
@@ -78,6 +124,8 @@ static int sync_init(svc *s, void *arg) {
 static void sync_fini(svc *s, void *arg) {
   (void)s;
   app *a = arg;
+  heartbeat_free(a->beats);
+  eventpub_free(a->events);
   sync_free(a->handlers);
   store_free(a->store);
   secret_key_wipe(&a->key);

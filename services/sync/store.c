@@ -15,6 +15,7 @@
 
 #include <sodium.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -215,4 +216,115 @@ static int delete_device_fn(db_conn *c, void *ud) {
 int store_device_delete(store *st, const char *tid, const char *id) {
   delete_args a = {.tid = tid, .id = id};
   return run(st, tid, false, delete_device_fn, &a);
+}
+
+/* ------------------------------------------------------- heartbeats --- */
+
+typedef struct beats_args {
+  const char *tid;
+  const store_beat *beats;
+  size_t n;
+  store_status_fn fn;
+  void *arg;
+} beats_args;
+
+/* One beat: the old online flag is read under the row lock, so exactly
+ * one transaction sees the offline -> online change. */
+static int beat_one(db_conn *c, beats_args *a, const store_beat *b) {
+  char pending[16];
+  snprintf(pending, sizeof pending, "%d", (int)b->pending);
+  db_param ps[] = {db_text(a->tid), db_text(b->did), db_int64(b->seen_ms),
+                   db_text(b->app_version),
+                   b->pending >= 0 ? db_text(pending) : db_null()};
+  db_result *r = NULL;
+  int rc =
+      db_exec(c,
+              "WITH old AS (SELECT online AS was FROM sync.devices "
+              "  WHERE tenant_id = $1::uuid AND id = $2::uuid FOR UPDATE) "
+              "UPDATE sync.devices d SET "
+              "  last_seen_at = greatest(d.last_seen_at, timestamptz 'epoch' + "
+              "    $3::bigint * interval '1 millisecond'), "
+              "  app_version = coalesce($4::text, d.app_version), "
+              "  pending = coalesce($5::int, d.pending), online = true "
+              "FROM old WHERE d.tenant_id = $1::uuid AND d.id = $2::uuid "
+              "RETURNING " DEVICE_COLS ", old.was",
+              ps, DB_NPARAMS(ps), &r);
+  if (rc == ERR_OK && db_nrows(r) == 1) {
+    const char *was = db_get(r, 0, db_col(r, "was"));
+    store_device d;
+    rc = read_device(r, 0, &d, NULL);
+    if (rc == ERR_OK && was != NULL && was[0] == 'f' && a->fn != NULL)
+      rc = a->fn(c, a->arg, a->tid, &d, true);
+  }
+  db_result_free(r);
+  return rc;
+}
+
+static int beats_fn(db_conn *c, void *ud) {
+  beats_args *a = ud;
+  int rc = ERR_OK;
+  for (size_t i = 0; rc == ERR_OK && i < a->n; i++)
+    rc = beat_one(c, a, &a->beats[i]);
+  return rc;
+}
+
+int store_beats_apply(store *st, const char *tid, const store_beat *beats,
+                      size_t n, store_status_fn fn, void *arg) {
+  beats_args a = {.tid = tid, .beats = beats, .n = n, .fn = fn, .arg = arg};
+  return run(st, tid, false, beats_fn, &a);
+}
+
+typedef struct sweep_args {
+  int64_t stale_ms;
+  size_t batch, *marked;
+  store_status_fn fn;
+  void *arg;
+} sweep_args;
+
+static int sweep_fn(db_conn *c, void *ud) {
+  sweep_args *a = ud;
+  *a->marked = 0;
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT pg_try_advisory_xact_lock("
+                   "hashtextextended('sync.offline-sweep', 0)) AS got",
+                   NULL, 0, &r);
+  bool got = rc == ERR_OK && db_nrows(r) == 1 && db_get(r, 0, 0) != NULL &&
+             db_get(r, 0, 0)[0] == 't';
+  db_result_free(r);
+  if (rc != ERR_OK || !got) return rc;
+  db_param ps[] = {db_int64(a->stale_ms), db_int64((int64_t)a->batch)};
+  rc = db_exec(c,
+               "UPDATE sync.devices SET online = false "
+               "WHERE (tenant_id, id) IN (SELECT tenant_id, id "
+               "  FROM sync.devices WHERE online AND last_seen_at < "
+               "  now() - $1::bigint * interval '1 millisecond' "
+               "  LIMIT $2 FOR UPDATE SKIP LOCKED) "
+               "RETURNING tenant_id::text AS tid, " DEVICE_COLS,
+               ps, DB_NPARAMS(ps), &r);
+  int tcol = rc == ERR_OK ? db_col(r, "tid") : -1;
+  for (int i = 0; rc == ERR_OK && i < db_nrows(r); i++) {
+    store_device d;
+    rc = read_device(r, i, &d, NULL);
+    const char *tid = db_get(r, i, tcol);
+    if (rc == ERR_OK && a->fn != NULL)
+      rc = a->fn(c, a->arg, tid != NULL ? tid : "", &d, false);
+    if (rc == ERR_OK) (*a->marked)++;
+  }
+  db_result_free(r);
+  return rc;
+}
+
+int store_sweep_offline(store *st, int64_t stale_ms, size_t batch,
+                        store_status_fn fn, void *arg, size_t *marked) {
+  size_t dummy = 0;
+  sweep_args a = {.stale_ms = stale_ms,
+                  .batch = batch ? batch : 1000,
+                  .marked = marked != NULL ? marked : &dummy,
+                  .fn = fn,
+                  .arg = arg};
+  /* Across tenants: the sweeper's own policy (app.sync_sweeper). */
+  db_setting set = {"app.sync_sweeper", "on"};
+  db_tx_opts o = {.settings = &set, .nsettings = 1};
+  return db_store_tx(st, &o, sweep_fn, &a);
 }

@@ -75,4 +75,37 @@ int store_device_list(store *st, const char *tid, store_device *out, size_t cap,
 /* Deletes the device id of tenant tid. ERR_NOTFOUND when there is none. */
 int store_device_delete(store *st, const char *tid, const char *id) WARN_UNUSED;
 
+/* ------------------------------------------------------- heartbeats --- */
+
+/* Called inside the transaction that changed a device's online state, to
+ * write its event in the same transaction (events.c). Returns ERR_OK or
+ * an error that rolls the transaction back. */
+typedef int (*store_status_fn)(db_conn *c, void *arg, const char *tid,
+                               const store_device *d, bool online);
+
+/* One device's heartbeat state as flushed from Redis. */
+typedef struct store_beat {
+  char did[UUID_STR_LEN + 1];
+  int64_t seen_ms;
+  const char *app_version; /* NULL: unchanged */
+  int32_t pending;         /* < 0: unchanged */
+} store_beat;
+
+/* Writes beats[0..n) of tenant tid in one transaction: last_seen_at
+ * (never backwards), app_version and pending when given, online; a
+ * device that was offline gets fn(.., true) in the same transaction.
+ * Devices that no longer exist are skipped. */
+int store_beats_apply(store *st, const char *tid, const store_beat *beats,
+                      size_t n, store_status_fn fn, void *arg) WARN_UNUSED;
+
+/* Marks offline up to batch devices of every tenant that are online with
+ * a last heartbeat older than stale_ms, each with fn(.., false) in the
+ * same transaction; *marked (may be NULL) gets their number. One
+ * replica at a time does it (a transaction-scoped advisory lock; the
+ * others return at once with *marked 0); rows are locked SKIP LOCKED, so
+ * no device is marked or announced twice. */
+int store_sweep_offline(store *st, int64_t stale_ms, size_t batch,
+                        store_status_fn fn, void *arg,
+                        size_t *marked) WARN_UNUSED;
+
 #endif

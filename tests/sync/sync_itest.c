@@ -14,6 +14,10 @@
  * routes, managing devices); a wrong secret and another tenant's device
  * get the same 401; deleting the device refuses its tokens everywhere
  * within a second.
+ *
+ * Heartbeats: two sync replicas share PostgreSQL and Redis; beats bring a
+ * device online and silence (twice the interval) takes it offline, each
+ * change announced exactly once through the outbox.
  */
 #include <check.h>
 #include <curl/curl.h>
@@ -44,7 +48,9 @@
 
 static harness_pg g_pg;
 static harness_redis g_redis;
-static harness_service g_auth, g_tenants, g_orders, g_sync, g_gw;
+/* Two sync replicas behind the gateway, as in production: the heartbeat
+ * flush and the offline sweep must announce each change once. */
+static harness_service g_auth, g_tenants, g_orders, g_sync, g_sync2, g_gw;
 
 static const harness_service_opts kSvc = {
     .pg = &g_pg, .redis = &g_redis, .rpc_workers = 8, .log_level = "info"};
@@ -130,6 +136,30 @@ static bool db_value(const char *sql, const char *p1, const char *p2, char *out,
   db_release(c);
   db_pool_free(p);
   return found;
+}
+
+/* Rows of sync.outbox of type for device id (its id inside the payload). */
+static long events_of(const char *type, const char *id) {
+  char n[32];
+  ck_assert(db_value("SELECT count(*) FROM sync.outbox WHERE type = $1 AND "
+                     "position(convert_to($2, 'UTF8') IN payload) > 0",
+                     type, id, n, sizeof n));
+  return atol(n);
+}
+
+/* Waits up to 30 s for GET /v1/sync/devices/{id} to say status want. */
+static bool wait_status(const tenant *t, const char *id, const char *want) {
+  char path[96];
+  snprintf(path, sizeof path, "/v1/sync/devices/%s", id);
+  for (int64_t end = time_now_ms() + 30000; time_now_ms() < end;) {
+    resp *r = call("GET", path, NULL, t->owner_token, NULL);
+    bool ok = r->status == 200 &&
+              strcmp(harness_json_str(r->json, "status"), want) == 0;
+    harness_http_free(r);
+    if (ok) return true;
+    usleep(100 * 1000);
+  }
+  return false;
 }
 
 /* -------------------------------------------------------------- tests --- */
@@ -282,6 +312,58 @@ START_TEST(a_deleted_devices_tokens_are_refused_within_a_second) {
 }
 END_TEST
 
+START_TEST(heartbeats_bring_a_device_online_and_silence_takes_it_offline) {
+  tenant t;
+  create_tenant(&t, "beat");
+  char id[UUID_STR_LEN + 1], secret[64], tok[PASETO_TOKEN_MAX + 1];
+  register_device(&t, "Pass", id, secret, sizeof secret);
+  device_token(&t, id, secret, tok);
+  /* Devices only; bounded input. */
+  resp *r = call("POST", "/v1/sync/heartbeat", "{}", t.owner_token, NULL);
+  CK_HTTP_ERROR(r, 403, "PERMISSION_DENIED");
+  harness_http_free(r);
+  r = call("POST", "/v1/sync/heartbeat", "{\"pending\":-1}", tok, NULL);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  ck_assert(harness_http_has_detail(r, "pending"));
+  harness_http_free(r);
+  /* A few beats, through both replicas. */
+  for (int i = 0; i < 5; i++) {
+    r = call("POST", "/v1/sync/heartbeat",
+             "{\"app_version\":\"1.2.3\",\"pending\":4,\"cursor\":0}", tok,
+             NULL);
+    CK_HTTP_STATUS(r, 200);
+    ck_assert_int_eq(harness_json_int(r->json, "interval_s"), 2);
+    ck_assert_uint_eq(strlen(harness_json_str(r->json, "server_time")), 24);
+    harness_http_free(r);
+    usleep(100 * 1000);
+  }
+  ck_assert(wait_status(&t, id, "online"));
+  char path[96];
+  snprintf(path, sizeof path, "/v1/sync/devices/%s", id);
+  r = call("GET", path, NULL, t.owner_token, NULL);
+  ck_assert_str_eq(harness_json_str(r->json, "app_version"), "1.2.3");
+  ck_assert_uint_eq(strlen(harness_json_str(r->json, "last_seen_at")), 24);
+  harness_http_free(r);
+  char pending[16];
+  ck_assert(db_value("SELECT pending::text FROM sync.devices WHERE "
+                     "tenant_id = $1::uuid AND id = $2::uuid",
+                     t.id, id, pending, sizeof pending));
+  ck_assert_str_eq(pending, "4");
+  ck_assert_int_eq(events_of("DeviceOnline", id), 1);
+  /* Silence: offline after twice the interval, announced once. */
+  ck_assert(wait_status(&t, id, "offline"));
+  ck_assert_int_eq(events_of("DeviceOffline", id), 1);
+  ck_assert_int_eq(events_of("DeviceOnline", id), 1);
+  /* Back: online again, a second DeviceOnline. */
+  r = call("POST", "/v1/sync/heartbeat", "{}", tok, NULL);
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  ck_assert(wait_status(&t, id, "online"));
+  ck_assert_int_eq(events_of("DeviceOnline", id), 2);
+  ck_assert_int_eq(events_of("DeviceOffline", id), 1);
+}
+END_TEST
+
 START_TEST(calls_without_identity_or_token_are_refused) {
   Sync__V1__PingRequest ping = SYNC__V1__PING_REQUEST__INIT;
   ping.message = "hello";
@@ -324,7 +406,7 @@ END_TEST
 /* --------------------------------------------------------------- main --- */
 
 static bool start_system(void) {
-  char a[96], t[96], o[96], s[96], ae[96], te[96];
+  char a[96], t[96], o[96], s[192], ae[96], te[96];
   if (!harness_service_start_auth(&g_auth, "auth", &kSvc, NULL)) return false;
   snprintf(a, sizeof a, "AUTH_ADDR=%s", g_auth.rpc_url);
   snprintf(ae, sizeof ae, "AUTH_EVENTS=%s", g_auth.bus_url);
@@ -340,11 +422,18 @@ static bool start_system(void) {
                              &kSvc, ord_extra))
     return false;
   snprintf(o, sizeof o, "ORDERS_ADDR=%s", g_orders.rpc_url);
-  char *sync_extra[] = {a, o, PEPPER, NULL};
+  char *sync_extra[] = {a,
+                        o,
+                        PEPPER,
+                        "SYNC_HEARTBEAT_INTERVAL=2s",
+                        "SYNC_HEARTBEAT_FLUSH=100ms",
+                        NULL};
   if (!harness_service_start(&g_sync, "sync", "services/sync/sync", &kSvc,
+                             sync_extra) ||
+      !harness_service_start(&g_sync2, "sync-2", "services/sync/sync", &kSvc,
                              sync_extra))
     return false;
-  snprintf(s, sizeof s, "SYNC_ADDR=%s", g_sync.rpc_url);
+  snprintf(s, sizeof s, "SYNC_ADDR=%s,%s", g_sync.rpc_url, g_sync2.rpc_url);
   char *gw_extra[] = {a,
                       t,
                       o,
@@ -388,11 +477,15 @@ int main(void) {
                    NULL);
   HARNESS_ADD_CASE(s, a_deleted_devices_tokens_are_refused_within_a_second, 120,
                    NULL);
+  HARNESS_ADD_CASE(
+      s, heartbeats_bring_a_device_online_and_silence_takes_it_offline, 120,
+      NULL);
   HARNESS_ADD_CASE(s, calls_without_identity_or_token_are_refused, 120, NULL);
   int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_gw, 15000);
   harness_service_stop(&g_sync, 15000);
+  harness_service_stop(&g_sync2, 15000);
   harness_service_stop(&g_orders, 15000);
   harness_service_stop(&g_tenants, 15000);
   harness_service_stop(&g_auth, 15000);

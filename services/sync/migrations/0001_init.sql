@@ -1,4 +1,4 @@
--- The sync schema: devices (issue 11, HTTP-API.md "Offline sync and
+-- The sync schema: devices and the outbox of their events (issue 11, HTTP-API.md "Offline sync and
 -- devices"). Applied by libs/db's migration runner with search_path = sync.
 --
 -- Tenant isolation: every row carries tenant_id, every query of the
@@ -53,17 +53,56 @@ CREATE TABLE devices (
   CONSTRAINT devices_secret_hash_length CHECK (octet_length(secret_hash) = 32)
 );
 
--- Row-level security: a request transaction sees its tenant only.
+-- The offline sweep's scan: online devices by last heartbeat.
+CREATE INDEX devices_online_seen_idx ON devices (last_seen_at) WHERE online;
+
+-- The transactional outbox (libs/outbox/outbox.h): DeviceOnline and
+-- DeviceOffline on devices.<tenant_id>, written in the transaction that
+-- changes the device's online flag.
+CREATE TABLE outbox (
+  id           bigserial PRIMARY KEY,
+  event_id     uuid NOT NULL UNIQUE,
+  topic        text NOT NULL,
+  type         text NOT NULL,
+  tenant_id    uuid,
+  payload      bytea NOT NULL,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  seq          bigint UNIQUE,
+  published_at timestamptz
+);
+CREATE INDEX outbox_unsequenced_idx ON outbox (id) WHERE seq IS NULL;
+CREATE INDEX outbox_unpublished_idx ON outbox (seq)
+  WHERE seq IS NOT NULL AND published_at IS NULL;
+
+-- Row-level security: a request transaction sees its tenant only. Two
+-- kinds of transaction see across tenants, each through its own
+-- permissive policy and setting: the outbox relay and Replay
+-- (app.outbox_relay = 'on', libs/outbox) and the offline sweep
+-- (app.sync_sweeper = 'on', heartbeat.c), which marks devices of every
+-- tenant offline and writes their events.
 ALTER TABLE devices ENABLE ROW LEVEL SECURITY;
 ALTER TABLE devices FORCE ROW LEVEL SECURITY;
 CREATE POLICY devices_tenant ON devices
   USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+CREATE POLICY devices_sweeper ON devices
+  USING (current_setting('app.sync_sweeper', true) = 'on');
+
+ALTER TABLE outbox ENABLE ROW LEVEL SECURITY;
+ALTER TABLE outbox FORCE ROW LEVEL SECURITY;
+CREATE POLICY outbox_tenant ON outbox
+  USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+CREATE POLICY outbox_relay ON outbox
+  USING (current_setting('app.outbox_relay', true) = 'on');
+CREATE POLICY outbox_sweeper ON outbox
+  USING (current_setting('app.sync_sweeper', true) = 'on');
 
 DO $$
 BEGIN
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sync_app') THEN
     EXECUTE 'GRANT USAGE ON SCHEMA sync TO sync_app';
-    EXECUTE 'GRANT SELECT, INSERT, UPDATE, DELETE ON devices TO sync_app';
+    EXECUTE 'GRANT SELECT, INSERT, UPDATE, DELETE ON devices, outbox '
+            'TO sync_app';
+    EXECUTE 'GRANT USAGE, SELECT ON SEQUENCE outbox_id_seq TO sync_app';
   END IF;
 END
 $$;
