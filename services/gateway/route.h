@@ -103,6 +103,13 @@ typedef struct route {
    * member only when it is "" or null ("?next_cursor": present only while
    * more remain). */
   const char *const *omit;
+  /* Request members whose JSON value travels to the backend as its
+   * canonical JSON text (keys sorted, no spaces: jansson's JSON_COMPACT |
+   * JSON_SORT_KEYS) in a string field of the request message:
+   * "mutations[].args" for that member of every element of an array, or a
+   * top-level "name". The backend parses the text itself (sync verifies a
+   * hash over exactly this text). NULL-terminated; NULL for none. */
+  const char *const *json_text;
   /* Largest request body, bytes (413 over it, from Content-Length before
    * reading and while a chunked body streams in); 0: the server's default
    * (GATEWAY_MAX_BODY_BYTES, 1 MiB). At most ROUTE_MAX_BODY_LIMIT. */

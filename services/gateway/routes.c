@@ -48,8 +48,20 @@ static const char *const kOmitCreateUser[] = {"user.tenant_id", "access_token",
                                               "expires_in",     NULL};
 
 /* GET /v1/auth/me answers {user, tenant}. */
+/* The order's own id and a cancel's version are for the sync service's
+ * calls (offline devices), not the public routes (HTTP-API.md). */
+static const char *const kCreateOrderHidden[] = {"id", NULL};
+static const char *const kCancelOrderHidden[] = {"version", NULL};
+
 /* GET /v1/orders answers {orders, next_cursor?}. */
 static const char *const kOmitOrdersCursor[] = {"?next_cursor", NULL};
+
+/* POST /v1/sync/push: each mutation's args as canonical JSON text; a
+ * result's optional members only when set (HTTP-API.md). */
+static const char *const kPushJsonText[] = {"mutations[].args", NULL};
+static const char *const kOmitPush[] = {
+    "?results[].server_id", "?results[].version", "?results[].error",
+    "?results[].conflict", NULL};
 
 static const route_extra kWithTenant = {
     .key = "tenant",
@@ -260,7 +272,8 @@ static const route kRoutes[] = {
      .request = MSG(orders__v1__create_order_request),
      .response = MSG(orders__v1__create_order_response),
      .status = 201,
-     .reply_field = "order"},
+     .reply_field = "order",
+     .hidden = kCreateOrderHidden},
     {.method = "GET",
      .path = "/v1/orders",
      ORDERS("ListOrders"),
@@ -290,7 +303,8 @@ static const route kRoutes[] = {
      .request = MSG(orders__v1__cancel_order_request),
      .response = MSG(orders__v1__cancel_order_response),
      .status = 200,
-     .reply_field = "order"},
+     .reply_field = "order",
+     .hidden = kCancelOrderHidden},
 
     /* ---- sync: devices and their sessions (HTTP-API.md "Offline sync and
      * devices"); the session is anonymous, its tenant named by Host or
@@ -331,6 +345,48 @@ static const route kRoutes[] = {
      .max_body = ROUTE_BODY_SMALL,
      .status = 200,
      .tenant = ROUTE_TENANT_NAMED},
+    /* Devices only (sync checks the role "device"; the rank is staff).
+     * A mutation's args reach sync as canonical JSON text, the text its
+     * hash is checked over. */
+    {.method = "POST",
+     .path = "/v1/sync/push",
+     SYNC("Push"),
+     .request = MSG(sync__v1__push_request),
+     .response = MSG(sync__v1__push_response),
+     .status = 200,
+     .json_text = kPushJsonText,
+     .omit = kOmitPush},
+    {.method = "GET",
+     .path = "/v1/sync/conflicts",
+     SYNC("ListConflicts"),
+     .request = MSG(sync__v1__list_conflicts_request),
+     .response = MSG(sync__v1__list_conflicts_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "POST",
+     .path = "/v1/sync/conflicts/{id}/resolve",
+     SYNC("ResolveConflict"),
+     .request = MSG(sync__v1__resolve_conflict_request),
+     .response = MSG(sync__v1__resolve_conflict_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200,
+     .reply_field = "order"},
+    {.method = "GET",
+     .path = "/v1/sync/settings",
+     SYNC("GetSettings"),
+     .request = MSG(sync__v1__get_settings_request),
+     .response = MSG(sync__v1__get_settings_response),
+     .status = 200,
+     .reply_field = "settings",
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "PATCH",
+     .path = "/v1/sync/settings",
+     SYNC("UpdateSettings"),
+     .request = MSG(sync__v1__update_settings_request),
+     .response = MSG(sync__v1__update_settings_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200,
+     .reply_field = "settings"},
     /* Devices only (sync checks the role "device"; the rank is staff). */
     {.method = "POST",
      .path = "/v1/sync/heartbeat",

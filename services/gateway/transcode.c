@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const pbjson_opts kOpts = {
@@ -160,6 +161,48 @@ static int parse_body(const char *body, size_t blen, json_t **obj,
   return ERR_OK;
 }
 
+/* The value of member `name` of object o as its canonical JSON text (see
+ * route.json_text). null is left as is (not set). */
+static int text_member(json_t *o, const char *name) {
+  json_t *v = json_object_get(o, name);
+  if (v == NULL || json_is_null(v) || !json_is_object(o)) return ERR_OK;
+  char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+  if (text == NULL) return ERR_NOMEM;
+  int rc =
+      json_object_set_new(o, name, json_string(text)) == 0 ? ERR_OK : ERR_NOMEM;
+  free(text);
+  return rc;
+}
+
+/* Applies the route's json_text paths to the request object. Shapes that
+ * do not match (not an array, not objects) are left for pbjson to report
+ * with the field's path. */
+static int apply_json_text(const route *r, json_t *obj) {
+  if (r->json_text == NULL) return ERR_OK;
+  for (const char *const *p = r->json_text; *p != NULL; p++) {
+    const char *sep = strstr(*p, "[].");
+    if (sep == NULL) {
+      int rc = text_member(obj, *p);
+      if (rc != ERR_OK) return rc;
+      continue;
+    }
+    char arr[64];
+    size_t n = (size_t)(sep - *p);
+    if (n >= sizeof arr) return ERR_INVAL;
+    memcpy(arr, *p, n);
+    arr[n] = '\0';
+    json_t *a = json_object_get(obj, arr);
+    size_t i;
+    json_t *el;
+    json_array_foreach(a, i, el) {
+      if (!json_is_object(el)) continue;
+      int rc = text_member(el, sep + 3);
+      if (rc != ERR_OK) return rc;
+    }
+  }
+  return ERR_OK;
+}
+
 int transcode_request(const route_match *match, const char *query, size_t qlen,
                       const char *body, size_t blen, arena *a,
                       ProtobufCMessage **out, json_t **fields,
@@ -182,6 +225,8 @@ int transcode_request(const route_match *match, const char *query, size_t qlen,
       }
     }
   }
+  rc = apply_json_text(r, obj);
+  if (rc != ERR_OK) goto done;
   for (size_t i = 0; i < match->nparams; i++) {
     pbjson_error e;
     const route_param *p = &match->params[i];

@@ -24,6 +24,7 @@
 
 #include "libs/authn/authn_caller.h"
 #include "libs/base/strutil.h"
+#include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
@@ -541,6 +542,35 @@ out:
 
 /* ------------------------------------------------------------- orders --- */
 
+#define CLIENT_ID_AHEAD_MS 60000 /* a caller's id ahead of our clock */
+
+/* The new order's id: a fresh UUIDv7, or the caller's (staff+ only: an
+ * offline device chose it) when it is a UUIDv7 at most a minute ahead of
+ * this server's clock - its time is the order's created_at. On refusal
+ * the reply is set and false returned. */
+static bool order_id(rpc_reply *reply, const caller *who, const char *in,
+                     char out[UUID_STR_LEN + 1]) {
+  if (in[0] == '\0') {
+    uuid_v7_str(out);
+    return true;
+  }
+  if (!who->staff) {
+    handler_reply_field(reply, RPC_PERMISSION_DENIED,
+                        "only staff choose an order's id", "id",
+                        "may not be set");
+    return false;
+  }
+  uuid u;
+  if (uuid_parse(in, strlen(in), &u) != ERR_OK || (u.b[6] >> 4) != 7 ||
+      uuid_v7_time_ms(&u) > time_now_ms() + CLIENT_ID_AHEAD_MS) {
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid request", "id",
+                        "must be a UUIDv7 of now or earlier");
+    return false;
+  }
+  uuid_format(&u, out);
+  return true;
+}
+
 static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   uint8_t *answer = NULL;
@@ -609,7 +639,7 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   char id[UUID_STR_LEN + 1];
-  uuid_v7_str(id);
+  if (!order_id(reply, &who, req->id, id)) goto out;
   store_order_new in = {
       .id = id,
       .customer_id = customer,
@@ -750,12 +780,31 @@ out:
   orders__v1__list_orders_request__free_unpacked(req, NULL);
 }
 
-/* UpdateOrderStatus and CancelOrder: one store call, one answer shape. */
-static void change_status(orders *o, const caller *who, rpc_reply *reply,
-                          const store_status_change *ch, bool cancel) {
+/* UpdateOrderStatus and CancelOrder: one store call, one answer shape.
+ * With an Idempotency-Key (the sync service's per-mutation key) the
+ * answer is the one saved with the change: new, or replayed. */
+static void change_status(orders *o, const rpc_call *call, const caller *who,
+                          rpc_reply *reply, store_status_change *ch,
+                          bool cancel) {
   store_orders out = {0};
+  store_answer ans = {0};
+  vlist v;
+  vlist_init(&v);
+  uint8_t hash[IDEM_HASH_LEN];
+  store_idem k;
+  create_key(o, call, who, &v, hash, &k);
+  if (v.n > 0) {
+    handler_reply_invalid(reply, "invalid request", &v);
+    goto out;
+  }
+  ch->idem = &k;
   store_result res;
-  int rc = store_change_status(o->c.st, who->cl.tid, ch, &res, &out);
+  int rc = store_change_status(o->c.st, who->cl.tid, ch, &res, &out, &ans);
+  if (store_idem_on(&k) && rc == ERR_OK &&
+      (res.outcome == STORE_OK || res.outcome == STORE_REPLAY)) {
+    reply_answer(o, reply, who->cl.tid, &res, &ans);
+    goto out;
+  }
   if (!write_done(o, reply, who->cl.tid, rc, &res, "change the order", "order"))
     goto out;
   wire_order *w = malloc(sizeof *w);
@@ -777,6 +826,7 @@ static void change_status(orders *o, const caller *who, rpc_reply *reply,
   }
   free(w);
 out:
+  store_answer_clear(&ans);
   store_orders_free(&out);
 }
 
@@ -810,7 +860,7 @@ static void update_order_status(void *arg, const rpc_call *call,
       .version = has_version ? req->version : 0,
       .customer = NULL,
   };
-  change_status(o, &who, reply, &ch, false);
+  change_status(o, call, &who, reply, &ch, false);
 out:
   orders__v1__update_order_status_request__free_unpacked(req, NULL);
 }
@@ -824,12 +874,21 @@ static void cancel_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
   if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK) goto out;
   uuid_canonical(who.cl.sub, self);
+  bool has_version = req->version_present_case ==
+                     ORDERS__V1__CANCEL_ORDER_REQUEST__VERSION_PRESENT_VERSION;
+  if (has_version && req->version < 1) {
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid request",
+                        "version", "must be at least 1");
+    goto out;
+  }
   store_status_change ch = {
       .id = id,
       .to = OS_CANCELLED,
+      .check_version = has_version,
+      .version = has_version ? req->version : 0,
       .customer = who.staff ? NULL : self,
   };
-  change_status(o, &who, reply, &ch, true);
+  change_status(o, call, &who, reply, &ch, true);
 out:
   orders__v1__cancel_order_request__free_unpacked(req, NULL);
 }

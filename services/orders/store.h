@@ -274,14 +274,21 @@ typedef struct store_status_change {
   /* A customer's cancel: the order must be theirs (else NOT_FOUND) and
    * pending. NULL for staff. */
   const char *customer;
+  /* The caller's Idempotency-Key (NULL: none): taken first (a twin still
+   * running: STORE_KEY_BUSY; the same request answered before:
+   * STORE_REPLAY with the saved answer; another request:
+   * STORE_KEY_REUSED), and the answer - {order} - saved with the change. */
+  const store_idem *idem;
 } store_status_change;
 
 /* Moves an order (orderstate.h rules; STORE_PRECONDITION otherwise),
  * STORE_NOT_FOUND, STORE_STALE; to cancelled restocks. Version + 1,
- * OrderStatusChanged and KitchenTicket. On STORE_OK out holds the order. */
+ * OrderStatusChanged and KitchenTicket. On STORE_OK out holds the order;
+ * with a key, *ans (may be NULL without one) holds the serialised answer
+ * on STORE_OK and STORE_REPLAY (out is then empty). */
 int store_change_status(store *st, const char *tid,
                         const store_status_change *c, store_result *res,
-                        store_orders *out) WARN_UNUSED;
+                        store_orders *out, store_answer *ans) WARN_UNUSED;
 
 /* ------------------------------------------------------------- janitor --- */
 

@@ -578,19 +578,43 @@ typedef struct status_args {
   const store_status_change *ch;
   store_result *res;
   store_orders *out;
+  store_answer *ans;
 } status_args;
+
+/* With a key: the answer ({order}, the same bytes for UpdateOrderStatus
+ * and CancelOrder) saved in the change's transaction. */
+static int save_status_answer(db_conn *c, status_args *a) {
+  if (!store_idem_on(a->ch->idem)) return ERR_OK;
+  wire_order *w = malloc(sizeof *w);
+  if (w == NULL) return ERR_NOMEM;
+  wire_order_init(w, &a->out->v[0]);
+  Orders__V1__UpdateOrderStatusResponse resp =
+      ORDERS__V1__UPDATE_ORDER_STATUS_RESPONSE__INIT;
+  resp.order = &w->msg;
+  store_answer_clear(a->ans);
+  int rc = wire_pack(&resp.base, &a->ans->bytes, &a->ans->len);
+  free(w);
+  return rc == ERR_OK ? store_idem_save(c, a->tid, a->ch->idem, a->res, a->ans)
+                      : rc;
+}
 
 static int change_status_fn(db_conn *c, void *ud) {
   status_args *a = ud;
   const store_status_change *ch = a->ch;
   store_orders_free(a->out);
+  store_answer_clear(a->ans);
+  int rc = ERR_OK;
+  if (store_idem_on(ch->idem)) {
+    rc = store_idem_begin(c, a->tid, ch->idem, a->res, a->ans);
+    if (rc != ERR_OK || store_answered(a->res)) return rc;
+  }
   db_param key[] = {db_text(a->tid), db_text(ch->id)};
   db_result *r = NULL;
-  int rc = db_exec(c,
-                   "SELECT status, version, coalesce(customer_id::text, '') "
-                   "FROM orders.orders WHERE tenant_id = $1::uuid AND "
-                   "id = $2::uuid FOR UPDATE",
-                   key, 2, &r);
+  rc = db_exec(c,
+               "SELECT status, version, coalesce(customer_id::text, '') "
+               "FROM orders.orders WHERE tenant_id = $1::uuid AND "
+               "id = $2::uuid FOR UPDATE",
+               key, 2, &r);
   if (rc != ERR_OK) return rc;
   if (db_nrows(r) != 1 || (ch->customer != NULL &&
                            strcmp(store_cell(r, 0, 2), ch->customer) != 0)) {
@@ -657,13 +681,17 @@ static int change_status_fn(db_conn *c, void *ud) {
   rc = load_orders(c, a->tid, r, a->out);
   if (rc == ERR_OK && a->out->n != 1) rc = ERR_INTERNAL;
   if (rc == ERR_OK) rc = emit_order(c, a->tid, &a->out->v[0], false, from);
+  if (rc == ERR_OK) rc = save_status_answer(c, a);
   return rc;
 }
 
 int store_change_status(store *st, const char *tid,
                         const store_status_change *c, store_result *res,
-                        store_orders *out) {
+                        store_orders *out, store_answer *ans) {
+  store_answer scratch = {0};
+  if (ans == NULL) ans = &scratch;
   memset(out, 0, sizeof *out);
+  memset(ans, 0, sizeof *ans);
   store_result_reset(res); /* fn may never run (no connection) */
   status_args *a = calloc(1, sizeof *a);
   if (a == NULL) return ERR_NOMEM;
@@ -671,9 +699,21 @@ int store_change_status(store *st, const char *tid,
   a->ch = c;
   a->res = res;
   a->out = out;
-  int rc =
-      store_finish(store_run_write(st, tid, change_status_fn, a, res), res);
+  a->ans = ans;
+  int rc = store_run_write(st, tid, change_status_fn, a, res);
+  if (rc == ERR_EXISTS && store_idem_on(c->idem) &&
+      strcmp(db_last_error()->constraint, "idempotency_pkey") == 0) {
+    /* A twin saved first (the advisory lock hashed two keys alike). */
+    store_result_reset(res);
+    store_answer_with(res, STORE_KEY_BUSY);
+    rc = ERR_OK;
+  }
+  rc = store_finish(rc, res);
   if (rc != ERR_OK || res->outcome != STORE_OK) store_orders_free(out);
+  if (rc != ERR_OK ||
+      (res->outcome != STORE_OK && res->outcome != STORE_REPLAY))
+    store_answer_clear(ans);
+  store_answer_clear(&scratch);
   free(a);
   return rc;
 }

@@ -38,13 +38,10 @@
 #include "libs/obs/log.h"
 #include "libs/svc/handler.h"
 #include "proto/auth/v1/auth.pb-c.h"
+#include "services/sync/handlers_internal.h"
 #include "proto/sync/v1/sync.pb-c.h"
 
 #define PING_MESSAGE_MAX 200 /* bytes */
-
-struct sync {
-  sync_config c;
-};
 
 static void device_pb(const store_device *s, Sync__V1__Device *pb) {
   sync__v1__device__init(pb);
@@ -59,8 +56,8 @@ static void device_pb(const store_device *s, Sync__V1__Device *pb) {
 
 /* authn_check_call with the declared role, and not a device: devices do
  * not manage devices even though their token ranks as staff. */
-static bool member(sync *h, const rpc_call *call, rpc_reply *reply,
-                   paseto_claims *cl) {
+bool sync_member(sync *h, const rpc_call *call, rpc_reply *reply,
+                 paseto_claims *cl) {
   if (authn_check_call(h->c.verifier, call, handler_min_rank(call), cl,
                        reply) != ERR_OK)
     return false;
@@ -97,7 +94,7 @@ static void register_device(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Sync__V1__RegisterDeviceRequest,
                  sync__v1__register_device_request, req, 0);
   paseto_claims cl;
-  if (!member(h, call, reply, &cl)) goto out;
+  if (!sync_member(h, call, reply, &cl)) goto out;
   vlist v;
   vlist_init(&v);
   const char *why = NULL;
@@ -142,7 +139,7 @@ static void list_devices(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Sync__V1__ListDevicesRequest, sync__v1__list_devices_request,
                  req, 0);
   paseto_claims cl;
-  if (!member(h, call, reply, &cl)) goto out;
+  if (!sync_member(h, call, reply, &cl)) goto out;
   ds = calloc(STORE_DEVICES_MAX, sizeof *ds);
   pbs = calloc(STORE_DEVICES_MAX, sizeof *pbs);
   ptrs = calloc(STORE_DEVICES_MAX, sizeof *ptrs);
@@ -177,7 +174,7 @@ static void get_device(void *arg, const rpc_call *call, rpc_reply *reply) {
                  0);
   paseto_claims cl;
   char id[UUID_STR_LEN + 1];
-  if (!member(h, call, reply, &cl) ||
+  if (!sync_member(h, call, reply, &cl) ||
       handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
     goto out;
   store_device d;
@@ -212,7 +209,7 @@ static void delete_device(void *arg, const rpc_call *call, rpc_reply *reply) {
                  req, 0);
   paseto_claims cl;
   char id[UUID_STR_LEN + 1];
-  if (!member(h, call, reply, &cl) ||
+  if (!sync_member(h, call, reply, &cl) ||
       handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
     goto out;
   store_device d;
@@ -366,7 +363,7 @@ int sync_new(const sync_config *cfg, sync **out) {
   *out = NULL;
   if (cfg == NULL || cfg->store == NULL || cfg->verifier == NULL ||
       cfg->auth == NULL || cfg->key == NULL || cfg->beats == NULL ||
-      cfg->interval_ms < 1000)
+      cfg->orders == NULL || cfg->interval_ms < 1000)
     return ERR_INVAL;
   sync *h = calloc(1, sizeof *h);
   if (h == NULL) return ERR_NOMEM;
@@ -386,6 +383,11 @@ int sync_register(sync *h, rpc_server *srv) {
       {SYNC_METHOD("DeleteDevice"), delete_device},
       {SYNC_METHOD("CreateSession"), create_session},
       {SYNC_METHOD("Heartbeat"), heartbeat_h},
+      {SYNC_METHOD("Push"), sync_push},
+      {SYNC_METHOD("ListConflicts"), sync_list_conflicts},
+      {SYNC_METHOD("ResolveConflict"), sync_resolve_conflict},
+      {SYNC_METHOD("GetSettings"), sync_get_settings},
+      {SYNC_METHOD("UpdateSettings"), sync_update_settings},
   };
   return handler_register(srv, table, sizeof table / sizeof table[0], h);
 }

@@ -31,14 +31,15 @@ typedef struct sync_config {
   rpc_client *auth;      /* borrowed; IssueDeviceToken, RevokeDevice */
   const secret_key *key; /* borrowed; device secrets' hashing key */
   heartbeat *beats;      /* borrowed; Heartbeat */
+  rpc_client *orders;    /* borrowed; Push applies mutations through it */
   int64_t interval_ms;   /* the beat interval devices are told */
 } sync_config;
 
 typedef struct sync sync;
 
 /* Creates the handler set. Errors: ERR_INVAL (no store, verifier, auth
- * client, key or heartbeats; interval_ms < 1000), ERR_NOMEM. *out is the
- * caller's: sync_free. */
+ * client, key, heartbeats or orders client; interval_ms < 1000), ERR_NOMEM.
+ * *out is the caller's: sync_free. */
 int sync_new(const sync_config *cfg, sync **out) WARN_UNUSED;
 void sync_free(sync *h); /* NULL-safe; after the server stopped */
 

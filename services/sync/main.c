@@ -30,6 +30,11 @@ static const cfg_entry config[] = {
     {.name = "REDIS_URL",
      .kind = CFG_URL,
      .description = "Redis: token revocations and tenant status"},
+    {.name = "ORDERS_ADDR",
+     .kind = CFG_URL,
+     .required = true,
+     .description = "orders service RPC address list (pushed mutations, "
+                    "conflicts)"},
     {.name = "BUS_LISTEN",
      .kind = CFG_STRING,
      .def = "",
@@ -62,9 +67,10 @@ static const cfg_entry config[] = {
 };
 
 typedef struct app {
-  cache *redis;     /* the runtime's; NULL without REDIS_URL */
-  rpc_client *auth; /* the runtime's */
-  authn *verifier;  /* the runtime's */
+  cache *redis;       /* the runtime's; NULL without REDIS_URL */
+  rpc_client *auth;   /* the runtime's */
+  rpc_client *orders; /* ours: freed in fini */
+  authn *verifier;    /* the runtime's */
   store *store;
   secret_key key;
   eventpub *events;
@@ -107,11 +113,17 @@ static int sync_init(svc *s, void *arg) {
     log_error("cannot start the heartbeat round");
     return rc;
   }
+  rc = svc_rpc_client_new(s, cfg_str(c, "ORDERS_ADDR"), NULL, &a->orders);
+  if (rc != ERR_OK) {
+    log_error("bad ORDERS_ADDR");
+    return rc;
+  }
   sync_config hc = {.store = a->store,
                     .verifier = a->verifier,
                     .auth = a->auth,
                     .key = &a->key,
                     .beats = a->beats,
+                    .orders = a->orders,
                     .interval_ms = interval};
   rc = sync_new(&hc, &a->handlers);
   if (rc == ERR_OK) rc = sync_register(a->handlers, svc_rpc(s));
@@ -127,6 +139,7 @@ static void sync_fini(svc *s, void *arg) {
   heartbeat_free(a->beats);
   eventpub_free(a->events);
   sync_free(a->handlers);
+  rpc_client_free(a->orders);
   store_free(a->store);
   secret_key_wipe(&a->key);
 }

@@ -108,4 +108,68 @@ int store_sweep_offline(store *st, int64_t stale_ms, size_t batch,
                         store_status_fn fn, void *arg,
                         size_t *marked) WARN_UNUSED;
 
+/* ------------------------------------------- push (store_push.c) --- */
+
+#define STORE_POLICY_MAX 16
+#define STORE_CONFLICTS_MAX 100
+
+/* The device's last_mutation_id. ERR_NOTFOUND: no such device. */
+int store_last_mutation(store *st, const char *tid, const char *did,
+                        int64_t *last) WARN_UNUSED;
+
+/* The first result of mutation mid of device did (malloc'd into *result,
+ * the caller frees it). ERR_NOTFOUND when none is kept. */
+int store_mutation_get(store *st, const char *tid, const char *did, int64_t mid,
+                       uint8_t **result, size_t *len) WARN_UNUSED;
+
+/* A conflict to keep (manual policy), recorded with the mutation. */
+typedef struct store_conflict_new {
+  const char *entity, *entity_id;
+  const uint8_t *client, *server; /* serialised ClientChange, Order */
+  size_t client_len, server_len;
+} store_conflict_new;
+
+/* One mutation's record: advances last_mutation_id from mid - 1 to mid
+ * and stores the result (and the conflict when not NULL) in ONE
+ * transaction. *recorded false: another request recorded mid first
+ * (nothing written; read its result with store_mutation_get). */
+int store_mutation_record(store *st, const char *tid, const char *did,
+                          int64_t mid, const char *name, const char *status,
+                          const uint8_t *result, size_t len,
+                          const store_conflict_new *conflict,
+                          bool *recorded) WARN_UNUSED;
+
+/* The tenant's conflict policy ("server_wins" when never set) into out. */
+int store_policy_get(store *st, const char *tid,
+                     char out[STORE_POLICY_MAX + 1]) WARN_UNUSED;
+/* Sets it (a value the settings CHECK allows, else ERR_INVAL). */
+int store_policy_set(store *st, const char *tid,
+                     const char *policy) WARN_UNUSED;
+
+/* A kept conflict; client and server are malloc'd serialised messages. */
+typedef struct store_conflict {
+  char id[UUID_STR_LEN + 1];
+  char device_id[UUID_STR_LEN + 1];
+  int64_t mutation_id;
+  char entity[16];
+  char entity_id[UUID_STR_LEN + 1];
+  uint8_t *client, *server;
+  size_t client_len, server_len;
+  char created_at[RFC3339_MS_LEN + 1];
+} store_conflict;
+void store_conflicts_free(store_conflict *v, size_t n); /* the buffers */
+
+/* Unresolved conflicts of the tenant, oldest first, at most cap (<=
+ * STORE_CONFLICTS_MAX) into out[0..*n). */
+int store_conflicts_list(store *st, const char *tid, store_conflict *out,
+                         size_t cap, size_t *n) WARN_UNUSED;
+
+/* One unresolved conflict. ERR_NOTFOUND (none, or resolved already). */
+int store_conflict_get(store *st, const char *tid, const char *id,
+                       store_conflict *out) WARN_UNUSED;
+
+/* Marks it resolved with how. ERR_NOTFOUND when it is not open. */
+int store_conflict_resolve(store *st, const char *tid, const char *id,
+                           const char *how) WARN_UNUSED;
+
 #endif

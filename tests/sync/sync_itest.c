@@ -19,8 +19,14 @@
  * device online and silence (twice the interval) takes it offline, each
  * change announced exactly once through the outbox.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,6 +370,502 @@ START_TEST(heartbeats_bring_a_device_online_and_silence_takes_it_offline) {
 }
 END_TEST
 
+/* ------------------------------------------------------------- push --- */
+
+/* A device with a token in a fresh tenant whose menu has one product of
+ * unlimited stock. */
+typedef struct dev {
+  tenant t;
+  char id[UUID_STR_LEN + 1], secret[64], token[PASETO_TOKEN_MAX + 1];
+  char product[UUID_STR_LEN + 1];
+} dev;
+
+static void product_of(tenant *t, char *out) {
+  resp *r =
+      call("POST", "/v1/products", "{\"name\":\"Soup\",\"price_cents\":450}",
+           t->owner_token, NULL);
+  CK_HTTP_STATUS(r, 201);
+  snprintf(out, UUID_STR_LEN + 1, "%s", harness_json_str(r->json, "id"));
+  harness_http_free(r);
+}
+
+static void make_dev(dev *d, const char *prefix) {
+  create_tenant(&d->t, prefix);
+  register_device(&d->t, "Till", d->id, d->secret, sizeof d->secret);
+  device_token(&d->t, d->id, d->secret, d->token);
+  product_of(&d->t, d->product);
+}
+
+/* Another device of d's tenant into e (same product). */
+static void second_dev(const dev *d, dev *e) {
+  *e = *d;
+  register_device(&e->t, "Second till", e->id, e->secret, sizeof e->secret);
+  device_token(&e->t, e->id, e->secret, e->token);
+}
+
+/* A createOrder mutation's JSON for order oid (one line of product). */
+static void create_mutation(char *out, size_t cap, int64_t mid, const char *oid,
+                            const char *product) {
+  snprintf(out, cap,
+           "{\"id\":%lld,\"name\":\"createOrder\",\"client_time\":"
+           "\"2026-12-06T10:00:00.000Z\",\"args\":{\"order_id\":\"%.36s\","
+           "\"items\":[{\"product_id\":\"%.36s\",\"quantity\":1}],"
+           "\"notes\":\"m%lld\"}}",
+           (long long)mid, oid, product, (long long)mid);
+}
+
+/* POST /v1/sync/push with mutations[0..n) (JSON objects) as d. */
+static resp *push(const dev *d, char *const *muts, size_t n) {
+  size_t cap = 64;
+  for (size_t i = 0; i < n; i++) cap += strlen(muts[i]) + 1;
+  char *body = malloc(cap);
+  ck_assert_ptr_nonnull(body);
+  size_t off = (size_t)snprintf(body, cap, "{\"mutations\":[");
+  for (size_t i = 0; i < n; i++)
+    off +=
+        (size_t)snprintf(body + off, cap - off, "%s%s", i ? "," : "", muts[i]);
+  snprintf(body + off, cap - off, "]}");
+  resp *r = call("POST", "/v1/sync/push", body, d->token, NULL);
+  free(body);
+  return r;
+}
+
+static resp *push1(const dev *d, const char *mut) {
+  char *m[] = {(char *)mut};
+  return push(d, m, 1);
+}
+
+static int64_t last_mutation_id(const dev *d) {
+  char v[32];
+  ck_assert(db_value("SELECT last_mutation_id::text FROM sync.devices WHERE "
+                     "tenant_id = $1::uuid AND id = $2::uuid",
+                     d->t.id, d->id, v, sizeof v));
+  return atoll(v);
+}
+
+/* Orders of the tenant with this id (past RLS). */
+static long orders_with_id(const char *tid, const char *oid) {
+  char n[32];
+  ck_assert(db_value("SELECT count(*) FROM orders.orders WHERE tenant_id = "
+                     "$1::uuid AND id = $2::uuid",
+                     tid, oid, n, sizeof n));
+  return atol(n);
+}
+
+static long orders_of(const char *tid) {
+  char n[32];
+  ck_assert(db_value("SELECT count(*) FROM orders.orders WHERE tenant_id = "
+                     "$1::uuid AND $2 = $2",
+                     tid, "x", n, sizeof n));
+  return atol(n);
+}
+
+/* Sends body to the gateway over a raw socket and closes it without
+ * reading the answer - the device's connection cut before the answer
+ * arrives. With wait_for > 0, first waits (up to 30 s) until the device's
+ * last_mutation_id reaches it, so the server did the work. */
+static void push_cut(const dev *d, const char *body, int64_t wait_for) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)g_gw.http_port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  size_t cap = strlen(body) + strlen(d->token) + 256;
+  char *req = malloc(cap);
+  ck_assert_ptr_nonnull(req);
+  int n = snprintf(req, cap,
+                   "POST /v1/sync/push HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   "Authorization: Bearer %s\r\nContent-Type: "
+                   "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                   d->token, strlen(body), body);
+  ck_assert_int_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+  free(req);
+  for (int64_t end = time_now_ms() + 30000;
+       wait_for > 0 && last_mutation_id(d) < wait_for && time_now_ms() < end;)
+    usleep(20 * 1000);
+  close(fd);
+}
+
+static char *batch_body(char *const *muts, size_t n) {
+  size_t cap = 64;
+  for (size_t i = 0; i < n; i++) cap += strlen(muts[i]) + 1;
+  char *body = malloc(cap);
+  ck_assert_ptr_nonnull(body);
+  size_t off = (size_t)snprintf(body, cap, "{\"mutations\":[");
+  for (size_t i = 0; i < n; i++)
+    off +=
+        (size_t)snprintf(body + off, cap - off, "%s%s", i ? "," : "", muts[i]);
+  snprintf(body + off, cap - off, "]}");
+  return body;
+}
+
+#define NMUT 100
+#define BATCH 5
+
+START_TEST(a_hundred_mutations_with_cut_answers_apply_exactly_once) {
+  dev d;
+  make_dev(&d, "push");
+  static char oids[NMUT][UUID_STR_LEN + 1];
+  static char muts[NMUT][512];
+  char *ptrs[NMUT];
+  for (int i = 0; i < NMUT; i++) {
+    uuid_v7_str(oids[i]);
+    create_mutation(muts[i], sizeof muts[i], i + 1, oids[i], d.product);
+    ptrs[i] = muts[i];
+  }
+  /* The device sends its unacknowledged mutations (from its last
+   * acknowledged id, up to a batch) until the server has them all; a push
+   * may be answered for only a prefix (a cut twin still running holds
+   * the next one), and the device then sends the rest again. */
+  int sent = 0, cuts = 0;
+  int64_t last = 0;
+  while (last < NMUT) {
+    int b = (int)last, n = NMUT - b < BATCH ? NMUT - b : BATCH;
+    sent++;
+    if (sent % 7 == 0) { /* every 7th request loses its answer */
+      char *body = batch_body(&ptrs[b], (size_t)n);
+      push_cut(&d, body, cuts % 2 ? b + n : 0);
+      free(body);
+      cuts++;
+      continue; /* and is sent again */
+    }
+    resp *r = push(&d, &ptrs[b], (size_t)n);
+    if (r->status == 503) { /* nothing could be done now */
+      harness_http_free(r);
+      usleep(50 * 1000);
+      continue;
+    }
+    CK_HTTP_STATUS(r, 200);
+    int64_t now = harness_json_int(r->json, "last_mutation_id");
+    json_t *res = json_object_get(r->json, "results");
+    ck_assert_uint_ge(json_array_size(res), 1);
+    ck_assert_int_eq(now, b + (int64_t)json_array_size(res));
+    for (size_t i = 0; i < json_array_size(res); i++) {
+      json_t *e = json_array_get(res, i);
+      ck_assert_int_eq(harness_json_int(e, "id"), b + (int64_t)i + 1);
+      const char *st = harness_json_str(e, "status");
+      ck_assert_msg(strcmp(st, "applied") == 0 || strcmp(st, "duplicate") == 0,
+                    "mutation %d: %s", b + (int)i + 1, r->body);
+      ck_assert_str_eq(harness_json_str(e, "server_id"), oids[b + i]);
+      ck_assert_int_eq(harness_json_int(e, "version"), 1);
+    }
+    harness_http_free(r);
+    last = now;
+  }
+  ck_assert_int_ge(cuts, 2);
+  ck_assert_int_eq(last, NMUT);
+  ck_assert_int_eq(last_mutation_id(&d), NMUT);
+  ck_assert_int_eq(orders_of(d.t.id), NMUT);
+  for (int i = 0; i < NMUT; i++)
+    ck_assert_int_eq(orders_with_id(d.t.id, oids[i]), 1);
+  /* The whole history again: every one a duplicate with its first
+   * result, nothing applied twice. */
+  resp *r = push(&d, ptrs, 20);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_int_eq(harness_json_int(r->json, "last_mutation_id"), NMUT);
+  json_t *e = json_array_get(json_object_get(r->json, "results"), 3);
+  ck_assert_str_eq(harness_json_str(e, "status"), "duplicate");
+  ck_assert_str_eq(harness_json_str(e, "server_id"), oids[3]);
+  harness_http_free(r);
+  ck_assert_int_eq(orders_of(d.t.id), NMUT);
+}
+END_TEST
+
+START_TEST(gaps_are_400_and_rejections_consume_their_id) {
+  dev d;
+  make_dev(&d, "gap");
+  char m[512], oid[UUID_STR_LEN + 1];
+  uuid_v7_str(oid);
+  create_mutation(m, sizeof m, 2, oid, d.product); /* 1 never sent */
+  resp *r = push1(&d, m);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  ck_assert(harness_http_has_detail(r, "mutations[0].id"));
+  harness_http_free(r);
+  /* Not consecutive inside one push: 400 too. */
+  char m1[512], m3[512], o1[UUID_STR_LEN + 1], o3[UUID_STR_LEN + 1];
+  uuid_v7_str(o1);
+  uuid_v7_str(o3);
+  create_mutation(m1, sizeof m1, 1, o1, d.product);
+  create_mutation(m3, sizeof m3, 3, o3, d.product);
+  char *two[] = {m1, m3};
+  r = push(&d, two, 2);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  harness_http_free(r);
+  ck_assert_int_eq(orders_of(d.t.id), 0);
+  ck_assert_int_eq(last_mutation_id(&d), 0);
+  /* Rejected mutations consume their id: a bad hash (corrupted in
+   * transit), an unknown product, an unknown name. */
+  char bad[600];
+  snprintf(bad, sizeof bad,
+           "{\"id\":1,\"name\":\"createOrder\",\"hash\":\"%064d\","
+           "\"args\":{\"order_id\":\"%s\",\"items\":[{\"product_id\":\"%s\","
+           "\"quantity\":1}]}}",
+           0, o1, d.product);
+  char unknown[600], noname[200], good[600];
+  char pid[UUID_STR_LEN + 1];
+  uuid_v7_str(pid);
+  create_mutation(unknown, sizeof unknown, 2, o3, pid);
+  snprintf(noname, sizeof noname,
+           "{\"id\":3,\"name\":\"dropTable\",\"args\":{}}");
+  /* A correct hash over the canonical args (keys sorted, no spaces). */
+  char args[300], hash[65];
+  snprintf(args, sizeof args,
+           "{\"items\":[{\"product_id\":\"%s\",\"quantity\":2}],"
+           "\"order_id\":\"%s\"}",
+           d.product, oid);
+  /* The contract's hash: hex SHA-256 of the canonical JSON. */
+  uint8_t h[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(h, (const unsigned char *)args, strlen(args));
+  sodium_bin2hex(hash, sizeof hash, h, sizeof h);
+  snprintf(good, sizeof good,
+           "{\"id\":4,\"name\":\"createOrder\",\"hash\":\"%s\",\"args\":"
+           "{\"order_id\": \"%s\", \"items\": [{\"quantity\": 2, "
+           "\"product_id\": \"%s\"}]}}",
+           hash, oid, d.product);
+  char *four[] = {bad, unknown, noname, good};
+  r = push(&d, four, 4);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_int_eq(harness_json_int(r->json, "last_mutation_id"), 4);
+  json_t *res = json_object_get(r->json, "results");
+  const char *want[] = {"rejected", "rejected", "rejected", "applied"};
+  for (size_t i = 0; i < 4; i++)
+    ck_assert_msg(strcmp(harness_json_str(json_array_get(res, i), "status"),
+                         want[i]) == 0,
+                  "result %zu: %s", i, r->body);
+  ck_assert_ptr_nonnull(
+      strstr(harness_json_str(json_array_get(res, 0), "error"), "hash"));
+  const char *err1 = harness_json_str(json_array_get(res, 1), "error");
+  ck_assert_msg(strstr(err1, "product_id") != NULL, "%s", err1);
+  ck_assert_ptr_null(json_object_get(json_array_get(res, 0), "server_id"));
+  harness_http_free(r);
+  ck_assert_int_eq(orders_of(d.t.id), 1);
+  ck_assert_int_eq(orders_with_id(d.t.id, oid), 1);
+  /* Staff may not push; a device may not touch another tenant's order. */
+  r = call("POST", "/v1/sync/push", "{\"mutations\":[]}", d.t.owner_token,
+           NULL);
+  CK_HTTP_ERROR(r, 403, "PERMISSION_DENIED");
+  harness_http_free(r);
+}
+END_TEST
+
+/* The push run by push_thread. */
+typedef struct bg_push {
+  const dev *d;
+  char *body;
+  long status;
+} bg_push;
+
+static void *push_thread(void *arg) {
+  bg_push *b = arg;
+  const char *h[] = {NULL};
+  harness_http_resp *r = harness_http_request(
+      "POST", g_gw.http_port, "/v1/sync/push", b->body, b->d->token, h);
+  b->status = r->status;
+  harness_http_free(r);
+  return NULL;
+}
+
+static char *g_sync_extra[8];
+
+START_TEST(kill_9_of_sync_in_a_push_then_retry_is_exactly_once) {
+  dev d;
+  make_dev(&d, "kill");
+  enum { N = 60 };
+  static char oids[N][UUID_STR_LEN + 1], muts[N][512];
+  char *ptrs[N];
+  for (int i = 0; i < N; i++) {
+    uuid_v7_str(oids[i]);
+    create_mutation(muts[i], sizeof muts[i], i + 1, oids[i], d.product);
+    ptrs[i] = muts[i];
+  }
+  bg_push b = {.d = &d, .body = batch_body(ptrs, N)};
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, push_thread, &b), 0);
+  /* Mid-push: some applied, not all. */
+  for (int64_t end = time_now_ms() + 30000;
+       last_mutation_id(&d) < 1 && time_now_ms() < end;)
+    usleep(2000);
+  harness_signal(g_sync.proc, SIGKILL);
+  harness_signal(g_sync2.proc, SIGKILL);
+  int64_t at_kill = last_mutation_id(&d);
+  pthread_join(th, NULL);
+  ck_assert_int_ge(at_kill, 1);
+  ck_assert(harness_service_restart(&g_sync, "sync", &kSvc, g_sync_extra));
+  ck_assert(harness_service_restart(&g_sync2, "sync-2", &kSvc, g_sync_extra));
+  /* The device retries until the push is answered. */
+  resp *r = NULL;
+  for (int64_t end = time_now_ms() + 30000; time_now_ms() < end;) {
+    r = push(&d, ptrs, N);
+    if (r->status == 200) break;
+    harness_http_free(r);
+    r = NULL;
+    usleep(200 * 1000);
+  }
+  ck_assert_ptr_nonnull(r);
+  ck_assert_int_eq(harness_json_int(r->json, "last_mutation_id"), N);
+  harness_http_free(r);
+  free(b.body);
+  ck_assert_int_eq(last_mutation_id(&d), N);
+  ck_assert_int_eq(orders_of(d.t.id), N);
+  for (int i = 0; i < N; i++)
+    ck_assert_int_eq(orders_with_id(d.t.id, oids[i]), 1);
+}
+END_TEST
+
+/* A status mutation's JSON. */
+static void status_mutation(char *out, size_t cap, int64_t mid,
+                            const char *name, const char *oid,
+                            const char *status, int64_t base) {
+  if (status != NULL)
+    snprintf(out, cap,
+             "{\"id\":%lld,\"name\":\"%s\",\"args\":{\"order_id\":\"%s\","
+             "\"status\":\"%s\",\"base_version\":%lld}}",
+             (long long)mid, name, oid, status, (long long)base);
+  else
+    snprintf(out, cap,
+             "{\"id\":%lld,\"name\":\"%s\",\"args\":{\"order_id\":\"%s\","
+             "\"base_version\":%lld}}",
+             (long long)mid, name, oid, (long long)base);
+}
+
+/* d creates an order (its next mutation id mid); its id into oid. */
+static void device_order(const dev *d, int64_t mid, char *oid) {
+  char m[512];
+  uuid_v7_str(oid);
+  create_mutation(m, sizeof m, mid, oid, d->product);
+  resp *r = push1(d, m);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_str_eq(
+      harness_json_str(json_array_get(json_object_get(r->json, "results"), 0),
+                       "status"),
+      "applied");
+  harness_http_free(r);
+}
+
+/* The single result of a one-mutation push. */
+static json_t *only_result(resp *r) {
+  CK_HTTP_STATUS(r, 200);
+  return json_array_get(json_object_get(r->json, "results"), 0);
+}
+
+START_TEST(two_devices_change_one_order_from_one_version) {
+  dev a, b;
+  make_dev(&a, "conf");
+  second_dev(&a, &b);
+  /* server_wins (the default). */
+  char oid[UUID_STR_LEN + 1], m[512];
+  device_order(&a, 1, oid);
+  status_mutation(m, sizeof m, 2, "updateOrderStatus", oid, "confirmed", 1);
+  resp *r = push1(&a, m);
+  ck_assert_str_eq(harness_json_str(only_result(r), "status"), "applied");
+  ck_assert_int_eq(harness_json_int(only_result(r), "version"), 2);
+  harness_http_free(r);
+  status_mutation(m, sizeof m, 1, "cancelOrder", oid, NULL, 1);
+  r = push1(&b, m);
+  json_t *e = only_result(r);
+  ck_assert_str_eq(harness_json_str(e, "status"), "conflict");
+  ck_assert_int_eq(harness_json_int(e, "conflict.server_version"), 2);
+  ck_assert_str_eq(harness_json_str(e, "conflict.server.status"), "confirmed");
+  ck_assert_int_eq(harness_json_int(r->json, "last_mutation_id"), 1);
+  harness_http_free(r);
+  /* The conflict consumed its id: the same push again is a duplicate. */
+  r = push1(&b, m);
+  ck_assert_str_eq(harness_json_str(only_result(r), "status"), "duplicate");
+  ck_assert_ptr_nonnull(json_object_get(only_result(r), "conflict"));
+  harness_http_free(r);
+  r = call("GET", "/v1/sync/conflicts", NULL, a.t.owner_token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_uint_eq(json_array_size(json_object_get(r->json, "conflicts")), 0);
+  harness_http_free(r);
+
+  /* manual: the conflict is kept until staff resolve it. */
+  r = call("PATCH", "/v1/sync/settings", "{\"conflict_policy\":\"manual\"}",
+           a.t.owner_token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_str_eq(harness_json_str(r->json, "conflict_policy"), "manual");
+  harness_http_free(r);
+  ck_assert_int_eq(status_of("PATCH", "/v1/sync/settings",
+                             "{\"conflict_policy\":\"manual\"}", a.token),
+                   403);
+  char oid2[UUID_STR_LEN + 1];
+  device_order(&a, 3, oid2);
+  status_mutation(m, sizeof m, 4, "updateOrderStatus", oid2, "confirmed", 1);
+  r = push1(&a, m);
+  ck_assert_str_eq(harness_json_str(only_result(r), "status"), "applied");
+  harness_http_free(r);
+  status_mutation(m, sizeof m, 2, "cancelOrder", oid2, NULL, 1);
+  r = push1(&b, m);
+  ck_assert_str_eq(harness_json_str(only_result(r), "status"), "conflict");
+  harness_http_free(r);
+  r = call("GET", "/v1/sync/conflicts", NULL, a.t.owner_token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  json_t *list = json_object_get(r->json, "conflicts");
+  ck_assert_uint_eq(json_array_size(list), 1);
+  e = json_array_get(list, 0);
+  ck_assert_str_eq(harness_json_str(e, "entity"), "order");
+  ck_assert_str_eq(harness_json_str(e, "entity_id"), oid2);
+  ck_assert_str_eq(harness_json_str(e, "device_id"), b.id);
+  ck_assert_str_eq(harness_json_str(e, "client.status"), "cancelled");
+  ck_assert_str_eq(harness_json_str(e, "server.status"), "confirmed");
+  char cid[UUID_STR_LEN + 1], path[128];
+  snprintf(cid, sizeof cid, "%s", harness_json_str(e, "id"));
+  harness_http_free(r);
+  /* Another tenant sees none of it. */
+  tenant other;
+  create_tenant(&other, "confo");
+  r = call("GET", "/v1/sync/conflicts", NULL, other.owner_token, NULL);
+  ck_assert_uint_eq(json_array_size(json_object_get(r->json, "conflicts")), 0);
+  harness_http_free(r);
+  snprintf(path, sizeof path, "/v1/sync/conflicts/%s/resolve", cid);
+  ck_assert_int_eq(
+      status_of("POST", path, "{\"choice\":\"client\"}", other.owner_token),
+      404);
+  /* The client's choice wins: the order is cancelled. */
+  r = call("POST", path, "{\"choice\":\"client\"}", a.t.owner_token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_str_eq(harness_json_str(r->json, "status"), "cancelled");
+  ck_assert_str_eq(harness_json_str(r->json, "id"), oid2);
+  harness_http_free(r);
+  ck_assert_int_eq(
+      status_of("POST", path, "{\"choice\":\"server\"}", a.t.owner_token), 404);
+}
+END_TEST
+
+START_TEST(another_tenants_device_sees_nothing) {
+  dev a, b;
+  make_dev(&a, "isoa");
+  make_dev(&b, "isob");
+  char oid[UUID_STR_LEN + 1], m[512];
+  device_order(&a, 1, oid);
+  /* B's device on A's order: not found, exactly like no order. */
+  status_mutation(m, sizeof m, 1, "updateOrderStatus", oid, "confirmed", 1);
+  resp *r = push1(&b, m);
+  json_t *e = only_result(r);
+  ck_assert_str_eq(harness_json_str(e, "status"), "rejected");
+  ck_assert_ptr_nonnull(strstr(harness_json_str(e, "error"), "NOT_FOUND"));
+  harness_http_free(r);
+  /* B's device reusing A's order id makes B's own order (ids are per
+   * tenant); A's order is untouched. */
+  char mc[512], v[32];
+  create_mutation(mc, sizeof mc, 2, oid, b.product);
+  r = push1(&b, mc);
+  ck_assert_str_eq(harness_json_str(only_result(r), "status"), "applied");
+  harness_http_free(r);
+  ck_assert_int_eq(orders_of(b.t.id), 1);
+  ck_assert(db_value("SELECT status || ':' || version FROM orders.orders "
+                     "WHERE tenant_id = $1::uuid AND id = $2::uuid",
+                     a.t.id, oid, v, sizeof v));
+  ck_assert_str_eq(v, "pending:1");
+  /* A's device token at B's address: refused before sync. */
+  char xt[96];
+  snprintf(xt, sizeof xt, "X-Tenant: %s", b.t.slug);
+  r = call("POST", "/v1/sync/push", "{\"mutations\":[]}", a.token, xt);
+  ck_assert_int_ge(r->status, 400);
+  harness_http_free(r);
+}
+END_TEST
+
 START_TEST(calls_without_identity_or_token_are_refused) {
   Sync__V1__PingRequest ping = SYNC__V1__PING_REQUEST__INIT;
   ping.message = "hello";
@@ -422,12 +924,14 @@ static bool start_system(void) {
                              &kSvc, ord_extra))
     return false;
   snprintf(o, sizeof o, "ORDERS_ADDR=%s", g_orders.rpc_url);
-  char *sync_extra[] = {a,
-                        o,
+  char *sync_extra[] = {strdup(a),
+                        strdup(o),
                         PEPPER,
                         "SYNC_HEARTBEAT_INTERVAL=2s",
                         "SYNC_HEARTBEAT_FLUSH=100ms",
                         NULL};
+  /* Kept for the restarts of the kill -9 test. */
+  memcpy(g_sync_extra, sync_extra, sizeof sync_extra);
   if (!harness_service_start(&g_sync, "sync", "services/sync/sync", &kSvc,
                              sync_extra) ||
       !harness_service_start(&g_sync2, "sync-2", "services/sync/sync", &kSvc,
@@ -480,7 +984,15 @@ int main(void) {
   HARNESS_ADD_CASE(
       s, heartbeats_bring_a_device_online_and_silence_takes_it_offline, 120,
       NULL);
+  HARNESS_ADD_CASE(s, a_hundred_mutations_with_cut_answers_apply_exactly_once,
+                   300, NULL);
+  HARNESS_ADD_CASE(s, gaps_are_400_and_rejections_consume_their_id, 120, NULL);
+  HARNESS_ADD_CASE(s, two_devices_change_one_order_from_one_version, 120, NULL);
+  HARNESS_ADD_CASE(s, another_tenants_device_sees_nothing, 120, NULL);
   HARNESS_ADD_CASE(s, calls_without_identity_or_token_are_refused, 120, NULL);
+  /* Last: it kills and restarts both sync replicas. */
+  HARNESS_ADD_CASE(s, kill_9_of_sync_in_a_push_then_retry_is_exactly_once, 300,
+                   NULL);
   int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_gw, 15000);

@@ -1,4 +1,5 @@
--- The sync schema: devices and the outbox of their events (issue 11, HTTP-API.md "Offline sync and
+-- The sync schema: devices, their mutations, conflicts, the tenant's
+-- settings and the outbox of device events (issue 11, HTTP-API.md "Offline sync and
 -- devices"). Applied by libs/db's migration runner with search_path = sync.
 --
 -- Tenant isolation: every row carries tenant_id, every query of the
@@ -45,12 +46,65 @@ CREATE TABLE devices (
   app_version      text NOT NULL DEFAULT '',
   pending          integer NOT NULL DEFAULT 0,
   online           boolean NOT NULL DEFAULT false,
+  -- Push: the id of the last mutation applied (0: none yet), advanced in
+  -- the transaction that records the mutation's result (mutations).
+  last_mutation_id bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (tenant_id, id),
   CONSTRAINT devices_name_length CHECK (char_length(name) BETWEEN 1 AND 100),
   CONSTRAINT devices_platform_length CHECK (char_length(platform) <= 50),
   CONSTRAINT devices_app_version_length CHECK (char_length(app_version) <= 50),
   CONSTRAINT devices_pending_range CHECK (pending >= 0),
-  CONSTRAINT devices_secret_hash_length CHECK (octet_length(secret_hash) = 32)
+  CONSTRAINT devices_secret_hash_length CHECK (octet_length(secret_hash) = 32),
+  CONSTRAINT devices_last_mutation_id CHECK (last_mutation_id >= 0)
+);
+
+-- Every mutation a device pushed, with its first result (the serialised
+-- sync.v1.MutationResult), so a duplicate is answered with it. Written in
+-- the transaction that advances devices.last_mutation_id.
+CREATE TABLE mutations (
+  tenant_id  uuid NOT NULL,
+  device_id  uuid NOT NULL,
+  id         bigint NOT NULL,
+  name       text NOT NULL,
+  status     text NOT NULL,
+  result     bytea NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, device_id, id),
+  FOREIGN KEY (tenant_id, device_id) REFERENCES devices (tenant_id, id)
+    ON DELETE CASCADE,
+  CONSTRAINT mutations_id_positive CHECK (id >= 1),
+  CONSTRAINT mutations_status CHECK
+    (status IN ('applied', 'rejected', 'conflict'))
+);
+
+-- Conflicts kept under the manual policy until staff resolve them.
+-- client: what the device asked (sync.v1.ClientChange), server: the order
+-- when the conflict arose (orders.v1.Order), both serialised.
+CREATE TABLE conflicts (
+  tenant_id   uuid NOT NULL,
+  id          uuid NOT NULL,
+  device_id   uuid NOT NULL,
+  mutation_id bigint NOT NULL,
+  entity      text NOT NULL,
+  entity_id   uuid NOT NULL,
+  client      bytea NOT NULL,
+  server      bytea NOT NULL,
+  created_at  timestamptz NOT NULL,
+  resolved_at timestamptz,
+  resolution  text,
+  PRIMARY KEY (tenant_id, id),
+  CONSTRAINT conflicts_resolution CHECK
+    (resolution IS NULL OR resolution IN ('server', 'client', 'merged'))
+);
+CREATE INDEX conflicts_open_idx ON conflicts (tenant_id, id)
+  WHERE resolved_at IS NULL;
+
+-- The tenant's sync settings (absent: the defaults).
+CREATE TABLE settings (
+  tenant_id       uuid PRIMARY KEY,
+  conflict_policy text NOT NULL DEFAULT 'server_wins',
+  CONSTRAINT settings_policy CHECK
+    (conflict_policy IN ('server_wins', 'last_write_wins', 'manual'))
 );
 
 -- The offline sweep's scan: online devices by last heartbeat.
@@ -87,6 +141,21 @@ CREATE POLICY devices_tenant ON devices
 CREATE POLICY devices_sweeper ON devices
   USING (current_setting('app.sync_sweeper', true) = 'on');
 
+ALTER TABLE mutations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE mutations FORCE ROW LEVEL SECURITY;
+CREATE POLICY mutations_tenant ON mutations
+  USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+
+ALTER TABLE conflicts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE conflicts FORCE ROW LEVEL SECURITY;
+CREATE POLICY conflicts_tenant ON conflicts
+  USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+
+ALTER TABLE settings ENABLE ROW LEVEL SECURITY;
+ALTER TABLE settings FORCE ROW LEVEL SECURITY;
+CREATE POLICY settings_tenant ON settings
+  USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+
 ALTER TABLE outbox ENABLE ROW LEVEL SECURITY;
 ALTER TABLE outbox FORCE ROW LEVEL SECURITY;
 CREATE POLICY outbox_tenant ON outbox
@@ -100,8 +169,8 @@ DO $$
 BEGIN
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sync_app') THEN
     EXECUTE 'GRANT USAGE ON SCHEMA sync TO sync_app';
-    EXECUTE 'GRANT SELECT, INSERT, UPDATE, DELETE ON devices, outbox '
-            'TO sync_app';
+    EXECUTE 'GRANT SELECT, INSERT, UPDATE, DELETE ON devices, mutations, '
+            'conflicts, settings, outbox TO sync_app';
     EXECUTE 'GRANT USAGE, SELECT ON SEQUENCE outbox_id_seq TO sync_app';
   END IF;
 END
