@@ -103,12 +103,13 @@ typedef struct route {
    * member only when it is "" or null ("?next_cursor": present only while
    * more remain). */
   const char *const *omit;
-  /* Request members whose JSON value travels to the backend as its
-   * canonical JSON text (keys sorted, no spaces: jansson's JSON_COMPACT |
-   * JSON_SORT_KEYS) in a string field of the request message:
+  /* Members whose JSON value travels as JSON text in a string field:
    * "mutations[].args" for that member of every element of an array, or a
-   * top-level "name". The backend parses the text itself (sync verifies a
-   * hash over exactly this text). NULL-terminated; NULL for none. */
+   * top-level "name". In a request, the client's JSON value becomes its
+   * canonical text (keys sorted, no spaces: jansson's JSON_COMPACT |
+   * JSON_SORT_KEYS), which the backend parses itself (sync verifies a
+   * hash over exactly this text); in the answer, the backend's text
+   * becomes JSON again ("" becomes null). NULL-terminated; NULL for none. */
   const char *const *json_text;
   /* Largest request body, bytes (413 over it, from Content-Length before
    * reading and while a chunked body streams in); 0: the server's default

@@ -63,6 +63,9 @@ static const char *const kOmitPush[] = {
     "?results[].server_id", "?results[].version", "?results[].error",
     "?results[].conflict", NULL};
 
+/* GET /v1/sync/pull: each change's entity (JSON text from sync) as JSON. */
+static const char *const kPullJsonText[] = {"changes[].data", NULL};
+
 static const route_extra kWithTenant = {
     .key = "tenant",
     .service = "tenants",
@@ -356,6 +359,14 @@ static const route kRoutes[] = {
      .status = 200,
      .json_text = kPushJsonText,
      .omit = kOmitPush},
+    {.method = "GET",
+     .path = "/v1/sync/pull",
+     SYNC("Pull"),
+     .request = MSG(sync__v1__pull_request),
+     .response = MSG(sync__v1__pull_response),
+     .status = 200,
+     .json_text = kPullJsonText,
+     .flags = ROUTE_IDEMPOTENT},
     {.method = "GET",
      .path = "/v1/sync/conflicts",
      SYNC("ListConflicts"),

@@ -893,6 +893,74 @@ out:
   orders__v1__cancel_order_request__free_unpacked(req, NULL);
 }
 
+/* ---------------------------------------------------------- change log --- */
+
+#define CHANGES_DEFAULT 100
+#define CHANGES_MAX 1000
+
+/* The sync service's pull: the change log after after_seq (store.h). */
+static void list_changes(void *arg, const rpc_call *call, rpc_reply *reply) {
+  orders *o = arg;
+  store_changes out = {0};
+  wire_order *ws = NULL;
+  Orders__V1__Change *cs = NULL, **ptrs = NULL;
+  HANDLER_UNPACK(Orders__V1__ListChangesRequest,
+                 orders__v1__list_changes_request, req, 0);
+  caller who;
+  if (!authenticate(o, call, reply, &who)) goto out;
+  vlist v;
+  vlist_init(&v);
+  size_t limit = req->limit == 0 ? CHANGES_DEFAULT : req->limit;
+  if (limit > CHANGES_MAX) vlist_add(&v, "must be between 1 and 1000", "limit");
+  if (req->after_seq < 0) vlist_add(&v, "must be at least 0", "after_seq");
+  if (v.n > 0) {
+    handler_reply_invalid(reply, "invalid request", &v);
+    goto out;
+  }
+  int rc = store_list_changes(o->c.st, who.cl.tid, req->after_seq, limit, &out);
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "read the change log");
+    goto out;
+  }
+  size_t n = out.n ? out.n : 1;
+  ws = calloc(n, sizeof *ws);
+  cs = calloc(n, sizeof *cs);
+  ptrs = calloc(n, sizeof *ptrs);
+  if (ws == NULL || cs == NULL || ptrs == NULL) {
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < out.n; i++) {
+    const store_change *ch = &out.v[i];
+    orders__v1__change__init(&cs[i]);
+    cs[i].seq = ch->seq;
+    cs[i].entity = (char *)ch->entity;
+    cs[i].op = (char *)ch->op;
+    cs[i].id = (char *)ch->id;
+    cs[i].version = ch->version;
+    if (ch->order != NULL) {
+      wire_order_init(&ws[i], ch->order);
+      cs[i].order = &ws[i].msg;
+      cs[i].version = ch->order->version;
+    }
+    ptrs[i] = &cs[i];
+  }
+  Orders__V1__ListChangesResponse resp =
+      ORDERS__V1__LIST_CHANGES_RESPONSE__INIT;
+  resp.n_changes = out.n;
+  resp.changes = ptrs;
+  resp.has_more = out.more;
+  resp.last_seq = out.last;
+  resp.pruned_through = out.pruned_through;
+  handler_reply_message(reply, &resp.base);
+out:
+  free(ws);
+  free(cs);
+  free(ptrs);
+  store_changes_free(&out);
+  orders__v1__list_changes_request__free_unpacked(req, NULL);
+}
+
 /* ------------------------------------------------------------- set-up --- */
 
 int orders_new(const orders_config *cfg, orders **out) {
@@ -932,6 +1000,7 @@ int orders_register(orders *o, rpc_server *srv) {
       {ORDERS_METHOD("ListOrders"), list_orders},
       {ORDERS_METHOD("UpdateOrderStatus"), update_order_status},
       {ORDERS_METHOD("CancelOrder"), cancel_order},
+      {ORDERS_METHOD("ListChanges"), list_changes},
   };
   return handler_register(srv, table, sizeof table / sizeof table[0], o);
 }

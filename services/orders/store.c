@@ -251,6 +251,23 @@ int store_emit(db_conn *c, const char *family, const char *tid,
   return rc;
 }
 
+int store_record_change(db_conn *c, const char *tid, const char *entity,
+                        const char *id, const char *op, int64_t version) {
+  db_param ps[] = {db_text(tid), db_text(entity), db_text(id), db_text(op),
+                   db_int64(version)};
+  return db_exec(
+      c,
+      "WITH s AS (INSERT INTO orders.change_seq AS cs (tenant_id, last) "
+      "  VALUES ($1::uuid, 1) ON CONFLICT (tenant_id) DO UPDATE "
+      "  SET last = cs.last + 1 RETURNING last) "
+      "INSERT INTO orders.changes (tenant_id, entity, entity_id, seq, op, "
+      "  version) SELECT $1::uuid, $2, $3::uuid, s.last, $4, $5 FROM s "
+      "ON CONFLICT (tenant_id, entity, entity_id) DO UPDATE SET "
+      "  seq = EXCLUDED.seq, op = EXCLUDED.op, version = EXCLUDED.version, "
+      "  changed_at = now()",
+      ps, DB_NPARAMS(ps), NULL);
+}
+
 /* Stock "is low" when limited and under the threshold. */
 bool store_stock_low(bool has_stock, int64_t stock, int64_t threshold) {
   return has_stock && stock < threshold;

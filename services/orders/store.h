@@ -290,6 +290,36 @@ int store_change_status(store *st, const char *tid,
                         const store_status_change *c, store_result *res,
                         store_orders *out, store_answer *ans) WARN_UNUSED;
 
+/* ------------------------------------------------------ the change log --- */
+
+/* One entity's latest change (migrations/0002_changes.sql). Strings point
+ * into the container. */
+typedef struct store_change {
+  int64_t seq;
+  const char *entity; /* "order" */
+  const char *id;
+  const char *op; /* "upsert" | "delete" */
+  int64_t version;
+  const model_order *order; /* the order now; NULL when gone */
+} store_change;
+
+typedef struct store_changes {
+  store_change *v;
+  size_t n;
+  bool more;              /* further changes after v[n - 1] */
+  int64_t last;           /* the tenant's newest seq (0: none yet) */
+  int64_t pruned_through; /* changes up to this seq were dropped */
+  store_orders orders_;
+  db_result *res_;
+} store_changes;
+void store_changes_free(store_changes *c); /* NULL-safe; zeroes it */
+
+/* The latest change of each entity with seq > after, in seq (= commit)
+ * order, at most limit, with the orders they name, in one read-only
+ * transaction. */
+int store_list_changes(store *st, const char *tid, int64_t after, size_t limit,
+                       store_changes *out) WARN_UNUSED;
+
 /* ------------------------------------------------------------- janitor --- */
 
 /* Deletes up to `batch` expired idempotency rows of every tenant.

@@ -174,8 +174,8 @@ int store_list_orders(store *st, const char *tid, const store_order_query *q,
 
 /* -------------------------------------------------------- order events --- */
 
-/* OrderCreated or OrderStatusChanged on orders.<tid>, and the kitchen's
- * ticket on kitchen.<tid>. */
+/* OrderCreated or OrderStatusChanged on orders.<tid>, the kitchen's
+ * ticket on kitchen.<tid>, and the order's entry in the change log. */
 static int emit_order(db_conn *c, const char *tid, const model_order *o,
                       bool created, order_status from) {
   uint8_t *buf = NULL;
@@ -188,6 +188,8 @@ static int emit_order(db_conn *c, const char *tid, const model_order *o,
   if (rc == ERR_OK) rc = wire_kitchen_ticket(o, &buf, &len);
   if (rc == ERR_OK)
     rc = store_emit(c, "kitchen", tid, "KitchenTicket", buf, len);
+  if (rc == ERR_OK)
+    rc = store_record_change(c, tid, "order", o->id, "upsert", o->version);
   return rc;
 }
 
@@ -715,5 +717,107 @@ int store_change_status(store *st, const char *tid,
     store_answer_clear(ans);
   store_answer_clear(&scratch);
   free(a);
+  return rc;
+}
+
+/* ------------------------------------------------------ the change log --- */
+
+typedef struct changes_args {
+  const char *tid;
+  int64_t after;
+  size_t limit;
+  store_changes *out;
+} changes_args;
+
+/* The orders named by the changes of out->res_, loaded into out->orders_
+ * (id DESC, as load_orders wants) and linked to their changes. */
+static int load_changed_orders(db_conn *c, const char *tid,
+                               store_changes *out) {
+  size_t k = 0;
+  const char **ids = calloc(out->n ? out->n : 1, sizeof *ids);
+  if (ids == NULL) return ERR_NOMEM;
+  for (size_t i = 0; i < out->n; i++)
+    if (strcmp(out->v[i].entity, "order") == 0) ids[k++] = out->v[i].id;
+  size_t cap = ID_ARRAY_CAP(k ? k : 1);
+  char *arr = malloc(cap);
+  int rc = arr == NULL ? ERR_NOMEM : store_id_array(ids, k, arr, cap);
+  free(ids);
+  db_result *r = NULL;
+  if (rc == ERR_OK) {
+    db_param ps[] = {db_text(tid), db_text(arr)};
+    rc = db_exec(c,
+                 "SELECT " ORDER_COLS " FROM orders.orders WHERE "
+                 "tenant_id = $1::uuid AND id = ANY($2::uuid[]) "
+                 "ORDER BY id DESC",
+                 ps, DB_NPARAMS(ps), &r);
+  }
+  free(arr);
+  if (rc != ERR_OK) return rc;
+  rc = load_orders(c, tid, r, &out->orders_);
+  for (size_t i = 0; rc == ERR_OK && i < out->n; i++)
+    for (size_t j = 0; j < out->orders_.n; j++)
+      if (strcmp(out->orders_.v[j].id, out->v[i].id) == 0)
+        out->v[i].order = &out->orders_.v[j];
+  return rc;
+}
+
+static int changes_fn(db_conn *c, void *ud) {
+  changes_args *a = ud;
+  store_changes *out = a->out;
+  store_changes_free(out);
+  db_param t[] = {db_text(a->tid)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT last, pruned_through FROM orders.change_seq "
+                   "WHERE tenant_id = $1::uuid",
+                   t, 1, &r);
+  if (rc == ERR_OK && db_nrows(r) == 1) {
+    rc = db_get_int64(r, 0, 0, &out->last);
+    if (rc == ERR_OK) rc = db_get_int64(r, 0, 1, &out->pruned_through);
+  }
+  db_result_free(r);
+  if (rc != ERR_OK) return rc;
+  db_param ps[] = {db_text(a->tid), db_int64(a->after),
+                   db_int64((int64_t)a->limit + 1)};
+  rc = db_exec(c,
+               "SELECT seq, entity, entity_id::text AS id, op, version FROM "
+               "orders.changes WHERE tenant_id = $1::uuid AND seq > $2 "
+               "ORDER BY seq LIMIT $3",
+               ps, DB_NPARAMS(ps), &out->res_);
+  if (rc != ERR_OK) return rc;
+  size_t n = (size_t)db_nrows(out->res_);
+  out->more = n > a->limit;
+  if (out->more) n = a->limit;
+  out->v = calloc(n ? n : 1, sizeof *out->v);
+  if (out->v == NULL) return ERR_NOMEM;
+  for (size_t i = 0; i < n && rc == ERR_OK; i++) {
+    store_change *ch = &out->v[i];
+    rc = db_get_int64(out->res_, (int)i, 0, &ch->seq);
+    ch->entity = store_cell(out->res_, (int)i, 1);
+    ch->id = store_cell(out->res_, (int)i, 2);
+    ch->op = store_cell(out->res_, (int)i, 3);
+    if (rc == ERR_OK) rc = db_get_int64(out->res_, (int)i, 4, &ch->version);
+  }
+  out->n = n;
+  return rc == ERR_OK ? load_changed_orders(c, a->tid, out) : rc;
+}
+
+void store_changes_free(store_changes *c) {
+  if (c == NULL) return;
+  store_orders_free(&c->orders_);
+  db_result_free(c->res_);
+  free(c->v);
+  memset(c, 0, sizeof *c);
+}
+
+int store_list_changes(store *st, const char *tid, int64_t after, size_t limit,
+                       store_changes *out) {
+  memset(out, 0, sizeof *out);
+  changes_args a = {.tid = tid, .after = after, .limit = limit, .out = out};
+  /* The orders are read after the log in the same transaction: one may
+   * be newer than its row of the log (its newer change then also comes
+   * in a later page), never older. */
+  int rc = store_run_tx(st, tid, true, changes_fn, &a);
+  if (rc != ERR_OK) store_changes_free(out);
   return rc;
 }

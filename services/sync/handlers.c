@@ -384,6 +384,7 @@ int sync_register(sync *h, rpc_server *srv) {
       {SYNC_METHOD("CreateSession"), create_session},
       {SYNC_METHOD("Heartbeat"), heartbeat_h},
       {SYNC_METHOD("Push"), sync_push},
+      {SYNC_METHOD("Pull"), sync_pull},
       {SYNC_METHOD("ListConflicts"), sync_list_conflicts},
       {SYNC_METHOD("ResolveConflict"), sync_resolve_conflict},
       {SYNC_METHOD("GetSettings"), sync_get_settings},

@@ -22,6 +22,7 @@ bool sync_member(sync *h, const rpc_call *call, rpc_reply *reply,
                  paseto_claims *cl);
 
 void sync_push(void *arg, const rpc_call *call, rpc_reply *reply);
+void sync_pull(void *arg, const rpc_call *call, rpc_reply *reply);
 void sync_list_conflicts(void *arg, const rpc_call *call, rpc_reply *reply);
 void sync_resolve_conflict(void *arg, const rpc_call *call, rpc_reply *reply);
 void sync_get_settings(void *arg, const rpc_call *call, rpc_reply *reply);

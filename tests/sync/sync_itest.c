@@ -866,6 +866,155 @@ START_TEST(another_tenants_device_sees_nothing) {
 }
 END_TEST
 
+/* ------------------------------------------------------------- pull --- */
+
+#define PULL_ORDERS 100
+
+/* GET /v1/sync/pull?cursor=&limit= as token. */
+static resp *pull(const char *token, int64_t cursor, int limit) {
+  char path[96];
+  snprintf(path, sizeof path, "/v1/sync/pull?cursor=%lld&limit=%d",
+           (long long)cursor, limit);
+  return call("GET", path, NULL, token, NULL);
+}
+
+/* Pushes mutations[0..n) (ids 1..n of a fresh device) in batches of 50;
+ * they must all be applied. */
+static void push_all(const dev *d, char **muts, size_t n) {
+  for (size_t b = 0; b < n; b += 50) {
+    size_t k = n - b < 50 ? n - b : 50;
+    resp *r = push(d, &muts[b], k);
+    CK_HTTP_STATUS(r, 200);
+    /* A fresh device: ids from 1. */
+    ck_assert_int_eq(harness_json_int(r->json, "last_mutation_id"),
+                     (int64_t)(b + k));
+    json_t *res = json_object_get(r->json, "results");
+    for (size_t i = 0; i < json_array_size(res); i++)
+      ck_assert_msg(strcmp(harness_json_str(json_array_get(res, i), "status"),
+                           "applied") == 0,
+                    "%s", r->body);
+    harness_http_free(r);
+  }
+}
+
+START_TEST(pull_from_zero_returns_each_order_once_newest_in_order) {
+  dev d;
+  make_dev(&d, "pull");
+  static char oids[PULL_ORDERS][UUID_STR_LEN + 1];
+  static char muts[4 * PULL_ORDERS][512];
+  char *ptrs[4 * PULL_ORDERS];
+  size_t n = 0;
+  /* 100 orders; every one confirmed, every 2nd preparing, every 4th
+   * ready: 275 changes of 100 entities. */
+  for (int i = 0; i < PULL_ORDERS; i++) {
+    uuid_v7_str(oids[i]);
+    create_mutation(muts[n], sizeof muts[n], (int64_t)n + 1, oids[i],
+                    d.product);
+    ptrs[n] = muts[n];
+    n++;
+  }
+  const char *steps[] = {"confirmed", "preparing", "ready"};
+  int every[] = {1, 2, 4};
+  for (int s = 0; s < 3; s++)
+    for (int i = 0; i < PULL_ORDERS; i += every[s]) {
+      status_mutation(muts[n], sizeof muts[n], (int64_t)n + 1,
+                      "updateOrderStatus", oids[i], steps[s], s + 1);
+      ptrs[n] = muts[n];
+      n++;
+    }
+  push_all(&d, ptrs, n);
+  /* Pages of 40 from 0: each order once, seq growing, newest version. */
+  int seen[PULL_ORDERS] = {0};
+  int64_t cursor = 0, prev = 0;
+  int pages = 0, total = 0;
+  for (;;) {
+    resp *r = pull(d.token, cursor, 40);
+    CK_HTTP_STATUS(r, 200);
+    ck_assert(!json_is_true(json_object_get(r->json, "reset")));
+    ck_assert_int_eq(harness_json_int(r->json, "last_mutation_id"), (long)n);
+    json_t *ch = json_object_get(r->json, "changes");
+    ck_assert_uint_le(json_array_size(ch), 40);
+    for (size_t i = 0; i < json_array_size(ch); i++) {
+      json_t *c = json_array_get(ch, i);
+      int64_t seq = harness_json_int(c, "seq");
+      ck_assert_int_gt(seq, prev);
+      prev = seq;
+      ck_assert_str_eq(harness_json_str(c, "entity"), "order");
+      ck_assert_str_eq(harness_json_str(c, "op"), "upsert");
+      const char *id = harness_json_str(c, "id");
+      int k = -1;
+      for (int j = 0; j < PULL_ORDERS; j++)
+        if (strcmp(oids[j], id) == 0) k = j;
+      ck_assert_int_ge(k, 0);
+      seen[k]++;
+      int64_t want = 2 + (k % 2 == 0) + (k % 4 == 0);
+      ck_assert_int_eq(harness_json_int(c, "version"), want);
+      ck_assert_int_eq(harness_json_int(c, "data.version"), want);
+      ck_assert_str_eq(harness_json_str(c, "data.id"), id);
+      ck_assert_str_eq(harness_json_str(c, "data.status"), k % 4 == 0 ? "ready"
+                                                           : k % 2 == 0
+                                                               ? "preparing"
+                                                               : "confirmed");
+      total++;
+    }
+    cursor = harness_json_int(r->json, "cursor");
+    bool more = json_is_true(json_object_get(r->json, "has_more"));
+    harness_http_free(r);
+    pages++;
+    if (!more) break;
+  }
+  ck_assert_int_eq(total, PULL_ORDERS);
+  ck_assert_int_ge(pages, 3);
+  for (int j = 0; j < PULL_ORDERS; j++) ck_assert_int_eq(seen[j], 1);
+  /* Up to date: nothing more; staff pull too. */
+  resp *r = pull(d.token, cursor, 40);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_uint_eq(json_array_size(json_object_get(r->json, "changes")), 0);
+  ck_assert_int_eq(harness_json_int(r->json, "cursor"), cursor);
+  harness_http_free(r);
+  r = pull(d.t.owner_token, 0, 1000);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_uint_eq(json_array_size(json_object_get(r->json, "changes")),
+                    PULL_ORDERS);
+  ck_assert_int_eq(harness_json_int(r->json, "last_mutation_id"), 0);
+  harness_http_free(r);
+  /* A change moves its entity to the end. */
+  char m[512];
+  status_mutation(m, sizeof m, (int64_t)n + 1, "cancelOrder", oids[1], NULL, 2);
+  r = push1(&d, m);
+  ck_assert_str_eq(harness_json_str(only_result(r), "status"), "applied");
+  harness_http_free(r);
+  r = pull(d.token, cursor, 40);
+  json_t *ch = json_object_get(r->json, "changes");
+  ck_assert_uint_eq(json_array_size(ch), 1);
+  ck_assert_str_eq(harness_json_str(json_array_get(ch, 0), "id"), oids[1]);
+  ck_assert_str_eq(harness_json_str(json_array_get(ch, 0), "data.status"),
+                   "cancelled");
+  harness_http_free(r);
+  /* Bounds. */
+  r = pull(d.token, 0, 1001);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  harness_http_free(r);
+  r = pull(d.token, -1, 10);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  harness_http_free(r);
+
+  /* Another tenant: sees none of these, and this tenant's cursor is not
+   * one of its own (reset). */
+  dev other;
+  make_dev(&other, "pullo");
+  r = pull(other.token, 0, 1000);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_uint_eq(json_array_size(json_object_get(r->json, "changes")), 0);
+  harness_http_free(r);
+  r = pull(other.token, cursor, 10);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert(json_is_true(json_object_get(r->json, "reset")));
+  ck_assert_uint_eq(json_array_size(json_object_get(r->json, "changes")), 0);
+  harness_http_free(r);
+}
+END_TEST
+
 START_TEST(calls_without_identity_or_token_are_refused) {
   Sync__V1__PingRequest ping = SYNC__V1__PING_REQUEST__INIT;
   ping.message = "hello";
@@ -989,6 +1138,8 @@ int main(void) {
   HARNESS_ADD_CASE(s, gaps_are_400_and_rejections_consume_their_id, 120, NULL);
   HARNESS_ADD_CASE(s, two_devices_change_one_order_from_one_version, 120, NULL);
   HARNESS_ADD_CASE(s, another_tenants_device_sees_nothing, 120, NULL);
+  HARNESS_ADD_CASE(s, pull_from_zero_returns_each_order_once_newest_in_order,
+                   300, NULL);
   HARNESS_ADD_CASE(s, calls_without_identity_or_token_are_refused, 120, NULL);
   /* Last: it kills and restarts both sync replicas. */
   HARNESS_ADD_CASE(s, kill_9_of_sync_in_a_push_then_retry_is_exactly_once, 300,
