@@ -347,6 +347,7 @@ static void heartbeat_h(void *arg, const rpc_call *call, rpc_reply *reply) {
     handler_reply_error(reply, rc, "record the heartbeat");
     goto out;
   }
+  metrics_inc(h->m.beats);
   char at[RFC3339_MS_LEN + 1];
   if (time_format_rfc3339(now, at) != ERR_OK) at[0] = '\0';
   Sync__V1__HeartbeatResponse resp = SYNC__V1__HEARTBEAT_RESPONSE__INIT;
@@ -355,6 +356,40 @@ static void heartbeat_h(void *arg, const rpc_call *call, rpc_reply *reply) {
   handler_reply_message(reply, &resp.base);
 out:
   sync__v1__heartbeat_request__free_unpacked(req, NULL);
+}
+
+/* ------------------------------------------------------------ metrics --- */
+
+static void init_metrics(sync_metrics *m) {
+  static const char *const labels[] = {"status"};
+  metrics_family *f = metrics_counter("sync_mutations_total",
+                                      "pushed mutations by result", 1, labels);
+  const char *a[] = {"applied"}, *d[] = {"duplicate"}, *r[] = {"rejected"},
+             *c[] = {"conflict"};
+  m->applied = metrics_child_get(f, a);
+  m->duplicate = metrics_child_get(f, d);
+  m->rejected = metrics_child_get(f, r);
+  m->conflict = metrics_child_get(f, c);
+  m->pushes = metrics_child_get(
+      metrics_counter("sync_pushes_total", "pushes answered", 0, NULL), NULL);
+  m->beats = metrics_child_get(
+      metrics_counter("sync_heartbeats_total", "heartbeats recorded", 0, NULL),
+      NULL);
+  m->pulled =
+      metrics_child_get(metrics_counter("sync_pull_changes_total",
+                                        "changes returned by pulls", 0, NULL),
+                        NULL);
+}
+
+void sync_count_result(sync *h, const char *status) {
+  if (strcmp(status, "applied") == 0)
+    metrics_inc(h->m.applied);
+  else if (strcmp(status, "duplicate") == 0)
+    metrics_inc(h->m.duplicate);
+  else if (strcmp(status, "rejected") == 0)
+    metrics_inc(h->m.rejected);
+  else if (strcmp(status, "conflict") == 0)
+    metrics_inc(h->m.conflict);
 }
 
 /* ------------------------------------------------------------- set-up --- */
@@ -368,6 +403,7 @@ int sync_new(const sync_config *cfg, sync **out) {
   sync *h = calloc(1, sizeof *h);
   if (h == NULL) return ERR_NOMEM;
   h->c = *cfg;
+  init_metrics(&h->m);
   *out = h;
   return ERR_OK;
 }

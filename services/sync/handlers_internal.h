@@ -7,13 +7,27 @@
 
 #include <stdbool.h>
 
+#include "libs/obs/metrics.h"
 #include "libs/paseto/claims.h"
 #include "libs/rpc/rpc.h"
 #include "services/sync/handlers.h"
 
+/* Metrics (libs/obs; NULL-safe children). */
+typedef struct sync_metrics {
+  metrics_child *pushes;              /* sync_pushes_total */
+  metrics_child *applied, *duplicate, /* sync_mutations_total{status} */
+      *rejected, *conflict;
+  metrics_child *beats;  /* sync_heartbeats_total */
+  metrics_child *pulled; /* sync_pull_changes_total */
+} sync_metrics;
+
 struct sync {
   sync_config c;
+  sync_metrics m;
 };
+
+/* Counts one mutation result by its status. */
+void sync_count_result(sync *h, const char *status);
 
 /* authn_check_call with the declared role, and not a device (devices do
  * not manage devices, conflicts or settings even though their token

@@ -142,10 +142,13 @@ void sync_push(void *arg, const rpc_call *call, rpc_reply *reply) {
     }
     if (rc != ERR_OK) break;
   }
-  if (k == 0)
+  for (size_t i = 0; i < k; i++) sync_count_result(h, res[i]->status);
+  if (k == 0) {
     handler_reply_error(reply, rc, "apply the mutations");
-  else
+  } else {
+    metrics_inc(h->m.pushes);
     reply_push(reply, last, res, k);
+  }
 out:
   for (size_t i = 0; res != NULL && i < k; i++)
     sync__v1__mutation_result__free_unpacked(res[i], NULL);

@@ -144,6 +144,7 @@ void sync_pull(void *arg, const rpc_call *call, rpc_reply *reply) {
   resp.n_changes = n;
   resp.changes = ptrs;
   resp.has_more = lc->has_more;
+  metrics_add(h->m.pulled, (double)n);
   handler_reply_message(reply, &resp.base);
 out:
   for (size_t i = 0; cs != NULL && i < n; i++)

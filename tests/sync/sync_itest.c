@@ -309,6 +309,8 @@ START_TEST(a_deleted_devices_tokens_are_refused_within_a_second) {
   if (wait > 0) usleep((useconds_t)wait * 1000);
   ck_assert_int_eq(status_of("GET", "/v1/tables", NULL, tok), 401);
   ck_assert_int_eq(status_of("GET", "/v1/orders", NULL, tok), 401);
+  ck_assert_int_eq(status_of("POST", "/v1/sync/heartbeat", "{}", tok), 401);
+  ck_assert_int_eq(status_of("GET", "/v1/sync/pull", NULL, tok), 401);
   /* Gone: no new session, no row. */
   r = session(t.slug, id, secret);
   CK_HTTP_ERROR(r, 401, "UNAUTHENTICATED");
