@@ -903,6 +903,8 @@ static void list_changes(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   store_changes out = {0};
   wire_order *ws = NULL;
+  wire_product *wp = NULL;
+  wire_table *wt = NULL;
   Orders__V1__Change *cs = NULL, **ptrs = NULL;
   HANDLER_UNPACK(Orders__V1__ListChangesRequest,
                  orders__v1__list_changes_request, req, 0);
@@ -924,9 +926,11 @@ static void list_changes(void *arg, const rpc_call *call, rpc_reply *reply) {
   }
   size_t n = out.n ? out.n : 1;
   ws = calloc(n, sizeof *ws);
+  wp = calloc(n, sizeof *wp);
+  wt = calloc(n, sizeof *wt);
   cs = calloc(n, sizeof *cs);
   ptrs = calloc(n, sizeof *ptrs);
-  if (ws == NULL || cs == NULL || ptrs == NULL) {
+  if (ws == NULL || wp == NULL || wt == NULL || cs == NULL || ptrs == NULL) {
     rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
     goto out;
   }
@@ -943,6 +947,15 @@ static void list_changes(void *arg, const rpc_call *call, rpc_reply *reply) {
       cs[i].order = &ws[i].msg;
       cs[i].version = ch->order->version;
     }
+    if (ch->product != NULL) {
+      wire_product_init(&wp[i], ch->product);
+      cs[i].product = &wp[i].msg;
+      cs[i].version = ch->product->version;
+    }
+    if (ch->table != NULL) {
+      wire_table_init(&wt[i], ch->table);
+      cs[i].table = &wt[i].msg;
+    }
     ptrs[i] = &cs[i];
   }
   Orders__V1__ListChangesResponse resp =
@@ -955,6 +968,8 @@ static void list_changes(void *arg, const rpc_call *call, rpc_reply *reply) {
   handler_reply_message(reply, &resp.base);
 out:
   free(ws);
+  free(wp);
+  free(wt);
   free(cs);
   free(ptrs);
   store_changes_free(&out);

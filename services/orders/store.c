@@ -251,23 +251,6 @@ int store_emit(db_conn *c, const char *family, const char *tid,
   return rc;
 }
 
-int store_record_change(db_conn *c, const char *tid, const char *entity,
-                        const char *id, const char *op, int64_t version) {
-  db_param ps[] = {db_text(tid), db_text(entity), db_text(id), db_text(op),
-                   db_int64(version)};
-  return db_exec(
-      c,
-      "WITH s AS (INSERT INTO orders.change_seq AS cs (tenant_id, last) "
-      "  VALUES ($1::uuid, 1) ON CONFLICT (tenant_id) DO UPDATE "
-      "  SET last = cs.last + 1 RETURNING last) "
-      "INSERT INTO orders.changes (tenant_id, entity, entity_id, seq, op, "
-      "  version) SELECT $1::uuid, $2, $3::uuid, s.last, $4, $5 FROM s "
-      "ON CONFLICT (tenant_id, entity, entity_id) DO UPDATE SET "
-      "  seq = EXCLUDED.seq, op = EXCLUDED.op, version = EXCLUDED.version, "
-      "  changed_at = now()",
-      ps, DB_NPARAMS(ps), NULL);
-}
-
 /* Stock "is low" when limited and under the threshold. */
 bool store_stock_low(bool has_stock, int64_t stock, int64_t threshold) {
   return has_stock && stock < threshold;
@@ -746,6 +729,30 @@ int store_list_tables(store *st, const char *tid, size_t cap,
   int rc = store_run_tx(st, tid, true, list_tables_fn, &a);
   if (rc != ERR_OK) store_tables_free(out);
   return rc;
+}
+
+/* ------------------------------------------------ the change log's data --- */
+
+int store_read_products_by_ids(db_conn *c, const char *tid, const char *ids,
+                               store_products *out) {
+  db_param ps[] = {db_text(tid), db_text(ids)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT " PRODUCT_COLS " FROM orders.products "
+                   "WHERE tenant_id = $1::uuid AND id = ANY($2::uuid[])",
+                   ps, DB_NPARAMS(ps), &r);
+  return rc == ERR_OK ? read_products(r, out) : rc;
+}
+
+int store_read_tables_by_ids(db_conn *c, const char *tid, const char *ids,
+                             store_tables *out) {
+  db_param ps[] = {db_text(tid), db_text(ids)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT " TABLE_COLS " FROM orders.tables "
+                   "WHERE tenant_id = $1::uuid AND id = ANY($2::uuid[])",
+                   ps, DB_NPARAMS(ps), &r);
+  return rc == ERR_OK ? read_tables(r, out) : rc;
 }
 
 /* ------------------------------------------------------------- janitor --- */

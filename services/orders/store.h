@@ -296,11 +296,13 @@ int store_change_status(store *st, const char *tid,
  * into the container. */
 typedef struct store_change {
   int64_t seq;
-  const char *entity; /* "order" */
+  const char *entity; /* "order" | "product" | "table" */
   const char *id;
   const char *op; /* "upsert" | "delete" */
   int64_t version;
-  const model_order *order; /* the order now; NULL when gone */
+  const model_order *order;     /* entity "order": the order now */
+  const model_product *product; /* entity "product": the product now */
+  const model_table *table;     /* entity "table": the table */
 } store_change;
 
 typedef struct store_changes {
@@ -310,13 +312,15 @@ typedef struct store_changes {
   int64_t last;           /* the tenant's newest seq (0: none yet) */
   int64_t pruned_through; /* changes up to this seq were dropped */
   store_orders orders_;
+  store_products products_;
+  store_tables tables_;
   db_result *res_;
 } store_changes;
 void store_changes_free(store_changes *c); /* NULL-safe; zeroes it */
 
 /* The latest change of each entity with seq > after, in seq (= commit)
- * order, at most limit, with the orders they name, in one read-only
- * transaction. */
+ * order, at most limit, with the orders, products and tables they name,
+ * in one read-only transaction. */
 int store_list_changes(store *st, const char *tid, int64_t after, size_t limit,
                        store_changes *out) WARN_UNUSED;
 

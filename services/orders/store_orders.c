@@ -174,8 +174,8 @@ int store_list_orders(store *st, const char *tid, const store_order_query *q,
 
 /* -------------------------------------------------------- order events --- */
 
-/* OrderCreated or OrderStatusChanged on orders.<tid>, the kitchen's
- * ticket on kitchen.<tid>, and the order's entry in the change log. */
+/* OrderCreated or OrderStatusChanged on orders.<tid>, and the kitchen's
+ * ticket on kitchen.<tid>. */
 static int emit_order(db_conn *c, const char *tid, const model_order *o,
                       bool created, order_status from) {
   uint8_t *buf = NULL;
@@ -188,8 +188,6 @@ static int emit_order(db_conn *c, const char *tid, const model_order *o,
   if (rc == ERR_OK) rc = wire_kitchen_ticket(o, &buf, &len);
   if (rc == ERR_OK)
     rc = store_emit(c, "kitchen", tid, "KitchenTicket", buf, len);
-  if (rc == ERR_OK)
-    rc = store_record_change(c, tid, "order", o->id, "upsert", o->version);
   return rc;
 }
 
@@ -729,35 +727,67 @@ typedef struct changes_args {
   store_changes *out;
 } changes_args;
 
-/* The orders named by the changes of out->res_, loaded into out->orders_
- * (id DESC, as load_orders wants) and linked to their changes. */
-static int load_changed_orders(db_conn *c, const char *tid,
-                               store_changes *out) {
+/* The ids of out's changes of entity, as array text (malloc'd). */
+static char *ids_of(const store_changes *out, const char *entity) {
   size_t k = 0;
   const char **ids = calloc(out->n ? out->n : 1, sizeof *ids);
-  if (ids == NULL) return ERR_NOMEM;
+  if (ids == NULL) return NULL;
   for (size_t i = 0; i < out->n; i++)
-    if (strcmp(out->v[i].entity, "order") == 0) ids[k++] = out->v[i].id;
+    if (strcmp(out->v[i].entity, entity) == 0) ids[k++] = out->v[i].id;
   size_t cap = ID_ARRAY_CAP(k ? k : 1);
   char *arr = malloc(cap);
-  int rc = arr == NULL ? ERR_NOMEM : store_id_array(ids, k, arr, cap);
-  free(ids);
-  db_result *r = NULL;
-  if (rc == ERR_OK) {
-    db_param ps[] = {db_text(tid), db_text(arr)};
-    rc = db_exec(c,
-                 "SELECT " ORDER_COLS " FROM orders.orders WHERE "
-                 "tenant_id = $1::uuid AND id = ANY($2::uuid[]) "
-                 "ORDER BY id DESC",
-                 ps, DB_NPARAMS(ps), &r);
+  if (arr != NULL && store_id_array(ids, k, arr, cap) != ERR_OK) {
+    free(arr);
+    arr = NULL;
   }
+  free(ids);
+  return arr;
+}
+
+/* The orders named by out's changes into out->orders_ (id DESC, as
+ * load_orders wants). */
+static int load_changed_orders(db_conn *c, const char *tid,
+                               store_changes *out) {
+  char *arr = ids_of(out, "order");
+  if (arr == NULL) return ERR_NOMEM;
+  db_param ps[] = {db_text(tid), db_text(arr)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT " ORDER_COLS " FROM orders.orders WHERE "
+                   "tenant_id = $1::uuid AND id = ANY($2::uuid[]) "
+                   "ORDER BY id DESC",
+                   ps, DB_NPARAMS(ps), &r);
   free(arr);
-  if (rc != ERR_OK) return rc;
-  rc = load_orders(c, tid, r, &out->orders_);
-  for (size_t i = 0; rc == ERR_OK && i < out->n; i++)
+  return rc == ERR_OK ? load_orders(c, tid, r, &out->orders_) : rc;
+}
+
+/* Every entity named by out's changes, linked to its change. */
+static int load_changed(db_conn *c, const char *tid, store_changes *out) {
+  int rc = load_changed_orders(c, tid, out);
+  char *arr = rc == ERR_OK ? ids_of(out, "product") : NULL;
+  if (rc == ERR_OK && arr == NULL) rc = ERR_NOMEM;
+  if (rc == ERR_OK)
+    rc = store_read_products_by_ids(c, tid, arr, &out->products_);
+  free(arr);
+  arr = rc == ERR_OK ? ids_of(out, "table") : NULL;
+  if (rc == ERR_OK && arr == NULL) rc = ERR_NOMEM;
+  if (rc == ERR_OK) rc = store_read_tables_by_ids(c, tid, arr, &out->tables_);
+  free(arr);
+  for (size_t i = 0; rc == ERR_OK && i < out->n; i++) {
+    store_change *ch = &out->v[i];
     for (size_t j = 0; j < out->orders_.n; j++)
-      if (strcmp(out->orders_.v[j].id, out->v[i].id) == 0)
-        out->v[i].order = &out->orders_.v[j];
+      if (strcmp(out->orders_.v[j].id, ch->id) == 0 &&
+          strcmp(ch->entity, "order") == 0)
+        ch->order = &out->orders_.v[j];
+    for (size_t j = 0; j < out->products_.n; j++)
+      if (strcmp(out->products_.v[j].id, ch->id) == 0 &&
+          strcmp(ch->entity, "product") == 0)
+        ch->product = &out->products_.v[j];
+    for (size_t j = 0; j < out->tables_.n; j++)
+      if (strcmp(out->tables_.v[j].id, ch->id) == 0 &&
+          strcmp(ch->entity, "table") == 0)
+        ch->table = &out->tables_.v[j];
+  }
   return rc;
 }
 
@@ -799,12 +829,14 @@ static int changes_fn(db_conn *c, void *ud) {
     if (rc == ERR_OK) rc = db_get_int64(out->res_, (int)i, 4, &ch->version);
   }
   out->n = n;
-  return rc == ERR_OK ? load_changed_orders(c, a->tid, out) : rc;
+  return rc == ERR_OK ? load_changed(c, a->tid, out) : rc;
 }
 
 void store_changes_free(store_changes *c) {
   if (c == NULL) return;
   store_orders_free(&c->orders_);
+  store_products_free(&c->products_);
+  store_tables_free(&c->tables_);
   db_result_free(c->res_);
   free(c->v);
   memset(c, 0, sizeof *c);

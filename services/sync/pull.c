@@ -1,6 +1,7 @@
 /*
  * pull.c - "sync.v1.Sync/Pull": the tenant's changes after a cursor, read
- * from orders' change log (orders.v1.Orders/ListChanges, with the
+ * from orders' change log of orders, products and tables
+ * (orders.v1.Orders/ListChanges, with the
  * caller's token) and answered with each entity as JSON text, which the
  * gateway turns back into JSON (its route's json_text).
  *
@@ -27,16 +28,25 @@
 #define PULL_MAX 1000
 #define PULL_DEADLINE_MS 10000
 
-/* The JSON text of an order, in the API's JSON conventions (enums as
- * short lower-case names, like the gateway's answers). malloc'd. */
-static char *order_json(const Orders__V1__Order *o) {
+/* The JSON text of an entity message, in the API's JSON conventions
+ * (enums as short lower-case names, like the gateway's answers).
+ * malloc'd. */
+static char *entity_json(const ProtobufCMessage *m) {
   const pbjson_opts opts = {.enum_style = PBJSON_ENUM_SHORT_LOWER,
                             .real_precision = 15};
   char *text = NULL;
   size_t len = 0;
-  if (pbjson_encode_string(&o->base, &opts, &text, &len, NULL) != ERR_OK)
-    return NULL;
+  if (pbjson_encode_string(m, &opts, &text, &len, NULL) != ERR_OK) return NULL;
   return text;
+}
+
+/* The entity a change carries (NULL for a delete or none). */
+static const ProtobufCMessage *entity_of(const Orders__V1__Change *c) {
+  if (strcmp(c->op, "upsert") != 0) return NULL;
+  if (c->order != NULL) return &c->order->base;
+  if (c->product != NULL) return &c->product->base;
+  if (c->table != NULL) return &c->table->base;
+  return NULL;
 }
 
 /* The caller's last_mutation_id when it is a device (0 otherwise). */
@@ -132,8 +142,9 @@ void sync_pull(void *arg, const rpc_call *call, rpc_reply *reply) {
     cs[i].op = c->op;
     cs[i].id = c->id;
     cs[i].version = c->version;
-    cs[i].data = c->order != NULL ? order_json(c->order) : NULL;
-    if (c->order != NULL && cs[i].data == NULL) {
+    const ProtobufCMessage *ent = entity_of(c);
+    cs[i].data = ent != NULL ? entity_json(ent) : NULL;
+    if (ent != NULL && cs[i].data == NULL) {
       rpc_reply_status(reply, RPC_INTERNAL, "cannot encode a change");
       goto out;
     }

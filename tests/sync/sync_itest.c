@@ -521,8 +521,10 @@ START_TEST(a_hundred_mutations_with_cut_answers_apply_exactly_once) {
    * may be answered for only a prefix (a cut twin still running holds
    * the next one), and the device then sends the rest again. */
   int sent = 0, cuts = 0;
-  int64_t last = 0;
+  int64_t last = 0, deadline = time_now_ms() + 120000;
   while (last < NMUT) {
+    ck_assert_msg(time_now_ms() < deadline, "stuck at mutation %lld",
+                  (long long)last);
     int b = (int)last, n = NMUT - b < BATCH ? NMUT - b : BATCH;
     sent++;
     if (sent % 7 == 0) { /* every 7th request loses its answer */
@@ -925,12 +927,23 @@ START_TEST(pull_from_zero_returns_each_order_once_newest_in_order) {
       n++;
     }
   push_all(&d, ptrs, n);
-  /* Pages of 40 from 0: each order once, seq growing, newest version. */
-  int seen[PULL_ORDERS] = {0};
+  /* Staff change the menu and the tables too: a table, and a product
+   * made and deleted. */
+  resp *r =
+      call("POST", "/v1/tables", "{\"label\":\"T1\"}", d.t.owner_token, NULL);
+  CK_HTTP_STATUS(r, 201);
+  char table[UUID_STR_LEN + 1], gone[UUID_STR_LEN + 1], path[96];
+  snprintf(table, sizeof table, "%s", harness_json_str(r->json, "id"));
+  harness_http_free(r);
+  product_of(&d.t, gone);
+  snprintf(path, sizeof path, "/v1/products/%s", gone);
+  ck_assert_int_eq(status_of("DELETE", path, NULL, d.t.owner_token), 204);
+  /* Pages of 40 from 0: each entity once, seq growing, newest version. */
+  int seen[PULL_ORDERS] = {0}, others = 0;
   int64_t cursor = 0, prev = 0;
   int pages = 0, total = 0;
   for (;;) {
-    resp *r = pull(d.token, cursor, 40);
+    r = pull(d.token, cursor, 40);
     CK_HTTP_STATUS(r, 200);
     ck_assert(!json_is_true(json_object_get(r->json, "reset")));
     ck_assert_int_eq(harness_json_int(r->json, "last_mutation_id"), (long)n);
@@ -941,9 +954,24 @@ START_TEST(pull_from_zero_returns_each_order_once_newest_in_order) {
       int64_t seq = harness_json_int(c, "seq");
       ck_assert_int_gt(seq, prev);
       prev = seq;
-      ck_assert_str_eq(harness_json_str(c, "entity"), "order");
-      ck_assert_str_eq(harness_json_str(c, "op"), "upsert");
       const char *id = harness_json_str(c, "id");
+      const char *entity = harness_json_str(c, "entity");
+      total++;
+      if (strcmp(entity, "order") != 0) {
+        others++;
+        if (strcmp(id, gone) == 0) { /* deleted: no data */
+          ck_assert_str_eq(harness_json_str(c, "op"), "delete");
+          ck_assert(json_is_null(json_object_get(c, "data")));
+        } else if (strcmp(entity, "table") == 0) {
+          ck_assert_str_eq(id, table);
+          ck_assert_str_eq(harness_json_str(c, "data.label"), "T1");
+        } else {
+          ck_assert_str_eq(id, d.product);
+          ck_assert_str_eq(harness_json_str(c, "data.name"), "Soup");
+        }
+        continue;
+      }
+      ck_assert_str_eq(harness_json_str(c, "op"), "upsert");
       int k = -1;
       for (int j = 0; j < PULL_ORDERS; j++)
         if (strcmp(oids[j], id) == 0) k = j;
@@ -957,7 +985,6 @@ START_TEST(pull_from_zero_returns_each_order_once_newest_in_order) {
                                                            : k % 2 == 0
                                                                ? "preparing"
                                                                : "confirmed");
-      total++;
     }
     cursor = harness_json_int(r->json, "cursor");
     bool more = json_is_true(json_object_get(r->json, "has_more"));
@@ -965,11 +992,12 @@ START_TEST(pull_from_zero_returns_each_order_once_newest_in_order) {
     pages++;
     if (!more) break;
   }
-  ck_assert_int_eq(total, PULL_ORDERS);
+  ck_assert_int_eq(others, 3); /* the product, the table, the deleted one */
+  ck_assert_int_eq(total, PULL_ORDERS + 3);
   ck_assert_int_ge(pages, 3);
   for (int j = 0; j < PULL_ORDERS; j++) ck_assert_int_eq(seen[j], 1);
   /* Up to date: nothing more; staff pull too. */
-  resp *r = pull(d.token, cursor, 40);
+  r = pull(d.token, cursor, 40);
   CK_HTTP_STATUS(r, 200);
   ck_assert_uint_eq(json_array_size(json_object_get(r->json, "changes")), 0);
   ck_assert_int_eq(harness_json_int(r->json, "cursor"), cursor);
@@ -977,7 +1005,7 @@ START_TEST(pull_from_zero_returns_each_order_once_newest_in_order) {
   r = pull(d.t.owner_token, 0, 1000);
   CK_HTTP_STATUS(r, 200);
   ck_assert_uint_eq(json_array_size(json_object_get(r->json, "changes")),
-                    PULL_ORDERS);
+                    PULL_ORDERS + 3);
   ck_assert_int_eq(harness_json_int(r->json, "last_mutation_id"), 0);
   harness_http_free(r);
   /* A change moves its entity to the end. */
@@ -1007,7 +1035,10 @@ START_TEST(pull_from_zero_returns_each_order_once_newest_in_order) {
   make_dev(&other, "pullo");
   r = pull(other.token, 0, 1000);
   CK_HTTP_STATUS(r, 200);
-  ck_assert_uint_eq(json_array_size(json_object_get(r->json, "changes")), 0);
+  ch = json_object_get(r->json, "changes");
+  ck_assert_uint_eq(json_array_size(ch), 1); /* its own product only */
+  ck_assert_str_eq(harness_json_str(json_array_get(ch, 0), "id"),
+                   other.product);
   harness_http_free(r);
   r = pull(other.token, cursor, 10);
   CK_HTTP_STATUS(r, 200);
