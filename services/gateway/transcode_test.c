@@ -57,6 +57,15 @@ static const route kRows[] = {
      .response = REP,
      .status = 200,
      .json_text = kJsonText},
+    {.method = "GET",
+     .path = "/v1/raw/{id}",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .status = 200,
+     .reply_field = "item",
+     .json_text = kJsonText},
 };
 
 typedef struct fixture {
@@ -329,6 +338,33 @@ static uint8_t *pack_reply(size_t *len, bool with_item) {
   return b;
 }
 
+/* In answers, a json_text member's text becomes JSON again. */
+START_TEST(json_text_members_of_answers_become_json) {
+  const char *names[] = {"{\"a\":[1,2]}", "", "not json"};
+  const char *want[] = {"{\"id\":\"i1\",\"name\":{\"a\":[1,2]},\"quantity\":2}",
+                        "{\"id\":\"i1\",\"name\":null,\"quantity\":2}",
+                        "{\"id\":\"i1\",\"name\":\"not json\",\"quantity\":2}"};
+  for (size_t i = 0; i < 3; i++) {
+    Gwtest__V1__EchoReply r = GWTEST__V1__ECHO_REPLY__INIT;
+    Gwtest__V1__Item it = GWTEST__V1__ITEM__INIT;
+    it.id = "i1";
+    it.name = (char *)names[i];
+    it.quantity = 2;
+    r.item = &it;
+    size_t len = gwtest__v1__echo_reply__get_packed_size(&r);
+    uint8_t *b = malloc(len + 1);
+    gwtest__v1__echo_reply__pack(&r, b);
+    char *json;
+    size_t jlen;
+    ck_assert_int_eq(
+        transcode_reply(&kRows[4], b, len, NULL, NULL, &json, &jlen), ERR_OK);
+    ck_assert_str_eq(json, want[i]);
+    free(json);
+    free(b);
+  }
+}
+END_TEST
+
 START_TEST(reply_becomes_json_whole_or_one_member) {
   size_t len;
   uint8_t *b = pack_reply(&len, true);
@@ -431,6 +467,7 @@ int main(void) {
   tcase_add_test(tc, hidden_fields_are_unknown_from_every_source);
   tcase_add_test(tc, path_parameter_and_body_must_agree);
   tcase_add_test(tc, json_text_members_travel_as_canonical_text);
+  tcase_add_test(tc, json_text_members_of_answers_become_json);
   tcase_add_test(tc, query_parameters_are_typed_by_the_message);
   tcase_add_test(tc, query_on_a_body_route_is_refused);
   tcase_add_test(tc, query_escapes_and_bounds);
