@@ -13,7 +13,7 @@
  * session exchange happens every token lifetime on every device, so a
  * deliberately slow hash would only cost CPU. The pepper adds that a
  * stolen database copy alone does not even allow an offline check of a
- * candidate secret. docs/adr/0010-device-secrets.md records the choice.
+ * candidate secret. docs/adr/0016-sync-device-secrets.md records the choice.
  */
 #ifndef SYNC_SECRET_H
 #define SYNC_SECRET_H

@@ -31,7 +31,7 @@ $$;
 -- A device of a tenant. Ids are UUIDv7 minted by the service and
 -- created_at is the id's own time. secret_hash is the keyed BLAKE2b-256 of
 -- the device's 32-byte random secret under the server's pepper
--- (SYNC_DEVICE_PEPPER, docs/adr/0010-device-secrets.md): the secret itself
+-- (SYNC_DEVICE_PEPPER, docs/adr/0016-sync-device-secrets.md): the secret itself
 -- is never stored. A deleted device's row goes (its tokens are revoked
 -- through auth); its mutation records go with it.
 CREATE TABLE devices (
