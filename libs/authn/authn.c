@@ -527,65 +527,94 @@ int authn_subscribe(authn *a, const char *address, bus_subscriber **out) {
   return ERR_OK;
 }
 
+/* The keys of c's state, in MGET order: jti, user, tenant. */
+static void state_keys(const paseto_claims *c, char kj[AUTHN_KEY_MAX],
+                       char ku[AUTHN_KEY_MAX], char kt[AUTHN_KEY_MAX]) {
+  snprintf(kj, AUTHN_KEY_MAX, "revoked:jti:%s", c->jti);
+  snprintf(ku, AUTHN_KEY_MAX, "revoked:user:%s", c->sub);
+  snprintf(kt, AUTHN_KEY_MAX, "tenant:status:%s", c->tid);
+}
+
+/* c's state from the MGET replies of its three keys. */
+static uint8_t state_of(const paseto_claims *c, const cache_reply *rj,
+                        const cache_reply *ru, const cache_reply *rt) {
+  if (cache_reply_type(rj) == CACHE_REPLY_STRING) return ST_REVOKED;
+  if (cache_reply_type(ru) == CACHE_REPLY_STRING) {
+    int64_t at = 0;
+    /* An unreadable value still means "this user was revoked". */
+    if (cache_reply_int(ru, &at) != ERR_OK || user_revoked(c, at))
+      return ST_REVOKED;
+  }
+  if (cache_reply_type(rt) == CACHE_REPLY_STRING) {
+    const char *s = NULL;
+    size_t n = 0;
+    if (cache_reply_str(rt, &s, &n) == ERR_OK && n == 9 &&
+        memcmp(s, "suspended", 9) == 0)
+      return ST_SUSPENDED;
+  }
+  return ST_OK;
+}
+
+/* One MGET of argc arguments ("MGET" and 3 keys per token) whose reply
+ * must hold argc - 1 values. *out is the caller's. */
+static int mget(authn *a, int argc, const char *const *argv,
+                cache_reply **out) {
+  STAT_INC(a, redis_checks);
+  int rc = cache_command(a->cfg.redis, true, argc, argv, NULL, out);
+  if (rc == ERR_OK && (cache_reply_type(*out) != CACHE_REPLY_ARRAY ||
+                       cache_reply_len(*out) != (size_t)argc - 1))
+    rc = ERR_PROTO;
+  if (rc != ERR_OK) {
+    STAT_INC(a, redis_errors);
+    cache_reply_free(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
 /* One MGET for the token's jti, user and tenant. On success sets
  * *state. Redis being absent counts as "nothing revoked". */
 static int redis_state(authn *a, const paseto_claims *c, uint8_t *state) {
   *state = ST_OK;
   if (a->cfg.redis == NULL) return ERR_OK;
   char kj[AUTHN_KEY_MAX], ku[AUTHN_KEY_MAX], kt[AUTHN_KEY_MAX];
-  snprintf(kj, sizeof kj, "revoked:jti:%s", c->jti);
-  snprintf(ku, sizeof ku, "revoked:user:%s", c->sub);
-  snprintf(kt, sizeof kt, "tenant:status:%s", c->tid);
+  state_keys(c, kj, ku, kt);
   const char *argv[] = {"MGET", kj, ku, kt};
   cache_reply *r = NULL;
-  STAT_INC(a, redis_checks);
-  int rc = cache_command(a->cfg.redis, true, 4, argv, NULL, &r);
-  if (rc == ERR_OK &&
-      (cache_reply_type(r) != CACHE_REPLY_ARRAY || cache_reply_len(r) != 3))
-    rc = ERR_PROTO;
-  if (rc != ERR_OK) {
-    STAT_INC(a, redis_errors);
-    cache_reply_free(r);
-    return rc;
-  }
-  const cache_reply *rj = cache_reply_at(r, 0);
-  const cache_reply *ru = cache_reply_at(r, 1);
-  const cache_reply *rt = cache_reply_at(r, 2);
-  if (cache_reply_type(rj) == CACHE_REPLY_STRING) {
-    *state = ST_REVOKED;
-  } else if (cache_reply_type(ru) == CACHE_REPLY_STRING) {
-    int64_t at = 0;
-    /* An unreadable value still means "this user was revoked". */
-    if (cache_reply_int(ru, &at) != ERR_OK || user_revoked(c, at))
-      *state = ST_REVOKED;
-  }
-  if (*state == ST_OK && cache_reply_type(rt) == CACHE_REPLY_STRING) {
-    const char *s = NULL;
-    size_t n = 0;
-    if (cache_reply_str(rt, &s, &n) == ERR_OK && n == 9 &&
-        memcmp(s, "suspended", 9) == 0)
-      *state = ST_SUSPENDED;
-  }
+  int rc = mget(a, 4, argv, &r);
+  if (rc != ERR_OK) return rc;
+  *state = state_of(c, cache_reply_at(r, 0), cache_reply_at(r, 1),
+                    cache_reply_at(r, 2));
   cache_reply_free(r);
   return ERR_OK;
+}
+
+/* Is e's revocation/tenant state older than recheck_ms? */
+static bool state_due(const authn *a, const entry *e, int64_t now) {
+  return e->state != ST_REVOKED &&
+         (e->checked_mono_ms == 0 ||
+          now - e->checked_mono_ms >= a->cfg.recheck_ms);
+}
+
+/* Stores the outcome of a lookup made at now (rc, and st when rc is OK).
+ * Also after a failure: the next try is recheck_ms away, so a Redis
+ * outage costs one failed lookup per token per period, not per call.
+ * ERR_UNAVAILABLE only when the lookup failed and fail_closed. */
+static int store_state(authn *a, entry *e, int64_t now, int rc, uint8_t st) {
+  e->checked_mono_ms = now;
+  if (rc == ERR_OK) e->state = st;
+  cache_store(a, e);
+  return rc != ERR_OK && a->cfg.fail_closed ? ERR_UNAVAILABLE : ERR_OK;
 }
 
 /* Brings e's state up to date when its last lookup is older than
  * recheck_ms, storing the result. ERR_UNAVAILABLE only when fail_closed. */
 static int refresh_state(authn *a, entry *e) {
-  if (e->state == ST_REVOKED) return ERR_OK;
   int64_t now = time_mono_ms();
-  if (e->checked_mono_ms != 0 && now - e->checked_mono_ms < a->cfg.recheck_ms)
-    return ERR_OK;
+  if (!state_due(a, e, now)) return ERR_OK;
   uint8_t st = ST_OK;
   int rc = redis_state(a, &e->c, &st);
-  /* Also after a failure: the next try is recheck_ms away, so a Redis
-   * outage costs one failed lookup per token per period, not per call. */
-  e->checked_mono_ms = now;
-  if (rc == ERR_OK) e->state = st;
-  cache_store(a, e);
-  if (rc != ERR_OK && a->cfg.fail_closed) return ERR_UNAVAILABLE;
-  return ERR_OK;
+  return store_state(a, e, now, rc, st);
 }
 
 /* -------------------------------------------------------------- verify --- */
@@ -685,6 +714,21 @@ static int verify_signed(authn *a, const char *token, size_t len,
   return rc;
 }
 
+/* authn_verify's answer for e once its state is known. */
+static int result_of(const entry *e, paseto_claims *claims,
+                     enum authn_result *res) {
+  if (e->state == ST_REVOKED) {
+    *res = AUTHN_REVOKED;
+    return ERR_INVAL;
+  }
+  if (e->state == ST_SUSPENDED) {
+    *res = AUTHN_TENANT_SUSPENDED;
+    return ERR_INVAL;
+  }
+  if (claims != NULL) *claims = e->c;
+  return ERR_OK;
+}
+
 int authn_verify(authn *a, const char *token, size_t len, paseto_claims *claims,
                  enum authn_result *why) {
   enum authn_result res_local = AUTHN_OK;
@@ -693,23 +737,73 @@ int authn_verify(authn *a, const char *token, size_t len, paseto_claims *claims,
   if (a == NULL) return ERR_INVAL;
   entry e;
   int rc = verify_signed(a, token, len, true, &e, res);
-  if (rc != ERR_OK) goto out;
-  rc = refresh_state(a, &e);
-  if (rc != ERR_OK) {
-    *res = AUTHN_UNAVAILABLE;
-    goto out;
-  }
-  if (e.state == ST_REVOKED) {
-    *res = AUTHN_REVOKED;
-    rc = ERR_INVAL;
-  } else if (e.state == ST_SUSPENDED) {
-    *res = AUTHN_TENANT_SUSPENDED;
-    rc = ERR_INVAL;
-  } else if (claims != NULL) {
-    *claims = e.c;
-  }
-out:
+  if (rc == ERR_OK) rc = refresh_state(a, &e);
+  if (rc == ERR_UNAVAILABLE && *res == AUTHN_OK) *res = AUTHN_UNAVAILABLE;
+  if (rc == ERR_OK) rc = result_of(&e, claims, res);
   if (rc == ERR_INVAL) STAT_INC(a, refused);
+  return rc;
+}
+
+/* The lookups of the due entries e[due[0..n)], as one MGET; stores
+ * each outcome and sets rcs[] for a failure under fail_closed. */
+static int batch_lookup(authn *a, entry *e, const size_t *due, size_t n,
+                        int *rcs, int64_t now) {
+  char(*keys)[AUTHN_KEY_MAX] = malloc(3 * n * sizeof *keys);
+  const char **argv = malloc((1 + 3 * n) * sizeof *argv);
+  if (keys == NULL || argv == NULL) {
+    free(keys);
+    free(argv);
+    return ERR_NOMEM;
+  }
+  argv[0] = "MGET";
+  for (size_t i = 0; i < n; i++) {
+    state_keys(&e[due[i]].c, keys[3 * i], keys[3 * i + 1], keys[3 * i + 2]);
+    for (size_t k = 0; k < 3; k++) argv[1 + 3 * i + k] = keys[3 * i + k];
+  }
+  cache_reply *r = NULL;
+  int rc = a->cfg.redis == NULL ? ERR_OK : mget(a, (int)(1 + 3 * n), argv, &r);
+  for (size_t i = 0; i < n; i++) {
+    entry *x = &e[due[i]];
+    uint8_t st = r == NULL ? ST_OK
+                           : state_of(&x->c, cache_reply_at(r, 3 * i),
+                                      cache_reply_at(r, 3 * i + 1),
+                                      cache_reply_at(r, 3 * i + 2));
+    if (store_state(a, x, now, rc, st) != ERR_OK) rcs[due[i]] = ERR_UNAVAILABLE;
+  }
+  cache_reply_free(r);
+  free(keys);
+  free(argv);
+  return ERR_OK;
+}
+
+int authn_verify_batch(authn *a, const char *const *tokens, const size_t *lens,
+                       size_t n, int *rcs, enum authn_result *why) {
+  if (a == NULL || n > AUTHN_BATCH_MAX ||
+      (n > 0 && (tokens == NULL || lens == NULL || rcs == NULL || why == NULL)))
+    return ERR_INVAL;
+  if (n == 0) return ERR_OK;
+  entry *e = malloc(n * sizeof *e);
+  size_t *due = malloc(n * sizeof *due), ndue = 0;
+  if (e == NULL || due == NULL) {
+    free(e);
+    free(due);
+    return ERR_NOMEM;
+  }
+  int64_t now = time_mono_ms();
+  for (size_t i = 0; i < n; i++) {
+    why[i] = AUTHN_OK;
+    rcs[i] = verify_signed(a, tokens[i], lens[i], true, &e[i], &why[i]);
+    if (rcs[i] == ERR_OK && state_due(a, &e[i], now)) due[ndue++] = i;
+  }
+  int rc = ndue > 0 ? batch_lookup(a, e, due, ndue, rcs, now) : ERR_OK;
+  for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+    if (rcs[i] == ERR_UNAVAILABLE && why[i] == AUTHN_OK)
+      why[i] = AUTHN_UNAVAILABLE;
+    if (rcs[i] == ERR_OK) rcs[i] = result_of(&e[i], NULL, &why[i]);
+    if (rcs[i] == ERR_INVAL) STAT_INC(a, refused);
+  }
+  free(e);
+  free(due);
   return rc;
 }
 

@@ -2,7 +2,8 @@
  * authn_test.c - unit tests for libs/authn with locally generated keys:
  * claim and time checks, key selection by kid, the verified-token cache
  * (hits, bounds, key-set changes), revocations fed as events, Redis
- * failure handling (fail open / closed) against an unreachable Redis, key
+ * failure handling (fail open / closed) against an unreachable Redis, the
+ * batch verification (one lookup for many tokens), key
  * fetching from an in-process RPC server answering auth.v1.Auth/Keys, and
  * role ranks and the RPC caller check through an in-process handler.
  */
@@ -589,6 +590,59 @@ static enum authn_result offline(authn *a, const char *tok) {
 /* What the gateway checks before reading a body: signature and time,
  * never Redis or a Keys fetch; a token it accepts is cached for the full
  * verification. */
+START_TEST(batch_answers_as_one_by_one_with_one_lookup) {
+  cache *r = dead_redis();
+  authn_config cfg = AUTHN_CONFIG_INIT;
+  cfg.redis = r;
+  cfg.recheck_ms = 60000;
+  authn *a = new_authn(&cfg);
+  paseto_claims c1 = base_claims(), c2 = base_claims(), c3 = base_claims(),
+                old = base_claims();
+  old.exp_ms = fake_now - 60 * 60 * 1000;
+  old.iat_ms = old.nbf_ms = old.exp_ms - 15 * 60 * 1000;
+  char *t1 = make_token(&sk1, &c1), *t2 = make_token(&sk1, &c2),
+       *t3 = make_token(&sk1, &c3), *t4 = make_token(&sk1, &old);
+  authn_revoke_jti(a, c3.jti); /* not cached yet: needs its lookup */
+  ck_assert_int_eq(verify(a, t3, NULL), AUTHN_OK); /* Redis down: open */
+  authn_revoke_jti(a, c3.jti);                     /* now cached: revoked */
+  authn_stats st;
+  authn_get_stats(a, &st);
+  uint64_t before = st.redis_checks;
+  const char *toks[] = {t1, t2, t3, t4, "garbage"};
+  size_t lens[5];
+  for (size_t i = 0; i < 5; i++) lens[i] = strlen(toks[i]);
+  int rcs[5];
+  enum authn_result why[5];
+  ck_assert_int_eq(authn_verify_batch(a, toks, lens, 5, rcs, why), ERR_OK);
+  ck_assert_int_eq(rcs[0], ERR_OK);
+  ck_assert_int_eq(why[0], AUTHN_OK);
+  ck_assert_int_eq(rcs[1], ERR_OK);
+  ck_assert_int_eq(rcs[2], ERR_INVAL);
+  ck_assert_int_eq(why[2], AUTHN_REVOKED);
+  ck_assert_int_eq(rcs[3], ERR_INVAL);
+  ck_assert_int_eq(why[3], AUTHN_EXPIRED);
+  ck_assert_int_eq(rcs[4], ERR_INVAL);
+  ck_assert_int_eq(why[4], AUTHN_MALFORMED);
+  authn_get_stats(a, &st);
+  /* t1 and t2 were due: one MGET for both (it failed: open). */
+  ck_assert_uint_eq(st.redis_checks, before + 1);
+  /* Their outcome is cached like authn_verify's: no lookup now. */
+  ck_assert_int_eq(verify(a, t1, NULL), AUTHN_OK);
+  authn_get_stats(a, &st);
+  ck_assert_uint_eq(st.redis_checks, before + 1);
+  ck_assert_int_eq(authn_verify_batch(a, toks, lens, 0, rcs, why), ERR_OK);
+  ck_assert_int_eq(
+      authn_verify_batch(a, toks, lens, AUTHN_BATCH_MAX + 1, rcs, why),
+      ERR_INVAL);
+  free(t1);
+  free(t2);
+  free(t3);
+  free(t4);
+  authn_free(a);
+  cache_free(r);
+}
+END_TEST
+
 START_TEST(offline_check_verifies_signature_and_time_only) {
   cache *r = dead_redis();
   authn_config cfg = AUTHN_CONFIG_INIT;
@@ -1025,6 +1079,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, bus_subscription_applies_published_revocations);
   tcase_add_test(tc, redis_down_fails_open_by_default);
   tcase_add_test(tc, redis_down_refuses_when_fail_closed);
+  tcase_add_test(tc, batch_answers_as_one_by_one_with_one_lookup);
   tcase_add_test(tc, offline_check_verifies_signature_and_time_only);
   tcase_add_test(tc, offline_check_refuses_unknown_kids_and_known_revocations);
   tcase_add_test(tc, fail_mode_setting_parses_open_and_closed_only);

@@ -67,6 +67,10 @@ static const cfg_entry kEntries[] = {
      .kind = CFG_URL,
      .def = "tcp://127.0.0.1:7104",
      .description = "sync service RPC address list"},
+    {.name = "NOTIFICATIONS_ADDR",
+     .kind = CFG_URL,
+     .def = "tcp://127.0.0.1:7105",
+     .description = "notifications service RPC address list"},
     {.name = "AUTH_EVENTS",
      .kind = CFG_STRING,
      .def = "",
@@ -228,7 +232,14 @@ const cfg_entry *gateway_config_entries(size_t *n) {
  * being down (orders) is answered per route with 503; taking every
  * gateway out of the load balancer for it would also take down the
  * routes that still work. */
-enum { BACKEND_AUTH, BACKEND_TENANTS, BACKEND_ORDERS, BACKEND_SYNC, NBACKENDS };
+enum {
+  BACKEND_AUTH,
+  BACKEND_TENANTS,
+  BACKEND_ORDERS,
+  BACKEND_NOTIFICATIONS,
+  BACKEND_SYNC,
+  NBACKENDS
+};
 
 static const struct {
   const char *name;     /* as in route rows and /readyz */
@@ -239,6 +250,7 @@ static const struct {
     [BACKEND_TENANTS] = {"tenants", "TENANTS_ADDR", true},
     [BACKEND_ORDERS] = {"orders", "ORDERS_ADDR", false},
     [BACKEND_SYNC] = {"sync", "SYNC_ADDR", false},
+    [BACKEND_NOTIFICATIONS] = {"notifications", "NOTIFICATIONS_ADDR", false},
 };
 
 struct gateway {

@@ -121,7 +121,8 @@ static int check_row(const route *r) {
       r->rpc == NULL || r->rpc[0] == '\0' || r->request == NULL ||
       r->response == NULL)
     return ERR_INVAL;
-  if (r->status != 200 && r->status != 201 && r->status != 204)
+  if (r->status != 200 && r->status != 201 && r->status != 202 &&
+      r->status != 204)
     return ERR_INVAL;
   if (r->min_role < ROUTE_ANYONE || r->min_role > ROUTE_OWNER) return ERR_INVAL;
   if (r->max_body > ROUTE_MAX_BODY_LIMIT) return ERR_INVAL;

@@ -59,6 +59,11 @@ enum route_tenant {
 
 /* Route flags. */
 #define ROUTE_IDEMPOTENT 0x1u /* the RPC is safe to retry (reads) */
+/* The backend method honours an Idempotency-Key (libs/idem): with one it
+ * is safe to retry on another replica, so the gateway sends the client's
+ * key or, when there is none, one of its own ("gw-<uuid>"), and lets the
+ * RPC client retry it (docs/adr/0014-failover-and-replicas.md). */
+#define ROUTE_KEYED 0x2u
 
 /* A second call whose answer is added to the first one's under `key`
  * (GET /v1/auth/me answers {user, tenant}: the user from auth, the tenant
@@ -82,7 +87,7 @@ typedef struct route {
   const ProtobufCMessageDescriptor *request;
   const ProtobufCMessageDescriptor *response;
   int min_role; /* enum route_role */
-  int status;   /* on success: 200, 201 or 204 (no body) */
+  int status;   /* on success: 200, 201, 202 (queued) or 204 (no body) */
   int tenant;   /* enum route_tenant */
   /* The answer is this message field of the reply (e.g. "user" for a bare
    * user object) instead of the whole reply; NULL: the whole reply. */
@@ -128,7 +133,7 @@ typedef struct route_table route_table;
 /* Compiles rows[0..n) (not copied: static rows outlive the table). Checks
  * every row: method, template syntax, parameters naming distinct scalar
  * (non-message, non-repeated) fields of the request message, no hidden
- * field used as a parameter, status 200/201/204, max_body at most
+ * field used as a parameter, status 200/201/202/204, max_body at most
  * ROUTE_MAX_BODY_LIMIT, a reply_field that is a
  * message field of the response (also for extra, which is only allowed
  * on routes answering a body), min_role and tenant in range, and no two

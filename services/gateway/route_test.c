@@ -94,7 +94,7 @@ START_TEST(bad_rows_are_refused_naming_the_row) {
   route r = ROW("FETCH", "/v1/x");
   ck_assert_int_eq(one_row(r, &bad), ERR_INVAL);
   r = (route)ROW("GET", "/v1/x");
-  r.status = 202;
+  r.status = 203;
   ck_assert_int_eq(one_row(r, &bad), ERR_INVAL);
   r = (route)ROW("GET", "/v1/x");
   r.reply_field = "envelope_x";

@@ -24,11 +24,15 @@
 #include "proto/orders/v1/orders_access.h"
 #include "proto/sync/v1/sync_access.h"
 #include "proto/tenants/v1/tenants_access.h"
+#include "proto/notifications/v1/notifications.pb-c.h"
+#include "proto/notifications/v1/notifications_access.h"
 
 #define AUTH(m) .service = "auth", .rpc = "auth.v1.Auth/" m
 #define TENANTS(m) .service = "tenants", .rpc = "tenants.v1.Tenants/" m
 #define ORDERS(m) .service = "orders", .rpc = "orders.v1.Orders/" m
 #define SYNC(m) .service = "sync", .rpc = "sync.v1.Sync/" m
+#define NOTIFICATIONS(m)                                                       \
+  .service = "notifications", .rpc = "notifications.v1.Notifications/" m
 #define MSG(x) (&x##__descriptor)
 
 /* Filled by the envelope or the gateway, never by clients. */
@@ -65,6 +69,10 @@ static const char *const kOmitPush[] = {
 
 /* GET /v1/sync/pull: each change's entity (JSON text from sync) as JSON. */
 static const char *const kPullJsonText[] = {"changes[].data", NULL};
+/* A webhook's secret is shown only when it is made (POST /v1/webhooks). */
+static const char *const kOmitSecret[] = {"secret", NULL};
+static const char *const kOmitSecrets[] = {"webhooks[].secret", NULL};
+static const char *const kOmitDeliveriesCursor[] = {"?next_cursor", NULL};
 
 static const route_extra kWithTenant = {
     .key = "tenant",
@@ -84,7 +92,8 @@ static const route kRoutes[] = {
      .response = MSG(tenants__v1__create_tenant_response),
      .max_body = ROUTE_BODY_SMALL,
      .status = 201,
-     .omit = kOmitUser},
+     .omit = kOmitUser,
+     .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/tenant",
      TENANTS("GetTenant"),
@@ -114,7 +123,8 @@ static const route kRoutes[] = {
      .request = MSG(tenants__v1__add_domain_request),
      .response = MSG(tenants__v1__add_domain_response),
      .status = 201,
-     .reply_field = "domain"},
+     .reply_field = "domain",
+     .flags = ROUTE_KEYED},
     {.method = "DELETE",
      .path = "/v1/tenant/domains/{host}",
      TENANTS("RemoveDomain"),
@@ -139,7 +149,8 @@ static const route kRoutes[] = {
      .status = 201,
      .tenant = ROUTE_TENANT_NAMED,
      .hidden = kTenantId,
-     .omit = kOmitUser},
+     .omit = kOmitUser,
+     .flags = ROUTE_KEYED},
     {.method = "POST",
      .path = "/v1/auth/login",
      AUTH("Login"),
@@ -190,7 +201,8 @@ static const route kRoutes[] = {
      .response = MSG(auth__v1__create_user_response),
      .status = 201,
      .hidden = kCreateUserHidden,
-     .omit = kOmitCreateUser},
+     .omit = kOmitCreateUser,
+     .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/tenant/members",
      AUTH("ListMembers"),
@@ -221,7 +233,8 @@ static const route kRoutes[] = {
      .request = MSG(orders__v1__create_product_request),
      .response = MSG(orders__v1__create_product_response),
      .status = 201,
-     .reply_field = "product"},
+     .reply_field = "product",
+     .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/products",
      ORDERS("ListProducts"),
@@ -258,7 +271,8 @@ static const route kRoutes[] = {
      .request = MSG(orders__v1__create_table_request),
      .response = MSG(orders__v1__create_table_response),
      .status = 201,
-     .reply_field = "table"},
+     .reply_field = "table",
+     .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/tables",
      ORDERS("ListTables"),
@@ -276,7 +290,8 @@ static const route kRoutes[] = {
      .response = MSG(orders__v1__create_order_response),
      .status = 201,
      .reply_field = "order",
-     .hidden = kCreateOrderHidden},
+     .hidden = kCreateOrderHidden,
+     .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/orders",
      ORDERS("ListOrders"),
@@ -406,12 +421,83 @@ static const route kRoutes[] = {
      .response = MSG(sync__v1__heartbeat_response),
      .max_body = ROUTE_BODY_SMALL,
      .status = 200},
+    /* ---- webhooks (notifications) ---- */
+    {.method = "POST",
+     .path = "/v1/webhooks",
+     NOTIFICATIONS("CreateWebhook"),
+     .request = MSG(notifications__v1__create_webhook_request),
+     .response = MSG(notifications__v1__create_webhook_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 201,
+     .reply_field = "webhook"},
+    {.method = "GET",
+     .path = "/v1/webhooks",
+     NOTIFICATIONS("ListWebhooks"),
+     .request = MSG(notifications__v1__list_webhooks_request),
+     .response = MSG(notifications__v1__list_webhooks_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitSecrets},
+    {.method = "GET",
+     .path = "/v1/webhooks/{id}",
+     NOTIFICATIONS("GetWebhook"),
+     .request = MSG(notifications__v1__get_webhook_request),
+     .response = MSG(notifications__v1__get_webhook_response),
+     .status = 200,
+     .reply_field = "webhook",
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitSecret},
+    {.method = "PATCH",
+     .path = "/v1/webhooks/{id}",
+     NOTIFICATIONS("UpdateWebhook"),
+     .request = MSG(notifications__v1__update_webhook_request),
+     .response = MSG(notifications__v1__update_webhook_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200,
+     .reply_field = "webhook",
+     .omit = kOmitSecret},
+    {.method = "DELETE",
+     .path = "/v1/webhooks/{id}",
+     NOTIFICATIONS("DeleteWebhook"),
+     .request = MSG(notifications__v1__delete_webhook_request),
+     .response = MSG(notifications__v1__delete_webhook_response),
+     .status = 204},
+    {.method = "POST",
+     .path = "/v1/webhooks/{id}/rotate-secret",
+     NOTIFICATIONS("RotateWebhookSecret"),
+     .request = MSG(notifications__v1__rotate_webhook_secret_request),
+     .response = MSG(notifications__v1__rotate_webhook_secret_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200},
+    {.method = "POST",
+     .path = "/v1/webhooks/{id}/test",
+     NOTIFICATIONS("TestWebhook"),
+     .request = MSG(notifications__v1__test_webhook_request),
+     .response = MSG(notifications__v1__test_webhook_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 202},
+    {.method = "GET",
+     .path = "/v1/webhooks/{webhook_id}/deliveries",
+     NOTIFICATIONS("ListDeliveries"),
+     .request = MSG(notifications__v1__list_deliveries_request),
+     .response = MSG(notifications__v1__list_deliveries_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitDeliveriesCursor},
+    {.method = "POST",
+     .path = "/v1/deliveries/{id}/retry",
+     NOTIFICATIONS("RetryDelivery"),
+     .request = MSG(notifications__v1__retry_delivery_request),
+     .response = MSG(notifications__v1__retry_delivery_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 202},
 };
 
 #define NROUTES (sizeof kRoutes / sizeof kRoutes[0])
 
 static const svcid_access_table *const kAccess[] = {
-    &auth_v1_access, &tenants_v1_access, &orders_v1_access, &sync_v1_access};
+    &auth_v1_access, &tenants_v1_access, &orders_v1_access,
+    &notifications_v1_access, &sync_v1_access};
 
 int routes_declared_role(const char *rpc) {
   for (size_t i = 0; i < sizeof kAccess / sizeof kAccess[0]; i++) {

@@ -1,56 +1,217 @@
 /*
- * main.c - the notifications service: configuration, start-up and shutdown; the
- * work is in handlers.c and store.c. libs/svc's svc_main does the rest
- * (common settings, logging, database and migrations, the RPC server with
- * the service-identity guard over notifications_v1_access, the admin port,
- * drain on SIGTERM); Redis and the token verifier are opened through it
- * (see README.md for every setting).
+ * main.c - the notifications service: configuration, start-up and
+ * shutdown; the work is in handlers.c (the API), fanout.c (events into
+ * deliveries), queue.c and attempt.c (sending), store*.c (SQL). libs/svc's
+ * svc_main does the rest (common settings, logging, database and
+ * migrations, the RPC server with the service-identity guard over
+ * notifications_v1_access, the admin port, drain on SIGTERM).
+ *
+ * init opens, in order: the sealing key, the store, Redis (required: the
+ * queue), the token verifier, the queue (its workers start sending), the
+ * client of orders (Replay) and the bus fan-out, then registers the
+ * handlers. fini stops them in reverse: no new events, then the workers
+ * (an attempt in progress finishes and is recorded).
  */
+#include <curl/curl.h>
+#include <sodium.h>
+
 #include "libs/obs/log.h"
 #include "libs/svc/svc.h"
 #include "proto/notifications/v1/notifications_access.h"
+#include "services/notifications/fanout.h"
 #include "services/notifications/handlers.h"
+#include "services/notifications/queue.h"
 #include "services/notifications/store.h"
 
 static const cfg_entry config[] = {
-    {.name = "AUTH_ADDR", .kind = CFG_URL, .required = true,
+    {.name = "AUTH_ADDR",
+     .kind = CFG_URL,
+     .required = true,
      .description = "auth service RPC address list (token keys)"},
-    {.name = "AUTH_ISSUER", .kind = CFG_STRING, .def = "auth",
+    {.name = "AUTH_ISSUER",
+     .kind = CFG_STRING,
+     .def = "auth",
      .description = "required iss claim of access tokens"},
-    {.name = "REDIS_URL", .kind = CFG_URL,
-     .description = "Redis: token revocations and tenant status"},
-    {.name = "NOTIFICATIONS_DB_ROLE", .kind = CFG_STRING, .def = "notifications_app",
+    {.name = "REDIS_URL",
+     .kind = CFG_URL,
+     .required = true,
+     .description = "Redis: the delivery queue, token revocations"},
+    {.name = "NOTIFICATIONS_DB_ROLE",
+     .kind = CFG_STRING,
+     .def = "notifications_app",
      .description = "role each transaction switches to (RLS); empty: none"},
+    {.name = "ORDERS_ADDR",
+     .kind = CFG_URL,
+     .required = true,
+     .description = "orders service RPC address list (Events/Replay)"},
+    {.name = "ORDERS_EVENTS",
+     .kind = CFG_STRING,
+     .required = true,
+     .description = "orders' bus publishers (orders., kitchen., tables.)"},
+    {.name = "NOTIFICATIONS_SECRET_KEY",
+     .kind = CFG_STRING,
+     .required = true,
+     .secret = true,
+     .description = "base64 of 32 bytes: seals webhook secrets at rest"},
+    {.name = "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS",
+     .kind = CFG_BOOL,
+     .def = "false",
+     .description = "allow webhooks to private/loopback addresses (dev)"},
+    {.name = "NOTIFICATIONS_WORKERS",
+     .kind = CFG_INT,
+     .def = "4",
+     .min = 1,
+     .max = 64,
+     .description = "threads sending webhooks"},
+    {.name = "NOTIFICATIONS_MAX_ATTEMPTS",
+     .kind = CFG_INT,
+     .def = "3",
+     .min = 1,
+     .max = 100,
+     .description = "attempts of a delivery before it is dead"},
+    {.name = "NOTIFICATIONS_RETRY_BASE",
+     .kind = CFG_DURATION_MS,
+     .def = "5s",
+     .min = 0,
+     .max = 3600000,
+     .description = "delay before the first retry; doubles, with jitter"},
+    {.name = "NOTIFICATIONS_SEND_TIMEOUT",
+     .kind = CFG_DURATION_MS,
+     .def = "10s",
+     .min = 100,
+     .max = 60000,
+     .description = "a webhook request's whole time"},
+    {.name = "NOTIFICATIONS_RESPONSE_MAX",
+     .kind = CFG_INT,
+     .def = "65536",
+     .min = 0,
+     .max = 1048576,
+     .description = "response body bytes read; then the transfer is cut"},
+    {.name = "NOTIFICATIONS_CLAIM_TIMEOUT",
+     .kind = CFG_DURATION_MS,
+     .def = "30s",
+     .min = 100,
+     .max = 3600000,
+     .description = "a job idle this long is taken over (XAUTOCLAIM)"},
+    {.name = "NOTIFICATIONS_POLL",
+     .kind = CFG_DURATION_MS,
+     .def = "250ms",
+     .min = 10,
+     .max = 60000,
+     .description = "how often due retries move to the stream"},
+    {.name = "NOTIFICATIONS_SWEEP_INTERVAL",
+     .kind = CFG_DURATION_MS,
+     .def = "30s",
+     .min = 100,
+     .max = 3600000,
+     .description = "how often PostgreSQL is searched for lost jobs"},
+    {.name = "NOTIFICATIONS_SWEEP_GRACE",
+     .kind = CFG_DURATION_MS,
+     .def = "60s",
+     .min = 0,
+     .max = 86400000,
+     .description =
+         "how overdue a pending delivery is before it is queued again"},
+    {.name = "NOTIFICATIONS_SECRET_GRACE",
+     .kind = CFG_DURATION_MS,
+     .def = "24h",
+     .min = 0,
+     .max = 604800000,
+     .description = "how long a rotated-out secret still signs"},
+    {.name = "NOTIFICATIONS_MAX_ENDPOINTS",
+     .kind = CFG_INT,
+     .def = "50",
+     .min = 1,
+     .max = 1000,
+     .description = "webhook endpoints per tenant"},
 };
 
 typedef struct app {
-  cache *redis;     /* the runtime's; NULL without REDIS_URL */
+  seal_key key;
+  cache *redis;     /* the runtime's */
   rpc_client *auth; /* the runtime's */
   authn *verifier;  /* the runtime's */
   store *store;
+  queue *queue;
+  rpc_client *orders;
+  fanout *fanout;
   notifications *handlers;
 } app;
+
+static int open_queue(svc *s, app *a) {
+  const cfg *c = svc_cfg(s);
+  queue_config qc = {
+      .redis = a->redis,
+      .store = a->store,
+      .key = &a->key,
+      .send = {.timeout_ms = cfg_duration_ms(c, "NOTIFICATIONS_SEND_TIMEOUT"),
+               .max_response = (size_t)cfg_int(c, "NOTIFICATIONS_RESPONSE_MAX"),
+               .allow_private =
+                   cfg_bool(c, "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS")},
+      .workers = (int)cfg_int(c, "NOTIFICATIONS_WORKERS"),
+      .max_attempts = (int)cfg_int(c, "NOTIFICATIONS_MAX_ATTEMPTS"),
+      .base_delay_ms = cfg_duration_ms(c, "NOTIFICATIONS_RETRY_BASE"),
+      .claim_timeout_ms = cfg_duration_ms(c, "NOTIFICATIONS_CLAIM_TIMEOUT"),
+      .poll_ms = cfg_duration_ms(c, "NOTIFICATIONS_POLL"),
+      .sweep_interval_ms = cfg_duration_ms(c, "NOTIFICATIONS_SWEEP_INTERVAL"),
+      .sweep_grace_ms = cfg_duration_ms(c, "NOTIFICATIONS_SWEEP_GRACE"),
+  };
+  int rc = queue_start(&qc, &a->queue);
+  if (rc != ERR_OK) log_error("cannot start the queue", "error", err_str(rc));
+  return rc;
+}
+
+static int open_fanout(svc *s, app *a) {
+  const cfg *c = svc_cfg(s);
+  int rc = svc_rpc_client_new(s, cfg_str(c, "ORDERS_ADDR"), NULL, &a->orders);
+  fanout_config fc = {.address = cfg_str(c, "ORDERS_EVENTS"),
+                      .replay = a->orders,
+                      .store = a->store,
+                      .queue = a->queue};
+  if (rc == ERR_OK) rc = fanout_start(&fc, &a->fanout);
+  if (rc != ERR_OK)
+    log_error("cannot subscribe to ORDERS_EVENTS", "error", err_str(rc));
+  return rc;
+}
+
+static int open_handlers(svc *s, app *a) {
+  const cfg *c = svc_cfg(s);
+  notifications_config hc = {
+      .store = a->store,
+      .verifier = a->verifier,
+      .queue = a->queue,
+      .key = &a->key,
+      .allow_private = cfg_bool(c, "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS"),
+      .max_endpoints = (size_t)cfg_int(c, "NOTIFICATIONS_MAX_ENDPOINTS"),
+      .secret_grace_ms = cfg_duration_ms(c, "NOTIFICATIONS_SECRET_GRACE")};
+  int rc = notifications_new(&hc, &a->handlers);
+  return rc == ERR_OK ? notifications_register(a->handlers, svc_rpc(s)) : rc;
+}
 
 static int notifications_init(svc *s, void *arg) {
   app *a = arg;
   const cfg *c = svc_cfg(s);
+  if (seal_key_parse(cfg_str(c, "NOTIFICATIONS_SECRET_KEY"), &a->key) !=
+      ERR_OK) {
+    log_error("NOTIFICATIONS_SECRET_KEY must be base64 of 32 bytes");
+    return ERR_INVAL;
+  }
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return ERR_INTERNAL;
   int rc = store_new(svc_db(s), cfg_str(c, "NOTIFICATIONS_DB_ROLE"), &a->store);
   if (rc != ERR_OK) {
     log_error("bad NOTIFICATIONS_DB_ROLE");
     return rc;
   }
-  cache_config cc = {.max_conns = 8};
-  rc = svc_redis_open(s, &cc, "REDIS_URL not set: no revocation checks",
-                      &a->redis);
-  if (rc == ERR_OK)
-    rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
-  if (rc != ERR_OK)
-    return rc;
-  notifications_config hc = {.store = a->store, .verifier = a->verifier};
-  rc = notifications_new(&hc, &a->handlers);
-  if (rc != ERR_OK)
-    return rc;
-  return notifications_register(a->handlers, svc_rpc(s));
+  /* Reads block 500 ms (queue.c); every worker holds a connection. */
+  cache_config cc = {.max_conns = (int)cfg_int(c, "NOTIFICATIONS_WORKERS") + 8,
+                     .command_timeout_ms = 3000};
+  rc = svc_redis_open(s, &cc, "REDIS_URL not set", &a->redis);
+  if (rc == ERR_OK && a->redis == NULL) rc = ERR_INVAL;
+  if (rc == ERR_OK) rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
+  if (rc == ERR_OK) rc = open_queue(s, a);
+  if (rc == ERR_OK) rc = open_fanout(s, a);
+  if (rc == ERR_OK) rc = open_handlers(s, a);
+  return rc;
 }
 
 /* After the RPC server drained. Redis, the auth client and the verifier
@@ -58,8 +219,13 @@ static int notifications_init(svc *s, void *arg) {
 static void notifications_fini(svc *s, void *arg) {
   (void)s;
   app *a = arg;
+  fanout_free(a->fanout);
+  rpc_client_free(a->orders);
+  queue_free(a->queue);
   notifications_free(a->handlers);
   store_free(a->store);
+  sodium_memzero(&a->key, sizeof a->key);
+  curl_global_cleanup();
 }
 
 int main(int argc, char **argv) {

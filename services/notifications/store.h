@@ -1,38 +1,104 @@
 /*
- * store.h - the notifications service's SQL, in schema "notifications": items, the
- * example tenant-owned resource (replace it with the service's own).
+ * store.h - the notifications service's SQL, in schema "notifications":
+ * webhook endpoints, their deliveries, and the bus positions.
  *
  * Every function is one transaction (db_with_tx: retried as a whole on
  * serialisation failures and deadlocks), run as the store's role
- * (store_new) with app.tenant_id set to the caller's tenant, so row-level
+ * (store_new) with app.tenant_id set to the tenant concerned, so row-level
  * security binds (migrations/0001_init.sql); every statement also filters
- * on tenant_id explicitly and every value travels as a parameter.
+ * on tenant_id explicitly and every value travels as a parameter. The one
+ * cross-tenant read, store_due, runs under the sweep policy and only
+ * returns (tenant, id) pairs.
+ *
+ * Secrets cross this interface sealed (seal.h): the store never sees one
+ * in clear.
  *
  * Errors: ERR_OK, ERR_NOTFOUND (no such row in this tenant), ERR_EXISTS
  * (a unique key), ERR_INVAL (a malformed id or a CHECK the input broke),
- * or libs/db's infrastructure errors (ERR_UNAVAILABLE, ERR_TIMEOUT,
- * ERR_CONFLICT after retries, ERR_DB, ERR_NOMEM); db_last_error() has the
- * details, without parameter values.
+ * ERR_TOOBIG (the tenant's endpoint limit), or libs/db's infrastructure
+ * errors (ERR_UNAVAILABLE, ERR_TIMEOUT, ERR_CONFLICT after retries,
+ * ERR_DB, ERR_NOMEM); db_last_error() has the details, without parameter
+ * values.
  */
 #ifndef NOTIFICATIONS_STORE_H
 #define NOTIFICATIONS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "libs/base/err.h"
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "libs/db/db.h"
+#include "services/notifications/seal.h"
 
 #define STORE_SCHEMA "notifications"
-#define STORE_NAME_MAX 400 /* bytes: 100 characters of up to 4 bytes */
+#define STORE_URL_MAX 2048
+#define STORE_DESCRIPTION_MAX 2000 /* bytes: 500 characters of up to 4 */
+#define STORE_EVENTS_MAX 16
+#define STORE_EVENT_TYPE_MAX 32
+#define STORE_ERROR_MAX 200 /* bytes of last_error we keep */
 
 typedef db_store store; /* libs/db: the pool and the role */
 
-/* An item as stored; every string NUL-terminated. */
-typedef struct store_item {
+/* An endpoint as stored (without its secrets); strings NUL-terminated. */
+typedef struct store_endpoint {
   char id[UUID_STR_LEN + 1];
-  char name[STORE_NAME_MAX + 1];
+  char url[STORE_URL_MAX + 1];
+  char events[STORE_EVENTS_MAX][STORE_EVENT_TYPE_MAX + 1];
+  size_t nevents;
+  char description[STORE_DESCRIPTION_MAX + 1];
+  bool active;
   char created_at[RFC3339_MS_LEN + 1];
-} store_item;
+} store_endpoint;
+
+/* What an endpoint is made of, or (store_update_endpoint) what changes:
+ * NULL pointers and nevents 0 mean "unchanged". */
+typedef struct store_endpoint_in {
+  const char *url;
+  const char *const *events;
+  size_t nevents;
+  const char *description;
+  const bool *active;
+} store_endpoint_in;
+
+enum store_delivery_status {
+  STORE_PENDING = 1, /* the proto's DELIVERY_STATUS_* numbers */
+  STORE_SUCCEEDED = 2,
+  STORE_DEAD = 3,
+};
+
+typedef struct store_delivery {
+  char id[UUID_STR_LEN + 1];
+  char event_id[UUID_STR_LEN + 1];
+  char event_type[STORE_EVENT_TYPE_MAX + 1];
+  int status; /* enum store_delivery_status */
+  int attempts;
+  int last_status_code; /* 0: none */
+  char last_error[STORE_ERROR_MAX + 1];
+  char next_attempt_at[RFC3339_MS_LEN + 1]; /* "" unless pending */
+  char created_at[RFC3339_MS_LEN + 1];
+  char updated_at[RFC3339_MS_LEN + 1];
+} store_delivery;
+
+/* A list the store allocates; store_list_free releases it. */
+typedef struct store_endpoints {
+  store_endpoint *v;
+  size_t n;
+} store_endpoints;
+typedef struct store_deliveries {
+  store_delivery *v;
+  size_t n;
+} store_deliveries;
+void store_endpoints_free(store_endpoints *l);   /* NULL-safe; empties l */
+void store_deliveries_free(store_deliveries *l); /* NULL-safe; empties l */
+
+/* A job's address: the delivery id and its tenant. */
+typedef struct store_job {
+  char tid[UUID_STR_LEN + 1];
+  char id[UUID_STR_LEN + 1];
+} store_job;
 
 /* A store over db (borrowed; must outlive it) whose transactions run as
  * role (SET LOCAL ROLE; NULL or "": the connection's own). Errors:
@@ -41,14 +107,116 @@ typedef struct store_item {
 int store_new(db_pool *db, const char *role, store **out) WARN_UNUSED;
 void store_free(store *st); /* NULL-safe */
 
-/* Inserts an item of tenant tid named name with a fresh UUIDv7 (its time
- * is created_at) and returns it in *out. */
-int store_create_item(store *st, const char *tid, const char *name,
-                      store_item *out) WARN_UNUSED;
+/* ------------------------------------------------------- endpoints --- */
 
-/* The item id (canonical UUID) of tenant tid. ERR_NOTFOUND when it does
- * not exist in that tenant. */
-int store_get_item(store *st, const char *tid, const char *id,
-                   store_item *out) WARN_UNUSED;
+/* Inserts an endpoint of tenant tid (in: every field but active, which
+ * starts true) sealed with secret (a seal_box) and returns it. ERR_TOOBIG
+ * when the tenant already has max endpoints. */
+int store_create_endpoint(store *st, const char *tid,
+                          const store_endpoint_in *in, const seal_box *secret,
+                          size_t max, store_endpoint *out) WARN_UNUSED;
+
+/* Every endpoint of tid, newest first (at most max). */
+int store_list_endpoints(store *st, const char *tid, size_t max,
+                         store_endpoints *out) WARN_UNUSED;
+
+int store_get_endpoint(store *st, const char *tid, const char *id,
+                       store_endpoint *out) WARN_UNUSED;
+
+/* Applies the fields of in that are set and returns the endpoint. */
+int store_update_endpoint(store *st, const char *tid, const char *id,
+                          const store_endpoint_in *in,
+                          store_endpoint *out) WARN_UNUSED;
+
+/* Deletes the endpoint and (cascade) its deliveries. */
+int store_delete_endpoint(store *st, const char *tid,
+                          const char *id) WARN_UNUSED;
+
+/* Replaces the secret with next; the current one becomes the previous
+ * secret, valid for signing for grace_ms more. */
+int store_rotate_secret(store *st, const char *tid, const char *id,
+                        const seal_box *next, int64_t grace_ms) WARN_UNUSED;
+
+/* ------------------------------------------------------ deliveries --- */
+
+/* Fans event (id event_id, type, tenant tid, rendered body) out: one
+ * pending delivery, due now, per active endpoint of tid subscribed to
+ * type, unless that (endpoint, event) already has one. Records source's
+ * position seq in the same transaction. The new deliveries' jobs go to
+ * *jobs (malloc'd, the caller frees; NULL when none), their number to
+ * *njobs. tid may be "" (an event of no tenant): only the position moves. */
+int store_fanout(store *st, const char *tid, const char *event_id,
+                 const char *type, const char *body, const char *source,
+                 uint64_t seq, store_job **jobs, size_t *njobs) WARN_UNUSED;
+
+/* A "webhook.test" delivery of event event_id to endpoint id only. */
+int store_test_delivery(store *st, const char *tid, const char *id,
+                        const char *event_id, const char *body,
+                        store_job *job) WARN_UNUSED;
+
+/* The last seq recorded for source; 0 (and ERR_OK) when none. */
+int store_position(store *st, const char *source, uint64_t *seq) WARN_UNUSED;
+
+/* The endpoint's deliveries, newest first: status 0 = any, before_id
+ * NULL = from the newest, at most limit; *more when others follow. */
+int store_list_deliveries(store *st, const char *tid, const char *endpoint_id,
+                          int status, const char *before_id, size_t limit,
+                          store_deliveries *out, bool *more) WARN_UNUSED;
+
+/* A dead delivery becomes pending with no attempts, due now; *was_dead
+ * false (nothing changed) when it is not dead. */
+int store_retry_delivery(store *st, const char *tid, const char *id,
+                         bool *was_dead) WARN_UNUSED;
+
+/* ---------------------------------------------------------- worker --- */
+
+/* What an attempt needs, claimed for lease_ms (store_claim). */
+typedef struct store_attempt {
+  char event_id[UUID_STR_LEN + 1];
+  char url[STORE_URL_MAX + 1];
+  char *body;   /* malloc'd */
+  seal_box key; /* the current secret */
+  seal_box prev;
+  bool has_prev; /* the previous secret still signs */
+  int attempts;  /* before this one */
+  int64_t created_ms;
+} store_attempt;
+void store_attempt_clear(store_attempt *a); /* frees body, wipes the keys */
+
+enum store_claim_result {
+  STORE_CLAIMED = 0,  /* ours for lease_ms: *out is filled */
+  STORE_CLAIM_SPENT,  /* succeeded, dead, deleted or not yet due: nothing
+                         to do for this job */
+  STORE_CLAIM_LEASED, /* pending, but another worker's lease runs: that
+                         worker may be dead; try again later */
+};
+
+/* Claims delivery job for one attempt: only when it is pending, due
+ * (within slack_ms) and not claimed by another worker whose lease runs;
+ * the lease is lease_ms. *res says which (ERR_OK in every case). */
+int store_claim(store *st, const store_job *job, int64_t lease_ms,
+                int64_t slack_ms, int *res, store_attempt *out) WARN_UNUSED;
+
+/* The outcome of one attempt. */
+typedef struct store_outcome {
+  bool ok;             /* 2xx */
+  int status_code;     /* 0: no answer */
+  const char *error;   /* NULL or a short reason (no secrets, no body) */
+  int max_attempts;    /* dead when attempts reach it and !ok */
+  int64_t retry_in_ms; /* when not ok and not dead */
+} store_outcome;
+
+/* Records the attempt and releases the claim: succeeded, pending again
+ * (due in retry_in_ms) or dead. *status gets the new status. */
+int store_record(store *st, const store_job *job, const store_outcome *o,
+                 int *status) WARN_UNUSED;
+
+/* Up to max pending deliveries of any tenant that are overdue by
+ * grace_ms and not claimed (lost jobs, see sweep.c), oldest first. */
+int store_due(store *st, int64_t grace_ms, size_t max, store_job **jobs,
+              size_t *njobs) WARN_UNUSED;
+
+/* Pending deliveries of every tenant (the queue-depth gauge). */
+int store_pending_count(store *st, int64_t *n) WARN_UNUSED;
 
 #endif

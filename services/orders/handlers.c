@@ -30,7 +30,7 @@
 #include "libs/obs/metrics.h"
 #include "libs/svc/handler.h"
 #include "proto/orders/v1/orders.pb-c.h"
-#include "services/orders/cursor.h"
+#include "libs/base/cursor.h"
 #include "services/orders/idem.h"
 #include "services/orders/orderstate.h"
 #include "services/orders/validate.h"

@@ -15,7 +15,7 @@
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "proto/orders/v1/orders.pb-c.h"
-#include "services/orders/cursor.h"
+#include "libs/base/cursor.h"
 #include "services/orders/idem.h"
 #include "services/orders/menucache.h"
 #include "services/orders/money.h"

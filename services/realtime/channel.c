@@ -8,6 +8,7 @@
  */
 #include "services/realtime/channel.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "libs/authn/authn_caller.h"
@@ -82,4 +83,23 @@ bool channel_from_topic(const char *topic) {
       return canonical_id(topic + k) != NULL;
   }
   return false;
+}
+
+enum channel_kind channel_kind_of(const char *name) {
+  for (size_t i = 0; i < NKINDS; i++)
+    if (strncmp(name, kTenantKinds[i], strlen(kTenantKinds[i])) == 0)
+      return (enum channel_kind)i; /* kTenantKinds is in the enum's order */
+  return CHANNEL_KIND_PRIVATE;
+}
+
+const char *channel_kind_name(enum channel_kind k) {
+  static const char *const kNames[CHANNEL_KINDS] = {
+      "orders", "kitchen", "tables", "devices", "private"};
+  return k < CHANNEL_KINDS ? kNames[k] : "private";
+}
+
+bool channel_private_user(const char *user_id, char out[CHANNEL_MAX + 1]) {
+  if (user_id == NULL || canonical_id(user_id) == NULL) return false;
+  snprintf(out, CHANNEL_MAX + 1, PRIVATE_USER "%s", user_id);
+  return true;
 }

@@ -45,6 +45,27 @@ const char *channel_verdict_code(enum channel_verdict v);
 /* Staff or above (a device counts as staff): who may read history. */
 bool channel_is_staff(const channel_who *who);
 
+/* The kinds of channel, for metrics labels. */
+enum channel_kind {
+  CHANNEL_KIND_ORDERS = 0,
+  CHANNEL_KIND_KITCHEN,
+  CHANNEL_KIND_TABLES,
+  CHANNEL_KIND_DEVICES,
+  CHANNEL_KIND_PRIVATE,
+  CHANNEL_KINDS
+};
+
+/* The kind of a channel name that channel_authorize accepted (anything
+ * else counts as CHANNEL_KIND_PRIVATE). */
+enum channel_kind channel_kind_of(const char *name);
+
+/* "orders", "kitchen", "tables", "devices", "private"; static. */
+const char *channel_kind_name(enum channel_kind k);
+
+/* out = "private.user.<user_id>" when user_id is a canonical UUID (else
+ * false: no such channel). */
+bool channel_private_user(const char *user_id, char out[CHANNEL_MAX + 1]);
+
 /* True when topic (a bus topic, "orders.<tid>") is also a channel that
  * clients may subscribe to, i.e. a publication should be made for it. */
 bool channel_from_topic(const char *topic);

@@ -4,8 +4,9 @@
  * Runs on the bus subscriber's receive thread: the event rendered once,
  * its offset taken and the event put in the history in Redis (one
  * script), the frame made around it and handed to the WebSocket thread
- * through its inbox. Events of types this service does not render (pub.h),
- * or that fail to render, take no offset and are logged.
+ * through its inbox; an order event of a customer's order likewise on
+ * private.user.<customer_id>. Events of types this service does not render
+ * (pub.h), or that fail to render, take no offset and are logged.
  */
 #include "services/realtime/feed.h"
 
@@ -31,36 +32,52 @@ static int backfill(void *arg, const char *source, uint64_t after_seq,
                           REPLAY_DEADLINE_MS, out);
 }
 
+/* The rendered event on channel: its offset there (and its place in the
+ * history) from Redis, then the frame to the WebSocket thread. */
+static int publish_on(feed *f, const char *channel, const Rpc__V1__Event *ev,
+                      const char *event, size_t evlen) {
+  int64_t offset = 0;
+  char epoch[OFFSETS_EPOCH_MAX + 1];
+  int rc =
+      offsets_next(f->c.offsets, channel, ev->id, event, evlen, &offset, epoch);
+  if (rc != ERR_OK) {
+    log_warn("no offset for an event; retrying", "error", err_str(rc));
+    return rc;
+  }
+  char *text = NULL;
+  size_t len = 0;
+  rc = pub_frame_text(channel, offset, epoch, event, evlen, &text, &len);
+  if (rc == ERR_OK)
+    rc = ws_server_publish(f->c.ws, channel, offset, epoch, text, len);
+  free(text);
+  if (rc != ERR_OK)
+    log_warn("event not published", "id", ev->id, "error", err_str(rc));
+  return rc == ERR_NOMEM || rc == ERR_TOOBIG ? rc : ERR_OK;
+}
+
+/* An event goes to its topic's channel and, for a customer's order, to
+ * the customer's private channel too (each channel numbers it on its
+ * own). A retried event takes the same offsets again (offsets.h), and
+ * subscribers are never sent an offset twice. */
 static int on_event(void *arg, const Rpc__V1__Event *ev) {
   feed *f = arg;
   if (!channel_from_topic(ev->topic) || !pub_known(ev->type)) {
     log_debug("event not published", "topic", ev->topic, "type", ev->type);
     return ERR_OK;
   }
-  char *event = NULL, *text = NULL;
-  size_t evlen = 0, len = 0;
+  char *event = NULL;
+  size_t evlen = 0;
   int rc = pub_event(ev, &event, &evlen);
   if (rc != ERR_OK) {
     log_warn("event not rendered", "id", ev->id, "error", err_str(rc));
     return rc == ERR_NOMEM ? rc : ERR_OK;
   }
-  int64_t offset = 0;
-  char epoch[OFFSETS_EPOCH_MAX + 1];
-  rc = offsets_next(f->c.offsets, ev->topic, ev->id, event, evlen, &offset,
-                    epoch);
-  if (rc != ERR_OK) {
-    free(event);
-    log_warn("no offset for an event; retrying", "error", err_str(rc));
-    return rc;
-  }
-  rc = pub_frame_text(ev->topic, offset, epoch, event, evlen, &text, &len);
+  char mine[CHANNEL_MAX + 1];
+  rc = publish_on(f, ev->topic, ev, event, evlen);
+  if (rc == ERR_OK && pub_customer_channel(ev, mine, sizeof mine))
+    rc = publish_on(f, mine, ev, event, evlen);
   free(event);
-  if (rc == ERR_OK)
-    rc = ws_server_publish(f->c.ws, ev->topic, offset, epoch, text, len);
-  free(text);
-  if (rc != ERR_OK)
-    log_warn("event not published", "id", ev->id, "error", err_str(rc));
-  return rc == ERR_NOMEM || rc == ERR_TOOBIG ? rc : ERR_OK;
+  return rc;
 }
 
 static int subscribe_all(bus_subscriber *s) {

@@ -6,11 +6,13 @@
  * method, Ping - the admin port, drain on SIGTERM). The service needs no
  * PostgreSQL (uses_db false): what it shares between replicas, the
  * channels' offsets and epochs, lives in Redis, which is therefore
- * required (and the channels' history with them). init opens, in order: Redis,
- * the token verifier (and its revocation feed), the client of orders (Replay),
- * the WebSocket server (ws.h, its own thread on WS_ADDR:WS_PORT) and the bus
- * feed (feed.h); fini closes them in the reverse order, the WebSocket
- * connections with 1001 within REALTIME_DRAIN_MS.
+ * required (and the channels' history and presence with them). init opens,
+ * in order: Redis, the token verifier, offsets and presence, the WebSocket
+ * server (ws.h, its own thread on WS_ADDR:WS_PORT, with the recheck of
+ * live tokens), the revocation events into that recheck, the client of
+ * orders (Replay) and the bus feed (feed.h); fini closes them in the
+ * reverse order, the WebSocket connections with 1001 within
+ * REALTIME_DRAIN_MS.
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +23,8 @@
 #include "services/realtime/feed.h"
 #include "services/realtime/handlers.h"
 #include "services/realtime/offsets.h"
+#include "services/realtime/presence.h"
+#include "services/realtime/recheck.h"
 #include "services/realtime/ws.h"
 
 static const cfg_entry config[] = {
@@ -93,6 +97,27 @@ static const cfg_entry config[] = {
      .min = 1000,
      .max = 86400000,
      .description = "how long a publication stays in a channel's history"},
+    {.name = "REALTIME_PRESENCE_TTL",
+     .kind = CFG_DURATION_MS,
+     .def = "30s",
+     .min = 300,
+     .max = 3600000,
+     .description = "a client's presence without a heartbeat (ttl/3); a dead "
+                    "replica's clients vanish after it"},
+    {.name = "REALTIME_RECHECK_MS",
+     .kind = CFG_DURATION_MS,
+     .def = "250ms",
+     .min = 10,
+     .max = 60000,
+     .description = "between passes re-verifying live connections' tokens "
+                    "(revoked -> close 4003)"},
+    {.name = "REALTIME_MAX_CONNECTIONS_PER_IP",
+     .kind = CFG_INT,
+     .def = "256",
+     .min = 0,
+     .max = 1000000,
+     .description = "WebSocket connections per remote address (TCP peer); "
+                    "over: the upgrade is refused; 0: no cap"},
     {.name = "REALTIME_DRAIN_MS",
      .kind = CFG_DURATION_MS,
      .def = "2s",
@@ -108,11 +133,13 @@ typedef struct app {
   bus_subscriber *revocations;
   rpc_client *orders;
   offsets *offsets;
+  presence *presence;
   ws_server *ws;
   feed *feed;
 } app;
 
-/* auth.revoked and tenants.changed into the verifier, when configured. */
+/* auth.revoked and tenants.changed into the verifier and the live
+ * connections' recheck, when configured. */
 static int open_revocations(svc *s, app *a) {
   const cfg *c = svc_cfg(s);
   const char *au = cfg_str(c, "AUTH_EVENTS"),
@@ -126,7 +153,7 @@ static int open_revocations(svc *s, app *a) {
   }
   char addr[2 * CFG_MAX_VALUE + 2];
   snprintf(addr, sizeof addr, "%s%s%s", au, au[0] && te[0] ? "," : "", te);
-  return authn_subscribe(a->verifier, addr, &a->revocations);
+  return recheck_subscribe(ws_server_recheck(a->ws), addr, &a->revocations);
 }
 
 static int open_ws(svc *s, app *a) {
@@ -140,6 +167,11 @@ static int open_ws(svc *s, app *a) {
       .send_queue_bytes = (size_t)cfg_int(c, "REALTIME_SEND_QUEUE_BYTES"),
       .auth_timeout_ms = cfg_duration_ms(c, "REALTIME_AUTH_TIMEOUT"),
       .inbox_max = 100000,
+      .presence = a->presence,
+      .presence_ttl_ms = cfg_duration_ms(c, "REALTIME_PRESENCE_TTL"),
+      .recheck_ms = cfg_duration_ms(c, "REALTIME_RECHECK_MS"),
+      .max_conns_per_addr =
+          (size_t)cfg_int(c, "REALTIME_MAX_CONNECTIONS_PER_IP"),
   };
   int rc = ws_server_start(&wc, &a->ws);
   if (rc != ERR_OK)
@@ -168,26 +200,32 @@ static int realtime_init(svc *s, void *arg) {
   int rc = svc_redis_open(s, NULL, "REDIS_URL not set", &a->redis);
   if (rc == ERR_OK && a->redis == NULL) rc = ERR_INVAL;
   if (rc == ERR_OK) rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
-  if (rc == ERR_OK) rc = open_revocations(s, a);
   offsets_options oo = {
       .history_size = (size_t)cfg_int(svc_cfg(s), "REALTIME_HISTORY_SIZE"),
       .history_ttl_ms = cfg_duration_ms(svc_cfg(s), "REALTIME_HISTORY_TTL")};
   if (rc == ERR_OK) rc = offsets_new(a->redis, &oo, &a->offsets);
+  if (rc == ERR_OK)
+    rc = presence_new(a->redis,
+                      cfg_duration_ms(svc_cfg(s), "REALTIME_PRESENCE_TTL"),
+                      &a->presence);
   if (rc == ERR_OK) rc = open_ws(s, a);
+  if (rc == ERR_OK) rc = open_revocations(s, a);
   if (rc == ERR_OK) rc = open_feed(s, a);
   if (rc == ERR_OK) rc = realtime_register(svc_rpc(s));
   return rc;
 }
 
-/* After the RPC server drained: the feed first (it hands events to the
- * WebSocket server), then the connections (1001), then what they used.
- * Redis, the auth client and the verifier are the runtime's. */
+/* After the RPC server drained: the feed and the revocation events first
+ * (they hand work to the WebSocket server), then the connections (1001),
+ * then what they used. Redis, the auth client and the verifier are the
+ * runtime's. */
 static void realtime_fini(svc *s, void *arg) {
   app *a = arg;
   feed_free(a->feed);
-  ws_server_free(a->ws, cfg_duration_ms(svc_cfg(s), "REALTIME_DRAIN_MS"));
   bus_subscriber_free(a->revocations);
+  ws_server_free(a->ws, cfg_duration_ms(svc_cfg(s), "REALTIME_DRAIN_MS"));
   rpc_client_free(a->orders);
+  presence_free(a->presence);
   offsets_free(a->offsets);
 }
 

@@ -1,11 +1,9 @@
 /*
  * pub.c - publication frames (see pub.h).
  *
- * One table maps an event type to its payload message and the field that
- * holds the resource (NULL: the whole message). The payload is decoded
- * with protobuf-c, turned into JSON by libs/pbjson with the gateway's
- * options, and the resource is taken out of it; the frame around it is
- * built with jansson, keys in the contract's order.
+ * The event's data comes from libs/evdata (shared with notifications'
+ * webhook bodies); the frame around it is built with jansson, keys in the
+ * contract's order.
  */
 #include "services/realtime/pub.h"
 
@@ -15,65 +13,41 @@
 #include <string.h>
 
 #include "libs/base/timeutil.h"
-#include "libs/pbjson/pbjson.h"
+#include "libs/evdata/evdata.h"
 #include "proto/orders/v1/orders.pb-c.h"
+#include "services/realtime/channel.h"
 
-typedef struct pub_kind {
-  const char *type;
-  const ProtobufCMessageDescriptor *desc;
-  const char *field; /* the resource inside the message; NULL: all */
-} pub_kind;
+bool pub_known(const char *type) { return evdata_known(type); }
 
-static const pub_kind kKinds[] = {
-    {"OrderCreated", &orders__v1__order_created__descriptor, "order"},
-    {"OrderStatusChanged", &orders__v1__order_status_changed__descriptor,
-     "order"},
-    {"KitchenTicket", &orders__v1__kitchen_ticket__descriptor, NULL},
-    {"ProductChanged", &orders__v1__product_changed__descriptor, "product"},
-    {"StockLow", &orders__v1__stock_low__descriptor, NULL},
-    {"TableChanged", &orders__v1__table_changed__descriptor, "table"},
-};
-
-/* The gateway's (services/gateway/transcode.c) so data is byte for byte
- * what the HTTP API shows. */
-static const pbjson_opts kOpts = {
-    .enum_style = PBJSON_ENUM_SHORT_LOWER,
-    .real_precision = 15,
-};
-
-static const pub_kind *find_kind(const char *type) {
-  for (size_t i = 0; i < sizeof kKinds / sizeof kKinds[0]; i++)
-    if (type != NULL && strcmp(kKinds[i].type, type) == 0) return &kKinds[i];
-  return NULL;
+/* The customer_id of an order event's order ("" when none). */
+static bool order_customer(const Rpc__V1__Event *ev, char *out, size_t cap) {
+  const Orders__V1__Order *o = NULL;
+  Orders__V1__OrderCreated *oc = NULL;
+  Orders__V1__OrderStatusChanged *sc = NULL;
+  if (strcmp(ev->type, "OrderCreated") == 0) {
+    oc = orders__v1__order_created__unpack(NULL, ev->payload.len,
+                                           ev->payload.data);
+    o = oc != NULL ? oc->order : NULL;
+  } else if (strcmp(ev->type, "OrderStatusChanged") == 0) {
+    sc = orders__v1__order_status_changed__unpack(NULL, ev->payload.len,
+                                                  ev->payload.data);
+    o = sc != NULL ? sc->order : NULL;
+  }
+  char ch[CHANNEL_MAX + 1];
+  bool ok = o != NULL && o->customer_id != NULL && cap > CHANNEL_MAX &&
+            channel_private_user(o->customer_id, ch);
+  if (ok) memcpy(out, ch, sizeof ch);
+  if (oc != NULL) orders__v1__order_created__free_unpacked(oc, NULL);
+  if (sc != NULL) orders__v1__order_status_changed__free_unpacked(sc, NULL);
+  return ok;
 }
 
-bool pub_known(const char *type) { return find_kind(type) != NULL; }
-
-/* The resource field of whole (a new reference), or whole itself. */
-static int take_field(json_t *whole, const char *field, json_t **out) {
-  if (field == NULL) {
-    *out = whole;
-    return ERR_OK;
-  }
-  json_t *v = json_object_get(whole, field);
-  if (v != NULL) json_incref(v);
-  json_decref(whole);
-  *out = v != NULL ? v : json_null();
-  return *out != NULL ? ERR_OK : ERR_NOMEM;
+bool pub_customer_channel(const Rpc__V1__Event *ev, char *out, size_t cap) {
+  return ev != NULL && ev->type != NULL && order_customer(ev, out, cap);
 }
 
 int pub_data(const Rpc__V1__Event *ev, json_t **out) {
-  *out = NULL;
-  const pub_kind *k = find_kind(ev->type);
-  if (k == NULL) return ERR_NOTFOUND;
-  ProtobufCMessage *m = protobuf_c_message_unpack(
-      k->desc, NULL, ev->payload.len, ev->payload.data);
-  if (m == NULL) return ERR_PROTO;
-  json_t *whole = NULL;
-  int rc = pbjson_encode(m, &kOpts, &whole, NULL);
-  protobuf_c_message_free_unpacked(m, NULL);
-  if (rc != ERR_OK) return rc;
-  return take_field(whole, k->field, out);
+  return evdata_json(ev, out);
 }
 
 static json_t *event_object(const Rpc__V1__Event *ev, json_t *data) {

@@ -26,6 +26,13 @@
 /* True when events of this type become publications. */
 bool pub_known(const char *type);
 
+/* The private channel of the customer an event concerns: for
+ * OrderCreated and OrderStatusChanged whose order has a customer_id (the
+ * user who placed it, or for whom staff placed it), out =
+ * "private.user.<customer_id>" and true; false for every other event
+ * (and an order without a customer, or one that does not decode). */
+bool pub_customer_channel(const Rpc__V1__Event *ev, char *out, size_t cap);
+
 /* The JSON of ev's data. On ERR_OK *out is a new reference (json_decref).
  * Errors: ERR_NOTFOUND (a type this service does not know: no
  * publication), ERR_PROTO (the payload does not decode), ERR_INVAL (it

@@ -3,12 +3,16 @@
  * authorisation (every rule of the contract, and the hostile names) and
  * publication frames (an OrderCreated becomes the order as the HTTP API
  * shows it; the frame made around a stored event is the same bytes), the
- * history entries' format and the delivery filter (offsets.h). Everything that
+ * history entries' format and the delivery filter (offsets.h), the
+ * customer's private channel of an order event, channel kinds, and the
+ * string map behind the indexes (strmap.h). Everything that
  * needs Redis, a socket or another service is in
  * tests/realtime/realtime_itest.c.
  */
 #include <check.h>
 #include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +20,7 @@
 #include "services/realtime/channel.h"
 #include "services/realtime/offsets.h"
 #include "services/realtime/pub.h"
+#include "services/realtime/strmap.h"
 
 #define TA "0190f0a0-0000-7000-8000-00000000000a"
 #define TB "0190f0a0-0000-7000-8000-00000000000b"
@@ -87,7 +92,7 @@ START_TEST(topics_that_are_channels) {
 END_TEST
 
 /* An OrderCreated event with one line. */
-static void order_created(Rpc__V1__Event *ev, uint8_t **buf) {
+static void order_for(Rpc__V1__Event *ev, uint8_t **buf, const char *customer) {
   static Orders__V1__OrderItem item = ORDERS__V1__ORDER_ITEM__INIT;
   static Orders__V1__OrderItem *items[] = {&item};
   item.product_id = U2;
@@ -104,6 +109,7 @@ static void order_created(Rpc__V1__Event *ev, uint8_t **buf) {
   o.total = "9.00";
   o.currency = "EUR";
   o.version = 1;
+  if (customer != NULL) o.customer_id = (char *)customer;
   Orders__V1__OrderCreated oc = ORDERS__V1__ORDER_CREATED__INIT;
   oc.order = &o;
   size_t len = orders__v1__order_created__get_packed_size(&oc);
@@ -117,6 +123,10 @@ static void order_created(Rpc__V1__Event *ev, uint8_t **buf) {
   ev->time_unix_ms = 1700000000123;
   ev->payload.data = *buf;
   ev->payload.len = len;
+}
+
+static void order_created(Rpc__V1__Event *ev, uint8_t **buf) {
+  order_for(ev, buf, NULL);
 }
 
 START_TEST(order_created_becomes_the_order_json) {
@@ -227,6 +237,90 @@ START_TEST(a_subscriber_gets_only_what_it_has_not_seen) {
 }
 END_TEST
 
+START_TEST(a_customers_order_goes_to_their_private_channel) {
+  Rpc__V1__Event ev;
+  uint8_t *buf = NULL;
+  char ch[CHANNEL_MAX + 1];
+  order_for(&ev, &buf, U2);
+  ck_assert(pub_customer_channel(&ev, ch, sizeof ch));
+  ck_assert_str_eq(ch, "private.user." U2);
+  ck_assert(!pub_customer_channel(&ev, ch, 10)); /* no room: refused */
+  ev.type = "KitchenTicket"; /* not an order event: no private copy */
+  ck_assert(!pub_customer_channel(&ev, ch, sizeof ch));
+  free(buf);
+  order_for(&ev, &buf, NULL); /* no customer (staff ordered for nobody) */
+  ck_assert(!pub_customer_channel(&ev, ch, sizeof ch));
+  free(buf);
+  order_for(&ev, &buf, "../orders." TA); /* never a channel */
+  ck_assert(!pub_customer_channel(&ev, ch, sizeof ch));
+  free(buf);
+  order_for(&ev, &buf, U2);
+  buf[0] = 0xff;
+  ev.payload.len = 1; /* does not decode */
+  ck_assert(!pub_customer_channel(&ev, ch, sizeof ch));
+  free(buf);
+}
+END_TEST
+
+START_TEST(channel_kinds_name_the_metrics_labels) {
+  ck_assert_str_eq(channel_kind_name(channel_kind_of("orders." TA)), "orders");
+  ck_assert_str_eq(channel_kind_name(channel_kind_of("kitchen." TA)),
+                   "kitchen");
+  ck_assert_str_eq(channel_kind_name(channel_kind_of("tables." TA)), "tables");
+  ck_assert_str_eq(channel_kind_name(channel_kind_of("devices." TA)),
+                   "devices");
+  ck_assert_str_eq(channel_kind_name(channel_kind_of("private.user." U1)),
+                   "private");
+  char ch[CHANNEL_MAX + 1];
+  ck_assert(channel_private_user(U1, ch));
+  ck_assert_str_eq(ch, "private.user." U1);
+  ck_assert(!channel_private_user("0190F0A0-0000-7000-8000-000000000001", ch));
+  ck_assert(!channel_private_user("", ch));
+  ck_assert(!channel_private_user(NULL, ch));
+}
+END_TEST
+
+static void count_entry(void *arg, const char *key, void *value) {
+  (void)key;
+  (void)value;
+  (*(size_t *)arg)++;
+}
+
+START_TEST(strmap_finds_grows_and_forgets) {
+  strmap *m = NULL;
+  ck_assert_int_eq(strmap_new(&m), ERR_OK);
+  char key[32];
+  for (intptr_t i = 0; i < 1000; i++) { /* past several doublings */
+    snprintf(key, sizeof key, "k%ld", (long)i);
+    void **v = strmap_slot(m, key, true);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_ptr_null(*v);
+    *v = (void *)(i + 1);
+  }
+  ck_assert_uint_eq(strmap_len(m), 1000);
+  for (intptr_t i = 0; i < 1000; i++) {
+    snprintf(key, sizeof key, "k%ld", (long)i);
+    void **v = strmap_slot(m, key, false);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq((intptr_t)*v, i + 1);
+  }
+  ck_assert_ptr_null(strmap_slot(m, "absent", false));
+  for (int i = 0; i < 1000; i += 2) {
+    snprintf(key, sizeof key, "k%d", i);
+    strmap_del(m, key);
+  }
+  strmap_del(m, "absent");
+  ck_assert_uint_eq(strmap_len(m), 500);
+  ck_assert_ptr_null(strmap_slot(m, "k0", false));
+  ck_assert_ptr_nonnull(strmap_slot(m, "k1", false));
+  size_t n = 0;
+  strmap_each(m, count_entry, &n);
+  ck_assert_uint_eq(n, 500);
+  strmap_free(m);
+  strmap_free(NULL);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("realtime");
   TCase *tc = tcase_create("realtime");
@@ -240,6 +334,9 @@ int main(void) {
   tcase_add_test(tc, the_frame_around_a_stored_event_is_the_same_frame);
   tcase_add_test(tc, history_entries_split_or_are_refused);
   tcase_add_test(tc, a_subscriber_gets_only_what_it_has_not_seen);
+  tcase_add_test(tc, a_customers_order_goes_to_their_private_channel);
+  tcase_add_test(tc, channel_kinds_name_the_metrics_labels);
+  tcase_add_test(tc, strmap_finds_grows_and_forgets);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -18,7 +18,17 @@
  * order; a recover racing new orders gets each publication once; a wrong
  * epoch, the channel's hash deleted in Redis (and its history with it),
  * its keys flushed -> recovered false; history for staff, refused to a
- * customer. Then realtime gets SIGTERM and must exit 0.
+ * customer. Presence across two replicas, refused to a customer and to
+ * another tenant; refresh (another user's token -> 4003); logout and
+ * member removal closing live sockets with 4003 on both replicas (the
+ * second learns of revocations only through Redis); a customer's own
+ * orders on private.user.<id>, nothing of another customer's; more
+ * connections from one address than the cap -> refused. Two replicas on
+ * one Redis and one bus: clients on both get every publication; kill -9
+ * of the second while clients are on both -> the first's clients lose
+ * nothing, the second's reconnect to the first with recover and get
+ * exactly what they missed, and their presence expires. Then realtime
+ * gets SIGTERM and must exit 0.
  */
 #include <check.h>
 #include <signal.h>
@@ -36,8 +46,10 @@
 
 static harness_pg g_pg;
 static harness_redis g_redis;
-static harness_service g_auth, g_tenants, g_orders, g_gw, g_rt;
-static int g_ws_port;
+static harness_service g_auth, g_tenants, g_orders, g_gw, g_rt, g_rt2;
+static int g_ws_port, g_ws2_port;
+
+#define ADDR_CAP 48 /* REALTIME_MAX_CONNECTIONS_PER_IP */
 
 static const harness_service_opts kSvc = {
     .pg = &g_pg, .redis = &g_redis, .rpc_workers = 4, .log_level = "info"};
@@ -89,19 +101,26 @@ static bool start_gateway(void) {
       harness_service_http_url(&g_gw, "/healthz", url, sizeof url), 10000);
 }
 
-static bool start_realtime(void) {
-  char a[96], o[96], oe[96], ae[96], te[96], wp[32];
+/* A realtime replica on *port. with_events: fed auth's and tenants'
+ * events (revocations at once); without, it learns of revocations only
+ * through Redis (the recheck's backstop when events are lost). */
+static bool start_realtime(harness_service *svc, const char *name, int *port,
+                           bool with_events) {
+  char a[96], o[96], oe[96], ae[96], te[96], wp[32], cap[64];
   ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
   ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
   ADDR(oe, "ORDERS_EVENTS", g_orders.bus_url);
-  ADDR(ae, "AUTH_EVENTS", g_auth.bus_url);
-  ADDR(te, "TENANTS_EVENTS", g_tenants.bus_url);
-  g_ws_port = harness_free_port();
-  snprintf(wp, sizeof wp, "WS_PORT=%d", g_ws_port);
-  char *extra[] = {a, o, oe, ae, te, wp, "WS_ADDR=127.0.0.1", NULL};
-  return harness_service_start(&g_rt, "realtime", "services/realtime/realtime",
-                               &kNoDb, extra) &&
-         harness_wait_port(g_ws_port, 10000);
+  ADDR(ae, "AUTH_EVENTS", with_events ? g_auth.bus_url : "");
+  ADDR(te, "TENANTS_EVENTS", with_events ? g_tenants.bus_url : "");
+  *port = harness_free_port();
+  snprintf(wp, sizeof wp, "WS_PORT=%d", *port);
+  snprintf(cap, sizeof cap, "REALTIME_MAX_CONNECTIONS_PER_IP=%d", ADDR_CAP);
+  char *extra[] = {
+      a,   o,   oe, ae, te, wp, "WS_ADDR=127.0.0.1", "REALTIME_PRESENCE_TTL=3s",
+      cap, NULL};
+  return harness_service_start(svc, name, "services/realtime/realtime", &kNoDb,
+                               extra) &&
+         harness_wait_port(*port, 10000);
 }
 
 static bool start_system(void) {
@@ -119,15 +138,22 @@ static bool start_system(void) {
   char *ord_extra[] = {a, t, NULL};
   ok = ok && harness_service_start(&g_orders, "orders",
                                    "services/orders/orders", &kSvc, ord_extra);
-  return ok && start_gateway() && start_realtime();
+  return ok && start_gateway() &&
+         start_realtime(&g_rt, "realtime", &g_ws_port, true) &&
+         start_realtime(&g_rt2, "realtime2", &g_ws2_port, false);
 }
 
 START_TEST(websocket_scenario_with_a_real_client) {
-  char gw[96], ws[96], rp[32];
+  char gw[96], ws[96], ws2[96], rp[32], pid2[32], cap[32], m[128], murl[96];
   snprintf(gw, sizeof gw, "GW=http://127.0.0.1:%d", g_gw.http_port);
   snprintf(ws, sizeof ws, "WS=ws://127.0.0.1:%d/v1/realtime", g_ws_port);
+  snprintf(ws2, sizeof ws2, "WS2=ws://127.0.0.1:%d/v1/realtime", g_ws2_port);
   snprintf(rp, sizeof rp, "REDIS_PORT=%d", g_redis.port);
-  char *env[] = {gw, ws, rp, NULL};
+  snprintf(pid2, sizeof pid2, "WS2_PID=%d", (int)harness_pid(g_rt2.proc));
+  snprintf(cap, sizeof cap, "ADDR_CAP=%d", ADDR_CAP);
+  snprintf(m, sizeof m, "METRICS=%s",
+           harness_service_admin_url(&g_rt, "/metrics", murl, sizeof murl));
+  char *env[] = {gw, ws, ws2, rp, pid2, cap, m, NULL};
   char *argv[] = {"/usr/bin/env", "node", CLIENT_DIR "/scenario.js", NULL};
   int rc = run("scenario", argv, env, 180000);
   if (rc != 0) harness_dump_logs();
@@ -166,6 +192,7 @@ int main(void) {
   int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_rt, 15000);
+  harness_service_stop(&g_rt2, 15000);
   harness_service_stop(&g_gw, 15000);
   harness_service_stop(&g_orders, 15000);
   harness_service_stop(&g_tenants, 15000);

@@ -10,9 +10,10 @@
 # services/TEMPLATE.md): it copies the repository without .git, .run and
 # bazel-* into a temporary directory, checks that the generator refuses bad
 # and existing names there without writing anything, generates the service
-# "zzdemo", then in the copy runs `bazel build //...`, `bazel test //...`
-# (every unit test, the access doc test included), the generated
-# integration test the way tools/dev runs integration tests, and
+# "zzdemo", checks that its C files are formatted, then in the copy runs
+# `bazel build //...`, `bazel test //...` (every unit test, the access
+# doc test included), the generated integration test the way tools/dev
+# runs integration tests, and
 # deploy/k8s/check.py (with kubectl renders when kubectl is installed).
 # The copy has its own Bazel output base, so the first build is a full one:
 # expect several minutes on two cores. Everything is removed at the end,
@@ -80,6 +81,12 @@ rc=0
 [[ "$rc" == 2 ]] || fail "generating $NAME twice was not refused (exit $rc)"
 
 cd "$REPO"
+step "the generated C files are formatted"
+for f in $(find "services/$NAME" "tests/$NAME" -name '*.[ch]'); do
+  clang-format --style=file --dry-run -Werror "$f" >/dev/null 2>&1 ||
+    fail "$f is not formatted as .clang-format says"
+done
+
 OUTPUT_BASE="$(bazel info output_base 2>/dev/null)"
 
 step "bazel build //..."

@@ -2,7 +2,11 @@
 // real client (the `ws` package) against the realtime service, with the
 // tenants, people and orders made over the gateway's HTTP API (fetch).
 // Environment: GW (http://127.0.0.1:<port>), WS (ws://127.0.0.1:<port>/v1/realtime),
-// REDIS_PORT (the harness's Redis on 127.0.0.1, to lose a channel's keys).
+// WS2 (a second realtime replica on the same Redis and bus, which gets no
+// revocation events: it learns of them through Redis), WS2_PID (its pid:
+// the scenario kills it with SIGKILL), ADDR_CAP (replica 1's connections per
+// address), METRICS (replica 1's /metrics), REDIS_PORT (the harness's Redis on 127.0.0.1, to lose a
+// channel's keys).
 // Exits 0 when every check held, 1 (with the failed check) otherwise; every
 // wait is bounded, so it always stops by itself.
 'use strict';
@@ -11,6 +15,8 @@ const WebSocket = require('ws');
 
 const GW = process.env.GW;
 const WS = process.env.WS;
+const WS2 = process.env.WS2;
+const ADDR_CAP = Number(process.env.ADDR_CAP);
 const WAIT_MS = 15000; // generous: nothing here should take more than 1 s
 const PASSWORD = 'correct horse battery';
 
@@ -32,9 +38,9 @@ async function http(method, path, body, token, tenant) {
 }
 
 // A connection whose messages queue up until a test takes them.
-function connect(token) {
+function connect(token, url = WS) {
   const headers = token ? { Authorization: 'Bearer ' + token } : {};
-  const ws = new WebSocket(WS, { headers });
+  const ws = new WebSocket(url, { headers });
   const c = { ws, queue: [], waiters: [], closed: null };
   c.closedP = new Promise((resolve) => {
     ws.on('close', (code) => { c.closed = code; resolve(code); });
@@ -130,10 +136,18 @@ async function subscribe(c, id, channel) {
   return next(c, (m) => m.id === id);
 }
 
-async function ready(token) {
-  const c = connect(token);
-  await next(c, (m) => m.op === 'ready');
+async function ready(token, url = WS) {
+  const c = connect(token, url);
+  c.info = await next(c, (m) => m.op === 'ready');
+  if (c.info === null) throw new Error('no ready from ' + url);
   return c;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function ask(c, req) {
+  c.send(req);
+  return next(c, (m) => m.id === req.id);
 }
 
 // n orders over HTTP, then their n OrderCreated pubs as `watcher` (still
@@ -250,6 +264,173 @@ async function recovery(A, staff, cust) {
   [back, racer, wrong, lost, flushed].forEach((c) => c.ws.close(1000));
 }
 
+// Presence: shared by the replicas through Redis; staff only.
+async function presence(A, staff, staffInfo, cust, other) {
+  const chan = 'orders.' + A.id;
+  const far = await ready(A.staff.token, WS2);
+  const s = await subscribe(far, 40, chan);
+  check(s && s.op === 'subscribed', 'a staff connection on replica 2 subscribed to orders.A');
+  const p = await ask(staff, { op: 'presence', id: 41, channel: chan });
+  check(p && p.op === 'presence' && p.channel === chan &&
+        p.clients.some((x) => x.client_id === staffInfo.client_id && x.user_id === A.staff.id) &&
+        p.clients.some((x) => x.client_id === far.info.client_id && x.user_id === A.staff.id),
+        'presence on replica 1 lists the subscribers of both replicas, with their user ids');
+  const d1 = await ask(cust, { op: 'presence', id: 42, channel: chan });
+  check(d1 && d1.code === 'PERMISSION_DENIED', 'presence by a customer: PERMISSION_DENIED');
+  const d2 = await ask(cust, { op: 'presence', id: 43, channel: 'private.user.' + A.customer.id });
+  check(d2 && d2.code === 'PERMISSION_DENIED', 'presence by a customer, own channel: PERMISSION_DENIED');
+  const d3 = await ask(other, { op: 'presence', id: 44, channel: chan });
+  check(d3 && d3.code === 'PERMISSION_DENIED', 'presence of orders.A by the owner of B: PERMISSION_DENIED');
+  await ask(far, { op: 'unsubscribe', id: 45, channel: chan });
+  const after = await ask(staff, { op: 'presence', id: 46, channel: chan });
+  check(after && !after.clients.some((x) => x.client_id === far.info.client_id) &&
+        after.clients.some((x) => x.client_id === staffInfo.client_id),
+        'unsubscribed on replica 2: gone from presence');
+  far.ws.close(1000);
+}
+
+// refresh: same user and tenant only.
+async function refresh(A, B) {
+  const c = await ready(A.staff.token);
+  const again = await login(A, 'staff@example.com');
+  const r = await ask(c, { op: 'refresh', id: 50, token: again.token });
+  check(r && r.op === 'refreshed' && typeof r.expires_at === 'string' && r.expires_at !== '',
+        'refresh with a new token of the same user: refreshed, with expires_at');
+  const sub = await subscribe(c, 51, 'orders.' + A.id);
+  check(sub && sub.op === 'subscribed', 'the connection carries on after a refresh');
+  c.send({ op: 'refresh', id: 52, token: A.customer.token });
+  check(await closeCode(c) === 4003, "refresh with another user's token: closed 4003");
+  const d = await ready(A.staff.token);
+  d.send({ op: 'refresh', id: 53, token: B.owner });
+  check(await closeCode(d) === 4003, "refresh with another tenant's token: closed 4003");
+  const e = await ready(A.staff.token);
+  e.send({ op: 'refresh', id: 54, token: 'v4.public.garbage' });
+  check(await closeCode(e) === 4001, 'refresh with a bad token: closed 4001');
+}
+
+// Logout and member removal end live sockets with 4003: replica 1 hears of
+// them on the bus, replica 2 only through Redis.
+async function revocation(A) {
+  const who = await login(A, 'staff@example.com');
+  const near = await ready(who.token);
+  await subscribe(near, 60, 'orders.' + A.id);
+  const far = await ready(who.token, WS2);
+  await subscribe(far, 61, 'orders.' + A.id);
+  const t0 = Date.now();
+  await http('POST', '/v1/auth/logout', {}, who.token);
+  const c1 = await closeCode(near);
+  const ms1 = Date.now() - t0;
+  const c2 = await closeCode(far);
+  const ms2 = Date.now() - t0;
+  check(c1 === 4003, `logout: the live socket on replica 1 closed 4003 (after ${ms1} ms; bus event)`);
+  check(c2 === 4003, `logout: the live socket on replica 2 closed 4003 (after ${ms2} ms; Redis only)`);
+  const late = connect(who.token);
+  check(await closeCode(late) === 4001, 'the logged-out token on a new connection: closed 4001');
+
+  await http('POST', '/v1/tenant/members',
+    { email: 'gone@example.com', name: 'Gus', password: PASSWORD, role: 'staff' }, A.owner);
+  const gone = await login(A, 'gone@example.com');
+  const g1 = await ready(gone.token);
+  const g2 = await ready(gone.token, WS2);
+  const t1 = Date.now();
+  await http('DELETE', '/v1/tenant/members/' + gone.id, undefined, A.owner);
+  const r1 = await closeCode(g1);
+  const r2 = await closeCode(g2);
+  check(r1 === 4003 && r2 === 4003,
+        `member removed: live sockets on both replicas closed 4003 (after ${Date.now() - t1} ms)`);
+}
+
+// A customer's own orders on private.user.<id>; nothing of another's.
+async function privateChannels(A, product) {
+  await http('POST', '/v1/auth/register',
+    { email: 'cust2@example.com', name: 'Dora', password: PASSWORD }, null, A.slug);
+  const c2 = await login(A, 'cust2@example.com');
+  const mine = await ready(A.customer.token);
+  const ms = await subscribe(mine, 80, 'private.user.' + A.customer.id);
+  const theirs = await ready(c2.token);
+  await subscribe(theirs, 81, 'private.user.' + c2.id);
+  const denied = await subscribe(theirs, 82, 'private.user.' + A.customer.id);
+  check(denied && denied.code === 'PERMISSION_DENIED', "a customer on another customer's private channel: PERMISSION_DENIED");
+  await http('POST', '/v1/orders', { items: [{ product_id: product.id, quantity: 1 }] }, A.owner);
+  const order = await http('POST', '/v1/orders',
+    { items: [{ product_id: product.id, quantity: 1 }] }, A.customer.token);
+  const shown = await http('GET', '/v1/orders/' + order.id, undefined, A.customer.token);
+  const p = await next(mine, (m) => m.op === 'pub' && m.event.type === 'OrderCreated');
+  check(p && p.channel === 'private.user.' + A.customer.id && p.event.data.id === order.id &&
+        p.offset === ms.offset + 1, "the customer's own order arrives on private.user.<id>, and only it");
+  check(JSON.stringify(p.event.data) === JSON.stringify(shown), 'its data is exactly GET /v1/orders/{id}');
+  await http('POST', `/v1/orders/${order.id}/status`, { status: 'confirmed' }, A.owner);
+  const shown2 = await http('GET', '/v1/orders/' + order.id, undefined, A.customer.token);
+  const q = await next(mine, (m) => m.op === 'pub' && m.event.type === 'OrderStatusChanged');
+  check(q && q.offset === p.offset + 1 && JSON.stringify(q.event.data) === JSON.stringify(shown2),
+        'its status change follows, data as GET /v1/orders/{id}');
+  await sleep(500);
+  check(theirs.queue.every((m) => m.op !== 'pub') && mine.queue.every((m) => m.op !== 'pub'),
+        "another customer got nothing of it; an order without a customer went to no private channel");
+  [mine, theirs].forEach((c) => c.ws.close(1000));
+}
+
+// Two replicas on one Redis and bus; kill -9 of replica 2.
+async function replicas(A, product) {
+  const chan = 'orders.' + A.id;
+  const near = await ready(A.staff.token);
+  const s1 = await subscribe(near, 70, chan);
+  const far = await ready(A.staff.token, WS2);
+  const s2 = await subscribe(far, 71, chan);
+  const far2 = await ready(A.owner, WS2);
+  await subscribe(far2, 72, 'kitchen.' + A.id);
+  check(s1.epoch === s2.epoch && s1.offset === s2.offset, 'both replicas give the same offset and epoch');
+  const onNear = await orders(A, product, 3, near);
+  const onFar = [];
+  for (let i = 0; i < 3; i++) onFar.push(await next(far, (m) => m.op === 'pub' && m.event.type === 'OrderCreated'));
+  const key = (l) => JSON.stringify(l.slice().sort((a, b) => a.offset - b.offset));
+  check(onFar.every((x) => x !== null) && key(onNear) === key(onFar),
+        'clients on both replicas get every publication, same offsets, same bytes');
+  const lastFar = Math.max(...onFar.map((x) => x.offset));
+
+  process.kill(Number(process.env.WS2_PID), 'SIGKILL');
+  check(await closeCode(far) === 1006 && await closeCode(far2) === 1006, 'replica 2 killed -9: its clients are cut');
+  const missed = await orders(A, product, 4, near);
+  missed.sort((a, b) => a.offset - b.offset);
+  check(consecutive(missed, lastFar + 1), "replica 1's client lost nothing: the next four offsets, no gap");
+  const back = await ready(A.staff.token);
+  const r = await ask(back, { op: 'subscribe', id: 73, channel: chan, recover: { offset: lastFar, epoch: s2.epoch } });
+  check(r && r.recovered === true && JSON.stringify(r.publications) === JSON.stringify(missed),
+        'a client of the dead replica reconnects to the survivor with recover: exactly the four it missed');
+
+  const gone = [far.info.client_id, far2.info.client_id];
+  let left = true;
+  let p = null;
+  for (const end = Date.now() + WAIT_MS; left && Date.now() < end; await sleep(500)) {
+    p = await ask(near, { op: 'presence', id: 74 + Math.floor(Math.random() * 1e6), channel: chan });
+    left = p === null || p.clients.some((x) => gone.includes(x.client_id));
+  }
+  check(!left, "the dead replica's clients vanish from presence when their heartbeat expires");
+  // near subscribed before far did: only the survivor's heartbeat keeps it.
+  check(p.clients.some((x) => x.client_id === near.info.client_id),
+        "the survivor's client, as old, stays present (its heartbeat runs)");
+  [near, back].forEach((c) => c.ws.close(1000));
+}
+
+// More connections from one address than replica 1's cap: the rest refused.
+async function addressCap() {
+  const n = ADDR_CAP + 5;
+  const conns = Array.from({ length: n }, () => connect(null));
+  const got = await Promise.all(conns.map((c) => c.opened.then(() => 'open', () => 'refused')));
+  const open = got.filter((x) => x === 'open').length;
+  check(open <= ADDR_CAP && got.includes('refused'),
+        `${n} connections from one address: ${open} open (cap ${ADDR_CAP}), the rest refused`);
+  conns.forEach((c) => c.ws.terminate());
+  await Promise.all(conns.map((c) => closeCode(c)));
+  let ok = false;
+  for (const end = Date.now() + WAIT_MS; !ok && Date.now() < end; await sleep(200)) {
+    const c = connect(null);
+    ok = await c.opened.then(() => true, () => false);
+    c.ws.terminate();
+  }
+  check(ok, 'once they closed, the address may connect again');
+}
+
 async function main() {
   const { A, B } = await people();
   const refusals = refusedWithout4001();
@@ -324,6 +505,9 @@ async function main() {
         'a status change follows with the next offset');
 
   await recovery(A, staff, cust);
+  await presence(A, staff, ready, cust, other);
+  await refresh(A, B);
+  await revocation(A);
 
   const unsub = (staff.send({ op: 'unsubscribe', id: 11, channel: 'orders.' + A.id }),
     await next(staff, (m) => m.id === 11));
@@ -334,12 +518,39 @@ async function main() {
   check(cust.closed === null && other.closed === null && staff.closed === null,
         'connections stay open after refusals and errors');
 
+  const rolls = await http('POST', '/v1/products', { name: 'Rolls', price_cents: 100, stock: 100000 }, A.owner);
+  await privateChannels(A, rolls);
+  await replicas(A, rolls);
+
   staff.send('x'.repeat(70 * 1024));
   check(await closeCode(staff) === 1009, 'a 70 KiB message: closed 1009');
   await refusals;
   [owner, cust, other].forEach((c) => c.ws.close(1000));
+  await Promise.all([owner, cust, other].map((c) => closeCode(c)));
+  await addressCap();
+  await metrics();
 }
 
-const timer = setTimeout(() => { console.log('scenario timed out'); process.exit(1); }, 120000);
+// The value of one sample of replica 1's /metrics (0 when absent).
+async function metric(name) {
+  const text = await (await fetch(process.env.METRICS)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+  return line ? Number(line.slice(name.length + 1)) : 0;
+}
+
+async function metrics() {
+  check(await metric('realtime_deliveries_total{kind="orders"}') > 0 &&
+        await metric('realtime_deliveries_total{kind="private"}') > 0 &&
+        await metric('realtime_publications_total{kind="kitchen"}') > 0,
+        'metrics: publications and deliveries by channel kind');
+  check(await metric('realtime_deliver_latency_seconds_count') > 0, 'metrics: the publish -> deliver latency histogram');
+  check(await metric('realtime_refused_per_address_total') >= 5, 'metrics: upgrades refused by the per-address cap');
+  check(await metric('realtime_recheck_revoked_total') >= 2, 'metrics: live connections found revoked');
+  check(await metric('realtime_subscriptions{kind="orders"}') >= 0 &&
+        (await fetch(process.env.METRICS).then((r) => r.text())).includes('realtime_connections '),
+        'metrics: connections and subscriptions gauges');
+}
+
+const timer = setTimeout(() => { console.log('scenario timed out'); process.exit(1); }, 170000);
 main().then(() => { clearTimeout(timer); console.log('scenario passed'); process.exit(0); },
   (e) => { console.log(e.stack || String(e)); process.exit(1); });

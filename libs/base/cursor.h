@@ -1,7 +1,8 @@
 /*
- * cursor.h - the opaque ListOrders cursor.
+ * cursor.h - the opaque cursor of a newest-first list of UUIDv7 rows
+ * (ListOrders, ListDeliveries).
  *
- * Order ids are UUIDv7, minted by this service in increasing order, so
+ * Ids are UUIDv7, minted by the service in increasing order, so
  * "newest first" is ORDER BY id DESC and a page continues after the last
  * id it showed (keyset pagination: WHERE id < $cursor). An order created
  * while a client pages has a larger id than any it has seen, so it never
@@ -10,8 +11,8 @@
  * in unpadded base64url (22 characters): opaque to clients, and nothing
  * but an id can be smuggled through it.
  */
-#ifndef ORDERS_CURSOR_H
-#define ORDERS_CURSOR_H
+#ifndef BASE_CURSOR_H
+#define BASE_CURSOR_H
 
 #include <stddef.h>
 

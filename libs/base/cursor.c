@@ -1,8 +1,8 @@
 /*
- * cursor.c - ListOrders cursors (see cursor.h), with libsodium's
+ * cursor.c - list cursors (see cursor.h), with libsodium's
  * constant-alphabet base64 (URL-safe, no padding).
  */
-#include "services/orders/cursor.h"
+#include "libs/base/cursor.h"
 
 #include <sodium.h>
 #include <string.h>

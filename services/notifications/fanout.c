@@ -1,0 +1,111 @@
+/*
+ * fanout.c - bus events to deliveries (see fanout.h). Runs on the bus
+ * subscriber's receive thread.
+ */
+#include "services/notifications/fanout.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "libs/bus/bus.h"
+#include "libs/obs/log.h"
+#include "services/notifications/body.h"
+
+#define REPLAY_DEADLINE_MS 2000
+#define IDLE_CHECK_MS 5000
+#define BODY_MAX (1024 * 1024) /* deliveries_body_length, 0001_init.sql */
+
+struct fanout {
+  fanout_config c;
+  bus_subscriber *sub;
+};
+
+static int backfill(void *arg, const char *source, uint64_t after_seq,
+                    uint64_t up_to, uint32_t limit, bus_backfill *out) {
+  (void)up_to;
+  fanout *f = arg;
+  return bus_replay_fetch(f->c.replay, source, after_seq, limit,
+                          REPLAY_DEADLINE_MS, out);
+}
+
+static int on_event(void *arg, const Rpc__V1__Event *ev) {
+  fanout *f = arg;
+  char *body = NULL;
+  int rc = body_for_event(ev, &body);
+  if (rc == ERR_NOMEM) return rc;
+  if (rc == ERR_OK && strlen(body) > BODY_MAX) rc = ERR_TOOBIG;
+  /* A type webhooks do not carry, or one that does not decode: only the
+   * position moves. */
+  const char *tid = rc == ERR_OK ? ev->tenant_id : "";
+  if (rc != ERR_OK && rc != ERR_NOTFOUND)
+    log_warn("event not rendered", "id", ev->id, "error", err_str(rc));
+  store_job *jobs = NULL;
+  size_t n = 0;
+  rc = store_fanout(f->c.store, tid, ev->id, ev->type, body ? body : "",
+                    ev->source, ev->seq, &jobs, &n);
+  free(body);
+  if (rc == ERR_INVAL || rc == ERR_EXISTS) {
+    /* The database refuses this event's data (a malformed id, a CHECK):
+     * retrying cannot help and would hold every later event of orders
+     * behind it. Skip it, loudly, and move the position past it. */
+    log_error("event refused by the database; skipped", "id", ev->id, "type",
+              ev->type, "error", err_str(rc));
+    rc = store_fanout(f->c.store, "", ev->id, ev->type, "", ev->source, ev->seq,
+                      &jobs, &n);
+  }
+  if (rc != ERR_OK) {
+    log_warn("event not fanned out; retrying", "id", ev->id, "error",
+             err_str(rc));
+    return rc;
+  }
+  if (n > 0) (void)queue_push(f->c.queue, jobs, n); /* else: the sweep */
+  free(jobs);
+  return ERR_OK;
+}
+
+static int subscribe_all(bus_subscriber *s) {
+  static const char *const kFamilies[] = {"orders.", "kitchen.", "tables."};
+  for (size_t i = 0; i < sizeof kFamilies / sizeof kFamilies[0]; i++) {
+    int rc = bus_subscribe_prefix(s, kFamilies[i]);
+    if (rc != ERR_OK) return rc;
+  }
+  return ERR_OK;
+}
+
+static int set_position(fanout *f) {
+  uint64_t seq = 0;
+  int rc = store_position(f->c.store, FANOUT_SOURCE, &seq);
+  if (rc != ERR_OK || seq == 0) {
+    if (rc == ERR_OK) log_info("no bus position yet: starting from live");
+    return rc;
+  }
+  return bus_subscriber_set_position(f->sub, FANOUT_SOURCE, seq);
+}
+
+int fanout_start(const fanout_config *c, fanout **out) {
+  *out = NULL;
+  fanout *f = calloc(1, sizeof *f);
+  if (f == NULL) return ERR_NOMEM;
+  f->c = *c;
+  bus_subscriber_options o;
+  bus_subscriber_options_init(&o);
+  o.tracker.backfill = backfill;
+  o.tracker.backfill_arg = f;
+  o.tracker.idle_check_ms = IDLE_CHECK_MS;
+  int rc = bus_subscriber_new(c->address, on_event, f, &o, &f->sub);
+  if (rc == ERR_OK) rc = subscribe_all(f->sub);
+  if (rc == ERR_OK) rc = set_position(f);
+  if (rc == ERR_OK) rc = bus_subscriber_start(f->sub);
+  if (rc != ERR_OK) {
+    fanout_free(f);
+    return rc;
+  }
+  *out = f;
+  return ERR_OK;
+}
+
+void fanout_free(fanout *f) {
+  if (f == NULL) return;
+  bus_subscriber_free(f->sub);
+  free(f);
+}

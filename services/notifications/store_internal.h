@@ -1,0 +1,27 @@
+/*
+ * store_internal.h - what store.c and store_deliveries.c share: the
+ * transaction runner and column readers. Not for other modules.
+ */
+#ifndef NOTIFICATIONS_STORE_INTERNAL_H
+#define NOTIFICATIONS_STORE_INTERNAL_H
+
+#include "services/notifications/store.h"
+
+/* Runs fn in a transaction of tenant tid (NULL: none) as the store's role. */
+int store_run(store *st, const char *tid, bool read_only,
+              int (*fn)(db_conn *c, void *ud), void *ud) WARN_UNUSED;
+
+/* Column name of row into dst[cap] ("" for NULL or no such column). */
+void store_copy_col(const db_result *r, int row, const char *name, char *dst,
+                    size_t cap);
+
+/* A Unix-milliseconds column as RFC 3339 ("" for NULL). ERR_DB when the
+ * column is missing. */
+int store_time_col(const db_result *r, int row, const char *name,
+                   char out[RFC3339_MS_LEN + 1]) WARN_UNUSED;
+
+/* "{A,B}" for a text[] parameter. ERR_TOOBIG past cap. */
+int store_events_literal(const char *const *events, size_t n, char *out,
+                         size_t cap) WARN_UNUSED;
+
+#endif
