@@ -41,7 +41,19 @@ key is its service's key in it; the operator's key (whose public half is
 an "operator" bundle line anywhere in the tree) is in no file here and no
 rendered object, and no operator identity is generated.
 
+Scaling and monitoring: each HPA scales on CPU, and the services in
+HPA_SIGNAL also on their own signal (realtime: a Pods metric, connections;
+notifications: an External metric, its queue), named as the service's
+source exports it and served by a prometheus-adapter rule in
+deploy/monitoring; the monitoring files there parse, and every metric the
+dashboard, the alerts and the adapter name is in the catalogue read from
+the sources (metrics_counter/gauge/histogram calls in services/ and
+libs/). Pods carry the scrape annotations for their admin port, spread
+over nodes and zones, and get a grace period longer than preStop +
+SHUTDOWN_GRACE_MS (+ REALTIME_DRAIN_MS for realtime).
+
 Usage: check.py [--root deploy/k8s] [--dockerfile deploy/docker/Dockerfile]
+                [--monitoring deploy/monitoring] [--src REPO]
                 [--no-kubectl]
 Exit status 0 when every rule holds, 1 otherwise (each problem printed).
 """
@@ -49,6 +61,7 @@ Exit status 0 when every rule holds, 1 otherwise (each problem printed).
 import argparse
 import base64
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -102,6 +115,25 @@ PASERK_SK_RE = re.compile(r"k4\.secret\.([A-Za-z0-9_-]{86})")
 # datastores': tenants fetches http://<custom domain>/.well-known/... (80).
 INTERNET_EGRESS = {"tenants": {80}, "notifications": {80, 443}}
 MONITORING_NS = "monitoring"
+
+
+# Shutdown waits a service adds after SHUTDOWN_GRACE_MS (variable, its
+# default): realtime closes its WebSockets with 1001 and waits for them.
+EXTRA_DRAIN = {"realtime": ("REALTIME_DRAIN_MS", "2000")}
+# The HPA signal that fits each service besides CPU (README.md, "Scaling"):
+# realtime holds connections (a Pods metric), notifications works off a
+# shared queue (an External metric). The metric must be one the service
+# itself exports (services/<service>/*.c) and one prometheus-adapter serves
+# (deploy/monitoring/prometheus-adapter.yaml: "custom" rules for Pods,
+# "external" for External).
+HPA_SIGNAL = {"realtime": "Pods", "notifications": "External"}
+ADAPTER_SECTION = {"Pods": "custom", "External": "external"}
+# Series Prometheus makes itself, not a service.
+PROMETHEUS_BUILTIN = {"up", "scrape_duration_seconds",
+                      "scrape_samples_scraped"}
+# Labels every scraped series gets from Prometheus and the scrape job
+# (deploy/monitoring/prometheus-scrape.yaml).
+TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "node"}
 
 
 class Problems:
@@ -709,19 +741,39 @@ def check_service_deployment(r, d, ctx):
     except ValueError as e:
         P.add(f"{name}: SHUTDOWN_GRACE_MS: {e}")
         drain = 10
+    extra = ""
+    if name in EXTRA_DRAIN:
+        var, default = EXTRA_DRAIN[name]
+        try:
+            more = duration_ms(env.get(var, default)) / 1000
+        except ValueError as e:
+            P.add(f"{name}: {var}: {e}")
+            more = 0
+        drain += more
+        extra = f" + {var} {more}s"
     if grace is None or grace <= sleep_s + drain:
         P.add(f"{name}: terminationGracePeriodSeconds {grace} <= preStop "
-              f"{sleep_s}s + SHUTDOWN_GRACE_MS {drain}s")
+              f"{sleep_s}s + SHUTDOWN_GRACE_MS{extra} = {sleep_s + drain}s")
 
-    # Spread over nodes.
+    # Scraped on the admin port (deploy/monitoring/prometheus-scrape.yaml
+    # keeps pods by these annotations and dials the port they name).
+    ann = (d["spec"]["template"].get("metadata") or {}).get(
+        "annotations") or {}
+    if ann.get("prometheus.io/scrape") != "true" or \
+            ann.get("prometheus.io/path") != "/metrics" or \
+            str(ann.get("prometheus.io/port")) != str(admin):
+        P.add(f"{name}: prometheus.io annotations {ann} do not say scrape "
+              f"\"true\", path /metrics, port {admin} (the admin port)")
+
+    # Spread over nodes and zones: a node or a zone lost takes the fewest
+    # replicas (README.md, "The shape of a service").
     tsc = ps.get("topologySpreadConstraints") or []
-    anti = ((ps.get("affinity") or {}).get("podAntiAffinity") or {})
-    spread = any(t.get("topologyKey") == "kubernetes.io/hostname" and
-                 selector_matches(t.get("labelSelector"), labels)
-                 for t in tsc)
-    if not spread and not anti:
-        P.add(f"{name}: neither topologySpreadConstraints over "
-              "kubernetes.io/hostname nor podAntiAffinity")
+    for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone"):
+        if not any(t.get("topologyKey") == key and
+                   selector_matches(t.get("labelSelector"), labels)
+                   for t in tsc):
+            P.add(f"{name}: no topologySpreadConstraints over {key} "
+                  "selecting its own pods")
 
     # ServiceAccount.
     sa_name = ps.get("serviceAccountName")
@@ -781,6 +833,7 @@ def check_service_deployment(r, d, ctx):
                 == "Utilization")]
         if not cpu:
             P.add(f"{name}: HPA has no CPU Utilization metric")
+        check_hpa_signal(name, h)
         reps = d["spec"].get("replicas")
         if reps is not None and mx is not None and not mn <= reps <= mx:
             P.add(f"{name}: replicas {reps} outside the HPA's {mn}..{mx}")
@@ -1413,6 +1466,351 @@ def check_dockerfile(path):
         P.add("binaries not in /usr/local/bin or migrations not in /app")
 
 
+# ---------------------------------------------------------- monitoring --
+#
+# deploy/monitoring holds what an operator adds to Prometheus and Grafana:
+# the scrape configuration, prometheus-adapter's rules (the HPAs' Pods and
+# External metrics), alerting rules and a Grafana dashboard. Every metric
+# they name must be one a service exports: the catalogue is read from the
+# sources (metrics_counter/gauge/histogram("name", ...) in services/ and
+# libs/, tests excluded), so a renamed or invented metric fails here.
+
+MON = {"metrics": None, "adapter": None}
+METRIC_DEF_RE = re.compile(
+    r'metrics_(counter|gauge|histogram)\s*\(\s*"([A-Za-z_:][A-Za-z0-9_:]*)"')
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left",
+                "group_right", "bool", "and", "or", "unless", "offset",
+                "inf", "nan"}
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def find_sources(explicit):
+    """The source tree: --src, or the tree this script lives in (through
+    Bazel's runfiles symlinks, whose targets are the source files)."""
+    cands = [explicit] if explicit else [
+        os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..")]
+    for c in cands:
+        if c and os.path.isdir(os.path.join(c, "services")) and \
+                os.path.isdir(os.path.join(c, "libs")):
+            return os.path.abspath(c)
+    return None
+
+
+LABEL_ARGS_RE = re.compile(r",\s*(\d+)\s*,\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def metric_labels(text, m):
+    """The label names of the family defined at match m: the nlabels and
+    label_names arguments after the help text (a count and an array
+    variable, or 0 and NULL), the array's strings looked up in its
+    definition before the call. None when they cannot be read."""
+    a = LABEL_ARGS_RE.search(text, m.end(), m.end() + 400)
+    if not a:
+        return None
+    if a.group(1) == "0":
+        return frozenset()
+    defs = list(re.finditer(
+        rf"\b{a.group(2)}\s*\[\s*\d*\s*\]\s*=\s*\{{([^}}]*)\}}",
+        text[:m.start()]))
+    if not defs:
+        return None
+    names = re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', defs[-1].group(1))
+    return frozenset(names) if len(names) == int(a.group(1)) else None
+
+
+def source_metrics(src):
+    """{name: (kind, owner, labels)}: owner is the service for
+    services/<svc>/, "libs" for the libraries every service links; labels
+    a frozenset of label names, or None when not readable."""
+    cat = {}
+    for top in ("services", "libs"):
+        for d, dirs, files in os.walk(os.path.join(src, top)):
+            dirs.sort()
+            for f in sorted(files):
+                if not f.endswith(".c") or f.endswith("_test.c"):
+                    continue
+                path = os.path.join(d, f)
+                parts = os.path.relpath(path, src).split(os.sep)
+                owner = parts[1] if parts[0] == "services" else "libs"
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    text = fh.read()
+                for m in METRIC_DEF_RE.finditer(text):
+                    cat.setdefault(m.group(2), (m.group(1), owner,
+                                                metric_labels(text, m)))
+    return cat
+
+
+def promql_metrics(expr):
+    """Metric names in a PromQL expression (good enough for ours: strings,
+    label matchers, ranges, grouping clauses and Grafana variables are cut
+    out; an identifier followed by "(" is a function)."""
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    e = re.sub(r"'(?:[^'\\]|\\.)*'", "''", e)
+    e = re.sub(r"\{[^{}]*\}", " ", e)
+    e = re.sub(r"\[[^\]]*\]", " ", e)
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*"
+               r"\([^)]*\)", " ", e)
+    e = re.sub(r"\$\{?\w+\}?|<<[^>]*>>", " ", e)
+    names = set()
+    for m in re.finditer(r"(?<![\w.:])([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?", e):
+        if not m.group(2) and m.group(1).lower() not in PROMQL_WORDS:
+            names.add(m.group(1))
+    return names
+
+
+def promql_labels(expr):
+    """Label names an expression uses: in matchers and in by/without/
+    on/ignoring/group_* lists (adapter placeholders left out)."""
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    e = re.sub(r"<<[^>]*>>", " ", e)
+    names = set()
+    for block in re.findall(r"\{([^{}]*)\}", e):
+        names |= set(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)",
+                                block))
+    for lst in re.findall(r"\b(?:by|without|on|ignoring|group_left|"
+                          r"group_right)\s*\(([^)]*)\)", e):
+        names |= set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", lst))
+    return names
+
+
+def allowed_labels(metrics):
+    """Labels series of these metrics carry: their own (from the sources),
+    le on histogram buckets, and what the scrape job adds. None when a
+    metric's labels could not be read."""
+    cat = MON["metrics"]
+    allowed = set(TARGET_LABELS)
+    for n in metrics:
+        base, suffix = n, ""
+        for s in HISTOGRAM_SUFFIXES:
+            if n.endswith(s) and cat.get(n[:-len(s)], ("",))[0] == \
+                    "histogram":
+                base, suffix = n[:-len(s)], s
+        entry = cat.get(base)
+        if entry is None:
+            continue
+        if entry[2] is None:
+            return None
+        allowed |= entry[2]
+        if suffix == "_bucket":
+            allowed.add("le")
+    return allowed
+
+
+def unknown_labels(expr, metrics=None, legend=None):
+    """Labels used in expr (and {{label}} in a Grafana legend) that no
+    series of its metrics (default: the expression's own) carries."""
+    if MON["metrics"] is None:
+        return []
+    ms = promql_metrics(expr) if metrics is None else metrics
+    allowed = allowed_labels(ms)
+    if allowed is None:
+        return []
+    used = promql_labels(expr)
+    if legend:
+        used |= set(re.findall(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}",
+                               legend))
+    return sorted(used - allowed)
+
+
+def unknown_metrics(expr):
+    cat = MON["metrics"]
+    if cat is None:
+        return []
+    bad = []
+    for n in sorted(promql_metrics(expr)):
+        if n in cat or n in PROMETHEUS_BUILTIN:
+            continue
+        base = next((n[:-len(s)] for s in HISTOGRAM_SUFFIXES
+                     if n.endswith(s)), None)
+        if base and cat.get(base, ("",))[0] == "histogram":
+            continue
+        bad.append(n)
+    return bad
+
+
+def check_exprs(where, exprs, legend=None):
+    used = set()
+    for e in exprs:
+        if not isinstance(e, str) or not e.strip():
+            P.add(f"{where}: an empty expression")
+            continue
+        for n in unknown_metrics(e):
+            P.add(f"{where}: {n!r} is not a metric any service exports "
+                  f"(in {e.strip()!r})")
+        for lbl in unknown_labels(e, legend=legend):
+            P.add(f"{where}: label {lbl!r} is on no series of "
+                  f"{sorted(promql_metrics(e))} (in {e.strip()!r})")
+        used |= promql_metrics(e)
+    return used
+
+
+def load_mon(path, loader):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return loader(f)
+    except OSError as e:
+        P.add(f"{os.path.basename(path)}: {e}")
+    except (yaml.YAMLError, ValueError) as e:
+        P.add(f"{os.path.basename(path)}: does not parse: {e}")
+    return None
+
+
+def check_scrape(doc):
+    jobs = [j for j in (doc or {}).get("scrape_configs") or []
+            if j.get("job_name") == "platform"]
+    if len(jobs) != 1:
+        P.add("no scrape job 'platform'")
+        return
+    j = jobs[0]
+    sd = [s for s in j.get("kubernetes_sd_configs") or []
+          if s.get("role") == "pod" and NAMESPACE in
+          ((s.get("namespaces") or {}).get("names") or [])]
+    if not sd:
+        P.add(f"job platform: no pod discovery in namespace {NAMESPACE}")
+    rl = j.get("relabel_configs") or []
+    if not any(r.get("action") == "keep" and r.get("source_labels") == [
+            "__meta_kubernetes_pod_annotation_prometheus_io_scrape"]
+            for r in rl):
+        P.add("job platform: does not keep pods by prometheus.io/scrape")
+    if not any("__meta_kubernetes_pod_annotation_prometheus_io_port" in
+               (r.get("source_labels") or []) and
+               r.get("target_label") == "__address__" for r in rl):
+        P.add("job platform: the address does not use prometheus.io/port")
+    targets = {r.get("target_label") for r in rl}
+    for lbl in ("namespace", "pod", "service"):
+        if lbl not in targets:
+            P.add(f"job platform: no {lbl!r} label (prometheus-adapter and "
+                  "the dashboard need it)")
+
+
+def check_adapter(doc):
+    rules = (doc or {}).get("rules") or {}
+    served = {}
+    for section, need in (("custom", {"namespace", "pod"}),
+                          ("external", {"namespace"})):
+        served[section] = {}
+        for rule in rules.get(section) or []:
+            sq = rule.get("seriesQuery", "")
+            check_exprs(f"prometheus-adapter {section}", [sq])
+            mq = rule.get("metricsQuery", "")
+            for lbl in unknown_labels(mq, metrics=promql_metrics(sq)):
+                P.add(f"prometheus-adapter {section} {sq!r}: metricsQuery "
+                      f"groups or matches by {lbl!r}, not a label of it")
+            over = ((rule.get("resources") or {}).get("overrides") or {})
+            if not need <= set(over):
+                P.add(f"prometheus-adapter {section} {sq!r}: resources "
+                      f"overrides lack {sorted(need - set(over))}")
+            if "<<.LabelMatchers>>" not in rule.get("metricsQuery", ""):
+                P.add(f"prometheus-adapter {section} {sq!r}: metricsQuery "
+                      "ignores <<.LabelMatchers>> (namespace, selector)")
+            series = promql_metrics(sq)
+            name = (rule.get("name") or {}).get("as") or \
+                (series.pop() if len(series) == 1 else None)
+            if name:
+                served[section][name] = series
+    MON["adapter"] = served
+
+
+def check_alerts(doc):
+    n = 0
+    for g in (doc or {}).get("groups") or []:
+        for rule in g.get("rules") or []:
+            n += 1
+            name = rule.get("alert") or rule.get("record")
+            if not name:
+                P.add(f"alerts group {g.get('name')}: a rule without a name")
+            if rule.get("alert") and not (rule.get("labels") or {}).get(
+                    "severity"):
+                P.add(f"alert {name}: no severity label")
+            check_exprs(f"alert {name}", [rule.get("expr")])
+    if n == 0:
+        P.add("alerts.yaml: no rules")
+
+
+def dashboard_exprs(panels):
+    for p in panels or []:
+        for t in p.get("targets") or []:
+            yield p.get("title"), t.get("expr"), t.get("legendFormat")
+        yield from dashboard_exprs(p.get("panels"))
+
+
+def check_dashboard(d):
+    if not isinstance(d, dict) or not d.get("panels"):
+        P.add("grafana-dashboard.json: no panels")
+        return
+    ids = [p.get("id") for p in d["panels"]]
+    if len(ids) != len(set(ids)):
+        P.add("grafana-dashboard.json: panel ids repeat")
+    used = set()
+    for title, expr, legend in dashboard_exprs(d["panels"]):
+        used |= check_exprs(f"dashboard panel {title!r}", [expr], legend)
+    cat = MON["metrics"]
+    if cat is not None:
+        missing = sorted(n for n in cat if n not in used and not any(
+            n + s in used for s in HISTOGRAM_SUFFIXES))
+        if missing:
+            # Not a failure: services gain metrics in parallel work; the
+            # note says what a dashboard panel could show next.
+            print("check.py: note: exported but not on the dashboard: " +
+                  ", ".join(missing))
+
+
+def check_monitoring(mon, src):
+    P.context = "monitoring"
+    if src:
+        MON["metrics"] = source_metrics(src)
+        if not MON["metrics"]:
+            P.add(f"no metric definitions found under {src}")
+    else:
+        print("check.py: sources not found: metric names not checked "
+              "against them")
+    check_scrape(load_mon(os.path.join(mon, "prometheus-scrape.yaml"),
+                          yaml.safe_load))
+    check_adapter(load_mon(os.path.join(mon, "prometheus-adapter.yaml"),
+                           yaml.safe_load))
+    check_alerts(load_mon(os.path.join(mon, "alerts.yaml"), yaml.safe_load))
+    check_dashboard(load_mon(os.path.join(mon, "grafana-dashboard.json"),
+                             json.load))
+    P.context = ""
+
+
+def check_hpa_signal(name, h):
+    """The HPA of a service in HPA_SIGNAL scales on that signal too."""
+    want = HPA_SIGNAL.get(name)
+    if want is None:
+        return
+    key = want[0].lower() + want[1:]
+    ms = [m for m in h["spec"].get("metrics") or [] if m.get("type") == want]
+    if not ms:
+        P.add(f"{name}: HPA has no {want} metric (README.md, \"Scaling\")")
+    for m in ms:
+        spec = m.get(key) or {}
+        metric = (spec.get("metric") or {}).get("name")
+        target = spec.get("target") or {}
+        if target.get("type") != "AverageValue" or \
+                not target.get("averageValue"):
+            P.add(f"{name}: HPA {want} metric {metric}: want an "
+                  "AverageValue target")
+        cat = MON["metrics"]
+        if cat is not None:
+            owner = cat.get(metric, (None, None))[1]
+            if owner != name:
+                P.add(f"{name}: HPA metric {metric!r} is not exported by "
+                      f"services/{name} (" +
+                      (f"it is {owner}'s)" if owner else "nobody exports it)"))
+        sel = ((spec.get("metric") or {}).get("selector") or {}).get(
+            "matchLabels") or {}
+        if sel and cat is not None and metric in cat and \
+                cat[metric][2] is not None:
+            for lbl in sorted(set(sel) - cat[metric][2]):
+                P.add(f"{name}: HPA metric {metric!r} selects by {lbl!r}, "
+                      "which it does not have")
+        section = ADAPTER_SECTION[want]
+        if metric not in (MON["adapter"] or {}).get(section, {}):
+            P.add(f"{name}: HPA {want} metric {metric!r} is not served by a "
+                  f"{section!r} rule in prometheus-adapter.yaml")
+
+
 # ---------------------------------------------------------------- main --
 
 def main():
@@ -1421,9 +1819,16 @@ def main():
     ap.add_argument("--root", default=here)
     ap.add_argument("--dockerfile",
                     default=os.path.join(here, "..", "docker", "Dockerfile"))
+    ap.add_argument("--monitoring", default=None,
+                    help="deploy/monitoring (default: ROOT/../monitoring)")
+    ap.add_argument("--src", default=None,
+                    help="the source tree, for the metric catalogue "
+                    "(default: where this script lives)")
     ap.add_argument("--no-kubectl", action="store_true")
     args = ap.parse_args()
     root = os.path.abspath(args.root)
+    mon = os.path.abspath(args.monitoring or
+                          os.path.join(root, "..", "monitoring"))
 
     try:
         with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
@@ -1438,10 +1843,15 @@ def main():
                                            "kustomization.yaml")):
             P.add(f"base/{s}/kustomization.yaml missing")
     check_dockerfile(args.dockerfile)
+    # Before the renders: the HPA rules need the adapter's metrics.
+    check_monitoring(mon, find_sources(args.src))
 
     base_ctx = {"secrets_in_render": False, "readme": readme}
     check_render(static_render_base(root), "base (static)", base_ctx)
-    checked = ["files", "Dockerfile", "base (static render)"]
+    n = len(MON["metrics"]) if MON["metrics"] is not None else None
+    checked = ["files", "Dockerfile",
+               f"monitoring ({n} exported metrics)" if n is not None
+               else "monitoring (names unchecked)", "base (static render)"]
 
     kubectl = None if args.no_kubectl else shutil.which("kubectl")
     if kubectl:

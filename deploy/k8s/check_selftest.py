@@ -78,7 +78,8 @@ CASES = [
      "  selector:\n    matchLabels:\n      app.kubernetes.io/name: order",
      "spec.selector does not match"),
     ("caller not admitted", "base/tenants/networkpolicy.yaml",
-     "values: [auth, gateway, orders]", "values: [gateway, orders]",
+     "values: [auth, gateway, orders, realtime]",
+     "values: [gateway, orders, realtime]",
      "does not admit auth on 7202"),
     ("stranger admitted", "base/auth/networkpolicy.yaml",
      "values: [tenants, orders, gateway, realtime, notifications, sync]",
@@ -169,8 +170,12 @@ CASES = [
      "\nsecretGenerator:\n  - name: x\n    literals: [A=b]\n\nimages:\n",
      "secretGenerator in prod"),
     ("HPA below replicas", "overlays/prod/kustomization.yaml",
-     "{op: replace, path: /spec/maxReplicas, value: 20}",
-     "{op: replace, path: /spec/maxReplicas, value: 2}",
+     "name: gateway\n    patch: |-\n"
+     "      - {op: replace, path: /spec/minReplicas, value: 3}\n"
+     "      - {op: replace, path: /spec/maxReplicas, value: 20}",
+     "name: gateway\n    patch: |-\n"
+     "      - {op: replace, path: /spec/minReplicas, value: 3}\n"
+     "      - {op: replace, path: /spec/maxReplicas, value: 2}",
      "replicas 3 outside the HPA"),
     ("dev datastore unreachable", "overlays/dev/postgres.yaml",
      "values: [auth, tenants, orders, notifications, sync]", "values: [auth, tenants]",
@@ -181,7 +186,81 @@ CASES = [
     ("undocumented secret", "README.md",
      "| `gateway-secrets` | `REDIS_URL` |", "",
      "external Secret gateway-secrets"),
+    # Graceful termination covers realtime's WebSocket drain too.
+    ("realtime drain past the grace period", "base/realtime/config.env",
+     "REALTIME_DRAIN_MS=2s", "REALTIME_DRAIN_MS=15s",
+     "+ REALTIME_DRAIN_MS 15.0s"),
+    ("not spread over zones", "base/tenants/deployment.yaml",
+     "topologyKey: topology.kubernetes.io/zone",
+     "topologyKey: topology.kubernetes.io/region",
+     "tenants: no topologySpreadConstraints over topology.kubernetes.io/zone"),
+    ("scraped on the wrong port", "base/sync/deployment.yaml",
+     'prometheus.io/port: "9104"', 'prometheus.io/port: "9999"',
+     "prometheus.io annotations"),
+    # HPAs on the signal that fits the service, named as it exports it.
+    ("realtime HPA on CPU only", "base/realtime/hpa.yaml",
+     "    - type: Pods\n      pods:\n        metric:\n"
+     "          name: realtime_connections\n        target:\n"
+     "          type: AverageValue\n          averageValue: \"4000\"\n", "",
+     "realtime: HPA has no Pods metric"),
+    ("realtime HPA on an invented metric", "base/realtime/hpa.yaml",
+     "name: realtime_connections", "name: realtime_sockets",
+     "'realtime_sockets' is not exported by services/realtime"),
+    ("notifications HPA on another service's metric",
+     "base/notifications/hpa.yaml",
+     "name: notifications_queue_depth", "name: realtime_connections",
+     "is not exported by services/notifications (it is realtime's)"),
+    ("notifications HPA without its queue", "base/notifications/hpa.yaml",
+     "    - type: External\n", "    - type: Externals\n",
+     "notifications: HPA has no External metric"),
+    ("adapter does not serve the HPA's metric",
+     "../monitoring/prometheus-adapter.yaml",
+     'as: "notifications_queue_depth"', 'as: "notifications_backlog"',
+     "is not served by a 'external' rule"),
+    ("adapter rule on an invented series",
+     "../monitoring/prometheus-adapter.yaml",
+     "seriesQuery: 'realtime_connections{",
+     "seriesQuery: 'realtime_clients{",
+     "'realtime_clients' is not a metric any service exports"),
+    # Monitoring files: they parse and name only exported metrics.
+    ("dashboard names an invented metric",
+     "../monitoring/grafana-dashboard.json",
+     "rate(orders_created_total[1m])", "rate(orders_placed_total[1m])",
+     "'orders_placed_total' is not a metric any service exports"),
+    ("dashboard JSON broken", "../monitoring/grafana-dashboard.json",
+     '"schemaVersion": 39,', '"schemaVersion": 39,,', "does not parse"),
+    ("histogram suffix on a counter", "../monitoring/grafana-dashboard.json",
+     "rate(orders_created_total[1m])", "rate(orders_created_total_bucket[1m])",
+     "'orders_created_total_bucket' is not a metric"),
+    ("dashboard groups by a label the metric lacks",
+     "../monitoring/grafana-dashboard.json",
+     "sum by (source) (rate(tenants_resolve_total[1m]))",
+     "sum by (result) (rate(tenants_resolve_total[1m]))",
+     "label 'result' is on no series of ['tenants_resolve_total']"),
+    ("dashboard legend names a missing label",
+     "../monitoring/grafana-dashboard.json",
+     '"legendFormat": "{{outcome}}"', '"legendFormat": "{{result}}"',
+     "label 'result' is on no series of ['notifications_attempts_total']"),
+    ("HPA selects by a missing label", "base/notifications/hpa.yaml",
+     "queue: ready", "state: ready",
+     "selects by 'state', which it does not have"),
+    ("adapter groups by a missing label",
+     "../monitoring/prometheus-adapter.yaml",
+     "by (queue)'", "by (kind)'", "groups or matches by 'kind'"),
+    ("alert on an invented metric", "../monitoring/alerts.yaml",
+     "max by (source) (outbox_pending) > 1000",
+     "max by (source) (outbox_backlog) > 1000",
+     "'outbox_backlog' is not a metric any service exports"),
+    ("alert without severity", "../monitoring/alerts.yaml",
+     "        for: 10m\n        labels: {severity: page}\n"
+     "        annotations:\n          summary: \"outbox",
+     "        for: 10m\n        annotations:\n          summary: \"outbox",
+     "alert OutboxBacklog: no severity label"),
+    ("scrape without the pod label", "../monitoring/prometheus-scrape.yaml",
+     "        target_label: pod\n", "        target_label: pod_name\n",
+     "no 'pod' label"),
 ]
+MONITORING = "../monitoring/"
 
 DOCKER_CASES = [
     ("runtime lib missing", "libmicrohttpd12 libwebsockets17",
@@ -190,9 +269,9 @@ DOCKER_CASES = [
 ]
 
 
-def run_check(check, root, dockerfile, kubectl=True):
+def run_check(check, root, dockerfile, mon, kubectl=True):
     p = subprocess.run([sys.executable, check, "--root", root,
-                        "--dockerfile", dockerfile] +
+                        "--dockerfile", dockerfile, "--monitoring", mon] +
                        ([] if kubectl else ["--no-kubectl"]),
                        capture_output=True, text=True, timeout=300)
     return p.returncode, p.stdout + p.stderr
@@ -204,6 +283,8 @@ def main():
     ap.add_argument("--root", default=here)
     ap.add_argument("--dockerfile",
                     default=os.path.join(here, "..", "docker", "Dockerfile"))
+    ap.add_argument("--monitoring",
+                    default=os.path.join(here, "..", "monitoring"))
     args = ap.parse_args()
     check = os.path.join(os.path.abspath(args.root), "check.py")
     failures = skipped = 0
@@ -212,7 +293,9 @@ def main():
         shutil.copytree(args.root, pristine, symlinks=False)
         docker = os.path.join(t, "Dockerfile")
         shutil.copyfile(args.dockerfile, docker)
-        rc, out = run_check(check, pristine, docker)
+        pristine_mon = os.path.join(t, "pristine-monitoring")
+        shutil.copytree(args.monitoring, pristine_mon, symlinks=False)
+        rc, out = run_check(check, pristine, docker, pristine_mon)
         if rc != 0:
             print("FAIL unbroken manifests do not pass:\n" + out)
             return 1
@@ -222,9 +305,17 @@ def main():
             work = os.path.join(t, "case")
             shutil.rmtree(work, ignore_errors=True)
             shutil.copytree(pristine, work)
+            work_mon = os.path.join(t, "case-monitoring")
+            shutil.rmtree(work_mon, ignore_errors=True)
+            shutil.copytree(pristine_mon, work_mon)
             dfile = os.path.join(t, "Dockerfile.case")
             shutil.copyfile(docker, dfile)
-            path = dfile if is_docker else os.path.join(work, rel)
+            if is_docker:
+                path = dfile
+            elif rel.startswith(MONITORING):
+                path = os.path.join(work_mon, rel[len(MONITORING):])
+            else:
+                path = os.path.join(work, rel)
             with open(path, encoding="utf-8") as f:
                 text = f.read()
             if text.count(old) != 1:
@@ -244,7 +335,7 @@ def main():
                 print(f"skip {name}: needs kubectl")
                 skipped += 1
                 continue
-            rc, out = run_check(check, work, dfile, needs_kubectl)
+            rc, out = run_check(check, work, dfile, work_mon, needs_kubectl)
             if rc == 0 or expect not in out:
                 print(f"FAIL {name}: check.py exit {rc}, expected a problem "
                       f"containing {expect!r}; output:\n{out}")

@@ -24,4 +24,5 @@ fi
 # Runfiles are symlinks; the scripts copy the tree with them resolved.
 exec "$py" "$top/deploy/k8s/$script" \
   --root "$top/deploy/k8s" \
-  --dockerfile "$top/deploy/docker/Dockerfile"
+  --dockerfile "$top/deploy/docker/Dockerfile" \
+  --monitoring "$top/deploy/monitoring"

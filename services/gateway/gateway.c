@@ -19,6 +19,7 @@
 #include "libs/rpc/rpc.h"
 #include "libs/svc/identity.h"
 #include "libs/tenantdir/tenantdir.h"
+#include "services/gateway/appfiles.h"
 #include "services/gateway/clientaddr.h"
 #include "services/gateway/cors.h"
 #include "services/gateway/pipeline.h"
@@ -204,6 +205,15 @@ static const cfg_entry kEntries[] = {
      .min = 1,
      .max = 3600000,
      .description = "tenant resolution cache"},
+    {.name = "GATEWAY_APP_DIR",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "web console files served under /app/ (empty: none)"},
+    {.name = "GATEWAY_APP_REALTIME_URL",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "realtime ws(s):// URL the console uses (empty: same "
+                    "origin /v1/realtime)"},
     {.name = "SHUTDOWN_GRACE_MS",
      .kind = CFG_DURATION_MS,
      .def = "10000",
@@ -264,6 +274,7 @@ struct gateway {
   route_table *routes;
   cors *cors;
   clientaddr_trust *proxies;
+  appfiles *app; /* NULL: no console */
   pipeline *pipe;
   server *http;
   admin *admin;
@@ -298,6 +309,18 @@ static int subscribe(gateway *g, const cfg *c) {
   return rc;
 }
 
+/* The web console (appfiles.h), when GATEWAY_APP_DIR names one. */
+static int load_app(gateway *g, const cfg *c) {
+  const char *dir = cfg_str(c, "GATEWAY_APP_DIR");
+  if (dir == NULL || dir[0] == '\0') return ERR_OK;
+  int rc = appfiles_load(dir, cfg_str(c, "GATEWAY_APP_REALTIME_URL"), &g->app);
+  if (rc != ERR_OK) return rc;
+  char n[24];
+  snprintf(n, sizeof n, "%zu", appfiles_count(g->app));
+  log_info("web console loaded", "dir", dir, "files", n);
+  return ERR_OK;
+}
+
 static int backend_ready(void *arg) {
   return rpc_client_connected(arg) > 0 ? 0 : 1;
 }
@@ -310,6 +333,7 @@ void gateway_free(gateway *g) {
   pipeline_free(g->pipe);
   cors_free(g->cors);
   clientaddr_trust_free(g->proxies);
+  appfiles_free(g->app);
   route_table_free(g->routes);
   ratelimit_free(g->limits);
   tenantdir_free(g->dir);
@@ -415,6 +439,10 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows, gateway **out) {
     return fail(g, rc, "GATEWAY_TRUSTED_PROXIES");
   }
 
+  rc = load_app(g, c);
+  if (rc != ERR_OK)
+    return fail(g, rc, "GATEWAY_APP_DIR/GATEWAY_APP_REALTIME_URL");
+
   pipeline_config pc = {
       .backends = g->backends,
       .nbackends = NBACKENDS,
@@ -446,6 +474,7 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows, gateway **out) {
       .pipeline = g->pipe,
       .cors = g->cors,
       .trusted_proxies = g->proxies,
+      .app = g->app,
   };
   rc = server_new(&sc, &g->http);
   if (rc != ERR_OK) return fail(g, rc, "http server");

@@ -132,7 +132,9 @@ typedef struct req {
   size_t discarded; /* body bytes read and dropped */
   pipeline_answer ans;
   bool preflight;
-  const char *allow; /* Allow header (405, OPTIONS) */
+  const char *allow;   /* Allow header (405, OPTIONS) */
+  const appfile *file; /* a console file (200, or 304 when not_modified) */
+  bool not_modified;
 } req;
 
 /* ------------------------------------------------------------ metrics -- */
@@ -342,7 +344,38 @@ static int add(struct MHD_Response *resp, const char *k, const char *v) {
   return MHD_add_response_header(resp, k, v) == MHD_YES ? 0 : 1;
 }
 
+/* A console file: its bytes are the table's (they outlive every
+ * response), its headers a page's rather than an API answer's. */
+static enum MHD_Result queue_file(req *r) {
+  const appfile *f = r->file;
+  r->ans.status = r->not_modified ? 304 : 200;
+  struct MHD_Response *resp = MHD_create_response_from_buffer(
+      r->not_modified ? 0 : f->len, r->not_modified ? NULL : (void *)f->data,
+      MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL) return MHD_NO;
+  int bad = 0;
+  bad |= add(resp, "X-Request-Id", r->rid);
+  bad |= add(resp, "Content-Type", f->type);
+  bad |= add(resp, "Content-Security-Policy", appfiles_csp(r->srv->cfg.app));
+  bad |= add(resp, "X-Content-Type-Options", "nosniff");
+  bad |= add(resp, "Referrer-Policy", "no-referrer");
+  bad |= add(resp, "X-Frame-Options", "DENY");
+  /* Revalidated on every load (a 304 is a few bytes): a new console
+   * after a deploy is picked up at once, never mixed with cached
+   * modules of the old one. */
+  bad |= add(resp, "Cache-Control", "no-cache");
+  bad |= add(resp, "ETag", f->etag);
+  if (atomic_load(&r->srv->draining)) bad |= add(resp, "Connection", "close");
+  enum MHD_Result rc = MHD_NO;
+  if (!bad) rc = MHD_queue_response(r->conn, (unsigned)r->ans.status, resp);
+  MHD_destroy_response(resp);
+  r->state = REQ_SENT;
+  set_deadline(r->conn, 0);
+  return rc;
+}
+
 static enum MHD_Result queue_answer(req *r) {
+  if (r->file != NULL) return queue_file(r);
   pipeline_answer *a = &r->ans;
   struct MHD_Response *resp;
   if (a->body != NULL) {
@@ -532,6 +565,27 @@ static bool token_refused(req *r, bool body_follows) {
   return true;
 }
 
+/* A request under /app/: a console file, 304 when the client holds it,
+ * 404 or 405 (the API's error body) otherwise. */
+static bool on_app(req *r, const char *method) {
+  r->route_label = "GET /app/";
+  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+    r->allow = "GET, HEAD";
+    answer_status(r, 405, RPC_UNIMPLEMENTED, "method not allowed on this path");
+    return true;
+  }
+  r->file = appfiles_find(r->srv->cfg.app, r->uri, r->path_len);
+  if (r->file == NULL) {
+    answer_error(r, RPC_NOT_FOUND, "no such path", NULL, NULL);
+    return true;
+  }
+  const char *inm =
+      MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-None-Match");
+  r->not_modified = inm != NULL && strstr(inm, r->file->etag) != NULL;
+  r->ans.status = r->not_modified ? 304 : 200;
+  return true;
+}
+
 /* handle #1: everything the headers decide. Returns true when an answer
  * is decided (r->ans is set). Sets *body_follows. */
 static bool on_headers(req *r, const char *method, bool *body_follows) {
@@ -585,6 +639,9 @@ static bool on_headers(req *r, const char *method, bool *body_follows) {
     r->ans.body_len = r->ans.body ? 2 : 0;
     return true;
   }
+
+  if (s->cfg.app != NULL && appfiles_owns(r->uri, r->path_len))
+    return on_app(r, method);
 
   bool options = strcmp(method, "OPTIONS") == 0;
   int rc = route_match_path(s->cfg.routes, options ? "GET" : method, r->uri,
@@ -731,6 +788,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         answer_status(r, 413, RPC_INVALID_ARGUMENT,
                       "the request body is larger than the limit");
         r->allow = NULL;
+        r->file = NULL;
         r->local = false;
         r->preflight = false;
       }

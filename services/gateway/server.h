@@ -19,6 +19,9 @@
  * connection; the answer is queued from MHD's thread. A full queue
  * answers 503 at once.
  *
+ * GET/HEAD under /app/ are the console's static files (appfiles.h),
+ * answered from memory without a worker, rate limit or token.
+ *
  * Every answer carries X-Request-Id; API answers also
  * X-Content-Type-Options: nosniff and Cache-Control: no-store, and, for an
  * allowed Origin, Access-Control-Allow-Origin with Vary: Origin and
@@ -54,6 +57,7 @@
 #include <stdint.h>
 
 #include "libs/base/err.h"
+#include "services/gateway/appfiles.h"
 #include "services/gateway/clientaddr.h"
 #include "services/gateway/cors.h"
 #include "services/gateway/pipeline.h"
@@ -86,6 +90,11 @@ typedef struct server_config {
   /* Proxies whose X-Forwarded-For is believed (clientaddr.h); borrowed;
    * NULL or empty: the client is always the TCP peer. */
   const clientaddr_trust *trusted_proxies;
+  /* The web console under /app/ (appfiles.h): GET and HEAD answered from
+   * memory on the I/O thread with its own headers (CSP, nosniff,
+   * Referrer-Policy, ETag + Cache-Control: no-cache); borrowed; NULL:
+   * /app/ is not found like any unknown path. */
+  const appfiles *app;
 } server_config;
 
 typedef struct server server;

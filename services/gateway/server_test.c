@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "libs/authn/authn.h"
@@ -29,6 +30,7 @@
 #include "libs/paseto/paseto.h"
 #include "libs/rpc/rpc.h"
 #include "libs/tenantdir/tenantdir.h"
+#include "services/gateway/appfiles.h"
 #include "services/gateway/pipeline.h"
 #include "services/gateway/server.h"
 #include "services/gateway/testdata/gwtest.pb-c.h"
@@ -530,6 +532,79 @@ START_TEST(wrong_method_is_405_with_allow) {
   assert_error(r, 405, "UNIMPLEMENTED");
   ck_assert_str_eq(hdr(r, "Allow"), "POST");
   done(r);
+}
+END_TEST
+
+/* The console's files (appfiles.h) on a server that has them, with a
+ * page's headers; the API's server without them answers 404 there. */
+START_TEST(app_files_are_served_with_page_headers) {
+  resp *r = call("GET", "/app/", NULL, NULL, NULL);
+  assert_error(r, 404, "NOT_FOUND"); /* no GATEWAY_APP_DIR */
+  done(r);
+
+  char adir[] = "/tmp/server_test_app.XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(adir));
+  char p[128];
+  snprintf(p, sizeof p, "%s/index.html", adir);
+  FILE *f = fopen(p, "w");
+  fputs("<!doctype html><title>console</title>", f);
+  fclose(f);
+  appfiles *app;
+  ck_assert_int_eq(appfiles_load(adir, "ws://127.0.0.1:1/v1/realtime", &app),
+                   ERR_OK);
+  ck_assert_int_eq(unlink(p), 0);
+  ck_assert_int_eq(rmdir(adir), 0);
+  server_config sc = {.bind_addr = "127.0.0.1",
+                      .routes = routes,
+                      .pipeline = pipe_,
+                      .workers = 2,
+                      .queue_depth = 8,
+                      .app = app};
+  server *s2;
+  ck_assert_int_eq(server_new(&sc, &s2), ERR_OK);
+  ck_assert_int_eq(server_start(s2), ERR_OK);
+  char saved[sizeof base];
+  memcpy(saved, base, sizeof base);
+  snprintf(base, sizeof base, "http://127.0.0.1:%d", server_port(s2));
+
+  r = call("GET", "/app/?v=1", NULL, NULL, NULL);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_str_eq(r->body, "<!doctype html><title>console</title>");
+  ck_assert_str_eq(hdr(r, "Content-Type"), "text/html; charset=utf-8");
+  ck_assert_ptr_nonnull(strstr(hdr(r, "Content-Security-Policy"),
+                               "connect-src 'self' ws://127.0.0.1:1/"));
+  ck_assert_str_eq(hdr(r, "X-Content-Type-Options"), "nosniff");
+  ck_assert_str_eq(hdr(r, "Referrer-Policy"), "no-referrer");
+  ck_assert_str_eq(hdr(r, "Cache-Control"), "no-cache");
+  ck_assert_uint_eq(strlen(hdr(r, "X-Request-Id")), 36);
+  char inm[64];
+  snprintf(inm, sizeof inm, "If-None-Match: %s", hdr(r, "ETag"));
+  done(r);
+  const char *h[] = {inm, NULL};
+  r = call("GET", "/app/index.html", NULL, h, NULL);
+  ck_assert_int_eq(r->status, 304);
+  ck_assert_uint_eq(r->len, 0);
+  done(r);
+  r = call("HEAD", "/app/config.json", NULL, NULL, NULL);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_str_eq(hdr(r, "Content-Type"), "application/json");
+  done(r);
+  r = call("POST", "/app/", "{}", NULL, NULL);
+  assert_error(r, 405, "UNIMPLEMENTED");
+  ck_assert_str_eq(hdr(r, "Allow"), "GET, HEAD");
+  done(r);
+  r = call("GET", "/app/missing.js", NULL, NULL, NULL);
+  assert_error(r, 404, "NOT_FOUND");
+  done(r);
+  /* The API still answers beside it. */
+  r = call("GET", "/v1/nope", NULL, NULL, NULL);
+  assert_error(r, 404, "NOT_FOUND");
+  done(r);
+
+  memcpy(base, saved, sizeof base);
+  ck_assert_int_eq(server_drain(s2, 2000), ERR_OK);
+  server_free(s2);
+  appfiles_free(app);
 }
 END_TEST
 
@@ -1271,6 +1346,7 @@ int main(void) {
   TCase *tc = tcase_create("server");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, healthz_answers_ok_with_a_request_id);
+  tcase_add_test(tc, app_files_are_served_with_page_headers);
   tcase_add_test(tc, unknown_path_is_404_with_the_error_shape);
   tcase_add_test(tc, wrong_method_is_405_with_allow);
   tcase_add_test(

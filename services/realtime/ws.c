@@ -523,8 +523,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
   }
 }
 
+/* rx_buffer_size is allocated per connection (client messages are small;
+ * receive() gathers longer ones); tx_packet_size keeps sends in 4 KiB
+ * pieces, as before (lws sends at most rx_buffer_size when it is 0). */
 static const struct lws_protocols kProtocols[] = {
-    {"realtime", callback, sizeof(conn), 4096, 0, NULL, 0},
+    {"realtime", callback, sizeof(conn), 1024, 0, NULL, 4096},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The realtime benchmark of docs/PERFORMANCE.md ("Realtime"), one run:
+# N WebSocket connections subscribed across TENANTS tenants' orders.<tenant>
+# channels, orders created through the gateway's HTTP API, against
+# realtime and against a reference fan-out server on Node's `ws` package
+# fed the same events, side by side. Reports resident memory per idle
+# connection, publish->deliver latency p50/p99 at a steady order rate, and
+# deliveries/s in a burst. See tools/bench/realtime/README.md.
+#
+#   tools/bench/realtime/run.sh [N=10000] [TENANTS=10] [RATE=20] [SECS=20] [BURST=300] [ROUNDS=1]
+#
+# Needs node and npm (the ws package is installed by `npm ci` into
+# client/node_modules on first use). Everything listens on 127.0.0.1 and
+# stops by itself; BAZEL_OUTPUT_BASE selects a Bazel output base. For
+# experiments: ONLY=realtime (or "ws reference") measures one side;
+# REALTIME_MAX_SUBSCRIPTIONS, REALTIME_SEND_QUEUE_BYTES and
+# REALTIME_MAX_CONNECTIONS_PER_IP reach realtime.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+n="${1:-10000}"
+ntenants="${2:-10}"
+rate="${3:-20}"
+secs="${4:-20}"
+burst="${5:-300}"
+rounds="${6:-1}"
+# Every connection is a descriptor in the server and in the client.
+ulimit -n "$(ulimit -Hn)"
+(( $(ulimit -n) >= n + 1000 )) ||
+  { echo "fd limit $(ulimit -n) too low for $n connections (ulimit -Hn)" >&2; exit 1; }
+bazel_cmd=(bazel)
+[[ -n "${BAZEL_OUTPUT_BASE:-}" ]] && bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
+targets=(//tools/bench/realtime:rt_system)
+if ! "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}" >/dev/null 2>&1; then
+  "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}"
+  exit 1
+fi
+bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
+client=tools/bench/realtime/client
+[[ -f $client/node_modules/ws/package.json ]] ||
+  (cd "$client" && npm ci --no-audit --no-fund >/dev/null)
+
+tmp="$(mktemp -d)"
+pids=()
+cleanup() {
+  exec 8>&- 9>&- 2>/dev/null || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+echo "== $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
+  "load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ), node $(node --version)"
+mkfifo "$tmp/hold" "$tmp/refhold"
+BENCH_TENANTS="$ntenants" BAZEL_BIN="$bin" \
+  "$bin/tools/bench/realtime/rt_system" <"$tmp/hold" >"$tmp/sys.out" 2>"$tmp/sys.err" &
+sys_pid=$!
+pids+=($sys_pid)
+exec 9>"$tmp/hold" # holds rt_system's stdin open
+for _ in $(seq 1800); do
+  grep -q READY "$tmp/sys.out" 2>/dev/null && break
+  kill -0 "$sys_pid" 2>/dev/null || break
+  sleep 0.1
+done
+grep -q READY "$tmp/sys.out" || { cat "$tmp/sys.err"; exit 1; }
+eval "$(grep -E '^(GATEWAY_PORT|WS_PORT|RT_PID)=' "$tmp/sys.out")"
+
+ref_port="$(free_port)"
+PORT="$ref_port" UPSTREAM="ws://127.0.0.1:$WS_PORT/v1/realtime" TENANTS="$tmp/sys.out" \
+  node "$client/ref_server.js" <"$tmp/refhold" >"$tmp/ref.out" 2>"$tmp/ref.err" &
+ref_pid=$!
+pids+=($ref_pid)
+exec 8>"$tmp/refhold"
+for _ in $(seq 300); do
+  grep -q LISTENING "$tmp/ref.out" 2>/dev/null && break
+  kill -0 "$ref_pid" 2>/dev/null || break
+  sleep 0.1
+done
+grep -q LISTENING "$tmp/ref.out" || { cat "$tmp/ref.err"; exit 1; }
+
+GW="http://127.0.0.1:$GATEWAY_PORT" WS_OURS="ws://127.0.0.1:$WS_PORT/v1/realtime" \
+  WS_REF="ws://127.0.0.1:$ref_port/" RT_PID="$RT_PID" REF_PID="$ref_pid" \
+  TENANTS="$tmp/sys.out" N="$n" RATE="$rate" SECS="$secs" BURST="$burst" \
+  ROUNDS="$rounds" ONLY="${ONLY:-}" node "$client/bench.js"
