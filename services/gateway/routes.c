@@ -56,6 +56,9 @@ static const char *const kOmitOrdersCursor[] = {"?next_cursor", NULL};
 static const char *const kOmitSecret[] = {"secret", NULL};
 static const char *const kOmitSecrets[] = {"webhooks[].secret", NULL};
 static const char *const kOmitDeliveriesCursor[] = {"?next_cursor", NULL};
+/* The inbox: the recipient is the caller; next_cursor only while more. */
+static const char *const kOmitInbox[] = {"notifications[].user_id",
+                                         "?next_cursor", NULL};
 
 static const route_extra kWithTenant = {
     .key = "tenant",
@@ -367,6 +370,29 @@ static const route kRoutes[] = {
      .response = MSG(notifications__v1__retry_delivery_response),
      .max_body = ROUTE_BODY_SMALL,
      .status = 202},
+    /* ---- in-app inbox (notifications) ---- */
+    {.method = "GET",
+     .path = "/v1/notifications",
+     NOTIFICATIONS("ListNotifications"),
+     .request = MSG(notifications__v1__list_notifications_request),
+     .response = MSG(notifications__v1__list_notifications_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitInbox},
+    {.method = "POST",
+     .path = "/v1/notifications/read-all",
+     NOTIFICATIONS("MarkAllNotificationsRead"),
+     .request = MSG(notifications__v1__mark_all_notifications_read_request),
+     .response = MSG(notifications__v1__mark_all_notifications_read_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 204},
+    {.method = "POST",
+     .path = "/v1/notifications/{id}/read",
+     NOTIFICATIONS("MarkNotificationRead"),
+     .request = MSG(notifications__v1__mark_notification_read_request),
+     .response = MSG(notifications__v1__mark_notification_read_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 204},
 };
 
 #define NROUTES (sizeof kRoutes / sizeof kRoutes[0])

@@ -10,6 +10,7 @@
 #include "libs/bus/bus.h"
 #include "libs/obs/log.h"
 #include "services/notifications/body.h"
+#include "services/notifications/inbox.h"
 
 #define REPLAY_DEADLINE_MS 2000
 #define IDLE_CHECK_MS 5000
@@ -28,9 +29,22 @@ static int backfill(void *arg, const char *source, uint64_t after_seq,
                           REPLAY_DEADLINE_MS, out);
 }
 
+/* The event's in-app notifications; an event whose payload does not
+ * decode notifies no one (logged), auth unreachable refuses the event. */
+static int notifications_of(fanout *f, const Rpc__V1__Event *ev,
+                            inbox_batch *inbox) {
+  int rc = inbox_for_event(ev, f->c.auth, inbox);
+  if (rc == ERR_PROTO) {
+    log_warn("event payload does not decode: no notification", "id", ev->id);
+    rc = ERR_OK;
+  }
+  return rc;
+}
+
 static int on_event(void *arg, const Rpc__V1__Event *ev) {
   fanout *f = arg;
   char *body = NULL;
+  inbox_batch inbox = {0};
   int rc = body_for_event(ev, &body);
   if (rc == ERR_NOMEM) return rc;
   if (rc == ERR_OK && strlen(body) > BODY_MAX) rc = ERR_TOOBIG;
@@ -39,26 +53,45 @@ static int on_event(void *arg, const Rpc__V1__Event *ev) {
   const char *tid = rc == ERR_OK ? ev->tenant_id : "";
   if (rc != ERR_OK && rc != ERR_NOTFOUND)
     log_warn("event not rendered", "id", ev->id, "error", err_str(rc));
+  if (tid[0] != '\0' && (rc = notifications_of(f, ev, &inbox)) != ERR_OK) {
+    free(body);
+    log_warn("no recipients for an event; retrying", "id", ev->id);
+    return rc;
+  }
   store_job *jobs = NULL;
-  size_t n = 0;
-  rc = store_fanout(f->c.store, tid, ev->id, ev->type, body ? body : "",
-                    ev->source, ev->seq, &jobs, &n);
-  free(body);
+  size_t n = 0, added = 0;
+  store_fanout_in in = {.tid = tid,
+                        .event_id = ev->id,
+                        .type = ev->type,
+                        .body = body ? body : "",
+                        .source = ev->source,
+                        .seq = ev->seq,
+                        .inbox = inbox.v,
+                        .ninbox = inbox.n};
+  rc = store_fanout(f->c.store, &in, &jobs, &n, &added);
   if (rc == ERR_INVAL || rc == ERR_EXISTS) {
     /* The database refuses this event's data (a malformed id, a CHECK):
      * retrying cannot help and would hold every later event of orders
      * behind it. Skip it, loudly, and move the position past it. */
     log_error("event refused by the database; skipped", "id", ev->id, "type",
               ev->type, "error", err_str(rc));
-    rc = store_fanout(f->c.store, "", ev->id, ev->type, "", ev->source, ev->seq,
-                      &jobs, &n);
+    store_fanout_in skip = {.tid = "",
+                            .event_id = ev->id,
+                            .type = ev->type,
+                            .body = "",
+                            .source = ev->source,
+                            .seq = ev->seq};
+    rc = store_fanout(f->c.store, &skip, &jobs, &n, &added);
   }
+  free(body);
+  inbox_batch_free(&inbox);
   if (rc != ERR_OK) {
     log_warn("event not fanned out; retrying", "id", ev->id, "error",
              err_str(rc));
     return rc;
   }
   if (n > 0) (void)queue_push(f->c.queue, jobs, n); /* else: the sweep */
+  if (added > 0) outbox_kick(f->c.events);
   free(jobs);
   return ERR_OK;
 }

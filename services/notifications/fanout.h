@@ -13,7 +13,9 @@
  *
  * Each event becomes one pending delivery per active endpoint of its
  * tenant subscribed to its type (idempotent: an event seen twice makes no
- * second delivery), and the new deliveries are queued (queue.h). When
+ * second delivery), and the new deliveries are queued (queue.h); and the
+ * in-app notifications it makes (inbox.h), in the same transaction, each
+ * with its outbox event for realtime (the relay is kicked after). When
  * PostgreSQL refuses, the event is refused and the tracker delivers it
  * again after a backoff, holding the later ones.
  */
@@ -21,6 +23,7 @@
 #define NOTIFICATIONS_FANOUT_H
 
 #include "libs/base/err.h"
+#include "libs/outbox/outbox.h"
 #include "libs/rpc/rpc.h"
 #include "services/notifications/queue.h"
 #include "services/notifications/store.h"
@@ -32,6 +35,8 @@ typedef struct fanout_config {
   rpc_client *replay;  /* orders' RPC (Replay), borrowed */
   store *store;        /* borrowed */
   queue *queue;        /* borrowed */
+  rpc_client *auth;    /* borrowed: recipients (ListRecipients) */
+  outbox *events;      /* borrowed: kicked after notifications were added */
 } fanout_config;
 
 typedef struct fanout fanout;

@@ -8,14 +8,17 @@
  *
  * init opens, in order: the sealing key, the store, Redis (required: the
  * queue), the token verifier, the queue (its workers start sending), the
- * client of orders (Replay) and the bus fan-out, then registers the
- * handlers. fini stops them in reverse: no new events, then the workers
- * (an attempt in progress finishes and is recorded).
+ * outbox of this service's own events (eventpub: Notification events for
+ * realtime), the client of orders (Replay) and the bus fan-out, then
+ * registers the handlers and starts the relay with Replay. fini stops them in
+ * reverse: no new events, then the workers (an attempt in progress finishes and
+ * is recorded).
  */
 #include <curl/curl.h>
 #include <sodium.h>
 
 #include "libs/obs/log.h"
+#include "libs/svc/eventpub.h"
 #include "libs/svc/svc.h"
 #include "proto/notifications/v1/notifications_access.h"
 #include "services/notifications/fanout.h"
@@ -124,6 +127,22 @@ static const cfg_entry config[] = {
      .min = 1,
      .max = 1000,
      .description = "webhook endpoints per tenant"},
+    {.name = "BUS_LISTEN",
+     .kind = CFG_URL,
+     .description = "bus publisher URL (Notification events for realtime); "
+                    "unset: Replay only"},
+    {.name = "NOTIFICATIONS_OUTBOX_POLL",
+     .kind = CFG_DURATION_MS,
+     .def = "1s",
+     .min = 10,
+     .max = 60000,
+     .description = "relay poll period of the Notification events"},
+    {.name = "NOTIFICATIONS_OUTBOX_KEEP",
+     .kind = CFG_DURATION_MS,
+     .def = "168h",
+     .min = 60000,
+     .max = 31622400000LL,
+     .description = "how long published events stay available to Replay"},
 };
 
 typedef struct app {
@@ -134,6 +153,7 @@ typedef struct app {
   store *store;
   queue *queue;
   rpc_client *orders;
+  eventpub *events; /* the outbox of Notification events, for realtime */
   fanout *fanout;
   notifications *handlers;
 } app;
@@ -167,11 +187,25 @@ static int open_fanout(svc *s, app *a) {
   fanout_config fc = {.address = cfg_str(c, "ORDERS_EVENTS"),
                       .replay = a->orders,
                       .store = a->store,
-                      .queue = a->queue};
+                      .queue = a->queue,
+                      .auth = a->auth,
+                      .events = eventpub_outbox(a->events)};
   if (rc == ERR_OK) rc = fanout_start(&fc, &a->fanout);
   if (rc != ERR_OK)
     log_error("cannot subscribe to ORDERS_EVENTS", "error", err_str(rc));
   return rc;
+}
+
+static int open_events(svc *s, app *a) {
+  const cfg *c = svc_cfg(s);
+  eventpub_options eo = {
+      .schema = STORE_SCHEMA,
+      .source = "notifications",
+      .bus_url = cfg_str(c, "BUS_LISTEN"),
+      .poll_ms = cfg_duration_ms(c, "NOTIFICATIONS_OUTBOX_POLL"),
+      .keep_ms = cfg_duration_ms(c, "NOTIFICATIONS_OUTBOX_KEEP"),
+  };
+  return eventpub_open(svc_db(s), &eo, &a->events);
 }
 
 static int open_handlers(svc *s, app *a) {
@@ -209,8 +243,10 @@ static int notifications_init(svc *s, void *arg) {
   if (rc == ERR_OK && a->redis == NULL) rc = ERR_INVAL;
   if (rc == ERR_OK) rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
   if (rc == ERR_OK) rc = open_queue(s, a);
+  if (rc == ERR_OK) rc = open_events(s, a);
   if (rc == ERR_OK) rc = open_fanout(s, a);
   if (rc == ERR_OK) rc = open_handlers(s, a);
+  if (rc == ERR_OK) rc = eventpub_start(a->events, svc_rpc(s));
   return rc;
 }
 
@@ -220,6 +256,7 @@ static void notifications_fini(svc *s, void *arg) {
   (void)s;
   app *a = arg;
   fanout_free(a->fanout);
+  eventpub_free(a->events);
   rpc_client_free(a->orders);
   queue_free(a->queue);
   notifications_free(a->handlers);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "libs/base/strutil.h"
+#include "services/notifications/store_inbox.h"
 #include "services/notifications/store_internal.h"
 
 #define DELIVERY_COLS                                                          \
@@ -67,10 +68,11 @@ static int insert_delivery(db_conn *c, const char *tid, const char *endpoint,
 /* ----------------------------------------------------------- fan-out --- */
 
 typedef struct fanout_args {
-  const char *tid, *event_id, *type, *body, *source;
-  uint64_t seq;
+  const store_fanout_in *in;
+  const char *tid, *event_id, *type, *body;
   store_job *jobs;
   size_t njobs;
+  size_t inbox_added;
 } fanout_args;
 
 static int save_position(db_conn *c, const char *source, uint64_t seq) {
@@ -112,28 +114,32 @@ static int fanout_fn(db_conn *c, void *ud) {
   free(a->jobs);
   a->jobs = NULL;
   a->njobs = 0;
+  a->inbox_added = 0;
   int rc = a->tid[0] != '\0' ? fanout_endpoints(c, a) : ERR_OK;
-  if (rc == ERR_OK) rc = save_position(c, a->source, a->seq);
+  if (rc == ERR_OK && a->tid[0] != '\0' && a->in->ninbox > 0)
+    rc = store_inbox_add(c, a->tid, a->event_id, a->in->inbox, a->in->ninbox,
+                         &a->inbox_added);
+  if (rc == ERR_OK) rc = save_position(c, a->in->source, a->in->seq);
   return rc;
 }
 
-int store_fanout(store *st, const char *tid, const char *event_id,
-                 const char *type, const char *body, const char *source,
-                 uint64_t seq, store_job **jobs, size_t *njobs) {
-  fanout_args a = {.tid = tid,
-                   .event_id = event_id,
-                   .type = type,
-                   .body = body,
-                   .source = source,
-                   .seq = seq};
-  int rc = store_run(st, tid[0] ? tid : NULL, false, fanout_fn, &a);
+int store_fanout(store *st, const store_fanout_in *in, store_job **jobs,
+                 size_t *njobs, size_t *inbox_added) {
+  fanout_args a = {.in = in,
+                   .tid = in->tid,
+                   .event_id = in->event_id,
+                   .type = in->type,
+                   .body = in->body};
+  int rc = store_run(st, in->tid[0] ? in->tid : NULL, false, fanout_fn, &a);
   if (rc != ERR_OK) {
     free(a.jobs);
     a.jobs = NULL;
     a.njobs = 0;
+    a.inbox_added = 0;
   }
   *jobs = a.jobs;
   *njobs = a.njobs;
+  *inbox_added = a.inbox_added;
   return rc;
 }
 
