@@ -33,12 +33,32 @@ static int backfill(void *arg, const char *source, uint64_t after_seq,
  * decode notifies no one (logged), auth unreachable refuses the event. */
 static int notifications_of(fanout *f, const Rpc__V1__Event *ev,
                             inbox_batch *inbox) {
-  int rc = inbox_for_event(ev, f->c.auth, inbox);
+  int rc = inbox_for_event(ev, f->c.auth, f->c.email, inbox);
   if (rc == ERR_PROTO) {
     log_warn("event payload does not decode: no notification", "id", ev->id);
     rc = ERR_OK;
   }
   return rc;
+}
+
+/* One e-mail per notification whose recipient has an address; *out is
+ * malloc'd (the caller frees), its strings point into inbox. */
+static int emails_of(const fanout *f, const inbox_batch *inbox,
+                     store_message **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  if (!f->c.email || inbox->n == 0) return ERR_OK;
+  if ((*out = calloc(inbox->n, sizeof **out)) == NULL) return ERR_NOMEM;
+  for (size_t i = 0; i < inbox->n; i++) {
+    if (inbox->emails[i] == NULL) continue;
+    store_message *m = &(*out)[(*n)++];
+    m->kind = STORE_KIND_EMAIL;
+    memcpy(m->user_id, inbox->v[i].user_id, sizeof m->user_id);
+    m->address = inbox->emails[i];
+    m->subject = inbox->v[i].title;
+    m->body = inbox->v[i].body;
+  }
+  return ERR_OK;
 }
 
 static int on_event(void *arg, const Rpc__V1__Event *ev) {
@@ -58,6 +78,13 @@ static int on_event(void *arg, const Rpc__V1__Event *ev) {
     log_warn("no recipients for an event; retrying", "id", ev->id);
     return rc;
   }
+  store_message *mails = NULL;
+  size_t nmails = 0;
+  if (emails_of(f, &inbox, &mails, &nmails) != ERR_OK) {
+    free(body);
+    inbox_batch_free(&inbox);
+    return ERR_NOMEM;
+  }
   store_job *jobs = NULL;
   size_t n = 0, added = 0;
   store_fanout_in in = {.tid = tid,
@@ -67,7 +94,9 @@ static int on_event(void *arg, const Rpc__V1__Event *ev) {
                         .source = ev->source,
                         .seq = ev->seq,
                         .inbox = inbox.v,
-                        .ninbox = inbox.n};
+                        .ninbox = inbox.n,
+                        .messages = mails,
+                        .nmessages = nmails};
   rc = store_fanout(f->c.store, &in, &jobs, &n, &added);
   if (rc == ERR_INVAL || rc == ERR_EXISTS) {
     /* The database refuses this event's data (a malformed id, a CHECK):
@@ -84,6 +113,7 @@ static int on_event(void *arg, const Rpc__V1__Event *ev) {
     rc = store_fanout(f->c.store, &skip, &jobs, &n, &added);
   }
   free(body);
+  free(mails);
   inbox_batch_free(&inbox);
   if (rc != ERR_OK) {
     log_warn("event not fanned out; retrying", "id", ev->id, "error",

@@ -23,6 +23,7 @@ void inbox_batch_free(inbox_batch *b) {
   for (size_t i = 0; i < b->nowned; i++) free(b->owned[i]);
   free(b->owned);
   free(b->v);
+  free(b->emails);
   memset(b, 0, sizeof *b);
 }
 
@@ -79,29 +80,36 @@ static int pack(const store_inbox_new *it, json_t *data, uint8_t **out,
   return *out != NULL ? ERR_OK : ERR_NOMEM;
 }
 
-int inbox_batch_add(inbox_batch *b, const char *uid, const char *type,
-                    const char *title, const char *body, const char *data) {
+int inbox_batch_add(inbox_batch *b, const char *uid, const char *email,
+                    const char *type, const char *title, const char *body,
+                    const char *data) {
   json_t *d = json_loads(data, 0, NULL);
   if (d == NULL || !json_is_object(d)) {
     json_decref(d);
     return ERR_INVAL;
   }
   store_inbox_new *v = realloc(b->v, (b->n + 1) * sizeof *v);
-  if (v == NULL) {
+  if (v != NULL) b->v = v;
+  const char **e =
+      v != NULL ? realloc(b->emails, (b->n + 1) * sizeof *e) : NULL;
+  if (e == NULL) {
     json_decref(d);
     return ERR_NOMEM;
   }
-  b->v = v;
+  b->emails = e;
+  b->emails[b->n] = NULL;
   store_inbox_new *it = &b->v[b->n];
   memset(it, 0, sizeof *it);
   uuid u;
   uuid_v7(&u);
   uuid_format(&u, it->id);
   snprintf(it->user_id, sizeof it->user_id, "%s", uid);
-  char *strs[4] = {strdup(type), strdup(title), strdup(body), strdup(data)};
+  char *strs[5] = {strdup(type), strdup(title), strdup(body), strdup(data),
+                   email != NULL && email[0] ? strdup(email) : NULL};
   int rc = ERR_OK;
   for (int i = 0; i < 4; i++)
     if (own(b, strs[i]) != ERR_OK) rc = ERR_NOMEM;
+  if (strs[4] != NULL && own(b, strs[4]) == ERR_OK) b->emails[b->n] = strs[4];
   if (rc == ERR_OK) {
     it->type = strs[0];
     it->title = strs[1];
@@ -129,7 +137,20 @@ static void status_name(int status, char *out, size_t cap) {
   out[i] = '\0';
 }
 
-static int order_changed(const Rpc__V1__Event *ev, inbox_batch *out) {
+/* The customer's e-mail address into email ("" when none or not wanted). */
+static int customer_email(const Rpc__V1__Event *ev, rpc_client *auth,
+                          const char *uid, char *email, size_t cap) {
+  email[0] = '\0';
+  if (auth == NULL) return ERR_OK;
+  recipients r = {0};
+  int rc = recipients_user(auth, ev->tenant_id, uid, &r);
+  if (rc == ERR_OK && r.n == 1) snprintf(email, cap, "%s", r.v[0].email);
+  recipients_free(&r);
+  return rc;
+}
+
+static int order_changed(const Rpc__V1__Event *ev, rpc_client *auth,
+                         inbox_batch *out) {
   Orders__V1__OrderStatusChanged *m = orders__v1__order_status_changed__unpack(
       NULL, ev->payload.len, ev->payload.data);
   if (m == NULL || m->order == NULL) {
@@ -145,12 +166,16 @@ static int order_changed(const Rpc__V1__Event *ev, inbox_batch *out) {
     snprintf(body, sizeof body, "Order of %s %s: %s.", o->total, o->currency,
              status);
     json_t *d = json_pack("{s:s, s:s}", "order_id", o->id, "status", status);
-    char *data = d != NULL ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *data =
+        d != NULL ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(d);
-    rc = data == NULL ? ERR_NOMEM
-                      : inbox_batch_add(out, o->customer_id,
-                                        "order.status_changed", title, body,
-                                        data);
+    char email[RECIPIENT_EMAIL_MAX + 1];
+    rc = data == NULL
+             ? ERR_NOMEM
+             : customer_email(ev, auth, o->customer_id, email, sizeof email);
+    if (rc == ERR_OK)
+      rc = inbox_batch_add(out, o->customer_id, email, "order.status_changed",
+                           title, body, data);
     free(data);
   }
   orders__v1__order_status_changed__free_unpacked(m, NULL);
@@ -177,19 +202,20 @@ static int stock_low(const Rpc__V1__Event *ev, rpc_client *auth,
   json_decref(d);
   if (rc == ERR_OK && data == NULL) rc = ERR_NOMEM;
   for (size_t i = 0; rc == ERR_OK && i < who.n; i++)
-    rc = inbox_batch_add(out, who.v[i].id, "stock.low", title, body, data);
+    rc = inbox_batch_add(out, who.v[i].id, who.v[i].email, "stock.low", title,
+                         body, data);
   free(data);
   recipients_free(&who);
   orders__v1__stock_low__free_unpacked(m, NULL);
   return rc;
 }
 
-int inbox_for_event(const Rpc__V1__Event *ev, rpc_client *auth,
+int inbox_for_event(const Rpc__V1__Event *ev, rpc_client *auth, bool with_email,
                     inbox_batch *out) {
   memset(out, 0, sizeof *out);
   int rc = ERR_OK;
   if (strcmp(ev->type, "OrderStatusChanged") == 0)
-    rc = order_changed(ev, out);
+    rc = order_changed(ev, with_email ? auth : NULL, out);
   else if (strcmp(ev->type, "StockLow") == 0 && auth != NULL)
     rc = stock_low(ev, auth, out);
   if (rc != ERR_OK) inbox_batch_free(out);

@@ -16,6 +16,7 @@
 #ifndef NOTIFICATIONS_INBOX_H
 #define NOTIFICATIONS_INBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "libs/base/err.h"
@@ -29,23 +30,25 @@
 typedef struct inbox_batch {
   store_inbox_new *v;
   size_t n;
-  char **owned; /* every buffer the items point into */
+  const char **emails; /* emails[i]: v[i]'s recipient's address, or NULL */
+  char **owned;        /* every buffer the items point into */
   size_t nowned;
 } inbox_batch;
 
 void inbox_batch_free(inbox_batch *b); /* NULL-safe; empties b */
 
 /* The notifications ev makes (none for other types, or an order without
- * a customer). auth lists the owners and admins for StockLow. Errors:
+ * a customer). auth lists the owners and admins for StockLow (with their
+ * e-mail addresses) and, when with_email, gives the customer's. Errors:
  * ERR_UNAVAILABLE (auth unreachable: retry the event later), ERR_PROTO
  * (the payload does not decode: nothing to notify), ERR_NOMEM. */
-int inbox_for_event(const Rpc__V1__Event *ev, rpc_client *auth,
+int inbox_for_event(const Rpc__V1__Event *ev, rpc_client *auth, bool with_email,
                     inbox_batch *out) WARN_UNUSED;
 
-/* One notification of user uid into out (the campaign path, and tests):
+/* One notification of user uid (e-mail address email, or NULL) into b:
  * id minted, payload packed. data is a JSON object's text. */
-int inbox_batch_add(inbox_batch *b, const char *uid, const char *type,
-                    const char *title, const char *body,
+int inbox_batch_add(inbox_batch *b, const char *uid, const char *email,
+                    const char *type, const char *title, const char *body,
                     const char *data) WARN_UNUSED;
 
 #endif

@@ -118,9 +118,9 @@ static void list_notifications(void *arg, const rpc_call *call,
     goto out;
   bool more = false;
   int64_t unread = 0;
-  int rc = store_list_inbox(h->c.store, cl.tid, cl.sub, req->unread,
-                            before[0] ? before : NULL, limit, &l, &more,
-                            &unread);
+  int rc =
+      store_list_inbox(h->c.store, cl.tid, cl.sub, req->unread,
+                       before[0] ? before : NULL, limit, &l, &more, &unread);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "list the notifications");
     goto out;
@@ -183,7 +183,7 @@ static void mark_all_read(void *arg, const rpc_call *call, rpc_reply *reply) {
   handler_reply_message(reply, &resp.base);
 out:
   notifications__v1__mark_all_notifications_read_request__free_unpacked(req,
-                                                                       NULL);
+                                                                        NULL);
 }
 
 const handler_method notifications_inbox_methods[] = {

@@ -23,6 +23,7 @@
 #include "proto/notifications/v1/notifications_access.h"
 #include "services/notifications/fanout.h"
 #include "services/notifications/handlers.h"
+#include "services/notifications/mailer.h"
 #include "services/notifications/queue.h"
 #include "services/notifications/store.h"
 
@@ -127,6 +128,16 @@ static const cfg_entry config[] = {
      .min = 1,
      .max = 1000,
      .description = "webhook endpoints per tenant"},
+    {.name = "SMTP_URL",
+     .kind = CFG_STRING,
+     .def = "",
+     .secret = true,
+     .description = "smtp[s]://[user:password@]host[:port]: e-mail of each "
+                    "notification (STARTTLS when offered); empty: no e-mail"},
+    {.name = "NOTIFICATIONS_MAIL_FROM",
+     .kind = CFG_STRING,
+     .def = "notifications@localhost",
+     .description = "the From address of e-mails"},
     {.name = "BUS_LISTEN",
      .kind = CFG_URL,
      .description = "bus publisher URL (Notification events for realtime); "
@@ -147,9 +158,10 @@ static const cfg_entry config[] = {
 
 typedef struct app {
   seal_key key;
-  cache *redis;     /* the runtime's */
-  rpc_client *auth; /* the runtime's */
-  authn *verifier;  /* the runtime's */
+  mailer_config mail; /* .url "" : no e-mail */
+  cache *redis;       /* the runtime's */
+  rpc_client *auth;   /* the runtime's */
+  authn *verifier;    /* the runtime's */
   store *store;
   queue *queue;
   rpc_client *orders;
@@ -168,6 +180,7 @@ static int open_queue(svc *s, app *a) {
                .max_response = (size_t)cfg_int(c, "NOTIFICATIONS_RESPONSE_MAX"),
                .allow_private =
                    cfg_bool(c, "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS")},
+      .mail = a->mail.url[0] != '\0' ? &a->mail : NULL,
       .workers = (int)cfg_int(c, "NOTIFICATIONS_WORKERS"),
       .max_attempts = (int)cfg_int(c, "NOTIFICATIONS_MAX_ATTEMPTS"),
       .base_delay_ms = cfg_duration_ms(c, "NOTIFICATIONS_RETRY_BASE"),
@@ -189,7 +202,8 @@ static int open_fanout(svc *s, app *a) {
                       .store = a->store,
                       .queue = a->queue,
                       .auth = a->auth,
-                      .events = eventpub_outbox(a->events)};
+                      .events = eventpub_outbox(a->events),
+                      .email = a->mail.url[0] != '\0'};
   if (rc == ERR_OK) rc = fanout_start(&fc, &a->fanout);
   if (rc != ERR_OK)
     log_error("cannot subscribe to ORDERS_EVENTS", "error", err_str(rc));
@@ -231,6 +245,14 @@ static int notifications_init(svc *s, void *arg) {
     return ERR_INVAL;
   }
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return ERR_INTERNAL;
+  a->mail = (mailer_config){
+      .url = cfg_str(c, "SMTP_URL") ? cfg_str(c, "SMTP_URL") : "",
+      .from = cfg_str(c, "NOTIFICATIONS_MAIL_FROM"),
+      .timeout_ms = cfg_duration_ms(c, "NOTIFICATIONS_SEND_TIMEOUT")};
+  if (a->mail.url[0] != '\0' && !mailer_address_ok(a->mail.from)) {
+    log_error("NOTIFICATIONS_MAIL_FROM is not an e-mail address");
+    return ERR_INVAL;
+  }
   int rc = store_new(svc_db(s), cfg_str(c, "NOTIFICATIONS_DB_ROLE"), &a->store);
   if (rc != ERR_OK) {
     log_error("bad NOTIFICATIONS_DB_ROLE");

@@ -40,6 +40,7 @@
 
 #include "libs/base/err.h"
 #include "libs/cache/cache.h"
+#include "services/notifications/mailer.h"
 #include "services/notifications/seal.h"
 #include "services/notifications/sender.h"
 #include "services/notifications/store.h"
@@ -49,6 +50,7 @@ typedef struct queue_config {
   store *store;        /* borrowed */
   const seal_key *key; /* borrowed: opens the endpoints' secrets */
   sender_config send;
+  const mailer_config *mail; /* borrowed; NULL: no e-mail */
   int workers;               /* sending threads, >= 1 */
   int max_attempts;          /* >= 1 */
   int64_t base_delay_ms;     /* the first retry's delay */

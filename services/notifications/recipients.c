@@ -82,8 +82,7 @@ static int list(rpc_client *auth, Auth__V1__ListRecipientsRequest *req,
 int recipients_by_role(rpc_client *auth, const char *tid,
                        const char *const *roles, size_t nroles, size_t max,
                        recipients *out) {
-  Auth__V1__ListRecipientsRequest req =
-      AUTH__V1__LIST_RECIPIENTS_REQUEST__INIT;
+  Auth__V1__ListRecipientsRequest req = AUTH__V1__LIST_RECIPIENTS_REQUEST__INIT;
   req.tenant_id = (char *)tid;
   req.roles = (char **)roles;
   req.n_roles = nroles;
@@ -93,8 +92,7 @@ int recipients_by_role(rpc_client *auth, const char *tid,
 
 int recipients_user(rpc_client *auth, const char *tid, const char *uid,
                     recipients *out) {
-  Auth__V1__ListRecipientsRequest req =
-      AUTH__V1__LIST_RECIPIENTS_REQUEST__INIT;
+  Auth__V1__ListRecipientsRequest req = AUTH__V1__LIST_RECIPIENTS_REQUEST__INIT;
   req.tenant_id = (char *)tid;
   req.user_id = (char *)uid;
   return list(auth, &req, 1, out);

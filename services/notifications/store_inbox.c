@@ -29,10 +29,12 @@ void store_notifications_free(store_notifications *l) {
 static int add_one(db_conn *c, const char *tid, const char *event_id,
                    const store_inbox_new *it, bool *inserted) {
   uuid u;
-  int64_t ms = uuid_parse(it->id, strlen(it->id), &u) == ERR_OK ? uuid_v7_time_ms(&u) : 0;
-  db_param ps[] = {db_text(tid),      db_text(it->id),    db_text(it->user_id),
-                   db_text(event_id), db_text(it->type),  db_text(it->title),
-                   db_text(it->body), db_text(it->data),  db_int64(ms)};
+  int64_t ms = uuid_parse(it->id, strlen(it->id), &u) == ERR_OK
+                   ? uuid_v7_time_ms(&u)
+                   : 0;
+  db_param ps[] = {db_text(tid),      db_text(it->id),   db_text(it->user_id),
+                   db_text(event_id), db_text(it->type), db_text(it->title),
+                   db_text(it->body), db_text(it->data), db_int64(ms)};
   db_result *r = NULL;
   int rc = db_exec(
       c,

@@ -24,9 +24,9 @@
 #include "services/notifications/store.h"
 
 #define INBOX_TYPE_MAX 64
-#define INBOX_TITLE_MAX 800  /* bytes: 200 characters of up to 4 */
-#define INBOX_BODY_MAX 8000  /* bytes: 2000 characters of up to 4 */
-#define INBOX_DATA_MAX 4096  /* bytes of the data object's JSON */
+#define INBOX_TITLE_MAX 800 /* bytes: 200 characters of up to 4 */
+#define INBOX_BODY_MAX 8000 /* bytes: 2000 characters of up to 4 */
+#define INBOX_DATA_MAX 4096 /* bytes of the data object's JSON */
 #define INBOX_TOPIC_PREFIX "private.user."
 
 /* A notification to add: id minted by the caller (UUIDv7: its time is

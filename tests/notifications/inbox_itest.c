@@ -11,7 +11,9 @@
  * on the customer's realtime channel private.user.<id>, the same one the
  * inbox shows; hostile cases: another user's notification 404 (in the
  * tenant and from another tenant), no token 401, bad input 400 naming the
- * field. Every wait is for a condition with a generous deadline.
+ * field; each status change also e-mailed to the customer over SMTP (a
+ * real SMTP server, tools/sinks/smtp_sink.py, keeps what it gets).
+ * Every wait is for a condition with a generous deadline.
  */
 #include <check.h>
 #include <jansson.h>
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
@@ -40,7 +43,9 @@
 static harness_pg g_pg;
 static harness_redis g_redis;
 static harness_service g_auth, g_tenants, g_orders, g_gw, g_notif, g_rt;
-static int g_ws_port;
+static int g_ws_port, g_smtp_port;
+static harness_proc *g_smtp;
+static char g_mail_file[128];
 
 static const harness_service_opts kSvc = {
     .pg = &g_pg, .redis = &g_redis, .rpc_workers = 4, .log_level = "info"};
@@ -53,8 +58,29 @@ typedef harness_http_resp resp;
 
 #define ADDR(buf, key, url) snprintf(buf, sizeof buf, "%s=%s", key, url)
 
+/* The SMTP sink (tools/sinks/smtp_sink.py): every message as a JSON line
+ * in g_mail_file. */
+static bool start_smtp_sink(void) {
+  char port[16];
+  g_smtp_port = harness_free_port();
+  snprintf(port, sizeof port, "%d", g_smtp_port);
+  snprintf(g_mail_file, sizeof g_mail_file, "/tmp/inbox-itest-mail-%d.jsonl",
+           (int)getpid());
+  unlink(g_mail_file);
+  char *argv[] = {"/usr/bin/python3",
+                  "tools/sinks/smtp_sink.py",
+                  "--port",
+                  port,
+                  "--out",
+                  g_mail_file,
+                  NULL};
+  g_smtp = harness_spawn("smtp-sink", argv, NULL);
+  return g_smtp != NULL && harness_wait_port(g_smtp_port, 10000);
+}
+
 static bool start_notifications(void) {
-  char a[96], o[96], oe[96];
+  char a[96], o[96], oe[96], smtp[64];
+  snprintf(smtp, sizeof smtp, "SMTP_URL=smtp://127.0.0.1:%d", g_smtp_port);
   ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
   ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
   ADDR(oe, "ORDERS_EVENTS", g_orders.bus_url);
@@ -64,6 +90,8 @@ static bool start_notifications(void) {
                    "NOTIFICATIONS_SECRET_KEY=" SECRET_KEY,
                    "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=true",
                    "NOTIFICATIONS_OUTBOX_POLL=200ms",
+                   smtp,
+                   "NOTIFICATIONS_MAIL_FROM=noreply@bistro.example",
                    NULL};
   return harness_service_start(&g_notif, "notifications",
                                "services/notifications/notifications", &kSvc,
@@ -78,9 +106,12 @@ static bool start_gateway(void) {
   ADDR(n, "NOTIFICATIONS_ADDR", g_notif.rpc_url);
   ADDR(ae, "AUTH_EVENTS", g_auth.bus_url);
   ADDR(te, "TENANTS_EVENTS", g_tenants.bus_url);
-  char *extra[] = {a,  t,
-                   o,  n,
-                   ae, te,
+  char *extra[] = {a,
+                   t,
+                   o,
+                   n,
+                   ae,
+                   te,
                    "GATEWAY_BASE_DOMAIN=localhost",
                    "GATEWAY_RATE_BURST=10000",
                    "GATEWAY_LOGIN_BURST=1000",
@@ -123,7 +154,8 @@ static bool start_system(void) {
   char *ord_extra[] = {a, t, NULL};
   ok = ok && harness_service_start(&g_orders, "orders",
                                    "services/orders/orders", &kSvc, ord_extra);
-  return ok && start_notifications() && start_gateway() && start_realtime();
+  return ok && start_smtp_sink() && start_notifications() && start_gateway() &&
+         start_realtime();
 }
 
 static int run(const char *name, char *const argv[], char *const env[],
@@ -246,9 +278,9 @@ typedef struct inbox_wait {
 
 static bool has_items(void *arg) {
   inbox_wait *w = arg;
-  resp *r = harness_http_request("GET", g_gw.http_port,
-                                 "/v1/notifications?limit=100", NULL, w->token,
-                                 NULL);
+  resp *r =
+      harness_http_request("GET", g_gw.http_port, "/v1/notifications?limit=100",
+                           NULL, w->token, NULL);
   size_t n = json_array_size(harness_json_get(r->json, "notifications"));
   harness_http_free(r);
   return n >= w->n;
@@ -288,9 +320,8 @@ START_TEST(status_changes_fill_the_customers_inbox_and_only_theirs) {
   ck_assert_int_eq(harness_json_int(r->json, "unread_count"), 3);
   json_t *l = harness_json_get(r->json, "notifications");
   ck_assert_int_eq(json_array_size(l), 3);
-  static const char *const kKeys[] = {"id",      "type",    "title",
-                                      "body",    "data",    "read_at",
-                                      "created_at", NULL};
+  static const char *const kKeys[] = {"id",   "type",    "title",      "body",
+                                      "data", "read_at", "created_at", NULL};
   static const char *const kStatus[] = {"ready", "preparing", "confirmed"};
   for (size_t i = 0; i < 3; i++) { /* newest first */
     json_t *n = json_array_get(l, i);
@@ -340,14 +371,12 @@ START_TEST(pages_read_and_read_all) {
   char q[160], newest[UUID_STR_LEN + 1];
   snprintf(q, sizeof q, "limit=2&cursor=%s",
            harness_json_str(r->json, "next_cursor"));
-  snprintf(newest, sizeof newest, "%s",
-           first(r, "id"));
+  snprintf(newest, sizeof newest, "%s", first(r, "id"));
   harness_http_free(r);
   r = inbox(cust.token, q);
   ck_assert_int_eq(json_array_size(harness_json_get(r->json, "notifications")),
                    1);
-  ck_assert_str_eq(first(r, "data.status"),
-                   "confirmed");
+  ck_assert_str_eq(first(r, "data.status"), "confirmed");
   ck_assert_ptr_null(harness_json_get(r->json, "next_cursor"));
   harness_http_free(r);
   /* One read: the count drops, ?unread leaves it out, reading it again
@@ -366,16 +395,14 @@ START_TEST(pages_read_and_read_all) {
   harness_http_free(r);
   r = inbox(cust.token, "limit=1");
   char read_at[64];
-  snprintf(read_at, sizeof read_at, "%s",
-           first(r, "read_at"));
+  snprintf(read_at, sizeof read_at, "%s", first(r, "read_at"));
   ck_assert(read_at[0] != '\0');
   harness_http_free(r);
   r = call("POST", path, NULL, cust.token);
   CK_HTTP_STATUS(r, 204);
   harness_http_free(r);
   r = inbox(cust.token, "limit=1");
-  ck_assert_str_eq(first(r, "read_at"),
-                   read_at);
+  ck_assert_str_eq(first(r, "read_at"), read_at);
   harness_http_free(r);
   /* Read-all: nothing unread. */
   r = call("POST", "/v1/notifications/read-all", NULL, cust.token);
@@ -421,10 +448,8 @@ START_TEST(low_stock_notifies_the_owner_and_admins_only) {
   ck_assert(wait_for(has_stock_low, &(stock_wait){t.owner_token}));
   ck_assert(wait_for(has_stock_low, &(stock_wait){admin.token}));
   resp *r = inbox(admin.token, NULL);
-  ck_assert_str_eq(first(r, "data.product_id"),
-                   pid);
-  ck_assert_str_eq(first(r, "data.stock"),
-                   "1");
+  ck_assert_str_eq(first(r, "data.product_id"), pid);
+  ck_assert_str_eq(first(r, "data.stock"), "1");
   ck_assert_int_eq(harness_json_int(r->json, "unread_count"), 1);
   harness_http_free(r);
   /* Staff and customers: nothing (the event was fully handled: the owner
@@ -454,8 +479,7 @@ START_TEST(another_users_notification_is_404_and_bad_input_400) {
   WAIT_INBOX(cust.token, 1);
   resp *r = inbox(cust.token, NULL);
   char path[128], id[UUID_STR_LEN + 1];
-  snprintf(id, sizeof id, "%s",
-           first(r, "id"));
+  snprintf(id, sizeof id, "%s", first(r, "id"));
   harness_http_free(r);
   snprintf(path, sizeof path, "/v1/notifications/%s/read", id);
   /* Another customer, the tenant's owner, another tenant's owner: 404,
@@ -509,8 +533,8 @@ START_TEST(each_notification_is_pushed_on_the_private_channel) {
   order(cust.token, pid, 1, oid);
   set_status(&t, oid, "confirmed");
   WAIT_INBOX(cust.token, 1);
-  char gw[64], ws[96], mod[PATH_MAX + 16], ct[PASETO_TOKEN_MAX + 32],
-      ci[64], ot[PASETO_TOKEN_MAX + 32], xt[PASETO_TOKEN_MAX + 32], o[64],
+  char gw[64], ws[96], mod[PATH_MAX + 16], ct[PASETO_TOKEN_MAX + 32], ci[64],
+      ot[PASETO_TOKEN_MAX + 32], xt[PASETO_TOKEN_MAX + 32], o[64],
       real[PATH_MAX];
   ck_assert_ptr_nonnull(realpath(CLIENT_DIR "/node_modules/ws", real));
   snprintf(gw, sizeof gw, "GW=http://127.0.0.1:%d", g_gw.http_port);
@@ -526,6 +550,86 @@ START_TEST(each_notification_is_pushed_on_the_private_channel) {
   int rc = run("inbox.js", argv, env, 120000);
   if (rc != 0) harness_dump_logs();
   ck_assert_int_eq(rc, 0);
+}
+END_TEST
+
+/* The messages the sink kept for rcpt, as JSON objects (json_decref). */
+static json_t *mails_to(const char *rcpt) {
+  json_t *all = json_array();
+  FILE *f = fopen(g_mail_file, "r");
+  char line[65536];
+  while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    json_t *m = json_loads(line, 0, NULL);
+    const char *to =
+        json_string_value(json_array_get(json_object_get(m, "rcpt_to"), 0));
+    if (to != NULL && strcmp(to, rcpt) == 0) json_array_append(all, m);
+    json_decref(m);
+  }
+  if (f != NULL) fclose(f);
+  return all;
+}
+
+typedef struct mail_wait {
+  const char *rcpt;
+  size_t n;
+} mail_wait;
+
+static bool has_mails(void *arg) {
+  mail_wait *w = arg;
+  json_t *all = mails_to(w->rcpt);
+  bool ok = json_array_size(all) >= w->n;
+  json_decref(all);
+  return ok;
+}
+
+START_TEST(each_status_change_is_emailed_through_smtp) {
+  harness_api_tenant t;
+  person cust, other;
+  char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1], email[128], oemail[128];
+  tenant("in-mail", &t);
+  member(&t, "cust", "customer", &cust);
+  member(&t, "other", "customer", &other);
+  snprintf(email, sizeof email, "cust@%s.example.test", t.slug);
+  snprintf(oemail, sizeof oemail, "other@%s.example.test", t.slug);
+  product(&t, 100, 1, pid);
+  order(cust.token, pid, 1, oid);
+  set_status(&t, oid, "confirmed");
+  set_status(&t, oid, "preparing");
+  ck_assert_msg(wait_for(has_mails, &(mail_wait){email, 2}),
+                "no two e-mails to %s", email);
+  WAIT_INBOX(cust.token, 2);
+  /* Once each, whatever retries: the queue records the 250. */
+  time_sleep_ms(500);
+  json_t *all = mails_to(email);
+  ck_assert_int_eq(json_array_size(all), 2);
+  resp *r = inbox(cust.token, NULL);
+  bool seen[2] = {false, false};
+  for (size_t i = 0; i < 2; i++) {
+    json_t *m = json_array_get(all, i);
+    const char *data = harness_json_str(m, "data");
+    ck_assert_str_eq(harness_json_str(m, "mail_from"),
+                     "noreply@bistro.example");
+    ck_assert(strstr(data, "From: <noreply@bistro.example>\r\n") != NULL);
+    ck_assert(strstr(data, "Content-Type: text/plain; charset=utf-8") != NULL);
+    ck_assert(strstr(data, "Message-ID: <") != NULL);
+    /* Subject and text are the inbox's title and body. */
+    for (size_t k = 0; k < 2; k++) {
+      json_t *n = json_array_get(harness_json_get(r->json, "notifications"), k);
+      char subj[300];
+      snprintf(subj, sizeof subj, "Subject: %s\r\n",
+               harness_json_str(n, "title"));
+      if (strstr(data, subj) != NULL &&
+          strstr(data, harness_json_str(n, "body")) != NULL)
+        seen[k] = true;
+    }
+  }
+  ck_assert(seen[0] && seen[1]);
+  harness_http_free(r);
+  json_decref(all);
+  /* Nobody else was written to. */
+  all = mails_to(oemail);
+  ck_assert_int_eq(json_array_size(all), 0);
+  json_decref(all);
 }
 END_TEST
 
@@ -550,6 +654,7 @@ int main(void) {
                    NULL);
   HARNESS_ADD_CASE(s, each_notification_is_pushed_on_the_private_channel, 180,
                    NULL);
+  HARNESS_ADD_CASE(s, each_status_change_is_emailed_through_smtp, 120, NULL);
   int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_rt, 15000);
@@ -560,5 +665,7 @@ int main(void) {
   harness_service_stop(&g_auth, 15000);
   harness_redis_stop(&g_redis);
   harness_pg_stop(&g_pg);
+  harness_stop(g_smtp, 2000);
+  unlink(g_mail_file);
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
