@@ -48,7 +48,8 @@ static void subject_header(const char *s, char *out, size_t cap) {
     snprintf(out, cap, "%s", v);
     return;
   }
-  char b64[sodium_base64_ENCODED_LEN(HEADER_MAX, sodium_base64_VARIANT_ORIGINAL)];
+  char b64[sodium_base64_ENCODED_LEN(HEADER_MAX,
+                                     sodium_base64_VARIANT_ORIGINAL)];
   sodium_bin2base64(b64, sizeof b64, (const unsigned char *)v, strlen(v),
                     sodium_base64_VARIANT_ORIGINAL);
   snprintf(out, cap, "=?UTF-8?B?%s?=", b64);
@@ -124,8 +125,8 @@ int mailer_send(const mailer_config *c, const char *to, const char *subject,
   memset(out, 0, sizeof *out);
   if (!mailer_address_ok(to) || !mailer_address_ok(c->from)) return ERR_INVAL;
   char *msg = NULL;
-  int rc = mailer_message(c->from, to, subject, body, message_id,
-                          time_now_ms(), &msg);
+  int rc = mailer_message(c->from, to, subject, body, message_id, time_now_ms(),
+                          &msg);
   if (rc != ERR_OK) return rc;
   char rcpt_s[HEADER_MAX + 3], from_s[HEADER_MAX + 3];
   snprintf(rcpt_s, sizeof rcpt_s, "<%s>", to);

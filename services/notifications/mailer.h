@@ -33,8 +33,8 @@ bool mailer_address_ok(const char *addr);
 /* The whole message (headers, blank line, body with CRLF line ends) into
  * *out (malloc'd; the caller frees). Exposed for tests. */
 int mailer_message(const char *from, const char *to, const char *subject,
-                   const char *body, const char *message_id,
-                   int64_t date_ms, char **out) WARN_UNUSED;
+                   const char *body, const char *message_id, int64_t date_ms,
+                   char **out) WARN_UNUSED;
 
 /* Sends one message to `to`. The result says what happened (ok when the
  * server accepted the message; status_code is the last SMTP reply code);
