@@ -517,5 +517,8 @@ int notifications_register(notifications *h, rpc_server *srv) {
   if (rc == ERR_OK)
     rc = handler_register(srv, notifications_inbox_methods,
                           notifications_ninbox_methods, h);
+  if (rc == ERR_OK)
+    rc = handler_register(srv, notifications_campaign_methods,
+                          notifications_ncampaign_methods, h);
   return rc;
 }

@@ -19,4 +19,8 @@ struct notifications {
 extern const handler_method notifications_inbox_methods[];
 extern const size_t notifications_ninbox_methods;
 
+/* The campaigns' methods (campaign_handlers.c). */
+extern const handler_method notifications_campaign_methods[];
+extern const size_t notifications_ncampaign_methods;
+
 #endif

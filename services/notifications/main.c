@@ -21,6 +21,7 @@
 #include "libs/svc/eventpub.h"
 #include "libs/svc/svc.h"
 #include "proto/notifications/v1/notifications_access.h"
+#include "services/notifications/campaign.h"
 #include "services/notifications/fanout.h"
 #include "services/notifications/handlers.h"
 #include "services/notifications/mailer.h"
@@ -138,6 +139,25 @@ static const cfg_entry config[] = {
      .kind = CFG_STRING,
      .def = "notifications@localhost",
      .description = "the From address of e-mails"},
+    {.name = "NOTIFICATIONS_CAMPAIGN_BATCH",
+     .kind = CFG_INT,
+     .def = "100",
+     .min = 1,
+     .max = 1000,
+     .description = "recipients of a campaign per batch"},
+    {.name = "NOTIFICATIONS_CAMPAIGN_INTERVAL",
+     .kind = CFG_DURATION_MS,
+     .def = "1s",
+     .min = 0,
+     .max = 3600000,
+     .description = "pause between two batches of one campaign (send rate: "
+                    "BATCH per INTERVAL)"},
+    {.name = "NOTIFICATIONS_CAMPAIGN_POLL",
+     .kind = CFG_DURATION_MS,
+     .def = "1s",
+     .min = 10,
+     .max = 60000,
+     .description = "how often due campaigns are looked for"},
     {.name = "BUS_LISTEN",
      .kind = CFG_URL,
      .description = "bus publisher URL (Notification events for realtime); "
@@ -167,6 +187,7 @@ typedef struct app {
   rpc_client *orders;
   eventpub *events; /* the outbox of Notification events, for realtime */
   fanout *fanout;
+  campaign_runner *campaigns;
   notifications *handlers;
 } app;
 
@@ -222,6 +243,20 @@ static int open_events(svc *s, app *a) {
   return eventpub_open(svc_db(s), &eo, &a->events);
 }
 
+static int open_campaigns(svc *s, app *a) {
+  const cfg *c = svc_cfg(s);
+  campaign_config cc = {
+      .store = a->store,
+      .queue = a->queue,
+      .auth = a->auth,
+      .events = eventpub_outbox(a->events),
+      .email = a->mail.url[0] != '\0',
+      .batch = (size_t)cfg_int(c, "NOTIFICATIONS_CAMPAIGN_BATCH"),
+      .interval_ms = cfg_duration_ms(c, "NOTIFICATIONS_CAMPAIGN_INTERVAL"),
+      .poll_ms = cfg_duration_ms(c, "NOTIFICATIONS_CAMPAIGN_POLL")};
+  return campaign_runner_start(&cc, &a->campaigns);
+}
+
 static int open_handlers(svc *s, app *a) {
   const cfg *c = svc_cfg(s);
   notifications_config hc = {
@@ -269,6 +304,7 @@ static int notifications_init(svc *s, void *arg) {
   if (rc == ERR_OK) rc = open_fanout(s, a);
   if (rc == ERR_OK) rc = open_handlers(s, a);
   if (rc == ERR_OK) rc = eventpub_start(a->events, svc_rpc(s));
+  if (rc == ERR_OK) rc = open_campaigns(s, a);
   return rc;
 }
 
@@ -278,6 +314,7 @@ static void notifications_fini(svc *s, void *arg) {
   (void)s;
   app *a = arg;
   fanout_free(a->fanout);
+  campaign_runner_free(a->campaigns);
   eventpub_free(a->events);
   rpc_client_free(a->orders);
   queue_free(a->queue);

@@ -59,8 +59,7 @@ static int page(rpc_client *auth, Auth__V1__ListRecipientsRequest *req,
   if (rc == ERR_OK && resp == NULL) rc = ERR_PROTO;
   for (size_t i = 0; rc == ERR_OK && i < resp->n_users; i++)
     rc = append(out, max, resp->users[i]);
-  if (rc == ERR_OK)
-    str_copy(cursor, out->n < max ? resp->next_cursor : "", UUID_STR_LEN + 1);
+  if (rc == ERR_OK) str_copy(cursor, resp->next_cursor, UUID_STR_LEN + 1);
   if (resp != NULL)
     auth__v1__list_recipients_response__free_unpacked(resp, NULL);
   rpc_result_free(res);
@@ -74,7 +73,7 @@ static int list(rpc_client *auth, Auth__V1__ListRecipientsRequest *req,
   int rc = ERR_OK;
   do {
     rc = page(auth, req, max, out, cursor);
-  } while (rc == ERR_OK && cursor[0] != '\0');
+  } while (rc == ERR_OK && cursor[0] != '\0' && out->n < max);
   if (rc != ERR_OK) recipients_free(out);
   return rc;
 }
@@ -88,6 +87,21 @@ int recipients_by_role(rpc_client *auth, const char *tid,
   req.n_roles = nroles;
   req.limit = PAGE;
   return list(auth, &req, max, out);
+}
+
+int recipients_page(rpc_client *auth, const char *tid, const char *const *roles,
+                    size_t nroles, const char *cursor, size_t limit,
+                    recipients *out, char next[UUID_STR_LEN + 1]) {
+  memset(out, 0, sizeof *out);
+  Auth__V1__ListRecipientsRequest req = AUTH__V1__LIST_RECIPIENTS_REQUEST__INIT;
+  req.tenant_id = (char *)tid;
+  req.roles = (char **)roles;
+  req.n_roles = nroles;
+  req.limit = (uint32_t)limit;
+  str_copy(next, cursor, UUID_STR_LEN + 1);
+  int rc = page(auth, &req, limit, out, next);
+  if (rc != ERR_OK) recipients_free(out);
+  return rc;
 }
 
 int recipients_user(rpc_client *auth, const char *tid, const char *uid,

@@ -38,6 +38,13 @@ int recipients_by_role(rpc_client *auth, const char *tid,
                        const char *const *roles, size_t nroles, size_t max,
                        recipients *out) WARN_UNUSED;
 
+/* One page: the users of tid with one of roles, after cursor ("" from the
+ * first), at most limit (<= 1000); *next the cursor of the next page, ""
+ * at the end. Errors as recipients_by_role. */
+int recipients_page(rpc_client *auth, const char *tid, const char *const *roles,
+                    size_t nroles, const char *cursor, size_t limit,
+                    recipients *out, char next[UUID_STR_LEN + 1]) WARN_UNUSED;
+
 /* User uid of tid (none when gone or disabled: out->n == 0). Errors as
  * recipients_by_role. */
 int recipients_user(rpc_client *auth, const char *tid, const char *uid,

@@ -118,22 +118,22 @@ static int kind_of(const char *s) {
   return STORE_KIND_WEBHOOK;
 }
 
-/* The event's e-mails and SMS, each unless that (kind, user) has one. */
-static int fanout_messages(db_conn *c, fanout_args *a) {
-  const store_fanout_in *in = a->in;
-  store_job *more = realloc(a->jobs, (a->njobs + in->nmessages) * sizeof *more);
+int store_add_messages(db_conn *c, const char *tid, const char *event_id,
+                       const char *type, const store_message *msgs, size_t n,
+                       store_job **jobs, size_t *njobs) {
+  store_job *more = realloc(*jobs, (*njobs + n + 1) * sizeof *more);
   if (more == NULL) return ERR_NOMEM;
-  a->jobs = more;
-  for (size_t i = 0; i < in->nmessages; i++) {
-    const store_message *m = &in->messages[i];
-    store_job *j = &a->jobs[a->njobs];
+  *jobs = more;
+  for (size_t i = 0; i < n; i++) {
+    const store_message *m = &msgs[i];
+    store_job *j = &(*jobs)[*njobs];
     uuid u;
     uuid_v7(&u);
     uuid_format(&u, j->id);
-    db_param ps[] = {db_text(a->tid),
+    db_param ps[] = {db_text(tid),
                      db_text(j->id),
-                     db_text(a->event_id),
-                     db_text(a->type),
+                     db_text(event_id),
+                     db_text(type),
                      db_text(m->body),
                      db_int64(uuid_v7_time_ms(&u)),
                      db_text(kKinds[m->kind == STORE_KIND_SMS ? 2 : 1]),
@@ -154,8 +154,8 @@ static int fanout_messages(db_conn *c, fanout_args *a) {
     db_result_free(r);
     if (rc != ERR_OK) return rc;
     if (inserted) {
-      str_copy(j->tid, a->tid, sizeof j->tid);
-      a->njobs++;
+      str_copy(j->tid, tid, sizeof j->tid);
+      (*njobs)++;
     }
   }
   return ERR_OK;
@@ -169,7 +169,8 @@ static int fanout_fn(db_conn *c, void *ud) {
   a->inbox_added = 0;
   int rc = a->tid[0] != '\0' ? fanout_endpoints(c, a) : ERR_OK;
   if (rc == ERR_OK && a->tid[0] != '\0' && a->in->nmessages > 0)
-    rc = fanout_messages(c, a);
+    rc = store_add_messages(c, a->tid, a->event_id, a->type, a->in->messages,
+                            a->in->nmessages, &a->jobs, &a->njobs);
   if (rc == ERR_OK && a->tid[0] != '\0' && a->in->ninbox > 0)
     rc = store_inbox_add(c, a->tid, a->event_id, a->in->inbox, a->in->ninbox,
                          &a->inbox_added);
@@ -541,8 +542,7 @@ int store_record(store *st, const store_job *job, const store_outcome *o,
 
 /* ------------------------------------------------------------ sweep --- */
 
-/* fn in a read-only transaction under the sweep policy (every tenant). */
-static int run_sweep(store *st, int (*fn)(db_conn *c, void *ud), void *ud) {
+int store_run_sweep(store *st, int (*fn)(db_conn *c, void *ud), void *ud) {
   static const db_setting kSweep[] = {{"app.notifications_sweep", "on"}};
   db_tx_opts o = {.read_only = true, .settings = kSweep, .nsettings = 1};
   return db_store_tx(st, &o, fn, ud);
@@ -583,7 +583,7 @@ static int due_fn(db_conn *c, void *ud) {
 int store_due(store *st, int64_t grace_ms, size_t max, store_job **jobs,
               size_t *njobs) {
   due_args a = {.grace_ms = grace_ms, .max = max};
-  int rc = run_sweep(st, due_fn, &a);
+  int rc = store_run_sweep(st, due_fn, &a);
   if (rc != ERR_OK) {
     free(a.jobs);
     a.jobs = NULL;
@@ -607,5 +607,5 @@ static int pending_fn(db_conn *c, void *ud) {
 
 int store_pending_count(store *st, int64_t *n) {
   *n = 0;
-  return run_sweep(st, pending_fn, n);
+  return store_run_sweep(st, pending_fn, n);
 }
