@@ -92,6 +92,10 @@ static bool start_notifications(void) {
                    "NOTIFICATIONS_OUTBOX_POLL=200ms",
                    smtp,
                    "NOTIFICATIONS_MAIL_FROM=noreply@bistro.example",
+                   "NOTIFICATIONS_CAMPAIGN_BATCH=100",
+                   "NOTIFICATIONS_CAMPAIGN_INTERVAL=100ms",
+                   "NOTIFICATIONS_CAMPAIGN_POLL=100ms",
+                   "NOTIFICATIONS_WORKERS=8",
                    NULL};
   return harness_service_start(&g_notif, "notifications",
                                "services/notifications/notifications", &kSvc,
@@ -633,6 +637,268 @@ START_TEST(each_status_change_is_emailed_through_smtp) {
 }
 END_TEST
 
+/* ---------------------------------------------------------- campaigns -- */
+
+/* n customers of t made straight in auth's table (a fixture: 1,000
+ * registrations would hash 1,000 passwords); e-mails c<i>@<slug>... */
+static void customers(const harness_api_tenant *t, int n) {
+  char sql[1024];
+  snprintf(sql, sizeof sql,
+           "WITH ins AS (INSERT INTO auth.users (id, tenant_id, email, name, "
+           "role, password_hash) SELECT gen_random_uuid(), $1::uuid, "
+           "'c' || i || '@%s.example.test', 'Customer ' || i, 'customer', "
+           "'x' FROM generate_series(1, %d) AS i RETURNING 1) "
+           "SELECT count(*) FROM ins",
+           t->slug, n);
+  ck_assert_int_eq(harness_pg_count(&g_pg, sql, t->id), n);
+}
+
+static resp *campaign_get(const harness_api_tenant *t, const char *id) {
+  char path[96];
+  snprintf(path, sizeof path, "/v1/campaigns/%s", id);
+  return call("GET", path, NULL, t->owner_token);
+}
+
+typedef struct campaign_wait {
+  const harness_api_tenant *t;
+  const char *id;
+  long long delivered;
+} campaign_wait;
+
+static bool campaign_done(void *arg) {
+  campaign_wait *w = arg;
+  char path[96];
+  snprintf(path, sizeof path, "/v1/campaigns/%s", w->id);
+  resp *r = harness_http_request("GET", g_gw.http_port, path, NULL,
+                                 w->t->owner_token, NULL);
+  json_t *st = json_object_get(r->json, "status");
+  json_t *d = json_object_get(json_object_get(r->json, "stats"), "delivered");
+  bool ok = json_is_string(st) && strcmp(json_string_value(st), "sent") == 0 &&
+            json_integer_value(d) >= w->delivered;
+  harness_http_free(r);
+  return ok;
+}
+
+static bool wait_long(bool (*cond)(void *), void *arg, int64_t ms) {
+  int64_t end = time_mono_ms() + ms;
+  while (!cond(arg)) {
+    if (time_mono_ms() > end) return false;
+    time_sleep_ms(200);
+  }
+  return true;
+}
+
+/* The sink's messages whose recipient ends with suffix. */
+static size_t mails_ending(const char *suffix) {
+  size_t n = 0, sl = strlen(suffix);
+  FILE *f = fopen(g_mail_file, "r");
+  char line[65536];
+  while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    json_t *m = json_loads(line, 0, NULL);
+    const char *to =
+        json_string_value(json_array_get(json_object_get(m, "rcpt_to"), 0));
+    if (to != NULL && strlen(to) > sl &&
+        strcmp(to + strlen(to) - sl, suffix) == 0)
+      n++;
+    json_decref(m);
+  }
+  if (f != NULL) fclose(f);
+  return n;
+}
+
+START_TEST(a_campaign_to_1000_customers_goes_out_in_batches) {
+  harness_api_tenant t;
+  person staff;
+  tenant("camp", &t);
+  member(&t, "staff", "staff", &staff);
+  customers(&t, 1000);
+  resp *r = call("POST", "/v1/campaigns",
+                 "{\"name\":\"Spring\",\"title\":\"Spring menu\","
+                 "\"body\":\"New dishes this week.\","
+                 "\"channels\":[\"in_app\",\"email\"],"
+                 "\"audience\":{\"roles\":[\"customer\"]}}",
+                 t.owner_token);
+  CK_HTTP_STATUS(r, 201);
+  static const char *const kKeys[] = {
+      "id",     "name",         "title",   "body",  "channels",   "audience",
+      "status", "scheduled_at", "sent_at", "stats", "created_at", "updated_at",
+      NULL};
+  CK_JSON_KEYS(r->json, kKeys);
+  ck_assert_str_eq(harness_json_str(r->json, "status"), "draft");
+  ck_assert_int_eq(harness_json_int(r->json, "stats.targeted"), 0);
+  char id[UUID_STR_LEN + 1], path[128];
+  snprintf(id, sizeof id, "%s", harness_json_str(r->json, "id"));
+  harness_http_free(r);
+  snprintf(path, sizeof path, "/v1/campaigns/%s/send", id);
+  r = call("POST", path, NULL, t.owner_token);
+  CK_HTTP_STATUS(r, 202);
+  harness_http_free(r);
+  /* Sending again is refused: it is no longer a draft. */
+  r = call("POST", path, NULL, t.owner_token);
+  CK_HTTP_ERROR(r, 400, "FAILED_PRECONDITION");
+  harness_http_free(r);
+  ck_assert_msg(
+      wait_long(campaign_done, &(campaign_wait){&t, id, 2000}, 300000),
+      "the campaign was not sent with 2000 delivered");
+  r = campaign_get(&t, id);
+  ck_assert_int_eq(harness_json_int(r->json, "stats.targeted"), 2000);
+  ck_assert_int_eq(harness_json_int(r->json, "stats.delivered"), 2000);
+  ck_assert_int_eq(harness_json_int(r->json, "stats.failed"), 0);
+  ck_assert(harness_json_str(r->json, "sent_at")[0] != '\0');
+  harness_http_free(r);
+  /* In batches of 100 (NOTIFICATIONS_CAMPAIGN_BATCH), each recipient once. */
+  ck_assert_int_ge(
+      harness_pg_count(&g_pg,
+                       "SELECT batches FROM notifications.campaigns "
+                       "WHERE id = $1::uuid",
+                       id),
+      10);
+  ck_assert_int_eq(
+      harness_pg_count(&g_pg,
+                       "SELECT count(DISTINCT user_id) FROM "
+                       "notifications.inbox WHERE event_id = $1::uuid",
+                       id),
+      1000);
+  char suffix[96];
+  snprintf(suffix, sizeof suffix, "@%s.example.test", t.slug);
+  ck_assert_uint_eq(mails_ending(suffix), 1000);
+  /* Staff were not in the audience. */
+  r = inbox(staff.token, NULL);
+  ck_assert_int_eq(json_array_size(harness_json_get(r->json, "notifications")),
+                   0);
+  harness_http_free(r);
+}
+END_TEST
+
+typedef struct status_wait {
+  const harness_api_tenant *t;
+  const char *id, *status;
+} status_wait;
+
+static bool has_status(void *arg) {
+  status_wait *w = arg;
+  char path[96];
+  snprintf(path, sizeof path, "/v1/campaigns/%s", w->id);
+  resp *r = harness_http_request("GET", g_gw.http_port, path, NULL,
+                                 w->t->owner_token, NULL);
+  json_t *st = json_object_get(r->json, "status");
+  bool ok = json_is_string(st) && strcmp(json_string_value(st), w->status) == 0;
+  harness_http_free(r);
+  return ok;
+}
+
+START_TEST(campaigns_scheduled_edited_cancelled_and_refused) {
+  harness_api_tenant t, u;
+  person cust, staff;
+  tenant("camp-rules", &t);
+  tenant("camp-other", &u);
+  member(&t, "cust", "customer", &cust);
+  member(&t, "staff", "staff", &staff);
+  char when[RFC3339_MS_LEN + 1], body[512];
+  ck_assert_int_eq(time_format_rfc3339(time_now_ms() + 2000, when), ERR_OK);
+  snprintf(body, sizeof body,
+           "{\"name\":\"Soon\",\"title\":\"Hello\",\"channels\":"
+           "[\"in_app\"],\"audience\":{\"roles\":[\"customer\"]},"
+           "\"scheduled_at\":\"%s\"}",
+           when);
+  resp *r = call("POST", "/v1/campaigns", body, t.owner_token);
+  CK_HTTP_STATUS(r, 201);
+  ck_assert_str_eq(harness_json_str(r->json, "status"), "scheduled");
+  char id[UUID_STR_LEN + 1], path[128];
+  snprintf(id, sizeof id, "%s", harness_json_str(r->json, "id"));
+  harness_http_free(r);
+  /* The periodic job sends it when due: the customer has it. */
+  ck_assert(wait_for(has_status, &(status_wait){&t, id, "sent"}));
+  WAIT_INBOX(cust.token, 1);
+  r = inbox(cust.token, NULL);
+  ck_assert_str_eq(first(r, "type"), "campaign");
+  ck_assert_str_eq(first(r, "title"), "Hello");
+  ck_assert_str_eq(first(r, "data.campaign_id"), id);
+  harness_http_free(r);
+  /* A sent campaign cannot be edited. */
+  snprintf(path, sizeof path, "/v1/campaigns/%s", id);
+  r = call("PATCH", path, "{\"name\":\"Later\"}", t.owner_token);
+  CK_HTTP_ERROR(r, 400, "FAILED_PRECONDITION");
+  ck_assert(harness_http_has_detail(r, "status"));
+  harness_http_free(r);
+  /* A scheduled one is edited, then deleted: cancelled, kept. */
+  ck_assert_int_eq(time_format_rfc3339(time_now_ms() + 3600000, when), ERR_OK);
+  snprintf(body, sizeof body,
+           "{\"name\":\"Later\",\"title\":\"Hi\",\"channels\":"
+           "[\"in_app\"],\"audience\":{\"roles\":[\"staff\"]},"
+           "\"scheduled_at\":\"%s\"}",
+           when);
+  r = call("POST", "/v1/campaigns", body, t.owner_token);
+  CK_HTTP_STATUS(r, 201);
+  snprintf(id, sizeof id, "%s", harness_json_str(r->json, "id"));
+  harness_http_free(r);
+  snprintf(path, sizeof path, "/v1/campaigns/%s", id);
+  r = call("PATCH", path, "{\"title\":\"Hi there\"}", t.owner_token);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_str_eq(harness_json_str(r->json, "title"), "Hi there");
+  ck_assert_str_eq(harness_json_str(r->json, "name"), "Later");
+  harness_http_free(r);
+  r = call("DELETE", path, NULL, t.owner_token);
+  CK_HTTP_STATUS(r, 204);
+  harness_http_free(r);
+  r = campaign_get(&t, id);
+  ck_assert_str_eq(harness_json_str(r->json, "status"), "cancelled");
+  harness_http_free(r);
+  /* Another tenant's: 404. A customer or staff member: 403. */
+  r = call("GET", path, NULL, u.owner_token);
+  CK_HTTP_ERROR(r, 404, "NOT_FOUND");
+  harness_http_free(r);
+  r = call("DELETE", path, NULL, u.owner_token);
+  CK_HTTP_ERROR(r, 404, "NOT_FOUND");
+  harness_http_free(r);
+  const char *const weak[] = {cust.token, staff.token};
+  for (size_t i = 0; i < 2; i++) {
+    r = call("POST", "/v1/campaigns", body, weak[i]);
+    CK_HTTP_ERROR(r, 403, "PERMISSION_DENIED");
+    harness_http_free(r);
+    r = call("GET", "/v1/campaigns", NULL, weak[i]);
+    CK_HTTP_ERROR(r, 403, "PERMISSION_DENIED");
+    harness_http_free(r);
+  }
+  r = call("POST", "/v1/campaigns", body, NULL);
+  CK_HTTP_ERROR(r, 401, "UNAUTHENTICATED");
+  harness_http_free(r);
+  /* Bad input: 400 naming each field. */
+  static const struct {
+    const char *body, *field;
+  } kBad[] = {
+      {"{\"name\":\"\",\"title\":\"t\",\"channels\":[\"in_app\"],"
+       "\"audience\":{\"roles\":[\"customer\"]}}",
+       "name"},
+      {"{\"name\":\"n\",\"title\":\"t\",\"channels\":[\"fax\"],"
+       "\"audience\":{\"roles\":[\"customer\"]}}",
+       "channels[0]"},
+      {"{\"name\":\"n\",\"title\":\"t\",\"channels\":[],"
+       "\"audience\":{\"roles\":[\"customer\"]}}",
+       "channels"},
+      {"{\"name\":\"n\",\"title\":\"t\",\"channels\":[\"email\"]}",
+       "audience.roles"},
+      {"{\"name\":\"n\",\"title\":\"t\",\"channels\":[\"email\"],"
+       "\"audience\":{\"roles\":[\"king\"]}}",
+       "audience.roles[0]"},
+      {"{\"name\":\"n\",\"title\":\"t\",\"channels\":[\"email\"],"
+       "\"audience\":{\"roles\":[\"staff\"]},"
+       "\"scheduled_at\":\"2001-01-01T00:00:00Z\"}",
+       "scheduled_at"},
+      {"{\"name\":\"n\",\"title\":\"t\",\"channels\":[\"email\",\"email\"],"
+       "\"audience\":{\"roles\":[\"staff\"]}}",
+       "channels[1]"},
+  };
+  for (size_t i = 0; i < sizeof kBad / sizeof kBad[0]; i++) {
+    r = call("POST", "/v1/campaigns", kBad[i].body, t.owner_token);
+    CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+    ck_assert_msg(harness_http_has_detail(r, kBad[i].field), "%s: %s",
+                  kBad[i].body, r->body);
+    harness_http_free(r);
+  }
+}
+END_TEST
+
 int main(void) {
   harness_init();
   if (!client_installed()) {
@@ -655,6 +921,10 @@ int main(void) {
   HARNESS_ADD_CASE(s, each_notification_is_pushed_on_the_private_channel, 180,
                    NULL);
   HARNESS_ADD_CASE(s, each_status_change_is_emailed_through_smtp, 120, NULL);
+  HARNESS_ADD_CASE(s, campaigns_scheduled_edited_cancelled_and_refused, 120,
+                   NULL);
+  HARNESS_ADD_CASE(s, a_campaign_to_1000_customers_goes_out_in_batches, 400,
+                   NULL);
   int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_rt, 15000);
