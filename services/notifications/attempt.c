@@ -87,6 +87,35 @@ static int send_mail(const attempt_config *c, const store_job *job,
   return rc;
 }
 
+/* An SMS delivery to the phone number in address. */
+static int send_sms(const attempt_config *c, const store_attempt *a,
+                    sender_result *res) {
+  memset(res, 0, sizeof *res);
+  if (c->sms == NULL) {
+    snprintf(res->error, sizeof res->error, "SMS is not configured");
+    return ERR_OK;
+  }
+  int rc = sms_send(c->sms, a->address, a->body, res);
+  if (rc == ERR_INVAL) {
+    snprintf(res->error, sizeof res->error, "invalid phone number");
+    rc = ERR_OK;
+  }
+  return rc;
+}
+
+/* The attempt's transport by the delivery's kind. */
+static int send_one(const attempt_config *c, const store_job *job,
+                    const store_attempt *a, sender_result *res) {
+  switch (a->kind) {
+  case STORE_KIND_EMAIL:
+    return send_mail(c, job, a, res);
+  case STORE_KIND_SMS:
+    return send_sms(c, a, res);
+  default:
+    return send_signed(c, a, res);
+  }
+}
+
 static void count(const store_attempt *a, bool ok, int status) {
   metrics_inc(ok ? g_success : g_failure);
   if (status == STORE_DEAD) metrics_inc(g_dead);
@@ -109,8 +138,7 @@ int attempt_run(const attempt_config *c, const store_job *job,
     return rc;
   }
   sender_result res;
-  rc = a.kind == STORE_KIND_WEBHOOK ? send_signed(c, &a, &res)
-                                    : send_mail(c, job, &a, &res);
+  rc = send_one(c, job, &a, &res);
   int n = a.attempts + 1;
   store_outcome o = {.ok = rc == ERR_OK && res.ok,
                      .status_code = res.status_code,

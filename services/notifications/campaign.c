@@ -72,16 +72,15 @@ static int send_batch(campaign_runner *r, const store_job *job,
   inbox_batch inbox = {0};
   store_message *msgs = calloc(who.n ? who.n : 1, sizeof *msgs);
   size_t nmsgs = 0;
-  rc = msgs == NULL ? ERR_NOMEM
-                    : messages(r, c, &who, &inbox, msgs, &nmsgs);
+  rc = msgs == NULL ? ERR_NOMEM : messages(r, c, &who, &inbox, msgs, &nmsgs);
   store_job *jobs = NULL;
   size_t njobs = 0;
   bool done = next[0] == '\0';
   if (rc == ERR_OK)
     rc = store_campaign_batch(
         r->c.store, job->tid, c, inbox.v, inbox.n, msgs, nmsgs,
-        who.n > 0 ? who.v[who.n - 1].id : c->cursor,
-        (int64_t)(inbox.n + nmsgs), done, r->c.interval_ms, &jobs, &njobs);
+        who.n > 0 ? who.v[who.n - 1].id : c->cursor, (int64_t)(inbox.n + nmsgs),
+        done, r->c.interval_ms, &jobs, &njobs);
   if (rc == ERR_OK) {
     if (njobs > 0) (void)queue_push(r->c.queue, jobs, njobs);
     if (inbox.n > 0) outbox_kick(r->c.events);
@@ -106,12 +105,12 @@ static void round_fn(void *arg) {
     store_campaign *c = calloc(1, sizeof *c); /* large: not on the stack */
     bool claimed = false;
     int rc = c == NULL ? ERR_NOMEM
-                       : store_claim_campaign(r->c.store, &due[i], LEASE_MS,
-                                              c, &claimed);
+                       : store_claim_campaign(r->c.store, &due[i], LEASE_MS, c,
+                                              &claimed);
     if (rc == ERR_OK && claimed) rc = send_batch(r, &due[i], c);
     if (rc != ERR_OK && rc != ERR_CONFLICT)
-      log_warn("campaign batch not sent; retrying later", "campaign",
-               due[i].id, "error", err_str(rc));
+      log_warn("campaign batch not sent; retrying later", "campaign", due[i].id,
+               "error", err_str(rc));
     free(c);
   }
   free(due);
@@ -123,10 +122,8 @@ int campaign_runner_start(const campaign_config *c, campaign_runner **out) {
   campaign_runner *r = calloc(1, sizeof *r);
   if (r == NULL) return ERR_NOMEM;
   r->c = *c;
-  periodic_options o = {.name = "campaigns",
-                        .interval_ms = c->poll_ms,
-                        .fn = round_fn,
-                        .arg = r};
+  periodic_options o = {
+      .name = "campaigns", .interval_ms = c->poll_ms, .fn = round_fn, .arg = r};
   int rc = periodic_start(&o, &r->p);
   if (rc != ERR_OK) {
     free(r);

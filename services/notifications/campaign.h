@@ -30,12 +30,12 @@
 #include "services/notifications/store.h"
 
 typedef struct campaign_config {
-  store *store;      /* borrowed */
-  queue *queue;      /* borrowed: the e-mails */
-  rpc_client *auth;  /* borrowed: the audience */
-  outbox *events;    /* borrowed: kicked after in-app notifications */
-  bool email;        /* SMTP_URL set */
-  size_t batch;      /* recipients per batch, 1..1000 */
+  store *store;        /* borrowed */
+  queue *queue;        /* borrowed: the e-mails */
+  rpc_client *auth;    /* borrowed: the audience */
+  outbox *events;      /* borrowed: kicked after in-app notifications */
+  bool email;          /* SMTP_URL set */
+  size_t batch;        /* recipients per batch, 1..1000 */
   int64_t interval_ms; /* between two batches of one campaign */
   int64_t poll_ms;     /* how often the runner looks for work */
 } campaign_config;

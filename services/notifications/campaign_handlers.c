@@ -140,8 +140,7 @@ static void reply_store_error(rpc_reply *reply, int rc, const char *what) {
 
 /* ---------------------------------------------------------- methods --- */
 
-static void create_campaign(void *arg, const rpc_call *call,
-                            rpc_reply *reply) {
+static void create_campaign(void *arg, const rpc_call *call, rpc_reply *reply) {
   notifications *h = arg;
   store_campaign *c = NULL;
   HANDLER_UNPACK(Notifications__V1__CreateCampaignRequest,
@@ -154,8 +153,7 @@ static void create_campaign(void *arg, const rpc_call *call,
   check_text(req->name, 1, 200, 0, "name", &v);
   check_text(req->title, 1, 200, 0, "title", &v);
   check_text(req->body, 0, 2000, UTF8_MULTILINE | UTF8_BLANK_OK, "body", &v);
-  check_set(req->channels, req->n_channels, kChannels, 3, true, "channels",
-            &v);
+  check_set(req->channels, req->n_channels, kChannels, 3, true, "channels", &v);
   if (req->audience == NULL)
     vlist_add(&v, "is required", "audience.roles");
   else
@@ -175,8 +173,8 @@ static void create_campaign(void *arg, const rpc_call *call,
                           .nroles = req->audience->n_roles,
                           .scheduled_ms = when};
   c = malloc(sizeof *c);
-  int rc = c == NULL ? ERR_NOMEM
-                     : store_create_campaign(h->c.store, cl.tid, &in, c);
+  int rc =
+      c == NULL ? ERR_NOMEM : store_create_campaign(h->c.store, cl.tid, &in, c);
   if (rc != ERR_OK)
     handler_reply_error(reply, rc, "create the campaign");
   else
@@ -234,7 +232,8 @@ static void get_campaign(void *arg, const rpc_call *call, rpc_reply *reply) {
       handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
     goto out;
   c = malloc(sizeof *c);
-  int rc = c == NULL ? ERR_NOMEM : store_get_campaign(h->c.store, cl.tid, id, c);
+  int rc =
+      c == NULL ? ERR_NOMEM : store_get_campaign(h->c.store, cl.tid, id, c);
   if (rc != ERR_OK)
     handler_reply_error(reply, rc, "read the campaign");
   else
@@ -245,8 +244,7 @@ out:
   notifications__v1__get_campaign_request__free_unpacked(req, NULL);
 }
 
-static void update_campaign(void *arg, const rpc_call *call,
-                            rpc_reply *reply) {
+static void update_campaign(void *arg, const rpc_call *call, rpc_reply *reply) {
   notifications *h = arg;
   store_campaign *c = NULL;
   HANDLER_UNPACK(Notifications__V1__UpdateCampaignRequest,
@@ -274,8 +272,8 @@ static void update_campaign(void *arg, const rpc_call *call,
             &v);
   size_t nroles = req->audience != NULL ? req->audience->n_roles : 0;
   if (nroles > 0)
-    check_set(req->audience->roles, nroles, kRoles, 4, false,
-              "audience.roles", &v);
+    check_set(req->audience->roles, nroles, kRoles, 4, false, "audience.roles",
+              &v);
   check_when(req->scheduled_at, &when, &v);
   if (v.n > 0) {
     handler_reply_invalid(reply, "invalid campaign", &v);
@@ -303,8 +301,7 @@ out:
   notifications__v1__update_campaign_request__free_unpacked(req, NULL);
 }
 
-static void delete_campaign(void *arg, const rpc_call *call,
-                            rpc_reply *reply) {
+static void delete_campaign(void *arg, const rpc_call *call, rpc_reply *reply) {
   notifications *h = arg;
   HANDLER_UNPACK(Notifications__V1__DeleteCampaignRequest,
                  notifications__v1__delete_campaign_request, req, 0);

@@ -135,6 +135,24 @@ static const cfg_entry config[] = {
      .secret = true,
      .description = "smtp[s]://[user:password@]host[:port]: e-mail of each "
                     "notification (STARTTLS when offered); empty: no e-mail"},
+    {.name = "SMS_URL",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "SMS provider's message endpoint (a Twilio-style form "
+                    "POST); empty: no SMS"},
+    {.name = "SMS_ACCOUNT",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "SMS provider account (HTTP Basic user name)"},
+    {.name = "SMS_TOKEN",
+     .kind = CFG_STRING,
+     .def = "",
+     .secret = true,
+     .description = "SMS provider token (HTTP Basic password)"},
+    {.name = "SMS_FROM",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "the sender number of SMS (E.164)"},
     {.name = "NOTIFICATIONS_MAIL_FROM",
      .kind = CFG_STRING,
      .def = "notifications@localhost",
@@ -179,6 +197,7 @@ static const cfg_entry config[] = {
 typedef struct app {
   seal_key key;
   mailer_config mail; /* .url "" : no e-mail */
+  sms_config sms;     /* .url "" : no SMS */
   cache *redis;       /* the runtime's */
   rpc_client *auth;   /* the runtime's */
   authn *verifier;    /* the runtime's */
@@ -202,6 +221,7 @@ static int open_queue(svc *s, app *a) {
                .allow_private =
                    cfg_bool(c, "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS")},
       .mail = a->mail.url[0] != '\0' ? &a->mail : NULL,
+      .sms = a->sms.url[0] != '\0' ? &a->sms : NULL,
       .workers = (int)cfg_int(c, "NOTIFICATIONS_WORKERS"),
       .max_attempts = (int)cfg_int(c, "NOTIFICATIONS_MAX_ATTEMPTS"),
       .base_delay_ms = cfg_duration_ms(c, "NOTIFICATIONS_RETRY_BASE"),
@@ -284,6 +304,16 @@ static int notifications_init(svc *s, void *arg) {
       .url = cfg_str(c, "SMTP_URL") ? cfg_str(c, "SMTP_URL") : "",
       .from = cfg_str(c, "NOTIFICATIONS_MAIL_FROM"),
       .timeout_ms = cfg_duration_ms(c, "NOTIFICATIONS_SEND_TIMEOUT")};
+  a->sms = (sms_config){
+      .url = cfg_str(c, "SMS_URL") ? cfg_str(c, "SMS_URL") : "",
+      .account = cfg_str(c, "SMS_ACCOUNT") ? cfg_str(c, "SMS_ACCOUNT") : "",
+      .token = cfg_str(c, "SMS_TOKEN") ? cfg_str(c, "SMS_TOKEN") : "",
+      .from = cfg_str(c, "SMS_FROM") ? cfg_str(c, "SMS_FROM") : "",
+      .timeout_ms = cfg_duration_ms(c, "NOTIFICATIONS_SEND_TIMEOUT")};
+  if (a->sms.url[0] != '\0' && !sms_number_ok(a->sms.from)) {
+    log_error("SMS_FROM is not an E.164 number");
+    return ERR_INVAL;
+  }
   if (a->mail.url[0] != '\0' && !mailer_address_ok(a->mail.from)) {
     log_error("NOTIFICATIONS_MAIL_FROM is not an e-mail address");
     return ERR_INVAL;

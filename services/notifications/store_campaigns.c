@@ -14,26 +14,24 @@
 #include "services/notifications/store_internal.h"
 
 #define MS "* interval '1 millisecond'"
-#define EPOCH_MS(col) "floor(extract(epoch FROM " col ") * 1000)::bigint"
-
+/* Times leave as Unix milliseconds; delivered and failed are counted
+ * from the campaign's messages (its id is their event id). */
 #define CAMPAIGN_COLS                                                          \
   "c.id::text AS id, c.name, c.title, c.body, "                                \
   "array_to_string(c.channels, ',') AS channels, "                             \
   "array_to_string(c.roles, ',') AS roles, c.status, "                         \
-  "COALESCE(c.cursor::text, '') AS cursor, c.targeted, " EPOCH_MS(             \
-      "c.scheduled_at") " AS scheduled_ms, " EPOCH_MS("c.sent_at")             \
-      " AS sent_ms, " EPOCH_MS("c.created_at") " AS created_ms, " EPOCH_MS(    \
-          "c.updated_at") " AS updated_ms, "                                   \
-                          "(SELECT count(*) FROM notifications.inbox i "       \
-                          "WHERE i.tenant_id = c.tenant_id AND i.event_id = "  \
-                          "c.id) + (SELECT count(*) FROM "                     \
-                          "notifications.deliveries d WHERE d.tenant_id = "    \
-                          "c.tenant_id AND d.event_id = c.id AND d.kind <> "   \
-                          "'webhook' AND d.status = 'succeeded') AS "          \
-                          "delivered, (SELECT count(*) FROM "                  \
-                          "notifications.deliveries d WHERE d.tenant_id = "    \
-                          "c.tenant_id AND d.event_id = c.id AND d.kind <> "   \
-                          "'webhook' AND d.status = 'dead') AS failed"
+  "COALESCE(c.cursor::text, '') AS cursor, c.targeted, "                       \
+  "floor(extract(epoch FROM c.scheduled_at) * 1000)::bigint AS scheduled_ms, " \
+  "floor(extract(epoch FROM c.sent_at) * 1000)::bigint AS sent_ms, "           \
+  "floor(extract(epoch FROM c.created_at) * 1000)::bigint AS created_ms, "     \
+  "floor(extract(epoch FROM c.updated_at) * 1000)::bigint AS updated_ms, "     \
+  "(SELECT count(*) FROM notifications.inbox i WHERE i.tenant_id = "           \
+  "c.tenant_id AND i.event_id = c.id) + (SELECT count(*) FROM "                \
+  "notifications.deliveries d WHERE d.tenant_id = c.tenant_id AND "            \
+  "d.event_id = c.id AND d.kind <> 'webhook' AND d.status = 'succeeded') "     \
+  "AS delivered, (SELECT count(*) FROM notifications.deliveries d WHERE "      \
+  "d.tenant_id = c.tenant_id AND d.event_id = c.id AND d.kind <> 'webhook' "   \
+  "AND d.status = 'dead') AS failed"
 
 void store_campaigns_free(store_campaigns *l) {
   if (l == NULL) return;
@@ -126,10 +124,14 @@ static int create_fn(db_conn *c, void *ud) {
   uuid u;
   uuid_v7(&u);
   uuid_format(&u, id);
-  db_param ps[] = {db_text(a->tid),         db_text(id),
-                   db_text(a->in->name),    db_text(a->in->title),
-                   db_text(a->in->body),    db_text(ch),
-                   db_text(ro),             db_int64(a->in->scheduled_ms),
+  db_param ps[] = {db_text(a->tid),
+                   db_text(id),
+                   db_text(a->in->name),
+                   db_text(a->in->title),
+                   db_text(a->in->body),
+                   db_text(ch),
+                   db_text(ro),
+                   db_int64(a->in->scheduled_ms),
                    db_int64(uuid_v7_time_ms(&u))};
   rc = db_exec(c,
                "INSERT INTO notifications.campaigns (tenant_id, id, name, "
@@ -224,9 +226,12 @@ static int update_fn(db_conn *c, void *ud) {
   if (rc != ERR_OK || (a->wrong_state = !editable(status))) return rc;
   rc = lists(a->in, ch, ro);
   if (rc != ERR_OK) return rc;
-  db_param ps[] = {db_text(a->tid),      db_text(a->id),
-                   db_text(a->in->name), db_text(a->in->title),
-                   db_text(a->in->body), db_text(ch[0] ? ch : NULL),
+  db_param ps[] = {db_text(a->tid),
+                   db_text(a->id),
+                   db_text(a->in->name),
+                   db_text(a->in->title),
+                   db_text(a->in->body),
+                   db_text(ch[0] ? ch : NULL),
                    db_text(ro[0] ? ro : NULL),
                    db_int64(a->in->scheduled_ms)};
   rc = db_exec(c,
@@ -411,17 +416,17 @@ static int batch_fn(db_conn *c, void *ud) {
                    db_bool(a->done),
                    db_int64(a->pause_ms)};
   db_result *r = NULL;
-  int rc = db_exec(
-      c,
-      "UPDATE notifications.campaigns SET cursor = $4::uuid, "
-      "targeted = targeted + $5, batches = batches + 1, "
-      "status = CASE WHEN $6 THEN 'sent' ELSE status END, "
-      "sent_at = CASE WHEN $6 THEN now() ELSE sent_at END, "
-      "lease_until = CASE WHEN $6 THEN NULL "
-      "ELSE now() + $7::bigint " MS " END, "
-      "updated_at = now() WHERE tenant_id = $1::uuid AND id = $2::uuid "
-      "AND status = 'sending' AND cursor IS NOT DISTINCT FROM $3::uuid",
-      ps, DB_NPARAMS(ps), &r);
+  int rc =
+      db_exec(c,
+              "UPDATE notifications.campaigns SET cursor = $4::uuid, "
+              "targeted = targeted + $5, batches = batches + 1, "
+              "status = CASE WHEN $6 THEN 'sent' ELSE status END, "
+              "sent_at = CASE WHEN $6 THEN now() ELSE sent_at END, "
+              "lease_until = CASE WHEN $6 THEN NULL "
+              "ELSE now() + $7::bigint " MS " END, "
+              "updated_at = now() WHERE tenant_id = $1::uuid AND id = $2::uuid "
+              "AND status = 'sending' AND cursor IS NOT DISTINCT FROM $3::uuid",
+              ps, DB_NPARAMS(ps), &r);
   a->moved = rc == ERR_OK && db_affected(r) != 1;
   db_result_free(r);
   if (rc != ERR_OK || a->moved) return rc;

@@ -82,8 +82,7 @@ int store_update_campaign(store *st, const char *tid, const char *id,
 int store_delete_campaign(store *st, const char *tid,
                           const char *id) WARN_UNUSED;
 /* Draft or scheduled -> sending; else ERR_CONFLICT. */
-int store_send_campaign(store *st, const char *tid,
-                        const char *id) WARN_UNUSED;
+int store_send_campaign(store *st, const char *tid, const char *id) WARN_UNUSED;
 
 /* ----------------------------------------------------------- runner --- */
 

@@ -25,6 +25,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "tests/harness/api.h"
@@ -32,6 +34,7 @@
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
 #include "tests/harness/service.h"
+#include "services/notifications/sms.h"
 
 #define OPERATOR_SECRET "itest-operator-secret-0123456789"
 #define PASSWORD "correct horse battery"
@@ -899,8 +902,61 @@ START_TEST(campaigns_scheduled_edited_cancelled_and_refused) {
 }
 END_TEST
 
+/* ------------------------------------------------------------- sms -- */
+
+START_TEST(an_sms_is_a_form_post_with_credentials_to_the_provider) {
+  char port[16], file[128], url[160];
+  int p = harness_free_port();
+  snprintf(port, sizeof port, "%d", p);
+  snprintf(file, sizeof file, "/tmp/inbox-itest-sms-%d.jsonl", (int)getpid());
+  unlink(file);
+  char *argv[] = {"/usr/bin/python3",
+                  "tools/sinks/sms_sink.py",
+                  "--port",
+                  port,
+                  "--out",
+                  file,
+                  NULL};
+  harness_proc *sink = harness_spawn("sms-sink", argv, NULL);
+  ck_assert(sink != NULL && harness_wait_port(p, 10000));
+  snprintf(url, sizeof url,
+           "http://127.0.0.1:%d/2010-04-01/Accounts/AC1/Messages.json", p);
+  sms_config c = {.url = url,
+                  .account = "AC1",
+                  .token = "itest-sms-token",
+                  .from = "+15550000000",
+                  .timeout_ms = 5000};
+  sender_result res;
+  ck_assert_int_eq(
+      sms_send(&c, "+15551234567", "Your order is ready & hot", &res), ERR_OK);
+  ck_assert_msg(res.ok, "%d %s", res.status_code, res.error);
+  ck_assert_int_eq(res.status_code, 201);
+  FILE *f = fopen(file, "r");
+  ck_assert_ptr_nonnull(f);
+  char line[4096];
+  ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+  fclose(f);
+  json_t *m = json_loads(line, 0, NULL);
+  ck_assert_str_eq(harness_json_str(m, "user"), "AC1");
+  ck_assert_str_eq(harness_json_str(m, "form.To"), "+15551234567");
+  ck_assert_str_eq(harness_json_str(m, "form.From"), "+15550000000");
+  ck_assert_str_eq(harness_json_str(m, "form.Body"),
+                   "Your order is ready & hot");
+  json_decref(m);
+  /* A number that is not E.164 is never sent; a provider that is down is
+   * a failed attempt (the queue retries it). */
+  ck_assert_int_eq(sms_send(&c, "5551234567\r\n", "x", &res), ERR_INVAL);
+  harness_stop(sink, 2000);
+  ck_assert_int_eq(sms_send(&c, "+15551234567", "x", &res), ERR_OK);
+  ck_assert(!res.ok);
+  ck_assert(strstr(res.error, "itest-sms-token") == NULL);
+  unlink(file);
+}
+END_TEST
+
 int main(void) {
   harness_init();
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 1;
   if (!client_installed()) {
     fprintf(stderr, "cannot install the ws package (npm ci in %s)\n",
             CLIENT_DIR);
@@ -925,6 +981,8 @@ int main(void) {
                    NULL);
   HARNESS_ADD_CASE(s, a_campaign_to_1000_customers_goes_out_in_batches, 400,
                    NULL);
+  HARNESS_ADD_CASE(s, an_sms_is_a_form_post_with_credentials_to_the_provider,
+                   60, NULL);
   int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_rt, 15000);
