@@ -61,60 +61,80 @@ static int emails_of(const fanout *f, const inbox_batch *inbox,
   return ERR_OK;
 }
 
-static int on_event(void *arg, const Rpc__V1__Event *ev) {
-  fanout *f = arg;
-  char *body = NULL;
-  inbox_batch inbox = {0};
-  int rc = body_for_event(ev, &body);
+/* What one event makes, before it is stored. */
+typedef struct work {
+  char *body;        /* the webhook body; NULL: a type webhooks skip */
+  const char *tid;   /* "" when only the position moves */
+  inbox_batch inbox; /* in-app notifications */
+  store_message *mails;
+  size_t nmails;
+} work;
+
+static void work_free(work *w) {
+  free(w->body);
+  free(w->mails);
+  inbox_batch_free(&w->inbox);
+}
+
+/* Renders ev and finds who it notifies. An error refuses the event (the
+ * tracker delivers it again later). */
+static int prepare(fanout *f, const Rpc__V1__Event *ev, work *w) {
+  memset(w, 0, sizeof *w);
+  int rc = body_for_event(ev, &w->body);
   if (rc == ERR_NOMEM) return rc;
-  if (rc == ERR_OK && strlen(body) > BODY_MAX) rc = ERR_TOOBIG;
+  if (rc == ERR_OK && strlen(w->body) > BODY_MAX) rc = ERR_TOOBIG;
   /* A type webhooks do not carry, or one that does not decode: only the
    * position moves. */
-  const char *tid = rc == ERR_OK ? ev->tenant_id : "";
+  w->tid = rc == ERR_OK ? ev->tenant_id : "";
   if (rc != ERR_OK && rc != ERR_NOTFOUND)
     log_warn("event not rendered", "id", ev->id, "error", err_str(rc));
-  if (tid[0] != '\0' && (rc = notifications_of(f, ev, &inbox)) != ERR_OK) {
-    free(body);
+  if (w->tid[0] == '\0') return ERR_OK;
+  rc = notifications_of(f, ev, &w->inbox);
+  if (rc != ERR_OK) {
     log_warn("no recipients for an event; retrying", "id", ev->id);
     return rc;
   }
-  store_message *mails = NULL;
-  size_t nmails = 0;
-  if (emails_of(f, &inbox, &mails, &nmails) != ERR_OK) {
-    free(body);
-    inbox_batch_free(&inbox);
-    return ERR_NOMEM;
-  }
-  store_job *jobs = NULL;
-  size_t n = 0, added = 0;
-  store_fanout_in in = {.tid = tid,
+  return emails_of(f, &w->inbox, &w->mails, &w->nmails);
+}
+
+/* Stores w in one transaction; an event the database refuses is skipped
+ * (only the position moves). */
+static int commit(fanout *f, const Rpc__V1__Event *ev, const work *w,
+                  store_job **jobs, size_t *n, size_t *added) {
+  store_fanout_in in = {.tid = w->tid,
                         .event_id = ev->id,
                         .type = ev->type,
-                        .body = body ? body : "",
+                        .body = w->body ? w->body : "",
                         .source = ev->source,
                         .seq = ev->seq,
-                        .inbox = inbox.v,
-                        .ninbox = inbox.n,
-                        .messages = mails,
-                        .nmessages = nmails};
-  rc = store_fanout(f->c.store, &in, &jobs, &n, &added);
-  if (rc == ERR_INVAL || rc == ERR_EXISTS) {
-    /* The database refuses this event's data (a malformed id, a CHECK):
-     * retrying cannot help and would hold every later event of orders
-     * behind it. Skip it, loudly, and move the position past it. */
-    log_error("event refused by the database; skipped", "id", ev->id, "type",
-              ev->type, "error", err_str(rc));
-    store_fanout_in skip = {.tid = "",
-                            .event_id = ev->id,
-                            .type = ev->type,
-                            .body = "",
-                            .source = ev->source,
-                            .seq = ev->seq};
-    rc = store_fanout(f->c.store, &skip, &jobs, &n, &added);
-  }
-  free(body);
-  free(mails);
-  inbox_batch_free(&inbox);
+                        .inbox = w->inbox.v,
+                        .ninbox = w->inbox.n,
+                        .messages = w->mails,
+                        .nmessages = w->nmails};
+  int rc = store_fanout(f->c.store, &in, jobs, n, added);
+  if (rc != ERR_INVAL && rc != ERR_EXISTS) return rc;
+  /* The database refuses this event's data (a malformed id, a CHECK):
+   * retrying cannot help and would hold every later event of orders
+   * behind it. Skip it, loudly, and move the position past it. */
+  log_error("event refused by the database; skipped", "id", ev->id, "type",
+            ev->type, "error", err_str(rc));
+  store_fanout_in skip = {.tid = "",
+                          .event_id = ev->id,
+                          .type = ev->type,
+                          .body = "",
+                          .source = ev->source,
+                          .seq = ev->seq};
+  return store_fanout(f->c.store, &skip, jobs, n, added);
+}
+
+static int on_event(void *arg, const Rpc__V1__Event *ev) {
+  fanout *f = arg;
+  work w;
+  store_job *jobs = NULL;
+  size_t n = 0, added = 0;
+  int rc = prepare(f, ev, &w);
+  if (rc == ERR_OK) rc = commit(f, ev, &w, &jobs, &n, &added);
+  work_free(&w);
   if (rc != ERR_OK) {
     log_warn("event not fanned out; retrying", "id", ev->id, "error",
              err_str(rc));

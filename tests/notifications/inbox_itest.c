@@ -33,6 +33,8 @@
 #include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
+#include "proto/auth/v1/auth.pb-c.h"
+#include "tests/harness/rpc.h"
 #include "tests/harness/service.h"
 #include "services/notifications/sms.h"
 
@@ -902,6 +904,63 @@ START_TEST(campaigns_scheduled_edited_cancelled_and_refused) {
 }
 END_TEST
 
+/* ------------------------------------------------------ auth's side -- */
+
+START_TEST(only_notifications_may_list_recipients_and_only_as_a_service) {
+  harness_api_tenant t;
+  person cust;
+  tenant("in-recip", &t);
+  member(&t, "cust", "customer", &cust);
+  char *roles[] = {"owner", "customer"};
+  Auth__V1__ListRecipientsRequest req = AUTH__V1__LIST_RECIPIENTS_REQUEST__INIT;
+  req.tenant_id = t.id;
+  req.roles = roles;
+  req.n_roles = 2;
+  /* As notifications, no user token: the owner and the customer, with
+   * their addresses. */
+  rpc_client *n = harness_rpc_client_as(g_auth.rpc_url, "notifications");
+  rpc_result *r = harness_rpc_call(n, "auth.v1.Auth/ListRecipients", &req.base,
+                                   NULL, NULL, NULL);
+  CK_RPC_CODE(r, RPC_OK);
+  Auth__V1__ListRecipientsResponse *lr =
+      auth__v1__list_recipients_response__unpack(NULL, r->payload_len,
+                                                 r->payload);
+  ck_assert_ptr_nonnull(lr);
+  ck_assert_uint_eq(lr->n_users, 2);
+  for (size_t i = 0; i < lr->n_users; i++)
+    ck_assert(strstr(lr->users[i]->email, t.slug) != NULL);
+  auth__v1__list_recipients_response__free_unpacked(lr, NULL);
+  rpc_result_free(r);
+  /* On behalf of a user (a forwarded token): refused. */
+  r = harness_rpc_call(n, "auth.v1.Auth/ListRecipients", &req.base,
+                       t.owner_token, NULL, NULL);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
+  rpc_result_free(r);
+  /* A role that is not one: 400 naming roles. */
+  char *bad[] = {"king"};
+  req.roles = bad;
+  req.n_roles = 1;
+  r = harness_rpc_call(n, "auth.v1.Auth/ListRecipients", &req.base, NULL, NULL,
+                       NULL);
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  CK_RPC_VIOLATION(r, "roles");
+  rpc_result_free(r);
+  rpc_client_free(n);
+  /* Any other service (the gateway, orders): refused by the guard. */
+  req.roles = roles;
+  req.n_roles = 2;
+  const char *const others[] = {"gateway", "orders"};
+  for (size_t i = 0; i < 2; i++) {
+    rpc_client *o = harness_rpc_client_as(g_auth.rpc_url, others[i]);
+    r = harness_rpc_call(o, "auth.v1.Auth/ListRecipients", &req.base, NULL,
+                         NULL, NULL);
+    CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
+    rpc_result_free(r);
+    rpc_client_free(o);
+  }
+}
+END_TEST
+
 /* ------------------------------------------------------------- sms -- */
 
 START_TEST(an_sms_is_a_form_post_with_credentials_to_the_provider) {
@@ -982,6 +1041,9 @@ int main(void) {
   HARNESS_ADD_CASE(s, a_campaign_to_1000_customers_goes_out_in_batches, 400,
                    NULL);
   HARNESS_ADD_CASE(s, an_sms_is_a_form_post_with_credentials_to_the_provider,
+                   60, NULL);
+  HARNESS_ADD_CASE(s,
+                   only_notifications_may_list_recipients_and_only_as_a_service,
                    60, NULL);
   int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
