@@ -9,6 +9,9 @@
  * only wake the resolver for shutdown. pipe_mu/pipe_cv guard the pipe
  * ids; npipes_fast mirrors their number for lock-free readers. The pipe
  * callback runs on nng's threads and must not call into the socket.
+ * Outlier state (each dialer's failure streak, the ejected URLs) is
+ * under set_mu too; nfailing and next_due_ns mirror it so that the
+ * calls' hot path (a good reply, nothing due) takes no lock.
  */
 #include "libs/rpc/dialset.h"
 
@@ -45,7 +48,16 @@ typedef struct ep_state {
 typedef struct dialer_entry {
   char url[RPC_MAX_URL_LEN];
   nng_dialer d;
+  uint32_t failures; /* consecutive failed replies */
 } dialer_entry;
+
+/* A URL ejected now or before (times and ended_ns remember it). */
+typedef struct eject_entry {
+  char url[RPC_MAX_URL_LEN];
+  int64_t until_ns; /* left out of the wanted set until then */
+  int64_t ended_ns; /* when the last ejection ended (0: still on) */
+  uint32_t times;   /* ejections in a row (the backoff's exponent) */
+} eject_entry;
 
 struct dialset {
   dialset_options o;
@@ -61,6 +73,10 @@ struct dialset {
   pthread_mutex_t set_mu; /* eps' resolution state and the dialers */
   dialer_entry *dialers;  /* o.max_dialers slots */
   size_t ndialers;
+  eject_entry *ejected; /* o.max_dialers slots */
+  size_t nejected;
+  _Atomic size_t nfailing;     /* dialers with failures > 0 */
+  _Atomic int64_t next_due_ns; /* earliest until_ns still ahead; 0: none */
 
   pthread_t resolver;
   bool resolver_started;
@@ -207,6 +223,46 @@ static void dialer_add(dialset *ds, const char *url) {
   ds->ndialers++;
 }
 
+/* Closes dialer i and drops it from the table. Under set_mu. */
+static void dialer_remove(dialset *ds, size_t i) {
+  if (ds->dialers[i].failures > 0) atomic_fetch_sub(&ds->nfailing, 1);
+  nng_dialer_close(ds->dialers[i].d);
+  ds->dialers[i] = ds->dialers[--ds->ndialers];
+}
+
+static eject_entry *eject_find(dialset *ds, const char *url) {
+  for (size_t i = 0; i < ds->nejected; i++)
+    if (strcmp(ds->ejected[i].url, url) == 0) return &ds->ejected[i];
+  return NULL;
+}
+
+/* Removes from want[0..n) the URLs ejected now, unless that would leave
+ * none; returns the new n. Logs the URLs whose ejection just ended. Under
+ * set_mu. */
+static size_t drop_ejected(dialset *ds, char (*want)[RPC_MAX_URL_LEN],
+                           size_t n) {
+  int64_t now = time_mono_ns(), next = 0;
+  size_t kept = 0;
+  for (size_t i = 0; i < ds->nejected; i++) {
+    eject_entry *e = &ds->ejected[i];
+    if (e->ended_ns == 0 && e->until_ns <= now) {
+      e->ended_ns = now;
+      ds_log(ds, LOG_INFO, "replica re-admitted (dialled again)", "url", e->url,
+             NULL, NULL);
+    }
+    if (e->ended_ns == 0 && (next == 0 || e->until_ns < next))
+      next = e->until_ns;
+  }
+  atomic_store(&ds->next_due_ns, next);
+  for (size_t w = 0; w < n; w++) {
+    eject_entry *e = eject_find(ds, want[w]);
+    if (e != NULL && e->ended_ns == 0) continue;
+    if (kept != w) memcpy(want[kept], want[w], RPC_MAX_URL_LEN);
+    kept++;
+  }
+  return kept > 0 ? kept : n;
+}
+
 /* Makes the dialers match the endpoints' current URLs. Under set_mu. */
 static void reconcile(dialset *ds) {
   size_t cap = ds->o.max_dialers;
@@ -223,6 +279,7 @@ static void reconcile(dialset *ds) {
       if (!dup) str_copy(want[nwant++], st->urls[u], RPC_MAX_URL_LEN);
     }
   }
+  nwant = drop_ejected(ds, want, nwant);
   /* Close the dialers no longer wanted. */
   for (size_t i = 0; i < ds->ndialers;) {
     bool keep = false;
@@ -235,8 +292,7 @@ static void reconcile(dialset *ds) {
     }
     ds_log(ds, LOG_INFO, "address removed", "url", ds->dialers[i].url, NULL,
            NULL);
-    nng_dialer_close(ds->dialers[i].d);
-    ds->dialers[i] = ds->dialers[--ds->ndialers];
+    dialer_remove(ds, i);
   }
   /* Open the new ones. */
   for (size_t w = 0; w < nwant; w++) {
@@ -287,6 +343,95 @@ size_t dialset_dialers(dialset *ds, char (*urls)[RPC_MAX_URL_LEN], size_t cap) {
   }
   pthread_mutex_unlock(&ds->set_mu);
   return n;
+}
+
+/* ---------------------------------------------------------------- */
+/* Outliers                                                           */
+/* ---------------------------------------------------------------- */
+
+/* The slot for url's ejection: its old one, a free one, or the one whose
+ * ejection ended longest ago. Under set_mu. */
+static eject_entry *eject_slot(dialset *ds, const char *url) {
+  eject_entry *e = eject_find(ds, url);
+  if (e != NULL) return e;
+  if (ds->nejected < ds->o.max_dialers) {
+    e = &ds->ejected[ds->nejected++];
+  } else {
+    e = NULL;
+    for (size_t i = 0; i < ds->nejected; i++) {
+      eject_entry *c = &ds->ejected[i];
+      if (c->ended_ns != 0 && (e == NULL || c->ended_ns < e->ended_ns)) e = c;
+    }
+    if (e == NULL) return NULL; /* every slot ejected now: keep it */
+  }
+  memset(e, 0, sizeof *e);
+  str_copy(e->url, url, sizeof e->url);
+  return e;
+}
+
+/* At most half of the replicas are out at once, and never the last one:
+ * when most replicas fail alike (a shared database down), ejecting them
+ * would only pile the load on the rest. Under set_mu. */
+static bool may_eject(dialset *ds) {
+  size_t out = 0;
+  for (size_t i = 0; i < ds->nejected; i++)
+    if (ds->ejected[i].ended_ns == 0) out++;
+  size_t total = ds->ndialers + out;
+  return ds->ndialers > 1 && (out + 1) * 2 <= total;
+}
+
+/* Ejects dialer i (see dialset.h). Under set_mu. */
+static void eject(dialset *ds, size_t i, const dialset_outlier *o) {
+  eject_entry *e = eject_slot(ds, ds->dialers[i].url);
+  if (e == NULL) return;
+  int64_t now = time_mono_ns();
+  int64_t max_ns = (int64_t)o->max_ms * 1000000;
+  if (e->ended_ns != 0 && now - e->ended_ns > max_ns) e->times = 0;
+  uint64_t ms = (uint64_t)o->base_ms << (e->times < 16 ? e->times : 16);
+  if (ms > o->max_ms) ms = o->max_ms;
+  e->times++;
+  e->until_ns = now + (int64_t)ms * 1000000;
+  e->ended_ns = 0;
+  int64_t due = atomic_load(&ds->next_due_ns);
+  if (due == 0 || e->until_ns < due)
+    atomic_store(&ds->next_due_ns, e->until_ns);
+  char for_ms[24];
+  snprintf(for_ms, sizeof for_ms, "%llu", (unsigned long long)ms);
+  ds_log(ds, LOG_WARN, "replica ejected after consecutive failures", "url",
+         e->url, "ms", for_ms);
+  dialer_remove(ds, i);
+}
+
+void dialset_report(dialset *ds, nng_pipe p, bool ok,
+                    const dialset_outlier *o) {
+  if (ds == NULL || o == NULL || o->failures == 0) return;
+  if (ok && atomic_load_explicit(&ds->nfailing, memory_order_relaxed) == 0)
+    return;
+  int did = nng_dialer_id(nng_pipe_dialer(p));
+  if (did <= 0) return; /* not one of ours (or gone) */
+  pthread_mutex_lock(&ds->set_mu);
+  for (size_t i = 0; i < ds->ndialers; i++) {
+    dialer_entry *de = &ds->dialers[i];
+    if (nng_dialer_id(de->d) != did) continue;
+    if (ok) {
+      if (de->failures > 0) atomic_fetch_sub(&ds->nfailing, 1);
+      de->failures = 0;
+    } else {
+      if (de->failures++ == 0) atomic_fetch_add(&ds->nfailing, 1);
+      if (de->failures >= o->failures && may_eject(ds)) eject(ds, i, o);
+    }
+    break;
+  }
+  pthread_mutex_unlock(&ds->set_mu);
+}
+
+void dialset_tick(dialset *ds) {
+  if (ds == NULL || !ds->attached) return;
+  int64_t due = atomic_load_explicit(&ds->next_due_ns, memory_order_relaxed);
+  if (due == 0 || time_mono_ns() < due) return;
+  pthread_mutex_lock(&ds->set_mu);
+  reconcile(ds); /* re-dials what is due, and sets next_due_ns again */
+  pthread_mutex_unlock(&ds->set_mu);
 }
 
 /* ---------------------------------------------------------------- */
@@ -385,9 +530,11 @@ int dialset_new(const char *address, const dialset_options *opts,
   if (ds == NULL) return ERR_NOMEM;
   ds->eps = calloc(neps, sizeof(*ds->eps));
   ds->dialers = calloc(o.max_dialers, sizeof(*ds->dialers));
-  if (ds->eps == NULL || ds->dialers == NULL) {
+  ds->ejected = calloc(o.max_dialers, sizeof(*ds->ejected));
+  if (ds->eps == NULL || ds->dialers == NULL || ds->ejected == NULL) {
     free(ds->eps);
     free(ds->dialers);
+    free(ds->ejected);
     free(ds);
     return ERR_NOMEM;
   }
@@ -415,6 +562,8 @@ int dialset_new(const char *address, const dialset_options *opts,
   pthread_cond_init(&ds->pipe_cv, &ca);
   pthread_condattr_destroy(&ca);
   atomic_init(&ds->npipes_fast, 0);
+  atomic_init(&ds->nfailing, 0);
+  atomic_init(&ds->next_due_ns, 0);
   *out = ds;
   return ERR_OK;
 }
@@ -464,5 +613,6 @@ void dialset_free(dialset *ds) {
   pthread_cond_destroy(&ds->pipe_cv);
   free(ds->eps);
   free(ds->dialers);
+  free(ds->ejected);
   free(ds);
 }

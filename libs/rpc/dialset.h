@@ -24,6 +24,22 @@
  * "slow peer": a lock-free read for the RPC client's hot path, and a
  * wait with a deadline for readiness checks and tests.
  *
+ * Outlier ejection (as Envoy's outlier detection): the RPC client
+ * reports each reply's outcome with the pipe it came on
+ * (dialset_report); a replica - one dialled URL - whose replies fail
+ * `failures` times in a row is ejected: its dialer is closed (and with
+ * it the connection), and the URL is left out of the wanted set for
+ * base_ms, doubled for each ejection that follows within max_ms of the
+ * last one ended, capped at max_ms. When the time is up the next
+ * dialset_tick (the client calls it before each attempt) dials it again:
+ * it is re-admitted as soon as it connects, and a replica still failing
+ * is ejected again for longer. At most half of the URLs are out at once
+ * (failures alike everywhere are not outliers), never the last one.
+ * Only what can be told apart per replica counts: a reply carries its
+ * pipe; a timed-out request does not (nng's req0 does not say which
+ * pipe took it), and a replica that dies loses its connection at once,
+ * which nng's reconnect already keeps out until it listens again.
+ *
  * The socket stays the user's: it sets the socket's own options, and
  * closing it closes every dialer and pipe. Order of teardown:
  * dialset_stop (no more dialling), nng_close(sock), dialset_free (pipe
@@ -126,6 +142,23 @@ bool dialset_wait_connected(dialset *ds, size_t n, int64_t deadline_ns);
  * ERR_INVAL (NULL ds, n < 0). */
 int dialset_wait_connected_ms(dialset *ds, int n,
                               uint32_t timeout_ms) WARN_UNUSED;
+
+/* Outlier ejection settings (see above). failures 0: never eject. */
+typedef struct dialset_outlier {
+  uint32_t failures; /* consecutive failed replies that eject a replica */
+  uint32_t base_ms;  /* first ejection */
+  uint32_t max_ms;   /* longest ejection, and the memory of past ones */
+} dialset_outlier;
+
+/* Counts a reply that came on pipe p: ok resets the replica's streak of
+ * failures, a failure extends it and may eject the replica (see above).
+ * Lock-free when ok and no replica is failing. Thread-safe; never from a
+ * pipe notification. */
+void dialset_report(dialset *ds, nng_pipe p, bool ok, const dialset_outlier *o);
+
+/* Dials again the ejected URLs whose time is up. Lock-free when none is
+ * due. Thread-safe. */
+void dialset_tick(dialset *ds);
 
 /* Stops and joins the resolver thread (if any); afterwards the dialers
  * no longer change. Idempotent, NULL-safe. Call before closing the

@@ -86,7 +86,33 @@
  *   - for calls marked idempotent, also when the connection failed after
  *     the request was sent, when the attempt's own timeout
  *     (attempt_timeout_ms) ran out, or when the server answered
- *     UNAVAILABLE.
+ *     UNAVAILABLE;
+ *   - for calls marked idempotent that carry an idempotency key, also
+ *     when the server answered ABORTED ("a request with this key is
+ *     still running") after an earlier attempt of the same call may have
+ *     reached a server: that twin is our own, and the retry meets its
+ *     saved answer or, once the dead replica's transaction is rolled
+ *     back, a free key.
+ * "Idempotent" is the caller's declaration that running the call twice
+ * is harmless: reads, and writes carrying an idempotency key to a method
+ * that honours keys (libs/idem; the gateway's ROUTE_KEYED routes). A
+ * write without a key, or to a method that ignores keys, must not be
+ * marked: it is then retried only when it surely never left this
+ * process (docs/adr/0014-failover-and-replicas.md).
+ *
+ * Outliers: a replica that answers UNAVAILABLE eject_after times in a
+ * row (its database is gone, it is overloaded) is ejected, as Envoy's
+ * outlier detection does: its connection is closed and it is not dialled
+ * again for eject_base_ms, doubled for each ejection that follows soon
+ * after the last, at most eject_max_ms; then it is dialled again and
+ * takes calls as soon as it connects. At most half of the replicas are
+ * out at once, and never the last one. A replica that dies loses its
+ * connection, which takes it out of rotation at once; nng re-dials it
+ * (reconnect_min_ms up to reconnect_max_ms) and it is back as soon as it
+ * listens again. A replica that hangs without answering is not ejected (nng
+ * does not tell which connection a timed-out request went to): idempotent calls
+ * with attempt_timeout_ms move on to another replica.
+ *
  * "No peer" is detected with nng pipe notifications (a count of connected
  * pipes) rather than by letting nng queue the request for a connection
  * that may never come.
@@ -316,6 +342,13 @@ typedef struct rpc_client_options {
   uint32_t reconnect_max_ms;    /* default 2000 */
   size_t max_recv_bytes;        /* per reply; default 4 MiB */
   size_t max_send_bytes;        /* request payload cap; default 4 MiB */
+  /* Outlier ejection (see "Outliers" above): a replica whose replies are
+   * UNAVAILABLE eject_after times in a row is not dialled for
+   * eject_base_ms, doubled for each repeat, at most eject_max_ms.
+   * Defaults 5, 1000, 30000; eject_after UINT32_MAX: never eject. */
+  uint32_t eject_after;
+  uint32_t eject_base_ms;
+  uint32_t eject_max_ms;
   /* The calling service's identity, sent in every request (libs/svcid:
    * svc_rpc_client_new sets it). credential writes a NUL-terminated token
    * of at most cap - 1 bytes into buf for a call of method (whose package
@@ -357,8 +390,10 @@ typedef struct rpc_call_options {
   uint32_t attempt_timeout_ms; /* idempotent calls only: give up on one
                                   attempt after this and retry; 0 = each
                                   attempt may use all the time left */
-  bool idempotent;             /* safe to run twice: enables retries
-                                  after the request may have been seen */
+  bool idempotent;             /* safe to run twice (a read, or a keyed
+                                  write to a method that honours keys):
+                                  enables retries after the request may
+                                  have been seen */
   const char *request_id;      /* NULL: a new UUIDv7 */
   const char *tenant_id;       /* NULL = "" */
   const char *token;           /* NULL = "" */

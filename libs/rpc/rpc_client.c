@@ -31,6 +31,13 @@
  * send, a lost connection or an expired per-attempt timeout leave the
  * request's fate unknown: only idempotent calls retry then.
  *
+ * Outliers: every reply is reported to the dialset with the pipe it came
+ * on (an UNAVAILABLE answer as a failure, anything else as a success), so
+ * a replica that keeps answering UNAVAILABLE (its database is gone, it
+ * is overloaded) is ejected for a while and re-admitted after
+ * (dialset.h, "Outlier ejection"); each attempt first lets the dialset
+ * re-dial what is due.
+ *
  * Contexts (nng_ctx + nng_aio) are pooled: a call takes one, uses it for
  * all its attempts (a new send on a context abandons the previous
  * request, so a late reply to a timed-out attempt is discarded by nng)
@@ -76,6 +83,7 @@ typedef struct method_metrics {
 
 struct rpc_client {
   rpc_client_options opt;
+  dialset_outlier outlier;
   nng_socket sock;
   dialset *ds; /* the address: dialers, re-resolution, connected pipes */
 
@@ -136,6 +144,9 @@ void rpc_client_options_init(rpc_client_options *o) {
   o->reconnect_max_ms = 2000;
   o->max_recv_bytes = RPC_DEFAULT_MAX_RECV_BYTES;
   o->max_send_bytes = RPC_DEFAULT_MAX_RECV_BYTES;
+  o->eject_after = 5;
+  o->eject_base_ms = 1000;
+  o->eject_max_ms = 30000;
 }
 
 /* ---------------------------------------------------------------- */
@@ -249,6 +260,9 @@ int rpc_client_new(const char *address, const rpc_client_options *opts,
     if (opts->reconnect_max_ms) o.reconnect_max_ms = opts->reconnect_max_ms;
     if (opts->max_recv_bytes) o.max_recv_bytes = opts->max_recv_bytes;
     if (opts->max_send_bytes) o.max_send_bytes = opts->max_send_bytes;
+    if (opts->eject_after) o.eject_after = opts->eject_after;
+    if (opts->eject_base_ms) o.eject_base_ms = opts->eject_base_ms;
+    if (opts->eject_max_ms) o.eject_max_ms = opts->eject_max_ms;
     o.credential = opts->credential;
     o.credential_arg = opts->credential_arg;
   }
@@ -277,6 +291,11 @@ int rpc_client_new(const char *address, const rpc_client_options *opts,
     return ERR_NOMEM;
   }
   c->opt = o;
+  c->outlier = (dialset_outlier){
+      .failures = o.eject_after == UINT32_MAX ? 0 : o.eject_after,
+      .base_ms = o.eject_base_ms,
+      .max_ms =
+          o.eject_max_ms < o.eject_base_ms ? o.eject_base_ms : o.eject_max_ms};
   c->ds = ds;
   c->other.method = strdup(OTHER_METHOD_LABEL);
   if (c->other.method == NULL) {
@@ -399,6 +418,7 @@ static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
                     int64_t deadline_ns, int64_t attempt_deadline_ns,
                     attempt_out *ao) {
   ao->resp = NULL;
+  dialset_tick(c->ds); /* ejected replicas whose time is up: dial again */
 
   /* 1. Some replica connected? (see the file comment on "no peer") */
   int64_t wait_until =
@@ -457,9 +477,13 @@ static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
   if (rv == 0) {
     nng_msg *rep = nng_aio_get_msg(cc->aio);
     nng_aio_set_msg(cc->aio, NULL);
+    nng_pipe pipe = nng_msg_get_pipe(rep);
     ao->resp =
         rpc__v1__response__unpack(NULL, nng_msg_len(rep), nng_msg_body(rep));
     nng_msg_free(rep);
+    dialset_report(c->ds, pipe,
+                   ao->resp != NULL && (int)ao->resp->code != RPC_UNAVAILABLE,
+                   &c->outlier);
     if (ao->resp == NULL) {
       /* Something answered that is not our protocol: do not retry into
        * it blindly. */
@@ -489,6 +513,30 @@ static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
     ao->end = END_MAYBE_SENT;
     ao->code = RPC_UNAVAILABLE;
     ao->why = "connection to server lost";
+  }
+}
+
+/* Whether the call may be sent again after this attempt (rpc.h,
+ * "retried ... only when that is safe"). A keyed call (idempotency key)
+ * whose earlier attempt may still be running on a replica that went away
+ * meets that twin as ABORTED ("a request with this key is still
+ * running": the twin holds the key until its transaction ends, which a
+ * dead replica's database session does within moments): retrying then
+ * reaches either the twin's saved answer or a free key. ABORTED without
+ * such a twin is another client's request and is answered as is. */
+static bool retry_safe(const attempt_out *ao, bool idempotent, bool keyed,
+                       bool own_twin) {
+  switch (ao->end) {
+  case END_NOT_SENT:
+    return true;
+  case END_MAYBE_SENT:
+    return idempotent;
+  case END_REPLY:
+    if (!idempotent || ao->resp == NULL) return false;
+    if (ao->code == RPC_UNAVAILABLE) return true;
+    return ao->code == RPC_ABORTED && keyed && own_twin;
+  default:
+    return false;
   }
 }
 
@@ -592,6 +640,8 @@ int rpc_client_call(rpc_client *c, const char *method, const void *reqbuf,
 
   attempt_out ao = {0};
   uint32_t n = 0;
+  bool keyed = req.idempotency_key[0] != '\0';
+  bool own_twin = false; /* an earlier attempt may still run somewhere */
   for (;;) {
     n++;
     req.attempt = n;
@@ -602,20 +652,8 @@ int rpc_client_call(rpc_client *c, const char *method, const void *reqbuf,
     }
     attempt(c, cc, &req, deadline_ns, attempt_deadline, &ao);
 
-    bool retry;
-    switch (ao.end) {
-    case END_NOT_SENT:
-      retry = true;
-      break;
-    case END_MAYBE_SENT:
-      retry = opts->idempotent;
-      break;
-    case END_REPLY:
-      retry = opts->idempotent && ao.resp != NULL && ao.code == RPC_UNAVAILABLE;
-      break;
-    default:
-      retry = false;
-    }
+    bool retry = retry_safe(&ao, opts->idempotent, keyed, own_twin);
+    if (ao.end == END_MAYBE_SENT) own_twin = true;
     if (!retry || n >= c->opt.max_attempts) break;
 
     /* Full jitter: uniform in [0, min(max, base * 2^(n-1))]. */

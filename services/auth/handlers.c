@@ -338,8 +338,9 @@ static bool create_user(auth_ctx *x, const rpc_call *call, rpc_reply *reply,
     return *replayed;
   }
   bool claimed = false;
-  auth_idem_claim(x->redis, cr->tid, cr->principal, cr->key,
-                  call->deadline_mono_ms - time_mono_ms() + 1000, &claimed);
+  auth_idem_claim(x->redis, cr->tid, cr->principal, cr->key, call->request_id,
+                  call->attempt, call->deadline_mono_ms - time_mono_ms() + 1000,
+                  &claimed);
   if (!claimed) {
     rpc_reply_status(reply, RPC_ABORTED,
                      "a request with this idempotency key is still running");

@@ -45,14 +45,32 @@ static void marker_key(const char *tenant, const char *principal,
   snprintf(out, MARKER_KEY_MAX, "auth:idem:{%s}:%s", tenant, hex);
 }
 
+/* True when the marker k is held by holder (an earlier attempt of the
+ * same call). */
+static bool held_by(cache *redis, const char *k, const char *holder) {
+  const char *argv[] = {"GET", k};
+  cache_reply *r = NULL;
+  bool same = false;
+  if (cache_command(redis, true, 2, argv, NULL, &r) == ERR_OK) {
+    const char *v = NULL;
+    size_t n = 0;
+    same = cache_reply_str(r, &v, &n) == ERR_OK && n == strlen(holder) &&
+           memcmp(v, holder, n) == 0;
+  }
+  cache_reply_free(r);
+  return same;
+}
+
 void auth_idem_claim(cache *redis, const char *tenant, const char *principal,
-                     const char *key, int64_t ttl_ms, bool *claimed) {
+                     const char *key, const char *holder, uint32_t attempt,
+                     int64_t ttl_ms, bool *claimed) {
   *claimed = true;
   if (redis == NULL) return;
   char k[MARKER_KEY_MAX], ttl[24];
   marker_key(tenant, principal, key, k);
   snprintf(ttl, sizeof ttl, "%" PRId64, ttl_ms > 1000 ? ttl_ms : 1000);
-  const char *argv[] = {"SET", k, "1", "NX", "PX", ttl};
+  const char *value = holder != NULL && holder[0] != '\0' ? holder : "1";
+  const char *argv[] = {"SET", k, value, "NX", "PX", ttl};
   cache_reply *r = NULL;
   /* Not retried on a broken connection: a SET NX that did land would
    * then look like someone else's marker. */
@@ -63,6 +81,15 @@ void auth_idem_claim(cache *redis, const char *tenant, const char *principal,
     log_warn("idempotency marker unavailable; relying on the database", "error",
              cache_last_error()->message);
   cache_reply_free(r);
+  /* A retry meeting its own earlier attempt's marker takes it over. */
+  if (*claimed || attempt <= 1 || value != holder) return;
+  if (held_by(redis, k, holder)) {
+    const char *px[] = {"PEXPIRE", k, ttl};
+    if (cache_command(redis, true, 3, px, NULL, NULL) != ERR_OK)
+      log_warn("idempotency marker not renewed (expires by itself)", "error",
+               cache_last_error()->message);
+    *claimed = true;
+  }
 }
 
 void auth_idem_release(cache *redis, const char *tenant, const char *principal,

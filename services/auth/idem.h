@@ -33,6 +33,16 @@
  * it. Without Redis (or with Redis down) the marker is skipped: a
  * concurrent twin then hashes too, loses on the unique key and answers
  * as a replay - nothing is created twice either way.
+ *
+ * The marker holds the call's request id. A retry of the same call (the
+ * RPC client's next attempt: same request id, attempt > 1) whose earlier
+ * attempt died with its replica finds its own marker and takes it over
+ * instead of waiting out the TTL, which would outlast the retry's own
+ * deadline (docs/adr/0014-failover-and-replicas.md); if that earlier
+ * attempt is in fact still running, the unique key above still makes
+ * the later one answer as a replay. A request id is not a secret and a
+ * client may choose it, but only the RPC client sets attempt > 1, and
+ * the database is the guarantee either way.
  */
 #ifndef AUTH_IDEM_H
 #define AUTH_IDEM_H
@@ -52,11 +62,13 @@ void auth_idem_hash(const uint8_t key[32], const char *method,
                     const void *payload, size_t len,
                     uint8_t out[AUTH_IDEM_HASH_LEN]);
 
-/* Takes the "still running" marker of (tenant, principal, key) for ttl_ms.
- * *claimed false: another call holds it. Redis NULL or failing: *claimed
- * true (see above). */
+/* Takes the "still running" marker of (tenant, principal, key) for ttl_ms
+ * on behalf of the call with request id holder ("" for none) and attempt
+ * number attempt (see above). *claimed false: another call holds it.
+ * Redis NULL or failing: *claimed true (see above). */
 void auth_idem_claim(cache *redis, const char *tenant, const char *principal,
-                     const char *key, int64_t ttl_ms, bool *claimed);
+                     const char *key, const char *holder, uint32_t attempt,
+                     int64_t ttl_ms, bool *claimed);
 
 /* Deletes the marker (after auth_idem_claim claimed it). Best effort. */
 void auth_idem_release(cache *redis, const char *tenant, const char *principal,

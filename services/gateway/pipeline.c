@@ -15,6 +15,7 @@
 
 #include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
+#include "libs/base/uuid.h"
 #include "libs/obs/log.h"
 #include "libs/pbjson/pbjson.h"
 #include "libs/tenantdir/tenantname.h"
@@ -85,6 +86,10 @@ typedef struct run {
   paseto_claims claims;
   bool have_named; /* a tenant was named and resolved */
   tenantdir_entry named;
+  /* The key sent with the route's call: the client's Idempotency-Key,
+   * or on a ROUTE_KEYED route without one, own_key. */
+  const char *key;
+  char own_key[3 + UUID_STR_LEN + 1];
 } run;
 
 static void fail(run *x, int code, const char *msg) {
@@ -107,6 +112,21 @@ static bool check_idempotency_key(run *x) {
     fail_field(x, RPC_INVALID_ARGUMENT, "invalid Idempotency-Key",
                "Idempotency-Key", "must be 1 to 255 printable characters");
     return false;
+  }
+  return true;
+}
+
+/* Chooses the route call's key and tells whether the call may be sent
+ * again to another replica after it may have run: a read, or a keyed
+ * create (the backend answers a repeat with the first answer). */
+static bool retry_safe(run *x) {
+  x->key = x->in->idempotency_key;
+  if ((x->r->flags & ROUTE_IDEMPOTENT) != 0) return true;
+  if ((x->r->flags & ROUTE_KEYED) == 0) return false;
+  if (x->key == NULL) {
+    memcpy(x->own_key, "gw-", 3);
+    uuid_v7_str(x->own_key + 3);
+    x->key = x->own_key;
   }
   return true;
 }
@@ -370,7 +390,7 @@ static bool call(run *x, const char *service, const char *rpc,
   o.request_id = x->in->request_id;
   o.tenant_id = x->out->tenant_id;
   o.token = x->token != NULL ? x->token : NULL;
-  o.idempotency_key = x->in->idempotency_key;
+  o.idempotency_key = x->key;
   /* The token is not NUL-terminated where it ends with spaces; copy it. */
   char tokbuf[BEARER_MAX + 1];
   if (x->token != NULL) {
@@ -467,9 +487,7 @@ void pipeline_run(pipeline *p, const pipeline_request *in,
   }
   if (!limit_login(&x, fields)) goto done;
 
-  if (!call(&x, x.r->service, x.r->rpc, msg,
-            (x.r->flags & ROUTE_IDEMPOTENT) != 0, &res))
-    goto done;
+  if (!call(&x, x.r->service, x.r->rpc, msg, retry_safe(&x), &res)) goto done;
   if (x.r->extra != NULL && !extra_value(&x, &extra)) goto done;
 
   out->code = RPC_OK;

@@ -59,6 +59,11 @@ enum route_tenant {
 
 /* Route flags. */
 #define ROUTE_IDEMPOTENT 0x1u /* the RPC is safe to retry (reads) */
+/* The backend method honours an Idempotency-Key (libs/idem): with one it
+ * is safe to retry on another replica, so the gateway sends the client's
+ * key or, when there is none, one of its own ("gw-<uuid>"), and lets the
+ * RPC client retry it (docs/adr/0014-failover-and-replicas.md). */
+#define ROUTE_KEYED 0x2u
 
 /* A second call whose answer is added to the first one's under `key`
  * (GET /v1/auth/me answers {user, tenant}: the user from auth, the tenant

@@ -125,6 +125,17 @@ static const route kRows[] = {
      .reply_field = "item",
      .hidden = kHidden,
      .omit = kOmitQty},
+    {.method = "POST",
+     .path = "/v1/keyed",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .min_role = ROUTE_ANYONE,
+     .status = 201,
+     .tenant = ROUTE_TENANT_NAMED,
+     .hidden = kHidden,
+     .flags = ROUTE_KEYED},
 };
 
 #define T_ACME "0190a000-0000-7000-8000-00000000000a"
@@ -702,6 +713,34 @@ START_TEST(anonymous_call_takes_its_tenant_from_x_tenant_or_host) {
 }
 END_TEST
 
+/* A keyed route sends the client's Idempotency-Key, or a fresh one of
+ * the gateway's own (so its retries on another replica are safe); an
+ * unkeyed route sends none of its own. */
+START_TEST(keyed_route_sends_the_clients_key_or_its_own) {
+  const char *with[] = {"X-Tenant: acme", "Idempotency-Key: client-1", NULL};
+  resp *r = call("POST", "/v1/keyed", "{}", with, NULL);
+  ck_assert_int_eq(r->status, 201);
+  ck_assert_str_eq(jstr(r, "envelope.idempotency_key"), "client-1");
+  done(r);
+  const char *without[] = {"X-Tenant: acme", NULL};
+  char first[64];
+  r = call("POST", "/v1/keyed", "{}", without, NULL);
+  ck_assert_int_eq(r->status, 201);
+  const char *k = jstr(r, "envelope.idempotency_key");
+  ck_assert_int_eq(strlen(k), 3 + 36);
+  ck_assert(strncmp(k, "gw-", 3) == 0);
+  snprintf(first, sizeof first, "%s", k);
+  done(r);
+  r = call("POST", "/v1/keyed", "{}", without, NULL);
+  ck_assert_str_ne(jstr(r, "envelope.idempotency_key"), first);
+  done(r);
+  r = call("POST", "/v1/echo", "{}", without, NULL);
+  ck_assert_int_eq(r->status, 201);
+  ck_assert_str_eq(jstr(r, "envelope.idempotency_key"), "");
+  done(r);
+}
+END_TEST
+
 START_TEST(unknown_suspended_or_missing_tenant_is_refused) {
   const char *h1[] = {"X-Tenant: nosuch", NULL};
   resp *r = call("POST", "/v1/echo", "{}", h1, NULL);
@@ -1242,6 +1281,7 @@ int main(void) {
   tcase_add_test(tc, bad_json_is_400_naming_the_field);
   tcase_add_test(tc, path_query_and_body_reach_the_backend);
   tcase_add_test(tc, anonymous_call_takes_its_tenant_from_x_tenant_or_host);
+  tcase_add_test(tc, keyed_route_sends_the_clients_key_or_its_own);
   tcase_add_test(tc, unknown_suspended_or_missing_tenant_is_refused);
   tcase_add_test(tc, token_routes_need_a_valid_bearer_token);
   tcase_add_test(tc, role_below_the_route_minimum_is_403);

@@ -1,0 +1,361 @@
+/*
+ * failover_itest.c - issue 14: the system keeps answering while replicas
+ * die. PostgreSQL, Redis, 2 auth, 2 tenants and 3 orders replicas and a
+ * gateway given every replica's address, as processes; load through the
+ * gateway over real HTTP (reads of orders, tenants and auth, keyed order
+ * creations, order creations without a key, keyed member creations) while
+ * one replica of orders, then auth, then tenants is killed with SIGKILL
+ * and started again.
+ *
+ * What must hold: no read fails, no write fails, and no write is done
+ * twice - the orders in the database are exactly the creations answered
+ * 201 (distinct ids), the product's stock went down by exactly that
+ * many, and the tenant has exactly the members answered 201. Each kill
+ * prints how long the replica took to be back in rotation (from the kill
+ * until the restarted process served its first call): recorded, not
+ * asserted (a loaded machine is slow, not wrong).
+ *
+ * The load is bounded (4 threads, each request sequential, phases ended
+ * by conditions with generous deadlines), so a run takes a few tens of
+ * seconds.
+ */
+#include <check.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libs/base/timeutil.h"
+#include "libs/paseto/paseto.h"
+#include "tests/harness/api.h"
+#include "tests/harness/cases.h"
+#include "tests/harness/harness.h"
+#include "tests/harness/http.h"
+#include "tests/harness/service.h"
+
+#define N_AUTH 2
+#define N_TENANTS 2
+#define N_ORDERS 3
+#define THREADS 4
+#define STOCK 1000000
+#define PASSWORD "failover password"
+
+static harness_pg g_pg;
+static harness_redis g_redis;
+static harness_service g_auth[N_AUTH], g_tenants[N_TENANTS], g_orders[N_ORDERS],
+    g_gw;
+static const harness_service_opts kSvc = {.pg = &g_pg, .redis = &g_redis};
+
+/* Environments, kept for restarts (same key, same peers). */
+static char g_auth_key[32 + PASETO_SECRET_HEX_LEN + 1];
+static char g_auth_addr[512], g_ten_addr[512], g_ord_addr[512];
+static char g_auth_events[512], g_ten_events[512];
+static char *g_auth_extra[8], *g_ten_extra[8], *g_ord_extra[8];
+
+static harness_api_tenant g_tenant;
+static char g_product[UUID_STR_LEN + 1];
+
+/* ------------------------------------------------------------ load --- */
+
+typedef struct tally {
+  _Atomic long reads, read_fail;
+  _Atomic long orders, order_fail; /* POST /v1/orders answered 201 / not */
+  _Atomic long members, member_fail;
+  _Atomic long printed;
+} tally;
+
+static tally g_t;
+static atomic_bool g_stop;
+
+static void report_failure(const char *what, const harness_http_resp *r) {
+  if (atomic_fetch_add(&g_t.printed, 1) < 10)
+    fprintf(stderr, "failover: %s failed: status %ld curl %d: %.300s\n", what,
+            r->status, r->curl_rc, r->body);
+}
+
+static void read_once(const char *path) {
+  harness_http_resp *r = harness_http_request("GET", g_gw.http_port, path, NULL,
+                                              g_tenant.owner_token, NULL);
+  atomic_fetch_add(&g_t.reads, 1);
+  if (r->status != 200) {
+    atomic_fetch_add(&g_t.read_fail, 1);
+    report_failure(path, r);
+  }
+  harness_http_free(r);
+}
+
+static void order_once(int thread, long n, bool keyed) {
+  char body[160], key[96];
+  snprintf(body, sizeof body,
+           "{\"items\":[{\"product_id\":\"%s\",\"quantity\":1}]}", g_product);
+  snprintf(key, sizeof key, "Idempotency-Key: fo-%s-%d-%ld", g_tenant.slug,
+           thread, n);
+  const char *hdrs[] = {key, NULL};
+  harness_http_resp *r =
+      harness_http_request("POST", g_gw.http_port, "/v1/orders", body,
+                           g_tenant.owner_token, keyed ? hdrs : NULL);
+  if (r->status == 201) {
+    atomic_fetch_add(&g_t.orders, 1);
+  } else {
+    atomic_fetch_add(&g_t.order_fail, 1);
+    report_failure(keyed ? "keyed order" : "order without key", r);
+  }
+  harness_http_free(r);
+}
+
+static void member_once(int thread, long n) {
+  char body[256], key[96];
+  snprintf(body, sizeof body,
+           "{\"email\":\"m-%d-%ld@%s.example.test\",\"name\":\"M\","
+           "\"password\":\"" PASSWORD "\",\"role\":\"staff\"}",
+           thread, n, g_tenant.slug);
+  snprintf(key, sizeof key, "Idempotency-Key: fm-%d-%ld", thread, n);
+  const char *hdrs[] = {key, NULL};
+  harness_http_resp *r =
+      harness_http_request("POST", g_gw.http_port, "/v1/tenant/members", body,
+                           g_tenant.owner_token, hdrs);
+  if (r->status == 201) {
+    atomic_fetch_add(&g_t.members, 1);
+  } else {
+    atomic_fetch_add(&g_t.member_fail, 1);
+    report_failure("keyed member", r);
+  }
+  harness_http_free(r);
+}
+
+static void *load_main(void *arg) {
+  int thread = (int)(intptr_t)arg;
+  char product_path[64];
+  snprintf(product_path, sizeof product_path, "/v1/products/%s", g_product);
+  for (long n = 0; !atomic_load(&g_stop); n++) {
+    read_once(product_path);           /* orders */
+    read_once("/v1/tenant");           /* tenants */
+    read_once("/v1/auth/me");          /* auth, then tenants */
+    order_once(thread, n, n % 4 != 3); /* every 4th without a key */
+    if (n % 8 == 0) member_once(thread, n);
+  }
+  return NULL;
+}
+
+/* Waits until `more` further orders were created (the load goes on), at
+ * most 60 s. */
+static void wait_progress(long more) {
+  long until = atomic_load(&g_t.orders) + more;
+  int64_t deadline = time_mono_ms() + 60000;
+  while (atomic_load(&g_t.orders) < until && time_mono_ms() < deadline)
+    time_sleep_ms(20);
+  ck_assert_msg(atomic_load(&g_t.orders) >= until, "the load made no progress");
+}
+
+/* ------------------------------------------------------ kill/restart --- */
+
+/* True once the replica's /metrics shows a served RPC. */
+static bool served_a_call(const harness_service *s) {
+  harness_http_resp *r =
+      harness_http_request("GET", s->admin_port, "/metrics", NULL, NULL, NULL);
+  bool yes = r->status == 200 && strstr(r->body, "rpc_server_calls_total{") &&
+             strstr(r->body, "code=\"OK\"");
+  harness_http_free(r);
+  return yes;
+}
+
+static void kill_and_restart(harness_service *s, const char *name,
+                             char *const extra[]) {
+  long reads0 = atomic_load(&g_t.reads);
+  int64_t t0 = time_mono_ms();
+  harness_signal(s->proc, SIGKILL);
+  ck_assert_int_ne(harness_wait_exit(s->proc, 15000), -1);
+  wait_progress(30); /* served by the others meanwhile */
+  ck_assert(harness_service_restart(s, name, &kSvc, extra));
+  int64_t deadline = time_mono_ms() + 60000;
+  while (!served_a_call(s) && time_mono_ms() < deadline) time_sleep_ms(20);
+  ck_assert_msg(served_a_call(s), "%s never served a call again", name);
+  int64_t back = time_mono_ms() - t0;
+  printf("failover: %s killed (SIGKILL) and restarted: back in rotation "
+         "after %lld ms; %ld reads meanwhile, failures so far: %ld reads, "
+         "%ld orders, %ld members\n",
+         name, (long long)back, atomic_load(&g_t.reads) - reads0,
+         atomic_load(&g_t.read_fail), atomic_load(&g_t.order_fail),
+         atomic_load(&g_t.member_fail));
+  wait_progress(30);
+}
+
+/* ------------------------------------------------------------- case --- */
+
+START_TEST(killed_replicas_cost_no_request_and_no_duplicate) {
+  pthread_t th[THREADS];
+  atomic_store(&g_stop, false);
+  for (int i = 0; i < THREADS; i++)
+    ck_assert_int_eq(
+        pthread_create(&th[i], NULL, load_main, (void *)(intptr_t)i), 0);
+  wait_progress(30);
+  /* Every replica in turn: one of the group is down at a time. */
+  char name[32];
+  for (int i = 0; i < N_ORDERS; i++) {
+    snprintf(name, sizeof name, "orders-%d", i);
+    kill_and_restart(&g_orders[i], name, g_ord_extra);
+  }
+  for (int i = 0; i < N_AUTH; i++) {
+    snprintf(name, sizeof name, "auth-%d", i);
+    kill_and_restart(&g_auth[i], name, g_auth_extra);
+  }
+  for (int i = 0; i < N_TENANTS; i++) {
+    snprintf(name, sizeof name, "tenants-%d", i);
+    kill_and_restart(&g_tenants[i], name, g_ten_extra);
+  }
+  atomic_store(&g_stop, true);
+  for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+
+  long reads = atomic_load(&g_t.reads), orders = atomic_load(&g_t.orders),
+       members = atomic_load(&g_t.members);
+  long read_fail = atomic_load(&g_t.read_fail),
+       order_fail = atomic_load(&g_t.order_fail),
+       member_fail = atomic_load(&g_t.member_fail);
+  printf("failover: %ld reads, %ld orders, %ld members; failed: %ld reads, "
+         "%ld orders, %ld members\n",
+         reads, orders, members, read_fail, order_fail, member_fail);
+  ck_assert_int_eq(read_fail, 0);
+  ck_assert_int_eq(order_fail, 0);
+  ck_assert_int_eq(member_fail, 0);
+  /* Nothing done twice: the database holds exactly what was answered. */
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM orders.orders "
+                                    "WHERE tenant_id = $1::uuid",
+                                    g_tenant.id),
+                   orders);
+  ck_assert_int_eq(
+      harness_pg_count(&g_pg,
+                       "SELECT stock FROM orders.products WHERE id = $1::uuid",
+                       g_product),
+      STOCK - orders);
+  ck_assert_int_eq(
+      harness_pg_count(&g_pg,
+                       "SELECT count(*) FROM auth.users "
+                       "WHERE tenant_id = $1::uuid AND role = 'staff'",
+                       g_tenant.id),
+      members);
+}
+END_TEST
+
+/* ------------------------------------------------------------ setup --- */
+
+/* "K=url0,url1,..." of every replica's RPC (bus: false) or bus URL. */
+static void list_env(char *out, size_t cap, const char *k,
+                     const harness_service *s, int n, bool bus) {
+  size_t used = (size_t)snprintf(out, cap, "%s=", k);
+  for (int i = 0; i < n && used < cap; i++)
+    used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? "," : "",
+                             bus ? s[i].bus_url : s[i].rpc_url);
+}
+
+static bool start_group(harness_service *s, int n, const char *base,
+                        const char *bin, char *const extra[]) {
+  for (int i = 0; i < n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "%s-%d", base, i);
+    if (!harness_service_start(&s[i], name, bin, &kSvc, extra)) return false;
+  }
+  return true;
+}
+
+static bool start_system(void) {
+  paseto_secret_key sk;
+  if (paseto_init() != ERR_OK) return false;
+  paseto_keygen(&sk, NULL);
+  size_t used =
+      (size_t)snprintf(g_auth_key, sizeof g_auth_key, "AUTH_SIGNING_KEYS=");
+  paseto_secret_key_to_hex(&sk, g_auth_key + used);
+  paseto_secret_key_wipe(&sk);
+  char *auth_extra[] = {g_auth_key, "AUTH_PWHASH_OPSLIMIT=1",
+                        "AUTH_PWHASH_MEMLIMIT_KIB=8192", NULL};
+  memcpy(g_auth_extra, auth_extra, sizeof auth_extra);
+  if (!start_group(g_auth, N_AUTH, "auth", "services/auth/auth", g_auth_extra))
+    return false;
+  list_env(g_auth_addr, sizeof g_auth_addr, "AUTH_ADDR", g_auth, N_AUTH, false);
+  list_env(g_auth_events, sizeof g_auth_events, "AUTH_EVENTS", g_auth, N_AUTH,
+           true);
+
+  char *ten_extra[] = {g_auth_addr, "TENANTS_OPERATOR_SECRET=failover-operator",
+                       "TENANTS_BASE_DOMAINS=localhost,example.test", NULL};
+  memcpy(g_ten_extra, ten_extra, sizeof ten_extra);
+  if (!start_group(g_tenants, N_TENANTS, "tenants", "services/tenants/tenants",
+                   g_ten_extra))
+    return false;
+  list_env(g_ten_addr, sizeof g_ten_addr, "TENANTS_ADDR", g_tenants, N_TENANTS,
+           false);
+  list_env(g_ten_events, sizeof g_ten_events, "TENANTS_EVENTS", g_tenants,
+           N_TENANTS, true);
+
+  char *ord_extra[] = {g_auth_addr, g_ten_addr, g_auth_events, g_ten_events,
+                       NULL};
+  memcpy(g_ord_extra, ord_extra, sizeof ord_extra);
+  if (!start_group(g_orders, N_ORDERS, "orders", "services/orders/orders",
+                   g_ord_extra))
+    return false;
+  list_env(g_ord_addr, sizeof g_ord_addr, "ORDERS_ADDR", g_orders, N_ORDERS,
+           false);
+
+  char *gw_extra[] = {g_auth_addr,
+                      g_ten_addr,
+                      g_ord_addr,
+                      g_auth_events,
+                      g_ten_events,
+                      "GATEWAY_RATE_BURST=1000000",
+                      "GATEWAY_RATE_PER_MIN=100000000",
+                      NULL};
+  return harness_service_start(&g_gw, "gateway", "services/gateway/gateway",
+                               &kSvc, gw_extra);
+}
+
+/* A tenant with its owner, and a product with plenty of stock. */
+static bool make_tenant(void) {
+  if (harness_api_create_tenant(g_gw.http_port, "failover", PASSWORD,
+                                &g_tenant) != 201)
+    return false;
+  char body[128];
+  snprintf(body, sizeof body,
+           "{\"name\":\"Soup\",\"price_cents\":450,\"stock\":%d}", STOCK);
+  harness_http_resp *r = harness_http_request(
+      "POST", g_gw.http_port, "/v1/products", body, g_tenant.owner_token, NULL);
+  bool ok = r->status == 201 && r->json != NULL;
+  if (ok) {
+    snprintf(g_product, sizeof g_product, "%s",
+             harness_json_str(r->json, "id"));
+  } else {
+    fprintf(stderr, "product: %ld %s\n", r->status, r->body);
+  }
+  harness_http_free(r);
+  return ok;
+}
+
+int main(void) {
+  harness_init();
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0 ||
+      !start_system() || !make_tenant()) {
+    harness_dump_logs();
+    fprintf(stderr, "cannot start the system\n");
+    return 1;
+  }
+  Suite *s = suite_create("failover_itest");
+  TCase *tc = tcase_create("failover");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, killed_replicas_cost_no_request_and_no_duplicate);
+  suite_add_tcase(s, tc);
+  int failed = harness_run_shared(s);
+  if (failed != 0) harness_dump_logs();
+  harness_service_stop(&g_gw, 15000);
+  for (int i = 0; i < N_ORDERS; i++) harness_service_stop(&g_orders[i], 15000);
+  for (int i = 0; i < N_TENANTS; i++)
+    harness_service_stop(&g_tenants[i], 15000);
+  for (int i = 0; i < N_AUTH; i++) harness_service_stop(&g_auth[i], 15000);
+  harness_redis_stop(&g_redis);
+  harness_pg_stop(&g_pg);
+  curl_global_cleanup();
+  explicit_bzero(g_auth_key, sizeof g_auth_key);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
