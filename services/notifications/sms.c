@@ -26,12 +26,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg) {
 }
 
 /* "To=..&From=..&Body=.." (malloc'd) or NULL. */
-static char *form(CURL *h, const char *to, const char *from,
-                  const char *body) {
+static char *form(CURL *h, const char *to, const char *from, const char *body) {
   size_t blen = strlen(body);
   char *t = curl_easy_escape(h, to, 0), *f = curl_easy_escape(h, from, 0),
-       *b = curl_easy_escape(h, body, (int)(blen > SMS_BODY_MAX ? SMS_BODY_MAX
-                                                                 : blen));
+       *b = curl_easy_escape(h, body,
+                             (int)(blen > SMS_BODY_MAX ? SMS_BODY_MAX : blen));
   char *out = NULL;
   if (t != NULL && f != NULL && b != NULL) {
     size_t cap = strlen(t) + strlen(f) + strlen(b) + 32;
