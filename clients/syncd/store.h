@@ -27,9 +27,8 @@ int store_begin(sqlite3 *db);
 int store_commit(sqlite3 *db);
 void store_rollback(sqlite3 *db);
 
-/* Runs one statement with text parameters (NULL-terminated list of
- * char*; a NULL value binds SQL NULL is not supported: use ""). 0 on
- * success. */
+/* Runs one statement, binding one const char * argument per parameter
+ * (?1 .. ?N, as many as the statement has) as text. 0 on success. */
 int store_exec(sqlite3 *db, const char *sql, ...);
 
 /* meta: the value of key into out[cap] (false when absent). */

@@ -233,11 +233,41 @@ static long long server_last_mutation(const kitchen *k) {
       k->device);
 }
 
+/* Waits up to 30 s for `syncd status` to say online == want. */
+static bool wait_online(bool want) {
+  for (int64_t end = time_now_ms() + 30000; time_now_ms() < end;) {
+    json_t *s = status_json();
+    bool ok = json_is_true(json_object_get(s, "online")) == want;
+    json_decref(s);
+    if (ok) return true;
+    usleep(200 * 1000);
+  }
+  return false;
+}
+
+/* Waits up to 30 s for the server to show the device `want`. */
+static bool wait_device(const kitchen *k, const char *want) {
+  char path[96];
+  snprintf(path, sizeof path, "/v1/sync/devices/%s", k->device);
+  for (int64_t end = time_now_ms() + 30000; time_now_ms() < end;) {
+    resp *r = call("GET", path, NULL, k->t.owner_token);
+    bool ok = r->status == 200 &&
+              strcmp(harness_json_str(r->json, "status"), want) == 0;
+    harness_http_free(r);
+    if (ok) return true;
+    usleep(200 * 1000);
+  }
+  return false;
+}
+
 START_TEST(offline_orders_survive_kill_9_and_land_exactly_once) {
   kitchen k;
   open_kitchen(&k);
-  /* The network goes. */
+  /* Heartbeats: the server sees the daemon online. */
+  ck_assert(wait_device(&k, "online"));
+  /* The network goes; the daemon notices. */
   harness_service_stop(&g_gw, 15000);
+  ck_assert(wait_online(false));
   static char ids[NORDERS][UUID_STR_LEN + 1];
   for (int i = 0; i < NORDERS; i++) {
     char out[128];
