@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -362,6 +363,22 @@ START_TEST(offline_orders_survive_kill_9_and_land_exactly_once) {
   server_order(k.t.owner_token, ids[5], got, sizeof got);
   ck_assert_str_eq(got, "cancelled:3");
   replica_equals_server(k.t.owner_token, NORDERS);
+  /* The file holding the device secret is the user's alone, and the
+   * daemon's log holds no token. */
+  struct stat sb;
+  ck_assert_int_eq(stat(g_db, &sb), 0);
+  ck_assert_int_eq(sb.st_mode & 0777, 0600);
+  FILE *f = fopen(harness_log_path(k.daemon), "r");
+  ck_assert_ptr_nonnull(f);
+  char line[4096];
+  int lines = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    lines++;
+    ck_assert_ptr_null(strstr(line, "v4.public."));
+    ck_assert_ptr_null(strstr(line, "secret"));
+  }
+  fclose(f);
+  ck_assert_int_gt(lines, 0);
   harness_stop(k.daemon, 15000);
 }
 END_TEST
