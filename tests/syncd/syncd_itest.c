@@ -424,6 +424,77 @@ START_TEST(bad_input_and_wrong_secrets_are_refused) {
 }
 END_TEST
 
+/* A device registered elsewhere that already pushed two mutations:
+ * `init --device` on a fresh file resumes its ids at 3, and its orders
+ * (and the earlier ones) reach the replica. */
+START_TEST(a_reinstalled_device_resumes_its_mutation_ids) {
+  harness_api_tenant t;
+  ck_assert_int_eq(
+      harness_api_create_tenant(g_gw.http_port, "kitr", PASSWORD, &t), 201);
+  char product[UUID_STR_LEN + 1], dev[UUID_STR_LEN + 1], secret[128];
+  post_id("/v1/products", "{\"name\":\"Tea\",\"price_cents\":250}",
+          t.owner_token, product);
+  resp *r =
+      call("POST", "/v1/sync/devices", "{\"name\":\"Old PC\"}", t.owner_token);
+  CK_HTTP_STATUS(r, 201);
+  snprintf(dev, sizeof dev, "%s", harness_json_str(r->json, "device.id"));
+  snprintf(secret, sizeof secret, "%s",
+           harness_json_str(r->json, "device_secret"));
+  harness_http_free(r);
+  char path[128], body[256], xt[96];
+  snprintf(path, sizeof path, "/v1/sync/devices/%s/session", dev);
+  snprintf(body, sizeof body, "{\"device_secret\":\"%s\"}", secret);
+  snprintf(xt, sizeof xt, "X-Tenant: %s", t.slug);
+  const char *h[] = {xt, NULL};
+  r = harness_http_call("POST", g_gw.http_port, path, body, NULL, h);
+  CK_HTTP_STATUS(r, 200);
+  char token[1024];
+  snprintf(token, sizeof token, "%s",
+           harness_json_str(r->json, "access_token"));
+  harness_http_free(r);
+  char push[1024], o1[UUID_STR_LEN + 1], o2[UUID_STR_LEN + 1];
+  uuid_v7_str(o1);
+  uuid_v7_str(o2);
+  snprintf(push, sizeof push,
+           "{\"mutations\":[{\"id\":1,\"name\":\"createOrder\",\"args\":{"
+           "\"order_id\":\"%s\",\"items\":[{\"product_id\":\"%s\","
+           "\"quantity\":1}]}},{\"id\":2,\"name\":\"createOrder\",\"args\":{"
+           "\"order_id\":\"%s\",\"items\":[{\"product_id\":\"%s\","
+           "\"quantity\":1}]}}]}",
+           o1, product, o2, product);
+  r = call("POST", "/v1/sync/push", push, token);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_int_eq(harness_json_int(r->json, "last_mutation_id"), 2);
+  harness_http_free(r);
+
+  char saved[512], url[128];
+  snprintf(saved, sizeof saved, "%s", g_db);
+  snprintf(g_db, sizeof g_db, "%s/reinstalled.db", harness_init());
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", g_gw.http_port);
+  setenv("SYNCD_DEVICE_SECRET", secret, 1);
+  const char *a[] = {"init", "--url",    url, "--tenant",
+                     t.slug, "--device", dev, NULL};
+  ck_assert_int_eq(cli(NULL, 0, a), 0);
+  unsetenv("SYNCD_DEVICE_SECRET");
+  ck_assert_int_eq(status_int("last_mutation_id"), 2);
+  harness_proc *d = start_daemon();
+  ck_assert(wait_synced());
+  char out[128];
+  const char *add[] = {"order", "add", "--product", product,
+                       "--qty", "3",   NULL};
+  ck_assert_int_eq(cli(out, sizeof out, add), 0);
+  ck_assert(wait_synced());
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT last_mutation_id FROM "
+                                    "sync.devices WHERE id = $1::uuid",
+                                    dev),
+                   3);
+  replica_equals_server(t.owner_token, 3);
+  harness_stop(d, 15000);
+  snprintf(g_db, sizeof g_db, "%s", saved);
+}
+END_TEST
+
 /* --------------------------------------------------------------- main --- */
 
 static bool start_system(void) {
@@ -482,6 +553,8 @@ int main(void) {
   }
   Suite *su = suite_create("syncd_itest");
   HARNESS_ADD_CASE(su, bad_input_and_wrong_secrets_are_refused, 120, NULL);
+  HARNESS_ADD_CASE(su, a_reinstalled_device_resumes_its_mutation_ids, 120,
+                   NULL);
   HARNESS_ADD_CASE(su, offline_orders_survive_kill_9_and_land_exactly_once, 300,
                    NULL);
   int failed = harness_run_shared(su);
