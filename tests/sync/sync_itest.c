@@ -144,13 +144,21 @@ static bool db_value(const char *sql, const char *p1, const char *p2, char *out,
   return found;
 }
 
+/* A count or id PostgreSQL printed, as a number (the whole text). */
+static long long num(const char *s) {
+  char *end = NULL;
+  long long v = strtoll(s, &end, 10);
+  ck_assert_msg(end != s && *end == '\0', "not a number: %s", s);
+  return v;
+}
+
 /* Rows of sync.outbox of type for device id (its id inside the payload). */
 static long events_of(const char *type, const char *id) {
   char n[32];
   ck_assert(db_value("SELECT count(*) FROM sync.outbox WHERE type = $1 AND "
                      "position(convert_to($2, 'UTF8') IN payload) > 0",
                      type, id, n, sizeof n));
-  return atol(n);
+  return (long)num(n);
 }
 
 /* Waits up to 30 s for GET /v1/sync/devices/{id} to say status want. */
@@ -442,7 +450,7 @@ static int64_t last_mutation_id(const dev *d) {
   ck_assert(db_value("SELECT last_mutation_id::text FROM sync.devices WHERE "
                      "tenant_id = $1::uuid AND id = $2::uuid",
                      d->t.id, d->id, v, sizeof v));
-  return atoll(v);
+  return num(v);
 }
 
 /* Orders of the tenant with this id (past RLS). */
@@ -451,7 +459,7 @@ static long orders_with_id(const char *tid, const char *oid) {
   ck_assert(db_value("SELECT count(*) FROM orders.orders WHERE tenant_id = "
                      "$1::uuid AND id = $2::uuid",
                      tid, oid, n, sizeof n));
-  return atol(n);
+  return (long)num(n);
 }
 
 static long orders_of(const char *tid) {
@@ -459,7 +467,7 @@ static long orders_of(const char *tid) {
   ck_assert(db_value("SELECT count(*) FROM orders.orders WHERE tenant_id = "
                      "$1::uuid AND $2 = $2",
                      tid, "x", n, sizeof n));
-  return atol(n);
+  return (long)num(n);
 }
 
 /* Sends body to the gateway over a raw socket and closes it without
