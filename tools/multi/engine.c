@@ -54,8 +54,10 @@ static void schedule_retry(engine_server *s, const xfer *x, int attempt) {
  * the xfer copies them. */
 static int build(const run *r, engine_server *s, xfer *x) {
   const engine_cfg *c = r->cfg;
-  xfer_req q = {.base = s->url, .timeout_ms = c->timeout_ms,
-                .max_resp = c->max_resp, .tenant = c->tenant};
+  xfer_req q = {.base = s->url,
+                .timeout_ms = c->timeout_ms,
+                .max_resp = c->max_resp,
+                .tenant = c->tenant};
   json_t *b = NULL;
   switch (s->step) {
   case STEP_LOGIN:
@@ -164,9 +166,15 @@ static void on_op(run *r, engine_server *s, const xfer *x) {
 
 static void on_done(run *r, engine_server *s, xfer *x) {
   switch (s->step) {
-  case STEP_LOGIN: on_login(r, s, x); break;
-  case STEP_REFRESH: on_refresh(s, x); break;
-  case STEP_OP: on_op(r, s, x); break;
+  case STEP_LOGIN:
+    on_login(r, s, x);
+    break;
+  case STEP_REFRESH:
+    on_refresh(s, x);
+    break;
+  case STEP_OP:
+    on_op(r, s, x);
+    break;
   case STEP_LOGOUT:
     s->logged_out = xfer_ok(x);
     s->step = STEP_DONE;
@@ -244,9 +252,15 @@ static void tally(const engine_cfg *c, engine_result *res) {
   for (int i = 0; i < res->n; i++)
     res->ok_count += res->servers[i].outcome == OUT_OK;
   switch (c->mode) {
-  case MODE_ALL: res->met = res->ok_count == res->n; break;
-  case MODE_QUORUM: res->met = 2 * res->ok_count > res->n; break;
-  case MODE_FASTEST: res->met = res->winner >= 0; break;
+  case MODE_ALL:
+    res->met = res->ok_count == res->n;
+    break;
+  case MODE_QUORUM:
+    res->met = 2 * res->ok_count > res->n;
+    break;
+  case MODE_FASTEST:
+    res->met = res->winner >= 0;
+    break;
   }
 }
 
@@ -283,9 +297,8 @@ void engine_result_free(engine_result *res) {
 }
 
 const char *engine_outcome_name(engine_outcome o) {
-  static const char *const k[] = {"pending",     "ok",
-                                  "refused",     "unreachable",
-                                  "login_failed", "cancelled"};
+  static const char *const k[] = {"pending",     "ok",           "refused",
+                                  "unreachable", "login_failed", "cancelled"};
   return k[o];
 }
 

@@ -45,9 +45,9 @@ typedef enum {
 typedef struct engine_server {
   const char *url; /* borrowed */
   engine_outcome outcome;
-  long status;      /* last HTTP status of the request (0: none) */
-  int attempts;     /* of the request itself */
-  int renewals;     /* refreshes or logins after a 401 */
+  long status;       /* last HTTP status of the request (0: none) */
+  int attempts;      /* of the request itself */
+  int renewals;      /* refreshes or logins after a 401 */
   double latency_ms; /* first attempt of the request to its outcome */
   char detail[256];  /* why it failed, for people */
   json_t *answer;    /* the 2xx body (or the error body), or NULL */

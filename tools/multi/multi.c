@@ -34,14 +34,13 @@ typedef struct args {
 } args;
 
 static void usage(FILE *f) {
-  fputs(
-      "usage: multi --server URL [--server URL ...] --tenant SLUG --email E\n"
-      "             [--password-file FILE] [--mode all|quorum|fastest]\n"
-      "             [--timeout MS] [--retries N] [--idempotency-key KEY]\n"
-      "             [--max-response BYTES] [--json] [--body]\n"
-      "             read PATH | write [--method M] PATH JSON|-\n"
-      "The password comes from $MULTI_PASSWORD or --password-file.\n",
-      f);
+  fputs("usage: multi --server URL [--server URL ...] --tenant SLUG --email E\n"
+        "             [--password-file FILE] [--mode all|quorum|fastest]\n"
+        "             [--timeout MS] [--retries N] [--idempotency-key KEY]\n"
+        "             [--max-response BYTES] [--json] [--body]\n"
+        "             read PATH | write [--method M] PATH JSON|-\n"
+        "The password comes from $MULTI_PASSWORD or --password-file.\n",
+        f);
 }
 
 static int fail_usage(const char *msg) {
@@ -52,8 +51,8 @@ static int fail_usage(const char *msg) {
 
 static bool valid_url(const char *u) {
   size_t n = strlen(u);
-  return n < 512 && (strncmp(u, "http://", 7) == 0 ||
-                     strncmp(u, "https://", 8) == 0) &&
+  return n < 512 &&
+         (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0) &&
          u[n - 1] != '/';
 }
 
@@ -94,10 +93,14 @@ static int read_body(args *a, const char *arg) {
 }
 
 static int parse_mode(engine_cfg *c, const char *m) {
-  if (strcmp(m, "all") == 0) c->mode = MODE_ALL;
-  else if (strcmp(m, "quorum") == 0) c->mode = MODE_QUORUM;
-  else if (strcmp(m, "fastest") == 0) c->mode = MODE_FASTEST;
-  else return -1;
+  if (strcmp(m, "all") == 0)
+    c->mode = MODE_ALL;
+  else if (strcmp(m, "quorum") == 0)
+    c->mode = MODE_QUORUM;
+  else if (strcmp(m, "fastest") == 0)
+    c->mode = MODE_FASTEST;
+  else
+    return -1;
   return 0;
 }
 
@@ -135,14 +138,19 @@ static int parse_options(args *a, int argc, char **argv) {
         return fail_usage("--server: http(s)://host[:port], no trailing /");
       a->urls[a->n++] = optarg;
       break;
-    case 't': c->tenant = optarg; break;
-    case 'e': c->email = optarg; break;
+    case 't':
+      c->tenant = optarg;
+      break;
+    case 'e':
+      c->email = optarg;
+      break;
     case 'p':
       if (read_password_file(a, optarg) != 0)
         return fail_usage("--password-file: cannot read it");
       break;
     case 'm':
-      if (parse_mode(c, optarg) != 0) return fail_usage("--mode: all|quorum|fastest");
+      if (parse_mode(c, optarg) != 0)
+        return fail_usage("--mode: all|quorum|fastest");
       a->mode_set = true;
       break;
     case 'T':
@@ -170,10 +178,17 @@ static int parse_options(args *a, int argc, char **argv) {
         return fail_usage("--method: POST|PATCH|PUT|DELETE");
       c->method = optarg;
       break;
-    case 'j': a->json = true; break;
-    case 'b': a->show_body = true; break;
-    case 'h': usage(stdout); exit(0);
-    default: return fail_usage("unknown option");
+    case 'j':
+      a->json = true;
+      break;
+    case 'b':
+      a->show_body = true;
+      break;
+    case 'h':
+      usage(stdout);
+      exit(0);
+    default:
+      return fail_usage("unknown option");
     }
   }
   return 0;

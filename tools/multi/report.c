@@ -59,15 +59,15 @@ void report_json(FILE *f, const engine_cfg *c, const engine_result *r) {
       json_array_append_new(failed, json_string(s->url));
   }
   int a = answer_index(r);
-  json_t *o = json_pack(
-      "{sssssssbsisisoso}", "mode", engine_mode_name(c->mode), "method",
-      c->method, "path", c->path, "ok", r->met, "accepted", r->ok_count,
-      "servers_total", r->n, "servers", servers, "failed", failed);
+  json_t *o = json_pack("{sssssssbsisisoso}", "mode", engine_mode_name(c->mode),
+                        "method", c->method, "path", c->path, "ok", r->met,
+                        "accepted", r->ok_count, "servers_total", r->n,
+                        "servers", servers, "failed", failed);
   json_object_set_new(o, "idempotency_key",
                       c->idem_key ? json_string(c->idem_key) : json_null());
-  json_object_set_new(o, "winner", r->winner >= 0
-                                       ? json_string(r->servers[r->winner].url)
-                                       : json_null());
+  json_object_set_new(o, "winner",
+                      r->winner >= 0 ? json_string(r->servers[r->winner].url)
+                                     : json_null());
   json_object_set(o, "answer",
                   a >= 0 && r->servers[a].answer ? r->servers[a].answer
                                                  : json_null());

@@ -163,8 +163,7 @@ const char *xfer_describe(const xfer *x, char *out, size_t cap) {
     snprintf(out, cap, "%s", x->err[0] ? x->err : curl_easy_strerror(x->rc));
   } else {
     json_t *j = xfer_json(x);
-    const char *code =
-        j ? xfer_str(json_object_get(j, "error"), "code") : NULL;
+    const char *code = j ? xfer_str(json_object_get(j, "error"), "code") : NULL;
     if (code != NULL)
       snprintf(out, cap, "%ld %s", x->status, code);
     else
