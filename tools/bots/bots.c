@@ -46,8 +46,10 @@ static double parse_duration(const char *s) {
   char *end;
   double v = strtod(s, &end);
   if (end == s || v <= 0) return -1;
-  if (strcmp(end, "m") == 0) v *= 60;
-  else if (*end != '\0' && strcmp(end, "s") != 0) return -1;
+  if (strcmp(end, "m") == 0)
+    v *= 60;
+  else if (*end != '\0' && strcmp(end, "s") != 0)
+    return -1;
   return v <= MAX_DURATION_S ? v : -1;
 }
 
@@ -106,8 +108,11 @@ static int parse(args *a, bots_world *w, int argc, char **argv) {
       if ((w->timeout_ms = bounded(optarg, 100, 120000)) < 0)
         return fail_usage("--timeout: 100..120000 ms");
       break;
-    case 'j': a->json = true; break;
-    default: return fail_usage("unknown option");
+    case 'j':
+      a->json = true;
+      break;
+    default:
+      return fail_usage("unknown option");
     }
   }
   return optind == argc ? 0 : fail_usage("unexpected argument");
@@ -166,9 +171,8 @@ static void report_json(const args *a, bots_world *w, load_result *r,
   for (int s = 0; s < ST_COUNT; s++)
     json_object_set_new(byst, kStatusNames[s], json_integer(counts[s]));
   for (int i = 0; i < w->ntenants; i++)
-    json_array_append_new(tenants,
-                          json_pack("{ssss}", "id", w->tenants[i].id, "slug",
-                                    w->tenants[i].slug));
+    json_array_append_new(tenants, json_pack("{ssss}", "id", w->tenants[i].id,
+                                             "slug", w->tenants[i].slug));
   json_t *o = json_pack(
       "{sss{sisfsfsi}s{sIsf}s{sfsIsIsIsI}sos{sIso}so}", "server", w->base,
       "config", "tenants", w->ntenants, "duration_s", a->load.duration_s,
@@ -184,8 +188,11 @@ static void report_json(const args *a, bots_world *w, load_result *r,
 }
 
 int main(int argc, char **argv) {
-  static bots_world w = {.base = "http://127.0.0.1:8080", .timeout_ms = 10000,
-                         .ntenants = 2, .customers = 3, .products = 5,
+  static bots_world w = {.base = "http://127.0.0.1:8080",
+                         .timeout_ms = 10000,
+                         .ntenants = 2,
+                         .customers = 3,
+                         .products = 5,
                          .stock = 1000000};
   args a = {.load = {.rate = 20, .duration_s = 10, .concurrency = 16}};
   int rc = parse(&a, &w, argc, argv);

@@ -16,9 +16,9 @@
 #include "tools/multi/xfer.h"
 
 static const int kWeights[OP_COUNT] = {35, 30, 4, 7, 12, 12};
-static const char *const kOpNames[OP_COUNT] = {
-    "create_order", "advance_order", "cancel_order",
-    "get_order",    "list_orders",   "list_products"};
+static const char *const kOpNames[OP_COUNT] = {"create_order", "advance_order",
+                                               "cancel_order", "get_order",
+                                               "list_orders",  "list_products"};
 
 typedef struct job {
   xfer x;
@@ -63,10 +63,10 @@ static char *order_body(const bot_tenant *t) {
   json_t *items = json_array();
   int lines = 1 + (int)rnd(3), first = (int)rnd((uint32_t)t->nproducts);
   for (int i = 0; i < lines && i < t->nproducts; i++)
-    json_array_append_new(
-        items, json_pack("{sssi}", "product_id",
-                         t->products[(first + i) % t->nproducts], "quantity",
-                         1 + (int)rnd(3)));
+    json_array_append_new(items,
+                          json_pack("{sssi}", "product_id",
+                                    t->products[(first + i) % t->nproducts],
+                                    "quantity", 1 + (int)rnd(3)));
   json_t *b = json_pack("{so}", "items", items);
   char *s = json_dumps(b, JSON_COMPACT);
   json_decref(b);
@@ -188,8 +188,7 @@ static void reap(loadrun *lr) {
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
     curl_multi_remove_handle(lr->multi, m->easy_handle);
     xfer_done(&j->x, m->data.result);
-    stats_add(&lr->r->ops[j->op], j->x.status, xfer_ok(&j->x),
-              xfer_ms(&j->x));
+    stats_add(&lr->r->ops[j->op], j->x.status, xfer_ok(&j->x), xfer_ms(&j->x));
     apply(lr, j);
     xfer_free(&j->x);
     free(j);
@@ -222,7 +221,10 @@ static int drive(loadrun *lr) {
     curl_multi_perform(lr->multi, &running);
     reap(lr);
     int64_t wait = starting ? (due - time_mono_ns()) / 1000000 : 100;
-    curl_multi_poll(lr->multi, NULL, 0, wait < 1 ? 1 : wait > 100 ? 100 : (int)wait,
+    curl_multi_poll(lr->multi, NULL, 0,
+                    wait < 1     ? 1
+                    : wait > 100 ? 100
+                                 : (int)wait,
                     NULL);
   }
   lr->r->elapsed_s = (double)(time_mono_ns() - t0) / 1e9;

@@ -54,12 +54,11 @@ json_t *stats_json(stats_op *s) {
   }
   if (s->other_failures)
     json_object_set_new(f, "other", json_integer(s->other_failures));
-  return json_pack("{sIsIsIsos{sfsfsfsf}}", "count", (json_int_t)s->count,
-                   "ok", (json_int_t)s->ok, "failed",
-                   (json_int_t)stats_failures(s), "failures", f, "latency_ms",
-                   "p50", stats_quantile(s, 0.50), "p90",
-                   stats_quantile(s, 0.90), "p99", stats_quantile(s, 0.99),
-                   "max", stats_quantile(s, 1.0));
+  return json_pack("{sIsIsIsos{sfsfsfsf}}", "count", (json_int_t)s->count, "ok",
+                   (json_int_t)s->ok, "failed", (json_int_t)stats_failures(s),
+                   "failures", f, "latency_ms", "p50", stats_quantile(s, 0.50),
+                   "p90", stats_quantile(s, 0.90), "p99",
+                   stats_quantile(s, 0.99), "max", stats_quantile(s, 1.0));
 }
 
 void stats_header(FILE *f) {
@@ -69,8 +68,8 @@ void stats_header(FILE *f) {
 }
 
 void stats_row(FILE *f, stats_op *s) {
-  fprintf(f, "%-14s %7ld %7ld %6ld %8.1f %8.1f %8.1f %8.1f ", s->name,
-          s->count, s->ok, stats_failures(s), stats_quantile(s, 0.5),
+  fprintf(f, "%-14s %7ld %7ld %6ld %8.1f %8.1f %8.1f %8.1f ", s->name, s->count,
+          s->ok, stats_failures(s), stats_quantile(s, 0.5),
           stats_quantile(s, 0.9), stats_quantile(s, 0.99),
           stats_quantile(s, 1.0));
   for (int i = 0; i < s->ncodes; i++)

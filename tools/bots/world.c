@@ -23,8 +23,12 @@ static int call(bots_world *w, const char *method, const char *path,
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
   xfer x;
-  xfer_req q = {.method = method, .base = w->base, .path = path,
-                .token = token, .tenant = tenant, .body = text,
+  xfer_req q = {.method = method,
+                .base = w->base,
+                .path = path,
+                .token = token,
+                .tenant = tenant,
+                .body = text,
                 .timeout_ms = w->timeout_ms};
   int rc = xfer_init(&x, &q);
   if (text) {
@@ -54,8 +58,8 @@ static void copy(char *dst, size_t cap, const json_t *o, const char *k) {
 static int login(bots_world *w, bot_tenant *t, bot_user *u) {
   json_t *a = NULL;
   if (call(w, "POST", "/v1/auth/login", NULL, t->slug,
-           json_pack("{ssss}", "email", u->email, "password", w->password),
-           200, &a) != 0)
+           json_pack("{ssss}", "email", u->email, "password", w->password), 200,
+           &a) != 0)
     return -1;
   copy(u->token, sizeof u->token, a, "access_token");
   copy(u->id, sizeof u->id, json_object_get(a, "user"), "id");
@@ -71,8 +75,8 @@ static int make_tenant(bots_world *w, bot_tenant *t, int i) {
   json_t *a = NULL;
   if (call(w, "POST", "/v1/tenants", NULL, NULL,
            json_pack("{ssss s{ssssss}}", "name", t->slug, "slug", t->slug,
-                     "owner", "email", t->owner.email, "password",
-                     w->password, "name", "Bot Owner"),
+                     "owner", "email", t->owner.email, "password", w->password,
+                     "name", "Bot Owner"),
            201, &a) != 0)
     return -1;
   copy(t->id, sizeof t->id, json_object_get(a, "tenant"), "id");
@@ -85,8 +89,8 @@ static int make_staff(bots_world *w, bot_tenant *t) {
   snprintf(t->staff.email, sizeof t->staff.email, "staff@%s.example.test",
            t->slug);
   if (call(w, "POST", "/v1/tenant/members", t->owner.token, NULL,
-           json_pack("{ssssssss}", "email", t->staff.email, "name",
-                     "Bot Staff", "password", w->password, "role", "staff"),
+           json_pack("{ssssssss}", "email", t->staff.email, "name", "Bot Staff",
+                     "password", w->password, "role", "staff"),
            201, NULL) != 0)
     return -1;
   return login(w, t, &t->staff);
@@ -94,8 +98,7 @@ static int make_staff(bots_world *w, bot_tenant *t) {
 
 static int make_customer(bots_world *w, bot_tenant *t, int k) {
   bot_user *u = &t->customers[k];
-  snprintf(u->email, sizeof u->email, "customer%d@%s.example.test", k,
-           t->slug);
+  snprintf(u->email, sizeof u->email, "customer%d@%s.example.test", k, t->slug);
   if (call(w, "POST", "/v1/auth/register", NULL, t->slug,
            json_pack("{ssssss}", "email", u->email, "name", "Bot Customer",
                      "password", w->password),
@@ -154,8 +157,10 @@ bot_order *world_add_order(bot_tenant *t) {
 }
 
 void world_free(bots_world *w) {
-  for (int i = 0; w->tenants && i < w->ntenants; i++) free(w->tenants[i].orders);
-  if (w->tenants) sodium_memzero(w->tenants, (size_t)w->ntenants * sizeof *w->tenants);
+  for (int i = 0; w->tenants && i < w->ntenants; i++)
+    free(w->tenants[i].orders);
+  if (w->tenants)
+    sodium_memzero(w->tenants, (size_t)w->ntenants * sizeof *w->tenants);
   free(w->tenants);
   w->tenants = NULL;
   sodium_memzero(w->password, sizeof w->password);
