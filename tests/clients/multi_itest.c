@@ -116,8 +116,8 @@ START_TEST(write_all_reaches_every_server) {
   ck_assert_int_eq(harness_json_int(j, "accepted"), 2);
   ck_assert_str_eq(harness_json_str(server_entry(j, g_b.base), "outcome"),
                    "ok");
-  ck_assert(json_is_true(json_object_get(server_entry(j, g_a.base),
-                                         "logged_out")));
+  ck_assert(
+      json_is_true(json_object_get(server_entry(j, g_a.base), "logged_out")));
   json_decref(j);
   ck_assert_int_eq(products_of(0), a0 + 1);
   ck_assert_int_eq(products_of(1), b0 + 1);
@@ -150,10 +150,9 @@ START_TEST(one_server_down_fails_all_and_quorum_but_not_fastest) {
   ck_assert_int_eq(multi(servers, extra), 1);
   json_t *j = out_json();
   ck_assert(json_is_false(json_object_get(j, "ok")));
-  ck_assert_str_eq(harness_json_str(json_array_get(json_object_get(j, "failed"),
-                                                   0),
-                                    ""),
-                   g_b.base);
+  ck_assert_str_eq(
+      harness_json_str(json_array_get(json_object_get(j, "failed"), 0), ""),
+      g_b.base);
   ck_assert_str_eq(harness_json_str(server_entry(j, g_b.base), "outcome"),
                    "login_failed");
   json_decref(j);
@@ -179,9 +178,8 @@ START_TEST(a_lost_answer_is_retried_and_creates_nothing_twice) {
   char key[UUID_STR_LEN + 1], servers[256], extra[512], name[48];
   const char *body = product_body(name, sizeof name);
   uuid_v7_str(key);
-  snprintf(servers, sizeof servers,
-           "--server http://127.0.0.1:%d --server %s", dropproxy_port(p),
-           g_b.base);
+  snprintf(servers, sizeof servers, "--server http://127.0.0.1:%d --server %s",
+           dropproxy_port(p), g_b.base);
   snprintf(extra, sizeof extra,
            "--json --idempotency-key %s write /v1/products '%s'", key, body);
   ck_assert_int_eq(multi(servers, extra), 0);
@@ -266,8 +264,8 @@ int main(void) {
   }
   Suite *s = suite_create("multi_itest");
   HARNESS_ADD_CASE(s, write_all_reaches_every_server, 120, NULL);
-  HARNESS_ADD_CASE(s, one_server_down_fails_all_and_quorum_but_not_fastest,
-                   180, NULL);
+  HARNESS_ADD_CASE(s, one_server_down_fails_all_and_quorum_but_not_fastest, 180,
+                   NULL);
   HARNESS_ADD_CASE(s, a_lost_answer_is_retried_and_creates_nothing_twice, 120,
                    NULL);
   HARNESS_ADD_CASE(s, wrong_credentials_exit_3_and_usage_errors_exit_2, 120,

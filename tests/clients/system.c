@@ -10,8 +10,7 @@
 static bool start_services(clients_system *s) {
   char name[48];
   snprintf(name, sizeof name, "%s-auth", s->tag);
-  if (!harness_service_start_auth(&s->auth, name, &s->opts, NULL))
-    return false;
+  if (!harness_service_start_auth(&s->auth, name, &s->opts, NULL)) return false;
   snprintf(s->auth_addr, sizeof s->auth_addr, "AUTH_ADDR=%s", s->auth.rpc_url);
   snprintf(s->auth_events, sizeof s->auth_events, "AUTH_EVENTS=%s",
            s->auth.bus_url);
@@ -25,8 +24,8 @@ static bool start_services(clients_system *s) {
            s->tenants.rpc_url);
   snprintf(s->ten_events, sizeof s->ten_events, "TENANTS_EVENTS=%s",
            s->tenants.bus_url);
-  char *ord_extra[] = {s->auth_addr, s->ten_addr, s->auth_events,
-                       s->ten_events, NULL};
+  char *ord_extra[] = {s->auth_addr, s->ten_addr, s->auth_events, s->ten_events,
+                       NULL};
   snprintf(name, sizeof name, "%s-orders", s->tag);
   if (!harness_service_start(&s->orders, name, "services/orders/orders",
                              &s->opts, ord_extra))
@@ -56,8 +55,8 @@ bool clients_system_start(clients_system *s, const char *tag) {
   memcpy(s->gw_extra, gw, sizeof gw);
   char name[48];
   snprintf(name, sizeof name, "%s-gateway", s->tag);
-  if (!harness_service_start(&s->gw, name, "services/gateway/gateway",
-                             &s->opts, s->gw_extra))
+  if (!harness_service_start(&s->gw, name, "services/gateway/gateway", &s->opts,
+                             s->gw_extra))
     return false;
   snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->gw.http_port);
   return true;
