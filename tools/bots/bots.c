@@ -149,7 +149,7 @@ static void report_table(const args *a, bots_world *w, load_result *r,
   printf("set-up: %ld requests in %.1f s, %ld failed\n", w->setup.count,
          setup_s, stats_failures(&w->setup));
   printf("load: %ld operations in %.1f s (%.1f/s; target %.0f/s, "
-         "concurrency %d), %ld failed, %ld held back, %ld without answer\n\n",
+         "concurrency %d), %ld failed, %ld started late, %ld without answer\n\n",
          ops, r->elapsed_s, r->elapsed_s > 0 ? ops / r->elapsed_s : 0,
          a->load.rate, a->load.concurrency, failed, r->late, r->uncertain);
   stats_header(stdout);
@@ -179,7 +179,7 @@ static void report_json(const args *a, bots_world *w, load_result *r,
       "rate", a->load.rate, "concurrency", a->load.concurrency, "setup",
       "requests", (json_int_t)w->setup.count, "seconds", setup_s, "load",
       "seconds", r->elapsed_s, "operations", (json_int_t)ops, "failed",
-      (json_int_t)failed, "held_back", (json_int_t)r->late, "unanswered",
+      (json_int_t)failed, "late_starts", (json_int_t)r->late, "unanswered",
       (json_int_t)r->uncertain, "operations", opj, "orders", "placed",
       (json_int_t)total, "by_status", byst, "tenants", tenants);
   json_dumpf(o, stdout, JSON_COMPACT);

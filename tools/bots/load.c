@@ -209,7 +209,7 @@ static int drive(loadrun *lr) {
     int64_t now = time_mono_ns();
     bool starting = now < end;
     while (starting && due <= now && lr->inflight < lr->c->concurrency) {
-      if (now - due > 5000000) { /* held back: do not burst to catch up */
+      if (now - due > 5000000) { /* late: do not burst to catch up */
         lr->r->late++;
         due = now;
       }

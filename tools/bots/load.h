@@ -36,7 +36,8 @@ typedef struct load_cfg {
 typedef struct load_result {
   stats_op ops[OP_COUNT];
   double elapsed_s; /* from the first start to the last answer */
-  long late;        /* starts delayed because `concurrency` were in flight */
+  long late;        /* starts more than 5 ms behind schedule (a full
+                     * `concurrency`, or the client or machine behind) */
   long uncertain;   /* changes that got no answer (state unknown) */
 } load_result;
 
