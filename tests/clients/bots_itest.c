@@ -28,8 +28,10 @@ static const struct {
   const char *status, *sql;
 } kByStatus[] = {
 #define Q(s)                                                                   \
-  {s, "SELECT count(*) FROM orders.orders WHERE tenant_id = $1::uuid "         \
-      "AND status = '" s "'"}
+  {                                                                            \
+    s, "SELECT count(*) FROM orders.orders WHERE tenant_id = $1::uuid "        \
+       "AND status = '" s "'"                                                  \
+  }
     Q("pending"), Q("confirmed"), Q("preparing"),
     Q("ready"),   Q("delivered"), Q("cancelled"),
 #undef Q
@@ -50,11 +52,10 @@ static void check_counts_match(json_t *j) {
     placed += db_count(
         "SELECT count(*) FROM orders.orders WHERE tenant_id = $1::uuid", tid);
     for (int s = 0; s < 6; s++) by[s] += db_count(kByStatus[s].sql, tid);
-    ck_assert_int_eq(
-        db_count("SELECT count(*) FROM orders.products "
-                 "WHERE tenant_id = $1::uuid",
-                 tid),
-        5);
+    ck_assert_int_eq(db_count("SELECT count(*) FROM orders.products "
+                              "WHERE tenant_id = $1::uuid",
+                              tid),
+                     5);
     ck_assert_int_eq(db_count("SELECT count(*) FROM auth.users "
                               "WHERE tenant_id = $1::uuid",
                               tid),
@@ -65,8 +66,9 @@ static void check_counts_match(json_t *j) {
   for (int s = 0; s < 6; s++) {
     char path[64];
     snprintf(path, sizeof path, "orders.by_status.%s", kByStatus[s].status);
-    ck_assert_msg(harness_json_int(j, path) == by[s], "%s: report %lld, db %lld",
-                  kByStatus[s].status, harness_json_int(j, path), by[s]);
+    ck_assert_msg(harness_json_int(j, path) == by[s],
+                  "%s: report %lld, db %lld", kByStatus[s].status,
+                  harness_json_int(j, path), by[s]);
   }
 }
 
@@ -114,8 +116,8 @@ START_TEST(unreachable_server_and_bad_arguments) {
                                bin, url),
                    3);
   ck_assert_int_eq(clients_run(g_out, sizeof g_out, "%s --tenants 0", bin), 2);
-  ck_assert_int_eq(
-      clients_run(g_out, sizeof g_out, "%s --duration 11m", bin), 2);
+  ck_assert_int_eq(clients_run(g_out, sizeof g_out, "%s --duration 11m", bin),
+                   2);
   ck_assert_int_eq(clients_run(g_out, sizeof g_out, "%s --rate x", bin), 2);
   ck_assert_int_eq(
       clients_run(g_out, sizeof g_out, "%s --server file:///etc/passwd", bin),
@@ -126,7 +128,7 @@ END_TEST
 int main(void) {
   harness_init();
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (!clients_system_start(&g_sys, "sys")) {
+  if (!clients_system_start(&g_sys, "sys", NULL)) {
     harness_dump_logs();
     fprintf(stderr, "cannot start the system\n");
     return 1;

@@ -19,6 +19,8 @@
 struct dropproxy {
   int listen_fd, port, upstream_port;
   char prefix[64];
+  dropproxy_hook hook; /* NULL: drop the answers of matching requests */
+  void *hook_arg;
   atomic_int left, dropped;
 };
 
@@ -64,7 +66,12 @@ static void *serve(void *arg) {
     if (fds[0].revents) {
       ssize_t n = read(x->c, buf, sizeof buf);
       if (n <= 0) break;
-      if (to_drop(x->p, buf, n)) dropping = true;
+      if (to_drop(x->p, buf, n)) {
+        if (x->p->hook == NULL)
+          dropping = true;
+        else
+          x->p->hook(buf, (size_t)n, x->p->hook_arg);
+      }
       if (!write_all(x->u, buf, n)) break;
     }
     if (fds[1].revents) {
@@ -107,12 +114,15 @@ static void *accept_loop(void *arg) {
   return NULL;
 }
 
-dropproxy *dropproxy_start(int upstream_port, const char *prefix, int drops) {
+dropproxy *dropproxy_start_hook(int upstream_port, const char *prefix,
+                                int count, dropproxy_hook hook, void *arg) {
   dropproxy *p = calloc(1, sizeof *p);
   if (p == NULL) return NULL;
   p->upstream_port = upstream_port;
+  p->hook = hook;
+  p->hook_arg = arg;
   strncpy(p->prefix, prefix, sizeof p->prefix - 1);
-  atomic_init(&p->left, drops);
+  atomic_init(&p->left, count);
   p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -129,6 +139,10 @@ dropproxy *dropproxy_start(int upstream_port, const char *prefix, int drops) {
   pthread_detach(t);
   p->port = ntohs(a.sin_port);
   return p;
+}
+
+dropproxy *dropproxy_start(int upstream_port, const char *prefix, int drops) {
+  return dropproxy_start_hook(upstream_port, prefix, drops, NULL, NULL);
 }
 
 int dropproxy_port(const dropproxy *p) { return p->port; }

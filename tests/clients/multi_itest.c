@@ -15,7 +15,10 @@
  * `fastest` answers from the live one; a write whose answer is lost on
  * the way (dropproxy.h) is retried under the same Idempotency-Key and
  * the server holds the product once, also when the whole command is run
- * again with that key; wrong credentials exit 3;
+ * again with that key; a request whose access token is revoked on its
+ * way (the proxy logs it out first: what an expired token also gets, a
+ * real 401) is renewed - the refresh is refused too, so by a new login -
+ * and the write done once; wrong credentials exit 3;
  * usage errors exit 2 without sending anything.
  */
 #include <check.h>
@@ -206,6 +209,47 @@ START_TEST(a_lost_answer_is_retried_and_creates_nothing_twice) {
 }
 END_TEST
 
+/* The proxy's hook: logs the request's own access token out (as an
+ * admin revoking sessions would) before the request reaches the gateway. */
+static void revoke_token(const char *req, size_t len, void *arg) {
+  static const char kAuth[] = "Authorization: Bearer ";
+  char copy[8192], token[1024];
+  snprintf(copy, sizeof copy, "%.*s", (int)len, req);
+  const char *t = strstr(copy, kAuth);
+  if (t == NULL || sscanf(t + sizeof kAuth - 1, "%1023[^\r\n]", token) != 1)
+    return;
+  harness_http_resp *r = harness_http_request(
+      "POST", *(int *)arg, "/v1/auth/logout", "{}", token, NULL);
+  if (r->status != 204) fprintf(stderr, "revoke: %ld\n", r->status);
+  harness_http_free(r);
+}
+
+START_TEST(a_revoked_token_is_renewed_and_the_write_done_once) {
+  both_up();
+  static int port;
+  port = g_a.gw.http_port;
+  dropproxy *p =
+      dropproxy_start_hook(port, "POST /v1/products ", 1, revoke_token, &port);
+  ck_assert_ptr_nonnull(p);
+  long long a0 = products_of(0);
+  char servers[256], extra[512], name[48], proxied[64];
+  snprintf(proxied, sizeof proxied, "http://127.0.0.1:%d", dropproxy_port(p));
+  snprintf(servers, sizeof servers, "--server %s", proxied);
+  snprintf(extra, sizeof extra, "--json write /v1/products '%s'",
+           product_body(name, sizeof name));
+  ck_assert_int_eq(multi(servers, extra), 0);
+  json_t *j = out_json();
+  json_t *s = server_entry(j, proxied);
+  ck_assert_str_eq(harness_json_str(s, "outcome"), "ok");
+  ck_assert_int_eq(harness_json_int(s, "renewals"), 1);
+  ck_assert_int_eq(harness_json_int(s, "attempts"), 2);
+  ck_assert(json_is_true(json_object_get(s, "logged_out")));
+  json_decref(j);
+  ck_assert_int_eq(products_of(0), a0 + 1);
+  ck_assert_int_eq(named(0, name), 1);
+}
+END_TEST
+
 START_TEST(wrong_credentials_exit_3_and_usage_errors_exit_2) {
   both_up();
   char servers[256];
@@ -256,8 +300,9 @@ int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   harness_unique(g_slug, sizeof g_slug, "multi");
   snprintf(g_email, sizeof g_email, "owner@%s.example.test", g_slug);
-  if (!clients_system_start(&g_a, "a") || !clients_system_start(&g_b, "b") ||
-      !make_tenant(0) || !make_tenant(1)) {
+  if (!clients_system_start(&g_a, "a", NULL) ||
+      !clients_system_start(&g_b, "b", NULL) || !make_tenant(0) ||
+      !make_tenant(1)) {
     harness_dump_logs();
     fprintf(stderr, "cannot start the two systems\n");
     return 1;
@@ -267,6 +312,8 @@ int main(void) {
   HARNESS_ADD_CASE(s, one_server_down_fails_all_and_quorum_but_not_fastest, 180,
                    NULL);
   HARNESS_ADD_CASE(s, a_lost_answer_is_retried_and_creates_nothing_twice, 120,
+                   NULL);
+  HARNESS_ADD_CASE(s, a_revoked_token_is_renewed_and_the_write_done_once, 120,
                    NULL);
   HARNESS_ADD_CASE(s, wrong_credentials_exit_3_and_usage_errors_exit_2, 120,
                    NULL);

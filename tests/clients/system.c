@@ -7,10 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool start_services(clients_system *s) {
+static bool start_services(clients_system *s, char *const auth_extra[]) {
   char name[48];
   snprintf(name, sizeof name, "%s-auth", s->tag);
-  if (!harness_service_start_auth(&s->auth, name, &s->opts, NULL)) return false;
+  if (!harness_service_start_auth(&s->auth, name, &s->opts, auth_extra))
+    return false;
   snprintf(s->auth_addr, sizeof s->auth_addr, "AUTH_ADDR=%s", s->auth.rpc_url);
   snprintf(s->auth_events, sizeof s->auth_events, "AUTH_EVENTS=%s",
            s->auth.bus_url);
@@ -35,13 +36,14 @@ static bool start_services(clients_system *s) {
   return true;
 }
 
-bool clients_system_start(clients_system *s, const char *tag) {
+bool clients_system_start(clients_system *s, const char *tag,
+                          char *const auth_extra[]) {
   memset(s, 0, sizeof *s);
   snprintf(s->tag, sizeof s->tag, "%s", tag);
   if (harness_pg_start(&s->pg) != 0 || harness_redis_start(&s->redis) != 0)
     return false;
   s->opts = (harness_service_opts){.pg = &s->pg, .redis = &s->redis};
-  if (!start_services(s)) return false;
+  if (!start_services(s, auth_extra)) return false;
   char *gw[] = {s->auth_addr,
                 s->ten_addr,
                 s->ord_addr,

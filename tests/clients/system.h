@@ -27,8 +27,11 @@ typedef struct clients_system {
   char base[64];      /* "http://127.0.0.1:<gateway port>" */
 } clients_system;
 
-/* Starts everything; false (logs dumped) when any part does not get ready. */
-bool clients_system_start(clients_system *s, const char *tag);
+/* Starts everything; false when any part does not get ready. auth_extra
+ * (NULL-terminated "K=V", may be NULL) goes to auth (a test's own auth
+ * settings). */
+bool clients_system_start(clients_system *s, const char *tag,
+                          char *const auth_extra[]);
 
 /* Stops the gateway only (the rest keeps running). */
 void clients_system_stop_gateway(clients_system *s);

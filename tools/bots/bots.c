@@ -148,10 +148,11 @@ static void report_table(const args *a, bots_world *w, load_result *r,
          w->base, w->ntenants, w->customers, w->products);
   printf("set-up: %ld requests in %.1f s, %ld failed\n", w->setup.count,
          setup_s, stats_failures(&w->setup));
-  printf("load: %ld operations in %.1f s (%.1f/s; target %.0f/s, "
-         "concurrency %d), %ld failed, %ld started late, %ld without answer\n\n",
-         ops, r->elapsed_s, r->elapsed_s > 0 ? ops / r->elapsed_s : 0,
-         a->load.rate, a->load.concurrency, failed, r->late, r->uncertain);
+  printf(
+      "load: %ld operations in %.1f s (%.1f/s; target %.0f/s, "
+      "concurrency %d), %ld failed, %ld started late, %ld without answer\n\n",
+      ops, r->elapsed_s, r->elapsed_s > 0 ? ops / r->elapsed_s : 0,
+      a->load.rate, a->load.concurrency, failed, r->late, r->uncertain);
   stats_header(stdout);
   for (int i = 0; i < OP_COUNT; i++) stats_row(stdout, &r->ops[i]);
   order_counts(w, counts, &total);
