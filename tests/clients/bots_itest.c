@@ -3,7 +3,9 @@
  * run of two tenants completes with no failed request, and its report
  * agrees with the server's data - the orders it says it placed, by the
  * status it last saw, are exactly the tenants' orders in the database,
- * and the tenants have the products and members set-up says it made.
+ * and the tenants have the products and members set-up says it made;
+ * its realtime listeners (one WebSocket per tenant on orders.<tenant>)
+ * got every change it made exactly once.
  * Then the unhappy paths: an unreachable server stops the bots in
  * set-up (exit 3) and bad arguments exit 2 before any request.
  */
@@ -75,8 +77,9 @@ static void check_counts_match(json_t *j) {
 START_TEST(a_short_run_has_no_failures_and_matches_the_data) {
   int rc = clients_run(g_out, sizeof g_out,
                        "%s --server %s --tenants 2 --duration 4s --rate 25 "
-                       "--json",
-                       harness_bin_path("tools/bots/bots"), g_sys.base);
+                       "--realtime %s --json",
+                       harness_bin_path("tools/bots/bots"), g_sys.base,
+                       g_sys.ws_url);
   ck_assert_int_eq(rc, 0);
   json_t *j = json_loads(g_out, 0, NULL);
   ck_assert_msg(j != NULL, "bots --json printed JSON");
@@ -88,6 +91,14 @@ START_TEST(a_short_run_has_no_failures_and_matches_the_data) {
   ck_assert_int_eq(harness_json_int(j, "setup.requests"),
                    2 * (1 + 2 + 3 * 2 + 5));
   check_counts_match(j);
+  /* Every change the bots made reached its tenant's listener once. */
+  long long changes = harness_json_int(j, "operations.create_order.ok") +
+                      harness_json_int(j, "operations.advance_order.ok") +
+                      harness_json_int(j, "operations.cancel_order.ok");
+  ck_assert_int_eq(harness_json_int(j, "realtime.listeners"), 2);
+  ck_assert_int_eq(harness_json_int(j, "realtime.expected"), changes);
+  ck_assert_int_eq(harness_json_int(j, "realtime.delivered"), changes);
+  ck_assert_int_eq(harness_json_int(j, "realtime.dropped"), 0);
   ck_assert_ptr_null(strstr(g_out, "access_token"));
   json_decref(j);
 }
@@ -128,7 +139,8 @@ END_TEST
 int main(void) {
   harness_init();
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (!clients_system_start(&g_sys, "sys", NULL)) {
+  if (!clients_system_start(&g_sys, "sys", NULL) ||
+      !clients_system_start_realtime(&g_sys)) {
     harness_dump_logs();
     fprintf(stderr, "cannot start the system\n");
     return 1;

@@ -64,6 +64,25 @@ bool clients_system_start(clients_system *s, const char *tag,
   return true;
 }
 
+bool clients_system_start_realtime(clients_system *s) {
+  char a[96], o[96], oe[96], wp[32], name[48];
+  snprintf(a, sizeof a, "AUTH_ADDR=%s", s->auth.rpc_url);
+  snprintf(o, sizeof o, "ORDERS_ADDR=%s", s->orders.rpc_url);
+  snprintf(oe, sizeof oe, "ORDERS_EVENTS=%s", s->orders.bus_url);
+  int port = harness_free_port();
+  snprintf(wp, sizeof wp, "WS_PORT=%d", port);
+  char *extra[] = {
+      a, o, oe, s->auth_events, s->ten_events, wp, "WS_ADDR=127.0.0.1", NULL};
+  s->rt_opts = (harness_service_opts){.redis = &s->redis};
+  snprintf(name, sizeof name, "%s-realtime", s->tag);
+  if (!harness_service_start(&s->realtime, name, "services/realtime/realtime",
+                             &s->rt_opts, extra) ||
+      !harness_wait_port(port, 10000))
+    return false;
+  snprintf(s->ws_url, sizeof s->ws_url, "ws://127.0.0.1:%d", port);
+  return true;
+}
+
 void clients_system_stop_gateway(clients_system *s) {
   harness_service_stop(&s->gw, 15000);
 }
@@ -75,6 +94,7 @@ bool clients_system_restart_gateway(clients_system *s) {
 }
 
 void clients_system_stop(clients_system *s) {
+  harness_service_stop(&s->realtime, 15000);
   harness_service_stop(&s->gw, 15000);
   harness_service_stop(&s->orders, 15000);
   harness_service_stop(&s->tenants, 15000);

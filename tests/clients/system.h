@@ -4,6 +4,7 @@
  * (logs named "<tag>-<service>"). tools/multi's test starts two of these
  * - two regions that share nothing - and tools/bots' test one.
  *
+ * Realtime is started on request (clients_system_start_realtime).
  * The gateway's rate limits are raised (a test logs the same owner in
  * many times); everything else is the services' defaults.
  */
@@ -20,7 +21,9 @@ typedef struct clients_system {
   harness_pg pg;
   harness_redis redis;
   harness_service_opts opts;
-  harness_service auth, tenants, orders, gw;
+  harness_service auth, tenants, orders, gw, realtime;
+  harness_service_opts rt_opts;
+  char ws_url[64]; /* "ws://127.0.0.1:<port>" once realtime runs */
   char auth_addr[96], ten_addr[96], ord_addr[96];
   char auth_events[96], ten_events[96];
   char *gw_extra[12]; /* kept for restarting the gateway */
@@ -32,6 +35,10 @@ typedef struct clients_system {
  * settings). */
 bool clients_system_start(clients_system *s, const char *tag,
                           char *const auth_extra[]);
+
+/* Adds the realtime service (fed by orders', auth's and tenants'
+ * events; Redis only) on a free WebSocket port; sets s->ws_url. */
+bool clients_system_start_realtime(clients_system *s);
 
 /* Stops the gateway only (the rest keeps running). */
 void clients_system_stop_gateway(clients_system *s);

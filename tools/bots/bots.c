@@ -3,8 +3,9 @@
  * arguments, make the tenants (world.c), run the load (load.c), print
  * the report as a table or JSON.
  *
- * Exit codes: 0 the run had no failed request; 1 some requests failed
- * (the report says which, by status); 2 usage error; 3 set-up failed
+ * Exit codes: 0 the run had no failed request (and, with --realtime,
+ * every event was delivered); 1 some requests failed or events went
+ * missing (the report says which, by status); 2 usage error; 3 set-up failed
  * (stderr names the step); 4 a local failure (memory, libcurl).
  */
 #include <curl/curl.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "libs/base/timeutil.h"
+#include "tools/bots/listen.h"
 #include "tools/bots/load.h"
 #include "tools/bots/world.h"
 
@@ -22,15 +24,23 @@
 
 typedef struct args {
   bool json;
+  const char *realtime; /* ws://host:port, or NULL: no listeners */
   load_cfg load;
 } args;
+
+/* What the realtime listeners saw (when --realtime). */
+typedef struct rt_result {
+  bool on;
+  long listeners, expected, delivered, others, dropped;
+} rt_result;
 
 static int fail_usage(const char *msg) {
   fprintf(stderr,
           "bots: %s\n"
           "usage: bots [--server URL] [--tenants N] [--duration 60s|2m]\n"
           "            [--rate OPS_PER_S] [--concurrency N] [--customers N]\n"
-          "            [--products N] [--stock N] [--timeout MS] [--json]\n",
+          "            [--products N] [--stock N] [--timeout MS]\n"
+          "            [--realtime ws://HOST:PORT] [--json]\n",
           msg);
   return 2;
 }
@@ -64,6 +74,7 @@ static int parse(args *a, bots_world *w, int argc, char **argv) {
       {"products", required_argument, 0, 'p'},
       {"stock", required_argument, 0, 'k'},
       {"timeout", required_argument, 0, 'T'},
+      {"realtime", required_argument, 0, 'R'},
       {"json", no_argument, 0, 'j'},
       {0, 0, 0, 0}};
   int o;
@@ -108,6 +119,11 @@ static int parse(args *a, bots_world *w, int argc, char **argv) {
       if ((w->timeout_ms = bounded(optarg, 100, 120000)) < 0)
         return fail_usage("--timeout: 100..120000 ms");
       break;
+    case 'R':
+      if (strncmp(optarg, "ws://", 5) != 0 || strlen(optarg) > 200)
+        return fail_usage("--realtime: ws://host:port");
+      a->realtime = optarg;
+      break;
     case 'j':
       a->json = true;
       break;
@@ -141,7 +157,7 @@ static long load_failures(const load_result *r, long *ops) {
 }
 
 static void report_table(const args *a, bots_world *w, load_result *r,
-                         double setup_s) {
+                         double setup_s, const rt_result *rt) {
   long ops, failed = load_failures(r, &ops), counts[ST_COUNT], total;
   printf("load bots against %s: %d tenants x (1 owner, 1 staff, %d "
          "customers, %d products)\n",
@@ -160,10 +176,16 @@ static void report_table(const args *a, bots_world *w, load_result *r,
   for (int s = 0; s < ST_COUNT; s++)
     printf("%s%s %ld", s ? ", " : "", kStatusNames[s], counts[s]);
   printf(")\n");
+  if (rt->on)
+    printf("realtime: %ld listeners on orders.<tenant>, %ld of %ld events "
+           "delivered (%ld missing; %ld other events), %ld connections "
+           "lost\n",
+           rt->listeners, rt->delivered, rt->expected,
+           rt->expected - rt->delivered, rt->others, rt->dropped);
 }
 
 static void report_json(const args *a, bots_world *w, load_result *r,
-                        double setup_s) {
+                        double setup_s, const rt_result *rt) {
   long ops, failed = load_failures(r, &ops), counts[ST_COUNT], total;
   json_t *opj = json_object(), *byst = json_object(), *tenants = json_array();
   for (int i = 0; i < OP_COUNT; i++)
@@ -183,9 +205,49 @@ static void report_json(const args *a, bots_world *w, load_result *r,
       (json_int_t)failed, "late_starts", (json_int_t)r->late, "unanswered",
       (json_int_t)r->uncertain, "operations", opj, "orders", "placed",
       (json_int_t)total, "by_status", byst, "tenants", tenants);
+  json_object_set_new(o, "realtime",
+                      rt->on ? json_pack("{sIsIsIsIsI}", "listeners",
+                                         (json_int_t)rt->listeners,
+                                         "other_events", (json_int_t)rt->others,
+                                         "expected", (json_int_t)rt->expected,
+                                         "delivered", (json_int_t)rt->delivered,
+                                         "dropped", (json_int_t)rt->dropped)
+                             : json_null());
   json_dumpf(o, stdout, JSON_COMPACT);
   putchar('\n');
   json_decref(o);
+}
+
+/* Every change the bots made is one event on orders.<tenant>. */
+static long expected_events(const load_result *r) {
+  return r->ops[OP_CREATE_ORDER].ok + r->ops[OP_ADVANCE_ORDER].ok +
+         r->ops[OP_CANCEL_ORDER].ok;
+}
+
+/* Set-up, listeners, load, settle, report; the exit code. */
+static int run(args *a, bots_world *w, load_result *r) {
+  int64_t t0 = time_mono_ns();
+  if (world_setup(w) != 0) return 3;
+  double setup_s = (double)(time_mono_ns() - t0) / 1e9;
+  rt_result rt = {.on = a->realtime != NULL, .listeners = w->ntenants};
+  listeners *ls = NULL;
+  if (rt.on && (ls = listeners_start(w, a->realtime, 15000)) == NULL) return 3;
+  if (load_run(w, &a->load, r) != 0) {
+    fprintf(stderr, "bots: local failure (memory or libcurl)\n");
+    listeners_stop(ls);
+    return 4;
+  }
+  if (rt.on) {
+    rt.expected = expected_events(r);
+    rt.delivered = listeners_settle(ls, rt.expected, 3000, 15000);
+    rt.dropped = listeners_dropped(ls);
+    rt.others = listeners_others(ls);
+    listeners_stop(ls);
+  }
+  (a->json ? report_json : report_table)(a, w, r, setup_s, &rt);
+  long ops;
+  bool rt_ok = !rt.on || (rt.delivered == rt.expected && rt.dropped == 0);
+  return load_failures(r, &ops) == 0 && rt_ok ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
@@ -199,21 +261,8 @@ int main(int argc, char **argv) {
   int rc = parse(&a, &w, argc, argv);
   if (rc != 0) return rc;
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 4;
-  int64_t t0 = time_mono_ns();
   static load_result r;
-  double setup_s = 0;
-  if (world_setup(&w) != 0) {
-    rc = 3;
-  } else if ((setup_s = (double)(time_mono_ns() - t0) / 1e9) < 0) {
-    rc = 4;
-  } else if (load_run(&w, &a.load, &r) != 0) {
-    fprintf(stderr, "bots: local failure (memory or libcurl)\n");
-    rc = 4;
-  } else {
-    (a.json ? report_json : report_table)(&a, &w, &r, setup_s);
-    long ops;
-    rc = load_failures(&r, &ops) == 0 ? 0 : 1;
-  }
+  rc = run(&a, &w, &r);
   load_result_free(&r);
   world_free(&w);
   curl_global_cleanup();
