@@ -28,6 +28,7 @@ LINK_HIREDIS = ["-lhiredis"]
 LINK_SODIUM = ["-lsodium"]
 LINK_JANSSON = ["-ljansson"]
 LINK_CURL = ["-lcurl"]
+LINK_SQLITE = ["-lsqlite3"]
 LINK_WEBSOCKETS = ["-lwebsockets"]
 LINK_CHECK = ["-lcheck", "-lsubunit", "-lm", "-lrt", "-lpthread"]
 

@@ -113,7 +113,7 @@ HEX_SK_RE = re.compile(r"(?<![0-9a-fA-F])([0-9a-fA-F]{128})(?![0-9a-fA-F])")
 PASERK_SK_RE = re.compile(r"k4\.secret\.([A-Za-z0-9_-]{86})")
 # Workloads that may reach the internet on a port other than the
 # datastores': tenants fetches http://<custom domain>/.well-known/... (80).
-INTERNET_EGRESS = {"tenants": {80}, "notifications": {80, 443}}
+INTERNET_EGRESS = {"tenants": {80}, "notifications": {80, 443, 465, 587}}
 MONITORING_NS = "monitoring"
 
 

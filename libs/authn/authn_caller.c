@@ -19,6 +19,9 @@ static const char *const role_names[] = {
 
 int authn_role_rank(const char *role) {
   if (role == NULL) return AUTHN_ROLE_NONE;
+  /* A sync device (services/sync): staff for menu, tables and orders,
+   * nothing above; the sync service tells it from staff by the name. */
+  if (strcmp(role, AUTHN_ROLE_DEVICE_NAME) == 0) return AUTHN_ROLE_STAFF;
   for (size_t r = AUTHN_ROLE_CUSTOMER; r < NROLES; r++)
     if (strcmp(role, role_names[r]) == 0) return (int)r;
   return AUTHN_ROLE_NONE;

@@ -33,8 +33,15 @@ enum authn_role {
   AUTHN_ROLE_OWNER = 4,
 };
 
-/* The rank of a role name: "owner" -> AUTHN_ROLE_OWNER, ...; NULL or any
- * other string -> AUTHN_ROLE_NONE. Exact, lower case. */
+/* The role of a sync device's token (auth.v1.Auth/IssueDeviceToken). It
+ * ranks as AUTHN_ROLE_STAFF: a device works the menu, tables and orders
+ * like staff and nothing above; methods that must refuse devices (managing
+ * devices) compare the role name. */
+#define AUTHN_ROLE_DEVICE_NAME "device"
+
+/* The rank of a role name: "owner" -> AUTHN_ROLE_OWNER, ...; "device" ->
+ * AUTHN_ROLE_STAFF; NULL or any other string -> AUTHN_ROLE_NONE. Exact,
+ * lower case. */
 int authn_role_rank(const char *role);
 
 /* The name of a rank ("staff"); NULL for AUTHN_ROLE_NONE and anything out

@@ -896,6 +896,9 @@ START_TEST(roles_rank_owner_admin_staff_customer) {
   ck_assert_int_eq(authn_role_rank("admin"), AUTHN_ROLE_ADMIN);
   ck_assert_int_eq(authn_role_rank("staff"), AUTHN_ROLE_STAFF);
   ck_assert_int_eq(authn_role_rank("customer"), AUTHN_ROLE_CUSTOMER);
+  /* A sync device ranks as staff, nothing above. */
+  ck_assert_int_eq(authn_role_rank("device"), AUTHN_ROLE_STAFF);
+  ck_assert_int_eq(authn_role_rank("Device"), AUTHN_ROLE_NONE);
   ck_assert_int_gt(AUTHN_ROLE_OWNER, AUTHN_ROLE_ADMIN);
   ck_assert_int_gt(AUTHN_ROLE_ADMIN, AUTHN_ROLE_STAFF);
   ck_assert_int_gt(AUTHN_ROLE_STAFF, AUTHN_ROLE_CUSTOMER);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "libs/pbjson/pbjson.h"
+#include "proto/notifications/v1/notifications.pb-c.h"
 #include "proto/orders/v1/orders.pb-c.h"
 
 typedef struct evdata_kind {
@@ -27,6 +28,9 @@ static const evdata_kind kKinds[] = {
     {"ProductChanged", &orders__v1__product_changed__descriptor, "product"},
     {"StockLow", &orders__v1__stock_low__descriptor, NULL},
     {"TableChanged", &orders__v1__table_changed__descriptor, "table"},
+    /* notifications' own event, on private.user.<user_id>: the
+     * notification as GET /v1/notifications shows it (plus user_id). */
+    {"Notification", &notifications__v1__notification__descriptor, NULL},
 };
 
 /* The gateway's (services/gateway/transcode.c) so data is byte for byte

@@ -6,7 +6,8 @@
  * enum values as short lower-case names, 15 significant digits; that
  * route omits no field), the product of ProductChanged, the table of
  * TableChanged, and the whole message for KitchenTicket and StockLow,
- * which are not resources of their own. Shared by the services that show
+ * which are not resources of their own; for notifications' Notification
+ * the in-app notification (with its user_id). Shared by the services that show
  * events to clients: realtime (publication frames) and notifications
  * (webhook bodies), so both show the same bytes. Pure: no I/O.
  */

@@ -1016,6 +1016,179 @@ out:
   auth__v1__delete_tenant_users_request__free_unpacked(req, NULL);
 }
 
+/* ------------------------------------- IssueDeviceToken, RevokeDevice --- */
+
+/* The tenant and device of an internal device call (sync only: the guard
+ * admits nobody else, and a forwarded user token would mean a confused
+ * caller). On failure the reply is set. */
+static bool device_call(const rpc_call *call, rpc_reply *reply,
+                        const char *tid_in, const char *did_in, char *tid,
+                        char *did) {
+  if (!handler_is_internal(call) || call->token[0] != '\0') {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "internal method");
+    return false;
+  }
+  const char *t = NULL;
+  if (!anon_tenant(call, tid_in, reply, &t)) return false;
+  if (uuid_canonical(t, tid) != ERR_OK) {
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "a tenant is required",
+                        "tenant_id", "must be a tenant id");
+    return false;
+  }
+  return handler_uuid_arg(reply, "device_id", did_in, did) == ERR_OK;
+}
+
+/* An access token for a device whose secret sync has checked: role
+ * "device", sub = the device id, no refresh token (the device asks sync
+ * for a new session with its secret). */
+static void h_issue_device_token(void *arg, const rpc_call *call,
+                                 rpc_reply *reply) {
+  auth_ctx *x = arg;
+  HANDLER_UNPACK(Auth__V1__IssueDeviceTokenRequest,
+                 auth__v1__issue_device_token_request, req,
+                 AUTH_MAX_REQUEST_BYTES);
+  auth_user d;
+  memset(&d, 0, sizeof d);
+  if (!device_call(call, reply, req->tenant_id, req->device_id, d.tenant_id,
+                   d.id))
+    goto out;
+  str_copy(d.role, "device", sizeof d.role);
+  char jti[UUID_STR_LEN + 1], access[TOKEN_CAP];
+  uuid_v7_str(jti);
+  int rc = sign_access(x, &d, jti, access, sizeof access);
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "sign the device token");
+    goto out;
+  }
+  Auth__V1__IssueDeviceTokenResponse resp =
+      AUTH__V1__ISSUE_DEVICE_TOKEN_RESPONSE__INIT;
+  resp.access_token = access;
+  resp.token_type = "Bearer";
+  resp.expires_in = expires_in(x);
+  handler_reply_message(reply, &resp.base);
+  sodium_memzero(access, sizeof access);
+out:
+  auth__v1__issue_device_token_request__free_unpacked(req, NULL);
+}
+
+/* Every token of a deleted device refused: the user revocation, which
+ * every verifier reads from Redis within its recheck (500 ms) or at once
+ * from the bus. A second past now, as for a removed user: the newest
+ * token's iat is at most now's second. */
+static void h_revoke_device(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  HANDLER_UNPACK(Auth__V1__RevokeDeviceRequest, auth__v1__revoke_device_request,
+                 req, AUTH_MAX_REQUEST_BYTES);
+  char tid[UUID_STR_LEN + 1], did[UUID_STR_LEN + 1];
+  if (!device_call(call, reply, req->tenant_id, req->device_id, tid, did))
+    goto out;
+  int rc = revoker_user(x->revoke, tid, did, time_now_ms() + 1000);
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "revoke the device");
+    goto out;
+  }
+  log_info("device revoked", "tenant_id", tid, "device_id", did);
+  Auth__V1__RevokeDeviceResponse resp = AUTH__V1__REVOKE_DEVICE_RESPONSE__INIT;
+  handler_reply_message(reply, &resp.base);
+out:
+  auth__v1__revoke_device_request__free_unpacked(req, NULL);
+}
+
+/* --------------------------------------------------- ListRecipients --- */
+
+#define RECIPIENTS_DEFAULT 100
+#define RECIPIENTS_MAX 1000
+
+/* roles as a text[] literal ("{owner,admin}"); false (reply set) when one
+ * is not a role. */
+static bool recipient_roles(const Auth__V1__ListRecipientsRequest *req,
+                            rpc_reply *reply, char *out, size_t cap) {
+  static const char *const kRoles[] = {"owner", "admin", "staff", "customer"};
+  size_t len = 0;
+  out[len++] = '{';
+  for (size_t i = 0; i < req->n_roles; i++) {
+    bool known = false;
+    for (size_t k = 0; k < sizeof kRoles / sizeof kRoles[0]; k++)
+      known = known || strcmp(req->roles[i], kRoles[k]) == 0;
+    if (!known || i >= 4) {
+      handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid roles", "roles",
+                          "must be owner, admin, staff or customer");
+      return false;
+    }
+    int n = snprintf(out + len, cap - len, "%s%s", i ? "," : "", req->roles[i]);
+    len += (size_t)n;
+  }
+  snprintf(out + len, cap - len, "}");
+  return true;
+}
+
+/* Internal (notifications): who a notification goes to, with e-mail. */
+static void h_list_recipients(void *arg, const rpc_call *call,
+                              rpc_reply *reply) {
+  auth_ctx *x = arg;
+  HANDLER_UNPACK(Auth__V1__ListRecipientsRequest,
+                 auth__v1__list_recipients_request, req,
+                 AUTH_MAX_REQUEST_BYTES);
+  auth_user *users = NULL;
+  Auth__V1__User *pu = NULL;
+  Auth__V1__User **pp = NULL;
+  const char *tid = NULL;
+  char roles[64], uid[UUID_STR_LEN + 1];
+  if (!handler_is_internal(call) || call->token[0] != '\0') {
+    rpc_reply_status(reply, RPC_PERMISSION_DENIED, "internal method");
+    goto out;
+  }
+  if (!anon_tenant(call, req->tenant_id, reply, &tid)) goto out;
+  int limit = req->limit == 0 ? RECIPIENTS_DEFAULT : (int)req->limit;
+  if (req->limit > RECIPIENTS_MAX ||
+      (req->cursor[0] != '\0' && !uuid_is_valid(req->cursor))) {
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid page",
+                        req->limit > RECIPIENTS_MAX ? "limit" : "cursor",
+                        "out of range");
+    goto out;
+  }
+  bool one = req->user_id[0] != '\0';
+  if (one && handler_uuid_arg(reply, "user_id", req->user_id, uid) != ERR_OK)
+    goto out;
+  if (!one && !recipient_roles(req, reply, roles, sizeof roles)) goto out;
+  users = calloc((size_t)limit, sizeof *users);
+  pu = calloc((size_t)limit, sizeof *pu);
+  pp = calloc((size_t)limit, sizeof *pp);
+  if (users == NULL || pu == NULL || pp == NULL) {
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    goto out;
+  }
+  int n = 0, rc = ERR_OK;
+  bool more = false;
+  if (one) {
+    rc = store_user_by_id(x->store, tid, uid, &users[0]);
+    n = rc == ERR_OK && !users[0].disabled ? 1 : 0;
+    if (rc == ERR_NOTFOUND) rc = ERR_OK;
+  } else {
+    rc = store_users_by_role(x->store, tid, roles, req->cursor, limit, users,
+                             &n, &more);
+  }
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "list recipients");
+    goto out;
+  }
+  for (int i = 0; i < n; i++) {
+    user_proto(&users[i], &pu[i]);
+    pp[i] = &pu[i];
+  }
+  Auth__V1__ListRecipientsResponse resp =
+      AUTH__V1__LIST_RECIPIENTS_RESPONSE__INIT;
+  resp.users = pp;
+  resp.n_users = (size_t)n;
+  resp.next_cursor = more && n > 0 ? users[n - 1].id : "";
+  handler_reply_message(reply, &resp.base);
+out:
+  free(pp);
+  free(pu);
+  free(users);
+  auth__v1__list_recipients_request__free_unpacked(req, NULL);
+}
+
 /* ----------------------------------------------------------- register --- */
 
 int auth_handlers_register(rpc_server *srv, auth_ctx *ctx) {
@@ -1032,7 +1205,10 @@ int auth_handlers_register(rpc_server *srv, auth_ctx *ctx) {
       {M("RemoveUser"), h_remove_user},
       {M("Keys"), h_keys},
       {M("Verify"), h_verify},
+      {M("ListRecipients"), h_list_recipients},
       {M("DeleteTenantUsers"), h_delete_tenant_users},
+      {M("IssueDeviceToken"), h_issue_device_token},
+      {M("RevokeDevice"), h_revoke_device},
   };
   if (ctx == NULL) return ERR_INVAL;
   return handler_register(srv, table, sizeof table / sizeof table[0], ctx);

@@ -218,17 +218,22 @@ typedef struct list_args {
   auth_user *out;
   int *n;
   bool *more;
+  const char *roles; /* a text[] literal, or NULL: any (ListRecipients) */
+  bool enabled_only; /* leave disabled users out */
 } list_args;
 
 static int list_fn(db_conn *c, void *ud) {
   list_args *a = ud;
-  db_param p[] = {db_text(a->tenant), db_bool(a->customers), db_text(a->after),
-                  db_int64(a->limit + 1)};
+  db_param p[] = {db_text(a->tenant), db_bool(a->customers),
+                  db_text(a->after),  db_int64(a->limit + 1),
+                  db_text(a->roles),  db_bool(a->enabled_only)};
   db_result *res = NULL;
   int rc = db_exec(c,
                    "SELECT " USER_COLS " FROM auth.users u "
                    "WHERE u.tenant_id = $1 AND ($2 OR u.role <> 'customer') "
                    "AND ($3::uuid IS NULL OR u.id > $3::uuid) "
+                   "AND ($5::text[] IS NULL OR u.role = ANY($5::text[])) "
+                   "AND NOT ($6 AND u.disabled) "
                    "ORDER BY u.id LIMIT $4",
                    p, DB_NPARAMS(p), &res);
   *a->n = 0;
@@ -254,7 +259,26 @@ int store_users_list(store *s, const char *tenant, bool include_customers,
                  limit,
                  out,
                  n,
-                 more};
+                 more,
+                 NULL,
+                 false};
+  return store_tx(s, tenant, true, list_fn, &a);
+}
+
+int store_users_by_role(store *s, const char *tenant, const char *roles,
+                        const char *after_id, int limit, auth_user *out, int *n,
+                        bool *more) {
+  if (limit < 1 || roles == NULL) return ERR_INVAL;
+  list_args a = {.tenant = tenant,
+                 .customers = true,
+                 .after =
+                     after_id != NULL && after_id[0] != '\0' ? after_id : NULL,
+                 .limit = limit,
+                 .out = out,
+                 .n = n,
+                 .more = more,
+                 .roles = roles,
+                 .enabled_only = true};
   return store_tx(s, tenant, true, list_fn, &a);
 }
 

@@ -102,6 +102,13 @@ int store_users_list(store *s, const char *tenant, bool include_customers,
                      const char *after_id, int limit, auth_user *out, int *n,
                      bool *more) WARN_UNUSED;
 
+/* ListRecipients: the enabled users of tenant whose role is in roles (a
+ * text[] literal such as "{owner,admin}"), by id after after_id (NULL or
+ * "": from the first), at most limit into out. ERR_INVAL without roles. */
+int store_users_by_role(store *s, const char *tenant, const char *roles,
+                        const char *after_id, int limit, auth_user *out, int *n,
+                        bool *more) WARN_UNUSED;
+
 /* Changes a user's role; moves tokens_valid_after to now, or a second past
  * its previous value if that is later (returned in *out), so access tokens
  * carrying the old role - including ones issued after an earlier change in

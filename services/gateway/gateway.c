@@ -64,6 +64,10 @@ static const cfg_entry kEntries[] = {
      .kind = CFG_URL,
      .def = "tcp://127.0.0.1:7103",
      .description = "orders service RPC address list"},
+    {.name = "SYNC_ADDR",
+     .kind = CFG_URL,
+     .def = "tcp://127.0.0.1:7104",
+     .description = "sync service RPC address list"},
     {.name = "NOTIFICATIONS_ADDR",
      .kind = CFG_URL,
      .def = "tcp://127.0.0.1:7105",
@@ -243,6 +247,7 @@ enum {
   BACKEND_TENANTS,
   BACKEND_ORDERS,
   BACKEND_NOTIFICATIONS,
+  BACKEND_SYNC,
   NBACKENDS
 };
 
@@ -254,6 +259,7 @@ static const struct {
     [BACKEND_AUTH] = {"auth", "AUTH_ADDR", true},
     [BACKEND_TENANTS] = {"tenants", "TENANTS_ADDR", true},
     [BACKEND_ORDERS] = {"orders", "ORDERS_ADDR", false},
+    [BACKEND_SYNC] = {"sync", "SYNC_ADDR", false},
     [BACKEND_NOTIFICATIONS] = {"notifications", "NOTIFICATIONS_ADDR", false},
 };
 

@@ -108,6 +108,14 @@ typedef struct route {
    * member only when it is "" or null ("?next_cursor": present only while
    * more remain). */
   const char *const *omit;
+  /* Members whose JSON value travels as JSON text in a string field:
+   * "mutations[].args" for that member of every element of an array, or a
+   * top-level "name". In a request, the client's JSON value becomes its
+   * canonical text (keys sorted, no spaces: jansson's JSON_COMPACT |
+   * JSON_SORT_KEYS), which the backend parses itself (sync verifies a
+   * hash over exactly this text); in the answer, the backend's text
+   * becomes JSON again ("" becomes null). NULL-terminated; NULL for none. */
+  const char *const *json_text;
   /* Largest request body, bytes (413 over it, from Content-Length before
    * reading and while a chunked body streams in); 0: the server's default
    * (GATEWAY_MAX_BODY_BYTES, 1 MiB). At most ROUTE_MAX_BODY_LIMIT. */
@@ -184,7 +192,7 @@ int route_pct_decode(const char *s, size_t len, bool plus_is_space, arena *a,
                      char **out, size_t *outlen) WARN_UNUSED;
 
 /* "owner" -> ROUTE_OWNER etc. (exact, lower case); -1 for anything else
- * (including "anyone"). */
+ * (including "anyone"); "device" (a sync device) -> ROUTE_STAFF. */
 int route_role_parse(const char *name);
 
 /* The name of a role ("anyone", "customer", ...); "?" when out of range. */

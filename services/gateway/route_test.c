@@ -331,6 +331,7 @@ START_TEST(roles_parse_and_name) {
   ck_assert_int_eq(route_role_parse("admin"), ROUTE_ADMIN);
   ck_assert_int_eq(route_role_parse("staff"), ROUTE_STAFF);
   ck_assert_int_eq(route_role_parse("customer"), ROUTE_CUSTOMER);
+  ck_assert_int_eq(route_role_parse("device"), ROUTE_STAFF); /* sync */
   ck_assert_int_eq(route_role_parse("anyone"), -1);
   ck_assert_int_eq(route_role_parse("Owner"), -1);
   ck_assert_int_eq(route_role_parse(NULL), -1);

@@ -18,9 +18,11 @@
 
 #include "proto/auth/v1/auth.pb-c.h"
 #include "proto/orders/v1/orders.pb-c.h"
+#include "proto/sync/v1/sync.pb-c.h"
 #include "proto/tenants/v1/tenants.pb-c.h"
 #include "proto/auth/v1/auth_access.h"
 #include "proto/orders/v1/orders_access.h"
+#include "proto/sync/v1/sync_access.h"
 #include "proto/tenants/v1/tenants_access.h"
 #include "proto/notifications/v1/notifications.pb-c.h"
 #include "proto/notifications/v1/notifications_access.h"
@@ -28,6 +30,7 @@
 #define AUTH(m) .service = "auth", .rpc = "auth.v1.Auth/" m
 #define TENANTS(m) .service = "tenants", .rpc = "tenants.v1.Tenants/" m
 #define ORDERS(m) .service = "orders", .rpc = "orders.v1.Orders/" m
+#define SYNC(m) .service = "sync", .rpc = "sync.v1.Sync/" m
 #define NOTIFICATIONS(m)                                                       \
   .service = "notifications", .rpc = "notifications.v1.Notifications/" m
 #define MSG(x) (&x##__descriptor)
@@ -49,13 +52,30 @@ static const char *const kOmitCreateUser[] = {"user.tenant_id", "access_token",
                                               "expires_in",     NULL};
 
 /* GET /v1/auth/me answers {user, tenant}. */
+/* The order's own id and a cancel's version are for the sync service's
+ * calls (offline devices), not the public routes (HTTP-API.md). */
+static const char *const kCreateOrderHidden[] = {"id", NULL};
+static const char *const kCancelOrderHidden[] = {"version", NULL};
+
 /* GET /v1/orders answers {orders, next_cursor?}. */
 static const char *const kOmitOrdersCursor[] = {"?next_cursor", NULL};
 
+/* POST /v1/sync/push: each mutation's args as canonical JSON text; a
+ * result's optional members only when set (HTTP-API.md). */
+static const char *const kPushJsonText[] = {"mutations[].args", NULL};
+static const char *const kOmitPush[] = {
+    "?results[].server_id", "?results[].version", "?results[].error",
+    "?results[].conflict", NULL};
+
+/* GET /v1/sync/pull: each change's entity (JSON text from sync) as JSON. */
+static const char *const kPullJsonText[] = {"changes[].data", NULL};
 /* A webhook's secret is shown only when it is made (POST /v1/webhooks). */
 static const char *const kOmitSecret[] = {"secret", NULL};
 static const char *const kOmitSecrets[] = {"webhooks[].secret", NULL};
 static const char *const kOmitDeliveriesCursor[] = {"?next_cursor", NULL};
+/* The inbox: the recipient is the caller; next_cursor only while more. */
+static const char *const kOmitInbox[] = {"notifications[].user_id",
+                                         "?next_cursor", NULL};
 
 static const route_extra kWithTenant = {
     .key = "tenant",
@@ -273,6 +293,7 @@ static const route kRoutes[] = {
      .response = MSG(orders__v1__create_order_response),
      .status = 201,
      .reply_field = "order",
+     .hidden = kCreateOrderHidden,
      .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/orders",
@@ -303,7 +324,106 @@ static const route kRoutes[] = {
      .request = MSG(orders__v1__cancel_order_request),
      .response = MSG(orders__v1__cancel_order_response),
      .status = 200,
+     .reply_field = "order",
+     .hidden = kCancelOrderHidden},
+
+    /* ---- sync: devices and their sessions (HTTP-API.md "Offline sync and
+     * devices"); the session is anonymous, its tenant named by Host or
+     * X-Tenant like a login ---- */
+    {.method = "POST",
+     .path = "/v1/sync/devices",
+     SYNC("RegisterDevice"),
+     .request = MSG(sync__v1__register_device_request),
+     .response = MSG(sync__v1__register_device_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 201},
+    {.method = "GET",
+     .path = "/v1/sync/devices",
+     SYNC("ListDevices"),
+     .request = MSG(sync__v1__list_devices_request),
+     .response = MSG(sync__v1__list_devices_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "GET",
+     .path = "/v1/sync/devices/{id}",
+     SYNC("GetDevice"),
+     .request = MSG(sync__v1__get_device_request),
+     .response = MSG(sync__v1__get_device_response),
+     .status = 200,
+     .reply_field = "device",
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "DELETE",
+     .path = "/v1/sync/devices/{id}",
+     SYNC("DeleteDevice"),
+     .request = MSG(sync__v1__delete_device_request),
+     .response = MSG(sync__v1__delete_device_response),
+     .status = 204},
+    {.method = "POST",
+     .path = "/v1/sync/devices/{id}/session",
+     SYNC("CreateSession"),
+     .request = MSG(sync__v1__create_session_request),
+     .response = MSG(sync__v1__create_session_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200,
+     .tenant = ROUTE_TENANT_NAMED},
+    /* Devices only (sync checks the role "device"; the rank is staff).
+     * A mutation's args reach sync as canonical JSON text, the text its
+     * hash is checked over. */
+    {.method = "POST",
+     .path = "/v1/sync/push",
+     SYNC("Push"),
+     .request = MSG(sync__v1__push_request),
+     .response = MSG(sync__v1__push_response),
+     .status = 200,
+     .json_text = kPushJsonText,
+     .omit = kOmitPush},
+    {.method = "GET",
+     .path = "/v1/sync/pull",
+     SYNC("Pull"),
+     .request = MSG(sync__v1__pull_request),
+     .response = MSG(sync__v1__pull_response),
+     .status = 200,
+     .json_text = kPullJsonText,
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "GET",
+     .path = "/v1/sync/conflicts",
+     SYNC("ListConflicts"),
+     .request = MSG(sync__v1__list_conflicts_request),
+     .response = MSG(sync__v1__list_conflicts_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "POST",
+     .path = "/v1/sync/conflicts/{id}/resolve",
+     SYNC("ResolveConflict"),
+     .request = MSG(sync__v1__resolve_conflict_request),
+     .response = MSG(sync__v1__resolve_conflict_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200,
      .reply_field = "order"},
+    {.method = "GET",
+     .path = "/v1/sync/settings",
+     SYNC("GetSettings"),
+     .request = MSG(sync__v1__get_settings_request),
+     .response = MSG(sync__v1__get_settings_response),
+     .status = 200,
+     .reply_field = "settings",
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "PATCH",
+     .path = "/v1/sync/settings",
+     SYNC("UpdateSettings"),
+     .request = MSG(sync__v1__update_settings_request),
+     .response = MSG(sync__v1__update_settings_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200,
+     .reply_field = "settings"},
+    /* Devices only (sync checks the role "device"; the rank is staff). */
+    {.method = "POST",
+     .path = "/v1/sync/heartbeat",
+     SYNC("Heartbeat"),
+     .request = MSG(sync__v1__heartbeat_request),
+     .response = MSG(sync__v1__heartbeat_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200},
     /* ---- webhooks (notifications) ---- */
     {.method = "POST",
      .path = "/v1/webhooks",
@@ -374,13 +494,81 @@ static const route kRoutes[] = {
      .response = MSG(notifications__v1__retry_delivery_response),
      .max_body = ROUTE_BODY_SMALL,
      .status = 202},
+    /* ---- in-app inbox (notifications) ---- */
+    {.method = "GET",
+     .path = "/v1/notifications",
+     NOTIFICATIONS("ListNotifications"),
+     .request = MSG(notifications__v1__list_notifications_request),
+     .response = MSG(notifications__v1__list_notifications_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitInbox},
+    {.method = "POST",
+     .path = "/v1/notifications/read-all",
+     NOTIFICATIONS("MarkAllNotificationsRead"),
+     .request = MSG(notifications__v1__mark_all_notifications_read_request),
+     .response = MSG(notifications__v1__mark_all_notifications_read_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 204},
+    {.method = "POST",
+     .path = "/v1/notifications/{id}/read",
+     NOTIFICATIONS("MarkNotificationRead"),
+     .request = MSG(notifications__v1__mark_notification_read_request),
+     .response = MSG(notifications__v1__mark_notification_read_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 204},
+    /* ---- campaigns (notifications) ---- */
+    {.method = "POST",
+     .path = "/v1/campaigns",
+     NOTIFICATIONS("CreateCampaign"),
+     .request = MSG(notifications__v1__create_campaign_request),
+     .response = MSG(notifications__v1__create_campaign_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 201,
+     .reply_field = "campaign"},
+    {.method = "GET",
+     .path = "/v1/campaigns",
+     NOTIFICATIONS("ListCampaigns"),
+     .request = MSG(notifications__v1__list_campaigns_request),
+     .response = MSG(notifications__v1__list_campaigns_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "GET",
+     .path = "/v1/campaigns/{id}",
+     NOTIFICATIONS("GetCampaign"),
+     .request = MSG(notifications__v1__get_campaign_request),
+     .response = MSG(notifications__v1__get_campaign_response),
+     .status = 200,
+     .reply_field = "campaign",
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "PATCH",
+     .path = "/v1/campaigns/{id}",
+     NOTIFICATIONS("UpdateCampaign"),
+     .request = MSG(notifications__v1__update_campaign_request),
+     .response = MSG(notifications__v1__update_campaign_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200,
+     .reply_field = "campaign"},
+    {.method = "DELETE",
+     .path = "/v1/campaigns/{id}",
+     NOTIFICATIONS("DeleteCampaign"),
+     .request = MSG(notifications__v1__delete_campaign_request),
+     .response = MSG(notifications__v1__delete_campaign_response),
+     .status = 204},
+    {.method = "POST",
+     .path = "/v1/campaigns/{id}/send",
+     NOTIFICATIONS("SendCampaign"),
+     .request = MSG(notifications__v1__send_campaign_request),
+     .response = MSG(notifications__v1__send_campaign_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 202},
 };
 
 #define NROUTES (sizeof kRoutes / sizeof kRoutes[0])
 
 static const svcid_access_table *const kAccess[] = {
     &auth_v1_access, &tenants_v1_access, &orders_v1_access,
-    &notifications_v1_access};
+    &notifications_v1_access, &sync_v1_access};
 
 int routes_declared_role(const char *rpc) {
   for (size_t i = 0; i < sizeof kAccess / sizeof kAccess[0]; i++) {

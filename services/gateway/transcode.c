@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const pbjson_opts kOpts = {
@@ -160,6 +161,64 @@ static int parse_body(const char *body, size_t blen, json_t **obj,
   return ERR_OK;
 }
 
+/* The value of member `name` of object o as its canonical JSON text (see
+ * route.json_text). null is left as is (not set). */
+static int text_member(json_t *o, const char *name) {
+  json_t *v = json_object_get(o, name);
+  if (v == NULL || json_is_null(v) || !json_is_object(o)) return ERR_OK;
+  char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+  if (text == NULL) return ERR_NOMEM;
+  int rc =
+      json_object_set_new(o, name, json_string(text)) == 0 ? ERR_OK : ERR_NOMEM;
+  free(text);
+  return rc;
+}
+
+/* The reverse, for answers: member `name` of o, a string of JSON text
+ * from the backend, becomes that JSON ("" becomes null). Text that does
+ * not parse is left as the string. */
+static int json_member(json_t *o, const char *name) {
+  json_t *v = json_object_get(o, name);
+  if (!json_is_string(v)) return ERR_OK;
+  json_t *parsed =
+      json_string_length(v) == 0
+          ? json_null()
+          : json_loads(json_string_value(v), JSON_DECODE_ANY, NULL);
+  if (parsed == NULL) return ERR_OK;
+  return json_object_set_new(o, name, parsed) == 0 ? ERR_OK : ERR_NOMEM;
+}
+
+/* Applies the route's json_text paths to obj with fn (text_member for
+ * requests, json_member for answers). Shapes that do not match (not an
+ * array, not objects) are left alone: pbjson reports them with the
+ * field's path in a request. */
+static int apply_json_text(const route *r, json_t *obj,
+                           int (*fn)(json_t *, const char *)) {
+  if (r->json_text == NULL) return ERR_OK;
+  for (const char *const *p = r->json_text; *p != NULL; p++) {
+    const char *sep = strstr(*p, "[].");
+    if (sep == NULL) {
+      int rc = fn(obj, *p);
+      if (rc != ERR_OK) return rc;
+      continue;
+    }
+    char arr[64];
+    size_t n = (size_t)(sep - *p);
+    if (n >= sizeof arr) return ERR_INVAL;
+    memcpy(arr, *p, n);
+    arr[n] = '\0';
+    json_t *a = json_object_get(obj, arr);
+    size_t i;
+    json_t *el;
+    json_array_foreach(a, i, el) {
+      if (!json_is_object(el)) continue;
+      int rc = fn(el, sep + 3);
+      if (rc != ERR_OK) return rc;
+    }
+  }
+  return ERR_OK;
+}
+
 int transcode_request(const route_match *match, const char *query, size_t qlen,
                       const char *body, size_t blen, arena *a,
                       ProtobufCMessage **out, json_t **fields,
@@ -182,6 +241,8 @@ int transcode_request(const route_match *match, const char *query, size_t qlen,
       }
     }
   }
+  rc = apply_json_text(r, obj, text_member);
+  if (rc != ERR_OK) goto done;
   for (size_t i = 0; i < match->nparams; i++) {
     pbjson_error e;
     const route_param *p = &match->params[i];
@@ -312,6 +373,11 @@ int transcode_reply(const route *r, const uint8_t *payload, size_t len,
   if (r->omit != NULL)
     for (const char *const *o = r->omit; *o != NULL; o++)
       omit_path(v, (*o)[0] == '?' ? *o + 1 : *o, (*o)[0] == '?');
+  rc = apply_json_text(r, v, json_member);
+  if (rc != ERR_OK) {
+    json_decref(v);
+    return rc;
+  }
   if (extra_key != NULL &&
       json_object_set(v, extra_key, extra ? extra : json_null()) != 0) {
     json_decref(v);

@@ -19,6 +19,8 @@ static const char *const kHidden[] = {"tenant_id", NULL};
 static const char *const kOmit[] = {"?request.cursor", "?request.name",
                                     "item.quantity", "envelope", NULL};
 
+static const char *const kJsonText[] = {"name", NULL};
+
 static const route kRows[] = {
     {.method = "GET",
      .path = "/v1/items",
@@ -47,6 +49,23 @@ static const route kRows[] = {
      .status = 200,
      .hidden = kHidden,
      .omit = kOmit},
+    {.method = "PUT",
+     .path = "/v1/items/{id}",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .status = 200,
+     .json_text = kJsonText},
+    {.method = "GET",
+     .path = "/v1/raw/{id}",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .status = 200,
+     .reply_field = "item",
+     .json_text = kJsonText},
 };
 
 typedef struct fixture {
@@ -61,7 +80,9 @@ typedef struct fixture {
 static int run(fixture *f, const char *method, const char *path,
                const char *query, const char *body) {
   if (f->t == NULL) {
-    ck_assert_int_eq(route_table_new(kRows, 3, &f->t, NULL), ERR_OK);
+    ck_assert_int_eq(
+        route_table_new(kRows, sizeof kRows / sizeof kRows[0], &f->t, NULL),
+        ERR_OK);
     arena_init(&f->a, 0, 0);
   }
   ck_assert_int_eq(
@@ -192,6 +213,27 @@ START_TEST(hidden_fields_are_unknown_from_every_source) {
 }
 END_TEST
 
+/* A json_text member reaches the backend as canonical JSON text: keys
+ * sorted, no spaces, whatever the client's spelling. */
+START_TEST(json_text_members_travel_as_canonical_text) {
+  fixture f = {0};
+  ck_assert_int_eq(run(&f, "PUT", "/v1/items/x", NULL,
+                       "{\"name\": {\"b\": 1, \"a\": [1, \"\u00e9\"]}}"),
+                   ERR_OK);
+  ck_assert_str_eq(f.msg->name, "{\"a\":[1,\"\xc3\xa9\"],\"b\":1}");
+  ck_assert_int_eq(run(&f, "PUT", "/v1/items/x", NULL, "{\"name\": 7}"),
+                   ERR_OK);
+  ck_assert_str_eq(f.msg->name, "7");
+  ck_assert_int_eq(run(&f, "PUT", "/v1/items/x", NULL, "{\"name\": null}"),
+                   ERR_OK);
+  ck_assert_str_eq(f.msg->name, "");
+  /* Other routes keep the string rule. */
+  ck_assert_int_eq(run(&f, "POST", "/v1/items/x", NULL, "{\"name\": {}}"),
+                   ERR_INVAL);
+  done(&f);
+}
+END_TEST
+
 START_TEST(path_parameter_and_body_must_agree) {
   fixture f = {0};
   ck_assert_int_eq(run(&f, "POST", "/v1/items/x", NULL, "{\"id\":\"x\"}"),
@@ -296,6 +338,33 @@ static uint8_t *pack_reply(size_t *len, bool with_item) {
   return b;
 }
 
+/* In answers, a json_text member's text becomes JSON again. */
+START_TEST(json_text_members_of_answers_become_json) {
+  const char *names[] = {"{\"a\":[1,2]}", "", "not json"};
+  const char *want[] = {"{\"id\":\"i1\",\"name\":{\"a\":[1,2]},\"quantity\":2}",
+                        "{\"id\":\"i1\",\"name\":null,\"quantity\":2}",
+                        "{\"id\":\"i1\",\"name\":\"not json\",\"quantity\":2}"};
+  for (size_t i = 0; i < 3; i++) {
+    Gwtest__V1__EchoReply r = GWTEST__V1__ECHO_REPLY__INIT;
+    Gwtest__V1__Item it = GWTEST__V1__ITEM__INIT;
+    it.id = "i1";
+    it.name = (char *)names[i];
+    it.quantity = 2;
+    r.item = &it;
+    size_t len = gwtest__v1__echo_reply__get_packed_size(&r);
+    uint8_t *b = malloc(len + 1);
+    gwtest__v1__echo_reply__pack(&r, b);
+    char *json;
+    size_t jlen;
+    ck_assert_int_eq(
+        transcode_reply(&kRows[4], b, len, NULL, NULL, &json, &jlen), ERR_OK);
+    ck_assert_str_eq(json, want[i]);
+    free(json);
+    free(b);
+  }
+}
+END_TEST
+
 START_TEST(reply_becomes_json_whole_or_one_member) {
   size_t len;
   uint8_t *b = pack_reply(&len, true);
@@ -397,6 +466,8 @@ int main(void) {
   tcase_add_test(tc, wrong_types_and_unknown_fields_name_every_field);
   tcase_add_test(tc, hidden_fields_are_unknown_from_every_source);
   tcase_add_test(tc, path_parameter_and_body_must_agree);
+  tcase_add_test(tc, json_text_members_travel_as_canonical_text);
+  tcase_add_test(tc, json_text_members_of_answers_become_json);
   tcase_add_test(tc, query_parameters_are_typed_by_the_message);
   tcase_add_test(tc, query_on_a_body_route_is_refused);
   tcase_add_test(tc, query_escapes_and_bounds);

@@ -71,6 +71,51 @@ static int send_signed(const attempt_config *c, const store_attempt *a,
   return sender_post(c->send, a->url, hdrs, a->body, strlen(a->body), res);
 }
 
+/* An e-mail delivery: its Message-ID is the delivery id. */
+static int send_mail(const attempt_config *c, const store_job *job,
+                     const store_attempt *a, sender_result *res) {
+  memset(res, 0, sizeof *res);
+  if (c->mail == NULL) {
+    snprintf(res->error, sizeof res->error, "e-mail is not configured");
+    return ERR_OK;
+  }
+  int rc = mailer_send(c->mail, a->address, a->subject, a->body, job->id, res);
+  if (rc == ERR_INVAL) { /* an address we will not send to: recorded */
+    snprintf(res->error, sizeof res->error, "invalid address");
+    rc = ERR_OK;
+  }
+  return rc;
+}
+
+/* An SMS delivery to the phone number in address. */
+static int send_sms(const attempt_config *c, const store_attempt *a,
+                    sender_result *res) {
+  memset(res, 0, sizeof *res);
+  if (c->sms == NULL) {
+    snprintf(res->error, sizeof res->error, "SMS is not configured");
+    return ERR_OK;
+  }
+  int rc = sms_send(c->sms, a->address, a->body, res);
+  if (rc == ERR_INVAL) {
+    snprintf(res->error, sizeof res->error, "invalid phone number");
+    rc = ERR_OK;
+  }
+  return rc;
+}
+
+/* The attempt's transport by the delivery's kind. */
+static int send_one(const attempt_config *c, const store_job *job,
+                    const store_attempt *a, sender_result *res) {
+  switch (a->kind) {
+  case STORE_KIND_EMAIL:
+    return send_mail(c, job, a, res);
+  case STORE_KIND_SMS:
+    return send_sms(c, a, res);
+  default:
+    return send_signed(c, a, res);
+  }
+}
+
 static void count(const store_attempt *a, bool ok, int status) {
   metrics_inc(ok ? g_success : g_failure);
   if (status == STORE_DEAD) metrics_inc(g_dead);
@@ -93,7 +138,7 @@ int attempt_run(const attempt_config *c, const store_job *job,
     return rc;
   }
   sender_result res;
-  rc = send_signed(c, &a, &res);
+  rc = send_one(c, job, &a, &res);
   int n = a.attempts + 1;
   store_outcome o = {.ok = rc == ERR_OK && res.ok,
                      .status_code = res.status_code,
@@ -104,8 +149,10 @@ int attempt_run(const attempt_config *c, const store_job *job,
   rc = store_record(c->store, job, &o, &status);
   if (rc == ERR_OK) {
     count(&a, o.ok, status);
-    log_info("webhook attempt", "delivery", job->id, "outcome",
-             o.ok ? "success" : "failure", "error", o.error);
+    log_info(a.kind == STORE_KIND_WEBHOOK ? "webhook attempt"
+                                          : "e-mail attempt",
+             "delivery", job->id, "outcome", o.ok ? "success" : "failure",
+             "error", o.error);
     out->ack = true;
     if (status == STORE_PENDING) out->retry_in_ms = o.retry_in_ms;
   } else if (rc == ERR_NOTFOUND) { /* deleted meanwhile */

@@ -1,7 +1,9 @@
 /*
  * attempt.h - one attempt of one delivery: claim it in PostgreSQL, sign
  * the stored body with the endpoint's secret(s), POST it (sender.h),
- * record the outcome, count it (metrics).
+ * record the outcome, count it (metrics). An e-mail delivery is sent over
+ * SMTP instead (mailer.h), an SMS through the provider's API (sms.h),
+ * with the same claim, record and retries.
  *
  * Standard Webhooks headers: webhook-id (the event id, the same on every
  * attempt, so receivers can deduplicate), webhook-timestamp (Unix seconds
@@ -15,7 +17,9 @@
 #include <stdint.h>
 
 #include "libs/base/err.h"
+#include "services/notifications/mailer.h"
 #include "services/notifications/seal.h"
+#include "services/notifications/sms.h"
 #include "services/notifications/sender.h"
 #include "services/notifications/store.h"
 
@@ -23,6 +27,8 @@ typedef struct attempt_config {
   store *store;
   const seal_key *key;
   const sender_config *send;
+  const mailer_config *mail; /* e-mail deliveries; NULL: none are made */
+  const sms_config *sms;     /* SMS deliveries; NULL: none are made */
   int max_attempts;
   int64_t base_delay_ms;
   int64_t lease_ms;

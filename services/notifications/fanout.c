@@ -10,6 +10,7 @@
 #include "libs/bus/bus.h"
 #include "libs/obs/log.h"
 #include "services/notifications/body.h"
+#include "services/notifications/inbox.h"
 
 #define REPLAY_DEADLINE_MS 2000
 #define IDLE_CHECK_MS 5000
@@ -28,37 +29,119 @@ static int backfill(void *arg, const char *source, uint64_t after_seq,
                           REPLAY_DEADLINE_MS, out);
 }
 
-static int on_event(void *arg, const Rpc__V1__Event *ev) {
-  fanout *f = arg;
-  char *body = NULL;
-  int rc = body_for_event(ev, &body);
+/* The event's in-app notifications; an event whose payload does not
+ * decode notifies no one (logged), auth unreachable refuses the event. */
+static int notifications_of(fanout *f, const Rpc__V1__Event *ev,
+                            inbox_batch *inbox) {
+  int rc = inbox_for_event(ev, f->c.auth, f->c.email, inbox);
+  if (rc == ERR_PROTO) {
+    log_warn("event payload does not decode: no notification", "id", ev->id);
+    rc = ERR_OK;
+  }
+  return rc;
+}
+
+/* One e-mail per notification whose recipient has an address; *out is
+ * malloc'd (the caller frees), its strings point into inbox. */
+static int emails_of(const fanout *f, const inbox_batch *inbox,
+                     store_message **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  if (!f->c.email || inbox->n == 0) return ERR_OK;
+  if ((*out = calloc(inbox->n, sizeof **out)) == NULL) return ERR_NOMEM;
+  for (size_t i = 0; i < inbox->n; i++) {
+    if (inbox->emails[i] == NULL) continue;
+    store_message *m = &(*out)[(*n)++];
+    m->kind = STORE_KIND_EMAIL;
+    memcpy(m->user_id, inbox->v[i].user_id, sizeof m->user_id);
+    m->address = inbox->emails[i];
+    m->subject = inbox->v[i].title;
+    m->body = inbox->v[i].body;
+  }
+  return ERR_OK;
+}
+
+/* What one event makes, before it is stored. */
+typedef struct work {
+  char *body;        /* the webhook body; NULL: a type webhooks skip */
+  const char *tid;   /* "" when only the position moves */
+  inbox_batch inbox; /* in-app notifications */
+  store_message *mails;
+  size_t nmails;
+} work;
+
+static void work_free(work *w) {
+  free(w->body);
+  free(w->mails);
+  inbox_batch_free(&w->inbox);
+}
+
+/* Renders ev and finds who it notifies. An error refuses the event (the
+ * tracker delivers it again later). */
+static int prepare(fanout *f, const Rpc__V1__Event *ev, work *w) {
+  memset(w, 0, sizeof *w);
+  int rc = body_for_event(ev, &w->body);
   if (rc == ERR_NOMEM) return rc;
-  if (rc == ERR_OK && strlen(body) > BODY_MAX) rc = ERR_TOOBIG;
+  if (rc == ERR_OK && strlen(w->body) > BODY_MAX) rc = ERR_TOOBIG;
   /* A type webhooks do not carry, or one that does not decode: only the
    * position moves. */
-  const char *tid = rc == ERR_OK ? ev->tenant_id : "";
+  w->tid = rc == ERR_OK ? ev->tenant_id : "";
   if (rc != ERR_OK && rc != ERR_NOTFOUND)
     log_warn("event not rendered", "id", ev->id, "error", err_str(rc));
-  store_job *jobs = NULL;
-  size_t n = 0;
-  rc = store_fanout(f->c.store, tid, ev->id, ev->type, body ? body : "",
-                    ev->source, ev->seq, &jobs, &n);
-  free(body);
-  if (rc == ERR_INVAL || rc == ERR_EXISTS) {
-    /* The database refuses this event's data (a malformed id, a CHECK):
-     * retrying cannot help and would hold every later event of orders
-     * behind it. Skip it, loudly, and move the position past it. */
-    log_error("event refused by the database; skipped", "id", ev->id, "type",
-              ev->type, "error", err_str(rc));
-    rc = store_fanout(f->c.store, "", ev->id, ev->type, "", ev->source, ev->seq,
-                      &jobs, &n);
+  if (w->tid[0] == '\0') return ERR_OK;
+  rc = notifications_of(f, ev, &w->inbox);
+  if (rc != ERR_OK) {
+    log_warn("no recipients for an event; retrying", "id", ev->id);
+    return rc;
   }
+  return emails_of(f, &w->inbox, &w->mails, &w->nmails);
+}
+
+/* Stores w in one transaction; an event the database refuses is skipped
+ * (only the position moves). */
+static int commit(fanout *f, const Rpc__V1__Event *ev, const work *w,
+                  store_job **jobs, size_t *n, size_t *added) {
+  store_fanout_in in = {.tid = w->tid,
+                        .event_id = ev->id,
+                        .type = ev->type,
+                        .body = w->body ? w->body : "",
+                        .source = ev->source,
+                        .seq = ev->seq,
+                        .inbox = w->inbox.v,
+                        .ninbox = w->inbox.n,
+                        .messages = w->mails,
+                        .nmessages = w->nmails};
+  int rc = store_fanout(f->c.store, &in, jobs, n, added);
+  if (rc != ERR_INVAL && rc != ERR_EXISTS) return rc;
+  /* The database refuses this event's data (a malformed id, a CHECK):
+   * retrying cannot help and would hold every later event of orders
+   * behind it. Skip it, loudly, and move the position past it. */
+  log_error("event refused by the database; skipped", "id", ev->id, "type",
+            ev->type, "error", err_str(rc));
+  store_fanout_in skip = {.tid = "",
+                          .event_id = ev->id,
+                          .type = ev->type,
+                          .body = "",
+                          .source = ev->source,
+                          .seq = ev->seq};
+  return store_fanout(f->c.store, &skip, jobs, n, added);
+}
+
+static int on_event(void *arg, const Rpc__V1__Event *ev) {
+  fanout *f = arg;
+  work w;
+  store_job *jobs = NULL;
+  size_t n = 0, added = 0;
+  int rc = prepare(f, ev, &w);
+  if (rc == ERR_OK) rc = commit(f, ev, &w, &jobs, &n, &added);
+  work_free(&w);
   if (rc != ERR_OK) {
     log_warn("event not fanned out; retrying", "id", ev->id, "error",
              err_str(rc));
     return rc;
   }
   if (n > 0) (void)queue_push(f->c.queue, jobs, n); /* else: the sweep */
+  if (added > 0) outbox_kick(f->c.events);
   free(jobs);
   return ERR_OK;
 }

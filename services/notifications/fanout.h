@@ -13,14 +13,21 @@
  *
  * Each event becomes one pending delivery per active endpoint of its
  * tenant subscribed to its type (idempotent: an event seen twice makes no
- * second delivery), and the new deliveries are queued (queue.h). When
+ * second delivery), and the new deliveries are queued (queue.h); and the
+ * in-app notifications it makes (inbox.h), in the same transaction, each
+ * with its outbox event for realtime (the relay is kicked after), and,
+ * when e-mail is on, one e-mail delivery per notification whose
+ * recipient has an address (queued with the webhooks). When
  * PostgreSQL refuses, the event is refused and the tracker delivers it
  * again after a backoff, holding the later ones.
  */
 #ifndef NOTIFICATIONS_FANOUT_H
 #define NOTIFICATIONS_FANOUT_H
 
+#include <stdbool.h>
+
 #include "libs/base/err.h"
+#include "libs/outbox/outbox.h"
 #include "libs/rpc/rpc.h"
 #include "services/notifications/queue.h"
 #include "services/notifications/store.h"
@@ -32,6 +39,9 @@ typedef struct fanout_config {
   rpc_client *replay;  /* orders' RPC (Replay), borrowed */
   store *store;        /* borrowed */
   queue *queue;        /* borrowed */
+  rpc_client *auth;    /* borrowed: recipients (ListRecipients) */
+  outbox *events;      /* borrowed: kicked after notifications were added */
+  bool email;          /* each notification also e-mailed (SMTP_URL set) */
 } fanout_config;
 
 typedef struct fanout fanout;

@@ -31,17 +31,12 @@
 #include "libs/svc/handler.h"
 #include "proto/notifications/v1/notifications.pb-c.h"
 #include "services/notifications/body.h"
+#include "services/notifications/handlers_internal.h"
 #include "services/notifications/target.h"
 
 #define PING_MESSAGE_MAX 200 /* bytes */
 #define REQUEST_MAX (64 * 1024)
 #define DESCRIPTION_CHARS 500
-#define LIST_DEFAULT 20
-#define LIST_MAX 100
-
-struct notifications {
-  notifications_config c;
-};
 
 /* ------------------------------------------------------------ rules --- */
 
@@ -67,7 +62,9 @@ void notifications_check_events(char *const *events, size_t n, vlist *v) {
     return;
   }
   for (size_t i = 0; i < n; i++) {
-    if (!evdata_known(events[i])) {
+    /* Notification is this service's own event (for realtime), not one
+     * of orders' that webhooks carry. */
+    if (!evdata_known(events[i]) || strcmp(events[i], "Notification") == 0) {
       vlist_add(v, "is not an event type", "events[%zu]", i);
       continue;
     }
@@ -516,5 +513,12 @@ int notifications_register(notifications *h, rpc_server *srv) {
       {NOTIFICATIONS_METHOD("ListDeliveries"), list_deliveries},
       {NOTIFICATIONS_METHOD("RetryDelivery"), retry_delivery},
   };
-  return handler_register(srv, table, sizeof table / sizeof table[0], h);
+  int rc = handler_register(srv, table, sizeof table / sizeof table[0], h);
+  if (rc == ERR_OK)
+    rc = handler_register(srv, notifications_inbox_methods,
+                          notifications_ninbox_methods, h);
+  if (rc == ERR_OK)
+    rc = handler_register(srv, notifications_campaign_methods,
+                          notifications_ncampaign_methods, h);
+  return rc;
 }

@@ -8,18 +8,23 @@
  *
  * init opens, in order: the sealing key, the store, Redis (required: the
  * queue), the token verifier, the queue (its workers start sending), the
- * client of orders (Replay) and the bus fan-out, then registers the
- * handlers. fini stops them in reverse: no new events, then the workers
- * (an attempt in progress finishes and is recorded).
+ * outbox of this service's own events (eventpub: Notification events for
+ * realtime), the client of orders (Replay) and the bus fan-out, then
+ * registers the handlers and starts the relay with Replay. fini stops them in
+ * reverse: no new events, then the workers (an attempt in progress finishes and
+ * is recorded).
  */
 #include <curl/curl.h>
 #include <sodium.h>
 
 #include "libs/obs/log.h"
+#include "libs/svc/eventpub.h"
 #include "libs/svc/svc.h"
 #include "proto/notifications/v1/notifications_access.h"
+#include "services/notifications/campaign.h"
 #include "services/notifications/fanout.h"
 #include "services/notifications/handlers.h"
+#include "services/notifications/mailer.h"
 #include "services/notifications/queue.h"
 #include "services/notifications/store.h"
 
@@ -124,17 +129,84 @@ static const cfg_entry config[] = {
      .min = 1,
      .max = 1000,
      .description = "webhook endpoints per tenant"},
+    {.name = "SMTP_URL",
+     .kind = CFG_STRING,
+     .def = "",
+     .secret = true,
+     .description = "smtp[s]://[user:password@]host[:port]: e-mail of each "
+                    "notification (STARTTLS when offered); empty: no e-mail"},
+    {.name = "SMS_URL",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "SMS provider's message endpoint (a Twilio-style form "
+                    "POST); empty: no SMS"},
+    {.name = "SMS_ACCOUNT",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "SMS provider account (HTTP Basic user name)"},
+    {.name = "SMS_TOKEN",
+     .kind = CFG_STRING,
+     .def = "",
+     .secret = true,
+     .description = "SMS provider token (HTTP Basic password)"},
+    {.name = "SMS_FROM",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "the sender number of SMS (E.164)"},
+    {.name = "NOTIFICATIONS_MAIL_FROM",
+     .kind = CFG_STRING,
+     .def = "notifications@localhost",
+     .description = "the From address of e-mails"},
+    {.name = "NOTIFICATIONS_CAMPAIGN_BATCH",
+     .kind = CFG_INT,
+     .def = "100",
+     .min = 1,
+     .max = 1000,
+     .description = "recipients of a campaign per batch"},
+    {.name = "NOTIFICATIONS_CAMPAIGN_INTERVAL",
+     .kind = CFG_DURATION_MS,
+     .def = "1s",
+     .min = 0,
+     .max = 3600000,
+     .description = "pause between two batches of one campaign (send rate: "
+                    "BATCH per INTERVAL)"},
+    {.name = "NOTIFICATIONS_CAMPAIGN_POLL",
+     .kind = CFG_DURATION_MS,
+     .def = "1s",
+     .min = 10,
+     .max = 60000,
+     .description = "how often due campaigns are looked for"},
+    {.name = "BUS_LISTEN",
+     .kind = CFG_URL,
+     .description = "bus publisher URL (Notification events for realtime); "
+                    "unset: Replay only"},
+    {.name = "NOTIFICATIONS_OUTBOX_POLL",
+     .kind = CFG_DURATION_MS,
+     .def = "1s",
+     .min = 10,
+     .max = 60000,
+     .description = "relay poll period of the Notification events"},
+    {.name = "NOTIFICATIONS_OUTBOX_KEEP",
+     .kind = CFG_DURATION_MS,
+     .def = "168h",
+     .min = 60000,
+     .max = 31622400000LL,
+     .description = "how long published events stay available to Replay"},
 };
 
 typedef struct app {
   seal_key key;
-  cache *redis;     /* the runtime's */
-  rpc_client *auth; /* the runtime's */
-  authn *verifier;  /* the runtime's */
+  mailer_config mail; /* .url "" : no e-mail */
+  sms_config sms;     /* .url "" : no SMS */
+  cache *redis;       /* the runtime's */
+  rpc_client *auth;   /* the runtime's */
+  authn *verifier;    /* the runtime's */
   store *store;
   queue *queue;
   rpc_client *orders;
+  eventpub *events; /* the outbox of Notification events, for realtime */
   fanout *fanout;
+  campaign_runner *campaigns;
   notifications *handlers;
 } app;
 
@@ -148,6 +220,8 @@ static int open_queue(svc *s, app *a) {
                .max_response = (size_t)cfg_int(c, "NOTIFICATIONS_RESPONSE_MAX"),
                .allow_private =
                    cfg_bool(c, "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS")},
+      .mail = a->mail.url[0] != '\0' ? &a->mail : NULL,
+      .sms = a->sms.url[0] != '\0' ? &a->sms : NULL,
       .workers = (int)cfg_int(c, "NOTIFICATIONS_WORKERS"),
       .max_attempts = (int)cfg_int(c, "NOTIFICATIONS_MAX_ATTEMPTS"),
       .base_delay_ms = cfg_duration_ms(c, "NOTIFICATIONS_RETRY_BASE"),
@@ -167,11 +241,40 @@ static int open_fanout(svc *s, app *a) {
   fanout_config fc = {.address = cfg_str(c, "ORDERS_EVENTS"),
                       .replay = a->orders,
                       .store = a->store,
-                      .queue = a->queue};
+                      .queue = a->queue,
+                      .auth = a->auth,
+                      .events = eventpub_outbox(a->events),
+                      .email = a->mail.url[0] != '\0'};
   if (rc == ERR_OK) rc = fanout_start(&fc, &a->fanout);
   if (rc != ERR_OK)
     log_error("cannot subscribe to ORDERS_EVENTS", "error", err_str(rc));
   return rc;
+}
+
+static int open_events(svc *s, app *a) {
+  const cfg *c = svc_cfg(s);
+  eventpub_options eo = {
+      .schema = STORE_SCHEMA,
+      .source = "notifications",
+      .bus_url = cfg_str(c, "BUS_LISTEN"),
+      .poll_ms = cfg_duration_ms(c, "NOTIFICATIONS_OUTBOX_POLL"),
+      .keep_ms = cfg_duration_ms(c, "NOTIFICATIONS_OUTBOX_KEEP"),
+  };
+  return eventpub_open(svc_db(s), &eo, &a->events);
+}
+
+static int open_campaigns(svc *s, app *a) {
+  const cfg *c = svc_cfg(s);
+  campaign_config cc = {
+      .store = a->store,
+      .queue = a->queue,
+      .auth = a->auth,
+      .events = eventpub_outbox(a->events),
+      .email = a->mail.url[0] != '\0',
+      .batch = (size_t)cfg_int(c, "NOTIFICATIONS_CAMPAIGN_BATCH"),
+      .interval_ms = cfg_duration_ms(c, "NOTIFICATIONS_CAMPAIGN_INTERVAL"),
+      .poll_ms = cfg_duration_ms(c, "NOTIFICATIONS_CAMPAIGN_POLL")};
+  return campaign_runner_start(&cc, &a->campaigns);
 }
 
 static int open_handlers(svc *s, app *a) {
@@ -197,6 +300,24 @@ static int notifications_init(svc *s, void *arg) {
     return ERR_INVAL;
   }
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return ERR_INTERNAL;
+  a->mail = (mailer_config){
+      .url = cfg_str(c, "SMTP_URL") ? cfg_str(c, "SMTP_URL") : "",
+      .from = cfg_str(c, "NOTIFICATIONS_MAIL_FROM"),
+      .timeout_ms = cfg_duration_ms(c, "NOTIFICATIONS_SEND_TIMEOUT")};
+  a->sms = (sms_config){
+      .url = cfg_str(c, "SMS_URL") ? cfg_str(c, "SMS_URL") : "",
+      .account = cfg_str(c, "SMS_ACCOUNT") ? cfg_str(c, "SMS_ACCOUNT") : "",
+      .token = cfg_str(c, "SMS_TOKEN") ? cfg_str(c, "SMS_TOKEN") : "",
+      .from = cfg_str(c, "SMS_FROM") ? cfg_str(c, "SMS_FROM") : "",
+      .timeout_ms = cfg_duration_ms(c, "NOTIFICATIONS_SEND_TIMEOUT")};
+  if (a->sms.url[0] != '\0' && !sms_number_ok(a->sms.from)) {
+    log_error("SMS_FROM is not an E.164 number");
+    return ERR_INVAL;
+  }
+  if (a->mail.url[0] != '\0' && !mailer_address_ok(a->mail.from)) {
+    log_error("NOTIFICATIONS_MAIL_FROM is not an e-mail address");
+    return ERR_INVAL;
+  }
   int rc = store_new(svc_db(s), cfg_str(c, "NOTIFICATIONS_DB_ROLE"), &a->store);
   if (rc != ERR_OK) {
     log_error("bad NOTIFICATIONS_DB_ROLE");
@@ -209,8 +330,11 @@ static int notifications_init(svc *s, void *arg) {
   if (rc == ERR_OK && a->redis == NULL) rc = ERR_INVAL;
   if (rc == ERR_OK) rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
   if (rc == ERR_OK) rc = open_queue(s, a);
+  if (rc == ERR_OK) rc = open_events(s, a);
   if (rc == ERR_OK) rc = open_fanout(s, a);
   if (rc == ERR_OK) rc = open_handlers(s, a);
+  if (rc == ERR_OK) rc = eventpub_start(a->events, svc_rpc(s));
+  if (rc == ERR_OK) rc = open_campaigns(s, a);
   return rc;
 }
 
@@ -220,6 +344,8 @@ static void notifications_fini(svc *s, void *arg) {
   (void)s;
   app *a = arg;
   fanout_free(a->fanout);
+  campaign_runner_free(a->campaigns);
+  eventpub_free(a->events);
   rpc_client_free(a->orders);
   queue_free(a->queue);
   notifications_free(a->handlers);

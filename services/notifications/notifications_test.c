@@ -17,6 +17,8 @@
 #include "libs/base/vlist.h"
 #include "services/notifications/body.h"
 #include "services/notifications/handlers.h"
+#include "services/notifications/inbox.h"
+#include "services/notifications/mailer.h"
 #include "services/notifications/queue.h"
 #include "services/notifications/seal.h"
 #include "services/notifications/sender.h"
@@ -221,8 +223,55 @@ START_TEST(event_types_must_be_known_and_distinct) {
 }
 END_TEST
 
+START_TEST(an_email_header_cannot_be_injected) {
+  char *m = NULL;
+  ck_assert_int_eq(mailer_message("from@example.com", "to@example.com",
+                                  "Hi\r\nBcc: victim@example.com",
+                                  "line 1\nline 2", "01a2", 0, &m),
+                   ERR_OK);
+  ck_assert(strstr(m, "Subject: Hi\r\n") != NULL);
+  ck_assert(strstr(m, "Bcc:") == NULL);
+  ck_assert(strstr(m, "\r\n\r\nline 1\r\nline 2\r\n") != NULL);
+  ck_assert(strstr(m, "Message-ID: <01a2@notifications>\r\n") != NULL);
+  free(m);
+  ck_assert_int_eq(mailer_message("f@example.com", "t@example.com",
+                                  "Bestellung f\xc3\xbcr Sie", "x", "1", 0, &m),
+                   ERR_OK);
+  ck_assert(strstr(m, "Subject: =?UTF-8?B?") != NULL);
+  free(m);
+}
+END_TEST
+
+START_TEST(only_plain_addresses_are_mailed) {
+  ck_assert(mailer_address_ok("a.b+c@example.com"));
+  ck_assert(!mailer_address_ok("a@b@example.com"));
+  ck_assert(!mailer_address_ok("a b@example.com"));
+  ck_assert(!mailer_address_ok("a@example.com>\r\nRCPT TO:<x@y.z"));
+  ck_assert(!mailer_address_ok("<a@example.com>"));
+  ck_assert(!mailer_address_ok("@example.com"));
+  ck_assert(!mailer_address_ok(""));
+}
+END_TEST
+
+START_TEST(a_notification_packs_its_data_and_recipient) {
+  inbox_batch b = {0};
+  ck_assert_int_eq(inbox_batch_add(&b, "01a24da2-102b-7542-b8bb-0a95a9872f02",
+                                   NULL, "stock.low", "Low", "Body",
+                                   "{\"stock\":\"1\"}"),
+                   ERR_OK);
+  ck_assert_int_eq(inbox_batch_add(&b, "01a24da2-102b-7542-b8bb-0a95a9872f02",
+                                   NULL, "x", "t", "b", "[1]"),
+                   ERR_INVAL); /* data must be an object */
+  ck_assert_uint_eq(b.n, 1);
+  ck_assert_ptr_null(b.emails[0]);
+  ck_assert(b.v[0].len > 0);
+  inbox_batch_free(&b);
+}
+END_TEST
+
 int main(void) {
   if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0) return 1;
+
   Suite *s = suite_create("notifications");
   TCase *tc = tcase_create("pure");
   tcase_add_test(tc, a_secret_is_whsec_base64_and_parses_back);
@@ -235,6 +284,9 @@ int main(void) {
   tcase_add_test(tc, backoff_doubles_from_the_base_with_jitter);
   tcase_add_test(tc, a_test_body_has_the_contract_keys);
   tcase_add_test(tc, event_types_must_be_known_and_distinct);
+  tcase_add_test(tc, an_email_header_cannot_be_injected);
+  tcase_add_test(tc, only_plain_addresses_are_mailed);
+  tcase_add_test(tc, a_notification_packs_its_data_and_recipient);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

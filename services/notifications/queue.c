@@ -314,6 +314,8 @@ int queue_start(const queue_config *c, queue **out) {
       (attempt_config){.store = c->store,
                        .key = c->key,
                        .send = &q->c.send,
+                       .mail = c->mail,
+                       .sms = c->sms,
                        .max_attempts = c->max_attempts,
                        .base_delay_ms = c->base_delay_ms,
                        .lease_ms = c->send.timeout_ms + c->claim_timeout_ms};

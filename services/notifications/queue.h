@@ -40,7 +40,9 @@
 
 #include "libs/base/err.h"
 #include "libs/cache/cache.h"
+#include "services/notifications/mailer.h"
 #include "services/notifications/seal.h"
+#include "services/notifications/sms.h"
 #include "services/notifications/sender.h"
 #include "services/notifications/store.h"
 
@@ -49,6 +51,8 @@ typedef struct queue_config {
   store *store;        /* borrowed */
   const seal_key *key; /* borrowed: opens the endpoints' secrets */
   sender_config send;
+  const mailer_config *mail; /* borrowed; NULL: no e-mail */
+  const sms_config *sms;     /* borrowed; NULL: no SMS */
   int workers;               /* sending threads, >= 1 */
   int max_attempts;          /* >= 1 */
   int64_t base_delay_ms;     /* the first retry's delay */

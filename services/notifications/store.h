@@ -139,16 +139,46 @@ int store_rotate_secret(store *st, const char *tid, const char *id,
 
 /* ------------------------------------------------------ deliveries --- */
 
-/* Fans event (id event_id, type, tenant tid, rendered body) out: one
- * pending delivery, due now, per active endpoint of tid subscribed to
- * type, unless that (endpoint, event) already has one. Records source's
- * position seq in the same transaction. The new deliveries' jobs go to
- * *jobs (malloc'd, the caller frees; NULL when none), their number to
- * *njobs. tid may be "" (an event of no tenant): only the position moves. */
-int store_fanout(store *st, const char *tid, const char *event_id,
-                 const char *type, const char *body, const char *source,
-                 uint64_t seq, store_job **jobs, size_t *njobs) WARN_UNUSED;
+enum store_kind {
+  STORE_KIND_WEBHOOK = 0,
+  STORE_KIND_EMAIL,
+  STORE_KIND_SMS,
+};
 
+/* An e-mail or SMS to one user (strings borrowed). */
+typedef struct store_message {
+  int kind; /* STORE_KIND_EMAIL or STORE_KIND_SMS */
+  char user_id[UUID_STR_LEN + 1];
+  const char *address; /* e-mail address or phone number */
+  const char *subject; /* "" for SMS */
+  const char *body;
+} store_message;
+
+/* What one bus event makes: its webhook deliveries and in-app
+ * notifications (store_inbox.h). Strings borrowed. */
+struct store_inbox_new;
+typedef struct store_fanout_in {
+  const char *tid; /* "" (an event of no tenant): only the position moves */
+  const char *event_id, *type;
+  const char *body; /* the webhook body, rendered */
+  const char *source;
+  uint64_t seq;
+  const struct store_inbox_new *inbox; /* may be NULL when ninbox is 0 */
+  size_t ninbox;
+  const store_message *messages; /* e-mails and SMS, queued like webhooks */
+  size_t nmessages;
+} store_fanout_in;
+
+/* Fans the event out, in one transaction: one pending delivery, due now,
+ * per active endpoint of tid subscribed to type, unless that (endpoint,
+ * event) already has one; the in-app notifications (store_inbox_add);
+ * the e-mail and SMS deliveries (one per (event, kind, user)); and
+ * source's position seq. The new deliveries' jobs go to *jobs
+ * (malloc'd, the caller frees; NULL when none), their number to *njobs;
+ * *inbox_added counts the new notifications (their outbox events wait for
+ * a kick). */
+int store_fanout(store *st, const store_fanout_in *in, store_job **jobs,
+                 size_t *njobs, size_t *inbox_added) WARN_UNUSED;
 /* A "webhook.test" delivery of event event_id to endpoint id only. */
 int store_test_delivery(store *st, const char *tid, const char *id,
                         const char *event_id, const char *body,
@@ -172,10 +202,13 @@ int store_retry_delivery(store *st, const char *tid, const char *id,
 
 /* What an attempt needs, claimed for lease_ms (store_claim). */
 typedef struct store_attempt {
+  int kind; /* enum store_kind */
   char event_id[UUID_STR_LEN + 1];
-  char url[STORE_URL_MAX + 1];
-  char *body;   /* malloc'd */
-  seal_box key; /* the current secret */
+  char url[STORE_URL_MAX + 1]; /* webhooks */
+  char address[321];           /* e-mail and SMS */
+  char subject[1001];          /* e-mail */
+  char *body;                  /* malloc'd */
+  seal_box key;                /* the current secret */
   seal_box prev;
   bool has_prev; /* the previous secret still signs */
   int attempts;  /* before this one */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "libs/base/strutil.h"
+#include "services/notifications/store_inbox.h"
 #include "services/notifications/store_internal.h"
 
 #define DELIVERY_COLS                                                          \
@@ -25,6 +26,7 @@
   "floor(extract(epoch FROM updated_at) * 1000)::bigint AS updated_ms"
 
 #define MS "* interval '1 millisecond'"
+#define ENDPOINT_OF_D "e.tenant_id = d.tenant_id AND e.id = d.endpoint_id"
 
 static const char *const kStatus[] = {NULL, "pending", "succeeded", "dead"};
 
@@ -67,10 +69,11 @@ static int insert_delivery(db_conn *c, const char *tid, const char *endpoint,
 /* ----------------------------------------------------------- fan-out --- */
 
 typedef struct fanout_args {
-  const char *tid, *event_id, *type, *body, *source;
-  uint64_t seq;
+  const store_fanout_in *in;
+  const char *tid, *event_id, *type, *body;
   store_job *jobs;
   size_t njobs;
+  size_t inbox_added;
 } fanout_args;
 
 static int save_position(db_conn *c, const char *source, uint64_t seq) {
@@ -107,33 +110,91 @@ static int fanout_endpoints(db_conn *c, fanout_args *a) {
   return rc;
 }
 
+static const char *const kKinds[] = {"webhook", "email", "sms"};
+
+static int kind_of(const char *s) {
+  for (int i = STORE_KIND_WEBHOOK; i <= STORE_KIND_SMS; i++)
+    if (s != NULL && strcmp(s, kKinds[i]) == 0) return i;
+  return STORE_KIND_WEBHOOK;
+}
+
+int store_add_messages(db_conn *c, const char *tid, const char *event_id,
+                       const char *type, const store_message *msgs, size_t n,
+                       store_job **jobs, size_t *njobs) {
+  store_job *more = realloc(*jobs, (*njobs + n + 1) * sizeof *more);
+  if (more == NULL) return ERR_NOMEM;
+  *jobs = more;
+  for (size_t i = 0; i < n; i++) {
+    const store_message *m = &msgs[i];
+    store_job *j = &(*jobs)[*njobs];
+    uuid u;
+    uuid_v7(&u);
+    uuid_format(&u, j->id);
+    db_param ps[] = {db_text(tid),
+                     db_text(j->id),
+                     db_text(event_id),
+                     db_text(type),
+                     db_text(m->body),
+                     db_int64(uuid_v7_time_ms(&u)),
+                     db_text(kKinds[m->kind == STORE_KIND_SMS ? 2 : 1]),
+                     db_text(m->user_id),
+                     db_text(m->address),
+                     db_text(m->subject)};
+    db_result *r = NULL;
+    int rc = db_exec(
+        c,
+        "INSERT INTO notifications.deliveries (tenant_id, id, event_id, "
+        "event_type, body, next_attempt_at, created_at, updated_at, kind, "
+        "user_id, address, subject) VALUES ($1::uuid, $2::uuid, $3::uuid, "
+        "$4, $5, now(), timestamptz 'epoch' + $6::bigint " MS ", now(), $7, "
+        "$8::uuid, $9, $10) ON CONFLICT (tenant_id, kind, user_id, event_id) "
+        "WHERE kind <> 'webhook' DO NOTHING",
+        ps, DB_NPARAMS(ps), &r);
+    bool inserted = rc == ERR_OK && db_affected(r) == 1;
+    db_result_free(r);
+    if (rc != ERR_OK) return rc;
+    if (inserted) {
+      str_copy(j->tid, tid, sizeof j->tid);
+      (*njobs)++;
+    }
+  }
+  return ERR_OK;
+}
+
 static int fanout_fn(db_conn *c, void *ud) {
   fanout_args *a = ud;
   free(a->jobs);
   a->jobs = NULL;
   a->njobs = 0;
+  a->inbox_added = 0;
   int rc = a->tid[0] != '\0' ? fanout_endpoints(c, a) : ERR_OK;
-  if (rc == ERR_OK) rc = save_position(c, a->source, a->seq);
+  if (rc == ERR_OK && a->tid[0] != '\0' && a->in->nmessages > 0)
+    rc = store_add_messages(c, a->tid, a->event_id, a->type, a->in->messages,
+                            a->in->nmessages, &a->jobs, &a->njobs);
+  if (rc == ERR_OK && a->tid[0] != '\0' && a->in->ninbox > 0)
+    rc = store_inbox_add(c, a->tid, a->event_id, a->in->inbox, a->in->ninbox,
+                         &a->inbox_added);
+  if (rc == ERR_OK) rc = save_position(c, a->in->source, a->in->seq);
   return rc;
 }
 
-int store_fanout(store *st, const char *tid, const char *event_id,
-                 const char *type, const char *body, const char *source,
-                 uint64_t seq, store_job **jobs, size_t *njobs) {
-  fanout_args a = {.tid = tid,
-                   .event_id = event_id,
-                   .type = type,
-                   .body = body,
-                   .source = source,
-                   .seq = seq};
-  int rc = store_run(st, tid[0] ? tid : NULL, false, fanout_fn, &a);
+int store_fanout(store *st, const store_fanout_in *in, store_job **jobs,
+                 size_t *njobs, size_t *inbox_added) {
+  fanout_args a = {.in = in,
+                   .tid = in->tid,
+                   .event_id = in->event_id,
+                   .type = in->type,
+                   .body = in->body};
+  int rc = store_run(st, in->tid[0] ? in->tid : NULL, false, fanout_fn, &a);
   if (rc != ERR_OK) {
     free(a.jobs);
     a.jobs = NULL;
     a.njobs = 0;
+    a.inbox_added = 0;
   }
   *jobs = a.jobs;
   *njobs = a.njobs;
+  *inbox_added = a.inbox_added;
   return rc;
 }
 
@@ -374,19 +435,25 @@ static int claim_fn(db_conn *c, void *ud) {
   db_param ps[] = {db_text(a->job->tid), db_text(a->job->id),
                    db_int64(a->lease_ms), db_int64(a->slack_ms)};
   db_result *r = NULL;
+  /* The endpoint's columns through subqueries: an e-mail has none. */
   int rc = db_exec(
       c,
       "UPDATE notifications.deliveries d SET "
       "lease_until = now() + $3::bigint " MS ", updated_at = now() "
-      "FROM notifications.endpoints e "
       "WHERE d.tenant_id = $1::uuid AND d.id = $2::uuid "
       "AND d.status = 'pending' "
       "AND d.next_attempt_at <= now() + $4::bigint " MS " "
       "AND (d.lease_until IS NULL OR d.lease_until < now()) "
-      "AND e.tenant_id = d.tenant_id AND e.id = d.endpoint_id "
-      "RETURNING d.event_id::text AS event_id, e.url, d.body, d.attempts, "
-      "e.secret_box, CASE WHEN e.prev_secret_until > now() "
-      "THEN e.prev_secret_box END AS prev_box, "
+      "AND (d.kind <> 'webhook' OR EXISTS (SELECT 1 FROM "
+      "notifications.endpoints e WHERE " ENDPOINT_OF_D ")) "
+      "RETURNING d.kind, d.event_id::text AS event_id, d.body, d.attempts, "
+      "COALESCE(d.address, '') AS address, COALESCE(d.subject, '') AS subject, "
+      "(SELECT e.url FROM notifications.endpoints e WHERE " ENDPOINT_OF_D
+      ") AS url, (SELECT e.secret_box FROM notifications.endpoints e "
+      "WHERE " ENDPOINT_OF_D
+      ") AS secret_box, (SELECT CASE WHEN e.prev_secret_until "
+      "> now() THEN e.prev_secret_box END FROM notifications.endpoints e "
+      "WHERE " ENDPOINT_OF_D ") AS prev_box, "
       "floor(extract(epoch FROM d.created_at) * 1000)::bigint AS created_ms",
       ps, DB_NPARAMS(ps), &r);
   if (rc != ERR_OK || db_nrows(r) != 1) {
@@ -394,6 +461,11 @@ static int claim_fn(db_conn *c, void *ud) {
     return rc == ERR_OK ? unclaimed(c, a) : rc;
   }
   store_attempt *o = a->out;
+  char kind[16];
+  store_copy_col(r, 0, "kind", kind, sizeof kind);
+  o->kind = kind_of(kind);
+  store_copy_col(r, 0, "address", o->address, sizeof o->address);
+  store_copy_col(r, 0, "subject", o->subject, sizeof o->subject);
   store_copy_col(r, 0, "event_id", o->event_id, sizeof o->event_id);
   store_copy_col(r, 0, "url", o->url, sizeof o->url);
   const char *body = db_get(r, 0, db_col(r, "body"));
@@ -404,7 +476,7 @@ static int claim_fn(db_conn *c, void *ud) {
   if (rc == ERR_OK)
     rc = db_get_int64(r, 0, db_col(r, "created_ms"), &o->created_ms);
   o->attempts = (int)att;
-  if (rc == ERR_OK) rc = read_keys(r, o);
+  if (rc == ERR_OK && o->kind == STORE_KIND_WEBHOOK) rc = read_keys(r, o);
   db_result_free(r);
   if (rc == ERR_OK) *a->res = STORE_CLAIMED;
   return rc;
@@ -470,8 +542,7 @@ int store_record(store *st, const store_job *job, const store_outcome *o,
 
 /* ------------------------------------------------------------ sweep --- */
 
-/* fn in a read-only transaction under the sweep policy (every tenant). */
-static int run_sweep(store *st, int (*fn)(db_conn *c, void *ud), void *ud) {
+int store_run_sweep(store *st, int (*fn)(db_conn *c, void *ud), void *ud) {
   static const db_setting kSweep[] = {{"app.notifications_sweep", "on"}};
   db_tx_opts o = {.read_only = true, .settings = kSweep, .nsettings = 1};
   return db_store_tx(st, &o, fn, ud);
@@ -512,7 +583,7 @@ static int due_fn(db_conn *c, void *ud) {
 int store_due(store *st, int64_t grace_ms, size_t max, store_job **jobs,
               size_t *njobs) {
   due_args a = {.grace_ms = grace_ms, .max = max};
-  int rc = run_sweep(st, due_fn, &a);
+  int rc = store_run_sweep(st, due_fn, &a);
   if (rc != ERR_OK) {
     free(a.jobs);
     a.jobs = NULL;
@@ -536,5 +607,5 @@ static int pending_fn(db_conn *c, void *ud) {
 
 int store_pending_count(store *st, int64_t *n) {
   *n = 0;
-  return run_sweep(st, pending_fn, n);
+  return store_run_sweep(st, pending_fn, n);
 }

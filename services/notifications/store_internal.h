@@ -24,4 +24,15 @@ int store_time_col(const db_result *r, int row, const char *name,
 int store_events_literal(const char *const *events, size_t n, char *out,
                          size_t cap) WARN_UNUSED;
 
+/* Inside the caller's transaction on c: one e-mail or SMS delivery per
+ * msgs[i] of event event_id, each unless that (kind, user, event) has
+ * one; their jobs appended to *jobs (realloc'd) and counted in *njobs. */
+int store_add_messages(db_conn *c, const char *tid, const char *event_id,
+                       const char *type, const store_message *msgs, size_t n,
+                       store_job **jobs, size_t *njobs) WARN_UNUSED;
+
+/* fn in a read-only transaction under the sweep policy (every tenant). */
+int store_run_sweep(store *st, int (*fn)(db_conn *c, void *ud),
+                    void *ud) WARN_UNUSED;
+
 #endif

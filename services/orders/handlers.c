@@ -24,6 +24,7 @@
 
 #include "libs/authn/authn_caller.h"
 #include "libs/base/strutil.h"
+#include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
@@ -541,6 +542,35 @@ out:
 
 /* ------------------------------------------------------------- orders --- */
 
+#define CLIENT_ID_AHEAD_MS 60000 /* a caller's id ahead of our clock */
+
+/* The new order's id: a fresh UUIDv7, or the caller's (staff+ only: an
+ * offline device chose it) when it is a UUIDv7 at most a minute ahead of
+ * this server's clock - its time is the order's created_at. On refusal
+ * the reply is set and false returned. */
+static bool order_id(rpc_reply *reply, const caller *who, const char *in,
+                     char out[UUID_STR_LEN + 1]) {
+  if (in[0] == '\0') {
+    uuid_v7_str(out);
+    return true;
+  }
+  if (!who->staff) {
+    handler_reply_field(reply, RPC_PERMISSION_DENIED,
+                        "only staff choose an order's id", "id",
+                        "may not be set");
+    return false;
+  }
+  uuid u;
+  if (uuid_parse(in, strlen(in), &u) != ERR_OK || (u.b[6] >> 4) != 7 ||
+      uuid_v7_time_ms(&u) > time_now_ms() + CLIENT_ID_AHEAD_MS) {
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid request", "id",
+                        "must be a UUIDv7 of now or earlier");
+    return false;
+  }
+  uuid_format(&u, out);
+  return true;
+}
+
 static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
   uint8_t *answer = NULL;
@@ -609,7 +639,7 @@ static void create_order(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   char id[UUID_STR_LEN + 1];
-  uuid_v7_str(id);
+  if (!order_id(reply, &who, req->id, id)) goto out;
   store_order_new in = {
       .id = id,
       .customer_id = customer,
@@ -750,12 +780,31 @@ out:
   orders__v1__list_orders_request__free_unpacked(req, NULL);
 }
 
-/* UpdateOrderStatus and CancelOrder: one store call, one answer shape. */
-static void change_status(orders *o, const caller *who, rpc_reply *reply,
-                          const store_status_change *ch, bool cancel) {
+/* UpdateOrderStatus and CancelOrder: one store call, one answer shape.
+ * With an Idempotency-Key (the sync service's per-mutation key) the
+ * answer is the one saved with the change: new, or replayed. */
+static void change_status(orders *o, const rpc_call *call, const caller *who,
+                          rpc_reply *reply, store_status_change *ch,
+                          bool cancel) {
   store_orders out = {0};
+  store_answer ans = {0};
+  vlist v;
+  vlist_init(&v);
+  uint8_t hash[IDEM_HASH_LEN];
+  store_idem k;
+  create_key(o, call, who, &v, hash, &k);
+  if (v.n > 0) {
+    handler_reply_invalid(reply, "invalid request", &v);
+    goto out;
+  }
+  ch->idem = &k;
   store_result res;
-  int rc = store_change_status(o->c.st, who->cl.tid, ch, &res, &out);
+  int rc = store_change_status(o->c.st, who->cl.tid, ch, &res, &out, &ans);
+  if (store_idem_on(&k) && rc == ERR_OK &&
+      (res.outcome == STORE_OK || res.outcome == STORE_REPLAY)) {
+    reply_answer(o, reply, who->cl.tid, &res, &ans);
+    goto out;
+  }
   if (!write_done(o, reply, who->cl.tid, rc, &res, "change the order", "order"))
     goto out;
   wire_order *w = malloc(sizeof *w);
@@ -777,6 +826,7 @@ static void change_status(orders *o, const caller *who, rpc_reply *reply,
   }
   free(w);
 out:
+  store_answer_clear(&ans);
   store_orders_free(&out);
 }
 
@@ -810,7 +860,7 @@ static void update_order_status(void *arg, const rpc_call *call,
       .version = has_version ? req->version : 0,
       .customer = NULL,
   };
-  change_status(o, &who, reply, &ch, false);
+  change_status(o, call, &who, reply, &ch, false);
 out:
   orders__v1__update_order_status_request__free_unpacked(req, NULL);
 }
@@ -824,14 +874,106 @@ static void cancel_order(void *arg, const rpc_call *call, rpc_reply *reply) {
   char id[UUID_STR_LEN + 1], self[UUID_STR_LEN + 1];
   if (handler_uuid_arg(reply, "id", req->id, id) != ERR_OK) goto out;
   uuid_canonical(who.cl.sub, self);
+  bool has_version = req->version_present_case ==
+                     ORDERS__V1__CANCEL_ORDER_REQUEST__VERSION_PRESENT_VERSION;
+  if (has_version && req->version < 1) {
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid request",
+                        "version", "must be at least 1");
+    goto out;
+  }
   store_status_change ch = {
       .id = id,
       .to = OS_CANCELLED,
+      .check_version = has_version,
+      .version = has_version ? req->version : 0,
       .customer = who.staff ? NULL : self,
   };
-  change_status(o, &who, reply, &ch, true);
+  change_status(o, call, &who, reply, &ch, true);
 out:
   orders__v1__cancel_order_request__free_unpacked(req, NULL);
+}
+
+/* ---------------------------------------------------------- change log --- */
+
+#define CHANGES_DEFAULT 100
+#define CHANGES_MAX 1000
+
+/* The sync service's pull: the change log after after_seq (store.h). */
+static void list_changes(void *arg, const rpc_call *call, rpc_reply *reply) {
+  orders *o = arg;
+  store_changes out = {0};
+  wire_order *ws = NULL;
+  wire_product *wp = NULL;
+  wire_table *wt = NULL;
+  Orders__V1__Change *cs = NULL, **ptrs = NULL;
+  HANDLER_UNPACK(Orders__V1__ListChangesRequest,
+                 orders__v1__list_changes_request, req, 0);
+  caller who;
+  if (!authenticate(o, call, reply, &who)) goto out;
+  vlist v;
+  vlist_init(&v);
+  size_t limit = req->limit == 0 ? CHANGES_DEFAULT : req->limit;
+  if (limit > CHANGES_MAX) vlist_add(&v, "must be between 1 and 1000", "limit");
+  if (req->after_seq < 0) vlist_add(&v, "must be at least 0", "after_seq");
+  if (v.n > 0) {
+    handler_reply_invalid(reply, "invalid request", &v);
+    goto out;
+  }
+  int rc = store_list_changes(o->c.st, who.cl.tid, req->after_seq, limit, &out);
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "read the change log");
+    goto out;
+  }
+  size_t n = out.n ? out.n : 1;
+  ws = calloc(n, sizeof *ws);
+  wp = calloc(n, sizeof *wp);
+  wt = calloc(n, sizeof *wt);
+  cs = calloc(n, sizeof *cs);
+  ptrs = calloc(n, sizeof *ptrs);
+  if (ws == NULL || wp == NULL || wt == NULL || cs == NULL || ptrs == NULL) {
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < out.n; i++) {
+    const store_change *ch = &out.v[i];
+    orders__v1__change__init(&cs[i]);
+    cs[i].seq = ch->seq;
+    cs[i].entity = (char *)ch->entity;
+    cs[i].op = (char *)ch->op;
+    cs[i].id = (char *)ch->id;
+    cs[i].version = ch->version;
+    if (ch->order != NULL) {
+      wire_order_init(&ws[i], ch->order);
+      cs[i].order = &ws[i].msg;
+      cs[i].version = ch->order->version;
+    }
+    if (ch->product != NULL) {
+      wire_product_init(&wp[i], ch->product);
+      cs[i].product = &wp[i].msg;
+      cs[i].version = ch->product->version;
+    }
+    if (ch->table != NULL) {
+      wire_table_init(&wt[i], ch->table);
+      cs[i].table = &wt[i].msg;
+    }
+    ptrs[i] = &cs[i];
+  }
+  Orders__V1__ListChangesResponse resp =
+      ORDERS__V1__LIST_CHANGES_RESPONSE__INIT;
+  resp.n_changes = out.n;
+  resp.changes = ptrs;
+  resp.has_more = out.more;
+  resp.last_seq = out.last;
+  resp.pruned_through = out.pruned_through;
+  handler_reply_message(reply, &resp.base);
+out:
+  free(ws);
+  free(wp);
+  free(wt);
+  free(cs);
+  free(ptrs);
+  store_changes_free(&out);
+  orders__v1__list_changes_request__free_unpacked(req, NULL);
 }
 
 /* ------------------------------------------------------------- set-up --- */
@@ -873,6 +1015,7 @@ int orders_register(orders *o, rpc_server *srv) {
       {ORDERS_METHOD("ListOrders"), list_orders},
       {ORDERS_METHOD("UpdateOrderStatus"), update_order_status},
       {ORDERS_METHOD("CancelOrder"), cancel_order},
+      {ORDERS_METHOD("ListChanges"), list_changes},
   };
   return handler_register(srv, table, sizeof table / sizeof table[0], o);
 }

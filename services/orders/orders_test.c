@@ -473,7 +473,7 @@ START_TEST(store_writes_without_a_database_fail) {
   res.outcome = STORE_NOT_FOUND;
   store_status_change ch = {.id = PID1, .to = OS_CANCELLED};
   store_orders so;
-  ck_assert_int_ne(store_change_status(st, TID, &ch, &res, &so), ERR_OK);
+  ck_assert_int_ne(store_change_status(st, TID, &ch, &res, &so, NULL), ERR_OK);
   store_free(st);
   db_pool_free(p);
 }

@@ -731,6 +731,30 @@ int store_list_tables(store *st, const char *tid, size_t cap,
   return rc;
 }
 
+/* ------------------------------------------------ the change log's data --- */
+
+int store_read_products_by_ids(db_conn *c, const char *tid, const char *ids,
+                               store_products *out) {
+  db_param ps[] = {db_text(tid), db_text(ids)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT " PRODUCT_COLS " FROM orders.products "
+                   "WHERE tenant_id = $1::uuid AND id = ANY($2::uuid[])",
+                   ps, DB_NPARAMS(ps), &r);
+  return rc == ERR_OK ? read_products(r, out) : rc;
+}
+
+int store_read_tables_by_ids(db_conn *c, const char *tid, const char *ids,
+                             store_tables *out) {
+  db_param ps[] = {db_text(tid), db_text(ids)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT " TABLE_COLS " FROM orders.tables "
+                   "WHERE tenant_id = $1::uuid AND id = ANY($2::uuid[])",
+                   ps, DB_NPARAMS(ps), &r);
+  return rc == ERR_OK ? read_tables(r, out) : rc;
+}
+
 /* ------------------------------------------------------------- janitor --- */
 
 typedef struct expire_args {

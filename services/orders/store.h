@@ -274,14 +274,55 @@ typedef struct store_status_change {
   /* A customer's cancel: the order must be theirs (else NOT_FOUND) and
    * pending. NULL for staff. */
   const char *customer;
+  /* The caller's Idempotency-Key (NULL: none): taken first (a twin still
+   * running: STORE_KEY_BUSY; the same request answered before:
+   * STORE_REPLAY with the saved answer; another request:
+   * STORE_KEY_REUSED), and the answer - {order} - saved with the change. */
+  const store_idem *idem;
 } store_status_change;
 
 /* Moves an order (orderstate.h rules; STORE_PRECONDITION otherwise),
  * STORE_NOT_FOUND, STORE_STALE; to cancelled restocks. Version + 1,
- * OrderStatusChanged and KitchenTicket. On STORE_OK out holds the order. */
+ * OrderStatusChanged and KitchenTicket. On STORE_OK out holds the order;
+ * with a key, *ans (may be NULL without one) holds the serialised answer
+ * on STORE_OK and STORE_REPLAY (out is then empty). */
 int store_change_status(store *st, const char *tid,
                         const store_status_change *c, store_result *res,
-                        store_orders *out) WARN_UNUSED;
+                        store_orders *out, store_answer *ans) WARN_UNUSED;
+
+/* ------------------------------------------------------ the change log --- */
+
+/* One entity's latest change (migrations/0002_changes.sql). Strings point
+ * into the container. */
+typedef struct store_change {
+  int64_t seq;
+  const char *entity; /* "order" | "product" | "table" */
+  const char *id;
+  const char *op; /* "upsert" | "delete" */
+  int64_t version;
+  const model_order *order;     /* entity "order": the order now */
+  const model_product *product; /* entity "product": the product now */
+  const model_table *table;     /* entity "table": the table */
+} store_change;
+
+typedef struct store_changes {
+  store_change *v;
+  size_t n;
+  bool more;              /* further changes after v[n - 1] */
+  int64_t last;           /* the tenant's newest seq (0: none yet) */
+  int64_t pruned_through; /* changes up to this seq were dropped */
+  store_orders orders_;
+  store_products products_;
+  store_tables tables_;
+  db_result *res_;
+} store_changes;
+void store_changes_free(store_changes *c); /* NULL-safe; zeroes it */
+
+/* The latest change of each entity with seq > after, in seq (= commit)
+ * order, at most limit, with the orders, products and tables they name,
+ * in one read-only transaction. */
+int store_list_changes(store *st, const char *tid, int64_t after, size_t limit,
+                       store_changes *out) WARN_UNUSED;
 
 /* ------------------------------------------------------------- janitor --- */
 

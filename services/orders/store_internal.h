@@ -87,6 +87,13 @@ int store_idem_begin(db_conn *c, const char *tid, const store_idem *idem,
 int store_idem_save(db_conn *c, const char *tid, const store_idem *idem,
                     store_result *res, const store_answer *ans) WARN_UNUSED;
 
+/* The products / tables of tenant tid whose ids are in the array text
+ * ids ('{a,b}'), in c's transaction, into out (which takes the result). */
+int store_read_products_by_ids(db_conn *c, const char *tid, const char *ids,
+                               store_products *out) WARN_UNUSED;
+int store_read_tables_by_ids(db_conn *c, const char *tid, const char *ids,
+                             store_tables *out) WARN_UNUSED;
+
 /* Stock is "low" when limited and under the threshold. */
 bool store_stock_low(bool has_stock, int64_t stock, int64_t threshold);
 

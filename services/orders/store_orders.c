@@ -578,19 +578,43 @@ typedef struct status_args {
   const store_status_change *ch;
   store_result *res;
   store_orders *out;
+  store_answer *ans;
 } status_args;
+
+/* With a key: the answer ({order}, the same bytes for UpdateOrderStatus
+ * and CancelOrder) saved in the change's transaction. */
+static int save_status_answer(db_conn *c, status_args *a) {
+  if (!store_idem_on(a->ch->idem)) return ERR_OK;
+  wire_order *w = malloc(sizeof *w);
+  if (w == NULL) return ERR_NOMEM;
+  wire_order_init(w, &a->out->v[0]);
+  Orders__V1__UpdateOrderStatusResponse resp =
+      ORDERS__V1__UPDATE_ORDER_STATUS_RESPONSE__INIT;
+  resp.order = &w->msg;
+  store_answer_clear(a->ans);
+  int rc = wire_pack(&resp.base, &a->ans->bytes, &a->ans->len);
+  free(w);
+  return rc == ERR_OK ? store_idem_save(c, a->tid, a->ch->idem, a->res, a->ans)
+                      : rc;
+}
 
 static int change_status_fn(db_conn *c, void *ud) {
   status_args *a = ud;
   const store_status_change *ch = a->ch;
   store_orders_free(a->out);
+  store_answer_clear(a->ans);
+  int rc = ERR_OK;
+  if (store_idem_on(ch->idem)) {
+    rc = store_idem_begin(c, a->tid, ch->idem, a->res, a->ans);
+    if (rc != ERR_OK || store_answered(a->res)) return rc;
+  }
   db_param key[] = {db_text(a->tid), db_text(ch->id)};
   db_result *r = NULL;
-  int rc = db_exec(c,
-                   "SELECT status, version, coalesce(customer_id::text, '') "
-                   "FROM orders.orders WHERE tenant_id = $1::uuid AND "
-                   "id = $2::uuid FOR UPDATE",
-                   key, 2, &r);
+  rc = db_exec(c,
+               "SELECT status, version, coalesce(customer_id::text, '') "
+               "FROM orders.orders WHERE tenant_id = $1::uuid AND "
+               "id = $2::uuid FOR UPDATE",
+               key, 2, &r);
   if (rc != ERR_OK) return rc;
   if (db_nrows(r) != 1 || (ch->customer != NULL &&
                            strcmp(store_cell(r, 0, 2), ch->customer) != 0)) {
@@ -657,13 +681,17 @@ static int change_status_fn(db_conn *c, void *ud) {
   rc = load_orders(c, a->tid, r, a->out);
   if (rc == ERR_OK && a->out->n != 1) rc = ERR_INTERNAL;
   if (rc == ERR_OK) rc = emit_order(c, a->tid, &a->out->v[0], false, from);
+  if (rc == ERR_OK) rc = save_status_answer(c, a);
   return rc;
 }
 
 int store_change_status(store *st, const char *tid,
                         const store_status_change *c, store_result *res,
-                        store_orders *out) {
+                        store_orders *out, store_answer *ans) {
+  store_answer scratch = {0};
+  if (ans == NULL) ans = &scratch;
   memset(out, 0, sizeof *out);
+  memset(ans, 0, sizeof *ans);
   store_result_reset(res); /* fn may never run (no connection) */
   status_args *a = calloc(1, sizeof *a);
   if (a == NULL) return ERR_NOMEM;
@@ -671,9 +699,157 @@ int store_change_status(store *st, const char *tid,
   a->ch = c;
   a->res = res;
   a->out = out;
-  int rc =
-      store_finish(store_run_write(st, tid, change_status_fn, a, res), res);
+  a->ans = ans;
+  int rc = store_run_write(st, tid, change_status_fn, a, res);
+  if (rc == ERR_EXISTS && store_idem_on(c->idem) &&
+      strcmp(db_last_error()->constraint, "idempotency_pkey") == 0) {
+    /* A twin saved first (the advisory lock hashed two keys alike). */
+    store_result_reset(res);
+    store_answer_with(res, STORE_KEY_BUSY);
+    rc = ERR_OK;
+  }
+  rc = store_finish(rc, res);
   if (rc != ERR_OK || res->outcome != STORE_OK) store_orders_free(out);
+  if (rc != ERR_OK ||
+      (res->outcome != STORE_OK && res->outcome != STORE_REPLAY))
+    store_answer_clear(ans);
+  store_answer_clear(&scratch);
   free(a);
+  return rc;
+}
+
+/* ------------------------------------------------------ the change log --- */
+
+typedef struct changes_args {
+  const char *tid;
+  int64_t after;
+  size_t limit;
+  store_changes *out;
+} changes_args;
+
+/* The ids of out's changes of entity, as array text (malloc'd). */
+static char *ids_of(const store_changes *out, const char *entity) {
+  size_t k = 0;
+  const char **ids = calloc(out->n ? out->n : 1, sizeof *ids);
+  if (ids == NULL) return NULL;
+  for (size_t i = 0; i < out->n; i++)
+    if (strcmp(out->v[i].entity, entity) == 0) ids[k++] = out->v[i].id;
+  size_t cap = ID_ARRAY_CAP(k ? k : 1);
+  char *arr = malloc(cap);
+  if (arr != NULL && store_id_array(ids, k, arr, cap) != ERR_OK) {
+    free(arr);
+    arr = NULL;
+  }
+  free(ids);
+  return arr;
+}
+
+/* The orders named by out's changes into out->orders_ (id DESC, as
+ * load_orders wants). */
+static int load_changed_orders(db_conn *c, const char *tid,
+                               store_changes *out) {
+  char *arr = ids_of(out, "order");
+  if (arr == NULL) return ERR_NOMEM;
+  db_param ps[] = {db_text(tid), db_text(arr)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT " ORDER_COLS " FROM orders.orders WHERE "
+                   "tenant_id = $1::uuid AND id = ANY($2::uuid[]) "
+                   "ORDER BY id DESC",
+                   ps, DB_NPARAMS(ps), &r);
+  free(arr);
+  return rc == ERR_OK ? load_orders(c, tid, r, &out->orders_) : rc;
+}
+
+/* Every entity named by out's changes, linked to its change. */
+static int load_changed(db_conn *c, const char *tid, store_changes *out) {
+  int rc = load_changed_orders(c, tid, out);
+  char *arr = rc == ERR_OK ? ids_of(out, "product") : NULL;
+  if (rc == ERR_OK && arr == NULL) rc = ERR_NOMEM;
+  if (rc == ERR_OK)
+    rc = store_read_products_by_ids(c, tid, arr, &out->products_);
+  free(arr);
+  arr = rc == ERR_OK ? ids_of(out, "table") : NULL;
+  if (rc == ERR_OK && arr == NULL) rc = ERR_NOMEM;
+  if (rc == ERR_OK) rc = store_read_tables_by_ids(c, tid, arr, &out->tables_);
+  free(arr);
+  for (size_t i = 0; rc == ERR_OK && i < out->n; i++) {
+    store_change *ch = &out->v[i];
+    for (size_t j = 0; j < out->orders_.n; j++)
+      if (strcmp(out->orders_.v[j].id, ch->id) == 0 &&
+          strcmp(ch->entity, "order") == 0)
+        ch->order = &out->orders_.v[j];
+    for (size_t j = 0; j < out->products_.n; j++)
+      if (strcmp(out->products_.v[j].id, ch->id) == 0 &&
+          strcmp(ch->entity, "product") == 0)
+        ch->product = &out->products_.v[j];
+    for (size_t j = 0; j < out->tables_.n; j++)
+      if (strcmp(out->tables_.v[j].id, ch->id) == 0 &&
+          strcmp(ch->entity, "table") == 0)
+        ch->table = &out->tables_.v[j];
+  }
+  return rc;
+}
+
+static int changes_fn(db_conn *c, void *ud) {
+  changes_args *a = ud;
+  store_changes *out = a->out;
+  store_changes_free(out);
+  db_param t[] = {db_text(a->tid)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT last, pruned_through FROM orders.change_seq "
+                   "WHERE tenant_id = $1::uuid",
+                   t, 1, &r);
+  if (rc == ERR_OK && db_nrows(r) == 1) {
+    rc = db_get_int64(r, 0, 0, &out->last);
+    if (rc == ERR_OK) rc = db_get_int64(r, 0, 1, &out->pruned_through);
+  }
+  db_result_free(r);
+  if (rc != ERR_OK) return rc;
+  db_param ps[] = {db_text(a->tid), db_int64(a->after),
+                   db_int64((int64_t)a->limit + 1)};
+  rc = db_exec(c,
+               "SELECT seq, entity, entity_id::text AS id, op, version FROM "
+               "orders.changes WHERE tenant_id = $1::uuid AND seq > $2 "
+               "ORDER BY seq LIMIT $3",
+               ps, DB_NPARAMS(ps), &out->res_);
+  if (rc != ERR_OK) return rc;
+  size_t n = (size_t)db_nrows(out->res_);
+  out->more = n > a->limit;
+  if (out->more) n = a->limit;
+  out->v = calloc(n ? n : 1, sizeof *out->v);
+  if (out->v == NULL) return ERR_NOMEM;
+  for (size_t i = 0; i < n && rc == ERR_OK; i++) {
+    store_change *ch = &out->v[i];
+    rc = db_get_int64(out->res_, (int)i, 0, &ch->seq);
+    ch->entity = store_cell(out->res_, (int)i, 1);
+    ch->id = store_cell(out->res_, (int)i, 2);
+    ch->op = store_cell(out->res_, (int)i, 3);
+    if (rc == ERR_OK) rc = db_get_int64(out->res_, (int)i, 4, &ch->version);
+  }
+  out->n = n;
+  return rc == ERR_OK ? load_changed(c, a->tid, out) : rc;
+}
+
+void store_changes_free(store_changes *c) {
+  if (c == NULL) return;
+  store_orders_free(&c->orders_);
+  store_products_free(&c->products_);
+  store_tables_free(&c->tables_);
+  db_result_free(c->res_);
+  free(c->v);
+  memset(c, 0, sizeof *c);
+}
+
+int store_list_changes(store *st, const char *tid, int64_t after, size_t limit,
+                       store_changes *out) {
+  memset(out, 0, sizeof *out);
+  changes_args a = {.tid = tid, .after = after, .limit = limit, .out = out};
+  /* The orders are read after the log in the same transaction: one may
+   * be newer than its row of the log (its newer change then also comes
+   * in a later page), never older. */
+  int rc = store_run_tx(st, tid, true, changes_fn, &a);
+  if (rc != ERR_OK) store_changes_free(out);
   return rc;
 }

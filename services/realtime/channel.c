@@ -77,6 +77,9 @@ const char *channel_verdict_code(enum channel_verdict v) {
 
 bool channel_from_topic(const char *topic) {
   if (topic == NULL || strlen(topic) > CHANNEL_MAX) return false;
+  /* notifications publishes each user's notifications on their channel */
+  if (strncmp(topic, PRIVATE_USER, strlen(PRIVATE_USER)) == 0)
+    return canonical_id(topic + strlen(PRIVATE_USER)) != NULL;
   for (size_t i = 0; i < NKINDS; i++) {
     size_t k = strlen(kTenantKinds[i]);
     if (strncmp(topic, kTenantKinds[i], k) == 0)

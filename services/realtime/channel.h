@@ -66,8 +66,9 @@ const char *channel_kind_name(enum channel_kind k);
  * false: no such channel). */
 bool channel_private_user(const char *user_id, char out[CHANNEL_MAX + 1]);
 
-/* True when topic (a bus topic, "orders.<tid>") is also a channel that
- * clients may subscribe to, i.e. a publication should be made for it. */
+/* True when topic (a bus topic, "orders.<tid>", or notifications'
+ * "private.user.<user_id>") is also a channel that clients may subscribe
+ * to, i.e. a publication should be made for it. */
 bool channel_from_topic(const char *topic);
 
 #endif

@@ -80,10 +80,10 @@ static int on_event(void *arg, const Rpc__V1__Event *ev) {
   return rc;
 }
 
-static int subscribe_all(bus_subscriber *s) {
-  static const char *const kFamilies[] = {"orders.", "kitchen.", "tables."};
-  for (size_t i = 0; i < sizeof kFamilies / sizeof kFamilies[0]; i++) {
-    int rc = bus_subscribe_prefix(s, kFamilies[i]);
+static int subscribe_all(bus_subscriber *s, const char *const *families) {
+  static const char *const kOrders[] = {"orders.", "kitchen.", "tables.", NULL};
+  for (const char *const *f = families ? families : kOrders; *f; f++) {
+    int rc = bus_subscribe_prefix(s, *f);
     if (rc != ERR_OK) return rc;
   }
   return ERR_OK;
@@ -100,7 +100,7 @@ int feed_start(const feed_config *c, feed **out) {
   o.tracker.backfill_arg = f;
   o.tracker.idle_check_ms = IDLE_CHECK_MS;
   int rc = bus_subscriber_new(c->address, on_event, f, &o, &f->sub);
-  if (rc == ERR_OK) rc = subscribe_all(f->sub);
+  if (rc == ERR_OK) rc = subscribe_all(f->sub, c->families);
   if (rc == ERR_OK) rc = bus_subscriber_start(f->sub);
   if (rc != ERR_OK) {
     feed_free(f);

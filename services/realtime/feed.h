@@ -10,6 +10,11 @@
  * pub frame (pub.h) handed to the WebSocket server. When Redis cannot give
  * the offset, the event is refused and the bus tracker delivers it again
  * after a backoff, holding the later ones: order is kept.
+ *
+ * A second feed reads the notifications service's bus (NOTIFICATIONS_
+ * EVENTS, Replay through notifications.v1.Events/Replay): its
+ * "Notification" events are published on "private.user.<user_id>", their
+ * topic, the same way.
  */
 #ifndef REALTIME_FEED_H
 #define REALTIME_FEED_H
@@ -23,8 +28,12 @@
 typedef struct feed_config {
   const char *address; /* ORDERS_EVENTS: publisher endpoints */
   rpc_client *replay;  /* orders' RPC (Replay), borrowed */
-  offsets *offsets;    /* borrowed */
-  ws_server *ws;       /* borrowed */
+  /* The topic families to subscribe to (NULL-terminated, borrowed):
+   * every family the source publishes. NULL: orders' ("orders.",
+   * "kitchen.", "tables."); notifications' is {"private.user.", NULL}. */
+  const char *const *families;
+  offsets *offsets; /* borrowed */
+  ws_server *ws;    /* borrowed */
 } feed_config;
 
 typedef struct feed feed;

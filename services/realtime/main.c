@@ -57,6 +57,15 @@ static const cfg_entry config[] = {
      .kind = CFG_STRING,
      .required = true,
      .description = "orders' bus publishers (orders., kitchen., tables.)"},
+    {.name = "NOTIFICATIONS_ADDR",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "notifications' RPC address list (Events/Replay)"},
+    {.name = "NOTIFICATIONS_EVENTS",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "notifications' bus publishers (private.user.); empty: "
+                    "no in-app notifications pushed"},
     {.name = "WS_ADDR",
      .kind = CFG_STRING,
      .def = "0.0.0.0",
@@ -142,6 +151,8 @@ typedef struct app {
   presence *presence;
   ws_server *ws;
   feed *feed;
+  rpc_client *notifications;
+  feed *inbox; /* notifications' Notification events, when configured */
 } app;
 
 /* auth.revoked and tenants.changed into the verifier and the live
@@ -202,6 +213,30 @@ static int open_feed(svc *s, app *a) {
   return rc;
 }
 
+/* Each user's in-app notifications on private.user.<id>, from the
+ * notifications service's bus, when NOTIFICATIONS_EVENTS is set. */
+static int open_inbox_feed(svc *s, app *a) {
+  static const char *const kFamilies[] = {"private.user.", NULL};
+  const cfg *c = svc_cfg(s);
+  const char *ev = cfg_str(c, "NOTIFICATIONS_EVENTS"),
+             *addr = cfg_str(c, "NOTIFICATIONS_ADDR");
+  if (ev == NULL || ev[0] == '\0' || addr == NULL || addr[0] == '\0') {
+    log_warn("NOTIFICATIONS_EVENTS/NOTIFICATIONS_ADDR not set: no in-app "
+             "notifications on private.user channels");
+    return ERR_OK;
+  }
+  int rc = svc_rpc_client_new(s, addr, NULL, &a->notifications);
+  feed_config fc = {.address = ev,
+                    .replay = a->notifications,
+                    .families = kFamilies,
+                    .offsets = a->offsets,
+                    .ws = a->ws};
+  if (rc == ERR_OK) rc = feed_start(&fc, &a->inbox);
+  if (rc != ERR_OK)
+    log_error("cannot subscribe to NOTIFICATIONS_EVENTS", "error", err_str(rc));
+  return rc;
+}
+
 static int realtime_init(svc *s, void *arg) {
   app *a = arg;
   int rc = svc_redis_open(s, NULL, "REDIS_URL not set", &a->redis);
@@ -218,6 +253,7 @@ static int realtime_init(svc *s, void *arg) {
   if (rc == ERR_OK) rc = open_ws(s, a);
   if (rc == ERR_OK) rc = open_revocations(s, a);
   if (rc == ERR_OK) rc = open_feed(s, a);
+  if (rc == ERR_OK) rc = open_inbox_feed(s, a);
   if (rc == ERR_OK) rc = realtime_register(svc_rpc(s));
   return rc;
 }
@@ -229,9 +265,11 @@ static int realtime_init(svc *s, void *arg) {
 static void realtime_fini(svc *s, void *arg) {
   app *a = arg;
   feed_free(a->feed);
+  feed_free(a->inbox);
   bus_subscriber_free(a->revocations);
   ws_server_free(a->ws, cfg_duration_ms(svc_cfg(s), "REALTIME_DRAIN_MS"));
   rpc_client_free(a->orders);
+  rpc_client_free(a->notifications);
   presence_free(a->presence);
   offsets_free(a->offsets);
 }

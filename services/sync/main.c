@@ -4,30 +4,77 @@
  * (common settings, logging, database and migrations, the RPC server with
  * the service-identity guard over sync_v1_access, the admin port,
  * drain on SIGTERM); Redis and the token verifier are opened through it
- * (see README.md for every setting).
+ * (see README.md for every setting), and the device secrets' key comes
+ * from SYNC_DEVICE_PEPPER. Events (DeviceOnline/DeviceOffline) go through
+ * libs/svc's eventpub (outbox relay, bus publisher, Events/Replay); the
+ * heartbeat round runs on its own thread (heartbeat.c).
  */
 #include "libs/obs/log.h"
 #include "libs/svc/svc.h"
 #include "proto/sync/v1/sync_access.h"
+#include "libs/svc/eventpub.h"
+#include "services/sync/events.h"
 #include "services/sync/handlers.h"
+#include "services/sync/heartbeat.h"
 #include "services/sync/store.h"
 
 static const cfg_entry config[] = {
-    {.name = "AUTH_ADDR", .kind = CFG_URL, .required = true,
+    {.name = "AUTH_ADDR",
+     .kind = CFG_URL,
+     .required = true,
      .description = "auth service RPC address list (token keys)"},
-    {.name = "AUTH_ISSUER", .kind = CFG_STRING, .def = "auth",
+    {.name = "AUTH_ISSUER",
+     .kind = CFG_STRING,
+     .def = "auth",
      .description = "required iss claim of access tokens"},
-    {.name = "REDIS_URL", .kind = CFG_URL,
+    {.name = "REDIS_URL",
+     .kind = CFG_URL,
      .description = "Redis: token revocations and tenant status"},
-    {.name = "SYNC_DB_ROLE", .kind = CFG_STRING, .def = "sync_app",
+    {.name = "ORDERS_ADDR",
+     .kind = CFG_URL,
+     .required = true,
+     .description = "orders service RPC address list (pushed mutations, "
+                    "conflicts)"},
+    {.name = "BUS_LISTEN",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "where the event publisher listens (devices.*); empty: "
+                    "Replay only"},
+    {.name = "SYNC_HEARTBEAT_INTERVAL",
+     .kind = CFG_DURATION_MS,
+     .def = "30s",
+     .min = 1000,
+     .max = 3600000,
+     .description = "the beat interval devices are told; offline after "
+                    "twice this without a beat"},
+    {.name = "SYNC_HEARTBEAT_FLUSH",
+     .kind = CFG_DURATION_MS,
+     .def = "1s",
+     .min = 10,
+     .max = 60000,
+     .description = "how often beats go from Redis to PostgreSQL and the "
+                    "offline sweep runs"},
+    {.name = "SYNC_DB_ROLE",
+     .kind = CFG_STRING,
+     .def = "sync_app",
      .description = "role each transaction switches to (RLS); empty: none"},
+    {.name = "SYNC_DEVICE_PEPPER",
+     .kind = CFG_STRING,
+     .required = true,
+     .secret = true,
+     .description = "key of the device secrets' hashes, at least 32 bytes "
+                    "(changing it invalidates every device secret)"},
 };
 
 typedef struct app {
-  cache *redis;     /* the runtime's; NULL without REDIS_URL */
-  rpc_client *auth; /* the runtime's */
-  authn *verifier;  /* the runtime's */
+  cache *redis;       /* the runtime's; NULL without REDIS_URL */
+  rpc_client *auth;   /* the runtime's */
+  rpc_client *orders; /* ours: freed in fini */
+  authn *verifier;    /* the runtime's */
   store *store;
+  secret_key key;
+  eventpub *events;
+  heartbeat *beats;
   sync *handlers;
 } app;
 
@@ -42,15 +89,46 @@ static int sync_init(svc *s, void *arg) {
   cache_config cc = {.max_conns = 8};
   rc = svc_redis_open(s, &cc, "REDIS_URL not set: no revocation checks",
                       &a->redis);
-  if (rc == ERR_OK)
-    rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
-  if (rc != ERR_OK)
+  if (rc == ERR_OK) rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
+  if (rc != ERR_OK) return rc;
+  rc = secret_key_init(&a->key, cfg_str(c, "SYNC_DEVICE_PEPPER"));
+  if (rc != ERR_OK) {
+    log_error("SYNC_DEVICE_PEPPER must be at least 32 bytes");
     return rc;
-  sync_config hc = {.store = a->store, .verifier = a->verifier};
+  }
+  eventpub_options eo = {.schema = STORE_SCHEMA,
+                         .source = EVENTS_SOURCE,
+                         .bus_url = cfg_str(c, "BUS_LISTEN")};
+  rc = eventpub_open(svc_db(s), &eo, &a->events);
+  if (rc != ERR_OK) return rc;
+  int64_t interval = cfg_duration_ms(c, "SYNC_HEARTBEAT_INTERVAL");
+  heartbeat_config bc = {.redis = a->redis,
+                         .store = a->store,
+                         .events = eventpub_outbox(a->events),
+                         .interval_ms = interval,
+                         .flush_ms =
+                             cfg_duration_ms(c, "SYNC_HEARTBEAT_FLUSH")};
+  rc = heartbeat_new(&bc, &a->beats);
+  if (rc != ERR_OK) {
+    log_error("cannot start the heartbeat round");
+    return rc;
+  }
+  rc = svc_rpc_client_new(s, cfg_str(c, "ORDERS_ADDR"), NULL, &a->orders);
+  if (rc != ERR_OK) {
+    log_error("bad ORDERS_ADDR");
+    return rc;
+  }
+  sync_config hc = {.store = a->store,
+                    .verifier = a->verifier,
+                    .auth = a->auth,
+                    .key = &a->key,
+                    .beats = a->beats,
+                    .orders = a->orders,
+                    .interval_ms = interval};
   rc = sync_new(&hc, &a->handlers);
-  if (rc != ERR_OK)
-    return rc;
-  return sync_register(a->handlers, svc_rpc(s));
+  if (rc == ERR_OK) rc = sync_register(a->handlers, svc_rpc(s));
+  if (rc == ERR_OK) rc = eventpub_start(a->events, svc_rpc(s));
+  return rc;
 }
 
 /* After the RPC server drained. Redis, the auth client and the verifier
@@ -58,8 +136,12 @@ static int sync_init(svc *s, void *arg) {
 static void sync_fini(svc *s, void *arg) {
   (void)s;
   app *a = arg;
+  heartbeat_free(a->beats);
+  eventpub_free(a->events);
   sync_free(a->handlers);
+  rpc_client_free(a->orders);
   store_free(a->store);
+  secret_key_wipe(&a->key);
 }
 
 int main(int argc, char **argv) {

@@ -7,20 +7,26 @@
  * SQL text, values as $n) and a deadlock or serialisation failure retries
  * the whole unit; the functions reset their outputs at the start of every
  * attempt. Columns are read by name (db_col), never by position. Times
- * leave the database as Unix milliseconds and are formatted here.
+ * leave the database as Unix milliseconds and are formatted here; the
+ * secret's hash leaves as hex and is decoded here (the caller compares it
+ * in constant time).
  */
 #include "services/sync/store.h"
 
+#include <sodium.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "libs/base/strutil.h"
 
-/* The columns of an item, as read_item reads them (by name). */
-#define ITEM_COLS                                                          \
-  "id::text AS id, name, "                                                 \
-  "floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms"
+/* The columns of a device, as read_device reads them (by name). */
+#define DEVICE_COLS                                                            \
+  "id::text AS id, name, platform, app_version, online, pending, "             \
+  "encode(secret_hash, 'hex') AS secret_hex, "                                 \
+  "floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms, "       \
+  "floor(extract(epoch FROM last_seen_at) * 1000)::bigint AS seen_ms"
 
 int store_new(db_pool *db, const char *role, store **out) {
   return db_store_new(db, role, out);
@@ -36,84 +42,289 @@ static int run(store *st, const char *tid, bool read_only,
   return db_store_tx(st, &o, fn, ud);
 }
 
-/* Row 0 of r into *out. ERR_NOTFOUND without a row. */
-static int read_item(const db_result *r, store_item *out) {
-  if (db_nrows(r) != 1)
-    return ERR_NOTFOUND;
+static void copy_col(const db_result *r, int row, int col, char *out,
+                     size_t cap) {
+  const char *v = db_get(r, row, col);
+  str_copy(out, v != NULL ? v : "", cap);
+}
+
+/* Row `row` of r into *out (and the secret's hash into hash when not
+ * NULL). */
+static int read_device(const db_result *r, int row, store_device *out,
+                       uint8_t *hash) {
   int id = db_col(r, "id"), name = db_col(r, "name"),
-      created = db_col(r, "created_ms");
-  if (id < 0 || name < 0 || created < 0)
+      platform = db_col(r, "platform"), ver = db_col(r, "app_version"),
+      online = db_col(r, "online"), pending = db_col(r, "pending"),
+      secret = db_col(r, "secret_hex"), created = db_col(r, "created_ms"),
+      seen = db_col(r, "seen_ms");
+  if (id < 0 || name < 0 || platform < 0 || ver < 0 || online < 0 ||
+      pending < 0 || secret < 0 || created < 0 || seen < 0)
     return ERR_DB;
-  const char *v = db_get(r, 0, id);
-  str_copy(out->id, v != NULL ? v : "", sizeof out->id);
-  v = db_get(r, 0, name);
-  str_copy(out->name, v != NULL ? v : "", sizeof out->name);
-  int64_t ms = 0;
-  int rc = db_get_int64(r, 0, created, &ms);
-  if (rc == ERR_OK)
-    rc = time_format_rfc3339(ms, out->created_at);
+  memset(out, 0, sizeof *out);
+  copy_col(r, row, id, out->id, sizeof out->id);
+  copy_col(r, row, name, out->name, sizeof out->name);
+  copy_col(r, row, platform, out->platform, sizeof out->platform);
+  copy_col(r, row, ver, out->app_version, sizeof out->app_version);
+  const char *b = db_get(r, row, online);
+  out->online = b != NULL && b[0] == 't';
+  int64_t v = 0;
+  if (db_get_int64(r, row, pending, &v) == ERR_OK) out->pending = (int32_t)v;
+  int rc = db_get_int64(r, row, created, &v);
+  if (rc == ERR_OK) rc = time_format_rfc3339(v, out->created_at);
+  if (rc == ERR_OK && db_get(r, row, seen) != NULL) {
+    rc = db_get_int64(r, row, seen, &v);
+    if (rc == ERR_OK) rc = time_format_rfc3339(v, out->last_seen_at);
+  }
+  if (rc == ERR_OK && hash != NULL) {
+    const char *hex = db_get(r, row, secret);
+    size_t n = 0;
+    if (hex == NULL ||
+        sodium_hex2bin(hash, STORE_SECRET_HASH_LEN, hex, strlen(hex), NULL, &n,
+                       NULL) != 0 ||
+        n != STORE_SECRET_HASH_LEN)
+      rc = ERR_DB;
+  }
   return rc;
 }
 
 /* ----------------------------------------------------------- create --- */
 
 typedef struct create_args {
-  const char *tid, *name;
-  store_item *out;
+  const char *tid, *name, *platform;
+  const uint8_t *hash;
+  store_device *out;
 } create_args;
 
-static int create_item_fn(db_conn *c, void *ud) {
+static int create_device_fn(db_conn *c, void *ud) {
   create_args *a = ud;
   memset(a->out, 0, sizeof *a->out);
   uuid u;
   uuid_v7(&u);
   char id[UUID_STR_LEN + 1];
   uuid_format(&u, id);
-  db_param ps[] = {db_text(a->tid), db_text(id), db_text(a->name),
+  db_param ps[] = {db_text(a->tid),
+                   db_text(id),
+                   db_text(a->name),
+                   db_text(a->platform),
+                   db_bytes(a->hash, STORE_SECRET_HASH_LEN),
                    db_int64(uuid_v7_time_ms(&u))};
   db_result *r = NULL;
-  int rc = db_exec(c,
-                   "INSERT INTO sync.items (tenant_id, id, name, created_at) "
-                   "VALUES ($1::uuid, $2::uuid, $3, "
-                   "timestamptz 'epoch' + $4::bigint * interval '1 millisecond') "
-                   "RETURNING " ITEM_COLS,
-                   ps, DB_NPARAMS(ps), &r);
+  int rc =
+      db_exec(c,
+              "INSERT INTO sync.devices "
+              "(tenant_id, id, name, platform, secret_hash, created_at) "
+              "VALUES ($1::uuid, $2::uuid, $3, $4, $5, "
+              "timestamptz 'epoch' + $6::bigint * interval '1 millisecond') "
+              "RETURNING " DEVICE_COLS,
+              ps, DB_NPARAMS(ps), &r);
   if (rc == ERR_OK)
-    rc = read_item(r, a->out);
+    rc = db_nrows(r) == 1 ? read_device(r, 0, a->out, NULL) : ERR_DB;
   db_result_free(r);
   return rc;
 }
 
-int store_create_item(store *st, const char *tid, const char *name,
-                      store_item *out) {
-  create_args a = {.tid = tid, .name = name, .out = out};
-  return run(st, tid, false, create_item_fn, &a);
+int store_device_create(store *st, const char *tid, const char *name,
+                        const char *platform,
+                        const uint8_t hash[STORE_SECRET_HASH_LEN],
+                        store_device *out) {
+  create_args a = {
+      .tid = tid, .name = name, .platform = platform, .hash = hash, .out = out};
+  return run(st, tid, false, create_device_fn, &a);
 }
 
 /* -------------------------------------------------------------- get --- */
 
 typedef struct get_args {
   const char *tid, *id;
-  store_item *out;
+  store_device *out;
+  uint8_t *hash;
 } get_args;
 
-static int get_item_fn(db_conn *c, void *ud) {
+static int get_device_fn(db_conn *c, void *ud) {
   get_args *a = ud;
   memset(a->out, 0, sizeof *a->out);
   db_param ps[] = {db_text(a->tid), db_text(a->id)};
   db_result *r = NULL;
   int rc = db_exec(c,
-                   "SELECT " ITEM_COLS " FROM sync.items "
+                   "SELECT " DEVICE_COLS " FROM sync.devices "
                    "WHERE tenant_id = $1::uuid AND id = $2::uuid",
                    ps, DB_NPARAMS(ps), &r);
   if (rc == ERR_OK)
-    rc = read_item(r, a->out);
+    rc = db_nrows(r) == 1 ? read_device(r, 0, a->out, a->hash) : ERR_NOTFOUND;
   db_result_free(r);
   return rc;
 }
 
-int store_get_item(store *st, const char *tid, const char *id,
-                   store_item *out) {
-  get_args a = {.tid = tid, .id = id, .out = out};
-  return run(st, tid, true, get_item_fn, &a);
+int store_device_get(store *st, const char *tid, const char *id,
+                     store_device *out, uint8_t hash[STORE_SECRET_HASH_LEN]) {
+  get_args a = {.tid = tid, .id = id, .out = out, .hash = hash};
+  return run(st, tid, true, get_device_fn, &a);
+}
+
+/* ------------------------------------------------------------- list --- */
+
+typedef struct list_args {
+  const char *tid;
+  store_device *out;
+  size_t cap, *n;
+} list_args;
+
+static int list_devices_fn(db_conn *c, void *ud) {
+  list_args *a = ud;
+  *a->n = 0;
+  db_param ps[] = {db_text(a->tid), db_int64((int64_t)a->cap)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT " DEVICE_COLS " FROM sync.devices "
+                   "WHERE tenant_id = $1::uuid ORDER BY id DESC LIMIT $2",
+                   ps, DB_NPARAMS(ps), &r);
+  for (int i = 0; rc == ERR_OK && i < db_nrows(r) && (size_t)i < a->cap; i++) {
+    rc = read_device(r, i, &a->out[i], NULL);
+    if (rc == ERR_OK) *a->n = (size_t)i + 1;
+  }
+  db_result_free(r);
+  return rc;
+}
+
+int store_device_list(store *st, const char *tid, store_device *out, size_t cap,
+                      size_t *n) {
+  if (cap > STORE_DEVICES_MAX) cap = STORE_DEVICES_MAX;
+  list_args a = {.tid = tid, .out = out, .cap = cap, .n = n};
+  return run(st, tid, true, list_devices_fn, &a);
+}
+
+/* ----------------------------------------------------------- delete --- */
+
+typedef struct delete_args {
+  const char *tid, *id;
+} delete_args;
+
+static int delete_device_fn(db_conn *c, void *ud) {
+  delete_args *a = ud;
+  db_param ps[] = {db_text(a->tid), db_text(a->id)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "DELETE FROM sync.devices "
+                   "WHERE tenant_id = $1::uuid AND id = $2::uuid "
+                   "RETURNING id",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc == ERR_OK && db_nrows(r) != 1) rc = ERR_NOTFOUND;
+  db_result_free(r);
+  return rc;
+}
+
+int store_device_delete(store *st, const char *tid, const char *id) {
+  delete_args a = {.tid = tid, .id = id};
+  return run(st, tid, false, delete_device_fn, &a);
+}
+
+/* ------------------------------------------------------- heartbeats --- */
+
+typedef struct beats_args {
+  const char *tid;
+  const store_beat *beats;
+  size_t n;
+  store_status_fn fn;
+  void *arg;
+} beats_args;
+
+/* One beat: the old online flag is read under the row lock, so exactly
+ * one transaction sees the offline -> online change. */
+static int beat_one(db_conn *c, beats_args *a, const store_beat *b) {
+  char pending[16];
+  snprintf(pending, sizeof pending, "%d", (int)b->pending);
+  db_param ps[] = {db_text(a->tid), db_text(b->did), db_int64(b->seen_ms),
+                   db_text(b->app_version),
+                   b->pending >= 0 ? db_text(pending) : db_null()};
+  db_result *r = NULL;
+  int rc =
+      db_exec(c,
+              "WITH old AS (SELECT online AS was FROM sync.devices "
+              "  WHERE tenant_id = $1::uuid AND id = $2::uuid FOR UPDATE) "
+              "UPDATE sync.devices d SET "
+              "  last_seen_at = greatest(d.last_seen_at, timestamptz 'epoch' + "
+              "    $3::bigint * interval '1 millisecond'), "
+              "  app_version = coalesce($4::text, d.app_version), "
+              "  pending = coalesce($5::int, d.pending), online = true "
+              "FROM old WHERE d.tenant_id = $1::uuid AND d.id = $2::uuid "
+              "RETURNING " DEVICE_COLS ", old.was",
+              ps, DB_NPARAMS(ps), &r);
+  if (rc == ERR_OK && db_nrows(r) == 1) {
+    const char *was = db_get(r, 0, db_col(r, "was"));
+    store_device d;
+    rc = read_device(r, 0, &d, NULL);
+    if (rc == ERR_OK && was != NULL && was[0] == 'f' && a->fn != NULL)
+      rc = a->fn(c, a->arg, a->tid, &d, true);
+  }
+  db_result_free(r);
+  return rc;
+}
+
+static int beats_fn(db_conn *c, void *ud) {
+  beats_args *a = ud;
+  int rc = ERR_OK;
+  for (size_t i = 0; rc == ERR_OK && i < a->n; i++)
+    rc = beat_one(c, a, &a->beats[i]);
+  return rc;
+}
+
+int store_beats_apply(store *st, const char *tid, const store_beat *beats,
+                      size_t n, store_status_fn fn, void *arg) {
+  beats_args a = {.tid = tid, .beats = beats, .n = n, .fn = fn, .arg = arg};
+  return run(st, tid, false, beats_fn, &a);
+}
+
+typedef struct sweep_args {
+  int64_t stale_ms;
+  size_t batch, *marked;
+  store_status_fn fn;
+  void *arg;
+} sweep_args;
+
+static int sweep_fn(db_conn *c, void *ud) {
+  sweep_args *a = ud;
+  *a->marked = 0;
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT pg_try_advisory_xact_lock("
+                   "hashtextextended('sync.offline-sweep', 0)) AS got",
+                   NULL, 0, &r);
+  bool got = rc == ERR_OK && db_nrows(r) == 1 && db_get(r, 0, 0) != NULL &&
+             db_get(r, 0, 0)[0] == 't';
+  db_result_free(r);
+  if (rc != ERR_OK || !got) return rc;
+  db_param ps[] = {db_int64(a->stale_ms), db_int64((int64_t)a->batch)};
+  rc = db_exec(c,
+               "UPDATE sync.devices SET online = false "
+               "WHERE (tenant_id, id) IN (SELECT tenant_id, id "
+               "  FROM sync.devices WHERE online AND last_seen_at < "
+               "  now() - $1::bigint * interval '1 millisecond' "
+               "  LIMIT $2 FOR UPDATE SKIP LOCKED) "
+               "RETURNING tenant_id::text AS tid, " DEVICE_COLS,
+               ps, DB_NPARAMS(ps), &r);
+  int tcol = rc == ERR_OK ? db_col(r, "tid") : -1;
+  for (int i = 0; rc == ERR_OK && i < db_nrows(r); i++) {
+    store_device d;
+    rc = read_device(r, i, &d, NULL);
+    const char *tid = db_get(r, i, tcol);
+    if (rc == ERR_OK && a->fn != NULL)
+      rc = a->fn(c, a->arg, tid != NULL ? tid : "", &d, false);
+    if (rc == ERR_OK) (*a->marked)++;
+  }
+  db_result_free(r);
+  return rc;
+}
+
+int store_sweep_offline(store *st, int64_t stale_ms, size_t batch,
+                        store_status_fn fn, void *arg, size_t *marked) {
+  size_t dummy = 0;
+  sweep_args a = {.stale_ms = stale_ms,
+                  .batch = batch ? batch : 1000,
+                  .marked = marked != NULL ? marked : &dummy,
+                  .fn = fn,
+                  .arg = arg};
+  /* Across tenants: the sweeper's own policy (app.sync_sweeper). */
+  db_setting set = {"app.sync_sweeper", "on"};
+  db_tx_opts o = {.settings = &set, .nsettings = 1};
+  return db_store_tx(st, &o, sweep_fn, &a);
 }

@@ -1077,6 +1077,75 @@ START_TEST(delete_tenant_users_removes_everyone_and_their_tokens) {
 }
 END_TEST
 
+/* ------------------------------------------------------ device tokens --- */
+
+/* IssueDeviceToken and RevokeDevice: the sync service only, never with a
+ * user's token; the token is role "device" with sub the device, and the
+ * revocation refuses it. */
+START_TEST(device_tokens_are_for_sync_and_revocable) {
+  char t[UUID_STR_LEN + 1], dev[UUID_STR_LEN + 1];
+  new_tenant(t);
+  uuid_v7_str(dev);
+  Auth__V1__IssueDeviceTokenRequest req =
+      AUTH__V1__ISSUE_DEVICE_TOKEN_REQUEST__INIT;
+  req.tenant_id = t;
+  req.device_id = dev;
+  /* The gateway (any other service) may not. */
+  rpc_client *gw = client(g_auth_addr);
+  ck_assert_int_eq(
+      call_code(gw, M("IssueDeviceToken"), &req.base, (callopt){0}),
+      RPC_PERMISSION_DENIED);
+  rpc_client *sy = harness_rpc_client_as(g_auth_addr, "sync");
+  /* Not on behalf of a user. */
+  session owner;
+  make_owner(gw, t, &owner);
+  rpc_result *r = harness_rpc_call(sy, M("IssueDeviceToken"), &req.base,
+                                   owner.access, NULL, NULL);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
+  rpc_result_free(r);
+  req.device_id = "not-a-uuid";
+  r = harness_rpc_call(sy, M("IssueDeviceToken"), &req.base, NULL, NULL, NULL);
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  CK_RPC_VIOLATION(r, "device_id");
+  rpc_result_free(r);
+  req.device_id = dev;
+  r = harness_rpc_call(sy, M("IssueDeviceToken"), &req.base, NULL, NULL, NULL);
+  CK_RPC_CODE(r, RPC_OK);
+  Auth__V1__IssueDeviceTokenResponse *resp =
+      auth__v1__issue_device_token_response__unpack(NULL, r->payload_len,
+                                                    r->payload);
+  ck_assert_ptr_nonnull(resp);
+  char tok[PASETO_TOKEN_MAX + 1];
+  str_copy(tok, resp->access_token, sizeof tok);
+  ck_assert_str_eq(resp->token_type, "Bearer");
+  auth__v1__issue_device_token_response__free_unpacked(resp, NULL);
+  rpc_result_free(r);
+  Auth__V1__VerifyRequest vr = AUTH__V1__VERIFY_REQUEST__INIT;
+  vr.token = tok;
+  r = call(gw, M("Verify"), &vr.base, (callopt){0});
+  ck_assert_int_eq(r->code, RPC_OK);
+  Auth__V1__VerifyResponse *v =
+      auth__v1__verify_response__unpack(NULL, r->payload_len, r->payload);
+  ck_assert_str_eq(v->claims->role, "device");
+  ck_assert_str_eq(v->claims->sub, dev);
+  ck_assert_str_eq(v->claims->tid, t);
+  auth__v1__verify_response__free_unpacked(v, NULL);
+  rpc_result_free(r);
+  /* Revoked: refused at once by auth's own verifier. */
+  Auth__V1__RevokeDeviceRequest rv = AUTH__V1__REVOKE_DEVICE_REQUEST__INIT;
+  rv.tenant_id = t;
+  rv.device_id = dev;
+  ck_assert_int_eq(call_code(gw, M("RevokeDevice"), &rv.base, (callopt){0}),
+                   RPC_PERMISSION_DENIED);
+  r = harness_rpc_call(sy, M("RevokeDevice"), &rv.base, NULL, NULL, NULL);
+  CK_RPC_CODE(r, RPC_OK);
+  rpc_result_free(r);
+  ck_assert_int_eq(do_verify(gw, tok, NULL, 0), RPC_UNAUTHENTICATED);
+  rpc_client_free(sy);
+  rpc_client_free(gw);
+}
+END_TEST
+
 /* ------------------------------------------------------- idempotency --- */
 
 /* A Register or CreateUser request under an idempotency key (envelope),
@@ -1668,6 +1737,8 @@ int main(void) {
   paseto_keygen(&g_sk, &g_pk);
   paseto_secret_key_to_hex(&g_sk, g_sk_hex);
   snprintf(g_secrets_path, sizeof g_secrets_path, "%s/refresh_tokens.txt", dir);
+  /* sync's key in the trust bundle before auth reads it (device tokens). */
+  (void)harness_identity_key_file("sync");
   if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0) {
     harness_dump_logs();
     fprintf(stderr, "cannot start PostgreSQL/Redis\n");
@@ -1732,6 +1803,7 @@ int main(void) {
   tcase_add_test(tc, members_and_roles);
   tcase_add_test(tc, two_owners_demoting_each_other_leave_one_owner);
   tcase_add_test(tc, delete_tenant_users_removes_everyone_and_their_tokens);
+  tcase_add_test(tc, device_tokens_are_for_sync_and_revocable);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("idempotency");

@@ -740,6 +740,115 @@ END_TEST
 
 /* ======================================================== isolation === */
 
+/* What the sync service relies on (services/sync/push.h): a status change
+ * or cancel under an Idempotency-Key is applied once and answered again
+ * byte for byte; a cancel may carry the version it was decided on; staff
+ * may choose a new order's UUIDv7 id (an offline device's). */
+START_TEST(keyed_status_changes_and_client_ids_for_sync) {
+  ctx x;
+  ctx_open(&x);
+  tenant t;
+  make_tenant(&x, "EUR", &t);
+  char pid[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1], key[96];
+  make_product(&x, &t, "Tea", 300, 10, "drinks", pid);
+  order_ok(&x, t.owner, pid, 1, id);
+  snprintf(key, sizeof key, "device:%s:7", id);
+  Orders__V1__UpdateOrderStatusRequest up =
+      ORDERS__V1__UPDATE_ORDER_STATUS_REQUEST__INIT;
+  up.id = id;
+  up.status = ORDERS__V1__ORDER_STATUS__ORDER_STATUS_CONFIRMED;
+  up.version_present_case =
+      ORDERS__V1__UPDATE_ORDER_STATUS_REQUEST__VERSION_PRESENT_VERSION;
+  up.version = 1;
+  rpc_result *r1 = harness_rpc_call(x.orders, O("UpdateOrderStatus"), &up.base,
+                                    t.owner, NULL, key);
+  CK_RPC_CODE(r1, RPC_OK);
+  /* The retry (after a lost answer) replays; without the key the same
+   * change would be stale now. */
+  rpc_result *r2 = harness_rpc_call(x.orders, O("UpdateOrderStatus"), &up.base,
+                                    t.owner, NULL, key);
+  CK_RPC_CODE(r2, RPC_OK);
+  ck_assert_uint_eq(r1->payload_len, r2->payload_len);
+  ck_assert_mem_eq(r1->payload, r2->payload, r1->payload_len);
+  rpc_result_free(r1);
+  rpc_result_free(r2);
+  r1 = move(&x, t.owner, id, ORDERS__V1__ORDER_STATUS__ORDER_STATUS_CONFIRMED,
+            1);
+  CK_RPC_CODE(r1, RPC_ABORTED);
+  CK_RPC_VIOLATION(r1, "version");
+  rpc_result_free(r1);
+  ck_assert_int_eq(sql_count("SELECT version FROM orders.orders WHERE "
+                             "id = $1::uuid",
+                             id),
+                   2);
+  /* Cancel with a stale version: ABORTED; with the current one, under a
+   * key: once. */
+  Orders__V1__CancelOrderRequest c = ORDERS__V1__CANCEL_ORDER_REQUEST__INIT;
+  c.id = id;
+  c.version_present_case =
+      ORDERS__V1__CANCEL_ORDER_REQUEST__VERSION_PRESENT_VERSION;
+  c.version = 1;
+  r1 = call(x.orders, O("CancelOrder"), &c.base, t.owner);
+  CK_RPC_CODE(r1, RPC_ABORTED);
+  CK_RPC_VIOLATION(r1, "version");
+  rpc_result_free(r1);
+  c.version = 2;
+  snprintf(key, sizeof key, "device:%s:8", id);
+  r1 =
+      harness_rpc_call(x.orders, O("CancelOrder"), &c.base, t.owner, NULL, key);
+  CK_RPC_CODE(r1, RPC_OK);
+  r2 =
+      harness_rpc_call(x.orders, O("CancelOrder"), &c.base, t.owner, NULL, key);
+  CK_RPC_CODE(r2, RPC_OK);
+  ck_assert_mem_eq(r1->payload, r2->payload, r1->payload_len);
+  rpc_result_free(r1);
+  rpc_result_free(r2);
+  ck_assert_int_eq(stock_of(&x, &t, pid), 10); /* restocked once */
+
+  /* A client-chosen id: staff yes (the order has it), customers no, and
+   * not a UUIDv7 or far in the future: refused. */
+  char mine[UUID_STR_LEN + 1];
+  uuid_v7_str(mine);
+  Orders__V1__OrderLine line = ORDERS__V1__ORDER_LINE__INIT;
+  line.product_id = pid;
+  line.quantity = 1;
+  Orders__V1__OrderLine *lines[] = {&line};
+  Orders__V1__CreateOrderRequest cr = ORDERS__V1__CREATE_ORDER_REQUEST__INIT;
+  cr.n_items = 1;
+  cr.items = lines;
+  cr.id = mine;
+  r1 = call(x.orders, O("CreateOrder"), &cr.base, t.owner);
+  CK_RPC_CODE(r1, RPC_OK);
+  Orders__V1__Order *o = order_of(r1);
+  ck_assert_str_eq(o->id, mine);
+  orders__v1__order__free_unpacked(o, NULL);
+  rpc_result_free(r1);
+  r1 = call(x.orders, O("CreateOrder"), &cr.base, t.owner); /* taken */
+  CK_RPC_CODE(r1, RPC_ALREADY_EXISTS);
+  rpc_result_free(r1);
+  char ctok[PASETO_TOKEN_MAX + 1], cid[UUID_STR_LEN + 1];
+  make_customer(&x, &t, ctok, sizeof ctok, cid);
+  uuid_v7_str(mine);
+  r1 = call(x.orders, O("CreateOrder"), &cr.base, ctok);
+  CK_RPC_CODE(r1, RPC_PERMISSION_DENIED);
+  CK_RPC_VIOLATION(r1, "id");
+  rpc_result_free(r1);
+  cr.id = "00000000-0000-4000-8000-000000000000"; /* a v4 */
+  r1 = call(x.orders, O("CreateOrder"), &cr.base, t.owner);
+  CK_RPC_CODE(r1, RPC_INVALID_ARGUMENT);
+  CK_RPC_VIOLATION(r1, "id");
+  rpc_result_free(r1);
+  uuid far;
+  uuid_v7_at(time_now_ms() + 3600 * 1000, &far);
+  uuid_format(&far, mine);
+  cr.id = mine;
+  r1 = call(x.orders, O("CreateOrder"), &cr.base, t.owner);
+  CK_RPC_CODE(r1, RPC_INVALID_ARGUMENT);
+  rpc_result_free(r1);
+  ctx_close(&x);
+}
+END_TEST
+
 START_TEST(other_tenants_products_tables_and_orders_are_refused) {
   ctx x;
   ctx_open(&x);
@@ -1356,6 +1465,7 @@ int main(void) {
   ADD_CASE(s, products_with_versions_roles_and_soft_delete);
   ADD_CASE(s, twenty_concurrent_orders_for_ten_in_stock);
   ADD_CASE(s, idempotency_key_answers_once);
+  ADD_CASE(s, keyed_status_changes_and_client_ids_for_sync);
   ADD_CASE(s, other_tenants_products_tables_and_orders_are_refused);
   ADD_CASE(s, status_moves_forward_and_cancel_restocks);
   ADD_CASE(s, orders_list_newest_first_in_stable_pages);

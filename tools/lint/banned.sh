@@ -4,14 +4,14 @@
 # functions. Use snprintf, str_copy (libs/base/strutil.h), strtol/strtoll
 # with end-pointer and errno checks, strtok_r, gmtime_r instead.
 #
-# Usage: tools/lint/banned.sh [dir...]   (default: libs services tests tools)
+# Usage: tools/lint/banned.sh [dir...]   (default: libs services clients tests tools)
 set -euo pipefail
 # Under `bazel test` this script is a symlink into the source tree; resolve
 # it so the whole tree is scanned (the test is tagged local+external, so it
 # is never cached and always sees the current sources).
 cd "$(dirname "$(readlink -f "$0")")/../.."
 dirs=("$@")
-[[ ${#dirs[@]} -gt 0 ]] || dirs=(libs services tests tools)
+[[ ${#dirs[@]} -gt 0 ]] || dirs=(libs services clients tests tools)
 pattern='\b(sprintf|vsprintf|strcpy|strcat|strncpy|strncat|strtok|gets|atoi|atol|atoll|atof|gmtime|localtime|ctime|asctime|tmpnam|mktemp|rand|srand)[[:space:]]*\('
 found=0
 scanned=0

@@ -19,13 +19,12 @@
 #include "proto/auth/v1/auth_access.h"
 #include "proto/notifications/v1/notifications_access.h"
 #include "proto/orders/v1/orders_access.h"
+#include "proto/sync/v1/sync_access.h"
 #include "proto/tenants/v1/tenants_access.h"
 
 static const svcid_access_table *const TABLES[] = {
-    &auth_v1_access,
-    &tenants_v1_access,
-    &orders_v1_access,
-    &notifications_v1_access,
+    &auth_v1_access, &tenants_v1_access,       &orders_v1_access,
+    &sync_v1_access, &notifications_v1_access,
 };
 #define NTABLES (sizeof TABLES / sizeof TABLES[0])
 

@@ -1,0 +1,223 @@
+/*
+ * inbox.c - events into in-app notifications (see inbox.h). The texts
+ * are short English sentences built from the event; data carries the ids
+ * a client needs to open the thing the notification is about.
+ */
+#include "services/notifications/inbox.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libs/base/timeutil.h"
+#include "libs/base/uuid.h"
+#include "proto/notifications/v1/notifications.pb-c.h"
+#include "proto/orders/v1/orders.pb-c.h"
+#include "services/notifications/recipients.h"
+
+void inbox_batch_free(inbox_batch *b) {
+  if (b == NULL) return;
+  for (size_t i = 0; i < b->nowned; i++) free(b->owned[i]);
+  free(b->owned);
+  free(b->v);
+  free(b->emails);
+  memset(b, 0, sizeof *b);
+}
+
+/* Takes ownership of p (NULL: ERR_NOMEM). */
+static int own(inbox_batch *b, void *p) {
+  if (p == NULL) return ERR_NOMEM;
+  char **o = realloc(b->owned, (b->nowned + 1) * sizeof *o);
+  if (o == NULL) {
+    free(p);
+    return ERR_NOMEM;
+  }
+  b->owned = o;
+  b->owned[b->nowned++] = p;
+  return ERR_OK;
+}
+
+/* The Notification message of item it, packed (malloc'd into *out). */
+static int pack(const store_inbox_new *it, json_t *data, uint8_t **out,
+                size_t *len) {
+  Notifications__V1__Notification n = NOTIFICATIONS__V1__NOTIFICATION__INIT;
+  size_t nd = json_object_size(data), i = 0;
+  Notifications__V1__Notification__DataEntry *e =
+      calloc(nd ? nd : 1, sizeof *e);
+  Notifications__V1__Notification__DataEntry **ep =
+      calloc(nd ? nd : 1, sizeof *ep);
+  char created[RFC3339_MS_LEN + 1] = "";
+  uuid u;
+  if (uuid_parse(it->id, strlen(it->id), &u) == ERR_OK &&
+      time_format_rfc3339(uuid_v7_time_ms(&u), created) != ERR_OK)
+    created[0] = '\0';
+  const char *k;
+  json_t *v;
+  json_object_foreach(data, k, v) {
+    if (e == NULL || ep == NULL) break;
+    notifications__v1__notification__data_entry__init(&e[i]);
+    e[i].key = (char *)k;
+    e[i].value = (char *)json_string_value(v);
+    ep[i] = &e[i];
+    i++;
+  }
+  n.id = (char *)it->id;
+  n.type = (char *)it->type;
+  n.title = (char *)it->title;
+  n.body = (char *)it->body;
+  n.n_data = i;
+  n.data = ep;
+  n.created_at = created;
+  n.user_id = (char *)it->user_id;
+  *len = notifications__v1__notification__get_packed_size(&n);
+  *out = e != NULL && ep != NULL ? malloc(*len ? *len : 1) : NULL;
+  if (*out != NULL) notifications__v1__notification__pack(&n, *out);
+  free(e);
+  free(ep);
+  return *out != NULL ? ERR_OK : ERR_NOMEM;
+}
+
+int inbox_batch_add(inbox_batch *b, const char *uid, const char *email,
+                    const char *type, const char *title, const char *body,
+                    const char *data) {
+  json_t *d = json_loads(data, 0, NULL);
+  if (d == NULL || !json_is_object(d)) {
+    json_decref(d);
+    return ERR_INVAL;
+  }
+  store_inbox_new *v = realloc(b->v, (b->n + 1) * sizeof *v);
+  if (v != NULL) b->v = v;
+  const char **e =
+      v != NULL ? realloc(b->emails, (b->n + 1) * sizeof *e) : NULL;
+  if (e == NULL) {
+    json_decref(d);
+    return ERR_NOMEM;
+  }
+  b->emails = e;
+  b->emails[b->n] = NULL;
+  store_inbox_new *it = &b->v[b->n];
+  memset(it, 0, sizeof *it);
+  uuid u;
+  uuid_v7(&u);
+  uuid_format(&u, it->id);
+  snprintf(it->user_id, sizeof it->user_id, "%s", uid);
+  char *strs[5] = {strdup(type), strdup(title), strdup(body), strdup(data),
+                   email != NULL && email[0] ? strdup(email) : NULL};
+  int rc = ERR_OK;
+  for (int i = 0; i < 4; i++)
+    if (own(b, strs[i]) != ERR_OK) rc = ERR_NOMEM;
+  if (strs[4] != NULL && own(b, strs[4]) == ERR_OK) b->emails[b->n] = strs[4];
+  if (rc == ERR_OK) {
+    it->type = strs[0];
+    it->title = strs[1];
+    it->body = strs[2];
+    it->data = strs[3];
+    uint8_t *payload = NULL;
+    rc = pack(it, d, &payload, &it->len);
+    if (rc == ERR_OK) rc = own(b, payload);
+    it->payload = payload;
+  }
+  json_decref(d);
+  if (rc == ERR_OK) b->n++;
+  return rc;
+}
+
+/* "confirmed" for ORDER_STATUS_CONFIRMED. */
+static void status_name(int status, char *out, size_t cap) {
+  const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+      &orders__v1__order_status__descriptor, status);
+  const char *name = v != NULL ? v->name : "ORDER_STATUS_UNSPECIFIED";
+  const char *p = strncmp(name, "ORDER_STATUS_", 13) == 0 ? name + 13 : name;
+  size_t i = 0;
+  for (; p[i] != '\0' && i + 1 < cap; i++)
+    out[i] = (char)tolower((unsigned char)p[i]);
+  out[i] = '\0';
+}
+
+/* The customer's e-mail address into email ("" when none or not wanted). */
+static int customer_email(const Rpc__V1__Event *ev, rpc_client *auth,
+                          const char *uid, char *email, size_t cap) {
+  email[0] = '\0';
+  if (auth == NULL) return ERR_OK;
+  recipients r = {0};
+  int rc = recipients_user(auth, ev->tenant_id, uid, &r);
+  if (rc == ERR_OK && r.n == 1) snprintf(email, cap, "%s", r.v[0].email);
+  recipients_free(&r);
+  return rc;
+}
+
+static int order_changed(const Rpc__V1__Event *ev, rpc_client *auth,
+                         inbox_batch *out) {
+  Orders__V1__OrderStatusChanged *m = orders__v1__order_status_changed__unpack(
+      NULL, ev->payload.len, ev->payload.data);
+  if (m == NULL || m->order == NULL) {
+    if (m != NULL) orders__v1__order_status_changed__free_unpacked(m, NULL);
+    return ERR_PROTO;
+  }
+  const Orders__V1__Order *o = m->order;
+  int rc = ERR_OK;
+  if (uuid_is_valid(o->customer_id)) {
+    char status[32], title[96], body[160];
+    status_name((int)o->status, status, sizeof status);
+    snprintf(title, sizeof title, "Your order is %s", status);
+    snprintf(body, sizeof body, "Order of %s %s: %s.", o->total, o->currency,
+             status);
+    json_t *d = json_pack("{s:s, s:s}", "order_id", o->id, "status", status);
+    char *data =
+        d != NULL ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(d);
+    char email[RECIPIENT_EMAIL_MAX + 1];
+    rc = data == NULL
+             ? ERR_NOMEM
+             : customer_email(ev, auth, o->customer_id, email, sizeof email);
+    if (rc == ERR_OK)
+      rc = inbox_batch_add(out, o->customer_id, email, "order.status_changed",
+                           title, body, data);
+    free(data);
+  }
+  orders__v1__order_status_changed__free_unpacked(m, NULL);
+  return rc;
+}
+
+static int stock_low(const Rpc__V1__Event *ev, rpc_client *auth,
+                     inbox_batch *out) {
+  static const char *const kRoles[] = {"owner", "admin"};
+  Orders__V1__StockLow *m =
+      orders__v1__stock_low__unpack(NULL, ev->payload.len, ev->payload.data);
+  if (m == NULL) return ERR_PROTO;
+  recipients who = {0};
+  int rc = recipients_by_role(auth, ev->tenant_id, kRoles, 2,
+                              INBOX_RECIPIENTS_MAX, &who);
+  char title[INBOX_TITLE_MAX / 2], body[INBOX_TITLE_MAX], stock[24];
+  snprintf(title, sizeof title, "Low stock: %.150s", m->name);
+  snprintf(body, sizeof body, "%.150s has %" PRId64 " left.", m->name,
+           m->stock);
+  snprintf(stock, sizeof stock, "%" PRId64, m->stock);
+  json_t *d =
+      json_pack("{s:s, s:s}", "product_id", m->product_id, "stock", stock);
+  char *data = d != NULL ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(d);
+  if (rc == ERR_OK && data == NULL) rc = ERR_NOMEM;
+  for (size_t i = 0; rc == ERR_OK && i < who.n; i++)
+    rc = inbox_batch_add(out, who.v[i].id, who.v[i].email, "stock.low", title,
+                         body, data);
+  free(data);
+  recipients_free(&who);
+  orders__v1__stock_low__free_unpacked(m, NULL);
+  return rc;
+}
+
+int inbox_for_event(const Rpc__V1__Event *ev, rpc_client *auth, bool with_email,
+                    inbox_batch *out) {
+  memset(out, 0, sizeof *out);
+  int rc = ERR_OK;
+  if (strcmp(ev->type, "OrderStatusChanged") == 0)
+    rc = order_changed(ev, with_email ? auth : NULL, out);
+  else if (strcmp(ev->type, "StockLow") == 0 && auth != NULL)
+    rc = stock_low(ev, auth, out);
+  if (rc != ERR_OK) inbox_batch_free(out);
+  return rc;
+}

@@ -1,0 +1,1061 @@
+/*
+ * inbox_itest.c - the in-app inbox end to end: PostgreSQL, Redis, auth,
+ * tenants, orders, notifications, the gateway and realtime as processes
+ * (tests/harness), every call over the gateway's public HTTP API, and a
+ * real WebSocket client (client/inbox.js on Node's `ws` package).
+ *
+ * A customer's order moved along by the owner -> one notification per
+ * status change in the customer's inbox (unread count right, ?unread,
+ * pages, read and read-all), none in anyone else's; low stock -> the owner
+ * and the admins are notified, customers are not; each notification also
+ * on the customer's realtime channel private.user.<id>, the same one the
+ * inbox shows; hostile cases: another user's notification 404 (in the
+ * tenant and from another tenant), no token 401, bad input 400 naming the
+ * field; each status change also e-mailed to the customer over SMTP (a
+ * real SMTP server, tools/sinks/smtp_sink.py, keeps what it gets).
+ * Every wait is for a condition with a generous deadline.
+ */
+#include <check.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "libs/base/timeutil.h"
+#include "libs/base/uuid.h"
+#include "tests/harness/api.h"
+#include "tests/harness/cases.h"
+#include "tests/harness/harness.h"
+#include "tests/harness/http.h"
+#include "proto/auth/v1/auth.pb-c.h"
+#include "tests/harness/rpc.h"
+#include "tests/harness/service.h"
+#include "services/notifications/sms.h"
+
+#define OPERATOR_SECRET "itest-operator-secret-0123456789"
+#define PASSWORD "correct horse battery"
+#define SECRET_KEY "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+#define WAIT_MS 60000
+#define CLIENT_DIR "tests/realtime/client" /* the ws package lives there */
+#define SCRIPT "tests/notifications/client/inbox.js"
+
+static harness_pg g_pg;
+static harness_redis g_redis;
+static harness_service g_auth, g_tenants, g_orders, g_gw, g_notif, g_rt;
+static int g_ws_port, g_smtp_port;
+static harness_proc *g_smtp;
+static char g_mail_file[128];
+
+static const harness_service_opts kSvc = {
+    .pg = &g_pg, .redis = &g_redis, .rpc_workers = 4, .log_level = "info"};
+static const harness_service_opts kNoDb = {.redis = &g_redis,
+                                           .log_level = "info"};
+
+typedef harness_http_resp resp;
+
+/* ---------------------------------------------------------- processes -- */
+
+#define ADDR(buf, key, url) snprintf(buf, sizeof buf, "%s=%s", key, url)
+
+/* The SMTP sink (tools/sinks/smtp_sink.py): every message as a JSON line
+ * in g_mail_file. */
+static bool start_smtp_sink(void) {
+  char port[16];
+  g_smtp_port = harness_free_port();
+  snprintf(port, sizeof port, "%d", g_smtp_port);
+  snprintf(g_mail_file, sizeof g_mail_file, "/tmp/inbox-itest-mail-%d.jsonl",
+           (int)getpid());
+  unlink(g_mail_file);
+  char *argv[] = {"/usr/bin/python3",
+                  "tools/sinks/smtp_sink.py",
+                  "--port",
+                  port,
+                  "--out",
+                  g_mail_file,
+                  NULL};
+  g_smtp = harness_spawn("smtp-sink", argv, NULL);
+  return g_smtp != NULL && harness_wait_port(g_smtp_port, 10000);
+}
+
+static bool start_notifications(void) {
+  char a[96], o[96], oe[96], smtp[64];
+  snprintf(smtp, sizeof smtp, "SMTP_URL=smtp://127.0.0.1:%d", g_smtp_port);
+  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
+  ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
+  ADDR(oe, "ORDERS_EVENTS", g_orders.bus_url);
+  char *extra[] = {a,
+                   o,
+                   oe,
+                   "NOTIFICATIONS_SECRET_KEY=" SECRET_KEY,
+                   "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=true",
+                   "NOTIFICATIONS_OUTBOX_POLL=200ms",
+                   smtp,
+                   "NOTIFICATIONS_MAIL_FROM=noreply@bistro.example",
+                   "NOTIFICATIONS_CAMPAIGN_BATCH=100",
+                   "NOTIFICATIONS_CAMPAIGN_INTERVAL=100ms",
+                   "NOTIFICATIONS_CAMPAIGN_POLL=100ms",
+                   "NOTIFICATIONS_WORKERS=8",
+                   NULL};
+  return harness_service_start(&g_notif, "notifications",
+                               "services/notifications/notifications", &kSvc,
+                               extra);
+}
+
+static bool start_gateway(void) {
+  char a[96], t[96], o[96], n[96], ae[96], te[96];
+  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
+  ADDR(t, "TENANTS_ADDR", g_tenants.rpc_url);
+  ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
+  ADDR(n, "NOTIFICATIONS_ADDR", g_notif.rpc_url);
+  ADDR(ae, "AUTH_EVENTS", g_auth.bus_url);
+  ADDR(te, "TENANTS_EVENTS", g_tenants.bus_url);
+  char *extra[] = {a,
+                   t,
+                   o,
+                   n,
+                   ae,
+                   te,
+                   "GATEWAY_BASE_DOMAIN=localhost",
+                   "GATEWAY_RATE_BURST=10000",
+                   "GATEWAY_LOGIN_BURST=1000",
+                   NULL};
+  if (!harness_service_start(&g_gw, "gateway", "services/gateway/gateway",
+                             &kSvc, extra))
+    return false;
+  char url[128];
+  return harness_wait_http_ok(
+      harness_service_http_url(&g_gw, "/healthz", url, sizeof url), 10000);
+}
+
+static bool start_realtime(void) {
+  char a[96], o[96], oe[96], n[96], ne[96], wp[32];
+  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
+  ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
+  ADDR(oe, "ORDERS_EVENTS", g_orders.bus_url);
+  ADDR(n, "NOTIFICATIONS_ADDR", g_notif.rpc_url);
+  ADDR(ne, "NOTIFICATIONS_EVENTS", g_notif.bus_url);
+  g_ws_port = harness_free_port();
+  snprintf(wp, sizeof wp, "WS_PORT=%d", g_ws_port);
+  char *extra[] = {a, o, oe, n, ne, wp, "WS_ADDR=127.0.0.1", NULL};
+  return harness_service_start(&g_rt, "realtime", "services/realtime/realtime",
+                               &kNoDb, extra) &&
+         harness_wait_port(g_ws_port, 10000);
+}
+
+static bool start_system(void) {
+  if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0)
+    return false;
+  char a[96], t[96];
+  bool ok = harness_service_start_auth(&g_auth, "auth", &kSvc, NULL);
+  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
+  char *ten_extra[] = {a, "TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
+                       "TENANTS_BASE_DOMAINS=localhost", NULL};
+  ok =
+      ok && harness_service_start(&g_tenants, "tenants",
+                                  "services/tenants/tenants", &kSvc, ten_extra);
+  ADDR(t, "TENANTS_ADDR", g_tenants.rpc_url);
+  char *ord_extra[] = {a, t, NULL};
+  ok = ok && harness_service_start(&g_orders, "orders",
+                                   "services/orders/orders", &kSvc, ord_extra);
+  return ok && start_smtp_sink() && start_notifications() && start_gateway() &&
+         start_realtime();
+}
+
+static int run(const char *name, char *const argv[], char *const env[],
+               int timeout_ms) {
+  harness_proc *p = harness_spawn(name, argv, env);
+  if (p == NULL) return -1;
+  int st = harness_wait_exit(p, timeout_ms);
+  if (st == -1) harness_stop(p, 1000);
+  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* npm ci once, as tests/realtime does (node_modules is ignored by git). */
+static bool client_installed(void) {
+  struct stat sb;
+  if (stat(CLIENT_DIR "/node_modules/ws/package.json", &sb) == 0) return true;
+  char *argv[] = {"/bin/sh", "-c",
+                  "cd " CLIENT_DIR " && npm ci --no-audit --no-fund", NULL};
+  return run("npm", argv, NULL, 300000) == 0;
+}
+
+/* ------------------------------------------------------------ helpers -- */
+
+typedef struct person {
+  char id[UUID_STR_LEN + 1];
+  char token[PASETO_TOKEN_MAX + 1];
+} person;
+
+static resp *call(const char *method, const char *path, const char *body,
+                  const char *token) {
+  return harness_http_call(method, g_gw.http_port, path, body, token, NULL);
+}
+
+static void tenant(const char *prefix, harness_api_tenant *t) {
+  ck_assert_int_eq(
+      harness_api_create_tenant(g_gw.http_port, prefix, PASSWORD, t), 201);
+}
+
+/* A member of t with role, logged in: a customer registers (X-Tenant),
+ * staff and admins are made by the owner. */
+static void member(const harness_api_tenant *t, const char *name,
+                   const char *role, person *p) {
+  char email[96], body[256], xt[96];
+  bool customer = strcmp(role, "customer") == 0;
+  snprintf(email, sizeof email, "%s@%s.example.test", name, t->slug);
+  snprintf(body, sizeof body,
+           "{\"email\":\"%s\",\"name\":\"%s\",\"password\":\"%s\"%s%s%s}",
+           email, name, PASSWORD, customer ? "" : ",\"role\":\"",
+           customer ? "" : role, customer ? "" : "\"");
+  snprintf(xt, sizeof xt, "X-Tenant: %s", t->slug);
+  const char *const hdrs[] = {xt, NULL};
+  resp *r = customer ? harness_http_call("POST", g_gw.http_port,
+                                         "/v1/auth/register", body, NULL, hdrs)
+                     : call("POST", "/v1/tenant/members", body, t->owner_token);
+  CK_HTTP_STATUS(r, 201);
+  snprintf(p->id, sizeof p->id, "%s", harness_json_str(r->json, "user.id"));
+  harness_http_free(r);
+  ck_assert_int_eq(harness_api_login(g_gw.http_port, t->slug, email, PASSWORD,
+                                     p->token, sizeof p->token, NULL, 0),
+                   200);
+}
+
+/* A product of t with stock and a low-stock threshold; its id into id. */
+static void product(const harness_api_tenant *t, int stock, int threshold,
+                    char id[UUID_STR_LEN + 1]) {
+  char body[160];
+  snprintf(body, sizeof body,
+           "{\"name\":\"Soup\",\"price_cents\":450,\"stock\":%d,"
+           "\"low_stock_threshold\":%d}",
+           stock, threshold);
+  resp *r = call("POST", "/v1/products", body, t->owner_token);
+  CK_HTTP_STATUS(r, 201);
+  snprintf(id, UUID_STR_LEN + 1, "%s", harness_json_str(r->json, "id"));
+  harness_http_free(r);
+}
+
+/* An order of quantity of pid by token; its id into oid. */
+static void order(const char *token, const char *pid, int quantity,
+                  char oid[UUID_STR_LEN + 1]) {
+  char body[160];
+  snprintf(body, sizeof body,
+           "{\"items\":[{\"product_id\":\"%s\",\"quantity\":%d}]}", pid,
+           quantity);
+  resp *r = call("POST", "/v1/orders", body, token);
+  CK_HTTP_STATUS(r, 201);
+  snprintf(oid, UUID_STR_LEN + 1, "%s", harness_json_str(r->json, "id"));
+  harness_http_free(r);
+}
+
+static void set_status(const harness_api_tenant *t, const char *oid,
+                       const char *status) {
+  char path[96], body[64];
+  snprintf(path, sizeof path, "/v1/orders/%s/status", oid);
+  snprintf(body, sizeof body, "{\"status\":\"%s\"}", status);
+  resp *r = call("POST", path, body, t->owner_token);
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+}
+
+/* The string at path in the answer's first notification. */
+static const char *first(resp *r, const char *path) {
+  json_t *n = json_array_get(harness_json_get(r->json, "notifications"), 0);
+  ck_assert_ptr_nonnull(n);
+  return harness_json_str(n, path);
+}
+
+/* GET /v1/notifications[?query] as token (200 asserted). */
+static resp *inbox(const char *token, const char *query) {
+  char path[256];
+  snprintf(path, sizeof path, "/v1/notifications%s%s", query ? "?" : "",
+           query ? query : "");
+  resp *r = call("GET", path, NULL, token);
+  CK_HTTP_STATUS(r, 200);
+  return r;
+}
+
+typedef struct inbox_wait {
+  const char *token;
+  size_t n;
+} inbox_wait;
+
+static bool has_items(void *arg) {
+  inbox_wait *w = arg;
+  resp *r =
+      harness_http_request("GET", g_gw.http_port, "/v1/notifications?limit=100",
+                           NULL, w->token, NULL);
+  size_t n = json_array_size(harness_json_get(r->json, "notifications"));
+  harness_http_free(r);
+  return n >= w->n;
+}
+
+static bool wait_for(bool (*cond)(void *), void *arg) {
+  int64_t end = time_mono_ms() + WAIT_MS;
+  while (!cond(arg)) {
+    if (time_mono_ms() > end) return false;
+    time_sleep_ms(50);
+  }
+  return true;
+}
+
+#define WAIT_INBOX(tok, count)                                                 \
+  ck_assert_msg(wait_for(has_items, &(inbox_wait){(tok), (count)}),            \
+                "inbox never had %d notifications", (count))
+
+/* ------------------------------------------------------------- cases -- */
+
+START_TEST(status_changes_fill_the_customers_inbox_and_only_theirs) {
+  harness_api_tenant t;
+  person cust, other;
+  char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1];
+  tenant("in-a", &t);
+  member(&t, "cust", "customer", &cust);
+  member(&t, "other", "customer", &other);
+  product(&t, 100, 1, pid);
+  order(cust.token, pid, 1, oid);
+  set_status(&t, oid, "confirmed");
+  set_status(&t, oid, "preparing");
+  set_status(&t, oid, "ready");
+  WAIT_INBOX(cust.token, 3);
+  resp *r = inbox(cust.token, NULL);
+  static const char *const kTop[] = {"notifications", "unread_count", NULL};
+  CK_JSON_KEYS(r->json, kTop);
+  ck_assert_int_eq(harness_json_int(r->json, "unread_count"), 3);
+  json_t *l = harness_json_get(r->json, "notifications");
+  ck_assert_int_eq(json_array_size(l), 3);
+  static const char *const kKeys[] = {"id",   "type",    "title",      "body",
+                                      "data", "read_at", "created_at", NULL};
+  static const char *const kStatus[] = {"ready", "preparing", "confirmed"};
+  for (size_t i = 0; i < 3; i++) { /* newest first */
+    json_t *n = json_array_get(l, i);
+    CK_JSON_KEYS(n, kKeys);
+    ck_assert_str_eq(harness_json_str(n, "type"), "order.status_changed");
+    ck_assert_str_eq(harness_json_str(n, "data.order_id"), oid);
+    ck_assert_str_eq(harness_json_str(n, "data.status"), kStatus[i]);
+    ck_assert_str_eq(harness_json_str(n, "read_at"), "");
+    ck_assert(strstr(harness_json_str(n, "title"), kStatus[i]) != NULL);
+  }
+  harness_http_free(r);
+  /* Nobody else hears of it: not the owner, not another customer. */
+  r = inbox(t.owner_token, NULL);
+  ck_assert_int_eq(json_array_size(harness_json_get(r->json, "notifications")),
+                   0);
+  ck_assert_int_eq(harness_json_int(r->json, "unread_count"), 0);
+  harness_http_free(r);
+  r = inbox(other.token, NULL);
+  ck_assert_int_eq(json_array_size(harness_json_get(r->json, "notifications")),
+                   0);
+  harness_http_free(r);
+  /* Exactly one row per (event, recipient) in the database. */
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM notifications.inbox "
+                                    "WHERE user_id = $1::uuid",
+                                    cust.id),
+                   3);
+}
+END_TEST
+
+START_TEST(pages_read_and_read_all) {
+  harness_api_tenant t;
+  person cust;
+  char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1];
+  tenant("in-read", &t);
+  member(&t, "cust", "customer", &cust);
+  product(&t, 100, 1, pid);
+  order(cust.token, pid, 1, oid);
+  set_status(&t, oid, "confirmed");
+  set_status(&t, oid, "preparing");
+  set_status(&t, oid, "ready");
+  WAIT_INBOX(cust.token, 3);
+  /* Pages of two: the cursor leads to the last one, then no cursor. */
+  resp *r = inbox(cust.token, "limit=2");
+  ck_assert_int_eq(json_array_size(harness_json_get(r->json, "notifications")),
+                   2);
+  char q[160], newest[UUID_STR_LEN + 1];
+  snprintf(q, sizeof q, "limit=2&cursor=%s",
+           harness_json_str(r->json, "next_cursor"));
+  snprintf(newest, sizeof newest, "%s", first(r, "id"));
+  harness_http_free(r);
+  r = inbox(cust.token, q);
+  ck_assert_int_eq(json_array_size(harness_json_get(r->json, "notifications")),
+                   1);
+  ck_assert_str_eq(first(r, "data.status"), "confirmed");
+  ck_assert_ptr_null(harness_json_get(r->json, "next_cursor"));
+  harness_http_free(r);
+  /* One read: the count drops, ?unread leaves it out, reading it again
+   * keeps its read_at. */
+  char path[128];
+  snprintf(path, sizeof path, "/v1/notifications/%s/read", newest);
+  r = call("POST", path, NULL, cust.token);
+  CK_HTTP_STATUS(r, 204);
+  harness_http_free(r);
+  r = inbox(cust.token, "unread=true");
+  ck_assert_int_eq(harness_json_int(r->json, "unread_count"), 2);
+  json_t *l = harness_json_get(r->json, "notifications");
+  ck_assert_int_eq(json_array_size(l), 2);
+  for (size_t i = 0; i < 2; i++)
+    ck_assert_str_ne(harness_json_str(json_array_get(l, i), "id"), newest);
+  harness_http_free(r);
+  r = inbox(cust.token, "limit=1");
+  char read_at[64];
+  snprintf(read_at, sizeof read_at, "%s", first(r, "read_at"));
+  ck_assert(read_at[0] != '\0');
+  harness_http_free(r);
+  r = call("POST", path, NULL, cust.token);
+  CK_HTTP_STATUS(r, 204);
+  harness_http_free(r);
+  r = inbox(cust.token, "limit=1");
+  ck_assert_str_eq(first(r, "read_at"), read_at);
+  harness_http_free(r);
+  /* Read-all: nothing unread. */
+  r = call("POST", "/v1/notifications/read-all", NULL, cust.token);
+  CK_HTTP_STATUS(r, 204);
+  harness_http_free(r);
+  r = inbox(cust.token, "unread=true");
+  ck_assert_int_eq(harness_json_int(r->json, "unread_count"), 0);
+  ck_assert_int_eq(json_array_size(harness_json_get(r->json, "notifications")),
+                   0);
+  harness_http_free(r);
+  r = inbox(cust.token, NULL);
+  ck_assert_int_eq(json_array_size(harness_json_get(r->json, "notifications")),
+                   3);
+  harness_http_free(r);
+}
+END_TEST
+
+typedef struct stock_wait {
+  const char *token;
+} stock_wait;
+
+static bool has_stock_low(void *arg) {
+  stock_wait *w = arg;
+  resp *r = harness_http_request("GET", g_gw.http_port, "/v1/notifications",
+                                 NULL, w->token, NULL);
+  json_t *n = json_array_get(harness_json_get(r->json, "notifications"), 0);
+  const char *type = json_string_value(json_object_get(n, "type"));
+  bool ok = type != NULL && strcmp(type, "stock.low") == 0;
+  harness_http_free(r);
+  return ok;
+}
+
+START_TEST(low_stock_notifies_the_owner_and_admins_only) {
+  harness_api_tenant t;
+  person admin, staff, cust;
+  char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1];
+  tenant("in-stock", &t);
+  member(&t, "admin", "admin", &admin);
+  member(&t, "staff", "staff", &staff);
+  member(&t, "cust", "customer", &cust);
+  product(&t, 5, 3, pid);
+  order(cust.token, pid, 4, oid); /* 1 left, under the threshold */
+  ck_assert(wait_for(has_stock_low, &(stock_wait){t.owner_token}));
+  ck_assert(wait_for(has_stock_low, &(stock_wait){admin.token}));
+  resp *r = inbox(admin.token, NULL);
+  ck_assert_str_eq(first(r, "data.product_id"), pid);
+  ck_assert_str_eq(first(r, "data.stock"), "1");
+  ck_assert_int_eq(harness_json_int(r->json, "unread_count"), 1);
+  harness_http_free(r);
+  /* Staff and customers: nothing (the event was fully handled: the owner
+   * and the admin already have theirs). */
+  r = inbox(staff.token, NULL);
+  ck_assert_int_eq(json_array_size(harness_json_get(r->json, "notifications")),
+                   0);
+  harness_http_free(r);
+  r = inbox(cust.token, NULL);
+  ck_assert_int_eq(json_array_size(harness_json_get(r->json, "notifications")),
+                   0);
+  harness_http_free(r);
+}
+END_TEST
+
+START_TEST(another_users_notification_is_404_and_bad_input_400) {
+  harness_api_tenant t, u;
+  person cust, other;
+  char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1];
+  tenant("in-hostile", &t);
+  tenant("in-hostile-b", &u);
+  member(&t, "cust", "customer", &cust);
+  member(&t, "other", "customer", &other);
+  product(&t, 100, 1, pid);
+  order(cust.token, pid, 1, oid);
+  set_status(&t, oid, "confirmed");
+  WAIT_INBOX(cust.token, 1);
+  resp *r = inbox(cust.token, NULL);
+  char path[128], id[UUID_STR_LEN + 1];
+  snprintf(id, sizeof id, "%s", first(r, "id"));
+  harness_http_free(r);
+  snprintf(path, sizeof path, "/v1/notifications/%s/read", id);
+  /* Another customer, the tenant's owner, another tenant's owner: 404,
+   * and the notification stays unread. */
+  const char *const hostile[] = {other.token, t.owner_token, u.owner_token};
+  for (size_t i = 0; i < 3; i++) {
+    r = call("POST", path, NULL, hostile[i]);
+    CK_HTTP_ERROR(r, 404, "NOT_FOUND");
+    harness_http_free(r);
+    r = call("POST", "/v1/notifications/read-all", NULL, hostile[i]);
+    CK_HTTP_STATUS(r, 204);
+    harness_http_free(r);
+  }
+  r = inbox(cust.token, "unread=true");
+  ck_assert_int_eq(harness_json_int(r->json, "unread_count"), 1);
+  harness_http_free(r);
+  /* No token: 401. */
+  r = call("GET", "/v1/notifications", NULL, NULL);
+  CK_HTTP_ERROR(r, 401, "UNAUTHENTICATED");
+  harness_http_free(r);
+  r = call("POST", path, NULL, NULL);
+  CK_HTTP_ERROR(r, 401, "UNAUTHENTICATED");
+  harness_http_free(r);
+  /* Bad input: 400 naming the field. */
+  static const struct {
+    const char *method, *path, *field;
+  } kBad[] = {
+      {"GET", "/v1/notifications?limit=101", "limit"},
+      {"GET", "/v1/notifications?cursor=nope", "cursor"},
+      {"GET", "/v1/notifications?unread=maybe", "unread"},
+      {"POST", "/v1/notifications/not-a-uuid/read", "id"},
+  };
+  for (size_t i = 0; i < sizeof kBad / sizeof kBad[0]; i++) {
+    r = call(kBad[i].method, kBad[i].path, NULL, cust.token);
+    CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+    ck_assert_msg(harness_http_has_detail(r, kBad[i].field), "%s: %s",
+                  kBad[i].path, r->body);
+    harness_http_free(r);
+  }
+}
+END_TEST
+
+START_TEST(each_notification_is_pushed_on_the_private_channel) {
+  harness_api_tenant t;
+  person cust, other;
+  char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1];
+  tenant("in-rt", &t);
+  member(&t, "cust", "customer", &cust);
+  member(&t, "other", "customer", &other);
+  product(&t, 100, 1, pid);
+  order(cust.token, pid, 1, oid);
+  set_status(&t, oid, "confirmed");
+  WAIT_INBOX(cust.token, 1);
+  char gw[64], ws[96], mod[PATH_MAX + 16], ct[PASETO_TOKEN_MAX + 32], ci[64],
+      ot[PASETO_TOKEN_MAX + 32], xt[PASETO_TOKEN_MAX + 32], o[64],
+      real[PATH_MAX];
+  ck_assert_ptr_nonnull(realpath(CLIENT_DIR "/node_modules/ws", real));
+  snprintf(gw, sizeof gw, "GW=http://127.0.0.1:%d", g_gw.http_port);
+  snprintf(ws, sizeof ws, "WS=ws://127.0.0.1:%d/v1/realtime", g_ws_port);
+  snprintf(mod, sizeof mod, "WS_MODULE=%s", real);
+  snprintf(ct, sizeof ct, "CUSTOMER_TOKEN=%s", cust.token);
+  snprintf(ci, sizeof ci, "CUSTOMER_ID=%s", cust.id);
+  snprintf(ot, sizeof ot, "OWNER_TOKEN=%s", t.owner_token);
+  snprintf(xt, sizeof xt, "OTHER_TOKEN=%s", other.token);
+  snprintf(o, sizeof o, "ORDER_ID=%s", oid);
+  char *env[] = {gw, ws, mod, ct, ci, ot, xt, o, NULL};
+  char *argv[] = {"/usr/bin/env", "node", SCRIPT, NULL};
+  int rc = run("inbox.js", argv, env, 120000);
+  if (rc != 0) harness_dump_logs();
+  ck_assert_int_eq(rc, 0);
+}
+END_TEST
+
+/* The messages the sink kept for rcpt, as JSON objects (json_decref). */
+static json_t *mails_to(const char *rcpt) {
+  json_t *all = json_array();
+  FILE *f = fopen(g_mail_file, "r");
+  char line[65536];
+  while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    json_t *m = json_loads(line, 0, NULL);
+    const char *to =
+        json_string_value(json_array_get(json_object_get(m, "rcpt_to"), 0));
+    if (to != NULL && strcmp(to, rcpt) == 0) json_array_append(all, m);
+    json_decref(m);
+  }
+  if (f != NULL) fclose(f);
+  return all;
+}
+
+typedef struct mail_wait {
+  const char *rcpt;
+  size_t n;
+} mail_wait;
+
+static bool has_mails(void *arg) {
+  mail_wait *w = arg;
+  json_t *all = mails_to(w->rcpt);
+  bool ok = json_array_size(all) >= w->n;
+  json_decref(all);
+  return ok;
+}
+
+START_TEST(each_status_change_is_emailed_through_smtp) {
+  harness_api_tenant t;
+  person cust, other;
+  char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1], email[128], oemail[128];
+  tenant("in-mail", &t);
+  member(&t, "cust", "customer", &cust);
+  member(&t, "other", "customer", &other);
+  snprintf(email, sizeof email, "cust@%s.example.test", t.slug);
+  snprintf(oemail, sizeof oemail, "other@%s.example.test", t.slug);
+  product(&t, 100, 1, pid);
+  order(cust.token, pid, 1, oid);
+  set_status(&t, oid, "confirmed");
+  set_status(&t, oid, "preparing");
+  ck_assert_msg(wait_for(has_mails, &(mail_wait){email, 2}),
+                "no two e-mails to %s", email);
+  WAIT_INBOX(cust.token, 2);
+  /* Once each, whatever retries: the queue records the 250. */
+  time_sleep_ms(500);
+  json_t *all = mails_to(email);
+  ck_assert_int_eq(json_array_size(all), 2);
+  resp *r = inbox(cust.token, NULL);
+  bool seen[2] = {false, false};
+  for (size_t i = 0; i < 2; i++) {
+    json_t *m = json_array_get(all, i);
+    const char *data = harness_json_str(m, "data");
+    ck_assert_str_eq(harness_json_str(m, "mail_from"),
+                     "noreply@bistro.example");
+    ck_assert(strstr(data, "From: <noreply@bistro.example>\r\n") != NULL);
+    ck_assert(strstr(data, "Content-Type: text/plain; charset=utf-8") != NULL);
+    ck_assert(strstr(data, "Message-ID: <") != NULL);
+    /* Subject and text are the inbox's title and body. */
+    for (size_t k = 0; k < 2; k++) {
+      json_t *n = json_array_get(harness_json_get(r->json, "notifications"), k);
+      char subj[300];
+      snprintf(subj, sizeof subj, "Subject: %s\r\n",
+               harness_json_str(n, "title"));
+      if (strstr(data, subj) != NULL &&
+          strstr(data, harness_json_str(n, "body")) != NULL)
+        seen[k] = true;
+    }
+  }
+  ck_assert(seen[0] && seen[1]);
+  harness_http_free(r);
+  json_decref(all);
+  /* Nobody else was written to. */
+  all = mails_to(oemail);
+  ck_assert_int_eq(json_array_size(all), 0);
+  json_decref(all);
+}
+END_TEST
+
+/* ---------------------------------------------------------- campaigns -- */
+
+/* n customers of t made straight in auth's table (a fixture: 1,000
+ * registrations would hash 1,000 passwords); e-mails c<i>@<slug>... */
+static void customers(const harness_api_tenant *t, int n) {
+  char sql[1024];
+  snprintf(sql, sizeof sql,
+           "WITH ins AS (INSERT INTO auth.users (id, tenant_id, email, name, "
+           "role, password_hash) SELECT gen_random_uuid(), $1::uuid, "
+           "'c' || i || '@%s.example.test', 'Customer ' || i, 'customer', "
+           "'x' FROM generate_series(1, %d) AS i RETURNING 1) "
+           "SELECT count(*) FROM ins",
+           t->slug, n);
+  ck_assert_int_eq(harness_pg_count(&g_pg, sql, t->id), n);
+}
+
+static resp *campaign_get(const harness_api_tenant *t, const char *id) {
+  char path[96];
+  snprintf(path, sizeof path, "/v1/campaigns/%s", id);
+  return call("GET", path, NULL, t->owner_token);
+}
+
+typedef struct campaign_wait {
+  const harness_api_tenant *t;
+  const char *id;
+  long long delivered;
+} campaign_wait;
+
+static bool campaign_done(void *arg) {
+  campaign_wait *w = arg;
+  char path[96];
+  snprintf(path, sizeof path, "/v1/campaigns/%s", w->id);
+  resp *r = harness_http_request("GET", g_gw.http_port, path, NULL,
+                                 w->t->owner_token, NULL);
+  json_t *st = json_object_get(r->json, "status");
+  json_t *d = json_object_get(json_object_get(r->json, "stats"), "delivered");
+  bool ok = json_is_string(st) && strcmp(json_string_value(st), "sent") == 0 &&
+            json_integer_value(d) >= w->delivered;
+  harness_http_free(r);
+  return ok;
+}
+
+static bool wait_long(bool (*cond)(void *), void *arg, int64_t ms) {
+  int64_t end = time_mono_ms() + ms;
+  while (!cond(arg)) {
+    if (time_mono_ms() > end) return false;
+    time_sleep_ms(200);
+  }
+  return true;
+}
+
+/* The sink's messages whose recipient ends with suffix. */
+static size_t mails_ending(const char *suffix) {
+  size_t n = 0, sl = strlen(suffix);
+  FILE *f = fopen(g_mail_file, "r");
+  char line[65536];
+  while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    json_t *m = json_loads(line, 0, NULL);
+    const char *to =
+        json_string_value(json_array_get(json_object_get(m, "rcpt_to"), 0));
+    if (to != NULL && strlen(to) > sl &&
+        strcmp(to + strlen(to) - sl, suffix) == 0)
+      n++;
+    json_decref(m);
+  }
+  if (f != NULL) fclose(f);
+  return n;
+}
+
+START_TEST(a_campaign_to_1000_customers_goes_out_in_batches) {
+  harness_api_tenant t;
+  person staff;
+  tenant("camp", &t);
+  member(&t, "staff", "staff", &staff);
+  customers(&t, 1000);
+  resp *r = call("POST", "/v1/campaigns",
+                 "{\"name\":\"Spring\",\"title\":\"Spring menu\","
+                 "\"body\":\"New dishes this week.\","
+                 "\"channels\":[\"in_app\",\"email\"],"
+                 "\"audience\":{\"roles\":[\"customer\"]}}",
+                 t.owner_token);
+  CK_HTTP_STATUS(r, 201);
+  static const char *const kKeys[] = {
+      "id",     "name",         "title",   "body",  "channels",   "audience",
+      "status", "scheduled_at", "sent_at", "stats", "created_at", "updated_at",
+      NULL};
+  CK_JSON_KEYS(r->json, kKeys);
+  ck_assert_str_eq(harness_json_str(r->json, "status"), "draft");
+  ck_assert_int_eq(harness_json_int(r->json, "stats.targeted"), 0);
+  char id[UUID_STR_LEN + 1], path[128];
+  snprintf(id, sizeof id, "%s", harness_json_str(r->json, "id"));
+  harness_http_free(r);
+  snprintf(path, sizeof path, "/v1/campaigns/%s/send", id);
+  r = call("POST", path, NULL, t.owner_token);
+  CK_HTTP_STATUS(r, 202);
+  harness_http_free(r);
+  /* Sending again is refused: it is no longer a draft. */
+  r = call("POST", path, NULL, t.owner_token);
+  CK_HTTP_ERROR(r, 400, "FAILED_PRECONDITION");
+  harness_http_free(r);
+  ck_assert_msg(
+      wait_long(campaign_done, &(campaign_wait){&t, id, 2000}, 300000),
+      "the campaign was not sent with 2000 delivered");
+  r = campaign_get(&t, id);
+  ck_assert_int_eq(harness_json_int(r->json, "stats.targeted"), 2000);
+  ck_assert_int_eq(harness_json_int(r->json, "stats.delivered"), 2000);
+  ck_assert_int_eq(harness_json_int(r->json, "stats.failed"), 0);
+  ck_assert(harness_json_str(r->json, "sent_at")[0] != '\0');
+  harness_http_free(r);
+  /* In batches of 100 (NOTIFICATIONS_CAMPAIGN_BATCH), each recipient once. */
+  ck_assert_int_ge(
+      harness_pg_count(&g_pg,
+                       "SELECT batches FROM notifications.campaigns "
+                       "WHERE id = $1::uuid",
+                       id),
+      10);
+  ck_assert_int_eq(
+      harness_pg_count(&g_pg,
+                       "SELECT count(DISTINCT user_id) FROM "
+                       "notifications.inbox WHERE event_id = $1::uuid",
+                       id),
+      1000);
+  char suffix[96];
+  snprintf(suffix, sizeof suffix, "@%s.example.test", t.slug);
+  ck_assert_uint_eq(mails_ending(suffix), 1000);
+  /* Staff were not in the audience. */
+  r = inbox(staff.token, NULL);
+  ck_assert_int_eq(json_array_size(harness_json_get(r->json, "notifications")),
+                   0);
+  harness_http_free(r);
+}
+END_TEST
+
+typedef struct status_wait {
+  const harness_api_tenant *t;
+  const char *id, *status;
+} status_wait;
+
+static bool has_status(void *arg) {
+  status_wait *w = arg;
+  char path[96];
+  snprintf(path, sizeof path, "/v1/campaigns/%s", w->id);
+  resp *r = harness_http_request("GET", g_gw.http_port, path, NULL,
+                                 w->t->owner_token, NULL);
+  json_t *st = json_object_get(r->json, "status");
+  bool ok = json_is_string(st) && strcmp(json_string_value(st), w->status) == 0;
+  harness_http_free(r);
+  return ok;
+}
+
+START_TEST(campaigns_scheduled_edited_cancelled_and_refused) {
+  harness_api_tenant t, u;
+  person cust, staff;
+  tenant("camp-rules", &t);
+  tenant("camp-other", &u);
+  member(&t, "cust", "customer", &cust);
+  member(&t, "staff", "staff", &staff);
+  char when[RFC3339_MS_LEN + 1], body[512];
+  ck_assert_int_eq(time_format_rfc3339(time_now_ms() + 2000, when), ERR_OK);
+  snprintf(body, sizeof body,
+           "{\"name\":\"Soon\",\"title\":\"Hello\",\"channels\":"
+           "[\"in_app\"],\"audience\":{\"roles\":[\"customer\"]},"
+           "\"scheduled_at\":\"%s\"}",
+           when);
+  resp *r = call("POST", "/v1/campaigns", body, t.owner_token);
+  CK_HTTP_STATUS(r, 201);
+  ck_assert_str_eq(harness_json_str(r->json, "status"), "scheduled");
+  char id[UUID_STR_LEN + 1], path[128];
+  snprintf(id, sizeof id, "%s", harness_json_str(r->json, "id"));
+  harness_http_free(r);
+  /* The periodic job sends it when due: the customer has it. */
+  ck_assert(wait_for(has_status, &(status_wait){&t, id, "sent"}));
+  WAIT_INBOX(cust.token, 1);
+  r = inbox(cust.token, NULL);
+  ck_assert_str_eq(first(r, "type"), "campaign");
+  ck_assert_str_eq(first(r, "title"), "Hello");
+  ck_assert_str_eq(first(r, "data.campaign_id"), id);
+  harness_http_free(r);
+  /* A sent campaign cannot be edited. */
+  snprintf(path, sizeof path, "/v1/campaigns/%s", id);
+  r = call("PATCH", path, "{\"name\":\"Later\"}", t.owner_token);
+  CK_HTTP_ERROR(r, 400, "FAILED_PRECONDITION");
+  ck_assert(harness_http_has_detail(r, "status"));
+  harness_http_free(r);
+  /* A scheduled one is edited, then deleted: cancelled, kept. */
+  ck_assert_int_eq(time_format_rfc3339(time_now_ms() + 3600000, when), ERR_OK);
+  snprintf(body, sizeof body,
+           "{\"name\":\"Later\",\"title\":\"Hi\",\"channels\":"
+           "[\"in_app\"],\"audience\":{\"roles\":[\"staff\"]},"
+           "\"scheduled_at\":\"%s\"}",
+           when);
+  r = call("POST", "/v1/campaigns", body, t.owner_token);
+  CK_HTTP_STATUS(r, 201);
+  snprintf(id, sizeof id, "%s", harness_json_str(r->json, "id"));
+  harness_http_free(r);
+  snprintf(path, sizeof path, "/v1/campaigns/%s", id);
+  r = call("PATCH", path, "{\"title\":\"Hi there\"}", t.owner_token);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_str_eq(harness_json_str(r->json, "title"), "Hi there");
+  ck_assert_str_eq(harness_json_str(r->json, "name"), "Later");
+  harness_http_free(r);
+  r = call("DELETE", path, NULL, t.owner_token);
+  CK_HTTP_STATUS(r, 204);
+  harness_http_free(r);
+  r = campaign_get(&t, id);
+  ck_assert_str_eq(harness_json_str(r->json, "status"), "cancelled");
+  harness_http_free(r);
+  /* Another tenant's: 404. A customer or staff member: 403. */
+  r = call("GET", path, NULL, u.owner_token);
+  CK_HTTP_ERROR(r, 404, "NOT_FOUND");
+  harness_http_free(r);
+  r = call("DELETE", path, NULL, u.owner_token);
+  CK_HTTP_ERROR(r, 404, "NOT_FOUND");
+  harness_http_free(r);
+  const char *const weak[] = {cust.token, staff.token};
+  for (size_t i = 0; i < 2; i++) {
+    r = call("POST", "/v1/campaigns", body, weak[i]);
+    CK_HTTP_ERROR(r, 403, "PERMISSION_DENIED");
+    harness_http_free(r);
+    r = call("GET", "/v1/campaigns", NULL, weak[i]);
+    CK_HTTP_ERROR(r, 403, "PERMISSION_DENIED");
+    harness_http_free(r);
+  }
+  r = call("POST", "/v1/campaigns", body, NULL);
+  CK_HTTP_ERROR(r, 401, "UNAUTHENTICATED");
+  harness_http_free(r);
+  /* Bad input: 400 naming each field. */
+  static const struct {
+    const char *body, *field;
+  } kBad[] = {
+      {"{\"name\":\"\",\"title\":\"t\",\"channels\":[\"in_app\"],"
+       "\"audience\":{\"roles\":[\"customer\"]}}",
+       "name"},
+      {"{\"name\":\"n\",\"title\":\"t\",\"channels\":[\"fax\"],"
+       "\"audience\":{\"roles\":[\"customer\"]}}",
+       "channels[0]"},
+      {"{\"name\":\"n\",\"title\":\"t\",\"channels\":[],"
+       "\"audience\":{\"roles\":[\"customer\"]}}",
+       "channels"},
+      {"{\"name\":\"n\",\"title\":\"t\",\"channels\":[\"email\"]}",
+       "audience.roles"},
+      {"{\"name\":\"n\",\"title\":\"t\",\"channels\":[\"email\"],"
+       "\"audience\":{\"roles\":[\"king\"]}}",
+       "audience.roles[0]"},
+      {"{\"name\":\"n\",\"title\":\"t\",\"channels\":[\"email\"],"
+       "\"audience\":{\"roles\":[\"staff\"]},"
+       "\"scheduled_at\":\"2001-01-01T00:00:00Z\"}",
+       "scheduled_at"},
+      {"{\"name\":\"n\",\"title\":\"t\",\"channels\":[\"email\",\"email\"],"
+       "\"audience\":{\"roles\":[\"staff\"]}}",
+       "channels[1]"},
+  };
+  for (size_t i = 0; i < sizeof kBad / sizeof kBad[0]; i++) {
+    r = call("POST", "/v1/campaigns", kBad[i].body, t.owner_token);
+    CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+    ck_assert_msg(harness_http_has_detail(r, kBad[i].field), "%s: %s",
+                  kBad[i].body, r->body);
+    harness_http_free(r);
+  }
+}
+END_TEST
+
+/* ------------------------------------------------------ auth's side -- */
+
+START_TEST(only_notifications_may_list_recipients_and_only_as_a_service) {
+  harness_api_tenant t;
+  person cust;
+  tenant("in-recip", &t);
+  member(&t, "cust", "customer", &cust);
+  char *roles[] = {"owner", "customer"};
+  Auth__V1__ListRecipientsRequest req = AUTH__V1__LIST_RECIPIENTS_REQUEST__INIT;
+  req.tenant_id = t.id;
+  req.roles = roles;
+  req.n_roles = 2;
+  /* As notifications, no user token: the owner and the customer, with
+   * their addresses. */
+  rpc_client *n = harness_rpc_client_as(g_auth.rpc_url, "notifications");
+  rpc_result *r = harness_rpc_call(n, "auth.v1.Auth/ListRecipients", &req.base,
+                                   NULL, NULL, NULL);
+  CK_RPC_CODE(r, RPC_OK);
+  Auth__V1__ListRecipientsResponse *lr =
+      auth__v1__list_recipients_response__unpack(NULL, r->payload_len,
+                                                 r->payload);
+  ck_assert_ptr_nonnull(lr);
+  ck_assert_uint_eq(lr->n_users, 2);
+  for (size_t i = 0; i < lr->n_users; i++)
+    ck_assert(strstr(lr->users[i]->email, t.slug) != NULL);
+  auth__v1__list_recipients_response__free_unpacked(lr, NULL);
+  rpc_result_free(r);
+  /* On behalf of a user (a forwarded token): refused. */
+  r = harness_rpc_call(n, "auth.v1.Auth/ListRecipients", &req.base,
+                       t.owner_token, NULL, NULL);
+  CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
+  rpc_result_free(r);
+  /* A role that is not one: 400 naming roles. */
+  char *bad[] = {"king"};
+  req.roles = bad;
+  req.n_roles = 1;
+  r = harness_rpc_call(n, "auth.v1.Auth/ListRecipients", &req.base, NULL, NULL,
+                       NULL);
+  CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
+  CK_RPC_VIOLATION(r, "roles");
+  rpc_result_free(r);
+  rpc_client_free(n);
+  /* Any other service (the gateway, orders): refused by the guard. */
+  req.roles = roles;
+  req.n_roles = 2;
+  const char *const others[] = {"gateway", "orders"};
+  for (size_t i = 0; i < 2; i++) {
+    rpc_client *o = harness_rpc_client_as(g_auth.rpc_url, others[i]);
+    r = harness_rpc_call(o, "auth.v1.Auth/ListRecipients", &req.base, NULL,
+                         NULL, NULL);
+    CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
+    rpc_result_free(r);
+    rpc_client_free(o);
+  }
+}
+END_TEST
+
+/* ------------------------------------------------------------- sms -- */
+
+START_TEST(an_sms_is_a_form_post_with_credentials_to_the_provider) {
+  char port[16], file[128], url[160];
+  int p = harness_free_port();
+  snprintf(port, sizeof port, "%d", p);
+  snprintf(file, sizeof file, "/tmp/inbox-itest-sms-%d.jsonl", (int)getpid());
+  unlink(file);
+  char *argv[] = {"/usr/bin/python3",
+                  "tools/sinks/sms_sink.py",
+                  "--port",
+                  port,
+                  "--out",
+                  file,
+                  NULL};
+  harness_proc *sink = harness_spawn("sms-sink", argv, NULL);
+  ck_assert(sink != NULL && harness_wait_port(p, 10000));
+  snprintf(url, sizeof url,
+           "http://127.0.0.1:%d/2010-04-01/Accounts/AC1/Messages.json", p);
+  sms_config c = {.url = url,
+                  .account = "AC1",
+                  .token = "itest-sms-token",
+                  .from = "+15550000000",
+                  .timeout_ms = 5000};
+  sender_result res;
+  ck_assert_int_eq(
+      sms_send(&c, "+15551234567", "Your order is ready & hot", &res), ERR_OK);
+  ck_assert_msg(res.ok, "%d %s", res.status_code, res.error);
+  ck_assert_int_eq(res.status_code, 201);
+  FILE *f = fopen(file, "r");
+  ck_assert_ptr_nonnull(f);
+  char line[4096];
+  ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+  fclose(f);
+  json_t *m = json_loads(line, 0, NULL);
+  ck_assert_str_eq(harness_json_str(m, "user"), "AC1");
+  ck_assert_str_eq(harness_json_str(m, "form.To"), "+15551234567");
+  ck_assert_str_eq(harness_json_str(m, "form.From"), "+15550000000");
+  ck_assert_str_eq(harness_json_str(m, "form.Body"),
+                   "Your order is ready & hot");
+  json_decref(m);
+  /* A number that is not E.164 is never sent; a provider that is down is
+   * a failed attempt (the queue retries it). */
+  ck_assert_int_eq(sms_send(&c, "5551234567\r\n", "x", &res), ERR_INVAL);
+  harness_stop(sink, 2000);
+  ck_assert_int_eq(sms_send(&c, "+15551234567", "x", &res), ERR_OK);
+  ck_assert(!res.ok);
+  ck_assert(strstr(res.error, "itest-sms-token") == NULL);
+  unlink(file);
+}
+END_TEST
+
+int main(void) {
+  harness_init();
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 1;
+  if (!client_installed()) {
+    fprintf(stderr, "cannot install the ws package (npm ci in %s)\n",
+            CLIENT_DIR);
+    return 1;
+  }
+  if (!start_system()) {
+    harness_dump_logs();
+    fprintf(stderr, "cannot start the system\n");
+    return 1;
+  }
+  Suite *s = suite_create("inbox_itest");
+  HARNESS_ADD_CASE(s, status_changes_fill_the_customers_inbox_and_only_theirs,
+                   120, NULL);
+  HARNESS_ADD_CASE(s, pages_read_and_read_all, 120, NULL);
+  HARNESS_ADD_CASE(s, low_stock_notifies_the_owner_and_admins_only, 120, NULL);
+  HARNESS_ADD_CASE(s, another_users_notification_is_404_and_bad_input_400, 120,
+                   NULL);
+  HARNESS_ADD_CASE(s, each_notification_is_pushed_on_the_private_channel, 180,
+                   NULL);
+  HARNESS_ADD_CASE(s, each_status_change_is_emailed_through_smtp, 120, NULL);
+  HARNESS_ADD_CASE(s, campaigns_scheduled_edited_cancelled_and_refused, 120,
+                   NULL);
+  HARNESS_ADD_CASE(s, a_campaign_to_1000_customers_goes_out_in_batches, 400,
+                   NULL);
+  HARNESS_ADD_CASE(s, an_sms_is_a_form_post_with_credentials_to_the_provider,
+                   60, NULL);
+  HARNESS_ADD_CASE(s,
+                   only_notifications_may_list_recipients_and_only_as_a_service,
+                   60, NULL);
+  int failed = harness_run_shared(s);
+  if (failed != 0) harness_dump_logs();
+  harness_service_stop(&g_rt, 15000);
+  harness_service_stop(&g_gw, 15000);
+  harness_service_stop(&g_notif, 15000);
+  harness_service_stop(&g_orders, 15000);
+  harness_service_stop(&g_tenants, 15000);
+  harness_service_stop(&g_auth, 15000);
+  harness_redis_stop(&g_redis);
+  harness_pg_stop(&g_pg);
+  harness_stop(g_smtp, 2000);
+  unlink(g_mail_file);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

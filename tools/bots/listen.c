@@ -1,0 +1,245 @@
+/*
+ * listen.c - see listen.h. One lws context, one client connection per
+ * tenant; the callback adds the token to the upgrade request, sends the
+ * subscribe frame once the connection is writable, and reassembles each
+ * text message (bounded at 64 KiB, the protocol's cap) before reading
+ * its "op".
+ */
+#include "tools/bots/listen.h"
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libs/base/timeutil.h"
+
+#define MSG_MAX 65536
+
+typedef struct listener {
+  struct listeners *all;
+  const bot_tenant *t;
+  struct lws *wsi;
+  bool sent;
+  atomic_bool subscribed, failed;
+  char msg[MSG_MAX];
+  size_t len;
+  bool too_long;
+} listener;
+
+struct listeners {
+  struct lws_context *ctx;
+  pthread_t thread;
+  atomic_bool stop;
+  atomic_long deliveries, others, dropped;
+  int n;
+  listener *ls;
+};
+
+static void on_message(listener *l) {
+  json_t *j = json_loadb(l->msg, l->len, 0, NULL);
+  const char *op = json_string_value(json_object_get(j, "op"));
+  if (op != NULL && strcmp(op, "pub") == 0) {
+    const char *type =
+        json_string_value(json_object_get(json_object_get(j, "event"), "type"));
+    if (type != NULL && strncmp(type, "Order", 5) == 0)
+      atomic_fetch_add(&l->all->deliveries, 1);
+    else
+      atomic_fetch_add(&l->all->others, 1);
+  } else if (op != NULL && strcmp(op, "subscribed") == 0)
+    atomic_store(&l->subscribed, true);
+  else if (op != NULL && strcmp(op, "error") == 0)
+    atomic_store(&l->failed, true);
+  json_decref(j);
+}
+
+static int on_receive(listener *l, struct lws *wsi, const void *in,
+                      size_t len) {
+  if (l->len + len > MSG_MAX) l->too_long = true;
+  if (!l->too_long) {
+    memcpy(l->msg + l->len, in, len);
+    l->len += len;
+  }
+  if (lws_is_final_fragment(wsi)) {
+    if (!l->too_long) on_message(l);
+    l->len = 0;
+    l->too_long = false;
+  }
+  return 0;
+}
+
+static int add_token(listener *l, void *in, size_t len) {
+  unsigned char **p = in, *end = *p + len;
+  char v[BOTS_TOKEN_MAX + 16];
+  int n = snprintf(v, sizeof v, "Bearer %s", l->t->staff.token);
+  int rc = lws_add_http_header_by_name(
+      l->wsi, (const unsigned char *)"authorization:", (unsigned char *)v, n, p,
+      end);
+  explicit_bzero(v, sizeof v);
+  return rc ? -1 : 0;
+}
+
+static int subscribe(listener *l, struct lws *wsi) {
+  unsigned char buf[LWS_PRE + 128];
+  int n = snprintf((char *)buf + LWS_PRE, 128,
+                   "{\"op\":\"subscribe\",\"id\":1,\"channel\":\"orders.%s\"}",
+                   l->t->id);
+  l->sent = true;
+  return lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_TEXT) < n ? -1 : 0;
+}
+
+static void gone(listener *l) {
+  if (atomic_load(&l->subscribed)) atomic_fetch_add(&l->all->dropped, 1);
+  atomic_store(&l->failed, true);
+  l->wsi = NULL;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason,
+                    void *user, void *in, size_t len) {
+  listener *l = user;
+  switch (reason) {
+  case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+    l->wsi = wsi;
+    return add_token(l, in, len);
+  case LWS_CALLBACK_CLIENT_ESTABLISHED:
+    lws_callback_on_writable(wsi);
+    return 0;
+  case LWS_CALLBACK_CLIENT_WRITEABLE:
+    return l->sent ? 0 : subscribe(l, wsi);
+  case LWS_CALLBACK_CLIENT_RECEIVE:
+    return on_receive(l, wsi, in, len);
+  case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+    fprintf(stderr, "bots: realtime: %s\n", in ? (const char *)in : "error");
+    gone(l);
+    return 0;
+  case LWS_CALLBACK_CLIENT_CLOSED:
+    gone(l);
+    return 0;
+  default:
+    return 0;
+  }
+}
+
+static const struct lws_protocols kProtocols[] = {
+    {"bots", callback, 0, 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void *serve(void *arg) {
+  listeners *a = arg;
+  while (!atomic_load(&a->stop)) lws_service(a->ctx, 0);
+  return NULL;
+}
+
+/* "ws://host:port" → host, port. */
+static int parse_url(const char *url, char *host, size_t cap, int *port) {
+  if (strncmp(url, "ws://", 5) != 0) return -1;
+  const char *h = url + 5, *c = strrchr(h, ':');
+  if (c == NULL || (size_t)(c - h) >= cap) return -1;
+  snprintf(host, cap, "%.*s", (int)(c - h), h);
+  *port = atoi(c + 1);
+  return *port > 0 && *port < 65536 ? 0 : -1;
+}
+
+static int connect_all(listeners *a, const char *host, int port) {
+  for (int i = 0; i < a->n; i++) {
+    struct lws_client_connect_info ci = {.context = a->ctx,
+                                         .address = host,
+                                         .port = port,
+                                         .path = "/v1/realtime",
+                                         .host = host,
+                                         .origin = host,
+                                         .local_protocol_name = "bots",
+                                         .userdata = &a->ls[i],
+                                         .pwsi = &a->ls[i].wsi};
+    if (lws_client_connect_via_info(&ci) == NULL) return -1;
+  }
+  return 0;
+}
+
+static bool all_subscribed(listeners *a, long timeout_ms) {
+  int64_t end = time_mono_ns() + timeout_ms * 1000000;
+  while (time_mono_ns() < end) {
+    int ok = 0;
+    for (int i = 0; i < a->n; i++) {
+      if (atomic_load(&a->ls[i].failed)) return false;
+      ok += atomic_load(&a->ls[i].subscribed);
+    }
+    if (ok == a->n) return true;
+    usleep(20000);
+  }
+  return false;
+}
+
+listeners *listeners_start(const bots_world *w, const char *url,
+                           long timeout_ms) {
+  char host[256];
+  int port;
+  if (parse_url(url, host, sizeof host, &port) != 0) return NULL;
+  listeners *a = calloc(1, sizeof *a);
+  if (a == NULL ||
+      (a->ls = calloc((size_t)w->ntenants, sizeof *a->ls)) == NULL) {
+    free(a);
+    return NULL;
+  }
+  a->n = w->ntenants;
+  for (int i = 0; i < a->n; i++)
+    a->ls[i] = (listener){.all = a, .t = &w->tenants[i]};
+  lws_set_log_level(LLL_ERR, NULL);
+  struct lws_context_creation_info info = {.port = CONTEXT_PORT_NO_LISTEN,
+                                           .protocols = kProtocols};
+  a->ctx = lws_create_context(&info);
+  bool ok = a->ctx != NULL && connect_all(a, host, port) == 0 &&
+            pthread_create(&a->thread, NULL, serve, a) == 0;
+  if (ok && !all_subscribed(a, timeout_ms)) {
+    fprintf(stderr, "bots: realtime: not every listener subscribed\n");
+    listeners_stop(a);
+    return NULL;
+  }
+  if (!ok) {
+    if (a->ctx) lws_context_destroy(a->ctx);
+    free(a->ls);
+    free(a);
+    return NULL;
+  }
+  return a;
+}
+
+long listeners_deliveries(const listeners *l) {
+  return atomic_load(&((listeners *)l)->deliveries);
+}
+
+long listeners_others(const listeners *l) {
+  return atomic_load(&((listeners *)l)->others);
+}
+
+long listeners_dropped(const listeners *l) {
+  return atomic_load(&((listeners *)l)->dropped);
+}
+
+long listeners_settle(listeners *l, long expected, long quiet_ms, long max_ms) {
+  int64_t end = time_mono_ns() + max_ms * 1000000, quiet_since = time_mono_ns();
+  long last = listeners_deliveries(l);
+  while (last < expected && time_mono_ns() < end &&
+         time_mono_ns() - quiet_since < quiet_ms * 1000000) {
+    usleep(20000);
+    long now = listeners_deliveries(l);
+    if (now != last) quiet_since = time_mono_ns();
+    last = now;
+  }
+  return last;
+}
+
+void listeners_stop(listeners *l) {
+  if (l == NULL) return;
+  atomic_store(&l->stop, true);
+  lws_cancel_service(l->ctx);
+  pthread_join(l->thread, NULL);
+  lws_context_destroy(l->ctx);
+  free(l->ls);
+  free(l);
+}
