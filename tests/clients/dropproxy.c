@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -121,7 +122,7 @@ dropproxy *dropproxy_start_hook(int upstream_port, const char *prefix,
   p->upstream_port = upstream_port;
   p->hook = hook;
   p->hook_arg = arg;
-  strncpy(p->prefix, prefix, sizeof p->prefix - 1);
+  snprintf(p->prefix, sizeof p->prefix, "%s", prefix);
   atomic_init(&p->left, count);
   p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET,

@@ -141,8 +141,11 @@ static int parse_url(const char *url, char *host, size_t cap, int *port) {
   const char *h = url + 5, *c = strrchr(h, ':');
   if (c == NULL || (size_t)(c - h) >= cap) return -1;
   snprintf(host, cap, "%.*s", (int)(c - h), h);
-  *port = atoi(c + 1);
-  return *port > 0 && *port < 65536 ? 0 : -1;
+  char *end = NULL;
+  long n = strtol(c + 1, &end, 10);
+  if (end == c + 1 || (*end != '\0' && *end != '/')) return -1;
+  *port = (int)(n > 0 && n < 65536 ? n : 0);
+  return *port > 0 ? 0 : -1;
 }
 
 static int connect_all(listeners *a, const char *host, int port) {

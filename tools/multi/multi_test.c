@@ -72,7 +72,9 @@ START_TEST(usage_errors_exit_2) {
            key);
   ck_assert_int_eq(run(args), 2);
   char many[2048] = "";
-  for (int i = 0; i < 17; i++) strcat(many, SRV);
+  size_t used = 0;
+  for (int i = 0; i < 17; i++)
+    used += (size_t)snprintf(many + used, sizeof many - used, "%s", SRV);
   snprintf(args, sizeof args, "%s" CREDS "read /v1/x", many);
   ck_assert_int_eq(run(args), 2);
   /* No password anywhere. */
