@@ -525,8 +525,8 @@ void pipeline_run(pipeline *p, const pipeline_request *in,
   arena_init(&a, 1024, 64 * 1024);
   bool raw = x.r->raw_body != NULL; /* the body is bytes, not JSON */
   int rc = transcode_request(in->match, in->query, in->query_len,
-                             raw ? NULL : in->body, raw ? 0 : in->body_len,
-                             &a, &msg, &fields, &err);
+                             raw ? NULL : in->body, raw ? 0 : in->body_len, &a,
+                             &msg, &fields, &err);
   if (rc == ERR_OK && raw) raw_body_set(&x, msg);
   arena_release(&a);
   out->t.transcode_ns += elapsed_ns(t0);

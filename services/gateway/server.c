@@ -392,9 +392,9 @@ static enum MHD_Result queue_answer(req *r) {
     bad |= add(resp, "Content-Type", "text/plain; charset=utf-8");
   } else {
     if (a->body_len > 0 || a->status >= 400 || a->content_type != NULL)
-      bad |= add(resp, "Content-Type",
-                 a->content_type != NULL ? a->content_type
-                                         : "application/json");
+      bad |=
+          add(resp, "Content-Type",
+              a->content_type != NULL ? a->content_type : "application/json");
     bad |= add(resp, "X-Content-Type-Options", "nosniff");
     bad |= add(resp, "Cache-Control", "no-store");
   }

@@ -72,8 +72,7 @@ static void get_file(void *arg, const rpc_call *call, rpc_reply *reply) {
   files *f = arg;
   uint8_t *content = NULL;
   size_t len = 0;
-  HANDLER_UNPACK(Sync__V1__GetFileRequest, sync__v1__get_file_request, req,
-                 0);
+  HANDLER_UNPACK(Sync__V1__GetFileRequest, sync__v1__get_file_request, req, 0);
   paseto_claims cl;
   uint8_t hash[32];
   if (!caller(f, call, reply, &cl) || !hash_arg(reply, req->sha256, hash))
@@ -139,8 +138,8 @@ static void missing_files(void *arg, const rpc_call *call, rpc_reply *reply) {
   uint8_t *hashes = NULL;
   bool *present = NULL;
   char **missing = NULL;
-  HANDLER_UNPACK(Sync__V1__MissingFilesRequest,
-                 sync__v1__missing_files_request, req, 0);
+  HANDLER_UNPACK(Sync__V1__MissingFilesRequest, sync__v1__missing_files_request,
+                 req, 0);
   paseto_claims cl;
   if (!caller(f, call, reply, &cl)) goto out;
   size_t n = req->n_hashes;
@@ -195,8 +194,8 @@ static void expire_round(void *arg) {
   for (;;) {
     size_t removed = 0;
     int64_t bytes = 0;
-    int rc = store_files_expire(f->c.store, f->c.ttl_ms, EXPIRE_BATCH,
-                                &removed, &bytes);
+    int rc = store_files_expire(f->c.store, f->c.ttl_ms, EXPIRE_BATCH, &removed,
+                                &bytes);
     if (rc != ERR_OK) {
       log_warn("file expiry failed", "error", err_str(rc));
       return;

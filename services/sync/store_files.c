@@ -226,16 +226,17 @@ static int expire_fn(db_conn *c, void *ud) {
       "  (SELECT count(*) FROM upd) AS tenants FROM gone",
       ps, DB_NPARAMS(ps), &r);
   int64_t n = 0;
-  if (rc == ERR_OK && (db_nrows(r) != 1 || db_get_int64(r, 0, 0, &n) != ERR_OK ||
-                       db_get_int64(r, 0, 1, a->bytes) != ERR_OK))
+  if (rc == ERR_OK &&
+      (db_nrows(r) != 1 || db_get_int64(r, 0, 0, &n) != ERR_OK ||
+       db_get_int64(r, 0, 1, a->bytes) != ERR_OK))
     rc = ERR_DB;
   db_result_free(r);
   *a->removed = (size_t)n;
   return rc;
 }
 
-int store_files_expire(store *st, int64_t ttl_ms, size_t batch,
-                       size_t *removed, int64_t *bytes) {
+int store_files_expire(store *st, int64_t ttl_ms, size_t batch, size_t *removed,
+                       int64_t *bytes) {
   expire_args a = {.ttl_ms = ttl_ms,
                    .batch = batch ? batch : 100,
                    .removed = removed,

@@ -48,7 +48,7 @@ int store_files_present(store *st, const char *tid, const uint8_t *hashes,
  * transaction holds are skipped: safe on several replicas at once) and
  * gives their bytes back to the tenants' usage. *removed, *bytes: what
  * went. */
-int store_files_expire(store *st, int64_t ttl_ms, size_t batch,
-                       size_t *removed, int64_t *bytes) WARN_UNUSED;
+int store_files_expire(store *st, int64_t ttl_ms, size_t batch, size_t *removed,
+                       int64_t *bytes) WARN_UNUSED;
 
 #endif
