@@ -858,6 +858,95 @@ START_TEST(two_devices_change_one_order_from_one_version) {
 }
 END_TEST
 
+/* A change mutation with client_time hlc (its HLC). */
+static void hlc_mutation(char *out, size_t cap, int64_t mid, const char *name,
+                         const char *oid, const char *status, int64_t base,
+                         const char *hlc) {
+  char st[64] = "";
+  if (status != NULL) snprintf(st, sizeof st, "\"status\":\"%s\",", status);
+  snprintf(out, cap,
+           "{\"id\":%lld,\"name\":\"%s\",\"client_time\":\"%s\",\"args\":{"
+           "\"order_id\":\"%s\",%s\"base_version\":%lld}}",
+           (long long)mid, name, hlc, oid, st, (long long)base);
+}
+
+static void order_state(const dev *d, const char *oid, char *out, size_t cap) {
+  ck_assert(db_value("SELECT status || ':' || version FROM orders.orders "
+                     "WHERE tenant_id = $1::uuid AND id = $2::uuid",
+                     d->t.id, oid, out, cap));
+}
+
+START_TEST(last_write_wins_picks_the_later_hlc) {
+  dev a, b;
+  make_dev(&a, "lww");
+  second_dev(&a, &b);
+  resp *r =
+      call("PATCH", "/v1/sync/settings",
+           "{\"conflict_policy\":\"last_write_wins\"}", a.t.owner_token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  char oid[UUID_STR_LEN + 1], m[640], v[32];
+  device_order(&a, 1, oid);
+  /* A confirms at 10:00:05 (counter 1): applied, version 2. */
+  hlc_mutation(m, sizeof m, 2, "updateOrderStatus", oid, "confirmed", 1,
+               "2026-12-06T10:00:05.000Z-0001-till-a");
+  r = push1(&a, m);
+  ck_assert_str_eq(harness_json_str(only_result(r), "status"), "applied");
+  harness_http_free(r);
+  /* B cancelled from version 1 at 10:00:05 counter 0 - earlier by the
+   * counter alone: the server's write stands (a conflict). */
+  hlc_mutation(m, sizeof m, 1, "cancelOrder", oid, NULL, 1,
+               "2026-12-06T10:00:05.000Z-0000-till-b");
+  r = push1(&b, m);
+  json_t *e = only_result(r);
+  ck_assert_str_eq(harness_json_str(e, "status"), "conflict");
+  ck_assert_int_eq(harness_json_int(e, "conflict.server_version"), 2);
+  harness_http_free(r);
+  order_state(&a, oid, v, sizeof v);
+  ck_assert_str_eq(v, "confirmed:2");
+  /* B again from version 1, later clock: B's change wins over A's. */
+  hlc_mutation(m, sizeof m, 2, "updateOrderStatus", oid, "preparing", 1,
+               "2026-12-06T10:00:09.000Z-0000-till-b");
+  r = push1(&b, m);
+  e = only_result(r);
+  ck_assert_str_eq(harness_json_str(e, "status"), "applied");
+  ck_assert_int_eq(harness_json_int(e, "version"), 3);
+  harness_http_free(r);
+  order_state(&a, oid, v, sizeof v);
+  ck_assert_str_eq(v, "preparing:3");
+  /* A's stale change from version 2 at 10:00:07 is older than B's. */
+  hlc_mutation(m, sizeof m, 3, "cancelOrder", oid, NULL, 2,
+               "2026-12-06T10:00:07.000Z-0000-till-a");
+  r = push1(&a, m);
+  ck_assert_str_eq(harness_json_str(only_result(r), "status"), "conflict");
+  harness_http_free(r);
+  order_state(&a, oid, v, sizeof v);
+  ck_assert_str_eq(v, "preparing:3");
+  /* A write through the API carries the server's time: a device clock
+   * from the morning loses to it, one from the future wins. */
+  char path[128];
+  snprintf(path, sizeof path, "/v1/orders/%s/status", oid);
+  r = call("POST", path, "{\"status\":\"ready\",\"version\":3}",
+           a.t.owner_token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  {
+    hlc_mutation(m, sizeof m, 4, "updateOrderStatus", oid, "delivered", 3,
+                 "2026-12-06T10:00:10.000Z-0000-till-a");
+    r = push1(&a, m);
+    ck_assert_str_eq(harness_json_str(only_result(r), "status"), "conflict");
+    harness_http_free(r);
+    hlc_mutation(m, sizeof m, 5, "updateOrderStatus", oid, "delivered", 3,
+                 "2099-01-01T00:00:00.000Z-0000-till-a");
+    r = push1(&a, m);
+    ck_assert_str_eq(harness_json_str(only_result(r), "status"), "applied");
+    harness_http_free(r);
+    order_state(&a, oid, v, sizeof v);
+    ck_assert_str_eq(v, "delivered:5");
+  }
+}
+END_TEST
+
 START_TEST(another_tenants_device_sees_nothing) {
   dev a, b;
   make_dev(&a, "isoa");
@@ -1457,6 +1546,7 @@ int main(void) {
                    300, NULL);
   HARNESS_ADD_CASE(s, gaps_are_400_and_rejections_consume_their_id, 120, NULL);
   HARNESS_ADD_CASE(s, two_devices_change_one_order_from_one_version, 120, NULL);
+  HARNESS_ADD_CASE(s, last_write_wins_picks_the_later_hlc, 120, NULL);
   HARNESS_ADD_CASE(s, another_tenants_device_sees_nothing, 120, NULL);
   HARNESS_ADD_CASE(s, pull_from_zero_returns_each_order_once_newest_in_order,
                    300, NULL);
