@@ -12,6 +12,7 @@
 
 #include "libs/pbjson/pbjson.h"
 #include "proto/orders/v1/orders.pb-c.h"
+#include "proto/sync/v1/sync.pb-c.h"
 
 typedef struct evdata_kind {
   const char *type;
@@ -27,6 +28,8 @@ static const evdata_kind kKinds[] = {
     {"ProductChanged", &orders__v1__product_changed__descriptor, "product"},
     {"StockLow", &orders__v1__stock_low__descriptor, NULL},
     {"TableChanged", &orders__v1__table_changed__descriptor, "table"},
+    {"DeviceOnline", &sync__v1__device_status_changed__descriptor, "device"},
+    {"DeviceOffline", &sync__v1__device_status_changed__descriptor, "device"},
 };
 
 /* The gateway's (services/gateway/transcode.c) so data is byte for byte

@@ -20,6 +20,7 @@
 #include "libs/obs/log.h"
 #include "libs/svc/svc.h"
 #include "proto/realtime/v1/realtime_access.h"
+#include "services/realtime/devfeed.h"
 #include "services/realtime/feed.h"
 #include "services/realtime/handlers.h"
 #include "services/realtime/offsets.h"
@@ -57,6 +58,16 @@ static const cfg_entry config[] = {
      .kind = CFG_STRING,
      .required = true,
      .description = "orders' bus publishers (orders., kitchen., tables.)"},
+    {.name = "SYNC_ADDR",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "sync service RPC address list (Events/Replay of "
+                    "devices.*); needed with SYNC_EVENTS"},
+    {.name = "SYNC_EVENTS",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "sync's bus publishers (devices.): DeviceOnline and "
+                    "DeviceOffline on devices.<tenant>; empty: none"},
     {.name = "WS_ADDR",
      .kind = CFG_STRING,
      .def = "0.0.0.0",
@@ -136,6 +147,8 @@ typedef struct app {
   presence *presence;
   ws_server *ws;
   feed *feed;
+  rpc_client *sync; /* ours; NULL without SYNC_EVENTS */
+  devfeed *devices; /* NULL without SYNC_EVENTS */
 } app;
 
 /* auth.revoked and tenants.changed into the verifier and the live
@@ -195,6 +208,24 @@ static int open_feed(svc *s, app *a) {
   return rc;
 }
 
+/* sync's device events (devfeed.h), when SYNC_EVENTS is set. */
+static int open_devfeed(svc *s, app *a) {
+  const cfg *c = svc_cfg(s);
+  const char *events = cfg_str(c, "SYNC_EVENTS");
+  if (events[0] == '\0') {
+    log_info("SYNC_EVENTS not set: no device events on devices.*");
+    return ERR_OK;
+  }
+  int rc = svc_rpc_client_new(s, cfg_str(c, "SYNC_ADDR"), NULL, &a->sync);
+  devfeed_config dc = {
+      .address = events, .replay = a->sync, .offsets = a->offsets, .ws = a->ws};
+  if (rc == ERR_OK) rc = devfeed_start(&dc, &a->devices);
+  if (rc != ERR_OK)
+    log_error("cannot subscribe to SYNC_EVENTS (needs SYNC_ADDR)", "error",
+              err_str(rc));
+  return rc;
+}
+
 static int realtime_init(svc *s, void *arg) {
   app *a = arg;
   int rc = svc_redis_open(s, NULL, "REDIS_URL not set", &a->redis);
@@ -211,6 +242,7 @@ static int realtime_init(svc *s, void *arg) {
   if (rc == ERR_OK) rc = open_ws(s, a);
   if (rc == ERR_OK) rc = open_revocations(s, a);
   if (rc == ERR_OK) rc = open_feed(s, a);
+  if (rc == ERR_OK) rc = open_devfeed(s, a);
   if (rc == ERR_OK) rc = realtime_register(svc_rpc(s));
   return rc;
 }
@@ -222,9 +254,11 @@ static int realtime_init(svc *s, void *arg) {
 static void realtime_fini(svc *s, void *arg) {
   app *a = arg;
   feed_free(a->feed);
+  devfeed_free(a->devices);
   bus_subscriber_free(a->revocations);
   ws_server_free(a->ws, cfg_duration_ms(svc_cfg(s), "REALTIME_DRAIN_MS"));
   rpc_client_free(a->orders);
+  rpc_client_free(a->sync);
   presence_free(a->presence);
   offsets_free(a->offsets);
 }
