@@ -302,7 +302,7 @@ static bool setup(void) {
     char body[160];
     snprintf(body, sizeof body,
              "{\"name\":\"Product %d\",\"price_cents\":%d,\"stock\":"
-             "1000000000}",
+             "1000000}",
              i, 100 + i);
     json_t *p = post("/v1/products", g_t.owner_token, body, NULL);
     if (p == NULL) return false;

@@ -13,9 +13,9 @@
 \set n random(1, 1000000000)
 BEGIN;
 SELECT set_config('app.tenant_id', :tid, true), set_config('role', 'orders_app', true);
-SELECT pg_try_advisory_xact_lock(hashtextextended('orders|' || :tid || '|dev|' || :n, 0));
+SELECT pg_try_advisory_xact_lock(hashtextextended('orders|' || :tid::text || '|dev|' || :n::text, 0));
 SELECT request_hash, response_code, response, expires_at > now() FROM orders.idempotency
-  WHERE tenant_id = :tid::uuid AND principal = 'dev' AND key = 'device:bench:' || :n;
+  WHERE tenant_id = :tid::uuid AND principal = 'dev' AND key = 'device-bench-' || :n::text;
 SELECT id::text, name, price_cents, stock, low_stock_threshold, active, deleted_at IS NULL
   FROM orders.products
   WHERE tenant_id = :tid::uuid
@@ -37,7 +37,7 @@ INSERT INTO orders.outbox (event_id, topic, type, tenant_id, payload)
 INSERT INTO orders.outbox (event_id, topic, type, tenant_id, payload)
   VALUES (gen_random_uuid(), 'kitchen.' || :tid, 'KitchenTicket', :tid::uuid, decode(repeat('0a', 150), 'hex'));
 INSERT INTO orders.idempotency AS t (tenant_id, principal, key, method, request_hash, response_code, response, expires_at)
-  VALUES (:tid::uuid, 'dev', 'device:bench:' || :n || ':' || gen_random_uuid(), 'CreateOrder', decode(repeat('ab', 32), 'hex'), 0, decode(repeat('0a', 400), 'hex'), now() + interval '1 day');
+  VALUES (:tid::uuid, 'dev', 'device-bench-' || :n::text || '-' || gen_random_uuid()::text, 'CreateOrder', decode(repeat('ab', 32), 'hex'), 0, decode(repeat('0a', 400), 'hex'), now() + interval '1 day');
 COMMIT;
 \set d :client_id % 16
 BEGIN;

@@ -49,8 +49,10 @@ for _ in $(seq 1200); do grep -q READY "$tmp/out" 2>/dev/null && break; sleep 0.
 grep -q READY "$tmp/out" || { cat "$tmp/out" "$tmp/err"; exit 1; }
 eval "$(grep -E '^(TENANT_ID|PG_URL|PRODUCTS|PGB_DEVICES)=' "$tmp/out")"
 
-# One command to bench_sync; its RESULT line.
+# One command to bench_sync; its RESULT line into $line (no subshell: the
+# count of answers read so far must persist).
 results=0
+line=
 cmd() {
   echo "$1" >&9
   results=$((results + 1))
@@ -58,10 +60,8 @@ cmd() {
     [[ $(grep -c '^RESULT\|^FAIL' "$tmp/out") -ge $results ]] && break
     sleep 0.1
   done
-  local line
   line="$(grep '^RESULT\|^FAIL' "$tmp/out" | sed -n "${results}p")"
-  [[ $line == RESULT* ]] || { echo "$line"; cat "$tmp/err" | tail -20; exit 1; }
-  echo "$line"
+  [[ $line == RESULT* ]] || { echo "$line"; tail -20 "$tmp/err"; exit 1; }
 }
 field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$2"; }
 
@@ -81,7 +81,7 @@ pgb() { # secs -> pgbench output
 }
 
 # Warm-up: both paths once.
-cmd "push 2" >/dev/null
+cmd "push 2"
 pgb 2 >/dev/null
 
 echo "== push: batches of 50 createOrder, $pushers devices / pgbench clients, ${secs}s per side, $rounds rounds"
@@ -92,7 +92,8 @@ for r in $(seq "$rounds"); do
   grep -q 'number of failed transactions: 0' "$tmp/p.txt" ||
     { echo "pgbench reported failures:"; cat "$tmp/p.txt"; }
   p="$(awk '/^tps = / {print $3; exit}' "$tmp/p.txt")"
-  s="$(field rate "$(cmd "push $secs")")"
+  cmd "push $secs"
+  s="$(field rate "$line")"
   sum_p="$(echo "$sum_p + $p" | bc -l)"; sum_s="$(echo "$sum_s + $s" | bc -l)"
   printf "%-6s %16.0f %16.0f %8.2f\n" "$r" "$p" "$s" "$(echo "$s / $p" | bc -l)"
 done
@@ -100,6 +101,6 @@ printf "%-6s %16.0f %16.0f %8.2f\n" all "$sum_p" "$sum_s" "$(echo "$sum_s / $sum
 echo "(pgbench's tps: one mutation = orders' keyed CreateOrder + sync's record)"
 
 echo "== pull: 10,000 changes from cursor 0, pages of 1000, as staff"
-for r in $(seq "$rounds"); do cmd pull; done
+for r in $(seq "$rounds"); do cmd pull; echo "$line"; done
 echo "== heartbeats: ${BENCH_BEATERS:-8} devices back to back, ${secs}s"
-for r in $(seq "$rounds"); do cmd "beat $secs"; done
+for r in $(seq "$rounds"); do cmd "beat $secs"; echo "$line"; done
