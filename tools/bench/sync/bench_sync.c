@@ -89,9 +89,9 @@ static bool new_device(char *id, char *token, size_t cap) {
   json_t *d = post("/v1/sync/devices", g_t.owner_token,
                    "{\"name\":\"Bench till\",\"platform\":\"linux\"}", NULL);
   if (d == NULL) return false;
-  snprintf(id, UUID_STR_LEN + 1, "%s",
-           json_string_value(json_object_get(json_object_get(d, "device"),
-                                             "id")));
+  snprintf(
+      id, UUID_STR_LEN + 1, "%s",
+      json_string_value(json_object_get(json_object_get(d, "device"), "id")));
   char path[128], body[128], xt[96];
   snprintf(body, sizeof body, "{\"device_secret\":\"%s\"}",
            json_string_value(json_object_get(d, "device_secret")));
@@ -138,8 +138,8 @@ static void *push_thread(void *arg) {
   unsigned seed = (unsigned)(uintptr_t)d;
   while (time_now_ms() < d->deadline_ms && !d->failed) {
     char *body = batch_body(d, &seed);
-    harness_http_resp *r = harness_http_request(
-        "POST", g_port, "/v1/sync/push", body, d->token, NULL);
+    harness_http_resp *r = harness_http_request("POST", g_port, "/v1/sync/push",
+                                                body, d->token, NULL);
     free(body);
     json_int_t last =
         json_integer_value(json_object_get(r->json, "last_mutation_id"));
@@ -244,8 +244,7 @@ static bool cmd_pull(void) {
   bool more = true;
   while (got < PULL_WANT && more) {
     char path[96];
-    snprintf(path, sizeof path, "/v1/sync/pull?cursor=%lld&limit=1000",
-             cursor);
+    snprintf(path, sizeof path, "/v1/sync/pull?cursor=%lld&limit=1000", cursor);
     harness_http_resp *r =
         harness_http_request("GET", g_port, path, NULL, g_t.owner_token, NULL);
     json_t *ch = json_object_get(r->json, "changes");
@@ -343,8 +342,7 @@ int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   g_npush = env_int("BENCH_PUSHERS", 4);
   g_nbeat = env_int("BENCH_BEATERS", 8);
-  harness_service auth = {0}, tenants = {0}, orders = {0}, sync = {0},
-                  gw = {0};
+  harness_service auth = {0}, tenants = {0}, orders = {0}, sync = {0}, gw = {0};
   int status = 1;
   if (harness_pg_start(&pg) != 0 || harness_redis_start(&redis) != 0 ||
       !start(&auth, &tenants, &orders, &sync, &gw))
