@@ -13,6 +13,7 @@
 #include "libs/pbjson/pbjson.h"
 #include "proto/notifications/v1/notifications.pb-c.h"
 #include "proto/orders/v1/orders.pb-c.h"
+#include "proto/sync/v1/sync.pb-c.h"
 
 typedef struct evdata_kind {
   const char *type;
@@ -31,6 +32,8 @@ static const evdata_kind kKinds[] = {
     /* notifications' own event, on private.user.<user_id>: the
      * notification as GET /v1/notifications shows it (plus user_id). */
     {"Notification", &notifications__v1__notification__descriptor, NULL},
+    {"DeviceOnline", &sync__v1__device_status_changed__descriptor, "device"},
+    {"DeviceOffline", &sync__v1__device_status_changed__descriptor, "device"},
 };
 
 /* The gateway's (services/gateway/transcode.c) so data is byte for byte

@@ -5,10 +5,12 @@
  * /v1/orders/{id} answers it (libs/pbjson with the gateway's options:
  * enum values as short lower-case names, 15 significant digits; that
  * route omits no field), the product of ProductChanged, the table of
- * TableChanged, and the whole message for KitchenTicket and StockLow,
- * which are not resources of their own; for notifications' Notification
- * the in-app notification (with its user_id). Shared by the services that show
- * events to clients: realtime (publication frames) and notifications
+ * TableChanged, the device of sync's DeviceOnline and DeviceOffline (as
+ * GET /v1/sync/devices/{id}), and the whole message for KitchenTicket and
+ * StockLow, which are not resources of their own; for notifications'
+ * Notification the in-app notification (with its user_id). Shared by the
+ * services that show events to clients: realtime (publication frames) and
+ * notifications
  * (webhook bodies), so both show the same bytes. Pure: no I/O.
  */
 #ifndef EVDATA_EVDATA_H

@@ -329,6 +329,7 @@ int svc_main(const svc_spec *spec) {
   rpc_server_options ro;
   rpc_server_options_init(&ro);
   ro.workers = (int)cfg_int(s.cfg, "RPC_WORKERS");
+  if (spec->max_recv_bytes > 0) ro.max_recv_bytes = spec->max_recv_bytes;
   if (rpc_server_new(&ro, &s.rpc) != ERR_OK) {
     log_error("cannot create the RPC server");
     goto out;

@@ -91,6 +91,9 @@ typedef struct svc_spec {
    * usage error (exit 2). */
   int argc;
   char **argv;
+  /* Largest request the RPC server accepts; 0: RPC_DEFAULT_MAX_RECV_BYTES
+   * (4 MiB). sync's file uploads need more. */
+  size_t max_recv_bytes;
 } svc_spec;
 
 /* Runs the service until SIGTERM/SIGINT (or svc_stop). Returns the process

@@ -251,6 +251,10 @@ enum {
   NBACKENDS
 };
 
+/* sync's files travel in one message each way (a 25 MiB file plus its
+ * envelope; sync's RPC server takes as much, services/sync/files.h). */
+#define SYNC_MAX_MESSAGE ((size_t)25 * 1024 * 1024 + 64 * 1024)
+
 static const struct {
   const char *name;     /* as in route rows and /readyz */
   const char *addr;     /* configuration entry */
@@ -366,6 +370,8 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows, gateway **out) {
     rpc_client_options_init(&ro);
     ro.default_deadline_ms =
         (uint32_t)cfg_duration_ms(c, "GATEWAY_DEADLINE_MS");
+    if (i == BACKEND_SYNC) /* file uploads and downloads: 25 MiB bodies */
+      ro.max_send_bytes = ro.max_recv_bytes = SYNC_MAX_MESSAGE;
     rc = svc_identity_client(g->identity, &ro);
     if (rc == ERR_OK)
       rc = rpc_client_new(cfg_str(c, kBackends[i].addr), &ro, &g->clients[i]);

@@ -69,6 +69,7 @@ void pipeline_answer_error(pipeline_answer *out, int code, const char *msg,
   pipeline_answer_clear(out);
   if (!rpc_code_valid(code) || code == RPC_OK) code = RPC_UNKNOWN;
   out->code = code;
+  out->content_type = NULL;
   out->status = httperr_status(code);
   out->www_authenticate = code == RPC_UNAUTHENTICATED;
   out->body = httperr_body(code, msg, request_id, v, n, &out->body_len);
@@ -450,6 +451,61 @@ static bool extra_value(run *x, json_t **out) {
   return true;
 }
 
+/* The route's raw_body / raw_reply / existed_field member of m. */
+static void *member(const ProtobufCMessage *m, const char *name) {
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+  return f != NULL ? (char *)m + f->offset : NULL;
+}
+
+/* A raw_body route: the HTTP body, borrowed, as the bytes field (cleared
+ * again before the message is freed: raw_body_clear). */
+static void raw_body_set(run *x, ProtobufCMessage *msg) {
+  ProtobufCBinaryData *b = member(msg, x->r->raw_body);
+  if (b == NULL) return; /* route_table_new checked the field */
+  b->data = (uint8_t *)x->in->body;
+  b->len = x->in->body_len;
+}
+
+static void raw_body_clear(const route *r, ProtobufCMessage *msg) {
+  ProtobufCBinaryData *b =
+      msg != NULL && r->raw_body != NULL ? member(msg, r->raw_body) : NULL;
+  if (b != NULL) *b = (ProtobufCBinaryData){0, NULL};
+}
+
+/* The answer of a route with raw_reply (the bytes as the body) or
+ * existed_field (200 instead of the route's status when true). False
+ * (the answer set) when the reply does not unpack. */
+static bool raw_answer(run *x, const rpc_result *res) {
+  ProtobufCMessage *m = protobuf_c_message_unpack(
+      x->r->response, NULL, res->payload_len, res->payload);
+  if (m == NULL) {
+    log_error("undecodable reply", "rpc", x->r->rpc);
+    fail(x, RPC_INTERNAL, NULL);
+    return false;
+  }
+  bool ok = true;
+  if (x->r->existed_field != NULL) {
+    const protobuf_c_boolean *e = member(m, x->r->existed_field);
+    if (e != NULL && *e) x->out->status = 200;
+  }
+  if (x->r->raw_reply != NULL) {
+    const ProtobufCBinaryData *b = member(m, x->r->raw_reply);
+    size_t n = b != NULL ? b->len : 0;
+    x->out->body = malloc(n ? n : 1);
+    if (x->out->body == NULL) {
+      fail(x, RPC_INTERNAL, NULL);
+      ok = false;
+    } else {
+      if (n > 0) memcpy(x->out->body, b->data, n);
+      x->out->body_len = n;
+      x->out->content_type = "application/octet-stream";
+    }
+  }
+  protobuf_c_message_free_unpacked(m, NULL);
+  return ok;
+}
+
 void pipeline_run(pipeline *p, const pipeline_request *in,
                   pipeline_answer *out) {
   memset(out, 0, sizeof *out);
@@ -467,8 +523,11 @@ void pipeline_run(pipeline *p, const pipeline_request *in,
   pbjson_error err;
   arena a;
   arena_init(&a, 1024, 64 * 1024);
-  int rc = transcode_request(in->match, in->query, in->query_len, in->body,
-                             in->body_len, &a, &msg, &fields, &err);
+  bool raw = x.r->raw_body != NULL; /* the body is bytes, not JSON */
+  int rc = transcode_request(in->match, in->query, in->query_len,
+                             raw ? NULL : in->body, raw ? 0 : in->body_len, &a,
+                             &msg, &fields, &err);
+  if (rc == ERR_OK && raw) raw_body_set(&x, msg);
   arena_release(&a);
   out->t.transcode_ns += elapsed_ns(t0);
   if (rc != ERR_OK) {
@@ -493,6 +552,10 @@ void pipeline_run(pipeline *p, const pipeline_request *in,
   out->code = RPC_OK;
   out->status = x.r->status;
   if (x.r->status == 204) goto done;
+  if ((x.r->existed_field != NULL || x.r->raw_reply != NULL) &&
+      !raw_answer(&x, res))
+    goto done;
+  if (x.r->raw_reply != NULL) goto done; /* raw_answer made the body */
   t0 = time_mono_ns();
   rc = transcode_reply(x.r, res->payload, res->payload_len,
                        x.r->extra ? x.r->extra->key : NULL, extra, &out->body,
@@ -506,5 +569,6 @@ done:
   rpc_result_free(res);
   json_decref(extra);
   json_decref(fields);
+  raw_body_clear(x.r, msg);
   pbjson_free(msg);
 }

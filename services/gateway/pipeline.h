@@ -110,6 +110,9 @@ typedef struct pipeline_answer {
   int status; /* HTTP status */
   int code;   /* RPC code (RPC_OK on success) */
   char *body; /* malloc'd JSON, NULL for no body; owned here */
+  /* Static; NULL: application/json. A raw_reply route's bytes are
+   * "application/octet-stream". */
+  const char *content_type;
   size_t body_len;
   bool www_authenticate; /* 401: send WWW-Authenticate: Bearer */
   bool invalid_token;    /* ... with error="invalid_token" */

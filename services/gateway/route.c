@@ -116,6 +116,14 @@ static bool reply_field_ok(const ProtobufCMessageDescriptor *d,
          f->label != PROTOBUF_C_LABEL_REPEATED;
 }
 
+/* NULL, or a singular field of d of type t. */
+static bool typed_field_ok(const ProtobufCMessageDescriptor *d,
+                           const char *name, ProtobufCType t) {
+  if (name == NULL) return true;
+  const ProtobufCFieldDescriptor *f = find_field(d, name, strlen(name));
+  return f != NULL && f->type == t && f->label != PROTOBUF_C_LABEL_REPEATED;
+}
+
 static int check_row(const route *r) {
   if (!method_ok(r->method) || r->service == NULL || r->service[0] == '\0' ||
       r->rpc == NULL || r->rpc[0] == '\0' || r->request == NULL ||
@@ -129,6 +137,11 @@ static int check_row(const route *r) {
   if (r->tenant != ROUTE_TENANT_NONE && r->tenant != ROUTE_TENANT_NAMED)
     return ERR_INVAL;
   if (!reply_field_ok(r->response, r->reply_field)) return ERR_INVAL;
+  if (!typed_field_ok(r->request, r->raw_body, PROTOBUF_C_TYPE_BYTES) ||
+      !typed_field_ok(r->response, r->raw_reply, PROTOBUF_C_TYPE_BYTES) ||
+      !typed_field_ok(r->response, r->existed_field, PROTOBUF_C_TYPE_BOOL) ||
+      (r->raw_reply != NULL && (r->reply_field != NULL || r->extra != NULL)))
+    return ERR_INVAL;
   if (r->extra != NULL) {
     const route_extra *x = r->extra;
     if (r->status == 204 || x->key == NULL || x->key[0] == '\0' ||

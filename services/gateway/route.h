@@ -120,6 +120,16 @@ typedef struct route {
    * reading and while a chunked body streams in); 0: the server's default
    * (GATEWAY_MAX_BODY_BYTES, 1 MiB). At most ROUTE_MAX_BODY_LIMIT. */
   size_t max_body;
+  /* Raw bytes instead of JSON (sync's files). raw_body: a bytes field of
+   * the request that receives the HTTP body as it came (Content-Type
+   * application/octet-stream, 415 otherwise; path parameters still fill
+   * the other fields). raw_reply: a bytes field of the reply answered as
+   * the body, application/octet-stream. existed_field: a bool field of the
+   * reply; true answers 200 instead of `status` (201 for "created", 200
+   * for "was there already"). NULL: none. */
+  const char *raw_body;
+  const char *raw_reply;
+  const char *existed_field;
 } route;
 
 #define ROUTE_MAX_BODY_LIMIT ((size_t)64 * 1024 * 1024)

@@ -127,6 +127,19 @@ START_TEST(bad_rows_are_refused_naming_the_row) {
   x.reply_field = NULL;
   x.key = "";
   ck_assert_int_eq(one_row(r, &bad), ERR_INVAL);
+  /* Raw bytes: the fields must be bytes (raw_body, raw_reply) or bool
+   * (existed_field); sync's real rows compile in gateway start-up. */
+  r = (route)ROW("PUT", "/v1/x");
+  r.raw_body = "name";
+  ck_assert_int_eq(one_row(r, &bad), ERR_INVAL);
+  r = (route)ROW("GET", "/v1/x");
+  r.raw_reply = "request";
+  ck_assert_int_eq(one_row(r, &bad), ERR_INVAL);
+  r = (route)ROW("PUT", "/v1/x");
+  r.existed_field = "request";
+  ck_assert_int_eq(one_row(r, &bad), ERR_INVAL);
+  r.existed_field = "nope";
+  ck_assert_int_eq(one_row(r, &bad), ERR_INVAL);
   static const char *const kBadOmit[] = {"ok", "?", NULL};
   r = (route)ROW("GET", "/v1/x");
   r.omit = kBadOmit;

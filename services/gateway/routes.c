@@ -67,6 +67,10 @@ static const char *const kOmitPush[] = {
     "?results[].server_id", "?results[].version", "?results[].error",
     "?results[].conflict", NULL};
 
+/* PUT /v1/sync/files/{sha256}: the status says whether it was there. */
+static const char *const kOmitExisted[] = {"existed", NULL};
+#define ROUTE_FILE_BODY ((size_t)25 * 1024 * 1024)
+
 /* GET /v1/sync/pull: each change's entity (JSON text from sync) as JSON. */
 static const char *const kPullJsonText[] = {"changes[].data", NULL};
 /* A webhook's secret is shown only when it is made (POST /v1/webhooks). */
@@ -424,6 +428,36 @@ static const route kRoutes[] = {
      .response = MSG(sync__v1__heartbeat_response),
      .max_body = ROUTE_BODY_SMALL,
      .status = 200},
+    /* Files (a device or staff+): raw bytes both ways, the one route
+     * with a 25 MiB body (ROUTE_FILE_BODY); HEAD is answered as GET
+     * without the body. */
+    {.method = "GET",
+     .path = "/v1/sync/files/{sha256}",
+     SYNC("GetFile"),
+     .request = MSG(sync__v1__get_file_request),
+     .response = MSG(sync__v1__get_file_response),
+     .status = 200,
+     .raw_reply = "content",
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "PUT",
+     .path = "/v1/sync/files/{sha256}",
+     SYNC("PutFile"),
+     .request = MSG(sync__v1__put_file_request),
+     .response = MSG(sync__v1__put_file_response),
+     .max_body = ROUTE_FILE_BODY,
+     .status = 201,
+     .raw_body = "content",
+     .existed_field = "existed",
+     .omit = kOmitExisted,
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "POST",
+     .path = "/v1/sync/files/missing",
+     SYNC("MissingFiles"),
+     .request = MSG(sync__v1__missing_files_request),
+     .response = MSG(sync__v1__missing_files_response),
+     .max_body = 128 * 1024, /* 1000 hashes of 64 digits, quoted */
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT},
     /* ---- webhooks (notifications) ---- */
     {.method = "POST",
      .path = "/v1/webhooks",

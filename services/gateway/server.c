@@ -391,8 +391,10 @@ static enum MHD_Result queue_answer(req *r) {
   if (r->local) {
     bad |= add(resp, "Content-Type", "text/plain; charset=utf-8");
   } else {
-    if (a->body_len > 0 || a->status >= 400)
-      bad |= add(resp, "Content-Type", "application/json");
+    if (a->body_len > 0 || a->status >= 400 || a->content_type != NULL)
+      bad |=
+          add(resp, "Content-Type",
+              a->content_type != NULL ? a->content_type : "application/json");
     bad |= add(resp, "X-Content-Type-Options", "nosniff");
     bad |= add(resp, "Cache-Control", "no-store");
   }
@@ -516,11 +518,13 @@ static void remote_addr(req *r) {
   free(b);
 }
 
-static bool is_json(const char *ct) {
+/* ct is the media type want (ASCII case-insensitive), parameters aside. */
+static bool is_type(const char *ct, const char *want) {
   if (ct == NULL) return false;
   while (*ct == ' ') ct++;
-  if (strncasecmp(ct, "application/json", 16) != 0) return false;
-  ct += 16;
+  size_t n = strlen(want);
+  if (strncasecmp(ct, want, n) != 0) return false;
+  ct += n;
   while (*ct == ' ') ct++;
   return *ct == '\0' || *ct == ';';
 }
@@ -685,9 +689,17 @@ static bool on_headers(req *r, const char *method, bool *body_follows) {
                   "the request body is larger than the limit");
     return true;
   }
-  if (*body_follows && route_has_body(rt) &&
-      !is_json(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                           "Content-Type"))) {
+  const char *ct =
+      MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+  if (*body_follows && route_has_body(rt) && rt->raw_body != NULL &&
+      !is_type(ct, "application/octet-stream")) {
+    answer_status(r, 415, RPC_INVALID_ARGUMENT,
+                  "the request body must be raw bytes (Content-Type: "
+                  "application/octet-stream)");
+    return true;
+  }
+  if (*body_follows && route_has_body(rt) && rt->raw_body == NULL &&
+      !is_type(ct, "application/json")) {
     answer_status(r, 415, RPC_INVALID_ARGUMENT,
                   "the request body must be JSON (Content-Type: "
                   "application/json)");

@@ -14,7 +14,9 @@
  * A second feed reads the notifications service's bus (NOTIFICATIONS_
  * EVENTS, Replay through notifications.v1.Events/Replay): its
  * "Notification" events are published on "private.user.<user_id>", their
- * topic, the same way.
+ * topic, the same way; a third reads sync's bus (SYNC_EVENTS, family
+ * "devices.", Replay through sync.v1.Events/Replay) for DeviceOnline and
+ * DeviceOffline on "devices.<tenant_id>".
  */
 #ifndef REALTIME_FEED_H
 #define REALTIME_FEED_H
@@ -30,7 +32,8 @@ typedef struct feed_config {
   rpc_client *replay;  /* orders' RPC (Replay), borrowed */
   /* The topic families to subscribe to (NULL-terminated, borrowed):
    * every family the source publishes. NULL: orders' ("orders.",
-   * "kitchen.", "tables."); notifications' is {"private.user.", NULL}. */
+   * "kitchen.", "tables."); notifications' is {"private.user.", NULL},
+   * sync's {"devices.", NULL}. */
   const char *const *families;
   offsets *offsets; /* borrowed */
   ws_server *ws;    /* borrowed */

@@ -66,6 +66,16 @@ static const cfg_entry config[] = {
      .def = "",
      .description = "notifications' bus publishers (private.user.); empty: "
                     "no in-app notifications pushed"},
+    {.name = "SYNC_ADDR",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "sync service RPC address list (Events/Replay of "
+                    "devices.*); needed with SYNC_EVENTS"},
+    {.name = "SYNC_EVENTS",
+     .kind = CFG_STRING,
+     .def = "",
+     .description = "sync's bus publishers (devices.): DeviceOnline and "
+                    "DeviceOffline on devices.<tenant>; empty: none"},
     {.name = "WS_ADDR",
      .kind = CFG_STRING,
      .def = "0.0.0.0",
@@ -152,7 +162,9 @@ typedef struct app {
   ws_server *ws;
   feed *feed;
   rpc_client *notifications;
-  feed *inbox; /* notifications' Notification events, when configured */
+  feed *inbox;      /* notifications' Notification events, when configured */
+  rpc_client *sync; /* ours; NULL without SYNC_EVENTS */
+  feed *devices;    /* sync's device events, when configured */
 } app;
 
 /* auth.revoked and tenants.changed into the verifier and the live
@@ -237,6 +249,28 @@ static int open_inbox_feed(svc *s, app *a) {
   return rc;
 }
 
+/* sync's DeviceOnline/DeviceOffline on devices.<tenant_id> (the device as
+ * GET /v1/sync/devices/{id} shows it), when SYNC_EVENTS is set. */
+static int open_device_feed(svc *s, app *a) {
+  static const char *const kFamilies[] = {"devices.", NULL};
+  const cfg *c = svc_cfg(s);
+  const char *ev = cfg_str(c, "SYNC_EVENTS"), *addr = cfg_str(c, "SYNC_ADDR");
+  if (ev == NULL || ev[0] == '\0' || addr == NULL || addr[0] == '\0') {
+    log_info("SYNC_EVENTS/SYNC_ADDR not set: no device events on devices.*");
+    return ERR_OK;
+  }
+  int rc = svc_rpc_client_new(s, addr, NULL, &a->sync);
+  feed_config fc = {.address = ev,
+                    .replay = a->sync,
+                    .families = kFamilies,
+                    .offsets = a->offsets,
+                    .ws = a->ws};
+  if (rc == ERR_OK) rc = feed_start(&fc, &a->devices);
+  if (rc != ERR_OK)
+    log_error("cannot subscribe to SYNC_EVENTS", "error", err_str(rc));
+  return rc;
+}
+
 static int realtime_init(svc *s, void *arg) {
   app *a = arg;
   int rc = svc_redis_open(s, NULL, "REDIS_URL not set", &a->redis);
@@ -254,6 +288,7 @@ static int realtime_init(svc *s, void *arg) {
   if (rc == ERR_OK) rc = open_revocations(s, a);
   if (rc == ERR_OK) rc = open_feed(s, a);
   if (rc == ERR_OK) rc = open_inbox_feed(s, a);
+  if (rc == ERR_OK) rc = open_device_feed(s, a);
   if (rc == ERR_OK) rc = realtime_register(svc_rpc(s));
   return rc;
 }
@@ -266,10 +301,12 @@ static void realtime_fini(svc *s, void *arg) {
   app *a = arg;
   feed_free(a->feed);
   feed_free(a->inbox);
+  feed_free(a->devices);
   bus_subscriber_free(a->revocations);
   ws_server_free(a->ws, cfg_duration_ms(svc_cfg(s), "REALTIME_DRAIN_MS"));
   rpc_client_free(a->orders);
   rpc_client_free(a->notifications);
+  rpc_client_free(a->sync);
   presence_free(a->presence);
   offsets_free(a->offsets);
 }

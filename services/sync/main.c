@@ -14,6 +14,7 @@
 #include "proto/sync/v1/sync_access.h"
 #include "libs/svc/eventpub.h"
 #include "services/sync/events.h"
+#include "services/sync/files.h"
 #include "services/sync/handlers.h"
 #include "services/sync/heartbeat.h"
 #include "services/sync/store.h"
@@ -54,6 +55,25 @@ static const cfg_entry config[] = {
      .max = 60000,
      .description = "how often beats go from Redis to PostgreSQL and the "
                     "offline sweep runs"},
+    {.name = "SYNC_FILES_QUOTA_BYTES",
+     .kind = CFG_INT,
+     .def = "1073741824",
+     .min = 0,
+     .max = 1099511627776LL,
+     .description = "the most file bytes one tenant may store"},
+    {.name = "SYNC_FILES_TTL",
+     .kind = CFG_DURATION_MS,
+     .def = "360h",
+     .min = 1000,
+     .max = 31622400000LL,
+     .description = "a file unused (not uploaded, read or named in a "
+                    "manifest) this long is removed (15 days)"},
+    {.name = "SYNC_FILES_SWEEP",
+     .kind = CFG_DURATION_MS,
+     .def = "10m",
+     .min = 100,
+     .max = 86400000,
+     .description = "how often the removal of unused files runs"},
     {.name = "SYNC_DB_ROLE",
      .kind = CFG_STRING,
      .def = "sync_app",
@@ -76,6 +96,7 @@ typedef struct app {
   eventpub *events;
   heartbeat *beats;
   sync *handlers;
+  files *files;
 } app;
 
 static int sync_init(svc *s, void *arg) {
@@ -127,6 +148,13 @@ static int sync_init(svc *s, void *arg) {
                     .interval_ms = interval};
   rc = sync_new(&hc, &a->handlers);
   if (rc == ERR_OK) rc = sync_register(a->handlers, svc_rpc(s));
+  files_config fc = {.store = a->store,
+                     .verifier = a->verifier,
+                     .quota_bytes = cfg_int(c, "SYNC_FILES_QUOTA_BYTES"),
+                     .ttl_ms = cfg_duration_ms(c, "SYNC_FILES_TTL"),
+                     .sweep_ms = cfg_duration_ms(c, "SYNC_FILES_SWEEP")};
+  if (rc == ERR_OK) rc = files_new(&fc, &a->files);
+  if (rc == ERR_OK) rc = files_register(a->files, svc_rpc(s));
   if (rc == ERR_OK) rc = eventpub_start(a->events, svc_rpc(s));
   return rc;
 }
@@ -137,6 +165,7 @@ static void sync_fini(svc *s, void *arg) {
   (void)s;
   app *a = arg;
   heartbeat_free(a->beats);
+  files_free(a->files);
   eventpub_free(a->events);
   sync_free(a->handlers);
   rpc_client_free(a->orders);
@@ -153,6 +182,7 @@ int main(int argc, char **argv) {
       .nconfig = sizeof config / sizeof config[0],
       .uses_db = true,
       .schema = STORE_SCHEMA,
+      .max_recv_bytes = FILES_MAX_MESSAGE, /* PutFile carries a file */
       .init = sync_init,
       .fini = sync_fini,
       .argc = argc,

@@ -14,10 +14,12 @@
 #include <strings.h>
 
 #include "libs/base/strutil.h"
+#include "libs/base/timeutil.h"
 #include "libs/obs/log.h"
 #include "libs/pbjson/pbjson.h"
 #include "libs/rpc/rpc_status.h"
 #include "proto/orders/v1/orders.pb-c.h"
+#include "services/sync/hlc.h"
 
 #define ERROR_MAX 300
 
@@ -228,11 +230,68 @@ static void conflict(const push_env *env, outcome *o, const char *id) {
   rpc_result_free(r);
 }
 
+/* The clock of the server's order: the one sync recorded for the write
+ * that made its current version, else (a write through the API) its
+ * updated_at, counter 0, node "server". */
+static void server_clock(const push_env *env, const Orders__V1__Order *ord,
+                         hlc *out) {
+  char text[HLC_TEXT_MAX + 1];
+  int64_t version = 0;
+  if (store_clock_get(env->st, env->tid, "order", ord->id, &version, text,
+                      sizeof text) == ERR_OK &&
+      version == ord->version && hlc_parse(text, out) == ERR_OK)
+    return;
+  memset(out, 0, sizeof *out);
+  if (time_parse_rfc3339(ord->updated_at, strlen(ord->updated_at),
+                         &out->wall_ms) != ERR_OK)
+    out->wall_ms = INT64_MAX; /* unknown: the server keeps it */
+  str_copy(out->node, "server", sizeof out->node);
+}
+
+/* last_write_wins: the device's change is later than the server's last
+ * write by their clocks. A client_time that is no HLC loses. */
+static bool client_later(const push_env *env, const Sync__V1__Mutation *m,
+                         const Orders__V1__Order *ord) {
+  hlc c, sv;
+  if (hlc_parse(m->client_time, &c) != ERR_OK) return false;
+  server_clock(env, ord, &sv);
+  return hlc_compare(&c, &sv) > 0;
+}
+
+static void read_answer(const push_env *env, const Sync__V1__Mutation *m,
+                        outcome *o, rpc_result *r, bool lww);
+
+/* The device won by its clock: the change again on top of the server's
+ * version, under a key of its own per version (a retry after a crash
+ * replays it; a race with yet another write is a conflict again). */
+static void apply_over(const push_env *env, const Sync__V1__Mutation *m,
+                       outcome *o) {
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field_by_name(o->req->descriptor,
+                                                      "version");
+  if (f == NULL || f->type != PROTOBUF_C_TYPE_INT64) return; /* createOrder */
+  int64_t v = o->order->version;
+  *(int64_t *)((char *)o->req + f->offset) = v;
+  orders__v1__order__free_unpacked(o->order, NULL);
+  o->order = NULL;
+  char key[128];
+  snprintf(key, sizeof key, "device:%s:%lld:lww:%lld", env->did,
+           (long long)m->id, (long long)v);
+  read_answer(env, m, o, call_orders(env, o->method, o->req, key), true);
+}
+
 /* Calls orders and reads the answer into o. */
-static void run_call(const push_env *env, int64_t mid, outcome *o) {
+static void run_call(const push_env *env, const Sync__V1__Mutation *m,
+                     outcome *o) {
   char key[96];
-  snprintf(key, sizeof key, "device:%s:%lld", env->did, (long long)mid);
-  rpc_result *r = call_orders(env, o->method, o->req, key);
+  snprintf(key, sizeof key, "device:%s:%lld", env->did, (long long)m->id);
+  read_answer(env, m, o, call_orders(env, o->method, o->req, key), false);
+}
+
+/* Reads orders' answer r (freed here) into o; lww: r is the answer of
+ * apply_over (a second conflict stays one). */
+static void read_answer(const push_env *env, const Sync__V1__Mutation *m,
+                        outcome *o, rpc_result *r, bool lww) {
   int code = r != NULL ? r->code : RPC_UNAVAILABLE;
   if (code == RPC_OK) {
     o->order = order_of(r);
@@ -240,6 +299,13 @@ static void run_call(const push_env *env, int64_t mid, outcome *o) {
     if (o->order == NULL) o->transient = true;
   } else if (code == RPC_ABORTED && has_violation(r, "version")) {
     conflict(env, o, o->client.order_id);
+    if (!lww && o->order != NULL &&
+        strcmp(env->policy, "last_write_wins") == 0 &&
+        client_later(env, m, o->order)) {
+      rpc_result_free(r);
+      apply_over(env, m, o);
+      return;
+    }
   } else if (code == RPC_UNAVAILABLE || code == RPC_DEADLINE_EXCEEDED ||
              code == RPC_ABORTED || code == RPC_INTERNAL ||
              code == RPC_UNKNOWN || code == RPC_RESOURCE_EXHAUSTED) {
@@ -313,11 +379,23 @@ static int record(const push_env *env, const Sync__V1__Mutation *m,
                                 .server = sbuf,
                                 .server_len = slen};
   }
+  /* An applied change with an HLC: its clock, for later LWW decisions. */
+  hlc h;
+  char text[HLC_TEXT_MAX + 1];
+  store_clock clock = {0};
+  bool clocked = o->order != NULL && strcmp(o->status, "applied") == 0 &&
+                 hlc_parse(m->client_time, &h) == ERR_OK &&
+                 hlc_format(&h, text) == ERR_OK;
+  if (clocked)
+    clock = (store_clock){.entity = "order",
+                          .entity_id = o->order->id,
+                          .hlc = text,
+                          .version = o->order->version};
   bool recorded = false;
   if (rc == ERR_OK)
     rc = store_mutation_record(env->st, env->tid, env->did, m->id, m->name,
                                o->status, buf, len, manual ? &keep : NULL,
-                               &recorded);
+                               clocked ? &clock : NULL, &recorded);
   if (rc == ERR_OK && !recorded) {
     free(buf);
     buf = NULL;
@@ -339,7 +417,7 @@ int push_apply(const push_env *env, const Sync__V1__Mutation *m,
   outcome o;
   memset(&o, 0, sizeof o);
   build(&o, m);
-  if (!o.transient && o.method != NULL) run_call(env, m->id, &o);
+  if (!o.transient && o.method != NULL) run_call(env, m, &o);
   int rc = o.transient ? ERR_UNAVAILABLE : record(env, m, &o, out);
   if (o.order != NULL) orders__v1__order__free_unpacked(o.order, NULL);
   pbjson_free(o.req);

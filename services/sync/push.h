@@ -21,7 +21,11 @@
  * order's version (ABORTED with the violation "version"); the result is
  * then "conflict" with the server's order. Under the manual policy the
  * conflict is kept (conflicts table) in the transaction of the record.
- * last_write_wins is not built: it is answered like server_wins.
+ * Under last_write_wins the device's change wins when its hybrid logical
+ * clock (client_time, hlc.h) is later than the clock of the server's last
+ * write (sync's record of it, or the order's updated_at when that write
+ * came through the API): it is applied again on top of the server's
+ * version under the key "device:<id>:<mid>:lww:<version>".
  */
 #ifndef SYNC_PUSH_H
 #define SYNC_PUSH_H

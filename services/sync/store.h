@@ -129,15 +129,27 @@ typedef struct store_conflict_new {
   size_t client_len, server_len;
 } store_conflict_new;
 
+/* The clock of an applied write (entity_clocks; hlc.h's text). */
+typedef struct store_clock {
+  const char *entity, *entity_id, *hlc;
+  int64_t version; /* the version the write produced */
+} store_clock;
+
 /* One mutation's record: advances last_mutation_id from mid - 1 to mid
- * and stores the result (and the conflict when not NULL) in ONE
- * transaction. *recorded false: another request recorded mid first
- * (nothing written; read its result with store_mutation_get). */
+ * and stores the result (and the conflict, and the entity's clock, when
+ * not NULL) in ONE transaction. *recorded false: another request recorded
+ * mid first (nothing written; read its result with store_mutation_get). */
 int store_mutation_record(store *st, const char *tid, const char *did,
                           int64_t mid, const char *name, const char *status,
                           const uint8_t *result, size_t len,
                           const store_conflict_new *conflict,
-                          bool *recorded) WARN_UNUSED;
+                          const store_clock *clock, bool *recorded) WARN_UNUSED;
+
+/* The last clock recorded for entity id: its version and hlc text
+ * (out[cap]). ERR_NOTFOUND when none. */
+int store_clock_get(store *st, const char *tid, const char *entity,
+                    const char *id, int64_t *version, char *out,
+                    size_t cap) WARN_UNUSED;
 
 /* The tenant's conflict policy ("server_wins" when never set) into out. */
 int store_policy_get(store *st, const char *tid,

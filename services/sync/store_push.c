@@ -106,8 +106,23 @@ typedef struct record_args {
   const uint8_t *result;
   size_t len;
   const store_conflict_new *conflict;
+  const store_clock *clock;
   bool *recorded;
 } record_args;
+
+/* The entity's clock moves forward only (a later version's clock wins). */
+static int upsert_clock(db_conn *c, const record_args *a) {
+  const store_clock *k = a->clock;
+  db_param ps[] = {db_text(a->tid), db_text(k->entity), db_text(k->entity_id),
+                   db_int64(k->version), db_text(k->hlc)};
+  return db_exec(c,
+                 "INSERT INTO sync.entity_clocks (tenant_id, entity, "
+                 "entity_id, version, hlc) VALUES ($1::uuid, $2, $3::uuid, "
+                 "$4, $5) ON CONFLICT (tenant_id, entity, entity_id) DO "
+                 "UPDATE SET version = EXCLUDED.version, hlc = EXCLUDED.hlc "
+                 "WHERE entity_clocks.version < EXCLUDED.version",
+                 ps, DB_NPARAMS(ps), NULL);
+}
 
 static int insert_conflict(db_conn *c, const record_args *a) {
   const store_conflict_new *k = a->conflict;
@@ -154,6 +169,7 @@ static int record_fn(db_conn *c, void *ud) {
                "status, result) VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6)",
                ps, DB_NPARAMS(ps), NULL);
   if (rc == ERR_OK && a->conflict != NULL) rc = insert_conflict(c, a);
+  if (rc == ERR_OK && a->clock != NULL) rc = upsert_clock(c, a);
   if (rc == ERR_OK) *a->recorded = true;
   return rc;
 }
@@ -161,7 +177,8 @@ static int record_fn(db_conn *c, void *ud) {
 int store_mutation_record(store *st, const char *tid, const char *did,
                           int64_t mid, const char *name, const char *status,
                           const uint8_t *result, size_t len,
-                          const store_conflict_new *conflict, bool *recorded) {
+                          const store_conflict_new *conflict,
+                          const store_clock *clock, bool *recorded) {
   record_args a = {.tid = tid,
                    .did = did,
                    .name = name,
@@ -170,8 +187,43 @@ int store_mutation_record(store *st, const char *tid, const char *did,
                    .result = result,
                    .len = len,
                    .conflict = conflict,
+                   .clock = clock,
                    .recorded = recorded};
   return run(st, tid, false, record_fn, &a);
+}
+
+typedef struct clock_args {
+  const char *tid, *entity, *id;
+  int64_t *version;
+  char *out;
+  size_t cap;
+} clock_args;
+
+static int clock_fn(db_conn *c, void *ud) {
+  clock_args *a = ud;
+  db_param ps[] = {db_text(a->tid), db_text(a->entity), db_text(a->id)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT version, hlc FROM sync.entity_clocks WHERE "
+                   "tenant_id = $1::uuid AND entity = $2 AND entity_id = "
+                   "$3::uuid",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc == ERR_OK && db_nrows(r) != 1) rc = ERR_NOTFOUND;
+  if (rc == ERR_OK) rc = db_get_int64(r, 0, 0, a->version);
+  if (rc == ERR_OK) str_copy(a->out, db_get(r, 0, 1), a->cap);
+  db_result_free(r);
+  return rc;
+}
+
+int store_clock_get(store *st, const char *tid, const char *entity,
+                    const char *id, int64_t *version, char *out, size_t cap) {
+  clock_args a = {.tid = tid,
+                  .entity = entity,
+                  .id = id,
+                  .version = version,
+                  .out = out,
+                  .cap = cap};
+  return run(st, tid, true, clock_fn, &a);
 }
 
 /* ------------------------------------------------------------- policy --- */

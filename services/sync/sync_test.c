@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "services/sync/files.h"
 #include "services/sync/handlers.h"
+#include "services/sync/hlc.h"
 #include "services/sync/secret.h"
 #include "services/sync/store.h"
 
@@ -73,12 +75,70 @@ START_TEST(a_secret_matches_only_its_hash_under_its_pepper) {
 }
 END_TEST
 
+START_TEST(hlcs_order_by_wall_then_counter_then_node) {
+  hlc a, b, c, d, plain;
+  ck_assert_int_eq(hlc_parse("2026-12-06T10:00:00.000Z-0001-dev-a", &a),
+                   ERR_OK);
+  ck_assert_int_eq(hlc_parse("2026-12-06T10:00:00.000Z-000a-dev-a", &b),
+                   ERR_OK);
+  ck_assert_int_eq(hlc_parse("2026-12-06T10:00:00.000Z-000a-dev-b", &c),
+                   ERR_OK);
+  ck_assert_int_eq(hlc_parse("2026-12-06T10:00:00.001Z-0000-dev-a", &d),
+                   ERR_OK);
+  ck_assert_int_eq(hlc_parse("2026-12-06T10:00:00Z", &plain), ERR_OK);
+  ck_assert_uint_eq(b.counter, 10);
+  ck_assert_int_lt(hlc_compare(&plain, &a), 0);
+  ck_assert_int_lt(hlc_compare(&a, &b), 0);
+  ck_assert_int_lt(hlc_compare(&b, &c), 0);
+  ck_assert_int_lt(hlc_compare(&c, &d), 0);
+  ck_assert_int_gt(hlc_compare(&d, &a), 0);
+  ck_assert_int_eq(hlc_compare(&a, &a), 0);
+  char text[HLC_TEXT_MAX + 1];
+  ck_assert_int_eq(hlc_format(&b, text), ERR_OK);
+  ck_assert_str_eq(text, "2026-12-06T10:00:00.000Z-000a-dev-a");
+  const char *bad[] = {"",
+                       "yesterday",
+                       "2026-12-06T10:00:00.000Z-01-x",
+                       "2026-12-06T10:00:00.000Z-00g1-x",
+                       "2026-12-06T10:00:00.000Z-0001-",
+                       "2026-12-06T10:00:00.000Z-0001-a b",
+                       "2026-13-06T10:00:00.000Z-0001-x"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(hlc_parse(bad[i], &a) == ERR_INVAL, "%s parsed", bad[i]);
+}
+END_TEST
+
+START_TEST(file_names_are_64_lower_case_hex_digits) {
+  uint8_t h[32];
+  const char *ok =
+      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+  ck_assert_int_eq(files_hash_parse(ok, h), ERR_OK);
+  ck_assert_uint_eq(h[0], 0xe3);
+  ck_assert_uint_eq(h[31], 0x55);
+  ck_assert_int_eq(
+      files_hash_parse(
+          "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B"
+          "7852B855",
+          h),
+      ERR_INVAL);
+  ck_assert_int_eq(files_hash_parse("e3b0", h), ERR_INVAL);
+  ck_assert_int_eq(files_hash_parse(NULL, h), ERR_INVAL);
+  ck_assert_int_eq(
+      files_hash_parse(
+          "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85g",
+          h),
+      ERR_INVAL);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("sync");
   TCase *tc = tcase_create("sync");
   tcase_add_test(tc, store_refuses_a_missing_pool_and_bad_roles);
   tcase_add_test(tc, handlers_need_a_store_a_verifier_auth_and_a_key);
   tcase_add_test(tc, a_secret_matches_only_its_hash_under_its_pepper);
+  tcase_add_test(tc, hlcs_order_by_wall_then_counter_then_node);
+  tcase_add_test(tc, file_names_are_64_lower_case_hex_digits);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -113,6 +113,16 @@ harness_http_resp *harness_http_request(const char *method, int port,
                                         const char *path, const char *body,
                                         const char *token,
                                         const char *const headers[]) {
+  return harness_http_request_bytes(method, port, path, body,
+                                    body != NULL ? strlen(body) : 0, token,
+                                    headers);
+}
+
+harness_http_resp *harness_http_request_bytes(const char *method, int port,
+                                              const char *path,
+                                              const char *body, size_t blen,
+                                              const char *token,
+                                              const char *const headers[]) {
   harness_http_resp *r = calloc(1, sizeof *r);
   CURL *c = curl_easy_init();
   if (r == NULL || c == NULL) abort();
@@ -136,7 +146,7 @@ harness_http_resp *harness_http_request(const char *method, int port,
     h = curl_slist_append(h, headers[i]);
   if (body != NULL) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     if (!names_content_type(headers))
       h = curl_slist_append(h, "Content-Type: application/json");
   }

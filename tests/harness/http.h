@@ -61,6 +61,14 @@ harness_http_resp *harness_http_request(const char *method, int port,
                                         const char *token,
                                         const char *const headers[]);
 
+/* harness_http_request with a body of blen bytes that may hold any byte
+ * (NULs too): sync's files. body NULL: none. */
+harness_http_resp *harness_http_request_bytes(const char *method, int port,
+                                              const char *path,
+                                              const char *body, size_t blen,
+                                              const char *token,
+                                              const char *const headers[]);
+
 /* harness_http_request inside a Check test: fails the test, naming method,
  * path and the curl error, when no HTTP answer came. */
 harness_http_resp *harness_http_call(const char *method, int port,

@@ -678,7 +678,7 @@ static void *push_thread(void *arg) {
   return NULL;
 }
 
-static char *g_sync_extra[8], *g_orders_extra[4];
+static char *g_sync_extra[12], *g_orders_extra[4];
 
 /* Pushes 60 createOrder mutations of a fresh device in one request,
  * kill -9s the named part once some are applied, restarts it, and retries
@@ -863,6 +863,95 @@ START_TEST(two_devices_change_one_order_from_one_version) {
   harness_http_free(r);
   ck_assert_int_eq(
       status_of("POST", path, "{\"choice\":\"server\"}", a.t.owner_token), 404);
+}
+END_TEST
+
+/* A change mutation with client_time hlc (its HLC). */
+static void hlc_mutation(char *out, size_t cap, int64_t mid, const char *name,
+                         const char *oid, const char *status, int64_t base,
+                         const char *hlc) {
+  char st[64] = "";
+  if (status != NULL) snprintf(st, sizeof st, "\"status\":\"%s\",", status);
+  snprintf(out, cap,
+           "{\"id\":%lld,\"name\":\"%s\",\"client_time\":\"%s\",\"args\":{"
+           "\"order_id\":\"%s\",%s\"base_version\":%lld}}",
+           (long long)mid, name, hlc, oid, st, (long long)base);
+}
+
+static void order_state(const dev *d, const char *oid, char *out, size_t cap) {
+  ck_assert(db_value("SELECT status || ':' || version FROM orders.orders "
+                     "WHERE tenant_id = $1::uuid AND id = $2::uuid",
+                     d->t.id, oid, out, cap));
+}
+
+START_TEST(last_write_wins_picks_the_later_hlc) {
+  dev a, b;
+  make_dev(&a, "lww");
+  second_dev(&a, &b);
+  resp *r =
+      call("PATCH", "/v1/sync/settings",
+           "{\"conflict_policy\":\"last_write_wins\"}", a.t.owner_token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  char oid[UUID_STR_LEN + 1], m[640], v[32];
+  device_order(&a, 1, oid);
+  /* A confirms at 10:00:05 (counter 1): applied, version 2. */
+  hlc_mutation(m, sizeof m, 2, "updateOrderStatus", oid, "confirmed", 1,
+               "2026-12-06T10:00:05.000Z-0001-till-a");
+  r = push1(&a, m);
+  ck_assert_str_eq(harness_json_str(only_result(r), "status"), "applied");
+  harness_http_free(r);
+  /* B cancelled from version 1 at 10:00:05 counter 0 - earlier by the
+   * counter alone: the server's write stands (a conflict). */
+  hlc_mutation(m, sizeof m, 1, "cancelOrder", oid, NULL, 1,
+               "2026-12-06T10:00:05.000Z-0000-till-b");
+  r = push1(&b, m);
+  json_t *e = only_result(r);
+  ck_assert_str_eq(harness_json_str(e, "status"), "conflict");
+  ck_assert_int_eq(harness_json_int(e, "conflict.server_version"), 2);
+  harness_http_free(r);
+  order_state(&a, oid, v, sizeof v);
+  ck_assert_str_eq(v, "confirmed:2");
+  /* B again from version 1, later clock: B's change wins over A's. */
+  hlc_mutation(m, sizeof m, 2, "updateOrderStatus", oid, "preparing", 1,
+               "2026-12-06T10:00:09.000Z-0000-till-b");
+  r = push1(&b, m);
+  e = only_result(r);
+  ck_assert_str_eq(harness_json_str(e, "status"), "applied");
+  ck_assert_int_eq(harness_json_int(e, "version"), 3);
+  harness_http_free(r);
+  order_state(&a, oid, v, sizeof v);
+  ck_assert_str_eq(v, "preparing:3");
+  /* A's stale change from version 2 at 10:00:07 is older than B's. */
+  hlc_mutation(m, sizeof m, 3, "cancelOrder", oid, NULL, 2,
+               "2026-12-06T10:00:07.000Z-0000-till-a");
+  r = push1(&a, m);
+  ck_assert_str_eq(harness_json_str(only_result(r), "status"), "conflict");
+  harness_http_free(r);
+  order_state(&a, oid, v, sizeof v);
+  ck_assert_str_eq(v, "preparing:3");
+  /* A write through the API carries the server's time: a device clock
+   * from the morning loses to it, one from the future wins. */
+  char path[128];
+  snprintf(path, sizeof path, "/v1/orders/%s/status", oid);
+  r = call("POST", path, "{\"status\":\"ready\",\"version\":3}",
+           a.t.owner_token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  {
+    hlc_mutation(m, sizeof m, 4, "updateOrderStatus", oid, "delivered", 3,
+                 "2026-12-06T10:00:10.000Z-0000-till-a");
+    r = push1(&a, m);
+    ck_assert_str_eq(harness_json_str(only_result(r), "status"), "conflict");
+    harness_http_free(r);
+    hlc_mutation(m, sizeof m, 5, "updateOrderStatus", oid, "delivered", 3,
+                 "2099-01-01T00:00:00.000Z-0000-till-a");
+    r = push1(&a, m);
+    ck_assert_str_eq(harness_json_str(only_result(r), "status"), "applied");
+    harness_http_free(r);
+    order_state(&a, oid, v, sizeof v);
+    ck_assert_str_eq(v, "delivered:5");
+  }
 }
 END_TEST
 
@@ -1117,6 +1206,267 @@ START_TEST(calls_without_identity_or_token_are_refused) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ files --- */
+
+/* The system runs with SYNC_FILES_TTL=6s, SYNC_FILES_SWEEP=200ms and
+ * SYNC_FILES_QUOTA_BYTES=40 MiB (start_system). */
+#define FILES_QUOTA (40L * 1024 * 1024)
+
+/* n random bytes (NULs included) and their hex SHA-256. */
+static char *random_file(size_t n, char hex[65]) {
+  char *b = malloc(n ? n : 1);
+  ck_assert_ptr_nonnull(b);
+  randombytes_buf(b, n);
+  unsigned char h[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(h, (const unsigned char *)b, n);
+  sodium_bin2hex(hex, 65, h, sizeof h);
+  return b;
+}
+
+static resp *put_file(const char *token, const char *name, const char *data,
+                      size_t n) {
+  char path[128];
+  snprintf(path, sizeof path, "/v1/sync/files/%s", name);
+  const char *h[] = {"Content-Type: application/octet-stream", NULL};
+  resp *r = harness_http_request_bytes("PUT", g_gw.http_port, path, data, n,
+                                       token, h);
+  ck_assert_msg(r->curl_rc == 0, "PUT %s: no answer", path);
+  return r;
+}
+
+static long file_status(const char *method, const char *token,
+                        const char *name) {
+  char path[128];
+  snprintf(path, sizeof path, "/v1/sync/files/%s", name);
+  return status_of(method, path, NULL, token);
+}
+
+/* Rows of sync.files of tenant tid (past RLS). */
+static long files_of(const char *tid) {
+  char n[32];
+  ck_assert(db_value("SELECT count(*) FROM sync.files WHERE tenant_id = "
+                     "$1::uuid AND $2 = $2",
+                     tid, "x", n, sizeof n));
+  return (long)num(n);
+}
+
+START_TEST(files_round_trip_and_a_wrong_hash_stores_nothing) {
+  dev d;
+  make_dev(&d, "fil");
+  char hex[65], other[65];
+  char *data = random_file(100 * 1024, hex);
+  char *lie = random_file(1000, other);
+  /* The device uploads: 201 {sha256, size}; again: 200. */
+  resp *r = put_file(d.token, hex, data, 100 * 1024);
+  CK_HTTP_STATUS(r, 201);
+  ck_assert_str_eq(harness_json_str(r->json, "sha256"), hex);
+  ck_assert_int_eq(harness_json_int(r->json, "size"), 100 * 1024);
+  ck_assert_ptr_null(harness_json_get(r->json, "existed"));
+  harness_http_free(r);
+  r = put_file(d.t.owner_token, hex, data, 100 * 1024);
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  /* Staff read the bytes back exactly; HEAD says it is there. */
+  char path[128];
+  snprintf(path, sizeof path, "/v1/sync/files/%s", hex);
+  r = call("GET", path, NULL, d.t.owner_token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_uint_eq(r->len, 100 * 1024);
+  ck_assert(memcmp(r->body, data, r->len) == 0);
+  ck_assert_str_eq(harness_http_header(r, "Content-Type"),
+                   "application/octet-stream");
+  harness_http_free(r);
+  ck_assert_int_eq(file_status("HEAD", d.token, hex), 200);
+  /* Bytes whose hash is not the name: 400 naming content, nothing
+   * stored under either name. */
+  r = put_file(d.token, other, data, 1000);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  ck_assert(harness_http_has_detail(r, "content"));
+  harness_http_free(r);
+  ck_assert_int_eq(file_status("GET", d.token, other), 404);
+  ck_assert_int_eq(files_of(d.t.id), 1);
+  /* A bad name, JSON instead of bytes, no token. */
+  r = put_file(d.token, "ABC", data, 10);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  ck_assert(harness_http_has_detail(r, "sha256"));
+  harness_http_free(r);
+  snprintf(path, sizeof path, "/v1/sync/files/%s", other);
+  ck_assert_int_eq(status_of("PUT", path, "{}", d.token), 415);
+  ck_assert_int_eq(file_status("GET", NULL, hex), 401);
+  ck_assert_int_eq(files_of(d.t.id), 1);
+  free(data);
+  free(lie);
+}
+END_TEST
+
+START_TEST(missing_lists_only_what_is_absent) {
+  dev d;
+  make_dev(&d, "mis");
+  char a[65], b[65], c[65], x[65];
+  char *da = random_file(10, a), *db = random_file(20, b),
+       *dc = random_file(30, c), *dx = random_file(40, x);
+  resp *r = put_file(d.token, a, da, 10);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  r = put_file(d.token, b, db, 20);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  char body[512];
+  snprintf(body, sizeof body,
+           "{\"hashes\":[\"%s\",\"%s\",\"%s\",\"%s\",\"%s\"]}", a, c, b, c, x);
+  r = call("POST", "/v1/sync/files/missing", body, d.token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  json_t *m = harness_json_get(r->json, "missing");
+  ck_assert_uint_eq(json_array_size(m), 2);
+  ck_assert_str_eq(json_string_value(json_array_get(m, 0)), c);
+  ck_assert_str_eq(json_string_value(json_array_get(m, 1)), x);
+  harness_http_free(r);
+  /* A malformed hash is named; more than 1000 are refused. */
+  snprintf(body, sizeof body, "{\"hashes\":[\"%s\",\"nothex\"]}", a);
+  r = call("POST", "/v1/sync/files/missing", body, d.token, NULL);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  ck_assert(harness_http_has_detail(r, "hashes[1]"));
+  harness_http_free(r);
+  size_t cap = 1001 * 68 + 32;
+  char *big = malloc(cap);
+  size_t n = (size_t)snprintf(big, cap, "{\"hashes\":[");
+  for (int i = 0; i < 1001; i++)
+    n += (size_t)snprintf(big + n, cap - n, "%s\"%s\"", i ? "," : "", a);
+  snprintf(big + n, cap - n, "]}");
+  r = call("POST", "/v1/sync/files/missing", big, d.token, NULL);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  harness_http_free(r);
+  free(big);
+  free(da);
+  free(db);
+  free(dc);
+  free(dx);
+}
+END_TEST
+
+START_TEST(another_tenant_sees_nothing_of_a_file) {
+  dev a, b;
+  make_dev(&a, "fia");
+  make_dev(&b, "fib");
+  char hex[65], body[128];
+  char *data = random_file(5000, hex);
+  resp *r = put_file(a.token, hex, data, 5000);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  /* Same hash, other tenant: absent everywhere. */
+  ck_assert_int_eq(file_status("GET", b.token, hex), 404);
+  ck_assert_int_eq(file_status("HEAD", b.t.owner_token, hex), 404);
+  snprintf(body, sizeof body, "{\"hashes\":[\"%s\"]}", hex);
+  r = call("POST", "/v1/sync/files/missing", body, b.token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_uint_eq(json_array_size(harness_json_get(r->json, "missing")), 1);
+  harness_http_free(r);
+  /* A's token at B's address is refused before sync. */
+  char path[128], xt[96];
+  snprintf(path, sizeof path, "/v1/sync/files/%s", hex);
+  snprintf(xt, sizeof xt, "X-Tenant: %s", b.t.slug);
+  r = call("GET", path, NULL, a.token, xt);
+  ck_assert_int_ne(r->status, 200);
+  harness_http_free(r);
+  /* B uploading the same bytes makes B's own copy (201, not 200). */
+  r = put_file(b.token, hex, data, 5000);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  ck_assert_int_eq(files_of(a.t.id), 1);
+  ck_assert_int_eq(files_of(b.t.id), 1);
+  free(data);
+}
+END_TEST
+
+START_TEST(the_quota_and_the_25_mib_cap_hold) {
+  dev d;
+  make_dev(&d, "quo");
+  char big[65], mid[65], small[65], over[65];
+  size_t nbig = 25u * 1024 * 1024, nmid = 16u * 1024 * 1024,
+         nsmall = 10u * 1024 * 1024, nover = 25u * 1024 * 1024 + 1;
+  char *dbig = random_file(nbig, big), *dmid = random_file(nmid, mid),
+       *dsmall = random_file(nsmall, small), *dover = random_file(nover, over);
+  /* One byte over 25 MiB: 413 from the gateway, nothing stored. */
+  resp *r = put_file(d.token, over, dover, nover);
+  ck_assert_int_eq(r->status, 413);
+  harness_http_free(r);
+  /* Exactly 25 MiB: stored and read back whole. */
+  r = put_file(d.token, big, dbig, nbig);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  char path[128];
+  snprintf(path, sizeof path, "/v1/sync/files/%s", big);
+  r = call("GET", path, NULL, d.token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_uint_eq(r->len, nbig);
+  ck_assert(memcmp(r->body, dbig, nbig) == 0);
+  harness_http_free(r);
+  /* 25 + 16 MiB is over the 40 MiB quota: refused, nothing stored. */
+  r = put_file(d.token, mid, dmid, nmid);
+  CK_HTTP_ERROR(r, 400, "FAILED_PRECONDITION");
+  harness_http_free(r);
+  ck_assert_int_eq(file_status("HEAD", d.token, mid), 404);
+  /* 25 + 10 MiB fits. */
+  r = put_file(d.token, small, dsmall, nsmall);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  char used[32];
+  ck_assert(db_value("SELECT bytes FROM sync.file_usage WHERE tenant_id = "
+                     "$1::uuid AND $2 = $2",
+                     d.t.id, "x", used, sizeof used));
+  ck_assert_int_eq((long)num(used), (long)(nbig + nsmall));
+  ck_assert_int_eq(files_of(d.t.id), 2);
+  free(dbig);
+  free(dmid);
+  free(dsmall);
+  free(dover);
+}
+END_TEST
+
+START_TEST(expiry_removes_an_unused_file_and_keeps_a_used_one) {
+  dev d;
+  make_dev(&d, "exp");
+  char unused[65], kept[65];
+  char *du = random_file(3000, unused), *dk = random_file(4000, kept);
+  resp *r = put_file(d.token, unused, du, 3000);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  r = put_file(d.token, kept, dk, 4000);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  /* Keep using one (reads, manifests) while the TTL (6 s) passes for the
+   * other; the sweep runs every 200 ms on both replicas. */
+  char path[128], body[128];
+  snprintf(path, sizeof path, "/v1/sync/files/%s", unused);
+  snprintf(body, sizeof body, "{\"hashes\":[\"%s\"]}", kept);
+  bool gone = false;
+  for (int64_t end = time_now_ms() + 60000; !gone && time_now_ms() < end;) {
+    long k = file_status("HEAD", d.token, kept);
+    ck_assert_int_eq(k, 200);
+    resp *m = call("POST", "/v1/sync/files/missing", body, d.token, NULL);
+    CK_HTTP_STATUS(m, 200);
+    ck_assert_uint_eq(json_array_size(harness_json_get(m->json, "missing")), 0);
+    harness_http_free(m);
+    char n[32];
+    ck_assert(db_value("SELECT count(*) FROM sync.files WHERE tenant_id = "
+                       "$1::uuid AND sha256 = decode($2, 'hex')",
+                       d.t.id, unused, n, sizeof n));
+    gone = num(n) == 0;
+    if (!gone) usleep(300 * 1000);
+  }
+  ck_assert_msg(gone, "the unused file was not removed within 60 s");
+  ck_assert_int_eq(status_of("GET", path, NULL, d.token), 404);
+  ck_assert_int_eq(file_status("GET", d.token, kept), 200);
+  char used[32];
+  ck_assert(db_value("SELECT bytes FROM sync.file_usage WHERE tenant_id = "
+                     "$1::uuid AND $2 = $2",
+                     d.t.id, "x", used, sizeof used));
+  ck_assert_int_eq((long)num(used), 4000);
+  free(du);
+  free(dk);
+}
+END_TEST
+
 /* --------------------------------------------------------------- main --- */
 
 static bool start_system(void) {
@@ -1142,6 +1492,9 @@ static bool start_system(void) {
                         PEPPER,
                         "SYNC_HEARTBEAT_INTERVAL=2s",
                         "SYNC_HEARTBEAT_FLUSH=100ms",
+                        "SYNC_FILES_TTL=6s",
+                        "SYNC_FILES_SWEEP=200ms",
+                        "SYNC_FILES_QUOTA_BYTES=41943040",
                         NULL};
   /* Kept for the restarts of the kill -9 test. */
   memcpy(g_sync_extra, sync_extra, sizeof sync_extra);
@@ -1201,10 +1554,18 @@ int main(void) {
                    300, NULL);
   HARNESS_ADD_CASE(s, gaps_are_400_and_rejections_consume_their_id, 120, NULL);
   HARNESS_ADD_CASE(s, two_devices_change_one_order_from_one_version, 120, NULL);
+  HARNESS_ADD_CASE(s, last_write_wins_picks_the_later_hlc, 120, NULL);
   HARNESS_ADD_CASE(s, another_tenants_device_sees_nothing, 120, NULL);
   HARNESS_ADD_CASE(s, pull_from_zero_returns_each_order_once_newest_in_order,
                    300, NULL);
   HARNESS_ADD_CASE(s, calls_without_identity_or_token_are_refused, 120, NULL);
+  HARNESS_ADD_CASE(s, files_round_trip_and_a_wrong_hash_stores_nothing, 120,
+                   NULL);
+  HARNESS_ADD_CASE(s, missing_lists_only_what_is_absent, 120, NULL);
+  HARNESS_ADD_CASE(s, another_tenant_sees_nothing_of_a_file, 120, NULL);
+  HARNESS_ADD_CASE(s, the_quota_and_the_25_mib_cap_hold, 300, NULL);
+  HARNESS_ADD_CASE(s, expiry_removes_an_unused_file_and_keeps_a_used_one, 120,
+                   NULL);
   /* Last: they kill and restart both sync replicas, then orders. */
   HARNESS_ADD_CASE(s, kill_9_of_sync_in_a_push_then_retry_is_exactly_once, 300,
                    NULL);

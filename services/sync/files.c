@@ -1,0 +1,254 @@
+/*
+ * files.c - see files.h.
+ *
+ * Upload: the handler computes the SHA-256 of the bytes (libsodium's
+ * crypto_hash_sha256) before the store sees them; a body whose hash is
+ * not the name is refused (INVALID_ARGUMENT naming "content") and nothing
+ * is written. The gateway has capped the body at 25 MiB and carried it as
+ * raw bytes (its raw_body routes); the handler checks the size again.
+ *
+ * Who: a device or staff+ (the methods declare USER_STAFF; a device token
+ * ranks as staff), the tenant always the token's. Files are keyed by
+ * (tenant, hash), so another tenant's file with the same hash is simply
+ * absent: 404 on read, "missing" in a manifest, a fresh upload (counted
+ * against the uploader's own quota) on PUT.
+ *
+ * Expiry: a periodic round deletes files unused for ttl in batches (the
+ * store skips rows other transactions hold, so replicas running the round
+ * at once split the work instead of colliding). "Used" means uploaded,
+ * read, or named in a manifest (the client still refers to it).
+ */
+#include "services/sync/files.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libs/authn/authn_caller.h"
+#include "libs/base/vlist.h"
+#include "libs/obs/log.h"
+#include "libs/obs/metrics.h"
+#include "libs/svc/handler.h"
+#include "libs/svc/periodic.h"
+#include "proto/sync/v1/sync.pb-c.h"
+#include "services/sync/store_files.h"
+
+#define HEX_LEN 64
+#define EXPIRE_BATCH 100
+
+struct files {
+  files_config c;
+  periodic *round;
+  metrics_child *stored, *removed; /* sync_file_bytes_total{op} */
+};
+
+int files_hash_parse(const char *hex, uint8_t out[32]) {
+  if (hex == NULL || strlen(hex) != HEX_LEN) return ERR_INVAL;
+  for (size_t i = 0; i < HEX_LEN; i++)
+    if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+      return ERR_INVAL;
+  size_t n = 0;
+  if (sodium_hex2bin(out, 32, hex, HEX_LEN, NULL, &n, NULL) != 0 || n != 32)
+    return ERR_INVAL;
+  return ERR_OK;
+}
+
+/* The caller (any role of staff rank: devices and staff+). */
+static bool caller(files *f, const rpc_call *call, rpc_reply *reply,
+                   paseto_claims *cl) {
+  return authn_check_call(f->c.verifier, call, handler_min_rank(call), cl,
+                          reply) == ERR_OK;
+}
+
+static bool hash_arg(rpc_reply *reply, const char *hex, uint8_t out[32]) {
+  if (files_hash_parse(hex, out) == ERR_OK) return true;
+  handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid file name",
+                      "sha256", "must be 64 lower-case hex digits");
+  return false;
+}
+
+static void get_file(void *arg, const rpc_call *call, rpc_reply *reply) {
+  files *f = arg;
+  uint8_t *content = NULL;
+  size_t len = 0;
+  HANDLER_UNPACK(Sync__V1__GetFileRequest, sync__v1__get_file_request, req, 0);
+  paseto_claims cl;
+  uint8_t hash[32];
+  if (!caller(f, call, reply, &cl) || !hash_arg(reply, req->sha256, hash))
+    goto out;
+  int rc = store_file_get(f->c.store, cl.tid, hash, &content, &len);
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "read the file");
+    goto out;
+  }
+  Sync__V1__GetFileResponse resp = SYNC__V1__GET_FILE_RESPONSE__INIT;
+  resp.content.data = content;
+  resp.content.len = len;
+  handler_reply_message(reply, &resp.base);
+out:
+  free(content);
+  sync__v1__get_file_request__free_unpacked(req, NULL);
+}
+
+static void put_file(void *arg, const rpc_call *call, rpc_reply *reply) {
+  files *f = arg;
+  HANDLER_UNPACK(Sync__V1__PutFileRequest, sync__v1__put_file_request, req,
+                 FILES_MAX_MESSAGE);
+  paseto_claims cl;
+  uint8_t hash[32], got[crypto_hash_sha256_BYTES];
+  if (!caller(f, call, reply, &cl) || !hash_arg(reply, req->sha256, hash))
+    goto out;
+  if (req->content.len > FILES_MAX_BYTES) {
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid file", "content",
+                        "is larger than 25 MiB");
+    goto out;
+  }
+  crypto_hash_sha256(got, req->content.data, req->content.len);
+  if (sodium_memcmp(got, hash, sizeof got) != 0) {
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid file", "content",
+                        "its SHA-256 is not the file's name");
+    goto out;
+  }
+  bool existed = false;
+  int rc = store_file_put(f->c.store, cl.tid, hash, req->content.data,
+                          req->content.len, f->c.quota_bytes, &existed);
+  if (rc == ERR_TOOBIG) {
+    handler_reply_field(reply, RPC_FAILED_PRECONDITION,
+                        "the tenant's file quota is full", "content",
+                        "does not fit in the quota");
+    goto out;
+  }
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "store the file");
+    goto out;
+  }
+  if (!existed) metrics_add(f->stored, (double)req->content.len);
+  Sync__V1__PutFileResponse resp = SYNC__V1__PUT_FILE_RESPONSE__INIT;
+  resp.sha256 = req->sha256;
+  resp.size = (int64_t)req->content.len;
+  resp.existed = existed;
+  handler_reply_message(reply, &resp.base);
+out:
+  sync__v1__put_file_request__free_unpacked(req, NULL);
+}
+
+static void missing_files(void *arg, const rpc_call *call, rpc_reply *reply) {
+  files *f = arg;
+  uint8_t *hashes = NULL;
+  bool *present = NULL;
+  char **missing = NULL;
+  HANDLER_UNPACK(Sync__V1__MissingFilesRequest, sync__v1__missing_files_request,
+                 req, 0);
+  paseto_claims cl;
+  if (!caller(f, call, reply, &cl)) goto out;
+  size_t n = req->n_hashes;
+  if (n > FILES_MISSING_MAX) {
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid manifest",
+                        "hashes", "at most 1000");
+    goto out;
+  }
+  hashes = malloc(n * 32 + 1);
+  present = calloc(n + 1, sizeof *present);
+  missing = calloc(n + 1, sizeof *missing);
+  if (hashes == NULL || present == NULL || missing == NULL) {
+    handler_reply_error(reply, ERR_NOMEM, "check the manifest");
+    goto out;
+  }
+  vlist v;
+  vlist_init(&v);
+  for (size_t i = 0; i < n; i++)
+    if (files_hash_parse(req->hashes[i], hashes + i * 32) != ERR_OK)
+      vlist_add(&v, "must be 64 lower-case hex digits", "hashes[%zu]", i);
+  if (v.n > 0) {
+    handler_reply_invalid(reply, "invalid manifest", &v);
+    goto out;
+  }
+  int rc = store_files_present(f->c.store, cl.tid, hashes, n, present);
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "check the manifest");
+    goto out;
+  }
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (present[i]) continue;
+    bool seen = false; /* each missing hash once */
+    for (size_t j = 0; j < m && !seen; j++)
+      seen = strcmp(missing[j], req->hashes[i]) == 0;
+    if (!seen) missing[m++] = req->hashes[i];
+  }
+  Sync__V1__MissingFilesResponse resp = SYNC__V1__MISSING_FILES_RESPONSE__INIT;
+  resp.missing = missing;
+  resp.n_missing = m;
+  handler_reply_message(reply, &resp.base);
+out:
+  free(hashes);
+  free(present);
+  free(missing);
+  sync__v1__missing_files_request__free_unpacked(req, NULL);
+}
+
+/* One expiry round: batches until a short one. */
+static void expire_round(void *arg) {
+  files *f = arg;
+  for (;;) {
+    size_t removed = 0;
+    int64_t bytes = 0;
+    int rc = store_files_expire(f->c.store, f->c.ttl_ms, EXPIRE_BATCH, &removed,
+                                &bytes);
+    if (rc != ERR_OK) {
+      log_warn("file expiry failed", "error", err_str(rc));
+      return;
+    }
+    if (removed > 0) {
+      metrics_add(f->removed, (double)bytes);
+      char nf[24], nb[24];
+      snprintf(nf, sizeof nf, "%zu", removed);
+      snprintf(nb, sizeof nb, "%lld", (long long)bytes);
+      log_info("unused files removed", "files", nf, "bytes", nb);
+    }
+    if (removed < EXPIRE_BATCH) return;
+  }
+}
+
+int files_new(const files_config *cfg, files **out) {
+  *out = NULL;
+  if (cfg == NULL || cfg->store == NULL || cfg->verifier == NULL ||
+      cfg->quota_bytes < 0 || cfg->ttl_ms <= 0 || cfg->sweep_ms <= 0)
+    return ERR_INVAL;
+  files *f = calloc(1, sizeof *f);
+  if (f == NULL) return ERR_NOMEM;
+  f->c = *cfg;
+  static const char *const labels[] = {"op"};
+  metrics_family *fam = metrics_counter(
+      "sync_file_bytes_total", "file bytes stored and removed", 1, labels);
+  const char *s[] = {"stored"}, *r[] = {"removed"};
+  f->stored = metrics_child_get(fam, s);
+  f->removed = metrics_child_get(fam, r);
+  periodic_options o = {.name = "sync-files",
+                        .interval_ms = cfg->sweep_ms,
+                        .fn = expire_round,
+                        .arg = f};
+  int rc = periodic_start(&o, &f->round);
+  if (rc != ERR_OK) {
+    free(f);
+    return rc;
+  }
+  *out = f;
+  return ERR_OK;
+}
+
+void files_free(files *f) {
+  if (f == NULL) return;
+  periodic_stop(f->round);
+  free(f);
+}
+
+int files_register(files *f, rpc_server *srv) {
+  static const handler_method table[] = {
+      {"sync.v1.Sync/GetFile", get_file},
+      {"sync.v1.Sync/PutFile", put_file},
+      {"sync.v1.Sync/MissingFiles", missing_files},
+  };
+  return handler_register(srv, table, sizeof table / sizeof table[0], f);
+}

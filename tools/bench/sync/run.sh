@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The sync benchmark of docs/PERFORMANCE.md ("Sync"), one run:
+#
+# Push: devices push batches of 50 createOrder mutations over HTTP (the
+# gateway, sync, orders over RPC with each mutation's Idempotency-Key,
+# sync's record) against pgbench running the same SQL (push.sql: orders'
+# keyed CreateOrder transaction and sync's record transaction) directly on
+# the same PostgreSQL, in alternating rounds. Target: mutations/s >= 0.5x
+# pgbench's rate. Pull: 10,000 changes from cursor 0 in pages of 1000,
+# target < 1 s. Heartbeats: devices beating back to back, target 5,000/s
+# sustained.
+#
+#   tools/bench/sync/run.sh [SECS=10] [ROUNDS=3]
+#
+# BENCH_PUSHERS (4) devices push at once and pgbench runs as many
+# clients; BENCH_BEATERS (8) devices beat. Needs pgbench (Debian's
+# postgresql package). BAZEL_OUTPUT_BASE selects a Bazel output base.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+secs="${1:-10}"
+rounds="${2:-3}"
+pushers="${BENCH_PUSHERS:-4}"
+pgbench="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pgbench"
+bazel_cmd=(bazel)
+[[ -n "${BAZEL_OUTPUT_BASE:-}" ]] && bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
+if ! "${bazel_cmd[@]}" build //tools/bench/sync:bench_sync >/dev/null 2>&1; then
+  "${bazel_cmd[@]}" build //tools/bench/sync:bench_sync
+  exit 1
+fi
+bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
+
+tmp="$(mktemp -d)"
+chmod 755 "$tmp"
+pids=()
+cleanup() {
+  exec 9>&- 2>/dev/null || true
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+echo "== $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
+mkfifo "$tmp/cmd"
+BAZEL_BIN="$bin" BENCH_PUSHERS="$pushers" "$bin/tools/bench/sync/bench_sync" \
+  <"$tmp/cmd" >"$tmp/out" 2>"$tmp/err" &
+pids+=($!)
+exec 9>"$tmp/cmd"
+for _ in $(seq 1200); do grep -q READY "$tmp/out" 2>/dev/null && break; sleep 0.1; done
+grep -q READY "$tmp/out" || { cat "$tmp/out" "$tmp/err"; exit 1; }
+eval "$(grep -E '^(TENANT_ID|PG_URL|PRODUCTS|PGB_DEVICES)=' "$tmp/out")"
+
+# One command to bench_sync; its RESULT line into $line (no subshell: the
+# count of answers read so far must persist).
+results=0
+line=
+cmd() {
+  echo "$1" >&9
+  results=$((results + 1))
+  for _ in $(seq 6000); do
+    [[ $(grep -c '^RESULT\|^FAIL' "$tmp/out") -ge $results ]] && break
+    sleep 0.1
+  done
+  line="$(grep '^RESULT\|^FAIL' "$tmp/out" | sed -n "${results}p")"
+  [[ $line == RESULT* ]] || { echo "$line"; tail -20 "$tmp/err"; exit 1; }
+}
+field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$2"; }
+
+IFS=, read -r -a ids <<<"$PRODUCTS"
+IFS=, read -r -a devs <<<"$PGB_DEVICES"
+pgvars=(-D "tid=$TENANT_ID")
+for i in "${!ids[@]}"; do pgvars+=(-D "p$((i + 1))=${ids[$i]}"); done
+for i in "${!devs[@]}"; do pgvars+=(-D "d$i=${devs[$i]}"); done
+cp tools/bench/sync/push.sql "$tmp/push.sql"
+chmod 644 "$tmp/push.sql"
+pg_run() {
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+pgb() { # secs -> pgbench output
+  (cd "$tmp" && pg_run "$pgbench" -n -M prepared -c "$pushers" -j 2 -T "$1" \
+    -f "$tmp/push.sql" "${pgvars[@]}" "$PG_URL")
+}
+
+# Warm-up: both paths once.
+cmd "push 2"
+pgb 2 >/dev/null
+
+echo "== push: batches of 50 createOrder, $pushers devices / pgbench clients, ${secs}s per side, $rounds rounds"
+printf "%-6s %16s %16s %8s\n" round pgbench_mut_s system_mut_s ratio
+sum_p=0; sum_s=0
+for r in $(seq "$rounds"); do
+  pgb "$secs" >"$tmp/p.txt" 2>&1
+  grep -q 'number of failed transactions: 0' "$tmp/p.txt" ||
+    { echo "pgbench reported failures:"; cat "$tmp/p.txt"; }
+  p="$(awk '/^tps = / {print $3; exit}' "$tmp/p.txt")"
+  cmd "push $secs"
+  s="$(field rate "$line")"
+  sum_p="$(echo "$sum_p + $p" | bc -l)"; sum_s="$(echo "$sum_s + $s" | bc -l)"
+  printf "%-6s %16.0f %16.0f %8.2f\n" "$r" "$p" "$s" "$(echo "$s / $p" | bc -l)"
+done
+printf "%-6s %16.0f %16.0f %8.2f\n" all "$sum_p" "$sum_s" "$(echo "$sum_s / $sum_p" | bc -l)"
+echo "(pgbench's tps: one mutation = orders' keyed CreateOrder + sync's record)"
+
+echo "== pull: 10,000 changes from cursor 0, pages of 1000, as staff"
+for r in $(seq "$rounds"); do cmd pull; echo "$line"; done
+echo "== heartbeats: ${BENCH_BEATERS:-8} devices back to back, ${secs}s"
+for r in $(seq "$rounds"); do cmd "beat $secs"; echo "$line"; done
