@@ -1,0 +1,225 @@
+// bench.js - the notifications benchmark driver (run.sh starts it).
+// Starts the receiver (receiver.js) and the system (ntf_system, FIXTURE),
+// then for each concurrency in CONCS runs, side by side:
+//
+//   burst  N jobs made as fast as the producer goes, drained by CONC
+//          senders: ours = N orders placed while notifications is stopped,
+//          then notifications started (Replay catch-up fans out the
+//          deliveries while its NOTIFICATIONS_WORKERS=CONC threads send);
+//          BullMQ = the same N bodies added with addBulk (chunks of 100)
+//          while a Worker with concurrency CONC sends.
+//   steady SN jobs at RATE/s: ours = orders placed through the gateway at
+//          RATE/s while notifications runs; BullMQ = the same bodies added
+//          one by one on the same schedule.
+//
+// Enqueue time: ours the delivery row's created_at (PostgreSQL), BullMQ
+// the wall clock just before the add. Delivery: the receiver's arrival
+// time of the request with that webhook-id. jobs/s = N / (last arrival -
+// first enqueue). Prints a table; exit 2 if a side lost, repeated or
+// mis-signed a delivery.
+'use strict';
+const { spawn, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const readline = require('node:readline');
+const http = require('node:http');
+const path = require('node:path');
+const { Queue } = require('bullmq');
+const { performance } = require('node:perf_hooks');
+
+const env = process.env;
+const N = Number(env.N || 2000);
+const SN = Number(env.SN || 1000);
+const RATE = Number(env.RATE || 100);
+const CONCS = String(env.CONCS || '4 16').split(/\s+/).filter(Boolean).map(Number);
+const ONLY = env.ONLY || '';
+const TMP = env.TMP;
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let failed = false;
+
+function lines(child) {
+  const rl = readline.createInterface({ input: child.stdout });
+  const queue = [];
+  const waiters = [];
+  rl.on('line', (l) => (waiters.length ? waiters.shift()(l) : queue.push(l)));
+  rl.on('close', () => { while (waiters.length) waiters.shift()(null); });
+  return () => (queue.length ? Promise.resolve(queue.shift())
+    : new Promise((r) => waiters.push(r)));
+}
+
+function get(port, p) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: p, agent: false }, (res) => {
+      let s = '';
+      res.on('data', (c) => (s += c));
+      res.on('end', () => resolve(s ? JSON.parse(s) : null));
+    }).on('error', reject);
+  });
+}
+
+// CPU seconds (user + system, all threads) of a process so far.
+function cpuOf(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const v = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(v[11]) + Number(v[12])) / 100;
+  } catch { return NaN; }
+}
+const load = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+function pct(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+// enq: Map id -> enqueue ms; dump: the receiver's /__dump.
+function summarise(enq, dump) {
+  const lat = [];
+  let first = Infinity;
+  let last = -Infinity;
+  let missing = 0;
+  for (const [id, t] of enq) {
+    first = Math.min(first, t);
+    const a = dump.arrivals[id];
+    if (a === undefined) { missing++; continue; }
+    last = Math.max(last, a);
+    lat.push(a - t);
+  }
+  lat.sort((x, y) => x - y);
+  const r = {
+    n: enq.size, missing, repeats: dump.repeats, bad: dump.badSignatures,
+    jobsPerSec: lat.length / ((last - first) / 1000),
+    p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1],
+    enqSpan: Math.max(...enq.values()) - first,
+    rxCpu: dump.cpuMs / 1000, rxElu: dump.elu,
+  };
+  if (missing || r.repeats || r.bad) failed = true;
+  return r;
+}
+
+async function main() {
+  const rx = spawn('node', [path.join(__dirname, 'receiver.js')],
+    { stdio: ['pipe', 'pipe', 'inherit'] });
+  const rxLine = lines(rx);
+  const rxPort = Number((await rxLine()).split(' ')[1]);
+  const sys = spawn(env.FIXTURE, [], {
+    stdio: ['pipe', 'pipe', fs.openSync(`${TMP}/sys.err`, 'w')],
+    env: { ...env, RECEIVER_PORT: String(rxPort) },
+  });
+  const sysLine = lines(sys);
+  const info = {};
+  for (let l; (l = await sysLine()) !== 'READY';) {
+    if (l === null) throw new Error(`the system did not start:\n${fs.readFileSync(`${TMP}/sys.err`, 'utf8')}`);
+    const i = l.indexOf('=');
+    info[l.slice(0, i)] = l.slice(i + 1);
+  }
+  const redis = { host: '127.0.0.1', port: Number(info.REDIS_PORT) };
+  const psql = (sql) => execFileSync('psql', [info.PG_URL, '-Atqc', sql],
+    { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const reset = () => get(rxPort, `/__reset?secret=${encodeURIComponent(info.SECRET)}`);
+  const waitCount = async (n) => {
+    const end = Date.now() + 900000;
+    while ((await get(rxPort, '/__count')).count < n) {
+      if (Date.now() > end) break;
+      await sleep(20);
+    }
+  };
+  const rows = [];
+  const bodies = {};
+  const cmd = async (line) => {
+    sys.stdin.write(`${line}\n`);
+    const a = await sysLine();
+    if (a === null || !a.startsWith('DONE')) throw new Error(`${line}: ${a}\n${fs.readFileSync(`${TMP}/sys.err`, 'utf8')}`);
+    return Number(a.split(' ')[1]);
+  };
+
+  async function ours(phase, conc, n) {
+    await reset();
+    const l0 = load();
+    let pid;
+    pid = await cmd(phase === 'burst' ? `BURST ${conc} ${n}` : `STEADY ${conc} ${n} ${RATE}`);
+    await waitCount(n);
+    // Both commands start a new process: its CPU counts from its start.
+    const cpu = cpuOf(pid);
+    info.NOTIF_PID = String(pid);
+    const dump = await get(rxPort, '/__dump');
+    const got = JSON.parse(psql(
+      "SELECT json_agg(json_build_object('id', event_id, 't', " +
+      "extract(epoch FROM created_at) * 1000, 'b', body)) " +
+      "FROM notifications.deliveries WHERE status = 'succeeded'"));
+    const enq = new Map(got.map((g) => [g.id, g.t]));
+    bodies[phase] = got.map((g) => ({ id: g.id, body: g.b }));
+    rows.push({ side: 'notifications', phase, conc, cpu, load: l0, ...summarise(enq, dump) });
+  }
+
+  async function bull(phase, conc, n) {
+    const name = `bench-${phase}-${conc}`;
+    const jobs = bodies[phase] ? bodies[phase].slice(0, n) : null;
+    if (!jobs || jobs.length < n) throw new Error(`no bodies for ${phase}: run the notifications side first`);
+    const w = spawn('node', [path.join(__dirname, 'bull_worker.js')], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...env, QUEUE: name, CONC: String(conc), REDIS_PORT: String(redis.port),
+        SECRET: info.SECRET, URL: `http://127.0.0.1:${rxPort}/hook` },
+    });
+    const wl = lines(w);
+    if ((await wl()) !== 'READY') throw new Error('BullMQ worker did not start');
+    const q = new Queue(name, { connection: redis });
+    await q.waitUntilReady();
+    await reset();
+    const l0 = load();
+    const c0 = cpuOf(w.pid);
+    const opts = { attempts: 3, backoff: { type: 'exponential', delay: 5000 } };
+    const enq = new Map();
+    if (phase === 'burst') {
+      for (let i = 0; i < n; i += 100) {
+        const chunk = jobs.slice(i, i + 100);
+        const t = now();
+        for (const j of chunk) enq.set(j.id, t);
+        await q.addBulk(chunk.map((j) => ({ name: 'webhook', data: j, opts })));
+      }
+    } else {
+      const t0 = now();
+      for (let i = 0; i < n; i++) {
+        const due = t0 + (i * 1000) / RATE;
+        const wait = due - now();
+        if (wait > 0) await sleep(wait);
+        enq.set(jobs[i].id, now());
+        await q.add('webhook', jobs[i], opts);
+      }
+    }
+    await waitCount(n);
+    const cpu = cpuOf(w.pid) - c0;
+    const dump = await get(rxPort, '/__dump');
+    rows.push({ side: 'BullMQ', phase, conc, cpu, load: l0, ...summarise(enq, dump) });
+    await q.close();
+    w.stdin.end();
+    await new Promise((r) => w.on('exit', r));
+  }
+
+  for (const conc of CONCS) {
+    for (const phase of ['burst', 'steady']) {
+      const n = phase === 'burst' ? N : SN;
+      if (ONLY !== 'BullMQ' || !bodies[phase]) await ours(phase, conc, n);
+      if (ONLY !== 'notifications') await bull(phase, conc, n);
+      print(rows.slice(-2));
+    }
+  }
+  console.log('\n== summary');
+  print(rows);
+  sys.stdin.end();
+  rx.stdin.end();
+  await new Promise((r) => sys.on('exit', r));
+  process.exit(failed ? 2 : 0);
+}
+
+function print(rs) {
+  const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+  console.log('side           phase   conc     n   jobs/s  p50 ms  p99 ms  max ms  enq span ms  cpu s  rx cpu s  rx elu  lost rep bad  load');
+  for (const r of rs) {
+    console.log(`${r.side.padEnd(14)} ${r.phase.padEnd(7)} ${String(r.conc).padStart(4)} ${String(r.n).padStart(5)} ` +
+      `${f(r.jobsPerSec).padStart(8)} ${f(r.p50).padStart(7)} ${f(r.p99).padStart(7)} ${f(r.max).padStart(7)} ` +
+      `${f(r.enqSpan, 0).padStart(12)} ${f(r.cpu, 2).padStart(6)} ${f(r.rxCpu, 2).padStart(9)} ${f(r.rxElu, 2).padStart(7)} ` +
+      `${String(r.missing).padStart(4)} ${String(r.repeats).padStart(3)} ${String(r.bad).padStart(3)}  ${r.load}`);
+  }
+}
+
+main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
