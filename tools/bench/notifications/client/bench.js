@@ -6,7 +6,8 @@
 //          senders: ours = N orders placed while notifications is stopped,
 //          then notifications started (Replay catch-up fans out the
 //          deliveries while its NOTIFICATIONS_WORKERS=CONC threads send);
-//          BullMQ = the same N bodies added with addBulk (chunks of 100)
+//          BullMQ = the same N bodies added with addBulk (chunks of BULK=100;
+//          BULK=1: one add per job, as a producer per event would)
 //          while a Worker with concurrency CONC sends.
 //   steady SN jobs at RATE/s: ours = orders placed through the gateway at
 //          RATE/s while notifications runs; BullMQ = the same bodies added
@@ -32,6 +33,7 @@ const SN = Number(env.SN || 1000);
 const RATE = Number(env.RATE || 100);
 const CONCS = String(env.CONCS || '4 16').split(/\s+/).filter(Boolean).map(Number);
 const ONLY = env.ONLY || '';
+const BULK = Math.max(1, Number(env.BULK || 100)); // BullMQ's burst: jobs per addBulk
 const TMP = env.TMP;
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -170,11 +172,12 @@ async function main() {
     const opts = { attempts: 3, backoff: { type: 'exponential', delay: 5000 } };
     const enq = new Map();
     if (phase === 'burst') {
-      for (let i = 0; i < n; i += 100) {
-        const chunk = jobs.slice(i, i + 100);
+      for (let i = 0; i < n; i += BULK) {
+        const chunk = jobs.slice(i, i + BULK);
         const t = now();
         for (const j of chunk) enq.set(j.id, t);
-        await q.addBulk(chunk.map((j) => ({ name: 'webhook', data: j, opts })));
+        if (BULK === 1) await q.add('webhook', chunk[0], opts);
+        else await q.addBulk(chunk.map((j) => ({ name: 'webhook', data: j, opts })));
       }
     } else {
       const t0 = now();
