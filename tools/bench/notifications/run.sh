@@ -7,6 +7,11 @@
 #
 #   tools/bench/notifications/run.sh [N=2000] [CONCS="4 16"] [SN=1000] [RATE=100]
 #
+# Phases per concurrency (PHASES, default "burst drain steady"): burst (N
+# jobs made as fast as the producer goes), drain (DN=1000 jobs queued
+# while the receiver holds its answers, then drained: the senders alone),
+# steady (SN jobs at RATE/s: latency).
+#
 # Needs node and npm (bullmq is installed by `npm ci` into client/
 # node_modules on first use), Bazel, PostgreSQL 15 and Redis. Everything
 # listens on 127.0.0.1 and stops by itself; BAZEL_OUTPUT_BASE selects a

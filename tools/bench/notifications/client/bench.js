@@ -9,6 +9,10 @@
 //          BullMQ = the same N bodies added with addBulk (chunks of BULK=100;
 //          BULK=1: one add per job, as a producer per event would)
 //          while a Worker with concurrency CONC sends.
+//   drain  the senders alone: like burst with DN jobs, but the receiver
+//          holds its answers until all DN jobs are enqueued (every sender blocked,
+//          the backlog complete), then answers; jobs/s = arrivals after
+//          the release / (last arrival - release). Latency: not measured.
 //   steady SN jobs at RATE/s: ours = orders placed through the gateway at
 //          RATE/s while notifications runs; BullMQ = the same bodies added
 //          one by one on the same schedule.
@@ -30,9 +34,13 @@ const { performance } = require('node:perf_hooks');
 const env = process.env;
 const N = Number(env.N || 2000);
 const SN = Number(env.SN || 1000);
+// drain: the receiver holds answers while the backlog builds; held past
+// the senders' 10 s timeout they would fail, so the backlog stays small.
+const DN = Number(env.DN || 1000);
 const RATE = Number(env.RATE || 100);
 const CONCS = String(env.CONCS || '4 16').split(/\s+/).filter(Boolean).map(Number);
 const ONLY = env.ONLY || '';
+const PHASES = String(env.PHASES || 'burst drain steady').split(/\s+/).filter(Boolean);
 const BULK = Math.max(1, Number(env.BULK || 100)); // BullMQ's burst: jobs per addBulk
 const TMP = env.TMP;
 const now = () => performance.timeOrigin + performance.now();
@@ -74,7 +82,7 @@ function pct(sorted, p) {
 }
 
 // enq: Map id -> enqueue ms; dump: the receiver's /__dump.
-function summarise(enq, dump) {
+function summarise(enq, dump, release) {
   const lat = [];
   let first = Infinity;
   let last = -Infinity;
@@ -87,14 +95,26 @@ function summarise(enq, dump) {
     lat.push(a - t);
   }
   lat.sort((x, y) => x - y);
-  const r = {
+  if (release !== undefined) {
+    const after = Object.values(dump.arrivals).filter((a) => a > release).length;
+    return finish({
+      n: enq.size, missing, repeats: dump.repeats, bad: dump.badSignatures,
+      jobsPerSec: after / ((last - release) / 1000), p50: NaN, p99: NaN, max: NaN,
+      enqSpan: Math.max(...enq.values()) - first,
+      rxCpu: dump.cpuMs / 1000, rxElu: dump.elu,
+    });
+  }
+  return finish({
     n: enq.size, missing, repeats: dump.repeats, bad: dump.badSignatures,
     jobsPerSec: lat.length / ((last - first) / 1000),
     p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1],
     enqSpan: Math.max(...enq.values()) - first,
     rxCpu: dump.cpuMs / 1000, rxElu: dump.elu,
-  };
-  if (missing || r.repeats || r.bad) failed = true;
+  });
+}
+
+function finish(r) {
+  if (r.missing || r.repeats || r.bad) failed = true;
   return r;
 }
 
@@ -138,7 +158,18 @@ async function main() {
     await reset();
     const l0 = load();
     let pid;
-    pid = await cmd(phase === 'burst' ? `BURST ${conc} ${n}` : `STEADY ${conc} ${n} ${RATE}`);
+    let release;
+    if (phase === 'drain') {
+      await get(rxPort, '/__hold');
+      const done = cmd(`BURST ${conc} ${n}`);
+      const count = () => Number(psql('SELECT count(*) FROM notifications.deliveries'));
+      while (count() < n) await sleep(20);
+      release = now();
+      await get(rxPort, '/__release');
+      pid = await done;
+    } else {
+      pid = await cmd(phase === 'burst' ? `BURST ${conc} ${n}` : `STEADY ${conc} ${n} ${RATE}`);
+    }
     await waitCount(n);
     // Both commands start a new process: its CPU counts from its start.
     const cpu = cpuOf(pid);
@@ -150,7 +181,7 @@ async function main() {
       "FROM notifications.deliveries WHERE status = 'succeeded'"));
     const enq = new Map(got.map((g) => [g.id, g.t]));
     bodies[phase] = got.map((g) => ({ id: g.id, body: g.b }));
-    rows.push({ side: 'notifications', phase, conc, cpu, load: l0, ...summarise(enq, dump) });
+    rows.push({ side: 'notifications', phase, conc, cpu, load: l0, ...summarise(enq, dump, release) });
   }
 
   async function bull(phase, conc, n) {
@@ -171,7 +202,9 @@ async function main() {
     const c0 = cpuOf(w.pid);
     const opts = { attempts: 3, backoff: { type: 'exponential', delay: 5000 } };
     const enq = new Map();
-    if (phase === 'burst') {
+    let release;
+    if (phase === 'drain') await get(rxPort, '/__hold');
+    if (phase !== 'steady') {
       for (let i = 0; i < n; i += BULK) {
         const chunk = jobs.slice(i, i + BULK);
         const t = now();
@@ -189,18 +222,22 @@ async function main() {
         await q.add('webhook', jobs[i], opts);
       }
     }
+    if (phase === 'drain') {
+      release = now();
+      await get(rxPort, '/__release');
+    }
     await waitCount(n);
     const cpu = cpuOf(w.pid) - c0;
     const dump = await get(rxPort, '/__dump');
-    rows.push({ side: 'BullMQ', phase, conc, cpu, load: l0, ...summarise(enq, dump) });
+    rows.push({ side: 'BullMQ', phase, conc, cpu, load: l0, ...summarise(enq, dump, release) });
     await q.close();
     w.stdin.end();
     await new Promise((r) => w.on('exit', r));
   }
 
   for (const conc of CONCS) {
-    for (const phase of ['burst', 'steady']) {
-      const n = phase === 'burst' ? N : SN;
+    for (const phase of PHASES) {
+      const n = { burst: N, drain: DN, steady: SN }[phase];
       if (ONLY !== 'BullMQ' || !bodies[phase]) await ours(phase, conc, n);
       if (ONLY !== 'notifications') await bull(phase, conc, n);
       print(rows.slice(-2));

@@ -20,6 +20,7 @@ const { performance } = require('node:perf_hooks');
 const secret = process.env.SECRET || '';
 let key = null;
 let arrivals, requests, repeats, bad, cpu0, elu0;
+let held = null; // answers held back while /__hold is on (the drain phase)
 
 function reset() {
   arrivals = new Map();
@@ -48,6 +49,12 @@ function control(req, res) {
     const s = url.searchParams.get('secret');
     if (s) key = Buffer.from(s.replace(/^whsec_/, ''), 'base64');
     reset();
+  } else if (url.pathname === '/__hold') {
+    held = [];
+  } else if (url.pathname === '/__release') {
+    const h = held || [];
+    held = null;
+    for (const r of h) answer(r);
   } else if (url.pathname === '/__count') {
     out = JSON.stringify({ count: arrivals.size, requests });
   } else if (url.pathname === '/__dump') {
@@ -73,10 +80,15 @@ const server = http.createServer((req, res) => {
     if (arrivals.has(id)) repeats++;
     else arrivals.set(id, at);
     if (!signedOk(req, Buffer.concat(chunks))) bad++;
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 });
-    res.end('ok');
+    if (held) held.push(res);
+    else answer(res);
   });
 });
+
+function answer(res) {
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 });
+  res.end('ok');
+}
 server.keepAliveTimeout = 30000;
 server.listen(0, '127.0.0.1', () => {
   console.log(`LISTENING ${server.address().port}`);
