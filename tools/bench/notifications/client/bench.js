@@ -12,7 +12,8 @@
 //   drain  the senders alone: like burst with DN jobs, but the receiver
 //          holds its answers until all DN jobs are enqueued (every sender blocked,
 //          the backlog complete), then answers; jobs/s = arrivals after
-//          the release / (last arrival - release). Latency: not measured.
+//          the release / (last arrival - release); the latency columns
+//          then say by when (ms after the release) 50 %, 99 %, all arrived.
 //   steady SN jobs at RATE/s: ours = orders placed through the gateway at
 //          RATE/s while notifications runs; BullMQ = the same bodies added
 //          one by one on the same schedule.
@@ -96,10 +97,14 @@ function summarise(enq, dump, release) {
   }
   lat.sort((x, y) => x - y);
   if (release !== undefined) {
-    const after = Object.values(dump.arrivals).filter((a) => a > release).length;
+    // p50/p99/max: ms after the release by which 50 %, 99 %, all of the
+    // answers after it had arrived (stragglers show as max >> p99).
+    const after = Object.values(dump.arrivals).filter((a) => a > release)
+      .map((a) => a - release).sort((x, y) => x - y);
     return finish({
       n: enq.size, missing, repeats: dump.repeats, bad: dump.badSignatures,
-      jobsPerSec: after / ((last - release) / 1000), p50: NaN, p99: NaN, max: NaN,
+      jobsPerSec: after.length / ((last - release) / 1000),
+      p50: pct(after, 50), p99: pct(after, 99), max: after[after.length - 1],
       enqSpan: Math.max(...enq.values()) - first,
       rxCpu: dump.cpuMs / 1000, rxElu: dump.elu,
     });
@@ -161,8 +166,11 @@ async function main() {
     let release;
     if (phase === 'drain') {
       await get(rxPort, '/__hold');
+      // Rows of this round only (the command empties the table first).
+      const since = now() / 1000;
       const done = cmd(`BURST ${conc} ${n}`);
-      const count = () => Number(psql('SELECT count(*) FROM notifications.deliveries'));
+      const count = () => Number(psql('SELECT count(*) FROM notifications.deliveries ' +
+        `WHERE created_at > to_timestamp(${since})`));
       while (count() < n) await sleep(20);
       release = now();
       await get(rxPort, '/__release');
