@@ -16,7 +16,9 @@
 //          then say by when (ms after the release) 50 %, 99 %, all arrived.
 //   steady SN jobs at RATE/s: ours = orders placed through the gateway at
 //          RATE/s while notifications runs; BullMQ = the same bodies added
-//          one by one on the same schedule.
+//          one by one on the schedule our rows were really created on
+//          (the same offsets from the first, which may fall behind RATE
+//          when the machine is loaded).
 //
 // Enqueue time: ours the delivery row's created_at (PostgreSQL), BullMQ
 // the wall clock just before the add. Delivery: the receiver's arrival
@@ -188,7 +190,10 @@ async function main() {
       "extract(epoch FROM created_at) * 1000, 'b', body)) " +
       "FROM notifications.deliveries WHERE status = 'succeeded'"));
     const enq = new Map(got.map((g) => [g.id, g.t]));
-    bodies[phase] = got.map((g) => ({ id: g.id, body: g.b }));
+    // In enqueue order, with each job's offset from the first: BullMQ's
+    // steady producer follows the same schedule as ours really went.
+    got.sort((x, y) => x.t - y.t);
+    bodies[phase] = got.map((g) => ({ id: g.id, body: g.b, at: g.t - got[0].t }));
     rows.push({ side: 'notifications', phase, conc, cpu, load: l0, ...summarise(enq, dump, release) });
   }
 
@@ -217,17 +222,17 @@ async function main() {
         const chunk = jobs.slice(i, i + BULK);
         const t = now();
         for (const j of chunk) enq.set(j.id, t);
-        if (BULK === 1) await q.add('webhook', chunk[0], opts);
-        else await q.addBulk(chunk.map((j) => ({ name: 'webhook', data: j, opts })));
+        if (BULK === 1) await q.add('webhook', { id: chunk[0].id, body: chunk[0].body }, opts);
+        else await q.addBulk(chunk.map((j) => ({ name: 'webhook', data: { id: j.id, body: j.body }, opts })));
       }
     } else {
       const t0 = now();
       for (let i = 0; i < n; i++) {
-        const due = t0 + (i * 1000) / RATE;
+        const due = t0 + jobs[i].at;
         const wait = due - now();
         if (wait > 0) await sleep(wait);
         enq.set(jobs[i].id, now());
-        await q.add('webhook', jobs[i], opts);
+        await q.add('webhook', { id: jobs[i].id, body: jobs[i].body }, opts);
       }
     }
     if (phase === 'drain') {
