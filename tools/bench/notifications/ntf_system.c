@@ -113,8 +113,8 @@ static bool start_gateway(void) {
 }
 
 /* POSTs body as the owner; the answer's `key` into out[cap] on 2xx. */
-static bool post(const char *path, const char *body, const char *key,
-                 char *out, size_t cap) {
+static bool post(const char *path, const char *body, const char *key, char *out,
+                 size_t cap) {
   harness_http_resp *r = harness_http_request("POST", gw.http_port, path, body,
                                               tenant.owner_token, NULL);
   const char *v = r->status / 100 == 2
