@@ -435,6 +435,80 @@ START_TEST(recheck_shares_tokens_and_reports_the_revoked_one) {
 }
 END_TEST
 
+/* The shutdown order of ws.c rests on this: once recheck_stop returns,
+ * no report runs or starts (the WebSocket server's report wakes its
+ * libwebsockets context, destroyed right after), while the held tokens
+ * can still be released. A revoked token held at a 10 ms interval is
+ * reported at every pass, so a report after the stop would be seen in
+ * the 200 ms the test then waits. */
+typedef struct late {
+  pthread_mutex_t mu;
+  recheck *r;
+  size_t calls, after_stop;
+  bool stopped;
+} late;
+
+static void count_report(void *arg, recheck_token *t) {
+  late *l = arg;
+  pthread_mutex_lock(&l->mu);
+  l->calls++;
+  if (l->stopped) l->after_stop++;
+  pthread_mutex_unlock(&l->mu);
+  recheck_release(l->r, t);
+}
+
+static size_t late_get(late *l, const size_t *field) {
+  pthread_mutex_lock(&l->mu);
+  size_t v = *field;
+  pthread_mutex_unlock(&l->mu);
+  return v;
+}
+
+START_TEST(recheck_stop_ends_reports_and_keeps_the_tokens) {
+  paseto_public_key pk;
+  paseto_keygen(&g_sk, &pk);
+  authn_config ac = AUTHN_CONFIG_INIT;
+  ac.issuer = "auth";
+  authn *a = NULL;
+  ck_assert_int_eq(authn_new(&ac, &a), ERR_OK);
+  authn_key keys[1] = {{.pk = pk, .active = true}};
+  ck_assert_int_eq(authn_set_keys(a, keys, 1), ERR_OK);
+  paseto_claims c1 = staff_claims();
+  char *t1 = signed_token(&c1);
+  paseto_claims got;
+  enum authn_result why;
+  ck_assert_int_eq(authn_verify(a, t1, strlen(t1), &got, &why), ERR_OK);
+  authn_revoke_jti(a, c1.jti); /* marks the cached entry */
+  late l = {.calls = 0};
+  pthread_mutex_init(&l.mu, NULL);
+  recheck_config rc = {
+      .verifier = a, .interval_ms = 10, .report = count_report, .arg = &l};
+  ck_assert_int_eq(recheck_start(&rc, &l.r), ERR_OK);
+  recheck_token *h = NULL;
+  ck_assert_int_eq(recheck_hold(l.r, t1, &h), ERR_OK);
+  int64_t end = time_mono_ms() + 10000;
+  while (late_get(&l, &l.calls) < 3 && time_mono_ms() < end) time_sleep_ms(5);
+  ck_assert_uint_ge(late_get(&l, &l.calls), 3); /* reports in flight */
+  recheck_stop(l.r);
+  pthread_mutex_lock(&l.mu);
+  l.stopped = true;
+  pthread_mutex_unlock(&l.mu);
+  recheck_stop(l.r); /* idempotent */
+  recheck_wake(l.r); /* a revocation event after the stop: no pass */
+  time_sleep_ms(200);
+  ck_assert_uint_eq(late_get(&l, &l.after_stop), 0);
+  recheck_token *h2 = NULL; /* the registry still answers */
+  ck_assert_int_eq(recheck_hold(l.r, t1, &h2), ERR_OK);
+  ck_assert_ptr_eq(h, h2);
+  recheck_release(l.r, h2);
+  recheck_release(l.r, h);
+  recheck_free(l.r);
+  pthread_mutex_destroy(&l.mu);
+  authn_free(a);
+  free(t1);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("realtime");
   TCase *tc = tcase_create("realtime");
@@ -452,6 +526,7 @@ int main(void) {
   tcase_add_test(tc, channel_kinds_name_the_metrics_labels);
   tcase_add_test(tc, strmap_finds_grows_and_forgets);
   tcase_add_test(tc, recheck_shares_tokens_and_reports_the_revoked_one);
+  tcase_add_test(tc, recheck_stop_ends_reports_and_keeps_the_tokens);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

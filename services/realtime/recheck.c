@@ -42,6 +42,7 @@ struct recheck {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool stop, woken;
+  bool joined;  /* recheck_stop has joined the thread (the caller's only) */
   strmap *live; /* key -> recheck_token*, under mu */
   metrics_child *m_pass, *m_revoked;
 };
@@ -180,13 +181,19 @@ int recheck_start(const recheck_config *c, recheck **out) {
   return ERR_OK;
 }
 
-void recheck_free(recheck *r) {
-  if (r == NULL) return;
+void recheck_stop(recheck *r) {
+  if (r == NULL || r->joined) return;
   pthread_mutex_lock(&r->mu);
   r->stop = true;
   pthread_cond_signal(&r->cv);
   pthread_mutex_unlock(&r->mu);
-  pthread_join(r->thread, NULL);
+  pthread_join(r->thread, NULL); /* a report in progress has returned */
+  r->joined = true;
+}
+
+void recheck_free(recheck *r) {
+  if (r == NULL) return;
+  recheck_stop(r);
   strmap_each(r->live, free_entry, NULL);
   strmap_free(r->live);
   pthread_cond_destroy(&r->cv);

@@ -58,7 +58,17 @@ typedef struct recheck_config {
  * *out is the caller's: recheck_free. */
 int recheck_start(const recheck_config *c, recheck **out) WARN_UNUSED;
 
-/* Stops the thread and frees r. NULL-safe. */
+/* Stops the thread and waits for it: once this returns, report is never
+ * called again (a report in progress has returned). The tokens stay
+ * held: recheck_hold and recheck_release keep working, and no pass
+ * checks them. Call it before whatever report uses goes away (the
+ * WebSocket server: before its libwebsockets context is destroyed).
+ * From one thread, not concurrently with recheck_free. NULL-safe;
+ * idempotent. */
+void recheck_stop(recheck *r);
+
+/* Stops the thread (recheck_stop) and frees r with every token still
+ * held. NULL-safe. */
 void recheck_free(recheck *r);
 
 /* A reference to token's shared copy (made at the first hold, checked

@@ -731,6 +731,17 @@ static void wait_closed(ws_server *s, int64_t grace_ms) {
   }
 }
 
+/* Shutdown order. Three kinds of thread besides the caller's touch the
+ * libwebsockets context: the service thread (lws_service), the recheck
+ * thread (revoked() wakes the service thread with lws_cancel_service) and
+ * the bus feeds' threads (ws_server_publish, likewise). The feeds are the
+ * caller's to stop first (ws.h; main.c frees them before this). The
+ * service thread is joined, then the recheck thread is stopped and joined
+ * (recheck_stop: no report runs or starts after it), and only then is the
+ * context destroyed, so no thread can reach lws_cancel_service on a
+ * destroyed context. The recheck's registry outlives its thread: the
+ * connections lws_context_destroy closes release their tokens into it.
+ * pwriter's thread never touches lws (it only writes Redis). */
 void ws_server_free(ws_server *s, int64_t grace_ms) {
   if (s == NULL) return;
   atomic_store(&s->draining, true);
@@ -740,16 +751,12 @@ void ws_server_free(ws_server *s, int64_t grace_ms) {
     lws_cancel_service(s->ctx);
     pthread_join(s->thread, NULL);
   }
+  recheck_stop(s->recheck); /* before the context: revoked() wakes it */
   if (s->ctx != NULL) lws_context_destroy(s->ctx);
-  /* The recheck's thread still runs: reports may come until it stops. */
   close_revoked(s, s->revoked); /* no connection left: only releases */
   s->revoked = NULL;
   recheck_free(s->recheck); /* after the connections: they release theirs */
-  for (inrev *r = s->revoked, *next; r != NULL; r = next) {
-    next = r->next; /* reported while it stopped: freed with it */
-    free(r);
-  }
-  pwriter_free(s->pw); /* after the connections: they queue their leaves */
+  pwriter_free(s->pw);      /* after the connections: they queue their leaves */
   for (inpub *p = s->in_head, *next; p != NULL; p = next) {
     next = p->next;
     free(p->m);

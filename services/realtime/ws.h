@@ -88,7 +88,10 @@ int ws_server_publish(ws_server *s, const char *channel, int64_t offset,
 recheck *ws_server_recheck(ws_server *s);
 
 /* Closes every connection with 1001, waits up to grace_ms for them to go,
- * stops the thread and frees s. NULL-safe. */
+ * stops the thread and the recheck's thread, then destroys the context
+ * and frees s. Every thread that calls ws_server_publish (the feeds) must
+ * have stopped before: it wakes the context (ws.c explains the order).
+ * NULL-safe. */
 void ws_server_free(ws_server *s, int64_t grace_ms);
 
 #endif

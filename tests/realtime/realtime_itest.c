@@ -29,8 +29,10 @@
  * nothing, the second's reconnect to the first with recover and get
  * exactly what they missed, and their presence expires. Liveness: on the
  * second replica (REALTIME_PING_IDLE=2s) a client that answers no ping is
- * dropped and one that answers stays. Then realtime gets SIGTERM and must
- * exit 0.
+ * dropped and one that answers stays. Slow client: on replica 1
+ * (REALTIME_SEND_QUEUE_BYTES=SEND_QUEUE) a client that stops reading is
+ * closed 4008 while another on the same channel receives every
+ * publication in order. Then realtime gets SIGTERM and must exit 0.
  */
 #include <check.h>
 #include <signal.h>
@@ -52,6 +54,9 @@ static harness_service g_auth, g_tenants, g_orders, g_gw, g_rt, g_rt2;
 static int g_ws_port, g_ws2_port;
 
 #define ADDR_CAP 48 /* REALTIME_MAX_CONNECTIONS_PER_IP */
+/* Replica 1's REALTIME_SEND_QUEUE_BYTES: small, so that a client that
+ * stops reading reaches it after a few MB fill the kernel's buffers. */
+#define SEND_QUEUE 65536
 
 static const harness_service_opts kSvc = {
     .pg = &g_pg, .redis = &g_redis, .rpc_workers = 4, .log_level = "info"};
@@ -104,12 +109,13 @@ static bool start_gateway(void) {
 }
 
 /* A realtime replica on *port. with_events: fed auth's and tenants'
- * events (revocations at once); without, it learns of revocations only
- * through Redis (the recheck's backstop when events are lost), and pings
- * a connection after 2 s of silence (the liveness case). */
+ * events (revocations at once), and a send queue of SEND_QUEUE bytes (the
+ * slow-client case); without, it learns of revocations only through Redis
+ * (the recheck's backstop when events are lost), and pings a connection
+ * after 2 s of silence (the liveness case). */
 static bool start_realtime(harness_service *svc, const char *name, int *port,
                            bool with_events) {
-  char a[96], o[96], oe[96], ae[96], te[96], wp[32], cap[64];
+  char a[96], o[96], oe[96], ae[96], te[96], wp[32], cap[64], sq[64];
   ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
   ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
   ADDR(oe, "ORDERS_EVENTS", g_orders.bus_url);
@@ -118,6 +124,7 @@ static bool start_realtime(harness_service *svc, const char *name, int *port,
   *port = harness_free_port();
   snprintf(wp, sizeof wp, "WS_PORT=%d", *port);
   snprintf(cap, sizeof cap, "REALTIME_MAX_CONNECTIONS_PER_IP=%d", ADDR_CAP);
+  snprintf(sq, sizeof sq, "REALTIME_SEND_QUEUE_BYTES=%d", SEND_QUEUE);
   char *extra[] = {a,
                    o,
                    oe,
@@ -127,7 +134,7 @@ static bool start_realtime(harness_service *svc, const char *name, int *port,
                    "WS_ADDR=127.0.0.1",
                    "REALTIME_PRESENCE_TTL=3s",
                    cap,
-                   with_events ? NULL : "REALTIME_PING_IDLE=2s",
+                   with_events ? sq : "REALTIME_PING_IDLE=2s",
                    NULL};
   return harness_service_start(svc, name, "services/realtime/realtime", &kNoDb,
                                extra) &&
@@ -155,18 +162,20 @@ static bool start_system(void) {
 }
 
 START_TEST(websocket_scenario_with_a_real_client) {
-  char gw[96], ws[96], ws2[96], rp[32], pid2[32], cap[32], m[128], murl[96];
+  char gw[96], ws[96], ws2[96], rp[32], pid2[32], cap[32], m[128], murl[96],
+      sq[32];
   snprintf(gw, sizeof gw, "GW=http://127.0.0.1:%d", g_gw.http_port);
   snprintf(ws, sizeof ws, "WS=ws://127.0.0.1:%d/v1/realtime", g_ws_port);
   snprintf(ws2, sizeof ws2, "WS2=ws://127.0.0.1:%d/v1/realtime", g_ws2_port);
   snprintf(rp, sizeof rp, "REDIS_PORT=%d", g_redis.port);
   snprintf(pid2, sizeof pid2, "WS2_PID=%d", (int)harness_pid(g_rt2.proc));
   snprintf(cap, sizeof cap, "ADDR_CAP=%d", ADDR_CAP);
+  snprintf(sq, sizeof sq, "SEND_QUEUE=%d", SEND_QUEUE);
   snprintf(m, sizeof m, "METRICS=%s",
            harness_service_admin_url(&g_rt, "/metrics", murl, sizeof murl));
-  char *env[] = {gw, ws, ws2, rp, pid2, cap, m, NULL};
+  char *env[] = {gw, ws, ws2, rp, pid2, cap, m, sq, NULL};
   char *argv[] = {"/usr/bin/env", "node", CLIENT_DIR "/scenario.js", NULL};
-  int rc = run("scenario", argv, env, 180000);
+  int rc = run("scenario", argv, env, 300000);
   if (rc != 0) harness_dump_logs();
   ck_assert_int_eq(rc, 0);
 }
@@ -195,7 +204,7 @@ int main(void) {
   }
   Suite *s = suite_create("realtime_itest");
   TCase *tc = tcase_create("realtime");
-  tcase_set_timeout(tc, 240);
+  tcase_set_timeout(tc, 360);
   tcase_add_test(tc, websocket_scenario_with_a_real_client);
   tcase_add_test(tc, sigterm_drains_and_exits_zero);
   suite_add_tcase(s, tc);

@@ -5,7 +5,8 @@
 // WS2 (a second realtime replica on the same Redis and bus, which gets no
 // revocation events: it learns of them through Redis), WS2_PID (its pid:
 // the scenario kills it with SIGKILL), ADDR_CAP (replica 1's connections per
-// address), METRICS (replica 1's /metrics), REDIS_PORT (the harness's Redis on 127.0.0.1, to lose a
+// address), METRICS (replica 1's /metrics), SEND_QUEUE (replica 1's
+// REALTIME_SEND_QUEUE_BYTES), REDIS_PORT (the harness's Redis on 127.0.0.1, to lose a
 // channel's keys).
 // Exits 0 when every check held, 1 (with the failed check) otherwise; every
 // wait is bounded, so it always stops by itself.
@@ -17,6 +18,7 @@ const GW = process.env.GW;
 const WS = process.env.WS;
 const WS2 = process.env.WS2;
 const ADDR_CAP = Number(process.env.ADDR_CAP);
+const SEND_QUEUE = Number(process.env.SEND_QUEUE);
 const WAIT_MS = 15000; // generous: nothing here should take more than 1 s
 const PASSWORD = 'correct horse battery';
 
@@ -448,6 +450,63 @@ async function addressCap() {
   check(ok, 'once they closed, the address may connect again');
 }
 
+// Slow-client protection (issue 13): replica 1 runs with
+// REALTIME_SEND_QUEUE_BYTES=SEND_QUEUE. Two staff-side clients of a fresh
+// tenant subscribe to its orders channel; one then stops reading (its TCP
+// socket paused: the kernel's buffers fill, then the server's queue). Big
+// publications (a product whose name, description and category are
+// 4-byte characters, ~9 KB per ProductChanged) are made by PATCHing its
+// price until the replica reports a slow close in its metrics; then the
+// paused client reads again and must see close 4008, after a gap-free
+// prefix of the publications, while the reading client got every one of
+// them, in order. Bounded by the patches' count and WAIT_MS waits only.
+async function slowClient() {
+  const C = await tenant('slow');
+  const chan = 'orders.' + C.id;
+  const reader = await ready(C.owner);
+  const rs = await subscribe(reader, 90, chan);
+  const slow = await ready(C.owner);
+  const ss = await subscribe(slow, 91, chan);
+  check(rs && rs.op === 'subscribed' && ss && ss.op === 'subscribed' && rs.offset === ss.offset,
+        'slow client: two clients subscribed to a fresh orders channel');
+  slow.ws._socket.pause(); // stops reading: nothing leaves the kernel's buffer
+  const big = (n) => '\u{1F35E}'.repeat(n); // 4 bytes each in UTF-8
+  const product = await http('POST', '/v1/products',
+    { name: big(200), description: big(2000), category: big(100), price_cents: 100 }, C.owner);
+  const before = await metric('realtime_slow_closes_total');
+  let patches = 0;
+  const MAX_PATCHES = 900; // the tenant's rate bucket is 1000
+  while (patches < MAX_PATCHES && await metric('realtime_slow_closes_total') === before) {
+    await Promise.all(Array.from({ length: 10 }, (_, i) => http('PATCH', '/v1/products/' + product.id,
+      { price_cents: 101 + patches + i }, C.owner)));
+    patches += 10;
+  }
+  check(await metric('realtime_slow_closes_total') > before,
+        `the replica closed a slow client after ${patches} publications of ~9 KB (queue limit ${SEND_QUEUE} B)`);
+
+  const want = patches + 1; // the product's creation, then each PATCH
+  const got = [];
+  while (got.length < want) {
+    const p = await next(reader, (m) => m.op === 'pub');
+    if (p === null) break;
+    got.push(p);
+  }
+  check(got.length === want && consecutive(got, rs.offset + 1) &&
+        got.every((p, i) => p.event.type === 'ProductChanged' && p.event.data.id === product.id &&
+                  (i === 0 || p.event.data.version === got[i - 1].event.data.version + 1)),
+        `the reading client got all ${want} publications, in order (offsets and versions consecutive)`);
+  check(reader.closed === null, 'the reading client stays open');
+
+  slow.ws._socket.resume(); // reads what the kernel kept, then the close
+  const code = await closeCode(slow);
+  const pubs = slow.queue.filter((m) => m.op === 'pub');
+  check(code === 4008, `the client that stopped reading is closed 4008 (after ${pubs.length} publications)`);
+  check(pubs.length < want && consecutive(pubs, ss.offset + 1),
+        'what it was sent before the close is a gap-free prefix');
+  reader.ws.close(1000);
+  await closeCode(reader);
+}
+
 async function main() {
   const { A, B } = await people();
   const refusals = refusedWithout4001();
@@ -546,6 +605,7 @@ async function main() {
   [owner, cust, other].forEach((c) => c.ws.close(1000));
   await Promise.all([owner, cust, other].map((c) => closeCode(c)));
   await addressCap();
+  await slowClient();
   await metrics();
 }
 
@@ -564,11 +624,12 @@ async function metrics() {
   check(await metric('realtime_deliver_latency_seconds_count') > 0, 'metrics: the publish -> deliver latency histogram');
   check(await metric('realtime_refused_per_address_total') >= 5, 'metrics: upgrades refused by the per-address cap');
   check(await metric('realtime_recheck_revoked_total') >= 2, 'metrics: live connections found revoked');
+  check(await metric('realtime_slow_closes_total') >= 1, 'metrics: slow clients closed 4008');
   check(await metric('realtime_subscriptions{kind="orders"}') >= 0 &&
         (await fetch(process.env.METRICS).then((r) => r.text())).includes('realtime_connections '),
         'metrics: connections and subscriptions gauges');
 }
 
-const timer = setTimeout(() => { console.log('scenario timed out'); process.exit(1); }, 170000);
+const timer = setTimeout(() => { console.log('scenario timed out'); process.exit(1); }, 290000);
 main().then(() => { clearTimeout(timer); console.log('scenario passed'); process.exit(0); },
   (e) => { console.log(e.stack || String(e)); process.exit(1); });
