@@ -228,8 +228,9 @@ int main(void) {
   harness_init();
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const char *rp = getenv("RECEIVER_PORT");
-  int port = rp != NULL ? atoi(rp) : 0;
-  if (port <= 0 || port > 65535) {
+  char *end = NULL;
+  long port = rp != NULL ? strtol(rp, &end, 10) : 0;
+  if (rp == NULL || end == rp || *end != '\0' || port <= 0 || port > 65535) {
     fprintf(stderr, "RECEIVER_PORT must be set\n");
     return 2;
   }
