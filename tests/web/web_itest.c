@@ -2,9 +2,10 @@
  * web_itest.c - the web console (clients/web) in headless Chromium
  * against the real system: PostgreSQL, Redis, auth, tenants, orders,
  * notifications, sync, realtime (fed by orders' and sync's buses) and the
- * gateway serving the console under /app/, as processes (tests/harness). The browser is Debian's chromium driven by
- * playwright-core (tests/web/client/console.js, installed by npm ci from
- * its package-lock.json on first use; no browser is downloaded).
+ * gateway serving the console under /app/, as processes (tests/harness). The
+ * browser is Debian's chromium driven by playwright-core
+ * (tests/web/client/console.js, installed by npm ci from its package-lock.json
+ * on first use; no browser is downloaded).
  *
  * console.js checks the gateway's static files over HTTP (headers, CSP,
  * 404 for paths that try to leave the directory, 405, 304), then in the
@@ -54,8 +55,7 @@
 
 static harness_pg g_pg;
 static harness_redis g_redis;
-static harness_service g_auth, g_tenants, g_orders, g_notif, g_sync, g_gw,
-    g_rt;
+static harness_service g_auth, g_tenants, g_orders, g_notif, g_sync, g_gw, g_rt;
 static int g_ws_port;
 
 static const harness_service_opts kSvc = {
@@ -132,8 +132,8 @@ static bool start_notifications(void) {
 }
 
 static bool start_gateway(void) {
-  char a[96], t[96], o[96], n[96], s[96], ae[96], te[96],
-      dir[PATH_MAX + 32], rt[PATH_MAX];
+  char a[96], t[96], o[96], n[96], s[96], ae[96], te[96], dir[PATH_MAX + 32],
+      rt[PATH_MAX];
   char app[PATH_MAX];
   if (realpath(APP_DIR, app) == NULL) return false;
   ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
