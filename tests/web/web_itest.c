@@ -27,7 +27,8 @@
  * returns to the login screen; a second admin removed while the test's
  * proxy swallows the close frame returns to it through HTTP 401 and a
  * failed refresh; a device registered over HTTP (its session, a
- * heartbeat) appears online on the devices section without a reload; a
+ * heartbeat a second) appears online on the devices section without a
+ * reload, and offline when its beats stop; a
  * campaign created and sent from the console reaches `sent` with
  * stats.targeted the members of the chosen roles, and the API agrees; a
  * staff user is offered devices but not campaigns (the API answers it
@@ -84,12 +85,18 @@ static bool client_installed(void) {
 
 #define ADDR(buf, key, url) snprintf(buf, sizeof buf, "%s=%s", key, url)
 
-/* Beats reach PostgreSQL (and DeviceOnline the bus) within 100 ms. */
+/* Beats reach PostgreSQL (and DeviceOnline the bus) within 100 ms; a
+ * device is offline 4 s after its last beat (twice the interval). */
 static bool start_sync(void) {
   char a[96], o[96];
   ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
   ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
-  char *extra[] = {a, o, PEPPER, "SYNC_HEARTBEAT_FLUSH=100ms", NULL};
+  char *extra[] = {a,
+                   o,
+                   PEPPER,
+                   "SYNC_HEARTBEAT_FLUSH=100ms",
+                   "SYNC_HEARTBEAT_INTERVAL=2s",
+                   NULL};
   return harness_service_start(&g_sync, "sync", "services/sync/sync", &kSvc,
                                extra);
 }

@@ -208,22 +208,27 @@ async function deadDelivery(s) {
   return { id: wh.json.id, url, hits, accept: () => { ok = true; } };
 }
 
-// A device registered over HTTP, its session and one heartbeat: online.
-async function onlineDevice(s) {
+// A device registered over HTTP and its session (a device token).
+async function newDevice(s) {
   const d = await api('POST', '/v1/sync/devices', { name: 'Till <i>2</i>', platform: 'linux' },
                       await owner(s));
   assert.equal(d.status, 201, JSON.stringify(d.json));
   const ses = await api('POST', `/v1/sync/devices/${d.json.device.id}/session`,
                         { device_secret: d.json.device_secret }, undefined, { 'X-Tenant': s.slug });
   assert.equal(ses.status, 200, JSON.stringify(ses.json));
-  const hb = await api('POST', '/v1/sync/heartbeat', { app_version: '4.5.6', pending: 0 },
-                       ses.json.access_token);
+  return { dev: d.json.device, token: ses.json.access_token };
+}
+
+async function beat(token) {
+  const hb = await api('POST', '/v1/sync/heartbeat', { app_version: '4.5.6', pending: 0 }, token);
   assert.equal(hb.status, 200, JSON.stringify(hb.json));
-  return d.json.device;
+  assert.equal(hb.json.interval_s, 2); // SYNC_HEARTBEAT_INTERVAL here
 }
 
 // Devices: the section is live on devices.<tenant>; a device that comes
-// online appears without a reload of the list over HTTP.
+// online (it beats every second, as told) appears without a reload of
+// the list over HTTP, and when its beats stop it turns offline (twice
+// the 2 s interval) on the page, still without a reload.
 async function devicesSection(page, s) {
   await page.getByRole('button', { name: 'Devices' }).click();
   await page.waitForSelector('#devices-live.on', { timeout: WAIT });
@@ -232,9 +237,18 @@ async function devicesSection(page, s) {
   const loads = await page.getAttribute('#devices', 'data-reloads');
   let listed = 0;
   page.on('request', (r) => { if (/\/v1\/sync\/devices$/.test(r.url())) listed++; });
-  const dev = await onlineDevice(s);
+  const { dev, token } = await newDevice(s);
   const row = `#devices tr[data-device-id="${dev.id}"][data-status="online"]`;
-  await page.waitForSelector(row, { timeout: WAIT });
+  let beating = true;
+  const beats = (async () => {
+    while (beating) { await beat(token); await sleep(1000); }
+  })();
+  try {
+    await page.waitForSelector(row, { timeout: WAIT });
+  } finally {
+    beating = false;
+    await beats;
+  }
   const text = await page.textContent(row);
   assert.match(text, /Till <i>2<\/i>/); // text, not markup
   assert.match(text, /linux/);
@@ -243,6 +257,9 @@ async function devicesSection(page, s) {
   assert.equal(listed, 0, 'the device list was read again over HTTP');
   assert.equal(await page.getAttribute('#devices', 'data-reloads'), loads);
   await page.screenshot({ path: path.join(OUT, 'devices.png'), fullPage: true });
+  await page.waitForSelector(`#devices tr[data-device-id="${dev.id}"][data-status="offline"]`,
+                             { timeout: WAIT });
+  assert.equal(listed, 0, 'the device list was read again over HTTP');
   return dev;
 }
 
