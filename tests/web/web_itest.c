@@ -18,6 +18,12 @@
  * while that reload's list answer is held stays on the board; the menu
  * shows the stock the orders took; a webhook delivery the scenario's
  * receiver refused is shown dead, retried from the console and succeeds;
+ * a device registered over HTTP (its session, a heartbeat a second)
+ * appears online on the devices section without a reload, and offline
+ * when its beats stop; a campaign created and sent from the console
+ * reaches `sent` with stats.targeted the members of the chosen roles, and
+ * the API agrees; a staff user is offered devices but not campaigns (the
+ * API answers it 403);
  * the 15 s access token (AUTH_ACCESS_TTL here) is refreshed over HTTP and
  * on the live socket, which outlives the first token, while a second
  * page whose refresh frames the test's proxy drops is closed 4001 at the
@@ -26,15 +32,10 @@
  * owner from another session (revocation: close 4003) and the page
  * returns to the login screen; a second admin removed while the test's
  * proxy swallows the close frame returns to it through HTTP 401 and a
- * failed refresh; a device registered over HTTP (its session, a
- * heartbeat a second) appears online on the devices section without a
- * reload, and offline when its beats stop; a
- * campaign created and sent from the console reaches `sent` with
- * stats.targeted the members of the chosen roles, and the API agrees; a
- * staff user is offered devices but not campaigns (the API answers it
- * 403); the phone layout and the keyboard; no console error or
+ * failed refresh; the phone layout and the keyboard; no console error or
  * page error in the whole run (the expected 401s of that one step
- * aside); screenshots of the board in .run/test-logs/web_itest/
+ * aside); screenshots (board, devices, campaigns, staff) in
+ * .run/test-logs/web_itest/
  * (WEB_ITEST_OUT overrides).
  */
 #include <check.h>
