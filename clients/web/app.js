@@ -1,7 +1,11 @@
 /*
  * app.js - the console's entry: the login screen, the sections (board,
- * menu, webhooks) and the wiring between the session (api.js), the
- * realtime connection (live.js) and the board (board.js).
+ * menu, webhooks, devices, campaigns) and the wiring between the session
+ * (api.js), the realtime connection (live.js: orders.<tenant> for the
+ * board and, for staff and above, devices.<tenant> for the devices) and
+ * the sections. A section whose calls the contract allows only from a
+ * role up (devices: staff+, campaigns: admin+) is not offered below it;
+ * its 403, should the role change meanwhile, is shown as a message.
  *
  * The realtime URL comes from /app/config.json, which the gateway
  * generates from GATEWAY_APP_REALTIME_URL; null means the same origin's
@@ -13,12 +17,16 @@ import * as api from './api.js';
 import { Board } from './board.js';
 import { Live, sameOriginUrl } from './live.js';
 import { loadMenu } from './menu.js';
+import { Devices } from './devices.js';
+import { initCampaigns, loadCampaigns, stopCampaigns } from './campaigns.js';
 import { initWebhooks, loadWebhooks } from './webhooks.js';
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ['board', 'menu', 'webhooks'];
+const VIEWS = ['board', 'menu', 'webhooks', 'devices', 'campaigns'];
+const RANK = { customer: 0, staff: 1, admin: 2, owner: 3 };
 let live = null;
 let board = null;
+let devices = null;
 let config = null;
 
 function status(text) { $('status').textContent = text; }
@@ -37,6 +45,19 @@ function show(view) {
   }
   if (view === 'menu') loadMenu($('menu'), status);
   if (view === 'webhooks') loadWebhooks(status);
+  if (view === 'campaigns') loadCampaigns(status);
+  else stopCampaigns();
+}
+
+function allowed(minRole) {
+  const u = api.user();
+  return !minRole || (u && (RANK[u.role] ?? -1) >= RANK[minRole]);
+}
+
+/* Only the sections the user's role may use are offered. */
+function offerViews() {
+  for (const b of $('nav').querySelectorAll('button[data-min-role]'))
+    b.hidden = !allowed(b.dataset.minRole);
 }
 
 async function realtimeUrl() {
@@ -47,24 +68,33 @@ async function realtimeUrl() {
   return config.realtime_url || sameOriginUrl();
 }
 
-function setLive(on, why) {
-  $('live').textContent = on ? 'live' : 'offline';
-  $('live').className = on ? 'live on' : 'live';
+function setLive(kind, on, why) {
+  const el = $(kind === 'devices' ? 'devices-live' : 'live');
+  el.textContent = on ? 'live' : 'offline';
+  el.className = on ? 'live on' : 'live';
   if (why) status(`Live updates: ${why}`);
 }
 
-async function startBoard() {
+async function startLive() {
   board = new Board($('board'), { announce, status });
+  const subs = {
+    orders: {
+      onPub: (ev) => board.onEvent(ev),
+      onReset: () => board.reload().catch((e) => {
+        // A 401 has ended the session: the login screen says why already.
+        if (e.status !== 401) status(`Could not load orders: ${e.message}`);
+      }),
+    },
+  };
+  if (allowed('staff')) {
+    devices = new Devices($('devices'), status);
+    subs.devices = { onPub: (ev) => devices.onEvent(ev), onReset: () => devices.reload() };
+  }
   const url = await realtimeUrl();
   live = new Live({
     url,
     token: api.accessToken(),
-    kind: 'orders',
-    onPub: (ev) => board.onEvent(ev),
-    onReset: () => board.reload().catch((e) => {
-      // A 401 has ended the session: the login screen says why already.
-      if (e.status !== 401) status(`Could not load orders: ${e.message}`);
-    }),
+    subs,
     onEnd: (code) => api.end(code === 4003
       ? 'Your session was revoked. Please log in again.'
       : 'Your session has expired. Please log in again.'),
@@ -77,10 +107,13 @@ api.on('end', (reason) => {
   if (live) live.close();
   live = null;
   board = null;
+  if (devices) devices.clear();
+  devices = null;
+  stopCampaigns();
+  $('campaigns').tBodies[0].replaceChildren();
   $('board').textContent = '';
   $('password').value = '';
-  initWebhooks(status);
-show('login');
+  show('login');
   status(reason);
   $('email').focus();
 });
@@ -100,8 +133,9 @@ $('login-form').addEventListener('submit', async (e) => {
     const user = await api.login(tenant, email, password);
     $('password').value = '';
     status(`Logged in as ${user.name} (${user.role}).`);
+    offerViews();
     show('board');
-    await startBoard();
+    await startLive();
   } catch (x) {
     err.textContent = x.status === 401 ? 'Wrong e-mail or password.'
       : x.status === 429 ? 'Too many attempts: wait a moment and try again.'
@@ -119,5 +153,8 @@ for (const b of $('nav').querySelectorAll('button[data-view]'))
 $('logout').addEventListener('click', () => api.logout());
 $('menu-reload').addEventListener('click', () => loadMenu($('menu'), status));
 $('webhooks-reload').addEventListener('click', () => loadWebhooks(status));
+$('devices-reload').addEventListener('click', () => { if (devices) devices.reload(); });
+$('campaigns-reload').addEventListener('click', () => loadCampaigns(status));
 initWebhooks(status);
+initCampaigns(status);
 show('login');

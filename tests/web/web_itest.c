@@ -1,10 +1,11 @@
 /*
  * web_itest.c - the web console (clients/web) in headless Chromium
  * against the real system: PostgreSQL, Redis, auth, tenants, orders,
- * notifications, realtime and the gateway serving the console under /app/, as
- * processes (tests/harness). The browser is Debian's chromium driven by
- * playwright-core (tests/web/client/console.js, installed by npm ci from
- * its package-lock.json on first use; no browser is downloaded).
+ * notifications, sync, realtime (fed by orders' and sync's buses) and the
+ * gateway serving the console under /app/, as processes (tests/harness). The
+ * browser is Debian's chromium driven by playwright-core
+ * (tests/web/client/console.js, installed by npm ci from its package-lock.json
+ * on first use; no browser is downloaded).
  *
  * console.js checks the gateway's static files over HTTP (headers, CSP,
  * 404 for paths that try to leave the directory, 405, 304), then in the
@@ -17,6 +18,12 @@
  * while that reload's list answer is held stays on the board; the menu
  * shows the stock the orders took; a webhook delivery the scenario's
  * receiver refused is shown dead, retried from the console and succeeds;
+ * a device registered over HTTP (its session, a heartbeat a second)
+ * appears online on the devices section without a reload, and offline
+ * when its beats stop; a campaign created and sent from the console
+ * reaches `sent` with stats.targeted the members of the chosen roles, and
+ * the API agrees; a staff user is offered devices but not campaigns (the
+ * API answers it 403);
  * the 15 s access token (AUTH_ACCESS_TTL here) is refreshed over HTTP and
  * on the live socket, which outlives the first token, while a second
  * page whose refresh frames the test's proxy drops is closed 4001 at the
@@ -27,7 +34,8 @@
  * proxy swallows the close frame returns to it through HTTP 401 and a
  * failed refresh; the phone layout and the keyboard; no console error or
  * page error in the whole run (the expected 401s of that one step
- * aside); screenshots of the board in .run/test-logs/web_itest/
+ * aside); screenshots (board, devices, campaigns, staff) in
+ * .run/test-logs/web_itest/
  * (WEB_ITEST_OUT overrides).
  */
 #include <check.h>
@@ -44,11 +52,12 @@
 #define CLIENT_DIR "tests/web/client"
 #define APP_DIR "clients/web"
 #define OPERATOR_SECRET "itest-operator-secret-0123456789"
+#define PEPPER "SYNC_DEVICE_PEPPER=itest-pepper-not-secret-0123456789abcdef"
 #define SECRET_KEY "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 static harness_pg g_pg;
 static harness_redis g_redis;
-static harness_service g_auth, g_tenants, g_orders, g_notif, g_gw, g_rt;
+static harness_service g_auth, g_tenants, g_orders, g_notif, g_sync, g_gw, g_rt;
 static int g_ws_port;
 
 static const harness_service_opts kSvc = {
@@ -77,16 +86,34 @@ static bool client_installed(void) {
 
 #define ADDR(buf, key, url) snprintf(buf, sizeof buf, "%s=%s", key, url)
 
+/* Beats reach PostgreSQL (and DeviceOnline the bus) within 100 ms; a
+ * device is offline 4 s after its last beat (twice the interval). */
+static bool start_sync(void) {
+  char a[96], o[96];
+  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
+  ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
+  char *extra[] = {a,
+                   o,
+                   PEPPER,
+                   "SYNC_HEARTBEAT_FLUSH=100ms",
+                   "SYNC_HEARTBEAT_INTERVAL=2s",
+                   NULL};
+  return harness_service_start(&g_sync, "sync", "services/sync/sync", &kSvc,
+                               extra);
+}
+
 static bool start_realtime(void) {
-  char a[96], o[96], oe[96], ae[96], te[96], wp[32];
+  char a[96], o[96], oe[96], ae[96], te[96], s[96], se[96], wp[32];
   ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
   ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
   ADDR(oe, "ORDERS_EVENTS", g_orders.bus_url);
   ADDR(ae, "AUTH_EVENTS", g_auth.bus_url);
   ADDR(te, "TENANTS_EVENTS", g_tenants.bus_url);
+  ADDR(s, "SYNC_ADDR", g_sync.rpc_url);
+  ADDR(se, "SYNC_EVENTS", g_sync.bus_url);
   g_ws_port = harness_free_port();
   snprintf(wp, sizeof wp, "WS_PORT=%d", g_ws_port);
-  char *extra[] = {a, o, oe, ae, te, wp, "WS_ADDR=127.0.0.1", NULL};
+  char *extra[] = {a, o, oe, ae, te, s, se, wp, "WS_ADDR=127.0.0.1", NULL};
   return harness_service_start(&g_rt, "realtime", "services/realtime/realtime",
                                &kNoDb, extra) &&
          harness_wait_port(g_ws_port, 10000);
@@ -113,7 +140,7 @@ static bool start_notifications(void) {
 }
 
 static bool start_gateway(void) {
-  char a[96], t[96], o[96], n[96], ae[96], te[96], dir[PATH_MAX + 32],
+  char a[96], t[96], o[96], n[96], s[96], ae[96], te[96], dir[PATH_MAX + 32],
       rt[PATH_MAX];
   char app[PATH_MAX];
   if (realpath(APP_DIR, app) == NULL) return false;
@@ -121,6 +148,7 @@ static bool start_gateway(void) {
   ADDR(t, "TENANTS_ADDR", g_tenants.rpc_url);
   ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
   ADDR(n, "NOTIFICATIONS_ADDR", g_notif.rpc_url);
+  ADDR(s, "SYNC_ADDR", g_sync.rpc_url);
   ADDR(ae, "AUTH_EVENTS", g_auth.bus_url);
   ADDR(te, "TENANTS_EVENTS", g_tenants.bus_url);
   snprintf(dir, sizeof dir, "GATEWAY_APP_DIR=%s", app);
@@ -130,6 +158,7 @@ static bool start_gateway(void) {
                    t,
                    o,
                    n,
+                   s,
                    ae,
                    te,
                    dir,
@@ -163,7 +192,8 @@ static bool start_system(void) {
   char *ord_extra[] = {a, t, NULL};
   ok = ok && harness_service_start(&g_orders, "orders",
                                    "services/orders/orders", &kSvc, ord_extra);
-  return ok && start_notifications() && start_realtime() && start_gateway();
+  return ok && start_notifications() && start_sync() && start_realtime() &&
+         start_gateway();
 }
 
 START_TEST(console_in_headless_chromium) {
@@ -202,6 +232,7 @@ int main(void) {
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_gw, 15000);
   harness_service_stop(&g_rt, 15000);
+  harness_service_stop(&g_sync, 15000);
   harness_service_stop(&g_notif, 15000);
   harness_service_stop(&g_orders, 15000);
   harness_service_stop(&g_tenants, 15000);

@@ -84,15 +84,16 @@ async function setup() {
   });
   assert.equal(t.status, 201, JSON.stringify(t.json));
   const s = { slug };
-  const member = async (name) => {
+  const member = async (name, role = 'admin') => {
     const m = await api('POST', '/v1/tenant/members', {
-      email: `${name}@${slug}.test`, name, password: PASSWORD, role: 'admin',
+      email: `${name}@${slug}.test`, name, password: PASSWORD, role,
     }, await owner(s));
     assert.equal(m.status, 201, JSON.stringify(m.json));
     return m.json.user;
   };
   s.chef = await member('chef');
   s.sous = await member('sous');
+  s.line = await member('line', 'staff');
   const p = await api('POST', '/v1/products', {
     name: 'Soup <b>of the day</b>', category: 'starters', price_cents: 650, stock: 10,
   }, await owner(s));
@@ -205,6 +206,121 @@ async function deadDelivery(s) {
     return d.json.deliveries.length === 1;
   }, 'the refused delivery never went dead');
   return { id: wh.json.id, url, hits, accept: () => { ok = true; } };
+}
+
+// A device registered over HTTP and its session (a device token).
+async function newDevice(s) {
+  const d = await api('POST', '/v1/sync/devices', { name: 'Till <i>2</i>', platform: 'linux' },
+                      await owner(s));
+  assert.equal(d.status, 201, JSON.stringify(d.json));
+  const ses = await api('POST', `/v1/sync/devices/${d.json.device.id}/session`,
+                        { device_secret: d.json.device_secret }, undefined, { 'X-Tenant': s.slug });
+  assert.equal(ses.status, 200, JSON.stringify(ses.json));
+  return { dev: d.json.device, token: ses.json.access_token };
+}
+
+async function beat(token) {
+  const hb = await api('POST', '/v1/sync/heartbeat', { app_version: '4.5.6', pending: 0 }, token);
+  assert.equal(hb.status, 200, JSON.stringify(hb.json));
+  assert.equal(hb.json.interval_s, 2); // SYNC_HEARTBEAT_INTERVAL here
+}
+
+// Devices: the section is live on devices.<tenant>; a device that comes
+// online (it beats every second, as told) appears without a reload of
+// the list over HTTP, and when its beats stop it turns offline (twice
+// the 2 s interval) on the page, still without a reload.
+async function devicesSection(page, s) {
+  await page.getByRole('button', { name: 'Devices' }).click();
+  await page.waitForSelector('#devices-live.on', { timeout: WAIT });
+  await page.waitForFunction(() => Number(document.getElementById('devices').dataset.reloads) > 0,
+                             null, { timeout: WAIT });
+  const loads = await page.getAttribute('#devices', 'data-reloads');
+  let listed = 0;
+  page.on('request', (r) => { if (/\/v1\/sync\/devices$/.test(r.url())) listed++; });
+  const { dev, token } = await newDevice(s);
+  const row = `#devices tr[data-device-id="${dev.id}"][data-status="online"]`;
+  let beating = true;
+  const beats = (async () => {
+    while (beating) { await beat(token); await sleep(1000); }
+  })();
+  try {
+    await page.waitForSelector(row, { timeout: WAIT });
+  } finally {
+    beating = false;
+    await beats;
+  }
+  const text = await page.textContent(row);
+  assert.match(text, /Till <i>2<\/i>/); // text, not markup
+  assert.match(text, /linux/);
+  assert.match(text, /4\.5\.6/);
+  assert.doesNotMatch(text, /never/); // last seen is set
+  assert.equal(listed, 0, 'the device list was read again over HTTP');
+  assert.equal(await page.getAttribute('#devices', 'data-reloads'), loads);
+  await page.screenshot({ path: path.join(OUT, 'devices.png'), fullPage: true });
+  await page.waitForSelector(`#devices tr[data-device-id="${dev.id}"][data-status="offline"]`,
+                             { timeout: WAIT });
+  assert.equal(listed, 0, 'the device list was read again over HTTP');
+  return dev;
+}
+
+// Campaigns: created and sent from the console to staff and admins; the
+// stats move while it is sending and it ends `sent` with one in-app
+// message per member of those roles, which the API confirms.
+async function campaignsSection(page, s) {
+  const members = await api('GET', '/v1/tenant/members', undefined, await owner(s));
+  assert.equal(members.status, 200);
+  const expected = members.json.members.filter((m) => ['staff', 'admin'].includes(m.role)).length;
+  assert.equal(expected, 3); // chef, sous, line
+  await page.getByRole('button', { name: 'Campaigns' }).click();
+  const name = `Lunch ${Date.now().toString(36)} <b>`;
+  await page.getByLabel('Name').fill(name);
+  await page.getByLabel('Title').fill('Staff lunch');
+  await page.getByLabel('Message').fill('Soup at noon.');
+  await page.getByLabel('Staff', { exact: true }).check();
+  await page.getByLabel('Admins', { exact: true }).check();
+  await page.getByRole('button', { name: 'Create campaign' }).click();
+  const row = `#campaigns tbody tr:has(th:text-is("${name}"))`;
+  await page.waitForSelector(`${row}[data-status="draft"]`, { timeout: WAIT });
+  await page.getByRole('button', { name: `Send now: ${name}` }).click();
+  await page.waitForSelector(`${row}[data-status="sent"]`, { timeout: WAIT });
+  const id = await page.getAttribute(row, 'data-campaign-id');
+  const cells = await page.$$eval(`${row} td`, (tds) => tds.map((t) => t.textContent));
+  assert.equal(cells[2], 'staff, admin');
+  assert.deepEqual(cells.slice(3, 6), [String(expected), String(expected), '0'], cells.join('|'));
+  const c = await api('GET', `/v1/campaigns/${id}`, undefined, await owner(s));
+  assert.equal(c.status, 200);
+  assert.equal(c.json.status, 'sent');
+  assert.equal(c.json.name, name);
+  assert.deepEqual(c.json.channels, ['in_app']);
+  assert.deepEqual(c.json.stats, { targeted: expected, delivered: expected, failed: 0 });
+  await page.screenshot({ path: path.join(OUT, 'campaigns.png'), fullPage: true });
+  // Deleted from the console: the API no longer has it.
+  await page.getByRole('button', { name: `Delete: ${name}` }).click();
+  await page.waitForSelector(row, { state: 'detached', timeout: WAIT });
+  assert.equal((await api('GET', `/v1/campaigns/${id}`, undefined, await owner(s))).status, 404);
+}
+
+// A staff user: devices yes (the one registered above), campaigns not
+// offered, and the API refuses them campaigns.
+async function staffView(browser, s, dev, errors) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`staff console: ${m.text()}`); });
+  page.on('pageerror', (e) => errors.push(`staff: ${e.message}`));
+  await page.goto(`${GW}/app/`);
+  await page.getByLabel('Restaurant (tenant)').fill(s.slug);
+  await page.getByLabel('E-mail').fill(`line@${s.slug}.test`);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForSelector('#live.on', { timeout: WAIT });
+  assert.equal(await page.isHidden('nav button[data-view="campaigns"]'), true);
+  assert.equal(await page.getByRole('button', { name: 'Campaigns' }).count(), 0);
+  await page.getByRole('button', { name: 'Devices' }).click();
+  await page.waitForSelector(`#devices tr[data-device-id="${dev.id}"]`, { timeout: WAIT });
+  const r = await api('POST', '/v1/auth/login', { email: `line@${s.slug}.test`, password: PASSWORD },
+                      undefined, { 'X-Tenant': s.slug });
+  assert.equal((await api('GET', '/v1/campaigns', undefined, r.json.access_token)).status, 403);
+  await page.screenshot({ path: path.join(OUT, 'staff.png'), fullPage: true });
+  await page.close();
 }
 
 const card = (id, status) => `ol[data-status="${status}"] li[data-order-id="${id}"]`;
@@ -368,6 +484,14 @@ async function main() {
     await page.waitForSelector(`${dead}:has-text("webhook.test")`, { state: 'detached', timeout: WAIT });
     await page.getByRole('button', { name: 'Board' }).click();
     log('dead delivery retried from the console');
+
+    const dev = await devicesSection(page, s);
+    log('device online, live');
+    await campaignsSection(page, s);
+    log('campaign sent from the console');
+    await staffView(browser, s, dev, errors);
+    await page.getByRole('button', { name: 'Board' }).click();
+    log('staff: devices, no campaigns');
 
     // The access token (15 s here) was refreshed before it expired, over
     // HTTP and on the live connection, which stays authenticated.
