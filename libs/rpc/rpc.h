@@ -98,7 +98,7 @@
  * that honours keys (libs/idem; the gateway's ROUTE_KEYED routes). A
  * write without a key, or to a method that ignores keys, must not be
  * marked: it is then retried only when it surely never left this
- * process (docs/adr/0014-failover-and-replicas.md).
+ * process (docs/adr/0013-failover-and-replicas.md).
  *
  * Outliers: a replica that answers UNAVAILABLE eject_after times in a
  * row (its database is gone, it is overloaded) is ejected, as Envoy's

@@ -38,7 +38,7 @@
  * RPC client's next attempt: same request id, attempt > 1) whose earlier
  * attempt died with its replica finds its own marker and takes it over
  * instead of waiting out the TTL, which would outlast the retry's own
- * deadline (docs/adr/0014-failover-and-replicas.md); if that earlier
+ * deadline (docs/adr/0013-failover-and-replicas.md); if that earlier
  * attempt is in fact still running, the unique key above still makes
  * the later one answer as a replay. A request id is not a secret and a
  * client may choose it, but only the RPC client sets attempt > 1, and

@@ -62,7 +62,7 @@ enum route_tenant {
 /* The backend method honours an Idempotency-Key (libs/idem): with one it
  * is safe to retry on another replica, so the gateway sends the client's
  * key or, when there is none, one of its own ("gw-<uuid>"), and lets the
- * RPC client retry it (docs/adr/0014-failover-and-replicas.md). */
+ * RPC client retry it (docs/adr/0013-failover-and-replicas.md). */
 #define ROUTE_KEYED 0x2u
 
 /* A second call whose answer is added to the first one's under `key`
