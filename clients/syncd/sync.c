@@ -270,6 +270,7 @@ static int heartbeat(sync_ctx *x) {
 }
 
 int sync_round(sync_ctx *x) {
+  upload_scan(x);
   if (ensure_token(x) != 0) return -1;
   int r;
   while ((r = push_once(x)) == 1) {

@@ -154,13 +154,15 @@ static int put_one(sync_ctx *x, int dfd, const char *sha) {
   return sync_fail(x, "files upload", s);
 }
 
+void upload_scan(sync_ctx *x) {
+  char dir[1024];
+  if (files_dir(x->db, dir, sizeof dir) && files_scan(x->db, dir) < 0)
+    fprintf(stderr, "syncd: %s: cannot read the folder\n", dir);
+}
+
 int upload_round(sync_ctx *x) {
   char dir[1024];
   if (!files_dir(x->db, dir, sizeof dir)) return 0;
-  if (files_scan(x->db, dir) < 0) {
-    (void)store_set(x->db, "last_error", "files: cannot read the folder");
-    return 0;
-  }
   static hash_hex hs[MISSING_BATCH];
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return 0;

@@ -7,9 +7,13 @@
 
 #include "clients/syncd/sync.h"
 
-/* Scans the folder (files.h) and uploads what the server lacks. 0 when
- * done or no folder is configured; -1 when the network or the server
- * failed (the round backs off and retries). */
+/* Scans the folder (files.h), when one is configured: new and changed
+ * files hashed and recorded, online or not. */
+void upload_scan(sync_ctx *x);
+
+/* Uploads what the server lacks of the recorded files. 0 when done or no
+ * folder is configured; -1 when the network or the server failed (the
+ * round backs off and retries). */
 int upload_round(sync_ctx *x);
 
 #endif
