@@ -12,12 +12,15 @@
  * the command line waits for), and the whole pass - new hashes, rows seen,
  * rows of vanished files removed - is then one transaction. A file that
  * changes while it is hashed (its stat differs before and after) is left
- * for the next pass.
+ * for the next pass. The folder holding syncd's own SQLite file is never
+ * scanned: that file holds the device secret.
  */
 #include "clients/syncd/files.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -177,7 +180,18 @@ static int record_pass(sqlite3 *db, const entry *es, int n) {
   return rc;
 }
 
+bool files_dir_allowed(sqlite3 *db, const char *dir) {
+  const char *f = sqlite3_db_filename(db, "main");
+  char own[PATH_MAX], real[PATH_MAX], copy[PATH_MAX];
+  if (f == NULL || realpath(dir, real) == NULL) return false;
+  snprintf(copy, sizeof copy, "%s", f);
+  return realpath(dirname(copy), own) == NULL || strcmp(own, real) != 0;
+}
+
 int files_scan(sqlite3 *db, const char *dir) {
+  /* Not a folder, or the one holding syncd's own file: not scanned
+   * (upload_scan says so). */
+  if (!files_dir_allowed(db, dir)) return -1;
   entry *es = malloc(sizeof(entry) * FILES_MAX_COUNT);
   if (es == NULL) return -1;
   int hashed = 0;

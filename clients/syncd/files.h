@@ -24,11 +24,15 @@
  * none is configured. */
 bool files_dir(sqlite3 *db, char *out, size_t cap);
 
-/* One pass over dir: regular files only (symlinks, directories, devices
- * skipped, never followed), at most FILES_MAX_BYTES each and
- * FILES_MAX_COUNT in all; new or changed ones hashed; all recorded in one
- * transaction, rows of vanished files removed. Returns the number of
- * files (re)hashed, -1 when the folder cannot be read. */
+/* Whether dir exists and is not the folder of db's own file (which holds
+ * the device secret and must never be uploaded). */
+bool files_dir_allowed(sqlite3 *db, const char *dir);
+
+/* One pass over dir (refused, -1, when !files_dir_allowed): regular files only
+ * (symlinks, directories, devices skipped, never followed), at most
+ * FILES_MAX_BYTES each and FILES_MAX_COUNT in all; new or changed ones hashed;
+ * all recorded in one transaction, rows of vanished files removed. Returns the
+ * number of files (re)hashed, -1 when the folder cannot be read. */
 int files_scan(sqlite3 *db, const char *dir);
 
 /* SHA-256 of the open file fd as lower-case hex, read in chunks; *size

@@ -80,6 +80,13 @@ static int set_files_dir(sqlite3 *db, const char *dir) {
     fprintf(stderr, "syncd: --files %s: not a folder\n", dir);
     return 1;
   }
+  if (!files_dir_allowed(db, abs)) {
+    fprintf(stderr,
+            "syncd: --files %s: holds syncd's own file (its "
+            "secret); choose another folder\n",
+            dir);
+    return 1;
+  }
   return store_set(db, "files_dir", abs) == 0 ? 0 : 1;
 }
 

@@ -266,6 +266,10 @@ START_TEST(the_folder_scan_hashes_regular_files_only) {
   ck_assert_int_eq(store_int(db, "SELECT count(*) FROM files", NULL, 0), 0);
   snprintf(p, sizeof p, "%s/nope", dir);
   ck_assert_int_eq(files_scan(db, p), -1);
+  /* The folder of syncd's own file (the device secret) is refused. */
+  ck_assert(!files_dir_allowed(db, "/tmp"));
+  ck_assert_int_eq(files_scan(db, "/tmp"), -1);
+  ck_assert(files_dir_allowed(db, dir));
   snprintf(p, sizeof p, "rm -rf '%s'", dir);
   ck_assert_int_eq(system(p), 0);
   done(db);

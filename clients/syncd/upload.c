@@ -156,8 +156,15 @@ static int put_one(sync_ctx *x, int dfd, const char *sha) {
 
 void upload_scan(sync_ctx *x) {
   char dir[1024];
-  if (files_dir(x->db, dir, sizeof dir) && files_scan(x->db, dir) < 0)
-    fprintf(stderr, "syncd: %s: cannot read the folder\n", dir);
+  static bool said;
+  if (files_dir(x->db, dir, sizeof dir) && files_scan(x->db, dir) < 0 &&
+      !said) {
+    fprintf(stderr,
+            "syncd: %s: not scanned (unreadable, or the folder of syncd's "
+            "own file, which holds its secret)\n",
+            dir);
+    said = true; /* once, not every round */
+  }
 }
 
 int upload_round(sync_ctx *x) {

@@ -16,7 +16,8 @@
  * Files: a watched folder's files reach the server by hash - each
  * content once, nothing the server already has, nothing outside the
  * folder (symlinks) or over the cap; offline and back; kill -9 mid-upload
- * and a restart leave nothing corrupt on the server.
+ * and a restart leave nothing corrupt on the server; a file landing in
+ * the folder starts a round at once (inotify).
  */
 #include <check.h>
 #include <curl/curl.h>
@@ -121,12 +122,13 @@ static long long status_int(const char *key) {
 /* `syncd run` in the background; extra: one more VAR=value (or NULL). */
 static harness_proc *start_daemon_with(char *extra) {
   char *argv[] = {g_syncd, "--db", g_db, "run", NULL};
-  char *env[] = {"SYNCD_POLL_MS=300",
+  /* extra first: of two equal names, getenv sees the first. */
+  char *env[] = {extra != NULL ? extra : "SYNCD_HEARTBEAT=1",
+                 "SYNCD_POLL_MS=300",
                  "SYNCD_BACKOFF_BASE_MS=100",
                  "SYNCD_BACKOFF_MAX_MS=800",
                  "SYNCD_PUSH_BATCH=3",
                  "SYNCD_HEARTBEAT=1",
-                 extra,
                  NULL};
   harness_proc *p = harness_spawn("syncd", argv, env);
   ck_assert_ptr_nonnull(p);
@@ -734,6 +736,16 @@ START_TEST(a_folder_is_uploaded_by_hash_once_each) {
   ck_assert_msg(wait_files_uploaded(7), "the upload never completed");
   ck_assert_int_eq(on_server(hlate), 1);
   ck_assert_int_eq(corrupt_on_server(t.id), 0);
+
+  /* inotify: with a poll of an hour, a file landing in the folder still
+   * goes out (only the folder's event can start that round). */
+  harness_stop(d, 15000);
+  d = start_daemon_with("SYNCD_POLL_MS=3600000");
+  ck_assert(wait_online(true));
+  char hnote[65];
+  free(write_random(dir, "note.pdf", 900, hnote));
+  ck_assert_msg(wait_files_uploaded(8), "inotify never started a round");
+  ck_assert_int_eq(on_server(hnote), 1);
   harness_stop(d, 15000);
   snprintf(g_db, sizeof g_db, "%s", saved);
 }
