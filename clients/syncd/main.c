@@ -5,7 +5,10 @@
  *   syncd [--db FILE] run
  *   syncd [--db FILE] order add --product ID --qty N [--table T]
  *   syncd [--db FILE] order status ORDER_ID STATUS
+ *   syncd [--db FILE] init --files DIR      (the folder to upload; also
+ *                                            with the other init options)
  *   syncd [--db FILE] status | conflicts [--json] | orders [--json]
+ *   syncd [--db FILE] files [--json]
  *
  * Every command is a process of its own on the same SQLite file (default
  * ./syncd.db, or SYNCD_DB); `run` is the long-lived one. Secrets come from
@@ -14,23 +17,28 @@
  * done, 1 refused or failed, 2 usage.
  */
 #include <curl/curl.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "clients/syncd/cli.h"
+#include "clients/syncd/files.h"
 #include "clients/syncd/local.h"
 #include "clients/syncd/store.h"
 
 static int usage(void) {
   fputs("usage: syncd [--db FILE] init --url URL --tenant SLUG [--name NAME] "
         "[--device ID]\n"
+        "       syncd [--db FILE] init --files DIR\n"
         "       syncd [--db FILE] run\n"
         "       syncd [--db FILE] order add --product ID --qty N [--table T]\n"
         "       syncd [--db FILE] order status ORDER_ID STATUS\n"
         "       syncd [--db FILE] status | conflicts [--json] | orders "
-        "[--json]\n",
+        "[--json]\n"
+        "       syncd [--db FILE] files [--json]\n",
         stderr);
   return 2;
 }
@@ -62,8 +70,41 @@ static bool has(int argc, char **argv, int from, const char *flag) {
   return false;
 }
 
+/* Records the folder to watch (as an absolute path: `run` may start
+ * elsewhere). */
+static int set_files_dir(sqlite3 *db, const char *dir) {
+  char abs[PATH_MAX];
+  struct stat sb;
+  if (realpath(dir, abs) == NULL || stat(abs, &sb) != 0 ||
+      !S_ISDIR(sb.st_mode)) {
+    fprintf(stderr, "syncd: --files %s: not a folder\n", dir);
+    return 1;
+  }
+  if (!files_dir_allowed(db, abs)) {
+    fprintf(stderr,
+            "syncd: --files %s: holds syncd's own file (its "
+            "secret); choose another folder\n",
+            dir);
+    return 1;
+  }
+  return store_set(db, "files_dir", abs) == 0 ? 0 : 1;
+}
+
+static int register_device(sqlite3 *db, const sync_cfg *cfg, int argc,
+                           char **argv, int i);
+
 static int cmd_init(sqlite3 *db, const sync_cfg *cfg, int argc, char **argv,
                     int i) {
+  const char *files = opt(argc, argv, i, "--files");
+  if (files != NULL && opt(argc, argv, i, "--url") == NULL)
+    return set_files_dir(db, files);
+  int rc = register_device(db, cfg, argc, argv, i);
+  if (rc == 0 && files != NULL) rc = set_files_dir(db, files);
+  return rc;
+}
+
+static int register_device(sqlite3 *db, const sync_cfg *cfg, int argc,
+                           char **argv, int i) {
   const char *url = opt(argc, argv, i, "--url");
   const char *tenant = opt(argc, argv, i, "--tenant");
   const char *name = opt(argc, argv, i, "--name");
@@ -125,13 +166,16 @@ static int dispatch(sqlite3 *db, int argc, char **argv, int i) {
   const sync_cfg cfg = {
       .heartbeat_ms = env_int("SYNCD_HEARTBEAT", 30, 1, 3600) * 1000,
       .push_batch = (int)env_int("SYNCD_PUSH_BATCH", 100, 1, 500),
-      .timeout_ms = (long)env_int("SYNCD_TIMEOUT_MS", 10000, 100, 600000)};
+      .timeout_ms = (long)env_int("SYNCD_TIMEOUT_MS", 10000, 100, 600000),
+      .upload_bps = env_int("SYNCD_UPLOAD_BPS", 0, 0, (int64_t)1 << 40)};
   const char *cmd = argv[i++];
   if (strcmp(cmd, "init") == 0) return cmd_init(db, &cfg, argc, argv, i);
   if (strcmp(cmd, "order") == 0) return cmd_order(db, argc, argv, i);
   if (strcmp(cmd, "status") == 0) return show_status(db);
   if (strcmp(cmd, "conflicts") == 0)
     return show_conflicts(db, has(argc, argv, i, "--json"));
+  if (strcmp(cmd, "files") == 0)
+    return files_show(db, has(argc, argv, i, "--json"));
   if (strcmp(cmd, "orders") == 0)
     return show_orders(db, has(argc, argv, i, "--json"));
   if (strcmp(cmd, "run") == 0) {

@@ -3,7 +3,8 @@
  *
  * A round runs when the outbox has something (checked locally every
  * 200 ms, so a command-line change goes out at once while online), when
- * the poll interval has passed, or when the backoff after a failure ends.
+ * the poll interval has passed, when a file lands in the watched folder
+ * (inotify, watch.h), or when the backoff after a failure ends.
  * Failures back off exponentially with full jitter (clock.h) up to
  * SYNCD_BACKOFF_MAX_MS, so devices returning together after an outage do
  * not arrive together. SIGTERM/SIGINT end the loop between rounds; a kill
@@ -15,7 +16,9 @@
 
 #include "clients/syncd/cli.h"
 #include "clients/syncd/clock.h"
+#include "clients/syncd/files.h"
 #include "clients/syncd/store.h"
+#include "clients/syncd/watch.h"
 #include "libs/base/timeutil.h"
 
 static volatile sig_atomic_t g_stop;
@@ -33,11 +36,14 @@ int run_loop(sync_ctx *x, const run_cfg *rc) {
   sigaction(SIGINT, &sa, NULL);
   int failures = 0;
   int64_t next = 0;
+  char dir[1024];
+  int wfd = files_dir(x->db, dir, sizeof dir) ? watch_open(dir) : -1;
   fprintf(stderr, "syncd: device %s syncing with %s\n", x->device_id,
           x->base_url);
   while (!g_stop) {
     int64_t now = time_mono_ms();
     bool queued =
+        watch_changed(wfd) ||
         store_int(x->db, "SELECT count(*) FROM outbox WHERE status IS NULL",
                   NULL, 0) > 0;
     if (now >= next || (queued && failures == 0)) {
@@ -55,6 +61,7 @@ int run_loop(sync_ctx *x, const run_cfg *rc) {
     }
     time_sleep_ms(200);
   }
+  watch_close(wfd);
   (void)store_set(x->db, "online", "0");
   return 0;
 }

@@ -21,7 +21,8 @@
 #define BUSY_TIMEOUT_MS 15000
 
 /* meta keys: base_url, tenant, device_id, device_secret, cursor,
- * next_mutation_id, hlc_wall, hlc_counter, online, last_sync, last_error.
+ * next_mutation_id, hlc_wall, hlc_counter, online, last_sync, last_error,
+ * files_dir, files_pass (the `files` table: files.h).
  * Replica rows keep the server's JSON (data) beside the fields syncd
  * reads. An order's `base` is the server's copy (or the local draft) and
  * `data` is base with the pending mutations applied; `synced` is 0 for an
@@ -48,7 +49,12 @@ static const char kSchema[] =
     "order_id TEXT NOT NULL, name TEXT NOT NULL, client TEXT NOT NULL, "
     "server_version INTEGER NOT NULL, server TEXT NOT NULL, recorded_at TEXT "
     "NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS refetch(order_id TEXT PRIMARY KEY);";
+    "CREATE TABLE IF NOT EXISTS refetch(order_id TEXT PRIMARY KEY);"
+    "CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER "
+    "NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, uploaded_at "
+    "TEXT, seen INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS files_pending ON files(sha256) WHERE "
+    "uploaded_at IS NULL;";
 
 static bool create_private(const char *path) {
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);

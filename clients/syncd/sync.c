@@ -20,13 +20,14 @@
 #include "clients/syncd/clock.h"
 #include "clients/syncd/replica.h"
 #include "clients/syncd/store.h"
+#include "clients/syncd/upload.h"
 #include "libs/base/timeutil.h"
 
 #define APP_VERSION "syncd/0.1"
 #define PULL_LIMIT 500
 #define REFETCH_MAX 50
 
-static http_target target(const sync_ctx *x, bool auth) {
+http_target sync_target(const sync_ctx *x, bool auth) {
   return (http_target){.base_url = x->base_url,
                        .tenant = x->tenant,
                        .token = auth ? x->token : NULL,
@@ -34,7 +35,7 @@ static http_target target(const sync_ctx *x, bool auth) {
 }
 
 /* Records why a round failed (never a secret) and goes offline. */
-static int fail(sync_ctx *x, const char *what, long status) {
+int sync_fail(sync_ctx *x, const char *what, long status) {
   char msg[160];
   if (status == 0)
     snprintf(msg, sizeof msg, "%s: server unreachable", what);
@@ -50,7 +51,7 @@ static long open_session(sync_ctx *x) {
   char path[128];
   snprintf(path, sizeof path, "/v1/sync/devices/%s/session", x->device_id);
   json_t *body = json_pack("{s:s}", "device_secret", x->secret), *ans = NULL;
-  http_target t = target(x, false);
+  http_target t = sync_target(x, false);
   long s = http_json(&t, "POST", path, body, &ans);
   json_decref(body);
   const char *tok = json_string_value(json_object_get(ans, "access_token"));
@@ -70,7 +71,7 @@ static long open_session(sync_ctx *x) {
 static int ensure_token(sync_ctx *x) {
   if (x->token[0] != '\0' && time_now_ms() < x->token_until_ms) return 0;
   long s = open_session(x);
-  return s == 200 ? 0 : fail(x, "session", s);
+  return s == 200 ? 0 : sync_fail(x, "session", s);
 }
 
 /* The pending mutations (up to the batch) as the push body; *n gets their
@@ -131,13 +132,13 @@ static int push_once(sync_ctx *x) {
     json_decref(body);
     return body == NULL ? -1 : 0;
   }
-  http_target t = target(x, true);
+  http_target t = sync_target(x, true);
   long s = http_json(&t, "POST", "/v1/sync/push", body, &ans);
   json_decref(body);
   json_t *results = json_object_get(ans, "results");
   if (s != 200 || !json_is_array(results) || json_array_size(results) == 0) {
     json_decref(ans);
-    return fail(x, "push", s == 200 ? 502 : s);
+    return sync_fail(x, "push", s == 200 ? 502 : s);
   }
   int rc = store_begin(x->db);
   size_t i;
@@ -178,11 +179,11 @@ static int pull(sync_ctx *x) {
     snprintf(path, sizeof path, "/v1/sync/pull?cursor=%" PRId64 "&limit=%d",
              store_get_int(x->db, "cursor", 0), PULL_LIMIT);
     json_t *ans = NULL;
-    http_target t = target(x, true);
+    http_target t = sync_target(x, true);
     long s = http_json(&t, "GET", path, NULL, &ans);
     if (s != 200 || !json_is_array(json_object_get(ans, "changes"))) {
       json_decref(ans);
-      return fail(x, "pull", s == 200 ? 502 : s);
+      return sync_fail(x, "pull", s == 200 ? 502 : s);
     }
     bool more = json_is_true(json_object_get(ans, "has_more")) ||
                 json_is_true(json_object_get(ans, "reset"));
@@ -211,11 +212,11 @@ static int refetch(sync_ctx *x) {
     char path[128];
     snprintf(path, sizeof path, "/v1/orders/%.40s", ids[i]);
     json_t *o = NULL;
-    http_target t = target(x, true);
+    http_target t = sync_target(x, true);
     long s = http_json(&t, "GET", path, NULL, &o);
     if (s != 200 && s != 404) {
       json_decref(o);
-      return fail(x, "refetch", s);
+      return sync_fail(x, "refetch", s);
     }
     int rc = store_begin(x->db);
     if (rc == 0)
@@ -244,7 +245,7 @@ static int heartbeat(sync_ctx *x) {
                            "pending", pending, "cursor",
                            (json_int_t)store_get_int(x->db, "cursor", 0));
   json_t *ans = NULL;
-  http_target t = target(x, true);
+  http_target t = sync_target(x, true);
   long s = http_json(&t, "POST", "/v1/sync/heartbeat", body, &ans);
   json_decref(body);
   const char *st = json_string_value(json_object_get(ans, "server_time"));
@@ -263,17 +264,20 @@ static int heartbeat(sync_ctx *x) {
     }
   }
   json_decref(ans);
-  if (s != 200) return fail(x, "heartbeat", s);
+  if (s != 200) return sync_fail(x, "heartbeat", s);
   x->next_beat_ms = now + x->cfg.heartbeat_ms;
   return 0;
 }
 
 int sync_round(sync_ctx *x) {
+  upload_scan(x);
   if (ensure_token(x) != 0) return -1;
   int r;
   while ((r = push_once(x)) == 1) {
   }
-  if (r < 0 || pull(x) != 0 || refetch(x) != 0 || heartbeat(x) != 0) return -1;
+  if (r < 0 || pull(x) != 0 || refetch(x) != 0 || heartbeat(x) != 0 ||
+      upload_round(x) != 0)
+    return -1;
   char now[RFC3339_MS_LEN + 1];
   if (time_format_rfc3339(time_now_ms(), now) != 0) now[0] = '\0';
   int rc = store_begin(x->db);

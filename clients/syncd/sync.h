@@ -16,6 +16,7 @@ typedef struct sync_cfg {
   int64_t heartbeat_ms; /* SYNCD_HEARTBEAT, default 30 s */
   int push_batch;       /* SYNCD_PUSH_BATCH, 1..500, default 100 */
   long timeout_ms;      /* SYNCD_TIMEOUT_MS, default 10 s */
+  int64_t upload_bps;   /* SYNCD_UPLOAD_BPS, 0: no cap */
 } sync_cfg;
 
 typedef struct sync_ctx {
@@ -43,5 +44,12 @@ bool sync_load(sync_ctx *x, sqlite3 *db, const sync_cfg *cfg);
  * network or the server; retry with backoff), with a reason in
  * meta.last_error. */
 int sync_round(sync_ctx *x);
+
+/* The gateway as x sees it, with the device token when auth. */
+http_target sync_target(const sync_ctx *x, bool auth);
+
+/* Records why a round failed (never a secret), goes offline, drops the
+ * token on a 401; returns -1. */
+int sync_fail(sync_ctx *x, const char *what, long status);
 
 #endif

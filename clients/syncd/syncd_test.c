@@ -2,9 +2,10 @@
  * syncd_test.c - unit tests of syncd's parts that need no server: the
  * HLC, the canonical hash, the backoff, and the SQLite file (mode,
  * mutation ids, the outbox, the replica's rebase, recording results,
- * duplicates recorded once).
+ * duplicates recorded once), the watched folder's scan.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "clients/syncd/clock.h"
+#include "clients/syncd/files.h"
 #include "clients/syncd/local.h"
 #include "clients/syncd/replica.h"
 #include "clients/syncd/store.h"
@@ -211,6 +213,69 @@ START_TEST(pulls_rebase_pending_changes_and_results_record_once) {
 }
 END_TEST
 
+static void put_file(const char *dir, const char *name, const char *text) {
+  char p[256];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  FILE *f = fopen(p, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+/* A pass hashes new and changed files only, follows no symlink, skips
+ * hidden files and folders, forgets vanished files, and a changed file
+ * is pending again. */
+START_TEST(the_folder_scan_hashes_regular_files_only) {
+  sqlite3 *db = fresh();
+  char dir[] = "/tmp/syncd_files_XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  put_file(dir, "a.pdf", "abc");
+  put_file(dir, ".hidden", "x");
+  char p[256];
+  snprintf(p, sizeof p, "%s/sub", dir);
+  ck_assert_int_eq(mkdir(p, 0700), 0);
+  snprintf(p, sizeof p, "%s/link.pdf", dir);
+  ck_assert_int_eq(symlink("/etc/hostname", p), 0);
+  ck_assert_int_eq(files_scan(db, dir), 1);
+  char sha[80] = "";
+  sqlite3_stmt *st = NULL;
+  ck_assert_int_eq(
+      sqlite3_prepare_v2(db, "SELECT sha256 FROM files", -1, &st, NULL),
+      SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+  snprintf(sha, sizeof sha, "%s", (const char *)sqlite3_column_text(st, 0));
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+  sqlite3_finalize(st);
+  /* SHA-256("abc") */
+  ck_assert_str_eq(
+      sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  ck_assert_int_eq(files_scan(db, dir), 0); /* unchanged: not read again */
+  ck_assert_int_eq(store_exec(db, "UPDATE files SET uploaded_at = 'x'"), 0);
+  put_file(dir, "a.pdf", "abcd");
+  ck_assert_int_eq(files_scan(db, dir), 1);
+  ck_assert_int_eq(store_int(db,
+                             "SELECT count(*) FROM files WHERE uploaded_at IS "
+                             "NULL",
+                             NULL, 0),
+                   1);
+  ck_assert_int_eq(files_mark_rehash(db, "a.pdf"), 0);
+  ck_assert_int_eq(files_scan(db, dir), 1);
+  snprintf(p, sizeof p, "%s/a.pdf", dir);
+  ck_assert_int_eq(unlink(p), 0);
+  ck_assert_int_eq(files_scan(db, dir), 0);
+  ck_assert_int_eq(store_int(db, "SELECT count(*) FROM files", NULL, 0), 0);
+  snprintf(p, sizeof p, "%s/nope", dir);
+  ck_assert_int_eq(files_scan(db, p), -1);
+  /* The folder of syncd's own file (the device secret) is refused. */
+  ck_assert(!files_dir_allowed(db, "/tmp"));
+  ck_assert_int_eq(files_scan(db, "/tmp"), -1);
+  ck_assert(files_dir_allowed(db, dir));
+  snprintf(p, sizeof p, "rm -rf '%s'", dir);
+  ck_assert_int_eq(system(p), 0);
+  done(db);
+}
+END_TEST
+
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
   Suite *s = suite_create("syncd");
@@ -220,6 +285,7 @@ int main(void) {
   tcase_add_test(tc, backoff_grows_to_its_cap_with_jitter);
   tcase_add_test(tc, the_file_is_private_and_mutations_queue_in_order);
   tcase_add_test(tc, pulls_rebase_pending_changes_and_results_record_once);
+  tcase_add_test(tc, the_folder_scan_hashes_regular_files_only);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -12,11 +12,19 @@
  * once with the right status, and the local replica equals the server's.
  * Then a conflict made on purpose (the same order changed on the server
  * and on the device from the same version) shows in `syncd conflicts`.
+ *
+ * Files: a watched folder's files reach the server by hash - each
+ * content once, nothing the server already has, nothing outside the
+ * folder (symlinks) or over the cap; offline and back; kill -9 mid-upload
+ * and a restart leave nothing corrupt on the server; a file landing in
+ * the folder starts a round at once (inotify).
  */
 #include <check.h>
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
+#include <sodium.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,15 +119,23 @@ static long long status_int(const char *key) {
   return v;
 }
 
-static harness_proc *start_daemon(void) {
+/* `syncd run` in the background; extra: one more VAR=value (or NULL). */
+static harness_proc *start_daemon_with(char *extra) {
   char *argv[] = {g_syncd, "--db", g_db, "run", NULL};
-  char *env[] = {"SYNCD_POLL_MS=300",        "SYNCD_BACKOFF_BASE_MS=100",
-                 "SYNCD_BACKOFF_MAX_MS=800", "SYNCD_PUSH_BATCH=3",
-                 "SYNCD_HEARTBEAT=1",        NULL};
+  /* extra first: of two equal names, getenv sees the first. */
+  char *env[] = {extra != NULL ? extra : "SYNCD_HEARTBEAT=1",
+                 "SYNCD_POLL_MS=300",
+                 "SYNCD_BACKOFF_BASE_MS=100",
+                 "SYNCD_BACKOFF_MAX_MS=800",
+                 "SYNCD_PUSH_BATCH=3",
+                 "SYNCD_HEARTBEAT=1",
+                 NULL};
   harness_proc *p = harness_spawn("syncd", argv, env);
   ck_assert_ptr_nonnull(p);
   return p;
 }
+
+static harness_proc *start_daemon(void) { return start_daemon_with(NULL); }
 
 /* Waits up to 60 s for the daemon to be online with an empty outbox. */
 static bool wait_synced(void) {
@@ -495,6 +511,246 @@ START_TEST(a_reinstalled_device_resumes_its_mutation_ids) {
 }
 END_TEST
 
+/* -------------------------------------------------------------- files --- */
+
+/* n random bytes written to dir/name (mode 0644); their hex SHA-256 into
+ * hex (may be NULL). Returns the bytes (the caller frees them). */
+static unsigned char *write_random(const char *dir, const char *name, size_t n,
+                                   char hex[65]) {
+  unsigned char *b = malloc(n);
+  ck_assert_ptr_nonnull(b);
+  randombytes_buf(b, n);
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(b, 1, n, f), n);
+  ck_assert_int_eq(fclose(f), 0);
+  if (hex != NULL) {
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, b, n);
+    sodium_bin2hex(hex, 65, h, sizeof h);
+  }
+  return b;
+}
+
+static void write_bytes(const char *dir, const char *name,
+                        const unsigned char *b, size_t n) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(b, 1, n, f), n);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+/* PUT /v1/sync/files/{sha256} requests the gateway answered since it
+ * started, whatever their status (its metrics). */
+static long long file_puts(void) {
+  resp *r = harness_http_request("GET", g_gw.admin_port, "/metrics", NULL, NULL,
+                                 NULL);
+  ck_assert_int_eq(r->status, 200);
+  long long n = 0;
+  for (char *line = strtok(r->body, "\n"); line != NULL;
+       line = strtok(NULL, "\n")) {
+    if (strncmp(line, "gateway_http_requests_total{", 28) != 0 ||
+        strstr(line, "PUT") == NULL || strstr(line, "/v1/sync/files/") == NULL)
+      continue;
+    const char *v = strrchr(line, ' ');
+    if (v != NULL) n += atoll(v + 1);
+  }
+  harness_http_free(r);
+  return n;
+}
+
+/* Whether the server holds hex (any tenant: the contents are random). */
+static long long on_server(const char *hex) {
+  return harness_pg_count(
+      &g_pg, "SELECT count(*) FROM sync.files WHERE sha256 = decode($1, 'hex')",
+      hex);
+}
+
+/* The server's files of tenant tid that are not what their name says. */
+static long long corrupt_on_server(const char *tid) {
+  return harness_pg_count(&g_pg,
+                          "SELECT count(*) FROM sync.files WHERE tenant_id = "
+                          "$1::uuid AND sha256 <> sha256(content)",
+                          tid);
+}
+
+/* Waits up to 90 s for `syncd files` to list want files, all uploaded. */
+static bool wait_files_uploaded(size_t want) {
+  for (int64_t end = time_now_ms() + 90000; time_now_ms() < end;) {
+    const char *a[] = {"files", "--json", NULL};
+    json_t *doc = cli_json(a), *list = json_object_get(doc, "files");
+    bool ok = json_array_size(list) == want;
+    size_t i;
+    json_t *f;
+    json_array_foreach(list, i, f) if (strcmp(harness_json_str(f, "state"),
+                                              "uploaded") != 0) ok = false;
+    json_decref(doc);
+    if (ok) return true;
+    usleep(200 * 1000);
+  }
+  return false;
+}
+
+/* Waits up to 60 s for `syncd files` to list want files, pending of them
+ * not uploaded. */
+static bool wait_files_listed(size_t want, size_t pending) {
+  for (int64_t end = time_now_ms() + 60000; time_now_ms() < end;) {
+    const char *a[] = {"files", "--json", NULL};
+    json_t *doc = cli_json(a), *list = json_object_get(doc, "files");
+    size_t n = 0, i;
+    json_t *f;
+    json_array_foreach(list, i, f) if (strcmp(harness_json_str(f, "state"),
+                                              "pending") == 0) n++;
+    bool ok = json_array_size(list) == want && n == pending;
+    json_decref(doc);
+    if (ok) return true;
+    usleep(200 * 1000);
+  }
+  return false;
+}
+
+/* Waits up to 30 s for the daemon's log to hold needle. */
+static bool wait_log(const harness_proc *p, const char *needle) {
+  for (int64_t end = time_now_ms() + 30000; time_now_ms() < end;) {
+    FILE *f = fopen(harness_log_path(p), "r");
+    char line[4096];
+    bool found = false;
+    while (f != NULL && !found && fgets(line, sizeof line, f) != NULL)
+      found = strstr(line, needle) != NULL;
+    if (f != NULL) fclose(f);
+    if (found) return true;
+    usleep(20 * 1000);
+  }
+  return false;
+}
+
+START_TEST(a_folder_is_uploaded_by_hash_once_each) {
+  harness_api_tenant t;
+  ck_assert_int_eq(
+      harness_api_create_tenant(g_gw.http_port, "kitf", PASSWORD, &t), 201);
+  char saved[512], dir[600], url[128];
+  snprintf(saved, sizeof saved, "%s", g_db);
+  snprintf(g_db, sizeof g_db, "%s/files.db", harness_init());
+  snprintf(dir, sizeof dir, "%s/watched", harness_init());
+  ck_assert_int_eq(mkdir(dir, 0700), 0);
+  /* The server already has pre.pdf (uploaded by staff over HTTP). */
+  char hpre[65], ha[65], hb[65], hbig[65], hout[65];
+  unsigned char *pre = write_random(dir, "pre.pdf", 3000, hpre);
+  char path[128];
+  snprintf(path, sizeof path, "/v1/sync/files/%s", hpre);
+  const char *oct[] = {"Content-Type: application/octet-stream", NULL};
+  resp *r = harness_http_request_bytes(
+      "PUT", g_gw.http_port, path, (const char *)pre, 3000, t.owner_token, oct);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  free(pre);
+  long long puts0 = file_puts();
+  ck_assert_int_ge(puts0, 1);
+  /* a.pdf and copy.pdf: the same bytes; b.pdf; big.pdf: 2 MiB. */
+  unsigned char *a = write_random(dir, "a.pdf", 1000, ha);
+  write_bytes(dir, "copy.pdf", a, 1000);
+  free(a);
+  free(write_random(dir, "b.pdf", 5000, hb));
+  free(write_random(dir, "big.pdf", 2u << 20, hbig));
+  /* Never uploaded: a symlink to a file outside the folder, a file over
+   * the 25 MiB cap, a hidden file, a folder. */
+  free(write_random(harness_init(), "outside.pdf", 700, hout));
+  char target[1024], link[1024];
+  snprintf(target, sizeof target, "%s/outside.pdf", harness_init());
+  snprintf(link, sizeof link, "%s/link.pdf", dir);
+  ck_assert_int_eq(symlink(target, link), 0);
+  snprintf(link, sizeof link, "%s/huge.pdf", dir);
+  int fd = open(link, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(ftruncate(fd, (off_t)26 << 20), 0);
+  close(fd);
+  free(write_random(dir, ".partial.pdf", 100, NULL));
+  snprintf(link, sizeof link, "%s/sub", dir);
+  ck_assert_int_eq(mkdir(link, 0700), 0);
+
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", g_gw.http_port);
+  setenv("SYNCD_EMAIL", t.owner_email, 1);
+  setenv("SYNCD_PASSWORD", PASSWORD, 1);
+  const char *init[] = {"init",   "--url",  url,       "--tenant", t.slug,
+                        "--name", "Office", "--files", dir,        NULL};
+  ck_assert_int_eq(cli(NULL, 0, init), 0);
+  unsetenv("SYNCD_EMAIL");
+  unsetenv("SYNCD_PASSWORD");
+  harness_proc *d = start_daemon();
+  ck_assert_msg(wait_files_uploaded(5), "the folder never got uploaded");
+  /* Exactly the 4 distinct contents, each PUT once except pre.pdf, which
+   * was not sent at all; nothing from outside the folder. */
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM sync.files WHERE "
+                                    "tenant_id = $1::uuid",
+                                    t.id),
+                   4);
+  const char *mine[] = {hpre, ha, hb, hbig};
+  for (int i = 0; i < 4; i++) ck_assert_int_eq(on_server(mine[i]), 1);
+  ck_assert_int_eq(on_server(hout), 0);
+  ck_assert_int_eq(file_puts() - puts0, 3);
+  ck_assert_int_eq(corrupt_on_server(t.id), 0);
+  snprintf(path, sizeof path, "/v1/sync/files/%s", hbig);
+  r = call("HEAD", path, NULL, t.owner_token);
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+
+  /* Offline: a new file and a changed one wait; back online, they go
+   * (the gateway's counters start again at 0). */
+  harness_service_stop(&g_gw, 15000);
+  ck_assert(wait_online(false));
+  char hnew[65], hb2[65];
+  free(write_random(dir, "new.pdf", 4000, hnew));
+  free(write_random(dir, "b.pdf", 6000, hb2));
+  /* Hashed and listed while offline, pending. */
+  ck_assert_msg(wait_files_listed(6, 2), "offline changes never recorded");
+  ck_assert_int_eq(on_server(hnew), 0);
+  ck_assert(harness_service_restart(&g_gw, "gateway", &kSvc, g_gw_extra));
+  ck_assert_msg(wait_files_uploaded(6), "the files never went after offline");
+  ck_assert_int_eq(on_server(hnew), 1);
+  ck_assert_int_eq(on_server(hb2), 1);
+  ck_assert_int_eq(file_puts(), 2);
+
+  /* kill -9 mid-upload (the send rate capped so it is surely mid-way):
+   * nothing half-stored; a restart sends it whole. */
+  harness_stop(d, 15000);
+  char hlate[65];
+  free(write_random(dir, "late.pdf", 6u << 20, hlate));
+  d = start_daemon_with("SYNCD_UPLOAD_BPS=1048576");
+  char needle[128];
+  snprintf(needle, sizeof needle, "uploading %s", hlate);
+  ck_assert_msg(wait_log(d, needle), "the upload never started");
+  harness_signal(d, SIGKILL);
+  harness_wait_exit(d, 10000);
+  harness_stop(d, 1000);
+  ck_assert_int_eq(on_server(hlate), 0);
+  const char *fl[] = {"files", NULL};
+  char table[8192];
+  ck_assert_int_eq(cli(table, sizeof table, fl), 0);
+  ck_assert_ptr_nonnull(strstr(table, "pending"));
+  d = start_daemon();
+  ck_assert_msg(wait_files_uploaded(7), "the upload never completed");
+  ck_assert_int_eq(on_server(hlate), 1);
+  ck_assert_int_eq(corrupt_on_server(t.id), 0);
+
+  /* inotify: with a poll of an hour, a file landing in the folder still
+   * goes out (only the folder's event can start that round). */
+  harness_stop(d, 15000);
+  d = start_daemon_with("SYNCD_POLL_MS=3600000");
+  ck_assert(wait_online(true));
+  char hnote[65];
+  free(write_random(dir, "note.pdf", 900, hnote));
+  ck_assert_msg(wait_files_uploaded(8), "inotify never started a round");
+  ck_assert_int_eq(on_server(hnote), 1);
+  harness_stop(d, 15000);
+  snprintf(g_db, sizeof g_db, "%s", saved);
+}
+END_TEST
+
 /* --------------------------------------------------------------- main --- */
 
 static bool start_system(void) {
@@ -540,6 +796,7 @@ static bool start_system(void) {
 
 int main(void) {
   const char *dir = harness_init();
+  if (sodium_init() < 0) return EXIT_FAILURE;
   curl_global_init(CURL_GLOBAL_DEFAULT);
   snprintf(g_syncd, sizeof g_syncd, "%s",
            harness_bin_path("clients/syncd/syncd"));
@@ -557,6 +814,7 @@ int main(void) {
                    NULL);
   HARNESS_ADD_CASE(su, offline_orders_survive_kill_9_and_land_exactly_once, 300,
                    NULL);
+  HARNESS_ADD_CASE(su, a_folder_is_uploaded_by_hash_once_each, 300, NULL);
   int failed = harness_run_shared(su);
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_gw, 15000);
