@@ -163,6 +163,20 @@ START_TEST(the_table_report_names_every_operation) {
                        "P99_MS",       "orders placed:", "placed by devices"};
   for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
     ck_assert_msg(strstr(g_out, ops[i]) != NULL, "report has %s", ops[i]);
+  /* --devices 0: no device is made and none pushes, pulls or beats. */
+  rc = clients_run(g_out, sizeof g_out,
+                   "%s --server %s --tenants 1 --duration 2s --rate 20 "
+                   "--devices 0 --heartbeat 1 --json",
+                   harness_bin_path("tools/bots/bots"), g_sys.base);
+  ck_assert_int_eq(rc, 0);
+  json_t *j = json_loads(g_out, 0, NULL);
+  ck_assert_ptr_nonnull(j);
+  ck_assert_int_eq(harness_json_int(j, "devices.count"), 0);
+  ck_assert_int_eq(harness_json_int(j, "setup.requests"), 1 + 2 + 3 * 2 + 5);
+  ck_assert_int_eq(harness_json_int(j, "operations.push.count"), 0);
+  ck_assert_int_eq(harness_json_int(j, "operations.pull.count"), 0);
+  ck_assert_int_eq(harness_json_int(j, "operations.heartbeat.count"), 0);
+  json_decref(j);
 }
 END_TEST
 
