@@ -33,6 +33,15 @@ static bool start_services(clients_system *s, char *const auth_extra[]) {
     return false;
   snprintf(s->ord_addr, sizeof s->ord_addr, "ORDERS_ADDR=%s",
            s->orders.rpc_url);
+  /* sync: the devices of tools/bots (--devices). */
+  char *sync_extra[] = {
+      s->auth_addr, s->ord_addr,
+      "SYNC_DEVICE_PEPPER=clients-pepper-not-secret-0123456789abcdef", NULL};
+  snprintf(name, sizeof name, "%s-sync", s->tag);
+  if (!harness_service_start(&s->sync, name, "services/sync/sync", &s->opts,
+                             sync_extra))
+    return false;
+  snprintf(s->sync_addr, sizeof s->sync_addr, "SYNC_ADDR=%s", s->sync.rpc_url);
   return true;
 }
 
@@ -47,6 +56,7 @@ bool clients_system_start(clients_system *s, const char *tag,
   char *gw[] = {s->auth_addr,
                 s->ten_addr,
                 s->ord_addr,
+                s->sync_addr,
                 s->auth_events,
                 s->ten_events,
                 "GATEWAY_RATE_BURST=100000",
@@ -96,6 +106,7 @@ bool clients_system_restart_gateway(clients_system *s) {
 void clients_system_stop(clients_system *s) {
   harness_service_stop(&s->realtime, 15000);
   harness_service_stop(&s->gw, 15000);
+  harness_service_stop(&s->sync, 15000);
   harness_service_stop(&s->orders, 15000);
   harness_service_stop(&s->tenants, 15000);
   harness_service_stop(&s->auth, 15000);

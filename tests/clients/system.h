@@ -21,10 +21,10 @@ typedef struct clients_system {
   harness_pg pg;
   harness_redis redis;
   harness_service_opts opts;
-  harness_service auth, tenants, orders, gw, realtime;
+  harness_service auth, tenants, orders, sync, gw, realtime;
   harness_service_opts rt_opts;
   char ws_url[64]; /* "ws://127.0.0.1:<port>" once realtime runs */
-  char auth_addr[96], ten_addr[96], ord_addr[96];
+  char auth_addr[96], ten_addr[96], ord_addr[96], sync_addr[96];
   char auth_events[96], ten_events[96];
   char *gw_extra[12]; /* kept for restarting the gateway */
   char base[64];      /* "http://127.0.0.1:<gateway port>" */

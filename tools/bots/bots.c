@@ -1,7 +1,8 @@
 /*
  * bots.c - the load bots' command line (README.md): parse and bound the
  * arguments, make the tenants (world.c), run the load (load.c), print
- * the report as a table or JSON.
+ * the report as a table or JSON (devices: their own operations push, pull
+ * and heartbeat, and the orders and mutations they made).
  *
  * Exit codes: 0 the run had no failed request (and, with --realtime,
  * every event was delivered); 1 some requests failed or events went
@@ -40,6 +41,7 @@ static int fail_usage(const char *msg) {
           "usage: bots [--server URL] [--tenants N] [--duration 60s|2m]\n"
           "            [--rate OPS_PER_S] [--concurrency N] [--customers N]\n"
           "            [--products N] [--stock N] [--timeout MS]\n"
+          "            [--devices N] [--heartbeat SECONDS]\n"
           "            [--realtime ws://HOST:PORT] [--json]\n",
           msg);
   return 2;
@@ -75,6 +77,8 @@ static int parse(args *a, bots_world *w, int argc, char **argv) {
       {"stock", required_argument, 0, 'k'},
       {"timeout", required_argument, 0, 'T'},
       {"realtime", required_argument, 0, 'R'},
+      {"devices", required_argument, 0, 'D'},
+      {"heartbeat", required_argument, 0, 'H'},
       {"json", no_argument, 0, 'j'},
       {0, 0, 0, 0}};
   int o;
@@ -124,6 +128,15 @@ static int parse(args *a, bots_world *w, int argc, char **argv) {
         return fail_usage("--realtime: ws://host:port");
       a->realtime = optarg;
       break;
+    case 'D':
+      if ((w->devices = (int)bounded(optarg, 0, BOTS_MAX_DEVICES)) < 0)
+        return fail_usage("--devices: 0..20");
+      break;
+    case 'H':
+      if ((v = bounded(optarg, 1, 3600)) < 0)
+        return fail_usage("--heartbeat: 1..3600 seconds");
+      a->load.beat_s = (double)v;
+      break;
     case 'j':
       a->json = true;
       break;
@@ -144,6 +157,36 @@ static void order_counts(const bots_world *w, long counts[ST_COUNT],
       counts[w->tenants[i].orders[k].status]++;
       (*total)++;
     }
+}
+
+/* Orders the devices placed and the mutations they sent (answered). */
+static void device_counts(const bots_world *w, long *orders, long *mutations) {
+  *orders = *mutations = 0;
+  for (int i = 0; i < w->ntenants; i++)
+    for (int k = 0; k < w->tenants[i].ndevices; k++) {
+      *orders += w->tenants[i].devices[k].orders;
+      *mutations += (long)(w->tenants[i].devices[k].next_mid - 1);
+    }
+}
+
+/* {"count","orders","mutations","list":[{"tenant","id","orders",
+ * "mutations","uncertain"}]} */
+static json_t *devices_json(const bots_world *w) {
+  long orders, mutations;
+  device_counts(w, &orders, &mutations);
+  json_t *list = json_array();
+  for (int i = 0; i < w->ntenants; i++)
+    for (int k = 0; k < w->tenants[i].ndevices; k++) {
+      const bot_device *d = &w->tenants[i].devices[k];
+      json_array_append_new(
+          list,
+          json_pack("{sssssIsIsb}", "tenant", w->tenants[i].id, "id", d->id,
+                    "orders", (json_int_t)d->orders, "mutations",
+                    (json_int_t)(d->next_mid - 1), "uncertain", d->uncertain));
+    }
+  return json_pack("{sisIsIso}", "count", w->ntenants * w->devices, "orders",
+                   (json_int_t)orders, "mutations", (json_int_t)mutations,
+                   "list", list);
 }
 
 static long load_failures(const load_result *r, long *ops) {
@@ -176,6 +219,12 @@ static void report_table(const args *a, bots_world *w, load_result *r,
   for (int s = 0; s < ST_COUNT; s++)
     printf("%s%s %ld", s ? ", " : "", kStatusNames[s], counts[s]);
   printf(")\n");
+  long dorders, dmut;
+  device_counts(w, &dorders, &dmut);
+  if (w->devices > 0)
+    printf("devices: %d (%d per tenant, heartbeat every %.0f s), %ld orders "
+           "placed by devices, %ld mutations sent\n",
+           w->ntenants * w->devices, w->devices, a->load.beat_s, dorders, dmut);
   if (rt->on)
     printf("realtime: %ld listeners on orders.<tenant>, %ld of %ld events "
            "delivered (%ld missing; %ld other events), %ld connections "
@@ -205,6 +254,10 @@ static void report_json(const args *a, bots_world *w, load_result *r,
       (json_int_t)failed, "late_starts", (json_int_t)r->late, "unanswered",
       (json_int_t)r->uncertain, "operations", opj, "orders", "placed",
       (json_int_t)total, "by_status", byst, "tenants", tenants);
+  json_t *cfg = json_object_get(o, "config");
+  json_object_set_new(cfg, "devices", json_integer(w->devices));
+  json_object_set_new(cfg, "heartbeat_s", json_real(a->load.beat_s));
+  json_object_set_new(o, "devices", devices_json(w));
   json_object_set_new(o, "realtime",
                       rt->on ? json_pack("{sIsIsIsIsI}", "listeners",
                                          (json_int_t)rt->listeners,
@@ -221,7 +274,7 @@ static void report_json(const args *a, bots_world *w, load_result *r,
 /* Every change the bots made is one event on orders.<tenant>. */
 static long expected_events(const load_result *r) {
   return r->ops[OP_CREATE_ORDER].ok + r->ops[OP_ADVANCE_ORDER].ok +
-         r->ops[OP_CANCEL_ORDER].ok;
+         r->ops[OP_CANCEL_ORDER].ok + r->device_changes;
 }
 
 /* Set-up, listeners, load, settle, report; the exit code. */
@@ -256,8 +309,10 @@ int main(int argc, char **argv) {
                          .ntenants = 2,
                          .customers = 3,
                          .products = 5,
+                         .devices = 1,
                          .stock = 1000000};
-  args a = {.load = {.rate = 20, .duration_s = 10, .concurrency = 16}};
+  args a = {
+      .load = {.rate = 20, .duration_s = 10, .concurrency = 16, .beat_s = 30}};
   int rc = parse(&a, &w, argc, argv);
   if (rc != 0) return rc;
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 4;

@@ -121,6 +121,28 @@ static int make_product(bots_world *w, bot_tenant *t, int k) {
   return 0;
 }
 
+/* A device registered by the staff member, then its session: the secret
+ * is exchanged at once and never kept. */
+static int make_device(bots_world *w, bot_tenant *t, int k) {
+  bot_device *d = &t->devices[k];
+  char name[32], path[96];
+  snprintf(name, sizeof name, "Bot till %d", k);
+  json_t *a = NULL;
+  if (call(w, "POST", "/v1/sync/devices", t->staff.token, NULL,
+           json_pack("{ssss}", "name", name, "platform", "bots"), 201, &a) != 0)
+    return -1;
+  copy(d->id, sizeof d->id, json_object_get(a, "device"), "id");
+  const char *sec = xfer_str(a, "device_secret");
+  json_t *body = json_pack("{ss}", "device_secret", sec ? sec : "");
+  json_decref(a);
+  snprintf(path, sizeof path, "/v1/sync/devices/%s/session", d->id);
+  if (call(w, "POST", path, NULL, t->slug, body, 200, &a) != 0) return -1;
+  copy(d->token, sizeof d->token, a, "access_token");
+  json_decref(a);
+  d->next_mid = 1;
+  return 0;
+}
+
 int world_setup(bots_world *w) {
   if (sodium_init() < 0) return -1;
   uint8_t raw[16];
@@ -138,6 +160,9 @@ int world_setup(bots_world *w) {
     for (int k = 0; k < w->products; k++)
       if (make_product(w, t, k) != 0) return -1;
     t->nproducts = w->products;
+    for (int k = 0; k < w->devices; k++)
+      if (make_device(w, t, k) != 0) return -1;
+    t->ndevices = w->devices;
   }
   return 0;
 }

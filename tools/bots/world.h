@@ -21,6 +21,7 @@
 #define BOTS_MAX_PRODUCTS 50
 #define BOTS_MAX_ORDERS_PER_TENANT 100000
 #define BOTS_TOKEN_MAX 1024
+#define BOTS_MAX_DEVICES 20
 
 /* Order statuses in their forward order; cancelled last. */
 enum {
@@ -43,9 +44,26 @@ typedef struct bot_user {
 typedef struct bot_order {
   char id[UUID_STR_LEN + 1];
   int status, customer;
-  bool busy;      /* a request about it is in flight */
-  bool uncertain; /* a change got no answer: its state is unknown */
+  int device;        /* 1 + the index of the device that made it; 0: a
+                      * customer's (only its device changes it then) */
+  long long version; /* a device's order: the version it last saw */
+  bool busy;         /* a request about it is in flight */
+  bool uncertain;    /* a change got no answer: its state is unknown */
 } bot_order;
+
+/* A simulated offline device (the sync API): registered by the staff
+ * member, one mutation stream (ids 1, 2, 3, ...) and one pull cursor. */
+typedef struct bot_device {
+  char id[UUID_STR_LEN + 1];
+  char token[BOTS_TOKEN_MAX];
+  long long next_mid; /* the next mutation id; next_mid - 1 were answered */
+  long long cursor;   /* of its pulls */
+  long orders;        /* orders its createOrder mutations made */
+  bool busy;          /* a push or a pull in flight */
+  bool beating;       /* a heartbeat in flight */
+  bool uncertain;     /* a push got no answer: its mutation ids unknown */
+  long long next_beat_ns;
+} bot_device;
 
 typedef struct bot_tenant {
   char id[UUID_STR_LEN + 1];
@@ -55,6 +73,8 @@ typedef struct bot_tenant {
   int ncustomers;
   char products[BOTS_MAX_PRODUCTS][UUID_STR_LEN + 1];
   int nproducts;
+  bot_device devices[BOTS_MAX_DEVICES];
+  int ndevices;
   bot_order *orders;
   size_t norders, cap;
 } bot_tenant;
@@ -62,7 +82,7 @@ typedef struct bot_tenant {
 typedef struct bots_world {
   const char *base;
   long timeout_ms;
-  int ntenants, customers, products;
+  int ntenants, customers, products, devices;
   long stock;
   char password[48]; /* random per run, never printed */
   bot_tenant *tenants;
@@ -70,7 +90,9 @@ typedef struct bots_world {
 } bots_world;
 
 /* Creates w->ntenants tenants through the API (tenant + owner, a staff
- * member, customers who register and log in, products with stock).
+ * member, customers who register and log in, products with stock, and
+ * w->devices devices registered by the staff member, each with a session
+ * token).
  * Returns 0, or -1 with the failing step printed to stderr. */
 int world_setup(bots_world *w);
 
