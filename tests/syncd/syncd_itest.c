@@ -551,13 +551,16 @@ static long long file_puts(void) {
                                  NULL);
   ck_assert_int_eq(r->status, 200);
   long long n = 0;
-  for (char *line = strtok(r->body, "\n"); line != NULL;
-       line = strtok(NULL, "\n")) {
+  char *save = NULL;
+  for (char *line = strtok_r(r->body, "\n", &save); line != NULL;
+       line = strtok_r(NULL, "\n", &save)) {
     if (strncmp(line, "gateway_http_requests_total{", 28) != 0 ||
         strstr(line, "PUT") == NULL || strstr(line, "/v1/sync/files/") == NULL)
       continue;
     const char *v = strrchr(line, ' ');
-    if (v != NULL) n += atoll(v + 1);
+    char *end = NULL;
+    long long c = v != NULL ? strtoll(v + 1, &end, 10) : 0;
+    if (v != NULL && end != v + 1) n += c;
   }
   harness_http_free(r);
   return n;
