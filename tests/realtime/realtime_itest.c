@@ -55,8 +55,11 @@ static int g_ws_port, g_ws2_port;
 
 #define ADDR_CAP 48 /* REALTIME_MAX_CONNECTIONS_PER_IP */
 /* Replica 1's REALTIME_SEND_QUEUE_BYTES: small, so that a client that
- * stops reading reaches it after a few MB fill the kernel's buffers. */
-#define SEND_QUEUE 65536
+ * stops reading reaches it after a few MB fill the kernel's buffers, yet
+ * well above a burst of publications (the scenario PATCHes 10 at a time,
+ * ~90 KB), so that a reader slowed by a loaded machine is not cut too
+ * (64 KiB once was, in CI). */
+#define SEND_QUEUE 262144
 
 static const harness_service_opts kSvc = {
     .pg = &g_pg, .redis = &g_redis, .rpc_workers = 4, .log_level = "info"};

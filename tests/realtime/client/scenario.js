@@ -494,7 +494,8 @@ async function slowClient() {
   check(got.length === want && consecutive(got, rs.offset + 1) &&
         got.every((p, i) => p.event.type === 'ProductChanged' && p.event.data.id === product.id &&
                   (i === 0 || p.event.data.version === got[i - 1].event.data.version + 1)),
-        `the reading client got all ${want} publications, in order (offsets and versions consecutive)`);
+        `the reading client got all ${want} publications, in order (offsets and versions consecutive)` +
+        (got.length === want ? '' : `: got ${got.length}, closed ${reader.closed}`));
   check(reader.closed === null, 'the reading client stays open');
 
   slow.ws._socket.resume(); // reads what the kernel kept, then the close
