@@ -815,14 +815,14 @@ START_TEST(realtime_starts_pulls_and_the_poll_survives_without_it) {
   snprintf(g_db, sizeof g_db, "%s/rt.db", harness_init());
   kitchen k;
   open_kitchen(&k);
+  const char *subscribed = "syncd: realtime subscribed";
+  int subs = log_count(k.daemon, subscribed); /* the log is appended to */
   harness_stop(k.daemon, 15000);
   const char *bad[] = {"init", "--realtime", "http://127.0.0.1:1", NULL};
   ck_assert_int_eq(cli(NULL, 0, bad), 1);
   snprintf(url, sizeof url, "ws://127.0.0.1:%d/v1/realtime", g_ws_port);
   const char *a[] = {"init", "--realtime", url, NULL};
   ck_assert_int_eq(cli(NULL, 0, a), 0);
-  const char *subscribed = "syncd: realtime subscribed";
-  int subs = log_count(k.daemon, subscribed);
 
   harness_proc *d = start_daemon_with("SYNCD_POLL_MS=3600000");
   ck_assert_msg(wait_log_count(d, subscribed, subs + 1),
