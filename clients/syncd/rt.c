@@ -57,7 +57,8 @@ static void retry_later(rt *r, int64_t ms) {
 }
 
 static void lost(rt *r) {
-  if (r->state == ST_READY) fprintf(stderr, "syncd: realtime lost\n");
+  if (r->state == ST_READY && !atomic_load(&r->stop))
+    fprintf(stderr, "syncd: realtime lost\n");
   r->wsi = NULL;
   r->state = ST_IDLE;
   atomic_store(&r->live, false);
