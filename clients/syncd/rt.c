@@ -5,8 +5,8 @@
  * lws_cancel_service; the thread then asks for a writable callback and
  * sends `refresh` there. Frames are sent one per writable callback, in
  * order: auth, subscribe orders, subscribe tables, then refreshes.
- * Incoming messages are reassembled up to 64 KiB (the protocol's cap);
- * only `op` and the `ready` frame's tenant_id are read.
+ * Incoming messages are reassembled up to 64 KiB (the protocol's cap;
+ * libs/wsc); only `op` and the `ready` frame's tenant_id are read.
  */
 #include "clients/syncd/rt.h"
 
@@ -20,8 +20,8 @@
 #include <string.h>
 
 #include "clients/syncd/clock.h"
+#include "libs/wsc/wsc.h"
 
-#define MSG_MAX 65536
 #define TOKEN_MAX 1024
 
 enum { ST_IDLE, ST_OPEN, ST_READY };
@@ -43,9 +43,7 @@ struct rt {
   unsigned sent_gen;
   bool auth_sent;
   char tenant[40];
-  char msg[MSG_MAX];
-  size_t len;
-  bool too_long;
+  wsc_msg msg;
 };
 
 static uint32_t rnd(uint32_t n) { return randombytes_uniform(n); }
@@ -78,8 +76,7 @@ static void connect_now(lws_sorted_usec_list_t *sul) {
   r->state = ST_OPEN;
   r->auth_sent = false;
   r->subs_sent = 0;
-  r->len = 0;
-  r->too_long = false;
+  wsc_msg_reset(&r->msg);
   struct lws_client_connect_info ci = {.context = r->ctx,
                                        .address = r->host,
                                        .port = r->port,
@@ -154,7 +151,7 @@ static bool uuid_ok(const char *s) {
 }
 
 static void on_message(rt *r, struct lws *wsi) {
-  json_t *j = json_loadb(r->msg, r->len, 0, NULL);
+  json_t *j = json_loadb(r->msg.buf, r->msg.len, 0, NULL);
   const char *op = json_string_value(json_object_get(j, "op"));
   if (op == NULL) {
   } else if (strcmp(op, "pub") == 0) {
@@ -180,20 +177,6 @@ static void on_message(rt *r, struct lws *wsi) {
   json_decref(j);
 }
 
-static int on_receive(rt *r, struct lws *wsi, const void *in, size_t len) {
-  if (r->len + len > MSG_MAX) r->too_long = true;
-  if (!r->too_long) {
-    memcpy(r->msg + r->len, in, len);
-    r->len += len;
-  }
-  if (lws_is_final_fragment(wsi)) {
-    if (!r->too_long) on_message(r, wsi);
-    r->len = 0;
-    r->too_long = false;
-  }
-  return 0;
-}
-
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len) {
   (void)user;
@@ -207,7 +190,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
   case LWS_CALLBACK_CLIENT_WRITEABLE:
     return on_writable(r, wsi);
   case LWS_CALLBACK_CLIENT_RECEIVE:
-    return on_receive(r, wsi, in, len);
+    if (wsc_msg_add(&r->msg, in, len, lws_is_final_fragment(wsi)))
+      on_message(r, wsi);
+    return 0;
   case LWS_CALLBACK_EVENT_WAIT_CANCELLED: /* rt_token or rt_stop */
     if (r->wsi != NULL && r->state == ST_READY && token_changed(r))
       lws_callback_on_writable(r->wsi);
@@ -239,23 +224,7 @@ static void *serve(void *arg) {
 
 int rt_parse_url(const char *url, char *host, size_t hcap, int *port,
                  char *path, size_t pcap) {
-  if (url == NULL || strncmp(url, "ws://", 5) != 0) return -1;
-  const char *h = url + 5, *slash = strchr(h, '/');
-  const char *hend = slash != NULL ? slash : h + strlen(h);
-  const char *c = memchr(h, ':', (size_t)(hend - h));
-  if (c == NULL || c == h || (size_t)(c - h) >= hcap) return -1;
-  snprintf(host, hcap, "%.*s", (int)(c - h), h);
-  long n = 0;
-  for (const char *d = c + 1; d < hend; d++) {
-    if (*d < '0' || *d > '9' || n > 65535) return -1;
-    n = n * 10 + (*d - '0');
-  }
-  if (n <= 0 || n > 65535) return -1;
-  *port = (int)n;
-  const char *p = slash != NULL ? slash : "/v1/realtime";
-  if (strlen(p) >= pcap) return -1;
-  snprintf(path, pcap, "%s", p);
-  return 0;
+  return wsc_parse_url(url, host, hcap, port, path, pcap, "/v1/realtime");
 }
 
 rt *rt_start(const char *url, int64_t backoff_base_ms, int64_t backoff_max_ms) {
