@@ -12,6 +12,7 @@ typedef struct run_cfg {
   int64_t poll_ms;         /* SYNCD_POLL_MS, default 2000 */
   int64_t backoff_base_ms; /* SYNCD_BACKOFF_BASE_MS, default 500 */
   int64_t backoff_max_ms;  /* SYNCD_BACKOFF_MAX_MS, default 30000 */
+  char realtime_url[512];  /* SYNCD_REALTIME_URL or init --realtime; "": none */
 } run_cfg;
 
 /* The sync loop until SIGTERM/SIGINT. */

@@ -7,6 +7,8 @@
  *   syncd [--db FILE] order status ORDER_ID STATUS
  *   syncd [--db FILE] init --files DIR      (the folder to upload; also
  *                                            with the other init options)
+ *   syncd [--db FILE] init --realtime URL   (ws://host:port/v1/realtime;
+ *                                            "" forgets it)
  *   syncd [--db FILE] status | conflicts [--json] | orders [--json]
  *   syncd [--db FILE] files [--json]
  *
@@ -27,12 +29,13 @@
 #include "clients/syncd/cli.h"
 #include "clients/syncd/files.h"
 #include "clients/syncd/local.h"
+#include "clients/syncd/rt.h"
 #include "clients/syncd/store.h"
 
 static int usage(void) {
   fputs("usage: syncd [--db FILE] init --url URL --tenant SLUG [--name NAME] "
         "[--device ID]\n"
-        "       syncd [--db FILE] init --files DIR\n"
+        "       syncd [--db FILE] init --files DIR | --realtime URL\n"
         "       syncd [--db FILE] run\n"
         "       syncd [--db FILE] order add --product ID --qty N [--table T]\n"
         "       syncd [--db FILE] order status ORDER_ID STATUS\n"
@@ -93,13 +96,30 @@ static int set_files_dir(sqlite3 *db, const char *dir) {
 static int register_device(sqlite3 *db, const sync_cfg *cfg, int argc,
                            char **argv, int i);
 
+/* Records the realtime endpoint ("" forgets it: poll only). */
+static int set_realtime(sqlite3 *db, const char *url) {
+  char host[256], path[256];
+  int port;
+  if (*url != '\0' &&
+      rt_parse_url(url, host, sizeof host, &port, path, sizeof path) != 0) {
+    fprintf(stderr, "syncd: --realtime %s: not ws://host:port[/path]\n", url);
+    return 1;
+  }
+  return store_set(db, "realtime_url", url) == 0 ? 0 : 1;
+}
+
 static int cmd_init(sqlite3 *db, const sync_cfg *cfg, int argc, char **argv,
                     int i) {
   const char *files = opt(argc, argv, i, "--files");
-  if (files != NULL && opt(argc, argv, i, "--url") == NULL)
-    return set_files_dir(db, files);
+  const char *realtime = opt(argc, argv, i, "--realtime");
+  if ((files != NULL || realtime != NULL) &&
+      opt(argc, argv, i, "--url") == NULL) {
+    int rc = realtime != NULL ? set_realtime(db, realtime) : 0;
+    return rc == 0 && files != NULL ? set_files_dir(db, files) : rc;
+  }
   int rc = register_device(db, cfg, argc, argv, i);
   if (rc == 0 && files != NULL) rc = set_files_dir(db, files);
+  if (rc == 0 && realtime != NULL) rc = set_realtime(db, realtime);
   return rc;
 }
 
@@ -184,10 +204,16 @@ static int dispatch(sqlite3 *db, int argc, char **argv, int i) {
       fputs("syncd: not registered (syncd init)\n", stderr);
       return 1;
     }
-    const run_cfg rc = {
+    run_cfg rc = {
         .poll_ms = env_int("SYNCD_POLL_MS", 2000, 50, 3600000),
         .backoff_base_ms = env_int("SYNCD_BACKOFF_BASE_MS", 500, 10, 60000),
         .backoff_max_ms = env_int("SYNCD_BACKOFF_MAX_MS", 30000, 10, 3600000)};
+    const char *rtu = getenv("SYNCD_REALTIME_URL");
+    if (rtu != NULL && *rtu != '\0')
+      snprintf(rc.realtime_url, sizeof rc.realtime_url, "%s", rtu);
+    else if (!store_get(db, "realtime_url", rc.realtime_url,
+                        sizeof rc.realtime_url))
+      rc.realtime_url[0] = '\0';
     int r = run_loop(&x, &rc);
     sodium_memzero(&x, sizeof x);
     return r;

@@ -18,6 +18,7 @@
 #include "clients/syncd/files.h"
 #include "clients/syncd/local.h"
 #include "clients/syncd/replica.h"
+#include "clients/syncd/rt.h"
 #include "clients/syncd/store.h"
 
 #define PRODUCT "01900000-0000-7000-8000-000000000001"
@@ -276,6 +277,33 @@ START_TEST(the_folder_scan_hashes_regular_files_only) {
 }
 END_TEST
 
+START_TEST(realtime_urls_are_parsed_strictly) {
+  char host[64], path[64];
+  int port = 0;
+  ck_assert_int_eq(rt_parse_url("ws://127.0.0.1:8081", host, sizeof host, &port,
+                                path, sizeof path),
+                   0);
+  ck_assert_str_eq(host, "127.0.0.1");
+  ck_assert_int_eq(port, 8081);
+  ck_assert_str_eq(path, "/v1/realtime");
+  ck_assert_int_eq(rt_parse_url("ws://rt.example:80/v1/realtime", host,
+                                sizeof host, &port, path, sizeof path),
+                   0);
+  ck_assert_str_eq(host, "rt.example");
+  ck_assert_int_eq(port, 80);
+  ck_assert_str_eq(path, "/v1/realtime");
+  const char *bad[] = {
+      "http://h:1", "ws://h",    "ws://:80", "ws://h:0", "ws://h:70000",
+      "ws://h:8x/", "ws://h:/p", "",         NULL};
+  for (int i = 0; bad[i] != NULL; i++)
+    ck_assert_msg(
+        rt_parse_url(bad[i], host, sizeof host, &port, path, sizeof path) != 0,
+        "%s accepted", bad[i]);
+  ck_assert_int_ne(
+      rt_parse_url(NULL, host, sizeof host, &port, path, sizeof path), 0);
+}
+END_TEST
+
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
   Suite *s = suite_create("syncd");
@@ -286,6 +314,7 @@ int main(void) {
   tcase_add_test(tc, the_file_is_private_and_mutations_queue_in_order);
   tcase_add_test(tc, pulls_rebase_pending_changes_and_results_record_once);
   tcase_add_test(tc, the_folder_scan_hashes_regular_files_only);
+  tcase_add_test(tc, realtime_urls_are_parsed_strictly);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -50,12 +50,15 @@ extern char **environ;
 
 static harness_pg g_pg;
 static harness_redis g_redis;
-static harness_service g_auth, g_tenants, g_orders, g_sync, g_gw;
-static char *g_gw_extra[12];
+static harness_service g_auth, g_tenants, g_orders, g_sync, g_gw, g_rt;
+static char *g_gw_extra[12], *g_rt_extra[8];
+static int g_ws_port;
 static char g_syncd[512], g_db[512];
 
 static const harness_service_opts kSvc = {
     .pg = &g_pg, .redis = &g_redis, .rpc_workers = 8, .log_level = "info"};
+static const harness_service_opts kNoDb = {.redis = &g_redis,
+                                           .log_level = "info"};
 
 typedef harness_http_resp resp;
 
@@ -754,7 +757,142 @@ START_TEST(a_folder_is_uploaded_by_hash_once_each) {
 }
 END_TEST
 
+/* ----------------------------------------------------------- realtime --- */
+
+/* How many lines of p's log (appended across restarts) hold needle. */
+static int log_count(const harness_proc *p, const char *needle) {
+  FILE *f = fopen(harness_log_path(p), "r");
+  char line[4096];
+  int n = 0;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    n += strstr(line, needle) != NULL;
+  if (f != NULL) fclose(f);
+  return n;
+}
+
+static bool wait_log_count(const harness_proc *p, const char *needle, int n) {
+  for (int64_t end = time_now_ms() + 60000; time_now_ms() < end;) {
+    if (log_count(p, needle) >= n) return true;
+    usleep(50 * 1000);
+  }
+  return false;
+}
+
+/* Waits up to 60 s for the local replica to show order id with status
+ * want. */
+static bool wait_replica(const char *id, const char *want) {
+  const char *a[] = {"orders", "--json", NULL};
+  for (int64_t end = time_now_ms() + 60000; time_now_ms() < end;) {
+    json_t *o = cli_json(a), *r;
+    size_t i;
+    bool ok = false;
+    json_array_foreach(json_object_get(o, "orders"), i, r) ok =
+        ok || (strcmp(harness_json_str(r, "id"), id) == 0 &&
+               strcmp(harness_json_str(r, "status"), want) == 0);
+    json_decref(o);
+    if (ok) return true;
+    usleep(200 * 1000);
+  }
+  return false;
+}
+
+static void staff_order(const kitchen *k, char *id) {
+  char body[160];
+  snprintf(body, sizeof body,
+           "{\"items\":[{\"product_id\":\"%s\",\"quantity\":1}]}", k->product);
+  post_id("/v1/orders", body, k->t.owner_token, id);
+}
+
+/* With an hour's poll, only realtime can start the rounds that bring an
+ * order made over HTTP into the replica: the daemon's first round ends
+ * before it opens the WebSocket (it needs the round's device token), so
+ * every later round is a realtime notification's (a subscription or a
+ * publication). Realtime stopped: reconnects once it is back; a daemon
+ * started while it is down keeps syncing by the poll. */
+START_TEST(realtime_starts_pulls_and_the_poll_survives_without_it) {
+  char saved[512], url[128];
+  snprintf(saved, sizeof saved, "%s", g_db);
+  snprintf(g_db, sizeof g_db, "%s/rt.db", harness_init());
+  kitchen k;
+  open_kitchen(&k);
+  const char *subscribed = "syncd: realtime subscribed";
+  int subs = log_count(k.daemon, subscribed); /* the log is appended to */
+  harness_stop(k.daemon, 15000);
+  const char *bad[] = {"init", "--realtime", "http://127.0.0.1:1", NULL};
+  ck_assert_int_eq(cli(NULL, 0, bad), 1);
+  snprintf(url, sizeof url, "ws://127.0.0.1:%d/v1/realtime", g_ws_port);
+  const char *a[] = {"init", "--realtime", url, NULL};
+  ck_assert_int_eq(cli(NULL, 0, a), 0);
+
+  harness_proc *d = start_daemon_with("SYNCD_POLL_MS=3600000");
+  ck_assert_msg(wait_log_count(d, subscribed, subs + 1),
+                "syncd never subscribed to realtime");
+  char id[UUID_STR_LEN + 1], path[96];
+  staff_order(&k, id);
+  ck_assert_msg(wait_replica(id, "pending"),
+                "a realtime publication never started a pull");
+  snprintf(path, sizeof path, "/v1/orders/%s/status", id);
+  resp *r = call("POST", path, "{\"status\":\"confirmed\"}", k.t.owner_token);
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  ck_assert(wait_replica(id, "confirmed"));
+
+  /* Realtime gone and back: syncd reconnects (backoff) and is nudged
+   * again, still with the hour's poll. */
+  harness_service_stop(&g_rt, 15000);
+  ck_assert(wait_log_count(d, "syncd: realtime lost", 1));
+  ck_assert(harness_service_restart(&g_rt, "realtime", &kNoDb, g_rt_extra));
+  ck_assert_msg(wait_log_count(d, subscribed, subs + 2),
+                "syncd never reconnected to realtime");
+  char id2[UUID_STR_LEN + 1];
+  staff_order(&k, id2);
+  ck_assert_msg(wait_replica(id2, "pending"),
+                "no pull after realtime came back");
+
+  /* Realtime down: the poll path alone, and the outbox still goes. */
+  harness_stop(d, 15000);
+  harness_service_stop(&g_rt, 15000);
+  d = start_daemon();
+  ck_assert(wait_online(true));
+  char id3[UUID_STR_LEN + 1], local[64];
+  staff_order(&k, id3);
+  ck_assert_msg(wait_replica(id3, "pending"), "the poll never pulled");
+  const char *add[] = {"order", "add", "--product", k.product,
+                       "--qty", "2",   NULL};
+  ck_assert_int_eq(cli(local, sizeof local, add), 0);
+  local[strcspn(local, "\n")] = '\0';
+  ck_assert(wait_synced());
+  snprintf(path, sizeof path, "/v1/orders/%s", local);
+  r = call("GET", path, NULL, k.t.owner_token);
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  ck_assert_int_eq(log_count(d, subscribed), subs + 2);
+  /* The token never reaches the log. */
+  FILE *f = fopen(harness_log_path(d), "r");
+  char line[4096];
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    ck_assert_ptr_null(strstr(line, "v4.public."));
+  if (f != NULL) fclose(f);
+  harness_stop(d, 15000);
+  ck_assert(harness_service_restart(&g_rt, "realtime", &kNoDb, g_rt_extra));
+  snprintf(g_db, sizeof g_db, "%s", saved);
+}
+END_TEST
+
 /* --------------------------------------------------------------- main --- */
+
+/* realtime fed by orders' bus; its environment kept for restarts. */
+static bool start_realtime(char *auth_addr, char *orders_addr) {
+  static char oe[160], wp[32];
+  snprintf(oe, sizeof oe, "ORDERS_EVENTS=%s", g_orders.bus_url);
+  g_ws_port = harness_free_port();
+  snprintf(wp, sizeof wp, "WS_PORT=%d", g_ws_port);
+  char *extra[] = {auth_addr, orders_addr, oe, wp, "WS_ADDR=127.0.0.1", NULL};
+  memcpy(g_rt_extra, extra, sizeof extra);
+  return harness_service_start(&g_rt, "realtime", "services/realtime/realtime",
+                               &kNoDb, g_rt_extra) &&
+         harness_wait_port(g_ws_port, 10000);
+}
 
 static bool start_system(void) {
   static char a[96], t[96], o[96], s[192];
@@ -794,7 +932,9 @@ static bool start_system(void) {
     return false;
   char url[128];
   return harness_wait_http_ok(
-      harness_service_http_url(&g_gw, "/healthz", url, sizeof url), 10000);
+             harness_service_http_url(&g_gw, "/healthz", url, sizeof url),
+             10000) &&
+         start_realtime(a, o);
 }
 
 int main(void) {
@@ -805,6 +945,7 @@ int main(void) {
            harness_bin_path("clients/syncd/syncd"));
   snprintf(g_db, sizeof g_db, "%s/kitchen.db", dir);
   (void)harness_identity_key_file("sync");
+  (void)harness_identity_key_file("realtime");
   if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0 ||
       !start_system()) {
     harness_dump_logs();
@@ -818,8 +959,11 @@ int main(void) {
   HARNESS_ADD_CASE(su, offline_orders_survive_kill_9_and_land_exactly_once, 300,
                    NULL);
   HARNESS_ADD_CASE(su, a_folder_is_uploaded_by_hash_once_each, 300, NULL);
+  HARNESS_ADD_CASE(su, realtime_starts_pulls_and_the_poll_survives_without_it,
+                   300, NULL);
   int failed = harness_run_shared(su);
   if (failed != 0) harness_dump_logs();
+  harness_service_stop(&g_rt, 15000);
   harness_service_stop(&g_gw, 15000);
   harness_service_stop(&g_sync, 15000);
   harness_service_stop(&g_orders, 15000);

@@ -2,8 +2,8 @@
  * listen.c - see listen.h. One lws context, one client connection per
  * tenant; the callback adds the token to the upgrade request, sends the
  * subscribe frame once the connection is writable, and reassembles each
- * text message (bounded at 64 KiB, the protocol's cap) before reading
- * its "op".
+ * text message (libs/wsc: bounded at 64 KiB, the protocol's cap) before
+ * reading its "op".
  */
 #include "tools/bots/listen.h"
 
@@ -17,8 +17,7 @@
 #include <unistd.h>
 
 #include "libs/base/timeutil.h"
-
-#define MSG_MAX 65536
+#include "libs/wsc/wsc.h"
 
 typedef struct listener {
   struct listeners *all;
@@ -26,9 +25,7 @@ typedef struct listener {
   struct lws *wsi;
   bool sent;
   atomic_bool subscribed, failed;
-  char msg[MSG_MAX];
-  size_t len;
-  bool too_long;
+  wsc_msg msg;
 } listener;
 
 struct listeners {
@@ -41,7 +38,7 @@ struct listeners {
 };
 
 static void on_message(listener *l) {
-  json_t *j = json_loadb(l->msg, l->len, 0, NULL);
+  json_t *j = json_loadb(l->msg.buf, l->msg.len, 0, NULL);
   const char *op = json_string_value(json_object_get(j, "op"));
   if (op != NULL && strcmp(op, "pub") == 0) {
     const char *type =
@@ -55,21 +52,6 @@ static void on_message(listener *l) {
   else if (op != NULL && strcmp(op, "error") == 0)
     atomic_store(&l->failed, true);
   json_decref(j);
-}
-
-static int on_receive(listener *l, struct lws *wsi, const void *in,
-                      size_t len) {
-  if (l->len + len > MSG_MAX) l->too_long = true;
-  if (!l->too_long) {
-    memcpy(l->msg + l->len, in, len);
-    l->len += len;
-  }
-  if (lws_is_final_fragment(wsi)) {
-    if (!l->too_long) on_message(l);
-    l->len = 0;
-    l->too_long = false;
-  }
-  return 0;
 }
 
 static int add_token(listener *l, void *in, size_t len) {
@@ -111,7 +93,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
   case LWS_CALLBACK_CLIENT_WRITEABLE:
     return l->sent ? 0 : subscribe(l, wsi);
   case LWS_CALLBACK_CLIENT_RECEIVE:
-    return on_receive(l, wsi, in, len);
+    if (wsc_msg_add(&l->msg, in, len, lws_is_final_fragment(wsi)))
+      on_message(l);
+    return 0;
   case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
     fprintf(stderr, "bots: realtime: %s\n", in ? (const char *)in : "error");
     gone(l);
@@ -135,25 +119,13 @@ static void *serve(void *arg) {
   return NULL;
 }
 
-/* "ws://host:port" → host, port. */
-static int parse_url(const char *url, char *host, size_t cap, int *port) {
-  if (strncmp(url, "ws://", 5) != 0) return -1;
-  const char *h = url + 5, *c = strrchr(h, ':');
-  if (c == NULL || (size_t)(c - h) >= cap) return -1;
-  snprintf(host, cap, "%.*s", (int)(c - h), h);
-  char *end = NULL;
-  long n = strtol(c + 1, &end, 10);
-  if (end == c + 1 || (*end != '\0' && *end != '/')) return -1;
-  *port = (int)(n > 0 && n < 65536 ? n : 0);
-  return *port > 0 ? 0 : -1;
-}
-
-static int connect_all(listeners *a, const char *host, int port) {
+static int connect_all(listeners *a, const char *host, int port,
+                       const char *path) {
   for (int i = 0; i < a->n; i++) {
     struct lws_client_connect_info ci = {.context = a->ctx,
                                          .address = host,
                                          .port = port,
-                                         .path = "/v1/realtime",
+                                         .path = path,
                                          .host = host,
                                          .origin = host,
                                          .local_protocol_name = "bots",
@@ -180,9 +152,11 @@ static bool all_subscribed(listeners *a, long timeout_ms) {
 
 listeners *listeners_start(const bots_world *w, const char *url,
                            long timeout_ms) {
-  char host[256];
+  char host[256], path[256];
   int port;
-  if (parse_url(url, host, sizeof host, &port) != 0) return NULL;
+  if (wsc_parse_url(url, host, sizeof host, &port, path, sizeof path,
+                    "/v1/realtime") != 0)
+    return NULL;
   listeners *a = calloc(1, sizeof *a);
   if (a == NULL ||
       (a->ls = calloc((size_t)w->ntenants, sizeof *a->ls)) == NULL) {
@@ -196,7 +170,7 @@ listeners *listeners_start(const bots_world *w, const char *url,
   struct lws_context_creation_info info = {.port = CONTEXT_PORT_NO_LISTEN,
                                            .protocols = kProtocols};
   a->ctx = lws_create_context(&info);
-  bool ok = a->ctx != NULL && connect_all(a, host, port) == 0 &&
+  bool ok = a->ctx != NULL && connect_all(a, host, port, path) == 0 &&
             pthread_create(&a->thread, NULL, serve, a) == 0;
   if (ok && !all_subscribed(a, timeout_ms)) {
     fprintf(stderr, "bots: realtime: not every listener subscribed\n");
