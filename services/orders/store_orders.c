@@ -5,6 +5,7 @@
  */
 #include "services/orders/store.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -761,6 +762,69 @@ static int load_changed_orders(db_conn *c, const char *tid,
   return rc == ERR_OK ? load_orders(c, tid, r, &out->orders_) : rc;
 }
 
+/* An entity's id and its index in its list: link_changes looks each
+ * change's entity up in a sorted array of these (a page of 1000 changes
+ * used to compare every change with every loaded entity: a million
+ * strcmp per page, the biggest CPU cost of ListChanges in the profile,
+ * docs/PERFORMANCE.md "Sync"). */
+typedef struct id_ref {
+  const char *id;
+  size_t i;
+} id_ref;
+
+static int id_ref_cmp(const void *a, const void *b) {
+  return strcmp(((const id_ref *)a)->id, ((const id_ref *)b)->id);
+}
+
+/* The ids of n elements of size stride at base, each a const char * at
+ * offset off, sorted (malloc'd; NULL when out of memory). */
+static id_ref *id_index(const void *base, size_t n, size_t stride, size_t off) {
+  id_ref *ix = calloc(n ? n : 1, sizeof *ix);
+  if (ix == NULL) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    ix[i].id = *(const char *const *)((const char *)base + i * stride + off);
+    ix[i].i = i;
+  }
+  qsort(ix, n, sizeof *ix, id_ref_cmp);
+  return ix;
+}
+
+/* The index of id in ix (n sorted refs), or -1. */
+static long id_find(const id_ref *ix, size_t n, const char *id) {
+  const id_ref key = {.id = id};
+  const id_ref *r = n ? bsearch(&key, ix, n, sizeof *ix, id_ref_cmp) : NULL;
+  return r != NULL ? (long)r->i : -1;
+}
+
+/* Links each of out's changes to its loaded entity (none when it is
+ * gone: a delete). */
+static int link_changes(store_changes *out) {
+  id_ref *io = id_index(out->orders_.v, out->orders_.n, sizeof(model_order),
+                        offsetof(model_order, id));
+  id_ref *ip = id_index(out->products_.v, out->products_.n,
+                        sizeof(model_product), offsetof(model_product, id));
+  id_ref *it = id_index(out->tables_.v, out->tables_.n, sizeof(model_table),
+                        offsetof(model_table, id));
+  int rc = io != NULL && ip != NULL && it != NULL ? ERR_OK : ERR_NOMEM;
+  for (size_t i = 0; rc == ERR_OK && i < out->n; i++) {
+    store_change *ch = &out->v[i];
+    long j;
+    if (strcmp(ch->entity, "order") == 0 &&
+        (j = id_find(io, out->orders_.n, ch->id)) >= 0)
+      ch->order = &out->orders_.v[j];
+    else if (strcmp(ch->entity, "product") == 0 &&
+             (j = id_find(ip, out->products_.n, ch->id)) >= 0)
+      ch->product = &out->products_.v[j];
+    else if (strcmp(ch->entity, "table") == 0 &&
+             (j = id_find(it, out->tables_.n, ch->id)) >= 0)
+      ch->table = &out->tables_.v[j];
+  }
+  free(io);
+  free(ip);
+  free(it);
+  return rc;
+}
+
 /* Every entity named by out's changes, linked to its change. */
 static int load_changed(db_conn *c, const char *tid, store_changes *out) {
   int rc = load_changed_orders(c, tid, out);
@@ -773,22 +837,7 @@ static int load_changed(db_conn *c, const char *tid, store_changes *out) {
   if (rc == ERR_OK && arr == NULL) rc = ERR_NOMEM;
   if (rc == ERR_OK) rc = store_read_tables_by_ids(c, tid, arr, &out->tables_);
   free(arr);
-  for (size_t i = 0; rc == ERR_OK && i < out->n; i++) {
-    store_change *ch = &out->v[i];
-    for (size_t j = 0; j < out->orders_.n; j++)
-      if (strcmp(out->orders_.v[j].id, ch->id) == 0 &&
-          strcmp(ch->entity, "order") == 0)
-        ch->order = &out->orders_.v[j];
-    for (size_t j = 0; j < out->products_.n; j++)
-      if (strcmp(out->products_.v[j].id, ch->id) == 0 &&
-          strcmp(ch->entity, "product") == 0)
-        ch->product = &out->products_.v[j];
-    for (size_t j = 0; j < out->tables_.n; j++)
-      if (strcmp(out->tables_.v[j].id, ch->id) == 0 &&
-          strcmp(ch->entity, "table") == 0)
-        ch->table = &out->tables_.v[j];
-  }
-  return rc;
+  return rc == ERR_OK ? link_changes(out) : rc;
 }
 
 static int changes_fn(db_conn *c, void *ud) {
