@@ -328,6 +328,25 @@ int harness_wait_exit(harness_proc *p, int timeout_ms) {
   }
 }
 
+int harness_run(const char *name, char *const argv[], char *const env[],
+                int timeout_ms) {
+  harness_proc *p = harness_spawn(name, argv, env);
+  if (p == NULL) return -1;
+  int st = harness_wait_exit(p, timeout_ms);
+  if (st == -1) harness_stop(p, 1000);
+  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+bool harness_npm_ci(const char *dir, const char *probe) {
+  char path[512], cmd[600];
+  snprintf(path, sizeof path, "%s/node_modules/%s/package.json", dir, probe);
+  struct stat sb;
+  if (stat(path, &sb) == 0) return true;
+  snprintf(cmd, sizeof cmd, "cd '%s' && npm ci --no-audit --no-fund", dir);
+  char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+  return harness_run("npm", argv, NULL, 300000) == 0;
+}
+
 /* After the polite signal: SIGKILL the group if the leader is still there
  * and reap it. Grandchildren (postgres backends) can outlive a killed
  * leader, so the group is killed once more; only for a process that was

@@ -65,6 +65,18 @@ int harness_wait_exit(harness_proc *p, int timeout_ms);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL; frees p. NULL-safe. */
 void harness_stop(harness_proc *p, int timeout_ms);
 
+/* Runs argv to completion (harness_spawn, then waits up to timeout_ms;
+ * stopped when it takes longer). Returns its exit code, or -1 when it
+ * could not start, timed out or died of a signal. */
+int harness_run(const char *name, char *const argv[], char *const env[],
+                int timeout_ms);
+
+/* `npm ci` in dir (relative to the runfiles root, e.g. tests/realtime/
+ * client) unless dir/node_modules/<probe>/package.json exists already:
+ * the Node clients of the integration tests install their locked
+ * packages once (node_modules is ignored by git). True when installed. */
+bool harness_npm_ci(const char *dir, const char *probe);
+
 /* "<prefix>-<8 hex digits>" into out[cap]: random bits of a UUIDv7, so
  * unique within a run (slugs, labels, keys that must not collide). */
 void harness_unique(char *out, size_t cap, const char *prefix);

@@ -167,24 +167,6 @@ static bool start_system(void) {
          start_realtime();
 }
 
-static int run(const char *name, char *const argv[], char *const env[],
-               int timeout_ms) {
-  harness_proc *p = harness_spawn(name, argv, env);
-  if (p == NULL) return -1;
-  int st = harness_wait_exit(p, timeout_ms);
-  if (st == -1) harness_stop(p, 1000);
-  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* npm ci once, as tests/realtime does (node_modules is ignored by git). */
-static bool client_installed(void) {
-  struct stat sb;
-  if (stat(CLIENT_DIR "/node_modules/ws/package.json", &sb) == 0) return true;
-  char *argv[] = {"/bin/sh", "-c",
-                  "cd " CLIENT_DIR " && npm ci --no-audit --no-fund", NULL};
-  return run("npm", argv, NULL, 300000) == 0;
-}
-
 /* ------------------------------------------------------------ helpers -- */
 
 typedef struct person {
@@ -556,7 +538,7 @@ START_TEST(each_notification_is_pushed_on_the_private_channel) {
   snprintf(o, sizeof o, "ORDER_ID=%s", oid);
   char *env[] = {gw, ws, mod, ct, ci, ot, xt, o, NULL};
   char *argv[] = {"/usr/bin/env", "node", SCRIPT, NULL};
-  int rc = run("inbox.js", argv, env, 120000);
+  int rc = harness_run("inbox.js", argv, env, 120000);
   if (rc != 0) harness_dump_logs();
   ck_assert_int_eq(rc, 0);
 }
@@ -1016,7 +998,7 @@ END_TEST
 int main(void) {
   harness_init();
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 1;
-  if (!client_installed()) {
+  if (!harness_npm_ci(CLIENT_DIR, "ws")) {
     fprintf(stderr, "cannot install the ws package (npm ci in %s)\n",
             CLIENT_DIR);
     return 1;

@@ -67,24 +67,6 @@ static const harness_service_opts kSvc = {
 static const harness_service_opts kNoDb = {.redis = &g_redis,
                                            .log_level = "debug"};
 
-static int run(const char *name, char *const argv[], char *const env[],
-               int timeout_ms) {
-  harness_proc *p = harness_spawn(name, argv, env);
-  if (p == NULL) return -1;
-  int st = harness_wait_exit(p, timeout_ms);
-  if (st == -1) harness_stop(p, 1000);
-  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* npm ci once: node_modules is the test's own, ignored by git. */
-static bool client_installed(void) {
-  struct stat sb;
-  if (stat(CLIENT_DIR "/node_modules/ws/package.json", &sb) == 0) return true;
-  char *argv[] = {"/bin/sh", "-c",
-                  "cd " CLIENT_DIR " && npm ci --no-audit --no-fund", NULL};
-  return run("npm", argv, NULL, 300000) == 0;
-}
-
 #define ADDR(buf, key, url) snprintf(buf, sizeof buf, "%s=%s", key, url)
 
 static bool start_gateway(void) {
@@ -178,7 +160,7 @@ START_TEST(websocket_scenario_with_a_real_client) {
            harness_service_admin_url(&g_rt, "/metrics", murl, sizeof murl));
   char *env[] = {gw, ws, ws2, rp, pid2, cap, m, sq, NULL};
   char *argv[] = {"/usr/bin/env", "node", CLIENT_DIR "/scenario.js", NULL};
-  int rc = run("scenario", argv, env, 300000);
+  int rc = harness_run("scenario", argv, env, 300000);
   if (rc != 0) harness_dump_logs();
   ck_assert_int_eq(rc, 0);
 }
@@ -194,7 +176,7 @@ END_TEST
 
 int main(void) {
   harness_init();
-  if (!client_installed()) {
+  if (!harness_npm_ci(CLIENT_DIR, "ws")) {
     harness_dump_logs();
     fprintf(stderr, "cannot install the ws package (npm ci in %s)\n",
             CLIENT_DIR);

@@ -36,24 +36,6 @@ static const harness_service_opts kSvc = {
 static const harness_service_opts kNoDb = {.redis = &g_redis,
                                            .log_level = "info"};
 
-static int run(const char *name, char *const argv[], char *const env[],
-               int timeout_ms) {
-  harness_proc *p = harness_spawn(name, argv, env);
-  if (p == NULL) return -1;
-  int st = harness_wait_exit(p, timeout_ms);
-  if (st == -1) harness_stop(p, 1000);
-  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* npm ci once: node_modules is the test's own, ignored by git. */
-static bool client_installed(void) {
-  struct stat sb;
-  if (stat(CLIENT_DIR "/node_modules/ws/package.json", &sb) == 0) return true;
-  char *argv[] = {"/bin/sh", "-c",
-                  "cd " CLIENT_DIR " && npm ci --no-audit --no-fund", NULL};
-  return run("npm", argv, NULL, 300000) == 0;
-}
-
 #define ADDR(buf, key, url) snprintf(buf, sizeof buf, "%s=%s", key, url)
 
 static bool start_sync_and_gateway(void) {
@@ -124,13 +106,13 @@ START_TEST(device_events_reach_the_tenants_staff_only) {
   snprintf(ws, sizeof ws, "WS=ws://127.0.0.1:%d/v1/realtime", g_ws_port);
   char *env[] = {gw, ws, NULL};
   char *argv[] = {"/usr/bin/env", "node", CLIENT_DIR "/devices.js", NULL};
-  ck_assert_int_eq(run("devices", argv, env, 120000), 0);
+  ck_assert_int_eq(harness_run("devices", argv, env, 120000), 0);
 }
 END_TEST
 
 int main(void) {
   harness_init();
-  if (!client_installed()) {
+  if (!harness_npm_ci(CLIENT_DIR, "ws")) {
     harness_dump_logs();
     fprintf(stderr, "cannot install the ws package (npm ci in %s)\n",
             CLIENT_DIR);

@@ -65,25 +65,6 @@ static const harness_service_opts kSvc = {
 static const harness_service_opts kNoDb = {.redis = &g_redis,
                                            .log_level = "info"};
 
-static int run(const char *name, char *const argv[], char *const env[],
-               int timeout_ms) {
-  harness_proc *p = harness_spawn(name, argv, env);
-  if (p == NULL) return -1;
-  int st = harness_wait_exit(p, timeout_ms);
-  if (st == -1) harness_stop(p, 1000);
-  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* npm ci once: node_modules is the test's own, ignored by git. */
-static bool client_installed(void) {
-  struct stat sb;
-  if (stat(CLIENT_DIR "/node_modules/playwright-core/package.json", &sb) == 0)
-    return true;
-  char *argv[] = {"/bin/sh", "-c",
-                  "cd " CLIENT_DIR " && npm ci --no-audit --no-fund", NULL};
-  return run("npm", argv, NULL, 300000) == 0;
-}
-
 #define ADDR(buf, key, url) snprintf(buf, sizeof buf, "%s=%s", key, url)
 
 /* Beats reach PostgreSQL (and DeviceOnline the bus) within 100 ms; a
@@ -204,7 +185,7 @@ START_TEST(console_in_headless_chromium) {
            o != NULL && o[0] ? o : ".run/test-logs/web_itest");
   char *env[] = {gw, out, NULL};
   char *argv[] = {"/usr/bin/env", "node", CLIENT_DIR "/console.js", NULL};
-  int rc = run("console", argv, env, 180000);
+  int rc = harness_run("console", argv, env, 180000);
   if (rc != 0) harness_dump_logs();
   ck_assert_int_eq(rc, 0);
 }
@@ -212,7 +193,7 @@ END_TEST
 
 int main(void) {
   harness_init();
-  if (!client_installed()) {
+  if (!harness_npm_ci(CLIENT_DIR, "playwright-core")) {
     harness_dump_logs();
     fprintf(stderr, "cannot install playwright-core (npm ci in %s)\n",
             CLIENT_DIR);
