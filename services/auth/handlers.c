@@ -163,8 +163,7 @@ typedef struct new_user {
 /* Validates the fields of a new user into u (email and phone
  * normalised); false (reply set) when any fails, naming every failed
  * field. */
-static bool check_new_user(rpc_reply *reply, const new_user *in,
-                           auth_user *u) {
+static bool check_new_user(rpc_reply *reply, const new_user *in, auth_user *u) {
   vlist v;
   vlist_init(&v);
   const char *name = in->name, *password = in->password, *role = in->role;
@@ -749,7 +748,8 @@ static void h_me(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Auth__V1__MeRequest, auth__v1__me_request, req,
                  AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
-  if (caller(x, call, reply, &cl)) reply_user(x, reply, cl.tid, cl.sub, REPLY_ME);
+  if (caller(x, call, reply, &cl))
+    reply_user(x, reply, cl.tid, cl.sub, REPLY_ME);
   auth__v1__me_request__free_unpacked(req, NULL);
 }
 
@@ -762,7 +762,8 @@ static void h_update_me(void *arg, const rpc_call *call, rpc_reply *reply) {
   paseto_claims cl;
   char phone[STORE_PHONE_MAX + 1];
   if (!caller(x, call, reply, &cl)) goto out;
-  if (req->phone_present_case != AUTH__V1__UPDATE_ME_REQUEST__PHONE_PRESENT_PHONE) {
+  if (req->phone_present_case !=
+      AUTH__V1__UPDATE_ME_REQUEST__PHONE_PRESENT_PHONE) {
     reply_user(x, reply, cl.tid, cl.sub, REPLY_UPDATE_ME); /* nothing to do */
     goto out;
   }

@@ -1,7 +1,7 @@
 /*
  * validate.h - the auth service's input rules (HTTP-API.md, "Tenants and
- * identity"): e-mail shape and normalisation, phone numbers (E.164), password and name lengths
- * counted in characters, role names.
+ * identity"): e-mail shape and normalisation, phone numbers (E.164), password
+ * and name lengths counted in characters, role names.
  *
  * Every function is pure and bounded: it never reads past the NUL, and it
  * refuses oversized input before any other work.
