@@ -49,7 +49,8 @@ static void channels_in(const Notifications__V1__Channels *pb,
   if (pb->in_app_present_case ==
       NOTIFICATIONS__V1__CHANNELS__IN_APP_PRESENT_IN_APP)
     in->in_app = &vals->in_app;
-  if (pb->email_present_case == NOTIFICATIONS__V1__CHANNELS__EMAIL_PRESENT_EMAIL)
+  if (pb->email_present_case ==
+      NOTIFICATIONS__V1__CHANNELS__EMAIL_PRESENT_EMAIL)
     in->email = &vals->email;
   if (pb->sms_present_case == NOTIFICATIONS__V1__CHANNELS__SMS_PRESENT_SMS)
     in->sms = &vals->sms;
@@ -83,8 +84,7 @@ out:
   notifications__v1__get_settings_request__free_unpacked(req, NULL);
 }
 
-static void update_settings(void *arg, const rpc_call *call,
-                            rpc_reply *reply) {
+static void update_settings(void *arg, const rpc_call *call, rpc_reply *reply) {
   notifications *h = arg;
   HANDLER_UNPACK(Notifications__V1__UpdateSettingsRequest,
                  notifications__v1__update_settings_request, req, 0);

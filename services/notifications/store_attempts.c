@@ -25,8 +25,8 @@ static int read_entry(const db_result *r, int row, store_attempt_entry *e) {
   return rc;
 }
 
-int store_list_attempts(db_conn *c, const char *tid, const char *id,
-                        size_t max, store_attempt_entry **out, size_t *n) {
+int store_list_attempts(db_conn *c, const char *tid, const char *id, size_t max,
+                        store_attempt_entry **out, size_t *n) {
   *out = NULL;
   *n = 0;
   db_param ps[] = {db_text(tid), db_text(id), db_int64((int64_t)max)};
@@ -52,11 +52,12 @@ int store_list_attempts(db_conn *c, const char *tid, const char *id,
 int store_trim_attempts(db_conn *c, const char *tid, const char *id,
                         size_t keep) {
   db_param ps[] = {db_text(tid), db_text(id), db_int64((int64_t)keep)};
-  return db_exec(c,
-                 "DELETE FROM notifications.delivery_attempts "
-                 "WHERE tenant_id = $1::uuid AND delivery_id = $2::uuid "
-                 "AND id NOT IN (SELECT id FROM notifications.delivery_attempts "
-                 "WHERE tenant_id = $1::uuid AND delivery_id = $2::uuid "
-                 "ORDER BY id DESC LIMIT $3)",
-                 ps, DB_NPARAMS(ps), NULL);
+  return db_exec(
+      c,
+      "DELETE FROM notifications.delivery_attempts "
+      "WHERE tenant_id = $1::uuid AND delivery_id = $2::uuid "
+      "AND id NOT IN (SELECT id FROM notifications.delivery_attempts "
+      "WHERE tenant_id = $1::uuid AND delivery_id = $2::uuid "
+      "ORDER BY id DESC LIMIT $3)",
+      ps, DB_NPARAMS(ps), NULL);
 }

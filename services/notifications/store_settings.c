@@ -78,10 +78,10 @@ static db_param opt_bool(const bool *b) {
 static int insert_defaults(db_conn *c, const char *tid) {
   store_settings d;
   store_settings_defaults(&d);
-  db_param ps[] = {db_text(tid),         db_bool(d.order.in_app),
-                   db_bool(d.order.email), db_bool(d.order.sms),
-                   db_bool(d.staff.in_app), db_bool(d.staff.email),
-                   db_bool(d.staff.sms)};
+  db_param ps[] = {
+      db_text(tid),         db_bool(d.order.in_app), db_bool(d.order.email),
+      db_bool(d.order.sms), db_bool(d.staff.in_app), db_bool(d.staff.email),
+      db_bool(d.staff.sms)};
   return db_exec(c,
                  "INSERT INTO notifications.settings (tenant_id, order_in_app, "
                  "order_email, order_sms, staff_in_app, staff_email, "
@@ -94,9 +94,12 @@ static int update_fn(db_conn *c, void *ud) {
   settings_args *a = ud;
   const store_settings_in *in = a->in;
   int rc = insert_defaults(c, a->tid);
-  db_param ps[] = {db_text(a->tid),           opt_bool(in->order.in_app),
-                   opt_bool(in->order.email), opt_bool(in->order.sms),
-                   opt_bool(in->staff.in_app), opt_bool(in->staff.email),
+  db_param ps[] = {db_text(a->tid),
+                   opt_bool(in->order.in_app),
+                   opt_bool(in->order.email),
+                   opt_bool(in->order.sms),
+                   opt_bool(in->staff.in_app),
+                   opt_bool(in->staff.email),
                    opt_bool(in->staff.sms)};
   db_result *r = NULL;
   if (rc == ERR_OK)
