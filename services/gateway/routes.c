@@ -41,15 +41,21 @@ static const char *const kGetTenantHidden[] = {"id", NULL};
 static const char *const kCreateUserHidden[] = {"tenant_id", "issue_tokens",
                                                 "idempotency_key", NULL};
 
-/* A user is {id, email, name, role, created_at} (HTTP-API.md). */
-static const char *const kOmitUser[] = {"user.tenant_id", NULL};
-static const char *const kOmitBareUser[] = {"tenant_id", NULL};
-static const char *const kOmitMembers[] = {"members[].tenant_id",
-                                           "?next_cursor", NULL};
+/* A user is {id, email, name, role, created_at} (HTTP-API.md), and
+ * beyond it `phone` only for a user who has one (docs/openapi.json): a
+ * user without stays exactly the contract's shape. */
+static const char *const kOmitUser[] = {"user.tenant_id", "?user.phone", NULL};
+static const char *const kOmitBareUser[] = {"tenant_id", "?phone", NULL};
+static const char *const kOmitMembers[] = {
+    "members[].tenant_id", "?members[].phone", "?next_cursor", NULL};
 /* POST /v1/tenant/members answers {user} only. */
-static const char *const kOmitCreateUser[] = {"user.tenant_id", "access_token",
-                                              "refresh_token",  "token_type",
-                                              "expires_in",     NULL};
+static const char *const kOmitCreateUser[] = {"user.tenant_id",
+                                              "?user.phone",
+                                              "access_token",
+                                              "refresh_token",
+                                              "token_type",
+                                              "expires_in",
+                                              NULL};
 
 /* GET /v1/auth/me answers {user, tenant}. */
 /* The order's own id and a cancel's version are for the sync service's
