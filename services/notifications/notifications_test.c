@@ -16,7 +16,10 @@
 
 #include "libs/base/vlist.h"
 #include "services/notifications/body.h"
+#include "libs/base/cursor.h"
 #include "services/notifications/handlers.h"
+#include "services/notifications/handlers_internal.h"
+#include "services/notifications/store_settings.h"
 #include "services/notifications/inbox.h"
 #include "services/notifications/mailer.h"
 #include "services/notifications/queue.h"
@@ -299,6 +302,37 @@ START_TEST(each_address_and_phone_of_a_batch_makes_one_message) {
 }
 END_TEST
 
+START_TEST(the_default_channels_are_in_app_and_email_not_sms) {
+  store_settings d;
+  memset(&d, 0xff, sizeof d);
+  store_settings_defaults(&d);
+  ck_assert(d.order.in_app && d.order.email && !d.order.sms);
+  ck_assert(d.staff.in_app && d.staff.email && !d.staff.sms);
+  ck_assert_str_eq(d.updated_at, "");
+}
+END_TEST
+
+START_TEST(a_page_is_1_to_100_with_a_cursor_of_ours) {
+  vlist v;
+  size_t limit = 0;
+  char before[UUID_STR_LEN + 1], cur[CURSOR_LEN + 1];
+  vlist_init(&v);
+  notifications_page_args(0, "", &v, &limit, before);
+  ck_assert_uint_eq(v.n, 0);
+  ck_assert_uint_eq(limit, 20);
+  ck_assert_str_eq(before, "");
+  ck_assert_int_eq(cursor_encode("01a24da2-102b-7542-b8bb-0a95a9872f02", cur),
+                   ERR_OK);
+  notifications_page_args(100, cur, &v, &limit, before);
+  ck_assert_uint_eq(v.n, 0);
+  ck_assert_uint_eq(limit, 100);
+  ck_assert_str_eq(before, "01a24da2-102b-7542-b8bb-0a95a9872f02");
+  notifications_page_args(101, "01a24da2-102b-7542-b8bb-0a95a9872f02", &v,
+                          &limit, before);
+  ck_assert_uint_eq(v.n, 2); /* limit, and a raw id is not a cursor */
+}
+END_TEST
+
 int main(void) {
   if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0) return 1;
 
@@ -318,6 +352,8 @@ int main(void) {
   tcase_add_test(tc, only_plain_addresses_are_mailed);
   tcase_add_test(tc, a_notification_packs_its_data_and_recipient);
   tcase_add_test(tc, each_address_and_phone_of_a_batch_makes_one_message);
+  tcase_add_test(tc, the_default_channels_are_in_app_and_email_not_sms);
+  tcase_add_test(tc, a_page_is_1_to_100_with_a_cursor_of_ours);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
