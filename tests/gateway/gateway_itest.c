@@ -4,9 +4,9 @@
  * driven over real HTTP with libcurl. Every identity endpoint of
  * HTTP-API.md with its statuses, bodies, headers and error shapes; tenant
  * by subdomain and by header; cross-tenant attempts; rate limits and
- * auth's per-account login lock (429 with Retry-After); oversized and malformed bodies; 404/405/411/413/415; Redis
- * down (limits fail open); a killed backend answering 503, not hanging;
- * SIGTERM.
+ * auth's per-account login lock (429 with Retry-After); oversized and malformed
+ * bodies; 404/405/411/413/415; Redis down (limits fail open); a killed backend
+ * answering 503, not hanging; SIGTERM.
  *
  * The tests share one system and run in order (the last ones kill things).
  */
