@@ -251,6 +251,9 @@ static void check_row(const route *r) {
   ck_assert_msg((param(op, "header", "X-Tenant") != NULL) ==
                     (r->tenant == ROUTE_TENANT_NAMED),
                 "%s: X-Tenant documented iff the call names its tenant", where);
+  ck_assert_msg((param(op, "header", "Idempotency-Key") != NULL) ==
+                    ((r->flags & ROUTE_KEYED) != 0),
+                "%s: Idempotency-Key documented iff the route is keyed", where);
 
   char names[8][64];
   size_t np = path_params(r->path, names);
