@@ -13,7 +13,14 @@
  * tenant and from another tenant), no token 401, bad input 400 naming the
  * field; each status change also e-mailed to the customer over SMTP (a
  * real SMTP server, tools/sinks/smtp_sink.py, keeps what it gets).
- * Every wait is for a condition with a generous deadline.
+ * Phones (auth): spellings normalised to one E.164 number, bad ones 400
+ * naming phone, set and removed by the user; SMS (tools/sinks/sms_sink.py
+ * as the provider) only when the tenant's settings turn it on, every
+ * channel off silencing an order update, staff alerts by their own
+ * settings, campaigns by their own channels, the number never in a log;
+ * settings admin-only and per tenant; campaign lists in pages, another
+ * tenant seeing none. Every wait is for a condition with a generous
+ * deadline.
  */
 #include <check.h>
 #include <jansson.h>
@@ -1388,6 +1395,32 @@ START_TEST(settings_are_for_admins_of_their_own_tenant) {
                                     "= $1::uuid AND staff_sms",
                                     t.id),
                    1);
+  /* Staff alerts follow staff_alerts: SMS is on for t, so a low stock
+   * texts the owner, who has a phone now; the admin without one gets the
+   * in-app notification only. */
+  r = call("PATCH", "/v1/auth/me", "{\"phone\":\"+1 (555) 000-1111\"}",
+           t.owner_token);
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1];
+  product(&t, 5, 3, pid);
+  order(cust.token, pid, 4, oid);
+  ck_assert(wait_for(has_stock_low, &(stock_wait){admin.token}));
+  ck_assert_msg(wait_for(has_sms, &(sms_wait){"+15550001111", "1 left", 1}),
+                "no low-stock SMS to the owner");
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.deliveries WHERE tenant_id "
+                                    "= $1::uuid AND kind = 'sms'",
+                                    t.id),
+                   1);
+  /* staff_alerts.email is off: the owner and the admin got no e-mail. */
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.deliveries WHERE tenant_id "
+                                    "= $1::uuid AND kind = 'email'",
+                                    t.id),
+                   0);
 }
 END_TEST
 

@@ -6,7 +6,8 @@
  * call over the gateway's public HTTP API.
  *
  * An order placed -> a signed webhook at the receiver; 500 twice then 200
- * -> three attempts, one success, nothing more; always 500 -> dead after
+ * -> three attempts, one success, nothing more, each attempt on record
+ * (GET /v1/deliveries/{id}: 500, 500, 200); always 500 -> dead after
  * the configured attempts, then POST /v1/deliveries/{id}/retry once the
  * receiver recovers -> delivered (and counted in /metrics); a 302 not
  * followed; a receiver that never answers timing out, one answering 4 MiB
