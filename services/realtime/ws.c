@@ -9,14 +9,19 @@
  * channels and a send queue of shared messages: a publication is rendered
  * once and each subscribed connection queues a reference to it, so a
  * fan-out costs one copy of the text. A queue over its byte bound closes
- * the connection with 4008 instead of growing. Everything is written from
- * LWS_CALLBACK_SERVER_WRITEABLE, one message per callback as lws requires;
- * a close with a code is also done there (lws_close_reason, then -1), so
- * every close follows what was queued before it.
+ * the connection with 4008 instead of growing. A publication for a
+ * connection with nothing waiting is written at once in the pass that
+ * drains the inbox (deliver_to); everything else is queued and written
+ * from LWS_CALLBACK_SERVER_WRITEABLE, several frames per callback until
+ * the socket pushes back (lws_partial_buffered, as lws asks of more than
+ * one write per callback); a close with a code is also done there
+ * (lws_close_reason, then -1), so every close follows what was queued
+ * before it.
  *
  * Publications come from the bus thread through the inbox (a mutex-guarded
- * list); lws_cancel_service wakes the service thread, which drains the
- * inbox in LWS_CALLBACK_EVENT_WAIT_CANCELLED and finds the subscribers
+ * list); lws_cancel_service wakes the service thread (folded: at most one
+ * wake-up pending, the drain a moment after it; see wake()), which drains
+ * the inbox and finds the subscribers
  * through the index `chans` (channel -> a list of its subscriptions), so
  * a publication costs its subscribers, not every connection. The recheck
  * thread's reports of revoked tokens come the same way (close 4003).
@@ -94,13 +99,14 @@ void ws_conn_send(ws_server *s, conn *c, msg *m) {
   m->refs++;
   n->m = m;
   n->next = NULL;
-  if (c->tail != NULL)
-    c->tail->next = n;
-  else
+  if (c->tail != NULL) {
+    c->tail->next = n; /* a writeable callback is asked for already */
+  } else {
     c->head = n;
+    lws_callback_on_writable(c->wsi);
+  }
   c->tail = n;
   c->qbytes += m->len;
-  lws_callback_on_writable(c->wsi);
 }
 
 void ws_send_json(ws_server *s, conn *c, json_t *v) {
@@ -248,6 +254,24 @@ static int receive(ws_server *s, conn *c, const void *in, size_t len) {
 
 /* --------------------------------------------------------------- write --- */
 
+/* Writes m as one text frame. A send the socket takes only in part is
+ * finished by libwebsockets (its buffer, then a writeable callback of its
+ * own); false only when the connection failed. */
+static bool write_msg(ws_server *s, conn *c, const msg *m) {
+  int w = lws_write(c->wsi, (unsigned char *)m->buf + LWS_PRE, m->len,
+                    LWS_WRITE_TEXT);
+  if (w < (int)m->len) return false;
+  if (m->born_ns != 0)
+    metrics_observe(s->m.latency, (double)(mono_ns() - m->born_ns) / 1e9);
+  return true;
+}
+
+/* Up to WRITE_BATCH queued frames per callback, stopping as soon as
+ * libwebsockets had to keep part of one (lws_partial_buffered: the socket
+ * is full), so a connection's writes cost one writeable callback, not one
+ * per frame, and one slow socket cannot hold the thread. */
+#define WRITE_BATCH 16
+
 static int writeable(ws_server *s, conn *c) {
   if (c->close_code != 0) {
     lws_close_reason(c->wsi, (enum lws_close_status)c->close_code, NULL, 0);
@@ -259,21 +283,18 @@ static int writeable(ws_server *s, conn *c) {
     memcpy(ping + LWS_PRE, "ping", 4);
     c->ping_due = false;
     if (lws_write(c->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 4) return -1;
-    if (c->head != NULL) lws_callback_on_writable(c->wsi);
-    return 0;
   }
-  qnode *n = c->head;
-  if (n == NULL) return 0;
-  c->head = n->next;
-  if (c->head == NULL) c->tail = NULL;
-  c->qbytes -= n->m->len;
-  int w = lws_write(c->wsi, n->m->buf + LWS_PRE, n->m->len, LWS_WRITE_TEXT);
-  bool short_write = w < (int)n->m->len;
-  if (!short_write && n->m->born_ns != 0)
-    metrics_observe(s->m.latency, (double)(mono_ns() - n->m->born_ns) / 1e9);
-  ws_msg_unref(n->m);
-  free(n);
-  if (short_write) return -1;
+  for (int i = 0; i < WRITE_BATCH && c->head != NULL; i++) {
+    if (lws_partial_buffered(c->wsi)) break;
+    qnode *n = c->head;
+    c->head = n->next;
+    if (c->head == NULL) c->tail = NULL;
+    c->qbytes -= n->m->len;
+    bool ok = write_msg(s, c, n->m);
+    ws_msg_unref(n->m);
+    free(n);
+    if (!ok) return -1;
+  }
   if (c->head != NULL) lws_callback_on_writable(c->wsi);
   return 0;
 }
@@ -439,6 +460,25 @@ static void heartbeat(lws_sorted_usec_list_t *sul) {
 
 /* ---------------------------------------------------------------- inbox --- */
 
+/* A publication for c: written at once when nothing of c's waits (its
+ * queue empty, libwebsockets holding no part of an earlier frame), else
+ * queued behind what waits, so frames leave in order either way. Writing
+ * here, in the pass that drains the inbox, spares each delivery a
+ * writeable round: lws_callback_on_writable, a poll() over every socket
+ * that reports the socket writeable, the callback, and the POLLOUT flag
+ * set and cleared. The kernel's send buffer takes the frame; a client
+ * that stops reading fills it, libwebsockets keeps the rest of that frame
+ * and later ones queue here up to send_queue_bytes (then 4008). */
+static void deliver_to(ws_server *s, conn *c, msg *m) {
+  if (c->close_code != 0) return;
+  if (c->head != NULL || lws_partial_buffered(c->wsi)) {
+    ws_conn_send(s, c, m);
+    return;
+  }
+  if (!write_msg(s, c, m)) /* the socket failed: gone at the next pass */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 /* To every subscriber that has not seen it (see ws_ops.c, op_subscribe). */
 static void deliver(ws_server *s, const inpub *p) {
   enum channel_kind k = channel_kind_of(p->channel);
@@ -451,7 +491,7 @@ static void deliver(ws_server *s, const inpub *p) {
     b->offset = p->offset;
     memcpy(b->epoch, p->epoch, sizeof b->epoch);
     metrics_inc(s->m.deliveries[k]);
-    ws_conn_send(s, b->owner, p->m);
+    deliver_to(s, b->owner, p->m);
   }
 }
 
@@ -473,6 +513,9 @@ static void close_revoked(ws_server *s, inrev *r) {
 }
 
 static void drain_inbox(ws_server *s) {
+  /* Cleared before the inbox is taken: what is handed in after the take
+   * finds the flag clear and wakes the thread again (see wake()). */
+  atomic_store(&s->wake_pending, false);
   pthread_mutex_lock(&s->mu);
   inpub *p = s->in_head;
   inrev *r = s->revoked;
@@ -491,6 +534,40 @@ static void drain_inbox(ws_server *s) {
   if (atomic_load(&s->draining))
     for (conn *c = s->conns; c != NULL; c = c->next)
       ws_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY);
+}
+
+/*
+ * Waking the service thread. Each wake-up costs the thread a poll() over
+ * every socket (libwebsockets 4.1's loop: ~1 ms at 10 000 connections),
+ * and the bus hands in publications one at a time (an order makes two or
+ * three, a Redis round trip apart). So a wake-up is folded two ways:
+ *   - wake() writes libwebsockets' cancel pipe only when no wake-up is
+ *     pending (wake_pending, cleared by drain_inbox just before it takes
+ *     the inbox: whatever is appended after the take sees it clear and
+ *     wakes again, whatever saw it set is in the inbox before the take);
+ *   - the woken thread drains COALESCE_US later (a timer), not at once,
+ *     so publications handed in meanwhile share the pass (and add no
+ *     wake-up of their own).
+ * A publication therefore waits up to COALESCE_US more; one wake-up and
+ * one timer serve every publication of those microseconds.
+ */
+#define COALESCE_US 2000
+
+static void wake(ws_server *s) {
+  if (!atomic_exchange(&s->wake_pending, true)) lws_cancel_service(s->ctx);
+}
+
+static void drain_due(lws_sorted_usec_list_t *sul) {
+  ws_server *s = lws_container_of(sul, ws_server, drain);
+  s->drain_scheduled = false;
+  drain_inbox(s);
+}
+
+/* LWS_CALLBACK_EVENT_WAIT_CANCELLED: a wake-up (ours, or the drain's). */
+static void woken(ws_server *s) {
+  if (s->drain_scheduled) return;
+  s->drain_scheduled = true;
+  lws_sul_schedule(s->ctx, 0, &s->drain, drain_due, COALESCE_US);
 }
 
 int ws_server_publish(ws_server *s, const char *channel, int64_t offset,
@@ -526,7 +603,7 @@ int ws_server_publish(ws_server *s, const char *channel, int64_t offset,
     free(p);
     return ERR_TOOBIG;
   }
-  lws_cancel_service(s->ctx);
+  wake(s);
   return ERR_OK;
 }
 
@@ -543,7 +620,7 @@ static void revoked(void *arg, recheck_token *t) {
   r->next = s->revoked;
   s->revoked = r;
   pthread_mutex_unlock(&s->mu);
-  lws_cancel_service(s->ctx);
+  wake(s);
 }
 
 recheck *ws_server_recheck(ws_server *s) { return s->recheck; }
@@ -578,7 +655,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
     conn_gone(s, c);
     return 0;
   case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-    drain_inbox(s);
+    woken(s);
     return 0;
   default:
     return lws_callback_http_dummy(wsi, reason, user, in, len);

@@ -14,7 +14,9 @@
 # stops by itself; BAZEL_OUTPUT_BASE selects a Bazel output base. For
 # experiments: ONLY=realtime (or "ws reference") measures one side;
 # REALTIME_MAX_SUBSCRIPTIONS, REALTIME_SEND_QUEUE_BYTES and
-# REALTIME_MAX_CONNECTIONS_PER_IP reach realtime.
+# REALTIME_MAX_CONNECTIONS_PER_IP reach realtime; REALTIME_BIN=<file> runs
+# that realtime binary instead of the one built here (e.g. a copy built
+# from another commit, to compare two versions on the same machine).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 n="${1:-10000}"
@@ -48,6 +50,16 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+if [[ -n "${REALTIME_BIN:-}" ]]; then
+  # A shadow of bazel-bin: every entry linked, realtime's binary replaced.
+  [[ -x "$REALTIME_BIN" ]] || { echo "REALTIME_BIN $REALTIME_BIN: not executable" >&2; exit 1; }
+  mkdir -p "$tmp/bin/services/realtime"
+  for e in "$bin"/*; do [[ $e == */services ]] || ln -s "$e" "$tmp/bin/"; done
+  for e in "$bin"/services/*; do [[ $e == */realtime ]] || ln -s "$e" "$tmp/bin/services/"; done
+  ln -s "$(realpath "$REALTIME_BIN")" "$tmp/bin/services/realtime/realtime"
+  bin="$tmp/bin"
+  echo "== realtime: $REALTIME_BIN"
+fi
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 echo "== $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
