@@ -396,11 +396,12 @@ static void conn_gone(ws_server *s, conn *c) {
  */
 #define SWEEP_MS 1000
 
-static void sweep_conn(const ws_server *s, conn *c, int64_t now, int64_t mono) {
+static void sweep_conn(const ws_server *s, conn *c, int64_t now, int64_t mono,
+                       bool late) {
   if (c->close_code != 0) return;
   if (now >= c->exp_ms) {
     ws_conn_close(c, CLOSE_AUTH);
-  } else if (mono - c->last_rx_ms >= 2 * s->c.ping_idle_ms) {
+  } else if (!late && mono - c->last_rx_ms >= 2 * s->c.ping_idle_ms) {
     log_info("no pong: dropping", "client_id", c->client_id);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
   } else if (mono - c->last_rx_ms >= s->c.ping_idle_ms && !c->pinged) {
@@ -412,7 +413,13 @@ static void sweep_conn(const ws_server *s, conn *c, int64_t now, int64_t mono) {
 static void sweep(lws_sorted_usec_list_t *sul) {
   ws_server *s = lws_container_of(sul, ws_server, sweep);
   int64_t now = time_now_ms(), mono = time_mono_ms();
-  for (conn *c = s->conns; c != NULL; c = c->next) sweep_conn(s, c, now, mono);
+  /* Late (the thread was busy or starved of CPU since the last sweep):
+   * pongs may be waiting unread in the sockets, so no hang-up this time;
+   * the next sweep, after a poll() has read them, decides. */
+  bool late = s->last_sweep_ms != 0 && mono - s->last_sweep_ms > 2 * SWEEP_MS;
+  s->last_sweep_ms = mono;
+  for (conn *c = s->conns; c != NULL; c = c->next)
+    sweep_conn(s, c, now, mono, late);
   lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, (lws_usec_t)SWEEP_MS * 1000);
 }
 
@@ -512,15 +519,41 @@ static void close_revoked(ws_server *s, inrev *r) {
   }
 }
 
+/* Publications delivered per pass. deliver_to writes (a send per
+ * subscriber), so a backlog drained in one pass would keep the thread
+ * from poll() - from reading clients' frames and pongs - for as long as
+ * all of it takes; at most DRAIN_BATCH per pass, then the thread wakes
+ * itself for the rest, polling in between. */
+#define DRAIN_BATCH 16
+
+static void wake(ws_server *s);
+
+/* Takes up to DRAIN_BATCH publications off the inbox; *more: some stay. */
+static inpub *take_batch(ws_server *s, bool *more) {
+  inpub *head = s->in_head, *last = NULL;
+  size_t n = 0;
+  for (inpub *p = head; p != NULL && n < DRAIN_BATCH; p = p->next, n++)
+    last = p;
+  if (last == NULL) {
+    *more = false;
+    return NULL;
+  }
+  s->in_head = last->next;
+  if (s->in_head == NULL) s->in_tail = NULL;
+  s->in_len -= n;
+  last->next = NULL;
+  *more = s->in_head != NULL;
+  return head;
+}
+
 static void drain_inbox(ws_server *s) {
   /* Cleared before the inbox is taken: what is handed in after the take
    * finds the flag clear and wakes the thread again (see wake()). */
   atomic_store(&s->wake_pending, false);
+  bool more;
   pthread_mutex_lock(&s->mu);
-  inpub *p = s->in_head;
+  inpub *p = take_batch(s, &more);
   inrev *r = s->revoked;
-  s->in_head = s->in_tail = NULL;
-  s->in_len = 0;
   s->revoked = NULL;
   pthread_mutex_unlock(&s->mu);
   close_revoked(s, r);
@@ -531,6 +564,7 @@ static void drain_inbox(ws_server *s) {
     free(p);
     p = next;
   }
+  if (more) wake(s);
   if (atomic_load(&s->draining))
     for (conn *c = s->conns; c != NULL; c = c->next)
       ws_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY);
@@ -565,6 +599,10 @@ static void drain_due(lws_sorted_usec_list_t *sul) {
 
 /* LWS_CALLBACK_EVENT_WAIT_CANCELLED: a wake-up (ours, or the drain's). */
 static void woken(ws_server *s) {
+  if (COALESCE_US == 0) {
+    drain_inbox(s);
+    return;
+  }
   if (s->drain_scheduled) return;
   s->drain_scheduled = true;
   lws_sul_schedule(s->ctx, 0, &s->drain, drain_due, COALESCE_US);
