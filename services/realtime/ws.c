@@ -19,9 +19,9 @@
  * before it.
  *
  * Publications come from the bus thread through the inbox (a mutex-guarded
- * list); lws_cancel_service wakes the service thread (folded: at most one
- * wake-up pending, the drain a moment after it; see wake()), which drains
- * the inbox and finds the subscribers
+ * list); lws_cancel_service wakes the service thread (at most one wake-up
+ * pending; see wake()), which drains the inbox in
+ * LWS_CALLBACK_EVENT_WAIT_CANCELLED and finds the subscribers
  * through the index `chans` (channel -> a list of its subscriptions), so
  * a publication costs its subscribers, not every connection. The recheck
  * thread's reports of revoked tokens come the same way (close 4003).
@@ -572,40 +572,20 @@ static void drain_inbox(ws_server *s) {
 
 /*
  * Waking the service thread. Each wake-up costs the thread a poll() over
- * every socket (libwebsockets 4.1's loop: ~1 ms at 10 000 connections),
- * and the bus hands in publications one at a time (an order makes two or
- * three, a Redis round trip apart). So a wake-up is folded two ways:
- *   - wake() writes libwebsockets' cancel pipe only when no wake-up is
- *     pending (wake_pending, cleared by drain_inbox just before it takes
- *     the inbox: whatever is appended after the take sees it clear and
- *     wakes again, whatever saw it set is in the inbox before the take);
- *   - the woken thread drains COALESCE_US later (a timer), not at once,
- *     so publications handed in meanwhile share the pass (and add no
- *     wake-up of their own).
- * A publication therefore waits up to COALESCE_US more; one wake-up and
- * one timer serve every publication of those microseconds.
+ * every socket (libwebsockets 4.1's loop), and the bus hands in
+ * publications one at a time (an order makes two or three, a Redis round
+ * trip apart). wake() writes libwebsockets' cancel pipe only when no
+ * wake-up is pending (wake_pending, cleared by drain_inbox just before it
+ * takes the inbox: whatever is appended after the take sees it clear and
+ * wakes again; whatever saw it set is in the inbox before the take). So
+ * what is handed in while the thread is still on its way or busy
+ * delivering shares the next pass, without a pipe write and a poll() of
+ * its own. Tried and not kept: draining a timer's 2 ms after the wake-up
+ * to fold more (docs/PERFORMANCE.md, "Realtime": it cost more CPU per
+ * delivery than it saved).
  */
-#define COALESCE_US 2000
-
 static void wake(ws_server *s) {
   if (!atomic_exchange(&s->wake_pending, true)) lws_cancel_service(s->ctx);
-}
-
-static void drain_due(lws_sorted_usec_list_t *sul) {
-  ws_server *s = lws_container_of(sul, ws_server, drain);
-  s->drain_scheduled = false;
-  drain_inbox(s);
-}
-
-/* LWS_CALLBACK_EVENT_WAIT_CANCELLED: a wake-up (ours, or the drain's). */
-static void woken(ws_server *s) {
-  if (COALESCE_US == 0) {
-    drain_inbox(s);
-    return;
-  }
-  if (s->drain_scheduled) return;
-  s->drain_scheduled = true;
-  lws_sul_schedule(s->ctx, 0, &s->drain, drain_due, COALESCE_US);
 }
 
 int ws_server_publish(ws_server *s, const char *channel, int64_t offset,
@@ -693,7 +673,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
     conn_gone(s, c);
     return 0;
   case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-    woken(s);
+    drain_inbox(s);
     return 0;
   default:
     return lws_callback_http_dummy(wsi, reason, user, in, len);

@@ -33,7 +33,8 @@
  * the thread that made the server. Connection state is touched only by
  * the libwebsockets thread, so it needs no lock; the shared structures
  * are the inbox of publications and the list of revoked connections (a
- * mutex, then lws_cancel_service wakes the thread).
+ * mutex, then lws_cancel_service wakes the thread, at most one wake-up
+ * pending; ws.c, wake).
  */
 #ifndef REALTIME_WS_H
 #define REALTIME_WS_H

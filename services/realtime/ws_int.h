@@ -116,8 +116,6 @@ struct ws_server {
   lws_sorted_usec_list_t heartbeat;
   lws_sorted_usec_list_t sweep; /* expiry, auth deadline, ping, hangup */
   int64_t last_sweep_ms;        /* monotonic; service thread only */
-  lws_sorted_usec_list_t drain; /* the inbox, shortly after a wake-up */
-  bool drain_scheduled;         /* service thread only */
   atomic_bool wake_pending;     /* a wake-up is on its way (ws.c, wake) */
   ws_metrics m;
   atomic_size_t nconns;
