@@ -899,6 +899,17 @@ int db_store_tx(const db_store *s, const db_tx_opts *opts,
   return db_with_tx(s->pool, &o, DB_TX_RETRIES, fn, ud);
 }
 
+int db_store_run(const db_store *s, const char *tid, const char *scope,
+                 bool read_only, int (*fn)(db_conn *c, void *ud), void *ud) {
+  db_setting on = {scope, "on"};
+  db_tx_opts o = {.tenant_id = tid, .read_only = read_only};
+  if (tid == NULL && scope != NULL) {
+    o.settings = &on;
+    o.nsettings = 1;
+  }
+  return db_store_tx(s, &o, fn, ud);
+}
+
 /* --------------------------------------------------------------- results ---
  */
 

@@ -263,6 +263,16 @@ db_pool *db_store_pool(const db_store *s);
 int db_store_tx(const db_store *s, const db_tx_opts *opts,
                 int (*fn)(db_conn *c, void *ud), void *ud) WARN_UNUSED;
 
+/* db_store_tx in the one scope a store function runs in: tenant tid's rows
+ * (db_tx_opts.tenant_id) when tid is set; when tid is NULL, across tenants
+ * under the policy the setting named scope turns on (scope = 'on', e.g.
+ * "app.orders_janitor"; nothing when scope is NULL too). read_only as in
+ * db_tx_opts. The call every service's store makes instead of building
+ * the options itself. Errors: those of db_with_tx. */
+int db_store_run(const db_store *s, const char *tid, const char *scope,
+                 bool read_only, int (*fn)(db_conn *c, void *ud),
+                 void *ud) WARN_UNUSED;
+
 /* --------------------------------------------------------------- results ---
  */
 

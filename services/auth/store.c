@@ -66,8 +66,7 @@ void store_free(store *s) { db_store_free(s); }
 
 static int store_tx(store *s, const char *tenant, bool read_only,
                     int (*fn)(db_conn *c, void *ud), void *ud) {
-  db_tx_opts o = {.tenant_id = tenant, .read_only = read_only};
-  return db_store_tx(s, &o, fn, ud);
+  return db_store_run(s, tenant, NULL, read_only, fn, ud);
 }
 
 /* Runs one query expected to return 0 or 1 user row. */

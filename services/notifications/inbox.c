@@ -100,9 +100,7 @@ int inbox_batch_add(inbox_batch *b, const char *uid, const char *email,
   b->emails[b->n] = NULL;
   store_inbox_new *it = &b->v[b->n];
   memset(it, 0, sizeof *it);
-  uuid u;
-  uuid_v7(&u);
-  uuid_format(&u, it->id);
+  uuid_v7_str(it->id);
   snprintf(it->user_id, sizeof it->user_id, "%s", uid);
   char *strs[5] = {strdup(type), strdup(title), strdup(body), strdup(data),
                    email != NULL && email[0] ? strdup(email) : NULL};

@@ -33,8 +33,7 @@ void store_free(store *st) { db_store_free(st); }
 
 int store_run(store *st, const char *tid, bool read_only,
               int (*fn)(db_conn *c, void *ud), void *ud) {
-  db_tx_opts o = {.tenant_id = tid, .read_only = read_only};
-  return db_store_tx(st, &o, fn, ud);
+  return db_store_run(st, tid, NULL, read_only, fn, ud);
 }
 
 void store_copy_col(const db_result *r, int row, const char *name, char *dst,
@@ -140,17 +139,15 @@ static int create_endpoint_fn(db_conn *c, void *ud) {
     rc = store_events_literal(a->in->events, a->in->nevents, events,
                               sizeof events);
   if (rc != ERR_OK) return rc;
-  uuid u;
-  uuid_v7(&u);
   char id[UUID_STR_LEN + 1];
-  uuid_format(&u, id);
+  int64_t id_ms = uuid_v7_str(id);
   db_param ps[] = {db_text(a->tid),
                    db_text(id),
                    db_text(a->in->url),
                    db_text(events),
                    db_text(a->in->description ? a->in->description : ""),
                    db_bytes(a->secret->b, sizeof a->secret->b),
-                   db_int64(uuid_v7_time_ms(&u))};
+                   db_int64(id_ms)};
   db_result *r = NULL;
   rc = db_exec(c,
                "INSERT INTO notifications.endpoints (tenant_id, id, url, "

@@ -121,18 +121,12 @@ static int create_fn(db_conn *c, void *ud) {
   char ch[64], ro[64], id[UUID_STR_LEN + 1];
   int rc = lists(a->in, ch, ro);
   if (rc != ERR_OK) return rc;
-  uuid u;
-  uuid_v7(&u);
-  uuid_format(&u, id);
-  db_param ps[] = {db_text(a->tid),
-                   db_text(id),
-                   db_text(a->in->name),
-                   db_text(a->in->title),
-                   db_text(a->in->body),
-                   db_text(ch),
-                   db_text(ro),
-                   db_int64(a->in->scheduled_ms),
-                   db_int64(uuid_v7_time_ms(&u))};
+  int64_t id_ms = uuid_v7_str(id);
+  db_param ps[] = {db_text(a->tid),      db_text(id),
+                   db_text(a->in->name), db_text(a->in->title),
+                   db_text(a->in->body), db_text(ch),
+                   db_text(ro),          db_int64(a->in->scheduled_ms),
+                   db_int64(id_ms)};
   rc = db_exec(c,
                "INSERT INTO notifications.campaigns (tenant_id, id, name, "
                "title, body, channels, roles, status, scheduled_at, "

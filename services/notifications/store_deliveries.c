@@ -42,16 +42,10 @@ static int insert_delivery(db_conn *c, const char *tid, const char *endpoint,
                            const char *event_id, const char *type,
                            const char *body, char id[UUID_STR_LEN + 1],
                            bool *inserted) {
-  uuid u;
-  uuid_v7(&u);
-  uuid_format(&u, id);
-  db_param ps[] = {db_text(tid),
-                   db_text(id),
-                   db_text(endpoint),
-                   db_text(event_id),
-                   db_text(type),
-                   db_text(body),
-                   db_int64(uuid_v7_time_ms(&u))};
+  int64_t id_ms = uuid_v7_str(id);
+  db_param ps[] = {db_text(tid),      db_text(id),   db_text(endpoint),
+                   db_text(event_id), db_text(type), db_text(body),
+                   db_int64(id_ms)};
   db_result *r = NULL;
   int rc = db_exec(
       c,
@@ -127,15 +121,13 @@ int store_add_messages(db_conn *c, const char *tid, const char *event_id,
   for (size_t i = 0; i < n; i++) {
     const store_message *m = &msgs[i];
     store_job *j = &(*jobs)[*njobs];
-    uuid u;
-    uuid_v7(&u);
-    uuid_format(&u, j->id);
+    int64_t id_ms = uuid_v7_str(j->id);
     db_param ps[] = {db_text(tid),
                      db_text(j->id),
                      db_text(event_id),
                      db_text(type),
                      db_text(m->body),
-                     db_int64(uuid_v7_time_ms(&u)),
+                     db_int64(id_ms),
                      db_text(kKinds[m->kind == STORE_KIND_SMS ? 2 : 1]),
                      db_text(m->user_id),
                      db_text(m->address),
@@ -543,9 +535,7 @@ int store_record(store *st, const store_job *job, const store_outcome *o,
 /* ------------------------------------------------------------ sweep --- */
 
 int store_run_sweep(store *st, int (*fn)(db_conn *c, void *ud), void *ud) {
-  static const db_setting kSweep[] = {{"app.notifications_sweep", "on"}};
-  db_tx_opts o = {.read_only = true, .settings = kSweep, .nsettings = 1};
-  return db_store_tx(st, &o, fn, ud);
+  return db_store_run(st, NULL, "app.notifications_sweep", true, fn, ud);
 }
 
 typedef struct due_args {

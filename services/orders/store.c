@@ -86,13 +86,7 @@ void store_result_reset(store_result *res) {
  * (NULL: the janitor, app.orders_janitor = 'on'). */
 int store_run_tx(store *st, const char *tid, bool read_only,
                  int (*fn)(db_conn *c, void *ud), void *ud) {
-  static const db_setting janitor[] = {{"app.orders_janitor", "on"}};
-  db_tx_opts o = {.tenant_id = tid, .read_only = read_only};
-  if (tid == NULL) {
-    o.settings = janitor;
-    o.nsettings = 1;
-  }
-  return db_store_tx(st, &o, fn, ud);
+  return db_store_run(st, tid, "app.orders_janitor", read_only, fn, ud);
 }
 
 /* What the write runner hands to db_with_tx around a transaction

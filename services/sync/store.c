@@ -38,8 +38,7 @@ void store_free(store *st) { db_store_free(st); }
  * libs/db's retries of deadlocks and serialisation failures). */
 static int run(store *st, const char *tid, bool read_only,
                int (*fn)(db_conn *c, void *ud), void *ud) {
-  db_tx_opts o = {.tenant_id = tid, .read_only = read_only};
-  return db_store_tx(st, &o, fn, ud);
+  return db_store_run(st, tid, NULL, read_only, fn, ud);
 }
 
 static void copy_col(const db_result *r, int row, int col, char *out,
@@ -98,16 +97,14 @@ typedef struct create_args {
 static int create_device_fn(db_conn *c, void *ud) {
   create_args *a = ud;
   memset(a->out, 0, sizeof *a->out);
-  uuid u;
-  uuid_v7(&u);
   char id[UUID_STR_LEN + 1];
-  uuid_format(&u, id);
+  int64_t id_ms = uuid_v7_str(id);
   db_param ps[] = {db_text(a->tid),
                    db_text(id),
                    db_text(a->name),
                    db_text(a->platform),
                    db_bytes(a->hash, STORE_SECRET_HASH_LEN),
-                   db_int64(uuid_v7_time_ms(&u))};
+                   db_int64(id_ms)};
   db_result *r = NULL;
   int rc =
       db_exec(c,
@@ -324,7 +321,5 @@ int store_sweep_offline(store *st, int64_t stale_ms, size_t batch,
                   .fn = fn,
                   .arg = arg};
   /* Across tenants: the sweeper's own policy (app.sync_sweeper). */
-  db_setting set = {"app.sync_sweeper", "on"};
-  db_tx_opts o = {.settings = &set, .nsettings = 1};
-  return db_store_tx(st, &o, sweep_fn, &a);
+  return db_store_run(st, NULL, "app.sync_sweeper", false, sweep_fn, &a);
 }

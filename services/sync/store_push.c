@@ -16,8 +16,7 @@
 
 static int run(store *st, const char *tid, bool read_only,
                int (*fn)(db_conn *c, void *ud), void *ud) {
-  db_tx_opts o = {.tenant_id = tid, .read_only = read_only};
-  return db_store_tx(st, &o, fn, ud);
+  return db_store_run(st, tid, NULL, read_only, fn, ud);
 }
 
 /* The hex text of a cell as malloc'd bytes. */
@@ -126,10 +125,8 @@ static int upsert_clock(db_conn *c, const record_args *a) {
 
 static int insert_conflict(db_conn *c, const record_args *a) {
   const store_conflict_new *k = a->conflict;
-  uuid u;
-  uuid_v7(&u);
   char id[UUID_STR_LEN + 1];
-  uuid_format(&u, id);
+  int64_t id_ms = uuid_v7_str(id);
   db_param ps[] = {db_text(a->tid),
                    db_text(id),
                    db_text(a->did),
@@ -138,7 +135,7 @@ static int insert_conflict(db_conn *c, const record_args *a) {
                    db_text(k->entity_id),
                    db_bytes(k->client, k->client_len),
                    db_bytes(k->server, k->server_len),
-                   db_int64(uuid_v7_time_ms(&u))};
+                   db_int64(id_ms)};
   return db_exec(c,
                  "INSERT INTO sync.conflicts (tenant_id, id, device_id, "
                  "mutation_id, entity, entity_id, client, server, created_at) "

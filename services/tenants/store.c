@@ -37,13 +37,7 @@ void store_free(store *st) { db_store_free(st); }
  * NULL. */
 static int run(store *st, const char *tenant_id,
                int (*fn)(db_conn *c, void *ud), void *ud) {
-  static const db_setting directory[] = {{"app.directory", "on"}};
-  db_tx_opts o = {.tenant_id = tenant_id};
-  if (tenant_id == NULL) {
-    o.settings = directory;
-    o.nsettings = 1;
-  }
-  return db_store_tx(st, &o, fn, ud);
+  return db_store_run(st, tenant_id, "app.directory", false, fn, ud);
 }
 
 static void copy_cell(char *dst, size_t cap, const db_result *r, int row,

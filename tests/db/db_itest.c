@@ -391,6 +391,54 @@ START_TEST(tenant_setting_lives_exactly_as_long_as_the_transaction) {
 }
 END_TEST
 
+/* What db_store_run set up for its transaction function. */
+typedef struct scope_seen {
+  char tenant[64], janitor[16], read_only[8];
+} scope_seen;
+
+static int see_scope(db_conn *c, void *ud) {
+  scope_seen *s = ud;
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT current_setting('app.tenant_id', true) AS t, "
+                   "current_setting('app.test_janitor', true) AS j, "
+                   "current_setting('transaction_read_only') AS ro",
+                   NULL, 0, &r);
+  if (rc != ERR_OK) return rc;
+  const char *t = db_get(r, 0, 0), *j = db_get(r, 0, 1), *ro = db_get(r, 0, 2);
+  snprintf(s->tenant, sizeof s->tenant, "%s", t != NULL ? t : "");
+  snprintf(s->janitor, sizeof s->janitor, "%s", j != NULL ? j : "");
+  snprintf(s->read_only, sizeof s->read_only, "%s", ro != NULL ? ro : "");
+  db_result_free(r);
+  return ERR_OK;
+}
+
+START_TEST(store_run_scopes_one_tenant_or_a_policy) {
+  db_pool *p = pool(1);
+  db_store *st = NULL;
+  OK(db_store_new(p, NULL, &st));
+  scope_seen s = {0};
+  /* A tenant: its id, never the cross-tenant switch, even when named. */
+  OK(db_store_run(st, "tenant-a", "app.test_janitor", false, see_scope, &s));
+  ck_assert_str_eq(s.tenant, "tenant-a");
+  ck_assert_str_eq(s.janitor, "");
+  ck_assert_str_eq(s.read_only, "off");
+  /* No tenant: the scope's switch is on. */
+  memset(&s, 0, sizeof s);
+  OK(db_store_run(st, NULL, "app.test_janitor", false, see_scope, &s));
+  ck_assert_str_eq(s.tenant, "");
+  ck_assert_str_eq(s.janitor, "on");
+  /* Neither: nothing set; read-only as asked. */
+  memset(&s, 0, sizeof s);
+  OK(db_store_run(st, NULL, NULL, true, see_scope, &s));
+  ck_assert_str_eq(s.tenant, "");
+  ck_assert_str_eq(s.janitor, "");
+  ck_assert_str_eq(s.read_only, "on");
+  db_store_free(st);
+  db_pool_free(p);
+}
+END_TEST
+
 #define TENANT_A "0190a4f6-0000-7000-8000-00000000000a"
 #define TENANT_B "0190a4f6-0000-7000-8000-00000000000b"
 
@@ -857,6 +905,7 @@ int main(void) {
   tcase_add_test(q, with_tx_retries_conflicts_and_rolls_back_errors);
   tcase_add_test(q, serialization_failure_is_conflict);
   tcase_add_test(q, tenant_setting_lives_exactly_as_long_as_the_transaction);
+  tcase_add_test(q, store_run_scopes_one_tenant_or_a_policy);
   tcase_add_test(q, row_level_security_hides_other_tenants_rows);
   tcase_add_test(q, unique_violation_is_exists_without_the_value);
   tcase_add_test(q, statement_timeout_is_enforced);

@@ -171,7 +171,7 @@ static bool wait_status(const tenant *t, const char *id, const char *want) {
               strcmp(harness_json_str(r->json, "status"), want) == 0;
     harness_http_free(r);
     if (ok) return true;
-    usleep(100 * 1000);
+    time_sleep_ms(100);
   }
   return false;
 }
@@ -314,7 +314,7 @@ START_TEST(a_deleted_devices_tokens_are_refused_within_a_second) {
    * that starts later is refused (the verifiers re-read revocations every
    * 500 ms; a busy machine only makes the calls start later). */
   int64_t wait = deleted + 1000 - time_now_ms();
-  if (wait > 0) usleep((useconds_t)wait * 1000);
+  if (wait > 0) time_sleep_ms(wait);
   ck_assert_int_eq(status_of("GET", "/v1/tables", NULL, tok), 401);
   ck_assert_int_eq(status_of("GET", "/v1/orders", NULL, tok), 401);
   ck_assert_int_eq(status_of("POST", "/v1/sync/heartbeat", "{}", tok), 401);
@@ -351,7 +351,7 @@ START_TEST(heartbeats_bring_a_device_online_and_silence_takes_it_offline) {
     ck_assert_int_eq(harness_json_int(r->json, "interval_s"), 2);
     ck_assert_uint_eq(strlen(harness_json_str(r->json, "server_time")), 24);
     harness_http_free(r);
-    usleep(100 * 1000);
+    time_sleep_ms(100);
   }
   ck_assert(wait_status(&t, id, "online"));
   char path[96];
@@ -493,7 +493,7 @@ static void push_cut(const dev *d, const char *body, int64_t wait_for) {
   free(req);
   for (int64_t end = time_now_ms() + 30000;
        wait_for > 0 && last_mutation_id(d) < wait_for && time_now_ms() < end;)
-    usleep(20 * 1000);
+    time_sleep_ms(20);
   close(fd);
 }
 
@@ -545,7 +545,7 @@ START_TEST(a_hundred_mutations_with_cut_answers_apply_exactly_once) {
     resp *r = push(&d, &ptrs[b], (size_t)n);
     if (r->status == 503) { /* nothing could be done now */
       harness_http_free(r);
-      usleep(50 * 1000);
+      time_sleep_ms(50);
       continue;
     }
     CK_HTTP_STATUS(r, 200);
@@ -700,7 +700,7 @@ static void kill_mid_push(bool orders) {
   /* Mid-push: some applied, not all. */
   for (int64_t end = time_now_ms() + 30000;
        last_mutation_id(&d) < 1 && time_now_ms() < end;)
-    usleep(2000);
+    time_sleep_ms(2);
   if (orders) {
     harness_signal(g_orders.proc, SIGKILL);
   } else {
@@ -727,7 +727,7 @@ static void kill_mid_push(bool orders) {
     resp *r = push(&d, ptrs, N);
     if (r->status == 200) last = harness_json_int(r->json, "last_mutation_id");
     harness_http_free(r);
-    if (last < N) usleep(200 * 1000);
+    if (last < N) time_sleep_ms(200);
   }
   free(b.body);
   ck_assert_int_eq(last, N);
@@ -1452,7 +1452,7 @@ START_TEST(expiry_removes_an_unused_file_and_keeps_a_used_one) {
                        "$1::uuid AND sha256 = decode($2, 'hex')",
                        d.t.id, unused, n, sizeof n));
     gone = num(n) == 0;
-    if (!gone) usleep(300 * 1000);
+    if (!gone) time_sleep_ms(300);
   }
   ck_assert_msg(gone, "the unused file was not removed within 60 s");
   ck_assert_int_eq(status_of("GET", path, NULL, d.token), 404);

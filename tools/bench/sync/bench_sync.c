@@ -117,9 +117,7 @@ static char *batch_body(device *d, unsigned *seed) {
     int a = (int)(rand_r(seed) % NPRODUCTS);
     int c = (a + 1 + (int)(rand_r(seed) % (NPRODUCTS - 1))) % NPRODUCTS;
     char oid[UUID_STR_LEN + 1];
-    uuid u;
-    uuid_v7(&u);
-    uuid_format(&u, oid);
+    uuid_v7_str(oid);
     n += (size_t)snprintf(
         b + n, cap - n,
         "%s{\"id\":%lld,\"name\":\"createOrder\",\"client_time\":"
