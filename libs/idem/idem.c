@@ -227,3 +227,21 @@ int idem_expire(db_conn *c, const char *table, size_t batch, int64_t *deleted) {
   db_result_free(res);
   return rc;
 }
+
+typedef struct expire_args {
+  const char *table;
+  size_t batch;
+  int64_t *deleted;
+} expire_args;
+
+static int expire_fn(db_conn *c, void *ud) {
+  const expire_args *a = ud;
+  return idem_expire(c, a->table, a->batch, a->deleted);
+}
+
+int idem_expire_all(const db_store *st, const char *scope, const char *table,
+                    size_t batch, int64_t *deleted) {
+  if (deleted != NULL) *deleted = 0;
+  expire_args a = {.table = table, .batch = batch, .deleted = deleted};
+  return db_store_run(st, NULL, scope, false, expire_fn, &a);
+}

@@ -125,6 +125,12 @@ int idem_release(db_conn *c, const idem_ref *r) WARN_UNUSED;
 int idem_expire(db_conn *c, const char *table, size_t batch,
                 int64_t *deleted) WARN_UNUSED;
 
+/* idem_expire in a transaction of its own on store st, across tenants
+ * under the policy the setting scope turns on (db_store_run with no
+ * tenant): a service's janitor pass over its keys. */
+int idem_expire_all(const db_store *st, const char *scope, const char *table,
+                    size_t batch, int64_t *deleted) WARN_UNUSED;
+
 /* Frees found->answer and zeroes *found. NULL-safe. */
 void idem_found_clear(idem_found *found);
 

@@ -298,49 +298,17 @@ int store_send_campaign(store *st, const char *tid, const char *id) {
 
 /* ------------------------------------------------------------ runner --- */
 
-typedef struct due_args {
-  size_t max;
-  store_job *jobs;
-  size_t njobs;
-} due_args;
-
-static int due_fn(db_conn *c, void *ud) {
-  due_args *a = ud;
-  free(a->jobs);
-  a->jobs = NULL;
-  a->njobs = 0;
-  db_param ps[] = {db_int64((int64_t)a->max)};
-  db_result *r = NULL;
-  int rc = db_exec(c,
-                   "SELECT tenant_id::text AS tid, id::text AS id "
-                   "FROM notifications.campaigns WHERE (status = 'sending' "
-                   "OR (status = 'scheduled' AND scheduled_at <= now())) "
-                   "AND (lease_until IS NULL OR lease_until < now()) "
-                   "ORDER BY updated_at LIMIT $1",
-                   ps, DB_NPARAMS(ps), &r);
-  int n = rc == ERR_OK ? db_nrows(r) : 0;
-  if (n > 0 && (a->jobs = calloc((size_t)n, sizeof *a->jobs)) == NULL)
-    rc = ERR_NOMEM;
-  for (int i = 0; rc == ERR_OK && i < n; i++, a->njobs++) {
-    store_copy_col(r, i, "tid", a->jobs[i].tid, sizeof a->jobs[i].tid);
-    store_copy_col(r, i, "id", a->jobs[i].id, sizeof a->jobs[i].id);
-  }
-  db_result_free(r);
-  return rc;
-}
-
 int store_due_campaigns(store *st, size_t max, store_job **jobs,
                         size_t *njobs) {
-  due_args a = {.max = max};
-  int rc = store_run_sweep(st, due_fn, &a);
-  if (rc != ERR_OK) {
-    free(a.jobs);
-    a.jobs = NULL;
-    a.njobs = 0;
-  }
-  *jobs = a.jobs;
-  *njobs = a.njobs;
-  return rc;
+  db_param ps[] = {db_int64((int64_t)max)};
+  return store_due_jobs(
+      st,
+      "SELECT tenant_id::text AS tid, id::text AS id "
+      "FROM notifications.campaigns WHERE (status = 'sending' "
+      "OR (status = 'scheduled' AND scheduled_at <= now())) "
+      "AND (lease_until IS NULL OR lease_until < now()) "
+      "ORDER BY updated_at LIMIT $1",
+      ps, DB_NPARAMS(ps), jobs, njobs);
 }
 
 typedef struct claim_args {

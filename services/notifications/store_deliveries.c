@@ -539,8 +539,9 @@ int store_run_sweep(store *st, int (*fn)(db_conn *c, void *ud), void *ud) {
 }
 
 typedef struct due_args {
-  int64_t grace_ms;
-  size_t max;
+  const char *sql; /* SELECT tid, id ... */
+  const db_param *ps;
+  int nps;
   store_job *jobs;
   size_t njobs;
 } due_args;
@@ -550,15 +551,8 @@ static int due_fn(db_conn *c, void *ud) {
   free(a->jobs);
   a->jobs = NULL;
   a->njobs = 0;
-  db_param ps[] = {db_int64(a->grace_ms), db_int64((int64_t)a->max)};
   db_result *r = NULL;
-  int rc = db_exec(c,
-                   "SELECT tenant_id::text AS tid, id::text AS id "
-                   "FROM notifications.deliveries WHERE status = 'pending' "
-                   "AND next_attempt_at < now() - $1::bigint " MS " "
-                   "AND (lease_until IS NULL OR lease_until < now()) "
-                   "ORDER BY next_attempt_at LIMIT $2",
-                   ps, DB_NPARAMS(ps), &r);
+  int rc = db_exec(c, a->sql, a->ps, a->nps, &r);
   int n = rc == ERR_OK ? db_nrows(r) : 0;
   if (n > 0 && (a->jobs = calloc((size_t)n, sizeof *a->jobs)) == NULL)
     rc = ERR_NOMEM;
@@ -570,9 +564,9 @@ static int due_fn(db_conn *c, void *ud) {
   return rc;
 }
 
-int store_due(store *st, int64_t grace_ms, size_t max, store_job **jobs,
-              size_t *njobs) {
-  due_args a = {.grace_ms = grace_ms, .max = max};
+int store_due_jobs(store *st, const char *sql, const db_param *ps, int nps,
+                   store_job **jobs, size_t *njobs) {
+  due_args a = {.sql = sql, .ps = ps, .nps = nps};
   int rc = store_run_sweep(st, due_fn, &a);
   if (rc != ERR_OK) {
     free(a.jobs);
@@ -582,6 +576,19 @@ int store_due(store *st, int64_t grace_ms, size_t max, store_job **jobs,
   *jobs = a.jobs;
   *njobs = a.njobs;
   return rc;
+}
+
+int store_due(store *st, int64_t grace_ms, size_t max, store_job **jobs,
+              size_t *njobs) {
+  db_param ps[] = {db_int64(grace_ms), db_int64((int64_t)max)};
+  return store_due_jobs(
+      st,
+      "SELECT tenant_id::text AS tid, id::text AS id "
+      "FROM notifications.deliveries WHERE status = 'pending' "
+      "AND next_attempt_at < now() - $1::bigint " MS " "
+      "AND (lease_until IS NULL OR lease_until < now()) "
+      "ORDER BY next_attempt_at LIMIT $2",
+      ps, DB_NPARAMS(ps), jobs, njobs);
 }
 
 static int pending_fn(db_conn *c, void *ud) {

@@ -35,4 +35,10 @@ int store_add_messages(db_conn *c, const char *tid, const char *event_id,
 int store_run_sweep(store *st, int (*fn)(db_conn *c, void *ud),
                     void *ud) WARN_UNUSED;
 
+/* The jobs a sweep query sql (parameters ps[0..nps), columns tid and id)
+ * finds, into *jobs (malloc'd, the caller frees) and *njobs; on an error
+ * none. */
+int store_due_jobs(store *st, const char *sql, const db_param *ps, int nps,
+                   store_job **jobs, size_t *njobs) WARN_UNUSED;
+
 #endif

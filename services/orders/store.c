@@ -82,11 +82,14 @@ void store_result_reset(store_result *res) {
 
 /* ------------------------------------------------------------ helpers --- */
 
+/* The janitor's policy switch: the scope of work across tenants. */
+#define ORDERS_JANITOR "app.orders_janitor"
+
 /* Runs fn in a transaction as the store's role, scoped to tenant tid
  * (NULL: the janitor, app.orders_janitor = 'on'). */
 int store_run_tx(store *st, const char *tid, bool read_only,
                  int (*fn)(db_conn *c, void *ud), void *ud) {
-  return db_store_run(st, tid, "app.orders_janitor", read_only, fn, ud);
+  return db_store_run(st, tid, ORDERS_JANITOR, read_only, fn, ud);
 }
 
 /* What the write runner hands to db_with_tx around a transaction
@@ -751,18 +754,6 @@ int store_read_tables_by_ids(db_conn *c, const char *tid, const char *ids,
 
 /* ------------------------------------------------------------- janitor --- */
 
-typedef struct expire_args {
-  size_t batch;
-  int64_t *deleted;
-} expire_args;
-
-static int expire_fn(db_conn *c, void *ud) {
-  expire_args *a = ud;
-  return idem_expire(c, ORDERS_IDEM_TABLE, a->batch, a->deleted);
-}
-
 int store_expire_idempotency(store *st, size_t batch, int64_t *deleted) {
-  if (deleted != NULL) *deleted = 0;
-  expire_args a = {batch ? batch : 1000, deleted};
-  return store_run_tx(st, NULL, false, expire_fn, &a);
+  return idem_expire_all(st, ORDERS_JANITOR, ORDERS_IDEM_TABLE, batch, deleted);
 }

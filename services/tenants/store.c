@@ -32,12 +32,15 @@ void store_free(store *st) { db_store_free(st); }
 
 /* ------------------------------------------------------------ helpers --- */
 
+/* The directory's policy switch: the scope of work across tenants. */
+#define DIRECTORY "app.directory"
+
 /* Runs fn in a transaction as the store's role: tenant scope when
  * tenant_id is set, directory scope (app.directory = 'on') when it is
  * NULL. */
 static int run(store *st, const char *tenant_id,
                int (*fn)(db_conn *c, void *ud), void *ud) {
-  return db_store_run(st, tenant_id, "app.directory", false, fn, ud);
+  return db_store_run(st, tenant_id, DIRECTORY, false, fn, ud);
 }
 
 static void copy_cell(char *dst, size_t cap, const db_result *r, int row,
@@ -629,17 +632,6 @@ int store_idem_release(store *st, const idem_ref *r, bool tenant_scope) {
   return run(st, tenant_scope ? r->tenant_id : NULL, idem_release_fn, &a);
 }
 
-typedef struct expire_args {
-  size_t batch;
-  int64_t *deleted;
-} expire_args;
-
-static int expire_fn(db_conn *c, void *ud) {
-  expire_args *a = ud;
-  return idem_expire(c, STORE_IDEM_TABLE, a->batch, a->deleted);
-}
-
 int store_expire_idempotency(store *st, size_t batch, int64_t *deleted) {
-  expire_args a = {batch, deleted};
-  return run(st, NULL, expire_fn, &a);
+  return idem_expire_all(st, DIRECTORY, STORE_IDEM_TABLE, batch, deleted);
 }
