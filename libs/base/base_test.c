@@ -268,6 +268,24 @@ START_TEST(strbuf_stops_after_oom) {
 }
 END_TEST
 
+START_TEST(utf8_sequences_are_measured_or_refused) {
+  ck_assert_uint_eq(utf8_seq_len("a", 1), 1);
+  ck_assert_uint_eq(utf8_seq_len("\xc3\xa9x", 3), 2);        /* é */
+  ck_assert_uint_eq(utf8_seq_len("\xe2\x82\xac", 3), 3);     /* € */
+  ck_assert_uint_eq(utf8_seq_len("\xf0\x9f\x98\x80", 4), 4); /* 😀 */
+  ck_assert_uint_eq(utf8_seq_len("\xe2\x82\xac", 2), 0);     /* cut */
+  ck_assert_uint_eq(utf8_seq_len("\xc0\xaf", 2), 0);         /* overlong */
+  ck_assert_uint_eq(utf8_seq_len("\xed\xa0\x80", 3), 0);     /* surrogate */
+  ck_assert_uint_eq(utf8_seq_len("\xf4\x90\x80\x80", 4), 0); /* > 10FFFF */
+  ck_assert_uint_eq(utf8_seq_len("\x80", 1), 0);
+  ck_assert_uint_eq(utf8_seq_len("\xc3x", 2), 0);
+  ck_assert(utf8_valid("", 0));
+  ck_assert(utf8_valid("caf\xc3\xa9", 5));
+  ck_assert(!utf8_valid("caf\xc3", 4));
+  ck_assert(!utf8_valid("a\xff" "b", 3));
+}
+END_TEST
+
 START_TEST(hex_digits) {
   ck_assert_int_eq(str_hex_digit('0'), 0);
   ck_assert_int_eq(str_hex_digit('9'), 9);
@@ -480,6 +498,7 @@ int main(void) {
   tcase_add_test(tc, strbuf_grows_and_stays_terminated);
   tcase_add_test(tc, strbuf_stops_after_oom);
   tcase_add_test(tc, hex_digits);
+  tcase_add_test(tc, utf8_sequences_are_measured_or_refused);
   tcase_add_test(tc, text_counts_characters_not_bytes);
   tcase_add_test(tc, text_refuses_bad_utf8_controls_and_blank);
   tcase_add_test(tc, uuid_canonical_lower_cases_and_refuses_garbage);
