@@ -282,7 +282,9 @@ START_TEST(utf8_sequences_are_measured_or_refused) {
   ck_assert(utf8_valid("", 0));
   ck_assert(utf8_valid("caf\xc3\xa9", 5));
   ck_assert(!utf8_valid("caf\xc3", 4));
-  ck_assert(!utf8_valid("a\xff" "b", 3));
+  ck_assert(!utf8_valid("a\xff"
+                        "b",
+                        3));
 }
 END_TEST
 
