@@ -945,6 +945,15 @@ const char *db_get(const db_result *r, int row, int col) {
   return db_is_null(r, row, col) ? NULL : PQgetvalue(R(r), row, col);
 }
 
+const char *db_cell(const db_result *r, int row, int col) {
+  const char *v = db_get(r, row, col);
+  return v != NULL ? v : "";
+}
+
+void db_copy_cell(const db_result *r, int row, int col, char *dst, size_t cap) {
+  str_copy(dst, db_cell(r, row, col), cap);
+}
+
 int db_get_int64(const db_result *r, int row, int col, int64_t *out) {
   const char *s = db_get(r, row, col);
   if (s == NULL || s[0] == '\0') return ERR_INVAL;

@@ -287,6 +287,12 @@ int64_t db_affected(const db_result *r);
 
 /* The text value of a cell, owned by r; NULL for SQL NULL or out of range. */
 const char *db_get(const db_result *r, int row, int col);
+/* db_get with "" for SQL NULL or out of range (col -1: a db_col that found
+ * no such column), for fields whose absence is the empty string. */
+const char *db_cell(const db_result *r, int row, int col);
+/* db_cell copied into dst (capacity cap > 0, always NUL-terminated,
+ * truncated to fit). */
+void db_copy_cell(const db_result *r, int row, int col, char *dst, size_t cap);
 /* True for SQL NULL (and out of range). */
 bool db_is_null(const db_result *r, int row, int col);
 /* Parses an integer / boolean cell. ERR_INVAL for NULL, out of range or a

@@ -38,9 +38,7 @@ int store_run(store *st, const char *tid, bool read_only,
 
 void store_copy_col(const db_result *r, int row, const char *name, char *dst,
                     size_t cap) {
-  int c = db_col(r, name);
-  const char *v = c < 0 ? NULL : db_get(r, row, c);
-  str_copy(dst, v != NULL ? v : "", cap);
+  db_copy_cell(r, row, db_col(r, name), dst, cap);
 }
 
 int store_time_col(const db_result *r, int row, const char *name,

@@ -140,8 +140,7 @@ bool store_answered(const store_result *res) {
 
 /* The text of a cell; "" for NULL (model strings are never NULL). */
 const char *store_cell(const db_result *r, int row, int col) {
-  const char *v = db_get(r, row, col);
-  return v ? v : "";
+  return db_cell(r, row, col);
 }
 
 static int read_products(db_result *r, store_products *out) {

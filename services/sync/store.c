@@ -41,12 +41,6 @@ static int run(store *st, const char *tid, bool read_only,
   return db_store_run(st, tid, NULL, read_only, fn, ud);
 }
 
-static void copy_col(const db_result *r, int row, int col, char *out,
-                     size_t cap) {
-  const char *v = db_get(r, row, col);
-  str_copy(out, v != NULL ? v : "", cap);
-}
-
 /* Row `row` of r into *out (and the secret's hash into hash when not
  * NULL). */
 static int read_device(const db_result *r, int row, store_device *out,
@@ -60,10 +54,10 @@ static int read_device(const db_result *r, int row, store_device *out,
       pending < 0 || secret < 0 || created < 0 || seen < 0)
     return ERR_DB;
   memset(out, 0, sizeof *out);
-  copy_col(r, row, id, out->id, sizeof out->id);
-  copy_col(r, row, name, out->name, sizeof out->name);
-  copy_col(r, row, platform, out->platform, sizeof out->platform);
-  copy_col(r, row, ver, out->app_version, sizeof out->app_version);
+  db_copy_cell(r, row, id, out->id, sizeof out->id);
+  db_copy_cell(r, row, name, out->name, sizeof out->name);
+  db_copy_cell(r, row, platform, out->platform, sizeof out->platform);
+  db_copy_cell(r, row, ver, out->app_version, sizeof out->app_version);
   const char *b = db_get(r, row, online);
   out->online = b != NULL && b[0] == 't';
   int64_t v = 0;

@@ -285,10 +285,8 @@ void store_conflicts_free(store_conflict *v, size_t n) {
 
 static int read_conflict(const db_result *r, int row, store_conflict *o) {
   memset(o, 0, sizeof *o);
-  const char *v;
 #define COPY(field, col)                                                       \
-  v = db_get(r, row, db_col(r, col));                                          \
-  str_copy(o->field, v != NULL ? v : "", sizeof o->field)
+  db_copy_cell(r, row, db_col(r, col), o->field, sizeof o->field)
   COPY(id, "id");
   COPY(device_id, "device_id");
   COPY(entity, "entity");

@@ -439,6 +439,27 @@ START_TEST(store_run_scopes_one_tenant_or_a_policy) {
 }
 END_TEST
 
+START_TEST(cells_read_as_text_or_empty) {
+  db_pool *p = pool(1);
+  db_conn *c = NULL;
+  db_result *r = NULL;
+  OK(db_acquire(p, &c));
+  OK(db_exec(c, "SELECT NULL::text AS n, 'abcdef' AS s", NULL, 0, &r));
+  ck_assert_str_eq(db_cell(r, 0, db_col(r, "n")), "");
+  ck_assert_str_eq(db_cell(r, 0, db_col(r, "s")), "abcdef");
+  ck_assert_str_eq(db_cell(r, 0, db_col(r, "missing")), "");
+  ck_assert_str_eq(db_cell(r, 1, 0), ""); /* no such row */
+  char buf[4];
+  db_copy_cell(r, 0, 1, buf, sizeof buf);
+  ck_assert_str_eq(buf, "abc"); /* truncated, terminated */
+  db_copy_cell(r, 0, 0, buf, sizeof buf);
+  ck_assert_str_eq(buf, "");
+  db_result_free(r);
+  db_release(c);
+  db_pool_free(p);
+}
+END_TEST
+
 #define TENANT_A "0190a4f6-0000-7000-8000-00000000000a"
 #define TENANT_B "0190a4f6-0000-7000-8000-00000000000b"
 
@@ -906,6 +927,7 @@ int main(void) {
   tcase_add_test(q, serialization_failure_is_conflict);
   tcase_add_test(q, tenant_setting_lives_exactly_as_long_as_the_transaction);
   tcase_add_test(q, store_run_scopes_one_tenant_or_a_policy);
+  tcase_add_test(q, cells_read_as_text_or_empty);
   tcase_add_test(q, row_level_security_hides_other_tenants_rows);
   tcase_add_test(q, unique_violation_is_exists_without_the_value);
   tcase_add_test(q, statement_timeout_is_enforced);
