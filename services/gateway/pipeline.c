@@ -516,9 +516,8 @@ static bool raw_answer(run *x, const rpc_result *res) {
 static int reply_json(pipeline *p, const route *r, const rpc_result *res,
                       json_t *extra, pipeline_answer *out) {
   bool cacheable = r->extra == NULL && replycache_wants(res->payload_len);
-  if (cacheable && replycache_get(p->replies, r, res->payload,
-                                  res->payload_len, &out->body,
-                                  &out->body_len))
+  if (cacheable && replycache_get(p->replies, r, res->payload, res->payload_len,
+                                  &out->body, &out->body_len))
     return ERR_OK;
   int rc = transcode_reply(r, res->payload, res->payload_len,
                            r->extra ? r->extra->key : NULL, extra, &out->body,

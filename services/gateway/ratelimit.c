@@ -132,8 +132,7 @@ static void email_hash(const char *email, char out[33]) {
 
 /* One EVALSHA: up to r->batch[kind] tokens of key's bucket. */
 static int ask_redis(ratelimit *r, enum ratelimit_kind kind, const char *key,
-                     int64_t *granted, int64_t *retry_ms,
-                     int64_t *remaining) {
+                     int64_t *granted, int64_t *retry_ms, int64_t *remaining) {
   char burst[24], per_min[24], want[24];
   snprintf(burst, sizeof burst, "%lld", (long long)r->b[kind].burst);
   snprintf(per_min, sizeof per_min, "%lld", (long long)r->b[kind].per_min);
@@ -142,11 +141,10 @@ static int ask_redis(ratelimit *r, enum ratelimit_kind kind, const char *key,
   const char *args[] = {burst, per_min, want};
   cache_reply *rep = NULL;
   int rc = cache_eval(r->redis, r->script, 1, keys, 3, args, &rep);
-  if (rc == ERR_OK &&
-      (cache_reply_len(rep) != 3 ||
-       cache_reply_int_at(rep, 0, granted) != ERR_OK ||
-       cache_reply_int_at(rep, 1, retry_ms) != ERR_OK ||
-       cache_reply_int_at(rep, 2, remaining) != ERR_OK))
+  if (rc == ERR_OK && (cache_reply_len(rep) != 3 ||
+                       cache_reply_int_at(rep, 0, granted) != ERR_OK ||
+                       cache_reply_int_at(rep, 1, retry_ms) != ERR_OK ||
+                       cache_reply_int_at(rep, 2, remaining) != ERR_OK))
     rc = ERR_PROTO;
   cache_reply_free(rep);
   return rc;

@@ -81,8 +81,8 @@ START_TEST(a_full_table_replaces_and_never_mixes) {
   for (int i = 0; i < N; i++) {
     char *j = NULL;
     size_t jl = 0;
-    if (replycache_get(c, &route_a, ps[i], REPLYCACHE_MIN + (size_t)(i % 5),
-                       &j, &jl)) {
+    if (replycache_get(c, &route_a, ps[i], REPLYCACHE_MIN + (size_t)(i % 5), &j,
+                       &jl)) {
       snprintf(json, sizeof json, "{\"i\":%d}", i);
       ck_assert_str_eq(j, json); /* its own JSON, whatever the slot */
       free(j);

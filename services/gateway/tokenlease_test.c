@@ -107,12 +107,10 @@ START_TEST(buckets_never_share_tokens_even_in_one_slot) {
   int64_t r = 0;
   ck_assert_int_eq(tokenlease_take(t, "rl:c:{a}:mallory", 1, &r),
                    TOKENLEASE_ASK);
-  ck_assert_int_eq(tokenlease_take(t, "rl:c:{b}:alice", 1, &r),
-                   TOKENLEASE_ASK);
+  ck_assert_int_eq(tokenlease_take(t, "rl:c:{b}:alice", 1, &r), TOKENLEASE_ASK);
   /* mallory's grant evicts alice's lease: alice asks Redis again. */
   tokenlease_grant(t, "rl:c:{a}:mallory", 1, 2, 1000);
-  ck_assert_int_eq(tokenlease_take(t, "rl:c:{a}:alice", 3, &r),
-                   TOKENLEASE_ASK);
+  ck_assert_int_eq(tokenlease_take(t, "rl:c:{a}:alice", 3, &r), TOKENLEASE_ASK);
   ck_assert_int_eq(takes(t, "rl:c:{a}:mallory", 3), 1);
   tokenlease_free(t);
 
@@ -152,8 +150,8 @@ START_TEST(concurrent_takers_never_over_grant) {
   tokenlease_grant(g_t, "hot", 50000, 0, 1000000);
   pthread_t th[THREADS];
   for (int i = 0; i < THREADS; i++)
-    ck_assert_int_eq(
-        pthread_create(&th[i], NULL, taker, (void *)(intptr_t)i), 0);
+    ck_assert_int_eq(pthread_create(&th[i], NULL, taker, (void *)(intptr_t)i),
+                     0);
   int total = 0;
   for (int i = 0; i < THREADS; i++) {
     pthread_join(th[i], NULL);

@@ -423,8 +423,8 @@ static int page_after_from_db(orders *o, const caller *who,
                               const char *category, const char *after,
                               size_t limit, rpc_reply *reply) {
   store_products ps = {0};
-  int rc = store_list_products_after(o->c.st, who->cl.tid, who->staff,
-                                     category, after, limit + 1, &ps);
+  int rc = store_list_products_after(o->c.st, who->cl.tid, who->staff, category,
+                                     after, limit + 1, &ps);
   if (rc != ERR_OK) return rc;
   /* The extra row only says that more remain. */
   store_products page = ps;
@@ -498,8 +498,8 @@ static void list_products(void *arg, const rpc_call *call, rpc_reply *reply) {
     rc = page_after_from_db(o, &who, req->category, after, limit, reply);
   if (rc == ERR_NOTFOUND) {
     handler_reply_field(reply, RPC_INVALID_ARGUMENT,
-                        "the cursor is not one of this list's",
-                        "cursor", "is not a cursor of this list");
+                        "the cursor is not one of this list's", "cursor",
+                        "is not a cursor of this list");
   } else if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "read the menu");
   }

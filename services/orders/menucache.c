@@ -36,18 +36,18 @@ static const char fill_script[] =
 #define GEN_INIT                                                               \
   "if redis.call('EXISTS', KEYS[1]) == 0 then\n"                               \
   "  local t = redis.call('TIME')\n"                                           \
-  "  redis.call('SET', KEYS[1], t[1] .. string.sub('00000' .. t[2], -6))\n"   \
+  "  redis.call('SET', KEYS[1], t[1] .. string.sub('00000' .. t[2], -6))\n"    \
   "end\n"
 
 /* KEYS[1] gen, KEYS[2..3] entries. */
-static const char invalidate_script[] = GEN_INIT
-    "redis.call('INCR', KEYS[1])\n"
-    "redis.call('DEL', KEYS[2], KEYS[3])\n"
-    "return 1\n";
+static const char invalidate_script[] =
+    GEN_INIT "redis.call('INCR', KEYS[1])\n"
+             "redis.call('DEL', KEYS[2], KEYS[3])\n"
+             "return 1\n";
 
 /* KEYS[1] gen. Returns the (now existing) generation. */
-static const char gen_init_script[] = GEN_INIT
-    "return redis.call('GET', KEYS[1])\n";
+static const char gen_init_script[] =
+    GEN_INIT "return redis.call('GET', KEYS[1])\n";
 
 struct menucache {
   cache *redis;
@@ -240,8 +240,8 @@ static void local_keep(menucache *m, const char *tid, bool staff,
   struct local_slot *sl = slot_of(m, tid, staff);
   menupage *old = NULL;
   pthread_mutex_lock(&sl->mu);
-  bool same = sl->page != NULL && sl->staff == staff &&
-              strcmp(sl->tid, tid) == 0;
+  bool same =
+      sl->page != NULL && sl->staff == staff && strcmp(sl->tid, tid) == 0;
   /* Generations only grow: never replace a newer copy by an older one. */
   if (!same || menupage_gen(sl->page) <= menupage_gen(page)) {
     old = sl->page;
@@ -277,9 +277,8 @@ static bool settle_owed(menucache *m, const char *tid, bool *skip_all) {
 }
 
 /* The entry in Redis as a page, if it was written under generation cur. */
-static enum menucache_hit shared_get(menucache *m, const char *tid,
-                                     bool staff, int64_t cur,
-                                     menupage **page) {
+static enum menucache_hit shared_get(menucache *m, const char *tid, bool staff,
+                                     int64_t cur, menupage **page) {
   char k[KEY_MAX];
   menucache_val_key(tid, staff, k, sizeof k);
   const char *argv[] = {"GET", k};

@@ -667,10 +667,9 @@ static int list_products_after_fn(db_conn *c, void *ud) {
       ps, DB_NPARAMS(ps), a->out);
 }
 
-int store_list_products_after(store *st, const char *tid,
-                              bool include_inactive, const char *category,
-                              const char *after_id, size_t limit,
-                              store_products *out) {
+int store_list_products_after(store *st, const char *tid, bool include_inactive,
+                              const char *category, const char *after_id,
+                              size_t limit, store_products *out) {
   memset(out, 0, sizeof *out);
   after_args a = {.tid = tid,
                   .category = category ? category : "",

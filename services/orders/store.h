@@ -215,10 +215,9 @@ int store_list_products(store *st, const char *tid, bool include_inactive,
  * renamed since the page before). The product may be in any state, but
  * must be this tenant's and, when category is given, of that category:
  * else ERR_NOTFOUND. */
-int store_list_products_after(store *st, const char *tid,
-                              bool include_inactive, const char *category,
-                              const char *after_id, size_t limit,
-                              store_products *out) WARN_UNUSED;
+int store_list_products_after(store *st, const char *tid, bool include_inactive,
+                              const char *category, const char *after_id,
+                              size_t limit, store_products *out) WARN_UNUSED;
 
 /* -------------------------------------------------------------- tables --- */
 

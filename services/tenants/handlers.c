@@ -228,7 +228,8 @@ static void get_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   int rc = ERR_OK;
   if (!rescache_get_tenant(t->c.deps.cache, cl.tid, &s)) {
     rc = store_get(t->c.deps.st, cl.tid, &s);
-    if (rc == ERR_OK) rescache_put_tenant(t->c.deps.cache, &s); /* best effort */
+    if (rc == ERR_OK)
+      rescache_put_tenant(t->c.deps.cache, &s); /* best effort */
   }
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "read the tenant");

@@ -653,8 +653,7 @@ END_TEST
 
 /* One page of GET /v1/products?<query> (200 asserted): its products
  * (new reference) and its next_cursor ("" when absent) into next. */
-static json_t *menu_page(const char *token, const char *query,
-                         char next[64]) {
+static json_t *menu_page(const char *token, const char *query, char next[64]) {
   char path[256];
   snprintf(path, sizeof path, "/v1/products?%s", query);
   resp *r = call("GET", path, NULL, token, NULL);
@@ -704,8 +703,8 @@ START_TEST(the_menu_comes_a_page_at_a_time) {
   static const char *const names[] = {"Apple", "Banana", "Cherry", "Date",
                                       "Elder"};
   for (int i = 4; i >= 0; i--) /* made out of order: listed by name */
-    json_decref(product_new(g_a.admin.token, names[i], cat, 100 + i, -1, true,
-                            ids[i]));
+    json_decref(
+        product_new(g_a.admin.token, names[i], cat, 100 + i, -1, true, ids[i]));
   json_decref(product_new(g_a.admin.token, "Other", other, 100, -1, true, oid));
   char q[160], next[64], c1[64];
 
@@ -766,9 +765,9 @@ START_TEST(the_menu_comes_a_page_at_a_time) {
     CK_400_FIELD(r, "limit");
     harness_http_free(r);
   }
-  static const char *const bad_cursors[] = {
-      "x", "AAAAAAAAAAAAAAAAAAAAAA%3D%3D", "AAAAAAAAAAAAAAAAAAAAA_",
-      "%00AAAAAAAAAAAAAAAAAAAAA"};
+  static const char *const bad_cursors[] = {"x", "AAAAAAAAAAAAAAAAAAAAAA%3D%3D",
+                                            "AAAAAAAAAAAAAAAAAAAAA_",
+                                            "%00AAAAAAAAAAAAAAAAAAAAA"};
   for (size_t i = 0; i < sizeof bad_cursors / sizeof *bad_cursors; i++) {
     snprintf(q, sizeof q, "/v1/products?cursor=%s", bad_cursors[i]);
     r = call("GET", q, NULL, g_a.cust1.token, NULL);
@@ -780,8 +779,8 @@ START_TEST(the_menu_comes_a_page_at_a_time) {
    * tenant's product, another category's - is 400 the same way, with
    * nothing of the other list in the answer. */
   char bid[UUID_STR_LEN + 1];
-  json_decref(product_new(g_b.owner.token, "B secret", cat, 100, -1, true,
-                          bid));
+  json_decref(
+      product_new(g_b.owner.token, "B secret", cat, 100, -1, true, bid));
   snprintf(q, sizeof q, "category=%s&limit=1", cat);
   json_decref(menu_page(g_b.cust1.token, q, next));
   ck_assert_str_eq(next, ""); /* B's list has one product */

@@ -967,8 +967,10 @@ START_TEST(tenant_reads_come_from_redis_and_see_every_change) {
   ck_assert_ptr_nonnull(sp);
   ck_assert_ptr_nonnull(strstr(sp, name));
   char planted[700];
-  snprintf(planted, sizeof planted, "%.*s active EUR 2026-01-01T00:00:00.000Z "
-           "%s Planted in Redis", (int)(sp - v), v, c.slug);
+  snprintf(planted, sizeof planted,
+           "%.*s active EUR 2026-01-01T00:00:00.000Z "
+           "%s Planted in Redis",
+           (int)(sp - v), v, c.slug);
   redis_set(key, planted);
   tenant_name(&x, c.token, name, sizeof name);
   ck_assert_str_eq(name, "Planted in Redis");
