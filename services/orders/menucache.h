@@ -21,8 +21,8 @@
  * entries, to free the memory) in one script. Every interleaving then
  * ends with either no entry or an entry read after the last commit. A
  * hit is only taken when the entry's generation equals the current one
- * (one MGET), so an entry written under an old generation is never
- * served even if the DEL was lost.
+ * (read first, then the entry), so an entry written under an old generation is
+ * never served even if the DEL was lost.
  *
  * EACH REPLICA'S COPY. Moving the whole menu out of Redis and unpacking
  * it on every read cost more than the answer (100 products: ~15 KB per
