@@ -945,6 +945,12 @@ const char *db_get(const db_result *r, int row, int col) {
   return db_is_null(r, row, col) ? NULL : PQgetvalue(R(r), row, col);
 }
 
+size_t db_page_rows(const db_result *r, size_t limit, bool *more) {
+  size_t n = r != NULL ? (size_t)db_nrows(r) : 0;
+  *more = n > limit;
+  return *more ? limit : n;
+}
+
 const char *db_cell(const db_result *r, int row, int col) {
   const char *v = db_get(r, row, col);
   return v != NULL ? v : "";

@@ -290,6 +290,11 @@ const char *db_get(const db_result *r, int row, int col);
 /* db_get with "" for SQL NULL or out of range (col -1: a db_col that found
  * no such column), for fields whose absence is the empty string. */
 const char *db_cell(const db_result *r, int row, int col);
+/* Keyset pages: a list query asks for limit + 1 rows and the extra row
+ * only says that another page follows. Returns how many rows of r belong
+ * to the page (at most limit; 0 for a NULL r) and sets *more when r holds
+ * the extra one. */
+size_t db_page_rows(const db_result *r, size_t limit, bool *more);
 /* db_cell copied into dst (capacity cap > 0, always NUL-terminated,
  * truncated to fit). */
 void db_copy_cell(const db_result *r, int row, int col, char *dst, size_t cap);

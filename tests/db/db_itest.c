@@ -439,7 +439,7 @@ START_TEST(store_run_scopes_one_tenant_or_a_policy) {
 }
 END_TEST
 
-START_TEST(cells_read_as_text_or_empty) {
+START_TEST(cells_and_pages_read_as_asked) {
   db_pool *p = pool(1);
   db_conn *c = NULL;
   db_result *r = NULL;
@@ -454,6 +454,14 @@ START_TEST(cells_read_as_text_or_empty) {
   ck_assert_str_eq(buf, "abc"); /* truncated, terminated */
   db_copy_cell(r, 0, 0, buf, sizeof buf);
   ck_assert_str_eq(buf, "");
+  /* One row: a page of one with no more; a page of none with more. */
+  bool more = true;
+  ck_assert_uint_eq(db_page_rows(r, 1, &more), 1);
+  ck_assert(!more);
+  ck_assert_uint_eq(db_page_rows(r, 0, &more), 0);
+  ck_assert(more);
+  ck_assert_uint_eq(db_page_rows(NULL, 5, &more), 0);
+  ck_assert(!more);
   db_result_free(r);
   db_release(c);
   db_pool_free(p);
@@ -927,7 +935,7 @@ int main(void) {
   tcase_add_test(q, serialization_failure_is_conflict);
   tcase_add_test(q, tenant_setting_lives_exactly_as_long_as_the_transaction);
   tcase_add_test(q, store_run_scopes_one_tenant_or_a_policy);
-  tcase_add_test(q, cells_read_as_text_or_empty);
+  tcase_add_test(q, cells_and_pages_read_as_asked);
   tcase_add_test(q, row_level_security_hides_other_tenants_rows);
   tcase_add_test(q, unique_violation_is_exists_without_the_value);
   tcase_add_test(q, statement_timeout_is_enforced);
