@@ -59,9 +59,9 @@ static void round_fn(void *arg) {
 
 int idem_expiry_start(const idem_expiry_options *o, idem_expiry **out) {
   *out = NULL;
-  if (o == NULL || o->store == NULL || o->table == NULL ||
-      o->setting == NULL || o->interval_ms <= 0 ||
-      strlen(o->table) > NAME_MAX_LEN || strlen(o->setting) > NAME_MAX_LEN)
+  if (o == NULL || o->store == NULL || o->table == NULL || o->setting == NULL ||
+      o->interval_ms <= 0 || strlen(o->table) > NAME_MAX_LEN ||
+      strlen(o->setting) > NAME_MAX_LEN)
     return ERR_INVAL;
   idem_expiry *e = calloc(1, sizeof *e);
   if (e == NULL) return ERR_NOMEM;

@@ -18,6 +18,10 @@
 #include "libs/base/err.h"
 #include "libs/db/db.h"
 
+/* A round a minute: expired rows never pile up for long, and a round
+ * that finds nothing is one indexed DELETE. */
+#define IDEM_EXPIRY_INTERVAL_MS 60000
+
 typedef struct idem_expiry idem_expiry;
 
 typedef struct idem_expiry_options {

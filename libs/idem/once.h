@@ -52,9 +52,9 @@
 
 /* A service's keyed create. Every pointer must outlive the calls. */
 typedef struct idem_once_spec {
-  const char *table;    /* "sync.idempotency" (idem.h's shape) */
-  const char *tag;      /* the request hash's: "sync.idem.v1" */
-  const char *seal_tag; /* the seal key's: "sync.idem.seal.v1" */
+  const char *table;     /* "sync.idempotency" (idem.h's shape) */
+  const char *tag;       /* the request hash's: "sync.idem.v1" */
+  const char *seal_tag;  /* the seal key's: "sync.idem.seal.v1" */
   const uint8_t *secret; /* IDEM_SECRET_LEN bytes the database never
                             holds (the service's own key); NULL: none */
   int64_t ttl_ms;        /* 0: IDEM_ONCE_TTL_MS */

@@ -7,8 +7,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 
-_Static_assert(IDEM_SEAL_KEY_LEN == crypto_secretbox_KEYBYTES,
-               "seal key size");
+_Static_assert(IDEM_SEAL_KEY_LEN == crypto_secretbox_KEYBYTES, "seal key size");
 _Static_assert(IDEM_SEAL_OVERHEAD ==
                    crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES,
                "seal overhead");
@@ -28,8 +27,7 @@ int idem_seal(const uint8_t key[IDEM_SEAL_KEY_LEN], const uint8_t *plain,
   uint8_t *box = malloc(n + IDEM_SEAL_OVERHEAD);
   if (box == NULL) return ERR_NOMEM;
   randombytes_buf(box, crypto_secretbox_NONCEBYTES);
-  crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES, plain, n, box,
-                        key);
+  crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES, plain, n, box, key);
   *out = box;
   *len = n + IDEM_SEAL_OVERHEAD;
   return ERR_OK;

@@ -29,7 +29,7 @@
 #include "libs/base/err.h"
 #include "libs/idem/idem.h"
 
-#define IDEM_SEAL_KEY_LEN 32 /* crypto_secretbox_KEYBYTES */
+#define IDEM_SEAL_KEY_LEN 32  /* crypto_secretbox_KEYBYTES */
 #define IDEM_SEAL_OVERHEAD 40 /* nonce 24 + MAC 16 */
 
 /* out = idem_hash_keyed(secret, seal_tag, method, payload). secret NULL:
