@@ -38,6 +38,10 @@
  *     failure: the key is free again). A crash leaves the claim until its
  *     lease ends; after that the key is free.
  *
+ * Around it: once.h runs the first way for a create whose answer is
+ * sealed (seal.h: answers holding secrets are never readable in the
+ * table); expiry.h deletes expired rows periodically.
+ *
  * Only successful answers are saved: a refused request changed nothing,
  * so repeating it is harmless and lets a client fix and retry.
  *
