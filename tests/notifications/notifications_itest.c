@@ -17,7 +17,8 @@
  * another tenant's endpoints and deliveries 404 (a customer 403, no token
  * 401); bad input 400 naming the
  * field; Idempotency-Key on POST /v1/webhooks (replay with the same
- * secret, reuse 400, a concurrent twin, the secret sealed at rest); Redis
+ * secret, reuse 400, a concurrent twin, the secret sealed at rest,
+ * expired keys deleted); Redis
  * flushed mid-attempt (stream, group, pending entries and delayed set gone) ->
  * still delivered; and, last, notifications restarted with private targets
  * refused
@@ -40,6 +41,8 @@
 
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
+#include "libs/db/db.h"
+#include "libs/idem/expiry.h"
 #include "tests/harness/api.h"
 #include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
@@ -738,6 +741,40 @@ START_TEST(idempotency_key_on_create_webhook) {
                                     "response) > 0",
                                     "whsec_"),
                    0);
+  /* An expired key goes in the expiry round as the service runs it (its
+   * role, app.notifications_sweep); the live ones stay. */
+  ck_assert_int_eq(
+      harness_pg_count(&g_pg,
+                       "WITH i AS (INSERT INTO notifications.idempotency "
+                       "(tenant_id, principal, key, method, request_hash, "
+                       "response_code, response, expires_at) VALUES "
+                       "($1::uuid, 'u', 'old', 'm', decode(repeat('00', 32), "
+                       "'hex'), 0, '\\x00', now() - interval '1 second') "
+                       "RETURNING 1) SELECT count(*) FROM i",
+                       t.id),
+      1);
+  db_config dc = {.conninfo = g_pg.url, .max_conns = 1};
+  db_pool *p = NULL;
+  ck_assert_int_eq(db_pool_new(&dc, &p), ERR_OK);
+  db_store *st = NULL;
+  ck_assert_int_eq(db_store_new(p, "notifications_app", &st), ERR_OK);
+  ck_assert_int_eq(idem_expiry_run(st, "notifications.idempotency",
+                                   "app.notifications_sweep", NULL),
+                   ERR_OK);
+  db_store_free(st);
+  db_pool_free(p);
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.idempotency WHERE "
+                                    "tenant_id = $1::uuid AND key = 'old'",
+                                    t.id),
+                   0);
+  ck_assert_int_ge(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.idempotency WHERE "
+                                    "tenant_id = $1::uuid",
+                                    t.id),
+                   4);
 }
 END_TEST
 

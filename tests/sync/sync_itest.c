@@ -15,7 +15,8 @@
  * get the same 401; deleting the device refuses its tokens everywhere
  * within a second; Idempotency-Key on registration (replay with the same
  * secret, reuse 400, concurrent twins across the two replicas, the
- * secret never readable in the key table).
+ * secret never readable in the key table); expired keys deleted across
+ * tenants by the expiry round, and only under its setting.
  *
  * Heartbeats: two sync replicas share PostgreSQL and Redis; beats bring a
  * device online and silence (twice the interval) takes it offline, each
@@ -38,6 +39,7 @@
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "libs/db/db.h"
+#include "libs/idem/expiry.h"
 #include "libs/paseto/paseto.h"
 #include "libs/rpc/rpc.h"
 #include "proto/sync/v1/sync.pb-c.h"
@@ -283,6 +285,56 @@ START_TEST(idempotency_key_on_register_device) {
   ck_assert_str_eq(n, "0");
   harness_http_free(r1);
   harness_http_free(r2);
+}
+END_TEST
+
+/* A key row of tenant tid under key, expiring in `in` (an interval). */
+static void key_row(const char *tid, const char *key, const char *in) {
+  char sql[400], out[8];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO sync.idempotency (tenant_id, principal, key, method, "
+           "request_hash, response_code, response, expires_at) VALUES "
+           "($1::uuid, 'u', $2, 'm', decode(repeat('00', 32), 'hex'), 0, "
+           "'\\x00', now() + interval '%s') RETURNING 1",
+           in);
+  ck_assert(db_value(sql, tid, key, out, sizeof out));
+}
+
+/* The expiry round (libs/idem/expiry.h) as sync runs it - its role,
+ * app.sync_sweeper - deletes expired keys of every tenant and keeps live
+ * ones; without the setting, row-level security leaves it nothing. */
+START_TEST(expired_idempotency_keys_are_deleted_across_tenants) {
+  tenant a, b;
+  create_tenant(&a, "keyexp");
+  create_tenant(&b, "keyexp");
+  key_row(a.id, "old", "-1 second");
+  key_row(b.id, "old", "-1 minute");
+  key_row(b.id, "live", "1 hour");
+  db_config dc = {.conninfo = g_pg.url, .max_conns = 1};
+  db_pool *p = NULL;
+  ck_assert_int_eq(db_pool_new(&dc, &p), ERR_OK);
+  db_store *st = NULL;
+  ck_assert_int_eq(db_store_new(p, "sync_app", &st), ERR_OK);
+  const char *count = "SELECT count(*) FROM sync.idempotency WHERE "
+                      "tenant_id IN ($1::uuid, $2::uuid)";
+  char n[16];
+  int64_t deleted = -1;
+  /* (The running services' own rounds, a minute apart, may delete the
+   * expired rows too: only what holds either way is asserted.) */
+  ck_assert_int_eq(
+      idem_expiry_run(st, "sync.idempotency", "app.not_the_sweeper", &deleted),
+      ERR_OK);
+  ck_assert_int_eq(deleted, 0);
+  ck_assert_int_eq(
+      idem_expiry_run(st, "sync.idempotency", "app.sync_sweeper", &deleted),
+      ERR_OK);
+  ck_assert(db_value(count, a.id, b.id, n, sizeof n));
+  ck_assert_str_eq(n, "1");
+  ck_assert(db_value("SELECT key FROM sync.idempotency WHERE tenant_id = "
+                     "$1::uuid AND key = $2",
+                     b.id, "live", n, sizeof n));
+  db_store_free(st);
+  db_pool_free(p);
 }
 END_TEST
 
@@ -1607,6 +1659,8 @@ int main(void) {
   HARNESS_ADD_CASE(s, a_device_registers_and_its_secret_is_stored_hashed, 120,
                    NULL);
   HARNESS_ADD_CASE(s, idempotency_key_on_register_device, 120, NULL);
+  HARNESS_ADD_CASE(s, expired_idempotency_keys_are_deleted_across_tenants, 120,
+                   NULL);
   HARNESS_ADD_CASE(s, a_device_token_is_staff_and_nothing_above, 120, NULL);
   HARNESS_ADD_CASE(s, wrong_secrets_and_other_tenants_get_the_same_401, 120,
                    NULL);
