@@ -180,7 +180,7 @@ typedef struct db_stmt {
   int nparams;
 } db_stmt;
 
-#define DB_PIPELINE_MAX 16
+#define DB_PIPELINE_MAX 64
 
 /* Runs v[0..n) in one round trip. out (optional) gets n results, out[i]
  * v[i]'s, each freed by the caller with db_result_free; on failure every
