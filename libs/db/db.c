@@ -21,6 +21,12 @@
  * db_conn_exec_script, used by the migration runner for trusted migration
  * files shipped with the service.
  *
+ * Pipelines (db_exec_pipeline, db_exec_commit) send several statements
+ * and read their results afterwards (libpq pipeline mode): one network
+ * wait instead of one per statement. A transaction opened with
+ * defer_begin keeps BEGIN and its settings in the db_conn until its
+ * first statement, which carries them as the head of its pipeline.
+ *
  * db_result is a PGresult in disguise (never dereferenced as anything
  * else), which keeps libpq out of db.h without an extra allocation.
  */

@@ -113,5 +113,40 @@ done
 printf "%-6s %9.0f %9.0f %9.0f %8.2f %8.2f\n" all "$sum_l" "$sum_p" "$sum_s" \
   "$(echo "$sum_s / $sum_l" | bc -l)" "$(echo "$sum_s / $sum_p" | bc -l)"
 echo "== load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+
+# Where the CPU goes: ticks per process name over bench_system's tree
+# (the services, PostgreSQL, Redis), counting the reaped children of each
+# process (pgbench's backends exit with it), sampled around one more run
+# of each side; CPU microseconds per order or transaction. CPU per unit
+# holds better than throughput on a shared, loaded machine.
+tree_cpu() { # root pid -> "name ticks" lines, summed by name
+  local pids=("$1") all=() i=0
+  while ((i < ${#pids[@]})); do
+    all+=("${pids[$i]}")
+    pids+=($(cat "/proc/${pids[$i]}/task/"*/children 2>/dev/null || true))
+    i=$((i + 1))
+  done
+  for p in "${all[@]}"; do
+    sed -E 's/^[0-9]+ \(([^)]*)\) /\1 /' "/proc/$p/stat" 2>/dev/null || true
+  done | awk '{t[$1] += $13 + $14 + $15 + $16} END {for (n in t) print n, t[n]}'
+}
+cpu_per() { # before after count -> "name us/unit" for the busy names
+  local hz; hz="$(getconf CLK_TCK)"
+  awk -v n="$3" -v hz="$hz" 'NR == FNR {b[$1] = $2; next}
+    {d = $2 - b[$1]; if (d > 0) printf "  %-12s %7.0f us\n", $1, d * 1e6 / hz / n}' "$1" "$2" |
+    sort -k2 -n -r
+}
+root="${pids[0]}"
+tree_cpu "$root" >"$tmp/c0"
+pgb "$secs" lean_order.sql >"$tmp/l.txt" 2>&1
+tree_cpu "$root" >"$tmp/c1"
+wrk_orders "$secs" >"$tmp/w.txt"
+tree_cpu "$root" >"$tmp/c2"
+nl="$(awk '/^number of transactions actually processed/ {print $NF}' "$tmp/l.txt")"
+ns="$(awk '/requests in/ {print $1}' "$tmp/w.txt")"
+echo "== CPU per lean transaction ($nl in ${secs}s):"
+cpu_per "$tmp/c0" "$tmp/c1" "$nl"
+echo "== CPU per order through the system ($ns in ${secs}s):"
+cpu_per "$tmp/c1" "$tmp/c2" "$ns"
 echo "(tps: transactions or orders per second; wrk latencies carry units)"
 curl -s "http://127.0.0.1:$ORDERS_ADMIN_PORT/metrics" | grep -E '^orders_created_total|^outbox_published_total|^outbox_pending' || true
