@@ -902,23 +902,28 @@ static void pipe_exec(pipe_run *p) {
 }
 
 /* The statements of one round trip: a deferred opening, v, a COMMIT. */
-static int pipe_build(pipe_run *p, const db_stmt *v, size_t n, bool commit) {
+static void pipe_build(pipe_run *p, const db_stmt *v, size_t n, bool commit) {
   static const db_stmt commit_stmt = {.sql = "COMMIT"};
-  static db_param none[1];
   const deferred_begin *d = &p->c->deferred;
   if (d->pending) {
     p->v[p->n++] = (db_stmt){.sql = d->begin};
     if (d->sql[0] != '\0') p->v[p->n++] = (db_stmt){.sql = d->sql};
   }
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) p->v[p->n++] = v[i];
+  if (commit) p->v[p->n++] = commit_stmt;
+}
+
+/* Refused before anything is sent (a deferred opening stays pending). */
+static int pipe_check(const db_conn *c, const db_stmt *v, size_t n,
+                      bool commit) {
+  if (c == NULL || v == NULL || n == 0 || n > DB_PIPELINE_MAX)
+    return db_set_error(ERR_INVAL, NULL, "invalid pipeline");
+  if (commit && !c->in_tx)
+    return db_set_error(ERR_INVAL, NULL, "no transaction open");
+  for (size_t i = 0; i < n; i++)
     if (v[i].sql == NULL || v[i].nparams < 0 ||
         (v[i].nparams > 0 && v[i].params == NULL))
       return db_set_error(ERR_INVAL, NULL, "invalid pipeline statement");
-    p->v[p->n] = v[i];
-    if (p->v[p->n].params == NULL) p->v[p->n].params = none;
-    p->n++;
-  }
-  if (commit) p->v[p->n++] = commit_stmt;
   return ERR_OK;
 }
 
@@ -937,10 +942,9 @@ static int pipe_try(pipe_run *p, db_conn *c, const db_stmt *v, size_t n,
   memset(p, 0, sizeof *p);
   p->c = c;
   db_param ps[2 * TX_SETTINGS_MAX];
-  int rc = pipe_build(p, v, n, commit);
-  if (rc != ERR_OK) return rc;
+  pipe_build(p, v, n, commit);
   pipe_settings(p, ps);
-  rc = conn_ready(c);
+  int rc = conn_ready(c);
   if (rc != ERR_OK) return rc;
   pipe_exec(p);
   return p->rc;
@@ -950,14 +954,12 @@ static int pipeline(db_conn *c, const db_stmt *v, size_t n, bool commit,
                     db_result **out) {
   if (out != NULL)
     for (size_t i = 0; i < n && i <= DB_PIPELINE_MAX; i++) out[i] = NULL;
-  if (c == NULL || v == NULL || n == 0 || n > DB_PIPELINE_MAX)
-    return db_set_error(ERR_INVAL, NULL, "invalid pipeline");
-  if (commit && !c->in_tx)
-    return db_set_error(ERR_INVAL, NULL, "no transaction open");
+  int rc = pipe_check(c, v, n, commit);
+  if (rc != ERR_OK) return rc;
   pipe_run *p = malloc(sizeof *p);
   if (p == NULL) return db_set_error(ERR_NOMEM, NULL, NULL);
   bool opening = c->deferred.pending;
-  int rc = pipe_try(p, c, v, n, commit);
+  rc = pipe_try(p, c, v, n, commit);
   if (rc == ERR_UNAVAILABLE && opening && !commit) {
     /* The connection died under the transaction's first round trip,
      * which holds no COMMIT: the server rolled it back, so it can be sent

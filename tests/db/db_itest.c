@@ -733,6 +733,14 @@ START_TEST(pipeline_stops_at_the_first_failure_and_rolls_back) {
     ck_assert_str_eq(db_last_error()->sqlstate, "42601");
     ck_assert_int_eq(db_commit(c), ERR_DB);
   }
+  /* A malformed statement is refused before anything is sent: the held
+   * back BEGIN still opens the transaction of the next statement. */
+  db_stmt malformed[] = {{.sql = NULL}};
+  OK(db_begin_opts(c, &o));
+  ck_assert_int_eq(db_exec_pipeline(c, malformed, 1, NULL), ERR_INVAL);
+  OK(db_exec(c, "INSERT INTO pipe_f VALUES ($1)", y, 1, NULL));
+  OK(db_rollback(c));
+  ck_assert_int_eq(query_int(c, "SELECT count(*) FROM pipe_f", NULL, 0), 1);
   db_stmt good[] = {v[0], v[2]};
   OK(db_begin(c, NULL));
   OK(db_exec_commit(c, good, 2, NULL));
