@@ -10,8 +10,11 @@
 #   lean: the minimum an order needs (lean_order.sql: lock and decrement
 #         the stock rows, order + lines, one outbox row, commit) - the
 #         reference of issue 14's target (>= 0.7x at 16 connections);
-#   own:  the service's transaction as create_order.sql spells it out
-#         statement for statement (the reference of the first runs).
+#   pipe: the same lean transaction in one pgbench pipeline
+#         (\startpipeline ... \endpipeline: BEGIN to COMMIT in one round
+#         trip) - the floor: the least work in the fewest waits;
+#   own:  the service's transaction before issue 14 as create_order.sql
+#         spells it out statement for statement (the first runs' reference).
 # p50 and p99 of the system reported.
 #
 #   tools/bench/orders/run.sh [SECS=10] [CONNS=16] [ROUNDS=3]
@@ -67,7 +70,9 @@ for i in "${!ids[@]}"; do pgvars+=(-D "p$((i + 1))=${ids[$i]}"); done
 # pgbench runs as the postgres user (PostgreSQL runs as it; the harness
 # made the cluster) from a directory it may read.
 cp tools/bench/orders/create_order.sql tools/bench/orders/lean_order.sql "$tmp/"
-chmod 644 "$tmp/create_order.sql" "$tmp/lean_order.sql"
+sed -e 's/^BEGIN;$/\\startpipeline\nBEGIN;/' -e 's/^COMMIT;$/COMMIT;\n\\endpipeline/' \
+  tools/bench/orders/lean_order.sql >"$tmp/lean_pipe.sql"
+chmod 644 "$tmp/create_order.sql" "$tmp/lean_order.sql" "$tmp/lean_pipe.sql"
 pg_run() {
   if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
@@ -88,30 +93,36 @@ wrk_orders() { # secs [--latency] -> wrk output
 # Warm-up: both paths once (connections, caches, plans).
 wrk_orders 2 >/dev/null
 pgb 2 lean_order.sql >/dev/null
+pgb 2 lean_pipe.sql >/dev/null
 pgb 2 create_order.sql >/dev/null
 
 echo "== order creation, $conns concurrent, ${secs}s per side, $rounds rounds"
-printf "%-6s %9s %9s %9s %8s %8s %9s %9s\n" round lean_tps own_tps system_rps \
-  sys/lean sys/own sys_p50 sys_p99
-sum_l=0; sum_p=0; sum_s=0
+printf "%-5s %8s %8s %8s %8s %8s %8s %8s %9s %9s\n" round lean pipe own system \
+  sys/lean sys/pipe sys/own sys_p50 sys_p99
+sum_l=0; sum_q=0; sum_p=0; sum_s=0
+ratio() { echo "$1 / $2" | bc -l; }
 for r in $(seq "$rounds"); do
   pgb "$secs" lean_order.sql >"$tmp/l.txt" 2>&1
+  pgb "$secs" lean_pipe.sql >"$tmp/q.txt" 2>&1
   pgb "$secs" create_order.sql >"$tmp/p.txt" 2>&1
   wrk_orders "$secs" --latency >"$tmp/w.txt"
   l="$(pgb_check "$tmp/l.txt")"
+  q="$(pgb_check "$tmp/q.txt")"
   p="$(pgb_check "$tmp/p.txt")"
   s="$(awk '/Requests\/sec/ {print $2}' "$tmp/w.txt")"
   p50="$(awk '$1 == "50%" {print $2}' "$tmp/w.txt")"
   p99="$(awk '$1 == "99%" {print $2}' "$tmp/w.txt")"
   bad="$(grep -E '^status ' "$tmp/w.txt" | grep -v '^status 201' || true)"
   [[ -z "$bad" ]] || { echo "non-201 answers in round $r:"; echo "$bad"; }
-  sum_l="$(echo "$sum_l + $l" | bc -l)"
+  sum_l="$(echo "$sum_l + $l" | bc -l)"; sum_q="$(echo "$sum_q + $q" | bc -l)"
   sum_p="$(echo "$sum_p + $p" | bc -l)"; sum_s="$(echo "$sum_s + $s" | bc -l)"
-  printf "%-6s %9.0f %9.0f %9.0f %8.2f %8.2f %9s %9s\n" "$r" "$l" "$p" "$s" \
-    "$(echo "$s / $l" | bc -l)" "$(echo "$s / $p" | bc -l)" "$p50" "$p99"
+  printf "%-5s %8.0f %8.0f %8.0f %8.0f %8.2f %8.2f %8.2f %9s %9s\n" "$r" \
+    "$l" "$q" "$p" "$s" "$(ratio "$s" "$l")" "$(ratio "$s" "$q")" \
+    "$(ratio "$s" "$p")" "$p50" "$p99"
 done
-printf "%-6s %9.0f %9.0f %9.0f %8.2f %8.2f\n" all "$sum_l" "$sum_p" "$sum_s" \
-  "$(echo "$sum_s / $sum_l" | bc -l)" "$(echo "$sum_s / $sum_p" | bc -l)"
+printf "%-5s %8.0f %8.0f %8.0f %8.0f %8.2f %8.2f %8.2f\n" all "$sum_l" "$sum_q" \
+  "$sum_p" "$sum_s" "$(ratio "$sum_s" "$sum_l")" "$(ratio "$sum_s" "$sum_q")" \
+  "$(ratio "$sum_s" "$sum_p")"
 echo "== load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 
 # Where the CPU goes: ticks per process name over bench_system's tree
@@ -148,5 +159,5 @@ echo "== CPU per lean transaction ($nl in ${secs}s):"
 cpu_per "$tmp/c0" "$tmp/c1" "$nl"
 echo "== CPU per order through the system ($ns in ${secs}s):"
 cpu_per "$tmp/c1" "$tmp/c2" "$ns"
-echo "(tps: transactions or orders per second; wrk latencies carry units)"
+echo "(lean, pipe, own: pgbench transactions/s; system: orders/s; wrk latencies carry units)"
 curl -s "http://127.0.0.1:$ORDERS_ADMIN_PORT/metrics" | grep -E '^orders_created_total|^outbox_published_total|^outbox_pending' || true
