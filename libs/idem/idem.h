@@ -137,6 +137,50 @@ int idem_release(db_conn *c, const idem_ref *r) WARN_UNUSED;
 int idem_expire(db_conn *c, const char *table, size_t batch,
                 int64_t *deleted) WARN_UNUSED;
 
+/* ------------------------------------------------------ in a pipeline ---
+ *
+ * The one-transaction steps as statements, for a caller that sends them
+ * with its own in one round trip (db_exec_pipeline, db_exec_commit):
+ * idem_begin_stmt (the lock and the row in one statement) and
+ * idem_begin_result (judged as idem_begin judges); then, with the
+ * change, idem_forget_stmt when the row was expired and idem_insert_stmt
+ * with the answer. idem_begin is these on db_exec. */
+
+#define IDEM_SQL_MAX 512
+#define IDEM_LOCK_NAME_MAX (127 + 64 + 2 * 256)
+
+/* A statement and the values it borrows: kept by the caller until the
+ * statement ran. */
+typedef struct idem_stmt {
+  db_stmt stmt;
+  db_param ps[8];
+  char sql[IDEM_SQL_MAX];
+  char lock_name[IDEM_LOCK_NAME_MAX];
+} idem_stmt;
+
+/* The key's lock (pg_try_advisory_xact_lock, as idem_begin) and its row.
+ * Errors: ERR_INVAL (a malformed ref). */
+int idem_begin_stmt(const idem_ref *r, idem_stmt *out) WARN_UNUSED;
+
+/* Judges idem_begin_stmt's result into out as idem_begin does; *expired
+ * says a dead row of the key exists (IDEM_NEW: forget it before
+ * inserting). Errors: ERR_INTERNAL (not that statement's result),
+ * ERR_INVAL (an unreadable cell), ERR_NOMEM. */
+int idem_begin_result(const idem_ref *r, const db_result *res, idem_found *out,
+                      bool *expired) WARN_UNUSED;
+
+/* Deletes the key's row. */
+int idem_forget_stmt(const idem_ref *r, idem_stmt *out) WARN_UNUSED;
+
+/* Inserts the answer (code, answer[0..len)) for r->ttl_ms; fails with
+ * ERR_EXISTS (the table's primary key) when any row of the key exists - in
+ * the one-transaction use idem_begin_result found none under the lock, so
+ * only a twin whose lock hashed alike can have written one, and the
+ * caller's transaction then rolls back rather than commit a change
+ * without its key. ERR_INVAL for a malformed ref or IDEM_PENDING. */
+int idem_insert_stmt(const idem_ref *r, int code, const uint8_t *answer,
+                     size_t len, idem_stmt *out) WARN_UNUSED;
+
 /* Frees found->answer and zeroes *found. NULL-safe. */
 void idem_found_clear(idem_found *found);
 

@@ -10,7 +10,9 @@
  * events commit together or not at all: the caller kicks the relay
  * (outbox_kick) after a successful return.
  *
- * CreateOrder (store_create_order) in one transaction:
+ * CreateOrder (store_create_order) in one transaction of two round trips
+ * (libs/db pipelines: steps 1-3 with the deferred BEGIN, then 4-6 with
+ * COMMIT, built in memory in between):
  *   1. with an idempotency key: pg_try_advisory_xact_lock on a hash of
  *      (tenant, caller, key) - held by a first call still running:
  *      STORE_KEY_BUSY (ABORTED); then the stored row, if alive: same
