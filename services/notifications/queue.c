@@ -49,6 +49,14 @@ static const char kMoveScript[] =
     "end\n"
     "return #due\n";
 
+/* Jobs (ARGV: tid, id, tid, id, ...) to the stream in one round trip. */
+static const char kPushScript[] =
+    "for i = 1, #ARGV - 1, 2 do\n"
+    "  redis.call('XADD', KEYS[1], '*', 't', ARGV[i], 'd', ARGV[i + 1])\n"
+    "end\n"
+    "return #ARGV / 2\n";
+#define PUSH_CHUNK 256 /* jobs per script call */
+
 /* Acknowledge and drop a job (one group: nobody else needs the entry). */
 static const char kAckScript[] =
     "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
@@ -64,7 +72,7 @@ typedef struct worker {
 struct queue {
   queue_config c;
   attempt_config ac;
-  cache_script *move, *ack;
+  cache_script *move, *ack, *push;
   worker *workers;
   int nstarted;
   atomic_bool stop;
@@ -91,15 +99,23 @@ static int create_group(cache *r) {
   return rc;
 }
 
-static int push_one(cache *r, const store_job *j) {
-  const char *argv[] = {"XADD", STREAM, "*", "t", j->tid, "d", j->id};
-  return cache_command(r, false, 7, argv, NULL, NULL);
+/* jobs[0..n), n <= PUSH_CHUNK, by kPushScript. */
+static int push_chunk(queue *q, const store_job *jobs, size_t n) {
+  const char *keys[] = {STREAM}, *args[2 * PUSH_CHUNK];
+  for (size_t i = 0; i < n; i++) {
+    args[2 * i] = jobs[i].tid;
+    args[2 * i + 1] = jobs[i].id;
+  }
+  cache_reply *r = NULL;
+  int rc = cache_eval(q->c.redis, q->push, 1, keys, (int)(2 * n), args, &r);
+  cache_reply_free(r);
+  return rc;
 }
 
 int queue_push(queue *q, const store_job *jobs, size_t n) {
   int rc = ERR_OK;
-  for (size_t i = 0; i < n && rc == ERR_OK; i++)
-    rc = push_one(q->c.redis, &jobs[i]);
+  for (size_t i = 0; i < n && rc == ERR_OK; i += PUSH_CHUNK)
+    rc = push_chunk(q, &jobs[i], n - i < PUSH_CHUNK ? n - i : PUSH_CHUNK);
   if (rc != ERR_OK)
     log_warn("jobs not queued; the sweep will", "error", err_str(rc));
   return rc;
@@ -324,6 +340,7 @@ int queue_start(const queue_config *c, queue **out) {
   int rc = q->workers == NULL ? ERR_NOMEM : ERR_OK;
   if (rc == ERR_OK) rc = cache_script_new(kMoveScript, &q->move);
   if (rc == ERR_OK) rc = cache_script_new(kAckScript, &q->ack);
+  if (rc == ERR_OK) rc = cache_script_new(kPushScript, &q->push);
   if (rc == ERR_OK) rc = create_group(c->redis);
   if (rc == ERR_OK) rc = start_workers(q);
   periodic_options po = {.name = "notif-mover",
@@ -348,5 +365,6 @@ void queue_free(queue *q) {
   free(q->workers);
   cache_script_free(q->move);
   cache_script_free(q->ack);
+  cache_script_free(q->push);
   free(q);
 }

@@ -179,6 +179,17 @@ typedef struct store_fanout_in {
  * a kick). */
 int store_fanout(store *st, const store_fanout_in *in, store_job **jobs,
                  size_t *njobs, size_t *inbox_added) WARN_UNUSED;
+/* store_fanout for in[0..n), consecutive events of one source (a bus
+ * batch), in ONE transaction: per tenant of the batch one read of its
+ * endpoints and one multi-row INSERT of every delivery (ON CONFLICT on
+ * (tenant, endpoint, event): idempotent as store_fanout), the e-mails,
+ * SMS and in-app notifications as store_fanout, and one position update
+ * (the last seq). All or nothing: on ERR_INVAL or ERR_EXISTS (an event
+ * the database refuses) nothing is stored and the caller can fall back to
+ * store_fanout per event. Outputs as store_fanout. */
+int store_fanout_batch(store *st, const store_fanout_in *in, size_t n,
+                       store_job **jobs, size_t *njobs,
+                       size_t *inbox_added) WARN_UNUSED;
 /* A "webhook.test" delivery of event event_id to endpoint id only. */
 int store_test_delivery(store *st, const char *tid, const char *id,
                         const char *event_id, const char *body,

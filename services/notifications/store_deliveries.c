@@ -76,7 +76,7 @@ typedef struct fanout_args {
   size_t inbox_added;
 } fanout_args;
 
-static int save_position(db_conn *c, const char *source, uint64_t seq) {
+int store_save_position(db_conn *c, const char *source, uint64_t seq) {
   db_param ps[] = {db_text(source), db_int64((int64_t)seq)};
   return db_exec(c,
                  "INSERT INTO notifications.bus_positions (source, last_seq) "
@@ -174,7 +174,7 @@ static int fanout_fn(db_conn *c, void *ud) {
   if (rc == ERR_OK && a->tid[0] != '\0' && a->in->ninbox > 0)
     rc = store_inbox_add(c, a->tid, a->event_id, a->in->inbox, a->in->ninbox,
                          &a->inbox_added);
-  if (rc == ERR_OK) rc = save_position(c, a->in->source, a->in->seq);
+  if (rc == ERR_OK) rc = store_save_position(c, a->in->source, a->in->seq);
   return rc;
 }
 

@@ -31,6 +31,11 @@ int store_add_messages(db_conn *c, const char *tid, const char *event_id,
                        const char *type, const store_message *msgs, size_t n,
                        store_job **jobs, size_t *njobs) WARN_UNUSED;
 
+/* Inside the caller's transaction: source's position becomes seq (never
+ * lower than it was). */
+int store_save_position(db_conn *c, const char *source,
+                        uint64_t seq) WARN_UNUSED;
+
 /* fn in a read-only transaction under the sweep policy (every tenant). */
 int store_run_sweep(store *st, int (*fn)(db_conn *c, void *ud),
                     void *ud) WARN_UNUSED;
