@@ -55,7 +55,7 @@ static const char kPushScript[] =
     "  redis.call('XADD', KEYS[1], '*', 't', ARGV[i], 'd', ARGV[i + 1])\n"
     "end\n"
     "return #ARGV / 2\n";
-#define PUSH_CHUNK 256 /* jobs per script call */
+#define PUSH_CHUNK 100 /* jobs per script call (cache_eval: <= 256 args) */
 
 /* Acknowledge and drop a job (one group: nobody else needs the entry). */
 static const char kAckScript[] =
