@@ -11,11 +11,13 @@
  * first start (no position) it starts from the live stream rather than
  * sending the whole history to endpoints created today.
  *
- * Each event becomes one pending delivery per active endpoint of its
- * tenant subscribed to its type (idempotent: an event seen twice makes no
- * second delivery), and the new deliveries are queued (queue.h); and the
- * in-app notifications it makes (inbox.h), in the same transaction, each
- * with its outbox event for realtime (the relay is kicked after), and,
+ * Events arrive in runs (bus_subscriber_new_batch: a Replay page at
+ * once, a live event alone), and a run is stored in one transaction
+ * (store_fanout_batch). Each event becomes one pending delivery per active
+ * endpoint of its tenant subscribed to its type (idempotent: an event seen
+ * twice makes no second delivery), and the new deliveries are queued (queue.h);
+ * and the in-app notifications it makes (inbox.h), in the same transaction,
+ * each with its outbox event for realtime (the relay is kicked after), and,
  * when e-mail is on, one e-mail delivery per notification whose
  * recipient has an address (queued with the webhooks). When
  * PostgreSQL refuses, the event is refused and the tracker delivers it
