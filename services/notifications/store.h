@@ -241,6 +241,17 @@ enum store_claim_result {
 int store_claim(store *st, const store_job *job, int64_t lease_ms,
                 int64_t slack_ms, int *res, store_attempt *out) WARN_UNUSED;
 
+#define STORE_CLAIM_BATCH_MAX 16
+
+/* store_claim for jobs[0..n), n <= STORE_CLAIM_BATCH_MAX (ERR_INVAL past
+ * it), in one transaction with one UPDATE per tenant among them: res[i]
+ * and out[i] say for jobs[i] what store_claim would. A job named twice is
+ * claimed once (the other copy is LEASED). On an error every res[i] is
+ * STORE_CLAIM_SPENT and nothing is claimed. */
+int store_claim_batch(store *st, const store_job *jobs, size_t n,
+                      int64_t lease_ms, int64_t slack_ms, int *res,
+                      store_attempt *out) WARN_UNUSED;
+
 /* The outcome of one attempt. */
 typedef struct store_outcome {
   bool ok;             /* 2xx */

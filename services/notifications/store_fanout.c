@@ -41,7 +41,7 @@ typedef struct batch_args {
   size_t inbox_added;
 } batch_args;
 
-static int set_tenant(db_conn *c, const char *tid) {
+int store_set_tenant(db_conn *c, const char *tid) {
   db_param ps[] = {db_text(tid)};
   return db_exec(c, "SELECT set_config('app.tenant_id', $1, true)", ps,
                  DB_NPARAMS(ps), NULL);
@@ -132,7 +132,7 @@ static int add_others(db_conn *c, batch_args *a, const store_fanout_in *in) {
 static int tenant_group(db_conn *c, batch_args *a, size_t first) {
   const char *tid = a->in[first].tid;
   db_result *eps = NULL;
-  int rc = set_tenant(c, tid);
+  int rc = store_set_tenant(c, tid);
   if (rc == ERR_OK) rc = endpoint_types(c, tid, &eps);
   json_t *rows = json_array();
   if (rc == ERR_OK && rows == NULL) rc = ERR_NOMEM;
