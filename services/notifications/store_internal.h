@@ -41,6 +41,17 @@ int store_set_tenant(db_conn *c, const char *tid) WARN_UNUSED;
 int store_save_position(db_conn *c, const char *source,
                         uint64_t seq) WARN_UNUSED;
 
+/* Inside the caller's transaction on c (store_attempts.c): delivery id's
+ * newest max attempts, oldest first, into *out (malloc'd; NULL when
+ * none), their number into *n. */
+int store_list_attempts(db_conn *c, const char *tid, const char *id, size_t max,
+                        store_attempt_entry **out, size_t *n) WARN_UNUSED;
+
+/* Inside the caller's transaction: deletes all but delivery id's newest
+ * keep attempts. */
+int store_trim_attempts(db_conn *c, const char *tid, const char *id,
+                        size_t keep) WARN_UNUSED;
+
 /* fn in a read-only transaction under the sweep policy (every tenant). */
 int store_run_sweep(store *st, int (*fn)(db_conn *c, void *ud),
                     void *ud) WARN_UNUSED;
