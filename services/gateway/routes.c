@@ -63,6 +63,8 @@ static const char *const kOmitCreateUser[] = {"user.tenant_id",
 static const char *const kCreateOrderHidden[] = {"id", NULL};
 static const char *const kCancelOrderHidden[] = {"version", NULL};
 
+/* GET /v1/products answers {products, next_cursor?}. */
+static const char *const kOmitProductsCursor[] = {"?next_cursor", NULL};
 /* GET /v1/orders answers {orders, next_cursor?}. */
 static const char *const kOmitOrdersCursor[] = {"?next_cursor", NULL};
 
@@ -264,7 +266,8 @@ static const route kRoutes[] = {
      .request = MSG(orders__v1__list_products_request),
      .response = MSG(orders__v1__list_products_response),
      .status = 200,
-     .flags = ROUTE_IDEMPOTENT},
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitProductsCursor},
     {.method = "GET",
      .path = "/v1/products/{id}",
      ORDERS("GetProduct"),
