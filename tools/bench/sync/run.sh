@@ -14,7 +14,9 @@
 #
 # BENCH_PUSHERS (4) devices push at once and pgbench runs as many
 # clients; BENCH_BEATERS (8) devices beat. Needs pgbench (Debian's
-# postgresql package). BAZEL_OUTPUT_BASE selects a Bazel output base.
+# postgresql package). BAZEL_OUTPUT_BASE selects a Bazel output base;
+# BENCH_BIN=<dir> runs binaries saved from another build instead
+# (tools/bench/sync/save-bin.sh <dir>: before/after in alternation).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 secs="${1:-10}"
@@ -23,11 +25,15 @@ pushers="${BENCH_PUSHERS:-4}"
 pgbench="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pgbench"
 bazel_cmd=(bazel)
 [[ -n "${BAZEL_OUTPUT_BASE:-}" ]] && bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
-if ! "${bazel_cmd[@]}" build //tools/bench/sync:bench_sync >/dev/null 2>&1; then
-  "${bazel_cmd[@]}" build //tools/bench/sync:bench_sync
-  exit 1
+if [[ -n "${BENCH_BIN:-}" ]]; then
+  bin="$BENCH_BIN" # binaries saved from another build (A/B comparisons)
+else
+  if ! "${bazel_cmd[@]}" build //tools/bench/sync:bench_sync >/dev/null 2>&1; then
+    "${bazel_cmd[@]}" build //tools/bench/sync:bench_sync
+    exit 1
+  fi
+  bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
 fi
-bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
 
 tmp="$(mktemp -d)"
 chmod 755 "$tmp"
