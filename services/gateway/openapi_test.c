@@ -142,8 +142,7 @@ static void shape(const char *where, json_t *schema,
                     f->name, json_array_size(alts), w->n_fields);
       for (unsigned k = 0; k < w->n_fields; k++) {
         char wk[256];
-        snprintf(wk, sizeof wk, "%s.%s(%s)", where, f->name,
-                 w->fields[k].name);
+        snprintf(wk, sizeof wk, "%s.%s(%s)", where, f->name, w->fields[k].name);
         shape(wk, json_array_get(alts, k), w->fields[k].descriptor, NULL, 0,
               NULL, depth + 1);
       }

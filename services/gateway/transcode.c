@@ -195,8 +195,8 @@ static int unwrap_member(json_t *o, const char *name) {
   json_t *v = json_object_get(o, name);
   if (!json_is_object(v) || json_object_size(v) > 1) return ERR_OK;
   void *it = json_object_iter(v);
-  json_t *inner = it != NULL ? json_incref(json_object_iter_value(it))
-                             : json_null();
+  json_t *inner =
+      it != NULL ? json_incref(json_object_iter_value(it)) : json_null();
   return json_object_set_new(o, name, inner) == 0 ? ERR_OK : ERR_NOMEM;
 }
 

@@ -20,8 +20,8 @@ static void prune_changes(janitor_options *o) {
   if (now < o->next_prune_ms) return;
   o->next_prune_ms = now + o->prune_every_ms;
   int64_t pruned = 0;
-  int rc = store_prune_changes(o->st, o->changes_retention_ms, PRUNE_BATCH,
-                               &pruned);
+  int rc =
+      store_prune_changes(o->st, o->changes_retention_ms, PRUNE_BATCH, &pruned);
   if (rc != ERR_OK)
     log_warn("janitor: pruning the change log failed", "error", err_str(rc));
   else if (pruned > 0) {

@@ -19,9 +19,9 @@
 #include "services/orders/store.h"
 
 typedef struct janitor_options {
-  store *st;           /* required */
-  menucache *menu;     /* may be NULL */
-  int64_t interval_ms; /* > 0 */
+  store *st;                    /* required */
+  menucache *menu;              /* may be NULL */
+  int64_t interval_ms;          /* > 0 */
   int64_t changes_retention_ms; /* > 0; 0: the change log is not pruned */
   int64_t prune_every_ms;       /* at most this often (0: every round) */
   int64_t next_prune_ms;        /* the janitor's own (monotonic clock) */

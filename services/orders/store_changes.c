@@ -93,8 +93,7 @@ static int prune_fn(db_conn *c, void *ud) {
                "  WHERE tenant_id = $1::uuid AND EXISTS (SELECT 1 FROM gone)) "
                "SELECT count(*) FROM gone",
                ps, DB_NPARAMS(ps), &r);
-  if (rc == ERR_OK && db_nrows(r) == 1)
-    rc = db_get_int64(r, 0, 0, a->pruned);
+  if (rc == ERR_OK && db_nrows(r) == 1) rc = db_get_int64(r, 0, 0, a->pruned);
   db_result_free(r);
   return rc;
 }
@@ -106,13 +105,15 @@ int store_prune_changes(store *st, int64_t older_ms, size_t batch,
   char(*tids)[UUID_STR_LEN + 1] = calloc(TENANTS, sizeof *tids);
   if (tids == NULL) return ERR_NOMEM;
   size_t n = 0;
-  tenants_args ta = {.older_ms = older_ms, .tids = tids, .cap = TENANTS,
-                     .n = &n};
+  tenants_args ta = {
+      .older_ms = older_ms, .tids = tids, .cap = TENANTS, .n = &n};
   int rc = store_run_tx(st, NULL, true, tenants_fn, &ta);
   for (size_t i = 0; rc == ERR_OK && i < n; i++) {
     int64_t k = 0;
-    prune_args pa = {.tid = tids[i], .older_ms = older_ms,
-                     .batch = batch ? batch : 1000, .pruned = &k};
+    prune_args pa = {.tid = tids[i],
+                     .older_ms = older_ms,
+                     .batch = batch ? batch : 1000,
+                     .pruned = &k};
     /* A tenant's batches until it has no more, each its own
      * transaction (short locks on its change_seq row). */
     do {

@@ -42,8 +42,8 @@
 #include "libs/outbox/outbox.h"
 #include "services/sync/store.h"
 
-#define HEARTBEAT_BATCH 1000      /* devices per flush statement */
-#define HEARTBEAT_VERSION_MAX 200 /* bytes of app_version (50 characters) */
+#define HEARTBEAT_BATCH 1000       /* devices per flush statement */
+#define HEARTBEAT_VERSION_MAX 200  /* bytes of app_version (50 characters) */
 #define HEARTBEAT_BUFFER_MAX 65536 /* beats held between two flushes */
 
 typedef struct heartbeat_config {

@@ -19,9 +19,9 @@
 #define RETENTION_BATCH 5000 /* rows per delete transaction */
 
 typedef struct retention_config {
-  store *store;                /* borrowed */
-  int64_t mutations_keep_ms;   /* > 0: a record older than this goes */
-  int64_t interval_ms;         /* > 0: how often the round runs */
+  store *store;              /* borrowed */
+  int64_t mutations_keep_ms; /* > 0: a record older than this goes */
+  int64_t interval_ms;       /* > 0: how often the round runs */
 } retention_config;
 
 typedef struct retention retention;

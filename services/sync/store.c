@@ -238,8 +238,8 @@ static char *beats_json(const store_beat *beats, size_t n) {
     const store_beat *b = &beats[i];
     json_t *o = json_pack(
         "{s:s, s:I, s:o, s:o}", "d", b->did, "s", (json_int_t)b->seen_ms, "v",
-        b->app_version != NULL ? json_string(b->app_version) : json_null(),
-        "p", b->pending >= 0 ? json_integer(b->pending) : json_null());
+        b->app_version != NULL ? json_string(b->app_version) : json_null(), "p",
+        b->pending >= 0 ? json_integer(b->pending) : json_null());
     if (o == NULL || json_array_append_new(arr, o) != 0) {
       json_decref(arr);
       arr = NULL;

@@ -1220,7 +1220,8 @@ static bool has_id(const json_t *ids, const char *id) {
 START_TEST(a_cursor_older_than_the_kept_log_is_told_to_reset) {
   dev d;
   make_dev(&d, "prune");
-  char open_o[UUID_STR_LEN + 1], done_o[UUID_STR_LEN + 1], gone[UUID_STR_LEN + 1];
+  char open_o[UUID_STR_LEN + 1], done_o[UUID_STR_LEN + 1],
+      gone[UUID_STR_LEN + 1];
   uuid_v7_str(open_o);
   uuid_v7_str(done_o);
   static char muts[3][512];
@@ -1708,7 +1709,8 @@ int main(void) {
                    300, NULL);
   HARNESS_ADD_CASE(s, a_cursor_older_than_the_kept_log_is_told_to_reset, 120,
                    NULL);
-  HARNESS_ADD_CASE(s, old_mutation_records_are_pruned_and_retries_stay_duplicates,
+  HARNESS_ADD_CASE(s,
+                   old_mutation_records_are_pruned_and_retries_stay_duplicates,
                    120, NULL);
   HARNESS_ADD_CASE(s, calls_without_identity_or_token_are_refused, 120, NULL);
   HARNESS_ADD_CASE(s, files_round_trip_and_a_wrong_hash_stores_nothing, 120,

@@ -17,7 +17,8 @@
  *   pull       pushes (untimed) until 10,000 orders exist, then pulls
  *              from cursor 0 in pages of 1000 as staff until 10,000
  *              changes came: "RESULT pull changes=N secs=S cpu_gw=..
- *              cpu_sync=.. cpu_orders=.. cpu_pg=.. cpu_redis=.." (CPU
+ *              cpu_sync=.. cpu_orders=.. cpu_pg=.. cpu_redis=..
+ *              cpu_client=.." (CPU
  *              seconds, user + system, of each process over the pull;
  *              cpu_pg sums the postmaster's children: a measure that a
  *              loaded machine's scheduler does not blur like wall time)
@@ -245,8 +246,9 @@ static long long proc_ticks(long pid, long *ppid) {
   const char *p = strrchr(buf, ')');
   long long ut = 0, st = 0;
   long pp = 0;
-  if (p == NULL || sscanf(p + 2, "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u "
-                                 "%*u %lld %lld",
+  if (p == NULL || sscanf(p + 2,
+                          "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u "
+                          "%*u %lld %lld",
                           &pp, &ut, &st) != 3)
     return 0;
   if (ppid != NULL) *ppid = pp;
@@ -270,9 +272,9 @@ static long long children_ticks(long pid) {
   return sum;
 }
 
-enum { CPU_GW, CPU_SYNC, CPU_ORDERS, CPU_PG, CPU_REDIS, CPU_N };
-static const char *const kCpuNames[CPU_N] = {"gw", "sync", "orders", "pg",
-                                             "redis"};
+enum { CPU_GW, CPU_SYNC, CPU_ORDERS, CPU_PG, CPU_REDIS, CPU_CLIENT, CPU_N };
+static const char *const kCpuNames[CPU_N] = {"gw", "sync",  "orders",
+                                             "pg", "redis", "client"};
 
 static void cpu_snapshot(long long t[CPU_N]) {
   t[CPU_GW] = proc_ticks(harness_pid(g_gw->proc), NULL);
@@ -281,6 +283,7 @@ static void cpu_snapshot(long long t[CPU_N]) {
   long pm = harness_pid(pg.proc);
   t[CPU_PG] = proc_ticks(pm, NULL) + children_ticks(pm);
   t[CPU_REDIS] = proc_ticks(harness_pid(redis.proc), NULL);
+  t[CPU_CLIENT] = proc_ticks((long)getpid(), NULL); /* this process */
 }
 
 /* " cpu_gw=0.12 cpu_sync=..." for the CPU spent since before. */
