@@ -3,10 +3,10 @@
  * auth, tenants and the gateway as separate processes (tests/harness),
  * driven over real HTTP with libcurl. Every identity endpoint of
  * HTTP-API.md with its statuses, bodies, headers and error shapes; tenant
- * by subdomain and by header; cross-tenant attempts; rate limits (429 with
- * Retry-After); oversized and malformed bodies; 404/405/411/413/415; Redis
- * down (limits fail open); a killed backend answering 503, not hanging;
- * SIGTERM.
+ * by subdomain and by header; cross-tenant attempts; rate limits and
+ * auth's per-account login lock (429 with Retry-After); oversized and malformed
+ * bodies; 404/405/411/413/415; Redis down (limits fail open); a killed backend
+ * answering 503, not hanging; SIGTERM.
  *
  * The tests share one system and run in order (the last ones kill things).
  */
@@ -676,6 +676,57 @@ START_TEST(login_attempts_are_rate_limited_per_email) {
 }
 END_TEST
 
+/* Issue 9: auth's per-account slowdown reaches the client as a clear 429
+ * with Retry-After. The main gateway's login bucket (1000) never limits
+ * here, so the 429 is auth's lock, keyed on the account alone: the e-mail
+ * in upper case and with spaces or a tab around it counts against the
+ * same account. */
+START_TEST(an_accounts_lock_is_a_429_with_retry_after) {
+  char xt[96], local[64], email[96], upper[96], reg[256];
+  snprintf(xt, sizeof xt, "X-Tenant: %s", g_a.slug);
+  harness_unique(local, sizeof local, "locked");
+  snprintf(email, sizeof email, "%s@a.test", local);
+  size_t i = 0;
+  for (; email[i] != '\0'; i++)
+    upper[i] =
+        (char)(email[i] >= 'a' && email[i] <= 'z' ? email[i] - 32 : email[i]);
+  upper[i] = '\0';
+  snprintf(reg, sizeof reg,
+           "{\"email\":\"%s\",\"password\":\"" PASSWORD "\",\"name\":\"L\"}",
+           email);
+  resp *r = call("POST", "/v1/auth/register", reg, NULL, xt, NULL);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  const char *spell[] = {"%s", " %s", "%s  ", "\\t%s "};
+  int failures = 0;
+  bool locked = false;
+  /* Five failures are free (AUTH_LOGIN_FAILURES_FREE); the locks that
+   * follow double, so a 429 comes well within 20 attempts. */
+  for (int n = 0; n < 20 && !locked; n++) {
+    char e[128], body[256];
+    snprintf(e, sizeof e, spell[n % 4], n % 2 == 0 ? email : upper);
+    snprintf(body, sizeof body,
+             "{\"email\":\"%s\",\"password\":\"wrong guess %d\"}", e, n);
+    r = call("POST", "/v1/auth/login", body, NULL, xt, NULL);
+    if (r->status == 401) {
+      CK_ERROR(r, 401, "UNAUTHENTICATED");
+      failures++;
+    } else {
+      CK_ERROR(r, 429, "RESOURCE_EXHAUSTED");
+      ck_assert_str_eq(harness_json_str(r->json, "error.message"),
+                       "too many failed logins; try later");
+      const char *ra = harness_http_header(r, "Retry-After");
+      ck_assert_ptr_nonnull(ra);
+      ck_assert_int_ge(strtol(ra, NULL, 10), 1);
+      locked = true;
+    }
+    harness_http_free(r);
+  }
+  ck_assert_msg(locked, "%d failed logins and no lock", failures);
+  ck_assert_int_ge(failures, 5);
+}
+END_TEST
+
 START_TEST(callers_are_rate_limited_per_tenant_and_caller) {
   g_port = g_gw_tight.http_port; /* GATEWAY_RATE_BURST=5 */
   int limited = 0, ok = 0;
@@ -926,6 +977,7 @@ int main(void) {
   ADD_CASE(s, cross_tenant_attempts_are_refused);
   ADD_CASE(s, suspended_tenant_is_403_for_everyone);
   ADD_CASE(s, login_attempts_are_rate_limited_per_email);
+  ADD_CASE(s, an_accounts_lock_is_a_429_with_retry_after);
   ADD_CASE(s, callers_are_rate_limited_per_tenant_and_caller);
   ADD_CASE(s, framing_and_content_errors_come_before_any_rpc);
   ADD_CASE(s, request_ids_cors_and_security_headers);
