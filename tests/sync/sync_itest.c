@@ -1353,8 +1353,9 @@ END_TEST
 
 /* ------------------------------------------------------------ files --- */
 
-/* The system runs with SYNC_FILES_TTL=6s, SYNC_FILES_SWEEP=200ms and
- * SYNC_FILES_QUOTA_BYTES=40 MiB (start_system). */
+/* The system runs with SYNC_FILES_TTL=20s (6 s let the quota test's
+ * 25 MiB file expire mid-test on a machine at load 25+), SYNC_FILES_SWEEP=200ms
+ * and SYNC_FILES_QUOTA_BYTES=40 MiB (start_system). */
 #define FILES_QUOTA (40L * 1024 * 1024)
 
 /* n random bytes (NULs included) and their hex SHA-256. */
@@ -1579,13 +1580,13 @@ START_TEST(expiry_removes_an_unused_file_and_keeps_a_used_one) {
   r = put_file(d.token, kept, dk, 4000);
   CK_HTTP_STATUS(r, 201);
   harness_http_free(r);
-  /* Keep using one (reads, manifests) while the TTL (6 s) passes for the
+  /* Keep using one (reads, manifests) while the TTL (20 s) passes for the
    * other; the sweep runs every 200 ms on both replicas. */
   char path[128], body[128];
   snprintf(path, sizeof path, "/v1/sync/files/%s", unused);
   snprintf(body, sizeof body, "{\"hashes\":[\"%s\"]}", kept);
   bool gone = false;
-  for (int64_t end = time_now_ms() + 60000; !gone && time_now_ms() < end;) {
+  for (int64_t end = time_now_ms() + 90000; !gone && time_now_ms() < end;) {
     long k = file_status("HEAD", d.token, kept);
     ck_assert_int_eq(k, 200);
     resp *m = call("POST", "/v1/sync/files/missing", body, d.token, NULL);
@@ -1599,7 +1600,7 @@ START_TEST(expiry_removes_an_unused_file_and_keeps_a_used_one) {
     gone = num(n) == 0;
     if (!gone) usleep(300 * 1000);
   }
-  ck_assert_msg(gone, "the unused file was not removed within 60 s");
+  ck_assert_msg(gone, "the unused file was not removed within 90 s");
   ck_assert_int_eq(status_of("GET", path, NULL, d.token), 404);
   ck_assert_int_eq(file_status("GET", d.token, kept), 200);
   char used[32];
@@ -1640,7 +1641,7 @@ static bool start_system(void) {
                         PEPPER,
                         "SYNC_HEARTBEAT_INTERVAL=2s",
                         "SYNC_HEARTBEAT_FLUSH=100ms",
-                        "SYNC_FILES_TTL=6s",
+                        "SYNC_FILES_TTL=20s",
                         "SYNC_FILES_SWEEP=200ms",
                         "SYNC_FILES_QUOTA_BYTES=41943040",
                         "SYNC_RETENTION_SWEEP=200ms",
