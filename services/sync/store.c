@@ -253,7 +253,10 @@ static char *beats_json(const store_beat *beats, size_t n) {
 /* All the tenant's beats in one statement. The old online flags are read
  * under the row locks (taken in id order, so two replicas flushing one
  * tenant cannot deadlock; the offline sweep skips locked rows), so
- * exactly one transaction sees each offline -> online change. */
+ * exactly one transaction sees each offline -> online change. Each
+ * replica flushes its own beats, in no order with the others': a beat
+ * older than the row's last_seen_at (another replica flushed a later
+ * one first) moves nothing, its app_version and pending included. */
 static int beats_fn(db_conn *c, void *ud) {
   beats_args *a = ud;
   char *json = beats_json(a->beats, a->n);
@@ -270,8 +273,12 @@ static int beats_fn(db_conn *c, void *ud) {
       "UPDATE sync.devices SET "
       "  last_seen_at = greatest(last_seen_at, timestamptz 'epoch' + "
       "    b.s * interval '1 millisecond'), "
-      "  app_version = coalesce(b.v, app_version), "
-      "  pending = coalesce(b.p, pending), online = true "
+      "  app_version = CASE WHEN b.v IS NOT NULL AND (last_seen_at IS NULL "
+      "    OR b.s >= floor(extract(epoch FROM last_seen_at) * 1000)) "
+      "    THEN b.v ELSE app_version END, "
+      "  pending = CASE WHEN b.p IS NOT NULL AND (last_seen_at IS NULL "
+      "    OR b.s >= floor(extract(epoch FROM last_seen_at) * 1000)) "
+      "    THEN b.p ELSE pending END, online = true "
       "FROM b JOIN old ON old.lid = b.d "
       "WHERE tenant_id = $1::uuid AND id = b.d "
       "RETURNING " DEVICE_COLS ", old.was",

@@ -380,6 +380,51 @@ START_TEST(heartbeats_bring_a_device_online_and_silence_takes_it_offline) {
 }
 END_TEST
 
+/* Several devices of one tenant beating through both replicas: the
+ * flush writes them together (one statement per tenant), each with its
+ * own app_version and pending, each announced online exactly once. */
+START_TEST(a_tenants_devices_flush_together_each_with_its_own_state) {
+  tenant t;
+  create_tenant(&t, "beats");
+  enum { N = 5 };
+  char ids[N][UUID_STR_LEN + 1], secret[64], tok[N][PASETO_TOKEN_MAX + 1];
+  for (int i = 0; i < N; i++) {
+    register_device(&t, "Till", ids[i], secret, sizeof secret);
+    device_token(&t, ids[i], secret, tok[i]);
+  }
+  /* Interleaved, so each flush holds several devices. */
+  for (int round = 0; round < 3; round++)
+    for (int i = 0; i < N; i++) {
+      char body[96];
+      snprintf(body, sizeof body, "{\"app_version\":\"v%d.%d\",\"pending\":%d}",
+               i, round, 10 * i + round);
+      resp *r = call("POST", "/v1/sync/heartbeat", body, tok[i], NULL);
+      CK_HTTP_STATUS(r, 200);
+      harness_http_free(r);
+    }
+  for (int i = 0; i < N; i++) {
+    ck_assert(wait_status(&t, ids[i], "online"));
+    /* The last beat's values (the flush may have taken them in two
+     * rounds: wait for the last one). */
+    char want[16], got[64] = "", pending[16] = "";
+    snprintf(want, sizeof want, "v%d.2", i);
+    for (int64_t end = time_now_ms() + 30000; time_now_ms() < end;) {
+      ck_assert(db_value("SELECT app_version FROM sync.devices WHERE "
+                         "tenant_id = $1::uuid AND id = $2::uuid",
+                         t.id, ids[i], got, sizeof got));
+      if (strcmp(got, want) == 0) break;
+      usleep(100 * 1000);
+    }
+    ck_assert_str_eq(got, want);
+    ck_assert(db_value("SELECT pending::text FROM sync.devices WHERE "
+                       "tenant_id = $1::uuid AND id = $2::uuid",
+                       t.id, ids[i], pending, sizeof pending));
+    ck_assert_int_eq(num(pending), 10 * i + 2);
+    ck_assert_int_eq(events_of("DeviceOnline", ids[i]), 1);
+  }
+}
+END_TEST
+
 /* ------------------------------------------------------------- push --- */
 
 /* A device with a token in a fresh tenant whose menu has one product of
@@ -1700,6 +1745,8 @@ int main(void) {
   HARNESS_ADD_CASE(
       s, heartbeats_bring_a_device_online_and_silence_takes_it_offline, 120,
       NULL);
+  HARNESS_ADD_CASE(s, a_tenants_devices_flush_together_each_with_its_own_state,
+                   120, NULL);
   HARNESS_ADD_CASE(s, a_hundred_mutations_with_cut_answers_apply_exactly_once,
                    300, NULL);
   HARNESS_ADD_CASE(s, gaps_are_400_and_rejections_consume_their_id, 120, NULL);
