@@ -28,11 +28,18 @@
 
 int idem_hash(const char *tag, const char *method, const void *payload,
               size_t len, uint8_t out[IDEM_HASH_LEN]) {
+  return idem_hash_keyed(NULL, tag, method, payload, len, out);
+}
+
+int idem_hash_keyed(const uint8_t *secret, const char *tag, const char *method,
+                    const void *payload, size_t len,
+                    uint8_t out[IDEM_HASH_LEN]) {
   if (sodium_init() < 0) return ERR_INTERNAL;
   const char *t = tag ? tag : "";
   const char *m = method ? method : "";
   crypto_generichash_state st;
-  crypto_generichash_init(&st, NULL, 0, IDEM_HASH_LEN);
+  crypto_generichash_init(&st, secret, secret ? IDEM_SECRET_LEN : 0,
+                          IDEM_HASH_LEN);
   /* Each string with its NUL: "ab"+"c" never hashes like "a"+"bc". */
   crypto_generichash_update(&st, (const unsigned char *)t, strlen(t) + 1);
   crypto_generichash_update(&st, (const unsigned char *)m, strlen(m) + 1);

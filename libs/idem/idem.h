@@ -38,6 +38,10 @@
  *     failure: the key is free again). A crash leaves the claim until its
  *     lease ends; after that the key is free.
  *
+ * Around it: once.h runs the first way for a create whose answer is
+ * sealed (seal.h: answers holding secrets are never readable in the
+ * table); expiry.h deletes expired rows periodically.
+ *
  * Only successful answers are saved: a refused request changed nothing,
  * so repeating it is harmless and lets a client fix and retry.
  *
@@ -59,6 +63,7 @@
 #define IDEM_HASH_LEN 32
 #define IDEM_KEY_MAX_LEN 255 /* bytes, printable ASCII */
 #define IDEM_PENDING (-1)    /* response_code of a saga's claim */
+#define IDEM_SECRET_LEN 32   /* idem_hash_keyed's key */
 
 /* One key in one scope. Every pointer is borrowed. */
 typedef struct idem_ref {
@@ -96,6 +101,13 @@ typedef struct idem_found {
  * libsodium cannot initialise. */
 int idem_hash(const char *tag, const char *method, const void *payload,
               size_t len, uint8_t out[IDEM_HASH_LEN]) WARN_UNUSED;
+
+/* The same, keyed (BLAKE2b's key) with secret: IDEM_SECRET_LEN bytes the
+ * database never holds (a service's own key), or NULL for idem_hash's
+ * bytes exactly. Used for the key that seals a saved answer (seal.h). */
+int idem_hash_keyed(const uint8_t *secret, const char *tag, const char *method,
+                    const void *payload, size_t len,
+                    uint8_t out[IDEM_HASH_LEN]) WARN_UNUSED;
 
 /* 1..IDEM_KEY_MAX_LEN printable ASCII characters. */
 bool idem_key_valid(const char *key);

@@ -31,6 +31,7 @@
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "libs/db/db.h"
+#include "libs/idem/once.h"
 #include "services/notifications/seal.h"
 
 #define STORE_SCHEMA "notifications"
@@ -111,10 +112,14 @@ void store_free(store *st); /* NULL-safe */
 
 /* Inserts an endpoint of tenant tid (in: every field but active, which
  * starts true) sealed with secret (a seal_box) and returns it. ERR_TOOBIG
- * when the tenant already has max endpoints. */
+ * when the tenant already has max endpoints. With a key (NULL: none;
+ * libs/idem/once.h) the key is checked first and the answer saved with
+ * the endpoint, in its transaction; when the key decides the call
+ * (idem_once_fresh false) nothing is inserted and *out stays empty. */
 int store_create_endpoint(store *st, const char *tid,
                           const store_endpoint_in *in, const seal_box *secret,
-                          size_t max, store_endpoint *out) WARN_UNUSED;
+                          size_t max, idem_once *key,
+                          store_endpoint *out) WARN_UNUSED;
 
 /* Every endpoint of tid, newest first (at most max). */
 int store_list_endpoints(store *st, const char *tid, size_t max,

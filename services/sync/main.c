@@ -9,6 +9,7 @@
  * libs/svc's eventpub (outbox relay, bus publisher, Events/Replay); the
  * heartbeat round runs on its own thread (heartbeat.c).
  */
+#include "libs/idem/expiry.h"
 #include "libs/obs/log.h"
 #include "libs/svc/svc.h"
 #include "proto/sync/v1/sync_access.h"
@@ -112,6 +113,7 @@ typedef struct app {
   retention *retention;
   sync *handlers;
   files *files;
+  idem_expiry *idem_expiry; /* expired Idempotency-Keys deleted */
 } app;
 
 static int sync_init(svc *s, void *arg) {
@@ -175,6 +177,13 @@ static int sync_init(svc *s, void *arg) {
       .interval_ms = cfg_duration_ms(c, "SYNC_RETENTION_SWEEP")};
   if (rc == ERR_OK) rc = retention_new(&rtc, &a->retention);
   if (rc == ERR_OK) rc = eventpub_start(a->events, svc_rpc(s));
+  if (rc == ERR_OK) {
+    idem_expiry_options io = {.store = a->store,
+                              .table = "sync.idempotency",
+                              .setting = "app.sync_sweeper",
+                              .interval_ms = IDEM_EXPIRY_INTERVAL_MS};
+    rc = idem_expiry_start(&io, &a->idem_expiry);
+  }
   return rc;
 }
 
@@ -183,6 +192,7 @@ static int sync_init(svc *s, void *arg) {
 static void sync_fini(svc *s, void *arg) {
   (void)s;
   app *a = arg;
+  idem_expiry_stop(a->idem_expiry);
   heartbeat_free(a->beats);
   retention_free(a->retention);
   files_free(a->files);

@@ -93,12 +93,15 @@ static int read_device(const db_result *r, int row, store_device *out,
 typedef struct create_args {
   const char *tid, *name, *platform;
   const uint8_t *hash;
+  idem_once *key;
   store_device *out;
 } create_args;
 
 static int create_device_fn(db_conn *c, void *ud) {
   create_args *a = ud;
   memset(a->out, 0, sizeof *a->out);
+  int rc = idem_once_begin(c, a->key);
+  if (rc != ERR_OK || !idem_once_fresh(a->key)) return rc;
   uuid u;
   uuid_v7(&u);
   char id[UUID_STR_LEN + 1];
@@ -110,26 +113,29 @@ static int create_device_fn(db_conn *c, void *ud) {
                    db_bytes(a->hash, STORE_SECRET_HASH_LEN),
                    db_int64(uuid_v7_time_ms(&u))};
   db_result *r = NULL;
-  int rc =
-      db_exec(c,
-              "INSERT INTO sync.devices "
-              "(tenant_id, id, name, platform, secret_hash, created_at) "
-              "VALUES ($1::uuid, $2::uuid, $3, $4, $5, "
-              "timestamptz 'epoch' + $6::bigint * interval '1 millisecond') "
-              "RETURNING " DEVICE_COLS,
-              ps, DB_NPARAMS(ps), &r);
+  rc = db_exec(c,
+               "INSERT INTO sync.devices "
+               "(tenant_id, id, name, platform, secret_hash, created_at) "
+               "VALUES ($1::uuid, $2::uuid, $3, $4, $5, "
+               "timestamptz 'epoch' + $6::bigint * interval '1 millisecond') "
+               "RETURNING " DEVICE_COLS,
+               ps, DB_NPARAMS(ps), &r);
   if (rc == ERR_OK)
     rc = db_nrows(r) == 1 ? read_device(r, 0, a->out, NULL) : ERR_DB;
   db_result_free(r);
-  return rc;
+  return rc == ERR_OK ? idem_once_save(c, a->key, a->out) : rc;
 }
 
 int store_device_create(store *st, const char *tid, const char *name,
                         const char *platform,
                         const uint8_t hash[STORE_SECRET_HASH_LEN],
-                        store_device *out) {
-  create_args a = {
-      .tid = tid, .name = name, .platform = platform, .hash = hash, .out = out};
+                        idem_once *key, store_device *out) {
+  create_args a = {.tid = tid,
+                   .name = name,
+                   .platform = platform,
+                   .hash = hash,
+                   .key = key,
+                   .out = out};
   return run(st, tid, false, create_device_fn, &a);
 }
 

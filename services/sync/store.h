@@ -24,6 +24,7 @@
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "libs/db/db.h"
+#include "libs/idem/once.h"
 
 #define STORE_SCHEMA "sync"
 #define STORE_NAME_MAX 400     /* bytes: 100 characters of up to 4 bytes */
@@ -54,11 +55,14 @@ int store_new(db_pool *db, const char *role, store **out) WARN_UNUSED;
 void store_free(store *st); /* NULL-safe */
 
 /* Inserts a device of tenant tid with a fresh UUIDv7 (its time is
- * created_at) and the hash of its secret; returns it in *out. */
+ * created_at) and the hash of its secret; returns it in *out. With a key
+ * (NULL: none; libs/idem/once.h) the key is checked first and the answer
+ * saved with the device, in its transaction; when the key decides the
+ * call (idem_once_fresh false) nothing is inserted. */
 int store_device_create(store *st, const char *tid, const char *name,
                         const char *platform,
                         const uint8_t hash[STORE_SECRET_HASH_LEN],
-                        store_device *out) WARN_UNUSED;
+                        idem_once *key, store_device *out) WARN_UNUSED;
 
 /* The device id (canonical UUID) of tenant tid, and the hash of its
  * secret into hash when not NULL. ERR_NOTFOUND when it does not exist in

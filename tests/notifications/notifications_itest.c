@@ -17,9 +17,12 @@
  * event delivered and none again to a receiver whose 2xx was recorded;
  * another tenant's endpoints and deliveries 404 (a customer 403, no token
  * 401); bad input 400 naming the
- * field; Redis flushed mid-attempt (stream, group, pending entries and
- * delayed set gone) -> still delivered; and, last, notifications restarted with
- * private targets refused
+ * field; Idempotency-Key on POST /v1/webhooks (replay with the same
+ * secret, reuse 400, a concurrent twin, the secret sealed at rest,
+ * expired keys deleted); Redis
+ * flushed mid-attempt (stream, group, pending entries and delayed set gone) ->
+ * still delivered; and, last, notifications restarted with private targets
+ * refused
  * -> a loopback URL refused at creation, and an existing loopback
  * endpoint's delivery refused at send time.
  *
@@ -39,10 +42,13 @@
 
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
+#include "libs/db/db.h"
+#include "libs/idem/expiry.h"
 #include "tests/harness/api.h"
 #include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
+#include "tests/harness/idemcheck.h"
 #include "tests/harness/service.h"
 #include "tests/notifications/receiver.h"
 
@@ -756,6 +762,88 @@ START_TEST(bad_input_is_400_naming_the_field) {
 }
 END_TEST
 
+/* Idempotency-Key on POST /v1/webhooks (HTTP-API.md "Conventions",
+ * tests/harness/idemcheck.h): the same key and body answer the first
+ * answer again - the same secret - with one endpoint; another body under
+ * the key 400; two at once one endpoint. The saved answer holds the
+ * secret sealed: no "whsec_" readable in the key table. */
+START_TEST(idempotency_key_on_create_webhook) {
+  harness_api_tenant t;
+  tenant("wh-idem", &t);
+  char url[5][160], body[5][256];
+  for (int i = 0; i < 5; i++) {
+    snprintf(url[i], sizeof url[i], "https://example.com/idem/%s/%d", t.slug,
+             i);
+    snprintf(body[i], sizeof body[i],
+             "{\"url\":\"%.160s\",\"events\":[\"OrderCreated\"]}", url[i]);
+  }
+  harness_idem_case c = {
+      .port = g_gw.http_port,
+      .path = "/v1/webhooks",
+      .token = t.owner_token,
+      .key_prefix = "itest-webhook",
+      .status = 201,
+      .pg = &g_pg,
+      .count_sql =
+          "SELECT count(*) FROM notifications.endpoints WHERE url = $1",
+      .body = body[0],
+      .count_arg = url[0],
+      .other_body = body[1],
+      .count_other_arg = url[1],
+      .race_body = {body[2], body[3], body[4]},
+      .race_arg = {url[2], url[3], url[4]}};
+  harness_idem_check(&c);
+  ck_assert_int_ge(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.idempotency WHERE "
+                                    "tenant_id = $1::uuid AND "
+                                    "response_code = 0",
+                                    t.id),
+                   4);
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.idempotency WHERE "
+                                    "position(convert_to($1, 'UTF8') in "
+                                    "response) > 0",
+                                    "whsec_"),
+                   0);
+  /* An expired key goes in the expiry round as the service runs it (its
+   * role, app.notifications_sweep); the live ones stay. */
+  ck_assert_int_eq(
+      harness_pg_count(&g_pg,
+                       "WITH i AS (INSERT INTO notifications.idempotency "
+                       "(tenant_id, principal, key, method, request_hash, "
+                       "response_code, response, expires_at) VALUES "
+                       "($1::uuid, 'u', 'old', 'm', decode(repeat('00', 32), "
+                       "'hex'), 0, '\\x00', now() - interval '1 second') "
+                       "RETURNING 1) SELECT count(*) FROM i",
+                       t.id),
+      1);
+  db_config dc = {.conninfo = g_pg.url, .max_conns = 1};
+  db_pool *p = NULL;
+  ck_assert_int_eq(db_pool_new(&dc, &p), ERR_OK);
+  db_store *st = NULL;
+  ck_assert_int_eq(db_store_new(p, "notifications_app", &st), ERR_OK);
+  ck_assert_int_eq(idem_expiry_run(st, "notifications.idempotency",
+                                   "app.notifications_sweep", NULL),
+                   ERR_OK);
+  db_store_free(st);
+  db_pool_free(p);
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.idempotency WHERE "
+                                    "tenant_id = $1::uuid AND key = 'old'",
+                                    t.id),
+                   0);
+  ck_assert_int_ge(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.idempotency WHERE "
+                                    "tenant_id = $1::uuid",
+                                    t.id),
+                   4);
+}
+END_TEST
+
 /* FLUSHALL over RESP on a socket of our own: Redis loses everything, as
  * a restart without persistence does. */
 static void flush_redis(void) {
@@ -897,6 +985,7 @@ int main(void) {
   HARNESS_ADD_CASE(s, another_tenants_endpoints_and_deliveries_are_404, 120,
                    NULL);
   HARNESS_ADD_CASE(s, bad_input_is_400_naming_the_field, 120, NULL);
+  HARNESS_ADD_CASE(s, idempotency_key_on_create_webhook, 120, NULL);
   HARNESS_ADD_CASE(s, redis_losing_the_queue_loses_no_delivery, 120, NULL);
   HARNESS_ADD_CASE(s, private_targets_are_refused_when_not_allowed, 120, NULL);
   int failed = harness_run_shared(s);

@@ -13,7 +13,10 @@
  * works as staff on menu, tables and orders and is refused above (admin
  * routes, managing devices); a wrong secret and another tenant's device
  * get the same 401; deleting the device refuses its tokens everywhere
- * within a second.
+ * within a second; Idempotency-Key on registration (replay with the same
+ * secret, reuse 400, concurrent twins across the two replicas, the
+ * secret never readable in the key table); expired keys deleted across
+ * tenants by the expiry round, and only under its setting.
  *
  * Heartbeats: two sync replicas share PostgreSQL and Redis; beats bring a
  * device online and silence (twice the interval) takes it offline, each
@@ -36,6 +39,7 @@
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "libs/db/db.h"
+#include "libs/idem/expiry.h"
 #include "libs/paseto/paseto.h"
 #include "libs/rpc/rpc.h"
 #include "proto/sync/v1/sync.pb-c.h"
@@ -44,6 +48,7 @@
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
 #include "tests/harness/identity.h"
+#include "tests/harness/idemcheck.h"
 #include "tests/harness/rpc.h"
 #include "tests/harness/service.h"
 
@@ -219,6 +224,117 @@ START_TEST(a_device_registers_and_its_secret_is_stored_hashed) {
   ck_assert(harness_http_has_detail(r, "name"));
   harness_http_free(r);
   ck_assert_int_eq(status_of("GET", "/v1/sync/devices", NULL, NULL), 401);
+}
+END_TEST
+
+/* Idempotency-Key on POST /v1/sync/devices (tests/harness/idemcheck.h),
+ * over both sync replicas: the same key and body answer the first answer
+ * again - the same device and device_secret - with one device; another
+ * body under the key 400; two at once one device. The replayed secret
+ * opens a session, and the saved answer never holds it readable. */
+START_TEST(idempotency_key_on_register_device) {
+  tenant t;
+  create_tenant(&t, "devidem");
+  char name[5][64], body[5][160];
+  for (int i = 0; i < 5; i++) {
+    snprintf(name[i], sizeof name[i], "%s-%d", t.slug, i);
+    snprintf(body[i], sizeof body[i], "{\"name\":\"%.63s\"}", name[i]);
+  }
+  harness_idem_case c = {
+      .port = g_gw.http_port,
+      .path = "/v1/sync/devices",
+      .token = t.owner_token,
+      .key_prefix = "itest-device",
+      .status = 201,
+      .pg = &g_pg,
+      .count_sql = "SELECT count(*) FROM sync.devices WHERE name = $1",
+      .body = body[0],
+      .count_arg = name[0],
+      .other_body = body[1],
+      .count_other_arg = name[1],
+      .race_body = {body[2], body[3], body[4]},
+      .race_arg = {name[2], name[3], name[4]}};
+  harness_idem_check(&c);
+  /* Once more by hand: the replay's secret is the device's. */
+  char key[96], hk[128];
+  harness_unique(key, sizeof key, "itest-device-secret");
+  snprintf(hk, sizeof hk, "Idempotency-Key: %s", key);
+  resp *r1 = call("POST", "/v1/sync/devices", "{\"name\":\"Sealed\"}",
+                  t.owner_token, hk);
+  CK_HTTP_STATUS(r1, 201);
+  resp *r2 = call("POST", "/v1/sync/devices", "{\"name\":\"Sealed\"}",
+                  t.owner_token, hk);
+  CK_HTTP_STATUS(r2, 201);
+  ck_assert_str_eq(r2->body, r1->body);
+  char id[UUID_STR_LEN + 1], secret[64], tok[PASETO_TOKEN_MAX + 1], n[32];
+  snprintf(id, sizeof id, "%s", harness_json_str(r2->json, "device.id"));
+  snprintf(secret, sizeof secret, "%s",
+           harness_json_str(r2->json, "device_secret"));
+  ck_assert_uint_eq(strlen(secret), 43);
+  device_token(&t, id, secret, tok);
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM sync.idempotency "
+                                    "WHERE tenant_id = $1::uuid AND "
+                                    "response_code = 0",
+                                    t.id),
+                   5);
+  ck_assert(db_value("SELECT count(*) FROM sync.idempotency WHERE tenant_id "
+                     "= $1::uuid AND position(convert_to($2, 'UTF8') IN "
+                     "response) > 0",
+                     t.id, secret, n, sizeof n));
+  ck_assert_str_eq(n, "0");
+  harness_http_free(r1);
+  harness_http_free(r2);
+}
+END_TEST
+
+/* A key row of tenant tid under key, expiring in `in` (an interval). */
+static void key_row(const char *tid, const char *key, const char *in) {
+  char sql[400], out[8];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO sync.idempotency (tenant_id, principal, key, method, "
+           "request_hash, response_code, response, expires_at) VALUES "
+           "($1::uuid, 'u', $2, 'm', decode(repeat('00', 32), 'hex'), 0, "
+           "'\\x00', now() + interval '%s') RETURNING 1",
+           in);
+  ck_assert(db_value(sql, tid, key, out, sizeof out));
+}
+
+/* The expiry round (libs/idem/expiry.h) as sync runs it - its role,
+ * app.sync_sweeper - deletes expired keys of every tenant and keeps live
+ * ones; without the setting, row-level security leaves it nothing. */
+START_TEST(expired_idempotency_keys_are_deleted_across_tenants) {
+  tenant a, b;
+  create_tenant(&a, "keyexp");
+  create_tenant(&b, "keyexp");
+  key_row(a.id, "old", "-1 second");
+  key_row(b.id, "old", "-1 minute");
+  key_row(b.id, "live", "1 hour");
+  db_config dc = {.conninfo = g_pg.url, .max_conns = 1};
+  db_pool *p = NULL;
+  ck_assert_int_eq(db_pool_new(&dc, &p), ERR_OK);
+  db_store *st = NULL;
+  ck_assert_int_eq(db_store_new(p, "sync_app", &st), ERR_OK);
+  const char *count = "SELECT count(*) FROM sync.idempotency WHERE "
+                      "tenant_id IN ($1::uuid, $2::uuid)";
+  char n[16];
+  int64_t deleted = -1;
+  /* (The running services' own rounds, a minute apart, may delete the
+   * expired rows too: only what holds either way is asserted.) */
+  ck_assert_int_eq(
+      idem_expiry_run(st, "sync.idempotency", "app.not_the_sweeper", &deleted),
+      ERR_OK);
+  ck_assert_int_eq(deleted, 0);
+  ck_assert_int_eq(
+      idem_expiry_run(st, "sync.idempotency", "app.sync_sweeper", &deleted),
+      ERR_OK);
+  ck_assert(db_value(count, a.id, b.id, n, sizeof n));
+  ck_assert_str_eq(n, "1");
+  ck_assert(db_value("SELECT key FROM sync.idempotency WHERE tenant_id = "
+                     "$1::uuid AND key = $2",
+                     b.id, "live", n, sizeof n));
+  db_store_free(st);
+  db_pool_free(p);
 }
 END_TEST
 
@@ -1736,6 +1852,9 @@ int main(void) {
   }
   Suite *s = suite_create("sync_itest");
   HARNESS_ADD_CASE(s, a_device_registers_and_its_secret_is_stored_hashed, 120,
+                   NULL);
+  HARNESS_ADD_CASE(s, idempotency_key_on_register_device, 120, NULL);
+  HARNESS_ADD_CASE(s, expired_idempotency_keys_are_deleted_across_tenants, 120,
                    NULL);
   HARNESS_ADD_CASE(s, a_device_token_is_staff_and_nothing_above, 120, NULL);
   HARNESS_ADD_CASE(s, wrong_secrets_and_other_tenants_get_the_same_401, 120,
