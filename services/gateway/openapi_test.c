@@ -132,6 +132,22 @@ static void shape(const char *where, json_t *schema,
       p = resolve(item);
       t = json_string_value(json_object_get(p, "type"));
     }
+    /* A oneof of messages that the route answers as the selected one
+     * (route.unwrap): "oneOf" lists each member's schema, in order. */
+    json_t *alts = json_object_get(p, "oneOf");
+    if (alts != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+      const ProtobufCMessageDescriptor *w = f->descriptor;
+      ck_assert_msg(json_array_size(alts) == w->n_fields,
+                    "%s.%s: oneOf of %zu, the message has %u members", where,
+                    f->name, json_array_size(alts), w->n_fields);
+      for (unsigned k = 0; k < w->n_fields; k++) {
+        char wk[256];
+        snprintf(wk, sizeof wk, "%s.%s(%s)", where, f->name, w->fields[k].name);
+        shape(wk, json_array_get(alts, k), w->fields[k].descriptor, NULL, 0,
+              NULL, depth + 1);
+      }
+      continue;
+    }
     const char *want = json_type_of(f);
     /* A route's json_text member (route.h): any JSON the client sends,
      * carried to the backend as text in a string field; documented with

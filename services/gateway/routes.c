@@ -79,8 +79,9 @@ static const char *const kOmitPush[] = {
 static const char *const kOmitExisted[] = {"existed", NULL};
 #define ROUTE_FILE_BODY ((size_t)25 * 1024 * 1024)
 
-/* GET /v1/sync/pull: each change's entity (JSON text from sync) as JSON. */
-static const char *const kPullJsonText[] = {"changes[].data", NULL};
+/* GET /v1/sync/pull: each change's entity (an Order, Product or Table)
+ * as "data" itself, not inside {"order": ...}. */
+static const char *const kPullUnwrap[] = {"changes[].data", NULL};
 /* A webhook's secret is shown only when it is made (POST /v1/webhooks). */
 static const char *const kOmitSecret[] = {"secret", NULL};
 static const char *const kOmitSecrets[] = {"webhooks[].secret", NULL};
@@ -407,7 +408,7 @@ static const route kRoutes[] = {
      .request = MSG(sync__v1__pull_request),
      .response = MSG(sync__v1__pull_response),
      .status = 200,
-     .json_text = kPullJsonText,
+     .unwrap = kPullUnwrap,
      .flags = ROUTE_IDEMPOTENT},
     {.method = "GET",
      .path = "/v1/sync/conflicts",

@@ -343,4 +343,12 @@ int store_list_changes(store *st, const char *tid, int64_t after, size_t limit,
 int store_expire_idempotency(store *st, size_t batch,
                              int64_t *deleted) WARN_UNUSED;
 
+/* Prunes the change log (store_changes.c): the rows of finished entities
+ * (orders delivered or cancelled, deleted products) whose last change is
+ * older than older_ms, in batches of `batch` per transaction, raising
+ * each tenant's pruned_through; up to 100 tenants per call, each skipped
+ * while another replica prunes it. *pruned gets the rows dropped. */
+int store_prune_changes(store *st, int64_t older_ms, size_t batch,
+                        int64_t *pruned) WARN_UNUSED;
+
 #endif

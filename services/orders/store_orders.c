@@ -910,18 +910,43 @@ static int link_changes(store_changes *out) {
   return rc;
 }
 
-/* Every entity named by out's changes, linked to its change. */
+/* The products, then the tables, named by out's changes. */
+static int load_changed_products(db_conn *c, const char *tid,
+                                 store_changes *out) {
+  char *arr = ids_of(out, "product");
+  if (arr == NULL) return ERR_NOMEM;
+  int rc = store_read_products_by_ids(c, tid, arr, &out->products_);
+  free(arr);
+  return rc;
+}
+
+static int load_changed_tables(db_conn *c, const char *tid,
+                               store_changes *out) {
+  char *arr = ids_of(out, "table");
+  if (arr == NULL) return ERR_NOMEM;
+  int rc = store_read_tables_by_ids(c, tid, arr, &out->tables_);
+  free(arr);
+  return rc;
+}
+
+/* Whether out has a change of entity. */
+static bool has_entity(const store_changes *out, const char *entity) {
+  for (size_t i = 0; i < out->n; i++)
+    if (strcmp(out->v[i].entity, entity) == 0) return true;
+  return false;
+}
+
+/* Every entity named by out's changes, linked to its change. A kind the
+ * page does not name is not queried: each query is a round trip, and on
+ * a loaded machine a page's time is mostly its round trips
+ * (docs/PERFORMANCE.md "Sync"). */
 static int load_changed(db_conn *c, const char *tid, store_changes *out) {
-  int rc = load_changed_orders(c, tid, out);
-  char *arr = rc == ERR_OK ? ids_of(out, "product") : NULL;
-  if (rc == ERR_OK && arr == NULL) rc = ERR_NOMEM;
-  if (rc == ERR_OK)
-    rc = store_read_products_by_ids(c, tid, arr, &out->products_);
-  free(arr);
-  arr = rc == ERR_OK ? ids_of(out, "table") : NULL;
-  if (rc == ERR_OK && arr == NULL) rc = ERR_NOMEM;
-  if (rc == ERR_OK) rc = store_read_tables_by_ids(c, tid, arr, &out->tables_);
-  free(arr);
+  int rc = ERR_OK;
+  if (has_entity(out, "order")) rc = load_changed_orders(c, tid, out);
+  if (rc == ERR_OK && has_entity(out, "product"))
+    rc = load_changed_products(c, tid, out);
+  if (rc == ERR_OK && has_entity(out, "table"))
+    rc = load_changed_tables(c, tid, out);
   return rc == ERR_OK ? link_changes(out) : rc;
 }
 

@@ -14,7 +14,7 @@
  * tid, never a request field; CreateSession, anonymous, takes the
  * envelope's.
  *
- * Heartbeats: devices only (the role by name), recorded in Redis by
+ * Heartbeats: devices only (the role by name), buffered in memory by
  * heartbeat.c, which flushes them in batches and decides online/offline.
  *
  * Sessions: the device's secret is checked here (secret.h) and the token
@@ -325,8 +325,8 @@ out:
   sync__v1__create_session_request__free_unpacked(req, NULL);
 }
 
-/* Devices only: the beat goes to Redis (heartbeat.h), never to a
- * transaction of its own. */
+/* Devices only: the beat goes to this replica's buffer (heartbeat.h),
+ * never to a transaction or a round trip of its own. */
 static void heartbeat_h(void *arg, const rpc_call *call, rpc_reply *reply) {
   sync *h = arg;
   HANDLER_UNPACK(Sync__V1__HeartbeatRequest, sync__v1__heartbeat_request, req,
