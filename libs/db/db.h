@@ -158,6 +158,45 @@ db_param db_null(void);
 int db_exec(db_conn *c, const char *sql, const db_param *params, int nparams,
             db_result **out) WARN_UNUSED;
 
+/* ------------------------------------------------------------ pipelines ---
+ *
+ * Statements that do not need each other's results can share one network
+ * round trip (libpq pipeline mode): they are sent together, run by the
+ * server in order, and their results read afterwards. Each is prepared once
+ * per connection as db_exec does (one not yet prepared on this session is
+ * prepared in the same round trip). The first statement that fails stops
+ * the pipeline - the server skips the rest - and its error is returned,
+ * mapped as db_exec's; inside a transaction that spoils the transaction as
+ * a failed db_exec does. Bounded: at most DB_PIPELINE_MAX statements, and
+ * each pipeline's values are small (libpq writes them in blocking mode
+ * before reading any result, so megabytes of values could stall on full
+ * socket buffers).
+ */
+
+/* One statement of a pipeline: db_exec's arguments. */
+typedef struct db_stmt {
+  const char *sql;
+  const db_param *params;
+  int nparams;
+} db_stmt;
+
+#define DB_PIPELINE_MAX 64
+
+/* Runs v[0..n) in one round trip. out (optional) gets n results, out[i]
+ * v[i]'s, each freed by the caller with db_result_free; on failure every
+ * out[i] is NULL. Errors: db_exec's; ERR_INVAL for n of 0 or more than
+ * DB_PIPELINE_MAX or a statement db_exec would refuse. */
+int db_exec_pipeline(db_conn *c, const db_stmt *v, size_t n,
+                     db_result **out) WARN_UNUSED;
+
+/* db_exec_pipeline and then COMMIT in the same round trip; for the last
+ * statements of a transaction (ERR_INVAL outside one). On ERR_OK the
+ * transaction committed, and the db_commit that db_with_tx runs after fn
+ * returns ERR_OK without a round trip; nothing may run in the transaction
+ * after it. On an error the transaction is rolled back. */
+int db_exec_commit(db_conn *c, const db_stmt *v, size_t n,
+                   db_result **out) WARN_UNUSED;
+
 /* ---------------------------------------------------------- transactions ---
  */
 
@@ -193,6 +232,12 @@ typedef struct db_tx_opts {
    * so the names must come from service code, never from input). */
   const db_setting *settings;
   size_t nsettings;
+  /* BEGIN and the settings wait for the transaction's first statement
+   * (db_exec, db_exec_pipeline, db_exec_commit) and go in its round trip:
+   * one network wait fewer per transaction. Their errors then come back
+   * from that statement; a transaction that runs no statement sends
+   * nothing at all. */
+  bool defer_begin;
 } db_tx_opts;
 
 /* BEGIN, then, in one statement of set_config(..., true) calls - the

@@ -107,6 +107,7 @@ typedef struct create_args {
   const store_endpoint_in *in;
   const seal_box *secret;
   size_t max;
+  idem_once *key;
   store_endpoint *out;
 } create_args;
 
@@ -125,10 +126,12 @@ static int count_endpoints(db_conn *c, const char *tid, int64_t *n) {
 static int create_endpoint_fn(db_conn *c, void *ud) {
   create_args *a = ud;
   memset(a->out, 0, sizeof *a->out);
+  int rc = idem_once_begin(c, a->key);
+  if (rc != ERR_OK || !idem_once_fresh(a->key)) return rc;
   /* Serialises creations of one tenant so the limit holds. */
   db_param lk[] = {db_text(a->tid)};
-  int rc = db_exec(c, "SELECT pg_advisory_xact_lock(hashtext($1))", lk,
-                   DB_NPARAMS(lk), NULL);
+  rc = db_exec(c, "SELECT pg_advisory_xact_lock(hashtext($1))", lk,
+               DB_NPARAMS(lk), NULL);
   int64_t n = 0;
   if (rc == ERR_OK) rc = count_endpoints(c, a->tid, &n);
   if (rc == ERR_OK && (size_t)n >= a->max) rc = ERR_TOOBIG;
@@ -157,14 +160,18 @@ static int create_endpoint_fn(db_conn *c, void *ud) {
                ps, DB_NPARAMS(ps), &r);
   if (rc == ERR_OK) rc = read_one_endpoint(r, a->out);
   db_result_free(r);
-  return rc;
+  return rc == ERR_OK ? idem_once_save(c, a->key, a->out) : rc;
 }
 
 int store_create_endpoint(store *st, const char *tid,
                           const store_endpoint_in *in, const seal_box *secret,
-                          size_t max, store_endpoint *out) {
-  create_args a = {
-      .tid = tid, .in = in, .secret = secret, .max = max, .out = out};
+                          size_t max, idem_once *key, store_endpoint *out) {
+  create_args a = {.tid = tid,
+                   .in = in,
+                   .secret = secret,
+                   .max = max,
+                   .key = key,
+                   .out = out};
   return store_run(st, tid, false, create_endpoint_fn, &a);
 }
 

@@ -113,13 +113,16 @@ typedef struct write_args {
   const char *tid, *id;
   const store_campaign_in *in;
   store_campaign *out;
+  idem_once *key;   /* create: the Idempotency-Key, or NULL */
   bool wrong_state; /* the campaign's status refuses the change */
 } write_args;
 
 static int create_fn(db_conn *c, void *ud) {
   write_args *a = ud;
   char ch[64], ro[64], id[UUID_STR_LEN + 1];
-  int rc = lists(a->in, ch, ro);
+  int rc = idem_once_begin(c, a->key);
+  if (rc != ERR_OK || !idem_once_fresh(a->key)) return rc;
+  rc = lists(a->in, ch, ro);
   if (rc != ERR_OK) return rc;
   int64_t id_ms = uuid_v7_str(id);
   db_param ps[] = {db_text(a->tid),      db_text(id),
@@ -136,12 +139,14 @@ static int create_fn(db_conn *c, void *ud) {
                "timestamptz 'epoch' + $8::bigint " MS " END, "
                "timestamptz 'epoch' + $9::bigint " MS ", now())",
                ps, DB_NPARAMS(ps), NULL);
-  return rc == ERR_OK ? select_one(c, a->tid, id, a->out) : rc;
+  if (rc == ERR_OK) rc = select_one(c, a->tid, id, a->out);
+  return rc == ERR_OK ? idem_once_save(c, a->key, a->out) : rc;
 }
 
 int store_create_campaign(store *st, const char *tid,
-                          const store_campaign_in *in, store_campaign *out) {
-  write_args a = {.tid = tid, .in = in, .out = out};
+                          const store_campaign_in *in, idem_once *key,
+                          store_campaign *out) {
+  write_args a = {.tid = tid, .in = in, .out = out, .key = key};
   return store_run(st, tid, false, create_fn, &a);
 }
 

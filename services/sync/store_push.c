@@ -385,3 +385,33 @@ int store_conflict_resolve(store *st, const char *tid, const char *id,
   conflicts_args a = {.tid = tid, .id = id, .how = how};
   return run(st, tid, false, resolve_fn, &a);
 }
+
+/* ---------------------------------------------------------- retention --- */
+
+typedef struct prune_args {
+  int64_t older_ms, batch, *deleted;
+} prune_args;
+
+static int prune_fn(db_conn *c, void *ud) {
+  prune_args *a = ud;
+  db_param ps[] = {db_int64(a->older_ms), db_int64(a->batch)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "WITH gone AS (DELETE FROM sync.mutations WHERE ctid IN ("
+                   "  SELECT ctid FROM sync.mutations WHERE created_at < "
+                   "  now() - $1::bigint * interval '1 millisecond' "
+                   "  LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1) "
+                   "SELECT count(*) FROM gone",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc == ERR_OK && db_nrows(r) == 1) rc = db_get_int64(r, 0, 0, a->deleted);
+  db_result_free(r);
+  return rc;
+}
+
+int store_prune_mutations(store *st, int64_t older_ms, size_t batch,
+                          int64_t *deleted) {
+  *deleted = 0;
+  prune_args a = {older_ms, (int64_t)(batch ? batch : 1000), deleted};
+  /* Across tenants: the sweeper's own policy (app.sync_sweeper). */
+  return db_store_run(st, NULL, "app.sync_sweeper", false, prune_fn, &a);
+}
