@@ -529,7 +529,7 @@ START_TEST(a_tenants_devices_flush_together_each_with_its_own_state) {
                          "tenant_id = $1::uuid AND id = $2::uuid",
                          t.id, ids[i], got, sizeof got));
       if (strcmp(got, want) == 0) break;
-      usleep(100 * 1000);
+      time_sleep_ms(100);
     }
     ck_assert_str_eq(got, want);
     ck_assert(db_value("SELECT pending::text FROM sync.devices WHERE "
