@@ -858,16 +858,53 @@ static resp *admin(const char *method, const char *path) {
   return harness_http_request(method, g_gw.admin_port, path, NULL, NULL, NULL);
 }
 
+/* ADR 0020: two replicas sharing one bucket in Redis, each taking tokens
+ * in batches of 16 (a tenth of 160, GATEWAY_RATE_LIMIT_BATCH 16), grant
+ * together no more than the bucket held (plus its refill, 1 a second)
+ * and at most one batch per replica less. */
+START_TEST(replicas_share_a_bucket_taken_in_batches) {
+  harness_service a = {0}, b = {0};
+  ck_assert(start_gateway(&a, "gateway-ra", "160", "1000", 2));
+  ck_assert(start_gateway(&b, "gateway-rb", "160", "1000", 2));
+  int64_t t0 = time_mono_ms();
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 240; i++) {
+    g_port = (i % 3 == 0) ? b.http_port : a.http_port; /* uneven on purpose */
+    resp *r = call("GET", "/v1/auth/keys", NULL, NULL, NULL, NULL);
+    if (r->status == 429) {
+      ck_assert_ptr_nonnull(harness_http_header(r, "Retry-After"));
+      limited++;
+    } else {
+      CK_HTTP_STATUS(r, 200);
+      ok++;
+    }
+    harness_http_free(r);
+  }
+  int64_t secs = (time_mono_ms() - t0) / 1000 + 2;
+  g_port = g_gw.http_port;
+  ck_assert_int_eq(ok + limited, 240);
+  ck_assert_msg(ok <= 160 + secs, "%d granted in %llds", ok, (long long)secs);
+  ck_assert_msg(ok >= 160 - 2 * 15, "only %d granted", ok);
+  ck_assert_int_gt(limited, 0);
+  harness_service_stop(&a, 10000);
+  harness_service_stop(&b, 10000);
+}
+END_TEST
+
 START_TEST(redis_down_lets_requests_through_and_counts_it) {
   harness_redis_stop(&g_redis);
-  resp *r = call("GET", "/v1/auth/keys", NULL, NULL, NULL, NULL);
-  CK_HTTP_STATUS(r, 200);
-  harness_http_free(r);
+  /* More calls than one batch of leased tokens (ADR 0020), so that some
+   * must ask Redis: every one is let through. */
+  for (int i = 0; i < 40; i++) {
+    resp *r = call("GET", "/v1/auth/keys", NULL, NULL, NULL, NULL);
+    CK_HTTP_STATUS(r, 200);
+    harness_http_free(r);
+  }
   resp *metrics = admin("GET", "/metrics");
   const char *m = metrics->body;
   ck_assert_msg(strstr(m, "gateway_ratelimit_decisions_total{bucket=\"caller\","
                           "decision=\"failed_open\"}") != NULL,
-                "%s", m);
+                "no failed_open decision in %zu bytes of metrics", strlen(m));
   ck_assert_ptr_nonnull(
       strstr(m, "gateway_http_request_duration_seconds_bucket"));
   ck_assert_ptr_nonnull(strstr(m, "gateway_upstream_duration_seconds"));
@@ -981,6 +1018,7 @@ int main(void) {
   ADD_CASE(s, callers_are_rate_limited_per_tenant_and_caller);
   ADD_CASE(s, framing_and_content_errors_come_before_any_rpc);
   ADD_CASE(s, request_ids_cors_and_security_headers);
+  ADD_CASE(s, replicas_share_a_bucket_taken_in_batches);
   ADD_CASE(s, redis_down_lets_requests_through_and_counts_it);
   /* Last: these take a process down for good (nothing after needs it). */
   ADD_CASE(s, a_domain_backend_down_fails_only_its_routes);
