@@ -580,7 +580,7 @@ static void drain_inbox(ws_server *s) {
  * wakes again; whatever saw it set is in the inbox before the take). So
  * what is handed in while the thread is still on its way or busy
  * delivering shares the next pass, without a pipe write and a poll() of
- * its own. Tried and not kept: draining a timer's 2 ms after the wake-up
+ * its own. Tried and not kept: draining 2 ms after the wake-up (a timer)
  * to fold more (docs/PERFORMANCE.md, "Realtime": it cost more CPU per
  * delivery than it saved).
  */
