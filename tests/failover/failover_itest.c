@@ -3,14 +3,18 @@
  * die. PostgreSQL, Redis, 2 auth, 2 tenants and 3 orders replicas and a
  * gateway given every replica's address, as processes; load through the
  * gateway over real HTTP (reads of orders, tenants and auth, keyed order
- * creations, order creations without a key, keyed member creations) while
+ * creations, order creations without a key, keyed member creations,
+ * tenant creations with and without a client's key) while
  * one replica of orders, then auth, then tenants is killed with SIGKILL
  * and started again.
  *
  * What must hold: no read fails, no write fails, and no write is done
  * twice - the orders in the database are exactly the creations answered
  * 201 (distinct ids), the product's stock went down by exactly that
- * many, and the tenant has exactly the members answered 201. Each kill
+ * many, the tenant has exactly the members answered 201, and exactly the
+ * tenants answered 201 exist, active, each with one owner (a tenants
+ * replica killed mid-creation leaves its saga to the retry, which takes
+ * the key's claim over and resumes the same tenant). Each kill
  * prints how long the replica took to be back in rotation (from the kill
  * until the restarted process served its first call): recorded, not
  * asserted (a loaded machine is slow, not wrong).
@@ -65,6 +69,7 @@ typedef struct tally {
   _Atomic long reads, read_fail;
   _Atomic long orders, order_fail; /* POST /v1/orders answered 201 / not */
   _Atomic long members, member_fail;
+  _Atomic long tenants, tenant_fail; /* POST /v1/tenants */
   _Atomic long printed;
 } tally;
 
@@ -127,6 +132,29 @@ static void member_once(int thread, long n) {
   harness_http_free(r);
 }
 
+/* A tenant creation (a saga: tenants, then auth, then tenants): with the
+ * client's key, or without one (the gateway makes its own, so a retry
+ * on another replica resumes it all the same). */
+static void tenant_once(int thread, long n, bool keyed) {
+  char body[320], key[96];
+  snprintf(body, sizeof body,
+           "{\"name\":\"Cafe %d-%ld\",\"slug\":\"fot-%d-%ld\","
+           "\"owner\":{\"email\":\"o@fot-%d-%ld.example.test\","
+           "\"password\":\"" PASSWORD "\",\"name\":\"O\"}}",
+           thread, n, thread, n, thread, n);
+  snprintf(key, sizeof key, "Idempotency-Key: ft-%d-%ld", thread, n);
+  const char *hdrs[] = {key, NULL};
+  harness_http_resp *r = harness_http_request(
+      "POST", g_gw.http_port, "/v1/tenants", body, NULL, keyed ? hdrs : NULL);
+  if (r->status == 201) {
+    atomic_fetch_add(&g_t.tenants, 1);
+  } else {
+    atomic_fetch_add(&g_t.tenant_fail, 1);
+    report_failure(keyed ? "keyed tenant" : "tenant without key", r);
+  }
+  harness_http_free(r);
+}
+
 static void *load_main(void *arg) {
   int thread = (int)(intptr_t)arg;
   char product_path[64];
@@ -137,6 +165,7 @@ static void *load_main(void *arg) {
     read_once("/v1/auth/me");          /* auth, then tenants */
     order_once(thread, n, n % 4 != 3); /* every 4th without a key */
     if (n % 8 == 0) member_once(thread, n);
+    if (n % 2 == 0) tenant_once(thread, n, n % 4 == 0);
   }
   return NULL;
 }
@@ -163,9 +192,28 @@ static bool served_a_call(const harness_service *s) {
   return yes;
 }
 
+/* The replica's client connections (rpc_server_connections), -1 when
+ * /metrics does not answer. */
+static long connections(const harness_service *s) {
+  harness_http_resp *r =
+      harness_http_request("GET", s->admin_port, "/metrics", NULL, NULL, NULL);
+  long n = -1;
+  const char *p =
+      r->status == 200 ? strstr(r->body, "\nrpc_server_connections ") : NULL;
+  if (p != NULL) n = strtol(p + strlen("\nrpc_server_connections "), NULL, 10);
+  harness_http_free(r);
+  return n;
+}
+
+/* Kills s, restarts it, and waits until it is back for every client: it
+ * served a call, and as many clients are connected as before the kill
+ * (each reconnects on its own backoff; killing the next replica of the
+ * group before that would leave a client with none, which is not a
+ * failover the system promises). */
 static void kill_and_restart(harness_service *s, const char *name,
                              char *const extra[]) {
   long reads0 = atomic_load(&g_t.reads);
+  long clients = connections(s);
   int64_t t0 = time_mono_ms();
   harness_signal(s->proc, SIGKILL);
   ck_assert_int_ne(harness_wait_exit(s->proc, 15000), -1);
@@ -175,13 +223,72 @@ static void kill_and_restart(harness_service *s, const char *name,
   while (!served_a_call(s) && time_mono_ms() < deadline) time_sleep_ms(20);
   ck_assert_msg(served_a_call(s), "%s never served a call again", name);
   int64_t back = time_mono_ms() - t0;
+  while (connections(s) < clients && time_mono_ms() < deadline)
+    time_sleep_ms(20);
+  ck_assert_msg(connections(s) >= clients,
+                "%s: only %ld of its %ld clients reconnected", name,
+                connections(s), clients);
+  int64_t all = time_mono_ms() - t0;
   printf("failover: %s killed (SIGKILL) and restarted: back in rotation "
-         "after %lld ms; %ld reads meanwhile, failures so far: %ld reads, "
-         "%ld orders, %ld members\n",
-         name, (long long)back, atomic_load(&g_t.reads) - reads0,
-         atomic_load(&g_t.read_fail), atomic_load(&g_t.order_fail),
-         atomic_load(&g_t.member_fail));
+         "after %lld ms, every client (%ld) reconnected after %lld ms; %ld "
+         "reads meanwhile, failures so far: %ld reads, "
+         "%ld orders, %ld members, %ld tenants\n",
+         name, (long long)back, clients, (long long)all,
+         atomic_load(&g_t.reads) - reads0, atomic_load(&g_t.read_fail),
+         atomic_load(&g_t.order_fail), atomic_load(&g_t.member_fail),
+         atomic_load(&g_t.tenant_fail));
   wait_progress(30);
+}
+
+/* ------------------------------------------------- mid-saga crash --- */
+
+/* Lines of the file at path that contain needle. */
+static long count_in_file(const char *path, const char *needle) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return 0;
+  char line[4096];
+  long n = 0;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strstr(line, needle) != NULL) n++;
+  fclose(f);
+  return n;
+}
+
+/* A kill lands mid-creation only by chance; this makes it certain:
+ * tenants-1 (the test-hooks binary) restarted with
+ * TENANTS_TEST_CRASH_AFTER_OWNER dies right after the owner step of the
+ * first creation it runs - claim taken, tenant row provisioning, owner
+ * made. The gateway's retry then lands on tenants-0, which must take the
+ * claim over and resume that very tenant: every creation answers 201
+ * (without the takeover the retry meets "still running" until the dead
+ * claim's lease outlives the call). */
+static void crash_mid_creation(void) {
+  char *hooked[12];
+  size_t i = 0;
+  for (; g_ten_extra[i] != NULL; i++) hooked[i] = g_ten_extra[i];
+  hooked[i++] = "TENANTS_TEST_CRASH_AFTER_OWNER=1";
+  hooked[i] = NULL;
+  ck_assert(harness_service_restart(&g_tenants[1], "tenants-1", &kSvc, hooked));
+  const char *log0 = harness_log_path(g_tenants[0].proc);
+  long resumed0 = count_in_file(log0, "tenant created (resumed)");
+  long fail0 = atomic_load(&g_t.tenant_fail);
+  /* Until the gateway has dialled it again and sent it a creation. */
+  int64_t deadline = time_mono_ms() + 60000;
+  for (long n = 0;
+       harness_alive(g_tenants[1].proc) && time_mono_ms() < deadline; n++) {
+    tenant_once(THREADS, n, n % 2 == 0);
+    time_sleep_ms(20);
+  }
+  ck_assert_msg(!harness_alive(g_tenants[1].proc),
+                "no creation reached the crashing replica");
+  ck_assert_int_eq(atomic_load(&g_t.tenant_fail), fail0);
+  long resumed = count_in_file(log0, "tenant created (resumed)") - resumed0;
+  printf("failover: tenants-1 died mid-creation; %ld creation(s) resumed by "
+         "tenants-0\n",
+         resumed);
+  ck_assert_int_ge(resumed, 1);
+  ck_assert(
+      harness_service_restart(&g_tenants[1], "tenants-1", &kSvc, g_ten_extra));
 }
 
 /* ------------------------------------------------------------- case --- */
@@ -209,18 +316,43 @@ START_TEST(killed_replicas_cost_no_request_and_no_duplicate) {
   }
   atomic_store(&g_stop, true);
   for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+  crash_mid_creation();
 
   long reads = atomic_load(&g_t.reads), orders = atomic_load(&g_t.orders),
-       members = atomic_load(&g_t.members);
+       members = atomic_load(&g_t.members), tenants = atomic_load(&g_t.tenants);
   long read_fail = atomic_load(&g_t.read_fail),
        order_fail = atomic_load(&g_t.order_fail),
-       member_fail = atomic_load(&g_t.member_fail);
-  printf("failover: %ld reads, %ld orders, %ld members; failed: %ld reads, "
-         "%ld orders, %ld members\n",
-         reads, orders, members, read_fail, order_fail, member_fail);
+       member_fail = atomic_load(&g_t.member_fail),
+       tenant_fail = atomic_load(&g_t.tenant_fail);
+  printf("failover: %ld reads, %ld orders, %ld members, %ld tenants; failed: "
+         "%ld reads, %ld orders, %ld members, %ld tenants\n",
+         reads, orders, members, tenants, read_fail, order_fail, member_fail,
+         tenant_fail);
   ck_assert_int_eq(read_fail, 0);
   ck_assert_int_eq(order_fail, 0);
   ck_assert_int_eq(member_fail, 0);
+  ck_assert_int_eq(tenant_fail, 0);
+  /* Every tenant answered 201 exists once, active, with one owner, and
+   * no creation is left half-made. */
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM tenants.tenants "
+                                    "WHERE slug LIKE 'fot-%' AND "
+                                    "status = 'active'",
+                                    NULL),
+                   tenants);
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM tenants.tenants "
+                                    "WHERE slug LIKE 'fot-%' AND "
+                                    "status = 'provisioning'",
+                                    NULL),
+                   0);
+  ck_assert_int_eq(
+      harness_pg_count(&g_pg,
+                       "SELECT count(*) FROM auth.users u JOIN "
+                       "tenants.tenants t ON t.id = u.tenant_id WHERE "
+                       "t.slug LIKE 'fot-%' AND u.role = 'owner'",
+                       NULL),
+      tenants);
   /* Nothing done twice: the database holds exactly what was answered. */
   ck_assert_int_eq(harness_pg_count(&g_pg,
                                     "SELECT count(*) FROM orders.orders "
@@ -252,12 +384,17 @@ static void list_env(char *out, size_t cap, const char *k,
                              bus ? s[i].bus_url : s[i].rpc_url);
 }
 
+/* Replica 0 runs bin, the others bin_others (the test-hooks build, its
+ * hooks off until crash_mid_creation turns one on). */
 static bool start_group(harness_service *s, int n, const char *base,
-                        const char *bin, char *const extra[]) {
+                        const char *bin, const char *bin_others,
+                        char *const extra[]) {
   for (int i = 0; i < n; i++) {
     char name[32];
     snprintf(name, sizeof name, "%s-%d", base, i);
-    if (!harness_service_start(&s[i], name, bin, &kSvc, extra)) return false;
+    if (!harness_service_start(&s[i], name, i == 0 ? bin : bin_others, &kSvc,
+                               extra))
+      return false;
   }
   return true;
 }
@@ -273,7 +410,8 @@ static bool start_system(void) {
   char *auth_extra[] = {g_auth_key, "AUTH_PWHASH_OPSLIMIT=1",
                         "AUTH_PWHASH_MEMLIMIT_KIB=8192", NULL};
   memcpy(g_auth_extra, auth_extra, sizeof auth_extra);
-  if (!start_group(g_auth, N_AUTH, "auth", "services/auth/auth", g_auth_extra))
+  if (!start_group(g_auth, N_AUTH, "auth", "services/auth/auth",
+                   "services/auth/auth", g_auth_extra))
     return false;
   list_env(g_auth_addr, sizeof g_auth_addr, "AUTH_ADDR", g_auth, N_AUTH, false);
   list_env(g_auth_events, sizeof g_auth_events, "AUTH_EVENTS", g_auth, N_AUTH,
@@ -283,7 +421,7 @@ static bool start_system(void) {
                        "TENANTS_BASE_DOMAINS=localhost,example.test", NULL};
   memcpy(g_ten_extra, ten_extra, sizeof ten_extra);
   if (!start_group(g_tenants, N_TENANTS, "tenants", "services/tenants/tenants",
-                   g_ten_extra))
+                   "services/tenants/tenants_testhooks", g_ten_extra))
     return false;
   list_env(g_ten_addr, sizeof g_ten_addr, "TENANTS_ADDR", g_tenants, N_TENANTS,
            false);
@@ -294,7 +432,7 @@ static bool start_system(void) {
                        NULL};
   memcpy(g_ord_extra, ord_extra, sizeof ord_extra);
   if (!start_group(g_orders, N_ORDERS, "orders", "services/orders/orders",
-                   g_ord_extra))
+                   "services/orders/orders", g_ord_extra))
     return false;
   list_env(g_ord_addr, sizeof g_ord_addr, "ORDERS_ADDR", g_orders, N_ORDERS,
            false);
