@@ -88,7 +88,7 @@ groups() {
 
 start_system() { # replicas
   mkfifo "$tmp/hold.$1"
-  BENCH_ORDERS_REPLICAS="$1" BENCH_PRODUCTS=20 BENCH_STOCK=100000000 \
+  BENCH_ORDERS_REPLICAS="$1" BENCH_PRODUCTS=20 BENCH_STOCK=1000000 \
     BAZEL_BIN="$bin" "$bin/tools/bench/gateway/bench_system" \
     <"$tmp/hold.$1" >"$tmp/sys.out" 2>"$tmp/sys.err" &
   sys_pid=$!
