@@ -100,6 +100,45 @@ START_TEST(name_and_role_rules) {
 }
 END_TEST
 
+START_TEST(phone_spellings_normalise_to_one_e164_number) {
+  static const char *const same[] = {"+4915112345678", "+49 151 12345678",
+                                     "+49-151-123-456-78", "+49.151.1234.5678",
+                                     "+49 (151) 123 456 78"};
+  char out[VALIDATE_PHONE_MAX + 1];
+  for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+    ck_assert_msg(validate_phone(same[i], out, sizeof out), "refused %zu", i);
+    ck_assert_str_eq(out, "+4915112345678");
+  }
+  ck_assert(validate_phone("", out, sizeof out));
+  ck_assert_str_eq(out, "");
+  ck_assert(validate_phone("+12345678", out, sizeof out));        /* 8 digits */
+  ck_assert(validate_phone("+123456789012345", out, sizeof out)); /* 15 */
+}
+END_TEST
+
+START_TEST(bad_phone_numbers_are_refused) {
+  static const char *const bad[] = {
+      "4915112345678",     /* no + */
+      "004915112345678",   /* 00 instead of + */
+      "+1234567",          /* 7 digits */
+      "+1234567890123456", /* 16 digits */
+      "+0151123456789",    /* no country code starts with 0 */
+      "+49151+12345678",   /* a second + */
+      "+49 151 CALL ME",   /* letters */
+      "+49/151/12345678",  /* not a separator we drop */
+      "   ",               /* blank is not "none" */
+      "+",                 /* nothing but the + */
+      "+49\n15112345678",  /* control characters */
+      "+49 151 1234 5678                   ", /* over 32 bytes as typed */
+  };
+  char out[VALIDATE_PHONE_MAX + 1];
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(!validate_phone(bad[i], out, sizeof out), "accepted %zu", i);
+  ck_assert(!validate_phone(NULL, out, sizeof out));
+  ck_assert(!validate_phone("+4915112345678", out, 8)); /* no room */
+}
+END_TEST
+
 /* --------------------------------------------------------------- keys --- */
 
 static void keygen_hex(char sk_hex[PASETO_SECRET_HEX_LEN + 1],
@@ -552,6 +591,8 @@ static Suite *suite(void) {
   tcase_add_test(tc, bad_emails_are_refused);
   tcase_add_test(tc, password_length_counts_characters);
   tcase_add_test(tc, name_and_role_rules);
+  tcase_add_test(tc, phone_spellings_normalise_to_one_e164_number);
+  tcase_add_test(tc, bad_phone_numbers_are_refused);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("keys");

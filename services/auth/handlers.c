@@ -97,6 +97,7 @@ static void user_proto(const auth_user *u, Auth__V1__User *p) {
   p->role = (char *)u->role;
   p->created_at = (char *)u->created_at;
   p->tenant_id = (char *)u->tenant_id;
+  p->phone = (char *)u->phone;
 }
 
 /* Verifies the caller's forwarded token with the role the method's
@@ -152,15 +153,24 @@ static void suspended(rpc_reply *reply) {
   rpc_reply_status(reply, RPC_PERMISSION_DENIED, "tenant suspended");
 }
 
-/* Validates the fields of a new user; returns false (reply set) when any
- * fails, naming every failed field. email gets the normalised address. */
-static bool check_new_user(rpc_reply *reply, const char *email_in,
-                           const char *name, const char *password,
-                           const char *role, char email[STORE_EMAIL_MAX + 1]) {
+#define PHONE_RULE "must be an international number: + and 8 to 15 digits"
+
+/* The fields of a new user as sent. */
+typedef struct new_user {
+  const char *email, *name, *password, *role, *phone;
+} new_user;
+
+/* Validates the fields of a new user into u (email and phone
+ * normalised); false (reply set) when any fails, naming every failed
+ * field. */
+static bool check_new_user(rpc_reply *reply, const new_user *in, auth_user *u) {
   vlist v;
   vlist_init(&v);
-  if (!validate_email(email_in, email, STORE_EMAIL_MAX + 1))
+  const char *name = in->name, *password = in->password, *role = in->role;
+  if (!validate_email(in->email, u->email, sizeof u->email))
     vlist_add(&v, "must be a valid e-mail address", "email");
+  if (!validate_phone(in->phone, u->phone, sizeof u->phone))
+    vlist_add(&v, PHONE_RULE, "phone");
   if (!validate_name(name))
     vlist_add(&v, "must be 1 to 100 characters", "name");
   if (!validate_password(password))
@@ -358,21 +368,20 @@ static void h_register(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Auth__V1__RegisterRequest, auth__v1__register_request, req,
                  AUTH_MAX_REQUEST_BYTES);
   const char *tid = NULL;
-  char email[STORE_EMAIL_MAX + 1];
+  creation cr = {.principal = "register",
+                 .key = call->idempotency_key,
+                 .password = req->password};
+  new_user in = {req->email, req->name, req->password, NULL, req->phone};
   if (!anon_tenant(call, req->tenant_id, reply, &tid) ||
-      !check_new_user(reply, req->email, req->name, req->password, NULL, email))
+      !check_new_user(reply, &in, &cr.u))
     goto out;
   if (!idem_key_ok(reply, call->idempotency_key)) goto out;
   if (tenant_suspended(x, tid)) {
     suspended(reply);
     goto out;
   }
-  creation cr = {.tid = tid,
-                 .principal = "register",
-                 .key = call->idempotency_key,
-                 .password = req->password};
+  cr.tid = tid;
   uuid_v7_str(cr.u.id);
-  str_copy(cr.u.email, email, sizeof cr.u.email);
   str_copy(cr.u.name, req->name, sizeof cr.u.name);
   str_copy(cr.u.role, "customer", sizeof cr.u.role);
   auth_user stored;
@@ -422,10 +431,10 @@ static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
     /* Internal (the tenants service creating an owner): no token. */
     goto out;
   }
-  char email[STORE_EMAIL_MAX + 1];
-  if (!check_new_user(reply, req->email, req->name, req->password, req->role,
-                      email))
-    goto out;
+  auth_user nu;
+  memset(&nu, 0, sizeof nu);
+  new_user in = {req->email, req->name, req->password, req->role, req->phone};
+  if (!check_new_user(reply, &in, &nu)) goto out;
   const char *key = call->idempotency_key[0] != '\0' ? call->idempotency_key
                                                      : req->idempotency_key;
   if (!idem_key_ok(reply, key)) goto out;
@@ -437,9 +446,9 @@ static void h_create_user(void *arg, const rpc_call *call, rpc_reply *reply) {
   creation cr = {.tid = tid,
                  .principal = principal,
                  .key = key,
-                 .password = req->password};
+                 .password = req->password,
+                 .u = nu};
   uuid_v7_str(cr.u.id);
-  str_copy(cr.u.email, email, sizeof cr.u.email);
   str_copy(cr.u.name, req->name, sizeof cr.u.name);
   str_copy(cr.u.role, req->role, sizeof cr.u.role);
   auth_user stored;
@@ -697,8 +706,13 @@ out:
 
 /* ------------------------------------------------------ Me / GetUser --- */
 
+enum reply_kind { REPLY_GET_USER, REPLY_ME, REPLY_UPDATE_ME };
+
+/* User id of tid as the answer of kind: Me and UpdateMe answer for the
+ * caller (gone: UNAUTHENTICATED), GetUser for anyone (NOT_FOUND). */
 static void reply_user(auth_ctx *x, rpc_reply *reply, const char *tid,
-                       const char *id, bool me) {
+                       const char *id, enum reply_kind kind) {
+  bool me = kind != REPLY_GET_USER;
   auth_user u;
   int rc = store_user_by_id(x->store, tid, id, &u);
   if (rc == ERR_NOTFOUND) {
@@ -714,8 +728,12 @@ static void reply_user(auth_ctx *x, rpc_reply *reply, const char *tid,
   }
   Auth__V1__User pu;
   user_proto(&u, &pu);
-  if (me) {
+  if (kind == REPLY_ME) {
     Auth__V1__MeResponse resp = AUTH__V1__ME_RESPONSE__INIT;
+    resp.user = &pu;
+    handler_reply_message(reply, &resp.base);
+  } else if (kind == REPLY_UPDATE_ME) {
+    Auth__V1__UpdateMeResponse resp = AUTH__V1__UPDATE_ME_RESPONSE__INIT;
     resp.user = &pu;
     handler_reply_message(reply, &resp.base);
   } else {
@@ -730,8 +748,46 @@ static void h_me(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Auth__V1__MeRequest, auth__v1__me_request, req,
                  AUTH_MAX_REQUEST_BYTES);
   paseto_claims cl;
-  if (caller(x, call, reply, &cl)) reply_user(x, reply, cl.tid, cl.sub, true);
+  if (caller(x, call, reply, &cl))
+    reply_user(x, reply, cl.tid, cl.sub, REPLY_ME);
   auth__v1__me_request__free_unpacked(req, NULL);
+}
+
+/* The caller's own phone: set, or removed with "". The number is never
+ * logged. */
+static void h_update_me(void *arg, const rpc_call *call, rpc_reply *reply) {
+  auth_ctx *x = arg;
+  HANDLER_UNPACK(Auth__V1__UpdateMeRequest, auth__v1__update_me_request, req,
+                 AUTH_MAX_REQUEST_BYTES);
+  paseto_claims cl;
+  char phone[STORE_PHONE_MAX + 1];
+  if (!caller(x, call, reply, &cl)) goto out;
+  if (req->phone_present_case !=
+      AUTH__V1__UPDATE_ME_REQUEST__PHONE_PRESENT_PHONE) {
+    reply_user(x, reply, cl.tid, cl.sub, REPLY_UPDATE_ME); /* nothing to do */
+    goto out;
+  }
+  if (!validate_phone(req->phone, phone, sizeof phone)) {
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid phone", "phone",
+                        PHONE_RULE);
+    goto out;
+  }
+  auth_user u;
+  int rc = store_user_set_phone(x->store, cl.tid, cl.sub, phone, &u);
+  if (rc == ERR_NOTFOUND)
+    rpc_reply_status(reply, RPC_UNAUTHENTICATED, "user no longer exists");
+  else if (rc != ERR_OK)
+    handler_reply_error(reply, rc, "update user");
+  if (rc != ERR_OK) goto out;
+  Auth__V1__User pu;
+  user_proto(&u, &pu);
+  Auth__V1__UpdateMeResponse resp = AUTH__V1__UPDATE_ME_RESPONSE__INIT;
+  resp.user = &pu;
+  handler_reply_message(reply, &resp.base);
+  log_info("phone changed", "tenant_id", cl.tid, "user_id", cl.sub, "phone",
+           phone[0] ? "set" : "removed");
+out:
+  auth__v1__update_me_request__free_unpacked(req, NULL);
 }
 
 static void h_get_user(void *arg, const rpc_call *call, rpc_reply *reply) {
@@ -749,7 +805,7 @@ static void h_get_user(void *arg, const rpc_call *call, rpc_reply *reply) {
                      "owner or admin role required");
     goto out;
   }
-  reply_user(x, reply, cl.tid, uid, false);
+  reply_user(x, reply, cl.tid, uid, REPLY_GET_USER);
 out:
   auth__v1__get_user_request__free_unpacked(req, NULL);
 }
@@ -1199,6 +1255,7 @@ int auth_handlers_register(rpc_server *srv, auth_ctx *ctx) {
       {M("Refresh"), h_refresh},
       {M("Logout"), h_logout},
       {M("Me"), h_me},
+      {M("UpdateMe"), h_update_me},
       {M("GetUser"), h_get_user},
       {M("ListMembers"), h_list_members},
       {M("UpdateRole"), h_update_role},

@@ -25,7 +25,8 @@
   "to_char(u.created_at AT TIME ZONE 'UTC', "                                  \
   "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), u.disabled, "                         \
   "COALESCE((extract(epoch FROM u.tokens_valid_after) * 1000)::bigint, 0), "   \
-  "u.password_hash"
+  "u.password_hash, COALESCE(u.phone, '')"
+#define USER_NCOLS 10 /* a column after USER_COLS is number USER_NCOLS */
 
 /* Copies row r of a USER_COLS result into *u; the hash only if asked. */
 static int user_from_row(const db_result *res, int r, auth_user *u,
@@ -47,6 +48,8 @@ static int user_from_row(const db_result *res, int r, auth_user *u,
   if (db_get_bool(res, r, 6, &u->disabled) != ERR_OK) return ERR_DB;
   if (db_get_int64(res, r, 7, &u->tokens_valid_after_ms) != ERR_OK)
     return ERR_DB;
+  if ((v = db_get(res, r, 9)) == NULL) return ERR_DB;
+  str_copy(u->phone, v, sizeof u->phone);
   if (with_hash) {
     if ((v = db_get(res, r, 8)) == NULL) return ERR_DB;
     if (str_copy(u->password_hash, v, sizeof u->password_hash) >=
@@ -104,12 +107,13 @@ static int ins_fn(db_conn *c, void *ud) {
                   db_text(cr ? cr->principal : NULL),
                   db_text(cr ? cr->key : NULL),
                   cr && cr->hash ? db_bytes(cr->hash, STORE_REQHASH_LEN)
-                                 : db_text(NULL)};
+                                 : db_text(NULL),
+                  db_text(a->in->phone[0] ? a->in->phone : NULL)};
   int rc = one_user(c,
                     "INSERT INTO auth.users AS u (id, tenant_id, email, name, "
                     "role, password_hash, creation_principal, creation_key, "
-                    "creation_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-                    "$9::bytea) RETURNING " USER_COLS,
+                    "creation_hash, phone) VALUES ($1, $2, $3, $4, $5, $6, "
+                    "$7, $8, $9::bytea, $10) RETURNING " USER_COLS,
                     p, DB_NPARAMS(p), a->out, false);
   if (rc == ERR_EXISTS)
     *a->key_conflict =
@@ -152,10 +156,10 @@ static int ckey_fn(db_conn *c, void *ud) {
   if (rc == ERR_OK && db_nrows(res) == 0) rc = ERR_NOTFOUND;
   if (rc == ERR_OK) rc = user_from_row(res, 0, a->out, false);
   *a->has_hash = false;
-  if (rc == ERR_OK && !db_is_null(res, 0, 9)) {
+  if (rc == ERR_OK && !db_is_null(res, 0, USER_NCOLS)) {
     unsigned char *h = NULL;
     size_t n = 0;
-    rc = db_get_bytes(res, 0, 9, &h, &n);
+    rc = db_get_bytes(res, 0, USER_NCOLS, &h, &n);
     if (rc == ERR_OK && n == STORE_REQHASH_LEN) {
       memcpy(a->hash, h, n);
       *a->has_hash = true;
@@ -280,6 +284,29 @@ int store_users_by_role(store *s, const char *tenant, const char *roles,
                  .roles = roles,
                  .enabled_only = true};
   return store_tx(s, tenant, true, list_fn, &a);
+}
+
+/* ------------------------------------------------------------ phone --- */
+
+typedef struct phone_args {
+  const char *tenant, *id, *phone;
+  auth_user *out;
+} phone_args;
+
+static int phone_fn(db_conn *c, void *ud) {
+  phone_args *a = ud;
+  db_param p[] = {db_text(a->tenant), db_text(a->id),
+                  db_text(a->phone[0] ? a->phone : NULL)};
+  return one_user(c,
+                  "UPDATE auth.users AS u SET phone = $3, updated_at = now() "
+                  "WHERE u.tenant_id = $1 AND u.id = $2 RETURNING " USER_COLS,
+                  p, DB_NPARAMS(p), a->out, false);
+}
+
+int store_user_set_phone(store *s, const char *tenant, const char *id,
+                         const char *phone, auth_user *out) {
+  phone_args a = {tenant, id, phone != NULL ? phone : "", out};
+  return store_tx(s, tenant, false, phone_fn, &a);
 }
 
 /* ------------------------------------------------------ role changes --- */

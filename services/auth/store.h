@@ -30,6 +30,7 @@
 #define STORE_EMAIL_MAX 254 /* bytes */
 #define STORE_NAME_MAX 400  /* bytes (100 characters of up to 4 bytes) */
 #define STORE_ROLE_MAX 15
+#define STORE_PHONE_MAX 16 /* E.164: '+' and up to 15 digits */
 #define STORE_KEY_MAX 255  /* creation (idempotency) key bytes */
 #define STORE_HASHBYTES 32 /* refresh-token hash */
 #define STORE_MAX_JTIS 32  /* access jtis returned for revocation */
@@ -44,6 +45,7 @@ typedef struct auth_user {
   char name[STORE_NAME_MAX + 1];
   char role[STORE_ROLE_MAX + 1];
   char created_at[RFC3339_MS_LEN + 1];
+  char phone[STORE_PHONE_MAX + 1]; /* E.164 (validate_phone), "" for none */
   bool disabled;
   int64_t tokens_valid_after_ms;       /* 0: none */
   char password_hash[PWPOOL_HASH_MAX]; /* only from store_user_by_email */
@@ -108,6 +110,11 @@ int store_users_list(store *s, const char *tenant, bool include_customers,
 int store_users_by_role(store *s, const char *tenant, const char *roles,
                         const char *after_id, int limit, auth_user *out, int *n,
                         bool *more) WARN_UNUSED;
+
+/* Sets user id's phone (E.164 from validate_phone; "" removes it) and
+ * returns the user. ERR_NOTFOUND when id is not a user of tenant. */
+int store_user_set_phone(store *s, const char *tenant, const char *id,
+                         const char *phone, auth_user *out) WARN_UNUSED;
 
 /* Changes a user's role; moves tokens_valid_after to now, or a second past
  * its previous value if that is later (returned in *out), so access tokens

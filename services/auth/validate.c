@@ -51,3 +51,30 @@ bool validate_name(const char *name) {
 bool validate_role(const char *role) {
   return authn_role_rank(role) != AUTHN_ROLE_NONE;
 }
+
+/* Separators people type inside a number. */
+static bool phone_separator(char c) {
+  return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')';
+}
+
+bool validate_phone(const char *in, char *out, size_t cap) {
+  if (in == NULL || out == NULL || cap < VALIDATE_PHONE_MAX + 1) return false;
+  out[0] = '\0';
+  size_t n = strnlen(in, VALIDATE_PHONE_IN_MAX + 1);
+  if (n > VALIDATE_PHONE_IN_MAX) return false;
+  size_t len = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = in[i];
+    if (phone_separator(c)) continue;
+    bool plus = c == '+' && len == 0;
+    if (!plus && (c < '0' || c > '9' || len == 0)) return false;
+    if (len >= VALIDATE_PHONE_MAX) return false;
+    out[len++] = c;
+  }
+  out[len] = '\0';
+  if (len == 0) return n == 0; /* "" is no number; "  " is not one */
+  /* '+', a first digit 1..9 (no country code starts with 0), 8..15 digits. */
+  bool ok = len >= 9 && out[1] != '0';
+  if (!ok) out[0] = '\0';
+  return ok;
+}

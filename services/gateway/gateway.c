@@ -191,6 +191,20 @@ static const cfg_entry kEntries[] = {
      .min = 1,
      .max = 1000000000,
      .description = "login refill per minute"},
+    {.name = "GATEWAY_RATE_LIMIT_BATCH",
+     .kind = CFG_INT,
+     .def = "16",
+     .min = 1,
+     .max = 1000,
+     .description = "tokens a replica takes from a Redis bucket at once "
+                    "(at most a tenth of its burst; 1: exact, a Redis call "
+                    "per request; docs/adr/0020)"},
+    {.name = "GATEWAY_RATE_LIMIT_LEASE_MS",
+     .kind = CFG_DURATION_MS,
+     .def = "1000",
+     .min = 10,
+     .max = 60000,
+     .description = "how long a replica keeps tokens taken ahead of use"},
     {.name = "GATEWAY_RATE_LIMIT_FAIL",
      .kind = CFG_STRING,
      .def = "open",
@@ -434,6 +448,8 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows, gateway **out) {
                    cfg_int(c, "GATEWAY_RATE_PER_MIN")},
         .login = {cfg_int(c, "GATEWAY_LOGIN_BURST"),
                   cfg_int(c, "GATEWAY_LOGIN_PER_MIN")},
+        .batch = cfg_int(c, "GATEWAY_RATE_LIMIT_BATCH"),
+        .lease_ms = cfg_duration_ms(c, "GATEWAY_RATE_LIMIT_LEASE_MS"),
     };
     rc = ratelimit_new(&rl, &g->limits);
     if (rc != ERR_OK) return fail(g, rc, "rate limits");

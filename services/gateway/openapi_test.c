@@ -251,6 +251,9 @@ static void check_row(const route *r) {
   ck_assert_msg((param(op, "header", "X-Tenant") != NULL) ==
                     (r->tenant == ROUTE_TENANT_NAMED),
                 "%s: X-Tenant documented iff the call names its tenant", where);
+  ck_assert_msg((param(op, "header", "Idempotency-Key") != NULL) ==
+                    ((r->flags & ROUTE_KEYED) != 0),
+                "%s: Idempotency-Key documented iff the route is keyed", where);
 
   char names[8][64];
   size_t np = path_params(r->path, names);
@@ -414,6 +417,43 @@ START_TEST(route_roles_are_the_declared_ones) {
 }
 END_TEST
 
+/* HTTP-API.md: Idempotency-Key on every POST that creates (answers 201).
+ * The creates below do not honour it yet (their services keep no keys:
+ * docs/SECURITY.md, "Still open"); the list is exact, so keying one of
+ * them fails here until it is taken off, and a new create cannot ship
+ * without a key unless it is added here - and to the open list. */
+static const char *const kCreatesNotYetKeyed[] = {
+    "/v1/sync/devices", "/v1/webhooks", "/v1/campaigns", NULL};
+
+static bool not_yet_keyed(const char *path) {
+  for (size_t i = 0; kCreatesNotYetKeyed[i] != NULL; i++)
+    if (strcmp(kCreatesNotYetKeyed[i], path) == 0) return true;
+  return false;
+}
+
+START_TEST(every_create_honours_idempotency_key) {
+  size_t n = 0, creates = 0, exempt = 0;
+  const route *rows = routes_public(&n);
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(rows[i].method, "POST") != 0 || rows[i].status != 201) continue;
+    creates++;
+    bool keyed = (rows[i].flags & ROUTE_KEYED) != 0;
+    if (not_yet_keyed(rows[i].path)) {
+      exempt++;
+      ck_assert_msg(!keyed, "POST %s is keyed now: take it off the list",
+                    rows[i].path);
+    } else {
+      ck_assert_msg(keyed, "POST %s creates without Idempotency-Key",
+                    rows[i].path);
+    }
+  }
+  ck_assert_uint_gt(creates, exempt);
+  size_t listed = 0;
+  while (kCreatesNotYetKeyed[listed] != NULL) listed++;
+  ck_assert_uint_eq(exempt, listed);
+}
+END_TEST
+
 START_TEST(the_document_is_openapi_3) {
   const char *v = json_string_value(json_object_get(doc, "openapi"));
   ck_assert_ptr_nonnull(v);
@@ -448,6 +488,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, the_document_is_openapi_3);
   tcase_add_test(tc, the_route_table_compiles);
   tcase_add_test(tc, route_roles_are_the_declared_ones);
+  tcase_add_test(tc, every_create_honours_idempotency_key);
   tcase_add_test(tc, every_route_is_documented_as_it_behaves);
   tcase_add_test(tc, every_documented_operation_is_a_route);
   suite_add_tcase(s, tc);

@@ -20,6 +20,7 @@
 #include "libs/pbjson/pbjson.h"
 #include "libs/tenantdir/tenantname.h"
 #include "services/gateway/httperr.h"
+#include "services/gateway/replycache.h"
 #include "services/gateway/transcode.h"
 
 #define BEARER_MAX PIPELINE_BEARER_MAX /* longer values are refused */
@@ -28,6 +29,7 @@ struct pipeline {
   pipeline_config cfg;
   char *base_domains;
   char *public_hosts;
+  replycache *replies; /* JSON of large replies read again */
 };
 
 int pipeline_new(const pipeline_config *cfg, pipeline **out) {
@@ -39,7 +41,8 @@ int pipeline_new(const pipeline_config *cfg, pipeline **out) {
   p->cfg = *cfg;
   p->base_domains = strdup(cfg->base_domains ? cfg->base_domains : "");
   p->public_hosts = strdup(cfg->public_hosts ? cfg->public_hosts : "");
-  if (p->base_domains == NULL || p->public_hosts == NULL) {
+  if (p->base_domains == NULL || p->public_hosts == NULL ||
+      replycache_new(&p->replies) != ERR_OK) {
     pipeline_free(p);
     return ERR_NOMEM;
   }
@@ -53,6 +56,7 @@ void pipeline_free(pipeline *p) {
   if (p == NULL) return;
   free(p->base_domains);
   free(p->public_hosts);
+  replycache_free(p->replies);
   free(p);
 }
 
@@ -509,6 +513,24 @@ static bool raw_answer(run *x, const rpc_result *res) {
   return ok;
 }
 
+/* The answer's JSON: transcoded, or (a large reply of a route without an
+ * extra member: a pure function of the route and the bytes) the JSON
+ * remembered for exactly these bytes (replycache.h). */
+static int reply_json(pipeline *p, const route *r, const rpc_result *res,
+                      json_t *extra, pipeline_answer *out) {
+  bool cacheable = r->extra == NULL && replycache_wants(res->payload_len);
+  if (cacheable && replycache_get(p->replies, r, res->payload, res->payload_len,
+                                  &out->body, &out->body_len))
+    return ERR_OK;
+  int rc = transcode_reply(r, res->payload, res->payload_len,
+                           r->extra ? r->extra->key : NULL, extra, &out->body,
+                           &out->body_len);
+  if (rc == ERR_OK && cacheable)
+    replycache_put(p->replies, r, res->payload, res->payload_len, out->body,
+                   out->body_len);
+  return rc;
+}
+
 void pipeline_run(pipeline *p, const pipeline_request *in,
                   pipeline_answer *out) {
   memset(out, 0, sizeof *out);
@@ -560,9 +582,7 @@ void pipeline_run(pipeline *p, const pipeline_request *in,
     goto done;
   if (x.r->raw_reply != NULL) goto done; /* raw_answer made the body */
   t0 = time_mono_ns();
-  rc = transcode_reply(x.r, res->payload, res->payload_len,
-                       x.r->extra ? x.r->extra->key : NULL, extra, &out->body,
-                       &out->body_len);
+  rc = reply_json(p, x.r, res, extra, out);
   out->t.transcode_ns += elapsed_ns(t0);
   if (rc != ERR_OK) {
     log_error("undecodable reply", "rpc", x.r->rpc, "error", err_str(rc));

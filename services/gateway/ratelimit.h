@@ -22,6 +22,16 @@
  * the tenant is in braces (a Redis Cluster hash tag). Callers and tenants are
  * cut to 128 bytes.
  *
+ * Batches (docs/adr/0020). One EVALSHA per call was an eighth of an
+ * authenticated read's time at the gateway. So a call that finds no
+ * token leased here asks the script for up to `batch` tokens at once (a
+ * tenth of the bucket's burst at most, so small buckets - logins - stay
+ * exact), uses one and leases the rest to the next calls of the same
+ * bucket on this replica for lease_ms (tokenlease.h); a refusal is
+ * remembered until Retry-After. Replicas together never grant more than
+ * the shared bucket held; leased tokens are used at most lease_ms late,
+ * and those left unused are lost.
+ *
  * Redis unreachable, slow or answering garbage: by default the call is
  * ALLOWED (fail open: rate limits protect, they should not take the API
  * down with them) and failed_open is set so the caller counts it. With
@@ -38,6 +48,7 @@
 
 #include "libs/base/err.h"
 #include "libs/cache/cache.h"
+#include "services/gateway/tokenlease.h"
 
 enum ratelimit_kind { RATELIMIT_CALLER = 0, RATELIMIT_LOGIN = 1 };
 
@@ -51,7 +62,12 @@ typedef struct ratelimit_config {
   ratelimit_bucket caller; /* e.g. {120, 600} */
   ratelimit_bucket login;  /* e.g. {5, 10} */
   bool fail_closed;        /* Redis failure refuses instead of allowing */
+  int64_t batch;           /* tokens asked of Redis at once; <= 1: exact */
+  int64_t lease_ms;        /* leased tokens live this long; 0: default */
 } ratelimit_config;
+
+#define RATELIMIT_LEASE_MS 1000     /* default lease_ms */
+#define RATELIMIT_LEASE_SLOTS 16384 /* buckets leased at once per replica */
 
 /* Retry-After when refusing because Redis failed (fail_closed). */
 #define RATELIMIT_FAIL_RETRY_S 5

@@ -41,15 +41,21 @@ static const char *const kGetTenantHidden[] = {"id", NULL};
 static const char *const kCreateUserHidden[] = {"tenant_id", "issue_tokens",
                                                 "idempotency_key", NULL};
 
-/* A user is {id, email, name, role, created_at} (HTTP-API.md). */
-static const char *const kOmitUser[] = {"user.tenant_id", NULL};
-static const char *const kOmitBareUser[] = {"tenant_id", NULL};
-static const char *const kOmitMembers[] = {"members[].tenant_id",
-                                           "?next_cursor", NULL};
+/* A user is {id, email, name, role, created_at} (HTTP-API.md), and
+ * beyond it `phone` only for a user who has one (docs/openapi.json): a
+ * user without stays exactly the contract's shape. */
+static const char *const kOmitUser[] = {"user.tenant_id", "?user.phone", NULL};
+static const char *const kOmitBareUser[] = {"tenant_id", "?phone", NULL};
+static const char *const kOmitMembers[] = {
+    "members[].tenant_id", "?members[].phone", "?next_cursor", NULL};
 /* POST /v1/tenant/members answers {user} only. */
-static const char *const kOmitCreateUser[] = {"user.tenant_id", "access_token",
-                                              "refresh_token",  "token_type",
-                                              "expires_in",     NULL};
+static const char *const kOmitCreateUser[] = {"user.tenant_id",
+                                              "?user.phone",
+                                              "access_token",
+                                              "refresh_token",
+                                              "token_type",
+                                              "expires_in",
+                                              NULL};
 
 /* GET /v1/auth/me answers {user, tenant}. */
 /* The order's own id and a cancel's version are for the sync service's
@@ -57,6 +63,8 @@ static const char *const kOmitCreateUser[] = {"user.tenant_id", "access_token",
 static const char *const kCreateOrderHidden[] = {"id", NULL};
 static const char *const kCancelOrderHidden[] = {"version", NULL};
 
+/* GET /v1/products answers {products, next_cursor?}. */
+static const char *const kOmitProductsCursor[] = {"?next_cursor", NULL};
 /* GET /v1/orders answers {orders, next_cursor?}. */
 static const char *const kOmitOrdersCursor[] = {"?next_cursor", NULL};
 
@@ -76,6 +84,7 @@ static const char *const kPullJsonText[] = {"changes[].data", NULL};
 /* A webhook's secret is shown only when it is made (POST /v1/webhooks). */
 static const char *const kOmitSecret[] = {"secret", NULL};
 static const char *const kOmitSecrets[] = {"webhooks[].secret", NULL};
+/* Lists: next_cursor only while more remain. */
 static const char *const kOmitDeliveriesCursor[] = {"?next_cursor", NULL};
 /* The inbox: the recipient is the caller; next_cursor only while more. */
 static const char *const kOmitInbox[] = {"notifications[].user_id",
@@ -192,6 +201,15 @@ static const route kRoutes[] = {
      .flags = ROUTE_IDEMPOTENT,
      .extra = &kWithTenant,
      .omit = kOmitUser},
+    /* Beyond HTTP-API.md: the caller's own phone (docs/openapi.json). */
+    {.method = "PATCH",
+     .path = "/v1/auth/me",
+     AUTH("UpdateMe"),
+     .request = MSG(auth__v1__update_me_request),
+     .response = MSG(auth__v1__update_me_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200,
+     .omit = kOmitUser},
     {.method = "GET",
      .path = "/v1/auth/keys",
      AUTH("Keys"),
@@ -248,7 +266,8 @@ static const route kRoutes[] = {
      .request = MSG(orders__v1__list_products_request),
      .response = MSG(orders__v1__list_products_response),
      .status = 200,
-     .flags = ROUTE_IDEMPOTENT},
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitProductsCursor},
     {.method = "GET",
      .path = "/v1/products/{id}",
      ORDERS("GetProduct"),
@@ -528,6 +547,31 @@ static const route kRoutes[] = {
      .response = MSG(notifications__v1__retry_delivery_response),
      .max_body = ROUTE_BODY_SMALL,
      .status = 202},
+    /* Beyond HTTP-API.md: one delivery with its attempts. */
+    {.method = "GET",
+     .path = "/v1/deliveries/{id}",
+     NOTIFICATIONS("GetDelivery"),
+     .request = MSG(notifications__v1__get_delivery_request),
+     .response = MSG(notifications__v1__get_delivery_response),
+     .status = 200,
+     .flags = ROUTE_IDEMPOTENT},
+    /* Beyond HTTP-API.md: the tenant's channels. */
+    {.method = "GET",
+     .path = "/v1/notifications/settings",
+     NOTIFICATIONS("GetSettings"),
+     .request = MSG(notifications__v1__get_settings_request),
+     .response = MSG(notifications__v1__get_settings_response),
+     .status = 200,
+     .reply_field = "settings",
+     .flags = ROUTE_IDEMPOTENT},
+    {.method = "PATCH",
+     .path = "/v1/notifications/settings",
+     NOTIFICATIONS("UpdateSettings"),
+     .request = MSG(notifications__v1__update_settings_request),
+     .response = MSG(notifications__v1__update_settings_response),
+     .max_body = ROUTE_BODY_SMALL,
+     .status = 200,
+     .reply_field = "settings"},
     /* ---- in-app inbox (notifications) ---- */
     {.method = "GET",
      .path = "/v1/notifications",
@@ -566,7 +610,8 @@ static const route kRoutes[] = {
      .request = MSG(notifications__v1__list_campaigns_request),
      .response = MSG(notifications__v1__list_campaigns_response),
      .status = 200,
-     .flags = ROUTE_IDEMPOTENT},
+     .flags = ROUTE_IDEMPOTENT,
+     .omit = kOmitDeliveriesCursor},
     {.method = "GET",
      .path = "/v1/campaigns/{id}",
      NOTIFICATIONS("GetCampaign"),

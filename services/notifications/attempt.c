@@ -138,13 +138,16 @@ int attempt_run(const attempt_config *c, const store_job *job,
     return rc;
   }
   sender_result res;
+  int64_t started_ms = time_now_ms(), t0 = time_mono_ms();
   rc = send_one(c, job, &a, &res);
   int n = a.attempts + 1;
   store_outcome o = {.ok = rc == ERR_OK && res.ok,
                      .status_code = res.status_code,
                      .error = rc == ERR_OK ? res.error : "out of memory",
                      .max_attempts = c->max_attempts,
-                     .retry_in_ms = queue_backoff_ms(c->base_delay_ms, n)};
+                     .retry_in_ms = queue_backoff_ms(c->base_delay_ms, n),
+                     .started_ms = started_ms,
+                     .duration_ms = time_mono_ms() - t0};
   int status = 0;
   rc = store_record(c->store, job, &o, &status);
   if (rc == ERR_OK) {

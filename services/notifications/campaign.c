@@ -30,13 +30,26 @@ static bool has_channel(const store_campaign *c, const char *ch) {
   return false;
 }
 
+/* An e-mail or SMS of campaign c to recipient u into *m. */
+static void message(int kind, const store_campaign *c, const recipient *u,
+                    store_message *m) {
+  m->kind = kind;
+  memcpy(m->user_id, u->id, sizeof m->user_id);
+  m->address = kind == STORE_KIND_EMAIL ? u->email : u->phone;
+  m->subject = kind == STORE_KIND_EMAIL ? c->title : "";
+  /* An SMS without words says the title. */
+  m->body = kind == STORE_KIND_SMS && c->body[0] == '\0' ? c->title : c->body;
+}
+
 /* The batch's messages for who: in-app notifications into inbox, e-mails
- * into msgs (pointing into inbox and who). */
+ * and SMS into msgs (room for two per recipient; pointing into c and
+ * who). */
 static int messages(const campaign_runner *r, const store_campaign *c,
                     const recipients *who, inbox_batch *inbox,
                     store_message *msgs, size_t *nmsgs) {
   bool in_app = has_channel(c, "in_app"),
-       email = r->c.email && has_channel(c, "email");
+       email = r->c.email && has_channel(c, "email"),
+       sms = r->c.sms && has_channel(c, "sms");
   json_t *d = json_pack("{s:s}", "campaign_id", c->id);
   char *data = d != NULL ? json_dumps(d, JSON_COMPACT) : NULL;
   json_decref(d);
@@ -44,16 +57,12 @@ static int messages(const campaign_runner *r, const store_campaign *c,
   *nmsgs = 0;
   for (size_t i = 0; rc == ERR_OK && i < who->n; i++) {
     if (in_app)
-      rc = inbox_batch_add(inbox, who->v[i].id, NULL, "campaign", c->title,
-                           c->body, data);
-    if (rc == ERR_OK && email && who->v[i].email[0] != '\0') {
-      store_message *m = &msgs[(*nmsgs)++];
-      m->kind = STORE_KIND_EMAIL;
-      memcpy(m->user_id, who->v[i].id, sizeof m->user_id);
-      m->address = who->v[i].email;
-      m->subject = c->title;
-      m->body = c->body;
-    }
+      rc = inbox_batch_add(inbox, who->v[i].id, NULL, NULL, "campaign",
+                           c->title, c->body, data);
+    if (rc == ERR_OK && email && who->v[i].email[0] != '\0')
+      message(STORE_KIND_EMAIL, c, &who->v[i], &msgs[(*nmsgs)++]);
+    if (rc == ERR_OK && sms && who->v[i].phone[0] != '\0')
+      message(STORE_KIND_SMS, c, &who->v[i], &msgs[(*nmsgs)++]);
   }
   free(data);
   return rc;
@@ -70,7 +79,7 @@ static int send_batch(campaign_runner *r, const store_job *job,
                            r->c.batch, &who, next);
   if (rc != ERR_OK) return rc;
   inbox_batch inbox = {0};
-  store_message *msgs = calloc(who.n ? who.n : 1, sizeof *msgs);
+  store_message *msgs = calloc(who.n ? 2 * who.n : 1, sizeof *msgs);
   size_t nmsgs = 0;
   rc = msgs == NULL ? ERR_NOMEM : messages(r, c, &who, &inbox, msgs, &nmsgs);
   store_job *jobs = NULL;

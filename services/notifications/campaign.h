@@ -8,13 +8,13 @@
  * one page of recipients from auth (the audience's roles, after the
  * campaign's cursor, `batch` of them), an in-app notification for each
  * (pushed on their private.user channel through the outbox, like every
- * notification) and an e-mail for each with an address when e-mail is on
- * and the campaign asks for it, all committed with the campaign's
- * progress; the e-mails go through the delivery queue. Then the campaign
- * rests for `interval_ms`: the send rate is at most batch recipients per
- * interval per campaign, however many replicas run. SMS: no user has a
- * phone number yet (auth keeps none), so the sms channel makes no
- * messages (README, "Not built yet").
+ * notification), an e-mail for each with an address and an SMS for each
+ * with a phone, when this service can send them and the campaign asks for
+ * them (its own channels: the tenant's settings are for event
+ * notifications), all committed with the campaign's progress; e-mails and
+ * SMS go through the delivery queue. Then the campaign rests for
+ * `interval_ms`: the send rate is at most batch recipients per interval
+ * per campaign, however many replicas run.
  */
 #ifndef NOTIFICATIONS_CAMPAIGN_H
 #define NOTIFICATIONS_CAMPAIGN_H
@@ -35,6 +35,7 @@ typedef struct campaign_config {
   rpc_client *auth;    /* borrowed: the audience */
   outbox *events;      /* borrowed: kicked after in-app notifications */
   bool email;          /* SMTP_URL set */
+  bool sms;            /* SMS_URL set */
   size_t batch;        /* recipients per batch, 1..1000 */
   int64_t interval_ms; /* between two batches of one campaign */
   int64_t poll_ms;     /* how often the runner looks for work */

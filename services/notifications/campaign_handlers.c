@@ -9,13 +9,13 @@
 #include <string.h>
 
 #include "libs/authn/authn_caller.h"
+#include "libs/base/cursor.h"
 #include "libs/base/timeutil.h"
 #include "libs/base/utf8.h"
 #include "proto/notifications/v1/notifications.pb-c.h"
 #include "services/notifications/handlers_internal.h"
 #include "services/notifications/store_campaigns.h"
 
-#define CAMPAIGNS_LIST_MAX 100
 #define REQUEST_MAX (64 * 1024)
 
 static const char *const kChannels[] = {"in_app", "email", "sms"};
@@ -193,8 +193,19 @@ static void list_campaigns(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Notifications__V1__ListCampaignsRequest,
                  notifications__v1__list_campaigns_request, req, 0);
   paseto_claims cl;
+  char before[UUID_STR_LEN + 1];
+  size_t limit = 0;
+  vlist v;
+  vlist_init(&v);
   if (!admin(h, call, reply, &cl)) goto out;
-  int rc = store_list_campaigns(h->c.store, cl.tid, CAMPAIGNS_LIST_MAX, &l);
+  notifications_page_args(req->limit, req->cursor, &v, &limit, before);
+  if (v.n > 0) {
+    handler_reply_invalid(reply, "invalid request", &v);
+    goto out;
+  }
+  bool more = false;
+  int rc = store_list_campaigns(h->c.store, cl.tid, before[0] ? before : NULL,
+                                limit, &l, &more);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "list the campaigns");
     goto out;
@@ -209,10 +220,14 @@ static void list_campaigns(void *arg, const rpc_call *call, rpc_reply *reply) {
     campaign_pb(&l.v[i], &w[i]);
     ptrs[i] = &w[i].pb;
   }
+  char next[CURSOR_LEN + 1] = "";
+  if (more && l.n > 0 && cursor_encode(l.v[l.n - 1].id, next) != ERR_OK)
+    next[0] = '\0';
   Notifications__V1__ListCampaignsResponse resp =
       NOTIFICATIONS__V1__LIST_CAMPAIGNS_RESPONSE__INIT;
   resp.n_campaigns = l.n;
   resp.campaigns = ptrs;
+  resp.next_cursor = next;
   handler_reply_message(reply, &resp.base);
 out:
   free(w);

@@ -29,11 +29,15 @@ static int backfill(void *arg, const char *source, uint64_t after_seq,
                           REPLAY_DEADLINE_MS, out);
 }
 
-/* The event's in-app notifications; an event whose payload does not
- * decode notifies no one (logged), auth unreachable refuses the event. */
+/* The event's notifications, on the channels its tenant's settings turn
+ * on (inbox_channels: one settings read for the event types that notify
+ * people, none for the others); an event whose payload does not decode
+ * notifies no one (logged), auth unreachable refuses the event. */
 static int notifications_of(fanout *f, const Rpc__V1__Event *ev,
                             inbox_batch *inbox) {
-  int rc = inbox_for_event(ev, f->c.auth, f->c.email, inbox);
+  store_channels ch;
+  int rc = inbox_channels(f->c.store, ev, f->c.email, f->c.sms, &ch);
+  if (rc == ERR_OK) rc = inbox_for_event(ev, f->c.auth, &ch, inbox);
   if (rc == ERR_PROTO) {
     log_warn("event payload does not decode: no notification", "id", ev->id);
     rc = ERR_OK;
@@ -41,32 +45,12 @@ static int notifications_of(fanout *f, const Rpc__V1__Event *ev,
   return rc;
 }
 
-/* One e-mail per notification whose recipient has an address; *out is
- * malloc'd (the caller frees), its strings point into inbox. */
-static int emails_of(const fanout *f, const inbox_batch *inbox,
-                     store_message **out, size_t *n) {
-  *out = NULL;
-  *n = 0;
-  if (!f->c.email || inbox->n == 0) return ERR_OK;
-  if ((*out = calloc(inbox->n, sizeof **out)) == NULL) return ERR_NOMEM;
-  for (size_t i = 0; i < inbox->n; i++) {
-    if (inbox->emails[i] == NULL) continue;
-    store_message *m = &(*out)[(*n)++];
-    m->kind = STORE_KIND_EMAIL;
-    memcpy(m->user_id, inbox->v[i].user_id, sizeof m->user_id);
-    m->address = inbox->emails[i];
-    m->subject = inbox->v[i].title;
-    m->body = inbox->v[i].body;
-  }
-  return ERR_OK;
-}
-
 /* What one event makes, before it is stored. */
 typedef struct work {
   char *body;        /* the webhook body; NULL: a type webhooks skip */
   const char *tid;   /* "" when only the position moves */
-  inbox_batch inbox; /* in-app notifications */
-  store_message *mails;
+  inbox_batch inbox; /* notifications (in-app unless inbox.in_app is false) */
+  store_message *mails; /* e-mails and SMS */
   size_t nmails;
 } work;
 
@@ -94,7 +78,7 @@ static int prepare(fanout *f, const Rpc__V1__Event *ev, work *w) {
     log_warn("no recipients for an event; retrying", "id", ev->id);
     return rc;
   }
-  return emails_of(f, &w->inbox, &w->mails, &w->nmails);
+  return inbox_messages(&w->inbox, &w->mails, &w->nmails);
 }
 
 /* Stores w in one transaction; an event the database refuses is skipped
@@ -108,7 +92,7 @@ static int commit(fanout *f, const Rpc__V1__Event *ev, const work *w,
                         .source = ev->source,
                         .seq = ev->seq,
                         .inbox = w->inbox.v,
-                        .ninbox = w->inbox.n,
+                        .ninbox = w->inbox.in_app ? w->inbox.n : 0,
                         .messages = w->mails,
                         .nmessages = w->nmails};
   int rc = store_fanout(f->c.store, &in, jobs, n, added);

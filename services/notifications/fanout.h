@@ -15,9 +15,11 @@
  * tenant subscribed to its type (idempotent: an event seen twice makes no
  * second delivery), and the new deliveries are queued (queue.h); and the
  * in-app notifications it makes (inbox.h), in the same transaction, each
- * with its outbox event for realtime (the relay is kicked after), and,
- * when e-mail is on, one e-mail delivery per notification whose
- * recipient has an address (queued with the webhooks). When
+ * with its outbox event for realtime (the relay is kicked after), and
+ * one e-mail delivery per notification whose recipient has an address
+ * and one SMS per recipient with a phone (queued with the webhooks) - each
+ * channel as the tenant's settings and the configuration allow
+ * (inbox_channels). When
  * PostgreSQL refuses, the event is refused and the tracker delivers it
  * again after a backoff, holding the later ones.
  */
@@ -41,7 +43,8 @@ typedef struct fanout_config {
   queue *queue;        /* borrowed */
   rpc_client *auth;    /* borrowed: recipients (ListRecipients) */
   outbox *events;      /* borrowed: kicked after notifications were added */
-  bool email;          /* each notification also e-mailed (SMTP_URL set) */
+  bool email;          /* e-mail can be sent (SMTP_URL set) */
+  bool sms;            /* SMS can be sent (SMS_URL set) */
 } fanout_config;
 
 typedef struct fanout fanout;

@@ -390,6 +390,15 @@ out:
   notifications__v1__test_webhook_request__free_unpacked(req, NULL);
 }
 
+void notifications_page_args(uint32_t limit_in, const char *cursor, vlist *v,
+                             size_t *limit, char before[UUID_STR_LEN + 1]) {
+  *limit = limit_in == 0 ? LIST_DEFAULT : limit_in;
+  if (*limit > LIST_MAX) vlist_add(v, "must be between 1 and 100", "limit");
+  before[0] = '\0';
+  if (cursor[0] != '\0' && cursor_decode(cursor, before) != ERR_OK)
+    vlist_add(v, "is not a cursor of this list", "cursor");
+}
+
 /* The query of ListDeliveries, validated; false when the reply is set. */
 static bool
 deliveries_query(const Notifications__V1__ListDeliveriesRequest *req,
@@ -397,13 +406,9 @@ deliveries_query(const Notifications__V1__ListDeliveriesRequest *req,
                  size_t *limit) {
   vlist v;
   vlist_init(&v);
-  *limit = req->limit == 0 ? LIST_DEFAULT : req->limit;
-  if (*limit > LIST_MAX) vlist_add(&v, "must be between 1 and 100", "limit");
+  notifications_page_args(req->limit, req->cursor, &v, limit, before);
   if ((int)req->status < 0 || (int)req->status > STORE_DEAD)
     vlist_add(&v, "is not a delivery status", "status");
-  before[0] = '\0';
-  if (req->cursor[0] != '\0' && cursor_decode(req->cursor, before) != ERR_OK)
-    vlist_add(&v, "is not a cursor of this list", "cursor");
   if (v.n > 0) handler_reply_invalid(reply, "invalid request", &v);
   return v.n == 0;
 }
@@ -453,6 +458,62 @@ out:
   free(ptrs);
   store_deliveries_free(&l);
   notifications__v1__list_deliveries_request__free_unpacked(req, NULL);
+}
+
+static void attempt_pb(const store_attempt_entry *e,
+                       Notifications__V1__DeliveryAttempt *pb) {
+  notifications__v1__delivery_attempt__init(pb);
+  pb->number = e->number;
+  pb->at = (char *)e->at;
+  pb->status_code = e->status_code;
+  pb->error = (char *)e->error;
+  pb->duration_ms = e->duration_ms;
+}
+
+/* One delivery of the caller's tenant with its attempts (another
+ * tenant's: NOT_FOUND, like a missing one). */
+static void get_delivery(void *arg, const rpc_call *call, rpc_reply *reply) {
+  notifications *h = arg;
+  store_attempt_entry *entries = NULL;
+  Notifications__V1__DeliveryAttempt *pbs = NULL;
+  Notifications__V1__DeliveryAttempt **ptrs = NULL;
+  HANDLER_UNPACK(Notifications__V1__GetDeliveryRequest,
+                 notifications__v1__get_delivery_request, req, 0);
+  paseto_claims cl;
+  char id[UUID_STR_LEN + 1];
+  store_delivery d;
+  size_t n = 0;
+  if (!caller(h, call, reply, &cl) ||
+      handler_uuid_arg(reply, "id", req->id, id) != ERR_OK)
+    goto out;
+  int rc = store_get_delivery(h->c.store, cl.tid, id, &d, &entries, &n);
+  if (rc != ERR_OK) {
+    handler_reply_error(reply, rc, "read the delivery");
+    goto out;
+  }
+  pbs = calloc(n ? n : 1, sizeof *pbs);
+  ptrs = calloc(n ? n : 1, sizeof *ptrs);
+  if (pbs == NULL || ptrs == NULL) {
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) {
+    attempt_pb(&entries[i], &pbs[i]);
+    ptrs[i] = &pbs[i];
+  }
+  Notifications__V1__Delivery dpb;
+  delivery_pb(&d, &dpb);
+  Notifications__V1__GetDeliveryResponse resp =
+      NOTIFICATIONS__V1__GET_DELIVERY_RESPONSE__INIT;
+  resp.delivery = &dpb;
+  resp.n_attempts = n;
+  resp.attempts = ptrs;
+  handler_reply_message(reply, &resp.base);
+out:
+  free(pbs);
+  free(ptrs);
+  free(entries);
+  notifications__v1__get_delivery_request__free_unpacked(req, NULL);
 }
 
 static void retry_delivery(void *arg, const rpc_call *call, rpc_reply *reply) {
@@ -512,6 +573,7 @@ int notifications_register(notifications *h, rpc_server *srv) {
       {NOTIFICATIONS_METHOD("TestWebhook"), test_webhook},
       {NOTIFICATIONS_METHOD("ListDeliveries"), list_deliveries},
       {NOTIFICATIONS_METHOD("RetryDelivery"), retry_delivery},
+      {NOTIFICATIONS_METHOD("GetDelivery"), get_delivery},
   };
   int rc = handler_register(srv, table, sizeof table / sizeof table[0], h);
   if (rc == ERR_OK)
@@ -520,5 +582,8 @@ int notifications_register(notifications *h, rpc_server *srv) {
   if (rc == ERR_OK)
     rc = handler_register(srv, notifications_campaign_methods,
                           notifications_ncampaign_methods, h);
+  if (rc == ERR_OK)
+    rc = handler_register(srv, notifications_settings_methods,
+                          notifications_nsettings_methods, h);
   return rc;
 }

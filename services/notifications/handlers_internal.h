@@ -5,11 +5,23 @@
 #ifndef NOTIFICATIONS_HANDLERS_INTERNAL_H
 #define NOTIFICATIONS_HANDLERS_INTERNAL_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libs/base/uuid.h"
+#include "libs/base/vlist.h"
 #include "libs/svc/handler.h"
 #include "services/notifications/handlers.h"
 
 #define LIST_DEFAULT 20
 #define LIST_MAX 100
+
+/* A page of a newest-first list (HTTP-API.md: limit 1..100, default 20,
+ * cursor from next_cursor; libs/base/cursor.h): *limit and before (the id
+ * to continue below, "" from the newest) from the request's limit and
+ * cursor; each bad one added to v under its field name. */
+void notifications_page_args(uint32_t limit_in, const char *cursor, vlist *v,
+                             size_t *limit, char before[UUID_STR_LEN + 1]);
 
 struct notifications {
   notifications_config c;
@@ -22,5 +34,9 @@ extern const size_t notifications_ninbox_methods;
 /* The campaigns' methods (campaign_handlers.c). */
 extern const handler_method notifications_campaign_methods[];
 extern const size_t notifications_ncampaign_methods;
+
+/* The settings' methods (settings_handlers.c). */
+extern const handler_method notifications_settings_methods[];
+extern const size_t notifications_nsettings_methods;
 
 #endif

@@ -24,6 +24,7 @@ void inbox_batch_free(inbox_batch *b) {
   free(b->owned);
   free(b->v);
   free(b->emails);
+  free(b->phones);
   memset(b, 0, sizeof *b);
 }
 
@@ -80,36 +81,55 @@ static int pack(const store_inbox_new *it, json_t *data, uint8_t **out,
   return *out != NULL ? ERR_OK : ERR_NOMEM;
 }
 
+/* Room for one more item in b's arrays. */
+static int grow(inbox_batch *b) {
+  store_inbox_new *v = realloc(b->v, (b->n + 1) * sizeof *v);
+  if (v == NULL) return ERR_NOMEM;
+  b->v = v;
+  const char **e = realloc(b->emails, (b->n + 1) * sizeof *e);
+  if (e == NULL) return ERR_NOMEM;
+  b->emails = e;
+  const char **p = realloc(b->phones, (b->n + 1) * sizeof *p);
+  if (p == NULL) return ERR_NOMEM;
+  b->phones = p;
+  b->emails[b->n] = b->phones[b->n] = NULL;
+  return ERR_OK;
+}
+
+/* A copy of s owned by b into *out; NULL for NULL or "". */
+static int own_opt(inbox_batch *b, const char *s, const char **out) {
+  *out = NULL;
+  if (s == NULL || s[0] == '\0') return ERR_OK;
+  char *c = strdup(s);
+  int rc = own(b, c);
+  if (rc == ERR_OK) *out = c;
+  return rc;
+}
+
 int inbox_batch_add(inbox_batch *b, const char *uid, const char *email,
-                    const char *type, const char *title, const char *body,
-                    const char *data) {
+                    const char *phone, const char *type, const char *title,
+                    const char *body, const char *data) {
   json_t *d = json_loads(data, 0, NULL);
   if (d == NULL || !json_is_object(d)) {
     json_decref(d);
     return ERR_INVAL;
   }
-  store_inbox_new *v = realloc(b->v, (b->n + 1) * sizeof *v);
-  if (v != NULL) b->v = v;
-  const char **e =
-      v != NULL ? realloc(b->emails, (b->n + 1) * sizeof *e) : NULL;
-  if (e == NULL) {
+  if (grow(b) != ERR_OK) {
     json_decref(d);
     return ERR_NOMEM;
   }
-  b->emails = e;
-  b->emails[b->n] = NULL;
   store_inbox_new *it = &b->v[b->n];
   memset(it, 0, sizeof *it);
   uuid u;
   uuid_v7(&u);
   uuid_format(&u, it->id);
   snprintf(it->user_id, sizeof it->user_id, "%s", uid);
-  char *strs[5] = {strdup(type), strdup(title), strdup(body), strdup(data),
-                   email != NULL && email[0] ? strdup(email) : NULL};
+  char *strs[4] = {strdup(type), strdup(title), strdup(body), strdup(data)};
   int rc = ERR_OK;
   for (int i = 0; i < 4; i++)
     if (own(b, strs[i]) != ERR_OK) rc = ERR_NOMEM;
-  if (strs[4] != NULL && own(b, strs[4]) == ERR_OK) b->emails[b->n] = strs[4];
+  if (rc == ERR_OK) rc = own_opt(b, email, &b->emails[b->n]);
+  if (rc == ERR_OK) rc = own_opt(b, phone, &b->phones[b->n]);
   if (rc == ERR_OK) {
     it->type = strs[0];
     it->title = strs[1];
@@ -137,20 +157,34 @@ static void status_name(int status, char *out, size_t cap) {
   out[i] = '\0';
 }
 
-/* The customer's e-mail address into email ("" when none or not wanted). */
-static int customer_email(const Rpc__V1__Event *ev, rpc_client *auth,
-                          const char *uid, char *email, size_t cap) {
-  email[0] = '\0';
-  if (auth == NULL) return ERR_OK;
+/* Who: the customer's address and phone as far as ch wants them ("" when
+ * none or not wanted; auth is asked only when one is wanted). */
+typedef struct contact {
+  char email[RECIPIENT_EMAIL_MAX + 1];
+  char phone[RECIPIENT_PHONE_MAX + 1];
+} contact;
+
+/* r's address and phone into c, each only when ch wants that channel. */
+static void contact_of(const recipient *r, const store_channels *ch,
+                       contact *c) {
+  snprintf(c->email, sizeof c->email, "%s", ch->email ? r->email : "");
+  snprintf(c->phone, sizeof c->phone, "%s", ch->sms ? r->phone : "");
+}
+
+static int customer_contact(const Rpc__V1__Event *ev, rpc_client *auth,
+                            const store_channels *ch, const char *uid,
+                            contact *c) {
+  memset(c, 0, sizeof *c);
+  if (auth == NULL || (!ch->email && !ch->sms)) return ERR_OK;
   recipients r = {0};
   int rc = recipients_user(auth, ev->tenant_id, uid, &r);
-  if (rc == ERR_OK && r.n == 1) snprintf(email, cap, "%s", r.v[0].email);
+  if (rc == ERR_OK && r.n == 1) contact_of(&r.v[0], ch, c);
   recipients_free(&r);
   return rc;
 }
 
 static int order_changed(const Rpc__V1__Event *ev, rpc_client *auth,
-                         inbox_batch *out) {
+                         const store_channels *ch, inbox_batch *out) {
   Orders__V1__OrderStatusChanged *m = orders__v1__order_status_changed__unpack(
       NULL, ev->payload.len, ev->payload.data);
   if (m == NULL || m->order == NULL) {
@@ -169,13 +203,12 @@ static int order_changed(const Rpc__V1__Event *ev, rpc_client *auth,
     char *data =
         d != NULL ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(d);
-    char email[RECIPIENT_EMAIL_MAX + 1];
-    rc = data == NULL
-             ? ERR_NOMEM
-             : customer_email(ev, auth, o->customer_id, email, sizeof email);
+    contact c;
+    rc = data == NULL ? ERR_NOMEM
+                      : customer_contact(ev, auth, ch, o->customer_id, &c);
     if (rc == ERR_OK)
-      rc = inbox_batch_add(out, o->customer_id, email, "order.status_changed",
-                           title, body, data);
+      rc = inbox_batch_add(out, o->customer_id, c.email, c.phone,
+                           "order.status_changed", title, body, data);
     free(data);
   }
   orders__v1__order_status_changed__free_unpacked(m, NULL);
@@ -183,7 +216,7 @@ static int order_changed(const Rpc__V1__Event *ev, rpc_client *auth,
 }
 
 static int stock_low(const Rpc__V1__Event *ev, rpc_client *auth,
-                     inbox_batch *out) {
+                     const store_channels *ch, inbox_batch *out) {
   static const char *const kRoles[] = {"owner", "admin"};
   Orders__V1__StockLow *m =
       orders__v1__stock_low__unpack(NULL, ev->payload.len, ev->payload.data);
@@ -201,23 +234,68 @@ static int stock_low(const Rpc__V1__Event *ev, rpc_client *auth,
   char *data = d != NULL ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   json_decref(d);
   if (rc == ERR_OK && data == NULL) rc = ERR_NOMEM;
-  for (size_t i = 0; rc == ERR_OK && i < who.n; i++)
-    rc = inbox_batch_add(out, who.v[i].id, who.v[i].email, "stock.low", title,
+  for (size_t i = 0; rc == ERR_OK && i < who.n; i++) {
+    contact c;
+    contact_of(&who.v[i], ch, &c);
+    rc = inbox_batch_add(out, who.v[i].id, c.email, c.phone, "stock.low", title,
                          body, data);
+  }
   free(data);
   recipients_free(&who);
   orders__v1__stock_low__free_unpacked(m, NULL);
   return rc;
 }
 
-int inbox_for_event(const Rpc__V1__Event *ev, rpc_client *auth, bool with_email,
-                    inbox_batch *out) {
+static bool is_order_update(const Rpc__V1__Event *ev) {
+  return strcmp(ev->type, "OrderStatusChanged") == 0;
+}
+static bool is_staff_alert(const Rpc__V1__Event *ev) {
+  return strcmp(ev->type, "StockLow") == 0;
+}
+
+int inbox_channels(store *st, const Rpc__V1__Event *ev, bool email_on,
+                   bool sms_on, store_channels *out) {
   memset(out, 0, sizeof *out);
+  if (!is_order_update(ev) && !is_staff_alert(ev)) return ERR_OK;
+  store_settings s;
+  int rc = store_get_settings(st, ev->tenant_id, &s);
+  if (rc != ERR_OK) return rc;
+  *out = is_order_update(ev) ? s.order : s.staff;
+  out->email = out->email && email_on;
+  out->sms = out->sms && sms_on;
+  return ERR_OK;
+}
+
+int inbox_for_event(const Rpc__V1__Event *ev, rpc_client *auth,
+                    const store_channels *ch, inbox_batch *out) {
+  memset(out, 0, sizeof *out);
+  out->in_app = ch->in_app;
+  if (!ch->in_app && !ch->email && !ch->sms) return ERR_OK;
   int rc = ERR_OK;
-  if (strcmp(ev->type, "OrderStatusChanged") == 0)
-    rc = order_changed(ev, with_email ? auth : NULL, out);
-  else if (strcmp(ev->type, "StockLow") == 0 && auth != NULL)
-    rc = stock_low(ev, auth, out);
+  if (is_order_update(ev))
+    rc = order_changed(ev, auth, ch, out);
+  else if (is_staff_alert(ev) && auth != NULL)
+    rc = stock_low(ev, auth, ch, out);
   if (rc != ERR_OK) inbox_batch_free(out);
   return rc;
+}
+
+int inbox_messages(const inbox_batch *b, store_message **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  if (b->n == 0) return ERR_OK;
+  if ((*out = calloc(2 * b->n, sizeof **out)) == NULL) return ERR_NOMEM;
+  for (size_t i = 0; i < b->n; i++) {
+    const char *to[2] = {b->emails[i], b->phones[i]};
+    for (int k = 0; k < 2; k++) {
+      if (to[k] == NULL) continue;
+      store_message *m = &(*out)[(*n)++];
+      m->kind = k == 0 ? STORE_KIND_EMAIL : STORE_KIND_SMS;
+      memcpy(m->user_id, b->v[i].user_id, sizeof m->user_id);
+      m->address = to[k];
+      m->subject = k == 0 ? b->v[i].title : "";
+      m->body = b->v[i].body;
+    }
+  }
+  return ERR_OK;
 }

@@ -59,11 +59,7 @@ static bool list_query(const Notifications__V1__ListNotificationsRequest *req,
                        size_t *limit) {
   vlist v;
   vlist_init(&v);
-  *limit = req->limit == 0 ? LIST_DEFAULT : req->limit;
-  if (*limit > LIST_MAX) vlist_add(&v, "must be between 1 and 100", "limit");
-  before[0] = '\0';
-  if (req->cursor[0] != '\0' && cursor_decode(req->cursor, before) != ERR_OK)
-    vlist_add(&v, "is not a cursor of this list", "cursor");
+  notifications_page_args(req->limit, req->cursor, &v, limit, before);
   if (v.n > 0) handler_reply_invalid(reply, "invalid request", &v);
   return v.n == 0;
 }

@@ -244,7 +244,8 @@ static int open_fanout(svc *s, app *a) {
                       .queue = a->queue,
                       .auth = a->auth,
                       .events = eventpub_outbox(a->events),
-                      .email = a->mail.url[0] != '\0'};
+                      .email = a->mail.url[0] != '\0',
+                      .sms = a->sms.url[0] != '\0'};
   if (rc == ERR_OK) rc = fanout_start(&fc, &a->fanout);
   if (rc != ERR_OK)
     log_error("cannot subscribe to ORDERS_EVENTS", "error", err_str(rc));
@@ -271,6 +272,7 @@ static int open_campaigns(svc *s, app *a) {
       .auth = a->auth,
       .events = eventpub_outbox(a->events),
       .email = a->mail.url[0] != '\0',
+      .sms = a->sms.url[0] != '\0',
       .batch = (size_t)cfg_int(c, "NOTIFICATIONS_CAMPAIGN_BATCH"),
       .interval_ms = cfg_duration_ms(c, "NOTIFICATIONS_CAMPAIGN_INTERVAL"),
       .poll_ms = cfg_duration_ms(c, "NOTIFICATIONS_CAMPAIGN_POLL")};

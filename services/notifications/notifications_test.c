@@ -16,7 +16,10 @@
 
 #include "libs/base/vlist.h"
 #include "services/notifications/body.h"
+#include "libs/base/cursor.h"
 #include "services/notifications/handlers.h"
+#include "services/notifications/handlers_internal.h"
+#include "services/notifications/store_settings.h"
 #include "services/notifications/inbox.h"
 #include "services/notifications/mailer.h"
 #include "services/notifications/queue.h"
@@ -256,16 +259,77 @@ END_TEST
 START_TEST(a_notification_packs_its_data_and_recipient) {
   inbox_batch b = {0};
   ck_assert_int_eq(inbox_batch_add(&b, "01a24da2-102b-7542-b8bb-0a95a9872f02",
-                                   NULL, "stock.low", "Low", "Body",
+                                   NULL, NULL, "stock.low", "Low", "Body",
                                    "{\"stock\":\"1\"}"),
                    ERR_OK);
   ck_assert_int_eq(inbox_batch_add(&b, "01a24da2-102b-7542-b8bb-0a95a9872f02",
-                                   NULL, "x", "t", "b", "[1]"),
+                                   NULL, NULL, "x", "t", "b", "[1]"),
                    ERR_INVAL); /* data must be an object */
   ck_assert_uint_eq(b.n, 1);
   ck_assert_ptr_null(b.emails[0]);
   ck_assert(b.v[0].len > 0);
   inbox_batch_free(&b);
+}
+END_TEST
+
+START_TEST(each_address_and_phone_of_a_batch_makes_one_message) {
+  inbox_batch b = {0};
+  ck_assert_int_eq(inbox_batch_add(&b, "01a24da2-102b-7542-b8bb-0a95a9872f02",
+                                   "a@example.com", "+4915112345678", "t",
+                                   "Title", "Body", "{}"),
+                   ERR_OK);
+  ck_assert_int_eq(inbox_batch_add(&b, "01a24da2-102b-7542-b8bb-0a95a9872f03",
+                                   "", "+4915112345679", "t", "Title", "Body",
+                                   "{}"),
+                   ERR_OK);
+  ck_assert_int_eq(inbox_batch_add(&b, "01a24da2-102b-7542-b8bb-0a95a9872f04",
+                                   NULL, NULL, "t", "Title", "Body", "{}"),
+                   ERR_OK);
+  store_message *m = NULL;
+  size_t n = 0;
+  ck_assert_int_eq(inbox_messages(&b, &m, &n), ERR_OK);
+  ck_assert_uint_eq(n, 3);
+  ck_assert_int_eq(m[0].kind, STORE_KIND_EMAIL);
+  ck_assert_str_eq(m[0].address, "a@example.com");
+  ck_assert_str_eq(m[0].subject, "Title");
+  ck_assert_int_eq(m[1].kind, STORE_KIND_SMS);
+  ck_assert_str_eq(m[1].address, "+4915112345678");
+  ck_assert_str_eq(m[1].subject, "");
+  ck_assert_int_eq(m[2].kind, STORE_KIND_SMS);
+  ck_assert_str_eq(m[2].user_id, "01a24da2-102b-7542-b8bb-0a95a9872f03");
+  free(m);
+  inbox_batch_free(&b);
+}
+END_TEST
+
+START_TEST(the_default_channels_are_in_app_and_email_not_sms) {
+  store_settings d;
+  memset(&d, 0xff, sizeof d);
+  store_settings_defaults(&d);
+  ck_assert(d.order.in_app && d.order.email && !d.order.sms);
+  ck_assert(d.staff.in_app && d.staff.email && !d.staff.sms);
+  ck_assert_str_eq(d.updated_at, "");
+}
+END_TEST
+
+START_TEST(a_page_is_1_to_100_with_a_cursor_of_ours) {
+  vlist v;
+  size_t limit = 0;
+  char before[UUID_STR_LEN + 1], cur[CURSOR_LEN + 1];
+  vlist_init(&v);
+  notifications_page_args(0, "", &v, &limit, before);
+  ck_assert_uint_eq(v.n, 0);
+  ck_assert_uint_eq(limit, 20);
+  ck_assert_str_eq(before, "");
+  ck_assert_int_eq(cursor_encode("01a24da2-102b-7542-b8bb-0a95a9872f02", cur),
+                   ERR_OK);
+  notifications_page_args(100, cur, &v, &limit, before);
+  ck_assert_uint_eq(v.n, 0);
+  ck_assert_uint_eq(limit, 100);
+  ck_assert_str_eq(before, "01a24da2-102b-7542-b8bb-0a95a9872f02");
+  notifications_page_args(101, "01a24da2-102b-7542-b8bb-0a95a9872f02", &v,
+                          &limit, before);
+  ck_assert_uint_eq(v.n, 2); /* limit, and a raw id is not a cursor */
 }
 END_TEST
 
@@ -287,6 +351,9 @@ int main(void) {
   tcase_add_test(tc, an_email_header_cannot_be_injected);
   tcase_add_test(tc, only_plain_addresses_are_mailed);
   tcase_add_test(tc, a_notification_packs_its_data_and_recipient);
+  tcase_add_test(tc, each_address_and_phone_of_a_batch_makes_one_message);
+  tcase_add_test(tc, the_default_channels_are_in_app_and_email_not_sms);
+  tcase_add_test(tc, a_page_is_1_to_100_with_a_cursor_of_ours);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -34,6 +34,9 @@ static int append(recipients *out, size_t max, const Auth__V1__User *u) {
   str_copy(r->id, u->id, sizeof r->id);
   str_copy(r->email, u->email, sizeof r->email);
   str_copy(r->name, u->name, sizeof r->name);
+  /* A number that does not fit is not one (auth keeps E.164 only). */
+  if (strlen(u->phone) <= RECIPIENT_PHONE_MAX)
+    str_copy(r->phone, u->phone, sizeof r->phone);
   str_copy(r->role, u->role, sizeof r->role);
   return ERR_OK;
 }

@@ -1,6 +1,7 @@
 /*
  * recipients.h - who a notification goes to, from auth: the users of a
- * tenant by role, or one user, with their e-mail addresses, through
+ * tenant by role, or one user, with their e-mail addresses and phone
+ * numbers, through
  * auth.v1.Auth/ListRecipients (callable by this service only, as a
  * service: no user token; proto/auth/v1/auth_rpc.proto). Disabled users
  * are left out by auth.
@@ -16,11 +17,13 @@
 
 #define RECIPIENT_EMAIL_MAX 320
 #define RECIPIENT_NAME_MAX 400
+#define RECIPIENT_PHONE_MAX 16 /* E.164, normalised by auth */
 
 typedef struct recipient {
   char id[UUID_STR_LEN + 1];
   char email[RECIPIENT_EMAIL_MAX + 1];
   char name[RECIPIENT_NAME_MAX + 1];
+  char phone[RECIPIENT_PHONE_MAX + 1]; /* "" when none; never logged */
   char role[16];
 } recipient;
 

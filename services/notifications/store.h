@@ -193,8 +193,31 @@ int store_list_deliveries(store *st, const char *tid, const char *endpoint_id,
                           int status, const char *before_id, size_t limit,
                           store_deliveries *out, bool *more) WARN_UNUSED;
 
-/* A dead delivery becomes pending with no attempts, due now; *was_dead
- * false (nothing changed) when it is not dead. */
+/* One recorded attempt of a delivery (its history). */
+typedef struct store_attempt_entry {
+  int number; /* 1.. within the delivery's round (a retry starts again) */
+  char at[RFC3339_MS_LEN + 1];
+  int status_code; /* 0: no HTTP answer */
+  char error[STORE_ERROR_MAX + 1];
+  int64_t duration_ms;
+} store_attempt_entry;
+
+/* History bounds: a retry keeps the newest STORE_ATTEMPTS_KEEP rows, and
+ * a round adds at most NOTIFICATIONS_MAX_ATTEMPTS (<= 100); a read
+ * returns at most STORE_ATTEMPTS_LIST_MAX, the newest. */
+#define STORE_ATTEMPTS_KEEP 50
+#define STORE_ATTEMPTS_LIST_MAX 200
+
+/* Delivery id of tid (any kind) into *d and its attempts, oldest first,
+ * into *attempts (malloc'd, the caller frees; NULL when none), their
+ * number into *n. ERR_NOTFOUND when tid has no such delivery. */
+int store_get_delivery(store *st, const char *tid, const char *id,
+                       store_delivery *d, store_attempt_entry **attempts,
+                       size_t *n) WARN_UNUSED;
+
+/* A dead delivery becomes pending with no attempts, due now (its history
+ * trimmed to the newest STORE_ATTEMPTS_KEEP attempts); *was_dead false
+ * (nothing changed) when it is not dead. */
 int store_retry_delivery(store *st, const char *tid, const char *id,
                          bool *was_dead) WARN_UNUSED;
 
@@ -237,10 +260,14 @@ typedef struct store_outcome {
   const char *error;   /* NULL or a short reason (no secrets, no body) */
   int max_attempts;    /* dead when attempts reach it and !ok */
   int64_t retry_in_ms; /* when not ok and not dead */
+  int64_t started_ms;  /* Unix ms when the attempt began */
+  int64_t duration_ms; /* how long it took */
 } store_outcome;
 
-/* Records the attempt and releases the claim: succeeded, pending again
- * (due in retry_in_ms) or dead. *status gets the new status. */
+/* Records the attempt - on the delivery, and as one more row of its
+ * history (delivery_attempts), in one statement - and releases the claim:
+ * succeeded, pending again (due in retry_in_ms) or dead. *status gets the
+ * new status. */
 int store_record(store *st, const store_job *job, const store_outcome *o,
                  int *status) WARN_UNUSED;
 

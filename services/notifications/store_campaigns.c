@@ -154,21 +154,30 @@ int store_create_campaign(store *st, const char *tid,
 /* -------------------------------------------------------------- read --- */
 
 typedef struct list_args {
-  const char *tid;
-  size_t max;
+  const char *tid, *before;
+  size_t limit;
   store_campaigns *out;
+  bool *more;
 } list_args;
 
 static int list_fn(db_conn *c, void *ud) {
   list_args *a = ud;
   store_campaigns_free(a->out);
-  db_param ps[] = {db_text(a->tid), db_int64((int64_t)a->max)};
+  *a->more = false;
+  db_param ps[] = {db_text(a->tid), db_text(a->before),
+                   db_int64((int64_t)a->limit + 1)};
   db_result *r = NULL;
   int rc = db_exec(c,
                    "SELECT " CAMPAIGN_COLS " FROM notifications.campaigns c "
-                   "WHERE c.tenant_id = $1::uuid ORDER BY c.id DESC LIMIT $2",
+                   "WHERE c.tenant_id = $1::uuid "
+                   "AND ($2::uuid IS NULL OR c.id < $2::uuid) "
+                   "ORDER BY c.id DESC LIMIT $3",
                    ps, DB_NPARAMS(ps), &r);
   size_t n = rc == ERR_OK ? (size_t)db_nrows(r) : 0;
+  if (n > a->limit) {
+    *a->more = true;
+    n = a->limit;
+  }
   if (n > 0 && (a->out->v = calloc(n, sizeof *a->out->v)) == NULL)
     rc = ERR_NOMEM;
   for (size_t i = 0; rc == ERR_OK && i < n; i++, a->out->n++)
@@ -177,10 +186,14 @@ static int list_fn(db_conn *c, void *ud) {
   return rc;
 }
 
-int store_list_campaigns(store *st, const char *tid, size_t max,
-                         store_campaigns *out) {
+int store_list_campaigns(store *st, const char *tid, const char *before_id,
+                         size_t limit, store_campaigns *out, bool *more) {
   memset(out, 0, sizeof *out);
-  list_args a = {.tid = tid, .max = max, .out = out};
+  list_args a = {.tid = tid,
+                 .before = before_id,
+                 .limit = limit,
+                 .out = out,
+                 .more = more};
   int rc = store_run(st, tid, true, list_fn, &a);
   if (rc != ERR_OK) store_campaigns_free(out);
   return rc;

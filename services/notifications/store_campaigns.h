@@ -68,9 +68,11 @@ typedef struct store_campaign_in {
 int store_create_campaign(store *st, const char *tid,
                           const store_campaign_in *in,
                           store_campaign *out) WARN_UNUSED;
-/* Newest first, at most max. */
-int store_list_campaigns(store *st, const char *tid, size_t max,
-                         store_campaigns *out) WARN_UNUSED;
+/* Newest first: before before_id (NULL: from the newest), at most limit;
+ * *more when others follow. */
+int store_list_campaigns(store *st, const char *tid, const char *before_id,
+                         size_t limit, store_campaigns *out,
+                         bool *more) WARN_UNUSED;
 int store_get_campaign(store *st, const char *tid, const char *id,
                        store_campaign *out) WARN_UNUSED;
 /* ERR_CONFLICT when it is neither draft nor scheduled (nothing changed). */

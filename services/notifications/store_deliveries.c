@@ -365,12 +365,55 @@ static int retry_fn(db_conn *c, void *ud) {
   db_result_free(r);
   if (rc != ERR_OK || status_of(status) != STORE_DEAD) return rc;
   *a->was_dead = true;
+  rc = store_trim_attempts(c, a->tid, a->id, STORE_ATTEMPTS_KEEP);
+  if (rc != ERR_OK) return rc;
   return db_exec(c,
                  "UPDATE notifications.deliveries SET status = 'pending', "
                  "attempts = 0, next_attempt_at = now(), lease_until = NULL, "
                  "updated_at = now() "
                  "WHERE tenant_id = $1::uuid AND id = $2::uuid",
                  ps, DB_NPARAMS(ps), NULL);
+}
+
+typedef struct get_args {
+  const char *tid, *id;
+  store_delivery *d;
+  store_attempt_entry **attempts;
+  size_t *n;
+} get_args;
+
+static int get_delivery_fn(db_conn *c, void *ud) {
+  get_args *a = ud;
+  db_param ps[] = {db_text(a->tid), db_text(a->id)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT " DELIVERY_COLS " FROM notifications.deliveries "
+                   "WHERE tenant_id = $1::uuid AND id = $2::uuid",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc == ERR_OK && db_nrows(r) != 1) rc = ERR_NOTFOUND;
+  if (rc == ERR_OK) rc = read_delivery(r, 0, a->d);
+  db_result_free(r);
+  free(*a->attempts); /* a retried transaction starts over */
+  *a->attempts = NULL;
+  *a->n = 0;
+  if (rc != ERR_OK) return rc;
+  return store_list_attempts(c, a->tid, a->id, STORE_ATTEMPTS_LIST_MAX,
+                             a->attempts, a->n);
+}
+
+int store_get_delivery(store *st, const char *tid, const char *id,
+                       store_delivery *d, store_attempt_entry **attempts,
+                       size_t *n) {
+  *attempts = NULL;
+  *n = 0;
+  get_args a = {.tid = tid, .id = id, .d = d, .attempts = attempts, .n = n};
+  int rc = store_run(st, tid, true, get_delivery_fn, &a);
+  if (rc != ERR_OK) {
+    free(*attempts);
+    *attempts = NULL;
+    *n = 0;
+  }
+  return rc;
 }
 
 int store_retry_delivery(store *st, const char *tid, const char *id,
@@ -505,16 +548,22 @@ typedef struct record_args {
 static int record_fn(db_conn *c, void *ud) {
   record_args *a = ud;
   const store_outcome *o = a->o;
-  char err[STORE_ERROR_MAX + 1];
+  char err[STORE_ERROR_MAX + 1], attempt_id[UUID_STR_LEN + 1];
   str_copy(err, o->error != NULL ? o->error : "", sizeof err);
+  uuid_v7_str(attempt_id);
+  int64_t took = o->duration_ms < 0 ? 0 : o->duration_ms;
+  if (took > INT32_MAX) took = INT32_MAX;
   db_param ps[] = {db_text(a->job->tid),     db_text(a->job->id),
                    db_int64(o->status_code), db_text(err[0] ? err : NULL),
                    db_bool(o->ok),           db_int64(o->max_attempts),
-                   db_int64(o->retry_in_ms)};
+                   db_int64(o->retry_in_ms), db_text(attempt_id),
+                   db_int64(o->started_ms),  db_int64(took)};
   db_result *r = NULL;
+  /* The history row rides in the same statement (no second round trip
+   * on the workers' path), written only when the delivery's row was. */
   int rc = db_exec(
       c,
-      "UPDATE notifications.deliveries SET attempts = attempts + 1, "
+      "WITH d AS (UPDATE notifications.deliveries SET attempts = attempts + 1, "
       "last_status_code = NULLIF($3::integer, 0), last_error = $4, "
       "status = CASE WHEN $5::boolean THEN 'succeeded' "
       "WHEN attempts + 1 >= $6::integer THEN 'dead' ELSE 'pending' END, "
@@ -522,7 +571,13 @@ static int record_fn(db_conn *c, void *ud) {
       "THEN NULL ELSE now() + $7::bigint " MS " END, "
       "lease_until = NULL, updated_at = now() "
       "WHERE tenant_id = $1::uuid AND id = $2::uuid AND status = 'pending' "
-      "RETURNING status",
+      "RETURNING tenant_id, id, status, attempts), "
+      "h AS (INSERT INTO notifications.delivery_attempts (tenant_id, "
+      "delivery_id, id, number, started_at, status_code, error, duration_ms) "
+      "SELECT d.tenant_id, d.id, $8::uuid, d.attempts, "
+      "timestamptz 'epoch' + $9::bigint " MS ", NULLIF($3::integer, 0), $4, "
+      "$10::integer FROM d) "
+      "SELECT status FROM d",
       ps, DB_NPARAMS(ps), &r);
   char status[16] = "";
   if (rc == ERR_OK && db_nrows(r) == 1)

@@ -31,6 +31,17 @@ int store_add_messages(db_conn *c, const char *tid, const char *event_id,
                        const char *type, const store_message *msgs, size_t n,
                        store_job **jobs, size_t *njobs) WARN_UNUSED;
 
+/* Inside the caller's transaction on c (store_attempts.c): delivery id's
+ * newest max attempts, oldest first, into *out (malloc'd; NULL when
+ * none), their number into *n. */
+int store_list_attempts(db_conn *c, const char *tid, const char *id, size_t max,
+                        store_attempt_entry **out, size_t *n) WARN_UNUSED;
+
+/* Inside the caller's transaction: deletes all but delivery id's newest
+ * keep attempts. */
+int store_trim_attempts(db_conn *c, const char *tid, const char *id,
+                        size_t keep) WARN_UNUSED;
+
 /* fn in a read-only transaction under the sweep policy (every tenant). */
 int store_run_sweep(store *st, int (*fn)(db_conn *c, void *ud),
                     void *ud) WARN_UNUSED;

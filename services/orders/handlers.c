@@ -32,6 +32,7 @@
 #include "proto/orders/v1/orders.pb-c.h"
 #include "libs/base/cursor.h"
 #include "services/orders/idem.h"
+#include "services/orders/menupage.h"
 #include "services/orders/orderstate.h"
 #include "services/orders/validate.h"
 #include "services/orders/wire.h"
@@ -375,89 +376,135 @@ out:
   orders__v1__get_product_request__free_unpacked(req, NULL);
 }
 
-/* The whole menu of an audience, serialised: from the cache or the
- * database (filling the cache). *buf is malloc'd. */
-static int menu_bytes(orders *o, const char *tid, bool staff, uint8_t **buf,
-                      size_t *len) {
-  int64_t gen = 0;
-  enum menucache_hit hit = menucache_get(o->c.menu, tid, staff, buf, len, &gen);
-  if (hit == MENUCACHE_HIT) return ERR_OK;
-  store_products ps = {0};
-  int rc = store_list_products(o->c.st, tid, staff, o->c.max_products, &ps);
-  if (rc != ERR_OK) return rc;
-  wire_product *ws = calloc(ps.n ? ps.n : 1, sizeof *ws);
-  Orders__V1__Product **ptrs = calloc(ps.n ? ps.n : 1, sizeof *ptrs);
-  if (ws == NULL || ptrs == NULL) {
-    rc = ERR_NOMEM;
-  } else {
-    for (size_t i = 0; i < ps.n; i++) {
-      wire_product_init(&ws[i], &ps.v[i]);
+/* Packs products into a ListProductsResponse (malloc'd *buf). */
+static int pack_products(const store_products *ps, const char *next,
+                         uint8_t **buf, size_t *len) {
+  wire_product *ws = calloc(ps->n ? ps->n : 1, sizeof *ws);
+  Orders__V1__Product **ptrs = calloc(ps->n ? ps->n : 1, sizeof *ptrs);
+  int rc = ERR_NOMEM;
+  if (ws != NULL && ptrs != NULL) {
+    for (size_t i = 0; i < ps->n; i++) {
+      wire_product_init(&ws[i], &ps->v[i]);
       ptrs[i] = &ws[i].msg;
     }
     Orders__V1__ListProductsResponse resp =
         ORDERS__V1__LIST_PRODUCTS_RESPONSE__INIT;
-    resp.n_products = ps.n;
+    resp.n_products = ps->n;
     resp.products = ptrs;
+    resp.next_cursor = (char *)next;
     rc = wire_pack(&resp.base, buf, len);
   }
   free(ws);
   free(ptrs);
+  return rc;
+}
+
+/* The whole menu of an audience, unpacked: this replica's copy or
+ * Redis's when current, else the database (filling both). */
+static int menu_page(orders *o, const char *tid, bool staff, menupage **out) {
+  int64_t gen = 0;
+  enum menucache_hit hit = menucache_get(o->c.menu, tid, staff, out, &gen);
+  if (hit == MENUCACHE_HIT) return ERR_OK;
+  store_products ps = {0};
+  int rc = store_list_products(o->c.st, tid, staff, o->c.max_products, &ps);
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if (rc == ERR_OK) rc = pack_products(&ps, "", &buf, &len);
   store_products_free(&ps);
+  if (rc == ERR_OK) rc = menupage_new(buf, len, gen, out);
   if (rc == ERR_OK && hit == MENUCACHE_MISS)
-    menucache_put(o->c.menu, tid, staff, gen, *buf, *len);
+    menucache_put(o->c.menu, tid, staff, *out);
+  return rc;
+}
+
+/* A page whose cursor's product has left the cached list: its place is
+ * looked up in the database (ERR_NOTFOUND: not a cursor of this list). */
+static int page_after_from_db(orders *o, const caller *who,
+                              const char *category, const char *after,
+                              size_t limit, rpc_reply *reply) {
+  store_products ps = {0};
+  int rc = store_list_products_after(o->c.st, who->cl.tid, who->staff, category,
+                                     after, limit + 1, &ps);
+  if (rc != ERR_OK) return rc;
+  /* The extra row only says that more remain. */
+  store_products page = ps;
+  bool more = ps.n > limit;
+  if (more) page.n = limit;
+  char next[CURSOR_LEN + 1] = "";
+  if (more && cursor_encode(page.v[page.n - 1].id, next) != ERR_OK)
+    next[0] = '\0';
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  rc = pack_products(&page, next, &buf, &len);
+  store_products_free(&ps);
+  if (rc == ERR_OK && rpc_reply_set_payload(reply, buf, len) != ERR_OK)
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
+  free(buf);
+  return rc;
+}
+
+/* A page cut from the menu in memory. ERR_NOTFOUND when the cursor's
+ * product is not in this list. */
+static int page_from_menu(const menupage *p, const char *category,
+                          const char *after, size_t limit, rpc_reply *reply) {
+  if (menupage_whole(p, category, after, limit)) {
+    size_t len = 0;
+    const uint8_t *bytes = menupage_bytes(p, &len);
+    if (rpc_reply_set_payload(reply, bytes, len) != ERR_OK)
+      rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
+    return ERR_OK;
+  }
+  menupage_cut cut;
+  int rc = menupage_select(p, category, after, limit, &cut);
+  if (rc == ERR_OK && !cut.cursor_found) rc = ERR_NOTFOUND;
+  if (rc == ERR_OK) {
+    char next[CURSOR_LEN + 1] = "";
+    if (cut.more && cursor_encode(cut.v[cut.n - 1]->id, next) != ERR_OK)
+      next[0] = '\0';
+    Orders__V1__ListProductsResponse resp =
+        ORDERS__V1__LIST_PRODUCTS_RESPONSE__INIT;
+    resp.n_products = cut.n;
+    resp.products = cut.v;
+    resp.next_cursor = next;
+    handler_reply_message(reply, &resp.base);
+  }
+  menupage_cut_free(&cut);
   return rc;
 }
 
 static void list_products(void *arg, const rpc_call *call, rpc_reply *reply) {
   orders *o = arg;
-  uint8_t *buf = NULL;
-  size_t len = 0;
+  menupage *menu = NULL;
   HANDLER_UNPACK(Orders__V1__ListProductsRequest,
                  orders__v1__list_products_request, req, 0);
   caller who;
   if (!authenticate(o, call, reply, &who)) goto out;
   vlist v;
   vlist_init(&v);
-  if (!validate_product_category(&v, "category", req->category)) {
+  (void)validate_product_category(&v, "category", req->category);
+  size_t limit = req->limit == 0 ? LIST_DEFAULT : req->limit;
+  if (limit > LIST_MAX) vlist_add(&v, "must be between 1 and 100", "limit");
+  char after[UUID_STR_LEN + 1] = "";
+  if (req->cursor[0] != '\0' && cursor_decode(req->cursor, after) != ERR_OK)
+    vlist_add(&v, "is not a cursor of this list", "cursor");
+  if (v.n > 0) {
     handler_reply_invalid(reply, "invalid request", &v);
     goto out;
   }
-  int rc = menu_bytes(o, who.cl.tid, who.staff, &buf, &len);
-  if (rc != ERR_OK) {
+  int rc = menu_page(o, who.cl.tid, who.staff, &menu);
+  if (rc == ERR_OK)
+    rc = page_from_menu(menu, req->category, after, limit, reply);
+  if (rc == ERR_NOTFOUND) /* the cursor's product left the list */
+    rc = page_after_from_db(o, &who, req->category, after, limit, reply);
+  if (rc == ERR_NOTFOUND) {
+    handler_reply_field(reply, RPC_INVALID_ARGUMENT,
+                        "the cursor is not one of this list's", "cursor",
+                        "is not a cursor of this list");
+  } else if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "read the menu");
-    goto out;
   }
-  if (req->category[0] == '\0') {
-    if (rpc_reply_set_payload(reply, buf, len) != ERR_OK)
-      rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
-    goto out;
-  }
-  /* One category: the cached menu, filtered. */
-  Orders__V1__ListProductsResponse *all =
-      orders__v1__list_products_response__unpack(NULL, len, buf);
-  if (all == NULL) {
-    rpc_reply_status(reply, RPC_INTERNAL, "cannot read the menu");
-    goto out;
-  }
-  Orders__V1__Product **sel =
-      calloc(all->n_products ? all->n_products : 1, sizeof *sel);
-  if (sel == NULL) {
-    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
-  } else {
-    size_t n = 0;
-    for (size_t i = 0; i < all->n_products; i++)
-      if (strcmp(all->products[i]->category, req->category) == 0)
-        sel[n++] = all->products[i];
-    Orders__V1__ListProductsResponse resp =
-        ORDERS__V1__LIST_PRODUCTS_RESPONSE__INIT;
-    resp.n_products = n;
-    resp.products = sel;
-    handler_reply_message(reply, &resp.base);
-  }
-  free(sel);
-  orders__v1__list_products_response__free_unpacked(all, NULL);
 out:
-  free(buf);
+  menupage_unref(menu);
   orders__v1__list_products_request__free_unpacked(req, NULL);
 }
 

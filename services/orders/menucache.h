@@ -21,8 +21,19 @@
  * entries, to free the memory) in one script. Every interleaving then
  * ends with either no entry or an entry read after the last commit. A
  * hit is only taken when the entry's generation equals the current one
- * (one MGET), so an entry written under an old generation is never
- * served even if the DEL was lost.
+ * (read first, then the entry), so an entry written under an old generation is
+ * never served even if the DEL was lost.
+ *
+ * EACH REPLICA'S COPY. Moving the whole menu out of Redis and unpacking
+ * it on every read cost more than the answer (100 products: ~15 KB per
+ * request through Redis and the decoder). So each replica keeps the
+ * last menu it read or filled per tenant and audience, unpacked
+ * (menupage.h), with the generation it was read under, in a small
+ * direct-mapped table (MENUCACHE_LOCAL_SLOTS; a collision only evicts).
+ * A read still asks Redis for the current generation (one GET of a few
+ * bytes) and uses its copy only when the generations match, so the
+ * read-after-write guarantee above is unchanged: a write answered before
+ * this read bumped the generation, and the copy is not served.
  *
  * REDIS DOWN. Nothing fails: a read that cannot use Redis reads the
  * database; an invalidation that cannot reach Redis is remembered (per
@@ -42,8 +53,10 @@
 
 #include "libs/base/err.h"
 #include "libs/cache/cache.h"
+#include "services/orders/menupage.h"
 
 #define MENUCACHE_PENDING_MAX 1024 /* tenants with an invalidation owed */
+#define MENUCACHE_LOCAL_SLOTS 256  /* menus kept unpacked per replica */
 
 typedef struct menucache menucache;
 
@@ -53,21 +66,22 @@ int menucache_new(cache *redis, int64_t ttl_ms, menucache **out) WARN_UNUSED;
 void menucache_free(menucache *m); /* NULL-safe */
 
 enum menucache_hit {
-  MENUCACHE_HIT,  /* *val holds the serialised ListProductsResponse */
+  MENUCACHE_HIT,  /* *page holds the current menu (one reference) */
   MENUCACHE_MISS, /* read the database, then menucache_put with *gen */
   MENUCACHE_SKIP, /* Redis unusable now: read the database, do not put */
 };
 
 /* Looks the tenant's menu up for an audience (staff: true for staff+).
- * On HIT *val and *len hold a malloc'd copy (caller frees). On MISS *gen
- * is the generation to pass to menucache_put. */
+ * On HIT *page holds a reference (menupage_unref). On MISS *gen is the
+ * generation to build the page with and pass to menucache_put. */
 enum menucache_hit menucache_get(menucache *m, const char *tid, bool staff,
-                                 uint8_t **val, size_t *len, int64_t *gen);
+                                 menupage **page, int64_t *gen);
 
-/* Fills the entry if the generation is still gen (else does nothing).
- * Best effort: failures are counted, not returned. */
-void menucache_put(menucache *m, const char *tid, bool staff, int64_t gen,
-                   const uint8_t *val, size_t len);
+/* Fills Redis with page (built under the generation noted at the miss) if
+ * that generation is still current (else does nothing there), and keeps
+ * it as this replica's copy. Best effort: failures are counted, not
+ * returned. page stays the caller's (a reference is taken). */
+void menucache_put(menucache *m, const char *tid, bool staff, menupage *page);
 
 /* After a committed change of tid's menu: bump the generation and drop
  * both entries. ERR_OK, or ERR_UNAVAILABLE when Redis could not be told

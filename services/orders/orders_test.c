@@ -18,6 +18,7 @@
 #include "libs/base/cursor.h"
 #include "services/orders/idem.h"
 #include "services/orders/menucache.h"
+#include "services/orders/menupage.h"
 #include "services/orders/money.h"
 #include "services/orders/orderstate.h"
 #include "services/orders/store.h"
@@ -389,15 +390,113 @@ START_TEST(menu_entries_parse) {
 }
 END_TEST
 
+/* A menu of n products, ids ...8100 + i, categories "a" (even i) and
+ * "b" (odd i), in that list order; gen as given. */
+static menupage *test_menu(size_t n, int64_t gen) {
+  Orders__V1__Product ps[16], *ptrs[16];
+  char ids[16][UUID_STR_LEN + 1];
+  ck_assert_uint_le(n, 16);
+  for (size_t i = 0; i < n; i++) {
+    orders__v1__product__init(&ps[i]);
+    snprintf(ids[i], sizeof ids[i], "01890a5d-ac96-774b-bcce-b30209a%05zu",
+             8100 + i);
+    ps[i].id = ids[i];
+    ps[i].name = "n";
+    ps[i].category = (i % 2 == 0) ? "a" : "b";
+    ptrs[i] = &ps[i];
+  }
+  Orders__V1__ListProductsResponse resp =
+      ORDERS__V1__LIST_PRODUCTS_RESPONSE__INIT;
+  resp.n_products = n;
+  resp.products = ptrs;
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(wire_pack(&resp.base, &buf, &len), ERR_OK);
+  menupage *p = NULL;
+  ck_assert_int_eq(menupage_new(buf, len, gen, &p), ERR_OK);
+  return p;
+}
+
+static const char *menu_id(size_t i) {
+  static char id[UUID_STR_LEN + 1];
+  snprintf(id, sizeof id, "01890a5d-ac96-774b-bcce-b30209a%05zu", 8100 + i);
+  return id;
+}
+
+START_TEST(menu_pages_follow_the_list_and_its_cursor) {
+  menupage *p = test_menu(7, 42);
+  ck_assert_int_eq(menupage_gen(p), 42);
+  ck_assert_uint_eq(menupage_count(p), 7);
+  ck_assert(menupage_whole(p, "", NULL, 7));
+  ck_assert(!menupage_whole(p, "", NULL, 6));
+  ck_assert(!menupage_whole(p, "a", NULL, 100));
+  ck_assert(!menupage_whole(p, "", menu_id(0), 100));
+  menupage_cut c;
+  ck_assert_int_eq(menupage_select(p, "", NULL, 3, &c), ERR_OK);
+  ck_assert(c.cursor_found && c.more);
+  ck_assert_uint_eq(c.n, 3);
+  ck_assert_str_eq(c.v[2]->id, menu_id(2));
+  menupage_cut_free(&c);
+  /* The next page starts after the cursor's product; the last has no
+   * more. */
+  ck_assert_int_eq(menupage_select(p, "", menu_id(2), 3, &c), ERR_OK);
+  ck_assert(c.cursor_found && c.more);
+  ck_assert_str_eq(c.v[0]->id, menu_id(3));
+  menupage_cut_free(&c);
+  ck_assert_int_eq(menupage_select(p, "", menu_id(5), 3, &c), ERR_OK);
+  ck_assert(c.cursor_found && !c.more);
+  ck_assert_uint_eq(c.n, 1);
+  menupage_cut_free(&c);
+  /* Exactly full: no "more". */
+  ck_assert_int_eq(menupage_select(p, "", menu_id(3), 3, &c), ERR_OK);
+  ck_assert(!c.more);
+  ck_assert_uint_eq(c.n, 3);
+  menupage_cut_free(&c);
+  /* One category: 0, 2, 4, 6; its cursor counts only inside it. */
+  ck_assert_int_eq(menupage_select(p, "a", menu_id(2), 10, &c), ERR_OK);
+  ck_assert(c.cursor_found);
+  ck_assert_uint_eq(c.n, 2);
+  ck_assert_str_eq(c.v[0]->id, menu_id(4));
+  menupage_cut_free(&c);
+  ck_assert_int_eq(menupage_select(p, "a", menu_id(1), 10, &c), ERR_OK);
+  ck_assert(!c.cursor_found);
+  ck_assert_uint_eq(c.n, 0);
+  menupage_cut_free(&c);
+  /* A product not in the list at all (another tenant's). */
+  ck_assert_int_eq(menupage_select(p, "", PID1, 10, &c), ERR_OK);
+  ck_assert(!c.cursor_found);
+  ck_assert_uint_eq(c.n, 0);
+  menupage_cut_free(&c);
+  /* References: the page lives until the last one goes. */
+  menupage *q = menupage_ref(p);
+  menupage_unref(p);
+  size_t len = 0;
+  ck_assert_ptr_nonnull(menupage_bytes(q, &len));
+  ck_assert_uint_gt(len, 0);
+  menupage_unref(q);
+  menupage_unref(NULL);
+}
+END_TEST
+
+START_TEST(menu_pages_refuse_garbage_bytes) {
+  uint8_t *junk = malloc(4);
+  memcpy(junk, "\x0a\xff\xff\x01", 4);
+  menupage *p = NULL;
+  ck_assert_int_eq(menupage_new(junk, 4, 1, &p), ERR_INVAL);
+  ck_assert_ptr_null(p);
+}
+END_TEST
+
 START_TEST(menu_cache_without_redis_reads_the_database) {
   menucache *m = NULL;
   ck_assert_int_eq(menucache_new(NULL, 1000, &m), ERR_OK);
-  uint8_t *v = NULL;
-  size_t len = 0;
+  menupage *v = NULL;
   int64_t gen = -1;
-  ck_assert_int_eq(menucache_get(m, TID, true, &v, &len, &gen), MENUCACHE_SKIP);
+  ck_assert_int_eq(menucache_get(m, TID, true, &v, &gen), MENUCACHE_SKIP);
   ck_assert_ptr_null(v);
-  menucache_put(m, TID, true, 0, (const uint8_t *)"x", 1);
+  menupage *page = test_menu(3, 0);
+  menucache_put(m, TID, true, page);
+  menupage_unref(page);
   ck_assert_int_eq(menucache_invalidate(m, TID), ERR_OK);
   ck_assert_uint_eq(menucache_retry(m), 0);
   menucache_free(m);
@@ -413,16 +512,16 @@ START_TEST(menu_cache_with_redis_down_owes_invalidations) {
   ck_assert_int_eq(cache_new(&cc, &redis), ERR_OK);
   menucache *m = NULL;
   ck_assert_int_eq(menucache_new(redis, 1000, &m), ERR_OK);
-  uint8_t *v = NULL;
-  size_t len = 0;
+  menupage *v = NULL;
   int64_t gen = 0;
-  ck_assert_int_eq(menucache_get(m, TID, false, &v, &len, &gen),
-                   MENUCACHE_SKIP);
+  ck_assert_int_eq(menucache_get(m, TID, false, &v, &gen), MENUCACHE_SKIP);
   ck_assert_int_eq(menucache_invalidate(m, TID), ERR_UNAVAILABLE);
   ck_assert_int_eq(menucache_invalidate(m, TID), ERR_UNAVAILABLE);
   ck_assert_uint_eq(menucache_retry(m), 1); /* owed once, still owed */
-  ck_assert_int_eq(menucache_get(m, TID, true, &v, &len, &gen), MENUCACHE_SKIP);
-  menucache_put(m, TID, true, 0, (const uint8_t *)"x", 1); /* no crash */
+  ck_assert_int_eq(menucache_get(m, TID, true, &v, &gen), MENUCACHE_SKIP);
+  menupage *page = test_menu(1, 0);
+  menucache_put(m, TID, true, page); /* no crash */
+  menupage_unref(page);
   menucache_free(m);
   cache_free(redis);
 }
@@ -535,6 +634,8 @@ int main(void) {
   tcase_add_test(tc, orders_map_to_protobuf);
   tcase_add_test(tc, products_keep_stock_presence);
   tcase_add_test(tc, menu_entries_parse);
+  tcase_add_test(tc, menu_pages_follow_the_list_and_its_cursor);
+  tcase_add_test(tc, menu_pages_refuse_garbage_bytes);
   tcase_add_test(tc, menu_cache_without_redis_reads_the_database);
   tcase_add_test(tc, menu_cache_with_redis_down_owes_invalidations);
   tcase_add_test(tc, currencies_are_remembered_for_a_while);

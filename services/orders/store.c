@@ -631,6 +631,57 @@ int store_list_products(store *st, const char *tid, bool include_inactive,
   return rc;
 }
 
+typedef struct after_args {
+  const char *tid, *category, *after_id;
+  bool include_inactive;
+  size_t limit;
+  store_products *out;
+} after_args;
+
+static int list_products_after_fn(db_conn *c, void *ud) {
+  after_args *a = ud;
+  store_products_free(a->out);
+  /* The cursor's product must be this tenant's (the filter, and RLS
+   * behind it) and, for one category's list, of that category now. */
+  db_param pos[] = {db_text(a->tid), db_text(a->after_id),
+                    db_text(a->category)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT 1 FROM orders.products WHERE tenant_id = $1::uuid "
+                   "AND id = $2::uuid AND ($3 = '' OR category = $3)",
+                   pos, DB_NPARAMS(pos), &r);
+  if (rc == ERR_OK && db_nrows(r) != 1) rc = ERR_NOTFOUND;
+  db_result_free(r);
+  if (rc != ERR_OK) return rc;
+  db_param ps[] = {db_text(a->tid), db_bool(a->include_inactive),
+                   db_text(a->category), db_text(a->after_id),
+                   db_int64((int64_t)a->limit)};
+  return query_products(
+      c,
+      "SELECT " PRODUCT_COLS " FROM orders.products "
+      "WHERE tenant_id = $1::uuid AND deleted_at IS NULL AND ($2 OR active) "
+      "AND ($3 = '' OR category = $3) AND (category, name, id) > "
+      "(SELECT category, name, id FROM orders.products "
+      "WHERE tenant_id = $1::uuid AND id = $4::uuid) "
+      "ORDER BY category, name, id LIMIT $5",
+      ps, DB_NPARAMS(ps), a->out);
+}
+
+int store_list_products_after(store *st, const char *tid, bool include_inactive,
+                              const char *category, const char *after_id,
+                              size_t limit, store_products *out) {
+  memset(out, 0, sizeof *out);
+  after_args a = {.tid = tid,
+                  .category = category ? category : "",
+                  .after_id = after_id,
+                  .include_inactive = include_inactive,
+                  .limit = limit,
+                  .out = out};
+  int rc = store_run_tx(st, tid, true, list_products_after_fn, &a);
+  if (rc != ERR_OK) store_products_free(out);
+  return rc;
+}
+
 /* -------------------------------------------------------------- tables --- */
 
 typedef struct table_args {

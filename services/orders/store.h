@@ -209,6 +209,16 @@ int store_get_product(store *st, const char *tid, const char *id,
 int store_list_products(store *st, const char *tid, bool include_inactive,
                         size_t cap, store_products *out) WARN_UNUSED;
 
+/* The page of the menu (category "" = all) after the product after_id,
+ * in the same order, at most limit, read from the database: for a cursor
+ * whose product is no longer in the cached list (deleted, hidden or
+ * renamed since the page before). The product may be in any state, but
+ * must be this tenant's and, when category is given, of that category:
+ * else ERR_NOTFOUND. */
+int store_list_products_after(store *st, const char *tid, bool include_inactive,
+                              const char *category, const char *after_id,
+                              size_t limit, store_products *out) WARN_UNUSED;
+
 /* -------------------------------------------------------------- tables --- */
 
 /* Inserts a table with TableChanged "created" on tables.<tid>;

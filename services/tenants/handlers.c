@@ -120,7 +120,17 @@ static store_resolved resolved_of(const store_tenant *s, int64_t version) {
 
 /* After a status change: every Resolve key of the tenant gets the new
  * status at the tenant's new version. */
+/* After a change of the tenant's row: its cached record, the new one. */
+static void put_tenant(tenants *t, const store_tenant *s) {
+  if (rescache_put_tenant(t->c.deps.cache, s) == ERR_UNAVAILABLE &&
+      t->c.deps.cache != NULL)
+    log_warn("could not update the cached tenant record; it expires with "
+             "the resolve cache TTL",
+             "tenant_id", s->id);
+}
+
 static void refresh_cache(tenants *t, const store_tenant *s) {
+  put_tenant(t, s);
   store_resolved r = resolved_of(s, 0);
   rescache_put(t->c.deps.cache, false, s->slug, &r);
   store_domain *ds = calloc(STORE_MAX_DOMAINS, sizeof *ds);
@@ -230,7 +240,12 @@ static void get_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   store_tenant s;
-  int rc = store_get(t->c.deps.st, cl.tid, &s);
+  int rc = ERR_OK;
+  if (!rescache_get_tenant(t->c.deps.cache, cl.tid, &s)) {
+    rc = store_get(t->c.deps.st, cl.tid, &s);
+    if (rc == ERR_OK)
+      rescache_put_tenant(t->c.deps.cache, &s); /* best effort */
+  }
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "read the tenant");
     goto out;
@@ -279,7 +294,10 @@ static void update_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
     rc = events_changed("updated", s.id, s.slug, s.status, NULL, 0, &ev);
     if (rc == ERR_OK)
       rc = store_update(t->c.deps.st, cl.tid, name, currency, &ev, &s);
-    if (rc == ERR_OK) outbox_kick(t->c.deps.events);
+    if (rc == ERR_OK) {
+      outbox_kick(t->c.deps.events);
+      put_tenant(t, &s); /* before answering: the next read sees it */
+    }
   }
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "update the tenant");

@@ -14,6 +14,20 @@
  * cached here (a tenant being created would be hidden by it); the
  * clients' tenantdir caches it briefly in-process instead.
  *
+ * Tenant records (GetTenant, GET /v1/tenant). "tenants:tenant:<id>" holds
+ * "<version> <status> <currency> <created_at> <slug> <name>" (the name
+ * last: it may hold spaces) with the same TTL, written through the same
+ * version-guarded script: by a GetTenant that read the database, and by
+ * every change of the tenant (UpdateTenant, Suspend, Resume) before it
+ * answers, so the next read sees the change and a slower reader's older
+ * copy can never replace it. Tenants still provisioning are not cached
+ * (nobody holds a token for them yet, and activation is not a write
+ * this module hears of). A write-through that fails may leave an older
+ * record in Redis: this replica then reads that tenant from the database
+ * until a write of it succeeds (at most 256 such tenants remembered; past
+ * that, no record is trusted for a TTL), other replicas for at most the
+ * TTL. Reads with Redis down go to the database.
+ *
  * tenant:status:<id> = "active" | "suspended", no TTL (IDENTITY.md):
  * written after every status change and by the periodic resync, read by
  * libs/authn and auth's Login/Refresh.
@@ -57,6 +71,15 @@ void rescache_put(rescache *rc, bool by_host, const char *key,
 /* Caches a tombstone for key at version, unless newer. Best effort. */
 void rescache_put_gone(rescache *rc, bool by_host, const char *key,
                        int64_t version);
+
+/* The tenant record of id: true with *out filled (id included) when a
+ * well-formed one is cached. */
+bool rescache_get_tenant(rescache *rc, const char *id, store_tenant *out);
+
+/* Caches t (active or suspended) unless a newer version is there.
+ * ERR_OK, ERR_UNAVAILABLE (no Redis or it failed), ERR_INVAL (a tenant
+ * still provisioning, or fields that do not fit the format). */
+int rescache_put_tenant(rescache *rc, const store_tenant *t);
 
 /* SET tenant:status:<tenant_id> status (no TTL). ERR_OK, ERR_UNAVAILABLE
  * (no Redis or Redis failed), ERR_INVAL. */

@@ -48,6 +48,9 @@ static paseto_public_key g_pk;
 static char g_sk_hex[PASETO_SECRET_HEX_LEN + 1];
 static char g_auth_addr[64], g_slow_addr[64], g_verifyd_addr[64];
 static char g_bus_url[64], g_busd_addr[64];
+/* Two instances whose own Redis is stopped before the tests run: the
+ * login lock's fail modes (AUTH_LOGIN_LOCK_FAIL open and closed). */
+static char g_lock_open_addr[64], g_lock_closed_addr[64];
 static char g_secrets_path[600];
 static harness_proc *g_auth, *g_slow, *g_verifyd, *g_busd;
 
@@ -1583,6 +1586,34 @@ START_TEST(unknown_email_is_locked_exactly_like_an_account) {
 }
 END_TEST
 
+START_TEST(redis_down_the_login_lock_fails_open_or_closed_as_configured) {
+  /* The user is made through the healthy instance (one database). */
+  rpc_client *c = client(g_auth_addr);
+  char t[UUID_STR_LEN + 1], email[96];
+  new_tenant(t);
+  unique_email(email, sizeof email, "nolock");
+  ck_assert_int_eq(do_register(c, t, email, PW, NULL), RPC_OK);
+  rpc_client_free(c);
+
+  /* Closed: without its counter auth decides nothing, not even the right
+   * password: UNAVAILABLE with a retry-after, no session. */
+  rpc_client *closed = client(g_lock_closed_addr);
+  login_out o = login_ra(closed, t, email, PW);
+  ck_assert_int_eq(o.code, RPC_UNAVAILABLE);
+  ck_assert_uint_gt(o.retry_after_ms, 0);
+  ck_assert_int_eq(login_ra(closed, t, email, WRONG).code, RPC_UNAVAILABLE);
+  rpc_client_free(closed);
+
+  /* Open (the default): logins go on, unthrottled - more failures than
+   * are free, and the right password still works. */
+  rpc_client *open = client(g_lock_open_addr);
+  for (int i = 0; i < 7; i++)
+    ck_assert_int_eq(login_ra(open, t, email, WRONG).code, RPC_UNAUTHENTICATED);
+  ck_assert_int_eq(login_ra(open, t, email, PW).code, RPC_OK);
+  rpc_client_free(open);
+}
+END_TEST
+
 typedef struct login_arg {
   const char *tenant;
   const char *email;
@@ -1762,14 +1793,31 @@ int main(void) {
   g_slow = g_auth != NULL ? start_auth(&slow_svc, "auth-slow", g_slow_addr,
                                        sizeof g_slow_addr, slow)
                           : NULL;
-  sodium_memzero(keys, sizeof keys);
   g_verifyd = g_slow != NULL ? start_verifyd("verifyd", NULL, g_verifyd_addr,
                                              sizeof g_verifyd_addr)
                              : NULL;
   g_busd = g_verifyd != NULL ? start_verifyd("verifyd-bus", g_bus_url,
                                              g_busd_addr, sizeof g_busd_addr)
                              : NULL;
-  if (g_busd == NULL) {
+  /* The lock's fail modes: two instances on a Redis of their own, which
+   * is stopped once they are ready. */
+  static harness_redis lock_redis;
+  static harness_service open_svc, closed_svc;
+  char lock_url[160];
+  bool lock_ok = g_busd != NULL && harness_redis_start(&lock_redis) == 0;
+  snprintf(lock_url, sizeof lock_url, "REDIS_URL=%s", lock_redis.url);
+  char *lock_open[] = {keys, lock_url, "AUTH_LOGIN_LOCK_FAIL=open",
+                       "BUS_LISTEN", NULL};
+  char *lock_closed[] = {keys, lock_url, "AUTH_LOGIN_LOCK_FAIL=closed",
+                         "BUS_LISTEN", NULL};
+  lock_ok = lock_ok &&
+            start_auth(&open_svc, "auth-lock-open", g_lock_open_addr,
+                       sizeof g_lock_open_addr, lock_open) != NULL &&
+            start_auth(&closed_svc, "auth-lock-closed", g_lock_closed_addr,
+                       sizeof g_lock_closed_addr, lock_closed) != NULL;
+  sodium_memzero(keys, sizeof keys);
+  if (lock_ok) harness_redis_stop(&lock_redis);
+  if (g_busd == NULL || !lock_ok) {
     harness_dump_logs();
     fprintf(stderr, "cannot start auth/verifyd\n");
     return EXIT_FAILURE;
@@ -1818,6 +1866,8 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, failed_logins_lock_the_account_then_success_resets);
   tcase_add_test(tc, unknown_email_is_locked_exactly_like_an_account);
+  tcase_add_test(tc,
+                 redis_down_the_login_lock_fails_open_or_closed_as_configured);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("overload");

@@ -212,7 +212,7 @@ START_TEST(login_guesses_over_email_variants_and_addresses_end_in_429) {
     upper[i] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
   }
   const char *cases[] = {lower, upper, g_t.owner_email};
-  int unauthorized = 0, limited = 0;
+  int unauthorized = 0, limited = 0, by_gateway = 0;
   resp *last = NULL;
   for (int i = 0; i < 50; i++) {
     char email[160], body[400], xff[64];
@@ -230,6 +230,11 @@ START_TEST(login_guesses_over_email_variants_and_addresses_end_in_429) {
       CK_HTTP_ERROR(last, 429, "RESOURCE_EXHAUSTED");
       check_retry_after(last);
       limited++;
+      /* The gateway's bucket, not auth's per-account lock (which would
+       * end the guessing too, and hide a bucket per spelling). */
+      if (strcmp(harness_json_str(last->json, "error.message"),
+                 "too many login attempts, try again later") == 0)
+        by_gateway++;
     }
   }
   /* The bucket (5, refilling 1 a minute) is one for every variant and
@@ -237,6 +242,7 @@ START_TEST(login_guesses_over_email_variants_and_addresses_end_in_429) {
   ck_assert_msg(unauthorized <= LOGIN_BURST + 2, "%d guesses answered 401",
                 unauthorized);
   ck_assert_int_ge(limited, 50 - LOGIN_BURST - 2);
+  ck_assert_int_ge(by_gateway, 50 - LOGIN_BURST - 4);
   CK_HTTP_ERROR(last, 429, "RESOURCE_EXHAUSTED");
   check_retry_after(last);
   harness_http_free(last);

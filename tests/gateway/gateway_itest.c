@@ -3,10 +3,10 @@
  * auth, tenants and the gateway as separate processes (tests/harness),
  * driven over real HTTP with libcurl. Every identity endpoint of
  * HTTP-API.md with its statuses, bodies, headers and error shapes; tenant
- * by subdomain and by header; cross-tenant attempts; rate limits (429 with
- * Retry-After); oversized and malformed bodies; 404/405/411/413/415; Redis
- * down (limits fail open); a killed backend answering 503, not hanging;
- * SIGTERM.
+ * by subdomain and by header; cross-tenant attempts; rate limits and
+ * auth's per-account login lock (429 with Retry-After); oversized and malformed
+ * bodies; 404/405/411/413/415; Redis down (limits fail open); a killed backend
+ * answering 503, not hanging; SIGTERM.
  *
  * The tests share one system and run in order (the last ones kill things).
  */
@@ -676,6 +676,57 @@ START_TEST(login_attempts_are_rate_limited_per_email) {
 }
 END_TEST
 
+/* Issue 9: auth's per-account slowdown reaches the client as a clear 429
+ * with Retry-After. The main gateway's login bucket (1000) never limits
+ * here, so the 429 is auth's lock, keyed on the account alone: the e-mail
+ * in upper case and with spaces or a tab around it counts against the
+ * same account. */
+START_TEST(an_accounts_lock_is_a_429_with_retry_after) {
+  char xt[96], local[64], email[96], upper[96], reg[256];
+  snprintf(xt, sizeof xt, "X-Tenant: %s", g_a.slug);
+  harness_unique(local, sizeof local, "locked");
+  snprintf(email, sizeof email, "%s@a.test", local);
+  size_t i = 0;
+  for (; email[i] != '\0'; i++)
+    upper[i] =
+        (char)(email[i] >= 'a' && email[i] <= 'z' ? email[i] - 32 : email[i]);
+  upper[i] = '\0';
+  snprintf(reg, sizeof reg,
+           "{\"email\":\"%s\",\"password\":\"" PASSWORD "\",\"name\":\"L\"}",
+           email);
+  resp *r = call("POST", "/v1/auth/register", reg, NULL, xt, NULL);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  const char *spell[] = {"%s", " %s", "%s  ", "\\t%s "};
+  int failures = 0;
+  bool locked = false;
+  /* Five failures are free (AUTH_LOGIN_FAILURES_FREE); the locks that
+   * follow double, so a 429 comes well within 20 attempts. */
+  for (int n = 0; n < 20 && !locked; n++) {
+    char e[128], body[256];
+    snprintf(e, sizeof e, spell[n % 4], n % 2 == 0 ? email : upper);
+    snprintf(body, sizeof body,
+             "{\"email\":\"%s\",\"password\":\"wrong guess %d\"}", e, n);
+    r = call("POST", "/v1/auth/login", body, NULL, xt, NULL);
+    if (r->status == 401) {
+      CK_ERROR(r, 401, "UNAUTHENTICATED");
+      failures++;
+    } else {
+      CK_ERROR(r, 429, "RESOURCE_EXHAUSTED");
+      ck_assert_str_eq(harness_json_str(r->json, "error.message"),
+                       "too many failed logins; try later");
+      const char *ra = harness_http_header(r, "Retry-After");
+      ck_assert_ptr_nonnull(ra);
+      ck_assert_int_ge(strtol(ra, NULL, 10), 1);
+      locked = true;
+    }
+    harness_http_free(r);
+  }
+  ck_assert_msg(locked, "%d failed logins and no lock", failures);
+  ck_assert_int_ge(failures, 5);
+}
+END_TEST
+
 START_TEST(callers_are_rate_limited_per_tenant_and_caller) {
   g_port = g_gw_tight.http_port; /* GATEWAY_RATE_BURST=5 */
   int limited = 0, ok = 0;
@@ -807,16 +858,53 @@ static resp *admin(const char *method, const char *path) {
   return harness_http_request(method, g_gw.admin_port, path, NULL, NULL, NULL);
 }
 
+/* ADR 0020: two replicas sharing one bucket in Redis, each taking tokens
+ * in batches of 16 (a tenth of 160, GATEWAY_RATE_LIMIT_BATCH 16), grant
+ * together no more than the bucket held (plus its refill, 1 a second)
+ * and at most one batch per replica less. */
+START_TEST(replicas_share_a_bucket_taken_in_batches) {
+  harness_service a = {0}, b = {0};
+  ck_assert(start_gateway(&a, "gateway-ra", "160", "1000", 2));
+  ck_assert(start_gateway(&b, "gateway-rb", "160", "1000", 2));
+  int64_t t0 = time_mono_ms();
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 240; i++) {
+    g_port = (i % 3 == 0) ? b.http_port : a.http_port; /* uneven on purpose */
+    resp *r = call("GET", "/v1/auth/keys", NULL, NULL, NULL, NULL);
+    if (r->status == 429) {
+      ck_assert_ptr_nonnull(harness_http_header(r, "Retry-After"));
+      limited++;
+    } else {
+      CK_HTTP_STATUS(r, 200);
+      ok++;
+    }
+    harness_http_free(r);
+  }
+  int64_t secs = (time_mono_ms() - t0) / 1000 + 2;
+  g_port = g_gw.http_port;
+  ck_assert_int_eq(ok + limited, 240);
+  ck_assert_msg(ok <= 160 + secs, "%d granted in %llds", ok, (long long)secs);
+  ck_assert_msg(ok >= 160 - 2 * 15, "only %d granted", ok);
+  ck_assert_int_gt(limited, 0);
+  harness_service_stop(&a, 10000);
+  harness_service_stop(&b, 10000);
+}
+END_TEST
+
 START_TEST(redis_down_lets_requests_through_and_counts_it) {
   harness_redis_stop(&g_redis);
-  resp *r = call("GET", "/v1/auth/keys", NULL, NULL, NULL, NULL);
-  CK_HTTP_STATUS(r, 200);
-  harness_http_free(r);
+  /* More calls than one batch of leased tokens (ADR 0020), so that some
+   * must ask Redis: every one is let through. */
+  for (int i = 0; i < 40; i++) {
+    resp *r = call("GET", "/v1/auth/keys", NULL, NULL, NULL, NULL);
+    CK_HTTP_STATUS(r, 200);
+    harness_http_free(r);
+  }
   resp *metrics = admin("GET", "/metrics");
   const char *m = metrics->body;
   ck_assert_msg(strstr(m, "gateway_ratelimit_decisions_total{bucket=\"caller\","
                           "decision=\"failed_open\"}") != NULL,
-                "%s", m);
+                "no failed_open decision in %zu bytes of metrics", strlen(m));
   ck_assert_ptr_nonnull(
       strstr(m, "gateway_http_request_duration_seconds_bucket"));
   ck_assert_ptr_nonnull(strstr(m, "gateway_upstream_duration_seconds"));
@@ -926,9 +1014,11 @@ int main(void) {
   ADD_CASE(s, cross_tenant_attempts_are_refused);
   ADD_CASE(s, suspended_tenant_is_403_for_everyone);
   ADD_CASE(s, login_attempts_are_rate_limited_per_email);
+  ADD_CASE(s, an_accounts_lock_is_a_429_with_retry_after);
   ADD_CASE(s, callers_are_rate_limited_per_tenant_and_caller);
   ADD_CASE(s, framing_and_content_errors_come_before_any_rpc);
   ADD_CASE(s, request_ids_cors_and_security_headers);
+  ADD_CASE(s, replicas_share_a_bucket_taken_in_batches);
   ADD_CASE(s, redis_down_lets_requests_through_and_counts_it);
   /* Last: these take a process down for good (nothing after needs it). */
   ADD_CASE(s, a_domain_backend_down_fails_only_its_routes);

@@ -13,7 +13,14 @@
  * tenant and from another tenant), no token 401, bad input 400 naming the
  * field; each status change also e-mailed to the customer over SMTP (a
  * real SMTP server, tools/sinks/smtp_sink.py, keeps what it gets).
- * Every wait is for a condition with a generous deadline.
+ * Phones (auth): spellings normalised to one E.164 number, bad ones 400
+ * naming phone, set and removed by the user; SMS (tools/sinks/sms_sink.py
+ * as the provider) only when the tenant's settings turn it on, every
+ * channel off silencing an order update, staff alerts by their own
+ * settings, campaigns by their own channels, the number never in a log;
+ * settings admin-only and per tenant; campaign lists in pages, another
+ * tenant seeing none. Every wait is for a condition with a generous
+ * deadline.
  */
 #include <check.h>
 #include <jansson.h>
@@ -48,9 +55,9 @@
 static harness_pg g_pg;
 static harness_redis g_redis;
 static harness_service g_auth, g_tenants, g_orders, g_gw, g_notif, g_rt;
-static int g_ws_port, g_smtp_port;
-static harness_proc *g_smtp;
-static char g_mail_file[128];
+static int g_ws_port, g_smtp_port, g_sms_port;
+static harness_proc *g_smtp, *g_sms;
+static char g_mail_file[128], g_sms_file[128];
 
 static const harness_service_opts kSvc = {
     .pg = &g_pg, .redis = &g_redis, .rpc_workers = 4, .log_level = "info"};
@@ -83,9 +90,32 @@ static bool start_smtp_sink(void) {
   return g_smtp != NULL && harness_wait_port(g_smtp_port, 10000);
 }
 
+/* The SMS provider's stand-in (tools/sinks/sms_sink.py): every message as
+ * a JSON line in g_sms_file. */
+static bool start_sms_sink(void) {
+  char port[16];
+  g_sms_port = harness_free_port();
+  snprintf(port, sizeof port, "%d", g_sms_port);
+  snprintf(g_sms_file, sizeof g_sms_file, "/tmp/inbox-itest-sms-all-%d.jsonl",
+           (int)getpid());
+  unlink(g_sms_file);
+  char *argv[] = {"/usr/bin/python3",
+                  "tools/sinks/sms_sink.py",
+                  "--port",
+                  port,
+                  "--out",
+                  g_sms_file,
+                  NULL};
+  g_sms = harness_spawn("sms-sink", argv, NULL);
+  return g_sms != NULL && harness_wait_port(g_sms_port, 10000);
+}
+
 static bool start_notifications(void) {
-  char a[96], o[96], oe[96], smtp[64];
+  char a[96], o[96], oe[96], smtp[64], sms[128];
   snprintf(smtp, sizeof smtp, "SMTP_URL=smtp://127.0.0.1:%d", g_smtp_port);
+  snprintf(sms, sizeof sms,
+           "SMS_URL=http://127.0.0.1:%d/2010-04-01/Accounts/AC9/Messages.json",
+           g_sms_port);
   ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
   ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
   ADDR(oe, "ORDERS_EVENTS", g_orders.bus_url);
@@ -101,6 +131,10 @@ static bool start_notifications(void) {
                    "NOTIFICATIONS_CAMPAIGN_INTERVAL=100ms",
                    "NOTIFICATIONS_CAMPAIGN_POLL=100ms",
                    "NOTIFICATIONS_WORKERS=8",
+                   sms,
+                   "SMS_ACCOUNT=AC9",
+                   "SMS_TOKEN=itest-sms-secret",
+                   "SMS_FROM=+15550000000",
                    NULL};
   return harness_service_start(&g_notif, "notifications",
                                "services/notifications/notifications", &kSvc,
@@ -163,8 +197,8 @@ static bool start_system(void) {
   char *ord_extra[] = {a, t, NULL};
   ok = ok && harness_service_start(&g_orders, "orders",
                                    "services/orders/orders", &kSvc, ord_extra);
-  return ok && start_smtp_sink() && start_notifications() && start_gateway() &&
-         start_realtime();
+  return ok && start_smtp_sink() && start_sms_sink() && start_notifications() &&
+         start_gateway() && start_realtime();
 }
 
 /* ------------------------------------------------------------ helpers -- */
@@ -995,6 +1029,479 @@ START_TEST(an_sms_is_a_form_post_with_credentials_to_the_provider) {
 }
 END_TEST
 
+/* ------------------------------------------------------ phones, sms -- */
+
+#define NUMBER "+4915112345678"
+
+/* A customer of t registered with phone (a JSON value, e.g. "\"+49 ...\"")
+ * and logged in; the answer's user.phone into shown. */
+static void customer_with_phone(const harness_api_tenant *t, const char *name,
+                                const char *phone, person *p, char *shown,
+                                size_t cap) {
+  char email[96], body[384], xt[96];
+  snprintf(email, sizeof email, "%s@%s.example.test", name, t->slug);
+  snprintf(body, sizeof body,
+           "{\"email\":\"%s\",\"name\":\"%s\",\"password\":\"%s\","
+           "\"phone\":%s}",
+           email, name, PASSWORD, phone);
+  snprintf(xt, sizeof xt, "X-Tenant: %s", t->slug);
+  const char *const hdrs[] = {xt, NULL};
+  resp *r = harness_http_call("POST", g_gw.http_port, "/v1/auth/register", body,
+                              NULL, hdrs);
+  CK_HTTP_STATUS(r, 201);
+  snprintf(p->id, sizeof p->id, "%s", harness_json_str(r->json, "user.id"));
+  snprintf(shown, cap, "%s", harness_json_str(r->json, "user.phone"));
+  harness_http_free(r);
+  ck_assert_int_eq(harness_api_login(g_gw.http_port, t->slug, email, PASSWORD,
+                                     p->token, sizeof p->token, NULL, 0),
+                   200);
+}
+
+/* Register (X-Tenant t) with body: the answer. */
+static resp *register_as(const harness_api_tenant *t, const char *body) {
+  char xt[96];
+  snprintf(xt, sizeof xt, "X-Tenant: %s", t->slug);
+  const char *const hdrs[] = {xt, NULL};
+  return harness_http_call("POST", g_gw.http_port, "/v1/auth/register", body,
+                           NULL, hdrs);
+}
+
+/* The SMS the provider got for number whose text has needle (NULL: any). */
+static size_t sms_to(const char *number, const char *needle) {
+  size_t n = 0;
+  FILE *f = fopen(g_sms_file, "r");
+  char line[8192];
+  while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    json_t *m = json_loads(line, 0, NULL);
+    const char *to =
+        json_string_value(json_object_get(json_object_get(m, "form"), "To"));
+    const char *text =
+        json_string_value(json_object_get(json_object_get(m, "form"), "Body"));
+    if (to != NULL && strcmp(to, number) == 0 &&
+        (needle == NULL || (text != NULL && strstr(text, needle) != NULL)))
+      n++;
+    json_decref(m);
+  }
+  if (f != NULL) fclose(f);
+  return n;
+}
+
+typedef struct sms_wait {
+  const char *number, *needle;
+  size_t n;
+} sms_wait;
+
+static bool has_sms(void *arg) {
+  sms_wait *w = arg;
+  return sms_to(w->number, w->needle) >= w->n;
+}
+
+START_TEST(phones_are_normalised_once_and_bad_ones_refused) {
+  harness_api_tenant t;
+  person a, b;
+  char shown[64];
+  tenant("ph", &t);
+  /* Two spellings of one number are one number. */
+  customer_with_phone(&t, "pa", "\"+49 (151) 123-456.78\"", &a, shown,
+                      sizeof shown);
+  ck_assert_str_eq(shown, NUMBER);
+  customer_with_phone(&t, "pb", "\"" NUMBER "\"", &b, shown, sizeof shown);
+  ck_assert_str_eq(shown, NUMBER);
+  ck_assert_int_eq(
+      harness_pg_count(&g_pg,
+                       "SELECT count(*) FROM auth.users WHERE tenant_id = "
+                       "$1::uuid AND phone = '" NUMBER "'",
+                       t.id),
+      2);
+  /* Anything else is 400 naming phone, and nobody is made. */
+  static const char *const kBad[] = {
+      "\"015112345678\"",
+      "\"0049 151 12345678\"",
+      "\"+49 151 CALL-ME\"",
+      "\"+1234567\"",
+      "\"+1234567890123456\"",
+      "\"+0151 12345678\"",
+      "\"+49/151/123456\"",
+      "\"   \"",
+      "\"+49 151 1234 5678 9999 0000 1111 2222\"",
+      "49151123",
+      "\"+49 151\\n12345678\""};
+  for (size_t i = 0; i < sizeof kBad / sizeof kBad[0]; i++) {
+    char body[384];
+    snprintf(body, sizeof body,
+             "{\"email\":\"bad%zu@%s.example.test\",\"name\":\"Bad\","
+             "\"password\":\"%s\",\"phone\":%s}",
+             i, t.slug, PASSWORD, kBad[i]);
+    resp *r = register_as(&t, body);
+    ck_assert_msg(r->status == 400, "%s: %ld", kBad[i], (long)r->status);
+    ck_assert_str_eq(harness_json_str(r->json, "error.code"),
+                     "INVALID_ARGUMENT");
+    ck_assert(harness_http_has_detail(r, "phone"));
+    harness_http_free(r);
+  }
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM auth.users WHERE "
+                                    "tenant_id = $1::uuid AND name = 'Bad'",
+                                    t.id),
+                   0);
+  /* Without a phone the user is exactly the contract's shape. */
+  resp *r = register_as(&t, "{\"email\":\"nophone@x.example.test\","
+                            "\"name\":\"N\",\"password\":\"" PASSWORD "\"}");
+  CK_HTTP_STATUS(r, 201);
+  ck_assert_ptr_null(harness_json_get(r->json, "user.phone"));
+  harness_http_free(r);
+  /* A member made by the owner, with a phone; the list shows it. */
+  r = call("POST", "/v1/tenant/members",
+           "{\"email\":\"st@x.example.test\",\"name\":\"St\",\"password\":"
+           "\"" PASSWORD "\",\"role\":\"staff\",\"phone\":\"+1 555-123-4567\"}",
+           t.owner_token);
+  CK_HTTP_STATUS(r, 201);
+  ck_assert_str_eq(harness_json_str(r->json, "user.phone"), "+15551234567");
+  harness_http_free(r);
+  r = call("POST", "/v1/tenant/members",
+           "{\"email\":\"st2@x.example.test\",\"name\":\"St\",\"password\":"
+           "\"" PASSWORD "\",\"role\":\"staff\",\"phone\":\"555 1234\"}",
+           t.owner_token);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  ck_assert(harness_http_has_detail(r, "phone"));
+  harness_http_free(r);
+  r = call("GET", "/v1/tenant/members", NULL, t.owner_token);
+  CK_HTTP_STATUS(r, 200);
+  json_t *m = harness_json_get(r->json, "members");
+  bool found = false;
+  for (size_t i = 0; i < json_array_size(m); i++)
+    found = found || strcmp(harness_json_str(json_array_get(m, i), "phone"),
+                            "+15551234567") == 0;
+  ck_assert(found);
+  harness_http_free(r);
+  /* The user changes it (PATCH /v1/auth/me), removes it, cannot set junk;
+   * only their own. */
+  r = call("PATCH", "/v1/auth/me", "{\"phone\":\"+44 20 7946 0958\"}", a.token);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_str_eq(harness_json_str(r->json, "user.phone"), "+442079460958");
+  ck_assert_str_eq(harness_json_str(r->json, "user.id"), a.id);
+  ck_assert_ptr_null(harness_json_get(r->json, "user.tenant_id"));
+  harness_http_free(r);
+  r = call("GET", "/v1/auth/me", NULL, a.token);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_str_eq(harness_json_str(r->json, "user.phone"), "+442079460958");
+  harness_http_free(r);
+  r = call("PATCH", "/v1/auth/me", "{\"phone\":\"call me\"}", a.token);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  harness_http_free(r);
+  r = call("PATCH", "/v1/auth/me", "{}", a.token); /* nothing: unchanged */
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_str_eq(harness_json_str(r->json, "user.phone"), "+442079460958");
+  harness_http_free(r);
+  r = call("PATCH", "/v1/auth/me", "{\"phone\":\"\"}", a.token);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_ptr_null(harness_json_get(r->json, "user.phone"));
+  harness_http_free(r);
+  r = call("PATCH", "/v1/auth/me", "{\"user_id\":\"x\",\"phone\":\"\"}",
+           a.token);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT"); /* no such field */
+  harness_http_free(r);
+  r = call("PATCH", "/v1/auth/me", "{\"phone\":\"" NUMBER "\"}", NULL);
+  CK_HTTP_ERROR(r, 401, "UNAUTHENTICATED");
+  harness_http_free(r);
+  /* b's number is untouched by a's changes. */
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM auth.users WHERE "
+                                    "id = $1::uuid AND phone = '" NUMBER "'",
+                                    b.id),
+                   1);
+}
+END_TEST
+
+/* Whether s's log has needle anywhere. */
+static bool log_has(const harness_service *s, const char *needle) {
+  FILE *f = fopen(harness_log_path(s->proc), "r");
+  ck_assert_ptr_nonnull(f);
+  char line[8192];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f) != NULL)
+    found = strstr(line, needle) != NULL;
+  fclose(f);
+  return found;
+}
+
+/* PATCH /v1/notifications/settings as token with body: the answer. */
+static resp *set_settings(const char *token, const char *body) {
+  return call("PATCH", "/v1/notifications/settings", body, token);
+}
+
+static long long sms_rows(const harness_api_tenant *t) {
+  return harness_pg_count(&g_pg,
+                          "SELECT count(*) FROM notifications.deliveries "
+                          "WHERE tenant_id = $1::uuid AND kind = 'sms'",
+                          t->id);
+}
+
+START_TEST(sms_and_every_channel_follow_the_tenants_settings) {
+  harness_api_tenant t;
+  person cust;
+  char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1], shown[64], email[128];
+  tenant("sms", &t);
+  customer_with_phone(&t, "smsc", "\"+49 151 1234 5678\"", &cust, shown,
+                      sizeof shown);
+  snprintf(email, sizeof email, "smsc@%s.example.test", t.slug);
+  /* The defaults: in-app and e-mail on, SMS off. */
+  resp *r = call("GET", "/v1/notifications/settings", NULL, t.owner_token);
+  CK_HTTP_STATUS(r, 200);
+  static const char *const kKeys[] = {"order_updates", "staff_alerts",
+                                      "updated_at", NULL};
+  CK_JSON_KEYS(r->json, kKeys);
+  ck_assert(json_is_true(harness_json_get(r->json, "order_updates.in_app")));
+  ck_assert(json_is_true(harness_json_get(r->json, "order_updates.email")));
+  ck_assert(json_is_false(harness_json_get(r->json, "order_updates.sms")));
+  ck_assert(json_is_false(harness_json_get(r->json, "staff_alerts.sms")));
+  ck_assert_str_eq(harness_json_str(r->json, "updated_at"), "");
+  harness_http_free(r);
+  product(&t, 100, 1, pid);
+  order(cust.token, pid, 1, oid);
+  set_status(&t, oid, "confirmed");
+  /* The e-mail of that change comes from the same transaction that would
+   * have made its SMS: once it is there, no SMS was made. */
+  ck_assert_msg(wait_for(has_mails, &(mail_wait){email, 1}), "no e-mail");
+  ck_assert_int_eq(sms_rows(&t), 0);
+  ck_assert_uint_eq(sms_to(NUMBER, NULL), 0);
+  /* SMS on (nothing else changes): the next change is texted. */
+  r = set_settings(t.owner_token, "{\"order_updates\":{\"sms\":true}}");
+  CK_HTTP_STATUS(r, 200);
+  ck_assert(json_is_true(harness_json_get(r->json, "order_updates.sms")));
+  ck_assert(json_is_true(harness_json_get(r->json, "order_updates.in_app")));
+  ck_assert(json_is_true(harness_json_get(r->json, "order_updates.email")));
+  ck_assert(json_is_false(harness_json_get(r->json, "staff_alerts.sms")));
+  ck_assert(harness_json_str(r->json, "updated_at")[0] != '\0');
+  harness_http_free(r);
+  set_status(&t, oid, "preparing");
+  ck_assert_msg(wait_for(has_sms, &(sms_wait){NUMBER, "preparing", 1}),
+                "no SMS for preparing");
+  ck_assert_msg(wait_for(has_mails, &(mail_wait){email, 2}), "no e-mail");
+  WAIT_INBOX(cust.token, 2);
+  /* Every channel off: the customer hears nothing of "ready". A low
+   * stock after it (staff alerts stay on) reaches the owner once "ready"
+   * was handled (events are fanned out one after the other). */
+  r = set_settings(t.owner_token,
+                   "{\"order_updates\":{\"in_app\":false,\"email\":false,"
+                   "\"sms\":false}}");
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  set_status(&t, oid, "ready");
+  char low[UUID_STR_LEN + 1], oid2[UUID_STR_LEN + 1];
+  product(&t, 5, 3, low);
+  order(t.owner_token, low, 4, oid2);
+  ck_assert(wait_for(has_stock_low, &(stock_wait){t.owner_token}));
+  time_sleep_ms(500); /* a stray message would have had time to arrive */
+  r = inbox(cust.token, NULL);
+  ck_assert_int_eq(json_array_size(harness_json_get(r->json, "notifications")),
+                   2);
+  ck_assert_str_eq(first(r, "data.status"), "preparing");
+  harness_http_free(r);
+  ck_assert_uint_eq(sms_to(NUMBER, NULL), 1);
+  ck_assert_int_eq(sms_rows(&t), 1);
+  json_t *all = mails_to(email);
+  ck_assert_int_eq(json_array_size(all), 2);
+  json_decref(all);
+  /* In-app on again (e-mail stays off): "delivered" is in the inbox. */
+  r = set_settings(t.owner_token, "{\"order_updates\":{\"in_app\":true}}");
+  CK_HTTP_STATUS(r, 200);
+  ck_assert(json_is_false(harness_json_get(r->json, "order_updates.email")));
+  harness_http_free(r);
+  set_status(&t, oid, "delivered");
+  WAIT_INBOX(cust.token, 3);
+  r = inbox(cust.token, NULL);
+  ck_assert_str_eq(first(r, "data.status"), "delivered");
+  harness_http_free(r);
+  /* The number is never in the service's log, in full or otherwise. */
+  ck_assert(!log_has(&g_notif, "15112345678"));
+  ck_assert(!log_has(&g_auth, "15112345678"));
+  /* Campaigns use their own channels: sms reaches the customer with a
+   * phone even though the tenant's order_updates.sms is off. */
+  r = call("POST", "/v1/campaigns",
+           "{\"name\":\"Txt\",\"title\":\"Soup day\",\"body\":\"Soup is "
+           "half price\",\"channels\":[\"sms\"],"
+           "\"audience\":{\"roles\":[\"customer\"]}}",
+           t.owner_token);
+  CK_HTTP_STATUS(r, 201);
+  char path[128];
+  snprintf(path, sizeof path, "/v1/campaigns/%s/send",
+           harness_json_str(r->json, "id"));
+  harness_http_free(r);
+  r = call("POST", path, NULL, t.owner_token);
+  CK_HTTP_STATUS(r, 202);
+  harness_http_free(r);
+  ck_assert_msg(wait_for(has_sms, &(sms_wait){NUMBER, "half price", 1}),
+                "no campaign SMS");
+}
+END_TEST
+
+START_TEST(settings_are_for_admins_of_their_own_tenant) {
+  harness_api_tenant t, u;
+  person cust, staff, admin;
+  tenant("set-a", &t);
+  tenant("set-b", &u);
+  member(&t, "c", "customer", &cust);
+  member(&t, "s", "staff", &staff);
+  member(&t, "a", "admin", &admin);
+  const char *weak[] = {cust.token, staff.token};
+  for (size_t i = 0; i < 2; i++) {
+    resp *r = call("GET", "/v1/notifications/settings", NULL, weak[i]);
+    CK_HTTP_ERROR(r, 403, "PERMISSION_DENIED");
+    harness_http_free(r);
+    r = set_settings(weak[i], "{\"order_updates\":{\"sms\":true}}");
+    CK_HTTP_ERROR(r, 403, "PERMISSION_DENIED");
+    harness_http_free(r);
+  }
+  resp *r = call("GET", "/v1/notifications/settings", NULL, NULL);
+  CK_HTTP_ERROR(r, 401, "UNAUTHENTICATED");
+  harness_http_free(r);
+  /* An admin may; two changes of different channels both stand. */
+  r = set_settings(admin.token, "{\"staff_alerts\":{\"email\":false}}");
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  r = set_settings(t.owner_token, "{\"staff_alerts\":{\"sms\":true}}");
+  CK_HTTP_STATUS(r, 200);
+  ck_assert(json_is_false(harness_json_get(r->json, "staff_alerts.email")));
+  ck_assert(json_is_true(harness_json_get(r->json, "staff_alerts.sms")));
+  ck_assert(json_is_true(harness_json_get(r->json, "staff_alerts.in_app")));
+  harness_http_free(r);
+  /* Bad types are refused by name; nothing changes. */
+  r = set_settings(t.owner_token, "{\"staff_alerts\":{\"sms\":\"yes\"}}");
+  CK_HTTP_STATUS(r, 400);
+  harness_http_free(r);
+  r = set_settings(t.owner_token, "{\"staff_alerts\":{\"fax\":true}}");
+  CK_HTTP_STATUS(r, 400);
+  harness_http_free(r);
+  /* The other tenant still has the defaults, and its change is its own. */
+  r = call("GET", "/v1/notifications/settings", NULL, u.owner_token);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert(json_is_true(harness_json_get(r->json, "staff_alerts.email")));
+  ck_assert(json_is_false(harness_json_get(r->json, "staff_alerts.sms")));
+  ck_assert_str_eq(harness_json_str(r->json, "updated_at"), "");
+  harness_http_free(r);
+  r = set_settings(u.owner_token, "{\"order_updates\":{\"email\":false}}");
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  r = call("GET", "/v1/notifications/settings", NULL, t.owner_token);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert(json_is_true(harness_json_get(r->json, "order_updates.email")));
+  ck_assert(json_is_true(harness_json_get(r->json, "staff_alerts.sms")));
+  harness_http_free(r);
+  /* One row each, behind row-level security. */
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.settings WHERE tenant_id "
+                                    "= $1::uuid AND staff_sms",
+                                    t.id),
+                   1);
+  /* Staff alerts follow staff_alerts: SMS is on for t, so a low stock
+   * texts the owner, who has a phone now; the admin without one gets the
+   * in-app notification only. */
+  r = call("PATCH", "/v1/auth/me", "{\"phone\":\"+1 (555) 000-1111\"}",
+           t.owner_token);
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1];
+  product(&t, 5, 3, pid);
+  order(cust.token, pid, 4, oid);
+  ck_assert(wait_for(has_stock_low, &(stock_wait){admin.token}));
+  ck_assert_msg(wait_for(has_sms, &(sms_wait){"+15550001111", "1 left", 1}),
+                "no low-stock SMS to the owner");
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.deliveries WHERE tenant_id "
+                                    "= $1::uuid AND kind = 'sms'",
+                                    t.id),
+                   1);
+  /* staff_alerts.email is off: the owner and the admin got no e-mail. */
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.deliveries WHERE tenant_id "
+                                    "= $1::uuid AND kind = 'email'",
+                                    t.id),
+                   0);
+}
+END_TEST
+
+START_TEST(campaigns_list_in_pages_and_only_the_tenants_own) {
+  harness_api_tenant t, u;
+  tenant("camp-pg", &t);
+  tenant("camp-pg2", &u);
+  char ids[5][UUID_STR_LEN + 1];
+  for (int i = 0; i < 5; i++) {
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"name\":\"C%d\",\"title\":\"T\",\"body\":\"B\","
+             "\"channels\":[\"in_app\"],\"audience\":{\"roles\":[\"staff\"]}}",
+             i);
+    resp *r = call("POST", "/v1/campaigns", body, t.owner_token);
+    CK_HTTP_STATUS(r, 201);
+    snprintf(ids[i], sizeof ids[i], "%s", harness_json_str(r->json, "id"));
+    harness_http_free(r);
+  }
+  /* Pages of two, newest first, each campaign once, then no next_cursor. */
+  char cursor[64] = "";
+  int seen = 0;
+  for (int page = 0; page < 3; page++) {
+    char path[160];
+    snprintf(path, sizeof path, "/v1/campaigns?limit=2%s%s",
+             cursor[0] ? "&cursor=" : "", cursor);
+    resp *r = call("GET", path, NULL, t.owner_token);
+    CK_HTTP_STATUS(r, 200);
+    json_t *l = harness_json_get(r->json, "campaigns");
+    ck_assert_uint_eq(json_array_size(l), page < 2 ? 2 : 1);
+    for (size_t i = 0; i < json_array_size(l); i++, seen++)
+      ck_assert_str_eq(harness_json_str(json_array_get(l, i), "id"),
+                       ids[4 - seen]);
+    json_t *next = harness_json_get(r->json, "next_cursor");
+    if (page < 2) {
+      ck_assert(json_is_string(next));
+      snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
+    } else {
+      ck_assert_ptr_null(next); /* present only while more remain */
+    }
+    harness_http_free(r);
+  }
+  ck_assert_int_eq(seen, 5);
+  /* The default page holds them all (20). */
+  resp *r = call("GET", "/v1/campaigns", NULL, t.owner_token);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_uint_eq(json_array_size(harness_json_get(r->json, "campaigns")), 5);
+  ck_assert_ptr_null(harness_json_get(r->json, "next_cursor"));
+  harness_http_free(r);
+  /* Bad pages are 400 naming the parameter. */
+  static const char *const kBad[][2] = {
+      {"limit=101", "limit"},
+      {"limit=-1", "limit"},
+      {"cursor=xyz", "cursor"},
+      {"cursor=01a24da2-102b-7542", "cursor"}};
+  for (size_t i = 0; i < sizeof kBad / sizeof kBad[0]; i++) {
+    char path[160];
+    snprintf(path, sizeof path, "/v1/campaigns?%s", kBad[i][0]);
+    r = call("GET", path, NULL, t.owner_token);
+    CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+    ck_assert(harness_http_has_detail(r, kBad[i][1]));
+    harness_http_free(r);
+  }
+  /* Another tenant sees none of them, with or without t's cursor. */
+  char path[160];
+  snprintf(path, sizeof path, "/v1/campaigns?limit=2&cursor=%s", cursor);
+  const char *const paths[] = {"/v1/campaigns", path};
+  for (size_t i = 0; i < 2; i++) {
+    r = call("GET", paths[i], NULL, u.owner_token);
+    CK_HTTP_STATUS(r, 200);
+    ck_assert_uint_eq(json_array_size(harness_json_get(r->json, "campaigns")),
+                      0);
+    harness_http_free(r);
+  }
+  snprintf(path, sizeof path, "/v1/campaigns/%s", ids[0]);
+  r = call("GET", path, NULL, u.owner_token);
+  CK_HTTP_ERROR(r, 404, "NOT_FOUND");
+  harness_http_free(r);
+}
+END_TEST
+
 int main(void) {
   harness_init();
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 1;
@@ -1027,6 +1534,13 @@ int main(void) {
   HARNESS_ADD_CASE(s,
                    only_notifications_may_list_recipients_and_only_as_a_service,
                    60, NULL);
+  HARNESS_ADD_CASE(s, phones_are_normalised_once_and_bad_ones_refused, 120,
+                   NULL);
+  HARNESS_ADD_CASE(s, sms_and_every_channel_follow_the_tenants_settings, 180,
+                   NULL);
+  HARNESS_ADD_CASE(s, settings_are_for_admins_of_their_own_tenant, 120, NULL);
+  HARNESS_ADD_CASE(s, campaigns_list_in_pages_and_only_the_tenants_own, 120,
+                   NULL);
   int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
   harness_service_stop(&g_rt, 15000);
@@ -1038,6 +1552,8 @@ int main(void) {
   harness_redis_stop(&g_redis);
   harness_pg_stop(&g_pg);
   harness_stop(g_smtp, 2000);
+  harness_stop(g_sms, 2000);
   unlink(g_mail_file);
+  unlink(g_sms_file);
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

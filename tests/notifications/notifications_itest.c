@@ -6,7 +6,8 @@
  * call over the gateway's public HTTP API.
  *
  * An order placed -> a signed webhook at the receiver; 500 twice then 200
- * -> three attempts, one success, nothing more; always 500 -> dead after
+ * -> three attempts, one success, nothing more, each attempt on record
+ * (GET /v1/deliveries/{id}: 500, 500, 200); always 500 -> dead after
  * the configured attempts, then POST /v1/deliveries/{id}/retry once the
  * receiver recovers -> delivered (and counted in /metrics); a 302 not
  * followed; a receiver that never answers timing out, one answering 4 MiB
@@ -250,6 +251,39 @@ static bool has_deliveries(void *arg) {
       wait_for(has_deliveries, &(delivery_wait){(tp), (wid), (st), (n)}),      \
       "no %d %s deliveries for %s", (n), (st), (wid))
 
+/* GET /v1/deliveries/{id} as token: the answer (status asserted). */
+static resp *delivery(const char *token, const char *id, int status) {
+  char path[96];
+  snprintf(path, sizeof path, "/v1/deliveries/%s", id);
+  resp *r = call("GET", path, NULL, token);
+  CK_HTTP_STATUS(r, status);
+  return r;
+}
+
+/* The delivery's recorded attempts are, in order, codes[0..n) with
+ * numbers[0..n); each has a time and a duration. */
+static void check_attempts(resp *r, const int *codes, const int *numbers,
+                           size_t n) {
+  json_t *att = harness_json_get(r->json, "attempts");
+  ck_assert_uint_eq(json_array_size(att), n);
+  static const char *const kKeys[] = {"number", "at",          "status_code",
+                                      "error",  "duration_ms", NULL};
+  char prev[64] = "";
+  for (size_t i = 0; i < n; i++) {
+    json_t *a = json_array_get(att, i);
+    CK_JSON_KEYS(a, kKeys);
+    ck_assert_int_eq(harness_json_int(a, "status_code"), codes[i]);
+    ck_assert_int_eq(harness_json_int(a, "number"), numbers[i]);
+    ck_assert_str_eq(harness_json_str(a, "error"),
+                     codes[i] == 200 ? "" : "HTTP 500");
+    ck_assert(harness_json_int(a, "duration_ms") >= 0);
+    const char *at = harness_json_str(a, "at");
+    ck_assert_uint_eq(strlen(at), 24); /* 2026-11-22T10:00:00.123Z */
+    ck_assert_msg(strcmp(prev, at) <= 0, "attempts out of order");
+    snprintf(prev, sizeof prev, "%s", at);
+  }
+}
+
 /* ------------------------------------------------------------- cases -- */
 
 START_TEST(an_order_placed_arrives_signed_at_the_receiver) {
@@ -333,6 +367,15 @@ START_TEST(two_failures_then_success_is_three_attempts_and_no_more) {
   json_t *d = json_array_get(harness_json_get(r->json, "deliveries"), 0);
   ck_assert_int_eq(harness_json_int(d, "attempts"), 3);
   ck_assert_str_eq(harness_json_str(d, "next_attempt_at"), "");
+  char did[UUID_STR_LEN + 1];
+  snprintf(did, sizeof did, "%s", harness_json_str(d, "id"));
+  harness_http_free(r);
+  /* Every attempt is on record, not only the last: 500, 500, 200. */
+  r = delivery(t.owner_token, did, 200);
+  ck_assert_str_eq(harness_json_str(r->json, "delivery.id"), did);
+  ck_assert_str_eq(harness_json_str(r->json, "delivery.status"), "succeeded");
+  ck_assert_int_eq(harness_json_int(r->json, "delivery.attempts"), 3);
+  check_attempts(r, (const int[]){500, 500, 200}, (const int[]){1, 2, 3}, 3);
   harness_http_free(r);
   /* Several sweeps and claim timeouts later, still three. */
   time_sleep_ms(5000);
@@ -373,6 +416,11 @@ START_TEST(always_failing_is_dead_then_retried_by_hand) {
   receiver_hit_free(&h);
   r = call("POST", path, "{}", t.owner_token);
   CK_HTTP_ERROR(r, 400, "FAILED_PRECONDITION");
+  harness_http_free(r);
+  /* The history keeps the dead round and the retried one. */
+  r = delivery(t.owner_token, did, 200);
+  check_attempts(r, (const int[]){500, 500, 500, 200},
+                 (const int[]){1, 2, 3, 1}, 4);
   harness_http_free(r);
   /* Counted: attempts by outcome and the dead letter. */
   r = harness_http_request("GET", g_notif.admin_port, "/metrics", NULL, NULL,
@@ -561,6 +609,22 @@ START_TEST(another_tenants_endpoints_and_deliveries_are_404) {
   CK_HTTP_STATUS(r, 200);
   ck_assert_int_eq(json_array_size(harness_json_get(r->json, "webhooks")), 0);
   harness_http_free(r);
+  /* A's delivery and its attempts: 404 for B, exactly like a missing one. */
+  r = delivery(b.owner_token, did, 404);
+  CK_HTTP_ERROR(r, 404, "NOT_FOUND");
+  ck_assert_ptr_null(harness_json_get(r->json, "attempts"));
+  harness_http_free(r);
+  char missing[UUID_STR_LEN + 1];
+  uuid_v7_str(missing);
+  r = delivery(a.owner_token, missing, 404);
+  harness_http_free(r);
+  r = delivery(a.owner_token, did, 200);
+  ck_assert_int_eq(json_array_size(harness_json_get(r->json, "attempts")),
+                   MAX_ATTEMPTS);
+  harness_http_free(r);
+  r = delivery(a.owner_token, "not-a-uuid", 400);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  harness_http_free(r);
   /* Still A's, unchanged, and its delivery still dead. */
   ck_assert_int_eq(db_deliveries(wid, "dead"), 1);
   ck_assert_int_eq(
@@ -592,6 +656,8 @@ START_TEST(another_tenants_endpoints_and_deliveries_are_404) {
   snprintf(paths[0][1], 128, "/v1/deliveries/%s/retry", did);
   r = call("POST", paths[0][1], "{}", ctok);
   CK_HTTP_ERROR(r, 403, "PERMISSION_DENIED");
+  harness_http_free(r);
+  r = delivery(ctok, did, 403);
   harness_http_free(r);
   /* Anonymous: 401. */
   r = call("GET", "/v1/webhooks", NULL, NULL);

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "libs/base/cursor.h"
 #include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
@@ -295,11 +296,11 @@ static resp *patch_product(const char *token, const char *id,
   return call("PATCH", path, body, token, NULL);
 }
 
-/* GET /v1/products[?query] (200 asserted): the products array (new
- * reference). */
+/* GET /v1/products?limit=100[&query] (200 asserted, one page): the
+ * products array (new reference). */
 static json_t *menu(const char *token, const char *query) {
   char path[256];
-  snprintf(path, sizeof path, "/v1/products%s%s", query ? "?" : "",
+  snprintf(path, sizeof path, "/v1/products?limit=100%s%s", query ? "&" : "",
            query ? query : "");
   resp *r = call("GET", path, NULL, token, NULL);
   CK_HTTP_STATUS(r, 200);
@@ -647,6 +648,166 @@ START_TEST(the_menu_is_read_after_every_write) {
   ck_assert_ptr_null(find_id(m, id));
   ck_assert_ptr_null(find_id(m, hidden));
   json_decref(m);
+}
+END_TEST
+
+/* One page of GET /v1/products?<query> (200 asserted): its products
+ * (new reference) and its next_cursor ("" when absent) into next. */
+static json_t *menu_page(const char *token, const char *query, char next[64]) {
+  char path[256];
+  snprintf(path, sizeof path, "/v1/products?%s", query);
+  resp *r = call("GET", path, NULL, token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  json_t *a = json_incref(json_object_get(r->json, "products"));
+  ck_assert(json_is_array(a));
+  json_t *nc = json_object_get(r->json, "next_cursor");
+  ck_assert(nc == NULL || (json_is_string(nc) && json_string_length(nc) > 0));
+  snprintf(next, 64, "%s", nc ? json_string_value(nc) : "");
+  harness_http_free(r);
+  return a;
+}
+
+/* Every page of a list of limit per page; the pages' products appended to
+ * all, the number of pages returned. */
+static int menu_all_pages(const char *token, const char *category, int limit,
+                          json_t *all) {
+  char next[64] = "", q[256];
+  int pages = 0;
+  do {
+    snprintf(q, sizeof q, "limit=%d%s%s%s%s", limit,
+             category ? "&category=" : "", category ? category : "",
+             next[0] ? "&cursor=" : "", next);
+    json_t *page = menu_page(token, q, next);
+    ck_assert_uint_le(json_array_size(page), (size_t)limit);
+    ck_assert(next[0] == '\0' || json_array_size(page) == (size_t)limit);
+    json_array_extend(all, page);
+    json_decref(page);
+    ck_assert_int_lt(++pages, 200);
+  } while (next[0] != '\0');
+  return pages;
+}
+
+static bool same_ids(json_t *a, json_t *b) {
+  if (json_array_size(a) != json_array_size(b)) return false;
+  for (size_t i = 0; i < json_array_size(a); i++)
+    if (strcmp(harness_json_str(json_array_get(a, i), "id"),
+               harness_json_str(json_array_get(b, i), "id")) != 0)
+      return false;
+  return true;
+}
+
+START_TEST(the_menu_comes_a_page_at_a_time) {
+  char cat[48], other[48], ids[5][UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1];
+  harness_unique(cat, sizeof cat, "pg");
+  harness_unique(other, sizeof other, "pgo");
+  static const char *const names[] = {"Apple", "Banana", "Cherry", "Date",
+                                      "Elder"};
+  for (int i = 4; i >= 0; i--) /* made out of order: listed by name */
+    json_decref(
+        product_new(g_a.admin.token, names[i], cat, 100 + i, -1, true, ids[i]));
+  json_decref(product_new(g_a.admin.token, "Other", other, 100, -1, true, oid));
+  char q[160], next[64], c1[64];
+
+  /* One category, two a page: A B | C D | E, then no cursor. */
+  json_t *all = json_array();
+  ck_assert_int_eq(menu_all_pages(g_a.cust1.token, cat, 2, all), 3);
+  ck_assert_uint_eq(json_array_size(all), 5);
+  for (int i = 0; i < 5; i++)
+    ck_assert_str_eq(harness_json_str(json_array_get(all, i), "id"), ids[i]);
+  json_decref(all);
+  /* The default page is 20; exactly full pages say no more at the end. */
+  snprintf(q, sizeof q, "category=%s", cat);
+  json_t *m = menu_page(g_a.cust1.token, q, next);
+  ck_assert_uint_eq(json_array_size(m), 5);
+  ck_assert_str_eq(next, "");
+  json_decref(m);
+  snprintf(q, sizeof q, "category=%s&limit=5", cat);
+  json_decref(menu_page(g_a.cust1.token, q, next));
+  ck_assert_str_eq(next, "");
+
+  /* The whole menu by pages of 3 is the whole menu in one page. */
+  json_t *one = menu(g_a.staff.token, NULL);
+  all = json_array();
+  (void)menu_all_pages(g_a.staff.token, NULL, 3, all);
+  ck_assert(same_ids(one, all));
+  json_decref(one);
+  json_decref(all);
+
+  /* A product added or removed meanwhile does not shift the next page:
+   * the page after "Banana" starts at "Cherry" even once Banana (the
+   * cursor's own product) is deleted, and a new "Aardvark" before it
+   * changes nothing. */
+  snprintf(q, sizeof q, "category=%s&limit=2", cat);
+  json_decref(menu_page(g_a.cust1.token, q, c1));
+  ck_assert_str_ne(c1, "");
+  char path[160];
+  snprintf(path, sizeof path, "/v1/products/%s", ids[1]);
+  resp *r = call("DELETE", path, NULL, g_a.admin.token, NULL);
+  CK_HTTP_STATUS(r, 204);
+  harness_http_free(r);
+  char added[UUID_STR_LEN + 1];
+  json_decref(
+      product_new(g_a.admin.token, "Aardvark", cat, 100, -1, true, added));
+  snprintf(q, sizeof q, "category=%s&limit=2&cursor=%s", cat, c1);
+  m = menu_page(g_a.cust1.token, q, next);
+  ck_assert_uint_eq(json_array_size(m), 2);
+  ck_assert_str_eq(harness_json_str(json_array_get(m, 0), "id"), ids[2]);
+  ck_assert_str_eq(harness_json_str(json_array_get(m, 1), "id"), ids[3]);
+  ck_assert_str_ne(next, "");
+  json_decref(m);
+
+  /* Bad limits and cursors: 400 naming the parameter. */
+  static const char *const bad_limits[] = {"101", "-1", "abc", "1e2",
+                                           "99999999999"};
+  for (size_t i = 0; i < sizeof bad_limits / sizeof *bad_limits; i++) {
+    snprintf(q, sizeof q, "/v1/products?limit=%s", bad_limits[i]);
+    r = call("GET", q, NULL, g_a.cust1.token, NULL);
+    CK_400_FIELD(r, "limit");
+    harness_http_free(r);
+  }
+  static const char *const bad_cursors[] = {"x", "AAAAAAAAAAAAAAAAAAAAAA%3D%3D",
+                                            "AAAAAAAAAAAAAAAAAAAAA_",
+                                            "%00AAAAAAAAAAAAAAAAAAAAA"};
+  for (size_t i = 0; i < sizeof bad_cursors / sizeof *bad_cursors; i++) {
+    snprintf(q, sizeof q, "/v1/products?cursor=%s", bad_cursors[i]);
+    r = call("GET", q, NULL, g_a.cust1.token, NULL);
+    CK_400_FIELD(r, "cursor");
+    harness_http_free(r);
+  }
+
+  /* A well-formed cursor this list never gave - a random id, another
+   * tenant's product, another category's - is 400 the same way, with
+   * nothing of the other list in the answer. */
+  char bid[UUID_STR_LEN + 1];
+  json_decref(
+      product_new(g_b.owner.token, "B secret", cat, 100, -1, true, bid));
+  snprintf(q, sizeof q, "category=%s&limit=1", cat);
+  json_decref(menu_page(g_b.cust1.token, q, next));
+  ck_assert_str_eq(next, ""); /* B's list has one product */
+  char bcur[CURSOR_LEN + 1], ocur[CURSOR_LEN + 1], rcur[CURSOR_LEN + 1];
+  ck_assert_int_eq(cursor_encode(bid, bcur), ERR_OK);
+  ck_assert_int_eq(cursor_encode(oid, ocur), ERR_OK);
+  ck_assert_int_eq(cursor_encode("01890a5d-ac96-774b-bcce-b302099a8057", rcur),
+                   ERR_OK);
+  const char *const foreign[] = {bcur, ocur, rcur};
+  for (int i = 0; i < 3; i++) {
+    for (int withcat = 0; withcat < 2; withcat++) {
+      if (withcat == 0 && i == 1) continue; /* Other is on A's whole menu */
+      snprintf(q, sizeof q, "/v1/products?cursor=%s%s%s", foreign[i],
+               withcat ? "&category=" : "", withcat ? cat : "");
+      r = call("GET", q, NULL, g_a.cust1.token, NULL);
+      CK_400_FIELD(r, "cursor");
+      ck_assert_ptr_null(strstr(r->body, "B secret"));
+      ck_assert_ptr_null(strstr(r->body, "Other"));
+      harness_http_free(r);
+    }
+  }
+  /* A's cursor is nothing to B either. */
+  snprintf(q, sizeof q, "/v1/products?cursor=%s", c1);
+  r = call("GET", q, NULL, g_b.cust1.token, NULL);
+  CK_400_FIELD(r, "cursor");
+  ck_assert_ptr_null(strstr(r->body, names[2]));
+  harness_http_free(r);
 }
 END_TEST
 
@@ -1752,6 +1913,7 @@ int main(void) {
   /* One case each (CK_RUN_CASE=<name> runs one alone), in this order. */
   HARNESS_ADD_CASE(s, products_crud_versions_and_soft_delete, 90, each_case);
   HARNESS_ADD_CASE(s, the_menu_is_read_after_every_write, 90, each_case);
+  HARNESS_ADD_CASE(s, the_menu_comes_a_page_at_a_time, 90, each_case);
   HARNESS_ADD_CASE(s, tables_are_admin_written_and_staff_read, 90, each_case);
   HARNESS_ADD_CASE(s, order_rules_name_the_line_and_never_leak, 90, each_case);
   HARNESS_ADD_CASE(s, twenty_concurrent_orders_for_ten_units, 90, each_case);

@@ -1333,6 +1333,23 @@ START_TEST(menu_comes_from_redis_and_is_fresh_after_writes) {
   int sl = snprintf(stale, sizeof stale, "%lld garbage", gen - 1);
   ck_assert_int_eq(cache_set(redis, key, stale, (size_t)sl, 60000), ERR_OK);
   ck_assert_int_eq(list_names(&x, ctoken, NULL, names, NULL), 1);
+
+  /* Another replica's write: the row changes and that replica bumps the
+   * generation. This replica's unpacked copy (current a moment ago) must
+   * not be served: the next read shows the change. */
+  ck_assert_int_eq(list_names(&x, ctoken, NULL, names, NULL), 1);
+  ck_assert_int_eq(
+      sql_count("WITH u AS (UPDATE orders.products SET name = 'Bruschetta "
+                "al pomodoro' WHERE id = $1::uuid RETURNING 1) "
+                "SELECT count(*) FROM u",
+                p1),
+      1);
+  const char *incr[] = {"INCR", gkey};
+  cache_reply *ir = NULL;
+  ck_assert_int_eq(cache_command(redis, false, 2, incr, NULL, &ir), ERR_OK);
+  cache_reply_free(ir);
+  ck_assert_int_eq(list_names(&x, ctoken, NULL, names, NULL), 1);
+  ck_assert_str_eq(names[0], "Bruschetta al pomodoro");
   cache_free(redis);
 
   /* Redis down: the menu comes from PostgreSQL, nothing fails */

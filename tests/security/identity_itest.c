@@ -2,8 +2,9 @@
  * identity_itest.c - service identity from the attacker's side: a pod on
  * the cluster network that speaks the RPC wire format itself (a raw nng
  * REQ socket and a hand-built rpc.v1.Request, no libs/rpc), and services
- * that call what they are not declared for. The real auth, tenants and
- * orders processes run against a real PostgreSQL and Redis.
+ * that call what they are not declared for. The real auth, tenants,
+ * orders, notifications and sync processes run against a real PostgreSQL
+ * and Redis.
  *
  * Every refusal is checked twice: by its status code, and by the
  * database (nothing created, nothing deleted). Each refused shape is paired
@@ -32,7 +33,7 @@
 
 static harness_pg g_pg;
 static harness_redis g_redis;
-static harness_service g_auth, g_tenants, g_orders;
+static harness_service g_auth, g_tenants, g_orders, g_notif, g_sync;
 
 static const harness_service_opts kSvc = {.pg = &g_pg, .redis = &g_redis};
 
@@ -196,6 +197,33 @@ START_TEST(no_identity_reads_no_events) {
 }
 END_TEST
 
+/* The services born after identity (notifications, sync) run the same
+ * guard: their Replay holds every tenant's events too. */
+START_TEST(later_services_are_guarded_alike) {
+  Rpc__V1__ReplayRequest rr = RPC__V1__REPLAY_REQUEST__INIT;
+  rr.after_seq = 0;
+  rr.limit = 100;
+  const struct {
+    const char *url, *method, *audience;
+  } src[] = {
+      {g_notif.rpc_url, "notifications.v1.Events/Replay", "notifications"},
+      {g_sync.rpc_url, "sync.v1.Events/Replay", "sync"},
+  };
+  char tok[SVCID_TOKEN_MAX + 1];
+  for (size_t i = 0; i < sizeof src / sizeof src[0]; i++) {
+    ck_assert_int_eq(raw_call(src[i].url, src[i].method, &rr.base, NULL),
+                     RPC_UNAUTHENTICATED);
+    /* A compromised orders pod: a valid identity, not a declared caller. */
+    token_of("orders", "orders", src[i].audience, time_now_ms(), tok);
+    ck_assert_int_eq(raw_call(src[i].url, src[i].method, &rr.base, tok),
+                     RPC_PERMISSION_DENIED);
+    token_of("realtime", "realtime", src[i].audience, time_now_ms(), tok);
+    ck_assert_int_eq(raw_call(src[i].url, src[i].method, &rr.base, tok),
+                     RPC_OK);
+  }
+}
+END_TEST
+
 START_TEST(public_methods_need_an_identity_too) {
   /* Login straight at auth would skip the gateway's limits. */
   Auth__V1__LoginRequest lr = AUTH__V1__LOGIN_REQUEST__INIT;
@@ -288,6 +316,10 @@ START_TEST(services_may_call_only_what_they_are_declared_for) {
 END_TEST
 
 static bool start_all(void) {
+  /* Every caller's key in the trust bundle before a service reads it. */
+  (void)harness_identity_key_file("realtime");
+  (void)harness_identity_key_file("notifications");
+  (void)harness_identity_key_file("sync");
   if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0)
     return false;
   if (!harness_service_start_auth(&g_auth, "auth", &kSvc, NULL)) return false;
@@ -301,8 +333,25 @@ static bool start_all(void) {
   snprintf(tenants_addr, sizeof tenants_addr, "TENANTS_ADDR=%s",
            g_tenants.rpc_url);
   char *oe[] = {auth_addr, tenants_addr, NULL};
-  return harness_service_start(&g_orders, "orders", "services/orders/orders",
-                               &kSvc, oe);
+  if (!harness_service_start(&g_orders, "orders", "services/orders/orders",
+                             &kSvc, oe))
+    return false;
+  char orders_addr[96], orders_events[96];
+  snprintf(orders_addr, sizeof orders_addr, "ORDERS_ADDR=%s", g_orders.rpc_url);
+  snprintf(orders_events, sizeof orders_events, "ORDERS_EVENTS=%s",
+           g_orders.bus_url);
+  char *ne[] = {auth_addr, orders_addr, orders_events,
+                "NOTIFICATIONS_SECRET_KEY="
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+                NULL};
+  char *se[] = {auth_addr, orders_addr,
+                "SYNC_DEVICE_PEPPER=itest-pepper-not-secret-0123456789abcdef",
+                NULL};
+  return harness_service_start(&g_notif, "notifications",
+                               "services/notifications/notifications", &kSvc,
+                               ne) &&
+         harness_service_start(&g_sync, "sync", "services/sync/sync", &kSvc,
+                               se);
 }
 
 int main(void) {
@@ -317,6 +366,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, no_identity_creates_no_owner_and_deletes_nothing);
   tcase_add_test(tc, no_identity_reads_no_events);
+  tcase_add_test(tc, later_services_are_guarded_alike);
   tcase_add_test(tc, public_methods_need_an_identity_too);
   tcase_add_test(tc, forged_borrowed_and_stale_identities_are_refused);
   tcase_add_test(tc, services_may_call_only_what_they_are_declared_for);
@@ -326,6 +376,8 @@ int main(void) {
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   if (failed != 0) harness_dump_logs();
+  harness_service_stop(&g_sync, 15000);
+  harness_service_stop(&g_notif, 15000);
   harness_service_stop(&g_orders, 15000);
   harness_service_stop(&g_tenants, 15000);
   harness_service_stop(&g_auth, 15000);

@@ -930,6 +930,77 @@ START_TEST(update_tenant_by_owner_but_not_by_customer) {
 }
 END_TEST
 
+/* GetTenant's name for token (RPC_OK asserted) into out. */
+static void tenant_name(ctx *x, const char *token, char *out, size_t cap) {
+  rpc_result *r = get_tenant(x, token, NULL, NULL);
+  CK_RPC_CODE(r, RPC_OK);
+  Tenants__V1__GetTenantResponse *g = tenants__v1__get_tenant_response__unpack(
+      NULL, r->payload_len, r->payload);
+  ck_assert_ptr_nonnull(g);
+  snprintf(out, cap, "%s", g->tenant->name);
+  tenants__v1__get_tenant_response__free_unpacked(g, NULL);
+  rpc_result_free(r);
+}
+
+static void redis_set(const char *key, const char *val) {
+  cache_config cc = {.url = g_redis.url};
+  cache *rc = NULL;
+  ck_assert_int_eq(cache_new(&cc, &rc), ERR_OK);
+  ck_assert_int_eq(cache_set(rc, key, val, strlen(val), 60000), ERR_OK);
+  cache_free(rc);
+}
+
+START_TEST(tenant_reads_come_from_redis_and_see_every_change) {
+  ctx x;
+  ctx_open(&x);
+  created c;
+  create_ok(&x, "rd", &c);
+  char name[128], key[80], v[600];
+  tenant_name(&x, c.token, name, sizeof name);
+  /* The first read filled the record; the next ones are served from it
+   * (a record planted at the same version is what GetTenant answers: no
+   * database read). */
+  snprintf(key, sizeof key, "tenants:tenant:%s", c.id);
+  redis_get(key, v, sizeof v);
+  ck_assert_str_ne(v, "");
+  char *sp = strchr(v, ' ');
+  ck_assert_ptr_nonnull(sp);
+  ck_assert_ptr_nonnull(strstr(sp, name));
+  char planted[700];
+  snprintf(planted, sizeof planted,
+           "%.*s active EUR 2026-01-01T00:00:00.000Z "
+           "%s Planted in Redis",
+           (int)(sp - v), v, c.slug);
+  redis_set(key, planted);
+  tenant_name(&x, c.token, name, sizeof name);
+  ck_assert_str_eq(name, "Planted in Redis");
+
+  /* Every change is read at once, whatever was cached. */
+  static const char *const names[] = {"Osteria Uno", "Osteria Due",
+                                      "Osteria Tre"};
+  for (int i = 0; i < 3; i++) {
+    expect_tenant(update(&x, c.token, names[i], NULL), names[i], "EUR");
+    tenant_name(&x, c.token, name, sizeof name);
+    ck_assert_str_eq(name, names[i]);
+  }
+  /* Garbage in the record is a miss, not an answer. */
+  redis_set(key, "7 active EUR");
+  tenant_name(&x, c.token, name, sizeof name);
+  ck_assert_str_eq(name, "Osteria Tre");
+
+  /* Redis down: reads and writes go on with the database. */
+  harness_redis_stop(&g_redis);
+  expect_tenant(update(&x, c.token, "Osteria Quattro", NULL), "Osteria Quattro",
+                "EUR");
+  tenant_name(&x, c.token, name, sizeof name);
+  ck_assert_str_eq(name, "Osteria Quattro");
+  ck_assert_int_eq(harness_redis_restart(&g_redis), 0);
+  tenant_name(&x, c.token, name, sizeof name);
+  ck_assert_str_eq(name, "Osteria Quattro");
+  ctx_close(&x);
+}
+END_TEST
+
 START_TEST(other_tenants_token_is_refused) {
   ctx x;
   ctx_open(&x);
@@ -1248,6 +1319,8 @@ int main(void) {
   tcase_add_test(tc, changes_are_published_and_drop_client_caches);
   tcase_add_test(tc, row_level_security_binds_the_service_role);
   tcase_add_test(tc, logs_hold_no_secrets);
+  /* Last: it restarts Redis. */
+  tcase_add_test(tc, tenant_reads_come_from_redis_and_see_every_change);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -149,7 +149,7 @@ static int plan(loadrun *lr, job *j, xfer_req *q, char *path, size_t cap,
     return 0;
   default:
     q->token = t->customers[j->customer].token;
-    snprintf(path, cap, "/v1/products");
+    snprintf(path, cap, "/v1/products?limit=100"); /* <= 50: one page */
     return 0;
   }
 }
