@@ -343,6 +343,24 @@ static void wait_reads(long more) {
   ck_assert_msg(atomic_load(&g_rs.n) >= until, "the reads made no progress");
 }
 
+/* What the gateway process is doing when its HTTP port stopped
+ * answering (seen a few times in this phase, not understood yet): its
+ * state and threads, and whether its admin port still answers. */
+static void describe_gateway(void) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)harness_pid(g_gw.proc));
+  FILE *f = fopen(path, "r");
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "State:", 6) == 0 || strncmp(line, "Threads:", 8) == 0)
+      fprintf(stderr, "failover: gateway %s", line);
+  if (f != NULL) fclose(f);
+  harness_http_resp *r = harness_http_request("GET", g_gw.admin_port,
+                                              "/healthz", NULL, NULL, NULL);
+  fprintf(stderr, "failover: gateway admin /healthz: status %ld curl %d\n",
+          r->status, r->curl_rc);
+  harness_http_free(r);
+}
+
 /* An orders replica stopped (SIGSTOP: alive, connected, answering
  * nothing), then continued: the gateway's reads give up on it after one
  * attempt timeout (GATEWAY_ATTEMPT_TIMEOUT_MS, 1 s by default) and go to
@@ -365,6 +383,7 @@ static void hang_and_continue(harness_service *s, const char *name) {
     ck_abort_msg("the gateway died while orders-1 hung: status %d, signal %d",
                  st, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
   }
+  if (atomic_load(&g_rs.fail) > 0) describe_gateway();
   long stopped_max = atomic_exchange(&g_rs.max_ms, 0);
   long slow = atomic_load(&g_rs.slow), during = atomic_load(&g_rs.n) - n0;
   harness_signal(s->proc, SIGCONT);
