@@ -311,6 +311,7 @@ typedef struct read_stats {
 
 static read_stats g_rs;
 static atomic_bool g_rs_stop;
+static void describe_gateway(void);
 
 static void *reader_main(void *arg) {
   (void)arg;
@@ -322,7 +323,7 @@ static void *reader_main(void *arg) {
         "GET", g_gw.http_port, path, NULL, g_tenant.owner_token, NULL);
     long ms = (long)(time_mono_ms() - t0);
     if (r->status != 200) {
-      atomic_fetch_add(&g_rs.fail, 1);
+      if (atomic_fetch_add(&g_rs.fail, 1) == 0) describe_gateway();
       report_failure("read while a replica hangs", r);
     }
     harness_http_free(r);
@@ -359,6 +360,16 @@ static void describe_gateway(void) {
   fprintf(stderr, "failover: gateway admin /healthz: status %ld curl %d\n",
           r->status, r->curl_rc);
   harness_http_free(r);
+  /* Is anything still listening on its HTTP port? (state 0A = LISTEN) */
+  char want[40];
+  snprintf(want, sizeof want, ":%04X 00000000:0000 0A", g_gw.http_port);
+  f = fopen("/proc/net/tcp", "r");
+  bool listening = false;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    if (strstr(line, want) != NULL) listening = true;
+  if (f != NULL) fclose(f);
+  fprintf(stderr, "failover: gateway HTTP port %d listening: %s\n",
+          g_gw.http_port, listening ? "yes" : "no");
 }
 
 /* An orders replica stopped (SIGSTOP: alive, connected, answering
@@ -383,7 +394,6 @@ static void hang_and_continue(harness_service *s, const char *name) {
     ck_abort_msg("the gateway died while orders-1 hung: status %d, signal %d",
                  st, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
   }
-  if (atomic_load(&g_rs.fail) > 0) describe_gateway();
   long stopped_max = atomic_exchange(&g_rs.max_ms, 0);
   long slow = atomic_load(&g_rs.slow), during = atomic_load(&g_rs.n) - n0;
   harness_signal(s->proc, SIGCONT);
