@@ -370,6 +370,18 @@ static void describe_gateway(void) {
   if (f != NULL) fclose(f);
   fprintf(stderr, "failover: gateway HTTP port %d listening: %s\n",
           g_gw.http_port, listening ? "yes" : "no");
+  /* Every thread's stack, kept past the run's temporary directory. */
+  char cmd[256];
+  int pid = (int)harness_pid(g_gw.proc);
+  snprintf(cmd, sizeof cmd,
+           "gdb -p %d -batch -ex 'thread apply all bt' "
+           ">/tmp/failover-gateway-stacks-%d.txt 2>&1",
+           pid, pid);
+  char *sh[] = {"/bin/sh", "-c", cmd, NULL};
+  (void)harness_run("gdb-gateway", sh, NULL, 60000);
+  fprintf(stderr,
+          "failover: gateway stacks: /tmp/failover-gateway-stacks-%d.txt\n",
+          pid);
 }
 
 /* An orders replica stopped (SIGSTOP: alive, connected, answering
