@@ -3,12 +3,14 @@
 #include <check.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
 #include "libs/base/email.h"
 #include "libs/base/err.h"
+#include "libs/base/strbuf.h"
 #include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
 #include "libs/base/utf8.h"
@@ -134,6 +136,12 @@ START_TEST(uuid_round_trips_and_rejects_garbage) {
   ck_assert_int_eq(strlen(s), 36);
   ck_assert_int_eq(uuid_parse(s, strlen(s), &v), ERR_OK);
   ck_assert_mem_eq(u.b, v.b, UUID_LEN);
+  /* uuid_v7_str answers the millisecond its id carries. */
+  int64_t before = time_now_ms();
+  int64_t ms = uuid_v7_str(s);
+  ck_assert_int_eq(uuid_parse(s, strlen(s), &v), ERR_OK);
+  ck_assert_int_eq(ms, uuid_v7_time_ms(&v));
+  ck_assert_int_ge(ms, before);
   ck_assert(uuid_is_valid("0190F0A2-1C4B-7CDE-8F00-123456789ABC"));
   ck_assert(!uuid_is_valid(""));
   ck_assert(!uuid_is_valid("0190f0a2-1c4b-7cde-8f00-123456789ab"));
@@ -217,6 +225,78 @@ START_TEST(sleep_lasts_its_time_through_signals) {
   time_sleep_ms(0);
   time_sleep_ms(-5);
   ck_assert_int_lt(time_mono_ms() - t0, 50);
+}
+END_TEST
+
+START_TEST(strbuf_grows_and_stays_terminated) {
+  strbuf b = {0};
+  strbuf_reserve(&b, 0);
+  ck_assert_ptr_nonnull(b.p);
+  ck_assert_str_eq(b.p, "");
+  strbuf_puts(&b, "ab");
+  strbuf_putn(&b, "cdef", 2);
+  strbuf_printf(&b, "-%d-", 42);
+  ck_assert_str_eq(b.p, "abcd-42-");
+  ck_assert_uint_eq(b.len, 8);
+  /* Past the first capacity, by printf too (its second pass). */
+  char big[300];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  strbuf_printf(&b, "%s|", big);
+  strbuf_puts(&b, big);
+  ck_assert_uint_eq(b.len, 8 + 299 + 1 + 299);
+  ck_assert_uint_eq(strlen(b.p), b.len);
+  ck_assert_int_eq(b.p[8 + 299], '|');
+  ck_assert(b.cap > b.len);
+  ck_assert(!b.oom);
+  strbuf_free(&b);
+  ck_assert_ptr_null(b.p);
+  ck_assert_uint_eq(b.len, 0);
+  strbuf_free(NULL);
+}
+END_TEST
+
+START_TEST(strbuf_stops_after_oom) {
+  strbuf b = {0};
+  strbuf_puts(&b, "kept");
+  strbuf_reserve(&b, SIZE_MAX - 2); /* cannot be had */
+  ck_assert(b.oom);
+  strbuf_puts(&b, "dropped");
+  strbuf_printf(&b, "%s", "dropped");
+  ck_assert_str_eq(b.p, "kept");
+  strbuf_free(&b);
+}
+END_TEST
+
+START_TEST(utf8_sequences_are_measured_or_refused) {
+  ck_assert_uint_eq(utf8_seq_len("a", 1), 1);
+  ck_assert_uint_eq(utf8_seq_len("\xc3\xa9x", 3), 2);        /* é */
+  ck_assert_uint_eq(utf8_seq_len("\xe2\x82\xac", 3), 3);     /* € */
+  ck_assert_uint_eq(utf8_seq_len("\xf0\x9f\x98\x80", 4), 4); /* 😀 */
+  ck_assert_uint_eq(utf8_seq_len("\xe2\x82\xac", 2), 0);     /* cut */
+  ck_assert_uint_eq(utf8_seq_len("\xc0\xaf", 2), 0);         /* overlong */
+  ck_assert_uint_eq(utf8_seq_len("\xed\xa0\x80", 3), 0);     /* surrogate */
+  ck_assert_uint_eq(utf8_seq_len("\xf4\x90\x80\x80", 4), 0); /* > 10FFFF */
+  ck_assert_uint_eq(utf8_seq_len("\x80", 1), 0);
+  ck_assert_uint_eq(utf8_seq_len("\xc3x", 2), 0);
+  ck_assert(utf8_valid("", 0));
+  ck_assert(utf8_valid("caf\xc3\xa9", 5));
+  ck_assert(!utf8_valid("caf\xc3", 4));
+  ck_assert(!utf8_valid("a\xff"
+                        "b",
+                        3));
+}
+END_TEST
+
+START_TEST(hex_digits) {
+  ck_assert_int_eq(str_hex_digit('0'), 0);
+  ck_assert_int_eq(str_hex_digit('9'), 9);
+  ck_assert_int_eq(str_hex_digit('a'), 10);
+  ck_assert_int_eq(str_hex_digit('F'), 15);
+  ck_assert_int_eq(str_hex_digit('g'), -1);
+  ck_assert_int_eq(str_hex_digit('/'), -1);
+  ck_assert_int_eq(str_hex_digit(':'), -1);
+  ck_assert_int_eq(str_hex_digit('\0'), -1);
 }
 END_TEST
 
@@ -402,6 +482,9 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("base");
   TCase *tc = tcase_create("base");
+  /* Check's 4 s default is short for 100 000 ids under the sanitizer on a
+   * loaded 2-core machine; nothing here is a timing assertion. */
+  tcase_set_timeout(tc, 120);
   tcase_add_test(tc, uuid_v7_has_version_variant_and_time);
   tcase_add_test(tc, uuid_v7_is_strictly_increasing);
   tcase_add_test(tc, uuid_v7_counts_up_within_one_millisecond);
@@ -414,6 +497,10 @@ int main(void) {
   tcase_add_test(tc, monotonic_clock_never_goes_back);
   tcase_add_test(tc, sleep_lasts_its_time_through_signals);
   tcase_add_test(tc, str_copy_truncates_and_terminates);
+  tcase_add_test(tc, strbuf_grows_and_stays_terminated);
+  tcase_add_test(tc, strbuf_stops_after_oom);
+  tcase_add_test(tc, hex_digits);
+  tcase_add_test(tc, utf8_sequences_are_measured_or_refused);
   tcase_add_test(tc, text_counts_characters_not_bytes);
   tcase_add_test(tc, text_refuses_bad_utf8_controls_and_blank);
   tcase_add_test(tc, uuid_canonical_lower_cases_and_refuses_garbage);

@@ -20,3 +20,10 @@ bool str_is_printable(const char *s, size_t len) {
     if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) return false;
   return true;
 }
+
+int str_hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}

@@ -18,4 +18,7 @@ bool str_has_prefix(const char *s, const char *prefix);
 /* True when every byte of s[0..len) is printable ASCII (0x20-0x7e). */
 bool str_is_printable(const char *s, size_t len);
 
+/* The value of the hex digit c (0-9, a-f, A-F), or -1. */
+int str_hex_digit(char c);
+
 #endif

@@ -40,6 +40,20 @@ static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
   return len;
 }
 
+size_t utf8_seq_len(const char *s, size_t n) {
+  uint32_t cp;
+  return utf8_next((const unsigned char *)s, n, &cp);
+}
+
+bool utf8_valid(const char *s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    size_t k = utf8_seq_len(s + i, n - i);
+    if (k == 0) return false;
+    i += k;
+  }
+  return true;
+}
+
 static bool is_control(uint32_t cp) {
   return cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || cp == 0x2028 || cp == 0x2029;
 }

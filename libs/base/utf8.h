@@ -14,6 +14,7 @@
 #ifndef BASE_UTF8_H
 #define BASE_UTF8_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "libs/base/err.h"
@@ -36,5 +37,14 @@
  * Reads at most 4 * max_chars + 1 bytes of s. */
 int utf8_check_text(const char *s, size_t min_chars, size_t max_chars,
                     unsigned flags, const char **why) WARN_UNUSED;
+
+/* The length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no
+ * overlong forms, surrogates or code points above U+10FFFF; n >= 1), or 0
+ * when the bytes there start none. The one UTF-8 decoder: the text check
+ * above, the JSON log's sanitiser and pbjson read with it. */
+size_t utf8_seq_len(const char *s, size_t n);
+
+/* True when s[0..n) is well-formed UTF-8 throughout. */
+bool utf8_valid(const char *s, size_t n);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
 
 static pthread_mutex_t uuid_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -65,13 +66,6 @@ void uuid_format(const uuid *u, char out[UUID_STR_LEN + 1]) {
   out[j] = '\0';
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 int uuid_parse(const char *s, size_t len, uuid *out) {
   if (s == NULL || len != UUID_STR_LEN) return ERR_INVAL;
   size_t j = 0;
@@ -80,7 +74,7 @@ int uuid_parse(const char *s, size_t len, uuid *out) {
       if (s[j] != '-') return ERR_INVAL;
       j++;
     }
-    int hi = hexval(s[j]), lo = hexval(s[j + 1]);
+    int hi = str_hex_digit(s[j]), lo = str_hex_digit(s[j + 1]);
     if (hi < 0 || lo < 0) return ERR_INVAL;
     out->b[i] = (uint8_t)((hi << 4) | lo);
     j += 2;
@@ -102,10 +96,11 @@ int uuid_canonical(const char *s, char out[UUID_STR_LEN + 1]) {
   return ERR_OK;
 }
 
-void uuid_v7_str(char out[UUID_STR_LEN + 1]) {
+int64_t uuid_v7_str(char out[UUID_STR_LEN + 1]) {
   uuid u;
   uuid_v7(&u);
   uuid_format(&u, out);
+  return uuid_v7_time_ms(&u);
 }
 
 int64_t uuid_v7_time_ms(const uuid *u) {

@@ -63,8 +63,10 @@ bool uuid_is_valid(const char *s);
  * anything uuid_parse refuses; out is then "". */
 int uuid_canonical(const char *s, char out[UUID_STR_LEN + 1]);
 
-/* Makes a new UUIDv7 and formats it into out (UUID_STR_LEN + 1 bytes). */
-void uuid_v7_str(char out[UUID_STR_LEN + 1]);
+/* Makes a new UUIDv7 and formats it into out (UUID_STR_LEN + 1 bytes).
+ * Returns its Unix milliseconds (uuid_v7_time_ms): the created_at of a row
+ * keyed by the id, so that ordering by id and by created_at agree. */
+int64_t uuid_v7_str(char out[UUID_STR_LEN + 1]);
 
 /* The Unix milliseconds encoded in a UUIDv7. */
 int64_t uuid_v7_time_ms(const uuid *u);

@@ -240,9 +240,24 @@ typedef struct bus_tracker bus_tracker;
  * later events of that source meanwhile (other sources go on). */
 typedef int (*bus_deliver_fn)(void *arg, const Rpc__V1__Event *ev);
 
+/* Delivers a run of events of one source in one call: ev[0..n), n >= 1,
+ * consecutive seqs starting at the position + 1 (a backfill page, held
+ * events that became contiguous, or a single live event), so that a
+ * consumer can handle them together (one database transaction). ev and
+ * the events are borrowed for the call. Return ERR_OK when all n are
+ * handled. Any other value means the first *taken (0..n-1; the consumer
+ * sets it, it starts at 0) were handled and the rest "not now": the
+ * position moves past the taken ones and the next is delivered again
+ * after a backoff, as for a refused bus_deliver_fn. */
+typedef int (*bus_deliver_batch_fn)(void *arg, const Rpc__V1__Event *const *ev,
+                                    size_t n, size_t *taken);
+
 typedef struct bus_tracker_options {
-  bus_deliver_fn deliver; /* required */
-  void *deliver_arg;
+  bus_deliver_fn deliver; /* one of deliver and deliver_batch is required */
+  bus_deliver_batch_fn deliver_batch; /* when set, used instead of deliver;
+                                         runs are at most backfill_limit
+                                         long */
+  void *deliver_arg;                  /* for either */
   bus_backfill_fn backfill; /* NULL: gaps are skipped (counted as lost) */
   void *backfill_arg;
   size_t max_sources;      /* distinct sources tracked; default 64, max
@@ -397,6 +412,24 @@ int bus_subscriber_wait_connected(bus_subscriber *s, int n,
 
 /* Counters (thread-safe). */
 void bus_subscriber_get_stats(bus_subscriber *s, bus_stats *out);
+
+/* Called on the receive thread for runs of events, as bus_deliver_batch_fn
+ * (consecutive seqs of one source, at most tracker.backfill_limit; live
+ * events come one at a time, backfill pages and held events that became
+ * contiguous as longer runs). Only events whose topic matches a
+ * subscription are passed, so the seqs of a run may have holes where
+ * events of other topics were filtered out; n >= 1. Return ERR_OK when
+ * all n were handled; otherwise *taken (starting at 0) says how many of
+ * the first were, and the next is delivered again after a backoff. */
+typedef int (*bus_batch_fn)(void *arg, const Rpc__V1__Event *const *ev,
+                            size_t n, size_t *taken);
+
+/* bus_subscriber_new with a batch callback instead of a per-event one:
+ * for consumers that store many events in one transaction. Everything
+ * else (gaps, Replay, positions, subscriptions) is the same. */
+int bus_subscriber_new_batch(const char *address, bus_batch_fn fn, void *arg,
+                             const bus_subscriber_options *opts,
+                             bus_subscriber **out) WARN_UNUSED;
 
 /* Stops receiving, waits for the callback or backfill in progress to
  * return, closes the socket and frees s and its tracker. NULL-safe. Must

@@ -34,6 +34,13 @@
  * Subscriptions are kept here too, because events fetched by backfill
  * bypass nng's filter: they are matched against the same list before the
  * callback sees them.
+ *
+ * A batch subscriber (bus_subscriber_new_batch) gets the tracker's runs
+ * (a backfill page, held events) in one call, filtered the same way, so
+ * a consumer can store a page of events in one transaction: catch-up
+ * after downtime, and a burst faster than the consumer (nng drops what
+ * overflows its queue, the gap is backfilled by the page), go at the
+ * consumer's per-batch cost rather than its per-event one.
  */
 #include <errno.h>
 #include <nng/nng.h>
@@ -64,8 +71,12 @@ typedef struct sub_topic {
 struct bus_subscriber {
   nng_socket sock;
   bus_tracker *trk;
-  bus_event_fn fn;
+  bus_event_fn fn;       /* per-event callback, or */
+  bus_batch_fn batch_fn; /* the batch one (bus_subscriber_new_batch) */
   void *arg;
+  const Rpc__V1__Event **matched; /* batch_cb's filtered run, */
+  size_t *matched_at;             /* each one's index in the run, */
+  size_t matched_cap;             /* for runs of up to this many */
   bus_subscriber_options o;
 
   dialset *ds; /* publishers: dialers, dns+tcp re-resolution, pipes */
@@ -118,6 +129,34 @@ static int deliver_cb(void *arg, const Rpc__V1__Event *ev) {
    * position forward. */
   if (!topic_matches(s, ev->topic)) return ERR_OK;
   return s->fn(s->arg, ev);
+}
+
+/* The tracker's run, without the events of topics nobody here asked for
+ * (they only move the position), to the batch callback. *taken maps the
+ * callback's count back onto the run: every event before the first one
+ * it did not take. */
+static int batch_cb(void *arg, const Rpc__V1__Event *const *ev, size_t n,
+                    size_t *taken) {
+  bus_subscriber *s = arg;
+  if (n > s->matched_cap) { /* receive thread only: no lock needed */
+    const Rpc__V1__Event **mv = realloc(s->matched, n * sizeof(*mv));
+    if (mv != NULL) s->matched = mv;
+    size_t *at = realloc(s->matched_at, n * sizeof(*at));
+    if (at != NULL) s->matched_at = at;
+    if (mv == NULL || at == NULL) return ERR_NOMEM;
+    s->matched_cap = n;
+  }
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!topic_matches(s, ev[i]->topic)) continue;
+    s->matched[m] = ev[i];
+    s->matched_at[m++] = i;
+  }
+  if (m == 0) return ERR_OK;
+  size_t took = 0;
+  int rc = s->batch_fn(s->arg, s->matched, m, &took);
+  if (rc != ERR_OK) *taken = took < m ? s->matched_at[took] : n;
+  return rc;
 }
 
 /* Completion of rx_aio, on an nng thread: only hands it to rx_main. */
@@ -192,12 +231,14 @@ static void *rx_main(void *arg) {
 /* Public API                                                         */
 /* ---------------------------------------------------------------- */
 
-int bus_subscriber_new(const char *address, bus_event_fn fn, void *arg,
-                       const bus_subscriber_options *opts,
-                       bus_subscriber **out) {
+/* The constructor of both kinds: exactly one of fn and batch_fn. */
+static int subscriber_new(const char *address, bus_event_fn fn,
+                          bus_batch_fn batch_fn, void *arg,
+                          const bus_subscriber_options *opts,
+                          bus_subscriber **out) {
   if (out == NULL) return ERR_INVAL;
   *out = NULL;
-  if (address == NULL || fn == NULL) return ERR_INVAL;
+  if (address == NULL || (fn == NULL) == (batch_fn == NULL)) return ERR_INVAL;
   bus_subscriber_options o;
   bus_subscriber_options_init(&o);
   if (opts != NULL) {
@@ -232,6 +273,7 @@ int bus_subscriber_new(const char *address, bus_event_fn fn, void *arg,
     return ERR_NOMEM;
   }
   s->fn = fn;
+  s->batch_fn = batch_fn;
   s->arg = arg;
   s->o = o;
   s->ds = ds;
@@ -244,7 +286,8 @@ int bus_subscriber_new(const char *address, bus_event_fn fn, void *arg,
   pthread_condattr_destroy(&ca);
 
   bus_tracker_options to = o.tracker;
-  to.deliver = deliver_cb;
+  to.deliver = fn != NULL ? deliver_cb : NULL;
+  to.deliver_batch = batch_fn != NULL ? batch_cb : NULL;
   to.deliver_arg = s;
   err = bus_tracker_new(&to, &s->trk);
   if (err != ERR_OK) goto err;
@@ -270,6 +313,18 @@ err:
   pthread_cond_destroy(&s->rx_cv);
   free(s);
   return err;
+}
+
+int bus_subscriber_new(const char *address, bus_event_fn fn, void *arg,
+                       const bus_subscriber_options *opts,
+                       bus_subscriber **out) {
+  return subscriber_new(address, fn, NULL, arg, opts, out);
+}
+
+int bus_subscriber_new_batch(const char *address, bus_batch_fn fn, void *arg,
+                             const bus_subscriber_options *opts,
+                             bus_subscriber **out) {
+  return subscriber_new(address, NULL, fn, arg, opts, out);
 }
 
 static int subscribe(bus_subscriber *s, const char *topic, bool exact) {
@@ -376,5 +431,7 @@ void bus_subscriber_free(bus_subscriber *s) {
   pthread_mutex_destroy(&s->sub_mu);
   pthread_mutex_destroy(&s->rx_mu);
   pthread_cond_destroy(&s->rx_cv);
+  free(s->matched);
+  free(s->matched_at);
   free(s);
 }

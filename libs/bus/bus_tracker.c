@@ -17,6 +17,12 @@
  * Everything runs on the caller's thread, with time passed in, so the
  * tests drive it deterministically without sockets or sleeps.
  *
+ * Delivery goes by runs: consecutive seqs from last + 1 (a backfill
+ * page, held events that became contiguous) are handed to a batch
+ * consumer (deliver_batch) in one call, which may take a prefix of them;
+ * a per-event consumer gets them one by one. A live event in order is a
+ * run of one.
+ *
  * A refused delivery is held like a gap: the event stays at the head of
  * `held` and is delivered again after the backoff, so the consumer sees it
  * before anything later from that source.
@@ -94,10 +100,12 @@ void bus_tracker_options_init(bus_tracker_options *o) {
 int bus_tracker_new(const bus_tracker_options *opts, bus_tracker **out) {
   if (out == NULL) return ERR_INVAL;
   *out = NULL;
-  if (opts == NULL || opts->deliver == NULL) return ERR_INVAL;
+  if (opts == NULL || (opts->deliver == NULL && opts->deliver_batch == NULL))
+    return ERR_INVAL;
   bus_tracker_options o;
   bus_tracker_options_init(&o);
   o.deliver = opts->deliver;
+  o.deliver_batch = opts->deliver_batch;
   o.deliver_arg = opts->deliver_arg;
   o.backfill = opts->backfill;
   o.backfill_arg = opts->backfill_arg;
@@ -271,21 +279,54 @@ static void schedule_retry(bus_tracker *t, src_state *s, int64_t now_ms) {
   s->retry_at = now_ms + s->backoff_ms;
 }
 
-/* Calls the consumer for ev (seq == last + 1). True when it took it. */
-static bool deliver(bus_tracker *t, src_state *s, const Rpc__V1__Event *ev,
-                    bool from_backfill) {
-  int rc = t->o.deliver(t->o.deliver_arg, ev);
-  if (rc != ERR_OK) {
-    STAT_ADD(t, deliver_refused, 1);
-    return false;
-  }
-  s->last = ev->seq;
-  STAT_ADD(t, delivered, 1);
+/* Counts n delivered events of s (from backfill or not). */
+static void count_delivered(bus_tracker *t, src_state *s, size_t n,
+                            bool from_backfill) {
+  STAT_ADD(t, delivered, n);
   if (from_backfill) {
-    STAT_ADD(t, backfilled, 1);
-    metrics_inc(s->m_backfilled);
+    STAT_ADD(t, backfilled, n);
+    metrics_add(s->m_backfilled, (double)n);
   }
-  return true;
+}
+
+/* Hands the run ev[0..n) (seq last + 1, last + 2, ...) to the consumer:
+ * in one call when it takes batches, else one event at a time. Returns
+ * how many it took (a prefix); `last` moves past them. */
+static size_t deliver_run(bus_tracker *t, src_state *s,
+                          const Rpc__V1__Event *const *ev, size_t n,
+                          bool from_backfill) {
+  size_t took = 0;
+  if (t->o.deliver_batch != NULL) {
+    int rc = t->o.deliver_batch(t->o.deliver_arg, ev, n, &took);
+    if (rc == ERR_OK) took = n;
+    if (took > n) took = n;
+  } else {
+    while (took < n && t->o.deliver(t->o.deliver_arg, ev[took]) == ERR_OK)
+      took++;
+  }
+  if (took < n) STAT_ADD(t, deliver_refused, 1);
+  if (took > 0) {
+    s->last = ev[took - 1]->seq;
+    count_delivered(t, s, took, from_backfill);
+  }
+  return took;
+}
+
+/* The length of the run of consecutive seqs at the head of held (its
+ * first is last + 1), at most backfill_limit. */
+static size_t held_run(const bus_tracker *t, const src_state *s) {
+  size_t k = 0;
+  while (k < s->nheld && k < t->o.backfill_limit &&
+         s->held[k]->seq == s->last + 1 + k)
+    k++;
+  return k;
+}
+
+static void held_pop_n(src_state *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    rpc__v1__event__free_unpacked(s->held[i], NULL);
+  memmove(&s->held[0], &s->held[n], (s->nheld - n) * sizeof(s->held[0]));
+  s->nheld -= n;
 }
 
 /* Delivers held events that have become contiguous. False when the
@@ -300,12 +341,15 @@ static bool drain_held(bus_tracker *t, src_state *s, int64_t now_ms) {
       held_pop_front(s);
       continue;
     }
-    if (h->seq != s->last + 1) break;
-    if (!deliver(t, s, h, false)) {
+    size_t k = held_run(t, s);
+    if (k == 0) break;
+    size_t took =
+        deliver_run(t, s, (const Rpc__V1__Event *const *)s->held, k, false);
+    held_pop_n(s, took);
+    if (took < k) {
       schedule_retry(t, s, now_ms);
       return false;
     }
-    held_pop_front(s);
   }
   return true;
 }
@@ -337,28 +381,50 @@ static void batch_fini(bus_backfill *b) {
   free(b->ev);
 }
 
-/* Feeds a successful batch through the source. Returns false when the
- * consumer refused an event (retry scheduled). *fresh counts events
- * newer than the position at the time. */
+/* Feeds a successful batch through the source: each run of consecutive
+ * seqs from last + 1 goes to the consumer at once (deliver_run). Returns
+ * false when the consumer refused an event (it is held and a retry
+ * scheduled; the rest of the batch is fetched again). *fresh counts
+ * events newer than the position at the time. */
 static bool apply_batch(bus_tracker *t, src_state *s, bus_backfill *b,
                         int64_t now_ms, size_t *fresh) {
   if (b->n > 1) qsort(b->ev, b->n, sizeof(b->ev[0]), cmp_seq);
   *fresh = 0;
-  for (size_t i = 0; i < b->n; i++) {
+  size_t i = 0;
+  while (i < b->n) {
     const Rpc__V1__Event *e = b->ev[i];
-    if (e->seq <= s->last) continue;
-    (*fresh)++;
-    if (e->seq > s->need) s->need = e->seq;
-    if (e->seq != s->last + 1) {
-      /* A hole in the answer itself: keep it and ask again later. */
-      (void)hold(t, s, e);
+    if (e->seq <= s->last) {
+      i++;
       continue;
     }
-    if (!deliver(t, s, e, true)) {
+    if (e->seq != s->last + 1) {
+      /* A hole in the answer itself: keep it and ask again later. */
+      (*fresh)++;
+      if (e->seq > s->need) s->need = e->seq;
       (void)hold(t, s, e);
+      i++;
+      continue;
+    }
+    /* The run stops before a seq already held (a live copy, delivered
+     * from held by drain_held below, as before batches existed). */
+    uint64_t stop = s->nheld > 0 ? s->held[0]->seq : UINT64_MAX;
+    if (e->seq >= stop) {
+      if (!drain_held(t, s, now_ms)) return false;
+      continue;
+    }
+    size_t k = 1;
+    while (i + k < b->n && b->ev[i + k]->seq == e->seq + k &&
+           b->ev[i + k]->seq < stop)
+      k++;
+    *fresh += k;
+    if (b->ev[i + k - 1]->seq > s->need) s->need = b->ev[i + k - 1]->seq;
+    size_t took = deliver_run(t, s, &b->ev[i], k, true);
+    if (took < k) {
+      (void)hold(t, s, b->ev[i + took]);
       schedule_retry(t, s, now_ms);
       return false;
     }
+    i += k;
     if (!drain_held(t, s, now_ms)) return false;
   }
   return true;
@@ -479,7 +545,7 @@ int bus_tracker_offer(bus_tracker *t, const Rpc__V1__Event *ev,
   if (ev->seq > s->need) s->need = ev->seq;
   if (ev->seq == s->last + 1 && s->need == ev->seq && s->nheld == 0 &&
       !s->catchup && !s->waiting) {
-    if (!deliver(t, s, ev, false)) {
+    if (deliver_run(t, s, &ev, 1, false) == 0) {
       int rc = hold(t, s, ev);
       schedule_retry(t, s, now_ms);
       return rc;

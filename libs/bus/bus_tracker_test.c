@@ -49,6 +49,10 @@ typedef struct world {
   size_t ngot;
   int refuse_seq;   /* deliver refuses this seq ... */
   int refuse_times; /* ... this many times */
+  bool batch;       /* the tracker gets deliver_batch, not deliver */
+  size_t take_max;  /* batch mode: take at most this many per call (0: all) */
+  size_t runs[4 * MAXEV]; /* batch mode: each call's n */
+  size_t nruns;
 } world;
 
 static world *W;
@@ -82,6 +86,26 @@ static int deliver(void *arg, const Rpc__V1__Event *ev) {
   snprintf(w->got_src[w->ngot], sizeof(w->got_src[0]), "%s", ev->source);
   w->ngot++;
   return ERR_OK;
+}
+
+/* The batch consumer: deliver() on each in turn (so refuse_seq works the
+ * same), taking at most take_max of a run; checks that a run is
+ * consecutive. */
+static int deliver_batch(void *arg, const Rpc__V1__Event *const *ev, size_t n,
+                         size_t *taken) {
+  world *w = arg;
+  ck_assert_uint_ge(n, 1);
+  ck_assert_uint_lt(w->nruns, 4 * MAXEV);
+  w->runs[w->nruns++] = n;
+  for (size_t i = 1; i < n; i++) {
+    ck_assert_uint_eq(ev[i]->seq, ev[0]->seq + i);
+    ck_assert_str_eq(ev[i]->source, ev[0]->source);
+  }
+  size_t k = 0;
+  for (; k < n && (w->take_max == 0 || k < w->take_max); k++)
+    if (deliver(arg, ev[k]) != ERR_OK) break;
+  *taken = k;
+  return k == n ? ERR_OK : ERR_UNAVAILABLE;
 }
 
 static int backfill(void *arg, const char *source, uint64_t after_seq,
@@ -146,7 +170,10 @@ static bus_tracker *mk_tracker(bool with_backfill,
                                void (*tweak)(bus_tracker_options *)) {
   bus_tracker_options o;
   bus_tracker_options_init(&o);
-  o.deliver = deliver;
+  if (W->batch)
+    o.deliver_batch = deliver_batch;
+  else
+    o.deliver = deliver;
   o.deliver_arg = W;
   if (with_backfill) {
     o.backfill = backfill;
@@ -162,6 +189,11 @@ static void setup(void) {
   W = calloc(1, sizeof(*W));
   fill(&W->a, "a", 0);
   fill(&W->b, "b", 0);
+}
+
+static void setup_batch(void) {
+  setup();
+  W->batch = true;
 }
 
 static void teardown(void) { free(W); }
@@ -731,8 +763,134 @@ START_TEST(long_random_loss_pattern_heals_exactly_once_in_order) {
 }
 END_TEST
 
+/* ---------------------------------------------------- batch consumer --- */
+
+START_TEST(batch_consumer_gets_a_backfill_page_in_one_call) {
+  W->batch = true;
+  fill(&W->a, "a", 600);
+  bus_tracker *t = mk_tracker(true, NULL);
+  ck_assert_int_eq(bus_tracker_set_position(t, "a", 0), ERR_OK);
+  bus_tracker_poll(t, 0);
+  assert_got_range("a", 1, 600);
+  /* Pages of 256: three calls, not 600. */
+  ck_assert_uint_eq(W->nruns, 3);
+  ck_assert_uint_eq(W->runs[0], 256);
+  ck_assert_uint_eq(W->runs[1], 256);
+  ck_assert_uint_eq(W->runs[2], 88);
+  bus_tracker_free(t);
+}
+END_TEST
+
+START_TEST(batch_consumer_gets_held_events_as_one_run) {
+  W->batch = true;
+  fill(&W->a, "a", 8);
+  W->a.fail_next = 1; /* the gap stays open: 4..8 are held */
+  bus_tracker *t = mk_tracker(true, NULL);
+  offer(t, &W->a, 1, 0);
+  for (uint64_t s = 4; s <= 8; s++) offer(t, &W->a, s, 0);
+  assert_got_range("a", 1, 1);
+  /* 2 and 3 arrive live during the backoff: held with the rest. */
+  offer(t, &W->a, 2, 10);
+  offer(t, &W->a, 3, 10);
+  assert_got_range("a", 1, 1);
+  bus_tracker_poll(t, 200);
+  assert_got_range("a", 1, 8);
+  ck_assert_uint_eq(W->nruns, 2); /* 1 live, then 2..8 at once */
+  ck_assert_uint_eq(W->runs[1], 7);
+  ck_assert_int_eq(W->a.calls, 1); /* the failed one only */
+  bus_tracker_free(t);
+}
+END_TEST
+
+START_TEST(batch_consumer_taking_a_prefix_gets_the_rest_again_in_order) {
+  W->batch = true;
+  W->take_max = 7;
+  fill(&W->a, "a", 50);
+  bus_tracker *t = mk_tracker(true, NULL);
+  ck_assert_int_eq(bus_tracker_set_position(t, "a", 0), ERR_OK);
+  int64_t now = 0;
+  for (int i = 0; i < 100 && W->ngot < 50; i++) {
+    bus_tracker_poll(t, now);
+    now += 10000;
+  }
+  assert_got_range("a", 1, 50); /* each exactly once, in order */
+  uint64_t pos = 0;
+  ck_assert_int_eq(bus_tracker_position(t, "a", &pos), ERR_OK);
+  ck_assert_uint_eq(pos, 50);
+  bus_stats st;
+  bus_tracker_get_stats(t, &st);
+  ck_assert_uint_eq(st.delivered, 50);
+  /* Each round: 7 taken of the page, the refused one held and delivered
+   * alone on the retry, so 8 per round, 6 partial takes before 49..50. */
+  ck_assert_uint_eq(st.deliver_refused, 6);
+  bus_tracker_free(t);
+}
+END_TEST
+
+START_TEST(batch_consumer_with_random_loss_and_partial_takes_heals_once) {
+  W->batch = true;
+  fill(&W->a, "a", MAXEV);
+  bus_tracker *t = mk_tracker(true, NULL);
+  ck_assert_int_eq(bus_tracker_set_position(t, "a", 0), ERR_OK);
+  rng_state = 4242;
+  int64_t now = 0;
+  for (uint64_t s = 1; s <= MAXEV; s++) {
+    now += 1;
+    W->take_max = rng() % 4 == 0 ? 1 + rng() % 20 : 0;
+    if (rng() % 3 == 0) continue; /* lost */
+    offer(t, &W->a, s, now);
+    if (s % 40 == 0) bus_tracker_poll(t, now);
+  }
+  W->take_max = 0;
+  for (int i = 0; i < 200 && (bus_tracker_pending(t, "a") || W->ngot < MAXEV);
+       i++) {
+    now += 10000;
+    bus_tracker_poll(t, now);
+  }
+  assert_got_range("a", 1, MAXEV);
+  bus_tracker_free(t);
+}
+END_TEST
+
+START_TEST(tracker_needs_a_delivery_function) {
+  bus_tracker_options o;
+  bus_tracker_options_init(&o);
+  bus_tracker *t = NULL;
+  ck_assert_int_eq(bus_tracker_new(&o, &t), ERR_INVAL);
+  ck_assert_ptr_null(t);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("bus_tracker");
+  const TTest *kAll[] = {
+      in_order_events_are_delivered_once_each,
+      duplicates_are_dropped_and_counted,
+      without_position_the_first_event_seen_starts_the_sequence,
+      gap_calls_backfill_with_the_missing_range_then_delivers_held,
+      backfill_pages_through_the_limit,
+      failed_backfill_keeps_the_gap_and_retries_with_backoff,
+      backoff_doubles_up_to_the_cap_and_resets_after_success,
+      full_buffer_drops_highest_and_backfill_fetches_them_later,
+      position_catches_up_until_the_source_has_nothing_more,
+      catch_up_stops_at_the_reported_last_seq,
+      live_events_at_or_before_the_position_are_duplicates,
+      replay_answers_are_decoded_and_garbage_is_retried,
+      backfill_batches_are_sorted_and_foreign_old_or_invalid_events_ignored,
+      events_past_the_limit_are_left_for_the_next_call,
+      replay_answer_larger_than_the_cap_is_refused_and_retried,
+      source_that_forgot_events_makes_the_tracker_skip_them,
+      without_backfill_gaps_are_skipped_and_counted_lost,
+      refused_delivery_is_retried_before_anything_later,
+      refused_backfilled_event_is_redelivered,
+      idle_check_finds_events_lost_at_the_tail,
+      a_stuck_source_does_not_hold_back_another,
+      lagging_source_answer_is_not_progress_and_is_retried,
+      sources_past_the_limit_are_refused,
+      invalid_events_and_arguments_are_refused,
+      interrupt_stops_further_work,
+      long_random_loss_pattern_heals_exactly_once_in_order,
+  };
   TCase *tc = tcase_create("tracker");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, in_order_events_are_delivered_once_each);
@@ -764,7 +922,21 @@ int main(void) {
   tcase_add_test(tc, invalid_events_and_arguments_are_refused);
   tcase_add_test(tc, interrupt_stops_further_work);
   tcase_add_test(tc, long_random_loss_pattern_heals_exactly_once_in_order);
+  tcase_add_test(tc, batch_consumer_gets_a_backfill_page_in_one_call);
+  tcase_add_test(tc, batch_consumer_gets_held_events_as_one_run);
+  tcase_add_test(tc,
+                 batch_consumer_taking_a_prefix_gets_the_rest_again_in_order);
+  tcase_add_test(tc,
+                 batch_consumer_with_random_loss_and_partial_takes_heals_once);
+  tcase_add_test(tc, tracker_needs_a_delivery_function);
   suite_add_tcase(s, tc);
+  /* Every test above again with a batch consumer (deliver_batch taking
+   * runs): the same deliveries, order and backfill calls. */
+  TCase *tb = tcase_create("tracker_batch");
+  tcase_add_checked_fixture(tb, setup_batch, teardown);
+  for (size_t i = 0; i < sizeof kAll / sizeof kAll[0]; i++)
+    tcase_add_test(tb, kAll[i]);
+  suite_add_tcase(s, tb);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

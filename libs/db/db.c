@@ -21,6 +21,12 @@
  * db_conn_exec_script, used by the migration runner for trusted migration
  * files shipped with the service.
  *
+ * Pipelines (db_exec_pipeline, db_exec_commit) send several statements
+ * and read their results afterwards (libpq pipeline mode): one network
+ * wait instead of one per statement. A transaction opened with
+ * defer_begin keeps BEGIN and its settings in the db_conn until its
+ * first statement, which carries them as the head of its pipeline.
+ *
  * db_result is a PGresult in disguise (never dereferenced as anything
  * else), which keeps libpq out of db.h without an extra allocation.
  */
@@ -75,15 +81,33 @@ typedef struct stmt {
 /* Prepared statements per connection; past it, statements run unnamed. */
 #define STMT_CACHE_MAX 256
 
+/* set_config pairs a transaction may set: tenant, timeout, role, and the
+ * caller's settings. */
+#define TX_SETTINGS_MAX (3 + DB_TX_SETTINGS_MAX)
+#define TX_SETTINGS_SQL_MAX (64 + 40 * TX_SETTINGS_MAX)
+
+/* A transaction's opening, held back until its first statement
+ * (db_tx_opts.defer_begin): BEGIN and the set_config statement, with
+ * copies of the values (the caller's opts need not outlive db_begin). */
+typedef struct deferred_begin {
+  bool pending;
+  const char *begin;             /* a constant of begin_sql */
+  char sql[TX_SETTINGS_SQL_MAX]; /* "" when there is nothing to set */
+  char *vals[2 * TX_SETTINGS_MAX];
+  int n;
+} deferred_begin;
+
 struct db_conn {
   db_pool *pool;
   PGconn *pg;
   stmt *stmts; /* prepared on this session (see stmt_find) */
   int nstmts, cap_stmts;
   unsigned next_stmt_id; /* names "s<N>", per session */
-  bool in_tx;    /* the caller began a transaction and has not ended it */
-  int tx_err;    /* first error inside the current transaction */
-  bool discard;  /* close instead of pooling on release */
+  bool in_tx;     /* the caller began a transaction and has not ended it */
+  int tx_err;     /* first error inside the current transaction */
+  bool discard;   /* close instead of pooling on release */
+  bool committed; /* db_exec_commit ended the transaction (db_commit: OK) */
+  deferred_begin deferred;
   db_conn *next; /* idle list */
 };
 
@@ -232,7 +256,10 @@ static void stmts_forget(db_conn *c) {
   c->next_stmt_id = 0;
 }
 
+static void deferred_clear(deferred_begin *d);
+
 static void conn_free(db_conn *c) {
+  deferred_clear(&c->deferred);
   PQfinish(c->pg);
   stmts_forget(c);
   free(c->stmts);
@@ -399,6 +426,8 @@ int db_acquire(db_pool *p, db_conn **out) {
   c->in_tx = false;
   c->tx_err = ERR_OK;
   c->discard = false;
+  c->committed = false;
+  deferred_clear(&c->deferred);
   *out = c;
   return ERR_OK;
 }
@@ -407,6 +436,10 @@ void db_release(db_conn *c) {
   if (c == NULL) return;
   db_pool *p = c->pool;
   bool keep = !c->discard && c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK;
+  if (c->deferred.pending) { /* BEGIN never sent: nothing to undo */
+    deferred_clear(&c->deferred);
+    c->in_tx = false;
+  }
   if (keep && (c->in_tx || PQtransactionStatus(c->pg) != PQTRANS_IDLE)) {
     PGresult *res = PQexec(c->pg, "ROLLBACK");
     keep = PQresultStatus(res) == PGRES_COMMAND_OK &&
@@ -488,7 +521,7 @@ db_param db_null(void) {
  * it is dead and no transaction is open; fails inside a transaction. */
 static int conn_ready(db_conn *c) {
   if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK) return ERR_OK;
-  if (c->in_tx)
+  if (c->in_tx && !c->deferred.pending)
     return db_set_error(ERR_UNAVAILABLE, NULL,
                         "connection lost inside a transaction");
   return conn_reconnect(c);
@@ -536,77 +569,107 @@ static void stmt_drop(db_conn *c, stmt *st) {
  * the failed PGresult (a syntax error, an aborted transaction, ...) or
  * NULL when the statement should simply run unnamed (cache full, out of
  * memory). */
-static stmt *stmt_prepare(db_conn *c, const char *sql, uint64_t h, int n,
-                          PGresult **res) {
-  *res = NULL;
-  if (c->nstmts >= STMT_CACHE_MAX) return NULL;
+/* A new entry for sql, named but not yet prepared on the server: its
+ * index, or -1 when the statement should simply run unnamed (cache full,
+ * out of memory). The caller prepares it or drops it. */
+static int stmt_add(db_conn *c, const char *sql, uint64_t h, int n) {
+  if (c->nstmts >= STMT_CACHE_MAX) return -1;
   if (c->nstmts == c->cap_stmts) {
     int cap = c->cap_stmts ? 2 * c->cap_stmts : 16;
     stmt *grown = realloc(c->stmts, (size_t)cap * sizeof *grown);
-    if (grown == NULL) return NULL;
+    if (grown == NULL) return -1;
     c->stmts = grown;
     c->cap_stmts = cap;
   }
   stmt *st = &c->stmts[c->nstmts];
   st->sql = strdup(sql);
-  if (st->sql == NULL) return NULL;
+  if (st->sql == NULL) return -1;
   st->hash = h;
   st->nparams = n;
   /* Names are unique within the session by construction (a counter that
    * starts again with each session), so a Parse never fails on a name:
    * inside a transaction that failure would abort it. */
   snprintf(st->name, sizeof st->name, "s%u", c->next_stmt_id++);
-  PGresult *r = PQprepare(c->pg, st->name, sql, n, NULL);
+  return c->nstmts++;
+}
+
+static stmt *stmt_prepare(db_conn *c, const char *sql, uint64_t h, int n,
+                          PGresult **res) {
+  *res = NULL;
+  int i = stmt_add(c, sql, h, n);
+  if (i < 0) return NULL;
+  PGresult *r = PQprepare(c->pg, c->stmts[i].name, sql, n, NULL);
   if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-    free(st->sql);
+    stmt_drop(c, &c->stmts[i]); /* the last entry */
     *res = r;
     return NULL;
   }
   PQclear(r);
-  c->nstmts++;
-  return st;
+  return &c->stmts[i];
 }
 
-static int run(db_conn *c, const char *sql, const db_param *params, int n,
-               PGresult **res) {
+/* Parameters as libpq takes them: on the stack up to STACK_PARAMS. */
+typedef struct lp_params {
+  const char **vals;
+  int *lens, *fmts;
   const char *stack_vals[STACK_PARAMS];
   int stack_lens[STACK_PARAMS], stack_fmts[STACK_PARAMS];
-  const char **vals = stack_vals;
-  int *lens = stack_lens, *fmts = stack_fmts;
-  *res = NULL;
+} lp_params;
+
+static void lp_params_free(lp_params *lp) {
+  if (lp->vals != lp->stack_vals) {
+    free(lp->vals);
+    free(lp->lens);
+    free(lp->fmts);
+  }
+}
+
+static int lp_params_init(lp_params *lp, const db_param *params, int n) {
+  lp->vals = lp->stack_vals;
+  lp->lens = lp->stack_lens;
+  lp->fmts = lp->stack_fmts;
   if (n > STACK_PARAMS) {
-    vals = calloc((size_t)n, sizeof *vals);
-    lens = calloc((size_t)n, sizeof *lens);
-    fmts = calloc((size_t)n, sizeof *fmts);
-    if (vals == NULL || lens == NULL || fmts == NULL) {
-      free(vals);
-      free(lens);
-      free(fmts);
+    lp->vals = calloc((size_t)n, sizeof *lp->vals);
+    lp->lens = calloc((size_t)n, sizeof *lp->lens);
+    lp->fmts = calloc((size_t)n, sizeof *lp->fmts);
+    if (lp->vals == NULL || lp->lens == NULL || lp->fmts == NULL) {
+      lp_params_free(lp);
       return db_set_error(ERR_NOMEM, NULL, NULL);
     }
   }
   for (int i = 0; i < n; i++) {
     const db_param *p = &params[i];
-    lens[i] = 0;
-    fmts[i] = 0;
+    lp->lens[i] = 0;
+    lp->fmts[i] = 0;
     switch (p->kind) {
     case DB_P_TEXT:
-      vals[i] = p->data;
+      lp->vals[i] = p->data;
       break;
     case DB_P_BINARY:
-      vals[i] = p->data;
-      lens[i] = p->len;
-      fmts[i] = 1;
+      lp->vals[i] = p->data;
+      lp->lens[i] = p->len;
+      lp->fmts[i] = 1;
       break;
     case DB_P_INLINE:
-      vals[i] = p->inline_text;
+      lp->vals[i] = p->inline_text;
       break;
     case DB_P_NULL:
     default:
-      vals[i] = NULL;
+      lp->vals[i] = NULL;
       break;
     }
   }
+  return ERR_OK;
+}
+
+static int run(db_conn *c, const char *sql, const db_param *params, int n,
+               PGresult **res) {
+  *res = NULL;
+  lp_params lp;
+  int rc = lp_params_init(&lp, params, n);
+  if (rc != ERR_OK) return rc;
+  const char **vals = lp.vals;
+  int *lens = lp.lens, *fmts = lp.fmts;
   uint64_t h = sql_hash(sql);
   PGresult *r = NULL;
   stmt *prep = stmt_find(c, sql, h, n);
@@ -636,17 +699,12 @@ static int run(db_conn *c, const char *sql, const db_param *params, int n,
       }
     }
   }
-  if (n > STACK_PARAMS) {
-    free(vals);
-    free(lens);
-    free(fmts);
-  }
+  lp_params_free(&lp);
   ExecStatusType st = PQresultStatus(r);
   if (r != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
     *res = r;
     return ERR_OK;
   }
-  int rc;
   if (r != NULL &&
       (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)) {
     c->discard = true; /* mid-COPY: the connection is unusable for us */
@@ -664,6 +722,10 @@ int db_exec(db_conn *c, const char *sql, const db_param *params, int nparams,
   if (c == NULL || sql == NULL || nparams < 0 ||
       (nparams > 0 && params == NULL))
     return db_set_error(ERR_INVAL, NULL, "invalid db_exec arguments");
+  if (c->deferred.pending) {
+    db_stmt one = {.sql = sql, .params = params, .nparams = nparams};
+    return db_exec_pipeline(c, &one, 1, out);
+  }
   int rc = conn_ready(c);
   PGresult *res = NULL;
   if (rc == ERR_OK) rc = run(c, sql, params, nparams, &res);
@@ -692,6 +754,251 @@ int db_conn_exec_script(db_conn *c, const char *sql) {
   PQclear(res);
   if (rc != ERR_OK && c->in_tx && c->tx_err == ERR_OK) c->tx_err = rc;
   return rc;
+}
+
+/* ------------------------------------------------------------- pipelines ---
+ *
+ * A pipeline is a list of commands sent before any result is read: per
+ * statement a Parse (PQsendPrepare) when this session has not prepared it
+ * yet, then its execution by name (or unnamed when the cache is full);
+ * then one Sync. Results come back in that order, each followed by a
+ * NULL, then the Sync's PGRES_PIPELINE_SYNC; after the first failure
+ * every later command reports PGRES_PIPELINE_ABORTED. A cache entry made
+ * for this pipeline is kept only when its Parse succeeded (a skipped
+ * Parse created nothing on the server). A deferred BEGIN and its
+ * set_config go first, a COMMIT last (db_exec_commit). */
+
+#define PIPE_STMTS_MAX (DB_PIPELINE_MAX + 3) /* + BEGIN, settings, COMMIT */
+#define PIPE_CMDS_MAX (2 * PIPE_STMTS_MAX)
+
+typedef struct pipe_cmd {
+  int stmt;   /* index of its statement in the pipeline */
+  int entry;  /* its cache entry (c->stmts), or -1 when run unnamed */
+  bool parse; /* the Parse of entry, sent in this pipeline */
+} pipe_cmd;
+
+typedef struct pipe_run {
+  db_conn *c;
+  db_stmt v[PIPE_STMTS_MAX];
+  size_t n;
+  pipe_cmd cmd[PIPE_CMDS_MAX];
+  int ncmd;
+  PGresult *res[PIPE_STMTS_MAX]; /* each statement's result */
+  int drop[PIPE_CMDS_MAX];       /* cache entries to forget */
+  int ndrop;
+  int rc; /* the first failure */
+} pipe_run;
+
+static void pipe_fail(pipe_run *p, int rc) {
+  if (p->rc == ERR_OK) p->rc = rc;
+}
+
+/* Sends statement i: its Parse if needed, then its execution. */
+static bool pipe_send(pipe_run *p, int i) {
+  db_conn *c = p->c;
+  const db_stmt *s = &p->v[i];
+  uint64_t h = sql_hash(s->sql);
+  stmt *found = stmt_find(c, s->sql, h, s->nparams);
+  int e = found != NULL ? (int)(found - c->stmts) : -1;
+  if (e < 0 && (e = stmt_add(c, s->sql, h, s->nparams)) >= 0) {
+    p->cmd[p->ncmd++] = (pipe_cmd){.stmt = i, .entry = e, .parse = true};
+    if (!PQsendPrepare(c->pg, c->stmts[e].name, s->sql, s->nparams, NULL))
+      return false;
+  }
+  lp_params lp;
+  if (lp_params_init(&lp, s->params, s->nparams) != ERR_OK) return false;
+  p->cmd[p->ncmd++] = (pipe_cmd){.stmt = i, .entry = e, .parse = false};
+  int ok = e >= 0 ? PQsendQueryPrepared(c->pg, c->stmts[e].name, s->nparams,
+                                        lp.vals, lp.lens, lp.fmts, 0)
+                  : PQsendQueryParams(c->pg, s->sql, s->nparams, NULL, lp.vals,
+                                      lp.lens, lp.fmts, 0);
+  lp_params_free(&lp);
+  return ok == 1;
+}
+
+/* Judges one command's result (taken). */
+static void pipe_take(pipe_run *p, const pipe_cmd *k, PGresult *r) {
+  ExecStatusType st = PQresultStatus(r);
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+    if (k->parse)
+      PQclear(r);
+    else
+      p->res[k->stmt] = r;
+    return;
+  }
+  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  /* As run(): a statement the server can no longer use (0A000, 26000) is
+   * prepared again next time. */
+  bool stale = state != NULL &&
+               (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0);
+  if (k->entry >= 0 && (k->parse || stale)) p->drop[p->ndrop++] = k->entry;
+  if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+    p->c->discard = true;
+    pipe_fail(p, db_set_error(ERR_INVAL, NULL, "COPY is not supported"));
+  } else if (st != PGRES_PIPELINE_ABORTED && p->rc == ERR_OK) {
+    pipe_fail(p, result_error(p->c->pg, r));
+  }
+  PQclear(r);
+}
+
+/* Reads every command's result and the Sync. False when the connection
+ * broke on the way (p->rc says how). */
+static bool pipe_read(pipe_run *p) {
+  PGconn *pg = p->c->pg;
+  for (int i = 0; i < p->ncmd; i++) {
+    PGresult *r = PQgetResult(pg);
+    if (r == NULL) {
+      pipe_fail(p, result_error(pg, NULL));
+      return false;
+    }
+    pipe_take(p, &p->cmd[i], r);
+    while ((r = PQgetResult(pg)) != NULL) PQclear(r); /* end of command */
+    if (PQstatus(pg) == CONNECTION_BAD) {
+      pipe_fail(p, result_error(pg, NULL));
+      return false;
+    }
+  }
+  PGresult *r = PQgetResult(pg);
+  bool synced = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+  PQclear(r);
+  if (!synced) pipe_fail(p, result_error(pg, NULL));
+  return synced;
+}
+
+/* Forgets the entries in p->drop, highest index first (stmt_drop moves
+ * the last entry into the hole, which is then never a pending one). */
+static void pipe_forget(pipe_run *p) {
+  for (int i = 1; i < p->ndrop; i++)
+    for (int j = i; j > 0 && p->drop[j - 1] < p->drop[j]; j--) {
+      int t = p->drop[j];
+      p->drop[j] = p->drop[j - 1];
+      p->drop[j - 1] = t;
+    }
+  for (int i = 0; i < p->ndrop; i++)
+    if (i == 0 || p->drop[i] != p->drop[i - 1])
+      stmt_drop(p->c, &p->c->stmts[p->drop[i]]);
+}
+
+/* Sends p->v in one pipeline and reads the results into p->res. */
+static void pipe_exec(pipe_run *p) {
+  PGconn *pg = p->c->pg;
+  if (!PQenterPipelineMode(pg)) {
+    pipe_fail(p, result_error(pg, NULL));
+    return;
+  }
+  bool sent = true;
+  for (size_t i = 0; i < p->n && sent; i++) sent = pipe_send(p, (int)i);
+  sent = sent && PQpipelineSync(pg) == 1;
+  bool read = sent && pipe_read(p);
+  if (!sent) pipe_fail(p, result_error(pg, NULL));
+  if (!read || !PQexitPipelineMode(pg)) {
+    /* Results left unread: the session cannot be trusted again. */
+    p->c->discard = true;
+    p->ndrop = 0;
+    for (int i = 0; i < p->ncmd; i++)
+      if (p->cmd[i].parse) p->drop[p->ndrop++] = p->cmd[i].entry;
+  }
+  pipe_forget(p);
+}
+
+/* The statements of one round trip: a deferred opening, v, a COMMIT. */
+static void pipe_build(pipe_run *p, const db_stmt *v, size_t n, bool commit) {
+  static const db_stmt commit_stmt = {.sql = "COMMIT"};
+  const deferred_begin *d = &p->c->deferred;
+  if (d->pending) {
+    p->v[p->n++] = (db_stmt){.sql = d->begin};
+    if (d->sql[0] != '\0') p->v[p->n++] = (db_stmt){.sql = d->sql};
+  }
+  for (size_t i = 0; i < n; i++) p->v[p->n++] = v[i];
+  if (commit) p->v[p->n++] = commit_stmt;
+}
+
+/* Refused before anything is sent (a deferred opening stays pending). */
+static int pipe_check(const db_conn *c, const db_stmt *v, size_t n,
+                      bool commit) {
+  if (c == NULL || v == NULL || n == 0 || n > DB_PIPELINE_MAX)
+    return db_set_error(ERR_INVAL, NULL, "invalid pipeline");
+  if (commit && !c->in_tx)
+    return db_set_error(ERR_INVAL, NULL, "no transaction open");
+  for (size_t i = 0; i < n; i++)
+    if (v[i].sql == NULL || v[i].nparams < 0 ||
+        (v[i].nparams > 0 && v[i].params == NULL))
+      return db_set_error(ERR_INVAL, NULL, "invalid pipeline statement");
+  return ERR_OK;
+}
+
+/* The deferred set_config's values as parameters (p->v[1] borrows them). */
+static void pipe_settings(pipe_run *p, db_param *ps) {
+  const deferred_begin *d = &p->c->deferred;
+  if (!d->pending || d->sql[0] == '\0') return;
+  for (int i = 0; i < d->n; i++) ps[i] = db_text(d->vals[i]);
+  p->v[1].params = ps;
+  p->v[1].nparams = d->n;
+}
+
+/* One try of a pipeline; *p is reset first. */
+static int pipe_try(pipe_run *p, db_conn *c, const db_stmt *v, size_t n,
+                    bool commit) {
+  memset(p, 0, sizeof *p);
+  p->c = c;
+  db_param ps[2 * TX_SETTINGS_MAX];
+  pipe_build(p, v, n, commit);
+  pipe_settings(p, ps);
+  int rc = conn_ready(c);
+  if (rc != ERR_OK) return rc;
+  pipe_exec(p);
+  return p->rc;
+}
+
+static int pipeline(db_conn *c, const db_stmt *v, size_t n, bool commit,
+                    db_result **out) {
+  if (out != NULL)
+    for (size_t i = 0; i < n && i <= DB_PIPELINE_MAX; i++) out[i] = NULL;
+  int rc = pipe_check(c, v, n, commit);
+  if (rc != ERR_OK) return rc;
+  pipe_run *p = malloc(sizeof *p);
+  if (p == NULL) return db_set_error(ERR_NOMEM, NULL, NULL);
+  bool opening = c->deferred.pending;
+  rc = pipe_try(p, c, v, n, commit);
+  if (rc == ERR_UNAVAILABLE && opening && !commit) {
+    /* The connection died under the transaction's first round trip,
+     * which holds no COMMIT: the server rolled it back, so it can be sent
+     * again once on a fresh connection (as db_begin_opts does). */
+    for (size_t i = 0; i < p->n; i++) PQclear(p->res[i]);
+    rc = conn_reconnect(c);
+    c->discard = false; /* a fresh session */
+    if (rc == ERR_OK) rc = pipe_try(p, c, v, n, commit);
+  }
+  deferred_clear(&c->deferred); /* sent, or spoilt with the transaction */
+  size_t first = p->n - n - (commit ? 1 : 0); /* v[0]'s place in p->v */
+  for (size_t i = 0; i < p->n; i++) {
+    bool mine = rc == ERR_OK && out != NULL && i >= first && i < first + n;
+    if (mine)
+      out[i - first] = (db_result *)p->res[i];
+    else
+      PQclear(p->res[i]);
+  }
+  free(p);
+  if (rc != ERR_OK && c->in_tx && c->tx_err == ERR_OK) c->tx_err = rc;
+  return rc;
+}
+
+int db_exec_pipeline(db_conn *c, const db_stmt *v, size_t n, db_result **out) {
+  return pipeline(c, v, n, false, out);
+}
+
+int db_exec_commit(db_conn *c, const db_stmt *v, size_t n, db_result **out) {
+  int rc = pipeline(c, v, n, true, out);
+  if (rc != ERR_OK) {
+    db_error saved = tl_err; /* the failing statement's details */
+    (void)db_rollback(c);
+    tl_err = saved;
+    return rc;
+  }
+  c->in_tx = false;
+  c->tx_err = ERR_OK;
+  c->committed = true;
+  return ERR_OK;
 }
 
 /* ---------------------------------------------------------- transactions ---
@@ -742,18 +1049,20 @@ static int check_opts(const db_tx_opts *o) {
 /* Everything after BEGIN in one round trip: one parameterised
  * "SELECT set_config($1, $2, true), set_config($3, $4, true), ..." for the
  * tenant, the statement timeout, the role and the settings (every request
- * transaction pays this, so one statement rather than one per setting). */
-#define TX_SETTINGS_MAX (3 + DB_TX_SETTINGS_MAX)
-static int apply_opts(db_conn *c, const db_tx_opts *o) {
-  db_param ps[2 * TX_SETTINGS_MAX];
-  char timeout[24];
+ * transaction pays this, so one statement rather than one per setting).
+ * Fills sql (TX_SETTINGS_SQL_MAX bytes; "" when there is nothing to set)
+ * and ps (2 * TX_SETTINGS_MAX, borrowing o's strings and timeout, 24
+ * bytes); returns the number of parameters. */
+#define TX_TIMEOUT_TEXT 24
+static int settings_stmt(const db_tx_opts *o, char *sql, db_param *ps,
+                         char *timeout) {
   int n = 0;
   if (o->tenant_id != NULL) {
     ps[n++] = db_text("app.tenant_id");
     ps[n++] = db_text(o->tenant_id);
   }
   if (o->statement_timeout_ms > 0) {
-    snprintf(timeout, sizeof timeout, "%d", o->statement_timeout_ms);
+    snprintf(timeout, TX_TIMEOUT_TEXT, "%d", o->statement_timeout_ms);
     ps[n++] = db_text("statement_timeout");
     ps[n++] = db_text(timeout);
   }
@@ -765,14 +1074,46 @@ static int apply_opts(db_conn *c, const db_tx_opts *o) {
     ps[n++] = db_text(o->settings[i].name);
     ps[n++] = db_text(o->settings[i].value);
   }
-  if (n == 0) return ERR_OK;
-  char sql[64 + 40 * TX_SETTINGS_MAX] = "SELECT ";
-  size_t used = strlen(sql);
+  sql[0] = '\0';
+  if (n == 0) return 0;
+  size_t used = (size_t)snprintf(sql, TX_SETTINGS_SQL_MAX, "SELECT ");
   for (int i = 0; i < n; i += 2)
-    used += (size_t)snprintf(sql + used, sizeof sql - used,
+    used += (size_t)snprintf(sql + used, TX_SETTINGS_SQL_MAX - used,
                              "%sset_config($%d, $%d, true)", i ? ", " : "",
                              i + 1, i + 2);
-  return db_exec(c, sql, ps, n, NULL);
+  return n;
+}
+
+static int apply_opts(db_conn *c, const db_tx_opts *o) {
+  db_param ps[2 * TX_SETTINGS_MAX];
+  char timeout[TX_TIMEOUT_TEXT], sql[TX_SETTINGS_SQL_MAX];
+  int n = settings_stmt(o, sql, ps, timeout);
+  return n == 0 ? ERR_OK : db_exec(c, sql, ps, n, NULL);
+}
+
+static void deferred_clear(deferred_begin *d) {
+  for (int i = 0; i < d->n; i++) free(d->vals[i]);
+  memset(d, 0, sizeof *d);
+}
+
+/* Holds the transaction's opening back for its first statement. */
+static int defer_begin(db_conn *c, const db_tx_opts *o) {
+  deferred_begin *d = &c->deferred;
+  deferred_clear(d);
+  db_param ps[2 * TX_SETTINGS_MAX];
+  char timeout[TX_TIMEOUT_TEXT];
+  int n = settings_stmt(o, d->sql, ps, timeout);
+  for (int i = 0; i < n; i++) {
+    d->vals[i] = strdup(ps[i].data); /* names and values: never NULL */
+    d->n = i + 1;
+    if (d->vals[i] == NULL) {
+      deferred_clear(d);
+      return db_set_error(ERR_NOMEM, NULL, NULL);
+    }
+  }
+  d->begin = begin_sql(o);
+  d->pending = true;
+  return ERR_OK;
 }
 
 int db_begin_opts(db_conn *c, const db_tx_opts *opts) {
@@ -783,6 +1124,14 @@ int db_begin_opts(db_conn *c, const db_tx_opts *opts) {
   if (c == NULL) return db_set_error(ERR_INVAL, NULL, "no connection");
   if (c->in_tx)
     return db_set_error(ERR_INVAL, NULL, "a transaction is already open");
+  c->committed = false;
+  if (opts->defer_begin) {
+    rc = defer_begin(c, opts);
+    if (rc != ERR_OK) return rc;
+    c->in_tx = true;
+    c->tx_err = ERR_OK;
+    return ERR_OK;
+  }
   rc = db_exec(c, begin_sql(opts), NULL, 0, NULL);
   if (rc == ERR_UNAVAILABLE) {
     /* Died before BEGIN ran anything (e.g. a server restart that left no
@@ -808,9 +1157,15 @@ int db_begin(db_conn *c, const char *tenant_id) {
 }
 
 int db_rollback(db_conn *c) {
-  if (c == NULL || !c->in_tx) return ERR_OK;
+  if (c == NULL) return ERR_OK;
+  c->committed = false;
+  if (!c->in_tx) return ERR_OK;
   c->in_tx = false;
   c->tx_err = ERR_OK;
+  if (c->deferred.pending) { /* nothing was sent */
+    deferred_clear(&c->deferred);
+    return ERR_OK;
+  }
   if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) return ERR_OK;
   PGresult *res = PQexec(c->pg, "ROLLBACK");
   if (PQresultStatus(res) != PGRES_COMMAND_OK) c->discard = true;
@@ -819,8 +1174,17 @@ int db_rollback(db_conn *c) {
 }
 
 int db_commit(db_conn *c) {
+  if (c != NULL && c->committed) { /* by db_exec_commit */
+    c->committed = false;
+    return ERR_OK;
+  }
   if (c == NULL || !c->in_tx)
     return db_set_error(ERR_INVAL, NULL, "no transaction open");
+  if (c->deferred.pending) { /* nothing was sent: nothing to commit */
+    deferred_clear(&c->deferred);
+    c->in_tx = false;
+    return ERR_OK;
+  }
   if (c->tx_err != ERR_OK ||
       (c->pg != NULL && PQtransactionStatus(c->pg) == PQTRANS_INERROR)) {
     /* COMMIT of a failed transaction "succeeds" as a ROLLBACK: report the
@@ -899,6 +1263,17 @@ int db_store_tx(const db_store *s, const db_tx_opts *opts,
   return db_with_tx(s->pool, &o, DB_TX_RETRIES, fn, ud);
 }
 
+int db_store_run(const db_store *s, const char *tid, const char *scope,
+                 bool read_only, int (*fn)(db_conn *c, void *ud), void *ud) {
+  db_setting on = {scope, "on"};
+  db_tx_opts o = {.tenant_id = tid, .read_only = read_only};
+  if (tid == NULL && scope != NULL) {
+    o.settings = &on;
+    o.nsettings = 1;
+  }
+  return db_store_tx(s, &o, fn, ud);
+}
+
 /* --------------------------------------------------------------- results ---
  */
 
@@ -932,6 +1307,21 @@ bool db_is_null(const db_result *r, int row, int col) {
 
 const char *db_get(const db_result *r, int row, int col) {
   return db_is_null(r, row, col) ? NULL : PQgetvalue(R(r), row, col);
+}
+
+size_t db_page_rows(const db_result *r, size_t limit, bool *more) {
+  size_t n = r != NULL ? (size_t)db_nrows(r) : 0;
+  *more = n > limit;
+  return *more ? limit : n;
+}
+
+const char *db_cell(const db_result *r, int row, int col) {
+  const char *v = db_get(r, row, col);
+  return v != NULL ? v : "";
+}
+
+void db_copy_cell(const db_result *r, int row, int col, char *dst, size_t cap) {
+  str_copy(dst, db_cell(r, row, col), cap);
 }
 
 int db_get_int64(const db_result *r, int row, int col, int64_t *out) {

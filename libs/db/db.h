@@ -158,6 +158,45 @@ db_param db_null(void);
 int db_exec(db_conn *c, const char *sql, const db_param *params, int nparams,
             db_result **out) WARN_UNUSED;
 
+/* ------------------------------------------------------------ pipelines ---
+ *
+ * Statements that do not need each other's results can share one network
+ * round trip (libpq pipeline mode): they are sent together, run by the
+ * server in order, and their results read afterwards. Each is prepared once
+ * per connection as db_exec does (one not yet prepared on this session is
+ * prepared in the same round trip). The first statement that fails stops
+ * the pipeline - the server skips the rest - and its error is returned,
+ * mapped as db_exec's; inside a transaction that spoils the transaction as
+ * a failed db_exec does. Bounded: at most DB_PIPELINE_MAX statements, and
+ * each pipeline's values are small (libpq writes them in blocking mode
+ * before reading any result, so megabytes of values could stall on full
+ * socket buffers).
+ */
+
+/* One statement of a pipeline: db_exec's arguments. */
+typedef struct db_stmt {
+  const char *sql;
+  const db_param *params;
+  int nparams;
+} db_stmt;
+
+#define DB_PIPELINE_MAX 64
+
+/* Runs v[0..n) in one round trip. out (optional) gets n results, out[i]
+ * v[i]'s, each freed by the caller with db_result_free; on failure every
+ * out[i] is NULL. Errors: db_exec's; ERR_INVAL for n of 0 or more than
+ * DB_PIPELINE_MAX or a statement db_exec would refuse. */
+int db_exec_pipeline(db_conn *c, const db_stmt *v, size_t n,
+                     db_result **out) WARN_UNUSED;
+
+/* db_exec_pipeline and then COMMIT in the same round trip; for the last
+ * statements of a transaction (ERR_INVAL outside one). On ERR_OK the
+ * transaction committed, and the db_commit that db_with_tx runs after fn
+ * returns ERR_OK without a round trip; nothing may run in the transaction
+ * after it. On an error the transaction is rolled back. */
+int db_exec_commit(db_conn *c, const db_stmt *v, size_t n,
+                   db_result **out) WARN_UNUSED;
+
 /* ---------------------------------------------------------- transactions ---
  */
 
@@ -193,6 +232,12 @@ typedef struct db_tx_opts {
    * so the names must come from service code, never from input). */
   const db_setting *settings;
   size_t nsettings;
+  /* BEGIN and the settings wait for the transaction's first statement
+   * (db_exec, db_exec_pipeline, db_exec_commit) and go in its round trip:
+   * one network wait fewer per transaction. Their errors then come back
+   * from that statement; a transaction that runs no statement sends
+   * nothing at all. */
+  bool defer_begin;
 } db_tx_opts;
 
 /* BEGIN, then, in one statement of set_config(..., true) calls - the
@@ -263,6 +308,16 @@ db_pool *db_store_pool(const db_store *s);
 int db_store_tx(const db_store *s, const db_tx_opts *opts,
                 int (*fn)(db_conn *c, void *ud), void *ud) WARN_UNUSED;
 
+/* db_store_tx in the one scope a store function runs in: tenant tid's rows
+ * (db_tx_opts.tenant_id) when tid is set; when tid is NULL, across tenants
+ * under the policy the setting named scope turns on (scope = 'on', e.g.
+ * "app.orders_janitor"; nothing when scope is NULL too). read_only as in
+ * db_tx_opts. The call every service's store makes instead of building
+ * the options itself. Errors: those of db_with_tx. */
+int db_store_run(const db_store *s, const char *tid, const char *scope,
+                 bool read_only, int (*fn)(db_conn *c, void *ud),
+                 void *ud) WARN_UNUSED;
+
 /* --------------------------------------------------------------- results ---
  */
 
@@ -277,6 +332,17 @@ int64_t db_affected(const db_result *r);
 
 /* The text value of a cell, owned by r; NULL for SQL NULL or out of range. */
 const char *db_get(const db_result *r, int row, int col);
+/* db_get with "" for SQL NULL or out of range (col -1: a db_col that found
+ * no such column), for fields whose absence is the empty string. */
+const char *db_cell(const db_result *r, int row, int col);
+/* Keyset pages: a list query asks for limit + 1 rows and the extra row
+ * only says that another page follows. Returns how many rows of r belong
+ * to the page (at most limit; 0 for a NULL r) and sets *more when r holds
+ * the extra one. */
+size_t db_page_rows(const db_result *r, size_t limit, bool *more);
+/* db_cell copied into dst (capacity cap > 0, always NUL-terminated,
+ * truncated to fit). */
+void db_copy_cell(const db_result *r, int row, int col, char *dst, size_t cap);
 /* True for SQL NULL (and out of range). */
 bool db_is_null(const db_result *r, int row, int col);
 /* Parses an integer / boolean cell. ERR_INVAL for NULL, out of range or a

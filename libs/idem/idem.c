@@ -22,17 +22,23 @@
 
 #include "libs/base/strutil.h"
 
-#define SQL_MAX 512
+#define SQL_MAX IDEM_SQL_MAX
 #define TABLE_MAX 127
-#define LOCK_NAME_MAX (TABLE_MAX + 64 + 2 * 256)
 
 int idem_hash(const char *tag, const char *method, const void *payload,
               size_t len, uint8_t out[IDEM_HASH_LEN]) {
+  return idem_hash_keyed(NULL, tag, method, payload, len, out);
+}
+
+int idem_hash_keyed(const uint8_t *secret, const char *tag, const char *method,
+                    const void *payload, size_t len,
+                    uint8_t out[IDEM_HASH_LEN]) {
   if (sodium_init() < 0) return ERR_INTERNAL;
   const char *t = tag ? tag : "";
   const char *m = method ? method : "";
   crypto_generichash_state st;
-  crypto_generichash_init(&st, NULL, 0, IDEM_HASH_LEN);
+  crypto_generichash_init(&st, secret, secret ? IDEM_SECRET_LEN : 0,
+                          IDEM_HASH_LEN);
   /* Each string with its NUL: "ab"+"c" never hashes like "a"+"bc". */
   crypto_generichash_update(&st, (const unsigned char *)t, strlen(t) + 1);
   crypto_generichash_update(&st, (const unsigned char *)m, strlen(m) + 1);
@@ -77,20 +83,31 @@ static bool ref_ok(const idem_ref *r) {
          idem_key_valid(r->key) && r->hash != NULL && table_ok(r->table);
 }
 
-/* Tries the transaction-scoped lock of the key. */
-static int lock_key(db_conn *c, const idem_ref *r, bool *locked) {
-  char name[LOCK_NAME_MAX];
-  snprintf(name, sizeof name, "%.127s|%s|%s|%s",
+/* The key's lock and its row in one statement: the advisory lock is
+ * tried first (a one-row subquery with a volatile function is evaluated
+ * once, never flattened into the join) and the row is read only when it
+ * was taken. Columns: locked, request_hash, response_code, response,
+ * live. */
+#define BEGIN_SQL                                                              \
+  "SELECT l.locked, t.request_hash, t.response_code, t.response, "             \
+  "t.expires_at > now() FROM (SELECT pg_try_advisory_xact_lock("               \
+  "hashtextextended($4, 0)) AS locked) l LEFT JOIN %s t ON l.locked AND "      \
+  "t.tenant_id = $1::uuid AND t.principal = $2 AND t.key = $3"
+
+int idem_begin_stmt(const idem_ref *r, idem_stmt *out) {
+  memset(out, 0, sizeof *out);
+  if (!ref_ok(r)) return ERR_INVAL;
+  int rc = sql_for(out->sql, BEGIN_SQL, r->table);
+  if (rc != ERR_OK) return rc;
+  snprintf(out->lock_name, sizeof out->lock_name, "%.127s|%s|%s|%s",
            r->lock_ns ? r->lock_ns : r->table, r->tenant_id, r->principal,
            r->key);
-  db_param ps[] = {db_text(name)};
-  db_result *res = NULL;
-  int rc =
-      db_exec(c, "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
-              ps, 1, &res);
-  if (rc == ERR_OK) rc = db_get_bool(res, 0, 0, locked);
-  db_result_free(res);
-  return rc;
+  out->ps[0] = db_text(r->tenant_id);
+  out->ps[1] = db_text(r->principal);
+  out->ps[2] = db_text(r->key);
+  out->ps[3] = db_text(out->lock_name);
+  out->stmt = (db_stmt){.sql = out->sql, .params = out->ps, .nparams = 4};
+  return ERR_OK;
 }
 
 /* The outcome of a live row: same hash -> replay (or busy while a claim),
@@ -99,8 +116,8 @@ static int judge_row(const db_result *res, const idem_ref *r, idem_found *out) {
   unsigned char *hash = NULL;
   size_t hlen = 0;
   int64_t code = 0;
-  int rc = db_get_bytes(res, 0, 0, &hash, &hlen);
-  if (rc == ERR_OK) rc = db_get_int64(res, 0, 1, &code);
+  int rc = db_get_bytes(res, 0, 1, &hash, &hlen);
+  if (rc == ERR_OK) rc = db_get_int64(res, 0, 2, &code);
   bool same = rc == ERR_OK && hlen == IDEM_HASH_LEN &&
               sodium_memcmp(hash, r->hash, IDEM_HASH_LEN) == 0;
   free(hash);
@@ -116,46 +133,61 @@ static int judge_row(const db_result *res, const idem_ref *r, idem_found *out) {
   }
   out->code = (int)code;
   out->outcome = IDEM_REPLAY;
-  return db_get_bytes(res, 0, 2, &out->answer, &out->len);
+  return db_get_bytes(res, 0, 3, &out->answer, &out->len);
 }
 
-int idem_begin(db_conn *c, const idem_ref *r, idem_found *out) {
+int idem_begin_result(const idem_ref *r, const db_result *res, idem_found *out,
+                      bool *expired) {
   memset(out, 0, sizeof *out);
-  if (!ref_ok(r)) return ERR_INVAL;
-  bool locked = false;
-  int rc = lock_key(c, r, &locked);
+  *expired = false;
+  bool locked = false, live = false;
+  if (db_nrows(res) != 1) return ERR_INTERNAL;
+  int rc = db_get_bool(res, 0, 0, &locked);
   if (rc != ERR_OK) return rc;
   if (!locked) {
     out->outcome = IDEM_BUSY;
     return ERR_OK;
   }
-  char sql[SQL_MAX];
-  rc = sql_for(sql,
-               "SELECT request_hash, response_code, response, "
-               "expires_at > now() FROM %s WHERE tenant_id = $1::uuid AND "
-               "principal = $2 AND key = $3",
-               r->table);
-  db_param ps[] = {db_text(r->tenant_id), db_text(r->principal),
-                   db_text(r->key)};
-  db_result *res = NULL;
-  if (rc == ERR_OK) rc = db_exec(c, sql, ps, DB_NPARAMS(ps), &res);
-  if (rc != ERR_OK) return rc;
-  bool live = false;
-  if (db_nrows(res) == 1) rc = db_get_bool(res, 0, 3, &live);
+  if (db_is_null(res, 0, 4)) return ERR_OK; /* no row: IDEM_NEW */
+  rc = db_get_bool(res, 0, 4, &live);
   if (rc == ERR_OK && live) rc = judge_row(res, r, out);
-  bool expired = rc == ERR_OK && db_nrows(res) == 1 && !live;
-  db_result_free(res);
   if (rc != ERR_OK) {
     idem_found_clear(out);
     return rc;
   }
-  if (!expired) return ERR_OK;
+  *expired = !live;
+  return ERR_OK;
+}
+
+int idem_forget_stmt(const idem_ref *r, idem_stmt *out) {
+  memset(out, 0, sizeof *out);
+  if (!ref_ok(r)) return ERR_INVAL;
+  int rc = sql_for(out->sql,
+                   "DELETE FROM %s WHERE tenant_id = $1::uuid AND principal = "
+                   "$2 AND key = $3",
+                   r->table);
+  out->ps[0] = db_text(r->tenant_id);
+  out->ps[1] = db_text(r->principal);
+  out->ps[2] = db_text(r->key);
+  out->stmt = (db_stmt){.sql = out->sql, .params = out->ps, .nparams = 3};
+  return rc;
+}
+
+int idem_begin(db_conn *c, const idem_ref *r, idem_found *out) {
+  memset(out, 0, sizeof *out);
+  idem_stmt *st = malloc(sizeof *st);
+  if (st == NULL) return ERR_NOMEM;
+  db_result *res = NULL;
+  bool expired = false;
+  int rc = idem_begin_stmt(r, st);
+  if (rc == ERR_OK) rc = db_exec(c, st->sql, st->ps, 4, &res);
+  if (rc == ERR_OK) rc = idem_begin_result(r, res, out, &expired);
+  db_result_free(res);
   /* Expired: forget it now (the janitor would, a little later). */
-  rc = sql_for(sql,
-               "DELETE FROM %s WHERE tenant_id = $1::uuid AND principal = $2 "
-               "AND key = $3",
-               r->table);
-  return rc == ERR_OK ? db_exec(c, sql, ps, DB_NPARAMS(ps), NULL) : rc;
+  if (rc == ERR_OK && expired) rc = idem_forget_stmt(r, st);
+  if (rc == ERR_OK && expired) rc = db_exec(c, st->sql, st->ps, 3, NULL);
+  free(st);
+  return rc;
 }
 
 /* Inserts (or, over this request's own claim, updates) the key's row. */
@@ -187,6 +219,29 @@ static int upsert(db_conn *c, const idem_ref *r, int code,
   rc = db_exec(c, sql, ps, DB_NPARAMS(ps), &res);
   if (rc == ERR_OK && db_affected(res) != 1) rc = ERR_EXISTS;
   db_result_free(res);
+  return rc;
+}
+
+int idem_insert_stmt(const idem_ref *r, int code, const uint8_t *answer,
+                     size_t len, idem_stmt *out) {
+  memset(out, 0, sizeof *out);
+  if (!ref_ok(r) || r->ttl_ms <= 0 || code == IDEM_PENDING) return ERR_INVAL;
+  int rc = sql_for(out->sql,
+                   "INSERT INTO %s (tenant_id, principal, key, method, "
+                   "request_hash, response_code, response, expires_at) VALUES "
+                   "($1::uuid, $2, $3, $4, $5, $6, $7, now() + make_interval("
+                   "secs => $8::bigint / 1000.0))",
+                   r->table);
+  static const uint8_t none = 0;
+  out->ps[0] = db_text(r->tenant_id);
+  out->ps[1] = db_text(r->principal);
+  out->ps[2] = db_text(r->key);
+  out->ps[3] = db_text(r->method ? r->method : "");
+  out->ps[4] = db_bytes(r->hash, IDEM_HASH_LEN);
+  out->ps[5] = db_int64(code);
+  out->ps[6] = db_bytes(answer ? answer : &none, answer ? len : 0);
+  out->ps[7] = db_int64(r->ttl_ms);
+  out->stmt = (db_stmt){.sql = out->sql, .params = out->ps, .nparams = 8};
   return rc;
 }
 
@@ -233,4 +288,22 @@ int idem_expire(db_conn *c, const char *table, size_t batch, int64_t *deleted) {
   if (rc == ERR_OK && deleted != NULL) *deleted = db_affected(res);
   db_result_free(res);
   return rc;
+}
+
+typedef struct expire_args {
+  const char *table;
+  size_t batch;
+  int64_t *deleted;
+} expire_args;
+
+static int expire_fn(db_conn *c, void *ud) {
+  const expire_args *a = ud;
+  return idem_expire(c, a->table, a->batch, a->deleted);
+}
+
+int idem_expire_all(const db_store *st, const char *scope, const char *table,
+                    size_t batch, int64_t *deleted) {
+  if (deleted != NULL) *deleted = 0;
+  expire_args a = {.table = table, .batch = batch, .deleted = deleted};
+  return db_store_run(st, NULL, scope, false, expire_fn, &a);
 }

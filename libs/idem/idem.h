@@ -43,6 +43,10 @@
  *     again: same hash, so it renews) and carry on with what the note
  *     names, instead of waiting for a dead replica's lease.
  *
+ * Around it: once.h runs the first way for a create whose answer is
+ * sealed (seal.h: answers holding secrets are never readable in the
+ * table); expiry.h deletes expired rows periodically.
+ *
  * Only successful answers are saved: a refused request changed nothing,
  * so repeating it is harmless and lets a client fix and retry.
  *
@@ -65,6 +69,7 @@
 #define IDEM_KEY_MAX_LEN 255 /* bytes, printable ASCII */
 #define IDEM_PENDING (-1)    /* response_code of a saga's claim */
 #define IDEM_NOTE_MAX 256    /* bytes of a claim's note */
+#define IDEM_SECRET_LEN 32   /* idem_hash_keyed's key */
 
 /* One key in one scope. Every pointer is borrowed. */
 typedef struct idem_ref {
@@ -106,6 +111,13 @@ typedef struct idem_found {
 int idem_hash(const char *tag, const char *method, const void *payload,
               size_t len, uint8_t out[IDEM_HASH_LEN]) WARN_UNUSED;
 
+/* The same, keyed (BLAKE2b's key) with secret: IDEM_SECRET_LEN bytes the
+ * database never holds (a service's own key), or NULL for idem_hash's
+ * bytes exactly. Used for the key that seals a saved answer (seal.h). */
+int idem_hash_keyed(const uint8_t *secret, const char *tag, const char *method,
+                    const void *payload, size_t len,
+                    uint8_t out[IDEM_HASH_LEN]) WARN_UNUSED;
+
 /* 1..IDEM_KEY_MAX_LEN printable ASCII characters. */
 bool idem_key_valid(const char *key);
 
@@ -141,6 +153,56 @@ int idem_release(db_conn *c, const idem_ref *r) WARN_UNUSED;
  * transaction sees); *deleted (optional) gets the count. */
 int idem_expire(db_conn *c, const char *table, size_t batch,
                 int64_t *deleted) WARN_UNUSED;
+
+/* idem_expire in a transaction of its own on store st, across tenants
+ * under the policy the setting scope turns on (db_store_run with no
+ * tenant): a service's janitor pass over its keys. */
+int idem_expire_all(const db_store *st, const char *scope, const char *table,
+                    size_t batch, int64_t *deleted) WARN_UNUSED;
+
+/* ------------------------------------------------------ in a pipeline ---
+ *
+ * The one-transaction steps as statements, for a caller that sends them
+ * with its own in one round trip (db_exec_pipeline, db_exec_commit):
+ * idem_begin_stmt (the lock and the row in one statement) and
+ * idem_begin_result (judged as idem_begin judges); then, with the
+ * change, idem_forget_stmt when the row was expired and idem_insert_stmt
+ * with the answer. idem_begin is these on db_exec. */
+
+#define IDEM_SQL_MAX 512
+#define IDEM_LOCK_NAME_MAX (127 + 64 + 2 * 256)
+
+/* A statement and the values it borrows: kept by the caller until the
+ * statement ran. */
+typedef struct idem_stmt {
+  db_stmt stmt;
+  db_param ps[8];
+  char sql[IDEM_SQL_MAX];
+  char lock_name[IDEM_LOCK_NAME_MAX];
+} idem_stmt;
+
+/* The key's lock (pg_try_advisory_xact_lock, as idem_begin) and its row.
+ * Errors: ERR_INVAL (a malformed ref). */
+int idem_begin_stmt(const idem_ref *r, idem_stmt *out) WARN_UNUSED;
+
+/* Judges idem_begin_stmt's result into out as idem_begin does; *expired
+ * says a dead row of the key exists (IDEM_NEW: forget it before
+ * inserting). Errors: ERR_INTERNAL (not that statement's result),
+ * ERR_INVAL (an unreadable cell), ERR_NOMEM. */
+int idem_begin_result(const idem_ref *r, const db_result *res, idem_found *out,
+                      bool *expired) WARN_UNUSED;
+
+/* Deletes the key's row. */
+int idem_forget_stmt(const idem_ref *r, idem_stmt *out) WARN_UNUSED;
+
+/* Inserts the answer (code, answer[0..len)) for r->ttl_ms; fails with
+ * ERR_EXISTS (the table's primary key) when any row of the key exists - in
+ * the one-transaction use idem_begin_result found none under the lock, so
+ * only a twin whose lock hashed alike can have written one, and the
+ * caller's transaction then rolls back rather than commit a change
+ * without its key. ERR_INVAL for a malformed ref or IDEM_PENDING. */
+int idem_insert_stmt(const idem_ref *r, int code, const uint8_t *answer,
+                     size_t len, idem_stmt *out) WARN_UNUSED;
 
 /* Frees found->answer and zeroes *found. NULL-safe. */
 void idem_found_clear(idem_found *found);

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "libs/base/strbuf.h"
 #include "libs/base/strutil.h"
 #include "libs/obs/log.h"
 
@@ -338,34 +339,10 @@ void cfg_print(const cfg *c) {
 
 /* ---- redaction ---- */
 
-struct sbuf {
-  char *p;
-  size_t len, cap;
-  bool oom;
-};
-
-static void sb_put(struct sbuf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->len + n + 1 > b->cap) {
-    size_t ncap = b->cap ? b->cap : 64;
-    while (ncap < b->len + n + 1) ncap *= 2;
-    char *np = realloc(b->p, ncap);
-    if (!np) {
-      b->oom = true;
-      return;
-    }
-    b->p = np;
-    b->cap = ncap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
 /* Pass 1: URL user-info passwords. For each "://", the URL's text runs to
  * the next "://" (so lists of URLs work); its user-info ends at the last
  * '@' in that stretch, and the password is what follows the first ':'. */
-static void redact_userinfo(const char *in, struct sbuf *b) {
+static void redact_userinfo(const char *in, strbuf *b) {
   const char *p = in; /* next byte to copy */
   const char *sep;
   while ((sep = strstr(p, "://")) != NULL) {
@@ -377,14 +354,14 @@ static void redact_userinfo(const char *in, struct sbuf *b) {
       if (*q == '@') at = q;
     const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
     if (colon) {
-      sb_put(b, p, (size_t)(colon + 1 - p));
-      sb_put(b, REDACTED, strlen(REDACTED));
+      strbuf_putn(b, p, (size_t)(colon + 1 - p));
+      strbuf_puts(b, REDACTED);
       p = at;
     }
-    sb_put(b, p, (size_t)(end - p));
+    strbuf_putn(b, p, (size_t)(end - p));
     p = end;
   }
-  sb_put(b, p, strlen(p));
+  strbuf_putn(b, p, strlen(p));
 }
 
 static bool secret_key_at(const char *s, size_t *keylen) {
@@ -405,7 +382,7 @@ static bool secret_key_at(const char *s, size_t *keylen) {
  * counts only at the start or after a separator, so "mypassword=" or
  * "user_token=" style substrings inside other words are not matched; the
  * value runs to whitespace, '&', ';', ',' or the end. */
-static void redact_keyvalues(const char *in, struct sbuf *b) {
+static void redact_keyvalues(const char *in, strbuf *b) {
   const char *p = in;
   const char *copied = in;
   while (*p) {
@@ -417,8 +394,8 @@ static void redact_keyvalues(const char *in, struct sbuf *b) {
       if (*q == '=') {
         q++;
         while (*q == ' ' || *q == '\t') q++;
-        sb_put(b, copied, (size_t)(q - copied));
-        sb_put(b, REDACTED, strlen(REDACTED));
+        strbuf_putn(b, copied, (size_t)(q - copied));
+        strbuf_puts(b, REDACTED);
         if (*q == '\'') {
           q++;
           while (*q && *q != '\'') {
@@ -435,14 +412,14 @@ static void redact_keyvalues(const char *in, struct sbuf *b) {
     }
     p++;
   }
-  sb_put(b, copied, strlen(copied));
+  strbuf_putn(b, copied, strlen(copied));
 }
 
 int cfg_redact(const char *in, char *out, size_t cap) {
   if (!out || cap == 0) return ERR_INVAL;
   out[0] = '\0';
   if (!in) return ERR_OK;
-  struct sbuf a = {0}, b = {0};
+  strbuf a = {0}, b = {0};
   redact_userinfo(in, &a);
   if (!a.oom && a.p) redact_keyvalues(a.p, &b);
   int rc = ERR_OK;

@@ -32,6 +32,7 @@
 
 #include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
+#include "libs/base/utf8.h"
 
 #define LOG_MAX_VALUE 4096
 #define LOG_MAX_SERVICE 64
@@ -73,56 +74,18 @@ const char *log_request_id(void) {
   return tl_has_request_id ? tl_request_id : NULL;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 when the
- * bytes there are not one (overlong forms, surrogates and code points past
- * U+10FFFF are invalid, as jansson also judges them). */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-  unsigned char c = s[0];
-  size_t len;
-  unsigned cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2;
-    cp = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    cp = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (len > n) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3f);
-  }
-  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-      (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
-  return len;
-}
-
 /* A jansson string for s, truncated to LOG_MAX_VALUE bytes and with each
  * byte that is not part of valid UTF-8 (including a character cut by the
  * truncation) replaced by U+FFFD. NULL on out of memory. */
 static json_t *safe_string(const char *s) {
   size_t n = strnlen(s, LOG_MAX_VALUE);
-  const unsigned char *u = (const unsigned char *)s;
-  size_t i = 0;
-  while (i < n) {
-    size_t k = utf8_seq(u + i, n - i);
-    if (k == 0) break;
-    i += k;
-  }
-  if (i == n) return json_stringn(s, n);
+  if (utf8_valid(s, n)) return json_stringn(s, n);
   /* Worst case every byte becomes the 3-byte U+FFFD. */
   char *fixed = malloc(n * 3 + 1);
   if (!fixed) return NULL;
   size_t o = 0;
-  for (i = 0; i < n;) {
-    size_t k = utf8_seq(u + i, n - i);
+  for (size_t i = 0; i < n;) {
+    size_t k = utf8_seq_len(s + i, n - i);
     if (k == 0) {
       memcpy(fixed + o, "\xef\xbf\xbd", 3);
       o += 3;

@@ -25,7 +25,6 @@
 #include <dirent.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "libs/base/strbuf.h"
 #include "libs/base/timeutil.h"
 
 #define HASH_SLOTS 256
@@ -392,69 +392,18 @@ double metrics_value(const metrics_child *c) {
 
 /* ---- rendering ---- */
 
-struct buf {
-  char *p;
-  size_t len, cap;
-  bool oom;
-};
-
-static void buf_reserve(struct buf *b, size_t extra) {
-  if (b->oom || b->len + extra + 1 <= b->cap) return;
-  size_t ncap = b->cap ? b->cap : 4096;
-  while (ncap < b->len + extra + 1) ncap *= 2;
-  char *np = realloc(b->p, ncap);
-  if (!np) {
-    b->oom = true;
-    return;
-  }
-  b->p = np;
-  b->cap = ncap;
-}
-
-static void buf_putn(struct buf *b, const char *s, size_t n) {
-  buf_reserve(b, n);
-  if (b->oom) return;
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static void buf_puts(struct buf *b, const char *s) {
-  buf_putn(b, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3))) static void
-buf_printf(struct buf *b, const char *fmt, ...) {
-  char tmp[128];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n < 0) return;
-  if ((size_t)n < sizeof tmp) {
-    buf_putn(b, tmp, (size_t)n);
-    return;
-  }
-  buf_reserve(b, (size_t)n);
-  if (b->oom) return;
-  va_start(ap, fmt);
-  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->len += (size_t)n;
-}
-
 /* HELP text escapes backslash and newline; label values also escape the
  * double quote (exposition format 0.0.4). */
-static void buf_escaped(struct buf *b, const char *s, bool quote) {
+static void buf_escaped(strbuf *b, const char *s, bool quote) {
   for (; *s; s++) {
     if (*s == '\\')
-      buf_puts(b, "\\\\");
+      strbuf_puts(b, "\\\\");
     else if (*s == '\n')
-      buf_puts(b, "\\n");
+      strbuf_puts(b, "\\n");
     else if (quote && *s == '"')
-      buf_puts(b, "\\\"");
+      strbuf_puts(b, "\\\"");
     else
-      buf_putn(b, s, 1);
+      strbuf_putn(b, s, 1);
   }
 }
 
@@ -484,35 +433,35 @@ static void fmt_double(double v, char out[40]) {
   snprintf(out, 40, "%.*g", prec, v);
 }
 
-static void put_labels(struct buf *b, const struct metrics_family *f,
+static void put_labels(strbuf *b, const struct metrics_family *f,
                        const struct metrics_child *c, const char *le) {
   if (f->nlabels == 0 && !le) return;
-  buf_puts(b, "{");
+  strbuf_puts(b, "{");
   for (size_t i = 0; i < f->nlabels; i++) {
-    if (i) buf_puts(b, ",");
-    buf_puts(b, f->labels[i]);
-    buf_puts(b, "=\"");
+    if (i) strbuf_puts(b, ",");
+    strbuf_puts(b, f->labels[i]);
+    strbuf_puts(b, "=\"");
     buf_escaped(b, c->values[i], true);
-    buf_puts(b, "\"");
+    strbuf_puts(b, "\"");
   }
   if (le) {
-    if (f->nlabels) buf_puts(b, ",");
-    buf_puts(b, "le=\"");
-    buf_puts(b, le);
-    buf_puts(b, "\"");
+    if (f->nlabels) strbuf_puts(b, ",");
+    strbuf_puts(b, "le=\"");
+    strbuf_puts(b, le);
+    strbuf_puts(b, "\"");
   }
-  buf_puts(b, "}");
+  strbuf_puts(b, "}");
 }
 
-static void render_child(struct buf *b, const struct metrics_family *f,
+static void render_child(strbuf *b, const struct metrics_family *f,
                          const struct metrics_child *c) {
   char num[40];
   if (f->kind != KIND_HISTOGRAM) {
-    buf_puts(b, f->name);
+    strbuf_puts(b, f->name);
     put_labels(b, f, c, NULL);
     fmt_double(bitsd(atomic_load_explicit(&c->bits, memory_order_relaxed)),
                num);
-    buf_printf(b, " %s\n", num);
+    strbuf_printf(b, " %s\n", num);
     return;
   }
   uint64_t cum = 0;
@@ -523,21 +472,21 @@ static void render_child(struct buf *b, const struct metrics_family *f,
       fmt_double(f->bounds[i], le);
     else
       snprintf(le, sizeof le, "+Inf");
-    buf_puts(b, f->name);
-    buf_puts(b, "_bucket");
+    strbuf_puts(b, f->name);
+    strbuf_puts(b, "_bucket");
     put_labels(b, f, c, le);
-    buf_printf(b, " %llu\n", (unsigned long long)cum);
+    strbuf_printf(b, " %llu\n", (unsigned long long)cum);
   }
   fmt_double(bitsd(atomic_load_explicit(&c->sum_bits, memory_order_relaxed)),
              num);
-  buf_puts(b, f->name);
-  buf_puts(b, "_sum");
+  strbuf_puts(b, f->name);
+  strbuf_puts(b, "_sum");
   put_labels(b, f, c, NULL);
-  buf_printf(b, " %s\n", num);
-  buf_puts(b, f->name);
-  buf_puts(b, "_count");
+  strbuf_printf(b, " %s\n", num);
+  strbuf_puts(b, f->name);
+  strbuf_puts(b, "_count");
   put_labels(b, f, c, NULL);
-  buf_printf(b, " %llu\n", (unsigned long long)cum);
+  strbuf_printf(b, " %llu\n", (unsigned long long)cum);
 }
 
 static int cmp_child(const void *a, const void *b, void *arg) {
@@ -557,11 +506,11 @@ static int cmp_family(const void *a, const void *b) {
   return strcmp(x->name, y->name);
 }
 
-static void render_family(struct buf *b, struct metrics_family *f) {
+static void render_family(strbuf *b, struct metrics_family *f) {
   static const char *const kinds[] = {"counter", "gauge", "histogram"};
-  buf_printf(b, "# HELP %s ", f->name);
+  strbuf_printf(b, "# HELP %s ", f->name);
   buf_escaped(b, f->help, false);
-  buf_printf(b, "\n# TYPE %s %s\n", f->name, kinds[f->kind]);
+  strbuf_printf(b, "\n# TYPE %s %s\n", f->name, kinds[f->kind]);
 
   pthread_mutex_lock(&f->mu);
   size_t n = f->nchildren;
@@ -586,8 +535,8 @@ static void process_collect(void);
 
 char *metrics_render(void) {
   if (atomic_load(&process_registered)) process_collect();
-  struct buf b = {0};
-  buf_reserve(&b, 0);
+  strbuf b = {0};
+  strbuf_reserve(&b, 4096);
   pthread_mutex_lock(&reg_mu);
   qsort(reg_families, reg_n, sizeof *reg_families, cmp_family);
   for (size_t i = 0; i < reg_n && !b.oom; i++)
@@ -602,8 +551,8 @@ char *metrics_render(void) {
 
 char *metrics_render_family(const metrics_family *f) {
   if (!f) return NULL;
-  struct buf b = {0};
-  buf_reserve(&b, 0);
+  strbuf b = {0};
+  strbuf_reserve(&b, 4096);
   pthread_mutex_lock(&reg_mu);
   render_family(&b, (struct metrics_family *)f);
   pthread_mutex_unlock(&reg_mu);

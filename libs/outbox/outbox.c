@@ -218,25 +218,36 @@ int outbox_sql(const char *tmpl, const char *schema, char *out, size_t cap) {
 
 /* ----------------------------------------------------------- append --- */
 
-int outbox_append(db_conn *c, const char *schema, const outbox_event *ev) {
+int outbox_append_stmt(const char *schema, const outbox_event *ev,
+                       outbox_stmt *out) {
+  memset(out, 0, sizeof *out);
   /* Every check happens before the INSERT: a failed statement would
    * abort the caller's whole transaction. */
-  if (c == NULL || !outbox_schema_ok(schema)) return ERR_INVAL;
+  if (!outbox_schema_ok(schema)) return ERR_INVAL;
   int rc = outbox_event_check(ev);
+  if (rc == ERR_OK)
+    rc = outbox_sql(SQL_APPEND, schema, out->sql, sizeof out->sql);
   if (rc != ERR_OK) return rc;
-  if (!db_in_tx(c)) return ERR_INVAL;
-  char sql[256];
-  rc = outbox_sql(SQL_APPEND, schema, sql, sizeof sql);
-  if (rc != ERR_OK) return rc;
-  char eid[UUID_STR_LEN + 1];
-  uuid_v7_str(eid);
+  uuid_v7_str(out->event_id);
   const char *tenant =
       ev->tenant_id != NULL && ev->tenant_id[0] != '\0' ? ev->tenant_id : NULL;
-  db_param ps[] = {db_text(eid), db_text(ev->topic), db_text(ev->type),
-                   db_text(tenant), db_bytes(ev->payload, ev->len)};
-  rc = db_exec(c, sql, ps, DB_NPARAMS(ps), NULL);
+  out->ps[0] = db_text(out->event_id);
+  out->ps[1] = db_text(ev->topic);
+  out->ps[2] = db_text(ev->type);
+  out->ps[3] = db_text(tenant);
+  out->ps[4] = db_bytes(ev->payload, ev->len);
+  out->stmt = (db_stmt){.sql = out->sql, .params = out->ps, .nparams = 5};
+  return ERR_OK;
+}
+
+int outbox_append(db_conn *c, const char *schema, const outbox_event *ev) {
+  if (c == NULL) return ERR_INVAL;
+  if (!db_in_tx(c)) return ERR_INVAL;
+  outbox_stmt st;
+  int rc = outbox_append_stmt(schema, ev, &st);
+  if (rc == ERR_OK) rc = db_exec(c, st.sql, st.ps, st.stmt.nparams, NULL);
   if (rc == ERR_OK && ev->event_id_out != NULL)
-    memcpy(ev->event_id_out, eid, sizeof eid);
+    memcpy(ev->event_id_out, st.event_id, sizeof st.event_id);
   return rc;
 }
 

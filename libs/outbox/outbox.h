@@ -128,6 +128,20 @@ typedef struct outbox_event {
 int outbox_append(db_conn *c, const char *schema,
                   const outbox_event *ev) WARN_UNUSED;
 
+/* outbox_append as a statement, for a caller that sends it with others
+ * in one round trip (libs/db's db_exec_commit, inside its transaction):
+ * the statement and the values it borrows (ev's strings and payload
+ * too), kept by the caller until it ran. event_id is the row's. Errors:
+ * outbox_append's checks (ERR_INVAL, ERR_TOOBIG). */
+typedef struct outbox_stmt {
+  db_stmt stmt;
+  db_param ps[5];
+  char sql[256];
+  char event_id[37];
+} outbox_stmt;
+int outbox_append_stmt(const char *schema, const outbox_event *ev,
+                       outbox_stmt *out) WARN_UNUSED;
+
 /* Puts one event on the bus (normally bus_publish_event). ev is borrowed.
  * ERR_OK means handed to the transport; anything else stops the pass and
  * the event is retried on the next one. */

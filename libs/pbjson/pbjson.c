@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libs/base/utf8.h"
 #define MEMBER(m, off) ((void *)((char *)(m) + (off)))
 #define CMEMBER(m, off) ((const void *)((const char *)(m) + (off)))
 
@@ -96,46 +97,12 @@ static void path_pop(path *p, path_mark m) {
 
 /* ---- UTF-8 ------------------------------------------------------------ */
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF), or 0 if there is none. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  size_t len;
-  uint32_t cp, min;
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2, cp = c & 0x1f, min = 0x80;
-  } else if ((c & 0xf0) == 0xe0) {
-    len = 3, cp = c & 0x0f, min = 0x800;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4, cp = c & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (n < len) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return len;
-}
-
-static bool utf8_valid(const char *s, size_t n) {
-  for (size_t i = 0; i < n;) {
-    size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-    if (k == 0) return false;
-    i += k;
-  }
-  return true;
-}
-
 /* One output piece of sanitised text at s[i]: a whole UTF-8 character, or
  * "?" for a control character or a byte that starts no valid sequence. */
 static size_t sanitize_piece(const char *s, size_t n, size_t i,
                              const char **piece, size_t *plen) {
   unsigned char c = (unsigned char)s[i];
-  size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+  size_t k = utf8_seq_len(s + i, n - i);
   if (k == 0 || c < 0x20 || c == 0x7f) {
     *piece = "?";
     *plen = 1;

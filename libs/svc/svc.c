@@ -48,9 +48,7 @@ struct svc {
 const cfg *svc_cfg(const svc *s) { return s->cfg; }
 db_pool *svc_db(const svc *s) { return s->db; }
 rpc_server *svc_rpc(const svc *s) { return s->rpc; }
-admin *svc_admin(const svc *s) { return s->admin; }
 const char *svc_name(const svc *s) { return s->spec->name; }
-svc_identity *svc_identity_of(const svc *s) { return s->identity; }
 
 void svc_stop(void) { lifecycle_request_stop(); }
 

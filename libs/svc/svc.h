@@ -106,9 +106,7 @@ int svc_main(const svc_spec *spec);
 const cfg *svc_cfg(const svc *s);
 db_pool *svc_db(const svc *s); /* NULL unless uses_db */
 rpc_server *svc_rpc(const svc *s);
-admin *svc_admin(const svc *s);
 const char *svc_name(const svc *s);
-svc_identity *svc_identity_of(const svc *s);
 
 /* Asks the running service to stop as if it got SIGTERM (tests, fatal
  * background errors). Thread-safe. */

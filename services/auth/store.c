@@ -69,8 +69,7 @@ void store_free(store *s) { db_store_free(s); }
 
 static int store_tx(store *s, const char *tenant, bool read_only,
                     int (*fn)(db_conn *c, void *ud), void *ud) {
-  db_tx_opts o = {.tenant_id = tenant, .read_only = read_only};
-  return db_store_tx(s, &o, fn, ud);
+  return db_store_run(s, tenant, NULL, read_only, fn, ud);
 }
 
 /* Runs one query expected to return 0 or 1 user row. */
@@ -243,11 +242,10 @@ static int list_fn(db_conn *c, void *ud) {
   *a->n = 0;
   *a->more = false;
   if (rc == ERR_OK) {
-    int rows = db_nrows(res);
-    *a->more = rows > a->limit;
-    for (int i = 0; i < rows && i < a->limit && rc == ERR_OK; i++)
+    int rows = (int)db_page_rows(res, (size_t)a->limit, a->more);
+    for (int i = 0; i < rows && rc == ERR_OK; i++)
       rc = user_from_row(res, i, &a->out[i], false);
-    if (rc == ERR_OK) *a->n = rows > a->limit ? a->limit : rows;
+    if (rc == ERR_OK) *a->n = rows;
   }
   db_result_free(res);
   return rc;

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libs/base/strutil.h"
+
 typedef struct seg {
   bool param;
   const char *text; /* literal bytes, or the parameter's field name */
@@ -266,13 +268,6 @@ static bool more_specific(const compiled *a, const compiled *b) {
   return false;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 int route_pct_decode(const char *s, size_t len, bool plus_is_space, arena *a,
                      char **out, size_t *outlen) {
   char *d = arena_alloc(a, len + 1);
@@ -284,7 +279,7 @@ int route_pct_decode(const char *s, size_t len, bool plus_is_space, arena *a,
       c = ' ';
     } else if (c == '%') {
       if (i + 2 >= len) return ERR_INVAL;
-      int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+      int hi = str_hex_digit(s[i + 1]), lo = str_hex_digit(s[i + 2]);
       if (hi < 0 || lo < 0) return ERR_INVAL;
       c = (char)(hi * 16 + lo);
       i += 2;

@@ -116,6 +116,13 @@ typedef struct route {
    * hash over exactly this text); in the answer, the backend's text
    * becomes JSON again ("" becomes null). NULL-terminated; NULL for none. */
   const char *const *json_text;
+  /* Answer members holding a message with one member set (a oneof of
+   * messages, like a pulled change's entity: "changes[].data") written as
+   * that member's value instead of an object around it; unset or empty
+   * becomes null. Paths as json_text ("a[].b" or a top-level "b"); the
+   * OpenAPI schema of such a member is a oneOf of the alternatives.
+   * NULL-terminated; NULL for none. */
+  const char *const *unwrap;
   /* Largest request body, bytes (413 over it, from Content-Length before
    * reading and while a chunked body streams in); 0: the server's default
    * (GATEWAY_MAX_BODY_BYTES, 1 MiB). At most ROUTE_MAX_BODY_LIMIT. */

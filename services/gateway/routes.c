@@ -79,8 +79,9 @@ static const char *const kOmitPush[] = {
 static const char *const kOmitExisted[] = {"existed", NULL};
 #define ROUTE_FILE_BODY ((size_t)25 * 1024 * 1024)
 
-/* GET /v1/sync/pull: each change's entity (JSON text from sync) as JSON. */
-static const char *const kPullJsonText[] = {"changes[].data", NULL};
+/* GET /v1/sync/pull: each change's entity (an Order, Product or Table)
+ * as "data" itself, not inside {"order": ...}. */
+static const char *const kPullUnwrap[] = {"changes[].data", NULL};
 /* A webhook's secret is shown only when it is made (POST /v1/webhooks). */
 static const char *const kOmitSecret[] = {"secret", NULL};
 static const char *const kOmitSecrets[] = {"webhooks[].secret", NULL};
@@ -359,7 +360,8 @@ static const route kRoutes[] = {
      .request = MSG(sync__v1__register_device_request),
      .response = MSG(sync__v1__register_device_response),
      .max_body = ROUTE_BODY_SMALL,
-     .status = 201},
+     .status = 201,
+     .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/sync/devices",
      SYNC("ListDevices"),
@@ -406,7 +408,7 @@ static const route kRoutes[] = {
      .request = MSG(sync__v1__pull_request),
      .response = MSG(sync__v1__pull_response),
      .status = 200,
-     .json_text = kPullJsonText,
+     .unwrap = kPullUnwrap,
      .flags = ROUTE_IDEMPOTENT},
     {.method = "GET",
      .path = "/v1/sync/conflicts",
@@ -485,7 +487,8 @@ static const route kRoutes[] = {
      .response = MSG(notifications__v1__create_webhook_response),
      .max_body = ROUTE_BODY_SMALL,
      .status = 201,
-     .reply_field = "webhook"},
+     .reply_field = "webhook",
+     .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/webhooks",
      NOTIFICATIONS("ListWebhooks"),
@@ -603,7 +606,8 @@ static const route kRoutes[] = {
      .response = MSG(notifications__v1__create_campaign_response),
      .max_body = ROUTE_BODY_SMALL,
      .status = 201,
-     .reply_field = "campaign"},
+     .reply_field = "campaign",
+     .flags = ROUTE_KEYED},
     {.method = "GET",
      .path = "/v1/campaigns",
      NOTIFICATIONS("ListCampaigns"),

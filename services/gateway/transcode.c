@@ -188,14 +188,27 @@ static int json_member(json_t *o, const char *name) {
   return json_object_set_new(o, name, parsed) == 0 ? ERR_OK : ERR_NOMEM;
 }
 
-/* Applies the route's json_text paths to obj with fn (text_member for
- * requests, json_member for answers). Shapes that do not match (not an
- * array, not objects) are left alone: pbjson reports them with the
- * field's path in a request. */
-static int apply_json_text(const route *r, json_t *obj,
-                           int (*fn)(json_t *, const char *)) {
-  if (r->json_text == NULL) return ERR_OK;
-  for (const char *const *p = r->json_text; *p != NULL; p++) {
+/* For answers (route.unwrap): member `name` of o, an object around one
+ * member (pbjson's rendering of a oneof of messages), becomes that
+ * member's value; {} becomes null. Anything else is left alone. */
+static int unwrap_member(json_t *o, const char *name) {
+  json_t *v = json_object_get(o, name);
+  if (!json_is_object(v) || json_object_size(v) > 1) return ERR_OK;
+  void *it = json_object_iter(v);
+  json_t *inner =
+      it != NULL ? json_incref(json_object_iter_value(it)) : json_null();
+  return json_object_set_new(o, name, inner) == 0 ? ERR_OK : ERR_NOMEM;
+}
+
+/* Applies fn to the members named by paths in obj (route.json_text's
+ * form: "a[].b" or a top-level "b"): text_member for requests,
+ * json_member and unwrap_member for answers. Shapes that do not match
+ * (not an array, not objects) are left alone: pbjson reports them with
+ * the field's path in a request. */
+static int apply_paths(const char *const *paths, json_t *obj,
+                       int (*fn)(json_t *, const char *)) {
+  if (paths == NULL) return ERR_OK;
+  for (const char *const *p = paths; *p != NULL; p++) {
     const char *sep = strstr(*p, "[].");
     if (sep == NULL) {
       int rc = fn(obj, *p);
@@ -241,7 +254,7 @@ int transcode_request(const route_match *match, const char *query, size_t qlen,
       }
     }
   }
-  rc = apply_json_text(r, obj, text_member);
+  rc = apply_paths(r->json_text, obj, text_member);
   if (rc != ERR_OK) goto done;
   for (size_t i = 0; i < match->nparams; i++) {
     pbjson_error e;
@@ -373,7 +386,8 @@ int transcode_reply(const route *r, const uint8_t *payload, size_t len,
   if (r->omit != NULL)
     for (const char *const *o = r->omit; *o != NULL; o++)
       omit_path(v, (*o)[0] == '?' ? *o + 1 : *o, (*o)[0] == '?');
-  rc = apply_json_text(r, v, json_member);
+  rc = apply_paths(r->json_text, v, json_member);
+  if (rc == ERR_OK) rc = apply_paths(r->unwrap, v, unwrap_member);
   if (rc != ERR_OK) {
     json_decref(v);
     return rc;

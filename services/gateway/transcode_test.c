@@ -20,6 +20,9 @@ static const char *const kOmit[] = {"?request.cursor", "?request.name",
                                     "item.quantity", "envelope", NULL};
 
 static const char *const kJsonText[] = {"name", NULL};
+static const char *const kOmitAllButWrapped[] = {"request", "envelope", "item",
+                                                 NULL};
+static const char *const kUnwrap[] = {"wrapped", NULL};
 
 static const route kRows[] = {
     {.method = "GET",
@@ -66,6 +69,15 @@ static const route kRows[] = {
      .status = 200,
      .reply_field = "item",
      .json_text = kJsonText},
+    {.method = "GET",
+     .path = "/v1/wrapped",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/Echo",
+     .request = REQ,
+     .response = REP,
+     .status = 200,
+     .omit = kOmitAllButWrapped,
+     .unwrap = kUnwrap},
 };
 
 typedef struct fixture {
@@ -365,6 +377,43 @@ START_TEST(json_text_members_of_answers_become_json) {
 }
 END_TEST
 
+/* In answers, an unwrap member (a oneof of messages) is the selected
+ * message itself; nothing selected, or no message, is null. */
+START_TEST(unwrap_members_answer_the_selected_message) {
+  Gwtest__V1__Item it = GWTEST__V1__ITEM__INIT;
+  it.id = "i1";
+  it.quantity = 2;
+  Gwtest__V1__Envelope env = GWTEST__V1__ENVELOPE__INIT;
+  env.tenant_id = "t1";
+  Gwtest__V1__Wrapped w[3] = {GWTEST__V1__WRAPPED__INIT,
+                              GWTEST__V1__WRAPPED__INIT,
+                              GWTEST__V1__WRAPPED__INIT};
+  w[0].kind_case = GWTEST__V1__WRAPPED__KIND_ITEM;
+  w[0].item = &it;
+  w[1].kind_case = GWTEST__V1__WRAPPED__KIND_ENVELOPE;
+  w[1].envelope = &env;
+  const char *want[] = {
+      "{\"wrapped\":{\"id\":\"i1\",\"name\":\"\",\"quantity\":2}}",
+      "{\"wrapped\":{\"tenant_id\":\"t1\",\"request_id\":\"\","
+      "\"has_token\":false,\"idempotency_key\":\"\",\"token\":\"\"}}",
+      "{\"wrapped\":null}", "{\"wrapped\":null}"};
+  for (size_t i = 0; i < 4; i++) {
+    Gwtest__V1__EchoReply r = GWTEST__V1__ECHO_REPLY__INIT;
+    r.wrapped = i < 3 ? &w[i] : NULL;
+    size_t len = gwtest__v1__echo_reply__get_packed_size(&r);
+    uint8_t *b = malloc(len + 1);
+    gwtest__v1__echo_reply__pack(&r, b);
+    char *json;
+    size_t jlen;
+    ck_assert_int_eq(
+        transcode_reply(&kRows[5], b, len, NULL, NULL, &json, &jlen), ERR_OK);
+    ck_assert_str_eq(json, want[i]);
+    free(json);
+    free(b);
+  }
+}
+END_TEST
+
 START_TEST(reply_becomes_json_whole_or_one_member) {
   size_t len;
   uint8_t *b = pack_reply(&len, true);
@@ -468,6 +517,7 @@ int main(void) {
   tcase_add_test(tc, path_parameter_and_body_must_agree);
   tcase_add_test(tc, json_text_members_travel_as_canonical_text);
   tcase_add_test(tc, json_text_members_of_answers_become_json);
+  tcase_add_test(tc, unwrap_members_answer_the_selected_message);
   tcase_add_test(tc, query_parameters_are_typed_by_the_message);
   tcase_add_test(tc, query_on_a_body_route_is_refused);
   tcase_add_test(tc, query_escapes_and_bounds);

@@ -14,8 +14,6 @@
 #include "libs/obs/metrics.h"
 #include "services/notifications/queue.h"
 
-#define SLACK_MS 1000 /* a job may run this much before its due time */
-
 static metrics_child *g_success, *g_failure, *g_dead, *g_latency;
 
 void attempt_metrics_init(void) {
@@ -129,7 +127,8 @@ int attempt_run(const attempt_config *c, const store_job *job,
   out->retry_in_ms = 0;
   store_attempt a;
   int claim = STORE_CLAIM_SPENT;
-  int rc = store_claim(c->store, job, c->lease_ms, SLACK_MS, &claim, &a);
+  int rc =
+      store_claim(c->store, job, c->lease_ms, ATTEMPT_SLACK_MS, &claim, &a);
   if (rc != ERR_OK || claim != STORE_CLAIMED) {
     /* Spent: acknowledged. Leased: left pending in the group, so that
      * XAUTOCLAIM brings it back once idle - the lease holder may have
@@ -137,10 +136,19 @@ int attempt_run(const attempt_config *c, const store_job *job,
     out->ack = rc == ERR_OK && claim == STORE_CLAIM_SPENT;
     return rc;
   }
+  rc = attempt_claimed(c, job, &a, out);
+  store_attempt_clear(&a);
+  return rc;
+}
+
+int attempt_claimed(const attempt_config *c, const store_job *job,
+                    const store_attempt *a, attempt_result *out) {
+  out->ack = false;
+  out->retry_in_ms = 0;
   sender_result res;
   int64_t started_ms = time_now_ms(), t0 = time_mono_ms();
-  rc = send_one(c, job, &a, &res);
-  int n = a.attempts + 1;
+  int rc = send_one(c, job, a, &res);
+  int n = a->attempts + 1;
   store_outcome o = {.ok = rc == ERR_OK && res.ok,
                      .status_code = res.status_code,
                      .error = rc == ERR_OK ? res.error : "out of memory",
@@ -151,9 +159,9 @@ int attempt_run(const attempt_config *c, const store_job *job,
   int status = 0;
   rc = store_record(c->store, job, &o, &status);
   if (rc == ERR_OK) {
-    count(&a, o.ok, status);
-    log_info(a.kind == STORE_KIND_WEBHOOK ? "webhook attempt"
-                                          : "e-mail attempt",
+    count(a, o.ok, status);
+    log_info(a->kind == STORE_KIND_WEBHOOK ? "webhook attempt"
+                                           : "e-mail attempt",
              "delivery", job->id, "outcome", o.ok ? "success" : "failure",
              "error", o.error);
     out->ack = true;
@@ -162,6 +170,5 @@ int attempt_run(const attempt_config *c, const store_job *job,
     out->ack = true;
     rc = ERR_OK;
   }
-  store_attempt_clear(&a);
   return rc;
 }

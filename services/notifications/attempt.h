@@ -47,6 +47,15 @@ typedef struct attempt_result {
 int attempt_run(const attempt_config *c, const store_job *job,
                 attempt_result *out) WARN_UNUSED;
 
+/* The rest of attempt_run for a delivery already claimed (a by
+ * store_claim or store_claim_batch; the caller clears it): send, record,
+ * count. */
+int attempt_claimed(const attempt_config *c, const store_job *job,
+                    const store_attempt *a, attempt_result *out) WARN_UNUSED;
+
+/* The claim's leeway: a job may run this much before its due time. */
+#define ATTEMPT_SLACK_MS 1000
+
 /* Registers the metric families (once, at start). */
 void attempt_metrics_init(void);
 

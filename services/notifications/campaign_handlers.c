@@ -4,6 +4,8 @@
  * only (the declared role), the tenant from the verified token. A
  * campaign of another tenant is NOT_FOUND; a change its status refuses is
  * FAILED_PRECONDITION naming "status". Sending itself is campaign.c's.
+ * CreateCampaign honours Idempotency-Key as CreateWebhook does
+ * (handlers.c; libs/idem/once.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -140,9 +142,22 @@ static void reply_store_error(rpc_reply *reply, int rc, const char *what) {
 
 /* ---------------------------------------------------------- methods --- */
 
+/* CreateCampaign's answer as the key saves it: what reply_campaign sends. */
+static int pack_created_campaign(const void *row, void *arg, uint8_t **out,
+                                 size_t *len) {
+  (void)arg;
+  wire_campaign w;
+  campaign_pb(row, &w);
+  Notifications__V1__CreateCampaignResponse resp =
+      NOTIFICATIONS__V1__CREATE_CAMPAIGN_RESPONSE__INIT;
+  resp.campaign = &w.pb;
+  return idem_once_pack_message(&resp.base, out, len);
+}
+
 static void create_campaign(void *arg, const rpc_call *call, rpc_reply *reply) {
   notifications *h = arg;
   store_campaign *c = NULL;
+  idem_once k = {0};
   HANDLER_UNPACK(Notifications__V1__CreateCampaignRequest,
                  notifications__v1__create_campaign_request, req, REQUEST_MAX);
   paseto_claims cl;
@@ -164,6 +179,8 @@ static void create_campaign(void *arg, const rpc_call *call, rpc_reply *reply) {
     handler_reply_invalid(reply, "invalid campaign", &v);
     goto out;
   }
+  if (!notifications_idem_prepare(h, call, cl.tid, cl.sub, &k, reply)) goto out;
+  k.pack = pack_created_campaign;
   store_campaign_in in = {.name = req->name,
                           .title = req->title,
                           .body = req->body,
@@ -173,14 +190,17 @@ static void create_campaign(void *arg, const rpc_call *call, rpc_reply *reply) {
                           .nroles = req->audience->n_roles,
                           .scheduled_ms = when};
   c = malloc(sizeof *c);
-  int rc =
-      c == NULL ? ERR_NOMEM : store_create_campaign(h->c.store, cl.tid, &in, c);
-  if (rc != ERR_OK)
+  int rc = c == NULL ? ERR_NOMEM
+                     : store_create_campaign(h->c.store, cl.tid, &in, &k, c);
+  if (idem_once_reply(&k, rc, reply))
+    ; /* replayed, refused, or the saved answer sent */
+  else if (rc != ERR_OK)
     handler_reply_error(reply, rc, "create the campaign");
   else
     reply_campaign(reply, c,
                    &notifications__v1__create_campaign_response__descriptor);
 out:
+  idem_once_done(&k);
   free(c);
   notifications__v1__create_campaign_request__free_unpacked(req, NULL);
 }

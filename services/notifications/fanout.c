@@ -1,6 +1,14 @@
 /*
  * fanout.c - bus events to deliveries (see fanout.h). Runs on the bus
  * subscriber's receive thread.
+ *
+ * The subscriber hands over runs of events (a Replay page when catching
+ * up or healing a gap, or one live event): each is rendered and its
+ * recipients found, then the whole run is stored in one transaction
+ * (store_fanout_batch) and its jobs pushed to the stream in one round
+ * trip - a page costs about what one event used to. If the database
+ * refuses the run (one event's data breaks a constraint), it is stored
+ * event by event instead, so the bad one can be skipped as before.
  */
 #include "services/notifications/fanout.h"
 
@@ -81,20 +89,25 @@ static int prepare(fanout *f, const Rpc__V1__Event *ev, work *w) {
   return inbox_messages(&w->inbox, &w->mails, &w->nmails);
 }
 
+/* The store's view of a prepared event (strings borrowed). */
+static store_fanout_in input_of(const Rpc__V1__Event *ev, const work *w) {
+  return (store_fanout_in){.tid = w->tid,
+                           .event_id = ev->id,
+                           .type = ev->type,
+                           .body = w->body ? w->body : "",
+                           .source = ev->source,
+                           .seq = ev->seq,
+                           .inbox = w->inbox.v,
+                           .ninbox = w->inbox.in_app ? w->inbox.n : 0,
+                           .messages = w->mails,
+                           .nmessages = w->nmails};
+}
+
 /* Stores w in one transaction; an event the database refuses is skipped
  * (only the position moves). */
 static int commit(fanout *f, const Rpc__V1__Event *ev, const work *w,
                   store_job **jobs, size_t *n, size_t *added) {
-  store_fanout_in in = {.tid = w->tid,
-                        .event_id = ev->id,
-                        .type = ev->type,
-                        .body = w->body ? w->body : "",
-                        .source = ev->source,
-                        .seq = ev->seq,
-                        .inbox = w->inbox.v,
-                        .ninbox = w->inbox.in_app ? w->inbox.n : 0,
-                        .messages = w->mails,
-                        .nmessages = w->nmails};
+  store_fanout_in in = input_of(ev, w);
   int rc = store_fanout(f->c.store, &in, jobs, n, added);
   if (rc != ERR_INVAL && rc != ERR_EXISTS) return rc;
   /* The database refuses this event's data (a malformed id, a CHECK):
@@ -111,23 +124,67 @@ static int commit(fanout *f, const Rpc__V1__Event *ev, const work *w,
   return store_fanout(f->c.store, &skip, jobs, n, added);
 }
 
-static int on_event(void *arg, const Rpc__V1__Event *ev) {
-  fanout *f = arg;
-  work w;
-  store_job *jobs = NULL;
-  size_t n = 0, added = 0;
-  int rc = prepare(f, ev, &w);
-  if (rc == ERR_OK) rc = commit(f, ev, &w, &jobs, &n, &added);
-  work_free(&w);
-  if (rc != ERR_OK) {
-    log_warn("event not fanned out; retrying", "id", ev->id, "error",
-             err_str(rc));
-    return rc;
-  }
+/* After a commit: the jobs to the stream, the relay kicked. */
+static void after_commit(fanout *f, store_job *jobs, size_t n, size_t added) {
   if (n > 0) (void)queue_push(f->c.queue, jobs, n); /* else: the sweep */
   if (added > 0) outbox_kick(f->c.events);
   free(jobs);
+}
+
+/* w[0..n) of ev one transaction each (commit: skips what the database
+ * refuses); *taken counts the prefix stored. */
+static int commit_each(fanout *f, const Rpc__V1__Event *const *ev,
+                       const work *w, size_t n, size_t *taken) {
+  for (*taken = 0; *taken < n; (*taken)++) {
+    store_job *jobs = NULL;
+    size_t nj = 0, added = 0;
+    int rc = commit(f, ev[*taken], &w[*taken], &jobs, &nj, &added);
+    if (rc != ERR_OK) return rc;
+    after_commit(f, jobs, nj, added);
+  }
   return ERR_OK;
+}
+
+/* w[0..n) of ev in one transaction (store_fanout_batch); when the
+ * database refuses one of them, event by event (commit_each). */
+static int commit_batch(fanout *f, const Rpc__V1__Event *const *ev,
+                        const work *w, size_t n, size_t *taken) {
+  store_fanout_in *in = calloc(n, sizeof *in);
+  if (in == NULL) return ERR_NOMEM;
+  for (size_t i = 0; i < n; i++) in[i] = input_of(ev[i], &w[i]);
+  store_job *jobs = NULL;
+  size_t nj = 0, added = 0;
+  int rc = store_fanout_batch(f->c.store, in, n, &jobs, &nj, &added);
+  free(in);
+  if (rc == ERR_OK) {
+    *taken = n;
+    after_commit(f, jobs, nj, added);
+    return ERR_OK;
+  }
+  if (rc != ERR_INVAL && rc != ERR_EXISTS) return rc;
+  return commit_each(f, ev, w, n, taken);
+}
+
+/* A run of events (bus_batch_fn): each prepared, then stored together. An
+ * event that cannot be prepared (auth unreachable) ends the run there:
+ * the ones before it are stored, it is refused and comes again. */
+static int on_batch(void *arg, const Rpc__V1__Event *const *ev, size_t n,
+                    size_t *taken) {
+  fanout *f = arg;
+  work *w = calloc(n, sizeof *w);
+  if (w == NULL) return ERR_NOMEM;
+  size_t m = 0;
+  int rc = ERR_OK;
+  for (; m < n && rc == ERR_OK; m++) rc = prepare(f, ev[m], &w[m]);
+  if (rc != ERR_OK) m--; /* w[m] is the one that failed */
+  int sc = m > 0 ? commit_batch(f, ev, w, m, taken) : ERR_OK;
+  for (size_t i = 0; i <= m && i < n; i++) work_free(&w[i]);
+  free(w);
+  if (sc != ERR_OK) rc = sc;
+  if (rc != ERR_OK)
+    log_warn("events not fanned out; retrying", "id", ev[*taken]->id, "error",
+             err_str(rc));
+  return rc;
 }
 
 static int subscribe_all(bus_subscriber *s) {
@@ -159,7 +216,7 @@ int fanout_start(const fanout_config *c, fanout **out) {
   o.tracker.backfill = backfill;
   o.tracker.backfill_arg = f;
   o.tracker.idle_check_ms = IDLE_CHECK_MS;
-  int rc = bus_subscriber_new(c->address, on_event, f, &o, &f->sub);
+  int rc = bus_subscriber_new_batch(c->address, on_batch, f, &o, &f->sub);
   if (rc == ERR_OK) rc = subscribe_all(f->sub);
   if (rc == ERR_OK) rc = set_position(f);
   if (rc == ERR_OK) rc = bus_subscriber_start(f->sub);

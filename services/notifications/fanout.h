@@ -11,6 +11,9 @@
  * first start (no position) it starts from the live stream rather than
  * sending the whole history to endpoints created today.
  *
+ * Events arrive in runs (bus_subscriber_new_batch: a Replay page at
+ * once, a live event alone), and a run is stored in one transaction
+ * (store_fanout_batch).
  * Each event becomes one pending delivery per active endpoint of its
  * tenant subscribed to its type (idempotent: an event seen twice makes no
  * second delivery), and the new deliveries are queued (queue.h); and the

@@ -16,6 +16,12 @@
  *
  * Secrets: made and sealed here (seal.h), shown once in the answer of
  * CreateWebhook and RotateWebhookSecret, wiped from memory after.
+ *
+ * Idempotency-Key (CreateWebhook here, CreateCampaign in
+ * campaign_handlers.c): libs/idem/once.h, in the create's transaction;
+ * the saved answer - with the webhook's secret - is sealed under a key
+ * derived from the request and NOTIFICATIONS_SECRET_KEY, so a replay
+ * shows the same secret and the database never holds it readable.
  */
 #include "services/notifications/handlers.h"
 
@@ -170,8 +176,29 @@ static void reply_endpoint(rpc_reply *reply, const store_endpoint *e,
   handler_reply_message(reply, &resp.base);
 }
 
+bool notifications_idem_prepare(notifications *h, const rpc_call *call,
+                                const char *tid, const char *sub, idem_once *k,
+                                rpc_reply *reply) {
+  return idem_once_prepare(k, &h->idem, call, tid, sub, reply);
+}
+
+/* CreateWebhook's answer as the key saves it: the webhook (row) with its
+ * secret (arg), exactly what reply_endpoint sends. */
+static int pack_created_webhook(const void *row, void *arg, uint8_t **out,
+                                size_t *len) {
+  char *events[STORE_EVENTS_MAX];
+  Notifications__V1__Webhook pb;
+  webhook_pb(row, &pb, events);
+  pb.secret = arg;
+  Notifications__V1__CreateWebhookResponse resp =
+      NOTIFICATIONS__V1__CREATE_WEBHOOK_RESPONSE__INIT;
+  resp.webhook = &pb;
+  return idem_once_pack_message(&resp.base, out, len);
+}
+
 static void create_webhook(void *arg, const rpc_call *call, rpc_reply *reply) {
   notifications *h = arg;
+  idem_once k = {0};
   HANDLER_UNPACK(Notifications__V1__CreateWebhookRequest,
                  notifications__v1__create_webhook_request, req, REQUEST_MAX);
   paseto_claims cl;
@@ -185,6 +212,7 @@ static void create_webhook(void *arg, const rpc_call *call, rpc_reply *reply) {
     handler_reply_invalid(reply, "invalid webhook", &v);
     goto out;
   }
+  if (!notifications_idem_prepare(h, call, cl.tid, cl.sub, &k, reply)) goto out;
   char secret[SEAL_SECRET_TEXT_MAX + 1];
   seal_box box;
   new_secret(h, secret, &box);
@@ -193,9 +221,13 @@ static void create_webhook(void *arg, const rpc_call *call, rpc_reply *reply) {
                           .nevents = req->n_events,
                           .description = req->description};
   store_endpoint e;
+  k.pack = pack_created_webhook;
+  k.pack_arg = secret;
   int rc = store_create_endpoint(h->c.store, cl.tid, &in, &box,
-                                 h->c.max_endpoints, &e);
-  if (rc == ERR_TOOBIG)
+                                 h->c.max_endpoints, &k, &e);
+  if (idem_once_reply(&k, rc, reply))
+    ; /* replayed, refused, or the saved answer sent */
+  else if (rc == ERR_TOOBIG)
     handler_reply_field(reply, RPC_FAILED_PRECONDITION, "too many webhooks",
                         "url", "the tenant has the most webhooks allowed");
   else if (rc != ERR_OK)
@@ -205,6 +237,7 @@ static void create_webhook(void *arg, const rpc_call *call, rpc_reply *reply) {
                    &notifications__v1__create_webhook_response__descriptor);
   sodium_memzero(secret, sizeof secret);
 out:
+  idem_once_done(&k);
   notifications__v1__create_webhook_request__free_unpacked(req, NULL);
 }
 
@@ -555,11 +588,25 @@ int notifications_new(const notifications_config *cfg, notifications **out) {
   notifications *h = calloc(1, sizeof *h);
   if (h == NULL) return ERR_NOMEM;
   h->c = *cfg;
+  /* A key of its own for the seals of saved answers, not the secrets'. */
+  if (idem_hash_keyed(cfg->key->k, "notifications.idem.secret.v1", NULL, NULL,
+                      0, h->idem_secret) != ERR_OK) {
+    free(h);
+    return ERR_INTERNAL;
+  }
+  h->idem = (idem_once_spec){.table = NOTIFICATIONS_IDEM_TABLE,
+                             .tag = "notifications.idem.v1",
+                             .seal_tag = "notifications.idem.seal.v1",
+                             .secret = h->idem_secret};
   *out = h;
   return ERR_OK;
 }
 
-void notifications_free(notifications *h) { free(h); }
+void notifications_free(notifications *h) {
+  if (h == NULL) return;
+  sodium_memzero(h->idem_secret, sizeof h->idem_secret);
+  free(h);
+}
 
 int notifications_register(notifications *h, rpc_server *srv) {
   static const handler_method table[] = {

@@ -120,9 +120,7 @@ int inbox_batch_add(inbox_batch *b, const char *uid, const char *email,
   }
   store_inbox_new *it = &b->v[b->n];
   memset(it, 0, sizeof *it);
-  uuid u;
-  uuid_v7(&u);
-  uuid_format(&u, it->id);
+  uuid_v7_str(it->id);
   snprintf(it->user_id, sizeof it->user_id, "%s", uid);
   char *strs[4] = {strdup(type), strdup(title), strdup(body), strdup(data)};
   int rc = ERR_OK;

@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "libs/idem/expiry.h"
 #include "libs/obs/log.h"
 #include "libs/svc/eventpub.h"
 #include "libs/svc/svc.h"
@@ -208,6 +209,7 @@ typedef struct app {
   fanout *fanout;
   campaign_runner *campaigns;
   notifications *handlers;
+  idem_expiry *idem_expiry; /* expired Idempotency-Keys deleted */
 } app;
 
 static int open_queue(svc *s, app *a) {
@@ -337,6 +339,13 @@ static int notifications_init(svc *s, void *arg) {
   if (rc == ERR_OK) rc = open_handlers(s, a);
   if (rc == ERR_OK) rc = eventpub_start(a->events, svc_rpc(s));
   if (rc == ERR_OK) rc = open_campaigns(s, a);
+  if (rc == ERR_OK) {
+    idem_expiry_options eo = {.store = a->store,
+                              .table = "notifications.idempotency",
+                              .setting = "app.notifications_sweep",
+                              .interval_ms = IDEM_EXPIRY_INTERVAL_MS};
+    rc = idem_expiry_start(&eo, &a->idem_expiry);
+  }
   return rc;
 }
 
@@ -345,6 +354,7 @@ static int notifications_init(svc *s, void *arg) {
 static void notifications_fini(svc *s, void *arg) {
   (void)s;
   app *a = arg;
+  idem_expiry_stop(a->idem_expiry);
   fanout_free(a->fanout);
   campaign_runner_free(a->campaigns);
   eventpub_free(a->events);

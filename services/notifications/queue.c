@@ -31,7 +31,12 @@
 #define DELAYED "{notifications}:delayed"
 #define GROUP "workers"
 #define READ_BLOCK_MS "500"
-#define AUTOCLAIM_COUNT "8"
+#define AUTOCLAIM_COUNT "4"
+/* Jobs a worker reads (and claims in one transaction) at a time: few, so
+ * that a worker does not hold many jobs while the others idle (it sends
+ * them one after the other). */
+#define READ_COUNT 4
+#define READ_COUNT_S "4"
 #define SWEEP_BATCH 200
 #define BACKOFF_CAP_MS (3600 * 1000)
 
@@ -49,6 +54,14 @@ static const char kMoveScript[] =
     "end\n"
     "return #due\n";
 
+/* Jobs (ARGV: tid, id, tid, id, ...) to the stream in one round trip. */
+static const char kPushScript[] =
+    "for i = 1, #ARGV - 1, 2 do\n"
+    "  redis.call('XADD', KEYS[1], '*', 't', ARGV[i], 'd', ARGV[i + 1])\n"
+    "end\n"
+    "return #ARGV / 2\n";
+#define PUSH_CHUNK 100 /* jobs per script call (cache_eval: <= 256 args) */
+
 /* Acknowledge and drop a job (one group: nobody else needs the entry). */
 static const char kAckScript[] =
     "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
@@ -64,7 +77,7 @@ typedef struct worker {
 struct queue {
   queue_config c;
   attempt_config ac;
-  cache_script *move, *ack;
+  cache_script *move, *ack, *push;
   worker *workers;
   int nstarted;
   atomic_bool stop;
@@ -91,15 +104,23 @@ static int create_group(cache *r) {
   return rc;
 }
 
-static int push_one(cache *r, const store_job *j) {
-  const char *argv[] = {"XADD", STREAM, "*", "t", j->tid, "d", j->id};
-  return cache_command(r, false, 7, argv, NULL, NULL);
+/* jobs[0..n), n <= PUSH_CHUNK, by kPushScript. */
+static int push_chunk(queue *q, const store_job *jobs, size_t n) {
+  const char *keys[] = {STREAM}, *args[2 * PUSH_CHUNK];
+  for (size_t i = 0; i < n; i++) {
+    args[2 * i] = jobs[i].tid;
+    args[2 * i + 1] = jobs[i].id;
+  }
+  cache_reply *r = NULL;
+  int rc = cache_eval(q->c.redis, q->push, 1, keys, (int)(2 * n), args, &r);
+  cache_reply_free(r);
+  return rc;
 }
 
 int queue_push(queue *q, const store_job *jobs, size_t n) {
   int rc = ERR_OK;
-  for (size_t i = 0; i < n && rc == ERR_OK; i++)
-    rc = push_one(q->c.redis, &jobs[i]);
+  for (size_t i = 0; i < n && rc == ERR_OK; i += PUSH_CHUNK)
+    rc = push_chunk(q, &jobs[i], n - i < PUSH_CHUNK ? n - i : PUSH_CHUNK);
   if (rc != ERR_OK)
     log_warn("jobs not queued; the sweep will", "error", err_str(rc));
   return rc;
@@ -108,7 +129,8 @@ int queue_push(queue *q, const store_job *jobs, size_t n) {
 static void delay(queue *q, const store_job *j, int64_t in_ms) {
   char score[24], member[2 * UUID_STR_LEN + 2];
   snprintf(score, sizeof score, "%" PRId64, time_now_ms() + in_ms);
-  snprintf(member, sizeof member, "%s:%s", j->tid, j->id);
+  snprintf(member, sizeof member, "%.*s:%.*s", UUID_STR_LEN, j->tid,
+           UUID_STR_LEN, j->id);
   const char *argv[] = {"ZADD", DELAYED, score, member};
   if (cache_command(q->c.redis, true, 4, argv, NULL, NULL) != ERR_OK)
     log_warn("retry not scheduled; the sweep will", "delivery", j->id);
@@ -151,29 +173,56 @@ static bool parse_entry(const cache_reply *e, char *id, size_t cap,
 
 /* ---------------------------------------------------------- workers --- */
 
-static void run_entry(queue *q, const cache_reply *e) {
-  char id[64];
-  store_job job;
-  if (e == NULL || cache_reply_type(e) != CACHE_REPLY_ARRAY ||
-      !parse_entry(e, id, sizeof id, &job))
-    return; /* a deleted entry (XAUTOCLAIM) or garbage */
-  if (job.tid[0] == '\0' || job.id[0] == '\0') {
-    log_warn("malformed job dropped", "entry", id);
-    ack(q, id);
-    return;
-  }
-  attempt_result res;
-  int rc = attempt_run(&q->ac, &job, &res);
-  if (rc != ERR_OK)
-    log_warn("attempt not made; retried later", "delivery", job.id, "error",
-             err_str(rc));
-  if (res.retry_in_ms > 0) delay(q, &job, res.retry_in_ms);
-  if (res.ack) ack(q, id);
+/* The outcome of one job: a retry scheduled, the entry acknowledged. */
+static void finish(queue *q, const store_job *job, const char *entry,
+                   const attempt_result *res) {
+  if (res->retry_in_ms > 0) delay(q, job, res->retry_in_ms);
+  if (res->ack) ack(q, entry);
 }
 
+/* The entries of list (at most READ_COUNT of them): claimed together in
+ * one transaction (store_claim_batch), then each claimed one sent and
+ * recorded in turn and acknowledged after its record; spent ones are
+ * acknowledged, leased ones left pending (XAUTOCLAIM brings them back). */
 static void run_entries(queue *q, const cache_reply *list) {
-  for (size_t i = 0; i < cache_reply_len(list) && !atomic_load(&q->stop); i++)
-    run_entry(q, cache_reply_at(list, i));
+  char ids[READ_COUNT][64];
+  store_job jobs[READ_COUNT];
+  int res[READ_COUNT];
+  store_attempt at[READ_COUNT];
+  size_t n = 0;
+  for (size_t i = 0; i < cache_reply_len(list) && n < READ_COUNT; i++) {
+    const cache_reply *e = cache_reply_at(list, i);
+    if (e == NULL || cache_reply_type(e) != CACHE_REPLY_ARRAY ||
+        !parse_entry(e, ids[n], sizeof ids[n], &jobs[n]))
+      continue; /* a deleted entry (XAUTOCLAIM) or garbage */
+    if (jobs[n].tid[0] == '\0' || jobs[n].id[0] == '\0') {
+      log_warn("malformed job dropped", "entry", ids[n]);
+      ack(q, ids[n]);
+      continue;
+    }
+    n++;
+  }
+  if (n == 0) return;
+  /* The last is sent after the others: its lease covers their sends, so
+   * that only this worker sends any of them until it is done. */
+  int64_t lease = q->ac.lease_ms + (int64_t)(n - 1) * q->c.send.timeout_ms;
+  int rc =
+      store_claim_batch(q->c.store, jobs, n, lease, ATTEMPT_SLACK_MS, res, at);
+  if (rc != ERR_OK) { /* PostgreSQL down: XAUTOCLAIM brings them back */
+    log_warn("jobs not claimed; retried later", "error", err_str(rc));
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    attempt_result r = {.ack = res[i] == STORE_CLAIM_SPENT};
+    if (res[i] == STORE_CLAIMED) { /* also when stopping: claimed, so sent */
+      rc = attempt_claimed(&q->ac, &jobs[i], &at[i], &r);
+      if (rc != ERR_OK)
+        log_warn("attempt not recorded; retried later", "delivery", jobs[i].id,
+                 "error", err_str(rc));
+    }
+    store_attempt_clear(&at[i]);
+    finish(q, &jobs[i], ids[i], &r);
+  }
 }
 
 /* Jobs of dead consumers, idle for claim_timeout_ms, become ours. */
@@ -191,9 +240,9 @@ static void autoclaim(worker *w) {
 
 static void read_new(worker *w) {
   queue *q = w->q;
-  const char *argv[] = {"XREADGROUP", "GROUP", GROUP,   w->consumer,
-                        "COUNT",      "1",     "BLOCK", READ_BLOCK_MS,
-                        "STREAMS",    STREAM,  ">"};
+  const char *argv[] = {"XREADGROUP", "GROUP",      GROUP,   w->consumer,
+                        "COUNT",      READ_COUNT_S, "BLOCK", READ_BLOCK_MS,
+                        "STREAMS",    STREAM,       ">"};
   cache_reply *r = NULL;
   int rc = cache_command(q->c.redis, false, 11, argv, NULL, &r);
   if (rc == ERR_DB && strstr(cache_last_error()->message, "NOGROUP") != NULL)
@@ -324,6 +373,7 @@ int queue_start(const queue_config *c, queue **out) {
   int rc = q->workers == NULL ? ERR_NOMEM : ERR_OK;
   if (rc == ERR_OK) rc = cache_script_new(kMoveScript, &q->move);
   if (rc == ERR_OK) rc = cache_script_new(kAckScript, &q->ack);
+  if (rc == ERR_OK) rc = cache_script_new(kPushScript, &q->push);
   if (rc == ERR_OK) rc = create_group(c->redis);
   if (rc == ERR_OK) rc = start_workers(q);
   periodic_options po = {.name = "notif-mover",
@@ -348,5 +398,6 @@ void queue_free(queue *q) {
   free(q->workers);
   cache_script_free(q->move);
   cache_script_free(q->ack);
+  cache_script_free(q->push);
   free(q);
 }

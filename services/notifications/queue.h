@@ -19,6 +19,11 @@
  *            lost with Redis, or a crash between commit and XADD) are
  *            queued again.
  *
+ * A worker reads up to 4 jobs at a time and claims them in one
+ * transaction (store_claim_batch), then sends and records them one after
+ * the other, acknowledging each after its record; the batch's lease
+ * covers the sends before the last one.
+ *
  * A job may therefore arrive twice; the claim in PostgreSQL (store_claim:
  * pending, due, not leased by another worker) makes one attempt of it,
  * and a delivery with a 2xx recorded is never claimed again. The lease is

@@ -7,8 +7,10 @@
  * answer nor a path we did not foresee can reach inside. No redirects, no
  * proxies from the environment, http and https only, a whole-request
  * timeout, and the response body is read up to a cap and then the
- * transfer is cut (only the status matters). Thread-safe: each call has
- * its own easy handle (curl_global_init is the caller's, once).
+ * transfer is cut (only the status matters). Thread-safe: each thread
+ * has its own easy handle, kept between calls so that connections to a
+ * receiver are reused (keep-alive); curl_global_init is the caller's,
+ * once, and its threads end before curl_global_cleanup.
  */
 #ifndef NOTIFICATIONS_SENDER_H
 #define NOTIFICATIONS_SENDER_H

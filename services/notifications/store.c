@@ -33,15 +33,12 @@ void store_free(store *st) { db_store_free(st); }
 
 int store_run(store *st, const char *tid, bool read_only,
               int (*fn)(db_conn *c, void *ud), void *ud) {
-  db_tx_opts o = {.tenant_id = tid, .read_only = read_only};
-  return db_store_tx(st, &o, fn, ud);
+  return db_store_run(st, tid, NULL, read_only, fn, ud);
 }
 
 void store_copy_col(const db_result *r, int row, const char *name, char *dst,
                     size_t cap) {
-  int c = db_col(r, name);
-  const char *v = c < 0 ? NULL : db_get(r, row, c);
-  str_copy(dst, v != NULL ? v : "", cap);
+  db_copy_cell(r, row, db_col(r, name), dst, cap);
 }
 
 int store_time_col(const db_result *r, int row, const char *name,
@@ -110,6 +107,7 @@ typedef struct create_args {
   const store_endpoint_in *in;
   const seal_box *secret;
   size_t max;
+  idem_once *key;
   store_endpoint *out;
 } create_args;
 
@@ -128,10 +126,12 @@ static int count_endpoints(db_conn *c, const char *tid, int64_t *n) {
 static int create_endpoint_fn(db_conn *c, void *ud) {
   create_args *a = ud;
   memset(a->out, 0, sizeof *a->out);
+  int rc = idem_once_begin(c, a->key);
+  if (rc != ERR_OK || !idem_once_fresh(a->key)) return rc;
   /* Serialises creations of one tenant so the limit holds. */
   db_param lk[] = {db_text(a->tid)};
-  int rc = db_exec(c, "SELECT pg_advisory_xact_lock(hashtext($1))", lk,
-                   DB_NPARAMS(lk), NULL);
+  rc = db_exec(c, "SELECT pg_advisory_xact_lock(hashtext($1))", lk,
+               DB_NPARAMS(lk), NULL);
   int64_t n = 0;
   if (rc == ERR_OK) rc = count_endpoints(c, a->tid, &n);
   if (rc == ERR_OK && (size_t)n >= a->max) rc = ERR_TOOBIG;
@@ -140,17 +140,15 @@ static int create_endpoint_fn(db_conn *c, void *ud) {
     rc = store_events_literal(a->in->events, a->in->nevents, events,
                               sizeof events);
   if (rc != ERR_OK) return rc;
-  uuid u;
-  uuid_v7(&u);
   char id[UUID_STR_LEN + 1];
-  uuid_format(&u, id);
+  int64_t id_ms = uuid_v7_str(id);
   db_param ps[] = {db_text(a->tid),
                    db_text(id),
                    db_text(a->in->url),
                    db_text(events),
                    db_text(a->in->description ? a->in->description : ""),
                    db_bytes(a->secret->b, sizeof a->secret->b),
-                   db_int64(uuid_v7_time_ms(&u))};
+                   db_int64(id_ms)};
   db_result *r = NULL;
   rc = db_exec(c,
                "INSERT INTO notifications.endpoints (tenant_id, id, url, "
@@ -162,14 +160,18 @@ static int create_endpoint_fn(db_conn *c, void *ud) {
                ps, DB_NPARAMS(ps), &r);
   if (rc == ERR_OK) rc = read_one_endpoint(r, a->out);
   db_result_free(r);
-  return rc;
+  return rc == ERR_OK ? idem_once_save(c, a->key, a->out) : rc;
 }
 
 int store_create_endpoint(store *st, const char *tid,
                           const store_endpoint_in *in, const seal_box *secret,
-                          size_t max, store_endpoint *out) {
-  create_args a = {
-      .tid = tid, .in = in, .secret = secret, .max = max, .out = out};
+                          size_t max, idem_once *key, store_endpoint *out) {
+  create_args a = {.tid = tid,
+                   .in = in,
+                   .secret = secret,
+                   .max = max,
+                   .key = key,
+                   .out = out};
   return store_run(st, tid, false, create_endpoint_fn, &a);
 }
 

@@ -31,6 +31,7 @@
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "libs/db/db.h"
+#include "libs/idem/once.h"
 #include "services/notifications/seal.h"
 
 #define STORE_SCHEMA "notifications"
@@ -111,10 +112,14 @@ void store_free(store *st); /* NULL-safe */
 
 /* Inserts an endpoint of tenant tid (in: every field but active, which
  * starts true) sealed with secret (a seal_box) and returns it. ERR_TOOBIG
- * when the tenant already has max endpoints. */
+ * when the tenant already has max endpoints. With a key (NULL: none;
+ * libs/idem/once.h) the key is checked first and the answer saved with
+ * the endpoint, in its transaction; when the key decides the call
+ * (idem_once_fresh false) nothing is inserted and *out stays empty. */
 int store_create_endpoint(store *st, const char *tid,
                           const store_endpoint_in *in, const seal_box *secret,
-                          size_t max, store_endpoint *out) WARN_UNUSED;
+                          size_t max, idem_once *key,
+                          store_endpoint *out) WARN_UNUSED;
 
 /* Every endpoint of tid, newest first (at most max). */
 int store_list_endpoints(store *st, const char *tid, size_t max,
@@ -179,6 +184,17 @@ typedef struct store_fanout_in {
  * a kick). */
 int store_fanout(store *st, const store_fanout_in *in, store_job **jobs,
                  size_t *njobs, size_t *inbox_added) WARN_UNUSED;
+/* store_fanout for in[0..n), consecutive events of one source (a bus
+ * batch), in ONE transaction: per tenant of the batch one read of its
+ * endpoints and one multi-row INSERT of every delivery (ON CONFLICT on
+ * (tenant, endpoint, event): idempotent as store_fanout), the e-mails,
+ * SMS and in-app notifications as store_fanout, and one position update
+ * (the last seq). All or nothing: on ERR_INVAL or ERR_EXISTS (an event
+ * the database refuses) nothing is stored and the caller can fall back to
+ * store_fanout per event. Outputs as store_fanout. */
+int store_fanout_batch(store *st, const store_fanout_in *in, size_t n,
+                       store_job **jobs, size_t *njobs,
+                       size_t *inbox_added) WARN_UNUSED;
 /* A "webhook.test" delivery of event event_id to endpoint id only. */
 int store_test_delivery(store *st, const char *tid, const char *id,
                         const char *event_id, const char *body,
@@ -252,6 +268,17 @@ enum store_claim_result {
  * the lease is lease_ms. *res says which (ERR_OK in every case). */
 int store_claim(store *st, const store_job *job, int64_t lease_ms,
                 int64_t slack_ms, int *res, store_attempt *out) WARN_UNUSED;
+
+#define STORE_CLAIM_BATCH_MAX 16
+
+/* store_claim for jobs[0..n), n <= STORE_CLAIM_BATCH_MAX (ERR_INVAL past
+ * it), in one transaction with one UPDATE per tenant among them: res[i]
+ * and out[i] say for jobs[i] what store_claim would. A job named twice is
+ * claimed once (the other copy is LEASED). On an error every res[i] is
+ * STORE_CLAIM_SPENT and nothing is claimed. */
+int store_claim_batch(store *st, const store_job *jobs, size_t n,
+                      int64_t lease_ms, int64_t slack_ms, int *res,
+                      store_attempt *out) WARN_UNUSED;
 
 /* The outcome of one attempt. */
 typedef struct store_outcome {

@@ -113,26 +113,23 @@ typedef struct write_args {
   const char *tid, *id;
   const store_campaign_in *in;
   store_campaign *out;
+  idem_once *key;   /* create: the Idempotency-Key, or NULL */
   bool wrong_state; /* the campaign's status refuses the change */
 } write_args;
 
 static int create_fn(db_conn *c, void *ud) {
   write_args *a = ud;
   char ch[64], ro[64], id[UUID_STR_LEN + 1];
-  int rc = lists(a->in, ch, ro);
+  int rc = idem_once_begin(c, a->key);
+  if (rc != ERR_OK || !idem_once_fresh(a->key)) return rc;
+  rc = lists(a->in, ch, ro);
   if (rc != ERR_OK) return rc;
-  uuid u;
-  uuid_v7(&u);
-  uuid_format(&u, id);
-  db_param ps[] = {db_text(a->tid),
-                   db_text(id),
-                   db_text(a->in->name),
-                   db_text(a->in->title),
-                   db_text(a->in->body),
-                   db_text(ch),
-                   db_text(ro),
-                   db_int64(a->in->scheduled_ms),
-                   db_int64(uuid_v7_time_ms(&u))};
+  int64_t id_ms = uuid_v7_str(id);
+  db_param ps[] = {db_text(a->tid),      db_text(id),
+                   db_text(a->in->name), db_text(a->in->title),
+                   db_text(a->in->body), db_text(ch),
+                   db_text(ro),          db_int64(a->in->scheduled_ms),
+                   db_int64(id_ms)};
   rc = db_exec(c,
                "INSERT INTO notifications.campaigns (tenant_id, id, name, "
                "title, body, channels, roles, status, scheduled_at, "
@@ -142,12 +139,14 @@ static int create_fn(db_conn *c, void *ud) {
                "timestamptz 'epoch' + $8::bigint " MS " END, "
                "timestamptz 'epoch' + $9::bigint " MS ", now())",
                ps, DB_NPARAMS(ps), NULL);
-  return rc == ERR_OK ? select_one(c, a->tid, id, a->out) : rc;
+  if (rc == ERR_OK) rc = select_one(c, a->tid, id, a->out);
+  return rc == ERR_OK ? idem_once_save(c, a->key, a->out) : rc;
 }
 
 int store_create_campaign(store *st, const char *tid,
-                          const store_campaign_in *in, store_campaign *out) {
-  write_args a = {.tid = tid, .in = in, .out = out};
+                          const store_campaign_in *in, idem_once *key,
+                          store_campaign *out) {
+  write_args a = {.tid = tid, .in = in, .out = out, .key = key};
   return store_run(st, tid, false, create_fn, &a);
 }
 
@@ -173,11 +172,7 @@ static int list_fn(db_conn *c, void *ud) {
                    "AND ($2::uuid IS NULL OR c.id < $2::uuid) "
                    "ORDER BY c.id DESC LIMIT $3",
                    ps, DB_NPARAMS(ps), &r);
-  size_t n = rc == ERR_OK ? (size_t)db_nrows(r) : 0;
-  if (n > a->limit) {
-    *a->more = true;
-    n = a->limit;
-  }
+  size_t n = rc == ERR_OK ? db_page_rows(r, a->limit, a->more) : 0;
   if (n > 0 && (a->out->v = calloc(n, sizeof *a->out->v)) == NULL)
     rc = ERR_NOMEM;
   for (size_t i = 0; rc == ERR_OK && i < n; i++, a->out->n++)
@@ -317,49 +312,17 @@ int store_send_campaign(store *st, const char *tid, const char *id) {
 
 /* ------------------------------------------------------------ runner --- */
 
-typedef struct due_args {
-  size_t max;
-  store_job *jobs;
-  size_t njobs;
-} due_args;
-
-static int due_fn(db_conn *c, void *ud) {
-  due_args *a = ud;
-  free(a->jobs);
-  a->jobs = NULL;
-  a->njobs = 0;
-  db_param ps[] = {db_int64((int64_t)a->max)};
-  db_result *r = NULL;
-  int rc = db_exec(c,
-                   "SELECT tenant_id::text AS tid, id::text AS id "
-                   "FROM notifications.campaigns WHERE (status = 'sending' "
-                   "OR (status = 'scheduled' AND scheduled_at <= now())) "
-                   "AND (lease_until IS NULL OR lease_until < now()) "
-                   "ORDER BY updated_at LIMIT $1",
-                   ps, DB_NPARAMS(ps), &r);
-  int n = rc == ERR_OK ? db_nrows(r) : 0;
-  if (n > 0 && (a->jobs = calloc((size_t)n, sizeof *a->jobs)) == NULL)
-    rc = ERR_NOMEM;
-  for (int i = 0; rc == ERR_OK && i < n; i++, a->njobs++) {
-    store_copy_col(r, i, "tid", a->jobs[i].tid, sizeof a->jobs[i].tid);
-    store_copy_col(r, i, "id", a->jobs[i].id, sizeof a->jobs[i].id);
-  }
-  db_result_free(r);
-  return rc;
-}
-
 int store_due_campaigns(store *st, size_t max, store_job **jobs,
                         size_t *njobs) {
-  due_args a = {.max = max};
-  int rc = store_run_sweep(st, due_fn, &a);
-  if (rc != ERR_OK) {
-    free(a.jobs);
-    a.jobs = NULL;
-    a.njobs = 0;
-  }
-  *jobs = a.jobs;
-  *njobs = a.njobs;
-  return rc;
+  db_param ps[] = {db_int64((int64_t)max)};
+  return store_due_jobs(
+      st,
+      "SELECT tenant_id::text AS tid, id::text AS id "
+      "FROM notifications.campaigns WHERE (status = 'sending' "
+      "OR (status = 'scheduled' AND scheduled_at <= now())) "
+      "AND (lease_until IS NULL OR lease_until < now()) "
+      "ORDER BY updated_at LIMIT $1",
+      ps, DB_NPARAMS(ps), jobs, njobs);
 }
 
 typedef struct claim_args {

@@ -65,8 +65,9 @@ typedef struct store_campaign_in {
   int64_t scheduled_ms;
 } store_campaign_in;
 
+/* With a key (NULL: none), as store_create_endpoint's (store.h). */
 int store_create_campaign(store *st, const char *tid,
-                          const store_campaign_in *in,
+                          const store_campaign_in *in, idem_once *key,
                           store_campaign *out) WARN_UNUSED;
 /* Newest first: before before_id (NULL: from the newest), at most limit;
  * *more when others follow. */

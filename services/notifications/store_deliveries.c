@@ -42,16 +42,10 @@ static int insert_delivery(db_conn *c, const char *tid, const char *endpoint,
                            const char *event_id, const char *type,
                            const char *body, char id[UUID_STR_LEN + 1],
                            bool *inserted) {
-  uuid u;
-  uuid_v7(&u);
-  uuid_format(&u, id);
-  db_param ps[] = {db_text(tid),
-                   db_text(id),
-                   db_text(endpoint),
-                   db_text(event_id),
-                   db_text(type),
-                   db_text(body),
-                   db_int64(uuid_v7_time_ms(&u))};
+  int64_t id_ms = uuid_v7_str(id);
+  db_param ps[] = {db_text(tid),      db_text(id),   db_text(endpoint),
+                   db_text(event_id), db_text(type), db_text(body),
+                   db_int64(id_ms)};
   db_result *r = NULL;
   int rc = db_exec(
       c,
@@ -76,7 +70,7 @@ typedef struct fanout_args {
   size_t inbox_added;
 } fanout_args;
 
-static int save_position(db_conn *c, const char *source, uint64_t seq) {
+int store_save_position(db_conn *c, const char *source, uint64_t seq) {
   db_param ps[] = {db_text(source), db_int64((int64_t)seq)};
   return db_exec(c,
                  "INSERT INTO notifications.bus_positions (source, last_seq) "
@@ -127,15 +121,13 @@ int store_add_messages(db_conn *c, const char *tid, const char *event_id,
   for (size_t i = 0; i < n; i++) {
     const store_message *m = &msgs[i];
     store_job *j = &(*jobs)[*njobs];
-    uuid u;
-    uuid_v7(&u);
-    uuid_format(&u, j->id);
+    int64_t id_ms = uuid_v7_str(j->id);
     db_param ps[] = {db_text(tid),
                      db_text(j->id),
                      db_text(event_id),
                      db_text(type),
                      db_text(m->body),
-                     db_int64(uuid_v7_time_ms(&u)),
+                     db_int64(id_ms),
                      db_text(kKinds[m->kind == STORE_KIND_SMS ? 2 : 1]),
                      db_text(m->user_id),
                      db_text(m->address),
@@ -174,7 +166,7 @@ static int fanout_fn(db_conn *c, void *ud) {
   if (rc == ERR_OK && a->tid[0] != '\0' && a->in->ninbox > 0)
     rc = store_inbox_add(c, a->tid, a->event_id, a->in->inbox, a->in->ninbox,
                          &a->inbox_added);
-  if (rc == ERR_OK) rc = save_position(c, a->in->source, a->in->seq);
+  if (rc == ERR_OK) rc = store_save_position(c, a->in->source, a->in->seq);
   return rc;
 }
 
@@ -313,11 +305,7 @@ static int list_deliveries_fn(db_conn *c, void *ud) {
                "AND ($4::uuid IS NULL OR id < $4::uuid) "
                "ORDER BY id DESC LIMIT $5",
                ps, DB_NPARAMS(ps), &r);
-  size_t n = rc == ERR_OK ? (size_t)db_nrows(r) : 0;
-  if (n > a->limit) {
-    *a->more = true;
-    n = a->limit;
-  }
+  size_t n = rc == ERR_OK ? db_page_rows(r, a->limit, a->more) : 0;
   if (n > 0 && (a->out->v = calloc(n, sizeof *a->out->v)) == NULL)
     rc = ERR_NOMEM;
   for (size_t i = 0; rc == ERR_OK && i < n; i++) {
@@ -451,23 +439,67 @@ static int unclaimed(db_conn *c, const claim_args *a) {
   return rc;
 }
 
-/* The sealed secrets of row 0 into out. */
-static int read_keys(const db_result *r, store_attempt *out) {
+/* The sealed secrets of row `row` into out. */
+static int read_keys(const db_result *r, int row, store_attempt *out) {
   unsigned char *b = NULL;
   size_t len = 0;
-  int rc = db_get_bytes(r, 0, db_col(r, "secret_box"), &b, &len);
+  int rc = db_get_bytes(r, row, db_col(r, "secret_box"), &b, &len);
   if (rc == ERR_OK && len != sizeof out->key.b) rc = ERR_DB;
   if (rc == ERR_OK) memcpy(out->key.b, b, len);
   free(b);
   int pc = db_col(r, "prev_box");
-  if (rc != ERR_OK || pc < 0 || db_is_null(r, 0, pc)) return rc;
+  if (rc != ERR_OK || pc < 0 || db_is_null(r, row, pc)) return rc;
   b = NULL;
-  rc = db_get_bytes(r, 0, pc, &b, &len);
+  rc = db_get_bytes(r, row, pc, &b, &len);
   if (rc == ERR_OK && len == sizeof out->prev.b) {
     memcpy(out->prev.b, b, len);
     out->has_prev = true;
   }
   free(b);
+  return rc;
+}
+
+/* The claim: pending, due within the slack, not leased by another
+ * worker, and (a webhook) its endpoint still there. The endpoint's
+ * columns come through subqueries: an e-mail has none. */
+#define CLAIM_SET                                                              \
+  "UPDATE notifications.deliveries d SET "                                     \
+  "lease_until = now() + $3::bigint " MS ", updated_at = now() "
+#define CLAIM_WHERE                                                            \
+  "AND d.status = 'pending' "                                                  \
+  "AND d.next_attempt_at <= now() + $4::bigint " MS " "                        \
+  "AND (d.lease_until IS NULL OR d.lease_until < now()) "                      \
+  "AND (d.kind <> 'webhook' OR EXISTS (SELECT 1 FROM "                         \
+  "notifications.endpoints e WHERE " ENDPOINT_OF_D ")) "
+#define CLAIM_RETURNING                                                        \
+  "RETURNING d.id::text AS id, d.kind, d.event_id::text AS event_id, "         \
+  "d.body, d.attempts, COALESCE(d.address, '') AS address, "                   \
+  "COALESCE(d.subject, '') AS subject, "                                       \
+  "(SELECT e.url FROM notifications.endpoints e WHERE " ENDPOINT_OF_D          \
+  ") AS url, (SELECT e.secret_box FROM notifications.endpoints e "             \
+  "WHERE " ENDPOINT_OF_D ") AS secret_box, (SELECT CASE WHEN "                 \
+  "e.prev_secret_until > now() THEN e.prev_secret_box END FROM "               \
+  "notifications.endpoints e WHERE " ENDPOINT_OF_D ") AS prev_box, "           \
+  "floor(extract(epoch FROM d.created_at) * 1000)::bigint AS created_ms"
+
+/* Row `row` of a claim's RETURNING into o. */
+static int attempt_of(const db_result *r, int row, store_attempt *o) {
+  char kind[16];
+  store_copy_col(r, row, "kind", kind, sizeof kind);
+  o->kind = kind_of(kind);
+  store_copy_col(r, row, "address", o->address, sizeof o->address);
+  store_copy_col(r, row, "subject", o->subject, sizeof o->subject);
+  store_copy_col(r, row, "event_id", o->event_id, sizeof o->event_id);
+  store_copy_col(r, row, "url", o->url, sizeof o->url);
+  const char *body = db_get(r, row, db_col(r, "body"));
+  o->body = strdup(body != NULL ? body : "");
+  int64_t att = 0;
+  int rc = o->body == NULL ? ERR_NOMEM : ERR_OK;
+  if (rc == ERR_OK) rc = db_get_int64(r, row, db_col(r, "attempts"), &att);
+  if (rc == ERR_OK)
+    rc = db_get_int64(r, row, db_col(r, "created_ms"), &o->created_ms);
+  o->attempts = (int)att;
+  if (rc == ERR_OK && o->kind == STORE_KIND_WEBHOOK) rc = read_keys(r, row, o);
   return rc;
 }
 
@@ -478,48 +510,16 @@ static int claim_fn(db_conn *c, void *ud) {
   db_param ps[] = {db_text(a->job->tid), db_text(a->job->id),
                    db_int64(a->lease_ms), db_int64(a->slack_ms)};
   db_result *r = NULL;
-  /* The endpoint's columns through subqueries: an e-mail has none. */
   int rc = db_exec(
       c,
-      "UPDATE notifications.deliveries d SET "
-      "lease_until = now() + $3::bigint " MS ", updated_at = now() "
-      "WHERE d.tenant_id = $1::uuid AND d.id = $2::uuid "
-      "AND d.status = 'pending' "
-      "AND d.next_attempt_at <= now() + $4::bigint " MS " "
-      "AND (d.lease_until IS NULL OR d.lease_until < now()) "
-      "AND (d.kind <> 'webhook' OR EXISTS (SELECT 1 FROM "
-      "notifications.endpoints e WHERE " ENDPOINT_OF_D ")) "
-      "RETURNING d.kind, d.event_id::text AS event_id, d.body, d.attempts, "
-      "COALESCE(d.address, '') AS address, COALESCE(d.subject, '') AS subject, "
-      "(SELECT e.url FROM notifications.endpoints e WHERE " ENDPOINT_OF_D
-      ") AS url, (SELECT e.secret_box FROM notifications.endpoints e "
-      "WHERE " ENDPOINT_OF_D
-      ") AS secret_box, (SELECT CASE WHEN e.prev_secret_until "
-      "> now() THEN e.prev_secret_box END FROM notifications.endpoints e "
-      "WHERE " ENDPOINT_OF_D ") AS prev_box, "
-      "floor(extract(epoch FROM d.created_at) * 1000)::bigint AS created_ms",
+      CLAIM_SET "WHERE d.tenant_id = $1::uuid AND d.id = $2::uuid " CLAIM_WHERE
+          CLAIM_RETURNING,
       ps, DB_NPARAMS(ps), &r);
   if (rc != ERR_OK || db_nrows(r) != 1) {
     db_result_free(r);
     return rc == ERR_OK ? unclaimed(c, a) : rc;
   }
-  store_attempt *o = a->out;
-  char kind[16];
-  store_copy_col(r, 0, "kind", kind, sizeof kind);
-  o->kind = kind_of(kind);
-  store_copy_col(r, 0, "address", o->address, sizeof o->address);
-  store_copy_col(r, 0, "subject", o->subject, sizeof o->subject);
-  store_copy_col(r, 0, "event_id", o->event_id, sizeof o->event_id);
-  store_copy_col(r, 0, "url", o->url, sizeof o->url);
-  const char *body = db_get(r, 0, db_col(r, "body"));
-  o->body = strdup(body != NULL ? body : "");
-  int64_t att = 0;
-  rc = o->body == NULL ? ERR_NOMEM : ERR_OK;
-  if (rc == ERR_OK) rc = db_get_int64(r, 0, db_col(r, "attempts"), &att);
-  if (rc == ERR_OK)
-    rc = db_get_int64(r, 0, db_col(r, "created_ms"), &o->created_ms);
-  o->attempts = (int)att;
-  if (rc == ERR_OK && o->kind == STORE_KIND_WEBHOOK) rc = read_keys(r, o);
+  rc = attempt_of(r, 0, a->out);
   db_result_free(r);
   if (rc == ERR_OK) *a->res = STORE_CLAIMED;
   return rc;
@@ -536,6 +536,130 @@ int store_claim(store *st, const store_job *job, int64_t lease_ms,
   int rc = store_run(st, job->tid, false, claim_fn, &a);
   if (rc != ERR_OK || *res != STORE_CLAIMED) store_attempt_clear(out);
   if (rc != ERR_OK) *res = STORE_CLAIM_SPENT;
+  return rc;
+}
+
+typedef struct claim_batch_args {
+  const store_job *jobs;
+  size_t n;
+  int64_t lease_ms, slack_ms;
+  int *res;
+  store_attempt *out;
+  bool *done; /* jobs[i] handled with its tenant's group */
+} claim_batch_args;
+
+/* "{id,...}" of the jobs of tenant tid (canonical UUIDs: nothing to
+ * quote), marking them done. */
+static int ids_of(claim_batch_args *a, const char *tid, char *buf, size_t cap) {
+  size_t used = 0;
+  buf[used++] = '{';
+  for (size_t i = 0; i < a->n; i++) {
+    if (a->done[i] || strcmp(a->jobs[i].tid, tid) != 0) continue;
+    a->done[i] = true;
+    if (used + UUID_STR_LEN + 3 > cap) return ERR_TOOBIG;
+    if (used > 1) buf[used++] = ',';
+    memcpy(buf + used, a->jobs[i].id, UUID_STR_LEN);
+    used += UUID_STR_LEN;
+  }
+  buf[used++] = '}';
+  buf[used] = '\0';
+  return ERR_OK;
+}
+
+/* The index of the first job of tid with id id whose result is res. */
+static size_t job_index(const claim_batch_args *a, const char *tid,
+                        const char *id, int res) {
+  for (size_t i = 0; i < a->n; i++)
+    if (a->res[i] == res && strcmp(a->jobs[i].tid, tid) == 0 && id != NULL &&
+        strcmp(a->jobs[i].id, id) == 0)
+      return i;
+  return a->n;
+}
+
+/* Of tid's jobs in ids not claimed: those another worker's lease holds. */
+static int mark_leased(db_conn *c, claim_batch_args *a, const char *tid,
+                       const char *ids) {
+  db_param ps[] = {db_text(tid), db_text(ids)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT id::text AS id FROM notifications.deliveries "
+                   "WHERE tenant_id = $1::uuid AND id = ANY($2::uuid[]) "
+                   "AND status = 'pending' AND lease_until >= now()",
+                   ps, DB_NPARAMS(ps), &r);
+  for (int row = 0; rc == ERR_OK && row < db_nrows(r); row++) {
+    const char *id = db_get(r, row, db_col(r, "id"));
+    size_t i;
+    while ((i = job_index(a, tid, id, STORE_CLAIM_SPENT)) < a->n)
+      a->res[i] = STORE_CLAIM_LEASED;
+  }
+  db_result_free(r);
+  return rc;
+}
+
+/* Claims every job of tenant jobs[first].tid in one statement. */
+static int claim_tenant(db_conn *c, claim_batch_args *a, size_t first) {
+  const char *tid = a->jobs[first].tid;
+  char ids[STORE_CLAIM_BATCH_MAX * (UUID_STR_LEN + 1) + 3];
+  int rc = ids_of(a, tid, ids, sizeof ids);
+  if (rc == ERR_OK) rc = store_set_tenant(c, tid);
+  db_param ps[] = {db_text(tid), db_text(ids), db_int64(a->lease_ms),
+                   db_int64(a->slack_ms)};
+  db_result *r = NULL;
+  if (rc == ERR_OK)
+    rc = db_exec(c,
+                 CLAIM_SET "WHERE d.tenant_id = $1::uuid AND d.id = "
+                           "ANY($2::uuid[]) " CLAIM_WHERE CLAIM_RETURNING,
+                 ps, DB_NPARAMS(ps), &r);
+  int claimed = 0;
+  for (int row = 0; rc == ERR_OK && row < db_nrows(r); row++) {
+    size_t i =
+        job_index(a, tid, db_get(r, row, db_col(r, "id")), STORE_CLAIM_SPENT);
+    if (i == a->n) continue;
+    rc = attempt_of(r, row, &a->out[i]);
+    if (rc == ERR_OK) a->res[i] = STORE_CLAIMED;
+    claimed++;
+  }
+  size_t mine = 0;
+  for (size_t i = 0; i < a->n; i++) mine += strcmp(a->jobs[i].tid, tid) == 0;
+  db_result_free(r);
+  if (rc == ERR_OK && (size_t)claimed < mine) rc = mark_leased(c, a, tid, ids);
+  return rc;
+}
+
+static int claim_batch_fn(db_conn *c, void *ud) {
+  claim_batch_args *a = ud;
+  for (size_t i = 0; i < a->n; i++) { /* a retried transaction starts over */
+    store_attempt_clear(&a->out[i]);
+    a->res[i] = STORE_CLAIM_SPENT;
+    a->done[i] = false;
+  }
+  int rc = ERR_OK;
+  for (size_t i = 0; rc == ERR_OK && i < a->n; i++)
+    if (!a->done[i]) rc = claim_tenant(c, a, i);
+  return rc;
+}
+
+int store_claim_batch(store *st, const store_job *jobs, size_t n,
+                      int64_t lease_ms, int64_t slack_ms, int *res,
+                      store_attempt *out) {
+  bool done[STORE_CLAIM_BATCH_MAX];
+  if (n > STORE_CLAIM_BATCH_MAX) return ERR_INVAL;
+  for (size_t i = 0; i < n; i++) {
+    memset(&out[i], 0, sizeof out[i]);
+    res[i] = STORE_CLAIM_SPENT;
+  }
+  claim_batch_args a = {.jobs = jobs,
+                        .n = n,
+                        .lease_ms = lease_ms,
+                        .slack_ms = slack_ms,
+                        .res = res,
+                        .out = out,
+                        .done = done};
+  int rc = n > 0 ? store_run(st, NULL, false, claim_batch_fn, &a) : ERR_OK;
+  for (size_t i = 0; i < n; i++) {
+    if (rc != ERR_OK) res[i] = STORE_CLAIM_SPENT;
+    if (res[i] != STORE_CLAIMED) store_attempt_clear(&out[i]);
+  }
   return rc;
 }
 
@@ -598,14 +722,13 @@ int store_record(store *st, const store_job *job, const store_outcome *o,
 /* ------------------------------------------------------------ sweep --- */
 
 int store_run_sweep(store *st, int (*fn)(db_conn *c, void *ud), void *ud) {
-  static const db_setting kSweep[] = {{"app.notifications_sweep", "on"}};
-  db_tx_opts o = {.read_only = true, .settings = kSweep, .nsettings = 1};
-  return db_store_tx(st, &o, fn, ud);
+  return db_store_run(st, NULL, "app.notifications_sweep", true, fn, ud);
 }
 
 typedef struct due_args {
-  int64_t grace_ms;
-  size_t max;
+  const char *sql; /* SELECT tid, id ... */
+  const db_param *ps;
+  int nps;
   store_job *jobs;
   size_t njobs;
 } due_args;
@@ -615,15 +738,8 @@ static int due_fn(db_conn *c, void *ud) {
   free(a->jobs);
   a->jobs = NULL;
   a->njobs = 0;
-  db_param ps[] = {db_int64(a->grace_ms), db_int64((int64_t)a->max)};
   db_result *r = NULL;
-  int rc = db_exec(c,
-                   "SELECT tenant_id::text AS tid, id::text AS id "
-                   "FROM notifications.deliveries WHERE status = 'pending' "
-                   "AND next_attempt_at < now() - $1::bigint " MS " "
-                   "AND (lease_until IS NULL OR lease_until < now()) "
-                   "ORDER BY next_attempt_at LIMIT $2",
-                   ps, DB_NPARAMS(ps), &r);
+  int rc = db_exec(c, a->sql, a->ps, a->nps, &r);
   int n = rc == ERR_OK ? db_nrows(r) : 0;
   if (n > 0 && (a->jobs = calloc((size_t)n, sizeof *a->jobs)) == NULL)
     rc = ERR_NOMEM;
@@ -635,9 +751,9 @@ static int due_fn(db_conn *c, void *ud) {
   return rc;
 }
 
-int store_due(store *st, int64_t grace_ms, size_t max, store_job **jobs,
-              size_t *njobs) {
-  due_args a = {.grace_ms = grace_ms, .max = max};
+int store_due_jobs(store *st, const char *sql, const db_param *ps, int nps,
+                   store_job **jobs, size_t *njobs) {
+  due_args a = {.sql = sql, .ps = ps, .nps = nps};
   int rc = store_run_sweep(st, due_fn, &a);
   if (rc != ERR_OK) {
     free(a.jobs);
@@ -647,6 +763,19 @@ int store_due(store *st, int64_t grace_ms, size_t max, store_job **jobs,
   *jobs = a.jobs;
   *njobs = a.njobs;
   return rc;
+}
+
+int store_due(store *st, int64_t grace_ms, size_t max, store_job **jobs,
+              size_t *njobs) {
+  db_param ps[] = {db_int64(grace_ms), db_int64((int64_t)max)};
+  return store_due_jobs(
+      st,
+      "SELECT tenant_id::text AS tid, id::text AS id "
+      "FROM notifications.deliveries WHERE status = 'pending' "
+      "AND next_attempt_at < now() - $1::bigint " MS " "
+      "AND (lease_until IS NULL OR lease_until < now()) "
+      "ORDER BY next_attempt_at LIMIT $2",
+      ps, DB_NPARAMS(ps), jobs, njobs);
 }
 
 static int pending_fn(db_conn *c, void *ud) {

@@ -123,11 +123,7 @@ static int list_fn(db_conn *c, void *ud) {
                    "AND ($4::uuid IS NULL OR id < $4::uuid) "
                    "ORDER BY id DESC LIMIT $5",
                    ps, DB_NPARAMS(ps), &r);
-  size_t n = rc == ERR_OK ? (size_t)db_nrows(r) : 0;
-  if (n > a->limit) {
-    *a->more = true;
-    n = a->limit;
-  }
+  size_t n = rc == ERR_OK ? db_page_rows(r, a->limit, a->more) : 0;
   if (n > 0 && (a->out->v = calloc(n, sizeof *a->out->v)) == NULL)
     rc = ERR_NOMEM;
   for (size_t i = 0; rc == ERR_OK && i < n; i++, a->out->n++)

@@ -31,6 +31,16 @@ int store_add_messages(db_conn *c, const char *tid, const char *event_id,
                        const char *type, const store_message *msgs, size_t n,
                        store_job **jobs, size_t *njobs) WARN_UNUSED;
 
+/* Inside the caller's transaction: app.tenant_id becomes tid (set_config,
+ * local to the transaction), so row-level security binds the statements
+ * that follow to tid - a transaction that serves several tenants. */
+int store_set_tenant(db_conn *c, const char *tid) WARN_UNUSED;
+
+/* Inside the caller's transaction: source's position becomes seq (never
+ * lower than it was). */
+int store_save_position(db_conn *c, const char *source,
+                        uint64_t seq) WARN_UNUSED;
+
 /* Inside the caller's transaction on c (store_attempts.c): delivery id's
  * newest max attempts, oldest first, into *out (malloc'd; NULL when
  * none), their number into *n. */
@@ -45,5 +55,11 @@ int store_trim_attempts(db_conn *c, const char *tid, const char *id,
 /* fn in a read-only transaction under the sweep policy (every tenant). */
 int store_run_sweep(store *st, int (*fn)(db_conn *c, void *ud),
                     void *ud) WARN_UNUSED;
+
+/* The jobs a sweep query sql (parameters ps[0..nps), columns tid and id)
+ * finds, into *jobs (malloc'd, the caller frees) and *njobs; on an error
+ * none. */
+int store_due_jobs(store *st, const char *sql, const db_param *ps, int nps,
+                   store_job **jobs, size_t *njobs) WARN_UNUSED;
 
 #endif

@@ -87,6 +87,20 @@ static const cfg_entry config[] = {
      .min = 1,
      .max = 10000,
      .description = "non-deleted products per tenant"},
+    {.name = "ORDERS_CHANGES_RETENTION",
+     .kind = CFG_DURATION_MS,
+     .def = "720h",
+     .min = 1000,
+     .max = 315360000000,
+     .description = "how long the change log (sync's pull) keeps finished "
+                    "entities (delivered or cancelled orders, deleted "
+                    "products); an older cursor is told to reset"},
+    {.name = "ORDERS_CHANGES_PRUNE_EVERY",
+     .kind = CFG_DURATION_MS,
+     .def = "1h",
+     .min = 100,
+     .max = 86400000,
+     .description = "how often the janitor prunes the change log"},
     {.name = "ORDERS_JANITOR_INTERVAL",
      .kind = CFG_DURATION_MS,
      .def = "60s",
@@ -257,6 +271,8 @@ static int orders_init(svc *s, void *arg) {
       .st = a->store,
       .menu = a->menu,
       .interval_ms = cfg_duration_ms(c, "ORDERS_JANITOR_INTERVAL"),
+      .changes_retention_ms = cfg_duration_ms(c, "ORDERS_CHANGES_RETENTION"),
+      .prune_every_ms = cfg_duration_ms(c, "ORDERS_CHANGES_PRUNE_EVERY"),
   };
   return janitor_start(&a->jo, &a->janitor);
 }

@@ -82,12 +82,17 @@ void store_result_reset(store_result *res) {
 
 /* ------------------------------------------------------------ helpers --- */
 
+/* The janitor's policy switch: the scope of work across tenants. */
+#define ORDERS_JANITOR "app.orders_janitor"
+
 /* Runs fn in a transaction as the store's role, scoped to tenant tid
  * (NULL: the janitor, app.orders_janitor = 'on'). */
 int store_run_tx(store *st, const char *tid, bool read_only,
                  int (*fn)(db_conn *c, void *ud), void *ud) {
-  static const db_setting janitor[] = {{"app.orders_janitor", "on"}};
-  db_tx_opts o = {.tenant_id = tid, .read_only = read_only};
+  static const db_setting janitor[] = {{ORDERS_JANITOR, "on"}};
+  /* BEGIN and the settings ride with the first statement (libs/db). */
+  db_tx_opts o = {
+      .tenant_id = tid, .read_only = read_only, .defer_begin = true};
   if (tid == NULL) {
     o.settings = janitor;
     o.nsettings = 1;
@@ -143,8 +148,7 @@ bool store_answered(const store_result *res) {
 
 /* The text of a cell; "" for NULL (model strings are never NULL). */
 const char *store_cell(const db_result *r, int row, int col) {
-  const char *v = db_get(r, row, col);
-  return v ? v : "";
+  return db_cell(r, row, col);
 }
 
 static int read_products(db_result *r, store_products *out) {
@@ -235,10 +239,9 @@ int store_int_array(const int32_t *v, size_t n, char *buf, size_t cap) {
   return ERR_OK;
 }
 
-/* Writes one event into the outbox on c; takes ownership of payload. */
-int store_emit(db_conn *c, const char *family, const char *tid,
-               const char *type, uint8_t *payload, size_t len) {
-  char topic[WIRE_TOPIC_MAX];
+int store_event_stmt(const char *family, const char *tid, const char *type,
+                     const uint8_t *payload, size_t len,
+                     char topic[WIRE_TOPIC_MAX], outbox_stmt *out) {
   wire_topic(family, tid, topic);
   outbox_event ev = {.topic = topic,
                      .type = type,
@@ -246,7 +249,16 @@ int store_emit(db_conn *c, const char *family, const char *tid,
                      .payload = payload,
                      .len = len,
                      .event_id_out = NULL};
-  int rc = outbox_append(c, STORE_SCHEMA, &ev);
+  return outbox_append_stmt(STORE_SCHEMA, &ev, out);
+}
+
+/* Writes one event into the outbox on c; takes ownership of payload. */
+int store_emit(db_conn *c, const char *family, const char *tid,
+               const char *type, uint8_t *payload, size_t len) {
+  char topic[WIRE_TOPIC_MAX];
+  outbox_stmt st;
+  int rc = store_event_stmt(family, tid, type, payload, len, topic, &st);
+  if (rc == ERR_OK) rc = db_exec(c, st.sql, st.ps, st.stmt.nparams, NULL);
   free(payload);
   return rc;
 }
@@ -298,7 +310,7 @@ bool store_idem_on(const store_idem *idem) {
   return idem != NULL && idem->key != NULL && idem->key[0] != '\0';
 }
 
-static idem_ref idem_ref_of(const char *tid, const store_idem *idem) {
+idem_ref store_idem_ref(const char *tid, const store_idem *idem) {
   idem_ref r = {.table = ORDERS_IDEM_TABLE,
                 .tenant_id = tid,
                 .principal = idem->principal,
@@ -310,23 +322,18 @@ static idem_ref idem_ref_of(const char *tid, const store_idem *idem) {
   return r;
 }
 
-int store_idem_begin(db_conn *c, const char *tid, const store_idem *idem,
-                     store_result *res, store_answer *ans) {
-  if (!store_idem_on(idem)) return ERR_OK;
-  idem_ref r = idem_ref_of(tid, idem);
-  idem_found f;
-  int rc = idem_begin(c, &r, &f);
-  if (rc != ERR_OK) return rc;
-  switch (f.outcome) {
+void store_idem_answer(idem_found *f, store_result *res, store_answer *ans) {
+  switch (f->outcome) {
   case IDEM_NEW:
-    return ERR_OK;
+    break;
   case IDEM_REPLAY:
     store_answer_clear(ans);
-    ans->bytes = f.answer; /* handed over */
-    ans->len = f.len;
-    ans->code = f.code;
+    ans->bytes = f->answer; /* handed over */
+    ans->len = f->len;
+    ans->code = f->code;
+    f->answer = NULL;
     store_answer_with(res, STORE_REPLAY);
-    return ERR_OK;
+    break;
   case IDEM_REUSED:
     store_answer_with(res, STORE_KEY_REUSED);
     break;
@@ -334,14 +341,23 @@ int store_idem_begin(db_conn *c, const char *tid, const store_idem *idem,
     store_answer_with(res, STORE_KEY_BUSY);
     break;
   }
-  idem_found_clear(&f);
-  return ERR_OK;
+  idem_found_clear(f);
+}
+
+int store_idem_begin(db_conn *c, const char *tid, const store_idem *idem,
+                     store_result *res, store_answer *ans) {
+  if (!store_idem_on(idem)) return ERR_OK;
+  idem_ref r = store_idem_ref(tid, idem);
+  idem_found f;
+  int rc = idem_begin(c, &r, &f);
+  if (rc == ERR_OK) store_idem_answer(&f, res, ans);
+  return rc;
 }
 
 int store_idem_save(db_conn *c, const char *tid, const store_idem *idem,
                     store_result *res, const store_answer *ans) {
   if (!store_idem_on(idem)) return ERR_OK;
-  idem_ref r = idem_ref_of(tid, idem);
+  idem_ref r = store_idem_ref(tid, idem);
   int rc = idem_save(c, &r, ans->code, ans->bytes, ans->len);
   if (rc == ERR_EXISTS) {
     store_answer_with(res, STORE_KEY_BUSY);
@@ -808,18 +824,6 @@ int store_read_tables_by_ids(db_conn *c, const char *tid, const char *ids,
 
 /* ------------------------------------------------------------- janitor --- */
 
-typedef struct expire_args {
-  size_t batch;
-  int64_t *deleted;
-} expire_args;
-
-static int expire_fn(db_conn *c, void *ud) {
-  expire_args *a = ud;
-  return idem_expire(c, ORDERS_IDEM_TABLE, a->batch, a->deleted);
-}
-
 int store_expire_idempotency(store *st, size_t batch, int64_t *deleted) {
-  if (deleted != NULL) *deleted = 0;
-  expire_args a = {batch ? batch : 1000, deleted};
-  return store_run_tx(st, NULL, false, expire_fn, &a);
+  return idem_expire_all(st, ORDERS_JANITOR, ORDERS_IDEM_TABLE, batch, deleted);
 }

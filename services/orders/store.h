@@ -10,7 +10,9 @@
  * events commit together or not at all: the caller kicks the relay
  * (outbox_kick) after a successful return.
  *
- * CreateOrder (store_create_order) in one transaction:
+ * CreateOrder (store_create_order) in one transaction of two round trips
+ * (libs/db pipelines: steps 1-3 with the deferred BEGIN, then 4-6 with
+ * COMMIT, built in memory in between):
  *   1. with an idempotency key: pg_try_advisory_xact_lock on a hash of
  *      (tenant, caller, key) - held by a first call still running:
  *      STORE_KEY_BUSY (ABORTED); then the stored row, if alive: same
@@ -340,5 +342,13 @@ int store_list_changes(store *st, const char *tid, int64_t after, size_t limit,
  * *deleted (optional) gets the count. */
 int store_expire_idempotency(store *st, size_t batch,
                              int64_t *deleted) WARN_UNUSED;
+
+/* Prunes the change log (store_changes.c): the rows of finished entities
+ * (orders delivered or cancelled, deleted products) whose last change is
+ * older than older_ms, in batches of `batch` per transaction, raising
+ * each tenant's pruned_through; up to 100 tenants per call, each skipped
+ * while another replica prunes it. *pruned gets the rows dropped. */
+int store_prune_changes(store *st, int64_t older_ms, size_t batch,
+                        int64_t *pruned) WARN_UNUSED;
 
 #endif

@@ -11,7 +11,10 @@
 #include <stdint.h>
 
 #include "libs/db/db.h"
+#include "libs/idem/idem.h"
+#include "libs/outbox/outbox.h"
 #include "services/orders/store.h"
+#include "services/orders/wire.h"
 
 /* A timestamptz column as Unix milliseconds. */
 #define MS(col) "floor(extract(epoch FROM " col ") * 1000)::bigint"
@@ -72,6 +75,20 @@ int store_int_array(const int32_t *v, size_t n, char *buf,
  * ownership of payload (freed). */
 int store_emit(db_conn *c, const char *family, const char *tid,
                const char *type, uint8_t *payload, size_t len) WARN_UNUSED;
+
+/* One event as an outbox statement for a pipeline (libs/db), topic
+ * "<family>.<tid>" written into topic; payload borrowed until it ran. */
+int store_event_stmt(const char *family, const char *tid, const char *type,
+                     const uint8_t *payload, size_t len,
+                     char topic[WIRE_TOPIC_MAX], outbox_stmt *out) WARN_UNUSED;
+
+/* idem's key as libs/idem takes it (the orders table and lock name). */
+idem_ref store_idem_ref(const char *tid, const store_idem *idem);
+
+/* What libs/idem found as the write's answer (none for IDEM_NEW):
+ * STORE_REPLAY (f's saved bytes move to ans), STORE_KEY_REUSED or
+ * STORE_KEY_BUSY. Clears f. */
+void store_idem_answer(idem_found *f, store_result *res, store_answer *ans);
 
 /* Step 1 of an idempotent create, in its transaction (idem NULL or
  * without key: nothing): the key's lock and row (libs/idem). ERR_OK and

@@ -195,25 +195,28 @@ static int emit_order(db_conn *c, const char *tid, const model_order *o,
 /* --------------------------------------------------------- CreateOrder --- */
 
 /*
- * CreateOrder in named steps, each a short function over one create_args
- * (store.h has the design). create_order_fn runs them in order; a step
- * either fails (an error, the transaction rolls back), records an answer
- * (store_answer_with: the remaining steps are skipped and the transaction
- * rolls back), or leaves what the next step needs in the args:
+ * CreateOrder in two round trips to PostgreSQL (libs/db pipelines), in
+ * named steps over one create_args (store.h has the design):
  *
- *   idem_check      the Idempotency-Key: go on, or replay / reused / busy
- *   check_table     the table, if any, is this tenant's (a violation)
- *   lock_products   SELECT ... ORDER BY id FOR UPDATE, each line's row
- *   check_products  exist, not deleted, active (STORE_INVALID)
- *   price_lines     names, prices, totals; stock >= quantity
- *                   (STORE_PRECONDITION)
- *   take_stock      stock -= quantity for limited products
- *   insert_order    the order and its lines, one statement
- *   emit_events     OrderCreated + KitchenTicket, StockLow per crossing
- *   save_answer     the CreateOrderResponse, saved with the key
+ *   round 1, read_and_lock (with the deferred BEGIN and settings):
+ *     the Idempotency-Key's lock and row      judged by idem_check
+ *     the table, if given                     check_table
+ *     SELECT ... ORDER BY id FOR UPDATE       find_rows, check_products,
+ *                                             price_lines
+ *   in memory, nothing waiting on the database: the new order
+ *     (new_order), its events (build_events) and the answer saved with
+ *     the key (build_answer);
+ *   round 2, write_and_commit (with COMMIT): an expired key's row
+ *     deleted, stock -= quantity, the order and its lines, the events,
+ *     the key's answer.
  *
- * Result columns are read by name: each statement's column numbers are
- * looked up once (db_col) right after it ran.
+ * Round 2 holds the tenant's change-log row (migrations/0002: a tenant's
+ * writes take turns from their first change to their commit), so no
+ * client round trip happens inside that turn. A step either fails (an
+ * error: rolled back), records an answer (store_answer_with: the steps
+ * after it are skipped and the transaction rolls back), or leaves what
+ * the next step needs in the args. Result columns are read by name: each
+ * statement's column numbers are looked up once (db_col).
  */
 
 /* Column numbers of the locked product rows (LOCK_PRODUCTS_SQL). */
@@ -227,8 +230,35 @@ typedef struct locked_cols {
   "WHERE tenant_id = $1::uuid AND id = ANY($2::uuid[]) "                       \
   "ORDER BY id FOR UPDATE"
 
+#define TABLE_SQL                                                              \
+  "SELECT 1 FROM orders.tables WHERE tenant_id = $1::uuid AND id = $2::uuid"
+
+#define TAKE_STOCK_SQL                                                         \
+  "UPDATE orders.products p SET stock = p.stock - l.qty, "                     \
+  "version = p.version + 1, updated_at = now() "                               \
+  "FROM unnest($2::uuid[], $3::int[]) AS l(id, qty) "                          \
+  "WHERE p.tenant_id = $1::uuid AND p.id = l.id AND p.stock IS NOT NULL"
+
+/* The order and its lines in one statement; names and prices come from
+ * the rows locked in round 1 (the values price_lines read). */
+#define INSERT_ORDER_SQL                                                       \
+  "WITH o AS (INSERT INTO orders.orders (tenant_id, id, total_cents, "         \
+  "currency, table_id, notes, customer_id, created_at, updated_at) "           \
+  "VALUES ($1::uuid, $2::uuid, $3, $4, $5::uuid, $6, $7::uuid, "               \
+  "$10::timestamptz, $10::timestamptz) RETURNING id) "                         \
+  "INSERT INTO orders.order_items (tenant_id, order_id, line_no, "             \
+  "product_id, name, unit_price_cents, quantity, line_total_cents) "           \
+  "SELECT $1::uuid, o.id, (l.n - 1)::int, p.id, p.name, p.price_cents, "       \
+  "l.qty, p.price_cents * l.qty FROM o, unnest($8::uuid[], $9::int[]) "        \
+  "WITH ORDINALITY AS l(id, qty, n) JOIN orders.products p "                   \
+  "ON p.tenant_id = $1::uuid AND p.id = l.id"
+
 /* Bytes of '{q,q,...}' for n quantities of at most 2 digits. */
 #define QTY_ARRAY_CAP(n) ((n)*4 + 3)
+
+/* Events of one order at most: OrderCreated, KitchenTicket, a StockLow
+ * per line. */
+#define ORDER_EVENTS_MAX (2 + ORDER_LINES_MAX)
 
 typedef struct create_args {
   /* The call: set once. */
@@ -239,10 +269,15 @@ typedef struct create_args {
   size_t *answer_len;
   int *answer_code;
   bool idem, has_table;
+  store_idem key;
+  idem_ref ref;
   char ids[ID_ARRAY_CAP(ORDER_LINES_MAX)];   /* the lines' product ids */
   char qtys[QTY_ARRAY_CAP(ORDER_LINES_MAX)]; /* and quantities */
+  char at[RFC3339_MS_LEN + 1];               /* created_at: the id's ms */
+  int64_t created_ms;
   /* One attempt: reset by create_order_fn, filled by the steps. */
-  db_result *locked; /* the product rows, owned; items' names point here */
+  db_result *key_row, *table_row;
+  db_result *locked; /* the product rows; items' names point here */
   locked_cols col;
   int row[ORDER_LINES_MAX]; /* line i's row in locked, or -1 */
   model_item items[ORDER_LINES_MAX];
@@ -250,7 +285,15 @@ typedef struct create_args {
   size_t nlimited; /* lines whose product has a limited stock */
   const char *limited_id[ORDER_LINES_MAX];
   int32_t limited_qty[ORDER_LINES_MAX];
-  int64_t created_ms;
+  bool key_expired; /* the key's row is dead: delete it in round 2 */
+  /* Round 2's statements and what they borrow. */
+  idem_stmt key_stmt, forget_stmt;
+  char lids[ID_ARRAY_CAP(ORDER_LINES_MAX)], lqs[QTY_ARRAY_CAP(ORDER_LINES_MAX)];
+  db_param stock_ps[3], order_ps[10];
+  size_t nev;
+  uint8_t *payload[ORDER_EVENTS_MAX]; /* owned */
+  char topic[ORDER_EVENTS_MAX][WIRE_TOPIC_MAX];
+  outbox_stmt ev[ORDER_EVENTS_MAX];
 } create_args;
 
 static void drop_answer(create_args *a) {
@@ -260,47 +303,72 @@ static void drop_answer(create_args *a) {
   *a->answer_code = 0;
 }
 
-/* The order's key as the shared create helpers take it. */
-static store_idem order_idem(const store_order_new *in) {
-  store_idem k = {.key = in->idem_key,
-                  .principal = in->principal,
-                  .method = in->method,
-                  .request_hash = in->request_hash,
-                  .ttl_ms = in->idem_ttl_ms};
-  return k;
+/* Forgets what one attempt read and built (the answer stays). */
+static void drop_attempt(create_args *a) {
+  db_result_free(a->key_row);
+  db_result_free(a->table_row);
+  db_result_free(a->locked); /* the items' names pointed into it */
+  a->key_row = a->table_row = a->locked = NULL;
+  for (size_t i = 0; i < a->nev; i++) free(a->payload[i]);
+  a->nev = 0;
+  a->total = 0;
+  a->nlimited = 0;
+  a->key_expired = false;
 }
 
-/* The key's lock and its stored row (libs/idem through store_idem_begin);
- * a replay's saved bytes become the answer. */
-static int idem_check(db_conn *c, create_args *a) {
+/* Round 1: the key's lock and row, the table, and the products locked in
+ * id order (no deadlocks: store.h), in one round trip. A key held by a
+ * twin still running also waits here for the twin's product locks, and
+ * is then answered STORE_KEY_BUSY or STORE_REPLAY. */
+static int read_and_lock(db_conn *c, create_args *a) {
+  db_stmt v[3];
+  db_result *out[3] = {NULL, NULL, NULL};
+  size_t n = 0, key = 3, table = 3;
+  if (a->idem) {
+    int rc = idem_begin_stmt(&a->ref, &a->key_stmt);
+    if (rc != ERR_OK) return rc;
+    key = n;
+    v[n++] = a->key_stmt.stmt;
+  }
+  db_param tps[] = {db_text(a->tid), db_text(a->in->table_id)};
+  if (a->has_table) {
+    table = n;
+    v[n++] = (db_stmt){.sql = TABLE_SQL, .params = tps, .nparams = 2};
+  }
+  db_param lps[] = {db_text(a->tid), db_text(a->ids)};
+  size_t lock = n;
+  v[n++] = (db_stmt){.sql = LOCK_PRODUCTS_SQL, .params = lps, .nparams = 2};
+  int rc = db_exec_pipeline(c, v, n, out);
+  a->key_row = key < n ? out[key] : NULL;
+  a->table_row = table < n ? out[table] : NULL;
+  a->locked = out[lock];
+  return rc;
+}
+
+/* The key's row: go on (an expired row is deleted in round 2), or the
+ * answer replay (its saved bytes), reused or busy. */
+static int idem_check(create_args *a) {
   if (!a->idem) return ERR_OK;
-  store_idem k = order_idem(a->in);
+  idem_found f;
+  int rc = idem_begin_result(&a->ref, a->key_row, &f, &a->key_expired);
+  if (rc != ERR_OK) return rc;
   store_answer ans = {0};
-  int rc = store_idem_begin(c, a->tid, &k, a->res, &ans);
-  if (rc == ERR_OK && a->res->outcome == STORE_REPLAY) {
+  store_idem_answer(&f, a->res, &ans);
+  if (a->res->outcome == STORE_REPLAY) {
     *a->answer = ans.bytes; /* handed over */
     *a->answer_len = ans.len;
     *a->answer_code = ans.code;
   } else {
     store_answer_clear(&ans);
   }
-  return rc;
+  return ERR_OK;
 }
 
 /* The table, if given, must be this tenant's: a violation otherwise,
  * answered together with the products' (check_products). */
-static int check_table(db_conn *c, create_args *a) {
-  if (!a->has_table) return ERR_OK;
-  db_param ps[] = {db_text(a->tid), db_text(a->in->table_id)};
-  db_result *r = NULL;
-  int rc = db_exec(c,
-                   "SELECT 1 FROM orders.tables WHERE tenant_id = $1::uuid "
-                   "AND id = $2::uuid",
-                   ps, DB_NPARAMS(ps), &r);
-  if (rc == ERR_OK && db_nrows(r) != 1)
+static void check_table(create_args *a) {
+  if (a->has_table && db_nrows(a->table_row) != 1)
     vlist_add(&a->res->violations, "is not a table of this tenant", "table_id");
-  db_result_free(r);
-  return rc;
 }
 
 /* Row of the locked products whose id is id, or -1. */
@@ -310,12 +378,8 @@ static int find_row(const create_args *a, const char *id) {
   return -1;
 }
 
-/* Locks every product of the order in id order (no deadlocks: store.h)
- * and finds each line's row. */
-static int lock_products(db_conn *c, create_args *a) {
-  db_param ps[] = {db_text(a->tid), db_text(a->ids)};
-  int rc = db_exec(c, LOCK_PRODUCTS_SQL, ps, DB_NPARAMS(ps), &a->locked);
-  if (rc != ERR_OK) return rc;
+/* The locked rows' columns, and each line's row. */
+static int find_rows(create_args *a) {
   const db_result *r = a->locked;
   locked_cols *k = &a->col;
   k->id = db_col(r, "id");
@@ -386,72 +450,44 @@ static int price_lines(create_args *a) {
 }
 
 /* stock -= quantity for the limited products (the locked values
- * guarantee >= 0; the CHECK is the wall), version + 1. */
-static int take_stock(db_conn *c, create_args *a) {
+ * guarantee >= 0; the CHECK is the wall), version + 1: round 2's
+ * statement, or none. */
+static int take_stock_stmt(create_args *a, db_stmt *v, size_t *n) {
   if (a->nlimited == 0) return ERR_OK;
-  char lids[ID_ARRAY_CAP(ORDER_LINES_MAX)], lqs[QTY_ARRAY_CAP(ORDER_LINES_MAX)];
-  int rc = store_id_array(a->limited_id, a->nlimited, lids, sizeof lids);
+  int rc = store_id_array(a->limited_id, a->nlimited, a->lids, sizeof a->lids);
   if (rc == ERR_OK)
-    rc = store_int_array(a->limited_qty, a->nlimited, lqs, sizeof lqs);
+    rc = store_int_array(a->limited_qty, a->nlimited, a->lqs, sizeof a->lqs);
   if (rc != ERR_OK) return rc;
-  db_param ps[] = {db_text(a->tid), db_text(lids), db_text(lqs)};
-  return db_exec(c,
-                 "UPDATE orders.products p SET stock = p.stock - l.qty, "
-                 "version = p.version + 1, updated_at = now() "
-                 "FROM unnest($2::uuid[], $3::int[]) AS l(id, qty) "
-                 "WHERE p.tenant_id = $1::uuid AND p.id = l.id AND "
-                 "p.stock IS NOT NULL",
-                 ps, DB_NPARAMS(ps), NULL);
+  a->stock_ps[0] = db_text(a->tid);
+  a->stock_ps[1] = db_text(a->lids);
+  a->stock_ps[2] = db_text(a->lqs);
+  v[(*n)++] = (db_stmt){.sql = TAKE_STOCK_SQL,
+                        .params = a->stock_ps,
+                        .nparams = DB_NPARAMS(a->stock_ps)};
+  return ERR_OK;
 }
 
-/* The order and its lines in one statement; names and prices come from
- * the rows locked above (the same values price_lines read). created_at
- * (and updated_at, version 1) is the id's own millisecond, not the
+/* The order and its lines (INSERT_ORDER_SQL). created_at (and
+ * updated_at, version 1) is the id's own millisecond, not the
  * transaction's start: lists sort by id, and a time taken anywhere else
  * could disagree with that order under concurrency (README, "Lists"). */
-static int insert_order(db_conn *c, create_args *a) {
+static db_stmt insert_order_stmt(create_args *a) {
   const store_order_new *in = a->in;
-  uuid id;
-  char at[RFC3339_MS_LEN + 1];
-  int rc = uuid_parse(in->id, strlen(in->id), &id);
-  if (rc == ERR_OK) rc = time_format_rfc3339(uuid_v7_time_ms(&id), at);
-  if (rc != ERR_OK) return rc;
-  db_param ps[] = {
-      db_text(a->tid),
-      db_text(in->id),
-      db_int64(a->total),
-      db_text(in->currency),
-      db_text(a->has_table ? in->table_id : NULL),
-      db_text(in->notes ? in->notes : ""),
-      db_text(in->customer_id && in->customer_id[0] ? in->customer_id : NULL),
-      db_text(a->ids),
-      db_text(a->qtys),
-      db_text(at)};
-  db_result *r = NULL;
-  rc = db_exec(
-      c,
-      "WITH o AS (INSERT INTO orders.orders (tenant_id, id, total_cents, "
-      "currency, table_id, notes, customer_id, created_at, updated_at) "
-      "VALUES ($1::uuid, $2::uuid, $3, $4, $5::uuid, $6, $7::uuid, "
-      "$10::timestamptz, $10::timestamptz) RETURNING " MS(
-          "created_at") " AS created_ms), "
-                        "i AS (INSERT INTO orders.order_items (tenant_id, "
-                        "order_id, line_no, "
-                        "product_id, name, unit_price_cents, quantity, "
-                        "line_total_cents) "
-                        "SELECT $1::uuid, $2::uuid, (l.n - 1)::int, p.id, "
-                        "p.name, "
-                        "p.price_cents, l.qty, p.price_cents * l.qty FROM "
-                        "unnest($8::uuid[], $9::int[]) WITH ORDINALITY AS "
-                        "l(id, qty, n) "
-                        "JOIN orders.products p ON p.tenant_id = $1::uuid AND "
-                        "p.id = l.id) "
-                        "SELECT created_ms FROM o",
-      ps, DB_NPARAMS(ps), &r);
-  if (rc == ERR_OK)
-    rc = db_get_int64(r, 0, db_col(r, "created_ms"), &a->created_ms);
-  db_result_free(r);
-  return rc;
+  db_param *ps = a->order_ps;
+  ps[0] = db_text(a->tid);
+  ps[1] = db_text(in->id);
+  ps[2] = db_int64(a->total);
+  ps[3] = db_text(in->currency);
+  ps[4] = db_text(a->has_table ? in->table_id : NULL);
+  ps[5] = db_text(in->notes ? in->notes : "");
+  ps[6] =
+      db_text(in->customer_id && in->customer_id[0] ? in->customer_id : NULL);
+  ps[7] = db_text(a->ids);
+  ps[8] = db_text(a->qtys);
+  ps[9] = db_text(a->at);
+  return (db_stmt){.sql = INSERT_ORDER_SQL,
+                   .params = ps,
+                   .nparams = DB_NPARAMS(a->order_ps)};
 }
 
 /* The new order as the events and the answer show it. */
@@ -474,10 +510,25 @@ static model_order new_order(const create_args *a) {
   return o;
 }
 
+/* One event for round 2; takes payload (the outcome of its wire_ call). */
+static int add_event(create_args *a, int rc, const char *family,
+                     const char *type, uint8_t *payload, size_t len) {
+  if (rc != ERR_OK) return rc;
+  size_t i = a->nev++;
+  a->payload[i] = payload;
+  return store_event_stmt(family, a->tid, type, payload, len, a->topic[i],
+                          &a->ev[i]);
+}
+
 /* OrderCreated and KitchenTicket; StockLow for each product this order
- * took under its threshold (it was not under it before). */
-static int emit_events(db_conn *c, create_args *a, const model_order *o) {
-  int rc = emit_order(c, a->tid, o, true, OS_UNSPECIFIED);
+ * takes under its threshold (it was not under it before). */
+static int build_events(create_args *a, const model_order *o) {
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  int rc = wire_order_created(o, &buf, &len);
+  rc = add_event(a, rc, "orders", "OrderCreated", buf, len);
+  if (rc == ERR_OK) rc = wire_kitchen_ticket(o, &buf, &len);
+  rc = add_event(a, rc, "kitchen", "KitchenTicket", buf, len);
   const db_result *r = a->locked;
   for (size_t i = 0; i < a->in->nlines && rc == ERR_OK; i++) {
     int row = a->row[i];
@@ -486,24 +537,43 @@ static int emit_events(db_conn *c, create_args *a, const model_order *o) {
     rc = db_get_int64(r, row, a->col.stock, &stock);
     if (rc == ERR_OK) rc = db_get_int64(r, row, a->col.threshold, &thr);
     int64_t after = stock - a->in->quantities[i];
-    if (rc == ERR_OK && !store_stock_low(true, stock, thr) &&
-        store_stock_low(true, after, thr))
-      rc = store_emit_stock_low(c, a->tid, a->in->product_ids[i],
-                                store_cell(r, row, a->col.name), after, thr);
+    if (rc != ERR_OK || store_stock_low(true, stock, thr) ||
+        !store_stock_low(true, after, thr))
+      continue;
+    const char *name = store_cell(r, row, a->col.name);
+    buf = NULL;
+    rc = wire_stock_low(a->in->product_ids[i], name, after, thr, &buf, &len);
+    rc = add_event(a, rc, "orders", "StockLow", buf, len);
   }
   return rc;
 }
 
-/* The CreateOrderResponse into *a->answer, saved with the key (a twin
- * that saved first: the answer STORE_KEY_BUSY). */
-static int save_answer(db_conn *c, create_args *a, const model_order *o) {
+/* The CreateOrderResponse into *a->answer and, with a key, the statement
+ * that saves it (a twin that saved first makes round 2 fail on the key's
+ * primary key: STORE_KEY_BUSY, store_create_order). */
+static int build_answer(create_args *a, const model_order *o) {
   int rc = wire_create_order_response(o, a->answer, a->answer_len);
   if (rc != ERR_OK || !a->idem) return rc;
   *a->answer_code = 0; /* RPC_OK */
-  store_idem k = order_idem(a->in);
-  store_answer ans = {
-      .bytes = *a->answer, .len = *a->answer_len, .code = *a->answer_code};
-  return store_idem_save(c, a->tid, &k, a->res, &ans); /* borrowed bytes */
+  return idem_insert_stmt(&a->ref, *a->answer_code, *a->answer, *a->answer_len,
+                          &a->key_stmt);
+}
+
+/* Round 2: every write and COMMIT in one round trip. */
+static int write_and_commit(db_conn *c, create_args *a) {
+  db_stmt v[4 + ORDER_EVENTS_MAX];
+  size_t n = 0;
+  int rc = ERR_OK;
+  if (a->key_expired) {
+    rc = idem_forget_stmt(&a->ref, &a->forget_stmt);
+    v[n++] = a->forget_stmt.stmt;
+  }
+  if (rc == ERR_OK) rc = take_stock_stmt(a, v, &n);
+  if (rc != ERR_OK) return rc;
+  v[n++] = insert_order_stmt(a);
+  for (size_t i = 0; i < a->nev; i++) v[n++] = a->ev[i].stmt;
+  if (a->idem) v[n++] = a->key_stmt.stmt;
+  return db_exec_commit(c, v, n, NULL);
 }
 
 /* A step may run: nothing failed and nothing was answered yet. */
@@ -514,23 +584,42 @@ static bool go_on(int rc, const create_args *a) {
 static int create_order_fn(db_conn *c, void *ud) {
   create_args *a = ud;
   drop_answer(a);
-  a->locked = NULL;
-  a->total = 0;
-  a->nlimited = 0;
-  a->created_ms = 0;
-  int rc = idem_check(c, a);
-  if (go_on(rc, a)) rc = check_table(c, a);
-  if (go_on(rc, a)) rc = lock_products(c, a);
+  drop_attempt(a);
+  int rc = read_and_lock(c, a);
+  if (go_on(rc, a)) rc = idem_check(a);
+  if (go_on(rc, a)) check_table(a);
+  if (go_on(rc, a)) rc = find_rows(a);
   if (go_on(rc, a)) rc = check_products(a);
   if (go_on(rc, a)) rc = price_lines(a);
-  if (go_on(rc, a)) rc = take_stock(c, a);
-  if (go_on(rc, a)) rc = insert_order(c, a);
   model_order o = new_order(a);
-  if (go_on(rc, a)) rc = emit_events(c, a, &o);
-  if (go_on(rc, a)) rc = save_answer(c, a, &o);
+  if (go_on(rc, a)) rc = build_events(a, &o);
+  if (go_on(rc, a)) rc = build_answer(a, &o);
+  if (go_on(rc, a)) rc = write_and_commit(c, a);
   if (go_on(rc, a)) a->res->menu_changed = a->nlimited > 0;
-  db_result_free(a->locked); /* the items' names pointed into it */
-  a->locked = NULL;
+  drop_attempt(a);
+  return rc;
+}
+
+/* What every attempt shares: the key, the id arrays, the creation time
+ * (the id's UUIDv7 milliseconds). */
+static int create_args_init(create_args *a) {
+  const store_order_new *in = a->in;
+  a->idem = in->idem_key != NULL && in->idem_key[0] != '\0';
+  a->has_table = in->table_id != NULL && in->table_id[0] != '\0';
+  a->key = (store_idem){.key = in->idem_key,
+                        .principal = in->principal,
+                        .method = in->method,
+                        .request_hash = in->request_hash,
+                        .ttl_ms = in->idem_ttl_ms};
+  a->ref = store_idem_ref(a->tid, &a->key);
+  uuid id;
+  int rc = uuid_parse(in->id, strlen(in->id), &id);
+  if (rc == ERR_OK) a->created_ms = uuid_v7_time_ms(&id);
+  if (rc == ERR_OK) rc = time_format_rfc3339(a->created_ms, a->at);
+  if (rc == ERR_OK)
+    rc = store_id_array(in->product_ids, in->nlines, a->ids, sizeof a->ids);
+  if (rc == ERR_OK)
+    rc = store_int_array(in->quantities, in->nlines, a->qtys, sizeof a->qtys);
   return rc;
 }
 
@@ -550,11 +639,7 @@ int store_create_order(store *st, const char *tid, const store_order_new *in,
   a->answer = answer;
   a->answer_len = answer_len;
   a->answer_code = answer_code;
-  a->idem = in->idem_key != NULL && in->idem_key[0] != '\0';
-  a->has_table = in->table_id != NULL && in->table_id[0] != '\0';
-  int rc = store_id_array(in->product_ids, in->nlines, a->ids, sizeof a->ids);
-  if (rc == ERR_OK)
-    rc = store_int_array(in->quantities, in->nlines, a->qtys, sizeof a->qtys);
+  int rc = create_args_init(a);
   if (rc == ERR_OK) rc = store_run_write(st, tid, create_order_fn, a, res);
   if (rc == ERR_EXISTS && a->idem &&
       strcmp(db_last_error()->constraint, "idempotency_pkey") == 0) {
@@ -825,18 +910,43 @@ static int link_changes(store_changes *out) {
   return rc;
 }
 
-/* Every entity named by out's changes, linked to its change. */
+/* The products, then the tables, named by out's changes. */
+static int load_changed_products(db_conn *c, const char *tid,
+                                 store_changes *out) {
+  char *arr = ids_of(out, "product");
+  if (arr == NULL) return ERR_NOMEM;
+  int rc = store_read_products_by_ids(c, tid, arr, &out->products_);
+  free(arr);
+  return rc;
+}
+
+static int load_changed_tables(db_conn *c, const char *tid,
+                               store_changes *out) {
+  char *arr = ids_of(out, "table");
+  if (arr == NULL) return ERR_NOMEM;
+  int rc = store_read_tables_by_ids(c, tid, arr, &out->tables_);
+  free(arr);
+  return rc;
+}
+
+/* Whether out has a change of entity. */
+static bool has_entity(const store_changes *out, const char *entity) {
+  for (size_t i = 0; i < out->n; i++)
+    if (strcmp(out->v[i].entity, entity) == 0) return true;
+  return false;
+}
+
+/* Every entity named by out's changes, linked to its change. A kind the
+ * page does not name is not queried: each query is a round trip, and on
+ * a loaded machine a page's time is mostly its round trips
+ * (docs/PERFORMANCE.md "Sync"). */
 static int load_changed(db_conn *c, const char *tid, store_changes *out) {
-  int rc = load_changed_orders(c, tid, out);
-  char *arr = rc == ERR_OK ? ids_of(out, "product") : NULL;
-  if (rc == ERR_OK && arr == NULL) rc = ERR_NOMEM;
-  if (rc == ERR_OK)
-    rc = store_read_products_by_ids(c, tid, arr, &out->products_);
-  free(arr);
-  arr = rc == ERR_OK ? ids_of(out, "table") : NULL;
-  if (rc == ERR_OK && arr == NULL) rc = ERR_NOMEM;
-  if (rc == ERR_OK) rc = store_read_tables_by_ids(c, tid, arr, &out->tables_);
-  free(arr);
+  int rc = ERR_OK;
+  if (has_entity(out, "order")) rc = load_changed_orders(c, tid, out);
+  if (rc == ERR_OK && has_entity(out, "product"))
+    rc = load_changed_products(c, tid, out);
+  if (rc == ERR_OK && has_entity(out, "table"))
+    rc = load_changed_tables(c, tid, out);
   return rc == ERR_OK ? link_changes(out) : rc;
 }
 

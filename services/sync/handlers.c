@@ -14,7 +14,7 @@
  * tid, never a request field; CreateSession, anonymous, takes the
  * envelope's.
  *
- * Heartbeats: devices only (the role by name), recorded in Redis by
+ * Heartbeats: devices only (the role by name), buffered in memory by
  * heartbeat.c, which flushes them in batches and decides online/offline.
  *
  * Sessions: the device's secret is checked here (secret.h) and the token
@@ -24,6 +24,11 @@
  * revoke its tokens (RevokeDevice: the revocation every verifier applies
  * within a second) before the row goes, so a failed revocation leaves
  * the device in place to be deleted again.
+ *
+ * RegisterDevice honours Idempotency-Key (libs/idem/once.h, in the
+ * insert's transaction): a retry gets the same device and the same
+ * secret; the saved answer is sealed under a key derived from the request
+ * and the pepper's key, so the database never holds the secret readable.
  */
 #include "services/sync/handlers.h"
 
@@ -88,9 +93,23 @@ out:
   sync__v1__ping_request__free_unpacked(req, NULL);
 }
 
+/* RegisterDevice's answer: the device (row) and its secret (arg). The
+ * Idempotency-Key saves exactly these bytes (sealed) and answers them. */
+static int pack_registered(const void *row, void *arg, uint8_t **out,
+                           size_t *len) {
+  Sync__V1__Device pb;
+  device_pb(row, &pb);
+  Sync__V1__RegisterDeviceResponse resp =
+      SYNC__V1__REGISTER_DEVICE_RESPONSE__INIT;
+  resp.device = &pb;
+  resp.device_secret = arg;
+  return idem_once_pack_message(&resp.base, out, len);
+}
+
 static void register_device(void *arg, const rpc_call *call, rpc_reply *reply) {
   sync *h = arg;
   char secret[SECRET_TEXT_LEN + 1] = "";
+  idem_once k = {0};
   HANDLER_UNPACK(Sync__V1__RegisterDeviceRequest,
                  sync__v1__register_device_request, req, 0);
   paseto_claims cl;
@@ -107,18 +126,23 @@ static void register_device(void *arg, const rpc_call *call, rpc_reply *reply) {
     handler_reply_invalid(reply, "invalid device", &v);
     goto out;
   }
+  if (!idem_once_prepare(&k, &h->idem, call, cl.tid, cl.sub, reply)) goto out;
   uint8_t hash[SECRET_HASH_LEN];
   int rc = secret_new(h->c.key, secret, hash);
   store_device d;
+  k.pack = pack_registered;
+  k.pack_arg = secret;
   if (rc == ERR_OK)
     rc = store_device_create(h->c.store, cl.tid, req->name, req->platform, hash,
-                             &d);
+                             &k, &d);
+  if (rc == ERR_OK && idem_once_fresh(&k))
+    log_info("device registered", "tenant_id", cl.tid, "device_id", d.id, "by",
+             cl.sub);
+  if (idem_once_reply(&k, rc, reply)) goto out; /* replay, refusal, saved */
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "register the device");
     goto out;
   }
-  log_info("device registered", "tenant_id", cl.tid, "device_id", d.id, "by",
-           cl.sub);
   Sync__V1__Device pb;
   device_pb(&d, &pb);
   Sync__V1__RegisterDeviceResponse resp =
@@ -127,6 +151,7 @@ static void register_device(void *arg, const rpc_call *call, rpc_reply *reply) {
   resp.device_secret = secret;
   handler_reply_message(reply, &resp.base);
 out:
+  idem_once_done(&k);
   sodium_memzero(secret, sizeof secret);
   sync__v1__register_device_request__free_unpacked(req, NULL);
 }
@@ -300,8 +325,8 @@ out:
   sync__v1__create_session_request__free_unpacked(req, NULL);
 }
 
-/* Devices only: the beat goes to Redis (heartbeat.h), never to a
- * transaction of its own. */
+/* Devices only: the beat goes to this replica's buffer (heartbeat.h),
+ * never to a transaction or a round trip of its own. */
 static void heartbeat_h(void *arg, const rpc_call *call, rpc_reply *reply) {
   sync *h = arg;
   HANDLER_UNPACK(Sync__V1__HeartbeatRequest, sync__v1__heartbeat_request, req,
@@ -404,11 +429,25 @@ int sync_new(const sync_config *cfg, sync **out) {
   if (h == NULL) return ERR_NOMEM;
   h->c = *cfg;
   init_metrics(&h->m);
+  /* A key of its own for the seals of saved answers, not the pepper's. */
+  if (idem_hash_keyed(cfg->key->k, "sync.idem.secret.v1", NULL, NULL, 0,
+                      h->idem_secret) != ERR_OK) {
+    free(h);
+    return ERR_INTERNAL;
+  }
+  h->idem = (idem_once_spec){.table = SYNC_IDEM_TABLE,
+                             .tag = "sync.idem.v1",
+                             .seal_tag = "sync.idem.seal.v1",
+                             .secret = h->idem_secret};
   *out = h;
   return ERR_OK;
 }
 
-void sync_free(sync *h) { free(h); }
+void sync_free(sync *h) {
+  if (h == NULL) return;
+  sodium_memzero(h->idem_secret, sizeof h->idem_secret);
+  free(h);
+}
 
 int sync_register(sync *h, rpc_server *srv) {
   static const handler_method table[] = {

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 
+#include "libs/idem/once.h"
 #include "libs/obs/metrics.h"
 #include "libs/paseto/claims.h"
 #include "libs/rpc/rpc.h"
@@ -21,9 +22,17 @@ typedef struct sync_metrics {
   metrics_child *pulled; /* sync_pull_changes_total */
 } sync_metrics;
 
+/* Idempotency-Key of RegisterDevice: libs/idem/once.h over this table
+ * (migrations/0005_idempotency.sql). */
+#define SYNC_IDEM_TABLE "sync.idempotency"
+
 struct sync {
   sync_config c;
   sync_metrics m;
+  /* Keys the seal of saved answers (they hold device secrets): derived
+   * from the pepper's key, so the database alone cannot open them. */
+  uint8_t idem_secret[IDEM_SECRET_LEN];
+  idem_once_spec idem;
 };
 
 /* Counts one mutation result by its status. */

@@ -244,12 +244,11 @@ static rpc_result *orders_call(sync *h, const rpc_call *call,
   return r;
 }
 
-/* The order now (GetOrder), or NULL with the reply set. */
-static Orders__V1__Order *current_order(sync *h, const rpc_call *call,
-                                        rpc_reply *reply, const char *id) {
-  Orders__V1__GetOrderRequest g = ORDERS__V1__GET_ORDER_REQUEST__INIT;
-  g.id = (char *)id;
-  rpc_result *r = orders_call(h, call, "orders.v1.Orders/GetOrder", &g.base);
+/* The order in orders' answer r (freed here; every order call answers
+ * {order}, as GetOrderResponse), or NULL with the reply set: orders' own
+ * error, or UNAVAILABLE with message when orders did not answer. */
+static Orders__V1__Order *order_of(rpc_result *r, rpc_reply *reply,
+                                   const char *message) {
   Orders__V1__Order *o = NULL;
   if (r != NULL && r->code == RPC_OK) {
     Orders__V1__GetOrderResponse *gr = orders__v1__get_order_response__unpack(
@@ -264,10 +263,19 @@ static Orders__V1__Order *current_order(sync *h, const rpc_call *call,
     if (r != NULL && r->code != RPC_OK)
       rpc_reply_status(reply, r->code, "%s", r->message);
     else
-      rpc_reply_status(reply, RPC_UNAVAILABLE, "cannot read the order now");
+      rpc_reply_status(reply, RPC_UNAVAILABLE, "%s", message);
   }
   rpc_result_free(r);
   return o;
+}
+
+/* The order now (GetOrder), or NULL with the reply set. */
+static Orders__V1__Order *current_order(sync *h, const rpc_call *call,
+                                        rpc_reply *reply, const char *id) {
+  Orders__V1__GetOrderRequest g = ORDERS__V1__GET_ORDER_REQUEST__INIT;
+  g.id = (char *)id;
+  rpc_result *r = orders_call(h, call, "orders.v1.Orders/GetOrder", &g.base);
+  return order_of(r, reply, "cannot read the order now");
 }
 
 /* Applies status to order id from version (the client's or merged
@@ -301,24 +309,7 @@ static Orders__V1__Order *apply_choice(sync *h, const rpc_call *call,
                                      : "orders.v1.Orders/UpdateOrderStatus",
                               m);
   pbjson_free(m);
-  Orders__V1__Order *o = NULL;
-  if (r != NULL && r->code == RPC_OK) {
-    Orders__V1__GetOrderResponse *gr = orders__v1__get_order_response__unpack(
-        NULL, r->payload_len, r->payload);
-    if (gr != NULL) {
-      o = gr->order;
-      gr->order = NULL;
-      orders__v1__get_order_response__free_unpacked(gr, NULL);
-    }
-  }
-  if (o == NULL) {
-    if (r != NULL && r->code != RPC_OK)
-      rpc_reply_status(reply, r->code, "%s", r->message);
-    else
-      rpc_reply_status(reply, RPC_UNAVAILABLE, "cannot change the order now");
-  }
-  rpc_result_free(r);
-  return o;
+  return order_of(r, reply, "cannot change the order now");
 }
 
 void sync_resolve_conflict(void *arg, const rpc_call *call, rpc_reply *reply) {

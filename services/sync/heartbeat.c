@@ -1,10 +1,16 @@
 /*
- * heartbeat.c - beats into Redis, flushed to PostgreSQL in batches, and
- * the offline sweep (see heartbeat.h for the design).
+ * heartbeat.c - beats into this replica's buffer, flushed to PostgreSQL in
+ * batches, and the offline sweep (see heartbeat.h for the design).
+ *
+ * Two buffers: beats append to `cur` under `mu`; the flush swaps `cur`
+ * and `spare` (an empty one) under `mu` and then writes what it took
+ * without holding it, so a slow PostgreSQL never stalls a beat. The
+ * arrays are kept between rounds (no allocation per beat or per round
+ * once they have grown).
  */
 #include "services/sync/heartbeat.h"
 
-#include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,157 +19,145 @@
 #include "libs/svc/periodic.h"
 #include "services/sync/events.h"
 
-#define DIRTY_KEY "sync:hb:dirty"
-#define HASH_PREFIX "sync:hb:"
-#define HASH_TTL_MS "86400000"
-#define MEMBER_LEN (2 * UUID_STR_LEN + 1) /* "<tid>:<did>" */
 #define SWEEP_BATCH 1000
+#define BUFFER_FIRST 1024 /* beats the buffer starts with */
 
-/* KEYS[1] the device's hash, KEYS[2] the dirty set. ARGV: seen ms,
- * app_version ("" keeps it), pending ("" keeps it), the set member. */
-static const char kRecord[] =
-    "redis.call('HSET', KEYS[1], 'seen', ARGV[1])\n"
-    "if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'ver', ARGV[2]) end\n"
-    "if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'pending', ARGV[3]) "
-    "end\n"
-    "redis.call('PEXPIRE', KEYS[1], " HASH_TTL_MS ")\n"
-    "redis.call('SADD', KEYS[2], ARGV[4])\n"
-    "return 1\n";
-
-/* KEYS[1] the dirty set. ARGV: count, hash prefix. Pops count members
- * and returns member, seen, ver, pending for each ('' when absent). */
-static const char kPop[] =
-    "local m = redis.call('SPOP', KEYS[1], tonumber(ARGV[1]))\n"
-    "local out = {}\n"
-    "for _, k in ipairs(m) do\n"
-    "  local h = redis.call('HMGET', ARGV[2] .. k, 'seen', 'ver', 'pending')\n"
-    "  out[#out + 1] = k\n"
-    "  out[#out + 1] = h[1] or ''\n"
-    "  out[#out + 1] = h[2] or ''\n"
-    "  out[#out + 1] = h[3] or ''\n"
-    "end\n"
-    "return out\n";
+typedef struct buffer {
+  heartbeat_beat *b;
+  size_t n, cap;
+} buffer;
 
 struct heartbeat {
   heartbeat_config c;
-  cache_script *record, *pop;
+  pthread_mutex_t mu;       /* guards cur and full_logged */
+  pthread_mutex_t flushing; /* one flush at a time (the round, tests, free) */
+  buffer cur, spare;
+  bool full_logged;
   periodic *round;
 };
 
+/* Room for one more beat in buf (growing it up to the maximum). */
+static bool buffer_room(buffer *buf) {
+  if (buf->n < buf->cap) return true;
+  if (buf->cap >= HEARTBEAT_BUFFER_MAX) return false;
+  size_t cap = buf->cap ? buf->cap * 2 : BUFFER_FIRST;
+  if (cap > HEARTBEAT_BUFFER_MAX) cap = HEARTBEAT_BUFFER_MAX;
+  heartbeat_beat *b = realloc(buf->b, cap * sizeof *b);
+  if (b == NULL) return false;
+  buf->b = b;
+  buf->cap = cap;
+  return true;
+}
+
 int heartbeat_record(heartbeat *h, const char *tid, const char *did,
                      const char *app_version, int32_t pending, int64_t now_ms) {
-  if (h->c.redis == NULL) return ERR_UNAVAILABLE;
-  char key[sizeof HASH_PREFIX + MEMBER_LEN], member[MEMBER_LEN + 1];
-  char seen[24], pend[16] = "";
-  snprintf(member, sizeof member, "%s:%s", tid, did);
-  snprintf(key, sizeof key, HASH_PREFIX "%s", member);
-  snprintf(seen, sizeof seen, "%lld", (long long)now_ms);
-  if (pending >= 0) snprintf(pend, sizeof pend, "%d", (int)pending);
-  const char *keys[] = {key, DIRTY_KEY};
-  const char *args[] = {seen, app_version != NULL ? app_version : "", pend,
-                        member};
-  cache_reply *r = NULL;
-  int rc = cache_eval(h->c.redis, h->record, 2, keys, 4, args, &r);
-  cache_reply_free(r);
-  return rc == ERR_OK ? ERR_OK : ERR_UNAVAILABLE;
-}
-
-/* Element i of an array reply as a NUL-terminated copy into out. */
-static void reply_text(const cache_reply *r, size_t i, char *out, size_t cap) {
-  const char *s = NULL;
-  size_t len = 0;
-  out[0] = '\0';
-  if (cache_reply_str(cache_reply_at(r, i), &s, &len) != ERR_OK) return;
-  if (len >= cap) len = cap - 1;
-  memcpy(out, s, len);
-  out[len] = '\0';
-}
-
-typedef struct popped {
-  char tid[UUID_STR_LEN + 1];
-  store_beat b;
-  char ver[HEARTBEAT_VERSION_MAX + 1];
-  bool has_ver;
-} popped;
-
-static int by_tenant(const void *x, const void *y) {
-  return strcmp(((const popped *)x)->tid, ((const popped *)y)->tid);
-}
-
-/* Parses the pop script's answer into out[0..*n). Malformed members
- * (never written by heartbeat_record) are dropped. */
-static void parse_popped(const cache_reply *r, popped *out, size_t *n) {
-  *n = 0;
-  size_t len = cache_reply_len(r);
-  for (size_t i = 0; i + 3 < len && *n < HEARTBEAT_BATCH; i += 4) {
-    char member[MEMBER_LEN + 1], seen[24], pend[16];
-    popped *p = &out[*n];
-    memset(p, 0, sizeof *p);
-    reply_text(r, i, member, sizeof member);
-    reply_text(r, i + 1, seen, sizeof seen);
-    reply_text(r, i + 2, p->ver, sizeof p->ver);
-    reply_text(r, i + 3, pend, sizeof pend);
-    char *colon = strchr(member, ':');
-    if (colon == NULL || seen[0] == '\0') continue;
-    *colon = '\0';
-    if (!uuid_is_valid(member) || !uuid_is_valid(colon + 1)) continue;
-    str_copy(p->tid, member, sizeof p->tid);
-    str_copy(p->b.did, colon + 1, sizeof p->b.did);
-    p->b.seen_ms = strtoll(seen, NULL, 10);
-    p->has_ver = p->ver[0] != '\0';
-    p->b.pending = pend[0] != '\0' ? (int32_t)strtol(pend, NULL, 10) : -1;
-    (*n)++;
+  size_t vlen = app_version != NULL ? strlen(app_version) : 0;
+  if (strlen(tid) > UUID_STR_LEN || strlen(did) > UUID_STR_LEN ||
+      vlen > HEARTBEAT_VERSION_MAX)
+    return ERR_INVAL;
+  pthread_mutex_lock(&h->mu);
+  if (!buffer_room(&h->cur)) {
+    bool first = !h->full_logged;
+    h->full_logged = true;
+    pthread_mutex_unlock(&h->mu);
+    if (first) log_warn("heartbeat buffer full: beats refused until a flush");
+    return ERR_UNAVAILABLE;
   }
+  heartbeat_beat *b = &h->cur.b[h->cur.n++];
+  str_copy(b->tid, tid, sizeof b->tid);
+  str_copy(b->did, did, sizeof b->did);
+  b->seen_ms = now_ms;
+  b->pending = pending;
+  b->has_ver = app_version != NULL;
+  if (b->has_ver)
+    memcpy(b->ver, app_version, vlen + 1);
+  else
+    b->ver[0] = '\0';
+  pthread_mutex_unlock(&h->mu);
+  return ERR_OK;
 }
 
-/* Writes out[0..n), sorted by tenant, one transaction per tenant. */
-static bool flush_popped(heartbeat *h, popped *ps, size_t n) {
-  qsort(ps, n, sizeof *ps, by_tenant);
-  store_beat *beats = calloc(n ? n : 1, sizeof *beats);
-  if (beats == NULL) return false;
-  bool wrote = false;
-  for (size_t i = 0; i < n;) {
-    size_t j = i, k = 0;
-    for (; j < n && strcmp(ps[j].tid, ps[i].tid) == 0; j++, k++) {
-      beats[k] = ps[j].b;
-      beats[k].app_version = ps[j].has_ver ? ps[j].ver : NULL;
+static int by_device(const void *x, const void *y) {
+  const heartbeat_beat *a = x, *b = y;
+  int c = strcmp(a->tid, b->tid);
+  if (c == 0) c = strcmp(a->did, b->did);
+  if (c == 0) c = (a->seen_ms > b->seen_ms) - (a->seen_ms < b->seen_ms);
+  return c;
+}
+
+size_t heartbeat_coalesce(heartbeat_beat *b, size_t n) {
+  if (n == 0) return 0;
+  qsort(b, n, sizeof *b, by_device);
+  size_t out = 0;
+  for (size_t i = 0; i < n; i++) {
+    heartbeat_beat *d = out > 0 ? &b[out - 1] : NULL;
+    if (d != NULL && strcmp(d->tid, b[i].tid) == 0 &&
+        strcmp(d->did, b[i].did) == 0) {
+      /* Sorted by time within a device: b[i] is the later beat. */
+      d->seen_ms = b[i].seen_ms;
+      if (b[i].pending >= 0) d->pending = b[i].pending;
+      if (b[i].has_ver) {
+        d->has_ver = true;
+        memcpy(d->ver, b[i].ver, sizeof d->ver);
+      }
+      continue;
     }
-    int rc = store_beats_apply(h->c.store, ps[i].tid, beats, k,
+    if (out != i) b[out] = b[i];
+    out++;
+  }
+  return out;
+}
+
+/* Writes one tenant's devices b[0..n) in statements of HEARTBEAT_BATCH. */
+static bool write_tenant(heartbeat *h, const heartbeat_beat *b, size_t n,
+                         store_beat *sb) {
+  bool wrote = false;
+  for (size_t i = 0; i < n; i += HEARTBEAT_BATCH) {
+    size_t k = n - i < HEARTBEAT_BATCH ? n - i : HEARTBEAT_BATCH;
+    for (size_t j = 0; j < k; j++) {
+      const heartbeat_beat *x = &b[i + j];
+      str_copy(sb[j].did, x->did, sizeof sb[j].did);
+      sb[j].seen_ms = x->seen_ms;
+      sb[j].app_version = x->has_ver ? x->ver : NULL;
+      sb[j].pending = x->pending;
+    }
+    int rc = store_beats_apply(h->c.store, b[0].tid, sb, k,
                                events_device_status, NULL);
     if (rc != ERR_OK)
-      log_warn("heartbeats not flushed", "tenant_id", ps[i].tid, "error",
+      log_warn("heartbeats not flushed", "tenant_id", b[0].tid, "error",
                err_str(rc));
     else
       wrote = true;
-    i = j;
   }
-  free(beats);
   return wrote;
 }
 
-/* Pops and writes dirty devices until fewer than a batch are left. */
+/* Takes the buffer and writes it, one tenant at a time. */
 static void flush(heartbeat *h) {
-  if (h->c.redis == NULL) return;
-  popped *ps = calloc(HEARTBEAT_BATCH, sizeof *ps);
-  if (ps == NULL) return;
-  char count[16];
-  snprintf(count, sizeof count, "%d", HEARTBEAT_BATCH);
-  const char *keys[] = {DIRTY_KEY};
-  const char *args[] = {count, HASH_PREFIX};
-  size_t n = 0;
-  do {
-    cache_reply *r = NULL;
-    int rc = cache_eval(h->c.redis, h->pop, 1, keys, 2, args, &r);
-    n = 0;
-    if (rc == ERR_OK)
-      parse_popped(r, ps, &n);
-    else
-      log_warn("heartbeats not read from Redis", "error",
-               cache_last_error()->message);
-    cache_reply_free(r);
-    if (n > 0 && flush_popped(h, ps, n)) outbox_kick(h->c.events);
-  } while (n == HEARTBEAT_BATCH);
-  free(ps);
+  pthread_mutex_lock(&h->flushing);
+  pthread_mutex_lock(&h->mu);
+  buffer taken = h->cur;
+  h->cur = h->spare;
+  h->cur.n = 0;
+  h->full_logged = false;
+  pthread_mutex_unlock(&h->mu);
+  size_t n = heartbeat_coalesce(taken.b, taken.n);
+  store_beat *sb = n > 0 ? calloc(HEARTBEAT_BATCH, sizeof *sb) : NULL;
+  bool wrote = false;
+  if (n > 0 && sb == NULL) log_warn("heartbeats not flushed: out of memory");
+  for (size_t i = 0; sb != NULL && i < n;) {
+    size_t j = i + 1;
+    while (j < n && strcmp(taken.b[j].tid, taken.b[i].tid) == 0) j++;
+    if (write_tenant(h, &taken.b[i], j - i, sb)) wrote = true;
+    i = j;
+  }
+  free(sb);
+  if (wrote) outbox_kick(h->c.events);
+  taken.n = 0;
+  pthread_mutex_lock(&h->mu);
+  h->spare = taken; /* its array serves the next round */
+  pthread_mutex_unlock(&h->mu);
+  pthread_mutex_unlock(&h->flushing);
 }
 
 void heartbeat_run_once(heartbeat *h) {
@@ -188,13 +182,13 @@ int heartbeat_new(const heartbeat_config *cfg, heartbeat **out) {
   heartbeat *h = calloc(1, sizeof *h);
   if (h == NULL) return ERR_NOMEM;
   h->c = *cfg;
-  int rc = cache_script_new(kRecord, &h->record);
-  if (rc == ERR_OK) rc = cache_script_new(kPop, &h->pop);
+  pthread_mutex_init(&h->mu, NULL);
+  pthread_mutex_init(&h->flushing, NULL);
   periodic_options po = {.name = "heartbeats",
                          .interval_ms = cfg->flush_ms,
                          .fn = round_fn,
                          .arg = h};
-  if (rc == ERR_OK) rc = periodic_start(&po, &h->round);
+  int rc = periodic_start(&po, &h->round);
   if (rc != ERR_OK) {
     heartbeat_free(h);
     return rc;
@@ -206,7 +200,10 @@ int heartbeat_new(const heartbeat_config *cfg, heartbeat **out) {
 void heartbeat_free(heartbeat *h) {
   if (h == NULL) return;
   periodic_stop(h->round);
-  cache_script_free(h->record);
-  cache_script_free(h->pop);
+  flush(h); /* what came in since the last round */
+  pthread_mutex_destroy(&h->mu);
+  pthread_mutex_destroy(&h->flushing);
+  free(h->cur.b);
+  free(h->spare.b);
   free(h);
 }

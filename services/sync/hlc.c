@@ -12,13 +12,6 @@
 
 #define WALL_LEN 24 /* "2026-12-06T10:00:00.000Z" */
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 static bool node_ok(const char *s) {
   size_t n = strlen(s);
   if (n == 0 || n > HLC_NODE_MAX) return false;
@@ -44,7 +37,7 @@ int hlc_parse(const char *s, hlc *out) {
     return ERR_INVAL;
   uint32_t c = 0;
   for (size_t i = 0; i < 4; i++) {
-    int v = hexval(s[WALL_LEN + 1 + i]);
+    int v = str_hex_digit(s[WALL_LEN + 1 + i]);
     if (v < 0) return ERR_INVAL;
     c = c * 16 + (uint32_t)v;
   }

@@ -9,6 +9,7 @@
  * libs/svc's eventpub (outbox relay, bus publisher, Events/Replay); the
  * heartbeat round runs on its own thread (heartbeat.c).
  */
+#include "libs/idem/expiry.h"
 #include "libs/obs/log.h"
 #include "libs/svc/svc.h"
 #include "proto/sync/v1/sync_access.h"
@@ -17,6 +18,7 @@
 #include "services/sync/files.h"
 #include "services/sync/handlers.h"
 #include "services/sync/heartbeat.h"
+#include "services/sync/retention.h"
 #include "services/sync/store.h"
 
 static const cfg_entry config[] = {
@@ -53,8 +55,21 @@ static const cfg_entry config[] = {
      .def = "1s",
      .min = 10,
      .max = 60000,
-     .description = "how often beats go from Redis to PostgreSQL and the "
+     .description = "how often buffered beats go to PostgreSQL and the "
                     "offline sweep runs"},
+    {.name = "SYNC_MUTATIONS_RETENTION",
+     .kind = CFG_DURATION_MS,
+     .def = "168h",
+     .min = 1000,
+     .max = 315360000000,
+     .description = "how long a pushed mutation's first result is kept for "
+                    "a retried push (later: duplicate without it)"},
+    {.name = "SYNC_RETENTION_SWEEP",
+     .kind = CFG_DURATION_MS,
+     .def = "10m",
+     .min = 100,
+     .max = 86400000,
+     .description = "how often old mutation records are pruned"},
     {.name = "SYNC_FILES_QUOTA_BYTES",
      .kind = CFG_INT,
      .def = "1073741824",
@@ -95,8 +110,10 @@ typedef struct app {
   secret_key key;
   eventpub *events;
   heartbeat *beats;
+  retention *retention;
   sync *handlers;
   files *files;
+  idem_expiry *idem_expiry; /* expired Idempotency-Keys deleted */
 } app;
 
 static int sync_init(svc *s, void *arg) {
@@ -123,8 +140,7 @@ static int sync_init(svc *s, void *arg) {
   rc = eventpub_open(svc_db(s), &eo, &a->events);
   if (rc != ERR_OK) return rc;
   int64_t interval = cfg_duration_ms(c, "SYNC_HEARTBEAT_INTERVAL");
-  heartbeat_config bc = {.redis = a->redis,
-                         .store = a->store,
+  heartbeat_config bc = {.store = a->store,
                          .events = eventpub_outbox(a->events),
                          .interval_ms = interval,
                          .flush_ms =
@@ -155,7 +171,19 @@ static int sync_init(svc *s, void *arg) {
                      .sweep_ms = cfg_duration_ms(c, "SYNC_FILES_SWEEP")};
   if (rc == ERR_OK) rc = files_new(&fc, &a->files);
   if (rc == ERR_OK) rc = files_register(a->files, svc_rpc(s));
+  retention_config rtc = {
+      .store = a->store,
+      .mutations_keep_ms = cfg_duration_ms(c, "SYNC_MUTATIONS_RETENTION"),
+      .interval_ms = cfg_duration_ms(c, "SYNC_RETENTION_SWEEP")};
+  if (rc == ERR_OK) rc = retention_new(&rtc, &a->retention);
   if (rc == ERR_OK) rc = eventpub_start(a->events, svc_rpc(s));
+  if (rc == ERR_OK) {
+    idem_expiry_options io = {.store = a->store,
+                              .table = "sync.idempotency",
+                              .setting = "app.sync_sweeper",
+                              .interval_ms = IDEM_EXPIRY_INTERVAL_MS};
+    rc = idem_expiry_start(&io, &a->idem_expiry);
+  }
   return rc;
 }
 
@@ -164,7 +192,9 @@ static int sync_init(svc *s, void *arg) {
 static void sync_fini(svc *s, void *arg) {
   (void)s;
   app *a = arg;
+  idem_expiry_stop(a->idem_expiry);
   heartbeat_free(a->beats);
+  retention_free(a->retention);
   files_free(a->files);
   eventpub_free(a->events);
   sync_free(a->handlers);

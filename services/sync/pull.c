@@ -2,8 +2,11 @@
  * pull.c - "sync.v1.Sync/Pull": the tenant's changes after a cursor, read
  * from orders' change log of orders, products and tables
  * (orders.v1.Orders/ListChanges, with the
- * caller's token) and answered with each entity as JSON text, which the
- * gateway turns back into JSON (its route's json_text).
+ * caller's token) and answered with each entity as the message orders
+ * sent (borrowed from its answer, no copy), which the gateway renders as
+ * the change's "data" (its route's unwrap). No JSON is made here: an
+ * earlier version sent each entity as JSON text, which cost sync a dump
+ * and the gateway a parse per entity (docs/PERFORMANCE.md "Sync").
  *
  * The log keeps one row per entity with its newest seq, numbered in
  * commit order (services/orders/migrations/0002_changes.sql), so a pull
@@ -13,12 +16,12 @@
  * answered reset: the client reloads from 0. Every read is the token's
  * tenant's: another tenant's cursor only ever numbers into this one's.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "libs/authn/authn_caller.h"
 #include "libs/base/vlist.h"
-#include "libs/pbjson/pbjson.h"
 #include "libs/svc/handler.h"
 #include "proto/orders/v1/orders.pb-c.h"
 #include "proto/sync/v1/sync.pb-c.h"
@@ -28,25 +31,22 @@
 #define PULL_MAX 1000
 #define PULL_DEADLINE_MS 10000
 
-/* The JSON text of an entity message, in the API's JSON conventions
- * (enums as short lower-case names, like the gateway's answers).
- * malloc'd. */
-static char *entity_json(const ProtobufCMessage *m) {
-  const pbjson_opts opts = {.enum_style = PBJSON_ENUM_SHORT_LOWER,
-                            .real_precision = 15};
-  char *text = NULL;
-  size_t len = 0;
-  if (pbjson_encode_string(m, &opts, &text, &len, NULL) != ERR_OK) return NULL;
-  return text;
-}
-
-/* The entity a change carries (NULL for a delete or none). */
-static const ProtobufCMessage *entity_of(const Orders__V1__Change *c) {
-  if (strcmp(c->op, "upsert") != 0) return NULL;
-  if (c->order != NULL) return &c->order->base;
-  if (c->product != NULL) return &c->product->base;
-  if (c->table != NULL) return &c->table->base;
-  return NULL;
+/* The entity a change carries, set into e (borrowed from c); false for
+ * a delete or a change without one. */
+static bool entity_of(const Orders__V1__Change *c, Sync__V1__Entity *e) {
+  sync__v1__entity__init(e);
+  if (strcmp(c->op, "upsert") != 0) return false;
+  if (c->order != NULL) {
+    e->kind_case = SYNC__V1__ENTITY__KIND_ORDER;
+    e->order = c->order;
+  } else if (c->product != NULL) {
+    e->kind_case = SYNC__V1__ENTITY__KIND_PRODUCT;
+    e->product = c->product;
+  } else if (c->table != NULL) {
+    e->kind_case = SYNC__V1__ENTITY__KIND_TABLE;
+    e->table = c->table;
+  }
+  return e->kind_case != SYNC__V1__ENTITY__KIND__NOT_SET;
 }
 
 /* The caller's last_mutation_id when it is a device (0 otherwise). */
@@ -94,6 +94,7 @@ void sync_pull(void *arg, const rpc_call *call, rpc_reply *reply) {
   sync *h = arg;
   Orders__V1__ListChangesResponse *lc = NULL;
   Sync__V1__Change *cs = NULL, **ptrs = NULL;
+  Sync__V1__Entity *ents = NULL;
   size_t n = 0;
   HANDLER_UNPACK(Sync__V1__PullRequest, sync__v1__pull_request, req, 0);
   paseto_claims cl;
@@ -130,7 +131,8 @@ void sync_pull(void *arg, const rpc_call *call, rpc_reply *reply) {
   n = lc->n_changes;
   cs = calloc(n ? n : 1, sizeof *cs);
   ptrs = calloc(n ? n : 1, sizeof *ptrs);
-  if (cs == NULL || ptrs == NULL) {
+  ents = calloc(n ? n : 1, sizeof *ents);
+  if (cs == NULL || ptrs == NULL || ents == NULL) {
     rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "out of memory");
     goto out;
   }
@@ -142,13 +144,7 @@ void sync_pull(void *arg, const rpc_call *call, rpc_reply *reply) {
     cs[i].op = c->op;
     cs[i].id = c->id;
     cs[i].version = c->version;
-    const ProtobufCMessage *ent = entity_of(c);
-    cs[i].data = ent != NULL ? entity_json(ent) : NULL;
-    if (ent != NULL && cs[i].data == NULL) {
-      rpc_reply_status(reply, RPC_INTERNAL, "cannot encode a change");
-      goto out;
-    }
-    if (cs[i].data == NULL) cs[i].data = (char *)protobuf_c_empty_string;
+    if (entity_of(c, &ents[i])) cs[i].data = &ents[i];
     ptrs[i] = &cs[i];
     resp.cursor = c->seq;
   }
@@ -158,9 +154,8 @@ void sync_pull(void *arg, const rpc_call *call, rpc_reply *reply) {
   metrics_add(h->m.pulled, (double)n);
   handler_reply_message(reply, &resp.base);
 out:
-  for (size_t i = 0; cs != NULL && i < n; i++)
-    if (cs[i].data != NULL && cs[i].data != protobuf_c_empty_string)
-      free(cs[i].data);
+  /* The entities are lc's: freed with it. */
+  free(ents);
   free(cs);
   free(ptrs);
   if (lc != NULL) orders__v1__list_changes_response__free_unpacked(lc, NULL);

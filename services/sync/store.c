@@ -13,6 +13,7 @@
  */
 #include "services/sync/store.h"
 
+#include <jansson.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -38,14 +39,7 @@ void store_free(store *st) { db_store_free(st); }
  * libs/db's retries of deadlocks and serialisation failures). */
 static int run(store *st, const char *tid, bool read_only,
                int (*fn)(db_conn *c, void *ud), void *ud) {
-  db_tx_opts o = {.tenant_id = tid, .read_only = read_only};
-  return db_store_tx(st, &o, fn, ud);
-}
-
-static void copy_col(const db_result *r, int row, int col, char *out,
-                     size_t cap) {
-  const char *v = db_get(r, row, col);
-  str_copy(out, v != NULL ? v : "", cap);
+  return db_store_run(st, tid, NULL, read_only, fn, ud);
 }
 
 /* Row `row` of r into *out (and the secret's hash into hash when not
@@ -61,10 +55,10 @@ static int read_device(const db_result *r, int row, store_device *out,
       pending < 0 || secret < 0 || created < 0 || seen < 0)
     return ERR_DB;
   memset(out, 0, sizeof *out);
-  copy_col(r, row, id, out->id, sizeof out->id);
-  copy_col(r, row, name, out->name, sizeof out->name);
-  copy_col(r, row, platform, out->platform, sizeof out->platform);
-  copy_col(r, row, ver, out->app_version, sizeof out->app_version);
+  db_copy_cell(r, row, id, out->id, sizeof out->id);
+  db_copy_cell(r, row, name, out->name, sizeof out->name);
+  db_copy_cell(r, row, platform, out->platform, sizeof out->platform);
+  db_copy_cell(r, row, ver, out->app_version, sizeof out->app_version);
   const char *b = db_get(r, row, online);
   out->online = b != NULL && b[0] == 't';
   int64_t v = 0;
@@ -92,43 +86,47 @@ static int read_device(const db_result *r, int row, store_device *out,
 typedef struct create_args {
   const char *tid, *name, *platform;
   const uint8_t *hash;
+  idem_once *key;
   store_device *out;
 } create_args;
 
 static int create_device_fn(db_conn *c, void *ud) {
   create_args *a = ud;
   memset(a->out, 0, sizeof *a->out);
-  uuid u;
-  uuid_v7(&u);
+  int rc = idem_once_begin(c, a->key);
+  if (rc != ERR_OK || !idem_once_fresh(a->key)) return rc;
   char id[UUID_STR_LEN + 1];
-  uuid_format(&u, id);
+  int64_t id_ms = uuid_v7_str(id);
   db_param ps[] = {db_text(a->tid),
                    db_text(id),
                    db_text(a->name),
                    db_text(a->platform),
                    db_bytes(a->hash, STORE_SECRET_HASH_LEN),
-                   db_int64(uuid_v7_time_ms(&u))};
+                   db_int64(id_ms)};
   db_result *r = NULL;
-  int rc =
-      db_exec(c,
-              "INSERT INTO sync.devices "
-              "(tenant_id, id, name, platform, secret_hash, created_at) "
-              "VALUES ($1::uuid, $2::uuid, $3, $4, $5, "
-              "timestamptz 'epoch' + $6::bigint * interval '1 millisecond') "
-              "RETURNING " DEVICE_COLS,
-              ps, DB_NPARAMS(ps), &r);
+  rc = db_exec(c,
+               "INSERT INTO sync.devices "
+               "(tenant_id, id, name, platform, secret_hash, created_at) "
+               "VALUES ($1::uuid, $2::uuid, $3, $4, $5, "
+               "timestamptz 'epoch' + $6::bigint * interval '1 millisecond') "
+               "RETURNING " DEVICE_COLS,
+               ps, DB_NPARAMS(ps), &r);
   if (rc == ERR_OK)
     rc = db_nrows(r) == 1 ? read_device(r, 0, a->out, NULL) : ERR_DB;
   db_result_free(r);
-  return rc;
+  return rc == ERR_OK ? idem_once_save(c, a->key, a->out) : rc;
 }
 
 int store_device_create(store *st, const char *tid, const char *name,
                         const char *platform,
                         const uint8_t hash[STORE_SECRET_HASH_LEN],
-                        store_device *out) {
-  create_args a = {
-      .tid = tid, .name = name, .platform = platform, .hash = hash, .out = out};
+                        idem_once *key, store_device *out) {
+  create_args a = {.tid = tid,
+                   .name = name,
+                   .platform = platform,
+                   .hash = hash,
+                   .key = key,
+                   .out = out};
   return run(st, tid, false, create_device_fn, &a);
 }
 
@@ -228,43 +226,70 @@ typedef struct beats_args {
   void *arg;
 } beats_args;
 
-/* One beat: the old online flag is read under the row lock, so exactly
- * one transaction sees the offline -> online change. */
-static int beat_one(db_conn *c, beats_args *a, const store_beat *b) {
-  char pending[16];
-  snprintf(pending, sizeof pending, "%d", (int)b->pending);
-  db_param ps[] = {db_text(a->tid), db_text(b->did), db_int64(b->seen_ms),
-                   db_text(b->app_version),
-                   b->pending >= 0 ? db_text(pending) : db_null()};
-  db_result *r = NULL;
-  int rc =
-      db_exec(c,
-              "WITH old AS (SELECT online AS was FROM sync.devices "
-              "  WHERE tenant_id = $1::uuid AND id = $2::uuid FOR UPDATE) "
-              "UPDATE sync.devices d SET "
-              "  last_seen_at = greatest(d.last_seen_at, timestamptz 'epoch' + "
-              "    $3::bigint * interval '1 millisecond'), "
-              "  app_version = coalesce($4::text, d.app_version), "
-              "  pending = coalesce($5::int, d.pending), online = true "
-              "FROM old WHERE d.tenant_id = $1::uuid AND d.id = $2::uuid "
-              "RETURNING " DEVICE_COLS ", old.was",
-              ps, DB_NPARAMS(ps), &r);
-  if (rc == ERR_OK && db_nrows(r) == 1) {
-    const char *was = db_get(r, 0, db_col(r, "was"));
-    store_device d;
-    rc = read_device(r, 0, &d, NULL);
-    if (rc == ERR_OK && was != NULL && was[0] == 'f' && a->fn != NULL)
-      rc = a->fn(c, a->arg, a->tid, &d, true);
+/* The beats as a JSON array for jsonb_to_recordset: [{"d": device,
+ * "s": seen ms, "v": app_version or null, "p": pending or null}].
+ * malloc'd text, or NULL (out of memory). */
+static char *beats_json(const store_beat *beats, size_t n) {
+  json_t *arr = json_array();
+  for (size_t i = 0; arr != NULL && i < n; i++) {
+    const store_beat *b = &beats[i];
+    json_t *o = json_pack(
+        "{s:s, s:I, s:o, s:o}", "d", b->did, "s", (json_int_t)b->seen_ms, "v",
+        b->app_version != NULL ? json_string(b->app_version) : json_null(), "p",
+        b->pending >= 0 ? json_integer(b->pending) : json_null());
+    if (o == NULL || json_array_append_new(arr, o) != 0) {
+      json_decref(arr);
+      arr = NULL;
+    }
   }
-  db_result_free(r);
-  return rc;
+  char *text = arr != NULL ? json_dumps(arr, JSON_COMPACT) : NULL;
+  json_decref(arr);
+  return text;
 }
 
+/* All the tenant's beats in one statement. The old online flags are read
+ * under the row locks (taken in id order, so two replicas flushing one
+ * tenant cannot deadlock; the offline sweep skips locked rows), so
+ * exactly one transaction sees each offline -> online change. Each
+ * replica flushes its own beats, in no order with the others': a beat
+ * older than the row's last_seen_at (another replica flushed a later
+ * one first) moves nothing, its app_version and pending included. */
 static int beats_fn(db_conn *c, void *ud) {
   beats_args *a = ud;
-  int rc = ERR_OK;
-  for (size_t i = 0; rc == ERR_OK && i < a->n; i++)
-    rc = beat_one(c, a, &a->beats[i]);
+  char *json = beats_json(a->beats, a->n);
+  if (json == NULL) return ERR_NOMEM;
+  db_param ps[] = {db_text(a->tid), db_text(json)};
+  db_result *r = NULL;
+  int rc = db_exec(
+      c,
+      "WITH b AS (SELECT * FROM jsonb_to_recordset($2::jsonb) "
+      "    AS x(d uuid, s bigint, v text, p int)), "
+      "old AS (SELECT dv.id AS lid, dv.online AS was FROM sync.devices dv "
+      "  JOIN b ON dv.id = b.d WHERE dv.tenant_id = $1::uuid "
+      "  ORDER BY dv.id FOR UPDATE OF dv) "
+      "UPDATE sync.devices SET "
+      "  last_seen_at = greatest(last_seen_at, timestamptz 'epoch' + "
+      "    b.s * interval '1 millisecond'), "
+      "  app_version = CASE WHEN b.v IS NOT NULL AND (last_seen_at IS NULL "
+      "    OR b.s >= floor(extract(epoch FROM last_seen_at) * 1000)) "
+      "    THEN b.v ELSE app_version END, "
+      "  pending = CASE WHEN b.p IS NOT NULL AND (last_seen_at IS NULL "
+      "    OR b.s >= floor(extract(epoch FROM last_seen_at) * 1000)) "
+      "    THEN b.p ELSE pending END, online = true "
+      "FROM b JOIN old ON old.lid = b.d "
+      "WHERE tenant_id = $1::uuid AND id = b.d "
+      "RETURNING " DEVICE_COLS ", old.was",
+      ps, DB_NPARAMS(ps), &r);
+  free(json);
+  int was = rc == ERR_OK ? db_col(r, "was") : -1;
+  for (int i = 0; rc == ERR_OK && i < db_nrows(r); i++) {
+    const char *w = db_get(r, i, was);
+    if (w == NULL || w[0] != 'f' || a->fn == NULL) continue;
+    store_device d;
+    rc = read_device(r, i, &d, NULL);
+    if (rc == ERR_OK) rc = a->fn(c, a->arg, a->tid, &d, true);
+  }
+  db_result_free(r);
   return rc;
 }
 
@@ -324,7 +349,5 @@ int store_sweep_offline(store *st, int64_t stale_ms, size_t batch,
                   .fn = fn,
                   .arg = arg};
   /* Across tenants: the sweeper's own policy (app.sync_sweeper). */
-  db_setting set = {"app.sync_sweeper", "on"};
-  db_tx_opts o = {.settings = &set, .nsettings = 1};
-  return db_store_tx(st, &o, sweep_fn, &a);
+  return db_store_run(st, NULL, "app.sync_sweeper", false, sweep_fn, &a);
 }

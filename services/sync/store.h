@@ -24,6 +24,7 @@
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "libs/db/db.h"
+#include "libs/idem/once.h"
 
 #define STORE_SCHEMA "sync"
 #define STORE_NAME_MAX 400     /* bytes: 100 characters of up to 4 bytes */
@@ -54,11 +55,14 @@ int store_new(db_pool *db, const char *role, store **out) WARN_UNUSED;
 void store_free(store *st); /* NULL-safe */
 
 /* Inserts a device of tenant tid with a fresh UUIDv7 (its time is
- * created_at) and the hash of its secret; returns it in *out. */
+ * created_at) and the hash of its secret; returns it in *out. With a key
+ * (NULL: none; libs/idem/once.h) the key is checked first and the answer
+ * saved with the device, in its transaction; when the key decides the
+ * call (idem_once_fresh false) nothing is inserted. */
 int store_device_create(store *st, const char *tid, const char *name,
                         const char *platform,
                         const uint8_t hash[STORE_SECRET_HASH_LEN],
-                        store_device *out) WARN_UNUSED;
+                        idem_once *key, store_device *out) WARN_UNUSED;
 
 /* The device id (canonical UUID) of tenant tid, and the hash of its
  * secret into hash when not NULL. ERR_NOTFOUND when it does not exist in
@@ -83,7 +87,7 @@ int store_device_delete(store *st, const char *tid, const char *id) WARN_UNUSED;
 typedef int (*store_status_fn)(db_conn *c, void *arg, const char *tid,
                                const store_device *d, bool online);
 
-/* One device's heartbeat state as flushed from Redis. */
+/* One device's heartbeat state as flushed from a replica's buffer. */
 typedef struct store_beat {
   char did[UUID_STR_LEN + 1];
   int64_t seen_ms;
@@ -91,7 +95,8 @@ typedef struct store_beat {
   int32_t pending;         /* < 0: unchanged */
 } store_beat;
 
-/* Writes beats[0..n) of tenant tid in one transaction: last_seen_at
+/* Writes beats[0..n) (distinct devices) of tenant tid in one statement
+ * and transaction: last_seen_at
  * (never backwards), app_version and pending when given, online; a
  * device that was offline gets fn(.., true) in the same transaction.
  * Devices that no longer exist are skipped. */
@@ -144,6 +149,12 @@ int store_mutation_record(store *st, const char *tid, const char *did,
                           const uint8_t *result, size_t len,
                           const store_conflict_new *conflict,
                           const store_clock *clock, bool *recorded) WARN_UNUSED;
+
+/* Deletes up to batch mutation records, of every tenant, older than
+ * older_ms (the retention round; replicas share the work: SKIP LOCKED).
+ * *deleted gets the count. */
+int store_prune_mutations(store *st, int64_t older_ms, size_t batch,
+                          int64_t *deleted) WARN_UNUSED;
 
 /* The last clock recorded for entity id: its version and hlc text
  * (out[cap]). ERR_NOTFOUND when none. */

@@ -1,6 +1,6 @@
 /*
  * store_files.c - see store_files.h. Same shape as store.c: each public
- * function is an argument struct plus a static function run by db_store_tx
+ * function is an argument struct plus a static function run by db_store_run
  * (parameterised SQL, the tenant's RLS scope, whole-unit retries).
  *
  * Upload in one transaction: touch the row if it exists (done: 200); else
@@ -20,8 +20,7 @@
 
 static int run(store *st, const char *tid, int (*fn)(db_conn *, void *),
                void *ud) {
-  db_tx_opts o = {.tenant_id = tid};
-  return db_store_tx(st, &o, fn, ud);
+  return db_store_run(st, tid, NULL, false, fn, ud);
 }
 
 /* -------------------------------------------------------------- get --- */
@@ -242,7 +241,5 @@ int store_files_expire(store *st, int64_t ttl_ms, size_t batch, size_t *removed,
                    .removed = removed,
                    .bytes = bytes};
   /* Across tenants: the sweeper's policy (app.sync_sweeper). */
-  db_setting set = {"app.sync_sweeper", "on"};
-  db_tx_opts o = {.settings = &set, .nsettings = 1};
-  return db_store_tx(st, &o, expire_fn, &a);
+  return db_store_run(st, NULL, "app.sync_sweeper", false, expire_fn, &a);
 }

@@ -16,8 +16,7 @@
 
 static int run(store *st, const char *tid, bool read_only,
                int (*fn)(db_conn *c, void *ud), void *ud) {
-  db_tx_opts o = {.tenant_id = tid, .read_only = read_only};
-  return db_store_tx(st, &o, fn, ud);
+  return db_store_run(st, tid, NULL, read_only, fn, ud);
 }
 
 /* The hex text of a cell as malloc'd bytes. */
@@ -126,10 +125,8 @@ static int upsert_clock(db_conn *c, const record_args *a) {
 
 static int insert_conflict(db_conn *c, const record_args *a) {
   const store_conflict_new *k = a->conflict;
-  uuid u;
-  uuid_v7(&u);
   char id[UUID_STR_LEN + 1];
-  uuid_format(&u, id);
+  int64_t id_ms = uuid_v7_str(id);
   db_param ps[] = {db_text(a->tid),
                    db_text(id),
                    db_text(a->did),
@@ -138,7 +135,7 @@ static int insert_conflict(db_conn *c, const record_args *a) {
                    db_text(k->entity_id),
                    db_bytes(k->client, k->client_len),
                    db_bytes(k->server, k->server_len),
-                   db_int64(uuid_v7_time_ms(&u))};
+                   db_int64(id_ms)};
   return db_exec(c,
                  "INSERT INTO sync.conflicts (tenant_id, id, device_id, "
                  "mutation_id, entity, entity_id, client, server, created_at) "
@@ -288,10 +285,8 @@ void store_conflicts_free(store_conflict *v, size_t n) {
 
 static int read_conflict(const db_result *r, int row, store_conflict *o) {
   memset(o, 0, sizeof *o);
-  const char *v;
 #define COPY(field, col)                                                       \
-  v = db_get(r, row, db_col(r, col));                                          \
-  str_copy(o->field, v != NULL ? v : "", sizeof o->field)
+  db_copy_cell(r, row, db_col(r, col), o->field, sizeof o->field)
   COPY(id, "id");
   COPY(device_id, "device_id");
   COPY(entity, "entity");
@@ -389,4 +384,34 @@ int store_conflict_resolve(store *st, const char *tid, const char *id,
                            const char *how) {
   conflicts_args a = {.tid = tid, .id = id, .how = how};
   return run(st, tid, false, resolve_fn, &a);
+}
+
+/* ---------------------------------------------------------- retention --- */
+
+typedef struct prune_args {
+  int64_t older_ms, batch, *deleted;
+} prune_args;
+
+static int prune_fn(db_conn *c, void *ud) {
+  prune_args *a = ud;
+  db_param ps[] = {db_int64(a->older_ms), db_int64(a->batch)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "WITH gone AS (DELETE FROM sync.mutations WHERE ctid IN ("
+                   "  SELECT ctid FROM sync.mutations WHERE created_at < "
+                   "  now() - $1::bigint * interval '1 millisecond' "
+                   "  LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1) "
+                   "SELECT count(*) FROM gone",
+                   ps, DB_NPARAMS(ps), &r);
+  if (rc == ERR_OK && db_nrows(r) == 1) rc = db_get_int64(r, 0, 0, a->deleted);
+  db_result_free(r);
+  return rc;
+}
+
+int store_prune_mutations(store *st, int64_t older_ms, size_t batch,
+                          int64_t *deleted) {
+  *deleted = 0;
+  prune_args a = {older_ms, (int64_t)(batch ? batch : 1000), deleted};
+  /* Across tenants: the sweeper's own policy (app.sync_sweeper). */
+  return db_store_run(st, NULL, "app.sync_sweeper", false, prune_fn, &a);
 }

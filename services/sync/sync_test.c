@@ -4,11 +4,13 @@
  * needs PostgreSQL, Redis or another service is in tests/sync/sync_itest.c.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "services/sync/files.h"
 #include "services/sync/handlers.h"
+#include "services/sync/heartbeat.h"
 #include "services/sync/hlc.h"
 #include "services/sync/secret.h"
 #include "services/sync/store.h"
@@ -33,6 +35,44 @@ START_TEST(handlers_need_a_store_a_verifier_auth_and_a_key) {
   ck_assert_ptr_null(h);
   sync_free(NULL);
   store_free(NULL);
+}
+END_TEST
+
+static heartbeat_beat beat(const char *tid, const char *did, int64_t seen,
+                           int32_t pending, const char *ver) {
+  heartbeat_beat b;
+  memset(&b, 0, sizeof b);
+  snprintf(b.tid, sizeof b.tid, "%s", tid);
+  snprintf(b.did, sizeof b.did, "%s", did);
+  b.seen_ms = seen;
+  b.pending = pending;
+  b.has_ver = ver != NULL;
+  snprintf(b.ver, sizeof b.ver, "%s", ver ? ver : "");
+  return b;
+}
+
+/* The flush writes each device once: its latest time, and the latest
+ * app_version and pending that a beat gave (not a later beat's "keep"). */
+START_TEST(beats_fold_into_one_per_device_with_the_latest_values) {
+  heartbeat_beat b[] = {
+      beat("t2", "d1", 50, -1, NULL),  beat("t1", "d1", 30, 3, NULL),
+      beat("t1", "d1", 10, 1, "1.0"),  beat("t1", "d2", 20, -1, NULL),
+      beat("t1", "d1", 40, -1, "1.1"), beat("t1", "d1", 35, -1, NULL),
+  };
+  size_t n = heartbeat_coalesce(b, sizeof b / sizeof b[0]);
+  ck_assert_uint_eq(n, 3);
+  ck_assert_str_eq(b[0].tid, "t1");
+  ck_assert_str_eq(b[0].did, "d1");
+  ck_assert_int_eq(b[0].seen_ms, 40);
+  ck_assert_int_eq(b[0].pending, 3);
+  ck_assert(b[0].has_ver);
+  ck_assert_str_eq(b[0].ver, "1.1");
+  ck_assert_str_eq(b[1].did, "d2");
+  ck_assert_int_eq(b[1].seen_ms, 20);
+  ck_assert_int_eq(b[1].pending, -1);
+  ck_assert(!b[1].has_ver);
+  ck_assert_str_eq(b[2].tid, "t2");
+  ck_assert_uint_eq(heartbeat_coalesce(b, 0), 0);
 }
 END_TEST
 
@@ -139,6 +179,7 @@ int main(void) {
   tcase_add_test(tc, a_secret_matches_only_its_hash_under_its_pepper);
   tcase_add_test(tc, hlcs_order_by_wall_then_counter_then_node);
   tcase_add_test(tc, file_names_are_64_lower_case_hex_digits);
+  tcase_add_test(tc, beats_fold_into_one_per_device_with_the_latest_values);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -2,10 +2,10 @@
  * keyed.c - claims, replays and sealed answers for the tenants service's
  * Idempotency-Key (see keyed.h for the scopes and why answers are sealed).
  *
- * Sealed layout: a random 24-byte nonce, then crypto_secretbox_easy of
- * the serialised answer. A saved answer that does not open (it cannot,
- * short of a hash collision) is treated as an internal error, never as
- * "go on and create again".
+ * Sealing is libs/idem's (seal.h): the seal key is derived from the
+ * request alone (no service secret: the body carries the owner's
+ * password, which the database never holds). A saved answer that does
+ * not open is an internal error, never "go on and create again".
  */
 #include "services/tenants/keyed.h"
 
@@ -15,37 +15,29 @@
 #include <string.h>
 
 #include "libs/base/strutil.h"
+#include "libs/idem/seal.h"
 #include "libs/obs/log.h"
 #include "libs/svc/handler.h"
 
 #define LEASE_MARGIN_MS 5000
-#define SEALED_OVERHEAD                                                        \
-  (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
 
 /* The seal key: a different tag than the request hash's, same input. */
 static int seal_key(const rpc_call *call, uint8_t out[32]) {
-  return idem_hash(KEYED_SEAL_TAG, call->method, call->payload,
-                   call->payload_len, out);
+  return idem_seal_key(NULL, KEYED_SEAL_TAG, call->method, call->payload,
+                       call->payload_len, out);
 }
 
 static void replay(keyed *k, const idem_found *f, rpc_reply *reply) {
-  if (f->len < SEALED_OVERHEAD) {
+  uint8_t *plain = NULL;
+  size_t n = 0;
+  if (idem_unseal(k->seal, f->answer, f->len, &plain, &n) != ERR_OK) {
     rpc_reply_status(reply, RPC_INTERNAL, "cannot replay the answer");
     return;
   }
-  size_t n = f->len - SEALED_OVERHEAD;
-  uint8_t *plain = malloc(n ? n : 1);
-  if (plain == NULL ||
-      crypto_secretbox_open_easy(plain, f->answer + crypto_secretbox_NONCEBYTES,
-                                 f->len - crypto_secretbox_NONCEBYTES,
-                                 f->answer, k->seal) != 0) {
-    rpc_reply_status(reply, RPC_INTERNAL, "cannot replay the answer");
-  } else {
-    rpc_reply_status(reply, f->code, NULL);
-    if (rpc_reply_set_payload(reply, plain, n) != ERR_OK)
-      rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
-  }
-  if (plain != NULL) sodium_memzero(plain, n);
+  rpc_reply_status(reply, f->code, NULL);
+  if (rpc_reply_set_payload(reply, plain, n) != ERR_OK)
+    rpc_reply_status(reply, RPC_RESOURCE_EXHAUSTED, "answer too large");
+  sodium_memzero(plain, n);
   free(plain);
 }
 
@@ -135,18 +127,6 @@ bool keyed_begin(keyed *k, store *st, const rpc_call *call,
   return false;
 }
 
-/* nonce || secretbox(plain) into a new buffer. */
-static uint8_t *seal(const keyed *k, const uint8_t *plain, size_t n,
-                     size_t *len) {
-  uint8_t *out = malloc(n + SEALED_OVERHEAD);
-  if (out == NULL) return NULL;
-  randombytes_buf(out, crypto_secretbox_NONCEBYTES);
-  crypto_secretbox_easy(out + crypto_secretbox_NONCEBYTES, plain, n, out,
-                        k->seal);
-  *len = n + SEALED_OVERHEAD;
-  return out;
-}
-
 void keyed_reply(keyed *k, store *st, rpc_reply *reply,
                  const ProtobufCMessage *m) {
   if (!k->on) {
@@ -158,7 +138,7 @@ void keyed_reply(keyed *k, store *st, rpc_reply *reply,
   uint8_t *sealed = NULL;
   if (plain != NULL) {
     protobuf_c_message_pack(m, plain);
-    sealed = seal(k, plain, n, &len);
+    if (idem_seal(k->seal, plain, n, &sealed, &len) != ERR_OK) sealed = NULL;
   }
   /* The work is done: answer it even if the key cannot be saved (a
    * retry then finds the key free, and the create's own uniqueness -

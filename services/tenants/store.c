@@ -32,24 +32,15 @@ void store_free(store *st) { db_store_free(st); }
 
 /* ------------------------------------------------------------ helpers --- */
 
+/* The directory's policy switch: the scope of work across tenants. */
+#define DIRECTORY "app.directory"
+
 /* Runs fn in a transaction as the store's role: tenant scope when
  * tenant_id is set, directory scope (app.directory = 'on') when it is
  * NULL. */
 static int run(store *st, const char *tenant_id,
                int (*fn)(db_conn *c, void *ud), void *ud) {
-  static const db_setting directory[] = {{"app.directory", "on"}};
-  db_tx_opts o = {.tenant_id = tenant_id};
-  if (tenant_id == NULL) {
-    o.settings = directory;
-    o.nsettings = 1;
-  }
-  return db_store_tx(st, &o, fn, ud);
-}
-
-static void copy_cell(char *dst, size_t cap, const db_result *r, int row,
-                      int col) {
-  const char *v = db_get(r, row, col);
-  str_copy(dst, v ? v : "", cap);
+  return db_store_run(st, tenant_id, DIRECTORY, false, fn, ud);
 }
 
 static int format_ms(const db_result *r, int row, int col, char *out) {
@@ -61,11 +52,11 @@ static int format_ms(const db_result *r, int row, int col, char *out) {
 
 static int row_tenant(const db_result *r, int row, store_tenant *t) {
   memset(t, 0, sizeof *t);
-  copy_cell(t->id, sizeof t->id, r, row, 0);
-  copy_cell(t->slug, sizeof t->slug, r, row, 1);
-  copy_cell(t->name, sizeof t->name, r, row, 2);
-  copy_cell(t->currency, sizeof t->currency, r, row, 3);
-  copy_cell(t->status, sizeof t->status, r, row, 4);
+  db_copy_cell(r, row, 0, t->id, sizeof t->id);
+  db_copy_cell(r, row, 1, t->slug, sizeof t->slug);
+  db_copy_cell(r, row, 2, t->name, sizeof t->name);
+  db_copy_cell(r, row, 3, t->currency, sizeof t->currency);
+  db_copy_cell(r, row, 4, t->status, sizeof t->status);
   int rc = format_ms(r, row, 5, t->created_at);
   if (rc != ERR_OK) return rc;
   return db_get_int64(r, row, 6, &t->version);
@@ -185,7 +176,7 @@ static int stale_fn(db_conn *c, void *ud) {
   if (rc != ERR_OK) return rc;
   *a->n = 0;
   for (int i = 0; i < db_nrows(r) && (size_t)i < a->cap; i++) {
-    copy_cell(a->ids[i], UUID_STR_LEN + 1, r, i, 0);
+    db_copy_cell(r, i, 0, a->ids[i], UUID_STR_LEN + 1);
     (*a->n)++;
   }
   db_result_free(r);
@@ -318,9 +309,9 @@ static int resolve_fn(db_conn *c, void *ud) {
   if (db_nrows(r) != 1) {
     rc = ERR_NOTFOUND;
   } else {
-    copy_cell(a->out->tenant_id, sizeof a->out->tenant_id, r, 0, 0);
-    copy_cell(a->out->slug, sizeof a->out->slug, r, 0, 1);
-    copy_cell(a->out->status, sizeof a->out->status, r, 0, 2);
+    db_copy_cell(r, 0, 0, a->out->tenant_id, sizeof a->out->tenant_id);
+    db_copy_cell(r, 0, 1, a->out->slug, sizeof a->out->slug);
+    db_copy_cell(r, 0, 2, a->out->status, sizeof a->out->status);
     rc = db_get_int64(r, 0, 3, &a->out->version);
   }
   db_result_free(r);
@@ -341,8 +332,8 @@ int store_resolve_host(store *st, const char *host, store_resolved *out) {
 
 static int row_domain(const db_result *r, int row, store_domain *d) {
   memset(d, 0, sizeof *d);
-  copy_cell(d->host, sizeof d->host, r, row, 0);
-  copy_cell(d->tenant_id, sizeof d->tenant_id, r, row, 1);
+  db_copy_cell(r, row, 0, d->host, sizeof d->host);
+  db_copy_cell(r, row, 1, d->tenant_id, sizeof d->tenant_id);
   int rc = format_ms(r, row, 2, d->created_at);
   if (rc == ERR_OK) rc = db_get_int64(r, row, 3, &d->version);
   if (rc != ERR_OK) return rc;
@@ -350,7 +341,7 @@ static int row_domain(const db_result *r, int row, store_domain *d) {
   if (d->verified)
     rc = format_ms(r, row, 4, d->verified_at);
   else
-    copy_cell(d->token, sizeof d->token, r, row, 5);
+    db_copy_cell(r, row, 5, d->token, sizeof d->token);
   return rc;
 }
 
@@ -566,8 +557,8 @@ static int statuses_fn(db_conn *c, void *ud) {
   if (rc != ERR_OK) return rc;
   *a->n = 0;
   for (int i = 0; i < db_nrows(r) && (size_t)i < a->cap; i++) {
-    copy_cell(a->out[i].id, sizeof a->out[i].id, r, i, 0);
-    copy_cell(a->out[i].status, sizeof a->out[i].status, r, i, 1);
+    db_copy_cell(r, i, 0, a->out[i].id, sizeof a->out[i].id);
+    db_copy_cell(r, i, 1, a->out[i].status, sizeof a->out[i].status);
     (*a->n)++;
   }
   db_result_free(r);
@@ -650,17 +641,6 @@ int store_idem_release(store *st, const idem_ref *r, bool tenant_scope) {
   return run(st, tenant_scope ? r->tenant_id : NULL, idem_release_fn, &a);
 }
 
-typedef struct expire_args {
-  size_t batch;
-  int64_t *deleted;
-} expire_args;
-
-static int expire_fn(db_conn *c, void *ud) {
-  expire_args *a = ud;
-  return idem_expire(c, STORE_IDEM_TABLE, a->batch, a->deleted);
-}
-
 int store_expire_idempotency(store *st, size_t batch, int64_t *deleted) {
-  expire_args a = {batch, deleted};
-  return run(st, NULL, expire_fn, &a);
+  return idem_expire_all(st, DIRECTORY, STORE_IDEM_TABLE, batch, deleted);
 }

@@ -391,6 +391,83 @@ START_TEST(tenant_setting_lives_exactly_as_long_as_the_transaction) {
 }
 END_TEST
 
+/* What db_store_run set up for its transaction function. */
+typedef struct scope_seen {
+  char tenant[64], janitor[16], read_only[8];
+} scope_seen;
+
+static int see_scope(db_conn *c, void *ud) {
+  scope_seen *s = ud;
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "SELECT current_setting('app.tenant_id', true) AS t, "
+                   "current_setting('app.test_janitor', true) AS j, "
+                   "current_setting('transaction_read_only') AS ro",
+                   NULL, 0, &r);
+  if (rc != ERR_OK) return rc;
+  const char *t = db_get(r, 0, 0), *j = db_get(r, 0, 1), *ro = db_get(r, 0, 2);
+  snprintf(s->tenant, sizeof s->tenant, "%s", t != NULL ? t : "");
+  snprintf(s->janitor, sizeof s->janitor, "%s", j != NULL ? j : "");
+  snprintf(s->read_only, sizeof s->read_only, "%s", ro != NULL ? ro : "");
+  db_result_free(r);
+  return ERR_OK;
+}
+
+START_TEST(store_run_scopes_one_tenant_or_a_policy) {
+  db_pool *p = pool(1);
+  db_store *st = NULL;
+  OK(db_store_new(p, NULL, &st));
+  scope_seen s = {0};
+  /* A tenant: its id, never the cross-tenant switch, even when named. */
+  OK(db_store_run(st, "tenant-a", "app.test_janitor", false, see_scope, &s));
+  ck_assert_str_eq(s.tenant, "tenant-a");
+  ck_assert_str_eq(s.janitor, "");
+  ck_assert_str_eq(s.read_only, "off");
+  /* No tenant: the scope's switch is on. */
+  memset(&s, 0, sizeof s);
+  OK(db_store_run(st, NULL, "app.test_janitor", false, see_scope, &s));
+  ck_assert_str_eq(s.tenant, "");
+  ck_assert_str_eq(s.janitor, "on");
+  /* Neither: nothing set; read-only as asked. */
+  memset(&s, 0, sizeof s);
+  OK(db_store_run(st, NULL, NULL, true, see_scope, &s));
+  ck_assert_str_eq(s.tenant, "");
+  ck_assert_str_eq(s.janitor, "");
+  ck_assert_str_eq(s.read_only, "on");
+  db_store_free(st);
+  db_pool_free(p);
+}
+END_TEST
+
+START_TEST(cells_and_pages_read_as_asked) {
+  db_pool *p = pool(1);
+  db_conn *c = NULL;
+  db_result *r = NULL;
+  OK(db_acquire(p, &c));
+  OK(db_exec(c, "SELECT NULL::text AS n, 'abcdef' AS s", NULL, 0, &r));
+  ck_assert_str_eq(db_cell(r, 0, db_col(r, "n")), "");
+  ck_assert_str_eq(db_cell(r, 0, db_col(r, "s")), "abcdef");
+  ck_assert_str_eq(db_cell(r, 0, db_col(r, "missing")), "");
+  ck_assert_str_eq(db_cell(r, 1, 0), ""); /* no such row */
+  char buf[4];
+  db_copy_cell(r, 0, 1, buf, sizeof buf);
+  ck_assert_str_eq(buf, "abc"); /* truncated, terminated */
+  db_copy_cell(r, 0, 0, buf, sizeof buf);
+  ck_assert_str_eq(buf, "");
+  /* One row: a page of one with no more; a page of none with more. */
+  bool more = true;
+  ck_assert_uint_eq(db_page_rows(r, 1, &more), 1);
+  ck_assert(!more);
+  ck_assert_uint_eq(db_page_rows(r, 0, &more), 0);
+  ck_assert(more);
+  ck_assert_uint_eq(db_page_rows(NULL, 5, &more), 0);
+  ck_assert(!more);
+  db_result_free(r);
+  db_release(c);
+  db_pool_free(p);
+}
+END_TEST
+
 #define TENANT_A "0190a4f6-0000-7000-8000-00000000000a"
 #define TENANT_B "0190a4f6-0000-7000-8000-00000000000b"
 
@@ -639,6 +716,138 @@ START_TEST(parameters_are_stored_verbatim) {
 }
 END_TEST
 
+/* ------------------------------------------------------------- pipelines ---
+ */
+
+START_TEST(pipeline_runs_in_order_with_a_deferred_begin_and_commit) {
+  db_pool *p = pool(1);
+  sql(p, "CREATE TABLE pipe_t (v text UNIQUE)");
+  db_conn *c = NULL;
+  OK(db_acquire(p, &c));
+  int64_t pid = backend_pid(c);
+  /* A deferred opening sends nothing until the first statement, and
+   * nothing at all for a transaction that runs none. */
+  db_tx_opts o = {.tenant_id = "5f0c6a4e-3b1d-4c8e-9a7f-2d6b8e1c0a93",
+                  .defer_begin = true};
+  OK(db_begin_opts(c, &o));
+  ck_assert(db_in_tx(c));
+  OK(db_commit(c));
+  ck_assert(!db_in_tx(c));
+  OK(db_begin_opts(c, &o));
+  OK(db_rollback(c));
+  /* Opening, three statements and COMMIT in one round trip; the
+   * statements see the tenant setting and each other's effects. */
+  OK(db_begin_opts(c, &o));
+  db_param a[] = {db_text("a")}, b[] = {db_text("b")};
+  db_stmt v[] = {
+      {.sql = "INSERT INTO pipe_t VALUES ($1)", .params = a, .nparams = 1},
+      {.sql = "INSERT INTO pipe_t VALUES ($1) RETURNING v",
+       .params = b,
+       .nparams = 1},
+      {.sql = "SELECT count(*), current_setting('app.tenant_id') FROM pipe_t"},
+  };
+  db_result *out[3] = {NULL, NULL, NULL};
+  OK(db_exec_commit(c, v, 3, out));
+  ck_assert(!db_in_tx(c));
+  ck_assert_int_eq(db_affected(out[0]), 1);
+  ck_assert_str_eq(db_get(out[1], 0, 0), "b");
+  ck_assert_str_eq(db_get(out[2], 0, 0), "2");
+  ck_assert_str_eq(db_get(out[2], 0, 1), o.tenant_id);
+  for (int i = 0; i < 3; i++) db_result_free(out[i]);
+  OK(db_commit(c)); /* what db_with_tx does after fn: nothing left to do */
+  ck_assert_int_eq(db_commit(c), ERR_INVAL);
+  /* The setting ended with the transaction; the rows stayed; the same
+   * session served it all. */
+  db_result *r = NULL;
+  OK(db_exec(c, "SELECT current_setting('app.tenant_id', true)", NULL, 0, &r));
+  ck_assert(db_get(r, 0, 0) == NULL || db_get(r, 0, 0)[0] == '\0');
+  db_result_free(r);
+  ck_assert_int_eq(query_int(c, "SELECT count(*) FROM pipe_t", NULL, 0), 2);
+  ck_assert_int_eq(backend_pid(c), pid);
+  /* Outside a transaction a pipeline autocommits each statement. */
+  db_param d[] = {db_text("d")};
+  db_stmt one[] = {
+      {.sql = "INSERT INTO pipe_t VALUES ($1)", .params = d, .nparams = 1}};
+  OK(db_exec_pipeline(c, one, 1, NULL));
+  ck_assert_int_eq(query_int(c, "SELECT count(*) FROM pipe_t", NULL, 0), 3);
+  ck_assert_int_eq(db_exec_commit(c, one, 1, NULL), ERR_INVAL);
+  ck_assert_int_eq(db_exec_pipeline(c, one, 0, NULL), ERR_INVAL);
+  db_release(c);
+  db_pool_free(p);
+}
+END_TEST
+
+START_TEST(pipeline_stops_at_the_first_failure_and_rolls_back) {
+  db_pool *p = pool(1);
+  sql(p, "CREATE TABLE pipe_f (v text CONSTRAINT pipe_f_v UNIQUE)");
+  sql(p, "INSERT INTO pipe_f VALUES ('taken')");
+  db_conn *c = NULL;
+  OK(db_acquire(p, &c));
+  db_param x[] = {db_text("x")}, t[] = {db_text("taken")}, y[] = {db_text("y")};
+  db_tx_opts o = {.defer_begin = true};
+  db_stmt v[] = {
+      {.sql = "INSERT INTO pipe_f VALUES ($1)", .params = x, .nparams = 1},
+      {.sql = "INSERT INTO pipe_f VALUES ($1)", .params = t, .nparams = 1},
+      {.sql = "INSERT INTO pipe_f (v) VALUES ($1)", .params = y, .nparams = 1},
+  };
+  db_result *out[3] = {NULL, NULL, NULL};
+  OK(db_begin_opts(c, &o));
+  ck_assert_int_eq(db_exec_commit(c, v, 3, out), ERR_EXISTS);
+  ck_assert_str_eq(db_last_error()->constraint, "pipe_f_v");
+  ck_assert(out[0] == NULL && out[1] == NULL && out[2] == NULL);
+  ck_assert(!db_in_tx(c));
+  ck_assert_int_eq(db_commit(c), ERR_INVAL); /* not committed */
+  ck_assert_int_eq(query_int(c, "SELECT count(*) FROM pipe_f", NULL, 0), 1);
+  /* A statement that cannot even be parsed: an error, not a cache entry
+   * (the same pipeline fails the same way again, and a good one runs). */
+  db_stmt bad[] = {
+      {.sql = "INSERT INTO pipe_f VALUES ($1)", .params = x, .nparams = 1},
+      {.sql = "SELEC nonsense"},
+  };
+  for (int i = 0; i < 2; i++) {
+    OK(db_begin(c, NULL));
+    ck_assert_int_eq(db_exec_pipeline(c, bad, 2, NULL), ERR_DB);
+    ck_assert_str_eq(db_last_error()->sqlstate, "42601");
+    ck_assert_int_eq(db_commit(c), ERR_DB);
+  }
+  /* A malformed statement is refused before anything is sent: the held
+   * back BEGIN still opens the transaction of the next statement. */
+  db_stmt malformed[] = {{.sql = NULL}};
+  OK(db_begin_opts(c, &o));
+  ck_assert_int_eq(db_exec_pipeline(c, malformed, 1, NULL), ERR_INVAL);
+  OK(db_exec(c, "INSERT INTO pipe_f VALUES ($1)", y, 1, NULL));
+  OK(db_rollback(c));
+  ck_assert_int_eq(query_int(c, "SELECT count(*) FROM pipe_f", NULL, 0), 1);
+  db_stmt good[] = {v[0], v[2]};
+  OK(db_begin(c, NULL));
+  OK(db_exec_commit(c, good, 2, NULL));
+  OK(db_commit(c));
+  ck_assert_int_eq(query_int(c, "SELECT count(*) FROM pipe_f", NULL, 0), 3);
+  db_release(c);
+  db_pool_free(p);
+}
+END_TEST
+
+START_TEST(deferred_begin_survives_a_connection_killed_while_idle) {
+  db_pool *p = pool(1);
+  db_conn *c = NULL;
+  OK(db_acquire(p, &c));
+  int64_t pid = backend_pid(c);
+  db_tx_opts o = {.tenant_id = "5f0c6a4e-3b1d-4c8e-9a7f-2d6b8e1c0a93",
+                  .defer_begin = true};
+  OK(db_begin_opts(c, &o));
+  terminate(pid); /* after the opening was held back: nothing sent yet */
+  db_result *r = NULL;
+  OK(db_exec(c, "SELECT current_setting('app.tenant_id')", NULL, 0, &r));
+  ck_assert_str_eq(db_get(r, 0, 0), o.tenant_id);
+  db_result_free(r);
+  ck_assert_int_ne(backend_pid(c), pid);
+  OK(db_commit(c));
+  db_release(c);
+  db_pool_free(p);
+}
+END_TEST
+
 /* ------------------------------------------------------------ migrations ---
  */
 
@@ -857,11 +1066,16 @@ int main(void) {
   tcase_add_test(q, with_tx_retries_conflicts_and_rolls_back_errors);
   tcase_add_test(q, serialization_failure_is_conflict);
   tcase_add_test(q, tenant_setting_lives_exactly_as_long_as_the_transaction);
+  tcase_add_test(q, store_run_scopes_one_tenant_or_a_policy);
+  tcase_add_test(q, cells_and_pages_read_as_asked);
   tcase_add_test(q, row_level_security_hides_other_tenants_rows);
   tcase_add_test(q, unique_violation_is_exists_without_the_value);
   tcase_add_test(q, statement_timeout_is_enforced);
   tcase_add_test(q, statements_are_prepared_once_per_connection);
   tcase_add_test(q, parameters_are_stored_verbatim);
+  tcase_add_test(q, pipeline_runs_in_order_with_a_deferred_begin_and_commit);
+  tcase_add_test(q, pipeline_stops_at_the_first_failure_and_rolls_back);
+  tcase_add_test(q, deferred_begin_survives_a_connection_killed_while_idle);
   suite_add_tcase(s, q);
 
   TCase *m = tcase_create("migrations");

@@ -19,8 +19,9 @@
  * channel off silencing an order update, staff alerts by their own
  * settings, campaigns by their own channels, the number never in a log;
  * settings admin-only and per tenant; campaign lists in pages, another
- * tenant seeing none. Every wait is for a condition with a generous
- * deadline.
+ * tenant seeing none; Idempotency-Key on POST /v1/campaigns (replay,
+ * reuse 400, a concurrent twin). Every wait is for a condition with a
+ * generous deadline.
  */
 #include <check.h>
 #include <jansson.h>
@@ -40,6 +41,7 @@
 #include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
+#include "tests/harness/idemcheck.h"
 #include "proto/auth/v1/auth.pb-c.h"
 #include "tests/harness/rpc.h"
 #include "tests/harness/service.h"
@@ -808,6 +810,40 @@ static bool has_status(void *arg) {
   return ok;
 }
 
+/* Idempotency-Key on POST /v1/campaigns (tests/harness/idemcheck.h):
+ * the same key and body answer the first answer again with one campaign;
+ * another body under the key 400; two at once one campaign. Drafts: none
+ * is sent. */
+START_TEST(idempotency_key_on_create_campaign) {
+  harness_api_tenant t;
+  tenant("camp-idem", &t);
+  char name[5][64], body[5][256];
+  for (int i = 0; i < 5; i++) {
+    snprintf(name[i], sizeof name[i], "%s-%d", t.slug, i);
+    snprintf(body[i], sizeof body[i],
+             "{\"name\":\"%.63s\",\"title\":\"Hello\",\"channels\":"
+             "[\"in_app\"],\"audience\":{\"roles\":[\"staff\"]}}",
+             name[i]);
+  }
+  harness_idem_case c = {
+      .port = g_gw.http_port,
+      .path = "/v1/campaigns",
+      .token = t.owner_token,
+      .key_prefix = "itest-campaign",
+      .status = 201,
+      .pg = &g_pg,
+      .count_sql =
+          "SELECT count(*) FROM notifications.campaigns WHERE name = $1",
+      .body = body[0],
+      .count_arg = name[0],
+      .other_body = body[1],
+      .count_other_arg = name[1],
+      .race_body = {body[2], body[3], body[4]},
+      .race_arg = {name[2], name[3], name[4]}};
+  harness_idem_check(&c);
+}
+END_TEST
+
 START_TEST(campaigns_scheduled_edited_cancelled_and_refused) {
   harness_api_tenant t, u;
   person cust, staff;
@@ -1525,6 +1561,7 @@ int main(void) {
   HARNESS_ADD_CASE(s, each_notification_is_pushed_on_the_private_channel, 180,
                    NULL);
   HARNESS_ADD_CASE(s, each_status_change_is_emailed_through_smtp, 120, NULL);
+  HARNESS_ADD_CASE(s, idempotency_key_on_create_campaign, 120, NULL);
   HARNESS_ADD_CASE(s, campaigns_scheduled_edited_cancelled_and_refused, 120,
                    NULL);
   HARNESS_ADD_CASE(s, a_campaign_to_1000_customers_goes_out_in_batches, 400,

@@ -17,9 +17,12 @@
  * event delivered and none again to a receiver whose 2xx was recorded;
  * another tenant's endpoints and deliveries 404 (a customer 403, no token
  * 401); bad input 400 naming the
- * field; Redis flushed mid-attempt (stream, group, pending entries and
- * delayed set gone) -> still delivered; and, last, notifications restarted with
- * private targets refused
+ * field; Idempotency-Key on POST /v1/webhooks (replay with the same
+ * secret, reuse 400, a concurrent twin, the secret sealed at rest,
+ * expired keys deleted); Redis
+ * flushed mid-attempt (stream, group, pending entries and delayed set gone) ->
+ * still delivered; and, last, notifications restarted with private targets
+ * refused
  * -> a loopback URL refused at creation, and an existing loopback
  * endpoint's delivery refused at send time.
  *
@@ -39,10 +42,13 @@
 
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
+#include "libs/db/db.h"
+#include "libs/idem/expiry.h"
 #include "tests/harness/api.h"
 #include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
+#include "tests/harness/idemcheck.h"
 #include "tests/harness/service.h"
 #include "tests/notifications/receiver.h"
 
@@ -756,6 +762,88 @@ START_TEST(bad_input_is_400_naming_the_field) {
 }
 END_TEST
 
+/* Idempotency-Key on POST /v1/webhooks (HTTP-API.md "Conventions",
+ * tests/harness/idemcheck.h): the same key and body answer the first
+ * answer again - the same secret - with one endpoint; another body under
+ * the key 400; two at once one endpoint. The saved answer holds the
+ * secret sealed: no "whsec_" readable in the key table. */
+START_TEST(idempotency_key_on_create_webhook) {
+  harness_api_tenant t;
+  tenant("wh-idem", &t);
+  char url[5][160], body[5][256];
+  for (int i = 0; i < 5; i++) {
+    snprintf(url[i], sizeof url[i], "https://example.com/idem/%s/%d", t.slug,
+             i);
+    snprintf(body[i], sizeof body[i],
+             "{\"url\":\"%.160s\",\"events\":[\"OrderCreated\"]}", url[i]);
+  }
+  harness_idem_case c = {
+      .port = g_gw.http_port,
+      .path = "/v1/webhooks",
+      .token = t.owner_token,
+      .key_prefix = "itest-webhook",
+      .status = 201,
+      .pg = &g_pg,
+      .count_sql =
+          "SELECT count(*) FROM notifications.endpoints WHERE url = $1",
+      .body = body[0],
+      .count_arg = url[0],
+      .other_body = body[1],
+      .count_other_arg = url[1],
+      .race_body = {body[2], body[3], body[4]},
+      .race_arg = {url[2], url[3], url[4]}};
+  harness_idem_check(&c);
+  ck_assert_int_ge(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.idempotency WHERE "
+                                    "tenant_id = $1::uuid AND "
+                                    "response_code = 0",
+                                    t.id),
+                   4);
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.idempotency WHERE "
+                                    "position(convert_to($1, 'UTF8') in "
+                                    "response) > 0",
+                                    "whsec_"),
+                   0);
+  /* An expired key goes in the expiry round as the service runs it (its
+   * role, app.notifications_sweep); the live ones stay. */
+  ck_assert_int_eq(
+      harness_pg_count(&g_pg,
+                       "WITH i AS (INSERT INTO notifications.idempotency "
+                       "(tenant_id, principal, key, method, request_hash, "
+                       "response_code, response, expires_at) VALUES "
+                       "($1::uuid, 'u', 'old', 'm', decode(repeat('00', 32), "
+                       "'hex'), 0, '\\x00', now() - interval '1 second') "
+                       "RETURNING 1) SELECT count(*) FROM i",
+                       t.id),
+      1);
+  db_config dc = {.conninfo = g_pg.url, .max_conns = 1};
+  db_pool *p = NULL;
+  ck_assert_int_eq(db_pool_new(&dc, &p), ERR_OK);
+  db_store *st = NULL;
+  ck_assert_int_eq(db_store_new(p, "notifications_app", &st), ERR_OK);
+  ck_assert_int_eq(idem_expiry_run(st, "notifications.idempotency",
+                                   "app.notifications_sweep", NULL),
+                   ERR_OK);
+  db_store_free(st);
+  db_pool_free(p);
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.idempotency WHERE "
+                                    "tenant_id = $1::uuid AND key = 'old'",
+                                    t.id),
+                   0);
+  ck_assert_int_ge(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM "
+                                    "notifications.idempotency WHERE "
+                                    "tenant_id = $1::uuid",
+                                    t.id),
+                   4);
+}
+END_TEST
+
 /* FLUSHALL over RESP on a socket of our own: Redis loses everything, as
  * a restart without persistence does. */
 static void flush_redis(void) {
@@ -837,6 +925,80 @@ static bool gateway_reaches_notifications(void *arg) {
   return ok;
 }
 
+/* Every request of receiver name so far: n of them, each a distinct
+ * webhook-id with a valid signature (nothing sent twice). */
+static void assert_each_once(const char *name, int n) {
+  ck_assert_int_eq(receiver_count(g_rx, name), n);
+  for (int i = 0; i < n; i++) {
+    receiver_hit h;
+    ck_assert(receiver_hit_at(g_rx, name, i, &h));
+    ck_assert_int_eq(h.valid_new, 1);
+    ck_assert_int_eq(receiver_ok_count(g_rx, name, h.id), 1);
+    receiver_hit_free(&h);
+  }
+}
+
+/* Bytes of the notifications log from offset on contain needle. */
+static bool log_has_since(long offset, const char *needle) {
+  FILE *f = fopen(harness_log_path(g_notif.proc), "r");
+  if (f == NULL) return false;
+  if (fseek(f, 0, SEEK_END) == 0 && ftell(f) < offset) offset = 0;
+  (void)fseek(f, offset, SEEK_SET);
+  char line[4096];
+  bool hit = false;
+  while (!hit && fgets(line, sizeof line, f) != NULL)
+    hit = strstr(line, needle) != NULL;
+  fclose(f);
+  return hit;
+}
+
+static long log_size(void) {
+  FILE *f = fopen(harness_log_path(g_notif.proc), "r");
+  long n = 0;
+  if (f != NULL && fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+  if (f != NULL) fclose(f);
+  return n;
+}
+
+START_TEST(a_catch_up_of_two_tenants_events_delivers_each_once) {
+  /* Orders placed while notifications is down come back through Replay
+   * in pages, fanned out a page per transaction across both tenants and
+   * queued in chunks (more than one: 130 jobs). */
+  harness_api_tenant a, b;
+  char pa[UUID_STR_LEN + 1], pb[UUID_STR_LEN + 1];
+  char wa[UUID_STR_LEN + 1], wb[UUID_STR_LEN + 1];
+  tenant("wh-batch-a", &a);
+  tenant("wh-batch-b", &b);
+  /* A test before may have restarted notifications. */
+  ck_assert(wait_for(gateway_reaches_notifications, &(reach){a.owner_token}));
+  product(&a, pa);
+  product(&b, pb);
+  webhook(&a, "batch-a", "[\"OrderCreated\"]", wa);
+  webhook(&b, "batch-b", "[\"OrderCreated\"]", wb);
+  order(&a, pa, NULL); /* a position to catch up from */
+  ck_assert(wait_for(db_has, &(db_wait){wa, "succeeded", 1}));
+  harness_service_stop(&g_notif, 15000);
+  for (int i = 0; i < 65; i++) {
+    order(&a, pa, NULL);
+    order(&b, pb, NULL);
+  }
+  long mark = log_size();
+  ck_assert(start_notifications(true, true));
+  /* Each tenant's own events only, each once (a mix-up of tenants in a
+   * page would move events from one count to the other). */
+  ck_assert(wait_for(db_has, &(db_wait){wa, "succeeded", 66}));
+  ck_assert(wait_for(db_has, &(db_wait){wb, "succeeded", 65}));
+  ck_assert_int_eq(db_deliveries(wa, "pending"), 0);
+  ck_assert_int_eq(db_deliveries(wb, "pending"), 0);
+  assert_each_once("batch-a", 66);
+  assert_each_once("batch-b", 65);
+  /* Queued by the fan-out itself, not left to the sweep. */
+  ck_assert(!log_has_since(mark, "jobs not queued"));
+  /* The next test finds notifications reachable again. */
+  ck_assert(wait_for(gateway_reaches_notifications, &(reach){a.owner_token}));
+}
+END_TEST
+
 /* Last: restarts notifications with private targets refused. */
 START_TEST(private_targets_are_refused_when_not_allowed) {
   harness_api_tenant t;
@@ -894,9 +1056,12 @@ int main(void) {
   HARNESS_ADD_CASE(
       s, sigkill_mid_delivery_loses_nothing_and_repeats_no_recorded_2xx, 180,
       NULL);
+  HARNESS_ADD_CASE(s, a_catch_up_of_two_tenants_events_delivers_each_once, 240,
+                   NULL);
   HARNESS_ADD_CASE(s, another_tenants_endpoints_and_deliveries_are_404, 120,
                    NULL);
   HARNESS_ADD_CASE(s, bad_input_is_400_naming_the_field, 120, NULL);
+  HARNESS_ADD_CASE(s, idempotency_key_on_create_webhook, 120, NULL);
   HARNESS_ADD_CASE(s, redis_losing_the_queue_loses_no_delivery, 120, NULL);
   HARNESS_ADD_CASE(s, private_targets_are_refused_when_not_allowed, 120, NULL);
   int failed = harness_run_shared(s);

@@ -416,7 +416,7 @@ static void *race_relay(void *arg) {
     if (finished && rc == ERR_OK && n == 0) return NULL;
     /* A relay that just published steps back a little longer, so the
      * other one wins the lock too and the two really alternate. */
-    usleep(n > 0 ? 2000 : 300);
+    time_sleep_ms(n > 0 ? 2 : 1);
   }
 }
 
@@ -435,7 +435,7 @@ static void *race_writer(void *arg) {
     append_n(w->p, "ob_race", (k % 2) ? TENANT_A : TENANT_B, n, k + 1,
              w->ids + k);
     k += n;
-    usleep(500); /* a steady trickle: many short passes */
+    time_sleep_ms(1); /* a steady trickle: many short passes */
   }
   return NULL;
 }

@@ -13,7 +13,10 @@
  * works as staff on menu, tables and orders and is refused above (admin
  * routes, managing devices); a wrong secret and another tenant's device
  * get the same 401; deleting the device refuses its tokens everywhere
- * within a second.
+ * within a second; Idempotency-Key on registration (replay with the same
+ * secret, reuse 400, concurrent twins across the two replicas, the
+ * secret never readable in the key table); expired keys deleted across
+ * tenants by the expiry round, and only under its setting.
  *
  * Heartbeats: two sync replicas share PostgreSQL and Redis; beats bring a
  * device online and silence (twice the interval) takes it offline, each
@@ -36,6 +39,7 @@
 #include "libs/base/timeutil.h"
 #include "libs/base/uuid.h"
 #include "libs/db/db.h"
+#include "libs/idem/expiry.h"
 #include "libs/paseto/paseto.h"
 #include "libs/rpc/rpc.h"
 #include "proto/sync/v1/sync.pb-c.h"
@@ -44,6 +48,7 @@
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
 #include "tests/harness/identity.h"
+#include "tests/harness/idemcheck.h"
 #include "tests/harness/rpc.h"
 #include "tests/harness/service.h"
 
@@ -171,7 +176,7 @@ static bool wait_status(const tenant *t, const char *id, const char *want) {
               strcmp(harness_json_str(r->json, "status"), want) == 0;
     harness_http_free(r);
     if (ok) return true;
-    usleep(100 * 1000);
+    time_sleep_ms(100);
   }
   return false;
 }
@@ -219,6 +224,117 @@ START_TEST(a_device_registers_and_its_secret_is_stored_hashed) {
   ck_assert(harness_http_has_detail(r, "name"));
   harness_http_free(r);
   ck_assert_int_eq(status_of("GET", "/v1/sync/devices", NULL, NULL), 401);
+}
+END_TEST
+
+/* Idempotency-Key on POST /v1/sync/devices (tests/harness/idemcheck.h),
+ * over both sync replicas: the same key and body answer the first answer
+ * again - the same device and device_secret - with one device; another
+ * body under the key 400; two at once one device. The replayed secret
+ * opens a session, and the saved answer never holds it readable. */
+START_TEST(idempotency_key_on_register_device) {
+  tenant t;
+  create_tenant(&t, "devidem");
+  char name[5][64], body[5][160];
+  for (int i = 0; i < 5; i++) {
+    snprintf(name[i], sizeof name[i], "%s-%d", t.slug, i);
+    snprintf(body[i], sizeof body[i], "{\"name\":\"%.63s\"}", name[i]);
+  }
+  harness_idem_case c = {
+      .port = g_gw.http_port,
+      .path = "/v1/sync/devices",
+      .token = t.owner_token,
+      .key_prefix = "itest-device",
+      .status = 201,
+      .pg = &g_pg,
+      .count_sql = "SELECT count(*) FROM sync.devices WHERE name = $1",
+      .body = body[0],
+      .count_arg = name[0],
+      .other_body = body[1],
+      .count_other_arg = name[1],
+      .race_body = {body[2], body[3], body[4]},
+      .race_arg = {name[2], name[3], name[4]}};
+  harness_idem_check(&c);
+  /* Once more by hand: the replay's secret is the device's. */
+  char key[96], hk[128];
+  harness_unique(key, sizeof key, "itest-device-secret");
+  snprintf(hk, sizeof hk, "Idempotency-Key: %s", key);
+  resp *r1 = call("POST", "/v1/sync/devices", "{\"name\":\"Sealed\"}",
+                  t.owner_token, hk);
+  CK_HTTP_STATUS(r1, 201);
+  resp *r2 = call("POST", "/v1/sync/devices", "{\"name\":\"Sealed\"}",
+                  t.owner_token, hk);
+  CK_HTTP_STATUS(r2, 201);
+  ck_assert_str_eq(r2->body, r1->body);
+  char id[UUID_STR_LEN + 1], secret[64], tok[PASETO_TOKEN_MAX + 1], n[32];
+  snprintf(id, sizeof id, "%s", harness_json_str(r2->json, "device.id"));
+  snprintf(secret, sizeof secret, "%s",
+           harness_json_str(r2->json, "device_secret"));
+  ck_assert_uint_eq(strlen(secret), 43);
+  device_token(&t, id, secret, tok);
+  ck_assert_int_eq(harness_pg_count(&g_pg,
+                                    "SELECT count(*) FROM sync.idempotency "
+                                    "WHERE tenant_id = $1::uuid AND "
+                                    "response_code = 0",
+                                    t.id),
+                   5);
+  ck_assert(db_value("SELECT count(*) FROM sync.idempotency WHERE tenant_id "
+                     "= $1::uuid AND position(convert_to($2, 'UTF8') IN "
+                     "response) > 0",
+                     t.id, secret, n, sizeof n));
+  ck_assert_str_eq(n, "0");
+  harness_http_free(r1);
+  harness_http_free(r2);
+}
+END_TEST
+
+/* A key row of tenant tid under key, expiring in `in` (an interval). */
+static void key_row(const char *tid, const char *key, const char *in) {
+  char sql[400], out[8];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO sync.idempotency (tenant_id, principal, key, method, "
+           "request_hash, response_code, response, expires_at) VALUES "
+           "($1::uuid, 'u', $2, 'm', decode(repeat('00', 32), 'hex'), 0, "
+           "'\\x00', now() + interval '%s') RETURNING 1",
+           in);
+  ck_assert(db_value(sql, tid, key, out, sizeof out));
+}
+
+/* The expiry round (libs/idem/expiry.h) as sync runs it - its role,
+ * app.sync_sweeper - deletes expired keys of every tenant and keeps live
+ * ones; without the setting, row-level security leaves it nothing. */
+START_TEST(expired_idempotency_keys_are_deleted_across_tenants) {
+  tenant a, b;
+  create_tenant(&a, "keyexp");
+  create_tenant(&b, "keyexp");
+  key_row(a.id, "old", "-1 second");
+  key_row(b.id, "old", "-1 minute");
+  key_row(b.id, "live", "1 hour");
+  db_config dc = {.conninfo = g_pg.url, .max_conns = 1};
+  db_pool *p = NULL;
+  ck_assert_int_eq(db_pool_new(&dc, &p), ERR_OK);
+  db_store *st = NULL;
+  ck_assert_int_eq(db_store_new(p, "sync_app", &st), ERR_OK);
+  const char *count = "SELECT count(*) FROM sync.idempotency WHERE "
+                      "tenant_id IN ($1::uuid, $2::uuid)";
+  char n[16];
+  int64_t deleted = -1;
+  /* (The running services' own rounds, a minute apart, may delete the
+   * expired rows too: only what holds either way is asserted.) */
+  ck_assert_int_eq(
+      idem_expiry_run(st, "sync.idempotency", "app.not_the_sweeper", &deleted),
+      ERR_OK);
+  ck_assert_int_eq(deleted, 0);
+  ck_assert_int_eq(
+      idem_expiry_run(st, "sync.idempotency", "app.sync_sweeper", &deleted),
+      ERR_OK);
+  ck_assert(db_value(count, a.id, b.id, n, sizeof n));
+  ck_assert_str_eq(n, "1");
+  ck_assert(db_value("SELECT key FROM sync.idempotency WHERE tenant_id = "
+                     "$1::uuid AND key = $2",
+                     b.id, "live", n, sizeof n));
+  db_store_free(st);
+  db_pool_free(p);
 }
 END_TEST
 
@@ -314,7 +430,7 @@ START_TEST(a_deleted_devices_tokens_are_refused_within_a_second) {
    * that starts later is refused (the verifiers re-read revocations every
    * 500 ms; a busy machine only makes the calls start later). */
   int64_t wait = deleted + 1000 - time_now_ms();
-  if (wait > 0) usleep((useconds_t)wait * 1000);
+  if (wait > 0) time_sleep_ms(wait);
   ck_assert_int_eq(status_of("GET", "/v1/tables", NULL, tok), 401);
   ck_assert_int_eq(status_of("GET", "/v1/orders", NULL, tok), 401);
   ck_assert_int_eq(status_of("POST", "/v1/sync/heartbeat", "{}", tok), 401);
@@ -351,7 +467,7 @@ START_TEST(heartbeats_bring_a_device_online_and_silence_takes_it_offline) {
     ck_assert_int_eq(harness_json_int(r->json, "interval_s"), 2);
     ck_assert_uint_eq(strlen(harness_json_str(r->json, "server_time")), 24);
     harness_http_free(r);
-    usleep(100 * 1000);
+    time_sleep_ms(100);
   }
   ck_assert(wait_status(&t, id, "online"));
   char path[96];
@@ -377,6 +493,51 @@ START_TEST(heartbeats_bring_a_device_online_and_silence_takes_it_offline) {
   ck_assert(wait_status(&t, id, "online"));
   ck_assert_int_eq(events_of("DeviceOnline", id), 2);
   ck_assert_int_eq(events_of("DeviceOffline", id), 1);
+}
+END_TEST
+
+/* Several devices of one tenant beating through both replicas: the
+ * flush writes them together (one statement per tenant), each with its
+ * own app_version and pending, each announced online exactly once. */
+START_TEST(a_tenants_devices_flush_together_each_with_its_own_state) {
+  tenant t;
+  create_tenant(&t, "beats");
+  enum { N = 5 };
+  char ids[N][UUID_STR_LEN + 1], secret[64], tok[N][PASETO_TOKEN_MAX + 1];
+  for (int i = 0; i < N; i++) {
+    register_device(&t, "Till", ids[i], secret, sizeof secret);
+    device_token(&t, ids[i], secret, tok[i]);
+  }
+  /* Interleaved, so each flush holds several devices. */
+  for (int round = 0; round < 3; round++)
+    for (int i = 0; i < N; i++) {
+      char body[96];
+      snprintf(body, sizeof body, "{\"app_version\":\"v%d.%d\",\"pending\":%d}",
+               i, round, 10 * i + round);
+      resp *r = call("POST", "/v1/sync/heartbeat", body, tok[i], NULL);
+      CK_HTTP_STATUS(r, 200);
+      harness_http_free(r);
+    }
+  for (int i = 0; i < N; i++) {
+    ck_assert(wait_status(&t, ids[i], "online"));
+    /* The last beat's values (the flush may have taken them in two
+     * rounds: wait for the last one). */
+    char want[16], got[64] = "", pending[16] = "";
+    snprintf(want, sizeof want, "v%d.2", i);
+    for (int64_t end = time_now_ms() + 30000; time_now_ms() < end;) {
+      ck_assert(db_value("SELECT app_version FROM sync.devices WHERE "
+                         "tenant_id = $1::uuid AND id = $2::uuid",
+                         t.id, ids[i], got, sizeof got));
+      if (strcmp(got, want) == 0) break;
+      time_sleep_ms(100);
+    }
+    ck_assert_str_eq(got, want);
+    ck_assert(db_value("SELECT pending::text FROM sync.devices WHERE "
+                       "tenant_id = $1::uuid AND id = $2::uuid",
+                       t.id, ids[i], pending, sizeof pending));
+    ck_assert_int_eq(num(pending), 10 * i + 2);
+    ck_assert_int_eq(events_of("DeviceOnline", ids[i]), 1);
+  }
 }
 END_TEST
 
@@ -493,7 +654,7 @@ static void push_cut(const dev *d, const char *body, int64_t wait_for) {
   free(req);
   for (int64_t end = time_now_ms() + 30000;
        wait_for > 0 && last_mutation_id(d) < wait_for && time_now_ms() < end;)
-    usleep(20 * 1000);
+    time_sleep_ms(20);
   close(fd);
 }
 
@@ -545,7 +706,7 @@ START_TEST(a_hundred_mutations_with_cut_answers_apply_exactly_once) {
     resp *r = push(&d, &ptrs[b], (size_t)n);
     if (r->status == 503) { /* nothing could be done now */
       harness_http_free(r);
-      usleep(50 * 1000);
+      time_sleep_ms(50);
       continue;
     }
     CK_HTTP_STATUS(r, 200);
@@ -678,7 +839,7 @@ static void *push_thread(void *arg) {
   return NULL;
 }
 
-static char *g_sync_extra[12], *g_orders_extra[4];
+static char *g_sync_extra[12], *g_orders_extra[6];
 
 /* Pushes 60 createOrder mutations of a fresh device in one request,
  * kill -9s the named part once some are applied, restarts it, and retries
@@ -700,7 +861,7 @@ static void kill_mid_push(bool orders) {
   /* Mid-push: some applied, not all. */
   for (int64_t end = time_now_ms() + 30000;
        last_mutation_id(&d) < 1 && time_now_ms() < end;)
-    usleep(2000);
+    time_sleep_ms(2);
   if (orders) {
     harness_signal(g_orders.proc, SIGKILL);
   } else {
@@ -727,7 +888,7 @@ static void kill_mid_push(bool orders) {
     resp *r = push(&d, ptrs, N);
     if (r->status == 200) last = harness_json_int(r->json, "last_mutation_id");
     harness_http_free(r);
-    if (last < N) usleep(200 * 1000);
+    if (last < N) time_sleep_ms(200);
   }
   free(b.body);
   ck_assert_int_eq(last, N);
@@ -1167,6 +1328,151 @@ START_TEST(pull_from_zero_returns_each_order_once_newest_in_order) {
 }
 END_TEST
 
+/* Moves the tenant's rows of table (sync.mutations, orders.changes: its
+ * time column col) `ago` into the past, as superuser: what the retention
+ * rounds see after that much time. */
+static void age_rows(const char *table, const char *col, const char *tid,
+                     const char *ago) {
+  char sql[256], n[32];
+  snprintf(sql, sizeof sql,
+           "WITH u AS (UPDATE %s SET %s = now() - $2::interval WHERE "
+           "tenant_id = $1::uuid RETURNING 1) SELECT count(*)::text FROM u",
+           table, col);
+  ck_assert(db_value(sql, tid, ago, n, sizeof n));
+  ck_assert_int_gt(num(n), 0);
+}
+
+/* Waits (generously) until pull(token, cursor) answers reset as want. */
+static bool wait_reset(const char *token, int64_t cursor, bool want) {
+  for (int64_t end = time_now_ms() + 30000; time_now_ms() < end;) {
+    resp *r = pull(token, cursor, 10);
+    bool ok = r->status == 200 &&
+              json_is_true(json_object_get(r->json, "reset")) == want;
+    harness_http_free(r);
+    if (ok) return true;
+    time_sleep_ms(100);
+  }
+  return false;
+}
+
+/* The ids of a pull from 0 (one page of up to 1000) into a JSON array. */
+static json_t *pulled_ids(const char *token) {
+  resp *r = pull(token, 0, 1000);
+  CK_HTTP_STATUS(r, 200);
+  json_t *ids = json_array();
+  json_t *ch = json_object_get(r->json, "changes");
+  for (size_t i = 0; i < json_array_size(ch); i++)
+    json_array_append_new(
+        ids, json_string(harness_json_str(json_array_get(ch, i), "id")));
+  harness_http_free(r);
+  return ids;
+}
+
+static bool has_id(const json_t *ids, const char *id) {
+  for (size_t i = 0; i < json_array_size(ids); i++)
+    if (strcmp(json_string_value(json_array_get(ids, i)), id) == 0) return true;
+  return false;
+}
+
+/* Orders prunes the log rows of finished entities (a cancelled order, a
+ * deleted product) older than ORDERS_CHANGES_RETENTION (30 days): a
+ * cursor from before them is told to reset; a reload from 0 still has
+ * every live entity; a cursor after them goes on. */
+START_TEST(a_cursor_older_than_the_kept_log_is_told_to_reset) {
+  dev d;
+  make_dev(&d, "prune");
+  char open_o[UUID_STR_LEN + 1], done_o[UUID_STR_LEN + 1],
+      gone[UUID_STR_LEN + 1];
+  uuid_v7_str(open_o);
+  uuid_v7_str(done_o);
+  static char muts[3][512];
+  create_mutation(muts[0], sizeof muts[0], 1, open_o, d.product);
+  create_mutation(muts[1], sizeof muts[1], 2, done_o, d.product);
+  status_mutation(muts[2], sizeof muts[2], 3, "cancelOrder", done_o, NULL, 1);
+  char *ptrs[] = {muts[0], muts[1], muts[2]};
+  push_all(&d, ptrs, 3);
+  product_of(&d.t, gone);
+  char path[96];
+  snprintf(path, sizeof path, "/v1/products/%s", gone);
+  ck_assert_int_eq(status_of("DELETE", path, NULL, d.t.owner_token), 204);
+  /* The newest cursor, and one from the start (the first product). */
+  resp *r = pull(d.token, 0, 1000);
+  CK_HTTP_STATUS(r, 200);
+  int64_t newest = harness_json_int(r->json, "cursor");
+  ck_assert_uint_eq(json_array_size(json_object_get(r->json, "changes")), 4);
+  harness_http_free(r);
+  ck_assert(wait_reset(d.token, 1, false));
+  /* Recent changes are kept however finished their entities are. */
+  time_sleep_ms(600); /* three prune rounds; nothing may go */
+  json_t *ids = pulled_ids(d.token);
+  ck_assert_uint_eq(json_array_size(ids), 4);
+  json_decref(ids);
+  /* 31 days later (this tenant's rows only). */
+  age_rows("orders.changes", "changed_at", d.t.id, "31 days");
+  ck_assert(wait_reset(d.token, 1, true));
+  ids = pulled_ids(d.token);
+  ck_assert_msg(has_id(ids, open_o) && has_id(ids, d.product) &&
+                    !has_id(ids, done_o) && !has_id(ids, gone),
+                "kept: %s", json_dumps(ids, JSON_COMPACT));
+  ck_assert_uint_eq(json_array_size(ids), 2);
+  json_decref(ids);
+  /* A cursor that saw the pruned changes is not told to reset. */
+  r = pull(d.token, newest, 10);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert(!json_is_true(json_object_get(r->json, "reset")));
+  ck_assert_uint_eq(json_array_size(json_object_get(r->json, "changes")), 0);
+  harness_http_free(r);
+  /* Another tenant's log is untouched. */
+  dev other;
+  make_dev(&other, "pruneo");
+  ids = pulled_ids(other.token);
+  ck_assert_uint_eq(json_array_size(ids), 1);
+  json_decref(ids);
+  ck_assert(wait_reset(other.token, 1, false));
+}
+END_TEST
+
+/* Mutation records older than SYNC_MUTATIONS_RETENTION (7 days) go; a
+ * retried push of such an id is still a duplicate, never applied
+ * again, only without its first result. */
+START_TEST(old_mutation_records_are_pruned_and_retries_stay_duplicates) {
+  dev d;
+  make_dev(&d, "mutret");
+  char oid[UUID_STR_LEN + 1], m[512], n[32];
+  uuid_v7_str(oid);
+  create_mutation(m, sizeof m, 1, oid, d.product);
+  resp *r = push1(&d, m);
+  ck_assert_str_eq(harness_json_str(only_result(r), "status"), "applied");
+  harness_http_free(r);
+  /* Kept while young: the retry gets its first result. */
+  time_sleep_ms(600);
+  r = push1(&d, m);
+  ck_assert_str_eq(harness_json_str(only_result(r), "status"), "duplicate");
+  ck_assert_str_eq(harness_json_str(only_result(r), "server_id"), oid);
+  harness_http_free(r);
+  age_rows("sync.mutations", "created_at", d.t.id, "8 days");
+  bool gone = false;
+  for (int64_t end = time_now_ms() + 30000; !gone && time_now_ms() < end;) {
+    ck_assert(db_value("SELECT count(*)::text FROM sync.mutations WHERE "
+                       "tenant_id = $1::uuid AND device_id = $2::uuid",
+                       d.t.id, d.id, n, sizeof n));
+    gone = num(n) == 0;
+    if (!gone) time_sleep_ms(100);
+  }
+  ck_assert(gone);
+  r = push1(&d, m);
+  json_t *res = only_result(r);
+  ck_assert_str_eq(harness_json_str(res, "status"), "duplicate");
+  ck_assert_ptr_null(json_object_get(res, "server_id"));
+  ck_assert_int_eq(harness_json_int(r->json, "last_mutation_id"), 1);
+  harness_http_free(r);
+  ck_assert(db_value("SELECT count(*)::text FROM orders.orders WHERE "
+                     "tenant_id = $1::uuid AND id = $2::uuid",
+                     d.t.id, oid, n, sizeof n));
+  ck_assert_int_eq(num(n), 1);
+}
+END_TEST
+
 START_TEST(calls_without_identity_or_token_are_refused) {
   Sync__V1__PingRequest ping = SYNC__V1__PING_REQUEST__INIT;
   ping.message = "hello";
@@ -1208,8 +1514,9 @@ END_TEST
 
 /* ------------------------------------------------------------ files --- */
 
-/* The system runs with SYNC_FILES_TTL=6s, SYNC_FILES_SWEEP=200ms and
- * SYNC_FILES_QUOTA_BYTES=40 MiB (start_system). */
+/* The system runs with SYNC_FILES_TTL=20s (6 s let the quota test's
+ * 25 MiB file expire mid-test on a machine at load 25+), SYNC_FILES_SWEEP=200ms
+ * and SYNC_FILES_QUOTA_BYTES=40 MiB (start_system). */
 #define FILES_QUOTA (40L * 1024 * 1024)
 
 /* n random bytes (NULs included) and their hex SHA-256. */
@@ -1434,13 +1741,13 @@ START_TEST(expiry_removes_an_unused_file_and_keeps_a_used_one) {
   r = put_file(d.token, kept, dk, 4000);
   CK_HTTP_STATUS(r, 201);
   harness_http_free(r);
-  /* Keep using one (reads, manifests) while the TTL (6 s) passes for the
+  /* Keep using one (reads, manifests) while the TTL (20 s) passes for the
    * other; the sweep runs every 200 ms on both replicas. */
   char path[128], body[128];
   snprintf(path, sizeof path, "/v1/sync/files/%s", unused);
   snprintf(body, sizeof body, "{\"hashes\":[\"%s\"]}", kept);
   bool gone = false;
-  for (int64_t end = time_now_ms() + 60000; !gone && time_now_ms() < end;) {
+  for (int64_t end = time_now_ms() + 90000; !gone && time_now_ms() < end;) {
     long k = file_status("HEAD", d.token, kept);
     ck_assert_int_eq(k, 200);
     resp *m = call("POST", "/v1/sync/files/missing", body, d.token, NULL);
@@ -1452,9 +1759,9 @@ START_TEST(expiry_removes_an_unused_file_and_keeps_a_used_one) {
                        "$1::uuid AND sha256 = decode($2, 'hex')",
                        d.t.id, unused, n, sizeof n));
     gone = num(n) == 0;
-    if (!gone) usleep(300 * 1000);
+    if (!gone) time_sleep_ms(300);
   }
-  ck_assert_msg(gone, "the unused file was not removed within 60 s");
+  ck_assert_msg(gone, "the unused file was not removed within 90 s");
   ck_assert_int_eq(status_of("GET", path, NULL, d.token), 404);
   ck_assert_int_eq(file_status("GET", d.token, kept), 200);
   char used[32];
@@ -1481,7 +1788,10 @@ static bool start_system(void) {
     return false;
   snprintf(t, sizeof t, "TENANTS_ADDR=%s", g_tenants.rpc_url);
   snprintf(te, sizeof te, "TENANTS_EVENTS=%s", g_tenants.bus_url);
-  char *ord_extra[] = {strdup(a), strdup(t), NULL};
+  /* The change log is pruned every 200 ms here (30 days' retention: the
+   * retention test ages its own tenant's rows). */
+  char *ord_extra[] = {strdup(a), strdup(t), "ORDERS_JANITOR_INTERVAL=200ms",
+                       "ORDERS_CHANGES_PRUNE_EVERY=200ms", NULL};
   memcpy(g_orders_extra, ord_extra, sizeof ord_extra);
   if (!harness_service_start(&g_orders, "orders", "services/orders/orders",
                              &kSvc, ord_extra))
@@ -1492,9 +1802,10 @@ static bool start_system(void) {
                         PEPPER,
                         "SYNC_HEARTBEAT_INTERVAL=2s",
                         "SYNC_HEARTBEAT_FLUSH=100ms",
-                        "SYNC_FILES_TTL=6s",
+                        "SYNC_FILES_TTL=20s",
                         "SYNC_FILES_SWEEP=200ms",
                         "SYNC_FILES_QUOTA_BYTES=41943040",
+                        "SYNC_RETENTION_SWEEP=200ms",
                         NULL};
   /* Kept for the restarts of the kill -9 test. */
   memcpy(g_sync_extra, sync_extra, sizeof sync_extra);
@@ -1542,6 +1853,9 @@ int main(void) {
   Suite *s = suite_create("sync_itest");
   HARNESS_ADD_CASE(s, a_device_registers_and_its_secret_is_stored_hashed, 120,
                    NULL);
+  HARNESS_ADD_CASE(s, idempotency_key_on_register_device, 120, NULL);
+  HARNESS_ADD_CASE(s, expired_idempotency_keys_are_deleted_across_tenants, 120,
+                   NULL);
   HARNESS_ADD_CASE(s, a_device_token_is_staff_and_nothing_above, 120, NULL);
   HARNESS_ADD_CASE(s, wrong_secrets_and_other_tenants_get_the_same_401, 120,
                    NULL);
@@ -1550,6 +1864,8 @@ int main(void) {
   HARNESS_ADD_CASE(
       s, heartbeats_bring_a_device_online_and_silence_takes_it_offline, 120,
       NULL);
+  HARNESS_ADD_CASE(s, a_tenants_devices_flush_together_each_with_its_own_state,
+                   120, NULL);
   HARNESS_ADD_CASE(s, a_hundred_mutations_with_cut_answers_apply_exactly_once,
                    300, NULL);
   HARNESS_ADD_CASE(s, gaps_are_400_and_rejections_consume_their_id, 120, NULL);
@@ -1558,6 +1874,11 @@ int main(void) {
   HARNESS_ADD_CASE(s, another_tenants_device_sees_nothing, 120, NULL);
   HARNESS_ADD_CASE(s, pull_from_zero_returns_each_order_once_newest_in_order,
                    300, NULL);
+  HARNESS_ADD_CASE(s, a_cursor_older_than_the_kept_log_is_told_to_reset, 120,
+                   NULL);
+  HARNESS_ADD_CASE(s,
+                   old_mutation_records_are_pruned_and_retries_stay_duplicates,
+                   120, NULL);
   HARNESS_ADD_CASE(s, calls_without_identity_or_token_are_refused, 120, NULL);
   HARNESS_ADD_CASE(s, files_round_trip_and_a_wrong_hash_stores_nothing, 120,
                    NULL);

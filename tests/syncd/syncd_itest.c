@@ -149,7 +149,7 @@ static bool wait_synced(void) {
               json_integer_value(json_object_get(s, "cursor")) > 0;
     json_decref(s);
     if (ok) return true;
-    usleep(200 * 1000);
+    time_sleep_ms(200);
   }
   return false;
 }
@@ -260,7 +260,7 @@ static bool wait_online(bool want) {
     bool ok = json_is_true(json_object_get(s, "online")) == want;
     json_decref(s);
     if (ok) return true;
-    usleep(200 * 1000);
+    time_sleep_ms(200);
   }
   return false;
 }
@@ -275,7 +275,7 @@ static bool wait_device(const kitchen *k, const char *want) {
               strcmp(harness_json_str(r->json, "status"), want) == 0;
     harness_http_free(r);
     if (ok) return true;
-    usleep(200 * 1000);
+    time_sleep_ms(200);
   }
   return false;
 }
@@ -316,7 +316,7 @@ START_TEST(offline_orders_survive_kill_9_and_land_exactly_once) {
   long long at_kill = 0;
   for (int64_t end = time_now_ms() + 30000;
        (at_kill = server_last_mutation(&k)) < 1 && time_now_ms() < end;)
-    usleep(2000);
+    time_sleep_ms(2);
   harness_signal(k.daemon, SIGKILL);
   ck_assert_int_ge(at_kill, 1);
   harness_wait_exit(k.daemon, 10000);
@@ -596,7 +596,7 @@ static bool wait_files_uploaded(size_t want) {
                                               "uploaded") != 0) ok = false;
     json_decref(doc);
     if (ok) return true;
-    usleep(200 * 1000);
+    time_sleep_ms(200);
   }
   return false;
 }
@@ -614,7 +614,7 @@ static bool wait_files_listed(size_t want, size_t pending) {
     bool ok = json_array_size(list) == want && n == pending;
     json_decref(doc);
     if (ok) return true;
-    usleep(200 * 1000);
+    time_sleep_ms(200);
   }
   return false;
 }
@@ -629,7 +629,7 @@ static bool wait_log(const harness_proc *p, const char *needle) {
       found = strstr(line, needle) != NULL;
     if (f != NULL) fclose(f);
     if (found) return true;
-    usleep(20 * 1000);
+    time_sleep_ms(20);
   }
   return false;
 }
@@ -773,7 +773,7 @@ static int log_count(const harness_proc *p, const char *needle) {
 static bool wait_log_count(const harness_proc *p, const char *needle, int n) {
   for (int64_t end = time_now_ms() + 60000; time_now_ms() < end;) {
     if (log_count(p, needle) >= n) return true;
-    usleep(50 * 1000);
+    time_sleep_ms(50);
   }
   return false;
 }
@@ -791,7 +791,7 @@ static bool wait_replica(const char *id, const char *want) {
                strcmp(harness_json_str(r, "status"), want) == 0);
     json_decref(o);
     if (ok) return true;
-    usleep(200 * 1000);
+    time_sleep_ms(200);
   }
   return false;
 }

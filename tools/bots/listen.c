@@ -145,7 +145,7 @@ static bool all_subscribed(listeners *a, long timeout_ms) {
       ok += atomic_load(&a->ls[i].subscribed);
     }
     if (ok == a->n) return true;
-    usleep(20000);
+    time_sleep_ms(20);
   }
   return false;
 }
@@ -203,7 +203,7 @@ long listeners_settle(listeners *l, long expected, long quiet_ms, long max_ms) {
   long last = listeners_deliveries(l);
   while (last < expected && time_mono_ns() < end &&
          time_mono_ns() - quiet_since < quiet_ms * 1000000) {
-    usleep(20000);
+    time_sleep_ms(20);
     long now = listeners_deliveries(l);
     if (now != last) quiet_since = time_mono_ns();
     last = now;

@@ -2,7 +2,8 @@
 # banned.sh - fails when C sources call functions this codebase bans (after
 # curl's checksrc): unbounded or locale/thread-unsafe string and number
 # functions. Use snprintf, str_copy (libs/base/strutil.h), strtol/strtoll
-# with end-pointer and errno checks, strtok_r, gmtime_r instead.
+# with end-pointer and errno checks, strtok_r, gmtime_r instead, and
+# time_sleep_ms (libs/base/timeutil.h) for every sleep.
 #
 # Usage: tools/lint/banned.sh [dir...]   (default: libs services clients tests tools)
 set -euo pipefail
@@ -12,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/../.."
 dirs=("$@")
 [[ ${#dirs[@]} -gt 0 ]] || dirs=(libs services clients tests tools)
-pattern='\b(sprintf|vsprintf|strcpy|strcat|strncpy|strncat|strtok|gets|atoi|atol|atoll|atof|gmtime|localtime|ctime|asctime|tmpnam|mktemp|rand|srand)[[:space:]]*\('
+pattern='\b(sprintf|vsprintf|strcpy|strcat|strncpy|strncat|strtok|gets|atoi|atol|atoll|atof|gmtime|localtime|ctime|asctime|tmpnam|mktemp|rand|srand|usleep|nanosleep)[[:space:]]*\('
 found=0
 scanned=0
 while IFS= read -r -d '' f; do

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "libs/base/timeutil.h"
 #include "tests/harness/api.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
@@ -146,7 +147,7 @@ static bool wait_succeeded(long long n) {
     long long c = succeeded();
     if (c >= n) return true;
     if (c < 0) return false;
-    nanosleep(&(struct timespec){0, 50000000}, NULL);
+    time_sleep_ms(50);
   }
   fprintf(stderr, "only %lld of %lld deliveries succeeded\n", succeeded(), n);
   return false;

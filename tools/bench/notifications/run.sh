@@ -17,8 +17,8 @@
 # listens on 127.0.0.1 and stops by itself; BAZEL_OUTPUT_BASE selects a
 # Bazel output base. ONLY=notifications or ONLY=BullMQ measures one side
 # (BullMQ still needs the bodies of a notifications phase: it runs that
-# phase's notifications side once). KEEPALIVE=1 lets BullMQ's worker keep
-# connections to the receiver open.
+# phase's notifications side once). KEEPALIVE=0 makes BullMQ's worker
+# open a connection per request (by default both sides keep them open).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 export N="${1:-2000}" CONCS="${2:-4 16}" SN="${3:-1000}" RATE="${4:-100}"

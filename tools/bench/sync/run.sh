@@ -12,9 +12,12 @@
 #
 #   tools/bench/sync/run.sh [SECS=10] [ROUNDS=3]
 #
-# BENCH_PUSHERS (4) devices push at once and pgbench runs as many
+# BENCH_PHASES ("push pull beat") picks phases. BENCH_PUSHERS (4)
+# devices push at once and pgbench runs as many
 # clients; BENCH_BEATERS (8) devices beat. Needs pgbench (Debian's
-# postgresql package). BAZEL_OUTPUT_BASE selects a Bazel output base.
+# postgresql package). BAZEL_OUTPUT_BASE selects a Bazel output base;
+# BENCH_BIN=<dir> runs binaries saved from another build instead
+# (tools/bench/sync/save-bin.sh <dir>: before/after in alternation).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 secs="${1:-10}"
@@ -23,11 +26,15 @@ pushers="${BENCH_PUSHERS:-4}"
 pgbench="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pgbench"
 bazel_cmd=(bazel)
 [[ -n "${BAZEL_OUTPUT_BASE:-}" ]] && bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
-if ! "${bazel_cmd[@]}" build //tools/bench/sync:bench_sync >/dev/null 2>&1; then
-  "${bazel_cmd[@]}" build //tools/bench/sync:bench_sync
-  exit 1
+if [[ -n "${BENCH_BIN:-}" ]]; then
+  bin="$BENCH_BIN" # binaries saved from another build (A/B comparisons)
+else
+  if ! "${bazel_cmd[@]}" build //tools/bench/sync:bench_sync >/dev/null 2>&1; then
+    "${bazel_cmd[@]}" build //tools/bench/sync:bench_sync
+    exit 1
+  fi
+  bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
 fi
-bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
 
 tmp="$(mktemp -d)"
 chmod 755 "$tmp"
@@ -80,10 +87,14 @@ pgb() { # secs -> pgbench output
     -f "$tmp/push.sql" "${pgvars[@]}" "$PG_URL")
 }
 
+phases="${BENCH_PHASES:-push pull beat}" # a subset to repeat one phase
+has() { [[ " $phases " == *" $1 "* ]]; }
+
 # Warm-up: both paths once.
 cmd "push 2"
 pgb 2 >/dev/null
 
+if has push; then
 echo "== push: batches of 50 createOrder, $pushers devices / pgbench clients, ${secs}s per side, $rounds rounds"
 printf "%-6s %16s %16s %8s\n" round pgbench_mut_s system_mut_s ratio
 sum_p=0; sum_s=0
@@ -99,8 +110,14 @@ for r in $(seq "$rounds"); do
 done
 printf "%-6s %16.0f %16.0f %8.2f\n" all "$sum_p" "$sum_s" "$(echo "$sum_s / $sum_p" | bc -l)"
 echo "(pgbench's tps: one mutation = orders' keyed CreateOrder + sync's record)"
+fi
 
-echo "== pull: 10,000 changes from cursor 0, pages of 1000, as staff"
-for r in $(seq "$rounds"); do cmd pull; echo "$line"; done
-echo "== heartbeats: ${BENCH_BEATERS:-8} devices back to back, ${secs}s"
-for r in $(seq "$rounds"); do cmd "beat $secs"; echo "$line"; done
+if has pull; then
+  echo "== pull: 10,000 changes from cursor 0, pages of 1000, as staff"
+  for r in $(seq "$rounds"); do cmd pull; echo "$line"; done
+fi
+if has beat; then
+  echo "== heartbeats: ${BENCH_BEATERS:-8} devices back to back, ${secs}s"
+  for r in $(seq "$rounds"); do cmd "beat $secs"; echo "$line"; done
+fi
+echo "== load at the end $(cut -d' ' -f1-3 /proc/loadavg)"

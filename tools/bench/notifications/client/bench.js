@@ -213,7 +213,10 @@ async function main() {
     await reset();
     const l0 = load();
     const c0 = cpuOf(w.pid);
-    const opts = { attempts: 3, backoff: { type: 'exponential', delay: 5000 } };
+    // removeOnComplete: BullMQ's advice for production (auto-removal), and
+    // what our side does (XACK + XDEL; the row stays in PostgreSQL).
+    const opts = { attempts: 3, backoff: { type: 'exponential', delay: 5000 },
+      removeOnComplete: true };
     const enq = new Map();
     let release;
     if (phase === 'drain') await get(rxPort, '/__hold');

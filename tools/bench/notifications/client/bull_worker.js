@@ -4,9 +4,10 @@
 // (webhook-id, webhook-timestamp, webhook-signature v1, HMAC-SHA256 with
 // the endpoint's whsec_ secret) and POST it to URL with a 10 s timeout,
 // any 2xx a success, anything else thrown (so BullMQ retries it). Like
-// libcurl in notifications (a handle per request) it opens a connection
-// per request, unless KEEPALIVE=1 (an Agent with keep-alive). Prints
-// READY once connected; exits when stdin closes.
+// notifications' senders (a libcurl handle kept per thread) it keeps
+// connections to the receiver open (an Agent with keep-alive), unless
+// KEEPALIVE=0 (a new connection per request). Prints READY once
+// connected; exits when stdin closes.
 'use strict';
 const http = require('node:http');
 const crypto = require('node:crypto');
@@ -14,8 +15,8 @@ const { Worker } = require('bullmq');
 
 const key = Buffer.from(process.env.SECRET.replace(/^whsec_/, ''), 'base64');
 const target = new URL(process.env.URL);
-const agent = process.env.KEEPALIVE === '1'
-  ? new http.Agent({ keepAlive: true, maxSockets: 256 }) : false;
+const agent = process.env.KEEPALIVE === '0'
+  ? false : new http.Agent({ keepAlive: true, maxSockets: 256 });
 
 function post(id, body) {
   const ts = Math.floor(Date.now() / 1000);
