@@ -129,7 +129,7 @@ static int judge_row(const db_result *res, const idem_ref *r, idem_found *out) {
   if (code == IDEM_PENDING) {
     out->outcome = IDEM_BUSY;
     out->pending = true; /* the note, for a takeover by the same request */
-    return db_get_bytes(res, 0, 2, &out->answer, &out->len);
+    return db_get_bytes(res, 0, 3, &out->answer, &out->len);
   }
   out->code = (int)code;
   out->outcome = IDEM_REPLAY;
