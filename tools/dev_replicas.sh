@@ -19,11 +19,10 @@
 # stands in front of them as an ingress would: it listens on the
 # gateway's HTTP port (realtime's WebSocket port), so `tools/dev url` and
 # clients see one address, and the replicas listen on that port +
-# 10000*(k+1). nginx retries a request on the next replica only when it
-# could not be sent (proxy_next_upstream error, never a non-idempotent
-# request that may have reached a replica) and takes a replica out for
-# 2 s after it failed (max_fails=1 fail_timeout=2s: passive health
-# checks). Its configuration and logs are under .run/lb/.
+# 10000*(k+1). Its configuration is tools/lb/nginx_conf.sh's (what it sends
+# again to another replica, and why: a request that could not be sent, an
+# idempotent method, a POST with the client's Idempotency-Key; a replica
+# that failed is out for 2 s). Configuration and logs are under .run/lb/.
 
 DEV_MAX_REPLICAS=5
 DEV_REPLICA_STEP=10000
@@ -94,54 +93,26 @@ lb_needed() {
   return 1
 }
 
-# One nginx server block proxying public port -> every replica.
-lb_server() { # name public
-  local k
-  echo "  upstream $1 {"
+# "name:public:port,port,..." for tools/lb/nginx_conf.sh: every replica's port.
+lb_spec() { # name public
+  local k ports=""
   for ((k = 0; k < $(replicas_of "$1"); k++)); do
-    echo "    server 127.0.0.1:$(public_port "$1" "$2" "$k") max_fails=1 fail_timeout=2s;"
+    ports+="${ports:+,}$(public_port "$1" "$2" "$k")"
   done
-  echo "    keepalive 32;"
-  echo "  }"
-  echo "  server {"
-  echo "    listen 127.0.0.1:$2;"
-  echo "    location / {"
-  echo "      proxy_pass http://$1;"
-  echo "      proxy_http_version 1.1;"
-  echo "      proxy_set_header Host \$host;"
-  echo "      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;"
-  echo "      proxy_set_header Upgrade \$http_upgrade;"
-  echo "      proxy_set_header Connection \$conn_upgrade;"
-  echo "      proxy_next_upstream error;"
-  echo "      proxy_read_timeout 1h;"
-  echo "      proxy_buffering off;"
-  echo "    }"
-  echo "  }"
+  echo "$1:$2:$ports"
 }
 
 write_lb_conf() {
   mkdir -p "$RUN/lb"
-  {
-    [[ "$(id -u)" == 0 ]] && echo "user root;"
-    echo "worker_processes 2;"
-    echo "daemon off;"
-    echo "pid $RUN/lb/nginx.pid;"
-    echo "error_log $RUN/logs/lb.log warn;"
-    echo "events { worker_connections 4096; }"
-    echo "http {"
-    echo "  access_log off;"
-    echo "  client_max_body_size 64m;"
-    echo "  client_body_temp_path $RUN/lb/body;"
-    echo "  proxy_temp_path $RUN/lb/proxy;"
-    echo "  map \$http_upgrade \$conn_upgrade { default upgrade; '' ''; }"
-    if [[ "$(replicas_of gateway)" -gt 1 ]] && service_exists gateway; then
-      lb_server gateway "$GATEWAY_HTTP_PORT"
-    fi
-    if [[ "$(replicas_of realtime)" -gt 1 ]] && service_exists realtime; then
-      lb_server realtime "${DEV_WS_PORT:-8081}"
-    fi
-    echo "}"
-  } >"$RUN/lb/nginx.conf"
+  local specs=()
+  if [[ "$(replicas_of gateway)" -gt 1 ]] && service_exists gateway; then
+    specs+=("$(lb_spec gateway "$GATEWAY_HTTP_PORT")")
+  fi
+  if [[ "$(replicas_of realtime)" -gt 1 ]] && service_exists realtime; then
+    specs+=("$(lb_spec realtime "${DEV_WS_PORT:-8081}")")
+  fi
+  "$ROOT/tools/lb/nginx_conf.sh" "$RUN/lb" "$RUN/logs/lb.log" "${specs[@]}" \
+    >"$RUN/lb/nginx.conf"
 }
 
 start_lb() {

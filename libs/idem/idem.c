@@ -128,7 +128,8 @@ static int judge_row(const db_result *res, const idem_ref *r, idem_found *out) {
   }
   if (code == IDEM_PENDING) {
     out->outcome = IDEM_BUSY;
-    return ERR_OK;
+    out->pending = true; /* the note, for a takeover by the same request */
+    return db_get_bytes(res, 0, 3, &out->answer, &out->len);
   }
   out->code = (int)code;
   out->outcome = IDEM_REPLAY;
@@ -252,6 +253,12 @@ int idem_save(db_conn *c, const idem_ref *r, int code, const uint8_t *answer,
 
 int idem_claim(db_conn *c, const idem_ref *r, int64_t lease_ms) {
   return upsert(c, r, IDEM_PENDING, NULL, 0, lease_ms);
+}
+
+int idem_claim_note(db_conn *c, const idem_ref *r, int64_t lease_ms,
+                    const uint8_t *note, size_t len) {
+  if ((note == NULL && len > 0) || len > IDEM_NOTE_MAX) return ERR_INVAL;
+  return upsert(c, r, IDEM_PENDING, note, note ? len : 0, lease_ms);
 }
 
 int idem_release(db_conn *c, const idem_ref *r) {

@@ -36,7 +36,12 @@
  *     lease: a twin arriving meanwhile gets IDEM_BUSY); then the work;
  *     then idem_save (the answer replaces the claim) or idem_release (a
  *     failure: the key is free again). A crash leaves the claim until its
- *     lease ends; after that the key is free.
+ *     lease ends; after that the key is free. A claim may carry a note
+ *     (idem_claim_note), which idem_begin hands to a later caller with
+ *     the same request (IDEM_BUSY, pending): a service whose saga can be
+ *     resumed lets a retry of the same call take the claim over (claim
+ *     again: same hash, so it renews) and carry on with what the note
+ *     names, instead of waiting for a dead replica's lease.
  *
  * Around it: once.h runs the first way for a create whose answer is
  * sealed (seal.h: answers holding secrets are never readable in the
@@ -63,6 +68,7 @@
 #define IDEM_HASH_LEN 32
 #define IDEM_KEY_MAX_LEN 255 /* bytes, printable ASCII */
 #define IDEM_PENDING (-1)    /* response_code of a saga's claim */
+#define IDEM_NOTE_MAX 256    /* bytes of a claim's note */
 #define IDEM_SECRET_LEN 32   /* idem_hash_keyed's key */
 
 /* One key in one scope. Every pointer is borrowed. */
@@ -91,7 +97,10 @@ enum idem_outcome {
 /* What idem_begin found. answer is malloc'd (the caller frees it). */
 typedef struct idem_found {
   enum idem_outcome outcome;
-  int code; /* IDEM_REPLAY: the saved status (0 = OK) */
+  int code;     /* IDEM_REPLAY: the saved status (0 = OK) */
+  bool pending; /* IDEM_BUSY over a live claim of this very request (same
+                   hash), not just a held lock: answer is the claim's note
+                   (idem_claim_note; empty for idem_claim) */
   uint8_t *answer;
   size_t len;
 } idem_found;
@@ -127,6 +136,14 @@ int idem_save(db_conn *c, const idem_ref *r, int code, const uint8_t *answer,
 /* In the transaction of an idem_begin that gave IDEM_NEW: inserts a
  * pending claim that lives lease_ms. ERR_EXISTS as idem_save. */
 int idem_claim(db_conn *c, const idem_ref *r, int64_t lease_ms) WARN_UNUSED;
+
+/* idem_claim with a note kept in the claim (at most IDEM_NOTE_MAX
+ * bytes): what a later attempt of the same request needs to take the
+ * claim over and carry on with the same work (tenants: the id of the
+ * tenant its saga provisions). Claiming again over this request's own
+ * claim (same hash) renews the lease and replaces the note. */
+int idem_claim_note(db_conn *c, const idem_ref *r, int64_t lease_ms,
+                    const uint8_t *note, size_t len) WARN_UNUSED;
 
 /* Deletes the key's pending claim (not a saved answer). ERR_OK also when
  * there was none. */

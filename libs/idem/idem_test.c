@@ -126,6 +126,11 @@ START_TEST(bad_tables_refused_before_sql) {
   /* A claim's code cannot be saved as an answer. */
   r.key = "k";
   ck_assert_int_eq(idem_save(NULL, &r, IDEM_PENDING, NULL, 0), ERR_INVAL);
+  /* A claim's note is bounded, and a length needs bytes. */
+  static const uint8_t note[IDEM_NOTE_MAX + 1] = {0};
+  ck_assert_int_eq(idem_claim_note(NULL, &r, 1000, note, sizeof note),
+                   ERR_INVAL);
+  ck_assert_int_eq(idem_claim_note(NULL, &r, 1000, NULL, 3), ERR_INVAL);
 }
 END_TEST
 

@@ -34,6 +34,16 @@
 #define DEFAULT_MAX_DIALERS 256
 #define DEFAULT_RESOLVE_INTERVAL_MS 5000
 #define MAX_PIPES 1024
+#define SEEN_SLOTS 1024 /* last-reply times, by pipe id modulo this */
+#define MAX_BLAMED 64   /* silent pipes blamed for one timeout */
+
+/* When a pipe last brought a reply. Two relaxed atomics: a torn pair (a
+ * pipe id with another pipe's time) can only make a pipe look silent or
+ * alive once, which the streak of several failures absorbs. */
+typedef struct seen_slot {
+  _Atomic uint32_t pipe;
+  _Atomic int64_t ns;
+} seen_slot;
 
 _Static_assert(DIALSET_IP_LEN == INET6_ADDRSTRLEN, "dialset.h spells it out");
 
@@ -89,6 +99,8 @@ struct dialset {
   uint32_t pipe_ids[MAX_PIPES];
   size_t npipes;
   _Atomic size_t npipes_fast; /* copy of npipes readable without the lock */
+
+  seen_slot seen[SEEN_SLOTS]; /* each pipe's last reply (timeouts' blame) */
 };
 
 void dialset_options_init(dialset_options *o) {
@@ -402,14 +414,10 @@ static void eject(dialset *ds, size_t i, const dialset_outlier *o) {
   dialer_remove(ds, i);
 }
 
-void dialset_report(dialset *ds, nng_pipe p, bool ok,
-                    const dialset_outlier *o) {
-  if (ds == NULL || o == NULL || o->failures == 0) return;
-  if (ok && atomic_load_explicit(&ds->nfailing, memory_order_relaxed) == 0)
-    return;
-  int did = nng_dialer_id(nng_pipe_dialer(p));
-  if (did <= 0) return; /* not one of ours (or gone) */
-  pthread_mutex_lock(&ds->set_mu);
+/* Counts a success or failure on the replica dialled by dialer did.
+ * Under set_mu. */
+static void count_outcome(dialset *ds, int did, bool ok,
+                          const dialset_outlier *o) {
   for (size_t i = 0; i < ds->ndialers; i++) {
     dialer_entry *de = &ds->dialers[i];
     if (nng_dialer_id(de->d) != did) continue;
@@ -420,8 +428,58 @@ void dialset_report(dialset *ds, nng_pipe p, bool ok,
       if (de->failures++ == 0) atomic_fetch_add(&ds->nfailing, 1);
       if (de->failures >= o->failures && may_eject(ds)) eject(ds, i, o);
     }
-    break;
+    return;
   }
+}
+
+void dialset_report(dialset *ds, nng_pipe p, bool ok,
+                    const dialset_outlier *o) {
+  if (ds == NULL || o == NULL || o->failures == 0) return;
+  uint32_t pid = nng_pipe_id(p);
+  if (pid > 0) { /* it answered: alive, whatever it said */
+    seen_slot *sl = &ds->seen[pid % SEEN_SLOTS];
+    atomic_store_explicit(&sl->pipe, pid, memory_order_relaxed);
+    atomic_store_explicit(&sl->ns, time_mono_ns(), memory_order_relaxed);
+  }
+  if (ok && atomic_load_explicit(&ds->nfailing, memory_order_relaxed) == 0)
+    return;
+  int did = nng_dialer_id(nng_pipe_dialer(p));
+  if (did <= 0) return; /* not one of ours (or gone) */
+  pthread_mutex_lock(&ds->set_mu);
+  count_outcome(ds, did, ok, o);
+  pthread_mutex_unlock(&ds->set_mu);
+}
+
+/* True when pipe pid brought a reply at or after since_ns. */
+static bool replied_since(dialset *ds, uint32_t pid, int64_t since_ns) {
+  seen_slot *sl = &ds->seen[pid % SEEN_SLOTS];
+  return atomic_load_explicit(&sl->pipe, memory_order_relaxed) == pid &&
+         atomic_load_explicit(&sl->ns, memory_order_relaxed) >= since_ns;
+}
+
+void dialset_report_timeout(dialset *ds, int64_t sent_ns,
+                            const dialset_outlier *o) {
+  if (ds == NULL || o == NULL || o->failures == 0) return;
+  uint32_t silent[MAX_BLAMED];
+  size_t nsilent = 0, alive = 0;
+  pthread_mutex_lock(&ds->pipe_mu);
+  for (size_t i = 0; i < ds->npipes; i++) {
+    if (replied_since(ds, ds->pipe_ids[i], sent_ns))
+      alive++;
+    else if (nsilent < MAX_BLAMED)
+      silent[nsilent++] = ds->pipe_ids[i];
+  }
+  pthread_mutex_unlock(&ds->pipe_mu);
+  if (alive == 0 || nsilent == 0) return; /* nothing told apart */
+  int dids[MAX_BLAMED];
+  for (size_t i = 0; i < nsilent; i++) {
+    nng_pipe p = NNG_PIPE_INITIALIZER;
+    p.id = silent[i];
+    dids[i] = nng_dialer_id(nng_pipe_dialer(p)); /* -1: gone meanwhile */
+  }
+  pthread_mutex_lock(&ds->set_mu);
+  for (size_t i = 0; i < nsilent; i++)
+    if (dids[i] > 0) count_outcome(ds, dids[i], false, o);
   pthread_mutex_unlock(&ds->set_mu);
 }
 

@@ -35,10 +35,13 @@
  * it is re-admitted as soon as it connects, and a replica still failing
  * is ejected again for longer. At most half of the URLs are out at once
  * (failures alike everywhere are not outliers), never the last one.
- * Only what can be told apart per replica counts: a reply carries its
- * pipe; a timed-out request does not (nng's req0 does not say which
- * pipe took it), and a replica that dies loses its connection at once,
- * which nng's reconnect already keeps out until it listens again.
+ * A reply carries its pipe; a timed-out request does not (nng's req0
+ * does not say which pipe took it), so a timeout is laid at the door of
+ * the pipes that were silent since the request was sent while another
+ * answered (dialset_report_timeout: each reply's time is kept per pipe,
+ * in a small table written without a lock). A replica that dies loses
+ * its connection at once, which nng's reconnect already keeps out until
+ * it listens again.
  *
  * The socket stays the user's: it sets the socket's own options, and
  * closing it closes every dialer and pipe. Order of teardown:
@@ -155,6 +158,15 @@ typedef struct dialset_outlier {
  * Lock-free when ok and no replica is failing. Thread-safe; never from a
  * pipe notification. */
 void dialset_report(dialset *ds, nng_pipe p, bool ok, const dialset_outlier *o);
+
+/* An attempt sent at sent_ns (time_mono_ns clock) timed out without a
+ * reply: every connected pipe that brought no reply (dialset_report)
+ * since sent_ns counts a failure toward its replica's ejection, as
+ * dialset_report's failures do - provided some other pipe did bring one
+ * (a silence shared by all tells no replica apart). Thread-safe; never
+ * from a pipe notification. */
+void dialset_report_timeout(dialset *ds, int64_t sent_ns,
+                            const dialset_outlier *o);
 
 /* Dials again the ejected URLs whose time is up. Lock-free when none is
  * due. Thread-safe. */

@@ -12,7 +12,9 @@
  * retried, while ABORTED without a twin of its own is answered as is; a
  * replica that keeps answering UNAVAILABLE is ejected (no call reaches
  * it) and dialled again once healthy; never more than half of them,
- * never the last one.
+ * never the last one; a replica that hangs (a process stopped with
+ * SIGSTOP, connection kept) costs reads one attempt timeout each until
+ * those timeouts eject it, and is back once it runs again.
  *
  * Timing: no assertion on time; calls have generous deadlines.
  */
@@ -227,7 +229,8 @@ static void script_stop(script_srv *f) {
   pthread_join(f->thr, NULL);
 }
 
-static rpc_result *keyed_call(script_srv *f, const char *key) {
+static rpc_result *keyed_call_twin(script_srv *f, const char *key,
+                                   bool maybe_twin) {
   char url[64];
   snprintf(url, sizeof url, "tcp://127.0.0.1:%d", f->port);
   rpc_client_options co;
@@ -241,10 +244,15 @@ static rpc_result *keyed_call(script_srv *f, const char *key) {
   o.deadline_ms = 10000;
   o.idempotent = true;
   o.idempotency_key = key;
+  o.maybe_twin = maybe_twin;
   rpc_result *r = NULL;
   ck_assert_int_eq(rpc_client_call(c, M_WRITE, "w", 1, &o, &r), ERR_OK);
   rpc_client_free(c);
   return r;
+}
+
+static rpc_result *keyed_call(script_srv *f, const char *key) {
+  return keyed_call_twin(f, key, false);
 }
 
 START_TEST(keyed_write_meeting_its_own_twin_is_retried) {
@@ -268,6 +276,20 @@ START_TEST(aborted_without_a_twin_of_our_own_is_answered) {
   ck_assert_uint_eq(r->attempts, 1);
   rpc_result_free(r);
   ck_assert_int_eq(atomic_load(&f.received), 1);
+  script_stop(&f);
+}
+END_TEST
+
+/* The caller knows of a twin elsewhere (a load balancer's repeat after a
+ * gateway died): ABORTED is retried from the first attempt on. */
+START_TEST(aborted_with_a_twin_the_caller_knows_of_is_retried) {
+  static const int script[] = {RPC_ABORTED, RPC_ABORTED};
+  script_srv f;
+  script_start(&f, script, 2);
+  rpc_result *r = keyed_call_twin(&f, "k-4", true);
+  ck_assert_int_eq(r->code, RPC_OK);
+  ck_assert_uint_eq(r->attempts, 3);
+  rpc_result_free(r);
   script_stop(&f);
 }
 END_TEST
@@ -407,6 +429,140 @@ START_TEST(no_more_than_half_are_ejected_when_all_fail_alike) {
 }
 END_TEST
 
+/* ---- a replica that hangs: a real process stopped with SIGSTOP ---- */
+
+static void h_ok(void *arg, const rpc_call *call, rpc_reply *reply) {
+  (void)arg;
+  (void)call;
+  rpc_reply_status(reply, RPC_OK, NULL);
+}
+
+/* Forks a process serving M_WRITE with h_ok (as spawn_dying_replica). */
+static pid_t spawn_replica(char *url, size_t cap) {
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    rpc_server *s = NULL;
+    if (rpc_server_new(NULL, &s) != ERR_OK ||
+        rpc_server_register(s, M_WRITE, h_ok, NULL) != ERR_OK ||
+        rpc_server_start(s, "tcp://127.0.0.1:0") != ERR_OK)
+      _exit(2);
+    int port = rpc_server_port(s);
+    if (write(fds[1], &port, sizeof port) != (ssize_t)sizeof port) _exit(2);
+    for (;;) pause();
+  }
+  close(fds[1]);
+  int port = 0;
+  ck_assert_int_eq(read(fds[0], &port, sizeof port), (ssize_t)sizeof port);
+  close(fds[0]);
+  snprintf(url, cap, "tcp://127.0.0.1:%d", port);
+  return pid;
+}
+
+static rpc_result *read_call(rpc_client *c) {
+  rpc_call_options o = RPC_CALL_OPTIONS_INIT;
+  o.deadline_ms = 10000;
+  o.idempotent = true; /* a read: the client's attempt timeout applies */
+  rpc_result *r = NULL;
+  ck_assert_int_eq(rpc_client_call(c, M_WRITE, "r", 1, &o, &r), ERR_OK);
+  return r;
+}
+
+typedef struct hung_reader {
+  rpc_client *c;
+  int calls, retried, failed;
+} hung_reader;
+
+/* Reads until the client is down to one replica (at most 200). */
+static void *hung_reader_main(void *arg) {
+  hung_reader *h = arg;
+  for (; h->calls < 200 && rpc_client_connected(h->c) == 2; h->calls++) {
+    rpc_call_options o = RPC_CALL_OPTIONS_INIT;
+    o.deadline_ms = 10000;
+    o.idempotent = true;
+    rpc_result *r = NULL;
+    if (rpc_client_call(h->c, M_WRITE, "r", 1, &o, &r) != ERR_OK) {
+      h->failed++;
+      continue;
+    }
+    if (r->code != RPC_OK) h->failed++;
+    if (r->attempts > 1) h->retried++;
+    rpc_result_free(r);
+  }
+  return NULL;
+}
+
+/* A replica that stops answering but keeps its connection (SIGSTOP, as a
+ * hung process): reads give up on it after the attempt timeout and are
+ * answered by the other replica; the timeouts eject it (its connection
+ * closes); once it runs again (SIGCONT) it is dialled again when its
+ * ejection ends and back. No read fails meanwhile. */
+START_TEST(hung_replica_is_ejected_by_timeouts_and_readmitted) {
+  char url_a[64], url_b[64], both[160];
+  pid_t pid = spawn_replica(url_a, sizeof url_a);
+  rpc_server *b = start_survivor(url_b, sizeof url_b);
+  snprintf(both, sizeof both, "%s,%s", url_a, url_b);
+  rpc_client_options co;
+  rpc_client_options_init(&co);
+  co.attempt_timeout_ms = 200;
+  co.eject_after = 2;
+  co.eject_base_ms = 500;
+  co.reconnect_min_ms = 20;
+  co.reconnect_max_ms = 100;
+  rpc_client *c = NULL;
+  ck_assert_int_eq(rpc_client_new(both, &co, &c), ERR_OK);
+  ck_assert_int_eq(rpc_client_wait_connected(c, 2, 10000), ERR_OK);
+  rpc_result_free(read_call(c));
+
+  ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+  /* Several callers at once, so several requests wait on the hung replica
+   * when its connection is closed under them. */
+  hung_reader hr[4];
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) {
+    hr[i] = (hung_reader){.c = c};
+    ck_assert_int_eq(pthread_create(&th[i], NULL, hung_reader_main, &hr[i]), 0);
+  }
+  int retried = 0;
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    ck_assert_int_eq(hr[i].failed, 0);
+    retried += hr[i].retried;
+  }
+  ck_assert_int_eq(rpc_client_connected(c), 1); /* the hung one is out */
+  ck_assert_int_ge(retried, 2);                 /* eject_after timeouts */
+  for (int i = 0; i < 10; i++) { /* its ejection lasts: all to B now */
+    rpc_result *r = read_call(c);
+    ck_assert_int_eq(r->code, RPC_OK);
+    rpc_result_free(r);
+  }
+
+  ck_assert_int_eq(kill(pid, SIGCONT), 0);
+  int64_t deadline = time_mono_ms() + 30000;
+  while (rpc_client_connected(c) < 2 && time_mono_ms() < deadline) {
+    rpc_result *r = read_call(c); /* each call lets due ejections end */
+    ck_assert_int_eq(r->code, RPC_OK);
+    rpc_result_free(r);
+    time_sleep_ms(20);
+  }
+  ck_assert_int_eq(rpc_client_connected(c), 2);
+  for (int i = 0; i < 10; i++) {
+    rpc_result *r = read_call(c);
+    ck_assert_int_eq(r->code, RPC_OK);
+    ck_assert_uint_eq(r->attempts, 1); /* answered again, no timeouts */
+    rpc_result_free(r);
+  }
+  rpc_client_free(c);
+  rpc_server_close(b);
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+END_TEST
+
 static Suite *failover_suite(void) {
   Suite *s = suite_create("rpc failover");
   TCase *tc = tcase_create("replica killed");
@@ -419,12 +575,14 @@ static Suite *failover_suite(void) {
   tcase_add_test(tc, keyed_write_meeting_its_own_twin_is_retried);
   tcase_add_test(tc, aborted_without_a_twin_of_our_own_is_answered);
   tcase_add_test(tc, aborted_without_a_key_is_answered);
+  tcase_add_test(tc, aborted_with_a_twin_the_caller_knows_of_is_retried);
   suite_add_tcase(s, tc);
   tc = tcase_create("outliers");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, failing_replica_is_ejected_and_readmitted_when_healthy);
   tcase_add_test(tc, the_last_replica_is_never_ejected);
   tcase_add_test(tc, no_more_than_half_are_ejected_when_all_fail_alike);
+  tcase_add_test(tc, hung_replica_is_ejected_by_timeouts_and_readmitted);
   suite_add_tcase(s, tc);
   return s;
 }

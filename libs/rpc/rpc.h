@@ -90,9 +90,10 @@
  *   - for calls marked idempotent that carry an idempotency key, also
  *     when the server answered ABORTED ("a request with this key is
  *     still running") after an earlier attempt of the same call may have
- *     reached a server: that twin is our own, and the retry meets its
- *     saved answer or, once the dead replica's transaction is rolled
- *     back, a free key.
+ *     reached a server (or the caller says one may have: maybe_twin):
+ *     that twin is our own, and the retry meets its saved answer or,
+ *     once the dead replica's transaction is rolled back, a free key.
+ *     These retries go on until the deadline, past max_attempts.
  * "Idempotent" is the caller's declaration that running the call twice
  * is harmless: reads, and writes carrying an idempotency key to a method
  * that honours keys (libs/idem; the gateway's ROUTE_KEYED routes). A
@@ -109,9 +110,20 @@
  * out at once, and never the last one. A replica that dies loses its
  * connection, which takes it out of rotation at once; nng re-dials it
  * (reconnect_min_ms up to reconnect_max_ms) and it is back as soon as it
- * listens again. A replica that hangs without answering is not ejected (nng
- * does not tell which connection a timed-out request went to): idempotent calls
- * with attempt_timeout_ms move on to another replica.
+ * listens again. A replica that hangs without answering (stopped,
+ * deadlocked, its host swapping) keeps its connection: idempotent calls
+ * with an attempt timeout move on to another replica, and the timeouts
+ * count toward its ejection. nng's req0 does not say which connection a
+ * timed-out request went to, so a call whose attempt timed out blames,
+ * once it is over, every connected replica that has sent this client no
+ * reply since that attempt was sent - provided some other replica did
+ * (else nothing can be told apart: no blame). A hung replica answers
+ * nothing, so it is blamed by every such call and ejected after
+ * eject_after of them; closing its connection also fails the requests
+ * still waiting on it at once (idempotent ones retry elsewhere). When
+ * its ejection ends it is dialled again and, if it answers again, back
+ * (a stopped process does not even complete nng's handshake until it
+ * runs again).
  *
  * "No peer" is detected with nng pipe notifications (a count of connected
  * pipes) rather than by letting nng queue the request for a connection
@@ -349,6 +361,13 @@ typedef struct rpc_client_options {
   uint32_t eject_after;
   uint32_t eject_base_ms;
   uint32_t eject_max_ms;
+  /* Per-attempt timeout of idempotent calls whose rpc_call_options set
+   * none (Envoy's per_try_timeout): an attempt not answered within it is
+   * given up and the call retried (on another replica, as req0 sends
+   * the next request to the next pipe); such timeouts count toward
+   * ejecting the replica that did not answer ("Outliers"). 0 (default):
+   * each attempt may use all the time left. */
+  uint32_t attempt_timeout_ms;
   /* The calling service's identity, sent in every request (libs/svcid:
    * svc_rpc_client_new sets it). credential writes a NUL-terminated token
    * of at most cap - 1 bytes into buf for a call of method (whose package
@@ -398,10 +417,14 @@ typedef struct rpc_call_options {
   const char *tenant_id;       /* NULL = "" */
   const char *token;           /* NULL = "" */
   const char *idempotency_key; /* NULL = "" */
+  bool maybe_twin; /* keyed calls: an earlier attempt of this very request
+                      may be running elsewhere already (a load balancer
+                      sent it again after a gateway died): ABORTED ("still
+                      running") is retried from the first attempt on */
 } rpc_call_options;
 
 #define RPC_CALL_OPTIONS_INIT                                                  \
-  { 0, 0, false, NULL, NULL, NULL, NULL }
+  { 0, 0, false, NULL, NULL, NULL, NULL, false }
 
 typedef struct rpc_violation {
   const char *field;

@@ -36,7 +36,10 @@
  * a replica that keeps answering UNAVAILABLE (its database is gone, it
  * is overloaded) is ejected for a while and re-admitted after
  * (dialset.h, "Outlier ejection"); each attempt first lets the dialset
- * re-dial what is due.
+ * re-dial what is due. A call with a timed-out attempt reports it once
+ * the call is over (dialset_report_timeout: the replicas silent since
+ * that attempt was sent, while another answered, are blamed), which is
+ * how a hung replica - connected, never answering - is ejected.
  *
  * Contexts (nng_ctx + nng_aio) are pooled: a call takes one, uses it for
  * all its attempts (a new send on a context abandons the previous
@@ -263,6 +266,7 @@ int rpc_client_new(const char *address, const rpc_client_options *opts,
     if (opts->eject_after) o.eject_after = opts->eject_after;
     if (opts->eject_base_ms) o.eject_base_ms = opts->eject_base_ms;
     if (opts->eject_max_ms) o.eject_max_ms = opts->eject_max_ms;
+    o.attempt_timeout_ms = opts->attempt_timeout_ms;
     o.credential = opts->credential;
     o.credential_arg = opts->credential_arg;
   }
@@ -412,12 +416,16 @@ typedef struct attempt_out {
   Rpc__V1__Response *resp;
   int code;        /* for non-reply ends */
   const char *why; /* static message for non-reply ends */
+  int64_t sent_ns; /* when a pipe took the request (0: never) */
+  bool timed_out;  /* sent, then no reply within the attempt's time */
 } attempt_out;
 
 static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
                     int64_t deadline_ns, int64_t attempt_deadline_ns,
                     attempt_out *ao) {
   ao->resp = NULL;
+  ao->sent_ns = 0;
+  ao->timed_out = false;
   dialset_tick(c->ds); /* ejected replicas whose time is up: dial again */
 
   /* 1. Some replica connected? (see the file comment on "no peer") */
@@ -470,6 +478,7 @@ static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
   }
 
   /* 4. Receive. */
+  ao->sent_ns = time_mono_ns();
   nng_aio_set_timeout(cc->aio, ms_until(attempt_deadline_ns));
   nng_ctx_recv(cc->ctx, cc->aio);
   nng_aio_wait(cc->aio);
@@ -505,10 +514,12 @@ static void attempt(rpc_client *c, call_ctx *cc, Rpc__V1__Request *req,
     ao->end = END_DEADLINE;
     ao->code = RPC_DEADLINE_EXCEEDED;
     ao->why = "deadline exceeded";
+    ao->timed_out = true;
   } else if (rv == NNG_ETIMEDOUT) {
     ao->end = END_MAYBE_SENT;
     ao->code = RPC_DEADLINE_EXCEEDED;
     ao->why = "attempt timed out";
+    ao->timed_out = true;
   } else {
     ao->end = END_MAYBE_SENT;
     ao->code = RPC_UNAVAILABLE;
@@ -641,20 +652,30 @@ int rpc_client_call(rpc_client *c, const char *method, const void *reqbuf,
   attempt_out ao = {0};
   uint32_t n = 0;
   bool keyed = req.idempotency_key[0] != '\0';
-  bool own_twin = false; /* an earlier attempt may still run somewhere */
+  /* An earlier attempt may still run somewhere: ours, or one the caller
+   * knows of (maybe_twin). */
+  bool own_twin = keyed && opts->maybe_twin;
+  uint32_t per_try = opts->attempt_timeout_ms != 0 ? opts->attempt_timeout_ms
+                                                   : c->opt.attempt_timeout_ms;
+  int64_t timed_out_sent = 0; /* the first timed-out attempt's send */
   for (;;) {
     n++;
     req.attempt = n;
     int64_t attempt_deadline = deadline_ns;
-    if (opts->idempotent && opts->attempt_timeout_ms != 0) {
-      int64_t a = time_mono_ns() + (int64_t)opts->attempt_timeout_ms * 1000000;
+    if (opts->idempotent && per_try != 0) {
+      int64_t a = time_mono_ns() + (int64_t)per_try * 1000000;
       if (a < attempt_deadline) attempt_deadline = a;
     }
     attempt(c, cc, &req, deadline_ns, attempt_deadline, &ao);
+    if (ao.timed_out && timed_out_sent == 0) timed_out_sent = ao.sent_ns;
 
     bool retry = retry_safe(&ao, opts->idempotent, keyed, own_twin);
+    /* Our twin still running is waited for until the deadline, not for
+     * max_attempts only: its transaction may take longer than a few
+     * short backoffs (row locks under load). */
+    bool twin_wait = retry && ao.end == END_REPLY && ao.code == RPC_ABORTED;
     if (ao.end == END_MAYBE_SENT) own_twin = true;
-    if (!retry || n >= c->opt.max_attempts) break;
+    if (!retry || (n >= c->opt.max_attempts && !twin_wait)) break;
 
     /* Full jitter: uniform in [0, min(max, base * 2^(n-1))]. */
     uint64_t cap = (uint64_t)c->opt.backoff_base_ms
@@ -670,6 +691,10 @@ int rpc_client_call(rpc_client *c, const char *method, const void *reqbuf,
     if (sleep_for > 0) time_sleep_ms(sleep_for);
   }
   ctx_give(c, cc);
+  /* Blamed once the call is over, when the retry's answer (or other
+   * calls') shows which replicas were alive meanwhile. */
+  if (timed_out_sent != 0)
+    dialset_report_timeout(c->ds, timed_out_sent, &c->outlier);
 
   result_impl *ri;
   if (ao.end == END_REPLY && ao.resp != NULL) {

@@ -139,6 +139,7 @@ struct rpc_server {
   size_t idle_slots;
 
   metrics_child *in_flight;
+  metrics_child *connections;
 
   _Atomic uint64_t st_received, st_handled, st_expired, st_late, st_unknown,
       st_malformed, st_send_failed;
@@ -162,7 +163,8 @@ struct worker_state {
   rpc_reply reply;
 };
 
-static metrics_family *fam_calls, *fam_duration, *fam_in_flight, *fam_late;
+static metrics_family *fam_calls, *fam_duration, *fam_in_flight, *fam_late,
+    *fam_connections;
 static pthread_once_t fam_once = PTHREAD_ONCE_INIT;
 
 static void families_init(void) {
@@ -177,6 +179,10 @@ static void families_init(void) {
       0);
   fam_in_flight = metrics_gauge("rpc_server_in_flight",
                                 "RPC handlers running now.", 0, NULL);
+  fam_connections = metrics_gauge(
+      "rpc_server_connections",
+      "Client connections open now (one per client process and socket).", 0,
+      NULL);
   fam_late = metrics_counter(
       "rpc_server_late_total",
       "Handlers that finished after their call's deadline, by method.", 1,
@@ -372,6 +378,7 @@ int rpc_server_new(const rpc_server_options *opts, rpc_server **out) {
   }
   entry_metrics_init(&s->unknown);
   s->in_flight = metrics_child_get(fam_in_flight, NULL);
+  s->connections = metrics_child_get(fam_connections, NULL);
   pthread_mutex_init(&s->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -732,7 +739,9 @@ static int map_listen_err(int rv) {
 static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg) {
   (void)p;
   rpc_server *s = arg;
-  atomic_fetch_add(&s->connected, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+  int d = ev == NNG_PIPE_EV_ADD_POST ? 1 : -1;
+  atomic_fetch_add(&s->connected, d);
+  metrics_add(s->connections, d); /* how far clients reconnected (failover) */
 }
 
 int rpc_server_start(rpc_server *s, const char *url) {

@@ -91,6 +91,14 @@ static const cfg_entry kEntries[] = {
      .min = 1,
      .max = 600000,
      .description = "per request, arrival to answer, backends included"},
+    {.name = "GATEWAY_ATTEMPT_TIMEOUT_MS",
+     .kind = CFG_DURATION_MS,
+     .def = "1000",
+     .min = 0,
+     .max = 600000,
+     .description = "per attempt of a read or keyed call: a replica that "
+                    "answers nothing within it is retried elsewhere and "
+                    "counts toward its ejection; 0: off (sync: always off)"},
     {.name = "GATEWAY_BASE_DOMAIN",
      .kind = CFG_STRING,
      .def = "localhost",
@@ -384,8 +392,13 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows, gateway **out) {
     rpc_client_options_init(&ro);
     ro.default_deadline_ms =
         (uint32_t)cfg_duration_ms(c, "GATEWAY_DEADLINE_MS");
-    if (i == BACKEND_SYNC) /* file uploads and downloads: 25 MiB bodies */
+    /* A hung replica costs one attempt, not the deadline (ADR 0013). */
+    ro.attempt_timeout_ms =
+        (uint32_t)cfg_duration_ms(c, "GATEWAY_ATTEMPT_TIMEOUT_MS");
+    if (i == BACKEND_SYNC) { /* file uploads and downloads: 25 MiB bodies */
       ro.max_send_bytes = ro.max_recv_bytes = SYNC_MAX_MESSAGE;
+      ro.attempt_timeout_ms = 0; /* a big body may take longer, rightly */
+    }
     rc = svc_identity_client(g->identity, &ro);
     if (rc == ERR_OK)
       rc = rpc_client_new(cfg_str(c, kBackends[i].addr), &ro, &g->clients[i]);

@@ -396,6 +396,9 @@ static bool call(run *x, const char *service, const char *rpc,
   o.tenant_id = x->out->tenant_id;
   o.token = x->token != NULL ? x->token : NULL;
   o.idempotency_key = x->key;
+  /* Only the client's own key can have a twin at another gateway. */
+  o.maybe_twin =
+      x->in->lb_retry && x->key != NULL && x->key == x->in->idempotency_key;
   /* The token is not NUL-terminated where it ends with spaces; copy it. */
   char tokbuf[BEARER_MAX + 1];
   if (x->token != NULL) {

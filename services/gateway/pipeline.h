@@ -87,6 +87,12 @@ typedef struct pipeline_request {
   const char *host;
   const char *x_tenant;
   const char *idempotency_key;
+  /* X-Lb-Retry sent: the load balancer repeats a keyed POST that may have
+   * reached a gateway that died (tools/lb/nginx_conf.sh), so a backend's
+   * "still running" (409) is that first request, waited for and replayed
+   * rather than answered. A client sending it itself gains nothing but a
+   * wait for its own twin under its own key. */
+  bool lb_retry;
   const char *client_addr; /* "127.0.0.1" */
   const char *request_id;
   int64_t start_mono_ms; /* arrival, time_mono_ms() */

@@ -123,6 +123,7 @@ typedef struct req {
   bool api;                /* API answer: nosniff, no-store */
   const char *origin;      /* allowed Origin, or NULL */
   const char *authorization, *host, *x_tenant, *idem_key;
+  bool lb_retry; /* X-Lb-Retry: the load balancer's repeat (lb/nginx_conf) */
   char remote[CLIENTADDR_STRLEN]; /* the client (clientaddr.h) */
   char peer[CLIENTADDR_STRLEN];   /* the TCP peer */
   size_t max_body; /* the route's cap (the default before a route) */
@@ -708,6 +709,7 @@ static bool on_headers(req *r, const char *method, bool *body_follows) {
   r->host = header(r, "Host");
   r->x_tenant = header(r, "X-Tenant");
   r->idem_key = header(r, "Idempotency-Key");
+  r->lb_retry = header(r, "X-Lb-Retry") != NULL;
   return false;
 }
 
@@ -724,6 +726,7 @@ static void run_job(void *arg) {
       .host = r->host,
       .x_tenant = r->x_tenant,
       .idempotency_key = r->idem_key,
+      .lb_retry = r->lb_retry,
       .client_addr = r->remote,
       .request_id = r->rid,
       .start_mono_ms = r->start_ms,

@@ -24,6 +24,7 @@
 
 #include "libs/authn/authn_caller.h"
 #include "libs/base/strutil.h"
+#include "libs/base/uuid.h"
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
 #include "libs/svc/handler.h"
@@ -172,14 +173,28 @@ static void create_tenant(void *arg, const rpc_call *call, rpc_reply *reply) {
   /* Anonymous: the key's scope is the slug asked for (keyed.h). */
   char scope[TENANTNAME_SLUG_MAX + 8];
   snprintf(scope, sizeof scope, "slug:%s", req->slug);
-  if (!keyed_begin(&k, t->c.deps.st, call, NULL, scope, t->c.idem_ttl_ms,
+  /* The claim notes the tenant id, so a retry that takes it over (the
+   * replica running the saga died) provisions the same tenant. */
+  char id[UUID_STR_LEN + 1];
+  provision_new_id(id);
+  if (!keyed_begin(&k, t->c.deps.st, call, NULL, scope, t->c.idem_ttl_ms, id,
                    reply))
     goto out;
+  provision_run run = {.id = id, .keyed = k.on};
+  if (k.resumed) {
+    if (!uuid_is_valid(k.note)) {
+      rpc_reply_status(reply, RPC_INTERNAL, "cannot resume the creation");
+      goto out;
+    }
+    run.id = k.note;
+    run.resume = true;
+  }
 
   provision_owner owner = {req->owner->email, req->owner->password,
                            req->owner->name};
-  provision_create_tenant(&t->c.deps, req->slug, req->name, currency, &owner,
-                          rpc_call_time_left_ms(call), &po);
+  provision_create_tenant(&t->c.deps, &run, req->slug, req->name, currency,
+                          &owner, rpc_call_time_left_ms(call), &po);
+  if (po.keep_claim) keyed_keep(&k);
   if (po.code != RPC_OK) {
     rpc_reply_status(reply, po.code, "%s", po.message);
     if (po.code == RPC_ALREADY_EXISTS)
@@ -416,6 +431,14 @@ static void add_domain_claim(tenants *t, const char *tid, const char *host,
   if (rc == ERR_OK)
     rc = store_add_domain(t->c.deps.st, tid, host, token, &ev, &d);
   events_clear(&ev);
+  if (rc == ERR_EXISTS && k->resumed) {
+    /* An earlier attempt of this call added it, then its replica died
+     * before the answer was saved: that claim is the answer. */
+    rc = store_get_domain(t->c.deps.st, tid, host, &d);
+    if (rc == ERR_NOTFOUND) rc = ERR_EXISTS; /* removed again meanwhile */
+  } else if (rc == ERR_OK) {
+    outbox_kick(t->c.deps.events);
+  }
   if (rc == ERR_EXISTS) {
     reply_domain_taken(reply);
     return;
@@ -430,7 +453,6 @@ static void add_domain_claim(tenants *t, const char *tid, const char *host,
     handler_reply_error(reply, rc, "add the domain");
     return;
   }
-  outbox_kick(t->c.deps.events);
   /* Nothing for the Resolve cache: an unverified host does not route. */
   domain_wire w;
   domain_pb(&d, &w);
@@ -451,7 +473,7 @@ static void add_domain(void *arg, const rpc_call *call, rpc_reply *reply) {
                        reply) == ERR_OK &&
       custom_host_arg(t, req->host, reply, host) &&
       keyed_begin(&k, t->c.deps.st, call, cl.tid, cl.sub, t->c.idem_ttl_ms,
-                  reply))
+                  NULL, reply))
     add_domain_claim(t, cl.tid, host, &k, reply);
   keyed_fail(&k, t->c.deps.st); /* nothing if answered or without key */
   keyed_done(&k);

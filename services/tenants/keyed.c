@@ -87,9 +87,20 @@ static bool prepare(keyed *k, const rpc_call *call, const char *tenant_id,
   return true;
 }
 
+/* A taken-over claim's note, as text (what this service notes is an id;
+ * anything longer or not printable is not ours: no note). */
+static void take_note(keyed *k, const idem_found *f) {
+  k->resumed = true;
+  if (f->len > 0 && f->len <= KEYED_NOTE_MAX &&
+      str_is_printable((const char *)f->answer, f->len)) {
+    memcpy(k->note, f->answer, f->len);
+    k->note[f->len] = '\0';
+  }
+}
+
 bool keyed_begin(keyed *k, store *st, const rpc_call *call,
                  const char *tenant_id, const char *principal, int64_t ttl_ms,
-                 rpc_reply *reply) {
+                 const char *note, rpc_reply *reply) {
   memset(k, 0, sizeof *k);
   if (call->idempotency_key[0] == '\0') return true;
   if (!prepare(k, call, tenant_id, principal, ttl_ms, reply)) return false;
@@ -99,13 +110,16 @@ bool keyed_begin(keyed *k, store *st, const rpc_call *call,
   if (lease < LEASE_MARGIN_MS)
     lease = LEASE_MARGIN_MS; /* a passed deadline: the margin still */
   idem_found f;
-  int rc = store_idem_start(st, &k->ref, k->tenant_scope, lease, &f);
+  int rc = store_idem_start(st, &k->ref, k->tenant_scope, lease,
+                            call->attempt > 1, note, &f);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "check the Idempotency-Key");
     return false;
   }
   if (f.outcome == IDEM_NEW) {
     k->on = true;
+    if (f.pending) take_note(k, &f);
+    idem_found_clear(&f);
     return true;
   }
   answer_found(k, &f, reply);
@@ -148,5 +162,7 @@ void keyed_fail(keyed *k, store *st) {
              k->ref.method);
   k->on = false;
 }
+
+void keyed_keep(keyed *k) { k->on = false; }
 
 void keyed_done(keyed *k) { sodium_memzero(k->seal, sizeof k->seal); }

@@ -7,7 +7,9 @@
  * before the work (a twin meanwhile: ABORTED, HTTP 409), and the answer
  * saved after it (or the claim released on failure: a refused request
  * changed nothing and may be retried, also with the same key). A crash
- * between the two leaves the claim until its lease ends.
+ * between the two leaves the claim until its lease ends - or until a
+ * retry of the same call takes it over and resumes the work (the claim
+ * notes what the work makes: CreateTenant's tenant id; see keyed_begin).
  *
  * Scopes. AddDomain: the caller's tenant and user id, like orders.
  * CreateTenant is anonymous: there is no user yet and the client address
@@ -44,9 +46,13 @@
 #define KEYED_SEAL_TAG "tenants.idem.seal.v1"
 #define KEYED_NIL_TENANT "00000000-0000-0000-0000-000000000000"
 
+#define KEYED_NOTE_MAX 63
+
 /* One keyed call; zero-initialise. */
 typedef struct keyed {
-  bool on; /* the call has a key and it is claimed */
+  bool on;                       /* the call has a key and it is claimed */
+  bool resumed;                  /* took over its own earlier attempt's claim */
+  char note[KEYED_NOTE_MAX + 1]; /* resumed: the claim's note */
   bool tenant_scope;
   idem_ref ref;
   uint8_t hash[IDEM_HASH_LEN];
@@ -57,13 +63,20 @@ typedef struct keyed {
 
 /* Before the work. tenant_id NULL: anonymous (directory scope, nil
  * tenant). Without a key: true, k->on false. Otherwise validates the key
- * and claims it: true to go on; false when the reply is already set - a
- * replay (the first answer, opened), INVALID_ARGUMENT (bad key, or the
- * key used for another request), ABORTED (the first call still runs) or
- * a database failure. */
+ * and claims it (with note, the work's own id, or NULL): true to go on;
+ * false when the reply is already set - a replay (the first answer,
+ * opened), INVALID_ARGUMENT (bad key, or the key used for another
+ * request), ABORTED (the first call still runs) or a database failure.
+ *
+ * Failover: a retry of the call (attempt > 1: an earlier attempt may
+ * have reached a replica that died mid-work, leaving its claim behind)
+ * takes that claim over instead of waiting for its lease: true, with
+ * k->resumed set and k->note the claim's note, and the caller carries on
+ * the same work (which must therefore be safe to resume: every step
+ * idempotent by the note). */
 bool keyed_begin(keyed *k, store *st, const rpc_call *call,
                  const char *tenant_id, const char *principal, int64_t ttl_ms,
-                 rpc_reply *reply);
+                 const char *note, rpc_reply *reply);
 
 /* The work succeeded: answers m, and with a key saves it (sealed). */
 void keyed_reply(keyed *k, store *st, rpc_reply *reply,
@@ -71,6 +84,11 @@ void keyed_reply(keyed *k, store *st, rpc_reply *reply,
 
 /* The work failed (the reply says how): the claim is released. */
 void keyed_fail(keyed *k, store *st);
+
+/* The work's outcome is unknown (a twin of the call may still be
+ * running it): the claim is kept - a retry takes it over and resumes,
+ * or the lease lapses. */
+void keyed_keep(keyed *k);
 
 /* Wipes k's secrets. Always call once at the end. */
 void keyed_done(keyed *k);

@@ -92,35 +92,87 @@ static uint32_t owner_deadline(const provision_deps *d, int64_t deadline_ms) {
   return (uint32_t)(left < cap ? left : cap);
 }
 
-void provision_create_tenant(const provision_deps *d, const char *slug,
-                             const char *name, const char *currency,
-                             const provision_owner *owner, int64_t deadline_ms,
-                             provision_outcome *out) {
-  memset(out, 0, sizeof *out);
-  char id[UUID_STR_LEN + 1];
-  uuid_v7_str(id);
+void provision_new_id(char out[UUID_STR_LEN + 1]) { uuid_v7_str(out); }
 
-  /* 1. the provisioning row holds the slug */
-  int rc =
-      store_insert_provisioning(d->st, id, slug, name, currency, &out->tenant);
+/* Step 1 when resuming and the insert met an existing row: ours when it
+ * has this id and slug. *active: the earlier attempt already got to the
+ * end of step 3. */
+static int resume_row(const provision_deps *d, const char *id, const char *slug,
+                      store_tenant *t, bool *active) {
+  int rc = store_get_any(d->st, id, t);
+  if (rc == ERR_NOTFOUND) return ERR_EXISTS; /* the slug is another's */
+  if (rc != ERR_OK) return rc;
+  if (strcmp(t->slug, slug) != 0) return ERR_EXISTS;
+  *active = strcmp(t->status, "active") == 0;
+  return ERR_OK;
+}
+
+/* 1. the provisioning row holds the slug. ERR_OK to go on. */
+static bool step_insert(const provision_deps *d, const provision_run *run,
+                        const char *slug, const char *name,
+                        const char *currency, provision_outcome *out,
+                        bool *active) {
+  *active = false;
+  int rc = store_insert_provisioning(d->st, run->id, slug, name, currency,
+                                     &out->tenant);
+  if (rc == ERR_EXISTS && run->resume)
+    rc = resume_row(d, run->id, slug, &out->tenant, active);
+  if (rc == ERR_OK) return true;
   if (rc == ERR_EXISTS) {
     out->code = RPC_ALREADY_EXISTS;
     out->message = "slug is taken";
-    return;
+    return false;
   }
-  if (rc != ERR_OK) {
-    out->code = rpc_code_from_err(rc);
-    out->message = "cannot create the tenant";
-    log_error("inserting a tenant failed", "error", err_str(rc), "detail",
-              db_last_error()->message);
-    return;
-  }
+  out->code = rpc_code_from_err(rc);
+  out->message = "cannot create the tenant";
+  log_error("inserting a tenant failed", "error", err_str(rc), "detail",
+            db_last_error()->message);
+  return false;
+}
 
-  /* 2. the owner, idempotent by key */
+/* auth refused or its answer is unknown: undo, and say what happened. */
+static void owner_failed(const provision_deps *d, const provision_run *run,
+                         rpc_result *res, provision_outcome *out) {
+  if (res->code == RPC_ABORTED && run->keyed) {
+    /* Another attempt of this very call is creating the owner right now
+     * (a retry took over from a replica that hangs): undoing would undo
+     * its work. Leave the row and the claim: the next retry resumes. */
+    log_info("owner step still running elsewhere", "tenant_id", run->id);
+    out->code = RPC_ABORTED;
+    out->message = "the tenant is still being created; try again";
+    out->keep_claim = true;
+    rpc_result_free(res);
+    return;
+  }
+  bool sure = definite(res->code);
+  log_info("owner step failed", "tenant_id", run->id, "code",
+           rpc_code_name(res->code), "definite", sure ? "yes" : "no");
+  compensate(d, run->id, !sure);
+  if (sure) {
+    out->code = res->code == RPC_INVALID_ARGUMENT ||
+                        res->code == RPC_RESOURCE_EXHAUSTED ||
+                        res->code == RPC_FAILED_PRECONDITION
+                    ? res->code
+                    : RPC_INTERNAL;
+    out->message = res->code == RPC_INVALID_ARGUMENT
+                       ? "invalid owner"
+                       : "the owner could not be created";
+    out->auth_result = res;
+  } else {
+    out->code = RPC_UNAVAILABLE;
+    out->message = "the owner could not be created; try again";
+    rpc_result_free(res);
+  }
+}
+
+/* 2. the owner, idempotent by key. true with out->owner set. */
+static bool step_owner(const provision_deps *d, const provision_run *run,
+                       const provision_owner *owner, int64_t deadline_ms,
+                       provision_outcome *out) {
   char key[64];
-  snprintf(key, sizeof key, "tenant-owner:%s", id);
+  snprintf(key, sizeof key, "tenant-owner:%s", run->id);
   Auth__V1__CreateUserRequest req = AUTH__V1__CREATE_USER_REQUEST__INIT;
-  req.tenant_id = id;
+  req.tenant_id = (char *)run->id;
   req.email = (char *)owner->email;
   req.name = (char *)owner->name;
   req.password = (char *)owner->password;
@@ -130,58 +182,64 @@ void provision_create_tenant(const provision_deps *d, const char *slug,
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
   o.deadline_ms = owner_deadline(d, deadline_ms);
   o.idempotent = true;
-  o.tenant_id = id;
+  o.tenant_id = run->id;
   o.idempotency_key = key;
   rpc_result *res = NULL;
-  rc = rpc_client_call_message(d->auth, PROVISION_CREATE_USER, &req.base, &o,
-                               &res);
+  int rc = rpc_client_call_message(d->auth, PROVISION_CREATE_USER, &req.base,
+                                   &o, &res);
   if (rc != ERR_OK) { /* local failure: the request never left */
-    compensate(d, id, false);
+    compensate(d, run->id, run->resume); /* resuming: an owner may exist */
     out->code = rpc_code_from_err(rc);
     out->message = "cannot create the owner";
-    return;
+    return false;
   }
   if (res->code != RPC_OK) {
-    bool sure = definite(res->code);
-    log_info("owner step failed", "tenant_id", id, "code",
-             rpc_code_name(res->code), "definite", sure ? "yes" : "no");
-    compensate(d, id, !sure);
-    if (sure) {
-      out->code = res->code == RPC_INVALID_ARGUMENT ||
-                          res->code == RPC_RESOURCE_EXHAUSTED ||
-                          res->code == RPC_FAILED_PRECONDITION
-                      ? res->code
-                      : RPC_INTERNAL;
-      out->message = res->code == RPC_INVALID_ARGUMENT
-                         ? "invalid owner"
-                         : "the owner could not be created";
-      out->auth_result = res;
-    } else {
-      out->code = RPC_UNAVAILABLE;
-      out->message = "the owner could not be created; try again";
-      rpc_result_free(res);
-    }
-    return;
+    owner_failed(d, run, res, out);
+    return false;
   }
   out->owner = auth__v1__create_user_response__unpack(NULL, res->payload_len,
                                                       res->payload);
   rpc_result_free(res);
   if (out->owner == NULL || out->owner->user == NULL) {
-    compensate(d, id, true);
+    compensate(d, run->id, true);
     out->code = RPC_UNAVAILABLE;
     out->message = "the owner could not be created; try again";
-    return;
+    return false;
   }
+  return true;
+}
+
+/* 3. visible from now on; the event commits with it. A row no longer
+ * provisioning but active with this id was activated by a twin attempt of
+ * the same call: done all the same. */
+static int step_activate(const provision_deps *d, const provision_run *run,
+                         const char *slug, store_tenant *t) {
+  store_event ev;
+  int rc = events_changed("created", run->id, slug, "active", NULL, 0, &ev);
+  if (rc == ERR_OK) {
+    rc = store_activate(d->st, run->id, &ev, t);
+    events_clear(&ev);
+  }
+  if (rc != ERR_NOTFOUND) return rc;
+  bool active = false;
+  if (resume_row(d, run->id, slug, t, &active) == ERR_OK && active)
+    return ERR_OK;
+  return ERR_NOTFOUND;
+}
+
+void provision_create_tenant(const provision_deps *d, const provision_run *run,
+                             const char *slug, const char *name,
+                             const char *currency, const provision_owner *owner,
+                             int64_t deadline_ms, provision_outcome *out) {
+  memset(out, 0, sizeof *out);
+  const char *id = run->id;
+  bool active = false;
+  if (!step_insert(d, run, slug, name, currency, out, &active)) return;
+  if (!step_owner(d, run, owner, deadline_ms, out)) return;
 
   if (d->after_owner != NULL) d->after_owner(id);
 
-  /* 3. visible from now on; the event commits with it */
-  store_event ev;
-  rc = events_changed("created", id, slug, "active", NULL, 0, &ev);
-  if (rc == ERR_OK) {
-    rc = store_activate(d->st, id, &ev, &out->tenant);
-    events_clear(&ev);
-  }
+  int rc = active ? ERR_OK : step_activate(d, run, slug, &out->tenant);
   if (rc != ERR_OK) {
     log_warn("activating a tenant failed; undoing", "tenant_id", id, "error",
              err_str(rc));
@@ -203,7 +261,8 @@ void provision_create_tenant(const provision_deps *d, const char *slug,
   r.version = out->tenant.version;
   rescache_put(d->cache, false, r.slug, &r);
   out->code = RPC_OK;
-  log_info("tenant created", "tenant_id", id, "slug", slug);
+  log_info(run->resume ? "tenant created (resumed)" : "tenant created",
+           "tenant_id", id, "slug", slug);
 }
 
 int provision_reap(const provision_deps *d, int64_t max_age_ms,

@@ -80,18 +80,41 @@ typedef struct provision_outcome {
   store_tenant tenant;
   Auth__V1__CreateUserResponse *owner;
   rpc_result *auth_result;
+  bool keep_claim; /* a twin may still finish it: keep the key's claim */
 } provision_outcome;
 
 /* Frees what an outcome holds. NULL-safe; leaves it zeroed. */
 void provision_outcome_clear(provision_outcome *o);
 
+/* Which tenant the saga provisions. id: a new UUIDv7 (provision_new_id)
+ * or, resuming, the one an earlier attempt of the same keyed call noted
+ * in its claim. keyed: a claim names the id, so a retry can resume. */
+typedef struct provision_run {
+  const char *id;
+  bool keyed;
+  bool resume;
+} provision_run;
+
+/* A fresh tenant id (UUIDv7) into out. */
+void provision_new_id(char out[UUID_STR_LEN + 1]);
+
 /* Runs the saga for already validated input (slug syntax, name, currency
  * normalised). deadline_ms bounds the whole operation (the caller's time
- * left). Never fails locally: the result is in *out (clear it after). */
-void provision_create_tenant(const provision_deps *d, const char *slug,
-                             const char *name, const char *currency,
-                             const provision_owner *owner, int64_t deadline_ms,
-                             provision_outcome *out);
+ * left). Never fails locally: the result is in *out (clear it after).
+ *
+ * Resuming (run->resume: an earlier attempt of the same call died or
+ * hangs somewhere in the saga) every step is repeated and tolerates what
+ * the earlier attempt already did: the provisioning row with this id
+ * (and slug) is taken as ours, the owner step replays by its key, and a
+ * tenant already active with this id is the answer. Two attempts may run
+ * at once (a hung replica comes back): whichever activates first wins and
+ * the other answers the same tenant; when auth says the owner's creation
+ * is still running (ABORTED) a keyed run undoes nothing and answers
+ * ABORTED with keep_claim set, so the next retry resumes. */
+void provision_create_tenant(const provision_deps *d, const provision_run *run,
+                             const char *slug, const char *name,
+                             const char *currency, const provision_owner *owner,
+                             int64_t deadline_ms, provision_outcome *out);
 
 /* Deletes 'provisioning' tenants created more than max_age_ms ago, each
  * after auth confirmed its users are deleted; *reaped (optional) gets the

@@ -577,6 +577,8 @@ int store_statuses_to_sync(store *st, int64_t recent_ms, store_status *out,
 typedef struct idem_args {
   const idem_ref *r;
   int64_t lease_ms;
+  bool takeover;
+  const char *note;
   idem_found *found;
   const uint8_t *answer;
   size_t len;
@@ -586,15 +588,28 @@ static int idem_start_fn(db_conn *c, void *ud) {
   idem_args *a = ud;
   idem_found_clear(a->found); /* a retried attempt starts afresh */
   int rc = idem_begin(c, a->r, a->found);
-  if (rc == ERR_OK && a->found->outcome == IDEM_NEW)
-    rc = idem_claim(c, a->r, a->lease_ms);
+  if (rc != ERR_OK) return rc;
+  idem_found *f = a->found;
+  if (f->outcome == IDEM_NEW) {
+    size_t n = a->note ? strlen(a->note) : 0;
+    return idem_claim_note(c, a->r, a->lease_ms, (const uint8_t *)a->note, n);
+  }
+  if (f->outcome != IDEM_BUSY || !f->pending || !a->takeover) return ERR_OK;
+  /* Our own earlier attempt's claim: renew it, note kept, and go on. */
+  rc = idem_claim_note(c, a->r, a->lease_ms, f->answer, f->len);
+  if (rc == ERR_OK) f->outcome = IDEM_NEW;
   return rc;
 }
 
 int store_idem_start(store *st, const idem_ref *r, bool tenant_scope,
-                     int64_t lease_ms, idem_found *out) {
+                     int64_t lease_ms, bool takeover, const char *note,
+                     idem_found *out) {
   memset(out, 0, sizeof *out);
-  idem_args a = {.r = r, .lease_ms = lease_ms, .found = out};
+  idem_args a = {.r = r,
+                 .lease_ms = lease_ms,
+                 .takeover = takeover,
+                 .note = note,
+                 .found = out};
   int rc = run(st, tenant_scope ? r->tenant_id : NULL, idem_start_fn, &a);
   if (rc == ERR_EXISTS) { /* a twin claimed first (lock hash collision) */
     idem_found_clear(out);

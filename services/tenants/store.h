@@ -193,9 +193,17 @@ int store_list_domains(store *st, const char *tenant_id, bool tenant_scope,
  * scope (anonymous CreateTenant). start: idem_begin, and on IDEM_NEW a
  * claim living lease_ms (the caller's saga runs outside the transaction);
  * save: the answer replaces the claim; release: the claim goes (the call
- * failed, the key is free again). */
+ * failed, the key is free again).
+ *
+ * start claims with note (the work's own id, idem_claim_note; may be
+ * NULL). With takeover (a retry of the same call) a live claim of the
+ * same request is taken over instead of answered IDEM_BUSY: it is
+ * claimed again for lease_ms with its own note, and start answers
+ * IDEM_NEW with out->pending set and out->answer/len the claim's note -
+ * the work to carry on. */
 int store_idem_start(store *st, const idem_ref *r, bool tenant_scope,
-                     int64_t lease_ms, idem_found *out) WARN_UNUSED;
+                     int64_t lease_ms, bool takeover, const char *note,
+                     idem_found *out) WARN_UNUSED;
 int store_idem_save(store *st, const idem_ref *r, bool tenant_scope,
                     const uint8_t *answer, size_t len) WARN_UNUSED;
 int store_idem_release(store *st, const idem_ref *r,

@@ -12,6 +12,11 @@
  *   PG_URL=<libpq keyword string of the PostgreSQL everything uses>
  *   PRODUCTS=<id,id,...>    (BENCH_PRODUCTS=N products with stock
  *                            BENCH_STOCK each, made through the gateway)
+ *   PIDS='name:pid ...'     (every process but PostgreSQL's)
+ *   PG_PID=<postmaster>      (its children are the backends)
+ *
+ * BENCH_ORDERS_REPLICAS=N (1 to 5, default 1) runs orders in N processes
+ * behind the one gateway (tools/bench/replicas).
  *   READY
  *
  * then waits until stdin closes (run.sh holds it open while wrk runs) and
@@ -59,7 +64,12 @@ int main(void) {
     harness_dump_logs();
     return 1;
   }
-  harness_service auth = {0}, tenants = {0}, orders = {0}, gw = {0};
+  /* BENCH_ORDERS_REPLICAS=N (1..5): orders in N processes, every one in
+   * the gateway's ORDERS_ADDR (tools/bench/replicas). */
+  const char *nr = getenv("BENCH_ORDERS_REPLICAS");
+  long nord = nr ? strtol(nr, NULL, 10) : 1;
+  if (nord < 1 || nord > 5) return 1;
+  harness_service auth = {0}, tenants = {0}, orders[5] = {{0}}, gw = {0};
   if (!harness_service_start_auth(&auth, "auth", &kBackend, NULL)) goto fail;
   char aa[96];
   snprintf(aa, sizeof aa, "AUTH_ADDR=%s", auth.rpc_url);
@@ -70,11 +80,17 @@ int main(void) {
   char ta[96];
   snprintf(ta, sizeof ta, "TENANTS_ADDR=%s", tenants.rpc_url);
   char *ox[] = {aa, ta, NULL};
-  if (!harness_service_start(&orders, "orders", "services/orders/orders",
-                             &kBackend, ox))
-    goto fail;
-  char go[96], ge[200];
-  snprintf(go, sizeof go, "ORDERS_ADDR=%s", orders.rpc_url);
+  char go[400], ge[200];
+  size_t gl = (size_t)snprintf(go, sizeof go, "ORDERS_ADDR=");
+  for (long i = 0; i < nord; i++) {
+    char name[16];
+    snprintf(name, sizeof name, i ? "orders-%ld" : "orders", i);
+    if (!harness_service_start(&orders[i], name, "services/orders/orders",
+                               &kBackend, ox))
+      goto fail;
+    gl += (size_t)snprintf(go + gl, sizeof go - gl, "%s%s", i ? "," : "",
+                           orders[i].rpc_url);
+  }
   snprintf(ge, sizeof ge, "TENANTS_EVENTS=%s", tenants.bus_url);
   char *gx[] = {aa,
                 ta,
@@ -114,9 +130,16 @@ int main(void) {
     used += (size_t)snprintf(ids + used, cap - used, "%s%s", i ? "," : "", id);
     json_decref(p);
   }
+  /* Every process's pid, for CPU accounting (/proc/<pid>/stat). */
+  printf("PIDS='gateway:%d auth:%d tenants:%d", (int)harness_pid(gw.proc),
+         (int)harness_pid(auth.proc), (int)harness_pid(tenants.proc));
+  for (long i = 0; i < nord; i++)
+    printf(" orders-%ld:%d", i, (int)harness_pid(orders[i].proc));
+  printf(" redis:%d'\nPG_PID=%d\n", (int)harness_pid(redis.proc),
+         (int)harness_pid(pg.proc));
   printf("GATEWAY_PORT=%d\nADMIN_PORT=%d\nORDERS_ADMIN_PORT=%d\nTOKEN=%s\n"
          "TENANT_ID=%s\nPG_URL='%s'\nPRODUCTS=%s\nREADY\n",
-         gw.http_port, gw.admin_port, orders.admin_port, tok, t.id, pg.url,
+         gw.http_port, gw.admin_port, orders[0].admin_port, tok, t.id, pg.url,
          ids);
   fflush(stdout);
   free(ids);
@@ -124,7 +147,7 @@ int main(void) {
   while (fgets(buf, sizeof buf, stdin) != NULL) {
   }
   harness_service_stop(&gw, 10000);
-  harness_service_stop(&orders, 10000);
+  for (long i = 0; i < nord; i++) harness_service_stop(&orders[i], 10000);
   harness_service_stop(&tenants, 10000);
   harness_service_stop(&auth, 10000);
   harness_redis_stop(&redis);
