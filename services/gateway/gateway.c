@@ -93,12 +93,13 @@ static const cfg_entry kEntries[] = {
      .description = "per request, arrival to answer, backends included"},
     {.name = "GATEWAY_ATTEMPT_TIMEOUT_MS",
      .kind = CFG_DURATION_MS,
-     .def = "1000",
+     .def = "0",
      .min = 0,
      .max = 600000,
      .description = "per attempt of a read or keyed call: a replica that "
                     "answers nothing within it is retried elsewhere and "
-                    "counts toward its ejection; 0: off (sync: always off)"},
+                    "counts toward its ejection; 0: off (the default until "
+                    "ADR 0013's open issue is solved; sync: always off)"},
     {.name = "GATEWAY_BASE_DOMAIN",
      .kind = CFG_STRING,
      .def = "localhost",
