@@ -87,7 +87,12 @@ static bool ref_ok(const idem_ref *r) {
  * tried first (a one-row subquery with a volatile function is evaluated
  * once, never flattened into the join) and the row is read only when it
  * was taken. Columns: locked, request_hash, response_code, response,
- * live. */
+ * live. Its row read uses the snapshot taken when the statement began,
+ * before the lock: a twin that committed in between is not seen. So
+ * idem_begin runs LOCK_SQL before it, and a pipelined caller either does
+ * the same or, as orders does, saves its answer with a plain INSERT that
+ * such a twin's row makes fail (idem.h, idem_begin_stmt). */
+#define LOCK_SQL "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))"
 #define BEGIN_SQL                                                              \
   "SELECT l.locked, t.request_hash, t.response_code, t.response, "             \
   "t.expires_at > now() FROM (SELECT pg_try_advisory_xact_lock("               \
@@ -180,6 +185,23 @@ int idem_begin(db_conn *c, const idem_ref *r, idem_found *out) {
   db_result *res = NULL;
   bool expired = false;
   int rc = idem_begin_stmt(r, st);
+  /* The lock first, in a statement of its own: under READ COMMITTED a
+   * statement reads the snapshot taken when it started, so the one
+   * statement alone could take the lock just after a twin committed and
+   * still not see the twin's row (both would go on). The second
+   * statement takes the (re-entrant) lock again and reads a snapshot
+   * taken after it. */
+  bool locked = false;
+  if (rc == ERR_OK) rc = db_exec(c, LOCK_SQL, &st->ps[3], 1, &res);
+  if (rc == ERR_OK) rc = db_nrows(res) == 1 ? ERR_OK : ERR_INTERNAL;
+  if (rc == ERR_OK) rc = db_get_bool(res, 0, 0, &locked);
+  db_result_free(res);
+  res = NULL;
+  if (rc == ERR_OK && !locked) {
+    out->outcome = IDEM_BUSY;
+    free(st);
+    return ERR_OK;
+  }
   if (rc == ERR_OK) rc = db_exec(c, st->sql, st->ps, 4, &res);
   if (rc == ERR_OK) rc = idem_begin_result(r, res, out, &expired);
   db_result_free(res);

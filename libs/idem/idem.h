@@ -182,7 +182,13 @@ typedef struct idem_stmt {
 } idem_stmt;
 
 /* The key's lock (pg_try_advisory_xact_lock, as idem_begin) and its row.
- * Errors: ERR_INVAL (a malformed ref). */
+ * Beware: the row is read in the snapshot taken when the statement
+ * began, before the lock, so a twin that committed just before the lock
+ * was taken is missed; the caller must then save its answer with
+ * idem_insert_stmt (whose conflict on that twin's row fails the
+ * transaction), never over a claim. idem_begin avoids this by taking the
+ * lock in a statement of its own first. Errors: ERR_INVAL (a malformed
+ * ref). */
 int idem_begin_stmt(const idem_ref *r, idem_stmt *out) WARN_UNUSED;
 
 /* Judges idem_begin_stmt's result into out as idem_begin does; *expired
