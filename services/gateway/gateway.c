@@ -98,8 +98,8 @@ static const cfg_entry kEntries[] = {
      .max = 600000,
      .description = "per attempt of a read or keyed call: a replica that "
                     "answers nothing within it is retried elsewhere and "
-                    "counts toward its ejection; 0: off (the default until "
-                    "ADR 0013's open issue is solved; sync: always off)"},
+                    "counts toward its ejection; 0: off (set it well above "
+                    "the slowest keyed write, ADR 0013; sync: always off)"},
     {.name = "GATEWAY_BASE_DOMAIN",
      .kind = CFG_STRING,
      .def = "localhost",
