@@ -361,12 +361,12 @@ typedef struct rpc_client_options {
   uint32_t eject_after;
   uint32_t eject_base_ms;
   uint32_t eject_max_ms;
-  /* Per-attempt timeout of idempotent calls whose rpc_call_options set
-   * none (Envoy's per_try_timeout): an attempt not answered within it is
-   * given up and the call retried (on another replica, as req0 sends
-   * the next request to the next pipe); such timeouts count toward
-   * ejecting the replica that did not answer ("Outliers"). 0 (default):
-   * each attempt may use all the time left. */
+  /* Per-attempt timeout of idempotent calls without an idempotency key
+   * (reads) whose rpc_call_options set none (Envoy's per_try_timeout): an
+   * attempt not answered within it is given up and the call retried (on another
+   * replica, as req0 sends the next request to the next pipe); such timeouts
+   * count toward ejecting the replica that did not answer ("Outliers"). 0
+   * (default): each attempt may use all the time left. */
   uint32_t attempt_timeout_ms;
   /* The calling service's identity, sent in every request (libs/svcid:
    * svc_rpc_client_new sets it). credential writes a NUL-terminated token

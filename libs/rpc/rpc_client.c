@@ -655,7 +655,12 @@ int rpc_client_call(rpc_client *c, const char *method, const void *reqbuf,
   /* An earlier attempt may still run somewhere: ours, or one the caller
    * knows of (maybe_twin). */
   bool own_twin = keyed && opts->maybe_twin;
+  /* The client's default per-attempt timeout is for reads: a keyed write
+   * that outlived it would be sent again while the first attempt still
+   * works on it (the twin then waits, or takes the key's claim over), so
+   * only a call that asks for one itself gets it. */
   uint32_t per_try = opts->attempt_timeout_ms != 0 ? opts->attempt_timeout_ms
+                     : keyed                       ? 0
                                                    : c->opt.attempt_timeout_ms;
   int64_t timed_out_sent = 0; /* the first timed-out attempt's send */
   for (;;) {

@@ -1089,6 +1089,29 @@ START_TEST(lost_connection_is_retried_when_idempotent) {
 }
 END_TEST
 
+/* The client-wide attempt timeout is for reads: a keyed write slower
+ * than it is not sent a second time while the first attempt still runs
+ * (it would run twice, or take its own key's claim over). */
+START_TEST(client_attempt_timeout_spares_keyed_writes) {
+  char url[64];
+  rpc_server *s = start_server(NULL, url, sizeof(url));
+  rpc_client_options co;
+  rpc_client_options_init(&co);
+  co.attempt_timeout_ms = 100;
+  rpc_client *c = connect_client(url, &co);
+  rpc_call_options o = RPC_CALL_OPTIONS_INIT;
+  o.idempotent = true;
+  o.deadline_ms = 5000;
+  o.idempotency_key = "slow-create-1";
+  rpc_result *r = call(c, M_SLEEP, "400", &o);
+  ck_assert_int_eq(r->code, RPC_OK);
+  ck_assert_uint_eq(r->attempts, 1);
+  rpc_result_free(r);
+  rpc_client_free(c);
+  rpc_server_close(s);
+}
+END_TEST
+
 START_TEST(attempt_timeout_retries_idempotent_call) {
   /* Replica A hangs (1 worker busy sleeping), replica B is free: an
    * idempotent call with a short attempt timeout that lands on A moves
@@ -1353,6 +1376,7 @@ static Suite *rpc_suite(void) {
       tc, lost_connection_is_unavailable_without_retry_when_not_idempotent);
   tcase_add_test(tc, lost_connection_is_retried_when_idempotent);
   tcase_add_test(tc, attempt_timeout_retries_idempotent_call);
+  tcase_add_test(tc, client_attempt_timeout_spares_keyed_writes);
   tcase_add_test(tc, both_replicas_receive_load);
   tcase_add_test(tc, dns_name_resolves_and_unknown_name_is_unavailable);
   suite_add_tcase(s, tc);

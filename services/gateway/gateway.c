@@ -93,13 +93,13 @@ static const cfg_entry kEntries[] = {
      .description = "per request, arrival to answer, backends included"},
     {.name = "GATEWAY_ATTEMPT_TIMEOUT_MS",
      .kind = CFG_DURATION_MS,
-     .def = "0",
+     .def = "1000",
      .min = 0,
      .max = 600000,
-     .description = "per attempt of a read or keyed call: a replica that "
-                    "answers nothing within it is retried elsewhere and "
-                    "counts toward its ejection; 0: off (set it well above "
-                    "the slowest keyed write, ADR 0013; sync: always off)"},
+     .description = "per attempt of a read (keyed writes wait their "
+                    "deadline): a replica that answers nothing within it is "
+                    "retried elsewhere and counts toward its ejection; 0: "
+                    "off (ADR 0013; sync: always off)"},
     {.name = "GATEWAY_BASE_DOMAIN",
      .kind = CFG_STRING,
      .def = "localhost",
