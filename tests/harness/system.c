@@ -255,7 +255,7 @@ static bool start_all(harness_system *s) {
   return true;
 }
 
-bool harness_system_start(harness_system *s, const harness_system_opts *o) {
+void harness_system_init(harness_system *s, const harness_system_opts *o) {
   memset(s, 0, sizeof *s);
   s->opts = *o;
   s->svc = (harness_service_opts){.pg = &s->pg,
@@ -267,6 +267,10 @@ bool harness_system_start(harness_system *s, const harness_system_opts *o) {
     s->ws_port = o->ws_port > 0 ? o->ws_port : harness_free_port();
     snprintf(s->ws_url, sizeof s->ws_url, "ws://127.0.0.1:%d", s->ws_port);
   }
+}
+
+bool harness_system_start(harness_system *s, const harness_system_opts *o) {
+  harness_system_init(s, o);
   if (start_all(s)) return true;
   harness_dump_logs();
   fprintf(stderr, "cannot start the system\n");
@@ -298,6 +302,24 @@ bool harness_system_restart(harness_system *s, harness_part part,
   if (ok && part == HARNESS_GATEWAY) ok = gateway_healthy(svc);
   free(e);
   return ok;
+}
+
+char **harness_system_env(harness_system *s, harness_part part) {
+  env_list *e = malloc(sizeof *e);
+  if (e == NULL) return NULL;
+  if (part == HARNESS_GATEWAY)
+    build_gateway_env(s, e, &s->opts.gateways[0], s->opts.gateways[0].env);
+  else
+    build_env(s, part, e, NULL);
+  char bin[256];
+  char **env =
+      env_ok(e, kNames[part])
+          ? harness_service_env(
+                harness_system_part(s, part), bin_of(s, part, bin, sizeof bin),
+                part == HARNESS_REALTIME ? &s->rt : &s->svc, e->list)
+          : NULL;
+  free(e);
+  return env;
 }
 
 bool harness_system_start_gateway(harness_system *s, harness_service *g,

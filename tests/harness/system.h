@@ -101,6 +101,16 @@ typedef struct harness_system {
  * and returns false. */
 bool harness_system_start(harness_system *s, const harness_system_opts *o);
 
+/* What harness_system_start does first: s zeroed, o copied, the shared
+ * service options set and realtime's port chosen; nothing started. */
+void harness_system_init(harness_system *s, const harness_system_opts *o);
+
+/* The environment part gets (for HARNESS_GATEWAY the first gateway's),
+ * with its peers' addresses as they are in s now: harness_service_env's
+ * list (auth's signing key and cheap hashing aside). Free it with
+ * harness_service_env_free; NULL when it does not fit. */
+char **harness_system_env(harness_system *s, harness_part part);
+
 /* The process of part (the first gateway for HARNESS_GATEWAY). */
 harness_service *harness_system_part(harness_system *s, harness_part part);
 
