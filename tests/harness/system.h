@@ -73,7 +73,8 @@ typedef struct harness_system_opts {
   unsigned parts;        /* HARNESS_WITH(...); auth always runs */
   int rpc_workers;       /* RPC_WORKERS of all but realtime; 0: default */
   const char *log_level; /* NULL: "info" */
-  /* Per part: the binary (NULL: services/<name>/<name>), and the suite's
+  /* Per part: the binary (NULL: services/<name>/<name>; auth's is always
+   * services/auth/auth, with a fresh signing key), and the suite's
    * own settings (NULL-terminated "K=V", or "K" to remove a key). For
    * the gateway, env is what every gateway shares. */
   const char *bin[HARNESS_PARTS];
@@ -105,10 +106,11 @@ bool harness_system_start(harness_system *s, const harness_system_opts *o);
  * service options set and realtime's port chosen; nothing started. */
 void harness_system_init(harness_system *s, const harness_system_opts *o);
 
-/* The environment part gets (for HARNESS_GATEWAY the first gateway's),
- * with its peers' addresses as they are in s now: harness_service_env's
- * list (auth's signing key and cheap hashing aside). Free it with
- * harness_service_env_free; NULL when it does not fit. */
+/* The environment harness_system_start gives part (the first gateway's
+ * for HARNESS_GATEWAY), with its peers' addresses as they are in s now:
+ * harness_service_env's list (auth's signing key and cheap hashing
+ * aside). Free it with harness_service_env_free; NULL when it does not
+ * fit. */
 char **harness_system_env(harness_system *s, harness_part part);
 
 /* The process of part (the first gateway for HARNESS_GATEWAY). */
