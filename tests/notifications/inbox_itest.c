@@ -63,44 +63,32 @@ typedef harness_http_resp resp;
 
 /* ---------------------------------------------------------- processes -- */
 
-/* The SMTP sink (tools/sinks/smtp_sink.py): every message as a JSON line
- * in g_mail_file. */
-static bool start_smtp_sink(void) {
-  char port[16];
-  g_smtp_port = harness_free_port();
-  snprintf(port, sizeof port, "%d", g_smtp_port);
-  snprintf(g_mail_file, sizeof g_mail_file, "/tmp/inbox-itest-mail-%d.jsonl",
-           (int)getpid());
-  unlink(g_mail_file);
-  char *argv[] = {"/usr/bin/python3",
-                  "tools/sinks/smtp_sink.py",
-                  "--port",
-                  port,
-                  "--out",
-                  g_mail_file,
-                  NULL};
-  g_smtp = harness_spawn("smtp-sink", argv, NULL);
-  return g_smtp != NULL && harness_wait_port(g_smtp_port, 10000);
+/* One of tools/sinks as name, on a free port (*port), every message as
+ * a JSON line in out (/tmp/inbox-itest-<file>-<pid>.jsonl, emptied). */
+static harness_proc *start_sink(const char *name, const char *script,
+                                const char *file, int *port, char *out,
+                                size_t cap) {
+  char p[16];
+  *port = harness_free_port();
+  snprintf(p, sizeof p, "%d", *port);
+  snprintf(out, cap, "/tmp/inbox-itest-%s-%d.jsonl", file, (int)getpid());
+  unlink(out);
+  char *argv[] = {
+      "/usr/bin/python3", (char *)script, "--port", p, "--out", out, NULL};
+  harness_proc *proc = harness_spawn(name, argv, NULL);
+  if (proc != NULL && harness_wait_port(*port, 10000)) return proc;
+  harness_stop(proc, 2000);
+  return NULL;
 }
 
-/* The SMS provider's stand-in (tools/sinks/sms_sink.py): every message as
- * a JSON line in g_sms_file. */
-static bool start_sms_sink(void) {
-  char port[16];
-  g_sms_port = harness_free_port();
-  snprintf(port, sizeof port, "%d", g_sms_port);
-  snprintf(g_sms_file, sizeof g_sms_file, "/tmp/inbox-itest-sms-all-%d.jsonl",
-           (int)getpid());
-  unlink(g_sms_file);
-  char *argv[] = {"/usr/bin/python3",
-                  "tools/sinks/sms_sink.py",
-                  "--port",
-                  port,
-                  "--out",
-                  g_sms_file,
-                  NULL};
-  g_sms = harness_spawn("sms-sink", argv, NULL);
-  return g_sms != NULL && harness_wait_port(g_sms_port, 10000);
+/* The SMTP sink (g_mail_file) and the SMS provider's stand-in
+ * (g_sms_file). */
+static bool start_sinks(void) {
+  g_smtp = start_sink("smtp-sink", "tools/sinks/smtp_sink.py", "mail",
+                      &g_smtp_port, g_mail_file, sizeof g_mail_file);
+  g_sms = start_sink("sms-sink", "tools/sinks/sms_sink.py", "sms-all",
+                     &g_sms_port, g_sms_file, sizeof g_sms_file);
+  return g_smtp != NULL && g_sms != NULL;
 }
 
 /* Notifications sends through the two sinks (their ports known once they
@@ -139,7 +127,7 @@ static const harness_system_opts kSystem = {
 };
 
 static bool start_system(void) {
-  if (!start_smtp_sink() || !start_sms_sink()) {
+  if (!start_sinks()) {
     harness_dump_logs();
     fprintf(stderr, "cannot start the sinks\n");
     return false;
