@@ -52,8 +52,7 @@ int files_part_check(const char *sha256, const char *upload_id, int64_t size,
   else if (size_ok && offset >= 0 && offset > size - (int64_t)len)
     vlist_add(v, "ends past the file's size", "data");
   else if (len == 0 && size > 0)
-    vlist_add(v, "must not be empty (only an empty file has no bytes)",
-              "data");
+    vlist_add(v, "must not be empty (only an empty file has no bytes)", "data");
   return v->n == 0 ? ERR_OK : ERR_INVAL;
 }
 

@@ -41,7 +41,6 @@
 #define HEX_LEN 64
 #define EXPIRE_BATCH 100
 
-
 int files_hash_parse(const char *hex, uint8_t out[32]) {
   if (hex == NULL || strlen(hex) != HEX_LEN) return ERR_INVAL;
   for (size_t i = 0; i < HEX_LEN; i++)

@@ -28,11 +28,11 @@
 #define FILES_PART_MAX_MESSAGE (FILES_PART_MAX_BYTES + 64 * 1024)
 
 typedef struct files_config {
-  store *store;        /* borrowed */
-  authn *verifier;     /* borrowed */
-  int64_t quota_bytes; /* per tenant, >= 0 */
-  int64_t ttl_ms;      /* removed when unused this long; > 0 */
-  int64_t sweep_ms;    /* how often the expiry round runs; > 0 */
+  store *store;           /* borrowed */
+  authn *verifier;        /* borrowed */
+  int64_t quota_bytes;    /* per tenant, >= 0 */
+  int64_t ttl_ms;         /* removed when unused this long; > 0 */
+  int64_t sweep_ms;       /* how often the expiry round runs; > 0 */
   int64_t upload_idle_ms; /* an upload not advanced this long goes; > 0 */
 } files_config;
 

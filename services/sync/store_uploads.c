@@ -116,7 +116,8 @@ static int begin_upload(db_conn *c, const store_part *p, store_part_result *out,
 
 /* An offset below received: an exact re-send (a part kept at that offset
  * with that length) is REPEATED, anything else a GAP. */
-static int check_repeat(db_conn *c, const store_part *p, store_part_result *out) {
+static int check_repeat(db_conn *c, const store_part *p,
+                        store_part_result *out) {
   db_param ps[] = {db_text(p->tid), db_text(p->upload_id), db_int64(p->offset),
                    db_int64((int64_t)p->len)};
   db_result *r = NULL;
@@ -174,7 +175,8 @@ static int store_file_from_parts(db_conn *c, const store_part *p,
 }
 
 /* The hash is not the name: nothing of the upload stays. */
-static int drop_upload(db_conn *c, const store_part *p, store_part_result *out) {
+static int drop_upload(db_conn *c, const store_part *p,
+                       store_part_result *out) {
   db_param up[] = {db_text(p->tid), db_text(p->upload_id)};
   int rc = db_exec(c,
                    "DELETE FROM sync.upload_parts WHERE tenant_id = $1::uuid "
