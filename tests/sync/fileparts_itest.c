@@ -34,6 +34,7 @@
 #include "proto/tenants/v1/tenants.pb-c.h"
 #include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
+#include "tests/harness/http.h"
 #include "tests/harness/identity.h"
 #include "tests/harness/rpc.h"
 #include "tests/harness/service.h"
@@ -210,6 +211,16 @@ static long long parts_of(const tenant *t) {
   return q("SELECT count(*) FROM sync.upload_parts WHERE tenant_id = $1::uuid",
            t->id);
 }
+/* sync_upload_parts_total{status} on sync's /metrics. */
+static double parts_counted(const char *status) {
+  char series[96];
+  snprintf(series, sizeof series, "sync_upload_parts_total{status=\"%s\"}",
+           status);
+  double v = harness_metric(g_sync.admin_port, series);
+  ck_assert(v >= 0);
+  return v;
+}
+
 static long long received_of(const char *upload) {
   return q("SELECT received FROM sync.uploads WHERE id = $1::uuid", upload);
 }
@@ -298,6 +309,8 @@ START_TEST(every_part_sent_twice_is_stored_once) {
   size_t n = MIB + 1000; /* 5 parts, the last a short one */
   uint8_t *b = random_file(n, hex);
   uuid_v7_str(up);
+  double applied = parts_counted("applied"),
+         repeated = parts_counted("repeated");
   for (size_t off = 0; off < n;) {
     size_t len = n - off < PART ? n - off : PART;
     put_answer a1 =
@@ -314,6 +327,9 @@ START_TEST(every_part_sent_twice_is_stored_once) {
   put_answer a = put_ok(c, &t, hex, up, (int64_t)n, 0, b, PART);
   ck_assert(a.done);
   ck_assert_int_eq(a.received, (int64_t)n);
+  /* Counted as what they were: 5 applied, 6 answered without applying. */
+  ck_assert_int_eq((long)(parts_counted("applied") - applied), 5);
+  ck_assert_int_eq((long)(parts_counted("repeated") - repeated), 6);
   ck_assert_int_eq(files_of(&t), 1);
   ck_assert_int_eq(usage(&t), (long long)n);
   ck_assert_int_eq(parts_of(&t), 0);
@@ -390,6 +406,7 @@ START_TEST(gaps_other_tenants_uploads_and_bad_parts_are_refused) {
   uint8_t *b = random_file(n, hex);
   uuid_v7_str(up);
   (void)put_ok(c, &t, hex, up, (int64_t)n, 0, b, PART);
+  double refused = parts_counted("refused");
   /* A gap: offset ahead of received. */
   rpc_result *r = put(c, &t, hex, up, (int64_t)n, 2 * PART, b + 2 * PART, PART);
   CK_RPC_CODE(r, RPC_FAILED_PRECONDITION);
@@ -455,7 +472,9 @@ START_TEST(gaps_other_tenants_uploads_and_bad_parts_are_refused) {
   CK_RPC_CODE(r, RPC_INVALID_ARGUMENT);
   CK_RPC_VIOLATION(r, "offset");
   rpc_result_free(r);
-  /* None of them started an upload; no token at all is refused. */
+  /* None of them started an upload, each counted refused; no token at
+   * all is refused before a part is looked at. */
+  ck_assert_int_eq((long)(parts_counted("refused") - refused), 12);
   ck_assert_int_eq(uploads_of(&t), 1);
   ck_assert_int_eq(usage(&t), (long long)n);
   Sync__V1__PutFilePartRequest req = SYNC__V1__PUT_FILE_PART_REQUEST__INIT;
