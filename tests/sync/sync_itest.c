@@ -181,6 +181,18 @@ static bool wait_status(const tenant *t, const char *id, const char *want) {
   return false;
 }
 
+/* sync_conflicts_total{policy, resolution} of both replicas. */
+static double conflicts_counted(const char *policy, const char *resolution) {
+  char series[128];
+  snprintf(series, sizeof series,
+           "sync_conflicts_total{policy=\"%s\",resolution=\"%s\"}", policy,
+           resolution);
+  double a = harness_metric(g_sync.admin_port, series);
+  double b = harness_metric(g_sync2.admin_port, series);
+  ck_assert(a >= 0 && b >= 0);
+  return a + b;
+}
+
 /* -------------------------------------------------------------- tests --- */
 
 START_TEST(a_device_registers_and_its_secret_is_stored_hashed) {
@@ -470,6 +482,19 @@ START_TEST(heartbeats_bring_a_device_online_and_silence_takes_it_offline) {
     time_sleep_ms(100);
   }
   ck_assert(wait_status(&t, id, "online"));
+  /* The gauge (counted every 10 s by each replica) sees it; the device
+   * keeps beating meanwhile (silence would take it offline in 4 s). */
+  bool counted = false;
+  for (int64_t end = time_now_ms() + 30000; !counted && time_now_ms() < end;
+       time_sleep_ms(200)) {
+    r = call("POST", "/v1/sync/heartbeat",
+             "{\"app_version\":\"1.2.3\",\"pending\":4,\"cursor\":0}", tok,
+             NULL);
+    harness_http_free(r);
+    counted = harness_metric(g_sync.admin_port, "sync_devices_online") >= 1 &&
+              harness_metric(g_sync2.admin_port, "sync_devices_online") >= 1;
+  }
+  ck_assert(counted);
   char path[96];
   snprintf(path, sizeof path, "/v1/sync/devices/%s", id);
   r = call("GET", path, NULL, t.owner_token, NULL);
@@ -964,6 +989,8 @@ START_TEST(two_devices_change_one_order_from_one_version) {
   ck_assert_str_eq(harness_json_str(e, "conflict.server.status"), "confirmed");
   ck_assert_int_eq(harness_json_int(r->json, "last_mutation_id"), 1);
   harness_http_free(r);
+  /* Counted (sync_conflicts_total, on whichever replica took the push). */
+  ck_assert_double_ge(conflicts_counted("server_wins", "server"), 1);
   /* The conflict consumed its id: the same push again is a duplicate. */
   r = push1(&b, m);
   ck_assert_str_eq(harness_json_str(only_result(r), "status"), "duplicate");
@@ -993,6 +1020,7 @@ START_TEST(two_devices_change_one_order_from_one_version) {
   r = push1(&b, m);
   ck_assert_str_eq(harness_json_str(only_result(r), "status"), "conflict");
   harness_http_free(r);
+  ck_assert_double_ge(conflicts_counted("manual", "manual"), 1);
   r = call("GET", "/v1/sync/conflicts", NULL, a.t.owner_token, NULL);
   CK_HTTP_STATUS(r, 200);
   json_t *list = json_object_get(r->json, "conflicts");
