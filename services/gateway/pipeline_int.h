@@ -30,7 +30,7 @@ typedef struct run {
   const pipeline_request *in;
   pipeline_answer *out;
   const route *r;
-  int64_t start_ms; /* the call's deadline counts from here (time_mono_ms) */
+  int64_t start_ms;  /* the call's deadline counts from here (time_mono_ms) */
   const char *token; /* NULL for anonymous calls */
   size_t token_len;
   paseto_claims claims;

@@ -31,9 +31,8 @@ struct pipeline_stream {
   int64_t sent;          /* upload: bytes the backend has */
 };
 
-bool pipeline_stream_open(pipeline *p, const pipeline_request *in,
-                          int64_t size, pipeline_answer *out,
-                          pipeline_stream **st) {
+bool pipeline_stream_open(pipeline *p, const pipeline_request *in, int64_t size,
+                          pipeline_answer *out, pipeline_stream **st) {
   *st = NULL;
   memset(out, 0, sizeof *out);
   pipeline_stream *s = calloc(1, sizeof *s);

@@ -137,6 +137,7 @@ typedef struct req {
   pipeline_stream *stream;
   bool upload;       /* a streamed upload: body in parts of PART */
   long long got;     /* upload: body bytes taken from MHD */
+  int64_t read_left; /* upload: read time left while a part is away, ms */
   bool last_part;    /* upload: the part in flight ends the body */
   char *part;        /* download: the part held, malloc'd */
   size_t part_len;   /* ... its bytes */
@@ -264,6 +265,21 @@ static conn_slot *slot_of(struct MHD_Connection *c) {
 static void set_deadline(struct MHD_Connection *c, int64_t deadline_ms) {
   conn_slot *sl = slot_of(c);
   if (sl != NULL) atomic_store(&sl->deadline_ms, deadline_ms);
+}
+
+/* Stops the read deadline's clock (returns the time left, ms; 0 when
+ * none runs) and starts it again with what was left: the time a streamed
+ * upload's part spends with the backend is not the client's. */
+static int64_t pause_deadline(struct MHD_Connection *c) {
+  conn_slot *sl = slot_of(c);
+  int64_t d = sl != NULL ? atomic_exchange(&sl->deadline_ms, 0) : 0;
+  if (d == 0) return 0;
+  int64_t left = d - time_mono_ms();
+  return left > 1 ? left : 1;
+}
+
+static void resume_deadline(struct MHD_Connection *c, int64_t left_ms) {
+  if (left_ms > 0) set_deadline(c, time_mono_ms() + left_ms);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
@@ -833,7 +849,9 @@ static enum MHD_Result append_body(req *r, const char *data, size_t n) {
  * or "done" early (the file existed), makes the rest of the body be read
  * and dropped, and the answer go out after it, as for any error (MHD
  * answers only before or after a body). The part buffer grows with what
- * arrives, so a slow upload holds what it sent, not PART.
+ * arrives, so a slow upload holds what it sent, not PART. The read
+ * deadline (request_timeout_ms) stops while a part is with the backend:
+ * it bounds the client's slowness, not ours.
  *
  * Download: the first part (a worker) decides the answer. When the body
  * is larger than that part, the answer is a callback response of the
@@ -858,22 +876,25 @@ static void upload_job(void *arg) {
   if (ok) ok = pipeline_stream_put(r->stream, r->body, r->body_len, &done);
   r->body_len = 0;
   log_set_request_id(NULL);
-  if (r->last_part)
+  if (r->last_part) {
     r->state = REQ_READY;
-  else
+  } else {
     r->state = ok && !done ? REQ_BODY : REQ_DISCARD;
+    resume_deadline(r->conn, r->read_left);
+  }
   MHD_resume_connection(r->conn);
 }
 
 static enum MHD_Result send_part(req *r, bool last) {
   r->last_part = last;
   r->state = REQ_RUNNING;
-  if (last) set_deadline(r->conn, 0); /* read whole */
+  r->read_left = pause_deadline(r->conn); /* the last: read whole */
   MHD_suspend_connection(r->conn);
   if (workq_submit(r->srv->q, upload_job, r) != ERR_OK) {
     count_rejected("queue_full");
     answer_error(r, RPC_UNAVAILABLE, NULL, NULL, NULL);
     r->state = last ? REQ_READY : REQ_DISCARD;
+    if (!last) resume_deadline(r->conn, r->read_left);
     MHD_resume_connection(r->conn);
   }
   return MHD_YES;
