@@ -15,7 +15,9 @@
 #include <string.h>
 
 #include "libs/base/strutil.h"
+#include "libs/base/timeutil.h"
 #include "libs/obs/log.h"
+#include "libs/obs/metrics.h"
 #include "libs/svc/periodic.h"
 #include "services/sync/events.h"
 
@@ -34,6 +36,8 @@ struct heartbeat {
   buffer cur, spare;
   bool full_logged;
   periodic *round;
+  metrics_child *online; /* sync_devices_online */
+  int64_t counted_ms;    /* when online was last counted */
 };
 
 /* Room for one more beat in buf (growing it up to the maximum). */
@@ -172,7 +176,26 @@ void heartbeat_run_once(heartbeat *h) {
   if (rc != ERR_OK) log_warn("offline sweep failed", "error", err_str(rc));
 }
 
-static void round_fn(void *arg) { heartbeat_run_once(arg); }
+/* The sync_devices_online gauge, counted at most every COUNT_EVERY_MS (a
+ * count of every tenant's devices is not worth a query per flush). Each
+ * replica reports the same cluster-wide number: aggregate with max. */
+#define COUNT_EVERY_MS 10000
+static void count_online(heartbeat *h) {
+  int64_t now = time_now_ms();
+  if (h->counted_ms != 0 && now - h->counted_ms < COUNT_EVERY_MS) return;
+  h->counted_ms = now;
+  int64_t n = 0;
+  int rc = store_count_online(h->c.store, &n);
+  if (rc == ERR_OK)
+    metrics_set(h->online, (double)n);
+  else
+    log_warn("counting online devices failed", "error", err_str(rc));
+}
+
+static void round_fn(void *arg) {
+  heartbeat_run_once(arg);
+  count_online(arg);
+}
 
 int heartbeat_new(const heartbeat_config *cfg, heartbeat **out) {
   *out = NULL;
@@ -184,6 +207,12 @@ int heartbeat_new(const heartbeat_config *cfg, heartbeat **out) {
   h->c = *cfg;
   pthread_mutex_init(&h->mu, NULL);
   pthread_mutex_init(&h->flushing, NULL);
+  h->online = metrics_child_get(
+      metrics_gauge("sync_devices_online",
+                    "devices online now, every tenant's (the same on every "
+                    "replica: aggregate with max)",
+                    0, NULL),
+      NULL);
   periodic_options po = {.name = "heartbeats",
                          .interval_ms = cfg->flush_ms,
                          .fn = round_fn,

@@ -351,3 +351,21 @@ int store_sweep_offline(store *st, int64_t stale_ms, size_t batch,
   /* Across tenants: the sweeper's own policy (app.sync_sweeper). */
   return db_store_run(st, NULL, "app.sync_sweeper", false, sweep_fn, &a);
 }
+
+/* ------------------------------------------------------ count online --- */
+
+static int count_online_fn(db_conn *c, void *ud) {
+  int64_t *n = ud;
+  db_result *r = NULL;
+  int rc =
+      db_exec(c, "SELECT count(*) FROM sync.devices WHERE online", NULL, 0, &r);
+  if (rc == ERR_OK && (db_nrows(r) != 1 || db_get_int64(r, 0, 0, n) != ERR_OK))
+    rc = ERR_DB;
+  db_result_free(r);
+  return rc;
+}
+
+int store_count_online(store *st, int64_t *n) {
+  *n = 0;
+  return db_store_run(st, NULL, "app.sync_sweeper", true, count_online_fn, n);
+}

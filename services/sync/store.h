@@ -113,6 +113,10 @@ int store_sweep_offline(store *st, int64_t stale_ms, size_t batch,
                         store_status_fn fn, void *arg,
                         size_t *marked) WARN_UNUSED;
 
+/* The devices of every tenant that are online now (read across tenants
+ * under the sweeper's policy): the sync_devices_online gauge. */
+int store_count_online(store *st, int64_t *n) WARN_UNUSED;
+
 /* ------------------------------------------- push (store_push.c) --- */
 
 #define STORE_POLICY_MAX 16

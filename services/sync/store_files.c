@@ -64,6 +64,70 @@ int store_file_get(store *st, const char *tid,
   return rc;
 }
 
+/* ------------------------------------------------------------- read --- */
+
+typedef struct read_args {
+  const char *tid;
+  const uint8_t *hash;
+  int64_t offset, max, *size;
+  uint8_t **data;
+  size_t *len;
+} read_args;
+
+/* offset 0 is the start of a download (or a HEAD): the file is used, so
+ * last_used_at moves; later offsets only read, without a write per chunk.
+ * substring() of an uncompressed out-of-line value fetches only the TOAST
+ * chunks under the slice (ADR 0018, "Streaming"). */
+static int read_fn(db_conn *c, void *ud) {
+  read_args *a = ud;
+  free(*a->data);
+  *a->data = NULL;
+  *a->len = 0;
+  db_param ps[] = {db_text(a->tid), db_bytes(a->hash, STORE_FILE_HASH_LEN),
+                   db_int64(a->offset + 1), db_int64(a->max)};
+  db_result *r = NULL;
+  int rc = db_exec(
+      c,
+      a->offset == 0
+          ? "UPDATE sync.files SET last_used_at = now() "
+            "WHERE tenant_id = $1::uuid AND sha256 = $2 RETURNING size, "
+            "substring(content FROM $3::int FOR $4::int)"
+          : "SELECT size, substring(content FROM $3::int FOR $4::int) "
+            "FROM sync.files WHERE tenant_id = $1::uuid AND sha256 = $2",
+      ps, DB_NPARAMS(ps), &r);
+  if (rc == ERR_OK && db_nrows(r) != 1) rc = ERR_NOTFOUND;
+  if (rc == ERR_OK && db_get_int64(r, 0, 0, a->size) != ERR_OK) rc = ERR_DB;
+  if (rc == ERR_OK) rc = db_get_bytes(r, 0, 1, a->data, a->len);
+  db_result_free(r);
+  return rc;
+}
+
+int store_file_read(store *st, const char *tid,
+                    const uint8_t hash[STORE_FILE_HASH_LEN], int64_t offset,
+                    int64_t max, int64_t *size, uint8_t **data, size_t *len) {
+  *data = NULL;
+  *len = 0;
+  *size = 0;
+  if (offset < 0 || max < 0 || max > STORE_FILE_PART_MAX) return ERR_INVAL;
+  /* substring() takes an int: any offset past the largest file reads
+   * nothing, which the caller sees as offset > size. */
+  if (offset > STORE_FILE_MAX) offset = STORE_FILE_MAX + 1;
+  read_args a = {.tid = tid,
+                 .hash = hash,
+                 .offset = offset,
+                 .max = max,
+                 .size = size,
+                 .data = data,
+                 .len = len};
+  int rc = db_store_run(st, tid, NULL, offset != 0, read_fn, &a);
+  if (rc != ERR_OK) {
+    free(*data);
+    *data = NULL;
+    *len = 0;
+  }
+  return rc;
+}
+
 /* -------------------------------------------------------------- put --- */
 
 typedef struct put_args {
@@ -84,52 +148,76 @@ static int exec_hit(db_conn *c, const char *sql, const db_param *ps, int n,
   return rc;
 }
 
-static int put_fn(db_conn *c, void *ud) {
-  put_args *a = ud;
-  *a->existed = false;
-  db_param key[] = {db_text(a->tid), db_bytes(a->hash, STORE_FILE_HASH_LEN)};
-  bool hit = false;
-  int rc = exec_hit(c,
-                    "UPDATE sync.files SET last_used_at = now() "
-                    "WHERE tenant_id = $1::uuid AND sha256 = $2 RETURNING 1",
-                    key, DB_NPARAMS(key), &hit);
-  if (rc != ERR_OK || hit) {
-    *a->existed = hit;
-    return rc;
+int store_file_touch(db_conn *c, const char *tid,
+                     const uint8_t hash[STORE_FILE_HASH_LEN], bool *hit,
+                     int64_t *size) {
+  *hit = false;
+  db_param key[] = {db_text(tid), db_bytes(hash, STORE_FILE_HASH_LEN)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "UPDATE sync.files SET last_used_at = now() "
+                   "WHERE tenant_id = $1::uuid AND sha256 = $2 RETURNING size",
+                   key, DB_NPARAMS(key), &r);
+  if (rc == ERR_OK && db_nrows(r) == 1) {
+    *hit = true;
+    if (size != NULL && db_get_int64(r, 0, 0, size) != ERR_OK) rc = ERR_DB;
   }
-  db_param use[] = {db_text(a->tid), db_int64((int64_t)a->len),
-                    db_int64(a->quota)};
-  rc = db_exec(c,
-               "INSERT INTO sync.file_usage (tenant_id) VALUES ($1::uuid) "
-               "ON CONFLICT (tenant_id) DO NOTHING",
-               use, 1, NULL);
+  db_result_free(r);
+  return rc;
+}
+
+int store_usage_reserve(db_conn *c, const char *tid, int64_t bytes,
+                        int64_t quota) {
+  db_param use[] = {db_text(tid), db_int64(bytes), db_int64(quota)};
+  int rc = db_exec(c,
+                   "INSERT INTO sync.file_usage (tenant_id) VALUES ($1::uuid) "
+                   "ON CONFLICT (tenant_id) DO NOTHING",
+                   use, 1, NULL);
+  bool hit = false;
   if (rc == ERR_OK)
     rc = exec_hit(c,
                   "UPDATE sync.file_usage SET bytes = bytes + $2::bigint "
                   "WHERE tenant_id = $1::uuid AND bytes + $2::bigint <= "
                   "$3::bigint RETURNING 1",
                   use, DB_NPARAMS(use), &hit);
-  if (rc == ERR_OK && !hit) return ERR_TOOBIG;
+  return rc == ERR_OK && !hit ? ERR_TOOBIG : rc;
+}
+
+int store_usage_release(db_conn *c, const char *tid, int64_t bytes) {
+  db_param use[] = {db_text(tid), db_int64(bytes)};
+  return db_exec(c,
+                 "UPDATE sync.file_usage SET bytes = bytes - $2::bigint "
+                 "WHERE tenant_id = $1::uuid",
+                 use, DB_NPARAMS(use), NULL);
+}
+
+static int put_fn(db_conn *c, void *ud) {
+  put_args *a = ud;
+  *a->existed = false;
+  bool hit = false;
+  int rc = store_file_touch(c, a->tid, a->hash, &hit, NULL);
+  if (rc != ERR_OK || hit) {
+    *a->existed = hit;
+    return rc;
+  }
+  rc = store_usage_reserve(c, a->tid, (int64_t)a->len, a->quota);
+  if (rc != ERR_OK) return rc;
   db_param row[] = {db_text(a->tid), db_bytes(a->hash, STORE_FILE_HASH_LEN),
                     db_int64((int64_t)a->len), db_bytes(a->content, a->len)};
   db_result *r = NULL;
-  if (rc == ERR_OK)
-    rc = db_exec(c,
-                 "INSERT INTO sync.files (tenant_id, sha256, size, content) "
-                 "VALUES ($1::uuid, $2, $3::bigint, $4) "
-                 "ON CONFLICT (tenant_id, sha256) DO UPDATE "
-                 "SET last_used_at = now() RETURNING (xmax = 0) AS inserted",
-                 row, DB_NPARAMS(row), &r);
+  rc = db_exec(c,
+               "INSERT INTO sync.files (tenant_id, sha256, size, content) "
+               "VALUES ($1::uuid, $2, $3::bigint, $4) "
+               "ON CONFLICT (tenant_id, sha256) DO UPDATE "
+               "SET last_used_at = now() RETURNING (xmax = 0) AS inserted",
+               row, DB_NPARAMS(row), &r);
   bool inserted = true;
   if (rc == ERR_OK && db_get_bool(r, 0, 0, &inserted) != ERR_OK) rc = ERR_DB;
   db_result_free(r);
   if (rc == ERR_OK && !inserted) {
     /* A concurrent upload of the same file won: its size is counted. */
     *a->existed = true;
-    rc = db_exec(c,
-                 "UPDATE sync.file_usage SET bytes = bytes - $2::bigint "
-                 "WHERE tenant_id = $1::uuid",
-                 use, 2, NULL);
+    rc = store_usage_release(c, a->tid, (int64_t)a->len);
   }
   return rc;
 }
