@@ -369,6 +369,7 @@ bool pl_call(run *x, const char *service, const char *rpc,
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
   o.deadline_ms = (uint32_t)left;
   o.idempotent = idempotent;
+  o.attempt_timeout_ms = x->attempt_ms;
   o.request_id = x->in->request_id;
   o.tenant_id = x->out->tenant_id;
   o.token = x->token != NULL ? x->token : NULL;

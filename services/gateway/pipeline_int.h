@@ -30,7 +30,9 @@ typedef struct run {
   const pipeline_request *in;
   pipeline_answer *out;
   const route *r;
-  int64_t start_ms;  /* the call's deadline counts from here (time_mono_ms) */
+  int64_t start_ms; /* the call's deadline counts from here (time_mono_ms) */
+  /* A call's own attempt timeout, ms (0: the client's, for reads). */
+  uint32_t attempt_ms;
   const char *token; /* NULL for anonymous calls */
   size_t token_len;
   paseto_claims claims;

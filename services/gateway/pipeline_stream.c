@@ -84,6 +84,11 @@ bool pipeline_stream_put(pipeline_stream *s, const void *data, size_t len,
   ProtobufCBinaryData *bytes = pl_member(s->msg, s->x.r->raw_body);
   *(int64_t *)pl_member(s->msg, "offset") = s->sent;
   *bytes = (ProtobufCBinaryData){len, (uint8_t *)data};
+  /* The last part joins the whole file (up to 25 MiB) in one transaction:
+   * slower than a read's attempt timeout, rightly, so its one attempt may
+   * use the whole deadline (a repeat would only wait for the first). */
+  bool last = s->sent + (int64_t)len >= s->size;
+  s->x.attempt_ms = last ? (uint32_t)s->x.p->cfg.deadline_ms : 0;
   rpc_result *res = NULL;
   bool ok = call_part(s, &res);
   *bytes = (ProtobufCBinaryData){0, NULL};

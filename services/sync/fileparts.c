@@ -15,7 +15,7 @@
  *   the last part's SHA-256 is not the name -> INVALID_ARGUMENT naming
  *     "content" (the upload, its parts and its reservation are gone);
  *   the upload names another file or size -> INVALID_ARGUMENT "upload_id";
- *   over quota on the first part -> RESOURCE_EXHAUSTED naming "size";
+ *   over quota on the first part -> FAILED_PRECONDITION naming "content";
  *   no such upload (a later part after the upload was dropped or expired,
  *     or another tenant's id) -> NOT_FOUND.
  *
@@ -83,8 +83,12 @@ static void refuse(files *f, rpc_reply *reply, const store_part_result *res) {
 static void reply_part_error(files *f, rpc_reply *reply, int rc) {
   metrics_inc(f->parts_refused);
   if (rc == ERR_TOOBIG)
-    handler_reply_field(reply, RPC_RESOURCE_EXHAUSTED,
-                        "the tenant's file quota is full", "size",
+    /* FAILED_PRECONDITION, not RESOURCE_EXHAUSTED: the gateway turns
+     * that into 429 "try again later", and waiting frees no quota (the
+     * HTTP contract's 400, as the whole-file upload answered). "content"
+     * is what an HTTP client sent; size is the gateway's field. */
+    handler_reply_field(reply, RPC_FAILED_PRECONDITION,
+                        "the tenant's file quota is full", "content",
                         "does not fit in the quota");
   else
     handler_reply_error(reply, rc, "store the part");

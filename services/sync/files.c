@@ -1,11 +1,10 @@
 /*
  * files.c - see files.h.
  *
- * Upload: the handler computes the SHA-256 of the bytes (libsodium's
- * crypto_hash_sha256) before the store sees them; a body whose hash is
- * not the name is refused (INVALID_ARGUMENT naming "content") and nothing
- * is written. The gateway has capped the body at 25 MiB and carried it as
- * raw bytes (its raw_body routes); the handler checks the size again.
+ * Uploads and downloads travel in parts (fileparts.c: PutFilePart hashes
+ * each part into the upload's SHA-256 state as it arrives, GetFilePart
+ * reads slices); this file has the manifest (MissingFiles), the caller
+ * check they share, and the expiry round.
  *
  * Who: a device or staff+ (the methods declare USER_STAFF; a device token
  * ranks as staff), the tenant always the token's. Files are keyed by
@@ -57,78 +56,6 @@ bool files_caller(files *f, const rpc_call *call, rpc_reply *reply,
                   paseto_claims *cl) {
   return authn_check_call(f->c.verifier, call, handler_min_rank(call), cl,
                           reply) == ERR_OK;
-}
-
-static bool hash_arg(rpc_reply *reply, const char *hex, uint8_t out[32]) {
-  if (files_hash_parse(hex, out) == ERR_OK) return true;
-  handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid file name",
-                      "sha256", "must be 64 lower-case hex digits");
-  return false;
-}
-
-static void get_file(void *arg, const rpc_call *call, rpc_reply *reply) {
-  files *f = arg;
-  uint8_t *content = NULL;
-  size_t len = 0;
-  HANDLER_UNPACK(Sync__V1__GetFileRequest, sync__v1__get_file_request, req, 0);
-  paseto_claims cl;
-  uint8_t hash[32];
-  if (!files_caller(f, call, reply, &cl) || !hash_arg(reply, req->sha256, hash))
-    goto out;
-  int rc = store_file_get(f->c.store, cl.tid, hash, &content, &len);
-  if (rc != ERR_OK) {
-    handler_reply_error(reply, rc, "read the file");
-    goto out;
-  }
-  Sync__V1__GetFileResponse resp = SYNC__V1__GET_FILE_RESPONSE__INIT;
-  resp.content.data = content;
-  resp.content.len = len;
-  handler_reply_message(reply, &resp.base);
-out:
-  free(content);
-  sync__v1__get_file_request__free_unpacked(req, NULL);
-}
-
-static void put_file(void *arg, const rpc_call *call, rpc_reply *reply) {
-  files *f = arg;
-  HANDLER_UNPACK(Sync__V1__PutFileRequest, sync__v1__put_file_request, req,
-                 FILES_MAX_MESSAGE);
-  paseto_claims cl;
-  uint8_t hash[32], got[crypto_hash_sha256_BYTES];
-  if (!files_caller(f, call, reply, &cl) || !hash_arg(reply, req->sha256, hash))
-    goto out;
-  if (req->content.len > FILES_MAX_BYTES) {
-    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid file", "content",
-                        "is larger than 25 MiB");
-    goto out;
-  }
-  crypto_hash_sha256(got, req->content.data, req->content.len);
-  if (sodium_memcmp(got, hash, sizeof got) != 0) {
-    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid file", "content",
-                        "its SHA-256 is not the file's name");
-    goto out;
-  }
-  bool existed = false;
-  int rc = store_file_put(f->c.store, cl.tid, hash, req->content.data,
-                          req->content.len, f->c.quota_bytes, &existed);
-  if (rc == ERR_TOOBIG) {
-    handler_reply_field(reply, RPC_FAILED_PRECONDITION,
-                        "the tenant's file quota is full", "content",
-                        "does not fit in the quota");
-    goto out;
-  }
-  if (rc != ERR_OK) {
-    handler_reply_error(reply, rc, "store the file");
-    goto out;
-  }
-  if (!existed) metrics_add(f->stored, (double)req->content.len);
-  Sync__V1__PutFileResponse resp = SYNC__V1__PUT_FILE_RESPONSE__INIT;
-  resp.sha256 = req->sha256;
-  resp.size = (int64_t)req->content.len;
-  resp.existed = existed;
-  handler_reply_message(reply, &resp.base);
-out:
-  sync__v1__put_file_request__free_unpacked(req, NULL);
 }
 
 static void missing_files(void *arg, const rpc_call *call, rpc_reply *reply) {
@@ -281,8 +208,6 @@ void files_free(files *f) {
 
 int files_register(files *f, rpc_server *srv) {
   static const handler_method table[] = {
-      {"sync.v1.Sync/GetFile", get_file},
-      {"sync.v1.Sync/PutFile", put_file},
       {"sync.v1.Sync/MissingFiles", missing_files},
       {"sync.v1.Sync/PutFilePart", files_put_part},
       {"sync.v1.Sync/GetFilePart", files_get_part},

@@ -1,8 +1,9 @@
 /*
- * files.h - the tenant's content-addressed files: the handlers of
- * "sync.v1.Sync/GetFile", "PutFile" and "MissingFiles" (HTTP-API.md:
- * HEAD/GET/PUT /v1/sync/files/{sha256}, POST /v1/sync/files/missing), of
- * the streamed "PutFilePart" and "GetFilePart" (fileparts.c), and the
+ * files.h - the tenant's content-addressed files: the handlers of the
+ * streamed "sync.v1.Sync/PutFilePart" and "GetFilePart" (fileparts.c;
+ * HTTP-API.md: HEAD/GET/PUT /v1/sync/files/{sha256}, through the
+ * gateway's streamed routes), of "MissingFiles" (POST
+ * /v1/sync/files/missing), and the
  * round that removes files unused for the configured time and uploads
  * left idle.
  */
@@ -20,9 +21,6 @@
 
 #define FILES_MAX_BYTES ((size_t)25 * 1024 * 1024) /* one file */
 #define FILES_MISSING_MAX 1000                     /* hashes in a manifest */
-/* A PutFile request: the content and a little envelope. The RPC server of
- * sync and the gateway's client take messages this large. */
-#define FILES_MAX_MESSAGE (FILES_MAX_BYTES + 64 * 1024)
 #define FILES_PART_MAX_BYTES ((size_t)1024 * 1024) /* a part, a chunk read */
 /* A PutFilePart request: its data and the envelope. */
 #define FILES_PART_MAX_MESSAGE (FILES_PART_MAX_BYTES + 64 * 1024)
@@ -43,8 +41,7 @@ typedef struct files files;
 int files_new(const files_config *cfg, files **out) WARN_UNUSED;
 void files_free(files *f); /* stops the round; NULL-safe */
 
-/* Registers GetFile, PutFile, MissingFiles, PutFilePart and GetFilePart
- * on srv. */
+/* Registers MissingFiles, PutFilePart and GetFilePart on srv. */
 int files_register(files *f, rpc_server *srv) WARN_UNUSED;
 
 /* "ab12..." (64 lower-case hex digits) -> 32 bytes. ERR_INVAL otherwise. */

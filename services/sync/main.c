@@ -221,9 +221,9 @@ int main(int argc, char **argv) {
       .nconfig = sizeof config / sizeof config[0],
       .uses_db = true,
       .schema = STORE_SCHEMA,
-      /* PutFile carries a whole file (until the gateway streams with
-       * PutFilePart, whose parts are at most FILES_PART_MAX_MESSAGE). */
-      .max_recv_bytes = FILES_MAX_MESSAGE,
+      /* A PutFilePart (its part of at most 1 MiB and the envelope) is
+       * the largest request. */
+      .max_recv_bytes = FILES_PART_MAX_MESSAGE,
       .init = sync_init,
       .fini = sync_fini,
       .argc = argc,

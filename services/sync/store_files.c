@@ -3,12 +3,11 @@
  * function is an argument struct plus a static function run by db_store_run
  * (parameterised SQL, the tenant's RLS scope, whole-unit retries).
  *
- * Upload in one transaction: touch the row if it exists (done: 200); else
- * add the size to the tenant's usage only while it stays within quota
- * (one conditional UPDATE, which also serialises the tenant's concurrent
- * uploads on that row), then insert. Two uploads of the same new file
- * race to the primary key: the second's ON CONFLICT finds the first's row
- * and gives its size back, so usage counts each file once.
+ * Uploads are store_uploads.c's (parts, then the file in one statement);
+ * they use the touch and the usage helpers here: an upload adds its size
+ * to the tenant's usage only while it stays within quota (one conditional
+ * UPDATE, which also serialises the tenant's concurrent uploads on that
+ * row), and gives it back when it does not end as a new file.
  */
 #include "services/sync/store_files.h"
 
@@ -21,47 +20,6 @@
 static int run(store *st, const char *tid, int (*fn)(db_conn *, void *),
                void *ud) {
   return db_store_run(st, tid, NULL, false, fn, ud);
-}
-
-/* -------------------------------------------------------------- get --- */
-
-typedef struct get_args {
-  const char *tid;
-  const uint8_t *hash;
-  uint8_t **content;
-  size_t *len;
-} get_args;
-
-static int get_fn(db_conn *c, void *ud) {
-  get_args *a = ud;
-  free(*a->content);
-  *a->content = NULL;
-  *a->len = 0;
-  db_param ps[] = {db_text(a->tid), db_bytes(a->hash, STORE_FILE_HASH_LEN)};
-  db_result *r = NULL;
-  int rc = db_exec(c,
-                   "UPDATE sync.files SET last_used_at = now() "
-                   "WHERE tenant_id = $1::uuid AND sha256 = $2 "
-                   "RETURNING content",
-                   ps, DB_NPARAMS(ps), &r);
-  if (rc == ERR_OK && db_nrows(r) != 1) rc = ERR_NOTFOUND;
-  if (rc == ERR_OK) rc = db_get_bytes(r, 0, 0, a->content, a->len);
-  db_result_free(r);
-  return rc;
-}
-
-int store_file_get(store *st, const char *tid,
-                   const uint8_t hash[STORE_FILE_HASH_LEN], uint8_t **content,
-                   size_t *len) {
-  *content = NULL;
-  get_args a = {.tid = tid, .hash = hash, .content = content, .len = len};
-  int rc = run(st, tid, get_fn, &a);
-  if (rc != ERR_OK) {
-    free(*content);
-    *content = NULL;
-    *len = 0;
-  }
-  return rc;
 }
 
 /* ------------------------------------------------------------- read --- */
@@ -128,15 +86,7 @@ int store_file_read(store *st, const char *tid,
   return rc;
 }
 
-/* -------------------------------------------------------------- put --- */
-
-typedef struct put_args {
-  const char *tid;
-  const uint8_t *hash, *content;
-  size_t len;
-  int64_t quota;
-  bool *existed;
-} put_args;
+/* ------------------------------------------------------ touch, usage --- */
 
 /* The statement's one row, or none (ERR_OK with *hit false). */
 static int exec_hit(db_conn *c, const char *sql, const db_param *ps, int n,
@@ -189,50 +139,6 @@ int store_usage_release(db_conn *c, const char *tid, int64_t bytes) {
                  "UPDATE sync.file_usage SET bytes = bytes - $2::bigint "
                  "WHERE tenant_id = $1::uuid",
                  use, DB_NPARAMS(use), NULL);
-}
-
-static int put_fn(db_conn *c, void *ud) {
-  put_args *a = ud;
-  *a->existed = false;
-  bool hit = false;
-  int rc = store_file_touch(c, a->tid, a->hash, &hit, NULL);
-  if (rc != ERR_OK || hit) {
-    *a->existed = hit;
-    return rc;
-  }
-  rc = store_usage_reserve(c, a->tid, (int64_t)a->len, a->quota);
-  if (rc != ERR_OK) return rc;
-  db_param row[] = {db_text(a->tid), db_bytes(a->hash, STORE_FILE_HASH_LEN),
-                    db_int64((int64_t)a->len), db_bytes(a->content, a->len)};
-  db_result *r = NULL;
-  rc = db_exec(c,
-               "INSERT INTO sync.files (tenant_id, sha256, size, content) "
-               "VALUES ($1::uuid, $2, $3::bigint, $4) "
-               "ON CONFLICT (tenant_id, sha256) DO UPDATE "
-               "SET last_used_at = now() RETURNING (xmax = 0) AS inserted",
-               row, DB_NPARAMS(row), &r);
-  bool inserted = true;
-  if (rc == ERR_OK && db_get_bool(r, 0, 0, &inserted) != ERR_OK) rc = ERR_DB;
-  db_result_free(r);
-  if (rc == ERR_OK && !inserted) {
-    /* A concurrent upload of the same file won: its size is counted. */
-    *a->existed = true;
-    rc = store_usage_release(c, a->tid, (int64_t)a->len);
-  }
-  return rc;
-}
-
-int store_file_put(store *st, const char *tid,
-                   const uint8_t hash[STORE_FILE_HASH_LEN],
-                   const uint8_t *content, size_t len, int64_t quota,
-                   bool *existed) {
-  put_args a = {.tid = tid,
-                .hash = hash,
-                .content = content,
-                .len = len,
-                .quota = quota,
-                .existed = existed};
-  return run(st, tid, put_fn, &a);
 }
 
 /* ---------------------------------------------------------- present --- */

@@ -25,13 +25,6 @@
 #define STORE_FILE_MAX ((int64_t)25 * 1024 * 1024) /* bytes of one file */
 #define STORE_FILE_PART_MAX ((int64_t)1024 * 1024) /* bytes of one part */
 
-/* The content of tenant tid's file hash (malloc'd into *content, *len; the
- * caller frees it), moving its last_used_at. ERR_NOTFOUND when the tenant
- * has no such file. */
-int store_file_get(store *st, const char *tid,
-                   const uint8_t hash[STORE_FILE_HASH_LEN], uint8_t **content,
-                   size_t *len) WARN_UNUSED;
-
 /* A slice of tenant tid's file hash: its whole size into *size and up to
  * max bytes from offset (0 <= max <= STORE_FILE_PART_MAX) into *data,
  * *len (malloc'd; the caller frees it; empty when offset >= size: the
@@ -43,15 +36,6 @@ int store_file_read(store *st, const char *tid,
                     const uint8_t hash[STORE_FILE_HASH_LEN], int64_t offset,
                     int64_t max, int64_t *size, uint8_t **data,
                     size_t *len) WARN_UNUSED;
-
-/* Stores content[0..len) as tenant tid's file hash unless it is there
- * already (*existed true: only last_used_at moves). quota: the most bytes
- * the tenant may hold. Errors: ERR_TOOBIG when the file would take the
- * tenant over quota (nothing stored), database errors. */
-int store_file_put(store *st, const char *tid,
-                   const uint8_t hash[STORE_FILE_HASH_LEN],
-                   const uint8_t *content, size_t len, int64_t quota,
-                   bool *existed) WARN_UNUSED;
 
 /* For each of hashes[0..n) (STORE_FILE_HASH_LEN bytes each), whether the
  * tenant holds it (present[i]); those held count as used. n <= 1000. */

@@ -501,8 +501,8 @@ START_TEST(over_quota_on_the_first_part_reserves_nothing) {
   uuid_v7_str(up);
   /* 20 MiB announced, the quota 16 MiB: refused on the first part. */
   rpc_result *r = put(c, &t, hex, up, 20 * MIB, 0, b, PART);
-  CK_RPC_CODE(r, RPC_RESOURCE_EXHAUSTED);
-  CK_RPC_VIOLATION(r, "size");
+  CK_RPC_CODE(r, RPC_FAILED_PRECONDITION);
+  CK_RPC_VIOLATION(r, "content");
   rpc_result_free(r);
   ck_assert_int_eq(uploads_of(&t), 0);
   ck_assert_int_eq(parts_of(&t), 0);
@@ -514,7 +514,7 @@ START_TEST(over_quota_on_the_first_part_reserves_nothing) {
   (void)put_ok(c, &t, hex, up2, 10 * MIB, 0, b, PART);
   ck_assert_int_eq(usage(&t), 10 * MIB);
   r = put(c, &t, hex, up3, 10 * MIB, 0, b, PART);
-  CK_RPC_CODE(r, RPC_RESOURCE_EXHAUSTED);
+  CK_RPC_CODE(r, RPC_FAILED_PRECONDITION);
   rpc_result_free(r);
   ck_assert_int_eq(usage(&t), 10 * MIB);
   ck_assert_int_eq(uploads_of(&t), 1);
