@@ -1929,6 +1929,68 @@ START_TEST(an_upload_reaches_sync_before_its_body_ends) {
 }
 END_TEST
 
+/* Uploads held open part way: what the gateway holds of each is a part,
+ * not what was sent. UP_CONNS uploads of UP_SIZE announced (their
+ * reservations fit the 40 MiB quota), UP_SENT bytes of each sent (18
+ * full parts), then the gateway's RSS is compared with its RSS after a
+ * warm-up upload. Buffering the bodies would add UP_CONNS x UP_SENT
+ * (31.5 MiB); parts add at most a part per upload plus allocator slack,
+ * well under UP_RSS_MAX_KB. */
+#define UP_CONNS 7
+#define UP_SIZE (5u * 1024 * 1024)
+#define UP_SENT (18u * 256 * 1024)
+#define UP_RSS_MAX_KB (10 * 1024)
+
+START_TEST(open_uploads_cost_the_gateway_a_part_each) {
+  dev d;
+  make_dev(&d, "mem");
+  char hex[65];
+  char *data = random_file(UP_SIZE, hex);
+  resp *r = put_file(d.token, hex, data, UP_SIZE); /* warm-up: pools, arenas */
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  long before = harness_rss_kb(g_gw.proc);
+  ck_assert_int_gt(before, 0);
+  int fds[UP_CONNS];
+  for (int i = 0; i < UP_CONNS; i++) {
+    char name[65], head[PASETO_TOKEN_MAX + 512];
+    randombytes_buf(data, 32); /* another name each (never stored) */
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, (const unsigned char *)data, 64);
+    sodium_bin2hex(name, sizeof name, h, sizeof h);
+    snprintf(head, sizeof head,
+             "PUT /v1/sync/files/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             "Authorization: Bearer %s\r\nContent-Type: "
+             "application/octet-stream\r\nContent-Length: %u\r\n\r\n",
+             name, d.token, UP_SIZE);
+    fds[i] = gateway_socket(head);
+    size_t off = 0;
+    while (off < UP_SENT) {
+      ssize_t w = send(fds[i], data + off, UP_SENT - off, MSG_NOSIGNAL);
+      ck_assert_int_gt(w, 0);
+      off += (size_t)w;
+    }
+  }
+  /* Every full part has reached sync: the gateway holds none of them. */
+  long want = (long)UP_CONNS * UP_SENT, staged = 0;
+  for (int64_t end = time_now_ms() + 60000;
+       staged < want && time_now_ms() < end;) {
+    staged = staged_bytes(d.t.id);
+    if (staged < want) time_sleep_ms(50);
+  }
+  ck_assert_int_eq(staged, want);
+  long during = harness_rss_kb(g_gw.proc);
+  printf("sync_itest: gateway VmRSS %ld KiB, %ld KiB with %d uploads of "
+         "%u KiB held open after %u KiB each (+%ld KiB; bound +%d KiB, "
+         "bodies buffered: +%u KiB)\n",
+         before, during, UP_CONNS, UP_SIZE / 1024, UP_SENT / 1024,
+         during - before, UP_RSS_MAX_KB, UP_CONNS * UP_SENT / 1024);
+  for (int i = 0; i < UP_CONNS; i++) close(fds[i]);
+  ck_assert_int_le(during - before, UP_RSS_MAX_KB);
+  free(data);
+}
+END_TEST
+
 START_TEST(a_wrong_hash_on_a_streamed_upload_leaves_nothing) {
   dev d;
   make_dev(&d, "lie");
@@ -2088,6 +2150,7 @@ int main(void) {
   HARNESS_ADD_CASE(s, an_upload_reaches_sync_before_its_body_ends, 120, NULL);
   HARNESS_ADD_CASE(s, a_wrong_hash_on_a_streamed_upload_leaves_nothing, 120,
                    NULL);
+  HARNESS_ADD_CASE(s, open_uploads_cost_the_gateway_a_part_each, 120, NULL);
   /* Last: they kill and restart both sync replicas, then orders. */
   HARNESS_ADD_CASE(s, kill_9_of_sync_in_a_push_then_retry_is_exactly_once, 300,
                    NULL);
