@@ -54,7 +54,8 @@ static bool buffer_room(buffer *buf) {
 }
 
 int heartbeat_record(heartbeat *h, const char *tid, const char *did,
-                     const char *app_version, int32_t pending, int64_t now_ms) {
+                     const char *app_version, int32_t pending, int64_t cursor,
+                     int64_t now_ms) {
   size_t vlen = app_version != NULL ? strlen(app_version) : 0;
   if (strlen(tid) > UUID_STR_LEN || strlen(did) > UUID_STR_LEN ||
       vlen > HEARTBEAT_VERSION_MAX)
@@ -72,6 +73,7 @@ int heartbeat_record(heartbeat *h, const char *tid, const char *did,
   str_copy(b->did, did, sizeof b->did);
   b->seen_ms = now_ms;
   b->pending = pending;
+  b->cursor = cursor;
   b->has_ver = app_version != NULL;
   if (b->has_ver)
     memcpy(b->ver, app_version, vlen + 1);
@@ -100,6 +102,7 @@ size_t heartbeat_coalesce(heartbeat_beat *b, size_t n) {
       /* Sorted by time within a device: b[i] is the later beat. */
       d->seen_ms = b[i].seen_ms;
       if (b[i].pending >= 0) d->pending = b[i].pending;
+      if (b[i].cursor >= 0) d->cursor = b[i].cursor;
       if (b[i].has_ver) {
         d->has_ver = true;
         memcpy(d->ver, b[i].ver, sizeof d->ver);
@@ -124,6 +127,7 @@ static bool write_tenant(heartbeat *h, const heartbeat_beat *b, size_t n,
       sb[j].seen_ms = x->seen_ms;
       sb[j].app_version = x->has_ver ? x->ver : NULL;
       sb[j].pending = x->pending;
+      sb[j].cursor = x->cursor;
     }
     int rc = store_beats_apply(h->c.store, b[0].tid, sb, k,
                                events_device_status, NULL);

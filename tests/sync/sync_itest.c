@@ -488,7 +488,7 @@ START_TEST(heartbeats_bring_a_device_online_and_silence_takes_it_offline) {
   for (int64_t end = time_now_ms() + 30000; !counted && time_now_ms() < end;
        time_sleep_ms(200)) {
     r = call("POST", "/v1/sync/heartbeat",
-             "{\"app_version\":\"1.2.3\",\"pending\":4,\"cursor\":0}", tok,
+             "{\"app_version\":\"1.2.3\",\"pending\":4,\"cursor\":17}", tok,
              NULL);
     harness_http_free(r);
     counted = harness_metric(g_sync.admin_port, "sync_devices_online") >= 1 &&
@@ -500,6 +500,9 @@ START_TEST(heartbeats_bring_a_device_online_and_silence_takes_it_offline) {
   r = call("GET", path, NULL, t.owner_token, NULL);
   ck_assert_str_eq(harness_json_str(r->json, "app_version"), "1.2.3");
   ck_assert_uint_eq(strlen(harness_json_str(r->json, "last_seen_at")), 24);
+  /* What its beats reported is shown (beyond HTTP-API.md's device). */
+  ck_assert_int_eq(harness_json_int(r->json, "pending"), 4);
+  ck_assert_int_eq(harness_json_int(r->json, "cursor"), 17);
   harness_http_free(r);
   char pending[16];
   ck_assert(db_value("SELECT pending::text FROM sync.devices WHERE "
@@ -518,6 +521,11 @@ START_TEST(heartbeats_bring_a_device_online_and_silence_takes_it_offline) {
   ck_assert(wait_status(&t, id, "online"));
   ck_assert_int_eq(events_of("DeviceOnline", id), 2);
   ck_assert_int_eq(events_of("DeviceOffline", id), 1);
+  /* A beat that does not say keeps what was reported. */
+  r = call("GET", path, NULL, t.owner_token, NULL);
+  ck_assert_int_eq(harness_json_int(r->json, "cursor"), 17);
+  ck_assert_int_eq(harness_json_int(r->json, "pending"), 4);
+  harness_http_free(r);
 }
 END_TEST
 
@@ -1250,6 +1258,11 @@ START_TEST(pull_from_zero_returns_each_order_once_newest_in_order) {
   int seen[PULL_ORDERS] = {0}, others = 0;
   int64_t cursor = 0, prev = 0;
   int pages = 0, total = 0;
+  /* Each pull is counted in the lag histogram (the tests' pulls may run
+   * on either replica; other cases' pulls do not run meanwhile). */
+  double lag0 =
+      harness_metric(g_sync.admin_port, "sync_pull_lag_changes_count") +
+      harness_metric(g_sync2.admin_port, "sync_pull_lag_changes_count");
   for (;;) {
     r = pull(d.token, cursor, 40);
     CK_HTTP_STATUS(r, 200);
@@ -1300,6 +1313,10 @@ START_TEST(pull_from_zero_returns_each_order_once_newest_in_order) {
     pages++;
     if (!more) break;
   }
+  double lag1 =
+      harness_metric(g_sync.admin_port, "sync_pull_lag_changes_count") +
+      harness_metric(g_sync2.admin_port, "sync_pull_lag_changes_count");
+  ck_assert_int_eq((long)(lag1 - lag0), pages);
   ck_assert_int_eq(others, 3); /* the product, the table, the deleted one */
   ck_assert_int_eq(total, PULL_ORDERS + 3);
   ck_assert_int_ge(pages, 3);
