@@ -179,19 +179,6 @@ static char *read_answer(int fd, int timeout_ms, bool *closed) {
   return out;
 }
 
-/* VmRSS of pid in KiB (-1 when unreadable). */
-static long rss_kb(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL) return -1;
-  long kb = -1;
-  while (fgets(line, sizeof line, f) != NULL)
-    if (strncmp(line, "VmRSS:", 6) == 0) kb = strtol(line + 6, NULL, 10);
-  fclose(f);
-  return kb;
-}
-
 /* -------------------------------------------------------------- tests -- */
 
 START_TEST(login_guesses_over_email_variants_and_addresses_end_in_429) {
@@ -371,8 +358,8 @@ static int trickle(int *fds, int n) {
 }
 
 START_TEST(slow_uploads_stay_bounded_and_are_cut_after_the_timeout) {
-  pid_t pid = harness_pid(g_sys.gateway[0].proc);
-  long before = rss_kb(pid);
+  harness_proc *gw = g_sys.gateway[0].proc;
+  long before = harness_rss_kb(gw);
   ck_assert_int_gt(before, 0);
   char head[512];
   snprintf(head, sizeof head,
@@ -390,7 +377,7 @@ START_TEST(slow_uploads_stay_bounded_and_are_cut_after_the_timeout) {
   /* Let the gateway read what was sent, then measure. */
   time_sleep_ms(1500);
   (void)trickle(fds, SLOW_CONNS);
-  long during = rss_kb(pid);
+  long during = harness_rss_kb(gw);
   fprintf(stderr,
           "edge_itest: gateway VmRSS %ld KiB idle, %ld KiB with %d "
           "slow uploads (+%ld KiB, bound +%d KiB)\n",
