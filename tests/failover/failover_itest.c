@@ -486,6 +486,7 @@ static void hang_and_continue(harness_service *s, const char *name) {
  * the client then sees a 201 that took more than 5 s). So: no order
  * fails, and none takes HUNG_ORDER_MAX_MS. */
 #define HUNG_ORDER_MAX_MS 4000
+#define HUNG_TENANTS_MS 6500
 static atomic_long g_hung_orders, g_hung_fail, g_hung_max_ms;
 
 static void *order_writer_main(void *arg) {
@@ -507,6 +508,23 @@ static void *order_writer_main(void *arg) {
   return NULL;
 }
 
+/* The currency reads the orders replicas made (answered OK or not). */
+static double currency_reads(void) {
+  static const char *const codes[] = {"OK", "UNAVAILABLE", "DEADLINE_EXCEEDED"};
+  double n = 0;
+  for (int i = 0; i < N_ORDERS; i++)
+    for (size_t c = 0; c < sizeof codes / sizeof codes[0]; c++) {
+      char series[160];
+      snprintf(series, sizeof series,
+               "rpc_client_calls_total{method=\"tenants.v1.Tenants/"
+               "GetTenant\",code=\"%s\"}",
+               codes[c]);
+      double v = harness_metric(g_orders[i].admin_port, series);
+      if (v > 0) n += v;
+    }
+  return n;
+}
+
 static void hang_tenants_under_orders(harness_service *s, const char *name) {
   pthread_t th[THREADS];
   atomic_store(&g_rs_stop, false);
@@ -518,25 +536,33 @@ static void hang_tenants_under_orders(harness_service *s, const char *name) {
   while (atomic_load(&g_hung_orders) < 20 && time_mono_ms() < deadline)
     time_sleep_ms(20);
   atomic_store(&g_hung_max_ms, 0);
-  harness_signal(s->proc, SIGSTOP);
+  double reads0 = currency_reads();
   long before = atomic_load(&g_hung_orders);
-  /* Three currency cache lifetimes at least, and orders made meanwhile. */
+  harness_signal(s->proc, SIGSTOP);
+  /* Longer than ORDERS_TENANTS_TIMEOUT: a read the stopped replica took
+   * early on would time out (5 s) while it is still stopped. */
   int64_t t0 = time_mono_ms();
   deadline = t0 + 60000;
-  while ((time_mono_ms() - t0 < 3500 ||
+  while ((time_mono_ms() - t0 < HUNG_TENANTS_MS ||
           atomic_load(&g_hung_orders) - before < 20) &&
          time_mono_ms() < deadline)
     time_sleep_ms(20);
   long during = atomic_load(&g_hung_orders) - before;
-  long slowest = atomic_load(&g_hung_max_ms);
   harness_signal(s->proc, SIGCONT);
+  int64_t stopped = time_mono_ms() - t0;
+  /* The slowest counts the orders still waiting at SIGCONT too. */
   atomic_store(&g_rs_stop, true);
   for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+  long slowest = atomic_load(&g_hung_max_ms);
+  double reads = currency_reads() - reads0;
   printf("failover: %s stopped (SIGSTOP) for %lld ms: %ld orders made "
-         "meanwhile, %ld failed, the slowest in %ld ms (bound %d ms)\n",
-         name, (long long)(time_mono_ms() - t0), during,
-         atomic_load(&g_hung_fail), slowest, HUNG_ORDER_MAX_MS);
+         "meanwhile, %ld failed, the slowest in %ld ms (bound %d ms); %.0f "
+         "currency reads from tenants\n",
+         name, (long long)stopped, during, atomic_load(&g_hung_fail), slowest,
+         HUNG_ORDER_MAX_MS, reads);
   ck_assert_int_ge(during, 20);
+  ck_assert_msg(reads >= 4, "the orders replicas read no currency: the phase "
+                            "tested nothing");
   ck_assert_int_eq(atomic_load(&g_hung_fail), 0);
   ck_assert_int_lt(slowest, HUNG_ORDER_MAX_MS);
 }
