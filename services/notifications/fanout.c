@@ -44,7 +44,8 @@ static int backfill(void *arg, const char *source, uint64_t after_seq,
 static int notifications_of(fanout *f, const Rpc__V1__Event *ev,
                             inbox_batch *inbox) {
   store_channels ch;
-  int rc = inbox_channels(f->c.store, ev, f->c.email, f->c.sms, &ch);
+  int rc =
+      inbox_channels(f->c.store, f->c.settings, ev, f->c.email, f->c.sms, &ch);
   if (rc == ERR_OK) rc = inbox_for_event(ev, f->c.auth, &ch, inbox);
   if (rc == ERR_PROTO) {
     log_warn("event payload does not decode: no notification", "id", ev->id);

@@ -35,6 +35,7 @@
 #include "libs/outbox/outbox.h"
 #include "libs/rpc/rpc.h"
 #include "services/notifications/queue.h"
+#include "services/notifications/settings_cache.h"
 #include "services/notifications/store.h"
 
 #define FANOUT_SOURCE "orders"
@@ -46,8 +47,9 @@ typedef struct fanout_config {
   queue *queue;        /* borrowed */
   rpc_client *auth;    /* borrowed: recipients (ListRecipients) */
   outbox *events;      /* borrowed: kicked after notifications were added */
-  bool email;          /* e-mail can be sent (SMTP_URL set) */
-  bool sms;            /* SMS can be sent (SMS_URL set) */
+  settings_cache *settings; /* borrowed; NULL: settings read per event */
+  bool email;               /* e-mail can be sent (SMTP_URL set) */
+  bool sms;                 /* SMS can be sent (SMS_URL set) */
 } fanout_config;
 
 typedef struct fanout fanout;

@@ -23,18 +23,21 @@
 #include "libs/rpc/rpc.h"
 #include "services/notifications/queue.h"
 #include "services/notifications/seal.h"
+#include "services/notifications/settings_cache.h"
 #include "services/notifications/store.h"
 
 #define NOTIFICATIONS_METHOD(m) "notifications.v1.Notifications/" m
 
 typedef struct notifications_config {
-  store *store;            /* borrowed; must outlive the handlers */
-  authn *verifier;         /* borrowed; verifies the forwarded access tokens */
-  queue *queue;            /* borrowed; test sends and retries are queued */
-  const seal_key *key;     /* borrowed; seals new secrets */
-  bool allow_private;      /* NOTIFICATIONS_ALLOW_PRIVATE_TARGETS */
-  size_t max_endpoints;    /* per tenant */
-  int64_t secret_grace_ms; /* the previous secret signs this long */
+  store *store;             /* borrowed; must outlive the handlers */
+  authn *verifier;          /* borrowed; verifies the forwarded access tokens */
+  queue *queue;             /* borrowed; test sends and retries are queued */
+  const seal_key *key;      /* borrowed; seals new secrets */
+  bool allow_private;       /* NOTIFICATIONS_ALLOW_PRIVATE_TARGETS */
+  size_t max_endpoints;     /* per tenant */
+  int64_t secret_grace_ms;  /* the previous secret signs this long */
+  settings_cache *settings; /* borrowed; NULL: none. UpdateSettings
+                               forgets the tenant's entry */
 } notifications_config;
 
 typedef struct notifications notifications;

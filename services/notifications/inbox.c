@@ -251,12 +251,13 @@ static bool is_staff_alert(const Rpc__V1__Event *ev) {
   return strcmp(ev->type, "StockLow") == 0;
 }
 
-int inbox_channels(store *st, const Rpc__V1__Event *ev, bool email_on,
-                   bool sms_on, store_channels *out) {
+int inbox_channels(store *st, settings_cache *settings,
+                   const Rpc__V1__Event *ev, bool email_on, bool sms_on,
+                   store_channels *out) {
   memset(out, 0, sizeof *out);
   if (!is_order_update(ev) && !is_staff_alert(ev)) return ERR_OK;
   store_settings s;
-  int rc = store_get_settings(st, ev->tenant_id, &s);
+  int rc = settings_cache_get(settings, st, ev->tenant_id, &s);
   if (rc != ERR_OK) return rc;
   *out = is_order_update(ev) ? s.order : s.staff;
   out->email = out->email && email_on;

@@ -26,6 +26,7 @@
 #include "libs/rpc/rpc.h"
 #include "proto/rpc/v1/rpc.pb-c.h"
 #include "services/notifications/store_inbox.h"
+#include "services/notifications/settings_cache.h"
 #include "services/notifications/store_settings.h"
 
 #define INBOX_RECIPIENTS_MAX 1000 /* per event */
@@ -46,11 +47,13 @@ void inbox_batch_free(inbox_batch *b); /* NULL-safe; empties b */
 
 /* The channels ev's notifications use: for OrderStatusChanged the
  * tenant's order settings, for StockLow its staff settings
- * (store_settings.h, one read), e-mail only when email_on (SMTP_URL set),
- * SMS only when sms_on (SMS_URL set); every channel off for other types
- * (nothing read). Errors: the store's. */
-int inbox_channels(store *st, const Rpc__V1__Event *ev, bool email_on,
-                   bool sms_on, store_channels *out) WARN_UNUSED;
+ * (store_settings.h, through settings, the per-replica cache; NULL: one
+ * read), e-mail only when email_on (SMTP_URL set), SMS only when sms_on
+ * (SMS_URL set); every channel off for other types (nothing read).
+ * Errors: the store's. */
+int inbox_channels(store *st, settings_cache *settings,
+                   const Rpc__V1__Event *ev, bool email_on, bool sms_on,
+                   store_channels *out) WARN_UNUSED;
 
 /* The notifications ev makes on channels ch (none for other types, an
  * order without a customer, or every channel off): one item per

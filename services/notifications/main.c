@@ -10,9 +10,12 @@
  * queue), the token verifier, the queue (its workers start sending), the
  * outbox of this service's own events (eventpub: Notification events for
  * realtime), the client of orders (Replay) and the bus fan-out, then
- * registers the handlers and starts the relay with Replay. fini stops them in
- * reverse: no new events, then the workers (an attempt in progress finishes and
- * is recorded).
+ * registers the handlers and starts the relay with Replay, then the rounds
+ * that delete what is no longer needed (expired Idempotency-Keys, old
+ * finished deliveries: retention.h). The channel-settings cache
+ * (settings_cache.h) is shared by the fan-out and UpdateSettings. fini stops
+ * them in reverse: no new events, then the workers (an attempt in progress
+ * finishes and is recorded).
  */
 #include <curl/curl.h>
 #include <sodium.h>
@@ -27,6 +30,8 @@
 #include "services/notifications/handlers.h"
 #include "services/notifications/mailer.h"
 #include "services/notifications/queue.h"
+#include "services/notifications/retention.h"
+#include "services/notifications/settings_cache.h"
 #include "services/notifications/store.h"
 
 static const cfg_entry config[] = {
@@ -130,6 +135,28 @@ static const cfg_entry config[] = {
      .min = 1,
      .max = 1000,
      .description = "webhook endpoints per tenant"},
+    {.name = "NOTIFICATIONS_DELIVERIES_RETENTION",
+     .kind = CFG_DURATION_MS,
+     .def = "720h",
+     .min = 1000,
+     .max = 315360000000,
+     .description = "how long a succeeded or dead delivery (and its "
+                    "attempts) is kept after its last change; pending ones "
+                    "are never pruned"},
+    {.name = "NOTIFICATIONS_RETENTION_SWEEP",
+     .kind = CFG_DURATION_MS,
+     .def = "10m",
+     .min = 100,
+     .max = 86400000,
+     .description = "how often old finished deliveries are pruned"},
+    {.name = "NOTIFICATIONS_SETTINGS_CACHE_TTL",
+     .kind = CFG_DURATION_MS,
+     .def = "5s",
+     .min = 1,
+     .max = 3600000,
+     .description = "how long a replica reuses a tenant's channel settings "
+                    "(its own PATCH forgets them at once; another replica "
+                    "sees a change within this)"},
     {.name = "SMTP_URL",
      .kind = CFG_STRING,
      .def = "",
@@ -210,6 +237,8 @@ typedef struct app {
   campaign_runner *campaigns;
   notifications *handlers;
   idem_expiry *idem_expiry; /* expired Idempotency-Keys deleted */
+  retention *retention;     /* old finished deliveries deleted */
+  settings_cache *settings; /* channel settings per tenant, with a TTL */
 } app;
 
 static int open_queue(svc *s, app *a) {
@@ -246,6 +275,7 @@ static int open_fanout(svc *s, app *a) {
                       .queue = a->queue,
                       .auth = a->auth,
                       .events = eventpub_outbox(a->events),
+                      .settings = a->settings,
                       .email = a->mail.url[0] != '\0',
                       .sms = a->sms.url[0] != '\0'};
   if (rc == ERR_OK) rc = fanout_start(&fc, &a->fanout);
@@ -290,7 +320,8 @@ static int open_handlers(svc *s, app *a) {
       .key = &a->key,
       .allow_private = cfg_bool(c, "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS"),
       .max_endpoints = (size_t)cfg_int(c, "NOTIFICATIONS_MAX_ENDPOINTS"),
-      .secret_grace_ms = cfg_duration_ms(c, "NOTIFICATIONS_SECRET_GRACE")};
+      .secret_grace_ms = cfg_duration_ms(c, "NOTIFICATIONS_SECRET_GRACE"),
+      .settings = a->settings};
   int rc = notifications_new(&hc, &a->handlers);
   return rc == ERR_OK ? notifications_register(a->handlers, svc_rpc(s)) : rc;
 }
@@ -333,6 +364,9 @@ static int notifications_init(svc *s, void *arg) {
   rc = svc_redis_open(s, &cc, "REDIS_URL not set", &a->redis);
   if (rc == ERR_OK && a->redis == NULL) rc = ERR_INVAL;
   if (rc == ERR_OK) rc = svc_verifier_open(s, a->redis, &a->auth, &a->verifier);
+  if (rc == ERR_OK)
+    rc = settings_cache_new(
+        cfg_duration_ms(c, "NOTIFICATIONS_SETTINGS_CACHE_TTL"), &a->settings);
   if (rc == ERR_OK) rc = open_queue(s, a);
   if (rc == ERR_OK) rc = open_events(s, a);
   if (rc == ERR_OK) rc = open_fanout(s, a);
@@ -346,6 +380,13 @@ static int notifications_init(svc *s, void *arg) {
                               .interval_ms = IDEM_EXPIRY_INTERVAL_MS};
     rc = idem_expiry_start(&eo, &a->idem_expiry);
   }
+  if (rc == ERR_OK) {
+    retention_config rtc = {
+        .store = a->store,
+        .keep_ms = cfg_duration_ms(c, "NOTIFICATIONS_DELIVERIES_RETENTION"),
+        .interval_ms = cfg_duration_ms(c, "NOTIFICATIONS_RETENTION_SWEEP")};
+    rc = retention_new(&rtc, &a->retention);
+  }
   return rc;
 }
 
@@ -354,6 +395,7 @@ static int notifications_init(svc *s, void *arg) {
 static void notifications_fini(svc *s, void *arg) {
   (void)s;
   app *a = arg;
+  retention_free(a->retention);
   idem_expiry_stop(a->idem_expiry);
   fanout_free(a->fanout);
   campaign_runner_free(a->campaigns);
@@ -361,6 +403,7 @@ static void notifications_fini(svc *s, void *arg) {
   rpc_client_free(a->orders);
   queue_free(a->queue);
   notifications_free(a->handlers);
+  settings_cache_free(a->settings);
   store_free(a->store);
   sodium_memzero(&a->key, sizeof a->key);
   curl_global_cleanup();

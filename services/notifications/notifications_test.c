@@ -3,7 +3,8 @@
  * no server: secrets (sealing, parsing, the Standard Webhooks signature
  * against a value computed independently with Python's hmac), the target
  * rules (URLs, private addresses), the retry backoff, webhook bodies and
- * the endpoint field rules. tests/notifications has the integration test.
+ * the endpoint field rules, the channel-settings cache (TTL, eviction,
+ * invalidation). tests/notifications has the integration test.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libs/base/timeutil.h"
 #include "libs/base/vlist.h"
 #include "services/notifications/body.h"
 #include "libs/base/cursor.h"
@@ -25,6 +27,7 @@
 #include "services/notifications/queue.h"
 #include "services/notifications/seal.h"
 #include "services/notifications/sender.h"
+#include "services/notifications/settings_cache.h"
 #include "services/notifications/target.h"
 
 START_TEST(a_secret_is_whsec_base64_and_parses_back) {
@@ -312,6 +315,87 @@ START_TEST(the_default_channels_are_in_app_and_email_not_sms) {
 }
 END_TEST
 
+/* Settings that differ from the defaults, to tell a hit from nothing. */
+static store_settings sms_only(void) {
+  store_settings s;
+  memset(&s, 0, sizeof s);
+  s.order.sms = true;
+  s.staff.sms = true;
+  return s;
+}
+
+START_TEST(the_settings_cache_hits_within_the_ttl_and_expires_after) {
+  settings_cache *c = NULL;
+  ck_assert_int_eq(settings_cache_new(0, &c), ERR_INVAL);
+  ck_assert_int_eq(settings_cache_new(60000, &c), ERR_OK);
+  char tid[UUID_STR_LEN + 1], other[UUID_STR_LEN + 1];
+  uuid_v7_str(tid);
+  uuid_v7_str(other);
+  store_settings in = sms_only(), out;
+  ck_assert(!settings_cache_lookup(c, tid, &out));
+  settings_cache_put(c, tid, &in, settings_cache_epoch(c));
+  memset(&out, 0xff, sizeof out);
+  ck_assert(settings_cache_lookup(c, tid, &out));
+  ck_assert(memcmp(&in, &out, sizeof in) == 0);
+  ck_assert(!settings_cache_lookup(c, other, &out)); /* per tenant */
+  ck_assert(!settings_cache_lookup(c, "", &out));
+  settings_cache_free(c);
+
+  /* A 1 ms TTL: 20 ms later the entry can only have expired. */
+  ck_assert_int_eq(settings_cache_new(1, &c), ERR_OK);
+  settings_cache_put(c, tid, &in, settings_cache_epoch(c));
+  time_sleep_ms(20);
+  ck_assert(!settings_cache_lookup(c, tid, &out));
+  settings_cache_free(c);
+  settings_cache_free(NULL);
+}
+END_TEST
+
+START_TEST(a_forget_drops_the_tenant_and_refuses_an_older_read) {
+  settings_cache *c = NULL;
+  ck_assert_int_eq(settings_cache_new(60000, &c), ERR_OK);
+  char tid[UUID_STR_LEN + 1], other[UUID_STR_LEN + 1];
+  uuid_v7_str(tid);
+  uuid_v7_str(other);
+  store_settings in = sms_only(), out;
+  settings_cache_put(c, tid, &in, settings_cache_epoch(c));
+  settings_cache_put(c, other, &in, settings_cache_epoch(c));
+  uint64_t before = settings_cache_epoch(c); /* a read starts */
+  settings_cache_forget(c, tid);             /* a PATCH commits */
+  ck_assert(!settings_cache_lookup(c, tid, &out));
+  /* Another tenant is unaffected, unless it shares the slot. */
+  ck_assert(settings_cache_lookup(c, other, &out));
+  /* The read that started before the forget may hold the old settings:
+   * it is not stored. One that starts after it is. */
+  settings_cache_put(c, tid, &in, before);
+  ck_assert(!settings_cache_lookup(c, tid, &out));
+  settings_cache_put(c, tid, &in, settings_cache_epoch(c));
+  ck_assert(settings_cache_lookup(c, tid, &out));
+  settings_cache_forget(NULL, tid); /* no cache: nothing to do */
+  settings_cache_free(c);
+}
+END_TEST
+
+START_TEST(a_tenant_in_the_same_slot_evicts_the_other) {
+  settings_cache *c = NULL;
+  ck_assert_int_eq(settings_cache_new(60000, &c), ERR_OK);
+  char a[UUID_STR_LEN + 1], b[UUID_STR_LEN + 1];
+  uuid_v7_str(a);
+  store_settings in = sms_only(), out;
+  bool evicted = false;
+  /* SETTINGS_CACHE_SLOTS slots: a colliding id turns up in ~1,000 tries. */
+  for (int i = 0; i < 200000 && !evicted; i++) {
+    settings_cache_put(c, a, &in, settings_cache_epoch(c));
+    uuid_v7_str(b);
+    settings_cache_put(c, b, &in, settings_cache_epoch(c));
+    evicted = !settings_cache_lookup(c, a, &out);
+  }
+  ck_assert(evicted);
+  ck_assert(settings_cache_lookup(c, b, &out)); /* the newer one stays */
+  settings_cache_free(c);
+}
+END_TEST
+
 START_TEST(a_page_is_1_to_100_with_a_cursor_of_ours) {
   vlist v;
   size_t limit = 0;
@@ -354,6 +438,9 @@ int main(void) {
   tcase_add_test(tc, each_address_and_phone_of_a_batch_makes_one_message);
   tcase_add_test(tc, the_default_channels_are_in_app_and_email_not_sms);
   tcase_add_test(tc, a_page_is_1_to_100_with_a_cursor_of_ours);
+  tcase_add_test(tc, the_settings_cache_hits_within_the_ttl_and_expires_after);
+  tcase_add_test(tc, a_forget_drops_the_tenant_and_refuses_an_older_read);
+  tcase_add_test(tc, a_tenant_in_the_same_slot_evicts_the_other);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

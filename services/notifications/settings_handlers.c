@@ -96,6 +96,9 @@ static void update_settings(void *arg, const rpc_call *call, rpc_reply *reply) {
   channels_in(req->order_updates, &order, &in.order);
   channels_in(req->staff_alerts, &staff, &in.staff);
   int rc = store_update_settings(h->c.store, cl.tid, &in, &s);
+  /* After the commit (even an error may follow one): the next event on
+   * this replica reads the new settings (settings_cache.h). */
+  settings_cache_forget(h->c.settings, cl.tid);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "change the settings");
     goto out;

@@ -306,4 +306,11 @@ int store_due(store *st, int64_t grace_ms, size_t max, store_job **jobs,
 /* Pending deliveries of every tenant (the queue-depth gauge). */
 int store_pending_count(store *st, int64_t *n) WARN_UNUSED;
 
+/* Deletes up to batch succeeded or dead deliveries of any tenant not
+ * changed for older_ms (> 0), with their attempts; never a pending one.
+ * Rows another transaction holds are skipped (FOR UPDATE SKIP LOCKED).
+ * *deleted: how many went. store_retention.c. */
+int store_prune_deliveries(store *st, int64_t older_ms, size_t batch,
+                           int64_t *deleted) WARN_UNUSED;
+
 #endif
