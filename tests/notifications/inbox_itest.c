@@ -92,7 +92,10 @@ static bool start_sinks(void) {
 }
 
 /* Notifications sends through the two sinks (their ports known once they
- * run), in quick small campaign batches. */
+ * run), in quick small campaign batches. Channel settings are cached for
+ * an hour: a PATCH must reach the next event through the cache's
+ * invalidation on this (the only) replica, not through its expiry
+ * (sms_and_every_channel_follow_the_tenants_settings fails without it). */
 static char g_smtp_url[64], g_sms_url[128];
 static char *const kNotifications[] = {
     "NOTIFICATIONS_SECRET_KEY=" SECRET_KEY,
@@ -104,6 +107,7 @@ static char *const kNotifications[] = {
     "NOTIFICATIONS_CAMPAIGN_INTERVAL=100ms",
     "NOTIFICATIONS_CAMPAIGN_POLL=100ms",
     "NOTIFICATIONS_WORKERS=8",
+    "NOTIFICATIONS_SETTINGS_CACHE_TTL=1h",
     g_sms_url,
     "SMS_ACCOUNT=AC9",
     "SMS_TOKEN=itest-sms-secret",
@@ -1236,7 +1240,7 @@ START_TEST(sms_and_every_channel_follow_the_tenants_settings) {
   harness_http_free(r);
   product(&t, 100, 1, pid);
   order(cust.token, pid, 1, oid);
-  set_status(&t, oid, "confirmed");
+  set_status(&t, oid, "confirmed"); /* caches the defaults (1 h TTL) */
   /* The e-mail of that change comes from the same transaction that would
    * have made its SMS: once it is there, no SMS was made. */
   ck_assert_msg(wait_for(has_mails, &(mail_wait){email, 1}), "no e-mail");

@@ -21,8 +21,9 @@
  * secret, reuse 400, a concurrent twin, the secret sealed at rest,
  * expired keys deleted); Redis
  * flushed mid-attempt (stream, group, pending entries and delayed set gone) ->
- * still delivered; and, last, notifications restarted with private targets
- * refused
+ * still delivered; finished deliveries past the retention pruned with
+ * their attempts in every tenant, pending and recent ones kept; and, last,
+ * notifications restarted with private targets refused
  * -> a loopback URL refused at creation, and an existing loopback
  * endpoint's delivery refused at send time.
  *
@@ -71,7 +72,8 @@ typedef harness_http_resp resp;
   "NOTIFICATIONS_SECRET_KEY=" SECRET_KEY, "NOTIFICATIONS_MAX_ATTEMPTS=3",      \
       "NOTIFICATIONS_RETRY_BASE=300ms", "NOTIFICATIONS_SEND_TIMEOUT=5s",       \
       "NOTIFICATIONS_CLAIM_TIMEOUT=2s", "NOTIFICATIONS_SWEEP_INTERVAL=1s",     \
-      "NOTIFICATIONS_SWEEP_GRACE=2s"
+      "NOTIFICATIONS_SWEEP_GRACE=2s", "NOTIFICATIONS_DELIVERIES_RETENTION=1h", \
+      "NOTIFICATIONS_RETENTION_SWEEP=300ms"
 static char *const kNotifications[] = {
     "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=true", NOTIFICATIONS_SETTINGS, NULL};
 static char *const kNotificationsNoPrivate[] = {
@@ -820,6 +822,153 @@ static void flush_redis(void) {
   close(fd);
 }
 
+/* ---------------------------------------------------------- retention -- */
+
+/* Runs sql (one statement, $1 = id) as the superuser; the rows it counts. */
+static long long sql1(const char *sql, const char *id) {
+  return harness_pg_count(&g_sys.pg, sql, id);
+}
+
+static long long rows_of(const char *table, const char *col, const char *id) {
+  char sql[160];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM notifications.%s WHERE %s = $1::uuid", table,
+           col);
+  return sql1(sql, id);
+}
+
+/* Ages delivery id by two hours (past the suite's 1 h retention), making
+ * it status st in the same statement; pending ones get a next attempt a
+ * day away, so the sweep leaves them alone. */
+static void age(const char *id, const char *st) {
+  char sql[400];
+  snprintf(sql, sizeof sql,
+           "WITH u AS (UPDATE notifications.deliveries SET status = '%s', "
+           "updated_at = now() - interval '2 hours', next_attempt_at = "
+           "CASE WHEN '%s' = 'pending' THEN now() + interval '1 day' END "
+           "WHERE id = $1::uuid RETURNING 1) SELECT count(*) FROM u",
+           st, st);
+  ck_assert_int_eq(sql1(sql, id), 1);
+}
+
+/* t's webhook "name" gets four orders, all delivered; their delivery ids
+ * into ids[0..4). */
+static void four_delivered(const harness_api_tenant *t, const char *name,
+                           char ids[4][UUID_STR_LEN + 1]) {
+  char pid[UUID_STR_LEN + 1], wid[UUID_STR_LEN + 1];
+  product(t, pid);
+  webhook(t, name, "[\"OrderCreated\"]", wid);
+  for (int i = 0; i < 4; i++) order(t, pid, NULL);
+  WAIT_DELIVERIES(t, wid, "succeeded", 4);
+  resp *r = deliveries(t, wid, NULL);
+  json_t *ds = harness_json_get(r->json, "deliveries");
+  ck_assert_uint_eq(json_array_size(ds), 4);
+  for (size_t i = 0; i < 4; i++)
+    snprintf(ids[i], UUID_STR_LEN + 1, "%s",
+             harness_json_str(json_array_get(ds, i), "id"));
+  harness_http_free(r);
+}
+
+static bool pruned(void *arg) {
+  const char *const *ids = arg;
+  for (; *ids != NULL; ids++)
+    if (rows_of("deliveries", "id", *ids) != 0) return false;
+  return true;
+}
+
+typedef struct delete_args {
+  const char *id;
+  int64_t n;
+} delete_args;
+
+static int delete_fn(db_conn *c, void *ud) {
+  delete_args *a = ud;
+  db_param ps[] = {db_text(a->id)};
+  db_result *r = NULL;
+  int rc = db_exec(c, "DELETE FROM notifications.deliveries WHERE id = $1", ps,
+                   DB_NPARAMS(ps), &r);
+  if (rc == ERR_OK) a->n = db_affected(r);
+  db_result_free(r);
+  return rc;
+}
+
+/* The retention round (every 300 ms in this suite, 1 h retention): a
+ * succeeded and a dead delivery past it go with their attempts, in both
+ * tenants (the round is cross-tenant); a pending one as old and a recent
+ * succeeded one stay; a pruned one is 404 over HTTP. The sweep setting's
+ * policies themselves refuse to delete a pending delivery. */
+START_TEST(finished_deliveries_past_the_retention_go_with_their_attempts) {
+  harness_api_tenant a, b;
+  char da[4][UUID_STR_LEN + 1], db[4][UUID_STR_LEN + 1];
+  tenant("wh-ret-a", &a);
+  tenant("wh-ret-b", &b);
+  four_delivered(&a, "ret-a", da);
+  four_delivered(&b, "ret-b", db);
+  for (int i = 0; i < 4; i++) {
+    ck_assert_int_eq(rows_of("delivery_attempts", "delivery_id", da[i]), 1);
+    ck_assert_int_eq(rows_of("delivery_attempts", "delivery_id", db[i]), 1);
+  }
+  /* [0] pending and old first (it must never go), then [1] dead and old,
+   * [2] succeeded and old; [3] stays succeeded and recent. */
+  age(da[0], "pending");
+  age(db[0], "pending");
+  age(da[1], "dead");
+  age(db[1], "dead");
+  age(da[2], "succeeded");
+  age(db[2], "succeeded");
+  const char *gone[] = {da[1], da[2], db[1], db[2], NULL};
+  ck_assert_msg(wait_for(pruned, gone), "old finished deliveries still there");
+  for (int i = 1; i < 3; i++) {
+    ck_assert_int_eq(rows_of("delivery_attempts", "delivery_id", da[i]), 0);
+    ck_assert_int_eq(rows_of("delivery_attempts", "delivery_id", db[i]), 0);
+    harness_http_free(delivery(a.owner_token, da[i], 404));
+    harness_http_free(delivery(b.owner_token, db[i], 404));
+  }
+  /* The pending ones were as old in the same rounds: kept, attempts too. */
+  ck_assert_int_eq(rows_of("deliveries", "id", da[0]), 1);
+  ck_assert_int_eq(rows_of("deliveries", "id", db[0]), 1);
+  ck_assert_int_eq(rows_of("delivery_attempts", "delivery_id", da[0]), 1);
+  resp *r = delivery(a.owner_token, da[0], 200);
+  ck_assert_str_eq(harness_json_str(r->json, "delivery.status"), "pending");
+  harness_http_free(r);
+  /* [3], succeeded and recent, was in the same rounds: kept. */
+  ck_assert_int_eq(rows_of("deliveries", "id", da[3]), 1);
+  ck_assert_int_eq(rows_of("deliveries", "id", db[3]), 1);
+  harness_http_free(delivery(b.owner_token, db[3], 200));
+  /* Even the service's role under the sweep setting cannot delete a
+   * pending delivery: the DELETE policy excludes it (0007_retention). */
+  db_config dc = {.conninfo = g_sys.pg.url, .max_conns = 1};
+  db_pool *p = NULL;
+  ck_assert_int_eq(db_pool_new(&dc, &p), ERR_OK);
+  db_store *st = NULL;
+  ck_assert_int_eq(db_store_new(p, "notifications_app", &st), ERR_OK);
+  delete_args del = {.id = db[0], .n = -1};
+  ck_assert_int_eq(
+      db_store_run(st, NULL, "app.notifications_sweep", false, delete_fn, &del),
+      ERR_OK);
+  ck_assert_int_eq(del.n, 0);
+  /* Nor, without it, another tenant's finished one. */
+  del = (delete_args){.id = db[0], .n = -1};
+  ck_assert_int_eq(db_store_run(st, a.id, NULL, false, delete_fn, &del),
+                   ERR_OK);
+  ck_assert_int_eq(del.n, 0);
+  db_store_free(st);
+  db_pool_free(p);
+  ck_assert_int_eq(rows_of("deliveries", "id", db[0]), 1);
+  /* Counted. */
+  r = harness_http_request("GET", g_sys.notifications.admin_port, "/metrics",
+                           NULL, NULL, NULL);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert(strstr(r->body, "notifications_deliveries_pruned_total "));
+  ck_assert(strstr(r->body, "notifications_deliveries_pruned_total 0\n") ==
+            NULL);
+  harness_http_free(r);
+  /* Leave no pending row behind for the suites' pending counts. */
+  age(da[0], "succeeded");
+  age(db[0], "succeeded");
+}
+END_TEST
+
 START_TEST(redis_losing_the_queue_loses_no_delivery) {
   harness_api_tenant t;
   char pid[UUID_STR_LEN + 1], wid[UUID_STR_LEN + 1];
@@ -1023,6 +1172,9 @@ int main(void) {
   HARNESS_ADD_CASE(s, bad_input_is_400_naming_the_field, 120, NULL);
   HARNESS_ADD_CASE(s, idempotency_key_on_create_webhook, 120, NULL);
   HARNESS_ADD_CASE(s, redis_losing_the_queue_loses_no_delivery, 120, NULL);
+  HARNESS_ADD_CASE(
+      s, finished_deliveries_past_the_retention_go_with_their_attempts, 120,
+      NULL);
   HARNESS_ADD_CASE(s, private_targets_are_refused_when_not_allowed, 120, NULL);
   int failed = harness_run_shared(s);
   int rc = harness_system_end(&g_sys, failed);
