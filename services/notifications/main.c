@@ -143,6 +143,13 @@ static const cfg_entry config[] = {
      .description = "how long a succeeded or dead delivery (and its "
                     "attempts) is kept after its last change; pending ones "
                     "are never pruned"},
+    {.name = "NOTIFICATIONS_INBOX_READ_RETENTION",
+     .kind = CFG_DURATION_MS,
+     .def = "0",
+     .min = 0,
+     .max = 315360000000,
+     .description = "how long an in-app notification is kept after it was "
+                    "read; 0: kept for ever (unread ones always are)"},
     {.name = "NOTIFICATIONS_RETENTION_SWEEP",
      .kind = CFG_DURATION_MS,
      .def = "10m",
@@ -384,6 +391,8 @@ static int notifications_init(svc *s, void *arg) {
     retention_config rtc = {
         .store = a->store,
         .keep_ms = cfg_duration_ms(c, "NOTIFICATIONS_DELIVERIES_RETENTION"),
+        .inbox_keep_ms =
+            cfg_duration_ms(c, "NOTIFICATIONS_INBOX_READ_RETENTION"),
         .interval_ms = cfg_duration_ms(c, "NOTIFICATIONS_RETENTION_SWEEP")};
     rc = retention_new(&rtc, &a->retention);
   }

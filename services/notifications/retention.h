@@ -8,7 +8,10 @@
  * LOCKED, so replicas running it at once share the work instead of
  * repeating it. Counted in notifications_deliveries_pruned_total.
  *
- * Inbox rows are not pruned (README.md, "Retention", says why).
+ * Inbox notifications are kept unless NOTIFICATIONS_INBOX_READ_RETENTION
+ * is set (off by default; README.md, "Retention", says why): then read
+ * ones go that long after they were read; unread ones never do
+ * (notifications_inbox_pruned_total).
  */
 #ifndef NOTIFICATIONS_RETENTION_H
 #define NOTIFICATIONS_RETENTION_H
@@ -21,9 +24,11 @@
 #define RETENTION_BATCH 1000 /* deliveries per delete transaction */
 
 typedef struct retention_config {
-  store *store;        /* borrowed */
-  int64_t keep_ms;     /* > 0: a finished delivery older than this goes */
-  int64_t interval_ms; /* > 0: how often the round runs */
+  store *store;          /* borrowed */
+  int64_t keep_ms;       /* > 0: a finished delivery older than this goes */
+  int64_t inbox_keep_ms; /* >= 0: a notification read longer ago goes;
+                            0: none */
+  int64_t interval_ms;   /* > 0: how often the round runs */
 } retention_config;
 
 typedef struct retention retention;

@@ -313,4 +313,9 @@ int store_pending_count(store *st, int64_t *n) WARN_UNUSED;
 int store_prune_deliveries(store *st, int64_t older_ms, size_t batch,
                            int64_t *deleted) WARN_UNUSED;
 
+/* The same for inbox notifications of any tenant read more than older_ms
+ * ago; never an unread one. */
+int store_prune_inbox(store *st, int64_t older_ms, size_t batch,
+                      int64_t *deleted) WARN_UNUSED;
+
 #endif

@@ -20,8 +20,10 @@
  * settings, campaigns by their own channels, the number never in a log;
  * settings admin-only and per tenant; campaign lists in pages, another
  * tenant seeing none; Idempotency-Key on POST /v1/campaigns (replay,
- * reuse 400, a concurrent twin). Every wait is for a condition with a
- * generous deadline.
+ * reuse 400, a concurrent twin); read notifications past
+ * NOTIFICATIONS_INBOX_READ_RETENTION pruned in every tenant, unread and
+ * recently read ones kept. Every wait is for a condition with a generous
+ * deadline.
  */
 #include <check.h>
 #include <jansson.h>
@@ -108,6 +110,8 @@ static char *const kNotifications[] = {
     "NOTIFICATIONS_CAMPAIGN_POLL=100ms",
     "NOTIFICATIONS_WORKERS=8",
     "NOTIFICATIONS_SETTINGS_CACHE_TTL=1h",
+    "NOTIFICATIONS_INBOX_READ_RETENTION=1h",
+    "NOTIFICATIONS_RETENTION_SWEEP=300ms",
     g_sms_url,
     "SMS_ACCOUNT=AC9",
     "SMS_TOKEN=itest-sms-secret",
@@ -1317,6 +1321,100 @@ START_TEST(sms_and_every_channel_follow_the_tenants_settings) {
 }
 END_TEST
 
+/* ---------------------------------------------------------- retention -- */
+
+static long long inbox_rows(const char *id) {
+  return harness_pg_count(
+      &g_sys.pg, "SELECT count(*) FROM notifications.inbox WHERE id = $1::uuid",
+      id);
+}
+
+/* Moves column col of notification id two hours back (past the suite's
+ * 1 h NOTIFICATIONS_INBOX_READ_RETENTION), as the superuser. */
+static void inbox_age(const char *id, const char *col) {
+  char sql[200];
+  snprintf(sql, sizeof sql,
+           "WITH u AS (UPDATE notifications.inbox SET %s = now() - "
+           "interval '2 hours' WHERE id = $1::uuid RETURNING 1) "
+           "SELECT count(*) FROM u",
+           col);
+  ck_assert_int_eq(harness_pg_count(&g_sys.pg, sql, id), 1);
+}
+
+/* A customer of a new tenant with four status changes in the inbox,
+ * newest first in ids; [0] and [1] marked read. */
+static void four_notifications(const char *prefix, person *cust,
+                               char ids[4][UUID_STR_LEN + 1]) {
+  harness_api_tenant t;
+  char pid[UUID_STR_LEN + 1], oid[UUID_STR_LEN + 1];
+  tenant(prefix, &t);
+  member(&t, "ret", "customer", cust);
+  product(&t, 100, 1, pid);
+  order(cust->token, pid, 1, oid);
+  static const char *const kSteps[] = {"confirmed", "preparing", "ready",
+                                       "delivered"};
+  for (int i = 0; i < 4; i++) set_status(&t, oid, kSteps[i]);
+  WAIT_INBOX(cust->token, 4);
+  resp *r = inbox(cust->token, NULL);
+  json_t *l = harness_json_get(r->json, "notifications");
+  ck_assert_uint_eq(json_array_size(l), 4);
+  for (size_t i = 0; i < 4; i++)
+    snprintf(ids[i], UUID_STR_LEN + 1, "%s",
+             harness_json_str(json_array_get(l, i), "id"));
+  harness_http_free(r);
+  for (int i = 0; i < 2; i++) {
+    char path[96];
+    snprintf(path, sizeof path, "/v1/notifications/%s/read", ids[i]);
+    r = call("POST", path, NULL, cust->token);
+    CK_HTTP_STATUS(r, 204);
+    harness_http_free(r);
+  }
+}
+
+static bool inbox_pruned(void *arg) {
+  const char *const *ids = arg;
+  for (; *ids != NULL; ids++)
+    if (inbox_rows(*ids) != 0) return false;
+  return true;
+}
+
+/* NOTIFICATIONS_INBOX_READ_RETENTION (1 h here; off by default): a
+ * notification read longer ago goes, in every tenant; one read recently,
+ * and unread ones however old, stay. */
+START_TEST(read_notifications_past_their_retention_go_unread_ones_stay) {
+  person ca, cb;
+  char na[4][UUID_STR_LEN + 1], nb[4][UUID_STR_LEN + 1];
+  four_notifications("in-ret-a", &ca, na);
+  four_notifications("in-ret-b", &cb, nb);
+  /* [1] read two hours ago; [2] unread, made two hours ago; [0] read
+   * now; [3] unread now. */
+  inbox_age(na[2], "created_at");
+  inbox_age(nb[2], "created_at");
+  inbox_age(na[1], "read_at");
+  inbox_age(nb[1], "read_at");
+  const char *gone[] = {na[1], nb[1], NULL};
+  ck_assert_msg(wait_for(inbox_pruned, gone), "old read notifications stay");
+  /* The others were in the same rounds. */
+  for (int i = 0; i < 4; i++) {
+    if (i == 1) continue;
+    ck_assert_int_eq(inbox_rows(na[i]), 1);
+    ck_assert_int_eq(inbox_rows(nb[i]), 1);
+  }
+  resp *r = inbox(ca.token, NULL);
+  json_t *l = harness_json_get(r->json, "notifications");
+  ck_assert_uint_eq(json_array_size(l), 3);
+  ck_assert_str_eq(harness_json_str(json_array_get(l, 1), "id"), na[2]);
+  ck_assert_int_eq(harness_json_int(r->json, "unread_count"), 2);
+  harness_http_free(r);
+  r = harness_http_request("GET", g_sys.notifications.admin_port, "/metrics",
+                           NULL, NULL, NULL);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert(strstr(r->body, "notifications_inbox_pruned_total "));
+  ck_assert(strstr(r->body, "notifications_inbox_pruned_total 0\n") == NULL);
+  harness_http_free(r);
+}
+END_TEST
+
 START_TEST(settings_are_for_admins_of_their_own_tenant) {
   harness_api_tenant t, u;
   person cust, staff, admin;
@@ -1517,6 +1615,9 @@ int main(void) {
   HARNESS_ADD_CASE(s, sms_and_every_channel_follow_the_tenants_settings, 180,
                    NULL);
   HARNESS_ADD_CASE(s, settings_are_for_admins_of_their_own_tenant, 120, NULL);
+  HARNESS_ADD_CASE(s,
+                   read_notifications_past_their_retention_go_unread_ones_stay,
+                   120, NULL);
   HARNESS_ADD_CASE(s, campaigns_list_in_pages_and_only_the_tenants_own, 120,
                    NULL);
   int failed = harness_run_shared(s);

@@ -1,5 +1,6 @@
--- Retention of finished deliveries (retention.c). Applied by libs/db's
--- migration runner with search_path = notifications.
+-- Retention of finished deliveries and, when configured, of read inbox
+-- notifications (retention.c). Applied by libs/db's migration runner with
+-- search_path = notifications.
 --
 -- A succeeded or dead delivery is history: kept for
 -- NOTIFICATIONS_DELIVERIES_RETENTION (30 days by default) after its last
@@ -24,4 +25,22 @@ CREATE POLICY deliveries_prune ON deliveries FOR DELETE
 CREATE POLICY deliveries_prune_lock ON deliveries FOR UPDATE
   USING (current_setting('app.notifications_sweep', true) = 'on'
          AND status IN ('succeeded', 'dead'))
+  WITH CHECK (false);
+
+-- Read notifications of the inbox, when NOTIFICATIONS_INBOX_READ_RETENTION
+-- is set (off by default: README.md, "Retention"), go that long after
+-- they were read; an unread one never goes. The same three powers, for
+-- read rows only (the inbox had no sweep policy: SELECT is needed too, as
+-- the DELETE reads read_at).
+CREATE INDEX inbox_read ON inbox (read_at) WHERE read_at IS NOT NULL;
+
+CREATE POLICY inbox_prune_read ON inbox FOR SELECT
+  USING (current_setting('app.notifications_sweep', true) = 'on'
+         AND read_at IS NOT NULL);
+CREATE POLICY inbox_prune ON inbox FOR DELETE
+  USING (current_setting('app.notifications_sweep', true) = 'on'
+         AND read_at IS NOT NULL);
+CREATE POLICY inbox_prune_lock ON inbox FOR UPDATE
+  USING (current_setting('app.notifications_sweep', true) = 'on'
+         AND read_at IS NOT NULL)
   WITH CHECK (false);
