@@ -1,41 +1,25 @@
 /*
  * tenantcur.c - tenant currencies with a TTL (see tenantcur.h).
  *
- * A fixed table of slots indexed by a hash of the tenant id: a tenant
- * that collides with another simply evicts it (asked for again next
- * time), so memory is bounded without any eviction bookkeeping.
+ * The table is libs/base/slotcache (fixed slots hashed by tenant, a
+ * collision evicts, bounded memory); a currency fetched while a forget
+ * happened (tenants.changed) is not stored, so it cannot outlive it.
  */
 #include "services/orders/tenantcur.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "libs/base/timeutil.h"
+#include "libs/base/slotcache.h"
 #include "libs/base/uuid.h"
 #include "proto/tenants/v1/tenants.pb-c.h"
 
-typedef struct slot {
-  char tid[UUID_STR_LEN + 1];
-  char cur[4];
-  int64_t expires_ms; /* monotonic */
-} slot;
-
 struct tenantcur {
   rpc_client *client;
-  int64_t ttl_ms;
   uint32_t deadline_ms;
-  pthread_mutex_t mu;
-  slot slots[TENANTCUR_SLOTS];
+  slotcache *slots; /* char[4] values */
 };
-
-static size_t slot_of(const char *tid) {
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-  for (const unsigned char *p = (const unsigned char *)tid; *p; p++)
-    h = (h ^ *p) * 1099511628211ULL;
-  return (size_t)(h % TENANTCUR_SLOTS);
-}
 
 static bool currency_ok(const char *c) {
   if (c == NULL || strlen(c) != 3) return false;
@@ -50,55 +34,43 @@ int tenantcur_new(rpc_client *client, int64_t ttl_ms, uint32_t deadline_ms,
   if (ttl_ms <= 0) return ERR_INVAL;
   tenantcur *t = calloc(1, sizeof *t);
   if (t == NULL) return ERR_NOMEM;
+  int rc = slotcache_new(TENANTCUR_SLOTS, 4, ttl_ms, &t->slots);
+  if (rc != ERR_OK) {
+    free(t);
+    return rc;
+  }
   t->client = client;
-  t->ttl_ms = ttl_ms;
   t->deadline_ms = deadline_ms ? deadline_ms : 2000;
-  pthread_mutex_init(&t->mu, NULL);
   *out = t;
   return ERR_OK;
 }
 
 void tenantcur_free(tenantcur *t) {
   if (t == NULL) return;
-  pthread_mutex_destroy(&t->mu);
+  slotcache_free(t->slots);
   free(t);
 }
 
-void tenantcur_put(tenantcur *t, const char *tid, const char *cur) {
+static void put_at(tenantcur *t, const char *tid, const char *cur,
+                   uint64_t epoch) {
   if (t == NULL || !uuid_is_valid(tid) || !currency_ok(cur)) return;
-  pthread_mutex_lock(&t->mu);
-  slot *s = &t->slots[slot_of(tid)];
-  memcpy(s->tid, tid, UUID_STR_LEN + 1);
-  memcpy(s->cur, cur, 4);
-  s->expires_ms = time_mono_ms() + t->ttl_ms;
-  pthread_mutex_unlock(&t->mu);
+  slotcache_put(t->slots, tid, cur, epoch);
+}
+
+void tenantcur_put(tenantcur *t, const char *tid, const char *cur) {
+  if (t != NULL) put_at(t, tid, cur, slotcache_epoch(t->slots));
 }
 
 void tenantcur_forget(tenantcur *t, const char *tid) {
-  if (t == NULL || tid == NULL) return;
-  pthread_mutex_lock(&t->mu);
-  slot *s = &t->slots[slot_of(tid)];
-  if (strcmp(s->tid, tid) == 0) memset(s, 0, sizeof *s);
-  pthread_mutex_unlock(&t->mu);
-}
-
-static bool lookup(tenantcur *t, const char *tid, char out[4]) {
-  bool hit = false;
-  pthread_mutex_lock(&t->mu);
-  slot *s = &t->slots[slot_of(tid)];
-  if (strcmp(s->tid, tid) == 0 && s->expires_ms > time_mono_ms()) {
-    memcpy(out, s->cur, 4);
-    hit = true;
-  }
-  pthread_mutex_unlock(&t->mu);
-  return hit;
+  if (t != NULL && tid != NULL) slotcache_forget(t->slots, tid);
 }
 
 int tenantcur_get(tenantcur *t, const char *tid, const char *token,
                   int64_t time_left_ms, char out[4]) {
   out[0] = '\0';
   if (t == NULL || !uuid_is_valid(tid)) return ERR_INVAL;
-  if (lookup(t, tid, out)) return ERR_OK;
+  if (slotcache_get(t->slots, tid, out)) return ERR_OK;
+  uint64_t epoch = slotcache_epoch(t->slots); /* before the question */
   if (t->client == NULL) return ERR_UNAVAILABLE;
   int64_t budget = time_left_ms < (int64_t)t->deadline_ms
                        ? time_left_ms
@@ -135,6 +107,6 @@ int tenantcur_get(tenantcur *t, const char *tid, const char *token,
     rc = ERR_OK;
   }
   tenants__v1__get_tenant_response__free_unpacked(resp, NULL);
-  if (rc == ERR_OK) tenantcur_put(t, tid, out);
+  if (rc == ERR_OK) put_at(t, tid, out, epoch);
   return rc;
 }
