@@ -9,6 +9,7 @@
 #include <sys/time.h>
 
 #include "libs/base/email.h"
+#include "libs/base/slotcache.h"
 #include "libs/base/err.h"
 #include "libs/base/strbuf.h"
 #include "libs/base/strutil.h"
@@ -430,6 +431,45 @@ END_TEST
 /* The rule auth and the gateway share (email.h): every variant of one
  * address an attacker could use to get a fresh login bucket gives the
  * same text. */
+START_TEST(slotcache_bounds_copies_and_refuses_a_read_older_than_a_forget) {
+  slotcache *c = NULL;
+  ck_assert_int_eq(slotcache_new(0, 4, 1000, &c), ERR_INVAL);
+  ck_assert_int_eq(slotcache_new(8, 0, 1000, &c), ERR_INVAL);
+  ck_assert_int_eq(slotcache_new(8, SLOTCACHE_VALUE_MAX + 1, 1000, &c),
+                   ERR_INVAL);
+  ck_assert_int_eq(slotcache_new(8, 4, 0, &c), ERR_INVAL);
+  ck_assert_ptr_null(c);
+  ck_assert_int_eq(slotcache_new(1, 4, 60000, &c), ERR_OK); /* one slot */
+  char out[4] = "";
+  ck_assert(!slotcache_get(c, "a", out));
+  slotcache_put(c, "a", "EUR", slotcache_epoch(c));
+  ck_assert(slotcache_get(c, "a", out));
+  ck_assert_str_eq(out, "EUR");
+  slotcache_put(c, "b", "JPY", slotcache_epoch(c)); /* same slot: evicts */
+  ck_assert(!slotcache_get(c, "a", out));
+  ck_assert(slotcache_get(c, "b", out));
+  char longkey[SLOTCACHE_KEY_MAX + 2];
+  memset(longkey, 'k', sizeof longkey - 1);
+  longkey[sizeof longkey - 1] = '\0';
+  slotcache_put(c, longkey, "USD", slotcache_epoch(c)); /* not kept */
+  ck_assert(!slotcache_get(c, longkey, out));
+  ck_assert(slotcache_get(c, "b", out));
+  uint64_t e = slotcache_epoch(c);
+  slotcache_forget(c, "b");
+  ck_assert(!slotcache_get(c, "b", out));
+  slotcache_put(c, "b", "JPY", e); /* read before the forget */
+  ck_assert(!slotcache_get(c, "b", out));
+  slotcache_free(c);
+  ck_assert_int_eq(slotcache_new(4, 4, 1, &c), ERR_OK);
+  slotcache_put(c, "a", "EUR", slotcache_epoch(c));
+  time_sleep_ms(20); /* past the 1 ms TTL, whatever the load */
+  ck_assert(!slotcache_get(c, "a", out));
+  slotcache_free(c);
+  slotcache_free(NULL);
+  ck_assert(!slotcache_get(NULL, "a", out));
+}
+END_TEST
+
 START_TEST(email_variants_normalise_to_one_text) {
   const char *same[] = {"owner@x.test",        " owner@x.test",
                         "owner@x.test ",       "\towner@x.test\t",
@@ -507,6 +547,8 @@ int main(void) {
   tcase_add_test(tc, vlist_keeps_fields_and_counts_past_the_cap);
   tcase_add_test(tc, email_variants_normalise_to_one_text);
   tcase_add_test(tc, email_normalisation_is_bounded_and_ascii_only);
+  tcase_add_test(
+      tc, slotcache_bounds_copies_and_refuses_a_read_older_than_a_forget);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
