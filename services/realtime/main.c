@@ -218,7 +218,8 @@ static int open_feed(svc *s, app *a) {
   feed_config fc = {.address = cfg_str(c, "ORDERS_EVENTS"),
                     .replay = a->orders,
                     .offsets = a->offsets,
-                    .ws = a->ws};
+                    .ws = a->ws,
+                    .thread_name = "rt-feed-orders"};
   if (rc == ERR_OK) rc = feed_start(&fc, &a->feed);
   if (rc != ERR_OK)
     log_error("cannot subscribe to ORDERS_EVENTS", "error", err_str(rc));
@@ -242,7 +243,8 @@ static int open_inbox_feed(svc *s, app *a) {
                     .replay = a->notifications,
                     .families = kFamilies,
                     .offsets = a->offsets,
-                    .ws = a->ws};
+                    .ws = a->ws,
+                    .thread_name = "rt-feed-notif"};
   if (rc == ERR_OK) rc = feed_start(&fc, &a->inbox);
   if (rc != ERR_OK)
     log_error("cannot subscribe to NOTIFICATIONS_EVENTS", "error", err_str(rc));
@@ -264,7 +266,8 @@ static int open_device_feed(svc *s, app *a) {
                     .replay = a->sync,
                     .families = kFamilies,
                     .offsets = a->offsets,
-                    .ws = a->ws};
+                    .ws = a->ws,
+                    .thread_name = "rt-feed-devices"};
   if (rc == ERR_OK) rc = feed_start(&fc, &a->devices);
   if (rc != ERR_OK)
     log_error("cannot subscribe to SYNC_EVENTS", "error", err_str(rc));

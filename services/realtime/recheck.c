@@ -121,6 +121,7 @@ static void pass(recheck *r) {
 
 static void *run(void *arg) {
   recheck *r = arg;
+  pthread_setname_np(pthread_self(), "rt-recheck");
   pthread_mutex_lock(&r->mu);
   while (!r->stop) {
     if (!r->woken) {
@@ -266,6 +267,7 @@ int recheck_subscribe(recheck *r, const char *address, bus_subscriber **out) {
   *out = NULL;
   bus_subscriber_options o;
   bus_subscriber_options_init(&o);
+  snprintf(o.thread_name, sizeof o.thread_name, "rt-revocations");
   bus_subscriber *s = NULL;
   int rc = bus_subscriber_new(address, on_event, r, &o, &s);
   if (rc == ERR_OK) rc = bus_subscribe_exact(s, AUTHN_TOPIC_REVOKED);

@@ -708,6 +708,7 @@ static void lws_to_log(int level, const char *line) {
 
 static void *service_thread(void *arg) {
   ws_server *s = arg;
+  pthread_setname_np(pthread_self(), "rt-ws");
   while (!atomic_load(&s->stop))
     if (lws_service(s->ctx, 0) < 0) break;
   return NULL;

@@ -38,6 +38,7 @@ const CONC = Number(env('CONC', 8));
 const WORKERS = Number(env('WORKERS', 2));
 const ROUNDS = Number(env('ROUNDS', 1));
 const CLK_TCK = 100;
+const IDLE_SECS = 5;
 
 const tenants = fs
   .readFileSync(env('TENANTS'), 'utf8')
@@ -70,6 +71,38 @@ function runqWaitSecs(pid) {
   }
   return ns / 1e9;
 }
+// CPU seconds (utime + stime) of each of the process's threads, summed by
+// thread name (/proc/<pid>/task/<tid>/comm: realtime names its own, e.g.
+// rt-ws, rt-recheck, rt-feed-orders; libs/rpc's are rpc-worker, nng's
+// nng:*), so a phase can say where the server's CPU went.
+function threadCpu(pid) {
+  const by = new Map();
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const f = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      const name = fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim();
+      by.set(name, (by.get(name) || 0) + (Number(rest[11]) + Number(rest[12])) / CLK_TCK);
+    } catch (e) {
+      // the thread ended meanwhile
+    }
+  }
+  return by;
+}
+
+// "rt-ws 38.5%, rt-recheck 6.1%, ..." (% of one core over wall seconds),
+// busiest first, threads under 0.5 % left out.
+function threadShares(before, after, wall) {
+  const out = [];
+  for (const [name, secs] of after) {
+    const pct = (100 * (secs - (before.get(name) || 0))) / wall;
+    if (pct >= 0.5) out.push([name, pct]);
+  }
+  out.sort((a, b) => b[1] - a[1]);
+  return out;
+}
+const sharesText = (sh) => sh.map(([n, p]) => `${n} ${p.toFixed(1)}%`).join(', ');
+
 const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 
 // ------------------------------------------------------------- workers ---
@@ -192,6 +225,7 @@ async function phase(side, kind, load) {
   await all('reset');
   const c0 = cpuSecs(side.pid);
   const q0 = runqWaitSecs(side.pid);
+  const th0 = threadCpu(side.pid);
   const k0 = process.cpuUsage();
   const w0 = Date.now();
   const o = await makeOrders(load);
@@ -200,6 +234,7 @@ async function phase(side, kind, load) {
   const wall = (Date.now() - w0) / 1000;
   const cpu = cpuSecs(side.pid) - c0;
   const runq = runqWaitSecs(side.pid) - q0;
+  const threads = threadShares(th0, threadCpu(side.pid), wall);
   const k = process.cpuUsage(k0);
   const st = await all('stats');
   const hist = new Uint32Array(st[0].hist.length);
@@ -241,6 +276,7 @@ async function phase(side, kind, load) {
     load: loadavg(),
     clientCpu: (100 * (k.user + k.system)) / 1e6 / wall,
     elu: Math.max(...st.map((s) => s.elu)),
+    threads,
   };
   console.log(
     `  ${kind}: ${r.orders} orders (${r.ordersPerSec.toFixed(1)}/s, ${r.failed} failed), ` +
@@ -250,6 +286,7 @@ async function phase(side, kind, load) {
       `server threads waiting for a CPU ${r.serverWait.toFixed(0)}%, load ${r.load}, ` +
       `client CPU ${r.clientCpu.toFixed(0)}%, busiest client thread ${(100 * r.elu).toFixed(0)}% busy`,
   );
+  console.log(`    server CPU by thread (% of a core): ${sharesText(threads)}`);
   return r;
 }
 
@@ -269,6 +306,10 @@ async function runSide(side) {
   await all('subscribe');
   await sleep(2000);
   const rss2 = rssKB(side.pid);
+  // Idle: connected and subscribed, no publication; what runs anyway.
+  const idle0 = threadCpu(side.pid);
+  await sleep(IDLE_SECS * 1000);
+  const idle = threadShares(idle0, threadCpu(side.pid), IDLE_SECS);
   const r = {
     fresh,
     rss0,
@@ -283,6 +324,8 @@ async function runSide(side) {
       `${(r.connectedKB * 1024).toFixed(0)} B per connection, ${(r.idleKB * 1024).toFixed(0)} B per subscribed idle connection ` +
       `(connected in ${connectSecs.toFixed(1)} s)`,
   );
+  console.log(`  idle ${IDLE_SECS} s, server CPU by thread (% of a core): ${sharesText(idle) || 'none'}`);
+  r.idle = idle;
   r.steady = await phase(side, 'steady', { rate: RATE, secs: SECS });
   r.burst = await phase(side, 'burst', { count: BURST, conc: CONC });
   await all('close');
@@ -305,6 +348,9 @@ function table(results) {
     row('burst: deliveries/s', (r) => Math.round(r.burst.perSec)),
     row('burst: latency p50 / p99 (ms)', (r) => `${r.burst.p50} / ${r.burst.p99}`),
     row('burst: server CPU / waiting for a CPU (% of wall time)', (r) => `${r.burst.serverCpu.toFixed(0)} / ${r.burst.serverWait.toFixed(0)}`),
+    row('idle 5 s: server CPU by thread (% of a core)', (r) => sharesText(r.idle.slice(0, 4))),
+    row('steady: server CPU by thread', (r) => sharesText(r.steady.threads.slice(0, 4))),
+    row('burst: server CPU by thread', (r) => sharesText(r.burst.threads.slice(0, 4))),
     row('load average after steady / burst', (r) => `${r.steady.load} / ${r.burst.load}`),
     row('client CPU steady / burst (% of a core); busiest thread', (r) => `${r.steady.clientCpu.toFixed(0)} / ${r.burst.clientCpu.toFixed(0)}; ${(100 * Math.max(r.steady.elu, r.burst.elu)).toFixed(0)}%`),
     row('missing / extra / out of order / closed', (r) => [r.steady, r.burst].map((p) => `${p.missing}/${p.extra}/${p.gaps}/${p.closed}`).join(', ')),
