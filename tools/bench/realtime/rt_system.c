@@ -8,6 +8,7 @@
  *   GATEWAY_PORT=<port>
  *   WS_PORT=<realtime's WebSocket port>
  *   RT_PID=<realtime's process id>       (its RSS and CPU are measured)
+ *   RT_METRICS=<realtime's /metrics URL>  (its bus gap and backfill counts)
  *   TENANT=<tenant id> <owner token> <product id,product id,...>   (each)
  *   READY
  *
@@ -146,8 +147,10 @@ int main(void) {
   if (harness_pg_start(&pg) != 0 || harness_redis_start(&redis) != 0 ||
       !start_backends() || !start_edges(ws_port))
     goto fail;
-  printf("GATEWAY_PORT=%d\nWS_PORT=%d\nRT_PID=%ld\n", gw.http_port, ws_port,
-         (long)harness_pid(rt.proc));
+  char metrics[128];
+  printf("GATEWAY_PORT=%d\nWS_PORT=%d\nRT_PID=%ld\nRT_METRICS=%s\n", gw.http_port,
+         ws_port, (long)harness_pid(rt.proc),
+         harness_service_admin_url(&rt, "/metrics", metrics, sizeof metrics));
   for (long i = 0; i < ntenants; i++)
     if (!make_tenant(i, nproducts)) goto fail;
   printf("READY\n");

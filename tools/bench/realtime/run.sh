@@ -76,7 +76,9 @@ for _ in $(seq 1800); do
   sleep 0.1
 done
 grep -q READY "$tmp/sys.out" || { cat "$tmp/sys.err"; exit 1; }
-eval "$(grep -E '^(GATEWAY_PORT|WS_PORT|RT_PID)=' "$tmp/sys.out")"
+eval "$(grep -E '^(GATEWAY_PORT|WS_PORT|RT_PID|RT_METRICS)=' "$tmp/sys.out")"
+# A held burst stops realtime (SIGSTOP): never leave it stopped.
+trap 'kill -CONT "$RT_PID" 2>/dev/null || true; cleanup' EXIT
 
 ref_port="$(free_port)"
 PORT="$ref_port" UPSTREAM="ws://127.0.0.1:$WS_PORT/v1/realtime" TENANTS="$tmp/sys.out" \
@@ -92,6 +94,6 @@ done
 grep -q LISTENING "$tmp/ref.out" || { cat "$tmp/ref.err"; exit 1; }
 
 GW="http://127.0.0.1:$GATEWAY_PORT" WS_OURS="ws://127.0.0.1:$WS_PORT/v1/realtime" \
-  WS_REF="ws://127.0.0.1:$ref_port/" RT_PID="$RT_PID" REF_PID="$ref_pid" \
+  WS_REF="ws://127.0.0.1:$ref_port/" RT_PID="$RT_PID" RT_METRICS="$RT_METRICS" REF_PID="$ref_pid" \
   TENANTS="$tmp/sys.out" N="$n" RATE="$rate" SECS="$secs" BURST="$burst" \
-  ROUNDS="$rounds" ONLY="${ONLY:-}" node "$client/bench.js"
+  ROUNDS="$rounds" ONLY="${ONLY:-}" BURST_MODE="${BURST_MODE:-held}" node "$client/bench.js"

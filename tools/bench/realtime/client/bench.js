@@ -39,6 +39,9 @@ const WORKERS = Number(env('WORKERS', 2));
 const ROUNDS = Number(env('ROUNDS', 1));
 const CLK_TCK = 100;
 const IDLE_SECS = 5;
+const BURST_MODE = env('BURST_MODE', 'held'); // or 'live' (README)
+const HOLD_SETTLE_MS = 1000;
+const RT_PID = Number(env('RT_PID'));
 
 const tenants = fs
   .readFileSync(env('TENANTS'), 'utf8')
@@ -102,6 +105,27 @@ function threadShares(before, after, wall) {
   return out;
 }
 const sharesText = (sh) => sh.map(([n, p]) => `${n} ${p.toFixed(1)}%`).join(', ');
+
+// Realtime's bus counters (its /metrics, summed over sources): gaps seen
+// and events fetched through Replay, to show a held burst's losses healed.
+function busCounts() {
+  return new Promise((resolve) => {
+    http
+      .get(env('RT_METRICS'), (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => {
+          const sum = (name) =>
+            text
+              .split('\n')
+              .filter((l) => l.startsWith(name + '{') || l.startsWith(name + ' '))
+              .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+          resolve({ gaps: sum('bus_gaps_total'), backfilled: sum('bus_backfilled_total') });
+        });
+      })
+      .on('error', () => resolve({ gaps: NaN, backfilled: NaN }));
+  });
+}
 
 const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 
@@ -221,14 +245,51 @@ function percentile(hist, total, p) {
   return NaN;
 }
 
+// The held burst's input (BURST_MODE=held): realtime is stopped
+// (SIGSTOP: all its threads, its bus subscriber too) while the burst's
+// orders are created, so that creation (gateway, orders, PostgreSQL) has
+// the machine and is done before any fan-out starts; the orders' events
+// wait in realtime's socket buffers, and what the bus drops meanwhile
+// (nng pub drops once they are full) is healed by realtime's gap
+// detection and orders' Replay after SIGCONT. Both sides get the same
+// input this way: the reference is fed by its upstream connections to
+// realtime, so holding realtime holds the reference's input too. After
+// SIGCONT one more order (the sentinel, part of the burst) is created at
+// once: its event reveals a gap at the tail, which nothing would reveal
+// for IDLE_CHECK_MS (5 s) otherwise. Returns the orders made and the
+// release time (ms). atRelease() runs just before SIGCONT (the phase's
+// measurements start there).
+async function heldInput(load, atRelease) {
+  process.kill(RT_PID, 'SIGSTOP');
+  let o;
+  try {
+    o = await makeOrders(load);
+    await sleep(HOLD_SETTLE_MS); // orders' relay publishes the last ones
+    atRelease();
+  } finally {
+    process.kill(RT_PID, 'SIGCONT');
+  }
+  const release = Date.now();
+  const t = o.made.length - 1;
+  if ((await postOrder(t)) === 201) o.made[t]++;
+  else o.failed++;
+  return { o, release };
+}
+
 async function phase(side, kind, load) {
   await all('reset');
-  const c0 = cpuSecs(side.pid);
-  const q0 = runqWaitSecs(side.pid);
-  const th0 = threadCpu(side.pid);
-  const k0 = process.cpuUsage();
-  const w0 = Date.now();
-  const o = await makeOrders(load);
+  const bus0 = await busCounts();
+  let c0, q0, th0, k0, w0;
+  const start = () => {
+    c0 = cpuSecs(side.pid);
+    q0 = runqWaitSecs(side.pid);
+    th0 = threadCpu(side.pid);
+    k0 = process.cpuUsage();
+    w0 = Date.now();
+  };
+  const held = load.count && BURST_MODE === 'held' ? await heldInput(load, start) : null;
+  if (!held) start();
+  const o = held ? held.o : await makeOrders(load);
   const expected = o.made.reduce((a, b) => a + b, 0) * (N / T);
   await waitDeliveries(expected);
   const wall = (Date.now() - w0) / 1000;
@@ -236,6 +297,7 @@ async function phase(side, kind, load) {
   const runq = runqWaitSecs(side.pid) - q0;
   const threads = threadShares(th0, threadCpu(side.pid), wall);
   const k = process.cpuUsage(k0);
+  const bus1 = await busCounts();
   const st = await all('stats');
   const hist = new Uint32Array(st[0].hist.length);
   let deliveries = 0;
@@ -270,13 +332,17 @@ async function phase(side, kind, load) {
     p50: percentile(hist, deliveries, 0.5),
     p99: percentile(hist, deliveries, 0.99),
     max: percentile(hist, deliveries, 1),
-    perSec: deliveries / Math.max(0.001, (last - first) / 1000),
+    // Held: from the release, so the fan-out's start-up counts too.
+    perSec: deliveries / Math.max(0.001, (last - (held ? held.release : first)) / 1000),
+    fromRelease: held ? { first: first - held.release, last: last - held.release } : null,
     serverCpu: (100 * cpu) / wall,
     serverWait: (100 * runq) / wall,
     load: loadavg(),
     clientCpu: (100 * (k.user + k.system)) / 1e6 / wall,
     elu: Math.max(...st.map((s) => s.elu)),
     threads,
+    busGaps: bus1.gaps - bus0.gaps,
+    busBackfilled: bus1.backfilled - bus0.backfilled,
   };
   console.log(
     `  ${kind}: ${r.orders} orders (${r.ordersPerSec.toFixed(1)}/s, ${r.failed} failed), ` +
@@ -286,6 +352,12 @@ async function phase(side, kind, load) {
       `server threads waiting for a CPU ${r.serverWait.toFixed(0)}%, load ${r.load}, ` +
       `client CPU ${r.clientCpu.toFixed(0)}%, busiest client thread ${(100 * r.elu).toFixed(0)}% busy`,
   );
+  if (held)
+    console.log(
+      `    held input: ${r.orders} orders made with realtime stopped (the last one after the release); ` +
+        `first delivery ${r.fromRelease.first.toFixed(0)} ms, last ${r.fromRelease.last.toFixed(0)} ms after the release ` +
+        `(latencies above include the hold); realtime's bus: ${r.busGaps} gaps, ${r.busBackfilled} events fetched by Replay`,
+    );
   console.log(`    server CPU by thread (% of a core): ${sharesText(threads)}`);
   return r;
 }
@@ -344,8 +416,14 @@ function table(results) {
     row(`steady ${RATE} orders/s: latency p50 / p99 / max (ms)`, (r) => `${r.steady.p50} / ${r.steady.p99} / ${r.steady.max}`),
     row('steady: deliveries/s', (r) => Math.round(r.steady.perSec)),
     row('steady: server CPU / waiting for a CPU (% of wall time)', (r) => `${r.steady.serverCpu.toFixed(0)} / ${r.steady.serverWait.toFixed(0)}`),
-    row(`burst ${BURST} orders: orders/s made`, (r) => r.burst.ordersPerSec.toFixed(0)),
-    row('burst: deliveries/s', (r) => Math.round(r.burst.perSec)),
+    row(`burst ${BURST} orders${BURST_MODE === 'held' ? ' + 1, held' : ', live'}: orders/s made`, (r) => r.burst.ordersPerSec.toFixed(0)),
+    row(`burst: deliveries/s${BURST_MODE === 'held' ? ' (from the release of the held input)' : ''}`, (r) => Math.round(r.burst.perSec)),
+    ...(BURST_MODE === 'held'
+      ? [
+          row('burst: first / last delivery after the release (ms)', (r) => `${r.burst.fromRelease.first.toFixed(0)} / ${r.burst.fromRelease.last.toFixed(0)}`),
+          row("burst: realtime's bus gaps / events fetched by Replay", (r) => `${r.burst.busGaps} / ${r.burst.busBackfilled}`),
+        ]
+      : []),
     row('burst: latency p50 / p99 (ms)', (r) => `${r.burst.p50} / ${r.burst.p99}`),
     row('burst: server CPU / waiting for a CPU (% of wall time)', (r) => `${r.burst.serverCpu.toFixed(0)} / ${r.burst.serverWait.toFixed(0)}`),
     row('idle 5 s: server CPU by thread (% of a core)', (r) => sharesText(r.idle.slice(0, 4))),
