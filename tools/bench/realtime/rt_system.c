@@ -148,8 +148,8 @@ int main(void) {
       !start_backends() || !start_edges(ws_port))
     goto fail;
   char metrics[128];
-  printf("GATEWAY_PORT=%d\nWS_PORT=%d\nRT_PID=%ld\nRT_METRICS=%s\n", gw.http_port,
-         ws_port, (long)harness_pid(rt.proc),
+  printf("GATEWAY_PORT=%d\nWS_PORT=%d\nRT_PID=%ld\nRT_METRICS=%s\n",
+         gw.http_port, ws_port, (long)harness_pid(rt.proc),
          harness_service_admin_url(&rt, "/metrics", metrics, sizeof metrics));
   for (long i = 0; i < ntenants; i++)
     if (!make_tenant(i, nproducts)) goto fail;

@@ -13,6 +13,8 @@
 # client/node_modules on first use). Everything listens on 127.0.0.1 and
 # stops by itself; BAZEL_OUTPUT_BASE selects a Bazel output base. For
 # experiments: ONLY=realtime (or "ws reference") measures one side;
+# BURST_MODE=live creates the burst's orders during the fan-out instead of
+# holding them (default held: README);
 # REALTIME_MAX_SUBSCRIPTIONS, REALTIME_SEND_QUEUE_BYTES and
 # REALTIME_MAX_CONNECTIONS_PER_IP reach realtime; REALTIME_BIN=<file> runs
 # that realtime binary instead of the one built here (e.g. a copy built

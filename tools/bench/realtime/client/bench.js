@@ -11,17 +11,21 @@
 //      (POST /v1/orders, spread over the tenants); publish->deliver latency
 //      = receive time - the event's `time` (orders writes it with the
 //      outbox row), p50/p99/max over every delivery;
-//   3. burst: BURST orders as fast as CONC concurrent POSTs go; deliveries/s
-//      = deliveries / (last - first receive), with the order rate beside it
-//      so that a side limited by order creation shows as such;
+//   3. burst: BURST orders as fast as CONC concurrent POSTs go. BURST_MODE
+//      held (default): made while realtime is stopped, then released, so
+//      both sides fan out the same backlog (heldInput); deliveries/s =
+//      deliveries / (last receive - release). live: made during the
+//      fan-out; deliveries / (last - first receive), with the order rate
+//      beside it so that a side limited by order creation shows as such;
 //   4. checks: every connection got every publication of its channel once
 //      and in order (offsets one by one), none was closed by the server.
 // The connections live on WORKERS worker threads (conns.js); their event
 // loop utilisation and the process's CPU are reported so the client can be
 // seen not to be the limit.
 //
-// Environment: GW, WS_OURS, WS_REF (URLs), RT_PID, REF_PID, TENANTS (the
-// rt_system output), N, RATE, SECS, BURST, CONC, WORKERS, ROUNDS, and
+// Environment: GW, WS_OURS, WS_REF, RT_METRICS (URLs), RT_PID, REF_PID,
+// TENANTS (the rt_system output), N, RATE, SECS, BURST, CONC, WORKERS,
+// ROUNDS, BURST_MODE (held, live), and
 // ONLY (a side's name: measure that side alone, for experiments).
 'use strict';
 const fs = require('fs');
