@@ -118,6 +118,14 @@ static const cfg_entry common_config[] = {
     {.name = "SERVICE_TRUST_FILE",
      .kind = CFG_STRING,
      .description = "every service's public key, '<service> <key>' lines"},
+    {.name = "RPC_ATTEMPT_TIMEOUT_MS",
+     .kind = CFG_DURATION_MS,
+     .def = "1000",
+     .min = 0,
+     .max = 600000,
+     .description = "per-attempt timeout of this service's reads from other "
+                    "services: a replica that does not answer in time is "
+                    "given up for another (keyed writes never; 0: off)"},
     {.name = "AUTHN_REVOCATION_FAIL",
      .kind = CFG_STRING,
      .def = "open",
@@ -210,6 +218,12 @@ int svc_rpc_client_new(svc *s, const char *address,
     o = *opts;
   else
     rpc_client_options_init(&o);
+  /* A hung replica (alive, connected, not answering) must cost a read one
+   * attempt, not the whole deadline: libs/rpc gives the attempt up and
+   * asks another replica (reads only; see rpc_client_options). */
+  if (o.attempt_timeout_ms == 0)
+    o.attempt_timeout_ms =
+        (uint32_t)cfg_duration_ms(s->cfg, "RPC_ATTEMPT_TIMEOUT_MS");
   int rc = svc_identity_client(s->identity, &o);
   if (rc != ERR_OK) return rc;
   return rpc_client_new(address, &o, out);

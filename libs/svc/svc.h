@@ -43,6 +43,8 @@
  *   SERVICE_KEY_FILE   this service's own Ed25519 key (required)
  *   SERVICE_TRUST_FILE the services' public keys (required)
  *   AUTHN_REVOCATION_FAIL  open|closed when Redis is down (open)
+ *   RPC_ATTEMPT_TIMEOUT_MS per-attempt timeout of reads from other
+ *                      services (1000; 0: off)
  * plus the spec's own entries.
  *
  * Every call the service answers passes the service-identity guard
@@ -140,7 +142,8 @@ int svc_verifier_open(svc *s, cache *redis, rpc_client **auth,
                       authn **verifier) WARN_UNUSED;
 
 /* rpc_client_new for address with opts (may be NULL: defaults), every
- * call carrying this service's identity. The caller frees the client, in
+ * call carrying this service's identity; an attempt_timeout_ms of 0 in
+ * opts becomes RPC_ATTEMPT_TIMEOUT_MS. The caller frees the client, in
  * fini at the latest. Errors: rpc_client_new's. */
 int svc_rpc_client_new(svc *s, const char *address,
                        const rpc_client_options *opts,

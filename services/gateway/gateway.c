@@ -274,10 +274,6 @@ enum {
   NBACKENDS
 };
 
-/* sync's files travel in one message each way (a 25 MiB file plus its
- * envelope; sync's RPC server takes as much, services/sync/files.h). */
-#define SYNC_MAX_MESSAGE ((size_t)25 * 1024 * 1024 + 64 * 1024)
-
 static const struct {
   const char *name;     /* as in route rows and /readyz */
   const char *addr;     /* configuration entry */
@@ -396,10 +392,6 @@ int gateway_new(const cfg *c, const route *rows, size_t nrows, gateway **out) {
     /* A hung replica costs one attempt, not the deadline (ADR 0013). */
     ro.attempt_timeout_ms =
         (uint32_t)cfg_duration_ms(c, "GATEWAY_ATTEMPT_TIMEOUT_MS");
-    if (i == BACKEND_SYNC) { /* file uploads and downloads: 25 MiB bodies */
-      ro.max_send_bytes = ro.max_recv_bytes = SYNC_MAX_MESSAGE;
-      ro.attempt_timeout_ms = 0; /* a big body may take longer, rightly */
-    }
     rc = svc_identity_client(g->identity, &ro);
     if (rc == ERR_OK)
       rc = rpc_client_new(cfg_str(c, kBackends[i].addr), &ro, &g->clients[i]);

@@ -20,17 +20,11 @@
 #include "libs/pbjson/pbjson.h"
 #include "libs/tenantdir/tenantname.h"
 #include "services/gateway/httperr.h"
+#include "services/gateway/pipeline_int.h"
 #include "services/gateway/replycache.h"
 #include "services/gateway/transcode.h"
 
 #define BEARER_MAX PIPELINE_BEARER_MAX /* longer values are refused */
-
-struct pipeline {
-  pipeline_config cfg;
-  char *base_domains;
-  char *public_hosts;
-  replycache *replies; /* JSON of large replies read again */
-};
 
 int pipeline_new(const pipeline_config *cfg, pipeline **out) {
   *out = NULL;
@@ -80,24 +74,7 @@ void pipeline_answer_error(pipeline_answer *out, int code, const char *msg,
   /* Out of memory for an error body: the status still goes out. */
 }
 
-/* Per-request state while the steps run. */
-typedef struct run {
-  pipeline *p;
-  const pipeline_request *in;
-  pipeline_answer *out;
-  const route *r;
-  const char *token; /* NULL for anonymous calls */
-  size_t token_len;
-  paseto_claims claims;
-  bool have_named; /* a tenant was named and resolved */
-  tenantdir_entry named;
-  /* The key sent with the route's call: the client's Idempotency-Key,
-   * or on a ROUTE_KEYED route without one, own_key. */
-  const char *key;
-  char own_key[3 + UUID_STR_LEN + 1];
-} run;
-
-static void fail(run *x, int code, const char *msg) {
+void pl_fail(run *x, int code, const char *msg) {
   pipeline_answer_error(x->out, code, msg, x->in->request_id, NULL, 0);
 }
 
@@ -153,11 +130,11 @@ static bool authenticate(run *x) {
   int64_t t0 = time_mono_ns();
   bool ok = false;
   if (!pipeline_bearer(x->in->authorization, &x->token, &x->token_len)) {
-    fail(x, RPC_UNAUTHENTICATED, "a bearer access token is required");
+    pl_fail(x, RPC_UNAUTHENTICATED, "a bearer access token is required");
     goto done;
   }
   if (x->p->cfg.authn == NULL) {
-    fail(x, RPC_UNAVAILABLE, NULL);
+    pl_fail(x, RPC_UNAVAILABLE, NULL);
     goto done;
   }
   enum authn_result why = AUTHN_OK;
@@ -165,12 +142,12 @@ static bool authenticate(run *x) {
       authn_verify(x->p->cfg.authn, x->token, x->token_len, &x->claims, &why);
   if (rc == ERR_INVAL) {
     int code = authn_result_code(why);
-    fail(x, code, authn_result_str(why));
+    pl_fail(x, code, authn_result_str(why));
     x->out->invalid_token = code == RPC_UNAUTHENTICATED;
     goto done;
   }
   if (rc != ERR_OK) {
-    fail(x, rc == ERR_NOMEM ? RPC_INTERNAL : RPC_UNAVAILABLE, NULL);
+    pl_fail(x, rc == ERR_NOMEM ? RPC_INTERNAL : RPC_UNAVAILABLE, NULL);
     goto done;
   }
   (void)str_copy(x->out->tenant_id, x->claims.tid, sizeof x->out->tenant_id);
@@ -179,7 +156,7 @@ static bool authenticate(run *x) {
     char msg[96];
     snprintf(msg, sizeof msg, "this call needs the %s role or higher",
              route_role_name(x->r->min_role));
-    fail(x, RPC_PERMISSION_DENIED, msg);
+    pl_fail(x, RPC_PERMISSION_DENIED, msg);
     goto done;
   }
   ok = true;
@@ -255,7 +232,7 @@ static bool resolve_tenant(run *x) {
     goto done;
   }
   if (x->p->cfg.tenants == NULL) {
-    fail(x, RPC_UNAVAILABLE, NULL);
+    pl_fail(x, RPC_UNAVAILABLE, NULL);
     goto done;
   }
   int rc = kind == NAMED_SLUG
@@ -266,24 +243,24 @@ static bool resolve_tenant(run *x) {
       ok = true; /* not a tenant's domain: perhaps the API's own name */
       goto done;
     }
-    fail(x, RPC_NOT_FOUND, "unknown tenant");
+    pl_fail(x, RPC_NOT_FOUND, "unknown tenant");
     goto done;
   }
   if (rc != ERR_OK) {
-    fail(x, RPC_UNAVAILABLE, NULL);
+    pl_fail(x, RPC_UNAVAILABLE, NULL);
     goto done;
   }
   x->have_named = true;
   if (anonymous) {
     if (x->named.suspended) {
-      fail(x, RPC_PERMISSION_DENIED, "this tenant is suspended");
+      pl_fail(x, RPC_PERMISSION_DENIED, "this tenant is suspended");
       goto done;
     }
     (void)str_copy(x->out->tenant_id, x->named.tenant_id,
                    sizeof x->out->tenant_id);
   } else if (strcmp(x->named.tenant_id, x->claims.tid) != 0) {
-    fail(x, RPC_PERMISSION_DENIED,
-         "the access token belongs to another tenant");
+    pl_fail(x, RPC_PERMISSION_DENIED,
+            "the access token belongs to another tenant");
     goto done;
   }
   ok = true;
@@ -310,13 +287,14 @@ static bool take(run *x, enum ratelimit_kind kind, const char *subject,
   *state = rl_state(&d);
   if (d.allowed) return true;
   if (d.failed_closed) {
-    fail(x, RPC_UNAVAILABLE, "rate limiting is unavailable, try again later");
+    pl_fail(x, RPC_UNAVAILABLE,
+            "rate limiting is unavailable, try again later");
     x->out->retry_after_s = d.retry_after_s;
     return false;
   }
-  fail(x, RPC_RESOURCE_EXHAUSTED,
-       kind == RATELIMIT_LOGIN ? "too many login attempts, try again later"
-                               : "too many requests, try again later");
+  pl_fail(x, RPC_RESOURCE_EXHAUSTED,
+          kind == RATELIMIT_LOGIN ? "too many login attempts, try again later"
+                                  : "too many requests, try again later");
   x->out->retry_after_s = d.retry_after_s;
   return false;
 }
@@ -367,31 +345,31 @@ static void upstream_error(run *x, const char *rpc, const rpc_result *res) {
 }
 
 /* Calls rpc on service with msg; on success *res holds an OK result. */
-static bool call(run *x, const char *service, const char *rpc,
-                 const ProtobufCMessage *msg, bool idempotent,
-                 rpc_result **res) {
+bool pl_call(run *x, const char *service, const char *rpc,
+             const ProtobufCMessage *msg, bool idempotent, rpc_result **res) {
   *res = NULL;
   rpc_client *c = backend(x, service);
   if (c == NULL) {
     log_error("no backend for route", "service", service, "rpc", rpc);
-    fail(x, RPC_UNIMPLEMENTED, NULL);
+    pl_fail(x, RPC_UNIMPLEMENTED, NULL);
     return false;
   }
   /* No replica connected (killed, not started, unreachable): answer 503
    * now rather than wait for one until the deadline. */
   if (rpc_client_connected(c) == 0) {
     log_warn("backend not connected", "service", service, "rpc", rpc);
-    fail(x, RPC_UNAVAILABLE, NULL);
+    pl_fail(x, RPC_UNAVAILABLE, NULL);
     return false;
   }
-  int64_t left = x->in->start_mono_ms + x->p->cfg.deadline_ms - time_mono_ms();
+  int64_t left = x->start_ms + x->p->cfg.deadline_ms - time_mono_ms();
   if (left <= 0) {
-    fail(x, RPC_DEADLINE_EXCEEDED, NULL);
+    pl_fail(x, RPC_DEADLINE_EXCEEDED, NULL);
     return false;
   }
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
   o.deadline_ms = (uint32_t)left;
   o.idempotent = idempotent;
+  o.attempt_timeout_ms = x->attempt_ms;
   o.request_id = x->in->request_id;
   o.tenant_id = x->out->tenant_id;
   o.token = x->token != NULL ? x->token : NULL;
@@ -412,7 +390,7 @@ static bool call(run *x, const char *service, const char *rpc,
   if (x->token != NULL) sodium_memzero(tokbuf, x->token_len);
   if (rc != ERR_OK) {
     log_error("rpc call failed locally", "rpc", rpc, "error", err_str(rc));
-    fail(x, rc == ERR_TOOBIG ? RPC_INVALID_ARGUMENT : RPC_INTERNAL, NULL);
+    pl_fail(x, rc == ERR_TOOBIG ? RPC_INVALID_ARGUMENT : RPC_INTERNAL, NULL);
     return false;
   }
   if ((*res)->code != RPC_OK) {
@@ -432,17 +410,17 @@ static bool extra_value(run *x, json_t **out) {
   pbjson_error err;
   json_t *empty = json_object();
   if (empty == NULL) {
-    fail(x, RPC_INTERNAL, NULL);
+    pl_fail(x, RPC_INTERNAL, NULL);
     return false;
   }
   int rc = pbjson_decode_value(e->request, empty, NULL, &m, &err);
   json_decref(empty);
   if (rc != ERR_OK) {
-    fail(x, RPC_INTERNAL, NULL);
+    pl_fail(x, RPC_INTERNAL, NULL);
     return false;
   }
   rpc_result *res;
-  bool ok = call(x, e->service, e->rpc, m, true, &res);
+  bool ok = pl_call(x, e->service, e->rpc, m, true, &res);
   pbjson_free(m);
   if (!ok) return false;
   int64_t t0 = time_mono_ns();
@@ -452,14 +430,14 @@ static bool extra_value(run *x, json_t **out) {
   rpc_result_free(res);
   if (rc != ERR_OK) {
     log_error("undecodable reply", "rpc", e->rpc, "error", err_str(rc));
-    fail(x, RPC_INTERNAL, NULL);
+    pl_fail(x, RPC_INTERNAL, NULL);
     return false;
   }
   return true;
 }
 
 /* The route's raw_body / raw_reply / existed_field member of m. */
-static void *member(const ProtobufCMessage *m, const char *name) {
+void *pl_member(const ProtobufCMessage *m, const char *name) {
   const ProtobufCFieldDescriptor *f =
       protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
   return f != NULL ? (char *)m + f->offset : NULL;
@@ -468,7 +446,7 @@ static void *member(const ProtobufCMessage *m, const char *name) {
 /* A raw_body route: the HTTP body, borrowed, as the bytes field (cleared
  * again before the message is freed: raw_body_clear). */
 static void raw_body_set(run *x, ProtobufCMessage *msg) {
-  ProtobufCBinaryData *b = member(msg, x->r->raw_body);
+  ProtobufCBinaryData *b = pl_member(msg, x->r->raw_body);
   if (b == NULL) return; /* route_table_new checked the field */
   b->data = (uint8_t *)x->in->body;
   b->len = x->in->body_len;
@@ -476,32 +454,32 @@ static void raw_body_set(run *x, ProtobufCMessage *msg) {
 
 static void raw_body_clear(const route *r, ProtobufCMessage *msg) {
   ProtobufCBinaryData *b =
-      msg != NULL && r->raw_body != NULL ? member(msg, r->raw_body) : NULL;
+      msg != NULL && r->raw_body != NULL ? pl_member(msg, r->raw_body) : NULL;
   if (b != NULL) *b = (ProtobufCBinaryData){0, NULL};
 }
 
 /* The answer of a route with raw_reply (the bytes as the body) or
  * existed_field (200 instead of the route's status when true). False
  * (the answer set) when the reply does not unpack. */
-static bool raw_answer(run *x, const rpc_result *res) {
+bool pl_raw_answer(run *x, const rpc_result *res) {
   ProtobufCMessage *m = protobuf_c_message_unpack(
       x->r->response, NULL, res->payload_len, res->payload);
   if (m == NULL) {
     log_error("undecodable reply", "rpc", x->r->rpc);
-    fail(x, RPC_INTERNAL, NULL);
+    pl_fail(x, RPC_INTERNAL, NULL);
     return false;
   }
   bool ok = true;
   if (x->r->existed_field != NULL) {
-    const protobuf_c_boolean *e = member(m, x->r->existed_field);
+    const protobuf_c_boolean *e = pl_member(m, x->r->existed_field);
     if (e != NULL && *e) x->out->status = 200;
   }
   if (x->r->raw_reply != NULL) {
-    const ProtobufCBinaryData *b = member(m, x->r->raw_reply);
+    const ProtobufCBinaryData *b = pl_member(m, x->r->raw_reply);
     size_t n = b != NULL ? b->len : 0;
     x->out->body = malloc(n ? n : 1);
     if (x->out->body == NULL) {
-      fail(x, RPC_INTERNAL, NULL);
+      pl_fail(x, RPC_INTERNAL, NULL);
       ok = false;
     } else {
       if (n > 0) memcpy(x->out->body, b->data, n);
@@ -516,8 +494,8 @@ static bool raw_answer(run *x, const rpc_result *res) {
 /* The answer's JSON: transcoded, or (a large reply of a route without an
  * extra member: a pure function of the route and the bytes) the JSON
  * remembered for exactly these bytes (replycache.h). */
-static int reply_json(pipeline *p, const route *r, const rpc_result *res,
-                      json_t *extra, pipeline_answer *out) {
+int pl_reply_json(pipeline *p, const route *r, const rpc_result *res,
+                  json_t *extra, pipeline_answer *out) {
   bool cacheable = r->extra == NULL && replycache_wants(res->payload_len);
   if (cacheable && replycache_get(p->replies, r, res->payload, res->payload_len,
                                   &out->body, &out->body_len))
@@ -531,63 +509,76 @@ static int reply_json(pipeline *p, const route *r, const rpc_result *res,
   return rc;
 }
 
+bool pl_admit(run *x) {
+  return check_idempotency_key(x) && authenticate(x) && resolve_tenant(x) &&
+         limit_caller(x);
+}
+
+bool pl_decode(run *x, ProtobufCMessage **msg, json_t **fields) {
+  const pipeline_request *in = x->in;
+  int64_t t0 = time_mono_ns();
+  pbjson_error err;
+  arena a;
+  arena_init(&a, 1024, 64 * 1024);
+  bool raw = x->r->raw_body != NULL; /* the body is bytes, not JSON */
+  int rc = transcode_request(in->match, in->query, in->query_len,
+                             raw ? NULL : in->body, raw ? 0 : in->body_len, &a,
+                             msg, fields, &err);
+  arena_release(&a);
+  x->out->t.transcode_ns += elapsed_ns(t0);
+  if (rc == ERR_OK) return true;
+  if (rc != ERR_INVAL) {
+    pl_fail(x, RPC_INTERNAL, NULL);
+    return false;
+  }
+  rpc_violation v[PBJSON_MAX_ERRORS];
+  for (size_t i = 0; i < err.count; i++) {
+    v[i].field = err.errors[i].path;
+    v[i].description = err.errors[i].description;
+  }
+  pipeline_answer_error(x->out, RPC_INVALID_ARGUMENT, "invalid request",
+                        in->request_id, v, err.count);
+  return false;
+}
+
+void pl_answer(run *x, const rpc_result *res, json_t *extra) {
+  pipeline_answer *out = x->out;
+  out->code = RPC_OK;
+  out->status = x->r->status;
+  if (x->r->status == 204) return;
+  if ((x->r->existed_field != NULL || x->r->raw_reply != NULL) &&
+      !pl_raw_answer(x, res))
+    return;
+  if (x->r->raw_reply != NULL) return; /* pl_raw_answer made the body */
+  int64_t t0 = time_mono_ns();
+  int rc = pl_reply_json(x->p, x->r, res, extra, out);
+  out->t.transcode_ns += elapsed_ns(t0);
+  if (rc != ERR_OK) {
+    log_error("undecodable reply", "rpc", x->r->rpc, "error", err_str(rc));
+    pl_fail(x, RPC_INTERNAL, NULL);
+  }
+}
+
 void pipeline_run(pipeline *p, const pipeline_request *in,
                   pipeline_answer *out) {
   memset(out, 0, sizeof *out);
-  run x = {.p = p, .in = in, .out = out, .r = in->match->route};
+  run x = {.p = p,
+           .in = in,
+           .out = out,
+           .r = in->match->route,
+           .start_ms = in->start_mono_ms};
   ProtobufCMessage *msg = NULL;
   json_t *fields = NULL;
   json_t *extra = NULL;
   rpc_result *res = NULL;
 
-  if (!check_idempotency_key(&x) || !authenticate(&x) || !resolve_tenant(&x) ||
-      !limit_caller(&x))
-    goto done;
-
-  int64_t t0 = time_mono_ns();
-  pbjson_error err;
-  arena a;
-  arena_init(&a, 1024, 64 * 1024);
-  bool raw = x.r->raw_body != NULL; /* the body is bytes, not JSON */
-  int rc = transcode_request(in->match, in->query, in->query_len,
-                             raw ? NULL : in->body, raw ? 0 : in->body_len, &a,
-                             &msg, &fields, &err);
-  if (rc == ERR_OK && raw) raw_body_set(&x, msg);
-  arena_release(&a);
-  out->t.transcode_ns += elapsed_ns(t0);
-  if (rc != ERR_OK) {
-    if (rc != ERR_INVAL) {
-      fail(&x, RPC_INTERNAL, NULL);
-      goto done;
-    }
-    rpc_violation v[PBJSON_MAX_ERRORS];
-    for (size_t i = 0; i < err.count; i++) {
-      v[i].field = err.errors[i].path;
-      v[i].description = err.errors[i].description;
-    }
-    pipeline_answer_error(out, RPC_INVALID_ARGUMENT, "invalid request",
-                          in->request_id, v, err.count);
-    goto done;
-  }
+  if (!pl_admit(&x) || !pl_decode(&x, &msg, &fields)) goto done;
+  if (x.r->raw_body != NULL) raw_body_set(&x, msg);
   if (!limit_login(&x, fields)) goto done;
-
-  if (!call(&x, x.r->service, x.r->rpc, msg, retry_safe(&x), &res)) goto done;
-  if (x.r->extra != NULL && !extra_value(&x, &extra)) goto done;
-
-  out->code = RPC_OK;
-  out->status = x.r->status;
-  if (x.r->status == 204) goto done;
-  if ((x.r->existed_field != NULL || x.r->raw_reply != NULL) &&
-      !raw_answer(&x, res))
+  if (!pl_call(&x, x.r->service, x.r->rpc, msg, retry_safe(&x), &res))
     goto done;
-  if (x.r->raw_reply != NULL) goto done; /* raw_answer made the body */
-  t0 = time_mono_ns();
-  rc = reply_json(p, x.r, res, extra, out);
-  out->t.transcode_ns += elapsed_ns(t0);
-  if (rc != ERR_OK) {
-    log_error("undecodable reply", "rpc", x.r->rpc, "error", err_str(rc));
-    fail(&x, RPC_INTERNAL, NULL);
-  }
+  if (x.r->extra != NULL && !extra_value(&x, &extra)) goto done;
+  pl_answer(&x, res, extra);
 done:
   rpc_result_free(res);
   json_decref(extra);

@@ -134,6 +134,44 @@ typedef struct pipeline_answer {
 void pipeline_run(pipeline *p, const pipeline_request *in,
                   pipeline_answer *out);
 
+/*
+ * Streamed routes (ROUTE_STREAMED, route.h): the body or the answer
+ * travels in parts, one call of the route's RPC each, so the gateway never
+ * holds more than one part of it. pipeline_stream_open runs steps 1-5 once
+ * (the key's form, the caller, the tenant, the caller's rate limit, the
+ * request message from the path); each part is then a call with its own
+ * deadline (deadline_ms from the part's start: a 25 MiB upload from a slow
+ * client outlives one request's deadline), sent again to another replica
+ * when one fails (the convention makes parts safe to repeat). A stream
+ * belongs to one request and takes one call at a time.
+ */
+typedef struct pipeline_stream pipeline_stream;
+
+/* Starts a streamed request. size: the upload's bytes (its
+ * Content-Length; ignored for downloads). False when a step refused: *out
+ * is the error answer and *st NULL. in and out are borrowed for the
+ * stream's life; *st is the caller's (pipeline_stream_free). */
+bool pipeline_stream_open(pipeline *p, const pipeline_request *in, int64_t size,
+                          pipeline_answer *out, pipeline_stream **st);
+
+/* Sends the next part of an upload (len <= ROUTE_PART_BYTES; the parts
+ * must add up to size). *done: the backend wants no more parts (the last
+ * one was stored, or the whole existed already) and *out is the answer.
+ * False: *out is the error answer; the upload is over. */
+bool pipeline_stream_put(pipeline_stream *st, const void *data, size_t len,
+                         bool *done);
+
+/* Up to max bytes of a download from offset. On the first call (offset 0)
+ * *out becomes the answer (status, content type; no body), or the error
+ * answer when it fails. *size: the whole body's bytes; *data (malloc'd,
+ * the caller's; NULL when *len is 0) and *len: the part. False: the part
+ * could not be had (a later part's failure is in the log only: the
+ * status went out with the first). */
+bool pipeline_stream_get(pipeline_stream *st, int64_t offset, size_t max,
+                         int64_t *size, char **data, size_t *len);
+
+void pipeline_stream_free(pipeline_stream *st); /* NULL-safe */
+
 /* Fills *out as an error answer: status from code, the error body of
  * httperr.h with details (may be NULL when n is 0), and
  * www_authenticate for UNAUTHENTICATED. Frees a body out held before. */

@@ -126,6 +126,21 @@ static bool typed_field_ok(const ProtobufCMessageDescriptor *d,
   return f != NULL && f->type == t && f->label != PROTOBUF_C_LABEL_REPEATED;
 }
 
+/* A ROUTE_STREAMED row has the fields its convention needs (route.h). */
+static bool streamed_ok(const route *r) {
+  if ((r->flags & ROUTE_STREAMED) == 0) return true;
+  if (r->raw_body != NULL)
+    return r->raw_reply == NULL &&
+           typed_field_ok(r->request, "upload_id", PROTOBUF_C_TYPE_STRING) &&
+           typed_field_ok(r->request, "size", PROTOBUF_C_TYPE_INT64) &&
+           typed_field_ok(r->request, "offset", PROTOBUF_C_TYPE_INT64) &&
+           typed_field_ok(r->response, "done", PROTOBUF_C_TYPE_BOOL);
+  return r->raw_reply != NULL &&
+         typed_field_ok(r->request, "offset", PROTOBUF_C_TYPE_INT64) &&
+         typed_field_ok(r->request, "max", PROTOBUF_C_TYPE_INT32) &&
+         typed_field_ok(r->response, "size", PROTOBUF_C_TYPE_INT64);
+}
+
 static int check_row(const route *r) {
   if (!method_ok(r->method) || r->service == NULL || r->service[0] == '\0' ||
       r->rpc == NULL || r->rpc[0] == '\0' || r->request == NULL ||
@@ -142,7 +157,8 @@ static int check_row(const route *r) {
   if (!typed_field_ok(r->request, r->raw_body, PROTOBUF_C_TYPE_BYTES) ||
       !typed_field_ok(r->response, r->raw_reply, PROTOBUF_C_TYPE_BYTES) ||
       !typed_field_ok(r->response, r->existed_field, PROTOBUF_C_TYPE_BOOL) ||
-      (r->raw_reply != NULL && (r->reply_field != NULL || r->extra != NULL)))
+      (r->raw_reply != NULL && (r->reply_field != NULL || r->extra != NULL)) ||
+      !streamed_ok(r))
     return ERR_INVAL;
   if (r->extra != NULL) {
     const route_extra *x = r->extra;

@@ -64,6 +64,19 @@ enum route_tenant {
  * key or, when there is none, one of its own ("gw-<uuid>"), and lets the
  * RPC client retry it (docs/adr/0013-failover-and-replicas.md). */
 #define ROUTE_KEYED 0x2u
+/* The body travels in parts, each one call of the route's RPC, so the
+ * gateway holds one part (ROUTE_PART_BYTES), never the whole body (sync's
+ * files: docs/adr/0018-sync-file-storage.md). By convention of the
+ * messages: an upload route (raw_body) sends "upload_id" (a UUID the
+ * gateway picks per request), "size" (the Content-Length, required: 411
+ * without one), "offset" (bytes sent before) and the part in raw_body, and
+ * its reply says "done" (no more parts wanted: stored, or it existed); the
+ * last reply is the answer. A download route (raw_reply) sends "offset"
+ * and "max" and its reply gives "size" (the whole) and the part in
+ * raw_reply; the first reply decides the status and Content-Length, and
+ * the body goes out as the client reads it, one part ahead at most. */
+#define ROUTE_STREAMED 0x4u
+#define ROUTE_PART_BYTES ((size_t)256 * 1024)
 
 /* A second call whose answer is added to the first one's under `key`
  * (GET /v1/auth/me answers {user, tenant}: the user from auth, the tenant

@@ -76,7 +76,13 @@ static const char *const kOmitPush[] = {
     "?results[].conflict", NULL};
 
 /* PUT /v1/sync/files/{sha256}: the status says whether it was there. */
-static const char *const kOmitExisted[] = {"existed", NULL};
+/* The streamed file routes (ROUTE_STREAMED): the part fields are the
+ * gateway's, never the client's; the answer is {sha256, size}. */
+static const char *const kFileUploadHidden[] = {"upload_id", "size", "offset",
+                                                NULL};
+static const char *const kFileDownloadHidden[] = {"offset", "max", NULL};
+static const char *const kOmitUploadPart[] = {"existed", "done", "received",
+                                              NULL};
 #define ROUTE_FILE_BODY ((size_t)25 * 1024 * 1024)
 
 /* GET /v1/sync/pull: each change's entity (an Order, Product or Table)
@@ -449,28 +455,31 @@ static const route kRoutes[] = {
      .response = MSG(sync__v1__heartbeat_response),
      .max_body = ROUTE_BODY_SMALL,
      .status = 200},
-    /* Files (a device or staff+): raw bytes both ways, the one route
-     * with a 25 MiB body (ROUTE_FILE_BODY); HEAD is answered as GET
-     * without the body. */
+    /* Files (a device or staff+): raw bytes both ways, streamed in parts
+     * of ROUTE_PART_BYTES (route.h, ROUTE_STREAMED), the one route with a
+     * 25 MiB body (ROUTE_FILE_BODY); HEAD is answered as GET without the
+     * body (its part asks for the size only). */
     {.method = "GET",
      .path = "/v1/sync/files/{sha256}",
-     SYNC("GetFile"),
-     .request = MSG(sync__v1__get_file_request),
-     .response = MSG(sync__v1__get_file_response),
+     SYNC("GetFilePart"),
+     .request = MSG(sync__v1__get_file_part_request),
+     .response = MSG(sync__v1__get_file_part_response),
      .status = 200,
-     .raw_reply = "content",
-     .flags = ROUTE_IDEMPOTENT},
+     .hidden = kFileDownloadHidden,
+     .raw_reply = "data",
+     .flags = ROUTE_IDEMPOTENT | ROUTE_STREAMED},
     {.method = "PUT",
      .path = "/v1/sync/files/{sha256}",
-     SYNC("PutFile"),
-     .request = MSG(sync__v1__put_file_request),
-     .response = MSG(sync__v1__put_file_response),
+     SYNC("PutFilePart"),
+     .request = MSG(sync__v1__put_file_part_request),
+     .response = MSG(sync__v1__put_file_part_response),
      .max_body = ROUTE_FILE_BODY,
      .status = 201,
-     .raw_body = "content",
+     .hidden = kFileUploadHidden,
+     .raw_body = "data",
      .existed_field = "existed",
-     .omit = kOmitExisted,
-     .flags = ROUTE_IDEMPOTENT},
+     .omit = kOmitUploadPart,
+     .flags = ROUTE_IDEMPOTENT | ROUTE_STREAMED},
     {.method = "POST",
      .path = "/v1/sync/files/missing",
      SYNC("MissingFiles"),

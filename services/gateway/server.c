@@ -132,11 +132,27 @@ typedef struct req {
   size_t body_len, body_cap;
   size_t discarded; /* body bytes read and dropped */
   pipeline_answer ans;
+  /* A streamed route (ROUTE_STREAMED; see "Streamed routes" below). */
+  pipeline_request in; /* what the worker passes on; lives with the req */
+  pipeline_stream *stream;
+  bool upload;       /* a streamed upload: body in parts of PART */
+  long long got;     /* upload: body bytes taken from MHD */
+  int64_t read_left; /* upload: read time left while a part is away, ms */
+  bool last_part;    /* upload: the part in flight ends the body */
+  char *part;        /* download: the part held, malloc'd */
+  size_t part_len;   /* ... its bytes */
+  uint64_t part_pos; /* ... where it starts in the body */
+  uint64_t total;    /* ... the whole body's bytes */
+  bool fetch_failed; /* ... the next part could not be had */
   bool preflight;
   const char *allow;   /* Allow header (405, OPTIONS) */
   const appfile *file; /* a console file (200, or 304 when not_modified) */
   bool not_modified;
 } req;
+
+/* Streamed routes (their section is near the end). */
+static void download_job(void *arg);
+static struct MHD_Response *download_response(req *r);
 
 /* ------------------------------------------------------------ metrics -- */
 
@@ -249,6 +265,21 @@ static conn_slot *slot_of(struct MHD_Connection *c) {
 static void set_deadline(struct MHD_Connection *c, int64_t deadline_ms) {
   conn_slot *sl = slot_of(c);
   if (sl != NULL) atomic_store(&sl->deadline_ms, deadline_ms);
+}
+
+/* Stops the read deadline's clock (returns the time left, ms; 0 when
+ * none runs) and starts it again with what was left: the time a streamed
+ * upload's part spends with the backend is not the client's. */
+static int64_t pause_deadline(struct MHD_Connection *c) {
+  conn_slot *sl = slot_of(c);
+  int64_t d = sl != NULL ? atomic_exchange(&sl->deadline_ms, 0) : 0;
+  if (d == 0) return 0;
+  int64_t left = d - time_mono_ms();
+  return left > 1 ? left : 1;
+}
+
+static void resume_deadline(struct MHD_Connection *c, int64_t left_ms) {
+  if (left_ms > 0) set_deadline(c, time_mono_ms() + left_ms);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
@@ -379,7 +410,9 @@ static enum MHD_Result queue_answer(req *r) {
   if (r->file != NULL) return queue_file(r);
   pipeline_answer *a = &r->ans;
   struct MHD_Response *resp;
-  if (a->body != NULL) {
+  if (r->stream != NULL && !r->upload && a->code == RPC_OK) {
+    resp = download_response(r);
+  } else if (a->body != NULL) {
     resp = MHD_create_response_from_buffer(a->body_len, a->body,
                                            MHD_RESPMEM_MUST_FREE);
     if (resp != NULL) a->body = NULL; /* MHD frees it */
@@ -706,6 +739,16 @@ static bool on_headers(req *r, const char *method, bool *body_follows) {
                   "application/json)");
     return true;
   }
+  if ((rt->flags & ROUTE_STREAMED) != 0 && rt->raw_body != NULL) {
+    if (r->clen == 0 && *body_follows) {
+      /* Parts name the whole size; a chunked body has none yet. */
+      *body_follows = false;
+      answer_status(r, 411, RPC_INVALID_ARGUMENT,
+                    "this upload needs Content-Length");
+      return true;
+    }
+    r->upload = true;
+  }
   r->host = header(r, "Host");
   r->x_tenant = header(r, "X-Tenant");
   r->idem_key = header(r, "Idempotency-Key");
@@ -713,10 +756,9 @@ static bool on_headers(req *r, const char *method, bool *body_follows) {
   return false;
 }
 
-static void run_job(void *arg) {
-  req *r = arg;
-  log_set_request_id(r->rid);
-  pipeline_request in = {
+/* What the pipeline gets of r (kept in r: a stream borrows it). */
+static void fill_request(req *r) {
+  r->in = (pipeline_request){
       .match = &r->match,
       .query = r->query,
       .query_len = r->query_len,
@@ -731,7 +773,13 @@ static void run_job(void *arg) {
       .request_id = r->rid,
       .start_mono_ms = r->start_ms,
   };
-  pipeline_run(r->srv->cfg.pipeline, &in, &r->ans);
+}
+
+static void run_job(void *arg) {
+  req *r = arg;
+  log_set_request_id(r->rid);
+  fill_request(r);
+  pipeline_run(r->srv->cfg.pipeline, &r->in, &r->ans);
   log_set_request_id(NULL);
   r->state = REQ_READY;
   MHD_resume_connection(r->conn);
@@ -742,7 +790,8 @@ static enum MHD_Result dispatch(req *r) {
   r->state = REQ_RUNNING;
   set_deadline(r->conn, 0); /* read whole: the pipeline's deadline now */
   MHD_suspend_connection(r->conn);
-  int rc = workq_submit(r->srv->q, run_job, r);
+  bool streamed = (r->match.route->flags & ROUTE_STREAMED) != 0;
+  int rc = workq_submit(r->srv->q, streamed ? download_job : run_job, r);
   if (rc != ERR_OK) {
     count_rejected("queue_full");
     answer_error(r, RPC_UNAVAILABLE, NULL, NULL, NULL);
@@ -786,6 +835,158 @@ static enum MHD_Result append_body(req *r, const char *data, size_t n) {
   return MHD_YES;
 }
 
+/* ---------------------------------------------------- streamed routes -- */
+
+/*
+ * ROUTE_STREAMED (route.h; the pipeline's side in pipeline_stream.c).
+ *
+ * Upload: the body is taken from MHD up to PART bytes at a time; what MHD
+ * offers beyond that stays in its buffer (*upload_size left non-zero). A
+ * full part suspends the connection - MHD then reads nothing more from
+ * the socket, so the client waits on TCP's window, not on our memory -
+ * and a worker sends it; the worker resumes the connection and MHD offers
+ * the rest again. The last part goes when the body is complete. An error,
+ * or "done" early (the file existed), makes the rest of the body be read
+ * and dropped, and the answer go out after it, as for any error (MHD
+ * answers only before or after a body). The part buffer grows with what
+ * arrives, so a slow upload holds what it sent, not PART. The read
+ * deadline (request_timeout_ms) stops while a part is with the backend:
+ * it bounds the client's slowness, not ours.
+ *
+ * Download: the first part (a worker) decides the answer. When the body
+ * is larger than that part, the answer is a callback response of the
+ * whole size whose reader copies from the part held and, at its end,
+ * suspends the connection and has a worker fetch the next one (MHD allows
+ * suspending from a content reader; returning 0 while suspended is its
+ * way to say "not yet"). A part that cannot be had ends the body early:
+ * MHD closes the connection, and the client sees fewer bytes than
+ * Content-Length, never wrong ones.
+ */
+#define PART ROUTE_PART_BYTES
+
+static void upload_job(void *arg) {
+  req *r = arg;
+  log_set_request_id(r->rid);
+  bool ok = true, done = false;
+  if (r->stream == NULL) {
+    fill_request(r);
+    ok = pipeline_stream_open(r->srv->cfg.pipeline, &r->in, r->clen, &r->ans,
+                              &r->stream);
+  }
+  if (ok) ok = pipeline_stream_put(r->stream, r->body, r->body_len, &done);
+  r->body_len = 0;
+  log_set_request_id(NULL);
+  if (r->last_part) {
+    r->state = REQ_READY;
+  } else {
+    r->state = ok && !done ? REQ_BODY : REQ_DISCARD;
+    resume_deadline(r->conn, r->read_left);
+  }
+  MHD_resume_connection(r->conn);
+}
+
+static enum MHD_Result send_part(req *r, bool last) {
+  r->last_part = last;
+  r->state = REQ_RUNNING;
+  r->read_left = pause_deadline(r->conn); /* the last: read whole */
+  MHD_suspend_connection(r->conn);
+  if (workq_submit(r->srv->q, upload_job, r) != ERR_OK) {
+    count_rejected("queue_full");
+    answer_error(r, RPC_UNAVAILABLE, NULL, NULL, NULL);
+    r->state = last ? REQ_READY : REQ_DISCARD;
+    if (!last) resume_deadline(r->conn, r->read_left);
+    MHD_resume_connection(r->conn);
+  }
+  return MHD_YES;
+}
+
+/* A piece of a streamed upload's body (*n bytes; 0: the body is over). */
+static enum MHD_Result upload_body(req *r, const char *data, size_t *n) {
+  if (*n == 0) return send_part(r, true); /* also an empty body's one */
+  size_t take = *n < PART - r->body_len ? *n : PART - r->body_len;
+  if (r->body_len + take > r->body_cap) {
+    size_t cap = r->body_cap ? r->body_cap * 2 : 16 * 1024;
+    while (cap < r->body_len + take) cap *= 2;
+    char *b = realloc(r->body, cap < PART ? cap : PART);
+    if (b == NULL) {
+      answer_error(r, RPC_INTERNAL, NULL, NULL, NULL);
+      r->state = REQ_DISCARD;
+      return MHD_YES;
+    }
+    r->body = b;
+    r->body_cap = cap < PART ? cap : PART;
+  }
+  memcpy(r->body + r->body_len, data, take);
+  r->body_len += take;
+  r->got += (long long)take;
+  *n -= take;
+  if (r->body_len == PART && r->got < r->clen) return send_part(r, false);
+  return MHD_YES;
+}
+
+static void download_job(void *arg) {
+  req *r = arg;
+  log_set_request_id(r->rid);
+  int64_t size = 0;
+  if (r->stream == NULL) { /* the first part decides the answer */
+    bool head = strcmp(r->method, "HEAD") == 0;
+    fill_request(r);
+    if (pipeline_stream_open(r->srv->cfg.pipeline, &r->in, 0, &r->ans,
+                             &r->stream) &&
+        pipeline_stream_get(r->stream, 0, head ? 0 : PART, &size, &r->part,
+                            &r->part_len))
+      r->total = (uint64_t)size;
+    r->state = REQ_READY;
+  } else { /* the next part, from part_pos (read_part set it) */
+    free(r->part);
+    r->part = NULL;
+    r->part_len = 0;
+    if (!pipeline_stream_get(r->stream, (int64_t)r->part_pos, PART, &size,
+                             &r->part, &r->part_len) ||
+        (uint64_t)size != r->total || r->part_len == 0)
+      r->fetch_failed = true;
+  }
+  log_set_request_id(NULL);
+  MHD_resume_connection(r->conn);
+}
+
+static ssize_t read_part(void *cls, uint64_t pos, char *buf, size_t max) {
+  req *r = cls;
+  if (r->fetch_failed) return MHD_CONTENT_READER_END_WITH_ERROR;
+  if (pos >= r->total) return MHD_CONTENT_READER_END_OF_STREAM;
+  if (pos < r->part_pos || pos - r->part_pos >= r->part_len) {
+    r->part_pos = pos;
+    MHD_suspend_connection(r->conn);
+    if (workq_submit(r->srv->q, download_job, r) != ERR_OK) {
+      count_rejected("queue_full");
+      r->fetch_failed = true;
+      MHD_resume_connection(r->conn);
+    }
+    return 0;
+  }
+  size_t off = (size_t)(pos - r->part_pos);
+  size_t n = r->part_len - off < max ? r->part_len - off : max;
+  memcpy(buf, r->part + off, n);
+  return (ssize_t)n;
+}
+
+/* The answer of a streamed download: the first part's bytes when they
+ * are the whole body (or for HEAD: none, but the whole size), else the
+ * reader above. */
+static struct MHD_Response *download_response(req *r) {
+  if (r->part_len == r->total) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        r->part_len, r->part, MHD_RESPMEM_MUST_FREE);
+    if (resp != NULL) r->part = NULL; /* MHD frees it */
+    return resp;
+  }
+  if (strcmp(r->method, "HEAD") == 0)
+    return MHD_create_response_from_callback(r->total, 4096, read_part, r,
+                                             NULL);
+  return MHD_create_response_from_callback(r->total, 64 * 1024, read_part, r,
+                                           NULL);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -824,6 +1025,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return MHD_YES;
   }
   case REQ_BODY:
+    if (r->upload) return upload_body(r, upload, upload_size);
     if (*upload_size > 0) {
       size_t n = *upload_size;
       *upload_size = 0;
@@ -841,7 +1043,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
       *upload_size = 0;
       if (r->discarded > r->max_body && r->ans.status != 413)
         return too_big(r); /* the 413 replaces the pending error */
-      return r->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
+      /* Cut past DISCARD_MAX, or past the route's cap where that is more
+       * (a refused 25 MiB upload is read to its end, then answered). */
+      return r->discarded > DISCARD_MAX && r->discarded > r->max_body ? MHD_NO
+                                                                      : MHD_YES;
     }
     return queue_answer(r);
   case REQ_READY:
@@ -899,6 +1104,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   set_deadline(c, time_mono_ms() + (int64_t)s->cfg.conn_timeout_s * 1000 +
                       s->cfg.request_timeout_ms);
   pipeline_answer_clear(&r->ans);
+  pipeline_stream_free(r->stream);
+  free(r->part);
   free(r->body);
   arena_release(&r->a);
   free(r);

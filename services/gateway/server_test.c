@@ -46,7 +46,42 @@ static const char *const kOmitQty[] = {"quantity", NULL};
 static const route_extra kExtra = {"extra", "echo", "gwtest.v1.Echo/Echo",
                                    REQ,     REP,    "item"};
 
+#define PART_REQ (&gwtest__v1__put_part_request__descriptor)
+#define PART_REP (&gwtest__v1__put_part_reply__descriptor)
+#define GETP_REQ (&gwtest__v1__get_part_request__descriptor)
+#define GETP_REP (&gwtest__v1__get_part_reply__descriptor)
+#define FILE_MAX (4 * 1024 * 1024)
+static const char *const kUploadHidden[] = {"upload_id", "size", "offset",
+                                            NULL};
+static const char *const kDownloadHidden[] = {"offset", "max", NULL};
+static const char *const kOmitPart[] = {"existed", "done", "received", NULL};
+
 static const route kRows[] = {
+    {.method = "PUT",
+     .path = "/v1/files/{name}",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/PutPart",
+     .request = PART_REQ,
+     .response = PART_REP,
+     .min_role = ROUTE_ANYONE,
+     .status = 201,
+     .hidden = kUploadHidden,
+     .omit = kOmitPart,
+     .max_body = FILE_MAX,
+     .raw_body = "data",
+     .existed_field = "existed",
+     .flags = ROUTE_IDEMPOTENT | ROUTE_STREAMED},
+    {.method = "GET",
+     .path = "/v1/files/{name}",
+     .service = "echo",
+     .rpc = "gwtest.v1.Echo/GetPart",
+     .request = GETP_REQ,
+     .response = GETP_REP,
+     .min_role = ROUTE_ANYONE,
+     .status = 200,
+     .hidden = kDownloadHidden,
+     .raw_reply = "data",
+     .flags = ROUTE_IDEMPOTENT | ROUTE_STREAMED},
     {.method = "GET",
      .path = "/v1/echo/{id}",
      .service = "echo",
@@ -193,6 +228,93 @@ static void echo(void *arg, const rpc_call *call, rpc_reply *reply) {
   gwtest__v1__echo_request__free_unpacked(in, NULL);
 }
 
+/* The streamed routes' backend: one file in memory, and what it saw of
+ * the upload's parts. */
+static struct {
+  pthread_mutex_t mu;
+  char name[64];
+  char upload_id[64];
+  char *data;
+  size_t size, received;
+  int parts;
+  size_t largest_part;
+  bool mixed_ids; /* a part named another upload */
+} files = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void put_part(void *arg, const rpc_call *call, rpc_reply *reply) {
+  Gwtest__V1__PutPartRequest *in = gwtest__v1__put_part_request__unpack(
+      NULL, call->payload_len, call->payload);
+  if (in == NULL) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "bad payload");
+    return;
+  }
+  Gwtest__V1__PutPartReply out = GWTEST__V1__PUT_PART_REPLY__INIT;
+  out.name = in->name;
+  out.size = in->size;
+  pthread_mutex_lock(&files.mu);
+  if (strcmp(in->name, "there") == 0) {
+    files.parts++;
+    out.existed = out.done = true;
+  } else {
+    if (in->offset == 0) {
+      free(files.data);
+      files.data = malloc((size_t)in->size + 1);
+      files.size = (size_t)in->size;
+      files.received = 0;
+      files.parts = 0;
+      files.largest_part = 0;
+      files.mixed_ids = false;
+      str_copy(files.name, in->name, sizeof files.name);
+      str_copy(files.upload_id, in->upload_id, sizeof files.upload_id);
+    }
+    if (strcmp(files.upload_id, in->upload_id) != 0) files.mixed_ids = true;
+    if ((size_t)in->offset == files.received &&
+        files.received + in->data.len <= files.size) {
+      if (in->data.len > 0)
+        memcpy(files.data + files.received, in->data.data, in->data.len);
+      files.received += in->data.len;
+      files.parts++;
+      if (in->data.len > files.largest_part) files.largest_part = in->data.len;
+    }
+    out.received = (int64_t)files.received;
+    out.done = files.received == files.size;
+  }
+  pthread_mutex_unlock(&files.mu);
+  if (rpc_reply_set_message(reply, &out.base) != ERR_OK)
+    rpc_reply_status(reply, RPC_INTERNAL, NULL);
+  gwtest__v1__put_part_request__free_unpacked(in, NULL);
+}
+
+static void get_part(void *arg, const rpc_call *call, rpc_reply *reply) {
+  Gwtest__V1__GetPartRequest *in = gwtest__v1__get_part_request__unpack(
+      NULL, call->payload_len, call->payload);
+  if (in == NULL) {
+    rpc_reply_status(reply, RPC_INVALID_ARGUMENT, "bad payload");
+    return;
+  }
+  pthread_mutex_lock(&files.mu);
+  bool broken = strcmp(in->name, "broken") == 0;
+  if (!broken && strcmp(in->name, files.name) != 0) {
+    rpc_reply_status(reply, RPC_NOT_FOUND, "no such file");
+  } else if (broken && in->offset > 0) {
+    rpc_reply_status(reply, RPC_INTERNAL, "the disk is on fire");
+  } else {
+    Gwtest__V1__GetPartReply out = GWTEST__V1__GET_PART_REPLY__INIT;
+    size_t size = broken ? 1024 * 1024 : files.size;
+    size_t off = (size_t)in->offset < size ? (size_t)in->offset : size;
+    size_t n = size - off < (size_t)in->max ? size - off : (size_t)in->max;
+    char *zeros = broken ? calloc(1, n + 1) : NULL;
+    out.size = (int64_t)size;
+    out.data.data = (uint8_t *)(broken ? zeros : files.data + off);
+    out.data.len = n;
+    if (rpc_reply_set_message(reply, &out.base) != ERR_OK)
+      rpc_reply_status(reply, RPC_INTERNAL, NULL);
+    free(zeros);
+  }
+  pthread_mutex_unlock(&files.mu);
+  gwtest__v1__get_part_request__free_unpacked(in, NULL);
+}
+
 static int fake_fetch(void *arg, bool by_host, const char *key,
                       tenantdir_entry *out) {
   const char *id = NULL, *status = "active";
@@ -258,6 +380,10 @@ static void setup_all(void) {
   REQUIRE(rpc_server_new(NULL, &backend_srv) == ERR_OK);
   REQUIRE(rpc_server_register(backend_srv, "gwtest.v1.Echo/Echo", echo, NULL) ==
           ERR_OK);
+  REQUIRE(rpc_server_register(backend_srv, "gwtest.v1.Echo/PutPart", put_part,
+                              NULL) == ERR_OK);
+  REQUIRE(rpc_server_register(backend_srv, "gwtest.v1.Echo/GetPart", get_part,
+                              NULL) == ERR_OK);
   REQUIRE(rpc_server_start(backend_srv, "tcp://127.0.0.1:0") == ERR_OK);
   char url[64];
   snprintf(url, sizeof url, "tcp://127.0.0.1:%d", rpc_server_port(backend_srv));
@@ -1182,6 +1308,149 @@ END_TEST
 
 /* A route's own cap: by Content-Length before reading, and while a
  * chunked body streams in. */
+/* A PUT or GET of raw bytes with libcurl; *curl_rc: how the transfer
+ * ended (a streamed download cut short is CURLE_PARTIAL_FILE). */
+static resp *call_bytes(const char *method, const char *path, const char *data,
+                        size_t len, CURL *reuse, CURLcode *curl_rc) {
+  resp *r = calloc(1, sizeof *r);
+  CURL *c = reuse ? reuse : curl_easy_init();
+  curl_easy_reset(c);
+  char url[2048];
+  snprintf(url, sizeof url, "%s%s", base, path);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  if (strcmp(method, "HEAD") == 0) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  struct curl_slist *h =
+      curl_slist_append(NULL, "Content-Type: application/octet-stream");
+  if (data != NULL) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, data);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+  }
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+  *curl_rc = curl_easy_perform(c);
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_slist_free_all(h);
+  if (!reuse) curl_easy_cleanup(c);
+  const char *ct = hdr(r, "Content-Type");
+  if (r->body != NULL && ct != NULL && strcmp(ct, "application/json") == 0)
+    r->json = json_loads(r->body, 0, NULL);
+  return r;
+}
+
+static char *pattern(size_t n) {
+  char *b = malloc(n);
+  ck_assert_ptr_nonnull(b);
+  for (size_t i = 0; i < n; i++) b[i] = (char)((i * 7 + i / 251) & 0xff);
+  return b;
+}
+
+START_TEST(streamed_upload_goes_in_parts_and_comes_back_whole) {
+  size_t n = 3 * ROUTE_PART_BYTES + 3; /* three full parts and a small one */
+  char *data = pattern(n);
+  CURLcode rc;
+  resp *r = call_bytes("PUT", "/v1/files/menu.png", data, n, NULL, &rc);
+  ck_assert_int_eq(rc, CURLE_OK);
+  ck_assert_msg(r->status == 201, "%ld %s", r->status, r->body);
+  ck_assert_str_eq(jstr(r, "name"), "menu.png");
+  ck_assert_int_eq(json_integer_value(jget(r->json, "size")), (json_int_t)n);
+  ck_assert_ptr_null(jget(r->json, "done"));
+  ck_assert_ptr_null(jget(r->json, "received"));
+  done(r);
+  /* The backend got it in parts of at most ROUTE_PART_BYTES, one upload
+   * id for all of them, every byte in place. */
+  pthread_mutex_lock(&files.mu);
+  ck_assert_int_eq(files.parts, 4);
+  ck_assert_uint_eq(files.largest_part, ROUTE_PART_BYTES);
+  ck_assert(!files.mixed_ids);
+  ck_assert_uint_eq(files.received, n);
+  ck_assert(memcmp(files.data, data, n) == 0);
+  pthread_mutex_unlock(&files.mu);
+  /* Read back part by part: Content-Length whole, every byte. */
+  r = call_bytes("GET", "/v1/files/menu.png", NULL, 0, NULL, &rc);
+  ck_assert_int_eq(rc, CURLE_OK);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_uint_eq(r->len, n);
+  ck_assert(memcmp(r->body, data, n) == 0);
+  ck_assert_str_eq(hdr(r, "Content-Type"), "application/octet-stream");
+  char want[32];
+  snprintf(want, sizeof want, "%zu", n);
+  ck_assert_str_eq(hdr(r, "Content-Length"), want);
+  done(r);
+  r = call_bytes("HEAD", "/v1/files/menu.png", NULL, 0, NULL, &rc);
+  ck_assert_int_eq(rc, CURLE_OK);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_str_eq(hdr(r, "Content-Length"), want);
+  done(r);
+  r = call_bytes("GET", "/v1/files/nothing", NULL, 0, NULL, &rc);
+  assert_error(r, 404, "NOT_FOUND");
+  done(r);
+  /* An empty file is one empty part. */
+  r = call_bytes("PUT", "/v1/files/empty", "", 0, NULL, &rc);
+  ck_assert_msg(r->status == 201, "%ld %s", r->status, r->body);
+  done(r);
+  free(data);
+}
+END_TEST
+
+START_TEST(streamed_upload_done_early_drops_the_rest_on_a_kept_connection) {
+  size_t n = 2 * ROUTE_PART_BYTES + 10;
+  char *data = pattern(n);
+  pthread_mutex_lock(&files.mu);
+  files.parts = 0;
+  pthread_mutex_unlock(&files.mu);
+  CURL *c = curl_easy_init();
+  CURLcode rc;
+  resp *r = call_bytes("PUT", "/v1/files/there", data, n, c, &rc);
+  ck_assert_int_eq(rc, CURLE_OK);
+  ck_assert_msg(r->status == 200, "%ld %s", r->status, r->body);
+  done(r);
+  pthread_mutex_lock(&files.mu);
+  ck_assert_int_eq(files.parts, 1); /* "done" on the first: no more sent */
+  pthread_mutex_unlock(&files.mu);
+  /* The rest of the body was read and dropped: the connection serves the
+   * next request. */
+  long conns = -1;
+  r = call_bytes("GET", "/v1/files/nothing", NULL, 0, c, &rc);
+  ck_assert_int_eq(r->status, 404);
+  curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &conns);
+  ck_assert_int_eq(conns, 0); /* reused, not reopened */
+  done(r);
+  curl_easy_cleanup(c);
+  /* A part field in the query is the client's to leave alone. */
+  r = call_bytes("GET", "/v1/files/menu.png?offset=3", NULL, 0, NULL, &rc);
+  ck_assert_int_eq(r->status, 400);
+  done(r);
+  /* A chunked upload has no size for its parts: 411 before any byte. */
+  const char *chunked = "PUT /v1/files/x HTTP/1.1\r\nHost: h\r\n"
+                        "Content-Type: application/octet-stream\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n"
+                        "5\r\nhello\r\n0\r\n\r\n";
+  char *out = raw(chunked, strlen(chunked), 3000);
+  ck_assert_msg(strncmp(out, "HTTP/1.1 411", 12) == 0, "%s", out);
+  free(out);
+  free(data);
+}
+END_TEST
+
+START_TEST(streamed_download_failing_midway_ends_the_body_early) {
+  CURLcode rc;
+  resp *r = call_bytes("GET", "/v1/files/broken", NULL, 0, NULL, &rc);
+  /* The status and length went out with the first part; the second
+   * fails: the body stops short and the connection closes, so the client
+   * can tell (never a complete-looking body). */
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_str_eq(hdr(r, "Content-Length"), "1048576");
+  ck_assert_int_eq(rc, CURLE_PARTIAL_FILE);
+  ck_assert_uint_eq(r->len, ROUTE_PART_BYTES);
+  done(r);
+}
+END_TEST
+
 START_TEST(route_body_cap_applies_before_and_while_reading) {
   const char *h[] = {"X-Tenant: acme", NULL};
   char body[SMALL_BODY + 8];
@@ -1372,6 +1641,10 @@ int main(void) {
   tcase_add_test(tc, keep_alive_serves_many_requests_on_one_connection);
   tcase_add_test(tc, token_is_refused_before_the_body_is_read);
   tcase_add_test(tc, route_body_cap_applies_before_and_while_reading);
+  tcase_add_test(tc, streamed_upload_goes_in_parts_and_comes_back_whole);
+  tcase_add_test(
+      tc, streamed_upload_done_early_drops_the_rest_on_a_kept_connection);
+  tcase_add_test(tc, streamed_download_failing_midway_ends_the_body_early);
   tcase_add_test(tc, trickling_client_is_cut_after_the_request_timeout);
   tcase_add_test(tc, requests_in_flight_finish_during_a_drain);
   suite_add_tcase(s, tc);

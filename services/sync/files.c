@@ -1,11 +1,10 @@
 /*
  * files.c - see files.h.
  *
- * Upload: the handler computes the SHA-256 of the bytes (libsodium's
- * crypto_hash_sha256) before the store sees them; a body whose hash is
- * not the name is refused (INVALID_ARGUMENT naming "content") and nothing
- * is written. The gateway has capped the body at 25 MiB and carried it as
- * raw bytes (its raw_body routes); the handler checks the size again.
+ * Uploads and downloads travel in parts (fileparts.c: PutFilePart hashes
+ * each part into the upload's SHA-256 state as it arrives, GetFilePart
+ * reads slices); this file has the manifest (MissingFiles), the caller
+ * check they share, and the expiry round.
  *
  * Who: a device or staff+ (the methods declare USER_STAFF; a device token
  * ranks as staff), the tenant always the token's. Files are keyed by
@@ -16,7 +15,9 @@
  * Expiry: a periodic round deletes files unused for ttl in batches (the
  * store skips rows other transactions hold, so replicas running the round
  * at once split the work instead of colliding). "Used" means uploaded,
- * read, or named in a manifest (the client still refers to it).
+ * read, or named in a manifest (the client still refers to it). The same
+ * round deletes streamed uploads (fileparts.c) not advanced for
+ * upload_idle_ms, giving an unfinished one's reserved bytes back.
  */
 #include "services/sync/files.h"
 
@@ -32,16 +33,12 @@
 #include "libs/svc/handler.h"
 #include "libs/svc/periodic.h"
 #include "proto/sync/v1/sync.pb-c.h"
+#include "services/sync/files_internal.h"
 #include "services/sync/store_files.h"
+#include "services/sync/store_uploads.h"
 
 #define HEX_LEN 64
 #define EXPIRE_BATCH 100
-
-struct files {
-  files_config c;
-  periodic *round;
-  metrics_child *stored, *removed; /* sync_file_bytes_total{op} */
-};
 
 int files_hash_parse(const char *hex, uint8_t out[32]) {
   if (hex == NULL || strlen(hex) != HEX_LEN) return ERR_INVAL;
@@ -55,82 +52,10 @@ int files_hash_parse(const char *hex, uint8_t out[32]) {
 }
 
 /* The caller (any role of staff rank: devices and staff+). */
-static bool caller(files *f, const rpc_call *call, rpc_reply *reply,
-                   paseto_claims *cl) {
+bool files_caller(files *f, const rpc_call *call, rpc_reply *reply,
+                  paseto_claims *cl) {
   return authn_check_call(f->c.verifier, call, handler_min_rank(call), cl,
                           reply) == ERR_OK;
-}
-
-static bool hash_arg(rpc_reply *reply, const char *hex, uint8_t out[32]) {
-  if (files_hash_parse(hex, out) == ERR_OK) return true;
-  handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid file name",
-                      "sha256", "must be 64 lower-case hex digits");
-  return false;
-}
-
-static void get_file(void *arg, const rpc_call *call, rpc_reply *reply) {
-  files *f = arg;
-  uint8_t *content = NULL;
-  size_t len = 0;
-  HANDLER_UNPACK(Sync__V1__GetFileRequest, sync__v1__get_file_request, req, 0);
-  paseto_claims cl;
-  uint8_t hash[32];
-  if (!caller(f, call, reply, &cl) || !hash_arg(reply, req->sha256, hash))
-    goto out;
-  int rc = store_file_get(f->c.store, cl.tid, hash, &content, &len);
-  if (rc != ERR_OK) {
-    handler_reply_error(reply, rc, "read the file");
-    goto out;
-  }
-  Sync__V1__GetFileResponse resp = SYNC__V1__GET_FILE_RESPONSE__INIT;
-  resp.content.data = content;
-  resp.content.len = len;
-  handler_reply_message(reply, &resp.base);
-out:
-  free(content);
-  sync__v1__get_file_request__free_unpacked(req, NULL);
-}
-
-static void put_file(void *arg, const rpc_call *call, rpc_reply *reply) {
-  files *f = arg;
-  HANDLER_UNPACK(Sync__V1__PutFileRequest, sync__v1__put_file_request, req,
-                 FILES_MAX_MESSAGE);
-  paseto_claims cl;
-  uint8_t hash[32], got[crypto_hash_sha256_BYTES];
-  if (!caller(f, call, reply, &cl) || !hash_arg(reply, req->sha256, hash))
-    goto out;
-  if (req->content.len > FILES_MAX_BYTES) {
-    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid file", "content",
-                        "is larger than 25 MiB");
-    goto out;
-  }
-  crypto_hash_sha256(got, req->content.data, req->content.len);
-  if (sodium_memcmp(got, hash, sizeof got) != 0) {
-    handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid file", "content",
-                        "its SHA-256 is not the file's name");
-    goto out;
-  }
-  bool existed = false;
-  int rc = store_file_put(f->c.store, cl.tid, hash, req->content.data,
-                          req->content.len, f->c.quota_bytes, &existed);
-  if (rc == ERR_TOOBIG) {
-    handler_reply_field(reply, RPC_FAILED_PRECONDITION,
-                        "the tenant's file quota is full", "content",
-                        "does not fit in the quota");
-    goto out;
-  }
-  if (rc != ERR_OK) {
-    handler_reply_error(reply, rc, "store the file");
-    goto out;
-  }
-  if (!existed) metrics_add(f->stored, (double)req->content.len);
-  Sync__V1__PutFileResponse resp = SYNC__V1__PUT_FILE_RESPONSE__INIT;
-  resp.sha256 = req->sha256;
-  resp.size = (int64_t)req->content.len;
-  resp.existed = existed;
-  handler_reply_message(reply, &resp.base);
-out:
-  sync__v1__put_file_request__free_unpacked(req, NULL);
 }
 
 static void missing_files(void *arg, const rpc_call *call, rpc_reply *reply) {
@@ -141,7 +66,7 @@ static void missing_files(void *arg, const rpc_call *call, rpc_reply *reply) {
   HANDLER_UNPACK(Sync__V1__MissingFilesRequest, sync__v1__missing_files_request,
                  req, 0);
   paseto_claims cl;
-  if (!caller(f, call, reply, &cl)) goto out;
+  if (!files_caller(f, call, reply, &cl)) goto out;
   size_t n = req->n_hashes;
   if (n > FILES_MISSING_MAX) {
     handler_reply_field(reply, RPC_INVALID_ARGUMENT, "invalid manifest",
@@ -188,9 +113,8 @@ out:
   sync__v1__missing_files_request__free_unpacked(req, NULL);
 }
 
-/* One expiry round: batches until a short one. */
-static void expire_round(void *arg) {
-  files *f = arg;
+/* Files unused for ttl: batches until a short one. */
+static void expire_files(files *f) {
   for (;;) {
     size_t removed = 0;
     int64_t bytes = 0;
@@ -211,10 +135,38 @@ static void expire_round(void *arg) {
   }
 }
 
+/* Uploads idle for upload_idle_ms (abandoned, or stored and kept only for
+ * re-sent last parts): batches until a short one. */
+static void expire_uploads(files *f) {
+  for (;;) {
+    size_t removed = 0;
+    int64_t released = 0;
+    int rc = store_uploads_expire(f->c.store, f->c.upload_idle_ms, EXPIRE_BATCH,
+                                  &removed, &released);
+    if (rc != ERR_OK) {
+      log_warn("upload expiry failed", "error", err_str(rc));
+      return;
+    }
+    if (removed > 0) {
+      char nu[24], nb[24];
+      snprintf(nu, sizeof nu, "%zu", removed);
+      snprintf(nb, sizeof nb, "%lld", (long long)released);
+      log_info("idle uploads removed", "uploads", nu, "released_bytes", nb);
+    }
+    if (removed < EXPIRE_BATCH) return;
+  }
+}
+
+static void expire_round(void *arg) {
+  expire_files(arg);
+  expire_uploads(arg);
+}
+
 int files_new(const files_config *cfg, files **out) {
   *out = NULL;
   if (cfg == NULL || cfg->store == NULL || cfg->verifier == NULL ||
-      cfg->quota_bytes < 0 || cfg->ttl_ms <= 0 || cfg->sweep_ms <= 0)
+      cfg->quota_bytes < 0 || cfg->ttl_ms <= 0 || cfg->sweep_ms <= 0 ||
+      cfg->upload_idle_ms <= 0)
     return ERR_INVAL;
   files *f = calloc(1, sizeof *f);
   if (f == NULL) return ERR_NOMEM;
@@ -225,6 +177,16 @@ int files_new(const files_config *cfg, files **out) {
   const char *s[] = {"stored"}, *r[] = {"removed"};
   f->stored = metrics_child_get(fam, s);
   f->removed = metrics_child_get(fam, r);
+  static const char *const status[] = {"status"};
+  metrics_family *parts = metrics_counter(
+      "sync_upload_parts_total",
+      "PutFilePart calls by outcome (applied, repeated: a re-sent part "
+      "answered without applying it, refused)",
+      1, status);
+  const char *ap[] = {"applied"}, *rp[] = {"repeated"}, *rf[] = {"refused"};
+  f->parts_applied = metrics_child_get(parts, ap);
+  f->parts_repeated = metrics_child_get(parts, rp);
+  f->parts_refused = metrics_child_get(parts, rf);
   periodic_options o = {.name = "sync-files",
                         .interval_ms = cfg->sweep_ms,
                         .fn = expire_round,
@@ -246,9 +208,9 @@ void files_free(files *f) {
 
 int files_register(files *f, rpc_server *srv) {
   static const handler_method table[] = {
-      {"sync.v1.Sync/GetFile", get_file},
-      {"sync.v1.Sync/PutFile", put_file},
       {"sync.v1.Sync/MissingFiles", missing_files},
+      {"sync.v1.Sync/PutFilePart", files_put_part},
+      {"sync.v1.Sync/GetFilePart", files_get_part},
   };
   return handler_register(srv, table, sizeof table / sizeof table[0], f);
 }

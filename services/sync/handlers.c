@@ -57,6 +57,8 @@ static void device_pb(const store_device *s, Sync__V1__Device *pb) {
   pb->last_seen_at = (char *)s->last_seen_at;
   pb->app_version = (char *)s->app_version;
   pb->created_at = (char *)s->created_at;
+  pb->pending = s->pending;
+  pb->cursor = s->cursor;
 }
 
 /* authn_check_call with the declared role, and not a device: devices do
@@ -350,9 +352,9 @@ static void heartbeat_h(void *arg, const rpc_call *call, rpc_reply *reply) {
                      SYNC__V1__HEARTBEAT_REQUEST__PENDING_PRESENT_PENDING;
   if (has_pending && req->pending < 0)
     vlist_add(&v, "must be at least 0", "pending");
-  if (req->cursor_present_case ==
-          SYNC__V1__HEARTBEAT_REQUEST__CURSOR_PRESENT_CURSOR &&
-      req->cursor < 0)
+  bool has_cursor = req->cursor_present_case ==
+                    SYNC__V1__HEARTBEAT_REQUEST__CURSOR_PRESENT_CURSOR;
+  if (has_cursor && req->cursor < 0)
     vlist_add(&v, "must be at least 0", "cursor");
   if (v.n > 0) {
     handler_reply_invalid(reply, "invalid heartbeat", &v);
@@ -364,10 +366,10 @@ static void heartbeat_h(void *arg, const rpc_call *call, rpc_reply *reply) {
     goto out;
   }
   int64_t now = time_now_ms();
-  int rc =
-      heartbeat_record(h->c.beats, cl.tid, did,
-                       req->app_version[0] != '\0' ? req->app_version : NULL,
-                       has_pending ? req->pending : -1, now);
+  int rc = heartbeat_record(
+      h->c.beats, cl.tid, did,
+      req->app_version[0] != '\0' ? req->app_version : NULL,
+      has_pending ? req->pending : -1, has_cursor ? req->cursor : -1, now);
   if (rc != ERR_OK) {
     handler_reply_error(reply, rc, "record the heartbeat");
     goto out;
@@ -404,6 +406,16 @@ static void init_metrics(sync_metrics *m) {
       metrics_child_get(metrics_counter("sync_pull_changes_total",
                                         "changes returned by pulls", 0, NULL),
                         NULL);
+  /* How far behind the tenant's change log a pull started (its newest seq
+   * minus the cursor): devices that fell behind show in the upper
+   * buckets; a cursor reset counts as the whole log. */
+  static const double lag_buckets[] = {0, 1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+  m->lag = metrics_child_get(
+      metrics_histogram("sync_pull_lag_changes",
+                        "changes between a pull's cursor and the newest", 0,
+                        NULL, lag_buckets,
+                        sizeof lag_buckets / sizeof lag_buckets[0]),
+      NULL);
 }
 
 void sync_count_result(sync *h, const char *status) {

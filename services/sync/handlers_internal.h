@@ -20,6 +20,7 @@ typedef struct sync_metrics {
       *rejected, *conflict;
   metrics_child *beats;  /* sync_heartbeats_total */
   metrics_child *pulled; /* sync_pull_changes_total */
+  metrics_child *lag;    /* sync_pull_lag_changes */
 } sync_metrics;
 
 /* Idempotency-Key of RegisterDevice: libs/idem/once.h over this table

@@ -15,7 +15,9 @@
 #include <string.h>
 
 #include "libs/base/strutil.h"
+#include "libs/base/timeutil.h"
 #include "libs/obs/log.h"
+#include "libs/obs/metrics.h"
 #include "libs/svc/periodic.h"
 #include "services/sync/events.h"
 
@@ -34,6 +36,8 @@ struct heartbeat {
   buffer cur, spare;
   bool full_logged;
   periodic *round;
+  metrics_child *online; /* sync_devices_online */
+  int64_t counted_ms;    /* when online was last counted */
 };
 
 /* Room for one more beat in buf (growing it up to the maximum). */
@@ -50,7 +54,8 @@ static bool buffer_room(buffer *buf) {
 }
 
 int heartbeat_record(heartbeat *h, const char *tid, const char *did,
-                     const char *app_version, int32_t pending, int64_t now_ms) {
+                     const char *app_version, int32_t pending, int64_t cursor,
+                     int64_t now_ms) {
   size_t vlen = app_version != NULL ? strlen(app_version) : 0;
   if (strlen(tid) > UUID_STR_LEN || strlen(did) > UUID_STR_LEN ||
       vlen > HEARTBEAT_VERSION_MAX)
@@ -68,6 +73,7 @@ int heartbeat_record(heartbeat *h, const char *tid, const char *did,
   str_copy(b->did, did, sizeof b->did);
   b->seen_ms = now_ms;
   b->pending = pending;
+  b->cursor = cursor;
   b->has_ver = app_version != NULL;
   if (b->has_ver)
     memcpy(b->ver, app_version, vlen + 1);
@@ -96,6 +102,7 @@ size_t heartbeat_coalesce(heartbeat_beat *b, size_t n) {
       /* Sorted by time within a device: b[i] is the later beat. */
       d->seen_ms = b[i].seen_ms;
       if (b[i].pending >= 0) d->pending = b[i].pending;
+      if (b[i].cursor >= 0) d->cursor = b[i].cursor;
       if (b[i].has_ver) {
         d->has_ver = true;
         memcpy(d->ver, b[i].ver, sizeof d->ver);
@@ -120,6 +127,7 @@ static bool write_tenant(heartbeat *h, const heartbeat_beat *b, size_t n,
       sb[j].seen_ms = x->seen_ms;
       sb[j].app_version = x->has_ver ? x->ver : NULL;
       sb[j].pending = x->pending;
+      sb[j].cursor = x->cursor;
     }
     int rc = store_beats_apply(h->c.store, b[0].tid, sb, k,
                                events_device_status, NULL);
@@ -172,7 +180,26 @@ void heartbeat_run_once(heartbeat *h) {
   if (rc != ERR_OK) log_warn("offline sweep failed", "error", err_str(rc));
 }
 
-static void round_fn(void *arg) { heartbeat_run_once(arg); }
+/* The sync_devices_online gauge, counted at most every COUNT_EVERY_MS (a
+ * count of every tenant's devices is not worth a query per flush). Each
+ * replica reports the same cluster-wide number: aggregate with max. */
+#define COUNT_EVERY_MS 10000
+static void count_online(heartbeat *h) {
+  int64_t now = time_now_ms();
+  if (h->counted_ms != 0 && now - h->counted_ms < COUNT_EVERY_MS) return;
+  h->counted_ms = now;
+  int64_t n = 0;
+  int rc = store_count_online(h->c.store, &n);
+  if (rc == ERR_OK)
+    metrics_set(h->online, (double)n);
+  else
+    log_warn("counting online devices failed", "error", err_str(rc));
+}
+
+static void round_fn(void *arg) {
+  heartbeat_run_once(arg);
+  count_online(arg);
+}
 
 int heartbeat_new(const heartbeat_config *cfg, heartbeat **out) {
   *out = NULL;
@@ -184,6 +211,12 @@ int heartbeat_new(const heartbeat_config *cfg, heartbeat **out) {
   h->c = *cfg;
   pthread_mutex_init(&h->mu, NULL);
   pthread_mutex_init(&h->flushing, NULL);
+  h->online = metrics_child_get(
+      metrics_gauge("sync_devices_online",
+                    "devices online now, every tenant's (the same on every "
+                    "replica: aggregate with max)",
+                    0, NULL),
+      NULL);
   periodic_options po = {.name = "heartbeats",
                          .interval_ms = cfg->flush_ms,
                          .fn = round_fn,

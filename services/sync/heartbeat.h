@@ -61,6 +61,7 @@ typedef struct heartbeat_beat {
   char did[UUID_STR_LEN + 1];
   int64_t seen_ms;
   int32_t pending; /* < 0: not given */
+  int64_t cursor;  /* the device's pull cursor; < 0: not given */
   bool has_ver;
   char ver[HEARTBEAT_VERSION_MAX + 1];
 } heartbeat_beat;
@@ -74,18 +75,18 @@ void heartbeat_free(heartbeat *h);
 
 /* Records a beat of device did of tenant tid at now_ms: app_version NULL
  * keeps the last one (longer than HEARTBEAT_VERSION_MAX: ERR_INVAL),
- * pending < 0 keeps it too. Errors: ERR_INVAL, ERR_UNAVAILABLE (the
- * buffer is full). Nothing is kept of the pointers. */
+ * pending < 0 and cursor < 0 keep theirs too. Errors: ERR_INVAL,
+ * ERR_UNAVAILABLE (the buffer is full). Nothing is kept of the pointers. */
 int heartbeat_record(heartbeat *h, const char *tid, const char *did,
-                     const char *app_version, int32_t pending,
+                     const char *app_version, int32_t pending, int64_t cursor,
                      int64_t now_ms) WARN_UNUSED;
 
 /* One background round now, on the caller's thread (tests). */
 void heartbeat_run_once(heartbeat *h);
 
 /* Sorts b[0..n) by tenant and device and folds each device's beats into
- * one: the latest seen_ms, and the app_version and pending of its latest
- * beat that gave them. Returns the number of devices, now b[0..ret).
+ * one: the latest seen_ms, and the app_version, pending and cursor of its
+ * latest beat that gave them. Returns the number of devices, now b[0..ret).
  * (Pure: the flush's first step, exposed for tests.) */
 size_t heartbeat_coalesce(heartbeat_beat *b, size_t n);
 

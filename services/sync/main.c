@@ -89,6 +89,14 @@ static const cfg_entry config[] = {
      .min = 100,
      .max = 86400000,
      .description = "how often the removal of unused files runs"},
+    {.name = "SYNC_UPLOAD_IDLE",
+     .kind = CFG_DURATION_MS,
+     .def = "10m",
+     .min = 1000,
+     .max = 86400000,
+     .description = "a streamed upload not advanced this long is removed "
+                    "with its parts (an unfinished one's reserved bytes "
+                    "given back); checked every SYNC_FILES_SWEEP"},
     {.name = "SYNC_DB_ROLE",
      .kind = CFG_STRING,
      .def = "sync_app",
@@ -168,7 +176,8 @@ static int sync_init(svc *s, void *arg) {
                      .verifier = a->verifier,
                      .quota_bytes = cfg_int(c, "SYNC_FILES_QUOTA_BYTES"),
                      .ttl_ms = cfg_duration_ms(c, "SYNC_FILES_TTL"),
-                     .sweep_ms = cfg_duration_ms(c, "SYNC_FILES_SWEEP")};
+                     .sweep_ms = cfg_duration_ms(c, "SYNC_FILES_SWEEP"),
+                     .upload_idle_ms = cfg_duration_ms(c, "SYNC_UPLOAD_IDLE")};
   if (rc == ERR_OK) rc = files_new(&fc, &a->files);
   if (rc == ERR_OK) rc = files_register(a->files, svc_rpc(s));
   retention_config rtc = {
@@ -212,7 +221,9 @@ int main(int argc, char **argv) {
       .nconfig = sizeof config / sizeof config[0],
       .uses_db = true,
       .schema = STORE_SCHEMA,
-      .max_recv_bytes = FILES_MAX_MESSAGE, /* PutFile carries a file */
+      /* A PutFilePart (its part of at most 1 MiB and the envelope) is
+       * the largest request. */
+      .max_recv_bytes = FILES_PART_MAX_MESSAGE,
       .init = sync_init,
       .fini = sync_fini,
       .argc = argc,

@@ -121,8 +121,11 @@ void sync_pull(void *arg, const rpc_call *call, rpc_reply *reply) {
   Sync__V1__PullResponse resp = SYNC__V1__PULL_RESPONSE__INIT;
   resp.last_mutation_id = last_mutation;
   resp.cursor = req->cursor;
-  if (req->cursor > lc->last_seq ||
-      (req->cursor > 0 && req->cursor < lc->pruned_through)) {
+  bool reset = req->cursor > lc->last_seq ||
+               (req->cursor > 0 && req->cursor < lc->pruned_through);
+  metrics_observe(h->m.lag,
+                  (double)(reset ? lc->last_seq : lc->last_seq - req->cursor));
+  if (reset) {
     resp.reset = true;
     resp.cursor = 0;
     handler_reply_message(reply, &resp.base);

@@ -16,6 +16,7 @@
 #include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
 #include "libs/obs/log.h"
+#include "libs/obs/metrics.h"
 #include "libs/pbjson/pbjson.h"
 #include "libs/rpc/rpc_status.h"
 #include "proto/orders/v1/orders.pb-c.h"
@@ -217,6 +218,21 @@ static Orders__V1__Order *order_of(const rpc_result *r) {
   return o;
 }
 
+/* sync_conflicts_total{policy, resolution}: each stale base_version
+ * detected, by the tenant's policy and what came of it - "server" (the
+ * server's version stands), "client" (last_write_wins: the device's later
+ * clock applied over it), "manual" (kept for the conflicts API). Rare:
+ * the child is looked up per conflict. */
+static void count_conflict(const char *policy, const char *resolution) {
+  static const char *const labels[] = {"policy", "resolution"};
+  metrics_family *f = metrics_counter(
+      "sync_conflicts_total",
+      "pushed changes made from a stale version, by policy and resolution", 2,
+      labels);
+  const char *values[] = {policy, resolution};
+  if (f != NULL) metrics_inc(metrics_child_get(f, values));
+}
+
 /* The server's order for a conflict's answer. */
 static void conflict(const push_env *env, outcome *o, const char *id) {
   Orders__V1__GetOrderRequest g = ORDERS__V1__GET_ORDER_REQUEST__INIT;
@@ -299,13 +315,17 @@ static void read_answer(const push_env *env, const Sync__V1__Mutation *m,
     if (o->order == NULL) o->transient = true;
   } else if (code == RPC_ABORTED && has_violation(r, "version")) {
     conflict(env, o, o->client.order_id);
+    bool manual = strcmp(env->policy, "manual") == 0;
     if (!lww && o->order != NULL &&
         strcmp(env->policy, "last_write_wins") == 0 &&
         client_later(env, m, o->order)) {
+      count_conflict(env->policy, "client");
       rpc_result_free(r);
       apply_over(env, m, o);
       return;
     }
+    if (!lww && o->order != NULL)
+      count_conflict(env->policy, manual ? "manual" : "server");
   } else if (code == RPC_UNAVAILABLE || code == RPC_DEADLINE_EXCEEDED ||
              code == RPC_ABORTED || code == RPC_INTERNAL ||
              code == RPC_UNKNOWN || code == RPC_RESOURCE_EXHAUSTED) {

@@ -25,6 +25,7 @@
 /* The columns of a device, as read_device reads them (by name). */
 #define DEVICE_COLS                                                            \
   "id::text AS id, name, platform, app_version, online, pending, "             \
+  "coalesce(pull_cursor, 0) AS pull_cursor, "                                  \
   "encode(secret_hash, 'hex') AS secret_hex, "                                 \
   "floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms, "       \
   "floor(extract(epoch FROM last_seen_at) * 1000)::bigint AS seen_ms"
@@ -50,9 +51,9 @@ static int read_device(const db_result *r, int row, store_device *out,
       platform = db_col(r, "platform"), ver = db_col(r, "app_version"),
       online = db_col(r, "online"), pending = db_col(r, "pending"),
       secret = db_col(r, "secret_hex"), created = db_col(r, "created_ms"),
-      seen = db_col(r, "seen_ms");
+      seen = db_col(r, "seen_ms"), cursor = db_col(r, "pull_cursor");
   if (id < 0 || name < 0 || platform < 0 || ver < 0 || online < 0 ||
-      pending < 0 || secret < 0 || created < 0 || seen < 0)
+      pending < 0 || secret < 0 || created < 0 || seen < 0 || cursor < 0)
     return ERR_DB;
   memset(out, 0, sizeof *out);
   db_copy_cell(r, row, id, out->id, sizeof out->id);
@@ -63,6 +64,7 @@ static int read_device(const db_result *r, int row, store_device *out,
   out->online = b != NULL && b[0] == 't';
   int64_t v = 0;
   if (db_get_int64(r, row, pending, &v) == ERR_OK) out->pending = (int32_t)v;
+  if (db_get_int64(r, row, cursor, &v) == ERR_OK) out->cursor = v;
   int rc = db_get_int64(r, row, created, &v);
   if (rc == ERR_OK) rc = time_format_rfc3339(v, out->created_at);
   if (rc == ERR_OK && db_get(r, row, seen) != NULL) {
@@ -234,9 +236,10 @@ static char *beats_json(const store_beat *beats, size_t n) {
   for (size_t i = 0; arr != NULL && i < n; i++) {
     const store_beat *b = &beats[i];
     json_t *o = json_pack(
-        "{s:s, s:I, s:o, s:o}", "d", b->did, "s", (json_int_t)b->seen_ms, "v",
-        b->app_version != NULL ? json_string(b->app_version) : json_null(), "p",
-        b->pending >= 0 ? json_integer(b->pending) : json_null());
+        "{s:s, s:I, s:o, s:o, s:o}", "d", b->did, "s", (json_int_t)b->seen_ms,
+        "v", b->app_version != NULL ? json_string(b->app_version) : json_null(),
+        "p", b->pending >= 0 ? json_integer(b->pending) : json_null(), "c",
+        b->cursor >= 0 ? json_integer(b->cursor) : json_null());
     if (o == NULL || json_array_append_new(arr, o) != 0) {
       json_decref(arr);
       arr = NULL;
@@ -253,7 +256,7 @@ static char *beats_json(const store_beat *beats, size_t n) {
  * exactly one transaction sees each offline -> online change. Each
  * replica flushes its own beats, in no order with the others': a beat
  * older than the row's last_seen_at (another replica flushed a later
- * one first) moves nothing, its app_version and pending included. */
+ * one first) moves nothing, its app_version, pending and cursor included. */
 static int beats_fn(db_conn *c, void *ud) {
   beats_args *a = ud;
   char *json = beats_json(a->beats, a->n);
@@ -263,7 +266,7 @@ static int beats_fn(db_conn *c, void *ud) {
   int rc = db_exec(
       c,
       "WITH b AS (SELECT * FROM jsonb_to_recordset($2::jsonb) "
-      "    AS x(d uuid, s bigint, v text, p int)), "
+      "    AS x(d uuid, s bigint, v text, p int, c bigint)), "
       "old AS (SELECT dv.id AS lid, dv.online AS was FROM sync.devices dv "
       "  JOIN b ON dv.id = b.d WHERE dv.tenant_id = $1::uuid "
       "  ORDER BY dv.id FOR UPDATE OF dv) "
@@ -275,7 +278,10 @@ static int beats_fn(db_conn *c, void *ud) {
       "    THEN b.v ELSE app_version END, "
       "  pending = CASE WHEN b.p IS NOT NULL AND (last_seen_at IS NULL "
       "    OR b.s >= floor(extract(epoch FROM last_seen_at) * 1000)) "
-      "    THEN b.p ELSE pending END, online = true "
+      "    THEN b.p ELSE pending END, "
+      "  pull_cursor = CASE WHEN b.c IS NOT NULL AND (last_seen_at IS NULL "
+      "    OR b.s >= floor(extract(epoch FROM last_seen_at) * 1000)) "
+      "    THEN b.c ELSE pull_cursor END, online = true "
       "FROM b JOIN old ON old.lid = b.d "
       "WHERE tenant_id = $1::uuid AND id = b.d "
       "RETURNING " DEVICE_COLS ", old.was",
@@ -350,4 +356,22 @@ int store_sweep_offline(store *st, int64_t stale_ms, size_t batch,
                   .arg = arg};
   /* Across tenants: the sweeper's own policy (app.sync_sweeper). */
   return db_store_run(st, NULL, "app.sync_sweeper", false, sweep_fn, &a);
+}
+
+/* ------------------------------------------------------ count online --- */
+
+static int count_online_fn(db_conn *c, void *ud) {
+  int64_t *n = ud;
+  db_result *r = NULL;
+  int rc =
+      db_exec(c, "SELECT count(*) FROM sync.devices WHERE online", NULL, 0, &r);
+  if (rc == ERR_OK && (db_nrows(r) != 1 || db_get_int64(r, 0, 0, n) != ERR_OK))
+    rc = ERR_DB;
+  db_result_free(r);
+  return rc;
+}
+
+int store_count_online(store *st, int64_t *n) {
+  *n = 0;
+  return db_store_run(st, NULL, "app.sync_sweeper", true, count_online_fn, n);
 }

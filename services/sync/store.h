@@ -44,7 +44,8 @@ typedef struct store_device {
   char created_at[RFC3339_MS_LEN + 1];
   char last_seen_at[RFC3339_MS_LEN + 1]; /* "" = never seen */
   bool online;
-  int32_t pending;
+  int32_t pending; /* mutations not yet pushed, as last reported */
+  int64_t cursor;  /* its pull cursor, as last reported (0: none yet) */
 } store_device;
 
 /* A store over db (borrowed; must outlive it) whose transactions run as
@@ -93,11 +94,13 @@ typedef struct store_beat {
   int64_t seen_ms;
   const char *app_version; /* NULL: unchanged */
   int32_t pending;         /* < 0: unchanged */
+  int64_t cursor;          /* < 0: unchanged */
 } store_beat;
 
 /* Writes beats[0..n) (distinct devices) of tenant tid in one statement
  * and transaction: last_seen_at
- * (never backwards), app_version and pending when given, online; a
+ * (never backwards), app_version, pending and the pull cursor when
+ * given, online; a
  * device that was offline gets fn(.., true) in the same transaction.
  * Devices that no longer exist are skipped. */
 int store_beats_apply(store *st, const char *tid, const store_beat *beats,
@@ -112,6 +115,10 @@ int store_beats_apply(store *st, const char *tid, const store_beat *beats,
 int store_sweep_offline(store *st, int64_t stale_ms, size_t batch,
                         store_status_fn fn, void *arg,
                         size_t *marked) WARN_UNUSED;
+
+/* The devices of every tenant that are online now (read across tenants
+ * under the sweeper's policy): the sync_devices_online gauge. */
+int store_count_online(store *st, int64_t *n) WARN_UNUSED;
 
 /* ------------------------------------------- push (store_push.c) --- */
 

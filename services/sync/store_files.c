@@ -3,12 +3,11 @@
  * function is an argument struct plus a static function run by db_store_run
  * (parameterised SQL, the tenant's RLS scope, whole-unit retries).
  *
- * Upload in one transaction: touch the row if it exists (done: 200); else
- * add the size to the tenant's usage only while it stays within quota
- * (one conditional UPDATE, which also serialises the tenant's concurrent
- * uploads on that row), then insert. Two uploads of the same new file
- * race to the primary key: the second's ON CONFLICT finds the first's row
- * and gives its size back, so usage counts each file once.
+ * Uploads are store_uploads.c's (parts, then the file in one statement);
+ * they use the touch and the usage helpers here: an upload adds its size
+ * to the tenant's usage only while it stays within quota (one conditional
+ * UPDATE, which also serialises the tenant's concurrent uploads on that
+ * row), and gives it back when it does not end as a new file.
  */
 #include "services/sync/store_files.h"
 
@@ -23,56 +22,71 @@ static int run(store *st, const char *tid, int (*fn)(db_conn *, void *),
   return db_store_run(st, tid, NULL, false, fn, ud);
 }
 
-/* -------------------------------------------------------------- get --- */
+/* ------------------------------------------------------------- read --- */
 
-typedef struct get_args {
+typedef struct read_args {
   const char *tid;
   const uint8_t *hash;
-  uint8_t **content;
+  int64_t offset, max, *size;
+  uint8_t **data;
   size_t *len;
-} get_args;
+} read_args;
 
-static int get_fn(db_conn *c, void *ud) {
-  get_args *a = ud;
-  free(*a->content);
-  *a->content = NULL;
+/* offset 0 is the start of a download (or a HEAD): the file is used, so
+ * last_used_at moves; later offsets only read, without a write per chunk.
+ * substring() of an uncompressed out-of-line value fetches only the TOAST
+ * chunks under the slice (ADR 0018, "Streaming"). */
+static int read_fn(db_conn *c, void *ud) {
+  read_args *a = ud;
+  free(*a->data);
+  *a->data = NULL;
   *a->len = 0;
-  db_param ps[] = {db_text(a->tid), db_bytes(a->hash, STORE_FILE_HASH_LEN)};
+  db_param ps[] = {db_text(a->tid), db_bytes(a->hash, STORE_FILE_HASH_LEN),
+                   db_int64(a->offset + 1), db_int64(a->max)};
   db_result *r = NULL;
-  int rc = db_exec(c,
-                   "UPDATE sync.files SET last_used_at = now() "
-                   "WHERE tenant_id = $1::uuid AND sha256 = $2 "
-                   "RETURNING content",
-                   ps, DB_NPARAMS(ps), &r);
+  int rc = db_exec(
+      c,
+      a->offset == 0
+          ? "UPDATE sync.files SET last_used_at = now() "
+            "WHERE tenant_id = $1::uuid AND sha256 = $2 RETURNING size, "
+            "substring(content FROM $3::int FOR $4::int)"
+          : "SELECT size, substring(content FROM $3::int FOR $4::int) "
+            "FROM sync.files WHERE tenant_id = $1::uuid AND sha256 = $2",
+      ps, DB_NPARAMS(ps), &r);
   if (rc == ERR_OK && db_nrows(r) != 1) rc = ERR_NOTFOUND;
-  if (rc == ERR_OK) rc = db_get_bytes(r, 0, 0, a->content, a->len);
+  if (rc == ERR_OK && db_get_int64(r, 0, 0, a->size) != ERR_OK) rc = ERR_DB;
+  if (rc == ERR_OK) rc = db_get_bytes(r, 0, 1, a->data, a->len);
   db_result_free(r);
   return rc;
 }
 
-int store_file_get(store *st, const char *tid,
-                   const uint8_t hash[STORE_FILE_HASH_LEN], uint8_t **content,
-                   size_t *len) {
-  *content = NULL;
-  get_args a = {.tid = tid, .hash = hash, .content = content, .len = len};
-  int rc = run(st, tid, get_fn, &a);
+int store_file_read(store *st, const char *tid,
+                    const uint8_t hash[STORE_FILE_HASH_LEN], int64_t offset,
+                    int64_t max, int64_t *size, uint8_t **data, size_t *len) {
+  *data = NULL;
+  *len = 0;
+  *size = 0;
+  if (offset < 0 || max < 0 || max > STORE_FILE_PART_MAX) return ERR_INVAL;
+  /* substring() takes an int: any offset past the largest file reads
+   * nothing, which the caller sees as offset > size. */
+  if (offset > STORE_FILE_MAX) offset = STORE_FILE_MAX + 1;
+  read_args a = {.tid = tid,
+                 .hash = hash,
+                 .offset = offset,
+                 .max = max,
+                 .size = size,
+                 .data = data,
+                 .len = len};
+  int rc = db_store_run(st, tid, NULL, offset != 0, read_fn, &a);
   if (rc != ERR_OK) {
-    free(*content);
-    *content = NULL;
+    free(*data);
+    *data = NULL;
     *len = 0;
   }
   return rc;
 }
 
-/* -------------------------------------------------------------- put --- */
-
-typedef struct put_args {
-  const char *tid;
-  const uint8_t *hash, *content;
-  size_t len;
-  int64_t quota;
-  bool *existed;
-} put_args;
+/* ------------------------------------------------------ touch, usage --- */
 
 /* The statement's one row, or none (ERR_OK with *hit false). */
 static int exec_hit(db_conn *c, const char *sql, const db_param *ps, int n,
@@ -84,67 +98,47 @@ static int exec_hit(db_conn *c, const char *sql, const db_param *ps, int n,
   return rc;
 }
 
-static int put_fn(db_conn *c, void *ud) {
-  put_args *a = ud;
-  *a->existed = false;
-  db_param key[] = {db_text(a->tid), db_bytes(a->hash, STORE_FILE_HASH_LEN)};
-  bool hit = false;
-  int rc = exec_hit(c,
-                    "UPDATE sync.files SET last_used_at = now() "
-                    "WHERE tenant_id = $1::uuid AND sha256 = $2 RETURNING 1",
-                    key, DB_NPARAMS(key), &hit);
-  if (rc != ERR_OK || hit) {
-    *a->existed = hit;
-    return rc;
+int store_file_touch(db_conn *c, const char *tid,
+                     const uint8_t hash[STORE_FILE_HASH_LEN], bool *hit,
+                     int64_t *size) {
+  *hit = false;
+  db_param key[] = {db_text(tid), db_bytes(hash, STORE_FILE_HASH_LEN)};
+  db_result *r = NULL;
+  int rc = db_exec(c,
+                   "UPDATE sync.files SET last_used_at = now() "
+                   "WHERE tenant_id = $1::uuid AND sha256 = $2 RETURNING size",
+                   key, DB_NPARAMS(key), &r);
+  if (rc == ERR_OK && db_nrows(r) == 1) {
+    *hit = true;
+    if (size != NULL && db_get_int64(r, 0, 0, size) != ERR_OK) rc = ERR_DB;
   }
-  db_param use[] = {db_text(a->tid), db_int64((int64_t)a->len),
-                    db_int64(a->quota)};
-  rc = db_exec(c,
-               "INSERT INTO sync.file_usage (tenant_id) VALUES ($1::uuid) "
-               "ON CONFLICT (tenant_id) DO NOTHING",
-               use, 1, NULL);
+  db_result_free(r);
+  return rc;
+}
+
+int store_usage_reserve(db_conn *c, const char *tid, int64_t bytes,
+                        int64_t quota) {
+  db_param use[] = {db_text(tid), db_int64(bytes), db_int64(quota)};
+  int rc = db_exec(c,
+                   "INSERT INTO sync.file_usage (tenant_id) VALUES ($1::uuid) "
+                   "ON CONFLICT (tenant_id) DO NOTHING",
+                   use, 1, NULL);
+  bool hit = false;
   if (rc == ERR_OK)
     rc = exec_hit(c,
                   "UPDATE sync.file_usage SET bytes = bytes + $2::bigint "
                   "WHERE tenant_id = $1::uuid AND bytes + $2::bigint <= "
                   "$3::bigint RETURNING 1",
                   use, DB_NPARAMS(use), &hit);
-  if (rc == ERR_OK && !hit) return ERR_TOOBIG;
-  db_param row[] = {db_text(a->tid), db_bytes(a->hash, STORE_FILE_HASH_LEN),
-                    db_int64((int64_t)a->len), db_bytes(a->content, a->len)};
-  db_result *r = NULL;
-  if (rc == ERR_OK)
-    rc = db_exec(c,
-                 "INSERT INTO sync.files (tenant_id, sha256, size, content) "
-                 "VALUES ($1::uuid, $2, $3::bigint, $4) "
-                 "ON CONFLICT (tenant_id, sha256) DO UPDATE "
-                 "SET last_used_at = now() RETURNING (xmax = 0) AS inserted",
-                 row, DB_NPARAMS(row), &r);
-  bool inserted = true;
-  if (rc == ERR_OK && db_get_bool(r, 0, 0, &inserted) != ERR_OK) rc = ERR_DB;
-  db_result_free(r);
-  if (rc == ERR_OK && !inserted) {
-    /* A concurrent upload of the same file won: its size is counted. */
-    *a->existed = true;
-    rc = db_exec(c,
-                 "UPDATE sync.file_usage SET bytes = bytes - $2::bigint "
-                 "WHERE tenant_id = $1::uuid",
-                 use, 2, NULL);
-  }
-  return rc;
+  return rc == ERR_OK && !hit ? ERR_TOOBIG : rc;
 }
 
-int store_file_put(store *st, const char *tid,
-                   const uint8_t hash[STORE_FILE_HASH_LEN],
-                   const uint8_t *content, size_t len, int64_t quota,
-                   bool *existed) {
-  put_args a = {.tid = tid,
-                .hash = hash,
-                .content = content,
-                .len = len,
-                .quota = quota,
-                .existed = existed};
-  return run(st, tid, put_fn, &a);
+int store_usage_release(db_conn *c, const char *tid, int64_t bytes) {
+  db_param use[] = {db_text(tid), db_int64(bytes)};
+  return db_exec(c,
+                 "UPDATE sync.file_usage SET bytes = bytes - $2::bigint "
+                 "WHERE tenant_id = $1::uuid",
+                 use, DB_NPARAMS(use), NULL);
 }
 
 /* ---------------------------------------------------------- present --- */

@@ -22,22 +22,20 @@
 #include "services/sync/store.h"
 
 #define STORE_FILE_HASH_LEN 32
+#define STORE_FILE_MAX ((int64_t)25 * 1024 * 1024) /* bytes of one file */
+#define STORE_FILE_PART_MAX ((int64_t)1024 * 1024) /* bytes of one part */
 
-/* The content of tenant tid's file hash (malloc'd into *content, *len; the
- * caller frees it), moving its last_used_at. ERR_NOTFOUND when the tenant
- * has no such file. */
-int store_file_get(store *st, const char *tid,
-                   const uint8_t hash[STORE_FILE_HASH_LEN], uint8_t **content,
-                   size_t *len) WARN_UNUSED;
-
-/* Stores content[0..len) as tenant tid's file hash unless it is there
- * already (*existed true: only last_used_at moves). quota: the most bytes
- * the tenant may hold. Errors: ERR_TOOBIG when the file would take the
- * tenant over quota (nothing stored), database errors. */
-int store_file_put(store *st, const char *tid,
-                   const uint8_t hash[STORE_FILE_HASH_LEN],
-                   const uint8_t *content, size_t len, int64_t quota,
-                   bool *existed) WARN_UNUSED;
+/* A slice of tenant tid's file hash: its whole size into *size and up to
+ * max bytes from offset (0 <= max <= STORE_FILE_PART_MAX) into *data,
+ * *len (malloc'd; the caller frees it; empty when offset >= size: the
+ * caller compares offset with *size). offset 0 moves last_used_at (a
+ * download or HEAD begins: the file is used); later offsets only read.
+ * ERR_NOTFOUND when the tenant has no such file, ERR_INVAL for a negative
+ * offset or max out of range. */
+int store_file_read(store *st, const char *tid,
+                    const uint8_t hash[STORE_FILE_HASH_LEN], int64_t offset,
+                    int64_t max, int64_t *size, uint8_t **data,
+                    size_t *len) WARN_UNUSED;
 
 /* For each of hashes[0..n) (STORE_FILE_HASH_LEN bytes each), whether the
  * tenant holds it (present[i]); those held count as used. n <= 1000. */
@@ -50,5 +48,23 @@ int store_files_present(store *st, const char *tid, const uint8_t *hashes,
  * went. */
 int store_files_expire(store *st, int64_t ttl_ms, size_t batch, size_t *removed,
                        int64_t *bytes) WARN_UNUSED;
+
+/* ---- Inside a transaction of this store (store_uploads.c shares them). */
+
+/* Moves last_used_at of tenant tid's file hash if it exists (*hit), its
+ * size into *size (may be NULL). */
+int store_file_touch(db_conn *c, const char *tid,
+                     const uint8_t hash[STORE_FILE_HASH_LEN], bool *hit,
+                     int64_t *size) WARN_UNUSED;
+
+/* Adds bytes to the tenant's usage only while it stays within quota: one
+ * conditional UPDATE of the tenant's row, which also serialises the
+ * tenant's concurrent reservations. ERR_TOOBIG when it would not fit
+ * (nothing changed). */
+int store_usage_reserve(db_conn *c, const char *tid, int64_t bytes,
+                        int64_t quota) WARN_UNUSED;
+
+/* Gives bytes of the tenant's usage back. */
+int store_usage_release(db_conn *c, const char *tid, int64_t bytes) WARN_UNUSED;
 
 #endif

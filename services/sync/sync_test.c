@@ -171,6 +171,61 @@ START_TEST(file_names_are_64_lower_case_hex_digits) {
 }
 END_TEST
 
+/* files_part_check: every bad field of a PutFilePart named at once, and
+ * the bounds exactly at their limits. */
+START_TEST(a_file_part_is_checked_whole_before_the_store) {
+  const char *hex =
+      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+  const char *id = "0190F3A2-7B6C-7DEF-8123-456789ABCDEF";
+  uint8_t h[32];
+  char canon[UUID_STR_LEN + 1];
+  vlist v;
+  const int64_t mib = 1024 * 1024;
+  vlist_init(&v);
+  ck_assert_int_eq(
+      files_part_check(hex, id, 25 * mib, 24 * mib, 1024 * 1024, h, canon, &v),
+      ERR_OK);
+  ck_assert_str_eq(canon, "0190f3a2-7b6c-7def-8123-456789abcdef");
+  vlist_init(&v); /* the empty file: one empty part */
+  ck_assert_int_eq(files_part_check(hex, id, 0, 0, 0, h, canon, &v), ERR_OK);
+  vlist_init(&v);
+  ck_assert_int_eq(files_part_check("E3B0", "x", 25 * mib + 1, -1,
+                                    1024 * 1024 + 1, h, canon, &v),
+                   ERR_INVAL);
+  ck_assert(vlist_has(&v, "sha256") && vlist_has(&v, "upload_id") &&
+            vlist_has(&v, "size") && vlist_has(&v, "offset") &&
+            vlist_has(&v, "data"));
+  vlist_init(&v); /* past the end */
+  ck_assert_int_eq(files_part_check(hex, id, 100, 90, 11, h, canon, &v),
+                   ERR_INVAL);
+  ck_assert(vlist_has(&v, "data"));
+  vlist_init(&v); /* empty, but the file is not */
+  ck_assert_int_eq(files_part_check(hex, id, 100, 0, 0, h, canon, &v),
+                   ERR_INVAL);
+  ck_assert(vlist_has(&v, "data"));
+  vlist_init(&v);
+  ck_assert_int_eq(files_part_check(hex, NULL, 100, 0, 10, h, canon, &v),
+                   ERR_INVAL);
+  ck_assert(vlist_has(&v, "upload_id"));
+}
+END_TEST
+
+START_TEST(the_files_module_needs_an_upload_idle_time) {
+  files *f = NULL;
+  store *st = (store *)&f;  /* never dereferenced: refused first */
+  authn *au = (authn *)&st; /* likewise */
+  files_config c = {.store = st,
+                    .verifier = au,
+                    .quota_bytes = 1,
+                    .ttl_ms = 1000,
+                    .sweep_ms = 1000,
+                    .upload_idle_ms = 0};
+  ck_assert_int_eq(files_new(&c, &f), ERR_INVAL);
+  ck_assert_ptr_null(f);
+  files_free(NULL);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("sync");
   TCase *tc = tcase_create("sync");
@@ -179,6 +234,8 @@ int main(void) {
   tcase_add_test(tc, a_secret_matches_only_its_hash_under_its_pepper);
   tcase_add_test(tc, hlcs_order_by_wall_then_counter_then_node);
   tcase_add_test(tc, file_names_are_64_lower_case_hex_digits);
+  tcase_add_test(tc, a_file_part_is_checked_whole_before_the_store);
+  tcase_add_test(tc, the_files_module_needs_an_upload_idle_time);
   tcase_add_test(tc, beats_fold_into_one_per_device_with_the_latest_values);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -20,7 +20,11 @@
  * asserted (a loaded machine is slow, not wrong).
  *
  * Then an orders replica hangs (SIGSTOP, then SIGCONT) under reads: no
- * read fails; how much slower the slowest read got is printed. Last, two
+ * read fails; how much slower the slowest read got is printed. Then a
+ * tenants replica hangs under order creations, whose orders replicas
+ * read the tenant's currency from tenants: no order fails (the
+ * service-to-service read gives the hung replica up after
+ * RPC_ATTEMPT_TIMEOUT_MS). Last, two
  * gateways behind nginx (tools/lb/nginx_conf.sh), each killed in turn under
  * keyed POSTs and reads: none fails, none is made twice.
  *
@@ -470,6 +474,59 @@ static void hang_and_continue(harness_service *s, const char *name) {
   ck_assert_int_eq(atomic_load(&g_rs.fail), 0);
 }
 
+/* Order creations while a tenants replica hangs: each orders replica
+ * asks tenants for the tenant's currency once its 1 s cache entry is
+ * gone (ORDERS_CURRENCY_CACHE_TTL here), half the time of the stopped
+ * replica. Service-to-service reads have an attempt timeout
+ * (RPC_ATTEMPT_TIMEOUT_MS, 300 ms here, libs/svc): the read goes to the
+ * other replica and the order is made; without it, each such read would
+ * wait out ORDERS_TENANTS_TIMEOUT (2 s) and the order fail with 503. */
+static atomic_long g_hung_orders, g_hung_fail;
+
+static void *order_writer_main(void *arg) {
+  int thread = 100 + (int)(intptr_t)arg; /* keys apart from load_main's */
+  for (long n = 0; !atomic_load(&g_rs_stop); n++) {
+    long failed = atomic_load(&g_t.order_fail);
+    order_once(thread, n, true);
+    if (atomic_load(&g_t.order_fail) != failed)
+      atomic_fetch_add(&g_hung_fail, 1);
+    else
+      atomic_fetch_add(&g_hung_orders, 1);
+  }
+  return NULL;
+}
+
+static void hang_tenants_under_orders(harness_service *s, const char *name) {
+  pthread_t th[THREADS];
+  atomic_store(&g_rs_stop, false);
+  for (int i = 0; i < THREADS; i++)
+    ck_assert_int_eq(
+        pthread_create(&th[i], NULL, order_writer_main, (void *)(intptr_t)i),
+        0);
+  int64_t deadline = time_mono_ms() + 60000;
+  while (atomic_load(&g_hung_orders) < 20 && time_mono_ms() < deadline)
+    time_sleep_ms(20);
+  harness_signal(s->proc, SIGSTOP);
+  long before = atomic_load(&g_hung_orders);
+  /* Three currency cache lifetimes at least, and orders made meanwhile. */
+  int64_t t0 = time_mono_ms();
+  deadline = t0 + 60000;
+  while ((time_mono_ms() - t0 < 3500 ||
+          atomic_load(&g_hung_orders) - before < 20) &&
+         time_mono_ms() < deadline)
+    time_sleep_ms(20);
+  long during = atomic_load(&g_hung_orders) - before;
+  harness_signal(s->proc, SIGCONT);
+  atomic_store(&g_rs_stop, true);
+  for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+  printf("failover: %s stopped (SIGSTOP) for %lld ms: %ld orders made "
+         "meanwhile, %ld failed\n",
+         name, (long long)(time_mono_ms() - t0), during,
+         atomic_load(&g_hung_fail));
+  ck_assert_int_ge(during, 20);
+  ck_assert_int_eq(atomic_load(&g_hung_fail), 0);
+}
+
 /* --------------------------------------------- the load balancer --- */
 
 /* Two gateways behind nginx configured by tools/lb/nginx_conf.sh (what
@@ -622,9 +679,10 @@ START_TEST(killed_replicas_cost_no_request_and_no_duplicate) {
   crash_mid_creation();
   /* FAILOVER_HANG=0 skips it (a machine where SIGSTOP is not allowed). */
   const char *hang = getenv("FAILOVER_HANG");
-  if (hang == NULL || strcmp(hang, "0") != 0)
+  if (hang == NULL || strcmp(hang, "0") != 0) {
     hang_and_continue(&g_orders[1], "orders-1");
-  else
+    hang_tenants_under_orders(&g_tenants[1], "tenants-1");
+  } else
     printf("failover: hung-replica phase skipped (FAILOVER_HANG=0)\n");
   gateways_behind_nginx();
 
@@ -739,7 +797,9 @@ static bool start_system(void) {
            N_TENANTS, true);
 
   char *ord_extra[] = {g_auth_addr, g_ten_addr, g_auth_events, g_ten_events,
-                       NULL};
+                       /* what the hung-tenants phase relies on */
+                       "ORDERS_CURRENCY_CACHE_TTL=1s",
+                       "RPC_ATTEMPT_TIMEOUT_MS=300", NULL};
   memcpy(g_ord_extra, ord_extra, sizeof ord_extra);
   if (!start_group(g_orders, N_ORDERS, "orders", "services/orders/orders",
                    "services/orders/orders", g_ord_extra))

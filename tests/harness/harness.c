@@ -292,6 +292,18 @@ harness_proc *harness_spawn(const char *name, char *const argv[],
 
 pid_t harness_pid(const harness_proc *p) { return p->pid; }
 
+long harness_rss_kb(const harness_proc *p) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)p->pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -1;
+  long kb = -1;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "VmRSS:", 6) == 0) kb = strtol(line + 6, NULL, 10);
+  fclose(f);
+  return kb;
+}
+
 const char *harness_log_path(const harness_proc *p) { return p->log_path; }
 
 /* Reaps p if it has exited; true when it has. Processes spawned by another

@@ -52,6 +52,9 @@ harness_proc *harness_spawn(const char *name, char *const argv[],
 pid_t harness_pid(const harness_proc *p);
 const char *harness_log_path(const harness_proc *p);
 
+/* The process's resident memory (VmRSS), KiB; -1 when unreadable. */
+long harness_rss_kb(const harness_proc *p);
+
 /* True while the process has not exited. */
 bool harness_alive(harness_proc *p);
 

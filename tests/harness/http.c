@@ -297,3 +297,21 @@ void harness_json_check_keys(json_t *o, const char *const *keys,
     ck_abort_msg("%s", msg);
   }
 }
+
+double harness_metric(int admin_port, const char *series) {
+  harness_http_resp *r =
+      harness_http_request("GET", admin_port, "/metrics", NULL, NULL, NULL);
+  double v = r->status == 200 ? 0 : -1;
+  size_t n = strlen(series);
+  /* A line that starts with the series, then a space and the value. */
+  for (const char *p = r->status == 200 ? r->body : NULL; p != NULL && *p;) {
+    if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+      v = strtod(p + n + 1, NULL);
+      break;
+    }
+    p = strchr(p, '\n');
+    if (p != NULL) p++;
+  }
+  harness_http_free(r);
+  return v;
+}

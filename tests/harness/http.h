@@ -109,6 +109,12 @@ long long harness_json_int(json_t *v, const char *path);
 #define CK_HTTP_STATUS(r, want)                                                \
   harness_http_check_status((r), (want), __FILE__, __LINE__)
 
+/* The value of one series on the /metrics page of a service's admin port
+ * (libs/obs text format): series is the name with its labels exactly as
+ * printed ("sync_upload_parts_total{status=\"applied\"}", or a bare name).
+ * 0 when the page lacks it, -1 when the page does not answer. */
+double harness_metric(int admin_port, const char *series);
+
 /* r is an HTTP-API.md error: the status, the body exactly {"error": {...}}
  * as JSON (Content-Type: application/json) with this code, a string
  * message, an array of details and request_id equal to the X-Request-Id

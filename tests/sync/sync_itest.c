@@ -181,6 +181,18 @@ static bool wait_status(const tenant *t, const char *id, const char *want) {
   return false;
 }
 
+/* sync_conflicts_total{policy, resolution} of both replicas. */
+static double conflicts_counted(const char *policy, const char *resolution) {
+  char series[128];
+  snprintf(series, sizeof series,
+           "sync_conflicts_total{policy=\"%s\",resolution=\"%s\"}", policy,
+           resolution);
+  double a = harness_metric(g_sync.admin_port, series);
+  double b = harness_metric(g_sync2.admin_port, series);
+  ck_assert(a >= 0 && b >= 0);
+  return a + b;
+}
+
 /* -------------------------------------------------------------- tests --- */
 
 START_TEST(a_device_registers_and_its_secret_is_stored_hashed) {
@@ -470,11 +482,27 @@ START_TEST(heartbeats_bring_a_device_online_and_silence_takes_it_offline) {
     time_sleep_ms(100);
   }
   ck_assert(wait_status(&t, id, "online"));
+  /* The gauge (counted every 10 s by each replica) sees it; the device
+   * keeps beating meanwhile (silence would take it offline in 4 s). */
+  bool counted = false;
+  for (int64_t end = time_now_ms() + 30000; !counted && time_now_ms() < end;
+       time_sleep_ms(200)) {
+    r = call("POST", "/v1/sync/heartbeat",
+             "{\"app_version\":\"1.2.3\",\"pending\":4,\"cursor\":17}", tok,
+             NULL);
+    harness_http_free(r);
+    counted = harness_metric(g_sync.admin_port, "sync_devices_online") >= 1 &&
+              harness_metric(g_sync2.admin_port, "sync_devices_online") >= 1;
+  }
+  ck_assert(counted);
   char path[96];
   snprintf(path, sizeof path, "/v1/sync/devices/%s", id);
   r = call("GET", path, NULL, t.owner_token, NULL);
   ck_assert_str_eq(harness_json_str(r->json, "app_version"), "1.2.3");
   ck_assert_uint_eq(strlen(harness_json_str(r->json, "last_seen_at")), 24);
+  /* What its beats reported is shown (beyond HTTP-API.md's device). */
+  ck_assert_int_eq(harness_json_int(r->json, "pending"), 4);
+  ck_assert_int_eq(harness_json_int(r->json, "cursor"), 17);
   harness_http_free(r);
   char pending[16];
   ck_assert(db_value("SELECT pending::text FROM sync.devices WHERE "
@@ -493,6 +521,11 @@ START_TEST(heartbeats_bring_a_device_online_and_silence_takes_it_offline) {
   ck_assert(wait_status(&t, id, "online"));
   ck_assert_int_eq(events_of("DeviceOnline", id), 2);
   ck_assert_int_eq(events_of("DeviceOffline", id), 1);
+  /* A beat that does not say keeps what was reported. */
+  r = call("GET", path, NULL, t.owner_token, NULL);
+  ck_assert_int_eq(harness_json_int(r->json, "cursor"), 17);
+  ck_assert_int_eq(harness_json_int(r->json, "pending"), 4);
+  harness_http_free(r);
 }
 END_TEST
 
@@ -964,6 +997,8 @@ START_TEST(two_devices_change_one_order_from_one_version) {
   ck_assert_str_eq(harness_json_str(e, "conflict.server.status"), "confirmed");
   ck_assert_int_eq(harness_json_int(r->json, "last_mutation_id"), 1);
   harness_http_free(r);
+  /* Counted (sync_conflicts_total, on whichever replica took the push). */
+  ck_assert_double_ge(conflicts_counted("server_wins", "server"), 1);
   /* The conflict consumed its id: the same push again is a duplicate. */
   r = push1(&b, m);
   ck_assert_str_eq(harness_json_str(only_result(r), "status"), "duplicate");
@@ -993,6 +1028,7 @@ START_TEST(two_devices_change_one_order_from_one_version) {
   r = push1(&b, m);
   ck_assert_str_eq(harness_json_str(only_result(r), "status"), "conflict");
   harness_http_free(r);
+  ck_assert_double_ge(conflicts_counted("manual", "manual"), 1);
   r = call("GET", "/v1/sync/conflicts", NULL, a.t.owner_token, NULL);
   CK_HTTP_STATUS(r, 200);
   json_t *list = json_object_get(r->json, "conflicts");
@@ -1222,6 +1258,11 @@ START_TEST(pull_from_zero_returns_each_order_once_newest_in_order) {
   int seen[PULL_ORDERS] = {0}, others = 0;
   int64_t cursor = 0, prev = 0;
   int pages = 0, total = 0;
+  /* Each pull is counted in the lag histogram (the tests' pulls may run
+   * on either replica; other cases' pulls do not run meanwhile). */
+  double lag0 =
+      harness_metric(g_sync.admin_port, "sync_pull_lag_changes_count") +
+      harness_metric(g_sync2.admin_port, "sync_pull_lag_changes_count");
   for (;;) {
     r = pull(d.token, cursor, 40);
     CK_HTTP_STATUS(r, 200);
@@ -1272,6 +1313,10 @@ START_TEST(pull_from_zero_returns_each_order_once_newest_in_order) {
     pages++;
     if (!more) break;
   }
+  double lag1 =
+      harness_metric(g_sync.admin_port, "sync_pull_lag_changes_count") +
+      harness_metric(g_sync2.admin_port, "sync_pull_lag_changes_count");
+  ck_assert_int_eq((long)(lag1 - lag0), pages);
   ck_assert_int_eq(others, 3); /* the product, the table, the deleted one */
   ck_assert_int_eq(total, PULL_ORDERS + 3);
   ck_assert_int_ge(pages, 3);
@@ -1774,6 +1819,237 @@ START_TEST(expiry_removes_an_unused_file_and_keeps_a_used_one) {
 }
 END_TEST
 
+/* Streaming (issue 11): the gateway sends an upload to sync in parts of
+ * 256 KiB as they arrive, and reads a download back part by part. */
+
+/* Staged upload parts of tenant tid, and their bytes (past RLS). */
+static long staged_bytes(const char *tid) {
+  char n[32];
+  ck_assert(db_value("SELECT coalesce(sum(length(data)), 0) FROM "
+                     "sync.upload_parts WHERE tenant_id = $1::uuid AND $2 = $2",
+                     tid, "x", n, sizeof n));
+  return (long)num(n);
+}
+
+static long uploads_of(const char *tid) {
+  char n[32];
+  ck_assert(db_value("SELECT count(*) FROM sync.uploads WHERE tenant_id = "
+                     "$1::uuid AND stored_at IS NULL AND $2 = $2",
+                     tid, "x", n, sizeof n));
+  return (long)num(n);
+}
+
+static long usage_of(const char *tid) {
+  char n[32];
+  if (!db_value("SELECT bytes FROM sync.file_usage WHERE tenant_id = "
+                "$1::uuid AND $2 = $2",
+                tid, "x", n, sizeof n))
+    return 0;
+  return (long)num(n);
+}
+
+/* A raw connection to the gateway that has sent head (the request's
+ * headers and the blank line). */
+static int gateway_socket(const char *head) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)g_gw.http_port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  ck_assert_int_eq(send(fd, head, strlen(head), MSG_NOSIGNAL),
+                   (ssize_t)strlen(head));
+  return fd;
+}
+
+START_TEST(a_large_file_streams_both_ways_byte_for_byte) {
+  dev d;
+  make_dev(&d, "str");
+  char hex[65];
+  size_t n = 3u * 1024 * 1024 + 5; /* 13 parts, the last of 5 bytes */
+  char *data = random_file(n, hex);
+  resp *r = put_file(d.token, hex, data, n);
+  CK_HTTP_STATUS(r, 201);
+  ck_assert_str_eq(harness_json_str(r->json, "sha256"), hex);
+  ck_assert_int_eq(harness_json_int(r->json, "size"), (long)n);
+  /* The answer is the public shape: no part bookkeeping in it. */
+  ck_assert_ptr_null(harness_json_get(r->json, "done"));
+  ck_assert_ptr_null(harness_json_get(r->json, "received"));
+  harness_http_free(r);
+  ck_assert_int_eq(files_of(d.t.id), 1);
+  ck_assert_int_eq(staged_bytes(d.t.id), 0); /* parts gone once stored */
+  ck_assert_int_eq(uploads_of(d.t.id), 0);
+  ck_assert_int_eq(usage_of(d.t.id), (long)n);
+  /* Read back part by part: every byte, in order, Content-Length whole. */
+  char path[128];
+  snprintf(path, sizeof path, "/v1/sync/files/%s", hex);
+  r = call("GET", path, NULL, d.token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_uint_eq(r->len, n);
+  ck_assert(memcmp(r->body, data, n) == 0);
+  ck_assert_str_eq(harness_http_header(r, "Content-Length"), "3145733");
+  harness_http_free(r);
+  /* HEAD: the size, no bytes. */
+  r = call("HEAD", path, NULL, d.token, NULL);
+  CK_HTTP_STATUS(r, 200);
+  ck_assert_uint_eq(r->len, 0);
+  ck_assert_str_eq(harness_http_header(r, "Content-Length"), "3145733");
+  harness_http_free(r);
+  /* The same file again: 200, the body read and dropped, usage once. */
+  r = put_file(d.token, hex, data, n);
+  CK_HTTP_STATUS(r, 200);
+  harness_http_free(r);
+  ck_assert_int_eq(usage_of(d.t.id), (long)n);
+  free(data);
+}
+END_TEST
+
+START_TEST(an_upload_reaches_sync_before_its_body_ends) {
+  dev d;
+  make_dev(&d, "half");
+  char hex[65];
+  size_t n = 3u * 1024 * 1024;
+  char *data = random_file(n, hex);
+  char head[PASETO_TOKEN_MAX + 512];
+  snprintf(head, sizeof head,
+           "PUT /v1/sync/files/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           "Authorization: Bearer %s\r\nContent-Type: "
+           "application/octet-stream\r\nContent-Length: %zu\r\n\r\n",
+           hex, d.token, n);
+  int fd = gateway_socket(head);
+  /* A third of the body, then the client stalls: the parts it filled
+   * are already in sync's staging table (the gateway did not wait for
+   * the whole body, and holds at most one part of it). */
+  size_t sent = n / 3;
+  ck_assert_int_eq(send(fd, data, sent, MSG_NOSIGNAL), (ssize_t)sent);
+  long staged = 0;
+  for (int64_t end = time_now_ms() + 30000;
+       staged < 3 * 256 * 1024 && time_now_ms() < end;) {
+    staged = staged_bytes(d.t.id);
+    if (staged < 3 * 256 * 1024) time_sleep_ms(50);
+  }
+  ck_assert_int_ge(staged, 3 * 256 * 1024);
+  ck_assert_int_le(staged, (long)sent);
+  ck_assert_int_eq(files_of(d.t.id), 0);
+  /* The client goes away: nothing is stored; the staged upload is left
+   * for sync's janitor (SYNC_UPLOAD_IDLE), which its own test covers. */
+  close(fd);
+  time_sleep_ms(300);
+  ck_assert_int_eq(files_of(d.t.id), 0);
+  ck_assert_int_eq(file_status("HEAD", d.token, hex), 404);
+  /* The whole file later, as a new upload: stored once. */
+  resp *r = put_file(d.token, hex, data, n);
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  ck_assert_int_eq(files_of(d.t.id), 1);
+  free(data);
+}
+END_TEST
+
+/* Uploads held open part way: what the gateway holds of each is a part,
+ * not what was sent. UP_CONNS uploads of UP_SIZE announced (their
+ * reservations fit the 40 MiB quota), UP_SENT bytes of each sent (18
+ * full parts), then the gateway's RSS is compared with its RSS after a
+ * warm-up upload. Buffering the bodies would add UP_CONNS x UP_SENT
+ * (31.5 MiB); parts add at most a part per upload plus allocator slack,
+ * well under UP_RSS_MAX_KB. */
+#define UP_CONNS 7
+#define UP_SIZE (5u * 1024 * 1024)
+#define UP_SENT (18u * 256 * 1024)
+#define UP_RSS_MAX_KB (10 * 1024)
+
+START_TEST(open_uploads_cost_the_gateway_a_part_each) {
+  dev d;
+  make_dev(&d, "mem");
+  char hex[65];
+  char *data = random_file(UP_SIZE, hex);
+  resp *r = put_file(d.token, hex, data, UP_SIZE); /* warm-up: pools, arenas */
+  CK_HTTP_STATUS(r, 201);
+  harness_http_free(r);
+  long before = harness_rss_kb(g_gw.proc);
+  ck_assert_int_gt(before, 0);
+  int fds[UP_CONNS];
+  for (int i = 0; i < UP_CONNS; i++) {
+    char name[65], head[PASETO_TOKEN_MAX + 512];
+    randombytes_buf(data, 32); /* another name each (never stored) */
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, (const unsigned char *)data, 64);
+    sodium_bin2hex(name, sizeof name, h, sizeof h);
+    snprintf(head, sizeof head,
+             "PUT /v1/sync/files/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             "Authorization: Bearer %s\r\nContent-Type: "
+             "application/octet-stream\r\nContent-Length: %u\r\n\r\n",
+             name, d.token, UP_SIZE);
+    fds[i] = gateway_socket(head);
+    size_t off = 0;
+    while (off < UP_SENT) {
+      ssize_t w = send(fds[i], data + off, UP_SENT - off, MSG_NOSIGNAL);
+      ck_assert_int_gt(w, 0);
+      off += (size_t)w;
+    }
+  }
+  /* Every full part has reached sync: the gateway holds none of them. */
+  long want = (long)UP_CONNS * UP_SENT, staged = 0;
+  for (int64_t end = time_now_ms() + 60000;
+       staged < want && time_now_ms() < end;) {
+    staged = staged_bytes(d.t.id);
+    if (staged < want) time_sleep_ms(50);
+  }
+  ck_assert_int_eq(staged, want);
+  long during = harness_rss_kb(g_gw.proc);
+  printf("sync_itest: gateway VmRSS %ld KiB, %ld KiB with %d uploads of "
+         "%u KiB held open after %u KiB each (+%ld KiB; bound +%d KiB, "
+         "bodies buffered: +%u KiB)\n",
+         before, during, UP_CONNS, UP_SIZE / 1024, UP_SENT / 1024,
+         during - before, UP_RSS_MAX_KB, UP_CONNS * UP_SENT / 1024);
+  for (int i = 0; i < UP_CONNS; i++) close(fds[i]);
+  ck_assert_int_le(during - before, UP_RSS_MAX_KB);
+  free(data);
+}
+END_TEST
+
+START_TEST(a_wrong_hash_on_a_streamed_upload_leaves_nothing) {
+  dev d;
+  make_dev(&d, "lie");
+  char hex[65], other[65];
+  size_t n = 1024u * 1024 + 7;
+  char *data = random_file(n, hex);
+  char *lie = random_file(10, other);
+  long before = usage_of(d.t.id);
+  resp *r = put_file(d.token, other, data, n);
+  CK_HTTP_ERROR(r, 400, "INVALID_ARGUMENT");
+  ck_assert(harness_http_has_detail(r, "content"));
+  harness_http_free(r);
+  /* No file, no staged part, no upload, the reservation given back. */
+  ck_assert_int_eq(files_of(d.t.id), 0);
+  ck_assert_int_eq(staged_bytes(d.t.id), 0);
+  ck_assert_int_eq(uploads_of(d.t.id), 0);
+  ck_assert_int_eq(usage_of(d.t.id), before);
+  ck_assert_int_eq(file_status("HEAD", d.token, other), 404);
+  /* A chunked upload has no size to reserve: 411 before any byte. */
+  char head[PASETO_TOKEN_MAX + 512];
+  snprintf(head, sizeof head,
+           "PUT /v1/sync/files/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           "Authorization: Bearer %s\r\nContent-Type: "
+           "application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+           hex, d.token);
+  int fd = gateway_socket(head);
+  char buf[512] = {0};
+  ssize_t got = recv(fd, buf, sizeof buf - 1, 0);
+  ck_assert_int_gt(got, 12);
+  ck_assert_msg(strncmp(buf, "HTTP/1.1 411", 12) == 0, "%s", buf);
+  close(fd);
+  /* The part fields are the gateway's: a client cannot set them. */
+  char path[160];
+  snprintf(path, sizeof path, "/v1/sync/files/%s?offset=5", hex);
+  r = call("GET", path, NULL, d.token, NULL);
+  ck_assert_int_eq(r->status, 400);
+  harness_http_free(r);
+  free(data);
+  free(lie);
+}
+END_TEST
+
 /* --------------------------------------------------------------- main --- */
 
 static bool start_system(void) {
@@ -1887,6 +2163,11 @@ int main(void) {
   HARNESS_ADD_CASE(s, the_quota_and_the_25_mib_cap_hold, 300, NULL);
   HARNESS_ADD_CASE(s, expiry_removes_an_unused_file_and_keeps_a_used_one, 120,
                    NULL);
+  HARNESS_ADD_CASE(s, a_large_file_streams_both_ways_byte_for_byte, 120, NULL);
+  HARNESS_ADD_CASE(s, an_upload_reaches_sync_before_its_body_ends, 120, NULL);
+  HARNESS_ADD_CASE(s, a_wrong_hash_on_a_streamed_upload_leaves_nothing, 120,
+                   NULL);
+  HARNESS_ADD_CASE(s, open_uploads_cost_the_gateway_a_part_each, 120, NULL);
   /* Last: they kill and restart both sync replicas, then orders. */
   HARNESS_ADD_CASE(s, kill_9_of_sync_in_a_push_then_retry_is_exactly_once, 300,
                    NULL);

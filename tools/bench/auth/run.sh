@@ -9,15 +9,9 @@
 # BAZEL_OUTPUT_BASE selects a Bazel output base.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-bazel_cmd=(bazel)
-if [[ -n "${BAZEL_OUTPUT_BASE:-}" ]]; then
-  bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
-fi
-if ! "${bazel_cmd[@]}" build --symlink_prefix=/ //tools/bench/auth:bench_auth //services/auth >/dev/null 2>&1; then
-  "${bazel_cmd[@]}" build --symlink_prefix=/ //tools/bench/auth:bench_auth //services/auth
-  exit 1
-fi
-bin_dir="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
+. tools/bench/common.sh
+bench_build //tools/bench/auth:bench_auth //services/auth
+bin_dir="$bin"
 pg_bin="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}"
 echo "== load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 BAZEL_BIN="$bin_dir" PG_BIN="$pg_bin" "$bin_dir/tools/bench/auth/bench_auth" "$@"

@@ -12,25 +12,12 @@ cd "$(dirname "$0")/../../.."
 rounds="${1:-5}"
 secs="${2:-8}"
 conns="${3:-64}"
-bazel_cmd=(bazel)
-[[ -n "${BAZEL_OUTPUT_BASE:-}" ]] && bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
-targets=(//tools/bench/gateway:nng_healthz //tools/bench/gateway:mhd_healthz)
-if ! "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}" >/dev/null 2>&1; then
-  "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}"
-  exit 1
-fi
-bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)/tools/bench/gateway"
-
-tmp="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-p_nginx="$(free_port)"; p_nng="$(free_port)"; p_mhd="$(free_port)"
+. tools/bench/common.sh
+bench_need_wrk
+bench_build //tools/bench/gateway:nng_healthz //tools/bench/gateway:mhd_healthz
+bin="$bin/tools/bench/gateway"
+bench_tmp
+p_nginx="$(bench_free_port)"; p_nng="$(bench_free_port)"; p_mhd="$(bench_free_port)"
 $(tools/bench/gateway/nginx_conf.sh "$tmp/nginx" "$p_nginx") & pids+=($!)
 "$bin/nng_healthz" "$p_nng" & pids+=($!)
 "$bin/mhd_healthz" "$p_mhd" 2 & pids+=($!)

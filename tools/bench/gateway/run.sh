@@ -19,28 +19,14 @@ cd "$(dirname "$0")/../../.."
 secs="${1:-10}"
 conns="${2:-64}"
 rounds="${3:-3}"
-bazel_cmd=(bazel)
-[[ -n "${BAZEL_OUTPUT_BASE:-}" ]] && bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
-targets=(//tools/bench/gateway:bench_system //services/gateway //services/auth //services/tenants //tools/token)
-if ! "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}" >/dev/null 2>&1; then
-  "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}"
-  exit 1
-fi
-bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
-
-tmp="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_ok() { for _ in $(seq 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; return 1; }
+. tools/bench/common.sh
+bench_need_wrk
+bench_build //tools/bench/gateway:bench_system //services/gateway //services/auth \
+  //services/tenants //tools/token
+bench_tmp
 rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 
-echo "== $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
+bench_banner
 
 # The gateway's service identity (it needs one to start; nothing here
 # calls a backend): a key and a trust bundle holding it.
@@ -48,15 +34,15 @@ echo "== $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%T
 echo "gateway $(cut -c65-128 "$tmp/gateway.key")" >"$tmp/trust"
 
 # ---------------------------------------------------------------- 1 ----
-p_nginx="$(free_port)"; p_gw="$(free_port)"; p_adm="$(free_port)"
+p_nginx="$(bench_free_port)"; p_gw="$(bench_free_port)"; p_adm="$(bench_free_port)"
 $(tools/bench/gateway/nginx_conf.sh "$tmp/nginx" "$p_nginx") & pids+=($!)
 HTTP_ADDR=127.0.0.1 HTTP_PORT="$p_gw" ADMIN_ADDR=127.0.0.1 ADMIN_PORT="$p_adm" \
   AUTH_ADDR=tcp://127.0.0.1:9 TENANTS_ADDR=tcp://127.0.0.1:9 \
   REDIS_URL=redis://127.0.0.1:9 LOG_LEVEL=warn \
   SERVICE_KEY_FILE="$tmp/gateway.key" SERVICE_TRUST_FILE="$tmp/trust" \
   "$bin/services/gateway/gateway" >"$tmp/gw-healthz.log" 2>&1 & pids+=($!)
-wait_ok "http://127.0.0.1:$p_nginx/healthz"
-wait_ok "http://127.0.0.1:$p_gw/healthz"
+bench_wait_ok "http://127.0.0.1:$p_nginx/healthz"
+bench_wait_ok "http://127.0.0.1:$p_gw/healthz"
 echo "== 1. GET /healthz, wrk -t2 -c$conns -d${secs}s, $rounds rounds"
 printf "%-6s %12s %12s %8s\n" round nginx gateway ratio
 sum_n=0; sum_g=0
@@ -71,14 +57,8 @@ printf "%-6s %12.0f %12.0f %8.2f\n" all "$sum_n" "$sum_g" "$(echo "$sum_g / $sum
 
 # ---------------------------------------------------------------- 2 ----
 echo "== 2. authenticated GET /v1/tenant through the system"
-mkfifo "$tmp/hold"
-BAZEL_BIN="$bin" "$bin/tools/bench/gateway/bench_system" <"$tmp/hold" >"$tmp/sys.out" 2>"$tmp/sys.err" &
-sys_pid=$!
-pids+=($sys_pid)
-exec 9>"$tmp/hold"   # holds bench_system's stdin open
-for _ in $(seq 600); do grep -q READY "$tmp/sys.out" 2>/dev/null && break; sleep 0.1; done
-grep -q READY "$tmp/sys.out" || { cat "$tmp/sys.err"; exit 1; }
-eval "$(grep -E '^(GATEWAY_PORT|ADMIN_PORT|TOKEN)=' "$tmp/sys.out")"
+bench_fixture_start 'GATEWAY_PORT|ADMIN_PORT|TOKEN' \
+  "$bin/tools/bench/gateway/bench_system" BAZEL_BIN="$bin"
 url="http://127.0.0.1:$GATEWAY_PORT/v1/tenant"
 curl -sf -H "Authorization: Bearer $TOKEN" "$url" >/dev/null
 # Warm-up (connections, caches), then the measured run.
@@ -110,5 +90,4 @@ for st in ['verify', 'tenant', 'ratelimit', 'transcode', 'rpc']:
 other = total - sum(delta('gateway_stage_duration_seconds_sum', f'{{stage="{st}"}}') for st in ['verify','tenant','ratelimit','transcode','rpc'])
 print(f"  {'http+queue':10s} {100*other/total:5.1f}%   (parsing, worker hand-off, answer)")
 PY
-exec 9>&-
-wait "$sys_pid" || true
+bench_fixture_stop

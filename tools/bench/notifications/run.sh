@@ -22,14 +22,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 export N="${1:-2000}" CONCS="${2:-4 16}" SN="${3:-1000}" RATE="${4:-100}"
-bazel_cmd=(bazel)
-[[ -n "${BAZEL_OUTPUT_BASE:-}" ]] && bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
-targets=(//tools/bench/notifications:ntf_system)
-if ! "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}" >/dev/null 2>&1; then
-  "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}"
-  exit 1
-fi
-bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
+. tools/bench/common.sh
+bench_build //tools/bench/notifications:ntf_system
 client=tools/bench/notifications/client
 [[ -f $client/node_modules/bullmq/package.json ]] ||
   (cd "$client" && npm ci --no-audit --no-fund >/dev/null)

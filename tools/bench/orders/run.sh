@@ -27,41 +27,16 @@ cd "$(dirname "$0")/../../.."
 secs="${1:-10}"
 conns="${2:-16}"
 rounds="${3:-3}"
-if ! command -v wrk >/dev/null; then
-  [[ $(id -u) -eq 0 ]] || { echo "wrk missing: apt-get install wrk" >&2; exit 1; }
-  apt-get install -y wrk >/dev/null
-fi
-pgbench="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pgbench"
-bazel_cmd=(bazel)
-[[ -n "${BAZEL_OUTPUT_BASE:-}" ]] && bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
-targets=(//tools/bench/gateway:bench_system //services/gateway //services/auth
-  //services/tenants //services/orders)
-if ! "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}" >/dev/null 2>&1; then
-  "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}"
-  exit 1
-fi
-bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
-
-tmp="$(mktemp -d)"
-chmod 755 "$tmp"
-pids=()
-cleanup() {
-  exec 9>&- 2>/dev/null || true
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-echo "== $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
-mkfifo "$tmp/hold"
-BENCH_PRODUCTS=20 BENCH_STOCK=1000000 BAZEL_BIN="$bin" \
-  "$bin/tools/bench/gateway/bench_system" <"$tmp/hold" >"$tmp/sys.out" 2>"$tmp/sys.err" &
-pids+=($!)
-exec 9>"$tmp/hold"   # holds bench_system's stdin open
-for _ in $(seq 900); do grep -q READY "$tmp/sys.out" 2>/dev/null && break; sleep 0.1; done
-grep -q READY "$tmp/sys.out" || { cat "$tmp/sys.err"; exit 1; }
-eval "$(grep -E '^(GATEWAY_PORT|ADMIN_PORT|ORDERS_ADMIN_PORT|TOKEN|TENANT_ID|PG_URL|PRODUCTS)=' "$tmp/sys.out")"
+. tools/bench/common.sh
+bench_need_wrk
+pgbench="$(bench_pgbench)"
+bench_build //tools/bench/gateway:bench_system //services/gateway //services/auth \
+  //services/tenants //services/orders
+bench_tmp
+bench_banner
+bench_fixture_start 'GATEWAY_PORT|ADMIN_PORT|ORDERS_ADMIN_PORT|TOKEN|TENANT_ID|PG_URL|PRODUCTS' \
+  "$bin/tools/bench/gateway/bench_system" BENCH_PRODUCTS=20 BENCH_STOCK=1000000 \
+  BAZEL_BIN="$bin"
 export TOKEN PRODUCTS
 url="http://127.0.0.1:$GATEWAY_PORT"
 IFS=, read -r -a ids <<<"$PRODUCTS"

@@ -28,31 +28,12 @@ secs="${1:-10}"
 conns="${2:-16}"
 counts="${3:-1 2 3}"
 rounds="${4:-1}"
-command -v wrk >/dev/null || { echo "wrk missing: apt-get install wrk" >&2; exit 1; }
-bazel_cmd=(bazel)
-[[ -n "${BAZEL_OUTPUT_BASE:-}" ]] && bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
-targets=(//tools/bench/gateway:bench_system //services/gateway //services/auth
-  //services/tenants //services/orders)
-if ! "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}" >/dev/null 2>&1; then
-  "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}"
-  exit 1
-fi
-bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
+. tools/bench/common.sh
+bench_need_wrk
+bench_build //tools/bench/gateway:bench_system //services/gateway //services/auth \
+  //services/tenants //services/orders
 hz="$(getconf CLK_TCK)"
-
-tmp="$(mktemp -d)"
-chmod 755 "$tmp"
-sys_pid=""
-stop_system() {
-  exec 9>&- 2>/dev/null || true # bench_system stops everything at EOF
-  if [[ -n "$sys_pid" ]]; then wait "$sys_pid" 2>/dev/null || true; fi
-  sys_pid=""
-}
-cleanup() {
-  stop_system
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_tmp
 
 # Every descendant of pid (PostgreSQL's backends).
 descendants() { # pid
@@ -87,15 +68,9 @@ groups() {
 }
 
 start_system() { # replicas
-  mkfifo "$tmp/hold.$1"
-  BENCH_ORDERS_REPLICAS="$1" BENCH_PRODUCTS=20 BENCH_STOCK=1000000 \
-    BAZEL_BIN="$bin" "$bin/tools/bench/gateway/bench_system" \
-    <"$tmp/hold.$1" >"$tmp/sys.out" 2>"$tmp/sys.err" &
-  sys_pid=$!
-  exec 9>"$tmp/hold.$1"
-  for _ in $(seq 1200); do grep -q READY "$tmp/sys.out" 2>/dev/null && break; sleep 0.1; done
-  grep -q READY "$tmp/sys.out" || { tail -50 "$tmp/sys.err"; exit 1; }
-  eval "$(grep -E '^(GATEWAY_PORT|TOKEN|PRODUCTS|PIDS|PG_PID)=' "$tmp/sys.out")"
+  bench_fixture_start 'GATEWAY_PORT|TOKEN|PRODUCTS|PIDS|PG_PID' \
+    "$bin/tools/bench/gateway/bench_system" BENCH_ORDERS_REPLICAS="$1" \
+    BENCH_PRODUCTS=20 BENCH_STOCK=1000000 BAZEL_BIN="$bin"
   export TOKEN PRODUCTS
 }
 
@@ -172,7 +147,7 @@ measure() { # replicas workload
   [[ -z "$bad" ]] || { echo "    other answers:"; echo "$bad" | sed 's/^/    /'; }
 }
 
-echo "== $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
+bench_banner
 echo "== orders replicas ${counts}, $conns connections, ${secs}s per workload, $rounds round(s)"
 echo "   cores used per process (CPU s / wall s): gateway, orders (all replicas),"
 echo "   postgres (all backends), auth, tenants, redis, wrk"
@@ -183,8 +158,7 @@ for _ in $(seq "$rounds"); do
     start_system "$n"
     measure "$n" create
     measure "$n" read
-    stop_system
-    rm -f "$tmp/hold.$n"
+    bench_fixture_stop
   done
 done
 echo "(p99 as wrk prints it, with its unit; the CPU columns sum to at most $(nproc))"

@@ -14,15 +14,9 @@
 # BAZEL_OUTPUT_BASE selects a Bazel output base; NO_GRPC=1 skips gRPC.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-bazel_cmd=(bazel)
-if [[ -n "${BAZEL_OUTPUT_BASE:-}" ]]; then
-  bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
-fi
-if ! "${bazel_cmd[@]}" build --symlink_prefix=/ //tools/bench/rpc:bench_rpc >/dev/null 2>&1; then
-  "${bazel_cmd[@]}" build --symlink_prefix=/ //tools/bench/rpc:bench_rpc
-  exit 1
-fi
-bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)/tools/bench/rpc/bench_rpc"
+. tools/bench/common.sh
+bench_build //tools/bench/rpc:bench_rpc
+bin="$bin/tools/bench/rpc/bench_rpc"
 
 grpc_bin=""
 if [[ -z "${NO_GRPC:-}" ]] && command -v grpc_cpp_plugin >/dev/null &&

@@ -23,38 +23,21 @@ cd "$(dirname "$0")/../../.."
 secs="${1:-10}"
 rounds="${2:-3}"
 pushers="${BENCH_PUSHERS:-4}"
-pgbench="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pgbench"
-bazel_cmd=(bazel)
-[[ -n "${BAZEL_OUTPUT_BASE:-}" ]] && bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
+. tools/bench/common.sh
+pgbench="$(bench_pgbench)"
 if [[ -n "${BENCH_BIN:-}" ]]; then
   bin="$BENCH_BIN" # binaries saved from another build (A/B comparisons)
 else
-  if ! "${bazel_cmd[@]}" build //tools/bench/sync:bench_sync >/dev/null 2>&1; then
-    "${bazel_cmd[@]}" build //tools/bench/sync:bench_sync
-    exit 1
-  fi
-  bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
+  bench_build //tools/bench/sync:bench_sync
 fi
+bench_tmp
+# bench_sync reads its commands from stdin (fd 9 here): exit lets it stop
+# by itself rather than be killed mid-command.
+trap 'exec 9>&- 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
-tmp="$(mktemp -d)"
-chmod 755 "$tmp"
-pids=()
-cleanup() {
-  exec 9>&- 2>/dev/null || true
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-echo "== $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
-mkfifo "$tmp/cmd"
-BAZEL_BIN="$bin" BENCH_PUSHERS="$pushers" "$bin/tools/bench/sync/bench_sync" \
-  <"$tmp/cmd" >"$tmp/out" 2>"$tmp/err" &
-pids+=($!)
-exec 9>"$tmp/cmd"
-for _ in $(seq 1200); do grep -q READY "$tmp/out" 2>/dev/null && break; sleep 0.1; done
-grep -q READY "$tmp/out" || { cat "$tmp/out" "$tmp/err"; exit 1; }
-eval "$(grep -E '^(TENANT_ID|PG_URL|PRODUCTS|PGB_DEVICES)=' "$tmp/out")"
+bench_banner
+bench_fixture_start 'TENANT_ID|PG_URL|PRODUCTS|PGB_DEVICES' \
+  "$bin/tools/bench/sync/bench_sync" BAZEL_BIN="$bin" BENCH_PUSHERS="$pushers"
 
 # One command to bench_sync; its RESULT line into $line (no subshell: the
 # count of answers read so far must persist).
@@ -64,11 +47,11 @@ cmd() {
   echo "$1" >&9
   results=$((results + 1))
   for _ in $(seq 6000); do
-    [[ $(grep -c '^RESULT\|^FAIL' "$tmp/out") -ge $results ]] && break
+    [[ $(grep -c '^RESULT\|^FAIL' "$tmp/sys.out") -ge $results ]] && break
     sleep 0.1
   done
-  line="$(grep '^RESULT\|^FAIL' "$tmp/out" | sed -n "${results}p")"
-  [[ $line == RESULT* ]] || { echo "$line"; tail -20 "$tmp/err"; exit 1; }
+  line="$(grep '^RESULT\|^FAIL' "$tmp/sys.out" | sed -n "${results}p")"
+  [[ $line == RESULT* ]] || { echo "$line"; tail -20 "$tmp/sys.err"; exit 1; }
 }
 field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$2"; }
 
