@@ -67,7 +67,7 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 echo "== $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
   "load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ), node $(node --version)"
 mkfifo "$tmp/hold" "$tmp/refhold"
-BENCH_TENANTS="$ntenants" BAZEL_BIN="$bin" \
+BENCH_TENANTS="$ntenants" BENCH_TOKENS="${TOKENS:-1}" BAZEL_BIN="$bin" \
   "$bin/tools/bench/realtime/rt_system" <"$tmp/hold" >"$tmp/sys.out" 2>"$tmp/sys.err" &
 sys_pid=$!
 pids+=($sys_pid)

@@ -47,14 +47,19 @@ const BURST_MODE = env('BURST_MODE', 'held'); // or 'live' (README)
 const HOLD_SETTLE_MS = 1000;
 const RT_PID = Number(env('RT_PID'));
 
-const tenants = fs
-  .readFileSync(env('TENANTS'), 'utf8')
-  .split('\n')
+const sysOut = fs.readFileSync(env('TENANTS'), 'utf8').split('\n');
+const tenants = sysOut
   .filter((l) => l.startsWith('TENANT='))
   .map((l) => {
     const [id, token, products] = l.slice(7).split(' ');
-    return { id, token, products: products.split(',') };
+    return { id, token, products: products.split(','), tokens: [token] };
   });
+// BENCH_TOKENS > 1: more access tokens of each owner (distinct jti), which
+// the connections of that tenant take in turn (conns.js).
+for (const l of sysOut.filter((x) => x.startsWith('TOKEN='))) {
+  const [t, token] = l.slice(6).split(' ');
+  tenants[Number(t)].tokens.push(token);
+}
 const T = tenants.length;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -371,7 +376,8 @@ async function phase(side, kind, load) {
 async function runSide(side) {
   const fresh = !side.measured;
   side.measured = true;
-  console.log(`== ${side.name} (${side.url}, pid ${side.pid}), ${N} connections over ${T} tenants`);
+  const distinct = tenants.reduce((a, t) => a + Math.min(t.tokens.length, Math.ceil(N / T)), 0);
+  console.log(`== ${side.name} (${side.url}, pid ${side.pid}), ${N} connections over ${T} tenants, ${distinct} distinct tokens`);
   await sleep(1000);
   const rss0 = rssKB(side.pid);
   let t = Date.now();
