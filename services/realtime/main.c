@@ -129,6 +129,14 @@ static const cfg_entry config[] = {
      .max = 3600000,
      .description = "a client's presence without a heartbeat (ttl/3); a dead "
                     "replica's clients vanish after it"},
+    {.name = "AUTHN_CACHE_ENTRIES",
+     .kind = CFG_INT,
+     .def = "32768",
+     .min = 1024,
+     .max = 4194304,
+     .description = "verified tokens cached (~840 B each, touched as used); "
+                    "keep above the distinct live tokens, or every recheck "
+                    "pass verifies signatures again"},
     {.name = "REALTIME_RECHECK_MS",
      .kind = CFG_DURATION_MS,
      .def = "250ms",
