@@ -26,7 +26,7 @@
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
 
-static clients_system g_sys;
+static harness_system g_sys;
 static char g_out[1 << 18];
 
 /* Count of a tenant's orders in one status; one fixed query each. */
@@ -205,20 +205,14 @@ END_TEST
 int main(void) {
   harness_init();
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (!clients_system_start(&g_sys, "sys", NULL) ||
-      !clients_system_start_realtime(&g_sys)) {
-    harness_dump_logs();
-    fprintf(stderr, "cannot start the system\n");
-    return 1;
-  }
+  if (!clients_system_start(&g_sys, "sys", true)) return 1;
   Suite *s = suite_create("bots_itest");
   HARNESS_ADD_CASE(s, a_short_run_has_no_failures_and_matches_the_data, 180,
                    NULL);
   HARNESS_ADD_CASE(s, the_table_report_names_every_operation, 120, NULL);
   HARNESS_ADD_CASE(s, unreachable_server_and_bad_arguments, 60, NULL);
   int failed = harness_run_shared(s);
-  if (failed != 0) harness_dump_logs();
-  clients_system_stop(&g_sys);
+  int rc = harness_system_end(&g_sys, failed);
   curl_global_cleanup();
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return rc;
 }

@@ -38,14 +38,14 @@
 
 #define PASSWORD "multi region password"
 
-static clients_system g_a, g_b;
+static harness_system g_a, g_b;
 static char g_slug[48], g_email[96];
 static char g_tid[2][UUID_STR_LEN + 1];
 static char g_out[1 << 16];
 
 /* ---------------------------------------------------------- helpers --- */
 
-static clients_system *sys(int i) { return i == 0 ? &g_a : &g_b; }
+static harness_system *sys(int i) { return i == 0 ? &g_a : &g_b; }
 
 /* The tenant's products in system i's database. */
 static long long products_of(int i) {
@@ -82,8 +82,9 @@ static int multi(const char *servers, const char *extra) {
 }
 
 static void both_up(void) {
-  if (g_b.gw.proc == NULL)
-    ck_assert_msg(clients_system_restart_gateway(&g_b), "gateway b restarts");
+  if (g_b.gateway[0].proc == NULL)
+    ck_assert_msg(harness_system_restart(&g_b, HARNESS_GATEWAY, NULL, NULL),
+                  "gateway b restarts");
 }
 
 static json_t *out_json(void) {
@@ -129,7 +130,7 @@ END_TEST
 
 START_TEST(one_server_down_fails_all_and_quorum_but_not_fastest) {
   both_up();
-  clients_system_stop_gateway(&g_b);
+  harness_service_stop(&g_b.gateway[0], 15000);
   long long a0 = products_of(0);
   char servers[256], extra[512];
   snprintf(servers, sizeof servers, "--server %s --server %s --retries 1",
@@ -166,7 +167,7 @@ START_TEST(one_server_down_fails_all_and_quorum_but_not_fastest) {
   ck_assert_str_eq(harness_json_str(j, "winner"), g_a.base);
   ck_assert(json_is_array(harness_json_get(j, "answer.products")));
   json_decref(j);
-  ck_assert(clients_system_restart_gateway(&g_b));
+  ck_assert(harness_system_restart(&g_b, HARNESS_GATEWAY, NULL, NULL));
 }
 END_TEST
 
@@ -175,7 +176,8 @@ START_TEST(a_lost_answer_is_retried_and_creates_nothing_twice) {
   /* Two answers lost: libcurl itself repeats a request once when a
    * reused connection dies before answering, so the second loss is the
    * one multi must retry. */
-  dropproxy *p = dropproxy_start(g_a.gw.http_port, "POST /v1/products ", 2);
+  dropproxy *p =
+      dropproxy_start(g_a.gateway[0].http_port, "POST /v1/products ", 2);
   ck_assert_ptr_nonnull(p);
   long long a0 = products_of(0), b0 = products_of(1);
   char key[UUID_STR_LEN + 1], servers[256], extra[512], name[48];
@@ -227,7 +229,7 @@ static void revoke_token(const char *req, size_t len, void *arg) {
 START_TEST(a_revoked_token_is_renewed_and_the_write_done_once) {
   both_up();
   static int port;
-  port = g_a.gw.http_port;
+  port = g_a.gateway[0].http_port;
   dropproxy *p =
       dropproxy_start_hook(port, "POST /v1/products ", 1, revoke_token, &port);
   ck_assert_ptr_nonnull(p);
@@ -282,7 +284,7 @@ static bool make_tenant(int i) {
            "{\"name\":\"Bistro\",\"slug\":\"%s\",\"owner\":{\"email\":\"%s\","
            "\"password\":\"" PASSWORD "\",\"name\":\"Olga\"}}",
            g_slug, g_email);
-  int port = sys(i)->gw.http_port;
+  int port = sys(i)->gateway[0].http_port;
   harness_http_resp *r =
       harness_http_request("POST", port, "/v1/tenants", body, NULL, NULL);
   bool ok = r->status == 201;
@@ -300,9 +302,10 @@ int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   harness_unique(g_slug, sizeof g_slug, "multi");
   snprintf(g_email, sizeof g_email, "owner@%s.example.test", g_slug);
-  if (!clients_system_start(&g_a, "a", NULL) ||
-      !clients_system_start(&g_b, "b", NULL) || !make_tenant(0) ||
-      !make_tenant(1)) {
+  if (!clients_system_start(&g_a, "a", false) ||
+      !clients_system_start(&g_b, "b", false))
+    return 1;
+  if (!make_tenant(0) || !make_tenant(1)) {
     harness_dump_logs();
     fprintf(stderr, "cannot start the two systems\n");
     return 1;
@@ -319,8 +322,8 @@ int main(void) {
                    NULL);
   int failed = harness_run_shared(s);
   if (failed != 0) harness_dump_logs();
-  clients_system_stop(&g_b);
-  clients_system_stop(&g_a);
+  harness_system_stop(&g_b);
+  harness_system_stop(&g_a);
   curl_global_cleanup();
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -45,7 +45,7 @@
 #include "tests/harness/cases.h"
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
-#include "tests/harness/service.h"
+#include "tests/harness/system.h"
 
 #define OPERATOR_SECRET "itest-operator-secret-0123456789"
 #define PASSWORD "correct horse battery"
@@ -64,53 +64,45 @@
 
 typedef harness_http_resp resp;
 
-static harness_pg g_pg;
-static harness_redis g_redis;
-static harness_service g_auth, g_tenants, g_edge, g_tight;
+static harness_system g_sys; /* gateway[0] the edge, gateway[1] tight */
 static harness_api_tenant g_t;
-
-static const harness_service_opts kSvc = {
-    .pg = &g_pg, .redis = &g_redis, .rpc_workers = 8, .log_level = "info"};
 
 /* ---------------------------------------------------------- processes -- */
 
-/* A gateway trusting 127.0.0.1 as a proxy. closed: rate limits and
- * revocation checks fail closed. */
-static bool start_gateway(harness_service *s, const char *name,
-                          const char *burst, bool closed, int redis_db) {
-  char a[96], t[96], rb[64], ru[160], lb[64];
-  snprintf(a, sizeof a, "AUTH_ADDR=%s", g_auth.rpc_url);
-  snprintf(t, sizeof t, "TENANTS_ADDR=%s", g_tenants.rpc_url);
-  snprintf(rb, sizeof rb, "GATEWAY_RATE_BURST=%s", burst);
-  snprintf(ru, sizeof ru, "REDIS_URL=%s/%d", g_redis.url, redis_db);
-  snprintf(lb, sizeof lb, "GATEWAY_LOGIN_BURST=%d", LOGIN_BURST);
-  char rt[64], pip[64];
-  snprintf(rt, sizeof rt, "GATEWAY_REQUEST_TIMEOUT_MS=%d", REQUEST_TIMEOUT_MS);
-  snprintf(pip, sizeof pip, "GATEWAY_MAX_CONNECTIONS_PER_IP=%d", PER_IP_CAP);
-  char *extra[] = {a,
-                   t,
-                   rb,
-                   ru,
-                   lb,
-                   rt,
-                   pip,
-                   "GATEWAY_RATE_PER_MIN=1",
-                   "GATEWAY_LOGIN_PER_MIN=1",
-                   "GATEWAY_TRUSTED_PROXIES=127.0.0.1/32, ::1",
-                   "GATEWAY_MAX_CONNECTIONS=4000",
-                   "GATEWAY_ACCESS_LOG=false", /* 1,000 slow lines */
-                   "GATEWAY_DEADLINE_MS=3000",
-                   closed ? "GATEWAY_RATE_LIMIT_FAIL=closed"
-                          : "GATEWAY_RATE_LIMIT_FAIL=open",
-                   closed ? "AUTHN_REVOCATION_FAIL=closed"
-                          : "AUTHN_REVOCATION_FAIL=open",
-                   NULL};
-  if (!harness_service_start(s, name, "services/gateway/gateway", &kSvc, extra))
-    return false;
-  char url[128];
-  return harness_wait_http_ok(
-      harness_service_http_url(s, "/healthz", url, sizeof url), 10000);
-}
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static char *const kTenants[] = {"TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
+                                 "TENANTS_BASE_DOMAINS=localhost", NULL};
+/* Both gateways trust 127.0.0.1 as a proxy. */
+static char *const kGateway[] = {
+    "GATEWAY_LOGIN_BURST=" STR(LOGIN_BURST),
+    "GATEWAY_REQUEST_TIMEOUT_MS=" STR(REQUEST_TIMEOUT_MS),
+    "GATEWAY_MAX_CONNECTIONS_PER_IP=" STR(PER_IP_CAP),
+    "GATEWAY_RATE_PER_MIN=1",
+    "GATEWAY_LOGIN_PER_MIN=1",
+    "GATEWAY_TRUSTED_PROXIES=127.0.0.1/32, ::1",
+    "GATEWAY_MAX_CONNECTIONS=4000",
+    "GATEWAY_ACCESS_LOG=false", /* 1,000 slow lines */
+    "GATEWAY_DEADLINE_MS=3000",
+    NULL};
+/* The edge: rate limits and revocation checks fail closed. */
+static char *const kEdge[] = {"GATEWAY_RATE_BURST=1000",
+                              "GATEWAY_RATE_LIMIT_FAIL=closed",
+                              "AUTHN_REVOCATION_FAIL=closed", NULL};
+/* The tight one: a small burst, failing open. */
+static char *const kTight[] = {"GATEWAY_RATE_BURST=" STR(TIGHT_BURST),
+                               "GATEWAY_RATE_LIMIT_FAIL=open",
+                               "AUTHN_REVOCATION_FAIL=open", NULL};
+
+static const harness_system_opts kSystem = {
+    .parts = HARNESS_WITH(HARNESS_TENANTS) | HARNESS_WITH(HARNESS_GATEWAY),
+    .rpc_workers = 8,
+    .log_level = "info",
+    .env = {[HARNESS_TENANTS] = kTenants, [HARNESS_GATEWAY] = kGateway},
+    .gateways = {{.name = "gateway-edge", .env = kEdge},
+                 {.name = "gateway-tight", .redis_db = 1, .env = kTight}},
+};
 
 /* ------------------------------------------------------------ helpers -- */
 
@@ -187,19 +179,6 @@ static char *read_answer(int fd, int timeout_ms, bool *closed) {
   return out;
 }
 
-/* VmRSS of pid in KiB (-1 when unreadable). */
-static long rss_kb(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL) return -1;
-  long kb = -1;
-  while (fgets(line, sizeof line, f) != NULL)
-    if (strncmp(line, "VmRSS:", 6) == 0) kb = strtol(line + 6, NULL, 10);
-  fclose(f);
-  return kb;
-}
-
 /* -------------------------------------------------------------- tests -- */
 
 START_TEST(login_guesses_over_email_variants_and_addresses_end_in_429) {
@@ -222,8 +201,8 @@ START_TEST(login_guesses_over_email_variants_and_addresses_end_in_429) {
     /* Ten client addresses, each behind the trusted proxy. */
     snprintf(xff, sizeof xff, "203.0.113.%d", 1 + i % 10);
     harness_http_free(last);
-    last =
-        via_proxy(g_edge.http_port, "POST", "/v1/auth/login", body, xff, NULL);
+    last = via_proxy(g_sys.gateway[0].http_port, "POST", "/v1/auth/login", body,
+                     xff, NULL);
     if (last->status == 401) {
       unauthorized++;
     } else {
@@ -250,7 +229,7 @@ START_TEST(login_guesses_over_email_variants_and_addresses_end_in_429) {
 END_TEST
 
 START_TEST(tenant_less_routes_are_limited_per_client_address) {
-  int port = g_tight.http_port; /* caller burst 3, 1 a minute */
+  int port = g_sys.gateway[1].http_port; /* caller burst 3, 1 a minute */
   const char *body = "{\"refresh_token\":\"not-a-real-one\"}";
   for (int i = 0; i < TIGHT_BURST; i++) {
     resp *r =
@@ -300,7 +279,7 @@ START_TEST(token_routes_answer_401_before_the_body_is_sent) {
       "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
   };
   for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
-    int fd = dial(NULL, g_edge.http_port);
+    int fd = dial(NULL, g_sys.gateway[0].http_port);
     ck_assert_int_ge(fd, 0);
     ck_assert(send_all(fd, heads[i], strlen(heads[i])));
     bool closed;
@@ -320,7 +299,7 @@ START_TEST(token_routes_answer_401_before_the_body_is_sent) {
            "POST /v1/auth/login HTTP/1.1\r\nHost: localhost\r\nX-Tenant: %s\r\n"
            "Content-Type: application/json\r\nContent-Length: 20000\r\n\r\n",
            g_t.slug);
-  int fd = dial(NULL, g_edge.http_port);
+  int fd = dial(NULL, g_sys.gateway[0].http_port);
   ck_assert(send_all(fd, head, strlen(head)));
   bool closed;
   char *out = read_answer(fd, 10000, &closed);
@@ -328,8 +307,8 @@ START_TEST(token_routes_answer_401_before_the_body_is_sent) {
   ck_assert_msg(strncmp(out, "HTTP/1.1 413", 12) == 0, "%s", out);
   free(out);
   /* A valid token still works. */
-  resp *r = harness_http_call("GET", g_edge.http_port, "/v1/tenant", NULL,
-                              g_t.owner_token, NULL);
+  resp *r = harness_http_call("GET", g_sys.gateway[0].http_port, "/v1/tenant",
+                              NULL, g_t.owner_token, NULL);
   CK_HTTP_STATUS(r, 200);
   harness_http_free(r);
 }
@@ -343,7 +322,7 @@ static int open_slow(const char *src, int *fds, int n, const char *head) {
   body[0] = '{';
   int opened = 0;
   for (int i = 0; i < n; i++) {
-    fds[i] = dial(src, g_edge.http_port);
+    fds[i] = dial(src, g_sys.gateway[0].http_port);
     if (fds[i] < 0) break;
     if (!send_all(fds[i], head, strlen(head)) ||
         !send_all(fds[i], body, sizeof body)) {
@@ -379,8 +358,8 @@ static int trickle(int *fds, int n) {
 }
 
 START_TEST(slow_uploads_stay_bounded_and_are_cut_after_the_timeout) {
-  pid_t pid = harness_pid(g_edge.proc);
-  long before = rss_kb(pid);
+  harness_proc *gw = g_sys.gateway[0].proc;
+  long before = harness_rss_kb(gw);
   ck_assert_int_gt(before, 0);
   char head[512];
   snprintf(head, sizeof head,
@@ -398,15 +377,15 @@ START_TEST(slow_uploads_stay_bounded_and_are_cut_after_the_timeout) {
   /* Let the gateway read what was sent, then measure. */
   time_sleep_ms(1500);
   (void)trickle(fds, SLOW_CONNS);
-  long during = rss_kb(pid);
+  long during = harness_rss_kb(gw);
   fprintf(stderr,
           "edge_itest: gateway VmRSS %ld KiB idle, %ld KiB with %d "
           "slow uploads (+%ld KiB, bound +%d KiB)\n",
           before, during, SLOW_CONNS, during - before, RSS_GROWTH_MAX_KB);
   ck_assert_int_le(during - before, RSS_GROWTH_MAX_KB);
   /* A normal client on a fresh connection is still served. */
-  resp *r = harness_http_call("GET", g_edge.http_port, "/v1/auth/keys", NULL,
-                              NULL, NULL);
+  resp *r = harness_http_call("GET", g_sys.gateway[0].http_port,
+                              "/v1/auth/keys", NULL, NULL, NULL);
   CK_HTTP_STATUS(r, 200);
   harness_http_free(r);
   /* The per-address cap: 127.0.0.12 may hold PER_IP_CAP connections; the
@@ -414,7 +393,7 @@ START_TEST(slow_uploads_stay_bounded_and_are_cut_after_the_timeout) {
   static int cap_fds[PER_IP_CAP];
   const char *get = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
   for (int i = 0; i < PER_IP_CAP; i++) {
-    cap_fds[i] = dial("127.0.0.12", g_edge.http_port);
+    cap_fds[i] = dial("127.0.0.12", g_sys.gateway[0].http_port);
     ck_assert_int_ge(cap_fds[i], 0);
   }
   /* An answer on the last proves every earlier one was accepted. */
@@ -428,7 +407,7 @@ START_TEST(slow_uploads_stay_bounded_and_are_cut_after_the_timeout) {
   }
   ck_assert_msg(strncmp(out, "HTTP/1.1 200", 12) == 0, "%s", out);
   free(out);
-  int over = dial("127.0.0.12", g_edge.http_port);
+  int over = dial("127.0.0.12", g_sys.gateway[0].http_port);
   ck_assert_int_ge(over, 0);
   (void)send_all(over, get, strlen(get));
   out = read_answer(over, 10000, &closed);
@@ -449,36 +428,36 @@ START_TEST(slow_uploads_stay_bounded_and_are_cut_after_the_timeout) {
     if (fds[i] >= 0) close(fds[i]);
   ck_assert_msg(left == 0, "%d slow uploads still open", left);
   /* And the gateway still serves. */
-  r = harness_http_call("GET", g_edge.http_port, "/v1/auth/keys", NULL, NULL,
-                        NULL);
+  r = harness_http_call("GET", g_sys.gateway[0].http_port, "/v1/auth/keys",
+                        NULL, NULL, NULL);
   CK_HTTP_STATUS(r, 200);
   harness_http_free(r);
 }
 END_TEST
 
 START_TEST(redis_down_fails_closed_or_open_as_configured) {
-  harness_redis_stop(&g_redis);
+  harness_redis_stop(&g_sys.redis);
   /* Fail closed: the rate limiter cannot decide -> 503 with Retry-After. */
-  resp *r = via_proxy(g_edge.http_port, "GET", "/v1/auth/keys", NULL,
+  resp *r = via_proxy(g_sys.gateway[0].http_port, "GET", "/v1/auth/keys", NULL,
                       "192.0.2.10", NULL);
   CK_HTTP_ERROR(r, 503, "UNAVAILABLE");
   check_retry_after(r);
   harness_http_free(r);
   /* ... and a token call, whose revocation check cannot be made. */
-  r = harness_http_call("GET", g_edge.http_port, "/v1/tenant", NULL,
+  r = harness_http_call("GET", g_sys.gateway[0].http_port, "/v1/tenant", NULL,
                         g_t.owner_token, NULL);
   CK_HTTP_ERROR(r, 503, "UNAVAILABLE");
   harness_http_free(r);
   /* Fail open (the other gateway): both go through. */
-  r = via_proxy(g_tight.http_port, "GET", "/v1/auth/keys", NULL, "192.0.2.11",
-                NULL);
+  r = via_proxy(g_sys.gateway[1].http_port, "GET", "/v1/auth/keys", NULL,
+                "192.0.2.11", NULL);
   CK_HTTP_STATUS(r, 200);
   harness_http_free(r);
-  r = harness_http_call("GET", g_tight.http_port, "/v1/tenant", NULL,
+  r = harness_http_call("GET", g_sys.gateway[1].http_port, "/v1/tenant", NULL,
                         g_t.owner_token, NULL);
   CK_HTTP_STATUS(r, 200);
   harness_http_free(r);
-  ck_assert_int_eq(harness_redis_restart(&g_redis), 0);
+  ck_assert_int_eq(harness_redis_restart(&g_sys.redis), 0);
 }
 END_TEST
 
@@ -498,23 +477,16 @@ static void raise_nofile(void) {
 }
 
 static bool start_system(void) {
-  if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0)
-    return false;
-  bool ok = harness_service_start_auth(&g_auth, "auth", &kSvc, NULL);
-  char auth_addr[96];
-  snprintf(auth_addr, sizeof auth_addr, "AUTH_ADDR=%s", g_auth.rpc_url);
-  char *ten_extra[] = {auth_addr, "TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
-                       "TENANTS_BASE_DOMAINS=localhost", NULL};
-  ok =
-      ok && harness_service_start(&g_tenants, "tenants",
-                                  "services/tenants/tenants", &kSvc, ten_extra);
-  ok = ok && start_gateway(&g_edge, "gateway-edge", "1000", true, 0);
-  ok = ok && start_gateway(&g_tight, "gateway-tight", "3", false, 1);
+  if (!harness_system_start(&g_sys, &kSystem)) return false;
   /* The tenant is made through the open gateway, so the edge's buckets
    * start full. */
-  ok = ok && harness_api_create_tenant(g_tight.http_port, "edge", PASSWORD,
-                                       &g_t) == 201;
-  return ok;
+  int st = harness_api_create_tenant(g_sys.gateway[1].http_port, "edge",
+                                     PASSWORD, &g_t);
+  if (st != 201) {
+    fprintf(stderr, "cannot create the tenant: %d\n", st);
+    harness_system_end(&g_sys, 1);
+  }
+  return st == 201;
 }
 
 /* Each case its own tcase (CK_RUN_CASE=<case name>); the system it needs
@@ -525,11 +497,7 @@ int main(void) {
   harness_init();
   raise_nofile();
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (!start_system()) {
-    harness_dump_logs();
-    fprintf(stderr, "cannot start the system\n");
-    return 1;
-  }
+  if (!start_system()) return 1;
   Suite *s = suite_create("edge_itest");
   ADD_CASE(s, login_guesses_over_email_variants_and_addresses_end_in_429);
   ADD_CASE(s, tenant_less_routes_are_limited_per_client_address);
@@ -538,13 +506,7 @@ int main(void) {
   ADD_CASE(s, redis_down_fails_closed_or_open_as_configured);
   /* The cases share the system started above. */
   int failed = harness_run_shared(s);
-  if (failed != 0) harness_dump_logs();
-  harness_service_stop(&g_edge, 15000);
-  harness_service_stop(&g_tight, 15000);
-  harness_service_stop(&g_tenants, 15000);
-  harness_service_stop(&g_auth, 15000);
-  harness_redis_stop(&g_redis);
-  harness_pg_stop(&g_pg);
+  int rc = harness_system_end(&g_sys, failed);
   curl_global_cleanup();
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return rc;
 }

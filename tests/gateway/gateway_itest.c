@@ -35,58 +35,51 @@
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
 #include "tests/harness/rpc.h"
-#include "tests/harness/service.h"
+#include "tests/harness/system.h"
 
 #define OPERATOR_SECRET "itest-operator-secret-0123456789"
 #define PASSWORD "correct horse battery"
 #define LOGIN_BURST 3 /* the tight gateway's */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
-static harness_pg g_pg;
-static harness_redis g_redis;
-static harness_service g_auth, g_tenants, g_orders, g_gw, g_gw_tight;
-static int g_port; /* the gateway the next call() goes to */
-
-/* Every service of this test: one PostgreSQL, one Redis. */
-static const harness_service_opts kSvc = {
-    .pg = &g_pg, .redis = &g_redis, .rpc_workers = 8, .log_level = "info"};
+static harness_system g_sys; /* gateway[0] roomy, gateway[1] tight */
+static int g_port;           /* the gateway the next call() goes to */
 
 /* ---------------------------------------------------------- processes -- */
 
-/* A gateway; redis_db selects the Redis database, so two gateways with
- * different limits do not share buckets. */
-static bool start_gateway(harness_service *s, const char *name,
-                          const char *burst, const char *login_burst,
-                          int redis_db) {
-  char a[96], t[96], o[96], ae[96], te[96], rb[64], lb[64], ru[160];
-  snprintf(lb, sizeof lb, "GATEWAY_LOGIN_BURST=%s", login_burst);
-  snprintf(ru, sizeof ru, "REDIS_URL=%s/%d", g_redis.url, redis_db);
-  snprintf(a, sizeof a, "AUTH_ADDR=%s", g_auth.rpc_url);
-  snprintf(t, sizeof t, "TENANTS_ADDR=%s", g_tenants.rpc_url);
-  snprintf(o, sizeof o, "ORDERS_ADDR=%s", g_orders.rpc_url);
-  snprintf(ae, sizeof ae, "AUTH_EVENTS=%s", g_auth.bus_url);
-  snprintf(te, sizeof te, "TENANTS_EVENTS=%s", g_tenants.bus_url);
-  snprintf(rb, sizeof rb, "GATEWAY_RATE_BURST=%s", burst);
-  char *extra[] = {a,
-                   t,
-                   o,
-                   ae,
-                   te,
-                   rb,
-                   ru,
-                   lb,
-                   "GATEWAY_RATE_PER_MIN=60",
-                   "GATEWAY_LOGIN_PER_MIN=1",
-                   "GATEWAY_BASE_DOMAIN=localhost,example.test",
-                   "GATEWAY_CORS_ORIGINS=https://app.example.test",
-                   "GATEWAY_DEADLINE_MS=3000",
-                   "SHUTDOWN_GRACE_MS=5000",
-                   NULL};
-  if (!harness_service_start(s, name, "services/gateway/gateway", &kSvc, extra))
-    return false;
-  char url[128];
-  return harness_wait_http_ok(
-      harness_service_http_url(s, "/healthz", url, sizeof url), 10000);
-}
+static char *const kTenants[] = {"TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
+                                 "TENANTS_BASE_DOMAINS=localhost,example.test",
+                                 NULL};
+/* What every gateway of this test shares; each has its own bursts and
+ * Redis database (so gateways with different limits share no buckets). */
+static char *const kGateway[] = {
+    "GATEWAY_RATE_PER_MIN=60",
+    "GATEWAY_LOGIN_PER_MIN=1",
+    "GATEWAY_BASE_DOMAIN=localhost,example.test",
+    "GATEWAY_CORS_ORIGINS=https://app.example.test",
+    "GATEWAY_DEADLINE_MS=3000",
+    "SHUTDOWN_GRACE_MS=5000",
+    NULL};
+static char *const kRoomy[] = {"GATEWAY_RATE_BURST=1000",
+                               "GATEWAY_LOGIN_BURST=1000", NULL};
+static char *const kTight[] = {"GATEWAY_RATE_BURST=5",
+                               "GATEWAY_LOGIN_BURST=" STR(LOGIN_BURST), NULL};
+static char *const kReplica[] = {"GATEWAY_RATE_BURST=160",
+                                 "GATEWAY_LOGIN_BURST=1000", NULL};
+
+/* Every service of this test: one PostgreSQL, one Redis. The gateway
+ * routes /v1/products and /v1/orders to orders (their behaviour is
+ * tested in tests/orders; here, its failure). */
+static const harness_system_opts kSystem = {
+    .parts = HARNESS_WITH(HARNESS_TENANTS) | HARNESS_WITH(HARNESS_ORDERS) |
+             HARNESS_WITH(HARNESS_GATEWAY),
+    .rpc_workers = 8,
+    .log_level = "info",
+    .env = {[HARNESS_TENANTS] = kTenants, [HARNESS_GATEWAY] = kGateway},
+    .gateways = {{.name = "gateway", .env = kRoomy},
+                 {.name = "gateway-tight", .redis_db = 1, .env = kTight}},
+};
 
 /* ------------------------------------------------------------- client -- */
 
@@ -139,7 +132,7 @@ static tenant g_a, g_b;
  * tenants exist. No case relies on another having run, so any one runs
  * alone: CK_RUN_CASE=<case name> (one tcase per case, see main). */
 static void each_case(void) {
-  g_port = g_gw.http_port;
+  g_port = g_sys.gateway[0].http_port;
   if (g_a.id[0] == '\0') create_tenant(&g_a, "alpha");
   if (g_b.id[0] == '\0') create_tenant(&g_b, "beta");
 }
@@ -588,7 +581,7 @@ START_TEST(cross_tenant_attempts_are_refused) {
 END_TEST
 
 static void operator_call(const char *method, const char *tenant_id) {
-  rpc_client *c = harness_rpc_client_as(g_tenants.rpc_url, "operator");
+  rpc_client *c = harness_rpc_client_as(g_sys.tenants.rpc_url, "operator");
   Tenants__V1__SuspendRequest req = TENANTS__V1__SUSPEND_REQUEST__INIT;
   req.tenant_id = (char *)tenant_id;
   rpc_call_options o = RPC_CALL_OPTIONS_INIT;
@@ -644,7 +637,7 @@ START_TEST(suspended_tenant_is_403_for_everyone) {
 END_TEST
 
 START_TEST(login_attempts_are_rate_limited_per_email) {
-  g_port = g_gw_tight.http_port; /* GATEWAY_LOGIN_BURST=3 */
+  g_port = g_sys.gateway[1].http_port; /* GATEWAY_LOGIN_BURST=3 */
   char xt[96];
   snprintf(xt, sizeof xt, "X-Tenant: %s", g_b.slug);
   const char *body =
@@ -672,7 +665,7 @@ START_TEST(login_attempts_are_rate_limited_per_email) {
            xt, NULL);
   CK_ERROR(r, 429, "RESOURCE_EXHAUSTED");
   harness_http_free(r);
-  g_port = g_gw.http_port;
+  g_port = g_sys.gateway[0].http_port;
 }
 END_TEST
 
@@ -728,7 +721,7 @@ START_TEST(an_accounts_lock_is_a_429_with_retry_after) {
 END_TEST
 
 START_TEST(callers_are_rate_limited_per_tenant_and_caller) {
-  g_port = g_gw_tight.http_port; /* GATEWAY_RATE_BURST=5 */
+  g_port = g_sys.gateway[1].http_port; /* GATEWAY_RATE_BURST=5 */
   int limited = 0, ok = 0;
   for (int i = 0; i < 8; i++) {
     resp *r = call("GET", "/v1/auth/keys", NULL, NULL, NULL, NULL);
@@ -748,7 +741,7 @@ START_TEST(callers_are_rate_limited_per_tenant_and_caller) {
   resp *r = call("GET", "/v1/tenant", NULL, g_a.owner_token, NULL, NULL);
   CK_HTTP_STATUS(r, 200);
   harness_http_free(r);
-  g_port = g_gw.http_port;
+  g_port = g_sys.gateway[0].http_port;
 }
 END_TEST
 
@@ -835,7 +828,7 @@ START_TEST(request_ids_cors_and_security_headers) {
   CK_HTTP_STATUS(r, 200);
   harness_http_free(r);
   time_sleep_ms(200);
-  FILE *f = fopen(harness_log_path(g_gw.proc), "r");
+  FILE *f = fopen(harness_log_path(g_sys.gateway[0].proc), "r");
   ck_assert_ptr_nonnull(f);
   char line[8192];
   bool seen = false;
@@ -855,7 +848,8 @@ END_TEST
 /* GET (or HEAD) path on the gateway's admin port; no assertion on the
  * transfer (a failed one answers status 0, body ""). */
 static resp *admin(const char *method, const char *path) {
-  return harness_http_request(method, g_gw.admin_port, path, NULL, NULL, NULL);
+  return harness_http_request(method, g_sys.gateway[0].admin_port, path, NULL,
+                              NULL, NULL);
 }
 
 /* ADR 0020: two replicas sharing one bucket in Redis, each taking tokens
@@ -864,8 +858,14 @@ static resp *admin(const char *method, const char *path) {
  * and at most one batch per replica less. */
 START_TEST(replicas_share_a_bucket_taken_in_batches) {
   harness_service a = {0}, b = {0};
-  ck_assert(start_gateway(&a, "gateway-ra", "160", "1000", 2));
-  ck_assert(start_gateway(&b, "gateway-rb", "160", "1000", 2));
+  ck_assert(harness_system_start_gateway(
+      &g_sys, &a,
+      &(harness_gateway_opts){
+          .name = "gateway-ra", .redis_db = 2, .env = kReplica}));
+  ck_assert(harness_system_start_gateway(
+      &g_sys, &b,
+      &(harness_gateway_opts){
+          .name = "gateway-rb", .redis_db = 2, .env = kReplica}));
   int64_t t0 = time_mono_ms();
   int ok = 0, limited = 0;
   for (int i = 0; i < 240; i++) {
@@ -881,7 +881,7 @@ START_TEST(replicas_share_a_bucket_taken_in_batches) {
     harness_http_free(r);
   }
   int64_t secs = (time_mono_ms() - t0) / 1000 + 2;
-  g_port = g_gw.http_port;
+  g_port = g_sys.gateway[0].http_port;
   ck_assert_int_eq(ok + limited, 240);
   ck_assert_msg(ok <= 160 + secs, "%d granted in %llds", ok, (long long)secs);
   ck_assert_msg(ok >= 160 - 2 * 15, "only %d granted", ok);
@@ -892,7 +892,7 @@ START_TEST(replicas_share_a_bucket_taken_in_batches) {
 END_TEST
 
 START_TEST(redis_down_lets_requests_through_and_counts_it) {
-  harness_redis_stop(&g_redis);
+  harness_redis_stop(&g_sys.redis);
   /* More calls than one batch of leased tokens (ADR 0020), so that some
    * must ask Redis: every one is let through. */
   for (int i = 0; i < 40; i++) {
@@ -909,7 +909,7 @@ START_TEST(redis_down_lets_requests_through_and_counts_it) {
       strstr(m, "gateway_http_request_duration_seconds_bucket"));
   ck_assert_ptr_nonnull(strstr(m, "gateway_upstream_duration_seconds"));
   harness_http_free(metrics);
-  ck_assert_int_eq(harness_redis_restart(&g_redis), 0);
+  ck_assert_int_eq(harness_redis_restart(&g_sys.redis), 0);
 }
 END_TEST
 
@@ -925,8 +925,8 @@ static long gateway_readyz(void) {
  * the gateway's readiness and not the other routes. */
 START_TEST(a_domain_backend_down_fails_only_its_routes) {
   ck_assert_int_eq(gateway_readyz(), 200);
-  harness_signal(g_orders.proc, SIGKILL);
-  ck_assert_int_ne(harness_wait_exit(g_orders.proc, 5000), -1);
+  harness_signal(g_sys.orders.proc, SIGKILL);
+  ck_assert_int_ne(harness_wait_exit(g_sys.orders.proc, 5000), -1);
   time_sleep_ms(300);
   resp *r = call("GET", "/v1/products", NULL, g_a.owner_token, NULL, NULL);
   CK_ERROR(r, 503, "UNAVAILABLE");
@@ -940,8 +940,8 @@ START_TEST(a_domain_backend_down_fails_only_its_routes) {
 END_TEST
 
 START_TEST(killed_backend_is_503_not_a_hang) {
-  harness_signal(g_tenants.proc, SIGKILL);
-  ck_assert_int_ne(harness_wait_exit(g_tenants.proc, 5000), -1);
+  harness_signal(g_sys.tenants.proc, SIGKILL);
+  ck_assert_int_ne(harness_wait_exit(g_sys.tenants.proc, 5000), -1);
   /* Give the gateway's connection a moment to notice. */
   time_sleep_ms(300);
   resp *r = call("GET", "/v1/tenant", NULL, g_a.owner_token, NULL, NULL);
@@ -960,8 +960,8 @@ START_TEST(killed_backend_is_503_not_a_hang) {
 END_TEST
 
 START_TEST(sigterm_drains_and_exits_zero) {
-  harness_signal(g_gw_tight.proc, SIGTERM);
-  int st = harness_wait_exit(g_gw_tight.proc, 15000);
+  harness_signal(g_sys.gateway[1].proc, SIGTERM);
+  int st = harness_wait_exit(g_sys.gateway[1].proc, 15000);
   ck_assert_int_ne(st, -1);
   ck_assert(WIFEXITED(st));
   ck_assert_int_eq(WEXITSTATUS(st), 0);
@@ -974,34 +974,8 @@ END_TEST
 int main(void) {
   harness_init();
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0) {
-    harness_dump_logs();
-    fprintf(stderr, "cannot start PostgreSQL/Redis\n");
-    return 1;
-  }
-  bool ok = harness_service_start_auth(&g_auth, "auth", &kSvc, NULL);
-  char auth_addr[96];
-  snprintf(auth_addr, sizeof auth_addr, "AUTH_ADDR=%s", g_auth.rpc_url);
-  char *ten_extra[] = {auth_addr, "TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
-                       "TENANTS_BASE_DOMAINS=localhost,example.test", NULL};
-  ok =
-      ok && harness_service_start(&g_tenants, "tenants",
-                                  "services/tenants/tenants", &kSvc, ten_extra);
-  /* The gateway routes /v1/products and /v1/orders to orders (their
-   * behaviour is tested in tests/orders; here, its failure). */
-  char ten_addr[96];
-  snprintf(ten_addr, sizeof ten_addr, "TENANTS_ADDR=%s", g_tenants.rpc_url);
-  char *ord_extra[] = {auth_addr, ten_addr, NULL};
-  ok = ok && harness_service_start(&g_orders, "orders",
-                                   "services/orders/orders", &kSvc, ord_extra);
-  ok = ok && start_gateway(&g_gw, "gateway", "1000", "1000", 0);
-  ok = ok && start_gateway(&g_gw_tight, "gateway-tight", "5", "3", 1);
-  if (!ok) {
-    harness_dump_logs();
-    fprintf(stderr, "cannot start the system\n");
-    return 1;
-  }
-  g_port = g_gw.http_port;
+  if (!harness_system_start(&g_sys, &kSystem)) return 1;
+  g_port = g_sys.gateway[0].http_port;
 
   Suite *s = suite_create("gateway_itest");
   ADD_CASE(s, two_tenants_are_created_through_the_api);
@@ -1026,13 +1000,7 @@ int main(void) {
   ADD_CASE(s, sigterm_drains_and_exits_zero);
   /* The cases share the system started above. */
   int failed = harness_run_shared(s);
-  if (failed != 0) harness_dump_logs();
-  harness_service_stop(&g_gw, 15000);
-  harness_service_stop(&g_gw_tight, 15000);
-  harness_service_stop(&g_tenants, 15000);
-  harness_service_stop(&g_auth, 15000);
-  harness_redis_stop(&g_redis);
-  harness_pg_stop(&g_pg);
+  int rc = harness_system_end(&g_sys, failed);
   curl_global_cleanup();
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return rc;
 }

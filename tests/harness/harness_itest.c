@@ -35,6 +35,7 @@
 #include "tests/harness/http.h"
 #include "tests/harness/identity.h"
 #include "tests/harness/service.h"
+#include "tests/harness/system.h"
 
 /* Gone = no such process, or a zombie nobody reaps (a container's PID 1
  * may not reap reparented orphans). */
@@ -376,6 +377,87 @@ START_TEST(service_env_is_the_standard_one_with_extras_winning) {
 }
 END_TEST
 
+/* ------------------------------------------------------- system.h --- */
+
+static void fake_ports(harness_service *s, int base) {
+  s->rpc_port = base;
+  s->bus_port = base + 1;
+  snprintf(s->rpc_url, sizeof s->rpc_url, "tcp://127.0.0.1:%d", base);
+  snprintf(s->bus_url, sizeof s->bus_url, "tcp://127.0.0.1:%d", base + 1);
+}
+
+/* The wiring: each service gets the peers it reads that run, and only
+ * those; a suite's entries come after it and win, "K" removes. */
+START_TEST(system_wires_running_peers_and_the_suites_settings_win) {
+  harness_init();
+  static char *const orders_env[] = {"ORDERS_OUTBOX_POLL=200ms",
+                                     "TENANTS_EVENTS", NULL};
+  static char *const gw_env[] = {"GATEWAY_RATE_BURST=5",
+                                 "AUTH_ADDR=tcp://127.0.0.1:9", NULL};
+  static char *const gw_own[] = {"GATEWAY_RATE_BURST=7", NULL};
+  harness_system_opts o = {
+      .parts = HARNESS_WITH(HARNESS_TENANTS) | HARNESS_WITH(HARNESS_ORDERS) |
+               HARNESS_WITH(HARNESS_REALTIME) | HARNESS_WITH(HARNESS_GATEWAY),
+      .rpc_workers = 3,
+      .env = {[HARNESS_ORDERS] = orders_env, [HARNESS_GATEWAY] = gw_env},
+      .gateways = {{.name = "gw", .redis_db = 2, .env = gw_own}},
+      .ws_port = 4321,
+  };
+  harness_system s;
+  harness_system_init(&s, &o);
+  snprintf(s.redis.url, sizeof s.redis.url, "redis://127.0.0.1:9");
+  fake_ports(&s.auth, 1000);
+  fake_ports(&s.tenants, 1010);
+  fake_ports(&s.orders, 1020);
+
+  char **env = harness_system_env(&s, HARNESS_ORDERS);
+  ck_assert_ptr_nonnull(env);
+  ck_assert_str_eq(env_get(env, "AUTH_ADDR"), "tcp://127.0.0.1:1000");
+  ck_assert_str_eq(env_get(env, "AUTH_EVENTS"), "tcp://127.0.0.1:1001");
+  ck_assert_str_eq(env_get(env, "TENANTS_ADDR"), "tcp://127.0.0.1:1010");
+  ck_assert_ptr_null(env_get(env, "TENANTS_EVENTS")); /* removed */
+  ck_assert_str_eq(env_get(env, "ORDERS_OUTBOX_POLL"), "200ms");
+  ck_assert_str_eq(env_get(env, "RPC_WORKERS"), "3");
+  ck_assert_ptr_nonnull(env_get(env, "DATABASE_URL"));
+  harness_service_env_free(env);
+
+  /* Realtime: no database, its WebSocket port, no notifications or sync
+   * (they do not run). */
+  env = harness_system_env(&s, HARNESS_REALTIME);
+  ck_assert_ptr_nonnull(env);
+  ck_assert_ptr_null(env_get(env, "DATABASE_URL"));
+  ck_assert_ptr_null(env_get(env, "RPC_WORKERS"));
+  ck_assert_str_eq(env_get(env, "WS_ADDR"), "127.0.0.1");
+  ck_assert_str_eq(env_get(env, "WS_PORT"), "4321");
+  ck_assert_str_eq(env_get(env, "ORDERS_EVENTS"), "tcp://127.0.0.1:1021");
+  ck_assert_str_eq(env_get(env, "TENANTS_EVENTS"), "tcp://127.0.0.1:1011");
+  ck_assert_ptr_null(env_get(env, "NOTIFICATIONS_ADDR"));
+  ck_assert_ptr_null(env_get(env, "SYNC_EVENTS"));
+  ck_assert_str_eq(s.ws_url, "ws://127.0.0.1:4321");
+  harness_service_env_free(env);
+
+  /* The gateway: shared settings over the wiring, its own over those,
+   * its own Redis database. */
+  env = harness_system_env(&s, HARNESS_GATEWAY);
+  ck_assert_ptr_nonnull(env);
+  ck_assert_str_eq(env_get(env, "AUTH_ADDR"), "tcp://127.0.0.1:9");
+  ck_assert_str_eq(env_get(env, "ORDERS_ADDR"), "tcp://127.0.0.1:1020");
+  ck_assert_str_eq(env_get(env, "TENANTS_EVENTS"), "tcp://127.0.0.1:1011");
+  ck_assert_ptr_null(env_get(env, "SYNC_ADDR"));
+  ck_assert_str_eq(env_get(env, "GATEWAY_RATE_BURST"), "7");
+  ck_assert_str_eq(env_get(env, "REDIS_URL"), "redis://127.0.0.1:9/2");
+  harness_service_env_free(env);
+
+  /* Tenants reads auth only. */
+  env = harness_system_env(&s, HARNESS_TENANTS);
+  ck_assert_ptr_nonnull(env);
+  ck_assert_str_eq(env_get(env, "AUTH_ADDR"), "tcp://127.0.0.1:1000");
+  ck_assert_ptr_null(env_get(env, "AUTH_EVENTS"));
+  ck_assert_ptr_null(env_get(env, "ORDERS_ADDR"));
+  harness_service_env_free(env);
+}
+END_TEST
+
 START_TEST(service_starts_when_ready_restarts_on_its_ports_and_stops) {
   harness_init();
   static const harness_service_opts o = {.log_level = "warn"};
@@ -648,6 +730,8 @@ int main(void) {
   TCase *helpers = tcase_create("helpers");
   tcase_set_timeout(helpers, 60);
   tcase_add_test(helpers, service_env_is_the_standard_one_with_extras_winning);
+  tcase_add_test(helpers,
+                 system_wires_running_peers_and_the_suites_settings_win);
   tcase_add_test(helpers,
                  service_starts_when_ready_restarts_on_its_ports_and_stops);
   tcase_add_test(helpers, service_start_fails_when_never_ready);

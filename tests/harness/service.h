@@ -33,6 +33,10 @@
  *
  * Binaries are found with harness_bin_path (under $BAZEL_BIN); tests run
  * from the repository root, which is where MIGRATIONS_DIR is resolved.
+ *
+ * A suite that runs several services together starts them with
+ * system.h, which wires their addresses over this; this file is for one
+ * process at a time (a stand-in, a service under a test of its own).
  */
 #ifndef TESTS_HARNESS_SERVICE_H
 #define TESTS_HARNESS_SERVICE_H

@@ -44,7 +44,7 @@
 #include "tests/harness/idemcheck.h"
 #include "proto/auth/v1/auth.pb-c.h"
 #include "tests/harness/rpc.h"
-#include "tests/harness/service.h"
+#include "tests/harness/system.h"
 #include "services/notifications/sms.h"
 
 #define OPERATOR_SECRET "itest-operator-secret-0123456789"
@@ -54,153 +54,90 @@
 #define CLIENT_DIR "tests/realtime/client" /* the ws package lives there */
 #define SCRIPT "tests/notifications/client/inbox.js"
 
-static harness_pg g_pg;
-static harness_redis g_redis;
-static harness_service g_auth, g_tenants, g_orders, g_gw, g_notif, g_rt;
-static int g_ws_port, g_smtp_port, g_sms_port;
+static harness_system g_sys;
+static int g_smtp_port, g_sms_port;
 static harness_proc *g_smtp, *g_sms;
 static char g_mail_file[128], g_sms_file[128];
-
-static const harness_service_opts kSvc = {
-    .pg = &g_pg, .redis = &g_redis, .rpc_workers = 4, .log_level = "info"};
-static const harness_service_opts kNoDb = {.redis = &g_redis,
-                                           .log_level = "info"};
 
 typedef harness_http_resp resp;
 
 /* ---------------------------------------------------------- processes -- */
 
-#define ADDR(buf, key, url) snprintf(buf, sizeof buf, "%s=%s", key, url)
-
-/* The SMTP sink (tools/sinks/smtp_sink.py): every message as a JSON line
- * in g_mail_file. */
-static bool start_smtp_sink(void) {
-  char port[16];
-  g_smtp_port = harness_free_port();
-  snprintf(port, sizeof port, "%d", g_smtp_port);
-  snprintf(g_mail_file, sizeof g_mail_file, "/tmp/inbox-itest-mail-%d.jsonl",
-           (int)getpid());
-  unlink(g_mail_file);
-  char *argv[] = {"/usr/bin/python3",
-                  "tools/sinks/smtp_sink.py",
-                  "--port",
-                  port,
-                  "--out",
-                  g_mail_file,
-                  NULL};
-  g_smtp = harness_spawn("smtp-sink", argv, NULL);
-  return g_smtp != NULL && harness_wait_port(g_smtp_port, 10000);
+/* One of tools/sinks as name, on a free port (*port), every message as
+ * a JSON line in out (/tmp/inbox-itest-<file>-<pid>.jsonl, emptied). */
+static harness_proc *start_sink(const char *name, const char *script,
+                                const char *file, int *port, char *out,
+                                size_t cap) {
+  char p[16];
+  *port = harness_free_port();
+  snprintf(p, sizeof p, "%d", *port);
+  snprintf(out, cap, "/tmp/inbox-itest-%s-%d.jsonl", file, (int)getpid());
+  unlink(out);
+  char *argv[] = {
+      "/usr/bin/python3", (char *)script, "--port", p, "--out", out, NULL};
+  harness_proc *proc = harness_spawn(name, argv, NULL);
+  if (proc != NULL && harness_wait_port(*port, 10000)) return proc;
+  harness_stop(proc, 2000);
+  return NULL;
 }
 
-/* The SMS provider's stand-in (tools/sinks/sms_sink.py): every message as
- * a JSON line in g_sms_file. */
-static bool start_sms_sink(void) {
-  char port[16];
-  g_sms_port = harness_free_port();
-  snprintf(port, sizeof port, "%d", g_sms_port);
-  snprintf(g_sms_file, sizeof g_sms_file, "/tmp/inbox-itest-sms-all-%d.jsonl",
-           (int)getpid());
-  unlink(g_sms_file);
-  char *argv[] = {"/usr/bin/python3",
-                  "tools/sinks/sms_sink.py",
-                  "--port",
-                  port,
-                  "--out",
-                  g_sms_file,
-                  NULL};
-  g_sms = harness_spawn("sms-sink", argv, NULL);
-  return g_sms != NULL && harness_wait_port(g_sms_port, 10000);
+/* The SMTP sink (g_mail_file) and the SMS provider's stand-in
+ * (g_sms_file). */
+static bool start_sinks(void) {
+  g_smtp = start_sink("smtp-sink", "tools/sinks/smtp_sink.py", "mail",
+                      &g_smtp_port, g_mail_file, sizeof g_mail_file);
+  g_sms = start_sink("sms-sink", "tools/sinks/sms_sink.py", "sms-all",
+                     &g_sms_port, g_sms_file, sizeof g_sms_file);
+  return g_smtp != NULL && g_sms != NULL;
 }
 
-static bool start_notifications(void) {
-  char a[96], o[96], oe[96], smtp[64], sms[128];
-  snprintf(smtp, sizeof smtp, "SMTP_URL=smtp://127.0.0.1:%d", g_smtp_port);
-  snprintf(sms, sizeof sms,
-           "SMS_URL=http://127.0.0.1:%d/2010-04-01/Accounts/AC9/Messages.json",
-           g_sms_port);
-  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
-  ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
-  ADDR(oe, "ORDERS_EVENTS", g_orders.bus_url);
-  char *extra[] = {a,
-                   o,
-                   oe,
-                   "NOTIFICATIONS_SECRET_KEY=" SECRET_KEY,
-                   "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=true",
-                   "NOTIFICATIONS_OUTBOX_POLL=200ms",
-                   smtp,
-                   "NOTIFICATIONS_MAIL_FROM=noreply@bistro.example",
-                   "NOTIFICATIONS_CAMPAIGN_BATCH=100",
-                   "NOTIFICATIONS_CAMPAIGN_INTERVAL=100ms",
-                   "NOTIFICATIONS_CAMPAIGN_POLL=100ms",
-                   "NOTIFICATIONS_WORKERS=8",
-                   sms,
-                   "SMS_ACCOUNT=AC9",
-                   "SMS_TOKEN=itest-sms-secret",
-                   "SMS_FROM=+15550000000",
-                   NULL};
-  return harness_service_start(&g_notif, "notifications",
-                               "services/notifications/notifications", &kSvc,
-                               extra);
-}
+/* Notifications sends through the two sinks (their ports known once they
+ * run), in quick small campaign batches. */
+static char g_smtp_url[64], g_sms_url[128];
+static char *const kNotifications[] = {
+    "NOTIFICATIONS_SECRET_KEY=" SECRET_KEY,
+    "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=true",
+    "NOTIFICATIONS_OUTBOX_POLL=200ms",
+    g_smtp_url,
+    "NOTIFICATIONS_MAIL_FROM=noreply@bistro.example",
+    "NOTIFICATIONS_CAMPAIGN_BATCH=100",
+    "NOTIFICATIONS_CAMPAIGN_INTERVAL=100ms",
+    "NOTIFICATIONS_CAMPAIGN_POLL=100ms",
+    "NOTIFICATIONS_WORKERS=8",
+    g_sms_url,
+    "SMS_ACCOUNT=AC9",
+    "SMS_TOKEN=itest-sms-secret",
+    "SMS_FROM=+15550000000",
+    NULL};
+static char *const kTenants[] = {"TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
+                                 "TENANTS_BASE_DOMAINS=localhost", NULL};
+static char *const kGateway[] = {"GATEWAY_BASE_DOMAIN=localhost",
+                                 "GATEWAY_RATE_BURST=10000",
+                                 "GATEWAY_LOGIN_BURST=1000", NULL};
 
-static bool start_gateway(void) {
-  char a[96], t[96], o[96], n[96], ae[96], te[96];
-  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
-  ADDR(t, "TENANTS_ADDR", g_tenants.rpc_url);
-  ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
-  ADDR(n, "NOTIFICATIONS_ADDR", g_notif.rpc_url);
-  ADDR(ae, "AUTH_EVENTS", g_auth.bus_url);
-  ADDR(te, "TENANTS_EVENTS", g_tenants.bus_url);
-  char *extra[] = {a,
-                   t,
-                   o,
-                   n,
-                   ae,
-                   te,
-                   "GATEWAY_BASE_DOMAIN=localhost",
-                   "GATEWAY_RATE_BURST=10000",
-                   "GATEWAY_LOGIN_BURST=1000",
-                   NULL};
-  if (!harness_service_start(&g_gw, "gateway", "services/gateway/gateway",
-                             &kSvc, extra))
-    return false;
-  char url[128];
-  return harness_wait_http_ok(
-      harness_service_http_url(&g_gw, "/healthz", url, sizeof url), 10000);
-}
-
-static bool start_realtime(void) {
-  char a[96], o[96], oe[96], n[96], ne[96], wp[32];
-  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
-  ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
-  ADDR(oe, "ORDERS_EVENTS", g_orders.bus_url);
-  ADDR(n, "NOTIFICATIONS_ADDR", g_notif.rpc_url);
-  ADDR(ne, "NOTIFICATIONS_EVENTS", g_notif.bus_url);
-  g_ws_port = harness_free_port();
-  snprintf(wp, sizeof wp, "WS_PORT=%d", g_ws_port);
-  char *extra[] = {a, o, oe, n, ne, wp, "WS_ADDR=127.0.0.1", NULL};
-  return harness_service_start(&g_rt, "realtime", "services/realtime/realtime",
-                               &kNoDb, extra) &&
-         harness_wait_port(g_ws_port, 10000);
-}
+static const harness_system_opts kSystem = {
+    .parts = HARNESS_WITH(HARNESS_TENANTS) | HARNESS_WITH(HARNESS_ORDERS) |
+             HARNESS_WITH(HARNESS_NOTIFICATIONS) |
+             HARNESS_WITH(HARNESS_REALTIME) | HARNESS_WITH(HARNESS_GATEWAY),
+    .rpc_workers = 4,
+    .log_level = "info",
+    .env = {[HARNESS_TENANTS] = kTenants,
+            [HARNESS_NOTIFICATIONS] = kNotifications,
+            [HARNESS_GATEWAY] = kGateway},
+};
 
 static bool start_system(void) {
-  if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0)
+  if (!start_sinks()) {
+    harness_dump_logs();
+    fprintf(stderr, "cannot start the sinks\n");
     return false;
-  char a[96], t[96];
-  bool ok = harness_service_start_auth(&g_auth, "auth", &kSvc, NULL);
-  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
-  char *ten_extra[] = {a, "TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
-                       "TENANTS_BASE_DOMAINS=localhost", NULL};
-  ok =
-      ok && harness_service_start(&g_tenants, "tenants",
-                                  "services/tenants/tenants", &kSvc, ten_extra);
-  ADDR(t, "TENANTS_ADDR", g_tenants.rpc_url);
-  char *ord_extra[] = {a, t, NULL};
-  ok = ok && harness_service_start(&g_orders, "orders",
-                                   "services/orders/orders", &kSvc, ord_extra);
-  return ok && start_smtp_sink() && start_sms_sink() && start_notifications() &&
-         start_gateway() && start_realtime();
+  }
+  snprintf(g_smtp_url, sizeof g_smtp_url, "SMTP_URL=smtp://127.0.0.1:%d",
+           g_smtp_port);
+  snprintf(g_sms_url, sizeof g_sms_url,
+           "SMS_URL=http://127.0.0.1:%d/2010-04-01/Accounts/AC9/Messages.json",
+           g_sms_port);
+  return harness_system_start(&g_sys, &kSystem);
 }
 
 /* ------------------------------------------------------------ helpers -- */
@@ -212,12 +149,14 @@ typedef struct person {
 
 static resp *call(const char *method, const char *path, const char *body,
                   const char *token) {
-  return harness_http_call(method, g_gw.http_port, path, body, token, NULL);
+  return harness_http_call(method, g_sys.gateway[0].http_port, path, body,
+                           token, NULL);
 }
 
 static void tenant(const char *prefix, harness_api_tenant *t) {
-  ck_assert_int_eq(
-      harness_api_create_tenant(g_gw.http_port, prefix, PASSWORD, t), 201);
+  ck_assert_int_eq(harness_api_create_tenant(g_sys.gateway[0].http_port, prefix,
+                                             PASSWORD, t),
+                   201);
 }
 
 /* A member of t with role, logged in: a customer registers (X-Tenant),
@@ -233,14 +172,15 @@ static void member(const harness_api_tenant *t, const char *name,
            customer ? "" : role, customer ? "" : "\"");
   snprintf(xt, sizeof xt, "X-Tenant: %s", t->slug);
   const char *const hdrs[] = {xt, NULL};
-  resp *r = customer ? harness_http_call("POST", g_gw.http_port,
+  resp *r = customer ? harness_http_call("POST", g_sys.gateway[0].http_port,
                                          "/v1/auth/register", body, NULL, hdrs)
                      : call("POST", "/v1/tenant/members", body, t->owner_token);
   CK_HTTP_STATUS(r, 201);
   snprintf(p->id, sizeof p->id, "%s", harness_json_str(r->json, "user.id"));
   harness_http_free(r);
-  ck_assert_int_eq(harness_api_login(g_gw.http_port, t->slug, email, PASSWORD,
-                                     p->token, sizeof p->token, NULL, 0),
+  ck_assert_int_eq(harness_api_login(g_sys.gateway[0].http_port, t->slug, email,
+                                     PASSWORD, p->token, sizeof p->token, NULL,
+                                     0),
                    200);
 }
 
@@ -306,8 +246,8 @@ typedef struct inbox_wait {
 static bool has_items(void *arg) {
   inbox_wait *w = arg;
   resp *r =
-      harness_http_request("GET", g_gw.http_port, "/v1/notifications?limit=100",
-                           NULL, w->token, NULL);
+      harness_http_request("GET", g_sys.gateway[0].http_port,
+                           "/v1/notifications?limit=100", NULL, w->token, NULL);
   size_t n = json_array_size(harness_json_get(r->json, "notifications"));
   harness_http_free(r);
   return n >= w->n;
@@ -371,7 +311,7 @@ START_TEST(status_changes_fill_the_customers_inbox_and_only_theirs) {
                    0);
   harness_http_free(r);
   /* Exactly one row per (event, recipient) in the database. */
-  ck_assert_int_eq(harness_pg_count(&g_pg,
+  ck_assert_int_eq(harness_pg_count(&g_sys.pg,
                                     "SELECT count(*) FROM notifications.inbox "
                                     "WHERE user_id = $1::uuid",
                                     cust.id),
@@ -453,8 +393,8 @@ typedef struct stock_wait {
 
 static bool has_stock_low(void *arg) {
   stock_wait *w = arg;
-  resp *r = harness_http_request("GET", g_gw.http_port, "/v1/notifications",
-                                 NULL, w->token, NULL);
+  resp *r = harness_http_request("GET", g_sys.gateway[0].http_port,
+                                 "/v1/notifications", NULL, w->token, NULL);
   json_t *n = json_array_get(harness_json_get(r->json, "notifications"), 0);
   const char *type = json_string_value(json_object_get(n, "type"));
   bool ok = type != NULL && strcmp(type, "stock.low") == 0;
@@ -564,8 +504,8 @@ START_TEST(each_notification_is_pushed_on_the_private_channel) {
       ot[PASETO_TOKEN_MAX + 32], xt[PASETO_TOKEN_MAX + 32], o[64],
       real[PATH_MAX];
   ck_assert_ptr_nonnull(realpath(CLIENT_DIR "/node_modules/ws", real));
-  snprintf(gw, sizeof gw, "GW=http://127.0.0.1:%d", g_gw.http_port);
-  snprintf(ws, sizeof ws, "WS=ws://127.0.0.1:%d/v1/realtime", g_ws_port);
+  snprintf(gw, sizeof gw, "GW=http://127.0.0.1:%d", g_sys.gateway[0].http_port);
+  snprintf(ws, sizeof ws, "WS=ws://127.0.0.1:%d/v1/realtime", g_sys.ws_port);
   snprintf(mod, sizeof mod, "WS_MODULE=%s", real);
   snprintf(ct, sizeof ct, "CUSTOMER_TOKEN=%s", cust.token);
   snprintf(ci, sizeof ci, "CUSTOMER_ID=%s", cust.id);
@@ -673,7 +613,7 @@ static void customers(const harness_api_tenant *t, int n) {
            "'x' FROM generate_series(1, %d) AS i RETURNING 1) "
            "SELECT count(*) FROM ins",
            t->slug, n);
-  ck_assert_int_eq(harness_pg_count(&g_pg, sql, t->id), n);
+  ck_assert_int_eq(harness_pg_count(&g_sys.pg, sql, t->id), n);
 }
 
 static resp *campaign_get(const harness_api_tenant *t, const char *id) {
@@ -692,7 +632,7 @@ static bool campaign_done(void *arg) {
   campaign_wait *w = arg;
   char path[96];
   snprintf(path, sizeof path, "/v1/campaigns/%s", w->id);
-  resp *r = harness_http_request("GET", g_gw.http_port, path, NULL,
+  resp *r = harness_http_request("GET", g_sys.gateway[0].http_port, path, NULL,
                                  w->t->owner_token, NULL);
   json_t *st = json_object_get(r->json, "status");
   json_t *d = json_object_get(json_object_get(r->json, "stats"), "delivered");
@@ -771,13 +711,13 @@ START_TEST(a_campaign_to_1000_customers_goes_out_in_batches) {
   harness_http_free(r);
   /* In batches of 100 (NOTIFICATIONS_CAMPAIGN_BATCH), each recipient once. */
   ck_assert_int_ge(
-      harness_pg_count(&g_pg,
+      harness_pg_count(&g_sys.pg,
                        "SELECT batches FROM notifications.campaigns "
                        "WHERE id = $1::uuid",
                        id),
       10);
   ck_assert_int_eq(
-      harness_pg_count(&g_pg,
+      harness_pg_count(&g_sys.pg,
                        "SELECT count(DISTINCT user_id) FROM "
                        "notifications.inbox WHERE event_id = $1::uuid",
                        id),
@@ -802,7 +742,7 @@ static bool has_status(void *arg) {
   status_wait *w = arg;
   char path[96];
   snprintf(path, sizeof path, "/v1/campaigns/%s", w->id);
-  resp *r = harness_http_request("GET", g_gw.http_port, path, NULL,
+  resp *r = harness_http_request("GET", g_sys.gateway[0].http_port, path, NULL,
                                  w->t->owner_token, NULL);
   json_t *st = json_object_get(r->json, "status");
   bool ok = json_is_string(st) && strcmp(json_string_value(st), w->status) == 0;
@@ -826,12 +766,12 @@ START_TEST(idempotency_key_on_create_campaign) {
              name[i]);
   }
   harness_idem_case c = {
-      .port = g_gw.http_port,
+      .port = g_sys.gateway[0].http_port,
       .path = "/v1/campaigns",
       .token = t.owner_token,
       .key_prefix = "itest-campaign",
       .status = 201,
-      .pg = &g_pg,
+      .pg = &g_sys.pg,
       .count_sql =
           "SELECT count(*) FROM notifications.campaigns WHERE name = $1",
       .body = body[0],
@@ -970,7 +910,7 @@ START_TEST(only_notifications_may_list_recipients_and_only_as_a_service) {
   req.n_roles = 2;
   /* As notifications, no user token: the owner and the customer, with
    * their addresses. */
-  rpc_client *n = harness_rpc_client_as(g_auth.rpc_url, "notifications");
+  rpc_client *n = harness_rpc_client_as(g_sys.auth.rpc_url, "notifications");
   rpc_result *r = harness_rpc_call(n, "auth.v1.Auth/ListRecipients", &req.base,
                                    NULL, NULL, NULL);
   CK_RPC_CODE(r, RPC_OK);
@@ -1003,7 +943,7 @@ START_TEST(only_notifications_may_list_recipients_and_only_as_a_service) {
   req.n_roles = 2;
   const char *const others[] = {"gateway", "orders"};
   for (size_t i = 0; i < 2; i++) {
-    rpc_client *o = harness_rpc_client_as(g_auth.rpc_url, others[i]);
+    rpc_client *o = harness_rpc_client_as(g_sys.auth.rpc_url, others[i]);
     r = harness_rpc_call(o, "auth.v1.Auth/ListRecipients", &req.base, NULL,
                          NULL, NULL);
     CK_RPC_CODE(r, RPC_PERMISSION_DENIED);
@@ -1082,14 +1022,15 @@ static void customer_with_phone(const harness_api_tenant *t, const char *name,
            email, name, PASSWORD, phone);
   snprintf(xt, sizeof xt, "X-Tenant: %s", t->slug);
   const char *const hdrs[] = {xt, NULL};
-  resp *r = harness_http_call("POST", g_gw.http_port, "/v1/auth/register", body,
-                              NULL, hdrs);
+  resp *r = harness_http_call("POST", g_sys.gateway[0].http_port,
+                              "/v1/auth/register", body, NULL, hdrs);
   CK_HTTP_STATUS(r, 201);
   snprintf(p->id, sizeof p->id, "%s", harness_json_str(r->json, "user.id"));
   snprintf(shown, cap, "%s", harness_json_str(r->json, "user.phone"));
   harness_http_free(r);
-  ck_assert_int_eq(harness_api_login(g_gw.http_port, t->slug, email, PASSWORD,
-                                     p->token, sizeof p->token, NULL, 0),
+  ck_assert_int_eq(harness_api_login(g_sys.gateway[0].http_port, t->slug, email,
+                                     PASSWORD, p->token, sizeof p->token, NULL,
+                                     0),
                    200);
 }
 
@@ -1098,8 +1039,8 @@ static resp *register_as(const harness_api_tenant *t, const char *body) {
   char xt[96];
   snprintf(xt, sizeof xt, "X-Tenant: %s", t->slug);
   const char *const hdrs[] = {xt, NULL};
-  return harness_http_call("POST", g_gw.http_port, "/v1/auth/register", body,
-                           NULL, hdrs);
+  return harness_http_call("POST", g_sys.gateway[0].http_port,
+                           "/v1/auth/register", body, NULL, hdrs);
 }
 
 /* The SMS the provider got for number whose text has needle (NULL: any). */
@@ -1144,7 +1085,7 @@ START_TEST(phones_are_normalised_once_and_bad_ones_refused) {
   customer_with_phone(&t, "pb", "\"" NUMBER "\"", &b, shown, sizeof shown);
   ck_assert_str_eq(shown, NUMBER);
   ck_assert_int_eq(
-      harness_pg_count(&g_pg,
+      harness_pg_count(&g_sys.pg,
                        "SELECT count(*) FROM auth.users WHERE tenant_id = "
                        "$1::uuid AND phone = '" NUMBER "'",
                        t.id),
@@ -1175,7 +1116,7 @@ START_TEST(phones_are_normalised_once_and_bad_ones_refused) {
     ck_assert(harness_http_has_detail(r, "phone"));
     harness_http_free(r);
   }
-  ck_assert_int_eq(harness_pg_count(&g_pg,
+  ck_assert_int_eq(harness_pg_count(&g_sys.pg,
                                     "SELECT count(*) FROM auth.users WHERE "
                                     "tenant_id = $1::uuid AND name = 'Bad'",
                                     t.id),
@@ -1241,7 +1182,7 @@ START_TEST(phones_are_normalised_once_and_bad_ones_refused) {
   CK_HTTP_ERROR(r, 401, "UNAUTHENTICATED");
   harness_http_free(r);
   /* b's number is untouched by a's changes. */
-  ck_assert_int_eq(harness_pg_count(&g_pg,
+  ck_assert_int_eq(harness_pg_count(&g_sys.pg,
                                     "SELECT count(*) FROM auth.users WHERE "
                                     "id = $1::uuid AND phone = '" NUMBER "'",
                                     b.id),
@@ -1267,7 +1208,7 @@ static resp *set_settings(const char *token, const char *body) {
 }
 
 static long long sms_rows(const harness_api_tenant *t) {
-  return harness_pg_count(&g_pg,
+  return harness_pg_count(&g_sys.pg,
                           "SELECT count(*) FROM notifications.deliveries "
                           "WHERE tenant_id = $1::uuid AND kind = 'sms'",
                           t->id);
@@ -1350,8 +1291,8 @@ START_TEST(sms_and_every_channel_follow_the_tenants_settings) {
   ck_assert_str_eq(first(r, "data.status"), "delivered");
   harness_http_free(r);
   /* The number is never in the service's log, in full or otherwise. */
-  ck_assert(!log_has(&g_notif, "15112345678"));
-  ck_assert(!log_has(&g_auth, "15112345678"));
+  ck_assert(!log_has(&g_sys.notifications, "15112345678"));
+  ck_assert(!log_has(&g_sys.auth, "15112345678"));
   /* Campaigns use their own channels: sms reaches the customer with a
    * phone even though the tenant's order_updates.sms is off. */
   r = call("POST", "/v1/campaigns",
@@ -1425,7 +1366,7 @@ START_TEST(settings_are_for_admins_of_their_own_tenant) {
   ck_assert(json_is_true(harness_json_get(r->json, "staff_alerts.sms")));
   harness_http_free(r);
   /* One row each, behind row-level security. */
-  ck_assert_int_eq(harness_pg_count(&g_pg,
+  ck_assert_int_eq(harness_pg_count(&g_sys.pg,
                                     "SELECT count(*) FROM "
                                     "notifications.settings WHERE tenant_id "
                                     "= $1::uuid AND staff_sms",
@@ -1444,14 +1385,14 @@ START_TEST(settings_are_for_admins_of_their_own_tenant) {
   ck_assert(wait_for(has_stock_low, &(stock_wait){admin.token}));
   ck_assert_msg(wait_for(has_sms, &(sms_wait){"+15550001111", "1 left", 1}),
                 "no low-stock SMS to the owner");
-  ck_assert_int_eq(harness_pg_count(&g_pg,
+  ck_assert_int_eq(harness_pg_count(&g_sys.pg,
                                     "SELECT count(*) FROM "
                                     "notifications.deliveries WHERE tenant_id "
                                     "= $1::uuid AND kind = 'sms'",
                                     t.id),
                    1);
   /* staff_alerts.email is off: the owner and the admin got no e-mail. */
-  ck_assert_int_eq(harness_pg_count(&g_pg,
+  ck_assert_int_eq(harness_pg_count(&g_sys.pg,
                                     "SELECT count(*) FROM "
                                     "notifications.deliveries WHERE tenant_id "
                                     "= $1::uuid AND kind = 'email'",
@@ -1546,11 +1487,7 @@ int main(void) {
             CLIENT_DIR);
     return 1;
   }
-  if (!start_system()) {
-    harness_dump_logs();
-    fprintf(stderr, "cannot start the system\n");
-    return 1;
-  }
+  if (!start_system()) return 1;
   Suite *s = suite_create("inbox_itest");
   HARNESS_ADD_CASE(s, status_changes_fill_the_customers_inbox_and_only_theirs,
                    120, NULL);
@@ -1579,18 +1516,10 @@ int main(void) {
   HARNESS_ADD_CASE(s, campaigns_list_in_pages_and_only_the_tenants_own, 120,
                    NULL);
   int failed = harness_run_shared(s);
-  if (failed != 0) harness_dump_logs();
-  harness_service_stop(&g_rt, 15000);
-  harness_service_stop(&g_gw, 15000);
-  harness_service_stop(&g_notif, 15000);
-  harness_service_stop(&g_orders, 15000);
-  harness_service_stop(&g_tenants, 15000);
-  harness_service_stop(&g_auth, 15000);
-  harness_redis_stop(&g_redis);
-  harness_pg_stop(&g_pg);
+  int rc = harness_system_end(&g_sys, failed);
   harness_stop(g_smtp, 2000);
   harness_stop(g_sms, 2000);
   unlink(g_mail_file);
   unlink(g_sms_file);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return rc;
 }

@@ -49,7 +49,7 @@
 #include "tests/harness/harness.h"
 #include "tests/harness/http.h"
 #include "tests/harness/idemcheck.h"
-#include "tests/harness/service.h"
+#include "tests/harness/system.h"
 #include "tests/notifications/receiver.h"
 
 #define OPERATOR_SECRET "itest-operator-secret-0123456789"
@@ -58,100 +58,60 @@
 #define WAIT_MS 60000
 #define MAX_ATTEMPTS 3
 
-static harness_pg g_pg;
-static harness_redis g_redis;
-static harness_service g_auth, g_tenants, g_orders, g_gw, g_notif;
+static harness_system g_sys;
 static receiver *g_rx;
-
-static const harness_service_opts kSvc = {
-    .pg = &g_pg, .redis = &g_redis, .rpc_workers = 4, .log_level = "info"};
 
 typedef harness_http_resp resp;
 
 /* ---------------------------------------------------------- processes -- */
 
-#define ADDR(buf, key, url) snprintf(buf, sizeof buf, "%s=%s", key, url)
+/* Webhooks to the test's receiver on loopback; three attempts with short
+ * retries, and short claims and sweeps, so recovery is seen quickly. */
+#define NOTIFICATIONS_SETTINGS                                                 \
+  "NOTIFICATIONS_SECRET_KEY=" SECRET_KEY, "NOTIFICATIONS_MAX_ATTEMPTS=3",      \
+      "NOTIFICATIONS_RETRY_BASE=300ms", "NOTIFICATIONS_SEND_TIMEOUT=5s",       \
+      "NOTIFICATIONS_CLAIM_TIMEOUT=2s", "NOTIFICATIONS_SWEEP_INTERVAL=1s",     \
+      "NOTIFICATIONS_SWEEP_GRACE=2s"
+static char *const kNotifications[] = {
+    "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=true", NOTIFICATIONS_SETTINGS, NULL};
+static char *const kNotificationsNoPrivate[] = {
+    "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=false", NOTIFICATIONS_SETTINGS, NULL};
+static char *const kTenants[] = {"TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
+                                 "TENANTS_BASE_DOMAINS=localhost", NULL};
+static char *const kGateway[] = {"GATEWAY_BASE_DOMAIN=localhost",
+                                 "GATEWAY_RATE_BURST=10000",
+                                 "GATEWAY_LOGIN_BURST=1000", NULL};
 
-static bool start_notifications(bool allow_private, bool restart) {
-  char a[96], o[96], oe[96], ap[64];
-  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
-  ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
-  ADDR(oe, "ORDERS_EVENTS", g_orders.bus_url);
-  snprintf(ap, sizeof ap, "NOTIFICATIONS_ALLOW_PRIVATE_TARGETS=%s",
-           allow_private ? "true" : "false");
-  char *extra[] = {a,
-                   o,
-                   oe,
-                   ap,
-                   "NOTIFICATIONS_SECRET_KEY=" SECRET_KEY,
-                   "NOTIFICATIONS_MAX_ATTEMPTS=3",
-                   "NOTIFICATIONS_RETRY_BASE=300ms",
-                   "NOTIFICATIONS_SEND_TIMEOUT=5s",
-                   "NOTIFICATIONS_CLAIM_TIMEOUT=2s",
-                   "NOTIFICATIONS_SWEEP_INTERVAL=1s",
-                   "NOTIFICATIONS_SWEEP_GRACE=2s",
-                   NULL};
-  return restart
-             ? harness_service_restart(&g_notif, "notifications", &kSvc, extra)
-             : harness_service_start(&g_notif, "notifications",
-                                     "services/notifications/notifications",
-                                     &kSvc, extra);
-}
+static const harness_system_opts kSystem = {
+    .parts = HARNESS_WITH(HARNESS_TENANTS) | HARNESS_WITH(HARNESS_ORDERS) |
+             HARNESS_WITH(HARNESS_NOTIFICATIONS) |
+             HARNESS_WITH(HARNESS_GATEWAY),
+    .rpc_workers = 4,
+    .log_level = "info",
+    .env = {[HARNESS_TENANTS] = kTenants,
+            [HARNESS_NOTIFICATIONS] = kNotifications,
+            [HARNESS_GATEWAY] = kGateway},
+};
 
-static bool start_gateway(void) {
-  char a[96], t[96], o[96], n[96], ae[96], te[96];
-  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
-  ADDR(t, "TENANTS_ADDR", g_tenants.rpc_url);
-  ADDR(o, "ORDERS_ADDR", g_orders.rpc_url);
-  ADDR(n, "NOTIFICATIONS_ADDR", g_notif.rpc_url);
-  ADDR(ae, "AUTH_EVENTS", g_auth.bus_url);
-  ADDR(te, "TENANTS_EVENTS", g_tenants.bus_url);
-  char *extra[] = {a,
-                   t,
-                   o,
-                   n,
-                   ae,
-                   te,
-                   "GATEWAY_BASE_DOMAIN=localhost",
-                   "GATEWAY_RATE_BURST=10000",
-                   "GATEWAY_LOGIN_BURST=1000",
-                   NULL};
-  if (!harness_service_start(&g_gw, "gateway", "services/gateway/gateway",
-                             &kSvc, extra))
-    return false;
-  char url[128];
-  return harness_wait_http_ok(
-      harness_service_http_url(&g_gw, "/healthz", url, sizeof url), 10000);
-}
-
-static bool start_system(void) {
-  if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0)
-    return false;
-  char a[96], t[96];
-  bool ok = harness_service_start_auth(&g_auth, "auth", &kSvc, NULL);
-  ADDR(a, "AUTH_ADDR", g_auth.rpc_url);
-  char *ten_extra[] = {a, "TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
-                       "TENANTS_BASE_DOMAINS=localhost", NULL};
-  ok =
-      ok && harness_service_start(&g_tenants, "tenants",
-                                  "services/tenants/tenants", &kSvc, ten_extra);
-  ADDR(t, "TENANTS_ADDR", g_tenants.rpc_url);
-  char *ord_extra[] = {a, t, NULL};
-  ok = ok && harness_service_start(&g_orders, "orders",
-                                   "services/orders/orders", &kSvc, ord_extra);
-  return ok && start_notifications(true, false) && start_gateway();
+/* Notifications again on its ports, private targets allowed or not. */
+static bool restart_notifications(bool allow_private) {
+  return harness_system_restart(&g_sys, HARNESS_NOTIFICATIONS, NULL,
+                                allow_private ? kNotifications
+                                              : kNotificationsNoPrivate);
 }
 
 /* ------------------------------------------------------------ helpers -- */
 
 static resp *call(const char *method, const char *path, const char *body,
                   const char *token) {
-  return harness_http_call(method, g_gw.http_port, path, body, token, NULL);
+  return harness_http_call(method, g_sys.gateway[0].http_port, path, body,
+                           token, NULL);
 }
 
 static void tenant(const char *prefix, harness_api_tenant *t) {
-  ck_assert_int_eq(
-      harness_api_create_tenant(g_gw.http_port, prefix, PASSWORD, t), 201);
+  ck_assert_int_eq(harness_api_create_tenant(g_sys.gateway[0].http_port, prefix,
+                                             PASSWORD, t),
+                   201);
 }
 
 /* A product of t's; its id into id. */
@@ -245,7 +205,7 @@ static bool has_deliveries(void *arg) {
   snprintf(q, sizeof q, "status=%s", w->status);
   char path[200];
   snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries?%s", w->wid, q);
-  resp *r = harness_http_request("GET", g_gw.http_port, path, NULL,
+  resp *r = harness_http_request("GET", g_sys.gateway[0].http_port, path, NULL,
                                  w->t->owner_token, NULL);
   size_t n = json_array_size(harness_json_get(r->json, "deliveries"));
   harness_http_free(r);
@@ -340,7 +300,7 @@ START_TEST(an_order_placed_arrives_signed_at_the_receiver) {
       json_array_get(harness_json_get(r->json, "webhooks"), 0), "secret"));
   harness_http_free(r);
   ck_assert_int_eq(
-      harness_pg_count(&g_pg,
+      harness_pg_count(&g_sys.pg,
                        "SELECT octet_length(secret_box) FROM "
                        "notifications.endpoints WHERE id = $1::uuid",
                        wid),
@@ -429,8 +389,8 @@ START_TEST(always_failing_is_dead_then_retried_by_hand) {
                  (const int[]){1, 2, 3, 1}, 4);
   harness_http_free(r);
   /* Counted: attempts by outcome and the dead letter. */
-  r = harness_http_request("GET", g_notif.admin_port, "/metrics", NULL, NULL,
-                           NULL);
+  r = harness_http_request("GET", g_sys.notifications.admin_port, "/metrics",
+                           NULL, NULL, NULL);
   CK_HTTP_STATUS(r, 200);
   ck_assert(
       strstr(r->body, "notifications_attempts_total{outcome=\"failure\"}"));
@@ -506,7 +466,7 @@ static long long db_deliveries(const char *wid, const char *st) {
            "SELECT count(*) FROM notifications.deliveries WHERE "
            "endpoint_id = $1::uuid AND status = '%s'",
            st);
-  return harness_pg_count(&g_pg, sql, wid);
+  return harness_pg_count(&g_sys.pg, sql, wid);
 }
 
 static bool held_one(void *arg) { return receiver_held(g_rx, arg) >= 1; }
@@ -543,13 +503,13 @@ START_TEST(sigkill_mid_delivery_loses_nothing_and_repeats_no_recorded_2xx) {
   receiver_set_mode(g_rx, "kill", RECEIVER_HOLD, 0);
   for (int i = 0; i < 3; i++) order(&t, pid, NULL);
   ck_assert(wait_for(held_one, "kill"));
-  harness_signal(g_notif.proc, SIGKILL);
-  ck_assert(harness_wait_exit(g_notif.proc, 10000) != -1);
+  harness_signal(g_sys.notifications.proc, SIGKILL);
+  ck_assert(harness_wait_exit(g_sys.notifications.proc, 10000) != -1);
   /* Two more while it is down: caught up from its bus position. */
   order(&t, pid, NULL);
   order(&t, pid, NULL);
   receiver_release(g_rx, "kill"); /* answers into a closed connection */
-  ck_assert(start_notifications(true, true));
+  ck_assert(restart_notifications(true));
   ck_assert(wait_for(db_has, &(db_wait){wid, "succeeded", 7}));
   ck_assert_int_eq(db_deliveries(wid, "pending"), 0);
   ck_assert_int_eq(db_deliveries(wid, "dead"), 0);
@@ -634,7 +594,7 @@ START_TEST(another_tenants_endpoints_and_deliveries_are_404) {
   /* Still A's, unchanged, and its delivery still dead. */
   ck_assert_int_eq(db_deliveries(wid, "dead"), 1);
   ck_assert_int_eq(
-      harness_pg_count(&g_pg,
+      harness_pg_count(&g_sys.pg,
                        "SELECT count(*) FROM notifications.endpoints "
                        "WHERE id = $1::uuid AND active",
                        wid),
@@ -647,14 +607,14 @@ START_TEST(another_tenants_endpoints_and_deliveries_are_404) {
            "{\"email\":\"cust@%s.example.test\",\"password\":\"%s\","
            "\"name\":\"Cleo\"}",
            a.slug, PASSWORD);
-  r = harness_http_call("POST", g_gw.http_port, "/v1/auth/register", reg, NULL,
-                        hx);
+  r = harness_http_call("POST", g_sys.gateway[0].http_port, "/v1/auth/register",
+                        reg, NULL, hx);
   CK_HTTP_STATUS(r, 201);
   harness_http_free(r);
   snprintf(login, sizeof login, "cust@%s.example.test", a.slug);
   char ctok[1024];
-  ck_assert_int_eq(harness_api_login(g_gw.http_port, a.slug, login, PASSWORD,
-                                     ctok, sizeof ctok, NULL, 0),
+  ck_assert_int_eq(harness_api_login(g_sys.gateway[0].http_port, a.slug, login,
+                                     PASSWORD, ctok, sizeof ctok, NULL, 0),
                    200);
   r = call("GET", "/v1/webhooks", NULL, ctok);
   CK_HTTP_ERROR(r, 403, "PERMISSION_DENIED");
@@ -778,12 +738,12 @@ START_TEST(idempotency_key_on_create_webhook) {
              "{\"url\":\"%.160s\",\"events\":[\"OrderCreated\"]}", url[i]);
   }
   harness_idem_case c = {
-      .port = g_gw.http_port,
+      .port = g_sys.gateway[0].http_port,
       .path = "/v1/webhooks",
       .token = t.owner_token,
       .key_prefix = "itest-webhook",
       .status = 201,
-      .pg = &g_pg,
+      .pg = &g_sys.pg,
       .count_sql =
           "SELECT count(*) FROM notifications.endpoints WHERE url = $1",
       .body = body[0],
@@ -793,14 +753,14 @@ START_TEST(idempotency_key_on_create_webhook) {
       .race_body = {body[2], body[3], body[4]},
       .race_arg = {url[2], url[3], url[4]}};
   harness_idem_check(&c);
-  ck_assert_int_ge(harness_pg_count(&g_pg,
+  ck_assert_int_ge(harness_pg_count(&g_sys.pg,
                                     "SELECT count(*) FROM "
                                     "notifications.idempotency WHERE "
                                     "tenant_id = $1::uuid AND "
                                     "response_code = 0",
                                     t.id),
                    4);
-  ck_assert_int_eq(harness_pg_count(&g_pg,
+  ck_assert_int_eq(harness_pg_count(&g_sys.pg,
                                     "SELECT count(*) FROM "
                                     "notifications.idempotency WHERE "
                                     "position(convert_to($1, 'UTF8') in "
@@ -810,7 +770,7 @@ START_TEST(idempotency_key_on_create_webhook) {
   /* An expired key goes in the expiry round as the service runs it (its
    * role, app.notifications_sweep); the live ones stay. */
   ck_assert_int_eq(
-      harness_pg_count(&g_pg,
+      harness_pg_count(&g_sys.pg,
                        "WITH i AS (INSERT INTO notifications.idempotency "
                        "(tenant_id, principal, key, method, request_hash, "
                        "response_code, response, expires_at) VALUES "
@@ -819,7 +779,7 @@ START_TEST(idempotency_key_on_create_webhook) {
                        "RETURNING 1) SELECT count(*) FROM i",
                        t.id),
       1);
-  db_config dc = {.conninfo = g_pg.url, .max_conns = 1};
+  db_config dc = {.conninfo = g_sys.pg.url, .max_conns = 1};
   db_pool *p = NULL;
   ck_assert_int_eq(db_pool_new(&dc, &p), ERR_OK);
   db_store *st = NULL;
@@ -829,13 +789,13 @@ START_TEST(idempotency_key_on_create_webhook) {
                    ERR_OK);
   db_store_free(st);
   db_pool_free(p);
-  ck_assert_int_eq(harness_pg_count(&g_pg,
+  ck_assert_int_eq(harness_pg_count(&g_sys.pg,
                                     "SELECT count(*) FROM "
                                     "notifications.idempotency WHERE "
                                     "tenant_id = $1::uuid AND key = 'old'",
                                     t.id),
                    0);
-  ck_assert_int_ge(harness_pg_count(&g_pg,
+  ck_assert_int_ge(harness_pg_count(&g_sys.pg,
                                     "SELECT count(*) FROM "
                                     "notifications.idempotency WHERE "
                                     "tenant_id = $1::uuid",
@@ -849,7 +809,7 @@ END_TEST
 static void flush_redis(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET,
-                           .sin_port = htons((uint16_t)g_redis.port),
+                           .sin_port = htons((uint16_t)g_sys.redis.port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
   const char cmd[] = "*1\r\n$8\r\nFLUSHALL\r\n";
@@ -918,8 +878,8 @@ typedef struct reach {
 /* The gateway's client has dialled the restarted service again. */
 static bool gateway_reaches_notifications(void *arg) {
   reach *w = arg;
-  resp *r = harness_http_request("GET", g_gw.http_port, "/v1/webhooks", NULL,
-                                 w->token, NULL);
+  resp *r = harness_http_request("GET", g_sys.gateway[0].http_port,
+                                 "/v1/webhooks", NULL, w->token, NULL);
   bool ok = r->status == 200;
   harness_http_free(r);
   return ok;
@@ -940,7 +900,7 @@ static void assert_each_once(const char *name, int n) {
 
 /* Bytes of the notifications log from offset on contain needle. */
 static bool log_has_since(long offset, const char *needle) {
-  FILE *f = fopen(harness_log_path(g_notif.proc), "r");
+  FILE *f = fopen(harness_log_path(g_sys.notifications.proc), "r");
   if (f == NULL) return false;
   if (fseek(f, 0, SEEK_END) == 0 && ftell(f) < offset) offset = 0;
   (void)fseek(f, offset, SEEK_SET);
@@ -953,7 +913,7 @@ static bool log_has_since(long offset, const char *needle) {
 }
 
 static long log_size(void) {
-  FILE *f = fopen(harness_log_path(g_notif.proc), "r");
+  FILE *f = fopen(harness_log_path(g_sys.notifications.proc), "r");
   long n = 0;
   if (f != NULL && fseek(f, 0, SEEK_END) == 0) n = ftell(f);
   if (f != NULL) fclose(f);
@@ -977,13 +937,13 @@ START_TEST(a_catch_up_of_two_tenants_events_delivers_each_once) {
   webhook(&b, "batch-b", "[\"OrderCreated\"]", wb);
   order(&a, pa, NULL); /* a position to catch up from */
   ck_assert(wait_for(db_has, &(db_wait){wa, "succeeded", 1}));
-  harness_service_stop(&g_notif, 15000);
+  harness_service_stop(&g_sys.notifications, 15000);
   for (int i = 0; i < 65; i++) {
     order(&a, pa, NULL);
     order(&b, pb, NULL);
   }
   long mark = log_size();
-  ck_assert(start_notifications(true, true));
+  ck_assert(restart_notifications(true));
   /* Each tenant's own events only, each once (a mix-up of tenants in a
    * page would move events from one count to the other). */
   ck_assert(wait_for(db_has, &(db_wait){wa, "succeeded", 66}));
@@ -1006,7 +966,7 @@ START_TEST(private_targets_are_refused_when_not_allowed) {
   tenant("wh-ssrf", &t);
   product(&t, pid);
   webhook(&t, "ssrf", "[\"OrderCreated\"]", wid); /* allowed for now */
-  ck_assert(start_notifications(false, true));
+  ck_assert(restart_notifications(false));
   ck_assert(wait_for(gateway_reaches_notifications, &(reach){t.owner_token}));
   static const char *const kUrls[] = {
       "http://127.0.0.1:%d/r/x", "http://localhost:%d/r/x",
@@ -1037,11 +997,11 @@ END_TEST
 int main(void) {
   harness_init();
   g_rx = receiver_start();
-  if (g_rx == NULL || !start_system()) {
-    harness_dump_logs();
-    fprintf(stderr, "cannot start the system\n");
+  if (g_rx == NULL) {
+    fprintf(stderr, "cannot start the webhook receiver\n");
     return 1;
   }
+  if (!harness_system_start(&g_sys, &kSystem)) return 1;
   Suite *s = suite_create("notifications_itest");
   HARNESS_ADD_CASE(s, an_order_placed_arrives_signed_at_the_receiver, 120,
                    NULL);
@@ -1065,14 +1025,7 @@ int main(void) {
   HARNESS_ADD_CASE(s, redis_losing_the_queue_loses_no_delivery, 120, NULL);
   HARNESS_ADD_CASE(s, private_targets_are_refused_when_not_allowed, 120, NULL);
   int failed = harness_run_shared(s);
-  if (failed != 0) harness_dump_logs();
-  harness_service_stop(&g_gw, 15000);
-  harness_service_stop(&g_notif, 15000);
-  harness_service_stop(&g_orders, 15000);
-  harness_service_stop(&g_tenants, 15000);
-  harness_service_stop(&g_auth, 15000);
+  int rc = harness_system_end(&g_sys, failed);
   receiver_stop(g_rx);
-  harness_redis_stop(&g_redis);
-  harness_pg_stop(&g_pg);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return rc;
 }

@@ -51,75 +51,57 @@
 #include "tests/harness/http.h"
 #include "tests/harness/idemcheck.h"
 #include "tests/harness/identity.h"
-#include "tests/harness/service.h"
+#include "tests/harness/system.h"
 
 #define OPERATOR_SECRET "itest-operator-secret-0123456789"
 #define PASSWORD "correct horse battery"
 #define RELAY_DELAY_MS 6000 /* ORDERS_TEST_RELAY_DELAY for the crash test */
 
-static harness_pg g_pg;
-static harness_redis g_redis;
-static harness_service g_auth, g_tenants, g_orders, g_gw;
+static harness_system g_sys;
 static int g_orders_starts;
-
-/* Every service of this test: one PostgreSQL, one Redis. */
-static const harness_service_opts kSvc = {
-    .pg = &g_pg, .redis = &g_redis, .rpc_workers = 16, .log_level = "info"};
 
 /* ---------------------------------------------------------- processes -- */
 
-/* The orders service; relay_delay_ms > 0 sets ORDERS_TEST_RELAY_DELAY.
- * Restarts keep the ports (the gateway and subscribers dial them). */
-static bool start_orders(int relay_delay_ms) {
-  char a[96], t[96], ae[96], te[96], d[64], name[32];
-  snprintf(a, sizeof a, "AUTH_ADDR=%s", g_auth.rpc_url);
-  snprintf(t, sizeof t, "TENANTS_ADDR=%s", g_tenants.rpc_url);
-  snprintf(ae, sizeof ae, "AUTH_EVENTS=%s", g_auth.bus_url);
-  snprintf(te, sizeof te, "TENANTS_EVENTS=%s", g_tenants.bus_url);
-  snprintf(d, sizeof d, "ORDERS_TEST_RELAY_DELAY=%dms", relay_delay_ms);
-  char *extra[] = {a,
-                   t,
-                   ae,
-                   te,
-                   "SERVICE_NAME=orders",
-                   "AUTH_ISSUER=auth",
-                   "ORDERS_OUTBOX_POLL=200ms",
-                   relay_delay_ms > 0 ? d : NULL,
-                   NULL};
-  g_orders_starts++;
-  if (g_orders_starts == 1)
-    return harness_service_start(
-        &g_orders, "orders", "services/orders/orders_testhooks", &kSvc, extra);
-  snprintf(name, sizeof name, "orders-%d", g_orders_starts);
-  return harness_service_restart(&g_orders, name, &kSvc, extra);
-}
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define ORDERS_SETTINGS                                                        \
+  "SERVICE_NAME=orders", "AUTH_ISSUER=auth", "ORDERS_OUTBOX_POLL=200ms"
+static char *const kOrders[] = {ORDERS_SETTINGS, NULL};
+/* ORDERS_TEST_RELAY_DELAY, for the crash test. */
+static char *const kOrdersRelayDelayed[] = {
+    ORDERS_SETTINGS, "ORDERS_TEST_RELAY_DELAY=" STR(RELAY_DELAY_MS) "ms", NULL};
+static char *const kTenants[] = {"TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
+                                 "TENANTS_BASE_DOMAINS=localhost,example.test",
+                                 NULL};
+/* Limits out of the way: this test is about orders, not 429s. */
+static char *const kGateway[] = {"GATEWAY_RATE_BURST=1000000",
+                                 "GATEWAY_RATE_PER_MIN=1000000",
+                                 "GATEWAY_LOGIN_BURST=1000",
+                                 "GATEWAY_LOGIN_PER_MIN=1000",
+                                 "GATEWAY_DEADLINE_MS=10000",
+                                 "SHUTDOWN_GRACE_MS=5000",
+                                 NULL};
 
-static bool start_gateway(void) {
-  char a[96], t[96], o[96], ae[96], te[96];
-  snprintf(a, sizeof a, "AUTH_ADDR=%s", g_auth.rpc_url);
-  snprintf(t, sizeof t, "TENANTS_ADDR=%s", g_tenants.rpc_url);
-  snprintf(o, sizeof o, "ORDERS_ADDR=%s", g_orders.rpc_url);
-  snprintf(ae, sizeof ae, "AUTH_EVENTS=%s", g_auth.bus_url);
-  snprintf(te, sizeof te, "TENANTS_EVENTS=%s", g_tenants.bus_url);
-  /* Limits out of the way: this test is about orders, not 429s. */
-  char *extra[] = {a,
-                   t,
-                   o,
-                   ae,
-                   te,
-                   "GATEWAY_RATE_BURST=1000000",
-                   "GATEWAY_RATE_PER_MIN=1000000",
-                   "GATEWAY_LOGIN_BURST=1000",
-                   "GATEWAY_LOGIN_PER_MIN=1000",
-                   "GATEWAY_DEADLINE_MS=10000",
-                   "SHUTDOWN_GRACE_MS=5000",
-                   NULL};
-  if (!harness_service_start(&g_gw, "gateway", "services/gateway/gateway",
-                             &kSvc, extra))
-    return false;
-  char url[128];
-  return harness_wait_http_ok(
-      harness_service_http_url(&g_gw, "/healthz", url, sizeof url), 10000);
+/* Every service of this test: one PostgreSQL, one Redis; orders with its
+ * test hooks. */
+static const harness_system_opts kSystem = {
+    .parts = HARNESS_WITH(HARNESS_TENANTS) | HARNESS_WITH(HARNESS_ORDERS) |
+             HARNESS_WITH(HARNESS_GATEWAY),
+    .rpc_workers = 16,
+    .log_level = "info",
+    .bin = {[HARNESS_ORDERS] = "services/orders/orders_testhooks"},
+    .env = {[HARNESS_TENANTS] = kTenants,
+            [HARNESS_ORDERS] = kOrders,
+            [HARNESS_GATEWAY] = kGateway},
+};
+
+/* Orders again as "orders-<n>", on its ports (the gateway and subscribers
+ * dial them); relay_delayed sets ORDERS_TEST_RELAY_DELAY. */
+static bool restart_orders(bool relay_delayed) {
+  char name[32];
+  snprintf(name, sizeof name, "orders-%d", ++g_orders_starts);
+  return harness_system_restart(&g_sys, HARNESS_ORDERS, name,
+                                relay_delayed ? kOrdersRelayDelayed : kOrders);
 }
 
 /* ------------------------------------------------------------- client -- */
@@ -132,14 +114,16 @@ typedef harness_http_resp resp;
 static resp *call_raw(const char *method, const char *path, const char *body,
                       const char *token, const char *h1) {
   const char *h[] = {h1, NULL};
-  return harness_http_request(method, g_gw.http_port, path, body, token, h);
+  return harness_http_request(method, g_sys.gateway[0].http_port, path, body,
+                              token, h);
 }
 
 /* call_raw, failing the test when no answer came. */
 static resp *call(const char *method, const char *path, const char *body,
                   const char *token, const char *h1) {
   const char *h[] = {h1, NULL};
-  return harness_http_call(method, g_gw.http_port, path, body, token, h);
+  return harness_http_call(method, g_sys.gateway[0].http_port, path, body,
+                           token, h);
 }
 
 /* A 400 (INVALID_ARGUMENT or FAILED_PRECONDITION: HTTP-API.md fixes the
@@ -193,16 +177,17 @@ typedef struct tenant {
 static tenant g_a, g_b;
 
 static void login(const tenant *t, user *u) {
-  ck_assert_int_eq(harness_api_login(g_gw.http_port, t->slug, u->email,
-                                     PASSWORD, u->token, sizeof u->token, NULL,
-                                     0),
+  ck_assert_int_eq(harness_api_login(g_sys.gateway[0].http_port, t->slug,
+                                     u->email, PASSWORD, u->token,
+                                     sizeof u->token, NULL, 0),
                    200);
 }
 
 static void create_tenant(tenant *t, const char *prefix) {
   harness_api_tenant a;
-  ck_assert_int_eq(
-      harness_api_create_tenant(g_gw.http_port, prefix, PASSWORD, &a), 201);
+  ck_assert_int_eq(harness_api_create_tenant(g_sys.gateway[0].http_port, prefix,
+                                             PASSWORD, &a),
+                   201);
   str_copy(t->id, a.id, sizeof t->id);
   str_copy(t->slug, a.slug, sizeof t->slug);
   str_copy(t->owner.id, a.owner_id, sizeof t->owner.id);
@@ -1212,12 +1197,12 @@ static void idem_create_case(const char *path, const char *count_sql,
   char *rb[3];
   for (int i = 0; i < 3; i++)
     rb[i] = named_body(member, "Race", r[i], sizeof r[i], product);
-  harness_idem_case c = {.port = g_gw.http_port,
+  harness_idem_case c = {.port = g_sys.gateway[0].http_port,
                          .path = path,
                          .token = g_a.admin.token,
                          .key_prefix = "itest-create",
                          .status = 201,
-                         .pg = &g_pg,
+                         .pg = &g_sys.pg,
                          .count_sql = count_sql,
                          .body = b1,
                          .count_arg = n1,
@@ -1236,7 +1221,7 @@ static void idem_create_case(const char *path, const char *count_sql,
     x = call("POST", path, b2, g_a.owner.token, h);
     CK_HTTP_STATUS(x, 201);
     harness_http_free(x);
-    ck_assert_int_eq(harness_pg_count(&g_pg, count_sql, n2), 2);
+    ck_assert_int_eq(harness_pg_count(&g_sys.pg, count_sql, n2), 2);
   }
   free(b1);
   free(b2);
@@ -1582,7 +1567,7 @@ START_TEST(redis_down_the_menu_is_still_served) {
   ck_assert_ptr_nonnull(find_id(m, pid));
   json_decref(m);
 
-  harness_redis_stop(&g_redis);
+  harness_redis_stop(&g_sys.redis);
   m = menu(g_a.cust1.token, NULL);
   ck_assert_ptr_nonnull(find_id(m, pid));
   json_decref(m);
@@ -1598,7 +1583,7 @@ START_TEST(redis_down_the_menu_is_still_served) {
   json_decref(m);
 
   /* Back (empty): still the current menu. */
-  ck_assert_int_eq(harness_redis_restart(&g_redis), 0);
+  ck_assert_int_eq(harness_redis_restart(&g_sys.redis), 0);
   m = menu(g_a.cust1.token, NULL);
   ck_assert_int_eq(harness_json_int(find_id(m, pid), "price_cents"), 230);
   ck_assert_int_eq(stock_of(find_id(m, pid)), 18);
@@ -1678,7 +1663,8 @@ static bus_subscriber *subscribe_from(recorder *rec, rpc_client *cli,
   so.reconnect_max_ms = 300;
   bus_subscriber *sub = NULL;
   ck_assert_int_eq(
-      bus_subscriber_new(g_orders.bus_url, on_event, rec, &so, &sub), ERR_OK);
+      bus_subscriber_new(g_sys.orders.bus_url, on_event, rec, &so, &sub),
+      ERR_OK);
   ck_assert_int_eq(bus_subscribe_prefix(sub, ""), ERR_OK);
   ck_assert_int_eq(bus_subscriber_set_position(sub, "orders", after_seq),
                    ERR_OK);
@@ -1769,7 +1755,7 @@ static void check_stream(recorder *rec, uint64_t start,
  * wait for orders (docs/adr/0006), so after orders restarted the first
  * order could otherwise meet the gateway's client still reconnecting. */
 static bool gateway_ready(int timeout_ms) {
-  if (!harness_service_ready(&g_gw, timeout_ms)) return false;
+  if (!harness_service_ready(&g_sys.gateway[0], timeout_ms)) return false;
   int64_t until = time_mono_ms() + timeout_ms;
   for (;;) {
     resp *r = call_raw("GET", "/v1/products?category=none", NULL,
@@ -1791,15 +1777,15 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
   ro.credential = svcid_credential;
   svcid_signer *realtime = harness_identity_signer("realtime");
   ro.credential_arg = realtime;
-  ck_assert_int_eq(rpc_client_new(g_orders.rpc_url, &ro, &cli), ERR_OK);
-  ck_assert_int_eq(rpc_client_new(g_orders.rpc_url, &ro, &cli2), ERR_OK);
+  ck_assert_int_eq(rpc_client_new(g_sys.orders.rpc_url, &ro, &cli), ERR_OK);
+  ck_assert_int_eq(rpc_client_new(g_sys.orders.rpc_url, &ro, &cli2), ERR_OK);
   char pa[UUID_STR_LEN + 1], pb[UUID_STR_LEN + 1];
   product_id(g_a.admin.token, "Crash cookie", 150, -1, pa);
   product_id(g_b.owner.token, "Crash cake", 150, -1, pb);
 
   /* Restart the service with the relay held back. */
-  harness_service_stop(&g_orders, 15000);
-  ck_assert_msg(start_orders(RELAY_DELAY_MS), "orders did not restart");
+  harness_service_stop(&g_sys.orders, 15000);
+  ck_assert_msg(restart_orders(true), "orders did not restart");
   ck_assert(gateway_ready(15000));
 
   /* Events up to here (committed and numbered before) may still come;
@@ -1823,9 +1809,9 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
   }
   ck_assert_msg(time_mono_ms() - t0 < RELAY_DELAY_MS / 2,
                 "orders took too long to beat the relay delay");
-  harness_signal(g_orders.proc, SIGKILL);
-  ck_assert_int_ne(harness_wait_exit(g_orders.proc, 5000), -1);
-  harness_service_stop(&g_orders, 0);
+  harness_signal(g_sys.orders.proc, SIGKILL);
+  ck_assert_int_ne(harness_wait_exit(g_sys.orders.proc, 5000), -1);
+  harness_service_stop(&g_sys.orders, 0);
   pthread_mutex_lock(&live->mu);
   for (int i = 0; i < N; i++)
     ck_assert_msg(find_order_event(live, ids[i]) < 0,
@@ -1838,7 +1824,7 @@ START_TEST(kill_between_commit_and_publish_loses_nothing) {
    * left. A sentinel order after the subscriber is back reveals any tail
    * it missed while reconnecting (then healed through Replay). Every
    * event arrives, in seq order, without a hole. */
-  ck_assert_msg(start_orders(0), "orders did not come back");
+  ck_assert_msg(restart_orders(false), "orders did not come back");
   ck_assert(gateway_ready(15000));
   ck_assert_int_eq(bus_subscriber_wait_connected(sub, 1, 10000), ERR_OK);
   time_sleep_ms(200);
@@ -1888,26 +1874,8 @@ END_TEST
 int main(void) {
   harness_init();
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0) {
-    harness_dump_logs();
-    fprintf(stderr, "cannot start PostgreSQL/Redis\n");
-    return 1;
-  }
-  bool ok = harness_service_start_auth(&g_auth, "auth", &kSvc, NULL);
-  char auth_addr[96];
-  snprintf(auth_addr, sizeof auth_addr, "AUTH_ADDR=%s", g_auth.rpc_url);
-  char *ten_extra[] = {auth_addr, "TENANTS_OPERATOR_SECRET=" OPERATOR_SECRET,
-                       "TENANTS_BASE_DOMAINS=localhost,example.test", NULL};
-  ok =
-      ok && harness_service_start(&g_tenants, "tenants",
-                                  "services/tenants/tenants", &kSvc, ten_extra);
-  ok = ok && start_orders(0);
-  ok = ok && start_gateway();
-  if (!ok) {
-    harness_dump_logs();
-    fprintf(stderr, "cannot start the system\n");
-    return 1;
-  }
+  g_orders_starts = 1;
+  if (!harness_system_start(&g_sys, &kSystem)) return 1;
 
   Suite *s = suite_create("orders_itest");
   /* One case each (CK_RUN_CASE=<name> runs one alone), in this order. */
@@ -1930,13 +1898,7 @@ int main(void) {
                    each_case);
   /* The cases share the system started above. */
   int failed = harness_run_shared(s);
-  if (failed != 0) harness_dump_logs();
-  harness_service_stop(&g_gw, 15000);
-  harness_service_stop(&g_orders, 15000);
-  harness_service_stop(&g_tenants, 15000);
-  harness_service_stop(&g_auth, 15000);
-  harness_redis_stop(&g_redis);
-  harness_pg_stop(&g_pg);
+  int rc = harness_system_end(&g_sys, failed);
   curl_global_cleanup();
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return rc;
 }

@@ -1188,7 +1188,8 @@ END_TEST
 
 /* ------------------------------------------------------------- pull --- */
 
-#define PULL_ORDERS 100
+/* Issue 11: a pull from cursor 0 after 1,000 changes. */
+#define PULL_ORDERS 364
 
 /* GET /v1/sync/pull?cursor=&limit= as token. */
 static resp *pull(const char *token, int64_t cursor, int limit) {
@@ -1224,8 +1225,8 @@ START_TEST(pull_from_zero_returns_each_order_once_newest_in_order) {
   static char muts[4 * PULL_ORDERS][512];
   char *ptrs[4 * PULL_ORDERS];
   size_t n = 0;
-  /* 100 orders; every one confirmed, every 2nd preparing, every 4th
-   * ready: 275 changes of 100 entities. */
+  /* 364 orders; every one confirmed, every 2nd preparing, every 4th
+   * ready: 1,001 changes of 364 entities. */
   for (int i = 0; i < PULL_ORDERS; i++) {
     uuid_v7_str(oids[i]);
     create_mutation(muts[n], sizeof muts[n], (int64_t)n + 1, oids[i],
