@@ -129,6 +129,13 @@ static const cfg_entry config[] = {
      .max = 3600000,
      .description = "a client's presence without a heartbeat (ttl/3); a dead "
                     "replica's clients vanish after it"},
+    {.name = "REALTIME_RECHECK_FULL",
+     .kind = CFG_DURATION_MS,
+     .def = "5s",
+     .min = 250,
+     .max = 86400000,
+     .description = "a pass re-verifying every live token at least this often "
+                    "(between, only when the revocation counter moved)"},
     {.name = "AUTHN_CACHE_ENTRIES",
      .kind = CFG_INT,
      .def = "32768",
@@ -208,6 +215,8 @@ static int open_ws(svc *s, app *a) {
       .presence = a->presence,
       .presence_ttl_ms = cfg_duration_ms(c, "REALTIME_PRESENCE_TTL"),
       .recheck_ms = cfg_duration_ms(c, "REALTIME_RECHECK_MS"),
+      .redis = a->redis,
+      .recheck_full_ms = cfg_duration_ms(c, "REALTIME_RECHECK_FULL"),
       .max_conns_per_addr =
           (size_t)cfg_int(c, "REALTIME_MAX_CONNECTIONS_PER_IP"),
   };

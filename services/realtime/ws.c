@@ -839,6 +839,8 @@ static int create_context(ws_server *s) {
 static int open_parts(ws_server *s) {
   init_metrics(&s->m);
   recheck_config rc = {.verifier = s->c.verifier,
+                       .redis = s->c.redis,
+                       .full_ms = s->c.recheck_full_ms,
                        .interval_ms = s->c.recheck_ms,
                        .report = revoked,
                        .arg = s};
