@@ -1454,7 +1454,7 @@ def check_dockerfile(path):
         P.add("the last stage is not debian bookworm-slim")
     for lib in ("libnng1", "libprotobuf-c1", "libpq5", "libhiredis0.14",
                 "libsodium23", "libjansson4", "libcurl4", "libmicrohttpd12",
-                "libwebsockets17"):
+                "libwebsockets17", "libwebsockets-evlib-ev"):
         if not re.search(rf"\b{re.escape(lib)}\b", runtime):
             P.add(f"runtime stage does not install {lib}")
     if re.search(r"-dev\b", runtime):

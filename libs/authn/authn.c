@@ -77,7 +77,8 @@ struct authn {
   entry *entries;
   size_t nsets;
   pthread_mutex_t stripes[AUTHN_STRIPES];
-  uint64_t tick; /* atomic */
+  uint64_t tick;        /* atomic */
+  int64_t stale_before; /* atomic; authn_recheck_all (monotonic ms) */
 
   pthread_t thread;
   bool thread_started;
@@ -589,11 +590,19 @@ static int redis_state(authn *a, const paseto_claims *c, uint8_t *state) {
   return ERR_OK;
 }
 
-/* Is e's revocation/tenant state older than recheck_ms? */
+/* Is e's revocation/tenant state older than recheck_ms, or read at or
+ * before the last authn_recheck_all? (checked_mono_ms is taken before
+ * the lookup, so a lookup in flight at that call counts as before it.) */
 static bool state_due(const authn *a, const entry *e, int64_t now) {
+  int64_t stale = __atomic_load_n(&a->stale_before, __ATOMIC_ACQUIRE);
   return e->state != ST_REVOKED &&
-         (e->checked_mono_ms == 0 ||
+         (e->checked_mono_ms == 0 || e->checked_mono_ms <= stale ||
           now - e->checked_mono_ms >= a->cfg.recheck_ms);
+}
+
+void authn_recheck_all(authn *a) {
+  if (a == NULL) return;
+  __atomic_store_n(&a->stale_before, time_mono_ms(), __ATOMIC_RELEASE);
 }
 
 /* Stores the outcome of a lookup made at now (rc, and st when rc is OK).

@@ -217,6 +217,13 @@ int authn_apply_event(authn *a, const Rpc__V1__Event *ev) WARN_UNUSED;
 int authn_subscribe(authn *a, const char *address,
                     bus_subscriber **out) WARN_UNUSED;
 
+/* Every cached token's revocation/tenant state read until now is due
+ * again: the next verification of each reads Redis, whatever recheck_ms
+ * says (a lookup in flight counts as read before). For a caller that
+ * learnt that the records changed (revlog.h's counter moved) without
+ * knowing which. */
+void authn_recheck_all(authn *a);
+
 /* Drops every cached token (tests, benchmarks). */
 void authn_cache_clear(authn *a);
 

@@ -643,6 +643,37 @@ START_TEST(batch_answers_as_one_by_one_with_one_lookup) {
 }
 END_TEST
 
+/* authn_recheck_all: states read before it are due again, once. */
+START_TEST(recheck_all_makes_every_cached_state_due_once) {
+  cache *r = dead_redis();
+  authn_config cfg = AUTHN_CONFIG_INIT;
+  cfg.redis = r;
+  cfg.recheck_ms = 60000;
+  authn *a = new_authn(&cfg);
+  paseto_claims c = base_claims();
+  char *t = make_token(&sk1, &c);
+  ck_assert_int_eq(verify(a, t, NULL), AUTHN_OK); /* looked up (open) */
+  authn_stats st;
+  authn_get_stats(a, &st);
+  uint64_t n = st.redis_checks;
+  ck_assert_int_eq(verify(a, t, NULL), AUTHN_OK); /* within recheck_ms */
+  authn_get_stats(a, &st);
+  ck_assert_uint_eq(st.redis_checks, n);
+  authn_recheck_all(a);
+  time_sleep_ms(2); /* the next lookup is stamped after the mark */
+  ck_assert_int_eq(verify(a, t, NULL), AUTHN_OK);
+  authn_get_stats(a, &st);
+  ck_assert_uint_eq(st.redis_checks, n + 1);
+  ck_assert_int_eq(verify(a, t, NULL), AUTHN_OK); /* fresh again */
+  authn_get_stats(a, &st);
+  ck_assert_uint_eq(st.redis_checks, n + 1);
+  authn_recheck_all(NULL); /* NULL-safe */
+  free(t);
+  authn_free(a);
+  cache_free(r);
+}
+END_TEST
+
 START_TEST(offline_check_verifies_signature_and_time_only) {
   cache *r = dead_redis();
   authn_config cfg = AUTHN_CONFIG_INIT;
@@ -1080,6 +1111,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, redis_down_fails_open_by_default);
   tcase_add_test(tc, redis_down_refuses_when_fail_closed);
   tcase_add_test(tc, batch_answers_as_one_by_one_with_one_lookup);
+  tcase_add_test(tc, recheck_all_makes_every_cached_state_due_once);
   tcase_add_test(tc, offline_check_verifies_signature_and_time_only);
   tcase_add_test(tc, offline_check_refuses_unknown_kids_and_known_revocations);
   tcase_add_test(tc, fail_mode_setting_parses_open_and_closed_only);

@@ -365,6 +365,9 @@ typedef struct bus_subscriber_options {
   uint32_t reconnect_min_ms;    /* dialer reconnect backoff; default 100 */
   uint32_t reconnect_max_ms;    /* default 2000 */
   uint32_t resolve_interval_ms; /* dns+tcp:// re-resolution; default 5000 */
+  char thread_name[16];         /* the receive thread's name (top, /proc
+                                   task comm; at most 15 bytes kept);
+                                   default "bus-sub" */
 } bus_subscriber_options;
 
 /* Fills o with the defaults above. */

@@ -12,6 +12,7 @@
  * put on the wire. Waits are for conditions, with deadlines.
  */
 #include <check.h>
+#include <dirent.h>
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
 #include <pthread.h>
@@ -298,6 +299,48 @@ START_TEST(exact_subscription_matches_only_that_topic) {
   bus_subscriber_get_stats(s, &st);
   ck_assert_uint_eq(st.bad_frames, 0);
   bus_subscriber_free(s);
+  bus_publisher_free(p);
+  free(r);
+}
+END_TEST
+
+/* How many of this process's threads are named name (/proc task comm). */
+static int threads_named(const char *name) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/task");
+  ck_assert_ptr_nonnull(d);
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    if (e->d_name[0] == '.') continue;
+    char path[300], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) continue; /* the thread ended meanwhile */
+    if (fgets(comm, sizeof comm, f) != NULL) {
+      comm[strcspn(comm, "\n")] = '\0';
+      n += strcmp(comm, name) == 0;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  return n;
+}
+
+static void name_thread(bus_subscriber_options *o) {
+  snprintf(o->thread_name, sizeof o->thread_name, "%s", "bus-test-rx");
+}
+
+START_TEST(receive_thread_takes_the_name_given) {
+  char url[64];
+  bus_publisher *p = pub_new("orders", NULL, url, sizeof(url));
+  recorder *r = rec_new();
+  bus_subscriber *s = sub_new(url, r, NULL, name_thread);
+  ck_assert_int_eq(bus_subscribe_exact(s, "orders.abc"), ERR_OK);
+  ck_assert_int_eq(threads_named("bus-test-rx"), 0);
+  ck_assert_int_eq(bus_subscriber_start(s), ERR_OK);
+  sync_bus(p, r, "orders.abc"); /* the thread is running */
+  ck_assert_int_eq(threads_named("bus-test-rx"), 1);
+  bus_subscriber_free(s);
+  ck_assert_int_eq(threads_named("bus-test-rx"), 0);
   bus_publisher_free(p);
   free(r);
 }
@@ -1142,6 +1185,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, exact_subscription_matches_only_that_topic);
   tcase_add_test(tc, prefix_subscription_matches_every_topic_under_it);
+  tcase_add_test(tc, receive_thread_takes_the_name_given);
   tcase_add_test(tc,
                  backfilled_events_outside_the_subscriptions_are_not_delivered);
   tcase_add_test(tc, batch_subscriber_gets_filtered_runs_exactly_once_in_order);

@@ -46,6 +46,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -105,6 +106,7 @@ void bus_subscriber_options_init(bus_subscriber_options *o) {
   o->reconnect_min_ms = 100;
   o->reconnect_max_ms = 2000;
   o->resolve_interval_ms = 5000;
+  memcpy(o->thread_name, "bus-sub", sizeof "bus-sub");
 }
 
 /* ---------------------------------------------------------------- */
@@ -203,6 +205,7 @@ static void handle_msg(bus_subscriber *s, nng_msg *m) {
 
 static void *rx_main(void *arg) {
   bus_subscriber *s = arg;
+  pthread_setname_np(pthread_self(), s->o.thread_name);
   bus_tracker_poll(s->trk, time_mono_ms());
   nng_recv_aio(s->sock, s->rx_aio);
   for (;;) {
@@ -254,6 +257,9 @@ static int subscriber_new(const char *address, bus_event_fn fn,
     if (opts->reconnect_max_ms) o.reconnect_max_ms = opts->reconnect_max_ms;
     if (opts->resolve_interval_ms)
       o.resolve_interval_ms = opts->resolve_interval_ms;
+    if (opts->thread_name[0] != '\0') /* kept NUL-terminated */
+      snprintf(o.thread_name, sizeof o.thread_name, "%.*s",
+               (int)sizeof o.thread_name - 1, opts->thread_name);
   }
   /* The publishers (zero fields: the dialset's defaults). */
   const dialset_options dso = {.who = "bus",

@@ -200,6 +200,9 @@ int svc_verifier_open(svc *s, cache *redis, rpc_client **auth,
     return ERR_INVAL;
   }
   ac.keys_client = s->auth;
+  /* Declared by a service whose live tokens outnumber libs/authn's
+   * default (realtime); 0 for the others: the default. */
+  ac.cache_entries = (size_t)cfg_int(s->cfg, "AUTHN_CACHE_ENTRIES");
   rc = authn_new(&ac, &s->verifier);
   if (rc != ERR_OK) {
     log_error("cannot create the token verifier", "error", err_str(rc));

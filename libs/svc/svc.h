@@ -134,7 +134,9 @@ int svc_redis_open(svc *s, const cache_config *cc, const char *unset_warning,
  * the revocation and tenant-status lookups in redis (may be NULL); a
  * failed lookup accepts or refuses the token as AUTHN_REVOCATION_FAIL
  * (open|closed, default open; a common entry) says. Both AUTH_ADDR and
- * AUTH_ISSUER must be in the service's table. fini must free whatever
+ * AUTH_ISSUER must be in the service's table; a service that declares
+ * AUTHN_CACHE_ENTRIES (an integer) sizes the verified-token cache with it
+ * (otherwise libs/authn's default, 8192 tokens). fini must free whatever
  * feeds or uses the verifier (a bus subscriber) first. Errors: ERR_INVAL
  * for a bad AUTH_ADDR or AUTHN_REVOCATION_FAIL (logged), authn_new's,
  * ERR_INTERNAL (libsodium). */

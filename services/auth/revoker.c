@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libs/authn/revlog.h"
 #include "libs/base/timeutil.h"
 #include "libs/obs/log.h"
 #include "libs/obs/metrics.h"
@@ -57,8 +58,11 @@ void revoker_free(revoker *r) { free(r); }
 static int record(revoker *r, const char *key, int64_t value_s) {
   if (r->redis == NULL) return ERR_OK;
   char v[24];
-  int n = snprintf(v, sizeof v, "%lld", (long long)value_s);
-  int rc = cache_set(r->redis, key, v, (size_t)n, r->ttl_ms);
+  snprintf(v, sizeof v, "%lld", (long long)value_s);
+  /* Through libs/authn's writer: the record and the change counter that
+   * verifiers keeping tokens alive (realtime) poll, in one step
+   * (libs/authn/revlog.h). */
+  int rc = authn_record_state(r->redis, key, v, r->ttl_ms);
   if (rc != ERR_OK) {
     metrics_inc(r->m_redis_fail);
     log_error("revocation not recorded in Redis", "error", err_str(rc));

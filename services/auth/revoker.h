@@ -4,7 +4,8 @@
  *
  * Revoking means three things, in this order:
  *   1. Redis: SET revoked:jti:<jti> <unix s> or revoked:user:<user_id>
- *      <unix s> with a TTL of the access-token lifetime (after that every
+ *      <unix s> (through libs/authn/revlog.h, which also moves the change
+ *      counter) with a TTL of the access-token lifetime (after that every
  *      token the record could refuse has expired anyway). Every verifier
  *      (libs/authn) reads these keys when it first sees a token and again
  *      every recheck period, and a process that starts later finds them.

@@ -10,6 +10,7 @@
  */
 #include "services/realtime/feed.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "libs/obs/log.h"
@@ -99,6 +100,8 @@ int feed_start(const feed_config *c, feed **out) {
   o.tracker.backfill = backfill;
   o.tracker.backfill_arg = f;
   o.tracker.idle_check_ms = IDLE_CHECK_MS;
+  snprintf(o.thread_name, sizeof o.thread_name, "%s",
+           c->thread_name != NULL ? c->thread_name : "rt-feed");
   int rc = bus_subscriber_new(c->address, on_event, f, &o, &f->sub);
   if (rc == ERR_OK) rc = subscribe_all(f->sub, c->families);
   if (rc == ERR_OK) rc = bus_subscriber_start(f->sub);

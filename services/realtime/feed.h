@@ -37,6 +37,10 @@ typedef struct feed_config {
   const char *const *families;
   offsets *offsets; /* borrowed */
   ws_server *ws;    /* borrowed */
+  /* The bus receive thread's name (at most 15 bytes; NULL: "rt-feed"),
+   * which also runs this feed's Redis offset scripts: per-thread CPU in
+   * top or /proc/<pid>/task/<tid>/comm (tools/bench/realtime). */
+  const char *thread_name;
 } feed_config;
 
 typedef struct feed feed;

@@ -129,6 +129,21 @@ static const cfg_entry config[] = {
      .max = 3600000,
      .description = "a client's presence without a heartbeat (ttl/3); a dead "
                     "replica's clients vanish after it"},
+    {.name = "REALTIME_RECHECK_FULL",
+     .kind = CFG_DURATION_MS,
+     .def = "5s",
+     .min = 250,
+     .max = 86400000,
+     .description = "a pass re-verifying every live token at least this often "
+                    "(between, only when the revocation counter moved)"},
+    {.name = "AUTHN_CACHE_ENTRIES",
+     .kind = CFG_INT,
+     .def = "32768",
+     .min = 1024,
+     .max = 4194304,
+     .description = "verified tokens cached (~840 B each, touched as used); "
+                    "keep above the distinct live tokens, or every recheck "
+                    "pass verifies signatures again"},
     {.name = "REALTIME_RECHECK_MS",
      .kind = CFG_DURATION_MS,
      .def = "250ms",
@@ -200,6 +215,8 @@ static int open_ws(svc *s, app *a) {
       .presence = a->presence,
       .presence_ttl_ms = cfg_duration_ms(c, "REALTIME_PRESENCE_TTL"),
       .recheck_ms = cfg_duration_ms(c, "REALTIME_RECHECK_MS"),
+      .redis = a->redis,
+      .recheck_full_ms = cfg_duration_ms(c, "REALTIME_RECHECK_FULL"),
       .max_conns_per_addr =
           (size_t)cfg_int(c, "REALTIME_MAX_CONNECTIONS_PER_IP"),
   };
@@ -218,7 +235,8 @@ static int open_feed(svc *s, app *a) {
   feed_config fc = {.address = cfg_str(c, "ORDERS_EVENTS"),
                     .replay = a->orders,
                     .offsets = a->offsets,
-                    .ws = a->ws};
+                    .ws = a->ws,
+                    .thread_name = "rt-feed-orders"};
   if (rc == ERR_OK) rc = feed_start(&fc, &a->feed);
   if (rc != ERR_OK)
     log_error("cannot subscribe to ORDERS_EVENTS", "error", err_str(rc));
@@ -242,7 +260,8 @@ static int open_inbox_feed(svc *s, app *a) {
                     .replay = a->notifications,
                     .families = kFamilies,
                     .offsets = a->offsets,
-                    .ws = a->ws};
+                    .ws = a->ws,
+                    .thread_name = "rt-feed-notif"};
   if (rc == ERR_OK) rc = feed_start(&fc, &a->inbox);
   if (rc != ERR_OK)
     log_error("cannot subscribe to NOTIFICATIONS_EVENTS", "error", err_str(rc));
@@ -264,7 +283,8 @@ static int open_device_feed(svc *s, app *a) {
                     .replay = a->sync,
                     .families = kFamilies,
                     .offsets = a->offsets,
-                    .ws = a->ws};
+                    .ws = a->ws,
+                    .thread_name = "rt-feed-devices"};
   if (rc == ERR_OK) rc = feed_start(&fc, &a->devices);
   if (rc != ERR_OK)
     log_error("cannot subscribe to SYNC_EVENTS", "error", err_str(rc));

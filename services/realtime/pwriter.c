@@ -87,6 +87,7 @@ static void write_all(pwriter *w, job *j) {
 
 static void *run(void *arg) {
   pwriter *w = arg;
+  pthread_setname_np(pthread_self(), "rt-presence");
   for (;;) {
     pthread_mutex_lock(&w->mu);
     while (w->head == NULL && !w->stop) pthread_cond_wait(&w->cv, &w->mu);

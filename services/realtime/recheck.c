@@ -9,6 +9,23 @@
  * so verification reads it with no lock held, BATCH tokens at a time
  * through authn_verify_batch: the tokens due for a Redis lookup cost one
  * MGET per batch instead of one each.
+ *
+ * Which tokens a pass checks. With a Redis (config redis), every
+ * interval the thread first reads libs/authn's revocation counter
+ * (revlog.h: every revocation and tenant-status record is written with
+ * it, in one script). A full pass - every held token - runs when the
+ * counter moved (after authn_recheck_all, so each token's state is read
+ * from Redis again, not from the cache), when a bus event woke the
+ * thread, when the counter cannot be read, and every full_ms
+ * (REALTIME_RECHECK_FULL, 5 s) as a safety net (a record written past the
+ * counter). Otherwise the pass checks only the tokens held since the previous
+ * pass (`fresh`): a connection authenticates from libs/authn's cached state,
+ * which may have been read before a revocation whose full pass ran before the
+ * token was held; that state is older than the mark authn_recheck_all
+ * left, so this pass reads Redis for it. So a revocation is seen within
+ * an interval and a pass of its record, as when every pass checked every
+ * token, at the cost of one GET per interval instead of re-verifying
+ * every token 1000 / interval_ms times a second.
  */
 #include "services/realtime/recheck.h"
 
@@ -21,6 +38,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "libs/authn/revlog.h"
 #include "libs/base/timeutil.h"
 #include "libs/obs/metrics.h"
 #include "services/realtime/strmap.h"
@@ -28,9 +46,11 @@
 #define TOKEN_MAX 4096
 #define BATCH 256    /* tokens per authn_verify_batch: one MGET of 768 keys */
 #define KEY_BYTES 16 /* the map's key: the token's BLAKE2b-128, in hex */
+#define FULL_PASS_MS 5000 /* the safety net's default period (above) */
 
 struct recheck_token {
   size_t refs; /* under the recheck's mu */
+  bool fresh;  /* held since the last pass; under mu */
   size_t len;
   char key[KEY_BYTES * 2 + 1];
   char token[]; /* NUL-terminated; never changes while held */
@@ -45,6 +65,9 @@ struct recheck {
   bool joined;  /* recheck_stop has joined the thread (the caller's only) */
   strmap *live; /* key -> recheck_token*, under mu */
   metrics_child *m_pass, *m_revoked;
+  int64_t seen;      /* the counter at the last full pass (thread only) */
+  bool have_seen;    /* seen is valid (thread only) */
+  int64_t next_full; /* monotonic ms of the safety net's pass */
 };
 
 static void free_token(recheck_token *t) {
@@ -68,12 +91,15 @@ static void release_locked(recheck *r, recheck_token *t) {
 typedef struct snapshot {
   recheck_token **t;
   size_t n;
+  bool all; /* every token, or only the fresh ones */
 } snapshot;
 
 static void take_ref(void *arg, const char *key, void *value) {
   (void)key;
   snapshot *s = arg;
   recheck_token *t = value;
+  if (!s->all && !t->fresh) return;
+  t->fresh = false;
   t->refs++;
   s->t[s->n++] = t;
 }
@@ -101,9 +127,9 @@ static void verify_batch(recheck *r, recheck_token **t, size_t n) {
     }
 }
 
-static void pass(recheck *r) {
+static void pass(recheck *r, bool all) {
   int64_t t0 = time_mono_ms();
-  snapshot s = {NULL, 0};
+  snapshot s = {NULL, 0, all};
   pthread_mutex_lock(&r->mu);
   size_t n = strmap_len(r->live);
   s.t = n > 0 ? malloc(n * sizeof *s.t) : NULL;
@@ -116,11 +142,29 @@ static void pass(recheck *r) {
     if (s.t[i] != NULL) release_locked(r, s.t[i]);
   pthread_mutex_unlock(&r->mu);
   free(s.t);
-  metrics_observe(r->m_pass, (double)(time_mono_ms() - t0) / 1000.0);
+  if (all) metrics_observe(r->m_pass, (double)(time_mono_ms() - t0) / 1000.0);
+}
+
+/* Does this interval need a full pass (the file's comment)? Reads the
+ * counter; when it moved, every cached state is due again first. */
+static bool full_pass_due(recheck *r, bool woken) {
+  int64_t now = time_mono_ms(), v = 0;
+  if (r->c.redis == NULL || authn_revocations_read(r->c.redis, &v) != ERR_OK) {
+    r->have_seen = false; /* compare afresh once it answers again */
+    return true;
+  }
+  bool moved = !r->have_seen || v != r->seen;
+  r->seen = v; /* read before the pass: a later change moves it again */
+  r->have_seen = true;
+  if (moved) authn_recheck_all(r->c.verifier);
+  if (!moved && !woken && now < r->next_full) return false;
+  r->next_full = now + (r->c.full_ms > 0 ? r->c.full_ms : FULL_PASS_MS);
+  return true;
 }
 
 static void *run(void *arg) {
   recheck *r = arg;
+  pthread_setname_np(pthread_self(), "rt-recheck");
   pthread_mutex_lock(&r->mu);
   while (!r->stop) {
     if (!r->woken) {
@@ -131,10 +175,11 @@ static void *run(void *arg) {
       until.tv_nsec = ns % 1000000000;
       pthread_cond_timedwait(&r->cv, &r->mu, &until);
     }
+    bool woken = r->woken;
     r->woken = false;
     if (r->stop) break;
     pthread_mutex_unlock(&r->mu);
-    pass(r);
+    pass(r, full_pass_due(r, woken));
     pthread_mutex_lock(&r->mu);
   }
   pthread_mutex_unlock(&r->mu);
@@ -221,6 +266,7 @@ int recheck_hold(recheck *r, const char *token, recheck_token **out) {
     t = malloc(sizeof *t + len + 1);
     if (t != NULL) {
       t->refs = 0;
+      t->fresh = true;
       t->len = len;
       memcpy(t->key, key, sizeof t->key);
       memcpy(t->token, token, len + 1);
@@ -266,6 +312,7 @@ int recheck_subscribe(recheck *r, const char *address, bus_subscriber **out) {
   *out = NULL;
   bus_subscriber_options o;
   bus_subscriber_options_init(&o);
+  snprintf(o.thread_name, sizeof o.thread_name, "rt-revocations");
   bus_subscriber *s = NULL;
   int rc = bus_subscriber_new(address, on_event, r, &o, &s);
   if (rc == ERR_OK) rc = bus_subscribe_exact(s, AUTHN_TOPIC_REVOKED);

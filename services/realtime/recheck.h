@@ -8,14 +8,18 @@
  * (recheck_hold, on auth and refresh; recheck_release on close): one
  * shared, counted copy per distinct token, so connections that share a
  * token (a user's tabs, a screen's reconnects) keep one pointer each, not
- * a copy. A thread of this module makes a pass over every held token
- * every interval_ms, and at once when
- * woken: libs/authn's authn_verify answers from its cache, which a
- * revocation event on the bus (recheck_subscribe feeds them in) marks
- * revoked within milliseconds, and which re-reads the revocation keys in
- * Redis at most every recheck_ms (500 ms) per token when events are lost.
- * So a revocation is seen at the latest interval_ms + 500 ms after Redis
- * has it, and an event makes it immediate. A token refused as revoked or
+ * a copy. A thread of this module makes a pass every interval_ms, and at
+ * once when woken: libs/authn's authn_verify answers from its cache,
+ * which a revocation event on the bus (recheck_subscribe feeds them in)
+ * marks revoked within milliseconds. Without the event, Redis tells:
+ * with a redis in the config the thread polls libs/authn's revocation
+ * counter (revlog.h) and checks every held token against Redis again
+ * only when it moved (plus a full pass every full_ms, and the tokens
+ * held since the last pass each time: recheck.c explains why that is
+ * enough); without one, every pass checks every token and the cache
+ * re-reads Redis at most every recheck_ms (500 ms) per token. Either
+ * way a revocation is seen within about interval_ms + one pass of Redis
+ * having it, and an event makes it immediate. A token refused as revoked or
  * of a suspended tenant is reported through report(arg, t), from this
  * module's thread; the connections holding t are the ones to close.
  * Expiry is not reported (the WebSocket thread's sweep closes at it).
@@ -49,7 +53,11 @@ typedef void (*recheck_report_fn)(void *arg, recheck_token *t);
 
 typedef struct recheck_config {
   authn *verifier;     /* borrowed; outlives the recheck */
+  cache *redis;        /* the revocation counter (libs/authn/revlog.h),
+                          borrowed; NULL: every pass is a full one */
   int64_t interval_ms; /* between passes, > 0 */
+  int64_t full_ms;     /* with redis: a full pass at least this often
+                          (the safety net; recheck.c); <= 0: 5000 */
   recheck_report_fn report;
   void *arg;
 } recheck_config;

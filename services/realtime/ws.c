@@ -4,7 +4,8 @@
  *
  * Design. libwebsockets owns the sockets, the HTTP upgrade, framing,
  * masking, UTF-8 checks, ping/pong and close frames; this file only reacts
- * to its callbacks on the one service thread. Each connection (`conn`, the
+ * to its callbacks on the one service thread, which runs a libev (epoll)
+ * loop of its own (create_context explains why). Each connection (`conn`, the
  * per-session data lws allocates) holds its verified identity, its
  * channels and a send queue of shared messages: a publication is rendered
  * once and each subscribed connection queues a reference to it, so a
@@ -40,6 +41,7 @@
  * timeouts). The periodic recheck of live tokens runs on its own thread
  * (recheck.h).
  */
+#include <ev.h>
 #include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -415,7 +417,7 @@ static void sweep(lws_sorted_usec_list_t *sul) {
   int64_t now = time_now_ms(), mono = time_mono_ms();
   /* Late (the thread was busy or starved of CPU since the last sweep):
    * pongs may be waiting unread in the sockets, so no hang-up this time;
-   * the next sweep, after a poll() has read them, decides. */
+   * the next sweep, after the loop has read them, decides. */
   bool late = s->last_sweep_ms != 0 && mono - s->last_sweep_ms > 2 * SWEEP_MS;
   s->last_sweep_ms = mono;
   for (conn *c = s->conns; c != NULL; c = c->next)
@@ -471,11 +473,12 @@ static void heartbeat(lws_sorted_usec_list_t *sul) {
  * queue empty, libwebsockets holding no part of an earlier frame), else
  * queued behind what waits, so frames leave in order either way. Writing
  * here, in the pass that drains the inbox, spares each delivery a
- * writeable round: lws_callback_on_writable, a poll() over every socket
- * that reports the socket writeable, the callback, and the POLLOUT flag
- * set and cleared. The kernel's send buffer takes the frame; a client
- * that stops reading fills it, libwebsockets keeps the rest of that frame
- * and later ones queue here up to send_queue_bytes (then 4008). */
+ * writeable round: lws_callback_on_writable, a trip through the event
+ * loop that reports the socket writeable, the callback, and the POLLOUT
+ * interest set and cleared (with epoll, two epoll_ctl). The kernel's send
+ * buffer takes the frame; a client that stops reading fills it, libwebsockets
+ * keeps the rest of that frame and later ones queue here up to send_queue_bytes
+ * (then 4008). */
 static void deliver_to(ws_server *s, conn *c, msg *m) {
   if (c->close_code != 0) return;
   if (c->head != NULL || lws_partial_buffered(c->wsi)) {
@@ -521,7 +524,7 @@ static void close_revoked(ws_server *s, inrev *r) {
 
 /* Publications delivered per pass. deliver_to writes (a send per
  * subscriber), so a backlog drained in one pass would keep the thread
- * from poll() - from reading clients' frames and pongs - for as long as
+ * from its event loop - from reading clients' frames and pongs - for as long as
  * all of it takes; at most DRAIN_BATCH per pass, then the thread wakes
  * itself for the rest, polling in between. */
 #define DRAIN_BATCH 16
@@ -571,17 +574,18 @@ static void drain_inbox(ws_server *s) {
 }
 
 /*
- * Waking the service thread. Each wake-up costs the thread a poll() over
- * every socket (libwebsockets 4.1's loop), and the bus hands in
+ * Waking the service thread. Each wake-up costs the thread a pipe write
+ * and read and a trip through its event loop (with lws's poll() loop, a
+ * poll() over every socket: the reason for this), and the bus hands in
  * publications one at a time (an order makes two or three, a Redis round
  * trip apart). wake() writes libwebsockets' cancel pipe only when no
  * wake-up is pending (wake_pending, cleared by drain_inbox just before it
  * takes the inbox: whatever is appended after the take sees it clear and
  * wakes again; whatever saw it set is in the inbox before the take). So
  * what is handed in while the thread is still on its way or busy
- * delivering shares the next pass, without a pipe write and a poll() of
- * its own. Tried and not kept: draining 2 ms after the wake-up (a timer)
- * to fold more (docs/PERFORMANCE.md, "Realtime": it cost more CPU per
+ * delivering shares the next pass, without a pipe write and a loop
+ * iteration of its own. Tried and not kept: draining 2 ms after the wake-up (a
+ * timer) to fold more (docs/PERFORMANCE.md, "Realtime": it cost more CPU per
  * delivery than it saved).
  */
 static void wake(ws_server *s) {
@@ -674,6 +678,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
     return 0;
   case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
     drain_inbox(s);
+    if (atomic_load(&s->stop) && s->loop != NULL)
+      ev_break(s->loop, EVBREAK_ALL); /* service_thread returns */
     return 0;
   default:
     return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -706,8 +712,18 @@ static void lws_to_log(int level, const char *line) {
     log_warn("libwebsockets", "detail", buf);
 }
 
+/* The service thread: libev's loop until ws_server_free asks it to stop
+ * (the stop flag, then lws_cancel_service: EVENT_WAIT_CANCELLED breaks
+ * the loop; a cancel written before ev_run starts leaves the pipe
+ * readable, so it is seen at the first iteration), or lws's own poll()
+ * loop when the libev plugin was not there (create_context). */
 static void *service_thread(void *arg) {
   ws_server *s = arg;
+  pthread_setname_np(pthread_self(), "rt-ws");
+  if (s->loop != NULL) {
+    if (!atomic_load(&s->stop)) ev_run(s->loop, 0);
+    return NULL;
+  }
   while (!atomic_load(&s->stop))
     if (lws_service(s->ctx, 0) < 0) break;
   return NULL;
@@ -763,6 +779,39 @@ static void init_metrics(ws_metrics *m) {
       NULL);
 }
 
+/*
+ * The event loop: libev on epoll, a foreign loop this file owns
+ * (ev_loop_new, run by service_thread, ev_break to stop), through
+ * libwebsockets' libev plugin (Debian's libwebsockets-evlib-ev, which
+ * libwebsockets-dev depends on; the runtime image installs it). lws 4.1's
+ * built-in loop is poll(): every wake-up of the thread - each batch of
+ * publications, each ping, each client frame - polled all sockets, which
+ * at 10 000 connections was a third of the thread's CPU
+ * (docs/PERFORMANCE.md, "Realtime"); epoll_wait costs the sockets that are
+ * ready. Since publications are written in the drain pass (deliver_to),
+ * a socket's POLLOUT interest changes only when it backs up, so epoll's
+ * per-change epoll_ctl (which made an earlier try with libev no faster)
+ * is rare. Without the plugin (lws_create_context fails with
+ * LWS_SERVER_OPTION_LIBEV) the server falls back to the poll() loop and
+ * says so: slower at many connections, the same behaviour.
+ */
+static struct lws_context *
+create_on_libev(ws_server *s, struct lws_context_creation_info *info) {
+  s->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+  if (s->loop == NULL) return NULL;
+  s->loops[0] = s->loop;
+  info->foreign_loops = s->loops;
+  info->options |= LWS_SERVER_OPTION_LIBEV;
+  struct lws_context *ctx = lws_create_context(info);
+  info->foreign_loops = NULL;
+  info->options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+  if (ctx == NULL) {
+    ev_loop_destroy(s->loop);
+    s->loop = NULL;
+  }
+  return ctx;
+}
+
 static int create_context(ws_server *s) {
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
@@ -774,7 +823,13 @@ static int create_context(ws_server *s) {
   info.options =
       LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
   lws_set_log_level(LLL_ERR | LLL_WARN, lws_to_log);
-  s->ctx = lws_create_context(&info);
+  s->ctx = create_on_libev(s, &info);
+  if (s->ctx == NULL) {
+    log_warn("cannot serve on libev (libwebsockets' plugin, package "
+             "libwebsockets-evlib-ev, missing?): trying poll(), slower with "
+             "many connections");
+    s->ctx = lws_create_context(&info);
+  }
   if (s->ctx == NULL) return ERR_UNAVAILABLE;
   lws_sul_schedule(s->ctx, 0, &s->heartbeat, heartbeat, beat_interval(s));
   lws_sul_schedule(s->ctx, 0, &s->sweep, sweep, (lws_usec_t)SWEEP_MS * 1000);
@@ -784,6 +839,8 @@ static int create_context(ws_server *s) {
 static int open_parts(ws_server *s) {
   init_metrics(&s->m);
   recheck_config rc = {.verifier = s->c.verifier,
+                       .redis = s->c.redis,
+                       .full_ms = s->c.recheck_full_ms,
                        .interval_ms = s->c.recheck_ms,
                        .report = revoked,
                        .arg = s};
@@ -848,6 +905,7 @@ void ws_server_free(ws_server *s, int64_t grace_ms) {
   }
   recheck_stop(s->recheck); /* before the context: revoked() wakes it */
   if (s->ctx != NULL) lws_context_destroy(s->ctx);
+  if (s->loop != NULL) ev_loop_destroy(s->loop); /* after lws let go of it */
   close_revoked(s, s->revoked); /* no connection left: only releases */
   s->revoked = NULL;
   recheck_free(s->recheck); /* after the connections: they release theirs */

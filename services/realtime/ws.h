@@ -54,18 +54,21 @@
 #define WS_HISTORY_LIMIT_STR "1000"
 
 typedef struct ws_config {
-  const char *addr;          /* bind address ("0.0.0.0") */
-  int port;                  /* 1..65535 */
-  authn *verifier;           /* borrowed; outlives the server */
-  offsets *offsets;          /* borrowed; outlives the server */
-  size_t max_subscriptions;  /* per connection, 1..65535 */
-  size_t send_queue_bytes;   /* per connection, >= 1 */
-  int64_t auth_timeout_ms;   /* first-frame authentication, > 0 */
-  int64_t ping_idle_ms;      /* silent this long: ping; twice: drop; > 0 */
-  size_t inbox_max;          /* publications waiting for the thread */
-  presence *presence;        /* borrowed; outlives the server */
-  int64_t presence_ttl_ms;   /* a client's presence without a heartbeat */
-  int64_t recheck_ms;        /* between passes over the live tokens, > 0 */
+  const char *addr;         /* bind address ("0.0.0.0") */
+  int port;                 /* 1..65535 */
+  authn *verifier;          /* borrowed; outlives the server */
+  offsets *offsets;         /* borrowed; outlives the server */
+  size_t max_subscriptions; /* per connection, 1..65535 */
+  size_t send_queue_bytes;  /* per connection, >= 1 */
+  int64_t auth_timeout_ms;  /* first-frame authentication, > 0 */
+  int64_t ping_idle_ms;     /* silent this long: ping; twice: drop; > 0 */
+  size_t inbox_max;         /* publications waiting for the thread */
+  presence *presence;       /* borrowed; outlives the server */
+  int64_t presence_ttl_ms;  /* a client's presence without a heartbeat */
+  int64_t recheck_ms;       /* between passes over the live tokens, > 0 */
+  cache *redis; /* the revocation counter the recheck polls (recheck.h);
+                   NULL: every pass checks every token */
+  int64_t recheck_full_ms;   /* the recheck's safety-net full pass */
   size_t max_conns_per_addr; /* connections per remote address; 0: any */
 } ws_config;
 

@@ -105,6 +105,8 @@ typedef struct ws_metrics {
 struct ws_server {
   ws_config c;
   struct lws_context *ctx;
+  struct ev_loop *loop; /* the service thread's (libev, epoll) */
+  void *loops[1];       /* lws's foreign_loops: {loop} */
   pthread_t thread;
   bool thread_started;
   atomic_bool draining, stop;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libs/authn/revlog.h"
 #include "libs/base/strutil.h"
 #include "libs/base/timeutil.h"
 #include "libs/obs/log.h"
@@ -158,7 +159,10 @@ int rescache_set_status(rescache *rc, const char *tenant_id,
   if (rc == NULL || rc->redis == NULL) return ERR_UNAVAILABLE;
   char k[64];
   rescache_status_key(tenant_id, k, sizeof k);
-  int err = cache_set(rc->redis, k, status, strlen(status), 0);
+  /* Through libs/authn's writer: a change moves the counter that
+   * verifiers keeping tokens alive (realtime) poll instead of every
+   * token's records (libs/authn/revlog.h). */
+  int err = authn_record_state(rc->redis, k, status, 0);
   return err == ERR_OK ? ERR_OK : ERR_UNAVAILABLE;
 }
 

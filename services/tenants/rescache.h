@@ -81,7 +81,8 @@ bool rescache_get_tenant(rescache *rc, const char *id, store_tenant *out);
  * still provisioning, or fields that do not fit the format). */
 int rescache_put_tenant(rescache *rc, const store_tenant *t);
 
-/* SET tenant:status:<tenant_id> status (no TTL). ERR_OK, ERR_UNAVAILABLE
+/* SET tenant:status:<tenant_id> status (no TTL), through libs/authn's
+ * authn_record_state (a change moves its counter). ERR_OK, ERR_UNAVAILABLE
  * (no Redis or Redis failed), ERR_INVAL. */
 int rescache_set_status(rescache *rc, const char *tenant_id,
                         const char *status) WARN_UNUSED;

@@ -21,7 +21,9 @@
  * customer. Presence across two replicas, refused to a customer and to
  * another tenant; refresh (another user's token -> 4003); logout and
  * member removal closing live sockets with 4003 on both replicas (the
- * second learns of revocations only through Redis); a customer's own
+ * second learns of revocations only through Redis, and only through the
+ * revocation counter: its safety-net full pass, REALTIME_RECHECK_FULL, is
+ * a day, longer than the test waits); a customer's own
  * orders on private.user.<id>, nothing of another customer's; more
  * connections from one address than the cap -> refused. Two replicas on
  * one Redis and one bus: clients on both get every publication; kill -9
@@ -120,6 +122,8 @@ static bool start_realtime(harness_service *svc, const char *name, int *port,
                    "REALTIME_PRESENCE_TTL=3s",
                    cap,
                    with_events ? sq : "REALTIME_PING_IDLE=2s",
+                   with_events ? "REALTIME_RECHECK_FULL=5s"
+                               : "REALTIME_RECHECK_FULL=24h",
                    NULL};
   return harness_service_start(svc, name, "services/realtime/realtime", &kNoDb,
                                extra) &&

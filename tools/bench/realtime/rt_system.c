@@ -8,7 +8,10 @@
  *   GATEWAY_PORT=<port>
  *   WS_PORT=<realtime's WebSocket port>
  *   RT_PID=<realtime's process id>       (its RSS and CPU are measured)
+ *   RT_METRICS=<realtime's /metrics URL>  (its bus gap and backfill counts)
  *   TENANT=<tenant id> <owner token> <product id,product id,...>   (each)
+ *   TOKEN=<tenant index> <another access token of its owner>  (BENCH_TOKENS
+ *                                                  - 1 of them per tenant)
  *   READY
  *
  * then waits until stdin closes (run.sh holds it open while the benchmark
@@ -109,8 +112,36 @@ static bool post_id(const char *path, const char *tok, const char *body,
   return v != NULL;
 }
 
-/* One tenant with nproducts products; prints its TENANT line. */
-static bool make_tenant(long n, long nproducts) {
+/* ntokens - 1 more access tokens of t's owner, each from spending the
+ * last refresh token (POST /v1/auth/refresh: a new pair, no password
+ * hash), printed as "TOKEN=<n> <token>" lines: distinct tokens (each its
+ * own jti) for the same user, as devices or tabs that logged in apart. */
+static bool more_tokens(long n, harness_api_tenant *t, long ntokens) {
+  char body[400];
+  for (long i = 1; i < ntokens; i++) {
+    snprintf(body, sizeof body, "{\"refresh_token\":\"%s\"}", t->refresh);
+    harness_http_resp *r = harness_http_request(
+        "POST", gw.http_port, "/v1/auth/refresh", body, NULL, NULL);
+    const char *a = json_string_value(json_object_get(r->json, "access_token"));
+    const char *f =
+        json_string_value(json_object_get(r->json, "refresh_token"));
+    bool ok = r->status == 200 && a != NULL && f != NULL &&
+              strlen(f) < sizeof t->refresh;
+    if (ok) {
+      printf("TOKEN=%ld %s\n", n, a);
+      snprintf(t->refresh, sizeof t->refresh, "%s", f);
+    } else {
+      fprintf(stderr, "POST /v1/auth/refresh: %ld %s\n", r->status, r->body);
+    }
+    harness_http_free(r);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/* One tenant with nproducts products; prints its TENANT line (and the
+ * TOKEN lines of its owner's further tokens). */
+static bool make_tenant(long n, long nproducts, long ntokens) {
   static harness_api_tenant t;
   char prefix[32], body[256], id[64];
   snprintf(prefix, sizeof prefix, "rtbench%ld", n);
@@ -128,7 +159,7 @@ static bool make_tenant(long n, long nproducts) {
     printf("%s%s", i ? "," : "", id);
   }
   printf("\n");
-  return true;
+  return more_tokens(n, &t, ntokens);
 }
 
 static long env_long(const char *k, long def, long lo, long hi) {
@@ -142,14 +173,17 @@ int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   long ntenants = env_long("BENCH_TENANTS", 10, 1, 100);
   long nproducts = env_long("BENCH_PRODUCTS", 5, 2, 100);
+  long ntokens = env_long("BENCH_TOKENS", 1, 1, 100000);
   int ws_port = harness_free_port();
   if (harness_pg_start(&pg) != 0 || harness_redis_start(&redis) != 0 ||
       !start_backends() || !start_edges(ws_port))
     goto fail;
-  printf("GATEWAY_PORT=%d\nWS_PORT=%d\nRT_PID=%ld\n", gw.http_port, ws_port,
-         (long)harness_pid(rt.proc));
+  char metrics[128];
+  printf("GATEWAY_PORT=%d\nWS_PORT=%d\nRT_PID=%ld\nRT_METRICS=%s\n",
+         gw.http_port, ws_port, (long)harness_pid(rt.proc),
+         harness_service_admin_url(&rt, "/metrics", metrics, sizeof metrics));
   for (long i = 0; i < ntenants; i++)
-    if (!make_tenant(i, nproducts)) goto fail;
+    if (!make_tenant(i, nproducts, ntokens)) goto fail;
   printf("READY\n");
   fflush(stdout);
   char buf[64];

@@ -13,6 +13,8 @@
 # client/node_modules on first use). Everything listens on 127.0.0.1 and
 # stops by itself; BAZEL_OUTPUT_BASE selects a Bazel output base. For
 # experiments: ONLY=realtime (or "ws reference") measures one side;
+# BURST_MODE=live creates the burst's orders during the fan-out instead of
+# holding them (default held: README);
 # REALTIME_MAX_SUBSCRIPTIONS, REALTIME_SEND_QUEUE_BYTES and
 # REALTIME_MAX_CONNECTIONS_PER_IP reach realtime; REALTIME_BIN=<file> runs
 # that realtime binary instead of the one built here (e.g. a copy built
@@ -65,7 +67,7 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 echo "== $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
   "load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ), node $(node --version)"
 mkfifo "$tmp/hold" "$tmp/refhold"
-BENCH_TENANTS="$ntenants" BAZEL_BIN="$bin" \
+BENCH_TENANTS="$ntenants" BENCH_TOKENS="${TOKENS:-1}" BAZEL_BIN="$bin" \
   "$bin/tools/bench/realtime/rt_system" <"$tmp/hold" >"$tmp/sys.out" 2>"$tmp/sys.err" &
 sys_pid=$!
 pids+=($sys_pid)
@@ -76,7 +78,9 @@ for _ in $(seq 1800); do
   sleep 0.1
 done
 grep -q READY "$tmp/sys.out" || { cat "$tmp/sys.err"; exit 1; }
-eval "$(grep -E '^(GATEWAY_PORT|WS_PORT|RT_PID)=' "$tmp/sys.out")"
+eval "$(grep -E '^(GATEWAY_PORT|WS_PORT|RT_PID|RT_METRICS)=' "$tmp/sys.out")"
+# A held burst stops realtime (SIGSTOP): never leave it stopped.
+trap 'kill -CONT "$RT_PID" 2>/dev/null || true; cleanup' EXIT
 
 ref_port="$(free_port)"
 PORT="$ref_port" UPSTREAM="ws://127.0.0.1:$WS_PORT/v1/realtime" TENANTS="$tmp/sys.out" \
@@ -92,6 +96,6 @@ done
 grep -q LISTENING "$tmp/ref.out" || { cat "$tmp/ref.err"; exit 1; }
 
 GW="http://127.0.0.1:$GATEWAY_PORT" WS_OURS="ws://127.0.0.1:$WS_PORT/v1/realtime" \
-  WS_REF="ws://127.0.0.1:$ref_port/" RT_PID="$RT_PID" REF_PID="$ref_pid" \
+  WS_REF="ws://127.0.0.1:$ref_port/" RT_PID="$RT_PID" RT_METRICS="$RT_METRICS" REF_PID="$ref_pid" \
   TENANTS="$tmp/sys.out" N="$n" RATE="$rate" SECS="$secs" BURST="$burst" \
-  ROUNDS="$rounds" ONLY="${ONLY:-}" node "$client/bench.js"
+  ROUNDS="$rounds" ONLY="${ONLY:-}" BURST_MODE="${BURST_MODE:-held}" node "$client/bench.js"

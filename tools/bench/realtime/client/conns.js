@@ -93,8 +93,11 @@ function waitOp(c, op) {
 
 function open(c, url) {
   const tenant = tenants[c.t];
+  // Connection i is the (i / T)th of its tenant: with several tokens per
+  // tenant (BENCH_TOKENS), they take them in turn.
+  const token = tenant.tokens[Math.floor(c.i / tenants.length) % tenant.tokens.length];
   const ws = new WebSocket(url, {
-    headers: { Authorization: 'Bearer ' + tenant.token },
+    headers: { Authorization: 'Bearer ' + token },
     localAddress: `127.0.0.${2 + (c.i % 64)}`,
     perMessageDeflate: false,
   });
