@@ -309,6 +309,58 @@ START_TEST(second_verification_is_a_cache_hit) {
 }
 END_TEST
 
+/* The cache keeps claims compactly; what a hit returns is what the
+ * verification returned, every field. */
+START_TEST(a_cache_hit_returns_the_same_claims) {
+  authn *a = new_authn(NULL);
+  paseto_claims c = base_claims();
+  char *t = make_token(&sk1, &c);
+  paseto_claims first, again;
+  ck_assert_int_eq(verify(a, t, &first), AUTHN_OK);
+  ck_assert_int_eq(verify(a, t, &again), AUTHN_OK);
+  authn_stats st;
+  authn_get_stats(a, &st);
+  ck_assert_uint_eq(st.hits, 1);
+  ck_assert_str_eq(again.iss, first.iss);
+  ck_assert_str_eq(again.aud, first.aud);
+  ck_assert_str_eq(again.sub, first.sub);
+  ck_assert_str_eq(again.tid, first.tid);
+  ck_assert_str_eq(again.role, first.role);
+  ck_assert_str_eq(again.jti, first.jti);
+  ck_assert_int_eq(again.has_iat, first.has_iat);
+  ck_assert_int_eq(again.has_nbf, first.has_nbf);
+  ck_assert_int_eq(again.has_exp, first.has_exp);
+  ck_assert_int_eq(again.iat_ms, first.iat_ms);
+  ck_assert_int_eq(again.nbf_ms, first.nbf_ms);
+  ck_assert_int_eq(again.exp_ms, first.exp_ms);
+  free(t);
+  authn_free(a);
+}
+END_TEST
+
+/* Claims longer than a cache slot holds (auth issues UUIDs and short
+ * words; this is not one of its tokens' shapes): the token is never
+ * cached, so it is verified on every call, with its claims whole. */
+START_TEST(claims_too_long_for_a_slot_are_verified_every_time) {
+  authn *a = new_authn(NULL);
+  paseto_claims c = base_claims();
+  memset(c.role, 'r', 40);
+  c.role[40] = '\0';
+  char *t = make_token(&sk1, &c);
+  paseto_claims out;
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(verify(a, t, &out), AUTHN_OK);
+    ck_assert_str_eq(out.role, c.role);
+  }
+  authn_stats st;
+  authn_get_stats(a, &st);
+  ck_assert_uint_eq(st.hits, 0);
+  ck_assert_uint_eq(st.misses, 3);
+  free(t);
+  authn_free(a);
+}
+END_TEST
+
 START_TEST(bad_signatures_are_not_cached) {
   authn *a = new_authn(NULL);
   paseto_claims c = base_claims();
@@ -1095,6 +1147,8 @@ static Suite *suite(void) {
   tc = tcase_create("cache");
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, second_verification_is_a_cache_hit);
+  tcase_add_test(tc, a_cache_hit_returns_the_same_claims);
+  tcase_add_test(tc, claims_too_long_for_a_slot_are_verified_every_time);
   tcase_add_test(tc, bad_signatures_are_not_cached);
   tcase_add_test(tc, cache_is_bounded_and_evicts);
   tcase_add_test(tc, key_set_change_reverifies_cached_tokens);

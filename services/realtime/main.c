@@ -141,9 +141,9 @@ static const cfg_entry config[] = {
      .def = "32768",
      .min = 1024,
      .max = 4194304,
-     .description = "verified tokens cached (~840 B each, touched as used); "
-                    "keep above the distinct live tokens, or every recheck "
-                    "pass verifies signatures again"},
+     .description = "verified tokens cached (344 B each, touched as used); "
+                    "keep above the distinct live tokens, or the recheck's "
+                    "full passes verify the others' signatures again"},
     {.name = "REALTIME_RECHECK_MS",
      .kind = CFG_DURATION_MS,
      .def = "250ms",
