@@ -980,9 +980,6 @@ static struct MHD_Response *download_response(req *r) {
     if (resp != NULL) r->part = NULL; /* MHD frees it */
     return resp;
   }
-  if (strcmp(r->method, "HEAD") == 0)
-    return MHD_create_response_from_callback(r->total, 4096, read_part, r,
-                                             NULL);
   return MHD_create_response_from_callback(r->total, 64 * 1024, read_part, r,
                                            NULL);
 }

@@ -61,9 +61,9 @@ bench_banner() {
 # Starts a fixture (a binary that starts a system, prints READY and
 # NAME=value lines on stdout, and stops everything when its stdin closes):
 # stdin from a fifo held open on fd 9, stdout $tmp/sys.out, stderr
-# $tmp/sys.err; waits up to two minutes for READY (else shows the end of
-# stderr and exits), then evals the lines whose names match the regular
-# expression vars. The fixture's pid is appended to $pids and left in
+# $tmp/sys.err; waits up to three minutes for READY (less when the fixture
+# exits first; else shows the end of stderr and exits), then evals the
+# lines whose names match the regular expression vars. The fixture's pid is appended to $pids and left in
 # $fixture_pid; `exec 9>&-` stops it.
 bench_fixture_start() { # vars binary [NAME=value...]
   local vars="$1" binary="$2"
@@ -74,7 +74,11 @@ bench_fixture_start() { # vars binary [NAME=value...]
   fixture_pid=$!
   pids+=("$fixture_pid")
   exec 9>"$tmp/hold"
-  for _ in $(seq 1200); do grep -q READY "$tmp/sys.out" 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 1800); do
+    grep -q READY "$tmp/sys.out" 2>/dev/null && break
+    kill -0 "$fixture_pid" 2>/dev/null || break
+    sleep 0.1
+  done
   grep -q READY "$tmp/sys.out" || { tail -50 "$tmp/sys.err" >&2; exit 1; }
   eval "$(grep -E "^($vars)=" "$tmp/sys.out")"
 }

@@ -31,25 +31,16 @@ rounds="${6:-1}"
 ulimit -n "$(ulimit -Hn)"
 (( $(ulimit -n) >= n + 1000 )) ||
   { echo "fd limit $(ulimit -n) too low for $n connections (ulimit -Hn)" >&2; exit 1; }
-bazel_cmd=(bazel)
-[[ -n "${BAZEL_OUTPUT_BASE:-}" ]] && bazel_cmd+=(--output_base="$BAZEL_OUTPUT_BASE")
-targets=(//tools/bench/realtime:rt_system)
-if ! "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}" >/dev/null 2>&1; then
-  "${bazel_cmd[@]}" build --symlink_prefix=/ "${targets[@]}"
-  exit 1
-fi
-bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
+. tools/bench/common.sh
+bench_build //tools/bench/realtime:rt_system
 client=tools/bench/realtime/client
 [[ -f $client/node_modules/ws/package.json ]] ||
   (cd "$client" && npm ci --no-audit --no-fund >/dev/null)
 
-tmp="$(mktemp -d)"
-pids=()
+bench_tmp
 cleanup() {
-  exec 8>&- 9>&- 2>/dev/null || true
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
+  exec 8>&- 2>/dev/null || true
+  bench_cleanup
 }
 trap cleanup EXIT
 if [[ -n "${REALTIME_BIN:-}" ]]; then
@@ -62,27 +53,16 @@ if [[ -n "${REALTIME_BIN:-}" ]]; then
   bin="$tmp/bin"
   echo "== realtime: $REALTIME_BIN"
 fi
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-
 echo "== $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
   "load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ), node $(node --version)"
-mkfifo "$tmp/hold" "$tmp/refhold"
-BENCH_TENANTS="$ntenants" BENCH_TOKENS="${TOKENS:-1}" BAZEL_BIN="$bin" \
-  "$bin/tools/bench/realtime/rt_system" <"$tmp/hold" >"$tmp/sys.out" 2>"$tmp/sys.err" &
-sys_pid=$!
-pids+=($sys_pid)
-exec 9>"$tmp/hold" # holds rt_system's stdin open
-for _ in $(seq 1800); do
-  grep -q READY "$tmp/sys.out" 2>/dev/null && break
-  kill -0 "$sys_pid" 2>/dev/null || break
-  sleep 0.1
-done
-grep -q READY "$tmp/sys.out" || { cat "$tmp/sys.err"; exit 1; }
-eval "$(grep -E '^(GATEWAY_PORT|WS_PORT|RT_PID|RT_METRICS)=' "$tmp/sys.out")"
+mkfifo "$tmp/refhold"
+bench_fixture_start 'GATEWAY_PORT|WS_PORT|RT_PID|RT_METRICS' \
+  "$bin/tools/bench/realtime/rt_system" BENCH_TENANTS="$ntenants" \
+  BENCH_TOKENS="${TOKENS:-1}" BAZEL_BIN="$bin"
 # A held burst stops realtime (SIGSTOP): never leave it stopped.
 trap 'kill -CONT "$RT_PID" 2>/dev/null || true; cleanup' EXIT
 
-ref_port="$(free_port)"
+ref_port="$(bench_free_port)"
 PORT="$ref_port" UPSTREAM="ws://127.0.0.1:$WS_PORT/v1/realtime" TENANTS="$tmp/sys.out" \
   node "$client/ref_server.js" <"$tmp/refhold" >"$tmp/ref.out" 2>"$tmp/ref.err" &
 ref_pid=$!
