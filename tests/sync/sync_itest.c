@@ -1597,12 +1597,17 @@ static long file_status(const char *method, const char *token,
 }
 
 /* Rows of sync.files of tenant tid (past RLS). */
-static long files_of(const char *tid) {
+/* The number sql (its $1 the tenant id, $2 unused) gives for tenant
+ * tid, past RLS; 0 without a row. */
+static long tenant_number(const char *sql, const char *tid) {
   char n[32];
-  ck_assert(db_value("SELECT count(*) FROM sync.files WHERE tenant_id = "
-                     "$1::uuid AND $2 = $2",
-                     tid, "x", n, sizeof n));
-  return (long)num(n);
+  return db_value(sql, tid, "x", n, sizeof n) ? (long)num(n) : 0;
+}
+
+static long files_of(const char *tid) {
+  return tenant_number("SELECT count(*) FROM sync.files WHERE tenant_id = "
+                       "$1::uuid AND $2 = $2",
+                       tid);
 }
 
 START_TEST(files_round_trip_and_a_wrong_hash_stores_nothing) {
@@ -1825,30 +1830,25 @@ END_TEST
 /* Streaming (issue 11): the gateway sends an upload to sync in parts of
  * 256 KiB as they arrive, and reads a download back part by part. */
 
-/* Staged upload parts of tenant tid, and their bytes (past RLS). */
+/* Bytes of tenant tid's staged upload parts; its unfinished uploads; the
+ * bytes counted against its quota. */
 static long staged_bytes(const char *tid) {
-  char n[32];
-  ck_assert(db_value("SELECT coalesce(sum(length(data)), 0) FROM "
-                     "sync.upload_parts WHERE tenant_id = $1::uuid AND $2 = $2",
-                     tid, "x", n, sizeof n));
-  return (long)num(n);
+  return tenant_number("SELECT coalesce(sum(length(data)), 0) FROM "
+                       "sync.upload_parts WHERE tenant_id = $1::uuid AND "
+                       "$2 = $2",
+                       tid);
 }
 
 static long uploads_of(const char *tid) {
-  char n[32];
-  ck_assert(db_value("SELECT count(*) FROM sync.uploads WHERE tenant_id = "
-                     "$1::uuid AND stored_at IS NULL AND $2 = $2",
-                     tid, "x", n, sizeof n));
-  return (long)num(n);
+  return tenant_number("SELECT count(*) FROM sync.uploads WHERE tenant_id = "
+                       "$1::uuid AND stored_at IS NULL AND $2 = $2",
+                       tid);
 }
 
 static long usage_of(const char *tid) {
-  char n[32];
-  if (!db_value("SELECT bytes FROM sync.file_usage WHERE tenant_id = "
-                "$1::uuid AND $2 = $2",
-                tid, "x", n, sizeof n))
-    return 0;
-  return (long)num(n);
+  return tenant_number("SELECT bytes FROM sync.file_usage WHERE tenant_id = "
+                       "$1::uuid AND $2 = $2",
+                       tid);
 }
 
 /* A raw connection to the gateway that has sent head (the request's
