@@ -165,8 +165,9 @@ bool pipeline_stream_put(pipeline_stream *st, const void *data, size_t len,
  * *out becomes the answer (status, content type; no body), or the error
  * answer when it fails. *size: the whole body's bytes; *data (malloc'd,
  * the caller's; NULL when *len is 0) and *len: the part. False: the part
- * could not be had (a later part's failure is in the log only: the
- * status went out with the first). */
+ * could not be had; *out is then the error answer, which for a later part
+ * only the access log and the metrics see (the client's status went out
+ * with the first part; server.c ends the body short). */
 bool pipeline_stream_get(pipeline_stream *st, int64_t offset, size_t max,
                          int64_t *size, char **data, size_t *len);
 

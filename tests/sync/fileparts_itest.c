@@ -38,6 +38,7 @@
 #include "tests/harness/identity.h"
 #include "tests/harness/rpc.h"
 #include "tests/harness/service.h"
+#include "tests/harness/system.h"
 
 #define PUT "sync.v1.Sync/PutFilePart"
 #define GET "sync.v1.Sync/GetFilePart"
@@ -48,13 +49,19 @@
 #define PART (256 * KIB)
 #define QUOTA (16 * MIB)
 
-static harness_pg g_pg;
-static harness_redis g_redis;
-static harness_service g_auth, g_tenants, g_orders, g_sync;
-static char *g_sync_extra[16];
-
-static const harness_service_opts kSvc = {
-    .pg = &g_pg, .redis = &g_redis, .rpc_workers = 8, .log_level = "info"};
+/* auth, tenants, orders and sync (tests/harness/system.h), sync with a
+ * quick files round, a 60 s idle-upload time and a 16 MiB quota. */
+static char *const kSync[] = {PEPPER, "SYNC_FILES_SWEEP=200ms",
+                              "SYNC_UPLOAD_IDLE=60s",
+                              "SYNC_FILES_QUOTA_BYTES=16777216", NULL};
+static const harness_system_opts kSystem = {
+    .parts = HARNESS_WITH(HARNESS_TENANTS) | HARNESS_WITH(HARNESS_ORDERS) |
+             HARNESS_WITH(HARNESS_SYNC),
+    .rpc_workers = 8,
+    .log_level = "info",
+    .env = {[HARNESS_SYNC] = kSync},
+};
+static harness_system g_sys;
 
 /* ------------------------------------------------------------ helpers --- */
 
@@ -65,7 +72,7 @@ typedef struct tenant {
 
 /* A fresh tenant through tenants' CreateTenant (as the gateway calls it). */
 static void make_tenant(tenant *t) {
-  rpc_client *c = harness_rpc_client(g_tenants.rpc_url);
+  rpc_client *c = harness_rpc_client(g_sys.tenants.rpc_url);
   char slug[40], email[96];
   harness_unique(slug, sizeof slug, "fp");
   snprintf(email, sizeof email, "owner@%s.example", slug);
@@ -190,7 +197,7 @@ static void read_back(rpc_client *c, const tenant *t, const char *hex,
 
 /* One number from the database as the superuser (past RLS). */
 static long long q(const char *sql, const char *arg) {
-  long long v = harness_pg_count(&g_pg, sql, arg);
+  long long v = harness_pg_count(&g_sys.pg, sql, arg);
   ck_assert_int_ge(v, 0);
   return v;
 }
@@ -216,7 +223,7 @@ static double parts_counted(const char *status) {
   char series[96];
   snprintf(series, sizeof series, "sync_upload_parts_total{status=\"%s\"}",
            status);
-  double v = harness_metric(g_sync.admin_port, series);
+  double v = harness_metric(g_sys.sync.admin_port, series);
   ck_assert(v >= 0);
   return v;
 }
@@ -227,11 +234,21 @@ static long long received_of(const char *upload) {
 
 /* -------------------------------------------------------------- tests --- */
 
+/* The tenant holds exactly one file, b[0..n) (read back in 1 MiB chunks),
+ * counted once against its quota, with no staged part left. */
+static void stored_once(rpc_client *c, const tenant *t, const char *hex,
+                        const uint8_t *b, size_t n) {
+  ck_assert_int_eq(files_of(t), 1);
+  ck_assert_int_eq(usage(t), (long long)n);
+  ck_assert_int_eq(parts_of(t), 0);
+  read_back(c, t, hex, b, n, MIB);
+}
+
 START_TEST(a_3_mib_file_in_256_kib_parts_round_trips) {
   tenant t, other;
   make_tenant(&t);
   make_tenant(&other);
-  rpc_client *c = harness_rpc_client(g_sync.rpc_url);
+  rpc_client *c = harness_rpc_client(g_sys.sync.rpc_url);
   char hex[65], up[UUID_STR_LEN + 1];
   size_t n = 3 * MIB;
   uint8_t *b = random_file(n, hex);
@@ -304,7 +321,7 @@ END_TEST
 START_TEST(every_part_sent_twice_is_stored_once) {
   tenant t;
   make_tenant(&t);
-  rpc_client *c = harness_rpc_client(g_sync.rpc_url);
+  rpc_client *c = harness_rpc_client(g_sys.sync.rpc_url);
   char hex[65], up[UUID_STR_LEN + 1];
   size_t n = MIB + 1000; /* 5 parts, the last a short one */
   uint8_t *b = random_file(n, hex);
@@ -330,10 +347,7 @@ START_TEST(every_part_sent_twice_is_stored_once) {
   /* Counted as what they were: 5 applied, 6 answered without applying. */
   ck_assert_int_eq((long)(parts_counted("applied") - applied), 5);
   ck_assert_int_eq((long)(parts_counted("repeated") - repeated), 6);
-  ck_assert_int_eq(files_of(&t), 1);
-  ck_assert_int_eq(usage(&t), (long long)n);
-  ck_assert_int_eq(parts_of(&t), 0);
-  read_back(c, &t, hex, b, n, MIB);
+  stored_once(c, &t, hex, b, n);
   free(b);
   rpc_client_free(c);
 }
@@ -342,7 +356,7 @@ END_TEST
 START_TEST(a_wrong_hash_on_the_last_part_leaves_nothing) {
   tenant t;
   make_tenant(&t);
-  rpc_client *c = harness_rpc_client(g_sync.rpc_url);
+  rpc_client *c = harness_rpc_client(g_sys.sync.rpc_url);
   /* A file stored first, so "usage as before" is not just zero. */
   char kept[65], up0[UUID_STR_LEN + 1];
   uint8_t *k = random_file(1000, kept);
@@ -400,7 +414,7 @@ START_TEST(gaps_other_tenants_uploads_and_bad_parts_are_refused) {
   tenant t, evil;
   make_tenant(&t);
   make_tenant(&evil);
-  rpc_client *c = harness_rpc_client(g_sync.rpc_url);
+  rpc_client *c = harness_rpc_client(g_sys.sync.rpc_url);
   char hex[65], up[UUID_STR_LEN + 1];
   size_t n = MIB;
   uint8_t *b = random_file(n, hex);
@@ -495,7 +509,7 @@ END_TEST
 START_TEST(over_quota_on_the_first_part_reserves_nothing) {
   tenant t;
   make_tenant(&t);
-  rpc_client *c = harness_rpc_client(g_sync.rpc_url);
+  rpc_client *c = harness_rpc_client(g_sys.sync.rpc_url);
   char hex[65], up[UUID_STR_LEN + 1];
   uint8_t *b = random_file(PART, hex);
   uuid_v7_str(up);
@@ -534,7 +548,7 @@ typedef struct racer {
 
 static void *race_last(void *arg) {
   racer *x = arg;
-  rpc_client *c = harness_rpc_client(g_sync.rpc_url);
+  rpc_client *c = harness_rpc_client(g_sys.sync.rpc_url);
   size_t off = x->n - PART;
   pthread_barrier_wait(x->go);
   x->last = put_ok(c, x->t, x->hex, x->upload, (int64_t)x->n, (int64_t)off,
@@ -546,7 +560,7 @@ static void *race_last(void *arg) {
 START_TEST(two_uploads_of_one_file_racing_to_the_end_store_it_once) {
   tenant t;
   make_tenant(&t);
-  rpc_client *c = harness_rpc_client(g_sync.rpc_url);
+  rpc_client *c = harness_rpc_client(g_sys.sync.rpc_url);
   char hex[65], u1[UUID_STR_LEN + 1], u2[UUID_STR_LEN + 1];
   size_t n = MIB;
   uint8_t *b = random_file(n, hex);
@@ -569,10 +583,7 @@ START_TEST(two_uploads_of_one_file_racing_to_the_end_store_it_once) {
   pthread_barrier_destroy(&go);
   ck_assert(r1.last.done && r2.last.done);
   ck_assert(r1.last.existed != r2.last.existed); /* one stored it */
-  ck_assert_int_eq(files_of(&t), 1);
-  ck_assert_int_eq(usage(&t), (long long)n);
-  ck_assert_int_eq(parts_of(&t), 0);
-  read_back(c, &t, hex, b, n, MIB);
+  stored_once(c, &t, hex, b, n);
   free(b);
   rpc_client_free(c);
 }
@@ -581,7 +592,7 @@ END_TEST
 START_TEST(an_existing_file_answers_the_first_part_existed_and_done) {
   tenant t;
   make_tenant(&t);
-  rpc_client *c = harness_rpc_client(g_sync.rpc_url);
+  rpc_client *c = harness_rpc_client(g_sys.sync.rpc_url);
   char hex[65], u1[UUID_STR_LEN + 1], u2[UUID_STR_LEN + 1];
   size_t n = 300 * KIB;
   uint8_t *b = random_file(n, hex);
@@ -613,7 +624,7 @@ END_TEST
 START_TEST(the_janitor_removes_an_abandoned_upload_and_gives_its_bytes_back) {
   tenant t;
   make_tenant(&t);
-  rpc_client *c = harness_rpc_client(g_sync.rpc_url);
+  rpc_client *c = harness_rpc_client(g_sys.sync.rpc_url);
   char hex[65], up[UUID_STR_LEN + 1], done_hex[65], up2[UUID_STR_LEN + 1];
   uint8_t *b = random_file(MIB, hex);
   uint8_t *d = random_file(1000, done_hex);
@@ -654,7 +665,7 @@ END_TEST
 START_TEST(kill_9_of_sync_between_two_parts_loses_nothing) {
   tenant t;
   make_tenant(&t);
-  rpc_client *c = harness_rpc_client(g_sync.rpc_url);
+  rpc_client *c = harness_rpc_client(g_sys.sync.rpc_url);
   char hex[65], up[UUID_STR_LEN + 1];
   size_t n = 2 * MIB;
   uint8_t *b = random_file(n, hex);
@@ -662,10 +673,10 @@ START_TEST(kill_9_of_sync_between_two_parts_loses_nothing) {
   (void)put_ok(c, &t, hex, up, (int64_t)n, 0, b, PART);
   (void)put_ok(c, &t, hex, up, (int64_t)n, PART, b + PART, PART);
   rpc_client_free(c);
-  harness_signal(g_sync.proc, SIGKILL);
-  ck_assert_int_ne(harness_wait_exit(g_sync.proc, 15000), -1);
-  ck_assert(harness_service_restart(&g_sync, "sync", &kSvc, g_sync_extra));
-  c = harness_rpc_client(g_sync.rpc_url);
+  harness_signal(g_sys.sync.proc, SIGKILL);
+  ck_assert_int_ne(harness_wait_exit(g_sys.sync.proc, 15000), -1);
+  ck_assert(harness_system_restart(&g_sys, HARNESS_SYNC, NULL, NULL));
+  c = harness_rpc_client(g_sys.sync.rpc_url);
   /* The retry of the part in flight is answered, then the rest goes on
    * from received. */
   put_answer a = put_ok(c, &t, hex, up, (int64_t)n, PART, b + PART, PART);
@@ -673,9 +684,7 @@ START_TEST(kill_9_of_sync_between_two_parts_loses_nothing) {
   for (size_t off = 2 * PART; off < n; off += PART)
     a = put_ok(c, &t, hex, up, (int64_t)n, (int64_t)off, b + off, PART);
   ck_assert(a.done && !a.existed);
-  ck_assert_int_eq(files_of(&t), 1);
-  ck_assert_int_eq(usage(&t), (long long)n);
-  read_back(c, &t, hex, b, n, MIB);
+  stored_once(c, &t, hex, b, n);
   free(b);
   rpc_client_free(c);
 }
@@ -683,47 +692,12 @@ END_TEST
 
 /* ------------------------------------------------------------- system --- */
 
-static bool start_system(void) {
-  static char a[96], t[96], o[96];
-  if (!harness_service_start_auth(&g_auth, "auth", &kSvc, NULL)) return false;
-  snprintf(a, sizeof a, "AUTH_ADDR=%s", g_auth.rpc_url);
-  char *ten_extra[] = {a, NULL};
-  if (!harness_service_start(&g_tenants, "tenants", "services/tenants/tenants",
-                             &kSvc, ten_extra))
-    return false;
-  snprintf(t, sizeof t, "TENANTS_ADDR=%s", g_tenants.rpc_url);
-  char *ord_extra[] = {a, t, NULL};
-  if (!harness_service_start(&g_orders, "orders", "services/orders/orders",
-                             &kSvc, ord_extra))
-    return false;
-  snprintf(o, sizeof o, "ORDERS_ADDR=%s", g_orders.rpc_url);
-  char *sync_extra[] = {a,
-                        o,
-                        PEPPER,
-                        "SYNC_FILES_SWEEP=200ms",
-                        "SYNC_UPLOAD_IDLE=60s",
-                        "SYNC_FILES_QUOTA_BYTES=16777216",
-                        NULL};
-  memcpy(g_sync_extra, sync_extra, sizeof sync_extra);
-  return harness_service_start(&g_sync, "sync", "services/sync/sync", &kSvc,
-                               g_sync_extra);
-}
-
 int main(void) {
   harness_init();
   if (sodium_init() < 0) return EXIT_FAILURE;
   /* sync's key in the trust bundle before auth reads it. */
   (void)harness_identity_key_file("sync");
-  if (harness_pg_start(&g_pg) != 0 || harness_redis_start(&g_redis) != 0) {
-    harness_dump_logs();
-    fprintf(stderr, "cannot start PostgreSQL/Redis\n");
-    return EXIT_FAILURE;
-  }
-  if (!start_system()) {
-    harness_dump_logs();
-    fprintf(stderr, "cannot start the system\n");
-    return EXIT_FAILURE;
-  }
+  if (!harness_system_start(&g_sys, &kSystem)) return EXIT_FAILURE;
   Suite *s = suite_create("fileparts_itest");
   HARNESS_ADD_CASE(s, a_3_mib_file_in_256_kib_parts_round_trips, 120, NULL);
   HARNESS_ADD_CASE(s, every_part_sent_twice_is_stored_once, 120, NULL);
@@ -740,14 +714,7 @@ int main(void) {
       NULL);
   HARNESS_ADD_CASE(s, kill_9_of_sync_between_two_parts_loses_nothing, 180,
                    NULL);
-  int failed = harness_run_shared(s);
-  if (failed != 0) harness_dump_logs();
-  harness_service_stop(&g_sync, 15000);
-  harness_service_stop(&g_orders, 15000);
-  harness_service_stop(&g_tenants, 15000);
-  harness_service_stop(&g_auth, 15000);
-  harness_redis_stop(&g_redis);
-  harness_pg_stop(&g_pg);
+  int rc = harness_system_end(&g_sys, harness_run_shared(s));
   harness_cleanup();
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return rc;
 }
