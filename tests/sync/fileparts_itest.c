@@ -506,6 +506,42 @@ START_TEST(gaps_other_tenants_uploads_and_bad_parts_are_refused) {
 }
 END_TEST
 
+/* The part methods behind the same guards as every other: no service
+ * identity, a service they do not declare (a compromised pod of another
+ * service), or the gateway's identity without the member's token - each
+ * refused before anything is staged or read. */
+START_TEST(parts_need_the_gateways_identity_and_a_members_token) {
+  tenant t;
+  make_tenant(&t);
+  char hex[65], up[UUID_STR_LEN + 1];
+  uint8_t *b = random_file(PART, hex);
+  uuid_v7_str(up);
+  tenant no_token = t;
+  no_token.token[0] = '\0';
+  const struct {
+    const char *as; /* NULL: no identity */
+    const tenant *who;
+    int code;
+  } cases[] = {{NULL, &t, RPC_UNAUTHENTICATED},
+               {"orders", &t, RPC_PERMISSION_DENIED},
+               {"gateway", &no_token, RPC_UNAUTHENTICATED}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    rpc_client *c = harness_rpc_client_as(g_sys.sync.rpc_url, cases[i].as);
+    rpc_result *r = put(c, cases[i].who, hex, up, PART, 0, b, PART);
+    CK_RPC_CODE(r, cases[i].code);
+    rpc_result_free(r);
+    r = get(c, cases[i].who, hex, 0, PART);
+    CK_RPC_CODE(r, cases[i].code);
+    rpc_result_free(r);
+    rpc_client_free(c);
+  }
+  ck_assert_int_eq(uploads_of(&t), 0);
+  ck_assert_int_eq(parts_of(&t), 0);
+  ck_assert_int_eq(usage(&t), 0);
+  free(b);
+}
+END_TEST
+
 START_TEST(over_quota_on_the_first_part_reserves_nothing) {
   tenant t;
   make_tenant(&t);
@@ -703,6 +739,8 @@ int main(void) {
   HARNESS_ADD_CASE(s, every_part_sent_twice_is_stored_once, 120, NULL);
   HARNESS_ADD_CASE(s, a_wrong_hash_on_the_last_part_leaves_nothing, 120, NULL);
   HARNESS_ADD_CASE(s, gaps_other_tenants_uploads_and_bad_parts_are_refused, 120,
+                   NULL);
+  HARNESS_ADD_CASE(s, parts_need_the_gateways_identity_and_a_members_token, 120,
                    NULL);
   HARNESS_ADD_CASE(s, over_quota_on_the_first_part_reserves_nothing, 120, NULL);
   HARNESS_ADD_CASE(s, two_uploads_of_one_file_racing_to_the_end_store_it_once,
