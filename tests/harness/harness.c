@@ -42,6 +42,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,7 +169,8 @@ const char *harness_bin_path(const char *rel) {
   return buf;
 }
 
-int harness_free_port(void) {
+/* A port the kernel has free right now (bound to port 0, then closed). */
+static int kernel_free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   struct sockaddr_in sa;
@@ -182,6 +184,30 @@ int harness_free_port(void) {
       getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
     port = ntohs(sa.sin_port);
   close(fd);
+  return port;
+}
+
+/* A free port is only a number until its process binds it, and the
+ * kernel may offer the same number again meanwhile: a port chosen early
+ * (realtime's WebSocket port, picked before auth starts) then met a
+ * service's bus port chosen later (seen in CI: "ERROR on binding ... 98").
+ * So a port handed out once in this process is never handed out again. */
+static pthread_mutex_t ports_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t ports_given[65536 / 8];
+
+int harness_free_port(void) {
+  pthread_mutex_lock(&ports_mu);
+  int port = -1;
+  for (int tries = 0; tries < 256; tries++) {
+    int p = kernel_free_port();
+    if (p <= 0) break;
+    if ((ports_given[p / 8] & (1u << (p % 8))) == 0) {
+      ports_given[p / 8] |= (uint8_t)(1u << (p % 8));
+      port = p;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&ports_mu);
   return port;
 }
 

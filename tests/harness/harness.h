@@ -40,7 +40,9 @@ const char *harness_init(void);
  * any thread); copy it to keep it longer. */
 const char *harness_bin_path(const char *rel);
 
-/* A free TCP port on 127.0.0.1 (bound and released; small race accepted). */
+/* A free TCP port on 127.0.0.1 (bound and released; another process may
+ * still take it first), never one this process was given before, so two
+ * parts of one system cannot be handed the same number. -1 when none. */
 int harness_free_port(void);
 
 /* Starts argv[0] (a path) with argv, the current environment plus env

@@ -241,6 +241,19 @@ START_TEST(free_port_is_free_and_wait_port_times_out) {
 }
 END_TEST
 
+/* Ports are chosen before their processes bind them: one process never
+ * gets the same number twice (the kernel may offer it again meanwhile). */
+START_TEST(free_ports_are_never_handed_out_twice) {
+  enum { N = 2000 };
+  static int got[N];
+  for (int i = 0; i < N; i++) {
+    got[i] = harness_free_port();
+    ck_assert_int_gt(got[i], 0);
+    for (int j = 0; j < i; j++) ck_assert_int_ne(got[i], got[j]);
+  }
+}
+END_TEST
+
 /* A one-thread HTTP server answering every request with `status`, or
  * with `reply` verbatim when set; the last request's head is in `got`. */
 typedef struct http_srv {
@@ -723,6 +736,7 @@ int main(void) {
   tcase_add_test(procs, forked_child_exit_leaves_parents_processes_and_dir);
   tcase_add_test(procs, bin_path_uses_bazel_bin);
   tcase_add_test(procs, free_port_is_free_and_wait_port_times_out);
+  tcase_add_test(procs, free_ports_are_never_handed_out_twice);
   tcase_add_test(procs, wait_http_ok_needs_a_200);
   tcase_add_test(procs, harness_keep_leaves_the_directory);
   suite_add_tcase(s, procs);
